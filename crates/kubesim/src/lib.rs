@@ -1,0 +1,1 @@
+//! A Kubernetes API test server (being built; see issue 2).

@@ -1,0 +1,57 @@
+//! Subcommands. Each lives in its own file and returns `anyhow::Result`: this is
+//! the top of the program, where errors get context and become exit codes.
+
+mod check_config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Autoscaler for Kubernetes clusters on OpenStack Heat.
+///
+/// Grows Heat-managed minion groups when pods cannot be scheduled, removes
+/// exactly the minions it drained when they are no longer needed, and resizes
+/// pod requests in place from observed usage — planned together.
+#[derive(Debug, Parser)]
+#[command(name = "heatscaler", version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "HEATSCALER_CONFIG",
+        default_value = "/etc/heatscaler/heatscaler.yaml"
+    )]
+    pub config: PathBuf,
+
+    /// Log filter, in `RUST_LOG` syntax (e.g. `info`, `heatscaler=debug`).
+    #[arg(long, global = true, env = "HEATSCALER_LOG", default_value = "info")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a configuration file and report every problem with its key path.
+    ///
+    /// Exits 0 when the file is valid, 1 when it is not. Secrets are resolved
+    /// (files read, variables looked up) but never printed.
+    CheckConfig(check_config::Args),
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::CheckConfig(args) => check_config::run(&cli.config, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("heatscaler: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! heatscaler: one daemon that sizes a Kubernetes cluster on OpenStack Heat at
+//! both levels at once — minions in Heat-managed node groups, and pod requests
+//! resized in place — from one snapshot, by one pure planner.
+//!
+//! Data flows one way (see `docs/architecture.md`): observers build a
+//! [`model::Snapshot`], the planner turns it into actions, the actuator carries
+//! them out and records progress on the Kubernetes objects themselves.
+
+pub mod config;
+pub mod model;
+pub mod yaml;

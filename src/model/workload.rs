@@ -1,0 +1,69 @@
+//! Containers, owners and workloads: what the pod level plans over.
+
+use super::{Resources, Timestamp};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OwnerRef {
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+}
+
+/// The workload a pod belongs to, resolved through ReplicaSets to their
+/// Deployment where possible: the unit VPA objects target.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WorkloadRef {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PodPhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Container {
+    pub name: String,
+    /// Requests in the pod spec (the desired resources, after a resize request).
+    pub requests: Resources,
+    pub limits: Resources,
+    /// Requests the kubelet has actually applied (`status.containerStatuses[].resources`);
+    /// differs from `requests` while a resize is pending or in progress.
+    pub allocated: Option<Resources>,
+    /// Times this container was OOM-killed, as last seen (`lastState.terminated.reason`).
+    pub oom_kills: u32,
+    pub last_oom: Option<Timestamp>,
+}
+
+/// In-place resize progress, from the pod's `PodResizePending` /
+/// `PodResizeInProgress` conditions (Kubernetes 1.33+).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum ResizeState {
+    #[default]
+    None,
+    /// The kubelet cannot fit the new requests on this node at all.
+    Infeasible {
+        since: Timestamp,
+        message: String,
+    },
+    /// It may fit later (other pods must shrink or leave first).
+    Deferred {
+        since: Timestamp,
+        message: String,
+    },
+    InProgress {
+        since: Timestamp,
+    },
+}
