@@ -1,0 +1,186 @@
+//! Scrapes every node's kubelet through the API server's node proxy.
+//!
+//! Nodes are scraped `concurrency` at a time, each under its own timeout and
+//! body-size limit: a slow or broken kubelet costs one slot for at most
+//! `node_timeout` and shows up as a [`NodeScrapeError`], never as a stalled
+//! round. Going through the API server (rather than to each kubelet's port)
+//! needs only RBAC on `nodes/proxy` and works wherever the daemon can reach
+//! the API server — the master, where heatscaler runs under systemd.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::{AsyncReadExt, StreamExt};
+use jiff::Timestamp;
+
+use super::counters::CpuCounters;
+use super::{NodeReadings, UsageScrape, cadvisor, summary};
+use crate::config::{UsageCollection, UsageSource};
+
+/// Larger bodies are refused: a Summary is ~2 KiB per pod and a cAdvisor
+/// page ~20 KiB per pod, so 64 MiB is far above any real node.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+
+/// Why one node gave no usage this round.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScrapeFailure {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("request failed: {0}")]
+    Request(String),
+    #[error("response larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Parse(String),
+    #[error("not a valid node name")]
+    InvalidNodeName,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("scraping node {node}: {failure}")]
+pub struct NodeScrapeError {
+    pub node: String,
+    pub failure: ScrapeFailure,
+}
+
+/// A node's scrape record, for metrics and alerts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeHealth {
+    pub consecutive_failures: u32,
+    pub total_failures: u64,
+    pub last_error: Option<String>,
+}
+
+pub struct UsageCollector {
+    client: kube::Client,
+    source: UsageSource,
+    concurrency: usize,
+    node_timeout: Duration,
+    counters: CpuCounters,
+    health: BTreeMap<String, NodeHealth>,
+    failures_total: u64,
+}
+
+impl UsageCollector {
+    pub fn new(client: kube::Client, config: &UsageCollection) -> Self {
+        Self {
+            client,
+            source: config.source,
+            concurrency: config.concurrency.max(1) as usize,
+            node_timeout: config.node_timeout.get(),
+            counters: CpuCounters::default(),
+            health: BTreeMap::new(),
+            failures_total: 0,
+        }
+    }
+
+    /// Scrapes `nodes` (the snapshot's node names). Nodes not listed are
+    /// forgotten, so state stays proportional to the cluster.
+    /// `now` stamps cAdvisor lines that carry no timestamp.
+    pub async fn collect(&mut self, nodes: &[String], now: Timestamp) -> UsageScrape {
+        let results: Vec<(String, Result<NodeReadings, ScrapeFailure>)> = futures::stream::iter(nodes.iter().cloned())
+            .map(|node| {
+                let client = self.client.clone();
+                let (source, timeout) = (self.source, self.node_timeout);
+                async move {
+                    let result = match tokio::time::timeout(timeout, scrape_node(&client, &node, source, now)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(ScrapeFailure::Timeout(timeout)),
+                    };
+                    (node, result)
+                }
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+
+        self.counters.retain_nodes(|n| nodes.iter().any(|m| m == n));
+        self.health.retain(|n, _| nodes.iter().any(|m| m == n));
+        let mut scrape = UsageScrape::default();
+        for (node, result) in results {
+            let health = self.health.entry(node.clone()).or_default();
+            match result {
+                Ok(readings) => {
+                    health.consecutive_failures = 0;
+                    let (containers, node_usage) = self.counters.observe(&node, readings);
+                    scrape.containers.extend(containers);
+                    scrape.nodes.push(node_usage);
+                }
+                Err(failure) => {
+                    health.consecutive_failures += 1;
+                    health.total_failures += 1;
+                    health.last_error = Some(failure.to_string());
+                    self.failures_total += 1;
+                    tracing::warn!(%node, error = %failure, "kubelet scrape failed");
+                    scrape.errors.push(NodeScrapeError { node, failure });
+                }
+            }
+        }
+        scrape.nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        scrape.errors.sort_by(|a, b| a.node.cmp(&b.node));
+        scrape
+    }
+
+    pub fn health(&self) -> &BTreeMap<String, NodeHealth> {
+        &self.health
+    }
+
+    /// Failed node scrapes since start (a Prometheus counter).
+    pub fn failures_total(&self) -> u64 {
+        self.failures_total
+    }
+}
+
+/// The proxy path for a node; `None` when the name could smuggle in another path.
+pub fn proxy_path(node: &str, source: UsageSource) -> Option<String> {
+    let valid = !node.is_empty()
+        && node.len() <= 253
+        && node.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    let endpoint = match source {
+        UsageSource::Summary => "stats/summary",
+        UsageSource::Cadvisor => "metrics/cadvisor",
+    };
+    valid.then(|| format!("/api/v1/nodes/{node}/proxy/{endpoint}"))
+}
+
+async fn scrape_node(
+    client: &kube::Client,
+    node: &str,
+    source: UsageSource,
+    now: Timestamp,
+) -> Result<NodeReadings, ScrapeFailure> {
+    let path = proxy_path(node, source).ok_or(ScrapeFailure::InvalidNodeName)?;
+    let request = http::Request::get(path).body(Vec::new()).map_err(|e| ScrapeFailure::Request(e.to_string()))?;
+    let body = client.request_stream(request).await.map_err(|e| ScrapeFailure::Request(e.to_string()))?;
+    let mut bytes = Vec::new();
+    std::pin::pin!(body.take(MAX_BODY_BYTES as u64 + 1))
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| ScrapeFailure::Request(e.to_string()))?;
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ScrapeFailure::TooLarge(MAX_BODY_BYTES));
+    }
+    match source {
+        UsageSource::Summary => {
+            summary::parse(&bytes).map(|s| s.readings()).map_err(|e| ScrapeFailure::Parse(e.to_string()))
+        }
+        UsageSource::Cadvisor => cadvisor::parse(&bytes, now).map_err(|e| ScrapeFailure::Parse(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_paths_only_for_node_names() {
+        assert_eq!(
+            proxy_path("minion-0.cluster.local", UsageSource::Summary).unwrap(),
+            "/api/v1/nodes/minion-0.cluster.local/proxy/stats/summary"
+        );
+        assert_eq!(proxy_path("m1", UsageSource::Cadvisor).unwrap(), "/api/v1/nodes/m1/proxy/metrics/cadvisor");
+        assert_eq!(proxy_path("../../secrets", UsageSource::Summary), None);
+        assert_eq!(proxy_path("a/b", UsageSource::Summary), None);
+        assert_eq!(proxy_path("", UsageSource::Summary), None);
+    }
+}
