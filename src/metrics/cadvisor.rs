@@ -126,3 +126,69 @@ fn is_wanted(line: &str) -> bool {
         .iter()
         .any(|m| metric.strip_prefix(m).is_some_and(|rest| rest.starts_with(['{', ' ', '\t'])))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::counters::CpuCounters;
+
+    /// A kubelet `/metrics/cadvisor` page (containerd, systemd cgroup driver).
+    const FIXTURE: &str = include_str!("../../tests/fixtures/kubelet/cadvisor.txt");
+
+    fn scraped_at() -> Timestamp {
+        "2026-01-05T10:00:10Z".parse().unwrap()
+    }
+
+    #[test]
+    fn parses_containers_and_the_node() {
+        let readings = parse(FIXTURE.as_bytes(), scraped_at()).unwrap();
+        let mut names: Vec<_> =
+            readings.containers.iter().map(|c| (c.series.pod.as_str(), c.series.container.as_str())).collect();
+        names.sort();
+        // Pod cgroups, the pause sandbox and system slices are not containers.
+        assert_eq!(
+            names,
+            [("coredns-5d78c9869d-kvl6b", "coredns"), ("web-7d4b9c6f5-x2kqp", "app"), ("web-7d4b9c6f5-x2kqp", "envoy")]
+        );
+        let app = readings.containers.iter().find(|c| c.series.container == "app").unwrap();
+        let cpu = app.cpu.unwrap();
+        assert_eq!(cpu.cumulative_core_seconds, Some(2913.402751));
+        assert_eq!(cpu.at.to_string(), "2026-01-05T10:00:02Z");
+        assert_eq!(app.memory.unwrap().1, 268_435_456);
+        // The restarted coredns: the new cgroup, not the stale one.
+        let coredns = readings.containers.iter().find(|c| c.series.container == "coredns").unwrap();
+        assert!(coredns.series.instance.ends_with("7e57ab1e.scope"), "{}", coredns.series.instance);
+        assert_eq!(coredns.memory.unwrap().1, 14_680_064);
+        assert_eq!(readings.node_cpu.unwrap().cumulative_core_seconds, Some(79334.861129));
+        assert_eq!(readings.node_memory.unwrap().1, 2_846_736_384);
+    }
+
+    #[test]
+    fn cpu_usage_is_the_counter_rate() {
+        let mut counters = CpuCounters::default();
+        let (usage, _) = counters.observe("minion-0", parse(FIXTURE.as_bytes(), scraped_at()).unwrap());
+        assert!(usage.iter().all(|u| u.cpu_cores.is_none()), "a counter alone has no rate");
+        assert!(usage.iter().all(|u| u.memory_working_set.is_some()));
+
+        let next = FIXTURE.replace(
+            r#"pod="web-7d4b9c6f5-x2kqp"} 2913.402751 1767607202000"#,
+            r#"pod="web-7d4b9c6f5-x2kqp"} 2958.402751 1767607292000"#,
+        );
+        assert_ne!(next, FIXTURE);
+        let (usage, _) = counters.observe("minion-0", parse(next.as_bytes(), scraped_at()).unwrap());
+        let app = usage.iter().find(|u| u.container == "app").unwrap();
+        assert_eq!(app.cpu_cores, Some(0.5), "45 core-seconds in 90 s");
+    }
+
+    #[test]
+    fn lines_without_timestamp_and_old_label_names() {
+        let text = "# TYPE container_memory_working_set_bytes gauge\n\
+            container_memory_working_set_bytes{container_name=\"app\",id=\"/kubepods/pod1/abc\",namespace=\"shop\",pod_name=\"web-1\"} 1.048576e+07\n";
+        let readings = parse(text.as_bytes(), scraped_at()).unwrap();
+        assert_eq!(readings.containers.len(), 1);
+        let c = &readings.containers[0];
+        assert_eq!((c.series.pod.as_str(), c.series.container.as_str()), ("web-1", "app"));
+        assert_eq!(c.memory, Some((scraped_at(), 10_485_760)));
+        assert!(matches!(parse(&[0xff, 0xfe], scraped_at()), Err(CadvisorError::NotUtf8)));
+    }
+}

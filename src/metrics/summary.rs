@@ -123,3 +123,77 @@ impl Summary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::counters::CpuCounters;
+
+    /// A kubelet 1.3x `/stats/summary` body (shape of stats/v1alpha1, see the fixture's README).
+    const FIXTURE: &str = include_str!("../../tests/fixtures/kubelet/summary.json");
+
+    #[test]
+    fn parses_a_kubelet_summary() {
+        let summary = parse(FIXTURE.as_bytes()).unwrap();
+        assert_eq!(summary.node.node_name, "minion-0");
+        assert_eq!(summary.pods.len(), 3);
+        let readings = summary.readings();
+        let names: Vec<_> =
+            readings.containers.iter().map(|c| (c.series.pod.as_str(), c.series.container.as_str())).collect();
+        assert_eq!(
+            names,
+            [("web-7d4b9c6f5-x2kqp", "app"), ("web-7d4b9c6f5-x2kqp", "envoy"), ("coredns-5d78c9869d-kvl6b", "coredns")]
+        );
+        let app = &readings.containers[0];
+        assert_eq!(app.series.instance, "5f1c8e2a-7a1b-4c3d-9e8f-0a1b2c3d4e5f");
+        let cpu = app.cpu.unwrap();
+        assert_eq!(cpu.at.to_string(), "2026-01-05T10:00:02Z");
+        assert_eq!(cpu.recent_cores, Some(0.243116807));
+        assert_eq!(cpu.cumulative_core_seconds, Some(2913.402751));
+        assert_eq!(app.memory, Some(("2026-01-05T10:00:02Z".parse().unwrap(), 268_435_456)));
+        assert_eq!(readings.node_memory.unwrap().1, 2_846_736_384);
+        assert_eq!(readings.node_cpu.unwrap().recent_cores, Some(0.912417301));
+    }
+
+    #[test]
+    fn cpu_is_the_counter_rate_between_scrapes() {
+        let mut counters = CpuCounters::default();
+        let first = parse(FIXTURE.as_bytes()).unwrap().readings();
+        let (usage, node) = counters.observe("minion-0", first);
+        assert_eq!(usage.len(), 3);
+        // First scrape: the kubelet's own average where it has one; coredns
+        // just restarted and has no usageNanoCores yet, so CPU is unknown.
+        assert_eq!(usage[0].cpu_cores, Some(0.243116807));
+        assert_eq!(usage[2].cpu_cores, None);
+        assert_eq!(usage[2].memory_working_set, Some(14_680_064));
+        assert_eq!(node.cpu_cores, Some(0.912417301));
+
+        // One minute later: app used 30 more core-seconds, coredns 6.
+        let mut next: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+        let bump = |c: &mut serde_json::Value, seconds: u64, time: &str| {
+            let cpu = &mut c["cpu"];
+            cpu["time"] = time.into();
+            let total = cpu["usageCoreNanoSeconds"].as_u64().unwrap() + seconds * 1_000_000_000;
+            cpu["usageCoreNanoSeconds"] = total.into();
+            c["memory"]["time"] = time.into();
+        };
+        bump(&mut next["pods"][0]["containers"][0], 30, "2026-01-05T10:01:02Z");
+        bump(&mut next["pods"][1]["containers"][0], 6, "2026-01-05T10:01:00Z");
+        bump(&mut next["node"], 120, "2026-01-05T10:01:04Z");
+        let second = parse(next.to_string().as_bytes()).unwrap().readings();
+        let (usage, node) = counters.observe("minion-0", second);
+        assert_eq!(usage[0].cpu_cores, Some(0.5));
+        assert_eq!(usage[0].at.to_string(), "2026-01-05T10:01:02Z");
+        assert_eq!(usage[2].cpu_cores, Some(0.1));
+        // envoy's reading did not move in time: no rate, its own average again.
+        assert_eq!(usage[1].cpu_cores, Some(0.012450961));
+        assert_eq!(node.cpu_cores, Some(2.0));
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_summary() {
+        let err = parse(b"<html>502 Bad Gateway</html>").unwrap_err();
+        assert!(err.to_string().starts_with("not a kubelet stats summary"), "{err}");
+        assert!(parse(br#"{"pods": []}"#).is_err(), "node is required");
+    }
+}

@@ -341,8 +341,10 @@ impl DecayingHistogram {
     }
 
     fn decay_factor(&mut self, at: Timestamp) -> f64 {
+        let horizon = |r: Timestamp| self.half_life.checked_mul(MAX_DECAY_EXPONENT).and_then(|d| r.checked_add(d).ok());
         let reference = match self.reference {
-            Some(r) if at <= r + self.half_life * MAX_DECAY_EXPONENT => r,
+            // No horizon (beyond year 9999): the exponent cannot grow that far.
+            Some(r) if horizon(r).is_none_or(|h| at <= h) => r,
             _ => {
                 self.shift_reference(at);
                 self.reference.expect("just set")

@@ -81,7 +81,7 @@ impl InstanceState {
         rules: &MemoryRules,
     ) -> Result<(), SampleRejected> {
         if let Some(window_end) = self.window_end
-            && at < window_end - rules.interval
+            && window_end.checked_sub(rules.interval).is_ok_and(|start| at < start)
         {
             return Err(SampleRejected::OomTooOld { at, window_end });
         }

@@ -114,7 +114,10 @@ impl Settings {
 
     /// How long a workload container's history lives without samples.
     pub fn memory_aggregation_window(&self) -> SignedDuration {
-        self.memory_aggregation_interval * self.memory_aggregation_interval_count as i32
+        i32::try_from(self.memory_aggregation_interval_count)
+            .ok()
+            .and_then(|n| self.memory_aggregation_interval.checked_mul(n))
+            .unwrap_or(SignedDuration::MAX)
     }
 
     fn memory_rules(&self) -> MemoryRules {
