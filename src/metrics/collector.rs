@@ -7,7 +7,7 @@
 //! needs only RBAC on `nodes/proxy` and works wherever the daemon can reach
 //! the API server — the master, where heatscaler runs under systemd.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use futures::{AsyncReadExt, StreamExt};
@@ -94,8 +94,9 @@ impl UsageCollector {
             .collect()
             .await;
 
-        self.counters.retain_nodes(|n| nodes.iter().any(|m| m == n));
-        self.health.retain(|n, _| nodes.iter().any(|m| m == n));
+        let listed: HashSet<&str> = nodes.iter().map(String::as_str).collect();
+        self.counters.retain_nodes(|n| listed.contains(n));
+        self.health.retain(|n, _| listed.contains(n.as_str()));
         let mut scrape = UsageScrape::default();
         for (node, result) in results {
             let health = self.health.entry(node.clone()).or_default();
@@ -111,7 +112,12 @@ impl UsageCollector {
                     health.total_failures += 1;
                     health.last_error = Some(failure.to_string());
                     self.failures_total += 1;
-                    tracing::warn!(%node, error = %failure, "kubelet scrape failed");
+                    // Warn when a node starts failing, not every round while it stays down.
+                    if health.consecutive_failures == 1 {
+                        tracing::warn!(%node, error = %failure, "kubelet scrape failed");
+                    } else {
+                        tracing::debug!(%node, error = %failure, failures = health.consecutive_failures, "kubelet scrape still failing");
+                    }
                     scrape.errors.push(NodeScrapeError { node, failure });
                 }
             }

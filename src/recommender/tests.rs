@@ -475,3 +475,38 @@ fn feeding_joins_usage_and_ooms_to_workloads() {
             .is_empty()
     );
 }
+
+/// Not a check: prints the figures quoted in docs/recommender.md.
+/// `cargo test --lib footprint_and_throughput_figures -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn footprint_and_throughput_figures() {
+    let workloads: Vec<WorkloadRef> = (0..1000)
+        .map(|i| WorkloadRef { kind: "Deployment".into(), namespace: "ns".into(), name: format!("w{i}") })
+        .collect();
+    let mut r = recommender();
+    let mut t = t0();
+    let start = std::time::Instant::now();
+    for _ in 0..100 {
+        for (i, w) in workloads.iter().enumerate() {
+            let p = PodKey { namespace: "ns".into(), name: format!("p{i}") };
+            r.add_cpu_sample(w, &p, "app", t, 0.1 + (i % 17) as f64 * 0.05, 200).unwrap();
+            r.add_memory_sample(w, &p, "app", t, (100 + (i % 50) as i64) * MI).unwrap();
+        }
+        t += MINUTE;
+    }
+    let feed = start.elapsed();
+    let start = std::time::Instant::now();
+    let n: usize = workloads.iter().map(|w| r.recommend(w, None, 1).len()).sum();
+    let recommend = start.elapsed();
+    let checkpoints = r.checkpoints(t);
+    let json = serde_json::to_string(&checkpoints).unwrap();
+    eprintln!(
+        "200k samples fed in {feed:?}; {n} recommendations in {recommend:?}; {:?}; \
+         AggregateState {} B + 2 x 176 x 8 B buckets; instance state {} B; checkpoint {} B of JSON per container",
+        r.footprint(),
+        std::mem::size_of::<AggregateState>(),
+        std::mem::size_of::<instance::InstanceState>(),
+        json.len() / checkpoints.len()
+    );
+}
