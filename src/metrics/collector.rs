@@ -177,6 +177,70 @@ async fn scrape_node(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::AsyncReadExt as _;
+
+    /// A TCP server that accepts connections and never answers: every node
+    /// behind it is a hung kubelet. Records when each connection arrived.
+    async fn black_hole() -> (String, Arc<Mutex<Vec<std::time::Instant>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let log = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                log.lock().unwrap().push(std::time::Instant::now());
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {}
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn hung_nodes_time_out_within_the_concurrency_bound_and_are_counted() {
+        let (url, accepted) = black_hole().await;
+        let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        let config = UsageCollection {
+            source: UsageSource::Summary,
+            interval: crate::config::Duration::from_secs(60),
+            concurrency: 2,
+            node_timeout: crate::config::Duration::from_millis(300),
+        };
+        let mut collector = UsageCollector::new(client, &config);
+        let nodes: Vec<String> = ["n1", "n2", "n3", "n4", "Bad/Name"].map(String::from).to_vec();
+
+        let started = std::time::Instant::now();
+        let scrape = collector.collect(&nodes, "2026-01-05T10:00:00Z".parse().unwrap()).await;
+        assert!(scrape.containers.is_empty() && scrape.nodes.is_empty());
+        let failures: Vec<_> = scrape.errors.iter().map(|e| (e.node.as_str(), e.failure.clone())).collect();
+        let timeout = ScrapeFailure::Timeout(Duration::from_millis(300));
+        assert_eq!(
+            failures,
+            [
+                ("Bad/Name", ScrapeFailure::InvalidNodeName),
+                ("n1", timeout.clone()),
+                ("n2", timeout.clone()),
+                ("n3", timeout.clone()),
+                ("n4", timeout.clone())
+            ]
+        );
+        // Every valid node was tried, at most two at a time: the third
+        // connection could only open once a slot was freed by a timeout.
+        let accepted = accepted.lock().unwrap().clone();
+        assert_eq!(accepted.len(), 4);
+        assert!(accepted[2].duration_since(started) >= Duration::from_millis(300));
+
+        assert_eq!(collector.failures_total(), 5);
+        let _ = collector.collect(&nodes[..1], "2026-01-05T10:01:00Z".parse().unwrap()).await;
+        assert_eq!(collector.failures_total(), 6);
+        let health: Vec<_> = collector.health().iter().map(|(n, h)| (n.as_str(), h.consecutive_failures)).collect();
+        assert_eq!(health, [("n1", 2)], "nodes no longer listed are forgotten");
+        assert!(collector.health()["n1"].last_error.as_deref().unwrap().contains("no answer within"));
+    }
 
     #[test]
     fn proxy_paths_only_for_node_names() {
