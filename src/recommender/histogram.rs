@@ -404,6 +404,34 @@ mod tests {
     }
 
     #[test]
+    fn exponential_scheme_matches_vpas_own_example() {
+        // VPA's histogram_options_test: max 100, first bucket 10, ratio 2.
+        let s = BucketScheme::exponential(100.0, 10.0, 2.0, EPSILON);
+        assert_eq!(s.num_buckets(), 5);
+        let starts: Vec<f64> = (0..5).map(|b| s.bucket_start(b)).collect();
+        assert_eq!(starts, [0.0, 10.0, 30.0, 70.0, 150.0]);
+        let buckets: Vec<usize> = [-1.0, 0.0, 9.99, 10.0, 29.99, 30.0, 69.99, 70.0, 149.99, 150.0, 1e9]
+            .into_iter()
+            .map(|v| s.bucket_of(v))
+            .collect();
+        assert_eq!(buckets, [0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4]);
+    }
+
+    #[test]
+    fn decay_halves_weight_per_half_life() {
+        let hour = SignedDuration::from_hours(1);
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut h = DecayingHistogram::new(BucketScheme::cpu(), hour);
+        // 1.0 at t0, then 2.0 two half-lives later: weights 1 and 4.
+        h.add(1.0, 1.0, t0);
+        h.add(2.0, 1.0, t0 + hour * 2);
+        let scheme = *h.histogram().scheme();
+        let end = |v: f64| scheme.bucket_start(scheme.bucket_of(v) + 1);
+        assert_eq!(h.percentile(0.2), end(1.0));
+        assert_eq!(h.percentile(0.21), end(2.0));
+    }
+
+    #[test]
     fn percentile_is_the_end_of_the_bucket_reaching_it() {
         let scheme = BucketScheme::cpu();
         let mut h = Histogram::new(scheme);

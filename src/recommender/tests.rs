@@ -221,6 +221,15 @@ fn confidence_widens_bounds_while_history_is_short() {
     assert_eq!(rec.upper_bound.cpu_milli, (base as f64 * (1.0 + 1.0 / 7.0)) as i64);
     assert_eq!(rec.lower_bound.cpu_milli, (base as f64 * (1.0 + 0.001 / 7.0f64).powf(-2.0)) as i64);
 
+    // VPA's estimator_test: 9 samples 2 minutes apart give 9/1440 = 0.00625.
+    let mut r = recommender();
+    let mut t = t0();
+    for _ in 0..9 {
+        r.add_cpu_sample(&web(), &pod_key("web-1"), "app", t, 1.0, 500).unwrap();
+        t += MINUTE * 2;
+    }
+    assert_eq!(r.aggregate(&web(), "app").unwrap().confidence(CONFIDENCE_INTERVAL), 0.00625);
+
     // Sparse samples: a week of history but one sample an hour counts as 168/1440 days.
     let mut r = recommender();
     let mut t = t0();
