@@ -3,7 +3,7 @@
 //! the algorithm and every constant).
 //!
 //! Usage flows in as samples keyed by workload, pod and container; each pod's
-//! container keeps a small [`instance`] state (sample order, this interval's
+//! container keeps a small `instance` state (sample order, this interval's
 //! memory peak) and feeds the workload container's [`AggregateState`], two
 //! fixed-size decaying histograms. Recommendations are computed on demand and
 //! shaped like a VPA's `status.recommendation.containerRecommendations[]`.
