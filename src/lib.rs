@@ -7,5 +7,7 @@
 //! them out and records progress on the Kubernetes objects themselves.
 
 pub mod config;
+pub mod metrics;
 pub mod model;
+pub mod recommender;
 pub mod yaml;

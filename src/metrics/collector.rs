@@ -1,0 +1,256 @@
+//! Scrapes every node's kubelet through the API server's node proxy.
+//!
+//! Nodes are scraped `concurrency` at a time, each under its own timeout and
+//! body-size limit: a slow or broken kubelet costs one slot for at most
+//! `node_timeout` and shows up as a [`NodeScrapeError`], never as a stalled
+//! round. Going through the API server (rather than to each kubelet's port)
+//! needs only RBAC on `nodes/proxy` and works wherever the daemon can reach
+//! the API server — the master, where heatscaler runs under systemd.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use futures::{AsyncReadExt, StreamExt};
+use jiff::Timestamp;
+
+use super::counters::CpuCounters;
+use super::{NodeReadings, UsageScrape, cadvisor, summary};
+use crate::config::{UsageCollection, UsageSource};
+
+/// Larger bodies are refused: a Summary is ~2 KiB per pod and a cAdvisor
+/// page ~20 KiB per pod, so 64 MiB is far above any real node.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+
+/// Why one node gave no usage this round.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScrapeFailure {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("request failed: {0}")]
+    Request(String),
+    #[error("response larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Parse(String),
+    #[error("not a valid node name")]
+    InvalidNodeName,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("scraping node {node}: {failure}")]
+pub struct NodeScrapeError {
+    pub node: String,
+    pub failure: ScrapeFailure,
+}
+
+/// A node's scrape record, for metrics and alerts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeHealth {
+    pub consecutive_failures: u32,
+    pub total_failures: u64,
+    pub last_error: Option<String>,
+}
+
+pub struct UsageCollector {
+    client: kube::Client,
+    source: UsageSource,
+    concurrency: usize,
+    node_timeout: Duration,
+    counters: CpuCounters,
+    health: BTreeMap<String, NodeHealth>,
+    failures_total: u64,
+}
+
+impl UsageCollector {
+    pub fn new(client: kube::Client, config: &UsageCollection) -> Self {
+        Self {
+            client,
+            source: config.source,
+            concurrency: config.concurrency.max(1) as usize,
+            node_timeout: config.node_timeout.get(),
+            counters: CpuCounters::default(),
+            health: BTreeMap::new(),
+            failures_total: 0,
+        }
+    }
+
+    /// Scrapes `nodes` (the snapshot's node names). Nodes not listed are
+    /// forgotten, so state stays proportional to the cluster.
+    /// `now` stamps cAdvisor lines that carry no timestamp.
+    pub async fn collect(&mut self, nodes: &[String], now: Timestamp) -> UsageScrape {
+        let results: Vec<(String, Result<NodeReadings, ScrapeFailure>)> = futures::stream::iter(nodes.iter().cloned())
+            .map(|node| {
+                let client = self.client.clone();
+                let (source, timeout) = (self.source, self.node_timeout);
+                async move {
+                    let result = match tokio::time::timeout(timeout, scrape_node(&client, &node, source, now)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(ScrapeFailure::Timeout(timeout)),
+                    };
+                    (node, result)
+                }
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+
+        let listed: HashSet<&str> = nodes.iter().map(String::as_str).collect();
+        self.counters.retain_nodes(|n| listed.contains(n));
+        self.health.retain(|n, _| listed.contains(n.as_str()));
+        let mut scrape = UsageScrape::default();
+        for (node, result) in results {
+            let health = self.health.entry(node.clone()).or_default();
+            match result {
+                Ok(readings) => {
+                    health.consecutive_failures = 0;
+                    let (containers, node_usage) = self.counters.observe(&node, readings);
+                    scrape.containers.extend(containers);
+                    scrape.nodes.push(node_usage);
+                }
+                Err(failure) => {
+                    health.consecutive_failures += 1;
+                    health.total_failures += 1;
+                    health.last_error = Some(failure.to_string());
+                    self.failures_total += 1;
+                    // Warn when a node starts failing, not every round while it stays down.
+                    if health.consecutive_failures == 1 {
+                        tracing::warn!(%node, error = %failure, "kubelet scrape failed");
+                    } else {
+                        tracing::debug!(%node, error = %failure, failures = health.consecutive_failures, "kubelet scrape still failing");
+                    }
+                    scrape.errors.push(NodeScrapeError { node, failure });
+                }
+            }
+        }
+        scrape.nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        scrape.errors.sort_by(|a, b| a.node.cmp(&b.node));
+        scrape
+    }
+
+    pub fn health(&self) -> &BTreeMap<String, NodeHealth> {
+        &self.health
+    }
+
+    /// Failed node scrapes since start (a Prometheus counter).
+    pub fn failures_total(&self) -> u64 {
+        self.failures_total
+    }
+}
+
+/// The proxy path for a node; `None` when the name could smuggle in another path.
+pub fn proxy_path(node: &str, source: UsageSource) -> Option<String> {
+    let valid = !node.is_empty()
+        && node.len() <= 253
+        && node.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    let endpoint = match source {
+        UsageSource::Summary => "stats/summary",
+        UsageSource::Cadvisor => "metrics/cadvisor",
+    };
+    valid.then(|| format!("/api/v1/nodes/{node}/proxy/{endpoint}"))
+}
+
+async fn scrape_node(
+    client: &kube::Client,
+    node: &str,
+    source: UsageSource,
+    now: Timestamp,
+) -> Result<NodeReadings, ScrapeFailure> {
+    let path = proxy_path(node, source).ok_or(ScrapeFailure::InvalidNodeName)?;
+    let request = http::Request::get(path).body(Vec::new()).map_err(|e| ScrapeFailure::Request(e.to_string()))?;
+    let body = client.request_stream(request).await.map_err(|e| ScrapeFailure::Request(e.to_string()))?;
+    let mut bytes = Vec::new();
+    std::pin::pin!(body.take(MAX_BODY_BYTES as u64 + 1))
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| ScrapeFailure::Request(e.to_string()))?;
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ScrapeFailure::TooLarge(MAX_BODY_BYTES));
+    }
+    match source {
+        UsageSource::Summary => {
+            summary::parse(&bytes).map(|s| s.readings()).map_err(|e| ScrapeFailure::Parse(e.to_string()))
+        }
+        UsageSource::Cadvisor => cadvisor::parse(&bytes, now).map_err(|e| ScrapeFailure::Parse(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::AsyncReadExt as _;
+
+    /// A TCP server that accepts connections and never answers: every node
+    /// behind it is a hung kubelet. Records when each connection arrived.
+    async fn black_hole() -> (String, Arc<Mutex<Vec<std::time::Instant>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let log = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                log.lock().unwrap().push(std::time::Instant::now());
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {}
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn hung_nodes_time_out_within_the_concurrency_bound_and_are_counted() {
+        let (url, accepted) = black_hole().await;
+        let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        let config = UsageCollection {
+            source: UsageSource::Summary,
+            interval: crate::config::Duration::from_secs(60),
+            concurrency: 2,
+            node_timeout: crate::config::Duration::from_millis(300),
+        };
+        let mut collector = UsageCollector::new(client, &config);
+        let nodes: Vec<String> = ["n1", "n2", "n3", "n4", "Bad/Name"].map(String::from).to_vec();
+
+        let started = std::time::Instant::now();
+        let scrape = collector.collect(&nodes, "2026-01-05T10:00:00Z".parse().unwrap()).await;
+        assert!(scrape.containers.is_empty() && scrape.nodes.is_empty());
+        let failures: Vec<_> = scrape.errors.iter().map(|e| (e.node.as_str(), e.failure.clone())).collect();
+        let timeout = ScrapeFailure::Timeout(Duration::from_millis(300));
+        assert_eq!(
+            failures,
+            [
+                ("Bad/Name", ScrapeFailure::InvalidNodeName),
+                ("n1", timeout.clone()),
+                ("n2", timeout.clone()),
+                ("n3", timeout.clone()),
+                ("n4", timeout.clone())
+            ]
+        );
+        // Every valid node was tried, at most two at a time: the third
+        // connection could only open once a slot was freed by a timeout.
+        let accepted = accepted.lock().unwrap().clone();
+        assert_eq!(accepted.len(), 4);
+        assert!(accepted[2].duration_since(started) >= Duration::from_millis(300));
+
+        assert_eq!(collector.failures_total(), 5);
+        let _ = collector.collect(&nodes[..1], "2026-01-05T10:01:00Z".parse().unwrap()).await;
+        assert_eq!(collector.failures_total(), 6);
+        let health: Vec<_> = collector.health().iter().map(|(n, h)| (n.as_str(), h.consecutive_failures)).collect();
+        assert_eq!(health, [("n1", 2)], "nodes no longer listed are forgotten");
+        assert!(collector.health()["n1"].last_error.as_deref().unwrap().contains("no answer within"));
+    }
+
+    #[test]
+    fn proxy_paths_only_for_node_names() {
+        assert_eq!(
+            proxy_path("minion-0.cluster.local", UsageSource::Summary).unwrap(),
+            "/api/v1/nodes/minion-0.cluster.local/proxy/stats/summary"
+        );
+        assert_eq!(proxy_path("m1", UsageSource::Cadvisor).unwrap(), "/api/v1/nodes/m1/proxy/metrics/cadvisor");
+        assert_eq!(proxy_path("../../secrets", UsageSource::Summary), None);
+        assert_eq!(proxy_path("a/b", UsageSource::Summary), None);
+        assert_eq!(proxy_path("", UsageSource::Summary), None);
+    }
+}
