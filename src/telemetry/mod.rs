@@ -8,14 +8,16 @@
 mod health;
 mod metrics;
 mod operations;
+mod outcomes;
 mod server;
 mod systemd;
 
 pub use health::{Health, HealthOptions, Leadership, Liveness, Readiness};
-pub use metrics::{
-    AlertOutcome, DrainOutcome, EvictionPurpose, GroupSizes, Metrics, RecommendationValues, ResizeOutcome,
-    ResourceName, ScaleUpFailure,
-};
+pub use metrics::Metrics;
 pub use operations::{HeatOperation, KubeResource, KubeVerb};
+pub use outcomes::{
+    AlertOutcome, DrainOutcome, EvictionPurpose, GroupSizes, RecommendationValues, ResizeOutcome, ResourceName,
+    ScaleUpFailure,
+};
 pub use server::{OPENMETRICS_CONTENT_TYPE, TelemetryError, TelemetryServer};
 pub use systemd::Notifier;
