@@ -6,8 +6,10 @@
 //! [`model::Snapshot`], the planner turns it into actions, the actuator carries
 //! them out and records progress on the Kubernetes objects themselves.
 
+pub mod alerts;
 pub mod config;
 pub mod metrics;
 pub mod model;
 pub mod recommender;
+pub mod telemetry;
 pub mod yaml;

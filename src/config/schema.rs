@@ -617,6 +617,51 @@ pub struct SinkConfig {
     /// Per-request timeout.
     #[serde(default = "default_sink_timeout")]
     pub timeout: Duration,
+    /// Name in logs and in the `sink` label of metrics; `<kind>-<index>` when unset.
+    /// (Never derived from the URL: URLs can carry credentials.)
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Least severity sent to this sink. Unset: `warning` for Alertmanager (an
+    /// alert there pages someone), `info` for webhook and Slack.
+    #[serde(default)]
+    pub min_severity: Option<AlertSeverity>,
+    /// Also send the per-pod and intermediate steps (TriggeredScaleUp, DrainStarted,
+    /// PodEvicted, PodResized, ...), which Kubernetes Events and logs always get.
+    #[serde(default)]
+    pub include_details: bool,
+}
+
+impl SinkConfig {
+    /// The sink's name given its position in `alerts.sinks`.
+    pub fn effective_name(&self, index: usize) -> String {
+        self.name.clone().unwrap_or_else(|| format!("{}-{index}", self.kind.as_str()))
+    }
+
+    pub fn effective_min_severity(&self) -> AlertSeverity {
+        self.min_severity.unwrap_or(match self.kind {
+            SinkKind::Alertmanager => AlertSeverity::Warning,
+            SinkKind::Webhook | SinkKind::Slack => AlertSeverity::Info,
+        })
+    }
+}
+
+/// How much attention a scaling event needs. Ordered: `info < warning < critical`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlertSeverity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl AlertSeverity {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AlertSeverity::Info => "info",
+            AlertSeverity::Warning => "warning",
+            AlertSeverity::Critical => "critical",
+        }
+    }
 }
 
 fn default_sink_timeout() -> Duration {
@@ -629,6 +674,16 @@ pub enum SinkKind {
     Alertmanager,
     Webhook,
     Slack,
+}
+
+impl SinkKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::Alertmanager => "alertmanager",
+            SinkKind::Webhook => "webhook",
+            SinkKind::Slack => "slack",
+        }
+    }
 }
 
 // ----------------------------------------------------------------- Telemetry

@@ -201,3 +201,15 @@ fn relative_paths_resolve_against_the_file() {
     let ac = c.openstack.unwrap().application_credential.unwrap();
     assert_eq!(ac.secret, SecretSource::File(dir.path().join("ac-secret")));
 }
+
+#[test]
+fn duplicate_sink_names_and_bad_severity() {
+    let text = format!(
+        "{VALID}alerts:\n  sinks:\n    - kind: webhook\n      url: http://a.example/\n      name: ops\n    - kind: alertmanager\n      url: http://b.example/\n      name: ops\n"
+    );
+    assert_error(&text, "alerts.sinks[1].name", "used twice");
+    let text = format!(
+        "{VALID}alerts:\n  sinks:\n    - kind: webhook\n      url: http://a.example/\n      min-severity: loud\n"
+    );
+    assert_error(&text, "alerts.sinks[0].min-severity", "unknown variant");
+}

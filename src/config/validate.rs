@@ -320,6 +320,15 @@ impl Validator {
                 (None, _) => {}
             }
             self.positive(&format!("{p}.timeout"), s.timeout);
+            if let Some(name) = &s.name
+                && (name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+            {
+                self.err(format!("{p}.name"), "use letters, digits, `-`, `_` or `.` (it becomes a metric label)");
+            }
+            let name = s.effective_name(i);
+            if a.sinks.iter().enumerate().take(i).any(|(j, o)| o.effective_name(j) == name) {
+                self.err(format!("{p}.name"), format!("sink name `{name}` is used twice"));
+            }
         }
     }
 

@@ -1,0 +1,231 @@
+//! Liveness and readiness, as the daemon reports them and as `/healthz`,
+//! `/readyz` and the systemd watchdog read them.
+//!
+//! Liveness means "the main loop still turns": the loop calls
+//! [`Health::heartbeat`] every iteration — also while it waits as a standby for
+//! the leader lease — and a heartbeat older than the timeout means the loop is
+//! stuck, which only a restart fixes.
+//!
+//! Readiness means "this daemon has seen the world once": the first successful
+//! sync with Kubernetes (watch caches filled) and, when node groups are
+//! configured, with Heat. It does *not* depend on holding the leader lease: a
+//! synced standby is healthy and ready to take over, and making it unready would
+//! stall Deployment rollouts (a rollout waits for new replicas to become ready,
+//! and a standby never would). Leadership is reported in the body and in the
+//! `heatscaler_leader` metric instead. Once ready, a replica stays ready while
+//! its loop is alive: a later API outage is the loop's to retry and report, not
+//! a reason for a restart.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How [`Health`] judges the daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthOptions {
+    /// A heartbeat older than this means the main loop is stuck. Choose it well
+    /// above the longest legitimate loop iteration (a few resync intervals).
+    pub heartbeat_timeout: Duration,
+    /// Whether readiness waits for a Heat sync (false when no node group is configured).
+    pub heat_required: bool,
+}
+
+impl Default for HealthOptions {
+    fn default() -> Self {
+        Self { heartbeat_timeout: Duration::from_secs(120), heat_required: true }
+    }
+}
+
+/// A cheap, cloneable handle shared by the main loop (writer) and the HTTP
+/// server and watchdog (readers). Lock-free: reading it never waits on the loop.
+#[derive(Clone, Debug)]
+pub struct Health {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    options: HealthOptions,
+    started: Instant,
+    /// Milliseconds after `started` of the latest heartbeat.
+    last_beat_ms: AtomicU64,
+    kubernetes_synced: AtomicBool,
+    heat_synced: AtomicBool,
+    leadership: AtomicU8,
+}
+
+/// Whether this replica holds the leader lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leadership {
+    /// Leader election is disabled: this daemon always acts.
+    NotElected,
+    Leader,
+    Standby,
+}
+
+impl Leadership {
+    fn to_u8(self) -> u8 {
+        match self {
+            Leadership::NotElected => 0,
+            Leadership::Leader => 1,
+            Leadership::Standby => 2,
+        }
+    }
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Leadership::Leader,
+            2 => Leadership::Standby,
+            _ => Leadership::NotElected,
+        }
+    }
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Leadership::NotElected => "leader election disabled",
+            Leadership::Leader => "leader",
+            Leadership::Standby => "standby",
+        }
+    }
+}
+
+/// The answer to "is the main loop alive?".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Liveness {
+    pub alive: bool,
+    /// Age of the latest heartbeat (of start-up before the first one).
+    pub heartbeat_age: Duration,
+    pub timeout: Duration,
+}
+
+/// The answer to "has this daemon synced and is it alive?".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    pub ready: bool,
+    /// What readiness still waits for, in words for the `/readyz` body.
+    pub waiting_for: Vec<&'static str>,
+    pub leadership: Leadership,
+}
+
+impl Health {
+    pub fn new(options: HealthOptions) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                options,
+                started: Instant::now(),
+                last_beat_ms: AtomicU64::new(0),
+                kubernetes_synced: AtomicBool::new(false),
+                heat_synced: AtomicBool::new(false),
+                leadership: AtomicU8::new(Leadership::NotElected.to_u8()),
+            }),
+        }
+    }
+
+    /// The main loop is alive. Call it once per iteration, and from any wait
+    /// that is part of normal operation (standby, backoff).
+    pub fn heartbeat(&self) {
+        let ms = u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.inner.last_beat_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// The Kubernetes watch caches have completed their first list.
+    pub fn mark_kubernetes_synced(&self) {
+        self.inner.kubernetes_synced.store(true, Ordering::Relaxed);
+    }
+
+    /// The Heat stacks of every node group have been read once.
+    pub fn mark_heat_synced(&self) {
+        self.inner.heat_synced.store(true, Ordering::Relaxed);
+    }
+
+    pub fn set_leadership(&self, leadership: Leadership) {
+        self.inner.leadership.store(leadership.to_u8(), Ordering::Relaxed);
+    }
+
+    pub fn leadership(&self) -> Leadership {
+        Leadership::from_u8(self.inner.leadership.load(Ordering::Relaxed))
+    }
+
+    pub fn liveness(&self) -> Liveness {
+        self.liveness_at(Instant::now())
+    }
+
+    /// Liveness as of `now` (a monotonic instant, for tests).
+    pub fn liveness_at(&self, now: Instant) -> Liveness {
+        let beat = self.inner.started + Duration::from_millis(self.inner.last_beat_ms.load(Ordering::Relaxed));
+        let age = now.saturating_duration_since(beat);
+        let timeout = self.inner.options.heartbeat_timeout;
+        Liveness { alive: age <= timeout, heartbeat_age: age, timeout }
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        self.readiness_at(Instant::now())
+    }
+
+    pub fn readiness_at(&self, now: Instant) -> Readiness {
+        let mut waiting_for = Vec::new();
+        if !self.inner.kubernetes_synced.load(Ordering::Relaxed) {
+            waiting_for.push("first Kubernetes sync");
+        }
+        if self.inner.options.heat_required && !self.inner.heat_synced.load(Ordering::Relaxed) {
+            waiting_for.push("first Heat sync");
+        }
+        if !self.liveness_at(now).alive {
+            waiting_for.push("a main loop heartbeat (the loop is stuck)");
+        }
+        Readiness { ready: waiting_for.is_empty(), waiting_for, leadership: self.leadership() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health(heat_required: bool) -> Health {
+        Health::new(HealthOptions { heartbeat_timeout: Duration::from_secs(30), heat_required })
+    }
+
+    #[test]
+    fn start_up_counts_as_a_heartbeat_then_a_silent_loop_dies() {
+        let h = health(true);
+        let t0 = h.inner.started;
+        assert!(h.liveness_at(t0 + Duration::from_secs(30)).alive);
+        let stale = h.liveness_at(t0 + Duration::from_secs(31));
+        assert!(!stale.alive);
+        assert_eq!(stale.heartbeat_age, Duration::from_secs(31));
+    }
+
+    #[test]
+    fn a_heartbeat_renews_liveness() {
+        let h = health(true);
+        h.heartbeat();
+        let beat = Instant::now();
+        assert!(h.liveness_at(beat + Duration::from_secs(29)).alive);
+        assert!(!h.liveness_at(beat + Duration::from_secs(32)).alive);
+    }
+
+    #[test]
+    fn ready_needs_both_syncs_unless_heat_is_not_used() {
+        let h = health(true);
+        let now = Instant::now();
+        assert_eq!(h.readiness_at(now).waiting_for, ["first Kubernetes sync", "first Heat sync"]);
+        h.mark_kubernetes_synced();
+        assert_eq!(h.readiness_at(now).waiting_for, ["first Heat sync"]);
+        h.mark_heat_synced();
+        assert!(h.readiness_at(now).ready);
+
+        let pods_only = health(false);
+        pods_only.mark_kubernetes_synced();
+        assert!(pods_only.readiness_at(now).ready);
+    }
+
+    #[test]
+    fn a_stuck_loop_is_not_ready_and_standby_is() {
+        let h = health(false);
+        h.mark_kubernetes_synced();
+        h.set_leadership(Leadership::Standby);
+        let now = h.inner.started;
+        let r = h.readiness_at(now);
+        assert!(r.ready, "a synced standby is ready");
+        assert_eq!(r.leadership, Leadership::Standby);
+        assert!(!h.readiness_at(now + Duration::from_secs(60)).ready);
+    }
+}
