@@ -173,14 +173,22 @@ impl Write for LogBuffer {
 }
 
 impl LogBuffer {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
+    /// The process-wide log capture. A global subscriber, not `set_default`:
+    /// a thread-scoped one misses events from callsites whose interest another
+    /// test's thread cached first, which made log assertions flaky.
+    fn global() -> Self {
+        static LOGS: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+        LOGS.get_or_init(|| {
+            let logs = LogBuffer::default();
+            let writer = logs.clone();
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .init();
+            logs
+        })
+        .clone()
     }
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
@@ -490,8 +498,7 @@ async fn a_hanging_receiver_never_delays_dispatch() {
 
 #[tokio::test]
 async fn secrets_stay_out_of_logs_errors_and_debug() {
-    let logs = LogBuffer::default();
-    let _guard = logs.install();
+    let logs = LogBuffer::global();
     let dir = tempfile::tempdir().unwrap();
     // A port with nothing listening: every attempt fails with "connection refused".
     let closed = {
