@@ -8,4 +8,6 @@
 
 pub mod config;
 pub mod model;
+pub mod planner;
+pub mod sim;
 pub mod yaml;
