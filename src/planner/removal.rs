@@ -107,8 +107,11 @@ fn step(
             }));
             return status(RemovalStep::DeletingNode);
         };
-        *out.in_removal.entry(g).or_insert(0) += 1;
         let member = &groups[g].members[m];
+        if matches!(member.status, MemberStatus::InProgress | MemberStatus::Complete) {
+            // Still counted live by provisioning; leaving members are not.
+            *out.in_removal.entry(g).or_insert(0) += 1;
+        }
         let heat_acting = groups[g].stack_busy
             || matches!(member.status, MemberStatus::Deleting | MemberStatus::MarkedForRemoval)
             || up.scaled.contains(&g);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::model::{
     Container, LabelSelector, MemberStatus, Node, NodeShape, OwnerRef, Placement, Pod, PodPhase, ResizeState,
-    Resources, Snapshot, Taint, Timestamp, Toleration, TolerationOperator,
+    Resources, Snapshot, Timestamp, Toleration, TolerationOperator,
 };
 
 use super::heat::SimGroup;
@@ -273,10 +273,6 @@ impl Cluster {
             };
             pdb.disruptions_allowed = (healthy - desired_healthy).max(0) as i32;
         }
-    }
-
-    pub fn is_tainted_by(node: &Node, key: &str) -> bool {
-        node.taints.iter().any(|t: &Taint| t.key == key)
     }
 }
 
