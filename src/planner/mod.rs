@@ -17,6 +17,7 @@ mod drain;
 mod expander;
 pub mod explain;
 mod index;
+mod limits;
 mod members;
 pub mod memory;
 pub mod policy;
