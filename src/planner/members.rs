@@ -33,7 +33,7 @@ pub fn compose(
     cx: &Cx<'_>,
     views: &[GroupView],
     removals: &RemovalProgress,
-    up: &ScaleUpOutcome,
+    up: &ScaleUpOutcome<'_>,
     memory: &mut Memory,
 ) -> Vec<Action> {
     let mut actions = Vec::new();

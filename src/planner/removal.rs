@@ -41,7 +41,7 @@ pub struct RemovalProgress {
     pub draining_with_pods: u32,
 }
 
-pub fn progress(cx: &Cx<'_>, up: &ScaleUpOutcome, budget: &mut PdbBudget, ex: &mut Explanation) -> RemovalProgress {
+pub fn progress(cx: &Cx<'_>, up: &ScaleUpOutcome<'_>, budget: &mut PdbBudget, ex: &mut Explanation) -> RemovalProgress {
     let mut out = RemovalProgress::default();
     for i in 0..cx.ix.snap.nodes.len() {
         let node = cx.ix.node(i);
@@ -83,7 +83,7 @@ fn step(
     cx: &Cx<'_>,
     i: usize,
     record: &RemovalRecord,
-    up: &ScaleUpOutcome,
+    up: &ScaleUpOutcome<'_>,
     budget: &mut PdbBudget,
     out: &mut RemovalProgress,
     ex: &mut Explanation,

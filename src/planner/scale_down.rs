@@ -32,22 +32,27 @@ struct Candidate {
     empty: bool,
 }
 
-pub fn plan(
-    cx: &Cx<'_>,
+pub fn plan<'a>(
+    cx: &Cx<'a>,
     views: &[GroupView],
     removals: &RemovalProgress,
-    up: &ScaleUpOutcome,
+    up: &ScaleUpOutcome<'a>,
     budget: &mut PdbBudget,
     memory: &mut Memory,
     ex: &mut Explanation,
 ) -> Vec<Action> {
+    // Pending pods the scheduler is about to place count where they will land.
+    let mut incoming: Vec<Vec<&'a Pod>> = vec![Vec::new(); cx.ix.snap.nodes.len()];
+    for &(node, pod) in &up.will_schedule {
+        incoming[node].push(pod);
+    }
     let mut statuses: BTreeMap<usize, NodeStatus> = BTreeMap::new();
     let mut candidates = Vec::new();
-    for i in 0..cx.ix.snap.nodes.len() {
+    for (i, incoming) in incoming.iter().enumerate() {
         if !cx.ix.removal[i].is_none() {
             continue; // explained by the removal state machine
         }
-        match candidate(cx, i) {
+        match candidate(cx, i, incoming) {
             Ok(c) => candidates.push(c),
             Err(status) => {
                 statuses.insert(i, status);
@@ -74,7 +79,7 @@ pub fn plan(
         }
     }
 
-    let unneeded = simulate(cx, &candidates, budget, &mut statuses);
+    let unneeded = simulate(cx, &candidates, &incoming, budget, &mut statuses);
 
     let mut since = BTreeMap::new();
     for &k in &unneeded {
@@ -92,7 +97,7 @@ pub fn plan(
 }
 
 /// Whether node `i` may be considered at all, and how utilised it is.
-fn candidate(cx: &Cx<'_>, i: usize) -> Result<Candidate, NodeStatus> {
+fn candidate(cx: &Cx<'_>, i: usize, incoming: &[&Pod]) -> Result<Candidate, NodeStatus> {
     let node = cx.ix.node(i);
     if cx.ix.control_plane[i] {
         return Err(NodeStatus::ControlPlane);
@@ -120,11 +125,15 @@ fn candidate(cx: &Cx<'_>, i: usize) -> Result<Candidate, NodeStatus> {
     } else {
         None
     };
-    let (resource, utilization, threshold) = utilization(&node.allocatable, &cx.ix.requested[i], observed, sd);
+    let mut requested = cx.ix.requested[i].clone();
+    for pod in incoming {
+        requested += &pod.requests;
+    }
+    let (resource, utilization, threshold) = utilization(&node.allocatable, &requested, observed, sd);
     if utilization >= threshold {
         return Err(NodeStatus::Utilized { resource: resource.to_string(), utilization, threshold });
     }
-    let empty = cx.ix.workload_pods(i).all(|p| p.deletion.is_some());
+    let empty = incoming.is_empty() && cx.ix.workload_pods(i).all(|p| p.deletion.is_some());
     Ok(Candidate { node: i, group: membership.group, utilization, empty })
 }
 
@@ -157,9 +166,10 @@ fn utilization(
 /// Finds which candidates could all go together; returns their indices into
 /// `candidates`. Pods moved in the simulation stay where they were moved, and a
 /// node found unneeded is no destination for the next ones.
-fn simulate(
-    cx: &Cx<'_>,
+fn simulate<'a>(
+    cx: &Cx<'a>,
     candidates: &[Candidate],
+    incoming: &[Vec<&'a Pod>],
     budget: &mut PdbBudget,
     statuses: &mut BTreeMap<usize, NodeStatus>,
 ) -> Vec<usize> {
@@ -168,7 +178,11 @@ fn simulate(
     for (i, slot) in slot.iter_mut().enumerate() {
         if cx.ix.node(i).ready && cx.ix.removal[i].is_none() {
             *slot = Some(nodes.len());
-            nodes.push(cx.ix.sched_node(i));
+            let mut node = cx.ix.sched_node(i);
+            for pod in &incoming[i] {
+                node.add(pod);
+            }
+            nodes.push(node);
         }
     }
     let mut placer = Placer::new(nodes);
@@ -179,7 +193,8 @@ fn simulate(
         let checkpoint = placer.checkpoint();
         let mut taken: Vec<usize> = Vec::new();
         let mut moves: Vec<(usize, &Pod)> = Vec::new();
-        let pods: Vec<&Pod> = cx.ix.pods_on[c.node].iter().copied().chain(moved_in[me].iter().copied()).collect();
+        let pods: Vec<&Pod> =
+            cx.ix.pods_on[c.node].iter().chain(&incoming[c.node]).chain(&moved_in[me]).copied().collect();
         let mut failure = None;
         for pod in pods {
             match classify(pod, cx.ix.has_pdb(pod), &cx.policy.scale_down) {
@@ -257,7 +272,7 @@ fn start_removals(
     cx: &Cx<'_>,
     views: &[GroupView],
     removals: &RemovalProgress,
-    up: &ScaleUpOutcome,
+    up: &ScaleUpOutcome<'_>,
     memory: &Memory,
     candidates: &[Candidate],
     unneeded: &[usize],

@@ -30,15 +30,23 @@ const STARTUP_TAINTS: [&str; 3] = [
 ];
 
 #[derive(Debug, Default)]
-pub struct ScaleUpOutcome {
+pub struct ScaleUpOutcome<'a> {
     pub actions: Vec<ScaleUp>,
+    /// Pending pods that fit an existing node (node index): the scheduler will
+    /// place them, so scale-down must count them there.
+    pub will_schedule: Vec<(usize, &'a Pod)>,
     /// Drained nodes taken back for pending pods → how many pods they host.
     pub reclaimed: BTreeMap<usize, usize>,
     /// Groups asked to grow this pass.
     pub scaled: BTreeSet<usize>,
 }
 
-pub fn plan(cx: &Cx<'_>, views: &[GroupView], repairing: &BTreeSet<usize>, ex: &mut Explanation) -> ScaleUpOutcome {
+pub fn plan<'a>(
+    cx: &Cx<'a>,
+    views: &[GroupView],
+    repairing: &BTreeSet<usize>,
+    ex: &mut Explanation,
+) -> ScaleUpOutcome<'a> {
     let mut out = ScaleUpOutcome::default();
     let pending = pods_to_consider(cx, ex);
     if pending.is_empty() {
@@ -53,6 +61,7 @@ pub fn plan(cx: &Cx<'_>, views: &[GroupView], repairing: &BTreeSet<usize>, ex: &
         match existing.find(pod, None) {
             Some(i) => {
                 existing.place(pod, i);
+                out.will_schedule.push((ready[i], pod));
                 let node = existing.nodes[i].name.to_string();
                 ex.pods.push(PodExplanation { pod: pod.key(), outcome: PodOutcome::FitsExistingNode { node } });
             }
@@ -173,7 +182,7 @@ fn place_on_upcoming<'a>(
 fn reclaim_drained<'a>(
     cx: &Cx<'a>,
     pods: Vec<&'a Pod>,
-    out: &mut ScaleUpOutcome,
+    out: &mut ScaleUpOutcome<'a>,
     ex: &mut Explanation,
 ) -> Vec<&'a Pod> {
     let mut nodes = Vec::new();
@@ -251,7 +260,7 @@ fn grow<'a>(
     templates: &[Option<SchedNode<'a>>],
     mut pods: Vec<&'a Pod>,
     existing: &mut Placer<'a>,
-    out: &mut ScaleUpOutcome,
+    out: &mut ScaleUpOutcome<'a>,
     ex: &mut Explanation,
 ) {
     let groups = &cx.ix.snap.groups;

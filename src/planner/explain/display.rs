@@ -54,11 +54,15 @@ impl fmt::Display for PodOutcome {
             PodOutcome::TriggersScaleUp { group } => write!(f, "triggered scale-up of group {group}"),
             PodOutcome::ScaleUpDisabled => f.write_str("scale-up is disabled"),
             PodOutcome::NoScaleUp { scheduler, groups } => {
-                write!(f, "pod didn't trigger scale-up: {scheduler}")?;
-                for v in groups {
-                    write!(f, "; group {}: {}", v.group, v.rejection)?;
+                f.write_str("pod didn't trigger scale-up: ")?;
+                if groups.is_empty() {
+                    f.write_str("no node groups")?;
                 }
-                Ok(())
+                for (i, v) in groups.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "; " };
+                    write!(f, "{sep}group {}: {}", v.group, v.rejection)?;
+                }
+                write!(f, " (scheduler: {scheduler})")
             }
         }
     }

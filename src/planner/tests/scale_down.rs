@@ -268,3 +268,13 @@ fn the_candidate_budget_keeps_known_unneeded_nodes_first() {
     assert!(matches!(status(&plan, "w-4"), NodeStatus::Unneeded { since, .. } if *since == w.ago(100)));
     assert_eq!(plan.explanation.nodes.iter().filter(|n| n.status == NodeStatus::NotEvaluated).count(), 3);
 }
+
+#[test]
+fn pending_pods_about_to_land_keep_their_node() {
+    let mut w = cluster();
+    // Fits only w-2 (w-0 busy, w-1 would exceed): w-2 is no longer unneeded.
+    w.pending("web-9", 3500, GI);
+    let plan = after_unneeded_time(&mut w);
+    assert!(matches!(status(&plan, "w-2"), NodeStatus::Utilized { .. }), "{:?}", status(&plan, "w-2"));
+    assert!(starts(&plan).iter().all(|s| s.node != "w-2"));
+}
