@@ -10,6 +10,8 @@ pub mod alerts;
 pub mod config;
 pub mod metrics;
 pub mod model;
+pub mod planner;
 pub mod recommender;
+pub mod sim;
 pub mod telemetry;
 pub mod yaml;

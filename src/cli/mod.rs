@@ -2,6 +2,7 @@
 //! the top of the program, where errors get context and become exit codes.
 
 mod check_config;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,11 +42,18 @@ pub enum Command {
     /// Exits 0 when the file is valid, 1 when it is not. Secrets are resolved
     /// (files read, variables looked up) but never printed.
     CheckConfig(check_config::Args),
+
+    /// Run a scenario through the simulator with the real planner and print
+    /// the scaling timeline and a summary (node-hours, pending time, waits).
+    ///
+    /// Without a scenario file, runs the embedded php-apache walk-through.
+    Simulate(simulate::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig(args) => check_config::run(&cli.config, args),
+        Command::Simulate(args) => simulate::run(args),
     };
     match result {
         Ok(code) => code,

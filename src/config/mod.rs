@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 pub use schema::*;
 pub use secret::{SecretError, SecretSource};
 pub use units::{Duration, Fraction, Quantity};
+pub use validate::validate_scaling;
 
 /// One thing wrong with a configuration, at a key path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

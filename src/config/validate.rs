@@ -27,6 +27,15 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     v.errors
 }
 
+/// The scale-up and scale-down rules alone, for documents that embed those
+/// sections (simulation scenarios). Paths are as in the configuration file.
+pub fn validate_scaling(scale_up: &ScaleUpPolicy, scale_down: &ScaleDownPolicy) -> Vec<ConfigError> {
+    let mut v = Validator::default();
+    v.scale_up(scale_up);
+    v.scale_down(scale_down);
+    v.errors
+}
+
 #[derive(Default)]
 struct Validator {
     errors: Vec<ConfigError>,

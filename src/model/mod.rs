@@ -43,7 +43,7 @@ pub struct Node {
     pub created: Timestamp,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Taint {
     pub key: String,
     pub value: Option<String>,
@@ -163,7 +163,7 @@ impl Pod {
 }
 
 /// Namespace and name: how Events and the eviction API address a pod.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct PodKey {
     pub namespace: String,
     pub name: String,
@@ -242,6 +242,29 @@ pub struct NodeShape {
     pub allocatable: Resources,
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
+}
+
+impl NodeShape {
+    /// The shape configured for a group (`node-groups[].node-template`), for
+    /// scale-from-zero and the simulator. `pods` defaults to the kubelet's 110
+    /// when the template leaves it out, so a template that only names CPU and
+    /// memory still admits pods.
+    pub fn from_template(template: &crate::config::NodeTemplate) -> Self {
+        let mut allocatable = Resources::default();
+        for (name, quantity) in &template.allocatable {
+            let amount = if name == Resources::CPU { quantity.as_milli() } else { quantity.as_units() };
+            allocatable.set(name, amount);
+        }
+        if allocatable.pods == 0 {
+            allocatable.pods = 110;
+        }
+        let taints = template
+            .taints
+            .iter()
+            .map(|t| Taint { key: t.key.clone(), value: t.value.clone(), effect: t.effect })
+            .collect();
+        Self { allocatable, labels: template.labels.clone(), taints }
+    }
 }
 
 /// Everything the planner knows at one instant.

@@ -1,0 +1,228 @@
+//! What the planner asks the world to do. The actuator (against Kubernetes and
+//! Heat) and the simulator execute the same actions under the same contract:
+//!
+//! - **Each action is independent and idempotent.** Executing one twice, or
+//!   after the daemon restarted, is harmless; a failure of one never requires
+//!   skipping another. Order within a plan does not matter for safety.
+//! - **Each action names what it expects to find** (a Heat desired size, a
+//!   removal phase, a pod uid). The executor re-reads that state right before
+//!   acting and does nothing when it differs: the plan was made from a
+//!   snapshot that may be stale, and the next pass plans again from fresh data.
+//! - Failures are reported and retried by the next pass, never by the executor
+//!   replaying a stale action in a loop.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::Expander;
+use crate::model::{PodKey, Timestamp};
+
+use super::explain::{ProvisioningFailure, RollbackReason};
+use super::protocol::{self, NodePatch, Phase, RemovalRecord};
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    ScaleUp(ScaleUp),
+    RemoveMembers(RemoveMembers),
+    StartRemoval(StartRemoval),
+    EvictPods(EvictPods),
+    MarkDrained(MarkDrained),
+    RollBackRemoval(RollBackRemoval),
+    DeleteNode(DeleteNode),
+}
+
+impl Action {
+    /// The node or group the action is about, for logs and Events.
+    pub fn subject(&self) -> &str {
+        match self {
+            Action::ScaleUp(a) => &a.group,
+            Action::RemoveMembers(a) => &a.group,
+            Action::StartRemoval(a) => &a.node,
+            Action::EvictPods(a) => &a.node,
+            Action::MarkDrained(a) => &a.node,
+            Action::RollBackRemoval(a) => &a.node,
+            Action::DeleteNode(a) => &a.node,
+        }
+    }
+}
+
+/// Grow a group: set Heat's desired size from `expected_desired` to `new_desired`.
+///
+/// Executor: re-read the group; act only if the stack is not busy and its
+/// desired size still equals `expected_desired` (compare-and-set, so a replay
+/// or a stale snapshot never adds twice). One Heat request.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScaleUp {
+    pub group: String,
+    pub expected_desired: u32,
+    pub new_desired: u32,
+    /// Pending pods this growth is for (the first few; `pod_count` is exact).
+    pub pods: Vec<PodKey>,
+    pub pod_count: usize,
+    pub expander: Expander,
+}
+
+/// Remove exactly these members of one group, in one Heat request
+/// (ResourceGroup: lower the count and name them in the removal policy;
+/// AutoScalingGroup: mark them unhealthy, then lower the desired capacity).
+///
+/// Executor, in this order:
+/// 1. Re-read the group: stack not busy, desired equals `expected_desired`,
+///    every listed member still listed. Otherwise do nothing.
+/// 2. For each member with `node`: re-read the node; it must carry the removal
+///    record for this group and member in phase `drained` or `removing`, and
+///    run no pods other than DaemonSet and mirror pods. If any node fails
+///    this check, do nothing at all. Then patch each such node with
+///    [`RemoveMembers::node_patch`] (phase `removing`) — before Heat is asked,
+///    so a restart never rolls back a node whose server is being deleted.
+/// 3. Ask Heat to set desired to `new_desired`, removing the members.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RemoveMembers {
+    pub group: String,
+    pub expected_desired: u32,
+    /// Never below the members that stay, nor below the group's min size
+    /// (at min size a failed member is replaced rather than dropped).
+    pub new_desired: u32,
+    pub members: Vec<MemberRemoval>,
+    pub requested_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MemberRemoval {
+    pub member: String,
+    /// The drained node, for drained members; `None` for members that never
+    /// became a node.
+    pub node: Option<String>,
+    pub cause: RemovalCause,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "cause", rename_all = "kebab-case")]
+pub enum RemovalCause {
+    /// Scale-down: the node was drained and held through the cooldown.
+    Drained {
+        drained: Timestamp,
+    },
+    ProvisioningFailed {
+        failure: ProvisioningFailure,
+    },
+    /// The member's node vanished from Kubernetes (deleted by hand).
+    NodeGone,
+}
+
+impl RemoveMembers {
+    /// The patch that moves a drained node to phase `removing`.
+    pub fn node_patch(&self, record: &RemovalRecord) -> NodePatch {
+        let mut r = record.clone();
+        r.phase = Phase::Removing;
+        r.requested.get_or_insert(self.requested_at);
+        NodePatch { set_annotations: r.to_annotations(), ..NodePatch::default() }
+    }
+}
+
+/// Begin removing a node: taint, cordon and record, in one patch.
+///
+/// Executor: re-read the node; act only if it carries no removal taint or
+/// record yet, is still the node of `record.member`, and — for
+/// `kind: empty` — still runs no workload pods (else skip; the next pass
+/// decides again).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StartRemoval {
+    pub node: String,
+    pub record: RemovalRecord,
+    /// Requested-resource utilisation that made it unneeded (dominant resource).
+    pub utilization: f64,
+    pub unneeded_since: Timestamp,
+}
+
+impl StartRemoval {
+    pub fn patch(&self) -> NodePatch {
+        NodePatch {
+            set_annotations: self.record.to_annotations(),
+            remove_annotations: Vec::new(),
+            add_taint: Some(protocol::removal_taint(self.record.started)),
+            remove_taint: None,
+            unschedulable: Some(true),
+        }
+    }
+}
+
+/// Evict these pods through the eviction API (which enforces PDBs).
+///
+/// Executor: for each pod, evict with `preconditions.uid` set to `uid` (never
+/// a same-named successor) and a grace period of at most `max_grace`. `429
+/// Too Many Requests` (PDB) and `404` are not errors: the next pass looks
+/// again. Act only while the node still carries a removal record in phase
+/// `draining`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvictPods {
+    pub node: String,
+    pub pods: Vec<Eviction>,
+    #[serde(with = "secs")]
+    pub max_grace: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Eviction {
+    pub pod: PodKey,
+    pub uid: String,
+}
+
+/// Record that only DaemonSet and mirror pods remain.
+///
+/// Executor: re-read the node's pods; act only if no workload pod remains and
+/// the node's phase is still `draining`; then apply [`MarkDrained::patch`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MarkDrained {
+    pub node: String,
+    pub record: RemovalRecord,
+}
+
+impl MarkDrained {
+    pub fn patch(&self) -> NodePatch {
+        NodePatch { set_annotations: self.record.to_annotations(), ..NodePatch::default() }
+    }
+}
+
+/// Give a node back: remove the taint and every protocol annotation, and
+/// uncordon it unless it was cordoned before the removal started.
+///
+/// Executor: re-read the node; never act on a node in phase `removing`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RollBackRemoval {
+    pub node: String,
+    pub uncordon: bool,
+    pub reason: RollbackReason,
+}
+
+impl RollBackRemoval {
+    pub fn patch(&self) -> NodePatch {
+        NodePatch {
+            set_annotations: BTreeMap::new(),
+            remove_annotations: protocol::REMOVAL_ANNOTATIONS.iter().map(|s| s.to_string()).collect(),
+            add_taint: None,
+            remove_taint: Some(protocol::REMOVAL_TAINT.into()),
+            unschedulable: self.uncordon.then_some(false),
+        }
+    }
+}
+
+/// Delete the Node object of a removed minion.
+///
+/// Executor: re-read the node (phase `removing`, member `member` of `group`)
+/// and the group: act only if Heat no longer lists the member.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeleteNode {
+    pub node: String,
+    pub group: String,
+    pub member: String,
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+}

@@ -1,0 +1,140 @@
+//! One pass over the snapshot that every later step reads from: pods by node,
+//! node ↔ Heat member, control-plane marks, removal records, PDBs by namespace.
+//! Built in O(nodes + pods); nothing after it scans all pods again.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::model::{Node, Pod, Resources, Snapshot};
+
+use super::policy::Policy;
+use super::protocol::{self, RemovalState};
+use super::scheduling::SchedNode;
+
+/// Where a node sits in the Heat view: `snapshot.groups[group].members[member]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub group: usize,
+    pub member: usize,
+}
+
+pub struct Index<'a> {
+    pub snap: &'a Snapshot,
+    /// Non-terminal pods bound to each node, terminating ones included (they
+    /// still hold their resources).
+    pub pods_on: Vec<Vec<&'a Pod>>,
+    pub requested: Vec<Resources>,
+    /// Bound to no node, not terminal, not being deleted.
+    pub unbound: Vec<&'a Pod>,
+    pub membership: Vec<Option<Membership>>,
+    /// `node_of[group][member]`: index of the member's node, if it is in the snapshot.
+    pub node_of: Vec<Vec<Option<usize>>>,
+    pub control_plane: Vec<bool>,
+    pub removal: Vec<RemovalState>,
+    /// One pod per DaemonSet (by owner uid): what a new minion will also run.
+    pub daemonsets: Vec<&'a Pod>,
+    pdbs_by_namespace: HashMap<&'a str, Vec<usize>>,
+}
+
+impl<'a> Index<'a> {
+    pub fn build(snap: &'a Snapshot, policy: &Policy) -> Self {
+        let n = snap.nodes.len();
+        let node_by_name: HashMap<&str, usize> =
+            snap.nodes.iter().enumerate().map(|(i, node)| (node.name.as_str(), i)).collect();
+        let mut pods_on: Vec<Vec<&Pod>> = vec![Vec::new(); n];
+        let mut requested = vec![Resources::default(); n];
+        let mut unbound = Vec::new();
+        let mut daemonsets: BTreeMap<&str, &Pod> = BTreeMap::new();
+        for pod in &snap.pods {
+            if pod.is_terminal() {
+                continue;
+            }
+            if pod.is_daemonset() && pod.deletion.is_none() {
+                let uid = pod.owner.as_ref().map_or("", |o| o.uid.as_str());
+                daemonsets.entry(uid).or_insert(pod);
+            }
+            match pod.node_name.as_deref() {
+                Some(name) => {
+                    if let Some(&i) = node_by_name.get(name) {
+                        pods_on[i].push(pod);
+                        requested[i] += &pod.requests;
+                    }
+                }
+                None if pod.deletion.is_none() => unbound.push(pod),
+                None => {}
+            }
+        }
+        let mut membership = vec![None; n];
+        let mut node_of = Vec::with_capacity(snap.groups.len());
+        for (g, group) in snap.groups.iter().enumerate() {
+            let mut nodes = Vec::with_capacity(group.members.len());
+            for (m, member) in group.members.iter().enumerate() {
+                let node = member.node_name.as_deref().and_then(|name| node_by_name.get(name).copied());
+                if let Some(i) = node {
+                    membership[i] = Some(Membership { group: g, member: m });
+                }
+                nodes.push(node);
+            }
+            node_of.push(nodes);
+        }
+        let control_plane = snap
+            .nodes
+            .iter()
+            .map(|node| policy.control_plane_labels.iter().any(|l| node.labels.contains_key(l)))
+            .collect();
+        let removal = snap.nodes.iter().map(protocol::read).collect();
+        let mut pdbs_by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, pdb) in snap.pdbs.iter().enumerate() {
+            pdbs_by_namespace.entry(pdb.namespace.as_str()).or_default().push(i);
+        }
+        Self {
+            snap,
+            pods_on,
+            requested,
+            unbound,
+            membership,
+            node_of,
+            control_plane,
+            removal,
+            daemonsets: daemonsets.into_values().collect(),
+            pdbs_by_namespace,
+        }
+    }
+
+    pub fn node(&self, i: usize) -> &'a Node {
+        &self.snap.nodes[i]
+    }
+
+    /// PDBs (indices into `snapshot.pdbs`) whose selector covers `pod`.
+    pub fn pdbs_covering<'s>(&'s self, pod: &'s Pod) -> impl Iterator<Item = usize> + 's {
+        let candidates = self.pdbs_by_namespace.get(pod.namespace.as_str()).map_or(&[][..], Vec::as_slice);
+        candidates.iter().copied().filter(move |&i| self.snap.pdbs[i].selector.matches(&pod.labels))
+    }
+
+    pub fn has_pdb(&self, pod: &Pod) -> bool {
+        self.pdbs_by_namespace
+            .get(pod.namespace.as_str())
+            .is_some_and(|v| v.iter().any(|&i| self.snap.pdbs[i].selector.matches(&pod.labels)))
+    }
+
+    /// The node as a scheduling target, with what already runs there.
+    pub fn sched_node(&self, i: usize) -> SchedNode<'a> {
+        let node = self.node(i);
+        SchedNode {
+            name: Cow::Borrowed(node.name.as_str()),
+            labels: &node.labels,
+            taints: Cow::Borrowed(node.taints.as_slice()),
+            unschedulable: node.unschedulable,
+            allocatable: node.allocatable.clone(),
+            requested: self.requested[i].clone(),
+            pods: self.pods_on[i].clone(),
+            excluded: false,
+        }
+    }
+
+    /// Workload pods on a node: what a drain must move (not DaemonSet, not
+    /// mirror; terminating ones included, the drain waits for them).
+    pub fn workload_pods(&self, i: usize) -> impl Iterator<Item = &'a Pod> + '_ {
+        self.pods_on[i].iter().copied().filter(|p| !p.is_daemonset() && !p.mirror)
+    }
+}

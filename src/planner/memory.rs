@@ -1,0 +1,45 @@
+//! The planner's small memory between passes.
+//!
+//! Everything here may be lost at any time (restart, leader change) without
+//! harm: removals in progress live on the nodes (see [`super::protocol`]), and
+//! losing this only restarts timers — nodes must be unneeded for the full
+//! `unneeded-time` again, back-offs restart from their first step. It is
+//! serialisable so a daemon may keep it across restarts if it wants to.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Timestamp;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Memory {
+    /// Since when each node (by name) has been found unneeded, continuously.
+    pub unneeded_since: BTreeMap<String, Timestamp>,
+    /// Groups backed off after failed provisionings.
+    pub backoff: BTreeMap<String, Backoff>,
+    /// Failed members (`group/member`) already counted into a back-off, so a
+    /// member that stays listed while Heat removes it is counted once.
+    pub failures_seen: BTreeSet<String>,
+    /// First sighting of members Heat gave no creation time (`group/member`).
+    pub member_first_seen: BTreeMap<String, Timestamp>,
+    /// Last scale-up decided per group.
+    pub last_scale_up: BTreeMap<String, Timestamp>,
+    /// Last removal of drained minions requested.
+    pub last_scale_down: Option<Timestamp>,
+    /// Last failed provisioning seen.
+    pub last_failure: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Backoff {
+    /// Consecutive failures; the back-off doubles with each.
+    pub failures: u32,
+    pub until: Timestamp,
+}
+
+pub(crate) fn member_key(group: &str, member: &str) -> String {
+    format!("{group}/{member}")
+}

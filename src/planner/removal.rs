@@ -1,0 +1,258 @@
+//! The removal state machine: for each node carrying a removal record, the
+//! next idempotent step, decided from the record on the node and the snapshot
+//! alone (so a restarted daemon continues exactly where the last one was).
+//!
+//! ```text
+//! (unneeded) ─StartRemoval─▶ draining ─EvictPods…─▶ draining ─MarkDrained─▶ drained
+//!      drained ─cooldown─▶ (RemoveMembers: phase removing, then Heat) ─▶ removing ─member gone─▶ DeleteNode
+//!  draining/drained ─timeout, needed again, pods returned, inconsistent─▶ RollBackRemoval
+//! ```
+//! `removing` is never rolled back: Heat may already be deleting the server.
+
+use std::collections::BTreeMap;
+
+use crate::model::{MemberStatus, Pod, Timestamp};
+
+use super::Cx;
+use super::action::{Action, DeleteNode, EvictPods, Eviction, MarkDrained, RollBackRemoval};
+use super::drain::{Disposition, PdbBudget, classify, pdb_name};
+use super::explain::{Alert, EvictionBlock, Explanation, NodeExplanation, NodeStatus, RemovalStep, RollbackReason};
+use super::protocol::{Phase, RemovalKind, RemovalRecord, RemovalState};
+use super::scale_up::ScaleUpOutcome;
+use super::time::after;
+
+/// A drained node whose member may be handed to Heat now.
+#[derive(Clone, Debug)]
+pub struct ReadyMember {
+    pub member: usize,
+    pub node: usize,
+    pub drained: Timestamp,
+}
+
+#[derive(Debug, Default)]
+pub struct RemovalProgress {
+    pub actions: Vec<Action>,
+    /// Per group: drained members (past cooldown) or `removing` ones Heat has
+    /// not acted on yet.
+    pub ready: BTreeMap<usize, Vec<ReadyMember>>,
+    /// Per group: nodes whose removal continues (not rolled back).
+    pub in_removal: BTreeMap<usize, u32>,
+    /// Nodes in `draining` with `kind: drain` (against max-drain-parallelism).
+    pub draining_with_pods: u32,
+}
+
+pub fn progress(cx: &Cx<'_>, up: &ScaleUpOutcome<'_>, budget: &mut PdbBudget, ex: &mut Explanation) -> RemovalProgress {
+    let mut out = RemovalProgress::default();
+    for i in 0..cx.ix.snap.nodes.len() {
+        let node = cx.ix.node(i);
+        let (status, group) = match &cx.ix.removal[i] {
+            RemovalState::None => continue,
+            RemovalState::Inconsistent { problem, cordoned_before } => {
+                let reason = RollbackReason::Inconsistent { problem: problem.clone() };
+                (roll_back(&mut out, ex, &node.name, *cordoned_before != Some(true), reason), None)
+            }
+            RemovalState::Active(record) => {
+                let status = step(cx, i, record, up, budget, &mut out, ex);
+                (status, Some(record.group.clone()))
+            }
+        };
+        ex.nodes.push(NodeExplanation { node: node.name.clone(), group, status });
+    }
+    out
+}
+
+fn roll_back(
+    out: &mut RemovalProgress,
+    ex: &mut Explanation,
+    node: &str,
+    uncordon: bool,
+    reason: RollbackReason,
+) -> NodeStatus {
+    out.actions.push(Action::RollBackRemoval(RollBackRemoval {
+        node: node.to_string(),
+        uncordon,
+        reason: reason.clone(),
+    }));
+    if !matches!(reason, RollbackReason::NeededAgain { .. }) {
+        ex.alerts.push(Alert::DrainRolledBack { node: node.to_string(), reason: reason.clone() });
+    }
+    NodeStatus::RolledBack { reason }
+}
+
+fn step(
+    cx: &Cx<'_>,
+    i: usize,
+    record: &RemovalRecord,
+    up: &ScaleUpOutcome<'_>,
+    budget: &mut PdbBudget,
+    out: &mut RemovalProgress,
+    ex: &mut Explanation,
+) -> NodeStatus {
+    let node = cx.ix.node(i);
+    let groups = &cx.ix.snap.groups;
+    // The member the record names, wherever Heat lists it.
+    let listed = groups
+        .iter()
+        .position(|g| g.name == record.group)
+        .and_then(|g| groups[g].members.iter().position(|m| m.id == record.member).map(|m| (g, m)));
+    let maps_here = listed.is_some_and(|(g, m)| cx.ix.membership[i].is_some_and(|x| x.group == g && x.member == m));
+    let status = |step| NodeStatus::Removal { phase: record.phase, step };
+
+    if record.phase == Phase::Removing {
+        let Some((g, m)) = listed else {
+            out.actions.push(Action::DeleteNode(DeleteNode {
+                node: node.name.clone(),
+                group: record.group.clone(),
+                member: record.member.clone(),
+            }));
+            return status(RemovalStep::DeletingNode);
+        };
+        let member = &groups[g].members[m];
+        if matches!(member.status, MemberStatus::InProgress | MemberStatus::Complete) {
+            // Still counted live by provisioning; leaving members are not.
+            *out.in_removal.entry(g).or_insert(0) += 1;
+        }
+        let heat_acting = groups[g].stack_busy
+            || matches!(member.status, MemberStatus::Deleting | MemberStatus::MarkedForRemoval)
+            || up.scaled.contains(&g);
+        if heat_acting || !maps_here {
+            return status(RemovalStep::AwaitingHeat);
+        }
+        // Heat has not acted on the request (lost, failed or refused): ask again,
+        // after evicting anything that slipped onto the node.
+        let workload: Vec<&Pod> = cx.ix.workload_pods(i).filter(|p| p.deletion.is_none()).collect();
+        if !workload.is_empty() {
+            let (evictions, _) = evictions(cx, &workload, budget);
+            push_evictions(cx, out, &node.name, evictions);
+            return status(RemovalStep::AwaitingHeat);
+        }
+        if cx.ix.workload_pods(i).next().is_none() {
+            let drained = record.drained.unwrap_or(record.started);
+            out.ready.entry(g).or_default().push(ReadyMember { member: m, node: i, drained });
+            return status(RemovalStep::RequestingRemoval);
+        }
+        return status(RemovalStep::AwaitingHeat);
+    }
+
+    let uncordon = !record.cordoned_before;
+    let Some((g, _)) = listed.filter(|_| maps_here) else {
+        let problem = format!("member {} of group {} no longer maps to this node", record.member, record.group);
+        return roll_back(out, ex, &node.name, uncordon, RollbackReason::Inconsistent { problem });
+    };
+
+    match record.phase {
+        Phase::Draining => {
+            let mut movable = Vec::new();
+            let mut terminating = 0;
+            for pod in cx.ix.workload_pods(i) {
+                match classify(pod, cx.ix.has_pdb(pod), &cx.policy.scale_down) {
+                    Disposition::Stays => {}
+                    Disposition::Leaving => terminating += 1,
+                    Disposition::Movable => movable.push(pod),
+                    Disposition::Blocked(reason) => {
+                        return roll_back(
+                            out,
+                            ex,
+                            &node.name,
+                            uncordon,
+                            RollbackReason::BlockingPod { pod: pod.key(), reason },
+                        );
+                    }
+                }
+            }
+            if movable.is_empty() && terminating == 0 {
+                let mut drained = record.clone();
+                drained.phase = Phase::Drained;
+                drained.drained = Some(cx.now);
+                out.actions.push(Action::MarkDrained(MarkDrained { node: node.name.clone(), record: drained }));
+                *out.in_removal.entry(g).or_insert(0) += 1;
+                return status(RemovalStep::MarkingDrained);
+            }
+            let sd = &cx.policy.scale_down;
+            if !movable.is_empty() {
+                let (to_evict, blocked) = evictions(cx, &movable, budget);
+                if cx.now > after(record.started, sd.max_eviction_time) {
+                    // Give back what this node took: it evicts nothing now.
+                    for (_, taken) in &to_evict {
+                        budget.give_back(taken);
+                    }
+                    let mut blocked = blocked;
+                    blocked.extend(to_evict.iter().map(|(p, _)| EvictionBlock { pod: p.key(), pdb: None }));
+                    return roll_back(out, ex, &node.name, uncordon, RollbackReason::EvictionTimeout { blocked });
+                }
+                let pods = movable.len();
+                push_evictions(cx, out, &node.name, to_evict);
+                count_draining(out, g, record);
+                return status(RemovalStep::Evicting { pods, blocked });
+            }
+            let deadline = after(after(record.started, sd.max_eviction_time), sd.max_graceful_termination);
+            if cx.now > deadline {
+                return roll_back(
+                    out,
+                    ex,
+                    &node.name,
+                    uncordon,
+                    RollbackReason::TerminationTimeout { pods: terminating },
+                );
+            }
+            count_draining(out, g, record);
+            status(RemovalStep::WaitingForTermination { pods: terminating, deadline })
+        }
+        Phase::Drained => {
+            let returned = cx.ix.workload_pods(i).count();
+            if returned > 0 {
+                return roll_back(out, ex, &node.name, uncordon, RollbackReason::PodsReturned { pods: returned });
+            }
+            if let Some(&pods) = up.reclaimed.get(&i) {
+                return roll_back(out, ex, &node.name, uncordon, RollbackReason::NeededAgain { pods });
+            }
+            *out.in_removal.entry(g).or_insert(0) += 1;
+            let drained = record.drained.unwrap_or(record.started);
+            let until = after(drained, cx.policy.scale_down.cooldown_before_removal);
+            if cx.now < until {
+                return status(RemovalStep::CoolingDown { until });
+            }
+            if groups[g].stack_busy || up.scaled.contains(&g) {
+                return status(RemovalStep::AwaitingHeat);
+            }
+            let member = cx.ix.membership[i].map_or(0, |x| x.member);
+            out.ready.entry(g).or_default().push(ReadyMember { member, node: i, drained });
+            status(RemovalStep::RequestingRemoval)
+        }
+        Phase::Removing => unreachable!("handled above"),
+    }
+}
+
+fn count_draining(out: &mut RemovalProgress, g: usize, record: &RemovalRecord) {
+    *out.in_removal.entry(g).or_insert(0) += 1;
+    if record.kind == RemovalKind::Drain {
+        out.draining_with_pods += 1;
+    }
+}
+
+type Evictions<'a> = Vec<(&'a Pod, Vec<usize>)>;
+
+/// Which of `pods` may be evicted now without exceeding any PDB's allowance
+/// (shared across all drains of this pass), and which wait, with the PDB.
+fn evictions<'a>(cx: &Cx<'a>, pods: &[&'a Pod], budget: &mut PdbBudget) -> (Evictions<'a>, Vec<EvictionBlock>) {
+    let mut evict = Vec::new();
+    let mut blocked = Vec::new();
+    for &pod in pods {
+        match budget.take(&cx.ix, pod) {
+            Ok(taken) => evict.push((pod, taken)),
+            Err(pdb) => blocked.push(EvictionBlock { pod: pod.key(), pdb: Some(pdb_name(&cx.ix, pdb)) }),
+        }
+    }
+    (evict, blocked)
+}
+
+fn push_evictions(cx: &Cx<'_>, out: &mut RemovalProgress, node: &str, evictions: Evictions<'_>) {
+    if evictions.is_empty() {
+        return;
+    }
+    out.actions.push(Action::EvictPods(EvictPods {
+        node: node.to_string(),
+        pods: evictions.into_iter().map(|(p, _)| Eviction { pod: p.key(), uid: p.uid.clone() }).collect(),
+        max_grace: cx.policy.scale_down.max_graceful_termination.get(),
+    }));
+}

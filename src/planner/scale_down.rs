@@ -1,0 +1,352 @@
+//! Scale-down: which minions are unneeded, and which removals start now.
+//!
+//! A group minion is a candidate when its requested utilisation is under the
+//! threshold; it is *unneeded* when every pod on it could move to another node
+//! (same scheduling model, PDB allowances shared across the pass, nodes already
+//! found unneeded excluded as destinations). It must stay unneeded for
+//! `unneeded-time` before its removal starts. Candidates are simulated
+//! cheapest first, within a per-pass budget, previously unneeded ones first
+//! so their timers survive the budget.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use crate::model::{MemberStatus, Pod, Resources, Timestamp};
+
+use super::Cx;
+use super::action::{Action, StartRemoval};
+use super::drain::{Disposition, PdbBudget, classify, pdb_name};
+use super::explain::{Cooldown, Explanation, Hold, NodeExplanation, NodeStatus, Note};
+use super::memory::Memory;
+use super::protocol::{Phase, RemovalKind, RemovalRecord, SCALE_DOWN_DISABLED};
+use super::provisioning::GroupView;
+use super::removal::RemovalProgress;
+use super::scale_up::ScaleUpOutcome;
+use super::scheduling::Placer;
+use super::time::after;
+
+struct Candidate {
+    node: usize,
+    group: usize,
+    utilization: f64,
+    empty: bool,
+}
+
+pub fn plan<'a>(
+    cx: &Cx<'a>,
+    views: &[GroupView],
+    removals: &RemovalProgress,
+    up: &ScaleUpOutcome<'a>,
+    budget: &mut PdbBudget,
+    memory: &mut Memory,
+    ex: &mut Explanation,
+) -> Vec<Action> {
+    // Pending pods the scheduler is about to place count where they will land.
+    let mut incoming: Vec<Vec<&'a Pod>> = vec![Vec::new(); cx.ix.snap.nodes.len()];
+    for &(node, pod) in &up.will_schedule {
+        incoming[node].push(pod);
+    }
+    let mut statuses: BTreeMap<usize, NodeStatus> = BTreeMap::new();
+    let mut candidates = Vec::new();
+    for (i, incoming) in incoming.iter().enumerate() {
+        if !cx.ix.removal[i].is_none() {
+            continue; // explained by the removal state machine
+        }
+        match candidate(cx, i, incoming) {
+            Ok(c) => candidates.push(c),
+            Err(status) => {
+                statuses.insert(i, status);
+            }
+        }
+    }
+    let group_nodes = cx.ix.membership.iter().filter(|m| m.is_some()).count();
+    let tuning = &cx.policy.tuning;
+    let budget_nodes =
+        tuning.candidates_pool_min.max((group_nodes as f64 * tuning.candidates_pool_ratio).ceil() as usize);
+    let name = |i: usize| cx.ix.node(i).name.as_str();
+    candidates.sort_by(|a, b| {
+        let known = |c: &Candidate| !memory.unneeded_since.contains_key(name(c.node));
+        known(a)
+            .cmp(&known(b))
+            .then(b.empty.cmp(&a.empty))
+            .then(a.utilization.total_cmp(&b.utilization))
+            .then_with(|| name(a.node).cmp(name(b.node)))
+    });
+    if candidates.len() > budget_nodes {
+        ex.notes.push(Note::CandidatesCapped { simulated: budget_nodes, eligible: candidates.len() });
+        for c in candidates.drain(budget_nodes..) {
+            statuses.insert(c.node, NodeStatus::NotEvaluated);
+        }
+    }
+
+    let unneeded = simulate(cx, &candidates, &incoming, budget, &mut statuses);
+
+    let mut since = BTreeMap::new();
+    for &k in &unneeded {
+        let node = name(candidates[k].node);
+        since.insert(node.to_string(), memory.unneeded_since.get(node).copied().unwrap_or(cx.now));
+    }
+    memory.unneeded_since = since;
+
+    let actions = start_removals(cx, views, removals, up, memory, &candidates, &unneeded, &mut statuses, ex);
+    for (i, status) in statuses {
+        let group = cx.ix.membership[i].map(|m| cx.ix.snap.groups[m.group].name.clone());
+        ex.nodes.push(NodeExplanation { node: cx.ix.node(i).name.clone(), group, status });
+    }
+    actions
+}
+
+/// Whether node `i` may be considered at all, and how utilised it is.
+fn candidate(cx: &Cx<'_>, i: usize, incoming: &[&Pod]) -> Result<Candidate, NodeStatus> {
+    let node = cx.ix.node(i);
+    if cx.ix.control_plane[i] {
+        return Err(NodeStatus::ControlPlane);
+    }
+    let Some(membership) = cx.ix.membership[i] else { return Err(NodeStatus::NotInGroup) };
+    let member = &cx.ix.snap.groups[membership.group].members[membership.member];
+    if member.status != MemberStatus::Complete {
+        return Err(NodeStatus::MemberNotComplete);
+    }
+    if !node.ready {
+        return Err(NodeStatus::NotReady);
+    }
+    if node.unschedulable {
+        return Err(NodeStatus::Cordoned);
+    }
+    if node.annotations.get(SCALE_DOWN_DISABLED).is_some_and(|v| v == "true") {
+        return Err(NodeStatus::ScaleDownDisabled);
+    }
+    let sd = &cx.policy.scale_down;
+    let observed = if sd.use_observed_usage {
+        match cx.usage.and_then(|u| u.get(&node.name)) {
+            Some(u) => Some(u),
+            None => return Err(NodeStatus::UsageUnknown),
+        }
+    } else {
+        None
+    };
+    let mut requested = cx.ix.requested[i].clone();
+    for pod in incoming {
+        requested += &pod.requests;
+    }
+    let (resource, utilization, threshold) = utilization(&node.allocatable, &requested, observed, sd);
+    if utilization >= threshold {
+        return Err(NodeStatus::Utilized { resource: resource.to_string(), utilization, threshold });
+    }
+    let empty = incoming.is_empty() && cx.ix.workload_pods(i).all(|p| p.deletion.is_some());
+    Ok(Candidate { node: i, group: membership.group, utilization, empty })
+}
+
+/// The dominant utilisation (resource, share, threshold): GPUs on GPU nodes,
+/// else the larger of CPU and memory. Observed usage, when given, counts if higher.
+fn utilization(
+    alloc: &Resources,
+    requested: &Resources,
+    observed: Option<&Resources>,
+    sd: &crate::config::ScaleDownPolicy,
+) -> (&'static str, f64, f64) {
+    let share = |name: &str| {
+        let have = alloc.get(name);
+        if have <= 0 {
+            return 0.0;
+        }
+        let used = requested.get(name).max(observed.map_or(0, |o| o.get(name)));
+        used as f64 / have as f64
+    };
+    if alloc.gpus() > 0 {
+        return (Resources::GPU, share(Resources::GPU), sd.gpu_utilization_threshold.0);
+    }
+    let (cpu, memory) = (share(Resources::CPU), share(Resources::MEMORY));
+    match cpu.partial_cmp(&memory) {
+        Some(Ordering::Less) => (Resources::MEMORY, memory, sd.utilization_threshold.0),
+        _ => (Resources::CPU, cpu, sd.utilization_threshold.0),
+    }
+}
+
+/// Finds which candidates could all go together; returns their indices into
+/// `candidates`. Pods moved in the simulation stay where they were moved, and a
+/// node found unneeded is no destination for the next ones.
+fn simulate<'a>(
+    cx: &Cx<'a>,
+    candidates: &[Candidate],
+    incoming: &[Vec<&'a Pod>],
+    budget: &mut PdbBudget,
+    statuses: &mut BTreeMap<usize, NodeStatus>,
+) -> Vec<usize> {
+    let mut slot = vec![None; cx.ix.snap.nodes.len()];
+    let mut nodes = Vec::new();
+    for (i, slot) in slot.iter_mut().enumerate() {
+        if cx.ix.node(i).ready && cx.ix.removal[i].is_none() {
+            *slot = Some(nodes.len());
+            let mut node = cx.ix.sched_node(i);
+            for pod in &incoming[i] {
+                node.add(pod);
+            }
+            nodes.push(node);
+        }
+    }
+    let mut placer = Placer::new(nodes);
+    let mut moved_in: Vec<Vec<&Pod>> = vec![Vec::new(); placer.nodes.len()];
+    let mut unneeded = Vec::new();
+    for (k, c) in candidates.iter().enumerate() {
+        let Some(me) = slot[c.node] else { continue };
+        let checkpoint = placer.checkpoint();
+        let mut taken: Vec<usize> = Vec::new();
+        let mut moves: Vec<(usize, &Pod)> = Vec::new();
+        let pods: Vec<&Pod> =
+            cx.ix.pods_on[c.node].iter().chain(&incoming[c.node]).chain(&moved_in[me]).copied().collect();
+        let mut failure = None;
+        for pod in pods {
+            match classify(pod, cx.ix.has_pdb(pod), &cx.policy.scale_down) {
+                Disposition::Stays | Disposition::Leaving => continue,
+                Disposition::Blocked(reason) => {
+                    failure = Some(NodeStatus::PodBlocks { pod: pod.key(), reason });
+                    break;
+                }
+                Disposition::Movable => {}
+            }
+            match budget.take(&cx.ix, pod) {
+                Ok(t) => taken.extend(t),
+                Err(pdb) => {
+                    failure = Some(NodeStatus::PdbBlocks { pod: pod.key(), pdb: pdb_name(&cx.ix, pdb) });
+                    break;
+                }
+            }
+            match placer.find(pod, Some(me)) {
+                Some(dest) => {
+                    placer.place(pod, dest);
+                    moves.push((dest, pod));
+                }
+                None => {
+                    failure = Some(NodeStatus::NoPlaceForPod {
+                        pod: pod.key(),
+                        scheduler: "no other node can host it".into(),
+                    });
+                    break;
+                }
+            }
+        }
+        match failure {
+            Some(status) => {
+                placer.rollback(checkpoint);
+                budget.give_back(&taken);
+                statuses.insert(c.node, status);
+            }
+            None => {
+                placer.exclude(me);
+                for (dest, pod) in moves {
+                    moved_in[dest].push(pod);
+                }
+                unneeded.push(k);
+            }
+        }
+    }
+    unneeded
+}
+
+fn cooldown(cx: &Cx<'_>, memory: &Memory) -> Option<(Cooldown, Timestamp)> {
+    let sd = &cx.policy.scale_down;
+    let newest_member = cx
+        .ix
+        .snap
+        .groups
+        .iter()
+        .flat_map(|g| g.members.iter())
+        .filter(|m| matches!(m.status, MemberStatus::InProgress | MemberStatus::Complete))
+        .filter_map(|m| m.created)
+        .max();
+    let last_add = memory.last_scale_up.values().copied().chain(newest_member).max();
+    [
+        (Cooldown::AfterAdd, last_add, sd.delay_after_add),
+        (Cooldown::AfterDelete, memory.last_scale_down, sd.delay_after_delete),
+        (Cooldown::AfterFailure, memory.last_failure, sd.delay_after_failure),
+    ]
+    .into_iter()
+    .filter_map(|(cause, at, delay)| at.map(|t| (cause, after(t, delay))))
+    .filter(|(_, until)| cx.now < *until)
+    .max_by_key(|(_, until)| *until)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_removals(
+    cx: &Cx<'_>,
+    views: &[GroupView],
+    removals: &RemovalProgress,
+    up: &ScaleUpOutcome<'_>,
+    memory: &Memory,
+    candidates: &[Candidate],
+    unneeded: &[usize],
+    statuses: &mut BTreeMap<usize, NodeStatus>,
+    ex: &mut Explanation,
+) -> Vec<Action> {
+    let sd = &cx.policy.scale_down;
+    let global_hold = if !sd.enabled {
+        ex.notes.push(Note::ScaleDownDisabled);
+        Some(Hold::ScaleDownDisabled)
+    } else if let Some((cause, until)) = cooldown(cx, memory) {
+        ex.notes.push(Note::ScaleDownCooldown { cause, until });
+        Some(Hold::Cooldown { cause, until })
+    } else if !up.scaled.is_empty() {
+        ex.notes.push(Note::ScaleDownAfterScaleUp);
+        Some(Hold::ScaleUpThisPass)
+    } else {
+        None
+    };
+    let mut started: BTreeMap<usize, u32> = BTreeMap::new();
+    let (mut empty_started, mut drains_started) = (0u32, 0u32);
+    let mut actions = Vec::new();
+    for &k in unneeded {
+        let c = &candidates[k];
+        let node = cx.ix.node(c.node);
+        let since = memory.unneeded_since.get(&node.name).copied().unwrap_or(cx.now);
+        let removable_at = after(since, sd.unneeded_time);
+        let group = &cx.ix.snap.groups[c.group];
+        let staying = views[c.group]
+            .live
+            .saturating_sub(removals.in_removal.get(&c.group).copied().unwrap_or(0))
+            .saturating_sub(started.get(&c.group).copied().unwrap_or(0));
+        let held = if cx.now < removable_at {
+            Some(Hold::UnneededTime)
+        } else if let Some(h) = &global_hold {
+            Some(h.clone())
+        } else if staying <= group.min_size {
+            Some(Hold::GroupAtMinSize { min: group.min_size })
+        } else if empty_started + drains_started >= sd.max_nodes_per_step {
+            Some(Hold::MaxNodesPerStep { max: sd.max_nodes_per_step })
+        } else if !c.empty && removals.draining_with_pods + drains_started >= sd.max_drain_parallelism {
+            Some(Hold::MaxDrainParallelism { max: sd.max_drain_parallelism })
+        } else {
+            None
+        };
+        if let Some(held) = held {
+            statuses.insert(c.node, NodeStatus::Unneeded { since, removable_at, held: Some(held) });
+            continue;
+        }
+        let kind = if c.empty { RemovalKind::Empty } else { RemovalKind::Drain };
+        if c.empty {
+            empty_started += 1;
+        } else {
+            drains_started += 1;
+        }
+        *started.entry(c.group).or_insert(0) += 1;
+        let membership = cx.ix.membership[c.node].expect("candidates are group members");
+        let record = RemovalRecord {
+            phase: Phase::Draining,
+            kind,
+            started: cx.now,
+            drained: None,
+            requested: None,
+            group: group.name.clone(),
+            member: group.members[membership.member].id.clone(),
+            cordoned_before: node.unschedulable,
+        };
+        actions.push(Action::StartRemoval(StartRemoval {
+            node: node.name.clone(),
+            record,
+            utilization: c.utilization,
+            unneeded_since: since,
+        }));
+        statuses.insert(c.node, NodeStatus::RemovalStarted { kind });
+    }
+    actions
+}

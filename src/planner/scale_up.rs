@@ -1,0 +1,387 @@
+//! Scale-up: which pending pods need new minions, and of which group.
+//!
+//! A pending pod is checked, in order, against: existing nodes (the scheduler
+//! may simply not have caught up), capacity already on its way (booting
+//! minions and Heat members without a node yet), drained nodes in cooldown
+//! (taking one back beats booting one), and only then new minions of each
+//! group, bin-packed first-fit decreasing onto the group's template. An
+//! expander picks among groups; each group gets at most one request per pass.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{Pod, Resources};
+
+use super::Cx;
+use super::action::ScaleUp;
+use super::expander;
+use super::explain::{Alert, Explanation, GroupRejection, GroupVerdict, Note, OptionScore, PodExplanation, PodOutcome};
+use super::limits::{Headroom, capacity};
+use super::protocol::{Phase, REMOVAL_TAINT, RemovalState};
+use super::provisioning::GroupView;
+use super::scheduling::{Placer, SchedNode, check};
+use super::time::after;
+
+/// Taints a node carries while it starts; capacity on its way is judged without them.
+const STARTUP_TAINTS: [&str; 3] = [
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+    "node.cloudprovider.kubernetes.io/uninitialized",
+];
+
+#[derive(Debug, Default)]
+pub struct ScaleUpOutcome<'a> {
+    pub actions: Vec<ScaleUp>,
+    /// Pending pods that fit an existing node (node index): the scheduler will
+    /// place them, so scale-down must count them there.
+    pub will_schedule: Vec<(usize, &'a Pod)>,
+    /// Drained nodes taken back for pending pods → how many pods they host.
+    pub reclaimed: BTreeMap<usize, usize>,
+    /// Groups asked to grow this pass.
+    pub scaled: BTreeSet<usize>,
+}
+
+pub fn plan<'a>(
+    cx: &Cx<'a>,
+    views: &[GroupView],
+    repairing: &BTreeSet<usize>,
+    ex: &mut Explanation,
+) -> ScaleUpOutcome<'a> {
+    let mut out = ScaleUpOutcome::default();
+    let pending = pods_to_consider(cx, ex);
+    if pending.is_empty() {
+        return out;
+    }
+
+    // Existing nodes the scheduler may not have tried yet.
+    let ready: Vec<usize> = (0..cx.ix.snap.nodes.len()).filter(|&i| cx.ix.node(i).ready).collect();
+    let mut existing = Placer::new(ready.iter().map(|&i| cx.ix.sched_node(i)).collect());
+    let mut rest = Vec::new();
+    for pod in pending {
+        match existing.find(pod, None) {
+            Some(i) => {
+                existing.place(pod, i);
+                out.will_schedule.push((ready[i], pod));
+                let node = existing.nodes[i].name.to_string();
+                ex.pods.push(PodExplanation { pod: pod.key(), outcome: PodOutcome::FitsExistingNode { node } });
+            }
+            None => rest.push(pod),
+        }
+    }
+
+    let templates: Vec<Option<SchedNode<'_>>> = (0..cx.ix.snap.groups.len()).map(|g| template(cx, g, 0)).collect();
+    let rest = place_on_upcoming(cx, views, &templates, rest, ex);
+    let rest = reclaim_drained(cx, rest, &mut out, ex);
+    if rest.is_empty() {
+        return out;
+    }
+    if !cx.policy.scale_up.enabled {
+        ex.notes.push(Note::ScaleUpDisabled);
+        for pod in rest {
+            ex.pods.push(PodExplanation { pod: pod.key(), outcome: PodOutcome::ScaleUpDisabled });
+        }
+        return out;
+    }
+    grow(cx, views, repairing, &templates, rest, &mut existing, &mut out, ex);
+    out
+}
+
+/// Unschedulable pods old enough and not about to be placed by preemption.
+fn pods_to_consider<'a>(cx: &Cx<'a>, ex: &mut Explanation) -> Vec<&'a Pod> {
+    let mut pending = Vec::new();
+    for &pod in &cx.ix.unbound {
+        if !pod.is_unschedulable() {
+            continue;
+        }
+        let until = after(pod.created, cx.policy.scale_up.new_pod_scale_up_delay);
+        if cx.now < until {
+            ex.pods.push(PodExplanation { pod: pod.key(), outcome: PodOutcome::TooYoung { until } });
+        } else if let Some(node) = &pod.nominated_node {
+            ex.pods.push(PodExplanation { pod: pod.key(), outcome: PodOutcome::Nominated { node: node.clone() } });
+        } else {
+            pending.push(pod);
+        }
+    }
+    pending.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.created.cmp(&b.created))
+            .then_with(|| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)))
+    });
+    pending
+}
+
+/// A new minion of group `g`, with the DaemonSet pods it would run.
+pub fn template<'a>(cx: &Cx<'a>, g: usize, n: usize) -> Option<SchedNode<'a>> {
+    let group = &cx.ix.snap.groups[g];
+    let shape = group.template.as_ref()?;
+    let mut node = SchedNode {
+        name: Cow::Owned(format!("template-{}-{n}", group.name)),
+        labels: &shape.labels,
+        taints: Cow::Borrowed(shape.taints.as_slice()),
+        unschedulable: false,
+        allocatable: shape.allocatable.clone(),
+        requested: Resources::default(),
+        pods: Vec::new(),
+        excluded: false,
+    };
+    for &ds in &cx.ix.daemonsets {
+        if check(ds, &node).is_ok() {
+            node.add(ds);
+        }
+    }
+    Some(node)
+}
+
+fn place_on_upcoming<'a>(
+    cx: &Cx<'a>,
+    views: &[GroupView],
+    templates: &[Option<SchedNode<'a>>],
+    pods: Vec<&'a Pod>,
+    ex: &mut Explanation,
+) -> Vec<&'a Pod> {
+    let mut nodes = Vec::new();
+    let mut owner = Vec::new();
+    for (g, view) in views.iter().enumerate() {
+        for &i in &view.starting_nodes {
+            let mut node = cx.ix.sched_node(i);
+            node.taints =
+                Cow::Owned(node.taints.iter().filter(|t| !STARTUP_TAINTS.contains(&t.key.as_str())).cloned().collect());
+            nodes.push(node);
+            owner.push(g);
+        }
+        if let Some(t) = &templates[g] {
+            for n in 0..view.unregistered {
+                let mut node = t.clone();
+                node.name = Cow::Owned(format!("upcoming-{}-{n}", cx.ix.snap.groups[g].name));
+                nodes.push(node);
+                owner.push(g);
+            }
+        }
+    }
+    if nodes.is_empty() {
+        return pods;
+    }
+    let mut upcoming = Placer::new(nodes);
+    let mut rest = Vec::new();
+    for pod in pods {
+        match upcoming.find(pod, None) {
+            Some(i) => {
+                upcoming.place(pod, i);
+                let group = cx.ix.snap.groups[owner[i]].name.clone();
+                ex.pods.push(PodExplanation { pod: pod.key(), outcome: PodOutcome::FitsUpcomingNode { group } });
+            }
+            None => rest.push(pod),
+        }
+    }
+    rest
+}
+
+/// Drained nodes in cooldown (not yet handed to Heat) that pending pods fit,
+/// as they would be once uncordoned and untainted.
+fn reclaim_drained<'a>(
+    cx: &Cx<'a>,
+    pods: Vec<&'a Pod>,
+    out: &mut ScaleUpOutcome<'a>,
+    ex: &mut Explanation,
+) -> Vec<&'a Pod> {
+    let mut nodes = Vec::new();
+    let mut index = Vec::new();
+    for (i, state) in cx.ix.removal.iter().enumerate() {
+        let RemovalState::Active(record) = state else { continue };
+        if record.phase != Phase::Drained || !cx.ix.node(i).ready {
+            continue;
+        }
+        let mut node = cx.ix.sched_node(i);
+        node.taints = Cow::Owned(node.taints.iter().filter(|t| t.key != REMOVAL_TAINT).cloned().collect());
+        node.unschedulable = record.cordoned_before;
+        nodes.push(node);
+        index.push(i);
+    }
+    if nodes.is_empty() || pods.is_empty() {
+        return pods;
+    }
+    let mut drained = Placer::new(nodes);
+    let mut rest = Vec::new();
+    for pod in pods {
+        match drained.find(pod, None) {
+            Some(k) => {
+                drained.place(pod, k);
+                *out.reclaimed.entry(index[k]).or_insert(0) += 1;
+                let node = cx.ix.node(index[k]).name.clone();
+                ex.pods.push(PodExplanation { pod: pod.key(), outcome: PodOutcome::ReclaimsNode { node } });
+            }
+            None => rest.push(pod),
+        }
+    }
+    rest
+}
+
+/// First-fit decreasing of `pods` onto at most `cap` new minions of a group.
+/// Returns the minions opened, the pods placed (indices into `pods`) and the waste.
+fn binpack<'a>(pods: &[&'a Pod], template: &SchedNode<'a>, cap: u32) -> (u32, Vec<usize>, f64) {
+    let alloc = &template.allocatable;
+    let share = |p: &Pod| {
+        let f = |req: i64, have: i64| if have > 0 { req as f64 / have as f64 } else { 0.0 };
+        f(p.requests.cpu_milli, alloc.cpu_milli).max(f(p.requests.memory, alloc.memory))
+    };
+    let mut order: Vec<usize> = (0..pods.len()).filter(|&i| check(pods[i], template).is_ok()).collect();
+    order.sort_by(|&a, &b| share(pods[b]).total_cmp(&share(pods[a])));
+    let mut placer = Placer::new(Vec::new());
+    let mut placed = Vec::new();
+    for i in order {
+        let pod = pods[i];
+        let slot = match placer.find(pod, None) {
+            Some(slot) => Some(slot),
+            None if (placer.nodes.len() as u32) < cap => Some(placer.push(template.clone())),
+            None => None,
+        };
+        if let Some(slot) = slot {
+            placer.place(pod, slot);
+            placed.push(i);
+        }
+    }
+    let n = placer.nodes.len() as u32;
+    let mut used = Resources::default();
+    for node in &placer.nodes {
+        used += &node.requested;
+    }
+    let unused =
+        |used: i64, each: i64| if each > 0 { 1.0 - used as f64 / (each as f64 * f64::from(n.max(1))) } else { 0.0 };
+    let waste = (unused(used.cpu_milli, alloc.cpu_milli) + unused(used.memory, alloc.memory)) / 2.0;
+    (n, placed, waste)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn grow<'a>(
+    cx: &Cx<'a>,
+    views: &[GroupView],
+    repairing: &BTreeSet<usize>,
+    templates: &[Option<SchedNode<'a>>],
+    mut pods: Vec<&'a Pod>,
+    existing: &mut Placer<'a>,
+    out: &mut ScaleUpOutcome<'a>,
+    ex: &mut Explanation,
+) {
+    let groups = &cx.ix.snap.groups;
+    let mut headroom = Headroom::new(cx, views);
+    let mut last_limit: Vec<Option<GroupRejection>> = vec![None; groups.len()];
+    loop {
+        let mut options: Vec<(usize, OptionScore, Vec<usize>)> = Vec::new();
+        for g in 0..groups.len() {
+            if out.scaled.contains(&g) {
+                continue;
+            }
+            let (cap, why) = match capacity(cx, g, views, repairing, &headroom) {
+                Ok(c) => c,
+                Err(why) => {
+                    last_limit[g] = Some(why);
+                    continue;
+                }
+            };
+            last_limit[g] = Some(why);
+            let Some(template) = &templates[g] else { continue };
+            let (n, placed, waste) = binpack(&pods, template, cap);
+            if placed.is_empty() {
+                continue;
+            }
+            let score = OptionScore {
+                group: groups[g].name.clone(),
+                new_nodes: n,
+                pods: placed.len(),
+                waste,
+                priority: groups[g].priority,
+                price_per_hour: groups[g].price_per_hour,
+                chosen: false,
+            };
+            options.push((g, score, placed));
+        }
+        if options.is_empty() {
+            break;
+        }
+        let scores: Vec<OptionScore> = options.iter().map(|(_, s, _)| s.clone()).collect();
+        let pick = expander::choose(cx.policy.scale_up.expander, &scores, cx.policy.seed, cx.now);
+        for (k, (g, score, _)) in options.iter().enumerate() {
+            let mut score = score.clone();
+            score.chosen = k == pick;
+            if let Some(e) = ex.groups.iter_mut().find(|e| e.group == groups[*g].name) {
+                e.options.retain(|o| o.group != score.group);
+                e.options.push(score);
+            }
+        }
+        let (g, score, placed) = options.swap_remove(pick);
+        let group = &groups[g];
+        let placed: BTreeSet<usize> = placed.into_iter().collect();
+        let mut helped = Vec::new();
+        let mut keep = Vec::new();
+        for (i, pod) in pods.into_iter().enumerate() {
+            if placed.contains(&i) { helped.push(pod) } else { keep.push(pod) }
+        }
+        pods = keep;
+        for pod in &helped {
+            ex.pods.push(PodExplanation {
+                pod: pod.key(),
+                outcome: PodOutcome::TriggersScaleUp { group: group.name.clone() },
+            });
+        }
+        if let Some(shape) = &group.template {
+            headroom.consume(score.new_nodes, &shape.allocatable);
+        }
+        out.scaled.insert(g);
+        out.actions.push(ScaleUp {
+            group: group.name.clone(),
+            expected_desired: group.desired,
+            new_desired: group.desired + score.new_nodes,
+            pods: helped.iter().take(cx.policy.tuning.pods_named_per_reason).map(|p| p.key()).collect(),
+            pod_count: helped.len(),
+            expander: cx.policy.scale_up.expander,
+        });
+        if pods.is_empty() {
+            break;
+        }
+    }
+    explain_unhelped(cx, templates, &last_limit, pods, existing, ex);
+}
+
+fn explain_unhelped<'a>(
+    cx: &Cx<'a>,
+    templates: &[Option<SchedNode<'a>>],
+    last_limit: &[Option<GroupRejection>],
+    pods: Vec<&'a Pod>,
+    existing: &mut Placer<'a>,
+    ex: &mut Explanation,
+) {
+    let mut hopeless = 0;
+    let mut example = None;
+    for pod in pods {
+        let scheduler = existing.explain(pod, None).to_string();
+        let groups: Vec<GroupVerdict> = cx
+            .ix
+            .snap
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, group)| {
+                let rejection = match &templates[g] {
+                    None => GroupRejection::NoTemplate,
+                    Some(t) => match check(pod, t) {
+                        Err(filter) => GroupRejection::DoesNotFit { filter },
+                        Ok(()) => last_limit[g].clone().unwrap_or(GroupRejection::MaxSize { max: group.max_size }),
+                    },
+                };
+                GroupVerdict { group: group.name.clone(), rejection }
+            })
+            .collect();
+        if groups.iter().all(|v| v.rejection.is_permanent()) {
+            hopeless += 1;
+            example.get_or_insert_with(|| {
+                let why = groups.iter().map(|v| format!("{}: {}", v.group, v.rejection)).collect::<Vec<_>>().join("; ");
+                (pod.key(), if why.is_empty() { "no node groups configured".to_string() } else { why })
+            });
+        }
+        ex.pods.push(PodExplanation { pod: pod.key(), outcome: PodOutcome::NoScaleUp { scheduler, groups } });
+    }
+    if let Some((example, why)) = example {
+        ex.alerts.push(Alert::PodsUnhelpable { pods: hopeless, example, why });
+    }
+}

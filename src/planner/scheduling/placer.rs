@@ -1,0 +1,145 @@
+//! Placing many pods on many nodes without quadratic scans.
+//!
+//! Pods of one workload are alike (same placement, requests, namespace), and
+//! within one simulation capacity is only ever consumed: once a node has been
+//! found unfit for a pod of a class it stays unfit for the whole class. Each
+//! class therefore keeps a cursor past the leading run of nodes known unfit,
+//! so placing thousands of replicas costs about one scan of the nodes, not one
+//! scan per replica. Checkpoints let a caller try a whole node's pods and undo
+//! them if one does not fit (scale-down), restoring cursors with them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::model::{Pod, Resources};
+
+use super::{FitSummary, SchedNode, check};
+
+/// Pods that the scheduler model treats alike.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Class<'a> {
+    placement: usize,
+    requests: &'a Resources,
+    namespace: &'a str,
+    /// Owner uid; the pod's own uid for bare pods (a class of one).
+    identity: &'a str,
+}
+
+impl<'a> Class<'a> {
+    fn of(pod: &'a Pod) -> Self {
+        Self {
+            placement: Arc::as_ptr(&pod.placement) as usize,
+            requests: &pod.requests,
+            namespace: &pod.namespace,
+            identity: pod.owner.as_ref().map_or(pod.uid.as_str(), |o| o.uid.as_str()),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Undo<'a> {
+    Placed { node: usize, pod: &'a Pod },
+    Cursor { class: Class<'a>, old: usize },
+}
+
+/// A position in the placer's history to roll back to.
+#[derive(Clone, Copy, Debug)]
+pub struct Checkpoint(usize);
+
+#[derive(Debug, Default)]
+pub struct Placer<'a> {
+    pub nodes: Vec<SchedNode<'a>>,
+    cursors: HashMap<Class<'a>, usize>,
+    explained: HashMap<Class<'a>, FitSummary>,
+    journal: Vec<Undo<'a>>,
+}
+
+impl<'a> Placer<'a> {
+    pub fn new(nodes: Vec<SchedNode<'a>>) -> Self {
+        Self { nodes, ..Self::default() }
+    }
+
+    pub fn push(&mut self, node: SchedNode<'a>) -> usize {
+        self.explained.clear();
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// The first node, in order, where `pod` fits, never `skip`. Commits nothing.
+    pub fn find(&mut self, pod: &'a Pod, skip: Option<usize>) -> Option<usize> {
+        let class = Class::of(pod);
+        let start = self.cursors.get(&class).copied().unwrap_or(0);
+        let mut unfit_prefix = true;
+        let mut found = None;
+        let mut advanced = start;
+        for i in start..self.nodes.len() {
+            if Some(i) == skip {
+                unfit_prefix = false;
+                continue;
+            }
+            if check(pod, &self.nodes[i]).is_ok() {
+                found = Some(i);
+                break;
+            }
+            if unfit_prefix {
+                advanced = i + 1;
+            }
+        }
+        if advanced != start {
+            self.journal.push(Undo::Cursor { class: class.clone(), old: start });
+            self.cursors.insert(class, advanced);
+        }
+        found
+    }
+
+    /// Why `pod` fits no node (all nodes checked; `skip` counted as excluded).
+    /// Cached per class until nodes are added or a rollback happens.
+    pub fn explain(&mut self, pod: &'a Pod, skip: Option<usize>) -> FitSummary {
+        let class = Class::of(pod);
+        if let Some(summary) = self.explained.get(&class) {
+            return summary.clone();
+        }
+        let mut summary = FitSummary::default();
+        for (i, node) in self.nodes.iter().enumerate() {
+            match check(pod, node) {
+                _ if Some(i) == skip => summary.add(&super::Unfit::Excluded),
+                Ok(()) => summary.nodes += 1,
+                Err(unfit) => summary.add(&unfit),
+            }
+        }
+        self.explained.insert(class, summary.clone());
+        summary
+    }
+
+    pub fn place(&mut self, pod: &'a Pod, node: usize) {
+        self.nodes[node].add(pod);
+        self.journal.push(Undo::Placed { node, pod });
+    }
+
+    /// Takes a node out of consideration for the rest of this placer's life.
+    pub fn exclude(&mut self, node: usize) {
+        self.nodes[node].excluded = true;
+    }
+
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint(self.journal.len())
+    }
+
+    pub fn rollback(&mut self, to: Checkpoint) {
+        self.explained.clear();
+        while self.journal.len() > to.0 {
+            match self.journal.pop() {
+                Some(Undo::Placed { node, pod }) => self.nodes[node].remove(pod),
+                Some(Undo::Cursor { class, old }) => {
+                    self.cursors.insert(class, old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Forgets the history (keeps the placements): for long simulations.
+    pub fn commit(&mut self) {
+        self.journal.clear();
+    }
+}

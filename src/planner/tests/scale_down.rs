@@ -1,0 +1,280 @@
+use crate::config::Duration;
+use crate::model::OwnerRef;
+
+use super::super::explain::{BlockReason, Hold, NodeStatus};
+use super::super::protocol::{Phase, RemovalKind, SCALE_DOWN_DISABLED};
+use super::*;
+
+/// Three 4-CPU minions; `w-0` busy, `w-1` and `w-2` light. Removal timers expired.
+fn cluster() -> World {
+    let mut w = World::new();
+    w.group("workers", 0, 10, 4000, 16 * GI);
+    for n in ["w-0", "w-1", "w-2"] {
+        w.minion("workers", n);
+        w.daemon_pod(&format!("proxy-{n}"), n, 100, 50 * MI);
+    }
+    w.pod("busy-0", Some("w-0"), 3000, 4 * GI);
+    w.pod("web-1", Some("w-1"), 500, GI);
+    w
+}
+
+fn status<'p>(plan: &'p Plan, node: &str) -> &'p NodeStatus {
+    plan.explanation.node(node).unwrap_or_else(|| panic!("{node} not explained"))
+}
+
+/// Runs passes until `unneeded-time` has passed, returning the last plan.
+fn after_unneeded_time(w: &mut World) -> Plan {
+    w.step();
+    w.advance(w.policy.scale_down.unneeded_time.get().as_secs() as i64);
+    w.step()
+}
+
+#[test]
+fn an_unneeded_node_waits_for_unneeded_time_then_starts_removal() {
+    let mut w = cluster();
+    let first = w.step();
+    assert!(starts(&first).is_empty());
+    assert!(matches!(status(&first, "w-2"), NodeStatus::Unneeded { held: Some(Hold::UnneededTime), .. }));
+    assert!(matches!(status(&first, "w-0"), NodeStatus::Utilized { .. }));
+    w.advance(600);
+    let plan = w.step();
+    let s = starts(&plan);
+    // w-2 is empty and goes; w-1's pod can move to w-0? (3.1 + 0.5 ≤ 4: yes) — but only
+    // one drain at a time, and empty ones first.
+    assert_eq!(
+        s.iter().map(|s| (s.node.as_str(), s.record.kind)).collect::<Vec<_>>(),
+        [("w-2", RemovalKind::Empty), ("w-1", RemovalKind::Drain)]
+    );
+    assert_eq!(s[0].record.phase, Phase::Draining);
+    assert_eq!(s[0].record.member, "w-2");
+    let patch = s[0].patch();
+    assert_eq!(patch.unschedulable, Some(true));
+    assert_eq!(patch.add_taint.as_ref().unwrap().key, protocol::REMOVAL_TAINT);
+}
+
+#[test]
+fn the_control_plane_and_non_group_nodes_are_never_candidates() {
+    let mut w = cluster();
+    w.plain_node("master", 4000, 16 * GI).labels.insert("node-role.kubernetes.io/control-plane".into(), String::new());
+    w.plain_node("byo", 4000, 16 * GI);
+    // Even if Heat lists the master as a member (Magnum counted it): never.
+    w.group_mut("workers").members.push(crate::model::Member {
+        id: "master".into(),
+        node_name: Some("master".into()),
+        status: crate::model::MemberStatus::Complete,
+        created: Some(t0()),
+    });
+    let plan = after_unneeded_time(&mut w);
+    assert_eq!(status(&plan, "master"), &NodeStatus::ControlPlane);
+    assert_eq!(status(&plan, "byo"), &NodeStatus::NotInGroup);
+    assert!(starts(&plan).iter().all(|s| s.node != "master" && s.node != "byo"));
+}
+
+#[test]
+fn pod_and_node_annotations_block_as_in_cluster_autoscaler() {
+    type Tweak = fn(&mut World);
+    let cases: [(&str, Tweak, Option<BlockReason>); 8] = [
+        ("movable", |_| {}, None),
+        ("safe-to-evict false", |w| w.pod_mut("web-1").safe_to_evict = Some(false), Some(BlockReason::NotSafeToEvict)),
+        ("no controller", |w| w.pod_mut("web-1").owner = None, Some(BlockReason::NoController)),
+        ("local storage", |w| w.pod_mut("web-1").local_storage = true, Some(BlockReason::LocalStorage)),
+        (
+            "kube-system without PDB",
+            |w| w.pod_mut("web-1").namespace = "kube-system".into(),
+            Some(BlockReason::SystemPodWithoutPdb),
+        ),
+        (
+            "custom controller",
+            |w| w.pod_mut("web-1").owner = Some(OwnerRef { kind: "Widget".into(), name: "x".into(), uid: "x".into() }),
+            Some(BlockReason::CustomController { kind: "Widget".into() }),
+        ),
+        (
+            "safe-to-evict true overrides",
+            |w| {
+                let p = w.pod_mut("web-1");
+                p.owner = None;
+                p.local_storage = true;
+                p.safe_to_evict = Some(true);
+            },
+            None,
+        ),
+        (
+            "mirror pods are ignored",
+            |w| {
+                let p = w.pod_mut("web-1");
+                p.owner = None;
+                p.mirror = true;
+            },
+            None,
+        ),
+    ];
+    for (name, tweak, blocked) in cases {
+        let mut w = cluster();
+        tweak(&mut w);
+        let plan = w.step();
+        match (&blocked, status(&plan, "w-1")) {
+            (None, NodeStatus::Unneeded { .. }) => {}
+            (Some(want), NodeStatus::PodBlocks { reason, .. }) if reason == want => {}
+            (_, got) => panic!("{name}: expected {blocked:?}, got {got:?}"),
+        }
+    }
+    let mut w = cluster();
+    w.node_mut("w-2").annotations.insert(SCALE_DOWN_DISABLED.into(), "true".into());
+    assert_eq!(status(&w.step(), "w-2"), &NodeStatus::ScaleDownDisabled);
+}
+
+#[test]
+fn a_kube_system_pod_with_a_pdb_may_move() {
+    let mut w = cluster();
+    w.pod_mut("web-1").namespace = "kube-system".into();
+    w.pdb("web", "web", 1);
+    w.snap.pdbs[0].namespace = "kube-system".into();
+    assert!(matches!(status(&w.step(), "w-1"), NodeStatus::Unneeded { .. }));
+}
+
+#[test]
+fn pdb_allowance_is_shared_across_the_pass() {
+    let mut w = World::new();
+    w.group("workers", 0, 10, 4000, 16 * GI);
+    for n in ["w-0", "w-1", "w-2"] {
+        w.minion("workers", n);
+    }
+    w.pod("big-0", Some("w-0"), 2000, GI);
+    w.pod("db-1", Some("w-1"), 200, GI);
+    w.pod("db-2", Some("w-2"), 200, GI);
+    w.pdb("db", "db", 1);
+    let plan = w.step();
+    let unneeded: Vec<&str> =
+        ["w-0", "w-1", "w-2"].into_iter().filter(|n| matches!(status(&plan, n), NodeStatus::Unneeded { .. })).collect();
+    assert_eq!(unneeded, ["w-1"], "{}", plan.explanation);
+    assert!(matches!(status(&plan, "w-2"), NodeStatus::PdbBlocks { pdb, .. } if pdb == "default/db"));
+}
+
+#[test]
+fn nodes_whose_pods_cannot_move_stay() {
+    let mut w = World::new();
+    w.group("workers", 0, 10, 4000, 16 * GI);
+    w.minion("workers", "w-0");
+    w.minion("workers", "w-1");
+    w.pod("a-0", Some("w-0"), 1800, GI);
+    w.pod("b-0", Some("w-1"), 1800, GI);
+    // Each could go onto the other, but not both: only one is unneeded.
+    let plan = w.step();
+    assert!(matches!(status(&plan, "w-0"), NodeStatus::Unneeded { .. }));
+    assert!(matches!(status(&plan, "w-1"), NodeStatus::NoPlaceForPod { .. }), "{:?}", status(&plan, "w-1"));
+}
+
+#[test]
+fn group_min_size_steps_and_parallelism_bound_removals() {
+    let mut w = World::new();
+    w.group("workers", 2, 10, 4000, 16 * GI);
+    for i in 0..8 {
+        w.minion("workers", &format!("w-{i}"));
+    }
+    w.pod("big-0", Some("w-0"), 3500, GI);
+    w.pod("big-1", Some("w-1"), 3500, GI);
+    w.pod("small-2", Some("w-2"), 100, GI);
+    w.pod("small-3", Some("w-3"), 100, GI);
+    w.policy.scale_down.max_nodes_per_step = 3;
+    let plan = after_unneeded_time(&mut w);
+    let s = starts(&plan);
+    // Empty nodes first, at most 3 per step.
+    assert_eq!(s.len(), 3, "{}", plan.explanation);
+    assert!(s.iter().all(|s| s.record.kind == RemovalKind::Empty));
+    w.apply(&plan);
+    w.policy.scale_down.max_nodes_per_step = 10;
+    let plan = w.step();
+    // The last empty node, and one drain at a time.
+    let kinds: Vec<(&str, RemovalKind)> = starts(&plan).iter().map(|s| (s.node.as_str(), s.record.kind)).collect();
+    assert_eq!(kinds, [("w-7", RemovalKind::Empty), ("w-2", RemovalKind::Drain)], "{}", plan.explanation);
+    assert!(matches!(
+        status(&plan, "w-3"),
+        NodeStatus::Unneeded { held: Some(Hold::MaxDrainParallelism { max: 1 }), .. }
+    ));
+    w.apply(&plan);
+    // 8 live − 5 in removal = 3 left: at min size 3, w-3 stays.
+    w.group_mut("workers").min_size = 3;
+    w.policy.scale_down.max_drain_parallelism = 5;
+    let plan = w.step();
+    assert!(starts(&plan).is_empty());
+    assert!(
+        matches!(status(&plan, "w-3"), NodeStatus::Unneeded { held: Some(Hold::GroupAtMinSize { min: 3 }), .. }),
+        "{}",
+        plan.explanation
+    );
+}
+
+#[test]
+fn delays_after_add_delete_and_failure_hold_removals() {
+    for (field, memory) in [
+        ("add", Memory { last_scale_up: [("workers".to_string(), t0())].into(), ..Memory::default() }),
+        ("delete", Memory { last_scale_down: Some(t0()), ..Memory::default() }),
+        ("failure", Memory { last_failure: Some(t0()), ..Memory::default() }),
+    ] {
+        let mut w = cluster();
+        w.policy.scale_down.unneeded_time = Duration::from_secs(0);
+        w.policy.scale_down.delay_after_delete = Duration::from_secs(300);
+        w.memory = memory;
+        let plan = w.step();
+        assert!(starts(&plan).is_empty(), "{field}");
+        assert!(
+            matches!(status(&plan, "w-2"), NodeStatus::Unneeded { held: Some(Hold::Cooldown { .. }), .. }),
+            "{field}: {:?}",
+            status(&plan, "w-2")
+        );
+    }
+    // A minion Heat created recently holds scale-down even when memory was lost.
+    let mut w = cluster();
+    w.policy.scale_down.unneeded_time = Duration::from_secs(0);
+    let recent = w.ago(60);
+    w.group_mut("workers").members[0].created = Some(recent);
+    assert!(starts(&w.step()).is_empty());
+}
+
+#[test]
+fn utilisation_uses_gpus_on_gpu_nodes() {
+    let mut w = World::new();
+    let g = w.group("gpu", 0, 4, 16000, 64 * GI);
+    g.template.as_mut().unwrap().allocatable.set("nvidia.com/gpu", 2);
+    w.minion("gpu", "g-0");
+    w.minion("gpu", "g-1");
+    // Little CPU, but both GPUs in use: needed.
+    w.pod("train-0", Some("g-0"), 500, GI).requests.set("nvidia.com/gpu", 2);
+    let plan = w.step();
+    assert!(matches!(status(&plan, "g-0"), NodeStatus::Utilized { resource, .. } if resource == "nvidia.com/gpu"));
+    assert!(matches!(status(&plan, "g-1"), NodeStatus::Unneeded { .. }));
+}
+
+#[test]
+fn observed_usage_when_enabled() {
+    let mut w = cluster();
+    w.policy.scale_down.use_observed_usage = true;
+    let usage = std::collections::BTreeMap::from([("w-2".to_string(), res(3000, GI))]);
+    let plan = plan(&Input { snapshot: &w.snap, usage: Some(&usage), memory: &w.memory, now: w.now }, &w.policy);
+    assert!(matches!(status(&plan, "w-2"), NodeStatus::Utilized { .. }));
+    assert_eq!(status(&plan, "w-1"), &NodeStatus::UsageUnknown);
+}
+
+#[test]
+fn the_candidate_budget_keeps_known_unneeded_nodes_first() {
+    let mut w = World::new();
+    w.policy.tuning.candidates_pool_min = 2;
+    w.group("workers", 0, 10, 4000, 16 * GI);
+    for i in 0..5 {
+        w.minion("workers", &format!("w-{i}"));
+    }
+    w.memory.unneeded_since.insert("w-4".into(), w.ago(100));
+    let plan = w.step();
+    assert!(matches!(status(&plan, "w-4"), NodeStatus::Unneeded { since, .. } if *since == w.ago(100)));
+    assert_eq!(plan.explanation.nodes.iter().filter(|n| n.status == NodeStatus::NotEvaluated).count(), 3);
+}
+
+#[test]
+fn pending_pods_about_to_land_keep_their_node() {
+    let mut w = cluster();
+    // Fits only w-2 (w-0 busy, w-1 would exceed): w-2 is no longer unneeded.
+    w.pending("web-9", 3500, GI);
+    let plan = after_unneeded_time(&mut w);
+    assert!(matches!(status(&plan, "w-2"), NodeStatus::Utilized { .. }), "{:?}", status(&plan, "w-2"));
+    assert!(starts(&plan).iter().all(|s| s.node != "w-2"));
+}

@@ -1,0 +1,339 @@
+//! The discrete-event engine: a simulated clock, a queue of timed events, and
+//! the daemon's loop around the real planner — a pass after changes (once the
+//! debounce has passed) and at least every resync interval. Nothing sleeps.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::time::Duration as StdDuration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::NodeTemplate;
+use crate::model::{LabelSelector, NodeShape, Pdb, Timestamp};
+use crate::planner::{self, Input, Memory, Policy};
+
+use super::cluster::{Cluster, Origin, PdbRule, PodTemplate};
+use super::heat::SimGroup;
+use super::report::{Recorder, Report, TimelineEvent};
+use super::scenario::{Scenario, resources};
+use super::workloads::WorkloadState;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Event {
+    Plan,
+    HeatPoll,
+    HeatDone { group: usize, update: u64 },
+    Boot { group: usize, member: String },
+    PodGone { uid: String },
+    Workload(usize),
+    Arrive(usize),
+    Depart(usize),
+    Sample,
+    Restart,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Scheduled {
+    at: Timestamp,
+    seq: u64,
+    event: Event,
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The start of every simulation (Kubernetes 1.3 was released in July 2016).
+pub(super) fn epoch() -> Timestamp {
+    "2016-07-01T00:00:00Z".parse().expect("valid timestamp")
+}
+
+pub struct Sim<'s> {
+    pub(super) sc: &'s Scenario,
+    pub(super) epoch: Timestamp,
+    pub(super) now: Timestamp,
+    end: Timestamp,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+    pub(super) cluster: Cluster,
+    pub(super) workloads: Vec<WorkloadState>,
+    pub(super) oneoffs: Vec<PodTemplate>,
+    daemonsets: Vec<PodTemplate>,
+    pdb_rules: Vec<PdbRule>,
+    pub(super) policy: Policy,
+    memory: Memory,
+    pub(super) rng: ChaCha8Rng,
+    plan_due: Option<Timestamp>,
+    /// Something changed that the scheduler (and the daemon's watch) would see.
+    pub(super) dirty: bool,
+    next_update: u64,
+    pub(super) rec: Recorder,
+}
+
+/// Runs a scenario to its end.
+pub fn run(sc: &Scenario) -> Report {
+    let mut sim = Sim::new(sc);
+    sim.run();
+    sim.rec.finish(sc, &sim.cluster, sim.now)
+}
+
+impl<'s> Sim<'s> {
+    fn new(sc: &'s Scenario) -> Self {
+        let epoch = epoch();
+        let mut policy = Policy {
+            scale_up: sc.policy.scale_up.clone(),
+            scale_down: sc.policy.scale_down.clone(),
+            limits: sc.policy.cluster_limits.clone(),
+            seed: sc.seed,
+            ..Policy::default()
+        };
+        if let Some(labels) = &sc.policy.control_plane_labels {
+            policy.control_plane_labels = labels.clone();
+        }
+        let mut sim = Self {
+            sc,
+            epoch,
+            now: epoch,
+            end: planner::time::after(epoch, sc.duration),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            cluster: Cluster::default(),
+            workloads: Vec::new(),
+            oneoffs: Vec::new(),
+            daemonsets: Vec::new(),
+            pdb_rules: Vec::new(),
+            policy,
+            memory: Memory::default(),
+            rng: ChaCha8Rng::seed_from_u64(sc.seed),
+            plan_due: None,
+            dirty: true,
+            next_update: 0,
+            rec: Recorder::new(epoch),
+        };
+        sim.build();
+        sim
+    }
+
+    fn build(&mut self) {
+        let sc = self.sc;
+        self.daemonsets = sc
+            .daemonsets
+            .iter()
+            .map(|d| PodTemplate::daemonset(&d.name, &d.namespace, resources(&d.requests), d.node_selector.clone()))
+            .collect();
+        for n in &sc.nodes {
+            let template =
+                NodeTemplate { allocatable: n.allocatable.clone(), labels: n.labels.clone(), taints: n.taints.clone() };
+            self.add_node(&n.name, &NodeShape::from_template(&template));
+        }
+        for spec in &sc.node_groups {
+            let mut group = SimGroup::new(spec, NodeShape::from_template(&spec.shape));
+            let shape = group.shape.clone();
+            let members: Vec<String> = (0..spec.initial_size).map(|_| group.add_running(self.epoch)).collect();
+            self.cluster.heat.push(group);
+            for id in members {
+                self.add_node(&id, &shape);
+            }
+            let g = self.cluster.heat.len() - 1;
+            self.cluster.observe_group(g);
+            self.rec.event(self.now, &spec.name, TimelineEvent::Initial { size: spec.initial_size });
+        }
+        for (w, spec) in sc.workloads.iter().enumerate() {
+            let state = WorkloadState::new(spec);
+            if let Some(pdb) = &spec.pdb {
+                self.cluster.snap.pdbs.push(Pdb {
+                    namespace: spec.namespace.clone(),
+                    name: spec.name.clone(),
+                    selector: LabelSelector { match_labels: state.template.labels.clone(), ..LabelSelector::default() },
+                    disruptions_allowed: 0,
+                });
+                self.pdb_rules.push(match (pdb.min_available, pdb.max_unavailable) {
+                    (Some(n), _) => PdbRule::MinAvailable(n),
+                    (None, n) => PdbRule::MaxUnavailable(n.unwrap_or(0)),
+                });
+            }
+            self.workloads.push(state);
+            self.at(self.epoch, Event::Workload(w));
+        }
+        for (i, o) in sc.pods.iter().enumerate() {
+            self.oneoffs.push(PodTemplate::from_spec(&o.pod, &o.namespace, &o.name, o.controller.as_deref()));
+            self.after(o.arrival.get(), Event::Arrive(i));
+            if let Some(d) = o.departure {
+                self.after(d.get(), Event::Depart(i));
+            }
+        }
+        for t in &sc.daemon.restarts {
+            self.after(t.get(), Event::Restart);
+        }
+        self.after(sc.daemon.heat_poll_interval.get(), Event::HeatPoll);
+        self.at(self.epoch, Event::Sample);
+    }
+
+    /// Adds a Ready node and its DaemonSet pods.
+    pub(super) fn add_node(&mut self, name: &str, shape: &NodeShape) {
+        self.cluster.add_node(name, shape, self.now);
+        let labels = self.cluster.node(name).map(|n| n.labels.clone()).unwrap_or_default();
+        for (d, template) in self.daemonsets.clone().iter().enumerate() {
+            if template.placement.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+                let pod_name = format!("{}-{name}", self.sc.daemonsets[d].name);
+                let uid = self.cluster.add_pod(template, pod_name, self.now, Origin::DaemonSet(d));
+                if let Some(p) = self.cluster.pod_mut(&uid) {
+                    p.node_name = Some(name.to_string());
+                    p.phase = crate::model::PodPhase::Running;
+                }
+            }
+        }
+        self.dirty = true;
+    }
+
+    pub(super) fn at(&mut self, at: Timestamp, event: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled { at, seq: self.seq, event }));
+    }
+
+    pub(super) fn after(&mut self, d: StdDuration, event: Event) {
+        self.at(planner::time::after_std(self.now, d), event);
+    }
+
+    pub(super) fn new_update_id(&mut self) -> u64 {
+        self.next_update += 1;
+        self.next_update
+    }
+
+    /// The daemon's watch saw a change: plan once the debounce has passed.
+    fn request_plan(&mut self) {
+        let want = planner::time::after(self.now, self.sc.daemon.debounce);
+        if self.plan_due.is_none_or(|due| want < due) {
+            self.plan_due = Some(want);
+            self.at(want, Event::Plan);
+        }
+    }
+
+    fn run(&mut self) {
+        while let Some(Reverse(next)) = self.queue.pop() {
+            if next.at > self.end {
+                break;
+            }
+            self.rec.advance(next.at, &self.cluster);
+            self.now = next.at;
+            self.handle(next.event);
+            if self.dirty {
+                self.dirty = false;
+                self.schedule_pods();
+                self.request_plan();
+            }
+        }
+        self.rec.advance(self.end, &self.cluster);
+        self.now = self.end;
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Plan => {
+                if self.plan_due != Some(self.now) {
+                    return; // superseded by an earlier pass
+                }
+                self.pass();
+                let next = planner::time::after(self.now, self.sc.daemon.resync_interval);
+                self.plan_due = Some(next);
+                self.at(next, Event::Plan);
+            }
+            Event::HeatPoll => {
+                let before = self.cluster.snap.groups.clone();
+                for g in 0..self.cluster.heat.len() {
+                    self.cluster.observe_group(g);
+                }
+                if self.cluster.snap.groups != before {
+                    self.dirty = true;
+                }
+                self.after(self.sc.daemon.heat_poll_interval.get(), Event::HeatPoll);
+            }
+            Event::HeatDone { group, update } => self.heat_done(group, update),
+            Event::Boot { group, member } => self.boot(group, &member),
+            Event::PodGone { uid } => {
+                if self.cluster.remove_pod(&uid).is_some() {
+                    self.rec.pod_gone(&uid);
+                    self.dirty = true;
+                }
+            }
+            Event::Workload(w) => self.workload_tick(w),
+            Event::Arrive(i) => self.arrive(i),
+            Event::Depart(i) => self.depart(i),
+            Event::Sample => {
+                self.rec.sample(self.now, &self.cluster);
+                self.after(self.sc.sample_interval.get(), Event::Sample);
+            }
+            Event::Restart => {
+                self.memory = Memory::default();
+                self.rec.event(self.now, "heatscaler", TimelineEvent::DaemonRestarted);
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// One planner pass, exactly as the daemon makes it.
+    fn pass(&mut self) {
+        self.cluster.map_members();
+        let expected: std::collections::BTreeMap<String, u32> =
+            self.workloads.iter().map(|w| (w.name.clone(), w.target)).collect();
+        self.cluster.refresh_pdbs(&|name| expected.get(name).copied(), &self.pdb_rules);
+        let usage = self.policy.scale_down.use_observed_usage.then(|| self.node_usage());
+        let plan = planner::plan(
+            &Input { snapshot: &self.cluster.snap, usage: usage.as_ref(), memory: &self.memory, now: self.now },
+            &self.policy,
+        );
+        self.rec.passes += 1;
+        self.memory = plan.memory;
+        for action in &plan.actions {
+            self.execute(action);
+        }
+    }
+
+    fn heat_done(&mut self, g: usize, update: u64) {
+        let Some(result) = self.cluster.heat[g].finish_update(update) else { return };
+        let name = self.cluster.heat[g].name.clone();
+        for member in result.created {
+            let boot = self.sc.provisioning.boot.sample(&mut self.rng);
+            self.after(boot, Event::Boot { group: g, member });
+        }
+        for member in &result.failed {
+            self.rec.event(self.now, &name, TimelineEvent::CreateFailed { member: member.clone() });
+        }
+        for member in &result.deleted {
+            // The server is gone: its node stops reporting.
+            if let Some(node) = self.cluster.node_mut(member) {
+                node.ready = false;
+                self.dirty = true;
+            }
+        }
+        if !result.deleted.is_empty() {
+            self.rec.event(self.now, &name, TimelineEvent::MembersDeleted { members: result.deleted });
+        }
+    }
+
+    fn boot(&mut self, g: usize, member: &str) {
+        let group = &self.cluster.heat[g];
+        if !group.members.iter().any(|m| m.id == member && m.status == crate::model::MemberStatus::Complete) {
+            return; // removed while booting
+        }
+        let (name, shape) = (group.name.clone(), group.shape.clone());
+        self.add_node(member, &shape);
+        let ready = self
+            .cluster
+            .snap
+            .nodes
+            .iter()
+            .filter(|n| n.ready && self.cluster.heat[g].members.iter().any(|m| m.id == n.name))
+            .count();
+        self.rec.event(self.now, &name, TimelineEvent::MinionReady { node: member.to_string(), ready: ready as u32 });
+    }
+}
