@@ -14,4 +14,5 @@ pub mod planner;
 pub mod recommender;
 pub mod sim;
 pub mod telemetry;
+pub mod vpa;
 pub mod yaml;

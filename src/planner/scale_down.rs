@@ -21,6 +21,7 @@ use super::memory::Memory;
 use super::protocol::{Phase, RemovalKind, RemovalRecord, SCALE_DOWN_DISABLED};
 use super::provisioning::GroupView;
 use super::removal::RemovalProgress;
+use super::resize::Adjustments;
 use super::scale_up::ScaleUpOutcome;
 use super::scheduling::Placer;
 use super::time::after;
@@ -32,11 +33,14 @@ struct Candidate {
     empty: bool,
 }
 
+/// `adjust`: pods whose requests a resize is changing count at their new size.
+#[allow(clippy::too_many_arguments)]
 pub fn plan<'a>(
     cx: &Cx<'a>,
     views: &[GroupView],
     removals: &RemovalProgress,
     up: &ScaleUpOutcome<'a>,
+    adjust: &Adjustments<'a>,
     budget: &mut PdbBudget,
     memory: &mut Memory,
     ex: &mut Explanation,
@@ -52,7 +56,7 @@ pub fn plan<'a>(
         if !cx.ix.removal[i].is_none() {
             continue; // explained by the removal state machine
         }
-        match candidate(cx, i, incoming) {
+        match candidate(cx, i, incoming, adjust) {
             Ok(c) => candidates.push(c),
             Err(status) => {
                 statuses.insert(i, status);
@@ -79,7 +83,7 @@ pub fn plan<'a>(
         }
     }
 
-    let unneeded = simulate(cx, &candidates, &incoming, budget, &mut statuses);
+    let unneeded = simulate(cx, &candidates, &incoming, adjust, budget, &mut statuses);
 
     let mut since = BTreeMap::new();
     for &k in &unneeded {
@@ -97,7 +101,7 @@ pub fn plan<'a>(
 }
 
 /// Whether node `i` may be considered at all, and how utilised it is.
-fn candidate(cx: &Cx<'_>, i: usize, incoming: &[&Pod]) -> Result<Candidate, NodeStatus> {
+fn candidate(cx: &Cx<'_>, i: usize, incoming: &[&Pod], adjust: &Adjustments<'_>) -> Result<Candidate, NodeStatus> {
     let node = cx.ix.node(i);
     if cx.ix.control_plane[i] {
         return Err(NodeStatus::ControlPlane);
@@ -126,6 +130,7 @@ fn candidate(cx: &Cx<'_>, i: usize, incoming: &[&Pod]) -> Result<Candidate, Node
         None
     };
     let mut requested = cx.ix.requested[i].clone();
+    adjust.apply(i, &mut requested);
     for pod in incoming {
         requested += &pod.requests;
     }
@@ -170,6 +175,7 @@ fn simulate<'a>(
     cx: &Cx<'a>,
     candidates: &[Candidate],
     incoming: &[Vec<&'a Pod>],
+    adjust: &Adjustments<'a>,
     budget: &mut PdbBudget,
     statuses: &mut BTreeMap<usize, NodeStatus>,
 ) -> Vec<usize> {
@@ -179,6 +185,7 @@ fn simulate<'a>(
         if cx.ix.node(i).ready && cx.ix.removal[i].is_none() {
             *slot = Some(nodes.len());
             let mut node = cx.ix.sched_node(i);
+            adjust.apply(i, &mut node.requested);
             for pod in &incoming[i] {
                 node.add(pod);
             }
@@ -193,8 +200,12 @@ fn simulate<'a>(
         let checkpoint = placer.checkpoint();
         let mut taken: Vec<usize> = Vec::new();
         let mut moves: Vec<(usize, &Pod)> = Vec::new();
-        let pods: Vec<&Pod> =
-            cx.ix.pods_on[c.node].iter().chain(&incoming[c.node]).chain(&moved_in[me]).copied().collect();
+        let pods: Vec<&Pod> = cx.ix.pods_on[c.node]
+            .iter()
+            .map(|p| adjust.pod(p))
+            .chain(incoming[c.node].iter().copied())
+            .chain(moved_in[me].iter().copied())
+            .collect();
         let mut failure = None;
         for pod in pods {
             match classify(pod, cx.ix.has_pdb(pod), &cx.policy.scale_down) {

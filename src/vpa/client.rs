@@ -1,0 +1,1 @@
+//! The calls the daemon makes for the pod level (filled in below).
