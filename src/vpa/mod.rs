@@ -12,6 +12,8 @@ pub mod client;
 pub mod convert;
 pub mod pod;
 pub mod status;
+#[cfg(test)]
+mod tests;
 
 pub use api::VerticalPodAutoscaler;
 pub(crate) use convert::kind_name;
