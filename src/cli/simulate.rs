@@ -33,12 +33,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         scenario.seed = seed;
     }
     let started = Instant::now();
-    let report = sim::run(&scenario);
+    // A scenario with only a `pod-level:` section has no node level to report.
+    let node_level = scenario.pod_level.is_none()
+        || !(scenario.nodes.is_empty()
+            && scenario.node_groups.is_empty()
+            && scenario.workloads.is_empty()
+            && scenario.pods.is_empty());
+    let report = node_level.then(|| sim::run(&scenario));
+    let pod_level = scenario.pod_level.as_ref().map(|p| sim::podlevel::run(p, scenario.duration.get(), scenario.seed));
     let took = started.elapsed();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let json = match (&report, &pod_level) {
+            (Some(r), None) => serde_json::to_value(r)?,
+            (r, p) => serde_json::json!({ "node-level": r, "pod-level": p }),
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
-        print!("{report}");
+        if let Some(report) = &report {
+            print!("{report}");
+        }
+        if let Some(pod_level) = &pod_level {
+            print!("{pod_level}");
+        }
         std::io::Write::flush(&mut std::io::stdout())?;
         eprintln!("simulated in {:.0} ms", took.as_secs_f64() * 1000.0);
     }

@@ -7,11 +7,13 @@
 //! - `scheduler`, `workloads`, `heat`: kube-scheduler, controllers and Heat.
 //! - `actuator`: executes planner actions under the executor contract.
 //! - [`report`]: timeline, series and summary.
+//! - [`podlevel`]: pod-level resizing (recommender, updater, kubelet) against a VPA-defaults baseline.
 
 mod actuator;
 mod cluster;
 mod engine;
 mod heat;
+pub mod podlevel;
 pub mod report;
 pub mod scenario;
 mod scheduler;

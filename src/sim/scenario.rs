@@ -50,6 +50,9 @@ pub struct Scenario {
     /// Single pods with an arrival and (optionally) a departure.
     #[serde(default)]
     pub pods: Vec<OneOffPod>,
+    /// Pod-level resizing benchmark (`sim::podlevel`), run next to the node level.
+    #[serde(default)]
+    pub pod_level: Option<super::podlevel::PodLevelSpec>,
 }
 
 fn default_sample_interval() -> Duration {
@@ -371,6 +374,11 @@ impl Scenario {
         }
         for e in validate_scaling(&self.policy.scale_up, &self.policy.scale_down) {
             err(format!("policy.{}", e.path), e.problem);
+        }
+        if let Some(pod_level) = &self.pod_level {
+            for (suffix, problem) in pod_level.problems() {
+                err(format!("pod-level{suffix}"), problem);
+            }
         }
         let mut names = BTreeSet::new();
         for (i, n) in self.nodes.iter().enumerate() {
