@@ -320,3 +320,67 @@ fn resize_conditions_read_back_into_the_model() {
     let statuses = pod.status.unwrap().container_statuses.unwrap();
     assert_eq!(allocated_requests(&statuses[0]), Some(Resources::new(250, 300 * MI)));
 }
+
+#[test]
+fn a_resize_patch_keeps_other_resources_and_unset_limits() {
+    use crate::planner::action::ContainerResize;
+    use crate::planner::explain::CpuMemory;
+    let r = ContainerResize {
+        container: "app".into(),
+        from: CpuMemory { cpu_milli: 250, memory: 300 * MI },
+        requests: CpuMemory { cpu_milli: 500, memory: 512 * MI },
+        limits: CpuMemory { cpu_milli: 0, memory: 1024 * MI },
+    };
+    let current = json!({"requests": {"cpu": "250m", "memory": "300Mi", "ephemeral-storage": "1Gi"},
+                         "limits": {"cpu": "1", "memory": "600Mi"}});
+    assert_eq!(
+        client::resized(&current, &r),
+        json!({"requests": {"cpu": "500m", "memory": "512Mi", "ephemeral-storage": "1Gi"},
+               "limits": {"cpu": "1", "memory": "1Gi"}})
+    );
+    // Already asked for, written differently: compares equal once normalised.
+    let same = json!({"requests": {"cpu": "0.5", "memory": "536870912"}, "limits": {"memory": "1Gi"}});
+    assert_eq!(
+        client::resized(&same, &r),
+        json!({"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}})
+    );
+    assert_eq!(client::resized(&Value::Null, &r)["requests"]["cpu"], "500m", "a container without resources");
+}
+
+#[test]
+fn watch_events_keep_the_handled_objects() {
+    use kube::runtime::watcher::Event;
+    let named = |ns: &str, name: &str, recommender: Option<&str>| {
+        let mut v = manifest();
+        v.metadata.namespace = Some(ns.into());
+        v.metadata.name = Some(name.into());
+        v.spec.recommenders =
+            recommender.map(|r| vec![api::RecommenderSelector { name: r.into() }]).unwrap_or_default();
+        v
+    };
+    let mut objects = client::VpaObjects::default();
+    objects.apply(Event::Init);
+    objects.apply(Event::InitApply(named("a", "ours", Some("heatscaler"))));
+    objects.apply(Event::InitApply(named("a", "vpas", None)));
+    assert!(objects.is_empty(), "a relist shows once complete");
+    objects.apply(Event::InitDone);
+    assert_eq!(objects.len(), 2);
+    let mut broken = named("b", "broken", Some("heatscaler"));
+    broken.spec.target_ref = None;
+    objects.apply(Event::Apply(broken));
+
+    let handled = objects.handled("heatscaler", false, |w| (w.name == "web").then_some(5));
+    let names: Vec<_> = handled.iter().map(|h| h.object.key()).collect();
+    assert_eq!(names, ["a/ours", "b/broken"]);
+    assert_eq!(handled[0].model.as_ref().unwrap().replicas, Some(5));
+    assert!(handled[1].model.as_ref().unwrap_err().0.starts_with("Cannot read targetRef"));
+    assert_eq!(objects.handled("heatscaler", true, |_| None).len(), 3, "claiming unnamed ones too");
+
+    objects.apply(Event::Delete(named("a", "ours", Some("heatscaler"))));
+    // A relist without `b/broken` drops it (deleted while the watch was down).
+    objects.apply(Event::Init);
+    objects.apply(Event::InitApply(named("a", "vpas", None)));
+    objects.apply(Event::InitDone);
+    assert_eq!(objects.len(), 1);
+    assert!(objects.get("a", "vpas").is_some());
+}
