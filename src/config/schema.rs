@@ -513,6 +513,10 @@ impl Default for RecommenderSettings {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct UpdaterSettings {
+    /// Off: heatscaler writes recommendations and touches no pod. For
+    /// clusters where VPA's updater runs: it acts on every VPA object,
+    /// whichever recommender wrote the status.
+    pub enabled: bool,
     /// Workloads with fewer replicas are not disrupted by evict-and-recreate.
     pub min_replicas: u32,
     /// Largest share of a workload's replicas being resized or recreated at once.
@@ -530,6 +534,7 @@ pub struct UpdaterSettings {
 impl Default for UpdaterSettings {
     fn default() -> Self {
         Self {
+            enabled: true,
             min_replicas: 2,
             max_disruption_fraction: Fraction(0.5),
             min_update_interval: Duration::from_secs(10 * 60),

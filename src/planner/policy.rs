@@ -21,7 +21,8 @@ pub struct Policy {
 /// `pod-resize.enabled` and `pod-resize.updater`.
 #[derive(Clone, Debug)]
 pub struct ResizePolicy {
-    /// Off: VPA objects are ignored by the planner (no pod is touched).
+    /// Off (`pod-resize.enabled` or `pod-resize.updater.enabled` false): VPA
+    /// objects are ignored by the planner, no pod is touched.
     pub enabled: bool,
     pub updater: UpdaterSettings,
 }
@@ -77,7 +78,10 @@ impl Policy {
             control_plane_labels: config.kubernetes.control_plane_labels.clone(),
             seed: 0,
             tuning: Tuning::default(),
-            resize: ResizePolicy { enabled: config.pod_resize.enabled, updater: config.pod_resize.updater.clone() },
+            resize: ResizePolicy {
+                enabled: config.pod_resize.enabled && config.pod_resize.updater.enabled,
+                updater: config.pod_resize.updater.clone(),
+            },
         }
     }
 }

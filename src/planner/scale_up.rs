@@ -33,8 +33,9 @@ const STARTUP_TAINTS: [&str; 3] = [
 #[derive(Debug, Default)]
 pub struct ScaleUpOutcome<'a> {
     pub actions: Vec<ScaleUp>,
-    /// Pending pods that fit an existing node (node index): the scheduler will
-    /// place them, so scale-down must count them there.
+    /// Pending pods that fit an existing node (node index), as it is or once
+    /// pods there shrink: the scheduler will place them, so scale-down must
+    /// count them there.
     pub will_schedule: Vec<(usize, &'a Pod)>,
     /// Drained nodes taken back for pending pods → how many pods they host.
     pub reclaimed: BTreeMap<usize, usize>,
@@ -223,6 +224,7 @@ fn place_after_resize<'a>(
                 placer.place(pod, k);
                 placed += 1;
                 *out.relief.entry(index[k]).or_insert(0) += 1;
+                out.will_schedule.push((index[k], pod));
                 let node = cx.ix.node(index[k]).name.clone();
                 let resized = freed[&index[k]].1;
                 ex.pods.push(PodExplanation { pod: pod.key(), outcome: PodOutcome::FitsAfterResize { node, resized } });
