@@ -86,7 +86,11 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
             .get(&key)
             .map(|&t| after(t, updater.min_update_interval))
             .filter(|&until| cx.now < until);
-        wants.sort_by(|a, b| priority(a).total_cmp(&priority(b)).then_with(|| a.pod.name.cmp(&b.pod.name)));
+        wants.sort_by(|a, b| {
+            let (ra, ca) = priority(a);
+            let (rb, cb) = priority(b);
+            ra.cmp(&rb).then(cb.total_cmp(&ca)).then_with(|| a.pod.name.cmp(&b.pod.name))
+        });
         for w in wants {
             if let UpdateReason::OffTarget { since, .. } = &w.reason {
                 out.off_target.insert(w.pod.uid.clone(), *since);
@@ -127,12 +131,14 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
     out
 }
 
-/// Lower sorts first: kubelet fallbacks, OOM kills, growth, then the larger change.
-fn priority(w: &Wanted<'_>) -> f64 {
+/// (rank, change): kubelet fallbacks first (already in flight), then OOM
+/// kills, then growth (as VPA's updater), each by the larger change.
+fn priority(w: &Wanted<'_>) -> (u8, f64) {
     match w.urgency {
-        Urgency::Fallback => f64::NEG_INFINITY,
-        Urgency::Fresh { oom: true, .. } => -1e12,
-        Urgency::Fresh { grows, change, .. } => -change - if grows { 1e6 } else { 0.0 },
+        Urgency::Fallback => (0, 0.0),
+        Urgency::Fresh { oom: true, change, .. } => (1, change),
+        Urgency::Fresh { grows: true, change, .. } => (2, change),
+        Urgency::Fresh { grows: false, change, .. } => (3, change),
     }
 }
 
