@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::model::{ChangeRequirement, Pod, PodPhase, Resources, Timestamp, UpdateMode, VerticalScaling};
+use crate::model::{ChangeRequirement, PodPhase, Resources, Timestamp, UpdateMode, VerticalScaling};
 use crate::planner::Cx;
 use crate::planner::explain::{ResizeDecision, UpdateBlock, UpdateReason};
 use crate::planner::memory::ResizeMemory;
@@ -37,8 +37,8 @@ pub(crate) struct Assessment<'w> {
     pub forcible: Vec<&'w Wanted<'w>>,
     /// New sizes that fit no node: node-level demand.
     pub demand: Vec<Planned<'w>>,
-    /// Everything else, explained.
-    pub settled: Vec<(&'w Pod, usize, ResizeDecision)>,
+    /// Everything else, explained: (pod index, VPA object index, decision).
+    pub settled: Vec<(usize, usize, ResizeDecision)>,
     pub relief: Vec<Relief>,
     /// Pods off target now (uid → since), for `Memory::resize`.
     pub off_target: BTreeMap<String, Timestamp>,
@@ -46,7 +46,7 @@ pub(crate) struct Assessment<'w> {
 
 impl<'w> Assessment<'w> {
     pub fn scale_up_input(&self) -> ScaleUpInput<'w> {
-        ScaleUpInput { relief: self.relief.clone(), demand: self.demand.iter().map(|p| &p.want.resized).collect() }
+        ScaleUpInput { relief: self.relief.clone(), demand: self.demand.iter().map(|p| p.want.resized()).collect() }
     }
 }
 
@@ -58,7 +58,7 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
     for e in evaluations {
         match e {
             Evaluation::Wanted(w) => per_workload.entry(w.vertical).or_default().push(w),
-            Evaluation::Settled { pod, vertical, decision, in_flight } => {
+            Evaluation::Settled { pod, index, vertical, decision, in_flight } => {
                 if let ResizeDecision::OffTarget { since, .. } = decision {
                     out.off_target.insert(pod.uid.clone(), *since);
                 }
@@ -67,13 +67,13 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
                 {
                     out.relief.push(Relief { node: f.node, freed: f.freed.clone() });
                 }
-                out.settled.push((pod, *vertical, decision.clone()));
+                out.settled.push((*index, *vertical, decision.clone()));
             }
         }
     }
 
     let mut fit = Fit::default();
-    let stats = WorkloadStats::gather(cx);
+    let stats = counts(evaluations);
     for (v, mut wants) in per_workload {
         let vertical = &snap.vertical[v];
         let key = vertical.workload.to_string();
@@ -104,12 +104,12 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
                         out.relief.push(Relief { node: w.node, freed: freed(w) });
                         out.forcible.push(w);
                     } else {
-                        out.settled.push((w.pod, v, ResizeDecision::RateLimited { until }));
+                        out.settled.push((w.index, v, ResizeDecision::RateLimited { until }));
                     }
                     continue;
                 }
                 if in_flight >= max_in_flight {
-                    out.settled.push((w.pod, v, ResizeDecision::DisruptionBudget { in_flight, max: max_in_flight }));
+                    out.settled.push((w.index, v, ResizeDecision::DisruptionBudget { in_flight, max: max_in_flight }));
                     continue;
                 }
             }
@@ -124,7 +124,9 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
                     out.updates.push(Planned { want: w, how, reason: w.reason.clone() });
                 }
                 Decision::Demand(reason) => out.demand.push(Planned { want: w, how: How::Recreate, reason }),
-                Decision::Blocked(reason, why) => out.settled.push((w.pod, v, ResizeDecision::Blocked { reason, why })),
+                Decision::Blocked(reason, why) => {
+                    out.settled.push((w.index, v, ResizeDecision::Blocked { reason, why }))
+                }
             }
         }
     }
@@ -148,8 +150,8 @@ fn over_requested(w: &Wanted<'_>) -> bool {
 
 fn freed(w: &Wanted<'_>) -> Resources {
     Resources::new(
-        (w.pod.requests.cpu_milli - w.resized.requests.cpu_milli).max(0),
-        (w.pod.requests.memory - w.resized.requests.memory).max(0),
+        (w.pod.requests.cpu_milli - w.requests.cpu_milli).max(0),
+        (w.pod.requests.memory - w.requests.memory).max(0),
     )
 }
 
@@ -243,10 +245,8 @@ impl<'w> Fit<'w> {
     fn in_place(&mut self, cx: &Cx<'_>, w: &Wanted<'_>) -> bool {
         let node = cx.ix.node(w.node);
         let grown = self.grown.entry(w.node).or_default();
-        let delta = Resources::new(
-            w.resized.requests.cpu_milli - w.pod.requests.cpu_milli,
-            w.resized.requests.memory - w.pod.requests.memory,
-        );
+        let delta =
+            Resources::new(w.requests.cpu_milli - w.pod.requests.cpu_milli, w.requests.memory - w.pod.requests.memory);
         let requested = &cx.ix.requested[w.node];
         let fits = requested.cpu_milli + grown.cpu_milli + delta.cpu_milli <= node.allocatable.cpu_milli
             && requested.memory + grown.memory + delta.memory <= node.allocatable.memory;
@@ -259,7 +259,7 @@ impl<'w> Fit<'w> {
     /// The new size alone fits the node's allocatable (the kubelet would defer, not refuse).
     fn within_allocatable(&self, cx: &Cx<'_>, w: &Wanted<'_>) -> bool {
         let alloc = &cx.ix.node(w.node).allocatable;
-        w.resized.requests.cpu_milli <= alloc.cpu_milli && w.resized.requests.memory <= alloc.memory
+        w.requests.cpu_milli <= alloc.cpu_milli && w.requests.memory <= alloc.memory
     }
 
     /// Another Ready node fits the pod at its new size (placing it there).
@@ -275,9 +275,9 @@ impl<'w> Fit<'w> {
             }
             (Placer::new(nodes), slots)
         });
-        match placer.find(&w.resized, slots[w.node]) {
+        match placer.find(w.resized(), slots[w.node]) {
             Some(dest) => {
-                placer.place(&w.resized, dest);
+                placer.place(w.resized(), dest);
                 true
             }
             None => false,
@@ -292,25 +292,19 @@ struct Counts {
     in_flight: u32,
 }
 
-struct WorkloadStats;
-
-impl WorkloadStats {
-    fn gather(cx: &Cx<'_>) -> HashMap<usize, Counts> {
-        let snap = cx.ix.snap;
-        let by_workload: HashMap<_, usize> =
-            snap.vertical.iter().enumerate().rev().map(|(v, x)| (&x.workload, v)).collect();
-        let mut out: HashMap<usize, Counts> = HashMap::new();
-        for pod in &snap.pods {
-            let Some(&v) = pod.workload.as_ref().and_then(|w| by_workload.get(w)) else { continue };
-            if pod.is_terminal() {
-                continue;
-            }
-            let c = out.entry(v).or_default();
-            c.live += 1;
-            if pod.deletion.is_some() || pod.phase != PodPhase::Running || pod.resize.is_pending() {
-                c.in_flight += 1;
-            }
+/// From the evaluations: every non-terminal pod of every handled workload.
+fn counts(evaluations: &[Evaluation<'_>]) -> HashMap<usize, Counts> {
+    let mut out: HashMap<usize, Counts> = HashMap::new();
+    for e in evaluations {
+        let (pod, v) = match e {
+            Evaluation::Wanted(w) => (w.pod, w.vertical),
+            Evaluation::Settled { pod, vertical, .. } => (*pod, *vertical),
+        };
+        let c = out.entry(v).or_default();
+        c.live += 1;
+        if pod.deletion.is_some() || pod.phase != PodPhase::Running || pod.resize.is_pending() {
+            c.in_flight += 1;
         }
-        out
     }
+    out
 }

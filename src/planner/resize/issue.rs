@@ -28,7 +28,7 @@ pub(crate) fn issue<'w>(
     let mut out = Issued { cx, actions: Vec::new(), adjust: Adjustments::default(), updated: BTreeSet::new(), memory };
     for e in evaluations {
         if let Evaluation::Settled { pod, in_flight: Some(f), .. } = e {
-            out.adjust.add(f.node, pod, &f.resized);
+            out.adjust.in_flight(f.node, pod, &f.resized);
         }
     }
 
@@ -45,7 +45,7 @@ pub(crate) fn issue<'w>(
                 Ok(_) => out.recreate(w, p.reason.clone()),
             },
         };
-        decisions.push((w.pod, w.vertical, decision));
+        decisions.push((w.index, w.vertical, decision));
     }
     for &w in &assessment.forcible {
         let decision = match up.relief.get(&w.node) {
@@ -57,7 +57,7 @@ pub(crate) fn issue<'w>(
                 ResizeDecision::RateLimited { until }
             }
         };
-        decisions.push((w.pod, w.vertical, decision));
+        decisions.push((w.index, w.vertical, decision));
     }
     for p in &assessment.demand {
         let w = p.want;
@@ -67,19 +67,18 @@ pub(crate) fn issue<'w>(
             None => PodOutcome::ScaleUpDisabled,
         };
         let to = total(&w.containers, |c| c.requests);
-        decisions.push((w.pod, w.vertical, ResizeDecision::NeedsCapacity { reason: p.reason.clone(), to, outcome }));
+        decisions.push((w.index, w.vertical, ResizeDecision::NeedsCapacity { reason: p.reason.clone(), to, outcome }));
     }
     decisions.extend(assessment.settled);
-    for (pod, v, decision) in decisions {
-        let vertical = &snap.vertical[v];
-        ex.resizes.push(ResizeExplanation {
-            pod: pod.key(),
-            workload: vertical.workload.to_string(),
-            vpa: vpa_name(cx, v),
-            decision,
-        });
+    let names: Vec<(String, String)> =
+        (0..snap.vertical.len()).map(|v| (snap.vertical[v].workload.to_string(), vpa_name(cx, v))).collect();
+    // In snapshot order.
+    decisions.sort_unstable_by_key(|(index, _, _)| *index);
+    ex.resizes.reserve(decisions.len());
+    for (index, v, decision) in decisions {
+        let (workload, vpa) = names[v].clone();
+        ex.resizes.push(ResizeExplanation { pod: snap.pods[index].key(), workload, vpa, decision });
     }
-    ex.resizes.sort_by(|a, b| a.pod.cmp(&b.pod));
 
     let Issued { actions, adjust, updated, memory, .. } = out;
     for v in updated {
@@ -88,7 +87,8 @@ pub(crate) fn issue<'w>(
     let workloads: BTreeSet<String> = snap.vertical.iter().map(|v| v.workload.to_string()).collect();
     memory.last_update.retain(|w, _| workloads.contains(w));
     memory.off_target_since = assessment.off_target;
-    let live: BTreeSet<&str> = snap.pods.iter().map(|p| p.uid.as_str()).collect();
+    // Forget pods no longer under a VPA object heatscaler handles.
+    let live: std::collections::HashSet<&str> = evaluations.iter().map(|e| e.pod().uid.as_str()).collect();
     memory.resized.retain(|uid, _| live.contains(uid.as_str()));
     (actions, adjust)
 }
@@ -105,7 +105,7 @@ struct Issued<'w, 'm> {
 impl<'w> Issued<'w, '_> {
     fn resize(&mut self, w: &'w Wanted<'w>, reason: UpdateReason) -> ResizeDecision {
         self.memory.resized.insert(w.pod.uid.clone(), self.cx.now);
-        self.adjust.add(w.node, w.pod, &w.resized);
+        self.adjust.update(w);
         self.updated.insert(w.vertical);
         let decision = ResizeDecision::Resize {
             reason: reason.clone(),
@@ -127,7 +127,7 @@ impl<'w> Issued<'w, '_> {
         // Without an admission controller the replacement starts at its
         // template's size; scale-down must not count on the new one.
         if self.cx.ix.snap.admission_applies_recommendations {
-            self.adjust.add(w.node, w.pod, &w.resized);
+            self.adjust.update(w);
         }
         self.memory.resized.remove(&w.pod.uid);
         self.updated.insert(w.vertical);

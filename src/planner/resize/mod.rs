@@ -41,13 +41,18 @@ pub(crate) use wanted::evaluate_all;
 #[derive(Debug)]
 pub(crate) struct Wanted<'a> {
     pub pod: &'a Pod,
+    /// Its index in `Snapshot::pods` (explanations follow snapshot order).
+    pub index: usize,
     /// Index of its node in the snapshot.
     pub node: usize,
     /// Index into `Snapshot::vertical`.
     pub vertical: usize,
     pub containers: Vec<ContainerResize>,
-    /// The pod as it would be with the new requests (for placing it).
-    pub resized: Pod,
+    /// The pod's requests as the scheduler will count them after the update.
+    pub requests: Resources,
+    /// The pod at its new size, built on first use (most passes need only
+    /// `requests`; cloning 300,000 pods would not be cheap).
+    resized: std::cell::OnceCell<Box<Pod>>,
     pub reason: UpdateReason,
     pub urgency: Urgency,
     /// No request grows: the node has room by definition.
@@ -65,6 +70,29 @@ pub(crate) enum Urgency {
     Fallback,
 }
 
+impl Wanted<'_> {
+    /// The pod as it would be with the new requests, for placing it.
+    pub fn resized(&self) -> &Pod {
+        self.resized.get_or_init(|| {
+            let mut pod = Box::new(self.pod.clone());
+            pod.requests = self.requests.clone();
+            for r in &self.containers {
+                let Some(c) = pod.containers.iter_mut().find(|c| c.name == r.container) else { continue };
+                c.requests.cpu_milli = r.requests.cpu_milli;
+                c.requests.memory = r.requests.memory;
+                if r.limits.cpu_milli > 0 {
+                    c.limits.cpu_milli = r.limits.cpu_milli;
+                }
+                if r.limits.memory > 0 {
+                    c.limits.memory = r.limits.memory;
+                }
+                c.allocated = None;
+            }
+            pod
+        })
+    }
+}
+
 /// One pod's evaluation.
 #[derive(Debug)]
 pub(crate) enum Evaluation<'a> {
@@ -72,10 +100,20 @@ pub(crate) enum Evaluation<'a> {
     /// Nothing to do now; `in_flight` when the kubelet is applying a resize.
     Settled {
         pod: &'a Pod,
+        index: usize,
         vertical: usize,
         decision: ResizeDecision,
-        in_flight: Option<InFlight>,
+        in_flight: Option<Box<InFlight>>,
     },
+}
+
+impl<'a> Evaluation<'a> {
+    pub fn pod(&self) -> &'a Pod {
+        match self {
+            Evaluation::Wanted(w) => w.pod,
+            Evaluation::Settled { pod, .. } => pod,
+        }
+    }
 }
 
 /// A resize the kubelet is working on (pending or in progress).
@@ -109,9 +147,16 @@ pub(crate) struct ScaleUpInput<'w> {
 /// flight): scale-down simulates them at their new size.
 #[derive(Debug, Default)]
 pub(crate) struct Adjustments<'w> {
-    pub pods: HashMap<&'w str, &'w Pod>,
+    pods: HashMap<&'w str, Resized<'w>>,
     /// Per node: the change of its requested resources.
-    pub node_delta: HashMap<usize, Resources>,
+    node_delta: HashMap<usize, Resources>,
+}
+
+/// A pod at its new size; built only if scale-down simulates its node.
+#[derive(Debug, Clone, Copy)]
+enum Resized<'w> {
+    Update(&'w Wanted<'w>),
+    InFlight(&'w Pod),
 }
 
 impl<'w> Adjustments<'w> {
@@ -119,7 +164,11 @@ impl<'w> Adjustments<'w> {
     where
         'w: 'p,
     {
-        self.pods.get(pod.uid.as_str()).copied().unwrap_or(pod)
+        match self.pods.get(pod.uid.as_str()) {
+            Some(Resized::Update(w)) => w.resized(),
+            Some(Resized::InFlight(p)) => p,
+            None => pod,
+        }
     }
 
     pub fn apply(&self, node: usize, requested: &mut Resources) {
@@ -128,11 +177,20 @@ impl<'w> Adjustments<'w> {
         }
     }
 
-    fn add(&mut self, node: usize, old: &'w Pod, new: &'w Pod) {
+    fn change(&mut self, node: usize, old: &Resources, new: &Resources) {
         let delta = self.node_delta.entry(node).or_default();
-        delta.cpu_milli += new.requests.cpu_milli - old.requests.cpu_milli;
-        delta.memory += new.requests.memory - old.requests.memory;
-        self.pods.insert(old.uid.as_str(), new);
+        delta.cpu_milli += new.cpu_milli - old.cpu_milli;
+        delta.memory += new.memory - old.memory;
+    }
+
+    fn update(&mut self, w: &'w Wanted<'w>) {
+        self.change(w.node, &w.pod.requests, &w.requests);
+        self.pods.insert(w.pod.uid.as_str(), Resized::Update(w));
+    }
+
+    fn in_flight(&mut self, node: usize, old: &'w Pod, new: &'w Pod) {
+        self.change(node, &old.requests, &new.requests);
+        self.pods.insert(old.uid.as_str(), Resized::InFlight(new));
     }
 }
 

@@ -26,20 +26,26 @@ pub(crate) fn evaluate_all<'a>(cx: &Cx<'a>, memory: &ResizeMemory) -> Vec<Evalua
     }
     let node_index: HashMap<&str, usize> = snap.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
     let mut out = Vec::new();
-    for pod in &snap.pods {
+    for (index, pod) in snap.pods.iter().enumerate() {
         let Some(&v) = pod.workload.as_ref().and_then(|w| by_workload.get(w)) else { continue };
         if pod.is_terminal() {
             continue;
         }
         let node = pod.node_name.as_deref().and_then(|n| node_index.get(n).copied());
-        out.push(evaluate(cx, memory, v, pod, node));
+        out.push(evaluate(cx, memory, v, (index, pod), node));
     }
     out
 }
 
-fn evaluate<'a>(cx: &Cx<'a>, memory: &ResizeMemory, v: usize, pod: &'a Pod, node: Option<usize>) -> Evaluation<'a> {
+fn evaluate<'a>(
+    cx: &Cx<'a>,
+    memory: &ResizeMemory,
+    v: usize,
+    (index, pod): (usize, &'a Pod),
+    node: Option<usize>,
+) -> Evaluation<'a> {
     let vertical = &cx.ix.snap.vertical[v];
-    let settled = |decision| Evaluation::Settled { pod, vertical: v, decision, in_flight: None };
+    let settled = |decision| Evaluation::Settled { pod, index, vertical: v, decision, in_flight: None };
     let Some(node) = node.filter(|_| pod.phase == PodPhase::Running && pod.deletion.is_none()) else {
         return settled(ResizeDecision::NotRunning);
     };
@@ -67,14 +73,15 @@ fn evaluate<'a>(cx: &Cx<'a>, memory: &ResizeMemory, v: usize, pod: &'a Pod, node
             };
             return Evaluation::Settled {
                 pod,
+                index,
                 vertical: v,
                 decision: ResizeDecision::Resizing { state },
-                in_flight: Some(in_flight(pod, node)),
+                in_flight: Some(Box::new(in_flight(pod, node))),
             };
         }
     };
     if let Some(reason) = fallback {
-        return Evaluation::Wanted(desired.into_wanted(pod, node, v, reason, Urgency::Fallback));
+        return Evaluation::Wanted(desired.into_wanted((index, pod), node, v, reason, Urgency::Fallback));
     }
     if !desired.changes(pod) {
         return settled(ResizeDecision::UpToDate);
@@ -88,17 +95,17 @@ fn evaluate<'a>(cx: &Cx<'a>, memory: &ResizeMemory, v: usize, pod: &'a Pod, node
     let urgency = |oom| Urgency::Fresh { oom, grows, change };
     if let Some((c, _)) = oom {
         let reason = UpdateReason::OomKilled { container: c.name.clone() };
-        return Evaluation::Wanted(desired.into_wanted(pod, node, v, reason, urgency(true)));
+        return Evaluation::Wanted(desired.into_wanted((index, pod), node, v, reason, urgency(true)));
     }
     if let Some(reason) = desired.outside_bounds.clone() {
-        return Evaluation::Wanted(desired.into_wanted(pod, node, v, reason, urgency(false)));
+        return Evaluation::Wanted(desired.into_wanted((index, pod), node, v, reason, urgency(false)));
     }
     if desired.change >= updater.min_change_fraction.0 {
         let since = memory.off_target_since.get(&pod.uid).copied().unwrap_or(cx.now);
         let update_at = after(since, updater.update_off_target_after);
         if cx.now >= update_at {
             let reason = UpdateReason::OffTarget { since, change: desired.change };
-            return Evaluation::Wanted(desired.into_wanted(pod, node, v, reason, urgency(false)));
+            return Evaluation::Wanted(desired.into_wanted((index, pod), node, v, reason, urgency(false)));
         }
         return settled(ResizeDecision::OffTarget { since, update_at, change: desired.change });
     }
@@ -181,22 +188,21 @@ impl Desired {
 
     fn into_wanted<'a>(
         self,
-        pod: &'a Pod,
+        (index, pod): (usize, &'a Pod),
         node: usize,
         v: usize,
         reason: UpdateReason,
         urgency: Urgency,
     ) -> Wanted<'a> {
-        let mut resized = pod.clone();
+        let mut requests = pod.requests.clone();
         let mut containers = Vec::new();
         let mut shrink_only = true;
-        for (c, (d, slot)) in pod.containers.iter().zip(self.containers.into_iter().zip(resized.containers.iter_mut()))
-        {
+        for (c, d) in pod.containers.iter().zip(self.containers) {
             let Some(d) = d else { continue };
             // The scheduler holds the larger of spec and allocated while a resize is pending.
             let held = c.allocated.as_ref().map_or(c.requests.clone(), |a| a.max(&c.requests));
-            resized.requests.cpu_milli += d.requests.cpu_milli - held.cpu_milli;
-            resized.requests.memory += d.requests.memory - held.memory;
+            requests.cpu_milli += d.requests.cpu_milli - held.cpu_milli;
+            requests.memory += d.requests.memory - held.memory;
             shrink_only &= d.requests.cpu_milli <= held.cpu_milli && d.requests.memory <= held.memory;
             containers.push(ContainerResize {
                 container: c.name.clone(),
@@ -204,10 +210,18 @@ impl Desired {
                 requests: cpu_memory(&d.requests),
                 limits: cpu_memory(&d.limits),
             });
-            slot.requests = d.requests;
-            slot.limits = d.limits;
-            slot.allocated = None;
         }
-        Wanted { pod, node, vertical: v, containers, resized, reason, urgency, shrink_only }
+        Wanted {
+            pod,
+            index,
+            node,
+            vertical: v,
+            containers,
+            requests,
+            resized: Default::default(),
+            reason,
+            urgency,
+            shrink_only,
+        }
     }
 }
