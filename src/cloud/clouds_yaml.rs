@@ -75,6 +75,8 @@ pub(crate) fn load(name: &str, path: Option<&Path>) -> Result<CloudEntry, CloudE
     };
     // Not serde_json::from_value's message: it may quote a value, and values here are secrets.
     serde_json::from_value(value).map_err(|_| {
-        CloudError::Config(format!("cloud '{name}' in clouds.yaml has a key of the wrong type (auth values must be strings)"))
+        CloudError::Config(format!(
+            "cloud '{name}' in clouds.yaml has a key of the wrong type (auth values must be strings)"
+        ))
     })
 }

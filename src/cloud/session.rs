@@ -1,6 +1,6 @@
 //! An authenticated connection to one OpenStack cloud.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -11,9 +11,9 @@ use osauth::{EndpointFilters, ErrorKind, InterfaceType};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::CloudError;
 use super::clouds_yaml;
 use super::error::describe;
-use super::CloudError;
 use crate::config::{EndpointInterface, OpenStackConfig};
 
 /// A Keystone session and the HTTP client every OpenStack request goes through.
@@ -28,7 +28,10 @@ pub struct Cloud {
 }
 
 struct Inner {
-    client: AuthenticatedClient,
+    /// Replaced whole on re-authentication (see [`Cloud::reauthenticate`]).
+    client: RwLock<AuthenticatedClient>,
+    identity: Identity,
+    http: reqwest::Client,
     filters: EndpointFilters,
     auth_url: String,
     request_timeout: Duration,
@@ -41,20 +44,27 @@ impl std::fmt::Debug for Cloud {
     }
 }
 
+/// An osauth identity with an empty token cache, kept to start over from.
+#[derive(Clone)]
+enum Identity {
+    Password(Password),
+    ApplicationCredential(ApplicationCredential),
+}
+
+impl Identity {
+    async fn authenticate(&self, http: reqwest::Client) -> Result<AuthenticatedClient, osauth::Error> {
+        // osauth identities are cloned with an empty token cache: this always asks Keystone.
+        match self.clone() {
+            Identity::Password(p) => AuthenticatedClient::new(http, p).await,
+            Identity::ApplicationCredential(a) => AuthenticatedClient::new(http, a).await,
+        }
+    }
+}
+
 /// Who to authenticate as, resolved from the configuration or clouds.yaml.
 enum Credentials {
-    Password {
-        user: IdOrName,
-        user_domain: String,
-        password: SecretString,
-        project: Option<(IdOrName, IdOrName)>,
-    },
-    ApplicationCredential {
-        id: Option<String>,
-        name: Option<String>,
-        user_id: Option<String>,
-        secret: SecretString,
-    },
+    Password { user: IdOrName, user_domain: String, password: SecretString, project: Option<(IdOrName, IdOrName)> },
+    ApplicationCredential { id: Option<String>, name: Option<String>, user_id: Option<String>, secret: SecretString },
 }
 
 struct Settings {
@@ -71,7 +81,8 @@ impl Cloud {
     pub async fn connect(config: &OpenStackConfig) -> Result<Cloud, CloudError> {
         let settings = settings(config)?;
         let timeout = config.request_timeout.get();
-        let mut http = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(10)));
+        let mut http =
+            reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(10)));
         if let Some(path) = &settings.ca_bundle {
             let pem = std::fs::read(path)
                 .map_err(|e| CloudError::Config(format!("cannot read CA bundle {}: {e}", path.display())))?;
@@ -84,12 +95,14 @@ impl Cloud {
         let http = http.build().map_err(|e| CloudError::Config(format!("HTTP client: {}", describe(&e))))?;
         let auth_url = settings.auth_url.clone();
         let keystone_error = |e: osauth::Error| keystone_error(&auth_url, e);
-        let client = match settings.credentials {
+        let identity = match settings.credentials {
             Credentials::Password { user, user_domain, password, project } => {
                 let user = match user {
                     IdOrName::Name(n) => n,
                     IdOrName::Id(_) => {
-                        return Err(CloudError::Config("password authentication needs a user name, not a user ID".into()));
+                        return Err(CloudError::Config(
+                            "password authentication needs a user name, not a user ID".into(),
+                        ));
                     }
                 };
                 let mut auth = Password::new(&settings.auth_url, user, password.expose_secret(), user_domain)
@@ -97,7 +110,7 @@ impl Cloud {
                 if let Some((project, domain)) = project {
                     auth.set_scope(Scope::Project { project, domain: Some(domain) });
                 }
-                AuthenticatedClient::new(http, auth).await
+                Identity::Password(auth)
             }
             Credentials::ApplicationCredential { id, name, user_id, secret } => {
                 let auth = match (id, name, user_id) {
@@ -114,17 +127,26 @@ impl Cloud {
                     }
                 }
                 .map_err(keystone_error)?;
-                AuthenticatedClient::new(http, auth).await
+                Identity::ApplicationCredential(auth)
             }
-        }
-        .map_err(keystone_error)?;
+        };
+        let client = identity.authenticate(http.clone()).await.map_err(keystone_error)?;
         let mut filters = EndpointFilters::default();
         if let Some(region) = settings.region {
             filters.set_region(region);
         }
         filters.set_interfaces(settings.interface.unwrap_or(InterfaceType::Public));
         tracing::debug!(auth_url = %settings.auth_url, "authenticated to Keystone");
-        Ok(Cloud { inner: Arc::new(Inner { client, filters, auth_url: settings.auth_url, request_timeout: timeout }) })
+        Ok(Cloud {
+            inner: Arc::new(Inner {
+                client: RwLock::new(client),
+                identity,
+                http,
+                filters,
+                auth_url: settings.auth_url,
+                request_timeout: timeout,
+            }),
+        })
     }
 
     pub fn auth_url(&self) -> &str {
@@ -139,7 +161,7 @@ impl Cloud {
     /// region and interface. Renews the token first when it is about to expire, so
     /// Keystone trouble surfaces here, as a Keystone error, before the service is called.
     pub async fn endpoint(&self, service_type: &str) -> Result<Url, CloudError> {
-        self.inner.client.get_endpoint(service_type, &self.inner.filters).await.map_err(|e| match e.kind() {
+        self.client().get_endpoint(service_type, &self.inner.filters).await.map_err(|e| match e.kind() {
             ErrorKind::EndpointNotFound => CloudError::NoEndpoint {
                 service: service_type.to_string(),
                 filters: format!(
@@ -193,7 +215,7 @@ impl Cloud {
     ) -> Result<Vec<u8>, CloudError> {
         let mut reauthenticated = false;
         loop {
-            let mut request = self.inner.client.request(method.clone(), url.clone());
+            let mut request = self.client().request(method.clone(), url.clone());
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -215,10 +237,22 @@ impl Cloud {
         }
     }
 
-    /// Discards the cached token and authenticates again (shared by all clones).
+    fn client(&self) -> AuthenticatedClient {
+        self.inner.client.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Discards the cached token and authenticates again, for every clone of
+    /// this `Cloud`. (osauth's own forced refresh keeps a token it still
+    /// believes valid, so a fresh client replaces the old one instead.)
     pub async fn reauthenticate(&self) -> Result<(), CloudError> {
-        let mut client = self.inner.client.clone();
-        client.refresh().await.map_err(|e| keystone_error(&self.inner.auth_url, e))
+        let fresh = self
+            .inner
+            .identity
+            .authenticate(self.inner.http.clone())
+            .await
+            .map_err(|e| keystone_error(&self.inner.auth_url, e))?;
+        *self.inner.client.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
     }
 
     fn send_error(&self, op: &str, url: &Url, e: osauth::Error) -> CloudError {
@@ -318,7 +352,13 @@ fn settings(config: &OpenStackConfig) -> Result<Settings, CloudError> {
         },
         _ => return Err(CloudError::Config("set exactly one of application-credential or password".into())),
     };
-    Ok(Settings { auth_url, credentials, region: config.region.clone(), interface, ca_bundle: config.ca_bundle.clone() })
+    Ok(Settings {
+        auth_url,
+        credentials,
+        region: config.region.clone(),
+        interface,
+        ca_bundle: config.ca_bundle.clone(),
+    })
 }
 
 fn from_cloud_entry(
@@ -343,9 +383,7 @@ fn from_cloud_entry(
                 _ => return Err(CloudError::Config(format!("cloud '{name}' has no auth.username"))),
             },
             user_domain: a.user_domain_name.or(a.user_domain_id).unwrap_or_else(|| "Default".into()),
-            password: a
-                .password
-                .ok_or_else(|| CloudError::Config(format!("cloud '{name}' has no auth.password")))?,
+            password: a.password.ok_or_else(|| CloudError::Config(format!("cloud '{name}' has no auth.password")))?,
             project: a.project_id.map(IdOrName::Id).or_else(|| a.project_name.map(IdOrName::Name)).map(|p| {
                 let domain = a
                     .project_domain_id

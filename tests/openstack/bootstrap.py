@@ -87,6 +87,12 @@ def keystone(state_dir):
                           default_project=project)
     ks.roles.grant(member_role, user=user, project=project)
     ks.roles.grant(owner_role, user=user, project=project)
+    # A second user with the same rights, for tests that revoke a user's tokens
+    # (which would disturb every other test using the first one).
+    spare = find_or_create(ks.users, env("TENANT_USER") + "-spare", domain=default,
+                           password=env("TENANT_PASSWORD"), default_project=project)
+    ks.roles.grant(member_role, user=spare, project=project)
+    ks.roles.grant(owner_role, user=spare, project=project)
 
     # An application credential of that user, created with the user's own token
     # (Keystone only lets users create their own).
@@ -107,6 +113,7 @@ def keystone(state_dir):
     state = {
         "project_id": project.id,
         "user_id": user.id,
+        "spare_user_id": spare.id,
         "app_cred_id": app_cred.id,
         "app_cred_name": "heatscaler",
         "app_cred_secret": app_cred.secret,

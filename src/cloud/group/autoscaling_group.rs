@@ -82,7 +82,9 @@ pub(crate) fn policy_step(
     };
     let kind = props.get("adjustment_type").and_then(resolve).unwrap_or_else(|| "change_in_capacity".into());
     if kind != "change_in_capacity" {
-        return Err(format!("scaling policy {policy} has adjustment_type {kind}; only change_in_capacity is predictable"));
+        return Err(format!(
+            "scaling policy {policy} has adjustment_type {kind}; only change_in_capacity is predictable"
+        ));
     }
     let step = props
         .get("scaling_adjustment")
@@ -148,10 +150,15 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
             if predicted == requested {
                 Ok(())
             } else {
-                Err(GroupError::VictimMismatch { group: self.config.name.clone(), requested: requested.clone(), predicted })
+                Err(GroupError::VictimMismatch {
+                    group: self.config.name.clone(),
+                    requested: requested.clone(),
+                    predicted,
+                })
             }
         };
-        let unknown = || self.refused("Heat's choice of members cannot be predicted yet (a member has no creation time)");
+        let unknown =
+            || self.refused("Heat's choice of members cannot be predicted yet (a member has no creation time)");
         if let Some(p) = &self.config.backend.desired_capacity_parameter {
             let marked = Self::with_marks(&snapshot.members, remove);
             same(victims::for_capacity(&marked, to).ok_or_else(unknown)?)?;
@@ -170,8 +177,8 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
         let Some(policy) = &self.config.backend.scale_down_policy else {
             return Err(self.refused("no desired-capacity-parameter or scale-down-policy to shrink with"));
         };
-        let (_, predicted) = victims::for_signal(&snapshot.members, -(remove.len() as i64), 0, u32::MAX)
-            .ok_or_else(unknown)?;
+        let (_, predicted) =
+            victims::for_signal(&snapshot.members, -(remove.len() as i64), 0, u32::MAX).ok_or_else(unknown)?;
         same(predicted).map_err(|e| match e {
             GroupError::VictimMismatch { group, requested, predicted } => GroupError::Refused {
                 group,
@@ -192,7 +199,8 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
     }
 
     fn predicted_victims(&self, snapshot: &GroupSnapshot, n: u32) -> Result<Vec<String>, GroupError> {
-        let unknown = || self.refused("Heat's choice of members cannot be predicted yet (a member has no creation time)");
+        let unknown =
+            || self.refused("Heat's choice of members cannot be predicted yet (a member has no creation time)");
         if self.config.backend.desired_capacity_parameter.is_some() {
             let total = snapshot.members.len() as u32;
             victims::for_capacity(&snapshot.members, total.saturating_sub(n)).ok_or_else(unknown)
@@ -206,7 +214,10 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
         let now = self.read().await?;
         check_not_busy(&now)?;
         if now.desired != plan.from {
-            return Err(self.refused(format!("the group changed since the plan ({} members, planned from {})", now.desired, plan.from)));
+            return Err(self.refused(format!(
+                "the group changed since the plan ({} members, planned from {})",
+                now.desired, plan.from
+            )));
         }
         tracing::info!(group, stack = %now.stack, %plan, "resizing group");
         match &plan.change {
@@ -214,9 +225,13 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
                 self.heat.update_parameters(&now.stack, parameters).await.map_err(GroupError::cloud(group))
             }
             HeatChange::MarkUnhealthyThenSetParameters { members, parameters } => {
-                let members_stack = now.members_stack.clone().ok_or_else(|| self.refused("the group has no members"))?;
+                let members_stack =
+                    now.members_stack.clone().ok_or_else(|| self.refused("the group has no members"))?;
                 for member in members {
-                    self.heat.mark_unhealthy(&members_stack, member, MARK_REASON).await.map_err(GroupError::cloud(group))?;
+                    self.heat
+                        .mark_unhealthy(&members_stack, member, MARK_REASON)
+                        .await
+                        .map_err(GroupError::cloud(group))?;
                 }
                 // Heat's order with the marks really applied: it must still pick exactly these.
                 let marked = self.read().await?;
@@ -239,7 +254,9 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
                 let target = plan.to as i64;
                 while done < *times && size != target {
                     if step == 0 || (target - size).signum() != step.signum() {
-                        return Err(self.refused(format!("scaling policy {policy} moves by {step}, away from {target}")));
+                        return Err(
+                            self.refused(format!("scaling policy {policy} moves by {step}, away from {target}"))
+                        );
                     }
                     self.heat.signal(&now.stack, policy, None).await.map_err(GroupError::cloud(group))?;
                     // A signal is handled in the background: wait for it before the next one,

@@ -40,7 +40,10 @@ pub enum NodeKey {
     /// The server UUID in `spec.providerID` (`openstack:///<uuid>`).
     ServerId(String),
     NodeName(String),
-    Label { key: String, value: String },
+    Label {
+        key: String,
+        value: String,
+    },
 }
 
 impl HeatMember {
@@ -48,9 +51,7 @@ impl HeatMember {
         match mapping.by {
             NodeMappingKind::ProviderId => self.server_id.clone().map(NodeKey::ServerId),
             NodeMappingKind::NodeName => self.node_name.clone().map(NodeKey::NodeName),
-            NodeMappingKind::Label => {
-                mapping.label.clone().map(|key| NodeKey::Label { key, value: self.name.clone() })
-            }
+            NodeMappingKind::Label => mapping.label.clone().map(|key| NodeKey::Label { key, value: self.name.clone() }),
         }
     }
 

@@ -93,12 +93,9 @@ impl std::fmt::Display for ScalePlan {
         }
         match &self.change {
             HeatChange::SetParameters(p) => write!(f, "; stack update with {}", params_text(p)),
-            HeatChange::MarkUnhealthyThenSetParameters { members, parameters } => write!(
-                f,
-                "; mark {} unhealthy, then stack update with {}",
-                members.join(", "),
-                params_text(parameters)
-            ),
+            HeatChange::MarkUnhealthyThenSetParameters { members, parameters } => {
+                write!(f, "; mark {} unhealthy, then stack update with {}", members.join(", "), params_text(parameters))
+            }
             HeatChange::Signal { policy, times } => write!(f, "; signal {policy} x{times}"),
         }
     }
@@ -200,7 +197,10 @@ pub trait NodeGroupBackend: Send + Sync {
                 if std::time::Instant::now() + interval > deadline {
                     return Err(GroupError::Cloud {
                         group: self.config().name.clone(),
-                        source: CloudError::Timeout { op: format!("wait for stack {} to settle", snapshot.stack), timeout },
+                        source: CloudError::Timeout {
+                            op: format!("wait for stack {} to settle", snapshot.stack),
+                            timeout,
+                        },
                     });
                 }
                 tokio::time::sleep(interval).await;
@@ -301,11 +301,17 @@ pub(crate) fn check_members(snapshot: &GroupSnapshot, requested: &[String]) -> R
             });
         }
         if !seen.insert(name) {
-            return Err(GroupError::Refused { group: snapshot.group.clone(), reason: format!("member {name} is named twice") });
+            return Err(GroupError::Refused {
+                group: snapshot.group.clone(),
+                reason: format!("member {name} is named twice"),
+            });
         }
     }
     if requested.is_empty() {
-        return Err(GroupError::Refused { group: snapshot.group.clone(), reason: "no member to remove was named".into() });
+        return Err(GroupError::Refused {
+            group: snapshot.group.clone(),
+            reason: "no member to remove was named".into(),
+        });
     }
     Ok(())
 }

@@ -131,7 +131,10 @@ impl NodeGroupBackend for ResourceGroupBackend {
         if now.desired != plan.from {
             return Err(GroupError::Refused {
                 group: self.config.name.clone(),
-                reason: format!("the group changed since the plan ({} members, planned from {})", now.desired, plan.from),
+                reason: format!(
+                    "the group changed since the plan ({} members, planned from {})",
+                    now.desired, plan.from
+                ),
             });
         }
         tracing::info!(group = %self.config.name, stack = %now.stack, %plan, "updating stack");

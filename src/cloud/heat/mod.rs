@@ -54,7 +54,12 @@ impl HeatClient {
         Ok(url)
     }
 
-    async fn get<T: DeserializeOwned>(&self, op: &str, segments: &[&str], query: &[(&str, &str)]) -> Result<T, CloudError> {
+    async fn get<T: DeserializeOwned>(
+        &self,
+        op: &str,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<T, CloudError> {
         let url = self.url(segments, query).await?;
         let body = self.cloud.call(op, Method::GET, &url, None, true).await?;
         parse(op, &body)
@@ -81,7 +86,10 @@ impl HeatClient {
         let op = format!("list resources of stack {stack}");
         let depth = nested_depth.to_string();
         let query: &[(&str, &str)] = if nested_depth > 0 { &[("nested_depth", &depth)] } else { &[] };
-        Ok(self.get::<types::ResourcesBody>(&op, &["stacks", &stack.name, &stack.id, "resources"], query).await?.resources)
+        Ok(self
+            .get::<types::ResourcesBody>(&op, &["stacks", &stack.name, &stack.id, "resources"], query)
+            .await?
+            .resources)
     }
 
     pub async fn show_resource(&self, stack: &StackRef, resource: &str) -> Result<Resource, CloudError> {
@@ -126,7 +134,12 @@ impl HeatClient {
 
     /// Sends a signal to a resource (an `OS::Heat::ScalingPolicy` adjusts its group).
     /// Not retried: a repeated signal would scale twice.
-    pub async fn signal(&self, stack: &StackRef, resource: &str, details: Option<&serde_json::Value>) -> Result<(), CloudError> {
+    pub async fn signal(
+        &self,
+        stack: &StackRef,
+        resource: &str,
+        details: Option<&serde_json::Value>,
+    ) -> Result<(), CloudError> {
         let op = format!("signal resource {resource} of stack {stack}");
         let url = self.url(&["stacks", &stack.name, &stack.id, "resources", resource, "signal"], &[]).await?;
         let empty = json!({});
@@ -179,10 +192,10 @@ impl HeatClient {
         }
         let bytes = self.cloud.call(&op, Method::POST, &url, Some(&body), false).await?;
         let v: serde_json::Value = parse(&op, &bytes)?;
-        let id = v.pointer("/stack/id").and_then(|i| i.as_str()).ok_or_else(|| CloudError::BadResponse {
-            op: op.clone(),
-            detail: "no stack.id in the answer".into(),
-        })?;
+        let id = v
+            .pointer("/stack/id")
+            .and_then(|i| i.as_str())
+            .ok_or_else(|| CloudError::BadResponse { op: op.clone(), detail: "no stack.id in the answer".into() })?;
         Ok(StackRef { name: new.name.clone(), id: id.to_string() })
     }
 
@@ -211,9 +224,7 @@ fn stack_body(new: &NewStack) -> serde_json::Value {
 pub(crate) fn parameter_text(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(items) => {
-            items.iter().map(parameter_text).collect::<Vec<_>>().join(",")
-        }
+        serde_json::Value::Array(items) => items.iter().map(parameter_text).collect::<Vec<_>>().join(","),
         other => other.to_string(),
     }
 }
