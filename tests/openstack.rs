@@ -405,3 +405,57 @@ async fn wait_next_second() {
     let rest = Duration::from_secs(1) - Duration::from_nanos(now.subsec_nanos() as u64);
     tokio::time::sleep(rest + Duration::from_millis(50)).await;
 }
+
+// ---------------------------------------------------------------------- CLI
+
+#[tokio::test]
+async fn groups_command_lists_and_scales_through_the_backend() {
+    let heat = heat().await;
+    let os = openstack();
+    let name = unique_name("cli");
+    create_stack(&heat, &test_stack(&name, "resource-group.yaml", json!({"number_of_minions": 2}))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("heatscaler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "openstack:\n  cloud: heatscaler\n  clouds-yaml: {}\n  region: RegionOne\nnode-groups:\n  - name: workers\n    stack: {name}\n    backend:\n      kind: resource-group\n      resource: kube_minions\n      count-parameter: number_of_minions\n      removal-parameter: minions_to_remove\n    min-size: 0\n    max-size: 5\n",
+            os.clouds_yaml().display()
+        ),
+    )
+    .unwrap();
+    let home = dir.path().to_path_buf();
+    let run = move |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_heatscaler"))
+            .arg("--config")
+            .arg(&config)
+            .arg("groups")
+            .args(args)
+            .env("KUBECONFIG", home.join("no-such-kubeconfig"))
+            .env("HOME", &home)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let listing = tokio::task::spawn_blocking(move || {
+        let list = run(&[]);
+        let dry = run(&["remove", "workers", "0", "--dry-run"]);
+        let scale = run(&["scale", "workers", "--to", "3"]);
+        let bad = run(&["remove", "workers", "9"]);
+        (list, dry, scale, bad)
+    })
+    .await
+    .unwrap();
+    let ((ok, list), (dry_ok, dry), (scale_ok, scale), (bad_ok, bad)) = listing;
+    assert!(ok, "{list}");
+    assert!(list.contains("Kubernetes is not reachable"), "{list}");
+    assert!(list.contains("group workers") && list.contains("CREATE_COMPLETE") && list.contains("desired 2"), "{list}");
+    assert!(dry_ok && dry.contains("dry run: group workers: 2 -> 1 member(s), deleting 0"), "{dry}");
+    assert!(scale_ok && scale.contains("UPDATE_COMPLETE; 3 member(s)"), "{scale}");
+    assert!(!bad_ok && bad.contains("no member named 9"), "{bad}");
+    // The dry run sent nothing: member 0 is still there.
+    let backend = Backend::new(heat, rg_group("workers", &name));
+    assert_eq!(names(&backend.read().await.unwrap()), ["0", "1", "2"].map(String::from).to_vec());
+}

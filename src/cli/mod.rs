@@ -2,6 +2,7 @@
 //! the top of the program, where errors get context and become exit codes.
 
 mod check_config;
+mod groups;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,11 +42,15 @@ pub enum Command {
     /// Exits 0 when the file is valid, 1 when it is not. Secrets are resolved
     /// (files read, variables looked up) but never printed.
     CheckConfig(check_config::Args),
+    /// Show each node group as Heat holds it (members, their nodes, failures),
+    /// or resize one: `groups scale GROUP --to N`, `groups remove GROUP MEMBER...`.
+    Groups(groups::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig(args) => check_config::run(&cli.config, args),
+        Command::Groups(args) => groups::run(&cli.config, &cli.log, args),
     };
     match result {
         Ok(code) => code,

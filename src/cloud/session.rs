@@ -314,7 +314,11 @@ fn error_message(body: &[u8]) -> String {
     }
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
-    if text.len() > 300 { format!("{}…", &text[..text.floor_char_boundary(300)]) } else { text.to_string() }
+    if text.chars().count() > 300 {
+        format!("{}…", text.chars().take(300).collect::<String>())
+    } else {
+        text.to_string()
+    }
 }
 
 fn settings(config: &OpenStackConfig) -> Result<Settings, CloudError> {
