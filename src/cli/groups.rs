@@ -56,13 +56,13 @@ pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode
         match args.command.unwrap_or(Command::List) {
             Command::List => list(&config, heat).await,
             Command::Scale { group, to, dry_run } => {
-                let backend = backend(&config, heat, &group)?;
+                let backend = backend(&config, heat, &group)?.with_settle_timeout(timeout);
                 let snapshot = backend.read().await?;
                 let plan = backend.plan_scale(&snapshot, to)?;
                 execute(&backend, plan, dry_run, timeout).await
             }
             Command::Remove { group, members, dry_run } => {
-                let backend = backend(&config, heat, &group)?;
+                let backend = backend(&config, heat, &group)?.with_settle_timeout(timeout);
                 let snapshot = backend.read().await?;
                 let plan = backend.plan_remove(&snapshot, &members)?;
                 execute(&backend, plan, dry_run, timeout).await

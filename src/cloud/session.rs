@@ -426,3 +426,22 @@ fn from_cloud_entry(
         ca_bundle: config.ca_bundle.clone().or(entry.cacert.map(Into::into)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heat_errors_keep_heats_message_and_kind() {
+        let body = br#"{"code": 409, "title": "Conflict", "explanation": "There was a conflict", "error": {"type": "ActionInProgress", "message": "Stack k8s already has an action (UPDATE) in progress.", "traceback": null}}"#;
+        let e = status_error("update stack k8s", StatusCode::CONFLICT, body);
+        assert!(matches!(e, CloudError::Conflict { .. }));
+        assert_eq!(
+            e.to_string(),
+            "update stack k8s: the stack is busy (HTTP 409 conflict): Stack k8s already has an action (UPDATE) in progress. [ActionInProgress]"
+        );
+        let e = status_error("show stack x", StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        assert!(e.is_transient() && e.to_string().contains("<html>bad gateway</html>"), "{e}");
+        assert!(!status_error("x", StatusCode::BAD_REQUEST, b"{}").is_transient());
+    }
+}

@@ -25,6 +25,7 @@ const MARK_REASON: &str = "drained by heatscaler; remove on the next resize";
 pub struct AutoscalingGroupBackend {
     heat: HeatClient,
     config: NodeGroupConfig,
+    settle_timeout: std::time::Duration,
 }
 
 /// A scaling policy's `change_in_capacity` step, read from the stack's template.
@@ -33,7 +34,13 @@ pub struct PolicyStep(pub i64);
 
 impl AutoscalingGroupBackend {
     pub fn new(heat: HeatClient, config: NodeGroupConfig) -> Self {
-        AutoscalingGroupBackend { heat, config }
+        AutoscalingGroupBackend { heat, config, settle_timeout: std::time::Duration::from_secs(30 * 60) }
+    }
+
+    /// How long one signal's resize may take (the configuration's `stack-update-timeout`).
+    pub fn with_settle_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.settle_timeout = timeout;
+        self
     }
 
     fn refused(&self, reason: impl Into<String>) -> GroupError {
@@ -248,7 +255,7 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
             }
             HeatChange::Signal { policy, times } => {
                 let step = self.policy_step(&now.stack, policy).await?.0;
-                let timeout = self.config_timeout();
+                let timeout = self.settle_timeout;
                 let mut done = 0;
                 let mut size = now.desired as i64;
                 let target = plan.to as i64;
@@ -272,10 +279,6 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
 }
 
 impl AutoscalingGroupBackend {
-    fn config_timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(30 * 60)
-    }
-
     /// Waits until a signal has resized the group away from `from`, and Heat is idle.
     async fn wait_for_change(&self, from: u32, timeout: std::time::Duration) -> Result<GroupSnapshot, GroupError> {
         let deadline = std::time::Instant::now() + timeout;

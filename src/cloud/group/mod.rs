@@ -224,6 +224,14 @@ impl Backend {
             BackendKind::AutoscalingGroup => Backend::AutoscalingGroup(AutoscalingGroupBackend::new(heat, config)),
         }
     }
+
+    /// How long a resize that heatscaler waits on may take (`openstack.stack-update-timeout`).
+    pub fn with_settle_timeout(self, timeout: Duration) -> Backend {
+        match self {
+            Backend::AutoscalingGroup(b) => Backend::AutoscalingGroup(b.with_settle_timeout(timeout)),
+            other => other,
+        }
+    }
 }
 
 macro_rules! delegate {
