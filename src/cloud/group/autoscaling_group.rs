@@ -280,15 +280,25 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
 
 impl AutoscalingGroupBackend {
     /// Waits until a signal has resized the group away from `from`, and Heat is idle.
+    ///
+    /// Heat acts on a signal in the background and silently ignores one that
+    /// arrives during the policy's cooldown: a group still unchanged and idle
+    /// after [`SIGNAL_GRACE`] is reported as such rather than waited on for the
+    /// whole settle timeout.
     async fn wait_for_change(&self, from: u32, timeout: std::time::Duration) -> Result<GroupSnapshot, GroupError> {
-        let deadline = std::time::Instant::now() + timeout;
+        let start = std::time::Instant::now();
         let mut interval = std::time::Duration::from_millis(250);
         loop {
             let now = self.read().await?;
             if !now.busy && now.desired != from {
                 return Ok(now);
             }
-            if std::time::Instant::now() + interval > deadline {
+            if !now.busy && start.elapsed() > SIGNAL_GRACE {
+                return Err(self.refused(format!(
+                    "Heat did not act on the signal within {SIGNAL_GRACE:?} (the policy's cooldown?); the group still has {from} members"
+                )));
+            }
+            if start.elapsed() + interval > timeout {
                 return Err(GroupError::Cloud {
                     group: self.config.name.clone(),
                     source: crate::cloud::CloudError::Timeout {
@@ -302,6 +312,9 @@ impl AutoscalingGroupBackend {
         }
     }
 }
+
+/// How long an idle, unchanged group means Heat ignored a signal.
+const SIGNAL_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests {
