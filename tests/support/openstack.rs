@@ -55,7 +55,9 @@ pub fn openstack() -> &'static TestOpenStack {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        // Secret files for SecretSource::File, removed with the watchdog like the OpenStack.
         let secrets = tempfile::Builder::new().prefix("heatscaler-test-secrets-").tempdir().unwrap().keep();
+        watchdog(None, &secrets);
         let os = TestOpenStack { dir, env, secrets };
         std::fs::write(os.secrets.join("password"), os.var("HEATSCALER_OS_PASSWORD")).unwrap();
         std::fs::write(os.secrets.join("app-cred-secret"), os.var("HEATSCALER_OS_APP_CRED_SECRET")).unwrap();
@@ -66,7 +68,7 @@ pub fn openstack() -> &'static TestOpenStack {
 fn start() -> PathBuf {
     let scripts = repo_root().join("tests/openstack");
     let dir = tempfile::Builder::new().prefix("heatscaler-openstack-").tempdir().unwrap().keep();
-    watchdog(&scripts.join("down.sh"), &dir);
+    watchdog(Some(&scripts.join("down.sh")), &dir);
     let started = std::time::Instant::now();
     let out = Command::new(scripts.join("up.sh")).arg(&dir).stdin(Stdio::null()).output().expect("run up.sh");
     if out.status.code() == Some(3) {
@@ -92,8 +94,9 @@ fn start() -> PathBuf {
 /// to exit, however it exits, then stops the OpenStack. Never waited for: it
 /// outlives this process by design (and is reaped by init then).
 #[allow(clippy::zombie_processes)]
-fn watchdog(down: &Path, dir: &Path) {
-    let keep = std::env::var("HEATSCALER_TEST_OPENSTACK_KEEP").is_ok_and(|v| v == "1");
+fn watchdog(down: Option<&Path>, dir: &Path) {
+    let keep = down.is_some() && std::env::var("HEATSCALER_TEST_OPENSTACK_KEEP").is_ok_and(|v| v == "1");
+    let down = down.map(Path::to_path_buf).unwrap_or_else(|| "true".into());
     let script =
         r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; "$2" "$3" >/dev/null 2>&1; [ "$4" = 1 ] || rm -rf "$3""#;
     Command::new("bash")
@@ -101,7 +104,7 @@ fn watchdog(down: &Path, dir: &Path) {
         .arg(script)
         .arg("heatscaler-openstack-watchdog")
         .arg(std::process::id().to_string())
-        .arg(down)
+        .arg(&down)
         .arg(dir)
         .arg(if keep { "1" } else { "0" })
         .stdin(Stdio::null())
