@@ -105,3 +105,54 @@ pub fn root_paths() -> Value {
     paths.extend(["/healthz", "/livez", "/readyz", "/version"].map(str::to_string));
     json!({"paths": paths})
 }
+
+/// `/openapi/v3`: the index of group-version documents. kubesim publishes no
+/// schemas, only what `kubectl apply`/`create -f` check before sending
+/// (server-side field validation support on PATCH), so they work without
+/// `--validate=false`.
+pub fn openapi_v3_root() -> Value {
+    let mut paths = serde_json::Map::new();
+    paths.insert("api/v1".into(), json!({"serverRelativeURL": "/openapi/v3/api/v1?hash=kubesim"}));
+    for (g, v) in GROUPS {
+        paths.insert(format!("apis/{g}/{v}"), json!({"serverRelativeURL": format!("/openapi/v3/apis/{g}/{v}?hash=kubesim")}));
+    }
+    json!({"paths": paths})
+}
+
+pub fn openapi_v3_group_version(group: &str, version: &str) -> Option<Value> {
+    let known = group.is_empty() && version == "v1" || GROUPS.iter().any(|(g, v)| *g == group && *v == version);
+    if !known {
+        return None;
+    }
+    let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+    let mut paths = serde_json::Map::new();
+    for r in resources::in_group_version(group, version) {
+        let path = if r.namespaced() {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", r.plural)
+        };
+        let gvk = json!({"group": group, "version": version, "kind": r.kind});
+        let params = json!([
+            {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        ]);
+        let operation = |action: &str| {
+            json!({
+                "operationId": format!("{action}{}", r.kind),
+                "x-kubernetes-action": action,
+                "x-kubernetes-group-version-kind": gvk,
+                "parameters": params,
+                "responses": {"200": {"description": "OK"}},
+            })
+        };
+        paths.insert(path, json!({"patch": operation("patch"), "put": operation("put"), "get": operation("get")}));
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes (kubesim)", "version": "v1.35.0"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }))
+}

@@ -149,6 +149,13 @@ async fn route(
         ["apis"] => get_only(discovery::group_list()),
         ["apis", group] => get_only(discovery::api_group(group).ok_or_else(not_found)?),
         ["apis", group, version] => get_only(discovery::resource_list(group, version).ok_or_else(not_found)?),
+        ["openapi", "v3"] => get_only(discovery::openapi_v3_root()),
+        ["openapi", "v3", "api", version] => {
+            get_only(discovery::openapi_v3_group_version("", version).ok_or_else(not_found)?)
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            get_only(discovery::openapi_v3_group_version(group, version).ok_or_else(not_found)?)
+        }
         ["api", "v1", rest @ ..] => {
             let target = request::resolve("", "v1", rest)?;
             handlers::resource(sim, method, target, &query, headers, body).await

@@ -15,10 +15,21 @@ use crate::store::{Informer, InformerBatch, Obj};
 const MANAGED: [&str; 3] =
     ["node.kubernetes.io/unschedulable", "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"];
 
+/// How often kubelets renew their node leases.
+const LEASE_RENEWAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn run(sim: Arc<Sim>) {
     let mut nodes = Informer::new(sim.store.clone(), Kind::Node);
+    let mut renew = tokio::time::interval(LEASE_RENEWAL);
     loop {
-        let objects: Vec<Arc<Obj>> = match nodes.next().await {
+        let batch = tokio::select! {
+            b = nodes.next() => b,
+            _ = renew.tick() => {
+                renew_leases(&sim);
+                continue;
+            }
+        };
+        let objects: Vec<Arc<Obj>> = match batch {
             InformerBatch::Resync(items) => items,
             InformerBatch::Changes(changes) => {
                 changes.into_iter().filter(|c| c.event != crate::store::EventType::Deleted).map(|c| c.obj).collect()
@@ -70,4 +81,17 @@ fn desired_taints(node: &Value) -> Vec<Value> {
         _ => taints.push(json!({"key": MANAGED[2], "effect": "NoSchedule", "timeAdded": now})),
     }
     taints
+}
+
+/// Ready nodes' kubelets renew their leases; a node that is not Ready does not.
+fn renew_leases(sim: &Sim) {
+    let (nodes, _) = sim.store.list(Kind::Node, None);
+    let now = crate::time::format_micro(crate::time::now());
+    for node in nodes.iter().filter(|n| podutil::condition_true(&n.value, "Ready")) {
+        let key = crate::store::ObjKey::new("kube-node-lease", &node.key.name);
+        let _ = sim.registry.mutate(Kind::Lease, &key, None, |lease| {
+            lease["spec"]["renewTime"] = json!(now);
+            Ok(())
+        });
+    }
 }

@@ -204,14 +204,38 @@ impl NodeSpec {
 pub fn add_node(sim: &Sim, spec: &NodeSpec) -> Result<Arc<Obj>, ApiError> {
     let index = sim.node_seq.fetch_add(1, Ordering::Relaxed);
     let node = spec.to_node(index, &sim.options.kubernetes_version);
-    sim.registry.create(Kind::Node, None, node, false)
+    let created = sim.registry.create(Kind::Node, None, node, false)?;
+    // The kubelet's heartbeat lease, owned by its Node.
+    let lease = json!({
+        "metadata": {
+            "name": spec.name,
+            "namespace": "kube-node-lease",
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": spec.name, "uid": created.uid()}],
+        },
+        "spec": {
+            "holderIdentity": spec.name,
+            "leaseDurationSeconds": 40,
+            "renewTime": time::format_micro(time::now()),
+        },
+    });
+    match sim.registry.create(Kind::Lease, Some("kube-node-lease"), lease, false) {
+        Ok(_) => {}
+        Err(e) if e.code == 409 => {}
+        Err(e) => return Err(e),
+    }
+    Ok(created)
 }
 
 /// The node leaves (its VM is gone): the Node object is deleted and pod GC
 /// removes the pods that were bound to it.
 pub fn remove_node(sim: &Sim, name: &str) -> Result<(), ApiError> {
     sim.registry.delete(Kind::Node, &ObjKey::cluster(name), &DeleteOptions::default())?;
-    Ok(())
+    let lease = ObjKey::new("kube-node-lease", name);
+    match sim.registry.delete(Kind::Lease, &lease, &DeleteOptions::default()) {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The kubelet reports Ready (or stops doing so).
