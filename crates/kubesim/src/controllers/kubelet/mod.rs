@@ -168,10 +168,19 @@ impl Kubelet {
     }
 
     fn on_node(&mut self, u: Update) {
+        let node = u.key.name.clone();
         if u.new.is_none() {
-            let node = u.key.name.clone();
             self.usage().node_removed(&node);
             self.states.retain(|_, s| s.node != node);
+            return;
+        }
+        if u.old.is_none() {
+            // Pods bound before this kubelet saw its node register.
+            let bound: Vec<Arc<Obj>> =
+                self.pods.values().filter(|p| podutil::node_name(&p.value) == node).cloned().collect();
+            for pod in bound {
+                self.on_pod(Update { key: pod.key.clone(), old: None, new: Some(pod) });
+            }
         }
     }
 
