@@ -313,6 +313,8 @@ impl KubeSimHandle {
             if condition(self) {
                 return Ok(());
             }
+            // Bounded re-check rate: conditions may scan large clusters.
+            tokio::time::sleep(Duration::from_millis(5)).await;
             tokio::select! {
                 _ = changes.changed() => {}
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
