@@ -59,11 +59,14 @@ async fn watcher_survives_dropped_watches_and_relists_after_410() {
     sim.wait_for("event after the drop", WAIT, has("after-drop")).await.unwrap();
     assert_eq!(seen.lock().unwrap().inits, 1, "resumed without relisting");
 
-    // History compacted while the watch is down: re-watching gets 410 Gone and the watcher relists.
-    sim.compact_watch_history();
+    // Changes, then a compaction, while the watch is down: the watcher's
+    // resourceVersion is older than the history, re-watching gets 410 Gone
+    // and the watcher relists. (The watcher waits for its back-off before
+    // re-watching, well after these three calls.)
     sim.drop_watches();
     sim.delete::<Pod>(Some("default"), "before").unwrap();
     sim.create(&PodTemplate::new("c").pod("default", "after-410")).unwrap();
+    sim.compact_watch_history();
     sim.wait_for("relist after 410", WAIT, |_| {
         let s = seen.lock().unwrap();
         s.inits == 2 && s.names.contains("after-410")
