@@ -26,7 +26,9 @@ async fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     for i in 0..PODS {
         let app = format!("app-{}", i % 300);
-        sim.create(&PodTemplate::new("c").label("app", &app).requests("100m", "128Mi").pod("default", &format!("p-{i:05}")))?;
+        sim.create(
+            &PodTemplate::new("c").label("app", &app).requests("100m", "128Mi").pod("default", &format!("p-{i:05}")),
+        )?;
     }
     println!("create {PODS} pods (in-process API): {:?}", t.elapsed());
     // Polled, not awaited on every change: counting 30,000 pods per change would compete with the simulation.

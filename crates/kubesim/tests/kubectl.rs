@@ -74,14 +74,14 @@ async fn kubectl_gets_describes_cordons_and_drains_through_a_budget() {
 
     let out = k.run(&["get", "pods", "-A"]).await;
     assert!(out.lines().next().unwrap().starts_with("NAMESPACE"), "{out}");
-    assert_eq!(out.lines().filter(|l| l.starts_with("default") && l.contains("1/1") && l.contains("Running")).count(), 3, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("default") && l.contains("1/1") && l.contains("Running")).count(),
+        3,
+        "{out}"
+    );
 
     // The node with a web pod on it.
-    let target = sim
-        .list::<Pod>(Some("default"))
-        .into_iter()
-        .find_map(|p| p.spec?.node_name)
-        .expect("a scheduled pod");
+    let target = sim.list::<Pod>(Some("default")).into_iter().find_map(|p| p.spec?.node_name).expect("a scheduled pod");
     let out = k.run(&["describe", "node", &target]).await;
     assert!(out.contains(&format!("Name:               {target}")), "{out}");
     assert!(out.contains("Non-terminated Pods:          (1 in total)"), "{out}");
@@ -147,7 +147,9 @@ async fn kubectl_gets_describes_cordons_and_drains_through_a_budget() {
         let mut seen = Vec::new();
         while let Some(line) = watch_out.next_line().await.unwrap() {
             seen.push(line);
-            if seen.iter().any(|l| l.contains("Terminating")) && seen.iter().filter(|l| l.contains("Running")).count() >= 5 {
+            if seen.iter().any(|l| l.contains("Terminating"))
+                && seen.iter().filter(|l| l.contains("Running")).count() >= 5
+            {
                 break;
             }
         }

@@ -386,7 +386,7 @@ impl Scheduler {
             }
             self.schedule_one(&key, &obj);
             done += 1;
-            if done % 64 == 0 {
+            if done.is_multiple_of(64) {
                 tokio::task::yield_now().await;
             }
         }
@@ -545,10 +545,10 @@ impl Scheduler {
         if !insufficient.is_empty() {
             return Err((insufficient, false));
         }
-        if !facts.anti.is_empty() || !self.anti_pods.is_empty() {
-            if let Some(reason) = self.anti_affinity(node, facts) {
-                return Err((vec![reason.to_string()], false));
-            }
+        if (!facts.anti.is_empty() || !self.anti_pods.is_empty())
+            && let Some(reason) = self.anti_affinity(node, facts)
+        {
+            return Err((vec![reason.to_string()], false));
         }
         Ok(())
     }

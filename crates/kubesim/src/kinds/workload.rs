@@ -31,11 +31,9 @@ pub fn apply_defaults(kind: Kind, obj: &mut Value) {
                 spec["progressDeadlineSeconds"] = json!(600);
             }
         }
-        Kind::DaemonSet => {
-            if spec["updateStrategy"].is_null() {
-                spec["updateStrategy"] =
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}});
-            }
+        Kind::DaemonSet if spec["updateStrategy"].is_null() => {
+            spec["updateStrategy"] =
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}});
         }
         _ => {}
     }
