@@ -2,6 +2,7 @@
 //! the top of the program, where errors get context and become exit codes.
 
 mod check_config;
+mod groups;
 mod simulate;
 
 use std::path::PathBuf;
@@ -48,12 +49,16 @@ pub enum Command {
     ///
     /// Without a scenario file, runs the embedded php-apache walk-through.
     Simulate(simulate::Args),
+    /// Show each node group as Heat holds it (members, their nodes, failures),
+    /// or resize one: `groups scale GROUP --to N`, `groups remove GROUP MEMBER...`.
+    Groups(groups::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig(args) => check_config::run(&cli.config, args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Groups(args) => groups::run(&cli.config, &cli.log, args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,143 @@
+//! `OS::Heat::ResourceGroup` (Magnum's layout): a count parameter, and a
+//! removal-policy parameter (`removal_policies: [{resource_list: <param>}]`)
+//! naming the exact members to delete.
+//!
+//! Heat keeps a record of every name ever listed for removal and never reuses
+//! those names; by default (`removal_policies_mode: append`) each update adds to
+//! that record. In `update` mode the record is replaced by the parameter's value,
+//! so a later update whose list omitted old names would bring those names back
+//! and delete the members that now hold higher indices. The parameter therefore
+//! always carries every name listed before plus the new ones: correct in both
+//! modes, and harmless since Heat ignores names that are not members.
+
+use serde_json::json;
+
+use super::{GroupError, GroupSnapshot, HeatChange, NodeGroupBackend, ScalePlan, members};
+use super::{check_members, check_not_busy, check_range};
+use crate::cloud::heat::HeatClient;
+use crate::config::NodeGroupConfig;
+
+const GROUP_TYPE: &str = "OS::Heat::ResourceGroup";
+
+#[derive(Debug)]
+pub struct ResourceGroupBackend {
+    heat: HeatClient,
+    config: NodeGroupConfig,
+}
+
+impl ResourceGroupBackend {
+    pub fn new(heat: HeatClient, config: NodeGroupConfig) -> Self {
+        ResourceGroupBackend { heat, config }
+    }
+
+    fn count_parameter(&self) -> &str {
+        self.config.backend.count_parameter.as_deref().unwrap_or("count")
+    }
+
+    fn removal_parameter(&self) -> Result<&str, GroupError> {
+        self.config.backend.removal_parameter.as_deref().ok_or_else(|| GroupError::Refused {
+            group: self.config.name.clone(),
+            reason: "removing exact members needs backend.removal-parameter".into(),
+        })
+    }
+}
+
+impl NodeGroupBackend for ResourceGroupBackend {
+    fn config(&self) -> &NodeGroupConfig {
+        &self.config
+    }
+    fn heat(&self) -> &HeatClient {
+        &self.heat
+    }
+
+    async fn read(&self) -> Result<GroupSnapshot, GroupError> {
+        let count = self.count_parameter().to_string();
+        members::read(&self.heat, &self.config, GROUP_TYPE, |params, _| {
+            let value = params.get(&count).ok_or_else(|| format!("it has no parameter {count}"))?;
+            value.trim().parse().map_err(|_| format!("parameter {count} is {value:?}, not a member count"))
+        })
+        .await
+    }
+
+    fn plan_grow(&self, snapshot: &GroupSnapshot, to: u32) -> Result<ScalePlan, GroupError> {
+        check_not_busy(snapshot)?;
+        check_range(&self.config, to as i64)?;
+        if to < snapshot.desired {
+            return Err(GroupError::Refused {
+                group: self.config.name.clone(),
+                reason: format!(
+                    "{to} is below the current size {}: a ResourceGroup shrinks by naming members (remove)",
+                    snapshot.desired
+                ),
+            });
+        }
+        let mut parameters = serde_json::Map::new();
+        parameters.insert(self.count_parameter().to_string(), json!(to));
+        Ok(ScalePlan {
+            group: self.config.name.clone(),
+            from: snapshot.desired,
+            to,
+            victims: vec![],
+            change: HeatChange::SetParameters(parameters),
+        })
+    }
+
+    fn plan_remove(&self, snapshot: &GroupSnapshot, remove: &[String]) -> Result<ScalePlan, GroupError> {
+        check_not_busy(snapshot)?;
+        check_members(snapshot, remove)?;
+        let to = snapshot.desired as i64 - remove.len() as i64;
+        check_range(&self.config, to)?;
+        let removal = self.removal_parameter()?;
+        let mut names: Vec<String> = snapshot
+            .parameters
+            .get(removal)
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default();
+        for name in remove {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        let mut parameters = serde_json::Map::new();
+        parameters.insert(self.count_parameter().to_string(), json!(to));
+        parameters.insert(removal.to_string(), json!(names));
+        Ok(ScalePlan {
+            group: self.config.name.clone(),
+            from: snapshot.desired,
+            to: to as u32,
+            victims: remove.to_vec(),
+            change: HeatChange::SetParameters(parameters),
+        })
+    }
+
+    fn predicted_victims(&self, _snapshot: &GroupSnapshot, _n: u32) -> Result<Vec<String>, GroupError> {
+        Err(GroupError::Refused {
+            group: self.config.name.clone(),
+            reason: "a ResourceGroup deletes the highest-numbered members when its count drops; heatscaler \
+                     always names the members to remove instead"
+                .into(),
+        })
+    }
+
+    async fn apply(&self, plan: &ScalePlan) -> Result<(), GroupError> {
+        let HeatChange::SetParameters(parameters) = &plan.change else {
+            return Err(GroupError::Refused {
+                group: self.config.name.clone(),
+                reason: format!("cannot apply {:?} to a ResourceGroup", plan.change),
+            });
+        };
+        let now = self.read().await?;
+        check_not_busy(&now)?;
+        if now.desired != plan.from {
+            return Err(GroupError::Refused {
+                group: self.config.name.clone(),
+                reason: format!(
+                    "the group changed since the plan ({} members, planned from {})",
+                    now.desired, plan.from
+                ),
+            });
+        }
+        tracing::info!(group = %self.config.name, stack = %now.stack, %plan, "updating stack");
+        self.heat.update_parameters(&now.stack, parameters).await.map_err(GroupError::cloud(&self.config.name))
+    }
+}

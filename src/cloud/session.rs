@@ -1,0 +1,447 @@
+//! An authenticated connection to one OpenStack cloud.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use osauth::client::AuthenticatedClient;
+use osauth::common::IdOrName;
+use osauth::identity::{ApplicationCredential, Password, Scope};
+use osauth::{EndpointFilters, ErrorKind, InterfaceType};
+use reqwest::{Method, StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::CloudError;
+use super::clouds_yaml;
+use super::error::describe;
+use crate::config::{EndpointInterface, OpenStackConfig};
+
+/// A Keystone session and the HTTP client every OpenStack request goes through.
+///
+/// osauth caches the token and renews it ten minutes before it expires; a token
+/// that stops working earlier (revoked, Keystone restarted with new keys, clock
+/// skew) makes the service answer 401, and [`Cloud::call`] then re-authenticates
+/// once and repeats the request, which the service had not processed.
+#[derive(Clone)]
+pub struct Cloud {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Replaced whole on re-authentication (see [`Cloud::reauthenticate`]).
+    client: RwLock<AuthenticatedClient>,
+    identity: Identity,
+    http: reqwest::Client,
+    filters: EndpointFilters,
+    auth_url: String,
+    request_timeout: Duration,
+}
+
+// Never derive: the osauth client's Debug prints the password.
+impl std::fmt::Debug for Cloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cloud").field("auth_url", &self.inner.auth_url).finish_non_exhaustive()
+    }
+}
+
+/// An osauth identity with an empty token cache, kept to start over from.
+#[derive(Clone)]
+enum Identity {
+    Password(Password),
+    ApplicationCredential(ApplicationCredential),
+}
+
+impl Identity {
+    async fn authenticate(&self, http: reqwest::Client) -> Result<AuthenticatedClient, osauth::Error> {
+        // osauth identities are cloned with an empty token cache: this always asks Keystone.
+        match self.clone() {
+            Identity::Password(p) => AuthenticatedClient::new(http, p).await,
+            Identity::ApplicationCredential(a) => AuthenticatedClient::new(http, a).await,
+        }
+    }
+}
+
+/// Who to authenticate as, resolved from the configuration or clouds.yaml.
+enum Credentials {
+    Password { user: IdOrName, user_domain: String, password: SecretString, project: Option<(IdOrName, IdOrName)> },
+    ApplicationCredential { id: Option<String>, name: Option<String>, user_id: Option<String>, secret: SecretString },
+}
+
+struct Settings {
+    auth_url: String,
+    credentials: Credentials,
+    region: Option<String>,
+    interface: Option<InterfaceType>,
+    ca_bundle: Option<std::path::PathBuf>,
+}
+
+impl Cloud {
+    /// Authenticates now, so a wrong password or an unreachable Keystone is
+    /// reported at start-up rather than at the first scaling decision.
+    pub async fn connect(config: &OpenStackConfig) -> Result<Cloud, CloudError> {
+        let settings = settings(config)?;
+        let timeout = config.request_timeout.get();
+        let mut http =
+            reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(10)));
+        if let Some(path) = &settings.ca_bundle {
+            let pem = std::fs::read(path)
+                .map_err(|e| CloudError::Config(format!("cannot read CA bundle {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| CloudError::Config(format!("CA bundle {} is not PEM: {e}", path.display())))?;
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http.build().map_err(|e| CloudError::Config(format!("HTTP client: {}", describe(&e))))?;
+        let auth_url = settings.auth_url.clone();
+        let keystone_error = |e: osauth::Error| keystone_error(&auth_url, e);
+        let identity = match settings.credentials {
+            Credentials::Password { user, user_domain, password, project } => {
+                let user = match user {
+                    IdOrName::Name(n) => n,
+                    IdOrName::Id(_) => {
+                        return Err(CloudError::Config(
+                            "password authentication needs a user name, not a user ID".into(),
+                        ));
+                    }
+                };
+                let mut auth = Password::new(&settings.auth_url, user, password.expose_secret(), user_domain)
+                    .map_err(keystone_error)?;
+                if let Some((project, domain)) = project {
+                    auth.set_scope(Scope::Project { project, domain: Some(domain) });
+                }
+                Identity::Password(auth)
+            }
+            Credentials::ApplicationCredential { id, name, user_id, secret } => {
+                let auth = match (id, name, user_id) {
+                    (Some(id), _, _) => ApplicationCredential::new(&settings.auth_url, id, secret.expose_secret()),
+                    (None, Some(name), Some(user_id)) => {
+                        ApplicationCredential::with_user_id(&settings.auth_url, name, secret.expose_secret(), user_id)
+                    }
+                    _ => {
+                        return Err(CloudError::Config(
+                            "an application credential needs its id, or its name with user-id (osauth cannot \
+                             look a credential up by user name)"
+                                .into(),
+                        ));
+                    }
+                }
+                .map_err(keystone_error)?;
+                Identity::ApplicationCredential(auth)
+            }
+        };
+        let client = identity.authenticate(http.clone()).await.map_err(keystone_error)?;
+        let mut filters = EndpointFilters::default();
+        if let Some(region) = settings.region {
+            filters.set_region(region);
+        }
+        filters.set_interfaces(settings.interface.unwrap_or(InterfaceType::Public));
+        tracing::debug!(auth_url = %settings.auth_url, "authenticated to Keystone");
+        Ok(Cloud {
+            inner: Arc::new(Inner {
+                client: RwLock::new(client),
+                identity,
+                http,
+                filters,
+                auth_url: settings.auth_url,
+                request_timeout: timeout,
+            }),
+        })
+    }
+
+    pub fn auth_url(&self) -> &str {
+        &self.inner.auth_url
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout
+    }
+
+    /// The catalog URL of a service (`orchestration` for Heat) for the configured
+    /// region and interface. Renews the token first when it is about to expire, so
+    /// Keystone trouble surfaces here, as a Keystone error, before the service is called.
+    pub async fn endpoint(&self, service_type: &str) -> Result<Url, CloudError> {
+        self.client().get_endpoint(service_type, &self.inner.filters).await.map_err(|e| match e.kind() {
+            ErrorKind::EndpointNotFound => CloudError::NoEndpoint {
+                service: service_type.to_string(),
+                filters: format!(
+                    "region {}, interface {:?}",
+                    self.inner.filters.region.as_deref().unwrap_or("any"),
+                    self.inner.filters.interfaces
+                ),
+                message: e.to_string(),
+            },
+            _ => keystone_error(&self.inner.auth_url, e),
+        })
+    }
+
+    /// Sends one request and returns the response body of a 2xx answer.
+    ///
+    /// `idempotent` requests (reads, marking a resource unhealthy) are retried
+    /// with backoff on transient failures; others are sent once, because a
+    /// timed-out update may still have been accepted and the caller must look
+    /// before trying again.
+    pub async fn call(
+        &self,
+        op: &str,
+        method: Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+        idempotent: bool,
+    ) -> Result<Vec<u8>, CloudError> {
+        let once = || self.call_once(op, method.clone(), url, body);
+        if idempotent {
+            once.retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_max_times(4)
+                    .with_jitter(),
+            )
+            .when(CloudError::is_transient)
+            .notify(|e, delay| tracing::warn!(error = %e, retry_in = ?delay, "OpenStack request failed; retrying"))
+            .await
+        } else {
+            once().await
+        }
+    }
+
+    async fn call_once(
+        &self,
+        op: &str,
+        method: Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Vec<u8>, CloudError> {
+        let mut reauthenticated = false;
+        loop {
+            let mut request = self.client().request(method.clone(), url.clone());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            tracing::debug!(%method, %url, "{op}");
+            let response = request.send_unchecked().await.map_err(|e| self.send_error(op, url, e))?;
+            let status = response.status();
+            let bytes = response.bytes().await.map_err(|e| self.transport_error(op, url, &e))?;
+            if status.is_success() {
+                return Ok(bytes.to_vec());
+            }
+            if status == StatusCode::UNAUTHORIZED && !reauthenticated {
+                // The service did not process a request it could not authenticate.
+                tracing::debug!(%url, "{op}: token rejected (HTTP 401); re-authenticating with Keystone");
+                self.reauthenticate().await?;
+                reauthenticated = true;
+                continue;
+            }
+            return Err(status_error(op, status, &bytes));
+        }
+    }
+
+    fn client(&self) -> AuthenticatedClient {
+        self.inner.client.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Discards the cached token and authenticates again, for every clone of
+    /// this `Cloud`. (osauth's own forced refresh keeps a token it still
+    /// believes valid, so a fresh client replaces the old one instead.)
+    pub async fn reauthenticate(&self) -> Result<(), CloudError> {
+        let fresh = self
+            .inner
+            .identity
+            .authenticate(self.inner.http.clone())
+            .await
+            .map_err(|e| keystone_error(&self.inner.auth_url, e))?;
+        *self.inner.client.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
+    fn send_error(&self, op: &str, url: &Url, e: osauth::Error) -> CloudError {
+        match e.kind() {
+            // The token was fetched (and failed) before anything reached the service.
+            ErrorKind::AuthenticationFailed | ErrorKind::AccessDenied | ErrorKind::InvalidConfig => {
+                keystone_error(&self.inner.auth_url, e)
+            }
+            ErrorKind::OperationTimedOut => {
+                CloudError::Timeout { op: op.to_string(), timeout: self.inner.request_timeout }
+            }
+            _ => CloudError::Unreachable { op: op.to_string(), url: url.to_string(), detail: e.to_string() },
+        }
+    }
+
+    fn transport_error(&self, op: &str, url: &Url, e: &reqwest::Error) -> CloudError {
+        if e.is_timeout() {
+            CloudError::Timeout { op: op.to_string(), timeout: self.inner.request_timeout }
+        } else {
+            CloudError::Unreachable { op: op.to_string(), url: url.to_string(), detail: describe(e) }
+        }
+    }
+}
+
+fn keystone_error(auth_url: &str, e: osauth::Error) -> CloudError {
+    let message = e.to_string();
+    match e.kind() {
+        ErrorKind::AuthenticationFailed => CloudError::AuthFailed { auth_url: auth_url.into(), status: 401, message },
+        ErrorKind::AccessDenied => CloudError::AuthFailed { auth_url: auth_url.into(), status: 403, message },
+        ErrorKind::ProtocolError | ErrorKind::OperationTimedOut => {
+            CloudError::KeystoneUnreachable { auth_url: auth_url.into(), detail: message }
+        }
+        ErrorKind::InvalidConfig | ErrorKind::InvalidInput => CloudError::Config(message),
+        _ => CloudError::Keystone { auth_url: auth_url.into(), message },
+    }
+}
+
+/// Heat's error body: `{"error": {"message": ..., "type": ...}, "explanation": ..., "title": ...}`.
+fn status_error(op: &str, status: StatusCode, body: &[u8]) -> CloudError {
+    let message = error_message(body);
+    let op = op.to_string();
+    match status.as_u16() {
+        400 => CloudError::BadRequest { op, message },
+        401 | 403 => CloudError::Unauthorized { op, status: status.as_u16(), message },
+        404 => CloudError::NotFound { op, message },
+        409 => CloudError::Conflict { op, message },
+        s @ 500..=599 => CloudError::Server { op, status: s, message },
+        s => CloudError::Unexpected { op, status: s, message },
+    }
+}
+
+fn error_message(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        let pick = |p: &str| v.pointer(p).and_then(|m| m.as_str()).filter(|m| !m.is_empty()).map(str::to_string);
+        if let Some(m) = pick("/error/message").or_else(|| pick("/explanation")).or_else(|| pick("/title")) {
+            let kind = pick("/error/type").map(|t| format!(" [{t}]")).unwrap_or_default();
+            return format!("{}{kind}", m.trim());
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.chars().count() > 300 {
+        format!("{}…", text.chars().take(300).collect::<String>())
+    } else {
+        text.to_string()
+    }
+}
+
+fn settings(config: &OpenStackConfig) -> Result<Settings, CloudError> {
+    let interface = config.interface.map(|i| match i {
+        EndpointInterface::Public => InterfaceType::Public,
+        EndpointInterface::Internal => InterfaceType::Internal,
+        EndpointInterface::Admin => InterfaceType::Admin,
+    });
+    if let Some(name) = &config.cloud {
+        let entry = clouds_yaml::load(name, config.clouds_yaml.as_deref())?;
+        return from_cloud_entry(name, entry, config, interface);
+    }
+    let auth_url = config
+        .auth_url
+        .clone()
+        .ok_or_else(|| CloudError::Config("set `cloud` or `auth-url` in the openstack section".into()))?;
+    let secret = |s: &crate::config::SecretSource| s.resolve().map_err(|e| CloudError::Config(e.to_string()));
+    let credentials = match (&config.application_credential, &config.password) {
+        (Some(ac), None) => Credentials::ApplicationCredential {
+            id: ac.id.clone(),
+            name: ac.name.clone(),
+            user_id: ac.user_id.clone(),
+            secret: secret(&ac.secret)?,
+        },
+        (None, Some(pw)) => Credentials::Password {
+            user: IdOrName::Name(pw.username.clone()),
+            user_domain: pw.user_domain_name.clone(),
+            password: secret(&pw.password)?,
+            project: pw
+                .project_id
+                .clone()
+                .map(IdOrName::Id)
+                .or_else(|| pw.project_name.clone().map(IdOrName::Name))
+                .map(|p| (p, IdOrName::Name(pw.project_domain_name.clone()))),
+        },
+        _ => return Err(CloudError::Config("set exactly one of application-credential or password".into())),
+    };
+    Ok(Settings {
+        auth_url,
+        credentials,
+        region: config.region.clone(),
+        interface,
+        ca_bundle: config.ca_bundle.clone(),
+    })
+}
+
+fn from_cloud_entry(
+    name: &str,
+    entry: clouds_yaml::CloudEntry,
+    config: &OpenStackConfig,
+    interface: Option<InterfaceType>,
+) -> Result<Settings, CloudError> {
+    if matches!(entry.verify, Some(serde_json::Value::Bool(false))) {
+        return Err(CloudError::Config(format!(
+            "cloud '{name}' sets `verify: false`; heatscaler always verifies TLS (give the CA with `cacert` or ca-bundle)"
+        )));
+    }
+    let a = entry.auth;
+    let auth_url = a.auth_url.ok_or_else(|| CloudError::Config(format!("cloud '{name}' has no auth.auth_url")))?;
+    let auth_type = entry.auth_type.as_deref().unwrap_or("password");
+    let credentials = match auth_type {
+        "password" | "v3password" => Credentials::Password {
+            user: match (a.username, a.user_id) {
+                (Some(n), _) => IdOrName::Name(n),
+                (None, Some(id)) => IdOrName::Id(id),
+                _ => return Err(CloudError::Config(format!("cloud '{name}' has no auth.username"))),
+            },
+            user_domain: a.user_domain_name.or(a.user_domain_id).unwrap_or_else(|| "Default".into()),
+            password: a.password.ok_or_else(|| CloudError::Config(format!("cloud '{name}' has no auth.password")))?,
+            project: a.project_id.map(IdOrName::Id).or_else(|| a.project_name.map(IdOrName::Name)).map(|p| {
+                let domain = a
+                    .project_domain_id
+                    .map(IdOrName::Id)
+                    .or_else(|| a.project_domain_name.map(IdOrName::Name))
+                    .unwrap_or_else(|| IdOrName::Name("Default".into()));
+                (p, domain)
+            }),
+        },
+        "v3applicationcredential" => Credentials::ApplicationCredential {
+            id: a.application_credential_id,
+            name: a.application_credential_name,
+            user_id: a.user_id,
+            secret: a.application_credential_secret.ok_or_else(|| {
+                CloudError::Config(format!("cloud '{name}' has no auth.application_credential_secret"))
+            })?,
+        },
+        other => {
+            return Err(CloudError::Config(format!(
+                "cloud '{name}' uses auth_type '{other}'; heatscaler supports password and v3applicationcredential"
+            )));
+        }
+    };
+    let interface = match interface {
+        Some(i) => Some(i),
+        None => entry
+            .interface
+            .map(|i| i.parse::<InterfaceType>().map_err(|e| CloudError::Config(format!("cloud '{name}': {e}"))))
+            .transpose()?,
+    };
+    Ok(Settings {
+        auth_url,
+        credentials,
+        region: config.region.clone().or(entry.region_name),
+        interface,
+        ca_bundle: config.ca_bundle.clone().or(entry.cacert.map(Into::into)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heat_errors_keep_heats_message_and_kind() {
+        let body = br#"{"code": 409, "title": "Conflict", "explanation": "There was a conflict", "error": {"type": "ActionInProgress", "message": "Stack k8s already has an action (UPDATE) in progress.", "traceback": null}}"#;
+        let e = status_error("update stack k8s", StatusCode::CONFLICT, body);
+        assert!(matches!(e, CloudError::Conflict { .. }));
+        assert_eq!(
+            e.to_string(),
+            "update stack k8s: the stack is busy (HTTP 409 conflict): Stack k8s already has an action (UPDATE) in progress. [ActionInProgress]"
+        );
+        let e = status_error("show stack x", StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        assert!(e.is_transient() && e.to_string().contains("<html>bad gateway</html>"), "{e}");
+        assert!(!status_error("x", StatusCode::BAD_REQUEST, b"{}").is_transient());
+    }
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs beyond the Rust toolchain. Idempotent.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+# systemd-analyze, to verify config/systemd/heatscaler.service (tests/systemd_unit.rs).
+if ! command -v systemd-analyze >/dev/null; then
+    echo "install-deps: installing systemd (for systemd-analyze)"
+    $sudo apt-get install -y --no-install-recommends systemd >/tmp/heatscaler-apt-systemd.log 2>&1 || {
+        $sudo apt-get update >>/tmp/heatscaler-apt-systemd.log 2>&1
+        $sudo apt-get install -y --no-install-recommends systemd >>/tmp/heatscaler-apt-systemd.log 2>&1
+    }
+fi
+
+# RabbitMQ + Keystone + Heat (tests/openstack.rs and the end-to-end tests).
+tests/openstack/install.sh

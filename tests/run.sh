@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone on a Debian machine with a Rust toolchain:
+# installs what the tests need (RabbitMQ, a Keystone + Heat virtualenv, systemd-analyze),
+# then checks formatting and lints and runs every test. CI runs exactly this (.ci/run).
+#
+# Tests that need OpenStack start their own Keystone + Heat on loopback and stop it
+# when they end; nothing is left running. See docs/testing.md.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
+
+step "install test dependencies"
+tests/install-deps.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "done"
