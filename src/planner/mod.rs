@@ -13,10 +13,10 @@
 //! 5. [`members`]: one exact-removal request per group.
 
 pub mod action;
-mod drain;
+pub(crate) mod drain;
 mod expander;
 pub mod explain;
-mod index;
+pub(crate) mod index;
 mod limits;
 mod members;
 pub mod memory;

@@ -1,7 +1,7 @@
 //! The simulated cluster: the snapshot the planner is shown (kept in place,
 //! so a planner pass costs no copy of the cluster) plus Heat's own state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::model::{
@@ -13,11 +13,15 @@ use super::heat::SimGroup;
 use super::scenario::{ContainerSpec, PodSpec, resources};
 
 /// Who recreates a pod when it goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Origin {
     Workload(usize),
     OneOff(usize),
     DaemonSet(usize),
+    /// A pod of a generated batch job (see `generators`).
+    Job(usize),
+    /// A pod replayed from a trace file: (trace, pod number in the trace).
+    Trace(usize, usize),
 }
 
 /// Everything pods of one workload (or one one-off pod) share.
@@ -129,19 +133,30 @@ fn container(c: &ContainerSpec) -> Container {
     }
 }
 
+/// Pods are added, changed and removed through the methods below (never
+/// through `snap.pods` directly): they keep the indexes and the change
+/// counter the report's bookkeeping relies on.
 #[derive(Default)]
 pub struct Cluster {
     pub snap: Snapshot,
     pub heat: Vec<SimGroup>,
     pub origin: HashMap<String, Origin>,
     index: HashMap<String, usize>,
+    /// Pods by who created them, in creation order (uids are `uid-<n>`, the
+    /// key is `n`), so a controller's work is proportional to its own pods.
+    by_origin: HashMap<Origin, BTreeSet<u64>>,
     next_uid: u64,
+    /// Bumped by every change to a pod; what is derived from all pods (the
+    /// demand, the pending count) is recomputed only when it moved.
+    generation: u64,
 }
 
 impl Cluster {
     pub fn add_pod(&mut self, t: &PodTemplate, name: String, now: Timestamp, origin: Origin) -> String {
         self.next_uid += 1;
+        self.generation += 1;
         let uid = format!("uid-{}", self.next_uid);
+        self.by_origin.entry(origin).or_default().insert(self.next_uid);
         self.snap.pods.push(Pod {
             uid: uid.clone(),
             namespace: t.namespace.clone(),
@@ -174,12 +189,23 @@ impl Cluster {
     }
 
     pub fn pod_mut(&mut self, uid: &str) -> Option<&mut Pod> {
+        self.generation += 1;
         self.index.get(uid).map(|&i| &mut self.snap.pods[i])
+    }
+
+    /// Changes to pods so far (see [`Cluster`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn remove_pod(&mut self, uid: &str) -> Option<Pod> {
         let i = self.index.remove(uid)?;
-        self.origin.remove(uid);
+        self.generation += 1;
+        if let Some(origin) = self.origin.remove(uid)
+            && let Some(set) = self.by_origin.get_mut(&origin)
+        {
+            set.remove(&uid_number(uid));
+        }
         let pod = self.snap.pods.swap_remove(i);
         if let Some(moved) = self.snap.pods.get(i) {
             self.index.insert(moved.uid.clone(), i);
@@ -219,8 +245,13 @@ impl Cluster {
         uids.iter().filter_map(|u| self.remove_pod(u)).collect()
     }
 
+    /// The pods `origin` created that still exist, oldest first.
     pub fn pods_of(&self, origin: Origin) -> impl Iterator<Item = &Pod> {
-        self.snap.pods.iter().filter(move |p| self.origin.get(&p.uid) == Some(&origin))
+        self.by_origin
+            .get(&origin)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| self.index.get(&format!("uid-{n}")).map(|&i| &self.snap.pods[i]))
     }
 
     pub fn group_index(&self, name: &str) -> Option<usize> {
@@ -274,6 +305,10 @@ impl Cluster {
             pdb.disruptions_allowed = (healthy - desired_healthy).max(0) as i32;
         }
     }
+}
+
+fn uid_number(uid: &str) -> u64 {
+    uid.strip_prefix("uid-").and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 #[derive(Clone, Copy, Debug)]

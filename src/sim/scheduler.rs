@@ -72,6 +72,7 @@ impl Sim<'_> {
                     pod.unschedulable_since = None;
                     let created = pod.created;
                     self.rec.bound(&uid, created, now);
+                    self.started(&uid);
                 }
                 None => {
                     if pod.unschedulable_since.is_none() {

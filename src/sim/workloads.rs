@@ -54,11 +54,7 @@ impl Sim<'_> {
         let next = match (&spec.replicas, &spec.hpa) {
             (Some(shape), _) => {
                 self.workloads[w].target = shape.at(t).round().max(0.0) as u32;
-                if shape.is_continuous() {
-                    Some(CONTINUOUS_TICK)
-                } else {
-                    shape.change_points().into_iter().find(|p| *p > t).map(|p| p - t)
-                }
+                if shape.is_continuous() { Some(CONTINUOUS_TICK) } else { shape.next_change(t).map(|p| p - t) }
             }
             (None, Some(hpa)) => {
                 self.workloads[w].target = self.hpa_desired(w, hpa);
@@ -67,6 +63,9 @@ impl Sim<'_> {
             (None, None) => None,
         };
         let after = self.workloads[w].target;
+        if after != before && spec.replicas.is_some() {
+            self.rec.input.replica_changes += 1;
+        }
         if after != before {
             let name = self.workloads[w].name.clone();
             self.rec.event(self.now, &name, super::report::TimelineEvent::Replicas { from: before, to: after });
@@ -195,6 +194,8 @@ impl Sim<'_> {
             Origin::Workload(w) => self.reconcile(w),
             Origin::OneOff(i) if self.sc.pods[i].controller.is_some() => self.arrive(i),
             Origin::OneOff(_) | Origin::DaemonSet(_) => {}
+            Origin::Job(j) => self.respawn_job(j),
+            Origin::Trace(t, id) => self.respawn_trace_pod(t, id),
         }
     }
 
@@ -221,6 +222,11 @@ impl Sim<'_> {
         for pod in &self.cluster.snap.pods {
             let Some(node) = &pod.node_name else { continue };
             let mut used = Resources::new(pod.requests.cpu_milli, pod.requests.memory);
+            if let Some(Origin::Trace(t, id)) = self.cluster.origin.get(&pod.uid).copied()
+                && let Some(u) = self.traces[t].usage(id)
+            {
+                used = Resources::new(u.cpu_milli, u.memory);
+            }
             if let Some(Origin::Workload(w)) = self.cluster.origin.get(&pod.uid).copied() {
                 let (cpu, memory, running) = per_pod[w];
                 let n = running.max(1) as f64;
