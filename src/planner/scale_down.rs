@@ -1,7 +1,8 @@
 //! Scale-down: which minions are unneeded, and which removals start now.
 //!
 //! A group minion is a candidate when its requested utilisation is under the
-//! threshold; it is *unneeded* when every pod on it could move to another node
+//! threshold — or, with `consolidation`, whatever its utilisation, after those
+//! under it; it is *unneeded* when every pod on it could move to another node
 //! (same scheduling model, PDB allowances shared across the pass, nodes already
 //! found unneeded excluded as destinations). It must stay unneeded for
 //! `unneeded-time` before its removal starts. Candidates are simulated
@@ -30,6 +31,8 @@ struct Candidate {
     group: usize,
     utilization: f64,
     empty: bool,
+    /// At or above the threshold: a candidate only for consolidation.
+    above_threshold: bool,
 }
 
 pub fn plan<'a>(
@@ -68,6 +71,7 @@ pub fn plan<'a>(
         let known = |c: &Candidate| !memory.unneeded_since.contains_key(name(c.node));
         known(a)
             .cmp(&known(b))
+            .then(a.above_threshold.cmp(&b.above_threshold))
             .then(b.empty.cmp(&a.empty))
             .then(a.utilization.total_cmp(&b.utilization))
             .then_with(|| name(a.node).cmp(name(b.node)))
@@ -84,7 +88,8 @@ pub fn plan<'a>(
     let mut since = BTreeMap::new();
     for &k in &unneeded {
         let node = name(candidates[k].node);
-        since.insert(node.to_string(), memory.unneeded_since.get(node).copied().unwrap_or(cx.now));
+        let from = memory.unneeded_since.get(node).copied().unwrap_or(cx.now);
+        since.insert(node.to_string(), from);
     }
     memory.unneeded_since = since;
 
@@ -130,11 +135,12 @@ fn candidate(cx: &Cx<'_>, i: usize, incoming: &[&Pod]) -> Result<Candidate, Node
         requested += &pod.requests;
     }
     let (resource, utilization, threshold) = utilization(&node.allocatable, &requested, observed, sd);
-    if utilization >= threshold {
+    let above_threshold = utilization >= threshold;
+    if above_threshold && !sd.consolidation {
         return Err(NodeStatus::Utilized { resource: resource.to_string(), utilization, threshold });
     }
     let empty = incoming.is_empty() && cx.ix.workload_pods(i).all(|p| p.deletion.is_some());
-    Ok(Candidate { node: i, group: membership.group, utilization, empty })
+    Ok(Candidate { node: i, group: membership.group, utilization, empty, above_threshold })
 }
 
 /// The dominant utilisation (resource, share, threshold): GPUs on GPU nodes,
