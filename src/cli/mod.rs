@@ -1,6 +1,7 @@
 //! Subcommands. Each lives in its own file and returns `anyhow::Result`: this is
 //! the top of the program, where errors get context and become exit codes.
 
+mod bench;
 mod check_config;
 mod simulate;
 
@@ -48,12 +49,18 @@ pub enum Command {
     ///
     /// Without a scenario file, runs the embedded php-apache walk-through.
     Simulate(simulate::Args),
+
+    /// Measure the planner (decision time at 100 to 10,000 nodes), memory
+    /// (peak RSS per cluster size) and the simulator (simulated hours per
+    /// second) on this machine, and print the tables. Build with --release.
+    Bench(bench::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig(args) => check_config::run(&cli.config, args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

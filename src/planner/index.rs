@@ -5,6 +5,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
+use rustc_hash::FxHashMap;
+
 use crate::model::{Node, Pod, Resources, Snapshot};
 
 use super::policy::Policy;
@@ -39,7 +41,7 @@ pub struct Index<'a> {
 impl<'a> Index<'a> {
     pub fn build(snap: &'a Snapshot, policy: &Policy) -> Self {
         let n = snap.nodes.len();
-        let node_by_name: HashMap<&str, usize> =
+        let node_by_name: FxHashMap<&str, usize> =
             snap.nodes.iter().enumerate().map(|(i, node)| (node.name.as_str(), i)).collect();
         let mut pods_on: Vec<Vec<&Pod>> = vec![Vec::new(); n];
         let mut requested = vec![Resources::default(); n];

@@ -33,6 +33,8 @@ struct Candidate {
     empty: bool,
     /// At or above the threshold: a candidate only for consolidation.
     above_threshold: bool,
+    /// Found unneeded by an earlier pass (its timer runs).
+    known: bool,
 }
 
 pub fn plan<'a>(
@@ -67,10 +69,12 @@ pub fn plan<'a>(
     let budget_nodes =
         tuning.candidates_pool_min.max((group_nodes as f64 * tuning.candidates_pool_ratio).ceil() as usize);
     let name = |i: usize| cx.ix.node(i).name.as_str();
+    for c in &mut candidates {
+        c.known = memory.unneeded_since.contains_key(name(c.node));
+    }
     candidates.sort_by(|a, b| {
-        let known = |c: &Candidate| !memory.unneeded_since.contains_key(name(c.node));
-        known(a)
-            .cmp(&known(b))
+        b.known
+            .cmp(&a.known)
             .then(a.above_threshold.cmp(&b.above_threshold))
             .then(b.empty.cmp(&a.empty))
             .then(a.utilization.total_cmp(&b.utilization))
@@ -140,7 +144,7 @@ fn candidate(cx: &Cx<'_>, i: usize, incoming: &[&Pod]) -> Result<Candidate, Node
         return Err(NodeStatus::Utilized { resource: resource.to_string(), utilization, threshold });
     }
     let empty = incoming.is_empty() && cx.ix.workload_pods(i).all(|p| p.deletion.is_some());
-    Ok(Candidate { node: i, group: membership.group, utilization, empty, above_threshold })
+    Ok(Candidate { node: i, group: membership.group, utilization, empty, above_threshold, known: false })
 }
 
 /// The dominant utilisation (resource, share, threshold): GPUs on GPU nodes,
@@ -191,16 +195,63 @@ fn simulate<'a>(
             nodes.push(node);
         }
     }
+    // What every schedulable destination still has free, summed: pods that
+    // need more than that cannot all move, whatever the placement (a cheap
+    // necessary condition that spares the placement search in a full cluster).
+    let free = |n: &crate::planner::scheduling::SchedNode<'_>| {
+        if n.unschedulable {
+            return Resources::default();
+        }
+        let mut f =
+            Resources::new(n.allocatable.cpu_milli - n.requested.cpu_milli, n.allocatable.memory - n.requested.memory);
+        f.pods = n.allocatable.pods - n.requested.pods;
+        f
+    };
+    let mut free_total = Resources::default();
+    for n in &nodes {
+        free_total += &free(n);
+    }
     let mut placer = Placer::new(nodes);
     let mut moved_in: Vec<Vec<&Pod>> = vec![Vec::new(); placer.nodes.len()];
     let mut unneeded = Vec::new();
     for (k, c) in candidates.iter().enumerate() {
         let Some(me) = slot[c.node] else { continue };
+        let pods: Vec<&Pod> =
+            cx.ix.pods_on[c.node].iter().chain(&incoming[c.node]).chain(&moved_in[me]).copied().collect();
+        let mut moving = Resources::default();
+        for pod in
+            pods.iter().filter(|p| matches!(classify(p, cx.ix.has_pdb(p), &cx.policy.scale_down), Disposition::Movable))
+        {
+            moving.cpu_milli += pod.requests.cpu_milli;
+            moving.memory += pod.requests.memory;
+            moving.pods += 1;
+        }
+        let own = free(&placer.nodes[me]);
+        let short = [
+            ("cpu", moving.cpu_milli, free_total.cpu_milli - own.cpu_milli),
+            ("memory", moving.memory, free_total.memory - own.memory),
+            ("pods", moving.pods, free_total.pods - own.pods),
+        ]
+        .into_iter()
+        .find(|(_, need, have)| need > have);
+        if let Some((resource, _, _)) = short {
+            let pod = pods
+                .iter()
+                .find(|p| matches!(classify(p, cx.ix.has_pdb(p), &cx.policy.scale_down), Disposition::Movable));
+            if let Some(pod) = pod {
+                statuses.insert(
+                    c.node,
+                    NodeStatus::NoPlaceForPod {
+                        pod: pod.key(),
+                        scheduler: format!("the other nodes lack the {resource} its pods request, all together"),
+                    },
+                );
+                continue;
+            }
+        }
         let checkpoint = placer.checkpoint();
         let mut taken: Vec<usize> = Vec::new();
         let mut moves: Vec<(usize, &Pod)> = Vec::new();
-        let pods: Vec<&Pod> =
-            cx.ix.pods_on[c.node].iter().chain(&incoming[c.node]).chain(&moved_in[me]).copied().collect();
         let mut failure = None;
         for pod in pods {
             match classify(pod, cx.ix.has_pdb(pod), &cx.policy.scale_down) {
@@ -239,6 +290,14 @@ fn simulate<'a>(
                 statuses.insert(c.node, status);
             }
             None => {
+                // Its free capacity is gone; what moved left the others.
+                let own = free(&placer.nodes[me]);
+                free_total -= &own;
+                for (_, pod) in &moves {
+                    free_total.cpu_milli -= pod.requests.cpu_milli;
+                    free_total.memory -= pod.requests.memory;
+                    free_total.pods -= 1;
+                }
                 placer.exclude(me);
                 for (dest, pod) in moves {
                     moved_in[dest].push(pod);

@@ -26,6 +26,9 @@ impl Sim<'_> {
             Action::RollBackRemoval(a) => self.roll_back(a),
             Action::DeleteNode(a) => self.delete_node(a),
         };
+        if result.is_ok() {
+            self.wake = true; // the daemon's watches see what its own action changed
+        }
         if let Err(why) = result {
             let kind = serde_json::to_value(action)
                 .ok()

@@ -1,7 +1,7 @@
 //! The simulated cluster: the snapshot the planner is shown (kept in place,
 //! so a planner pass costs no copy of the cluster) plus Heat's own state.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::model::{
@@ -144,19 +144,25 @@ pub struct Cluster {
     index: HashMap<String, usize>,
     /// Pods by who created them, in creation order (uids are `uid-<n>`, the
     /// key is `n`), so a controller's work is proportional to its own pods.
-    by_origin: HashMap<Origin, BTreeSet<u64>>,
+    by_origin: HashMap<Origin, BTreeMap<u64, String>>,
+    /// The PDBs (indices into `snap.pdbs`) covering each pod, parallel to
+    /// `snap.pods`: labels never change, so matching is done once per pod.
+    pod_pdbs: Vec<Vec<usize>>,
     next_uid: u64,
-    /// Bumped by every change to a pod; what is derived from all pods (the
-    /// demand, the pending count) is recomputed only when it moved.
-    generation: u64,
+    /// Pods added, possibly changed or removed since the last
+    /// [`Cluster::take_changes`], so totals over all pods are kept
+    /// incrementally.
+    changes: Vec<String>,
 }
 
 impl Cluster {
     pub fn add_pod(&mut self, t: &PodTemplate, name: String, now: Timestamp, origin: Origin) -> String {
         self.next_uid += 1;
-        self.generation += 1;
         let uid = format!("uid-{}", self.next_uid);
-        self.by_origin.entry(origin).or_default().insert(self.next_uid);
+        self.by_origin.entry(origin).or_default().insert(self.next_uid, uid.clone());
+        self.changes.push(uid.clone());
+        let pdbs = self.pdbs_covering(&t.namespace, &t.labels);
+        self.pod_pdbs.push(pdbs);
         self.snap.pods.push(Pod {
             uid: uid.clone(),
             namespace: t.namespace.clone(),
@@ -189,23 +195,25 @@ impl Cluster {
     }
 
     pub fn pod_mut(&mut self, uid: &str) -> Option<&mut Pod> {
-        self.generation += 1;
-        self.index.get(uid).map(|&i| &mut self.snap.pods[i])
+        let i = *self.index.get(uid)?;
+        self.changes.push(uid.to_string());
+        Some(&mut self.snap.pods[i])
     }
 
-    /// Changes to pods so far (see [`Cluster`]).
-    pub fn generation(&self) -> u64 {
-        self.generation
+    /// The uids of pods added, handed out mutably or removed since the last call.
+    pub fn take_changes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.changes)
     }
 
     pub fn remove_pod(&mut self, uid: &str) -> Option<Pod> {
         let i = self.index.remove(uid)?;
-        self.generation += 1;
+        self.changes.push(uid.to_string());
         if let Some(origin) = self.origin.remove(uid)
             && let Some(set) = self.by_origin.get_mut(&origin)
         {
             set.remove(&uid_number(uid));
         }
+        self.pod_pdbs.swap_remove(i);
         let pod = self.snap.pods.swap_remove(i);
         if let Some(moved) = self.snap.pods.get(i) {
             self.index.insert(moved.uid.clone(), i);
@@ -250,8 +258,25 @@ impl Cluster {
         self.by_origin
             .get(&origin)
             .into_iter()
-            .flatten()
-            .filter_map(|n| self.index.get(&format!("uid-{n}")).map(|&i| &self.snap.pods[i]))
+            .flat_map(|m| m.values())
+            .filter_map(|uid| self.index.get(uid).map(|&i| &self.snap.pods[i]))
+    }
+
+    /// Adds a PodDisruptionBudget and notes which existing pods it covers.
+    pub fn add_pdb(&mut self, pdb: crate::model::Pdb) {
+        let i = self.snap.pdbs.len();
+        for (k, p) in self.snap.pods.iter().enumerate() {
+            if p.namespace == pdb.namespace && pdb.selector.matches(&p.labels) {
+                self.pod_pdbs[k].push(i);
+            }
+        }
+        self.snap.pdbs.push(pdb);
+    }
+
+    fn pdbs_covering(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<usize> {
+        (0..self.snap.pdbs.len())
+            .filter(|&i| self.snap.pdbs[i].namespace == namespace && self.snap.pdbs[i].selector.matches(labels))
+            .collect()
     }
 
     pub fn group_index(&self, name: &str) -> Option<usize> {
@@ -290,14 +315,15 @@ impl Cluster {
     /// Refreshes each PDB's `disruptionsAllowed` from the pods, as the
     /// disruption controller does.
     pub fn refresh_pdbs(&mut self, expected: &dyn Fn(&str) -> Option<u32>, rules: &[PdbRule]) {
-        for (pdb, rule) in self.snap.pdbs.iter_mut().zip(rules) {
-            let healthy = self
-                .snap
-                .pods
-                .iter()
-                .filter(|p| p.namespace == pdb.namespace && pdb.selector.matches(&p.labels))
-                .filter(|p| p.node_name.is_some() && p.deletion.is_none() && p.phase == PodPhase::Running)
-                .count() as i64;
+        let mut healthy = vec![0i64; self.snap.pdbs.len()];
+        for (p, pdbs) in self.snap.pods.iter().zip(&self.pod_pdbs) {
+            if p.node_name.is_some() && p.deletion.is_none() && p.phase == PodPhase::Running {
+                for &i in pdbs {
+                    healthy[i] += 1;
+                }
+            }
+        }
+        for ((pdb, rule), healthy) in self.snap.pdbs.iter_mut().zip(rules).zip(healthy) {
             let desired_healthy = match *rule {
                 PdbRule::MinAvailable(n) => i64::from(n),
                 PdbRule::MaxUnavailable(n) => i64::from(expected(&pdb.name).unwrap_or(0)) - i64::from(n),

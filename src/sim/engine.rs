@@ -84,8 +84,15 @@ pub struct Sim<'s> {
     autoscaler: Autoscaler,
     pub(super) rng: ChaCha8Rng,
     plan_due: Option<Timestamp>,
-    /// Something changed that the scheduler (and the daemon's watch) would see.
+    /// Something changed that the scheduler must look at (pods or nodes).
     pub(super) dirty: bool,
+    /// Something changed that calls for a decision soon: a pod found
+    /// unschedulable, a node added, changed or gone, a pod gone from a
+    /// cordoned node (a drain progressing), Heat's state, or the daemon's own
+    /// action. Other changes (pods created, bound, deleted elsewhere) wait for
+    /// the resync: no decision they feed is urgent (scale-down waits for
+    /// unneeded-time anyway).
+    pub(super) wake: bool,
     next_update: u64,
     pub(super) rec: Recorder,
 }
@@ -149,6 +156,7 @@ impl<'s> Sim<'s> {
             rng: ChaCha8Rng::seed_from_u64(sc.seed),
             plan_due: None,
             dirty: true,
+            wake: true,
             next_update: 0,
             rec: Recorder::new(epoch, BoundModel::new(sc)),
         };
@@ -188,7 +196,7 @@ impl<'s> Sim<'s> {
         for (w, spec) in sc.workloads.iter().enumerate() {
             let state = WorkloadState::new(spec);
             if let Some(pdb) = &spec.pdb {
-                self.cluster.snap.pdbs.push(Pdb {
+                self.cluster.add_pdb(Pdb {
                     namespace: spec.namespace.clone(),
                     name: spec.name.clone(),
                     selector: LabelSelector { match_labels: state.template.labels.clone(), ..LabelSelector::default() },
@@ -241,6 +249,7 @@ impl<'s> Sim<'s> {
             }
         }
         self.dirty = true;
+        self.wake = true;
     }
 
     pub(super) fn at(&mut self, at: Timestamp, event: Event) {
@@ -275,16 +284,19 @@ impl<'s> Sim<'s> {
             if next.at > self.end {
                 break;
             }
-            self.rec.advance(next.at, &self.cluster);
+            self.rec.advance(next.at, &mut self.cluster);
             self.now = next.at;
             self.handle(next.event);
             if self.dirty {
                 self.dirty = false;
                 self.schedule_pods();
+            }
+            if self.wake {
+                self.wake = false;
                 self.request_plan();
             }
         }
-        self.rec.advance(self.end, &self.cluster);
+        self.rec.advance(self.end, &mut self.cluster);
         self.now = self.end;
     }
 
@@ -306,16 +318,19 @@ impl<'s> Sim<'s> {
                     self.cluster.observe_group(g);
                 }
                 if self.cluster.snap.groups != before {
-                    self.dirty = true;
+                    self.wake = true;
                 }
                 self.after(self.sc.daemon.heat_poll_interval.get(), Event::HeatPoll);
             }
             Event::HeatDone { group, update } => self.heat_done(group, update),
             Event::Boot { group, member } => self.boot(group, &member),
             Event::PodGone { uid } => {
-                if self.cluster.remove_pod(&uid).is_some() {
+                if let Some(pod) = self.cluster.remove_pod(&uid) {
                     self.rec.pod_gone(&uid);
                     self.dirty = true;
+                    if pod.node_name.as_deref().and_then(|n| self.cluster.node(n)).is_some_and(|n| n.unschedulable) {
+                        self.wake = true;
+                    }
                 }
             }
             Event::Workload(w) => self.workload_tick(w),
@@ -325,13 +340,13 @@ impl<'s> Sim<'s> {
             Event::JobDone { job, uid } => self.job_done(job, &uid),
             Event::TraceRows(t) => self.trace_rows(t),
             Event::Sample => {
-                self.rec.sample(self.now, &self.cluster);
+                self.rec.sample(self.now, &mut self.cluster);
                 self.after(self.sc.sample_interval.get(), Event::Sample);
             }
             Event::Restart => {
                 self.autoscaler.forget();
                 self.rec.event(self.now, "heatscaler", TimelineEvent::DaemonRestarted);
-                self.dirty = true;
+                self.wake = true;
             }
         }
     }
@@ -376,6 +391,7 @@ impl<'s> Sim<'s> {
             if let Some(node) = self.cluster.node_mut(member) {
                 node.ready = false;
                 self.dirty = true;
+                self.wake = true;
             }
         }
         if !result.deleted.is_empty() {

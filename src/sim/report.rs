@@ -188,13 +188,22 @@ pub struct GroupSummary {
     pub cost: f64,
 }
 
-/// What is derived from every pod, recomputed only when a pod changed.
+/// Totals over every pod, kept up to date from the cluster's change log.
 #[derive(Clone, Debug, Default)]
 struct PodState {
-    generation: Option<u64>,
     pending: u32,
     running: u32,
+    demand: crate::model::Resources,
     bound: bound::Instant,
+    /// What each pod adds to the totals.
+    parts: HashMap<String, Part>,
+}
+
+#[derive(Clone, Debug)]
+struct Part {
+    pending: bool,
+    running: bool,
+    demand: Option<crate::model::Resources>,
 }
 
 /// Collects one run's report while the engine runs.
@@ -256,7 +265,7 @@ impl Recorder {
     }
 
     /// Integrates the piecewise-constant state from the last event up to `to`.
-    pub fn advance(&mut self, to: Timestamp, cluster: &Cluster) {
+    pub fn advance(&mut self, to: Timestamp, cluster: &mut Cluster) {
         let dt = elapsed(to, self.last).as_secs_f64();
         self.last = to;
         if dt <= 0.0 {
@@ -266,31 +275,43 @@ impl Recorder {
             let e = self.node_seconds.entry(g.name.clone()).or_insert((0.0, g.price_per_hour));
             e.0 += f64::from(g.billed()) * dt;
         }
-        let pods = self.pod_state(cluster).clone();
-        self.pending_pod_seconds += f64::from(pods.pending) * dt;
-        self.bound_node_seconds += f64::from(pods.bound.nodes.unwrap_or(0)) * dt;
-        self.bound_cost_seconds += pods.bound.cost_per_hour * dt;
+        let pods = self.pod_state(cluster);
+        let (pending, bound) = (pods.pending, pods.bound);
+        self.pending_pod_seconds += f64::from(pending) * dt;
+        self.bound_node_seconds += f64::from(bound.nodes.unwrap_or(0)) * dt;
+        self.bound_cost_seconds += bound.cost_per_hour * dt;
     }
 
-    /// Pending and running pods and the bound, as of the cluster's latest change.
-    fn pod_state(&mut self, cluster: &Cluster) -> &PodState {
-        if self.pods.generation != Some(cluster.generation()) {
-            let mut demand = crate::model::Resources::default();
-            let (mut pending, mut running) = (0, 0);
-            for p in &cluster.snap.pods {
-                if p.deletion.is_none() {
-                    match p.node_name {
-                        None => pending += 1,
-                        Some(_) => running += 1,
-                    }
-                }
-                if self.bound_model.counts(p) {
-                    demand += &p.requests;
+    /// Pending and running pods and the bound, as of the cluster's latest
+    /// change: only the pods changed since the last call are looked at.
+    fn pod_state(&mut self, cluster: &mut Cluster) -> &PodState {
+        let changes = cluster.take_changes();
+        if changes.is_empty() {
+            return &self.pods;
+        }
+        let state = &mut self.pods;
+        for uid in changes {
+            if let Some(old) = state.parts.remove(&uid) {
+                state.pending -= u32::from(old.pending);
+                state.running -= u32::from(old.running);
+                if let Some(d) = &old.demand {
+                    state.demand -= d;
                 }
             }
-            let bound = self.bound_model.at(&demand);
-            self.pods = PodState { generation: Some(cluster.generation()), pending, running, bound };
+            let Some(p) = cluster.pod(&uid) else { continue };
+            let part = Part {
+                pending: p.deletion.is_none() && p.node_name.is_none(),
+                running: p.deletion.is_none() && p.node_name.is_some(),
+                demand: self.bound_model.counts(p).then(|| p.requests.clone()),
+            };
+            state.pending += u32::from(part.pending);
+            state.running += u32::from(part.running);
+            if let Some(d) = &part.demand {
+                state.demand += d;
+            }
+            state.parts.insert(uid, part);
         }
+        state.bound = self.bound_model.at(&state.demand);
         &self.pods
     }
 
@@ -341,7 +362,7 @@ impl Recorder {
         self.waiting.remove(uid);
     }
 
-    pub fn sample(&mut self, at: Timestamp, cluster: &Cluster) {
+    pub fn sample(&mut self, at: Timestamp, cluster: &mut Cluster) {
         let ready_nodes: std::collections::HashSet<&str> =
             cluster.snap.nodes.iter().filter(|n| n.ready).map(|n| n.name.as_str()).collect();
         let mut ready = BTreeMap::new();
@@ -353,16 +374,17 @@ impl Recorder {
         }
         let billed = cluster.heat.iter().map(|g| g.billed()).sum();
         let cost_per_hour = cluster.heat.iter().map(|g| f64::from(g.billed()) * g.price_per_hour).sum();
-        let pods = self.pod_state(cluster).clone();
+        let pods = self.pod_state(cluster);
+        let (pending, running, bound) = (pods.pending, pods.running, pods.bound);
         self.series.push(Sample {
             at_secs: self.secs(at),
             ready,
             desired,
             billed,
             cost_per_hour,
-            pending_pods: pods.pending,
-            running_pods: pods.running,
-            bound: pods.bound,
+            pending_pods: pending,
+            running_pods: running,
+            bound,
         });
     }
 

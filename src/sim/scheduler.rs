@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::model::PodPhase;
-use crate::planner::scheduling::{SchedNode, check};
+use crate::planner::scheduling::{SchedNode, fits};
 
 use super::engine::Sim;
 
@@ -54,7 +54,7 @@ impl Sim<'_> {
         for &i in &pending {
             let pod = &snap.pods[i];
             let best = (0..nodes.len())
-                .filter(|&k| check(pod, &nodes[k]).is_ok())
+                .filter(|&k| fits(pod, &nodes[k]))
                 .map(|k| (k, free_share(&nodes[k], pod)))
                 .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| nodes[b.0].name.cmp(&nodes[a.0].name)));
             if let Some((k, _)) = best {
@@ -77,6 +77,7 @@ impl Sim<'_> {
                 None => {
                     if pod.unschedulable_since.is_none() {
                         pod.unschedulable_since = Some(now);
+                        self.wake = true;
                         let created = pod.created;
                         self.rec.unschedulable(&uid, created);
                     }

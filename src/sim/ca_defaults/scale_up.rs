@@ -12,7 +12,7 @@ use crate::config::Expander;
 use crate::model::{MemberStatus, Pod, Resources, Timestamp};
 use crate::planner::action::ScaleUp;
 use crate::planner::index::Index;
-use crate::planner::scheduling::{Placer, SchedNode, check};
+use crate::planner::scheduling::{Placer, SchedNode, fits};
 
 use super::CaDefaults;
 
@@ -109,7 +109,7 @@ fn template<'a>(ix: &Index<'a>, g: usize) -> Option<SchedNode<'a>> {
         excluded: false,
     };
     for &ds in &ix.daemonsets {
-        if check(ds, &node).is_ok() {
+        if fits(ds, &node) {
             node.add(ds);
         }
     }
@@ -125,7 +125,7 @@ fn binpack<'a>(pods: &[&'a Pod], template: &SchedNode<'a>, cap: u32) -> (u32, Ve
         let part = |req: i64, alloc: i64| if alloc > 0 { req as f64 / alloc as f64 } else { 0.0 };
         part(p.requests.cpu_milli, a.cpu_milli) + part(p.requests.memory, a.memory)
     };
-    let mut sorted: Vec<&'a Pod> = pods.iter().copied().filter(|p| check(p, template).is_ok()).collect();
+    let mut sorted: Vec<&'a Pod> = pods.iter().copied().filter(|p| fits(p, template)).collect();
     sorted.sort_by(|a, b| share(b).total_cmp(&share(a)));
     let mut placer = Placer::new(Vec::new());
     let mut placed = Vec::new();
