@@ -3,7 +3,7 @@
 //! Built in O(nodes + pods); nothing after it scans all pods again.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
@@ -35,7 +35,11 @@ pub struct Index<'a> {
     pub removal: Vec<RemovalState>,
     /// One pod per DaemonSet (by owner uid): what a new minion will also run.
     pub daemonsets: Vec<&'a Pod>,
-    pdbs_by_namespace: HashMap<&'a str, Vec<usize>>,
+    pdbs_by_namespace: FxHashMap<&'a str, Vec<usize>>,
+    /// Some pod uses host ports or required anti-affinity: the scheduling
+    /// filters must see which pods run on a node. When none does (the common
+    /// case), node pod lists are left empty — the filters would not read them.
+    pod_lists_matter: bool,
 }
 
 impl<'a> Index<'a> {
@@ -85,7 +89,7 @@ impl<'a> Index<'a> {
             .map(|node| policy.control_plane_labels.iter().any(|l| node.labels.contains_key(l)))
             .collect();
         let removal = snap.nodes.iter().map(protocol::read).collect();
-        let mut pdbs_by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut pdbs_by_namespace: FxHashMap<&str, Vec<usize>> = FxHashMap::default();
         for (i, pdb) in snap.pdbs.iter().enumerate() {
             pdbs_by_namespace.entry(pdb.namespace.as_str()).or_default().push(i);
         }
@@ -100,6 +104,10 @@ impl<'a> Index<'a> {
             removal,
             daemonsets: daemonsets.into_values().collect(),
             pdbs_by_namespace,
+            pod_lists_matter: snap
+                .pods
+                .iter()
+                .any(|p| !p.placement.host_ports.is_empty() || !p.placement.anti_affinity_hostname.is_empty()),
         }
     }
 
@@ -129,7 +137,7 @@ impl<'a> Index<'a> {
             unschedulable: node.unschedulable,
             allocatable: node.allocatable.clone(),
             requested: self.requested[i].clone(),
-            pods: self.pods_on[i].clone(),
+            pods: if self.pod_lists_matter { self.pods_on[i].clone() } else { Vec::new() },
             excluded: false,
         }
     }

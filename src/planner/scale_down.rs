@@ -216,12 +216,14 @@ fn simulate<'a>(
     let mut unneeded = Vec::new();
     for (k, c) in candidates.iter().enumerate() {
         let Some(me) = slot[c.node] else { continue };
-        let pods: Vec<&Pod> =
-            cx.ix.pods_on[c.node].iter().chain(&incoming[c.node]).chain(&moved_in[me]).copied().collect();
+        let pods: Vec<(&Pod, Disposition)> = cx.ix.pods_on[c.node]
+            .iter()
+            .chain(&incoming[c.node])
+            .chain(&moved_in[me])
+            .map(|&p| (p, classify(p, cx.ix.has_pdb(p), &cx.policy.scale_down)))
+            .collect();
         let mut moving = Resources::default();
-        for pod in
-            pods.iter().filter(|p| matches!(classify(p, cx.ix.has_pdb(p), &cx.policy.scale_down), Disposition::Movable))
-        {
+        for (pod, _) in pods.iter().filter(|(_, d)| *d == Disposition::Movable) {
             moving.cpu_milli += pod.requests.cpu_milli;
             moving.memory += pod.requests.memory;
             moving.pods += 1;
@@ -234,27 +236,24 @@ fn simulate<'a>(
         ]
         .into_iter()
         .find(|(_, need, have)| need > have);
-        if let Some((resource, _, _)) = short {
-            let pod = pods
-                .iter()
-                .find(|p| matches!(classify(p, cx.ix.has_pdb(p), &cx.policy.scale_down), Disposition::Movable));
-            if let Some(pod) = pod {
-                statuses.insert(
-                    c.node,
-                    NodeStatus::NoPlaceForPod {
-                        pod: pod.key(),
-                        scheduler: format!("the other nodes lack the {resource} its pods request, all together"),
-                    },
-                );
-                continue;
-            }
+        if let Some((resource, _, _)) = short
+            && let Some((pod, _)) = pods.iter().find(|(_, d)| *d == Disposition::Movable)
+        {
+            statuses.insert(
+                c.node,
+                NodeStatus::NoPlaceForPod {
+                    pod: pod.key(),
+                    scheduler: format!("the other nodes lack the {resource} its pods request, all together"),
+                },
+            );
+            continue;
         }
         let checkpoint = placer.checkpoint();
         let mut taken: Vec<usize> = Vec::new();
         let mut moves: Vec<(usize, &Pod)> = Vec::new();
         let mut failure = None;
-        for pod in pods {
-            match classify(pod, cx.ix.has_pdb(pod), &cx.policy.scale_down) {
+        for (pod, disposition) in pods {
+            match disposition {
                 Disposition::Stays | Disposition::Leaving => continue,
                 Disposition::Blocked(reason) => {
                     failure = Some(NodeStatus::PodBlocks { pod: pod.key(), reason });

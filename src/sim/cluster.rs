@@ -1,7 +1,9 @@
 //! The simulated cluster: the snapshot the planner is shown (kept in place,
 //! so a planner pass costs no copy of the cluster) plus Heat's own state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::model::{

@@ -8,7 +8,7 @@
 //! scan per replica. Checkpoints let a caller try a whole node's pods and undo
 //! them if one does not fit (scale-down), restoring cursors with them.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::model::{Pod, Resources};
