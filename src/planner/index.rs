@@ -47,11 +47,18 @@ impl<'a> Index<'a> {
         let n = snap.nodes.len();
         let node_by_name: FxHashMap<&str, usize> =
             snap.nodes.iter().enumerate().map(|(i, node)| (node.name.as_str(), i)).collect();
-        let mut pods_on: Vec<Vec<&Pod>> = vec![Vec::new(); n];
+        // Each pod's node, looked up once; lists are sized before filling.
+        let node_of_pod: Vec<Option<usize>> =
+            snap.pods.iter().map(|p| p.node_name.as_deref().and_then(|name| node_by_name.get(name).copied())).collect();
+        let mut counts = vec![0usize; n];
+        for i in node_of_pod.iter().flatten() {
+            counts[*i] += 1;
+        }
+        let mut pods_on: Vec<Vec<&Pod>> = counts.into_iter().map(Vec::with_capacity).collect();
         let mut requested = vec![Resources::default(); n];
         let mut unbound = Vec::new();
         let mut daemonsets: BTreeMap<&str, &Pod> = BTreeMap::new();
-        for pod in &snap.pods {
+        for (pod, node) in snap.pods.iter().zip(&node_of_pod) {
             if pod.is_terminal() {
                 continue;
             }
@@ -60,8 +67,8 @@ impl<'a> Index<'a> {
                 daemonsets.entry(uid).or_insert(pod);
             }
             match pod.node_name.as_deref() {
-                Some(name) => {
-                    if let Some(&i) = node_by_name.get(name) {
+                Some(_) => {
+                    if let Some(i) = *node {
                         pods_on[i].push(pod);
                         requested[i] += &pod.requests;
                     }

@@ -220,7 +220,7 @@ fn simulate<'a>(
             .iter()
             .chain(&incoming[c.node])
             .chain(&moved_in[me])
-            .map(|&p| (p, classify(p, cx.ix.has_pdb(p), &cx.policy.scale_down)))
+            .map(|&p| (p, classify(p, || cx.ix.has_pdb(p), &cx.policy.scale_down)))
             .collect();
         let mut moving = Resources::default();
         for (pod, _) in pods.iter().filter(|(_, d)| *d == Disposition::Movable) {

@@ -147,6 +147,8 @@ pub struct Cluster {
     /// Pods by who created them, in creation order (uids are `uid-<n>`, the
     /// key is `n`), so a controller's work is proportional to its own pods.
     by_origin: HashMap<Origin, BTreeMap<u64, String>>,
+    /// Pods of each origin being deleted (still listed in `by_origin`).
+    terminating: HashMap<Origin, usize>,
     /// The PDBs (indices into `snap.pdbs`) covering each pod, parallel to
     /// `snap.pods`: labels never change, so matching is done once per pod.
     pod_pdbs: Vec<Vec<usize>>,
@@ -207,13 +209,39 @@ impl Cluster {
         std::mem::take(&mut self.changes)
     }
 
+    /// Marks a pod as being deleted; `Some(unbound)` if it was not already.
+    pub fn start_deletion(&mut self, uid: &str, now: Timestamp) -> Option<bool> {
+        let origin = self.origin.get(uid).copied();
+        let pod = self.pod_mut(uid)?;
+        if pod.deletion.is_some() {
+            return None;
+        }
+        pod.deletion = Some(now);
+        let unbound = pod.node_name.is_none();
+        if let Some(origin) = origin {
+            *self.terminating.entry(origin).or_insert(0) += 1;
+        }
+        Some(unbound)
+    }
+
+    /// Pods of `origin` that exist and are not being deleted.
+    pub fn active_count(&self, origin: Origin) -> usize {
+        let listed = self.by_origin.get(&origin).map_or(0, BTreeMap::len);
+        listed - self.terminating.get(&origin).copied().unwrap_or(0)
+    }
+
     pub fn remove_pod(&mut self, uid: &str) -> Option<Pod> {
         let i = self.index.remove(uid)?;
         self.changes.push(uid.to_string());
-        if let Some(origin) = self.origin.remove(uid)
-            && let Some(set) = self.by_origin.get_mut(&origin)
-        {
-            set.remove(&uid_number(uid));
+        if let Some(origin) = self.origin.remove(uid) {
+            if let Some(set) = self.by_origin.get_mut(&origin) {
+                set.remove(&uid_number(uid));
+            }
+            if self.snap.pods[i].deletion.is_some()
+                && let Some(n) = self.terminating.get_mut(&origin)
+            {
+                *n -= 1;
+            }
         }
         self.pod_pdbs.swap_remove(i);
         let pod = self.snap.pods.swap_remove(i);
@@ -298,7 +326,7 @@ impl Cluster {
     /// Maps members to nodes the way the observer does by node name: a member
     /// maps to the node named like its server, once that node has registered.
     pub fn map_members(&mut self) {
-        let names: std::collections::HashSet<&str> = self.snap.nodes.iter().map(|n| n.name.as_str()).collect();
+        let names: rustc_hash::FxHashSet<&str> = self.snap.nodes.iter().map(|n| n.name.as_str()).collect();
         let mut mapped = Vec::new();
         for g in &self.snap.groups {
             for m in &g.members {

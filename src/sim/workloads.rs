@@ -115,7 +115,7 @@ impl Sim<'_> {
     /// on nodes crowded with replicas, then the newest.
     pub(super) fn reconcile(&mut self, w: usize) {
         let target = self.workloads[w].target as usize;
-        let active = self.cluster.pods_of(Origin::Workload(w)).filter(|p| p.deletion.is_none()).count();
+        let active = self.cluster.active_count(Origin::Workload(w));
         if active < target {
             for _ in active..target {
                 let state = &mut self.workloads[w];
@@ -159,13 +159,7 @@ impl Sim<'_> {
     /// Starts a pod's termination; it is gone after the modelled termination
     /// time (capped by `grace_cap`, as an eviction's grace period is).
     pub(super) fn delete_pod(&mut self, uid: &str, grace_cap: Option<StdDuration>) {
-        let now = self.now;
-        let Some(pod) = self.cluster.pod_mut(uid) else { return };
-        if pod.deletion.is_some() {
-            return;
-        }
-        pod.deletion = Some(now);
-        let unbound = pod.node_name.is_none();
+        let Some(unbound) = self.cluster.start_deletion(uid, self.now) else { return };
         let mut grace =
             if unbound { StdDuration::ZERO } else { self.sc.provisioning.pod_termination.sample(&mut self.rng) };
         if let Some(cap) = grace_cap {

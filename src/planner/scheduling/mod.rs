@@ -91,6 +91,13 @@ impl From<ResourceShortfall> for Unfit {
     }
 }
 
+/// The taint a cordon amounts to, for tolerations to be checked against.
+static CORDON: std::sync::LazyLock<Taint> = std::sync::LazyLock::new(|| Taint {
+    key: UNSCHEDULABLE_TAINT.into(),
+    value: None,
+    effect: TaintEffect::NoSchedule,
+});
+
 /// All filters, in kube-scheduler's order; the first failure is the reason.
 pub fn check(pod: &Pod, node: &SchedNode<'_>) -> Result<(), Unfit> {
     match first_miss(pod, node) {
@@ -155,11 +162,8 @@ fn node_miss<'a>(pod: &'a Pod, node: &'a SchedNode<'_>) -> Option<Miss<'a>> {
     if node.excluded {
         return Some(Miss::Excluded);
     }
-    if node.unschedulable {
-        let cordon = Taint { key: UNSCHEDULABLE_TAINT.into(), value: None, effect: TaintEffect::NoSchedule };
-        if !p.tolerations.iter().any(|t| t.tolerates(&cordon)) {
-            return Some(Miss::Unschedulable);
-        }
+    if node.unschedulable && !p.tolerations.iter().any(|t| t.tolerates(&CORDON)) {
+        return Some(Miss::Unschedulable);
     }
     for taint in node.taints.iter() {
         if taint.effect == TaintEffect::PreferNoSchedule {

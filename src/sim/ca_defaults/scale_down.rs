@@ -180,7 +180,7 @@ fn find_unneeded(ca: &CaDefaults, ix: &Index<'_>) -> Vec<Unneeded> {
         let checkpoint = placer.checkpoint();
         let mut taken = Vec::new();
         for pod in ix.workload_pods(i) {
-            let fail = match classify(pod, ix.has_pdb(pod), &ca.policy.scale_down) {
+            let fail = match classify(pod, || ix.has_pdb(pod), &ca.policy.scale_down) {
                 Disposition::Stays | Disposition::Leaving => continue,
                 Disposition::Blocked(_) => true,
                 Disposition::Movable => match budget.take(ix, pod) {
