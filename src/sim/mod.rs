@@ -38,4 +38,6 @@ pub use scenario::{PHP_APACHE, Scenario, ScenarioError};
 pub use trace::TraceError;
 
 #[cfg(test)]
+mod invariants;
+#[cfg(test)]
 mod tests;

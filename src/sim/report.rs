@@ -376,6 +376,21 @@ impl Recorder {
         let cost_per_hour = cluster.heat.iter().map(|g| f64::from(g.billed()) * g.price_per_hour).sum();
         let pods = self.pod_state(cluster);
         let (pending, running, bound) = (pods.pending, pods.running, pods.bound);
+        #[cfg(debug_assertions)]
+        {
+            // The incremental tally must equal a recount (tests run in debug).
+            let live = cluster.snap.pods.iter().filter(|p| p.deletion.is_none());
+            let recount = live.fold((0u32, 0u32), |(p, r), pod| match pod.node_name {
+                None => (p + 1, r),
+                Some(_) => (p, r + 1),
+            });
+            let mut demand = crate::model::Resources::default();
+            for p in cluster.snap.pods.iter().filter(|p| self.bound_model.counts(p)) {
+                demand += &p.requests;
+            }
+            assert_eq!((pending, running), recount, "pending and running pods drifted");
+            assert_eq!(bound, self.bound_model.at(&demand), "the bound's demand drifted");
+        }
         self.series.push(Sample {
             at_secs: self.secs(at),
             ready,

@@ -476,6 +476,56 @@ mod tests {
         assert!(crate::yaml::from_str::<Shape>("{sine: 3}").is_err());
     }
 
+    fn at(shape: &Shape, secs: u64) -> f64 {
+        shape.at(StdDuration::from_secs(secs))
+    }
+
+    #[test]
+    fn generators_take_their_exact_values() {
+        let sine: Shape = crate::yaml::from_str("{sine: {mean: 20, amplitude: 10, period: 4h}}").unwrap();
+        assert!((at(&sine, 0) - 20.0).abs() < 1e-9);
+        assert!((at(&sine, 3600) - 30.0).abs() < 1e-9, "a quarter period: the crest");
+        assert!((at(&sine, 3 * 3600) - 10.0).abs() < 1e-9, "three quarters: the trough");
+        assert!(sine.is_continuous() && sine.next_change(StdDuration::ZERO).is_none());
+        assert_eq!(sine.max_value(), 30.0);
+
+        let square: Shape =
+            crate::yaml::from_str("{square: {low: 2, high: 9, period: 1h, high-for: 15m, phase: 5m}}").unwrap();
+        // Shifted by the phase: high from 55m to 1h10m, low until 1h55m.
+        assert_eq!((at(&square, 0), at(&square, 9 * 60), at(&square, 10 * 60)), (9.0, 9.0, 2.0));
+        assert_eq!((at(&square, 55 * 60 - 1), at(&square, 55 * 60)), (2.0, 9.0));
+        let next = |t: u64| square.next_change(StdDuration::from_secs(t)).map(|d| d.as_secs());
+        assert_eq!((next(0), next(600), next(55 * 60)), (Some(600), Some(55 * 60), Some(70 * 60)));
+        let half: Shape = crate::yaml::from_str("{square: {low: 0, high: 1, period: 10m}}").unwrap();
+        assert_eq!((at(&half, 299), at(&half, 300)), (1.0, 0.0), "high-for defaults to half the period");
+
+        let step: Shape = crate::yaml::from_str("{step: {at: 1h, from: 3, to: 8}}").unwrap();
+        assert_eq!((at(&step, 3599), at(&step, 3600)), (3.0, 8.0));
+        assert_eq!(step.next_change(StdDuration::ZERO), Some(StdDuration::from_secs(3600)));
+        assert_eq!(step.next_change(StdDuration::from_secs(3600)), None);
+
+        let week: Shape =
+            crate::yaml::from_str("{diurnal: {trough: 10, peak: 50, peak-at: 14h, weekend: 0.25}}").unwrap();
+        let day = 86_400;
+        assert!((at(&week, 14 * 3600) - 50.0).abs() < 1e-9, "Monday's peak");
+        assert!((at(&week, 2 * 3600) - 10.0).abs() < 1e-9, "twelve hours from the peak: the trough");
+        assert!((at(&week, 4 * day + 20 * 3600) - 30.0).abs() < 1e-9, "Friday 20:00: half the swing");
+        assert!((at(&week, 5 * day + 14 * 3600) - 20.0).abs() < 1e-9, "Saturday peaks at a quarter of the swing");
+        assert!((at(&week, 7 * day + 14 * 3600) - 50.0).abs() < 1e-9, "the next Monday");
+        assert_eq!(week.max_value(), 50.0);
+    }
+
+    #[test]
+    fn generator_parameters_are_checked() {
+        let problems = |text: &str| crate::yaml::from_str::<Shape>(text).unwrap().problems();
+        assert_eq!(problems("{sine: {mean: 2, amplitude: 3, period: 1h}}")[0].0, ".sine.amplitude");
+        assert_eq!(problems("{sine: {mean: 2, amplitude: 1, period: 0s}}")[0].0, ".sine.period");
+        assert_eq!(problems("{square: {low: 1, high: 2, period: 1h, high-for: 2h}}")[0].0, ".square.high-for");
+        assert_eq!(problems("{diurnal: {trough: 5, peak: 2, peak-at: 14h}}")[0].0, ".diurnal.trough");
+        assert_eq!(problems("{diurnal: {trough: 1, peak: 2, peak-at: 25h}}")[0].0, ".diurnal.peak-at");
+        assert!(crate::yaml::from_str::<Shape>("{sine: {mean: 1, period: 1h}}").is_err(), "amplitude is required");
+    }
+
     #[test]
     fn delays_parse_and_sample_reproducibly() {
         let fixed: Delay = crate::yaml::from_str("30s").unwrap();
