@@ -7,6 +7,7 @@
 //! them out and records progress on the Kubernetes objects themselves.
 
 pub mod alerts;
+pub mod bench;
 pub mod cloud;
 pub mod config;
 pub mod metrics;

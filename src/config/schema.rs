@@ -395,6 +395,10 @@ pub struct ScaleDownPolicy {
     pub unneeded_time: Duration,
     /// A node is unneeded when requested CPU and memory are both below this share of allocatable.
     pub utilization_threshold: Fraction,
+    /// Also consider nodes at or above the threshold, after those below it: a
+    /// node whose pods all fit on the other nodes is unneeded whatever its
+    /// utilisation (consolidation). `false` is cluster-autoscaler's behaviour.
+    pub consolidation: bool,
     /// Same, for nodes with GPUs, measured on the GPUs.
     pub gpu_utilization_threshold: Fraction,
     /// Also require observed usage (kubelet stats) below the threshold.
@@ -424,6 +428,7 @@ impl Default for ScaleDownPolicy {
             enabled: true,
             unneeded_time: Duration::from_secs(10 * 60),
             utilization_threshold: Fraction(0.5),
+            consolidation: true,
             gpu_utilization_threshold: Fraction(0.5),
             use_observed_usage: false,
             delay_after_add: Duration::from_secs(10 * 60),

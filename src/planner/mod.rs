@@ -20,10 +20,10 @@
 //! 7. [`members`]: one exact-removal request per group.
 
 pub mod action;
-mod drain;
+pub(crate) mod drain;
 mod expander;
 pub mod explain;
-mod index;
+pub(crate) mod index;
 mod limits;
 mod members;
 pub mod memory;

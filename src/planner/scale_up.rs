@@ -20,7 +20,7 @@ use super::limits::{Headroom, capacity};
 use super::protocol::{Phase, REMOVAL_TAINT, RemovalState};
 use super::provisioning::GroupView;
 use super::resize::{Relief, ScaleUpInput, cpu_memory};
-use super::scheduling::{Placer, SchedNode, check};
+use super::scheduling::{Placer, SchedNode, check, fits};
 use super::time::after;
 
 /// Taints a node carries while it starts; capacity on its way is judged without them.
@@ -136,7 +136,7 @@ pub fn template<'a>(cx: &Cx<'a>, g: usize, n: usize) -> Option<SchedNode<'a>> {
         excluded: false,
     };
     for &ds in &cx.ix.daemonsets {
-        if check(ds, &node).is_ok() {
+        if fits(ds, &node) {
             node.add(ds);
         }
     }
@@ -292,7 +292,7 @@ fn binpack<'a>(pods: &[&'a Pod], template: &SchedNode<'a>, cap: u32) -> (u32, Ve
         let f = |req: i64, have: i64| if have > 0 { req as f64 / have as f64 } else { 0.0 };
         f(p.requests.cpu_milli, alloc.cpu_milli).max(f(p.requests.memory, alloc.memory))
     };
-    let mut order: Vec<usize> = (0..pods.len()).filter(|&i| check(pods[i], template).is_ok()).collect();
+    let mut order: Vec<usize> = (0..pods.len()).filter(|&i| fits(pods[i], template)).collect();
     order.sort_by(|&a, &b| share(pods[b]).total_cmp(&share(pods[a])));
     let mut placer = Placer::new(Vec::new());
     let mut placed = Vec::new();

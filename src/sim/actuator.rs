@@ -29,6 +29,9 @@ impl Sim<'_> {
             // has no VPA objects, so the planner never plans them here.
             Action::ResizePod(_) | Action::RecreatePod(_) => Err("no pod-level model in this simulation".into()),
         };
+        if result.is_ok() {
+            self.wake = true; // the daemon's watches see what its own action changed
+        }
         if let Err(why) = result {
             let kind = serde_json::to_value(action)
                 .ok()
