@@ -1,30 +1,42 @@
 //! The fluid lower bound on what any autoscaler must pay to run the demand:
-//! at each instant, the fewest minions whose total allocatable covers the
-//! requests of every pod that should be running (running and pending),
-//! integrated over time.
+//! at each instant, the cheapest capacity that covers the requests of every
+//! pod that should be running (running and pending), integrated over time.
 //!
-//! It ignores placement constraints and bin-packing losses, boots instantly
-//! and knows the future, so no policy can beat it; the ratio of a run's cost
-//! to it says how much a policy leaves on the table.
+//! It ignores bin-packing losses, boots instantly and knows the future, so no
+//! policy can beat it; the ratio of a run's cost to it says how much a policy
+//! leaves on the table.
 //!
 //! - **One shape** (every group offers the same allocatable at the same
 //!   price): exact integers — `max(Σ min-size, ⌈max over resources r of
 //!   demand_r / allocatable_r⌉)`, capped at `Σ max-size`.
-//! - **Several shapes**: a cost bound. The min-size minions are paid anyway;
-//!   beyond what they offer, each resource costs at least the cheapest price
-//!   per unit of it among the shapes, so the bound is
-//!   `Σ min · price + max over r of (demand_r − min capacity_r)⁺ · min_g(price_g / allocatable_g,r)`.
+//! - **Several shapes**: a linear relaxation over the group shapes. Pods are
+//!   sorted into classes by the groups whose minions could host them
+//!   (resources, taints, node selector and required node affinity against the
+//!   group's shape): a pod requesting GPUs only ever counts on GPU groups. The
+//!   bound is the cheapest fractional mix of minions `x_g ∈ [min_g, max_g]`
+//!   such that each resource of each class is carried by the groups that
+//!   class may use: `Σ_g z_{c,g,r} = demand_{c,r}` and
+//!   `Σ_c z_{c,g,r} ≤ x_g · allocatable_{g,r}`; cost `Σ_g price_g · x_g`.
+//!   Each resource of a class may split differently between its groups,
+//!   which only makes the bound lower (a relaxation of placing whole pods).
+//!   Demand beyond every group's `max-size` is left uncovered (as the policies
+//!   must leave it pending). Solved with `good_lp` (microlp, pure Rust), once
+//!   per distinct demand (cached).
 //!
 //! A minion's allocatable is its shape's minus the DaemonSet pods it will run
 //! (they come with every minion). Pods that run on nodes outside the groups,
 //! DaemonSet pods, pods being deleted and pods no shape could ever host are
 //! not demand.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
+use good_lp::{Expression, ProblemVariables, Solution, SolverModel, Variable, constraint, variable};
 use serde::Serialize;
 
-use crate::model::{NodeShape, Pod, Resources};
+use crate::model::{NodeShape, Placement, Pod, Resources};
+use crate::planner::scheduling::{SchedNode, check_node};
 
 use super::scenario::{Scenario, resources};
 
@@ -32,6 +44,7 @@ use super::scenario::{Scenario, resources};
 struct Capacity {
     /// Allocatable minus the DaemonSet pods every minion of the group runs.
     effective: Resources,
+    shape: NodeShape,
     price: f64,
     min: u32,
     max: u32,
@@ -44,9 +57,49 @@ pub struct Instant {
     pub nodes: Option<u32>,
     pub cost_per_hour: f64,
     /// The demand in minions of the single shape, unrounded (for plots); with
-    /// several shapes, the demand in cost per hour.
+    /// several shapes, the cost per hour of the cheapest mix without the
+    /// min-size minions.
     pub demand: f64,
 }
+
+/// Requests of the pods that count, per class of groups that may host them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Demand {
+    by_class: Vec<Resources>,
+}
+
+impl Demand {
+    pub fn add(&mut self, class: usize, r: &Resources) {
+        if self.by_class.len() <= class {
+            self.by_class.resize(class + 1, Resources::default());
+        }
+        self.by_class[class] += r;
+    }
+
+    pub fn remove(&mut self, class: usize, r: &Resources) {
+        self.by_class[class] -= r;
+    }
+
+    /// Classes seen so far (some may be empty).
+    pub fn classes(&self) -> usize {
+        self.by_class.len()
+    }
+
+    pub fn class(&self, c: usize) -> Resources {
+        self.by_class.get(c).cloned().unwrap_or_default()
+    }
+
+    pub fn total(&self) -> Resources {
+        let mut t = Resources::default();
+        for r in &self.by_class {
+            t += r;
+        }
+        t
+    }
+}
+
+/// Solves cached per demand; the cache is dropped when it grows past this.
+const CACHE_LIMIT: usize = 200_000;
 
 #[derive(Clone, Debug)]
 pub struct BoundModel {
@@ -54,6 +107,18 @@ pub struct BoundModel {
     static_nodes: HashSet<String>,
     /// All groups share one effective shape and price: the exact integer bound.
     single: bool,
+    /// Every resource some group offers, in a fixed order.
+    resources: Vec<String>,
+    /// Which groups may host a placement (before resources).
+    placements: HashMap<Arc<Placement>, Vec<bool>>,
+    /// Classes: the groups that may host the pods of the class.
+    classes: Vec<Vec<bool>>,
+    class_ids: HashMap<Vec<bool>, usize>,
+    cache: HashMap<Vec<i64>, (Instant, Vec<f64>)>,
+    /// Distinct demands solved as linear programs (the rest came from the
+    /// cache), and the wall time spent solving them.
+    pub solves: u64,
+    pub solve_time: std::time::Duration,
 }
 
 impl BoundModel {
@@ -72,65 +137,208 @@ impl BoundModel {
                     }
                 }
                 let price = g.price_per_hour.unwrap_or(shape.allocatable.cpu_milli as f64 / 1000.0);
-                Capacity { effective, price, min: g.min_size, max: g.max_size }
+                Capacity { effective, shape, price, min: g.min_size, max: g.max_size }
             })
             .collect();
         let single = groups.windows(2).all(|w| w[0].effective == w[1].effective && w[0].price == w[1].price);
-        Self { groups, static_nodes: sc.nodes.iter().map(|n| n.name.clone()).collect(), single }
+        let mut names: BTreeSet<String> =
+            [Resources::CPU, Resources::MEMORY, Resources::EPHEMERAL_STORAGE, Resources::PODS]
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+        for g in &groups {
+            names.extend(g.effective.extended.keys().cloned());
+        }
+        Self {
+            groups,
+            static_nodes: sc.nodes.iter().map(|n| n.name.clone()).collect(),
+            single,
+            resources: names.into_iter().collect(),
+            placements: HashMap::new(),
+            classes: Vec::new(),
+            class_ids: HashMap::new(),
+            cache: HashMap::new(),
+            solves: 0,
+            solve_time: std::time::Duration::ZERO,
+        }
     }
 
     pub fn single_shape(&self) -> bool {
         self.single && !self.groups.is_empty()
     }
 
-    /// Whether `pod` is demand the groups must carry.
-    pub fn counts(&self, pod: &Pod) -> bool {
+    /// The class of `pod` when it is demand the groups must carry: the
+    /// groups whose minions could host it, empty, on their own.
+    pub fn counts(&mut self, pod: &Pod) -> Option<usize> {
         if pod.is_daemonset() || pod.mirror || pod.deletion.is_some() || pod.is_terminal() {
-            return false;
+            return None;
         }
         if pod.node_name.as_ref().is_some_and(|n| self.static_nodes.contains(n)) {
-            return false;
+            return None;
         }
-        self.groups.iter().any(|g| amounts(&pod.requests).all(|(name, v)| v <= g.effective.get(name)))
+        let groups = &self.groups;
+        let allowed = self.placements.entry(pod.placement.clone()).or_insert_with(|| {
+            groups
+                .iter()
+                .map(|g| {
+                    let node = SchedNode {
+                        name: Cow::Borrowed("template"),
+                        labels: &g.shape.labels,
+                        taints: Cow::Borrowed(&g.shape.taints),
+                        unschedulable: false,
+                        allocatable: g.effective.clone(),
+                        requested: Resources::default(),
+                        pods: Vec::new(),
+                        excluded: false,
+                    };
+                    check_node(pod, &node).is_ok()
+                })
+                .collect()
+        });
+        let class: Vec<bool> = groups
+            .iter()
+            .zip(allowed.iter())
+            .map(|(g, ok)| *ok && amounts(&pod.requests).all(|(name, v)| v <= g.effective.get(name)))
+            .collect();
+        if !class.iter().any(|c| *c) {
+            return None;
+        }
+        let next = self.classes.len();
+        let id = *self.class_ids.entry(class.clone()).or_insert(next);
+        if id == next {
+            self.classes.push(class);
+        }
+        Some(id)
     }
 
-    /// The bound for a total demand.
-    pub fn at(&self, demand: &Resources) -> Instant {
+    /// The bound for a demand.
+    pub fn at(&mut self, demand: &Demand) -> Instant {
         if self.groups.is_empty() {
             return Instant::default();
         }
         if self.single {
-            let g = &self.groups[0];
-            let (min, max) = self.groups.iter().fold((0u32, 0u32), |(a, b), g| (a + g.min, b + g.max));
-            let mut nodes = 0i64;
-            let mut fluid = 0.0f64;
-            for (name, d) in amounts(demand) {
-                let e = g.effective.get(name);
-                if d > 0 && e > 0 {
-                    nodes = nodes.max((d + e - 1) / e);
-                    fluid = fluid.max(d as f64 / e as f64);
-                }
-            }
-            let nodes = (nodes.clamp(0, i64::from(u32::MAX)) as u32).max(min).min(max);
-            return Instant { nodes: Some(nodes), cost_per_hour: f64::from(nodes) * g.price, demand: fluid };
+            return self.single_at(&demand.total());
         }
-        let fixed: f64 = self.groups.iter().map(|g| f64::from(g.min) * g.price).sum();
-        let mut beyond = 0.0f64;
+        self.solve(demand).0
+    }
+
+    /// The cheapest fractional number of minions per group for a demand
+    /// (several shapes; one shape: the integer bound on the first group).
+    pub fn mix(&mut self, demand: &Demand) -> Vec<f64> {
+        if self.single {
+            let mut out = vec![0.0; self.groups.len()];
+            if let Some(first) = out.first_mut() {
+                *first = f64::from(self.single_at(&demand.total()).nodes.unwrap_or(0));
+            }
+            return out;
+        }
+        self.solve(demand).1
+    }
+
+    fn single_at(&self, demand: &Resources) -> Instant {
+        let g = &self.groups[0];
+        let (min, max) = self.groups.iter().fold((0u32, 0u32), |(a, b), g| (a + g.min, b + g.max));
+        let mut nodes = 0i64;
         let mut fluid = 0.0f64;
         for (name, d) in amounts(demand) {
-            let held: i64 = self.groups.iter().map(|g| i64::from(g.min) * g.effective.get(name).max(0)).sum();
-            let unit = self
-                .groups
-                .iter()
-                .filter(|g| g.effective.get(name) > 0)
-                .map(|g| g.price / g.effective.get(name) as f64)
-                .fold(f64::INFINITY, f64::min);
-            if unit.is_finite() {
-                beyond = beyond.max((d - held).max(0) as f64 * unit);
-                fluid = fluid.max(d as f64 * unit);
+            let e = g.effective.get(name);
+            if d > 0 && e > 0 {
+                nodes = nodes.max((d + e - 1) / e);
+                fluid = fluid.max(d as f64 / e as f64);
             }
         }
-        Instant { nodes: None, cost_per_hour: fixed + beyond, demand: fluid }
+        let nodes = (nodes.clamp(0, i64::from(u32::MAX)) as u32).max(min).min(max);
+        Instant { nodes: Some(nodes), cost_per_hour: f64::from(nodes) * g.price, demand: fluid }
+    }
+
+    fn solve(&mut self, demand: &Demand) -> (Instant, Vec<f64>) {
+        let mut key: Vec<i64> = Vec::new();
+        for (c, r) in demand.by_class.iter().enumerate() {
+            if *r != Resources::default() {
+                key.push(c as i64);
+                key.extend(self.resources.iter().map(|name| r.get(name)));
+            }
+        }
+        if let Some(hit) = self.cache.get(&key) {
+            return hit.clone();
+        }
+        self.solves += 1;
+        let started = std::time::Instant::now();
+        let (cost, mix) = self.program(demand, true);
+        let fluid = if self.groups.iter().any(|g| g.min > 0) { self.program(demand, false).0 } else { cost };
+        self.solve_time += started.elapsed();
+        let out = (Instant { nodes: None, cost_per_hour: cost, demand: fluid }, mix);
+        if self.cache.len() >= CACHE_LIMIT {
+            self.cache.clear();
+        }
+        self.cache.insert(key, out.clone());
+        out
+    }
+
+    /// The linear program of the module doc; `with_min`: minions at
+    /// min-size are paid for whatever the demand.
+    fn program(&self, demand: &Demand, with_min: bool) -> (f64, Vec<f64>) {
+        let mut vars = ProblemVariables::new();
+        let x: Vec<Variable> = self
+            .groups
+            .iter()
+            .map(|g| {
+                let min = if with_min { f64::from(g.min) } else { 0.0 };
+                vars.add(variable().min(min).max(f64::from(g.max).max(min)))
+            })
+            .collect();
+        let mut objective: Expression = self.groups.iter().zip(&x).map(|(g, v)| g.price * *v).sum();
+        // Per group and resource: the minions' share each class puts there.
+        let mut load: Vec<Vec<Expression>> = vec![vec![Expression::from(0.0); self.resources.len()]; self.groups.len()];
+        let mut cover = Vec::new();
+        for (c, requested) in demand.by_class.iter().enumerate() {
+            let class = &self.classes[c];
+            for (r, name) in self.resources.iter().enumerate() {
+                let d = requested.get(name);
+                if d <= 0 {
+                    continue;
+                }
+                // Fractions of this class's resource each allowed group carries, and the uncovered rest.
+                let mut covered = Expression::from(0.0);
+                let mut dearest = 0.0f64;
+                for (g, group) in self.groups.iter().enumerate() {
+                    let have = group.effective.get(name);
+                    if !class[g] || have <= 0 {
+                        continue;
+                    }
+                    let z = vars.add(variable().min(0.0).max(1.0));
+                    covered += z;
+                    load[g][r] += (d as f64 / have as f64) * z;
+                    dearest = dearest.max(group.price * d as f64 / have as f64);
+                }
+                let uncovered = vars.add(variable().min(0.0).max(1.0));
+                objective += (2.0 * dearest + 1.0) * uncovered;
+                cover.push(constraint!(covered + uncovered == 1.0));
+            }
+        }
+        let mut model = vars.minimise(objective.clone()).using(good_lp::microlp);
+        for c in cover {
+            model = model.with(c);
+        }
+        for (g, per_resource) in load.into_iter().enumerate() {
+            for l in per_resource {
+                model = model.with(constraint!(l <= x[g]));
+            }
+        }
+        match model.solve() {
+            Ok(solution) => {
+                let mix: Vec<f64> = x.iter().map(|v| solution.value(*v).max(0.0)).collect();
+                let cost = self.groups.iter().zip(&mix).map(|(g, n)| g.price * n).sum();
+                (cost, mix)
+            }
+            // The program is always feasible (all uncovered) and bounded; a
+            // solver failure falls back to the min-size minions alone, which is
+            // still a lower bound.
+            Err(_) => {
+                let mix: Vec<f64> = self.groups.iter().map(|g| if with_min { f64::from(g.min) } else { 0.0 }).collect();
+                (self.groups.iter().zip(&mix).map(|(g, n)| g.price * n).sum(), mix)
+            }
+        }
     }
 }
 

@@ -178,6 +178,10 @@ pub struct LowerBound {
     /// Minion-hours, when every group has one shape (exact); `None` otherwise.
     pub node_hours: Option<f64>,
     pub cost: f64,
+    /// Several shapes: distinct demands solved as linear programs, and the
+    /// wall time that took (the cost of the bound itself).
+    pub lp_solves: u64,
+    pub lp_seconds: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -193,7 +197,7 @@ pub struct GroupSummary {
 struct PodState {
     pending: u32,
     running: u32,
-    demand: crate::model::Resources,
+    demand: bound::Demand,
     bound: bound::Instant,
     /// What each pod adds to the totals.
     parts: HashMap<String, Part>,
@@ -203,7 +207,8 @@ struct PodState {
 struct Part {
     pending: bool,
     running: bool,
-    demand: Option<crate::model::Resources>,
+    /// The pod's class (`bound::BoundModel::counts`) and requests.
+    demand: Option<(usize, crate::model::Resources)>,
 }
 
 /// Collects one run's report while the engine runs.
@@ -294,25 +299,36 @@ impl Recorder {
             if let Some(old) = state.parts.remove(&uid) {
                 state.pending -= u32::from(old.pending);
                 state.running -= u32::from(old.running);
-                if let Some(d) = &old.demand {
-                    state.demand -= d;
+                if let Some((class, d)) = &old.demand {
+                    state.demand.remove(*class, d);
                 }
             }
             let Some(p) = cluster.pod(&uid) else { continue };
             let part = Part {
                 pending: p.deletion.is_none() && p.node_name.is_none(),
                 running: p.deletion.is_none() && p.node_name.is_some(),
-                demand: self.bound_model.counts(p).then(|| p.requests.clone()),
+                demand: self.bound_model.counts(p).map(|class| (class, p.requests.clone())),
             };
             state.pending += u32::from(part.pending);
             state.running += u32::from(part.running);
-            if let Some(d) = &part.demand {
-                state.demand += d;
+            if let Some((class, d)) = &part.demand {
+                state.demand.add(*class, d);
             }
             state.parts.insert(uid, part);
         }
         state.bound = self.bound_model.at(&state.demand);
         &self.pods
+    }
+
+    /// The bound's cheapest fractional mix of minions per group for `pods`.
+    pub fn initial_mix(&mut self, pods: &[crate::model::Pod]) -> Vec<f64> {
+        let mut demand = bound::Demand::default();
+        for p in pods {
+            if let Some(class) = self.bound_model.counts(p) {
+                demand.add(class, &p.requests);
+            }
+        }
+        self.bound_model.mix(&demand)
     }
 
     pub fn event(&mut self, at: Timestamp, subject: &str, event: TimelineEvent) {
@@ -384,12 +400,19 @@ impl Recorder {
                 None => (p + 1, r),
                 Some(_) => (p, r + 1),
             });
-            let mut demand = crate::model::Resources::default();
-            for p in cluster.snap.pods.iter().filter(|p| self.bound_model.counts(p)) {
-                demand += &p.requests;
+            let mut demand = bound::Demand::default();
+            for p in &cluster.snap.pods {
+                if let Some(class) = self.bound_model.counts(p) {
+                    demand.add(class, &p.requests);
+                }
             }
+            let tally = &self.pods.demand;
             assert_eq!((pending, running), recount, "pending and running pods drifted");
             assert_eq!(bound, self.bound_model.at(&demand), "the bound's demand drifted");
+            assert!(
+                (0..demand.classes().max(tally.classes())).all(|c| demand.class(c) == tally.class(c)),
+                "the bound's demand drifted"
+            );
         }
         self.series.push(Sample {
             at_secs: self.secs(at),
@@ -423,6 +446,8 @@ impl Recorder {
         let lower_bound = LowerBound {
             node_hours: self.bound_model.single_shape().then_some(self.bound_node_seconds / 3600.0),
             cost: self.bound_cost_seconds / 3600.0,
+            lp_solves: self.bound_model.solves,
+            lp_seconds: self.bound_model.solve_time.as_secs_f64(),
         };
         let ratio = |actual: f64, bound: f64| (bound > 0.0).then_some(actual / bound);
         let node_level = NodeLevel {
