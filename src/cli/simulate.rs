@@ -110,6 +110,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(list) = &args.node_groups {
         if args.scenario.is_none() {
             scenario.node_groups.clear();
+            scenario.name = "trace-replay".into();
+            scenario.description = Some(format!("traces replayed on the node groups of {}", list.path.display()));
         }
         let spec = NodeListSpec {
             kind: list.kind,
@@ -235,8 +237,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             print!("{pod_level}");
         }
         std::io::Write::flush(&mut std::io::stdout())?;
-        let policies = report.as_ref().map_or(0, |r| r.runs.len());
-        eprintln!("simulated {policies} policies in {:.0} ms", took.as_secs_f64() * 1000.0);
+        let what = match (&report, &pod_level) {
+            (Some(r), _) => format!("{} policies", r.runs.len()),
+            (None, _) => "the pod level".to_string(),
+        };
+        eprintln!("simulated {what} in {:.0} ms", took.as_secs_f64() * 1000.0);
     }
     Ok(ExitCode::SUCCESS)
 }

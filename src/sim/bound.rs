@@ -104,6 +104,7 @@ const CACHE_LIMIT: usize = 200_000;
 #[derive(Clone, Debug)]
 pub struct BoundModel {
     groups: Vec<Capacity>,
+    names: Vec<String>,
     static_nodes: HashSet<String>,
     /// All groups share one effective shape and price: the exact integer bound.
     single: bool,
@@ -151,6 +152,7 @@ impl BoundModel {
         }
         Self {
             groups,
+            names: sc.node_groups.iter().map(|g| g.name.clone()).collect(),
             static_nodes: sc.nodes.iter().map(|n| n.name.clone()).collect(),
             single,
             resources: names.into_iter().collect(),
@@ -211,6 +213,59 @@ impl BoundModel {
         Some(id)
     }
 
+    /// Whether two demands are the same amounts per class (an extended
+    /// resource at zero and one absent are the same).
+    pub fn same(&self, a: &Demand, b: &Demand) -> bool {
+        (0..a.classes().max(b.classes()))
+            .all(|c| self.resources.iter().all(|name| a.class(c).get(name) == b.class(c).get(name)))
+    }
+
+    /// Why no group's minion could ever host `pod`, when that is why it is
+    /// not demand: per distinct reason, the groups it applies to.
+    pub fn why_unhostable(&mut self, pod: &Pod) -> Option<String> {
+        if pod.is_daemonset() || pod.mirror || pod.deletion.is_some() || pod.is_terminal() || self.groups.is_empty() {
+            return None;
+        }
+        if pod.node_name.as_ref().is_some_and(|n| self.static_nodes.contains(n)) || self.counts(pod).is_some() {
+            return None;
+        }
+        let mut reasons: Vec<(String, Vec<&str>)> = Vec::new();
+        for (g, name) in self.groups.iter().zip(&self.names) {
+            let node = SchedNode {
+                name: Cow::Borrowed("template"),
+                labels: &g.shape.labels,
+                taints: Cow::Borrowed(&g.shape.taints),
+                unschedulable: false,
+                allocatable: g.effective.clone(),
+                requested: Resources::default(),
+                pods: Vec::new(),
+                excluded: false,
+            };
+            let reason = match check_node(pod, &node) {
+                Err(unfit) => unfit.to_string(),
+                Ok(()) => match amounts(&pod.requests).find(|(r, v)| *v > g.effective.get(r)) {
+                    Some((r, v)) => format!("Insufficient {r} (requests {v}, a minion has {})", g.effective.get(r)),
+                    None => continue,
+                },
+            };
+            match reasons.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, groups)) => groups.push(name),
+                None => reasons.push((reason, vec![name])),
+            }
+        }
+        let all = self.groups.len();
+        Some(
+            reasons
+                .into_iter()
+                .map(|(r, groups)| match groups.len() == all {
+                    true => format!("{r} (every group)"),
+                    false => format!("{r} (groups {})", groups.join(", ")),
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    }
+
     /// The bound for a demand.
     pub fn at(&mut self, demand: &Demand) -> Instant {
         if self.groups.is_empty() {
@@ -254,7 +309,7 @@ impl BoundModel {
     fn solve(&mut self, demand: &Demand) -> (Instant, Vec<f64>) {
         let mut key: Vec<i64> = Vec::new();
         for (c, r) in demand.by_class.iter().enumerate() {
-            if *r != Resources::default() {
+            if self.resources.iter().any(|name| r.get(name) != 0) {
                 key.push(c as i64);
                 key.extend(self.resources.iter().map(|name| r.get(name)));
             }
@@ -367,55 +422,133 @@ mod tests {
         Scenario::parse(&text, "b.yaml").unwrap()
     }
 
+    /// A pod of the given spec (YAML flow map of `PodSpec`).
+    fn pod(spec: &str) -> Pod {
+        let spec: PodSpec = crate::yaml::from_str(spec).unwrap();
+        let mut cluster = Cluster::default();
+        let template = PodTemplate::from_spec(&spec, "default", "p", Some("ReplicaSet"));
+        let uid = cluster.add_pod(&template, "p".into(), super::super::engine::epoch(), Origin::OneOff(0));
+        cluster.pod(&uid).unwrap().clone()
+    }
+
+    /// The demand of `n` copies of each pod.
+    fn demand(m: &mut BoundModel, pods: &[(u32, &Pod)]) -> Demand {
+        let mut d = Demand::default();
+        for (n, p) in pods {
+            let class = m.counts(p).expect("the pod counts");
+            for _ in 0..*n {
+                d.add(class, &p.requests);
+            }
+        }
+        d
+    }
+
     #[test]
     fn one_shape_is_exact_integers_net_of_daemonsets() {
-        let m = BoundModel::new(&scenario(
+        let mut m = BoundModel::new(&scenario(
             "  - {name: g, min-size: 1, max-size: 10, initial-size: 1, price-per-hour: 2, shape: {allocatable: {cpu: 4100m, memory: 8292Mi, pods: '11'}}}\n",
         ));
         assert!(m.single_shape());
         // 4 cores, 8 GiB, 10 pods per minion after the DaemonSet.
+        let at = |m: &mut BoundModel, r: Resources| {
+            let mut d = Demand::default();
+            d.add(0, &r);
+            m.at(&d)
+        };
         let mut d = Resources::new(8_001, 1 << 30);
         d.pods = 3;
-        let b = m.at(&d);
+        let b = at(&mut m, d.clone());
         assert_eq!(b.nodes, Some(3), "8.001 cores need three 4-core minions");
         assert_eq!(b.cost_per_hour, 6.0);
         assert!((b.demand - 8.001 / 4.0).abs() < 1e-12);
         d.pods = 21;
-        assert_eq!(m.at(&d).nodes, Some(3), "21 pod slots need three minions too");
+        assert_eq!(at(&mut m, d.clone()).nodes, Some(3), "21 pod slots need three minions too");
         d.pods = 31;
-        assert_eq!(m.at(&d).nodes, Some(4), "pods is a resource like any other");
-        assert_eq!(m.at(&Resources::default()).nodes, Some(1), "never below min-size");
-        assert_eq!(m.at(&Resources::new(1_000_000, 0)).nodes, Some(10), "never above max-size");
+        assert_eq!(at(&mut m, d).nodes, Some(4), "pods is a resource like any other");
+        assert_eq!(at(&mut m, Resources::default()).nodes, Some(1), "never below min-size");
+        assert_eq!(at(&mut m, Resources::new(1_000_000, 0)).nodes, Some(10), "never above max-size");
     }
 
     #[test]
-    fn several_shapes_pay_the_cheapest_unit_of_each_resource() {
-        let m = BoundModel::new(&scenario(
+    fn several_shapes_take_the_cheapest_mix_covering_every_resource() {
+        let mut m = BoundModel::new(&scenario(
             "  - {name: cpu, min-size: 0, max-size: 10, initial-size: 0, price-per-hour: 1, shape: {allocatable: {cpu: 8100m, memory: 4196Mi}}}\n  - {name: mem, min-size: 1, max-size: 10, initial-size: 1, price-per-hour: 1, shape: {allocatable: {cpu: 2100m, memory: 32868Mi}}}\n",
         ));
         assert!(!m.single_shape());
-        // CPU: 1/8 per core from `cpu`; memory: 1/32 per GiB from `mem`. The
-        // `mem` minion at min-size holds 2 cores and 32 GiB and costs 1.
-        let b = m.at(&Resources::new(18_000, 16 << 30));
+        // Per minion after the DaemonSet: `cpu` 8 cores / 4 GiB, `mem` 2 cores / 32 GiB.
+        // 18 cores and 16 GiB: the `mem` minion at min-size brings 2 cores and
+        // all the memory, two `cpu` minions the other 16 cores.
+        let p = pod("{containers: [{name: c, requests: {cpu: 500m, memory: 444Mi}}]}");
+        let d = demand(&mut m, &[(36, &p)]);
+        let b = m.at(&d);
         assert_eq!(b.nodes, None);
-        assert!((b.cost_per_hour - (1.0 + 16.0 / 8.0)).abs() < 1e-9, "{b:?}");
+        assert!((b.cost_per_hour - 3.0).abs() < 1e-6, "{b:?}");
+        let mix = m.mix(&d);
+        assert!((mix[0] - 2.0).abs() < 1e-6 && (mix[1] - 1.0).abs() < 1e-6, "{mix:?}");
+        // The fluid demand leaves out the min-size minion where it is not needed.
+        assert!(b.demand <= b.cost_per_hour + 1e-9);
+        assert_eq!(m.solves, 1);
+        m.at(&d);
+        assert_eq!(m.solves, 1, "a demand seen before is not solved again");
+    }
+
+    #[test]
+    fn pods_needing_gpus_count_only_on_gpu_groups_and_taints_keep_the_rest_off() {
+        let groups = |taint: &str| {
+            format!(
+                "  - {{name: cpu, min-size: 0, max-size: 10, initial-size: 0, price-per-hour: 32, shape: {{allocatable: {{cpu: 32100m, memory: 128100Mi}}}}}}\n  - {{name: gpu, min-size: 0, max-size: 1, initial-size: 0, price-per-hour: 40, shape: {{allocatable: {{cpu: 8100m, memory: 32868Mi, nvidia.com/gpu: '1'}}, taints: [{taint}]}}}}\n"
+            )
+        };
+        let cpu_pod = pod("{containers: [{name: c, requests: {cpu: '1', memory: 1Gi}}]}");
+        let gpu_pod = pod(
+            "{containers: [{name: c, requests: {cpu: '1', memory: 1Gi, nvidia.com/gpu: '1'}}], tolerations: [{key: nvidia.com/gpu}]}",
+        );
+        let tainted = "{key: nvidia.com/gpu, value: present, effect: NoSchedule}";
+        let mut m = BoundModel::new(&scenario(&groups(tainted)));
+        let d = demand(&mut m, &[(64, &cpu_pod), (1, &gpu_pod)]);
+        // 64 cores on two `cpu` minions (64); the GPU pod on one `gpu` minion (40).
+        assert!((m.at(&d).cost_per_hour - 104.0).abs() < 1e-6, "{:?}", m.at(&d));
+        // The cheapest core alone would say max(65 cores × 1, 1 GPU × 40) = 65.
+
+        // Untainted, CPU pods may use the GPU minion's 7 spare cores: 40 + 57.
+        let mut m = BoundModel::new(&scenario(&groups("")));
+        let d = demand(&mut m, &[(64, &cpu_pod), (1, &gpu_pod)]);
+        assert!((m.at(&d).cost_per_hour - 97.0).abs() < 1e-6, "{:?}", m.at(&d));
+
+        // Beyond max-size the rest is left uncovered, as the policies must leave it pending.
+        let d = demand(&mut m, &[(2, &gpu_pod)]);
+        assert!((m.at(&d).cost_per_hour - 40.0).abs() < 1e-6, "{:?}", m.at(&d));
+    }
+
+    #[test]
+    fn gpu_model_affinity_narrows_the_groups() {
+        let mut m = BoundModel::new(&scenario(
+            "  - {name: t4, min-size: 0, max-size: 10, initial-size: 0, price-per-hour: 10, shape: {allocatable: {cpu: 8100m, memory: 32868Mi, nvidia.com/gpu: '1'}, labels: {heatscaler.io/gpu-model: T4}}}\n  - {name: v100, min-size: 0, max-size: 10, initial-size: 0, price-per-hour: 30, shape: {allocatable: {cpu: 8100m, memory: 32868Mi, nvidia.com/gpu: '1'}, labels: {heatscaler.io/gpu-model: V100M16}}}\n",
+        ));
+        let any = pod("{containers: [{name: c, requests: {cpu: '1', nvidia.com/gpu: '1'}}]}");
+        let mut v100 = any.clone();
+        let mut placement = (*v100.placement).clone();
+        placement.required_node_affinity = vec![crate::model::NodeSelectorTerm {
+            match_expressions: vec![crate::model::NodeSelectorRequirement {
+                key: "heatscaler.io/gpu-model".into(),
+                operator: crate::model::NodeSelectorOperator::In,
+                values: vec!["V100M16".into(), "V100M32".into()],
+            }],
+            match_fields: vec![],
+        }];
+        v100.placement = Arc::new(placement);
+        let d = demand(&mut m, &[(1, &any), (1, &v100)]);
+        assert!((m.at(&d).cost_per_hour - 40.0).abs() < 1e-6, "one T4 and one V100 minion: {:?}", m.at(&d));
     }
 
     #[test]
     fn only_hostable_workload_pods_count() {
-        let m = BoundModel::new(&scenario(
+        let mut m = BoundModel::new(&scenario(
             "  - {name: g, min-size: 0, max-size: 3, initial-size: 0, shape: {allocatable: {cpu: '2', memory: 4Gi}}}\n",
         ));
-        let mut cluster = Cluster::default();
-        let mut pod = |requests: &str| {
-            let spec: PodSpec =
-                crate::yaml::from_str(&format!("{{containers: [{{name: c, requests: {requests}}}]}}")).unwrap();
-            let template = PodTemplate::from_spec(&spec, "default", "p", Some("ReplicaSet"));
-            let uid = cluster.add_pod(&template, "p".into(), super::super::engine::epoch(), Origin::OneOff(0));
-            cluster.pod(&uid).unwrap().clone()
-        };
-        assert!(m.counts(&pod("{cpu: 500m}")));
-        assert!(!m.counts(&pod("{cpu: '4'}")), "bigger than any minion");
-        assert!(!m.counts(&pod("{cpu: 500m, nvidia.com/gpu: '1'}")), "no group offers GPUs");
+        assert!(m.counts(&pod("{containers: [{name: c, requests: {cpu: 500m}}]}")).is_some());
+        assert!(m.counts(&pod("{containers: [{name: c, requests: {cpu: '4'}}]}")).is_none(), "bigger than any minion");
+        let gpu = pod("{containers: [{name: c, requests: {cpu: 500m, nvidia.com/gpu: '1'}}]}");
+        assert!(m.counts(&gpu).is_none(), "no group offers GPUs");
     }
 }

@@ -162,6 +162,12 @@ pub struct NodeLevel {
     pub wait_p50_secs: Option<f64>,
     pub wait_p99_secs: Option<f64>,
     pub never_scheduled: usize,
+    /// Pods no group's minion could ever host (a resource no shape offers,
+    /// more than a whole minion, a taint or affinity no group matches): not
+    /// demand, never a reason to grow, left out of the waits above. The
+    /// first [`UNHOSTABLE_LISTED`] with the reason, and how many in all.
+    pub unhostable: Vec<Unhostable>,
+    pub unhostable_pods: usize,
     pub scale_ups: u32,
     pub nodes_added: u32,
     pub scale_downs: u32,
@@ -171,6 +177,15 @@ pub struct NodeLevel {
     pub provisioning_failures: u32,
     pub rollbacks: u32,
 }
+
+/// A pod no group could host, and why.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Unhostable {
+    pub pod: String,
+    pub reason: String,
+}
+
+pub const UNHOSTABLE_LISTED: usize = 20;
 
 /// The fluid lower bound integrated over the run.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -233,6 +248,9 @@ pub struct Recorder {
     pending_pod_seconds: f64,
     waiting: HashMap<String, Timestamp>,
     waits: Vec<f64>,
+    /// By uid: pods no group could host, in the order first seen.
+    unhostable: HashMap<String, usize>,
+    unhostable_listed: Vec<Unhostable>,
     timeline: Vec<TimelineEntry>,
     series: Vec<Sample>,
 }
@@ -260,6 +278,8 @@ impl Recorder {
             pending_pod_seconds: 0.0,
             waiting: HashMap::new(),
             waits: Vec::new(),
+            unhostable: HashMap::new(),
+            unhostable_listed: Vec::new(),
             timeline: Vec::new(),
             series: Vec::new(),
         }
@@ -304,6 +324,14 @@ impl Recorder {
                 }
             }
             let Some(p) = cluster.pod(&uid) else { continue };
+            if !self.unhostable.contains_key(&uid)
+                && let Some(reason) = self.bound_model.why_unhostable(p)
+            {
+                self.unhostable.insert(uid.clone(), self.unhostable.len());
+                if self.unhostable_listed.len() < UNHOSTABLE_LISTED {
+                    self.unhostable_listed.push(Unhostable { pod: format!("{}/{}", p.namespace, p.name), reason });
+                }
+            }
             let part = Part {
                 pending: p.deletion.is_none() && p.node_name.is_none(),
                 running: p.deletion.is_none() && p.node_name.is_some(),
@@ -409,10 +437,7 @@ impl Recorder {
             let tally = &self.pods.demand;
             assert_eq!((pending, running), recount, "pending and running pods drifted");
             assert_eq!(bound, self.bound_model.at(&demand), "the bound's demand drifted");
-            assert!(
-                (0..demand.classes().max(tally.classes())).all(|c| demand.class(c) == tally.class(c)),
-                "the bound's demand drifted"
-            );
+            assert!(self.bound_model.same(&demand, tally), "the bound's demand drifted");
         }
         self.series.push(Sample {
             at_secs: self.secs(at),
@@ -427,6 +452,9 @@ impl Recorder {
     }
 
     pub fn finish(mut self, label: &str, policy: &str, end: Timestamp) -> Run {
+        // A pod nothing can host is not waiting for capacity.
+        let unhostable = &self.unhostable;
+        self.waiting.retain(|uid, _| !unhostable.contains_key(uid));
         let never_scheduled = self.waiting.len();
         let mut waits = std::mem::take(&mut self.waits);
         waits.extend(self.waiting.values().map(|c| elapsed(end, *c).as_secs_f64()));
@@ -463,6 +491,8 @@ impl Recorder {
             wait_p50_secs: percentile(&waits, 0.5),
             wait_p99_secs: percentile(&waits, 0.99),
             never_scheduled,
+            unhostable: std::mem::take(&mut self.unhostable_listed),
+            unhostable_pods: self.unhostable.len(),
             scale_ups: self.scale_ups,
             nodes_added: self.nodes_added,
             scale_downs: self.scale_downs,

@@ -241,9 +241,12 @@ impl fmt::Display for PodLevelReport {
         let days = self.duration_secs as f64 / 86_400.0;
         writeln!(
             f,
-            "pod-level benchmark: {days:.1} days simulated per workload, seed {}, same usage for both policies",
+            "pod-level benchmark: up to {days:.1} days simulated per workload, seed {}, same usage for both policies",
             self.seed
         )?;
+        if self.rows.len() > 2 * ROWS_SHOWN {
+            return self.fmt_pooled(f);
+        }
         writeln!(
             f,
             "{:<12} {:<14} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8} {:>16}",
@@ -258,9 +261,6 @@ impl fmt::Display for PodLevelReport {
             "unavail",
             "deferred/infeas."
         )?;
-        if self.rows.len() > 2 * ROWS_SHOWN {
-            return self.fmt_pooled(f);
-        }
         let mut last = "";
         for r in &self.rows {
             let name = if r.workload == last { "" } else { r.workload.as_str() };

@@ -60,7 +60,11 @@ impl fmt::Display for TraceError {
 impl TraceError {
     /// Problems that stop reading the file (it cannot be read, or has no usable header).
     fn fatal(&self) -> bool {
-        self.line == 0 || self.problem.starts_with("cannot read") || self.problem.contains("header")
+        self.line == 0
+            || ["cannot read", "the header has no", "unknown column", "no header line"]
+                .iter()
+                .any(|p| self.problem.starts_with(p))
+            || self.problem.ends_with("appears twice in the header")
     }
 }
 
@@ -468,7 +472,10 @@ impl Sim<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod arg_tests {
     use super::*;
 
     #[test]

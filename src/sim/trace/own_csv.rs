@@ -100,7 +100,7 @@ impl TraceReader {
         for (i, (column, name)) in fields(text).enumerate() {
             let name = name.trim();
             if !seen.insert(name.to_string()) {
-                return Err(self.error(self.line, column, format!("column `{name}` appears twice")));
+                return Err(self.error(self.line, column, format!("column `{name}` appears twice in the header")));
             }
             match name {
                 "time" => time = Some(i),
