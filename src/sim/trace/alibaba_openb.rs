@@ -394,8 +394,11 @@ impl NodeShape {
     }
 }
 
+/// A shape of the node list and how many nodes have it.
+pub type ShapeCount = (NodeShape, u32);
+
 /// The node list's shapes with their node counts, most common first.
-pub fn node_shapes(path: &Path) -> Result<Vec<(NodeShape, u32)>, TraceError> {
+pub fn node_shapes(path: &Path) -> Result<Vec<ShapeCount>, TraceError> {
     let mut records = Records::open(path, &["cpu_milli", "memory_mib", "gpu", "model"])?;
     let mut counts: BTreeMap<NodeShape, u32> = BTreeMap::new();
     while records.next()? {
@@ -422,7 +425,7 @@ pub fn node_shapes(path: &Path) -> Result<Vec<(NodeShape, u32)>, TraceError> {
 /// initial size is set from the demand at the start (`initial_auto`). GPU
 /// groups carry the GPU model label and the [`GPU_TAINT`] taint. Prices are
 /// left to the default (the shape's vCPUs) unless set afterwards.
-pub fn node_groups(path: &Path, min_share: f64) -> Result<(Vec<GroupSpec>, Vec<(NodeShape, u32)>), TraceError> {
+pub fn node_groups(path: &Path, min_share: f64) -> Result<(Vec<GroupSpec>, Vec<ShapeCount>), TraceError> {
     let shapes = node_shapes(path)?;
     let total: u32 = shapes.iter().map(|(_, n)| n).sum();
     let (common, rare): (Vec<_>, Vec<_>) =

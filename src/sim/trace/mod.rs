@@ -152,7 +152,7 @@ impl std::str::FromStr for TraceArg {
 /// The reader of one kind of node-level trace.
 enum Reader {
     Csv(TraceReader),
-    Openb(alibaba_openb::PodListReader),
+    Openb(Box<alibaba_openb::PodListReader>),
 }
 
 /// A node-level trace's rows in time order, whatever its format. With
@@ -172,7 +172,7 @@ impl Rows {
     pub fn open(kind: TraceKind, path: &Path, from: StdDuration, skip_bad_rows: bool) -> Result<Self, TraceError> {
         let reader = match kind {
             TraceKind::Csv => Reader::Csv(TraceReader::open(path)?),
-            TraceKind::AlibabaOpenb => Reader::Openb(alibaba_openb::PodListReader::open(path, from)?),
+            TraceKind::AlibabaOpenb => Reader::Openb(Box::new(alibaba_openb::PodListReader::open(path, from)?)),
             TraceKind::AlibabaGentd26 => {
                 return Err(TraceError {
                     file: path.display().to_string(),

@@ -12,7 +12,8 @@ use crate::model::{NodeSelectorOperator, TaintEffect};
 use crate::sim::report::TimelineEvent;
 use crate::sim::{PolicyKind, Scenario, compare};
 
-const HEADER: &str = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n";
+const HEADER: &str =
+    "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n";
 
 fn file(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -100,7 +101,7 @@ fn a_malformed_pod_row_names_file_line_and_column() {
         ("p-0,1000,1024,0,0,,XX,Running,0,10,0\n", "t.csv:2:20: qos: `XX` is not one of LS, BE, Burstable, Guaranteed"),
         ("p-0,1000,1024,0,0,,LS,Lost,0,10,0\n", "t.csv:2:23: pod_phase: `Lost` is not one of"),
         ("p-0,1000,1024,1,1500,,LS,Running,0,10,0\n", "t.csv:2:17: gpu_milli: 1500 is more than one GPU"),
-        ("p-0,1000,1024,1,500,V100|,LS,Running,0,10,0\n", "t.csv:2:19: gpu_spec: `` in `V100|` is not a GPU model"),
+        ("p-0,1000,1024,1,500,V100|,LS,Running,0,10,0\n", "t.csv:2:21: gpu_spec: `` in `V100|` is not a GPU model"),
         ("p-0,1000,1024,0,0,,LS,Running,20,10,0\n", "t.csv:2:33: deletion_time 10 is before creation_time 20"),
         (
             "p-0,1000,1024,0,0,,LS,Running,50,60,50\np-1,1000,1024,0,0,,LS,Running,40,60,40\n",
@@ -266,7 +267,9 @@ fn a_short_window_replays_through_both_policies_with_the_same_trace() {
         assert_eq!(n.unhostable_pods, 1, "{}", run.policy);
         assert_eq!(n.unhostable[0].pod, "default/huge-5");
         assert!(
-            n.unhostable[0].reason.contains("Insufficient nvidia.com/gpu (requests 16, a minion has 8) (groups v100m32"),
+            n.unhostable[0]
+                .reason
+                .contains("Insufficient nvidia.com/gpu (requests 16, a minion has 8) (groups v100m32"),
             "{}",
             n.unhostable[0].reason
         );
