@@ -102,10 +102,10 @@ fn a_malformed_pod_row_names_file_line_and_column() {
         ("p-0,1000,1024,0,0,,LS,Lost,0,10,0\n", "t.csv:2:23: pod_phase: `Lost` is not one of"),
         ("p-0,1000,1024,1,1500,,LS,Running,0,10,0\n", "t.csv:2:17: gpu_milli: 1500 is more than one GPU"),
         ("p-0,1000,1024,1,500,V100|,LS,Running,0,10,0\n", "t.csv:2:21: gpu_spec: `` in `V100|` is not a GPU model"),
-        ("p-0,1000,1024,0,0,,LS,Running,20,10,0\n", "t.csv:2:33: deletion_time 10 is before creation_time 20"),
+        ("p-0,1000,1024,0,0,,LS,Running,20,10,0\n", "t.csv:2:34: deletion_time 10 is before creation_time 20"),
         (
             "p-0,1000,1024,0,0,,LS,Running,50,60,50\np-1,1000,1024,0,0,,LS,Running,40,60,40\n",
-            "t.csv:3:30: creation_time 40 is before the previous pod's 50",
+            "t.csv:3:31: creation_time 40 is before the previous pod's 50",
         ),
     ];
     for (body, want) in cases {
