@@ -1,0 +1,143 @@
+//! Cluster housekeeping the control plane does in the background:
+//! garbage collection of dependents whose owners are gone, pod GC for pods
+//! bound to nodes that no longer exist, namespace termination, and the event TTL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::podutil;
+use crate::registry::DeleteOptions;
+use crate::resources::Kind;
+use crate::sim::Sim;
+use crate::store::{EventType, Informer, InformerBatch, ObjKey};
+use crate::subresources::binding::set_condition;
+use crate::time;
+
+pub async fn run(sim: Arc<Sim>) {
+    let mut owners: Vec<Informer> = [Kind::Deployment, Kind::ReplicaSet, Kind::DaemonSet]
+        .into_iter()
+        .map(|k| Informer::new(sim.store.clone(), k))
+        .collect();
+    let mut nodes = Informer::new(sim.store.clone(), Kind::Node);
+    let mut namespaces = Informer::new(sim.store.clone(), Kind::Namespace);
+    let mut periodic = tokio::time::interval(sim.scale.seconds(20).max(Duration::from_millis(200)));
+    let mut events_ttl = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        let (a, b) = owners.split_at_mut(1);
+        let (b, c) = b.split_at_mut(1);
+        tokio::select! {
+            batch = a[0].next() => collect_garbage(&sim, batch),
+            batch = b[0].next() => collect_garbage(&sim, batch),
+            batch = c[0].next() => collect_garbage(&sim, batch),
+            batch = nodes.next() => {
+                if let InformerBatch::Changes(changes) = batch
+                    && changes.iter().any(|c| c.event == EventType::Deleted)
+                {
+                    gc_orphaned_pods(&sim);
+                }
+            }
+            batch = namespaces.next() => {
+                drop(batch);
+                terminate_namespaces(&sim);
+            }
+            _ = periodic.tick() => {
+                gc_orphaned_pods(&sim);
+                terminate_namespaces(&sim);
+            }
+            _ = events_ttl.tick() => expire_events(&sim),
+        }
+    }
+}
+
+/// Background cascading deletion: dependents all of whose owners are gone are deleted.
+fn collect_garbage(sim: &Sim, batch: InformerBatch) {
+    let InformerBatch::Changes(changes) = batch else { return };
+    for change in changes.iter().filter(|c| c.event == EventType::Deleted) {
+        let owner_uid = change.obj.uid();
+        for kind in [Kind::Pod, Kind::ReplicaSet] {
+            let (items, _) = sim.store.list(kind, Some(&change.obj.key.namespace));
+            for dep in items {
+                let refs = dep.value["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();
+                if !refs.iter().any(|r| r["uid"] == owner_uid) {
+                    continue;
+                }
+                let any_alive = refs.iter().any(|r| owner_alive(sim, &dep.key.namespace, r));
+                if !any_alive {
+                    let opts = DeleteOptions { precondition_uid: Some(dep.uid().to_string()), ..Default::default() };
+                    let _ = sim.registry.delete(kind, &dep.key, &opts);
+                }
+            }
+        }
+    }
+}
+
+fn owner_alive(sim: &Sim, namespace: &str, owner: &Value) -> bool {
+    let Some(kind) = owner["kind"].as_str().and_then(Kind::from_kind_name) else { return true };
+    let name = owner["name"].as_str().unwrap_or("");
+    let key = if kind.namespaced() { ObjKey::new(namespace, name) } else { ObjKey::cluster(name) };
+    sim.store.get(kind, &key).is_some_and(|o| o.uid() == owner["uid"].as_str().unwrap_or(""))
+}
+
+/// Pods bound to nodes that do not exist: marked Failed (DisruptionTarget) and force-deleted.
+fn gc_orphaned_pods(sim: &Sim) {
+    let (pods, _) = sim.store.list(Kind::Pod, None);
+    for pod in pods {
+        let node = podutil::node_name(&pod.value);
+        if node.is_empty() || sim.store.get(Kind::Node, &ObjKey::cluster(node)).is_some() {
+            continue;
+        }
+        let uid = pod.uid().to_string();
+        let _ = sim.registry.mutate(Kind::Pod, &pod.key, Some(&uid), |p| {
+            if !podutil::is_terminal(p) {
+                p["status"]["phase"] = json!("Failed");
+            }
+            set_condition(p, "DisruptionTarget", "True", Some("DeletionByPodGC"), Some("PodGC: node no longer exists"));
+            Ok(())
+        });
+        let _ = sim.registry.finish_deletion(Kind::Pod, &pod.key, &uid);
+    }
+}
+
+/// Namespaces being deleted: delete their content, then finalize them.
+fn terminate_namespaces(sim: &Sim) {
+    let (namespaces, _) = sim.store.list(Kind::Namespace, None);
+    for ns in namespaces.into_iter().filter(|n| podutil::is_deleting(&n.value)) {
+        let name = ns.key.name.clone();
+        let mut remaining = 0;
+        for kind in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
+            let (items, _) = sim.store.list(kind, Some(&name));
+            remaining += items.len();
+            for obj in items {
+                if !podutil::is_deleting(&obj.value) {
+                    let _ = sim.registry.delete(kind, &obj.key, &DeleteOptions::default());
+                }
+            }
+        }
+        if remaining == 0 {
+            let _ = sim.registry.mutate(Kind::Namespace, &ns.key, Some(ns.uid()), |v| {
+                v["spec"]["finalizers"] = json!([]);
+                Ok(())
+            });
+        }
+    }
+}
+
+fn expire_events(sim: &Sim) {
+    let ttl = sim.options.event_ttl;
+    let now = time::now();
+    let (events, _) = sim.store.list(Kind::Event, None);
+    for ev in events {
+        let v = &ev.value;
+        let last = v["lastTimestamp"]
+            .as_str()
+            .or(v["eventTime"].as_str())
+            .or(v["metadata"]["creationTimestamp"].as_str())
+            .and_then(time::parse_time);
+        let expired = last.and_then(|t| t.checked_add(ttl).ok()).is_some_and(|deadline| deadline < now);
+        if expired {
+            let _ = sim.registry.delete(Kind::Event, &ev.key, &DeleteOptions::default());
+        }
+    }
+}

@@ -1,0 +1,605 @@
+//! The scheduler: binds pending pods to nodes that fit, with the filters of
+//! kube-scheduler's default profile that matter for capacity planning
+//! (unschedulable nodes, taints/tolerations, node selector and required node
+//! affinity, host ports, cpu/memory/pods fit, required pod anti-affinity) and
+//! its failure messages, node sampling (percentageOfNodesToScore) and
+//! LeastAllocated (or MostAllocated) scoring. No preemption.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::cache::{ObjCache, Update};
+use crate::options::Scoring;
+use crate::podutil;
+use crate::quantity;
+use crate::resources::Kind;
+use crate::selectors::{LabelSelector, node_selector_terms_match};
+use crate::sim::Sim;
+use crate::store::{Informer, Obj, ObjKey, Written};
+use crate::subresources::binding::{bind_pod, set_condition};
+
+const SCHEDULER_NAME: &str = "default-scheduler";
+const HOSTNAME: &str = "kubernetes.io/hostname";
+const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
+
+#[derive(Clone, Copy, Default)]
+struct Res {
+    cpu: i64,
+    mem: i64,
+    pods: i64,
+}
+
+struct AntiTerm {
+    selector: LabelSelector,
+    namespaces: Vec<String>,
+    topology_key: String,
+}
+
+impl AntiTerm {
+    fn selects(&self, pod: &Facts) -> bool {
+        self.namespaces.contains(&pod.namespace) && self.selector.matches_labels(&pod.labels)
+    }
+}
+
+/// What scheduling needs from a pod version, parsed once.
+struct Facts {
+    namespace: String,
+    labels: Value,
+    req: Res,
+    ports: Vec<(String, i64, String)>,
+    node_selector: Value,
+    required_terms: Value,
+    tolerations: Vec<Value>,
+    anti: Vec<AntiTerm>,
+    preemption_never: bool,
+}
+
+impl Facts {
+    fn of(pod: &Value) -> Facts {
+        let spec = &pod["spec"];
+        let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+        let (cpu, mem) = podutil::effective_requests(pod);
+        let mut ports = Vec::new();
+        for list in ["initContainers", "containers"] {
+            for c in spec[list].as_array().into_iter().flatten() {
+                for p in c["ports"].as_array().into_iter().flatten() {
+                    if let Some(hp) = p["hostPort"].as_i64().filter(|p| *p > 0) {
+                        let proto = p["protocol"].as_str().unwrap_or("TCP").to_string();
+                        let ip = p["hostIP"].as_str().unwrap_or("0.0.0.0").to_string();
+                        ports.push((proto, hp, ip));
+                    }
+                }
+            }
+        }
+        let anti = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                let selector = LabelSelector::from_json(&t["labelSelector"], LabelSelector::nothing()).ok()?;
+                let mut namespaces: Vec<String> = t["namespaces"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect();
+                if namespaces.is_empty() {
+                    namespaces.push(namespace.clone());
+                }
+                Some(AntiTerm {
+                    selector,
+                    namespaces,
+                    topology_key: t["topologyKey"].as_str().unwrap_or(HOSTNAME).to_string(),
+                })
+            })
+            .collect();
+        Facts {
+            labels: pod["metadata"]["labels"].clone(),
+            req: Res { cpu, mem, pods: 1 },
+            ports,
+            node_selector: spec["nodeSelector"].clone(),
+            required_terms:
+                spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+                    .clone(),
+            tolerations: spec["tolerations"].as_array().cloned().unwrap_or_default(),
+            anti,
+            preemption_never: spec["preemptionPolicy"] == "Never",
+            namespace,
+        }
+    }
+
+    fn tolerates(&self, key: &str, value: &str, effect: &str) -> bool {
+        self.tolerations.iter().any(|t| podutil::tolerates(t, key, value, effect))
+    }
+}
+
+struct NodeInfo {
+    obj: Arc<Obj>,
+    alloc: Res,
+    used: Res,
+    ports: HashMap<(String, i64, String), u32>,
+    pods: HashSet<ObjKey>,
+}
+
+impl NodeInfo {
+    fn new(obj: Arc<Obj>) -> NodeInfo {
+        let mut n =
+            NodeInfo { obj, alloc: Res::default(), used: Res::default(), ports: HashMap::new(), pods: HashSet::new() };
+        n.refresh_alloc();
+        n
+    }
+
+    fn refresh_alloc(&mut self) {
+        let a = &self.obj.value["status"]["allocatable"];
+        let get = |k: &str| a[k].as_str().map(str::to_string).unwrap_or_default();
+        self.alloc = Res {
+            cpu: quantity::cpu_millis(&get("cpu")).unwrap_or(0),
+            mem: quantity::whole_units(&get("memory")).unwrap_or(0),
+            pods: quantity::whole_units(&get("pods")).unwrap_or(0),
+        };
+    }
+
+    fn label(&self, key: &str) -> Option<&str> {
+        self.obj.value["metadata"]["labels"][key].as_str()
+    }
+}
+
+struct Placed {
+    node: String,
+    facts: Arc<Facts>,
+}
+
+/// Why a pod fits nowhere, as kube-scheduler reports it.
+struct FitError {
+    nodes: usize,
+    reasons: BTreeMap<String, usize>,
+    resolvable: usize,
+    unresolvable: usize,
+    preemption_never: bool,
+}
+
+impl FitError {
+    fn message(&self) -> String {
+        if self.nodes == 0 {
+            return "no nodes available to schedule pods".to_string();
+        }
+        let mut reasons: Vec<String> = self.reasons.iter().map(|(r, c)| format!("{c} {r}")).collect();
+        reasons.sort();
+        let mut msg = format!("0/{} nodes are available: {}.", self.nodes, reasons.join(", "));
+        if self.preemption_never {
+            msg.push_str(" preemption: not eligible due to preemptionPolicy=Never.");
+        } else {
+            let mut post = Vec::new();
+            if self.resolvable > 0 {
+                post.push(format!("{} No preemption victims found for incoming pod", self.resolvable));
+            }
+            if self.unresolvable > 0 {
+                post.push(format!("{} Preemption is not helpful for scheduling", self.unresolvable));
+            }
+            post.sort();
+            msg.push_str(&format!(" preemption: 0/{} nodes are available: {}.", self.nodes, post.join(", ")));
+        }
+        msg
+    }
+}
+
+struct Scheduler {
+    sim: Arc<Sim>,
+    pods: ObjCache,
+    node_cache: ObjCache,
+    placed: HashMap<ObjKey, Placed>,
+    /// Placed pods with required anti-affinity terms (checked against incoming pods).
+    anti_pods: HashSet<ObjKey>,
+    nodes: BTreeMap<String, NodeInfo>,
+    order: Vec<String>,
+    active: VecDeque<ObjKey>,
+    queued: HashSet<ObjKey>,
+    unschedulable: HashSet<ObjKey>,
+    next_start: usize,
+}
+
+pub async fn run(sim: Arc<Sim>) {
+    let mut pods = Informer::new(sim.store.clone(), Kind::Pod);
+    let mut nodes = Informer::new(sim.store.clone(), Kind::Node);
+    let flush_every = sim.scale.seconds(300).max(Duration::from_secs(1));
+    let mut flush = tokio::time::interval(flush_every);
+    let mut s = Scheduler {
+        sim,
+        pods: ObjCache::default(),
+        node_cache: ObjCache::default(),
+        placed: HashMap::new(),
+        anti_pods: HashSet::new(),
+        nodes: BTreeMap::new(),
+        order: Vec::new(),
+        active: VecDeque::new(),
+        queued: HashSet::new(),
+        unschedulable: HashSet::new(),
+        next_start: 0,
+    };
+    loop {
+        tokio::select! {
+            batch = nodes.next() => s.on_nodes(batch),
+            batch = pods.next() => s.on_pods(batch),
+            _ = flush.tick() => s.flush_unschedulable(),
+        }
+        while let Some(batch) = nodes.try_next() {
+            s.on_nodes(batch);
+        }
+        while let Some(batch) = pods.try_next() {
+            s.on_pods(batch);
+        }
+        s.schedule_queue().await;
+    }
+}
+
+fn is_pending(pod: &Value) -> bool {
+    podutil::node_name(pod).is_empty()
+        && podutil::is_active(pod)
+        && pod["spec"]["schedulerName"].as_str().is_none_or(|n| n == SCHEDULER_NAME)
+}
+
+impl Scheduler {
+    fn on_nodes(&mut self, batch: crate::store::InformerBatch) {
+        let updates = self.node_cache.apply_batch(batch);
+        let mut membership_changed = false;
+        for u in updates {
+            let name = u.key.name.clone();
+            match u.new {
+                Some(obj) => match self.nodes.get_mut(&name) {
+                    Some(info) => {
+                        info.obj = obj;
+                        info.refresh_alloc();
+                    }
+                    None => {
+                        let mut info = NodeInfo::new(obj);
+                        for (key, placed) in &self.placed {
+                            if placed.node == name {
+                                account(&mut info, key, &placed.facts, 1);
+                            }
+                        }
+                        self.nodes.insert(name, info);
+                        membership_changed = true;
+                    }
+                },
+                None => {
+                    self.nodes.remove(&name);
+                    membership_changed = true;
+                }
+            }
+        }
+        if membership_changed {
+            self.order = self.nodes.keys().cloned().collect();
+        }
+        self.flush_unschedulable();
+    }
+
+    fn on_pods(&mut self, batch: crate::store::InformerBatch) {
+        for u in self.pods.apply_batch(batch) {
+            self.on_pod_update(u);
+        }
+    }
+
+    fn on_pod_update(&mut self, u: Update) {
+        let key = u.key;
+        let mut freed = false;
+        if let Some(p) = self.placed.remove(&key) {
+            if let Some(info) = self.nodes.get_mut(&p.node) {
+                account(info, &key, &p.facts, -1);
+            }
+            self.anti_pods.remove(&key);
+            freed = true;
+        }
+        match &u.new {
+            Some(obj) => {
+                let pod = &obj.value;
+                let node = podutil::node_name(pod);
+                if !node.is_empty() && !podutil::is_terminal(pod) {
+                    let facts = Arc::new(Facts::of(pod));
+                    if let Some(info) = self.nodes.get_mut(node) {
+                        account(info, &key, &facts, 1);
+                    }
+                    if !facts.anti.is_empty() {
+                        self.anti_pods.insert(key.clone());
+                    }
+                    // A pod placed elsewhere still holding resources it held before frees nothing.
+                    freed &= u.old.as_ref().is_none_or(|o| podutil::node_name(&o.value) != node);
+                    self.placed.insert(key.clone(), Placed { node: node.to_string(), facts });
+                }
+                if is_pending(pod) {
+                    let relevant_change = u.old.as_ref().is_none_or(|o| {
+                        o.value["spec"] != pod["spec"] || o.value["metadata"]["labels"] != pod["metadata"]["labels"]
+                    });
+                    if !self.unschedulable.contains(&key) || relevant_change {
+                        self.unschedulable.remove(&key);
+                        self.enqueue(key.clone());
+                    }
+                } else {
+                    self.unschedulable.remove(&key);
+                }
+            }
+            None => {
+                self.unschedulable.remove(&key);
+            }
+        }
+        if freed {
+            self.flush_unschedulable();
+        }
+    }
+
+    fn enqueue(&mut self, key: ObjKey) {
+        if self.queued.insert(key.clone()) {
+            self.active.push_back(key);
+        }
+    }
+
+    fn flush_unschedulable(&mut self) {
+        let keys: Vec<ObjKey> = self.unschedulable.drain().collect();
+        for k in keys {
+            self.enqueue(k);
+        }
+    }
+
+    async fn schedule_queue(&mut self) {
+        let mut done = 0usize;
+        while let Some(key) = self.active.pop_front() {
+            self.queued.remove(&key);
+            let Some(obj) = self.pods.get(&key).cloned() else { continue };
+            if !is_pending(&obj.value) {
+                continue;
+            }
+            self.schedule_one(&key, &obj);
+            done += 1;
+            if done % 64 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    fn schedule_one(&mut self, key: &ObjKey, obj: &Arc<Obj>) {
+        let pod = &obj.value;
+        let uid = obj.uid().to_string();
+        let registry = self.sim.registry.clone();
+        if pod["spec"]["schedulingGates"].as_array().is_some_and(|g| !g.is_empty()) {
+            let written = registry.mutate(Kind::Pod, key, Some(&uid), |p| {
+                set_condition(
+                    p,
+                    "PodScheduled",
+                    "False",
+                    Some("SchedulingGated"),
+                    Some("Scheduling is blocked due to non-empty scheduling gates"),
+                );
+                Ok(())
+            });
+            self.note(written);
+            self.unschedulable.insert(key.clone());
+            return;
+        }
+        let facts = Facts::of(pod);
+        match self.find_node(&facts) {
+            Ok(node) => {
+                let written = bind_pod(&registry, key, Some(&uid), &node);
+                if let Ok(Written::Updated(bound)) = &written {
+                    let message = format!("Successfully assigned {}/{} to {node}", key.namespace, key.name);
+                    self.sim.recorder.record(&bound.value, "Normal", "Scheduled", &message, SCHEDULER_NAME, None);
+                }
+                self.note(written);
+            }
+            Err(fit) => {
+                let message = fit.message();
+                self.unschedulable.insert(key.clone());
+                let written = registry.mutate(Kind::Pod, key, Some(&uid), |p| {
+                    set_condition(p, "PodScheduled", "False", Some("Unschedulable"), Some(&message));
+                    Ok(())
+                });
+                self.sim.recorder.record(pod, "Warning", "FailedScheduling", &message, SCHEDULER_NAME, None);
+                self.note(written);
+            }
+        }
+    }
+
+    fn note(&mut self, written: Result<Written, crate::error::ApiError>) {
+        match written {
+            Ok(Written::Updated(o)) => {
+                if let Some(u) = self.pods.note_written(&o) {
+                    self.on_pod_update(u);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "kubesim scheduler: write failed"),
+        }
+    }
+
+    /// kube-scheduler's numFeasibleNodesToFind with the adaptive percentage.
+    fn nodes_to_find(n: usize) -> usize {
+        if n < 100 {
+            return n;
+        }
+        let percentage = (50 - n as i64 / 125).max(5) as usize;
+        (n * percentage / 100).max(100)
+    }
+
+    fn find_node(&mut self, facts: &Facts) -> Result<String, FitError> {
+        let n = self.order.len();
+        let mut fit = FitError {
+            nodes: n,
+            reasons: BTreeMap::new(),
+            resolvable: 0,
+            unresolvable: 0,
+            preemption_never: facts.preemption_never,
+        };
+        if n == 0 {
+            return Err(fit);
+        }
+        let wanted = Self::nodes_to_find(n);
+        let mut feasible: Vec<usize> = Vec::new();
+        let mut processed = 0;
+        for i in 0..n {
+            let idx = (self.next_start + i) % n;
+            processed += 1;
+            let info = &self.nodes[&self.order[idx]];
+            match self.filter(info, facts) {
+                Ok(()) => {
+                    feasible.push(idx);
+                    if feasible.len() >= wanted {
+                        break;
+                    }
+                }
+                Err((reasons, unresolvable)) => {
+                    for r in reasons {
+                        *fit.reasons.entry(r).or_default() += 1;
+                    }
+                    if unresolvable {
+                        fit.unresolvable += 1;
+                    } else {
+                        fit.resolvable += 1;
+                    }
+                }
+            }
+        }
+        self.next_start = (self.next_start + processed) % n;
+        let scoring = self.sim.options.scoring;
+        let best = feasible.into_iter().max_by_key(|idx| {
+            let info = &self.nodes[&self.order[*idx]];
+            // Higher is better; ties go to the first node visited (max_by_key keeps the last, so negate order).
+            (score(info, facts, scoring), std::cmp::Reverse(*idx))
+        });
+        match best {
+            Some(idx) => Ok(self.order[idx].clone()),
+            None => Err(fit),
+        }
+    }
+
+    /// The default profile's filters in order; the first failing one decides
+    /// (NodeResourcesFit reports every insufficient resource).
+    fn filter(&self, node: &NodeInfo, facts: &Facts) -> Result<(), (Vec<String>, bool)> {
+        let v = &node.obj.value;
+        if v["spec"]["unschedulable"] == true && !facts.tolerates(UNSCHEDULABLE_TAINT, "", "NoSchedule") {
+            return Err((vec!["node(s) were unschedulable".to_string()], true));
+        }
+        for taint in v["spec"]["taints"].as_array().into_iter().flatten() {
+            let effect = taint["effect"].as_str().unwrap_or("");
+            if effect != "NoSchedule" && effect != "NoExecute" {
+                continue;
+            }
+            let (key, value) = (taint["key"].as_str().unwrap_or(""), taint["value"].as_str().unwrap_or(""));
+            if !facts.tolerates(key, value, effect) {
+                return Err((vec![format!("node(s) had untolerated taint {{{key}: {value}}}")], true));
+            }
+        }
+        let selector_ok =
+            facts.node_selector.as_object().is_none_or(|m| m.iter().all(|(k, want)| node.label(k) == want.as_str()));
+        let affinity_ok = facts.required_terms.is_null() || node_selector_terms_match(&facts.required_terms, v);
+        if !selector_ok || !affinity_ok {
+            return Err((vec!["node(s) didn't match Pod's node affinity/selector".to_string()], true));
+        }
+        for (proto, port, ip) in &facts.ports {
+            let clash = node.ports.keys().any(|(p2, port2, ip2)| {
+                p2 == proto && port2 == port && (ip == ip2 || ip == "0.0.0.0" || ip2 == "0.0.0.0")
+            });
+            if clash {
+                return Err((vec!["node(s) didn't have free ports for the requested pod ports".to_string()], false));
+            }
+        }
+        let mut insufficient = Vec::new();
+        if node.used.pods + 1 > node.alloc.pods {
+            insufficient.push("Too many pods".to_string());
+        }
+        if facts.req.cpu > 0 && facts.req.cpu > node.alloc.cpu - node.used.cpu {
+            insufficient.push("Insufficient cpu".to_string());
+        }
+        if facts.req.mem > 0 && facts.req.mem > node.alloc.mem - node.used.mem {
+            insufficient.push("Insufficient memory".to_string());
+        }
+        if !insufficient.is_empty() {
+            return Err((insufficient, false));
+        }
+        if !facts.anti.is_empty() || !self.anti_pods.is_empty() {
+            if let Some(reason) = self.anti_affinity(node, facts) {
+                return Err((vec![reason.to_string()], false));
+            }
+        }
+        Ok(())
+    }
+
+    /// Nodes in the same topology domain as `node` for `key` (just `node` for hostname).
+    fn same_domain<'a>(&'a self, node: &'a NodeInfo, key: &'a str) -> Box<dyn Iterator<Item = &'a NodeInfo> + 'a> {
+        if key == HOSTNAME {
+            return Box::new(std::iter::once(node));
+        }
+        match node.label(key) {
+            Some(value) => Box::new(self.nodes.values().filter(move |n| n.label(key) == Some(value))),
+            None => Box::new(std::iter::empty()),
+        }
+    }
+
+    fn anti_affinity(&self, node: &NodeInfo, facts: &Facts) -> Option<&'static str> {
+        for term in &facts.anti {
+            for other in self.same_domain(node, &term.topology_key) {
+                let clash = other.pods.iter().filter_map(|k| self.placed.get(k)).any(|p| term.selects(&p.facts));
+                if clash {
+                    return Some("node(s) didn't match pod anti-affinity rules");
+                }
+            }
+        }
+        for key in &self.anti_pods {
+            let Some(existing) = self.placed.get(key) else { continue };
+            let Some(existing_node) = self.nodes.get(&existing.node) else { continue };
+            for term in &existing.facts.anti {
+                let same = if term.topology_key == HOSTNAME {
+                    existing.node == node.obj.key.name
+                } else {
+                    node.label(&term.topology_key).is_some()
+                        && node.label(&term.topology_key) == existing_node.label(&term.topology_key)
+                };
+                if same && term.selects(facts) {
+                    return Some("node(s) didn't satisfy existing pods anti-affinity rules");
+                }
+            }
+        }
+        None
+    }
+}
+
+fn account(info: &mut NodeInfo, key: &ObjKey, facts: &Facts, sign: i64) {
+    if sign > 0 && !info.pods.insert(key.clone()) {
+        return;
+    }
+    if sign < 0 && !info.pods.remove(key) {
+        return;
+    }
+    info.used.cpu += sign * facts.req.cpu;
+    info.used.mem += sign * facts.req.mem;
+    info.used.pods += sign;
+    for port in &facts.ports {
+        let entry = info.ports.entry(port.clone()).or_default();
+        if sign > 0 {
+            *entry += 1;
+        } else {
+            *entry = entry.saturating_sub(1);
+            if *entry == 0 {
+                info.ports.remove(port);
+            }
+        }
+    }
+}
+
+/// NodeResourcesFit scoring, 0..=100, with the scheduler's non-zero defaults
+/// for pods that request nothing.
+fn score(info: &NodeInfo, facts: &Facts, scoring: Scoring) -> i64 {
+    let req_cpu = if facts.req.cpu == 0 { 100 } else { facts.req.cpu };
+    let req_mem = if facts.req.mem == 0 { 200 << 20 } else { facts.req.mem };
+    let frac = |used: i64, req: i64, alloc: i64| -> i64 {
+        if alloc <= 0 {
+            return 0;
+        }
+        let requested = (used + req).min(alloc);
+        match scoring {
+            Scoring::LeastAllocated => (alloc - requested) * 100 / alloc,
+            Scoring::MostAllocated => requested * 100 / alloc,
+        }
+    };
+    (frac(info.used.cpu, req_cpu, info.alloc.cpu) + frac(info.used.mem, req_mem, info.alloc.mem)) / 2
+}
