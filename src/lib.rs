@@ -8,6 +8,7 @@
 
 pub mod alerts;
 pub mod cloud;
+pub mod cluster;
 pub mod config;
 pub mod metrics;
 pub mod model;
