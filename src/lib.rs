@@ -6,6 +6,7 @@
 //! [`model::Snapshot`], the planner turns it into actions, the actuator carries
 //! them out and records progress on the Kubernetes objects themselves.
 
+pub mod actuator;
 pub mod alerts;
 pub mod cloud;
 pub mod cluster;
