@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod cloud;
 pub mod cluster;
 pub mod config;
+pub mod daemon;
 pub mod metrics;
 pub mod model;
 pub mod planner;

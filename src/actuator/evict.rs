@@ -66,11 +66,15 @@ impl Actuator {
             }
             let own = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).map(|s| s.max(0) as u64);
             let grace = Duration::from_secs(own.unwrap_or(DEFAULT_GRACE)).min(a.max_grace);
-            jobs.push((e, grace));
+            jobs.push((e.clone(), grace));
         }
         let results: Vec<_> = futures::stream::iter(jobs)
-            .map(|(e, grace)| async move {
-                (e, self.kube.evict(&e.pod.namespace, &e.pod.name, &e.uid, grace).await)
+            .map(|(e, grace)| {
+                let kube = self.kube.clone();
+                async move {
+                    let result = kube.evict(&e.pod.namespace, &e.pod.name, &e.uid, grace).await;
+                    (e, result)
+                }
             })
             .buffer_unordered(CONCURRENCY)
             .collect()
