@@ -8,6 +8,7 @@
 //! re-reads Heat before acting, so a stale read cannot cause a wrong one).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,13 +31,18 @@ pub struct GroupRead {
     pub at: Instant,
 }
 
-/// Asks the poller to read Heat now.
+/// Asks the poller to read Heat now (after one of our own requests).
 #[derive(Clone, Debug, Default)]
-pub struct HeatPoke(Arc<Notify>);
+pub struct HeatPoke {
+    notify: Arc<Notify>,
+    /// Pokes so far; a read that started after poke n makes the reads fresh up to n.
+    requested: Arc<AtomicU64>,
+}
 
 impl HeatPoke {
     pub fn poke(&self) {
-        self.0.notify_one();
+        self.requested.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_one();
     }
 }
 
@@ -52,6 +58,8 @@ pub struct HeatObserver {
     shared: Arc<Mutex<Shared>>,
     poke: HeatPoke,
     synced: watch::Receiver<bool>,
+    /// The poke count the latest completed read started after.
+    fresh: watch::Receiver<u64>,
     task: JoinHandle<()>,
 }
 
@@ -66,9 +74,10 @@ impl HeatObserver {
         let shared = Arc::new(Mutex::new(Shared::default()));
         let poke = HeatPoke::default();
         let (synced_tx, synced) = watch::channel(backends.is_empty());
+        let (fresh_tx, fresh) = watch::channel(0);
         let poller = Poller { backends, interval, metrics, changes, shared: shared.clone(), poke: poke.clone() };
-        let task = tokio::spawn(poller.run(synced_tx));
-        Self { shared, poke, synced, task }
+        let task = tokio::spawn(poller.run(synced_tx, fresh_tx));
+        Self { shared, poke, synced, fresh, task }
     }
 
     pub fn poke(&self) -> HeatPoke {
@@ -83,6 +92,14 @@ impl HeatObserver {
     /// Groups whose latest read failed, with the error.
     pub fn errors(&self) -> BTreeMap<String, String> {
         self.shared.lock().expect("heat reads lock").errors.clone()
+    }
+
+    /// Waits (at most `timeout`) for a read that started after our latest own
+    /// Heat request, so a pass does not plan on the state from before it.
+    pub async fn wait_fresh(&self, timeout: Duration) {
+        let wanted = self.poke.requested.load(Ordering::SeqCst);
+        let mut rx = self.fresh.clone();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|done| *done >= wanted)).await;
     }
 
     /// Waits until every group has been read once.
@@ -102,9 +119,10 @@ struct Poller {
 }
 
 impl Poller {
-    async fn run(self, synced: watch::Sender<bool>) {
+    async fn run(self, synced: watch::Sender<bool>, fresh: watch::Sender<u64>) {
         let mut retry = RETRY_INITIAL;
         loop {
+            let generation = self.poke.requested.load(Ordering::SeqCst);
             let metrics = &self.metrics;
             let reads = futures::future::join_all(self.backends.iter().map(|b| async move {
                 let start = Instant::now();
@@ -117,6 +135,7 @@ impl Poller {
             if !failed && !*synced.borrow() {
                 synced.send_replace(self.shared.lock().expect("heat reads lock").reads.len() == self.backends.len());
             }
+            fresh.send_replace(generation);
             if changed {
                 self.changes.notify();
             }
@@ -130,7 +149,7 @@ impl Poller {
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.poke.0.notified() => {}
+                _ = self.poke.notify.notified() => {}
             }
         }
     }

@@ -4,7 +4,7 @@
 //!
 //! A watch that fails is retried with kube-runtime's default backoff
 //! (exponential, reset after a quiet period) and its errors are logged,
-//! counted in `heatscaler_kubernetes_api_errors_total{verb="watch"}` and kept
+//! counted in `heatscaler_kubernetes_request_errors_total{verb="watch"}` and kept
 //! in [`WatchHealth`] for the status line. The first complete list of every
 //! watch is what readiness waits for.
 

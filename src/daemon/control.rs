@@ -22,6 +22,8 @@ use crate::telemetry::{Health, HealthOptions, Metrics, Notifier, TelemetryServer
 
 /// Actions of one pass in flight at once.
 const ACTION_CONCURRENCY: usize = 8;
+/// How long a pass waits for Heat to be re-read after our own request.
+const HEAT_FRESHNESS: Duration = Duration::from_secs(5);
 /// How often the loop proves it is alive while it has nothing to do.
 const IDLE_HEARTBEAT: Duration = Duration::from_secs(5);
 /// First wait before retrying a failed start-up step; doubles up to the cap.
@@ -241,6 +243,7 @@ impl Daemon {
         let started = Instant::now();
         let now = Timestamp::now();
         let parts = self.parts.as_ref().expect("parts are built before the loop starts");
+        parts.heat.wait_fresh(HEAT_FRESHNESS).await;
         let reads = parts.heat.reads();
         let planned =
             self.planning.plan(self.kube.store(), &reads, &parts.config.node_groups, &parts.policy, now).await;
