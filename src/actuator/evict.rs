@@ -104,7 +104,11 @@ impl Actuator {
         if tally.errors.is_empty() {
             Ok(Outcome::Done(summary))
         } else {
-            Err(ActuatorError::Evictions(format!("{summary}; {} failed: {}", tally.errors.len(), tally.errors.join("; "))))
+            Err(ActuatorError::Evictions(format!(
+                "{summary}; {} failed: {}",
+                tally.errors.len(),
+                tally.errors.join("; ")
+            )))
         }
     }
 }

@@ -8,7 +8,7 @@ use super::{Actuator, Outcome, removal};
 use crate::alerts::{ObjectRef, ScalingEvent};
 use crate::cloud::group::{GroupError, GroupSnapshot, NodeGroupBackend};
 use crate::model::MemberStatus;
-use crate::planner::action::{RemoveMembers, RemovalCause, ScaleUp};
+use crate::planner::action::{RemovalCause, RemoveMembers, ScaleUp};
 use crate::planner::protocol::{Phase, RemovalState};
 use crate::telemetry::{HeatOperation, ScaleUpFailure};
 
@@ -17,7 +17,10 @@ use crate::telemetry::{HeatOperation, ScaleUpFailure};
 const POD_EVENTS_PER_SCALE_UP: usize = 20;
 
 impl Actuator {
-    pub(super) async fn read_group(&self, group: &str) -> Result<(&crate::cloud::group::Backend, GroupSnapshot), ActuatorError> {
+    pub(super) async fn read_group(
+        &self,
+        group: &str,
+    ) -> Result<(&crate::cloud::group::Backend, GroupSnapshot), ActuatorError> {
         let backend = self.backend(group)?;
         let start = Instant::now();
         let read = backend.read().await;

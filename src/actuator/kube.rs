@@ -34,7 +34,10 @@ pub enum Eviction {
     Evicted,
     /// 429: a PodDisruptionBudget allows no disruption now: its name when the
     /// API says it, and the API's words.
-    Blocked { pdb: Option<String>, message: String },
+    Blocked {
+        pdb: Option<String>,
+        message: String,
+    },
     /// 404: the pod is already gone.
     Gone,
     /// 409: a pod of that name with another uid (the old one is gone).
@@ -121,7 +124,13 @@ impl KubeOps {
 
     /// Evicts one pod through the eviction API (which enforces its
     /// PodDisruptionBudgets), only if it is still the pod with `uid`.
-    pub async fn evict(&self, namespace: &str, name: &str, uid: &str, grace: Duration) -> Result<Eviction, ActuatorError> {
+    pub async fn evict(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        grace: Duration,
+    ) -> Result<Eviction, ActuatorError> {
         let api = Api::<Pod>::namespaced(self.client.clone(), namespace);
         let params = EvictParams {
             delete_options: Some(DeleteParams {
@@ -230,7 +239,11 @@ mod tests {
         .unwrap();
         let start = NodePatch {
             set_annotations: [("heatscaler.io/removal-phase".to_string(), "draining".to_string())].into(),
-            add_taint: Some(Taint { key: "heatscaler.io/to-be-removed".into(), value: Some("1".into()), effect: TaintEffect::NoSchedule }),
+            add_taint: Some(Taint {
+                key: "heatscaler.io/to-be-removed".into(),
+                value: Some("1".into()),
+                effect: TaintEffect::NoSchedule,
+            }),
             unschedulable: Some(true),
             ..NodePatch::default()
         };

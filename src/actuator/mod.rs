@@ -114,7 +114,9 @@ impl Actuator {
         match &outcome {
             Outcome::Done(what) => tracing::info!(action = kind, %subject, "{what}"),
             Outcome::Skipped(why) => tracing::info!(action = kind, %subject, "skipped: {why}"),
-            Outcome::Failed(e) => tracing::warn!(action = kind, %subject, error = %e, "action failed; the next pass plans again"),
+            Outcome::Failed(e) => {
+                tracing::warn!(action = kind, %subject, error = %e, "action failed; the next pass plans again")
+            }
             Outcome::DryRun => {}
         }
         outcome
@@ -195,12 +197,9 @@ pub fn describe(action: &Action) -> String {
             a.pods.iter().map(|e| e.pod.to_string()).collect::<Vec<_>>().join(", ")
         ),
         Action::MarkDrained(a) => format!("mark node {} drained", a.node),
-        Action::RollBackRemoval(a) => format!(
-            "give node {} back{} ({})",
-            a.node,
-            if a.uncordon { " and uncordon it" } else { "" },
-            a.reason
-        ),
+        Action::RollBackRemoval(a) => {
+            format!("give node {} back{} ({})", a.node, if a.uncordon { " and uncordon it" } else { "" }, a.reason)
+        }
         Action::DeleteNode(a) => format!("delete node {} (member {}/{} is gone from Heat)", a.node, a.group, a.member),
     }
 }

@@ -78,7 +78,8 @@ impl Actuator {
             return Ok(Outcome::Skipped(format!("Heat no longer lists member {}", a.record.member)));
         };
         let mapping = &backend.config().node_mapping;
-        let join = join_members(&a.record.group, std::slice::from_ref(member), mapping, &[NodeIdentity::from(&current)]);
+        let join =
+            join_members(&a.record.group, std::slice::from_ref(member), mapping, &[NodeIdentity::from(&current)]);
         if join.members[0].node_name.as_deref() != Some(a.node.as_str()) {
             return Ok(Outcome::Skipped(format!("the node no longer maps to member {}", a.record.member)));
         }

@@ -61,8 +61,8 @@ impl GroupAssembler {
                 listed.insert(key);
             }
             let mut state = read.to_group_state(config, members);
-            state.template = shape_from_nodes(&state, nodes)
-                .or_else(|| config.node_template.as_ref().map(NodeShape::from_template));
+            state.template =
+                shape_from_nodes(&state, nodes).or_else(|| config.node_template.as_ref().map(NodeShape::from_template));
             groups.push(state);
         }
         self.known.retain(|k, _| listed.contains(k));

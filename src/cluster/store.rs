@@ -190,7 +190,9 @@ impl ClusterStore {
         if let Some(owner) = pod.owner.as_ref().filter(|o| o.kind == "ReplicaSet") {
             let rs = (pod.namespace.clone(), owner.name.clone());
             match self.replica_sets.get(&rs) {
-                Some(deployment) => pod.workload = convert::workload(owner, &pod.namespace, Some(deployment.as_deref())),
+                Some(deployment) => {
+                    pod.workload = convert::workload(owner, &pod.namespace, Some(deployment.as_deref()))
+                }
                 None => {
                     self.unresolved.entry(rs).or_default().insert(pod_key(&pod));
                 }

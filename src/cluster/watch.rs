@@ -109,7 +109,12 @@ impl KubeObserver {
             ClusterStore::apply_pdb,
         ));
         let replica_sets = watcher(Api::<PartialObjectMeta<ReplicaSet>>::all(client), config);
-        tasks.spawn(cx.run(Watched::ReplicaSets, KubeResource::Workload, replica_sets, ClusterStore::apply_replica_set));
+        tasks.spawn(cx.run(
+            Watched::ReplicaSets,
+            KubeResource::Workload,
+            replica_sets,
+            ClusterStore::apply_replica_set,
+        ));
         Self { store, health, _tasks: tasks }
     }
 

@@ -310,7 +310,8 @@ impl Daemon {
         if failing.is_empty() && heat.is_empty() {
             return String::new();
         }
-        let mut parts: Vec<String> = failing.iter().map(|(k, e)| format!("watch {} failing: {e}", k.as_str())).collect();
+        let mut parts: Vec<String> =
+            failing.iter().map(|(k, e)| format!("watch {} failing: {e}", k.as_str())).collect();
         parts.extend(heat.iter().map(|(g, e)| format!("Heat read of {g} failing: {e}")));
         format!("; {}", parts.join("; "))
     }
@@ -441,4 +442,3 @@ fn warn_about_unwired_features(config: &Config) {
         );
     }
 }
-

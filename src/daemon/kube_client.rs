@@ -23,8 +23,9 @@ pub async fn client(k: &KubernetesConfig) -> Result<kube::Client, DaemonError> {
         (None, None) => None,
     };
     let config = match (k.access, file) {
-        (KubernetesAccess::InCluster, _) => kube::Config::incluster()
-            .map_err(|e| DaemonError::Kubernetes(format!("in-cluster configuration: {e}")))?,
+        (KubernetesAccess::InCluster, _) => {
+            kube::Config::incluster().map_err(|e| DaemonError::Kubernetes(format!("in-cluster configuration: {e}")))?
+        }
         (_, Some(path)) => {
             let what = format!("kubeconfig {}", path.display());
             let kubeconfig = Kubeconfig::read_from(&path).map_err(err(what.clone()))?;

@@ -74,7 +74,9 @@ pub fn assess(cx: &Cx<'_>, memory: &mut Memory, ex: &mut Explanation) -> Vec<Gro
                 None if elapsed(cx.now, created) < provision.get() => view.unregistered += 1,
                 None => {
                     let cause = match (&member.node_name, member.status) {
-                        (Some(node), MemberStatus::Complete) => {
+                        // InProgress too: Heat marks every member of a group it
+                        // updates, which does not make a lost node a failed boot.
+                        (Some(node), MemberStatus::Complete | MemberStatus::InProgress) => {
                             ex.alerts.push(Alert::MemberLostNode {
                                 group: group.name.clone(),
                                 member: member.id.clone(),

@@ -18,8 +18,10 @@ async fn lists_filter_by_label_and_field_and_paginate_consistently() {
     let (sim, client) = start(nodes(2, "8", "16Gi")).await;
     for i in 0..5 {
         let app = if i % 2 == 0 { "a" } else { "b" };
-        sim.create(&PodTemplate::new("c").label("app", app).label("idx", &i.to_string()).pod("default", &format!("p{i}")))
-            .unwrap();
+        sim.create(
+            &PodTemplate::new("c").label("app", app).label("idx", &i.to_string()).pod("default", &format!("p{i}")),
+        )
+        .unwrap();
     }
     sim.create(&PodTemplate::new("c").label("app", "c").pod("kube-system", "sys")).unwrap();
     sim.wait_for("pods running", WAIT, |s| s.ready_pods(None) == 6).await.unwrap();
@@ -34,7 +36,8 @@ async fn lists_filter_by_label_and_field_and_paginate_consistently() {
     assert!(exists.items.is_empty());
 
     let node0 = sim.get::<Pod>(Some("default"), "p0").unwrap().spec.unwrap().node_name.unwrap();
-    let on_node = pods.list(&ListParams::default().fields(&format!("spec.nodeName={node0},status.phase=Running"))).await.unwrap();
+    let on_node =
+        pods.list(&ListParams::default().fields(&format!("spec.nodeName={node0},status.phase=Running"))).await.unwrap();
     assert!(on_node.items.iter().all(|p| p.spec.as_ref().unwrap().node_name.as_deref() == Some(&node0)));
     assert!(!on_node.items.is_empty());
     let bad = pods.list(&ListParams::default().fields("spec.nonsense=x")).await;
@@ -108,7 +111,10 @@ async fn errors_are_status_objects_and_updates_are_optimistic() {
     assert_eq!((invalid.code, invalid.reason.as_str()), (422, "Invalid"));
 
     // Delete preconditions.
-    let wrong_uid = DeleteParams { preconditions: Some(kube::api::Preconditions { uid: Some("other".into()), resource_version: None }), ..Default::default() };
+    let wrong_uid = DeleteParams {
+        preconditions: Some(kube::api::Preconditions { uid: Some("other".into()), resource_version: None }),
+        ..Default::default()
+    };
     let precondition = status_of(pods.delete("p", &wrong_uid).await);
     assert_eq!(precondition.code, 409);
     assert_eq!(sim.get::<Pod>(Some("default"), "p").unwrap().metadata.uid.unwrap(), uid);
@@ -135,7 +141,8 @@ async fn every_patch_type_applies_with_its_own_semantics() {
     .unwrap();
     let n = nodes_api.patch("node-0", &pp, &Patch::Json::<()>(ops)).await.unwrap();
     assert_eq!(n.spec.unwrap().taints.unwrap()[0].key, "k");
-    let failing: json_patch::Patch = serde_json::from_value(json!([{"op": "test", "path": "/metadata/labels/a", "value": "nope"}])).unwrap();
+    let failing: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "test", "path": "/metadata/labels/a", "value": "nope"}])).unwrap();
     assert_eq!(status_of(nodes_api.patch("node-0", &pp, &Patch::Json::<()>(failing)).await).code, 422);
     let remove: json_patch::Patch = serde_json::from_value(json!([{"op": "remove", "path": "/spec/taints"}])).unwrap();
     let n = nodes_api.patch("node-0", &pp, &Patch::Json::<()>(remove)).await.unwrap();
@@ -144,7 +151,19 @@ async fn every_patch_type_applies_with_its_own_semantics() {
     // Strategic merge: conditions merge by type; a main-resource patch cannot touch status.
     let status_attempt = json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}});
     let n = nodes_api.patch("node-0", &pp, &Patch::Strategic(status_attempt.clone())).await.unwrap();
-    let ready = |n: &Node| n.status.as_ref().unwrap().conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Ready").unwrap().status.clone();
+    let ready = |n: &Node| {
+        n.status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap()
+            .status
+            .clone()
+    };
     assert_eq!(ready(&n), "True", "status is ignored on the main resource");
     let n = nodes_api.patch_status("node-0", &pp, &Patch::Strategic(status_attempt)).await.unwrap();
     assert_eq!(ready(&n), "False");
@@ -191,7 +210,14 @@ async fn every_patch_type_applies_with_its_own_semantics() {
     let d = PodTemplate::new("c").label("app", "web").deployment("default", "web", 1);
     let created = deployments.patch("web", &apply, &Patch::Apply(&d)).await.unwrap();
     assert_eq!(created.spec.unwrap().replicas, Some(1));
-    let scaled = deployments.patch("web", &apply, &Patch::Apply(json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": 2}}))).await.unwrap();
+    let scaled = deployments
+        .patch(
+            "web",
+            &apply,
+            &Patch::Apply(json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": 2}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(scaled.spec.unwrap().replicas, Some(2));
     let no_manager = deployments.patch("web", &PatchParams::default(), &Patch::Apply(json!({"spec": {}}))).await;
     assert_eq!(status_of(no_manager).code, 400);
@@ -245,9 +271,13 @@ async fn watches_deliver_changes_in_order_with_selector_transitions_and_bookmark
             let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
             if running && kind == "MODIFIED" && !kinds.contains(&"relabelled") {
                 kinds.push("relabelled");
-                pods.patch("w", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tier": "old"}}})))
-                    .await
-                    .unwrap();
+                pods.patch(
+                    "w",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"labels": {"tier": "old"}}})),
+                )
+                .await
+                .unwrap();
             }
             if kind == "DELETED" {
                 break;
@@ -260,7 +290,11 @@ async fn watches_deliver_changes_in_order_with_selector_transitions_and_bookmark
 
     // Bookmarks arrive on an idle watch that asks for them.
     let list = pods.list(&ListParams::default()).await.unwrap();
-    let mut idle = pods.watch(&WatchParams::default().labels("none=here").timeout(30), &list.metadata.resource_version.unwrap()).await.unwrap().boxed();
+    let mut idle = pods
+        .watch(&WatchParams::default().labels("none=here").timeout(30), &list.metadata.resource_version.unwrap())
+        .await
+        .unwrap()
+        .boxed();
     while bookmarks == 0 {
         if let Some(WatchEvent::Bookmark(b)) = idle.try_next().await.unwrap() {
             assert!(!b.metadata.resource_version.is_empty());

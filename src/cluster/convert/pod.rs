@@ -255,7 +255,8 @@ fn unschedulable_since(conditions: &[k8s::PodCondition]) -> Option<Timestamp> {
 fn has_local_storage(spec: &k8s::PodSpec, safe_volumes: Option<&str>) -> bool {
     let safe: Vec<&str> = safe_volumes.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     spec.volumes.iter().flatten().any(|v| {
-        let local = v.host_path.is_some() || v.empty_dir.as_ref().is_some_and(|e| e.medium.as_deref() != Some("Memory"));
+        let local =
+            v.host_path.is_some() || v.empty_dir.as_ref().is_some_and(|e| e.medium.as_deref() != Some("Memory"));
         local && !safe.contains(&v.name.as_str())
     })
 }

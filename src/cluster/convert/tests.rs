@@ -68,22 +68,29 @@ fn a_pending_resize_counts_the_larger_of_spec_and_applied() {
     assert_eq!((c.oom_kills, c.last_oom), (1, Some(ts("2026-01-01T10:00:00Z"))));
     assert_eq!(
         p.resize,
-        ResizeState::Infeasible { since: ts("2026-01-01T09:30:00Z"), message: "Node didn't have enough capacity".into() }
+        ResizeState::Infeasible {
+            since: ts("2026-01-01T09:30:00Z"),
+            message: "Node didn't have enough capacity".into()
+        }
     );
 }
 
 #[test]
 fn resize_in_progress_and_deferred() {
     let with = |conditions: serde_json::Value| {
-        pod(&k8s_pod(json!({"metadata": {"name": "p"}, "spec": {"containers": []}, "status": {"conditions": conditions}})))
-            .resize
+        pod(&k8s_pod(
+            json!({"metadata": {"name": "p"}, "spec": {"containers": []}, "status": {"conditions": conditions}}),
+        ))
+        .resize
     };
     assert_eq!(
         with(json!([{"type": "PodResizeInProgress", "status": "True", "lastTransitionTime": "2026-01-01T09:00:00Z"}])),
         ResizeState::InProgress { since: ts("2026-01-01T09:00:00Z") }
     );
     assert!(matches!(
-        with(json!([{"type": "PodResizePending", "status": "True", "reason": "Deferred", "lastTransitionTime": "2026-01-01T09:00:00Z"}])),
+        with(
+            json!([{"type": "PodResizePending", "status": "True", "reason": "Deferred", "lastTransitionTime": "2026-01-01T09:00:00Z"}])
+        ),
         ResizeState::Deferred { .. }
     ));
     assert_eq!(with(json!([{"type": "PodResizeInProgress", "status": "False"}])), ResizeState::None);
@@ -184,7 +191,10 @@ fn drain_relevant_facts() {
     assert!(local(json!([{"name": "cache", "emptyDir": {}}]), None));
     assert!(local(json!([{"name": "logs", "hostPath": {"path": "/var/log"}}]), None));
     assert!(!local(json!([{"name": "cache", "emptyDir": {}}]), Some("cache")));
-    assert!(local(json!([{"name": "cache", "emptyDir": {}}, {"name": "h", "hostPath": {"path": "/x"}}]), Some("cache")));
+    assert!(local(
+        json!([{"name": "cache", "emptyDir": {}}, {"name": "h", "hostPath": {"path": "/x"}}]),
+        Some("cache")
+    ));
     assert!(!local(json!([{"name": "cfg", "configMap": {"name": "c"}}]), None));
 }
 

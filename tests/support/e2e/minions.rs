@@ -31,7 +31,6 @@ pub struct MinionLog {
 
 pub struct Minions {
     log: Arc<Mutex<MinionLog>>,
-    skip: Arc<Mutex<BTreeSet<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -47,9 +46,10 @@ pub fn node_name(group: &str, member: &str) -> String {
 }
 
 impl Minions {
-    pub fn start(sim: Arc<KubeSimHandle>, backend: Arc<Backend>, shape: NodeSpec) -> Minions {
+    pub fn start(sim: Arc<KubeSimHandle>, backend: Arc<Backend>, shape: NodeSpec, never_join: &[&str]) -> Minions {
         let log: Arc<Mutex<MinionLog>> = Arc::default();
-        let skip: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+        let skip: Arc<Mutex<BTreeSet<String>>> =
+            Arc::new(Mutex::new(never_join.iter().map(|m| m.to_string()).collect()));
         let (l, s) = (log.clone(), skip.clone());
         let task = tokio::spawn(async move {
             let group = backend.config().name.clone();
@@ -85,12 +85,7 @@ impl Minions {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
-        Minions { log, skip, task }
-    }
-
-    /// Members whose node never registers (a VM that never joins).
-    pub fn never_join(&self, member: &str) {
-        self.skip.lock().unwrap().insert(member.to_string());
+        Minions { log, task }
     }
 
     pub fn log<T>(&self, f: impl FnOnce(&MinionLog) -> T) -> T {

@@ -50,6 +50,8 @@ pub struct Spec {
     pub node_cpu: &'static str,
     pub node_memory: &'static str,
     pub kubesim: Options,
+    /// Members whose node never registers (a VM that never joins).
+    pub never_join: Vec<&'static str>,
     /// YAML merged under the top-level keys of the daemon's configuration
     /// (`scale-down: {unneeded-time: 5s}` ...), after the defaults below.
     pub overrides: &'static str,
@@ -65,6 +67,7 @@ impl Default for Spec {
             node_cpu: "2",
             node_memory: "4Gi",
             kubesim: Options::fast(),
+            never_join: Vec::new(),
             overrides: "",
         }
     }
@@ -200,9 +203,9 @@ daemon:
         let group = config.group(GROUP).unwrap().clone();
         let backend = Arc::new(Backend::new(heat, group));
         let shape = NodeSpec::new("template").cpu(spec.node_cpu).memory(spec.node_memory);
-        let minions = Minions::start(sim.clone(), backend.clone(), shape);
+        let minions = Minions::start(sim.clone(), backend.clone(), shape, &spec.never_join);
         let world = World { sim, dir, stack, backend, minions, hooks, config_path, telemetry, config_text };
-        let n = spec.initial as usize;
+        let n = spec.initial as usize - spec.never_join.len();
         world.wait_kube("the initial minions' nodes", Duration::from_secs(60), |s| s.count::<Node>() >= n).await;
         world
     }
@@ -226,15 +229,25 @@ daemon:
     }
 
     /// Polls Heat until `condition` holds.
-    pub async fn wait_heat(&self, what: &str, timeout: Duration, condition: impl Fn(&GroupSnapshot) -> bool) -> GroupSnapshot {
+    pub async fn wait_heat(
+        &self,
+        what: &str,
+        timeout: Duration,
+        condition: impl Fn(&GroupSnapshot) -> bool,
+    ) -> GroupSnapshot {
         let deadline = Instant::now() + timeout;
         loop {
             let s = self.heat().await;
             if condition(&s) {
                 return s;
             }
-            assert!(Instant::now() < deadline, "Heat: {what} not within {timeout:?} (now {} desired, members {:?}, {})",
-                s.desired, members(&s), s.stack_status);
+            assert!(
+                Instant::now() < deadline,
+                "Heat: {what} not within {timeout:?} (now {} desired, members {:?}, {})",
+                s.desired,
+                members(&s),
+                s.stack_status
+            );
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
     }
@@ -263,7 +276,9 @@ daemon:
 
     pub fn set_replicas(&self, deployment: &str, replicas: i32) {
         self.sim
-            .update::<Deployment>(Some(NS), deployment, |d| d.spec.get_or_insert_with(Default::default).replicas = Some(replicas))
+            .update::<Deployment>(Some(NS), deployment, |d| {
+                d.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
+            })
             .unwrap();
     }
 }
@@ -283,9 +298,12 @@ pub fn node_of(p: &Pod) -> Option<&str> {
 }
 
 pub fn is_unschedulable(p: &Pod) -> bool {
-    p.status.as_ref().and_then(|s| s.conditions.as_ref()).into_iter().flatten().any(|c| {
-        c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
-    })
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
 }
 
 /// Whatever heatscaler leaves on a node it is not removing must be gone:

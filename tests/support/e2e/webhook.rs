@@ -50,23 +50,29 @@ impl Webhooks {
             if got.len() >= n {
                 return got;
             }
-            assert!(Instant::now() < deadline, "{} of {n} {reason} alerts within {timeout:?}; received: {:?}", got.len(), self.reasons());
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} {reason} alerts within {timeout:?}; received: {:?}",
+                got.len(),
+                self.reasons()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Waits for an event with `reason` for which `matches` holds.
-    pub async fn wait_for(&self, reason: &str, timeout: Duration, matches: impl Fn(&Value) -> bool) -> (Instant, Value) {
+    pub async fn wait_for(
+        &self,
+        reason: &str,
+        timeout: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> (Instant, Value) {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(hit) = self.with_reason(reason).into_iter().find(|(_, e)| matches(e)) {
                 return hit;
             }
-            assert!(
-                Instant::now() < deadline,
-                "no {reason} alert within {timeout:?}; received: {:?}",
-                self.reasons()
-            );
+            assert!(Instant::now() < deadline, "no {reason} alert within {timeout:?}; received: {:?}", self.reasons());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

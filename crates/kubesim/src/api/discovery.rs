@@ -114,7 +114,10 @@ pub fn openapi_v3_root() -> Value {
     let mut paths = serde_json::Map::new();
     paths.insert("api/v1".into(), json!({"serverRelativeURL": "/openapi/v3/api/v1?hash=kubesim"}));
     for (g, v) in GROUPS {
-        paths.insert(format!("apis/{g}/{v}"), json!({"serverRelativeURL": format!("/openapi/v3/apis/{g}/{v}?hash=kubesim")}));
+        paths.insert(
+            format!("apis/{g}/{v}"),
+            json!({"serverRelativeURL": format!("/openapi/v3/apis/{g}/{v}?hash=kubesim")}),
+        );
     }
     json!({"paths": paths})
 }
