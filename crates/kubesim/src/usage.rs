@@ -385,8 +385,6 @@ impl Usage {
         if let Some(c) = container_mut(&mut inner, node, uid, container) {
             c.memory_limit = limit;
         }
-        drop(inner);
-        self.changed.send_modify(|n| *n += 1);
     }
 
     pub fn pod_labels_changed(&self, node: &str, uid: &str, labels: &Value) {
@@ -437,7 +435,14 @@ impl Usage {
         container_mut(&mut inner, node, uid, container).filter(|c| c.running).map(|c| c.model.at(c.offset(now)).1)
     }
 
-    /// Earliest upcoming OOM on any node: (node, pod uid, container, when).
+    /// Upcoming OOM kills of one pod's containers: (container, when).
+    pub fn oom_schedule_for(&self, node: &str, uid: &str, now: Timestamp) -> Vec<(String, Timestamp)> {
+        let inner = self.lock();
+        let Some(pod) = inner.nodes.get(node).and_then(|p| p.get(uid)) else { return Vec::new() };
+        pod.containers.iter().filter_map(|c| Some((c.name.clone(), c.oom_at(now)?))).collect()
+    }
+
+    /// Upcoming OOM kills everywhere: (node, pod uid, container, when).
     pub fn oom_schedule(&self, now: Timestamp) -> Vec<(String, String, String, Timestamp)> {
         let inner = self.lock();
         let mut out = Vec::new();

@@ -22,7 +22,8 @@ pub async fn run(sim: Arc<Sim>) {
         .collect();
     let mut nodes = Informer::new(sim.store.clone(), Kind::Node);
     let mut namespaces = Informer::new(sim.store.clone(), Kind::Namespace);
-    let mut periodic = tokio::time::interval(sim.scale.seconds(20).max(Duration::from_millis(200)));
+    // Pod GC's period; scanning every pod, so not shortened below a few seconds.
+    let mut periodic = tokio::time::interval(sim.scale.seconds(20).max(Duration::from_secs(2)));
     let mut events_ttl = tokio::time::interval(Duration::from_secs(60));
     loop {
         let (a, b) = owners.split_at_mut(1);

@@ -118,6 +118,11 @@ impl Facts {
 
 struct NodeInfo {
     obj: Arc<Obj>,
+    name: String,
+    unschedulable: bool,
+    /// NoSchedule/NoExecute taints: (key, value, effect).
+    taints: Vec<(String, String, String)>,
+    labels: HashMap<String, String>,
     alloc: Res,
     used: Res,
     ports: HashMap<(String, i64, String), u32>,
@@ -126,13 +131,39 @@ struct NodeInfo {
 
 impl NodeInfo {
     fn new(obj: Arc<Obj>) -> NodeInfo {
-        let mut n =
-            NodeInfo { obj, alloc: Res::default(), used: Res::default(), ports: HashMap::new(), pods: HashSet::new() };
-        n.refresh_alloc();
+        let mut n = NodeInfo {
+            name: obj.key.name.clone(),
+            obj,
+            unschedulable: false,
+            taints: Vec::new(),
+            labels: HashMap::new(),
+            alloc: Res::default(),
+            used: Res::default(),
+            ports: HashMap::new(),
+            pods: HashSet::new(),
+        };
+        n.refresh();
         n
     }
 
-    fn refresh_alloc(&mut self) {
+    /// Re-reads what filters need from the node object.
+    fn refresh(&mut self) {
+        let v = &self.obj.value;
+        self.unschedulable = v["spec"]["unschedulable"] == true;
+        self.taints = v["spec"]["taints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["effect"] == "NoSchedule" || t["effect"] == "NoExecute")
+            .map(|t| {
+                let s = |k: &str| t[k].as_str().unwrap_or("").to_string();
+                (s("key"), s("value"), s("effect"))
+            })
+            .collect();
+        self.labels = v["metadata"]["labels"]
+            .as_object()
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+            .unwrap_or_default();
         let a = &self.obj.value["status"]["allocatable"];
         let get = |k: &str| a[k].as_str().map(str::to_string).unwrap_or_default();
         self.alloc = Res {
@@ -143,7 +174,7 @@ impl NodeInfo {
     }
 
     fn label(&self, key: &str) -> Option<&str> {
-        self.obj.value["metadata"]["labels"][key].as_str()
+        self.labels.get(key).map(String::as_str)
     }
 }
 
@@ -193,8 +224,9 @@ struct Scheduler {
     placed: HashMap<ObjKey, Placed>,
     /// Placed pods with required anti-affinity terms (checked against incoming pods).
     anti_pods: HashSet<ObjKey>,
-    nodes: BTreeMap<String, NodeInfo>,
-    order: Vec<String>,
+    /// Nodes sorted by name, and where each name is.
+    nodes: Vec<NodeInfo>,
+    index: HashMap<String, usize>,
     active: VecDeque<ObjKey>,
     queued: HashSet<ObjKey>,
     unschedulable: HashSet<ObjKey>,
@@ -212,8 +244,8 @@ pub async fn run(sim: Arc<Sim>) {
         node_cache: ObjCache::default(),
         placed: HashMap::new(),
         anti_pods: HashSet::new(),
-        nodes: BTreeMap::new(),
-        order: Vec::new(),
+        nodes: Vec::new(),
+        index: HashMap::new(),
         active: VecDeque::new(),
         queued: HashSet::new(),
         unschedulable: HashSet::new(),
@@ -244,34 +276,36 @@ fn is_pending(pod: &Value) -> bool {
 impl Scheduler {
     fn on_nodes(&mut self, batch: crate::store::InformerBatch) {
         let updates = self.node_cache.apply_batch(batch);
-        let mut membership_changed = false;
+        let mut added = Vec::new();
+        let mut removed = HashSet::new();
         for u in updates {
             let name = u.key.name.clone();
             match u.new {
-                Some(obj) => match self.nodes.get_mut(&name) {
-                    Some(info) => {
-                        info.obj = obj;
-                        info.refresh_alloc();
+                Some(obj) => match self.index.get(&name) {
+                    Some(&i) => {
+                        self.nodes[i].obj = obj;
+                        self.nodes[i].refresh();
                     }
-                    None => {
-                        let mut info = NodeInfo::new(obj);
-                        for (key, placed) in &self.placed {
-                            if placed.node == name {
-                                account(&mut info, key, &placed.facts, 1);
-                            }
-                        }
-                        self.nodes.insert(name, info);
-                        membership_changed = true;
-                    }
+                    None => added.push(NodeInfo::new(obj)),
                 },
                 None => {
-                    self.nodes.remove(&name);
-                    membership_changed = true;
+                    removed.insert(name);
                 }
             }
         }
-        if membership_changed {
-            self.order = self.nodes.keys().cloned().collect();
+        if !added.is_empty() || !removed.is_empty() {
+            self.nodes.retain(|n| !removed.contains(&n.name));
+            for mut info in added {
+                for (key, placed) in &self.placed {
+                    if placed.node == info.name {
+                        account(&mut info, key, &placed.facts, 1);
+                    }
+                }
+                self.nodes.push(info);
+            }
+            self.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+            self.nodes.dedup_by(|a, b| a.name == b.name);
+            self.index = self.nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
         }
         self.flush_unschedulable();
     }
@@ -286,8 +320,8 @@ impl Scheduler {
         let key = u.key;
         let mut freed = false;
         if let Some(p) = self.placed.remove(&key) {
-            if let Some(info) = self.nodes.get_mut(&p.node) {
-                account(info, &key, &p.facts, -1);
+            if let Some(&i) = self.index.get(&p.node) {
+                account(&mut self.nodes[i], &key, &p.facts, -1);
             }
             self.anti_pods.remove(&key);
             freed = true;
@@ -298,8 +332,8 @@ impl Scheduler {
                 let node = podutil::node_name(pod);
                 if !node.is_empty() && !podutil::is_terminal(pod) {
                     let facts = Arc::new(Facts::of(pod));
-                    if let Some(info) = self.nodes.get_mut(node) {
-                        account(info, &key, &facts, 1);
+                    if let Some(&i) = self.index.get(node) {
+                        account(&mut self.nodes[i], &key, &facts, 1);
                     }
                     if !facts.anti.is_empty() {
                         self.anti_pods.insert(key.clone());
@@ -352,7 +386,7 @@ impl Scheduler {
             }
             self.schedule_one(&key, &obj);
             done += 1;
-            if done % 64 == 0 {
+            if done.is_multiple_of(64) {
                 tokio::task::yield_now().await;
             }
         }
@@ -422,7 +456,7 @@ impl Scheduler {
     }
 
     fn find_node(&mut self, facts: &Facts) -> Result<String, FitError> {
-        let n = self.order.len();
+        let n = self.nodes.len();
         let mut fit = FitError {
             nodes: n,
             reasons: BTreeMap::new(),
@@ -439,7 +473,7 @@ impl Scheduler {
         for i in 0..n {
             let idx = (self.next_start + i) % n;
             processed += 1;
-            let info = &self.nodes[&self.order[idx]];
+            let info = &self.nodes[idx];
             match self.filter(info, facts) {
                 Ok(()) => {
                     feasible.push(idx);
@@ -462,12 +496,12 @@ impl Scheduler {
         self.next_start = (self.next_start + processed) % n;
         let scoring = self.sim.options.scoring;
         let best = feasible.into_iter().max_by_key(|idx| {
-            let info = &self.nodes[&self.order[*idx]];
+            let info = &self.nodes[*idx];
             // Higher is better; ties go to the first node visited (max_by_key keeps the last, so negate order).
             (score(info, facts, scoring), std::cmp::Reverse(*idx))
         });
         match best {
-            Some(idx) => Ok(self.order[idx].clone()),
+            Some(idx) => Ok(self.nodes[idx].name.clone()),
             None => Err(fit),
         }
     }
@@ -475,23 +509,18 @@ impl Scheduler {
     /// The default profile's filters in order; the first failing one decides
     /// (NodeResourcesFit reports every insufficient resource).
     fn filter(&self, node: &NodeInfo, facts: &Facts) -> Result<(), (Vec<String>, bool)> {
-        let v = &node.obj.value;
-        if v["spec"]["unschedulable"] == true && !facts.tolerates(UNSCHEDULABLE_TAINT, "", "NoSchedule") {
+        if node.unschedulable && !facts.tolerates(UNSCHEDULABLE_TAINT, "", "NoSchedule") {
             return Err((vec!["node(s) were unschedulable".to_string()], true));
         }
-        for taint in v["spec"]["taints"].as_array().into_iter().flatten() {
-            let effect = taint["effect"].as_str().unwrap_or("");
-            if effect != "NoSchedule" && effect != "NoExecute" {
-                continue;
-            }
-            let (key, value) = (taint["key"].as_str().unwrap_or(""), taint["value"].as_str().unwrap_or(""));
+        for (key, value, effect) in &node.taints {
             if !facts.tolerates(key, value, effect) {
                 return Err((vec![format!("node(s) had untolerated taint {{{key}: {value}}}")], true));
             }
         }
         let selector_ok =
             facts.node_selector.as_object().is_none_or(|m| m.iter().all(|(k, want)| node.label(k) == want.as_str()));
-        let affinity_ok = facts.required_terms.is_null() || node_selector_terms_match(&facts.required_terms, v);
+        let affinity_ok =
+            facts.required_terms.is_null() || node_selector_terms_match(&facts.required_terms, &node.obj.value);
         if !selector_ok || !affinity_ok {
             return Err((vec!["node(s) didn't match Pod's node affinity/selector".to_string()], true));
         }
@@ -516,10 +545,10 @@ impl Scheduler {
         if !insufficient.is_empty() {
             return Err((insufficient, false));
         }
-        if !facts.anti.is_empty() || !self.anti_pods.is_empty() {
-            if let Some(reason) = self.anti_affinity(node, facts) {
-                return Err((vec![reason.to_string()], false));
-            }
+        if (!facts.anti.is_empty() || !self.anti_pods.is_empty())
+            && let Some(reason) = self.anti_affinity(node, facts)
+        {
+            return Err((vec![reason.to_string()], false));
         }
         Ok(())
     }
@@ -530,7 +559,7 @@ impl Scheduler {
             return Box::new(std::iter::once(node));
         }
         match node.label(key) {
-            Some(value) => Box::new(self.nodes.values().filter(move |n| n.label(key) == Some(value))),
+            Some(value) => Box::new(self.nodes.iter().filter(move |n| n.label(key) == Some(value))),
             None => Box::new(std::iter::empty()),
         }
     }
@@ -546,10 +575,10 @@ impl Scheduler {
         }
         for key in &self.anti_pods {
             let Some(existing) = self.placed.get(key) else { continue };
-            let Some(existing_node) = self.nodes.get(&existing.node) else { continue };
+            let Some(existing_node) = self.index.get(&existing.node).map(|&i| &self.nodes[i]) else { continue };
             for term in &existing.facts.anti {
                 let same = if term.topology_key == HOSTNAME {
-                    existing.node == node.obj.key.name
+                    existing.node == node.name
                 } else {
                     node.label(&term.topology_key).is_some()
                         && node.label(&term.topology_key) == existing_node.label(&term.topology_key)

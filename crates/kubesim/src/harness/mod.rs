@@ -123,11 +123,27 @@ impl KubeSimHandle {
             .map_err(|source| Error::Kubeconfig { path: path.display().to_string(), source })
     }
 
-    /// A kube-rs client for this server — a convenience for tests; it talks HTTP like any other.
-    pub fn kube_client(&self) -> Result<kube::Client, Error> {
+    /// A kube-rs configuration for this server (namespace `default`).
+    pub fn kube_config(&self) -> Result<kube::Config, Error> {
         let uri: http::Uri = self.url().parse().map_err(|e: http::uri::InvalidUri| Error::Client(e.to_string()))?;
         let mut config = kube::Config::new(uri);
         config.default_namespace = "default".to_string();
+        Ok(config)
+    }
+
+    /// A kube-rs client for this server — a convenience for tests; it talks
+    /// HTTP like any other. Note that kube-rs' default retry layer retries
+    /// 429/503/504 (15 times, exponential back-off): a PDB-blocked eviction
+    /// only surfaces after minutes. [`Self::kube_client_without_retries`]
+    /// sees every answer as it is.
+    pub fn kube_client(&self) -> Result<kube::Client, Error> {
+        kube::Client::try_from(self.kube_config()?).map_err(|e| Error::Client(e.to_string()))
+    }
+
+    /// A kube-rs client without kube-rs' built-in retry of 429/503/504.
+    pub fn kube_client_without_retries(&self) -> Result<kube::Client, Error> {
+        let mut config = self.kube_config()?;
+        config.default_retry = false;
         kube::Client::try_from(config).map_err(|e| Error::Client(e.to_string()))
     }
 
@@ -297,6 +313,8 @@ impl KubeSimHandle {
             if condition(self) {
                 return Ok(());
             }
+            // Bounded re-check rate: conditions may scan large clusters.
+            tokio::time::sleep(Duration::from_millis(5)).await;
             tokio::select! {
                 _ = changes.changed() => {}
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}

@@ -25,8 +25,21 @@ pub enum Sub {
     Finalize,
 }
 
+/// Defaults the API server applies on every write (decoding defaults the
+/// object), so stored objects are always fully defaulted.
+pub fn apply_defaults(kind: Kind, obj: &mut Value) {
+    match kind {
+        Kind::Pod => pod::apply_defaults(obj),
+        Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet => workload::apply_defaults(kind, obj),
+        _ => {}
+    }
+}
+
 /// Defaults and resets applied to an object being created.
 pub fn prepare_create(kind: Kind, obj: &mut Value) {
+    if kind.tracks_generation() {
+        obj["metadata"]["generation"] = json!(1);
+    }
     match kind {
         Kind::Pod => pod::prepare_create(obj),
         Kind::Node => {
@@ -86,6 +99,7 @@ pub fn prepare_update(kind: Kind, sub: Sub, new: &mut Value, old: &Value) {
     new["metadata"].as_object_mut().map(|m| m.remove("managedFields"));
     match sub {
         Sub::Main => {
+            apply_defaults(kind, new);
             if kind.has_status_subresource() {
                 copy_field(new, old, "status");
             }

@@ -8,9 +8,13 @@ use crate::resources::Kind;
 
 const CONTAINER_LISTS: [&str; 2] = ["initContainers", "containers"];
 
-pub fn prepare_create(pod: &mut Value) {
+pub fn apply_defaults(pod: &mut Value) {
     default_pod_spec(&mut pod["spec"]);
     canonicalize(pod);
+}
+
+pub fn prepare_create(pod: &mut Value) {
+    apply_defaults(pod);
     let qos = pod_qos(&pod["spec"]);
     pod["status"] = json!({"phase": "Pending", "qosClass": qos});
     pod["metadata"]["generation"] = json!(1);

@@ -8,6 +8,12 @@ use crate::resources::Kind;
 use crate::selectors::LabelSelector;
 
 pub fn prepare_create(kind: Kind, obj: &mut Value) {
+    apply_defaults(kind, obj);
+    obj["metadata"]["generation"] = json!(1);
+    obj.as_object_mut().map(|m| m.remove("status"));
+}
+
+pub fn apply_defaults(kind: Kind, obj: &mut Value) {
     let spec = &mut obj["spec"];
     if matches!(kind, Kind::Deployment | Kind::ReplicaSet) && spec["replicas"].is_null() {
         spec["replicas"] = json!(1);
@@ -25,11 +31,9 @@ pub fn prepare_create(kind: Kind, obj: &mut Value) {
                 spec["progressDeadlineSeconds"] = json!(600);
             }
         }
-        Kind::DaemonSet => {
-            if spec["updateStrategy"].is_null() {
-                spec["updateStrategy"] =
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}});
-            }
+        Kind::DaemonSet if spec["updateStrategy"].is_null() => {
+            spec["updateStrategy"] =
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}});
         }
         _ => {}
     }
@@ -39,8 +43,6 @@ pub fn prepare_create(kind: Kind, obj: &mut Value) {
         super::pod::canonicalize(&mut as_pod);
         spec["template"]["spec"] = as_pod["spec"].take();
     }
-    obj["metadata"]["generation"] = json!(1);
-    obj.as_object_mut().map(|m| m.remove("status"));
 }
 
 pub fn validate(kind: Kind, obj: &Value, name: &str) -> Result<(), ApiError> {

@@ -51,10 +51,10 @@ fn merge_map(
     }
     for (key, value) in patch {
         if key.starts_with('$') {
-            if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
-                if let (Some(Value::Array(list)), Value::Array(remove)) = (original.get_mut(field), value) {
-                    list.retain(|v| !remove.contains(v));
-                }
+            if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/")
+                && let (Some(Value::Array(list)), Value::Array(remove)) = (original.get_mut(field), value)
+            {
+                list.retain(|v| !remove.contains(v));
             }
             continue;
         }
@@ -176,10 +176,10 @@ fn merge_list_by_key(
         }
         match position {
             Some(i) => {
-                if let Value::Object(orig_item) = &mut original[i] {
-                    if merge_map(kind, orig_item, patch_item, path)? == MapOutcome::Delete {
-                        original.remove(i);
-                    }
+                if let Value::Object(orig_item) = &mut original[i]
+                    && merge_map(kind, orig_item, patch_item, path)? == MapOutcome::Delete
+                {
+                    original.remove(i);
                 }
             }
             None => {
@@ -202,7 +202,7 @@ fn set_element_order(list: &mut [Value], order: &[Value], strategy: ListStrategy
             _ => Some(v.clone()),
         }
     };
-    let wanted: Vec<Value> = order.iter().filter_map(|o| identity(o)).collect();
+    let wanted: Vec<Value> = order.iter().filter_map(&identity).collect();
     let rank = |v: &Value| identity(v).and_then(|id| wanted.iter().position(|w| *w == id));
     let slots: Vec<usize> = (0..list.len()).filter(|&i| rank(&list[i]).is_some()).collect();
     let mut ordered: Vec<Value> = slots.iter().map(|&i| list[i].clone()).collect();

@@ -33,6 +33,9 @@ impl Informer {
 
     /// The next batch; waits for changes when there are none. Cancel-safe.
     pub async fn next(&mut self) -> InformerBatch {
+        // Controllers loop on this; keep them preemptible even when changes
+        // never stop coming (their own writes feed them).
+        tokio::task::consume_budget().await;
         loop {
             if let Some(batch) = self.try_next() {
                 return batch;

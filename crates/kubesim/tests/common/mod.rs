@@ -18,7 +18,8 @@ pub async fn start_with(options: Options, nodes: Vec<NodeSpec>) -> (KubeSimHandl
     for node in nodes {
         sim.add_node(node).expect("node added");
     }
-    let client = sim.kube_client().expect("kube client");
+    // Without kube-rs' retry layer: tests assert on the answers themselves (429s included).
+    let client = sim.kube_client_without_retries().expect("kube client");
     (sim, client)
 }
 

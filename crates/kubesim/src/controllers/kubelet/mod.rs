@@ -59,6 +59,8 @@ struct Kubelet {
     pods: ObjCache,
     nodes: ObjCache,
     states: HashMap<String, PodState>,
+    /// node → uids of the pods this kubelet model runs there.
+    node_pods: HashMap<String, std::collections::HashSet<String>>,
     timers: BinaryHeap<Reverse<(Instant, u64, Action)>>,
     seq: u64,
     ip_counters: HashMap<String, u32>,
@@ -79,6 +81,7 @@ pub async fn run(sim: Arc<Sim>) {
         pods: ObjCache::default(),
         nodes: ObjCache::default(),
         states: HashMap::new(),
+        node_pods: HashMap::new(),
         timers: BinaryHeap::new(),
         seq: 0,
         ip_counters: HashMap::new(),
@@ -168,10 +171,21 @@ impl Kubelet {
     }
 
     fn on_node(&mut self, u: Update) {
+        let node = u.key.name.clone();
         if u.new.is_none() {
-            let node = u.key.name.clone();
             self.usage().node_removed(&node);
-            self.states.retain(|_, s| s.node != node);
+            for uid in self.node_pods.remove(&node).unwrap_or_default() {
+                self.states.remove(&uid);
+            }
+            return;
+        }
+        if u.old.is_none() {
+            // Pods bound before this kubelet saw its node register.
+            let bound: Vec<Arc<Obj>> =
+                self.pods.values().filter(|p| podutil::node_name(&p.value) == node).cloned().collect();
+            for pod in bound {
+                self.on_pod(Update { key: pod.key.clone(), old: None, new: Some(pod) });
+            }
         }
     }
 
@@ -198,6 +212,7 @@ impl Kubelet {
             return;
         }
         if !self.states.contains_key(&uid) {
+            self.node_pods.entry(node.clone()).or_default().insert(uid.clone());
             self.states.insert(
                 uid.clone(),
                 PodState {
@@ -237,6 +252,9 @@ impl Kubelet {
     /// Stops tracking a pod: its containers are gone.
     fn forget(&mut self, uid: &str) {
         if let Some(state) = self.states.remove(uid) {
+            if let Some(set) = self.node_pods.get_mut(&state.node) {
+                set.remove(uid);
+            }
             self.usage().pod_stopped(&state.node, uid);
             self.retry_deferred(Some(&state.node));
         }
@@ -256,8 +274,9 @@ impl Kubelet {
     /// Resources held by admitted pods on a node, except `except`.
     fn used(&self, node: &str, except: &str) -> Used {
         let mut used = Used::default();
-        for (uid, s) in &self.states {
-            if s.node != node || uid == except {
+        for uid in self.node_pods.get(node).into_iter().flatten() {
+            let Some(s) = self.states.get(uid) else { continue };
+            if uid == except {
                 continue;
             }
             let Some(spec) = &s.allocated else { continue };
@@ -329,7 +348,7 @@ impl Kubelet {
                 containers,
             },
         );
-        self.plan_ooms();
+        self.plan_ooms_for(uid);
         // A resize that arrived while the pod was starting.
         self.reconcile_resize(uid)
     }
@@ -496,18 +515,23 @@ impl Kubelet {
         if decreased {
             self.retry_deferred(Some(&node));
         }
-        self.plan_ooms();
+        self.plan_ooms_for(uid);
         Ok(())
     }
 
     /// Re-evaluates deferred resizes (on one node, or everywhere).
     fn retry_deferred(&mut self, node: Option<&str>) {
-        let uids: Vec<String> = self
-            .states
-            .iter()
-            .filter(|(_, s)| s.deferred && node.is_none_or(|n| n == s.node))
-            .map(|(u, _)| u.clone())
-            .collect();
+        let uids: Vec<String> = match node {
+            Some(n) => self
+                .node_pods
+                .get(n)
+                .into_iter()
+                .flatten()
+                .filter(|u| self.states.get(*u).is_some_and(|s| s.deferred))
+                .cloned()
+                .collect(),
+            None => self.states.iter().filter(|(_, s)| s.deferred).map(|(u, _)| u.clone()).collect(),
+        };
         for uid in uids {
             if let Err(e) = self.reconcile_resize(&uid) {
                 tracing::debug!(error = %e, "kubesim kubelet: deferred resize");
@@ -515,17 +539,31 @@ impl Kubelet {
         }
     }
 
+    /// Plans OOM kills for every container (after usage models changed).
     fn plan_ooms(&mut self) {
         let now = time::now();
         for (_node, uid, container, at) in self.usage().oom_schedule(now) {
-            let key = (uid.clone(), container.clone());
-            if self.oom_planned.get(&key) == Some(&at) {
-                continue;
-            }
-            self.oom_planned.insert(key, at);
-            let after = std::time::Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
-            self.schedule(after, Action::Oom(uid, container));
+            self.plan_oom(uid, container, at, now);
         }
+    }
+
+    /// Plans OOM kills for one pod's containers (after it started, restarted or resized).
+    fn plan_ooms_for(&mut self, uid: &str) {
+        let Some(node) = self.states.get(uid).map(|s| s.node.clone()) else { return };
+        let now = time::now();
+        for (container, at) in self.usage().oom_schedule_for(&node, uid, now) {
+            self.plan_oom(uid.to_string(), container, at, now);
+        }
+    }
+
+    fn plan_oom(&mut self, uid: String, container: String, at: Timestamp, now: Timestamp) {
+        let key = (uid.clone(), container.clone());
+        if self.oom_planned.get(&key) == Some(&at) {
+            return;
+        }
+        self.oom_planned.insert(key, at);
+        let after = std::time::Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
+        self.schedule(after, Action::Oom(uid, container));
     }
 
     fn oom(&mut self, uid: &str, container: &str) -> Result<(), ApiError> {
@@ -544,7 +582,7 @@ impl Kubelet {
         let (Some(limit), Some(usage)) = (limit, usage) else { return Ok(()) };
         if usage <= limit {
             // The plan is stale (model or limit changed); re-plan.
-            self.plan_ooms();
+            self.plan_ooms_for(uid);
             return Ok(());
         }
         let restart_policy = obj.value["spec"]["restartPolicy"].as_str().unwrap_or("Always").to_string();
@@ -616,7 +654,7 @@ impl Kubelet {
             }
             self.schedule(backoff, Action::Restart(uid.to_string(), container.to_string()));
         }
-        self.plan_ooms();
+        self.plan_ooms_for(uid);
         Ok(())
     }
 
@@ -639,7 +677,7 @@ impl Kubelet {
             Ok(())
         })?;
         self.usage().container_restarted(&node, uid, container, now_ts);
-        self.plan_ooms();
+        self.plan_ooms_for(uid);
         Ok(())
     }
 }
