@@ -22,7 +22,7 @@ pub async fn client(k: &KubernetesConfig) -> Result<kube::Client, DaemonError> {
         }
         (None, None) => None,
     };
-    let config = match (k.access, file) {
+    let mut config = match (k.access, file) {
         (KubernetesAccess::InCluster, _) => {
             kube::Config::incluster().map_err(|e| DaemonError::Kubernetes(format!("in-cluster configuration: {e}")))?
         }
@@ -47,5 +47,11 @@ pub async fn client(k: &KubernetesConfig) -> Result<kube::Client, DaemonError> {
             })?,
         },
     };
+    // kube-rs retries 429/503/504 itself by default (15 attempts): an eviction
+    // a PodDisruptionBudget refuses (429) would then hold a pass for minutes.
+    // Every caller here retries on its own terms instead: the watches with
+    // their backoff, the actuator with bounded backoff (never on an eviction's
+    // 429), the alert sinks with their delivery policy.
+    config.default_retry = false;
     kube::Client::try_from(config).map_err(|e| DaemonError::Kubernetes(format!("building the client: {e}")))
 }
