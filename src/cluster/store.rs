@@ -3,12 +3,15 @@
 //!
 //! Each watch event is converted on arrival (see [`super::convert`]) and the
 //! API object dropped. A re-list (start-up, or after the API server expired
-//! our resourceVersion) is buffered and swapped in whole at its end, as
-//! kube-runtime's reflector does, so a half-listed state is never planned on.
+//! our resourceVersion) updates the store in place and, at its end, drops
+//! what it did not list (mark and sweep): no second copy of 150,000 pods is
+//! ever held. While one is under way [`ClusterStore::relisting`] says so and
+//! the run loop does not plan, so a half-listed state is never planned on.
 //! Every `apply_*` returns whether the compact state changed: status
 //! heartbeats that change nothing the planner reads wake nobody.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hash;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -48,17 +51,15 @@ type RsKey = (String, String);
 #[derive(Debug, Default)]
 pub struct ClusterStore {
     snapshot: Snapshot,
-    node_ix: HashMap<String, usize>,
-    pod_ix: HashMap<String, usize>,
-    pdb_ix: HashMap<String, usize>,
-    placements: Interner,
+    node_ix: Index<String>,
+    pod_ix: Index<PodId>,
+    pdb_ix: Index<String>,
+    placements: Interner<Placement>,
+    labels: Interner<BTreeMap<String, String>>,
     /// The Deployment controlling each ReplicaSet (`None`: no Deployment).
     replica_sets: HashMap<RsKey, Option<String>>,
     /// Pods (by key) whose ReplicaSet has not been seen yet.
-    unresolved: HashMap<RsKey, HashSet<String>>,
-    relist_nodes: Option<Vec<Node>>,
-    relist_pods: Option<Vec<Pod>>,
-    relist_pdbs: Option<Vec<Pdb>>,
+    unresolved: HashMap<RsKey, HashSet<PodId>>,
     relist_replica_sets: Option<HashMap<RsKey, Option<String>>>,
 }
 
@@ -77,66 +78,88 @@ impl ClusterStore {
         self.snapshot.groups = groups;
     }
 
+    /// A re-list of some kind is under way: the state mixes old and new.
+    pub fn relisting(&self) -> bool {
+        self.node_ix.seen.is_some()
+            || self.pod_ix.seen.is_some()
+            || self.pdb_ix.seen.is_some()
+            || self.relist_replica_sets.is_some()
+    }
+
     /// Distinct placements held (pods of one workload share one).
     pub fn placements(&self) -> usize {
         self.placements.set.len()
     }
 
     pub fn apply_node(&mut self, event: Event<k8s::Node>) -> bool {
-        let s = &mut self.snapshot;
-        apply(event, &mut s.nodes, &mut self.node_ix, &mut self.relist_nodes, |n| convert::node(&n), node_key)
+        let nodes = &mut self.snapshot.nodes;
+        match event {
+            Event::Init => self.node_ix.start_relist(),
+            Event::InitApply(n) => {
+                let n = convert::node(&n);
+                self.node_ix.upsert(nodes, node_key(&n), n);
+                false
+            }
+            Event::InitDone => self.node_ix.finish_relist(nodes, node_key),
+            Event::Apply(n) => {
+                let n = convert::node(&n);
+                self.node_ix.upsert(nodes, node_key(&n), n)
+            }
+            Event::Delete(n) => self.node_ix.remove(nodes, &n.metadata.name.unwrap_or_default(), node_key),
+        }
     }
 
     pub fn apply_pdb(&mut self, event: Event<PodDisruptionBudget>) -> bool {
-        let s = &mut self.snapshot;
-        let relist = &mut self.relist_pdbs;
+        let pdbs = &mut self.snapshot.pdbs;
         match event {
-            Event::Init => start_relist(relist),
+            Event::Init => self.pdb_ix.start_relist(),
             Event::InitApply(p) => {
-                relist.get_or_insert_with(Vec::new).extend(convert::pdb(&p));
+                if let Some(pdb) = convert::pdb(&p) {
+                    self.pdb_ix.upsert(pdbs, pdb_key(&pdb), pdb);
+                }
                 false
             }
-            Event::InitDone => finish_relist(relist, &mut s.pdbs, &mut self.pdb_ix, pdb_key),
+            Event::InitDone => self.pdb_ix.finish_relist(pdbs, pdb_key),
             Event::Apply(p) => match convert::pdb(&p) {
-                Some(pdb) => upsert(&mut s.pdbs, &mut self.pdb_ix, pdb_key(&pdb), pdb),
+                Some(pdb) => self.pdb_ix.upsert(pdbs, pdb_key(&pdb), pdb),
                 // A budget eviction ignores is as good as no budget.
-                None => remove(&mut s.pdbs, &mut self.pdb_ix, &meta_key(&p.metadata), pdb_key),
+                None => self.pdb_ix.remove(pdbs, &meta_key(&p.metadata), pdb_key),
             },
-            Event::Delete(p) => remove(&mut s.pdbs, &mut self.pdb_ix, &meta_key(&p.metadata), pdb_key),
+            Event::Delete(p) => self.pdb_ix.remove(pdbs, &meta_key(&p.metadata), pdb_key),
         }
     }
 
     pub fn apply_pod(&mut self, event: Event<k8s::Pod>) -> bool {
         match event {
-            Event::Init => start_relist(&mut self.relist_pods),
+            Event::Init => self.pod_ix.start_relist(),
             Event::InitApply(p) => {
                 let pod = self.compact_pod(&p);
-                self.relist_pods.get_or_insert_with(Vec::new).push(pod);
+                self.pod_ix.upsert(&mut self.snapshot.pods, pod_key(&pod), pod);
                 false
             }
             Event::InitDone => {
-                let changed = finish_relist(&mut self.relist_pods, &mut self.snapshot.pods, &mut self.pod_ix, pod_key);
-                let live: HashSet<&str> = self.pod_ix.keys().map(String::as_str).collect();
+                let changed = self.pod_ix.finish_relist(&mut self.snapshot.pods, pod_key);
                 for waiting in self.unresolved.values_mut() {
-                    waiting.retain(|k| live.contains(k.as_str()));
+                    waiting.retain(|k| self.pod_ix.ix.contains_key(k));
                 }
                 self.unresolved.retain(|_, w| !w.is_empty());
                 self.placements.purge();
+                self.labels.purge();
                 changed
             }
             Event::Apply(p) => {
                 let pod = self.compact_pod(&p);
-                let key = pod_key(&pod);
-                let changed = upsert(&mut self.snapshot.pods, &mut self.pod_ix, key, pod);
+                let changed = self.pod_ix.upsert(&mut self.snapshot.pods, pod_key(&pod), pod);
                 self.placements.maybe_purge();
+                self.labels.maybe_purge();
                 changed
             }
             Event::Delete(p) => {
                 let key = match p.metadata.uid.as_deref() {
-                    Some(uid) if !uid.is_empty() => uid.to_string(),
-                    _ => meta_key(&p.metadata),
+                    Some(uid) if !uid.is_empty() => PodId::of(uid),
+                    _ => PodId::Other(meta_key(&p.metadata)),
                 };
-                remove(&mut self.snapshot.pods, &mut self.pod_ix, &key, pod_key)
+                self.pod_ix.remove(&mut self.snapshot.pods, &key, pod_key)
             }
         }
     }
@@ -187,6 +210,7 @@ impl ClusterStore {
     fn compact_pod(&mut self, p: &k8s::Pod) -> Pod {
         let mut pod = convert::pod(p);
         pod.placement = self.placements.intern(pod.placement);
+        pod.labels = self.labels.intern(pod.labels);
         if let Some(owner) = pod.owner.as_ref().filter(|o| o.kind == "ReplicaSet") {
             let rs = (pod.namespace.clone(), owner.name.clone());
             match self.replica_sets.get(&rs) {
@@ -206,7 +230,7 @@ impl ClusterStore {
         let deployment = self.replica_sets.get(rs).cloned().flatten();
         let mut changed = false;
         for key in waiting {
-            if let Some(&i) = self.pod_ix.get(&key) {
+            if let Some(&i) = self.pod_ix.ix.get(&key) {
                 let pod = &mut self.snapshot.pods[i];
                 if let Some(owner) = &pod.owner {
                     pod.workload = convert::workload(owner, &pod.namespace, Some(deployment.as_deref()));
@@ -242,9 +266,26 @@ fn node_key(n: &Node) -> String {
     n.name.clone()
 }
 
-/// By uid: a pod recreated under the same name is another pod.
-fn pod_key(p: &Pod) -> String {
-    if p.uid.is_empty() { format!("{}/{}", p.namespace, p.name) } else { p.uid.clone() }
+/// A pod by uid (a pod recreated under the same name is another pod). UIDs
+/// are UUIDs: kept as 16 bytes rather than a 36-character string, per pod.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum PodId {
+    Uuid(u128),
+    Other(String),
+}
+
+impl PodId {
+    fn of(uid: &str) -> PodId {
+        let hex: String = uid.chars().filter(|c| *c != '-').collect();
+        match u128::from_str_radix(&hex, 16) {
+            Ok(n) if hex.len() == 32 => PodId::Uuid(n),
+            _ => PodId::Other(uid.to_string()),
+        }
+    }
+}
+
+fn pod_key(p: &Pod) -> PodId {
+    if p.uid.is_empty() { PodId::Other(format!("{}/{}", p.namespace, p.name)) } else { PodId::of(&p.uid) }
 }
 
 fn pdb_key(p: &Pdb) -> String {
@@ -255,93 +296,94 @@ fn meta_key(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> S
     format!("{}/{}", m.namespace.as_deref().unwrap_or_default(), m.name.as_deref().unwrap_or_default())
 }
 
-fn apply<K, T: PartialEq>(
-    event: Event<K>,
-    items: &mut Vec<T>,
-    ix: &mut HashMap<String, usize>,
-    relist: &mut Option<Vec<T>>,
-    convert: impl Fn(K) -> T,
-    key_of: fn(&T) -> String,
-) -> bool {
-    match event {
-        Event::Init => start_relist(relist),
-        Event::InitApply(o) => {
-            relist.get_or_insert_with(Vec::new).push(convert(o));
-            false
-        }
-        Event::InitDone => finish_relist(relist, items, ix, key_of),
-        Event::Apply(o) => {
-            let item = convert(o);
-            upsert(items, ix, key_of(&item), item)
-        }
-        Event::Delete(o) => {
-            let item = convert(o);
-            remove(items, ix, &key_of(&item), key_of)
-        }
+/// Where each object is in its `Vec`, by key, and which keys the re-list
+/// under way has seen.
+#[derive(Debug)]
+struct Index<K> {
+    ix: HashMap<K, usize>,
+    seen: Option<HashSet<K>>,
+}
+
+impl<K> Default for Index<K> {
+    fn default() -> Self {
+        Self { ix: HashMap::new(), seen: None }
     }
 }
 
-fn start_relist<T>(relist: &mut Option<Vec<T>>) -> bool {
-    *relist = Some(Vec::new());
-    false
-}
-
-fn finish_relist<T>(
-    relist: &mut Option<Vec<T>>,
-    items: &mut Vec<T>,
-    ix: &mut HashMap<String, usize>,
-    key_of: fn(&T) -> String,
-) -> bool {
-    let mut fresh = relist.take().unwrap_or_default();
-    fresh.shrink_to_fit();
-    *items = fresh;
-    ix.clear();
-    ix.reserve(items.len());
-    for (i, item) in items.iter().enumerate() {
-        ix.insert(key_of(item), i);
+impl<K: Hash + Eq + Clone> Index<K> {
+    fn start_relist(&mut self) -> bool {
+        self.seen = Some(HashSet::with_capacity(self.ix.len()));
+        false
     }
-    true
-}
 
-fn upsert<T: PartialEq>(items: &mut Vec<T>, ix: &mut HashMap<String, usize>, key: String, item: T) -> bool {
-    match ix.get(&key) {
-        Some(&i) if items[i] == item => false,
-        Some(&i) => {
-            items[i] = item;
-            true
+    /// Drops what the re-list did not list. Always a change: at least the
+    /// state is whole again.
+    fn finish_relist<T>(&mut self, items: &mut Vec<T>, key_of: fn(&T) -> K) -> bool {
+        let Some(seen) = self.seen.take() else { return true };
+        let gone: Vec<K> = self.ix.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+        for k in &gone {
+            self.remove(items, k, key_of);
         }
-        None => {
-            ix.insert(key, items.len());
-            items.push(item);
-            true
+        items.shrink_to_fit();
+        true
+    }
+
+    fn upsert<T: PartialEq>(&mut self, items: &mut Vec<T>, key: K, item: T) -> bool {
+        if let Some(seen) = &mut self.seen {
+            seen.insert(key.clone());
+        }
+        match self.ix.get(&key) {
+            Some(&i) if items[i] == item => false,
+            Some(&i) => {
+                items[i] = item;
+                true
+            }
+            None => {
+                // Grow by a quarter, not double: at 150,000 pods a doubling
+                // leaves up to 70 MiB of capacity unused, and needs old and
+                // new buffers at once while it copies.
+                if items.len() == items.capacity() {
+                    items.reserve_exact((items.len() / 4).max(64));
+                }
+                self.ix.insert(key, items.len());
+                items.push(item);
+                true
+            }
         }
     }
-}
 
-fn remove<T>(items: &mut Vec<T>, ix: &mut HashMap<String, usize>, key: &str, key_of: fn(&T) -> String) -> bool {
-    let Some(i) = ix.remove(key) else { return false };
-    items.swap_remove(i);
-    if i < items.len() {
-        ix.insert(key_of(&items[i]), i);
+    fn remove<T>(&mut self, items: &mut Vec<T>, key: &K, key_of: fn(&T) -> K) -> bool {
+        let Some(i) = self.ix.remove(key) else { return false };
+        items.swap_remove(i);
+        if i < items.len() {
+            self.ix.insert(key_of(&items[i]), i);
+        }
+        true
     }
-    true
 }
 
-/// One `Arc<Placement>` per distinct placement: the pods of a workload share
-/// theirs. Entries only the interner still holds are purged from time to time.
-#[derive(Debug, Default)]
-struct Interner {
-    set: HashSet<Arc<Placement>>,
+/// One `Arc` per distinct value (placement, label map): the pods of a
+/// workload share theirs. Entries only the interner still holds are purged
+/// from time to time.
+#[derive(Debug)]
+struct Interner<T> {
+    set: HashSet<Arc<T>>,
     size_after_purge: usize,
 }
 
-impl Interner {
-    fn intern(&mut self, placement: Arc<Placement>) -> Arc<Placement> {
-        if let Some(shared) = self.set.get(&placement) {
+impl<T> Default for Interner<T> {
+    fn default() -> Self {
+        Self { set: HashSet::new(), size_after_purge: 0 }
+    }
+}
+
+impl<T: Hash + Eq> Interner<T> {
+    fn intern(&mut self, value: Arc<T>) -> Arc<T> {
+        if let Some(shared) = self.set.get(&value) {
             return shared.clone();
         }
-        self.set.insert(placement.clone());
-        placement
+        self.set.insert(value.clone());
+        value
     }
 
     fn maybe_purge(&mut self) {
@@ -391,6 +433,7 @@ mod tests {
         assert!(s.apply_pod(Event::InitDone));
         assert_eq!(s.snapshot().pods.len(), 2);
         assert!(Arc::ptr_eq(&s.snapshot().pods[0].placement, &s.snapshot().pods[1].placement));
+        assert!(Arc::ptr_eq(&s.snapshot().pods[0].labels, &s.snapshot().pods[1].labels));
         assert_eq!(s.placements(), 1);
         assert!(s.snapshot().pods.iter().all(|p| p.workload.is_none()));
 
@@ -421,15 +464,24 @@ mod tests {
     }
 
     #[test]
-    fn a_relist_replaces_the_state_only_when_complete() {
+    fn a_relist_is_marked_until_complete_and_then_drops_what_it_did_not_list() {
         let mut s = ClusterStore::new();
         let node = |name: &str| -> k8s::Node { serde_json::from_value(json!({"metadata": {"name": name}})).unwrap() };
         s.apply_node(Event::Apply(node("old")));
+        s.apply_node(Event::Apply(node("kept")));
+        assert!(!s.relisting());
         s.apply_node(Event::Init);
+        s.apply_node(Event::InitApply(node("kept")));
         s.apply_node(Event::InitApply(node("new")));
-        assert_eq!(s.snapshot().nodes[0].name, "old", "half a list is never visible");
+        assert!(s.relisting(), "half a list is flagged, so nobody plans on it");
         assert!(s.apply_node(Event::InitDone));
-        assert_eq!(s.snapshot().nodes.len(), 1);
-        assert_eq!(s.snapshot().nodes[0].name, "new");
+        assert!(!s.relisting());
+        let mut names: Vec<_> = s.snapshot().nodes.iter().map(|n| n.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["kept", "new"]);
+        // The index still finds every node after the sweep moved them.
+        assert!(s.apply_node(Event::Delete(node("new"))));
+        assert!(s.apply_node(Event::Delete(node("kept"))));
+        assert!(s.snapshot().nodes.is_empty());
     }
 }

@@ -94,7 +94,10 @@ impl KubeObserver {
         let store = Arc::new(Mutex::new(ClusterStore::new()));
         let health = WatchHealth::new();
         let mut tasks = JoinSet::new();
-        let config = watcher::Config::default().any_semantic();
+        // Paginated lists from the API server's current state (kube-runtime's
+        // default: pages of 500). `any_semantic` (resourceVersion=0, served from
+        // the watch cache) would return all 150,000 pods in one response body.
+        let config = watcher::Config::default();
         let cx = WatchCx { store: store.clone(), health: health.clone(), metrics, changes };
 
         let nodes = watcher(Api::<Node>::all(client.clone()), config.clone());

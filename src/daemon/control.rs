@@ -122,24 +122,36 @@ impl Daemon {
 
     /// Builds the parts (retrying while Keystone or the alert sinks cannot be
     /// set up), then waits for the first sync of everything.
-    async fn start(&mut self, config: Config, signals: &mut Signals) -> Started {
+    async fn start(&mut self, mut config: Config, signals: &mut Signals) -> Started {
         let mut retry = START_RETRY;
         while self.parts.is_none() {
             self.health.heartbeat();
-            tokio::select! {
+            let request = tokio::select! {
                 built = Parts::build(config.clone(), &self.shared, self.dry_run) => match built {
-                    Ok(parts) => self.parts = Some(parts),
+                    Ok(parts) => {
+                        self.parts = Some(parts);
+                        continue;
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, retry_in = ?retry, "start-up failed; retrying");
                         self.notifier.status(&format!("start-up failed, retrying: {e}"));
-                        tokio::select! {
-                            _ = tokio::time::sleep(retry) => {}
-                            r = signals.next() => if r == Request::Stop { return Started::Stop(Instant::now()) },
-                        }
+                        let wait = retry;
                         retry = (retry * 2).min(START_RETRY_MAX);
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => continue,
+                            r = signals.next() => r,
+                        }
                     }
                 },
-                r = signals.next() => if r == Request::Stop { return Started::Stop(Instant::now()) },
+                r = signals.next() => r,
+            };
+            match request {
+                Request::Stop => return Started::Stop(Instant::now()),
+                // Not running yet: the new file simply replaces the one being started with.
+                Request::Reload => match crate::config::load(&self.config_path) {
+                    Ok(new) => config = new,
+                    Err(e) => tracing::error!(error = %e, "configuration rejected; starting with the previous one"),
+                },
             }
         }
         loop {
@@ -245,8 +257,12 @@ impl Daemon {
         let parts = self.parts.as_ref().expect("parts are built before the loop starts");
         parts.heat.wait_fresh(HEAT_FRESHNESS).await;
         let reads = parts.heat.reads();
-        let planned =
-            self.planning.plan(self.kube.store(), &reads, &parts.config.node_groups, &parts.policy, now).await;
+        let Some(planned) =
+            self.planning.plan(self.kube.store(), &reads, &parts.config.node_groups, &parts.policy, now).await
+        else {
+            tracing::debug!("a watch is re-listing; planning when it is complete");
+            return None;
+        };
         self.reporter.report(&planned, self.planning.memory(), &parts.alerts, &self.metrics);
         let planned_in = started.elapsed();
         let actions = planned.plan.actions;

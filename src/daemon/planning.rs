@@ -46,8 +46,9 @@ impl Planning {
     }
 
     /// Plans on the store as it is now, joined with the latest Heat reads. The
-    /// store stays locked while the planner runs (tens of milliseconds at
-    /// 150,000 pods), so no watch event lands in the middle of a pass.
+    /// store stays locked while the planner runs (about 100 ms at 150,000
+    /// pods), so no watch event lands in the middle of a pass. `None` while a
+    /// watch is re-listing: its half-listed state is not planned on.
     pub async fn plan(
         &mut self,
         store: &Mutex<ClusterStore>,
@@ -55,8 +56,11 @@ impl Planning {
         groups: &[NodeGroupConfig],
         policy: &Policy,
         now: Timestamp,
-    ) -> Planned {
+    ) -> Option<Planned> {
         let mut store = store.lock().await;
+        if store.relisting() {
+            return None;
+        }
         let reads = heat.iter().map(|(k, v)| (k.clone(), v.snapshot.clone())).collect();
         let assembled = self.assembler.assemble(groups, &reads, &store.snapshot().nodes);
         store.set_groups(assembled);
@@ -64,14 +68,14 @@ impl Planning {
         let input = Input { snapshot, usage: None, memory: &self.memory, now };
         let plan = blocking(|| planner::plan(&input, policy));
         self.memory = plan.memory.clone();
-        Planned {
+        Some(Planned {
             groups: snapshot.groups.clone(),
             unschedulable_pods: snapshot.pods.iter().filter(|p| p.is_unschedulable()).count(),
             ready_nodes: snapshot.nodes.iter().filter(|n| n.ready).map(|n| n.name.clone()).collect(),
             nodes: snapshot.nodes.len(),
             pods: snapshot.pods.len(),
             plan,
-        }
+        })
     }
 }
 

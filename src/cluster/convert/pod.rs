@@ -25,8 +25,8 @@ const HOSTNAME: &str = "kubernetes.io/hostname";
 
 /// The compact pod. `workload` is left `None` for pods owned by a ReplicaSet:
 /// resolving one to its Deployment needs the ReplicaSet, which the store has
-/// (see [`workload`]). `placement` is a fresh `Arc`; the store swaps it for
-/// the shared one of the pod's workload.
+/// (see [`workload`]). `placement` and `labels` are fresh `Arc`s; the store
+/// swaps them for the ones the pod's siblings share.
 pub fn pod(p: &k8s::Pod) -> Pod {
     let meta = &p.metadata;
     let empty_spec = k8s::PodSpec::default();
@@ -42,7 +42,7 @@ pub fn pod(p: &k8s::Pod) -> Pod {
         uid: meta.uid.clone().unwrap_or_default(),
         name: meta.name.clone().unwrap_or_default(),
         namespace,
-        labels: meta.labels.clone().unwrap_or_default(),
+        labels: Arc::new(meta.labels.clone().unwrap_or_default()),
         owner,
         workload,
         node_name: spec.node_name.clone().filter(|n| !n.is_empty()),

@@ -1,6 +1,8 @@
 //! The daemon under test: the built `heatscaler` binary as a child process,
 //! exactly as systemd or a container runtime would run it.
 
+#![allow(dead_code)]
+
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
