@@ -8,6 +8,7 @@
 
 pub mod actuator;
 pub mod alerts;
+pub mod bench;
 pub mod cloud;
 pub mod cluster;
 pub mod config;
@@ -18,4 +19,5 @@ pub mod planner;
 pub mod recommender;
 pub mod sim;
 pub mod telemetry;
+pub mod vpa;
 pub mod yaml;

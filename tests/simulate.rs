@@ -54,8 +54,19 @@ fn assert_walkthrough(stdout: &str) {
     assert!((120.0..300.0).contains(&grow), "grew at {grow}s");
     assert!(shrink > 12.0 * 60.0 + 15.0 * 60.0, "shrank at {shrink}s");
     assert!(!stdout.contains("master"), "the control plane must not appear in scaling:\n{stdout}");
-    assert!(stdout.contains("scale-ups              1 (+1 minion(s))"), "{stdout}");
-    assert!(stdout.contains("scale-downs            1 (-1 minion(s))"), "{stdout}");
+    assert_eq!(cells(stdout, "scale-ups (minions added)")[0], "1 (+1)", "{stdout}");
+    assert_eq!(cells(stdout, "scale-downs (minions removed)")[0], "1 (-1)", "{stdout}");
+}
+
+/// The cells of a row of the summary table, one per policy.
+fn cells(stdout: &str, row: &str) -> Vec<String> {
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(row))
+        .unwrap_or_else(|| panic!("no row `{row}` in:\n{stdout}"));
+    let rest = line.trim_start()[row.len()..].trim();
+    // Cells are right-aligned and separated by at least two spaces.
+    rest.split("  ").map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect()
 }
 
 #[test]
@@ -82,7 +93,7 @@ fn json_output_carries_timeline_series_and_summary() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     let run = &report["runs"][0];
     assert_eq!(run["label"], "heatscaler");
-    let summary = &run["summary"];
+    let summary = &run["node_level"];
     assert_eq!(summary["scale_ups"], 1);
     assert_eq!(summary["nodes_removed"], 1);
     assert!(summary["node_hours"].as_f64().unwrap() > 1.0);
@@ -107,4 +118,67 @@ fn scenario_errors_name_the_file_and_key_path() {
     assert!(stderr.contains("broken.yaml"), "{stderr}");
     assert!(stderr.contains("node-groups[0].shape.allocatable.memory"), "{stderr}");
     assert!(stderr.contains("`lots` is not a Kubernetes quantity"), "{stderr}");
+}
+
+#[test]
+fn the_baseline_runs_beside_heatscaler_and_is_labelled_as_a_reimplementation() {
+    let out = heatscaler(&["simulate"]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let header = stdout.lines().find(|l| l.contains("heatscaler") && l.contains("ca-defaults")).unwrap();
+    assert!(header.trim_start().starts_with("heatscaler"), "{header}");
+    assert!(stdout.contains("ca-defaults: cluster-autoscaler documented defaults, re-implemented"), "{stdout}");
+    assert!(stdout.contains("cluster-autoscaler documented defaults, re-implemented timeline"), "{stdout}");
+    // Both grow once and shrink once on the walk-through.
+    assert_eq!(cells(&stdout, "scale-ups (minions added)"), ["1 (+1)", "1 (+1)"], "{stdout}");
+    let json = heatscaler(&["simulate", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["runs"][1]["policy"], "ca-defaults");
+    assert_eq!(report["runs"][1]["label"], "cluster-autoscaler documented defaults, re-implemented");
+    let only = heatscaler(&["simulate", "--policy", "heatscaler", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&only.stdout).unwrap();
+    assert_eq!(report["runs"].as_array().unwrap().len(), 1);
+    let bad = heatscaler(&["simulate", "--policy", "karpenter"]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("unknown policy `karpenter` (known: heatscaler, ca-defaults)")
+    );
+}
+
+#[test]
+fn a_plot_is_an_svg_with_one_line_per_policy_and_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.svg");
+    let out = heatscaler(&["simulate", "--plot", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
+    for label in
+        ["fluid lower bound", "heatscaler", "cluster-autoscaler documented defaults, re-implemented", "minions"]
+    {
+        assert!(svg.contains(label), "no `{label}` in the plot");
+    }
+}
+
+#[test]
+fn a_trace_replays_on_the_default_cluster_and_errors_point_at_the_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.csv");
+    std::fs::write(
+        &good,
+        "time,pod,event,cpu,memory\n0,a,start,6,8Gi\n0,b,start,6,8Gi\n600,c,start,1,1Gi\n3600,a,end,,\n7200,b,end,,\n7200,c,end,,\n",
+    )
+    .unwrap();
+    let out = heatscaler(&["simulate", "--trace", good.to_str().unwrap(), "--policy", "heatscaler", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["duration_secs"], 7200.0, "the trace's length");
+    let run = &report["runs"][0];
+    assert_eq!(run["input"]["trace_rows"], 6);
+    // Two 6-core pods need two 8-core minions; the third pod fits beside one.
+    assert_eq!(run["node_level"]["nodes_added"], 2, "{run}");
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "time,pod,event,cpu\n0,a,start,1\n10,a,start,lots\n").unwrap();
+    let out = heatscaler(&["simulate", "--trace", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains(&format!("{}:3:12: cpu: `lots` is not a Kubernetes quantity", bad.display())), "{stderr}");
 }

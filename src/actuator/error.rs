@@ -17,6 +17,9 @@ pub enum ActuatorError {
     UnknownGroup(String),
     #[error("{0}")]
     Evictions(String),
+    /// A pod-level write (resize, evict-and-recreate) failed.
+    #[error(transparent)]
+    PodLevel(#[from] crate::vpa::client::ClientError),
 }
 
 impl ActuatorError {

@@ -7,9 +7,8 @@
 //! [`Actuator::execute`] dispatches on the action: one arm per variant, each
 //! in the module of its concern — [`heat`] (ScaleUp, RemoveMembers),
 //! [`removal`] (StartRemoval, MarkDrained, RollBackRemoval, DeleteNode),
-//! [`evict`] (EvictPods). Pod-level actions (ResizePod, RecreatePod) slot in as
-//! two more arms calling the `vpa` client, with [`Actuator::kube`] for the API
-//! and the same `Outcome` and reporting.
+//! [`evict`] (EvictPods), [`resize`] (ResizePod, RecreatePod: the pod level,
+//! through the `vpa` client).
 //!
 //! With `dry_run`, every action is logged and reported as an Event
 //! ("dry run: would ...") and none is performed.
@@ -19,6 +18,7 @@ mod evict;
 mod heat;
 mod kube;
 mod removal;
+mod resize;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -107,6 +107,8 @@ impl Actuator {
             Action::MarkDrained(a) => self.mark_drained(a, now).await,
             Action::RollBackRemoval(a) => self.roll_back(a, now).await,
             Action::DeleteNode(a) => self.delete_node(a, now).await,
+            Action::ResizePod(a) => self.resize_pod(a, now).await,
+            Action::RecreatePod(a) => self.recreate_pod(a).await,
         };
         let outcome = result.unwrap_or_else(Outcome::Failed);
         let kind = kind(action);
@@ -133,6 +135,10 @@ impl Actuator {
             Action::MarkDrained(a) => (Reason::DrainFinished, Some(ObjectRef::node(&a.node))),
             Action::RollBackRemoval(a) => (Reason::ScaleDownAborted, Some(ObjectRef::node(&a.node))),
             Action::DeleteNode(a) => (Reason::MinionRemoved, Some(ObjectRef::node(&a.node))),
+            Action::ResizePod(a) => (Reason::PodResized, Some(ObjectRef::pod(&a.pod.namespace, &a.pod.name))),
+            Action::RecreatePod(a) => {
+                (Reason::PodEvictedForResize, Some(ObjectRef::pod(&a.pod.namespace, &a.pod.name)))
+            }
         };
         let mut event = ScalingEvent::new(reason, format!("dry run: would {what}")).with_field("dry_run", true);
         if let Some(o) = object {
@@ -155,6 +161,8 @@ pub fn kind(action: &Action) -> &'static str {
         Action::MarkDrained(_) => "mark-drained",
         Action::RollBackRemoval(_) => "roll-back-removal",
         Action::DeleteNode(_) => "delete-node",
+        Action::ResizePod(_) => "resize-pod",
+        Action::RecreatePod(_) => "recreate-pod",
     }
 }
 
@@ -165,7 +173,7 @@ fn group(action: &Action) -> Option<&str> {
         Action::StartRemoval(a) => Some(&a.record.group),
         Action::MarkDrained(a) => Some(&a.record.group),
         Action::DeleteNode(a) => Some(&a.group),
-        Action::EvictPods(_) | Action::RollBackRemoval(_) => None,
+        Action::EvictPods(_) | Action::RollBackRemoval(_) | Action::ResizePod(_) | Action::RecreatePod(_) => None,
     }
 }
 
@@ -201,5 +209,14 @@ pub fn describe(action: &Action) -> String {
             format!("give node {} back{} ({})", a.node, if a.uncordon { " and uncordon it" } else { "" }, a.reason)
         }
         Action::DeleteNode(a) => format!("delete node {} (member {}/{} is gone from Heat)", a.node, a.group, a.member),
+        Action::ResizePod(a) => format!("resize pod {} in place ({}): {}", a.pod, a.reason, containers(&a.containers)),
+        Action::RecreatePod(a) => {
+            format!("evict pod {} to be recreated ({}): {}", a.pod, a.reason, containers(&a.containers))
+        }
     }
+}
+
+fn containers(resizes: &[crate::planner::action::ContainerResize]) -> String {
+    let each = resizes.iter().map(|c| format!("{} {} -> {}", c.container, c.from, c.requests));
+    each.collect::<Vec<_>>().join(", ")
 }

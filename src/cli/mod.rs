@@ -1,6 +1,7 @@
 //! Subcommands. Each lives in its own file and returns `anyhow::Result`: this is
 //! the top of the program, where errors get context and become exit codes.
 
+mod bench;
 mod check_config;
 mod groups;
 mod run;
@@ -57,6 +58,11 @@ pub enum Command {
     /// Show each node group as Heat holds it (members, their nodes, failures),
     /// or resize one: `groups scale GROUP --to N`, `groups remove GROUP MEMBER...`.
     Groups(groups::Args),
+
+    /// Measure the planner (decision time at 100 to 10,000 nodes), memory
+    /// (peak RSS per cluster size) and the simulator (simulated hours per
+    /// second) on this machine, and print the tables. Build with --release.
+    Bench(bench::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -65,6 +71,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig(args) => check_config::run(&cli.config, args),
         Command::Simulate(args) => simulate::run(args),
         Command::Groups(args) => groups::run(&cli.config, &cli.log, args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -395,6 +395,10 @@ pub struct ScaleDownPolicy {
     pub unneeded_time: Duration,
     /// A node is unneeded when requested CPU and memory are both below this share of allocatable.
     pub utilization_threshold: Fraction,
+    /// Also consider nodes at or above the threshold, after those below it: a
+    /// node whose pods all fit on the other nodes is unneeded whatever its
+    /// utilisation (consolidation). `false` is cluster-autoscaler's behaviour.
+    pub consolidation: bool,
     /// Same, for nodes with GPUs, measured on the GPUs.
     pub gpu_utilization_threshold: Fraction,
     /// Also require observed usage (kubelet stats) below the threshold.
@@ -424,6 +428,7 @@ impl Default for ScaleDownPolicy {
             enabled: true,
             unneeded_time: Duration::from_secs(10 * 60),
             utilization_threshold: Fraction(0.5),
+            consolidation: true,
             gpu_utilization_threshold: Fraction(0.5),
             use_observed_usage: false,
             delay_after_add: Duration::from_secs(10 * 60),
@@ -513,6 +518,10 @@ impl Default for RecommenderSettings {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct UpdaterSettings {
+    /// Off: heatscaler writes recommendations and touches no pod. For
+    /// clusters where VPA's updater runs: it acts on every VPA object,
+    /// whichever recommender wrote the status.
+    pub enabled: bool,
     /// Workloads with fewer replicas are not disrupted by evict-and-recreate.
     pub min_replicas: u32,
     /// Largest share of a workload's replicas being resized or recreated at once.
@@ -530,6 +539,7 @@ pub struct UpdaterSettings {
 impl Default for UpdaterSettings {
     fn default() -> Self {
         Self {
+            enabled: true,
             min_replicas: 2,
             max_disruption_fraction: Fraction(0.5),
             min_update_interval: Duration::from_secs(10 * 60),

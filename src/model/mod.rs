@@ -9,6 +9,7 @@
 pub mod quantity;
 mod resources;
 mod selectors;
+mod vertical;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ pub use selectors::{
     LabelSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, SelectorOperator,
     SelectorRequirement,
 };
+pub use vertical::{ChangeRequirement, EvictionRequirement, UpdateMode, VerticalScaling};
 pub use workload::{Container, OwnerRef, PodPhase, ResizeState, WorkloadRef};
 
 pub use crate::config::TaintEffect;
@@ -276,4 +278,11 @@ pub struct Snapshot {
     pub pods: Vec<Pod>,
     pub pdbs: Vec<Pdb>,
     pub groups: Vec<GroupState>,
+    /// VPA objects heatscaler handles, with their recommendations.
+    pub vertical: Vec<VerticalScaling>,
+    /// New pods get the recommended requests at creation: an admission
+    /// controller applies `status.recommendation` (VPA's does, whichever
+    /// recommender wrote it). Without one, a recreated pod comes back with its
+    /// template's requests, so evict-and-recreate only moves it.
+    pub admission_applies_recommendations: bool,
 }

@@ -66,4 +66,17 @@ pub enum ResizeState {
     InProgress {
         since: Timestamp,
     },
+    /// `PodResizeInProgress` with reason `Error`: the kubelet failed to
+    /// actuate it (e.g. a memory limit below current usage) and keeps retrying.
+    Error {
+        since: Timestamp,
+        message: String,
+    },
+}
+
+impl ResizeState {
+    /// A resize has been requested and not yet completed.
+    pub fn is_pending(&self) -> bool {
+        !matches!(self, ResizeState::None)
+    }
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::config::Expander;
 use crate::model::{PodKey, Timestamp};
 
-use super::explain::{ProvisioningFailure, RollbackReason};
+use super::explain::{CpuMemory, ProvisioningFailure, RollbackReason, UpdateReason};
 use super::protocol::{self, NodePatch, Phase, RemovalRecord};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -32,6 +32,8 @@ pub enum Action {
     MarkDrained(MarkDrained),
     RollBackRemoval(RollBackRemoval),
     DeleteNode(DeleteNode),
+    ResizePod(ResizePod),
+    RecreatePod(RecreatePod),
 }
 
 impl Action {
@@ -45,6 +47,8 @@ impl Action {
             Action::MarkDrained(a) => &a.node,
             Action::RollBackRemoval(a) => &a.node,
             Action::DeleteNode(a) => &a.node,
+            Action::ResizePod(a) => &a.pod.name,
+            Action::RecreatePod(a) => &a.pod.name,
         }
     }
 }
@@ -219,6 +223,60 @@ pub struct DeleteNode {
     pub node: String,
     pub group: String,
     pub member: String,
+}
+
+/// Resize a running pod in place through its `resize` subresource
+/// (Kubernetes 1.33+); the kubelet applies it without restarting containers.
+///
+/// Executor: one PATCH of `pods/<name>/resize` that tests `metadata.uid` is
+/// `uid` (never a same-named successor) and, for each listed container, sets
+/// the CPU and memory requests and the limits that are non-zero here (a zero
+/// limit stays as it is: unlimited stays unlimited). A pod already at these
+/// values needs nothing; a gone or replaced pod (404, failed uid test) is not
+/// an error. The kubelet reports progress in the pod's `PodResizePending` /
+/// `PodResizeInProgress` conditions, which the next pass reads back into
+/// `Pod::resize`. A rejection (LimitRange, quota, validation) is reported.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ResizePod {
+    pub pod: PodKey,
+    pub uid: String,
+    pub node: String,
+    /// The VPA object (`namespace/name`), for Events.
+    pub vpa: String,
+    pub containers: Vec<ContainerResize>,
+    pub reason: UpdateReason,
+}
+
+/// A container's new resources. Only CPU and memory are resized.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ContainerResize {
+    pub container: String,
+    /// The requests it has now (for Events and the executor's no-op check).
+    pub from: CpuMemory,
+    pub requests: CpuMemory,
+    /// Zero: leave that limit as it is.
+    pub limits: CpuMemory,
+}
+
+/// Evict a pod so that its controller recreates it: with the recommended
+/// requests where an admission controller applies them
+/// (`Snapshot::admission_applies_recommendations`), else on a node where the
+/// resize can then happen in place.
+///
+/// Executor: the eviction API with `preconditions.uid` set to `uid` and the
+/// pod's own grace period; `429 Too Many Requests` (PodDisruptionBudget) and
+/// `404` are not errors — the next pass looks again. The planner never plans
+/// more of these than the PDB's `disruptionsAllowed` (shared with drains in
+/// the same pass), `min-replicas` and `max-disruption-fraction` allow.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecreatePod {
+    pub pod: PodKey,
+    pub uid: String,
+    pub node: String,
+    pub vpa: String,
+    /// What the replacement should get.
+    pub containers: Vec<ContainerResize>,
+    pub reason: UpdateReason,
 }
 
 mod secs {

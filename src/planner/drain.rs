@@ -23,7 +23,9 @@ pub enum Disposition {
     Blocked(BlockReason),
 }
 
-pub fn classify(pod: &Pod, has_pdb: bool, policy: &ScaleDownPolicy) -> Disposition {
+/// `has_pdb` is asked only for kube-system pods (matching PDB selectors is
+/// the costly part of classifying).
+pub fn classify(pod: &Pod, has_pdb: impl FnOnce() -> bool, policy: &ScaleDownPolicy) -> Disposition {
     if pod.mirror || pod.is_terminal() || pod.is_daemonset() {
         return Disposition::Stays;
     }
@@ -41,7 +43,7 @@ pub fn classify(pod: &Pod, has_pdb: bool, policy: &ScaleDownPolicy) -> Dispositi
     if policy.skip_nodes_with_custom_controller_pods && !REPLICATING_CONTROLLERS.contains(&owner.kind.as_str()) {
         return Disposition::Blocked(BlockReason::CustomController { kind: owner.kind.clone() });
     }
-    if policy.skip_nodes_with_system_pods && pod.namespace == "kube-system" && !has_pdb {
+    if policy.skip_nodes_with_system_pods && pod.namespace == "kube-system" && !has_pdb() {
         return Disposition::Blocked(BlockReason::SystemPodWithoutPdb);
     }
     if policy.skip_nodes_with_local_storage && pod.local_storage {

@@ -3,7 +3,9 @@
 //! Built in O(nodes + pods); nothing after it scans all pods again.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use crate::model::{Node, Pod, Resources, Snapshot};
 
@@ -33,19 +35,30 @@ pub struct Index<'a> {
     pub removal: Vec<RemovalState>,
     /// One pod per DaemonSet (by owner uid): what a new minion will also run.
     pub daemonsets: Vec<&'a Pod>,
-    pdbs_by_namespace: HashMap<&'a str, Vec<usize>>,
+    pdbs_by_namespace: FxHashMap<&'a str, Vec<usize>>,
+    /// Some pod uses host ports or required anti-affinity: the scheduling
+    /// filters must see which pods run on a node. When none does (the common
+    /// case), node pod lists are left empty — the filters would not read them.
+    pod_lists_matter: bool,
 }
 
 impl<'a> Index<'a> {
     pub fn build(snap: &'a Snapshot, policy: &Policy) -> Self {
         let n = snap.nodes.len();
-        let node_by_name: HashMap<&str, usize> =
+        let node_by_name: FxHashMap<&str, usize> =
             snap.nodes.iter().enumerate().map(|(i, node)| (node.name.as_str(), i)).collect();
-        let mut pods_on: Vec<Vec<&Pod>> = vec![Vec::new(); n];
+        // Each pod's node, looked up once; lists are sized before filling.
+        let node_of_pod: Vec<Option<usize>> =
+            snap.pods.iter().map(|p| p.node_name.as_deref().and_then(|name| node_by_name.get(name).copied())).collect();
+        let mut counts = vec![0usize; n];
+        for i in node_of_pod.iter().flatten() {
+            counts[*i] += 1;
+        }
+        let mut pods_on: Vec<Vec<&Pod>> = counts.into_iter().map(Vec::with_capacity).collect();
         let mut requested = vec![Resources::default(); n];
         let mut unbound = Vec::new();
         let mut daemonsets: BTreeMap<&str, &Pod> = BTreeMap::new();
-        for pod in &snap.pods {
+        for (pod, node) in snap.pods.iter().zip(&node_of_pod) {
             if pod.is_terminal() {
                 continue;
             }
@@ -54,8 +67,8 @@ impl<'a> Index<'a> {
                 daemonsets.entry(uid).or_insert(pod);
             }
             match pod.node_name.as_deref() {
-                Some(name) => {
-                    if let Some(&i) = node_by_name.get(name) {
+                Some(_) => {
+                    if let Some(i) = *node {
                         pods_on[i].push(pod);
                         requested[i] += &pod.requests;
                     }
@@ -83,7 +96,7 @@ impl<'a> Index<'a> {
             .map(|node| policy.control_plane_labels.iter().any(|l| node.labels.contains_key(l)))
             .collect();
         let removal = snap.nodes.iter().map(protocol::read).collect();
-        let mut pdbs_by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut pdbs_by_namespace: FxHashMap<&str, Vec<usize>> = FxHashMap::default();
         for (i, pdb) in snap.pdbs.iter().enumerate() {
             pdbs_by_namespace.entry(pdb.namespace.as_str()).or_default().push(i);
         }
@@ -98,6 +111,10 @@ impl<'a> Index<'a> {
             removal,
             daemonsets: daemonsets.into_values().collect(),
             pdbs_by_namespace,
+            pod_lists_matter: snap
+                .pods
+                .iter()
+                .any(|p| !p.placement.host_ports.is_empty() || !p.placement.anti_affinity_hostname.is_empty()),
         }
     }
 
@@ -127,7 +144,7 @@ impl<'a> Index<'a> {
             unschedulable: node.unschedulable,
             allocatable: node.allocatable.clone(),
             requested: self.requested[i].clone(),
-            pods: self.pods_on[i].clone(),
+            pods: if self.pod_lists_matter { self.pods_on[i].clone() } else { Vec::new() },
             excluded: false,
         }
     }

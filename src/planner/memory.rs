@@ -30,6 +30,23 @@ pub struct Memory {
     pub last_scale_down: Option<Timestamp>,
     /// Last failed provisioning seen.
     pub last_failure: Option<Timestamp>,
+    /// The pod-level updater's timers.
+    #[serde(default)]
+    pub resize: ResizeMemory,
+}
+
+/// Losing it restarts the off-target timers (a pod must be off target for the
+/// full `update-off-target-after` again) and the per-workload rate limit.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ResizeMemory {
+    /// Last update (resize or recreate) per workload (`kind/namespace/name`).
+    pub last_update: BTreeMap<String, Timestamp>,
+    /// Since when each pod (by uid) has been off target by more than `min-change-fraction`.
+    pub off_target_since: BTreeMap<String, Timestamp>,
+    /// When heatscaler last resized each pod (by uid): an OOM kill after it
+    /// shows the new size is too small.
+    pub resized: BTreeMap<String, Timestamp>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

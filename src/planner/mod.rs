@@ -7,16 +7,23 @@
 //!
 //! A pass, in order:
 //! 1. [`provisioning`]: Ready, upcoming and failed members per group; back-offs.
-//! 2. [`scale_up`]: pending pods → existing, upcoming, reclaimable, new capacity.
-//! 3. [`removal`]: the next step of every removal recorded on a node.
-//! 4. [`scale_down`]: unneeded minions; new removals.
-//! 5. [`members`]: one exact-removal request per group.
+//! 2. [`resize`] (assess): per pod under a VPA object, the update due and how
+//!    it can happen; shrinks that free capacity, resized pods that fit nowhere.
+//! 3. [`scale_up`]: pending pods (and resized pods that fit nowhere) →
+//!    existing nodes, existing nodes once over-requested pods shrink,
+//!    upcoming, reclaimable, new capacity.
+//! 4. [`removal`]: the next step of every removal recorded on a node.
+//! 5. [`resize`] (issue): resizes and recreations, sharing the PDB allowance
+//!    with the drains of step 4.
+//! 6. [`scale_down`]: unneeded minions, judged with the requests pods will
+//!    have once their resizes apply; new removals.
+//! 7. [`members`]: one exact-removal request per group.
 
 pub mod action;
-mod drain;
+pub(crate) mod drain;
 mod expander;
 pub mod explain;
-mod index;
+pub(crate) mod index;
 mod limits;
 mod members;
 pub mod memory;
@@ -24,6 +31,7 @@ pub mod policy;
 pub mod protocol;
 mod provisioning;
 mod removal;
+mod resize;
 mod scale_down;
 mod scale_up;
 pub mod scheduling;
@@ -39,7 +47,7 @@ use crate::model::{Resources, Snapshot, Timestamp};
 pub use action::Action;
 pub use explain::Explanation;
 pub use memory::Memory;
-pub use policy::{Policy, Tuning};
+pub use policy::{Policy, ResizePolicy, Tuning};
 
 /// Everything one pass reads.
 #[derive(Clone, Copy, Debug)]
@@ -78,10 +86,14 @@ pub fn plan(input: &Input<'_>, policy: &Policy) -> Plan {
 
     let views = provisioning::assess(&cx, &mut memory, &mut ex);
     let repairing = members::repairing(&cx, &views);
-    let up = scale_up::plan(&cx, &views, &repairing, &mut ex);
+    let evaluations = resize::evaluate_all(&cx, &memory.resize);
+    let assessment = resize::assess(&cx, &evaluations, &memory.resize);
+    let up = scale_up::plan(&cx, &views, &repairing, &assessment.scale_up_input(), &mut ex);
     let mut budget = drain::PdbBudget::new(&cx.ix);
     let removals = removal::progress(&cx, &up, &mut budget, &mut ex);
-    let starts = scale_down::plan(&cx, &views, &removals, &up, &mut budget, &mut memory, &mut ex);
+    let (pod_actions, adjust) =
+        resize::issue(&cx, &evaluations, assessment, &up, &mut budget, &mut memory.resize, &mut ex);
+    let starts = scale_down::plan(&cx, &views, &removals, &up, &adjust, &mut budget, &mut memory, &mut ex);
     let heat = members::compose(&cx, &views, &removals, &up, &mut memory);
 
     for action in &up.actions {
@@ -93,6 +105,7 @@ pub fn plan(input: &Input<'_>, policy: &Policy) -> Plan {
     actions.extend(heat);
     actions.extend(up.actions.into_iter().map(Action::ScaleUp));
     actions.extend(starts);
+    actions.extend(pod_actions);
     ex.nodes.sort_by(|a, b| a.node.cmp(&b.node));
     Plan { actions, explanation: ex, memory }
 }

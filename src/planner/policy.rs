@@ -1,7 +1,7 @@
 //! What the planner is told to do: the operator's policy plus the few tuning
 //! knobs cluster-autoscaler has as flags but heatscaler keeps internal.
 
-use crate::config::{ClusterLimits, Config, ScaleDownPolicy, ScaleUpPolicy};
+use crate::config::{ClusterLimits, Config, ScaleDownPolicy, ScaleUpPolicy, UpdaterSettings};
 
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -14,6 +14,23 @@ pub struct Policy {
     /// same inputs give the same choice while successive passes still vary.
     pub seed: u64,
     pub tuning: Tuning,
+    /// The pod-level updater (`pod-resize`).
+    pub resize: ResizePolicy,
+}
+
+/// `pod-resize.enabled` and `pod-resize.updater`.
+#[derive(Clone, Debug)]
+pub struct ResizePolicy {
+    /// Off (`pod-resize.enabled` or `pod-resize.updater.enabled` false): VPA
+    /// objects are ignored by the planner, no pod is touched.
+    pub enabled: bool,
+    pub updater: UpdaterSettings,
+}
+
+impl Default for ResizePolicy {
+    fn default() -> Self {
+        Self { enabled: true, updater: UpdaterSettings::default() }
+    }
 }
 
 /// Bounds on work per pass, so a 10,000-node cluster plans in well under a
@@ -47,6 +64,7 @@ impl Default for Policy {
             ],
             seed: 0,
             tuning: Tuning::default(),
+            resize: ResizePolicy::default(),
         }
     }
 }
@@ -60,6 +78,10 @@ impl Policy {
             control_plane_labels: config.kubernetes.control_plane_labels.clone(),
             seed: 0,
             tuning: Tuning::default(),
+            resize: ResizePolicy {
+                enabled: config.pod_resize.enabled && config.pod_resize.updater.enabled,
+                updater: config.pod_resize.updater.clone(),
+            },
         }
     }
 }

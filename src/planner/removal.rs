@@ -145,7 +145,7 @@ fn step(
             let mut movable = Vec::new();
             let mut terminating = 0;
             for pod in cx.ix.workload_pods(i) {
-                match classify(pod, cx.ix.has_pdb(pod), &cx.policy.scale_down) {
+                match classify(pod, || cx.ix.has_pdb(pod), &cx.policy.scale_down) {
                     Disposition::Stays => {}
                     Disposition::Leaving => terminating += 1,
                     Disposition::Movable => movable.push(pod),

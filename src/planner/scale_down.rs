@@ -1,7 +1,8 @@
 //! Scale-down: which minions are unneeded, and which removals start now.
 //!
 //! A group minion is a candidate when its requested utilisation is under the
-//! threshold; it is *unneeded* when every pod on it could move to another node
+//! threshold — or, with `consolidation`, whatever its utilisation, after those
+//! under it; it is *unneeded* when every pod on it could move to another node
 //! (same scheduling model, PDB allowances shared across the pass, nodes already
 //! found unneeded excluded as destinations). It must stay unneeded for
 //! `unneeded-time` before its removal starts. Candidates are simulated
@@ -21,6 +22,7 @@ use super::memory::Memory;
 use super::protocol::{Phase, RemovalKind, RemovalRecord, SCALE_DOWN_DISABLED};
 use super::provisioning::GroupView;
 use super::removal::RemovalProgress;
+use super::resize::Adjustments;
 use super::scale_up::ScaleUpOutcome;
 use super::scheduling::Placer;
 use super::time::after;
@@ -30,13 +32,20 @@ struct Candidate {
     group: usize,
     utilization: f64,
     empty: bool,
+    /// At or above the threshold: a candidate only for consolidation.
+    above_threshold: bool,
+    /// Found unneeded by an earlier pass (its timer runs).
+    known: bool,
 }
 
+/// `adjust`: pods whose requests a resize is changing count at their new size.
+#[allow(clippy::too_many_arguments)]
 pub fn plan<'a>(
     cx: &Cx<'a>,
     views: &[GroupView],
     removals: &RemovalProgress,
     up: &ScaleUpOutcome<'a>,
+    adjust: &Adjustments<'a>,
     budget: &mut PdbBudget,
     memory: &mut Memory,
     ex: &mut Explanation,
@@ -52,7 +61,7 @@ pub fn plan<'a>(
         if !cx.ix.removal[i].is_none() {
             continue; // explained by the removal state machine
         }
-        match candidate(cx, i, incoming) {
+        match candidate(cx, i, incoming, adjust) {
             Ok(c) => candidates.push(c),
             Err(status) => {
                 statuses.insert(i, status);
@@ -64,10 +73,13 @@ pub fn plan<'a>(
     let budget_nodes =
         tuning.candidates_pool_min.max((group_nodes as f64 * tuning.candidates_pool_ratio).ceil() as usize);
     let name = |i: usize| cx.ix.node(i).name.as_str();
+    for c in &mut candidates {
+        c.known = memory.unneeded_since.contains_key(name(c.node));
+    }
     candidates.sort_by(|a, b| {
-        let known = |c: &Candidate| !memory.unneeded_since.contains_key(name(c.node));
-        known(a)
-            .cmp(&known(b))
+        b.known
+            .cmp(&a.known)
+            .then(a.above_threshold.cmp(&b.above_threshold))
             .then(b.empty.cmp(&a.empty))
             .then(a.utilization.total_cmp(&b.utilization))
             .then_with(|| name(a.node).cmp(name(b.node)))
@@ -79,12 +91,13 @@ pub fn plan<'a>(
         }
     }
 
-    let unneeded = simulate(cx, &candidates, &incoming, budget, &mut statuses);
+    let unneeded = simulate(cx, &candidates, &incoming, adjust, budget, &mut statuses);
 
     let mut since = BTreeMap::new();
     for &k in &unneeded {
         let node = name(candidates[k].node);
-        since.insert(node.to_string(), memory.unneeded_since.get(node).copied().unwrap_or(cx.now));
+        let from = memory.unneeded_since.get(node).copied().unwrap_or(cx.now);
+        since.insert(node.to_string(), from);
     }
     memory.unneeded_since = since;
 
@@ -97,7 +110,7 @@ pub fn plan<'a>(
 }
 
 /// Whether node `i` may be considered at all, and how utilised it is.
-fn candidate(cx: &Cx<'_>, i: usize, incoming: &[&Pod]) -> Result<Candidate, NodeStatus> {
+fn candidate(cx: &Cx<'_>, i: usize, incoming: &[&Pod], adjust: &Adjustments<'_>) -> Result<Candidate, NodeStatus> {
     let node = cx.ix.node(i);
     if cx.ix.control_plane[i] {
         return Err(NodeStatus::ControlPlane);
@@ -126,15 +139,17 @@ fn candidate(cx: &Cx<'_>, i: usize, incoming: &[&Pod]) -> Result<Candidate, Node
         None
     };
     let mut requested = cx.ix.requested[i].clone();
+    adjust.apply(i, &mut requested);
     for pod in incoming {
         requested += &pod.requests;
     }
     let (resource, utilization, threshold) = utilization(&node.allocatable, &requested, observed, sd);
-    if utilization >= threshold {
+    let above_threshold = utilization >= threshold;
+    if above_threshold && !sd.consolidation {
         return Err(NodeStatus::Utilized { resource: resource.to_string(), utilization, threshold });
     }
     let empty = incoming.is_empty() && cx.ix.workload_pods(i).all(|p| p.deletion.is_some());
-    Ok(Candidate { node: i, group: membership.group, utilization, empty })
+    Ok(Candidate { node: i, group: membership.group, utilization, empty, above_threshold, known: false })
 }
 
 /// The dominant utilisation (resource, share, threshold): GPUs on GPU nodes,
@@ -170,6 +185,7 @@ fn simulate<'a>(
     cx: &Cx<'a>,
     candidates: &[Candidate],
     incoming: &[Vec<&'a Pod>],
+    adjust: &Adjustments<'a>,
     budget: &mut PdbBudget,
     statuses: &mut BTreeMap<usize, NodeStatus>,
 ) -> Vec<usize> {
@@ -179,25 +195,73 @@ fn simulate<'a>(
         if cx.ix.node(i).ready && cx.ix.removal[i].is_none() {
             *slot = Some(nodes.len());
             let mut node = cx.ix.sched_node(i);
+            adjust.apply(i, &mut node.requested);
             for pod in &incoming[i] {
                 node.add(pod);
             }
             nodes.push(node);
         }
     }
+    // What every schedulable destination still has free, summed: pods that
+    // need more than that cannot all move, whatever the placement (a cheap
+    // necessary condition that spares the placement search in a full cluster).
+    let free = |n: &crate::planner::scheduling::SchedNode<'_>| {
+        if n.unschedulable {
+            return Resources::default();
+        }
+        let mut f =
+            Resources::new(n.allocatable.cpu_milli - n.requested.cpu_milli, n.allocatable.memory - n.requested.memory);
+        f.pods = n.allocatable.pods - n.requested.pods;
+        f
+    };
+    let mut free_total = Resources::default();
+    for n in &nodes {
+        free_total += &free(n);
+    }
     let mut placer = Placer::new(nodes);
     let mut moved_in: Vec<Vec<&Pod>> = vec![Vec::new(); placer.nodes.len()];
     let mut unneeded = Vec::new();
     for (k, c) in candidates.iter().enumerate() {
         let Some(me) = slot[c.node] else { continue };
+        let pods: Vec<(&Pod, Disposition)> = cx.ix.pods_on[c.node]
+            .iter()
+            .map(|p| adjust.pod(p))
+            .chain(incoming[c.node].iter().copied())
+            .chain(moved_in[me].iter().copied())
+            .map(|p| (p, classify(p, || cx.ix.has_pdb(p), &cx.policy.scale_down)))
+            .collect();
+        let mut moving = Resources::default();
+        for (pod, _) in pods.iter().filter(|(_, d)| *d == Disposition::Movable) {
+            moving.cpu_milli += pod.requests.cpu_milli;
+            moving.memory += pod.requests.memory;
+            moving.pods += 1;
+        }
+        let own = free(&placer.nodes[me]);
+        let short = [
+            ("cpu", moving.cpu_milli, free_total.cpu_milli - own.cpu_milli),
+            ("memory", moving.memory, free_total.memory - own.memory),
+            ("pods", moving.pods, free_total.pods - own.pods),
+        ]
+        .into_iter()
+        .find(|(_, need, have)| need > have);
+        if let Some((resource, _, _)) = short
+            && let Some((pod, _)) = pods.iter().find(|(_, d)| *d == Disposition::Movable)
+        {
+            statuses.insert(
+                c.node,
+                NodeStatus::NoPlaceForPod {
+                    pod: pod.key(),
+                    scheduler: format!("the other nodes lack the {resource} its pods request, all together"),
+                },
+            );
+            continue;
+        }
         let checkpoint = placer.checkpoint();
         let mut taken: Vec<usize> = Vec::new();
         let mut moves: Vec<(usize, &Pod)> = Vec::new();
-        let pods: Vec<&Pod> =
-            cx.ix.pods_on[c.node].iter().chain(&incoming[c.node]).chain(&moved_in[me]).copied().collect();
         let mut failure = None;
-        for pod in pods {
-            match classify(pod, cx.ix.has_pdb(pod), &cx.policy.scale_down) {
+        for (pod, disposition) in pods {
+            match disposition {
                 Disposition::Stays | Disposition::Leaving => continue,
                 Disposition::Blocked(reason) => {
                     failure = Some(NodeStatus::PodBlocks { pod: pod.key(), reason });
@@ -233,6 +297,14 @@ fn simulate<'a>(
                 statuses.insert(c.node, status);
             }
             None => {
+                // Its free capacity is gone; what moved left the others.
+                let own = free(&placer.nodes[me]);
+                free_total -= &own;
+                for (_, pod) in &moves {
+                    free_total.cpu_milli -= pod.requests.cpu_milli;
+                    free_total.memory -= pod.requests.memory;
+                    free_total.pods -= 1;
+                }
                 placer.exclude(me);
                 for (dest, pod) in moves {
                     moved_in[dest].push(pod);

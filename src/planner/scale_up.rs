@@ -19,7 +19,8 @@ use super::explain::{Alert, Explanation, GroupRejection, GroupVerdict, Note, Opt
 use super::limits::{Headroom, capacity};
 use super::protocol::{Phase, REMOVAL_TAINT, RemovalState};
 use super::provisioning::GroupView;
-use super::scheduling::{Placer, SchedNode, check};
+use super::resize::{Relief, ScaleUpInput, cpu_memory};
+use super::scheduling::{Placer, SchedNode, check, fits};
 use super::time::after;
 
 /// Taints a node carries while it starts; capacity on its way is judged without them.
@@ -32,23 +33,31 @@ const STARTUP_TAINTS: [&str; 3] = [
 #[derive(Debug, Default)]
 pub struct ScaleUpOutcome<'a> {
     pub actions: Vec<ScaleUp>,
-    /// Pending pods that fit an existing node (node index): the scheduler will
-    /// place them, so scale-down must count them there.
+    /// Pending pods that fit an existing node (node index), as it is or once
+    /// pods there shrink: the scheduler will place them, so scale-down must
+    /// count them there.
     pub will_schedule: Vec<(usize, &'a Pod)>,
     /// Drained nodes taken back for pending pods → how many pods they host.
     pub reclaimed: BTreeMap<usize, usize>,
     /// Groups asked to grow this pass.
     pub scaled: BTreeSet<usize>,
+    /// Nodes where pending pods fit once over-requested pods shrink → how
+    /// many pending pods they take.
+    pub relief: BTreeMap<usize, usize>,
 }
 
+/// `resize`: capacity shrinking pods frees, and resized pods that fit no node
+/// (they are tried like pending pods, after them).
 pub fn plan<'a>(
     cx: &Cx<'a>,
     views: &[GroupView],
     repairing: &BTreeSet<usize>,
+    resize: &ScaleUpInput<'a>,
     ex: &mut Explanation,
 ) -> ScaleUpOutcome<'a> {
     let mut out = ScaleUpOutcome::default();
-    let pending = pods_to_consider(cx, ex);
+    let mut pending = pods_to_consider(cx, ex);
+    pending.extend(resize.demand.iter().copied());
     if pending.is_empty() {
         return out;
     }
@@ -69,6 +78,7 @@ pub fn plan<'a>(
         }
     }
 
+    let rest = place_after_resize(cx, &resize.relief, rest, &mut out, ex);
     let templates: Vec<Option<SchedNode<'_>>> = (0..cx.ix.snap.groups.len()).map(|g| template(cx, g, 0)).collect();
     let rest = place_on_upcoming(cx, views, &templates, rest, ex);
     let rest = reclaim_drained(cx, rest, &mut out, ex);
@@ -126,7 +136,7 @@ pub fn template<'a>(cx: &Cx<'a>, g: usize, n: usize) -> Option<SchedNode<'a>> {
         excluded: false,
     };
     for &ds in &cx.ix.daemonsets {
-        if check(ds, &node).is_ok() {
+        if fits(ds, &node) {
             node.add(ds);
         }
     }
@@ -173,6 +183,63 @@ fn place_on_upcoming<'a>(
             }
             None => rest.push(pod),
         }
+    }
+    rest
+}
+
+/// Existing nodes as they will be once over-requested pods there shrink in
+/// place: resizing pods beats booting a minion (and is faster). Every shrink
+/// counted on a node that takes a pending pod is issued this pass.
+fn place_after_resize<'a>(
+    cx: &Cx<'a>,
+    relief: &[Relief],
+    pods: Vec<&'a Pod>,
+    out: &mut ScaleUpOutcome<'a>,
+    ex: &mut Explanation,
+) -> Vec<&'a Pod> {
+    let mut freed: BTreeMap<usize, (Resources, usize)> = BTreeMap::new();
+    for r in relief.iter().filter(|r| cx.ix.node(r.node).ready) {
+        let entry = freed.entry(r.node).or_default();
+        entry.0 += &r.freed;
+        entry.1 += 1;
+    }
+    if freed.is_empty() || pods.is_empty() {
+        return pods;
+    }
+    let index: Vec<usize> = freed.keys().copied().collect();
+    let nodes = index
+        .iter()
+        .map(|&i| {
+            let mut node = cx.ix.sched_node(i);
+            node.requested -= &freed[&i].0;
+            node
+        })
+        .collect();
+    let mut placer = Placer::new(nodes);
+    let mut rest = Vec::new();
+    let mut placed = 0;
+    for pod in pods {
+        match placer.find(pod, None) {
+            Some(k) => {
+                placer.place(pod, k);
+                placed += 1;
+                *out.relief.entry(index[k]).or_insert(0) += 1;
+                out.will_schedule.push((index[k], pod));
+                let node = cx.ix.node(index[k]).name.clone();
+                let resized = freed[&index[k]].1;
+                ex.pods.push(PodExplanation { pod: pod.key(), outcome: PodOutcome::FitsAfterResize { node, resized } });
+            }
+            None => rest.push(pod),
+        }
+    }
+    if placed > 0 {
+        let mut total = Resources::default();
+        let mut resized = 0;
+        for node in out.relief.keys() {
+            total += &freed[node].0;
+            resized += freed[node].1;
+        }
+        ex.notes.push(Note::ScaleUpAvoided { pods: placed, resized, freed: cpu_memory(&total) });
     }
     rest
 }
@@ -225,7 +292,7 @@ fn binpack<'a>(pods: &[&'a Pod], template: &SchedNode<'a>, cap: u32) -> (u32, Ve
         let f = |req: i64, have: i64| if have > 0 { req as f64 / have as f64 } else { 0.0 };
         f(p.requests.cpu_milli, alloc.cpu_milli).max(f(p.requests.memory, alloc.memory))
     };
-    let mut order: Vec<usize> = (0..pods.len()).filter(|&i| check(pods[i], template).is_ok()).collect();
+    let mut order: Vec<usize> = (0..pods.len()).filter(|&i| fits(pods[i], template)).collect();
     order.sort_by(|&a, &b| share(pods[b]).total_cmp(&share(pods[a])));
     let mut placer = Placer::new(Vec::new());
     let mut placed = Vec::new();

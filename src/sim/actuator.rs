@@ -25,7 +25,13 @@ impl Sim<'_> {
             Action::MarkDrained(a) => self.mark_drained(a),
             Action::RollBackRemoval(a) => self.roll_back(a),
             Action::DeleteNode(a) => self.delete_node(a),
+            // Pod-level actions are simulated by `sim::podlevel`; this model
+            // has no VPA objects, so the planner never plans them here.
+            Action::ResizePod(_) | Action::RecreatePod(_) => Err("no pod-level model in this simulation".into()),
         };
+        if result.is_ok() {
+            self.wake = true; // the daemon's watches see what its own action changed
+        }
         if let Err(why) = result {
             let kind = serde_json::to_value(action)
                 .ok()

@@ -1,7 +1,9 @@
 //! The simulated cluster: the snapshot the planner is shown (kept in place,
 //! so a planner pass costs no copy of the cluster) plus Heat's own state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::model::{
@@ -13,11 +15,15 @@ use super::heat::SimGroup;
 use super::scenario::{ContainerSpec, PodSpec, resources};
 
 /// Who recreates a pod when it goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Origin {
     Workload(usize),
     OneOff(usize),
     DaemonSet(usize),
+    /// A pod of a generated batch job (see `generators`).
+    Job(usize),
+    /// A pod replayed from a trace file: (trace, pod number in the trace).
+    Trace(usize, usize),
 }
 
 /// Everything pods of one workload (or one one-off pod) share.
@@ -129,19 +135,38 @@ fn container(c: &ContainerSpec) -> Container {
     }
 }
 
+/// Pods are added, changed and removed through the methods below (never
+/// through `snap.pods` directly): they keep the indexes and the change
+/// counter the report's bookkeeping relies on.
 #[derive(Default)]
 pub struct Cluster {
     pub snap: Snapshot,
     pub heat: Vec<SimGroup>,
     pub origin: HashMap<String, Origin>,
     index: HashMap<String, usize>,
+    /// Pods by who created them, in creation order (uids are `uid-<n>`, the
+    /// key is `n`), so a controller's work is proportional to its own pods.
+    by_origin: HashMap<Origin, BTreeMap<u64, String>>,
+    /// Pods of each origin being deleted (still listed in `by_origin`).
+    terminating: HashMap<Origin, usize>,
+    /// The PDBs (indices into `snap.pdbs`) covering each pod, parallel to
+    /// `snap.pods`: labels never change, so matching is done once per pod.
+    pod_pdbs: Vec<Vec<usize>>,
     next_uid: u64,
+    /// Pods added, possibly changed or removed since the last
+    /// [`Cluster::take_changes`], so totals over all pods are kept
+    /// incrementally.
+    changes: Vec<String>,
 }
 
 impl Cluster {
     pub fn add_pod(&mut self, t: &PodTemplate, name: String, now: Timestamp, origin: Origin) -> String {
         self.next_uid += 1;
         let uid = format!("uid-{}", self.next_uid);
+        self.by_origin.entry(origin).or_default().insert(self.next_uid, uid.clone());
+        self.changes.push(uid.clone());
+        let pdbs = self.pdbs_covering(&t.namespace, &t.labels);
+        self.pod_pdbs.push(pdbs);
         self.snap.pods.push(Pod {
             uid: uid.clone(),
             namespace: t.namespace.clone(),
@@ -174,12 +199,51 @@ impl Cluster {
     }
 
     pub fn pod_mut(&mut self, uid: &str) -> Option<&mut Pod> {
-        self.index.get(uid).map(|&i| &mut self.snap.pods[i])
+        let i = *self.index.get(uid)?;
+        self.changes.push(uid.to_string());
+        Some(&mut self.snap.pods[i])
+    }
+
+    /// The uids of pods added, handed out mutably or removed since the last call.
+    pub fn take_changes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Marks a pod as being deleted; `Some(unbound)` if it was not already.
+    pub fn start_deletion(&mut self, uid: &str, now: Timestamp) -> Option<bool> {
+        let origin = self.origin.get(uid).copied();
+        let pod = self.pod_mut(uid)?;
+        if pod.deletion.is_some() {
+            return None;
+        }
+        pod.deletion = Some(now);
+        let unbound = pod.node_name.is_none();
+        if let Some(origin) = origin {
+            *self.terminating.entry(origin).or_insert(0) += 1;
+        }
+        Some(unbound)
+    }
+
+    /// Pods of `origin` that exist and are not being deleted.
+    pub fn active_count(&self, origin: Origin) -> usize {
+        let listed = self.by_origin.get(&origin).map_or(0, BTreeMap::len);
+        listed - self.terminating.get(&origin).copied().unwrap_or(0)
     }
 
     pub fn remove_pod(&mut self, uid: &str) -> Option<Pod> {
         let i = self.index.remove(uid)?;
-        self.origin.remove(uid);
+        self.changes.push(uid.to_string());
+        if let Some(origin) = self.origin.remove(uid) {
+            if let Some(set) = self.by_origin.get_mut(&origin) {
+                set.remove(&uid_number(uid));
+            }
+            if self.snap.pods[i].deletion.is_some()
+                && let Some(n) = self.terminating.get_mut(&origin)
+            {
+                *n -= 1;
+            }
+        }
+        self.pod_pdbs.swap_remove(i);
         let pod = self.snap.pods.swap_remove(i);
         if let Some(moved) = self.snap.pods.get(i) {
             self.index.insert(moved.uid.clone(), i);
@@ -219,8 +283,30 @@ impl Cluster {
         uids.iter().filter_map(|u| self.remove_pod(u)).collect()
     }
 
+    /// The pods `origin` created that still exist, oldest first.
     pub fn pods_of(&self, origin: Origin) -> impl Iterator<Item = &Pod> {
-        self.snap.pods.iter().filter(move |p| self.origin.get(&p.uid) == Some(&origin))
+        self.by_origin
+            .get(&origin)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter_map(|uid| self.index.get(uid).map(|&i| &self.snap.pods[i]))
+    }
+
+    /// Adds a PodDisruptionBudget and notes which existing pods it covers.
+    pub fn add_pdb(&mut self, pdb: crate::model::Pdb) {
+        let i = self.snap.pdbs.len();
+        for (k, p) in self.snap.pods.iter().enumerate() {
+            if p.namespace == pdb.namespace && pdb.selector.matches(&p.labels) {
+                self.pod_pdbs[k].push(i);
+            }
+        }
+        self.snap.pdbs.push(pdb);
+    }
+
+    fn pdbs_covering(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<usize> {
+        (0..self.snap.pdbs.len())
+            .filter(|&i| self.snap.pdbs[i].namespace == namespace && self.snap.pdbs[i].selector.matches(labels))
+            .collect()
     }
 
     pub fn group_index(&self, name: &str) -> Option<usize> {
@@ -240,7 +326,7 @@ impl Cluster {
     /// Maps members to nodes the way the observer does by node name: a member
     /// maps to the node named like its server, once that node has registered.
     pub fn map_members(&mut self) {
-        let names: std::collections::HashSet<&str> = self.snap.nodes.iter().map(|n| n.name.as_str()).collect();
+        let names: rustc_hash::FxHashSet<&str> = self.snap.nodes.iter().map(|n| n.name.as_str()).collect();
         let mut mapped = Vec::new();
         for g in &self.snap.groups {
             for m in &g.members {
@@ -259,14 +345,15 @@ impl Cluster {
     /// Refreshes each PDB's `disruptionsAllowed` from the pods, as the
     /// disruption controller does.
     pub fn refresh_pdbs(&mut self, expected: &dyn Fn(&str) -> Option<u32>, rules: &[PdbRule]) {
-        for (pdb, rule) in self.snap.pdbs.iter_mut().zip(rules) {
-            let healthy = self
-                .snap
-                .pods
-                .iter()
-                .filter(|p| p.namespace == pdb.namespace && pdb.selector.matches(&p.labels))
-                .filter(|p| p.node_name.is_some() && p.deletion.is_none() && p.phase == PodPhase::Running)
-                .count() as i64;
+        let mut healthy = vec![0i64; self.snap.pdbs.len()];
+        for (p, pdbs) in self.snap.pods.iter().zip(&self.pod_pdbs) {
+            if p.node_name.is_some() && p.deletion.is_none() && p.phase == PodPhase::Running {
+                for &i in pdbs {
+                    healthy[i] += 1;
+                }
+            }
+        }
+        for ((pdb, rule), healthy) in self.snap.pdbs.iter_mut().zip(rules).zip(healthy) {
             let desired_healthy = match *rule {
                 PdbRule::MinAvailable(n) => i64::from(n),
                 PdbRule::MaxUnavailable(n) => i64::from(expected(&pdb.name).unwrap_or(0)) - i64::from(n),
@@ -274,6 +361,10 @@ impl Cluster {
             pdb.disruptions_allowed = (healthy - desired_healthy).max(0) as i32;
         }
     }
+}
+
+fn uid_number(uid: &str) -> u64 {
+    uid.strip_prefix("uid-").and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -11,12 +11,16 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::NodeTemplate;
 use crate::model::{LabelSelector, NodeShape, Pdb, Timestamp};
-use crate::planner::{self, Input, Memory, Policy};
+use crate::planner::{self, Input};
 
+use super::autoscaler::{Autoscaler, PolicyKind};
+use super::bound::BoundModel;
 use super::cluster::{Cluster, Origin, PdbRule, PodTemplate};
+use super::generators::{BurstProcess, Job, boot_stream};
 use super::heat::SimGroup;
-use super::report::{Recorder, Report, TimelineEvent};
+use super::report::{Recorder, Report, Run, TimelineEvent};
 use super::scenario::{Scenario, resources};
+use super::trace::{TraceError, TraceFeed};
 use super::workloads::WorkloadState;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +33,9 @@ pub(super) enum Event {
     Workload(usize),
     Arrive(usize),
     Depart(usize),
+    Burst(usize),
+    JobDone { job: usize, uid: String },
+    TraceRows(usize),
     Sample,
     Restart,
 }
@@ -69,35 +76,65 @@ pub struct Sim<'s> {
     pub(super) oneoffs: Vec<PodTemplate>,
     daemonsets: Vec<PodTemplate>,
     pdb_rules: Vec<PdbRule>,
-    pub(super) policy: Policy,
-    memory: Memory,
+    pub(super) bursts: Vec<BurstProcess>,
+    pub(super) jobs: Vec<Job>,
+    pub(super) traces: Vec<TraceFeed>,
+    /// A trace that could not be read to its end (it changed after validation).
+    pub(super) trace_errors: Vec<TraceError>,
+    autoscaler: Autoscaler,
     pub(super) rng: ChaCha8Rng,
     plan_due: Option<Timestamp>,
-    /// Something changed that the scheduler (and the daemon's watch) would see.
+    /// Something changed that the scheduler must look at (pods or nodes).
     pub(super) dirty: bool,
+    /// Something changed that calls for a decision soon: a pod found
+    /// unschedulable, a node added, changed or gone, a pod gone from a
+    /// cordoned node (a drain progressing), Heat's state, or the daemon's own
+    /// action. Other changes (pods created, bound, deleted elsewhere) wait for
+    /// the resync: no decision they feed is urgent (scale-down waits for
+    /// unneeded-time anyway).
+    pub(super) wake: bool,
     next_update: u64,
     pub(super) rec: Recorder,
 }
 
-/// Runs a scenario to its end.
-pub fn run(sc: &Scenario) -> Report {
-    let mut sim = Sim::new(sc);
+/// Runs a scenario with heatscaler only.
+pub fn run(sc: &Scenario) -> Result<Report, TraceError> {
+    compare(sc, &[PolicyKind::Heatscaler])
+}
+
+/// Runs a scenario once per policy — same demand, same seed, same
+/// provisioning model — in parallel, and reports them side by side.
+pub fn compare(sc: &Scenario, policies: &[PolicyKind]) -> Result<Report, TraceError> {
+    let runs: Vec<Result<Run, TraceError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = policies.iter().map(|&kind| scope.spawn(move || run_policy(sc, kind))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    });
+    Ok(Report {
+        scenario: sc.name.clone(),
+        description: sc.description.clone(),
+        seed: sc.seed,
+        duration_secs: sc.duration.get().as_secs_f64(),
+        runs: runs.into_iter().collect::<Result<_, _>>()?,
+    })
+}
+
+/// One policy's run of a scenario.
+pub fn run_policy(sc: &Scenario, kind: PolicyKind) -> Result<Run, TraceError> {
+    let mut sim = Sim::new(sc, kind)?;
     sim.run();
-    sim.rec.finish(sc, &sim.cluster, sim.now)
+    if let Some(e) = sim.trace_errors.into_iter().next() {
+        return Err(e);
+    }
+    Ok(sim.rec.finish(kind.label(), kind.name(), sim.now))
 }
 
 impl<'s> Sim<'s> {
-    fn new(sc: &'s Scenario) -> Self {
+    fn new(sc: &'s Scenario, kind: PolicyKind) -> Result<Self, TraceError> {
         let epoch = epoch();
-        let mut policy = Policy {
-            scale_up: sc.policy.scale_up.clone(),
-            scale_down: sc.policy.scale_down.clone(),
-            limits: sc.policy.cluster_limits.clone(),
-            seed: sc.seed,
-            ..Policy::default()
-        };
-        if let Some(labels) = &sc.policy.control_plane_labels {
-            policy.control_plane_labels = labels.clone();
+        let mut traces = Vec::new();
+        for t in &sc.traces {
+            let base = PodTemplate::from_spec(&t.pod_spec(), &t.namespace, &t.name, t.controller());
+            traces.push(TraceFeed::open(&t.path(&sc.base_dir), t.start.get(), base)?);
         }
         let mut sim = Self {
             sc,
@@ -111,16 +148,25 @@ impl<'s> Sim<'s> {
             oneoffs: Vec::new(),
             daemonsets: Vec::new(),
             pdb_rules: Vec::new(),
-            policy,
-            memory: Memory::default(),
+            bursts: sc.bursts.iter().enumerate().map(|(i, b)| BurstProcess::new(b, i, sc.seed)).collect(),
+            jobs: Vec::new(),
+            traces,
+            trace_errors: Vec::new(),
+            autoscaler: Autoscaler::new(kind, sc),
             rng: ChaCha8Rng::seed_from_u64(sc.seed),
             plan_due: None,
             dirty: true,
+            wake: true,
             next_update: 0,
-            rec: Recorder::new(epoch),
+            rec: Recorder::new(epoch, BoundModel::new(sc)),
         };
         sim.build();
-        sim
+        Ok(sim)
+    }
+
+    /// Simulated time since the start.
+    pub(super) fn elapsed_since_start(&self) -> StdDuration {
+        planner::time::elapsed(self.now, self.epoch)
     }
 
     fn build(&mut self) {
@@ -150,7 +196,7 @@ impl<'s> Sim<'s> {
         for (w, spec) in sc.workloads.iter().enumerate() {
             let state = WorkloadState::new(spec);
             if let Some(pdb) = &spec.pdb {
-                self.cluster.snap.pdbs.push(Pdb {
+                self.cluster.add_pdb(Pdb {
                     namespace: spec.namespace.clone(),
                     name: spec.name.clone(),
                     selector: LabelSelector { match_labels: state.template.labels.clone(), ..LabelSelector::default() },
@@ -171,10 +217,20 @@ impl<'s> Sim<'s> {
                 self.after(d.get(), Event::Depart(i));
             }
         }
+        self.start_bursts();
+        for t in 0..self.traces.len() {
+            if let Some(at) = self.traces[t].next_at() {
+                self.after(at, Event::TraceRows(t));
+            }
+        }
         for t in &sc.daemon.restarts {
             self.after(t.get(), Event::Restart);
         }
         self.after(sc.daemon.heat_poll_interval.get(), Event::HeatPoll);
+        if self.autoscaler.scan_interval().is_some() {
+            self.plan_due = Some(self.epoch);
+            self.at(self.epoch, Event::Plan);
+        }
         self.at(self.epoch, Event::Sample);
     }
 
@@ -193,6 +249,7 @@ impl<'s> Sim<'s> {
             }
         }
         self.dirty = true;
+        self.wake = true;
     }
 
     pub(super) fn at(&mut self, at: Timestamp, event: Event) {
@@ -209,8 +266,12 @@ impl<'s> Sim<'s> {
         self.next_update
     }
 
-    /// The daemon's watch saw a change: plan once the debounce has passed.
+    /// The daemon's watch saw a change: plan once the debounce has passed
+    /// (an autoscaler on a fixed scan interval ignores changes).
     fn request_plan(&mut self) {
+        if self.autoscaler.scan_interval().is_some() {
+            return;
+        }
         let want = planner::time::after(self.now, self.sc.daemon.debounce);
         if self.plan_due.is_none_or(|due| want < due) {
             self.plan_due = Some(want);
@@ -223,16 +284,19 @@ impl<'s> Sim<'s> {
             if next.at > self.end {
                 break;
             }
-            self.rec.advance(next.at, &self.cluster);
+            self.rec.advance(next.at, &mut self.cluster);
             self.now = next.at;
             self.handle(next.event);
             if self.dirty {
                 self.dirty = false;
                 self.schedule_pods();
+            }
+            if self.wake {
+                self.wake = false;
                 self.request_plan();
             }
         }
-        self.rec.advance(self.end, &self.cluster);
+        self.rec.advance(self.end, &mut self.cluster);
         self.now = self.end;
     }
 
@@ -243,7 +307,8 @@ impl<'s> Sim<'s> {
                     return; // superseded by an earlier pass
                 }
                 self.pass();
-                let next = planner::time::after(self.now, self.sc.daemon.resync_interval);
+                let every = self.autoscaler.scan_interval().unwrap_or(self.sc.daemon.resync_interval.get());
+                let next = planner::time::after_std(self.now, every);
                 self.plan_due = Some(next);
                 self.at(next, Event::Plan);
             }
@@ -253,47 +318,59 @@ impl<'s> Sim<'s> {
                     self.cluster.observe_group(g);
                 }
                 if self.cluster.snap.groups != before {
-                    self.dirty = true;
+                    self.wake = true;
                 }
                 self.after(self.sc.daemon.heat_poll_interval.get(), Event::HeatPoll);
             }
             Event::HeatDone { group, update } => self.heat_done(group, update),
             Event::Boot { group, member } => self.boot(group, &member),
             Event::PodGone { uid } => {
-                if self.cluster.remove_pod(&uid).is_some() {
+                if let Some(pod) = self.cluster.remove_pod(&uid) {
                     self.rec.pod_gone(&uid);
                     self.dirty = true;
+                    if pod.node_name.as_deref().and_then(|n| self.cluster.node(n)).is_some_and(|n| n.unschedulable) {
+                        self.wake = true;
+                    }
                 }
             }
             Event::Workload(w) => self.workload_tick(w),
             Event::Arrive(i) => self.arrive(i),
             Event::Depart(i) => self.depart(i),
+            Event::Burst(i) => self.burst(i),
+            Event::JobDone { job, uid } => self.job_done(job, &uid),
+            Event::TraceRows(t) => self.trace_rows(t),
             Event::Sample => {
-                self.rec.sample(self.now, &self.cluster);
+                self.rec.sample(self.now, &mut self.cluster);
                 self.after(self.sc.sample_interval.get(), Event::Sample);
             }
             Event::Restart => {
-                self.memory = Memory::default();
+                self.autoscaler.forget();
                 self.rec.event(self.now, "heatscaler", TimelineEvent::DaemonRestarted);
-                self.dirty = true;
+                self.wake = true;
             }
         }
     }
 
-    /// One planner pass, exactly as the daemon makes it.
+    /// One decision pass, exactly as the daemon (or the baseline's loop) makes it.
     fn pass(&mut self) {
         self.cluster.map_members();
         let expected: std::collections::BTreeMap<String, u32> =
             self.workloads.iter().map(|w| (w.name.clone(), w.target)).collect();
         self.cluster.refresh_pdbs(&|name| expected.get(name).copied(), &self.pdb_rules);
-        let usage = self.policy.scale_down.use_observed_usage.then(|| self.node_usage());
-        let plan = planner::plan(
-            &Input { snapshot: &self.cluster.snap, usage: usage.as_ref(), memory: &self.memory, now: self.now },
-            &self.policy,
-        );
+        let usage = self.autoscaler.reads_usage().then(|| self.node_usage());
+        let actions = match &mut self.autoscaler {
+            Autoscaler::Heatscaler { policy, memory } => {
+                let plan = planner::plan(
+                    &Input { snapshot: &self.cluster.snap, usage: usage.as_ref(), memory, now: self.now },
+                    policy,
+                );
+                *memory = plan.memory;
+                plan.actions
+            }
+            Autoscaler::CaDefaults(ca) => ca.decide(&self.cluster.snap, self.now),
+        };
         self.rec.passes += 1;
-        self.memory = plan.memory;
-        for action in &plan.actions {
+        for action in &actions {
             self.execute(action);
         }
     }
@@ -302,7 +379,8 @@ impl<'s> Sim<'s> {
         let Some(result) = self.cluster.heat[g].finish_update(update) else { return };
         let name = self.cluster.heat[g].name.clone();
         for member in result.created {
-            let boot = self.sc.provisioning.boot.sample(&mut self.rng);
+            let index = self.cluster.heat[g].index_of(&member).unwrap_or(0);
+            let boot = self.sc.provisioning.boot.sample(&mut boot_stream(self.sc.seed, g, index));
             self.after(boot, Event::Boot { group: g, member });
         }
         for member in &result.failed {
@@ -313,6 +391,7 @@ impl<'s> Sim<'s> {
             if let Some(node) = self.cluster.node_mut(member) {
                 node.ready = false;
                 self.dirty = true;
+                self.wake = true;
             }
         }
         if !result.deleted.is_empty() {

@@ -8,6 +8,8 @@ use crate::model::{GroupState, Member, MemberStatus, NodeShape, Timestamp};
 #[derive(Clone, Debug)]
 pub struct SimMember {
     pub id: String,
+    /// The group's count of members created before this one.
+    pub index: u32,
     pub status: MemberStatus,
     pub created: Timestamp,
     /// Will end `CREATE_FAILED` (quota exhausted when it was created).
@@ -82,6 +84,7 @@ impl SimGroup {
             let fails = self.quota.is_some_and(|q| self.alive() >= q);
             let member = SimMember {
                 id: format!("{}-{}", self.name, self.next_index),
+                index: self.next_index,
                 status: MemberStatus::InProgress,
                 created: now,
                 fails,
@@ -122,8 +125,18 @@ impl SimGroup {
         let id = format!("{}-{}", self.name, self.next_index);
         self.next_index += 1;
         self.desired += 1;
-        self.members.push(SimMember { id: id.clone(), status: MemberStatus::Complete, created: now, fails: false });
+        self.members.push(SimMember {
+            id: id.clone(),
+            index: self.next_index - 1,
+            status: MemberStatus::Complete,
+            created: now,
+            fails: false,
+        });
         id
+    }
+
+    pub fn index_of(&self, member: &str) -> Option<u32> {
+        self.members.iter().find(|m| m.id == member).map(|m| m.index)
     }
 
     /// What a poll of Heat shows (node mapping is filled in at planning time).

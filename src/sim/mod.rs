@@ -6,21 +6,40 @@
 //! - `engine`: the simulated clock, event queue and daemon loop.
 //! - `scheduler`, `workloads`, `heat`: kube-scheduler, controllers and Heat.
 //! - `actuator`: executes planner actions under the executor contract.
-//! - [`report`]: timeline, series and summary.
+//! - `generators`, `trace`: bursty arrivals and trace replay (the demand).
+//! - [`autoscaler`]: which autoscaler a run simulates — heatscaler, or the
+//!   `ca_defaults` baseline (cluster-autoscaler's documented defaults,
+//!   re-implemented).
+//! - [`report`]: per policy, the node-level summary against the fluid lower
+//!   bound ([`bound`]), timeline and series; `display` for terminals, [`plot`]
+//!   for SVG.
+//! - [`podlevel`]: pod-level resizing (recommender, updater, kubelet) against a VPA-defaults baseline.
 
 mod actuator;
+pub mod autoscaler;
+pub mod bound;
+mod ca_defaults;
 mod cluster;
+pub mod display;
 mod engine;
+mod generators;
 mod heat;
+pub mod plot;
+pub mod podlevel;
 pub mod report;
 pub mod scenario;
 mod scheduler;
 pub mod shapes;
+pub mod trace;
 mod workloads;
 
-pub use engine::run;
+pub use autoscaler::PolicyKind;
+pub use engine::{compare, run, run_policy};
 pub use report::Report;
 pub use scenario::{PHP_APACHE, Scenario, ScenarioError};
+pub use trace::TraceError;
 
+#[cfg(test)]
+mod invariants;
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,11 @@
 //! What a simulation tells: a timeline of scaling events, sampled series, and
 //! a summary of cost and waiting.
 //!
-//! A [`Report`] holds one [`Run`] per policy simulated (today one, labelled
-//! `heatscaler`), so baselines can be run side by side; [`Run::series`] is the
-//! sampled state for plots; bounds (a fluid lower bound on cost) will be a
-//! further field of [`Report`].
+//! A [`Report`] holds one [`Run`] per policy simulated on the same scenario
+//! (heatscaler and the baselines), side by side. A run's results come in
+//! sections: [`NodeLevel`] (cost, the fluid lower bound, waiting, scaling
+//! activity) and, beside it, the sections of other levels. [`Run::series`] is
+//! the sampled state for plots.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -16,8 +17,8 @@ use crate::model::Timestamp;
 use crate::planner::action::{RemovalCause, RemoveMembers, ScaleUp};
 use crate::planner::time::{compact, elapsed};
 
+use super::bound::{self, BoundModel};
 use super::cluster::Cluster;
-use super::scenario::Scenario;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -25,15 +26,37 @@ pub struct Report {
     pub description: Option<String>,
     pub seed: u64,
     pub duration_secs: f64,
+    /// Every policy run on the same scenario, seed and provisioning model.
     pub runs: Vec<Run>,
 }
 
+/// One policy's run. Node-level results are in [`Run::node_level`]; results
+/// of other levels (pod-level resizing) are further sections beside it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Run {
+    /// What ran, said honestly (a baseline is labelled as a re-implementation).
     pub label: String,
+    /// Short machine name (`heatscaler`, `ca-defaults`).
+    pub policy: String,
+    /// The demand this run was fed; identical for every run of a scenario
+    /// (the same trace), which the report lets anyone check.
+    pub input: InputSummary,
+    pub node_level: NodeLevel,
     pub timeline: Vec<TimelineEntry>,
     pub series: Vec<Sample>,
-    pub summary: Summary,
+}
+
+/// Counts of the scenario's own demand events (not the pods controllers
+/// recreated after evictions).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct InputSummary {
+    /// Replica-count changes scheduled by the scenario's replica shapes.
+    pub replica_changes: u64,
+    /// Bursts from the bursty (Poisson) generators, and the jobs they brought.
+    pub bursts: u64,
+    pub jobs: u64,
+    /// Rows of trace files replayed.
+    pub trace_rows: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -109,16 +132,28 @@ pub struct Sample {
     pub ready: BTreeMap<String, u32>,
     /// Heat desired size per group.
     pub desired: BTreeMap<String, u32>,
+    /// Members paid for (being built, running, being deleted), all groups.
+    pub billed: u32,
+    /// What they cost per hour.
+    pub cost_per_hour: f64,
     pub pending_pods: u32,
     pub running_pods: u32,
+    /// The fluid lower bound at this instant (see `sim::bound`).
+    pub bound: bound::Instant,
 }
 
+/// What a run cost and how long pods waited for capacity.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Summary {
+pub struct NodeLevel {
     pub planner_passes: u64,
     pub groups: Vec<GroupSummary>,
     pub node_hours: f64,
     pub cost: f64,
+    pub lower_bound: LowerBound,
+    /// `node_hours / lower_bound.node_hours` (single shape only).
+    pub node_hours_ratio: Option<f64>,
+    /// `cost / lower_bound.cost`.
+    pub cost_ratio: Option<f64>,
     /// Integral of the number of pending pods over time.
     pub pending_pod_seconds: f64,
     /// Pods that were ever unschedulable, and how long each waited for a node
@@ -137,17 +172,49 @@ pub struct Summary {
     pub rollbacks: u32,
 }
 
+/// The fluid lower bound integrated over the run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LowerBound {
+    /// Minion-hours, when every group has one shape (exact); `None` otherwise.
+    pub node_hours: Option<f64>,
+    pub cost: f64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct GroupSummary {
     pub group: String,
+    pub price_per_hour: f64,
     pub node_hours: f64,
     pub cost: f64,
 }
 
-/// Collects the report while the engine runs.
+/// Totals over every pod, kept up to date from the cluster's change log.
+#[derive(Clone, Debug, Default)]
+struct PodState {
+    pending: u32,
+    running: u32,
+    demand: crate::model::Resources,
+    bound: bound::Instant,
+    /// What each pod adds to the totals.
+    parts: HashMap<String, Part>,
+}
+
+#[derive(Clone, Debug)]
+struct Part {
+    pending: bool,
+    running: bool,
+    demand: Option<crate::model::Resources>,
+}
+
+/// Collects one run's report while the engine runs.
 pub struct Recorder {
     epoch: Timestamp,
     last: Timestamp,
+    bound_model: BoundModel,
+    pods: PodState,
+    bound_node_seconds: f64,
+    bound_cost_seconds: f64,
+    pub input: InputSummary,
     pub passes: u64,
     pub evictions: u32,
     pub evictions_refused: u32,
@@ -166,10 +233,15 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(epoch: Timestamp) -> Self {
+    pub fn new(epoch: Timestamp, bound_model: BoundModel) -> Self {
         Self {
             epoch,
             last: epoch,
+            bound_model,
+            pods: PodState::default(),
+            bound_node_seconds: 0.0,
+            bound_cost_seconds: 0.0,
+            input: InputSummary::default(),
             passes: 0,
             evictions: 0,
             evictions_refused: 0,
@@ -193,7 +265,7 @@ impl Recorder {
     }
 
     /// Integrates the piecewise-constant state from the last event up to `to`.
-    pub fn advance(&mut self, to: Timestamp, cluster: &Cluster) {
+    pub fn advance(&mut self, to: Timestamp, cluster: &mut Cluster) {
         let dt = elapsed(to, self.last).as_secs_f64();
         self.last = to;
         if dt <= 0.0 {
@@ -203,8 +275,44 @@ impl Recorder {
             let e = self.node_seconds.entry(g.name.clone()).or_insert((0.0, g.price_per_hour));
             e.0 += f64::from(g.billed()) * dt;
         }
-        let pending = cluster.snap.pods.iter().filter(|p| p.node_name.is_none() && p.deletion.is_none()).count();
-        self.pending_pod_seconds += pending as f64 * dt;
+        let pods = self.pod_state(cluster);
+        let (pending, bound) = (pods.pending, pods.bound);
+        self.pending_pod_seconds += f64::from(pending) * dt;
+        self.bound_node_seconds += f64::from(bound.nodes.unwrap_or(0)) * dt;
+        self.bound_cost_seconds += bound.cost_per_hour * dt;
+    }
+
+    /// Pending and running pods and the bound, as of the cluster's latest
+    /// change: only the pods changed since the last call are looked at.
+    fn pod_state(&mut self, cluster: &mut Cluster) -> &PodState {
+        let changes = cluster.take_changes();
+        if changes.is_empty() {
+            return &self.pods;
+        }
+        let state = &mut self.pods;
+        for uid in changes {
+            if let Some(old) = state.parts.remove(&uid) {
+                state.pending -= u32::from(old.pending);
+                state.running -= u32::from(old.running);
+                if let Some(d) = &old.demand {
+                    state.demand -= d;
+                }
+            }
+            let Some(p) = cluster.pod(&uid) else { continue };
+            let part = Part {
+                pending: p.deletion.is_none() && p.node_name.is_none(),
+                running: p.deletion.is_none() && p.node_name.is_some(),
+                demand: self.bound_model.counts(p).then(|| p.requests.clone()),
+            };
+            state.pending += u32::from(part.pending);
+            state.running += u32::from(part.running);
+            if let Some(d) = &part.demand {
+                state.demand += d;
+            }
+            state.parts.insert(uid, part);
+        }
+        state.bound = self.bound_model.at(&state.demand);
+        &self.pods
     }
 
     pub fn event(&mut self, at: Timestamp, subject: &str, event: TimelineEvent) {
@@ -254,25 +362,48 @@ impl Recorder {
         self.waiting.remove(uid);
     }
 
-    pub fn sample(&mut self, at: Timestamp, cluster: &Cluster) {
+    pub fn sample(&mut self, at: Timestamp, cluster: &mut Cluster) {
+        let ready_nodes: std::collections::HashSet<&str> =
+            cluster.snap.nodes.iter().filter(|n| n.ready).map(|n| n.name.as_str()).collect();
         let mut ready = BTreeMap::new();
         let mut desired = BTreeMap::new();
         for g in &cluster.heat {
-            let n = cluster.snap.nodes.iter().filter(|n| n.ready && g.members.iter().any(|m| m.id == n.name)).count();
+            let n = g.members.iter().filter(|m| ready_nodes.contains(m.id.as_str())).count();
             ready.insert(g.name.clone(), n as u32);
             desired.insert(g.name.clone(), g.desired);
         }
-        let pods = &cluster.snap.pods;
+        let billed = cluster.heat.iter().map(|g| g.billed()).sum();
+        let cost_per_hour = cluster.heat.iter().map(|g| f64::from(g.billed()) * g.price_per_hour).sum();
+        let pods = self.pod_state(cluster);
+        let (pending, running, bound) = (pods.pending, pods.running, pods.bound);
+        #[cfg(debug_assertions)]
+        {
+            // The incremental tally must equal a recount (tests run in debug).
+            let live = cluster.snap.pods.iter().filter(|p| p.deletion.is_none());
+            let recount = live.fold((0u32, 0u32), |(p, r), pod| match pod.node_name {
+                None => (p + 1, r),
+                Some(_) => (p, r + 1),
+            });
+            let mut demand = crate::model::Resources::default();
+            for p in cluster.snap.pods.iter().filter(|p| self.bound_model.counts(p)) {
+                demand += &p.requests;
+            }
+            assert_eq!((pending, running), recount, "pending and running pods drifted");
+            assert_eq!(bound, self.bound_model.at(&demand), "the bound's demand drifted");
+        }
         self.series.push(Sample {
             at_secs: self.secs(at),
             ready,
             desired,
-            pending_pods: pods.iter().filter(|p| p.node_name.is_none() && p.deletion.is_none()).count() as u32,
-            running_pods: pods.iter().filter(|p| p.node_name.is_some() && p.deletion.is_none()).count() as u32,
+            billed,
+            cost_per_hour,
+            pending_pods: pending,
+            running_pods: running,
+            bound,
         });
     }
 
-    pub fn finish(mut self, sc: &Scenario, _cluster: &Cluster, end: Timestamp) -> Report {
+    pub fn finish(mut self, label: &str, policy: &str, end: Timestamp) -> Run {
         let never_scheduled = self.waiting.len();
         let mut waits = std::mem::take(&mut self.waits);
         waits.extend(self.waiting.values().map(|c| elapsed(end, *c).as_secs_f64()));
@@ -282,14 +413,25 @@ impl Recorder {
             .iter()
             .map(|(g, (secs, price))| GroupSummary {
                 group: g.clone(),
+                price_per_hour: *price,
                 node_hours: secs / 3600.0,
                 cost: secs / 3600.0 * price,
             })
             .collect();
-        let summary = Summary {
+        let node_hours: f64 = groups.iter().map(|g| g.node_hours).sum();
+        let cost: f64 = groups.iter().map(|g| g.cost).sum();
+        let lower_bound = LowerBound {
+            node_hours: self.bound_model.single_shape().then_some(self.bound_node_seconds / 3600.0),
+            cost: self.bound_cost_seconds / 3600.0,
+        };
+        let ratio = |actual: f64, bound: f64| (bound > 0.0).then_some(actual / bound);
+        let node_level = NodeLevel {
             planner_passes: self.passes,
-            node_hours: groups.iter().map(|g| g.node_hours).sum(),
-            cost: groups.iter().map(|g| g.cost).sum(),
+            node_hours,
+            cost,
+            node_hours_ratio: lower_bound.node_hours.and_then(|b| ratio(node_hours, b)),
+            cost_ratio: ratio(cost, lower_bound.cost),
+            lower_bound,
             groups,
             pending_pod_seconds: self.pending_pod_seconds,
             waited_pods: waits.len(),
@@ -305,18 +447,19 @@ impl Recorder {
             provisioning_failures: self.provisioning_failures,
             rollbacks: self.rollbacks,
         };
-        Report {
-            scenario: sc.name.clone(),
-            description: sc.description.clone(),
-            seed: sc.seed,
-            duration_secs: sc.duration.get().as_secs_f64(),
-            runs: vec![Run { label: "heatscaler".into(), timeline: self.timeline, series: self.series, summary }],
+        Run {
+            label: label.to_string(),
+            policy: policy.to_string(),
+            input: self.input,
+            node_level,
+            timeline: self.timeline,
+            series: self.series,
         }
     }
 }
 
 /// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
@@ -324,7 +467,7 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
-fn secs(s: f64) -> String {
+pub fn secs(s: f64) -> String {
     compact(StdDuration::from_secs_f64(s.max(0.0)))
 }
 
@@ -344,7 +487,7 @@ impl fmt::Display for TimelineEvent {
             TimelineEvent::RemovalStarted { node, kind, utilization } => {
                 write!(f, "removal of {node} started ({kind}; {:.0}% requested)", utilization * 100.0)
             }
-            TimelineEvent::Drained { node } => write!(f, "{node} drained; cooling down"),
+            TimelineEvent::Drained { node } => write!(f, "{node} drained"),
             TimelineEvent::RolledBack { node, reason } => write!(f, "removal of {node} rolled back: {reason}"),
             TimelineEvent::ScaleDown { from, to, members, cause } => {
                 write!(f, "{from} → {to} minions: Heat removes {} ({cause})", members.join(", "))
@@ -355,54 +498,5 @@ impl fmt::Display for TimelineEvent {
             TimelineEvent::Replicas { from, to } => write!(f, "{from} → {to} replicas"),
             TimelineEvent::Refused { action, why } => write!(f, "{action} not executed: {why}"),
         }
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "scenario {} (seed {}, {} simulated)", self.scenario, self.seed, secs(self.duration_secs))?;
-        if let Some(d) = &self.description {
-            write!(f, "\n  {d}")?;
-        }
-        writeln!(f)?;
-        for run in &self.runs {
-            writeln!(f, "\n{} timeline", run.label)?;
-            for e in &run.timeline {
-                writeln!(f, "  {:>8}  {:<12} {}", secs(e.at_secs), e.subject, e.event)?;
-            }
-            writeln!(f, "\n{} summary", run.label)?;
-            write!(f, "{}", run.summary)?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let groups: Vec<String> =
-            self.groups.iter().map(|g| format!("{} {:.2} (cost {:.2})", g.group, g.node_hours, g.cost)).collect();
-        writeln!(f, "  node-hours             {:.2} (cost {:.2}): {}", self.node_hours, self.cost, groups.join(", "))?;
-        writeln!(f, "  pending pod-seconds    {:.0}", self.pending_pod_seconds)?;
-        match (self.wait_p50_secs, self.wait_p99_secs) {
-            (Some(p50), Some(p99)) => writeln!(
-                f,
-                "  waited for capacity    {} pod(s): p50 {}, p99 {}; {} never scheduled",
-                self.waited_pods,
-                secs(p50),
-                secs(p99),
-                self.never_scheduled
-            )?,
-            _ => writeln!(f, "  waited for capacity    no pod waited")?,
-        }
-        writeln!(f, "  scale-ups              {} (+{} minion(s))", self.scale_ups, self.nodes_added)?;
-        writeln!(f, "  scale-downs            {} (-{} minion(s))", self.scale_downs, self.nodes_removed)?;
-        writeln!(
-            f,
-            "  evictions              {} ({} refused by PodDisruptionBudgets)",
-            self.evictions, self.evictions_refused
-        )?;
-        writeln!(f, "  provisioning failures  {}", self.provisioning_failures)?;
-        writeln!(f, "  rollbacks              {}", self.rollbacks)?;
-        writeln!(f, "  planner passes         {}", self.planner_passes)
     }
 }

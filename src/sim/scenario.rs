@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -18,6 +18,10 @@ use super::shapes::{Delay, Shape};
 
 /// The scenario `heatscaler simulate` runs when given none.
 pub const PHP_APACHE: &str = include_str!("../../scenarios/php-apache.yaml");
+
+/// The cluster `heatscaler simulate --trace` replays a trace on when given no
+/// scenario.
+pub const TRACE_CLUSTER: &str = include_str!("../../scenarios/trace-cluster.yaml");
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -50,6 +54,101 @@ pub struct Scenario {
     /// Single pods with an arrival and (optionally) a departure.
     #[serde(default)]
     pub pods: Vec<OneOffPod>,
+    /// Pod-level resizing benchmark (`sim::podlevel`), run next to the node level.
+    #[serde(default)]
+    pub pod_level: Option<super::podlevel::PodLevelSpec>,
+    /// Batch jobs arriving in bursts (a Poisson process).
+    #[serde(default)]
+    pub bursts: Vec<BurstSpec>,
+    /// Pods replayed from trace files (format in `docs/simulator.md`).
+    #[serde(default)]
+    pub traces: Vec<TraceSpec>,
+    /// The directory relative trace paths are resolved against (the
+    /// scenario file's; the working directory for embedded scenarios).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// Batch jobs arriving in bursts: bursts follow a Poisson process whose rate
+/// may change over time; each brings `size` jobs (one pod each) that run for
+/// `runtime` once scheduled, then complete. An evicted job pod is recreated
+/// by its controller and starts over.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BurstSpec {
+    pub name: String,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    pub pod: PodSpec,
+    /// Mean bursts per hour, over time (any shape: constant, diurnal, ...).
+    pub rate_per_hour: Shape,
+    /// Jobs per burst, drawn uniformly from `min..=max` (default 1).
+    #[serde(default)]
+    pub size: Option<SizeRange>,
+    /// How long a job runs once its pod is scheduled.
+    pub runtime: Delay,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SizeRange {
+    pub min: u32,
+    pub max: u32,
+}
+
+/// A trace file replayed row by row (see `sim::trace`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TraceSpec {
+    pub name: String,
+    /// CSV file, relative to the scenario file.
+    pub file: PathBuf,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// The trace time that becomes the simulation's start: pods started
+    /// before it and not ended are running at the start.
+    #[serde(default)]
+    pub start: Duration,
+    /// Owner kind of the replayed pods (evicted pods are recreated by it);
+    /// `none` makes bare pods, which block scale-down.
+    #[serde(default = "replica_set")]
+    pub controller: String,
+    /// Placement shared by the trace's pods.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tolerations: Vec<TolerationSpec>,
+    #[serde(default)]
+    pub priority: i32,
+}
+
+fn replica_set() -> String {
+    "ReplicaSet".into()
+}
+
+impl TraceSpec {
+    pub fn path(&self, base_dir: &Path) -> PathBuf {
+        base_dir.join(&self.file)
+    }
+
+    /// The pod spec trace pods share (their requests come from the rows).
+    pub fn pod_spec(&self) -> PodSpec {
+        PodSpec {
+            containers: Vec::new(),
+            labels: BTreeMap::new(),
+            node_selector: self.node_selector.clone(),
+            tolerations: self.tolerations.clone(),
+            spread_one_per_node: false,
+            host_ports: Vec::new(),
+            safe_to_evict: None,
+            local_storage: false,
+            priority: self.priority,
+        }
+    }
+
+    pub fn controller(&self) -> Option<&str> {
+        (self.controller != "none").then_some(self.controller.as_str())
+    }
 }
 
 fn default_sample_interval() -> Duration {
@@ -322,10 +421,19 @@ impl Scenario {
             source_name: name.clone(),
             problems: vec![ScenarioProblem { path: String::new(), problem: format!("cannot read file: {e}") }],
         })?;
-        Self::parse(&text, &name)
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse_in(&text, &name, &base)
     }
 
+    /// Parses a scenario whose relative trace paths are relative to the
+    /// working directory.
     pub fn parse(text: &str, source_name: &str) -> Result<Self, ScenarioError> {
+        Self::parse_in(text, source_name, Path::new(""))
+    }
+
+    /// Parses a scenario whose relative trace paths are relative to `base_dir`.
+    /// Trace files are read through once (streaming) to check every row.
+    pub fn parse_in(text: &str, source_name: &str, base_dir: &Path) -> Result<Self, ScenarioError> {
         let scenario: Scenario = crate::yaml::from_str_with_path(text).map_err(|e| ScenarioError {
             source_name: source_name.to_string(),
             problems: vec![ScenarioProblem {
@@ -336,12 +444,50 @@ impl Scenario {
                 path: e.path,
             }],
         })?;
-        let problems = scenario.problems();
+        let mut scenario = scenario;
+        scenario.base_dir = base_dir.to_path_buf();
+        let mut problems = scenario.problems();
+        if problems.is_empty() {
+            for (i, t) in scenario.traces.iter().enumerate() {
+                for e in super::trace::validate(&t.path(base_dir)) {
+                    problems.push(ScenarioProblem { path: format!("traces[{i}].file"), problem: e.to_string() });
+                }
+            }
+        }
         if problems.is_empty() {
             Ok(scenario)
         } else {
             Err(ScenarioError { source_name: source_name.to_string(), problems })
         }
+    }
+
+    /// Adds a trace file (relative to the working directory) replayed from its
+    /// start with the defaults of a `traces` entry, after checking every row.
+    /// Returns the time of its last row.
+    pub fn add_trace(&mut self, file: &Path) -> Result<std::time::Duration, Vec<super::trace::TraceError>> {
+        let name = file.file_stem().map_or("trace".into(), |s| s.to_string_lossy().into_owned());
+        let absolute = std::env::current_dir().map(|d| d.join(file)).unwrap_or_else(|_| file.to_path_buf());
+        let checked = super::trace::check(&absolute);
+        if !checked.problems.is_empty() {
+            return Err(checked.problems);
+        }
+        let mut unique = name.clone();
+        let mut n = 1;
+        while self.traces.iter().any(|t| t.name == unique) {
+            n += 1;
+            unique = format!("{name}-{n}");
+        }
+        self.traces.push(TraceSpec {
+            name: unique,
+            file: absolute,
+            namespace: default_namespace(),
+            start: Duration::from_secs(0),
+            controller: replica_set(),
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            priority: 0,
+        });
+        Ok(checked.last)
     }
 
     /// What serde cannot check: ranges, references, exclusive options.
@@ -371,6 +517,11 @@ impl Scenario {
         }
         for e in validate_scaling(&self.policy.scale_up, &self.policy.scale_down) {
             err(format!("policy.{}", e.path), e.problem);
+        }
+        if let Some(pod_level) = &self.pod_level {
+            for (suffix, problem) in pod_level.problems() {
+                err(format!("pod-level{suffix}"), problem);
+            }
         }
         let mut names = BTreeSet::new();
         for (i, n) in self.nodes.iter().enumerate() {
@@ -453,6 +604,31 @@ impl Scenario {
                 && d <= o.arrival
             {
                 err(format!("{p}.departure"), format!("{d} is not after arrival {}", o.arrival));
+            }
+        }
+        let mut burst_names = BTreeSet::new();
+        for (i, b) in self.bursts.iter().enumerate() {
+            let p = format!("bursts[{i}]");
+            if !burst_names.insert(b.name.clone()) {
+                err(format!("{p}.name"), format!("`{}` is used twice", b.name));
+            }
+            pod_problems(&b.pod, &format!("{p}.pod"), &mut err);
+            for (suffix, problem) in b.rate_per_hour.problems() {
+                err(format!("{p}.rate-per-hour{suffix}"), problem);
+            }
+            if let Some(size) = b.size
+                && (size.min == 0 || size.min > size.max)
+            {
+                err(format!("{p}.size"), format!("needs 1 ≤ min ≤ max, got {}..{}", size.min, size.max));
+            }
+            if let Some(problem) = b.runtime.problem() {
+                err(format!("{p}.runtime"), problem);
+            }
+        }
+        let mut trace_names = BTreeSet::new();
+        for (i, t) in self.traces.iter().enumerate() {
+            if !trace_names.insert(t.name.clone()) {
+                err(format!("traces[{i}].name"), format!("`{}` is used twice", t.name));
             }
         }
         for (i, t) in self.daemon.restarts.iter().enumerate() {

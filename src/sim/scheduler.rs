@@ -3,10 +3,12 @@
 //! (spread), and marks the ones that fit nowhere `Unschedulable`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::PodPhase;
-use crate::planner::scheduling::{SchedNode, check};
+use crate::planner::scheduling::{SchedNode, fits};
 
 use super::engine::Sim;
 
@@ -27,8 +29,13 @@ impl Sim<'_> {
             b.priority.cmp(&a.priority).then(a.created.cmp(&b.created)).then(a.name.cmp(&b.name))
         });
         let ready: Vec<usize> = (0..snap.nodes.len()).filter(|&i| snap.nodes[i].ready).collect();
-        let slot: HashMap<&str, usize> =
+        let slot: FxHashMap<&str, usize> =
             ready.iter().enumerate().map(|(k, &i)| (snap.nodes[i].name.as_str(), k)).collect();
+        // The filters read a node's pods only for host ports and anti-affinity.
+        let lists = snap
+            .pods
+            .iter()
+            .any(|p| !p.placement.host_ports.is_empty() || !p.placement.anti_affinity_hostname.is_empty());
         let mut nodes: Vec<SchedNode<'_>> = ready
             .iter()
             .map(|&i| {
@@ -47,18 +54,34 @@ impl Sim<'_> {
             .collect();
         for p in snap.pods.iter().filter(|p| !p.is_terminal()) {
             if let Some(&k) = p.node_name.as_deref().and_then(|n| slot.get(n)) {
-                nodes[k].add(p);
+                if lists {
+                    nodes[k].add(p);
+                } else {
+                    nodes[k].requested += &p.requests;
+                }
             }
         }
+        // Pods alike (placement, requests, owner) that found no node: the
+        // next one will not either, nodes only fill up within a call.
+        let mut hopeless: FxHashSet<(usize, &crate::model::Resources, Option<&str>)> = FxHashSet::default();
         let mut decisions = Vec::with_capacity(pending.len());
         for &i in &pending {
             let pod = &snap.pods[i];
+            let class =
+                (Arc::as_ptr(&pod.placement) as usize, &pod.requests, pod.owner.as_ref().map(|o| o.uid.as_str()));
+            if hopeless.contains(&class) {
+                decisions.push((pod.uid.clone(), None));
+                continue;
+            }
             let best = (0..nodes.len())
-                .filter(|&k| check(pod, &nodes[k]).is_ok())
+                .filter(|&k| fits(pod, &nodes[k]))
                 .map(|k| (k, free_share(&nodes[k], pod)))
                 .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| nodes[b.0].name.cmp(&nodes[a.0].name)));
-            if let Some((k, _)) = best {
-                nodes[k].add(pod);
+            match best {
+                Some((k, _)) => nodes[k].add(pod),
+                None => {
+                    hopeless.insert(class);
+                }
             }
             decisions.push((pod.uid.clone(), best.map(|(k, _)| nodes[k].name.to_string())));
         }
@@ -72,10 +95,12 @@ impl Sim<'_> {
                     pod.unschedulable_since = None;
                     let created = pod.created;
                     self.rec.bound(&uid, created, now);
+                    self.started(&uid);
                 }
                 None => {
                     if pod.unschedulable_since.is_none() {
                         pod.unschedulable_since = Some(now);
+                        self.wake = true;
                         let created = pod.created;
                         self.rec.unschedulable(&uid, created);
                     }

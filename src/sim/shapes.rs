@@ -1,12 +1,16 @@
-//! Values that change over simulated time (replica counts, load) and delays
-//! drawn from distributions (Heat updates, boots). Each is a small enum, so
-//! workload generators (sinusoidal, bursty, trace replay) and other delay
-//! models are new variants, not new plumbing.
+//! Values that change over simulated time (replica counts, load, arrival
+//! rates) and delays drawn from distributions (Heat updates, boots). Each is a
+//! small enum, so a new generator or delay model is a new variant, not new
+//! plumbing. Shapes are pure functions of time — no random state — so every
+//! policy simulated on a scenario sees exactly the same demand.
 //!
 //! In a scenario, a shape is a plain value (`3`, `500m`) or one tagged map:
 //! `{steps: [{at: 0s, value: 1}, {at: 5m, value: 7}]}` holds each value from
-//! its time on; `{linear: [...]}` interpolates between points. A delay is a
-//! duration (`30s`) or `{uniform: {min: 60s, max: 2m}}` or
+//! its time on; `{linear: [...]}` interpolates between points;
+//! `{step: {at, from, to}}`, `{sine: {mean, amplitude, period, phase}}`,
+//! `{square: {low, high, period, high-for, phase}}` and
+//! `{diurnal: {trough, peak, peak-at, weekend}}` are the generators. A delay
+//! is a duration (`30s`) or `{uniform: {min: 60s, max: 2m}}` or
 //! `{lognormal: {median: 90s, p99: 4m}}`.
 
 use std::fmt;
@@ -65,7 +69,67 @@ pub enum Shape {
     Steps(Vec<Point>),
     /// Straight lines between points; flat before the first and after the last.
     Linear(Vec<Point>),
+    /// `from` before `at`, `to` from `at` on.
+    Step(Step),
+    /// `mean + amplitude · sin(2π (t + phase) / period)`.
+    Sine(Sine),
+    /// `high` for `high-for` at the start of every period, `low` for the rest.
+    Square(Square),
+    /// A working week: each day a raised cosine from `trough` (12 h from the
+    /// peak) to `peak` (at `peak-at`); Saturdays and Sundays reach only
+    /// `trough + weekend · (peak − trough)`. Time zero is Monday 00:00.
+    Diurnal(Diurnal),
 }
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Step {
+    pub at: Duration,
+    pub from: Amount,
+    pub to: Amount,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Sine {
+    pub mean: Amount,
+    pub amplitude: Amount,
+    pub period: Duration,
+    #[serde(default)]
+    pub phase: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Square {
+    pub low: Amount,
+    pub high: Amount,
+    pub period: Duration,
+    /// How long each period stays high (half the period when left out).
+    #[serde(default)]
+    pub high_for: Option<Duration>,
+    #[serde(default)]
+    pub phase: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Diurnal {
+    pub trough: Amount,
+    pub peak: Amount,
+    /// Time of day of the peak (`14h`, `13h30m`).
+    pub peak_at: Duration,
+    /// Share of the weekday swing reached at weekends (default 1: no weekend).
+    #[serde(default = "one")]
+    pub weekend: Amount,
+}
+
+fn one() -> Amount {
+    Amount(1.0)
+}
+
+const DAY: f64 = 86_400.0;
+const TAU: f64 = std::f64::consts::TAU;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -73,6 +137,10 @@ enum TaggedShape {
     Constant(Amount),
     Steps(Vec<Point>),
     Linear(Vec<Point>),
+    Step(Step),
+    Sine(Sine),
+    Square(Square),
+    Diurnal(Diurnal),
 }
 
 impl<'de> Deserialize<'de> for Shape {
@@ -81,7 +149,10 @@ impl<'de> Deserialize<'de> for Shape {
         impl<'de> Visitor<'de> for V {
             type Value = Shape;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a value, or one of `steps: [...]`, `linear: [...]`")
+                f.write_str(
+                    "a value, or one of `steps: [...]`, `linear: [...]`, `step: {...}`, `sine: {...}`, \
+                     `square: {...}`, `diurnal: {...}`",
+                )
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Shape, E> {
                 Ok(Shape::Constant(v))
@@ -100,6 +171,10 @@ impl<'de> Deserialize<'de> for Shape {
                     TaggedShape::Constant(a) => Shape::Constant(a.0),
                     TaggedShape::Steps(p) => Shape::Steps(p),
                     TaggedShape::Linear(p) => Shape::Linear(p),
+                    TaggedShape::Step(s) => Shape::Step(s),
+                    TaggedShape::Sine(s) => Shape::Sine(s),
+                    TaggedShape::Square(s) => Shape::Square(s),
+                    TaggedShape::Diurnal(d) => Shape::Diurnal(d),
                 })
             }
         }
@@ -128,20 +203,70 @@ impl Shape {
                 let x = (t - a.at.get()).as_secs_f64() / span;
                 a.value.0 + (b.value.0 - a.value.0) * x
             }
+            Shape::Step(s) => {
+                if t < s.at.get() {
+                    s.from.0
+                } else {
+                    s.to.0
+                }
+            }
+            Shape::Sine(s) => {
+                let x = (t + s.phase.get()).as_secs_f64() / s.period.get().as_secs_f64();
+                s.mean.0 + s.amplitude.0 * (TAU * x).sin()
+            }
+            Shape::Square(s) => {
+                let period = s.period.get().as_secs_f64();
+                let into = (t + s.phase.get()).as_secs_f64() % period;
+                if into < s.high_for().as_secs_f64() { s.high.0 } else { s.low.0 }
+            }
+            Shape::Diurnal(d) => {
+                let secs = t.as_secs_f64();
+                let day = (secs / DAY).floor() as u64 % 7;
+                let hour_angle = TAU * (secs % DAY - d.peak_at.get().as_secs_f64()) / DAY;
+                let swing = (d.peak.0 - d.trough.0) * (1.0 + hour_angle.cos()) / 2.0;
+                let factor = if day >= 5 { d.weekend.0 } else { 1.0 };
+                d.trough.0 + factor * swing
+            }
         }
     }
 
-    /// Times at which the value changes (what a controller must wake up for).
-    /// Linear shapes change continuously; their sampling is the caller's.
-    pub fn change_points(&self) -> Vec<StdDuration> {
+    /// The first time after `t` at which a piecewise-constant shape changes
+    /// (what a controller must wake up for); `None` when it never changes
+    /// again or changes continuously ([`Shape::is_continuous`]: the caller
+    /// samples those).
+    pub fn next_change(&self, t: StdDuration) -> Option<StdDuration> {
         match self {
-            Shape::Steps(points) => points.iter().map(|p| p.at.get()).collect(),
-            Shape::Constant(_) | Shape::Linear(_) => vec![StdDuration::ZERO],
+            Shape::Steps(points) => points.iter().map(|p| p.at.get()).find(|&at| at > t),
+            Shape::Step(s) => (s.at.get() > t).then(|| s.at.get()),
+            Shape::Square(s) => {
+                let period = s.period.get();
+                let shifted = t + s.phase.get();
+                let start = StdDuration::from_secs_f64(
+                    (shifted.as_secs_f64() / period.as_secs_f64()).floor() * period.as_secs_f64(),
+                );
+                let edges = [start + s.high_for(), start + period];
+                edges.into_iter().find(|&e| e > shifted).map(|e| e - s.phase.get())
+            }
+            Shape::Constant(_) | Shape::Linear(_) | Shape::Sine(_) | Shape::Diurnal(_) => None,
         }
     }
 
     pub fn is_continuous(&self) -> bool {
-        matches!(self, Shape::Linear(_))
+        matches!(self, Shape::Linear(_) | Shape::Sine(_) | Shape::Diurnal(_))
+    }
+
+    /// The largest value the shape ever takes (bounds a Poisson process
+    /// thinned by this shape as its rate).
+    pub fn max_value(&self) -> f64 {
+        let points = |p: &[Point]| p.iter().map(|p| p.value.0).fold(0.0, f64::max);
+        match self {
+            Shape::Constant(v) => *v,
+            Shape::Steps(p) | Shape::Linear(p) => points(p),
+            Shape::Step(s) => s.from.0.max(s.to.0),
+            Shape::Sine(s) => s.mean.0 + s.amplitude.0.abs(),
+            Shape::Square(s) => s.low.0.max(s.high.0),
+            Shape::Diurnal(d) => d.trough.0 + (d.peak.0 - d.trough.0) * d.weekend.0.max(1.0),
+        }
     }
 
     /// Problems with the shape, as `(key path suffix, problem)`.
@@ -154,6 +279,42 @@ impl Shape {
             Shape::Constant(_) => return out,
             Shape::Steps(p) => ("steps", p),
             Shape::Linear(p) => ("linear", p),
+            Shape::Step(s) => {
+                non_negative(&mut out, ".step", &[("from", s.from), ("to", s.to)]);
+                return out;
+            }
+            Shape::Sine(s) => {
+                non_negative(&mut out, ".sine", &[("mean", s.mean), ("amplitude", s.amplitude)]);
+                if s.amplitude.0 > s.mean.0 {
+                    out.push((
+                        ".sine.amplitude".into(),
+                        format!("{} is above the mean (values would go below zero)", s.amplitude.0),
+                    ));
+                }
+                positive_period(&mut out, ".sine.period", s.period);
+                return out;
+            }
+            Shape::Square(s) => {
+                non_negative(&mut out, ".square", &[("low", s.low), ("high", s.high)]);
+                positive_period(&mut out, ".square.period", s.period);
+                if s.high_for.is_some_and(|h| h > s.period) {
+                    out.push((
+                        ".square.high-for".into(),
+                        format!("{} is longer than the period", s.high_for().as_secs()),
+                    ));
+                }
+                return out;
+            }
+            Shape::Diurnal(d) => {
+                non_negative(&mut out, ".diurnal", &[("trough", d.trough), ("peak", d.peak), ("weekend", d.weekend)]);
+                if d.trough.0 > d.peak.0 {
+                    out.push((".diurnal.trough".into(), format!("{} is above the peak {}", d.trough.0, d.peak.0)));
+                }
+                if d.peak_at.get().as_secs_f64() >= DAY {
+                    out.push((".diurnal.peak-at".into(), format!("{} is not a time of day (below 24h)", d.peak_at)));
+                }
+                return out;
+            }
         };
         if points.is_empty() {
             out.push((format!(".{kind}"), "needs at least one point".into()));
@@ -173,6 +334,26 @@ impl Shape {
             }
         }
         out
+    }
+}
+
+impl Square {
+    fn high_for(&self) -> StdDuration {
+        self.high_for.map_or(self.period.get() / 2, Duration::get)
+    }
+}
+
+fn non_negative(out: &mut Vec<(String, String)>, prefix: &str, values: &[(&str, Amount)]) {
+    for (key, v) in values {
+        if !(v.0.is_finite() && v.0 >= 0.0) {
+            out.push((format!("{prefix}.{key}"), format!("{} must be a finite value of zero or more", v.0)));
+        }
+    }
+}
+
+fn positive_period(out: &mut Vec<(String, String)>, path: &str, period: Duration) {
+    if period.get().is_zero() {
+        out.push((path.into(), "must be longer than zero".into()));
     }
 }
 
@@ -293,6 +474,56 @@ mod tests {
         let bad: Shape = crate::yaml::from_str("{steps: [{at: 5m, value: 1}, {at: 1m, value: 2}]}").unwrap();
         assert_eq!(bad.problems()[0].0, ".steps[1].at");
         assert!(crate::yaml::from_str::<Shape>("{sine: 3}").is_err());
+    }
+
+    fn at(shape: &Shape, secs: u64) -> f64 {
+        shape.at(StdDuration::from_secs(secs))
+    }
+
+    #[test]
+    fn generators_take_their_exact_values() {
+        let sine: Shape = crate::yaml::from_str("{sine: {mean: 20, amplitude: 10, period: 4h}}").unwrap();
+        assert!((at(&sine, 0) - 20.0).abs() < 1e-9);
+        assert!((at(&sine, 3600) - 30.0).abs() < 1e-9, "a quarter period: the crest");
+        assert!((at(&sine, 3 * 3600) - 10.0).abs() < 1e-9, "three quarters: the trough");
+        assert!(sine.is_continuous() && sine.next_change(StdDuration::ZERO).is_none());
+        assert_eq!(sine.max_value(), 30.0);
+
+        let square: Shape =
+            crate::yaml::from_str("{square: {low: 2, high: 9, period: 1h, high-for: 15m, phase: 5m}}").unwrap();
+        // Shifted by the phase: high from 55m to 1h10m, low until 1h55m.
+        assert_eq!((at(&square, 0), at(&square, 9 * 60), at(&square, 10 * 60)), (9.0, 9.0, 2.0));
+        assert_eq!((at(&square, 55 * 60 - 1), at(&square, 55 * 60)), (2.0, 9.0));
+        let next = |t: u64| square.next_change(StdDuration::from_secs(t)).map(|d| d.as_secs());
+        assert_eq!((next(0), next(600), next(55 * 60)), (Some(600), Some(55 * 60), Some(70 * 60)));
+        let half: Shape = crate::yaml::from_str("{square: {low: 0, high: 1, period: 10m}}").unwrap();
+        assert_eq!((at(&half, 299), at(&half, 300)), (1.0, 0.0), "high-for defaults to half the period");
+
+        let step: Shape = crate::yaml::from_str("{step: {at: 1h, from: 3, to: 8}}").unwrap();
+        assert_eq!((at(&step, 3599), at(&step, 3600)), (3.0, 8.0));
+        assert_eq!(step.next_change(StdDuration::ZERO), Some(StdDuration::from_secs(3600)));
+        assert_eq!(step.next_change(StdDuration::from_secs(3600)), None);
+
+        let week: Shape =
+            crate::yaml::from_str("{diurnal: {trough: 10, peak: 50, peak-at: 14h, weekend: 0.25}}").unwrap();
+        let day = 86_400;
+        assert!((at(&week, 14 * 3600) - 50.0).abs() < 1e-9, "Monday's peak");
+        assert!((at(&week, 2 * 3600) - 10.0).abs() < 1e-9, "twelve hours from the peak: the trough");
+        assert!((at(&week, 4 * day + 20 * 3600) - 30.0).abs() < 1e-9, "Friday 20:00: half the swing");
+        assert!((at(&week, 5 * day + 14 * 3600) - 20.0).abs() < 1e-9, "Saturday peaks at a quarter of the swing");
+        assert!((at(&week, 7 * day + 14 * 3600) - 50.0).abs() < 1e-9, "the next Monday");
+        assert_eq!(week.max_value(), 50.0);
+    }
+
+    #[test]
+    fn generator_parameters_are_checked() {
+        let problems = |text: &str| crate::yaml::from_str::<Shape>(text).unwrap().problems();
+        assert_eq!(problems("{sine: {mean: 2, amplitude: 3, period: 1h}}")[0].0, ".sine.amplitude");
+        assert_eq!(problems("{sine: {mean: 2, amplitude: 1, period: 0s}}")[0].0, ".sine.period");
+        assert_eq!(problems("{square: {low: 1, high: 2, period: 1h, high-for: 2h}}")[0].0, ".square.high-for");
+        assert_eq!(problems("{diurnal: {trough: 5, peak: 2, peak-at: 14h}}")[0].0, ".diurnal.trough");
+        assert_eq!(problems("{diurnal: {trough: 1, peak: 2, peak-at: 25h}}")[0].0, ".diurnal.peak-at");
+        assert!(crate::yaml::from_str::<Shape>("{sine: {mean: 1, period: 1h}}").is_err(), "amplitude is required");
     }
 
     #[test]

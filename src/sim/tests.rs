@@ -32,14 +32,14 @@ daemonsets:
 #[test]
 fn the_same_seed_gives_the_same_report() {
     let sc = scenario(PHP_APACHE);
-    let a = serde_json::to_string(&run(&sc)).unwrap();
-    let b = serde_json::to_string(&run(&sc)).unwrap();
+    let a = serde_json::to_string(&run(&sc).unwrap()).unwrap();
+    let b = serde_json::to_string(&run(&sc).unwrap()).unwrap();
     assert_eq!(a, b);
     let mut other = sc.clone();
     other.seed = 99;
-    let c = run(&other);
+    let c = run(&other).unwrap();
     assert_ne!(serde_json::to_string(&c).unwrap(), a, "boot times are drawn from the seed");
-    assert_eq!((c.runs[0].summary.scale_ups, c.runs[0].summary.nodes_removed), (1, 1));
+    assert_eq!((c.runs[0].node_level.scale_ups, c.runs[0].node_level.nodes_removed), (1, 1));
 }
 
 #[test]
@@ -54,11 +54,11 @@ workloads:
     replicas: {steps: [{at: 0s, value: 2}, {at: 1m, value: 4}]}
 "#
     ));
-    let report = run(&sc);
+    let report = run(&sc).unwrap();
     let r = &report.runs[0];
     let failures = events(&report).iter().filter(|e| matches!(e, TimelineEvent::CreateFailed { .. })).count();
     assert!(failures >= 2, "retried after the back-off: {:#?}", r.timeline);
-    assert!(r.summary.provisioning_failures >= 2);
+    assert!(r.node_level.provisioning_failures >= 2);
     // Never below the two members that work, never a growth walk.
     for s in &r.series {
         assert!((2..=4).contains(&s.desired["g"]), "{s:?}");
@@ -68,13 +68,13 @@ workloads:
     let ups: Vec<f64> =
         r.timeline.iter().filter(|e| matches!(e.event, TimelineEvent::ScaleUp { .. })).map(|e| e.at_secs).collect();
     assert!(ups.windows(2).all(|w| w[1] - w[0] >= 300.0), "{ups:?}");
-    assert_eq!(r.summary.never_scheduled, 2);
+    assert_eq!(r.node_level.never_scheduled, 2);
 }
 
 #[test]
 fn restarts_mid_removal_continue_from_the_node_annotations() {
     let mut sc = scenario(PHP_APACHE);
-    let baseline = run(&sc);
+    let baseline = run(&sc).unwrap();
     let removal_started = baseline.runs[0]
         .timeline
         .iter()
@@ -86,9 +86,9 @@ fn restarts_mid_removal_continue_from_the_node_annotations() {
     for offset in [1, 30, 75] {
         sc.daemon.restarts.push(crate::config::Duration::from_secs(removal_started as u64 + offset));
     }
-    let report = run(&sc);
+    let report = run(&sc).unwrap();
     let r = &report.runs[0];
-    assert_eq!((r.summary.scale_downs, r.summary.nodes_removed, r.summary.rollbacks), (1, 1, 0));
+    assert_eq!((r.node_level.scale_downs, r.node_level.nodes_removed, r.node_level.rollbacks), (1, 1, 0));
     assert_eq!(events(&report).iter().filter(|e| matches!(e, TimelineEvent::DaemonRestarted)).count(), 3);
     assert!(events(&report).iter().any(|e| matches!(e, TimelineEvent::NodeDeleted { .. })));
     assert_eq!(r.series.last().unwrap().ready["minions"], 2);
@@ -109,10 +109,10 @@ workloads:
     pdb: {max-unavailable: 1}
 "#
     ));
-    let report = run(&sc);
+    let report = run(&sc).unwrap();
     let r = &report.runs[0];
-    assert!(r.summary.evictions >= 1, "{report}");
-    assert_eq!(r.summary.nodes_removed, 2, "{report}");
+    assert!(r.node_level.evictions >= 1, "{report}");
+    assert_eq!(r.node_level.nodes_removed, 2, "{report}");
     let last = r.series.last().unwrap();
     assert_eq!((last.ready["g"], last.pending_pods), (1, 0));
     // Every eviction kept the PDB: never two web pods missing at once.
@@ -135,7 +135,7 @@ workloads:
     replicas: {steps: [{at: 0s, value: 6}, {at: 5m, value: 2}, {at: 9m, value: 6}]}
 "#
     ));
-    let report = run(&sc);
+    let report = run(&sc).unwrap();
     let r = &report.runs[0];
     assert!(
         events(&report)
@@ -143,5 +143,5 @@ workloads:
             .any(|e| matches!(e, TimelineEvent::RolledBack { reason, .. } if reason.contains("needed again"))),
         "{report}"
     );
-    assert_eq!(r.summary.scale_ups, 0, "uncordoning beats booting: {report}");
+    assert_eq!(r.node_level.scale_ups, 0, "uncordoning beats booting: {report}");
 }

@@ -1,7 +1,7 @@
 //! Controllers of the simulated cluster: a ReplicaSet per workload (with an
 //! optional HorizontalPodAutoscaler), one-off pods, and pod termination.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration as StdDuration;
 
 use crate::model::{PodPhase, Resources, Timestamp};
@@ -54,11 +54,7 @@ impl Sim<'_> {
         let next = match (&spec.replicas, &spec.hpa) {
             (Some(shape), _) => {
                 self.workloads[w].target = shape.at(t).round().max(0.0) as u32;
-                if shape.is_continuous() {
-                    Some(CONTINUOUS_TICK)
-                } else {
-                    shape.change_points().into_iter().find(|p| *p > t).map(|p| p - t)
-                }
+                if shape.is_continuous() { Some(CONTINUOUS_TICK) } else { shape.next_change(t).map(|p| p - t) }
             }
             (None, Some(hpa)) => {
                 self.workloads[w].target = self.hpa_desired(w, hpa);
@@ -67,6 +63,9 @@ impl Sim<'_> {
             (None, None) => None,
         };
         let after = self.workloads[w].target;
+        if after != before && spec.replicas.is_some() {
+            self.rec.input.replica_changes += 1;
+        }
         if after != before {
             let name = self.workloads[w].name.clone();
             self.rec.event(self.now, &name, super::report::TimelineEvent::Replicas { from: before, to: after });
@@ -116,14 +115,9 @@ impl Sim<'_> {
     /// on nodes crowded with replicas, then the newest.
     pub(super) fn reconcile(&mut self, w: usize) {
         let target = self.workloads[w].target as usize;
-        let active: Vec<(String, Option<String>, Timestamp)> = self
-            .cluster
-            .pods_of(Origin::Workload(w))
-            .filter(|p| p.deletion.is_none())
-            .map(|p| (p.uid.clone(), p.node_name.clone(), p.created))
-            .collect();
-        if active.len() < target {
-            for _ in active.len()..target {
+        let active = self.cluster.active_count(Origin::Workload(w));
+        if active < target {
+            for _ in active..target {
                 let state = &mut self.workloads[w];
                 state.next_pod += 1;
                 let name = format!("{}-{}", state.name, state.next_pod);
@@ -131,19 +125,31 @@ impl Sim<'_> {
                 self.cluster.add_pod(&template, name, self.now, Origin::Workload(w));
             }
             self.dirty = true;
-        } else if active.len() > target {
-            let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
+        } else if active > target {
+            let active: Vec<(&str, Option<&str>, Timestamp)> = self
+                .cluster
+                .pods_of(Origin::Workload(w))
+                .filter(|p| p.deletion.is_none())
+                .map(|p| (p.uid.as_str(), p.node_name.as_deref(), p.created))
+                .collect();
+            let mut per_node: HashMap<&str, usize> = HashMap::new();
             for (_, node, _) in &active {
                 if let Some(n) = node {
-                    *per_node.entry(n.as_str()).or_insert(0) += 1;
+                    *per_node.entry(n).or_insert(0) += 1;
                 }
             }
-            let mut ranked: Vec<&(String, Option<String>, Timestamp)> = active.iter().collect();
-            ranked.sort_by(|a, b| {
-                let crowd = |x: &Option<String>| x.as_deref().map_or(usize::MAX, |n| per_node[n]);
-                crowd(&b.1).cmp(&crowd(&a.1)).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0))
-            });
-            let doomed: Vec<String> = ranked.iter().take(active.len() - target).map(|x| x.0.clone()).collect();
+            let crowd = |x: &Option<&str>| x.map_or(usize::MAX, |n| per_node[n]);
+            let mut ranked: Vec<(usize, Timestamp, &str)> = active.iter().map(|a| (crowd(&a.1), a.2, a.0)).collect();
+            let doomed_count = active.len() - target;
+            // Unscheduled first, then the most crowded nodes, then the newest;
+            // only the first `doomed_count` need ordering.
+            let order = |a: &(usize, Timestamp, &str), b: &(usize, Timestamp, &str)| {
+                b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2))
+            };
+            ranked.select_nth_unstable_by(doomed_count - 1, order);
+            ranked.truncate(doomed_count);
+            ranked.sort_by(order);
+            let doomed: Vec<String> = ranked.iter().map(|x| x.2.to_string()).collect();
             for uid in doomed {
                 self.delete_pod(&uid, None);
             }
@@ -153,13 +159,7 @@ impl Sim<'_> {
     /// Starts a pod's termination; it is gone after the modelled termination
     /// time (capped by `grace_cap`, as an eviction's grace period is).
     pub(super) fn delete_pod(&mut self, uid: &str, grace_cap: Option<StdDuration>) {
-        let now = self.now;
-        let Some(pod) = self.cluster.pod_mut(uid) else { return };
-        if pod.deletion.is_some() {
-            return;
-        }
-        pod.deletion = Some(now);
-        let unbound = pod.node_name.is_none();
+        let Some(unbound) = self.cluster.start_deletion(uid, self.now) else { return };
         let mut grace =
             if unbound { StdDuration::ZERO } else { self.sc.provisioning.pod_termination.sample(&mut self.rng) };
         if let Some(cap) = grace_cap {
@@ -195,6 +195,8 @@ impl Sim<'_> {
             Origin::Workload(w) => self.reconcile(w),
             Origin::OneOff(i) if self.sc.pods[i].controller.is_some() => self.arrive(i),
             Origin::OneOff(_) | Origin::DaemonSet(_) => {}
+            Origin::Job(j) => self.respawn_job(j),
+            Origin::Trace(t, id) => self.respawn_trace_pod(t, id),
         }
     }
 
@@ -221,6 +223,11 @@ impl Sim<'_> {
         for pod in &self.cluster.snap.pods {
             let Some(node) = &pod.node_name else { continue };
             let mut used = Resources::new(pod.requests.cpu_milli, pod.requests.memory);
+            if let Some(Origin::Trace(t, id)) = self.cluster.origin.get(&pod.uid).copied()
+                && let Some(u) = self.traces[t].usage(id)
+            {
+                used = Resources::new(u.cpu_milli, u.memory);
+            }
             if let Some(Origin::Workload(w)) = self.cluster.origin.get(&pod.uid).copied() {
                 let (cpu, memory, running) = per_pod[w];
                 let n = running.max(1) as f64;

@@ -25,6 +25,9 @@ impl fmt::Display for Note {
             Note::CandidatesCapped { simulated, eligible } => {
                 write!(f, "simulated {simulated} of {eligible} under-utilised nodes this pass")
             }
+            Note::ScaleUpAvoided { pods, resized, freed } => {
+                write!(f, "scale-up avoided: resizing {resized} pods frees {freed} for {pods} pending pod(s)")
+            }
         }
     }
 }
@@ -51,6 +54,9 @@ impl fmt::Display for PodOutcome {
             }
             PodOutcome::FitsUpcomingNode { group } => write!(f, "fits a minion of group {group} that is on its way"),
             PodOutcome::ReclaimsNode { node } => write!(f, "fits drained node {node}, which is taken back"),
+            PodOutcome::FitsAfterResize { node, resized } => {
+                write!(f, "fits node {node} once {resized} over-requested pod(s) there shrink in place")
+            }
             PodOutcome::TriggersScaleUp { group } => write!(f, "triggered scale-up of group {group}"),
             PodOutcome::ScaleUpDisabled => f.write_str("scale-up is disabled"),
             PodOutcome::NoScaleUp { scheduler, groups } => {
@@ -272,6 +278,9 @@ impl fmt::Display for Explanation {
         }
         for p in &self.pods {
             writeln!(f, "pod {}: {}", p.pod, p.outcome)?;
+        }
+        for r in &self.resizes {
+            writeln!(f, "pod {} (vpa {}): {}", r.pod, r.vpa, r.decision)?;
         }
         for n in &self.nodes {
             match &n.group {

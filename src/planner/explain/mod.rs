@@ -10,6 +10,8 @@ use crate::model::{PodKey, Timestamp};
 use super::protocol::{Phase, RemovalKind};
 use super::scheduling::Unfit;
 
+pub use resize::{CpuMemory, ResizeDecision, ResizeExplanation, UpdateBlock, UpdateReason};
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Explanation {
     pub notes: Vec<Note>,
@@ -20,6 +22,8 @@ pub struct Explanation {
     pub nodes: Vec<NodeExplanation>,
     /// Operator-worthy: failed provisioning, failed drains, drift.
     pub alerts: Vec<Alert>,
+    /// Every pod under a VPA object heatscaler handles: its update decision.
+    pub resizes: Vec<ResizeExplanation>,
 }
 
 impl Explanation {
@@ -31,6 +35,9 @@ impl Explanation {
     }
     pub fn group(&self, name: &str) -> Option<&GroupExplanation> {
         self.groups.iter().find(|g| g.group == name)
+    }
+    pub fn resize(&self, key: &PodKey) -> Option<&ResizeDecision> {
+        self.resizes.iter().find(|r| &r.pod == key).map(|r| &r.decision)
     }
 }
 
@@ -50,6 +57,12 @@ pub enum Note {
     CandidatesCapped {
         simulated: usize,
         eligible: usize,
+    },
+    /// Pending pods fit once over-requested pods shrink: no group grows for them.
+    ScaleUpAvoided {
+        pods: usize,
+        resized: usize,
+        freed: CpuMemory,
     },
 }
 
@@ -89,6 +102,11 @@ pub enum PodOutcome {
     /// Fits a drained node in cooldown, which is therefore taken back.
     ReclaimsNode {
         node: String,
+    },
+    /// Fits an existing node once over-requested pods there shrink in place.
+    FitsAfterResize {
+        node: String,
+        resized: usize,
     },
     TriggersScaleUp {
         group: String,
@@ -376,3 +394,4 @@ pub enum ProvisioningFailure {
 }
 
 mod display;
+mod resize;

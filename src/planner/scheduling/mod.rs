@@ -91,101 +91,155 @@ impl From<ResourceShortfall> for Unfit {
     }
 }
 
+/// The taint a cordon amounts to, for tolerations to be checked against.
+static CORDON: std::sync::LazyLock<Taint> = std::sync::LazyLock::new(|| Taint {
+    key: UNSCHEDULABLE_TAINT.into(),
+    value: None,
+    effect: TaintEffect::NoSchedule,
+});
+
 /// All filters, in kube-scheduler's order; the first failure is the reason.
 pub fn check(pod: &Pod, node: &SchedNode<'_>) -> Result<(), Unfit> {
-    check_node(pod, node)?;
-    check_host_ports(pod, node)?;
-    check_resources(&pod.requests, &node.allocatable, &node.requested)?;
-    check_anti_affinity(pod, node)
+    match first_miss(pod, node) {
+        None => Ok(()),
+        Some(miss) => Err(miss.into()),
+    }
+}
+
+/// [`check`] without saying why: nothing is allocated, for placement loops.
+pub fn fits(pod: &Pod, node: &SchedNode<'_>) -> bool {
+    first_miss(pod, node).is_none()
 }
 
 /// The filters that depend only on the node, not on what runs there:
 /// cordon, taints, node selector and required node affinity.
 pub fn check_node(pod: &Pod, node: &SchedNode<'_>) -> Result<(), Unfit> {
+    match node_miss(pod, node) {
+        None => Ok(()),
+        Some(miss) => Err(miss.into()),
+    }
+}
+
+/// Why a pod does not fit, borrowed from the pod and the node: the hot paths
+/// (placement, "0/N nodes" summaries) compare and count these without
+/// allocating; [`Unfit`] is made only for what is reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Miss<'a> {
+    Excluded,
+    Unschedulable,
+    Taint(&'a Taint),
+    NodeAffinity,
+    HostPorts,
+    Resource(&'a str),
+    AntiAffinity,
+    ExistingAntiAffinity,
+}
+
+impl From<Miss<'_>> for Unfit {
+    fn from(m: Miss<'_>) -> Self {
+        match m {
+            Miss::Excluded => Unfit::Excluded,
+            Miss::Unschedulable => Unfit::Unschedulable,
+            Miss::Taint(t) => Unfit::Taint { key: t.key.clone(), value: t.value.clone().unwrap_or_default() },
+            Miss::NodeAffinity => Unfit::NodeAffinity,
+            Miss::HostPorts => Unfit::HostPorts,
+            Miss::Resource(r) => Unfit::Resources { resource: r.to_string() },
+            Miss::AntiAffinity => Unfit::AntiAffinity,
+            Miss::ExistingAntiAffinity => Unfit::ExistingAntiAffinity,
+        }
+    }
+}
+
+pub(crate) fn first_miss<'a>(pod: &'a Pod, node: &'a SchedNode<'_>) -> Option<Miss<'a>> {
+    node_miss(pod, node)
+        .or_else(|| host_ports_miss(pod, node))
+        .or_else(|| resources_miss(&pod.requests, &node.allocatable, &node.requested).map(Miss::Resource))
+        .or_else(|| anti_affinity_miss(pod, node))
+}
+
+fn node_miss<'a>(pod: &'a Pod, node: &'a SchedNode<'_>) -> Option<Miss<'a>> {
     let p = &pod.placement;
     if node.excluded {
-        return Err(Unfit::Excluded);
+        return Some(Miss::Excluded);
     }
-    if node.unschedulable {
-        let cordon = Taint { key: UNSCHEDULABLE_TAINT.into(), value: None, effect: TaintEffect::NoSchedule };
-        if !p.tolerations.iter().any(|t| t.tolerates(&cordon)) {
-            return Err(Unfit::Unschedulable);
-        }
+    if node.unschedulable && !p.tolerations.iter().any(|t| t.tolerates(&CORDON)) {
+        return Some(Miss::Unschedulable);
     }
     for taint in node.taints.iter() {
         if taint.effect == TaintEffect::PreferNoSchedule {
             continue;
         }
         if !p.tolerations.iter().any(|t| t.tolerates(taint)) {
-            return Err(Unfit::Taint { key: taint.key.clone(), value: taint.value.clone().unwrap_or_default() });
+            return Some(Miss::Taint(taint));
         }
     }
     if !p.node_selector.iter().all(|(k, v)| node.labels.get(k) == Some(v)) {
-        return Err(Unfit::NodeAffinity);
+        return Some(Miss::NodeAffinity);
     }
     if !p.required_node_affinity.is_empty()
         && !p.required_node_affinity.iter().any(|t| t.matches(&node.name, node.labels))
     {
-        return Err(Unfit::NodeAffinity);
+        return Some(Miss::NodeAffinity);
     }
-    Ok(())
+    None
 }
 
-fn check_host_ports(pod: &Pod, node: &SchedNode<'_>) -> Result<(), Unfit> {
+fn host_ports_miss<'a>(pod: &Pod, node: &SchedNode<'_>) -> Option<Miss<'a>> {
     if pod.placement.host_ports.is_empty() {
-        return Ok(());
+        return None;
     }
-    let taken = node.pods.iter().flat_map(|q| q.placement.host_ports.iter());
-    for used in taken {
-        if pod.placement.host_ports.contains(used) {
-            return Err(Unfit::HostPorts);
-        }
-    }
-    Ok(())
+    let mut taken = node.pods.iter().flat_map(|q| q.placement.host_ports.iter());
+    taken.any(|used| pod.placement.host_ports.contains(used)).then_some(Miss::HostPorts)
 }
 
 /// `requested + request ≤ allocatable` for every resource the pod asks for,
-/// in the order the scheduler reports shortfalls; no allocation on the hot path.
+/// in the order the scheduler reports shortfalls.
 pub fn check_resources(request: &Resources, allocatable: &Resources, requested: &Resources) -> Result<(), Unfit> {
-    let short = |name: &str| Err(Unfit::Resources { resource: name.to_string() });
+    match resources_miss(request, allocatable, requested) {
+        None => Ok(()),
+        Some(resource) => Err(Unfit::Resources { resource: resource.to_string() }),
+    }
+}
+
+/// The first resource short, without allocating.
+fn resources_miss<'a>(request: &'a Resources, allocatable: &Resources, requested: &Resources) -> Option<&'a str> {
     if request.pods > 0 && requested.pods + request.pods > allocatable.pods {
-        return short(Resources::PODS);
+        return Some(Resources::PODS);
     }
     if request.cpu_milli > 0 && requested.cpu_milli + request.cpu_milli > allocatable.cpu_milli {
-        return short(Resources::CPU);
+        return Some(Resources::CPU);
     }
     if request.memory > 0 && requested.memory + request.memory > allocatable.memory {
-        return short(Resources::MEMORY);
+        return Some(Resources::MEMORY);
     }
     if request.ephemeral_storage > 0
         && requested.ephemeral_storage + request.ephemeral_storage > allocatable.ephemeral_storage
     {
-        return short(Resources::EPHEMERAL_STORAGE);
+        return Some(Resources::EPHEMERAL_STORAGE);
     }
-    for (name, &amount) in &request.extended {
-        if amount > 0 && requested.get(name) + amount > allocatable.get(name) {
-            return short(name);
-        }
-    }
-    Ok(())
+    request
+        .extended
+        .iter()
+        .find(|&(name, &amount)| amount > 0 && requested.get(name) + amount > allocatable.get(name))
+        .map(|(name, _)| name.as_str())
 }
 
 /// Required pod anti-affinity on `kubernetes.io/hostname`, both ways: the
 /// incoming pod's terms against the node's pods, and theirs against it.
-fn check_anti_affinity(pod: &Pod, node: &SchedNode<'_>) -> Result<(), Unfit> {
+fn anti_affinity_miss<'a>(pod: &Pod, node: &SchedNode<'_>) -> Option<Miss<'a>> {
     let own = &pod.placement.anti_affinity_hostname;
     for other in &node.pods {
         if other.namespace != pod.namespace {
             continue;
         }
         if own.iter().any(|s| s.matches(&other.labels)) {
-            return Err(Unfit::AntiAffinity);
+            return Some(Miss::AntiAffinity);
         }
         if other.placement.anti_affinity_hostname.iter().any(|s| s.matches(&pod.labels)) {
-            return Err(Unfit::ExistingAntiAffinity);
+            return Some(Miss::ExistingAntiAffinity);
         }
     }
-    Ok(())
+    None
 }
 
 /// Why a pod fits none of a set of nodes, counted per reason the way the
@@ -200,6 +254,12 @@ impl FitSummary {
     pub fn add(&mut self, unfit: &Unfit) {
         self.nodes += 1;
         *self.reasons.entry(unfit.to_string()).or_insert(0) += 1;
+    }
+
+    /// Adds `n` nodes that failed for the same reason.
+    pub(crate) fn add_many(&mut self, unfit: &Unfit, n: usize) {
+        self.nodes += n;
+        *self.reasons.entry(unfit.to_string()).or_insert(0) += n;
     }
 }
 

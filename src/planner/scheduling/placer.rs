@@ -8,12 +8,12 @@
 //! scan per replica. Checkpoints let a caller try a whole node's pods and undo
 //! them if one does not fit (scale-down), restoring cursors with them.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::model::{Pod, Resources};
 
-use super::{FitSummary, SchedNode, check};
+use super::{FitSummary, Miss, SchedNode, first_miss, fits};
 
 /// Pods that the scheduler model treats alike.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -77,7 +77,7 @@ impl<'a> Placer<'a> {
                 unfit_prefix = false;
                 continue;
             }
-            if check(pod, &self.nodes[i]).is_ok() {
+            if fits(pod, &self.nodes[i]) {
                 found = Some(i);
                 break;
             }
@@ -100,12 +100,20 @@ impl<'a> Placer<'a> {
             return summary.clone();
         }
         let mut summary = FitSummary::default();
+        // Few distinct reasons: counted here, formatted once each.
+        let mut counts: Vec<(Miss<'_>, usize)> = Vec::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            match check(pod, node) {
-                _ if Some(i) == skip => summary.add(&super::Unfit::Excluded),
-                Ok(()) => summary.nodes += 1,
-                Err(unfit) => summary.add(&unfit),
+            let miss = if Some(i) == skip { Some(Miss::Excluded) } else { first_miss(pod, node) };
+            match miss {
+                None => summary.nodes += 1,
+                Some(m) => match counts.iter_mut().find(|(c, _)| *c == m) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((m, 1)),
+                },
             }
+        }
+        for (miss, n) in counts {
+            summary.add_many(&miss.into(), n);
         }
         self.explained.insert(class, summary.clone());
         summary

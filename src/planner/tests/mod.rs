@@ -4,6 +4,7 @@
 
 mod provisioning;
 mod removal;
+mod resize;
 mod scale_down;
 mod scale_up;
 
@@ -15,7 +16,7 @@ use crate::model::{
     ResizeState, Resources, SignedDuration, Snapshot, Timestamp,
 };
 
-use super::action::{Action, RemoveMembers, ScaleUp, StartRemoval};
+use super::action::{Action, RemoveMembers, ResizePod, ScaleUp, StartRemoval};
 use super::protocol::{self, NODE_GROUP_LABEL};
 use super::{Input, Memory, Plan, Policy, plan};
 
@@ -231,8 +232,35 @@ impl World {
                     self.snap.nodes.retain(|n| n.name != a.node);
                     self.snap.pods.retain(|p| p.node_name.as_deref() != Some(&a.node));
                 }
+                Action::ResizePod(a) => self.resize_pod(a),
+                Action::RecreatePod(a) => {
+                    let now = self.now;
+                    if let Some(p) = self.snap.pods.iter_mut().find(|p| p.uid == a.uid) {
+                        p.deletion = Some(now);
+                    }
+                }
             }
         }
+    }
+
+    /// The kubelet applies a resize at once (no status conditions left behind).
+    fn resize_pod(&mut self, a: &ResizePod) {
+        let Some(pod) = self.snap.pods.iter_mut().find(|p| p.uid == a.uid) else { return };
+        for r in &a.containers {
+            let Some(c) = pod.containers.iter_mut().find(|c| c.name == r.container) else { continue };
+            pod.requests.cpu_milli += r.requests.cpu_milli - c.requests.cpu_milli;
+            pod.requests.memory += r.requests.memory - c.requests.memory;
+            c.requests.cpu_milli = r.requests.cpu_milli;
+            c.requests.memory = r.requests.memory;
+            if r.limits.cpu_milli > 0 {
+                c.limits.cpu_milli = r.limits.cpu_milli;
+            }
+            if r.limits.memory > 0 {
+                c.limits.memory = r.limits.memory;
+            }
+            c.allocated = Some(c.requests.clone());
+        }
+        pod.resize = ResizeState::None;
     }
 
     fn remove_members(&mut self, a: &RemoveMembers) {

@@ -5,9 +5,11 @@ use super::super::explain::{BlockReason, Hold, NodeStatus};
 use super::super::protocol::{Phase, RemovalKind, SCALE_DOWN_DISABLED};
 use super::*;
 
-/// Three 4-CPU minions; `w-0` busy, `w-1` and `w-2` light. Removal timers expired.
+/// Three 4-CPU minions; `w-0` busy, `w-1` and `w-2` light. Removal timers
+/// expired. Without consolidation: these tests are about the threshold.
 fn cluster() -> World {
     let mut w = World::new();
+    w.policy.scale_down.consolidation = false;
     w.group("workers", 0, 10, 4000, 16 * GI);
     for n in ["w-0", "w-1", "w-2"] {
         w.minion("workers", n);
@@ -234,6 +236,7 @@ fn delays_after_add_delete_and_failure_hold_removals() {
 #[test]
 fn utilisation_uses_gpus_on_gpu_nodes() {
     let mut w = World::new();
+    w.policy.scale_down.consolidation = false;
     let g = w.group("gpu", 0, 4, 16000, 64 * GI);
     g.template.as_mut().unwrap().allocatable.set("nvidia.com/gpu", 2);
     w.minion("gpu", "g-0");
@@ -243,6 +246,52 @@ fn utilisation_uses_gpus_on_gpu_nodes() {
     let plan = w.step();
     assert!(matches!(status(&plan, "g-0"), NodeStatus::Utilized { resource, .. } if resource == "nvidia.com/gpu"));
     assert!(matches!(status(&plan, "g-1"), NodeStatus::Unneeded { .. }));
+}
+
+#[test]
+fn consolidation_also_removes_a_busy_node_whose_pods_fit_elsewhere() {
+    // w-0 is 80% requested, w-1 and w-2 30%: w-0's 3 CPUs fit on the two
+    // others together (2.8 free each). Below-threshold nodes come first.
+    let mut w = World::new();
+    w.group("workers", 0, 10, 4000, 16 * GI);
+    for n in ["w-0", "w-1", "w-2"] {
+        w.minion("workers", n);
+    }
+    for k in 0..6 {
+        w.pod(&format!("busy-{k}"), Some("w-0"), 500, GI);
+    }
+    w.pod("web-1", Some("w-1"), 1200, GI);
+    w.pod("web-2", Some("w-2"), 1200, GI);
+    let plan = w.step();
+    // The simulation takes w-1 first (below the threshold): its pod moves to
+    // w-2; then w-0's six pods no longer fit anywhere but w-2's 1.6 free.
+    assert!(matches!(status(&plan, "w-1"), NodeStatus::Unneeded { .. }), "{:?}", status(&plan, "w-1"));
+    assert!(matches!(status(&plan, "w-0"), NodeStatus::NoPlaceForPod { .. }), "{:?}", status(&plan, "w-0"));
+    // Without the light nodes' competition, the busy node is unneeded.
+    let mut w = World::new();
+    w.group("workers", 0, 10, 4000, 16 * GI);
+    for n in ["w-0", "w-1", "w-2"] {
+        w.minion("workers", n);
+    }
+    for k in 0..6 {
+        w.pod(&format!("busy-{k}"), Some("w-0"), 500, GI);
+    }
+    for n in ["w-1", "w-2"] {
+        w.pod(&format!("web-{n}"), Some(n), 2400, GI);
+    }
+    let plan = after_unneeded_time(&mut w);
+    assert!(
+        matches!(status(&plan, "w-0"), NodeStatus::RemovalStarted { kind: RemovalKind::Drain }),
+        "{:?}",
+        status(&plan, "w-0")
+    );
+    w.policy.scale_down.consolidation = false;
+    let plan = w.step();
+    assert!(
+        matches!(status(&plan, "w-0"), NodeStatus::Utilized { .. }),
+        "as cluster-autoscaler: {:?}",
+        status(&plan, "w-0")
+    );
 }
 
 #[test]

@@ -1,0 +1,65 @@
+use std::process::ExitCode;
+use std::time::Duration as StdDuration;
+
+use heatscaler::bench::{self, Machine, Options};
+use heatscaler::config::Duration;
+
+/// Arguments of `heatscaler bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Cluster sizes, in nodes (30 workload pods per node).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,5000,10000")]
+    sizes: Vec<usize>,
+    /// Shares of pods pending in the scale-up measurements.
+    #[arg(long, value_delimiter = ',', default_value = "0.01,0.05")]
+    pending: Vec<f64>,
+    /// Least repetitions of each planner measurement (fast ones repeat more).
+    #[arg(long, default_value_t = 7)]
+    repetitions: usize,
+    /// Simulated time of the simulation-speed run (at most the scenario's week).
+    #[arg(long, default_value = "168h")]
+    simulated: Duration,
+    /// Run only these benchmarks: planner, memory, simulation, pending.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Internal: build a cluster of N nodes, plan once, print memory (used by
+    /// the memory benchmark, one child process per size).
+    #[arg(long, hide = true, value_name = "N")]
+    hold: Option<usize>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(nodes) = args.hold {
+        println!("{}", serde_json::to_string(&bench::hold(nodes))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let options = Options {
+        sizes: args.sizes,
+        pending: args.pending,
+        repetitions: args.repetitions.max(1),
+        simulated: StdDuration::max(args.simulated.get(), StdDuration::from_secs(60)),
+        program: std::env::current_exe()?,
+    };
+    let machine = Machine::this();
+    if !args.json {
+        println!("heatscaler bench on {machine}\n");
+    }
+    let mut sections = Vec::new();
+    for b in bench::all() {
+        if !args.only.is_empty() && !args.only.iter().any(|o| o == b.name()) {
+            continue;
+        }
+        let section = b.run(&options)?;
+        if !args.json {
+            println!("{section}");
+        }
+        sections.push(section);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "machine": machine, "sections": sections }))?);
+    }
+    Ok(ExitCode::SUCCESS)
+}

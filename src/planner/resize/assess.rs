@@ -1,0 +1,310 @@
+//! Per workload: the rate limit and the disruption budget, then how each due
+//! update can happen — in place, by evict-and-recreate onto another node, or
+//! not until capacity exists.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::model::{ChangeRequirement, PodPhase, Resources, Timestamp, UpdateMode, VerticalScaling};
+use crate::planner::Cx;
+use crate::planner::explain::{ResizeDecision, UpdateBlock, UpdateReason};
+use crate::planner::memory::ResizeMemory;
+use crate::planner::scheduling::Placer;
+use crate::planner::time::after;
+use crate::recommender::ResourceKind;
+
+use super::{Evaluation, Relief, ScaleUpInput, Urgency, Wanted};
+
+/// How a decided update happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum How {
+    InPlace,
+    Recreate,
+}
+
+#[derive(Debug)]
+pub(crate) struct Planned<'w> {
+    pub want: &'w Wanted<'w>,
+    pub how: How,
+    pub reason: UpdateReason,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Assessment<'w> {
+    /// Updates to issue this pass (recreations still need the PDB allowance).
+    pub updates: Vec<Planned<'w>>,
+    /// Over-requested pods held back by the rate limit: shrunk only if scale-up
+    /// uses the capacity they free.
+    pub forcible: Vec<&'w Wanted<'w>>,
+    /// New sizes that fit no node: node-level demand.
+    pub demand: Vec<Planned<'w>>,
+    /// Everything else, explained: (pod index, VPA object index, decision).
+    pub settled: Vec<(usize, usize, ResizeDecision)>,
+    pub relief: Vec<Relief>,
+    /// Pods off target now (uid → since), for `Memory::resize`.
+    pub off_target: BTreeMap<String, Timestamp>,
+}
+
+impl<'w> Assessment<'w> {
+    pub fn scale_up_input(&self) -> ScaleUpInput<'w> {
+        ScaleUpInput { relief: self.relief.clone(), demand: self.demand.iter().map(|p| p.want.resized()).collect() }
+    }
+}
+
+pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory: &ResizeMemory) -> Assessment<'w> {
+    let snap = cx.ix.snap;
+    let updater = &cx.policy.resize.updater;
+    let mut out = Assessment::default();
+    let mut per_workload: BTreeMap<usize, Vec<&'w Wanted<'w>>> = BTreeMap::new();
+    for e in evaluations {
+        match e {
+            Evaluation::Wanted(w) => per_workload.entry(w.vertical).or_default().push(w),
+            Evaluation::Settled { pod, index, vertical, decision, in_flight } => {
+                if let ResizeDecision::OffTarget { since, .. } = decision {
+                    out.off_target.insert(pod.uid.clone(), *since);
+                }
+                if let Some(f) = in_flight
+                    && (f.freed.cpu_milli > 0 || f.freed.memory > 0)
+                {
+                    out.relief.push(Relief { node: f.node, freed: f.freed.clone() });
+                }
+                out.settled.push((*index, *vertical, decision.clone()));
+            }
+        }
+    }
+
+    let mut fit = Fit::default();
+    let stats = counts(evaluations);
+    for (v, mut wants) in per_workload {
+        let vertical = &snap.vertical[v];
+        let key = vertical.workload.to_string();
+        let stat = stats.get(&v).copied().unwrap_or_default();
+        let replicas = vertical.replicas.unwrap_or(stat.live);
+        let max_in_flight = ((f64::from(replicas) * updater.max_disruption_fraction.0).floor() as u32).max(1);
+        let mut in_flight = stat.in_flight + replicas.saturating_sub(stat.live);
+        let rate_limited_until = memory
+            .last_update
+            .get(&key)
+            .map(|&t| after(t, updater.min_update_interval))
+            .filter(|&until| cx.now < until);
+        wants.sort_by(|a, b| {
+            let (ra, ca) = priority(a);
+            let (rb, cb) = priority(b);
+            ra.cmp(&rb).then(cb.total_cmp(&ca)).then_with(|| a.pod.name.cmp(&b.pod.name))
+        });
+        for w in wants {
+            if let UpdateReason::OffTarget { since, .. } = &w.reason {
+                out.off_target.insert(w.pod.uid.clone(), *since);
+            }
+            let fresh_oom = matches!(w.urgency, Urgency::Fresh { oom: true, .. });
+            if w.urgency != Urgency::Fallback {
+                if let Some(until) = rate_limited_until.filter(|_| !fresh_oom) {
+                    if over_requested(w) && vertical.update_mode.in_place() && in_flight < max_in_flight {
+                        // Reserve its slot: it is issued if scale-up uses what it frees.
+                        in_flight += 1;
+                        out.relief.push(Relief { node: w.node, freed: freed(w) });
+                        out.forcible.push(w);
+                    } else {
+                        out.settled.push((w.index, v, ResizeDecision::RateLimited { until }));
+                    }
+                    continue;
+                }
+                if in_flight >= max_in_flight {
+                    out.settled.push((w.index, v, ResizeDecision::DisruptionBudget { in_flight, max: max_in_flight }));
+                    continue;
+                }
+            }
+            match decide(cx, &mut fit, vertical, replicas, w) {
+                Decision::Update(how) => {
+                    if w.urgency != Urgency::Fallback {
+                        in_flight += 1;
+                    }
+                    if how == How::InPlace && w.shrink_only {
+                        out.relief.push(Relief { node: w.node, freed: freed(w) });
+                    }
+                    out.updates.push(Planned { want: w, how, reason: w.reason.clone() });
+                }
+                Decision::Demand(reason) => out.demand.push(Planned { want: w, how: How::Recreate, reason }),
+                Decision::Blocked(reason, why) => {
+                    out.settled.push((w.index, v, ResizeDecision::Blocked { reason, why }))
+                }
+            }
+        }
+    }
+    out
+}
+
+/// (rank, change): kubelet fallbacks first (already in flight), then OOM
+/// kills, then growth (as VPA's updater), each by the larger change.
+fn priority(w: &Wanted<'_>) -> (u8, f64) {
+    match w.urgency {
+        Urgency::Fallback => (0, 0.0),
+        Urgency::Fresh { oom: true, change, .. } => (1, change),
+        Urgency::Fresh { grows: true, change, .. } => (2, change),
+        Urgency::Fresh { grows: false, change, .. } => (3, change),
+    }
+}
+
+fn over_requested(w: &Wanted<'_>) -> bool {
+    w.shrink_only && matches!(w.reason, UpdateReason::AboveUpperBound { .. })
+}
+
+fn freed(w: &Wanted<'_>) -> Resources {
+    Resources::new(
+        (w.pod.requests.cpu_milli - w.requests.cpu_milli).max(0),
+        (w.pod.requests.memory - w.requests.memory).max(0),
+    )
+}
+
+enum Decision {
+    Update(How),
+    Demand(UpdateReason),
+    Blocked(UpdateReason, UpdateBlock),
+}
+
+fn decide<'w>(
+    cx: &Cx<'w>,
+    fit: &mut Fit<'w>,
+    vertical: &VerticalScaling,
+    replicas: u32,
+    w: &'w Wanted<'w>,
+) -> Decision {
+    let mode = vertical.update_mode;
+    let fallback = w.urgency == Urgency::Fallback;
+    if mode.in_place() && !fallback {
+        if w.shrink_only || fit.in_place(cx, w) {
+            return Decision::Update(How::InPlace);
+        }
+        if mode == UpdateMode::InPlace {
+            // Never evicted: ask anyway when the node could ever hold it (the
+            // kubelet defers it until others shrink or leave).
+            return if fit.within_allocatable(cx, w) {
+                Decision::Update(How::InPlace)
+            } else {
+                Decision::Blocked(w.reason.clone(), UpdateBlock::InPlaceOnly)
+            };
+        }
+    }
+    if !mode.recreate() {
+        return Decision::Blocked(w.reason.clone(), UpdateBlock::InPlaceOnly);
+    }
+    // Evict and recreate: for Recreate the update itself, for
+    // InPlaceOrRecreate a move to where the new size fits.
+    let reason = if mode.in_place() && !fallback {
+        UpdateReason::DoesNotFitNode { node: cx.ix.node(w.node).name.clone() }
+    } else {
+        w.reason.clone()
+    };
+    if mode == UpdateMode::Recreate && !cx.ix.snap.admission_applies_recommendations {
+        return Decision::Blocked(reason, UpdateBlock::NoAdmissionController);
+    }
+    let min = vertical.min_replicas.unwrap_or(cx.policy.resize.updater.min_replicas);
+    if replicas < min {
+        return Decision::Blocked(reason, UpdateBlock::MinReplicas { replicas, min });
+    }
+    if !eviction_requirements_met(vertical, w) {
+        return Decision::Blocked(reason, UpdateBlock::EvictionRequirements);
+    }
+    // The replacement may land on the pod's own node when the new size fits
+    // there (a plain Recreate update), else it must fit another one.
+    let fits = (mode == UpdateMode::Recreate && (w.shrink_only || fit.in_place(cx, w))) || fit.elsewhere(cx, w);
+    if !fits {
+        return Decision::Demand(reason);
+    }
+    Decision::Update(How::Recreate)
+}
+
+/// `evictionRequirements`: each must be met by some listed resource of some container.
+fn eviction_requirements_met(vertical: &VerticalScaling, w: &Wanted<'_>) -> bool {
+    vertical.eviction_requirements.iter().all(|r| {
+        w.containers.iter().any(|c| {
+            r.resources.iter().any(|&kind| {
+                let (old, new) = match kind {
+                    ResourceKind::Cpu => (c.from.cpu_milli, c.requests.cpu_milli),
+                    ResourceKind::Memory => (c.from.memory, c.requests.memory),
+                };
+                match r.change {
+                    ChangeRequirement::TargetHigherThanRequests => new > old,
+                    ChangeRequirement::TargetLowerThanRequests => new < old,
+                }
+            })
+        })
+    })
+}
+
+/// Room on nodes: growth planned in place per node, and recreated pods placed
+/// on the other Ready nodes with the scheduler model (built on first use).
+#[derive(Default)]
+struct Fit<'w> {
+    grown: HashMap<usize, Resources>,
+    /// The placer over Ready nodes, and each snapshot node's slot in it.
+    placer: Option<(Placer<'w>, Vec<Option<usize>>)>,
+}
+
+impl<'w> Fit<'w> {
+    /// The node has room for the growth now, after other growth planned there.
+    fn in_place(&mut self, cx: &Cx<'_>, w: &Wanted<'_>) -> bool {
+        let node = cx.ix.node(w.node);
+        let grown = self.grown.entry(w.node).or_default();
+        let delta =
+            Resources::new(w.requests.cpu_milli - w.pod.requests.cpu_milli, w.requests.memory - w.pod.requests.memory);
+        let requested = &cx.ix.requested[w.node];
+        let fits = requested.cpu_milli + grown.cpu_milli + delta.cpu_milli <= node.allocatable.cpu_milli
+            && requested.memory + grown.memory + delta.memory <= node.allocatable.memory;
+        if fits {
+            *grown += &delta;
+        }
+        fits
+    }
+
+    /// The new size alone fits the node's allocatable (the kubelet would defer, not refuse).
+    fn within_allocatable(&self, cx: &Cx<'_>, w: &Wanted<'_>) -> bool {
+        let alloc = &cx.ix.node(w.node).allocatable;
+        w.requests.cpu_milli <= alloc.cpu_milli && w.requests.memory <= alloc.memory
+    }
+
+    /// Another Ready node fits the pod at its new size (placing it there).
+    fn elsewhere(&mut self, cx: &Cx<'w>, w: &'w Wanted<'w>) -> bool {
+        let (placer, slots) = self.placer.get_or_insert_with(|| {
+            let mut slots = vec![None; cx.ix.snap.nodes.len()];
+            let mut nodes = Vec::new();
+            for (i, slot) in slots.iter_mut().enumerate() {
+                if cx.ix.node(i).ready && cx.ix.removal[i].is_none() {
+                    *slot = Some(nodes.len());
+                    nodes.push(cx.ix.sched_node(i));
+                }
+            }
+            (Placer::new(nodes), slots)
+        });
+        match placer.find(w.resized(), slots[w.node]) {
+            Some(dest) => {
+                placer.place(w.resized(), dest);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Live pods and pods in flight per VPA object.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    live: u32,
+    in_flight: u32,
+}
+
+/// From the evaluations: every non-terminal pod of every handled workload.
+fn counts(evaluations: &[Evaluation<'_>]) -> HashMap<usize, Counts> {
+    let mut out: HashMap<usize, Counts> = HashMap::new();
+    for e in evaluations {
+        let (pod, v) = match e {
+            Evaluation::Wanted(w) => (w.pod, w.vertical),
+            Evaluation::Settled { pod, vertical, .. } => (*pod, *vertical),
+        };
+        let c = out.entry(v).or_default();
+        c.live += 1;
+        if pod.deletion.is_some() || pod.phase != PodPhase::Running || pod.resize.is_pending() {
+            c.in_flight += 1;
+        }
+    }
+    out
+}

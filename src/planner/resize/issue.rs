@@ -1,0 +1,149 @@
+//! From decisions to actions, once scale-up has said which shrinks it counts
+//! on and which needs it took; timers for the next pass.
+
+use std::collections::BTreeSet;
+
+use crate::planner::Cx;
+use crate::planner::action::{Action, RecreatePod, ResizePod};
+use crate::planner::drain::{PdbBudget, pdb_name};
+use crate::planner::explain::{Explanation, PodOutcome, ResizeDecision, ResizeExplanation, UpdateBlock, UpdateReason};
+use crate::planner::memory::ResizeMemory;
+use crate::planner::scale_up::ScaleUpOutcome;
+use crate::planner::time::after;
+
+use super::assess::{Assessment, How};
+use super::{Adjustments, Evaluation, Wanted, total};
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn issue<'w>(
+    cx: &Cx<'w>,
+    evaluations: &'w [Evaluation<'w>],
+    assessment: Assessment<'w>,
+    up: &ScaleUpOutcome<'w>,
+    budget: &mut PdbBudget,
+    memory: &mut ResizeMemory,
+    ex: &mut Explanation,
+) -> (Vec<Action>, Adjustments<'w>) {
+    let snap = cx.ix.snap;
+    let mut out = Issued { cx, actions: Vec::new(), adjust: Adjustments::default(), updated: BTreeSet::new(), memory };
+    for e in evaluations {
+        if let Evaluation::Settled { pod, in_flight: Some(f), .. } = e {
+            out.adjust.in_flight(f.node, pod, &f.resized);
+        }
+    }
+
+    let mut decisions = Vec::new();
+    for p in &assessment.updates {
+        let w = p.want;
+        let decision = match p.how {
+            How::InPlace => out.resize(w, p.reason.clone()),
+            How::Recreate => match budget.take(&cx.ix, w.pod) {
+                Err(pdb) => ResizeDecision::Blocked {
+                    reason: p.reason.clone(),
+                    why: UpdateBlock::Pdb { pdb: pdb_name(&cx.ix, pdb) },
+                },
+                Ok(_) => out.recreate(w, p.reason.clone()),
+            },
+        };
+        decisions.push((w.index, w.vertical, decision));
+    }
+    for &w in &assessment.forcible {
+        let decision = match up.relief.get(&w.node) {
+            Some(&pending) => out.resize(w, UpdateReason::FreesCapacity { pending }),
+            None => {
+                let key = snap.vertical[w.vertical].workload.to_string();
+                let interval = cx.policy.resize.updater.min_update_interval;
+                let until = out.memory.last_update.get(&key).map_or(cx.now, |&t| after(t, interval));
+                ResizeDecision::RateLimited { until }
+            }
+        };
+        decisions.push((w.index, w.vertical, decision));
+    }
+    for p in &assessment.demand {
+        let w = p.want;
+        let key = w.pod.key();
+        let outcome = match ex.pods.iter().position(|e| e.pod == key) {
+            Some(i) => ex.pods.remove(i).outcome,
+            None => PodOutcome::ScaleUpDisabled,
+        };
+        let to = total(&w.containers, |c| c.requests);
+        decisions.push((w.index, w.vertical, ResizeDecision::NeedsCapacity { reason: p.reason.clone(), to, outcome }));
+    }
+    decisions.extend(assessment.settled);
+    let names: Vec<(String, String)> =
+        (0..snap.vertical.len()).map(|v| (snap.vertical[v].workload.to_string(), vpa_name(cx, v))).collect();
+    // In snapshot order.
+    decisions.sort_unstable_by_key(|(index, _, _)| *index);
+    ex.resizes.reserve(decisions.len());
+    for (index, v, decision) in decisions {
+        let (workload, vpa) = names[v].clone();
+        ex.resizes.push(ResizeExplanation { pod: snap.pods[index].key(), workload, vpa, decision });
+    }
+
+    let Issued { actions, adjust, updated, memory, .. } = out;
+    for v in updated {
+        memory.last_update.insert(snap.vertical[v].workload.to_string(), cx.now);
+    }
+    let workloads: BTreeSet<String> = snap.vertical.iter().map(|v| v.workload.to_string()).collect();
+    memory.last_update.retain(|w, _| workloads.contains(w));
+    memory.off_target_since = assessment.off_target;
+    // Forget pods no longer under a VPA object heatscaler handles.
+    let live: std::collections::HashSet<&str> = evaluations.iter().map(|e| e.pod().uid.as_str()).collect();
+    memory.resized.retain(|uid, _| live.contains(uid.as_str()));
+    (actions, adjust)
+}
+
+struct Issued<'w, 'm> {
+    cx: &'m Cx<'w>,
+    actions: Vec<Action>,
+    adjust: Adjustments<'w>,
+    /// VPA objects (indices) whose workload got an update this pass.
+    updated: BTreeSet<usize>,
+    memory: &'m mut ResizeMemory,
+}
+
+impl<'w> Issued<'w, '_> {
+    fn resize(&mut self, w: &'w Wanted<'w>, reason: UpdateReason) -> ResizeDecision {
+        self.memory.resized.insert(w.pod.uid.clone(), self.cx.now);
+        self.adjust.update(w);
+        self.updated.insert(w.vertical);
+        let decision = ResizeDecision::Resize {
+            reason: reason.clone(),
+            from: total(&w.containers, |c| c.from),
+            to: total(&w.containers, |c| c.requests),
+        };
+        self.actions.push(Action::ResizePod(ResizePod {
+            pod: w.pod.key(),
+            uid: w.pod.uid.clone(),
+            node: self.cx.ix.node(w.node).name.clone(),
+            vpa: vpa_name(self.cx, w.vertical),
+            containers: w.containers.clone(),
+            reason,
+        }));
+        decision
+    }
+
+    fn recreate(&mut self, w: &'w Wanted<'w>, reason: UpdateReason) -> ResizeDecision {
+        // Without an admission controller the replacement starts at its
+        // template's size; scale-down must not count on the new one.
+        if self.cx.ix.snap.admission_applies_recommendations {
+            self.adjust.update(w);
+        }
+        self.memory.resized.remove(&w.pod.uid);
+        self.updated.insert(w.vertical);
+        self.actions.push(Action::RecreatePod(RecreatePod {
+            pod: w.pod.key(),
+            uid: w.pod.uid.clone(),
+            node: self.cx.ix.node(w.node).name.clone(),
+            vpa: vpa_name(self.cx, w.vertical),
+            containers: w.containers.clone(),
+            reason: reason.clone(),
+        }));
+        ResizeDecision::Recreate { reason, to: total(&w.containers, |c| c.requests) }
+    }
+}
+
+fn vpa_name(cx: &Cx<'_>, v: usize) -> String {
+    let vertical = &cx.ix.snap.vertical[v];
+    format!("{}/{}", vertical.namespace, vertical.name)
+}

@@ -1,0 +1,207 @@
+//! The pod-level updater: which pods under a VPA object heatscaler handles
+//! are resized in place, recreated, or left alone — planned together with the
+//! node level from the same snapshot.
+//!
+//! A pass, in order:
+//! 1. [`wanted::evaluate`] each pod: its recommended requests (limits keep
+//!    their ratio, `recommender::apply_to_container`) and whether an update
+//!    is due — a request outside `[lowerBound, upperBound]`, an OOM kill since
+//!    its size was last set with a target asking for more memory, or off
+//!    target by more than `min-change-fraction` for `update-off-target-after`;
+//!    or whether the kubelet gave up on an in-place resize (`Infeasible`,
+//!    `Deferred` longer than `deferred-timeout`, `Error`).
+//! 2. [`assess::assess`] per workload: `min-update-interval` (OOM kills are
+//!    exempt), at most `max-disruption-fraction` of the replicas in flight,
+//!    then how: in place when the new size fits the node; else evict and
+//!    recreate where the mode allows it and the new size fits another node;
+//!    else the new size is a node-level need handed to scale-up.
+//! 3. Scale-up places pending pods on existing nodes as they are once
+//!    over-requested pods there shrink ([`Relief`]) before it grows a group,
+//!    and treats the needs of step 2 like pending pods.
+//! 4. [`issue::issue`] turns the decisions into `ResizePod` / `RecreatePod`
+//!    (evictions share the PDB allowance of drains), records timers, and
+//!    tells scale-down which pods will have new requests ([`Adjustments`]).
+
+mod assess;
+mod issue;
+mod wanted;
+
+use std::collections::HashMap;
+
+use crate::model::{Pod, Resources};
+
+use super::action::ContainerResize;
+use super::explain::{CpuMemory, ResizeDecision, UpdateReason};
+
+pub(crate) use assess::assess;
+pub(crate) use issue::issue;
+pub(crate) use wanted::evaluate_all;
+
+/// What one pod's recommendation asks of it.
+#[derive(Debug)]
+pub(crate) struct Wanted<'a> {
+    pub pod: &'a Pod,
+    /// Its index in `Snapshot::pods` (explanations follow snapshot order).
+    pub index: usize,
+    /// Index of its node in the snapshot.
+    pub node: usize,
+    /// Index into `Snapshot::vertical`.
+    pub vertical: usize,
+    pub containers: Vec<ContainerResize>,
+    /// The pod's requests as the scheduler will count them after the update.
+    pub requests: Resources,
+    /// The pod at its new size, built on first use (most passes need only
+    /// `requests`; cloning 300,000 pods would not be cheap).
+    resized: std::cell::OnceCell<Box<Pod>>,
+    pub reason: UpdateReason,
+    pub urgency: Urgency,
+    /// No request grows: the node has room by definition.
+    pub shrink_only: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Urgency {
+    /// A new update, subject to the rate limit and the disruption budget.
+    /// `grows`: some request grows (VPA updates those first); `change`: VPA's
+    /// relative resource difference (larger first).
+    Fresh { oom: bool, grows: bool, change: f64 },
+    /// The kubelet gave up on a resize already in flight: the pod already
+    /// counts against the budget.
+    Fallback,
+}
+
+impl Wanted<'_> {
+    /// The pod as it would be with the new requests, for placing it.
+    pub fn resized(&self) -> &Pod {
+        self.resized.get_or_init(|| {
+            let mut pod = Box::new(self.pod.clone());
+            pod.requests = self.requests.clone();
+            for r in &self.containers {
+                let Some(c) = pod.containers.iter_mut().find(|c| c.name == r.container) else { continue };
+                c.requests.cpu_milli = r.requests.cpu_milli;
+                c.requests.memory = r.requests.memory;
+                if r.limits.cpu_milli > 0 {
+                    c.limits.cpu_milli = r.limits.cpu_milli;
+                }
+                if r.limits.memory > 0 {
+                    c.limits.memory = r.limits.memory;
+                }
+                c.allocated = None;
+            }
+            pod
+        })
+    }
+}
+
+/// One pod's evaluation.
+#[derive(Debug)]
+pub(crate) enum Evaluation<'a> {
+    Wanted(Wanted<'a>),
+    /// Nothing to do now; `in_flight` when the kubelet is applying a resize.
+    Settled {
+        pod: &'a Pod,
+        index: usize,
+        vertical: usize,
+        decision: ResizeDecision,
+        in_flight: Option<Box<InFlight>>,
+    },
+}
+
+impl<'a> Evaluation<'a> {
+    pub fn pod(&self) -> &'a Pod {
+        match self {
+            Evaluation::Wanted(w) => w.pod,
+            Evaluation::Settled { pod, .. } => pod,
+        }
+    }
+}
+
+/// A resize the kubelet is working on (pending or in progress).
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub node: usize,
+    /// What a shrink frees once applied (zero for growth).
+    pub freed: Resources,
+    /// The pod at its spec's requests, as it will be once applied.
+    pub resized: Pod,
+}
+
+/// Capacity a pod frees on its node when it shrinks: a shrink issued this
+/// pass, one the kubelet is applying, or an over-requested pod held back by
+/// `min-update-interval` that is shrunk if scale-up counts on its node.
+#[derive(Clone, Debug)]
+pub(crate) struct Relief {
+    pub node: usize,
+    pub freed: Resources,
+}
+
+/// What scale-up needs from the updater.
+#[derive(Debug, Default)]
+pub(crate) struct ScaleUpInput<'w> {
+    pub relief: Vec<Relief>,
+    /// Pods at their new size that fit no node: node-level demand.
+    pub demand: Vec<&'w Pod>,
+}
+
+/// Pods whose requests change because of a resize (issued this pass or in
+/// flight): scale-down simulates them at their new size.
+#[derive(Debug, Default)]
+pub(crate) struct Adjustments<'w> {
+    pods: HashMap<&'w str, Resized<'w>>,
+    /// Per node: the change of its requested resources.
+    node_delta: HashMap<usize, Resources>,
+}
+
+/// A pod at its new size; built only if scale-down simulates its node.
+#[derive(Debug, Clone, Copy)]
+enum Resized<'w> {
+    Update(&'w Wanted<'w>),
+    InFlight(&'w Pod),
+}
+
+impl<'w> Adjustments<'w> {
+    pub fn pod<'p>(&self, pod: &'p Pod) -> &'p Pod
+    where
+        'w: 'p,
+    {
+        match self.pods.get(pod.uid.as_str()) {
+            Some(Resized::Update(w)) => w.resized(),
+            Some(Resized::InFlight(p)) => p,
+            None => pod,
+        }
+    }
+
+    pub fn apply(&self, node: usize, requested: &mut Resources) {
+        if let Some(d) = self.node_delta.get(&node) {
+            *requested += d;
+        }
+    }
+
+    fn change(&mut self, node: usize, old: &Resources, new: &Resources) {
+        let delta = self.node_delta.entry(node).or_default();
+        delta.cpu_milli += new.cpu_milli - old.cpu_milli;
+        delta.memory += new.memory - old.memory;
+    }
+
+    fn update(&mut self, w: &'w Wanted<'w>) {
+        self.change(w.node, &w.pod.requests, &w.requests);
+        self.pods.insert(w.pod.uid.as_str(), Resized::Update(w));
+    }
+
+    fn in_flight(&mut self, node: usize, old: &'w Pod, new: &'w Pod) {
+        self.change(node, &old.requests, &new.requests);
+        self.pods.insert(old.uid.as_str(), Resized::InFlight(new));
+    }
+}
+
+pub(crate) fn cpu_memory(r: &Resources) -> CpuMemory {
+    CpuMemory { cpu_milli: r.cpu_milli, memory: r.memory }
+}
+
+/// Sum of the containers' requests, as the action carries them.
+fn total(containers: &[ContainerResize], pick: impl Fn(&ContainerResize) -> CpuMemory) -> CpuMemory {
+    containers.iter().map(pick).fold(CpuMemory::default(), |a, b| CpuMemory {
+        cpu_milli: a.cpu_milli + b.cpu_milli,
+        memory: a.memory + b.memory,
+    })
+}

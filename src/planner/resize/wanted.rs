@@ -1,0 +1,227 @@
+//! Per pod: what its recommendation asks, and whether an update is due.
+
+use std::collections::HashMap;
+
+use crate::model::{Pod, PodPhase, ResizeState, Resources, UpdateMode, VerticalScaling};
+use crate::planner::Cx;
+use crate::planner::action::ContainerResize;
+use crate::planner::explain::{ResizeDecision, UpdateReason};
+use crate::planner::memory::ResizeMemory;
+use crate::planner::time::{after, elapsed};
+use crate::recommender::{ResourceKind, apply_to_container};
+
+use super::{Evaluation, InFlight, Urgency, Wanted, cpu_memory};
+
+/// Every pod of every workload under a VPA object, in snapshot order.
+pub(crate) fn evaluate_all<'a>(cx: &Cx<'a>, memory: &ResizeMemory) -> Vec<Evaluation<'a>> {
+    let snap = cx.ix.snap;
+    if !cx.policy.resize.enabled || snap.vertical.is_empty() {
+        return Vec::new();
+    }
+    // Two VPA objects on one workload is a misconfiguration VPA leaves
+    // undefined; the first one listed wins here.
+    let mut by_workload = HashMap::new();
+    for (v, vertical) in snap.vertical.iter().enumerate() {
+        by_workload.entry(&vertical.workload).or_insert(v);
+    }
+    let node_index: HashMap<&str, usize> = snap.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+    let mut out = Vec::new();
+    for (index, pod) in snap.pods.iter().enumerate() {
+        let Some(&v) = pod.workload.as_ref().and_then(|w| by_workload.get(w)) else { continue };
+        if pod.is_terminal() {
+            continue;
+        }
+        let node = pod.node_name.as_deref().and_then(|n| node_index.get(n).copied());
+        out.push(evaluate(cx, memory, v, (index, pod), node));
+    }
+    out
+}
+
+fn evaluate<'a>(
+    cx: &Cx<'a>,
+    memory: &ResizeMemory,
+    v: usize,
+    (index, pod): (usize, &'a Pod),
+    node: Option<usize>,
+) -> Evaluation<'a> {
+    let vertical = &cx.ix.snap.vertical[v];
+    let settled = |decision| Evaluation::Settled { pod, index, vertical: v, decision, in_flight: None };
+    let Some(node) = node.filter(|_| pod.phase == PodPhase::Running && pod.deletion.is_none()) else {
+        return settled(ResizeDecision::NotRunning);
+    };
+    if matches!(vertical.update_mode, UpdateMode::Off | UpdateMode::Initial) {
+        return settled(ResizeDecision::RecommendationOnly { mode: vertical.update_mode.as_str() });
+    }
+    if vertical.recommendations.is_empty() {
+        return settled(ResizeDecision::NoRecommendation);
+    }
+    let desired = Desired::of(vertical, pod);
+    let updater = &cx.policy.resize.updater;
+
+    // A resize in flight: wait for the kubelet, or fall back when it gave up.
+    let fallback = match &pod.resize {
+        ResizeState::None => None,
+        ResizeState::Infeasible { message, .. } => Some(UpdateReason::ResizeInfeasible { message: message.clone() }),
+        ResizeState::Deferred { since, message } if elapsed(cx.now, *since) > updater.deferred_timeout.get() => {
+            Some(UpdateReason::ResizeDeferred { since: *since, message: message.clone() })
+        }
+        ResizeState::Error { message, .. } => Some(UpdateReason::ResizeFailed { message: message.clone() }),
+        ResizeState::Deferred { .. } | ResizeState::InProgress { .. } => {
+            let state = match &pod.resize {
+                ResizeState::Deferred { message, .. } => format!("deferred ({message})"),
+                _ => "in progress".to_string(),
+            };
+            return Evaluation::Settled {
+                pod,
+                index,
+                vertical: v,
+                decision: ResizeDecision::Resizing { state },
+                in_flight: Some(Box::new(in_flight(pod, node))),
+            };
+        }
+    };
+    if let Some(reason) = fallback {
+        return Evaluation::Wanted(desired.into_wanted((index, pod), node, v, reason, Urgency::Fallback));
+    }
+    if !desired.changes(pod) {
+        return settled(ResizeDecision::UpToDate);
+    }
+
+    let last_set = memory.resized.get(&pod.uid).copied().map_or(pod.created, |t| t.max(pod.created));
+    let oom = pod.containers.iter().zip(&desired.containers).find(|(c, d)| {
+        c.last_oom.is_some_and(|t| t > last_set) && d.as_ref().is_some_and(|d| d.requests.memory > c.requests.memory)
+    });
+    let (grows, change) = (desired.grows, desired.change);
+    let urgency = |oom| Urgency::Fresh { oom, grows, change };
+    if let Some((c, _)) = oom {
+        let reason = UpdateReason::OomKilled { container: c.name.clone() };
+        return Evaluation::Wanted(desired.into_wanted((index, pod), node, v, reason, urgency(true)));
+    }
+    if let Some(reason) = desired.outside_bounds.clone() {
+        return Evaluation::Wanted(desired.into_wanted((index, pod), node, v, reason, urgency(false)));
+    }
+    if desired.change >= updater.min_change_fraction.0 {
+        let since = memory.off_target_since.get(&pod.uid).copied().unwrap_or(cx.now);
+        let update_at = after(since, updater.update_off_target_after);
+        if cx.now >= update_at {
+            let reason = UpdateReason::OffTarget { since, change: desired.change };
+            return Evaluation::Wanted(desired.into_wanted((index, pod), node, v, reason, urgency(false)));
+        }
+        return settled(ResizeDecision::OffTarget { since, update_at, change: desired.change });
+    }
+    settled(ResizeDecision::UpToDate)
+}
+
+/// A resize the kubelet is applying: the pod at its spec's requests, and what
+/// a shrink frees once applied (the scheduler counts the larger of spec and
+/// allocated meanwhile).
+fn in_flight(pod: &Pod, node: usize) -> InFlight {
+    let mut freed = Resources::default();
+    for c in &pod.containers {
+        if let Some(a) = &c.allocated {
+            freed.cpu_milli += (a.cpu_milli - c.requests.cpu_milli).max(0);
+            freed.memory += (a.memory - c.requests.memory).max(0);
+        }
+    }
+    let mut resized = pod.clone();
+    resized.requests -= &freed;
+    InFlight { node, freed, resized }
+}
+
+/// The recommendation applied to one pod.
+struct Desired {
+    /// Per container (same order as `pod.containers`); `None`: not recommended.
+    containers: Vec<Option<crate::recommender::AppliedResources>>,
+    outside_bounds: Option<UpdateReason>,
+    grows: bool,
+    /// VPA's priority measure: Σ over resources |Σ requests − Σ targets| / Σ requests.
+    change: f64,
+}
+
+impl Desired {
+    fn of(vertical: &VerticalScaling, pod: &Pod) -> Self {
+        let mut outside_bounds = None;
+        let mut grows = false;
+        let mut totals = [(0i64, 0i64); 2]; // (requests, targets) per resource kind
+        let containers = pod
+            .containers
+            .iter()
+            .map(|c| {
+                let rec = vertical.recommendation(&c.name)?;
+                let policy = vertical.resource_policy.for_container(&c.name);
+                for (k, kind) in ResourceKind::ALL.into_iter().enumerate() {
+                    let target = kind.get(&rec.target);
+                    if target == 0 {
+                        continue; // not controlled
+                    }
+                    let request = kind.get(&c.requests);
+                    totals[k].0 += request;
+                    totals[k].1 += target;
+                    grows |= target > request;
+                    let (lower, upper) = (kind.get(&rec.lower_bound), kind.get(&rec.upper_bound));
+                    let resource = crate::vpa::kind_name(kind);
+                    if outside_bounds.is_none() {
+                        if request == 0 || (lower > 0 && request < lower) {
+                            outside_bounds =
+                                Some(UpdateReason::BelowLowerBound { container: c.name.clone(), resource });
+                        } else if upper > 0 && request > upper {
+                            outside_bounds =
+                                Some(UpdateReason::AboveUpperBound { container: c.name.clone(), resource });
+                        }
+                    }
+                }
+                Some(apply_to_container(c, &rec.target, policy))
+            })
+            .collect();
+        let change =
+            totals.iter().filter(|(_, t)| *t > 0).map(|&(r, t)| (r - t).abs() as f64 / (r.max(1) as f64)).sum();
+        Self { containers, outside_bounds, grows, change }
+    }
+
+    /// Whether applying it changes any request or limit.
+    fn changes(&self, pod: &Pod) -> bool {
+        pod.containers
+            .iter()
+            .zip(&self.containers)
+            .any(|(c, d)| d.as_ref().is_some_and(|d| d.requests != c.requests || d.limits != c.limits))
+    }
+
+    fn into_wanted<'a>(
+        self,
+        (index, pod): (usize, &'a Pod),
+        node: usize,
+        v: usize,
+        reason: UpdateReason,
+        urgency: Urgency,
+    ) -> Wanted<'a> {
+        let mut requests = pod.requests.clone();
+        let mut containers = Vec::new();
+        let mut shrink_only = true;
+        for (c, d) in pod.containers.iter().zip(self.containers) {
+            let Some(d) = d else { continue };
+            // The scheduler holds the larger of spec and allocated while a resize is pending.
+            let held = c.allocated.as_ref().map_or(c.requests.clone(), |a| a.max(&c.requests));
+            requests.cpu_milli += d.requests.cpu_milli - held.cpu_milli;
+            requests.memory += d.requests.memory - held.memory;
+            shrink_only &= d.requests.cpu_milli <= held.cpu_milli && d.requests.memory <= held.memory;
+            containers.push(ContainerResize {
+                container: c.name.clone(),
+                from: cpu_memory(&c.requests),
+                requests: cpu_memory(&d.requests),
+                limits: cpu_memory(&d.limits),
+            });
+        }
+        Wanted {
+            pod,
+            index,
+            node,
+            vertical: v,
+            containers,
+            requests,
+            resized: Default::default(),
+            reason,
+            urgency,
+            shrink_only,
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! The pod-level updater and its planning together with the node level.
+
+use crate::model::{
+    ChangeRequirement, Container, EvictionRequirement, ResizeState, Resources, UpdateMode, VerticalScaling, WorkloadRef,
+};
+use crate::planner::action::{Action, RecreatePod, ResizePod};
+use crate::planner::explain::{NodeStatus, Note, PodOutcome, ResizeDecision, UpdateBlock, UpdateReason};
+use crate::recommender::{ContainerRecommendation, ContainerResourcePolicy, ControlledValues, ResourceKind};
+
+use super::{GI, MI, World, scale_ups};
+
+fn workload(app: &str) -> WorkloadRef {
+    WorkloadRef { kind: "Deployment".into(), namespace: "default".into(), name: app.into() }
+}
+
+/// A running pod of `app` with one container `app` (limits 2× requests).
+fn vpa_pod(w: &mut World, name: &str, node: &str, cpu_milli: i64, memory: i64) {
+    let pod = w.pod(name, Some(node), cpu_milli, memory);
+    let app = name.rsplit_once('-').unwrap().0;
+    pod.workload = Some(workload(app));
+    pod.containers = vec![Container {
+        name: "app".into(),
+        requests: Resources::new(cpu_milli, memory),
+        limits: Resources::new(2 * cpu_milli, 2 * memory),
+        allocated: Some(Resources::new(cpu_milli, memory)),
+        oom_kills: 0,
+        last_oom: None,
+    }];
+}
+
+/// A recommendation: target, lower and upper bound as (millicores, bytes).
+fn rec(target: (i64, i64), lower: (i64, i64), upper: (i64, i64)) -> ContainerRecommendation {
+    let r = |(c, m)| Resources::new(c, m);
+    ContainerRecommendation {
+        container_name: "app".into(),
+        target: r(target),
+        lower_bound: r(lower),
+        upper_bound: r(upper),
+        uncapped_target: r(target),
+        capped: vec![],
+    }
+}
+
+fn vpa<'w>(
+    w: &'w mut World,
+    app: &str,
+    mode: UpdateMode,
+    recommendation: ContainerRecommendation,
+) -> &'w mut VerticalScaling {
+    w.snap.vertical.push(VerticalScaling {
+        namespace: "default".into(),
+        name: app.into(),
+        workload: workload(app),
+        update_mode: mode,
+        min_replicas: None,
+        resource_policy: Default::default(),
+        eviction_requirements: vec![],
+        replicas: None,
+        recommendations: vec![recommendation],
+    });
+    w.snap.vertical.last_mut().unwrap()
+}
+
+fn resizes(plan: &crate::planner::Plan) -> Vec<&ResizePod> {
+    plan.actions.iter().filter_map(|a| if let Action::ResizePod(r) = a { Some(r) } else { None }).collect()
+}
+
+fn recreations(plan: &crate::planner::Plan) -> Vec<&RecreatePod> {
+    plan.actions.iter().filter_map(|a| if let Action::RecreatePod(r) = a { Some(r) } else { None }).collect()
+}
+
+fn decision(plan: &crate::planner::Plan, pod: &str) -> ResizeDecision {
+    let key = crate::model::PodKey { namespace: "default".into(), name: pod.into() };
+    plan.explanation.resize(&key).cloned().unwrap_or_else(|| panic!("no decision for {pod}"))
+}
+
+/// One 4-core minion `n1` of group `g` (max 5).
+fn one_node() -> World {
+    let mut w = World::new();
+    w.group("g", 0, 5, 4000, 16 * GI);
+    w.minion("g", "n1");
+    w
+}
+
+#[test]
+fn off_and_initial_modes_touch_no_pod() {
+    for mode in [UpdateMode::Off, UpdateMode::Initial] {
+        let mut w = one_node();
+        vpa_pod(&mut w, "web-0", "n1", 100, 256 * MI);
+        vpa(&mut w, "web", mode, rec((800, GI), (600, 512 * MI), (1000, 2 * GI)));
+        let plan = w.plan();
+        assert!(resizes(&plan).is_empty() && recreations(&plan).is_empty(), "{mode:?}: {:?}", plan.actions);
+        assert_eq!(decision(&plan, "web-0"), ResizeDecision::RecommendationOnly { mode: mode.as_str() });
+    }
+}
+
+#[test]
+fn request_below_lower_bound_is_resized_in_place_with_limits_in_ratio() {
+    let mut w = one_node();
+    vpa_pod(&mut w, "web-0", "n1", 200, 256 * MI);
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((300, 384 * MI), (250, 300 * MI), (1000, GI)));
+    let plan = w.plan();
+    let r = resizes(&plan);
+    assert_eq!(r.len(), 1, "{:?}", plan.explanation.resizes);
+    assert_eq!(r[0].uid, "uid-web-0");
+    let c = &r[0].containers[0];
+    assert_eq!((c.requests.cpu_milli, c.requests.memory), (300, 384 * MI));
+    assert_eq!((c.limits.cpu_milli, c.limits.memory), (600, 768 * MI), "limits keep their 2x ratio");
+    assert!(matches!(r[0].reason, UpdateReason::BelowLowerBound { .. }), "{:?}", r[0].reason);
+}
+
+#[test]
+fn within_bounds_waits_for_update_off_target_after() {
+    let mut w = one_node();
+    vpa_pod(&mut w, "web-0", "n1", 500, GI);
+    // 500m is inside [300m, 800m] but 40% above the 300m target.
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((300, GI), (300, 512 * MI), (800, 2 * GI)));
+    let first = w.step();
+    assert!(resizes(&first).is_empty());
+    let ResizeDecision::OffTarget { since, .. } = decision(&first, "web-0") else { panic!() };
+    assert_eq!(since, w.now);
+    w.advance(11 * 3600);
+    assert!(resizes(&w.step()).is_empty(), "still within update-off-target-after (12h)");
+    w.advance(3600);
+    let due = w.step();
+    let r = resizes(&due);
+    assert_eq!(r.len(), 1);
+    assert!(matches!(r[0].reason, UpdateReason::OffTarget { .. }));
+
+    // Losing memory restarts the timer rather than updating early.
+    let mut fresh = one_node();
+    vpa_pod(&mut fresh, "web-0", "n1", 500, GI);
+    vpa(&mut fresh, "web", UpdateMode::InPlaceOrRecreate, rec((300, GI), (300, 512 * MI), (800, 2 * GI)));
+    fresh.now = w.now;
+    assert!(resizes(&fresh.plan()).is_empty());
+}
+
+#[test]
+fn a_workload_is_rate_limited_but_an_oom_kill_is_not() {
+    let mut w = one_node();
+    vpa_pod(&mut w, "web-0", "n1", 100, 256 * MI);
+    vpa_pod(&mut w, "web-1", "n1", 100, 256 * MI);
+    vpa_pod(&mut w, "web-2", "n1", 100, 256 * MI);
+    vpa_pod(&mut w, "web-3", "n1", 100, 256 * MI);
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((200, 512 * MI), (150, 400 * MI), (400, GI)));
+    let first = w.step();
+    assert_eq!(resizes(&first).len(), 2, "max-disruption-fraction 0.5 of 4 replicas");
+    let held: Vec<_> = ["web-0", "web-1", "web-2", "web-3"]
+        .iter()
+        .filter(|p| matches!(decision(&first, p), ResizeDecision::DisruptionBudget { in_flight: 2, max: 2 }))
+        .collect();
+    assert_eq!(held.len(), 2);
+    w.apply(&first);
+
+    w.advance(60);
+    let second = w.step();
+    assert!(resizes(&second).is_empty());
+    assert!(matches!(decision(&second, held[0]), ResizeDecision::RateLimited { .. }));
+
+    // An OOM kill since the pod's size was last set bypasses min-update-interval.
+    let killed = w.now;
+    w.pod_mut(held[1]).containers[0].last_oom = Some(killed);
+    let third = w.step();
+    let r = resizes(&third);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].pod.name, *held[1]);
+    assert!(matches!(r[0].reason, UpdateReason::OomKilled { .. }));
+    w.apply(&third);
+
+    w.advance(10 * 60);
+    assert_eq!(resizes(&w.step()).len(), 1, "the rate limit has passed for the last one");
+}
+
+#[test]
+fn recreate_needs_admission_replicas_pdb_and_eviction_requirements() {
+    let setup = |admission: bool| {
+        let mut w = one_node();
+        w.snap.admission_applies_recommendations = admission;
+        vpa_pod(&mut w, "web-0", "n1", 100, 256 * MI);
+        vpa_pod(&mut w, "web-1", "n1", 100, 256 * MI);
+        vpa(&mut w, "web", UpdateMode::Recreate, rec((200, 512 * MI), (150, 400 * MI), (400, GI)));
+        w
+    };
+    let w = setup(true);
+    let plan = w.plan();
+    assert_eq!(recreations(&plan).len(), 1, "one of two replicas at a time");
+    assert!(resizes(&plan).is_empty(), "Recreate never resizes in place");
+
+    let w = setup(false);
+    assert!(matches!(
+        decision(&w.plan(), "web-0"),
+        ResizeDecision::Blocked { why: UpdateBlock::NoAdmissionController, .. }
+    ));
+
+    let mut w = setup(true);
+    w.snap.vertical[0].min_replicas = Some(3);
+    assert!(matches!(
+        decision(&w.plan(), "web-0"),
+        ResizeDecision::Blocked { why: UpdateBlock::MinReplicas { replicas: 2, min: 3 }, .. }
+    ));
+
+    let mut w = setup(true);
+    w.pdb("web-pdb", "web", 0);
+    let plan = w.plan();
+    assert!(recreations(&plan).is_empty());
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::Blocked { why: UpdateBlock::Pdb { .. }, .. }));
+
+    let mut w = setup(true);
+    w.snap.vertical[0].eviction_requirements = vec![EvictionRequirement {
+        resources: vec![ResourceKind::Cpu],
+        change: ChangeRequirement::TargetLowerThanRequests,
+    }];
+    assert!(matches!(
+        decision(&w.plan(), "web-0"),
+        ResizeDecision::Blocked { why: UpdateBlock::EvictionRequirements, .. }
+    ));
+}
+
+#[test]
+fn infeasible_or_long_deferred_resizes_fall_back_to_recreate_elsewhere() {
+    let setup = |state: ResizeState| {
+        let mut w = one_node();
+        w.minion("g", "n2");
+        vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+        vpa_pod(&mut w, "web-1", "n2", 1000, GI);
+        let pod = w.pod_mut("web-0");
+        pod.containers[0].requests = Resources::new(3000, GI); // the resize asked for
+        pod.requests.cpu_milli = 3000;
+        pod.resize = state;
+        vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI)));
+        w
+    };
+    let w = setup(ResizeState::Infeasible { since: super::t0(), message: "Node didn't have enough capacity".into() });
+    let plan = w.plan();
+    let r = recreations(&plan);
+    assert_eq!(r.len(), 1, "{:?}", plan.explanation.resizes);
+    assert_eq!(r[0].uid, "uid-web-0");
+    assert!(matches!(r[0].reason, UpdateReason::ResizeInfeasible { .. }));
+
+    let mut w = setup(ResizeState::Deferred { since: super::t0(), message: "Node didn't have enough resource".into() });
+    w.now = super::t0() + crate::model::SignedDuration::from_secs(60);
+    let plan = w.plan();
+    assert!(recreations(&plan).is_empty());
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::Resizing { .. }));
+    w.now = super::t0() + crate::model::SignedDuration::from_secs(6 * 60);
+    let r = recreations(&w.plan()).len();
+    assert_eq!(r, 1, "deferred beyond deferred-timeout (5m)");
+
+    let mut w = setup(ResizeState::Infeasible { since: super::t0(), message: "too big".into() });
+    w.snap.vertical[0].update_mode = UpdateMode::InPlace;
+    let plan = w.plan();
+    assert!(recreations(&plan).is_empty());
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::Blocked { why: UpdateBlock::InPlaceOnly, .. }));
+}
+
+#[test]
+fn growth_that_fits_no_node_is_demand_for_scale_up_then_a_move() {
+    let mut w = one_node();
+    vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+    vpa_pod(&mut w, "web-1", "n1", 1000, GI);
+    w.pod("other-0", Some("n1"), 1800, GI);
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((2000, GI), (1500, 512 * MI), (3000, 2 * GI)));
+    let plan = w.step();
+    assert!(resizes(&plan).is_empty() && recreations(&plan).is_empty());
+    let ups = scale_ups(&plan);
+    assert_eq!(ups.len(), 1, "{}", plan.explanation);
+    assert_eq!((ups[0].group.as_str(), ups[0].new_desired), ("g", 2));
+    let ResizeDecision::NeedsCapacity { outcome, reason, .. } = decision(&plan, ups[0].pods[0].name.as_str()) else {
+        panic!("{}", plan.explanation)
+    };
+    assert_eq!(outcome, PodOutcome::TriggersScaleUp { group: "g".into() });
+    assert!(matches!(reason, UpdateReason::DoesNotFitNode { .. }));
+    assert!(plan.explanation.pods.is_empty(), "the need is reported with the resize, not as a pending pod");
+
+    // The minion is up: the pod moves to where its new size fits.
+    w.minion("g", "n2");
+    w.advance(120);
+    let plan = w.step();
+    let r = recreations(&plan);
+    assert_eq!(r.len(), 1, "{}", plan.explanation);
+    assert!(scale_ups(&plan).is_empty());
+}
+
+#[test]
+fn shrinking_over_requested_pods_avoids_a_scale_up() {
+    let setup = || {
+        let mut w = one_node();
+        vpa_pod(&mut w, "web-0", "n1", 3500, GI);
+        vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((500, GI), (400, 512 * MI), (800, 2 * GI)));
+        w.pending("batch-0", 1000, GI);
+        w
+    };
+    let w = setup();
+    let plan = w.plan();
+    assert!(scale_ups(&plan).is_empty(), "{}", plan.explanation);
+    assert_eq!(resizes(&plan).len(), 1);
+    let key = crate::model::PodKey { namespace: "default".into(), name: "batch-0".into() };
+    assert_eq!(plan.explanation.pod(&key), Some(&PodOutcome::FitsAfterResize { node: "n1".into(), resized: 1 }));
+    let note = plan.explanation.notes.iter().find(|n| matches!(n, Note::ScaleUpAvoided { .. })).unwrap();
+    assert_eq!(note.to_string(), "scale-up avoided: resizing 1 pods frees cpu 3, memory 0 for 1 pending pod(s)");
+
+    // Held back by min-update-interval, it is shrunk anyway because it frees room.
+    let mut w = setup();
+    w.memory.resize.last_update.insert(workload("web").to_string(), w.ago(60));
+    let plan = w.plan();
+    assert!(scale_ups(&plan).is_empty());
+    let r = resizes(&plan);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].reason, UpdateReason::FreesCapacity { pending: 1 });
+
+    // Not over-requested (Recreate mode cannot shrink in place): the group grows.
+    let mut w = setup();
+    w.snap.vertical[0].update_mode = UpdateMode::Recreate;
+    assert_eq!(scale_ups(&w.plan()).len(), 1);
+}
+
+#[test]
+fn scale_down_counts_pods_at_the_size_their_resize_gives_them() {
+    let setup = |mode: UpdateMode| {
+        let mut w = World::new();
+        w.group("g", 0, 5, 4000, 16 * GI);
+        w.minion("g", "n1");
+        w.minion("g", "n2");
+        vpa_pod(&mut w, "web-0", "n1", 2400, GI);
+        w.pod("other-0", Some("n2"), 2200, GI); // 55%: n2 stays
+        vpa(&mut w, "web", mode, rec((400, GI), (300, 512 * MI), (600, 2 * GI)));
+        w
+    };
+    let w = setup(UpdateMode::Off);
+    let p = w.plan();
+    // At its current size web-0 fits on no other node (consolidation looks, and finds no room).
+    assert!(matches!(p.explanation.node("n1"), Some(NodeStatus::NoPlaceForPod { .. })), "{}", p.explanation);
+    let w = setup(UpdateMode::InPlaceOrRecreate);
+    let plan = w.plan();
+    assert_eq!(resizes(&plan).len(), 1);
+    assert!(matches!(plan.explanation.node("n1"), Some(NodeStatus::Unneeded { .. })), "{}", plan.explanation);
+}
+
+#[test]
+fn requests_only_policies_are_capped_at_the_limit_and_then_left_alone() {
+    let mut w = one_node();
+    vpa_pod(&mut w, "web-0", "n1", 200, 256 * MI);
+    let v = vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((600, 256 * MI), (500, 200 * MI), (800, GI)));
+    v.resource_policy.container_policies.push(ContainerResourcePolicy {
+        container_name: "*".into(),
+        controlled_values: ControlledValues::RequestsOnly,
+        ..Default::default()
+    });
+    let plan = w.step();
+    let r = resizes(&plan);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].containers[0].requests.cpu_milli, 400, "capped at the 400m limit");
+    assert_eq!(r[0].containers[0].limits.cpu_milli, 400);
+    w.apply(&plan);
+    w.advance(3600);
+    // Still below the lower bound, but the policy allows no more: no churn.
+    let again = w.step();
+    assert!(resizes(&again).is_empty());
+    assert_eq!(decision(&again, "web-0"), ResizeDecision::UpToDate);
+}

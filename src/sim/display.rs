@@ -1,0 +1,159 @@
+//! The report for a terminal: each run's timeline, then one table with a
+//! column per policy, so heatscaler and the baselines read side by side.
+//!
+//! Sections of the table are built from a run's parts ([`node_rows`] for
+//! [`NodeLevel`]); a new part of [`Run`] adds its own rows with [`Table`].
+
+use std::fmt;
+
+use super::report::{NodeLevel, Report, Run, secs};
+
+/// Timelines longer than this are summarised unless asked for.
+pub const TIMELINE_LIMIT: usize = 200;
+
+/// How much of the timelines to print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timelines {
+    /// Print each run's timeline when it is at most [`TIMELINE_LIMIT`] events.
+    Auto,
+    All,
+    None,
+}
+
+/// A [`Report`] rendered with a choice of timelines.
+pub struct View<'r> {
+    pub report: &'r Report,
+    pub timelines: Timelines,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        View { report: self, timelines: Timelines::Auto }.fmt(f)
+    }
+}
+
+impl fmt::Display for View<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.report;
+        write!(f, "scenario {} (seed {}, {} simulated)", r.scenario, r.seed, secs(r.duration_secs))?;
+        if let Some(d) = &r.description {
+            write!(f, "\n  {d}")?;
+        }
+        writeln!(f)?;
+        for run in &r.runs {
+            let n = run.timeline.len();
+            let print = match self.timelines {
+                Timelines::All => true,
+                Timelines::Auto => n <= TIMELINE_LIMIT,
+                Timelines::None => false,
+            };
+            if print {
+                writeln!(f, "\n{} timeline", run.label)?;
+                for e in &run.timeline {
+                    writeln!(f, "  {:>8}  {:<12} {}", secs(e.at_secs), e.subject, e.event)?;
+                }
+            } else if self.timelines == Timelines::Auto {
+                writeln!(f, "\n{} timeline: {n} events (--timeline prints them, --json gives all)", run.label)?;
+            }
+        }
+        let mut table = Table::new(r.runs.iter().map(|run| run.policy.clone()).collect());
+        node_rows(&mut table, &r.runs);
+        write!(f, "\n{table}")?;
+        for run in r.runs.iter().filter(|run| run.label != run.policy) {
+            writeln!(f, "{}: {}", run.policy, run.label)?;
+        }
+        Ok(())
+    }
+}
+
+/// Rows with a label and one cell per run; `None` cells are section titles.
+pub struct Table {
+    columns: Vec<String>,
+    rows: Vec<(String, Option<Vec<String>>)>,
+}
+
+impl Table {
+    pub fn new(columns: Vec<String>) -> Self {
+        Self { columns, rows: Vec::new() }
+    }
+
+    pub fn section(&mut self, title: &str) {
+        self.rows.push((title.to_string(), None));
+    }
+
+    pub fn row(&mut self, label: &str, cells: Vec<String>) {
+        self.rows.push((format!("  {label}"), Some(cells)));
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label_width = self.rows.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0).max(8);
+        let widths: Vec<usize> = (0..self.columns.len())
+            .map(|c| {
+                let cells = self.rows.iter().filter_map(|(_, r)| r.as_ref().map(|r| r[c].chars().count()));
+                cells.chain([self.columns[c].chars().count()]).max().unwrap_or(0)
+            })
+            .collect();
+        write!(f, "{:label_width$}", "")?;
+        for (c, w) in self.columns.iter().zip(&widths) {
+            write!(f, "  {c:>w$}")?;
+        }
+        writeln!(f)?;
+        for (label, cells) in &self.rows {
+            match cells {
+                None => writeln!(f, "{label}")?,
+                Some(cells) => {
+                    write!(f, "{label:label_width$}")?;
+                    for (cell, w) in cells.iter().zip(&widths) {
+                        write!(f, "  {cell:>w$}")?;
+                    }
+                    writeln!(f)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The node-level section: cost against the fluid lower bound, waiting, and
+/// what each policy did to get there.
+pub fn node_rows(t: &mut Table, runs: &[Run]) {
+    let cells = |f: &dyn Fn(&NodeLevel) -> String| runs.iter().map(|r| f(&r.node_level)).collect::<Vec<_>>();
+    t.section("node level");
+    t.row("node-hours", cells(&|n| format!("{:.2}", n.node_hours)));
+    if let Some(first) = runs.first() {
+        for (i, g) in first.node_level.groups.iter().enumerate() {
+            t.row(
+                &format!("  {} (price {}/h)", g.group, trim(g.price_per_hour)),
+                cells(&|n| n.groups.get(i).map_or("-".into(), |g| format!("{:.2}", g.node_hours))),
+            );
+        }
+    }
+    t.row("cost", cells(&|n| format!("{:.2}", n.cost)));
+    if runs.iter().any(|r| r.node_level.lower_bound.node_hours.is_some()) {
+        t.row(
+            "fluid lower bound, node-hours",
+            cells(&|n| n.lower_bound.node_hours.map_or("-".into(), |b| format!("{b:.2}"))),
+        );
+        t.row("node-hours / lower bound", cells(&|n| n.node_hours_ratio.map_or("-".into(), |r| format!("{r:.3}×"))));
+    }
+    t.row("fluid lower bound, cost", cells(&|n| format!("{:.2}", n.lower_bound.cost)));
+    t.row("cost / lower bound", cells(&|n| n.cost_ratio.map_or("-".into(), |r| format!("{r:.3}×"))));
+    t.row("pending pod-seconds", cells(&|n| format!("{:.0}", n.pending_pod_seconds)));
+    t.row("pods that waited for capacity", cells(&|n| n.waited_pods.to_string()));
+    t.row("wait p50", cells(&|n| n.wait_p50_secs.map_or("-".into(), secs)));
+    t.row("wait p99", cells(&|n| n.wait_p99_secs.map_or("-".into(), secs)));
+    t.row("never scheduled", cells(&|n| n.never_scheduled.to_string()));
+    t.row("scale-ups (minions added)", cells(&|n| format!("{} (+{})", n.scale_ups, n.nodes_added)));
+    t.row("scale-downs (minions removed)", cells(&|n| format!("{} (-{})", n.scale_downs, n.nodes_removed)));
+    t.row("evictions (refused by PDBs)", cells(&|n| format!("{} ({})", n.evictions, n.evictions_refused)));
+    t.row("provisioning failures", cells(&|n| n.provisioning_failures.to_string()));
+    t.row("rollbacks", cells(&|n| n.rollbacks.to_string()));
+    t.row("decision passes", cells(&|n| n.planner_passes.to_string()));
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}

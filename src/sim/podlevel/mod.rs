@@ -1,0 +1,35 @@
+//! The pod-level simulation: workloads whose replicas follow usage shapes
+//! feed the real recommender on the simulated clock; the real planner decides
+//! resizes (heatscaler) or a re-implementation of VPA's updater with its
+//! defaults does (the baseline); a simulated kubelet applies them, defers or
+//! refuses them when they do not fit, and OOM-kills containers whose memory
+//! exceeds their limit. Each workload runs alone on its node pool, once per
+//! policy, with the same usage and seed. See `docs/pod-resizing.md`.
+
+mod baseline;
+mod cluster;
+mod report;
+mod run;
+mod spec;
+mod usage;
+
+#[cfg(test)]
+mod tests;
+
+pub use report::{PodLevelReport, Row};
+pub use run::Side;
+pub use spec::{HeatscalerSide, NodePool, PodLevelSpec, PodWorkload};
+pub use usage::Signal;
+
+use std::time::Duration;
+
+/// Runs every workload under heatscaler and under the VPA-defaults baseline.
+pub fn run(spec: &PodLevelSpec, duration: Duration, seed: u64) -> PodLevelReport {
+    let mut rows = Vec::new();
+    for w in 0..spec.workloads.len() {
+        for side in [Side::Heatscaler, Side::VpaDefaults] {
+            rows.push(run::simulate(spec, w, side, duration, seed));
+        }
+    }
+    PodLevelReport { duration_secs: duration.as_secs(), seed, rows }
+}

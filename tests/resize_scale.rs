@@ -1,0 +1,130 @@
+//! Timing of planner passes when every pod of a 10,000-node, 310,000-pod
+//! cluster is under a VPA object (1,000 workloads, InPlaceOrRecreate).
+//! Ignored by default (it measures, it does not assert a bound); run with
+//! `cargo test --release --test resize_scale -- --ignored --nocapture`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use heatscaler::model::{
+    Container, Node, OwnerRef, Placement, Pod, PodPhase, ResizeState, Resources, Snapshot, Timestamp, UpdateMode,
+    VerticalScaling, WorkloadRef,
+};
+use heatscaler::planner::action::Action;
+use heatscaler::planner::{Input, Memory, Policy, plan};
+use heatscaler::recommender::ContainerRecommendation;
+
+const NODES: usize = 10_000;
+const PODS_PER_NODE: usize = 31;
+const WORKLOADS: usize = 1_000;
+const MI: i64 = 1 << 20;
+
+fn workload(w: usize) -> WorkloadRef {
+    WorkloadRef { kind: "Deployment".into(), namespace: format!("ns-{}", w % 50), name: format!("w{w}") }
+}
+
+fn cluster(now: Timestamp) -> Snapshot {
+    let alloc = Resources { cpu_milli: 16_000, memory: 64 << 30, pods: 110, ..Resources::default() };
+    let placement = Arc::new(Placement::default());
+    let mut snap = Snapshot::default();
+    let mut i = 0;
+    for n in 0..NODES {
+        let name = format!("node-{n:05}");
+        snap.nodes.push(Node {
+            name: name.clone(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            taints: vec![],
+            allocatable: alloc.clone(),
+            unschedulable: false,
+            ready: true,
+            provider_id: None,
+            created: now,
+        });
+        for k in 0..PODS_PER_NODE {
+            let w = (n * 7 + k) % WORKLOADS;
+            // Requests from 100m to 500m against targets of 300m: some grow, some shrink, some stay.
+            let cpu = 100 + (i as i64 % 5) * 100;
+            let container = Container {
+                name: "app".into(),
+                requests: Resources::new(cpu, 256 * MI),
+                limits: Resources::new(2 * cpu, 512 * MI),
+                allocated: Some(Resources::new(cpu, 256 * MI)),
+                oom_kills: 0,
+                last_oom: None,
+            };
+            snap.pods.push(Pod {
+                uid: format!("uid-{i}"),
+                namespace: format!("ns-{}", w % 50),
+                name: format!("w{w}-{i}"),
+                labels: BTreeMap::from([("app".to_string(), format!("w{w}"))]).into(),
+                owner: Some(OwnerRef { kind: "ReplicaSet".into(), name: format!("w{w}"), uid: format!("rs-{w}") }),
+                workload: Some(workload(w)),
+                node_name: Some(name.clone()),
+                phase: PodPhase::Running,
+                requests: Resources { cpu_milli: cpu, memory: 256 * MI, pods: 1, ..Resources::default() },
+                containers: vec![container],
+                placement: placement.clone(),
+                priority: 0,
+                created: now - jiff::SignedDuration::from_hours(1),
+                unschedulable_since: None,
+                nominated_node: None,
+                deletion: None,
+                safe_to_evict: None,
+                local_storage: false,
+                mirror: false,
+                resize: ResizeState::None,
+            });
+            i += 1;
+        }
+    }
+    let r = |cpu| Resources::new(cpu, 256 * MI);
+    for w in 0..WORKLOADS {
+        snap.vertical.push(VerticalScaling {
+            namespace: format!("ns-{}", w % 50),
+            name: format!("w{w}"),
+            workload: workload(w),
+            update_mode: UpdateMode::InPlaceOrRecreate,
+            min_replicas: None,
+            resource_policy: Default::default(),
+            eviction_requirements: vec![],
+            replicas: None,
+            recommendations: vec![ContainerRecommendation {
+                container_name: "app".into(),
+                target: r(300),
+                lower_bound: r(200),
+                upper_bound: r(400),
+                uncapped_target: r(300),
+                capped: vec![],
+            }],
+        });
+    }
+    snap
+}
+
+#[test]
+#[ignore = "timing; run explicitly with --release"]
+fn passes_with_every_pod_under_a_vpa() {
+    let now: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+    let snap = cluster(now);
+    println!("snapshot: {} nodes, {} pods, {} VPA objects", snap.nodes.len(), snap.pods.len(), snap.vertical.len());
+    let policy = Policy::default();
+    let without = Snapshot { vertical: Vec::new(), ..snap.clone() };
+    let started = Instant::now();
+    plan(&Input { snapshot: &without, usage: None, memory: &Memory::default(), now }, &policy);
+    println!("the same cluster without VPA objects: {:.0} ms", started.elapsed().as_secs_f64() * 1000.0);
+    let mut memory = Memory::default();
+    for pass in 0..2 {
+        let now = now + jiff::SignedDuration::from_mins(pass);
+        let started = Instant::now();
+        let p = plan(&Input { snapshot: &snap, usage: None, memory: &memory, now }, &policy);
+        let resizes = p.actions.iter().filter(|a| matches!(a, Action::ResizePod(_))).count();
+        println!(
+            "pass {pass}: {:.0} ms, {resizes} resizes, {} pods explained",
+            started.elapsed().as_secs_f64() * 1000.0,
+            p.explanation.resizes.len()
+        );
+        memory = p.memory;
+    }
+}
