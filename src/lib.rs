@@ -6,10 +6,13 @@
 //! [`model::Snapshot`], the planner turns it into actions, the actuator carries
 //! them out and records progress on the Kubernetes objects themselves.
 
+pub mod actuator;
 pub mod alerts;
 pub mod bench;
 pub mod cloud;
+pub mod cluster;
 pub mod config;
+pub mod daemon;
 pub mod metrics;
 pub mod model;
 pub mod planner;

@@ -21,7 +21,7 @@ fn pod(i: usize, workload: usize, placement: &Arc<Placement>, node: Option<Strin
         uid: format!("uid-{i}"),
         namespace: format!("ns-{}", workload % 50),
         name: format!("w{workload}-{i}"),
-        labels: BTreeMap::from([("app".to_string(), format!("w{workload}"))]),
+        labels: std::sync::Arc::new(BTreeMap::from([("app".to_string(), format!("w{workload}"))])),
         owner: Some(OwnerRef {
             kind: "ReplicaSet".into(),
             name: format!("w{workload}"),

@@ -58,7 +58,7 @@ fn cluster(now: Timestamp) -> Snapshot {
                 uid: format!("uid-{i}"),
                 namespace: format!("ns-{}", w % 50),
                 name: format!("w{w}-{i}"),
-                labels: BTreeMap::from([("app".to_string(), format!("w{w}"))]),
+                labels: BTreeMap::from([("app".to_string(), format!("w{w}"))]).into(),
                 owner: Some(OwnerRef { kind: "ReplicaSet".into(), name: format!("w{w}"), uid: format!("rs-{w}") }),
                 workload: Some(workload(w)),
                 node_name: Some(name.clone()),

@@ -380,6 +380,14 @@ impl ScalingEvent {
             .with_object(pod)
     }
 
+    /// `error` lists every problem of the rejected file (never a secret: the
+    /// configuration holds references to secrets, not their values).
+    pub fn config_reload_failed(path: &str, error: &str) -> Self {
+        Self::new(Reason::ConfigReloadFailed, format!("configuration {path} rejected, the previous one stays: {error}"))
+            .with_field("path", path)
+            .with_field("error", error)
+    }
+
     pub fn unregistered_minion(group: &str, member: &str, what: &str) -> Self {
         Self::new(Reason::UnregisteredMinion, format!("node group {group}, minion {member}: {what}"))
             .in_group(group)

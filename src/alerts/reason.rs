@@ -115,6 +115,11 @@ reasons! {
     /// A Heat member without a Kubernetes node past provisioning time, or a
     /// group node whose Heat member is gone (e.g. deleted by hand).
     UnregisteredMinion => Warning, Operators, "Reconcile";
+
+    // ---------------------------------------------------------------- daemon
+    /// A reload (SIGHUP) found the new configuration invalid; the daemon keeps
+    /// running with the previous one.
+    ConfigReloadFailed => Warning, Operators, "Reload";
 }
 
 impl std::fmt::Display for Reason {

@@ -86,7 +86,7 @@ pub fn build(shape: &Shape) -> Snapshot {
             uid: format!("uid-{uid}"),
             name: format!("{}-{uid}", owner.name),
             namespace,
-            labels,
+            labels: labels.into(),
             owner: Some(owner),
             workload: None,
             node_name: node.map(str::to_string),

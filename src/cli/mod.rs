@@ -4,6 +4,7 @@
 mod bench;
 mod check_config;
 mod groups;
+mod run;
 mod simulate;
 
 use std::path::PathBuf;
@@ -39,6 +40,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the autoscaler: watch the cluster, read Heat, plan and act until
+    /// SIGTERM. SIGHUP reloads the configuration.
+    Run(run::Args),
+
     /// Validate a configuration file and report every problem with its key path.
     ///
     /// Exits 0 when the file is valid, 1 when it is not. Secrets are resolved
@@ -62,6 +67,7 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Run(args) => run::run(&cli.config, &cli.log, args),
         Command::CheckConfig(args) => check_config::run(&cli.config, args),
         Command::Simulate(args) => simulate::run(args),
         Command::Groups(args) => groups::run(&cli.config, &cli.log, args),

@@ -171,7 +171,7 @@ impl Cluster {
             uid: uid.clone(),
             namespace: t.namespace.clone(),
             name,
-            labels: t.labels.clone(),
+            labels: Arc::new(t.labels.clone()),
             owner: t.owner.clone(),
             workload: None,
             node_name: None,

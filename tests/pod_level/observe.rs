@@ -114,7 +114,7 @@ fn pod(
         uid: p.metadata.uid.clone().unwrap(),
         namespace,
         name: p.metadata.name.clone().unwrap(),
-        labels: p.metadata.labels.clone().unwrap_or_default(),
+        labels: p.metadata.labels.clone().unwrap_or_default().into(),
         owner: owner.map(|o| OwnerRef { kind: o.kind.clone(), name: o.name.clone(), uid: o.uid.clone() }),
         workload,
         node_name: spec.node_name.clone(),

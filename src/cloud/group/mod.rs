@@ -149,6 +149,25 @@ pub trait NodeGroupBackend: Send + Sync {
     /// Plans removing exactly `members`, in one stack update. Pure.
     fn plan_remove(&self, snapshot: &GroupSnapshot, members: &[String]) -> Result<ScalePlan, GroupError>;
 
+    /// Plans removing exactly `members` with the group ending at `to` members
+    /// (`to` ≥ desired − k replaces some of them). Layouts that can only end
+    /// at desired − k refuse any other `to`.
+    fn plan_remove_to(&self, snapshot: &GroupSnapshot, members: &[String], to: u32) -> Result<ScalePlan, GroupError> {
+        let plan = self.plan_remove(snapshot, members)?;
+        if plan.to == to {
+            return Ok(plan);
+        }
+        Err(GroupError::Refused {
+            group: self.config().name.clone(),
+            reason: format!(
+                "removing {} member(s) leaves {} here; ending at {to} (replacing members) is supported for \
+                 resource-group only",
+                members.len(),
+                plan.to
+            ),
+        })
+    }
+
     /// Carries a plan out. Re-reads the stack first and sends nothing while it is
     /// busy or when Heat's state no longer matches the plan.
     fn apply(&self, plan: &ScalePlan) -> impl Future<Output = Result<(), GroupError>> + Send;
@@ -258,6 +277,9 @@ impl NodeGroupBackend for Backend {
     }
     fn plan_remove(&self, snapshot: &GroupSnapshot, members: &[String]) -> Result<ScalePlan, GroupError> {
         delegate!(self, b => b.plan_remove(snapshot, members))
+    }
+    fn plan_remove_to(&self, snapshot: &GroupSnapshot, members: &[String], to: u32) -> Result<ScalePlan, GroupError> {
+        delegate!(self, b => b.plan_remove_to(snapshot, members, to))
     }
     async fn apply(&self, plan: &ScalePlan) -> Result<(), GroupError> {
         delegate!(self, b => b.apply(plan).await)

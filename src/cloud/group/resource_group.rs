@@ -83,9 +83,27 @@ impl NodeGroupBackend for ResourceGroupBackend {
     }
 
     fn plan_remove(&self, snapshot: &GroupSnapshot, remove: &[String]) -> Result<ScalePlan, GroupError> {
+        let to = snapshot.desired.saturating_sub(remove.len() as u32);
+        if (snapshot.desired as usize) < remove.len() {
+            check_range(&self.config, snapshot.desired as i64 - remove.len() as i64)?;
+        }
+        self.plan_remove_to(snapshot, remove, to)
+    }
+
+    /// The named members go and the count becomes `to`: with `to` above
+    /// `desired - k`, Heat creates that many new members in the same update
+    /// (new names; removed names are never reused) — how a failed member is
+    /// replaced when the group is at its minimum size.
+    fn plan_remove_to(&self, snapshot: &GroupSnapshot, remove: &[String], to: u32) -> Result<ScalePlan, GroupError> {
         check_not_busy(snapshot)?;
         check_members(snapshot, remove)?;
-        let to = snapshot.desired as i64 - remove.len() as i64;
+        if to > snapshot.desired {
+            return Err(GroupError::Refused {
+                group: self.config.name.clone(),
+                reason: format!("removing members cannot grow the group ({} -> {to})", snapshot.desired),
+            });
+        }
+        let to = to as i64;
         check_range(&self.config, to)?;
         let removal = self.removal_parameter()?;
         let mut names: Vec<String> = snapshot

@@ -14,7 +14,7 @@ fn pod(name: &str, cpu: i64, placement: Placement) -> Pod {
         uid: name.into(),
         namespace: "default".into(),
         name: name.into(),
-        labels: BTreeMap::from([("app".to_string(), name.split('-').next().unwrap().to_string())]),
+        labels: Arc::new(BTreeMap::from([("app".to_string(), name.split('-').next().unwrap().to_string())])),
         owner: Some(OwnerRef {
             kind: "ReplicaSet".into(),
             name: "rs".into(),

@@ -138,7 +138,7 @@ impl World {
             uid: format!("uid-{name}"),
             namespace: "default".into(),
             name: name.into(),
-            labels: BTreeMap::from([("app".to_string(), app.clone())]),
+            labels: Arc::new(BTreeMap::from([("app".to_string(), app.clone())])),
             owner: Some(OwnerRef { kind: "ReplicaSet".into(), name: format!("{app}-rs"), uid: format!("rs-{app}") }),
             workload: None,
             node_name: node.map(str::to_string),

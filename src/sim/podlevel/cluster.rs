@@ -99,7 +99,7 @@ impl Cluster {
             uid: format!("uid-{name}"),
             namespace: self.workload.namespace.clone(),
             name,
-            labels: BTreeMap::from([("app".to_string(), self.workload.name.clone())]),
+            labels: BTreeMap::from([("app".to_string(), self.workload.name.clone())]).into(),
             owner: Some(OwnerRef {
                 kind: "ReplicaSet".into(),
                 name: format!("{}-rs", self.workload.name),

@@ -1,0 +1,192 @@
+//! The Heat side: one poller reading every node group's stack through its
+//! backend, every `daemon.heat-poll-interval`, at once when poked (after our
+//! own Heat requests), and every few seconds while a stack is busy (so the
+//! end of an update is seen soon, not a poll interval later).
+//!
+//! Heat has no watch API; polling is the only way. The latest good read of
+//! each group is kept: a failed poll leaves it in place (every action
+//! re-reads Heat before acting, so a stale read cannot cause a wrong one).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use super::Changes;
+use crate::cloud::group::{Backend, GroupSnapshot, NodeGroupBackend};
+use crate::telemetry::{HeatOperation, Metrics};
+
+/// How often a busy stack is re-read.
+const BUSY_POLL: Duration = Duration::from_secs(2);
+/// First retry after a failed read; doubles up to the poll interval.
+const RETRY_INITIAL: Duration = Duration::from_secs(1);
+
+/// The latest good read of one group.
+#[derive(Clone, Debug)]
+pub struct GroupRead {
+    pub snapshot: GroupSnapshot,
+    pub at: Instant,
+}
+
+/// Asks the poller to read Heat now (after one of our own requests).
+#[derive(Clone, Debug, Default)]
+pub struct HeatPoke {
+    notify: Arc<Notify>,
+    /// Pokes so far; a read that started after poke n makes the reads fresh up to n.
+    requested: Arc<AtomicU64>,
+}
+
+impl HeatPoke {
+    pub fn poke(&self) {
+        self.requested.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    reads: BTreeMap<String, GroupRead>,
+    errors: BTreeMap<String, String>,
+}
+
+/// The poller and what it read. Dropping it stops the poller.
+#[derive(Debug)]
+pub struct HeatObserver {
+    shared: Arc<Mutex<Shared>>,
+    poke: HeatPoke,
+    synced: watch::Receiver<bool>,
+    /// The poke count the latest completed read started after.
+    fresh: watch::Receiver<u64>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for HeatObserver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl HeatObserver {
+    pub fn start(backends: Vec<Arc<Backend>>, interval: Duration, metrics: Arc<Metrics>, changes: Changes) -> Self {
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let poke = HeatPoke::default();
+        let (synced_tx, synced) = watch::channel(backends.is_empty());
+        let (fresh_tx, fresh) = watch::channel(0);
+        let poller = Poller { backends, interval, metrics, changes, shared: shared.clone(), poke: poke.clone() };
+        let task = tokio::spawn(poller.run(synced_tx, fresh_tx));
+        Self { shared, poke, synced, fresh, task }
+    }
+
+    pub fn poke(&self) -> HeatPoke {
+        self.poke.clone()
+    }
+
+    /// The latest good read of every group that has one.
+    pub fn reads(&self) -> BTreeMap<String, GroupRead> {
+        self.shared.lock().expect("heat reads lock").reads.clone()
+    }
+
+    /// Groups whose latest read failed, with the error.
+    pub fn errors(&self) -> BTreeMap<String, String> {
+        self.shared.lock().expect("heat reads lock").errors.clone()
+    }
+
+    /// Waits (at most `timeout`) for a read that started after our latest own
+    /// Heat request, so a pass does not plan on the state from before it.
+    pub async fn wait_fresh(&self, timeout: Duration) {
+        let wanted = self.poke.requested.load(Ordering::SeqCst);
+        let mut rx = self.fresh.clone();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|done| *done >= wanted)).await;
+    }
+
+    /// Waits until every group has been read once.
+    pub async fn wait_synced(&self) {
+        let mut rx = self.synced.clone();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+struct Poller {
+    backends: Vec<Arc<Backend>>,
+    interval: Duration,
+    metrics: Arc<Metrics>,
+    changes: Changes,
+    shared: Arc<Mutex<Shared>>,
+    poke: HeatPoke,
+}
+
+impl Poller {
+    async fn run(self, synced: watch::Sender<bool>, fresh: watch::Sender<u64>) {
+        let mut retry = RETRY_INITIAL;
+        loop {
+            let generation = self.poke.requested.load(Ordering::SeqCst);
+            let metrics = &self.metrics;
+            let reads = futures::future::join_all(self.backends.iter().map(|b| async move {
+                let start = Instant::now();
+                let result = b.read().await;
+                metrics.observe_heat_call(HeatOperation::GetStack, start.elapsed(), result.is_ok());
+                (b.config().name.clone(), result)
+            }))
+            .await;
+            let (changed, busy, failed) = self.record(reads);
+            if !failed && !*synced.borrow() {
+                synced.send_replace(self.shared.lock().expect("heat reads lock").reads.len() == self.backends.len());
+            }
+            fresh.send_replace(generation);
+            if changed {
+                self.changes.notify();
+            }
+            let wait = if failed {
+                let w = retry.min(self.interval);
+                retry = (retry * 2).min(self.interval);
+                w
+            } else {
+                retry = RETRY_INITIAL;
+                if busy { BUSY_POLL.min(self.interval) } else { self.interval }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.poke.notify.notified() => {}
+            }
+        }
+    }
+
+    /// Stores the reads; returns (anything changed, any stack busy, any read failed).
+    fn record(
+        &self,
+        reads: Vec<(String, Result<GroupSnapshot, crate::cloud::group::GroupError>)>,
+    ) -> (bool, bool, bool) {
+        let mut shared = self.shared.lock().expect("heat reads lock");
+        let (mut changed, mut busy, mut failed) = (false, false, false);
+        for (group, result) in reads {
+            match result {
+                Ok(snapshot) => {
+                    busy |= snapshot.busy;
+                    if shared.errors.remove(&group).is_some() {
+                        tracing::info!(%group, "Heat is readable again");
+                    }
+                    let same = shared.reads.get(&group).is_some_and(|old| same_state(&old.snapshot, &snapshot));
+                    changed |= !same;
+                    shared.reads.insert(group, GroupRead { snapshot, at: Instant::now() });
+                }
+                Err(e) => {
+                    failed = true;
+                    let text = e.to_string();
+                    if shared.errors.get(&group) != Some(&text) {
+                        tracing::warn!(%group, error = %text, "reading the group from Heat failed; retrying");
+                    }
+                    shared.errors.insert(group, text);
+                }
+            }
+        }
+        (changed, busy, failed)
+    }
+}
+
+/// What the planner reads of a group is the same.
+fn same_state(a: &GroupSnapshot, b: &GroupSnapshot) -> bool {
+    a.desired == b.desired && a.busy == b.busy && a.stack_status == b.stack_status && a.members == b.members
+}

@@ -1,0 +1,24 @@
+//! Observers: the outside world as plain owned data for the planner.
+//!
+//! - [`KubeObserver`]: kube-runtime watches of nodes, pods, PodDisruptionBudgets
+//!   and ReplicaSets (metadata only), each object converted on arrival
+//!   ([`convert`]) into the compact [`ClusterStore`] — the planner's
+//!   [`crate::model::Snapshot`], kept in place.
+//! - [`HeatObserver`]: a poller reading each node group's stack.
+//! - [`GroupAssembler`]: joins the two into the planner's groups at each pass.
+//! - [`Changes`]: bumped whenever something the planner reads changed.
+//!
+//! Observers never decide and never write.
+
+mod changes;
+pub mod convert;
+mod groups;
+mod heat;
+mod store;
+mod watch;
+
+pub use changes::Changes;
+pub use groups::GroupAssembler;
+pub use heat::{GroupRead, HeatObserver, HeatPoke};
+pub use store::{ClusterStore, Watched};
+pub use watch::{KubeObserver, WatchHealth};

@@ -1,0 +1,71 @@
+//! `heatscaler run`: the control loop.
+//!
+//! ```text
+//! start: telemetry server, Kubernetes watches, Heat session + poller, alert sinks
+//!        wait for every watch's first list and one read of every group
+//!        → READY=1 (systemd), /readyz ready
+//! loop:  a change (debounced by daemon.debounce) or daemon.resync-interval
+//!        → plan (pure) → report → execute the actions (if this replica leads)
+//! SIGHUP: reload the configuration; an invalid file is rejected and alerted
+//! SIGTERM: stop planning, let in-flight actions finish (bounded), flush
+//!        alerts, STOPPING=1, exit 0 — all within the stop timeout
+//! ```
+//!
+//! Everything the loop must not forget lives on the Kubernetes objects (the
+//! removal record on each node) or in Heat; the planner's in-process memory
+//! may be lost at any time, so a crash at any point is followed by a restart
+//! that continues or rolls back what was in progress.
+
+mod control;
+mod kube_client;
+pub mod leadership;
+mod parts;
+pub mod planning;
+pub mod pod_level;
+mod reporting;
+mod signals;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use control::run;
+pub use kube_client::client as kube_client;
+pub use leadership::{AlwaysLeader, LeaderGate};
+pub use planning::{Planned, Planning};
+
+use crate::config::Config;
+use crate::telemetry::Notifier;
+
+/// How `heatscaler run` was asked to run.
+pub struct RunOptions {
+    /// Re-read on SIGHUP.
+    pub config_path: PathBuf,
+    /// The configuration as loaded at start.
+    pub config: Config,
+    /// `--dry-run`: on top of `daemon.dry-run` (either one makes it a dry run).
+    pub dry_run: bool,
+    /// From SIGTERM to exit, everything included.
+    pub stop_timeout: Duration,
+    pub notifier: Notifier,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("Kubernetes: {0}")]
+    Kubernetes(String),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
+    #[error(transparent)]
+    Alerts(#[from] crate::alerts::AlertsError),
+    #[error(transparent)]
+    Cloud(#[from] crate::cloud::CloudError),
+    #[error("node groups are configured but there is no openstack section")]
+    NoOpenStack,
+    #[error(
+        "leader-election.enabled is true, but this build does not elect a leader yet; run a single replica with \
+         leader-election.enabled: false"
+    )]
+    LeaderElectionUnsupported,
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}

@@ -1,0 +1,313 @@
+//! The actuator's Kubernetes steps against kubesim over HTTP: evictions that
+//! honour budgets and uids, the phase checks that make each step idempotent,
+//! and node patches that survive a concurrent writer. (The Heat steps run in
+//! tests/e2e.rs against a real Heat.)
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use heatscaler::actuator::{Actuator, Outcome};
+use heatscaler::alerts::{Dispatcher, EventSink, RetryPolicy, ScalingEvent, Severity, SinkError, SinkPolicy};
+use heatscaler::cluster::HeatPoke;
+use heatscaler::model::{PodKey, Timestamp};
+use heatscaler::planner::Action;
+use heatscaler::planner::action::{EvictPods, Eviction, MarkDrained, RollBackRemoval};
+use heatscaler::planner::explain::RollbackReason;
+use heatscaler::planner::protocol::{self, NodePatch, Phase, RemovalKind, RemovalRecord};
+use heatscaler::telemetry::Metrics;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kubesim::builders::{Budget, PodTemplate, pdb};
+use kubesim::{FaultRule, KubeSim, KubeSimHandle, NodeSpec, Options};
+
+#[derive(Default)]
+struct Captured(Mutex<Vec<ScalingEvent>>);
+
+impl EventSink for Captured {
+    fn publish<'a>(&'a self, event: &'a ScalingEvent) -> BoxFuture<'a, Result<(), SinkError>> {
+        self.0.lock().unwrap().push(event.clone());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+struct Fixture {
+    sim: KubeSimHandle,
+    actuator: Actuator,
+    events: Arc<Captured>,
+    metrics: Arc<Metrics>,
+}
+
+async fn fixture() -> Fixture {
+    let sim = KubeSim::start(Options::fast()).await.unwrap();
+    sim.add_node(NodeSpec::new("m-1").cpu("4").memory("8Gi")).unwrap();
+    sim.add_node(NodeSpec::new("m-2").cpu("4").memory("8Gi")).unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let events = Arc::new(Captured::default());
+    let policy = SinkPolicy {
+        name: "capture".into(),
+        min_severity: Severity::Info,
+        include_details: true,
+        queue_capacity: 1000,
+        dedup_window: Duration::ZERO,
+        timeout: Duration::from_secs(1),
+        retry: RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_millis(10), max_attempts: 1 },
+    };
+    let sink: Arc<dyn EventSink> = events.clone();
+    let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, metrics.clone());
+    // As the daemon builds it: no kube-rs retries of its own.
+    let client = sim.kube_client_without_retries().unwrap();
+    let actuator = Actuator::new(client, Vec::new(), alerts, metrics.clone(), HeatPoke::default(), false);
+    Fixture { sim, actuator, events, metrics }
+}
+
+fn record(phase: Phase, cordoned_before: bool) -> RemovalRecord {
+    let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    RemovalRecord {
+        phase,
+        kind: RemovalKind::Drain,
+        started: t,
+        drained: (phase >= Phase::Drained).then_some(t),
+        requested: (phase == Phase::Removing).then_some(t),
+        group: "workers".into(),
+        member: "1".into(),
+        cordoned_before,
+    }
+}
+
+impl Fixture {
+    fn node(&self, name: &str) -> Node {
+        self.sim.get::<Node>(None, name).unwrap()
+    }
+
+    /// Writes a removal record onto a node the way StartRemoval does, through the API.
+    async fn put_record(&self, node: &str, r: &RemovalRecord) {
+        let patch = NodePatch {
+            set_annotations: r.to_annotations(),
+            add_taint: Some(protocol::removal_taint(r.started)),
+            unschedulable: Some(true),
+            ..NodePatch::default()
+        };
+        self.actuator.kube().patch_node(&self.node(node), &patch).await.unwrap();
+    }
+
+    /// A Deployment of one pod pinned to `node` (by cordoning the other).
+    async fn pod_on(&self, node: &str, name: &str) -> Pod {
+        let other = if node == "m-1" { "m-2" } else { "m-1" };
+        let cordon = |on: bool| {
+            self.sim
+                .update::<Node>(None, other, |n| n.spec.get_or_insert_with(Default::default).unschedulable = Some(on))
+        };
+        cordon(true).unwrap();
+        let d = PodTemplate::new("c").label("app", name).requests("100m", "64Mi").grace_period(1);
+        self.sim.create(&d.deployment("default", name, 1)).unwrap();
+        let mut found = None;
+        self.sim
+            .wait_for(name, Duration::from_secs(10), |h| {
+                found = h.list::<Pod>(Some("default")).into_iter().find(|p| {
+                    p.metadata.name.as_deref().unwrap().starts_with(name)
+                        && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
+                        && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                });
+                found.is_some()
+            })
+            .await
+            .unwrap();
+        cordon(false).unwrap();
+        found.unwrap()
+    }
+
+    async fn events(&self, reason: &str) -> Vec<ScalingEvent> {
+        // Delivery is asynchronous; the capture sink is fast.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.events.0.lock().unwrap().iter().filter(|e| e.reason.as_str() == reason).cloned().collect()
+    }
+}
+
+fn eviction(p: &Pod) -> Eviction {
+    Eviction {
+        pod: PodKey { namespace: "default".into(), name: p.metadata.name.clone().unwrap() },
+        uid: p.metadata.uid.clone().unwrap(),
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evictions_honour_budgets_and_uids_and_a_refusal_comes_back_at_once() {
+    let f = fixture().await;
+    let guarded = f.pod_on("m-1", "guarded").await;
+    let free = f.pod_on("m-1", "free").await;
+    f.sim.create(&pdb("default", "guarded", &[("app", "guarded")], Budget::MinAvailable(1.into()))).unwrap();
+    f.sim
+        .wait_for("budget observed", Duration::from_secs(10), |h| {
+            h.get::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(Some("default"), "guarded")
+                .and_then(|p| p.status)
+                .is_some_and(|s| s.observed_generation.is_some() && s.expected_pods == 1)
+        })
+        .await
+        .unwrap();
+    f.put_record("m-1", &record(Phase::Draining, false)).await;
+
+    let mut stale = eviction(&free);
+    stale.uid = "a-pod-that-was-replaced".into();
+    let gone = Eviction { pod: PodKey { namespace: "default".into(), name: "never-existed".into() }, uid: "x".into() };
+    let action = Action::EvictPods(EvictPods {
+        node: "m-1".into(),
+        pods: vec![eviction(&guarded), stale, gone],
+        max_grace: Duration::from_secs(5),
+    });
+    let start = Instant::now();
+    let outcome = f.actuator.execute(&action, now()).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "a 429 is an answer, not something to retry: {:?}",
+        start.elapsed()
+    );
+    let Outcome::Done(summary) = outcome else { panic!("{outcome:?}") };
+    assert!(summary.contains("0 evicted, 1 refused by a PodDisruptionBudget"), "{summary}");
+    assert!(summary.contains("2 already gone"), "{summary}");
+    let blocked = f.events("EvictionBlocked").await;
+    assert_eq!(blocked.len(), 1);
+    assert_eq!(blocked[0].fields["pdb"], "guarded");
+    assert!(
+        f.metrics.encode().contains("heatscaler_eviction_pdb_rejections_total{purpose=\"drain\"} 1"),
+        "{}",
+        f.metrics.encode()
+    );
+    // The pod named with a stale uid was left alone.
+    let still = f.sim.get::<Pod>(Some("default"), free.metadata.name.as_deref().unwrap()).unwrap();
+    assert!(still.metadata.deletion_timestamp.is_none());
+
+    // With the right uid it goes, with the grace period capped.
+    let action = Action::EvictPods(EvictPods {
+        node: "m-1".into(),
+        pods: vec![eviction(&free)],
+        max_grace: Duration::from_secs(5),
+    });
+    let Outcome::Done(summary) = f.actuator.execute(&action, now()).await else { panic!() };
+    assert!(summary.contains("1 evicted"), "{summary}");
+    assert_eq!(f.events("PodEvicted").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_step_checks_the_phase_it_expects() {
+    let f = fixture().await;
+    let pod = f.pod_on("m-1", "web").await;
+    let evict = Action::EvictPods(EvictPods {
+        node: "m-1".into(),
+        pods: vec![eviction(&pod)],
+        max_grace: Duration::from_secs(5),
+    });
+    // No removal record: nothing is evicted.
+    assert!(matches!(f.actuator.execute(&evict, now()).await, Outcome::Skipped(_)));
+    assert!(
+        f.sim
+            .get::<Pod>(Some("default"), pod.metadata.name.as_deref().unwrap())
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
+
+    // Draining with a workload pod left: not drained yet.
+    f.put_record("m-1", &record(Phase::Draining, false)).await;
+    let mut drained = record(Phase::Drained, false);
+    drained.drained = Some(now());
+    let mark = Action::MarkDrained(MarkDrained { node: "m-1".into(), record: drained });
+    let Outcome::Skipped(why) = f.actuator.execute(&mark, now()).await else { panic!() };
+    assert!(why.contains("still on the node"), "{why}");
+
+    // Once the pod has gone, the node is marked drained, once.
+    f.sim
+        .update::<k8s_openapi::api::apps::v1::Deployment>(Some("default"), "web", |d| {
+            d.spec.as_mut().unwrap().replicas = Some(0)
+        })
+        .unwrap();
+    f.sim.wait_for("web gone", Duration::from_secs(10), |h| h.list::<Pod>(Some("default")).is_empty()).await.unwrap();
+    assert!(matches!(f.actuator.execute(&mark, now()).await, Outcome::Done(_)));
+    assert_eq!(f.node("m-1").metadata.annotations.unwrap()[protocol::PHASE], "drained");
+    assert!(matches!(f.actuator.execute(&mark, now()).await, Outcome::Skipped(_)), "idempotent");
+    assert_eq!(f.events("DrainFinished").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_restores_the_node_but_never_touches_a_removing_one() {
+    let f = fixture().await;
+    // Someone else's taint stays through the rollback.
+    f.sim
+        .update::<Node>(None, "m-1", |n| {
+            n.spec.get_or_insert_with(Default::default).taints = Some(vec![k8s_openapi::api::core::v1::Taint {
+                key: "dedicated".into(),
+                value: Some("db".into()),
+                effect: "NoSchedule".into(),
+                time_added: None,
+            }]);
+        })
+        .unwrap();
+    f.put_record("m-1", &record(Phase::Drained, false)).await;
+    f.put_record("m-2", &record(Phase::Removing, false)).await;
+    // A concurrent writer: the first node patch meets a newer node (409); the step reads again.
+    f.sim.add_fault(FaultRule::error(409, 1.0).on_path("/api/v1/nodes/m-1").on_verbs(&["patch"]).times(1));
+    let back = |node: &str| {
+        Action::RollBackRemoval(RollBackRemoval {
+            node: node.into(),
+            uncordon: true,
+            reason: RollbackReason::NeededAgain { pods: 2 },
+        })
+    };
+    assert!(matches!(f.actuator.execute(&back("m-1"), now()).await, Outcome::Done(_)));
+    let n = f.node("m-1");
+    assert_eq!(n.spec.as_ref().unwrap().unschedulable, Some(false));
+    let taints: Vec<String> = n.spec.unwrap().taints.unwrap_or_default().into_iter().map(|t| t.key).collect();
+    assert!(!taints.contains(&protocol::REMOVAL_TAINT.to_string()), "{taints:?}");
+    assert!(taints.contains(&"dedicated".to_string()), "{taints:?}");
+    let annotations = n.metadata.annotations.unwrap_or_default();
+    assert!(protocol::REMOVAL_ANNOTATIONS.iter().all(|k| !annotations.contains_key(*k)), "{annotations:?}");
+    assert_eq!(f.events("ScaleDownAborted").await.len(), 1);
+
+    let Outcome::Skipped(why) = f.actuator.execute(&back("m-2"), now()).await else { panic!() };
+    assert!(why.contains("never rolled back"), "{why}");
+    assert_eq!(f.node("m-2").metadata.annotations.unwrap()[protocol::PHASE], "removing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_reports_and_changes_nothing() {
+    let f = fixture().await;
+    let pod = f.pod_on("m-1", "web").await;
+    f.put_record("m-1", &record(Phase::Draining, false)).await;
+    let client = f.sim.kube_client_without_retries().unwrap();
+    let events = Arc::new(Captured::default());
+    let sink: Arc<dyn EventSink> = events.clone();
+    let policy = SinkPolicy {
+        name: "capture".into(),
+        min_severity: Severity::Info,
+        include_details: true,
+        queue_capacity: 100,
+        dedup_window: Duration::ZERO,
+        timeout: Duration::from_secs(1),
+        retry: RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_millis(10), max_attempts: 1 },
+    };
+    let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, f.metrics.clone());
+    let dry = Actuator::new(client, Vec::new(), alerts, f.metrics.clone(), HeatPoke::default(), true);
+    let evict = Action::EvictPods(EvictPods {
+        node: "m-1".into(),
+        pods: vec![eviction(&pod)],
+        max_grace: Duration::from_secs(5),
+    });
+    assert!(matches!(dry.execute(&evict, now()).await, Outcome::DryRun));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let seen = events.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].message.starts_with("dry run: would evict 1 pod(s) from node m-1"), "{}", seen[0].message);
+    assert_eq!(seen[0].fields["dry_run"], "true");
+    assert!(
+        f.sim
+            .get::<Pod>(Some("default"), pod.metadata.name.as_deref().unwrap())
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
+}

@@ -1,0 +1,144 @@
+//! The daemon's memory at the design scale: `heatscaler run` (the built
+//! binary, a child process) watching a kubesim with 5,000 nodes, 150,000
+//! pods, 3,000 ReplicaSets and 1,000 PDBs; prints its resident and peak
+//! memory once synced and planning. Ignored by default (several minutes):
+//!
+//! ```text
+//! cargo test --test daemon_scale -- --ignored --nocapture
+//! HEATSCALER_SCALE=0.1 cargo test ...   # a tenth of it
+//! ```
+
+#[path = "support/e2e/daemon.rs"]
+mod daemon;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kubesim::{KubeSim, NodeSpec, Options};
+use serde_json::json;
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "scale figures; run by hand"]
+async fn daemon_memory_at_5000_nodes_and_150000_pods() {
+    let scale: f64 = std::env::var("HEATSCALER_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let nodes = (5_000.0 * scale) as usize;
+    let replica_sets = (3_000.0 * scale) as usize;
+    let per_rs = 50;
+    let pdbs = (1_000.0 * scale) as usize;
+    let sim = KubeSim::start(Options { record_events: false, ..Options::fast() }).await.unwrap();
+    let start = Instant::now();
+    for i in 0..nodes {
+        sim.add_node(
+            NodeSpec::new(&format!("minion-{i:05}"))
+                .cpu("8")
+                .memory("32Gi")
+                .label("heatscaler.io/node-group", "workers")
+                .label("topology.kubernetes.io/zone", &format!("az-{}", i % 3))
+                .provider_id(&format!("openstack:///{i:08}-aaaa-bbbb-cccc-dddddddddddd")),
+        )
+        .unwrap();
+    }
+    let mut pod_n = 0;
+    for r in 0..replica_sets {
+        let ns = format!("team-{}", r % 50);
+        if r < 50 {
+            sim.create(
+                &serde_json::from_value::<k8s_openapi::api::core::v1::Namespace>(json!({"metadata": {"name": ns}}))
+                    .unwrap(),
+            )
+            .unwrap();
+        }
+        let labels = json!({"app": format!("app-{r}"), "pod-template-hash": "7d9f8c6b5", "tier": "backend"});
+        let template =
+            json!({"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": "app:1"}]}});
+        let rs: ReplicaSet = sim
+            .create(
+                &serde_json::from_value::<ReplicaSet>(json!({
+                    "metadata": {"name": format!("app-{r}-7d9f8c6b5"), "namespace": ns, "labels": labels},
+                    "spec": {"replicas": per_rs, "selector": {"matchLabels": labels}, "template": template},
+                }))
+                .unwrap(),
+            )
+            .unwrap();
+        let uid = rs.metadata.uid.unwrap();
+        for k in 0..per_rs {
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": format!("app-{r}-7d9f8c6b5-{k:03}"), "namespace": ns, "labels": labels,
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("app-{r}-7d9f8c6b5"),
+                        "uid": uid, "controller": true}]},
+                "spec": {
+                    "nodeName": format!("minion-{:05}", pod_n % nodes),
+                    "containers": [
+                        {"name": "app", "image": "registry.example.com/app:1.2.3",
+                         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+                         "ports": [{"containerPort": 8080}], "env": [{"name": "A", "value": "1"}]},
+                        {"name": "proxy", "image": "registry.example.com/proxy:1",
+                         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}}}],
+                },
+            }))
+            .unwrap();
+            sim.create(&pod).unwrap();
+            pod_n += 1;
+        }
+    }
+    for p in 0..pdbs {
+        let ns = format!("team-{}", p % 50);
+        let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+            "metadata": {"name": format!("app-{p}"), "namespace": ns},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": format!("app-{p}")}}},
+        }))
+        .unwrap();
+        sim.create(&pdb).unwrap();
+    }
+    println!(
+        "kubesim filled with {nodes} nodes, {pod_n} pods, {replica_sets} ReplicaSets, {pdbs} PDBs in {:?}",
+        start.elapsed()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.path().join("heatscaler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kubernetes: {{access: kubeconfig, kubeconfig: {}}}\npod-resize: {{enabled: false}}\n\
+             telemetry: {{listen: 127.0.0.1:{port}}}\nleader-election: {{enabled: false}}\n\
+             alerts: {{kubernetes-events: false}}\n",
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    let telemetry = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut d = daemon::DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
+    let start = Instant::now();
+    d.wait_ready(Duration::from_secs(600)).await;
+    let synced = start.elapsed();
+    d.wait_passes(3, Duration::from_secs(120)).await;
+    let pid = d.pid();
+    let synced_rss = status_kib(pid, "VmRSS:");
+    // Steady state: the allocator returns the pages freed after the first
+    // list over its decay time (jemalloc: 10 s).
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let (rss, peak) = (status_kib(pid, "VmRSS:"), status_kib(pid, "VmHWM:"));
+    println!("RSS right after sync: {} MiB", synced_rss / 1024);
+    let pass = d.metric("heatscaler_loop_duration_seconds_sum").await.unwrap_or(0.0)
+        / d.metric("heatscaler_loop_duration_seconds_count").await.unwrap_or(1.0);
+    println!(
+        "DAEMON: {nodes} nodes, {pod_n} pods: synced in {synced:?}; RSS {} MiB 20 s later, peak {} MiB; mean pass {:.0} ms (debug build)",
+        rss / 1024,
+        peak / 1024,
+        pass * 1000.0
+    );
+    let (status, _) = d.terminate(Duration::from_secs(30)).await;
+    assert!(status.success());
+}
