@@ -255,10 +255,10 @@ async fn a_crash_at_every_removal_step_leaves_the_cluster_consistent() {
     let w = World::new(Spec {
         initial: 2,
         min: 1,
-        overrides: "scale-down: {unneeded-time: 2s, cooldown-before-removal: 4s}",
-        // Evicted pods take their grace period (10 s, capped by
-        // max-graceful-termination) × 0.2 to terminate: a drain lasts ~2 s.
-        kubesim: kubesim::Options { time_scale: 0.2, ..kubesim::Options::fast() },
+        // Evicted pods take their grace period (100 s) × kubesim's time scale
+        // (0.02) to terminate: a drain lasts ~2 s, long enough to kill the
+        // daemon in the middle of it, while everything else runs fast.
+        overrides: "scale-down: {unneeded-time: 2s, cooldown-before-removal: 4s, max-graceful-termination: 100s}",
         ..Spec::default()
     })
     .await;
@@ -268,7 +268,7 @@ async fn a_crash_at_every_removal_step_leaves_the_cluster_consistent() {
     let keeper =
         with_pod_annotation(deployment("keeper", 1, "100m"), "cluster-autoscaler.kubernetes.io/safe-to-evict", "false");
     place_on(&w, &m1, keeper).await;
-    let filler = PodTemplate::new("app").label("app", "filler").requests("100m", "128Mi").grace_period(30);
+    let filler = PodTemplate::new("app").label("app", "filler").requests("100m", "128Mi").grace_period(100);
     place_on(&w, &m0, filler.deployment(NS, "filler", 3)).await;
     w.sim.create(&pdb(NS, "filler", &[("app", "filler")], Budget::MaxUnavailable(3.into()))).unwrap();
     let phase = |w: &World| w.node(&m0).as_ref().and_then(harness::removal_phase);

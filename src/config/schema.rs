@@ -377,12 +377,15 @@ impl Default for ScaleUpPolicy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Expander {
-    /// The group that leaves the least unused CPU and memory on the new minions.
+    /// The group that leaves the least unused CPU, memory and extended
+    /// resources (GPUs) on the new minions.
     LeastWaste,
     /// The group with the highest `priority`; ties broken by least waste.
     Priority,
     /// A random group among those that fit (seeded; reproducible in the simulator).
     Random,
+    /// The lowest `price-per-hour` of the new minions per pod they host; ties by least waste.
+    Price,
 }
 
 // ---------------------------------------------------------------- Scale down

@@ -288,9 +288,11 @@ fn reclaim_drained<'a>(
 /// Returns the minions opened, the pods placed (indices into `pods`) and the waste.
 fn binpack<'a>(pods: &[&'a Pod], template: &SchedNode<'a>, cap: u32) -> (u32, Vec<usize>, f64) {
     let alloc = &template.allocatable;
+    // Dominant share of the template, GPUs and other extended resources included.
     let share = |p: &Pod| {
         let f = |req: i64, have: i64| if have > 0 { req as f64 / have as f64 } else { 0.0 };
-        f(p.requests.cpu_milli, alloc.cpu_milli).max(f(p.requests.memory, alloc.memory))
+        let extended = p.requests.extended.iter().map(|(k, &v)| f(v, alloc.extended.get(k).copied().unwrap_or(0)));
+        extended.fold(f(p.requests.cpu_milli, alloc.cpu_milli).max(f(p.requests.memory, alloc.memory)), f64::max)
     };
     let mut order: Vec<usize> = (0..pods.len()).filter(|&i| fits(pods[i], template)).collect();
     order.sort_by(|&a, &b| share(pods[b]).total_cmp(&share(pods[a])));
@@ -315,7 +317,12 @@ fn binpack<'a>(pods: &[&'a Pod], template: &SchedNode<'a>, cap: u32) -> (u32, Ve
     }
     let unused =
         |used: i64, each: i64| if each > 0 { 1.0 - used as f64 / (each as f64 * f64::from(n.max(1))) } else { 0.0 };
-    let waste = (unused(used.cpu_milli, alloc.cpu_milli) + unused(used.memory, alloc.memory)) / 2.0;
+    // Idle GPUs are waste as much as idle cores: every resource the template offers counts.
+    let mut shares = vec![unused(used.cpu_milli, alloc.cpu_milli), unused(used.memory, alloc.memory)];
+    for (name, &each) in alloc.extended.iter().filter(|(_, each)| **each > 0) {
+        shares.push(unused(used.extended.get(name).copied().unwrap_or(0), each));
+    }
+    let waste = shares.iter().sum::<f64>() / shares.len() as f64;
     (n, placed, waste)
 }
 

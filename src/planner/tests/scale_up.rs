@@ -160,6 +160,28 @@ fn gpu_and_cpu_pods_grow_their_own_groups_in_one_pass() {
 }
 
 #[test]
+fn idle_gpus_are_waste_and_the_price_expander_counts_cost_per_pod() {
+    let build = |expander| {
+        let mut w = World::new();
+        w.policy.scale_up.expander = expander;
+        // Same cores and memory per GPU; the 8-GPU flavor is cheaper per GPU.
+        for (name, gpus, price) in [("g8", 8, 48.0), ("g2", 2, 32.0)] {
+            let g = w.group(name, 0, 4, 8000 * gpus, 32 * GI * gpus);
+            g.price_per_hour = price;
+            g.template.as_mut().unwrap().allocatable.set("nvidia.com/gpu", gpus);
+        }
+        for i in 0..4 {
+            w.pending(&format!("train-{i}"), 4000, 8 * GI).requests.set("nvidia.com/gpu", 1);
+        }
+        scale_ups(&w.plan())[0].group.clone()
+    };
+    // Four one-GPU pods leave half of g8's GPUs idle, none of two g2 minions'.
+    assert_eq!(build(Expander::LeastWaste), "g2");
+    // One g8 hosts all four for 48/h (12 per pod); two g2 cost 64/h (16 per pod).
+    assert_eq!(build(Expander::Price), "g8");
+}
+
+#[test]
 fn expanders_choose_between_groups_that_fit() {
     let build = |expander| {
         let mut w = World::new();
