@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tokio::sync::watch;
 
+use super::election::{LeaseGate, Wiring};
 use super::leadership::{AlwaysLeader, LeaderGate};
 use super::parts::{Parts, Shared};
 use super::planning::Planning;
@@ -29,13 +30,12 @@ const IDLE_HEARTBEAT: Duration = Duration::from_secs(5);
 /// First wait before retrying a failed start-up step; doubles up to the cap.
 const START_RETRY: Duration = Duration::from_secs(1);
 const START_RETRY_MAX: Duration = Duration::from_secs(30);
+/// At most this long of the stop timeout goes to releasing the leader lease.
+const LEASE_RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs the daemon until SIGTERM or SIGINT. `Ok` is a clean stop.
 pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
     let RunOptions { config_path, config, dry_run, stop_timeout, notifier } = options;
-    if config.leader_election.enabled {
-        return Err(DaemonError::LeaderElectionUnsupported);
-    }
     let mut signals = Signals::install().map_err(DaemonError::Signals)?;
     let metrics = Arc::new(Metrics::new());
     let health = Health::new(HealthOptions {
@@ -50,13 +50,31 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
         let _ = rx.wait_for(|stop| *stop).await;
     }));
     let watchdog = notifier.spawn_watchdog(health.clone());
-    let leader: Arc<dyn LeaderGate> = Arc::new(AlwaysLeader);
-    health.set_leadership(leader.leadership());
-    metrics.set_leader(leader.is_leader());
     warn_about_unwired_features(&config);
 
     let client = kube_client(&config.kubernetes).await?;
     let changes = Changes::new();
+    let election = config.leader_election.enabled.then(|| {
+        let identity = config
+            .leader_election
+            .identity
+            .clone()
+            .unwrap_or_else(|| format!("{}_{}", instance_name(&config), std::process::id()));
+        let wiring = Wiring {
+            client: client.clone(),
+            identity,
+            health: health.clone(),
+            metrics: metrics.clone(),
+            changes: changes.clone(),
+        };
+        Arc::new(LeaseGate::new(&config.leader_election, wiring))
+    });
+    let leader: Arc<dyn LeaderGate> = match &election {
+        Some(gate) => gate.clone(),
+        None => Arc::new(AlwaysLeader),
+    };
+    health.set_leadership(leader.leadership());
+    metrics.set_leader(leader.is_leader());
     let kube = KubeObserver::start(client.clone(), metrics.clone(), changes.clone());
     let shared = Shared { client, metrics: metrics.clone(), changes, instance: instance_name(&config) };
 
@@ -78,8 +96,18 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
     };
     let stopped_at = match daemon.start(config, &mut signals).await {
         Started::Stop(at) => at,
-        Started::Ready => daemon.run_loop(&mut signals).await,
+        Started::Ready => {
+            // Only a synced replica competes for the lease.
+            if let Some(gate) = &election {
+                gate.campaign();
+            }
+            daemon.run_loop(&mut signals).await
+        }
     };
+    if let Some(gate) = &election {
+        // Actions in flight are over: hand the lease over before flushing alerts.
+        gate.release(LEASE_RELEASE_TIMEOUT.min(stop_timeout.saturating_sub(stopped_at.elapsed()))).await;
+    }
     daemon.shutdown(stopped_at).await;
     let _ = stop_server.send(true);
     let _ = server_task.await;
@@ -243,6 +271,11 @@ impl Daemon {
         let leading = self.leader.is_leader();
         self.metrics.set_leader(leading);
         self.health.set_leadership(self.leader.leadership());
+        if leading != self.leading
+            && let Some(event) = self.leader.change_event(leading)
+        {
+            self.parts().alerts.dispatch(event);
+        }
         if !leading {
             if self.leading {
                 tracing::info!("no longer the leader: not planning");
@@ -345,12 +378,12 @@ impl Daemon {
         tracing::info!(%path, "reloading the configuration");
         let result = match crate::config::load(&self.config_path) {
             Err(e) => Err(e.to_string()),
-            Ok(config) if config.leader_election.enabled => Err(DaemonError::LeaderElectionUnsupported.to_string()),
             Ok(config) => {
                 let old = &self.parts().config;
                 for (section, same) in [
                     ("kubernetes", same_json(&old.kubernetes, &config.kubernetes)),
                     ("telemetry", same_json(&old.telemetry, &config.telemetry)),
+                    ("leader-election", same_json(&old.leader_election, &config.leader_election)),
                 ] {
                     if !same {
                         tracing::warn!(section, "changes to this section take effect at the next restart");
