@@ -111,7 +111,10 @@ impl Candidate {
     ) -> LeaseSpec {
         LeaseSpec {
             holder_identity: Some(self.identity.clone()),
-            lease_duration_seconds: Some(i32::try_from(self.lease_duration.as_secs().max(1)).unwrap_or(i32::MAX)),
+            // Whole seconds on the wire: rounded up, never granting others a shorter wait.
+            lease_duration_seconds: Some(
+                i32::try_from(self.lease_duration.as_millis().div_ceil(1000).max(1)).unwrap_or(i32::MAX),
+            ),
             acquire_time: Some(acquired.unwrap_or(MicroTime(wall))),
             renew_time: Some(MicroTime(wall)),
             lease_transitions: Some(transitions),
@@ -285,6 +288,13 @@ mod tests {
             .find(|t| matches!(me().step(Some(&renewed), &mut observed, *t, wall(0)), Step::Write { .. }))
             .unwrap();
         assert!(deadline(sent, renew_deadline) < takeover);
+    }
+
+    #[test]
+    fn a_fractional_duration_is_rounded_up_on_the_wire() {
+        let c = Candidate { identity: "master-a".into(), lease_duration: Duration::from_millis(2500) };
+        let Step::Create(spec) = c.step(None, &mut None, Instant::now(), wall(0)) else { panic!() };
+        assert_eq!(spec.lease_duration_seconds, Some(3));
     }
 
     #[test]
