@@ -467,9 +467,10 @@ fn heartbeat_timeout(config: &Config) -> Duration {
 /// `reportingInstance` of our Events: the leader-election identity, else the host name.
 fn instance_name(config: &Config) -> String {
     config.leader_election.identity.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
+        // gethostname(2), not /proc/sys/kernel/hostname: the unit's ProcSubset=pid hides /proc/sys.
+        hostname::get()
             .ok()
+            .and_then(|h| h.into_string().ok())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "heatscaler".into())
     })
