@@ -1,7 +1,12 @@
-//! High availability end to end: two `heatscaler run` processes with leader
-//! election against kubesim (over HTTP) and a real Keystone + Heat. The leader
-//! is killed (`kill -9`) in the middle of draining a minion; the standby takes
-//! the lease over once it expires and finishes exactly that removal.
+//! Operations end to end, against kubesim (over HTTP) and a real Keystone +
+//! Heat:
+//! - high availability: two `heatscaler run` processes with leader election;
+//!   the leader is killed (`kill -9`) in the middle of draining a minion; the
+//!   standby takes the lease over once it expires and finishes exactly that
+//!   removal (and `heatscaler explain` on the same world first);
+//! - a dead alert sink does not delay a scale-up (measured).
+//!
+//! The scenarios share one OpenStack and run one at a time.
 
 #[path = "support/openstack.rs"]
 mod openstack;
@@ -11,12 +16,17 @@ mod harness;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use harness::{DaemonProcess, GROUP, NS, Spec, Webhooks, World, members, node_name, node_of, untouched};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kubesim::builders::{Budget, PodTemplate, pdb};
+
+/// One scenario at a time: they load the same Heat engine.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const HEAT: Duration = Duration::from_secs(120);
 const KUBE: Duration = Duration::from_secs(60);
@@ -64,6 +74,7 @@ fn running_on(w: &World, prefix: &str, node: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_a_removal_in_flight_when_the_leader_is_killed() {
+    let _serial = SERIAL.lock().await;
     let started = Instant::now();
     let w = World::new(Spec {
         initial: 2,
@@ -168,6 +179,73 @@ async fn the_standby_takes_over_a_removal_in_flight_when_the_leader_is_killed() 
     assert_eq!(lease.holder_identity, None, "released on SIGTERM");
     assert_eq!(lease.lease_transitions, Some(1), "created by master-a, taken over by master-b");
     println!("scenario wall time: {:?}", started.elapsed());
+}
+
+/// A webhook receiver that accepts connections and never answers (a hung
+/// endpoint: the worst kind of dead sink, each request waits its timeout).
+async fn dead_receiver() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (url, connections)
+}
+
+/// From the first pod of `deployment` turning unschedulable to the next
+/// `ScaledUpGroup` alert at the (live) test receiver.
+async fn reaction(w: &World, deployment: k8s_openapi::api::apps::v1::Deployment) -> Duration {
+    let name = deployment.metadata.name.clone().unwrap();
+    let before = w.hooks.with_reason("ScaledUpGroup").len();
+    w.sim.create(&deployment).unwrap();
+    w.wait_kube("a pod unschedulable", KUBE, |_| w.pods(&name).iter().any(harness::is_unschedulable)).await;
+    let unschedulable = Instant::now();
+    let scaled = w.hooks.wait_count("ScaledUpGroup", before + 1, KUBE).await;
+    scaled[before].0.saturating_duration_since(unschedulable)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_alert_sink_does_not_delay_a_scale_up() {
+    let _serial = SERIAL.lock().await;
+    let w =
+        World::new(Spec { initial: 1, min: 1, max: 4, overrides: "scale-down: {enabled: false}", ..Spec::default() })
+            .await;
+    let deployment = |name: &str| {
+        PodTemplate::new("app").label("app", name).requests("1500m", "128Mi").grace_period(2).deployment(NS, name, 2)
+    };
+
+    // Without the dead sink: one 2-CPU minion, two pods of 1.5 CPU → one more minion.
+    let mut daemon = w.ready_daemon().await;
+    let without = reaction(&w, deployment("first")).await;
+    w.wait_heat("2 members", HEAT, |s| s.desired == 2 && s.members.len() == 2 && !s.busy).await;
+    w.wait_kube("first running", KUBE, |_| w.running("first").len() == 2).await;
+    let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(status.success());
+
+    // The same with a second webhook sink that never answers.
+    let (dead_url, connections) = dead_receiver().await;
+    let mut config = heatscaler::yaml::parse_value(&w.config_text).unwrap();
+    let mut dead = config["alerts"]["sinks"][0].clone();
+    dead["name"] = "dead".into();
+    dead["url"] = dead_url.into();
+    config["alerts"]["sinks"].as_array_mut().unwrap().push(dead);
+    let sink_timeout = Duration::from_secs(10); // the sinks' default per-request timeout
+    std::fs::write(&w.config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let mut daemon = w.ready_daemon().await;
+    let with = reaction(&w, deployment("second")).await;
+    println!("DEAD SINK: reaction without it {without:?}, with a hung webhook sink {with:?}");
+    assert!(connections.load(Ordering::SeqCst) > 0, "the dead sink was sent alerts");
+    // Had planning or the scale-up waited for the sink, it would have taken at least its timeout.
+    assert!(with < sink_timeout, "the scale-up waited for the dead sink: {with:?}");
+    w.wait_heat("the second scale-up settled", HEAT, |s| s.desired >= 3 && !s.busy).await;
+    let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(status.success());
 }
 
 /// `heatscaler explain --json` with the world's configuration.
