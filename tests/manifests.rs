@@ -351,3 +351,12 @@ async fn kubectl_applies_the_manifests_kubesim_serves() {
     nodes.sort();
     assert_eq!(nodes, ["master-1", "master-2"], "one replica per control-plane node, none on the minion");
 }
+
+/// docs/operations.md is the operators' runbook: every alert reason has a row.
+#[test]
+fn the_operations_guide_has_a_runbook_entry_for_every_alert_reason() {
+    let doc = std::fs::read_to_string(root().join("docs/operations.md")).unwrap();
+    for reason in heatscaler::alerts::Reason::ALL {
+        assert!(doc.contains(&format!("| `{reason}` |")), "docs/operations.md: no runbook row for {reason}");
+    }
+}
