@@ -320,3 +320,49 @@ async fn a_crash_at_every_removal_step_leaves_the_cluster_consistent() {
     assert!(status.success());
     println!("scenario wall time: {:?}", started.elapsed());
 }
+
+/// Reaction time with the daemon watching a 1,000-node cluster: 998 static
+/// nodes (not in the group) full of 30 pods each, plus the group's 2 minions.
+/// Ignored by default (a few minutes to fill kubesim); run by hand:
+///
+/// ```text
+/// cargo test --release --test e2e reaction_time_at_1000_nodes -- --ignored --nocapture
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "scale figure; run by hand"]
+async fn reaction_time_at_1000_nodes() {
+    let _serial = SERIAL.lock().await;
+    let kubesim = kubesim::Options { record_events: false, ..kubesim::Options::fast() };
+    let w = World::new(Spec { initial: 2, min: 0, max: 4, kubesim, ..Spec::default() }).await;
+    let statics = 998;
+    let fill = Instant::now();
+    for i in 0..statics {
+        let node = kubesim::NodeSpec::new(&format!("static-{i:04}")).cpu("8").memory("32Gi").label("pool", "static");
+        w.sim.add_node(node).unwrap();
+    }
+    let filler =
+        PodTemplate::new("app").label("app", "filler").requests("250m", "512Mi").node_selector("pool", "static");
+    w.sim.create(&filler.deployment(NS, "filler", statics * 30)).unwrap();
+    let want = statics as usize * 30;
+    w.wait_kube("30 pods on every static node", Duration::from_secs(900), |_| w.running("filler").len() == want).await;
+    println!("filled 1,000 nodes / {want} pods in {:?}", fill.elapsed());
+
+    let mut daemon = w.start_daemon(&[]);
+    let sync = Instant::now();
+    daemon.wait_ready(Duration::from_secs(300)).await;
+    println!("daemon synced (first list of everything, Heat read) in {:?}", sync.elapsed());
+
+    w.sim.create(&deployment("burst", 4, "900m")).unwrap();
+    w.wait_kube("a burst pod unschedulable", KUBE, |_| w.pods("burst").iter().any(is_unschedulable)).await;
+    let t_unschedulable = Instant::now();
+    let (t_alert, scaled) = w.hooks.wait_for("ScaledUpGroup", KUBE, |_| true).await;
+    let reaction = t_alert.saturating_duration_since(t_unschedulable);
+    println!("REACTION TIME at 1,000 nodes / {} pods: {reaction:?} ({scaled})", want + 4);
+    if let Some(rss) = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid()))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(str::to_string))
+    {
+        println!("daemon peak RSS: {rss}");
+    }
+    daemon.terminate(Duration::from_secs(15)).await;
+}

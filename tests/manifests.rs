@@ -46,13 +46,13 @@ const CLUSTER_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
         "autoscaling.k8s.io",
         "verticalpodautoscalers",
         "list",
-        ("vpa/client.rs", "watcher::Event<VerticalPodAutoscaler>"),
+        ("daemon/pod_level.rs", "watcher::watcher(api, watcher::Config::default())"),
     ),
     (
         "autoscaling.k8s.io",
         "verticalpodautoscalers",
         "watch",
-        ("vpa/client.rs", "watcher::Event<VerticalPodAutoscaler>"),
+        ("daemon/pod_level.rs", "watcher::watcher(api, watcher::Config::default())"),
     ),
     ("autoscaling.k8s.io", "verticalpodautoscalers/status", "patch", ("vpa/client.rs", "api.patch_status(name")),
 ];

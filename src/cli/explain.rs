@@ -1,6 +1,10 @@
 //! `heatscaler explain`: one planning pass without acting. The same parts as
 //! the daemon (the Kubernetes watches' store, a read of every group's Heat
 //! stack, `daemon::Planning::plan`), printed instead of carried out.
+//!
+//! The node level only: pod-level decisions need the recommender's usage
+//! history, which a one-shot process does not have (a running daemon's
+//! recommendations are in each VPA object's status).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -59,7 +63,8 @@ async fn plan(config: &Config) -> anyhow::Result<Planned> {
     let policy = Policy::from_config(config);
     let mut planning = Planning::new();
     loop {
-        if let Some(planned) = planning.plan(kube.store(), &reads, &config.node_groups, &policy, Timestamp::now()).await
+        if let Some(planned) =
+            planning.plan(kube.store(), &reads, &config.node_groups, &policy, None, Timestamp::now()).await
         {
             return Ok(planned);
         }

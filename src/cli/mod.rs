@@ -62,6 +62,7 @@ pub enum Command {
     ///
     /// Uses the daemon's code: the watches' first list, a read of every node
     /// group's stack, one planning pass (with a fresh memory: timers start now).
+    /// Node level only: pod-level decisions need the running daemon's usage history.
     Explain(explain::Args),
     /// Show each node group as Heat holds it (members, their nodes, failures),
     /// or resize one: `groups scale GROUP --to N`, `groups remove GROUP MEMBER...`.

@@ -5,6 +5,9 @@ use std::time::Instant;
 use anyhow::Context;
 use heatscaler::config::Duration;
 use heatscaler::sim::display::{Timelines, View};
+use heatscaler::sim::scenario::{NodeListSpec, default_min_share};
+use heatscaler::sim::trace::alibaba_gentd26::{self, Containers};
+use heatscaler::sim::trace::{TraceArg, TraceKind};
 use heatscaler::sim::{self, PolicyKind, Scenario};
 
 /// Arguments of `heatscaler simulate`.
@@ -13,10 +16,40 @@ pub struct Args {
     /// Scenario file; the embedded php-apache walk-through when omitted (or,
     /// with --trace, one group of 8-vCPU / 32 GiB minions).
     scenario: Option<PathBuf>,
-    /// Replay a trace file (CSV of pod starts, usage and ends; format in
-    /// docs/simulator.md) in the scenario. Repeatable.
-    #[arg(long, value_name = "FILE")]
-    trace: Vec<PathBuf>,
+    /// Replay a trace: `KIND:FILE` with KIND `csv` (the project's format,
+    /// docs/simulator.md; also a plain FILE), `alibaba-openb` (the pod list of
+    /// cluster-trace-gpu-v2023) or `alibaba-gentd26` (containers' memory
+    /// utilisation, replayed at the pod level). Repeatable. See docs/traces.md.
+    #[arg(long, value_name = "KIND:FILE")]
+    trace: Vec<TraceArg>,
+    /// Node groups from a node list, one per common shape:
+    /// `alibaba-openb:openb_node_list_all_node.csv`. Without a scenario they
+    /// replace the default trace cluster's group.
+    #[arg(long, value_name = "KIND:FILE")]
+    node_groups: Option<TraceArg>,
+    /// With --node-groups: shapes held by fewer than this share of the
+    /// listed nodes are left out.
+    #[arg(long, default_value_t = default_min_share(), value_name = "SHARE")]
+    min_share: f64,
+    /// Price per hour of a group's minion (a flavor), `GROUP=PRICE`;
+    /// default: its vCPUs. Repeatable.
+    #[arg(long, value_name = "GROUP=PRICE", value_parser = price)]
+    price: Vec<(String, f64)>,
+    /// Start the replay at this trace time (`119d`, `10310960s`): pods
+    /// alive then are running at the start.
+    #[arg(long, value_name = "TIME")]
+    from: Option<Duration>,
+    /// End the replay at this trace time (default: the trace's last row).
+    #[arg(long, value_name = "TIME")]
+    to: Option<Duration>,
+    /// Count, report and leave out trace rows that do not parse, instead of
+    /// refusing the trace.
+    #[arg(long)]
+    skip_bad_rows: bool,
+    /// alibaba-gentd26: replay all containers, or those whose id ends in an
+    /// even or an odd hex digit.
+    #[arg(long, value_enum, default_value_t = Containers::All)]
+    containers: Containers,
     /// Policies to run side by side on the same demand, seed and provisioning
     /// model: `heatscaler`, `ca-defaults` (cluster-autoscaler's documented
     /// defaults, re-implemented).
@@ -40,6 +73,16 @@ pub struct Args {
     duration: Option<Duration>,
 }
 
+fn price(text: &str) -> Result<(String, f64), String> {
+    let (group, price) = text.split_once('=').ok_or_else(|| format!("`{text}` is not GROUP=PRICE"))?;
+    let price: f64 = price
+        .parse()
+        .ok()
+        .filter(|p: &f64| p.is_finite() && *p >= 0.0)
+        .ok_or_else(|| format!("`{price}` is not a price per hour ≥ 0"))?;
+    Ok((group.to_string(), price))
+}
+
 fn policy(name: &str) -> Result<PolicyKind, String> {
     PolicyKind::parse(name).ok_or_else(|| {
         let known: Vec<&str> = PolicyKind::ALL.iter().map(|k| k.name()).collect();
@@ -48,11 +91,13 @@ fn policy(name: &str) -> Result<PolicyKind, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let node_traces = args.trace.iter().any(|t| t.kind.node_level());
     let loaded = match &args.scenario {
         Some(path) => Scenario::load(path),
-        None if !args.trace.is_empty() => {
+        None if node_traces || args.node_groups.is_some() => {
             Scenario::parse(sim::scenario::TRACE_CLUSTER, "<embedded trace-cluster.yaml>")
         }
+        None if !args.trace.is_empty() => Scenario::parse(sim::scenario::POD_LEVEL_ONLY, "<pod-level replay>"),
         None => Scenario::parse(sim::PHP_APACHE, "<embedded php-apache.yaml>"),
     };
     let mut scenario = match loaded {
@@ -62,12 +107,79 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    if let Some(list) = &args.node_groups {
+        if args.scenario.is_none() {
+            scenario.node_groups.clear();
+            scenario.name = "trace-replay".into();
+            scenario.description = Some(format!("traces replayed on the node groups of {}", list.path.display()));
+        }
+        let spec = NodeListSpec {
+            kind: list.kind,
+            file: list.path.clone(),
+            min_share: args.min_share,
+            prices: Default::default(),
+        };
+        if let Err(problem) = scenario.add_node_list(&spec, std::path::Path::new("")) {
+            eprintln!("invalid --node-groups {}: {problem}", list.path.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    for (group, price) in &args.price {
+        let Some(g) = scenario.node_groups.iter_mut().find(|g| &g.name == group) else {
+            let known: Vec<&str> = scenario.node_groups.iter().map(|g| g.name.as_str()).collect();
+            eprintln!("--price {group}=...: no group `{group}` (groups: {})", known.join(", "));
+            return Ok(ExitCode::FAILURE);
+        };
+        g.price_per_hour = Some(*price);
+    }
+    let from = args.from.map_or(std::time::Duration::ZERO, |d| d.get());
+    if args.from.is_some() {
+        for t in &mut scenario.traces {
+            t.start = Duration(from);
+        }
+    }
     let mut trace_end = std::time::Duration::ZERO;
-    for file in &args.trace {
-        match scenario.add_trace(file) {
-            Ok(end) => trace_end = trace_end.max(end),
+    for arg in &args.trace {
+        if arg.kind == TraceKind::AlibabaGentd26 {
+            match alibaba_gentd26::read(&arg.path, args.containers, args.skip_bad_rows) {
+                Ok(read) => {
+                    report_skipped(&arg.path, read.skipped, &read.skipped_examples);
+                    eprintln!(
+                        "{}: {} container series replayed ({} with fewer than {} samples left out{})",
+                        arg.path.display(),
+                        read.series.len(),
+                        read.too_short,
+                        alibaba_gentd26::MIN_SAMPLES,
+                        match args.containers {
+                            Containers::All => String::new(),
+                            _ => format!(", {} of the other half", read.other_half),
+                        }
+                    );
+                    let longest = read.series.iter().map(|s| s.span()).max().unwrap_or_default();
+                    trace_end = trace_end.max(longest + std::time::Duration::from_secs(60));
+                    let spec = alibaba_gentd26::pod_level(&read.series);
+                    match &mut scenario.pod_level {
+                        Some(p) => p.workloads.extend(spec.workloads),
+                        None => scenario.pod_level = Some(spec),
+                    }
+                }
+                Err(problems) => {
+                    eprintln!("invalid trace {}:", arg.path.display());
+                    for p in problems {
+                        eprintln!("  - {p}");
+                    }
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+            continue;
+        }
+        match scenario.add_trace(arg, from, args.skip_bad_rows) {
+            Ok(checked) => {
+                report_skipped(&arg.path, checked.skipped, &checked.skipped_examples);
+                trace_end = trace_end.max(checked.last);
+            }
             Err(problems) => {
-                eprintln!("invalid trace {}:", file.display());
+                eprintln!("invalid trace {}:", arg.path.display());
                 for p in problems {
                     eprintln!("  - {p}");
                 }
@@ -78,12 +190,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(seed) = args.seed {
         scenario.seed = seed;
     }
-    match args.duration {
-        Some(d) => scenario.duration = d,
-        None if args.scenario.is_none() && !args.trace.is_empty() => {
-            scenario.duration = Duration(trace_end.max(std::time::Duration::from_secs(60)));
+    match (args.duration, args.to) {
+        (Some(d), _) => scenario.duration = d,
+        (None, Some(to)) if to.get() > from => scenario.duration = Duration(to.get() - from),
+        (None, Some(to)) => anyhow::bail!("--to {to} is not after --from {}", Duration(from)),
+        (None, None) if args.scenario.is_none() && !args.trace.is_empty() => {
+            let length = if node_traces { trace_end.saturating_sub(from) } else { trace_end };
+            scenario.duration = Duration(length.max(std::time::Duration::from_secs(60)));
         }
-        None => {}
+        (None, None) => {}
     }
     let started = Instant::now();
     // A scenario with only a `pod-level:` section has no node level to report.
@@ -122,8 +237,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             print!("{pod_level}");
         }
         std::io::Write::flush(&mut std::io::stdout())?;
-        let policies = report.as_ref().map_or(0, |r| r.runs.len());
-        eprintln!("simulated {policies} policies in {:.0} ms", took.as_secs_f64() * 1000.0);
+        let what = match (&report, &pod_level) {
+            (Some(r), _) => format!("{} policies", r.runs.len()),
+            (None, _) => "the pod level".to_string(),
+        };
+        eprintln!("simulated {what} in {:.0} ms", took.as_secs_f64() * 1000.0);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says how many bad rows `--skip-bad-rows` left out, with the first few.
+fn report_skipped(path: &std::path::Path, skipped: u64, examples: &[heatscaler::sim::TraceError]) {
+    if skipped == 0 {
+        return;
+    }
+    eprintln!("{}: {skipped} bad row(s) skipped (--skip-bad-rows), the first:", path.display());
+    for e in examples {
+        eprintln!("  - {e}");
+    }
 }

@@ -78,6 +78,12 @@ impl ClusterStore {
         self.snapshot.groups = groups;
     }
 
+    /// Replaces the pod level of the snapshot (VPA models, assembled per planning pass).
+    pub fn set_vertical(&mut self, vertical: Vec<crate::model::VerticalScaling>, admission_controller: bool) {
+        self.snapshot.vertical = vertical;
+        self.snapshot.admission_applies_recommendations = admission_controller;
+    }
+
     /// A re-list of some kind is under way: the state mixes old and new.
     pub fn relisting(&self) -> bool {
         self.node_ix.seen.is_some()

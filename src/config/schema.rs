@@ -457,6 +457,10 @@ pub struct PodResizePolicy {
     /// Also handle VPA objects that name no recommender (only when no VPA
     /// recommender is installed, or the two would both write their status).
     pub claim_unnamed_vpas: bool,
+    /// VPA's admission controller is installed: it gives a recreated pod the
+    /// recommended requests. Without it a recreated pod comes back with its
+    /// template's requests, so the planner never evicts-and-recreates to resize.
+    pub admission_controller: bool,
     pub recommender: RecommenderSettings,
     pub updater: UpdaterSettings,
     pub metrics: UsageCollection,
@@ -468,6 +472,7 @@ impl Default for PodResizePolicy {
             enabled: true,
             recommender_name: "heatscaler".into(),
             claim_unnamed_vpas: false,
+            admission_controller: false,
             recommender: RecommenderSettings::default(),
             updater: UpdaterSettings::default(),
             metrics: UsageCollection::default(),

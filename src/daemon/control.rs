@@ -10,6 +10,7 @@ use super::election::{LeaseGate, Wiring};
 use super::leadership::{AlwaysLeader, LeaderGate};
 use super::parts::{Parts, Shared};
 use super::planning::Planning;
+use super::pod_level::{self, PodLevel};
 use super::reporting::Reporter;
 use super::signals::{Request, Signals};
 use super::{DaemonError, RunOptions, kube_client};
@@ -50,7 +51,6 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
         let _ = rx.wait_for(|stop| *stop).await;
     }));
     let watchdog = notifier.spawn_watchdog(health.clone());
-    warn_about_unwired_features(&config);
 
     let client = kube_client(&config.kubernetes).await?;
     let changes = Changes::new();
@@ -76,6 +76,7 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
     health.set_leadership(leader.leadership());
     metrics.set_leader(leader.is_leader());
     let kube = KubeObserver::start(client.clone(), metrics.clone(), changes.clone());
+    let pod_level = PodLevel::start(client.clone(), kube.store().clone(), &config, metrics.clone(), changes.clone());
     let shared = Shared { client, metrics: metrics.clone(), changes, instance: instance_name(&config) };
 
     let mut daemon = Daemon {
@@ -87,6 +88,7 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
         metrics,
         shared,
         kube,
+        pod_level,
         parts: None,
         planning: Planning::new(),
         reporter: Reporter::new(),
@@ -133,6 +135,8 @@ struct Daemon {
     metrics: Arc<Metrics>,
     shared: Shared,
     kube: KubeObserver,
+    /// VPA objects, usage and the recommender (when configured).
+    pod_level: Option<PodLevel>,
     parts: Option<Parts>,
     planning: Planning,
     reporter: Reporter,
@@ -290,14 +294,21 @@ impl Daemon {
         let parts = self.parts.as_ref().expect("parts are built before the loop starts");
         parts.heat.wait_fresh(HEAT_FRESHNESS).await;
         let reads = parts.heat.reads();
-        let Some(planned) =
-            self.planning.plan(self.kube.store(), &reads, &parts.config.node_groups, &parts.policy, now).await
+        let Some(planned) = self
+            .planning
+            .plan(self.kube.store(), &reads, &parts.config.node_groups, &parts.policy, self.pod_level.as_ref(), now)
+            .await
         else {
             tracing::debug!("a watch is re-listing; planning when it is complete");
             return None;
         };
         self.reporter.report(&planned, self.planning.memory(), &parts.alerts, &self.metrics);
         let planned_in = started.elapsed();
+        let statuses = if parts.actuator.dry_run() { Vec::new() } else { planned.status_writes };
+        if !statuses.is_empty() {
+            let (client, metrics) = (self.shared.client.clone(), self.metrics.clone());
+            tokio::spawn(async move { pod_level::write_statuses(&client, statuses, now, &metrics).await });
+        }
         let actions = planned.plan.actions;
         tracing::debug!(
             nodes = planned.nodes,
@@ -380,10 +391,26 @@ impl Daemon {
             Err(e) => Err(e.to_string()),
             Ok(config) => {
                 let old = &self.parts().config;
+                let collection = |c: &Config| {
+                    let p = &c.pod_resize;
+                    (
+                        p.enabled,
+                        p.recommender_name.clone(),
+                        p.claim_unnamed_vpas,
+                        p.admission_controller,
+                        c.scale_down.use_observed_usage,
+                    )
+                };
                 for (section, same) in [
                     ("kubernetes", same_json(&old.kubernetes, &config.kubernetes)),
                     ("telemetry", same_json(&old.telemetry, &config.telemetry)),
                     ("leader-election", same_json(&old.leader_election, &config.leader_election)),
+                    (
+                        "pod-resize (except updater)",
+                        same_json(&old.pod_resize.recommender, &config.pod_resize.recommender)
+                            && same_json(&old.pod_resize.metrics, &config.pod_resize.metrics)
+                            && collection(old) == collection(&config),
+                    ),
                 ] {
                     if !same {
                         tracing::warn!(section, "changes to this section take effect at the next restart");
@@ -394,7 +421,6 @@ impl Daemon {
         };
         match result {
             Ok(parts) => {
-                warn_about_unwired_features(&parts.config);
                 if let Some(old) = self.parts.replace(parts) {
                     // Let the old sinks deliver what they hold, in the background.
                     tokio::spawn(async move { old.alerts.shutdown(Duration::from_secs(10)).await });
@@ -478,17 +504,4 @@ fn instance_name(config: &Config) -> String {
 
 fn same_json<T: serde::Serialize>(a: &T, b: &T) -> bool {
     serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
-}
-
-/// Configured features this daemon does not run yet, said once at start and reload.
-fn warn_about_unwired_features(config: &Config) {
-    if config.pod_resize.enabled {
-        tracing::warn!("pod-resize is enabled in the configuration, but this daemon does not run the pod level yet");
-    }
-    if config.scale_down.use_observed_usage {
-        tracing::warn!(
-            "scale-down.use-observed-usage is true, but this daemon collects no usage yet: no node will be \
-             found unneeded"
-        );
-    }
 }

@@ -22,6 +22,7 @@ mod kube_client;
 pub mod leadership;
 mod parts;
 pub mod planning;
+pub mod pod_level;
 mod reporting;
 mod signals;
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use tokio::sync::Mutex;
 
+use super::pod_level::{PodLevel, StatusWrite};
 use crate::cluster::{ClusterStore, GroupAssembler, GroupRead};
 use crate::config::NodeGroupConfig;
 use crate::model::{GroupState, Timestamp};
@@ -29,6 +30,8 @@ pub struct Planned {
     pub ready_nodes: HashSet<String>,
     pub nodes: usize,
     pub pods: usize,
+    /// VPA statuses this pass computed; the leader writes them unless dry-running.
+    pub status_writes: Vec<StatusWrite>,
 }
 
 impl Planning {
@@ -55,6 +58,7 @@ impl Planning {
         heat: &BTreeMap<String, GroupRead>,
         groups: &[NodeGroupConfig],
         policy: &Policy,
+        pod_level: Option<&PodLevel>,
         now: Timestamp,
     ) -> Option<Planned> {
         let mut store = store.lock().await;
@@ -64,8 +68,16 @@ impl Planning {
         let reads = heat.iter().map(|(k, v)| (k.clone(), v.snapshot.clone())).collect();
         let assembled = self.assembler.assemble(groups, &reads, &store.snapshot().nodes);
         store.set_groups(assembled);
+        let (status_writes, usage) = match pod_level {
+            Some(pl) => {
+                let (vertical, writes) = pl.prepare(store.snapshot());
+                store.set_vertical(vertical, pl.admission_controller());
+                (writes, policy.scale_down.use_observed_usage.then(|| pl.node_usage()))
+            }
+            None => (Vec::new(), None),
+        };
         let snapshot = store.snapshot();
-        let input = Input { snapshot, usage: None, memory: &self.memory, now };
+        let input = Input { snapshot, usage: usage.as_ref(), memory: &self.memory, now };
         let plan = blocking(|| planner::plan(&input, policy));
         self.memory = plan.memory.clone();
         Some(Planned {
@@ -75,6 +87,7 @@ impl Planning {
             nodes: snapshot.nodes.len(),
             pods: snapshot.pods.len(),
             plan,
+            status_writes,
         })
     }
 }

@@ -137,6 +137,9 @@ fn record_failures(
 ) -> Option<Timestamp> {
     let policy = &cx.policy.scale_up;
     for (m, cause) in &view.failed {
+        // A member whose Node was deleted by hand is drift, reported on its
+        // own: it neither backs the group off nor counts as a failed boot.
+        let RemovalCause::ProvisioningFailed { failure } = cause else { continue };
         let member = &group.members[*m];
         let key = member_key(&group.name, &member.id);
         let new = !memory.failures_seen.contains(&key);
@@ -150,14 +153,10 @@ fn record_failures(
         let wait = policy.backoff_initial.get().saturating_mul(factor).min(policy.backoff_max.get());
         backoff.until = after_std(cx.now, wait);
         memory.last_failure = Some(cx.now);
-        let failure = match cause {
-            RemovalCause::ProvisioningFailed { failure } => failure.clone(),
-            _ => ProvisioningFailure::NoNode { limit_secs: policy.max_node_provision_time.get().as_secs() },
-        };
         ex.alerts.push(Alert::ProvisioningFailed {
             group: group.name.clone(),
             member: member.id.clone(),
-            cause: failure,
+            cause: failure.clone(),
             backoff_until: backoff.until,
         });
     }

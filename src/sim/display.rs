@@ -145,12 +145,24 @@ pub fn node_rows(t: &mut Table, runs: &[Run]) {
     t.row("wait p50", cells(&|n| n.wait_p50_secs.map_or("-".into(), secs)));
     t.row("wait p99", cells(&|n| n.wait_p99_secs.map_or("-".into(), secs)));
     t.row("never scheduled", cells(&|n| n.never_scheduled.to_string()));
+    if runs.iter().any(|r| r.node_level.unhostable_pods > 0) {
+        t.row("pods no group can host", cells(&|n| n.unhostable_pods.to_string()));
+        if let Some(u) = runs.iter().find_map(|r| r.node_level.unhostable.first()) {
+            t.section(&format!("    e.g. {}: {}", u.pod, u.reason));
+        }
+    }
     t.row("scale-ups (minions added)", cells(&|n| format!("{} (+{})", n.scale_ups, n.nodes_added)));
     t.row("scale-downs (minions removed)", cells(&|n| format!("{} (-{})", n.scale_downs, n.nodes_removed)));
     t.row("evictions (refused by PDBs)", cells(&|n| format!("{} ({})", n.evictions, n.evictions_refused)));
     t.row("provisioning failures", cells(&|n| n.provisioning_failures.to_string()));
     t.row("rollbacks", cells(&|n| n.rollbacks.to_string()));
     t.row("decision passes", cells(&|n| n.planner_passes.to_string()));
+    if runs.iter().any(|r| r.node_level.lower_bound.lp_solves > 0) {
+        t.row(
+            "lower bound: LPs solved (s)",
+            cells(&|n| format!("{} ({:.1})", n.lower_bound.lp_solves, n.lower_bound.lp_seconds)),
+        );
+    }
 }
 
 fn trim(v: f64) -> String {

@@ -134,7 +134,7 @@ impl<'s> Sim<'s> {
         let mut traces = Vec::new();
         for t in &sc.traces {
             let base = PodTemplate::from_spec(&t.pod_spec(), &t.namespace, &t.name, t.controller());
-            traces.push(TraceFeed::open(&t.path(&sc.base_dir), t.start.get(), base)?);
+            traces.push(TraceFeed::open(t.kind, &t.path(&sc.base_dir), t.start.get(), base, t.skip_bad_rows)?);
         }
         let mut sim = Self {
             sc,
@@ -181,17 +181,25 @@ impl<'s> Sim<'s> {
                 NodeTemplate { allocatable: n.allocatable.clone(), labels: n.labels.clone(), taints: n.taints.clone() };
             self.add_node(&n.name, &NodeShape::from_template(&template));
         }
-        for spec in &sc.node_groups {
+        // Groups sized from the demand at the start see the trace rows due then first.
+        let auto = sc.node_groups.iter().any(|g| g.initial_auto);
+        if auto {
+            for t in 0..self.traces.len() {
+                self.trace_rows(t);
+            }
+        }
+        let sizes = self.initial_sizes();
+        for (spec, size) in sc.node_groups.iter().zip(sizes) {
             let mut group = SimGroup::new(spec, NodeShape::from_template(&spec.shape));
             let shape = group.shape.clone();
-            let members: Vec<String> = (0..spec.initial_size).map(|_| group.add_running(self.epoch)).collect();
+            let members: Vec<String> = (0..size).map(|_| group.add_running(self.epoch)).collect();
             self.cluster.heat.push(group);
             for id in members {
                 self.add_node(&id, &shape);
             }
             let g = self.cluster.heat.len() - 1;
             self.cluster.observe_group(g);
-            self.rec.event(self.now, &spec.name, TimelineEvent::Initial { size: spec.initial_size });
+            self.rec.event(self.now, &spec.name, TimelineEvent::Initial { size });
         }
         for (w, spec) in sc.workloads.iter().enumerate() {
             let state = WorkloadState::new(spec);
@@ -218,7 +226,8 @@ impl<'s> Sim<'s> {
             }
         }
         self.start_bursts();
-        for t in 0..self.traces.len() {
+        // (Already scheduled by `trace_rows` when the start's rows were read above.)
+        for t in (0..self.traces.len()).filter(|_| !auto) {
             if let Some(at) = self.traces[t].next_at() {
                 self.after(at, Event::TraceRows(t));
             }
@@ -232,6 +241,25 @@ impl<'s> Sim<'s> {
             self.at(self.epoch, Event::Plan);
         }
         self.at(self.epoch, Event::Sample);
+    }
+
+    /// Members per group at the start: `initial-size`, or for groups sized
+    /// from the demand, the lower bound's cheapest mix for the pods present
+    /// now, rounded up — the same for every policy.
+    fn initial_sizes(&mut self) -> Vec<u32> {
+        let sc = self.sc;
+        if !sc.node_groups.iter().any(|g| g.initial_auto) {
+            return sc.node_groups.iter().map(|g| g.initial_size).collect();
+        }
+        let mix = self.rec.initial_mix(&self.cluster.snap.pods);
+        sc.node_groups
+            .iter()
+            .zip(mix)
+            .map(|(g, x)| match g.initial_auto {
+                true => ((x - 1e-6).ceil().max(0.0) as u32).clamp(g.min_size, g.max_size),
+                false => g.initial_size,
+            })
+            .collect()
     }
 
     /// Adds a Ready node and its DaemonSet pods.

@@ -162,6 +162,12 @@ pub struct NodeLevel {
     pub wait_p50_secs: Option<f64>,
     pub wait_p99_secs: Option<f64>,
     pub never_scheduled: usize,
+    /// Pods no group's minion could ever host (a resource no shape offers,
+    /// more than a whole minion, a taint or affinity no group matches): not
+    /// demand, never a reason to grow, left out of the waits above. The
+    /// first [`UNHOSTABLE_LISTED`] with the reason, and how many in all.
+    pub unhostable: Vec<Unhostable>,
+    pub unhostable_pods: usize,
     pub scale_ups: u32,
     pub nodes_added: u32,
     pub scale_downs: u32,
@@ -172,12 +178,25 @@ pub struct NodeLevel {
     pub rollbacks: u32,
 }
 
+/// A pod no group could host, and why.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Unhostable {
+    pub pod: String,
+    pub reason: String,
+}
+
+pub const UNHOSTABLE_LISTED: usize = 20;
+
 /// The fluid lower bound integrated over the run.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LowerBound {
     /// Minion-hours, when every group has one shape (exact); `None` otherwise.
     pub node_hours: Option<f64>,
     pub cost: f64,
+    /// Several shapes: distinct demands solved as linear programs, and the
+    /// wall time that took (the cost of the bound itself).
+    pub lp_solves: u64,
+    pub lp_seconds: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -193,7 +212,7 @@ pub struct GroupSummary {
 struct PodState {
     pending: u32,
     running: u32,
-    demand: crate::model::Resources,
+    demand: bound::Demand,
     bound: bound::Instant,
     /// What each pod adds to the totals.
     parts: HashMap<String, Part>,
@@ -203,7 +222,8 @@ struct PodState {
 struct Part {
     pending: bool,
     running: bool,
-    demand: Option<crate::model::Resources>,
+    /// The pod's class (`bound::BoundModel::counts`) and requests.
+    demand: Option<(usize, crate::model::Resources)>,
 }
 
 /// Collects one run's report while the engine runs.
@@ -228,6 +248,9 @@ pub struct Recorder {
     pending_pod_seconds: f64,
     waiting: HashMap<String, Timestamp>,
     waits: Vec<f64>,
+    /// By uid: pods no group could host, in the order first seen.
+    unhostable: HashMap<String, usize>,
+    unhostable_listed: Vec<Unhostable>,
     timeline: Vec<TimelineEntry>,
     series: Vec<Sample>,
 }
@@ -255,6 +278,8 @@ impl Recorder {
             pending_pod_seconds: 0.0,
             waiting: HashMap::new(),
             waits: Vec::new(),
+            unhostable: HashMap::new(),
+            unhostable_listed: Vec::new(),
             timeline: Vec::new(),
             series: Vec::new(),
         }
@@ -294,25 +319,44 @@ impl Recorder {
             if let Some(old) = state.parts.remove(&uid) {
                 state.pending -= u32::from(old.pending);
                 state.running -= u32::from(old.running);
-                if let Some(d) = &old.demand {
-                    state.demand -= d;
+                if let Some((class, d)) = &old.demand {
+                    state.demand.remove(*class, d);
                 }
             }
             let Some(p) = cluster.pod(&uid) else { continue };
+            if !self.unhostable.contains_key(&uid)
+                && let Some(reason) = self.bound_model.why_unhostable(p)
+            {
+                self.unhostable.insert(uid.clone(), self.unhostable.len());
+                if self.unhostable_listed.len() < UNHOSTABLE_LISTED {
+                    self.unhostable_listed.push(Unhostable { pod: format!("{}/{}", p.namespace, p.name), reason });
+                }
+            }
             let part = Part {
                 pending: p.deletion.is_none() && p.node_name.is_none(),
                 running: p.deletion.is_none() && p.node_name.is_some(),
-                demand: self.bound_model.counts(p).then(|| p.requests.clone()),
+                demand: self.bound_model.counts(p).map(|class| (class, p.requests.clone())),
             };
             state.pending += u32::from(part.pending);
             state.running += u32::from(part.running);
-            if let Some(d) = &part.demand {
-                state.demand += d;
+            if let Some((class, d)) = &part.demand {
+                state.demand.add(*class, d);
             }
             state.parts.insert(uid, part);
         }
         state.bound = self.bound_model.at(&state.demand);
         &self.pods
+    }
+
+    /// The bound's cheapest fractional mix of minions per group for `pods`.
+    pub fn initial_mix(&mut self, pods: &[crate::model::Pod]) -> Vec<f64> {
+        let mut demand = bound::Demand::default();
+        for p in pods {
+            if let Some(class) = self.bound_model.counts(p) {
+                demand.add(class, &p.requests);
+            }
+        }
+        self.bound_model.mix(&demand)
     }
 
     pub fn event(&mut self, at: Timestamp, subject: &str, event: TimelineEvent) {
@@ -384,12 +428,16 @@ impl Recorder {
                 None => (p + 1, r),
                 Some(_) => (p, r + 1),
             });
-            let mut demand = crate::model::Resources::default();
-            for p in cluster.snap.pods.iter().filter(|p| self.bound_model.counts(p)) {
-                demand += &p.requests;
+            let mut demand = bound::Demand::default();
+            for p in &cluster.snap.pods {
+                if let Some(class) = self.bound_model.counts(p) {
+                    demand.add(class, &p.requests);
+                }
             }
+            let tally = &self.pods.demand;
             assert_eq!((pending, running), recount, "pending and running pods drifted");
             assert_eq!(bound, self.bound_model.at(&demand), "the bound's demand drifted");
+            assert!(self.bound_model.same(&demand, tally), "the bound's demand drifted");
         }
         self.series.push(Sample {
             at_secs: self.secs(at),
@@ -404,6 +452,9 @@ impl Recorder {
     }
 
     pub fn finish(mut self, label: &str, policy: &str, end: Timestamp) -> Run {
+        // A pod nothing can host is not waiting for capacity.
+        let unhostable = &self.unhostable;
+        self.waiting.retain(|uid, _| !unhostable.contains_key(uid));
         let never_scheduled = self.waiting.len();
         let mut waits = std::mem::take(&mut self.waits);
         waits.extend(self.waiting.values().map(|c| elapsed(end, *c).as_secs_f64()));
@@ -423,6 +474,8 @@ impl Recorder {
         let lower_bound = LowerBound {
             node_hours: self.bound_model.single_shape().then_some(self.bound_node_seconds / 3600.0),
             cost: self.bound_cost_seconds / 3600.0,
+            lp_solves: self.bound_model.solves,
+            lp_seconds: self.bound_model.solve_time.as_secs_f64(),
         };
         let ratio = |actual: f64, bound: f64| (bound > 0.0).then_some(actual / bound);
         let node_level = NodeLevel {
@@ -438,6 +491,8 @@ impl Recorder {
             wait_p50_secs: percentile(&waits, 0.5),
             wait_p99_secs: percentile(&waits, 0.99),
             never_scheduled,
+            unhostable: std::mem::take(&mut self.unhostable_listed),
+            unhostable_pods: self.unhostable.len(),
             scale_ups: self.scale_ups,
             nodes_added: self.nodes_added,
             scale_downs: self.scale_downs,

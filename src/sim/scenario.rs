@@ -15,6 +15,7 @@ use crate::config::{
 use crate::model::Resources;
 
 use super::shapes::{Delay, Shape};
+use super::trace::{Checked, TraceArg, TraceError, TraceKind};
 
 /// The scenario `heatscaler simulate` runs when given none.
 pub const PHP_APACHE: &str = include_str!("../../scenarios/php-apache.yaml");
@@ -22,6 +23,9 @@ pub const PHP_APACHE: &str = include_str!("../../scenarios/php-apache.yaml");
 /// The cluster `heatscaler simulate --trace` replays a trace on when given no
 /// scenario.
 pub const TRACE_CLUSTER: &str = include_str!("../../scenarios/trace-cluster.yaml");
+
+/// The scenario a pod-level trace (`alibaba-gentd26`) given alone fills in.
+pub const POD_LEVEL_ONLY: &str = include_str!("../../scenarios/pod-level-replay.yaml");
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -63,6 +67,10 @@ pub struct Scenario {
     /// Pods replayed from trace files (format in `docs/simulator.md`).
     #[serde(default)]
     pub traces: Vec<TraceSpec>,
+    /// Node groups made from a trace's node list (see `docs/traces.md`),
+    /// added to `node-groups` when the scenario is loaded.
+    #[serde(default)]
+    pub node_groups_from: Vec<NodeListSpec>,
     /// The directory relative trace paths are resolved against (the
     /// scenario file's; the working directory for embedded scenarios).
     #[serde(skip)]
@@ -96,13 +104,40 @@ pub struct SizeRange {
     pub max: u32,
 }
 
+/// A node list whose common shapes become node groups (`sim::trace::alibaba_openb`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NodeListSpec {
+    /// Only `alibaba-openb` has a node list.
+    pub kind: TraceKind,
+    /// Relative to the scenario file.
+    pub file: PathBuf,
+    /// Shapes held by fewer nodes than this share of the list are left out.
+    #[serde(default = "default_min_share")]
+    pub min_share: f64,
+    /// Prices per hour by group name (default: the shape's vCPUs).
+    #[serde(default)]
+    pub prices: BTreeMap<String, f64>,
+}
+
+/// Shapes of at least 1% of the node list's nodes become groups.
+pub fn default_min_share() -> f64 {
+    0.01
+}
+
 /// A trace file replayed row by row (see `sim::trace`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct TraceSpec {
     pub name: String,
-    /// CSV file, relative to the scenario file.
+    /// The file's format (`csv`: the project's own).
+    #[serde(default)]
+    pub kind: TraceKind,
+    /// The file, relative to the scenario file.
     pub file: PathBuf,
+    /// Count, report and leave out rows that do not parse instead of refusing the trace.
+    #[serde(default)]
+    pub skip_bad_rows: bool,
     #[serde(default = "default_namespace")]
     pub namespace: String,
     /// The trace time that becomes the simulation's start: pods started
@@ -232,6 +267,11 @@ pub struct GroupSpec {
     pub min_size: u32,
     pub max_size: u32,
     pub initial_size: u32,
+    /// Size the group at the start from the demand then (the cheapest
+    /// fractional mix of the lower bound, rounded up) instead of
+    /// `initial-size`; set for groups made from a node list.
+    #[serde(skip)]
+    pub initial_auto: bool,
     pub shape: NodeTemplate,
     #[serde(default)]
     pub price_per_hour: Option<f64>,
@@ -446,10 +486,17 @@ impl Scenario {
         })?;
         let mut scenario = scenario;
         scenario.base_dir = base_dir.to_path_buf();
-        let mut problems = scenario.problems();
+        let mut problems = Vec::new();
+        for (i, list) in scenario.node_groups_from.clone().iter().enumerate() {
+            if let Err(problem) = scenario.add_node_list(list, base_dir) {
+                problems.push(ScenarioProblem { path: format!("node-groups-from[{i}]"), problem });
+            }
+        }
+        problems.extend(scenario.problems());
         if problems.is_empty() {
             for (i, t) in scenario.traces.iter().enumerate() {
-                for e in super::trace::validate(&t.path(base_dir)) {
+                let checked = super::trace::check(t.kind, &t.path(base_dir), t.start.get(), t.skip_bad_rows);
+                for e in checked.problems {
                     problems.push(ScenarioProblem { path: format!("traces[{i}].file"), problem: e.to_string() });
                 }
             }
@@ -461,13 +508,41 @@ impl Scenario {
         }
     }
 
-    /// Adds a trace file (relative to the working directory) replayed from its
-    /// start with the defaults of a `traces` entry, after checking every row.
-    /// Returns the time of its last row.
-    pub fn add_trace(&mut self, file: &Path) -> Result<std::time::Duration, Vec<super::trace::TraceError>> {
+    /// Adds the node groups of a node list (`node-groups-from`).
+    pub fn add_node_list(&mut self, list: &NodeListSpec, base_dir: &Path) -> Result<(), String> {
+        if list.kind != TraceKind::AlibabaOpenb {
+            return Err(format!("kind: `{}` has no node list (only alibaba-openb has)", list.kind.name()));
+        }
+        if !(0.0..=1.0).contains(&list.min_share) {
+            return Err(format!("min-share: {} is not between 0 and 1", list.min_share));
+        }
+        let (mut groups, _rare) = super::trace::alibaba_openb::node_groups(&base_dir.join(&list.file), list.min_share)
+            .map_err(|e| e.to_string())?;
+        for (name, price) in &list.prices {
+            let Some(g) = groups.iter_mut().find(|g| &g.name == name) else {
+                let known: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+                return Err(format!("prices: no group `{name}` (groups: {})", known.join(", ")));
+            };
+            g.price_per_hour = Some(*price);
+        }
+        self.node_groups.extend(groups);
+        Ok(())
+    }
+
+    /// Adds a trace file (relative to the working directory) replayed from
+    /// trace time `from` with the defaults of a `traces` entry, after checking
+    /// every row. Returns what the check found (its last row's time, rows
+    /// skipped).
+    pub fn add_trace(
+        &mut self,
+        arg: &TraceArg,
+        from: std::time::Duration,
+        skip_bad_rows: bool,
+    ) -> Result<Checked, Vec<TraceError>> {
+        let file = &arg.path;
         let name = file.file_stem().map_or("trace".into(), |s| s.to_string_lossy().into_owned());
         let absolute = std::env::current_dir().map(|d| d.join(file)).unwrap_or_else(|_| file.to_path_buf());
-        let checked = super::trace::check(&absolute);
+        let checked = super::trace::check(arg.kind, &absolute, from, skip_bad_rows);
         if !checked.problems.is_empty() {
             return Err(checked.problems);
         }
@@ -479,15 +554,17 @@ impl Scenario {
         }
         self.traces.push(TraceSpec {
             name: unique,
+            kind: arg.kind,
+            skip_bad_rows,
             file: absolute,
             namespace: default_namespace(),
-            start: Duration::from_secs(0),
+            start: Duration(from),
             controller: replica_set(),
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
             priority: 0,
         });
-        Ok(checked.last)
+        Ok(checked)
     }
 
     /// What serde cannot check: ranges, references, exclusive options.
@@ -629,6 +706,12 @@ impl Scenario {
         for (i, t) in self.traces.iter().enumerate() {
             if !trace_names.insert(t.name.clone()) {
                 err(format!("traces[{i}].name"), format!("`{}` is used twice", t.name));
+            }
+            if !t.kind.node_level() {
+                err(
+                    format!("traces[{i}].kind"),
+                    format!("`{}` is pod-level usage, not pods: replay it with --trace", t.kind.name()),
+                );
             }
         }
         for (i, t) in self.daemon.restarts.iter().enumerate() {

@@ -4,6 +4,9 @@
 //! "What the daemon calls, in order").
 
 mod collector;
+mod daemon;
+#[path = "../support/e2e/daemon.rs"]
+mod daemon_process;
 mod observe;
 mod resize;
 mod watch;

@@ -9,7 +9,7 @@ use super::selectors::{label_selector, node_selector_term};
 use super::{resources, time};
 use crate::metrics::last_oom_kill;
 use crate::model::{
-    Container, HostPort, OwnerRef, Placement, Pod, PodPhase, Protocol, ResizeState, Resources, Timestamp, Toleration,
+    Container, HostPort, OwnerRef, Placement, Pod, PodPhase, Protocol, Resources, Timestamp, Toleration,
     TolerationOperator, WorkloadRef,
 };
 
@@ -62,7 +62,9 @@ pub fn pod(p: &k8s::Pod) -> Pod {
         },
         local_storage: has_local_storage(spec, annotation(SAFE_TO_EVICT_LOCAL_VOLUMES)),
         mirror: annotation(MIRROR).is_some(),
-        resize: resize_state(conditions),
+        // The conditions carry their transition time; `now` only stands in
+        // for one a kubelet left out.
+        resize: crate::vpa::resize_state(p, Timestamp::now()),
     }
 }
 
@@ -170,7 +172,7 @@ fn containers(spec: &k8s::PodSpec, status: Option<&k8s::PodStatus>) -> Vec<Conta
                 name: c.name.clone(),
                 requests: resources(c.resources.as_ref().and_then(|r| r.requests.as_ref())),
                 limits: resources(c.resources.as_ref().and_then(|r| r.limits.as_ref())),
-                allocated: st.and_then(|s| s.resources.as_ref()).map(|r| resources(r.requests.as_ref())),
+                allocated: st.and_then(crate::vpa::allocated_requests),
                 // Status keeps only the last termination: one kill is what can be known.
                 oom_kills: u32::from(last_oom.is_some()),
                 last_oom,
@@ -259,23 +261,4 @@ fn has_local_storage(spec: &k8s::PodSpec, safe_volumes: Option<&str>) -> bool {
             v.host_path.is_some() || v.empty_dir.as_ref().is_some_and(|e| e.medium.as_deref() != Some("Memory"));
         local && !safe.contains(&v.name.as_str())
     })
-}
-
-/// In-place resize progress from the `PodResizePending` / `PodResizeInProgress`
-/// conditions. A pending resize wins: the kubelet reports a new request as
-/// pending while it still finishes the previous one.
-fn resize_state(conditions: &[k8s::PodCondition]) -> ResizeState {
-    let since = |c: &k8s::PodCondition| time(c.last_transition_time.as_ref()).unwrap_or(Timestamp::UNIX_EPOCH);
-    let find = |t: &str| conditions.iter().find(|c| c.type_ == t && c.status == "True");
-    if let Some(c) = find("PodResizePending") {
-        let message = c.message.clone().unwrap_or_default();
-        return match c.reason.as_deref() {
-            Some("Infeasible") => ResizeState::Infeasible { since: since(c), message },
-            _ => ResizeState::Deferred { since: since(c), message },
-        };
-    }
-    match find("PodResizeInProgress") {
-        Some(c) => ResizeState::InProgress { since: since(c) },
-        None => ResizeState::None,
-    }
 }

@@ -132,6 +132,9 @@ fn drift_is_reported_and_only_the_lost_member_is_removed() {
     assert!(alerts.iter().any(|a| matches!(a, Alert::MemberLostNode { member, .. } if member == "w-1")));
     assert!(alerts.iter().any(|a| matches!(a, Alert::NodeWithoutMember { node, .. } if node == "stray")));
     assert!(!plan.actions.iter().any(|a| a.subject() == "stray"));
+    // A Node deleted by hand is drift, not a failed boot: no alert of one, no back-off.
+    assert!(!alerts.iter().any(|a| matches!(a, Alert::ProvisioningFailed { .. })), "{}", plan.explanation);
+    assert!(plan.memory.backoff.is_empty(), "{:?}", plan.memory.backoff);
 }
 
 #[test]

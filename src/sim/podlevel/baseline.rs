@@ -34,7 +34,8 @@ pub const EVICT_AFTER_OOM: Duration = Duration::from_secs(10 * 60);
 
 /// Uids of the pods VPA's updater evicts in one loop.
 pub fn evictions(pods: &[SimPod], vertical: &VerticalScaling, configured: u32, now: Timestamp) -> Vec<String> {
-    if vertical.recommendations.is_empty() || configured < MIN_REPLICAS {
+    // The object's `minReplicas` overrides the flag, as in VPA's updater.
+    if vertical.recommendations.is_empty() || configured < vertical.min_replicas.unwrap_or(MIN_REPLICAS) {
         return Vec::new();
     }
     let mut candidates: Vec<(bool, f64, &SimPod)> = Vec::new();

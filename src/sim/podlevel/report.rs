@@ -22,8 +22,9 @@ pub struct Meter {
     cpu_usage: f64,
     memory_request: f64,
     memory_usage: f64,
-    /// Replica-seconds with CPU usage above the request.
+    /// Replica-seconds with CPU (memory) usage above the request.
     cpu_under: f64,
+    memory_under: f64,
     /// Replica-seconds not serving (starting, restarting after an OOM kill or an eviction, pending).
     down: f64,
     ooms: u64,
@@ -42,6 +43,7 @@ impl Meter {
             memory_request: 0.0,
             memory_usage: 0.0,
             cpu_under: 0.0,
+            memory_under: 0.0,
             down: 0.0,
             ooms: 0,
             updates: 0,
@@ -61,6 +63,9 @@ impl Meter {
         self.memory_usage += memory * dt;
         if cpu > request_cores {
             self.cpu_under += dt;
+        }
+        if memory > applied.memory as f64 {
+            self.memory_under += dt;
         }
     }
 
@@ -91,9 +96,23 @@ impl Meter {
         let pod_days = f64::from(self.replicas) * duration.as_secs_f64() / 86_400.0;
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
         let total = f64::from(self.replicas) * duration.as_secs_f64();
+        let totals = Totals {
+            measured: self.measured,
+            memory_request: self.memory_request,
+            memory_usage: self.memory_usage,
+            memory_under: self.memory_under,
+            pod_days,
+            ooms: self.ooms,
+            updates: self.updates,
+            evictions: self.evictions,
+            down: self.down,
+            total,
+        };
         Row {
             workload: workload.to_string(),
             policy: side.label().to_string(),
+            memory_under_provisioned_share: ratio(self.memory_under, self.measured),
+            totals,
             cpu_over_provisioning: ratio(self.cpu_request - self.cpu_usage, self.cpu_usage),
             memory_over_provisioning: ratio(self.memory_request - self.memory_usage, self.memory_usage),
             cpu_under_provisioned_share: ratio(self.cpu_under, self.measured),
@@ -127,7 +146,88 @@ pub struct Row {
     pub resize_requests: u64,
     /// Kubelet verdicts on resizes: deferred, infeasible, actuation errors.
     pub kubelet: Counts,
+    /// Share of up time with memory usage above the request (not yet an OOM kill: that is the limit).
+    pub memory_under_provisioned_share: f64,
+    /// The sums behind the ratios, for pooling workloads.
+    pub totals: Totals,
 }
+
+/// Sums of one run, in replica-seconds, byte-seconds and counts.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Totals {
+    pub measured: f64,
+    pub memory_request: f64,
+    pub memory_usage: f64,
+    pub memory_under: f64,
+    pub pod_days: f64,
+    pub ooms: u64,
+    pub updates: u64,
+    pub evictions: u64,
+    pub down: f64,
+    pub total: f64,
+}
+
+/// Workloads pooled per policy: the ratios of the summed totals.
+#[derive(Clone, Debug, Serialize)]
+pub struct Pooled {
+    pub policy: String,
+    pub workloads: usize,
+    pub pod_days: f64,
+    pub memory_over_provisioning: f64,
+    pub memory_under_provisioned_share: f64,
+    pub ooms_per_pod_day: f64,
+    pub updates_per_pod_day: f64,
+    pub evictions_per_pod_day: f64,
+    pub unavailable_share: f64,
+}
+
+impl PodLevelReport {
+    /// Per policy, every workload pooled (weighted by its size and time).
+    pub fn pooled(&self) -> Vec<Pooled> {
+        let mut policies: Vec<&str> = Vec::new();
+        for r in &self.rows {
+            if !policies.contains(&r.policy.as_str()) {
+                policies.push(&r.policy);
+            }
+        }
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        policies
+            .into_iter()
+            .map(|policy| {
+                let mut t = Totals::default();
+                let mut n = 0;
+                for r in self.rows.iter().filter(|r| r.policy == policy) {
+                    n += 1;
+                    let x = &r.totals;
+                    t.measured += x.measured;
+                    t.memory_request += x.memory_request;
+                    t.memory_usage += x.memory_usage;
+                    t.memory_under += x.memory_under;
+                    t.pod_days += x.pod_days;
+                    t.ooms += x.ooms;
+                    t.updates += x.updates;
+                    t.evictions += x.evictions;
+                    t.down += x.down;
+                    t.total += x.total;
+                }
+                Pooled {
+                    policy: policy.to_string(),
+                    workloads: n,
+                    pod_days: t.pod_days,
+                    memory_over_provisioning: ratio(t.memory_request - t.memory_usage, t.memory_usage),
+                    memory_under_provisioned_share: ratio(t.memory_under, t.measured),
+                    ooms_per_pod_day: ratio(t.ooms as f64, t.pod_days),
+                    updates_per_pod_day: ratio(t.updates as f64, t.pod_days),
+                    evictions_per_pod_day: ratio(t.evictions as f64, t.pod_days),
+                    unavailable_share: ratio(t.down, t.total),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Beyond this many workloads the table pools them (`--json` has each).
+const ROWS_SHOWN: usize = 12;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PodLevelReport {
@@ -141,9 +241,12 @@ impl fmt::Display for PodLevelReport {
         let days = self.duration_secs as f64 / 86_400.0;
         writeln!(
             f,
-            "pod-level benchmark: {days:.1} days simulated per workload, seed {}, same usage for both policies",
+            "pod-level benchmark: up to {days:.1} days simulated per workload, seed {}, same usage for both policies",
             self.seed
         )?;
+        if self.rows.len() > 2 * ROWS_SHOWN {
+            return self.fmt_pooled(f);
+        }
         writeln!(
             f,
             "{:<12} {:<14} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8} {:>16}",
@@ -182,6 +285,42 @@ impl fmt::Display for PodLevelReport {
             f,
             "pd = per pod-day; upd = in-place resizes applied + evict-and-recreates; unavail = replica time not serving."
         )?;
+        writeln!(
+            f,
+            "* vpa-defaults: the Kubernetes VPA recommender, updater (Recreate) and admission controller with their"
+        )?;
+        writeln!(f, "  documented defaults, re-implemented in heatscaler's simulator (not VPA's code).")
+    }
+}
+
+impl PodLevelReport {
+    fn fmt_pooled(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<14} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8}",
+            "policy", "workloads", "pod-days", "mem over", "mem under", "OOM/pd", "upd/pd", "evict/pd", "unavail"
+        )?;
+        for p in self.pooled() {
+            writeln!(
+                f,
+                "{:<14} {:>9} {:>9.1} {:>8.1}% {:>9.2}% {:>9.3} {:>9.2} {:>9.2} {:>7.3}%",
+                p.policy,
+                p.workloads,
+                p.pod_days,
+                p.memory_over_provisioning * 100.0,
+                p.memory_under_provisioned_share * 100.0,
+                p.ooms_per_pod_day,
+                p.updates_per_pod_day,
+                p.evictions_per_pod_day,
+                p.unavailable_share * 100.0,
+            )?;
+        }
+        writeln!(f, "workloads pooled (sums over all of them; --json has each workload);")?;
+        writeln!(
+            f,
+            "mem over = (Σ request − Σ usage) / Σ usage; mem under = share of up time with memory usage above"
+        )?;
+        writeln!(f, "its request; pd = per pod-day; upd = in-place resizes applied + evict-and-recreates.")?;
         writeln!(
             f,
             "* vpa-defaults: the Kubernetes VPA recommender, updater (Recreate) and admission controller with their"

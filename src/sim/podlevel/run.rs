@@ -44,6 +44,7 @@ pub fn epoch() -> Timestamp {
 
 pub fn simulate(spec: &PodLevelSpec, w: usize, side: Side, duration: Duration, seed: u64) -> Row {
     let wl = &spec.workloads[w];
+    let duration = wl.duration.map_or(duration, |d| d.get().min(duration));
     let interval = spec.metrics_interval.get();
     let restart = spec.restart.get();
     let epoch = epoch();
@@ -58,7 +59,7 @@ pub fn simulate(spec: &PodLevelSpec, w: usize, side: Side, duration: Duration, s
     for slot in 0..wl.replicas as usize {
         cluster.create(slot, template.clone(), epoch, Duration::ZERO);
     }
-    let object = vpa_object(&workload, side, spec);
+    let object = vpa_object(&workload, side, spec, wl);
     let settings = match side {
         Side::Heatscaler => spec.heatscaler.recommender.clone(),
         Side::VpaDefaults => RecommenderSettings::default(),
@@ -214,7 +215,7 @@ fn nodes(spec: &PodLevelSpec) -> Vec<Node> {
 
 /// The VPA object users would write, converted with `vpa::to_model` every
 /// pass like the daemon's watch does.
-fn vpa_object(workload: &WorkloadRef, side: Side, spec: &PodLevelSpec) -> api::VerticalPodAutoscaler {
+fn vpa_object(workload: &WorkloadRef, side: Side, spec: &PodLevelSpec, wl: &PodWorkload) -> api::VerticalPodAutoscaler {
     let mode = match side {
         Side::Heatscaler => spec.heatscaler.update_mode,
         Side::VpaDefaults => UpdateMode::Recreate,
@@ -235,8 +236,18 @@ fn vpa_object(workload: &WorkloadRef, side: Side, spec: &PodLevelSpec) -> api::V
                 kind: workload.kind.clone(),
                 name: workload.name.clone(),
             }),
-            update_policy: Some(api::PodUpdatePolicy { update_mode: Some(mode), ..Default::default() }),
-            resource_policy: None,
+            update_policy: Some(api::PodUpdatePolicy {
+                update_mode: Some(mode),
+                min_replicas: wl.min_replicas.map(|n| n as i32),
+                ..Default::default()
+            }),
+            resource_policy: wl.controlled_resources.as_ref().map(|resources| api::PodResourcePolicy {
+                container_policies: vec![api::ContainerResourcePolicy {
+                    container_name: Some("*".into()),
+                    controlled_resources: Some(resources.clone()),
+                    ..Default::default()
+                }],
+            }),
             recommenders: vec![api::RecommenderSelector { name: "heatscaler".into() }],
         },
     )

@@ -119,6 +119,15 @@ pub struct PodWorkload {
     /// Standard deviation of the multiplicative per-sample noise.
     #[serde(default = "default_noise")]
     pub noise: f64,
+    /// Simulate this workload for this long (at most the scenario's duration).
+    #[serde(default)]
+    pub duration: Option<Duration>,
+    /// The VPA object's `updatePolicy.minReplicas` (both policies).
+    #[serde(default)]
+    pub min_replicas: Option<u32>,
+    /// The VPA object's `controlledResources` for every container (default: CPU and memory).
+    #[serde(default)]
+    pub controlled_resources: Option<Vec<String>>,
 }
 
 fn default_noise() -> f64 {

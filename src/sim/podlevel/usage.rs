@@ -60,6 +60,9 @@ pub enum Signal {
         day: f64,
         weekend: f64,
     },
+    /// Recorded samples `(seconds since the start, level)` in time order,
+    /// each holding until the next (a trace; not written in scenarios).
+    Series(std::sync::Arc<Vec<(f64, f64)>>),
 }
 
 #[derive(Deserialize)]
@@ -207,6 +210,11 @@ impl Signal {
                 positive.push((".bursty.every", *every));
                 positive.push((".bursty.lasting", *lasting));
             }
+            Signal::Series(samples) => {
+                for (_, v) in samples.iter() {
+                    amount("", *v);
+                }
+            }
             Signal::Diurnal { night, day, weekend } => {
                 amount(".diurnal.night", *night);
                 amount(".diurnal.day", *day);
@@ -267,6 +275,10 @@ impl Track {
             Signal::Bursty { base, peak, .. } => {
                 let i = self.bursts.partition_point(|&(start, _)| start <= secs);
                 if i > 0 && secs < self.bursts[i - 1].1 { *peak } else { *base }
+            }
+            Signal::Series(samples) => {
+                let i = samples.partition_point(|&(at, _)| at <= secs);
+                samples[i.saturating_sub(1)].1
             }
             Signal::Diurnal { night, day, weekend } => {
                 let day_secs = 86_400.0;

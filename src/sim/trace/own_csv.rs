@@ -1,7 +1,5 @@
-//! Trace files: per-pod starts, usage samples and ends over time, replayed
-//! row by row. The file is streamed — read one line at a time as simulated
-//! time reaches it — so a trace of months costs memory for the pods alive at
-//! once, not for the file. Every problem is reported as `file:line:column`.
+//! The project's own trace format (`csv`): per-pod starts, usage samples and
+//! ends over time, one event per line, in time order.
 //!
 //! ```text
 //! # comments and blank lines are skipped
@@ -20,60 +18,15 @@
 //!   resource (a name with a `/`), in Kubernetes quantities (`500m`, `2Gi`)
 //!   or plain numbers. No quoting: fields hold no commas.
 
-use std::collections::HashMap;
-use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Lines};
 use std::path::Path;
 use std::time::Duration as StdDuration;
 
 use crate::config::Quantity;
-use crate::model::{Container, Resources};
+use crate::model::Resources;
 
-use super::cluster::{Origin, PodTemplate};
-use super::engine::{Event, Sim};
-
-/// At most this many problems are reported per file.
-const MAX_PROBLEMS: usize = 10;
-
-/// A problem at a place in a trace file (`column` is 1-based, in characters).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub struct TraceError {
-    pub file: String,
-    pub line: usize,
-    pub column: usize,
-    pub problem: String,
-}
-
-impl fmt::Display for TraceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file, self.problem)
-        } else {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.problem)
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RowKind {
-    Start,
-    Usage,
-    End,
-}
-
-/// One row: what happened to a pod at a time.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Row {
-    pub line: usize,
-    pub at: StdDuration,
-    pub pod: String,
-    /// Where the pod's name is on its line (for errors about the pod's life).
-    pub pod_column: usize,
-    pub kind: RowKind,
-    /// The resource cells that were not empty, by resource name.
-    pub amounts: Vec<(String, i64)>,
-}
+use super::{Row, RowKind, TraceError};
 
 /// Which column holds what.
 #[derive(Debug)]
@@ -117,7 +70,7 @@ impl TraceReader {
         Ok(reader)
     }
 
-    fn error(&self, line: usize, column: usize, problem: String) -> TraceError {
+    pub(super) fn error(&self, line: usize, column: usize, problem: String) -> TraceError {
         TraceError { file: self.file.clone(), line, column, problem }
     }
 
@@ -147,7 +100,7 @@ impl TraceReader {
         for (i, (column, name)) in fields(text).enumerate() {
             let name = name.trim();
             if !seen.insert(name.to_string()) {
-                return Err(self.error(self.line, column, format!("column `{name}` appears twice")));
+                return Err(self.error(self.line, column, format!("column `{name}` appears twice in the header")));
             }
             match name {
                 "time" => time = Some(i),
@@ -240,7 +193,7 @@ impl TraceReader {
                 amounts.push((name.clone(), amount));
             }
         }
-        Ok(Some(Row { line: self.line, at, pod: pod.to_string(), pod_column: pc, kind, amounts }))
+        Ok(Some(Row { line: self.line, at, pod: pod.to_string(), pod_column: pc, kind, amounts, placement: None }))
     }
 }
 
@@ -260,204 +213,15 @@ fn fields(text: &str) -> impl Iterator<Item = (usize, &str)> {
     })
 }
 
-/// What reading a whole trace found.
-#[derive(Debug, Default)]
-pub struct Checked {
-    /// Time of the last row.
-    pub last: StdDuration,
-    pub rows: u64,
-    /// At most [`MAX_PROBLEMS`].
-    pub problems: Vec<TraceError>,
-}
-
-/// Reads a whole trace once, streaming, and returns its problems (at most
-/// [`MAX_PROBLEMS`]): bad rows, and pods that start twice, or show usage or
-/// end without having started.
-pub fn validate(path: &Path) -> Vec<TraceError> {
-    check(path).problems
-}
-
-/// [`validate`], with the trace's length and row count.
-pub fn check(path: &Path) -> Checked {
-    let mut reader = match TraceReader::open(path) {
-        Ok(r) => r,
-        Err(e) => return Checked { problems: vec![e], ..Checked::default() },
-    };
-    let mut checked = Checked::default();
-    let mut live: HashMap<String, usize> = HashMap::new();
-    let problems = &mut checked.problems;
-    while problems.len() < MAX_PROBLEMS {
-        let row = match reader.next_row() {
-            Ok(Some(row)) => row,
-            Ok(None) => break,
-            Err(e) => {
-                let fatal = e.line == 0 || e.problem.starts_with("cannot read");
-                problems.push(e);
-                if fatal {
-                    break;
-                }
-                continue;
-            }
-        };
-        let pod_column = row.pod_column;
-        checked.rows += 1;
-        checked.last = row.at;
-        match row.kind {
-            RowKind::Start => {
-                if let Some(line) = live.insert(row.pod.clone(), row.line) {
-                    problems.push(reader.error(
-                        row.line,
-                        pod_column,
-                        format!("pod `{}` starts again while running (started on line {line})", row.pod),
-                    ));
-                }
-            }
-            RowKind::Usage | RowKind::End if !live.contains_key(&row.pod) => {
-                problems.push(reader.error(row.line, pod_column, format!("pod `{}` has not started", row.pod)))
-            }
-            RowKind::End => {
-                live.remove(&row.pod);
-            }
-            RowKind::Usage => {}
-        }
-    }
-    checked
-}
-
-/// A trace being replayed into one simulation run.
-pub struct TraceFeed {
-    reader: TraceReader,
-    next: Option<Row>,
-    start: StdDuration,
-    base: PodTemplate,
-    live: HashMap<String, usize>,
-    pods: HashMap<usize, TracePod>,
-    next_id: usize,
-}
-
-struct TracePod {
-    name: String,
-    template: PodTemplate,
-    usage: Resources,
-    incarnations: u32,
-}
-
-impl TraceFeed {
-    pub fn open(path: &Path, start: StdDuration, base: PodTemplate) -> Result<Self, TraceError> {
-        let mut reader = TraceReader::open(path)?;
-        let next = reader.next_row()?;
-        Ok(Self { reader, next, start, base, live: HashMap::new(), pods: HashMap::new(), next_id: 0 })
-    }
-
-    /// Simulated time of the next row, if any.
-    pub fn next_at(&self) -> Option<StdDuration> {
-        self.next.as_ref().map(|r| r.at.saturating_sub(self.start))
-    }
-
-    /// Observed usage of a replayed pod, once a `usage` row gave one.
-    pub fn usage(&self, id: usize) -> Option<&Resources> {
-        self.pods.get(&id).map(|p| &p.usage).filter(|u| **u != Resources::default())
-    }
-}
-
-impl Sim<'_> {
-    /// Applies every row of trace `t` due by now, then waits for the next.
-    pub(super) fn trace_rows(&mut self, t: usize) {
-        let now = self.elapsed_since_start();
-        while self.traces[t].next_at().is_some_and(|at| at <= now) {
-            let feed = &mut self.traces[t];
-            let row = feed.next.take().expect("checked above");
-            feed.next = match feed.reader.next_row() {
-                Ok(next) => next,
-                Err(e) => {
-                    // The file changed since it was validated: stop here, say so.
-                    self.trace_errors.push(e);
-                    None
-                }
-            };
-            self.rec.input.trace_rows += 1;
-            self.apply_row(t, row);
-        }
-        if let Some(at) = self.traces[t].next_at() {
-            self.after(at - now, Event::TraceRows(t));
-        }
-    }
-
-    fn apply_row(&mut self, t: usize, row: Row) {
-        let feed = &mut self.traces[t];
-        match row.kind {
-            RowKind::Start => {
-                let id = feed.next_id;
-                feed.next_id += 1;
-                let mut requests = Resources::default();
-                for (name, v) in &row.amounts {
-                    requests.set(name, *v);
-                }
-                let mut template = feed.base.clone();
-                template.containers = vec![Container {
-                    name: "main".into(),
-                    requests: requests.clone(),
-                    limits: Resources::default(),
-                    allocated: None,
-                    oom_kills: 0,
-                    last_oom: None,
-                }];
-                requests.pods = 1;
-                template.requests = requests;
-                feed.live.insert(row.pod.clone(), id);
-                feed.pods.insert(
-                    id,
-                    TracePod {
-                        name: row.pod.clone(),
-                        template: template.clone(),
-                        usage: Resources::default(),
-                        incarnations: 1,
-                    },
-                );
-                self.cluster.add_pod(&template, row.pod, self.now, Origin::Trace(t, id));
-                self.dirty = true;
-            }
-            RowKind::Usage => {
-                if let Some(p) = feed.live.get(&row.pod).and_then(|id| feed.pods.get_mut(id)) {
-                    for (name, v) in &row.amounts {
-                        p.usage.set(name, *v);
-                    }
-                }
-            }
-            RowKind::End => {
-                let Some(id) = feed.live.remove(&row.pod) else { return };
-                feed.pods.remove(&id);
-                let uids: Vec<String> = self
-                    .cluster
-                    .pods_of(Origin::Trace(t, id))
-                    .filter(|p| p.deletion.is_none())
-                    .map(|p| p.uid.clone())
-                    .collect();
-                for uid in uids {
-                    self.delete_pod(&uid, None);
-                }
-            }
-        }
-    }
-
-    /// A replayed pod was evicted: its controller recreates it until the
-    /// trace ends it.
-    pub(super) fn respawn_trace_pod(&mut self, t: usize, id: usize) {
-        if self.traces[t].base.owner.is_none() {
-            return;
-        }
-        let Some(p) = self.traces[t].pods.get_mut(&id) else { return };
-        p.incarnations += 1;
-        let name = format!("{}-{}", p.name, p.incarnations);
-        let template = p.template.clone();
-        self.cluster.add_pod(&template, name, self.now, Origin::Trace(t, id));
-        self.dirty = true;
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::{MAX_PROBLEMS, TraceKind, validate};
     use super::*;
+    use std::path::Path;
+
+    fn validate_csv(path: &Path) -> Vec<TraceError> {
+        validate(TraceKind::Csv, path, false)
+    }
 
     fn write(text: &str) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();
@@ -468,7 +232,7 @@ mod tests {
     fn problems(text: &str) -> Vec<String> {
         let f = write(text);
         let name = f.path().display().to_string();
-        validate(f.path()).into_iter().map(|e| e.to_string().replace(&name, "t.csv")).collect()
+        validate_csv(f.path()).into_iter().map(|e| e.to_string().replace(&name, "t.csv")).collect()
     }
 
     #[test]
@@ -510,7 +274,7 @@ mod tests {
             let want = want.replace("t.csv:0:1: ", "t.csv: ");
             assert!(got.first().is_some_and(|g| g.starts_with(&want)), "{text:?}: {got:?} (want {want})");
         }
-        let missing = validate(Path::new("/nonexistent/trace.csv"));
+        let missing = validate_csv(Path::new("/nonexistent/trace.csv"));
         assert!(missing[0].to_string().starts_with("/nonexistent/trace.csv: cannot read"), "{missing:?}");
     }
 

@@ -1,0 +1,120 @@
+//! The pod level run by the daemon itself: `heatscaler run` (the built binary)
+//! against kubesim over HTTP, with no node groups (so no OpenStack): it
+//! watches the VPA object, scrapes the kubelets' Summary API, writes the
+//! recommendation to the object's status and resizes the pods in place,
+//! reporting a `PodResized` Event on each.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
+use kubesim::{NodeSpec, PodTemplate, UsageModel, UsageTarget};
+
+use super::daemon_process::DaemonProcess;
+use super::{WAIT, create_vpa, pods_of, start, vpa_status};
+use heatscaler::vpa::api::UpdateMode;
+
+const MI: u64 = 1 << 20;
+
+fn cpu_milli(pod: &Pod) -> (i64, Option<i64>, i32) {
+    let parse = |q: &str| heatscaler::model::quantity::parse_milli(q).unwrap();
+    let spec = pod.spec.as_ref().unwrap().containers[0].resources.as_ref().unwrap();
+    let status = &pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0];
+    let applied = status.resources.as_ref().and_then(|r| r.requests.as_ref()).map(|r| parse(&r["cpu"].0));
+    (parse(&spec.requests.as_ref().unwrap()["cpu"].0), applied, status.restart_count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_recommends_and_resizes_pods_in_place() {
+    let (sim, client) =
+        start(vec![NodeSpec::new("node-0").cpu("4").memory("8Gi"), NodeSpec::new("node-1").cpu("4").memory("8Gi")])
+            .await;
+    let template = PodTemplate::new("app")
+        .label("app", "web")
+        .requests("100m", "128Mi")
+        .limits("200m", "512Mi")
+        .resize_policy("cpu", "NotRequired")
+        .resize_policy("memory", "NotRequired");
+    sim.create(&template.deployment("default", "web", 2)).unwrap();
+    sim.wait_for("replicas ready", WAIT, |s| s.ready_pods(Some("default")) >= 2).await.unwrap();
+    let target = UsageTarget::selector(Some("default"), "app=web");
+    sim.set_usage(target.clone(), UsageModel::constant(50, 100 * MI)).unwrap();
+    create_vpa(&client, "web", UpdateMode::InPlaceOrRecreate).await;
+    let uids = |pods: &[Pod]| pods.iter().map(|p| p.metadata.uid.clone().unwrap()).collect::<Vec<_>>();
+    let before = uids(&pods_of(&client, "web").await);
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let telemetry = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = dir.path().join("heatscaler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+kubernetes:
+  access: kubeconfig
+  kubeconfig: {kubeconfig}
+pod-resize:
+  enabled: true
+  updater:
+    min-update-interval: 0s
+    update-off-target-after: 0s
+  metrics:
+    source: summary
+    interval: 1s
+telemetry:
+  listen: {telemetry}
+daemon:
+  debounce: 100ms
+  resync-interval: 1s
+"#,
+            kubeconfig = kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
+    daemon.wait_ready(Duration::from_secs(30)).await;
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while vpa_status(&client, "web").await.is_none_or(|s| s.recommendation.is_none()) {
+        assert!(tokio::time::Instant::now() < deadline, "no recommendation written\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sim.set_usage(target, UsageModel::constant(900, 150 * MI)).unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let pods = pods_of(&client, "web").await;
+        if pods.iter().all(|p| {
+            let (spec, applied, _) = cpu_milli(p);
+            spec >= 900 && applied == Some(spec)
+        }) {
+            assert_eq!(uids(&pods), before, "resized in place: the same pods");
+            assert!(pods.iter().all(|p| cpu_milli(p).2 == 0), "no container restarted");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "pods not resized in place\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Events are delivered by the alert dispatcher, asynchronously.
+    let events: kube::Api<Event> = kube::Api::namespaced(client.clone(), "default");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let resized: std::collections::BTreeSet<String> = events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("PodResized"))
+            .filter_map(|e| e.regarding.and_then(|r| r.name))
+            .collect();
+        if resized.len() == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "a PodResized Event on each pod: {resized:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "clean stop\n{}", daemon.log());
+}
