@@ -388,6 +388,26 @@ impl ScalingEvent {
             .with_field("error", error)
     }
 
+    /// On the leader Lease: `identity` took the lease over from `previous` (or a free lease).
+    pub fn leader_elected(identity: &str, previous: Option<&str>) -> Self {
+        let from = previous.map(|p| format!(", taking over from {p}")).unwrap_or_default();
+        Self::new(Reason::LeaderElection, format!("{identity} became leader{from}"))
+            .with_field("identity", identity)
+            .with_field("previous", previous.unwrap_or(""))
+            .distinct_by(format!("{identity}+"))
+    }
+
+    /// On the leader Lease: `identity` stopped acting, its lease not renewed within `renew_deadline`.
+    pub fn leader_lost(identity: &str, renew_deadline: std::time::Duration) -> Self {
+        Self::new(
+            Reason::LeaderElection,
+            format!("{identity} stopped leading: lease not renewed within {renew_deadline:?} or taken over"),
+        )
+        .with_severity(Severity::Warning)
+        .with_field("identity", identity)
+        .distinct_by(format!("{identity}-"))
+    }
+
     pub fn unregistered_minion(group: &str, member: &str, what: &str) -> Self {
         Self::new(Reason::UnregisteredMinion, format!("node group {group}, minion {member}: {what}"))
             .in_group(group)

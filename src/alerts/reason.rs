@@ -120,6 +120,10 @@ reasons! {
     /// A reload (SIGHUP) found the new configuration invalid; the daemon keeps
     /// running with the previous one.
     ConfigReloadFailed => Warning, Operators, "Reload";
+    /// On the leader Lease: this replica became the leader (`identity`,
+    /// `previous`), or stopped leading because it could not renew the lease in
+    /// time (Warning). client-go's Event reason for the same facts.
+    LeaderElection => Info, Operators, "LeaderElection";
 }
 
 impl std::fmt::Display for Reason {

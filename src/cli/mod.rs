@@ -3,6 +3,7 @@
 
 mod bench;
 mod check_config;
+mod explain;
 mod groups;
 mod run;
 mod simulate;
@@ -55,6 +56,14 @@ pub enum Command {
     ///
     /// Without a scenario file, runs the embedded php-apache walk-through.
     Simulate(simulate::Args),
+
+    /// Plan once on the live cluster and Heat, and print why — what would be
+    /// scaled up or down, which pods wait and for what — without acting.
+    ///
+    /// Uses the daemon's code: the watches' first list, a read of every node
+    /// group's stack, one planning pass (with a fresh memory: timers start now).
+    /// Node level only: pod-level decisions need the running daemon's usage history.
+    Explain(explain::Args),
     /// Show each node group as Heat holds it (members, their nodes, failures),
     /// or resize one: `groups scale GROUP --to N`, `groups remove GROUP MEMBER...`.
     Groups(groups::Args),
@@ -70,6 +79,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => run::run(&cli.config, &cli.log, args),
         Command::CheckConfig(args) => check_config::run(&cli.config, args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Explain(args) => explain::run(&cli.config, &cli.log, args),
         Command::Groups(args) => groups::run(&cli.config, &cli.log, args),
         Command::Bench(args) => bench::run(args),
     };

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tokio::sync::watch;
 
+use super::election::{LeaseGate, Wiring};
 use super::leadership::{AlwaysLeader, LeaderGate};
 use super::parts::{Parts, Shared};
 use super::planning::Planning;
@@ -30,13 +31,12 @@ const IDLE_HEARTBEAT: Duration = Duration::from_secs(5);
 /// First wait before retrying a failed start-up step; doubles up to the cap.
 const START_RETRY: Duration = Duration::from_secs(1);
 const START_RETRY_MAX: Duration = Duration::from_secs(30);
+/// At most this long of the stop timeout goes to releasing the leader lease.
+const LEASE_RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs the daemon until SIGTERM or SIGINT. `Ok` is a clean stop.
 pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
     let RunOptions { config_path, config, dry_run, stop_timeout, notifier } = options;
-    if config.leader_election.enabled {
-        return Err(DaemonError::LeaderElectionUnsupported);
-    }
     let mut signals = Signals::install().map_err(DaemonError::Signals)?;
     let metrics = Arc::new(Metrics::new());
     let health = Health::new(HealthOptions {
@@ -51,12 +51,30 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
         let _ = rx.wait_for(|stop| *stop).await;
     }));
     let watchdog = notifier.spawn_watchdog(health.clone());
-    let leader: Arc<dyn LeaderGate> = Arc::new(AlwaysLeader);
-    health.set_leadership(leader.leadership());
-    metrics.set_leader(leader.is_leader());
 
     let client = kube_client(&config.kubernetes).await?;
     let changes = Changes::new();
+    let election = config.leader_election.enabled.then(|| {
+        let identity = config
+            .leader_election
+            .identity
+            .clone()
+            .unwrap_or_else(|| format!("{}_{}", instance_name(&config), std::process::id()));
+        let wiring = Wiring {
+            client: client.clone(),
+            identity,
+            health: health.clone(),
+            metrics: metrics.clone(),
+            changes: changes.clone(),
+        };
+        Arc::new(LeaseGate::new(&config.leader_election, wiring))
+    });
+    let leader: Arc<dyn LeaderGate> = match &election {
+        Some(gate) => gate.clone(),
+        None => Arc::new(AlwaysLeader),
+    };
+    health.set_leadership(leader.leadership());
+    metrics.set_leader(leader.is_leader());
     let kube = KubeObserver::start(client.clone(), metrics.clone(), changes.clone());
     let pod_level = PodLevel::start(client.clone(), kube.store().clone(), &config, metrics.clone(), changes.clone());
     let shared = Shared { client, metrics: metrics.clone(), changes, instance: instance_name(&config) };
@@ -80,8 +98,18 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
     };
     let stopped_at = match daemon.start(config, &mut signals).await {
         Started::Stop(at) => at,
-        Started::Ready => daemon.run_loop(&mut signals).await,
+        Started::Ready => {
+            // Only a synced replica competes for the lease.
+            if let Some(gate) = &election {
+                gate.campaign();
+            }
+            daemon.run_loop(&mut signals).await
+        }
     };
+    if let Some(gate) = &election {
+        // Actions in flight are over: hand the lease over before flushing alerts.
+        gate.release(LEASE_RELEASE_TIMEOUT.min(stop_timeout.saturating_sub(stopped_at.elapsed()))).await;
+    }
     daemon.shutdown(stopped_at).await;
     let _ = stop_server.send(true);
     let _ = server_task.await;
@@ -247,6 +275,11 @@ impl Daemon {
         let leading = self.leader.is_leader();
         self.metrics.set_leader(leading);
         self.health.set_leadership(self.leader.leadership());
+        if leading != self.leading
+            && let Some(event) = self.leader.change_event(leading)
+        {
+            self.parts().alerts.dispatch(event);
+        }
         if !leading {
             if self.leading {
                 tracing::info!("no longer the leader: not planning");
@@ -356,7 +389,6 @@ impl Daemon {
         tracing::info!(%path, "reloading the configuration");
         let result = match crate::config::load(&self.config_path) {
             Err(e) => Err(e.to_string()),
-            Ok(config) if config.leader_election.enabled => Err(DaemonError::LeaderElectionUnsupported.to_string()),
             Ok(config) => {
                 let old = &self.parts().config;
                 let collection = |c: &Config| {
@@ -372,6 +404,7 @@ impl Daemon {
                 for (section, same) in [
                     ("kubernetes", same_json(&old.kubernetes, &config.kubernetes)),
                     ("telemetry", same_json(&old.telemetry, &config.telemetry)),
+                    ("leader-election", same_json(&old.leader_election, &config.leader_election)),
                     (
                         "pod-resize (except updater)",
                         same_json(&old.pod_resize.recommender, &config.pod_resize.recommender)
@@ -460,9 +493,10 @@ fn heartbeat_timeout(config: &Config) -> Duration {
 /// `reportingInstance` of our Events: the leader-election identity, else the host name.
 fn instance_name(config: &Config) -> String {
     config.leader_election.identity.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
+        // gethostname(2), not /proc/sys/kernel/hostname: the unit's ProcSubset=pid hides /proc/sys.
+        hostname::get()
             .ok()
+            .and_then(|h| h.into_string().ok())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "heatscaler".into())
     })

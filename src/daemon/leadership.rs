@@ -4,10 +4,10 @@
 //! when it becomes the leader (the memory describes the leader's own recent
 //! decisions, which a standby did not make).
 //!
-//! Leader election (a `coordination.k8s.io` Lease) implements [`LeaderGate`];
-//! until then [`AlwaysLeader`] is the only implementation and
-//! `leader-election.enabled: true` is refused at start-up.
+//! Two implementations: [`AlwaysLeader`] (`leader-election.enabled: false`)
+//! and the Lease-based `election::LeaseGate`.
 
+use crate::alerts::ScalingEvent;
 use crate::telemetry::Leadership;
 
 pub trait LeaderGate: Send + Sync {
@@ -15,6 +15,11 @@ pub trait LeaderGate: Send + Sync {
     fn is_leader(&self) -> bool;
     /// For `/readyz` and the `heatscaler_leader` metric.
     fn leadership(&self) -> Leadership;
+    /// What to tell operators when the run loop sees this replica start
+    /// (`leading`) or stop leading; `None` when there is no election.
+    fn change_event(&self, _leading: bool) -> Option<ScalingEvent> {
+        None
+    }
 }
 
 /// The only replica: always acts.

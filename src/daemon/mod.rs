@@ -17,6 +17,7 @@
 //! that continues or rolls back what was in progress.
 
 mod control;
+pub mod election;
 mod kube_client;
 pub mod leadership;
 mod parts;
@@ -29,6 +30,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use control::run;
+pub use election::LeaseGate;
 pub use kube_client::client as kube_client;
 pub use leadership::{AlwaysLeader, LeaderGate};
 pub use planning::{Planned, Planning};
@@ -61,11 +63,6 @@ pub enum DaemonError {
     Cloud(#[from] crate::cloud::CloudError),
     #[error("node groups are configured but there is no openstack section")]
     NoOpenStack,
-    #[error(
-        "leader-election.enabled is true, but this build does not elect a leader yet; run a single replica with \
-         leader-election.enabled: false"
-    )]
-    LeaderElectionUnsupported,
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
 }

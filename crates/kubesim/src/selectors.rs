@@ -219,8 +219,11 @@ fn node_selector_term_matches(term: &Value, node: &Value) -> bool {
 
 fn node_expression(e: &Value) -> Option<Requirement> {
     let key = e["key"].as_str()?.to_string();
-    let values: BTreeSet<String> =
-        e["values"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())?;
+    // `Exists` and `DoesNotExist` carry no values (the API server requires them absent).
+    let values: BTreeSet<String> = e["values"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
     let op = match e["operator"].as_str()? {
         "In" => Op::In,
         "NotIn" => Op::NotIn,

@@ -1,0 +1,143 @@
+//! `heatscaler explain`: one planning pass without acting. The same parts as
+//! the daemon (the Kubernetes watches' store, a read of every group's Heat
+//! stack, `daemon::Planning::plan`), printed instead of carried out.
+//!
+//! The node level only: pod-level decisions need the recommender's usage
+//! history, which a one-shot process does not have (a running daemon's
+//! recommendations are in each VPA object's status).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use heatscaler::cloud::Cloud;
+use heatscaler::cloud::group::{Backend, NodeGroupBackend};
+use heatscaler::cloud::heat::HeatClient;
+use heatscaler::cluster::{Changes, GroupRead, KubeObserver};
+use heatscaler::config::Config;
+use heatscaler::daemon::{Planned, Planning};
+use heatscaler::model::Timestamp;
+use heatscaler::planner::Policy;
+use heatscaler::telemetry::Metrics;
+
+/// Arguments of `heatscaler explain`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print the plan as JSON (explanation and actions) instead of text.
+    #[arg(long)]
+    json: bool,
+
+    /// How long to wait for the first list of every watch and the Heat reads.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode> {
+    let config = heatscaler::config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    init_logging(log);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
+    let planned =
+        runtime.block_on(async { tokio::time::timeout(args.timeout, plan(&config)).await }).map_err(|_| {
+            anyhow::anyhow!("no plan within {:?} (--timeout): the Kubernetes API or Heat is too slow", args.timeout)
+        })??;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&as_json(&planned))?);
+    } else {
+        print_text(&planned, &config);
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads Heat and the cluster, then plans once on a fresh memory.
+async fn plan(config: &Config) -> anyhow::Result<Planned> {
+    // Heat first: a wrong credential or an unreachable stack fails fast, before the watches list.
+    let reads = read_heat(config).await?;
+    let client = heatscaler::daemon::kube_client(&config.kubernetes).await?;
+    let kube = KubeObserver::start(client, Arc::new(Metrics::new()), Changes::new());
+    kube.health().wait_synced().await;
+    let policy = Policy::from_config(config);
+    let mut planning = Planning::new();
+    loop {
+        if let Some(planned) =
+            planning.plan(kube.store(), &reads, &config.node_groups, &policy, None, Timestamp::now()).await
+        {
+            return Ok(planned);
+        }
+        // A watch is re-listing (its resourceVersion expired): plan on the complete list.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn read_heat(config: &Config) -> anyhow::Result<BTreeMap<String, GroupRead>> {
+    if config.node_groups.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let names = || config.node_groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(", ");
+    let Some(openstack) = &config.openstack else {
+        bail!("node group(s) {} are configured but there is no openstack section", names());
+    };
+    let cloud = Cloud::connect(openstack)
+        .await
+        .with_context(|| format!("node group(s) {}: cannot authenticate with OpenStack", names()))?;
+    let heat = HeatClient::new(cloud);
+    let mut reads = BTreeMap::new();
+    for group in &config.node_groups {
+        let backend = Backend::new(heat.clone(), group.clone());
+        let snapshot = backend
+            .read()
+            .await
+            .with_context(|| format!("node group {}: cannot read Heat stack {}", group.name, group.stack))?;
+        reads.insert(group.name.clone(), GroupRead { snapshot, at: Instant::now() });
+    }
+    Ok(reads)
+}
+
+fn print_text(planned: &Planned, config: &Config) {
+    println!(
+        "{} node(s), {} pod(s) ({} unschedulable), {} node group(s)",
+        planned.nodes,
+        planned.pods,
+        planned.unschedulable_pods,
+        config.node_groups.len()
+    );
+    println!(
+        "One pass with a fresh memory: timers (unneeded-time, cooldowns, backoff) start now; the running daemon's may be further along.\n"
+    );
+    print!("{}", planned.plan.explanation);
+    if planned.plan.actions.is_empty() {
+        println!("\nNo action this pass.");
+    } else {
+        println!("\nActions this pass would take (none was taken):");
+        for action in &planned.plan.actions {
+            println!("  - {}", heatscaler::actuator::describe(action));
+        }
+    }
+}
+
+fn as_json(planned: &Planned) -> serde_json::Value {
+    let actions: Vec<serde_json::Value> = planned
+        .plan
+        .actions
+        .iter()
+        .map(|a| serde_json::json!({"description": heatscaler::actuator::describe(a), "action": a}))
+        .collect();
+    serde_json::json!({
+        "nodes": planned.nodes,
+        "pods": planned.pods,
+        "unschedulable_pods": planned.unschedulable_pods,
+        "actions": actions,
+        "explanation": planned.plan.explanation,
+    })
+}
+
+/// Logs to stderr, warnings only unless asked: stdout is the plan.
+fn init_logging(filter: &str) {
+    let filter = if filter == "info" { "warn" } else { filter };
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,362 @@
+//! The in-cluster manifests (config/kubernetes/): they parse as the API types,
+//! the RBAC rules grant exactly the calls the code makes (least privilege),
+//! the Deployment is hardened and runs leader election with the configuration
+//! the daemon accepts, and `kubectl apply` of what kubesim serves works.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
+
+const NAMESPACE: &str = "heatscaler";
+
+/// Every Kubernetes API call heatscaler makes: (API group, resource, verb,
+/// where). The first string of `where` is a file under src/ and the second a
+/// piece of code in it that makes the call: if the code changes, the test
+/// says which entry to revisit.
+const CLUSTER_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
+    ("", "nodes", "list", ("cluster/watch.rs", "watcher(Api::<Node>::all")),
+    ("", "nodes", "watch", ("cluster/watch.rs", "watcher(Api::<Node>::all")),
+    ("", "nodes", "get", ("actuator/kube.rs", "api.get_opt(name)")),
+    ("", "nodes", "patch", ("actuator/kube.rs", "api.patch(name, &params, &body)")),
+    ("", "nodes", "delete", ("actuator/kube.rs", "api.delete(name, &params)")),
+    // Kubelet summary API / cAdvisor through the API server (observed usage).
+    ("", "nodes/proxy", "get", ("metrics/collector.rs", "/api/v1/nodes/{node}/proxy/{endpoint}")),
+    ("", "pods", "list", ("cluster/watch.rs", "watcher(Api::<Pod>::all")),
+    ("", "pods", "watch", ("cluster/watch.rs", "watcher(Api::<Pod>::all")),
+    // A resize re-reads its pod first.
+    ("", "pods", "get", ("vpa/client.rs", "pods.get_opt(&action.pod.name)")),
+    // Drains (actuator) and evict-and-recreate (vpa).
+    ("", "pods/eviction", "create", ("actuator/kube.rs", "api.evict(name, &params)")),
+    ("", "pods/resize", "patch", ("vpa/client.rs", "patch_subresource(\"resize\"")),
+    ("policy", "poddisruptionbudgets", "list", ("cluster/watch.rs", "Api::<PodDisruptionBudget>::all")),
+    ("policy", "poddisruptionbudgets", "watch", ("cluster/watch.rs", "Api::<PodDisruptionBudget>::all")),
+    ("apps", "replicasets", "list", ("cluster/watch.rs", "Api::<PartialObjectMeta<ReplicaSet>>::all")),
+    ("apps", "replicasets", "watch", ("cluster/watch.rs", "Api::<PartialObjectMeta<ReplicaSet>>::all")),
+    // kube-runtime's Recorder creates an Event, and patches it into a series when it repeats.
+    ("events.k8s.io", "events", "create", ("alerts/kube_events.rs", "Recorder::new")),
+    ("events.k8s.io", "events", "patch", ("alerts/kube_events.rs", "Recorder::new")),
+    (
+        "autoscaling.k8s.io",
+        "verticalpodautoscalers",
+        "list",
+        ("daemon/pod_level.rs", "watcher::watcher(api, watcher::Config::default())"),
+    ),
+    (
+        "autoscaling.k8s.io",
+        "verticalpodautoscalers",
+        "watch",
+        ("daemon/pod_level.rs", "watcher::watcher(api, watcher::Config::default())"),
+    ),
+    ("autoscaling.k8s.io", "verticalpodautoscalers/status", "patch", ("vpa/client.rs", "api.patch_status(name")),
+];
+
+/// In heatscaler's namespace only (a Role): the leader lease.
+const NAMESPACED_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
+    ("coordination.k8s.io", "leases", "get", ("daemon/election/lease.rs", "self.api.get_opt(&self.name)")),
+    ("coordination.k8s.io", "leases", "create", ("daemon/election/lease.rs", "self.api.create(")),
+    ("coordination.k8s.io", "leases", "update", ("daemon/election/lease.rs", "self.api.replace(")),
+];
+
+/// The resource types the code builds an `Api` for; a new one needs a new entry above.
+const API_TYPES: &[&str] =
+    &["Node", "Pod", "Lease", "PodDisruptionBudget", "PartialObjectMeta<ReplicaSet>", "VerticalPodAutoscaler"];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn manifests() -> PathBuf {
+    root().join("config/kubernetes")
+}
+
+/// Every document of every manifest file, with its file name.
+fn documents() -> Vec<(String, Value)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(manifests())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut docs = Vec::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&file).unwrap();
+        for doc in text.split("\n---\n") {
+            let value = heatscaler::yaml::parse_value(doc).unwrap_or_else(|e| panic!("{name}: {e}"));
+            if !value.is_null() {
+                docs.push((name.clone(), value));
+            }
+        }
+    }
+    docs
+}
+
+fn the<T: serde::de::DeserializeOwned>(docs: &[(String, Value)], kind: &str) -> T {
+    let found: Vec<&Value> = docs.iter().filter(|(_, d)| d["kind"] == kind).map(|(_, d)| d).collect();
+    assert_eq!(found.len(), 1, "exactly one {kind}");
+    serde_json::from_value(found[0].clone()).unwrap_or_else(|e| panic!("{kind}: {e}"))
+}
+
+/// (group, resource, verb) triples a set of rules grants; wildcards are refused.
+fn granted(rules: &[PolicyRule]) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for r in rules {
+        let groups = r.api_groups.clone().unwrap_or_default();
+        let resources = r.resources.clone().unwrap_or_default();
+        assert!(r.non_resource_urls.is_none(), "no non-resource URLs");
+        for v in groups.iter().chain(&resources).chain(&r.verbs) {
+            assert_ne!(v, "*", "no wildcards: {r:?}");
+        }
+        for g in &groups {
+            for res in &resources {
+                for verb in &r.verbs {
+                    assert!(out.insert((g.clone(), res.clone(), verb.clone())), "granted twice: {g} {res} {verb}");
+                }
+            }
+        }
+    }
+    out
+}
+
+fn wanted(calls: &[(&str, &str, &str, (&str, &str))]) -> BTreeSet<(String, String, String)> {
+    calls.iter().map(|(g, r, v, _)| (g.to_string(), r.to_string(), v.to_string())).collect()
+}
+
+fn sources(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push((path.clone(), std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+}
+
+#[test]
+fn every_call_listed_is_still_made_and_every_api_type_is_listed() {
+    let src = root().join("src");
+    for (group, resource, verb, (file, code)) in CLUSTER_CALLS.iter().chain(NAMESPACED_CALLS) {
+        let text = std::fs::read_to_string(src.join(file)).unwrap_or_else(|e| panic!("src/{file}: {e}"));
+        assert!(
+            text.contains(code),
+            "src/{file} no longer contains `{code}`: is `{verb} {group}/{resource}` still needed? update the list and rbac.yaml"
+        );
+    }
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    for (path, text) in &files {
+        // The simulator's kube-free world and tests do not talk to an API server.
+        if path.components().any(|c| c.as_os_str() == "sim") {
+            continue;
+        }
+        for marker in ["Api::<", "Api<"] {
+            for (i, _) in text.match_indices(marker) {
+                let rest = &text[i + marker.len()..];
+                // The type up to the matching `>`.
+                let mut depth = 1;
+                let end = rest
+                    .char_indices()
+                    .find(|(_, c)| {
+                        match c {
+                            '<' => depth += 1,
+                            '>' => depth -= 1,
+                            _ => {}
+                        }
+                        depth == 0
+                    })
+                    .map(|(j, _)| j)
+                    .unwrap_or(rest.len());
+                let ty = rest[..end].rsplit("::").next().unwrap_or_default();
+                let ty = if rest[..end].contains("PartialObjectMeta") { "PartialObjectMeta<ReplicaSet>" } else { ty };
+                if ty == "K" || ty == "()" || ty.is_empty() {
+                    continue; // generic helpers
+                }
+                assert!(
+                    API_TYPES.contains(&ty),
+                    "{} uses Api<{ty}>: add its calls to the list in tests/manifests.rs and to rbac.yaml",
+                    path.display()
+                );
+            }
+        }
+        for call in ["create_subresource(", "replace_subresource(", "replace_status(", "create_status("] {
+            assert!(!text.contains(call), "{} calls {call}: list it and grant it", path.display());
+        }
+    }
+}
+
+#[test]
+fn rbac_grants_exactly_the_calls_the_code_makes() {
+    let docs = documents();
+    let cluster: ClusterRole = the(&docs, "ClusterRole");
+    assert_eq!(granted(cluster.rules.as_deref().unwrap_or_default()), wanted(CLUSTER_CALLS));
+    let role: Role = the(&docs, "Role");
+    assert_eq!(role.metadata.namespace.as_deref(), Some(NAMESPACE));
+    let rules = role.rules.clone().unwrap_or_default();
+    assert_eq!(granted(&rules), wanted(NAMESPACED_CALLS));
+    // get/update only on our lease (create cannot be limited by name).
+    for r in &rules {
+        if r.verbs.iter().any(|v| v != "create") {
+            assert_eq!(r.resource_names.as_deref(), Some(&["heatscaler".to_string()][..]), "{r:?}");
+        }
+    }
+    let binding: ClusterRoleBinding = the(&docs, "ClusterRoleBinding");
+    let role_binding: RoleBinding = the(&docs, "RoleBinding");
+    assert_eq!(binding.role_ref.name, cluster.metadata.name.clone().unwrap());
+    assert_eq!(role_binding.role_ref.name, role.metadata.name.clone().unwrap());
+    for subjects in [binding.subjects.unwrap(), role_binding.subjects.unwrap()] {
+        assert_eq!(subjects.len(), 1);
+        assert_eq!(
+            (subjects[0].kind.as_str(), subjects[0].name.as_str(), subjects[0].namespace.as_deref()),
+            ("ServiceAccount", "heatscaler", Some(NAMESPACE))
+        );
+    }
+}
+
+#[test]
+fn the_deployment_is_hardened_and_runs_leader_election_with_a_valid_configuration() {
+    let docs = documents();
+    for (file, d) in &docs {
+        assert!(d["apiVersion"].is_string() && d["metadata"]["name"].is_string(), "{file}: {d}");
+        let cluster_scoped = ["Namespace", "ClusterRole", "ClusterRoleBinding"].contains(&d["kind"].as_str().unwrap());
+        if !cluster_scoped {
+            assert_eq!(d["metadata"]["namespace"], NAMESPACE, "{file}: {}", d["kind"]);
+        }
+    }
+    let deployment: Deployment = the(&docs, "Deployment");
+    let spec = deployment.spec.unwrap();
+    assert_eq!(spec.replicas, Some(2));
+    let labels = spec.selector.match_labels.clone().unwrap();
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("heatscaler"));
+    let psc = pod.security_context.unwrap();
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    let [container] = &pod.containers[..] else { panic!("one container") };
+    let sc = container.security_context.clone().unwrap();
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_string()]));
+    let probe_path =
+        |p: &Option<k8s_openapi::api::core::v1::Probe>| p.as_ref().unwrap().http_get.as_ref().unwrap().path.clone();
+    assert_eq!(probe_path(&container.readiness_probe).as_deref(), Some("/readyz"));
+    assert_eq!(probe_path(&container.liveness_probe).as_deref(), Some("/healthz"));
+    let resources = container.resources.clone().unwrap();
+    assert!(resources.requests.unwrap().contains_key("memory") && resources.limits.unwrap().contains_key("memory"));
+    // --stop-timeout below the grace period, so the lease is released before SIGKILL.
+    let args = container.args.clone().unwrap();
+    let stop =
+        args.iter().position(|a| a == "--stop-timeout").map(|i| humantime::parse_duration(&args[i + 1]).unwrap());
+    assert!(stop.unwrap() < Duration::from_secs(pod.termination_grace_period_seconds.unwrap() as u64));
+    let volumes = pod.volumes.unwrap();
+    let secret = volumes.iter().find_map(|v| v.secret.clone()).expect("the OpenStack secret is a volume");
+    assert_eq!(secret.secret_name.as_deref(), Some("heatscaler-openstack"));
+    let config_map = volumes.iter().find_map(|v| v.config_map.clone()).unwrap();
+
+    // The configuration in the ConfigMap is one the daemon accepts, in cluster, with election in our namespace.
+    let cm: ConfigMap = the(&docs, "ConfigMap");
+    assert_eq!(cm.metadata.name, Some(config_map.name));
+    let text = &cm.data.unwrap()["heatscaler.yaml"];
+    // The secret file is the pod's: stand one in for it.
+    let secret_mount = container.volume_mounts.clone().unwrap().into_iter().find(|m| m.name == "openstack").unwrap();
+    let secret_path = format!("{}/openstack-secret", secret_mount.mount_path);
+    assert!(text.contains(&secret_path), "the config reads the mounted secret");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("openstack-secret"), "not-a-secret\n").unwrap();
+    let text = text.replace(&secret_path, &dir.path().join("openstack-secret").display().to_string());
+    let config = heatscaler::config::parse(&text, "configmap.yaml", None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.kubernetes.access, heatscaler::config::KubernetesAccess::InCluster);
+    assert!(config.leader_election.enabled);
+    assert_eq!(config.leader_election.namespace, NAMESPACE);
+    let role: Role = the(&docs, "Role");
+    let named = role.rules.unwrap().into_iter().find_map(|r| r.resource_names).unwrap();
+    assert_eq!(named, vec![config.leader_election.lease_name.clone()]);
+    let port = container.ports.clone().unwrap()[0].container_port;
+    assert_eq!(config.telemetry.listen.port() as i32, port, "probes reach the telemetry port");
+
+    let pdb: PodDisruptionBudget = the(&docs, "PodDisruptionBudget");
+    let pdb = pdb.spec.unwrap();
+    assert_eq!(pdb.max_unavailable, Some(IntOrString::Int(1)));
+    assert_eq!(pdb.selector.unwrap().match_labels.unwrap(), labels);
+}
+
+/// kubesim serves Namespaces, Deployments and PodDisruptionBudgets (not RBAC,
+/// ServiceAccounts, ConfigMaps or Secrets): those are applied with the real
+/// kubectl, and the Deployment's pods must land on the two control-plane
+/// nodes (its affinity and tolerations), never on the minion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_applies_the_manifests_kubesim_serves() {
+    let kubectl = Path::new("/usr/bin/kubectl");
+    if !kubectl.exists() {
+        println!("SKIPPED: /usr/bin/kubectl is not installed; the manifests were checked by the other tests only");
+        return;
+    }
+    let sim = kubesim::KubeSim::start(kubesim::Options::fast()).await.unwrap();
+    for master in ["master-1", "master-2"] {
+        sim.add_node(
+            kubesim::NodeSpec::new(master)
+                .cpu("2")
+                .memory("8Gi")
+                .label("node-role.kubernetes.io/control-plane", "")
+                .taint("node-role.kubernetes.io/control-plane", "", "NoSchedule"),
+        )
+        .unwrap();
+    }
+    sim.add_node(kubesim::NodeSpec::new("minion-0").cpu("8").memory("32Gi")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    for file in ["namespace.yaml", "deployment.yaml", "pdb.yaml"] {
+        let path = manifests().join(file);
+        let kubeconfig = kubeconfig.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("/usr/bin/kubectl")
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(["apply", "-f"])
+                .arg(&path)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "kubectl apply -f {file}: {}", String::from_utf8_lossy(&out.stderr));
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    println!("not applied (kubesim does not serve these kinds): rbac.yaml, configmap.yaml");
+    let running = sim
+        .wait_for("two heatscaler pods running", Duration::from_secs(30), |s| s.ready_pods(Some(NAMESPACE)) == 2)
+        .await;
+    if let Err(e) = running {
+        let pods: Vec<_> = sim
+            .list::<Pod>(Some(NAMESPACE))
+            .into_iter()
+            .map(|p| (p.metadata.name, p.spec.and_then(|s| s.node_name), p.status))
+            .collect();
+        let deployment = sim.get::<Deployment>(Some(NAMESPACE), "heatscaler").and_then(|d| d.status);
+        let events: Vec<_> =
+            sim.list::<k8s_openapi::api::core::v1::Event>(None).into_iter().map(|e| (e.reason, e.message)).collect();
+        panic!("{e}\npods: {pods:#?}\ndeployment: {deployment:?}\nevents: {events:?}");
+    }
+    let mut nodes: Vec<String> =
+        sim.list::<Pod>(Some(NAMESPACE)).into_iter().filter_map(|p| p.spec.and_then(|s| s.node_name)).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["master-1", "master-2"], "one replica per control-plane node, none on the minion");
+}
+
+/// docs/operations.md is the operators' runbook: every alert reason has a row.
+#[test]
+fn the_operations_guide_has_a_runbook_entry_for_every_alert_reason() {
+    let doc = std::fs::read_to_string(root().join("docs/operations.md")).unwrap();
+    for reason in heatscaler::alerts::Reason::ALL {
+        assert!(doc.contains(&format!("| `{reason}` |")), "docs/operations.md: no runbook row for {reason}");
+    }
+}
