@@ -37,25 +37,6 @@ fn with_pod_annotation(
     d
 }
 
-/// Puts a Deployment's pods on `node` by cordoning the other nodes while they schedule.
-async fn place_on(w: &World, node: &str, d: k8s_openapi::api::apps::v1::Deployment) {
-    let name = d.metadata.name.clone().unwrap();
-    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as usize;
-    let others: Vec<String> =
-        w.sim.list::<Node>(None).into_iter().filter_map(|n| n.metadata.name).filter(|n| n != node).collect();
-    for o in &others {
-        w.set_cordon(o, true);
-    }
-    w.sim.create(&d).unwrap();
-    w.wait_kube(&format!("{name} running on {node}"), KUBE, |_| {
-        w.running(&name).iter().filter(|p| node_of(p) == Some(node)).count() == replicas
-    })
-    .await;
-    for o in &others {
-        w.set_cordon(o, false);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_pods_grow_the_group_once_and_only_drained_minions_are_removed() {
     let _serial = SERIAL.lock().await;
@@ -65,11 +46,11 @@ async fn pending_pods_grow_the_group_once_and_only_drained_minions_are_removed()
 
     // A pod whose budget allows no disruption on workers-0, a pod that must not
     // be evicted on workers-1: both minions must survive the scale-down.
-    place_on(&w, &m0, deployment("guarded", 1, "100m")).await;
+    w.place_on(&m0, deployment("guarded", 1, "100m")).await;
     w.sim.create(&pdb(NS, "guarded", &[("app", "guarded")], Budget::MinAvailable(1.into()))).unwrap();
     let keeper =
         with_pod_annotation(deployment("keeper", 1, "100m"), "cluster-autoscaler.kubernetes.io/safe-to-evict", "false");
-    place_on(&w, &m1, keeper).await;
+    w.place_on(&m1, keeper).await;
 
     let mut daemon = w.ready_daemon().await;
 
@@ -267,9 +248,9 @@ async fn a_crash_at_every_removal_step_leaves_the_cluster_consistent() {
     // drained; its 3 pods fit on workers-1, within their budget.
     let keeper =
         with_pod_annotation(deployment("keeper", 1, "100m"), "cluster-autoscaler.kubernetes.io/safe-to-evict", "false");
-    place_on(&w, &m1, keeper).await;
+    w.place_on(&m1, keeper).await;
     let filler = PodTemplate::new("app").label("app", "filler").requests("100m", "128Mi").grace_period(100);
-    place_on(&w, &m0, filler.deployment(NS, "filler", 3)).await;
+    w.place_on(&m0, filler.deployment(NS, "filler", 3)).await;
     w.sim.create(&pdb(NS, "filler", &[("app", "filler")], Budget::MaxUnavailable(3.into()))).unwrap();
     let phase = |w: &World| w.node(&m0).as_ref().and_then(harness::removal_phase);
 

@@ -97,9 +97,9 @@ async fn the_standby_takes_over_a_removal_in_flight_when_the_leader_is_killed() 
     meta.annotations
         .get_or_insert_with(Default::default)
         .insert("cluster-autoscaler.kubernetes.io/safe-to-evict".into(), "false".into());
-    place_on(&w, &m1, keeper).await;
+    w.place_on(&m1, keeper).await;
     let filler = PodTemplate::new("app").label("app", "filler").requests("100m", "128Mi").grace_period(30);
-    place_on(&w, &m0, filler.deployment(NS, "filler", 3)).await;
+    w.place_on(&m0, filler.deployment(NS, "filler", 3)).await;
     w.sim.create(&pdb(NS, "filler", &[("app", "filler")], Budget::MaxUnavailable(3.into()))).unwrap();
     let phase = |w: &World| w.node(&m0).as_ref().and_then(harness::removal_phase);
 
@@ -275,24 +275,5 @@ async fn wait_metric(d: &DaemonProcess, what: &str, value: f64) -> Instant {
         }
         assert!(Instant::now() < deadline, "{what}: not within {KUBE:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Puts a Deployment's pods on `node` by cordoning the other nodes while they schedule.
-async fn place_on(w: &World, node: &str, d: k8s_openapi::api::apps::v1::Deployment) {
-    let name = d.metadata.name.clone().unwrap();
-    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as usize;
-    let others: Vec<String> =
-        w.sim.list::<Node>(None).into_iter().filter_map(|n| n.metadata.name).filter(|n| n != node).collect();
-    for o in &others {
-        w.set_cordon(o, true);
-    }
-    w.sim.create(&d).unwrap();
-    w.wait_kube(&format!("{name} running on {node}"), KUBE, |_| {
-        w.running(&name).iter().filter(|p| node_of(p) == Some(node)).count() == replicas
-    })
-    .await;
-    for o in &others {
-        w.set_cordon(o, false);
     }
 }

@@ -125,22 +125,7 @@ fn pods_to_consider<'a>(cx: &Cx<'a>, ex: &mut Explanation) -> Vec<&'a Pod> {
 pub fn template<'a>(cx: &Cx<'a>, g: usize, n: usize) -> Option<SchedNode<'a>> {
     let group = &cx.ix.snap.groups[g];
     let shape = group.template.as_ref()?;
-    let mut node = SchedNode {
-        name: Cow::Owned(format!("template-{}-{n}", group.name)),
-        labels: &shape.labels,
-        taints: Cow::Borrowed(shape.taints.as_slice()),
-        unschedulable: false,
-        allocatable: shape.allocatable.clone(),
-        requested: Resources::default(),
-        pods: Vec::new(),
-        excluded: false,
-    };
-    for &ds in &cx.ix.daemonsets {
-        if fits(ds, &node) {
-            node.add(ds);
-        }
-    }
-    Some(node)
+    Some(SchedNode::new_minion(format!("template-{}-{n}", group.name), shape, &cx.ix.daemonsets))
 }
 
 fn place_on_upcoming<'a>(

@@ -12,12 +12,13 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
-use kubesim::PodTemplate;
+use kubesim::{FaultRule, PodTemplate};
 
 #[derive(Default)]
 struct Seen {
     names: BTreeSet<String>,
     inits: usize,
+    errors: Vec<String>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +43,8 @@ async fn watcher_survives_dropped_watches_and_relists_after_410() {
                 Ok(watcher::Event::Delete(p)) => {
                     s.names.remove(&p.metadata.name.unwrap());
                 }
-                Ok(watcher::Event::InitDone) | Err(_) => {}
+                Ok(watcher::Event::InitDone) => {}
+                Err(e) => s.errors.push(e.to_string()),
             }
         }
     });
@@ -61,12 +63,14 @@ async fn watcher_survives_dropped_watches_and_relists_after_410() {
 
     // Changes, then a compaction, while the watch is down: the watcher's
     // resourceVersion is older than the history, re-watching gets 410 Gone
-    // and the watcher relists. (The watcher waits for its back-off before
-    // re-watching, well after these three calls.)
+    // and the watcher relists. Re-watches fail (503) until then, so the
+    // watcher cannot catch up before the compaction, however fast it retries.
+    let down = sim.faults().add(FaultRule::error(503, 1.0).on_verbs(&["watch"]));
     sim.drop_watches();
     sim.delete::<Pod>(Some("default"), "before").unwrap();
     sim.create(&PodTemplate::new("c").pod("default", "after-410")).unwrap();
     sim.compact_watch_history();
+    sim.faults().remove(down);
     sim.wait_for("relist after 410", WAIT, |_| {
         let s = seen.lock().unwrap();
         s.inits == 2 && s.names.contains("after-410")
@@ -74,9 +78,13 @@ async fn watcher_survives_dropped_watches_and_relists_after_410() {
     .await
     .unwrap();
     // The deletion that happened meanwhile is reflected: the pod terminates gracefully, then goes.
-    sim.wait_for("deleted pod gone from the watcher's view", WAIT, |_| !seen.lock().unwrap().names.contains("before"))
-        .await
-        .unwrap();
+    let gone = sim
+        .wait_for("deleted pod gone from the watcher's view", WAIT, |_| !seen.lock().unwrap().names.contains("before"));
+    if let Err(e) = gone.await {
+        let s = seen.lock().unwrap();
+        let stored: Vec<String> = sim.list::<Pod>(None).into_iter().filter_map(|p| p.metadata.name).collect();
+        panic!("{e:?}: inits {}, errors {:?}, seen {:?}, stored {stored:?}", s.inits, s.errors, s.names);
+    }
     tokio::time::sleep(Duration::from_millis(10)).await;
     task.abort();
 }

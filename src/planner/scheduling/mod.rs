@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::{Pod, ResourceShortfall, Resources, Taint, TaintEffect};
+use crate::model::{NodeShape, Pod, ResourceShortfall, Resources, Taint, TaintEffect};
 
 pub use placer::Placer;
 
@@ -36,6 +36,27 @@ pub struct SchedNode<'a> {
 }
 
 impl<'a> SchedNode<'a> {
+    /// A minion not yet created: the group's node shape, with the DaemonSet
+    /// pods that would land on it already requesting their share.
+    pub fn new_minion(name: String, shape: &'a NodeShape, daemonsets: &[&'a Pod]) -> Self {
+        let mut node = SchedNode {
+            name: Cow::Owned(name),
+            labels: &shape.labels,
+            taints: Cow::Borrowed(shape.taints.as_slice()),
+            unschedulable: false,
+            allocatable: shape.allocatable.clone(),
+            requested: Resources::default(),
+            pods: Vec::new(),
+            excluded: false,
+        };
+        for &ds in daemonsets {
+            if fits(ds, &node) {
+                node.add(ds);
+            }
+        }
+        node
+    }
+
     pub fn add(&mut self, pod: &'a Pod) {
         self.requested += &pod.requests;
         self.pods.push(pod);

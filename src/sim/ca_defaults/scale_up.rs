@@ -3,13 +3,12 @@
 //! each group (the `binpacking` estimator); the `random` expander picks one
 //! group among those that help; one group grows per loop.
 
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use rand::Rng;
 
 use crate::config::Expander;
-use crate::model::{MemberStatus, Pod, Resources, Timestamp};
+use crate::model::{MemberStatus, Pod, Timestamp};
 use crate::planner::action::ScaleUp;
 use crate::planner::index::Index;
 use crate::planner::scheduling::{Placer, SchedNode, fits};
@@ -98,22 +97,7 @@ fn not_schedulable_anywhere<'a>(ix: &Index<'a>, pending: Vec<&'a Pod>) -> Vec<&'
 fn template<'a>(ix: &Index<'a>, g: usize) -> Option<SchedNode<'a>> {
     let group = &ix.snap.groups[g];
     let shape = group.template.as_ref()?;
-    let mut node = SchedNode {
-        name: Cow::Owned(format!("template-{}", group.name)),
-        labels: &shape.labels,
-        taints: Cow::Borrowed(shape.taints.as_slice()),
-        unschedulable: false,
-        allocatable: shape.allocatable.clone(),
-        requested: Resources::default(),
-        pods: Vec::new(),
-        excluded: false,
-    };
-    for &ds in &ix.daemonsets {
-        if fits(ds, &node) {
-            node.add(ds);
-        }
-    }
-    Some(node)
+    Some(SchedNode::new_minion(format!("template-{}", group.name), shape, &ix.daemonsets))
 }
 
 /// The binpacking estimator: pods by decreasing size (CPU plus memory share

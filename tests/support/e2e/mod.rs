@@ -256,6 +256,25 @@ daemon:
         self.sim.get::<Node>(None, name)
     }
 
+    /// Puts a Deployment's pods on `node` by cordoning the other nodes while they schedule.
+    pub async fn place_on(&self, node: &str, d: Deployment) {
+        let name = d.metadata.name.clone().unwrap();
+        let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as usize;
+        let others: Vec<String> =
+            self.sim.list::<Node>(None).into_iter().filter_map(|n| n.metadata.name).filter(|n| n != node).collect();
+        for o in &others {
+            self.set_cordon(o, true);
+        }
+        self.sim.create(&d).unwrap();
+        self.wait_kube(&format!("{name} running on {node}"), Duration::from_secs(60), |_| {
+            self.running(&name).iter().filter(|p| node_of(p) == Some(node)).count() == replicas
+        })
+        .await;
+        for o in &others {
+            self.set_cordon(o, false);
+        }
+    }
+
     pub fn set_cordon(&self, node: &str, cordoned: bool) {
         self.sim
             .update::<Node>(None, node, |n| n.spec.get_or_insert_with(Default::default).unschedulable = Some(cordoned))
