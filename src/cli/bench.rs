@@ -19,7 +19,7 @@ pub struct Args {
     /// Simulated time of the simulation-speed run (at most the scenario's week).
     #[arg(long, default_value = "168h")]
     simulated: Duration,
-    /// Run only these benchmarks: planner, memory, simulation, pending.
+    /// Run only these benchmarks: planner, memory, simulation, harness.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Print the results as JSON.
