@@ -224,11 +224,6 @@ async fn dry_run_reports_intended_actions_and_performs_none() {
     assert!(status.success());
 }
 
-/// Pods of `prefix` running on `node` (not terminating).
-fn running_on(w: &World, prefix: &str, node: &str) -> usize {
-    w.running(prefix).iter().filter(|p| node_of(p) == Some(node)).count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_every_removal_step_leaves_the_cluster_consistent() {
     let _serial = SERIAL.lock().await;
@@ -258,7 +253,7 @@ async fn a_crash_at_every_removal_step_leaves_the_cluster_consistent() {
     let mut daemon = w.ready_daemon().await;
     w.wait_kube("workers-0 tainted", KUBE, |_| phase(&w).is_some()).await;
     daemon.kill9();
-    let at_kill = (phase(&w), running_on(&w, "filler", &m0));
+    let at_kill = (phase(&w), w.running_on("filler", &m0));
     println!("killed after the taint: phase {:?}, {} filler pod(s) still on workers-0", at_kill.0, at_kill.1);
     assert_eq!(at_kill.0.as_deref(), Some("draining"));
 
@@ -274,7 +269,7 @@ async fn a_crash_at_every_removal_step_leaves_the_cluster_consistent() {
     // 3. During the cooldown.
     let mut daemon = w.ready_daemon().await;
     w.wait_kube("workers-0 drained", KUBE, |_| phase(&w).as_deref() == Some("drained")).await;
-    assert_eq!(running_on(&w, "filler", &m0), 0, "drained means no workload pod left");
+    assert_eq!(w.running_on("filler", &m0), 0, "drained means no workload pod left");
     daemon.kill9();
     println!("killed during the cooldown");
 
@@ -290,9 +285,9 @@ async fn a_crash_at_every_removal_step_leaves_the_cluster_consistent() {
     let s = w.wait_heat("member 1 only", HEAT, |s| members(s) == ["1"] && !s.busy).await;
     assert_eq!(s.desired, 1);
     w.wait_kube("workers-0 deleted", KUBE, |h| h.get::<Node>(None, &m0).is_none()).await;
-    w.wait_kube("every filler pod running", KUBE, |_| running_on(&w, "filler", &m1) == 3).await;
+    w.wait_kube("every filler pod running", KUBE, |_| w.running_on("filler", &m1) == 3).await;
     assert_eq!(w.pods("filler").len(), 3, "no pod lost, none duplicated");
-    assert_eq!(running_on(&w, "keeper", &m1), 1);
+    assert_eq!(w.running_on("keeper", &m1), 1);
     for n in w.sim.list::<Node>(None) {
         untouched(&n).unwrap();
     }

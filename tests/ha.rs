@@ -68,10 +68,6 @@ fn events_from(w: &World, instance: &str) -> Vec<String> {
         .collect()
 }
 
-fn running_on(w: &World, prefix: &str, node: &str) -> usize {
-    w.running(prefix).iter().filter(|p| node_of(p) == Some(node)).count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_a_removal_in_flight_when_the_leader_is_killed() {
     let _serial = SERIAL.lock().await;
@@ -162,9 +158,9 @@ async fn the_standby_takes_over_a_removal_in_flight_when_the_leader_is_killed() 
     let s = w.wait_heat("member 1 only", HEAT, |s| members(s) == ["1"] && !s.busy).await;
     assert_eq!(s.desired, 1);
     w.wait_kube("workers-0 deleted", KUBE, |h| h.get::<Node>(None, &m0).is_none()).await;
-    w.wait_kube("every filler pod running", KUBE, |_| running_on(&w, "filler", &m1) == 3).await;
+    w.wait_kube("every filler pod running", KUBE, |_| w.running_on("filler", &m1) == 3).await;
     assert_eq!(w.pods("filler").len(), 3, "no pod lost, none duplicated");
-    assert_eq!(running_on(&w, "keeper", &m1), 1);
+    assert_eq!(w.running_on("keeper", &m1), 1);
     for n in w.sim.list::<Node>(None) {
         untouched(&n).unwrap();
     }

@@ -31,14 +31,8 @@ impl Actuator {
     /// Compare-and-set on the desired size: a replayed or stale plan never grows twice.
     pub(super) async fn scale_up(&self, a: &ScaleUp) -> Result<Outcome, ActuatorError> {
         let (backend, snapshot) = self.read_group(&a.group).await?;
-        if snapshot.busy {
-            return Ok(Outcome::Skipped(format!("stack {} is busy ({})", snapshot.stack, snapshot.stack_status)));
-        }
-        if snapshot.desired != a.expected_desired {
-            return Ok(Outcome::Skipped(format!(
-                "desired size is {}, the plan expected {}",
-                snapshot.desired, a.expected_desired
-            )));
+        if let Some(changed) = changed_since_planned(&snapshot, a.expected_desired) {
+            return Ok(changed);
         }
         let plan = backend.plan_grow(&snapshot, a.new_desired)?;
         let start = Instant::now();
@@ -71,14 +65,8 @@ impl Actuator {
     /// a node in `removing`.
     pub(super) async fn remove_members(&self, a: &RemoveMembers) -> Result<Outcome, ActuatorError> {
         let (backend, snapshot) = self.read_group(&a.group).await?;
-        if snapshot.busy {
-            return Ok(Outcome::Skipped(format!("stack {} is busy ({})", snapshot.stack, snapshot.stack_status)));
-        }
-        if snapshot.desired != a.expected_desired {
-            return Ok(Outcome::Skipped(format!(
-                "desired size is {}, the plan expected {}",
-                snapshot.desired, a.expected_desired
-            )));
+        if let Some(changed) = changed_since_planned(&snapshot, a.expected_desired) {
+            return Ok(changed);
         }
         for m in &a.members {
             match snapshot.member(&m.member) {
@@ -157,4 +145,15 @@ impl Actuator {
             }
         }
     }
+}
+
+/// The plan's expectation of the group no longer holds: Heat is busy with
+/// another update, or the desired size moved since the plan read it.
+fn changed_since_planned(snapshot: &GroupSnapshot, expected_desired: u32) -> Option<Outcome> {
+    if snapshot.busy {
+        return Some(Outcome::Skipped(format!("stack {} is busy ({})", snapshot.stack, snapshot.stack_status)));
+    }
+    (snapshot.desired != expected_desired).then(|| {
+        Outcome::Skipped(format!("desired size is {}, the plan expected {}", snapshot.desired, expected_desired))
+    })
 }

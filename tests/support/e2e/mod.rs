@@ -256,6 +256,11 @@ daemon:
         self.sim.get::<Node>(None, name)
     }
 
+    /// Pods of `prefix` running on `node` (not terminating).
+    pub fn running_on(&self, prefix: &str, node: &str) -> usize {
+        self.running(prefix).iter().filter(|p| node_of(p) == Some(node)).count()
+    }
+
     /// Puts a Deployment's pods on `node` by cordoning the other nodes while they schedule.
     pub async fn place_on(&self, node: &str, d: Deployment) {
         let name = d.metadata.name.clone().unwrap();
