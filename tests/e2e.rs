@@ -282,16 +282,7 @@ async fn a_crash_at_every_removal_step_leaves_the_cluster_consistent() {
 
     // The end state, reached by a fresh daemon.
     let mut daemon = w.ready_daemon().await;
-    let s = w.wait_heat("member 1 only", HEAT, |s| members(s) == ["1"] && !s.busy).await;
-    assert_eq!(s.desired, 1);
-    w.wait_kube("workers-0 deleted", KUBE, |h| h.get::<Node>(None, &m0).is_none()).await;
-    w.wait_kube("every filler pod running", KUBE, |_| w.running_on("filler", &m1) == 3).await;
-    assert_eq!(w.pods("filler").len(), 3, "no pod lost, none duplicated");
-    assert_eq!(w.running_on("keeper", &m1), 1);
-    for n in w.sim.list::<Node>(None) {
-        untouched(&n).unwrap();
-    }
-    assert_eq!(w.minions.log(|l| l.removed.clone()), ["0".to_string()].into(), "exactly the drained minion");
+    w.assert_only_workers_0_removed().await;
     let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
     assert!(status.success());
     println!("scenario wall time: {:?}", started.elapsed());

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use harness::{DaemonProcess, GROUP, NS, Spec, Webhooks, World, members, node_name, node_of, untouched};
+use harness::{DaemonProcess, GROUP, NS, Spec, Webhooks, World, node_name, node_of, untouched};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kubesim::builders::{Budget, PodTemplate, pdb};
@@ -155,16 +155,7 @@ async fn the_standby_takes_over_a_removal_in_flight_when_the_leader_is_killed() 
     assert_eq!(elected["fields"]["previous"], "master-a", "{elected}");
 
     // ... and finishes exactly the removal in flight.
-    let s = w.wait_heat("member 1 only", HEAT, |s| members(s) == ["1"] && !s.busy).await;
-    assert_eq!(s.desired, 1);
-    w.wait_kube("workers-0 deleted", KUBE, |h| h.get::<Node>(None, &m0).is_none()).await;
-    w.wait_kube("every filler pod running", KUBE, |_| w.running_on("filler", &m1) == 3).await;
-    assert_eq!(w.pods("filler").len(), 3, "no pod lost, none duplicated");
-    assert_eq!(w.running_on("keeper", &m1), 1);
-    for n in w.sim.list::<Node>(None) {
-        untouched(&n).unwrap();
-    }
-    assert_eq!(w.minions.log(|l| l.removed.clone()), ["0".to_string()].into(), "exactly the drained minion");
+    w.assert_only_workers_0_removed().await;
     b_side.hooks.wait_for("ScaledDownGroup", KUBE, |_| true).await;
     println!("removal finished by master-b {:?} after the kill", killed.elapsed());
 

@@ -307,7 +307,7 @@ impl Daemon {
         let statuses = if parts.actuator.dry_run() { Vec::new() } else { planned.status_writes };
         if !statuses.is_empty() {
             let (client, metrics) = (self.shared.client.clone(), self.metrics.clone());
-            tokio::spawn(async move { pod_level::write_statuses(&client, statuses, now, &metrics).await });
+            tokio::spawn(async move { pod_level::write_statuses(&client, statuses, &metrics).await });
         }
         let actions = planned.plan.actions;
         tracing::debug!(

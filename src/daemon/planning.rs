@@ -70,7 +70,7 @@ impl Planning {
         store.set_groups(assembled);
         let (status_writes, usage) = match pod_level {
             Some(pl) => {
-                let (vertical, writes) = pl.prepare(store.snapshot());
+                let (vertical, writes) = pl.prepare(store.snapshot(), now);
                 store.set_vertical(vertical, pl.admission_controller());
                 (writes, policy.scale_down.use_observed_usage.then(|| pl.node_usage()))
             }

@@ -28,10 +28,10 @@ use crate::cluster::{Changes, ClusterStore};
 use crate::config::{Config, PodResizePolicy};
 use crate::metrics::{OomTracker, UsageCollector, UsageScrape};
 use crate::model::{Pod, Resources, Snapshot, Timestamp, VerticalScaling, WorkloadRef};
-use crate::recommender::{ContainerRecommendation, Recommender, feed_ooms, feed_usage};
+use crate::recommender::{Recommender, feed_ooms, feed_usage};
 use crate::telemetry::{KubeResource, KubeVerb, Metrics, RecommendationValues, ResourceName};
 use crate::vpa::client::{self as vpa_client, VpaObjects};
-use crate::vpa::{self, ConfigUnsupported, StatusUpdate, VerticalPodAutoscaler};
+use crate::vpa::{self, StatusUpdate, VerticalPodAutoscaler};
 
 /// Status writes of one pass in flight at once.
 const STATUS_CONCURRENCY: usize = 8;
@@ -54,13 +54,13 @@ struct Observed {
     nodes: BTreeMap<String, Resources>,
 }
 
-/// One VPA object's status as this pass computed it; written by the leader.
+/// A VPA object whose status this pass changed: the merge patch the leader
+/// writes to its `status` subresource.
 #[derive(Debug)]
 pub struct StatusWrite {
-    object: VerticalPodAutoscaler,
-    recommendations: Vec<ContainerRecommendation>,
-    pods_matched: bool,
-    unsupported: Option<ConfigUnsupported>,
+    namespace: String,
+    name: String,
+    patch: serde_json::Value,
 }
 
 impl PodLevel {
@@ -107,8 +107,8 @@ impl PodLevel {
     }
 
     /// The handled VPA objects with fresh recommendations, for the snapshot
-    /// the planner is about to read, and the statuses to write.
-    pub fn prepare(&self, snapshot: &Snapshot) -> (Vec<VerticalScaling>, Vec<StatusWrite>) {
+    /// the planner is about to read, and the statuses that changed.
+    pub fn prepare(&self, snapshot: &Snapshot, now: Timestamp) -> (Vec<VerticalScaling>, Vec<StatusWrite>) {
         if !self.settings.enabled {
             return (Vec::new(), Vec::new());
         }
@@ -126,7 +126,7 @@ impl PodLevel {
         let mut models = Vec::new();
         let mut writes = Vec::new();
         for handled in objects.handled(&self.settings.recommender_name, self.settings.claim_unnamed_vpas, |_| None) {
-            let write = match handled.model {
+            let (model, pods_matched, unsupported) = match handled.model {
                 Ok(mut model) => {
                     let pod = live.get(&model.workload).copied();
                     vpa::recommend(
@@ -135,23 +135,18 @@ impl PodLevel {
                         pod.map(std::slice::from_ref).unwrap_or_default(),
                     );
                     publish(metrics, &model, pod);
-                    let write = StatusWrite {
-                        object: handled.object.clone(),
-                        recommendations: model.recommendations.clone(),
-                        pods_matched: pod.is_some(),
-                        unsupported: None,
-                    };
-                    models.push(model);
-                    write
+                    (Some(model), pod.is_some(), None)
                 }
-                Err(problem) => StatusWrite {
-                    object: handled.object.clone(),
-                    recommendations: Vec::new(),
-                    pods_matched: false,
-                    unsupported: Some(problem),
-                },
+                Err(problem) => (None, false, Some(problem)),
             };
-            writes.push(write);
+            let recommendations = model.as_ref().map_or(&[][..], |m| m.recommendations.as_slice());
+            let update = StatusUpdate { recommendations, pods_matched, unsupported: unsupported.as_ref() };
+            let object = handled.object;
+            if let Some(patch) = vpa::status_patch(object.status.as_ref(), &update, now) {
+                let namespace = object.metadata.namespace.clone().unwrap_or_default();
+                writes.push(StatusWrite { namespace, name: object.metadata.name.clone().unwrap_or_default(), patch });
+            }
+            models.extend(model);
         }
         (models, writes)
     }
@@ -162,37 +157,18 @@ impl PodLevel {
     }
 }
 
-/// Brings each VPA object's status to what the pass computed (a request only
-/// where it changed). Failures are logged and retried at the next pass.
-pub async fn write_statuses(client: &Client, writes: Vec<StatusWrite>, now: Timestamp, metrics: &Metrics) {
+/// Writes the statuses a pass changed. Failures are logged and retried at the
+/// next pass (the watch still shows the old status).
+pub async fn write_statuses(client: &Client, writes: Vec<StatusWrite>, metrics: &Metrics) {
     futures::stream::iter(writes)
         .for_each_concurrent(STATUS_CONCURRENCY, |w| async move {
-            let namespace = w.object.metadata.namespace.clone().unwrap_or_default();
-            let api: Api<VerticalPodAutoscaler> = Api::namespaced(client.clone(), &namespace);
-            let update = StatusUpdate {
-                recommendations: &w.recommendations,
-                pods_matched: w.pods_matched,
-                unsupported: w.unsupported.as_ref(),
-            };
+            let api: Api<VerticalPodAutoscaler> = Api::namespaced(client.clone(), &w.namespace);
             let started = std::time::Instant::now();
-            let result = vpa_client::sync_status(&api, &w.object, &update, now).await;
-            match result {
-                Ok(false) => {}
-                Ok(true) => metrics.observe_kube_call(
-                    KubeVerb::Patch,
-                    KubeResource::VerticalPodAutoscaler,
-                    started.elapsed(),
-                    true,
-                ),
-                Err(e) => {
-                    metrics.observe_kube_call(
-                        KubeVerb::Patch,
-                        KubeResource::VerticalPodAutoscaler,
-                        started.elapsed(),
-                        false,
-                    );
-                    tracing::warn!(error = %e, "VPA status not written; the next pass tries again");
-                }
+            let result = vpa_client::write_status(&api, &w.name, &w.patch).await;
+            let ok = result.is_ok();
+            metrics.observe_kube_call(KubeVerb::Patch, KubeResource::VerticalPodAutoscaler, started.elapsed(), ok);
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "VPA status not written; the next pass tries again");
             }
         })
         .await;

@@ -50,6 +50,22 @@ struct Capacity {
     max: u32,
 }
 
+impl Capacity {
+    /// An empty minion of the group, with what DaemonSets leave of it.
+    fn template(&self) -> SchedNode<'_> {
+        SchedNode {
+            name: Cow::Borrowed("template"),
+            labels: &self.shape.labels,
+            taints: Cow::Borrowed(&self.shape.taints),
+            unschedulable: false,
+            allocatable: self.effective.clone(),
+            requested: Resources::default(),
+            pods: Vec::new(),
+            excluded: false,
+        }
+    }
+}
+
 /// The bound at one instant.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Instant {
@@ -179,24 +195,10 @@ impl BoundModel {
             return None;
         }
         let groups = &self.groups;
-        let allowed = self.placements.entry(pod.placement.clone()).or_insert_with(|| {
-            groups
-                .iter()
-                .map(|g| {
-                    let node = SchedNode {
-                        name: Cow::Borrowed("template"),
-                        labels: &g.shape.labels,
-                        taints: Cow::Borrowed(&g.shape.taints),
-                        unschedulable: false,
-                        allocatable: g.effective.clone(),
-                        requested: Resources::default(),
-                        pods: Vec::new(),
-                        excluded: false,
-                    };
-                    check_node(pod, &node).is_ok()
-                })
-                .collect()
-        });
+        let allowed = self
+            .placements
+            .entry(pod.placement.clone())
+            .or_insert_with(|| groups.iter().map(|g| check_node(pod, &g.template()).is_ok()).collect());
         let class: Vec<bool> = groups
             .iter()
             .zip(allowed.iter())
@@ -231,17 +233,7 @@ impl BoundModel {
         }
         let mut reasons: Vec<(String, Vec<&str>)> = Vec::new();
         for (g, name) in self.groups.iter().zip(&self.names) {
-            let node = SchedNode {
-                name: Cow::Borrowed("template"),
-                labels: &g.shape.labels,
-                taints: Cow::Borrowed(&g.shape.taints),
-                unschedulable: false,
-                allocatable: g.effective.clone(),
-                requested: Resources::default(),
-                pods: Vec::new(),
-                excluded: false,
-            };
-            let reason = match check_node(pod, &node) {
+            let reason = match check_node(pod, &g.template()) {
                 Err(unfit) => unfit.to_string(),
                 Ok(()) => match amounts(&pod.requests).find(|(r, v)| *v > g.effective.get(r)) {
                     Some((r, v)) => format!("Insufficient {r} (requests {v}, a minion has {})", g.effective.get(r)),

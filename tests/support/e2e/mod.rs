@@ -256,6 +256,25 @@ daemon:
         self.sim.get::<Node>(None, name)
     }
 
+    /// The end state of the removal scenarios (a `keeper` pod on workers-1,
+    /// three `filler` pods drained off workers-0): member 0 alone removed from
+    /// Heat, its Node deleted, every pod running on workers-1, no node left
+    /// tainted, cordoned or annotated.
+    pub async fn assert_only_workers_0_removed(&self) {
+        let (heat, kube) = (Duration::from_secs(120), Duration::from_secs(60));
+        let (m0, m1) = (node_name(GROUP, "0"), node_name(GROUP, "1"));
+        let s = self.wait_heat("member 1 only", heat, |s| members(s) == ["1"] && !s.busy).await;
+        assert_eq!(s.desired, 1);
+        self.wait_kube("workers-0 deleted", kube, |h| h.get::<Node>(None, &m0).is_none()).await;
+        self.wait_kube("every filler pod running", kube, |_| self.running_on("filler", &m1) == 3).await;
+        assert_eq!(self.pods("filler").len(), 3, "no pod lost, none duplicated");
+        assert_eq!(self.running_on("keeper", &m1), 1);
+        for n in self.sim.list::<Node>(None) {
+            untouched(&n).unwrap();
+        }
+        assert_eq!(self.minions.log(|l| l.removed.clone()), ["0".to_string()].into(), "exactly the drained minion");
+    }
+
     /// Pods of `prefix` running on `node` (not terminating).
     pub fn running_on(&self, prefix: &str, node: &str) -> usize {
         self.running(prefix).iter().filter(|p| node_of(p) == Some(node)).count()
