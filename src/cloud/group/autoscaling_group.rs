@@ -265,6 +265,7 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
                             self.refused(format!("scaling policy {policy} moves by {step}, away from {target}"))
                         );
                     }
+                    self.wait_scaling_idle(&now.stack, policy).await?;
                     self.heat.signal(&now.stack, policy, None).await.map_err(GroupError::cloud(group))?;
                     // A signal is handled in the background: wait for it before the next one,
                     // or Heat would ignore it as "scaling in progress".
@@ -279,6 +280,34 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
 }
 
 impl AutoscalingGroupBackend {
+    /// Waits until neither the policy nor the group is flagged
+    /// `scaling_in_progress` in its metadata. Heat clears the flag after the
+    /// resize's stack update completes; a signal in that window is dropped
+    /// ("due to scaling activity"), so "the stack is idle" is not enough.
+    async fn wait_scaling_idle(&self, stack: &StackRef, policy: &str) -> Result<(), GroupError> {
+        let group = &self.config.name;
+        let start = std::time::Instant::now();
+        loop {
+            let mut busy = Vec::new();
+            for resource in [policy, self.config.backend.resource.as_str()] {
+                let metadata = self.heat.resource_metadata(stack, resource).await.map_err(GroupError::cloud(group))?;
+                if metadata.get("scaling_in_progress").and_then(serde_json::Value::as_bool) == Some(true) {
+                    busy.push(resource.to_string());
+                }
+            }
+            if busy.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() > SIGNAL_GRACE {
+                return Err(self.refused(format!(
+                    "Heat still marks {} as scaling after {SIGNAL_GRACE:?}; not signalling",
+                    busy.join(" and ")
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
     /// Waits until a signal has resized the group away from `from`, and Heat is idle.
     ///
     /// Heat acts on a signal in the background and silently ignores one that

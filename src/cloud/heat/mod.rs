@@ -100,6 +100,15 @@ impl HeatClient {
             .resource)
     }
 
+    /// A resource's metadata (`GET .../resources/<name>/metadata`): where a
+    /// scaling group and its policies keep `scaling_in_progress` and cooldowns.
+    pub async fn resource_metadata(&self, stack: &StackRef, resource: &str) -> Result<serde_json::Value, CloudError> {
+        let op = format!("show metadata of resource {resource} of stack {stack}");
+        let body: serde_json::Value =
+            self.get(&op, &["stacks", &stack.name, &stack.id, "resources", resource, "metadata"], &[]).await?;
+        Ok(body.get("metadata").cloned().unwrap_or(serde_json::Value::Null))
+    }
+
     /// The stack's template as Heat stores it (JSON).
     pub async fn template(&self, stack: &StackRef) -> Result<serde_json::Value, CloudError> {
         let op = format!("show template of stack {stack}");
