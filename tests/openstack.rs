@@ -263,6 +263,12 @@ async fn resource_group_grows_and_removes_named_members_in_one_update() {
     let regrown = backend.wait_settled(SETTLE).await.unwrap();
     assert_eq!(names(&regrown), ["1", "4", "5"].map(String::from).to_vec());
     assert_eq!(server(&regrown, "1"), server(&grown, "1"));
+
+    // A group resource the stack does not have is a layout error that names it.
+    let mut wrong = rg_group("workers", &name);
+    wrong.backend.resource = "kube_masters".into();
+    let e = Backend::new(heat.clone(), wrong).read().await.unwrap_err();
+    assert!(matches!(&e, GroupError::Layout { .. }) && e.to_string().contains("no resource named kube_masters"), "{e}");
 }
 
 #[tokio::test]

@@ -177,7 +177,9 @@ fn report_nodes_without_member(cx: &Cx<'_>, ex: &mut Explanation) {
             continue;
         }
         if let Some(group) = node.labels.get(NODE_GROUP_LABEL)
-            && cx.ix.snap.groups.iter().any(|g| &g.name == group)
+            // While Heat changes the stack its member list is not reliable
+            // (and a new member's node may register first): report at rest only.
+            && cx.ix.snap.groups.iter().any(|g| &g.name == group && !g.stack_busy)
         {
             ex.alerts.push(Alert::NodeWithoutMember { node: node.name.clone(), group: group.clone() });
         }

@@ -1,16 +1,21 @@
 //! Reading a group's members from Heat, and the key that ties each to its node.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use futures::StreamExt;
 
 use super::{GroupError, GroupSnapshot};
-use crate::cloud::heat::{HeatClient, Resource, State, parse_status};
+use crate::cloud::heat::{HeatClient, Resource, Stack, State, parse_status};
 use crate::config::{NodeGroupConfig, NodeMapping, NodeMappingKind};
 use crate::model::{MemberStatus, Timestamp};
 
 /// Resource type of a minion's server, found inside nested-stack members.
 const SERVER_TYPE: &str = "OS::Nova::Server";
+/// Re-reads of a stack whose resource list lacked the group resource.
+const MISSING_GROUP_RETRIES: u32 = 3;
+/// Pause before the first such re-read; each next one waits this much longer.
+const MISSING_GROUP_PAUSE: Duration = Duration::from_millis(200);
 /// Output of a member's nested stack naming its node, for `node-mapping: by: node-name`.
 pub const NODE_NAME_OUTPUT: &str = "node_name";
 
@@ -82,11 +87,9 @@ pub(crate) async fn read(
     desired: impl FnOnce(&BTreeMap<String, String>, &[HeatMember]) -> Result<u32, String>,
 ) -> Result<GroupSnapshot, GroupError> {
     let group = config.name.as_str();
-    let stack = heat.show_stack(&config.stack, false).await.map_err(GroupError::cloud(group))?;
+    let (stack, top) = stack_and_resources(heat, config).await?;
     let stack_ref = stack.reference();
     let layout = |problem: String| GroupError::Layout { group: group.into(), stack: stack.stack_name.clone(), problem };
-    // Top-level resources: the group, and its scaling policies whose signals resize it.
-    let top = heat.list_resources(&stack_ref, 0).await.map_err(GroupError::cloud(group))?;
     let group_resource = top
         .iter()
         .find(|r| r.resource_name == config.backend.resource)
@@ -127,6 +130,36 @@ pub(crate) async fn read(
         members_stack,
         parameters,
     })
+}
+
+/// The stack and its top-level resources: the group, and the scaling policies
+/// whose signals resize it.
+///
+/// Heat once listed a test stack's resources without its group resource while
+/// (or just as) an update of it ran; the next read had it. Heat's convergence
+/// engine builds each listed resource from the template its database row names
+/// and silently drops one whose template it cannot load, and it deletes the
+/// previous template as an update completes; the exact interleaving was not
+/// reproduced. So a missing group resource is read again a few times, briefly,
+/// before it counts as a layout error (which costs a misconfigured stack about
+/// a second per read).
+async fn stack_and_resources(
+    heat: &HeatClient,
+    config: &NodeGroupConfig,
+) -> Result<(Stack, Vec<Resource>), GroupError> {
+    let group = config.name.as_str();
+    let mut attempt = 0;
+    loop {
+        let stack = heat.show_stack(&config.stack, false).await.map_err(GroupError::cloud(group))?;
+        let top = heat.list_resources(&stack.reference(), 0).await.map_err(GroupError::cloud(group))?;
+        if attempt == MISSING_GROUP_RETRIES || top.iter().any(|r| r.resource_name == config.backend.resource) {
+            return Ok((stack, top));
+        }
+        attempt += 1;
+        tracing::debug!(%group, stack = %stack.stack_name, status = %stack.stack_status, attempt,
+            "group resource not listed; reading the stack again");
+        tokio::time::sleep(MISSING_GROUP_PAUSE * attempt).await;
+    }
 }
 
 fn member_from(r: &Resource, children: &[Resource]) -> HeatMember {
