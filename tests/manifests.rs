@@ -55,6 +55,10 @@ const CLUSTER_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
         ("daemon/pod_level.rs", "watcher::watcher(api, watcher::Config::default())"),
     ),
     ("autoscaling.k8s.io", "verticalpodautoscalers/status", "patch", ("vpa/client.rs", "api.patch_status(name")),
+    // The recommender's history: read back once at start, saved by the leader.
+    ("autoscaling.k8s.io", "verticalpodautoscalercheckpoints", "list", ("daemon/pod_level.rs", "api.list(&ListParams")),
+    ("autoscaling.k8s.io", "verticalpodautoscalercheckpoints", "patch", ("vpa/checkpoint.rs", "api.patch(name")),
+    ("autoscaling.k8s.io", "verticalpodautoscalercheckpoints", "create", ("vpa/checkpoint.rs", "api.create(")),
 ];
 
 /// In heatscaler's namespace only (a Role): the leader lease.
@@ -65,8 +69,15 @@ const NAMESPACED_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
 ];
 
 /// The resource types the code builds an `Api` for; a new one needs a new entry above.
-const API_TYPES: &[&str] =
-    &["Node", "Pod", "Lease", "PodDisruptionBudget", "PartialObjectMeta<ReplicaSet>", "VerticalPodAutoscaler"];
+const API_TYPES: &[&str] = &[
+    "Node",
+    "Pod",
+    "Lease",
+    "PodDisruptionBudget",
+    "PartialObjectMeta<ReplicaSet>",
+    "VerticalPodAutoscaler",
+    "VerticalPodAutoscalerCheckpoint",
+];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -37,7 +37,9 @@ pub struct Args {
 
 pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode> {
     let config = heatscaler::config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    init_logging(log);
+    // Warnings only unless asked: stdout is the plan.
+    let log = if log == "info" { "warn" } else { log };
+    super::init_logging(log, "warn", heatscaler::config::LogFormat::Text);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
     let planned =
@@ -133,11 +135,4 @@ fn as_json(planned: &Planned) -> serde_json::Value {
         "actions": actions,
         "explanation": planned.plan.explanation,
     })
-}
-
-/// Logs to stderr, warnings only unless asked: stdout is the plan.
-fn init_logging(filter: &str) {
-    let filter = if filter == "info" { "warn" } else { filter };
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

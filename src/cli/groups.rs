@@ -45,7 +45,7 @@ enum Command {
 }
 
 pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode> {
-    init_logging(log);
+    super::init_logging(log, "info", heatscaler::config::LogFormat::Text);
     let config = heatscaler::config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
     runtime.block_on(async move {
@@ -190,9 +190,4 @@ async fn kubernetes_nodes(config: &Config) -> anyhow::Result<Vec<NodeIdentity>> 
             labels: n.metadata.labels.unwrap_or_default(),
         })
         .collect())
-}
-
-fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use heatscaler::config::LogFormat;
 use heatscaler::daemon::RunOptions;
 use heatscaler::telemetry::Notifier;
 
@@ -25,7 +24,7 @@ pub struct Args {
 
 pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode> {
     let config = heatscaler::config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    init_logging(log, config.telemetry.log_format);
+    super::init_logging(log, "info", config.telemetry.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("heatscaler")
@@ -42,13 +41,4 @@ pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode
     // Watch tasks and HTTP connections still parked on the runtime are dropped, not awaited.
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)
-}
-
-fn init_logging(filter: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
 }

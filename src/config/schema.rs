@@ -501,6 +501,9 @@ pub struct RecommenderSettings {
     pub pod_min_memory: Quantity,
     pub oom_bump_up_ratio: f64,
     pub oom_min_bump_up: Quantity,
+    /// How often the leader saves the histograms to `VerticalPodAutoscalerCheckpoint`
+    /// objects (and once more when it stops).
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for RecommenderSettings {
@@ -519,6 +522,7 @@ impl Default for RecommenderSettings {
             pod_min_memory: Quantity::parse("250Mi").expect("valid literal"),
             oom_bump_up_ratio: 1.2,
             oom_min_bump_up: Quantity::parse("100Mi").expect("valid literal"),
+            checkpoint_interval: Duration::from_secs(600),
         }
     }
 }

@@ -272,6 +272,7 @@ impl Validator {
         self.positive(&format!("{p}.recommender.cpu-histogram-half-life"), rec.cpu_histogram_half_life);
         self.positive(&format!("{p}.recommender.memory-histogram-half-life"), rec.memory_histogram_half_life);
         self.positive(&format!("{p}.recommender.memory-aggregation-interval"), rec.memory_aggregation_interval);
+        self.positive(&format!("{p}.recommender.checkpoint-interval"), rec.checkpoint_interval);
         if rec.memory_aggregation_interval_count == 0 {
             self.err(format!("{p}.recommender.memory-aggregation-interval-count"), "must be at least 1");
         }

@@ -33,6 +33,8 @@ const START_RETRY: Duration = Duration::from_secs(1);
 const START_RETRY_MAX: Duration = Duration::from_secs(30);
 /// At most this long of the stop timeout goes to releasing the leader lease.
 const LEASE_RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest the final save of the recommender's history may take at stop.
+const CHECKPOINT_SAVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the daemon until SIGTERM or SIGINT. `Ok` is a clean stop.
 pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
@@ -106,6 +108,7 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
             daemon.run_loop(&mut signals).await
         }
     };
+    daemon.save_history(stopped_at).await;
     if let Some(gate) = &election {
         // Actions in flight are over: hand the lease over before flushing alerts.
         gate.release(LEASE_RELEASE_TIMEOUT.min(stop_timeout.saturating_sub(stopped_at.elapsed()))).await;
@@ -217,6 +220,24 @@ impl Daemon {
         Started::Ready
     }
 
+    /// The leader saves the recommender's history once more before it hands
+    /// the lease over, so a successor loses nothing since the last round.
+    async fn save_history(&self, stopped_at: Instant) {
+        let (Some(pod_level), Some(parts)) = (&self.pod_level, &self.parts) else { return };
+        if !self.leading || parts.actuator.dry_run() {
+            return;
+        }
+        let checkpoints = pod_level.checkpoints(Timestamp::now());
+        if checkpoints.is_empty() {
+            return;
+        }
+        let budget = CHECKPOINT_SAVE_TIMEOUT.min(self.stop_timeout.saturating_sub(stopped_at.elapsed()));
+        let write = pod_level::write_checkpoints(&self.shared.client, checkpoints, &self.metrics);
+        if tokio::time::timeout(budget, write).await.is_err() {
+            tracing::warn!(?budget, "recommender checkpoints not all written before stopping");
+        }
+    }
+
     /// What start-up still waits for, in words.
     fn waiting_for(&self) -> Vec<String> {
         let mut waiting: Vec<String> =
@@ -308,6 +329,14 @@ impl Daemon {
         if !statuses.is_empty() {
             let (client, metrics) = (self.shared.client.clone(), self.metrics.clone());
             tokio::spawn(async move { pod_level::write_statuses(&client, statuses, &metrics).await });
+        }
+        let checkpoints = match &self.pod_level {
+            Some(p) if !parts.actuator.dry_run() => p.due_checkpoints(now),
+            _ => Vec::new(),
+        };
+        if !checkpoints.is_empty() {
+            let (client, metrics) = (self.shared.client.clone(), self.metrics.clone());
+            tokio::spawn(async move { pod_level::write_checkpoints(&client, checkpoints, &metrics).await });
         }
         let actions = planned.plan.actions;
         tracing::debug!(

@@ -9,32 +9,43 @@
 //! kubelets takes seconds, and a pass must not wait for it. A round that
 //! brings new samples wakes the loop like any other change.
 //!
-//! The recommender's histograms live in the process. After a restart they
-//! fill again from live usage; until they hold enough history the bounds are
-//! wide (the confidence term), so a fresh daemon resizes little.
+//! The recommender's histograms live in the process and are saved by the
+//! leader to VPA's `VerticalPodAutoscalerCheckpoint` objects every
+//! `pod-resize.recommender.checkpoint-interval` and when it stops. Every
+//! replica restores them once at start, as soon as it knows the VPA objects
+//! (a checkpoint names its VPA, the history belongs to the VPA's workload);
+//! until then nothing is saved, so a restart never overwrites days of
+//! history with the minutes it has seen.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
+use kube::api::ListParams;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use kube::{Api, Client};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
 
 use crate::cluster::{Changes, ClusterStore};
 use crate::config::{Config, PodResizePolicy};
 use crate::metrics::{OomTracker, UsageCollector, UsageScrape};
 use crate::model::{Pod, Resources, Snapshot, Timestamp, VerticalScaling, WorkloadRef};
+use crate::recommender::{CheckpointKey, ContainerCheckpoint};
 use crate::recommender::{Recommender, feed_ooms, feed_usage};
 use crate::telemetry::{KubeResource, KubeVerb, Metrics, RecommendationValues, ResourceName};
+use crate::vpa::checkpoint::{self, VerticalPodAutoscalerCheckpoint};
 use crate::vpa::client::{self as vpa_client, VpaObjects};
 use crate::vpa::{self, StatusUpdate, VerticalPodAutoscaler};
 
-/// Status writes of one pass in flight at once.
+/// Status and checkpoint writes in flight at once.
 const STATUS_CONCURRENCY: usize = 8;
+/// Longest wait between attempts to list the checkpoints at start.
+const RESTORE_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// What the pod level keeps between passes; built at start-up when
 /// `pod-resize.enabled` or `scale-down.use-observed-usage` asks for it.
@@ -43,6 +54,9 @@ pub struct PodLevel {
     observed: Arc<StdMutex<Observed>>,
     settings: PodResizePolicy,
     metrics: Arc<Metrics>,
+    /// Set once the saved history has been read back (or found absent).
+    restored: Arc<AtomicBool>,
+    last_checkpoint: StdMutex<Option<Instant>>,
     _tasks: JoinSet<()>,
 }
 
@@ -85,8 +99,19 @@ impl PodLevel {
             nodes: BTreeMap::new(),
         }));
         let mut tasks = JoinSet::new();
+        let restored = Arc::new(AtomicBool::new(false));
         if settings.enabled {
-            tasks.spawn(watch_vpas(client.clone(), objects.clone(), metrics.clone(), changes.clone()));
+            let (synced_tx, synced) = watch::channel(false);
+            tasks.spawn(watch_vpas(client.clone(), objects.clone(), metrics.clone(), changes.clone(), synced_tx));
+            let restore = Restore {
+                client: client.clone(),
+                objects: objects.clone(),
+                observed: observed.clone(),
+                recommender_name: settings.recommender_name.clone(),
+                claim_unnamed: settings.claim_unnamed_vpas,
+                restored: restored.clone(),
+            };
+            tasks.spawn(restore.run(synced));
         }
         if !settings.enabled {
             tracing::info!("pod-resize is off: collecting usage for scale-down.use-observed-usage only");
@@ -94,7 +119,15 @@ impl PodLevel {
         let collector = UsageCollector::new(client, &settings.metrics);
         let interval = settings.metrics.interval.get();
         tasks.spawn(collect(collector, interval, store, observed.clone(), changes));
-        Some(Self { objects, observed, settings, metrics, _tasks: tasks })
+        Some(Self {
+            objects,
+            observed,
+            settings,
+            metrics,
+            restored,
+            last_checkpoint: StdMutex::new(None),
+            _tasks: tasks,
+        })
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -151,6 +184,41 @@ impl PodLevel {
         (models, writes)
     }
 
+    /// The checkpoints to write now: every `checkpoint-interval`, and only
+    /// once the saved history has been restored.
+    pub fn due_checkpoints(&self, now: Timestamp) -> Vec<VerticalPodAutoscalerCheckpoint> {
+        if !self.settings.enabled || !self.restored.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
+        let interval = self.settings.recommender.checkpoint_interval.get();
+        {
+            let mut last = self.last_checkpoint.lock().expect("checkpoint clock lock");
+            if last.is_some_and(|t| t.elapsed() < interval) {
+                return Vec::new();
+            }
+            *last = Some(Instant::now());
+        }
+        self.checkpoints(now)
+    }
+
+    /// The history of every container of every handled VPA's workload, as
+    /// checkpoint objects (at stop, regardless of the interval).
+    pub fn checkpoints(&self, now: Timestamp) -> Vec<VerticalPodAutoscalerCheckpoint> {
+        if !self.settings.enabled || !self.restored.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
+        let objects = self.objects.lock().expect("VPA objects lock");
+        let observed = self.observed.lock().expect("observed usage lock");
+        let mut out = Vec::new();
+        for handled in objects.handled(&self.settings.recommender_name, self.settings.claim_unnamed_vpas, |_| None) {
+            let Ok(model) = &handled.model else { continue };
+            for saved in observed.recommender.checkpoints_of(&model.workload, now) {
+                out.push(VerticalPodAutoscalerCheckpoint::new(handled.object, &saved.key.container_name, saved.status));
+            }
+        }
+        out
+    }
+
     /// Whether recreated pods get the recommendation (`pod-resize.admission-controller`).
     pub fn admission_controller(&self) -> bool {
         self.settings.admission_controller
@@ -172,6 +240,111 @@ pub async fn write_statuses(client: &Client, writes: Vec<StatusWrite>, metrics: 
             }
         })
         .await;
+}
+
+/// Saves checkpoints. Failures are counted and logged once per round; the
+/// next round writes everything again.
+pub async fn write_checkpoints(client: &Client, checkpoints: Vec<VerticalPodAutoscalerCheckpoint>, metrics: &Metrics) {
+    let total = checkpoints.len();
+    let failed = AtomicUsize::new(0);
+    let first_error = StdMutex::new(None);
+    futures::stream::iter(checkpoints)
+        .for_each_concurrent(STATUS_CONCURRENCY, |c| {
+            let (failed, first_error) = (&failed, &first_error);
+            async move {
+                let api: Api<VerticalPodAutoscalerCheckpoint> =
+                    Api::namespaced(client.clone(), c.metadata.namespace.as_deref().unwrap_or_default());
+                let started = std::time::Instant::now();
+                let result = checkpoint::save(&api, &c).await;
+                let resource = KubeResource::VerticalPodAutoscalerCheckpoint;
+                metrics.observe_kube_call(KubeVerb::Patch, resource, started.elapsed(), result.is_ok());
+                if let Err(e) = result {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    first_error.lock().expect("error slot").get_or_insert(e.to_string());
+                }
+            }
+        })
+        .await;
+    match first_error.into_inner().expect("error slot") {
+        Some(error) => tracing::warn!(
+            failed = failed.into_inner(),
+            of = total,
+            %error,
+            "recommender checkpoints not written (is the checkpoint CRD installed? see config/crd/); the next round \
+             tries again"
+        ),
+        None if total > 0 => tracing::debug!(written = total, "recommender checkpoints written"),
+        None => {}
+    }
+}
+
+/// Reads the saved history back once at start: after the first list of VPA
+/// objects (a checkpoint is found by its VPA's name), into the recommender.
+struct Restore {
+    client: Client,
+    objects: Arc<StdMutex<VpaObjects>>,
+    observed: Arc<StdMutex<Observed>>,
+    recommender_name: String,
+    claim_unnamed: bool,
+    restored: Arc<AtomicBool>,
+}
+
+impl Restore {
+    async fn run(self, mut vpas_synced: watch::Receiver<bool>) {
+        if vpas_synced.wait_for(|s| *s).await.is_err() {
+            return;
+        }
+        let api: Api<VerticalPodAutoscalerCheckpoint> = Api::all(self.client.clone());
+        let listed = (|| async { api.list(&ListParams::default()).await })
+            .retry(ExponentialBuilder::default().with_max_delay(RESTORE_RETRY_MAX).without_max_times())
+            .when(|e| !is_not_found(e))
+            .notify(
+                |e, wait| tracing::warn!(error = %e, retry_in = ?wait, "recommender checkpoints not listed; retrying"),
+            )
+            .await;
+        match listed {
+            Ok(list) => self.restore(list.items),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "no VerticalPodAutoscalerCheckpoint API (see config/crd/): the recommender starts without history"
+            ),
+        }
+        self.restored.store(true, Ordering::SeqCst);
+    }
+
+    fn restore(&self, checkpoints: Vec<VerticalPodAutoscalerCheckpoint>) {
+        let now = Timestamp::now();
+        let objects = self.objects.lock().expect("VPA objects lock");
+        let workloads: HashMap<(&str, &str), WorkloadRef> = objects
+            .handled(&self.recommender_name, self.claim_unnamed, |_| None)
+            .into_iter()
+            .filter_map(|h| {
+                let meta = &h.object.metadata;
+                Some(((meta.namespace.as_deref()?, meta.name.as_deref()?), h.model.ok()?.workload))
+            })
+            .collect();
+        let mut observed = self.observed.lock().expect("observed usage lock");
+        let (mut restored, mut not_ours) = (0, 0);
+        for c in checkpoints {
+            let namespace = c.metadata.namespace.as_deref().unwrap_or_default();
+            let (Some(workload), Some(status)) =
+                (workloads.get(&(namespace, c.spec.vpa_object_name.as_str())), c.status)
+            else {
+                not_ours += 1;
+                continue;
+            };
+            let saved = ContainerCheckpoint { key: CheckpointKey::new(workload, &c.spec.container_name), status };
+            match observed.recommender.restore(&saved, now) {
+                Ok(()) => restored += 1,
+                Err(e) => tracing::warn!(error = %e, "recommender checkpoint not restored"),
+            }
+        }
+        tracing::info!(restored, not_ours, "recommender history restored from checkpoints");
+    }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(r) if r.code == 404)
 }
 
 /// Recommendation against request, per container, as gauges.
@@ -196,14 +369,27 @@ fn publish(metrics: &Metrics, model: &VerticalScaling, pod: Option<&Pod>) {
 
 /// Follows the VPA objects. A cluster without the CRD answers 404: the watch
 /// keeps retrying with backoff (the CRD may be installed later) and says so.
-async fn watch_vpas(client: Client, objects: Arc<StdMutex<VpaObjects>>, metrics: Arc<Metrics>, changes: Changes) {
+async fn watch_vpas(
+    client: Client,
+    objects: Arc<StdMutex<VpaObjects>>,
+    metrics: Arc<Metrics>,
+    changes: Changes,
+    synced: watch::Sender<bool>,
+) {
     let api: Api<VerticalPodAutoscaler> = Api::all(client);
     let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
     let mut failing = false;
     while let Some(item) = stream.next().await {
         match item {
             Ok(event) => {
-                objects.lock().expect("VPA objects lock").apply(event);
+                let now_synced = {
+                    let mut objects = objects.lock().expect("VPA objects lock");
+                    objects.apply(event);
+                    objects.synced()
+                };
+                if now_synced && !*synced.borrow() {
+                    synced.send_replace(true);
+                }
                 changes.notify();
                 if std::mem::take(&mut failing) {
                     tracing::info!(watch = "verticalpodautoscalers", "watch recovered");

@@ -313,6 +313,18 @@ impl Recommender {
             .collect()
     }
 
+    /// One workload's containers' history, to be saved.
+    pub fn checkpoints_of<'a>(
+        &'a self,
+        workload: &'a WorkloadRef,
+        now: Timestamp,
+    ) -> impl Iterator<Item = ContainerCheckpoint> + 'a {
+        self.aggregates
+            .range((workload.clone(), String::new())..)
+            .take_while(move |((w, _), _)| w == workload)
+            .map(move |((w, c), s)| ContainerCheckpoint { key: CheckpointKey::new(w, c), status: s.to_checkpoint(now) })
+    }
+
     /// Adds saved history (merged into any history gathered since the start).
     pub fn restore(&mut self, checkpoint: &ContainerCheckpoint, now: Timestamp) -> Result<(), CheckpointError> {
         let key = &checkpoint.key;

@@ -77,6 +77,7 @@ pub enum KubeResource {
     Event,
     Lease,
     VerticalPodAutoscaler,
+    VerticalPodAutoscalerCheckpoint,
     /// Workload controllers looked up to resolve owners (ReplicaSet, Deployment, ...).
     Workload,
 }
@@ -93,6 +94,7 @@ impl KubeResource {
             KubeResource::Event => "events",
             KubeResource::Lease => "leases",
             KubeResource::VerticalPodAutoscaler => "verticalpodautoscalers",
+            KubeResource::VerticalPodAutoscalerCheckpoint => "verticalpodautoscalercheckpoints",
             KubeResource::Workload => "workloads",
         }
     }

@@ -186,6 +186,7 @@ pub async fn sync_status(
 pub struct VpaObjects {
     objects: BTreeMap<(String, String), VerticalPodAutoscaler>,
     relisting: Option<BTreeMap<(String, String), VerticalPodAutoscaler>>,
+    synced: bool,
 }
 
 /// One object heatscaler handles, and what it means to the planner (or why
@@ -210,6 +211,7 @@ impl VpaObjects {
                 if let Some(all) = self.relisting.take() {
                     self.objects = all;
                 }
+                self.synced = true;
             }
             watcher::Event::Apply(v) => {
                 self.objects.insert(key(&v), v);
@@ -222,6 +224,11 @@ impl VpaObjects {
 
     pub fn len(&self) -> usize {
         self.objects.len()
+    }
+
+    /// Whether a first list has completed (before it, absence means nothing).
+    pub fn synced(&self) -> bool {
+        self.synced
     }
 
     pub fn is_empty(&self) -> bool {

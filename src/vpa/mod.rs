@@ -4,10 +4,12 @@
 //! `resize` subresource is driven, and how the kubelet's answer is read back.
 //!
 //! The pure parts (`api`, `convert`, `status`, `pod`) do no I/O; `client`
-//! holds the few calls the daemon makes through kube-rs. See
+//! holds the few calls the daemon makes through kube-rs; `checkpoint` saves
+//! the recommender's history in VPA's checkpoint objects. See
 //! `docs/pod-resizing.md` for the order the daemon calls them in.
 
 pub mod api;
+pub mod checkpoint;
 pub mod client;
 pub mod convert;
 pub mod pod;
@@ -16,6 +18,7 @@ pub mod status;
 mod tests;
 
 pub use api::VerticalPodAutoscaler;
+pub use checkpoint::VerticalPodAutoscalerCheckpoint;
 pub(crate) use convert::kind_name;
 pub use convert::{ConfigUnsupported, SUPPORTED_TARGET_KINDS, handled_by, recommend, to_model};
 pub use pod::{allocated_requests, resize_state};

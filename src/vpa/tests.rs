@@ -241,11 +241,47 @@ fn the_crd_declares_every_field_heatscaler_writes() {
     assert_eq!(found, vec![".spec.startupBoost".to_string()]);
 }
 
+/// The same for the checkpoint CRD, with a checkpoint of real history.
+#[test]
+fn the_checkpoint_crd_declares_every_field_heatscaler_writes() {
+    let crd = crate::yaml::parse_value(include_str!("../../config/crd/verticalpodautoscalercheckpoint.yaml")).unwrap();
+    assert_eq!(crd["spec"]["names"]["plural"], checkpoint::PLURAL);
+    assert_eq!(crd["spec"]["names"]["kind"], checkpoint::KIND);
+    assert_eq!(crd["spec"]["group"], api::GROUP);
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(version["name"], api::VERSION);
+    assert!(version["subresources"].is_null(), "VPA's checkpoint CRD has no status subresource");
+    let schema = &version["schema"]["openAPIV3Schema"];
+
+    let mut vpa = manifest();
+    vpa.metadata.uid = Some("vpa-uid".into());
+    let m = to_model(&vpa, None).unwrap();
+    let mut rec = crate::recommender::Recommender::from_config(&Default::default());
+    let pod = crate::model::PodKey { namespace: "shop".into(), name: "web-0".into() };
+    let start = t("2026-01-01T00:00:00Z");
+    for minute in 0..30 {
+        let at = start + jiff::SignedDuration::from_mins(minute);
+        rec.add_cpu_sample(&m.workload, &pod, "app", at, 0.2, 250).unwrap();
+        rec.add_memory_sample(&m.workload, &pod, "app", at, 300 << 20).unwrap();
+    }
+    let saved: Vec<_> = rec.checkpoints_of(&m.workload, start + jiff::SignedDuration::from_hours(1)).collect();
+    assert_eq!(saved.len(), 1);
+    let object = VerticalPodAutoscalerCheckpoint::new(&vpa, "app", saved[0].status.clone());
+    assert_eq!(object.metadata.name.as_deref(), Some("web-app"));
+    assert_eq!(object.metadata.owner_references.as_ref().unwrap()[0].uid, "vpa-uid");
+    let value = serde_json::to_value(&object).unwrap();
+    assert!(!value["status"]["cpuHistogram"]["bucketWeights"].as_object().unwrap().is_empty(), "{value}");
+    let mut undeclared = Vec::new();
+    check_declared(&value, schema, "", &mut undeclared);
+    assert_eq!(undeclared, Vec::<String>::new());
+}
+
 fn check_declared(value: &Value, schema: &Value, path: &str, out: &mut Vec<String>) {
     match value {
         Value::Object(map) if path == ".metadata" => {
             let _ = map; // ObjectMeta is the API server's, not the CRD's.
         }
+        Value::Object(_) if schema["x-kubernetes-preserve-unknown-fields"] == true => {}
         Value::Object(map) => {
             for (k, v) in map {
                 let p = format!("{path}.{k}");

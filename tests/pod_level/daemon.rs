@@ -2,13 +2,18 @@
 //! against kubesim over HTTP, with no node groups (so no OpenStack): it
 //! watches the VPA object, scrapes the kubelets' Summary API, writes the
 //! recommendation to the object's status and resizes the pods in place,
-//! reporting a `PodResized` Event on each.
+//! reporting a `PodResized` Event on each; and its history outlives it in
+//! VPA's checkpoint objects.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kubesim::{NodeSpec, PodTemplate, UsageModel, UsageTarget};
+
+use heatscaler::vpa::{VerticalPodAutoscaler, VerticalPodAutoscalerCheckpoint};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
 
 use super::daemon_process::DaemonProcess;
 use super::{WAIT, create_vpa, pods_of, start, vpa_status};
@@ -44,35 +49,7 @@ async fn the_daemon_recommends_and_resizes_pods_in_place() {
     let before = uids(&pods_of(&client, "web").await);
 
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).unwrap();
-    let telemetry = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let config = dir.path().join("heatscaler.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-kubernetes:
-  access: kubeconfig
-  kubeconfig: {kubeconfig}
-pod-resize:
-  enabled: true
-  updater:
-    min-update-interval: 0s
-    update-off-target-after: 0s
-  metrics:
-    source: summary
-    interval: 1s
-telemetry:
-  listen: {telemetry}
-daemon:
-  debounce: 100ms
-  resync-interval: 1s
-"#,
-            kubeconfig = kubeconfig.display()
-        ),
-    )
-    .unwrap();
+    let (config, telemetry) = write_config(&sim, dir.path(), "");
     let mut daemon = DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
     daemon.wait_ready(Duration::from_secs(30)).await;
 
@@ -117,4 +94,119 @@ daemon:
     }
     let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "clean stop\n{}", daemon.log());
+}
+
+/// The leader saves the recommender's history to VerticalPodAutoscalerCheckpoint
+/// objects; a restarted daemon reads it back before it saves anything, so its
+/// first recommendation still reflects the usage seen before the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recommender_history_survives_a_restart_in_checkpoints() {
+    let (sim, client) = start(vec![NodeSpec::new("node-0").cpu("4").memory("8Gi")]).await;
+    let template = PodTemplate::new("app").label("app", "hist").requests("100m", "128Mi").limits("200m", "1Gi");
+    sim.create(&template.deployment("default", "hist", 1)).unwrap();
+    sim.wait_for("replica ready", WAIT, |s| s.ready_pods(Some("default")) >= 1).await.unwrap();
+    let target = UsageTarget::selector(Some("default"), "app=hist");
+    sim.set_usage(target.clone(), UsageModel::constant(800, 400 * MI)).unwrap();
+    let vpa = create_vpa(&client, "hist", UpdateMode::Off).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (config, telemetry) = write_config(&sim, dir.path(), "checkpoint-interval: 1s");
+    let log = dir.path().join("daemon.log");
+    let checkpoints: Api<VerticalPodAutoscalerCheckpoint> = Api::default_namespaced(client.clone());
+    let samples = || async {
+        let saved = checkpoints.get_opt("hist-app").await.unwrap()?;
+        Some(saved.status?.total_samples_count)
+    };
+
+    let mut first = DaemonProcess::start(&config, &log, telemetry, &[]);
+    first.wait_ready(Duration::from_secs(30)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while samples().await.is_none_or(|n| n < 5) {
+        assert!(tokio::time::Instant::now() < deadline, "no checkpoint with history saved\n{}", first.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _) = first.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "clean stop\n{}", first.log());
+    let saved = checkpoints.get("hist-app").await.unwrap();
+    assert_eq!(saved.spec.vpa_object_name, "hist");
+    assert_eq!(saved.spec.container_name, "app");
+    assert_eq!(saved.status.as_ref().unwrap().version, "v3");
+    let owner = &saved.metadata.owner_references.as_ref().expect("owned by its VPA")[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("VerticalPodAutoscaler", vpa.metadata.uid.as_deref().unwrap())
+    );
+
+    // While it is down, usage drops; its old recommendation is cleared so the
+    // next one is visibly the restarted daemon's.
+    sim.set_usage(target, UsageModel::constant(50, 100 * MI)).unwrap();
+    let vpas: Api<VerticalPodAutoscaler> = Api::default_namespaced(client.clone());
+    let clear = serde_json::json!({"status": {"recommendation": null}});
+    vpas.patch_status("hist", &PatchParams::default(), &Patch::Merge(&clear)).await.unwrap();
+    assert!(vpa_status(&client, "hist").await.is_none_or(|s| s.recommendation.is_none()));
+
+    let mut second = DaemonProcess::start(&config, &log, telemetry, &[]);
+    second.wait_ready(Duration::from_secs(30)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let cpu_target = loop {
+        let rec = vpa_status(&client, "hist").await.and_then(|s| s.recommendation);
+        if let Some(r) = rec.and_then(|r| r.container_recommendations.into_iter().next()) {
+            break heatscaler::model::quantity::parse_milli(&r.target["cpu"].0).unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no recommendation after the restart\n{}", second.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // From the 50m seen since the restart alone it would be ~58m.
+    assert!(cpu_target >= 800, "target {cpu_target}m forgot the history\n{}", second.log());
+    assert!(second.log().contains("recommender history restored from checkpoints restored=1"), "{}", second.log());
+    let (status, _) = second.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "clean stop\n{}", second.log());
+
+    // The checkpoint goes with its VPA (the garbage collector follows the owner).
+    vpas.delete("hist", &Default::default()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while checkpoints.get_opt("hist-app").await.unwrap().is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "checkpoint outlived its VPA");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A daemon configuration for kubesim with no node groups: the pod level
+/// only, on fast clocks. `recommender`: flow-style keys of `pod-resize.recommender`.
+fn write_config(
+    sim: &kubesim::KubeSimHandle,
+    dir: &std::path::Path,
+    recommender: &str,
+) -> (std::path::PathBuf, std::net::SocketAddr) {
+    let kubeconfig = dir.join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let telemetry = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = dir.join("heatscaler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+kubernetes:
+  access: kubeconfig
+  kubeconfig: {kubeconfig}
+pod-resize:
+  enabled: true
+  recommender: {{{recommender}}}
+  updater:
+    min-update-interval: 0s
+    update-off-target-after: 0s
+  metrics:
+    source: summary
+    interval: 1s
+telemetry:
+  listen: {telemetry}
+daemon:
+  debounce: 100ms
+  resync-interval: 1s
+"#,
+            kubeconfig = kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    (config, telemetry)
 }

@@ -282,7 +282,7 @@ impl Registry {
     }
 
     fn orphan_dependents(&self, owner_uid: &str, namespace: &str) {
-        for kind in [Kind::Pod, Kind::ReplicaSet] {
+        for kind in Kind::DEPENDENTS {
             let (items, _) = self.store.list(kind, Some(namespace));
             for obj in items {
                 let owned = obj.value["metadata"]["ownerReferences"]

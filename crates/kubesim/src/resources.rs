@@ -16,10 +16,11 @@ pub enum Kind {
     ReplicaSet,
     DaemonSet,
     VerticalPodAutoscaler,
+    VerticalPodAutoscalerCheckpoint,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Pod,
@@ -30,7 +31,11 @@ impl Kind {
         Kind::ReplicaSet,
         Kind::DaemonSet,
         Kind::VerticalPodAutoscaler,
+        Kind::VerticalPodAutoscalerCheckpoint,
     ];
+
+    /// Kinds whose objects name owners the garbage collector follows.
+    pub const DEPENDENTS: [Kind; 3] = [Kind::Pod, Kind::ReplicaSet, Kind::VerticalPodAutoscalerCheckpoint];
 
     pub fn index(self) -> usize {
         self as usize
@@ -43,7 +48,7 @@ impl Kind {
             Kind::Lease => "coordination.k8s.io/v1",
             Kind::PodDisruptionBudget => "policy/v1",
             Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet => "apps/v1",
-            Kind::VerticalPodAutoscaler => "autoscaling.k8s.io/v1",
+            Kind::VerticalPodAutoscaler | Kind::VerticalPodAutoscalerCheckpoint => "autoscaling.k8s.io/v1",
         }
     }
 
@@ -59,6 +64,7 @@ impl Kind {
             Kind::ReplicaSet => "ReplicaSet",
             Kind::DaemonSet => "DaemonSet",
             Kind::VerticalPodAutoscaler => "VerticalPodAutoscaler",
+            Kind::VerticalPodAutoscalerCheckpoint => "VerticalPodAutoscalerCheckpoint",
         }
     }
 
@@ -74,6 +80,7 @@ impl Kind {
             Kind::ReplicaSet => "replicasets",
             Kind::DaemonSet => "daemonsets",
             Kind::VerticalPodAutoscaler => "verticalpodautoscalers",
+            Kind::VerticalPodAutoscalerCheckpoint => "verticalpodautoscalercheckpoints",
         }
     }
 
@@ -89,8 +96,16 @@ impl Kind {
     }
 
     /// Kinds whose `status` is only writable through the status subresource.
+    /// (VPA's checkpoint CRD declares no subresources: its status is written
+    /// with the object.)
     pub fn has_status_subresource(self) -> bool {
-        !matches!(self, Kind::Event | Kind::Lease)
+        !matches!(self, Kind::Event | Kind::Lease | Kind::VerticalPodAutoscalerCheckpoint)
+    }
+
+    /// Kinds a real cluster serves from a CustomResourceDefinition, where
+    /// strategic merge patch is not defined.
+    pub fn is_custom(self) -> bool {
+        matches!(self, Kind::VerticalPodAutoscaler | Kind::VerticalPodAutoscalerCheckpoint)
     }
 
     /// Kinds whose spec changes bump metadata.generation.
@@ -309,6 +324,18 @@ pub static RESOURCES: &[ApiResource] = &[
         short_names: &["vpa"],
         categories: &[],
         subresources: &[status("autoscaling.k8s.io", "v1", "VerticalPodAutoscaler")],
+    },
+    ApiResource {
+        group: "autoscaling.k8s.io",
+        version: "v1",
+        plural: "verticalpodautoscalercheckpoints",
+        singular: "verticalpodautoscalercheckpoint",
+        kind: "VerticalPodAutoscalerCheckpoint",
+        bucket: Kind::VerticalPodAutoscalerCheckpoint,
+        view: View::Native,
+        short_names: &["vpacheckpoint"],
+        categories: &[],
+        subresources: &[],
     },
 ];
 

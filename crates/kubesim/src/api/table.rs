@@ -102,6 +102,8 @@ fn columns(kind: Kind) -> Vec<Col> {
             Col("Name", "name", 1),
         ],
         Kind::Lease => vec![Col("Name", "name", 0), Col("Holder", "", 0), Col("Age", "", 0)],
+        // No additionalPrinterColumns in VPA's CRD: what kubectl shows for any such CR.
+        Kind::VerticalPodAutoscalerCheckpoint => vec![Col("Name", "name", 0), Col("Age", "", 0)],
         Kind::VerticalPodAutoscaler => vec![
             Col("Name", "name", 0),
             Col("Mode", "", 0),
@@ -197,6 +199,7 @@ fn cells(kind: Kind, obj: &Value) -> Vec<Value> {
         }
         Kind::Event => event_cells(obj),
         Kind::Lease => vec![name, json!(or_none(s(&obj["spec"]["holderIdentity"]))), json!(age(obj))],
+        Kind::VerticalPodAutoscalerCheckpoint => vec![name, json!(age(obj))],
         Kind::VerticalPodAutoscaler => {
             let rec = &obj["status"]["recommendation"]["containerRecommendations"][0]["target"];
             let provided = obj["status"]["conditions"]

@@ -16,22 +16,20 @@ use crate::subresources::binding::set_condition;
 use crate::time;
 
 pub async fn run(sim: Arc<Sim>) {
-    let mut owners: Vec<Informer> = [Kind::Deployment, Kind::ReplicaSet, Kind::DaemonSet]
-        .into_iter()
-        .map(|k| Informer::new(sim.store.clone(), k))
-        .collect();
+    let mut owners = [Kind::Deployment, Kind::ReplicaSet, Kind::DaemonSet, Kind::VerticalPodAutoscaler]
+        .map(|k| Informer::new(sim.store.clone(), k));
     let mut nodes = Informer::new(sim.store.clone(), Kind::Node);
     let mut namespaces = Informer::new(sim.store.clone(), Kind::Namespace);
     // Pod GC's period; scanning every pod, so not shortened below a few seconds.
     let mut periodic = tokio::time::interval(sim.scale.seconds(20).max(Duration::from_secs(2)));
     let mut events_ttl = tokio::time::interval(Duration::from_secs(60));
     loop {
-        let (a, b) = owners.split_at_mut(1);
-        let (b, c) = b.split_at_mut(1);
+        let [a, b, c, d] = &mut owners;
         tokio::select! {
-            batch = a[0].next() => collect_garbage(&sim, batch),
-            batch = b[0].next() => collect_garbage(&sim, batch),
-            batch = c[0].next() => collect_garbage(&sim, batch),
+            batch = a.next() => collect_garbage(&sim, batch),
+            batch = b.next() => collect_garbage(&sim, batch),
+            batch = c.next() => collect_garbage(&sim, batch),
+            batch = d.next() => collect_garbage(&sim, batch),
             batch = nodes.next() => {
                 if let InformerBatch::Changes(changes) = batch
                     && changes.iter().any(|c| c.event == EventType::Deleted)
@@ -57,7 +55,7 @@ fn collect_garbage(sim: &Sim, batch: InformerBatch) {
     let InformerBatch::Changes(changes) = batch else { return };
     for change in changes.iter().filter(|c| c.event == EventType::Deleted) {
         let owner_uid = change.obj.uid();
-        for kind in [Kind::Pod, Kind::ReplicaSet] {
+        for kind in Kind::DEPENDENTS {
             let (items, _) = sim.store.list(kind, Some(&change.obj.key.namespace));
             for dep in items {
                 let refs = dep.value["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();

@@ -60,7 +60,7 @@ pub fn prepare_create(kind: Kind, obj: &mut Value) {
         Kind::PodDisruptionBudget | Kind::VerticalPodAutoscaler => {
             obj.as_object_mut().map(|m| m.remove("status"));
         }
-        Kind::Event | Kind::Lease => {}
+        Kind::Event | Kind::Lease | Kind::VerticalPodAutoscalerCheckpoint => {}
     }
 }
 

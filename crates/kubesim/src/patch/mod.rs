@@ -62,7 +62,7 @@ pub fn apply(kind: Kind, original: &Value, patch_type: PatchType, body: &[u8]) -
             Ok(doc)
         }
         PatchType::Strategic => {
-            if kind == Kind::VerticalPodAutoscaler {
+            if kind.is_custom() {
                 // A custom resource on a real cluster: strategic merge is not defined for it.
                 return Err(ApiError::new(
                     415,
@@ -75,7 +75,7 @@ pub fn apply(kind: Kind, original: &Value, patch_type: PatchType, body: &[u8]) -
         }
         PatchType::Apply => {
             let patch = parse_object(body)?;
-            if kind == Kind::VerticalPodAutoscaler {
+            if kind.is_custom() {
                 let mut doc = original.clone();
                 json_patch::merge(&mut doc, &patch);
                 return Ok(doc);

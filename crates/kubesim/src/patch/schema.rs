@@ -69,6 +69,6 @@ pub fn list_strategy(kind: Kind, path: &[&str]) -> ListStrategy {
             ["status", "conditions"] => MergeByKey("type"),
             _ => Replace,
         },
-        Kind::Event | Kind::Lease | Kind::VerticalPodAutoscaler => Replace,
+        Kind::Event | Kind::Lease | Kind::VerticalPodAutoscaler | Kind::VerticalPodAutoscalerCheckpoint => Replace,
     }
 }
