@@ -1,8 +1,9 @@
 //! From decisions to actions, once scale-up has said which shrinks it counts
 //! on and which needs it took; timers for the next pass.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
+use crate::model::PodKey;
 use crate::planner::Cx;
 use crate::planner::action::{Action, RecreatePod, ResizePod};
 use crate::planner::drain::{PdbBudget, pdb_name};
@@ -59,13 +60,23 @@ pub(crate) fn issue<'w>(
         };
         decisions.push((w.index, w.vertical, decision));
     }
-    for p in &assessment.demand {
+    // Scale-up explained the demand's pods as pending ones; their outcome moves
+    // into the resize decision (one pass over the pending pods, not one per demand).
+    let demand: HashMap<PodKey, usize> =
+        assessment.demand.iter().enumerate().map(|(i, p)| (p.want.pod.key(), i)).collect();
+    let mut outcomes: Vec<Option<PodOutcome>> = vec![None; demand.len()];
+    if !demand.is_empty() {
+        ex.pods.retain_mut(|e| match demand.get(&e.pod) {
+            Some(&i) => {
+                outcomes[i] = Some(std::mem::replace(&mut e.outcome, PodOutcome::ScaleUpDisabled));
+                false
+            }
+            None => true,
+        });
+    }
+    for (p, outcome) in assessment.demand.iter().zip(outcomes) {
         let w = p.want;
-        let key = w.pod.key();
-        let outcome = match ex.pods.iter().position(|e| e.pod == key) {
-            Some(i) => ex.pods.remove(i).outcome,
-            None => PodOutcome::ScaleUpDisabled,
-        };
+        let outcome = outcome.unwrap_or(PodOutcome::ScaleUpDisabled);
         let to = total(&w.containers, |c| c.requests);
         decisions.push((w.index, w.vertical, ResizeDecision::NeedsCapacity { reason: p.reason.clone(), to, outcome }));
     }
