@@ -121,9 +121,10 @@ fn passes_with_every_pod_under_a_vpa() {
         let p = plan(&Input { snapshot: &snap, usage: None, memory: &memory, now }, &policy);
         let resizes = p.actions.iter().filter(|a| matches!(a, Action::ResizePod(_))).count();
         println!(
-            "pass {pass}: {:.0} ms, {resizes} resizes, {} pods explained",
+            "pass {pass}: {:.0} ms, {resizes} resizes, {} pods listed in the explanation, {} counted",
             started.elapsed().as_secs_f64() * 1000.0,
-            p.explanation.resizes.len()
+            p.explanation.resizes.len(),
+            p.explanation.resize_counts.iter().map(|c| c.pods).sum::<u32>()
         );
         memory = p.memory;
     }

@@ -282,6 +282,9 @@ impl fmt::Display for Explanation {
         for r in &self.resizes {
             writeln!(f, "pod {} (vpa {}): {}", r.pod, r.vpa, r.decision)?;
         }
+        for c in &self.resize_counts {
+            writeln!(f, "{} pod(s) (vpa {}): {}", c.pods, c.vpa, c.decision)?;
+        }
         for n in &self.nodes {
             match &n.group {
                 Some(g) => writeln!(f, "node {} ({g}): {}", n.node, n.status)?,

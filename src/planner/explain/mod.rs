@@ -10,7 +10,7 @@ use crate::model::{PodKey, Timestamp};
 use super::protocol::{Phase, RemovalKind};
 use super::scheduling::Unfit;
 
-pub use resize::{CpuMemory, ResizeDecision, ResizeExplanation, UpdateBlock, UpdateReason};
+pub use resize::{CpuMemory, ResizeCount, ResizeDecision, ResizeExplanation, UpdateBlock, UpdateReason};
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Explanation {
@@ -22,8 +22,11 @@ pub struct Explanation {
     pub nodes: Vec<NodeExplanation>,
     /// Operator-worthy: failed provisioning, failed drains, drift.
     pub alerts: Vec<Alert>,
-    /// Every pod under a VPA object heatscaler handles: its update decision.
+    /// Pods under a VPA object heatscaler handles whose decision is about
+    /// them (an update, a block, a resize in flight), in snapshot order.
     pub resizes: Vec<ResizeExplanation>,
+    /// The other pods under those objects, counted per object and decision.
+    pub resize_counts: Vec<ResizeCount>,
 }
 
 impl Explanation {
@@ -38,6 +41,10 @@ impl Explanation {
     }
     pub fn resize(&self, key: &PodKey) -> Option<&ResizeDecision> {
         self.resizes.iter().find(|r| &r.pod == key).map(|r| &r.decision)
+    }
+    /// How many pods of VPA object `vpa` (`namespace/name`) were counted with `decision`.
+    pub fn resize_count(&self, vpa: &str, decision: &ResizeDecision) -> u32 {
+        self.resize_counts.iter().filter(|c| c.vpa == vpa && &c.decision == decision).map(|c| c.pods).sum()
     }
 }
 

@@ -31,6 +31,19 @@ pub struct ResizeExplanation {
     pub decision: ResizeDecision,
 }
 
+/// Pods of one VPA object that share a decision needing nothing of them now
+/// (see [`ResizeDecision::is_counted`]): counted rather than listed, so a pass
+/// over hundreds of thousands of settled pods does not build an entry each.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ResizeCount {
+    /// `kind/namespace/name` of the workload.
+    pub workload: String,
+    /// The VPA object (`namespace/name`).
+    pub vpa: String,
+    pub decision: ResizeDecision,
+    pub pods: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "decision", rename_all = "kebab-case")]
 pub enum ResizeDecision {
@@ -58,6 +71,22 @@ pub enum ResizeDecision {
     NeedsCapacity { reason: UpdateReason, to: CpuMemory, outcome: PodOutcome },
     /// An update is due but may not happen.
     Blocked { reason: UpdateReason, why: UpdateBlock },
+}
+
+impl ResizeDecision {
+    /// Decisions that say nothing about the pod itself — the same for every
+    /// pod of the workload it applies to — are explained by count.
+    pub fn is_counted(&self) -> bool {
+        matches!(
+            self,
+            ResizeDecision::UpToDate
+                | ResizeDecision::RecommendationOnly { .. }
+                | ResizeDecision::NoRecommendation
+                | ResizeDecision::NotRunning
+                | ResizeDecision::RateLimited { .. }
+                | ResizeDecision::DisruptionBudget { .. }
+        )
+    }
 }
 
 /// Why a pod is updated.

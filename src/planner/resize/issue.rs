@@ -7,7 +7,9 @@ use crate::model::PodKey;
 use crate::planner::Cx;
 use crate::planner::action::{Action, RecreatePod, ResizePod};
 use crate::planner::drain::{PdbBudget, pdb_name};
-use crate::planner::explain::{Explanation, PodOutcome, ResizeDecision, ResizeExplanation, UpdateBlock, UpdateReason};
+use crate::planner::explain::{
+    Explanation, PodOutcome, ResizeCount, ResizeDecision, ResizeExplanation, UpdateBlock, UpdateReason,
+};
 use crate::planner::memory::ResizeMemory;
 use crate::planner::scale_up::ScaleUpOutcome;
 use crate::planner::time::after;
@@ -81,15 +83,7 @@ pub(crate) fn issue<'w>(
         decisions.push((w.index, w.vertical, ResizeDecision::NeedsCapacity { reason: p.reason.clone(), to, outcome }));
     }
     decisions.extend(assessment.settled);
-    let names: Vec<(String, String)> =
-        (0..snap.vertical.len()).map(|v| (snap.vertical[v].workload.to_string(), vpa_name(cx, v))).collect();
-    // In snapshot order.
-    decisions.sort_unstable_by_key(|(index, _, _)| *index);
-    ex.resizes.reserve(decisions.len());
-    for (index, v, decision) in decisions {
-        let (workload, vpa) = names[v].clone();
-        ex.resizes.push(ResizeExplanation { pod: snap.pods[index].key(), workload, vpa, decision });
-    }
+    explain(cx, decisions, ex);
 
     let Issued { actions, adjust, updated, memory, .. } = out;
     for v in updated {
@@ -151,6 +145,38 @@ impl<'w> Issued<'w, '_> {
             reason: reason.clone(),
         }));
         ResizeDecision::Recreate { reason, to: total(&w.containers, |c| c.requests) }
+    }
+}
+
+/// Decisions about a pod are listed in snapshot order; the rest are counted
+/// per VPA object and decision (a handful each).
+fn explain(cx: &Cx<'_>, decisions: Vec<(usize, usize, ResizeDecision)>, ex: &mut Explanation) {
+    let snap = cx.ix.snap;
+    let names: Vec<(String, String)> =
+        (0..snap.vertical.len()).map(|v| (snap.vertical[v].workload.to_string(), vpa_name(cx, v))).collect();
+    let mut counted: Vec<Vec<(ResizeDecision, u32)>> = vec![Vec::new(); snap.vertical.len()];
+    let mut listed = Vec::new();
+    for (index, v, decision) in decisions {
+        if !decision.is_counted() {
+            listed.push((index, v, decision));
+            continue;
+        }
+        match counted[v].iter_mut().find(|(d, _)| *d == decision) {
+            Some((_, pods)) => *pods += 1,
+            None => counted[v].push((decision, 1)),
+        }
+    }
+    listed.sort_unstable_by_key(|(index, _, _)| *index);
+    ex.resizes.reserve(listed.len());
+    for (index, v, decision) in listed {
+        let (workload, vpa) = names[v].clone();
+        ex.resizes.push(ResizeExplanation { pod: snap.pods[index].key(), workload, vpa, decision });
+    }
+    for (v, decisions) in counted.into_iter().enumerate() {
+        for (decision, pods) in decisions {
+            let (workload, vpa) = names[v].clone();
+            ex.resize_counts.push(ResizeCount { workload, vpa, decision, pods });
+        }
     }
 }
 

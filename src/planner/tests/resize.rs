@@ -74,6 +74,11 @@ fn decision(plan: &crate::planner::Plan, pod: &str) -> ResizeDecision {
     plan.explanation.resize(&key).cloned().unwrap_or_else(|| panic!("no decision for {pod}"))
 }
 
+/// Pods explained by count (settled ones) with a decision `what` accepts.
+fn counted(plan: &crate::planner::Plan, what: impl Fn(&ResizeDecision) -> bool) -> u32 {
+    plan.explanation.resize_counts.iter().filter(|c| what(&c.decision)).map(|c| c.pods).sum()
+}
+
 /// One 4-core minion `n1` of group `g` (max 5).
 fn one_node() -> World {
     let mut w = World::new();
@@ -90,7 +95,9 @@ fn off_and_initial_modes_touch_no_pod() {
         vpa(&mut w, "web", mode, rec((800, GI), (600, 512 * MI), (1000, 2 * GI)));
         let plan = w.plan();
         assert!(resizes(&plan).is_empty() && recreations(&plan).is_empty(), "{mode:?}: {:?}", plan.actions);
-        assert_eq!(decision(&plan, "web-0"), ResizeDecision::RecommendationOnly { mode: mode.as_str() });
+        let only = ResizeDecision::RecommendationOnly { mode: mode.as_str() };
+        assert_eq!(plan.explanation.resize_count("default/web", &only), 1, "{}", plan.explanation);
+        assert!(plan.explanation.resizes.is_empty(), "counted, not listed");
     }
 }
 
@@ -145,17 +152,18 @@ fn a_workload_is_rate_limited_but_an_oom_kill_is_not() {
     vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((200, 512 * MI), (150, 400 * MI), (400, GI)));
     let first = w.step();
     assert_eq!(resizes(&first).len(), 2, "max-disruption-fraction 0.5 of 4 replicas");
-    let held: Vec<_> = ["web-0", "web-1", "web-2", "web-3"]
-        .iter()
-        .filter(|p| matches!(decision(&first, p), ResizeDecision::DisruptionBudget { in_flight: 2, max: 2 }))
-        .collect();
+    let budget = ResizeDecision::DisruptionBudget { in_flight: 2, max: 2 };
+    assert_eq!(first.explanation.resize_count("default/web", &budget), 2, "{}", first.explanation);
+    let resized: Vec<String> = resizes(&first).iter().map(|r| r.pod.name.clone()).collect();
+    let held: Vec<_> =
+        ["web-0", "web-1", "web-2", "web-3"].iter().filter(|p| !resized.contains(&p.to_string())).collect();
     assert_eq!(held.len(), 2);
     w.apply(&first);
 
     w.advance(60);
     let second = w.step();
     assert!(resizes(&second).is_empty());
-    assert!(matches!(decision(&second, held[0]), ResizeDecision::RateLimited { .. }));
+    assert_eq!(counted(&second, |d| matches!(d, ResizeDecision::RateLimited { .. })), 2, "{}", second.explanation);
 
     // An OOM kill since the pod's size was last set bypasses min-update-interval.
     let killed = w.now;
@@ -356,5 +364,5 @@ fn requests_only_policies_are_capped_at_the_limit_and_then_left_alone() {
     // Still below the lower bound, but the policy allows no more: no churn.
     let again = w.step();
     assert!(resizes(&again).is_empty());
-    assert_eq!(decision(&again, "web-0"), ResizeDecision::UpToDate);
+    assert_eq!(again.explanation.resize_count("default/web", &ResizeDecision::UpToDate), 1);
 }
