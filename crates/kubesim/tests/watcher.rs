@@ -83,7 +83,19 @@ async fn watcher_survives_dropped_watches_and_relists_after_410() {
     if let Err(e) = gone.await {
         let s = seen.lock().unwrap();
         let stored: Vec<String> = sim.list::<Pod>(None).into_iter().filter_map(|p| p.metadata.name).collect();
-        panic!("{e:?}: inits {}, errors {:?}, seen {:?}, stored {stored:?}", s.inits, s.errors, s.names);
+        let before = sim.list::<Pod>(None).into_iter().find(|p| p.metadata.name.as_deref() == Some("before"));
+        let state = before.map(|p| {
+            (
+                p.metadata.deletion_timestamp,
+                p.metadata.deletion_grace_period_seconds,
+                p.spec.and_then(|s| s.node_name),
+                p.status.and_then(|s| s.phase),
+            )
+        });
+        panic!(
+            "{e:?}: inits {}, errors {:?}, seen {:?}, stored {stored:?}, before (deletion, grace, node, phase) {state:?}",
+            s.inits, s.errors, s.names
+        );
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
     task.abort();

@@ -327,7 +327,12 @@ impl Kubelet {
             Ok(())
         })?;
         if let Some(state) = self.states.get_mut(uid) {
-            state.phase = Phase::Running;
+            // Our own write above can come back already deleting (deleted while
+            // starting): `on_pod` then made it Terminating, which must stand, or
+            // the termination it scheduled would find a running pod and do nothing.
+            if state.phase == Phase::Starting {
+                state.phase = Phase::Running;
+            }
             state.allocated = Some(spec.clone());
         }
         let containers = spec["containers"]
