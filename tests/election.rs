@@ -255,10 +255,14 @@ async fn candidates_racing_for_a_free_lease_conflict_and_exactly_one_wins() {
     );
     let ca = Candidate { identity: "master-a".into(), lease_duration };
     let cb = Candidate { identity: "master-b".into(), lease_duration };
-    // Both reads are served before either write: each writes over the same
-    // resourceVersion, and the API server must refuse one of them (409).
+    // Both reads are served before either write lands (writes are held 500 ms,
+    // reads are not, so the two reads only need to start within that window,
+    // even on a loaded machine): each writes over the same resourceVersion, and
+    // the API server must refuse one of them (409).
     sim.add_fault(
-        FaultRule::latency(Duration::from_millis(150)).on_path("/apis/coordination.k8s.io").on_verbs(&["get"]),
+        FaultRule::latency(Duration::from_millis(500))
+            .on_path("/apis/coordination.k8s.io")
+            .on_verbs(&["create", "update"]),
     );
     let gets = || {
         let text = metrics.encode();
