@@ -9,9 +9,6 @@
 //! owner reference to its VPA object, so the cluster's garbage collector
 //! deletes it with the VPA and no periodic sweep is needed.
 
-use std::borrow::Cow;
-
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde::{Deserialize, Serialize};
@@ -27,7 +24,7 @@ pub const PLURAL: &str = "verticalpodautoscalercheckpoints";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerticalPodAutoscalerCheckpoint {
-    #[serde(default = "api_version")]
+    #[serde(default = "api::api_version")]
     pub api_version: String,
     #[serde(default = "kind")]
     pub kind: String,
@@ -48,10 +45,6 @@ pub struct CheckpointSpec {
     pub container_name: String,
 }
 
-fn api_version() -> String {
-    api::API_VERSION.into()
-}
-
 fn kind() -> String {
     KIND.into()
 }
@@ -68,7 +61,7 @@ impl VerticalPodAutoscalerCheckpoint {
             ..OwnerReference::default()
         });
         Self {
-            api_version: api_version(),
+            api_version: api::api_version(),
             kind: kind(),
             metadata: ObjectMeta {
                 name: Some(object_name(&vpa_name, container)),
@@ -87,32 +80,7 @@ pub fn object_name(vpa: &str, container: &str) -> String {
     format!("{vpa}-{container}")
 }
 
-impl kube::Resource for VerticalPodAutoscalerCheckpoint {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(KIND)
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(api::GROUP)
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(api::VERSION)
-    }
-    fn api_version(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(api::API_VERSION)
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(PLURAL)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+api::vpa_group_resource!(VerticalPodAutoscalerCheckpoint, KIND, PLURAL);
 
 /// Writes a checkpoint as VPA's recommender does: the whole `status` replaced
 /// by a JSON patch (a merge patch would keep buckets that have since emptied),
