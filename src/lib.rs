@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod metrics;
 pub mod model;
 pub mod planner;
+pub mod policy;
 pub mod recommender;
 pub mod sim;
 pub mod telemetry;

@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use heatscaler::model::{
-    Container, Node, OwnerRef, Placement, Pod, PodPhase, ResizeState, Resources, Snapshot, Timestamp, UpdateMode,
-    VerticalScaling, WorkloadRef,
+    Container, ContainerRecommendation, Node, OwnerRef, Placement, Pod, PodPhase, ResizeState, Resources, Snapshot,
+    Timestamp, UpdateMode, VerticalScaling, WorkloadRef,
 };
 use heatscaler::planner::action::Action;
 use heatscaler::planner::{Input, Memory, Policy, plan};
-use heatscaler::recommender::ContainerRecommendation;
 
 const NODES: usize = 10_000;
 const PODS_PER_NODE: usize = 31;

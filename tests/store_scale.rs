@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use heatscaler::cluster::ClusterStore;
 use heatscaler::config::Config;
-use heatscaler::planner::{self, Input, Memory, Policy};
+use heatscaler::planner::{self, Input, Memory};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -181,7 +181,7 @@ fn store_memory_and_a_pass_at_5000_nodes_and_150000_pods() {
     );
 
     let config: Config = heatscaler::config::parse("{}", "empty", None).unwrap();
-    let policy = Policy::from_config(&config);
+    let policy = config.planner_policy();
     let start = Instant::now();
     let plan = planner::plan(
         &Input {

@@ -20,7 +20,7 @@ impl Benchmark for SimulationSpeed {
     fn run(&self, options: &Options) -> Result<Section, BenchError> {
         let fail = |problem: String| BenchError { benchmark: "simulation".into(), problem };
         let mut sc = Scenario::parse(DIURNAL_WEEK_500, "diurnal-week-500.yaml").map_err(|e| fail(e.to_string()))?;
-        sc.duration = crate::config::Duration(options.simulated.min(sc.duration.get()));
+        sc.duration = crate::policy::Duration(options.simulated.min(sc.duration.get()));
         let hours = sc.duration.get().as_secs_f64() / 3600.0;
         let mut rows = Vec::new();
         for kind in [PolicyKind::Heatscaler, PolicyKind::CaDefaults] {

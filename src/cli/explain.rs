@@ -20,7 +20,6 @@ use heatscaler::cluster::{Changes, GroupRead, KubeObserver};
 use heatscaler::config::Config;
 use heatscaler::daemon::{Planned, Planning};
 use heatscaler::model::Timestamp;
-use heatscaler::planner::Policy;
 use heatscaler::telemetry::Metrics;
 
 /// Arguments of `heatscaler explain`.
@@ -62,7 +61,7 @@ async fn plan(config: &Config) -> anyhow::Result<Planned> {
     let client = heatscaler::daemon::kube_client(&config.kubernetes).await?;
     let kube = KubeObserver::start(client, Arc::new(Metrics::new()), Changes::new());
     kube.health().wait_synced().await;
-    let policy = Policy::from_config(config);
+    let policy = config.planner_policy();
     let mut planning = Planning::new();
     loop {
         if let Some(planned) =

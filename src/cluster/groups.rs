@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::cloud::group::{GroupSnapshot, NodeIdentity, join_members};
-use crate::config::NodeGroupConfig;
+use crate::config::{NodeGroupConfig, NodeTemplate};
 use crate::model::{GroupState, Node, NodeShape};
 use crate::planner::protocol::{REMOVAL_TAINT, UNSCHEDULABLE_TAINT};
 
@@ -62,7 +62,7 @@ impl GroupAssembler {
             }
             let mut state = read.to_group_state(config, members);
             state.template =
-                shape_from_nodes(&state, nodes).or_else(|| config.node_template.as_ref().map(NodeShape::from_template));
+                shape_from_nodes(&state, nodes).or_else(|| config.node_template.as_ref().map(NodeTemplate::shape));
             groups.push(state);
         }
         self.known.retain(|k, _| listed.contains(k));

@@ -9,15 +9,19 @@
 
 mod schema;
 mod secret;
-mod units;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 pub use schema::*;
 pub use secret::{SecretError, SecretSource};
-pub use units::{Duration, Fraction, Quantity};
-pub use validate::validate_scaling;
+
+/// The policy sections and value types of the file, defined with the planner
+/// that reads them (`crate::policy`) and part of the file's schema here.
+pub use crate::policy::{
+    ClusterLimits, Duration, Expander, Fraction, NodeTemplate, Quantity, RecommenderSettings, ScaleDownPolicy,
+    ScaleUpPolicy, TaintConfig, UpdaterSettings,
+};
 
 /// One thing wrong with a configuration, at a key path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +76,26 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
     }
     let errors = validate::validate(&config);
     if errors.is_empty() { Ok(config) } else { Err(ConfigErrors { source_name: source_name.to_string(), errors }) }
+}
+
+impl Config {
+    /// What the planner is told: the policy sections, the control-plane
+    /// labels, and the pod level's updater when both switches are on.
+    pub fn planner_policy(&self) -> crate::planner::Policy {
+        use crate::planner::{Policy, ResizePolicy, Tuning};
+        Policy {
+            scale_up: self.scale_up.clone(),
+            scale_down: self.scale_down.clone(),
+            limits: self.cluster_limits.clone(),
+            control_plane_labels: self.kubernetes.control_plane_labels.clone(),
+            seed: 0,
+            tuning: Tuning::default(),
+            resize: ResizePolicy {
+                enabled: self.pod_resize.enabled && self.pod_resize.updater.enabled,
+                updater: self.pod_resize.updater.clone(),
+            },
+        }
+    }
 }
 
 /// The default search path for the daemon's configuration file.

@@ -3,13 +3,15 @@
 //! they have one, so an operator moving over gets the behaviour they know.
 //! `config/heatscaler.example.yaml` documents every key.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Duration, Fraction, Quantity, SecretSource};
+use super::{Duration, SecretSource};
+use crate::policy::{
+    ClusterLimits, NodeTemplate, RecommenderSettings, ScaleDownPolicy, ScaleUpPolicy, UpdaterSettings, loop_defaults,
+};
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -298,156 +300,11 @@ pub enum NodeMappingKind {
     Label,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct NodeTemplate {
-    /// Allocatable resources of a new minion: `cpu`, `memory`, `pods`,
-    /// `ephemeral-storage`, and extended resources such as `nvidia.com/gpu`.
-    pub allocatable: BTreeMap<String, Quantity>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default)]
-    pub taints: Vec<TaintConfig>,
-}
+// ------------------------------------------------ Limits, scale up and down
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct TaintConfig {
-    pub key: String,
-    #[serde(default)]
-    pub value: Option<String>,
-    pub effect: TaintEffect,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
-pub enum TaintEffect {
-    NoSchedule,
-    PreferNoSchedule,
-    NoExecute,
-}
-
-// -------------------------------------------------------------------- Limits
-
-/// Cluster-wide limits across all groups (cluster-autoscaler's
-/// `--max-nodes-total`, `--cores-total`, `--memory-total`).
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct ClusterLimits {
-    #[serde(default)]
-    pub max_nodes_total: Option<u32>,
-    #[serde(default)]
-    pub max_cores_total: Option<u32>,
-    #[serde(default)]
-    pub max_memory_total: Option<Quantity>,
-}
-
-// ------------------------------------------------------------------ Scale up
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
-pub struct ScaleUpPolicy {
-    pub enabled: bool,
-    /// How to choose among groups that can all host the pending pods.
-    pub expander: Expander,
-    /// Pods younger than this are not yet acted on (lets the scheduler finish its pass).
-    pub new_pod_scale_up_delay: Duration,
-    /// A minion that is not a Ready node after this long is a failed provisioning.
-    pub max_node_provision_time: Duration,
-    /// Upper bound of minions added to one group in one decision.
-    pub max_nodes_per_scale_up: u32,
-    /// First back-off of a group after a failed provisioning; doubles up to `backoff-max`.
-    pub backoff_initial: Duration,
-    pub backoff_max: Duration,
-}
-
-impl Default for ScaleUpPolicy {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            expander: Expander::LeastWaste,
-            new_pod_scale_up_delay: Duration::from_secs(0),
-            max_node_provision_time: Duration::from_secs(15 * 60),
-            max_nodes_per_scale_up: 1000,
-            backoff_initial: Duration::from_secs(5 * 60),
-            backoff_max: Duration::from_secs(30 * 60),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Expander {
-    /// The group that leaves the least unused CPU, memory and extended
-    /// resources (GPUs) on the new minions.
-    LeastWaste,
-    /// The group with the highest `priority`; ties broken by least waste.
-    Priority,
-    /// A random group among those that fit (seeded; reproducible in the simulator).
-    Random,
-    /// The lowest `price-per-hour` of the new minions per pod they host; ties by least waste.
-    Price,
-}
-
-// ---------------------------------------------------------------- Scale down
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
-pub struct ScaleDownPolicy {
-    pub enabled: bool,
-    /// How long a node must stay unneeded before it is removed.
-    pub unneeded_time: Duration,
-    /// A node is unneeded when requested CPU and memory are both below this share of allocatable.
-    pub utilization_threshold: Fraction,
-    /// Also consider nodes at or above the threshold, after those below it: a
-    /// node whose pods all fit on the other nodes is unneeded whatever its
-    /// utilisation (consolidation). `false` is cluster-autoscaler's behaviour.
-    pub consolidation: bool,
-    /// Same, for nodes with GPUs, measured on the GPUs.
-    pub gpu_utilization_threshold: Fraction,
-    /// Also require observed usage (kubelet stats) below the threshold.
-    pub use_observed_usage: bool,
-    pub delay_after_add: Duration,
-    pub delay_after_delete: Duration,
-    pub delay_after_failure: Duration,
-    /// How long a drained, empty minion is held before it is removed from Heat,
-    /// so a burst that returns right away can still use it (uncordon, no boot).
-    pub cooldown_before_removal: Duration,
-    /// How long evictions blocked by PodDisruptionBudgets (`429`) are retried.
-    pub max_eviction_time: Duration,
-    /// Longest grace period given to an evicted pod; also how long the drain waits for pods to go.
-    pub max_graceful_termination: Duration,
-    /// Most minions removed in one step (one Heat update per group).
-    pub max_nodes_per_step: u32,
-    /// Most non-empty minions drained at the same time.
-    pub max_drain_parallelism: u32,
-    pub skip_nodes_with_local_storage: bool,
-    pub skip_nodes_with_system_pods: bool,
-    pub skip_nodes_with_custom_controller_pods: bool,
-}
-
-impl Default for ScaleDownPolicy {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            unneeded_time: Duration::from_secs(10 * 60),
-            utilization_threshold: Fraction(0.5),
-            consolidation: true,
-            gpu_utilization_threshold: Fraction(0.5),
-            use_observed_usage: false,
-            delay_after_add: Duration::from_secs(10 * 60),
-            delay_after_delete: Duration::from_secs(0),
-            delay_after_failure: Duration::from_secs(3 * 60),
-            cooldown_before_removal: Duration::from_secs(60),
-            max_eviction_time: Duration::from_secs(2 * 60),
-            max_graceful_termination: Duration::from_secs(10 * 60),
-            max_nodes_per_step: 10,
-            max_drain_parallelism: 1,
-            skip_nodes_with_local_storage: true,
-            skip_nodes_with_system_pods: true,
-            skip_nodes_with_custom_controller_pods: true,
-        }
-    }
-}
+// `cluster-limits`, `scale-up` and `scale-down` are the policy types the
+// planner and the simulator read too: they live in `crate::policy`, with
+// `node-template` and the pod level's `recommender` and `updater` sections.
 
 // ---------------------------------------------------------------- Pod resize
 
@@ -479,85 +336,6 @@ impl Default for PodResizePolicy {
             recommender: RecommenderSettings::default(),
             updater: UpdaterSettings::default(),
             metrics: UsageCollection::default(),
-        }
-    }
-}
-
-/// Constants of the decaying-histogram recommender; defaults are the VPA
-/// recommender's (see docs/recommender.md for what each does).
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
-pub struct RecommenderSettings {
-    pub cpu_histogram_half_life: Duration,
-    pub memory_histogram_half_life: Duration,
-    pub memory_aggregation_interval: Duration,
-    pub memory_aggregation_interval_count: u32,
-    pub target_cpu_percentile: Fraction,
-    pub target_memory_percentile: Fraction,
-    pub lower_bound_percentile: Fraction,
-    pub upper_bound_percentile: Fraction,
-    pub safety_margin_fraction: f64,
-    pub pod_min_cpu: Quantity,
-    pub pod_min_memory: Quantity,
-    pub oom_bump_up_ratio: f64,
-    pub oom_min_bump_up: Quantity,
-    /// How often the leader saves the histograms to `VerticalPodAutoscalerCheckpoint`
-    /// objects (and once more when it stops).
-    pub checkpoint_interval: Duration,
-}
-
-impl Default for RecommenderSettings {
-    fn default() -> Self {
-        Self {
-            cpu_histogram_half_life: Duration::from_secs(24 * 3600),
-            memory_histogram_half_life: Duration::from_secs(24 * 3600),
-            memory_aggregation_interval: Duration::from_secs(24 * 3600),
-            memory_aggregation_interval_count: 8,
-            target_cpu_percentile: Fraction(0.9),
-            target_memory_percentile: Fraction(0.9),
-            lower_bound_percentile: Fraction(0.5),
-            upper_bound_percentile: Fraction(0.95),
-            safety_margin_fraction: 0.15,
-            pod_min_cpu: Quantity::parse("25m").expect("valid literal"),
-            pod_min_memory: Quantity::parse("250Mi").expect("valid literal"),
-            oom_bump_up_ratio: 1.2,
-            oom_min_bump_up: Quantity::parse("100Mi").expect("valid literal"),
-            checkpoint_interval: Duration::from_secs(600),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
-pub struct UpdaterSettings {
-    /// Off: heatscaler writes recommendations and touches no pod. For
-    /// clusters where VPA's updater runs: it acts on every VPA object,
-    /// whichever recommender wrote the status.
-    pub enabled: bool,
-    /// Workloads with fewer replicas are not disrupted by evict-and-recreate.
-    pub min_replicas: u32,
-    /// Largest share of a workload's replicas being resized or recreated at once.
-    pub max_disruption_fraction: Fraction,
-    /// Least time between two updates of the same workload.
-    pub min_update_interval: Duration,
-    /// A request inside [lower, upper] bound is still updated when it has been this
-    /// long and differs from the target by more than `min-change-fraction`.
-    pub update_off_target_after: Duration,
-    pub min_change_fraction: Fraction,
-    /// A resize `Deferred` this long is treated like `Infeasible`.
-    pub deferred_timeout: Duration,
-}
-
-impl Default for UpdaterSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            min_replicas: 2,
-            max_disruption_fraction: Fraction(0.5),
-            min_update_interval: Duration::from_secs(10 * 60),
-            update_off_target_after: Duration::from_secs(12 * 3600),
-            min_change_fraction: Fraction(0.1),
-            deferred_timeout: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -781,9 +559,9 @@ impl Default for DaemonConfig {
     fn default() -> Self {
         Self {
             dry_run: false,
-            debounce: Duration::from_millis(200),
-            resync_interval: Duration::from_secs(10),
-            heat_poll_interval: Duration::from_secs(30),
+            debounce: loop_defaults::DEBOUNCE,
+            resync_interval: loop_defaults::RESYNC_INTERVAL,
+            heat_poll_interval: loop_defaults::HEAT_POLL_INTERVAL,
         }
     }
 }

@@ -18,21 +18,13 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     }
     v.node_groups(&config.node_groups);
     v.limits(&config.cluster_limits, &config.node_groups);
-    v.scale_up(&config.scale_up);
-    v.scale_down(&config.scale_down);
+    for p in crate::policy::scaling_problems(&config.scale_up, &config.scale_down) {
+        v.err(p.path, p.problem);
+    }
     v.pod_resize(&config.pod_resize);
     v.alerts(&config.alerts);
     v.leader_election(&config.leader_election);
     v.daemon(&config.daemon);
-    v.errors
-}
-
-/// The scale-up and scale-down rules alone, for documents that embed those
-/// sections (simulation scenarios). Paths are as in the configuration file.
-pub fn validate_scaling(scale_up: &ScaleUpPolicy, scale_down: &ScaleDownPolicy) -> Vec<ConfigError> {
-    let mut v = Validator::default();
-    v.scale_up(scale_up);
-    v.scale_down(scale_down);
     v.errors
 }
 
@@ -238,28 +230,6 @@ impl Validator {
                     format!("{max} is below the sum of the groups' min-size ({min_total})"),
                 );
             }
-        }
-    }
-
-    fn scale_up(&mut self, s: &ScaleUpPolicy) {
-        self.positive("scale-up.max-node-provision-time", s.max_node_provision_time);
-        if s.max_nodes_per_scale_up == 0 {
-            self.err("scale-up.max-nodes-per-scale-up", "must be at least 1");
-        }
-        if s.backoff_initial > s.backoff_max {
-            self.err(
-                "scale-up.backoff-initial",
-                format!("{} is longer than backoff-max {}", s.backoff_initial, s.backoff_max),
-            );
-        }
-    }
-
-    fn scale_down(&mut self, s: &ScaleDownPolicy) {
-        if s.max_nodes_per_step == 0 {
-            self.err("scale-down.max-nodes-per-step", "must be at least 1");
-        }
-        if s.max_drain_parallelism == 0 {
-            self.err("scale-down.max-drain-parallelism", "must be at least 1");
         }
     }
 

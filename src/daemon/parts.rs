@@ -62,7 +62,7 @@ impl Parts {
             heat.poke(),
             dry_run || config.daemon.dry_run,
         ));
-        let policy = Policy::from_config(&config);
+        let policy = config.planner_policy();
         Ok(Parts { config, policy, alerts, heat, actuator })
     }
 }

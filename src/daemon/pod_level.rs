@@ -33,10 +33,10 @@ use tokio::task::JoinSet;
 
 use crate::cluster::{Changes, ClusterStore};
 use crate::config::{Config, PodResizePolicy};
-use crate::metrics::{OomTracker, UsageCollector, UsageScrape};
+use crate::metrics::{UsageCollector, UsageScrape};
 use crate::model::{Pod, Resources, Snapshot, Timestamp, VerticalScaling, WorkloadRef};
 use crate::recommender::{CheckpointKey, ContainerCheckpoint};
-use crate::recommender::{Recommender, feed_ooms, feed_usage};
+use crate::recommender::{OomTracker, Recommender, feed_ooms, feed_usage, fill_recommendations};
 use crate::telemetry::{KubeResource, KubeVerb, Metrics, RecommendationValues, ResourceName};
 use crate::vpa::checkpoint::{self, VerticalPodAutoscalerCheckpoint};
 use crate::vpa::client::{self as vpa_client, VpaObjects};
@@ -162,7 +162,7 @@ impl PodLevel {
             let (model, pods_matched, unsupported) = match handled.model {
                 Ok(mut model) => {
                     let pod = live.get(&model.workload).copied();
-                    vpa::recommend(
+                    fill_recommendations(
                         &mut model,
                         &observed.recommender,
                         pod.map(std::slice::from_ref).unwrap_or_default(),

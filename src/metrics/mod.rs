@@ -20,24 +20,9 @@ pub mod summary;
 use jiff::Timestamp;
 
 pub use collector::{NodeHealth, NodeScrapeError, ScrapeFailure, UsageCollector};
-pub use oom::{OomEvent, OomTracker, last_oom_kill};
+pub use oom::last_oom_kill;
 
-use crate::model::PodKey;
-
-/// One container's usage at one instant.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ContainerUsage {
-    pub pod: PodKey,
-    pub container: String,
-    /// When the kubelet measured it.
-    pub at: Timestamp,
-    /// Cores, averaged since the previous scrape (or over the kubelet's own
-    /// window when there is no previous scrape); `None` when not yet known.
-    pub cpu_cores: Option<f64>,
-    /// Working set bytes: what the kernel would not reclaim, what the OOM
-    /// killer and eviction look at.
-    pub memory_working_set: Option<i64>,
-}
+use crate::recommender::ContainerUsage;
 
 /// A node's total usage (all cgroups, system daemons included).
 #[derive(Clone, Debug, PartialEq)]

@@ -7,6 +7,7 @@
 //! without JSON.
 
 pub mod quantity;
+mod resource_policy;
 mod resources;
 mod selectors;
 mod vertical;
@@ -16,15 +17,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use jiff::{SignedDuration, Timestamp};
+pub use resource_policy::{
+    Capping, ContainerResourcePolicy, ContainerScalingMode, ControlledValues, DEFAULT_CONTAINER_POLICY,
+    PodResourcePolicy, ResourceKind,
+};
 pub use resources::{ResourceShortfall, Resources};
 pub use selectors::{
     LabelSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, SelectorOperator,
     SelectorRequirement,
 };
-pub use vertical::{ChangeRequirement, EvictionRequirement, UpdateMode, VerticalScaling};
+pub use vertical::{ChangeRequirement, ContainerRecommendation, EvictionRequirement, UpdateMode, VerticalScaling};
 pub use workload::{Container, OwnerRef, PodPhase, ResizeState, WorkloadRef};
-
-pub use crate::config::TaintEffect;
 
 /// A node as the planner sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,6 +53,14 @@ pub struct Taint {
     pub key: String,
     pub value: Option<String>,
     pub effect: TaintEffect,
+}
+
+/// A taint's `effect`, spelled as in the Kubernetes API (and in node templates).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+pub enum TaintEffect {
+    NoSchedule,
+    PreferNoSchedule,
+    NoExecute,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -246,29 +257,6 @@ pub struct NodeShape {
     pub allocatable: Resources,
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
-}
-
-impl NodeShape {
-    /// The shape configured for a group (`node-groups[].node-template`), for
-    /// scale-from-zero and the simulator. `pods` defaults to the kubelet's 110
-    /// when the template leaves it out, so a template that only names CPU and
-    /// memory still admits pods.
-    pub fn from_template(template: &crate::config::NodeTemplate) -> Self {
-        let mut allocatable = Resources::default();
-        for (name, quantity) in &template.allocatable {
-            let amount = if name == Resources::CPU { quantity.as_milli() } else { quantity.as_units() };
-            allocatable.set(name, amount);
-        }
-        if allocatable.pods == 0 {
-            allocatable.pods = 110;
-        }
-        let taints = template
-            .taints
-            .iter()
-            .map(|t| Taint { key: t.key.clone(), value: t.value.clone(), effect: t.effect })
-            .collect();
-        Self { allocatable, labels: template.labels.clone(), taints }
-    }
 }
 
 /// Everything the planner knows at one instant.

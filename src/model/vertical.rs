@@ -3,13 +3,11 @@
 //! it. The daemon builds these from the VPA watch (`vpa::to_model`) and the
 //! recommender; the simulator builds them directly.
 //!
-//! The recommendation and resource-policy types are the recommender's
-//! (`crate::recommender`): plain data, defined next to the algorithm that fills
-//! them, so a recommendation reaches the planner without a copy in another shape.
+//! The recommendation is plain data here, shaped like VPA's status, so the
+//! recommender (which fills it) and the planner (which reads it) share one
+//! type and neither depends on the other's internals.
 
-use crate::recommender::{ContainerRecommendation, PodResourcePolicy, ResourceKind};
-
-use super::WorkloadRef;
+use super::{Capping, PodResourcePolicy, ResourceKind, Resources, WorkloadRef};
 
 /// A VPA object heatscaler handles.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +34,20 @@ impl VerticalScaling {
     pub fn recommendation(&self, container: &str) -> Option<&ContainerRecommendation> {
         self.recommendations.iter().find(|r| r.container_name == container)
     }
+}
+
+/// One entry of `status.recommendation.containerRecommendations[]`. Only
+/// controlled resources are set; the others are zero (absent).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerRecommendation {
+    pub container_name: String,
+    pub target: Resources,
+    pub lower_bound: Resources,
+    pub upper_bound: Resources,
+    /// The target before `minAllowed`/`maxAllowed`.
+    pub uncapped_target: Resources,
+    /// Which resources of the target the policy moved, for Events/annotations.
+    pub capped: Vec<(ResourceKind, Capping)>,
 }
 
 /// `spec.updatePolicy.updateMode`.

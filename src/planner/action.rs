@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::Expander;
 use crate::model::{PodKey, Timestamp};
+use crate::policy::Expander;
 
 use super::explain::{CpuMemory, ProvisioningFailure, RollbackReason, UpdateReason};
 use super::protocol::{self, NodePatch, Phase, RemovalRecord};

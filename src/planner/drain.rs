@@ -4,8 +4,8 @@
 //! Rules follow cluster-autoscaler's drainability checks, so an operator's
 //! annotations mean what they already mean there.
 
-use crate::config::ScaleDownPolicy;
 use crate::model::Pod;
+use crate::policy::ScaleDownPolicy;
 
 use super::explain::BlockReason;
 use super::index::Index;

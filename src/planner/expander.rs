@@ -6,8 +6,8 @@ use rand::Rng;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::Expander;
 use crate::model::Timestamp;
+use crate::policy::Expander;
 
 use super::explain::OptionScore;
 

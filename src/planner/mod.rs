@@ -18,12 +18,16 @@
 //! 6. [`scale_down`]: unneeded minions, judged with the requests pods will
 //!    have once their resizes apply; new removals.
 //! 7. [`members`]: one exact-removal request per group.
+//!
+//! [`for_peers`] is the small part of the pass's machinery that the
+//! simulator's re-implementations of other autoscalers build on, so a peer
+//! judges drainability and fit exactly as the planner does.
 
 pub mod action;
-pub(crate) mod drain;
+mod drain;
 mod expander;
 pub mod explain;
-pub(crate) mod index;
+mod index;
 mod limits;
 mod members;
 pub mod memory;
@@ -43,6 +47,18 @@ mod tests;
 use std::collections::BTreeMap;
 
 use crate::model::{Resources, Snapshot, Timestamp};
+
+/// The planner's view of a snapshot and its drainability rules, for peers:
+/// the simulator's cluster-autoscaler re-implementation (`ca_defaults`)
+/// plans over the same [`Index`](for_peers::Index) and classifies pods with
+/// the same [`classify`](for_peers::classify), so a difference between the
+/// two policies is a difference of policy, not of how the cluster was read.
+/// The fit itself is [`scheduling`], which is public for the same reason.
+/// Changing these changes the peers; that is the point of naming them here.
+pub mod for_peers {
+    pub use super::drain::{Disposition, PdbBudget, classify};
+    pub use super::index::{Index, Membership};
+}
 
 pub use action::Action;
 pub use explain::Explanation;

@@ -1,7 +1,9 @@
 //! What the planner is told to do: the operator's policy plus the few tuning
-//! knobs cluster-autoscaler has as flags but heatscaler keeps internal.
+//! knobs cluster-autoscaler has as flags but heatscaler keeps internal. The
+//! daemon builds it from its configuration (`Config::planner_policy`), the
+//! simulator from a scenario.
 
-use crate::config::{ClusterLimits, Config, ScaleDownPolicy, ScaleUpPolicy, UpdaterSettings};
+use crate::policy::{ClusterLimits, ScaleDownPolicy, ScaleUpPolicy, UpdaterSettings};
 
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -65,23 +67,6 @@ impl Default for Policy {
             seed: 0,
             tuning: Tuning::default(),
             resize: ResizePolicy::default(),
-        }
-    }
-}
-
-impl Policy {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            scale_up: config.scale_up.clone(),
-            scale_down: config.scale_down.clone(),
-            limits: config.cluster_limits.clone(),
-            control_plane_labels: config.kubernetes.control_plane_labels.clone(),
-            seed: 0,
-            tuning: Tuning::default(),
-            resize: ResizePolicy {
-                enabled: config.pod_resize.enabled && config.pod_resize.updater.enabled,
-                updater: config.pod_resize.updater.clone(),
-            },
         }
     }
 }

@@ -158,7 +158,7 @@ fn utilization(
     alloc: &Resources,
     requested: &Resources,
     observed: Option<&Resources>,
-    sd: &crate::config::ScaleDownPolicy,
+    sd: &crate::policy::ScaleDownPolicy,
 ) -> (&'static str, f64, f64) {
     let share = |name: &str| {
         let have = alloc.get(name);

@@ -3,8 +3,8 @@
 
 use std::time::Duration as StdDuration;
 
-use crate::config::Duration;
 use crate::model::Timestamp;
+use crate::policy::Duration;
 
 /// `t + d`, saturating at the latest representable instant.
 pub fn after(t: Timestamp, d: Duration) -> Timestamp {

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use super::Recommender;
-use crate::metrics::{ContainerUsage, OomEvent};
-use crate::model::Pod;
+use super::samples::{ContainerUsage, OomEvent};
+use crate::model::{Pod, VerticalScaling};
 
 /// What happened to one batch of input; every sample lands in exactly one count.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,7 +60,7 @@ pub fn feed_usage(recommender: &mut Recommender, pods: &[Pod], usage: &[Containe
     report
 }
 
-/// Feeds OOM kills (from [`crate::metrics::OomTracker`]).
+/// Feeds OOM kills (from [`super::OomTracker`]).
 pub fn feed_ooms(recommender: &mut Recommender, events: &[OomEvent]) -> FeedReport {
     let mut report = FeedReport::default();
     for e in events {
@@ -70,4 +70,15 @@ pub fn feed_ooms(recommender: &mut Recommender, events: &[OomEvent]) -> FeedRepo
         }
     }
     report
+}
+
+/// Fills `vertical.recommendations` from the recommender. The pod minimum is
+/// split over the containers of the workload's pods (any live pod; one when
+/// none is running, as VPA does for a workload scaled to zero).
+pub fn fill_recommendations(vertical: &mut VerticalScaling, recommender: &Recommender, pods: &[Pod]) {
+    let containers = pods
+        .iter()
+        .find(|p| p.workload.as_ref() == Some(&vertical.workload) && !p.is_terminal())
+        .map_or(1, |p| p.containers.len().max(1));
+    vertical.recommendations = recommender.recommend(&vertical.workload, Some(&vertical.resource_policy), containers);
 }

@@ -11,12 +11,13 @@
 //! This module does no I/O and reads no clock: callers pass every time in.
 
 mod aggregate;
+mod apply;
 mod checkpoint;
 mod estimate;
 mod feed;
 mod histogram;
 mod instance;
-mod policy;
+mod samples;
 #[cfg(test)]
 mod tests;
 
@@ -25,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use jiff::{SignedDuration, Timestamp};
 
 pub use aggregate::AggregateState;
+pub use apply::{AppliedResources, ScaledLimit, apply_to_container, proportional_limit};
 pub use checkpoint::{
     CHECKPOINT_VERSION, CheckpointError, CheckpointKey, CheckpointStatus, ContainerCheckpoint, HistogramCheckpoint,
 };
@@ -32,34 +34,19 @@ pub use estimate::{
     Amounts, CONFIDENCE_INTERVAL, Estimates, EstimatorSettings, LOWER_BOUND_CONFIDENCE, MAX_RESOURCE_AMOUNT,
     UPPER_BOUND_CONFIDENCE,
 };
-pub use feed::{FeedReport, feed_ooms, feed_usage};
+pub use feed::{FeedReport, feed_ooms, feed_usage, fill_recommendations};
 pub use histogram::{
     BUCKET_GROWTH, BucketScheme, DecayingHistogram, EPSILON, Histogram, MAX_CHECKPOINT_WEIGHT, MAX_DECAY_EXPONENT,
     MIN_SAMPLE_WEIGHT,
 };
 pub use instance::SampleRejected;
-pub use policy::{
-    AppliedResources, Capping, ContainerResourcePolicy, ContainerScalingMode, ControlledValues,
-    DEFAULT_CONTAINER_POLICY, PodResourcePolicy, ResourceKind, ScaledLimit, apply_to_container, proportional_limit,
+pub use samples::{ContainerUsage, OomEvent, OomTracker};
+
+use crate::model::{
+    ContainerRecommendation, ContainerScalingMode, PodKey, PodResourcePolicy, ResourceKind, Resources, WorkloadRef,
 };
-
-use crate::config::RecommenderSettings;
-use crate::model::{PodKey, Resources, WorkloadRef};
+use crate::policy::RecommenderSettings;
 use instance::{InstanceState, MemoryRules};
-
-/// One entry of `status.recommendation.containerRecommendations[]`. Only
-/// controlled resources are set; the others are zero (absent).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ContainerRecommendation {
-    pub container_name: String,
-    pub target: Resources,
-    pub lower_bound: Resources,
-    pub upper_bound: Resources,
-    /// The target before `minAllowed`/`maxAllowed`.
-    pub uncapped_target: Resources,
-    /// Which resources of the target the policy moved, for Events/annotations.
-    pub capped: Vec<(ResourceKind, Capping)>,
-}
 
 /// A workload container: the unit a recommendation is for.
 type AggregateKey = (WorkloadRef, String);
@@ -92,7 +79,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_config(c: &RecommenderSettings) -> Self {
-        let d = |d: crate::config::Duration| SignedDuration::try_from(d.get()).unwrap_or(SignedDuration::MAX);
+        let d = |d: crate::policy::Duration| SignedDuration::try_from(d.get()).unwrap_or(SignedDuration::MAX);
         Self {
             cpu_half_life: d(c.cpu_histogram_half_life),
             memory_half_life: d(c.memory_histogram_half_life),
@@ -264,9 +251,9 @@ impl Recommender {
                     capped: Vec::new(),
                 };
                 if let Some(p) = container_policy {
-                    rec.capped = policy::cap_to_policy(&mut rec.target, p);
-                    policy::cap_to_policy(&mut rec.lower_bound, p);
-                    policy::cap_to_policy(&mut rec.upper_bound, p);
+                    rec.capped = apply::cap_to_policy(&mut rec.target, p);
+                    apply::cap_to_policy(&mut rec.lower_bound, p);
+                    apply::cap_to_policy(&mut rec.upper_bound, p);
                 }
                 Some(rec)
             })

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 
 use super::*;
-use crate::config::RecommenderSettings;
-use crate::metrics::{ContainerUsage, OomTracker};
-use crate::model::{Container, Pod, PodPhase, Resources, WorkloadRef};
+use crate::model::{
+    Capping, Container, ContainerResourcePolicy, ControlledValues, DEFAULT_CONTAINER_POLICY, Pod, PodPhase, Resources,
+    WorkloadRef,
+};
+use crate::policy::RecommenderSettings;
 
 const MI: i64 = 1 << 20;
 const MINUTE: SignedDuration = SignedDuration::from_mins(1);

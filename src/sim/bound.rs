@@ -144,7 +144,7 @@ impl BoundModel {
             .node_groups
             .iter()
             .map(|g| {
-                let shape = NodeShape::from_template(&g.shape);
+                let shape = g.shape.shape();
                 let mut effective = shape.allocatable.clone();
                 for d in &sc.daemonsets {
                     if d.node_selector.iter().all(|(k, v)| shape.labels.get(k) == Some(v)) {

@@ -9,9 +9,9 @@ use std::time::Duration as StdDuration;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::NodeTemplate;
 use crate::model::{LabelSelector, NodeShape, Pdb, Timestamp};
 use crate::planner::{self, Input};
+use crate::policy::NodeTemplate;
 
 use super::autoscaler::{Autoscaler, PolicyKind};
 use super::bound::BoundModel;
@@ -179,7 +179,7 @@ impl<'s> Sim<'s> {
         for n in &sc.nodes {
             let template =
                 NodeTemplate { allocatable: n.allocatable.clone(), labels: n.labels.clone(), taints: n.taints.clone() };
-            self.add_node(&n.name, &NodeShape::from_template(&template));
+            self.add_node(&n.name, &template.shape());
         }
         // Groups sized from the demand at the start see the trace rows due then first.
         let auto = sc.node_groups.iter().any(|g| g.initial_auto);
@@ -190,7 +190,7 @@ impl<'s> Sim<'s> {
         }
         let sizes = self.initial_sizes();
         for (spec, size) in sc.node_groups.iter().zip(sizes) {
-            let mut group = SimGroup::new(spec, NodeShape::from_template(&spec.shape));
+            let mut group = SimGroup::new(spec, spec.shape.shape());
             let shape = group.shape.clone();
             let members: Vec<String> = (0..size).map(|_| group.add_running(self.epoch)).collect();
             self.cluster.heat.push(group);

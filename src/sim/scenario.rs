@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{
-    ClusterLimits, Duration, Fraction, NodeTemplate, Quantity, ScaleDownPolicy, ScaleUpPolicy, TaintConfig,
-    validate_scaling,
-};
 use crate::model::Resources;
+use crate::policy::{
+    ClusterLimits, Duration, Fraction, NodeTemplate, Quantity, ScaleDownPolicy, ScaleUpPolicy, TaintConfig,
+    loop_defaults, scaling_problems,
+};
 
 use super::shapes::{Delay, Shape};
 use super::trace::{Checked, TraceArg, TraceError, TraceKind};
@@ -204,11 +204,10 @@ pub struct DaemonModel {
 
 impl Default for DaemonModel {
     fn default() -> Self {
-        let d = crate::config::DaemonConfig::default();
         Self {
-            debounce: d.debounce,
-            resync_interval: d.resync_interval,
-            heat_poll_interval: d.heat_poll_interval,
+            debounce: loop_defaults::DEBOUNCE,
+            resync_interval: loop_defaults::RESYNC_INTERVAL,
+            heat_poll_interval: loop_defaults::HEAT_POLL_INTERVAL,
             restarts: Vec::new(),
         }
     }
@@ -346,7 +345,7 @@ pub struct TolerationSpec {
     #[serde(default)]
     pub value: Option<String>,
     #[serde(default)]
-    pub effect: Option<crate::config::TaintEffect>,
+    pub effect: Option<crate::model::TaintEffect>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -592,7 +591,7 @@ impl Scenario {
                 err(format!("provisioning.{key}"), problem);
             }
         }
-        for e in validate_scaling(&self.policy.scale_up, &self.policy.scale_down) {
+        for e in scaling_problems(&self.policy.scale_up, &self.policy.scale_down) {
             err(format!("policy.{}", e.path), e.problem);
         }
         if let Some(pod_level) = &self.pod_level {

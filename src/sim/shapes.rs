@@ -21,7 +21,7 @@ use rand_distr::{Distribution, LogNormal};
 use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Duration, Quantity};
+use crate::policy::{Duration, Quantity};
 
 /// A number, or a Kubernetes quantity (`500m` is 0.5, `1Gi` is 1073741824).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]

@@ -84,7 +84,7 @@ fn restarts_mid_removal_continue_from_the_node_annotations() {
     // Restart right after the removal started, during the cooldown, and again
     // while Heat removes the member.
     for offset in [1, 30, 75] {
-        sc.daemon.restarts.push(crate::config::Duration::from_secs(removal_started as u64 + offset));
+        sc.daemon.restarts.push(crate::policy::Duration::from_secs(removal_started as u64 + offset));
     }
     let report = run(&sc).unwrap();
     let r = &report.runs[0];

@@ -1,13 +1,11 @@
 //! From VPA objects to what the planner and the recommender read: which
 //! objects heatscaler handles, the workload each targets, its policy, and its
-//! recommendation.
+//! recommendation (filled in by `recommender::fill_recommendations`).
 
 use crate::model::{
-    ChangeRequirement, EvictionRequirement, Pod, Resources, UpdateMode, VerticalScaling, WorkloadRef, quantity,
-};
-use crate::recommender::{
-    ContainerResourcePolicy, ContainerScalingMode, ControlledValues, DEFAULT_CONTAINER_POLICY, PodResourcePolicy,
-    Recommender, ResourceKind,
+    ChangeRequirement, ContainerResourcePolicy, ContainerScalingMode, ControlledValues, DEFAULT_CONTAINER_POLICY,
+    EvictionRequirement, PodResourcePolicy, ResourceKind, Resources, UpdateMode, VerticalScaling, WorkloadRef,
+    quantity,
 };
 
 use super::api::{self, ResourceList, VerticalPodAutoscaler};
@@ -82,17 +80,6 @@ pub fn to_model(vpa: &VerticalPodAutoscaler, replicas: Option<u32>) -> Result<Ve
     })
 }
 
-/// Fills `vertical.recommendations` from the recommender. The pod minimum is
-/// split over the containers of the workload's pods (any live pod; one when
-/// none is running, as VPA does for a workload scaled to zero).
-pub fn recommend(vertical: &mut VerticalScaling, recommender: &Recommender, pods: &[Pod]) {
-    let containers = pods
-        .iter()
-        .find(|p| p.workload.as_ref() == Some(&vertical.workload) && !p.is_terminal())
-        .map_or(1, |p| p.containers.len().max(1));
-    vertical.recommendations = recommender.recommend(&vertical.workload, Some(&vertical.resource_policy), containers);
-}
-
 fn target_workload(vpa: &VerticalPodAutoscaler, namespace: &str) -> Result<WorkloadRef, ConfigUnsupported> {
     let Some(target) = &vpa.spec.target_ref else {
         return Err(ConfigUnsupported("Cannot read targetRef. Reason: spec.targetRef is not set".into()));
@@ -138,7 +125,7 @@ fn resource_policy(vpa: &VerticalPodAutoscaler) -> Result<PodResourcePolicy, Con
         };
         let controlled_resources = p.controlled_resources.as_ref().map(|list| {
             // Other resource names are accepted by the API and ignored by VPA.
-            ResourceKind::ALL.into_iter().filter(|k| list.iter().any(|n| n == kind_name(*k))).collect()
+            ResourceKind::ALL.into_iter().filter(|k| list.iter().any(|n| n == k.name())).collect()
         });
         out.container_policies.push(ContainerResourcePolicy {
             container_name,
@@ -163,18 +150,11 @@ fn eviction_requirement(r: &api::EvictionRequirement, path: &str) -> Result<Evic
         }
     };
     let resources: Vec<ResourceKind> =
-        ResourceKind::ALL.into_iter().filter(|k| r.resources.iter().any(|n| n == kind_name(*k))).collect();
+        ResourceKind::ALL.into_iter().filter(|k| r.resources.iter().any(|n| n == k.name())).collect();
     if resources.is_empty() {
         return Err(ConfigUnsupported(format!("{path}.resources: names neither cpu nor memory")));
     }
     Ok(EvictionRequirement { resources, change })
-}
-
-pub(crate) fn kind_name(kind: ResourceKind) -> &'static str {
-    match kind {
-        ResourceKind::Cpu => Resources::CPU,
-        ResourceKind::Memory => Resources::MEMORY,
-    }
 }
 
 /// CPU and memory of a resource list (VPA recommends nothing else).

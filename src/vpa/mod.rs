@@ -19,7 +19,6 @@ mod tests;
 
 pub use api::VerticalPodAutoscaler;
 pub use checkpoint::VerticalPodAutoscalerCheckpoint;
-pub(crate) use convert::kind_name;
-pub use convert::{ConfigUnsupported, SUPPORTED_TARGET_KINDS, handled_by, recommend, to_model};
+pub use convert::{ConfigUnsupported, SUPPORTED_TARGET_KINDS, handled_by, to_model};
 pub use pod::{allocated_requests, resize_state};
 pub use status::{StatusUpdate, next_status, status_patch};

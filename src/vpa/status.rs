@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
 
-use crate::recommender::ContainerRecommendation;
+use crate::model::ContainerRecommendation;
 
 use super::api::condition::{CONFIG_DEPRECATED, CONFIG_UNSUPPORTED, NO_PODS_MATCHED, RECOMMENDATION_PROVIDED};
 use super::api::{Condition, RecommendedContainerResources, RecommendedPodResources, VerticalPodAutoscalerStatus};

@@ -10,7 +10,7 @@ use super::api::condition::*;
 use super::api::{Condition, VerticalPodAutoscaler};
 use super::*;
 use crate::model::{ChangeRequirement, ResizeState, Resources, UpdateMode, WorkloadRef};
-use crate::recommender::{ContainerRecommendation, ContainerScalingMode, ControlledValues, ResourceKind};
+use crate::model::{ContainerRecommendation, ContainerScalingMode, ControlledValues, ResourceKind};
 
 const MI: i64 = 1 << 20;
 

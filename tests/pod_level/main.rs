@@ -14,14 +14,14 @@ mod watch;
 use std::time::Duration;
 
 use heatscaler::config::{UpdaterSettings, UsageCollection, UsageSource};
-use heatscaler::metrics::{OomTracker, UsageCollector};
+use heatscaler::metrics::UsageCollector;
 use heatscaler::model::{GroupState, Timestamp, UpdateMode};
 use heatscaler::planner::action::Action;
 use heatscaler::planner::{self, Input, Memory, Plan, Policy, ResizePolicy};
-use heatscaler::recommender::{Recommender, feed_ooms, feed_usage};
+use heatscaler::recommender::{OomTracker, Recommender, feed_ooms, feed_usage, fill_recommendations};
+use heatscaler::vpa::StatusUpdate;
 use heatscaler::vpa::api::{self, VerticalPodAutoscaler};
 use heatscaler::vpa::client::{self, VpaObjects};
-use heatscaler::vpa::{self as vpa_mod, StatusUpdate};
 use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
@@ -106,7 +106,7 @@ impl PodLevel {
             let (recommendations, pods_matched, unsupported) = match &handled.model {
                 Ok(model) => {
                     let mut model = model.clone();
-                    vpa_mod::recommend(&mut model, &self.recommender, &snapshot.pods);
+                    fill_recommendations(&mut model, &self.recommender, &snapshot.pods);
                     let matched = snapshot.pods.iter().any(|p| p.workload.as_ref() == Some(&model.workload));
                     let recs = model.recommendations.clone();
                     snapshot.vertical.push(model);

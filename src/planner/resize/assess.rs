@@ -4,13 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::model::ResourceKind;
 use crate::model::{ChangeRequirement, PodPhase, Resources, Timestamp, UpdateMode, VerticalScaling};
 use crate::planner::Cx;
 use crate::planner::explain::{ResizeDecision, UpdateBlock, UpdateReason};
 use crate::planner::memory::ResizeMemory;
 use crate::planner::scheduling::Placer;
 use crate::planner::time::after;
-use crate::recommender::ResourceKind;
 
 use super::{Evaluation, Relief, ScaleUpInput, Urgency, Wanted};
 

@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 
+use crate::model::ResourceKind;
 use crate::model::{Pod, PodPhase, ResizeState, Resources, UpdateMode, VerticalScaling};
 use crate::planner::Cx;
 use crate::planner::action::ContainerResize;
 use crate::planner::explain::{ResizeDecision, UpdateReason};
 use crate::planner::memory::ResizeMemory;
 use crate::planner::time::{after, elapsed};
-use crate::recommender::{ResourceKind, apply_to_container};
+use crate::recommender::apply_to_container;
 
 use super::{Evaluation, InFlight, Urgency, Wanted, cpu_memory};
 
@@ -159,7 +160,7 @@ impl Desired {
                     totals[k].1 += target;
                     grows |= target > request;
                     let (lower, upper) = (kind.get(&rec.lower_bound), kind.get(&rec.upper_bound));
-                    let resource = crate::vpa::kind_name(kind);
+                    let resource = kind.name();
                     if outside_bounds.is_none() {
                         if request == 0 || (lower > 0 && request < lower) {
                             outside_bounds =

@@ -1,5 +1,5 @@
-use crate::config::Duration;
 use crate::model::{Member, MemberStatus};
+use crate::policy::Duration;
 
 use super::super::action::RemovalCause;
 use super::super::explain::{Alert, GroupRejection, PodOutcome};

@@ -3,9 +3,9 @@
 use crate::model::{
     ChangeRequirement, Container, EvictionRequirement, ResizeState, Resources, UpdateMode, VerticalScaling, WorkloadRef,
 };
+use crate::model::{ContainerRecommendation, ContainerResourcePolicy, ControlledValues, ResourceKind};
 use crate::planner::action::{Action, RecreatePod, ResizePod};
 use crate::planner::explain::{NodeStatus, Note, PodOutcome, ResizeDecision, UpdateBlock, UpdateReason};
-use crate::recommender::{ContainerRecommendation, ContainerResourcePolicy, ControlledValues, ResourceKind};
 
 use super::{GI, MI, World, scale_ups};
 

@@ -1,5 +1,5 @@
-use crate::config::Duration;
 use crate::model::OwnerRef;
+use crate::policy::Duration;
 
 use super::super::explain::{BlockReason, Hold, NodeStatus};
 use super::super::protocol::{Phase, RemovalKind, SCALE_DOWN_DISABLED};

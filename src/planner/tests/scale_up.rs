@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
-use crate::config::{Expander, Quantity};
 use crate::model::{MemberStatus, Placement, TaintEffect, Toleration, TolerationOperator};
+use crate::policy::{Expander, Quantity};
 
 use super::super::explain::{Alert, GroupRejection, Limit, PodOutcome};
 use super::super::scheduling::Unfit;
@@ -49,7 +49,7 @@ fn first_fit_decreasing_mixes_sizes() {
 #[test]
 fn pods_that_are_young_nominated_or_fit_somewhere_do_not_scale() {
     let mut w = World::new();
-    w.policy.scale_up.new_pod_scale_up_delay = crate::config::Duration::from_secs(300);
+    w.policy.scale_up.new_pod_scale_up_delay = crate::policy::Duration::from_secs(300);
     w.group("workers", 0, 10, 4000, 16 * GI);
     w.minion("workers", "w-0");
     w.pending("young-0", 3000, GI); // created 10 min ago by the fixture...

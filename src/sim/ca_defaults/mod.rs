@@ -44,13 +44,13 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::ScaleDownPolicy;
 use crate::model::{MemberStatus, Snapshot, Timestamp};
 use crate::planner::action::{MemberRemoval, RemovalCause, RemoveMembers};
 use crate::planner::explain::{ProvisioningFailure, RollbackReason};
-use crate::planner::index::Index;
+use crate::planner::for_peers::Index;
 use crate::planner::protocol::{Phase, RemovalState};
 use crate::planner::{Action, Policy};
+use crate::policy::ScaleDownPolicy;
 
 use super::scenario::Scenario;
 

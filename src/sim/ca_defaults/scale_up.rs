@@ -7,11 +7,11 @@ use std::collections::BTreeSet;
 
 use rand::Rng;
 
-use crate::config::Expander;
 use crate::model::{MemberStatus, Pod, Timestamp};
 use crate::planner::action::ScaleUp;
-use crate::planner::index::Index;
+use crate::planner::for_peers::Index;
 use crate::planner::scheduling::{Placer, SchedNode, fits};
+use crate::policy::Expander;
 
 use super::CaDefaults;
 

@@ -19,9 +19,10 @@
 
 use std::time::Duration;
 
+use crate::model::ResourceKind;
 use crate::model::{Container, Timestamp, VerticalScaling};
 use crate::planner::time::elapsed;
-use crate::recommender::{ResourceKind, apply_to_container};
+use crate::recommender::apply_to_container;
 
 use super::cluster::SimPod;
 

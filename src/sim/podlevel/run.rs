@@ -6,13 +6,14 @@
 
 use std::time::Duration;
 
-use crate::config::RecommenderSettings;
-use crate::metrics::{ContainerUsage, OomTracker};
-use crate::model::{Container, Node, Pdb, Resources, SignedDuration, Snapshot, Timestamp, UpdateMode, WorkloadRef};
+use crate::model::{
+    Container, ContainerResourcePolicy, DEFAULT_CONTAINER_POLICY, Node, Pdb, PodResourcePolicy, ResourceKind,
+    Resources, SignedDuration, Snapshot, Timestamp, UpdateMode, VerticalScaling, WorkloadRef,
+};
 use crate::planner::action::Action;
 use crate::planner::{self, Input, Memory, Policy, ResizePolicy};
-use crate::recommender::{Recommender, feed_ooms, feed_usage};
-use crate::vpa::{self, api};
+use crate::policy::RecommenderSettings;
+use crate::recommender::{ContainerUsage, OomTracker, Recommender, feed_ooms, feed_usage, fill_recommendations};
 
 use super::baseline;
 use super::cluster::{CONTAINER, Cluster, Verdict};
@@ -59,7 +60,7 @@ pub fn simulate(spec: &PodLevelSpec, w: usize, side: Side, duration: Duration, s
     for slot in 0..wl.replicas as usize {
         cluster.create(slot, template.clone(), epoch, Duration::ZERO);
     }
-    let object = vpa_object(&workload, side, spec, wl);
+    let object = vertical_scaling(&workload, side, spec, wl);
     let settings = match side {
         Side::Heatscaler => spec.heatscaler.recommender.clone(),
         Side::VpaDefaults => RecommenderSettings::default(),
@@ -126,8 +127,8 @@ pub fn simulate(spec: &PodLevelSpec, w: usize, side: Side, duration: Duration, s
         feed_usage(&mut recommender, &pods, &samples);
         feed_ooms(&mut recommender, &ooms.observe(&pods, now, oom_window));
         recommender.retain_pods(|k| pods.iter().any(|p| &p.key() == k));
-        let mut vertical = vpa::to_model(&object, Some(wl.replicas)).expect("the simulated VPA object is valid");
-        vpa::recommend(&mut vertical, &recommender, &pods);
+        let mut vertical = object.clone();
+        fill_recommendations(&mut vertical, &recommender, &pods);
 
         match side {
             Side::Heatscaler => {
@@ -185,7 +186,7 @@ fn template(wl: &PodWorkload) -> Container {
     }
 }
 
-fn resources(list: &std::collections::BTreeMap<String, crate::config::Quantity>) -> Resources {
+fn resources(list: &std::collections::BTreeMap<String, crate::policy::Quantity>) -> Resources {
     let mut r = Resources::default();
     for (k, q) in list {
         r.set(k, if k == Resources::CPU { q.as_milli() } else { q.as_units() });
@@ -213,42 +214,36 @@ fn nodes(spec: &PodLevelSpec) -> Vec<Node> {
         .collect()
 }
 
-/// The VPA object users would write, converted with `vpa::to_model` every
-/// pass like the daemon's watch does.
-fn vpa_object(workload: &WorkloadRef, side: Side, spec: &PodLevelSpec, wl: &PodWorkload) -> api::VerticalPodAutoscaler {
-    let mode = match side {
+/// The VPA object users would write, as the daemon's watch hands it to the
+/// planner: the update mode, `minReplicas` and one `*` container policy when
+/// the workload names its controlled resources (other names are ignored, as
+/// VPA ignores them). Recommendations are filled in every pass.
+fn vertical_scaling(workload: &WorkloadRef, side: Side, spec: &PodLevelSpec, wl: &PodWorkload) -> VerticalScaling {
+    let update_mode = match side {
         Side::Heatscaler => spec.heatscaler.update_mode,
         Side::VpaDefaults => UpdateMode::Recreate,
     };
-    let mode = match mode {
-        UpdateMode::Off => api::UpdateMode::Off,
-        UpdateMode::Initial => api::UpdateMode::Initial,
-        UpdateMode::Recreate => api::UpdateMode::Recreate,
-        UpdateMode::InPlaceOrRecreate => api::UpdateMode::InPlaceOrRecreate,
-        UpdateMode::InPlace => api::UpdateMode::InPlace,
-    };
-    api::VerticalPodAutoscaler::new(
-        &workload.namespace,
-        &workload.name,
-        api::VerticalPodAutoscalerSpec {
-            target_ref: Some(k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference {
-                api_version: Some("apps/v1".into()),
-                kind: workload.kind.clone(),
-                name: workload.name.clone(),
-            }),
-            update_policy: Some(api::PodUpdatePolicy {
-                update_mode: Some(mode),
-                min_replicas: wl.min_replicas.map(|n| n as i32),
+    let resource_policy = match &wl.controlled_resources {
+        None => PodResourcePolicy::default(),
+        Some(names) => PodResourcePolicy {
+            container_policies: vec![ContainerResourcePolicy {
+                container_name: DEFAULT_CONTAINER_POLICY.into(),
+                controlled_resources: Some(
+                    ResourceKind::ALL.into_iter().filter(|k| names.iter().any(|n| n == k.name())).collect(),
+                ),
                 ..Default::default()
-            }),
-            resource_policy: wl.controlled_resources.as_ref().map(|resources| api::PodResourcePolicy {
-                container_policies: vec![api::ContainerResourcePolicy {
-                    container_name: Some("*".into()),
-                    controlled_resources: Some(resources.clone()),
-                    ..Default::default()
-                }],
-            }),
-            recommenders: vec![api::RecommenderSelector { name: "heatscaler".into() }],
+            }],
         },
-    )
+    };
+    VerticalScaling {
+        namespace: workload.namespace.clone(),
+        name: workload.name.clone(),
+        workload: workload.clone(),
+        update_mode,
+        min_replicas: wl.min_replicas,
+        resource_policy,
+        eviction_requirements: Vec::new(),
+        replicas: Some(wl.replicas),
+        recommendations: Vec::new(),
+    }
 }

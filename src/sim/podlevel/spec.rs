@@ -25,8 +25,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::config::{Duration, Quantity, RecommenderSettings, UpdaterSettings};
 use crate::model::UpdateMode;
+use crate::policy::{Duration, Quantity, RecommenderSettings, UpdaterSettings};
 
 use super::usage::Signal;
 
@@ -160,6 +160,10 @@ impl PodLevelSpec {
             }
             if w.replicas == 0 {
                 out.push((format!("{p}.replicas"), "must be at least 1".into()));
+            }
+            if w.min_replicas.is_some_and(|n| n == 0 || i32::try_from(n).is_err()) {
+                // VPA's `minReplicas` is a positive int32.
+                out.push((format!("{p}.min-replicas"), "must be at least 1".into()));
             }
             for key in ["cpu", "memory"] {
                 if w.requests.get(key).is_none_or(|q| q.as_milli() <= 0) {

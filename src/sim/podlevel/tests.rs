@@ -1,9 +1,9 @@
 use std::time::Duration;
 
+use crate::model::ContainerRecommendation;
 use crate::model::{Container, Node, ResizeState, Resources, WorkloadRef};
 use crate::planner::action::ContainerResize;
 use crate::planner::explain::CpuMemory;
-use crate::recommender::ContainerRecommendation;
 use crate::sim::Scenario;
 
 use super::cluster::{Cluster, Verdict};

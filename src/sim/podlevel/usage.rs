@@ -20,7 +20,7 @@ use rand_distr::{Distribution, Exp};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
 
-use crate::config::Duration;
+use crate::policy::Duration;
 use crate::sim::shapes::Amount;
 
 /// A usage level over time (cores, or bytes).

@@ -37,7 +37,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use crate::config::{Duration, Quantity};
+use crate::policy::{Duration, Quantity};
 use crate::sim::podlevel::{HeatscalerSide, NodePool, PodLevelSpec, PodWorkload, Signal};
 
 use super::{MAX_PROBLEMS, TraceError};

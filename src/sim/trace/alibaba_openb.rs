@@ -37,11 +37,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use crate::config::{NodeTemplate, Quantity, TaintConfig};
 use crate::model::{
     NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, Placement, Resources, TaintEffect, Toleration,
     TolerationOperator,
 };
+use crate::policy::{NodeTemplate, Quantity, TaintConfig};
 
 use super::super::scenario::GroupSpec;
 use super::{Row, RowKind, TraceError};

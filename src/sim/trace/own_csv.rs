@@ -23,8 +23,8 @@ use std::io::{BufRead, BufReader, Lines};
 use std::path::Path;
 use std::time::Duration as StdDuration;
 
-use crate::config::Quantity;
 use crate::model::Resources;
+use crate::policy::Quantity;
 
 use super::{Row, RowKind, TraceError};
 

@@ -1,0 +1,86 @@
+//! The pod level's policy: the recommender's constants and the updater's
+//! pacing (`pod-resize.recommender`, `pod-resize.updater`), which the
+//! simulator's pod-level runs take as they are.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Duration, Fraction, Quantity};
+
+/// Constants of the decaying-histogram recommender; defaults are the VPA
+/// recommender's (see docs/recommender.md for what each does).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct RecommenderSettings {
+    pub cpu_histogram_half_life: Duration,
+    pub memory_histogram_half_life: Duration,
+    pub memory_aggregation_interval: Duration,
+    pub memory_aggregation_interval_count: u32,
+    pub target_cpu_percentile: Fraction,
+    pub target_memory_percentile: Fraction,
+    pub lower_bound_percentile: Fraction,
+    pub upper_bound_percentile: Fraction,
+    pub safety_margin_fraction: f64,
+    pub pod_min_cpu: Quantity,
+    pub pod_min_memory: Quantity,
+    pub oom_bump_up_ratio: f64,
+    pub oom_min_bump_up: Quantity,
+    /// How often the leader saves the histograms to `VerticalPodAutoscalerCheckpoint`
+    /// objects (and once more when it stops).
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for RecommenderSettings {
+    fn default() -> Self {
+        Self {
+            cpu_histogram_half_life: Duration::from_secs(24 * 3600),
+            memory_histogram_half_life: Duration::from_secs(24 * 3600),
+            memory_aggregation_interval: Duration::from_secs(24 * 3600),
+            memory_aggregation_interval_count: 8,
+            target_cpu_percentile: Fraction(0.9),
+            target_memory_percentile: Fraction(0.9),
+            lower_bound_percentile: Fraction(0.5),
+            upper_bound_percentile: Fraction(0.95),
+            safety_margin_fraction: 0.15,
+            pod_min_cpu: Quantity::parse("25m").expect("valid literal"),
+            pod_min_memory: Quantity::parse("250Mi").expect("valid literal"),
+            oom_bump_up_ratio: 1.2,
+            oom_min_bump_up: Quantity::parse("100Mi").expect("valid literal"),
+            checkpoint_interval: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct UpdaterSettings {
+    /// Off: heatscaler writes recommendations and touches no pod. For
+    /// clusters where VPA's updater runs: it acts on every VPA object,
+    /// whichever recommender wrote the status.
+    pub enabled: bool,
+    /// Workloads with fewer replicas are not disrupted by evict-and-recreate.
+    pub min_replicas: u32,
+    /// Largest share of a workload's replicas being resized or recreated at once.
+    pub max_disruption_fraction: Fraction,
+    /// Least time between two updates of the same workload.
+    pub min_update_interval: Duration,
+    /// A request inside [lower, upper] bound is still updated when it has been this
+    /// long and differs from the target by more than `min-change-fraction`.
+    pub update_off_target_after: Duration,
+    pub min_change_fraction: Fraction,
+    /// A resize `Deferred` this long is treated like `Infeasible`.
+    pub deferred_timeout: Duration,
+}
+
+impl Default for UpdaterSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_replicas: 2,
+            max_disruption_fraction: Fraction(0.5),
+            min_update_interval: Duration::from_secs(10 * 60),
+            update_off_target_after: Duration::from_secs(12 * 3600),
+            min_change_fraction: Fraction(0.1),
+            deferred_timeout: Duration::from_secs(5 * 60),
+        }
+    }
+}

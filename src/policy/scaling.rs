@@ -1,0 +1,151 @@
+//! The node level's policy: when to grow a group and with which group, when a
+//! minion may go and how fast, and the cluster-wide limits — the
+//! configuration's `scale-up`, `scale-down` and `cluster-limits` sections,
+//! which simulation scenarios embed as `policy:` too.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Duration, Fraction, Problem, Quantity};
+
+/// Cluster-wide limits across all groups (cluster-autoscaler's
+/// `--max-nodes-total`, `--cores-total`, `--memory-total`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ClusterLimits {
+    #[serde(default)]
+    pub max_nodes_total: Option<u32>,
+    #[serde(default)]
+    pub max_cores_total: Option<u32>,
+    #[serde(default)]
+    pub max_memory_total: Option<Quantity>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ScaleUpPolicy {
+    pub enabled: bool,
+    /// How to choose among groups that can all host the pending pods.
+    pub expander: Expander,
+    /// Pods younger than this are not yet acted on (lets the scheduler finish its pass).
+    pub new_pod_scale_up_delay: Duration,
+    /// A minion that is not a Ready node after this long is a failed provisioning.
+    pub max_node_provision_time: Duration,
+    /// Upper bound of minions added to one group in one decision.
+    pub max_nodes_per_scale_up: u32,
+    /// First back-off of a group after a failed provisioning; doubles up to `backoff-max`.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for ScaleUpPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            expander: Expander::LeastWaste,
+            new_pod_scale_up_delay: Duration::from_secs(0),
+            max_node_provision_time: Duration::from_secs(15 * 60),
+            max_nodes_per_scale_up: 1000,
+            backoff_initial: Duration::from_secs(5 * 60),
+            backoff_max: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expander {
+    /// The group that leaves the least unused CPU, memory and extended
+    /// resources (GPUs) on the new minions.
+    LeastWaste,
+    /// The group with the highest `priority`; ties broken by least waste.
+    Priority,
+    /// A random group among those that fit (seeded; reproducible in the simulator).
+    Random,
+    /// The lowest `price-per-hour` of the new minions per pod they host; ties by least waste.
+    Price,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ScaleDownPolicy {
+    pub enabled: bool,
+    /// How long a node must stay unneeded before it is removed.
+    pub unneeded_time: Duration,
+    /// A node is unneeded when requested CPU and memory are both below this share of allocatable.
+    pub utilization_threshold: Fraction,
+    /// Also consider nodes at or above the threshold, after those below it: a
+    /// node whose pods all fit on the other nodes is unneeded whatever its
+    /// utilisation (consolidation). `false` is cluster-autoscaler's behaviour.
+    pub consolidation: bool,
+    /// Same, for nodes with GPUs, measured on the GPUs.
+    pub gpu_utilization_threshold: Fraction,
+    /// Also require observed usage (kubelet stats) below the threshold.
+    pub use_observed_usage: bool,
+    pub delay_after_add: Duration,
+    pub delay_after_delete: Duration,
+    pub delay_after_failure: Duration,
+    /// How long a drained, empty minion is held before it is removed from Heat,
+    /// so a burst that returns right away can still use it (uncordon, no boot).
+    pub cooldown_before_removal: Duration,
+    /// How long evictions blocked by PodDisruptionBudgets (`429`) are retried.
+    pub max_eviction_time: Duration,
+    /// Longest grace period given to an evicted pod; also how long the drain waits for pods to go.
+    pub max_graceful_termination: Duration,
+    /// Most minions removed in one step (one Heat update per group).
+    pub max_nodes_per_step: u32,
+    /// Most non-empty minions drained at the same time.
+    pub max_drain_parallelism: u32,
+    pub skip_nodes_with_local_storage: bool,
+    pub skip_nodes_with_system_pods: bool,
+    pub skip_nodes_with_custom_controller_pods: bool,
+}
+
+impl Default for ScaleDownPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            unneeded_time: Duration::from_secs(10 * 60),
+            utilization_threshold: Fraction(0.5),
+            consolidation: true,
+            gpu_utilization_threshold: Fraction(0.5),
+            use_observed_usage: false,
+            delay_after_add: Duration::from_secs(10 * 60),
+            delay_after_delete: Duration::from_secs(0),
+            delay_after_failure: Duration::from_secs(3 * 60),
+            cooldown_before_removal: Duration::from_secs(60),
+            max_eviction_time: Duration::from_secs(2 * 60),
+            max_graceful_termination: Duration::from_secs(10 * 60),
+            max_nodes_per_step: 10,
+            max_drain_parallelism: 1,
+            skip_nodes_with_local_storage: true,
+            skip_nodes_with_system_pods: true,
+            skip_nodes_with_custom_controller_pods: true,
+        }
+    }
+}
+
+/// What serde cannot check in the scale-up and scale-down sections. Paths
+/// are as in the configuration file (`scale-up.backoff-initial`); a document
+/// that embeds the sections elsewhere prefixes them.
+pub fn scaling_problems(scale_up: &ScaleUpPolicy, scale_down: &ScaleDownPolicy) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if scale_up.max_node_provision_time.get().is_zero() {
+        out.push(Problem::new("scale-up.max-node-provision-time", "must be longer than zero"));
+    }
+    if scale_up.max_nodes_per_scale_up == 0 {
+        out.push(Problem::new("scale-up.max-nodes-per-scale-up", "must be at least 1"));
+    }
+    if scale_up.backoff_initial > scale_up.backoff_max {
+        out.push(Problem::new(
+            "scale-up.backoff-initial",
+            format!("{} is longer than backoff-max {}", scale_up.backoff_initial, scale_up.backoff_max),
+        ));
+    }
+    if scale_down.max_nodes_per_step == 0 {
+        out.push(Problem::new("scale-down.max-nodes-per-step", "must be at least 1"));
+    }
+    if scale_down.max_drain_parallelism == 0 {
+        out.push(Problem::new("scale-down.max-drain-parallelism", "must be at least 1"));
+    }
+    out
+}
