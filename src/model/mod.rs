@@ -10,6 +10,8 @@ pub mod quantity;
 mod resource_policy;
 mod resources;
 mod selectors;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 mod vertical;
 mod workload;
 

@@ -1,11 +1,10 @@
 //! Scenario tests: the recommender's dynamics checked against the closed-form
 //! math of decaying weights, not against loose bounds.
 
-use std::sync::Arc;
-
 use jiff::{SignedDuration, Timestamp};
 
 use super::*;
+use crate::model::test_support;
 use crate::model::{
     Capping, Container, ContainerResourcePolicy, ControlledValues, DEFAULT_CONTAINER_POLICY, Pod, PodPhase, Resources,
     WorkloadRef,
@@ -398,38 +397,19 @@ fn history_expires_and_footprint_is_fixed() {
 
 fn pod(name: &str, workload: Option<WorkloadRef>, container: Container) -> Pod {
     Pod {
-        uid: format!("uid-{name}"),
         namespace: "shop".into(),
-        name: name.into(),
-        labels: Default::default(),
-        owner: None,
         workload,
         node_name: Some("minion-0".into()),
         phase: PodPhase::Running,
         requests: container.requests.clone(),
         containers: vec![container],
-        placement: Arc::new(Default::default()),
-        priority: 0,
         created: t0(),
-        unschedulable_since: None,
-        nominated_node: None,
-        deletion: None,
-        safe_to_evict: None,
-        local_storage: false,
-        mirror: false,
-        resize: Default::default(),
+        ..test_support::pod(name)
     }
 }
 
 fn app_container(cpu: i64, mem: i64) -> Container {
-    Container {
-        name: "app".into(),
-        requests: Resources::new(cpu, mem),
-        limits: Resources::default(),
-        allocated: None,
-        oom_kills: 0,
-        last_oom: None,
-    }
+    test_support::container("app", Resources::new(cpu, mem))
 }
 
 #[test]

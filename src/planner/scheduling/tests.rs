@@ -2,9 +2,10 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::model::test_support;
 use crate::model::{
     HostPort, LabelSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, OwnerRef, Placement, Pod,
-    PodPhase, Protocol, ResizeState, Resources, Taint, TaintEffect, Toleration, TolerationOperator,
+    Protocol, Resources, Taint, TaintEffect, Toleration, TolerationOperator,
 };
 
 use super::*;
@@ -12,29 +13,15 @@ use super::*;
 fn pod(name: &str, cpu: i64, placement: Placement) -> Pod {
     Pod {
         uid: name.into(),
-        namespace: "default".into(),
-        name: name.into(),
         labels: Arc::new(BTreeMap::from([("app".to_string(), name.split('-').next().unwrap().to_string())])),
         owner: Some(OwnerRef {
             kind: "ReplicaSet".into(),
             name: "rs".into(),
             uid: format!("rs-{}", name.split('-').next().unwrap()),
         }),
-        workload: None,
-        node_name: None,
-        phase: PodPhase::Pending,
         requests: Resources { cpu_milli: cpu, memory: 1 << 20, pods: 1, ..Resources::default() },
-        containers: vec![],
         placement: Arc::new(placement),
-        priority: 0,
-        created: "2024-01-01T00:00:00Z".parse().unwrap(),
-        unschedulable_since: None,
-        nominated_node: None,
-        deletion: None,
-        safe_to_evict: None,
-        local_storage: false,
-        mirror: false,
-        resize: ResizeState::None,
+        ..test_support::pod(name)
     }
 }
 

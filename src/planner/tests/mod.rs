@@ -11,6 +11,7 @@ mod scale_up;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::model::test_support;
 use crate::model::{
     GroupState, LabelSelector, Member, MemberStatus, Node, NodeShape, OwnerRef, Pdb, Placement, Pod, PodPhase,
     ResizeState, Resources, SignedDuration, Snapshot, Timestamp,
@@ -135,26 +136,14 @@ impl World {
         let placement = self.placements.entry(app.clone()).or_default().clone();
         let created = self.ago(600);
         self.snap.pods.push(Pod {
-            uid: format!("uid-{name}"),
-            namespace: "default".into(),
-            name: name.into(),
             labels: Arc::new(BTreeMap::from([("app".to_string(), app.clone())])),
             owner: Some(OwnerRef { kind: "ReplicaSet".into(), name: format!("{app}-rs"), uid: format!("rs-{app}") }),
-            workload: None,
             node_name: node.map(str::to_string),
             phase: if node.is_some() { PodPhase::Running } else { PodPhase::Pending },
             requests: Resources { cpu_milli, memory, pods: 1, ..Resources::default() },
-            containers: vec![],
             placement,
-            priority: 0,
             created,
-            unschedulable_since: None,
-            nominated_node: None,
-            deletion: None,
-            safe_to_evict: None,
-            local_storage: false,
-            mirror: false,
-            resize: ResizeState::None,
+            ..test_support::pod(name)
         });
         self.snap.pods.last_mut().unwrap()
     }
