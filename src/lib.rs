@@ -6,19 +6,19 @@
 //! [`model::Snapshot`], the planner turns it into actions, the actuator carries
 //! them out and records progress on the Kubernetes objects themselves.
 
-pub mod actuator;
+pub mod act;
 pub mod alerts;
 pub mod bench;
 pub mod cloud;
-pub mod cluster;
 pub mod config;
-pub mod daemon;
-pub mod metrics;
+pub mod control_loop;
 pub mod model;
+pub mod observe;
 pub mod planner;
 pub mod policy;
 pub mod recommender;
 pub mod sim;
 pub mod telemetry;
+pub mod usage;
 pub mod vpa;
 pub mod yaml;

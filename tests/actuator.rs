@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use heatscaler::actuator::{Actuator, Outcome};
+use heatscaler::act::{Actuator, Outcome};
 use heatscaler::alerts::{Dispatcher, EventSink, RetryPolicy, ScalingEvent, Severity, SinkError, SinkPolicy};
-use heatscaler::cluster::HeatPoke;
 use heatscaler::model::{PodKey, Timestamp};
+use heatscaler::observe::HeatPoke;
 use heatscaler::planner::Action;
 use heatscaler::planner::action::{EvictPods, Eviction, MarkDrained, RollBackRemoval};
 use heatscaler::planner::explain::RollbackReason;

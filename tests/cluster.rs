@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use heatscaler::cluster::{Changes, ClusterStore, KubeObserver, Watched};
+use heatscaler::observe::{Changes, ClusterStore, KubeObserver, Watched};
 use heatscaler::telemetry::Metrics;
 use k8s_openapi::api::core::v1::Pod;
 use kubesim::builders::{Budget, PodTemplate, pdb};

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use heatscaler::cluster::Changes;
 use heatscaler::config::LeaderElectionConfig;
-use heatscaler::daemon::LeaderGate;
-use heatscaler::daemon::election::{Attempt, Candidate, LeaseClient, LeaseGate, Wiring};
+use heatscaler::control_loop::LeaderGate;
+use heatscaler::control_loop::election::{Attempt, Candidate, LeaseClient, LeaseGate, Wiring};
+use heatscaler::observe::Changes;
 use heatscaler::telemetry::{Health, HealthOptions, Leadership, Metrics};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;

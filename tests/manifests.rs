@@ -21,24 +21,24 @@ const NAMESPACE: &str = "heatscaler";
 /// piece of code in it that makes the call: if the code changes, the test
 /// says which entry to revisit.
 const CLUSTER_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
-    ("", "nodes", "list", ("cluster/watch.rs", "watcher(Api::<Node>::all")),
-    ("", "nodes", "watch", ("cluster/watch.rs", "watcher(Api::<Node>::all")),
-    ("", "nodes", "get", ("actuator/kube.rs", "api.get_opt(name)")),
-    ("", "nodes", "patch", ("actuator/kube.rs", "api.patch(name, &params, &body)")),
-    ("", "nodes", "delete", ("actuator/kube.rs", "api.delete(name, &params)")),
+    ("", "nodes", "list", ("observe/watch.rs", "watcher(Api::<Node>::all")),
+    ("", "nodes", "watch", ("observe/watch.rs", "watcher(Api::<Node>::all")),
+    ("", "nodes", "get", ("act/kube.rs", "api.get_opt(name)")),
+    ("", "nodes", "patch", ("act/kube.rs", "api.patch(name, &params, &body)")),
+    ("", "nodes", "delete", ("act/kube.rs", "api.delete(name, &params)")),
     // Kubelet summary API / cAdvisor through the API server (observed usage).
-    ("", "nodes/proxy", "get", ("metrics/collector.rs", "/api/v1/nodes/{node}/proxy/{endpoint}")),
-    ("", "pods", "list", ("cluster/watch.rs", "watcher(Api::<Pod>::all")),
-    ("", "pods", "watch", ("cluster/watch.rs", "watcher(Api::<Pod>::all")),
+    ("", "nodes/proxy", "get", ("usage/collector.rs", "/api/v1/nodes/{node}/proxy/{endpoint}")),
+    ("", "pods", "list", ("observe/watch.rs", "watcher(Api::<Pod>::all")),
+    ("", "pods", "watch", ("observe/watch.rs", "watcher(Api::<Pod>::all")),
     // A resize re-reads its pod first.
     ("", "pods", "get", ("vpa/client.rs", "pods.get_opt(&action.pod.name)")),
     // Drains (actuator) and evict-and-recreate (vpa).
-    ("", "pods/eviction", "create", ("actuator/kube.rs", "api.evict(name, &params)")),
+    ("", "pods/eviction", "create", ("act/kube.rs", "api.evict(name, &params)")),
     ("", "pods/resize", "patch", ("vpa/client.rs", "patch_subresource(\"resize\"")),
-    ("policy", "poddisruptionbudgets", "list", ("cluster/watch.rs", "Api::<PodDisruptionBudget>::all")),
-    ("policy", "poddisruptionbudgets", "watch", ("cluster/watch.rs", "Api::<PodDisruptionBudget>::all")),
-    ("apps", "replicasets", "list", ("cluster/watch.rs", "Api::<PartialObjectMeta<ReplicaSet>>::all")),
-    ("apps", "replicasets", "watch", ("cluster/watch.rs", "Api::<PartialObjectMeta<ReplicaSet>>::all")),
+    ("policy", "poddisruptionbudgets", "list", ("observe/watch.rs", "Api::<PodDisruptionBudget>::all")),
+    ("policy", "poddisruptionbudgets", "watch", ("observe/watch.rs", "Api::<PodDisruptionBudget>::all")),
+    ("apps", "replicasets", "list", ("observe/watch.rs", "Api::<PartialObjectMeta<ReplicaSet>>::all")),
+    ("apps", "replicasets", "watch", ("observe/watch.rs", "Api::<PartialObjectMeta<ReplicaSet>>::all")),
     // kube-runtime's Recorder creates an Event, and patches it into a series when it repeats.
     ("events.k8s.io", "events", "create", ("alerts/kube_events.rs", "Recorder::new")),
     ("events.k8s.io", "events", "patch", ("alerts/kube_events.rs", "Recorder::new")),
@@ -46,26 +46,31 @@ const CLUSTER_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
         "autoscaling.k8s.io",
         "verticalpodautoscalers",
         "list",
-        ("daemon/pod_level.rs", "watcher::watcher(api, watcher::Config::default())"),
+        ("control_loop/pod_level.rs", "watcher::watcher(api, watcher::Config::default())"),
     ),
     (
         "autoscaling.k8s.io",
         "verticalpodautoscalers",
         "watch",
-        ("daemon/pod_level.rs", "watcher::watcher(api, watcher::Config::default())"),
+        ("control_loop/pod_level.rs", "watcher::watcher(api, watcher::Config::default())"),
     ),
     ("autoscaling.k8s.io", "verticalpodautoscalers/status", "patch", ("vpa/client.rs", "api.patch_status(name")),
     // The recommender's history: read back once at start, saved by the leader.
-    ("autoscaling.k8s.io", "verticalpodautoscalercheckpoints", "list", ("daemon/pod_level.rs", "api.list(&ListParams")),
+    (
+        "autoscaling.k8s.io",
+        "verticalpodautoscalercheckpoints",
+        "list",
+        ("control_loop/pod_level.rs", "api.list(&ListParams"),
+    ),
     ("autoscaling.k8s.io", "verticalpodautoscalercheckpoints", "patch", ("vpa/checkpoint.rs", "api.patch(name")),
     ("autoscaling.k8s.io", "verticalpodautoscalercheckpoints", "create", ("vpa/checkpoint.rs", "api.create(")),
 ];
 
 /// In heatscaler's namespace only (a Role): the leader lease.
 const NAMESPACED_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
-    ("coordination.k8s.io", "leases", "get", ("daemon/election/lease.rs", "self.api.get_opt(&self.name)")),
-    ("coordination.k8s.io", "leases", "create", ("daemon/election/lease.rs", "self.api.create(")),
-    ("coordination.k8s.io", "leases", "update", ("daemon/election/lease.rs", "self.api.replace(")),
+    ("coordination.k8s.io", "leases", "get", ("control_loop/election/lease.rs", "self.api.get_opt(&self.name)")),
+    ("coordination.k8s.io", "leases", "create", ("control_loop/election/lease.rs", "self.api.create(")),
+    ("coordination.k8s.io", "leases", "update", ("control_loop/election/lease.rs", "self.api.replace(")),
 ];
 
 /// The resource types the code builds an `Api` for; a new one needs a new entry above.

@@ -290,7 +290,7 @@ async fn no_update_is_sent_while_the_stack_is_updating() {
     assert!(matches!(e, GroupError::StackBusy { .. }), "{e}");
     let snapshot = backend.read().await.unwrap();
     if snapshot.busy {
-        let plan = heatscaler::cloud::group::ScalePlan {
+        let plan = heatscaler::cloud::group::SizeChange {
             group: "workers".into(),
             from: 2,
             to: 3,

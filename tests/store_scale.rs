@@ -14,8 +14,8 @@ static ALLOC_BASE: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use heatscaler::cluster::ClusterStore;
 use heatscaler::config::Config;
+use heatscaler::observe::ClusterStore;
 use heatscaler::planner::{self, Input, Memory};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Node, Pod};

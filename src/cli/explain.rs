@@ -16,10 +16,10 @@ use anyhow::{Context, bail};
 use heatscaler::cloud::Cloud;
 use heatscaler::cloud::group::{Backend, NodeGroupBackend};
 use heatscaler::cloud::heat::HeatClient;
-use heatscaler::cluster::{Changes, GroupRead, KubeObserver};
 use heatscaler::config::Config;
-use heatscaler::daemon::{Planned, Planning};
+use heatscaler::control_loop::{Planned, Planning};
 use heatscaler::model::Timestamp;
+use heatscaler::observe::{Changes, GroupRead, KubeObserver};
 use heatscaler::telemetry::Metrics;
 
 /// Arguments of `heatscaler explain`.
@@ -58,7 +58,7 @@ pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode
 async fn plan(config: &Config) -> anyhow::Result<Planned> {
     // Heat first: a wrong credential or an unreachable stack fails fast, before the watches list.
     let reads = read_heat(config).await?;
-    let client = heatscaler::daemon::kube_client(&config.kubernetes).await?;
+    let client = heatscaler::control_loop::kube_client(&config.kubernetes).await?;
     let kube = KubeObserver::start(client, Arc::new(Metrics::new()), Changes::new());
     kube.health().wait_synced().await;
     let policy = config.planner_policy();
@@ -115,7 +115,7 @@ fn print_text(planned: &Planned, config: &Config) {
     } else {
         println!("\nActions this pass would take (none was taken):");
         for action in &planned.plan.actions {
-            println!("  - {}", heatscaler::actuator::describe(action));
+            println!("  - {}", heatscaler::act::describe(action));
         }
     }
 }
@@ -125,7 +125,7 @@ fn as_json(planned: &Planned) -> serde_json::Value {
         .plan
         .actions
         .iter()
-        .map(|a| serde_json::json!({"description": heatscaler::actuator::describe(a), "action": a}))
+        .map(|a| serde_json::json!({"description": heatscaler::act::describe(a), "action": a}))
         .collect();
     serde_json::json!({
         "nodes": planned.nodes,

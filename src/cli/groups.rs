@@ -81,7 +81,7 @@ fn backend(config: &Config, heat: HeatClient, group: &str) -> anyhow::Result<Bac
 
 async fn execute(
     backend: &Backend,
-    plan: heatscaler::cloud::group::ScalePlan,
+    plan: heatscaler::cloud::group::SizeChange,
     dry_run: bool,
     timeout: Duration,
 ) -> anyhow::Result<ExitCode> {

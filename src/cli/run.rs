@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use heatscaler::daemon::RunOptions;
+use heatscaler::control_loop::RunOptions;
 use heatscaler::telemetry::Notifier;
 
 /// Arguments of `heatscaler run`.
@@ -37,7 +37,7 @@ pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode
         stop_timeout: args.stop_timeout,
         notifier: Notifier::from_env(),
     };
-    runtime.block_on(heatscaler::daemon::run(options)).context("heatscaler run")?;
+    runtime.block_on(heatscaler::control_loop::run(options)).context("heatscaler run")?;
     // Watch tasks and HTTP connections still parked on the runtime are dropped, not awaited.
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)

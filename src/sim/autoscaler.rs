@@ -5,7 +5,7 @@ use std::time::Duration as StdDuration;
 
 use crate::planner::{Memory, Policy};
 
-use super::ca_defaults::{self, CaDefaults};
+use super::peers::ca_defaults::{self, CaDefaults};
 use super::scenario::Scenario;
 
 /// Which autoscaler a run simulates.
@@ -14,7 +14,7 @@ pub enum PolicyKind {
     /// heatscaler's planner with the scenario's `policy`, driven as the daemon does.
     Heatscaler,
     /// cluster-autoscaler's documented default behaviour, re-implemented
-    /// (see `sim::ca_defaults` for what is and is not modelled).
+    /// (see `peers::ca_defaults` for what is and is not modelled).
     CaDefaults,
 }
 

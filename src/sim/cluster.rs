@@ -11,8 +11,8 @@ use crate::model::{
     Resources, Snapshot, Timestamp, Toleration, TolerationOperator,
 };
 
-use super::heat::SimGroup;
 use super::scenario::{ContainerSpec, PodSpec, resources};
+use super::simulated_heat::SimGroup;
 
 /// Who recreates a pod when it goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -17,9 +17,9 @@ use super::autoscaler::{Autoscaler, PolicyKind};
 use super::bound::BoundModel;
 use super::cluster::{Cluster, Origin, PdbRule, PodTemplate};
 use super::generators::{BurstProcess, Job, boot_stream};
-use super::heat::SimGroup;
 use super::report::{Recorder, Report, Run, TimelineEvent};
 use super::scenario::{Scenario, resources};
+use super::simulated_heat::SimGroup;
 use super::trace::{TraceError, TraceFeed};
 use super::workloads::WorkloadState;
 

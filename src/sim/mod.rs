@@ -4,11 +4,12 @@
 //!
 //! - [`scenario`]: the input file (node groups, delays, workloads, policy).
 //! - `engine`: the simulated clock, event queue and daemon loop.
-//! - `scheduler`, `workloads`, `heat`: kube-scheduler, controllers and Heat.
+//! - `scheduler`, `workloads`, `simulated_heat`: kube-scheduler, controllers
+//!   and Heat's node groups.
 //! - `actuator`: executes planner actions under the executor contract.
 //! - `generators`, `trace`: bursty arrivals and trace replay (the demand).
-//! - [`autoscaler`]: which autoscaler a run simulates — heatscaler, or the
-//!   `ca_defaults` baseline (cluster-autoscaler's documented defaults,
+//! - [`autoscaler`]: which autoscaler a run simulates — heatscaler, or a peer
+//!   (`peers`: cluster-autoscaler's and the VPA's documented defaults,
 //!   re-implemented).
 //! - [`report`]: per policy, the node-level summary against the fluid lower
 //!   bound ([`bound`]), timeline and series; `display` for terminals, [`plot`]
@@ -18,18 +19,18 @@
 mod actuator;
 pub mod autoscaler;
 pub mod bound;
-mod ca_defaults;
 mod cluster;
 pub mod display;
 mod engine;
 mod generators;
-mod heat;
+mod peers;
 pub mod plot;
 pub mod podlevel;
 pub mod report;
 pub mod scenario;
 mod scheduler;
 pub mod shapes;
+mod simulated_heat;
 pub mod trace;
 mod workloads;
 

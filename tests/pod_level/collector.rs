@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use heatscaler::config::{UsageCollection, UsageSource};
-use heatscaler::metrics::UsageCollector;
 use heatscaler::model::Timestamp;
+use heatscaler::usage::UsageCollector;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kubesim::{FaultRule, NodeSpec, PodTemplate, UsageModel, UsageTarget};

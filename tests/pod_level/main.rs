@@ -14,11 +14,11 @@ mod watch;
 use std::time::Duration;
 
 use heatscaler::config::{UpdaterSettings, UsageCollection, UsageSource};
-use heatscaler::metrics::UsageCollector;
 use heatscaler::model::{GroupState, Timestamp, UpdateMode};
 use heatscaler::planner::action::Action;
 use heatscaler::planner::{self, Input, Memory, Plan, Policy, ResizePolicy};
 use heatscaler::recommender::{OomTracker, Recommender, feed_ooms, feed_usage, fill_recommendations};
+use heatscaler::usage::UsageCollector;
 use heatscaler::vpa::StatusUpdate;
 use heatscaler::vpa::api::{self, VerticalPodAutoscaler};
 use heatscaler::vpa::client::{self, VpaObjects};

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use heatscaler::metrics::last_oom_kill;
 use heatscaler::model::{
     Container, Node, OwnerRef, Placement, Pod, PodPhase, Resources, Snapshot, Timestamp, WorkloadRef,
 };
+use heatscaler::usage::last_oom_kill;
 use heatscaler::vpa;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1 as core;

@@ -13,7 +13,7 @@
 
 use serde_json::json;
 
-use super::{GroupError, GroupSnapshot, HeatChange, HeatMember, NodeGroupBackend, ScalePlan, members, victims};
+use super::{GroupError, GroupSnapshot, HeatChange, HeatMember, NodeGroupBackend, SizeChange, members, victims};
 use super::{check_members, check_not_busy, check_range};
 use crate::cloud::heat::{HeatClient, StackRef};
 use crate::config::NodeGroupConfig;
@@ -122,7 +122,7 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
         .await
     }
 
-    fn plan_grow(&self, snapshot: &GroupSnapshot, to: u32) -> Result<ScalePlan, GroupError> {
+    fn plan_grow(&self, snapshot: &GroupSnapshot, to: u32) -> Result<SizeChange, GroupError> {
         check_not_busy(snapshot)?;
         check_range(&self.config, to as i64)?;
         if to < snapshot.desired {
@@ -141,10 +141,10 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
             }
             (None, None) => return Err(self.refused("no desired-capacity-parameter or scale-up-policy to grow with")),
         };
-        Ok(ScalePlan { group: self.config.name.clone(), from: snapshot.desired, to, victims: vec![], change })
+        Ok(SizeChange { group: self.config.name.clone(), from: snapshot.desired, to, victims: vec![], change })
     }
 
-    fn plan_remove(&self, snapshot: &GroupSnapshot, remove: &[String]) -> Result<ScalePlan, GroupError> {
+    fn plan_remove(&self, snapshot: &GroupSnapshot, remove: &[String]) -> Result<SizeChange, GroupError> {
         check_not_busy(snapshot)?;
         check_members(snapshot, remove)?;
         let total = snapshot.members.len() as u32;
@@ -169,7 +169,7 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
         if let Some(p) = &self.config.backend.desired_capacity_parameter {
             let marked = Self::with_marks(&snapshot.members, remove);
             same(victims::for_capacity(&marked, to).ok_or_else(unknown)?)?;
-            return Ok(ScalePlan {
+            return Ok(SizeChange {
                 group: self.config.name.clone(),
                 from: snapshot.desired,
                 to,
@@ -196,7 +196,7 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
             },
             other => other,
         })?;
-        Ok(ScalePlan {
+        Ok(SizeChange {
             group: self.config.name.clone(),
             from: snapshot.desired,
             to: snapshot.desired - remove.len() as u32,
@@ -216,7 +216,7 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
         }
     }
 
-    async fn apply(&self, plan: &ScalePlan) -> Result<(), GroupError> {
+    async fn apply(&self, plan: &SizeChange) -> Result<(), GroupError> {
         let group = self.config.name.as_str();
         let now = self.read().await?;
         check_not_busy(&now)?;

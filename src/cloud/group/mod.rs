@@ -76,7 +76,7 @@ pub enum HeatChange {
 
 /// A planned change: from which size to which, and what Heat will delete.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ScalePlan {
+pub struct SizeChange {
     pub group: String,
     pub from: u32,
     pub to: u32,
@@ -85,7 +85,7 @@ pub struct ScalePlan {
     pub change: HeatChange,
 }
 
-impl std::fmt::Display for ScalePlan {
+impl std::fmt::Display for SizeChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "group {}: {} -> {} member(s)", self.group, self.from, self.to)?;
         if !self.victims.is_empty() {
@@ -144,15 +144,15 @@ pub trait NodeGroupBackend: Send + Sync {
     fn read(&self) -> impl Future<Output = Result<GroupSnapshot, GroupError>> + Send;
 
     /// Plans growing the group to `to` members. Pure.
-    fn plan_grow(&self, snapshot: &GroupSnapshot, to: u32) -> Result<ScalePlan, GroupError>;
+    fn plan_grow(&self, snapshot: &GroupSnapshot, to: u32) -> Result<SizeChange, GroupError>;
 
     /// Plans removing exactly `members`, in one stack update. Pure.
-    fn plan_remove(&self, snapshot: &GroupSnapshot, members: &[String]) -> Result<ScalePlan, GroupError>;
+    fn plan_remove(&self, snapshot: &GroupSnapshot, members: &[String]) -> Result<SizeChange, GroupError>;
 
     /// Plans removing exactly `members` with the group ending at `to` members
     /// (`to` ≥ desired − k replaces some of them). Layouts that can only end
     /// at desired − k refuse any other `to`.
-    fn plan_remove_to(&self, snapshot: &GroupSnapshot, members: &[String], to: u32) -> Result<ScalePlan, GroupError> {
+    fn plan_remove_to(&self, snapshot: &GroupSnapshot, members: &[String], to: u32) -> Result<SizeChange, GroupError> {
         let plan = self.plan_remove(snapshot, members)?;
         if plan.to == to {
             return Ok(plan);
@@ -170,11 +170,11 @@ pub trait NodeGroupBackend: Send + Sync {
 
     /// Carries a plan out. Re-reads the stack first and sends nothing while it is
     /// busy or when Heat's state no longer matches the plan.
-    fn apply(&self, plan: &ScalePlan) -> impl Future<Output = Result<(), GroupError>> + Send;
+    fn apply(&self, plan: &SizeChange) -> impl Future<Output = Result<(), GroupError>> + Send;
 
     /// Plans `to` members: growth, or (for shrinking) the members Heat would pick
     /// itself, which only layouts with a deterministic choice can offer.
-    fn plan_scale(&self, snapshot: &GroupSnapshot, to: u32) -> Result<ScalePlan, GroupError> {
+    fn plan_scale(&self, snapshot: &GroupSnapshot, to: u32) -> Result<SizeChange, GroupError> {
         if to >= snapshot.desired {
             return self.plan_grow(snapshot, to);
         }
@@ -185,7 +185,7 @@ pub trait NodeGroupBackend: Send + Sync {
     /// Members Heat itself would delete when the group shrinks by `n`.
     fn predicted_victims(&self, snapshot: &GroupSnapshot, n: u32) -> Result<Vec<String>, GroupError>;
 
-    fn grow_to(&self, to: u32) -> impl Future<Output = Result<ScalePlan, GroupError>> + Send {
+    fn grow_to(&self, to: u32) -> impl Future<Output = Result<SizeChange, GroupError>> + Send {
         async move {
             let snapshot = self.read().await?;
             let plan = self.plan_grow(&snapshot, to)?;
@@ -194,7 +194,7 @@ pub trait NodeGroupBackend: Send + Sync {
         }
     }
 
-    fn remove(&self, members: &[String]) -> impl Future<Output = Result<ScalePlan, GroupError>> + Send {
+    fn remove(&self, members: &[String]) -> impl Future<Output = Result<SizeChange, GroupError>> + Send {
         async move {
             let snapshot = self.read().await?;
             let plan = self.plan_remove(&snapshot, members)?;
@@ -272,16 +272,16 @@ impl NodeGroupBackend for Backend {
     async fn read(&self) -> Result<GroupSnapshot, GroupError> {
         delegate!(self, b => b.read().await)
     }
-    fn plan_grow(&self, snapshot: &GroupSnapshot, to: u32) -> Result<ScalePlan, GroupError> {
+    fn plan_grow(&self, snapshot: &GroupSnapshot, to: u32) -> Result<SizeChange, GroupError> {
         delegate!(self, b => b.plan_grow(snapshot, to))
     }
-    fn plan_remove(&self, snapshot: &GroupSnapshot, members: &[String]) -> Result<ScalePlan, GroupError> {
+    fn plan_remove(&self, snapshot: &GroupSnapshot, members: &[String]) -> Result<SizeChange, GroupError> {
         delegate!(self, b => b.plan_remove(snapshot, members))
     }
-    fn plan_remove_to(&self, snapshot: &GroupSnapshot, members: &[String], to: u32) -> Result<ScalePlan, GroupError> {
+    fn plan_remove_to(&self, snapshot: &GroupSnapshot, members: &[String], to: u32) -> Result<SizeChange, GroupError> {
         delegate!(self, b => b.plan_remove_to(snapshot, members, to))
     }
-    async fn apply(&self, plan: &ScalePlan) -> Result<(), GroupError> {
+    async fn apply(&self, plan: &SizeChange) -> Result<(), GroupError> {
         delegate!(self, b => b.apply(plan).await)
     }
     fn predicted_victims(&self, snapshot: &GroupSnapshot, n: u32) -> Result<Vec<String>, GroupError> {

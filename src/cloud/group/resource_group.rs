@@ -12,7 +12,7 @@
 
 use serde_json::json;
 
-use super::{GroupError, GroupSnapshot, HeatChange, NodeGroupBackend, ScalePlan, members};
+use super::{GroupError, GroupSnapshot, HeatChange, NodeGroupBackend, SizeChange, members};
 use super::{check_members, check_not_busy, check_range};
 use crate::cloud::heat::HeatClient;
 use crate::config::NodeGroupConfig;
@@ -59,7 +59,7 @@ impl NodeGroupBackend for ResourceGroupBackend {
         .await
     }
 
-    fn plan_grow(&self, snapshot: &GroupSnapshot, to: u32) -> Result<ScalePlan, GroupError> {
+    fn plan_grow(&self, snapshot: &GroupSnapshot, to: u32) -> Result<SizeChange, GroupError> {
         check_not_busy(snapshot)?;
         check_range(&self.config, to as i64)?;
         if to < snapshot.desired {
@@ -73,7 +73,7 @@ impl NodeGroupBackend for ResourceGroupBackend {
         }
         let mut parameters = serde_json::Map::new();
         parameters.insert(self.count_parameter().to_string(), json!(to));
-        Ok(ScalePlan {
+        Ok(SizeChange {
             group: self.config.name.clone(),
             from: snapshot.desired,
             to,
@@ -82,7 +82,7 @@ impl NodeGroupBackend for ResourceGroupBackend {
         })
     }
 
-    fn plan_remove(&self, snapshot: &GroupSnapshot, remove: &[String]) -> Result<ScalePlan, GroupError> {
+    fn plan_remove(&self, snapshot: &GroupSnapshot, remove: &[String]) -> Result<SizeChange, GroupError> {
         let to = snapshot.desired.saturating_sub(remove.len() as u32);
         if (snapshot.desired as usize) < remove.len() {
             check_range(&self.config, snapshot.desired as i64 - remove.len() as i64)?;
@@ -94,7 +94,7 @@ impl NodeGroupBackend for ResourceGroupBackend {
     /// `desired - k`, Heat creates that many new members in the same update
     /// (new names; removed names are never reused) — how a failed member is
     /// replaced when the group is at its minimum size.
-    fn plan_remove_to(&self, snapshot: &GroupSnapshot, remove: &[String], to: u32) -> Result<ScalePlan, GroupError> {
+    fn plan_remove_to(&self, snapshot: &GroupSnapshot, remove: &[String], to: u32) -> Result<SizeChange, GroupError> {
         check_not_busy(snapshot)?;
         check_members(snapshot, remove)?;
         if to > snapshot.desired {
@@ -119,7 +119,7 @@ impl NodeGroupBackend for ResourceGroupBackend {
         let mut parameters = serde_json::Map::new();
         parameters.insert(self.count_parameter().to_string(), json!(to));
         parameters.insert(removal.to_string(), json!(names));
-        Ok(ScalePlan {
+        Ok(SizeChange {
             group: self.config.name.clone(),
             from: snapshot.desired,
             to: to as u32,
@@ -137,7 +137,7 @@ impl NodeGroupBackend for ResourceGroupBackend {
         })
     }
 
-    async fn apply(&self, plan: &ScalePlan) -> Result<(), GroupError> {
+    async fn apply(&self, plan: &SizeChange) -> Result<(), GroupError> {
         let HeatChange::SetParameters(parameters) = &plan.change else {
             return Err(GroupError::Refused {
                 group: self.config.name.clone(),

@@ -6,8 +6,7 @@
 //! exceeds their limit. Each workload runs alone on its node pool, once per
 //! policy, with the same usage and seed. See `docs/pod-resizing.md`.
 
-mod baseline;
-mod cluster;
+pub(crate) mod cluster;
 mod report;
 mod run;
 mod spec;

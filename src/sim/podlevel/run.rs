@@ -15,17 +15,17 @@ use crate::planner::{self, Input, Memory, Policy, ResizePolicy};
 use crate::policy::RecommenderSettings;
 use crate::recommender::{ContainerUsage, OomTracker, Recommender, feed_ooms, feed_usage, fill_recommendations};
 
-use super::baseline;
 use super::cluster::{CONTAINER, Cluster, Verdict};
 use super::report::{Meter, Row};
 use super::spec::{PodLevelSpec, PodWorkload};
 use super::usage::{Track, noise_factor};
+use crate::sim::peers::vpa_defaults as baseline;
 
 /// Which updater drives the pods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
     Heatscaler,
-    /// VPA's defaults, re-implemented ([`baseline`]).
+    /// VPA's defaults, re-implemented (`peers::vpa_defaults`).
     VpaDefaults,
 }
 

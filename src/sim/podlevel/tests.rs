@@ -6,9 +6,10 @@ use crate::planner::action::ContainerResize;
 use crate::planner::explain::CpuMemory;
 use crate::sim::Scenario;
 
+use super::Side;
 use super::cluster::{Cluster, Verdict};
 use super::run::epoch;
-use super::{Side, baseline};
+use crate::sim::peers::vpa_defaults as baseline;
 
 const MI: i64 = 1 << 20;
 

@@ -127,7 +127,7 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::counters::CpuCounters;
+    use crate::usage::counters::CpuCounters;
 
     /// A kubelet 1.3x `/stats/summary` body (shape of stats/v1alpha1, see the fixture's README).
     const FIXTURE: &str = include_str!("../../tests/fixtures/kubelet/summary.json");

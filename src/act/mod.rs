@@ -5,7 +5,7 @@
 //! the next pass, never turned into a different action.
 //!
 //! [`Actuator::execute`] dispatches on the action: one arm per variant, each
-//! in the module of its concern — [`heat`] (ScaleUp, RemoveMembers),
+//! in the module of its concern — [`group_resize`] (ScaleUp, RemoveMembers: Heat),
 //! [`removal`] (StartRemoval, MarkDrained, RollBackRemoval, DeleteNode),
 //! [`evict`] (EvictPods), [`resize`] (ResizePod, RecreatePod: the pod level,
 //! through the `vpa` client).
@@ -15,7 +15,7 @@
 
 mod error;
 mod evict;
-mod heat;
+mod group_resize;
 mod kube;
 mod removal;
 mod resize;
@@ -28,8 +28,8 @@ pub use error::ActuatorError;
 
 use crate::alerts::{Dispatcher, ObjectRef, Reason, ScalingEvent};
 use crate::cloud::group::Backend;
-use crate::cluster::HeatPoke;
 use crate::model::Timestamp;
+use crate::observe::HeatPoke;
 use crate::planner::Action;
 use crate::telemetry::Metrics;
 

@@ -4,7 +4,8 @@
 //!   and ReplicaSets (metadata only), each object converted on arrival
 //!   ([`convert`]) into the compact [`ClusterStore`] — the planner's
 //!   [`crate::model::Snapshot`], kept in place.
-//! - [`HeatObserver`]: a poller reading each node group's stack.
+//! - [`HeatObserver`] (`stack_poller`): reads each node group's stack through
+//!   its backend (Heat has no watch), on a timer and when poked.
 //! - [`GroupAssembler`]: joins the two into the planner's groups at each pass.
 //! - [`Changes`]: bumped whenever something the planner reads changed.
 //!
@@ -13,12 +14,12 @@
 mod changes;
 pub mod convert;
 mod groups;
-mod heat;
+mod stack_poller;
 mod store;
 mod watch;
 
 pub use changes::Changes;
 pub use groups::GroupAssembler;
-pub use heat::{GroupRead, HeatObserver, HeatPoke};
+pub use stack_poller::{GroupRead, HeatObserver, HeatPoke};
 pub use store::{ClusterStore, Watched};
 pub use watch::{KubeObserver, WatchHealth};

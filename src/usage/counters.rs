@@ -121,7 +121,7 @@ impl CpuCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::ContainerReading;
+    use crate::usage::ContainerReading;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()

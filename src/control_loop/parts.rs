@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use super::DaemonError;
-use crate::actuator::Actuator;
+use crate::act::Actuator;
 use crate::alerts::{Dispatcher, KubeEventSink};
 use crate::cloud::Cloud;
 use crate::cloud::group::Backend;
 use crate::cloud::heat::HeatClient;
-use crate::cluster::{Changes, HeatObserver};
 use crate::config::Config;
+use crate::observe::{Changes, HeatObserver};
 use crate::planner::Policy;
 use crate::telemetry::Metrics;
 

@@ -1,4 +1,4 @@
-//! The control loop itself; see the module documentation of `daemon`.
+//! The control loop itself; see the module documentation of `control_loop`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,11 +14,11 @@ use super::pod_level::{self, PodLevel};
 use super::reporting::Reporter;
 use super::signals::{Request, Signals};
 use super::{DaemonError, RunOptions, kube_client};
-use crate::actuator::{Actuator, Outcome};
+use crate::act::{Actuator, Outcome};
 use crate::alerts::ScalingEvent;
-use crate::cluster::{Changes, KubeObserver};
 use crate::config::Config;
 use crate::model::Timestamp;
+use crate::observe::{Changes, KubeObserver};
 use crate::planner::Action;
 use crate::telemetry::{Health, HealthOptions, Metrics, Notifier, TelemetryServer};
 

@@ -52,7 +52,7 @@ use crate::planner::protocol::{Phase, RemovalState};
 use crate::planner::{Action, Policy};
 use crate::policy::ScaleDownPolicy;
 
-use super::scenario::Scenario;
+use crate::sim::scenario::Scenario;
 
 /// `--scan-interval`.
 pub const SCAN_INTERVAL: Duration = Duration::from_secs(10);
@@ -119,7 +119,7 @@ impl CaDefaults {
         Self {
             policy,
             max_nodes_total: sc.policy.cluster_limits.max_nodes_total,
-            rng: super::generators::stream(sc.seed, 3 << 32),
+            rng: crate::sim::generators::stream(sc.seed, 3 << 32),
             unneeded_since: BTreeMap::new(),
             last_scale_up: None,
             last_delete: None,

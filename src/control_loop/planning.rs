@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashSet};
 use tokio::sync::Mutex;
 
 use super::pod_level::{PodLevel, StatusWrite};
-use crate::cluster::{ClusterStore, GroupAssembler, GroupRead};
 use crate::config::NodeGroupConfig;
 use crate::model::{GroupState, Timestamp};
+use crate::observe::{ClusterStore, GroupAssembler, GroupRead};
 use crate::planner::{self, Input, Memory, Plan, Policy};
 
 /// The planner's memory between passes, and the member↔node history the

@@ -35,8 +35,8 @@ pub use lease::{Attempt, LeaseClient};
 
 use super::leadership::LeaderGate;
 use crate::alerts::{ObjectRef, ScalingEvent};
-use crate::cluster::Changes;
 use crate::config::LeaderElectionConfig;
+use crate::observe::Changes;
 use crate::telemetry::{Health, Leadership, Metrics};
 
 /// The lease-based [`LeaderGate`].

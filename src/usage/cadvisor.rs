@@ -130,7 +130,7 @@ fn is_wanted(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::counters::CpuCounters;
+    use crate::usage::counters::CpuCounters;
 
     /// A kubelet `/metrics/cadvisor` page (containerd, systemd cgroup driver).
     const FIXTURE: &str = include_str!("../../tests/fixtures/kubelet/cadvisor.txt");

@@ -31,13 +31,13 @@ use kube::{Api, Client};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
 
-use crate::cluster::{Changes, ClusterStore};
 use crate::config::{Config, PodResizePolicy};
-use crate::metrics::{UsageCollector, UsageScrape};
 use crate::model::{Pod, Resources, Snapshot, Timestamp, VerticalScaling, WorkloadRef};
+use crate::observe::{Changes, ClusterStore};
 use crate::recommender::{CheckpointKey, ContainerCheckpoint};
 use crate::recommender::{OomTracker, Recommender, feed_ooms, feed_usage, fill_recommendations};
 use crate::telemetry::{KubeResource, KubeVerb, Metrics, RecommendationValues, ResourceName};
+use crate::usage::{UsageCollector, UsageScrape};
 use crate::vpa::checkpoint::{self, VerticalPodAutoscalerCheckpoint};
 use crate::vpa::client::{self as vpa_client, VpaObjects};
 use crate::vpa::{self, StatusUpdate, VerticalPodAutoscaler};

@@ -24,7 +24,7 @@ use crate::model::{Container, Timestamp, VerticalScaling};
 use crate::planner::time::elapsed;
 use crate::recommender::apply_to_container;
 
-use super::cluster::SimPod;
+use crate::sim::podlevel::cluster::SimPod;
 
 /// VPA updater flags, at their defaults.
 pub const MIN_REPLICAS: u32 = 2;

@@ -7,11 +7,11 @@ use k8s_openapi::api::core::v1 as k8s;
 
 use super::selectors::{label_selector, node_selector_term};
 use super::{resources, time};
-use crate::metrics::last_oom_kill;
 use crate::model::{
     Container, HostPort, OwnerRef, Placement, Pod, PodPhase, Protocol, Resources, Timestamp, Toleration,
     TolerationOperator, WorkloadRef,
 };
+use crate::usage::last_oom_kill;
 
 /// cluster-autoscaler's pod annotation: `"true"` lets a drain move a pod it
 /// would otherwise keep, `"false"` keeps its node.

@@ -6,7 +6,8 @@
 //! - [`cadvisor`]: the kubelet's cAdvisor endpoint (`/metrics/cadvisor`, Prometheus text).
 //! - [`counters`]: turns cumulative CPU counters into rates between scrapes.
 //! - [`collector`]: scrapes all nodes with bounded concurrency and a per-node timeout.
-//! - [`oom`]: OOM kills from container status, each reported once.
+//! - [`oom`]: OOM kills read from container status (the recommender's
+//!   `OomTracker` reports each once).
 //!
 //! Nothing here keeps raw samples: a scrape's output is handed to the
 //! recommender, which folds it into fixed-size histograms.
