@@ -7,8 +7,8 @@
 //! (reason, action, object) within its cache window into an `EventSeries` patch
 //! instead of a new object. Events on cluster-scoped objects (nodes) go to the
 //! `default` namespace, as the kubelet's and cluster-autoscaler's do.
-//! Group-level events (no object) need a fallback object, e.g. the daemon's
-//! Lease; without one they are logged and sent to webhooks only.
+//! Group-level events have no Kubernetes object: this sink does not accept
+//! them, and they go to logs and webhooks only (docs/decisions.md).
 //!
 //! RBAC: `create` and `patch` on `events` in API group `events.k8s.io`.
 
@@ -26,12 +26,11 @@ const MAX_NOTE_BYTES: usize = 1024;
 
 pub struct KubeEventSink {
     recorder: Recorder,
-    fallback: Option<ObjectReference>,
 }
 
 impl std::fmt::Debug for KubeEventSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KubeEventSink").field("fallback", &self.fallback).finish_non_exhaustive()
+        f.debug_struct("KubeEventSink").finish_non_exhaustive()
     }
 }
 
@@ -40,28 +39,21 @@ impl KubeEventSink {
     /// host name, as in leader election); `heatscaler` when `None`.
     pub fn new(client: kube::Client, instance: Option<String>) -> Self {
         let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance };
-        Self { recorder: Recorder::new(client, reporter), fallback: None }
-    }
-
-    /// The object that carries group-level events (those without an object).
-    pub fn with_fallback_object(mut self, object: ObjectRef) -> Self {
-        self.fallback = Some(object_reference(&object));
-        self
+        Self { recorder: Recorder::new(client, reporter) }
     }
 }
 
 impl EventSink for KubeEventSink {
     fn accepts(&self, event: &ScalingEvent) -> bool {
-        event.object.is_some() || self.fallback.is_some()
+        event.object.is_some()
     }
 
     fn publish<'a>(&'a self, event: &'a ScalingEvent) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            let regarding = match (&event.object, &self.fallback) {
-                (Some(o), _) => object_reference(o),
-                (None, Some(f)) => f.clone(),
-                (None, None) => return Err(SinkError::Permanent("event has no object to attach to".into())),
+            let Some(object) = &event.object else {
+                return Err(SinkError::Permanent("event has no object to attach to".into()));
             };
+            let regarding = object_reference(object);
             self.recorder.publish(&kube_event(event), &regarding).await.map_err(classify)
         })
     }
@@ -69,18 +61,13 @@ impl EventSink for KubeEventSink {
 
 /// The Event written for a scaling event.
 pub fn kube_event(e: &ScalingEvent) -> Event {
-    let mut note = e.message.clone();
-    if e.object.is_none() {
-        // On a fallback object the note must say what it is about.
-        note = format!("{}: {note}", e.target());
-    }
     Event {
         type_: match e.severity {
             Severity::Info => EventType::Normal,
             Severity::Warning | Severity::Critical => EventType::Warning,
         },
         reason: e.reason.as_str().into(),
-        note: Some(truncate(note, MAX_NOTE_BYTES)),
+        note: Some(truncate(e.message.clone(), MAX_NOTE_BYTES)),
         action: e.reason.action().into(),
         secondary: e.related.as_ref().map(object_reference),
     }
@@ -147,11 +134,11 @@ mod tests {
     }
 
     #[test]
-    fn group_level_events_name_their_group_and_long_notes_fit() {
-        let ev = kube_event(&ScalingEvent::scale_up_failed("workers", 3, 5, &"x".repeat(2000)));
+    fn long_notes_fit() {
+        let ev = kube_event(&ScalingEvent::drain_failed(ObjectRef::node("n"), "g", &"x".repeat(2000)));
         let note = ev.note.unwrap();
-        assert!(note.starts_with("node group workers: scaling node group workers 3->5 failed"));
-        assert!(note.len() <= MAX_NOTE_BYTES && note.ends_with('…'));
+        assert!(note.starts_with("drain failed, node uncordoned: xxx"));
+        assert!(note.len() <= MAX_NOTE_BYTES && note.ends_with('…'), "{note}");
     }
 
     #[test]
