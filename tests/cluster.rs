@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use heatscaler::observe::{Changes, ClusterStore, KubeObserver, Watched};
-use heatscaler::telemetry::Metrics;
+use heatscaler_daemon::observe::{Changes, ClusterStore, KubeObserver, Watched};
+use heatscaler_daemon::telemetry::Metrics;
 use k8s_openapi::api::core::v1::Pod;
 use kubesim::builders::{Budget, PodTemplate, pdb};
 use kubesim::{FaultRule, KubeSim, KubeSimHandle, NodeSpec, Options};

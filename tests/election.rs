@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use heatscaler::config::LeaderElectionConfig;
-use heatscaler::control_loop::LeaderGate;
-use heatscaler::control_loop::election::{Attempt, Candidate, LeaseClient, LeaseGate, Wiring};
-use heatscaler::observe::Changes;
-use heatscaler::telemetry::{Health, HealthOptions, Leadership, Metrics};
+use heatscaler_daemon::config::LeaderElectionConfig;
+use heatscaler_daemon::control_loop::LeaderGate;
+use heatscaler_daemon::control_loop::election::{Attempt, Candidate, LeaseClient, LeaseGate, Wiring};
+use heatscaler_daemon::observe::Changes;
+use heatscaler_daemon::telemetry::{Health, HealthOptions, Leadership, Metrics};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kubesim::{FaultRule, KubeSim, KubeSimHandle, Options};
@@ -27,9 +27,9 @@ fn config(lease: Duration, renew: Duration, retry: Duration) -> LeaderElectionCo
         namespace: NS.into(),
         lease_name: LEASE.into(),
         identity: None,
-        lease_duration: heatscaler::config::Duration(lease),
-        renew_deadline: heatscaler::config::Duration(renew),
-        retry_period: heatscaler::config::Duration(retry),
+        lease_duration: heatscaler_daemon::config::Duration(lease),
+        renew_deadline: heatscaler_daemon::config::Duration(renew),
+        retry_period: heatscaler_daemon::config::Duration(retry),
     }
 }
 

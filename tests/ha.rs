@@ -42,7 +42,7 @@ struct Standby {
 }
 
 async fn second_replica(w: &World) -> Standby {
-    let mut config = heatscaler::yaml::parse_value(&w.config_text).unwrap();
+    let mut config = heatscaler_core::yaml::parse_value(&w.config_text).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let telemetry: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let hooks = Webhooks::start().await;
@@ -217,7 +217,7 @@ async fn a_dead_alert_sink_does_not_delay_a_scale_up() {
 
     // The same with a second webhook sink that never answers.
     let (dead_url, connections) = dead_receiver().await;
-    let mut config = heatscaler::yaml::parse_value(&w.config_text).unwrap();
+    let mut config = heatscaler_core::yaml::parse_value(&w.config_text).unwrap();
     let mut dead = config["alerts"]["sinks"][0].clone();
     dead["name"] = "dead".into();
     dead["url"] = dead_url.into();

@@ -8,11 +8,11 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use heatscaler::cloud::group::{Backend, GroupError, NodeGroupBackend};
-use heatscaler::cloud::heat::{HeatClient, NewStack};
-use heatscaler::cloud::{Cloud, CloudError};
-use heatscaler::config::{BackendConfig, BackendKind, NodeGroupConfig, NodeMapping, NodeMappingKind};
-use heatscaler::model::MemberStatus;
+use heatscaler_core::model::MemberStatus;
+use heatscaler_daemon::cloud::group::{Backend, GroupError, NodeGroupBackend};
+use heatscaler_daemon::cloud::heat::{HeatClient, NewStack};
+use heatscaler_daemon::cloud::{Cloud, CloudError};
+use heatscaler_daemon::config::{BackendConfig, BackendKind, NodeGroupConfig, NodeMapping, NodeMappingKind};
 use serde_json::json;
 use support::{create_stack, openstack, test_stack, unique_name};
 
@@ -95,7 +95,7 @@ fn asg_group(name: &str, stack: &str, by_signal: bool) -> NodeGroupConfig {
     g
 }
 
-fn names(snapshot: &heatscaler::cloud::group::GroupSnapshot) -> Vec<String> {
+fn names(snapshot: &heatscaler_daemon::cloud::group::GroupSnapshot) -> Vec<String> {
     let mut n: Vec<String> = snapshot.members.iter().map(|m| m.name.clone()).collect();
     n.sort();
     n
@@ -129,7 +129,7 @@ async fn wrong_password_names_keystone() {
     let mut config = os.password_config();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pw"), "not-the-password").unwrap();
-    config.password.as_mut().unwrap().password = heatscaler::config::SecretSource::File(dir.path().join("pw"));
+    config.password.as_mut().unwrap().password = heatscaler_daemon::config::SecretSource::File(dir.path().join("pw"));
     let e = Cloud::connect(&config).await.unwrap_err();
     assert!(matches!(e, CloudError::AuthFailed { status: 401, .. }), "{e}");
     let text = e.to_string();
@@ -201,7 +201,7 @@ async fn every_template_validates_with_heat() {
     // group template). Heat refuses to validate Nova and Neutron resources without
     // those services in the catalog, so they are stubbed: this checks parameters,
     // functions, conditions and nesting, not the server's properties.
-    let stubs = heatscaler::yaml::parse_value(&read("test/no-nova.env.yaml")).unwrap();
+    let stubs = heatscaler_core::yaml::parse_value(&read("test/no-nova.env.yaml")).unwrap();
     for t in ["resource-group.yaml", "autoscaling-group.yaml", "minion.yaml"] {
         let new = NewStack {
             name: "validate".into(),
@@ -240,7 +240,7 @@ async fn resource_group_grows_and_removes_named_members_in_one_update() {
     let grown = backend.wait_settled(SETTLE).await.unwrap();
     assert_eq!(grown.stack_status, "UPDATE_COMPLETE", "{}", grown.stack_status_reason);
     assert_eq!((grown.desired, names(&grown)), (4, ["0", "1", "2", "3"].map(String::from).to_vec()));
-    let server = |s: &heatscaler::cloud::group::GroupSnapshot, m: &str| s.member(m).unwrap().server_id.clone();
+    let server = |s: &heatscaler_daemon::cloud::group::GroupSnapshot, m: &str| s.member(m).unwrap().server_id.clone();
 
     // Two members that are not the highest-numbered, in one stack update.
     let plan = backend.remove(&["0".to_string(), "2".to_string()]).await.unwrap();
@@ -290,12 +290,12 @@ async fn no_update_is_sent_while_the_stack_is_updating() {
     assert!(matches!(e, GroupError::StackBusy { .. }), "{e}");
     let snapshot = backend.read().await.unwrap();
     if snapshot.busy {
-        let plan = heatscaler::cloud::group::SizeChange {
+        let plan = heatscaler_daemon::cloud::group::SizeChange {
             group: "workers".into(),
             from: 2,
             to: 3,
             victims: vec![],
-            change: heatscaler::cloud::group::HeatChange::SetParameters(
+            change: heatscaler_daemon::cloud::group::HeatChange::SetParameters(
                 [("number_of_minions".to_string(), json!(3))].into_iter().collect(),
             ),
         };
@@ -405,14 +405,14 @@ async fn no_secret_in_any_log_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pw"), "wrong-password-4711").unwrap();
     bad.password = os.password_config().password.map(|mut p| {
-        p.password = heatscaler::config::SecretSource::File(dir.path().join("pw"));
+        p.password = heatscaler_daemon::config::SecretSource::File(dir.path().join("pw"));
         p
     });
     let _ = Cloud::connect(&bad).await.unwrap_err();
 
     let logs = captured();
     // The capture really holds TRACE lines of every crate on the path.
-    for target in ["heatscaler::cloud", "osauth::identity", "reqwest::connect", "hyper_util::client"] {
+    for target in ["heatscaler_daemon::cloud", "osauth::identity", "reqwest::connect", "hyper_util::client"] {
         assert!(logs.contains(target), "no log line of {target} captured");
     }
     for secret in os.secrets().iter().map(String::as_str).chain(["wrong-password-4711"]) {

@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use heatscaler::model::{
+use heatscaler_core::model::{
     Container, ContainerRecommendation, Node, OwnerRef, Placement, Pod, PodPhase, ResizeState, Resources, Snapshot,
     Timestamp, UpdateMode, VerticalScaling, WorkloadRef,
 };
-use heatscaler::planner::action::Action;
-use heatscaler::planner::{Input, Memory, Policy, plan};
+use heatscaler_core::planner::action::Action;
+use heatscaler_core::planner::{Input, Memory, Policy, plan};
 
 const NODES: usize = 10_000;
 const PODS_PER_NODE: usize = 31;

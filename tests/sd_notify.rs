@@ -7,7 +7,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use heatscaler::telemetry::{Health, HealthOptions, Notifier};
+use heatscaler_daemon::telemetry::{Health, HealthOptions, Notifier};
 
 const WATCHDOG: Duration = Duration::from_millis(200);
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(300);

@@ -14,9 +14,9 @@ static ALLOC_BASE: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use heatscaler::config::Config;
-use heatscaler::observe::ClusterStore;
-use heatscaler::planner::{self, Input, Memory};
+use heatscaler_core::planner::{self, Input, Memory};
+use heatscaler_daemon::config::Config;
+use heatscaler_daemon::observe::ClusterStore;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -164,9 +164,9 @@ fn store_memory_and_a_pass_at_5000_nodes_and_150000_pods() {
     assert!(snap.pods.iter().all(|p| p.workload.is_some()));
     println!(
         "sizes: Pod {} bytes, Node {} bytes, Container {} bytes",
-        std::mem::size_of::<heatscaler::model::Pod>(),
-        std::mem::size_of::<heatscaler::model::Node>(),
-        std::mem::size_of::<heatscaler::model::Container>()
+        std::mem::size_of::<heatscaler_core::model::Pod>(),
+        std::mem::size_of::<heatscaler_core::model::Node>(),
+        std::mem::size_of::<heatscaler_core::model::Container>()
     );
     println!(
         "STORE: {NODES} nodes, {PODS} pods, {PDBS} PDBs, {DEPLOYMENTS} ReplicaSets, {} shared placements: \
@@ -180,7 +180,7 @@ fn store_memory_and_a_pass_at_5000_nodes_and_150000_pods() {
         mib(live as u64),
     );
 
-    let config: Config = heatscaler::config::parse("{}", "empty", None).unwrap();
+    let config: Config = heatscaler_daemon::config::parse("{}", "empty", None).unwrap();
     let policy = config.planner_policy();
     let start = Instant::now();
     let plan = planner::plan(

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use heatscaler::model::{Timestamp, WorkloadRef};
-use heatscaler::telemetry::{
+use heatscaler_core::model::{Timestamp, WorkloadRef};
+use heatscaler_daemon::telemetry::{
     AlertOutcome, DrainOutcome, EvictionPurpose, GroupSizes, Health, HealthOptions, HeatOperation, KubeResource,
     KubeVerb, Leadership, Metrics, OPENMETRICS_CONTENT_TYPE, RecommendationValues, ResizeOutcome, ResourceName,
     ScaleUpFailure, TelemetryServer,
@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 struct Running {
     base: String,
     stop: Option<oneshot::Sender<()>>,
-    served: tokio::task::JoinHandle<Result<(), heatscaler::telemetry::TelemetryError>>,
+    served: tokio::task::JoinHandle<Result<(), heatscaler_daemon::telemetry::TelemetryError>>,
 }
 
 async fn start(metrics: Arc<Metrics>, health: Health) -> Running {

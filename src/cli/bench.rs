@@ -1,8 +1,8 @@
 use std::process::ExitCode;
 use std::time::Duration as StdDuration;
 
-use heatscaler::bench::{self, Machine, Options};
-use heatscaler::config::Duration;
+use heatscaler_daemon::config::Duration;
+use heatscaler_sim::bench::{self, Machine, Options};
 
 /// Arguments of `heatscaler bench`.
 #[derive(Debug, clap::Args)]

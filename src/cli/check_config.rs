@@ -10,10 +10,10 @@ pub struct Args {
 }
 
 pub fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    match heatscaler::config::load(path) {
+    match heatscaler_daemon::config::load(path) {
         Ok(config) => {
             if args.print {
-                print!("{}", heatscaler::yaml::to_string(&config)?);
+                print!("{}", heatscaler_core::yaml::to_string(&config)?);
             }
             println!("{}: valid ({} node group(s))", path.display(), config.node_groups.len());
             Ok(ExitCode::SUCCESS)

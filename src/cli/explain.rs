@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use heatscaler::cloud::Cloud;
-use heatscaler::cloud::group::{Backend, NodeGroupBackend};
-use heatscaler::cloud::heat::HeatClient;
-use heatscaler::config::Config;
-use heatscaler::control_loop::{Planned, Planning};
-use heatscaler::model::Timestamp;
-use heatscaler::observe::{Changes, GroupRead, KubeObserver};
-use heatscaler::telemetry::Metrics;
+use heatscaler_core::model::Timestamp;
+use heatscaler_daemon::cloud::Cloud;
+use heatscaler_daemon::cloud::group::{Backend, NodeGroupBackend};
+use heatscaler_daemon::cloud::heat::HeatClient;
+use heatscaler_daemon::config::Config;
+use heatscaler_daemon::control_loop::{Planned, Planning};
+use heatscaler_daemon::observe::{Changes, GroupRead, KubeObserver};
+use heatscaler_daemon::telemetry::Metrics;
 
 /// Arguments of `heatscaler explain`.
 #[derive(Debug, clap::Args)]
@@ -35,10 +35,10 @@ pub struct Args {
 }
 
 pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode> {
-    let config = heatscaler::config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = heatscaler_daemon::config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     // Warnings only unless asked: stdout is the plan.
     let log = if log == "info" { "warn" } else { log };
-    super::init_logging(log, "warn", heatscaler::config::LogFormat::Text);
+    super::init_logging(log, "warn", heatscaler_daemon::config::LogFormat::Text);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
     let planned =
@@ -58,7 +58,7 @@ pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode
 async fn plan(config: &Config) -> anyhow::Result<Planned> {
     // Heat first: a wrong credential or an unreachable stack fails fast, before the watches list.
     let reads = read_heat(config).await?;
-    let client = heatscaler::control_loop::kube_client(&config.kubernetes).await?;
+    let client = heatscaler_daemon::control_loop::kube_client(&config.kubernetes).await?;
     let kube = KubeObserver::start(client, Arc::new(Metrics::new()), Changes::new());
     kube.health().wait_synced().await;
     let policy = config.planner_policy();
@@ -115,7 +115,7 @@ fn print_text(planned: &Planned, config: &Config) {
     } else {
         println!("\nActions this pass would take (none was taken):");
         for action in &planned.plan.actions {
-            println!("  - {}", heatscaler::act::describe(action));
+            println!("  - {}", heatscaler_daemon::act::describe(action));
         }
     }
 }
@@ -125,7 +125,7 @@ fn as_json(planned: &Planned) -> serde_json::Value {
         .plan
         .actions
         .iter()
-        .map(|a| serde_json::json!({"description": heatscaler::act::describe(a), "action": a}))
+        .map(|a| serde_json::json!({"description": heatscaler_daemon::act::describe(a), "action": a}))
         .collect();
     serde_json::json!({
         "nodes": planned.nodes,

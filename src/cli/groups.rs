@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use heatscaler::cloud::Cloud;
-use heatscaler::cloud::group::{Backend, GroupSnapshot, NodeGroupBackend, NodeIdentity, join_members};
-use heatscaler::cloud::heat::HeatClient;
-use heatscaler::config::{Config, KubernetesAccess};
+use heatscaler_daemon::cloud::Cloud;
+use heatscaler_daemon::cloud::group::{Backend, GroupSnapshot, NodeGroupBackend, NodeIdentity, join_members};
+use heatscaler_daemon::cloud::heat::HeatClient;
+use heatscaler_daemon::config::{Config, KubernetesAccess};
 
 /// Arguments of `heatscaler groups`.
 #[derive(Debug, clap::Args)]
@@ -45,8 +45,8 @@ enum Command {
 }
 
 pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode> {
-    super::init_logging(log, "info", heatscaler::config::LogFormat::Text);
-    let config = heatscaler::config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    super::init_logging(log, "info", heatscaler_daemon::config::LogFormat::Text);
+    let config = heatscaler_daemon::config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
     runtime.block_on(async move {
         let openstack = config.openstack.as_ref().context("the configuration has no openstack section")?;
@@ -81,7 +81,7 @@ fn backend(config: &Config, heat: HeatClient, group: &str) -> anyhow::Result<Bac
 
 async fn execute(
     backend: &Backend,
-    plan: heatscaler::cloud::group::SizeChange,
+    plan: heatscaler_daemon::cloud::group::SizeChange,
     dry_run: bool,
     timeout: Duration,
 ) -> anyhow::Result<ExitCode> {
@@ -123,7 +123,7 @@ async fn list(config: &Config, heat: HeatClient) -> anyhow::Result<ExitCode> {
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn print_group(g: &heatscaler::config::NodeGroupConfig, s: &GroupSnapshot, nodes: Option<&[NodeIdentity]>) {
+fn print_group(g: &heatscaler_daemon::config::NodeGroupConfig, s: &GroupSnapshot, nodes: Option<&[NodeIdentity]>) {
     let busy = if s.busy { ", busy" } else { "" };
     println!(
         "group {}  stack {} ({}{busy})  desired {}, members {} (min {}, max {})",

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use heatscaler::config::LogFormat;
+use heatscaler_daemon::config::LogFormat;
 
 /// Autoscaler for Kubernetes clusters on OpenStack Heat.
 ///

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use heatscaler::control_loop::RunOptions;
-use heatscaler::telemetry::Notifier;
+use heatscaler_daemon::control_loop::RunOptions;
+use heatscaler_daemon::telemetry::Notifier;
 
 /// Arguments of `heatscaler run`.
 #[derive(Debug, clap::Args)]
@@ -23,7 +23,7 @@ pub struct Args {
 }
 
 pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode> {
-    let config = heatscaler::config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = heatscaler_daemon::config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     super::init_logging(log, "info", config.telemetry.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -37,7 +37,7 @@ pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode
         stop_timeout: args.stop_timeout,
         notifier: Notifier::from_env(),
     };
-    runtime.block_on(heatscaler::control_loop::run(options)).context("heatscaler run")?;
+    runtime.block_on(heatscaler_daemon::control_loop::run(options)).context("heatscaler run")?;
     // Watch tasks and HTTP connections still parked on the runtime are dropped, not awaited.
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)

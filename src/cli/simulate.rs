@@ -3,12 +3,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use heatscaler::config::Duration;
-use heatscaler::sim::display::{Timelines, View};
-use heatscaler::sim::scenario::{NodeListSpec, default_min_share};
-use heatscaler::sim::trace::alibaba_gentd26::{self, Containers};
-use heatscaler::sim::trace::{TraceArg, TraceKind};
-use heatscaler::sim::{self, PolicyKind, Scenario};
+use heatscaler_daemon::config::Duration;
+use heatscaler_sim::display::{Timelines, View};
+use heatscaler_sim::scenario::{NodeListSpec, default_min_share};
+use heatscaler_sim::trace::alibaba_gentd26::{self, Containers};
+use heatscaler_sim::trace::{TraceArg, TraceKind};
+use heatscaler_sim::{self as sim, PolicyKind, Scenario};
 
 /// Arguments of `heatscaler simulate`.
 #[derive(Debug, clap::Args)]
@@ -247,7 +247,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Says how many bad rows `--skip-bad-rows` left out, with the first few.
-fn report_skipped(path: &std::path::Path, skipped: u64, examples: &[heatscaler::sim::TraceError]) {
+fn report_skipped(path: &std::path::Path, skipped: u64, examples: &[heatscaler_sim::TraceError]) {
     if skipped == 0 {
         return;
     }

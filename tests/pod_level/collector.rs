@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use heatscaler::config::{UsageCollection, UsageSource};
-use heatscaler::model::Timestamp;
-use heatscaler::usage::UsageCollector;
+use heatscaler_core::model::Timestamp;
+use heatscaler_daemon::config::{UsageCollection, UsageSource};
+use heatscaler_daemon::usage::UsageCollector;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kubesim::{FaultRule, NodeSpec, PodTemplate, UsageModel, UsageTarget};

@@ -11,18 +11,18 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kubesim::{NodeSpec, PodTemplate, UsageModel, UsageTarget};
 
-use heatscaler::vpa::{VerticalPodAutoscaler, VerticalPodAutoscalerCheckpoint};
+use heatscaler_daemon::vpa::{VerticalPodAutoscaler, VerticalPodAutoscalerCheckpoint};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 
 use super::daemon_process::DaemonProcess;
 use super::{WAIT, create_vpa, pods_of, start, vpa_status};
-use heatscaler::vpa::api::UpdateMode;
+use heatscaler_daemon::vpa::api::UpdateMode;
 
 const MI: u64 = 1 << 20;
 
 fn cpu_milli(pod: &Pod) -> (i64, Option<i64>, i32) {
-    let parse = |q: &str| heatscaler::model::quantity::parse_milli(q).unwrap();
+    let parse = |q: &str| heatscaler_core::model::quantity::parse_milli(q).unwrap();
     let spec = pod.spec.as_ref().unwrap().containers[0].resources.as_ref().unwrap();
     let status = &pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0];
     let applied = status.resources.as_ref().and_then(|r| r.requests.as_ref()).map(|r| parse(&r["cpu"].0));
@@ -151,7 +151,7 @@ async fn recommender_history_survives_a_restart_in_checkpoints() {
     let cpu_target = loop {
         let rec = vpa_status(&client, "hist").await.and_then(|s| s.recommendation);
         if let Some(r) = rec.and_then(|r| r.container_recommendations.into_iter().next()) {
-            break heatscaler::model::quantity::parse_milli(&r.target["cpu"].0).unwrap();
+            break heatscaler_core::model::quantity::parse_milli(&r.target["cpu"].0).unwrap();
         }
         assert!(tokio::time::Instant::now() < deadline, "no recommendation after the restart\n{}", second.log());
         tokio::time::sleep(Duration::from_millis(200)).await;

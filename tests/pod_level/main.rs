@@ -13,15 +13,15 @@ mod watch;
 
 use std::time::Duration;
 
-use heatscaler::config::{UpdaterSettings, UsageCollection, UsageSource};
-use heatscaler::model::{GroupState, Timestamp, UpdateMode};
-use heatscaler::planner::action::Action;
-use heatscaler::planner::{self, Input, Memory, Plan, Policy, ResizePolicy};
-use heatscaler::recommender::{OomTracker, Recommender, feed_ooms, feed_usage, fill_recommendations};
-use heatscaler::usage::UsageCollector;
-use heatscaler::vpa::StatusUpdate;
-use heatscaler::vpa::api::{self, VerticalPodAutoscaler};
-use heatscaler::vpa::client::{self, VpaObjects};
+use heatscaler_core::model::{GroupState, Timestamp, UpdateMode};
+use heatscaler_core::planner::action::Action;
+use heatscaler_core::planner::{self, Input, Memory, Plan, Policy, ResizePolicy};
+use heatscaler_core::recommender::{OomTracker, Recommender, feed_ooms, feed_usage, fill_recommendations};
+use heatscaler_daemon::config::{UpdaterSettings, UsageCollection, UsageSource};
+use heatscaler_daemon::usage::UsageCollector;
+use heatscaler_daemon::vpa::StatusUpdate;
+use heatscaler_daemon::vpa::api::{self, VerticalPodAutoscaler};
+use heatscaler_daemon::vpa::client::{self, VpaObjects};
 use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
@@ -168,8 +168,8 @@ pub async fn next_second() {
 /// Updates as soon as they are due: no rate limit, no waiting off target.
 pub fn eager() -> UpdaterSettings {
     UpdaterSettings {
-        min_update_interval: heatscaler::config::Duration::from_secs(0),
-        update_off_target_after: heatscaler::config::Duration::from_secs(0),
+        min_update_interval: heatscaler_daemon::config::Duration::from_secs(0),
+        update_off_target_after: heatscaler_daemon::config::Duration::from_secs(0),
         ..UpdaterSettings::default()
     }
 }

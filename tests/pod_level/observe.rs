@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use heatscaler::model::{
+use heatscaler_core::model::{
     Container, Node, OwnerRef, Placement, Pod, PodPhase, Resources, Snapshot, Timestamp, WorkloadRef,
 };
-use heatscaler::usage::last_oom_kill;
-use heatscaler::vpa;
+use heatscaler_daemon::usage::last_oom_kill;
+use heatscaler_daemon::vpa;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1 as core;
 use kube::api::{Api, ListParams};

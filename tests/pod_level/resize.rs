@@ -3,10 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use heatscaler::model::{GroupState, Member, MemberStatus, NodeShape, ResizeState, Resources, UpdateMode};
-use heatscaler::planner::action::{Action, ContainerResize, ResizePod};
-use heatscaler::planner::explain::{CpuMemory, PodOutcome, ResizeDecision};
-use heatscaler::vpa::client::{self, ResizeOutcome};
+use heatscaler_core::model::{GroupState, Member, MemberStatus, NodeShape, ResizeState, Resources, UpdateMode};
+use heatscaler_core::planner::action::{Action, ContainerResize, ResizePod};
+use heatscaler_core::planner::explain::{CpuMemory, PodOutcome, ResizeDecision};
+use heatscaler_daemon::vpa::client::{self, ResizeOutcome};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kubesim::{NodeSpec, PodTemplate, UsageModel, UsageTarget};
@@ -31,7 +31,7 @@ fn cpu_of(pod: &Pod) -> (String, Option<String>, i32) {
 }
 
 fn milli(q: &str) -> i64 {
-    heatscaler::model::quantity::parse_milli(q).unwrap()
+    heatscaler_core::model::quantity::parse_milli(q).unwrap()
 }
 
 async fn web(sim: &kubesim::KubeSimHandle, name: &str, replicas: i32) {
@@ -128,7 +128,8 @@ async fn an_infeasible_resize_becomes_a_node_level_need_then_a_recreate() {
     // A resize beyond what node-0 can ever hold (sent as an earlier pass would have).
     let pods = pods_of(&client, "big").await;
     let victim = pods[0].clone();
-    let key = heatscaler::model::PodKey { namespace: "default".into(), name: victim.metadata.name.clone().unwrap() };
+    let key =
+        heatscaler_core::model::PodKey { namespace: "default".into(), name: victim.metadata.name.clone().unwrap() };
     let uid = victim.metadata.uid.clone().unwrap();
     let api: Api<Pod> = Api::default_namespaced(client.clone());
     let resize = ResizePod {
@@ -142,12 +143,12 @@ async fn an_infeasible_resize_becomes_a_node_level_need_then_a_recreate() {
             requests: CpuMemory { cpu_milli: 3000, memory: 256 * MI as i64 },
             limits: CpuMemory::default(),
         }],
-        reason: heatscaler::planner::explain::UpdateReason::DoesNotFitNode { node: "node-0".into() },
+        reason: heatscaler_core::planner::explain::UpdateReason::DoesNotFitNode { node: "node-0".into() },
     };
-    let sent = client::resize_pod(&api, &resize, heatscaler::model::Timestamp::now()).await.unwrap();
+    let sent = client::resize_pod(&api, &resize, heatscaler_core::model::Timestamp::now()).await.unwrap();
     assert!(matches!(sent, ResizeOutcome::Requested { .. }), "{sent:?}");
     assert_eq!(
-        client::resize_pod(&api, &resize, heatscaler::model::Timestamp::now()).await.unwrap(),
+        client::resize_pod(&api, &resize, heatscaler_core::model::Timestamp::now()).await.unwrap(),
         ResizeOutcome::AlreadyRequested
     );
 
@@ -156,7 +157,7 @@ async fn an_infeasible_resize_becomes_a_node_level_need_then_a_recreate() {
     let plan = daemon
         .until(
             "the infeasible resize read back and handed to scale-up",
-            async |_: &kube::Client, plan: &heatscaler::planner::Plan| {
+            async |_: &kube::Client, plan: &heatscaler_core::planner::Plan| {
                 matches!(plan.explanation.resize(&key), Some(ResizeDecision::NeedsCapacity { .. }))
             },
         )
@@ -164,7 +165,7 @@ async fn an_infeasible_resize_becomes_a_node_level_need_then_a_recreate() {
     let Some(ResizeDecision::NeedsCapacity { outcome, .. }) = plan.explanation.resize(&key) else { unreachable!() };
     assert_eq!(outcome, &PodOutcome::TriggersScaleUp { group: "workers".into() });
     assert!(plan.actions.iter().any(|a| matches!(a, Action::ScaleUp(s) if s.group == "workers")));
-    let observed = super::observe::snapshot(&client, heatscaler::model::Timestamp::now()).await;
+    let observed = super::observe::snapshot(&client, heatscaler_core::model::Timestamp::now()).await;
     let state = &observed.pods.iter().find(|p| p.uid == uid).unwrap().resize;
     assert!(matches!(state, ResizeState::Infeasible { .. }), "{state:?}");
 
@@ -195,7 +196,7 @@ async fn an_oom_killed_container_gets_a_memory_bump_in_place() {
     let target = UsageTarget::selector(Some("default"), "app=leaky");
     sim.set_usage(target.clone(), UsageModel::constant(50, 300 * MI)).unwrap();
 
-    let mut daemon = PodLevel::new(client.clone(), heatscaler::config::UpdaterSettings::default());
+    let mut daemon = PodLevel::new(client.clone(), heatscaler_daemon::config::UpdaterSettings::default());
     let settled = daemon
         .until("a first recommendation", async |c: &kube::Client, _: &_| {
             vpa_status(c, "leaky").await.is_some_and(|s| s.recommendation.is_some())
@@ -205,8 +206,8 @@ async fn an_oom_killed_container_gets_a_memory_bump_in_place() {
     // The leak: above the 400Mi limit, killed at once and after every restart.
     sim.set_usage(target, UsageModel::constant(50, 500 * MI)).unwrap();
     let plan = daemon
-        .until("a memory bump after the OOM kill", async |_: &kube::Client, plan: &heatscaler::planner::Plan| {
-            plan.actions.iter().any(|a| matches!(a, Action::ResizePod(r) if matches!(r.reason, heatscaler::planner::explain::UpdateReason::OomKilled { .. })))
+        .until("a memory bump after the OOM kill", async |_: &kube::Client, plan: &heatscaler_core::planner::Plan| {
+            plan.actions.iter().any(|a| matches!(a, Action::ResizePod(r) if matches!(r.reason, heatscaler_core::planner::explain::UpdateReason::OomKilled { .. })))
         })
         .await;
     let Some(Action::ResizePod(r)) = plan.actions.iter().find(|a| matches!(a, Action::ResizePod(_))) else {
@@ -220,7 +221,7 @@ async fn an_oom_killed_container_gets_a_memory_bump_in_place() {
     let limit =
         &pod.spec.as_ref().unwrap().containers[0].resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"];
     assert!(
-        heatscaler::model::quantity::parse_units(&limit.0).unwrap() > 500 * MI as i64,
+        heatscaler_core::model::quantity::parse_units(&limit.0).unwrap() > 500 * MI as i64,
         "limit {limit:?} above usage"
     );
 }

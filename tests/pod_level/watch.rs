@@ -1,9 +1,9 @@
 //! VPA objects from a real watch into the objects heatscaler handles.
 
 use futures::StreamExt;
-use heatscaler::model::UpdateMode;
-use heatscaler::vpa::api::{self, VerticalPodAutoscaler};
-use heatscaler::vpa::client::VpaObjects;
+use heatscaler_core::model::UpdateMode;
+use heatscaler_daemon::vpa::api::{self, VerticalPodAutoscaler};
+use heatscaler_daemon::vpa::client::VpaObjects;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::json;

@@ -18,9 +18,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use heatscaler::cloud::Cloud;
-use heatscaler::cloud::heat::{HeatClient, NewStack, StackRef};
-use heatscaler::config::{ApplicationCredential, OpenStackConfig, PasswordAuth, SecretSource};
+use heatscaler_daemon::cloud::Cloud;
+use heatscaler_daemon::cloud::heat::{HeatClient, NewStack, StackRef};
+use heatscaler_daemon::config::{ApplicationCredential, OpenStackConfig, PasswordAuth, SecretSource};
 
 pub struct TestOpenStack {
     pub dir: PathBuf,
@@ -140,8 +140,8 @@ impl TestOpenStack {
         OpenStackConfig {
             auth_url: Some(self.auth_url().to_string()),
             region: Some(self.var("HEATSCALER_OS_REGION").to_string()),
-            request_timeout: heatscaler::config::Duration::from_secs(30),
-            stack_update_timeout: heatscaler::config::Duration::from_secs(300),
+            request_timeout: heatscaler_daemon::config::Duration::from_secs(30),
+            stack_update_timeout: heatscaler_daemon::config::Duration::from_secs(300),
             ..Default::default()
         }
     }
@@ -184,8 +184,8 @@ impl TestOpenStack {
         OpenStackConfig {
             cloud: Some(cloud.to_string()),
             clouds_yaml: Some(self.clouds_yaml()),
-            request_timeout: heatscaler::config::Duration::from_secs(30),
-            stack_update_timeout: heatscaler::config::Duration::from_secs(300),
+            request_timeout: heatscaler_daemon::config::Duration::from_secs(30),
+            stack_update_timeout: heatscaler_daemon::config::Duration::from_secs(300),
             ..Default::default()
         }
     }
@@ -226,7 +226,7 @@ pub fn unique_name(prefix: &str) -> String {
 pub fn test_stack(name: &str, template: &str, parameters: serde_json::Value) -> NewStack {
     let dir = repo_root().join("heat-templates/test");
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-    let mut environment = heatscaler::yaml::parse_value(&read("no-nova.env.yaml")).unwrap();
+    let mut environment = heatscaler_core::yaml::parse_value(&read("no-nova.env.yaml")).unwrap();
     environment["resource_registry"]["Heatscaler::Minion"] = "minion.yaml".into();
     NewStack {
         name: name.to_string(),

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use heatscaler::cloud::group::{Backend, NodeGroupBackend};
-use heatscaler::model::MemberStatus;
+use heatscaler_core::model::MemberStatus;
+use heatscaler_daemon::cloud::group::{Backend, NodeGroupBackend};
 use kubesim::{KubeSimHandle, NodeSpec};
 
 pub const GROUP_LABEL: &str = "heatscaler.io/node-group";

@@ -15,9 +15,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use heatscaler::cloud::group::{Backend, GroupSnapshot, NodeGroupBackend};
-use heatscaler::cloud::heat::{NewStack, StackRef};
-use heatscaler::planner::protocol;
+use heatscaler_core::planner::protocol;
+use heatscaler_daemon::cloud::group::{Backend, GroupSnapshot, NodeGroupBackend};
+use heatscaler_daemon::cloud::heat::{NewStack, StackRef};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kubesim::{KubeSim, KubeSimHandle, NodeSpec, Options};
@@ -93,7 +93,7 @@ fn free_port() -> u16 {
 fn group_stack(name: &str, template: &Template, initial: u32) -> NewStack {
     let dir = repo_root().join("heat-templates/test");
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-    let mut environment = heatscaler::yaml::parse_value(&read("no-nova.env.yaml")).unwrap();
+    let mut environment = heatscaler_core::yaml::parse_value(&read("no-nova.env.yaml")).unwrap();
     let (file, params, minion) = match template {
         Template::ResourceGroup => {
             environment["resource_registry"]["Heatscaler::Minion"] = "minion.yaml".into();
@@ -199,7 +199,7 @@ daemon:
         let config_text = merge_yaml(&config_text, spec.overrides);
         let config_path = dir.path().join("heatscaler.yaml");
         std::fs::write(&config_path, &config_text).unwrap();
-        let config = heatscaler::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
+        let config = heatscaler_daemon::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
         let group = config.group(GROUP).unwrap().clone();
         let backend = Arc::new(Backend::new(heat, group));
         let shape = NodeSpec::new("template").cpu(spec.node_cpu).memory(spec.node_memory);
@@ -376,8 +376,8 @@ fn merge_yaml(base: &str, extra: &str) -> String {
     if extra.trim().is_empty() {
         return base.to_string();
     }
-    let mut b = heatscaler::yaml::parse_value(base).unwrap();
-    let e = heatscaler::yaml::parse_value(extra).unwrap();
+    let mut b = heatscaler_core::yaml::parse_value(base).unwrap();
+    let e = heatscaler_core::yaml::parse_value(extra).unwrap();
     for (section, values) in e.as_object().unwrap() {
         match (b.get_mut(section).and_then(|v| v.as_object_mut()), values.as_object()) {
             (Some(target), Some(values)) => {

@@ -1,0 +1,215 @@
+//! Each bad configuration must produce an error that names its key path.
+
+use super::*;
+
+const VALID: &str = r#"
+openstack:
+  auth-url: https://keystone.example:5000/v3
+  application-credential:
+    id: 0123abcd
+    secret: { env: HEATSCALER_CONFIG_TEST_SECRET }
+node-groups:
+  - name: workers
+    stack: k8s-prod
+    backend:
+      kind: resource-group
+      resource: kube_minions
+      count-parameter: number_of_minions
+      removal-parameter: minions_to_remove
+    min-size: 1
+    max-size: 10
+"#;
+
+fn with_secret() {
+    // SAFETY: tests in this module only ever set this one variable to the same value.
+    unsafe { std::env::set_var("HEATSCALER_CONFIG_TEST_SECRET", "s3cret-value") };
+}
+
+fn errors_of(text: &str) -> Vec<ConfigError> {
+    with_secret();
+    match parse(text, "test.yaml", None) {
+        Ok(_) => panic!("configuration was accepted:\n{text}"),
+        Err(e) => e.errors,
+    }
+}
+
+fn assert_error(text: &str, path: &str, needle: &str) {
+    let errors = errors_of(text);
+    assert!(
+        errors.iter().any(|e| e.path == path && e.problem.contains(needle)),
+        "expected an error at `{path}` mentioning `{needle}`, got: {errors:#?}"
+    );
+}
+
+#[test]
+fn the_valid_base_is_accepted_with_defaults() {
+    with_secret();
+    let c = parse(VALID, "test.yaml", None).unwrap();
+    assert_eq!(c.node_groups[0].max_size, 10);
+    assert_eq!(c.scale_down.unneeded_time, Duration::from_secs(600));
+    assert_eq!(c.scale_down.utilization_threshold, Fraction(0.5));
+}
+
+#[test]
+fn the_example_file_is_valid() {
+    // Give the example the files, variables and credentials a real master has.
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["admin.conf", "webhook-hmac", "openstack-secret"] {
+        std::fs::write(dir.path().join(name), "x\n").unwrap();
+    }
+    // SAFETY: only this test reads these two variables.
+    unsafe {
+        std::env::set_var("CREDENTIALS_DIRECTORY", dir.path());
+        std::env::set_var("HEATSCALER_SLACK_WEBHOOK", "https://hooks.slack.example/services/T/B/X");
+    }
+    let text = include_str!("../../../../config/heatscaler.example.yaml")
+        .replace("/etc/kubernetes/admin.conf", &dir.path().join("admin.conf").display().to_string())
+        .replace("/etc/heatscaler/webhook-hmac", &dir.path().join("webhook-hmac").display().to_string());
+    let config = parse(&text, "heatscaler.example.yaml", None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.node_groups.len(), 2);
+}
+
+#[test]
+fn unknown_key_names_its_parent_path() {
+    let text = VALID.replace("min-size: 1", "min-size: 1\n    mni-size: 2");
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].path, "node-groups[0].mni-size");
+    assert!(errors[0].problem.contains("unknown field `mni-size`"), "{errors:?}");
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    assert_error(&VALID.replace("max-size: 10", "max-size: ten"), "node-groups[0].max-size", "invalid");
+}
+
+#[test]
+fn min_above_max() {
+    assert_error(&VALID.replace("min-size: 1", "min-size: 12"), "node-groups[0].min-size", "greater than max-size");
+}
+
+#[test]
+fn missing_secret_names_the_variable_not_a_value() {
+    let text = VALID.replace("HEATSCALER_CONFIG_TEST_SECRET", "HEATSCALER_CONFIG_TEST_UNSET");
+    assert_error(&text, "openstack.application-credential.secret", "HEATSCALER_CONFIG_TEST_UNSET is not set");
+}
+
+#[test]
+fn negative_duration() {
+    let text = format!("{VALID}scale-down:\n  unneeded-time: -5m\n");
+    assert_error(&text, "scale-down.unneeded-time", "negative");
+}
+
+#[test]
+fn unitless_duration() {
+    let text = format!("{VALID}scale-down:\n  cooldown-before-removal: 30\n");
+    assert_error(&text, "scale-down.cooldown-before-removal", "no unit");
+}
+
+#[test]
+fn threshold_outside_zero_one() {
+    let text = format!("{VALID}scale-down:\n  utilization-threshold: 1.5\n");
+    assert_error(&text, "scale-down.utilization-threshold", "between 0 and 1");
+}
+
+#[test]
+fn unknown_backend_kind() {
+    let text = VALID.replace("kind: resource-group", "kind: heat-group");
+    assert_error(&text, "node-groups[0].backend.kind", "unknown variant `heat-group`");
+}
+
+#[test]
+fn resource_group_without_removal_parameter() {
+    let text = VALID.replace("      removal-parameter: minions_to_remove\n", "");
+    assert_error(&text, "node-groups[0].backend.removal-parameter", "required for kind resource-group");
+}
+
+#[test]
+fn autoscaling_group_with_resource_group_keys() {
+    let text = VALID.replace("kind: resource-group", "kind: autoscaling-group");
+    assert_error(&text, "node-groups[0].backend.count-parameter", "only valid for kind resource-group");
+}
+
+#[test]
+fn duplicate_group_names() {
+    let group = VALID.split("node-groups:\n").nth(1).unwrap();
+    let text = format!("{VALID}{group}");
+    assert_error(&text, "node-groups[1].name", "used by another group");
+}
+
+#[test]
+fn cloud_and_explicit_auth_together() {
+    let text = VALID.replace("openstack:\n", "openstack:\n  cloud: prod\n");
+    assert_error(&text, "openstack.cloud", "not both");
+}
+
+#[test]
+fn node_groups_without_openstack() {
+    let text = VALID.split("node-groups:").nth(1).map(|g| format!("node-groups:{g}")).unwrap();
+    assert_error(&text, "openstack", "required when node-groups");
+}
+
+#[test]
+fn label_mapping_without_label_key() {
+    let text = VALID.replace("    min-size: 1", "    node-mapping: { by: label }\n    min-size: 1");
+    assert_error(&text, "node-groups[0].node-mapping.label", "required with `by: label`");
+}
+
+#[test]
+fn bad_quantity_in_template() {
+    let text = VALID.replace(
+        "    min-size: 1",
+        "    node-template:\n      allocatable: { cpu: four, memory: 16Gi }\n    min-size: 1",
+    );
+    let errors = errors_of(&text);
+    assert!(errors[0].path.starts_with("node-groups[0].node-template.allocatable"), "{errors:?}");
+    assert!(errors[0].problem.contains("not a Kubernetes quantity"), "{errors:?}");
+}
+
+#[test]
+fn renew_deadline_not_below_lease_duration() {
+    let text = format!("{VALID}leader-election:\n  enabled: true\n  lease-duration: 10s\n  renew-deadline: 15s\n");
+    assert_error(&text, "leader-election.renew-deadline", "shorter than lease-duration");
+}
+
+#[test]
+fn slack_url_inline_is_refused_without_echoing_it() {
+    let url = "https://hooks.slack.example/services/T000/B000/XXXXSECRET";
+    let text = format!("{VALID}alerts:\n  sinks:\n    - kind: slack\n      url: {url}\n");
+    let errors = errors_of(&text);
+    assert!(errors.iter().any(|e| e.path == "alerts.sinks[0].url" && e.problem.contains("url-secret")));
+    assert!(errors.iter().all(|e| !e.to_string().contains("XXXXSECRET")));
+}
+
+#[test]
+fn secrets_never_appear_in_errors_or_debug() {
+    with_secret();
+    let c = parse(VALID, "test.yaml", None).unwrap();
+    let resolved = c.openstack.as_ref().unwrap().application_credential.as_ref().unwrap().secret.resolve().unwrap();
+    assert!(!format!("{resolved:?} {c:?}").contains("s3cret-value"));
+    let text = VALID.replace("min-size: 1", "min-size: 99");
+    assert!(errors_of(&text).iter().all(|e| !e.to_string().contains("s3cret-value")));
+}
+
+#[test]
+fn relative_paths_resolve_against_the_file() {
+    with_secret();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ac-secret"), "x\n").unwrap();
+    let text = VALID.replace("{ env: HEATSCALER_CONFIG_TEST_SECRET }", "{ file: ac-secret }");
+    let c = parse(&text, "test.yaml", Some(dir.path())).unwrap();
+    let ac = c.openstack.unwrap().application_credential.unwrap();
+    assert_eq!(ac.secret, SecretSource::File(dir.path().join("ac-secret")));
+}
+
+#[test]
+fn duplicate_sink_names_and_bad_severity() {
+    let text = format!(
+        "{VALID}alerts:\n  sinks:\n    - kind: webhook\n      url: http://a.example/\n      name: ops\n    - kind: alertmanager\n      url: http://b.example/\n      name: ops\n"
+    );
+    assert_error(&text, "alerts.sinks[1].name", "used twice");
+    let text = format!(
+        "{VALID}alerts:\n  sinks:\n    - kind: webhook\n      url: http://a.example/\n      min-severity: loud\n"
+    );
+    assert_error(&text, "alerts.sinks[0].min-severity", "unknown variant");
+}

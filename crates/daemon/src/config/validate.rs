@@ -1,0 +1,339 @@
+//! Rules serde cannot express: cross-field constraints, fields that only make
+//! sense for one backend kind, and secrets that must resolve now rather than at
+//! the first scale-down at 3 a.m.
+
+use std::collections::HashSet;
+
+use super::*;
+
+pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
+    let mut v = Validator::default();
+    v.kubernetes(&config.kubernetes);
+    match &config.openstack {
+        Some(os) => v.openstack(os),
+        None if !config.node_groups.is_empty() => {
+            v.err("openstack", "is required when node-groups are configured (how to reach Heat)")
+        }
+        None => {}
+    }
+    v.node_groups(&config.node_groups);
+    v.limits(&config.cluster_limits, &config.node_groups);
+    for p in heatscaler_core::policy::scaling_problems(&config.scale_up, &config.scale_down) {
+        v.err(p.path, p.problem);
+    }
+    v.pod_resize(&config.pod_resize);
+    v.alerts(&config.alerts);
+    v.leader_election(&config.leader_election);
+    v.daemon(&config.daemon);
+    v.errors
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<ConfigError>,
+}
+
+impl Validator {
+    fn err(&mut self, path: impl Into<String>, problem: impl Into<String>) {
+        self.errors.push(ConfigError::new(path, problem));
+    }
+
+    fn positive(&mut self, path: &str, d: Duration) {
+        if d.get().is_zero() {
+            self.err(path, "must be longer than zero");
+        }
+    }
+
+    fn existing_file(&mut self, path: &str, file: Option<&std::path::Path>) {
+        if let Some(f) = file
+            && !f.is_file()
+        {
+            self.err(path, format!("file {} does not exist", f.display()));
+        }
+    }
+
+    fn secret(&mut self, path: &str, s: &SecretSource) {
+        if let Err(e) = s.resolve() {
+            self.err(path, e.to_string());
+        }
+    }
+
+    fn url(&mut self, path: &str, text: &str) {
+        match url::Url::parse(text) {
+            Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
+            Ok(u) => self.err(path, format!("scheme `{}` is not http or https", u.scheme())),
+            // Never echo the text: a URL can carry a token.
+            Err(e) => self.err(path, format!("is not a URL ({e})")),
+        }
+    }
+
+    fn kubernetes(&mut self, k: &KubernetesConfig) {
+        if k.kubeconfig.is_some() && k.kubeconfig_credential.is_some() {
+            self.err("kubernetes.kubeconfig-credential", "set either kubeconfig or kubeconfig-credential, not both");
+        }
+        if k.access == KubernetesAccess::InCluster
+            && (k.kubeconfig.is_some() || k.kubeconfig_credential.is_some() || k.context.is_some())
+        {
+            self.err(
+                "kubernetes.access",
+                "in-cluster access uses the service account; remove kubeconfig, kubeconfig-credential and context",
+            );
+        }
+        self.existing_file("kubernetes.kubeconfig", k.kubeconfig.as_deref());
+    }
+
+    fn openstack(&mut self, os: &OpenStackConfig) {
+        let explicit = os.auth_url.is_some() || os.application_credential.is_some() || os.password.is_some();
+        match (&os.cloud, explicit) {
+            (Some(_), true) => self.err(
+                "openstack.cloud",
+                "use either `cloud` (clouds.yaml) or explicit `auth-url` with a credential, not both",
+            ),
+            (None, false) => self.err(
+                "openstack",
+                "no authentication: set `cloud` (an entry of clouds.yaml) or `auth-url` with `application-credential` or `password`",
+            ),
+            (Some(_), false) => self.existing_file("openstack.clouds-yaml", os.clouds_yaml.as_deref()),
+            (None, true) => {
+                if os.clouds_yaml.is_some() {
+                    self.err("openstack.clouds-yaml", "only used together with `cloud`");
+                }
+                match &os.auth_url {
+                    None => self.err("openstack.auth-url", "is required with an explicit credential"),
+                    Some(u) => self.url("openstack.auth-url", u),
+                }
+                match (&os.application_credential, &os.password) {
+                    (Some(_), Some(_)) => self.err(
+                        "openstack.password",
+                        "set exactly one of application-credential and password, not both",
+                    ),
+                    (None, None) => self.err("openstack", "set one of application-credential or password"),
+                    (Some(ac), None) => self.application_credential(ac),
+                    (None, Some(pw)) => self.password(pw),
+                }
+            }
+        }
+        self.existing_file("openstack.ca-bundle", os.ca_bundle.as_deref());
+        self.positive("openstack.request-timeout", os.request_timeout);
+        self.positive("openstack.stack-update-timeout", os.stack_update_timeout);
+    }
+
+    fn application_credential(&mut self, ac: &ApplicationCredential) {
+        let p = "openstack.application-credential";
+        match (&ac.id, &ac.name) {
+            (Some(_), Some(_)) => self.err(format!("{p}.name"), "set either id or name, not both"),
+            (None, None) => self.err(p, "set `id` (or `name` with `user-id` or `username`)"),
+            (None, Some(_)) if ac.user_id.is_none() && ac.username.is_none() => {
+                self.err(p, "a credential given by `name` also needs `user-id` or `username`")
+            }
+            _ => {}
+        }
+        self.secret(&format!("{p}.secret"), &ac.secret);
+    }
+
+    fn password(&mut self, pw: &PasswordAuth) {
+        let p = "openstack.password";
+        if pw.project_id.is_none() && pw.project_name.is_none() {
+            self.err(p, "set `project-id` or `project-name`: Heat stacks live in a project");
+        }
+        self.secret(&format!("{p}.password"), &pw.password);
+    }
+
+    fn node_groups(&mut self, groups: &[NodeGroupConfig]) {
+        let mut names = HashSet::new();
+        for (i, g) in groups.iter().enumerate() {
+            let p = format!("node-groups[{i}]");
+            if g.name.trim().is_empty() {
+                self.err(format!("{p}.name"), "must not be empty");
+            } else if !names.insert(g.name.as_str()) {
+                self.err(format!("{p}.name"), format!("`{}` is used by another group", g.name));
+            }
+            if g.stack.trim().is_empty() {
+                self.err(format!("{p}.stack"), "must name a Heat stack (name or ID)");
+            }
+            if g.min_size > g.max_size {
+                self.err(format!("{p}.min-size"), format!("{} is greater than max-size {}", g.min_size, g.max_size));
+            }
+            if g.max_size == 0 {
+                self.err(format!("{p}.max-size"), "must be at least 1");
+            }
+            self.backend(&format!("{p}.backend"), &g.backend);
+            match (g.node_mapping.by, &g.node_mapping.label) {
+                (NodeMappingKind::Label, None) => {
+                    self.err(format!("{p}.node-mapping.label"), "is required with `by: label`")
+                }
+                (NodeMappingKind::Label, Some(_)) | (_, None) => {}
+                (_, Some(_)) => self.err(format!("{p}.node-mapping.label"), "is only used with `by: label`"),
+            }
+            if let Some(t) = &g.node_template {
+                for key in ["cpu", "memory"] {
+                    if !t.allocatable.contains_key(key) {
+                        self.err(format!("{p}.node-template.allocatable"), format!("must give `{key}`"));
+                    }
+                }
+            }
+            if let Some(price) = g.price_per_hour
+                && !(price.is_finite() && price >= 0.0)
+            {
+                self.err(format!("{p}.price-per-hour"), format!("{price} is not a price (zero or more)"));
+            }
+        }
+    }
+
+    fn backend(&mut self, p: &str, b: &BackendConfig) {
+        if b.resource.trim().is_empty() {
+            self.err(format!("{p}.resource"), "must name the group resource in the stack");
+        }
+        let rg_only = [("count-parameter", &b.count_parameter), ("removal-parameter", &b.removal_parameter)];
+        let asg_only = [
+            ("desired-capacity-parameter", &b.desired_capacity_parameter),
+            ("scale-up-policy", &b.scale_up_policy),
+            ("scale-down-policy", &b.scale_down_policy),
+        ];
+        match b.kind {
+            BackendKind::ResourceGroup => {
+                for (key, value) in rg_only {
+                    if value.is_none() {
+                        self.err(format!("{p}.{key}"), "is required for kind resource-group");
+                    }
+                }
+                for (key, value) in asg_only {
+                    if value.is_some() {
+                        self.err(format!("{p}.{key}"), "is only valid for kind autoscaling-group");
+                    }
+                }
+            }
+            BackendKind::AutoscalingGroup => {
+                for (key, value) in rg_only {
+                    if value.is_some() {
+                        self.err(format!("{p}.{key}"), "is only valid for kind resource-group");
+                    }
+                }
+                let can_grow = b.desired_capacity_parameter.is_some() || b.scale_up_policy.is_some();
+                let can_shrink = b.desired_capacity_parameter.is_some() || b.scale_down_policy.is_some();
+                if !can_grow || !can_shrink {
+                    self.err(
+                        p.to_string(),
+                        "kind autoscaling-group needs desired-capacity-parameter, or both scale-up-policy and scale-down-policy",
+                    );
+                }
+            }
+        }
+    }
+
+    fn limits(&mut self, l: &ClusterLimits, groups: &[NodeGroupConfig]) {
+        if let Some(max) = l.max_nodes_total {
+            let min_total: u32 = groups.iter().map(|g| g.min_size).sum();
+            if max < min_total {
+                self.err(
+                    "cluster-limits.max-nodes-total",
+                    format!("{max} is below the sum of the groups' min-size ({min_total})"),
+                );
+            }
+        }
+    }
+
+    fn pod_resize(&mut self, r: &PodResizePolicy) {
+        let p = "pod-resize";
+        if r.recommender_name.trim().is_empty() {
+            self.err(format!("{p}.recommender-name"), "must not be empty");
+        }
+        let rec = &r.recommender;
+        self.positive(&format!("{p}.recommender.cpu-histogram-half-life"), rec.cpu_histogram_half_life);
+        self.positive(&format!("{p}.recommender.memory-histogram-half-life"), rec.memory_histogram_half_life);
+        self.positive(&format!("{p}.recommender.memory-aggregation-interval"), rec.memory_aggregation_interval);
+        self.positive(&format!("{p}.recommender.checkpoint-interval"), rec.checkpoint_interval);
+        if rec.memory_aggregation_interval_count == 0 {
+            self.err(format!("{p}.recommender.memory-aggregation-interval-count"), "must be at least 1");
+        }
+        if rec.lower_bound_percentile > rec.upper_bound_percentile {
+            self.err(format!("{p}.recommender.lower-bound-percentile"), "is above upper-bound-percentile");
+        }
+        if !(rec.safety_margin_fraction.is_finite() && rec.safety_margin_fraction >= 0.0) {
+            self.err(format!("{p}.recommender.safety-margin-fraction"), "must be zero or more");
+        }
+        if !(rec.oom_bump_up_ratio.is_finite() && rec.oom_bump_up_ratio >= 1.0) {
+            self.err(
+                format!("{p}.recommender.oom-bump-up-ratio"),
+                "must be at least 1 (it multiplies the memory at the OOM)",
+            );
+        }
+        self.positive(&format!("{p}.metrics.interval"), r.metrics.interval);
+        self.positive(&format!("{p}.metrics.node-timeout"), r.metrics.node_timeout);
+        if r.metrics.concurrency == 0 {
+            self.err(format!("{p}.metrics.concurrency"), "must be at least 1");
+        }
+    }
+
+    fn alerts(&mut self, a: &AlertsConfig) {
+        if a.queue_capacity == 0 {
+            self.err("alerts.queue-capacity", "must be at least 1");
+        }
+        if a.max_attempts == 0 {
+            self.err("alerts.max-attempts", "must be at least 1");
+        }
+        if a.retry_initial > a.retry_max {
+            self.err("alerts.retry-initial", "is longer than retry-max");
+        }
+        for (i, s) in a.sinks.iter().enumerate() {
+            let p = format!("alerts.sinks[{i}]");
+            match (&s.url, &s.url_secret) {
+                (Some(_), Some(_)) => self.err(format!("{p}.url-secret"), "set either url or url-secret, not both"),
+                (None, None) => self.err(p.clone(), "needs `url` or `url-secret`"),
+                (Some(u), None) => {
+                    self.url(&format!("{p}.url"), u);
+                    if s.kind == SinkKind::Slack {
+                        self.err(
+                            format!("{p}.url"),
+                            "a Slack webhook URL is a credential: give it with url-secret so it is never logged",
+                        );
+                    }
+                }
+                (None, Some(secret)) => match secret.resolve() {
+                    Ok(u) => self.url(&format!("{p}.url-secret"), secrecy::ExposeSecret::expose_secret(&u)),
+                    Err(e) => self.err(format!("{p}.url-secret"), e.to_string()),
+                },
+            }
+            match (&s.hmac_secret, s.kind) {
+                (Some(secret), SinkKind::Webhook) => self.secret(&format!("{p}.hmac-secret"), secret),
+                (Some(_), _) => self.err(format!("{p}.hmac-secret"), "is only used by kind webhook"),
+                (None, _) => {}
+            }
+            self.positive(&format!("{p}.timeout"), s.timeout);
+            if let Some(name) = &s.name
+                && (name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+            {
+                self.err(format!("{p}.name"), "use letters, digits, `-`, `_` or `.` (it becomes a metric label)");
+            }
+            let name = s.effective_name(i);
+            if a.sinks.iter().enumerate().take(i).any(|(j, o)| o.effective_name(j) == name) {
+                self.err(format!("{p}.name"), format!("sink name `{name}` is used twice"));
+            }
+        }
+    }
+
+    fn leader_election(&mut self, l: &LeaderElectionConfig) {
+        let p = "leader-election";
+        self.positive(&format!("{p}.retry-period"), l.retry_period);
+        if l.renew_deadline >= l.lease_duration {
+            self.err(
+                format!("{p}.renew-deadline"),
+                format!(
+                    "{} must be shorter than lease-duration {}: a leader must stop acting before another may start",
+                    l.renew_deadline, l.lease_duration
+                ),
+            );
+        }
+        if l.retry_period >= l.renew_deadline {
+            self.err(format!("{p}.retry-period"), "must be shorter than renew-deadline");
+        }
+        if l.lease_name.is_empty() || l.namespace.is_empty() {
+            self.err(p, "namespace and lease-name must not be empty");
+        }
+    }
+
+    fn daemon(&mut self, d: &DaemonConfig) {
+        self.positive("daemon.resync-interval", d.resync_interval);
+        self.positive("daemon.heat-poll-interval", d.heat_poll_interval);
+    }
+}

@@ -1,0 +1,102 @@
+//! One planning pass over what the observers hold: the seam shared by the run
+//! loop and `heatscaler explain` (which fills a store and reads Heat once, then
+//! calls [`Planning::plan`] and prints the explanation instead of acting).
+
+use std::collections::{BTreeMap, HashSet};
+
+use tokio::sync::Mutex;
+
+use super::pod_level::{PodLevel, StatusWrite};
+use crate::config::NodeGroupConfig;
+use crate::observe::{ClusterStore, GroupAssembler, GroupRead};
+use heatscaler_core::model::{GroupState, Timestamp};
+use heatscaler_core::planner::{self, Input, Memory, Plan, Policy};
+
+/// The planner's memory between passes, and the member↔node history the
+/// group join keeps. Both may be lost at any time without harm.
+#[derive(Debug, Default)]
+pub struct Planning {
+    assembler: GroupAssembler,
+    memory: Memory,
+}
+
+/// A pass's plan and the facts about its input the daemon reports.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: Plan,
+    pub groups: Vec<GroupState>,
+    pub unschedulable_pods: usize,
+    /// Names of the nodes that are Ready.
+    pub ready_nodes: HashSet<String>,
+    pub nodes: usize,
+    pub pods: usize,
+    /// VPA statuses this pass computed; the leader writes them unless dry-running.
+    pub status_writes: Vec<StatusWrite>,
+}
+
+impl Planning {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets the memory (timers restart; removals in progress live on the nodes).
+    pub fn forget(&mut self) {
+        self.memory = Memory::default();
+    }
+
+    pub fn memory(&self) -> &Memory {
+        &self.memory
+    }
+
+    /// Plans on the store as it is now, joined with the latest Heat reads. The
+    /// store stays locked while the planner runs (about 100 ms at 150,000
+    /// pods), so no watch event lands in the middle of a pass. `None` while a
+    /// watch is re-listing: its half-listed state is not planned on.
+    pub async fn plan(
+        &mut self,
+        store: &Mutex<ClusterStore>,
+        heat: &BTreeMap<String, GroupRead>,
+        groups: &[NodeGroupConfig],
+        policy: &Policy,
+        pod_level: Option<&PodLevel>,
+        now: Timestamp,
+    ) -> Option<Planned> {
+        let mut store = store.lock().await;
+        if store.relisting() {
+            return None;
+        }
+        let reads = heat.iter().map(|(k, v)| (k.clone(), v.snapshot.clone())).collect();
+        let assembled = self.assembler.assemble(groups, &reads, &store.snapshot().nodes);
+        store.set_groups(assembled);
+        let (status_writes, usage) = match pod_level {
+            Some(pl) => {
+                let (vertical, writes) = pl.prepare(store.snapshot(), now);
+                store.set_vertical(vertical, pl.admission_controller());
+                (writes, policy.scale_down.use_observed_usage.then(|| pl.node_usage()))
+            }
+            None => (Vec::new(), None),
+        };
+        let snapshot = store.snapshot();
+        let input = Input { snapshot, usage: usage.as_ref(), memory: &self.memory, now };
+        let plan = blocking(|| planner::plan(&input, policy));
+        self.memory = plan.memory.clone();
+        Some(Planned {
+            groups: snapshot.groups.clone(),
+            unschedulable_pods: snapshot.pods.iter().filter(|p| p.is_unschedulable()).count(),
+            ready_nodes: snapshot.nodes.iter().filter(|n| n.ready).map(|n| n.name.clone()).collect(),
+            nodes: snapshot.nodes.len(),
+            pods: snapshot.pods.len(),
+            plan,
+            status_writes,
+        })
+    }
+}
+
+/// Runs CPU-bound work without stalling the other tasks of a multi-threaded
+/// runtime; inline on a current-thread runtime (tests).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}

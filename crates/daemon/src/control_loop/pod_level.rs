@@ -1,0 +1,475 @@
+//! The pod level inside the daemon: a watch of `VerticalPodAutoscaler`
+//! objects, a usage collector feeding the recommender every
+//! `pod-resize.metrics.interval`, and — at each planning pass — the handled
+//! objects turned into [`VerticalScaling`] models with fresh recommendations,
+//! so one planner pass weighs resizes together with scale-up and scale-down
+//! (docs/pod-resizing.md, "What the daemon calls, in order").
+//!
+//! Collection runs on its own clock, not in the pass: scraping thousands of
+//! kubelets takes seconds, and a pass must not wait for it. A round that
+//! brings new samples wakes the loop like any other change.
+//!
+//! The recommender's histograms live in the process and are saved by the
+//! leader to VPA's `VerticalPodAutoscalerCheckpoint` objects every
+//! `pod-resize.recommender.checkpoint-interval` and when it stops. Every
+//! replica restores them once at start, as soon as it knows the VPA objects
+//! (a checkpoint names its VPA, the history belongs to the VPA's workload);
+//! until then nothing is saved, so a restart never overwrites days of
+//! history with the minutes it has seen.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use futures::StreamExt;
+use kube::api::ListParams;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinSet;
+
+use crate::config::{Config, PodResizePolicy};
+use crate::observe::{Changes, ClusterStore};
+use crate::telemetry::{KubeResource, KubeVerb, Metrics, RecommendationValues, ResourceName};
+use crate::usage::{UsageCollector, UsageScrape};
+use crate::vpa::checkpoint::{self, VerticalPodAutoscalerCheckpoint};
+use crate::vpa::client::{self as vpa_client, VpaObjects};
+use crate::vpa::{self, StatusUpdate, VerticalPodAutoscaler};
+use heatscaler_core::model::{Pod, Resources, Snapshot, Timestamp, VerticalScaling, WorkloadRef};
+use heatscaler_core::recommender::{CheckpointKey, ContainerCheckpoint};
+use heatscaler_core::recommender::{OomTracker, Recommender, feed_ooms, feed_usage, fill_recommendations};
+
+/// Status and checkpoint writes in flight at once.
+const STATUS_CONCURRENCY: usize = 8;
+/// Longest wait between attempts to list the checkpoints at start.
+const RESTORE_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// What the pod level keeps between passes; built at start-up when
+/// `pod-resize.enabled` or `scale-down.use-observed-usage` asks for it.
+pub struct PodLevel {
+    objects: Arc<StdMutex<VpaObjects>>,
+    observed: Arc<StdMutex<Observed>>,
+    settings: PodResizePolicy,
+    metrics: Arc<Metrics>,
+    /// Set once the saved history has been read back (or found absent).
+    restored: Arc<AtomicBool>,
+    last_checkpoint: StdMutex<Option<Instant>>,
+    _tasks: JoinSet<()>,
+}
+
+/// What the usage collector has learnt.
+struct Observed {
+    recommender: Recommender,
+    ooms: OomTracker,
+    /// Per node, its last reading (cpu in millicores, memory working set).
+    nodes: BTreeMap<String, Resources>,
+}
+
+/// A VPA object whose status this pass changed: the merge patch the leader
+/// writes to its `status` subresource.
+#[derive(Debug)]
+pub struct StatusWrite {
+    namespace: String,
+    name: String,
+    patch: serde_json::Value,
+}
+
+impl PodLevel {
+    /// Starts the VPA watch (when pods are resized) and the usage collector.
+    /// `None` when the configuration needs neither. Changes to `pod-resize`
+    /// other than the updater's take effect at the next restart.
+    pub fn start(
+        client: Client,
+        store: Arc<Mutex<ClusterStore>>,
+        config: &Config,
+        metrics: Arc<Metrics>,
+        changes: Changes,
+    ) -> Option<Self> {
+        let settings = config.pod_resize.clone();
+        if !settings.enabled && !config.scale_down.use_observed_usage {
+            return None;
+        }
+        let objects = Arc::new(StdMutex::new(VpaObjects::default()));
+        let observed = Arc::new(StdMutex::new(Observed {
+            recommender: Recommender::from_config(&settings.recommender),
+            ooms: OomTracker::default(),
+            nodes: BTreeMap::new(),
+        }));
+        let mut tasks = JoinSet::new();
+        let restored = Arc::new(AtomicBool::new(false));
+        if settings.enabled {
+            let (synced_tx, synced) = watch::channel(false);
+            tasks.spawn(watch_vpas(client.clone(), objects.clone(), metrics.clone(), changes.clone(), synced_tx));
+            let restore = Restore {
+                client: client.clone(),
+                objects: objects.clone(),
+                observed: observed.clone(),
+                recommender_name: settings.recommender_name.clone(),
+                claim_unnamed: settings.claim_unnamed_vpas,
+                restored: restored.clone(),
+            };
+            tasks.spawn(restore.run(synced));
+        }
+        if !settings.enabled {
+            tracing::info!("pod-resize is off: collecting usage for scale-down.use-observed-usage only");
+        }
+        let collector = UsageCollector::new(client, &settings.metrics);
+        let interval = settings.metrics.interval.get();
+        tasks.spawn(collect(collector, interval, store, observed.clone(), changes));
+        Some(Self {
+            objects,
+            observed,
+            settings,
+            metrics,
+            restored,
+            last_checkpoint: StdMutex::new(None),
+            _tasks: tasks,
+        })
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Observed usage per node, for `scale-down.use-observed-usage`.
+    pub fn node_usage(&self) -> BTreeMap<String, Resources> {
+        self.observed.lock().expect("observed usage lock").nodes.clone()
+    }
+
+    /// The handled VPA objects with fresh recommendations, for the snapshot
+    /// the planner is about to read, and the statuses that changed.
+    pub fn prepare(&self, snapshot: &Snapshot, now: Timestamp) -> (Vec<VerticalScaling>, Vec<StatusWrite>) {
+        if !self.settings.enabled {
+            return (Vec::new(), Vec::new());
+        }
+        let metrics = &*self.metrics;
+        let objects = self.objects.lock().expect("VPA objects lock");
+        let observed = self.observed.lock().expect("observed usage lock");
+        // One live pod per workload: its containers name the recommendation's
+        // containers and carry the requests reported next to it.
+        let mut live: HashMap<&WorkloadRef, &Pod> = HashMap::new();
+        for p in snapshot.pods.iter().filter(|p| !p.is_terminal()) {
+            if let Some(w) = &p.workload {
+                live.entry(w).or_insert(p);
+            }
+        }
+        let mut models = Vec::new();
+        let mut writes = Vec::new();
+        for handled in objects.handled(&self.settings.recommender_name, self.settings.claim_unnamed_vpas, |_| None) {
+            let (model, pods_matched, unsupported) = match handled.model {
+                Ok(mut model) => {
+                    let pod = live.get(&model.workload).copied();
+                    fill_recommendations(
+                        &mut model,
+                        &observed.recommender,
+                        pod.map(std::slice::from_ref).unwrap_or_default(),
+                    );
+                    publish(metrics, &model, pod);
+                    (Some(model), pod.is_some(), None)
+                }
+                Err(problem) => (None, false, Some(problem)),
+            };
+            let recommendations = model.as_ref().map_or(&[][..], |m| m.recommendations.as_slice());
+            let update = StatusUpdate { recommendations, pods_matched, unsupported: unsupported.as_ref() };
+            let object = handled.object;
+            if let Some(patch) = vpa::status_patch(object.status.as_ref(), &update, now) {
+                let namespace = object.metadata.namespace.clone().unwrap_or_default();
+                writes.push(StatusWrite { namespace, name: object.metadata.name.clone().unwrap_or_default(), patch });
+            }
+            models.extend(model);
+        }
+        (models, writes)
+    }
+
+    /// The checkpoints to write now: every `checkpoint-interval`, and only
+    /// once the saved history has been restored.
+    pub fn due_checkpoints(&self, now: Timestamp) -> Vec<VerticalPodAutoscalerCheckpoint> {
+        if !self.settings.enabled || !self.restored.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
+        let interval = self.settings.recommender.checkpoint_interval.get();
+        {
+            let mut last = self.last_checkpoint.lock().expect("checkpoint clock lock");
+            if last.is_some_and(|t| t.elapsed() < interval) {
+                return Vec::new();
+            }
+            *last = Some(Instant::now());
+        }
+        self.checkpoints(now)
+    }
+
+    /// The history of every container of every handled VPA's workload, as
+    /// checkpoint objects (at stop, regardless of the interval).
+    pub fn checkpoints(&self, now: Timestamp) -> Vec<VerticalPodAutoscalerCheckpoint> {
+        if !self.settings.enabled || !self.restored.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
+        let objects = self.objects.lock().expect("VPA objects lock");
+        let observed = self.observed.lock().expect("observed usage lock");
+        let mut out = Vec::new();
+        for handled in objects.handled(&self.settings.recommender_name, self.settings.claim_unnamed_vpas, |_| None) {
+            let Ok(model) = &handled.model else { continue };
+            for saved in observed.recommender.checkpoints_of(&model.workload, now) {
+                out.push(VerticalPodAutoscalerCheckpoint::new(handled.object, &saved.key.container_name, saved.status));
+            }
+        }
+        out
+    }
+
+    /// Whether recreated pods get the recommendation (`pod-resize.admission-controller`).
+    pub fn admission_controller(&self) -> bool {
+        self.settings.admission_controller
+    }
+}
+
+/// Writes the statuses a pass changed. Failures are logged and retried at the
+/// next pass (the watch still shows the old status).
+pub async fn write_statuses(client: &Client, writes: Vec<StatusWrite>, metrics: &Metrics) {
+    futures::stream::iter(writes)
+        .for_each_concurrent(STATUS_CONCURRENCY, |w| async move {
+            let api: Api<VerticalPodAutoscaler> = Api::namespaced(client.clone(), &w.namespace);
+            let started = std::time::Instant::now();
+            let result = vpa_client::write_status(&api, &w.name, &w.patch).await;
+            let ok = result.is_ok();
+            metrics.observe_kube_call(KubeVerb::Patch, KubeResource::VerticalPodAutoscaler, started.elapsed(), ok);
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "VPA status not written; the next pass tries again");
+            }
+        })
+        .await;
+}
+
+/// Saves checkpoints. Failures are counted and logged once per round; the
+/// next round writes everything again.
+pub async fn write_checkpoints(client: &Client, checkpoints: Vec<VerticalPodAutoscalerCheckpoint>, metrics: &Metrics) {
+    let total = checkpoints.len();
+    let failed = AtomicUsize::new(0);
+    let first_error = StdMutex::new(None);
+    futures::stream::iter(checkpoints)
+        .for_each_concurrent(STATUS_CONCURRENCY, |c| {
+            let (failed, first_error) = (&failed, &first_error);
+            async move {
+                let api: Api<VerticalPodAutoscalerCheckpoint> =
+                    Api::namespaced(client.clone(), c.metadata.namespace.as_deref().unwrap_or_default());
+                let started = std::time::Instant::now();
+                let result = checkpoint::save(&api, &c).await;
+                let resource = KubeResource::VerticalPodAutoscalerCheckpoint;
+                metrics.observe_kube_call(KubeVerb::Patch, resource, started.elapsed(), result.is_ok());
+                if let Err(e) = result {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    first_error.lock().expect("error slot").get_or_insert(e.to_string());
+                }
+            }
+        })
+        .await;
+    match first_error.into_inner().expect("error slot") {
+        Some(error) => tracing::warn!(
+            failed = failed.into_inner(),
+            of = total,
+            %error,
+            "recommender checkpoints not written (is the checkpoint CRD installed? see config/crd/); the next round \
+             tries again"
+        ),
+        None if total > 0 => tracing::debug!(written = total, "recommender checkpoints written"),
+        None => {}
+    }
+}
+
+/// Reads the saved history back once at start: after the first list of VPA
+/// objects (a checkpoint is found by its VPA's name), into the recommender.
+struct Restore {
+    client: Client,
+    objects: Arc<StdMutex<VpaObjects>>,
+    observed: Arc<StdMutex<Observed>>,
+    recommender_name: String,
+    claim_unnamed: bool,
+    restored: Arc<AtomicBool>,
+}
+
+impl Restore {
+    async fn run(self, mut vpas_synced: watch::Receiver<bool>) {
+        if vpas_synced.wait_for(|s| *s).await.is_err() {
+            return;
+        }
+        let api: Api<VerticalPodAutoscalerCheckpoint> = Api::all(self.client.clone());
+        let listed = (|| async { api.list(&ListParams::default()).await })
+            .retry(ExponentialBuilder::default().with_max_delay(RESTORE_RETRY_MAX).without_max_times())
+            .when(|e| !is_not_found(e))
+            .notify(
+                |e, wait| tracing::warn!(error = %e, retry_in = ?wait, "recommender checkpoints not listed; retrying"),
+            )
+            .await;
+        match listed {
+            Ok(list) => self.restore(list.items),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "no VerticalPodAutoscalerCheckpoint API (see config/crd/): the recommender starts without history"
+            ),
+        }
+        self.restored.store(true, Ordering::SeqCst);
+    }
+
+    fn restore(&self, checkpoints: Vec<VerticalPodAutoscalerCheckpoint>) {
+        let now = Timestamp::now();
+        let objects = self.objects.lock().expect("VPA objects lock");
+        let workloads: HashMap<(&str, &str), WorkloadRef> = objects
+            .handled(&self.recommender_name, self.claim_unnamed, |_| None)
+            .into_iter()
+            .filter_map(|h| {
+                let meta = &h.object.metadata;
+                Some(((meta.namespace.as_deref()?, meta.name.as_deref()?), h.model.ok()?.workload))
+            })
+            .collect();
+        let mut observed = self.observed.lock().expect("observed usage lock");
+        let (mut restored, mut not_ours) = (0, 0);
+        for c in checkpoints {
+            let namespace = c.metadata.namespace.as_deref().unwrap_or_default();
+            let (Some(workload), Some(status)) =
+                (workloads.get(&(namespace, c.spec.vpa_object_name.as_str())), c.status)
+            else {
+                not_ours += 1;
+                continue;
+            };
+            let saved = ContainerCheckpoint { key: CheckpointKey::new(workload, &c.spec.container_name), status };
+            match observed.recommender.restore(&saved, now) {
+                Ok(()) => restored += 1,
+                Err(e) => tracing::warn!(error = %e, "recommender checkpoint not restored"),
+            }
+        }
+        tracing::info!(restored, not_ours, "recommender history restored from checkpoints");
+    }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(r) if r.code == 404)
+}
+
+/// Recommendation against request, per container, as gauges.
+fn publish(metrics: &Metrics, model: &VerticalScaling, pod: Option<&Pod>) {
+    for r in &model.recommendations {
+        let container = pod.and_then(|p| p.containers.iter().find(|c| c.name == r.container_name));
+        let request = container.map(|c| &c.requests);
+        let cpu = |x: &Resources| x.cpu_milli as f64 / 1000.0;
+        let memory = |x: &Resources| x.memory as f64;
+        for (resource, value) in
+            [(ResourceName::Cpu, &cpu as &dyn Fn(&Resources) -> f64), (ResourceName::Memory, &memory)]
+        {
+            let values = RecommendationValues {
+                target: value(&r.target),
+                lower_bound: value(&r.lower_bound),
+                upper_bound: value(&r.upper_bound),
+            };
+            metrics.set_recommendation(&model.workload, &r.container_name, resource, values, request.map(value));
+        }
+    }
+}
+
+/// Follows the VPA objects. A cluster without the CRD answers 404: the watch
+/// keeps retrying with backoff (the CRD may be installed later) and says so.
+async fn watch_vpas(
+    client: Client,
+    objects: Arc<StdMutex<VpaObjects>>,
+    metrics: Arc<Metrics>,
+    changes: Changes,
+    synced: watch::Sender<bool>,
+) {
+    let api: Api<VerticalPodAutoscaler> = Api::all(client);
+    let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
+    let mut failing = false;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(event) => {
+                let now_synced = {
+                    let mut objects = objects.lock().expect("VPA objects lock");
+                    objects.apply(event);
+                    objects.synced()
+                };
+                if now_synced && !*synced.borrow() {
+                    synced.send_replace(true);
+                }
+                changes.notify();
+                if std::mem::take(&mut failing) {
+                    tracing::info!(watch = "verticalpodautoscalers", "watch recovered");
+                }
+            }
+            Err(e) => {
+                metrics.observe_kube_call(KubeVerb::Watch, KubeResource::VerticalPodAutoscaler, Duration::ZERO, false);
+                if !failing {
+                    tracing::warn!(
+                        watch = "verticalpodautoscalers",
+                        error = %e,
+                        "watch failed (is the VPA CRD installed? see config/crd/); retrying with backoff"
+                    );
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
+/// Scrapes the kubelets of Ready nodes every `interval` and feeds the
+/// recommender. The store is locked only to read node names and, after the
+/// scrape, to match samples to pods.
+async fn collect(
+    mut collector: UsageCollector,
+    interval: Duration,
+    store: Arc<Mutex<ClusterStore>>,
+    observed: Arc<StdMutex<Observed>>,
+    changes: Changes,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let nodes: Vec<String> = {
+            let store = store.lock().await;
+            store.snapshot().nodes.iter().filter(|n| n.ready).map(|n| n.name.clone()).collect()
+        };
+        if nodes.is_empty() {
+            continue;
+        }
+        let now = Timestamp::now();
+        let scrape = collector.collect(&nodes, now).await;
+        if !scrape.errors.is_empty() {
+            let first = &scrape.errors[0];
+            tracing::warn!(
+                failed = scrape.errors.len(),
+                of = nodes.len(),
+                node = %first.node,
+                error = %first.failure,
+                "kubelet stats not read from some nodes this round"
+            );
+        }
+        let store = store.lock().await;
+        let pods = &store.snapshot().pods;
+        let mut observed = observed.lock().expect("observed usage lock");
+        let fed = feed(&mut observed, pods, &scrape, now);
+        drop(observed);
+        drop(store);
+        if fed {
+            changes.notify();
+        }
+    }
+}
+
+/// Feeds one round; whether it brought anything new.
+fn feed(observed: &mut Observed, pods: &[Pod], scrape: &UsageScrape, now: Timestamp) -> bool {
+    let report = feed_usage(&mut observed.recommender, pods, &scrape.containers);
+    let window = observed.recommender.settings().memory_aggregation_interval;
+    let ooms = observed.ooms.observe(pods, now, window);
+    feed_ooms(&mut observed.recommender, &ooms);
+    observed.recommender.garbage_collect(now);
+    // This round's readings only: a node not read now has no usage to judge
+    // it by (the planner then keeps it, as for a node never read).
+    observed.nodes = scrape
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            Some((n.node.clone(), Resources::new((n.cpu_cores? * 1000.0).round() as i64, n.memory_working_set?)))
+        })
+        .collect();
+    report.cpu_samples + report.memory_samples + report.ooms > 0
+}

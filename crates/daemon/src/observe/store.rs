@@ -1,0 +1,493 @@
+//! The compact cluster state the watches keep: a [`Snapshot`] updated in
+//! place, object by object, so planning reads it without copying 150,000 pods.
+//!
+//! Each watch event is converted on arrival (see [`super::convert`]) and the
+//! API object dropped. A re-list (start-up, or after the API server expired
+//! our resourceVersion) updates the store in place and, at its end, drops
+//! what it did not list (mark and sweep): no second copy of 150,000 pods is
+//! ever held. While one is under way [`ClusterStore::relisting`] says so and
+//! the run loop does not plan, so a half-listed state is never planned on.
+//! Every `apply_*` returns whether the compact state changed: status
+//! heartbeats that change nothing the planner reads wake nobody.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hash;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1 as k8s;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher::Event;
+
+use super::convert;
+use heatscaler_core::model::{GroupState, Node, Pdb, Placement, Pod, Snapshot};
+
+/// One kind of object the store watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Watched {
+    Nodes,
+    Pods,
+    PodDisruptionBudgets,
+    ReplicaSets,
+}
+
+impl Watched {
+    pub const ALL: [Watched; 4] = [Watched::Nodes, Watched::Pods, Watched::PodDisruptionBudgets, Watched::ReplicaSets];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Watched::Nodes => "nodes",
+            Watched::Pods => "pods",
+            Watched::PodDisruptionBudgets => "poddisruptionbudgets",
+            Watched::ReplicaSets => "replicasets",
+        }
+    }
+}
+
+/// (namespace, name) of a ReplicaSet.
+type RsKey = (String, String);
+
+#[derive(Debug, Default)]
+pub struct ClusterStore {
+    snapshot: Snapshot,
+    node_ix: Index<String>,
+    pod_ix: Index<PodId>,
+    pdb_ix: Index<String>,
+    placements: Interner<Placement>,
+    labels: Interner<BTreeMap<String, String>>,
+    /// The Deployment controlling each ReplicaSet (`None`: no Deployment).
+    replica_sets: HashMap<RsKey, Option<String>>,
+    /// Pods (by key) whose ReplicaSet has not been seen yet.
+    unresolved: HashMap<RsKey, HashSet<PodId>>,
+    relist_replica_sets: Option<HashMap<RsKey, Option<String>>>,
+}
+
+impl ClusterStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Nodes, pods and PDBs as last seen; `groups` as last set.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Replaces the Heat side of the snapshot (assembled per planning pass).
+    pub fn set_groups(&mut self, groups: Vec<GroupState>) {
+        self.snapshot.groups = groups;
+    }
+
+    /// Replaces the pod level of the snapshot (VPA models, assembled per planning pass).
+    pub fn set_vertical(&mut self, vertical: Vec<heatscaler_core::model::VerticalScaling>, admission_controller: bool) {
+        self.snapshot.vertical = vertical;
+        self.snapshot.admission_applies_recommendations = admission_controller;
+    }
+
+    /// A re-list of some kind is under way: the state mixes old and new.
+    pub fn relisting(&self) -> bool {
+        self.node_ix.seen.is_some()
+            || self.pod_ix.seen.is_some()
+            || self.pdb_ix.seen.is_some()
+            || self.relist_replica_sets.is_some()
+    }
+
+    /// Distinct placements held (pods of one workload share one).
+    pub fn placements(&self) -> usize {
+        self.placements.set.len()
+    }
+
+    pub fn apply_node(&mut self, event: Event<k8s::Node>) -> bool {
+        let nodes = &mut self.snapshot.nodes;
+        match event {
+            Event::Init => self.node_ix.start_relist(),
+            Event::InitApply(n) => {
+                let n = convert::node(&n);
+                self.node_ix.upsert(nodes, node_key(&n), n);
+                false
+            }
+            Event::InitDone => self.node_ix.finish_relist(nodes, node_key),
+            Event::Apply(n) => {
+                let n = convert::node(&n);
+                self.node_ix.upsert(nodes, node_key(&n), n)
+            }
+            Event::Delete(n) => self.node_ix.remove(nodes, &n.metadata.name.unwrap_or_default(), node_key),
+        }
+    }
+
+    pub fn apply_pdb(&mut self, event: Event<PodDisruptionBudget>) -> bool {
+        let pdbs = &mut self.snapshot.pdbs;
+        match event {
+            Event::Init => self.pdb_ix.start_relist(),
+            Event::InitApply(p) => {
+                if let Some(pdb) = convert::pdb(&p) {
+                    self.pdb_ix.upsert(pdbs, pdb_key(&pdb), pdb);
+                }
+                false
+            }
+            Event::InitDone => self.pdb_ix.finish_relist(pdbs, pdb_key),
+            Event::Apply(p) => match convert::pdb(&p) {
+                Some(pdb) => self.pdb_ix.upsert(pdbs, pdb_key(&pdb), pdb),
+                // A budget eviction ignores is as good as no budget.
+                None => self.pdb_ix.remove(pdbs, &meta_key(&p.metadata), pdb_key),
+            },
+            Event::Delete(p) => self.pdb_ix.remove(pdbs, &meta_key(&p.metadata), pdb_key),
+        }
+    }
+
+    pub fn apply_pod(&mut self, event: Event<k8s::Pod>) -> bool {
+        match event {
+            Event::Init => self.pod_ix.start_relist(),
+            Event::InitApply(p) => {
+                let pod = self.compact_pod(&p);
+                self.pod_ix.upsert(&mut self.snapshot.pods, pod_key(&pod), pod);
+                false
+            }
+            Event::InitDone => {
+                let changed = self.pod_ix.finish_relist(&mut self.snapshot.pods, pod_key);
+                for waiting in self.unresolved.values_mut() {
+                    waiting.retain(|k| self.pod_ix.ix.contains_key(k));
+                }
+                self.unresolved.retain(|_, w| !w.is_empty());
+                self.placements.purge();
+                self.labels.purge();
+                changed
+            }
+            Event::Apply(p) => {
+                let pod = self.compact_pod(&p);
+                let changed = self.pod_ix.upsert(&mut self.snapshot.pods, pod_key(&pod), pod);
+                self.placements.maybe_purge();
+                self.labels.maybe_purge();
+                changed
+            }
+            Event::Delete(p) => {
+                let key = match p.metadata.uid.as_deref() {
+                    Some(uid) if !uid.is_empty() => PodId::of(uid),
+                    _ => PodId::Other(meta_key(&p.metadata)),
+                };
+                self.pod_ix.remove(&mut self.snapshot.pods, &key, pod_key)
+            }
+        }
+    }
+
+    pub fn apply_replica_set(&mut self, event: Event<PartialObjectMeta<ReplicaSet>>) -> bool {
+        let deployment = |rs: &PartialObjectMeta<ReplicaSet>| {
+            convert::owner(rs.metadata.owner_references.as_deref().unwrap_or_default())
+                .filter(|o| o.kind == "Deployment")
+                .map(|o| o.name)
+        };
+        let key = |rs: &PartialObjectMeta<ReplicaSet>| {
+            (rs.metadata.namespace.clone().unwrap_or_default(), rs.metadata.name.clone().unwrap_or_default())
+        };
+        match event {
+            Event::Init => {
+                self.relist_replica_sets = Some(HashMap::new());
+                false
+            }
+            Event::InitApply(rs) => {
+                self.relist_replica_sets.get_or_insert_with(HashMap::new).insert(key(&rs), deployment(&rs));
+                false
+            }
+            Event::InitDone => {
+                self.replica_sets = self.relist_replica_sets.take().unwrap_or_default();
+                self.unresolved.clear();
+                self.resolve_all_workloads()
+            }
+            Event::Apply(rs) => {
+                let k = key(&rs);
+                let owner = deployment(&rs);
+                match self.replica_sets.insert(k.clone(), owner.clone()) {
+                    Some(previous) if previous == owner => false,
+                    // Adopted by another Deployment (rare): every pod of it re-resolves.
+                    Some(_) => self.resolve_all_workloads(),
+                    None => self.resolve_waiting(&k),
+                }
+            }
+            Event::Delete(rs) => {
+                // Its pods keep the workload they resolved to; the garbage
+                // collector deletes them next.
+                self.replica_sets.remove(&key(&rs));
+                false
+            }
+        }
+    }
+
+    /// Converts a pod, shares its placement, and resolves its workload.
+    fn compact_pod(&mut self, p: &k8s::Pod) -> Pod {
+        let mut pod = convert::pod(p);
+        pod.placement = self.placements.intern(pod.placement);
+        pod.labels = self.labels.intern(pod.labels);
+        if let Some(owner) = pod.owner.as_ref().filter(|o| o.kind == "ReplicaSet") {
+            let rs = (pod.namespace.clone(), owner.name.clone());
+            match self.replica_sets.get(&rs) {
+                Some(deployment) => {
+                    pod.workload = convert::workload(owner, &pod.namespace, Some(deployment.as_deref()))
+                }
+                None => {
+                    self.unresolved.entry(rs).or_default().insert(pod_key(&pod));
+                }
+            }
+        }
+        pod
+    }
+
+    fn resolve_waiting(&mut self, rs: &RsKey) -> bool {
+        let Some(waiting) = self.unresolved.remove(rs) else { return false };
+        let deployment = self.replica_sets.get(rs).cloned().flatten();
+        let mut changed = false;
+        for key in waiting {
+            if let Some(&i) = self.pod_ix.ix.get(&key) {
+                let pod = &mut self.snapshot.pods[i];
+                if let Some(owner) = &pod.owner {
+                    pod.workload = convert::workload(owner, &pod.namespace, Some(deployment.as_deref()));
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
+    fn resolve_all_workloads(&mut self) -> bool {
+        let mut changed = false;
+        for pod in &mut self.snapshot.pods {
+            let Some(owner) = pod.owner.as_ref().filter(|o| o.kind == "ReplicaSet") else { continue };
+            let rs = (pod.namespace.clone(), owner.name.clone());
+            let resolved = match self.replica_sets.get(&rs) {
+                Some(d) => convert::workload(owner, &pod.namespace, Some(d.as_deref())),
+                None => {
+                    self.unresolved.entry(rs).or_default().insert(pod_key(pod));
+                    None
+                }
+            };
+            if pod.workload != resolved {
+                pod.workload = resolved;
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+fn node_key(n: &Node) -> String {
+    n.name.clone()
+}
+
+/// A pod by uid (a pod recreated under the same name is another pod). UIDs
+/// are UUIDs: kept as 16 bytes rather than a 36-character string, per pod.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum PodId {
+    Uuid(u128),
+    Other(String),
+}
+
+impl PodId {
+    fn of(uid: &str) -> PodId {
+        let hex: String = uid.chars().filter(|c| *c != '-').collect();
+        match u128::from_str_radix(&hex, 16) {
+            Ok(n) if hex.len() == 32 => PodId::Uuid(n),
+            _ => PodId::Other(uid.to_string()),
+        }
+    }
+}
+
+fn pod_key(p: &Pod) -> PodId {
+    if p.uid.is_empty() { PodId::Other(format!("{}/{}", p.namespace, p.name)) } else { PodId::of(&p.uid) }
+}
+
+fn pdb_key(p: &Pdb) -> String {
+    format!("{}/{}", p.namespace, p.name)
+}
+
+fn meta_key(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    format!("{}/{}", m.namespace.as_deref().unwrap_or_default(), m.name.as_deref().unwrap_or_default())
+}
+
+/// Where each object is in its `Vec`, by key, and which keys the re-list
+/// under way has seen.
+#[derive(Debug)]
+struct Index<K> {
+    ix: HashMap<K, usize>,
+    seen: Option<HashSet<K>>,
+}
+
+impl<K> Default for Index<K> {
+    fn default() -> Self {
+        Self { ix: HashMap::new(), seen: None }
+    }
+}
+
+impl<K: Hash + Eq + Clone> Index<K> {
+    fn start_relist(&mut self) -> bool {
+        self.seen = Some(HashSet::with_capacity(self.ix.len()));
+        false
+    }
+
+    /// Drops what the re-list did not list. Always a change: at least the
+    /// state is whole again.
+    fn finish_relist<T>(&mut self, items: &mut Vec<T>, key_of: fn(&T) -> K) -> bool {
+        let Some(seen) = self.seen.take() else { return true };
+        let gone: Vec<K> = self.ix.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+        for k in &gone {
+            self.remove(items, k, key_of);
+        }
+        items.shrink_to_fit();
+        true
+    }
+
+    fn upsert<T: PartialEq>(&mut self, items: &mut Vec<T>, key: K, item: T) -> bool {
+        if let Some(seen) = &mut self.seen {
+            seen.insert(key.clone());
+        }
+        match self.ix.get(&key) {
+            Some(&i) if items[i] == item => false,
+            Some(&i) => {
+                items[i] = item;
+                true
+            }
+            None => {
+                // Grow by a quarter, not double: at 150,000 pods a doubling
+                // leaves up to 70 MiB of capacity unused, and needs old and
+                // new buffers at once while it copies.
+                if items.len() == items.capacity() {
+                    items.reserve_exact((items.len() / 4).max(64));
+                }
+                self.ix.insert(key, items.len());
+                items.push(item);
+                true
+            }
+        }
+    }
+
+    fn remove<T>(&mut self, items: &mut Vec<T>, key: &K, key_of: fn(&T) -> K) -> bool {
+        let Some(i) = self.ix.remove(key) else { return false };
+        items.swap_remove(i);
+        if i < items.len() {
+            self.ix.insert(key_of(&items[i]), i);
+        }
+        true
+    }
+}
+
+/// One `Arc` per distinct value (placement, label map): the pods of a
+/// workload share theirs. Entries only the interner still holds are purged
+/// from time to time.
+#[derive(Debug)]
+struct Interner<T> {
+    set: HashSet<Arc<T>>,
+    size_after_purge: usize,
+}
+
+impl<T> Default for Interner<T> {
+    fn default() -> Self {
+        Self { set: HashSet::new(), size_after_purge: 0 }
+    }
+}
+
+impl<T: Hash + Eq> Interner<T> {
+    fn intern(&mut self, value: Arc<T>) -> Arc<T> {
+        if let Some(shared) = self.set.get(&value) {
+            return shared.clone();
+        }
+        self.set.insert(value.clone());
+        value
+    }
+
+    fn maybe_purge(&mut self) {
+        if self.set.len() > 2 * self.size_after_purge + 1024 {
+            self.purge();
+        }
+    }
+
+    fn purge(&mut self) {
+        self.set.retain(|p| Arc::strong_count(p) > 1);
+        self.size_after_purge = self.set.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod(name: &str, uid: &str, rs: &str) -> k8s::Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns", "uid": uid, "labels": {"app": "web"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "uid": "rs-uid", "controller": true}]},
+            "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "100m"}}}],
+                     "tolerations": [{"key": "k", "operator": "Exists"}]},
+        }))
+        .unwrap()
+    }
+
+    fn replica_set(name: &str, deployment: Option<&str>) -> PartialObjectMeta<ReplicaSet> {
+        let mut meta = json!({"name": name, "namespace": "ns"});
+        if let Some(d) = deployment {
+            meta["ownerReferences"] =
+                json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": d, "uid": "d", "controller": true}]);
+        }
+        serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta})).unwrap()
+    }
+
+    #[test]
+    fn pods_share_placements_and_resolve_workloads_whenever_the_replica_set_arrives() {
+        let mut s = ClusterStore::new();
+        // Pods listed before their ReplicaSet is known.
+        assert!(!s.apply_pod(Event::Init));
+        assert!(!s.apply_pod(Event::InitApply(pod("a", "1", "web-1"))));
+        assert!(!s.apply_pod(Event::InitApply(pod("b", "2", "web-1"))));
+        assert!(s.apply_pod(Event::InitDone));
+        assert_eq!(s.snapshot().pods.len(), 2);
+        assert!(Arc::ptr_eq(&s.snapshot().pods[0].placement, &s.snapshot().pods[1].placement));
+        assert!(Arc::ptr_eq(&s.snapshot().pods[0].labels, &s.snapshot().pods[1].labels));
+        assert_eq!(s.placements(), 1);
+        assert!(s.snapshot().pods.iter().all(|p| p.workload.is_none()));
+
+        assert!(s.apply_replica_set(Event::Apply(replica_set("web-1", Some("web")))));
+        assert!(s.snapshot().pods.iter().all(|p| p.workload.as_ref().unwrap().to_string() == "Deployment/ns/web"));
+        // The same ReplicaSet again (a status change): nothing to do.
+        assert!(!s.apply_replica_set(Event::Apply(replica_set("web-1", Some("web")))));
+        // A pod arriving now resolves at once.
+        s.apply_pod(Event::Apply(pod("c", "3", "web-1")));
+        assert_eq!(s.snapshot().pods[2].workload.as_ref().unwrap().name, "web");
+    }
+
+    #[test]
+    fn unchanged_objects_wake_nobody_and_deletes_keep_the_index_right() {
+        let mut s = ClusterStore::new();
+        assert!(s.apply_pod(Event::Apply(pod("a", "1", "x"))));
+        assert!(s.apply_pod(Event::Apply(pod("b", "2", "x"))));
+        assert!(s.apply_pod(Event::Apply(pod("c", "3", "x"))));
+        assert!(!s.apply_pod(Event::Apply(pod("a", "1", "x"))), "same compact pod");
+        assert!(s.apply_pod(Event::Delete(pod("a", "1", "x"))));
+        assert!(!s.apply_pod(Event::Delete(pod("a", "1", "x"))));
+        let names: Vec<_> = s.snapshot().pods.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["c", "b"]);
+        // The moved pod is still found by its key.
+        assert!(s.apply_pod(Event::Delete(pod("c", "3", "x"))));
+        assert_eq!(s.snapshot().pods.len(), 1);
+        assert_eq!(s.snapshot().pods[0].name, "b");
+    }
+
+    #[test]
+    fn a_relist_is_marked_until_complete_and_then_drops_what_it_did_not_list() {
+        let mut s = ClusterStore::new();
+        let node = |name: &str| -> k8s::Node { serde_json::from_value(json!({"metadata": {"name": name}})).unwrap() };
+        s.apply_node(Event::Apply(node("old")));
+        s.apply_node(Event::Apply(node("kept")));
+        assert!(!s.relisting());
+        s.apply_node(Event::Init);
+        s.apply_node(Event::InitApply(node("kept")));
+        s.apply_node(Event::InitApply(node("new")));
+        assert!(s.relisting(), "half a list is flagged, so nobody plans on it");
+        assert!(s.apply_node(Event::InitDone));
+        assert!(!s.relisting());
+        let mut names: Vec<_> = s.snapshot().nodes.iter().map(|n| n.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["kept", "new"]);
+        // The index still finds every node after the sweep moved them.
+        assert!(s.apply_node(Event::Delete(node("new"))));
+        assert!(s.apply_node(Event::Delete(node("kept"))));
+        assert!(s.snapshot().nodes.is_empty());
+    }
+}

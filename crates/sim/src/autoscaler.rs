@@ -1,0 +1,96 @@
+//! The autoscalers a scenario can be run with: heatscaler's planner with the
+//! scenario's policy, and baselines to compare it against.
+
+use std::time::Duration as StdDuration;
+
+use heatscaler_core::planner::{Memory, Policy};
+
+use super::peers::ca_defaults::{self, CaDefaults};
+use super::scenario::Scenario;
+
+/// Which autoscaler a run simulates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PolicyKind {
+    /// heatscaler's planner with the scenario's `policy`, driven as the daemon does.
+    Heatscaler,
+    /// cluster-autoscaler's documented default behaviour, re-implemented
+    /// (see `peers::ca_defaults` for what is and is not modelled).
+    CaDefaults,
+}
+
+impl PolicyKind {
+    pub const ALL: [PolicyKind; 2] = [PolicyKind::Heatscaler, PolicyKind::CaDefaults];
+
+    /// Short machine name (CLI, JSON, table columns).
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Heatscaler => "heatscaler",
+            PolicyKind::CaDefaults => "ca-defaults",
+        }
+    }
+
+    /// What the run is, said honestly wherever results are shown.
+    pub fn label(self) -> &'static str {
+        match self {
+            PolicyKind::Heatscaler => "heatscaler",
+            PolicyKind::CaDefaults => "cluster-autoscaler documented defaults, re-implemented",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// A running autoscaler and what it remembers between passes.
+#[allow(clippy::large_enum_variant)] // one per simulated run
+pub enum Autoscaler {
+    Heatscaler { policy: Policy, memory: Memory },
+    CaDefaults(CaDefaults),
+}
+
+impl Autoscaler {
+    pub fn new(kind: PolicyKind, sc: &Scenario) -> Self {
+        match kind {
+            PolicyKind::Heatscaler => {
+                let mut policy = Policy {
+                    scale_up: sc.policy.scale_up.clone(),
+                    scale_down: sc.policy.scale_down.clone(),
+                    limits: sc.policy.cluster_limits.clone(),
+                    seed: sc.seed,
+                    ..Policy::default()
+                };
+                if let Some(labels) = &sc.policy.control_plane_labels {
+                    policy.control_plane_labels = labels.clone();
+                }
+                Autoscaler::Heatscaler { policy, memory: Memory::default() }
+            }
+            PolicyKind::CaDefaults => Autoscaler::CaDefaults(CaDefaults::new(sc)),
+        }
+    }
+
+    /// `Some(interval)` for a loop on a fixed scan interval (cluster-autoscaler);
+    /// `None` for heatscaler, which plans after changes and every resync.
+    pub fn scan_interval(&self) -> Option<StdDuration> {
+        match self {
+            Autoscaler::Heatscaler { .. } => None,
+            Autoscaler::CaDefaults(_) => Some(ca_defaults::SCAN_INTERVAL),
+        }
+    }
+
+    /// Whether a pass reads observed usage.
+    pub fn reads_usage(&self) -> bool {
+        match self {
+            Autoscaler::Heatscaler { policy, .. } => policy.scale_down.use_observed_usage,
+            Autoscaler::CaDefaults(_) => false,
+        }
+    }
+
+    /// The process restarted: everything kept in memory is gone.
+    pub fn forget(&mut self) {
+        match self {
+            Autoscaler::Heatscaler { memory, .. } => *memory = Memory::default(),
+            Autoscaler::CaDefaults(ca) => ca.restart(),
+        }
+    }
+}

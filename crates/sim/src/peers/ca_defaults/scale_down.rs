@@ -1,0 +1,225 @@
+//! Scale-down as cluster-autoscaler documents it: nodes below the utilisation
+//! threshold whose pods can all move elsewhere are unneeded; after the
+//! unneeded time, outside the cool-downs, empty ones are deleted in bulk and
+//! otherwise one non-empty node is drained and deleted.
+
+use std::collections::BTreeMap;
+
+use heatscaler_core::model::{MemberStatus, Timestamp};
+use heatscaler_core::planner::Action;
+use heatscaler_core::planner::action::{EvictPods, Eviction, MarkDrained, MemberRemoval, RemovalCause, StartRemoval};
+use heatscaler_core::planner::for_peers::{Disposition, Index, PdbBudget, classify};
+use heatscaler_core::planner::protocol::{Phase, RemovalKind, RemovalRecord, RemovalState, SCALE_DOWN_DISABLED};
+use heatscaler_core::planner::scheduling::Placer;
+use heatscaler_core::planner::time::{after_std, elapsed};
+
+use super::{
+    CaDefaults, DELAY_AFTER_ADD, DELAY_AFTER_DELETE, DELAY_AFTER_FAILURE, MAX_EMPTY_BULK_DELETE,
+    MAX_GRACEFUL_TERMINATION, POOL_MIN, POOL_RATIO, Removals, UNNEEDED_TIME, UTILIZATION_THRESHOLD,
+};
+
+/// A node found unneeded in this loop.
+struct Unneeded {
+    node: usize,
+    group: usize,
+    member: String,
+    utilization: f64,
+    empty: bool,
+}
+
+pub(super) fn plan(
+    ca: &mut CaDefaults,
+    ix: &Index<'_>,
+    now: Timestamp,
+    actions: &mut Vec<Action>,
+    removals: &mut Removals,
+) {
+    let unneeded = find_unneeded(ca, ix);
+    let previous = std::mem::take(&mut ca.unneeded_since);
+    ca.unneeded_since = unneeded
+        .iter()
+        .map(|u| {
+            let name = ix.node(u.node).name.clone();
+            let since = previous.get(&name).copied().unwrap_or(now);
+            (name, since)
+        })
+        .collect();
+    let cooling = |last: Option<Timestamp>, delay| last.is_some_and(|t| after_std(t, delay) > now);
+    if cooling(ca.last_scale_up, DELAY_AFTER_ADD)
+        || cooling(ca.last_failure, DELAY_AFTER_FAILURE)
+        || cooling(ca.last_delete, DELAY_AFTER_DELETE)
+    {
+        return;
+    }
+    // Removals already under way count against min sizes.
+    let mut slack: Vec<i64> = ix
+        .snap
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(g, group)| {
+            let leaving = ix
+                .removal
+                .iter()
+                .filter_map(RemovalState::record)
+                .filter(|r| r.group == group.name && r.phase < Phase::Removing)
+                .count()
+                + removals.get(&g).map_or(0, Vec::len);
+            i64::from(group.desired) - leaving as i64 - i64::from(group.min_size)
+        })
+        .collect();
+    let ready: Vec<&Unneeded> = unneeded
+        .iter()
+        .filter(|u| elapsed(now, ca.unneeded_since[&ix.node(u.node).name]) >= UNNEEDED_TIME)
+        .filter(|u| !ix.snap.groups[u.group].stack_busy)
+        .collect();
+    let mut deleted = 0;
+    for u in ready.iter().filter(|u| u.empty) {
+        if deleted == MAX_EMPTY_BULK_DELETE || slack[u.group] <= 0 {
+            continue;
+        }
+        slack[u.group] -= 1;
+        deleted += 1;
+        let start = start(ix, u, RemovalKind::Empty, now);
+        let mut record = start.record.clone();
+        record.phase = Phase::Drained;
+        record.drained = Some(now);
+        let node = start.node.clone();
+        actions.push(Action::StartRemoval(start));
+        actions.push(Action::MarkDrained(MarkDrained { node: node.clone(), record }));
+        removals.entry(u.group).or_default().push(MemberRemoval {
+            member: u.member.clone(),
+            node: Some(node),
+            cause: RemovalCause::Drained { drained: now },
+        });
+    }
+    if deleted > 0 {
+        return;
+    }
+    let draining = ix
+        .removal
+        .iter()
+        .filter_map(RemovalState::record)
+        .any(|r| r.kind == RemovalKind::Drain && r.phase == Phase::Draining);
+    if draining {
+        return; // one non-empty node at a time
+    }
+    if let Some(u) = ready.iter().find(|u| !u.empty && slack[u.group] > 0) {
+        let start = start(ix, u, RemovalKind::Drain, now);
+        let pods = ix
+            .workload_pods(u.node)
+            .filter(|p| p.deletion.is_none())
+            .map(|p| Eviction { pod: p.key(), uid: p.uid.clone() })
+            .collect();
+        let node = start.node.clone();
+        actions.push(Action::StartRemoval(start));
+        actions.push(Action::EvictPods(EvictPods { node, pods, max_grace: MAX_GRACEFUL_TERMINATION }));
+    }
+}
+
+fn start(ix: &Index<'_>, u: &Unneeded, kind: RemovalKind, now: Timestamp) -> StartRemoval {
+    let node = ix.node(u.node);
+    StartRemoval {
+        node: node.name.clone(),
+        record: RemovalRecord {
+            phase: Phase::Draining,
+            kind,
+            started: now,
+            drained: None,
+            requested: None,
+            group: ix.snap.groups[u.group].name.clone(),
+            member: u.member.clone(),
+            cordoned_before: node.unschedulable,
+        },
+        utilization: u.utilization,
+        unneeded_since: now,
+    }
+}
+
+/// Candidates below the threshold, previously unneeded ones first, then by
+/// utilisation; each is unneeded if all its pods can be moved to the other
+/// nodes (pods moved for an earlier candidate stay moved, and earlier
+/// unneeded nodes take no pods), within the PDBs' allowances.
+fn find_unneeded(ca: &CaDefaults, ix: &Index<'_>) -> Vec<Unneeded> {
+    let mut candidates: Vec<(usize, usize, String, f64)> = Vec::new();
+    let mut group_nodes = 0usize;
+    for i in 0..ix.snap.nodes.len() {
+        let node = ix.node(i);
+        let Some(m) = ix.membership[i] else { continue };
+        group_nodes += 1;
+        let member = &ix.snap.groups[m.group].members[m.member];
+        if !node.ready
+            || node.unschedulable
+            || member.status != MemberStatus::Complete
+            || !ix.removal[i].is_none()
+            || ix.control_plane[i]
+            || node.annotations.get(SCALE_DOWN_DISABLED).is_some_and(|v| v == "true")
+        {
+            continue;
+        }
+        let u = utilization(ix, i);
+        if u < UTILIZATION_THRESHOLD {
+            candidates.push((i, m.group, member.id.clone(), u));
+        }
+    }
+    candidates.sort_by(|a, b| {
+        let known = |c: &(usize, usize, String, f64)| !ca.unneeded_since.contains_key(&ix.node(c.0).name);
+        known(a).cmp(&known(b)).then(a.3.total_cmp(&b.3)).then(a.0.cmp(&b.0))
+    });
+    candidates.truncate(POOL_MIN.max((group_nodes as f64 * POOL_RATIO).ceil() as usize));
+
+    let destinations: Vec<usize> =
+        (0..ix.snap.nodes.len()).filter(|&i| ix.node(i).ready && ix.removal[i].is_none()).collect();
+    let slot: BTreeMap<usize, usize> = destinations.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    let mut placer = Placer::new(destinations.iter().map(|&i| ix.sched_node(i)).collect());
+    let mut budget = PdbBudget::new(ix);
+    let mut unneeded = Vec::new();
+    'candidates: for (i, group, member, utilization) in candidates {
+        let own = slot[&i];
+        let checkpoint = placer.checkpoint();
+        let mut taken = Vec::new();
+        for pod in ix.workload_pods(i) {
+            let fail = match classify(pod, || ix.has_pdb(pod), &ca.policy.scale_down) {
+                Disposition::Stays | Disposition::Leaving => continue,
+                Disposition::Blocked(_) => true,
+                Disposition::Movable => match budget.take(ix, pod) {
+                    Err(_) => true,
+                    Ok(t) => {
+                        taken.push(t);
+                        match placer.find(pod, Some(own)) {
+                            Some(n) => {
+                                placer.place(pod, n);
+                                false
+                            }
+                            None => true,
+                        }
+                    }
+                },
+            };
+            if fail {
+                placer.rollback(checkpoint);
+                for t in &taken {
+                    budget.give_back(t);
+                }
+                continue 'candidates;
+            }
+        }
+        placer.commit();
+        placer.exclude(own);
+        let empty = ix.workload_pods(i).next().is_none();
+        unneeded.push(Unneeded { node: i, group, member, utilization, empty });
+    }
+    unneeded
+}
+
+/// Requested share of the node (all its pods, DaemonSet and mirror pods
+/// included): GPUs on GPU nodes, else the larger of CPU and memory.
+fn utilization(ix: &Index<'_>, i: usize) -> f64 {
+    let alloc = &ix.node(i).allocatable;
+    let req = &ix.requested[i];
+    let share = |r: i64, a: i64| if a > 0 { r as f64 / a as f64 } else { 0.0 };
+    if alloc.gpus() > 0 {
+        return share(req.gpus(), alloc.gpus());
+    }
+    share(req.cpu_milli, alloc.cpu_milli).max(share(req.memory, alloc.memory))
+}

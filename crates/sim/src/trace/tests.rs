@@ -1,0 +1,293 @@
+//! The Alibaba importers on small excerpts, and an end-to-end replay of a
+//! short window through both policies.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration as StdDuration;
+
+use super::alibaba_gentd26::{self, Containers};
+use super::alibaba_openb::{self, GPU_MODEL_LABEL, PodListReader};
+use super::*;
+use crate::report::TimelineEvent;
+use crate::{PolicyKind, Scenario, compare};
+use heatscaler_core::model::{NodeSelectorOperator, TaintEffect};
+
+const HEADER: &str =
+    "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n";
+
+fn file(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::File::create(&path).unwrap().write_all(text.as_bytes()).unwrap();
+    (dir, path)
+}
+
+fn rows(path: &Path, from: u64) -> Vec<Row> {
+    let mut r = PodListReader::open(path, StdDuration::from_secs(from)).unwrap();
+    std::iter::from_fn(|| r.next_row().unwrap()).collect()
+}
+
+/// Problems as `t.csv:line:column: problem`.
+fn problems(path: &Path) -> Vec<String> {
+    let name = path.display().to_string();
+    validate(TraceKind::AlibabaOpenb, path, false).into_iter().map(|e| e.to_string().replace(&name, "t.csv")).collect()
+}
+
+#[test]
+fn pod_list_columns_become_requests_lifetimes_and_placement() {
+    let (_d, path) = file(
+        "pods.csv",
+        &format!(
+            "{HEADER}p-0,12000,16384,1,1000,,LS,Running,0,500,0\n\
+             p-1,6000,12288,1,460,V100M16|V100M32,BE,Failed,100,,100\n\
+             p-2,88000,327680,0,0,,Burstable,Pending,200,300,\n\
+             p-3,4000,1024,8,1000,,Guaranteed,Succeeded,300,300,300\n"
+        ),
+    );
+    let rows = rows(&path, 0);
+    let order: Vec<(u64, String, RowKind)> = rows.iter().map(|r| (r.at.as_secs(), r.pod.clone(), r.kind)).collect();
+    let s = |t: u64, p: &str, k: RowKind| (t, p.to_string(), k);
+    assert_eq!(
+        order,
+        vec![
+            s(0, "p-0", RowKind::Start),
+            s(100, "p-1", RowKind::Start),
+            s(200, "p-2", RowKind::Start),
+            s(300, "p-3", RowKind::Start),
+            s(300, "p-2", RowKind::End),
+            s(300, "p-3", RowKind::End),
+            s(500, "p-0", RowKind::End),
+        ],
+        "time order; starts before ends at one instant; an empty deletion_time never ends"
+    );
+    let start = |name: &str| rows.iter().find(|r| r.pod == name && r.kind == RowKind::Start).unwrap();
+    assert_eq!(
+        start("p-0").amounts,
+        vec![("cpu".into(), 12_000), ("memory".into(), 16 << 30), ("nvidia.com/gpu".into(), 1)]
+    );
+    assert_eq!(start("p-2").amounts, vec![("cpu".into(), 88_000), ("memory".into(), 320 << 30)], "no GPU");
+    assert_eq!(start("p-3").amounts[2], ("nvidia.com/gpu".into(), 8));
+    // GPU pods tolerate the GPU taint; CPU pods have no placement of their own.
+    let gpu = start("p-0").placement.clone().unwrap();
+    assert_eq!(gpu.tolerations[0].key.as_deref(), Some("nvidia.com/gpu"));
+    assert_eq!(gpu.tolerations[0].effect, Some(TaintEffect::NoSchedule));
+    assert!(gpu.required_node_affinity.is_empty());
+    assert!(start("p-2").placement.is_none());
+    // gpu_spec alternatives: a required node affinity on the model label, In either.
+    let spec = start("p-1").placement.clone().unwrap();
+    let req = &spec.required_node_affinity[0].match_expressions[0];
+    assert_eq!((req.key.as_str(), req.operator), (GPU_MODEL_LABEL, NodeSelectorOperator::In));
+    assert_eq!(req.values, vec!["V100M16".to_string(), "V100M32".into()]);
+    assert!(std::sync::Arc::ptr_eq(&start("p-0").placement.clone().unwrap(), &start("p-3").placement.clone().unwrap()));
+
+    // From trace time 301: pods gone by then are not read at all.
+    let later: Vec<String> = rows_from(&path, 301);
+    assert_eq!(later, vec!["p-0 start", "p-1 start", "p-0 end"]);
+    assert!(problems(&path).is_empty());
+}
+
+fn rows_from(path: &Path, from: u64) -> Vec<String> {
+    rows(path, from)
+        .into_iter()
+        .map(|r| format!("{} {}", r.pod, if r.kind == RowKind::Start { "start" } else { "end" }))
+        .collect()
+}
+
+#[test]
+fn a_malformed_pod_row_names_file_line_and_column() {
+    let cases = [
+        ("p-0,lots,1024,0,0,,LS,Running,0,10,0\n", "t.csv:2:5: cpu_milli: `lots` is not a whole number ≥ 0"),
+        ("p-0,1000,1024,0,0,,LS,Running,0,10\n", "t.csv:2:36: 10 fields, the header has 11"),
+        ("p-0,1000,1024,0,0,,XX,Running,0,10,0\n", "t.csv:2:20: qos: `XX` is not one of LS, BE, Burstable, Guaranteed"),
+        ("p-0,1000,1024,0,0,,LS,Lost,0,10,0\n", "t.csv:2:23: pod_phase: `Lost` is not one of"),
+        ("p-0,1000,1024,1,1500,,LS,Running,0,10,0\n", "t.csv:2:17: gpu_milli: 1500 is more than one GPU"),
+        ("p-0,1000,1024,1,500,V100|,LS,Running,0,10,0\n", "t.csv:2:21: gpu_spec: `` in `V100|` is not a GPU model"),
+        ("p-0,1000,1024,0,0,,LS,Running,20,10,0\n", "t.csv:2:34: deletion_time 10 is before creation_time 20"),
+        (
+            "p-0,1000,1024,0,0,,LS,Running,50,60,50\np-1,1000,1024,0,0,,LS,Running,40,60,40\n",
+            "t.csv:3:31: creation_time 40 is before the previous pod's 50",
+        ),
+    ];
+    for (body, want) in cases {
+        let (_d, path) = file("t.csv", &format!("{HEADER}{body}"));
+        let got = problems(&path);
+        assert!(got.first().is_some_and(|g| g.starts_with(want)), "{body:?}: {got:?} (want {want})");
+    }
+    let (_d, path) = file("t.csv", "name,cpu_milli\n");
+    assert_eq!(problems(&path), vec!["t.csv:1:1: the header has no `memory_mib` column"]);
+}
+
+#[test]
+fn skip_bad_rows_counts_and_leaves_them_out() {
+    let (_d, path) = file(
+        "t.csv",
+        &format!(
+            "{HEADER}p-0,1000,1024,0,0,,LS,Running,0,10,0\n\
+             p-1,bad,1024,0,0,,LS,Running,1,10,1\n\
+             p-2,1000,1024,0,0,,LS,Running,2,10\n\
+             p-3,1000,1024,0,0,,LS,Running,3,10,3\n"
+        ),
+    );
+    assert_eq!(problems(&path).len(), 2, "without the flag each bad row is a problem and nothing runs");
+    let checked = check(TraceKind::AlibabaOpenb, &path, StdDuration::ZERO, true);
+    assert!(checked.problems.is_empty(), "{:?}", checked.problems);
+    assert_eq!((checked.skipped, checked.rows), (2, 4), "two pods read, each a start and an end");
+    let examples: Vec<String> = checked.skipped_examples.iter().map(|e| format!("{}:{}", e.line, e.column)).collect();
+    assert_eq!(examples, vec!["3:5", "4:36"]);
+}
+
+#[test]
+fn the_node_list_gives_one_group_per_common_shape() {
+    let mut text = String::from("sn,cpu_milli,memory_mib,gpu,model\n");
+    for i in 0..60 {
+        text.push_str(&format!("n{i},96000,393216,8,G2\n"));
+    }
+    for i in 0..39 {
+        text.push_str(&format!("c{i},32000,262144,0,\n"));
+    }
+    text.push_str("odd,8000,61440,1,P100\n");
+    let (_d, path) = file("nodes.csv", &text);
+    let (groups, rare) = alibaba_openb::node_groups(&path, 0.02).unwrap();
+    let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, vec!["g2-8gpu-96c-384g", "cpu-32c-256g"], "most common first");
+    assert_eq!(rare.len(), 1, "1 node of 100 is under 2%");
+    let g2 = &groups[0];
+    assert_eq!((g2.min_size, g2.max_size, g2.initial_auto, g2.price_per_hour), (0, 60, true, None));
+    assert_eq!(g2.shape.allocatable["nvidia.com/gpu"].as_units(), 8);
+    assert_eq!(g2.shape.allocatable["memory"].as_units(), 384 << 30);
+    assert_eq!(g2.shape.labels[GPU_MODEL_LABEL], "G2");
+    assert_eq!(g2.shape.taints[0].key, "nvidia.com/gpu");
+    assert!(groups[1].shape.taints.is_empty() && !groups[1].shape.allocatable.contains_key("nvidia.com/gpu"));
+
+    let (_d, bad) = file("nodes.csv", "sn,cpu_milli,memory_mib,gpu,model\nn0,96000,393216,8,\n");
+    let e = alibaba_openb::node_groups(&bad, 0.01).unwrap_err();
+    assert_eq!((e.line, e.column, e.problem.as_str()), (2, 19, "a node with GPUs has no GPU model"));
+}
+
+fn gz(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mem.csv.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&path).unwrap(), flate2::Compression::fast());
+    enc.write_all(text.as_bytes()).unwrap();
+    enc.finish().unwrap();
+    (dir, path)
+}
+
+#[test]
+fn gentd26_series_become_memory_usage_of_one_workload_each() {
+    let mut text = String::from("value,timestamp_anon,container_ip\n");
+    // Container ...a (even) sampled 70 times, ...b (odd) 70 times, ...c only 3 times.
+    for i in 0..70 {
+        text.push_str(&format!("{},{},{}\n", if i < 35 { 0.25 } else { 0.5 }, 1000 + 57 * i, "0".repeat(31) + "a"));
+        text.push_str(&format!("-0.00001,{},{}\n", 1000 + 57 * i, "1".repeat(31) + "b"));
+        if i < 3 {
+            text.push_str(&format!("0.9,{},{}\n", 1000 + 57 * i, "2".repeat(31) + "c"));
+        }
+    }
+    let (_d, path) = gz(&text);
+    let all = alibaba_gentd26::read(&path, Containers::All, false).unwrap();
+    assert_eq!((all.series.len(), all.too_short), (2, 1));
+    let a = &all.series[0];
+    assert_eq!((a.samples[0], a.samples[69]), ((0.0, 0.25), (69.0 * 57.0, 0.5)), "offsets from the first sample");
+    assert_eq!(all.series[1].samples[0].1, 0.0, "a rounding error below zero is clamped");
+    let even = alibaba_gentd26::read(&path, Containers::Even, false).unwrap();
+    let odd = alibaba_gentd26::read(&path, Containers::Odd, false).unwrap();
+    assert_eq!((even.series.len(), even.series[0].container.chars().last()), (1, Some('a')));
+    assert_eq!((odd.series.len(), odd.series[0].container.chars().last()), (1, Some('b')));
+
+    let spec = alibaba_gentd26::pod_level(&all.series);
+    let w = &spec.workloads[0];
+    assert_eq!((w.name.as_str(), w.replicas, w.min_replicas), ("000000000000", 1, Some(1)));
+    assert_eq!(w.requests["memory"].as_units(), 16 << 30);
+    let crate::podlevel::Signal::Series(samples) = &w.memory else { panic!("{:?}", w.memory) };
+    assert_eq!(samples[0].1, 0.25 * (16u64 << 30) as f64, "fraction × the container's memory");
+    assert!(spec.problems().is_empty(), "{:?}", spec.problems());
+
+    let (_d, bad) = gz("value,timestamp_anon,container_ip\n0.5,10,abc\n1.7,20,abc\n0.5,soon,abc\n");
+    let e = alibaba_gentd26::read(&bad, Containers::All, false).unwrap_err();
+    let got: Vec<String> = e.iter().map(|e| format!("{}:{}: {}", e.line, e.column, e.problem)).collect();
+    assert_eq!(
+        got,
+        vec![
+            "3:1: value: `1.7` is not a memory utilisation between 0 and 1",
+            "4:5: timestamp_anon: `soon` is not a number of seconds ≥ 0"
+        ]
+    );
+    let skipped = alibaba_gentd26::read(&bad, Containers::All, true).unwrap();
+    assert_eq!(skipped.skipped, 2);
+}
+
+/// A node list (CPU and V100M32 8-GPU minions) and a pod list for a
+/// short window: CPU pods, GPU pods (one pinned to V100 models), and one pod
+/// asking for 16 GPUs, which no minion has.
+fn replay(with_unhostable: bool) -> crate::Report {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = String::from("sn,cpu_milli,memory_mib,gpu,model\n");
+    for i in 0..10 {
+        nodes.push_str(&format!("c{i},32000,131072,0,\nv{i},96000,786432,8,V100M32\n"));
+    }
+    std::fs::write(dir.path().join("nodes.csv"), nodes).unwrap();
+    // The first pod is gone before the window starts: never read.
+    let mut pods = format!("{HEADER}early,1000,1024,0,0,,LS,Running,0,100,0\n");
+    for i in 0..12u64 {
+        let t = 3600 + i * 120;
+        pods.push_str(&format!("cpu-{i},8000,16384,0,0,,BE,Running,{t},{},{t}\n", t + 3600));
+        let spec = if i % 3 == 0 { "V100M16|V100M32" } else { "" };
+        pods.push_str(&format!("gpu-{i},8000,32768,1,1000,{spec},LS,Running,{t},{},{t}\n", t + 2400));
+        if i == 5 && with_unhostable {
+            pods.push_str(&format!("huge-{i},8000,32768,16,1000,,LS,Pending,{t},,\n"));
+        }
+    }
+    std::fs::write(dir.path().join("pods.csv"), pods).unwrap();
+    let text = r#"
+name: short-window
+seed: 2
+duration: 3h
+sample-interval: 1m
+provisioning: {heat-update: 30s, boot: {lognormal: {median: 2m, p99: 5m}}, pod-termination: 5s}
+node-groups-from: [{kind: alibaba-openb, file: nodes.csv, min-share: 0.1}]
+traces:
+  - {name: openb, kind: alibaba-openb, file: pods.csv, start: 30m}
+"#;
+    let sc = Scenario::parse_in(text, "short.yaml", dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sc.node_groups.len(), 2);
+    compare(&sc, &[PolicyKind::Heatscaler, PolicyKind::CaDefaults]).unwrap()
+}
+
+#[test]
+fn a_short_window_replays_through_both_policies_with_the_same_trace() {
+    let report = replay(true);
+    assert_eq!(report.runs.len(), 2);
+    let input = serde_json::to_string(&report.runs[0].input).unwrap();
+    for run in &report.runs {
+        let n = &run.node_level;
+        assert_eq!(serde_json::to_string(&run.input).unwrap(), input, "every policy is fed the same trace");
+        // Every pod that fits some group ran; the 16-GPU pod is reported, not waited for.
+        assert_eq!(n.never_scheduled, 0, "{}: {:?}", run.policy, n);
+        assert_eq!(n.unhostable_pods, 1, "{}", run.policy);
+        assert_eq!(n.unhostable[0].pod, "default/huge-5");
+        assert!(
+            n.unhostable[0]
+                .reason
+                .contains("Insufficient nvidia.com/gpu (requests 16, a minion has 8) (groups v100m32"),
+            "{}",
+            n.unhostable[0].reason
+        );
+        assert!(n.scale_ups > 0, "{}: the window needs more than the start's minions", run.policy);
+        assert!(n.cost >= n.lower_bound.cost * 0.999, "{}: {} < bound {}", run.policy, n.cost, n.lower_bound.cost);
+    }
+    // The unplaceable pod never triggers growth: the runs without it scale identically.
+    let without = replay(false);
+    for (a, b) in report.runs.iter().zip(&without.runs) {
+        let ups = |r: &crate::report::Run| -> Vec<(u64, String, u32)> {
+            r.timeline
+                .iter()
+                .filter_map(|e| match &e.event {
+                    TimelineEvent::ScaleUp { to, .. } => Some((e.at_secs as u64, e.subject.clone(), *to)),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(ups(a), ups(b), "{}: the 16-GPU pod changed the scale-ups", a.policy);
+    }
+}
