@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 use std::time::Duration as StdDuration;
 
-use heatscaler_daemon::config::Duration;
+use heatscaler_core::policy::Duration;
 use heatscaler_sim::bench::{self, Machine, Options};
 
 /// Arguments of `heatscaler bench`.
@@ -25,17 +25,9 @@ pub struct Args {
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
-    /// Internal: build a cluster of N nodes, plan once, print memory (used by
-    /// the memory benchmark, one child process per size).
-    #[arg(long, hide = true, value_name = "N")]
-    hold: Option<usize>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if let Some(nodes) = args.hold {
-        println!("{}", serde_json::to_string(&bench::hold(nodes))?);
-        return Ok(ExitCode::SUCCESS);
-    }
     let options = Options {
         sizes: args.sizes,
         pending: args.pending,

@@ -1,12 +1,23 @@
 //! Subcommands. Each lives in its own file and returns `anyhow::Result`: this is
 //! the top of the program, where errors get context and become exit codes.
 
+#[cfg(feature = "simulator")]
 mod bench;
 mod check_config;
 mod explain;
 mod groups;
+#[cfg(not(feature = "simulator"))]
+mod no_simulator;
 mod run;
+#[cfg(feature = "simulator")]
 mod simulate;
+
+// Without the simulator, `simulate` and `bench` are still commands, and say
+// how to get a build that has them.
+#[cfg(not(feature = "simulator"))]
+use no_simulator as bench;
+#[cfg(not(feature = "simulator"))]
+use no_simulator as simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

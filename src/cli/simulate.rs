@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use heatscaler_daemon::config::Duration;
+use heatscaler_core::policy::Duration;
 use heatscaler_sim::display::{Timelines, View};
 use heatscaler_sim::scenario::{NodeListSpec, default_min_share};
 use heatscaler_sim::trace::alibaba_gentd26::{self, Containers};

@@ -1,10 +1,16 @@
 //! Peak resident memory of a process holding a cluster's state: the model
 //! snapshot plus the planner's indexes (one pass is planned, so the indexes
-//! are built). Each size runs in a fresh child process (`heatscaler bench
-//! --hold N`), so one measurement's allocations never inflate the next; the
-//! peak is the kernel's `VmHWM` from `/proc/self/status`.
+//! are built). Each size runs in a fresh child process, so one measurement's
+//! allocations never inflate the next; the peak is the kernel's `VmHWM` from
+//! `/proc/self/status`.
+//!
+//! The child is the same program started again with [`CHILD_ENV`] set: its
+//! `main` calls [`serve_child`] before reading its arguments. Nothing on the
+//! command line leads there, and a separate helper program would have to be
+//! built and installed next to the binary (`cargo run -- bench` builds only
+//! the binary it runs).
 
-use std::process::Command;
+use std::process::{Command, ExitCode};
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +21,32 @@ use super::{BenchError, Benchmark, Options, Section, thousands};
 
 pub struct PeakRss;
 
-/// What a `--hold` child prints (one JSON line).
+/// Set to a node count, it makes the process a memory benchmark's child for
+/// that cluster size.
+pub const CHILD_ENV: &str = "HEATSCALER_BENCH_MEMORY_CHILD";
+
+/// In a child started by the memory benchmark: builds the cluster, plans a
+/// pass, prints the [`HoldReport`] and returns the exit code; `None` in any
+/// other process. Call it first thing in `main`.
+pub fn serve_child() -> Option<ExitCode> {
+    let nodes = std::env::var_os(CHILD_ENV)?;
+    let Some(nodes) = nodes.to_str().and_then(|n| n.parse().ok()) else {
+        eprintln!("{CHILD_ENV}={} is not a node count", nodes.to_string_lossy());
+        return Some(ExitCode::FAILURE);
+    };
+    match serde_json::to_string(&hold(nodes)) {
+        Ok(line) => {
+            println!("{line}");
+            Some(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("memory benchmark child: {e}");
+            Some(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// What a child prints (one JSON line).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct HoldReport {
     pub nodes: usize,
@@ -57,7 +88,7 @@ impl Benchmark for PeakRss {
         let fail = |problem: String| BenchError { benchmark: "memory".into(), problem };
         let child = |nodes: usize| -> Result<HoldReport, BenchError> {
             let out = Command::new(&options.program)
-                .args(["bench", "--hold", &nodes.to_string()])
+                .env(CHILD_ENV, nodes.to_string())
                 .output()
                 .map_err(|e| fail(format!("cannot start {}: {e}", options.program.display())))?;
             if !out.status.success() {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use memory::{HoldReport, hold};
+pub use memory::{CHILD_ENV, HoldReport, hold, serve_child};
 
 /// What a run measures and how hard.
 #[derive(Clone, Debug)]
@@ -29,7 +29,8 @@ pub struct Options {
     pub repetitions: usize,
     /// Simulated time of the simulation-speed run.
     pub simulated: Duration,
-    /// The program to start for per-size memory measurements (this binary).
+    /// The program to start for per-size memory measurements: one whose
+    /// `main` calls [`serve_child`] first (the `heatscaler` binary does).
     pub program: std::path::PathBuf,
 }
 
