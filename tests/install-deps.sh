@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
-# systemd-analyze, to verify config/systemd/heatscaler.service (tests/systemd_unit.rs).
+# systemd-analyze, to verify config/systemd/heatscaler.service (tests/standalone/systemd_unit.rs).
 if ! command -v systemd-analyze >/dev/null; then
     echo "install-deps: installing systemd (for systemd-analyze)"
     $sudo apt-get install -y --no-install-recommends systemd >/tmp/heatscaler-apt-systemd.log 2>&1 || {
@@ -15,5 +15,5 @@ if ! command -v systemd-analyze >/dev/null; then
     }
 fi
 
-# RabbitMQ + Keystone + Heat (tests/openstack.rs and the end-to-end tests).
+# RabbitMQ + Keystone + Heat (the tests in tests/openstack/).
 tests/openstack/install.sh

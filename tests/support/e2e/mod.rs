@@ -1,5 +1,5 @@
 //! End-to-end harness: kubesim in this process (over HTTP for the daemon), the
-//! real Keystone + Heat of `tests/support/openstack.rs` with a test group
+//! real Keystone + Heat of `tests/support/openstack.rs` (as `crate::support`) with a test group
 //! stack, minions that join as Heat creates them, a webhook receiver, and the
 //! daemon as a child process with short timers.
 
@@ -22,10 +22,14 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kubesim::{KubeSim, KubeSimHandle, NodeSpec, Options};
 
-use crate::openstack::{create_stack, openstack, repo_root, unique_name};
+use crate::support::{create_stack, openstack, repo_root, unique_name};
 pub use daemon::DaemonProcess;
 pub use minions::{Minions, node_name};
 pub use webhook::Webhooks;
+
+/// One scenario at a time, whichever module it is in: every scenario drives a
+/// daemon and Heat stack updates on the binary's one Heat engine.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub const GROUP: &str = "workers";
 pub const NS: &str = "default";

@@ -82,11 +82,12 @@ impl Benchmark for HarnessMeasured {
             rows: vec![
                 vec![
                     "daemon RSS watching 5,000 nodes / 150,000 pods".into(),
-                    "cargo test --release --test daemon_scale -- --ignored --nocapture".into(),
+                    "cargo test --release --test scale daemon_scale -- --ignored --nocapture".into(),
                 ],
                 vec![
                     "pod unschedulable → Heat update through HTTP, 1,000 nodes".into(),
-                    "cargo test --release --test e2e reaction_time_at_1000_nodes -- --ignored --nocapture".into(),
+                    "cargo test --release --test openstack e2e::reaction_time_at_1000_nodes -- --ignored --nocapture"
+                        .into(),
                 ],
             ],
             notes: Vec::new(),

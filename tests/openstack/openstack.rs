@@ -1,20 +1,17 @@
 //! heatscaler against a real Keystone + Heat (tests/openstack/up.sh; see
 //! tests/support/openstack.rs for how it is started and stopped).
 
-#[path = "support/openstack.rs"]
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::support::{self, create_stack, openstack, test_stack, unique_name};
 use heatscaler_core::model::MemberStatus;
 use heatscaler_daemon::cloud::group::{Backend, GroupError, NodeGroupBackend};
 use heatscaler_daemon::cloud::heat::{HeatClient, NewStack};
 use heatscaler_daemon::cloud::{Cloud, CloudError};
 use heatscaler_daemon::config::{BackendConfig, BackendKind, NodeGroupConfig, NodeMapping, NodeMappingKind};
 use serde_json::json;
-use support::{create_stack, openstack, test_stack, unique_name};
 
 const SETTLE: Duration = Duration::from_secs(180);
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-const UNIT: &str = include_str!("../config/systemd/heatscaler.service");
+const UNIT: &str = include_str!("../../config/systemd/heatscaler.service");
 
 fn tool(name: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())

@@ -5,7 +5,7 @@
 
 mod collector;
 mod daemon;
-#[path = "../support/e2e/daemon.rs"]
+#[path = "../../support/e2e/daemon.rs"]
 mod daemon_process;
 mod observe;
 mod resize;

@@ -1,13 +1,14 @@
-//! Test scaffolding: the cluster as the daemon's observers will build it
-//! (they are not written yet), reduced to what the pod level reads — nodes,
-//! pods with workloads resolved through ReplicaSets, containers with their
-//! applied resources, OOM kills and resize conditions.
+//! Test scaffolding: the cluster as the pod level reads it, listed once —
+//! nodes, pods with workloads resolved through ReplicaSets, containers with
+//! their applied resources, OOM kills and resize conditions; every other
+//! field at `test_support`'s plain value. (The daemon's own observers, with
+//! their watches, are tested in `cluster`.)
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use heatscaler_core::model::{
-    Container, Node, OwnerRef, Placement, Pod, PodPhase, Resources, Snapshot, Timestamp, WorkloadRef,
+    Container, Node, OwnerRef, Placement, Pod, PodPhase, Resources, Snapshot, Timestamp, WorkloadRef, test_support,
 };
 use heatscaler_daemon::usage::last_oom_kill;
 use heatscaler_daemon::vpa;
@@ -53,15 +54,11 @@ fn resources(list: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api:
 fn node(n: &core::Node) -> Node {
     let status = n.status.clone().unwrap_or_default();
     Node {
-        name: n.metadata.name.clone().unwrap(),
         labels: n.metadata.labels.clone().unwrap_or_default(),
-        annotations: BTreeMap::new(),
-        taints: Vec::new(),
-        allocatable: resources(status.allocatable.as_ref()),
         unschedulable: n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false),
         ready: status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True"),
-        provider_id: None,
         created: n.metadata.creation_timestamp.as_ref().unwrap().0,
+        ..test_support::node(n.metadata.name.as_deref().unwrap(), resources(status.allocatable.as_ref()))
     }
 }
 
@@ -113,7 +110,6 @@ fn pod(
     Pod {
         uid: p.metadata.uid.clone().unwrap(),
         namespace,
-        name: p.metadata.name.clone().unwrap(),
         labels: p.metadata.labels.clone().unwrap_or_default().into(),
         owner: owner.map(|o| OwnerRef { kind: o.kind.clone(), name: o.name.clone(), uid: o.uid.clone() }),
         workload,
@@ -122,14 +118,9 @@ fn pod(
         requests,
         containers,
         placement: placement.clone(),
-        priority: 0,
         created: p.metadata.creation_timestamp.as_ref().unwrap().0,
-        unschedulable_since: None,
-        nominated_node: None,
         deletion: p.metadata.deletion_timestamp.as_ref().map(|t| t.0),
-        safe_to_evict: None,
-        local_storage: false,
-        mirror: false,
         resize: vpa::resize_state(p, now),
+        ..test_support::pod(p.metadata.name.as_deref().unwrap())
     }
 }

@@ -4,12 +4,9 @@
 //! memory once synced and planning. Ignored by default (several minutes):
 //!
 //! ```text
-//! cargo test --test daemon_scale -- --ignored --nocapture
+//! cargo test --test scale daemon_scale -- --ignored --nocapture
 //! HEATSCALER_SCALE=0.1 cargo test ...   # a tenth of it
 //! ```
-
-#[path = "support/e2e/daemon.rs"]
-mod daemon;
 
 use std::time::{Duration, Instant};
 
@@ -119,7 +116,7 @@ async fn daemon_memory_at_5000_nodes_and_150000_pods() {
     )
     .unwrap();
     let telemetry = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut d = daemon::DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
+    let mut d = crate::daemon_process::DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
     let start = Instant::now();
     d.wait_ready(Duration::from_secs(600)).await;
     let synced = start.elapsed();

@@ -1,15 +1,15 @@
 //! Timing of planner passes when every pod of a 10,000-node, 310,000-pod
 //! cluster is under a VPA object (1,000 workloads, InPlaceOrRecreate).
 //! Ignored by default (it measures, it does not assert a bound); run with
-//! `cargo test --release --test resize_scale -- --ignored --nocapture`.
+//! `cargo test --release --test scale resize_scale -- --ignored --nocapture`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use heatscaler_core::model::{
-    Container, ContainerRecommendation, Node, OwnerRef, Placement, Pod, PodPhase, ResizeState, Resources, Snapshot,
-    Timestamp, UpdateMode, VerticalScaling, WorkloadRef,
+    Container, ContainerRecommendation, Node, OwnerRef, Placement, Pod, PodPhase, Resources, Snapshot, Timestamp,
+    UpdateMode, VerticalScaling, WorkloadRef, test_support,
 };
 use heatscaler_core::planner::action::Action;
 use heatscaler_core::planner::{Input, Memory, Policy, plan};
@@ -30,33 +30,19 @@ fn cluster(now: Timestamp) -> Snapshot {
     let mut i = 0;
     for n in 0..NODES {
         let name = format!("node-{n:05}");
-        snap.nodes.push(Node {
-            name: name.clone(),
-            labels: BTreeMap::new(),
-            annotations: BTreeMap::new(),
-            taints: vec![],
-            allocatable: alloc.clone(),
-            unschedulable: false,
-            ready: true,
-            provider_id: None,
-            created: now,
-        });
+        snap.nodes.push(Node { created: now, ..test_support::node(&name, alloc.clone()) });
         for k in 0..PODS_PER_NODE {
             let w = (n * 7 + k) % WORKLOADS;
             // Requests from 100m to 500m against targets of 300m: some grow, some shrink, some stay.
             let cpu = 100 + (i as i64 % 5) * 100;
             let container = Container {
-                name: "app".into(),
-                requests: Resources::new(cpu, 256 * MI),
                 limits: Resources::new(2 * cpu, 512 * MI),
                 allocated: Some(Resources::new(cpu, 256 * MI)),
-                oom_kills: 0,
-                last_oom: None,
+                ..test_support::container("app", Resources::new(cpu, 256 * MI))
             };
             snap.pods.push(Pod {
                 uid: format!("uid-{i}"),
                 namespace: format!("ns-{}", w % 50),
-                name: format!("w{w}-{i}"),
                 labels: BTreeMap::from([("app".to_string(), format!("w{w}"))]).into(),
                 owner: Some(OwnerRef { kind: "ReplicaSet".into(), name: format!("w{w}"), uid: format!("rs-{w}") }),
                 workload: Some(workload(w)),
@@ -65,15 +51,8 @@ fn cluster(now: Timestamp) -> Snapshot {
                 requests: Resources { cpu_milli: cpu, memory: 256 * MI, pods: 1, ..Resources::default() },
                 containers: vec![container],
                 placement: placement.clone(),
-                priority: 0,
                 created: now - jiff::SignedDuration::from_hours(1),
-                unschedulable_since: None,
-                nominated_node: None,
-                deletion: None,
-                safe_to_evict: None,
-                local_storage: false,
-                mirror: false,
-                resize: ResizeState::None,
+                ..test_support::pod(&format!("w{w}-{i}"))
             });
             i += 1;
         }

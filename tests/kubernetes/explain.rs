@@ -1,5 +1,5 @@
 //! `heatscaler explain` (the binary) against kubesim over HTTP. Its run on a
-//! real Heat stack is part of `tests/ha.rs` (which starts OpenStack anyway).
+//! real Heat stack is part of `tests/openstack/ha.rs` (which starts OpenStack anyway).
 
 use std::path::Path;
 use std::process::Output;

@@ -1,23 +1,17 @@
 //! End to end: `heatscaler run` as a child process against kubesim (over HTTP)
 //! and a real Keystone + Heat, with minions that register as Heat creates them.
 //!
-//! The scenarios share one OpenStack (started once per test binary) and run
-//! one at a time: each drives Heat stack updates, which is what takes time.
-
-#[path = "support/openstack.rs"]
-mod openstack;
-
-#[path = "support/e2e/mod.rs"]
-mod harness;
+//! The scenarios share the binary's OpenStack and run one at a time (with
+//! tests/openstack/ha.rs's): each drives Heat stack updates, which is what
+//! takes time.
 
 use std::time::{Duration, Instant};
 
-use harness::{GROUP, NS, Spec, Template, World, is_unschedulable, members, node_name, node_of, untouched};
+use crate::harness::{
+    self, GROUP, NS, SERIAL, Spec, Template, World, is_unschedulable, members, node_name, node_of, untouched,
+};
 use k8s_openapi::api::core::v1::Node;
 use kubesim::builders::{Budget, PodTemplate, pdb};
-
-/// One scenario at a time: they all load the same Heat engine.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const HEAT: Duration = Duration::from_secs(120);
 const KUBE: Duration = Duration::from_secs(60);
@@ -293,7 +287,7 @@ async fn a_crash_at_every_removal_step_leaves_the_cluster_consistent() {
 /// Ignored by default (a few minutes to fill kubesim); run by hand:
 ///
 /// ```text
-/// cargo test --release --test e2e reaction_time_at_1000_nodes -- --ignored --nocapture
+/// cargo test --release --test openstack e2e::reaction_time_at_1000_nodes -- --ignored --nocapture
 /// ```
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "scale figure; run by hand"]

@@ -1,7 +1,7 @@
 //! The actuator's Kubernetes steps against kubesim over HTTP: evictions that
 //! honour budgets and uids, the phase checks that make each step idempotent,
 //! and node patches that survive a concurrent writer. (The Heat steps run in
-//! tests/e2e.rs against a real Heat.)
+//! tests/openstack/e2e.rs against a real Heat.)
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -8,25 +8,16 @@
 //!
 //! The scenarios share one OpenStack and run one at a time.
 
-#[path = "support/openstack.rs"]
-mod openstack;
-
-#[path = "support/e2e/mod.rs"]
-mod harness;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use harness::{DaemonProcess, GROUP, NS, Spec, Webhooks, World, node_name, node_of, untouched};
+use crate::harness::{self, DaemonProcess, GROUP, NS, SERIAL, Spec, Webhooks, World, node_name, node_of, untouched};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kubesim::builders::{Budget, PodTemplate, pdb};
-
-/// One scenario at a time: they load the same Heat engine.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const HEAT: Duration = Duration::from_secs(120);
 const KUBE: Duration = Duration::from_secs(60);

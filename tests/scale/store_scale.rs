@@ -4,7 +4,7 @@
 //! by default (about a minute in a debug build):
 //!
 //! ```text
-//! cargo test --test store_scale -- --ignored --nocapture
+//! cargo test --test scale store_scale -- --ignored --nocapture
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout};

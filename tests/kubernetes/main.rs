@@ -1,0 +1,20 @@
+//! The daemon's Kubernetes side against kubesim over HTTP, in one test binary
+//! (each module was a binary of its own; linking the crates once per binary
+//! was most of the test build's time):
+//!
+//! - [`actuator`], [`cluster`] (the observers), [`election`], [`pod_level`]:
+//!   the library driven in process;
+//! - [`explain`]: the `heatscaler explain` binary;
+//! - [`alerts`], [`telemetry`]: sinks and `/metrics` over real HTTP;
+//! - [`manifests`]: the in-cluster manifests and the RBAC they grant.
+//!
+//! `cargo test --test kubernetes pod_level::` runs one module.
+
+mod actuator;
+mod alerts;
+mod cluster;
+mod election;
+mod explain;
+mod manifests;
+mod pod_level;
+mod telemetry;

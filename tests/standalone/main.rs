@@ -1,0 +1,8 @@
+//! Tests that need no server: the simulator through the `heatscaler` binary
+//! (or, built without it, what the binary says instead) and the systemd unit.
+
+#[cfg(feature = "simulator")]
+mod simulate;
+mod systemd_unit;
+#[cfg(not(feature = "simulator"))]
+mod without_simulator;
