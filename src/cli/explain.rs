@@ -1,6 +1,6 @@
 //! `heatscaler explain`: one planning pass without acting. The same parts as
 //! the daemon (the Kubernetes watches' store, a read of every group's Heat
-//! stack, `daemon::Planning::plan`), printed instead of carried out.
+//! stack, `control_loop::Planning::plan`), printed instead of carried out.
 //!
 //! The node level only: pod-level decisions need the recommender's usage
 //! history, which a one-shot process does not have (a running daemon's

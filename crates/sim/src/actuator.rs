@@ -25,7 +25,7 @@ impl Sim<'_> {
             Action::MarkDrained(a) => self.mark_drained(a),
             Action::RollBackRemoval(a) => self.roll_back(a),
             Action::DeleteNode(a) => self.delete_node(a),
-            // Pod-level actions are simulated by `sim::podlevel`; this model
+            // Pod-level actions are simulated by `podlevel`; this model
             // has no VPA objects, so the planner never plans them here.
             Action::ResizePod(_) | Action::RecreatePod(_) => Err("no pod-level model in this simulation".into()),
         };

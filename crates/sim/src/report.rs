@@ -138,7 +138,7 @@ pub struct Sample {
     pub cost_per_hour: f64,
     pub pending_pods: u32,
     pub running_pods: u32,
-    /// The fluid lower bound at this instant (see `sim::bound`).
+    /// The fluid lower bound at this instant (see `bound`).
     pub bound: bound::Instant,
 }
 

@@ -58,7 +58,7 @@ pub struct Scenario {
     /// Single pods with an arrival and (optionally) a departure.
     #[serde(default)]
     pub pods: Vec<OneOffPod>,
-    /// Pod-level resizing benchmark (`sim::podlevel`), run next to the node level.
+    /// Pod-level resizing benchmark (`podlevel`), run next to the node level.
     #[serde(default)]
     pub pod_level: Option<super::podlevel::PodLevelSpec>,
     /// Batch jobs arriving in bursts (a Poisson process).
@@ -104,7 +104,7 @@ pub struct SizeRange {
     pub max: u32,
 }
 
-/// A node list whose common shapes become node groups (`sim::trace::alibaba_openb`).
+/// A node list whose common shapes become node groups (`trace::alibaba_openb`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct NodeListSpec {
@@ -125,7 +125,7 @@ pub fn default_min_share() -> f64 {
     0.01
 }
 
-/// A trace file replayed row by row (see `sim::trace`).
+/// A trace file replayed row by row (see `trace`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct TraceSpec {

@@ -2,7 +2,7 @@
 //! re-implemented here so both policies see the same usage (this is not
 //! VPA's code, and is labelled so in the report).
 //!
-//! - Recommender: VPA's algorithm with its defaults (`src/recommender`
+//! - Recommender: VPA's algorithm with its defaults (`crates/core/src/recommender/`
 //!   re-implements it; `RecommenderSettings::default()` are VPA's flags).
 //! - Updater (`pkg/updater`, default flags), every `--updater-interval` (1m):
 //!   a pod is updated when a container's request is outside

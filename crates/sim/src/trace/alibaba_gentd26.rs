@@ -3,7 +3,7 @@
 //! system, `value,timestamp_anon,container_ip`, sampled about every 57 s
 //! for about 23 hours. Replayed at the pod level: each container's series
 //! becomes the memory usage of one workload of the pod-level benchmark
-//! (`sim::podlevel`), run through the real recommender and updater and
+//! (`podlevel`), run through the real recommender and updater and
 //! through the VPA-defaults baseline.
 //!
 //! - **A fraction becomes bytes** × [`CONTAINER_MEMORY`]: the trace gives
