@@ -8,7 +8,7 @@
 //! - [`alerts`], [`telemetry`]: sinks and `/metrics` over real HTTP;
 //! - [`manifests`]: the in-cluster manifests and the RBAC they grant.
 //!
-//! `cargo test --test kubernetes pod_level::` runs one module.
+//! `cargo test --test daemon pod_level::` runs one module.
 
 mod actuator;
 mod alerts;

@@ -197,7 +197,7 @@ fn every_call_listed_is_still_made_and_every_api_type_is_listed() {
                 }
                 assert!(
                     API_TYPES.contains(&ty),
-                    "{} uses Api<{ty}>: add its calls to the list in tests/kubernetes/manifests.rs and to rbac.yaml",
+                    "{} uses Api<{ty}>: add its calls to the list in tests/daemon/manifests.rs and to rbac.yaml",
                     path.display()
                 );
             }
