@@ -68,7 +68,7 @@ mkdir "$tmp/src" "$tmp/bin"
 cp "$here/gomod/go.mod" "$here/gomod/go.sum" "$tmp/src/"
 cd "$tmp/src"
 
-log "building Kubernetes v$KUBERNETES_VERSION (${KUBERNETES_BINARIES[*]}) and etcd v$ETCD_VERSION; about 10 min on 2 cores when nothing is cached"
+log "building ${KUBERNETES_BINARIES[*]} (Kubernetes v$KUBERNETES_VERSION, etcd v$ETCD_VERSION); about 10 min on 2 cores when nothing is cached"
 # CGO off, as Kubernetes builds its release binaries: no C toolchain needed.
 # -mod=readonly: go.mod and go.sum are pinned; a missing checksum is an error, not a lookup.
 if ! CGO_ENABLED=0 nice -n "${HEATSCALER_BUILD_NICE:-0}" go build -mod=readonly -trimpath -ldflags "$ldflags" \

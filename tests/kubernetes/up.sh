@@ -176,12 +176,17 @@ kubeconfig "$DIR/scheduler.kubeconfig" system:kube-scheduler scheduler
 # --- Processes ---------------------------------------------------------------------
 V=${HEATSCALER_K8S_VERBOSITY:-0}
 TIMEOUT=${HEATSCALER_K8S_START_TIMEOUT:-90}
-# Each component runs in its own session (setsid), so down.sh can stop it with all its children.
+# Each component runs in its own session (setsid), so down.sh can stop it with
+# all its children, and is started from a subshell that exits at once, so it is
+# not this script's child: a component that stops is reaped by init instead of
+# lingering as a zombie that down.sh (run from this script on failure) would wait for.
 spawn() { # name command...
     local name=$1
     shift
-    setsid "$@" >"$DIR/log/$name.log" 2>&1 </dev/null &
-    echo $! >"$DIR/run/$name.pid"
+    (
+        setsid "$@" >"$DIR/log/$name.log" 2>&1 </dev/null &
+        echo $! >"$DIR/run/$name.pid"
+    )
 }
 # wait_healthy NAME URL [curl args...]: polls until 200 "ok", or fails with the log tail.
 wait_healthy() {
