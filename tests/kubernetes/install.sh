@@ -14,7 +14,8 @@
 #   HEATSCALER_CACHE                 cache root (default ~/.cache/heatscaler)
 #   HEATSCALER_KUBERNETES_HOME       the install directory itself (default $HEATSCALER_CACHE/kubernetes/<version>)
 #   HEATSCALER_BUILD_NICE            niceness of the Go build (default 0)
-#   GOMODCACHE, GOCACHE, GOPROXY     as for any Go build
+#   HEATSCALER_KUBERNETES_GOCACHE    Go build cache to keep (default: a temporary one, removed after)
+#   GOMODCACHE, GOPROXY              as for any Go build (the modules, ~600 MB, stay in GOMODCACHE)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -69,6 +70,9 @@ cp "$here/gomod/go.mod" "$here/gomod/go.sum" "$tmp/src/"
 cd "$tmp/src"
 
 log "building ${KUBERNETES_BINARIES[*]} (Kubernetes v$KUBERNETES_VERSION, etcd v$ETCD_VERSION); about 10 min on 2 cores when nothing is cached"
+# The compiled packages (~3 GB) are only worth keeping until the binaries are:
+# a private build cache goes with the temp dir unless one is asked for.
+export GOCACHE=${HEATSCALER_KUBERNETES_GOCACHE:-$tmp/gocache}
 # CGO off, as Kubernetes builds its release binaries: no C toolchain needed.
 # -mod=readonly: go.mod and go.sum are pinned; a missing checksum is an error, not a lookup.
 if ! CGO_ENABLED=0 nice -n "${HEATSCALER_BUILD_NICE:-0}" go build -mod=readonly -trimpath -ldflags "$ldflags" \
@@ -99,7 +103,7 @@ done
 "$tmp/bin/kube-apiserver" --version | grep -q "v$KUBERNETES_VERSION" || die "kube-apiserver --version does not say v$KUBERNETES_VERSION"
 echo "$key" >"$tmp/stamp"
 chmod 755 "$tmp"
-rm -rf "$tmp/src"
+rm -rf "$tmp/src" "$tmp/gocache"
 
 # Into place: the old directory (a stale build) moves aside first, so the
 # final name only ever holds a complete build.
