@@ -1,0 +1,360 @@
+//! Smoke tests of the real-Kubernetes test world: a 1.35 control plane built
+//! from source (`tests/kubernetes/`) with emulated kubelets (`kubelet-emu`),
+//! showing the behaviours kubesim does not model on heatscaler's critical
+//! paths — DaemonSet pods kept on a NoSchedule-tainted node, pods of an
+//! unreachable node left Terminating, extended resources and the real
+//! scheduler, in-place resize answered as the kubelet does, kubelet stats
+//! through the node proxy, and RBAC as shipped (a 403 for any verb outside it).
+//!
+//! Each test starts its own control plane (about 10 s); see docs/testing.md
+//! for running one against a control plane started by hand.
+
+#[path = "../support/kubernetes.rs"]
+mod kubernetes;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kubelet_emu::{NodeSpec, Timing, UsageModel, UsageTarget};
+use kubernetes::{Knobs, TestKubernetes, wait_for};
+use serde_json::json;
+
+const NS: &str = "default";
+const WAIT: Duration = Duration::from_secs(60);
+/// heatscaler's removal taint (docs/planner.md).
+const REMOVAL_TAINT: &str = "heatscaler.io/to-be-removed";
+
+fn deployment(name: &str, replicas: i32, cpu: &str, extra: serde_json::Value) -> Deployment {
+    let mut container = json!({"name": "app", "image": "registry.example/app:1",
+                               "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}});
+    if let Some(obj) = extra.as_object() {
+        for (k, v) in obj {
+            container[k] = v.clone();
+        }
+    }
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"terminationGracePeriodSeconds": 30, "containers": [container]},
+            },
+        },
+    }))
+    .unwrap()
+}
+
+fn node_condition(node: &Node, kind: &str) -> Option<String> {
+    node.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == kind).map(|c| c.status.clone())
+}
+
+fn pod_condition<'a>(pod: &'a Pod, kind: &str) -> Option<&'a k8s_openapi::api::core::v1::PodCondition> {
+    pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == kind)
+}
+
+async fn pods_of(api: &Api<Pod>, app: &str) -> Vec<Pod> {
+    api.list(&ListParams::default().labels(&format!("app={app}"))).await.unwrap().items
+}
+
+async fn wait_ready_deployment(api: &Api<Deployment>, name: &str, replicas: i32) {
+    wait_for(&format!("deployment {name} ready"), WAIT, || async {
+        let d = api.get(name).await.ok()?;
+        (d.status?.ready_replicas? == replicas).then_some(())
+    })
+    .await
+}
+
+/// Nodes register (providerID, Ready, Lease), a Deployment becomes Ready,
+/// a DaemonSet pod stays on a node carrying heatscaler's NoSchedule removal
+/// taint, and a GPU pod waits for a node with `nvidia.com/gpu`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_register_and_the_real_controllers_and_scheduler_run_workloads() {
+    let k8s = TestKubernetes::start(Knobs::default());
+    let client = k8s.admin().await;
+    let emu = k8s.emulator(Timing::fast()).await;
+    for i in 0..2 {
+        emu.add_node(NodeSpec::new(&format!("minion-{i}")).provider_id(&format!("openstack:///uuid-{i}")))
+            .await
+            .unwrap();
+    }
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_for("two Ready nodes", WAIT, || async {
+        let list = nodes.list(&ListParams::default()).await.ok()?;
+        (list.items.iter().filter(|n| node_condition(n, "Ready").as_deref() == Some("True")).count() == 2).then_some(())
+    })
+    .await;
+    let m0 = nodes.get("minion-0").await.unwrap();
+    assert_eq!(m0.spec.unwrap().provider_id.as_deref(), Some("openstack:///uuid-0"));
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    assert!(leases.get("minion-0").await.is_ok(), "minion-0 has its heartbeat Lease");
+
+    // A Deployment through the real deployment + replicaset controllers and scheduler.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    wait_for("the default ServiceAccount", WAIT, || async {
+        Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), NS).get("default").await.ok()
+    })
+    .await;
+    deployments.create(&PostParams::default(), &deployment("web", 3, "100m", json!({}))).await.unwrap();
+    wait_ready_deployment(&deployments, "web", 3).await;
+    for pod in pods_of(&pods, "web").await {
+        let status = pod.status.unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        assert!(status.pod_ip.is_some() && status.host_ip.is_some());
+    }
+
+    // A DaemonSet pod stays on a node tainted NoSchedule (only NoExecute evicts).
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), NS);
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "agent", "namespace": NS},
+        "spec": {
+            "selector": {"matchLabels": {"app": "agent"}},
+            "template": {"metadata": {"labels": {"app": "agent"}},
+                         "spec": {"containers": [{"name": "agent", "image": "registry.example/agent:1",
+                                                  "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}},
+        },
+    }))
+    .unwrap();
+    daemonsets.create(&PostParams::default(), &ds).await.unwrap();
+    let on_m0 = || async {
+        pods_of(&pods, "agent")
+            .await
+            .into_iter()
+            .find(|p| p.spec.as_ref().unwrap().node_name.as_deref() == Some("minion-0"))
+    };
+    let agent = wait_for("the DaemonSet pod on minion-0 running", WAIT, || async {
+        on_m0().await.filter(|p| p.status.as_ref().unwrap().phase.as_deref() == Some("Running"))
+    })
+    .await;
+    let taint = json!({"spec": {"taints": [{"key": REMOVAL_TAINT, "value": "true", "effect": "NoSchedule"}]}});
+    nodes.patch("minion-0", &PatchParams::default(), &Patch::Merge(&taint)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let still = on_m0().await.expect("the DaemonSet pod is still on the tainted node");
+    assert_eq!(still.metadata.uid, agent.metadata.uid, "the same pod, not a replacement");
+    assert!(still.metadata.deletion_timestamp.is_none(), "not being deleted");
+
+    // nvidia.com/gpu: Pending with no GPU node (the real scheduler's message), then scheduled.
+    let gpu_pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "trainer", "namespace": NS},
+        "spec": {"containers": [{"name": "t", "image": "registry.example/train:1",
+                                 "resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &gpu_pod).await.unwrap();
+    let message = wait_for("the GPU pod unschedulable", WAIT, || async {
+        let p = pods.get("trainer").await.ok()?;
+        let c = pod_condition(&p, "PodScheduled")?;
+        (c.status == "False").then(|| c.message.clone().unwrap_or_default())
+    })
+    .await;
+    assert!(message.contains("Insufficient nvidia.com/gpu"), "{message}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pods.get("trainer").await.unwrap().spec.unwrap().node_name, None, "still Pending");
+    emu.add_node(NodeSpec::new("gpu-0").resource("nvidia.com/gpu", "1")).await.unwrap();
+    let pod = wait_for("the GPU pod running on gpu-0", WAIT, || async {
+        let p = pods.get("trainer").await.ok()?;
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(p)
+    })
+    .await;
+    assert_eq!(pod.spec.unwrap().node_name.as_deref(), Some("gpu-0"));
+}
+
+/// `pods/resize` through heatscaler's own identity, answered as the 1.35
+/// kubelet: a resize that fits is allocated then actuated; one larger than the
+/// node is `Infeasible` with the kubelet's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_place_resize_is_answered_as_the_kubelet_answers_it() {
+    let k8s = TestKubernetes::start(Knobs::default());
+    let admin = k8s.admin().await;
+    let emu = k8s.emulator(Timing::fast()).await;
+    emu.add_node(NodeSpec::new("minion-0").cpu("4").memory("8Gi")).await.unwrap();
+    wait_for("the default ServiceAccount", WAIT, || async {
+        Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(admin.clone(), NS).get("default").await.ok()
+    })
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
+    deployments.create(&PostParams::default(), &deployment("api", 1, "500m", json!({}))).await.unwrap();
+    wait_ready_deployment(&deployments, "api", 1).await;
+    let admin_pods: Api<Pod> = Api::namespaced(admin.clone(), NS);
+    let name = pods_of(&admin_pods, "api").await[0].metadata.name.clone().unwrap();
+
+    let pods: Api<Pod> = Api::namespaced(k8s.heatscaler().await, NS);
+    let resize =
+        |cpu: &str| json!({"spec": {"containers": [{"name": "app", "resources": {"requests": {"cpu": cpu}}}]}});
+    pods.patch_subresource("resize", &name, &PatchParams::default(), &Patch::Strategic(resize("1")))
+        .await
+        .expect("heatscaler may resize pods");
+    let pod = wait_for("the resize actuated", WAIT, || async {
+        let p = admin_pods.get(&name).await.ok()?;
+        let cs = &p.status.as_ref()?.container_statuses.as_ref()?[0];
+        let actual = cs.resources.as_ref()?.requests.as_ref()?.get("cpu")?.0.clone();
+        (actual == "1" && pod_condition(&p, "PodResizeInProgress").is_none()).then_some(p)
+    })
+    .await;
+    let cs = &pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0];
+    assert_eq!(cs.allocated_resources.as_ref().unwrap()["cpu"].0, "1");
+    assert_eq!(pod.status.as_ref().unwrap().observed_generation, pod.metadata.generation);
+    assert!(pod_condition(&pod, "PodResizePending").is_none());
+
+    pods.patch_subresource("resize", &name, &PatchParams::default(), &Patch::Strategic(resize("5"))).await.unwrap();
+    let pending = wait_for("the resize infeasible", WAIT, || async {
+        let p = admin_pods.get(&name).await.ok()?;
+        pod_condition(&p, "PodResizePending").cloned()
+    })
+    .await;
+    assert_eq!(pending.reason.as_deref(), Some("Infeasible"));
+    assert_eq!(
+        pending.message.as_deref(),
+        Some("Node didn't have enough capacity: cpu, requested: 5000, capacity: 4000")
+    );
+    let p = admin_pods.get(&name).await.unwrap();
+    let cs = &p.status.unwrap().container_statuses.unwrap()[0];
+    assert_eq!(cs.resources.as_ref().unwrap().requests.as_ref().unwrap()["cpu"].0, "1", "still running at 1 CPU");
+}
+
+/// `/stats/summary` read the way the daemon reads it (node proxy, heatscaler's
+/// token, heatscaler's parser), and a 403 for verbs the shipped ClusterRole
+/// does not grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_through_the_node_proxy_with_the_shipped_rbac_and_403_outside_it() {
+    let k8s = TestKubernetes::start(Knobs::default());
+    let admin = k8s.admin().await;
+    let emu = k8s.emulator(Timing::fast()).await;
+    emu.add_node(NodeSpec::new("minion-0")).await.unwrap();
+    wait_for("the default ServiceAccount", WAIT, || async {
+        Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(admin.clone(), NS).get("default").await.ok()
+    })
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
+    deployments.create(&PostParams::default(), &deployment("web", 2, "100m", json!({}))).await.unwrap();
+    emu.set_usage(UsageTarget::selector(Some(NS), "app=web"), UsageModel::constant(250, 300 << 20)).unwrap();
+    wait_ready_deployment(&deployments, "web", 2).await;
+
+    let heatscaler = k8s.heatscaler().await;
+    let path =
+        heatscaler_daemon::usage::collector::proxy_path("minion-0", heatscaler_daemon::config::UsageSource::Summary)
+            .unwrap();
+    let summary = wait_for("two pods in the summary", WAIT, || async {
+        let req = http::Request::get(&path).body(Vec::new()).unwrap();
+        let body = heatscaler.request_text(req).await.ok()?;
+        let summary = heatscaler_daemon::usage::summary::parse(body.as_bytes()).expect("a kubelet summary");
+        (summary.pods.len() == 2).then_some(summary)
+    })
+    .await;
+    assert_eq!(summary.node.node_name, "minion-0");
+    for pod in &summary.pods {
+        let c = &pod.containers[0];
+        assert_eq!(c.memory.as_ref().unwrap().working_set_bytes, Some(300 << 20));
+        assert_eq!(c.cpu.as_ref().unwrap().usage_nano_cores, Some(250_000_000));
+    }
+    let cadvisor = heatscaler
+        .request_text(http::Request::get("/api/v1/nodes/minion-0/proxy/metrics/cadvisor").body(Vec::new()).unwrap())
+        .await
+        .unwrap();
+    assert!(cadvisor.contains("container_memory_working_set_bytes{container=\"app\""), "{cadvisor}");
+
+    // Outside the ClusterRole: creating pods or ConfigMaps, updating (not patching) nodes.
+    let forbidden = |r: Result<_, kube::Error>| match r {
+        Err(kube::Error::Api(e)) => e.code == 403,
+        _ => false,
+    };
+    let pods: Api<Pod> = Api::namespaced(heatscaler.clone(), NS);
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "x"},
+        "spec": {"containers": [{"name": "x", "image": "x"}]}}))
+    .unwrap();
+    assert!(forbidden(pods.create(&PostParams::default(), &pod).await.map(|_| ())));
+    let cms: Api<ConfigMap> = Api::namespaced(heatscaler.clone(), "heatscaler");
+    assert!(forbidden(cms.create(&PostParams::default(), &ConfigMap::default()).await.map(|_| ())));
+    let nodes: Api<Node> = Api::all(heatscaler.clone());
+    let node = nodes.get("minion-0").await.expect("heatscaler may read nodes");
+    assert!(forbidden(nodes.replace("minion-0", &PostParams::default(), &node).await.map(|_| ())));
+    assert!(forbidden(pods.delete(&summary.pods[0].pod_ref.name, &Default::default()).await.map(|_| ())));
+}
+
+/// A kubelet that stops: the real node lifecycle controller marks the node
+/// Unknown and taints it NoExecute; taint-based eviction deletes its pods,
+/// which stay Terminating because no kubelet finishes them — until it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_kubelet_leaves_its_pods_terminating() {
+    let k8s = TestKubernetes::start(Knobs::fast_node_lifecycle());
+    let admin = k8s.admin().await;
+    let emu = k8s.emulator(Timing::fast()).await;
+    emu.add_node(NodeSpec::new("minion-0")).await.unwrap();
+    // Cordoned so the pod starts on minion-0. A second node also matters for the
+    // node lifecycle controller: when every node is unreachable it assumes the
+    // control plane is cut off ("all Nodes are not-Ready. Entering master
+    // disruption mode") and taints nothing NoExecute.
+    emu.add_node(NodeSpec::new("minion-1").unschedulable()).await.unwrap();
+    wait_for("the default ServiceAccount", WAIT, || async {
+        Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(admin.clone(), NS).get("default").await.ok()
+    })
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
+    deployments.create(&PostParams::default(), &deployment("web", 1, "100m", json!({}))).await.unwrap();
+    wait_ready_deployment(&deployments, "web", 1).await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NS);
+    let pod = pods_of(&pods, "web").await.remove(0);
+    let name = pod.metadata.name.clone().unwrap();
+
+    emu.stop_kubelet("minion-0").unwrap();
+    let nodes: Api<Node> = Api::all(admin.clone());
+    let lifecycle = k8s.node_monitor_grace_period() + Duration::from_secs(k8s.toleration_seconds()) + WAIT;
+    let node = wait_for("minion-0 Unknown and tainted NoExecute", lifecycle, || async {
+        let n = nodes.get("minion-0").await.ok()?;
+        let tainted = n
+            .spec
+            .as_ref()?
+            .taints
+            .as_ref()?
+            .iter()
+            .any(|t| t.key == "node.kubernetes.io/unreachable" && t.effect == "NoExecute");
+        (node_condition(&n, "Ready").as_deref() == Some("Unknown") && tainted).then_some(n)
+    })
+    .await;
+    assert!(
+        node.spec
+            .unwrap()
+            .taints
+            .unwrap()
+            .iter()
+            .any(|t| t.key == "node.kubernetes.io/unreachable" && t.effect == "NoSchedule")
+    );
+    wait_for("the pod Terminating", lifecycle, || async {
+        pods.get(&name).await.ok()?.metadata.deletion_timestamp.map(|_| ())
+    })
+    .await;
+    // The grace period (30 s, ×0.05 = 1.5 s for this kubelet) passes; nobody finishes the pod.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let stuck = pods.get(&name).await.expect("the pod is still there");
+    assert!(stuck.metadata.deletion_timestamp.is_some());
+    assert_eq!(stuck.metadata.uid, pod.metadata.uid);
+    // Its replacement runs on the other node once it is schedulable again.
+    let uncordon = json!({"spec": {"unschedulable": false}});
+    nodes.patch("minion-1", &PatchParams::default(), &Patch::Merge(&uncordon)).await.unwrap();
+    wait_for("a replacement running on minion-1", WAIT, || async {
+        pods_of(&pods, "web").await.into_iter().find(|p| {
+            p.metadata.uid != pod.metadata.uid
+                && p.spec.as_ref().unwrap().node_name.as_deref() == Some("minion-1")
+                && p.status.as_ref().unwrap().phase.as_deref() == Some("Running")
+        })
+    })
+    .await;
+
+    // The kubelet returns: it finishes the deletion and the node is Ready again.
+    emu.start_kubelet("minion-0").await.unwrap();
+    wait_for("the terminating pod gone", WAIT, || async {
+        match pods.get(&name).await {
+            Err(kube::Error::Api(e)) if e.code == 404 => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    wait_for("minion-0 Ready", WAIT, || async {
+        (node_condition(&nodes.get("minion-0").await.ok()?, "Ready").as_deref() == Some("True")).then_some(())
+    })
+    .await;
+}
