@@ -1,0 +1,247 @@
+package main
+
+// The closed loop of the simulator's vpa-defaults peer on a GenTD26 series,
+// with VPA's own recommender in the loop: after the peer's first eviction the
+// simulator's samples depend on its recommendations (a replacement pod starts
+// with the target as request and limit, and usage above the limit is an OOM
+// kill), so the converter alone (gentd26.go) no longer says what the
+// simulator feeds. This replays the peer's updater, admission and simulated
+// kubelet — src/sim/podlevel/run.rs `simulate` (Side::VpaDefaults),
+// baseline.rs `evictions` and `admitted`, cluster.rs (create, oom_kill,
+// up, down_within), metrics/oom.rs `OomTracker::observe`, report.rs `Meter` —
+// around the real recommender, and emits
+//
+//   - the rows the simulator would feed (usage, and OOM kills with the pod's
+//     memory request), one pod name per replacement like the simulator's;
+//   - VPA's recommendation at every tick (what the peer's updater would have
+//     acted on had its recommender been VPA's);
+//   - the run's totals in the terms of `heatscaler simulate --json` (rows of
+//     policy vpa-defaults*: ooms, evictions, measured, down, memory_request,
+//     memory_usage, memory_under), so `-check-sim` can hold them against a
+//     real simulator run: equal totals mean the simulator took the same
+//     decisions at the same ticks, i.e. its recommender gave the same
+//     numbers as VPA's wherever they mattered, and the rows are exactly the
+//     samples the simulator fed.
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Peer updater constants (baseline.rs, VPA's updater flag defaults).
+const (
+	lifetimeThreshold  = 12 * time.Hour
+	podUpdateThreshold = 0.1
+	evictAfterOOM      = 10 * time.Minute
+	oomObserveMaxAge   = 24 * time.Hour // the recommender's memory aggregation interval
+)
+
+// Totals are report.rs `Totals` of one workload under the peer.
+type Totals struct {
+	Workload      string  `json:"workload"`
+	Measured      float64 `json:"measured"`
+	MemoryRequest float64 `json:"memory_request"`
+	MemoryUsage   float64 `json:"memory_usage"`
+	MemoryUnder   float64 `json:"memory_under"`
+	PodDays       float64 `json:"pod_days"`
+	OOMs          int64   `json:"ooms"`
+	Evictions     int64   `json:"evictions"`
+	Down          float64 `json:"down"`
+	Total         float64 `json:"total"`
+}
+
+type simPod struct {
+	name           string
+	created        time.Time
+	request, limit int64 // memory bytes
+	downSince      time.Time
+	downUntil      time.Time // zero: never down
+	started        time.Time
+	lastOOM        time.Time // zero: none
+	lastOOMAfter   time.Duration
+	hasOOMAfter    bool
+}
+
+func (p *simPod) up(now time.Time) bool {
+	return p.downUntil.IsZero() || !now.Before(p.downUntil)
+}
+
+func (p *simPod) downWithin(from, to time.Time) time.Duration {
+	if p.downUntil.IsZero() && p.downSince.IsZero() {
+		return 0
+	}
+	until, since := p.downUntil, p.downSince
+	if to.Before(until) {
+		until = to
+	}
+	if from.After(since) {
+		since = from
+	}
+	if d := until.Sub(since); d > 0 {
+		return d
+	}
+	return 0
+}
+
+// ClosedLoop runs one series under the peer with VPA's recommender.
+func (g GenTD26) ClosedLoop(s Series, rec func(Recommendation)) ([]Row, Totals) {
+	span := s.Samples[len(s.Samples)-1][0]
+	duration := time.Duration(math.Round(span*1e9)) + g.Interval
+	ticks := int64(math.Floor(duration.Seconds() / g.Interval.Seconds()))
+	name := g.Name(s)
+	template := int64(g.MemoryBytes) // request and limit of the workload's template
+	r := NewReplayer([]corev1.ResourceName{corev1.ResourceMemory})
+	uid := 0
+	create := func(now time.Time, restart time.Duration, request, limit int64) *simPod {
+		uid++
+		// Created pending, bound at once; the container starts after the restart delay.
+		started := now.Add(restart)
+		return &simPod{name: fmt.Sprintf("%s-%d", name, uid), created: now, request: request, limit: limit,
+			downSince: now, downUntil: started, started: started}
+	}
+	pod := create(g.Epoch, 0, template, template) // the first pod starts at once (run.rs)
+	tot := Totals{Workload: name, PodDays: duration.Seconds() / 86400, Total: duration.Seconds()}
+	reported := map[string]time.Time{}
+	var rows []Row
+	dt := g.Interval.Seconds()
+	for tick := int64(0); tick < ticks; tick++ {
+		t := time.Duration(tick) * g.Interval
+		now := g.Epoch.Add(t)
+		tot.Down += pod.downWithin(now.Add(-g.Interval), now).Seconds()
+
+		secs := t.Seconds()
+		i := sort.Search(len(s.Samples), func(i int) bool { return s.Samples[i][0] > secs })
+		if i > 0 {
+			i--
+		}
+		used := s.Samples[i][1] * g.MemoryBytes
+		if pod.up(now) {
+			if pod.limit > 0 && used > float64(pod.limit) {
+				// cluster.rs oom_kill: restarts with the same resources.
+				pod.lastOOMAfter, pod.hasOOMAfter = now.Sub(pod.started), true
+				pod.started = now.Add(g.Restart)
+				pod.downSince, pod.downUntil = now, pod.started
+				pod.lastOOM = now
+				tot.OOMs++
+			} else {
+				tot.Measured += dt
+				tot.MemoryRequest += float64(pod.request) * dt
+				tot.MemoryUsage += used * dt
+				if used > float64(pod.request) {
+					tot.MemoryUnder += dt
+				}
+				row := Row{Container: name, Pod: pod.name, At: now, Kind: "usage", CPU: g.CPU, HasCPU: true, Memory: int64(used), HasMemory: true}
+				rows = append(rows, row)
+				r.Feed(row)
+			}
+		}
+		// OomTracker::observe: each kill once, if not older than the aggregation interval.
+		if !pod.lastOOM.IsZero() {
+			if last, ok := reported[pod.name]; (!ok || last.Before(pod.lastOOM)) && now.Sub(pod.lastOOM) <= oomObserveMaxAge {
+				row := Row{Container: name, Pod: pod.name, At: pod.lastOOM, Kind: "oom", Memory: pod.request, HasMemory: true}
+				rows = append(rows, row)
+				r.Feed(row)
+			}
+			reported = map[string]time.Time{pod.name: pod.lastOOM}
+		} else {
+			reported = map[string]time.Time{}
+		}
+		recommendation, ok := r.Recommend(name, now)
+		if !ok {
+			continue
+		}
+		if rec != nil {
+			rec(recommendation)
+		}
+		// baseline.rs evictions: one replica, minReplicas 1, memory controlled.
+		target := memory(recommendation.Target)
+		if !pod.up(now) || target == 0 {
+			continue
+		}
+		lower, upper := memory(recommendation.Lower), memory(recommendation.Upper)
+		outside := pod.request == 0 || (lower > 0 && pod.request < lower) || (upper > 0 && pod.request > upper)
+		diff := math.Abs(float64(pod.request-target)) / float64(max(pod.request, 1))
+		quickOOM := pod.hasOOMAfter && pod.lastOOMAfter < evictAfterOOM
+		if !outside && !quickOOM && (now.Sub(pod.created) < lifetimeThreshold || diff < podUpdateThreshold) {
+			continue
+		}
+		if quickOOM && diff == 0 {
+			continue
+		}
+		// Evicted; the admission controller gives the replacement the target,
+		// the limit in proportion (the template's limit equals its request).
+		tot.Evictions++
+		pod = create(now, g.Restart, target, target)
+	}
+	return rows, tot
+}
+
+func memory(l corev1.ResourceList) int64 {
+	q, ok := l[corev1.ResourceMemory]
+	if !ok {
+		return 0
+	}
+	return q.Value()
+}
+
+// SimTotals reads the vpa-defaults* rows of `heatscaler simulate --json`.
+func SimTotals(path string) (map[string]Totals, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		PodLevel *struct {
+			Rows []struct {
+				Workload string `json:"workload"`
+				Policy   string `json:"policy"`
+				Totals   Totals `json:"totals"`
+			} `json:"rows"`
+		} `json:"pod-level"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if doc.PodLevel == nil {
+		return nil, fmt.Errorf("%s: no pod-level report", path)
+	}
+	out := map[string]Totals{}
+	for _, r := range doc.PodLevel.Rows {
+		if r.Policy == "vpa-defaults*" {
+			t := r.Totals
+			t.Workload = r.Workload
+			out[r.Workload] = t
+		}
+	}
+	return out, nil
+}
+
+// CheckTotals holds the loop's totals against the simulator's, per workload:
+// counts equal, sums within a relative 1e-9. It returns one line per mismatch.
+func CheckTotals(mine []Totals, sim map[string]Totals) []string {
+	var bad []string
+	close := func(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b)) }
+	for _, m := range mine {
+		s, ok := sim[m.Workload]
+		if !ok {
+			bad = append(bad, fmt.Sprintf("%s: not in the simulator's report", m.Workload))
+			continue
+		}
+		if m.OOMs != s.OOMs || m.Evictions != s.Evictions || !close(m.Measured, s.Measured) || !close(m.Down, s.Down) ||
+			!close(m.MemoryRequest, s.MemoryRequest) || !close(m.MemoryUsage, s.MemoryUsage) || !close(m.MemoryUnder, s.MemoryUnder) ||
+			!close(m.Total, s.Total) {
+			bad = append(bad, fmt.Sprintf("%s: VPA in the loop: %d OOM kills, %d evictions, request %.6g B·s, down %.0f s; simulator: %d, %d, %.6g B·s, %.0f s",
+				m.Workload, m.OOMs, m.Evictions, m.MemoryRequest, m.Down, s.OOMs, s.Evictions, s.MemoryRequest, s.Down))
+		}
+	}
+	if len(mine) != len(sim) {
+		bad = append(bad, fmt.Sprintf("%d workloads here, %d in the simulator's report", len(mine), len(sim)))
+	}
+	return bad
+}
