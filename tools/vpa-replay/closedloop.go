@@ -6,7 +6,7 @@ package main
 // with the target as request and limit, and usage above the limit is an OOM
 // kill), so the converter alone (gentd26.go) no longer says what the
 // simulator feeds. This replays the peer's updater, admission and simulated
-// kubelet — src/sim/podlevel/run.rs `simulate` (Side::VpaDefaults),
+// kubelet — crates/sim/src/podlevel/run.rs `simulate` (Side::VpaDefaults),
 // baseline.rs `evictions` and `admitted`, cluster.rs (create, oom_kill,
 // up, down_within), metrics/oom.rs `OomTracker::observe`, report.rs `Meter` —
 // around the real recommender, and emits

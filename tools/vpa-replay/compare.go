@@ -199,7 +199,7 @@ func Compare(vpa, peer []Point, tolerance float64, keep func(Point) bool) ([]Sum
 }
 
 // FirstEviction is when the simulator's vpa-defaults updater
-// (src/sim/podlevel/baseline.rs `evictions`, one replica with minReplicas 1,
+// (crates/sim/src/peers/vpa_defaults.rs `evictions`, one replica with minReplicas 1,
 // no OOM kill) first evicts a pod created at `created` with memory request
 // `request`, judged on the peer's own recommendations: the request outside
 // [lower, upper], or after 12 h of pod life at least 10 % off the target.

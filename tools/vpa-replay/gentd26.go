@@ -5,7 +5,7 @@ package main
 // computed the same way, as replay input. Each step names the Rust it
 // mirrors (at the commit this tool was written against):
 //
-//   - reading: src/sim/trace/alibaba_gentd26.rs `read` — columns by name,
+//   - reading: crates/sim/src/trace/alibaba_gentd26.rs `read` — columns by name,
 //     fields trimmed, a row with an empty container_ip, a value outside
 //     [-0.001, 1.001] or a negative timestamp is an error (no
 //     --skip-bad-rows here); values clamped to [0, 1]; containers kept in
@@ -16,7 +16,7 @@ package main
 //     request and the limit of the only container; workload name = the
 //     first 12 characters of the id; one replica; CPU constant 0.5 core;
 //     no noise; duration = the series' span + 60 s.
-//   - sampling: src/sim/podlevel/run.rs `simulate` — ticks every
+//   - sampling: crates/sim/src/podlevel/run.rs `simulate` — ticks every
 //     metrics_interval (60 s) from run::epoch() (2024-01-01T00:00:00Z),
 //     floor(duration / 60 s) of them; the first pod is created running at
 //     the epoch (`cluster.create(.., epoch, Duration::ZERO)`: no start delay),
@@ -97,7 +97,7 @@ func keeps(which, id string) bool {
 	return (which == "even") == (d%2 == 0)
 }
 
-// ReadGenTD26 reads the trace as src/sim/trace/alibaba_gentd26.rs `read` does.
+// ReadGenTD26 reads the trace as crates/sim/src/trace/alibaba_gentd26.rs `read` does.
 func (g GenTD26) Read(path string) (GenTD26Read, error) {
 	var out GenTD26Read
 	f, err := os.Open(path)
