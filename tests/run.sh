@@ -28,4 +28,7 @@ cargo test --workspace --locked
 step "the binary without the simulator"
 cargo test -p heatscaler --no-default-features --locked --test standalone
 
+step "the real VPA recommender's harness (tools/vpa-replay, docs/peers.md)"
+tools/vpa-replay/run.sh test
+
 step "done"
