@@ -60,7 +60,7 @@ pub mod for_peers {
     pub use super::index::{Index, Membership};
 }
 
-pub use action::Action;
+pub use action::{Action, ActionKind};
 pub use explain::Explanation;
 pub use memory::Memory;
 pub use policy::{Policy, ResizePolicy, Tuning};

@@ -4,6 +4,7 @@
 //! never renamed. Names follow cluster-autoscaler's Events where it has one
 //! (`TriggeredScaleUp`, `NotTriggerScaleUp`, `ScaledUpGroup`), so runbooks carry over.
 
+use heatscaler_core::planner::ActionKind;
 use serde::Serialize;
 
 use super::Severity;
@@ -129,6 +130,25 @@ reasons! {
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl Reason {
+    /// The reason of the Event that reports carrying out an action of this
+    /// kind: what a dry run reports it with ("dry run: would ..."). The
+    /// planner names the kind; which Event stands for it is this catalogue's.
+    pub const fn for_action(kind: ActionKind) -> Reason {
+        match kind {
+            ActionKind::ScaleUp => Reason::ScaledUpGroup,
+            ActionKind::RemoveMembers => Reason::ScaledDownGroup,
+            ActionKind::StartRemoval => Reason::ScaleDownCordoned,
+            ActionKind::EvictPods => Reason::DrainStarted,
+            ActionKind::MarkDrained => Reason::DrainFinished,
+            ActionKind::RollBackRemoval => Reason::ScaleDownAborted,
+            ActionKind::DeleteNode => Reason::MinionRemoved,
+            ActionKind::ResizePod => Reason::PodResized,
+            ActionKind::RecreatePod => Reason::PodEvictedForResize,
+        }
     }
 }
 
