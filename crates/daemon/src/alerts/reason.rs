@@ -170,4 +170,12 @@ mod tests {
         }
         assert!(Reason::ALL.len() >= 20);
     }
+
+    #[test]
+    fn each_kind_of_action_is_reported_with_its_own_reason() {
+        use heatscaler_core::planner::ActionKind;
+        let reasons: std::collections::BTreeSet<Reason> =
+            ActionKind::ALL.iter().map(|&k| Reason::for_action(k)).collect();
+        assert_eq!(reasons.len(), ActionKind::ALL.len());
+    }
 }
