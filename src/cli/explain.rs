@@ -115,18 +115,14 @@ fn print_text(planned: &Planned, config: &Config) {
     } else {
         println!("\nActions this pass would take (none was taken):");
         for action in &planned.plan.actions {
-            println!("  - {}", heatscaler_daemon::act::describe(action));
+            println!("  - {action}");
         }
     }
 }
 
 fn as_json(planned: &Planned) -> serde_json::Value {
-    let actions: Vec<serde_json::Value> = planned
-        .plan
-        .actions
-        .iter()
-        .map(|a| serde_json::json!({"description": heatscaler_daemon::act::describe(a), "action": a}))
-        .collect();
+    let actions: Vec<serde_json::Value> =
+        planned.plan.actions.iter().map(|a| serde_json::json!({"description": a.to_string(), "action": a})).collect();
     serde_json::json!({
         "nodes": planned.nodes,
         "pods": planned.pods,

@@ -13,7 +13,9 @@ use heatscaler_core::planner::action::{EvictPods, Eviction, MarkDrained, RollBac
 use heatscaler_core::planner::explain::RollbackReason;
 use heatscaler_core::planner::protocol::{self, NodePatch, Phase, RemovalKind, RemovalRecord};
 use heatscaler_daemon::act::{Actuator, Outcome};
-use heatscaler_daemon::alerts::{Dispatcher, EventSink, RetryPolicy, ScalingEvent, Severity, SinkError, SinkPolicy};
+use heatscaler_daemon::alerts::{
+    Dispatcher, EventSink, ObjectRef, Reason, RetryPolicy, ScalingEvent, Severity, SinkError, SinkPolicy,
+};
 use heatscaler_daemon::observe::HeatPoke;
 use heatscaler_daemon::telemetry::Metrics;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -297,11 +299,23 @@ async fn dry_run_reports_and_changes_nothing() {
         max_grace: Duration::from_secs(5),
     });
     assert!(matches!(dry.execute(&evict, now()).await, Outcome::DryRun));
+    let mark = Action::MarkDrained(MarkDrained { node: "m-1".into(), record: record(Phase::Drained, false) });
+    assert!(matches!(dry.execute(&mark, now()).await, Outcome::DryRun));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let seen = events.0.lock().unwrap().clone();
-    assert_eq!(seen.len(), 1);
+    assert_eq!(seen.len(), 2);
     assert!(seen[0].message.starts_with("dry run: would evict 1 pod(s) from node m-1"), "{}", seen[0].message);
     assert_eq!(seen[0].fields["dry_run"], "true");
+    // The Event of the step it stands for, on the action's target, in its group (if it names one).
+    assert_eq!(
+        (seen[0].reason, &seen[0].object, &seen[0].group),
+        (Reason::DrainStarted, &Some(ObjectRef::node("m-1")), &None)
+    );
+    assert_eq!(seen[1].message, "dry run: would mark node m-1 drained");
+    assert_eq!(
+        (seen[1].reason, &seen[1].object, seen[1].group.as_deref()),
+        (Reason::DrainFinished, &Some(ObjectRef::node("m-1")), Some("workers"))
+    );
     assert!(
         f.sim
             .get::<Pod>(Some("default"), pod.metadata.name.as_deref().unwrap())

@@ -33,10 +33,7 @@ impl Sim<'_> {
             self.wake = true; // the daemon's watches see what its own action changed
         }
         if let Err(why) = result {
-            let kind = serde_json::to_value(action)
-                .ok()
-                .and_then(|v| v["action"].as_str().map(str::to_string))
-                .unwrap_or_default();
+            let kind = action.kind().as_str().to_string();
             self.rec.event(self.now, action.subject(), TimelineEvent::Refused { action: kind, why });
         }
     }

@@ -12,6 +12,7 @@
 //!   replaying a stale action in a loop.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -22,6 +23,10 @@ use crate::policy::Expander;
 use super::explain::{CpuMemory, ProvisioningFailure, RollbackReason, UpdateReason};
 use super::protocol::{self, NodePatch, Phase, RemovalRecord};
 
+/// One thing the planner asks the world to do. Its facts — [`kind`](Action::kind),
+/// [`target`](Action::target), [`group`](Action::group) and, through
+/// `Display`, the one line that says what it does — are answered here, so
+/// the actuator, the simulator, logs, Events and tests all say the same.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
@@ -36,20 +41,196 @@ pub enum Action {
     RecreatePod(RecreatePod),
 }
 
-impl Action {
-    /// The node or group the action is about, for logs and Events.
-    pub fn subject(&self) -> &str {
+/// Which [`Action`] it is, without its data: the name in `explain --json`
+/// (the serialised `action` tag), logs, Events and the simulator's timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    ScaleUp,
+    RemoveMembers,
+    StartRemoval,
+    EvictPods,
+    MarkDrained,
+    RollBackRemoval,
+    DeleteNode,
+    ResizePod,
+    RecreatePod,
+}
+
+impl ActionKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ActionKind; 9] = [
+        ActionKind::ScaleUp,
+        ActionKind::RemoveMembers,
+        ActionKind::StartRemoval,
+        ActionKind::EvictPods,
+        ActionKind::MarkDrained,
+        ActionKind::RollBackRemoval,
+        ActionKind::DeleteNode,
+        ActionKind::ResizePod,
+        ActionKind::RecreatePod,
+    ];
+
+    /// `scale-up`, `evict-pods`, ...: the same as the serialised tag.
+    pub const fn as_str(self) -> &'static str {
         match self {
-            Action::ScaleUp(a) => &a.group,
-            Action::RemoveMembers(a) => &a.group,
-            Action::StartRemoval(a) => &a.node,
-            Action::EvictPods(a) => &a.node,
-            Action::MarkDrained(a) => &a.node,
-            Action::RollBackRemoval(a) => &a.node,
-            Action::DeleteNode(a) => &a.node,
-            Action::ResizePod(a) => &a.pod.name,
-            Action::RecreatePod(a) => &a.pod.name,
+            ActionKind::ScaleUp => "scale-up",
+            ActionKind::RemoveMembers => "remove-members",
+            ActionKind::StartRemoval => "start-removal",
+            ActionKind::EvictPods => "evict-pods",
+            ActionKind::MarkDrained => "mark-drained",
+            ActionKind::RollBackRemoval => "roll-back-removal",
+            ActionKind::DeleteNode => "delete-node",
+            ActionKind::ResizePod => "resize-pod",
+            ActionKind::RecreatePod => "recreate-pod",
         }
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an action acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// A node group (Heat requests).
+    Group(&'a str),
+    /// A node (the steps of a removal).
+    Node(&'a str),
+    /// A pod (the pod level).
+    Pod(&'a PodKey),
+}
+
+impl<'a> Target<'a> {
+    /// The group's, node's or pod's name (a pod's without its namespace).
+    pub fn name(self) -> &'a str {
+        match self {
+            Target::Group(name) | Target::Node(name) => name,
+            Target::Pod(pod) => &pod.name,
+        }
+    }
+}
+
+impl Action {
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::ScaleUp(_) => ActionKind::ScaleUp,
+            Action::RemoveMembers(_) => ActionKind::RemoveMembers,
+            Action::StartRemoval(_) => ActionKind::StartRemoval,
+            Action::EvictPods(_) => ActionKind::EvictPods,
+            Action::MarkDrained(_) => ActionKind::MarkDrained,
+            Action::RollBackRemoval(_) => ActionKind::RollBackRemoval,
+            Action::DeleteNode(_) => ActionKind::DeleteNode,
+            Action::ResizePod(_) => ActionKind::ResizePod,
+            Action::RecreatePod(_) => ActionKind::RecreatePod,
+        }
+    }
+
+    /// The group, node or pod the action changes (the object of its Event).
+    pub fn target(&self) -> Target<'_> {
+        match self {
+            Action::ScaleUp(a) => Target::Group(&a.group),
+            Action::RemoveMembers(a) => Target::Group(&a.group),
+            Action::StartRemoval(a) => Target::Node(&a.node),
+            Action::EvictPods(a) => Target::Node(&a.node),
+            Action::MarkDrained(a) => Target::Node(&a.node),
+            Action::RollBackRemoval(a) => Target::Node(&a.node),
+            Action::DeleteNode(a) => Target::Node(&a.node),
+            Action::ResizePod(a) => Target::Pod(&a.pod),
+            Action::RecreatePod(a) => Target::Pod(&a.pod),
+        }
+    }
+
+    /// The name of its [`target`](Action::target), for logs and timelines.
+    pub fn subject(&self) -> &str {
+        self.target().name()
+    }
+
+    /// The node group the action concerns, where it names one: the group
+    /// itself, or the group of the member a removal record is for.
+    pub fn group(&self) -> Option<&str> {
+        match self {
+            Action::ScaleUp(a) => Some(&a.group),
+            Action::RemoveMembers(a) => Some(&a.group),
+            Action::StartRemoval(a) => Some(&a.record.group),
+            Action::MarkDrained(a) => Some(&a.record.group),
+            Action::DeleteNode(a) => Some(&a.group),
+            Action::EvictPods(_) | Action::RollBackRemoval(_) | Action::ResizePod(_) | Action::RecreatePod(_) => None,
+        }
+    }
+}
+
+/// One line saying what the action does, after "would" in a dry run: for
+/// logs, Events and `heatscaler explain`.
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::ScaleUp(a) => write!(
+                f,
+                "grow node group {} from {} to {} for {} pending pod(s)",
+                a.group, a.expected_desired, a.new_desired, a.pod_count
+            ),
+            Action::RemoveMembers(a) => write!(
+                f,
+                "remove member(s) {} from node group {} ({} -> {})",
+                a.members.iter().map(|m| m.member.as_str()).collect::<Vec<_>>().join(", "),
+                a.group,
+                a.expected_desired,
+                a.new_desired
+            ),
+            Action::StartRemoval(a) => write!(
+                f,
+                "taint and cordon node {} to remove member {}/{} ({} removal)",
+                a.node,
+                a.record.group,
+                a.record.member,
+                a.record.kind.as_str()
+            ),
+            Action::EvictPods(a) => write!(
+                f,
+                "evict {} pod(s) from node {}: {}",
+                a.pods.len(),
+                a.node,
+                a.pods.iter().map(|e| e.pod.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            Action::MarkDrained(a) => write!(f, "mark node {} drained", a.node),
+            Action::RollBackRemoval(a) => {
+                write!(
+                    f,
+                    "give node {} back{} ({})",
+                    a.node,
+                    if a.uncordon { " and uncordon it" } else { "" },
+                    a.reason
+                )
+            }
+            Action::DeleteNode(a) => {
+                write!(f, "delete node {} (member {}/{} is gone from Heat)", a.node, a.group, a.member)
+            }
+            Action::ResizePod(a) => {
+                write!(f, "resize pod {} in place ({}): {}", a.pod, a.reason, Containers(&a.containers))
+            }
+            Action::RecreatePod(a) => {
+                write!(f, "evict pod {} to be recreated ({}): {}", a.pod, a.reason, Containers(&a.containers))
+            }
+        }
+    }
+}
+
+/// Each container's requests, before and after, comma-separated.
+struct Containers<'a>(&'a [ContainerResize]);
+
+impl fmt::Display for Containers<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, c) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{c}")?;
+        }
+        Ok(())
     }
 }
 
@@ -256,6 +437,13 @@ pub struct ContainerResize {
     pub requests: CpuMemory,
     /// Zero: leave that limit as it is.
     pub limits: CpuMemory,
+}
+
+/// `app cpu 100m, memory 128Mi -> cpu 200m, memory 256Mi`: the requests, before and after.
+impl fmt::Display for ContainerResize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} -> {}", self.container, self.from, self.requests)
+    }
 }
 
 /// Evict a pod so that its controller recreates it: with the recommended

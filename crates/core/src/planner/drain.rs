@@ -8,7 +8,7 @@ use crate::model::Pod;
 use crate::policy::ScaleDownPolicy;
 
 use super::explain::BlockReason;
-use super::index::Index;
+use super::index::{Index, PdbIx, Table};
 
 /// Controllers that recreate an evicted pod elsewhere (cluster-autoscaler's list).
 const REPLICATING_CONTROLLERS: [&str; 5] = ["ReplicaSet", "ReplicationController", "StatefulSet", "Job", "DaemonSet"];
@@ -56,35 +56,36 @@ pub fn classify(pod: &Pod, has_pdb: impl FnOnce() -> bool, policy: &ScaleDownPol
 /// disrupt: evictions of drains in progress first, then scale-down simulation.
 #[derive(Clone, Debug)]
 pub struct PdbBudget {
-    remaining: Vec<i32>,
+    remaining: Table<PdbIx, i32>,
 }
 
 impl PdbBudget {
     pub fn new(ix: &Index<'_>) -> Self {
-        Self { remaining: ix.snap.pdbs.iter().map(|p| p.disruptions_allowed).collect() }
+        Self { remaining: ix.pdbs().map(|(_, p)| p.disruptions_allowed).collect() }
     }
 
     /// Takes one disruption from every PDB covering `pod`, or none if one of
-    /// them is exhausted (its index is returned).
-    pub fn take(&mut self, ix: &Index<'_>, pod: &Pod) -> Result<Vec<usize>, usize> {
-        let covering: Vec<usize> = ix.pdbs_covering(pod).collect();
-        if let Some(&blocked) = covering.iter().find(|&&i| self.remaining[i] < 1) {
+    /// them is exhausted (that one is returned).
+    pub fn take(&mut self, ix: &Index<'_>, pod: &Pod) -> Result<Vec<PdbIx>, PdbIx> {
+        let covering: Vec<PdbIx> = ix.pdbs_covering(pod).collect();
+        if let Some(&blocked) = covering.iter().find(|&&p| self.remaining[p] < 1) {
             return Err(blocked);
         }
-        for &i in &covering {
-            self.remaining[i] -= 1;
+        for &p in &covering {
+            self.remaining[p] -= 1;
         }
         Ok(covering)
     }
 
-    pub fn give_back(&mut self, taken: &[usize]) {
-        for &i in taken {
-            self.remaining[i] += 1;
+    pub fn give_back(&mut self, taken: &[PdbIx]) {
+        for &p in taken {
+            self.remaining[p] += 1;
         }
     }
 }
 
-pub fn pdb_name(ix: &Index<'_>, i: usize) -> String {
-    let pdb = &ix.snap.pdbs[i];
+/// `namespace/name`, as explanations name a PDB.
+pub fn pdb_name(ix: &Index<'_>, p: PdbIx) -> String {
+    let pdb = ix.pdb(p);
     format!("{}/{}", pdb.namespace, pdb.name)
 }

@@ -2,13 +2,11 @@
 //! and the cluster-wide limits (`max-nodes-total`, `max-cores-total`,
 //! `max-memory-total`) counted over all nodes plus capacity already on its way.
 
-use std::collections::BTreeSet;
-
 use crate::model::Resources;
 
-use super::Cx;
 use super::explain::{GroupRejection, Limit};
-use super::provisioning::GroupView;
+use super::index::GroupIx;
+use super::{Cx, Pass};
 
 /// How many more minions the cluster-wide limits allow, per limit.
 pub struct Headroom {
@@ -18,7 +16,7 @@ pub struct Headroom {
 }
 
 impl Headroom {
-    pub fn new(cx: &Cx<'_>, views: &[GroupView]) -> Self {
+    pub fn new(cx: &Cx<'_>, pass: &Pass<'_>) -> Self {
         let limits = &cx.policy.limits;
         let mut nodes = cx.ix.snap.nodes.len() as i64;
         let mut cores = 0i64;
@@ -27,10 +25,10 @@ impl Headroom {
             cores += cores_of(&node.allocatable);
             memory += node.allocatable.memory;
         }
-        for (g, view) in views.iter().enumerate() {
+        for (g, view) in pass.groups.iter() {
             let n = i64::from(view.unregistered);
             nodes += n;
-            if let Some(shape) = &cx.ix.snap.groups[g].template {
+            if let Some(shape) = &cx.ix.group(g).template {
                 cores += n * cores_of(&shape.allocatable);
                 memory += n * shape.allocatable.memory;
             }
@@ -79,20 +77,19 @@ fn cores_of(r: &Resources) -> i64 {
 /// How far group `g` may grow now, and why not further.
 pub fn capacity(
     cx: &Cx<'_>,
-    g: usize,
-    views: &[GroupView],
-    repairing: &BTreeSet<usize>,
+    pass: &Pass<'_>,
+    g: GroupIx,
     headroom: &Headroom,
 ) -> Result<(u32, GroupRejection), GroupRejection> {
-    let group = &cx.ix.snap.groups[g];
+    let group = cx.ix.group(g);
     let Some(shape) = &group.template else { return Err(GroupRejection::NoTemplate) };
-    if let Some(until) = views[g].backoff_until {
+    if let Some(until) = pass.groups[g].backoff_until {
         return Err(GroupRejection::BackedOff { until });
     }
     if group.stack_busy {
         return Err(GroupRejection::StackBusy);
     }
-    if repairing.contains(&g) {
+    if pass.repairing.contains(&g) {
         return Err(GroupRejection::Repairing);
     }
     let room = group.max_size.saturating_sub(group.desired);

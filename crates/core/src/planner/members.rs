@@ -9,52 +9,41 @@ use std::collections::BTreeSet;
 
 use crate::model::MemberStatus;
 
-use super::Cx;
 use super::action::{Action, MemberRemoval, RemovalCause, RemoveMembers};
-use super::index::Index;
-use super::memory::Memory;
+use super::index::{GroupIx, Index, MemberIx, NodeIx, Table};
 use super::protocol::{Phase, RemovalState};
 use super::provisioning::GroupView;
-use super::removal::RemovalProgress;
-use super::scale_up::ScaleUpOutcome;
+use super::{Cx, Pass};
 
 /// Groups that get a removal request this pass because of failed members
 /// (scale-up leaves them alone: one Heat request per group per pass).
-pub fn repairing(cx: &Cx<'_>, views: &[GroupView]) -> BTreeSet<usize> {
-    views
-        .iter()
-        .enumerate()
-        .filter(|(g, v)| !v.failed.is_empty() && !cx.ix.snap.groups[*g].stack_busy)
-        .map(|(g, _)| g)
-        .collect()
+pub fn repairing(cx: &Cx<'_>, views: &Table<GroupIx, GroupView>) -> BTreeSet<GroupIx> {
+    views.iter().filter(|(g, v)| !v.failed.is_empty() && !cx.ix.group(*g).stack_busy).map(|(g, _)| g).collect()
 }
 
-pub fn compose(
-    cx: &Cx<'_>,
-    views: &[GroupView],
-    removals: &RemovalProgress,
-    up: &ScaleUpOutcome<'_>,
-    memory: &mut Memory,
-) -> Vec<Action> {
+/// Reads the groups, the scale-up and the removals of `pass`; records a
+/// scale-down in its memory.
+pub fn compose(cx: &Cx<'_>, pass: &mut Pass<'_>) -> Vec<Action> {
+    let Pass { groups: views, removals, up, memory, .. } = pass;
     let mut actions = Vec::new();
-    for (g, group) in cx.ix.snap.groups.iter().enumerate() {
+    for (g, group) in cx.ix.groups() {
         if group.stack_busy || up.scaled.contains(&g) {
             continue;
         }
         let mut members = Vec::new();
         for (m, cause) in &views[g].failed {
-            members.push(MemberRemoval { member: group.members[*m].id.clone(), node: None, cause: cause.clone() });
+            members.push(MemberRemoval { member: cx.ix.member(*m).id.clone(), node: None, cause: cause.clone() });
         }
         let mut drained_any = false;
         for ready in removals.ready.get(&g).into_iter().flatten() {
-            let verified = verify_drained(&cx.ix, g, ready.member, ready.node);
+            let verified = verify_drained(&cx.ix, ready.member, ready.node);
             debug_assert!(verified.is_ok(), "removal state machine offered an undrained member: {verified:?}");
             if verified.is_err() {
                 continue;
             }
             drained_any = true;
             members.push(MemberRemoval {
-                member: group.members[ready.member].id.clone(),
+                member: cx.ix.member(ready.member).id.clone(),
                 node: Some(cx.ix.node(ready.node).name.clone()),
                 cause: RemovalCause::Drained { drained: ready.drained },
             });
@@ -86,10 +75,10 @@ pub fn compose(
 
 /// The node of `member` carries a removal record for exactly this member in
 /// phase `drained` or `removing`, and runs nothing but DaemonSet and mirror pods.
-pub fn verify_drained(ix: &Index<'_>, g: usize, member: usize, node: usize) -> Result<(), String> {
-    let group = &ix.snap.groups[g];
-    let id = &group.members[member].id;
-    let RemovalState::Active(record) = &ix.removal[node] else {
+pub fn verify_drained(ix: &Index<'_>, member: MemberIx, node: NodeIx) -> Result<(), String> {
+    let group = ix.group(member.group());
+    let id = &ix.member(member).id;
+    let RemovalState::Active(record) = ix.removal(node) else {
         return Err(format!("node {} has no removal record", ix.node(node).name));
     };
     if record.phase < Phase::Drained {

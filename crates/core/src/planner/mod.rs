@@ -44,9 +44,16 @@ pub mod time;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{Resources, Snapshot, Timestamp};
+
+use drain::PdbBudget;
+use index::{GroupIx, Index, Table};
+use provisioning::GroupView;
+use removal::RemovalProgress;
+use resize::Adjustments;
+use scale_up::ScaleUpOutcome;
 
 /// The planner's view of a snapshot and its drainability rules, for peers:
 /// the simulator's cluster-autoscaler re-implementation (`ca_defaults`)
@@ -54,13 +61,24 @@ use crate::model::{Resources, Snapshot, Timestamp};
 /// the same [`classify`](for_peers::classify), so a difference between the
 /// two policies is a difference of policy, not of how the cluster was read.
 /// The fit itself is [`scheduling`], which is public for the same reason.
+///
+/// - [`Index`](for_peers::Index): built once per loop from a snapshot; pods
+///   by node, node ↔ Heat member, removal records, PDBs by namespace.
+/// - [`NodeIx`](for_peers::NodeIx), [`GroupIx`](for_peers::GroupIx),
+///   [`MemberIx`](for_peers::MemberIx): positions in the snapshot, handed
+///   out by the index only (`ix.nodes()`, `ix.groups()`, `ix.members(g)`).
+/// - [`classify`](for_peers::classify) and [`Disposition`](for_peers::Disposition):
+///   whether a pod stays with its node, moves, or blocks the drain.
+/// - [`PdbBudget`](for_peers::PdbBudget): PodDisruptionBudget allowances
+///   shared by every drain of one loop.
+///
 /// Changing these changes the peers; that is the point of naming them here.
 pub mod for_peers {
     pub use super::drain::{Disposition, PdbBudget, classify};
-    pub use super::index::{Index, Membership};
+    pub use super::index::{GroupIx, Index, MemberIx, NodeIx};
 }
 
-pub use action::Action;
+pub use action::{Action, ActionKind};
 pub use explain::Explanation;
 pub use memory::Memory;
 pub use policy::{Policy, ResizePolicy, Tuning};
@@ -86,32 +104,63 @@ pub struct Plan {
     pub memory: Memory,
 }
 
-/// What every step of a pass shares.
+/// What every stage of a pass reads and none changes.
 pub(crate) struct Cx<'a> {
-    pub ix: index::Index<'a>,
+    pub ix: Index<'a>,
     pub policy: &'a Policy,
     pub now: Timestamp,
     pub usage: Option<&'a BTreeMap<String, Resources>>,
 }
 
+/// A pass in progress: what every stage adds to (the memory for the next
+/// pass, the explanation, the PDB allowance that drains, recreations and the
+/// scale-down simulation share), and the outputs of the node-level stages,
+/// each filled by [`plan`] in the order of the module documentation and read
+/// by the stages after it. A stage takes `(&Cx, &mut Pass)` instead of a
+/// list of the earlier stages' results.
+pub(crate) struct Pass<'w> {
+    pub memory: Memory,
+    pub ex: Explanation,
+    pub budget: PdbBudget,
+    /// 1. [`provisioning`]: per group, what it really has.
+    pub groups: Table<GroupIx, GroupView>,
+    /// 1. Groups repaired this pass (a removal request for failed members).
+    pub repairing: BTreeSet<GroupIx>,
+    /// 3. [`scale_up`].
+    pub up: ScaleUpOutcome<'w>,
+    /// 4. [`removal`]: removals in progress, stepped.
+    pub removals: RemovalProgress,
+    /// 5. [`resize`] (issue): pods whose requests change.
+    pub adjust: Adjustments<'w>,
+}
+
 /// Decides one pass. See the module documentation for the order of steps.
 pub fn plan(input: &Input<'_>, policy: &Policy) -> Plan {
-    let cx = Cx { ix: index::Index::build(input.snapshot, policy), policy, now: input.now, usage: input.usage };
-    let mut memory = input.memory.clone();
-    let mut ex = Explanation::default();
+    let cx = Cx { ix: Index::build(input.snapshot, policy), policy, now: input.now, usage: input.usage };
+    // Reads only the resize memory, which the node-level stages leave alone.
+    let evaluations = resize::evaluate_all(&cx, &input.memory.resize);
+    let mut pass = Pass {
+        memory: input.memory.clone(),
+        ex: Explanation::default(),
+        budget: PdbBudget::new(&cx.ix),
+        groups: Table::default(),
+        repairing: BTreeSet::new(),
+        up: ScaleUpOutcome::default(),
+        removals: RemovalProgress::default(),
+        adjust: Adjustments::default(),
+    };
 
-    let views = provisioning::assess(&cx, &mut memory, &mut ex);
-    let repairing = members::repairing(&cx, &views);
-    let evaluations = resize::evaluate_all(&cx, &memory.resize);
-    let assessment = resize::assess(&cx, &evaluations, &memory.resize);
-    let up = scale_up::plan(&cx, &views, &repairing, &assessment.scale_up_input(), &mut ex);
-    let mut budget = drain::PdbBudget::new(&cx.ix);
-    let removals = removal::progress(&cx, &up, &mut budget, &mut ex);
-    let (pod_actions, adjust) =
-        resize::issue(&cx, &evaluations, assessment, &up, &mut budget, &mut memory.resize, &mut ex);
-    let starts = scale_down::plan(&cx, &views, &removals, &up, &adjust, &mut budget, &mut memory, &mut ex);
-    let heat = members::compose(&cx, &views, &removals, &up, &mut memory);
+    pass.groups = provisioning::assess(&cx, &mut pass);
+    pass.repairing = members::repairing(&cx, &pass.groups);
+    let assessment = resize::assess(&cx, &evaluations, &pass.memory.resize);
+    pass.up = scale_up::plan(&cx, &mut pass, &assessment.scale_up_input());
+    pass.removals = removal::progress(&cx, &mut pass);
+    let pod_actions;
+    (pod_actions, pass.adjust) = resize::issue(&cx, &evaluations, assessment, &mut pass);
+    let starts = scale_down::plan(&cx, &mut pass);
+    let heat = members::compose(&cx, &mut pass);
 
+    let Pass { mut memory, mut ex, up, removals, .. } = pass;
     for action in &up.actions {
         memory.last_scale_up.insert(action.group.clone(), cx.now);
     }

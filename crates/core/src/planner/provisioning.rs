@@ -10,38 +10,42 @@ use std::time::Duration as StdDuration;
 
 use crate::model::{GroupState, MemberStatus, Timestamp};
 
-use super::Cx;
 use super::action::RemovalCause;
 use super::explain::{Alert, Explanation, GroupExplanation, ProvisioningFailure};
+use super::index::{GroupIx, MemberIx, NodeIx, Table};
 use super::memory::{Backoff, Memory, member_key};
 use super::protocol::NODE_GROUP_LABEL;
 use super::time::{after, after_std, elapsed};
+use super::{Cx, Pass};
 
 /// One group as the rest of the pass sees it.
 #[derive(Clone, Debug, Default)]
 pub struct GroupView {
     /// Members with a Ready node.
     pub ready: u32,
-    /// Registered but not yet Ready nodes, within the provision time (node indices).
-    pub starting_nodes: Vec<usize>,
+    /// Registered but not yet Ready nodes, within the provision time.
+    pub starting_nodes: Vec<NodeIx>,
     /// Capacity asked of Heat that has no node yet: members without a node
     /// within the provision time, plus desired size Heat has not materialised.
     pub unregistered: u32,
     /// Members InProgress or Complete (what the group will have, removals aside).
     pub live: u32,
     /// Members that failed to provision, to be removed precisely.
-    pub failed: Vec<(usize, RemovalCause)>,
+    pub failed: Vec<(MemberIx, RemovalCause)>,
     pub backoff_until: Option<Timestamp>,
 }
 
-pub fn assess(cx: &Cx<'_>, memory: &mut Memory, ex: &mut Explanation) -> Vec<GroupView> {
+/// Per group, what it really has; records failures and back-offs in the
+/// memory of `pass` and explains them.
+pub fn assess(cx: &Cx<'_>, pass: &mut Pass<'_>) -> Table<GroupIx, GroupView> {
+    let Pass { memory, ex, .. } = pass;
     let provision = cx.policy.scale_up.max_node_provision_time;
-    let mut views = Vec::with_capacity(cx.ix.snap.groups.len());
+    let mut views = Table::default();
     let mut seen_failures = std::collections::BTreeSet::new();
     let mut first_seen = std::collections::BTreeMap::new();
-    for (g, group) in cx.ix.snap.groups.iter().enumerate() {
+    for (g, group) in cx.ix.groups() {
         let mut view = GroupView::default();
-        for (m, member) in group.members.iter().enumerate() {
+        for (m, member) in cx.ix.members(g) {
             match member.status {
                 MemberStatus::Deleting | MemberStatus::MarkedForRemoval => continue,
                 MemberStatus::Failed => {
@@ -57,7 +61,7 @@ pub fn assess(cx: &Cx<'_>, memory: &mut Memory, ex: &mut Explanation) -> Vec<Gro
                 first_seen.insert(key, t);
                 t
             });
-            match cx.ix.node_of[g][m] {
+            match cx.ix.node_of(m) {
                 Some(i) if cx.ix.node(i).ready => view.ready += 1,
                 Some(i) => {
                     let node = cx.ix.node(i);
@@ -140,7 +144,7 @@ fn record_failures(
         // A member whose Node was deleted by hand is drift, reported on its
         // own: it neither backs the group off nor counts as a failed boot.
         let RemovalCause::ProvisioningFailed { failure } = cause else { continue };
-        let member = &group.members[*m];
+        let member = cx.ix.member(*m);
         let key = member_key(&group.name, &member.id);
         let new = !memory.failures_seen.contains(&key);
         seen.insert(key);
@@ -172,10 +176,11 @@ fn record_failures(
 }
 
 fn report_nodes_without_member(cx: &Cx<'_>, ex: &mut Explanation) {
-    for (i, node) in cx.ix.snap.nodes.iter().enumerate() {
-        if cx.ix.membership[i].is_some() || !cx.ix.removal[i].is_none() {
+    for i in cx.ix.nodes() {
+        if cx.ix.membership(i).is_some() || !cx.ix.removal(i).is_none() {
             continue;
         }
+        let node = cx.ix.node(i);
         if let Some(group) = node.labels.get(NODE_GROUP_LABEL)
             // While Heat changes the stack its member list is not reliable
             // (and a new member's node may register first): report at rest only.

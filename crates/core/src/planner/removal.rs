@@ -13,19 +13,19 @@ use std::collections::BTreeMap;
 
 use crate::model::{MemberStatus, Pod, Timestamp};
 
-use super::Cx;
 use super::action::{Action, DeleteNode, EvictPods, Eviction, MarkDrained, RollBackRemoval};
 use super::drain::{Disposition, PdbBudget, classify, pdb_name};
 use super::explain::{Alert, EvictionBlock, Explanation, NodeExplanation, NodeStatus, RemovalStep, RollbackReason};
+use super::index::{GroupIx, MemberIx, NodeIx, PdbIx};
 use super::protocol::{Phase, RemovalKind, RemovalRecord, RemovalState};
-use super::scale_up::ScaleUpOutcome;
 use super::time::after;
+use super::{Cx, Pass};
 
 /// A drained node whose member may be handed to Heat now.
 #[derive(Clone, Debug)]
 pub struct ReadyMember {
-    pub member: usize,
-    pub node: usize,
+    pub member: MemberIx,
+    pub node: NodeIx,
     pub drained: Timestamp,
 }
 
@@ -34,29 +34,31 @@ pub struct RemovalProgress {
     pub actions: Vec<Action>,
     /// Per group: drained members (past cooldown) or `removing` ones Heat has
     /// not acted on yet.
-    pub ready: BTreeMap<usize, Vec<ReadyMember>>,
+    pub ready: BTreeMap<GroupIx, Vec<ReadyMember>>,
     /// Per group: nodes whose removal continues (not rolled back).
-    pub in_removal: BTreeMap<usize, u32>,
+    pub in_removal: BTreeMap<GroupIx, u32>,
     /// Nodes in `draining` with `kind: drain` (against max-drain-parallelism).
     pub draining_with_pods: u32,
 }
 
-pub fn progress(cx: &Cx<'_>, up: &ScaleUpOutcome<'_>, budget: &mut PdbBudget, ex: &mut Explanation) -> RemovalProgress {
+/// Reads the scale-up of `pass` (nodes taken back, groups Heat is growing);
+/// evictions take from its PDB allowance.
+pub fn progress(cx: &Cx<'_>, pass: &mut Pass<'_>) -> RemovalProgress {
     let mut out = RemovalProgress::default();
-    for i in 0..cx.ix.snap.nodes.len() {
+    for (i, state) in cx.ix.removals() {
         let node = cx.ix.node(i);
-        let (status, group) = match &cx.ix.removal[i] {
+        let (status, group) = match state {
             RemovalState::None => continue,
             RemovalState::Inconsistent { problem, cordoned_before } => {
                 let reason = RollbackReason::Inconsistent { problem: problem.clone() };
-                (roll_back(&mut out, ex, &node.name, *cordoned_before != Some(true), reason), None)
+                (roll_back(&mut out, &mut pass.ex, &node.name, *cordoned_before != Some(true), reason), None)
             }
             RemovalState::Active(record) => {
-                let status = step(cx, i, record, up, budget, &mut out, ex);
+                let status = step(cx, pass, i, record, &mut out);
                 (status, Some(record.group.clone()))
             }
         };
-        ex.nodes.push(NodeExplanation { node: node.name.clone(), group, status });
+        pass.ex.nodes.push(NodeExplanation { node: node.name.clone(), group, status });
     }
     out
 }
@@ -79,27 +81,17 @@ fn roll_back(
     NodeStatus::RolledBack { reason }
 }
 
-fn step(
-    cx: &Cx<'_>,
-    i: usize,
-    record: &RemovalRecord,
-    up: &ScaleUpOutcome<'_>,
-    budget: &mut PdbBudget,
-    out: &mut RemovalProgress,
-    ex: &mut Explanation,
-) -> NodeStatus {
+/// The next step of the removal recorded on node `i`.
+fn step(cx: &Cx<'_>, pass: &mut Pass<'_>, i: NodeIx, record: &RemovalRecord, out: &mut RemovalProgress) -> NodeStatus {
+    let Pass { up, budget, ex, .. } = pass;
     let node = cx.ix.node(i);
-    let groups = &cx.ix.snap.groups;
     // The member the record names, wherever Heat lists it.
-    let listed = groups
-        .iter()
-        .position(|g| g.name == record.group)
-        .and_then(|g| groups[g].members.iter().position(|m| m.id == record.member).map(|m| (g, m)));
-    let maps_here = listed.is_some_and(|(g, m)| cx.ix.membership[i].is_some_and(|x| x.group == g && x.member == m));
+    let listed = cx.ix.group_named(&record.group).and_then(|g| cx.ix.member_named(g, &record.member));
+    let maps_here = listed.is_some_and(|m| cx.ix.membership(i) == Some(m));
     let status = |step| NodeStatus::Removal { phase: record.phase, step };
 
     if record.phase == Phase::Removing {
-        let Some((g, m)) = listed else {
+        let Some(m) = listed else {
             out.actions.push(Action::DeleteNode(DeleteNode {
                 node: node.name.clone(),
                 group: record.group.clone(),
@@ -107,12 +99,13 @@ fn step(
             }));
             return status(RemovalStep::DeletingNode);
         };
-        let member = &groups[g].members[m];
+        let g = m.group();
+        let member = cx.ix.member(m);
         if matches!(member.status, MemberStatus::InProgress | MemberStatus::Complete) {
             // Still counted live by provisioning; leaving members are not.
             *out.in_removal.entry(g).or_insert(0) += 1;
         }
-        let heat_acting = groups[g].stack_busy
+        let heat_acting = cx.ix.group(g).stack_busy
             || matches!(member.status, MemberStatus::Deleting | MemberStatus::MarkedForRemoval)
             || up.scaled.contains(&g);
         if heat_acting || !maps_here {
@@ -135,10 +128,11 @@ fn step(
     }
 
     let uncordon = !record.cordoned_before;
-    let Some((g, _)) = listed.filter(|_| maps_here) else {
+    let Some(m) = listed.filter(|_| maps_here) else {
         let problem = format!("member {} of group {} no longer maps to this node", record.member, record.group);
         return roll_back(out, ex, &node.name, uncordon, RollbackReason::Inconsistent { problem });
     };
+    let g = m.group();
 
     match record.phase {
         Phase::Draining => {
@@ -212,25 +206,24 @@ fn step(
             if cx.now < until {
                 return status(RemovalStep::CoolingDown { until });
             }
-            if groups[g].stack_busy || up.scaled.contains(&g) {
+            if cx.ix.group(g).stack_busy || up.scaled.contains(&g) {
                 return status(RemovalStep::AwaitingHeat);
             }
-            let member = cx.ix.membership[i].map_or(0, |x| x.member);
-            out.ready.entry(g).or_default().push(ReadyMember { member, node: i, drained });
+            out.ready.entry(g).or_default().push(ReadyMember { member: m, node: i, drained });
             status(RemovalStep::RequestingRemoval)
         }
         Phase::Removing => unreachable!("handled above"),
     }
 }
 
-fn count_draining(out: &mut RemovalProgress, g: usize, record: &RemovalRecord) {
+fn count_draining(out: &mut RemovalProgress, g: GroupIx, record: &RemovalRecord) {
     *out.in_removal.entry(g).or_insert(0) += 1;
     if record.kind == RemovalKind::Drain {
         out.draining_with_pods += 1;
     }
 }
 
-type Evictions<'a> = Vec<(&'a Pod, Vec<usize>)>;
+type Evictions<'a> = Vec<(&'a Pod, Vec<PdbIx>)>;
 
 /// Which of `pods` may be evicted now without exceeding any PDB's allowance
 /// (shared across all drains of this pass), and which wait, with the PDB.

@@ -12,16 +12,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{Pod, Resources};
 
-use super::Cx;
 use super::action::ScaleUp;
 use super::expander;
 use super::explain::{Alert, Explanation, GroupRejection, GroupVerdict, Note, OptionScore, PodExplanation, PodOutcome};
+use super::index::{GroupIx, NodeIx, Table};
 use super::limits::{Headroom, capacity};
 use super::protocol::{Phase, REMOVAL_TAINT, RemovalState};
 use super::provisioning::GroupView;
 use super::resize::{Relief, ScaleUpInput, cpu_memory};
 use super::scheduling::{Placer, SchedNode, check, fits};
 use super::time::after;
+use super::{Cx, Pass};
 
 /// Taints a node carries while it starts; capacity on its way is judged without them.
 const STARTUP_TAINTS: [&str; 3] = [
@@ -33,29 +34,25 @@ const STARTUP_TAINTS: [&str; 3] = [
 #[derive(Debug, Default)]
 pub struct ScaleUpOutcome<'a> {
     pub actions: Vec<ScaleUp>,
-    /// Pending pods that fit an existing node (node index), as it is or once
-    /// pods there shrink: the scheduler will place them, so scale-down must
-    /// count them there.
-    pub will_schedule: Vec<(usize, &'a Pod)>,
+    /// Pending pods that fit an existing node, as it is or once pods there
+    /// shrink: the scheduler will place them, so scale-down must count them
+    /// there.
+    pub will_schedule: Vec<(NodeIx, &'a Pod)>,
     /// Drained nodes taken back for pending pods → how many pods they host.
-    pub reclaimed: BTreeMap<usize, usize>,
+    pub reclaimed: BTreeMap<NodeIx, usize>,
     /// Groups asked to grow this pass.
-    pub scaled: BTreeSet<usize>,
+    pub scaled: BTreeSet<GroupIx>,
     /// Nodes where pending pods fit once over-requested pods shrink → how
     /// many pending pods they take.
-    pub relief: BTreeMap<usize, usize>,
+    pub relief: BTreeMap<NodeIx, usize>,
 }
 
-/// `resize`: capacity shrinking pods frees, and resized pods that fit no node
-/// (they are tried like pending pods, after them).
-pub fn plan<'a>(
-    cx: &Cx<'a>,
-    views: &[GroupView],
-    repairing: &BTreeSet<usize>,
-    resize: &ScaleUpInput<'a>,
-    ex: &mut Explanation,
-) -> ScaleUpOutcome<'a> {
+/// Reads the groups of `pass` (provisioning); `resize`: capacity shrinking
+/// pods frees, and resized pods that fit no node (they are tried like pending
+/// pods, after them).
+pub fn plan<'a>(cx: &Cx<'a>, pass: &mut Pass<'a>, resize: &ScaleUpInput<'a>) -> ScaleUpOutcome<'a> {
     let mut out = ScaleUpOutcome::default();
+    let ex = &mut pass.ex;
     let mut pending = pods_to_consider(cx, ex);
     pending.extend(resize.demand.iter().copied());
     if pending.is_empty() {
@@ -63,7 +60,7 @@ pub fn plan<'a>(
     }
 
     // Existing nodes the scheduler may not have tried yet.
-    let ready: Vec<usize> = (0..cx.ix.snap.nodes.len()).filter(|&i| cx.ix.node(i).ready).collect();
+    let ready: Vec<NodeIx> = cx.ix.nodes().filter(|&i| cx.ix.node(i).ready).collect();
     let mut existing = Placer::new(ready.iter().map(|&i| cx.ix.sched_node(i)).collect());
     let mut rest = Vec::new();
     for pod in pending {
@@ -79,8 +76,8 @@ pub fn plan<'a>(
     }
 
     let rest = place_after_resize(cx, &resize.relief, rest, &mut out, ex);
-    let templates: Vec<Option<SchedNode<'_>>> = (0..cx.ix.snap.groups.len()).map(|g| template(cx, g, 0)).collect();
-    let rest = place_on_upcoming(cx, views, &templates, rest, ex);
+    let templates: Table<GroupIx, Option<SchedNode<'_>>> = cx.ix.groups().map(|(g, _)| template(cx, g, 0)).collect();
+    let rest = place_on_upcoming(cx, &pass.groups, &templates, rest, ex);
     let rest = reclaim_drained(cx, rest, &mut out, ex);
     if rest.is_empty() {
         return out;
@@ -92,7 +89,7 @@ pub fn plan<'a>(
         }
         return out;
     }
-    grow(cx, views, repairing, &templates, rest, &mut existing, &mut out, ex);
+    grow(cx, pass, &templates, rest, &mut existing, &mut out);
     out
 }
 
@@ -122,22 +119,22 @@ fn pods_to_consider<'a>(cx: &Cx<'a>, ex: &mut Explanation) -> Vec<&'a Pod> {
 }
 
 /// A new minion of group `g`, with the DaemonSet pods it would run.
-pub fn template<'a>(cx: &Cx<'a>, g: usize, n: usize) -> Option<SchedNode<'a>> {
-    let group = &cx.ix.snap.groups[g];
+pub fn template<'a>(cx: &Cx<'a>, g: GroupIx, n: usize) -> Option<SchedNode<'a>> {
+    let group = cx.ix.group(g);
     let shape = group.template.as_ref()?;
     Some(SchedNode::new_minion(format!("template-{}-{n}", group.name), shape, &cx.ix.daemonsets))
 }
 
 fn place_on_upcoming<'a>(
     cx: &Cx<'a>,
-    views: &[GroupView],
-    templates: &[Option<SchedNode<'a>>],
+    views: &Table<GroupIx, GroupView>,
+    templates: &Table<GroupIx, Option<SchedNode<'a>>>,
     pods: Vec<&'a Pod>,
     ex: &mut Explanation,
 ) -> Vec<&'a Pod> {
     let mut nodes = Vec::new();
     let mut owner = Vec::new();
-    for (g, view) in views.iter().enumerate() {
+    for (g, view) in views.iter() {
         for &i in &view.starting_nodes {
             let mut node = cx.ix.sched_node(i);
             node.taints =
@@ -148,7 +145,7 @@ fn place_on_upcoming<'a>(
         if let Some(t) = &templates[g] {
             for n in 0..view.unregistered {
                 let mut node = t.clone();
-                node.name = Cow::Owned(format!("upcoming-{}-{n}", cx.ix.snap.groups[g].name));
+                node.name = Cow::Owned(format!("upcoming-{}-{n}", cx.ix.group(g).name));
                 nodes.push(node);
                 owner.push(g);
             }
@@ -163,7 +160,7 @@ fn place_on_upcoming<'a>(
         match upcoming.find(pod, None) {
             Some(i) => {
                 upcoming.place(pod, i);
-                let group = cx.ix.snap.groups[owner[i]].name.clone();
+                let group = cx.ix.group(owner[i]).name.clone();
                 ex.pods.push(PodExplanation { pod: pod.key(), outcome: PodOutcome::FitsUpcomingNode { group } });
             }
             None => rest.push(pod),
@@ -182,7 +179,7 @@ fn place_after_resize<'a>(
     out: &mut ScaleUpOutcome<'a>,
     ex: &mut Explanation,
 ) -> Vec<&'a Pod> {
-    let mut freed: BTreeMap<usize, (Resources, usize)> = BTreeMap::new();
+    let mut freed: BTreeMap<NodeIx, (Resources, usize)> = BTreeMap::new();
     for r in relief.iter().filter(|r| cx.ix.node(r.node).ready) {
         let entry = freed.entry(r.node).or_default();
         entry.0 += &r.freed;
@@ -191,7 +188,7 @@ fn place_after_resize<'a>(
     if freed.is_empty() || pods.is_empty() {
         return pods;
     }
-    let index: Vec<usize> = freed.keys().copied().collect();
+    let index: Vec<NodeIx> = freed.keys().copied().collect();
     let nodes = index
         .iter()
         .map(|&i| {
@@ -239,7 +236,7 @@ fn reclaim_drained<'a>(
 ) -> Vec<&'a Pod> {
     let mut nodes = Vec::new();
     let mut index = Vec::new();
-    for (i, state) in cx.ix.removal.iter().enumerate() {
+    for (i, state) in cx.ix.removals() {
         let RemovalState::Active(record) = state else { continue };
         if record.phase != Phase::Drained || !cx.ix.node(i).ready {
             continue;
@@ -311,27 +308,25 @@ fn binpack<'a>(pods: &[&'a Pod], template: &SchedNode<'a>, cap: u32) -> (u32, Ve
     (n, placed, waste)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// New minions for the pods nothing else takes: per round, every group that
+/// can grow bin-packs them, the expander picks one, until none helps.
 fn grow<'a>(
     cx: &Cx<'a>,
-    views: &[GroupView],
-    repairing: &BTreeSet<usize>,
-    templates: &[Option<SchedNode<'a>>],
+    pass: &mut Pass<'a>,
+    templates: &Table<GroupIx, Option<SchedNode<'a>>>,
     mut pods: Vec<&'a Pod>,
     existing: &mut Placer<'a>,
     out: &mut ScaleUpOutcome<'a>,
-    ex: &mut Explanation,
 ) {
-    let groups = &cx.ix.snap.groups;
-    let mut headroom = Headroom::new(cx, views);
-    let mut last_limit: Vec<Option<GroupRejection>> = vec![None; groups.len()];
+    let mut headroom = Headroom::new(cx, pass);
+    let mut last_limit: Table<GroupIx, Option<GroupRejection>> = Table::filled(None, cx.ix.group_count());
     loop {
-        let mut options: Vec<(usize, OptionScore, Vec<usize>)> = Vec::new();
-        for g in 0..groups.len() {
+        let mut options: Vec<(GroupIx, OptionScore, Vec<usize>)> = Vec::new();
+        for (g, group) in cx.ix.groups() {
             if out.scaled.contains(&g) {
                 continue;
             }
-            let (cap, why) = match capacity(cx, g, views, repairing, &headroom) {
+            let (cap, why) = match capacity(cx, pass, g, &headroom) {
                 Ok(c) => c,
                 Err(why) => {
                     last_limit[g] = Some(why);
@@ -345,12 +340,12 @@ fn grow<'a>(
                 continue;
             }
             let score = OptionScore {
-                group: groups[g].name.clone(),
+                group: group.name.clone(),
                 new_nodes: n,
                 pods: placed.len(),
                 waste,
-                priority: groups[g].priority,
-                price_per_hour: groups[g].price_per_hour,
+                priority: group.priority,
+                price_per_hour: group.price_per_hour,
                 chosen: false,
             };
             options.push((g, score, placed));
@@ -363,13 +358,13 @@ fn grow<'a>(
         for (k, (g, score, _)) in options.iter().enumerate() {
             let mut score = score.clone();
             score.chosen = k == pick;
-            if let Some(e) = ex.groups.iter_mut().find(|e| e.group == groups[*g].name) {
+            if let Some(e) = pass.ex.groups.iter_mut().find(|e| e.group == cx.ix.group(*g).name) {
                 e.options.retain(|o| o.group != score.group);
                 e.options.push(score);
             }
         }
         let (g, score, placed) = options.swap_remove(pick);
-        let group = &groups[g];
+        let group = cx.ix.group(g);
         let placed: BTreeSet<usize> = placed.into_iter().collect();
         let mut helped = Vec::new();
         let mut keep = Vec::new();
@@ -378,7 +373,7 @@ fn grow<'a>(
         }
         pods = keep;
         for pod in &helped {
-            ex.pods.push(PodExplanation {
+            pass.ex.pods.push(PodExplanation {
                 pod: pod.key(),
                 outcome: PodOutcome::TriggersScaleUp { group: group.name.clone() },
             });
@@ -399,13 +394,13 @@ fn grow<'a>(
             break;
         }
     }
-    explain_unhelped(cx, templates, &last_limit, pods, existing, ex);
+    explain_unhelped(cx, templates, &last_limit, pods, existing, &mut pass.ex);
 }
 
 fn explain_unhelped<'a>(
     cx: &Cx<'a>,
-    templates: &[Option<SchedNode<'a>>],
-    last_limit: &[Option<GroupRejection>],
+    templates: &Table<GroupIx, Option<SchedNode<'a>>>,
+    last_limit: &Table<GroupIx, Option<GroupRejection>>,
     pods: Vec<&'a Pod>,
     existing: &mut Placer<'a>,
     ex: &mut Explanation,
@@ -416,10 +411,7 @@ fn explain_unhelped<'a>(
         let scheduler = existing.explain(pod, None).to_string();
         let groups: Vec<GroupVerdict> = cx
             .ix
-            .snap
-            .groups
-            .iter()
-            .enumerate()
+            .groups()
             .map(|(g, group)| {
                 let rejection = match &templates[g] {
                     None => GroupRejection::NoTemplate,

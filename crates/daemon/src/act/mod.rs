@@ -32,6 +32,7 @@ use crate::observe::HeatPoke;
 use crate::telemetry::Metrics;
 use heatscaler_core::model::Timestamp;
 use heatscaler_core::planner::Action;
+use heatscaler_core::planner::action::Target;
 
 /// What executing one action came to.
 #[derive(Debug)]
@@ -111,7 +112,7 @@ impl Actuator {
             Action::RecreatePod(a) => self.recreate_pod(a).await,
         };
         let outcome = result.unwrap_or_else(Outcome::Failed);
-        let kind = kind(action);
+        let kind = action.kind().as_str();
         let subject = action.subject();
         match &outcome {
             Outcome::Done(what) => tracing::info!(action = kind, %subject, "{what}"),
@@ -125,98 +126,20 @@ impl Actuator {
     }
 
     fn report_dry_run(&self, action: &Action) {
-        let what = describe(action);
-        tracing::info!(action = kind(action), subject = %action.subject(), "dry run: would {what}");
-        let (reason, object) = match action {
-            Action::ScaleUp(_) => (Reason::ScaledUpGroup, None),
-            Action::RemoveMembers(_) => (Reason::ScaledDownGroup, None),
-            Action::StartRemoval(a) => (Reason::ScaleDownCordoned, Some(ObjectRef::node(&a.node))),
-            Action::EvictPods(a) => (Reason::DrainStarted, Some(ObjectRef::node(&a.node))),
-            Action::MarkDrained(a) => (Reason::DrainFinished, Some(ObjectRef::node(&a.node))),
-            Action::RollBackRemoval(a) => (Reason::ScaleDownAborted, Some(ObjectRef::node(&a.node))),
-            Action::DeleteNode(a) => (Reason::MinionRemoved, Some(ObjectRef::node(&a.node))),
-            Action::ResizePod(a) => (Reason::PodResized, Some(ObjectRef::pod(&a.pod.namespace, &a.pod.name))),
-            Action::RecreatePod(a) => {
-                (Reason::PodEvictedForResize, Some(ObjectRef::pod(&a.pod.namespace, &a.pod.name)))
-            }
+        tracing::info!(action = action.kind().as_str(), subject = %action.subject(), "dry run: would {action}");
+        let object = match action.target() {
+            Target::Group(_) => None,
+            Target::Node(node) => Some(ObjectRef::node(node)),
+            Target::Pod(pod) => Some(ObjectRef::pod(&pod.namespace, &pod.name)),
         };
-        let mut event = ScalingEvent::new(reason, format!("dry run: would {what}")).with_field("dry_run", true);
+        let reason = Reason::for_action(action.kind());
+        let mut event = ScalingEvent::new(reason, format!("dry run: would {action}")).with_field("dry_run", true);
         if let Some(o) = object {
             event = event.with_object(o);
         }
-        if let Some(g) = group(action) {
+        if let Some(g) = action.group() {
             event = event.in_group(g);
         }
         self.alerts.dispatch(event);
     }
-}
-
-/// The action's name as in `explain --json` (`scale-up`, `evict-pods`, ...).
-pub fn kind(action: &Action) -> &'static str {
-    match action {
-        Action::ScaleUp(_) => "scale-up",
-        Action::RemoveMembers(_) => "remove-members",
-        Action::StartRemoval(_) => "start-removal",
-        Action::EvictPods(_) => "evict-pods",
-        Action::MarkDrained(_) => "mark-drained",
-        Action::RollBackRemoval(_) => "roll-back-removal",
-        Action::DeleteNode(_) => "delete-node",
-        Action::ResizePod(_) => "resize-pod",
-        Action::RecreatePod(_) => "recreate-pod",
-    }
-}
-
-fn group(action: &Action) -> Option<&str> {
-    match action {
-        Action::ScaleUp(a) => Some(&a.group),
-        Action::RemoveMembers(a) => Some(&a.group),
-        Action::StartRemoval(a) => Some(&a.record.group),
-        Action::MarkDrained(a) => Some(&a.record.group),
-        Action::DeleteNode(a) => Some(&a.group),
-        Action::EvictPods(_) | Action::RollBackRemoval(_) | Action::ResizePod(_) | Action::RecreatePod(_) => None,
-    }
-}
-
-/// One line saying what the action does, for logs and dry-run Events.
-pub fn describe(action: &Action) -> String {
-    match action {
-        Action::ScaleUp(a) => format!(
-            "grow node group {} from {} to {} for {} pending pod(s)",
-            a.group, a.expected_desired, a.new_desired, a.pod_count
-        ),
-        Action::RemoveMembers(a) => format!(
-            "remove member(s) {} from node group {} ({} -> {})",
-            a.members.iter().map(|m| m.member.as_str()).collect::<Vec<_>>().join(", "),
-            a.group,
-            a.expected_desired,
-            a.new_desired
-        ),
-        Action::StartRemoval(a) => format!(
-            "taint and cordon node {} to remove member {}/{} ({} removal)",
-            a.node,
-            a.record.group,
-            a.record.member,
-            a.record.kind.as_str()
-        ),
-        Action::EvictPods(a) => format!(
-            "evict {} pod(s) from node {}: {}",
-            a.pods.len(),
-            a.node,
-            a.pods.iter().map(|e| e.pod.to_string()).collect::<Vec<_>>().join(", ")
-        ),
-        Action::MarkDrained(a) => format!("mark node {} drained", a.node),
-        Action::RollBackRemoval(a) => {
-            format!("give node {} back{} ({})", a.node, if a.uncordon { " and uncordon it" } else { "" }, a.reason)
-        }
-        Action::DeleteNode(a) => format!("delete node {} (member {}/{} is gone from Heat)", a.node, a.group, a.member),
-        Action::ResizePod(a) => format!("resize pod {} in place ({}): {}", a.pod, a.reason, containers(&a.containers)),
-        Action::RecreatePod(a) => {
-            format!("evict pod {} to be recreated ({}): {}", a.pod, a.reason, containers(&a.containers))
-        }
-    }
-}
-
-fn containers(resizes: &[heatscaler_core::planner::action::ContainerResize]) -> String {
-    let each = resizes.iter().map(|c| format!("{} {} -> {}", c.container, c.from, c.requests));
-    each.collect::<Vec<_>>().join(", ")
 }

@@ -4,6 +4,7 @@
 //! never renamed. Names follow cluster-autoscaler's Events where it has one
 //! (`TriggeredScaleUp`, `NotTriggerScaleUp`, `ScaledUpGroup`), so runbooks carry over.
 
+use heatscaler_core::planner::ActionKind;
 use serde::Serialize;
 
 use super::Severity;
@@ -132,6 +133,25 @@ impl std::fmt::Display for Reason {
     }
 }
 
+impl Reason {
+    /// The reason of the Event that reports carrying out an action of this
+    /// kind: what a dry run reports it with ("dry run: would ..."). The
+    /// planner names the kind; which Event stands for it is this catalogue's.
+    pub const fn for_action(kind: ActionKind) -> Reason {
+        match kind {
+            ActionKind::ScaleUp => Reason::ScaledUpGroup,
+            ActionKind::RemoveMembers => Reason::ScaledDownGroup,
+            ActionKind::StartRemoval => Reason::ScaleDownCordoned,
+            ActionKind::EvictPods => Reason::DrainStarted,
+            ActionKind::MarkDrained => Reason::DrainFinished,
+            ActionKind::RollBackRemoval => Reason::ScaleDownAborted,
+            ActionKind::DeleteNode => Reason::MinionRemoved,
+            ActionKind::ResizePod => Reason::PodResized,
+            ActionKind::RecreatePod => Reason::PodEvictedForResize,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +169,13 @@ mod tests {
             assert!(r.action().len() <= 128 && r.action().chars().all(|c| c.is_ascii_alphanumeric()));
         }
         assert!(Reason::ALL.len() >= 20);
+    }
+
+    #[test]
+    fn each_kind_of_action_is_reported_with_its_own_reason() {
+        use heatscaler_core::planner::ActionKind;
+        let reasons: std::collections::BTreeSet<Reason> =
+            ActionKind::ALL.iter().map(|&k| Reason::for_action(k)).collect();
+        assert_eq!(reasons.len(), ActionKind::ALL.len());
     }
 }

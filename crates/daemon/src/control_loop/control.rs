@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::observe::{Changes, KubeObserver};
 use crate::telemetry::{Health, HealthOptions, Metrics, Notifier, TelemetryServer};
 use heatscaler_core::model::Timestamp;
-use heatscaler_core::planner::Action;
+use heatscaler_core::planner::{Action, ActionKind};
 
 /// Actions of one pass in flight at once.
 const ACTION_CONCURRENCY: usize = 8;
@@ -486,9 +486,9 @@ async fn execute(
     stop: watch::Receiver<bool>,
     leader: Arc<dyn LeaderGate>,
 ) -> Vec<Outcome> {
-    actions.sort_by_key(|a| match a {
-        Action::ScaleUp(_) => 0,
-        Action::RemoveMembers(_) => 1,
+    actions.sort_by_key(|a| match a.kind() {
+        ActionKind::ScaleUp => 0,
+        ActionKind::RemoveMembers => 1,
         _ => 2,
     });
     futures::stream::iter(actions)

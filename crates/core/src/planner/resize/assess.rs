@@ -8,6 +8,7 @@ use crate::model::ResourceKind;
 use crate::model::{ChangeRequirement, PodPhase, Resources, Timestamp, UpdateMode, VerticalScaling};
 use crate::planner::Cx;
 use crate::planner::explain::{ResizeDecision, UpdateBlock, UpdateReason};
+use crate::planner::index::{NodeIx, PodIx, Table, VpaIx};
 use crate::planner::memory::ResizeMemory;
 use crate::planner::scheduling::Placer;
 use crate::planner::time::after;
@@ -37,8 +38,8 @@ pub(crate) struct Assessment<'w> {
     pub forcible: Vec<&'w Wanted<'w>>,
     /// New sizes that fit no node: node-level demand.
     pub demand: Vec<Planned<'w>>,
-    /// Everything else, explained: (pod index, VPA object index, decision).
-    pub settled: Vec<(usize, usize, ResizeDecision)>,
+    /// Everything else, explained: (pod, its VPA object, decision).
+    pub settled: Vec<(PodIx, VpaIx, ResizeDecision)>,
     pub relief: Vec<Relief>,
     /// Pods off target now (uid → since), for `Memory::resize`.
     pub off_target: BTreeMap<String, Timestamp>,
@@ -51,10 +52,9 @@ impl<'w> Assessment<'w> {
 }
 
 pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory: &ResizeMemory) -> Assessment<'w> {
-    let snap = cx.ix.snap;
     let updater = &cx.policy.resize.updater;
     let mut out = Assessment::default();
-    let mut per_workload: BTreeMap<usize, Vec<&'w Wanted<'w>>> = BTreeMap::new();
+    let mut per_workload: BTreeMap<VpaIx, Vec<&'w Wanted<'w>>> = BTreeMap::new();
     for e in evaluations {
         match e {
             Evaluation::Wanted(w) => per_workload.entry(w.vertical).or_default().push(w),
@@ -75,7 +75,7 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
     let mut fit = Fit::default();
     let stats = counts(evaluations);
     for (v, mut wants) in per_workload {
-        let vertical = &snap.vertical[v];
+        let vertical = cx.ix.vpa(v);
         let key = vertical.workload.to_string();
         let stat = stats.get(&v).copied().unwrap_or_default();
         let replicas = vertical.replicas.unwrap_or(stat.live);
@@ -235,9 +235,9 @@ fn eviction_requirements_met(vertical: &VerticalScaling, w: &Wanted<'_>) -> bool
 /// on the other Ready nodes with the scheduler model (built on first use).
 #[derive(Default)]
 struct Fit<'w> {
-    grown: HashMap<usize, Resources>,
+    grown: HashMap<NodeIx, Resources>,
     /// The placer over Ready nodes, and each snapshot node's slot in it.
-    placer: Option<(Placer<'w>, Vec<Option<usize>>)>,
+    placer: Option<(Placer<'w>, Table<NodeIx, Option<usize>>)>,
 }
 
 impl<'w> Fit<'w> {
@@ -247,7 +247,7 @@ impl<'w> Fit<'w> {
         let grown = self.grown.entry(w.node).or_default();
         let delta =
             Resources::new(w.requests.cpu_milli - w.pod.requests.cpu_milli, w.requests.memory - w.pod.requests.memory);
-        let requested = &cx.ix.requested[w.node];
+        let requested = cx.ix.requested(w.node);
         let fits = requested.cpu_milli + grown.cpu_milli + delta.cpu_milli <= node.allocatable.cpu_milli
             && requested.memory + grown.memory + delta.memory <= node.allocatable.memory;
         if fits {
@@ -265,10 +265,10 @@ impl<'w> Fit<'w> {
     /// Another Ready node fits the pod at its new size (placing it there).
     fn elsewhere(&mut self, cx: &Cx<'w>, w: &'w Wanted<'w>) -> bool {
         let (placer, slots) = self.placer.get_or_insert_with(|| {
-            let mut slots = vec![None; cx.ix.snap.nodes.len()];
+            let mut slots = Table::filled(None, cx.ix.node_count());
             let mut nodes = Vec::new();
-            for (i, slot) in slots.iter_mut().enumerate() {
-                if cx.ix.node(i).ready && cx.ix.removal[i].is_none() {
+            for (i, slot) in slots.iter_mut() {
+                if cx.ix.node(i).ready && cx.ix.removal(i).is_none() {
                     *slot = Some(nodes.len());
                     nodes.push(cx.ix.sched_node(i));
                 }
@@ -293,8 +293,8 @@ struct Counts {
 }
 
 /// From the evaluations: every non-terminal pod of every handled workload.
-fn counts(evaluations: &[Evaluation<'_>]) -> HashMap<usize, Counts> {
-    let mut out: HashMap<usize, Counts> = HashMap::new();
+fn counts(evaluations: &[Evaluation<'_>]) -> HashMap<VpaIx, Counts> {
+    let mut out: HashMap<VpaIx, Counts> = HashMap::new();
     for e in evaluations {
         let (pod, v) = match e {
             Evaluation::Wanted(w) => (w.pod, w.vertical),

@@ -4,30 +4,29 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::model::PodKey;
-use crate::planner::Cx;
 use crate::planner::action::{Action, RecreatePod, ResizePod};
-use crate::planner::drain::{PdbBudget, pdb_name};
+use crate::planner::drain::pdb_name;
 use crate::planner::explain::{
     Explanation, PodOutcome, ResizeCount, ResizeDecision, ResizeExplanation, UpdateBlock, UpdateReason,
 };
+use crate::planner::index::{PodIx, Table, VpaIx};
 use crate::planner::memory::ResizeMemory;
-use crate::planner::scale_up::ScaleUpOutcome;
 use crate::planner::time::after;
+use crate::planner::{Cx, Pass};
 
 use super::assess::{Assessment, How};
 use super::{Adjustments, Evaluation, Wanted, total};
 
-#[allow(clippy::too_many_arguments)]
+/// Reads the scale-up of `pass` (which shrinks it counts on); recreations
+/// take from its PDB allowance; keeps the resize timers in its memory.
 pub(crate) fn issue<'w>(
     cx: &Cx<'w>,
     evaluations: &'w [Evaluation<'w>],
     assessment: Assessment<'w>,
-    up: &ScaleUpOutcome<'w>,
-    budget: &mut PdbBudget,
-    memory: &mut ResizeMemory,
-    ex: &mut Explanation,
+    pass: &mut Pass<'w>,
 ) -> (Vec<Action>, Adjustments<'w>) {
-    let snap = cx.ix.snap;
+    let Pass { up, budget, memory, ex, .. } = pass;
+    let memory = &mut memory.resize;
     let mut out = Issued { cx, actions: Vec::new(), adjust: Adjustments::default(), updated: BTreeSet::new(), memory };
     for e in evaluations {
         if let Evaluation::Settled { pod, in_flight: Some(f), .. } = e {
@@ -54,7 +53,7 @@ pub(crate) fn issue<'w>(
         let decision = match up.relief.get(&w.node) {
             Some(&pending) => out.resize(w, UpdateReason::FreesCapacity { pending }),
             None => {
-                let key = snap.vertical[w.vertical].workload.to_string();
+                let key = cx.ix.vpa(w.vertical).workload.to_string();
                 let interval = cx.policy.resize.updater.min_update_interval;
                 let until = out.memory.last_update.get(&key).map_or(cx.now, |&t| after(t, interval));
                 ResizeDecision::RateLimited { until }
@@ -87,9 +86,9 @@ pub(crate) fn issue<'w>(
 
     let Issued { actions, adjust, updated, memory, .. } = out;
     for v in updated {
-        memory.last_update.insert(snap.vertical[v].workload.to_string(), cx.now);
+        memory.last_update.insert(cx.ix.vpa(v).workload.to_string(), cx.now);
     }
-    let workloads: BTreeSet<String> = snap.vertical.iter().map(|v| v.workload.to_string()).collect();
+    let workloads: BTreeSet<String> = cx.ix.vpas().map(|(_, v)| v.workload.to_string()).collect();
     memory.last_update.retain(|w, _| workloads.contains(w));
     memory.off_target_since = assessment.off_target;
     // Forget pods no longer under a VPA object heatscaler handles.
@@ -102,8 +101,8 @@ struct Issued<'w, 'm> {
     cx: &'m Cx<'w>,
     actions: Vec<Action>,
     adjust: Adjustments<'w>,
-    /// VPA objects (indices) whose workload got an update this pass.
-    updated: BTreeSet<usize>,
+    /// VPA objects whose workload got an update this pass.
+    updated: BTreeSet<VpaIx>,
     memory: &'m mut ResizeMemory,
 }
 
@@ -150,11 +149,10 @@ impl<'w> Issued<'w, '_> {
 
 /// Decisions about a pod are listed in snapshot order; the rest are counted
 /// per VPA object and decision (a handful each).
-fn explain(cx: &Cx<'_>, decisions: Vec<(usize, usize, ResizeDecision)>, ex: &mut Explanation) {
-    let snap = cx.ix.snap;
-    let names: Vec<(String, String)> =
-        (0..snap.vertical.len()).map(|v| (snap.vertical[v].workload.to_string(), vpa_name(cx, v))).collect();
-    let mut counted: Vec<Vec<(ResizeDecision, u32)>> = vec![Vec::new(); snap.vertical.len()];
+fn explain(cx: &Cx<'_>, decisions: Vec<(PodIx, VpaIx, ResizeDecision)>, ex: &mut Explanation) {
+    let names: Table<VpaIx, (String, String)> =
+        cx.ix.vpas().map(|(v, vpa)| (vpa.workload.to_string(), vpa_name(cx, v))).collect();
+    let mut counted: Table<VpaIx, Vec<(ResizeDecision, u32)>> = Table::filled(Vec::new(), names.len());
     let mut listed = Vec::new();
     for (index, v, decision) in decisions {
         if !decision.is_counted() {
@@ -170,9 +168,9 @@ fn explain(cx: &Cx<'_>, decisions: Vec<(usize, usize, ResizeDecision)>, ex: &mut
     ex.resizes.reserve(listed.len());
     for (index, v, decision) in listed {
         let (workload, vpa) = names[v].clone();
-        ex.resizes.push(ResizeExplanation { pod: snap.pods[index].key(), workload, vpa, decision });
+        ex.resizes.push(ResizeExplanation { pod: cx.ix.pod(index).key(), workload, vpa, decision });
     }
-    for (v, decisions) in counted.into_iter().enumerate() {
+    for (v, decisions) in counted.into_iter() {
         for (decision, pods) in decisions {
             let (workload, vpa) = names[v].clone();
             ex.resize_counts.push(ResizeCount { workload, vpa, decision, pods });
@@ -180,7 +178,7 @@ fn explain(cx: &Cx<'_>, decisions: Vec<(usize, usize, ResizeDecision)>, ex: &mut
     }
 }
 
-fn vpa_name(cx: &Cx<'_>, v: usize) -> String {
-    let vertical = &cx.ix.snap.vertical[v];
+fn vpa_name(cx: &Cx<'_>, v: VpaIx) -> String {
+    let vertical = cx.ix.vpa(v);
     format!("{}/{}", vertical.namespace, vertical.name)
 }

@@ -32,6 +32,7 @@ use crate::model::{Pod, Resources};
 
 use super::action::ContainerResize;
 use super::explain::{CpuMemory, ResizeDecision, UpdateReason};
+use super::index::{NodeIx, PodIx, VpaIx};
 
 pub(crate) use assess::assess;
 pub(crate) use issue::issue;
@@ -41,12 +42,11 @@ pub(crate) use wanted::evaluate_all;
 #[derive(Debug)]
 pub(crate) struct Wanted<'a> {
     pub pod: &'a Pod,
-    /// Its index in `Snapshot::pods` (explanations follow snapshot order).
-    pub index: usize,
-    /// Index of its node in the snapshot.
-    pub node: usize,
-    /// Index into `Snapshot::vertical`.
-    pub vertical: usize,
+    /// Explanations follow snapshot order.
+    pub index: PodIx,
+    pub node: NodeIx,
+    /// Its VPA object.
+    pub vertical: VpaIx,
     pub containers: Vec<ContainerResize>,
     /// The pod's requests as the scheduler will count them after the update.
     pub requests: Resources,
@@ -100,8 +100,8 @@ pub(crate) enum Evaluation<'a> {
     /// Nothing to do now; `in_flight` when the kubelet is applying a resize.
     Settled {
         pod: &'a Pod,
-        index: usize,
-        vertical: usize,
+        index: PodIx,
+        vertical: VpaIx,
         decision: ResizeDecision,
         in_flight: Option<Box<InFlight>>,
     },
@@ -119,7 +119,7 @@ impl<'a> Evaluation<'a> {
 /// A resize the kubelet is working on (pending or in progress).
 #[derive(Debug)]
 pub(crate) struct InFlight {
-    pub node: usize,
+    pub node: NodeIx,
     /// What a shrink frees once applied (zero for growth).
     pub freed: Resources,
     /// The pod at its spec's requests, as it will be once applied.
@@ -131,7 +131,7 @@ pub(crate) struct InFlight {
 /// `min-update-interval` that is shrunk if scale-up counts on its node.
 #[derive(Clone, Debug)]
 pub(crate) struct Relief {
-    pub node: usize,
+    pub node: NodeIx,
     pub freed: Resources,
 }
 
@@ -149,7 +149,7 @@ pub(crate) struct ScaleUpInput<'w> {
 pub(crate) struct Adjustments<'w> {
     pods: HashMap<&'w str, Resized<'w>>,
     /// Per node: the change of its requested resources.
-    node_delta: HashMap<usize, Resources>,
+    node_delta: HashMap<NodeIx, Resources>,
 }
 
 /// A pod at its new size; built only if scale-down simulates its node.
@@ -171,13 +171,13 @@ impl<'w> Adjustments<'w> {
         }
     }
 
-    pub fn apply(&self, node: usize, requested: &mut Resources) {
+    pub fn apply(&self, node: NodeIx, requested: &mut Resources) {
         if let Some(d) = self.node_delta.get(&node) {
             *requested += d;
         }
     }
 
-    fn change(&mut self, node: usize, old: &Resources, new: &Resources) {
+    fn change(&mut self, node: NodeIx, old: &Resources, new: &Resources) {
         let delta = self.node_delta.entry(node).or_default();
         delta.cpu_milli += new.cpu_milli - old.cpu_milli;
         delta.memory += new.memory - old.memory;
@@ -188,7 +188,7 @@ impl<'w> Adjustments<'w> {
         self.pods.insert(w.pod.uid.as_str(), Resized::Update(w));
     }
 
-    fn in_flight(&mut self, node: usize, old: &'w Pod, new: &'w Pod) {
+    fn in_flight(&mut self, node: NodeIx, old: &'w Pod, new: &'w Pod) {
         self.change(node, &old.requests, &new.requests);
         self.pods.insert(old.uid.as_str(), Resized::InFlight(new));
     }

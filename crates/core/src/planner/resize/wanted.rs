@@ -7,6 +7,7 @@ use crate::model::{Pod, PodPhase, ResizeState, Resources, UpdateMode, VerticalSc
 use crate::planner::Cx;
 use crate::planner::action::ContainerResize;
 use crate::planner::explain::{ResizeDecision, UpdateReason};
+use crate::planner::index::{NodeIx, PodIx, VpaIx};
 use crate::planner::memory::ResizeMemory;
 use crate::planner::time::{after, elapsed};
 use crate::recommender::apply_to_container;
@@ -15,24 +16,22 @@ use super::{Evaluation, InFlight, Urgency, Wanted, cpu_memory};
 
 /// Every pod of every workload under a VPA object, in snapshot order.
 pub(crate) fn evaluate_all<'a>(cx: &Cx<'a>, memory: &ResizeMemory) -> Vec<Evaluation<'a>> {
-    let snap = cx.ix.snap;
-    if !cx.policy.resize.enabled || snap.vertical.is_empty() {
+    if !cx.policy.resize.enabled || cx.ix.snap.vertical.is_empty() {
         return Vec::new();
     }
     // Two VPA objects on one workload is a misconfiguration VPA leaves
     // undefined; the first one listed wins here.
     let mut by_workload = HashMap::new();
-    for (v, vertical) in snap.vertical.iter().enumerate() {
+    for (v, vertical) in cx.ix.vpas() {
         by_workload.entry(&vertical.workload).or_insert(v);
     }
-    let node_index: HashMap<&str, usize> = snap.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
     let mut out = Vec::new();
-    for (index, pod) in snap.pods.iter().enumerate() {
+    for (index, pod) in cx.ix.pods() {
         let Some(&v) = pod.workload.as_ref().and_then(|w| by_workload.get(w)) else { continue };
         if pod.is_terminal() {
             continue;
         }
-        let node = pod.node_name.as_deref().and_then(|n| node_index.get(n).copied());
+        let node = pod.node_name.as_deref().and_then(|n| cx.ix.node_named(n));
         out.push(evaluate(cx, memory, v, (index, pod), node));
     }
     out
@@ -41,11 +40,11 @@ pub(crate) fn evaluate_all<'a>(cx: &Cx<'a>, memory: &ResizeMemory) -> Vec<Evalua
 fn evaluate<'a>(
     cx: &Cx<'a>,
     memory: &ResizeMemory,
-    v: usize,
-    (index, pod): (usize, &'a Pod),
-    node: Option<usize>,
+    v: VpaIx,
+    (index, pod): (PodIx, &'a Pod),
+    node: Option<NodeIx>,
 ) -> Evaluation<'a> {
-    let vertical = &cx.ix.snap.vertical[v];
+    let vertical = cx.ix.vpa(v);
     let settled = |decision| Evaluation::Settled { pod, index, vertical: v, decision, in_flight: None };
     let Some(node) = node.filter(|_| pod.phase == PodPhase::Running && pod.deletion.is_none()) else {
         return settled(ResizeDecision::NotRunning);
@@ -116,7 +115,7 @@ fn evaluate<'a>(
 /// A resize the kubelet is applying: the pod at its spec's requests, and what
 /// a shrink frees once applied (the scheduler counts the larger of spec and
 /// allocated meanwhile).
-fn in_flight(pod: &Pod, node: usize) -> InFlight {
+fn in_flight(pod: &Pod, node: NodeIx) -> InFlight {
     let mut freed = Resources::default();
     for c in &pod.containers {
         if let Some(a) = &c.allocated {
@@ -189,9 +188,9 @@ impl Desired {
 
     fn into_wanted<'a>(
         self,
-        (index, pod): (usize, &'a Pod),
-        node: usize,
-        v: usize,
+        (index, pod): (PodIx, &'a Pod),
+        node: NodeIx,
+        v: VpaIx,
         reason: UpdateReason,
         urgency: Urgency,
     ) -> Wanted<'a> {

@@ -2,6 +2,7 @@
 //! simplest way an executor may (instantly), so multi-pass behaviour — the
 //! removal state machine, back-offs, restarts — can be followed step by step.
 
+mod action;
 mod provisioning;
 mod removal;
 mod resize;
@@ -308,8 +309,5 @@ pub fn starts(plan: &Plan) -> Vec<&StartRemoval> {
 }
 
 pub fn kinds(plan: &Plan) -> Vec<String> {
-    plan.actions
-        .iter()
-        .map(|a| format!("{}:{}", serde_json::to_value(a).unwrap()["action"].as_str().unwrap(), a.subject()))
-        .collect()
+    plan.actions.iter().map(|a| format!("{}:{}", a.kind(), a.subject())).collect()
 }

@@ -242,9 +242,13 @@ fn an_undrained_member_is_never_handed_to_heat() {
     ));
 
     let ix = super::super::index::Index::build(&w.snap, &w.policy);
-    assert!(verify_drained(&ix, 0, 1, 1).unwrap_err().contains("still runs pod default/db-1"));
-    assert!(verify_drained(&ix, 0, 2, 2).unwrap_err().contains("phase draining"));
-    assert!(verify_drained(&ix, 0, 0, 0).unwrap_err().contains("no removal record"));
+    let verify = |node: &str| {
+        let i = ix.node_named(node).unwrap();
+        verify_drained(&ix, ix.membership(i).unwrap(), i).unwrap_err()
+    };
+    assert!(verify("w-1").contains("still runs pod default/db-1"));
+    assert!(verify("w-2").contains("phase draining"));
+    assert!(verify("w-0").contains("no removal record"));
 }
 
 #[test]

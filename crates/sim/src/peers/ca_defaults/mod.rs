@@ -47,7 +47,7 @@ use rand_chacha::ChaCha8Rng;
 use heatscaler_core::model::{MemberStatus, Snapshot, Timestamp};
 use heatscaler_core::planner::action::{MemberRemoval, RemovalCause, RemoveMembers};
 use heatscaler_core::planner::explain::{ProvisioningFailure, RollbackReason};
-use heatscaler_core::planner::for_peers::Index;
+use heatscaler_core::planner::for_peers::{GroupIx, Index};
 use heatscaler_core::planner::protocol::{Phase, RemovalState};
 use heatscaler_core::planner::{Action, Policy};
 use heatscaler_core::policy::ScaleDownPolicy;
@@ -101,8 +101,8 @@ pub struct CaDefaults {
     starting: bool,
 }
 
-/// Removals to request from Heat this loop, per group index.
-type Removals = BTreeMap<usize, Vec<MemberRemoval>>;
+/// Removals to request from Heat this loop, per group.
+type Removals = BTreeMap<GroupIx, Vec<MemberRemoval>>;
 
 impl CaDefaults {
     pub fn new(sc: &Scenario) -> Self {
@@ -152,7 +152,7 @@ impl CaDefaults {
             self.continue_removals(&ix, now, &mut actions, &mut removals);
         }
         self.failed_provisioning(&ix, now, &mut removals);
-        let busy: BTreeSet<usize> = removals.keys().copied().collect();
+        let busy: BTreeSet<GroupIx> = removals.keys().copied().collect();
         match scale_up::plan(self, &ix, &busy, now) {
             Some(up) => {
                 self.last_scale_up = Some(now);
@@ -167,7 +167,7 @@ impl CaDefaults {
     /// Deletion taints left by a previous run are removed at start-up, except
     /// on nodes whose server is already being deleted.
     fn clear_previous_taints(&self, ix: &Index<'_>, actions: &mut Vec<Action>) {
-        for (i, state) in ix.removal.iter().enumerate() {
+        for (i, state) in ix.removals() {
             let (uncordon, phase) = match state {
                 RemovalState::Active(r) => (!r.cordoned_before, Some(r.phase)),
                 RemovalState::Inconsistent { cordoned_before, .. } => (!cordoned_before.unwrap_or(false), None),
@@ -197,7 +197,7 @@ impl CaDefaults {
     ) {
         use heatscaler_core::planner::action::{DeleteNode, EvictPods, Eviction, MarkDrained, RollBackRemoval};
         use heatscaler_core::planner::explain::EvictionBlock;
-        for (i, state) in ix.removal.iter().enumerate() {
+        for (i, state) in ix.removals() {
             let node = ix.node(i);
             let record = match state {
                 RemovalState::None => continue,
@@ -211,9 +211,8 @@ impl CaDefaults {
                 }
                 RemovalState::Active(r) => r,
             };
-            let Some(g) = ix.snap.groups.iter().position(|g| g.name == record.group) else { continue };
-            let group = &ix.snap.groups[g];
-            let member = group.members.iter().find(|m| m.id == record.member);
+            let Some(g) = ix.group_named(&record.group) else { continue };
+            let member = ix.member_named(g, &record.member).map(|m| ix.member(m));
             match record.phase {
                 Phase::Removing => match member {
                     None => actions.push(Action::DeleteNode(DeleteNode {
@@ -266,9 +265,9 @@ impl CaDefaults {
     /// Members that failed to create or never registered a node are removed,
     /// and their group backed off.
     fn failed_provisioning(&mut self, ix: &Index<'_>, now: Timestamp, removals: &mut Removals) {
-        for (g, group) in ix.snap.groups.iter().enumerate() {
-            for (k, m) in group.members.iter().enumerate() {
-                let timed_out = ix.node_of[g][k].is_none()
+        for (g, group) in ix.groups() {
+            for (k, m) in ix.members(g) {
+                let timed_out = ix.node_of(k).is_none()
                     && matches!(m.status, MemberStatus::InProgress | MemberStatus::Complete)
                     && m.created
                         .is_some_and(|c| heatscaler_core::planner::time::elapsed(now, c) > MAX_NODE_PROVISION_TIME);
@@ -300,7 +299,7 @@ impl CaDefaults {
     /// group whose stack is busy waits for the next loop.
     fn compose(&mut self, ix: &Index<'_>, now: Timestamp, actions: &mut Vec<Action>, removals: Removals) {
         for (g, members) in removals {
-            let group = &ix.snap.groups[g];
+            let group = ix.group(g);
             if group.stack_busy {
                 continue;
             }

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use heatscaler_core::model::{MemberStatus, Timestamp};
 use heatscaler_core::planner::Action;
 use heatscaler_core::planner::action::{EvictPods, Eviction, MarkDrained, MemberRemoval, RemovalCause, StartRemoval};
-use heatscaler_core::planner::for_peers::{Disposition, Index, PdbBudget, classify};
-use heatscaler_core::planner::protocol::{Phase, RemovalKind, RemovalRecord, RemovalState, SCALE_DOWN_DISABLED};
+use heatscaler_core::planner::for_peers::{Disposition, GroupIx, Index, NodeIx, PdbBudget, classify};
+use heatscaler_core::planner::protocol::{Phase, RemovalKind, RemovalRecord, SCALE_DOWN_DISABLED};
 use heatscaler_core::planner::scheduling::Placer;
 use heatscaler_core::planner::time::{after_std, elapsed};
 
@@ -20,8 +20,8 @@ use super::{
 
 /// A node found unneeded in this loop.
 struct Unneeded {
-    node: usize,
-    group: usize,
+    node: NodeIx,
+    group: GroupIx,
     member: String,
     utilization: f64,
     empty: bool,
@@ -52,33 +52,29 @@ pub(super) fn plan(
         return;
     }
     // Removals already under way count against min sizes.
-    let mut slack: Vec<i64> = ix
-        .snap
-        .groups
-        .iter()
-        .enumerate()
+    let mut slack: BTreeMap<GroupIx, i64> = ix
+        .groups()
         .map(|(g, group)| {
             let leaving = ix
-                .removal
-                .iter()
-                .filter_map(RemovalState::record)
+                .removals()
+                .filter_map(|(_, state)| state.record())
                 .filter(|r| r.group == group.name && r.phase < Phase::Removing)
                 .count()
                 + removals.get(&g).map_or(0, Vec::len);
-            i64::from(group.desired) - leaving as i64 - i64::from(group.min_size)
+            (g, i64::from(group.desired) - leaving as i64 - i64::from(group.min_size))
         })
         .collect();
     let ready: Vec<&Unneeded> = unneeded
         .iter()
         .filter(|u| elapsed(now, ca.unneeded_since[&ix.node(u.node).name]) >= UNNEEDED_TIME)
-        .filter(|u| !ix.snap.groups[u.group].stack_busy)
+        .filter(|u| !ix.group(u.group).stack_busy)
         .collect();
     let mut deleted = 0;
     for u in ready.iter().filter(|u| u.empty) {
-        if deleted == MAX_EMPTY_BULK_DELETE || slack[u.group] <= 0 {
+        if deleted == MAX_EMPTY_BULK_DELETE || slack[&u.group] <= 0 {
             continue;
         }
-        slack[u.group] -= 1;
+        *slack.entry(u.group).or_default() -= 1;
         deleted += 1;
         let start = start(ix, u, RemovalKind::Empty, now);
         let mut record = start.record.clone();
@@ -97,14 +93,13 @@ pub(super) fn plan(
         return;
     }
     let draining = ix
-        .removal
-        .iter()
-        .filter_map(RemovalState::record)
+        .removals()
+        .filter_map(|(_, state)| state.record())
         .any(|r| r.kind == RemovalKind::Drain && r.phase == Phase::Draining);
     if draining {
         return; // one non-empty node at a time
     }
-    if let Some(u) = ready.iter().find(|u| !u.empty && slack[u.group] > 0) {
+    if let Some(u) = ready.iter().find(|u| !u.empty && slack[&u.group] > 0) {
         let start = start(ix, u, RemovalKind::Drain, now);
         let pods = ix
             .workload_pods(u.node)
@@ -127,7 +122,7 @@ fn start(ix: &Index<'_>, u: &Unneeded, kind: RemovalKind, now: Timestamp) -> Sta
             started: now,
             drained: None,
             requested: None,
-            group: ix.snap.groups[u.group].name.clone(),
+            group: ix.group(u.group).name.clone(),
             member: u.member.clone(),
             cordoned_before: node.unschedulable,
         },
@@ -141,36 +136,35 @@ fn start(ix: &Index<'_>, u: &Unneeded, kind: RemovalKind, now: Timestamp) -> Sta
 /// nodes (pods moved for an earlier candidate stay moved, and earlier
 /// unneeded nodes take no pods), within the PDBs' allowances.
 fn find_unneeded(ca: &CaDefaults, ix: &Index<'_>) -> Vec<Unneeded> {
-    let mut candidates: Vec<(usize, usize, String, f64)> = Vec::new();
+    let mut candidates: Vec<(NodeIx, GroupIx, String, f64)> = Vec::new();
     let mut group_nodes = 0usize;
-    for i in 0..ix.snap.nodes.len() {
+    for i in ix.nodes() {
         let node = ix.node(i);
-        let Some(m) = ix.membership[i] else { continue };
+        let Some(m) = ix.membership(i) else { continue };
         group_nodes += 1;
-        let member = &ix.snap.groups[m.group].members[m.member];
+        let member = ix.member(m);
         if !node.ready
             || node.unschedulable
             || member.status != MemberStatus::Complete
-            || !ix.removal[i].is_none()
-            || ix.control_plane[i]
+            || !ix.removal(i).is_none()
+            || ix.is_control_plane(i)
             || node.annotations.get(SCALE_DOWN_DISABLED).is_some_and(|v| v == "true")
         {
             continue;
         }
         let u = utilization(ix, i);
         if u < UTILIZATION_THRESHOLD {
-            candidates.push((i, m.group, member.id.clone(), u));
+            candidates.push((i, m.group(), member.id.clone(), u));
         }
     }
     candidates.sort_by(|a, b| {
-        let known = |c: &(usize, usize, String, f64)| !ca.unneeded_since.contains_key(&ix.node(c.0).name);
+        let known = |c: &(NodeIx, GroupIx, String, f64)| !ca.unneeded_since.contains_key(&ix.node(c.0).name);
         known(a).cmp(&known(b)).then(a.3.total_cmp(&b.3)).then(a.0.cmp(&b.0))
     });
     candidates.truncate(POOL_MIN.max((group_nodes as f64 * POOL_RATIO).ceil() as usize));
 
-    let destinations: Vec<usize> =
-        (0..ix.snap.nodes.len()).filter(|&i| ix.node(i).ready && ix.removal[i].is_none()).collect();
-    let slot: BTreeMap<usize, usize> = destinations.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    let destinations: Vec<NodeIx> = ix.nodes().filter(|&i| ix.node(i).ready && ix.removal(i).is_none()).collect();
+    let slot: BTreeMap<NodeIx, usize> = destinations.iter().enumerate().map(|(k, &i)| (i, k)).collect();
     let mut placer = Placer::new(destinations.iter().map(|&i| ix.sched_node(i)).collect());
     let mut budget = PdbBudget::new(ix);
     let mut unneeded = Vec::new();
@@ -214,9 +208,9 @@ fn find_unneeded(ca: &CaDefaults, ix: &Index<'_>) -> Vec<Unneeded> {
 
 /// Requested share of the node (all its pods, DaemonSet and mirror pods
 /// included): GPUs on GPU nodes, else the larger of CPU and memory.
-fn utilization(ix: &Index<'_>, i: usize) -> f64 {
+fn utilization(ix: &Index<'_>, i: NodeIx) -> f64 {
     let alloc = &ix.node(i).allocatable;
-    let req = &ix.requested[i];
+    let req = ix.requested(i);
     let share = |r: i64, a: i64| if a > 0 { r as f64 / a as f64 } else { 0.0 };
     if alloc.gpus() > 0 {
         return share(req.gpus(), alloc.gpus());

@@ -9,7 +9,7 @@ use rand::Rng;
 
 use heatscaler_core::model::{MemberStatus, Pod, Timestamp};
 use heatscaler_core::planner::action::ScaleUp;
-use heatscaler_core::planner::for_peers::Index;
+use heatscaler_core::planner::for_peers::{GroupIx, Index};
 use heatscaler_core::planner::scheduling::{Placer, SchedNode, fits};
 use heatscaler_core::policy::Expander;
 
@@ -18,7 +18,7 @@ use super::CaDefaults;
 /// Pods named in the action (the count is exact).
 const PODS_NAMED: usize = 5;
 
-pub(super) fn plan(ca: &mut CaDefaults, ix: &Index<'_>, busy: &BTreeSet<usize>, now: Timestamp) -> Option<ScaleUp> {
+pub(super) fn plan(ca: &mut CaDefaults, ix: &Index<'_>, busy: &BTreeSet<GroupIx>, now: Timestamp) -> Option<ScaleUp> {
     let pending: Vec<&Pod> =
         ix.unbound.iter().copied().filter(|p| p.unschedulable_since.is_some() && !p.is_daemonset()).collect();
     if pending.is_empty() {
@@ -30,7 +30,7 @@ pub(super) fn plan(ca: &mut CaDefaults, ix: &Index<'_>, busy: &BTreeSet<usize>, 
     }
     let total: u32 = ix.snap.groups.iter().map(|g| g.desired).sum();
     let mut options = Vec::new();
-    for (g, group) in ix.snap.groups.iter().enumerate() {
+    for (g, group) in ix.groups() {
         if group.stack_busy || busy.contains(&g) || ca.backed_off(&group.name, now) {
             continue;
         }
@@ -51,7 +51,7 @@ pub(super) fn plan(ca: &mut CaDefaults, ix: &Index<'_>, busy: &BTreeSet<usize>, 
         return None;
     }
     let (g, nodes, helped) = options.swap_remove(ca.rng.random_range(0..options.len()));
-    let group = &ix.snap.groups[g];
+    let group = ix.group(g);
     Some(ScaleUp {
         group: group.name.clone(),
         expected_desired: group.desired,
@@ -65,18 +65,15 @@ pub(super) fn plan(ca: &mut CaDefaults, ix: &Index<'_>, busy: &BTreeSet<usize>, 
 /// Pending pods that fit no Ready node and no upcoming node (members asked
 /// of Heat whose node is not Ready yet), as the scheduler would place them.
 fn not_schedulable_anywhere<'a>(ix: &Index<'a>, pending: Vec<&'a Pod>) -> Vec<&'a Pod> {
-    let mut nodes: Vec<SchedNode<'a>> = (0..ix.snap.nodes.len())
-        .filter(|&i| ix.node(i).ready && ix.removal[i].is_none())
-        .map(|i| ix.sched_node(i))
-        .collect();
-    for (g, group) in ix.snap.groups.iter().enumerate() {
+    let mut nodes: Vec<SchedNode<'a>> =
+        ix.nodes().filter(|&i| ix.node(i).ready && ix.removal(i).is_none()).map(|i| ix.sched_node(i)).collect();
+    for (g, group) in ix.groups() {
         // Live members without a Ready node, and desired size Heat has not
         // turned into members yet.
         let live =
             |m: &&heatscaler_core::model::Member| matches!(m.status, MemberStatus::InProgress | MemberStatus::Complete);
-        let booting = (0..group.members.len())
-            .filter(|&k| live(&&group.members[k]) && !ix.node_of[g][k].is_some_and(|i| ix.node(i).ready))
-            .count() as u32;
+        let booting =
+            ix.members(g).filter(|(k, m)| live(m) && !ix.node_of(*k).is_some_and(|i| ix.node(i).ready)).count() as u32;
         let listed = group.members.iter().filter(live).count() as u32;
         let upcoming = booting + group.desired.saturating_sub(listed);
         if let Some(t) = template(ix, g) {
@@ -95,8 +92,8 @@ fn not_schedulable_anywhere<'a>(ix: &Index<'a>, pending: Vec<&'a Pod>) -> Vec<&'
 }
 
 /// A new node of group `g` with the DaemonSet pods it would run.
-fn template<'a>(ix: &Index<'a>, g: usize) -> Option<SchedNode<'a>> {
-    let group = &ix.snap.groups[g];
+fn template<'a>(ix: &Index<'a>, g: GroupIx) -> Option<SchedNode<'a>> {
+    let group = ix.group(g);
     let shape = group.template.as_ref()?;
     Some(SchedNode::new_minion(format!("template-{}", group.name), shape, &ix.daemonsets))
 }

@@ -1,0 +1,168 @@
+//! Which candidates are unneeded: every pod on them could move to another
+//! node, all of them together — and since when each has been unneeded.
+
+use std::collections::BTreeMap;
+
+use crate::model::{Pod, Resources};
+use crate::planner::Cx;
+use crate::planner::Pass;
+use crate::planner::drain::{Disposition, classify, pdb_name};
+use crate::planner::explain::NodeStatus;
+use crate::planner::index::{NodeIx, PdbIx, Table};
+use crate::planner::memory::Memory;
+use crate::planner::scheduling::{Placer, SchedNode};
+
+use super::{Candidate, Statuses};
+
+/// Finds which candidates could all go together; returns their indices into
+/// `candidates`. Pods moved in the simulation stay where they were moved, and a
+/// node found unneeded is no destination for the next ones. Reads the resize
+/// adjustments of `pass`; takes from its PDB allowance.
+pub(super) fn find<'a>(
+    cx: &Cx<'a>,
+    pass: &mut Pass<'a>,
+    candidates: &[Candidate],
+    incoming: &Table<NodeIx, Vec<&'a Pod>>,
+    statuses: &mut Statuses,
+) -> Vec<usize> {
+    let Pass { adjust, budget, .. } = pass;
+    let mut slot: Table<NodeIx, Option<usize>> = Table::filled(None, cx.ix.node_count());
+    let mut nodes = Vec::new();
+    for (i, slot) in slot.iter_mut() {
+        if cx.ix.node(i).ready && cx.ix.removal(i).is_none() {
+            *slot = Some(nodes.len());
+            let mut node = cx.ix.sched_node(i);
+            adjust.apply(i, &mut node.requested);
+            for pod in &incoming[i] {
+                node.add(pod);
+            }
+            nodes.push(node);
+        }
+    }
+    // What every schedulable destination still has free, summed: pods that
+    // need more than that cannot all move, whatever the placement (a cheap
+    // necessary condition that spares the placement search in a full cluster).
+    let free = |n: &SchedNode<'_>| {
+        if n.unschedulable {
+            return Resources::default();
+        }
+        let mut f =
+            Resources::new(n.allocatable.cpu_milli - n.requested.cpu_milli, n.allocatable.memory - n.requested.memory);
+        f.pods = n.allocatable.pods - n.requested.pods;
+        f
+    };
+    let mut free_total = Resources::default();
+    for n in &nodes {
+        free_total += &free(n);
+    }
+    let mut placer = Placer::new(nodes);
+    let mut moved_in: Vec<Vec<&Pod>> = vec![Vec::new(); placer.nodes.len()];
+    let mut unneeded = Vec::new();
+    for (k, c) in candidates.iter().enumerate() {
+        let Some(me) = slot[c.node] else { continue };
+        let pods: Vec<(&Pod, Disposition)> = cx
+            .ix
+            .pods_on(c.node)
+            .iter()
+            .map(|p| adjust.pod(p))
+            .chain(incoming[c.node].iter().copied())
+            .chain(moved_in[me].iter().copied())
+            .map(|p| (p, classify(p, || cx.ix.has_pdb(p), &cx.policy.scale_down)))
+            .collect();
+        let mut moving = Resources::default();
+        for (pod, _) in pods.iter().filter(|(_, d)| *d == Disposition::Movable) {
+            moving.cpu_milli += pod.requests.cpu_milli;
+            moving.memory += pod.requests.memory;
+            moving.pods += 1;
+        }
+        let own = free(&placer.nodes[me]);
+        let short = [
+            ("cpu", moving.cpu_milli, free_total.cpu_milli - own.cpu_milli),
+            ("memory", moving.memory, free_total.memory - own.memory),
+            ("pods", moving.pods, free_total.pods - own.pods),
+        ]
+        .into_iter()
+        .find(|(_, need, have)| need > have);
+        if let Some((resource, _, _)) = short
+            && let Some((pod, _)) = pods.iter().find(|(_, d)| *d == Disposition::Movable)
+        {
+            statuses.insert(
+                c.node,
+                NodeStatus::NoPlaceForPod {
+                    pod: pod.key(),
+                    scheduler: format!("the other nodes lack the {resource} its pods request, all together"),
+                },
+            );
+            continue;
+        }
+        let checkpoint = placer.checkpoint();
+        let mut taken: Vec<PdbIx> = Vec::new();
+        let mut moves: Vec<(usize, &Pod)> = Vec::new();
+        let mut failure = None;
+        for (pod, disposition) in pods {
+            match disposition {
+                Disposition::Stays | Disposition::Leaving => continue,
+                Disposition::Blocked(reason) => {
+                    failure = Some(NodeStatus::PodBlocks { pod: pod.key(), reason });
+                    break;
+                }
+                Disposition::Movable => {}
+            }
+            match budget.take(&cx.ix, pod) {
+                Ok(t) => taken.extend(t),
+                Err(pdb) => {
+                    failure = Some(NodeStatus::PdbBlocks { pod: pod.key(), pdb: pdb_name(&cx.ix, pdb) });
+                    break;
+                }
+            }
+            match placer.find(pod, Some(me)) {
+                Some(dest) => {
+                    placer.place(pod, dest);
+                    moves.push((dest, pod));
+                }
+                None => {
+                    failure = Some(NodeStatus::NoPlaceForPod {
+                        pod: pod.key(),
+                        scheduler: "no other node can host it".into(),
+                    });
+                    break;
+                }
+            }
+        }
+        match failure {
+            Some(status) => {
+                placer.rollback(checkpoint);
+                budget.give_back(&taken);
+                statuses.insert(c.node, status);
+            }
+            None => {
+                // Its free capacity is gone; what moved left the others.
+                let own = free(&placer.nodes[me]);
+                free_total -= &own;
+                for (_, pod) in &moves {
+                    free_total.cpu_milli -= pod.requests.cpu_milli;
+                    free_total.memory -= pod.requests.memory;
+                    free_total.pods -= 1;
+                }
+                placer.exclude(me);
+                for (dest, pod) in moves {
+                    moved_in[dest].push(pod);
+                }
+                unneeded.push(k);
+            }
+        }
+    }
+    unneeded
+}
+
+/// Keeps the time each unneeded node was first found unneeded (now, for new
+/// ones); nodes no longer unneeded are forgotten.
+pub(super) fn track(cx: &Cx<'_>, memory: &mut Memory, candidates: &[Candidate], unneeded: &[usize]) {
+    let mut since = BTreeMap::new();
+    for &k in unneeded {
+        let node = cx.ix.node(candidates[k].node).name.as_str();
+        let from = memory.unneeded_since.get(node).copied().unwrap_or(cx.now);
+        since.insert(node.to_string(), from);
+    }
+    memory.unneeded_since = since;
+}
