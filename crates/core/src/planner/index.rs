@@ -36,9 +36,10 @@ pub struct Index<'a> {
     /// One pod per DaemonSet (by owner uid): what a new minion will also run.
     pub daemonsets: Vec<&'a Pod>,
     pdbs_by_namespace: FxHashMap<&'a str, Vec<usize>>,
-    /// Some pod uses host ports or required anti-affinity: the scheduling
-    /// filters must see which pods run on a node. When none does (the common
-    /// case), node pod lists are left empty — the filters would not read them.
+    /// Some pod uses host ports, required pod (anti-)affinity or a topology
+    /// spread: the scheduling filters must see which pods run on a node. When
+    /// none does (the common case), node pod lists are left empty — the
+    /// filters would not read them.
     pod_lists_matter: bool,
 }
 
@@ -114,7 +115,13 @@ impl<'a> Index<'a> {
             pod_lists_matter: snap
                 .pods
                 .iter()
-                .any(|p| !p.placement.host_ports.is_empty() || !p.placement.anti_affinity_hostname.is_empty()),
+                .any(|p| {
+                    let p = &p.placement;
+                    !p.host_ports.is_empty()
+                        || !p.anti_affinity_hostname.is_empty()
+                        || !p.affinity_hostname.is_empty()
+                        || !p.spread_hostname.is_empty()
+                }),
         }
     }
 

@@ -218,7 +218,7 @@ fn simulate<'a>(
     for n in &nodes {
         free_total += &free(n);
     }
-    let mut placer = Placer::new(nodes);
+    let mut placer = Placer::new(nodes).whole_cluster();
     let mut moved_in: Vec<Vec<&Pod>> = vec![Vec::new(); placer.nodes.len()];
     let mut unneeded = Vec::new();
     for (k, c) in candidates.iter().enumerate() {

@@ -218,6 +218,8 @@ fn placement(spec: &k8s::PodSpec) -> Placement {
         required_node_affinity,
         tolerations: spec.tolerations.iter().flatten().map(toleration).collect(),
         anti_affinity_hostname,
+        affinity_hostname: Vec::new(),
+        spread_hostname: Vec::new(),
         host_ports,
     }
 }
