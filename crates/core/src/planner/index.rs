@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 use crate::model::{Node, Pod, Resources, Snapshot};
 
 use super::policy::Policy;
+use super::drain::abandoned;
 use super::protocol::{self, RemovalState};
 use super::scheduling::SchedNode;
 
@@ -157,8 +158,11 @@ impl<'a> Index<'a> {
     }
 
     /// Workload pods on a node: what a drain must move (not DaemonSet, not
-    /// mirror; terminating ones included, the drain waits for them).
+    /// mirror; terminating ones included, the drain waits for them — except on
+    /// a node that is not Ready, where no kubelet will finish them: those go
+    /// with the node, see [`abandoned`](super::abandoned)).
     pub fn workload_pods(&self, i: usize) -> impl Iterator<Item = &'a Pod> + '_ {
-        self.pods_on[i].iter().copied().filter(|p| !p.is_daemonset() && !p.mirror)
+        let ready = self.node(i).ready;
+        self.pods_on[i].iter().copied().filter(move |p| !p.is_daemonset() && !p.mirror && !abandoned(p, ready))
     }
 }

@@ -61,6 +61,7 @@ pub mod for_peers {
 }
 
 pub use action::Action;
+pub use drain::abandoned;
 pub use explain::Explanation;
 pub use memory::Memory;
 pub use policy::{Policy, ResizePolicy, Tuning};

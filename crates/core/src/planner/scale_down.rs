@@ -36,6 +36,8 @@ struct Candidate {
     above_threshold: bool,
     /// Found unneeded by an earlier pass (its timer runs).
     known: bool,
+    /// Not Ready: removed after `unready-time`, whatever its utilization.
+    unready: bool,
 }
 
 /// `adjust`: pods whose requests a resize is changing count at their new size.
@@ -120,14 +122,21 @@ fn candidate(cx: &Cx<'_>, i: usize, incoming: &[&Pod], adjust: &Adjustments<'_>)
     if member.status != MemberStatus::Complete {
         return Err(NodeStatus::MemberNotComplete);
     }
-    if !node.ready {
-        return Err(NodeStatus::NotReady);
-    }
     if node.unschedulable {
         return Err(NodeStatus::Cordoned);
     }
     if node.annotations.get(SCALE_DOWN_DISABLED).is_some_and(|v| v == "true") {
         return Err(NodeStatus::ScaleDownDisabled);
+    }
+    let empty = incoming.is_empty() && cx.ix.workload_pods(i).all(|p| p.deletion.is_some());
+    if !node.ready {
+        // Still booting: provisioning watches it (max-node-provision-time).
+        if cx.now.duration_since(node.created) < cx.policy.scale_up.max_node_provision_time.get().try_into().unwrap_or_default() {
+            return Err(NodeStatus::NotReady);
+        }
+        // Its capacity is gone: only whether its pods can go elsewhere counts.
+        let group = membership.group;
+        return Ok(Candidate { node: i, group, utilization: 0.0, empty, above_threshold: false, known: false, unready: true });
     }
     let sd = &cx.policy.scale_down;
     let observed = if sd.use_observed_usage {
@@ -148,8 +157,7 @@ fn candidate(cx: &Cx<'_>, i: usize, incoming: &[&Pod], adjust: &Adjustments<'_>)
     if above_threshold && !sd.consolidation {
         return Err(NodeStatus::Utilized { resource: resource.to_string(), utilization, threshold });
     }
-    let empty = incoming.is_empty() && cx.ix.workload_pods(i).all(|p| p.deletion.is_some());
-    Ok(Candidate { node: i, group: membership.group, utilization, empty, above_threshold, known: false })
+    Ok(Candidate { node: i, group: membership.group, utilization, empty, above_threshold, known: false, unready: false })
 }
 
 /// The dominant utilisation (resource, share, threshold): GPUs on GPU nodes,
@@ -222,12 +230,17 @@ fn simulate<'a>(
     let mut moved_in: Vec<Vec<&Pod>> = vec![Vec::new(); placer.nodes.len()];
     let mut unneeded = Vec::new();
     for (k, c) in candidates.iter().enumerate() {
-        let Some(me) = slot[c.node] else { continue };
+        // A node that is not Ready is no destination (no slot) but may go.
+        let me = slot[c.node];
+        if me.is_none() && !c.unready {
+            continue;
+        }
+        let moved_here: &[&Pod] = me.map_or(&[], |m| moved_in[m].as_slice());
         let pods: Vec<(&Pod, Disposition)> = cx.ix.pods_on[c.node]
             .iter()
             .map(|p| adjust.pod(p))
             .chain(incoming[c.node].iter().copied())
-            .chain(moved_in[me].iter().copied())
+            .chain(moved_here.iter().copied())
             .map(|p| (p, classify(p, || cx.ix.has_pdb(p), &cx.policy.scale_down)))
             .collect();
         let mut moving = Resources::default();
@@ -236,7 +249,7 @@ fn simulate<'a>(
             moving.memory += pod.requests.memory;
             moving.pods += 1;
         }
-        let own = free(&placer.nodes[me]);
+        let own = me.map_or_else(Resources::default, |m| free(&placer.nodes[m]));
         let short = [
             ("cpu", moving.cpu_milli, free_total.cpu_milli - own.cpu_milli),
             ("memory", moving.memory, free_total.memory - own.memory),
@@ -276,7 +289,7 @@ fn simulate<'a>(
                     break;
                 }
             }
-            match placer.find(pod, Some(me)) {
+            match placer.find(pod, me) {
                 Some(dest) => {
                     placer.place(pod, dest);
                     moves.push((dest, pod));
@@ -298,14 +311,16 @@ fn simulate<'a>(
             }
             None => {
                 // Its free capacity is gone; what moved left the others.
-                let own = free(&placer.nodes[me]);
+                let own = me.map_or_else(Resources::default, |m| free(&placer.nodes[m]));
                 free_total -= &own;
                 for (_, pod) in &moves {
                     free_total.cpu_milli -= pod.requests.cpu_milli;
                     free_total.memory -= pod.requests.memory;
                     free_total.pods -= 1;
                 }
-                placer.exclude(me);
+                if let Some(me) = me {
+                    placer.exclude(me);
+                }
                 for (dest, pod) in moves {
                     moved_in[dest].push(pod);
                 }
@@ -371,7 +386,7 @@ fn start_removals(
         let c = &candidates[k];
         let node = cx.ix.node(c.node);
         let since = memory.unneeded_since.get(&node.name).copied().unwrap_or(cx.now);
-        let removable_at = after(since, sd.unneeded_time);
+        let removable_at = after(since, if c.unready { sd.unready_time } else { sd.unneeded_time });
         let group = &cx.ix.snap.groups[c.group];
         let staying = views[c.group]
             .live
