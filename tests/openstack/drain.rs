@@ -151,7 +151,8 @@ async fn a_minion_with_daemonset_pods_and_a_pdb_is_drained_within_the_budget() {
     let (lowest, events) = low.get();
     println!("guarded: fewest Ready pods at any of {events} watch events: {lowest}");
     assert!(events > 3, "the watch saw the drain");
-    assert_eq!(lowest, 1, "the budget (minAvailable 1) was never violated, and used");
+    assert!(lowest >= 1, "the budget (minAvailable 1) was violated: {lowest} Ready");
+    assert!(lowest < 3, "the watch saw the drain disrupt guarded pods");
     let s = w.wait_heat("member 1 only", HEAT, |s| members(s) == ["1"] && !s.busy).await;
     assert_eq!(s.desired, 1);
     untouched(&w.node(&m1).await.unwrap()).unwrap();
@@ -204,10 +205,8 @@ async fn a_dead_minion_is_drained_and_removed() {
     let s = w.wait_heat("a minion added, the dead one removed", HEAT, |s| members(s) == ["1", "2"] && !s.busy).await;
     assert_eq!(s.desired, 2);
     w.wait("workers-0 deleted", KUBE, async || w.node(&m0).await.is_none()).await;
-    w.wait("web running again", KUBE, async || {
-        w.running_on("web", &m1).await + w.running_on("web", &m2).await == 2
-    })
-    .await;
+    w.wait("web running again", KUBE, async || w.running_on("web", &m1).await + w.running_on("web", &m2).await == 2)
+        .await;
     assert_eq!(w.minions.log(|l| l.removed.clone()), ["0".to_string()].into(), "exactly the dead minion");
     for n in [&m1, &m2] {
         untouched(&w.node(n).await.unwrap()).unwrap();
