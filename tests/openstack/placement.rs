@@ -73,7 +73,8 @@ async fn a_gpu_pod_grows_only_the_group_that_can_host_it() {
     })
     .await;
 
-    let gpu = w.wait_heat_of("gpu", "one GPU minion", HEAT, |s| s.desired == 1 && s.members.len() == 1 && !s.busy).await;
+    let gpu =
+        w.wait_heat_of("gpu", "one GPU minion", HEAT, |s| s.desired == 1 && s.members.len() == 1 && !s.busy).await;
     let workers = w.wait_heat("two CPU minions", HEAT, |s| s.desired == 2 && s.members.len() == 2 && !s.busy).await;
     let gpu_node = node_name("gpu", &gpu.members[0].name);
     w.wait("the GPU pod running on the GPU minion", KUBE, async || w.running_on("trainer", &gpu_node).await == 1).await;
@@ -159,10 +160,10 @@ async fn pods_with_required_affinity_or_topology_spread_grow_the_group_as_the_sc
     assert!(w.hooks.with_reason("ScaledDownGroup").is_empty(), "no minion removed");
     // The web pod still waits, and the daemon said why no minion can help it.
     assert_eq!(w.running("web").await.len(), 1);
-    let (_, why) = w.hooks.wait_for("NotTriggerScaleUp", KUBE, |e| {
-        e["object"]["name"].as_str().is_some_and(|n| n.starts_with("web"))
-    })
-    .await;
+    let (_, why) = w
+        .hooks
+        .wait_for("NotTriggerScaleUp", KUBE, |e| e["object"]["name"].as_str().is_some_and(|n| n.starts_with("web")))
+        .await;
     println!("web: {}", why["message"]);
     let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
     assert!(status.success());

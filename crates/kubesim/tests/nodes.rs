@@ -70,9 +70,9 @@ async fn a_stopped_kubelet_leaves_its_pods_terminating() {
     sim.wait_for("the unreachable taints", WAIT, |s| {
         let node = s.get::<Node>(None, "a").unwrap();
         let taints = node.spec.and_then(|s| s.taints).unwrap_or_default();
-        ["NoSchedule", "NoExecute"].iter().all(|e| {
-            taints.iter().any(|t| t.key == "node.kubernetes.io/unreachable" && t.effect == *e)
-        })
+        ["NoSchedule", "NoExecute"]
+            .iter()
+            .all(|e| taints.iter().any(|t| t.key == "node.kubernetes.io/unreachable" && t.effect == *e))
     })
     .await
     .unwrap();

@@ -155,14 +155,17 @@ async fn extended_resources_storage_pod_affinity_and_topology_spread_keep_pods_p
     let (sim, _client) = start(vec![NodeSpec::new("a").cpu("4"), NodeSpec::new("b").cpu("4")]).await;
     let gpu = bare("trainer", "trainer", serde_json::json!({"limits": {"nvidia.com/gpu": "1"}}), serde_json::json!({}));
     sim.create(&gpu).unwrap();
-    let disk = bare("hog", "hog", serde_json::json!({"requests": {"ephemeral-storage": "500Gi"}}), serde_json::json!({}));
+    let disk =
+        bare("hog", "hog", serde_json::json!({"requests": {"ephemeral-storage": "500Gi"}}), serde_json::json!({}));
     sim.create(&disk).unwrap();
     let message = wait_unschedulable(&sim, "trainer").await;
     assert!(message.starts_with("0/2 nodes are available: 2 Insufficient nvidia.com/gpu."), "{message}");
     let message = wait_unschedulable(&sim, "hog").await;
     assert!(message.starts_with("0/2 nodes are available: 2 Insufficient ephemeral-storage."), "{message}");
     sim.add_node(NodeSpec::new("gpu-0").cpu("4").resource("nvidia.com/gpu", "1")).unwrap();
-    sim.wait_for("the GPU pod bound to gpu-0", WAIT, |s| node_of(s, "trainer").as_deref() == Some("gpu-0")).await.unwrap();
+    sim.wait_for("the GPU pod bound to gpu-0", WAIT, |s| node_of(s, "trainer").as_deref() == Some("gpu-0"))
+        .await
+        .unwrap();
 
     // Pod affinity: web must share a node with a cache.
     let with_cache = serde_json::json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{

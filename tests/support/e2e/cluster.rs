@@ -69,7 +69,13 @@ impl World {
     /// Pods in `default` whose name starts with `prefix`.
     pub async fn pods(&self, prefix: &str) -> Vec<Pod> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), NS);
-        api.list(&ListParams::default()).await.expect("list pods").items.into_iter().filter(|p| p.name_any().starts_with(prefix)).collect()
+        api.list(&ListParams::default())
+            .await
+            .expect("list pods")
+            .items
+            .into_iter()
+            .filter(|p| p.name_any().starts_with(prefix))
+            .collect()
     }
 
     /// Pods of `prefix` running (not terminating).

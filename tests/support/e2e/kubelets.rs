@@ -37,7 +37,7 @@ impl Shape {
 
 pub enum Kubelets {
     /// `kubelet-emu` against the real control plane.
-    Emulated(kubelet_emu::Emulator),
+    Emulated(Box<kubelet_emu::Emulator>),
     /// kubesim's kubelet model.
     Kubesim(Arc<KubeSimHandle>),
 }

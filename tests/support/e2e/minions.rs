@@ -102,7 +102,9 @@ impl Minions {
                             log.listed.insert(key(&m.name));
                             log.current.insert(key(&m.name));
                             let ready = m.status == MemberStatus::Complete && m.server_id.is_some();
-                            if ready && !log.registered.contains_key(&key(&m.name)) && !never_join.contains(&key(&m.name))
+                            if ready
+                                && !log.registered.contains_key(&key(&m.name))
+                                && !never_join.contains(&key(&m.name))
                             {
                                 boot.push((m.name.clone(), m.server_id.clone().unwrap()));
                             }

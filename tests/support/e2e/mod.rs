@@ -225,7 +225,11 @@ impl World {
             async move {
                 let mut stacks = Vec::new();
                 let name = unique_name("e2e");
-                stacks.push((GROUP.to_string(), create_stack(heat, &group_stack(&name, &spec.template, spec.initial)).await, name));
+                stacks.push((
+                    GROUP.to_string(),
+                    create_stack(heat, &group_stack(&name, &spec.template, spec.initial)).await,
+                    name,
+                ));
                 for g in &spec.more_groups {
                     let name = unique_name(&format!("e2e-{}", g.name));
                     let stack = create_stack(heat, &group_stack(&name, &Template::ResourceGroup, g.initial)).await;
@@ -242,7 +246,7 @@ impl World {
                     let emu = k8s.emulator(kubelet.clone()).await;
                     let client = k8s.admin().await;
                     let audit = k8s.audit_mark();
-                    (Some(k8s), None, Kubelets::Emulated(emu), client, Some(audit))
+                    (Some(k8s), None, Kubelets::Emulated(Box::new(emu)), client, Some(audit))
                 }
                 Kube::Kubesim(options) => {
                     let sim = Arc::new(KubeSim::start(options.clone()).await.unwrap());
@@ -344,15 +348,17 @@ impl World {
         };
         let n = (spec.initial as usize - spec.never_join.len())
             + spec.more_groups.iter().map(|g| g.initial as usize).sum::<usize>();
-        world.wait("the initial minions' nodes Ready", Duration::from_secs(90), async || {
-            world.nodes().await.iter().filter(|n| cluster::is_ready(n)).count() >= n
-        })
-        .await;
-        if world.k8s.is_some() {
-            world.wait("the default ServiceAccount", Duration::from_secs(60), async || {
-                world.get::<k8s_openapi::api::core::v1::ServiceAccount>(NS, "default").await.is_some()
+        world
+            .wait("the initial minions' nodes Ready", Duration::from_secs(90), async || {
+                world.nodes().await.iter().filter(|n| cluster::is_ready(n)).count() >= n
             })
             .await;
+        if world.k8s.is_some() {
+            world
+                .wait("the default ServiceAccount", Duration::from_secs(60), async || {
+                    world.get::<k8s_openapi::api::core::v1::ServiceAccount>(NS, "default").await.is_some()
+                })
+                .await;
         }
         println!("world ready in {:?}", started.elapsed());
         world

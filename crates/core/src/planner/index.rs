@@ -9,8 +9,8 @@ use rustc_hash::FxHashMap;
 
 use crate::model::{Node, Pod, Resources, Snapshot};
 
-use super::policy::Policy;
 use super::drain::abandoned;
+use super::policy::Policy;
 use super::protocol::{self, RemovalState};
 use super::scheduling::SchedNode;
 
@@ -113,16 +113,13 @@ impl<'a> Index<'a> {
             removal,
             daemonsets: daemonsets.into_values().collect(),
             pdbs_by_namespace,
-            pod_lists_matter: snap
-                .pods
-                .iter()
-                .any(|p| {
-                    let p = &p.placement;
-                    !p.host_ports.is_empty()
-                        || !p.anti_affinity_hostname.is_empty()
-                        || !p.affinity_hostname.is_empty()
-                        || !p.spread_hostname.is_empty()
-                }),
+            pod_lists_matter: snap.pods.iter().any(|p| {
+                let p = &p.placement;
+                !p.host_ports.is_empty()
+                    || !p.anti_affinity_hostname.is_empty()
+                    || !p.affinity_hostname.is_empty()
+                    || !p.spread_hostname.is_empty()
+            }),
         }
     }
 

@@ -131,12 +131,22 @@ fn candidate(cx: &Cx<'_>, i: usize, incoming: &[&Pod], adjust: &Adjustments<'_>)
     let empty = incoming.is_empty() && cx.ix.workload_pods(i).all(|p| p.deletion.is_some());
     if !node.ready {
         // Still booting: provisioning watches it (max-node-provision-time).
-        if cx.now.duration_since(node.created) < cx.policy.scale_up.max_node_provision_time.get().try_into().unwrap_or_default() {
+        if cx.now.duration_since(node.created)
+            < cx.policy.scale_up.max_node_provision_time.get().try_into().unwrap_or_default()
+        {
             return Err(NodeStatus::NotReady);
         }
         // Its capacity is gone: only whether its pods can go elsewhere counts.
         let group = membership.group;
-        return Ok(Candidate { node: i, group, utilization: 0.0, empty, above_threshold: false, known: false, unready: true });
+        return Ok(Candidate {
+            node: i,
+            group,
+            utilization: 0.0,
+            empty,
+            above_threshold: false,
+            known: false,
+            unready: true,
+        });
     }
     let sd = &cx.policy.scale_down;
     let observed = if sd.use_observed_usage {
@@ -157,7 +167,15 @@ fn candidate(cx: &Cx<'_>, i: usize, incoming: &[&Pod], adjust: &Adjustments<'_>)
     if above_threshold && !sd.consolidation {
         return Err(NodeStatus::Utilized { resource: resource.to_string(), utilization, threshold });
     }
-    Ok(Candidate { node: i, group: membership.group, utilization, empty, above_threshold, known: false, unready: false })
+    Ok(Candidate {
+        node: i,
+        group: membership.group,
+        utilization,
+        empty,
+        above_threshold,
+        known: false,
+        unready: false,
+    })
 }
 
 /// The dominant utilisation (resource, share, threshold): GPUs on GPU nodes,

@@ -12,8 +12,8 @@ use crate::cloud::group::{NodeGroupBackend, NodeIdentity, join_members};
 use crate::observe::convert;
 use crate::telemetry::DrainOutcome;
 use heatscaler_core::model::{Pod, Timestamp};
-use heatscaler_core::planner::action::{DeleteNode, MarkDrained, RollBackRemoval, StartRemoval};
 use heatscaler_core::planner::abandoned;
+use heatscaler_core::planner::action::{DeleteNode, MarkDrained, RollBackRemoval, StartRemoval};
 use heatscaler_core::planner::explain::RollbackReason;
 use heatscaler_core::planner::protocol::{self, Phase, RemovalKind, RemovalState};
 

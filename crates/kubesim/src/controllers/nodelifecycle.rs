@@ -125,8 +125,12 @@ fn no_execute(sim: &Sim) {
     let (pods, _) = sim.store.list(Kind::Pod, None);
     for node in affected {
         let ready = podutil::condition_true(&node.value, "Ready");
-        let taints: Vec<&Value> =
-            node.value["spec"]["taints"].as_array().into_iter().flatten().filter(|t| t["effect"] == "NoExecute").collect();
+        let taints: Vec<&Value> = node.value["spec"]["taints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["effect"] == "NoExecute")
+            .collect();
         for pod in pods.iter().filter(|p| podutil::node_name(&p.value) == node.key.name) {
             let v = &pod.value;
             if podutil::is_terminal(v) || podutil::is_deleting(v) {
@@ -151,8 +155,7 @@ fn no_execute(sim: &Sim) {
 fn evicts(sim: &Sim, pod: &Value, taint: &Value, now: crate::time::Timestamp) -> bool {
     let (key, value) = (taint["key"].as_str().unwrap_or(""), taint["value"].as_str().unwrap_or(""));
     let tolerations = pod["spec"]["tolerations"].as_array().cloned().unwrap_or_default();
-    let matching: Vec<&Value> =
-        tolerations.iter().filter(|t| podutil::tolerates(t, key, value, "NoExecute")).collect();
+    let matching: Vec<&Value> = tolerations.iter().filter(|t| podutil::tolerates(t, key, value, "NoExecute")).collect();
     if matching.is_empty() {
         return true;
     }

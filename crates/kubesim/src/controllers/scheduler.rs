@@ -90,27 +90,27 @@ impl Facts {
         }
         let terms = |kind: &str| -> Vec<AntiTerm> {
             spec["affinity"][kind]["requiredDuringSchedulingIgnoredDuringExecution"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| {
-                let selector = LabelSelector::from_json(&t["labelSelector"], LabelSelector::nothing()).ok()?;
-                let mut namespaces: Vec<String> = t["namespaces"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|n| n.as_str().map(str::to_string))
-                    .collect();
-                if namespaces.is_empty() {
-                    namespaces.push(namespace.clone());
-                }
-                Some(AntiTerm {
-                    selector,
-                    namespaces,
-                    topology_key: t["topologyKey"].as_str().unwrap_or(HOSTNAME).to_string(),
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| {
+                    let selector = LabelSelector::from_json(&t["labelSelector"], LabelSelector::nothing()).ok()?;
+                    let mut namespaces: Vec<String> = t["namespaces"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|n| n.as_str().map(str::to_string))
+                        .collect();
+                    if namespaces.is_empty() {
+                        namespaces.push(namespace.clone());
+                    }
+                    Some(AntiTerm {
+                        selector,
+                        namespaces,
+                        topology_key: t["topologyKey"].as_str().unwrap_or(HOSTNAME).to_string(),
+                    })
                 })
-            })
-            .collect()
+                .collect()
         };
         let anti = terms("podAntiAffinity");
         let affinity = terms("podAffinity");
@@ -592,7 +592,8 @@ impl Scheduler {
             insufficient.push("Insufficient memory".to_string());
         }
         for (name, amount) in &facts.other {
-            let free = node.alloc_other.get(name).copied().unwrap_or(0) - node.used_other.get(name).copied().unwrap_or(0);
+            let free =
+                node.alloc_other.get(name).copied().unwrap_or(0) - node.used_other.get(name).copied().unwrap_or(0);
             if *amount > free {
                 insufficient.push(format!("Insufficient {name}"));
             }
@@ -633,21 +634,31 @@ impl Scheduler {
     fn spread_violated(&self, node: &NodeInfo, facts: &Facts) -> Option<&'static str> {
         for c in &facts.spread {
             let domain_of = |n: &NodeInfo| -> Option<String> {
-                if c.topology_key == HOSTNAME { Some(n.name.clone()) } else { n.label(&c.topology_key).map(str::to_string) }
+                if c.topology_key == HOSTNAME {
+                    Some(n.name.clone())
+                } else {
+                    n.label(&c.topology_key).map(str::to_string)
+                }
             };
             let Some(mine) = domain_of(node) else {
                 return Some("node(s) didn't match pod topology spread constraints (missing required label)");
             };
             let mut counts: HashMap<String, i64> = HashMap::new();
             for n in &self.nodes {
-                let eligible = facts.node_selector.as_object().is_none_or(|m| m.iter().all(|(k, v)| n.label(k) == v.as_str()))
-                    && (facts.required_terms.is_null() || node_selector_terms_match(&facts.required_terms, &n.obj.value));
+                let eligible =
+                    facts.node_selector.as_object().is_none_or(|m| m.iter().all(|(k, v)| n.label(k) == v.as_str()))
+                        && (facts.required_terms.is_null()
+                            || node_selector_terms_match(&facts.required_terms, &n.obj.value));
                 let Some(d) = domain_of(n).filter(|_| eligible) else { continue };
                 let matching = n
                     .pods
                     .iter()
                     .filter_map(|k| self.placed.get(k))
-                    .filter(|p| !p.facts.deleting && p.facts.namespace == facts.namespace && c.selector.matches_labels(&p.facts.labels))
+                    .filter(|p| {
+                        !p.facts.deleting
+                            && p.facts.namespace == facts.namespace
+                            && c.selector.matches_labels(&p.facts.labels)
+                    })
                     .count() as i64;
                 *counts.entry(d).or_default() += matching;
             }

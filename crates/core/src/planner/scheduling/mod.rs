@@ -286,18 +286,22 @@ fn anti_affinity_miss<'a>(pod: &Pod, node: &SchedNode<'_>) -> Option<Miss<'a>> {
 /// the first of them go anywhere when no pod in the cluster matches yet, which
 /// one node cannot tell.
 fn affinity_miss<'a>(pod: &Pod, node: &SchedNode<'_>) -> Option<Miss<'a>> {
-    let unmet = pod.placement.affinity_hostname.iter().filter(|s| !s.matches(&pod.labels)).any(|s| {
-        !node.pods.iter().any(|other| other.namespace == pod.namespace && s.matches(&other.labels))
-    });
+    let unmet = pod
+        .placement
+        .affinity_hostname
+        .iter()
+        .filter(|s| !s.matches(&pod.labels))
+        .any(|s| !node.pods.iter().any(|other| other.namespace == pod.namespace && s.matches(&other.labels)));
     unmet.then_some(Miss::Affinity)
 }
 
 /// Matching pods on a node for a spread constraint, as kube-scheduler counts
 /// them: the pod's namespace, terminating pods left out.
 pub(crate) fn spread_count(pod: &Pod, node: &SchedNode<'_>, spread: &HostnameSpread) -> u32 {
-    let matching = node.pods.iter().filter(|o| {
-        o.namespace == pod.namespace && o.deletion.is_none() && spread.selector.matches(&o.labels)
-    });
+    let matching = node
+        .pods
+        .iter()
+        .filter(|o| o.namespace == pod.namespace && o.deletion.is_none() && spread.selector.matches(&o.labels));
     matching.count() as u32
 }
 

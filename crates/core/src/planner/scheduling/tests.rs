@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use crate::model::test_support;
 use crate::model::{
-    HostPort, HostnameSpread, LabelSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, OwnerRef, Placement, Pod,
-    Protocol, Resources, Taint, TaintEffect, Toleration, TolerationOperator,
+    HostPort, HostnameSpread, LabelSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, OwnerRef,
+    Placement, Pod, Protocol, Resources, Taint, TaintEffect, Toleration, TolerationOperator,
 };
 
 use super::*;
@@ -243,5 +243,7 @@ fn topology_spread_counts_matching_pods_against_the_emptiest_node() {
         placer.place(p, i);
     }
     assert_eq!(placer.find(&wide[2], None), None);
-    assert!(placer.explain(&wide[2], None).to_string().contains("2 node(s) didn't match pod topology spread constraints"));
+    assert!(
+        placer.explain(&wide[2], None).to_string().contains("2 node(s) didn't match pod topology spread constraints")
+    );
 }

@@ -9,8 +9,8 @@ use super::selectors::{label_selector, node_selector_term};
 use super::{resources, time};
 use crate::usage::last_oom_kill;
 use heatscaler_core::model::{
-    Container, HostPort, HostnameSpread, OwnerRef, Placement, Pod, PodPhase, Protocol, Resources, Timestamp, Toleration,
-    TolerationOperator, WorkloadRef,
+    Container, HostPort, HostnameSpread, OwnerRef, Placement, Pod, PodPhase, Protocol, Resources, Timestamp,
+    Toleration, TolerationOperator, WorkloadRef,
 };
 
 /// cluster-autoscaler's pod annotation: `"true"` lets a drain move a pod it
