@@ -19,5 +19,5 @@ fi
 tests/openstack/install.sh
 
 # Kubernetes 1.35 control plane + etcd, built from their Go modules into a cache
-# (tests/kubernetes/main.rs and, after the port, the end-to-end tests). ~9 min cold, <1 s warm.
+# (tests/kubernetes/main.rs and the end-to-end tests in tests/openstack/). ~9 min cold, <1 s warm.
 tests/kubernetes/install.sh

@@ -15,6 +15,8 @@
 #   DIR/heatscaler.kubeconfig   the heatscaler ServiceAccount (TokenRequest, 1 year)
 #   DIR/env                     ports, paths, KUBECONFIG; `. DIR/env`
 #   DIR/pki/kubelet-serving.{crt,key}  for emulated kubelets (crates/kubelet-emu)
+#   DIR/log/audit.log           the API server's audit log of heatscaler's own requests
+#                               (metadata only): a test fails on any 403 in it
 # There are no nodes: kubelets are emulated by the tests (crates/kubelet-emu).
 #
 #   tests/kubernetes/up.sh DIR     # idempotent: a control plane already running in DIR is kept
@@ -231,6 +233,18 @@ wait_etcd() {
 }
 wait_etcd
 
+# Every request of heatscaler's ServiceAccount is audited (metadata: verb, URI,
+# response code), so a test can fail on a 403 whatever the daemon logged.
+cat >"$DIR/run/audit-policy.yaml" <<'YAML'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    users: ["system:serviceaccount:heatscaler:heatscaler"]
+  - level: None
+YAML
+
 TOLERATION=${HEATSCALER_K8S_TOLERATION_SECONDS:-300}
 # --endpoint-reconciler-type=none: the `kubernetes` Service's endpoint would be
 # 127.0.0.1, which Endpoints validation refuses (loopback); nothing in these
@@ -254,7 +268,8 @@ spawn kube-apiserver "$KUBERNETES_BIN/kube-apiserver" --v="$V" \
     --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
-    --endpoint-reconciler-type=none
+    --endpoint-reconciler-type=none \
+    --audit-policy-file="$DIR/run/audit-policy.yaml" --audit-log-path="$DIR/log/audit.log" --audit-log-format=json
 wait_healthy kube-apiserver "$SERVER/readyz" --cacert "$PKI/ca.crt"
 
 kubectl=("$KUBERNETES_BIN/kubectl" --kubeconfig "$DIR/admin.kubeconfig")
@@ -340,6 +355,7 @@ export HEATSCALER_K8S_KUBELET_KEY=$PKI/kubelet-serving.key
 export HEATSCALER_K8S_NODE_NET=$NODE_NET
 export HEATSCALER_K8S_NODE_MONITOR_GRACE_PERIOD=${HEATSCALER_K8S_NODE_MONITOR_GRACE_PERIOD:-50s}
 export HEATSCALER_K8S_TOLERATION_SECONDS=$TOLERATION
+export HEATSCALER_K8S_AUDIT_LOG=$DIR/log/audit.log
 ENV
 elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
 cat <<MSG

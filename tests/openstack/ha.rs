@@ -1,12 +1,11 @@
-//! Operations end to end, against kubesim (over HTTP) and a real Keystone +
-//! Heat:
-//! - high availability: two `heatscaler run` processes with leader election;
-//!   the leader is killed (`kill -9`) in the middle of draining a minion; the
+//! Operations end to end, against a real Kubernetes control plane and a real
+//! Keystone + Heat:
+//! - high availability: two `heatscaler run` processes with leader election on
+//!   a real Lease (in the namespace the shipped Role grants, by default); the
+//!   leader is killed (`kill -9`) in the middle of draining a minion; the
 //!   standby takes the lease over once it expires and finishes exactly that
 //!   removal (and `heatscaler explain` on the same world first);
 //! - a dead alert sink does not delay a scale-up (measured).
-//!
-//! The scenarios share one OpenStack and run one at a time.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,9 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::harness::{self, DaemonProcess, GROUP, NS, SERIAL, Spec, Webhooks, World, node_name, node_of, untouched};
+use crate::harness::{self, DaemonProcess, GROUP, Kube, NS, Spec, Webhooks, World, node_name, node_of, untouched};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Node;
 use kubesim::builders::{Budget, PodTemplate, pdb};
 
 const HEAT: Duration = Duration::from_secs(120);
@@ -50,9 +48,9 @@ async fn leader_metric(d: &DaemonProcess) -> Option<f64> {
 }
 
 /// Events a replica reported (read in their core/v1 shape), by `reportingInstance`.
-fn events_from(w: &World, instance: &str) -> Vec<String> {
-    w.sim
-        .list::<k8s_openapi::api::core::v1::Event>(None)
+async fn events_from(w: &World, instance: &str) -> Vec<String> {
+    w.list_all::<k8s_openapi::api::core::v1::Event>()
+        .await
         .into_iter()
         .filter(|e| e.reporting_instance.as_deref() == Some(instance))
         .map(|e| e.reason.unwrap_or_default())
@@ -61,17 +59,21 @@ fn events_from(w: &World, instance: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_a_removal_in_flight_when_the_leader_is_killed() {
-    let _serial = SERIAL.lock().await;
+    let _slot = harness::slot().await;
     let started = Instant::now();
     let w = World::new(Spec {
         initial: 2,
         min: 1,
-        overrides: "leader-election: {enabled: true, namespace: kube-system, lease-name: heatscaler, identity: master-a, \
+        // The lease where the daemon puts it by default, with the shipped RBAC.
+        overrides: "leader-election: {enabled: true, identity: master-a, \
                     lease-duration: 3s, renew-deadline: 2s, retry-period: 300ms}\n\
                     scale-down: {unneeded-time: 4s, cooldown-before-removal: 3s}",
         // Evicted pods take their grace period (10 s, capped by
         // max-graceful-termination) × 0.2 to terminate: a drain lasts ~2 s.
-        kubesim: kubesim::Options { time_scale: 0.2, ..kubesim::Options::fast() },
+        kube: Kube::Real {
+            knobs: Default::default(),
+            kubelet: kubelet_emu::Timing { grace_period_scale: 0.2, ..kubelet_emu::Timing::fast() },
+        },
         ..Spec::default()
     })
     .await;
@@ -87,8 +89,8 @@ async fn the_standby_takes_over_a_removal_in_flight_when_the_leader_is_killed() 
     w.place_on(&m1, keeper).await;
     let filler = PodTemplate::new("app").label("app", "filler").requests("100m", "128Mi").grace_period(30);
     w.place_on(&m0, filler.deployment(NS, "filler", 3)).await;
-    w.sim.create(&pdb(NS, "filler", &[("app", "filler")], Budget::MaxUnavailable(3.into()))).unwrap();
-    let phase = |w: &World| w.node(&m0).as_ref().and_then(harness::removal_phase);
+    w.create(&pdb(NS, "filler", &[("app", "filler")], Budget::MaxUnavailable(3.into()))).await;
+    let phase = async || w.node(&m0).await.as_ref().and_then(harness::removal_phase);
 
     // `heatscaler explain` on the same configuration, before any daemon runs:
     // the real stack read, one pass printed, nothing done.
@@ -101,7 +103,7 @@ async fn the_standby_takes_over_a_removal_in_flight_when_the_leader_is_killed() 
     assert_eq!(status(&m0), "unneeded", "{explained}");
     assert_eq!(status(&m1), "pod-blocks", "keeper may not be evicted: {explained}");
     assert_eq!(explained["actions"], serde_json::json!([]), "unneeded-time has not passed");
-    assert!(w.sim.list::<Node>(None).iter().all(|n| untouched(n).is_ok()), "explain touched a node");
+    assert!(w.nodes().await.iter().all(|n| untouched(n).is_ok()), "explain touched a node");
 
     // master-a leads; master-b syncs and stands by.
     let mut a = w.ready_daemon().await;
@@ -114,20 +116,24 @@ async fn the_standby_takes_over_a_removal_in_flight_when_the_leader_is_killed() 
     assert!(readyz.contains("standby"), "{readyz}");
 
     // Kill the leader in the middle of the drain.
-    let terminating = |w: &World| {
-        w.pods("filler").iter().filter(|p| node_of(p) == Some(&m0) && p.metadata.deletion_timestamp.is_some()).count()
+    let terminating = async || {
+        let pods = w.pods("filler").await;
+        pods.iter().filter(|p| node_of(p) == Some(&m0) && p.metadata.deletion_timestamp.is_some()).count()
     };
-    w.wait_kube("workers-0 mid-drain", KUBE, |_| terminating(&w) > 0 && phase(&w).as_deref() == Some("draining")).await;
+    w.wait("workers-0 mid-drain", KUBE, async || {
+        terminating().await > 0 && phase().await.as_deref() == Some("draining")
+    })
+    .await;
     // Until now master-b has done nothing: no alert, no Event, its log says standby.
     assert!(b_side.hooks.reasons().is_empty(), "the standby alerted: {:?}", b_side.hooks.reasons());
-    assert_eq!(events_from(&w, "master-b"), Vec::<String>::new(), "the standby reported Events");
-    assert!(!events_from(&w, "master-a").is_empty(), "the leader reported its steps");
+    assert_eq!(events_from(&w, "master-b").await, Vec::<String>::new(), "the standby reported Events");
+    assert!(!events_from(&w, "master-a").await.is_empty(), "the leader reported its steps");
     let b_log = b.log();
     assert!(b_log.contains("standby") && b_log.contains("master-a"), "master-b's log does not say standby");
     assert!(!b_log.contains("acquired the leader lease"));
     a.kill9();
     let killed = Instant::now();
-    println!("killed the leader mid-drain: {} filler pod(s) terminating on workers-0", terminating(&w));
+    println!("killed the leader mid-drain: {} filler pod(s) terminating on workers-0", terminating().await);
 
     // master-b takes over once the lease expired by its own observation.
     let leads = wait_metric(&b, "master-b leads", 1.0).await;
@@ -153,7 +159,7 @@ async fn the_standby_takes_over_a_removal_in_flight_when_the_leader_is_killed() 
     // A clean stop releases the lease.
     let (status, _) = b.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "exit status {status}");
-    let lease = w.sim.get::<Lease>(Some("kube-system"), "heatscaler").unwrap().spec.unwrap();
+    let lease = w.get::<Lease>("heatscaler", "heatscaler").await.expect("the Lease").spec.unwrap();
     assert_eq!(lease.holder_identity, None, "released on SIGTERM");
     assert_eq!(lease.lease_transitions, Some(1), "created by master-a, taken over by master-b");
     println!("scenario wall time: {:?}", started.elapsed());
@@ -181,8 +187,8 @@ async fn dead_receiver() -> (String, Arc<AtomicUsize>) {
 async fn reaction(w: &World, deployment: k8s_openapi::api::apps::v1::Deployment) -> Duration {
     let name = deployment.metadata.name.clone().unwrap();
     let before = w.hooks.with_reason("ScaledUpGroup").len();
-    w.sim.create(&deployment).unwrap();
-    w.wait_kube("a pod unschedulable", KUBE, |_| w.pods(&name).iter().any(harness::is_unschedulable)).await;
+    w.create(&deployment).await;
+    w.wait("a pod unschedulable", KUBE, async || w.pods(&name).await.iter().any(harness::is_unschedulable)).await;
     let unschedulable = Instant::now();
     let scaled = w.hooks.wait_count("ScaledUpGroup", before + 1, KUBE).await;
     scaled[before].0.saturating_duration_since(unschedulable)
@@ -190,7 +196,7 @@ async fn reaction(w: &World, deployment: k8s_openapi::api::apps::v1::Deployment)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_alert_sink_does_not_delay_a_scale_up() {
-    let _serial = SERIAL.lock().await;
+    let _slot = harness::slot().await;
     let w =
         World::new(Spec { initial: 1, min: 1, max: 4, overrides: "scale-down: {enabled: false}", ..Spec::default() })
             .await;
@@ -202,7 +208,7 @@ async fn a_dead_alert_sink_does_not_delay_a_scale_up() {
     let mut daemon = w.ready_daemon().await;
     let without = reaction(&w, deployment("first")).await;
     w.wait_heat("2 members", HEAT, |s| s.desired == 2 && s.members.len() == 2 && !s.busy).await;
-    w.wait_kube("first running", KUBE, |_| w.running("first").len() == 2).await;
+    w.wait("first running", KUBE, async || w.running("first").await.len() == 2).await;
     let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
     assert!(status.success());
 

@@ -4,8 +4,15 @@
 //!
 //! - [`openstack`]: the session, the Heat client and the two node-group
 //!   backends against the real Heat API;
-//! - [`e2e`] and [`ha`]: `heatscaler run` as a child process against kubesim
-//!   and that Heat, one scenario at a time (`harness::SERIAL`).
+//! - the end-to-end scenarios: `heatscaler run` as a child process against
+//!   that Heat and, each, its own real Kubernetes control plane
+//!   (`tests/support/kubernetes.rs`) with emulated kubelets — [`e2e`] (growing
+//!   and shrinking, failures, drift, crashes), [`ha`] (leader election, alert
+//!   sinks), [`placement`] (extended resources, pod affinity, topology
+//!   spread), [`drain`] (DaemonSets, PDBs, a dead minion), [`resize`] (in-place
+//!   pod resize through real admission); a few at a time (`harness::slot`);
+//! - [`on_kubesim`]: the scenarios that need kubesim instead (1,000 nodes;
+//!   the same scenario timed on both, for docs/testing.md).
 //!
 //! `cargo test --test openstack e2e::` runs one module. Every log line of this
 //! process is captured at TRACE (`openstack::logs`), so the no-secret-in-logs
@@ -13,9 +20,15 @@
 
 #[path = "../support/e2e/mod.rs"]
 mod harness;
+#[path = "../support/kubernetes.rs"]
+mod kubernetes;
 #[path = "../support/openstack.rs"]
 mod support;
 
+mod drain;
 mod e2e;
 mod ha;
+mod on_kubesim;
 mod openstack;
+mod placement;
+mod resize;

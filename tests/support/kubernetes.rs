@@ -150,6 +150,20 @@ impl TestKubernetes {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Where the API server's audit log of heatscaler's own requests is, and
+    /// how long it is now: [`TestKubernetes::forbidden_since`] reads what follows.
+    pub fn audit_mark(&self) -> AuditMark {
+        let path = PathBuf::from(self.env.get("HEATSCALER_K8S_AUDIT_LOG").unwrap_or_else(|| {
+            panic!(
+                "{}/env names no audit log: this control plane was started by an older up.sh; \
+                 restart it (tests/kubernetes/down.sh then up.sh)",
+                self.dir.display()
+            )
+        }));
+        let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        AuditMark { path, offset }
+    }
+
     /// The last lines of a component's log (for assertion messages).
     pub fn log_tail(&self, component: &str, lines: usize) -> String {
         let text = std::fs::read_to_string(self.dir.join("log").join(format!("{component}.log"))).unwrap_or_default();
@@ -247,5 +261,39 @@ where
             panic!("timed out after {timeout:?} waiting for {what}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A position in the audit log (`tests/kubernetes/up.sh` audits every request
+/// of heatscaler's ServiceAccount).
+#[derive(Clone, Debug)]
+pub struct AuditMark {
+    pub path: PathBuf,
+    pub offset: u64,
+}
+
+impl AuditMark {
+    /// heatscaler's requests the API server refused with 403 since the mark,
+    /// as `verb URI: message`. The shipped RBAC must cover every call the
+    /// daemon makes, so any of these is a defect.
+    pub fn forbidden_since(&self) -> Vec<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.path) {
+            let _ = f.seek(SeekFrom::Start(self.offset));
+            let _ = f.read_to_string(&mut text);
+        }
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["responseStatus"]["code"] == 403)
+            .map(|e| {
+                format!(
+                    "{} {}: {}",
+                    e["verb"].as_str().unwrap_or("?"),
+                    e["requestURI"].as_str().unwrap_or("?"),
+                    e["responseStatus"]["message"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
     }
 }

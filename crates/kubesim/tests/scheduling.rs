@@ -121,3 +121,79 @@ async fn taints_selectors_anti_affinity_and_capacity_are_respected() {
         .await
         .unwrap();
 }
+
+fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+    serde_json::from_value(v).unwrap()
+}
+
+fn bare(name: &str, app: &str, resources: serde_json::Value, extra: serde_json::Value) -> Pod {
+    let mut spec = serde_json::json!({"containers": [{"name": "c", "image": "x", "resources": resources}]});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        spec[k] = v.clone();
+    }
+    typed(serde_json::json!({"metadata": {"name": name, "namespace": "default", "labels": {"app": app}}, "spec": spec}))
+}
+
+async fn wait_unschedulable(sim: &KubeSimHandle, name: &str) -> String {
+    sim.wait_for(&format!("{name} unschedulable"), WAIT, |s| {
+        scheduled_condition(s, name).is_some_and(|(st, r, _)| st == "False" && r.as_deref() == Some("Unschedulable"))
+    })
+    .await
+    .unwrap();
+    scheduled_condition(sim, name).unwrap().2.unwrap_or_default()
+}
+
+fn node_of(sim: &KubeSimHandle, name: &str) -> Option<String> {
+    sim.get::<Pod>(Some("default"), name)?.spec?.node_name
+}
+
+/// What kube-scheduler keeps Pending and kubesim once bound: extended
+/// resources and ephemeral storage a node lacks, a required pod affinity with
+/// no matching pod on the node, a DoNotSchedule topology spread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_resources_storage_pod_affinity_and_topology_spread_keep_pods_pending() {
+    let (sim, _client) = start(vec![NodeSpec::new("a").cpu("4"), NodeSpec::new("b").cpu("4")]).await;
+    let gpu = bare("trainer", "trainer", serde_json::json!({"limits": {"nvidia.com/gpu": "1"}}), serde_json::json!({}));
+    sim.create(&gpu).unwrap();
+    let disk =
+        bare("hog", "hog", serde_json::json!({"requests": {"ephemeral-storage": "500Gi"}}), serde_json::json!({}));
+    sim.create(&disk).unwrap();
+    let message = wait_unschedulable(&sim, "trainer").await;
+    assert!(message.starts_with("0/2 nodes are available: 2 Insufficient nvidia.com/gpu."), "{message}");
+    let message = wait_unschedulable(&sim, "hog").await;
+    assert!(message.starts_with("0/2 nodes are available: 2 Insufficient ephemeral-storage."), "{message}");
+    sim.add_node(NodeSpec::new("gpu-0").cpu("4").resource("nvidia.com/gpu", "1")).unwrap();
+    sim.wait_for("the GPU pod bound to gpu-0", WAIT, |s| node_of(s, "trainer").as_deref() == Some("gpu-0"))
+        .await
+        .unwrap();
+
+    // Pod affinity: web must share a node with a cache.
+    let with_cache = serde_json::json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "kubernetes.io/hostname"}]}}});
+    sim.create(&bare("web", "web", serde_json::json!({}), with_cache.clone())).unwrap();
+    let message = wait_unschedulable(&sim, "web").await;
+    assert!(message.contains("3 node(s) didn't match pod affinity rules"), "{message}");
+    let on_b = serde_json::json!({"nodeSelector": {"kubernetes.io/hostname": "b"}});
+    sim.create(&bare("cache", "cache", serde_json::json!({}), on_b)).unwrap();
+    sim.wait_for("web next to the cache", WAIT, |s| node_of(s, "web").as_deref() == Some("b")).await.unwrap();
+    // The first of a self-affine group may go anywhere.
+    let pair = serde_json::json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": {"app": "pair"}}, "topologyKey": "kubernetes.io/hostname"}]}}});
+    sim.create(&bare("pair-0", "pair", serde_json::json!({}), pair.clone())).unwrap();
+    sim.wait_for("pair-0 bound", WAIT, |s| node_of(s, "pair-0").is_some()).await.unwrap();
+    sim.create(&bare("pair-1", "pair", serde_json::json!({}), pair)).unwrap();
+    sim.wait_for("pair-1 with pair-0", WAIT, |s| node_of(s, "pair-1").is_some()).await.unwrap();
+    assert_eq!(node_of(&sim, "pair-1"), node_of(&sim, "pair-0"));
+
+    // Spread over nodes with minDomains 4 (3 nodes): one per node, the fourth waits.
+    let spread = serde_json::json!({"topologySpreadConstraints": [{"maxSkew": 1, "minDomains": 4,
+        "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"app": "spread"}}}]});
+    for i in 0..4 {
+        sim.create(&bare(&format!("spread-{i}"), "spread", serde_json::json!({}), spread.clone())).unwrap();
+    }
+    let message = wait_unschedulable(&sim, "spread-3").await;
+    assert!(message.contains("3 node(s) didn't match pod topology spread constraints"), "{message}");
+    let nodes: std::collections::BTreeSet<_> = (0..3).filter_map(|i| node_of(&sim, &format!("spread-{i}"))).collect();
+    assert_eq!(nodes.len(), 3, "one per node");
+}

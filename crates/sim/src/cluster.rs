@@ -64,6 +64,8 @@ impl PodTemplate {
             required_node_affinity: Vec::new(),
             tolerations,
             anti_affinity_hostname: anti_affinity,
+            affinity_hostname: Vec::new(),
+            spread_hostname: Vec::new(),
             host_ports: spec
                 .host_ports
                 .iter()

@@ -130,3 +130,16 @@ impl Drop for DaemonProcess {
         }
     }
 }
+
+/// Lines of a daemon log that report an authorization refusal (`403 Forbidden`
+/// from the API server): with the shipped RBAC there must be none.
+pub fn forbidden_lines(log: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            let lower = l.to_ascii_lowercase();
+            lower.contains("forbidden") || lower.contains("code: 403") || lower.contains("\"code\":403")
+        })
+        .map(str::to_string)
+        .collect()
+}

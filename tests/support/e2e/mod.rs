@@ -1,15 +1,29 @@
-//! End-to-end harness: kubesim in this process (over HTTP for the daemon), the
-//! real Keystone + Heat of `tests/support/openstack.rs` (as `crate::support`) with a test group
-//! stack, minions that join as Heat creates them, a webhook receiver, and the
-//! daemon as a child process with short timers.
+//! End-to-end harness: the daemon binary as a child process against a
+//! Kubernetes and the real Keystone + Heat of `tests/support/openstack.rs`
+//! (as `crate::support`), with one test stack per node group, minions whose
+//! kubelets register as Heat creates them ([`minions`]), and a webhook receiver.
+//!
+//! The Kubernetes is, per scenario, either
+//! - **the real control plane** (default): `tests/kubernetes/up.sh` through
+//!   `crate::kubernetes` (one per scenario, so scenarios run side by side), with
+//!   emulated kubelets; the daemon runs as the shipped `heatscaler`
+//!   ServiceAccount bound to `config/kubernetes/rbac.yaml` as shipped, and any
+//!   403 it meets — in the API server's audit log or in its own log — fails the
+//!   scenario when the [`World`] is dropped; or
+//! - **kubesim** in this process, for what the real control plane cannot do on
+//!   demand (thousands of nodes).
+//!
+//! The harness itself reads and writes Kubernetes through an admin client only.
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod daemon;
+pub mod kubelets;
 pub mod minions;
 pub mod webhook;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,23 +32,30 @@ use std::time::{Duration, Instant};
 use heatscaler_core::planner::protocol;
 use heatscaler_daemon::cloud::group::{Backend, GroupSnapshot, NodeGroupBackend};
 use heatscaler_daemon::cloud::heat::{NewStack, StackRef};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kubesim::{KubeSim, KubeSimHandle, NodeSpec, Options};
+use kubesim::{KubeSim, KubeSimHandle};
+use serde_json::json;
 
+use crate::kubernetes::{AuditMark, Knobs, TestKubernetes};
 use crate::support::{create_stack, openstack, repo_root, unique_name};
 pub use daemon::DaemonProcess;
+pub use kubelets::{Kubelets, Shape};
 pub use minions::{Minions, node_name};
 pub use webhook::Webhooks;
 
-/// One scenario at a time, whichever module it is in: every scenario drives a
-/// daemon and Heat stack updates on the binary's one Heat engine.
-pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Scenarios running at once in one test binary (`HEATSCALER_E2E_PARALLEL`,
+/// default 2): each has its own control plane, daemon and stacks, but they
+/// share the machine and the binary's one Heat engine.
+pub async fn slot() -> tokio::sync::SemaphorePermit<'static> {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let n = std::env::var("HEATSCALER_E2E_PARALLEL").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(n)).acquire().await.unwrap()
+}
 
 pub const GROUP: &str = "workers";
 pub const NS: &str = "default";
 
-/// The Heat template of the group.
+/// The Heat template of a group.
 #[derive(Clone, Debug)]
 pub enum Template {
     /// `heat-templates/test/resource-group.yaml`.
@@ -43,18 +64,47 @@ pub enum Template {
     FlakyResourceGroup { failing_index: String },
 }
 
-/// What a test world looks like.
+/// One more node group besides `workers` (its own stack).
+#[derive(Clone, Debug)]
+pub struct GroupSpec {
+    pub name: &'static str,
+    pub initial: u32,
+    pub min: u32,
+    pub max: u32,
+    pub shape: Shape,
+    /// The `priority` of the group (for the priority expander).
+    pub priority: i32,
+}
+
+/// Which Kubernetes a world runs on.
+#[derive(Clone, Debug)]
+pub enum Kube {
+    /// The real control plane (`tests/kubernetes/up.sh` with these knobs) and
+    /// emulated kubelets with this timing.
+    Real { knobs: Knobs, kubelet: kubelet_emu::Timing },
+    /// kubesim in this process.
+    Kubesim(kubesim::Options),
+}
+
+impl Kube {
+    pub fn real() -> Kube {
+        Kube::Real { knobs: Knobs::default(), kubelet: kubelet_emu::Timing::fast() }
+    }
+}
+
+/// What a test world looks like: the `workers` group, other groups, the daemon's configuration.
 #[derive(Clone, Debug)]
 pub struct Spec {
     pub template: Template,
     pub initial: u32,
     pub min: u32,
     pub max: u32,
-    /// Every minion's capacity.
+    /// Every `workers` minion's capacity.
     pub node_cpu: &'static str,
     pub node_memory: &'static str,
-    pub kubesim: Options,
-    /// Members whose node never registers (a VM that never joins).
+    pub more_groups: Vec<GroupSpec>,
+    pub kube: Kube,
+    /// `workers` members whose node never registers (a VM that never joins).
     pub never_join: Vec<&'static str>,
     /// YAML merged under the top-level keys of the daemon's configuration
     /// (`scale-down: {unneeded-time: 5s}` ...), after the defaults below.
@@ -70,7 +120,8 @@ impl Default for Spec {
             max: 6,
             node_cpu: "2",
             node_memory: "4Gi",
-            kubesim: Options::fast(),
+            more_groups: Vec::new(),
+            kube: Kube::real(),
             never_join: Vec::new(),
             overrides: "",
         }
@@ -78,19 +129,30 @@ impl Default for Spec {
 }
 
 pub struct World {
-    pub sim: Arc<KubeSimHandle>,
-    pub dir: tempfile::TempDir,
+    /// Dropped first: no minion boots or goes while the rest is torn down.
+    pub minions: Minions,
+    pub kubelets: Arc<Kubelets>,
+    /// The cluster administrator's client (the harness's; never the daemon's).
+    pub client: kube::Client,
+    pub hooks: Webhooks,
+    /// `workers`.
     pub stack: StackRef,
     pub backend: Arc<Backend>,
-    pub minions: Minions,
-    pub hooks: Webhooks,
+    /// Every group by name, `workers` included.
+    pub backends: BTreeMap<String, Arc<Backend>>,
     pub config_path: PathBuf,
     pub telemetry: SocketAddr,
     pub config_text: String,
+    audit: Option<AuditMark>,
+    pub sim: Option<Arc<KubeSimHandle>>,
+    /// The control plane; dropping it stops it (`down.sh`).
+    pub k8s: Option<TestKubernetes>,
+    pub dir: tempfile::TempDir,
+    started: Instant,
 }
 
 /// A loopback port free right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -101,13 +163,13 @@ fn group_stack(name: &str, template: &Template, initial: u32) -> NewStack {
     let (file, params, minion) = match template {
         Template::ResourceGroup => {
             environment["resource_registry"]["Heatscaler::Minion"] = "minion.yaml".into();
-            ("resource-group.yaml", serde_json::json!({"number_of_minions": initial}), "minion.yaml")
+            ("resource-group.yaml", json!({"number_of_minions": initial}), "minion.yaml")
         }
         Template::FlakyResourceGroup { failing_index } => {
             environment["resource_registry"]["Heatscaler::FlakyMinion"] = "flaky-minion.yaml".into();
             (
                 "resource-group-flaky.yaml",
-                serde_json::json!({"number_of_minions": initial, "failing_index": failing_index}),
+                json!({"number_of_minions": initial, "failing_index": failing_index}),
                 "flaky-minion.yaml",
             )
         }
@@ -122,96 +184,188 @@ fn group_stack(name: &str, template: &Template, initial: u32) -> NewStack {
     }
 }
 
+/// A `node-groups` entry of the daemon's configuration.
+fn group_config(name: &str, stack: &str, min: u32, max: u32, shape: &Shape, priority: i32) -> serde_json::Value {
+    let mut labels = json!(shape.labels);
+    labels[minions::GROUP_LABEL] = name.into();
+    let taints: Vec<_> = shape.taints.iter().map(|(k, v, e)| json!({"key": k, "value": v, "effect": e})).collect();
+    json!({
+        "name": name,
+        "stack": stack,
+        "backend": {
+            "kind": "resource-group",
+            "resource": "kube_minions",
+            "count-parameter": "number_of_minions",
+            "removal-parameter": "minions_to_remove",
+        },
+        "min-size": min,
+        "max-size": max,
+        "node-mapping": {"by": "provider-id"},
+        "node-template": {"allocatable": shape.allocatable(), "labels": labels, "taints": taints},
+        "priority": priority,
+    })
+}
+
 impl World {
     pub async fn new(spec: Spec) -> World {
+        let started = Instant::now();
         let os = openstack();
         let heat = os.heat().await;
-        let name = unique_name("e2e");
-        let stack = create_stack(&heat, &group_stack(&name, &spec.template, spec.initial)).await;
-        let sim = Arc::new(KubeSim::start(spec.kubesim.clone()).await.unwrap());
         let mut dir = tempfile::Builder::new().prefix("heatscaler-e2e-").tempdir().unwrap();
         if std::env::var_os("HEATSCALER_E2E_KEEP").is_some() {
             dir.disable_cleanup(true);
             println!("keeping {}", dir.path().display());
         }
-        let kubeconfig = dir.path().join("kubeconfig");
-        sim.write_kubeconfig(&kubeconfig).unwrap();
+
+        // Kubernetes first (about 10 s for a control plane), the stacks meanwhile.
+        let workers_shape = Shape::new(spec.node_cpu, spec.node_memory);
+        let stacks = {
+            let heat = &heat;
+            let spec = &spec;
+            async move {
+                let mut stacks = Vec::new();
+                let name = unique_name("e2e");
+                stacks.push((
+                    GROUP.to_string(),
+                    create_stack(heat, &group_stack(&name, &spec.template, spec.initial)).await,
+                    name,
+                ));
+                for g in &spec.more_groups {
+                    let name = unique_name(&format!("e2e-{}", g.name));
+                    let stack = create_stack(heat, &group_stack(&name, &Template::ResourceGroup, g.initial)).await;
+                    stacks.push((g.name.to_string(), stack, name));
+                }
+                stacks
+            }
+        };
+        let kube = async {
+            match &spec.kube {
+                Kube::Real { knobs, kubelet } => {
+                    let knobs = knobs.clone();
+                    let k8s = tokio::task::spawn_blocking(move || TestKubernetes::start(knobs)).await.unwrap();
+                    let emu = k8s.emulator(kubelet.clone()).await;
+                    let client = k8s.admin().await;
+                    let audit = k8s.audit_mark();
+                    (Some(k8s), None, Kubelets::Emulated(Box::new(emu)), client, Some(audit))
+                }
+                Kube::Kubesim(options) => {
+                    let sim = Arc::new(KubeSim::start(options.clone()).await.unwrap());
+                    let client = sim.kube_client().unwrap();
+                    (None, Some(sim.clone()), Kubelets::Kubesim(sim), client, None)
+                }
+            }
+        };
+        let (stacks, (k8s, sim, kubelets, client, audit)) = tokio::join!(stacks, kube);
+        let kubeconfig = match (&k8s, &sim) {
+            (Some(k8s), _) => k8s.heatscaler_kubeconfig(),
+            (None, Some(sim)) => {
+                let path = dir.path().join("kubeconfig");
+                sim.write_kubeconfig(&path).unwrap();
+                path
+            }
+            (None, None) => unreachable!(),
+        };
+
         let hooks = Webhooks::start().await;
         let telemetry: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let config_text = format!(
-            r#"
-kubernetes:
-  access: kubeconfig
-  kubeconfig: {kubeconfig}
-openstack:
-  cloud: heatscaler
-  clouds-yaml: {clouds}
-  request-timeout: 30s
-  stack-update-timeout: 5m
-node-groups:
-  - name: {GROUP}
-    stack: {name}
-    backend:
-      kind: resource-group
-      resource: kube_minions
-      count-parameter: number_of_minions
-      removal-parameter: minions_to_remove
-    min-size: {min}
-    max-size: {max}
-    node-mapping: {{ by: provider-id }}
-scale-up:
-  new-pod-scale-up-delay: 0s
-  max-node-provision-time: 60s
-  backoff-initial: 3s
-  backoff-max: 10s
-scale-down:
-  unneeded-time: 3s
-  delay-after-add: 1s
-  delay-after-delete: 1s
-  delay-after-failure: 1s
-  cooldown-before-removal: 2s
-  max-eviction-time: 30s
-  max-graceful-termination: 10s
-  skip-nodes-with-system-pods: false
-pod-resize:
-  enabled: false
-alerts:
-  kubernetes-events: true
-  dedup-window: 1s
-  retry-initial: 100ms
-  retry-max: 1s
-  sinks:
-    - kind: webhook
-      name: e2e
-      url: {hook}
-      include-details: true
-telemetry:
-  listen: {telemetry}
-leader-election:
-  enabled: false
-daemon:
-  debounce: 100ms
-  resync-interval: 1s
-  heat-poll-interval: 2s
-"#,
-            kubeconfig = kubeconfig.display(),
-            clouds = os.clouds_yaml().display(),
-            min = spec.min,
-            max = spec.max,
-            hook = hooks.url,
-        );
-        let config_text = merge_yaml(&config_text, spec.overrides);
+        let mut groups = vec![group_config(GROUP, &stacks[0].2, spec.min, spec.max, &workers_shape, 0)];
+        for (g, (_, _, stack)) in spec.more_groups.iter().zip(&stacks[1..]) {
+            groups.push(group_config(g.name, stack, g.min, g.max, &g.shape, g.priority));
+        }
+        let config = json!({
+            "kubernetes": {"access": "kubeconfig", "kubeconfig": kubeconfig},
+            "openstack": {
+                "cloud": "heatscaler",
+                "clouds-yaml": os.clouds_yaml(),
+                "request-timeout": "30s",
+                "stack-update-timeout": "5m",
+            },
+            "node-groups": groups,
+            "scale-up": {
+                "new-pod-scale-up-delay": "0s",
+                "max-node-provision-time": "60s",
+                "backoff-initial": "3s",
+                "backoff-max": "10s",
+            },
+            "scale-down": {
+                "unneeded-time": "3s",
+                "delay-after-add": "1s",
+                "delay-after-delete": "1s",
+                "delay-after-failure": "1s",
+                "cooldown-before-removal": "2s",
+                "max-eviction-time": "30s",
+                "max-graceful-termination": "10s",
+                "skip-nodes-with-system-pods": false,
+            },
+            "pod-resize": {"enabled": false},
+            "alerts": {
+                "kubernetes-events": true,
+                "dedup-window": "1s",
+                "retry-initial": "100ms",
+                "retry-max": "1s",
+                "sinks": [{"kind": "webhook", "name": "e2e", "url": hooks.url, "include-details": true}],
+            },
+            "telemetry": {"listen": telemetry.to_string()},
+            // Where the lease goes is the daemon's default: the shipped Role
+            // (config/kubernetes/rbac.yaml) must grant it.
+            "leader-election": {"enabled": false},
+            "daemon": {"debounce": "100ms", "resync-interval": "1s", "heat-poll-interval": "2s"},
+        });
+        let config_text = merge_yaml(&serde_json::to_string_pretty(&config).unwrap(), spec.overrides);
         let config_path = dir.path().join("heatscaler.yaml");
         std::fs::write(&config_path, &config_text).unwrap();
         let config = heatscaler_daemon::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
-        let group = config.group(GROUP).unwrap().clone();
-        let backend = Arc::new(Backend::new(heat, group));
-        let shape = NodeSpec::new("template").cpu(spec.node_cpu).memory(spec.node_memory);
-        let minions = Minions::start(sim.clone(), backend.clone(), shape, &spec.never_join);
-        let world = World { sim, dir, stack, backend, minions, hooks, config_path, telemetry, config_text };
-        let n = spec.initial as usize - spec.never_join.len();
-        world.wait_kube("the initial minions' nodes", Duration::from_secs(60), |s| s.count::<Node>() >= n).await;
+
+        let mut backends = BTreeMap::new();
+        let mut joining = Vec::new();
+        let shapes = std::iter::once(workers_shape).chain(spec.more_groups.iter().map(|g| g.shape.clone()));
+        for ((name, _, _), shape) in stacks.iter().zip(shapes) {
+            let backend = Arc::new(Backend::new(heat.clone(), config.group(name).unwrap().clone()));
+            backends.insert(name.clone(), backend.clone());
+            joining.push(minions::Joining { backend, shape });
+        }
+        let never_join: BTreeSet<String> = spec.never_join.iter().map(|m| format!("{GROUP}/{m}")).collect();
+        let kubelets = Arc::new(kubelets);
+        let minions = Minions::start(kubelets.clone(), client.clone(), joining, never_join);
+        let stack = stacks[0].1.clone();
+        let backend = backends[GROUP].clone();
+        let world = World {
+            minions,
+            kubelets,
+            client,
+            hooks,
+            stack,
+            backend,
+            backends,
+            config_path,
+            telemetry,
+            config_text,
+            audit,
+            sim,
+            k8s,
+            dir,
+            started,
+        };
+        let n = (spec.initial as usize - spec.never_join.len())
+            + spec.more_groups.iter().map(|g| g.initial as usize).sum::<usize>();
         world
+            .wait("the initial minions' nodes Ready", Duration::from_secs(90), async || {
+                world.nodes().await.iter().filter(|n| cluster::is_ready(n)).count() >= n
+            })
+            .await;
+        if world.k8s.is_some() {
+            world
+                .wait("the default ServiceAccount", Duration::from_secs(60), async || {
+                    world.get::<k8s_openapi::api::core::v1::ServiceAccount>(NS, "default").await.is_some()
+                })
+                .await;
+        }
+        println!("world ready in {:?}", started.elapsed());
+        world
+    }
+
+    pub fn is_real(&self) -> bool {
+        self.k8s.is_some()
     }
 
     pub fn start_daemon(&self, extra: &[&str]) -> DaemonProcess {
@@ -224,12 +378,36 @@ daemon:
         d
     }
 
-    pub async fn wait_kube(&self, what: &str, timeout: Duration, condition: impl FnMut(&KubeSimHandle) -> bool) {
-        self.sim.wait_for(what, timeout, condition).await.unwrap_or_else(|e| panic!("{e}"));
+    /// The last lines of the daemon's log, for failure messages.
+    pub fn daemon_log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Polls `condition` until it holds; fails with `what` and the daemon's log tail.
+    pub async fn wait(&self, what: &str, timeout: Duration, mut condition: impl AsyncFnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if condition().await {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{what}: not within {timeout:?}\n--- daemon log (last 40 lines) ---\n{}",
+                    self.daemon_log_tail(40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
     }
 
     pub async fn heat(&self) -> GroupSnapshot {
         self.backend.read().await.unwrap()
+    }
+
+    pub async fn heat_of(&self, group: &str) -> GroupSnapshot {
+        self.backends[group].read().await.unwrap()
     }
 
     /// Polls Heat until `condition` holds.
@@ -239,25 +417,33 @@ daemon:
         timeout: Duration,
         condition: impl Fn(&GroupSnapshot) -> bool,
     ) -> GroupSnapshot {
+        self.wait_heat_of(GROUP, what, timeout, condition).await
+    }
+
+    pub async fn wait_heat_of(
+        &self,
+        group: &str,
+        what: &str,
+        timeout: Duration,
+        condition: impl Fn(&GroupSnapshot) -> bool,
+    ) -> GroupSnapshot {
         let deadline = Instant::now() + timeout;
         loop {
-            let s = self.heat().await;
+            let s = self.heat_of(group).await;
             if condition(&s) {
                 return s;
             }
             assert!(
                 Instant::now() < deadline,
-                "Heat: {what} not within {timeout:?} (now {} desired, members {:?}, {})",
+                "Heat ({group}): {what} not within {timeout:?} (now {} desired, members {:?}, {})\n\
+                 --- daemon log (last 40 lines) ---\n{}",
                 s.desired,
                 members(&s),
-                s.stack_status
+                s.stack_status,
+                self.daemon_log_tail(40)
             );
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
-    }
-
-    pub fn node(&self, name: &str) -> Option<Node> {
-        self.sim.get::<Node>(None, name)
     }
 
     /// The end state of the removal scenarios (a `keeper` pod on workers-1,
@@ -269,64 +455,41 @@ daemon:
         let (m0, m1) = (node_name(GROUP, "0"), node_name(GROUP, "1"));
         let s = self.wait_heat("member 1 only", heat, |s| members(s) == ["1"] && !s.busy).await;
         assert_eq!(s.desired, 1);
-        self.wait_kube("workers-0 deleted", kube, |h| h.get::<Node>(None, &m0).is_none()).await;
-        self.wait_kube("every filler pod running", kube, |_| self.running_on("filler", &m1) == 3).await;
-        assert_eq!(self.pods("filler").len(), 3, "no pod lost, none duplicated");
-        assert_eq!(self.running_on("keeper", &m1), 1);
-        for n in self.sim.list::<Node>(None) {
+        self.wait("workers-0 deleted", kube, async || self.node(&m0).await.is_none()).await;
+        self.wait("every filler pod running on workers-1", kube, async || self.running_on("filler", &m1).await == 3)
+            .await;
+        self.wait("no filler pod left terminating", kube, async || self.pods("filler").await.len() == 3).await;
+        assert_eq!(self.running_on("keeper", &m1).await, 1);
+        for n in self.nodes().await {
             untouched(&n).unwrap();
         }
         assert_eq!(self.minions.log(|l| l.removed.clone()), ["0".to_string()].into(), "exactly the drained minion");
     }
+}
 
-    /// Pods of `prefix` running on `node` (not terminating).
-    pub fn running_on(&self, prefix: &str, node: &str) -> usize {
-        self.running(prefix).iter().filter(|p| node_of(p) == Some(node)).count()
-    }
-
-    /// Puts a Deployment's pods on `node` by cordoning the other nodes while they schedule.
-    pub async fn place_on(&self, node: &str, d: Deployment) {
-        let name = d.metadata.name.clone().unwrap();
-        let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as usize;
-        let others: Vec<String> =
-            self.sim.list::<Node>(None).into_iter().filter_map(|n| n.metadata.name).filter(|n| n != node).collect();
-        for o in &others {
-            self.set_cordon(o, true);
+impl Drop for World {
+    /// heatscaler runs with the shipped RBAC: a 403 anywhere fails the
+    /// scenario — in the API server's audit log of its ServiceAccount, or in
+    /// any daemon log of this world.
+    fn drop(&mut self) {
+        let mut found: Vec<String> = self.audit.as_ref().map(AuditMark::forbidden_since).unwrap_or_default();
+        for entry in std::fs::read_dir(self.dir.path()).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("daemon") && name.ends_with(".log") {
+                found.extend(daemon::forbidden_lines(&entry.path()).into_iter().map(|l| format!("{name}: {l}")));
+            }
         }
-        self.sim.create(&d).unwrap();
-        self.wait_kube(&format!("{name} running on {node}"), Duration::from_secs(60), |_| {
-            self.running(&name).iter().filter(|p| node_of(p) == Some(node)).count() == replicas
-        })
-        .await;
-        for o in &others {
-            self.set_cordon(o, false);
+        println!("scenario world lived {:?}", self.started.elapsed());
+        if found.is_empty() {
+            return;
         }
-    }
-
-    pub fn set_cordon(&self, node: &str, cordoned: bool) {
-        self.sim
-            .update::<Node>(None, node, |n| n.spec.get_or_insert_with(Default::default).unschedulable = Some(cordoned))
-            .unwrap();
-    }
-
-    pub fn pods(&self, prefix: &str) -> Vec<Pod> {
-        self.sim
-            .list::<Pod>(Some(NS))
-            .into_iter()
-            .filter(|p| p.metadata.name.as_deref().unwrap_or_default().starts_with(prefix))
-            .collect()
-    }
-
-    pub fn running(&self, prefix: &str) -> Vec<Pod> {
-        self.pods(prefix).into_iter().filter(is_running).collect()
-    }
-
-    pub fn set_replicas(&self, deployment: &str, replicas: i32) {
-        self.sim
-            .update::<Deployment>(Some(NS), deployment, |d| {
-                d.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
-            })
-            .unwrap();
+        let message = format!("heatscaler met 403 Forbidden with the shipped RBAC:\n{}", found.join("\n"));
+        if std::thread::panicking() {
+            // Already failing: say it too, it may be why.
+            eprintln!("{message}");
+        } else {
+            panic!("{message}");
+        }
     }
 }
 

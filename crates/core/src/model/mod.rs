@@ -110,7 +110,24 @@ pub struct Placement {
     /// Required pod anti-affinity with `topologyKey: kubernetes.io/hostname`:
     /// no pod matching any of these (in the pod's namespace) may share the node.
     pub anti_affinity_hostname: Vec<LabelSelector>,
+    /// Required pod affinity with `topologyKey: kubernetes.io/hostname`: the
+    /// node must run a pod (in the pod's namespace) matching each of these.
+    pub affinity_hostname: Vec<LabelSelector>,
+    /// `whenUnsatisfiable: DoNotSchedule` topology spread constraints with
+    /// `topologyKey: kubernetes.io/hostname` (every node is a domain).
+    pub spread_hostname: Vec<HostnameSpread>,
     pub host_ports: Vec<HostPort>,
+}
+
+/// A topology spread constraint over nodes: a node may hold at most
+/// `max_skew` more matching pods (this one included) than the emptiest
+/// eligible node — counted as empty while fewer than `min_domains` nodes are eligible.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostnameSpread {
+    pub selector: LabelSelector,
+    pub max_skew: u32,
+    /// `minDomains`; 1 when unset.
+    pub min_domains: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

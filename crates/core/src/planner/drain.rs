@@ -89,3 +89,11 @@ pub fn pdb_name(ix: &Index<'_>, p: PdbIx) -> String {
     let pdb = ix.pdb(p);
     format!("{}/{}", pdb.namespace, pdb.name)
 }
+
+/// A pod being deleted on a node that is not Ready: its kubelet is not there to
+/// finish the deletion (on a real cluster it stays `Terminating` until the
+/// Node object goes), so a drain must not wait for it. The actuator applies
+/// the same rule to the pods it lists.
+pub fn abandoned(pod: &Pod, node_ready: bool) -> bool {
+    !node_ready && pod.deletion.is_some()
+}

@@ -79,6 +79,7 @@ pub mod for_peers {
 }
 
 pub use action::{Action, ActionKind};
+pub use drain::abandoned;
 pub use explain::Explanation;
 pub use memory::Memory;
 pub use policy::{Policy, ResizePolicy, Tuning};

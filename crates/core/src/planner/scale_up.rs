@@ -61,7 +61,7 @@ pub fn plan<'a>(cx: &Cx<'a>, pass: &mut Pass<'a>, resize: &ScaleUpInput<'a>) -> 
 
     // Existing nodes the scheduler may not have tried yet.
     let ready: Vec<NodeIx> = cx.ix.nodes().filter(|&i| cx.ix.node(i).ready).collect();
-    let mut existing = Placer::new(ready.iter().map(|&i| cx.ix.sched_node(i)).collect());
+    let mut existing = Placer::new(ready.iter().map(|&i| cx.ix.sched_node(i)).collect()).whole_cluster();
     let mut rest = Vec::new();
     for pod in pending {
         match existing.find(pod, None) {

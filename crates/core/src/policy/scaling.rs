@@ -71,6 +71,11 @@ pub struct ScaleDownPolicy {
     pub enabled: bool,
     /// How long a node must stay unneeded before it is removed.
     pub unneeded_time: Duration,
+    /// How long a minion whose node is not Ready (a dead VM, a stopped
+    /// kubelet) must stay unneeded before it is removed; its utilization does
+    /// not matter, its capacity is gone (cluster-autoscaler's
+    /// `scale-down-unready-time`).
+    pub unready_time: Duration,
     /// A node is unneeded when requested CPU and memory are both below this share of allocatable.
     pub utilization_threshold: Fraction,
     /// Also consider nodes at or above the threshold, after those below it: a
@@ -105,6 +110,7 @@ impl Default for ScaleDownPolicy {
         Self {
             enabled: true,
             unneeded_time: Duration::from_secs(10 * 60),
+            unready_time: Duration::from_secs(20 * 60),
             utilization_threshold: Fraction(0.5),
             consolidation: true,
             gpu_utilization_threshold: Fraction(0.5),

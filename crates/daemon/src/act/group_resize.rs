@@ -93,7 +93,7 @@ impl Actuator {
                     )));
                 }
             };
-            if let Some(pod) = removal::workload_pods(&self.kube.pods_on(name).await?).first() {
+            if let Some(pod) = removal::workload_pods(&node, &self.kube.pods_on(name).await?).first() {
                 return Ok(Outcome::Skipped(format!("node {name} still runs pod {}", pod.key())));
             }
             nodes.push((node, record));

@@ -12,6 +12,7 @@ use crate::cloud::group::{NodeGroupBackend, NodeIdentity, join_members};
 use crate::observe::convert;
 use crate::telemetry::DrainOutcome;
 use heatscaler_core::model::{Pod, Timestamp};
+use heatscaler_core::planner::abandoned;
 use heatscaler_core::planner::action::{DeleteNode, MarkDrained, RollBackRemoval, StartRemoval};
 use heatscaler_core::planner::explain::RollbackReason;
 use heatscaler_core::planner::protocol::{self, Phase, RemovalKind, RemovalState};
@@ -32,9 +33,12 @@ pub(super) fn describe(state: &RemovalState) -> String {
     }
 }
 
-/// Pods a drain must move, among freshly listed ones.
-pub(super) fn workload_pods(pods: &[k8s::Pod]) -> Vec<Pod> {
-    pods.iter().map(convert::pod).filter(convert::is_workload_pod).collect()
+/// Pods a drain must move, among the freshly listed ones of `node` (the
+/// planner's rule: terminating pods count, unless the node is not Ready —
+/// no kubelet will finish them, they go with the node).
+pub(super) fn workload_pods(node: &k8s::Node, pods: &[k8s::Pod]) -> Vec<Pod> {
+    let ready = convert::node(node).ready;
+    pods.iter().map(convert::pod).filter(|p| convert::is_workload_pod(p) && !abandoned(p, ready)).collect()
 }
 
 fn elapsed(now: Timestamp, since: Timestamp) -> std::time::Duration {
@@ -83,7 +87,7 @@ impl Actuator {
         if join.members[0].node_name.as_deref() != Some(a.node.as_str()) {
             return Ok(Outcome::Skipped(format!("the node no longer maps to member {}", a.record.member)));
         }
-        let pods = workload_pods(&self.kube.pods_on(&a.node).await?);
+        let pods = workload_pods(&node, &self.kube.pods_on(&a.node).await?);
         if a.record.kind == RemovalKind::Empty && !pods.is_empty() {
             return Ok(Outcome::Skipped(format!("pod {} arrived on the empty node", pods[0].key())));
         }
@@ -109,7 +113,7 @@ impl Actuator {
             RemovalState::Active(r) if r.phase == Phase::Draining && r.member == a.record.member => r,
             other => return Ok(Outcome::Skipped(format!("expected phase draining, found {}", describe(&other)))),
         };
-        if let Some(pod) = workload_pods(&self.kube.pods_on(&a.node).await?).first() {
+        if let Some(pod) = workload_pods(&node, &self.kube.pods_on(&a.node).await?).first() {
             return Ok(Outcome::Skipped(format!("pod {} is still on the node", pod.key())));
         }
         self.kube.patch_node(&node, &a.patch()).await?;

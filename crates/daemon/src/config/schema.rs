@@ -529,7 +529,9 @@ impl Default for LeaderElectionConfig {
     fn default() -> Self {
         Self {
             enabled: false,
-            namespace: "kube-system".into(),
+            // Where config/kubernetes/rbac.yaml's Role grants the lease (and
+            // namespace.yaml creates): the shipped RBAC works with the defaults.
+            namespace: "heatscaler".into(),
             lease_name: "heatscaler".into(),
             identity: None,
             lease_duration: Duration::from_secs(15),

@@ -283,6 +283,11 @@ impl Daemon {
                 }
                 _ = tokio::time::sleep(IDLE_HEARTBEAT) => continue,
             }
+            // Plan a burst of new pods together, not the part the scheduler has judged so far.
+            let waited = super::verdicts::await_verdicts(self.kube.store()).await;
+            if !waited.is_zero() {
+                tracing::debug!(?waited, "waited for the scheduler's verdict on new pods");
+            }
             changes.mark_unchanged();
             next_resync = tokio::time::Instant::now() + self.parts().config.daemon.resync_interval.get();
             if let Some(stop) = self.pass(signals).await {

@@ -25,6 +25,7 @@ pub mod planning;
 pub mod pod_level;
 mod reporting;
 mod signals;
+mod verdicts;
 
 use std::path::PathBuf;
 use std::time::Duration;

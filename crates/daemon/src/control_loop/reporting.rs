@@ -165,7 +165,8 @@ fn events(alert: &Alert, memory: &Memory, metrics: &Metrics) -> Vec<ScalingEvent
             group,
             member,
             Some(ObjectRef::node(node)),
-            "its node is not Ready after max-node-provision-time; not counted as capacity, not removed",
+            "its node is not Ready (registered longer than max-node-provision-time ago); not counted as capacity; \
+             removed once unneeded and not Ready for scale-down.unready-time",
         )],
     }
 }

@@ -99,28 +99,31 @@ impl Controller {
         }
     }
 
-    fn should_run(&self, template: &Value, node: &Value) -> bool {
+    /// The real controller's `NodeShouldRunDaemonPod`: (should a daemon pod
+    /// be created there, may an existing one stay). A `NoSchedule` taint the
+    /// pod does not tolerate stops new pods only; `NoExecute` evicts.
+    fn should_run(&self, template: &Value, node: &Value) -> (bool, bool) {
         let spec = &template["spec"];
         let labels = &node["metadata"]["labels"];
         if let Some(sel) = spec["nodeSelector"].as_object()
             && !sel.iter().all(|(k, v)| labels[k] == *v)
         {
-            return false;
+            return (false, false);
         }
         let terms =
             &spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
         if !terms.is_null() && !node_selector_terms_match(terms, node) {
-            return false;
+            return (false, false);
         }
         let tolerations = daemon_tolerations(spec);
-        node["spec"]["taints"].as_array().into_iter().flatten().all(|t| {
-            let effect = t["effect"].as_str().unwrap_or("");
-            if effect != "NoSchedule" && effect != "NoExecute" {
-                return true;
-            }
-            let (k, v) = (t["key"].as_str().unwrap_or(""), t["value"].as_str().unwrap_or(""));
-            tolerations.iter().any(|tol| podutil::tolerates(tol, k, v, effect))
-        })
+        let tolerated = |effect: &str| {
+            node["spec"]["taints"].as_array().into_iter().flatten().filter(|t| t["effect"] == effect).all(|t| {
+                let (k, v) = (t["key"].as_str().unwrap_or(""), t["value"].as_str().unwrap_or(""));
+                tolerations.iter().any(|tol| podutil::tolerates(tol, k, v, effect))
+            })
+        };
+        let keep = tolerated("NoExecute");
+        (keep && tolerated("NoSchedule"), keep)
     }
 
     fn reconcile(&mut self, key: &ObjKey) {
@@ -148,9 +151,12 @@ impl Controller {
         let (mut desired, mut current, mut ready, mut misscheduled) = (0, 0, 0, 0);
         for node in &nodes {
             let name = node.key.name.clone();
-            let wanted = self.should_run(template, &node.value);
+            let (wanted, keep) = self.should_run(template, &node.value);
             let existing = by_node.remove(&name).unwrap_or_default();
-            if wanted {
+            if !wanted && keep && !existing.is_empty() {
+                // Stays where it runs (e.g. a NoSchedule taint came after it).
+                misscheduled += 1;
+            } else if wanted {
                 desired += 1;
                 if existing.is_empty() {
                     let mut pod = pod_from_template(&ds.value, "DaemonSet");

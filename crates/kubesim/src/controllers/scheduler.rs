@@ -44,11 +44,25 @@ impl AntiTerm {
     }
 }
 
+/// A `DoNotSchedule` topology spread constraint.
+struct Spread {
+    selector: LabelSelector,
+    topology_key: String,
+    max_skew: i64,
+    min_domains: usize,
+}
+
 /// What scheduling needs from a pod version, parsed once.
 struct Facts {
     namespace: String,
     labels: Value,
     req: Res,
+    /// Requests of other resources (`ephemeral-storage`, extended resources such as `nvidia.com/gpu`).
+    other: Vec<(String, i64)>,
+    /// Required pod affinity terms.
+    affinity: Vec<AntiTerm>,
+    spread: Vec<Spread>,
+    deleting: bool,
     ports: Vec<(String, i64, String)>,
     node_selector: Value,
     required_terms: Value,
@@ -74,31 +88,54 @@ impl Facts {
                 }
             }
         }
-        let anti = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        let terms = |kind: &str| -> Vec<AntiTerm> {
+            spec["affinity"][kind]["requiredDuringSchedulingIgnoredDuringExecution"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| {
+                    let selector = LabelSelector::from_json(&t["labelSelector"], LabelSelector::nothing()).ok()?;
+                    let mut namespaces: Vec<String> = t["namespaces"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|n| n.as_str().map(str::to_string))
+                        .collect();
+                    if namespaces.is_empty() {
+                        namespaces.push(namespace.clone());
+                    }
+                    Some(AntiTerm {
+                        selector,
+                        namespaces,
+                        topology_key: t["topologyKey"].as_str().unwrap_or(HOSTNAME).to_string(),
+                    })
+                })
+                .collect()
+        };
+        let anti = terms("podAntiAffinity");
+        let affinity = terms("podAffinity");
+        let spread = spec["topologySpreadConstraints"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|t| {
-                let selector = LabelSelector::from_json(&t["labelSelector"], LabelSelector::nothing()).ok()?;
-                let mut namespaces: Vec<String> = t["namespaces"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|n| n.as_str().map(str::to_string))
-                    .collect();
-                if namespaces.is_empty() {
-                    namespaces.push(namespace.clone());
-                }
-                Some(AntiTerm {
-                    selector,
-                    namespaces,
-                    topology_key: t["topologyKey"].as_str().unwrap_or(HOSTNAME).to_string(),
+            .filter(|c| c["whenUnsatisfiable"] == "DoNotSchedule")
+            .filter_map(|c| {
+                Some(Spread {
+                    // No selector: matches no pod (so the constraint counts nothing).
+                    selector: LabelSelector::from_json(&c["labelSelector"], LabelSelector::nothing()).ok()?,
+                    topology_key: c["topologyKey"].as_str()?.to_string(),
+                    max_skew: c["maxSkew"].as_i64().unwrap_or(1).max(1),
+                    min_domains: c["minDomains"].as_u64().unwrap_or(1).max(1) as usize,
                 })
             })
             .collect();
         Facts {
             labels: pod["metadata"]["labels"].clone(),
             req: Res { cpu, mem, pods: 1 },
+            other: other_requests(spec),
+            affinity,
+            spread,
+            deleting: podutil::is_deleting(pod),
             ports,
             node_selector: spec["nodeSelector"].clone(),
             required_terms:
@@ -125,6 +162,9 @@ struct NodeInfo {
     labels: HashMap<String, String>,
     alloc: Res,
     used: Res,
+    /// Allocatable and requested of every other resource.
+    alloc_other: HashMap<String, i64>,
+    used_other: HashMap<String, i64>,
     ports: HashMap<(String, i64, String), u32>,
     pods: HashSet<ObjKey>,
 }
@@ -139,6 +179,8 @@ impl NodeInfo {
             labels: HashMap::new(),
             alloc: Res::default(),
             used: Res::default(),
+            alloc_other: HashMap::new(),
+            used_other: HashMap::new(),
             ports: HashMap::new(),
             pods: HashSet::new(),
         };
@@ -171,6 +213,13 @@ impl NodeInfo {
             mem: quantity::whole_units(&get("memory")).unwrap_or(0),
             pods: quantity::whole_units(&get("pods")).unwrap_or(0),
         };
+        self.alloc_other = a
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| !matches!(k.as_str(), "cpu" | "memory" | "pods"))
+            .filter_map(|(k, v)| Some((k.clone(), quantity::whole_units(v.as_str()?)?)))
+            .collect();
     }
 
     fn label(&self, key: &str) -> Option<&str> {
@@ -542,6 +591,13 @@ impl Scheduler {
         if facts.req.mem > 0 && facts.req.mem > node.alloc.mem - node.used.mem {
             insufficient.push("Insufficient memory".to_string());
         }
+        for (name, amount) in &facts.other {
+            let free =
+                node.alloc_other.get(name).copied().unwrap_or(0) - node.used_other.get(name).copied().unwrap_or(0);
+            if *amount > free {
+                insufficient.push(format!("Insufficient {name}"));
+            }
+        }
         if !insufficient.is_empty() {
             return Err((insufficient, false));
         }
@@ -550,7 +606,69 @@ impl Scheduler {
         {
             return Err((vec![reason.to_string()], false));
         }
+        if !self.affinity_met(node, facts) {
+            return Err((vec!["node(s) didn't match pod affinity rules".to_string()], true));
+        }
+        if let Some(reason) = self.spread_violated(node, facts) {
+            return Err((vec![reason.to_string()], false));
+        }
         Ok(())
+    }
+
+    /// Required pod affinity: every term has a matching pod in the node's
+    /// domain — or, as kube-scheduler allows, no pod anywhere matches a term
+    /// the incoming pod itself matches (the first of a group kept together).
+    fn affinity_met(&self, node: &NodeInfo, facts: &Facts) -> bool {
+        facts.affinity.iter().all(|term| {
+            let here = self
+                .same_domain(node, &term.topology_key)
+                .any(|n| n.pods.iter().filter_map(|k| self.placed.get(k)).any(|p| term.selects(&p.facts)));
+            here || (term.selects(facts) && !self.placed.values().any(|p| term.selects(&p.facts)))
+        })
+    }
+
+    /// `DoNotSchedule` topology spread: the pod's domain may hold at most
+    /// `maxSkew` more matching pods (it included) than the emptiest domain of
+    /// the nodes its node selector and affinity allow (0 with fewer than
+    /// `minDomains` domains); a node without the topology label fails.
+    fn spread_violated(&self, node: &NodeInfo, facts: &Facts) -> Option<&'static str> {
+        for c in &facts.spread {
+            let domain_of = |n: &NodeInfo| -> Option<String> {
+                if c.topology_key == HOSTNAME {
+                    Some(n.name.clone())
+                } else {
+                    n.label(&c.topology_key).map(str::to_string)
+                }
+            };
+            let Some(mine) = domain_of(node) else {
+                return Some("node(s) didn't match pod topology spread constraints (missing required label)");
+            };
+            let mut counts: HashMap<String, i64> = HashMap::new();
+            for n in &self.nodes {
+                let eligible =
+                    facts.node_selector.as_object().is_none_or(|m| m.iter().all(|(k, v)| n.label(k) == v.as_str()))
+                        && (facts.required_terms.is_null()
+                            || node_selector_terms_match(&facts.required_terms, &n.obj.value));
+                let Some(d) = domain_of(n).filter(|_| eligible) else { continue };
+                let matching = n
+                    .pods
+                    .iter()
+                    .filter_map(|k| self.placed.get(k))
+                    .filter(|p| {
+                        !p.facts.deleting
+                            && p.facts.namespace == facts.namespace
+                            && c.selector.matches_labels(&p.facts.labels)
+                    })
+                    .count() as i64;
+                *counts.entry(d).or_default() += matching;
+            }
+            let min = if counts.len() < c.min_domains { 0 } else { counts.values().copied().min().unwrap_or(0) };
+            let own = i64::from(c.selector.matches_labels(&facts.labels));
+            if counts.get(&mine).copied().unwrap_or(0) + own - min > c.max_skew {
+                return Some("node(s) didn't match pod topology spread constraints");
+            }
+        }
+        None
     }
 
     /// Nodes in the same topology domain as `node` for `key` (just `node` for hostname).
@@ -602,6 +720,9 @@ fn account(info: &mut NodeInfo, key: &ObjKey, facts: &Facts, sign: i64) {
     info.used.cpu += sign * facts.req.cpu;
     info.used.mem += sign * facts.req.mem;
     info.used.pods += sign;
+    for (name, amount) in &facts.other {
+        *info.used_other.entry(name.clone()).or_default() += sign * amount;
+    }
     for port in &facts.ports {
         let entry = info.ports.entry(port.clone()).or_default();
         if sign > 0 {
@@ -631,4 +752,42 @@ fn score(info: &NodeInfo, facts: &Facts, scoring: Scoring) -> i64 {
         }
     };
     (frac(info.used.cpu, req_cpu, info.alloc.cpu) + frac(info.used.mem, req_mem, info.alloc.mem)) / 2
+}
+
+/// What a pod requests of resources other than cpu, memory and pods: the sum
+/// over its app containers and sidecars, or its largest init container if
+/// larger (requests default to limits at admission, so extended resources
+/// given as limits are here).
+fn other_requests(spec: &Value) -> Vec<(String, i64)> {
+    let mut sum: BTreeMap<String, i64> = BTreeMap::new();
+    let mut init: BTreeMap<String, i64> = BTreeMap::new();
+    let requests = |c: &Value| -> Vec<(String, i64)> {
+        c["resources"]["requests"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| !matches!(k.as_str(), "cpu" | "memory"))
+            .filter_map(|(k, v)| Some((k.clone(), quantity::whole_units(v.as_str()?)?)))
+            .collect()
+    };
+    for c in spec["containers"].as_array().into_iter().flatten() {
+        for (k, v) in requests(c) {
+            *sum.entry(k).or_default() += v;
+        }
+    }
+    for c in spec["initContainers"].as_array().into_iter().flatten() {
+        for (k, v) in requests(c) {
+            if c["restartPolicy"] == "Always" {
+                *sum.entry(k).or_default() += v;
+            } else {
+                let e = init.entry(k).or_default();
+                *e = (*e).max(v);
+            }
+        }
+    }
+    for (k, v) in init {
+        let e = sum.entry(k).or_default();
+        *e = (*e).max(v);
+    }
+    sum.into_iter().filter(|(_, v)| *v > 0).collect()
 }

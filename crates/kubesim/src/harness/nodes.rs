@@ -41,6 +41,9 @@ pub struct NodeSpec {
     pub provider_id: Option<String>,
     pub ready: bool,
     pub unschedulable: bool,
+    /// More capacity (and allocatable): extended resources such as
+    /// `nvidia.com/gpu`, or `ephemeral-storage` instead of its 100Gi.
+    pub resources: BTreeMap<String, String>,
 }
 
 impl Default for NodeSpec {
@@ -57,6 +60,7 @@ impl Default for NodeSpec {
             provider_id: None,
             ready: true,
             unschedulable: false,
+            resources: BTreeMap::new(),
         }
     }
 }
@@ -97,6 +101,12 @@ impl NodeSpec {
         self
     }
 
+    /// Any capacity entry, e.g. `resource("nvidia.com/gpu", "1")`.
+    pub fn resource(mut self, name: &str, amount: &str) -> Self {
+        self.resources.insert(name.to_string(), amount.to_string());
+        self
+    }
+
     pub fn provider_id(mut self, id: &str) -> Self {
         self.provider_id = Some(id.to_string());
         self
@@ -126,10 +136,13 @@ impl NodeSpec {
         }
         let cidr = format!("10.{}.{}.0/24", 64 + (index / 256) % 64, index % 256);
         let address = format!("10.0.{}.{}", index / 250, index % 250 + 2);
-        let capacity = json!({
+        let mut capacity = json!({
             "cpu": self.cpu, "memory": self.memory, "pods": self.pods.to_string(),
             "ephemeral-storage": "100Gi", "hugepages-1Gi": "0", "hugepages-2Mi": "0",
         });
+        for (name, amount) in &self.resources {
+            capacity[name] = json!(amount);
+        }
         let mut allocatable = capacity.clone();
         if let Some(c) = &self.allocatable_cpu {
             allocatable["cpu"] = json!(c);

@@ -15,6 +15,7 @@ use rustc_hash::FxHashMap;
 
 use crate::model::{GroupState, Member, Node, Pdb, Pod, Resources, Snapshot, VerticalScaling};
 
+use super::drain::abandoned;
 use super::policy::Policy;
 use super::protocol::{self, RemovalState};
 use super::scheduling::SchedNode;
@@ -116,10 +117,13 @@ impl<'a> Index<'a> {
             control_plane,
             removal,
             pdbs_by_namespace,
-            pod_lists_matter: snap
-                .pods
-                .iter()
-                .any(|p| !p.placement.host_ports.is_empty() || !p.placement.anti_affinity_hostname.is_empty()),
+            pod_lists_matter: snap.pods.iter().any(|p| {
+                let p = &p.placement;
+                !p.host_ports.is_empty()
+                    || !p.anti_affinity_hostname.is_empty()
+                    || !p.affinity_hostname.is_empty()
+                    || !p.spread_hostname.is_empty()
+            }),
         }
     }
 
@@ -189,9 +193,12 @@ impl<'a> Index<'a> {
     }
 
     /// Workload pods on a node: what a drain must move (not DaemonSet, not
-    /// mirror; terminating ones included, the drain waits for them).
+    /// mirror; terminating ones included, the drain waits for them — except on
+    /// a node that is not Ready, where no kubelet will finish them: those go
+    /// with the node, see [`abandoned`](super::abandoned)).
     pub fn workload_pods(&self, i: NodeIx) -> impl Iterator<Item = &'a Pod> + '_ {
-        self.pods_on[i].iter().copied().filter(|p| !p.is_daemonset() && !p.mirror)
+        let ready = self.node(i).ready;
+        self.pods_on[i].iter().copied().filter(move |p| !p.is_daemonset() && !p.mirror && !abandoned(p, ready))
     }
 
     // --------------------------------------------------------------- groups

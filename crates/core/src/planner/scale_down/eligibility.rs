@@ -29,14 +29,30 @@ pub(super) fn candidate(
     if member.status != MemberStatus::Complete {
         return Err(NodeStatus::MemberNotComplete);
     }
-    if !node.ready {
-        return Err(NodeStatus::NotReady);
-    }
     if node.unschedulable {
         return Err(NodeStatus::Cordoned);
     }
     if node.annotations.get(SCALE_DOWN_DISABLED).is_some_and(|v| v == "true") {
         return Err(NodeStatus::ScaleDownDisabled);
+    }
+    let empty = incoming.is_empty() && cx.ix.workload_pods(i).all(|p| p.deletion.is_some());
+    if !node.ready {
+        // Still booting: provisioning watches it (max-node-provision-time).
+        if cx.now.duration_since(node.created)
+            < cx.policy.scale_up.max_node_provision_time.get().try_into().unwrap_or_default()
+        {
+            return Err(NodeStatus::NotReady);
+        }
+        // Its capacity is gone: only whether its pods can go elsewhere counts.
+        return Ok(Candidate {
+            node: i,
+            group: membership.group(),
+            utilization: 0.0,
+            empty,
+            above_threshold: false,
+            known: false,
+            unready: true,
+        });
     }
     let sd = &cx.policy.scale_down;
     let observed = if sd.use_observed_usage {
@@ -57,8 +73,15 @@ pub(super) fn candidate(
     if above_threshold && !sd.consolidation {
         return Err(NodeStatus::Utilized { resource: resource.to_string(), utilization, threshold });
     }
-    let empty = incoming.is_empty() && cx.ix.workload_pods(i).all(|p| p.deletion.is_some());
-    Ok(Candidate { node: i, group: membership.group(), utilization, empty, above_threshold, known: false })
+    Ok(Candidate {
+        node: i,
+        group: membership.group(),
+        utilization,
+        empty,
+        above_threshold,
+        known: false,
+        unready: false,
+    })
 }
 
 /// The dominant utilisation (resource, share, threshold): GPUs on GPU nodes,

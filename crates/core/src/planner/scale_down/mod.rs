@@ -45,6 +45,8 @@ struct Candidate {
     above_threshold: bool,
     /// Found unneeded by an earlier pass (its timer runs).
     known: bool,
+    /// Not Ready: removed after `unready-time`, whatever its utilization.
+    unready: bool,
 }
 
 /// Why each node that is not in removal is kept or what happens to it.

@@ -72,7 +72,7 @@ pub(super) fn removals(
         let c = &candidates[k];
         let node = cx.ix.node(c.node);
         let since = memory.unneeded_since.get(&node.name).copied().unwrap_or(cx.now);
-        let removable_at = after(since, sd.unneeded_time);
+        let removable_at = after(since, if c.unready { sd.unready_time } else { sd.unneeded_time });
         let group = cx.ix.group(c.group);
         let staying = views[c.group]
             .live

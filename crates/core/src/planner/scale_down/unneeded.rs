@@ -55,18 +55,23 @@ pub(super) fn find<'a>(
     for n in &nodes {
         free_total += &free(n);
     }
-    let mut placer = Placer::new(nodes);
+    let mut placer = Placer::new(nodes).whole_cluster();
     let mut moved_in: Vec<Vec<&Pod>> = vec![Vec::new(); placer.nodes.len()];
     let mut unneeded = Vec::new();
     for (k, c) in candidates.iter().enumerate() {
-        let Some(me) = slot[c.node] else { continue };
+        // A node that is not Ready is no destination (no slot) but may go.
+        let me = slot[c.node];
+        if me.is_none() && !c.unready {
+            continue;
+        }
+        let moved_here: &[&Pod] = me.map_or(&[], |m| moved_in[m].as_slice());
         let pods: Vec<(&Pod, Disposition)> = cx
             .ix
             .pods_on(c.node)
             .iter()
             .map(|p| adjust.pod(p))
             .chain(incoming[c.node].iter().copied())
-            .chain(moved_in[me].iter().copied())
+            .chain(moved_here.iter().copied())
             .map(|p| (p, classify(p, || cx.ix.has_pdb(p), &cx.policy.scale_down)))
             .collect();
         let mut moving = Resources::default();
@@ -75,7 +80,7 @@ pub(super) fn find<'a>(
             moving.memory += pod.requests.memory;
             moving.pods += 1;
         }
-        let own = free(&placer.nodes[me]);
+        let own = me.map_or_else(Resources::default, |m| free(&placer.nodes[m]));
         let short = [
             ("cpu", moving.cpu_milli, free_total.cpu_milli - own.cpu_milli),
             ("memory", moving.memory, free_total.memory - own.memory),
@@ -115,7 +120,7 @@ pub(super) fn find<'a>(
                     break;
                 }
             }
-            match placer.find(pod, Some(me)) {
+            match placer.find(pod, me) {
                 Some(dest) => {
                     placer.place(pod, dest);
                     moves.push((dest, pod));
@@ -137,14 +142,16 @@ pub(super) fn find<'a>(
             }
             None => {
                 // Its free capacity is gone; what moved left the others.
-                let own = free(&placer.nodes[me]);
+                let own = me.map_or_else(Resources::default, |m| free(&placer.nodes[m]));
                 free_total -= &own;
                 for (_, pod) in &moves {
                     free_total.cpu_milli -= pod.requests.cpu_milli;
                     free_total.memory -= pod.requests.memory;
                     free_total.pods -= 1;
                 }
-                placer.exclude(me);
+                if let Some(me) = me {
+                    placer.exclude(me);
+                }
                 for (dest, pod) in moves {
                     moved_in[dest].push(pod);
                 }

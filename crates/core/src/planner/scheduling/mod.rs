@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::{NodeShape, Pod, ResourceShortfall, Resources, Taint, TaintEffect};
+use crate::model::{HostnameSpread, NodeShape, Pod, ResourceShortfall, Resources, Taint, TaintEffect};
 
 pub use placer::Placer;
 
@@ -87,6 +87,8 @@ pub enum Unfit {
     },
     AntiAffinity,
     ExistingAntiAffinity,
+    Affinity,
+    TopologySpread,
     /// Left out by the caller (being removed, the node being drained itself).
     Excluded,
 }
@@ -101,6 +103,8 @@ impl fmt::Display for Unfit {
             Unfit::Resources { resource } => write!(f, "Insufficient {resource}"),
             Unfit::AntiAffinity => f.write_str("node(s) didn't match pod anti-affinity rules"),
             Unfit::ExistingAntiAffinity => f.write_str("node(s) didn't satisfy existing pods anti-affinity rules"),
+            Unfit::Affinity => f.write_str("node(s) didn't match pod affinity rules"),
+            Unfit::TopologySpread => f.write_str("node(s) didn't match pod topology spread constraints"),
             Unfit::Excluded => f.write_str("node(s) are being removed"),
         }
     }
@@ -154,6 +158,8 @@ pub(crate) enum Miss<'a> {
     Resource(&'a str),
     AntiAffinity,
     ExistingAntiAffinity,
+    Affinity,
+    TopologySpread,
 }
 
 impl From<Miss<'_>> for Unfit {
@@ -167,15 +173,26 @@ impl From<Miss<'_>> for Unfit {
             Miss::Resource(r) => Unfit::Resources { resource: r.to_string() },
             Miss::AntiAffinity => Unfit::AntiAffinity,
             Miss::ExistingAntiAffinity => Unfit::ExistingAntiAffinity,
+            Miss::Affinity => Unfit::Affinity,
+            Miss::TopologySpread => Unfit::TopologySpread,
         }
     }
 }
 
 pub(crate) fn first_miss<'a>(pod: &'a Pod, node: &'a SchedNode<'_>) -> Option<Miss<'a>> {
+    first_miss_with(pod, node, &[])
+}
+
+/// [`first_miss`] with the emptiest eligible node's count of each of the pod's
+/// spread constraints (`floors`, in order; missing ones count as 0 — the
+/// strictest assumption, right for a set of nodes that is not the whole cluster).
+pub(crate) fn first_miss_with<'a>(pod: &'a Pod, node: &'a SchedNode<'_>, floors: &[u32]) -> Option<Miss<'a>> {
     node_miss(pod, node)
         .or_else(|| host_ports_miss(pod, node))
         .or_else(|| resources_miss(&pod.requests, &node.allocatable, &node.requested).map(Miss::Resource))
         .or_else(|| anti_affinity_miss(pod, node))
+        .or_else(|| affinity_miss(pod, node))
+        .or_else(|| spread_miss(pod, node, floors))
 }
 
 fn node_miss<'a>(pod: &'a Pod, node: &'a SchedNode<'_>) -> Option<Miss<'a>> {
@@ -261,6 +278,53 @@ fn anti_affinity_miss<'a>(pod: &Pod, node: &SchedNode<'_>) -> Option<Miss<'a>> {
         }
     }
     None
+}
+
+/// Required pod affinity on `kubernetes.io/hostname`: the node runs a pod of
+/// the pod's namespace matching each term. A term the pod itself matches
+/// (replicas of one workload kept together) is not checked: kube-scheduler lets
+/// the first of them go anywhere when no pod in the cluster matches yet, which
+/// one node cannot tell.
+fn affinity_miss<'a>(pod: &Pod, node: &SchedNode<'_>) -> Option<Miss<'a>> {
+    let unmet = pod
+        .placement
+        .affinity_hostname
+        .iter()
+        .filter(|s| !s.matches(&pod.labels))
+        .any(|s| !node.pods.iter().any(|other| other.namespace == pod.namespace && s.matches(&other.labels)));
+    unmet.then_some(Miss::Affinity)
+}
+
+/// Matching pods on a node for a spread constraint, as kube-scheduler counts
+/// them: the pod's namespace, terminating pods left out.
+pub(crate) fn spread_count(pod: &Pod, node: &SchedNode<'_>, spread: &HostnameSpread) -> u32 {
+    let matching = node
+        .pods
+        .iter()
+        .filter(|o| o.namespace == pod.namespace && o.deletion.is_none() && spread.selector.matches(&o.labels));
+    matching.count() as u32
+}
+
+/// `DoNotSchedule` topology spread over nodes: placing the pod here must not
+/// put more than `max_skew` matching pods above the emptiest eligible node.
+fn spread_miss<'a>(pod: &Pod, node: &SchedNode<'_>, floors: &[u32]) -> Option<Miss<'a>> {
+    for (i, spread) in pod.placement.spread_hostname.iter().enumerate() {
+        let own = u32::from(spread.selector.matches(&pod.labels));
+        let floor = floors.get(i).copied().unwrap_or(0);
+        if (spread_count(pod, node, spread) + own).saturating_sub(floor) > spread.max_skew {
+            return Some(Miss::TopologySpread);
+        }
+    }
+    None
+}
+
+/// Whether a node is a domain of the pod's spread constraints: kube-scheduler's
+/// default inclusion policy honours node selector and affinity, not taints.
+pub(crate) fn spread_eligible(pod: &Pod, node: &SchedNode<'_>) -> bool {
+    let p = &pod.placement;
+    p.node_selector.iter().all(|(k, v)| node.labels.get(k) == Some(v))
+        && (p.required_node_affinity.is_empty()
+            || p.required_node_affinity.iter().any(|t| t.matches(&node.name, node.labels)))
 }
 
 /// Why a pod fits none of a set of nodes, counted per reason the way the

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::model::{Pod, Resources};
 
-use super::{FitSummary, Miss, SchedNode, first_miss, fits};
+use super::{FitSummary, Miss, SchedNode, first_miss_with, spread_count, spread_eligible};
 
 /// Pods that the scheduler model treats alike.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -52,11 +52,42 @@ pub struct Placer<'a> {
     cursors: HashMap<Class<'a>, usize>,
     explained: HashMap<Class<'a>, FitSummary>,
     journal: Vec<Undo<'a>>,
+    /// The nodes are every node a pod could go to (see [`Placer::whole_cluster`]).
+    whole: bool,
 }
 
 impl<'a> Placer<'a> {
     pub fn new(nodes: Vec<SchedNode<'a>>) -> Self {
         Self { nodes, ..Self::default() }
+    }
+
+    /// These nodes are the cluster as it is (not a set of new or upcoming
+    /// minions): topology spread is checked against the emptiest of them, as
+    /// kube-scheduler does. Otherwise the emptiest node counts as empty, which
+    /// is never looser than the scheduler.
+    pub fn whole_cluster(mut self) -> Self {
+        self.whole = true;
+        self
+    }
+
+    /// Per spread constraint of `pod`, the matching pods on the emptiest
+    /// eligible node (never `skip` nor excluded ones); 0 while there are fewer
+    /// eligible nodes than its `min_domains`.
+    fn floors(&self, pod: &Pod, skip: Option<usize>) -> Vec<u32> {
+        if !self.whole || pod.placement.spread_hostname.is_empty() {
+            return Vec::new();
+        }
+        let domains: Vec<&SchedNode<'a>> = (0..self.nodes.len())
+            .filter(|&i| Some(i) != skip && !self.nodes[i].excluded && spread_eligible(pod, &self.nodes[i]))
+            .map(|i| &self.nodes[i])
+            .collect();
+        let floor = |spread: &crate::model::HostnameSpread| {
+            if (domains.len() as u32) < spread_min_domains(spread) {
+                return 0;
+            }
+            domains.iter().map(|n| spread_count(pod, n, spread)).min().unwrap_or(0)
+        };
+        pod.placement.spread_hostname.iter().map(floor).collect()
     }
 
     pub fn push(&mut self, node: SchedNode<'a>) -> usize {
@@ -68,8 +99,11 @@ impl<'a> Placer<'a> {
     /// The first node, in order, where `pod` fits, never `skip`. Commits nothing.
     pub fn find(&mut self, pod: &'a Pod, skip: Option<usize>) -> Option<usize> {
         let class = Class::of(pod);
-        let start = self.cursors.get(&class).copied().unwrap_or(0);
-        let mut unfit_prefix = true;
+        let floors = self.floors(pod, skip);
+        // A rising spread floor can make a node fit again: no cursor then.
+        let cursor = floors.is_empty();
+        let start = if cursor { self.cursors.get(&class).copied().unwrap_or(0) } else { 0 };
+        let mut unfit_prefix = cursor;
         let mut found = None;
         let mut advanced = start;
         for i in start..self.nodes.len() {
@@ -77,7 +111,7 @@ impl<'a> Placer<'a> {
                 unfit_prefix = false;
                 continue;
             }
-            if fits(pod, &self.nodes[i]) {
+            if first_miss_with(pod, &self.nodes[i], &floors).is_none() {
                 found = Some(i);
                 break;
             }
@@ -102,8 +136,9 @@ impl<'a> Placer<'a> {
         let mut summary = FitSummary::default();
         // Few distinct reasons: counted here, formatted once each.
         let mut counts: Vec<(Miss<'_>, usize)> = Vec::new();
+        let floors = self.floors(pod, skip);
         for (i, node) in self.nodes.iter().enumerate() {
-            let miss = if Some(i) == skip { Some(Miss::Excluded) } else { first_miss(pod, node) };
+            let miss = if Some(i) == skip { Some(Miss::Excluded) } else { first_miss_with(pod, node, &floors) };
             match miss {
                 None => summary.nodes += 1,
                 Some(m) => match counts.iter_mut().find(|(c, _)| *c == m) {
@@ -150,4 +185,8 @@ impl<'a> Placer<'a> {
     pub fn commit(&mut self) {
         self.journal.clear();
     }
+}
+
+fn spread_min_domains(spread: &crate::model::HostnameSpread) -> u32 {
+    spread.min_domains.max(1)
 }

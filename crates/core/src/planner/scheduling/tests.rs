@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use crate::model::test_support;
 use crate::model::{
-    HostPort, LabelSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, OwnerRef, Placement, Pod,
-    Protocol, Resources, Taint, TaintEffect, Toleration, TolerationOperator,
+    HostPort, HostnameSpread, LabelSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, OwnerRef,
+    Placement, Pod, Protocol, Resources, Taint, TaintEffect, Toleration, TolerationOperator,
 };
 
 use super::*;
@@ -175,5 +175,75 @@ fn placer_cursors_skip_known_unfit_nodes_and_rollback_restores_them() {
     assert_eq!(
         placer.explain(&pods[4], None).to_string(),
         "0/3 nodes are available: 2 Insufficient cpu, 1 node(s) are being removed."
+    );
+}
+
+fn selector(app: &str) -> LabelSelector {
+    LabelSelector { match_labels: BTreeMap::from([("app".into(), app.into())]), ..Default::default() }
+}
+
+#[test]
+fn required_pod_affinity_needs_a_matching_pod_on_the_node() {
+    let none = BTreeMap::new();
+    let cache = pod("cache-0", 10, Placement::default());
+    let web = pod("web-0", 10, Placement { affinity_hostname: vec![selector("cache")], ..Placement::default() });
+    let mut with_cache = node("a", &none, 1000);
+    with_cache.add(&cache);
+    assert_eq!(check(&web, &with_cache), Ok(()));
+    assert_eq!(check(&web, &node("b", &none, 1000)), Err(Unfit::Affinity));
+    assert_eq!(Unfit::Affinity.to_string(), "node(s) didn't match pod affinity rules");
+    // A cache in another namespace does not count.
+    let mut elsewhere = pod("cache-1", 10, Placement::default());
+    elsewhere.namespace = "other".into();
+    let mut c = node("c", &none, 1000);
+    c.add(&elsewhere);
+    assert_eq!(check(&web, &c), Err(Unfit::Affinity));
+    // Replicas kept together (the term matches the pod itself) are not checked.
+    let pair = pod("pair-0", 10, Placement { affinity_hostname: vec![selector("pair")], ..Placement::default() });
+    assert_eq!(check(&pair, &node("d", &none, 1000)), Ok(()));
+}
+
+#[test]
+fn topology_spread_counts_matching_pods_against_the_emptiest_node() {
+    let none = BTreeMap::new();
+    let spread = |min_domains| Placement {
+        spread_hostname: vec![HostnameSpread { selector: selector("web"), max_skew: 1, min_domains }],
+        ..Placement::default()
+    };
+    // Replicas share one placement, as the store keeps them (one placer class).
+    let shared = Arc::new(spread(1));
+    let web: Vec<Pod> = (0..6)
+        .map(|i| Pod { placement: shared.clone(), ..pod(&format!("web-{i}"), 10, Placement::default()) })
+        .collect();
+    // Alone, a node may hold one more than an empty one: max skew 1.
+    let mut a = node("a", &none, 1000);
+    assert_eq!(check(&web[0], &a), Ok(()));
+    a.add(&web[0]);
+    assert_eq!(check(&web[1], &a), Err(Unfit::TopologySpread));
+    assert_eq!(Unfit::TopologySpread.to_string(), "node(s) didn't match pod topology spread constraints");
+
+    // Over the whole cluster the emptiest node sets the bar: with one pod on
+    // each of a and b, a second on a is within the skew.
+    let mut placer = Placer::new(vec![node("a", &none, 1000), node("b", &none, 1000)]).whole_cluster();
+    for (p, want) in web.iter().zip([0, 1, 0, 1, 0, 1]) {
+        let i = placer.find(p, None).unwrap();
+        assert_eq!(i, want, "{}", p.name);
+        placer.place(p, i);
+    }
+    // Without that knowledge (new minions), the emptiest counts as empty.
+    let mut new = Placer::new(vec![node("n", &none, 1000)]);
+    new.place(&web[0], 0);
+    assert_eq!(new.find(&web[1], None), None);
+
+    // minDomains 3 with two nodes: the minimum is taken as 0, one pod per node.
+    let wide: Vec<Pod> = (0..3).map(|i| pod(&format!("web-{i}"), 10, spread(3))).collect();
+    let mut placer = Placer::new(vec![node("a", &none, 1000), node("b", &none, 1000)]).whole_cluster();
+    for p in &wide[..2] {
+        let i = placer.find(p, None).unwrap();
+        placer.place(p, i);
+    }
+    assert_eq!(placer.find(&wide[2], None), None);
+    assert!(
+        placer.explain(&wide[2], None).to_string().contains("2 node(s) didn't match pod topology spread constraints")
     );
 }

@@ -327,3 +327,48 @@ fn pending_pods_about_to_land_keep_their_node() {
     assert!(matches!(status(&plan, "w-2"), NodeStatus::Utilized { .. }), "{:?}", status(&plan, "w-2"));
     assert!(starts(&plan).iter().all(|s| s.node != "w-2"));
 }
+
+/// A minion whose kubelet died: not Ready, its pods evicted by the node
+/// lifecycle controller and left terminating (no kubelet finishes them). It
+/// is removed once it has been so for `unready-time` (not `unneeded-time`),
+/// and its drain does not wait for the abandoned pods.
+#[test]
+fn a_dead_minion_is_removed_after_unready_time_without_waiting_for_its_abandoned_pods() {
+    let mut w = cluster();
+    w.policy.scale_down.unready_time = Duration::from_secs(1200);
+    w.pod("busy-1", Some("w-1"), 3000, 4 * GI);
+    w.pod("busy-2", Some("w-2"), 3000, 4 * GI);
+    w.node_mut("w-0").ready = false;
+    let evicted = w.ago(30);
+    w.pod_mut("busy-0").deletion = Some(evicted);
+    let first = w.step();
+    assert!(starts(&first).is_empty());
+    assert!(matches!(status(&first, "w-0"), NodeStatus::Unneeded { held: Some(Hold::UnneededTime), .. }));
+    w.advance(w.policy.scale_down.unneeded_time.get().as_secs() as i64);
+    assert!(starts(&w.step()).is_empty(), "unneeded-time is not enough for a node that is not Ready");
+    w.advance(600);
+    let plan = w.step();
+    let s = starts(&plan);
+    assert_eq!(s.iter().map(|s| (s.node.as_str(), s.record.kind)).collect::<Vec<_>>(), [("w-0", RemovalKind::Empty)]);
+    w.apply(&plan);
+    let plan = w.step();
+    assert_eq!(kinds(&plan), ["mark-drained:w-0"], "{}", plan.explanation);
+    // On a Ready node the same terminating pod is waited for.
+    let mut ready = cluster();
+    ready.pod_mut("busy-0").deletion = Some(evicted);
+    assert!(ready.step().explanation.node("w-0").is_some_and(|s| !matches!(s, NodeStatus::NotReady)));
+}
+
+#[test]
+fn a_minion_still_booting_is_not_removed_for_being_not_ready() {
+    let mut w = cluster();
+    w.policy.scale_down.unready_time = Duration::from_secs(0);
+    let now = w.now;
+    let n = w.node_mut("w-2");
+    n.ready = false;
+    n.created = now;
+    w.advance(60);
+    let plan = w.step();
+    assert_eq!(status(&plan, "w-2"), &NodeStatus::NotReady);
+    assert!(starts(&plan).iter().all(|s| s.node != "w-2"));
+}

@@ -304,3 +304,44 @@ fn same_inputs_same_plan() {
         assert_eq!(again.explanation.to_string(), first.explanation.to_string());
     }
 }
+
+fn app_selector(app: &str) -> crate::model::LabelSelector {
+    crate::model::LabelSelector { match_labels: BTreeMap::from([("app".into(), app.into())]), ..Default::default() }
+}
+
+/// One pod per node until there are three (`maxSkew: 1, minDomains: 3`): the
+/// real scheduler keeps two of three replicas Pending next to a half-empty
+/// minion, and the group grows by the two nodes they need — not zero because
+/// they "fit" the existing minion.
+#[test]
+fn a_topology_spread_grows_the_group_by_the_nodes_it_needs() {
+    let mut w = World::new();
+    w.group("workers", 0, 10, 2000, 4 * GI);
+    w.minion("workers", "m0");
+    w.pod("spread-0", Some("m0"), 50, GI / 16);
+    w.pending("spread-1", 50, GI / 16);
+    w.pending("spread-2", 50, GI / 16);
+    let spread = crate::model::HostnameSpread { selector: app_selector("spread"), max_skew: 1, min_domains: 3 };
+    w.set_placement("spread", Placement { spread_hostname: vec![spread], ..Placement::default() });
+    let plan = w.plan();
+    assert_eq!(scale_ups(&plan).len(), 1, "{}", plan.explanation);
+    assert_eq!(scale_ups(&plan)[0].new_desired, 3);
+}
+
+/// A pod that must run next to a cache on a full minion: a new minion has no
+/// cache, so nothing grows (growing would add a node it still cannot use, then
+/// remove it, again and again).
+#[test]
+fn required_pod_affinity_to_pods_on_a_full_node_grows_nothing() {
+    let mut w = World::new();
+    w.group("workers", 0, 10, 2000, 4 * GI);
+    w.minion("workers", "m0");
+    w.pod("cache-0", Some("m0"), 100, GI / 16);
+    w.pod("filler-0", Some("m0"), 1800, GI / 16);
+    w.pending("web-0", 300, GI / 16);
+    w.set_placement("web", Placement { affinity_hostname: vec![app_selector("cache")], ..Placement::default() });
+    let plan = w.plan();
+    assert!(scale_ups(&plan).is_empty(), "{}", plan.explanation);
+    let text = plan.explanation.to_string();
+    assert!(text.contains("didn't match pod affinity rules"), "{text}");
+}

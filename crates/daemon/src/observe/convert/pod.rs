@@ -9,8 +9,8 @@ use super::selectors::{label_selector, node_selector_term};
 use super::{resources, time};
 use crate::usage::last_oom_kill;
 use heatscaler_core::model::{
-    Container, HostPort, OwnerRef, Placement, Pod, PodPhase, Protocol, Resources, Timestamp, Toleration,
-    TolerationOperator, WorkloadRef,
+    Container, HostPort, HostnameSpread, OwnerRef, Placement, Pod, PodPhase, Protocol, Resources, Timestamp,
+    Toleration, TolerationOperator, WorkloadRef,
 };
 
 /// cluster-autoscaler's pod annotation: `"true"` lets a drain move a pod it
@@ -49,7 +49,7 @@ pub fn pod(p: &k8s::Pod) -> Pod {
         phase: phase(status.and_then(|s| s.phase.as_deref())),
         requests: scheduling_requests(spec, status),
         containers: containers(spec, status),
-        placement: Arc::new(placement(spec)),
+        placement: Arc::new(placement(spec, meta.namespace.as_ref())),
         priority: spec.priority.unwrap_or(0),
         created: time(meta.creation_timestamp.as_ref()).unwrap_or(Timestamp::UNIX_EPOCH),
         unschedulable_since: unschedulable_since(conditions),
@@ -181,7 +181,7 @@ fn containers(spec: &k8s::PodSpec, status: Option<&k8s::PodStatus>) -> Vec<Conta
         .collect()
 }
 
-fn placement(spec: &k8s::PodSpec) -> Placement {
+fn placement(spec: &k8s::PodSpec, namespace: Option<&String>) -> Placement {
     let affinity = spec.affinity.as_ref();
     let required_node_affinity = affinity
         .and_then(|a| a.node_affinity.as_ref())
@@ -196,6 +196,31 @@ fn placement(spec: &k8s::PodSpec) -> Placement {
         .filter(|t| t.topology_key == HOSTNAME)
         // A term without a selector matches no pod.
         .filter_map(|t| t.label_selector.as_ref().map(label_selector))
+        .collect();
+    // Terms of the pod's own namespace only (the default); other namespaces
+    // and namespace selectors are not modelled.
+    let affinity_hostname = affinity
+        .and_then(|a| a.pod_affinity.as_ref())
+        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|t| t.topology_key == HOSTNAME && t.namespace_selector.is_none())
+        .filter(|t| t.namespaces.as_ref().is_none_or(|n| n.is_empty() || n.iter().all(|n| Some(n) == namespace)))
+        .filter_map(|t| t.label_selector.as_ref().map(label_selector))
+        .collect();
+    let spread_hostname = spec
+        .topology_spread_constraints
+        .iter()
+        .flatten()
+        .filter(|c| c.topology_key == HOSTNAME && c.when_unsatisfiable == "DoNotSchedule")
+        .filter_map(|c| {
+            Some(HostnameSpread {
+                // No selector: the constraint counts no pod (kube-scheduler's reading).
+                selector: label_selector(c.label_selector.as_ref()?),
+                max_skew: u32::try_from(c.max_skew).ok()?.max(1),
+                min_domains: c.min_domains.and_then(|d| u32::try_from(d).ok()).unwrap_or(1),
+            })
+        })
         .collect();
     let mut host_ports: Vec<HostPort> = spec
         .containers
@@ -218,6 +243,8 @@ fn placement(spec: &k8s::PodSpec) -> Placement {
         required_node_affinity,
         tolerations: spec.tolerations.iter().flatten().map(toleration).collect(),
         anti_affinity_hostname,
+        affinity_hostname,
+        spread_hostname,
         host_ports,
     }
 }

@@ -142,6 +142,37 @@ fn placement_tolerations_affinity_anti_affinity_and_host_ports() {
 }
 
 #[test]
+fn pod_affinity_and_topology_spread_over_nodes() {
+    let p = pod(&k8s_pod(json!({
+        "metadata": {"name": "p", "namespace": "ns"},
+        "spec": {
+            "affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "cache"}}},
+                {"topologyKey": "kubernetes.io/hostname", "namespaces": ["ns"], "labelSelector": {"matchLabels": {"app": "db"}}},
+                // Not modelled: other topologies, other namespaces, namespace selectors.
+                {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": {"matchLabels": {"app": "x"}}},
+                {"topologyKey": "kubernetes.io/hostname", "namespaces": ["other"], "labelSelector": {"matchLabels": {"app": "x"}}},
+                {"topologyKey": "kubernetes.io/hostname", "namespaceSelector": {}, "labelSelector": {"matchLabels": {"app": "x"}}},
+            ]}},
+            "topologySpreadConstraints": [
+                {"maxSkew": 2, "minDomains": 3, "topologyKey": "kubernetes.io/hostname",
+                 "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "p"}}},
+                {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                 "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": {"app": "p"}}},
+                {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                 "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "p"}}},
+            ],
+            "containers": [{"name": "a"}],
+        },
+    })));
+    let pl = &p.placement;
+    let apps: Vec<_> = pl.affinity_hostname.iter().map(|s| s.match_labels["app"].as_str()).collect();
+    assert_eq!(apps, ["cache", "db"]);
+    assert_eq!(pl.spread_hostname.len(), 1);
+    assert_eq!((pl.spread_hostname[0].max_skew, pl.spread_hostname[0].min_domains), (2, 3));
+}
+
+#[test]
 fn scheduling_state_deletion_and_nomination() {
     let p = pod(&k8s_pod(json!({
         "metadata": {"name": "p", "namespace": "ns", "creationTimestamp": "2026-01-01T08:00:00Z",

@@ -288,12 +288,29 @@ impl Kubelet {
         used
     }
 
+    /// Whether the node's kubelet runs: on a node that is not Ready (its
+    /// kubelet stopped or its VM gone) nothing starts and nothing finishes
+    /// terminating, as on a real cluster; the work waits for it to return.
+    fn node_ready(&self, node: &str) -> bool {
+        self.nodes.get(&ObjKey::cluster(node)).is_some_and(|n| podutil::condition_true(&n.value, "Ready"))
+    }
+
+    /// Tries `action` again later (its node is not Ready).
+    fn later(&mut self, action: Action) {
+        let wait = self.sim.scale.seconds(1).max(Duration::from_millis(200));
+        self.schedule(wait, action);
+    }
+
     fn start(&mut self, uid: &str) -> Result<(), ApiError> {
         let Some(state) = self.states.get(uid) else { return Ok(()) };
         if state.phase != Phase::Starting {
             return Ok(());
         }
         let node = state.node.clone();
+        if !self.node_ready(&node) {
+            self.later(Action::Start(uid.to_string()));
+            return Ok(());
+        }
         let Some(obj) = self.current_pod(uid) else { return Ok(()) };
         let spec = obj.value["spec"].clone();
         let (cpu, mem) = crate::kinds::pod_requests_from_spec(&spec);
@@ -375,6 +392,10 @@ impl Kubelet {
     fn terminate(&mut self, uid: &str) -> Result<(), ApiError> {
         let Some(state) = self.states.get(uid) else { return Ok(()) };
         if state.phase != Phase::Terminating || state.terminate_at.is_some_and(|t| t > Instant::now()) {
+            return Ok(());
+        }
+        if !self.node_ready(&state.node.clone()) {
+            self.later(Action::Terminate(uid.to_string()));
             return Ok(());
         }
         let key = state.key.clone();
