@@ -6,8 +6,9 @@
 //! A run is a `world` — the clock and its event queue, the Kubernetes API's
 //! objects, Heat's groups, the journal of what happened — and components that
 //! own their own state and act on it; `engine` builds both and dispatches
-//! each event to its component: inputs, then the world, then the
-//! components, then the engine.
+//! each event to its component. The modules' imports form no cycle
+//! (tests/standalone/module_graph.rs checks): inputs, then the world, then
+//! the components, then the engine.
 //!
 //! - Input: [`scenario`] (node groups, delays, workloads, policy), [`shapes`]
 //!   (values over time, delays), [`trace`] (trace file importers).
