@@ -1,10 +1,12 @@
 //! Tests that need no server: the simulator through the `heatscaler` binary
 //! (or, built without it, what the binary says instead), the systemd unit,
 //! and the repository's own rules — the dependency arrows the compiler
-//! cannot check and the paths its code and documents cite.
+//! cannot check, the simulator's module graph, and the paths its code and
+//! documents cite.
 
 mod dependency_arrows;
 mod doc_paths;
+mod module_graph;
 #[cfg(feature = "simulator")]
 mod simulate;
 mod systemd_unit;

@@ -403,9 +403,10 @@ fn amounts(r: &Resources) -> impl Iterator<Item = (&str, i64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::cluster::{Cluster, Origin, PodTemplate};
-    use super::super::scenario::PodSpec;
     use super::*;
+    use crate::scenario::PodSpec;
+    use crate::world::clock::epoch;
+    use crate::world::cluster::{Cluster, Origin, PodTemplate};
 
     fn scenario(groups: &str) -> Scenario {
         let text = format!(
@@ -419,7 +420,7 @@ mod tests {
         let spec: PodSpec = heatscaler_core::yaml::from_str(spec).unwrap();
         let mut cluster = Cluster::default();
         let template = PodTemplate::from_spec(&spec, "default", "p", Some("ReplicaSet"));
-        let uid = cluster.add_pod(&template, "p".into(), super::super::engine::epoch(), Origin::OneOff(0));
+        let uid = cluster.add_pod(&template, "p".into(), epoch(), Origin::OneOff(0));
         cluster.pod(&uid).unwrap().clone()
     }
 

@@ -2,44 +2,28 @@
 //! time, drawn by thinning), each bringing a number of jobs that run for a
 //! drawn time once scheduled.
 //!
-//! Every random draw that shapes the demand comes from a stream of its own,
-//! derived from the scenario seed and the generator's index — never from the
-//! engine's stream, whose draws depend on what the policy did. So every
-//! policy run on a scenario gets exactly the same bursts, sizes and runtimes.
+//! Every random draw that shapes the demand comes from a stream of its own
+//! (`streams`), derived from the scenario seed and the generator's index —
+//! never from the world's stream, whose draws depend on what the policy did.
+//! So every policy run on a scenario gets exactly the same bursts, sizes and
+//! runtimes.
 
 use std::time::Duration as StdDuration;
 
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp};
 
-use super::cluster::{Origin, PodTemplate};
-use super::engine::{Event, Sim};
-use super::scenario::BurstSpec;
-
-/// Streams of the scenario seed: 0 is the engine's; generators and boots
-/// have their own ranges.
-const BURST_STREAMS: u64 = 1 << 32;
-const BOOT_STREAMS: u64 = 2 << 32;
-
-/// A random stream of the scenario's seed.
-pub(super) fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(stream);
-    rng
-}
-
-/// The boot-time stream of the `index`-th member group `group` ever
-/// created: the n-th minion of a group boots in the same time under every
-/// policy (common random numbers).
-pub(super) fn boot_stream(seed: u64, group: usize, index: u32) -> ChaCha8Rng {
-    stream(seed, BOOT_STREAMS + ((group as u64) << 24) + u64::from(index))
-}
+use crate::scenario::{BurstSpec, Scenario};
+use crate::streams::burst_stream;
+use crate::world::World;
+use crate::world::clock::Event;
+use crate::world::cluster::{Origin, PodTemplate};
 
 /// One bursty generator while it runs.
 pub struct BurstProcess {
     rng: ChaCha8Rng,
-    pub template: PodTemplate,
+    template: PodTemplate,
     /// The peak of the rate, in bursts per second (the thinning envelope).
     peak: f64,
     /// Jobs created so far (numbers the job pods).
@@ -49,7 +33,7 @@ pub struct BurstProcess {
 impl BurstProcess {
     pub fn new(spec: &BurstSpec, index: usize, seed: u64) -> Self {
         Self {
-            rng: stream(seed, BURST_STREAMS + index as u64),
+            rng: burst_stream(seed, index),
             template: PodTemplate::from_spec(&spec.pod, &spec.namespace, &spec.name, Some("Job")),
             peak: spec.rate_per_hour.max_value() / 3600.0,
             jobs: 0,
@@ -90,70 +74,90 @@ pub struct Job {
     incarnations: u32,
 }
 
-impl Sim<'_> {
-    pub(super) fn start_bursts(&mut self) {
-        let end = self.sc.duration.get();
-        for i in 0..self.sc.bursts.len() {
-            let spec = &self.sc.bursts[i];
-            if let Some(at) = self.bursts[i].next_burst(spec, StdDuration::ZERO, end) {
-                self.after(at, Event::Burst(i));
+/// The bursty generators of a scenario and the jobs they brought.
+pub struct Bursts<'s> {
+    specs: &'s [BurstSpec],
+    processes: Vec<BurstProcess>,
+    jobs: Vec<Job>,
+    /// Bursts come until the end of the run.
+    duration: StdDuration,
+}
+
+impl<'s> Bursts<'s> {
+    pub fn new(sc: &'s Scenario) -> Self {
+        Self {
+            specs: &sc.bursts,
+            processes: sc.bursts.iter().enumerate().map(|(i, b)| BurstProcess::new(b, i, sc.seed)).collect(),
+            jobs: Vec::new(),
+            duration: sc.duration.get(),
+        }
+    }
+
+    /// Schedules each generator's first burst.
+    pub fn start(&mut self, world: &mut World<'_>) {
+        for (i, spec) in self.specs.iter().enumerate() {
+            if let Some(at) = self.processes[i].next_burst(spec, StdDuration::ZERO, self.duration) {
+                world.after(at, Event::Burst(i));
             }
         }
     }
 
-    pub(super) fn burst(&mut self, i: usize) {
-        let spec = &self.sc.bursts[i];
-        let runtimes = self.bursts[i].burst(spec);
-        self.rec.input.bursts += 1;
+    /// A burst of generator `i`: its jobs' pods are created, and the next
+    /// burst scheduled.
+    pub fn burst(&mut self, world: &mut World<'_>, i: usize) {
+        let specs = self.specs;
+        let spec = &specs[i];
+        let runtimes = self.processes[i].burst(spec);
+        world.journal.burst(runtimes.len());
         for runtime in runtimes {
-            self.rec.input.jobs += 1;
-            self.bursts[i].jobs += 1;
-            let number = self.bursts[i].jobs;
+            self.processes[i].jobs += 1;
+            let number = self.processes[i].jobs;
             self.jobs.push(Job { burst: i, number, runtime, done: false, incarnations: 0 });
-            self.spawn_job(self.jobs.len() - 1);
+            self.spawn_job(world, self.jobs.len() - 1);
         }
-        let now = self.elapsed_since_start();
-        if let Some(at) = self.bursts[i].next_burst(spec, now, self.sc.duration.get()) {
-            self.after(at - now, Event::Burst(i));
+        let now = world.elapsed();
+        if let Some(at) = self.processes[i].next_burst(spec, now, self.duration) {
+            world.after(at - now, Event::Burst(i));
         }
     }
 
-    fn spawn_job(&mut self, j: usize) {
+    fn spawn_job(&mut self, world: &mut World<'_>, j: usize) {
         let job = &mut self.jobs[j];
         if job.done {
             return;
         }
         job.incarnations += 1;
-        let spec = &self.sc.bursts[job.burst];
+        let spec = &self.specs[job.burst];
         let name = match job.incarnations {
             1 => format!("{}-{}", spec.name, job.number),
             n => format!("{}-{}-{n}", spec.name, job.number),
         };
-        let template = self.bursts[job.burst].template.clone();
-        self.cluster.add_pod(&template, name, self.now, Origin::Job(j));
-        self.dirty = true;
+        world.create_pod(&self.processes[job.burst].template, name, Origin::Job(j));
     }
 
     /// A job's pod was evicted: the Job controller creates a new one, which
     /// runs the job from the start.
-    pub(super) fn respawn_job(&mut self, j: usize) {
-        self.spawn_job(j);
+    pub fn respawn(&mut self, world: &mut World<'_>, j: usize) {
+        self.spawn_job(world, j);
     }
 
-    /// A pod was bound to a node: a job starts its clock.
-    pub(super) fn started(&mut self, uid: &str) {
-        if let Some(Origin::Job(j)) = self.cluster.origin.get(uid).copied() {
-            self.after(self.jobs[j].runtime, Event::JobDone { job: j, uid: uid.to_string() });
+    /// Pods were bound to nodes: the jobs among them start their clocks.
+    pub fn started(&mut self, world: &mut World<'_>, bound: &[String]) {
+        for uid in bound {
+            if let Some(Origin::Job(j)) = world.cluster.origin.get(uid).copied() {
+                world.after(self.jobs[j].runtime, Event::JobDone { job: j, uid: uid.clone() });
+            }
         }
     }
 
-    pub(super) fn job_done(&mut self, j: usize, uid: &str) {
-        let Some(pod) = self.cluster.pod(uid) else { return }; // evicted before it finished
+    /// Job `j`'s runtime is over: it is done, its pod completes.
+    pub fn job_done(&mut self, world: &mut World<'_>, j: usize, uid: &str) {
+        let Some(pod) = world.cluster.pod(uid) else { return }; // evicted before it finished
         if pod.deletion.is_some() {
             return;
         }
         self.jobs[j].done = true;
-        self.delete_pod(uid, Some(StdDuration::ZERO));
+        world.delete_pod(uid, Some(StdDuration::ZERO));
     }
 }
 

@@ -3,39 +3,49 @@
 //! of a trace replayed in seconds) before it touches a real cluster. It
 //! depends on `heatscaler-core` only, never on the daemon.
 //!
-//! - [`scenario`]: the input file (node groups, delays, workloads, policy).
-//! - `engine`: the simulated clock, event queue and daemon loop.
-//! - `scheduler`, `workloads`, `simulated_heat`: kube-scheduler, controllers
-//!   and Heat's node groups.
-//! - `actuator`: executes planner actions under the executor contract.
-//! - `generators`, `trace`: bursty arrivals and trace replay (the demand).
-//! - [`autoscaler`]: which autoscaler a run simulates — heatscaler, or a peer
-//!   (`peers`: cluster-autoscaler's and the VPA's documented defaults,
-//!   re-implemented).
-//! - [`report`]: per policy, the node-level summary against the fluid lower
-//!   bound ([`bound`]), timeline and series; `display` for terminals, [`plot`]
-//!   for SVG.
-//! - [`podlevel`]: pod-level resizing (recommender, updater, kubelet) against a VPA-defaults baseline.
+//! A run is a `world` — the clock and its event queue, the Kubernetes API's
+//! objects, Heat's groups, the journal of what happened — and components that
+//! own their own state and act on it; `engine` builds both and dispatches
+//! each event to its component. The modules' imports form no cycle
+//! (tests/standalone/module_graph.rs checks): inputs, then the world, then
+//! the components, then the engine.
+//!
+//! - Input: [`scenario`] (node groups, delays, workloads, policy), [`shapes`]
+//!   (values over time, delays), [`trace`] (trace file importers).
+//! - `world`: the state every component acts on; `streams`: the random
+//!   streams of the seed.
+//! - Components: `autoscaler` (the autoscaler under test, [`PolicyKind`]:
+//!   heatscaler's planner or a peer from `peers` — cluster-autoscaler's
+//!   documented defaults, re-implemented — run as its daemon runs, with the
+//!   simulated actuator), `scheduler` (kube-scheduler), `controllers`
+//!   (ReplicaSets with HPA, DaemonSets, one-off pods, PDBs), the demand
+//!   (`generators`: bursty arrivals; `replay`: trace rows), and `recorder`
+//!   (the report, against the fluid lower bound of [`bound`]).
+//! - Output: [`report`]; [`display`] for terminals, [`plot`] for SVG.
+//! - [`podlevel`]: pod-level resizing (recommender, updater, kubelet) against
+//!   a VPA-defaults baseline, on a fixed node pool of its own (see
+//!   docs/architecture.md for how it joins the engine).
 //! - [`bench`]: `heatscaler bench`, the planner, memory and simulator figures.
 
-mod actuator;
-pub mod autoscaler;
+mod autoscaler;
 pub mod bench;
 pub mod bound;
-mod cluster;
+mod controllers;
 pub mod display;
 mod engine;
 mod generators;
 mod peers;
 pub mod plot;
 pub mod podlevel;
+mod recorder;
+mod replay;
 pub mod report;
 pub mod scenario;
 mod scheduler;
 pub mod shapes;
-mod simulated_heat;
+mod streams;
 pub mod trace;
-mod workloads;
+mod world;
 
 pub use autoscaler::PolicyKind;
 pub use engine::{compare, run, run_policy};

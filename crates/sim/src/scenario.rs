@@ -15,6 +15,7 @@ use heatscaler_core::policy::{
 };
 
 use super::shapes::{Delay, Shape};
+use super::trace::alibaba_openb::ListedGroup;
 use super::trace::{Checked, TraceArg, TraceError, TraceKind};
 
 /// The scenario `heatscaler simulate` runs when given none.
@@ -282,6 +283,26 @@ pub struct GroupSpec {
     pub quota: Option<u32>,
 }
 
+impl GroupSpec {
+    /// A group of a node list's shape: up to as many minions as the list has
+    /// nodes of that shape, from zero, sized at the start from the demand
+    /// then (`initial_auto`). Its price is left to the default (the shape's
+    /// vCPUs) unless `prices` sets it.
+    fn from_node_list(listed: ListedGroup) -> Self {
+        Self {
+            name: listed.name,
+            min_size: 0,
+            max_size: listed.nodes,
+            initial_size: 0,
+            initial_auto: true,
+            shape: listed.template,
+            price_per_hour: None,
+            priority: 0,
+            quota: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct DaemonSetSpec {
@@ -515,8 +536,9 @@ impl Scenario {
         if !(0.0..=1.0).contains(&list.min_share) {
             return Err(format!("min-share: {} is not between 0 and 1", list.min_share));
         }
-        let (mut groups, _rare) = super::trace::alibaba_openb::node_groups(&base_dir.join(&list.file), list.min_share)
+        let (listed, _rare) = super::trace::alibaba_openb::node_groups(&base_dir.join(&list.file), list.min_share)
             .map_err(|e| e.to_string())?;
+        let mut groups: Vec<GroupSpec> = listed.into_iter().map(GroupSpec::from_node_list).collect();
         for (name, price) in &list.prices {
             let Some(g) = groups.iter_mut().find(|g| &g.name == name) else {
                 let known: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();

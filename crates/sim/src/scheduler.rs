@@ -1,6 +1,7 @@
 //! The simulated kube-scheduler: binds pending pods with the planner's own
 //! scheduling model, scoring like the default profile's `LeastAllocated`
-//! (spread), and marks the ones that fit nowhere `Unschedulable`.
+//! (spread), and marks the ones that fit nowhere `Unschedulable`. It keeps
+//! no state between calls: it reads the world and binds.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -10,104 +11,103 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use heatscaler_core::model::PodPhase;
 use heatscaler_core::planner::scheduling::{SchedNode, fits};
 
-use super::engine::Sim;
+use crate::world::World;
 
-impl Sim<'_> {
-    pub(super) fn schedule_pods(&mut self) {
-        let snap = &self.cluster.snap;
-        let mut pending: Vec<usize> = (0..snap.pods.len())
-            .filter(|&i| {
-                let p = &snap.pods[i];
-                p.node_name.is_none() && p.deletion.is_none() && !p.is_terminal()
-            })
-            .collect();
-        if pending.is_empty() {
-            return;
-        }
-        pending.sort_by(|&a, &b| {
-            let (a, b) = (&snap.pods[a], &snap.pods[b]);
-            b.priority.cmp(&a.priority).then(a.created.cmp(&b.created)).then(a.name.cmp(&b.name))
-        });
-        let ready: Vec<usize> = (0..snap.nodes.len()).filter(|&i| snap.nodes[i].ready).collect();
-        let slot: FxHashMap<&str, usize> =
-            ready.iter().enumerate().map(|(k, &i)| (snap.nodes[i].name.as_str(), k)).collect();
-        // The filters read a node's pods only for host ports and anti-affinity.
-        let lists = snap
-            .pods
-            .iter()
-            .any(|p| !p.placement.host_ports.is_empty() || !p.placement.anti_affinity_hostname.is_empty());
-        let mut nodes: Vec<SchedNode<'_>> = ready
-            .iter()
-            .map(|&i| {
-                let n = &snap.nodes[i];
-                SchedNode {
-                    name: Cow::Borrowed(n.name.as_str()),
-                    labels: &n.labels,
-                    taints: Cow::Borrowed(n.taints.as_slice()),
-                    unschedulable: n.unschedulable,
-                    allocatable: n.allocatable.clone(),
-                    requested: Default::default(),
-                    pods: Vec::new(),
-                    excluded: false,
-                }
-            })
-            .collect();
-        for p in snap.pods.iter().filter(|p| !p.is_terminal()) {
-            if let Some(&k) = p.node_name.as_deref().and_then(|n| slot.get(n)) {
-                if lists {
-                    nodes[k].add(p);
-                } else {
-                    nodes[k].requested += &p.requests;
-                }
+/// Binds what fits of the pending pods; returns the uids of the pods bound,
+/// in the order they were.
+pub fn schedule(world: &mut World<'_>) -> Vec<String> {
+    let snap = &world.cluster.snap;
+    let mut pending: Vec<usize> = (0..snap.pods.len())
+        .filter(|&i| {
+            let p = &snap.pods[i];
+            p.node_name.is_none() && p.deletion.is_none() && !p.is_terminal()
+        })
+        .collect();
+    if pending.is_empty() {
+        return Vec::new();
+    }
+    pending.sort_by(|&a, &b| {
+        let (a, b) = (&snap.pods[a], &snap.pods[b]);
+        b.priority.cmp(&a.priority).then(a.created.cmp(&b.created)).then(a.name.cmp(&b.name))
+    });
+    let ready: Vec<usize> = (0..snap.nodes.len()).filter(|&i| snap.nodes[i].ready).collect();
+    let slot: FxHashMap<&str, usize> =
+        ready.iter().enumerate().map(|(k, &i)| (snap.nodes[i].name.as_str(), k)).collect();
+    // The filters read a node's pods only for host ports and anti-affinity.
+    let lists =
+        snap.pods.iter().any(|p| !p.placement.host_ports.is_empty() || !p.placement.anti_affinity_hostname.is_empty());
+    let mut nodes: Vec<SchedNode<'_>> = ready
+        .iter()
+        .map(|&i| {
+            let n = &snap.nodes[i];
+            SchedNode {
+                name: Cow::Borrowed(n.name.as_str()),
+                labels: &n.labels,
+                taints: Cow::Borrowed(n.taints.as_slice()),
+                unschedulable: n.unschedulable,
+                allocatable: n.allocatable.clone(),
+                requested: Default::default(),
+                pods: Vec::new(),
+                excluded: false,
+            }
+        })
+        .collect();
+    for p in snap.pods.iter().filter(|p| !p.is_terminal()) {
+        if let Some(&k) = p.node_name.as_deref().and_then(|n| slot.get(n)) {
+            if lists {
+                nodes[k].add(p);
+            } else {
+                nodes[k].requested += &p.requests;
             }
         }
-        // Pods alike (placement, requests, owner) that found no node: the
-        // next one will not either, nodes only fill up within a call.
-        let mut hopeless: FxHashSet<(usize, &heatscaler_core::model::Resources, Option<&str>)> = FxHashSet::default();
-        let mut decisions = Vec::with_capacity(pending.len());
-        for &i in &pending {
-            let pod = &snap.pods[i];
-            let class =
-                (Arc::as_ptr(&pod.placement) as usize, &pod.requests, pod.owner.as_ref().map(|o| o.uid.as_str()));
-            if hopeless.contains(&class) {
-                decisions.push((pod.uid.clone(), None));
-                continue;
-            }
-            let best = (0..nodes.len())
-                .filter(|&k| fits(pod, &nodes[k]))
-                .map(|k| (k, free_share(&nodes[k], pod)))
-                .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| nodes[b.0].name.cmp(&nodes[a.0].name)));
-            match best {
-                Some((k, _)) => nodes[k].add(pod),
-                None => {
-                    hopeless.insert(class);
-                }
-            }
-            decisions.push((pod.uid.clone(), best.map(|(k, _)| nodes[k].name.to_string())));
+    }
+    // Pods alike (placement, requests, owner) that found no node: the
+    // next one will not either, nodes only fill up within a call.
+    let mut hopeless: FxHashSet<(usize, &heatscaler_core::model::Resources, Option<&str>)> = FxHashSet::default();
+    let mut decisions = Vec::with_capacity(pending.len());
+    for &i in &pending {
+        let pod = &snap.pods[i];
+        let class = (Arc::as_ptr(&pod.placement) as usize, &pod.requests, pod.owner.as_ref().map(|o| o.uid.as_str()));
+        if hopeless.contains(&class) {
+            decisions.push((pod.uid.clone(), None));
+            continue;
         }
-        let now = self.now;
-        for (uid, node) in decisions {
-            let Some(pod) = self.cluster.pod_mut(&uid) else { continue };
-            match node {
-                Some(node) => {
-                    pod.node_name = Some(node);
-                    pod.phase = PodPhase::Running;
-                    pod.unschedulable_since = None;
+        let best = (0..nodes.len())
+            .filter(|&k| fits(pod, &nodes[k]))
+            .map(|k| (k, free_share(&nodes[k], pod)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| nodes[b.0].name.cmp(&nodes[a.0].name)));
+        match best {
+            Some((k, _)) => nodes[k].add(pod),
+            None => {
+                hopeless.insert(class);
+            }
+        }
+        decisions.push((pod.uid.clone(), best.map(|(k, _)| nodes[k].name.to_string())));
+    }
+    let now = world.now();
+    let mut bound = Vec::new();
+    for (uid, node) in decisions {
+        let Some(pod) = world.cluster.pod_mut(&uid) else { continue };
+        match node {
+            Some(node) => {
+                pod.node_name = Some(node);
+                pod.phase = PodPhase::Running;
+                pod.unschedulable_since = None;
+                let created = pod.created;
+                world.journal.bound(&uid, created, now);
+                bound.push(uid);
+            }
+            None => {
+                if pod.unschedulable_since.is_none() {
+                    pod.unschedulable_since = Some(now);
                     let created = pod.created;
-                    self.rec.bound(&uid, created, now);
-                    self.started(&uid);
-                }
-                None => {
-                    if pod.unschedulable_since.is_none() {
-                        pod.unschedulable_since = Some(now);
-                        self.wake = true;
-                        let created = pod.created;
-                        self.rec.unschedulable(&uid, created);
-                    }
+                    world.wake_autoscaler();
+                    world.journal.unschedulable(&uid, created);
                 }
             }
         }
     }
+    bound
 }
 
 /// `LeastAllocated`: the mean share of CPU and memory left free after placing the pod.

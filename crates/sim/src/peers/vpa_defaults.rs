@@ -20,11 +20,18 @@
 use std::time::Duration;
 
 use heatscaler_core::model::ResourceKind;
-use heatscaler_core::model::{Container, Timestamp, VerticalScaling};
+use heatscaler_core::model::{Container, Pod, Timestamp, VerticalScaling};
 use heatscaler_core::planner::time::elapsed;
 use heatscaler_core::recommender::apply_to_container;
 
-use crate::podlevel::cluster::SimPod;
+/// What VPA's updater reads of a pod: the object, and what the kubelet
+/// reports of its one container (serving or not, how long it had run when
+/// it was last OOM-killed). Whatever simulates the kubelet provides it.
+pub trait UpdaterView {
+    fn pod(&self) -> &Pod;
+    fn up(&self, now: Timestamp) -> bool;
+    fn last_oom_after(&self) -> Option<Duration>;
+}
 
 /// VPA updater flags, at their defaults.
 pub const MIN_REPLICAS: u32 = 2;
@@ -34,14 +41,19 @@ pub const POD_UPDATE_THRESHOLD: f64 = 0.1;
 pub const EVICT_AFTER_OOM: Duration = Duration::from_secs(10 * 60);
 
 /// Uids of the pods VPA's updater evicts in one loop.
-pub fn evictions(pods: &[SimPod], vertical: &VerticalScaling, configured: u32, now: Timestamp) -> Vec<String> {
+pub fn evictions<P: UpdaterView>(
+    pods: &[P],
+    vertical: &VerticalScaling,
+    configured: u32,
+    now: Timestamp,
+) -> Vec<String> {
     // The object's `minReplicas` overrides the flag, as in VPA's updater.
     if vertical.recommendations.is_empty() || configured < vertical.min_replicas.unwrap_or(MIN_REPLICAS) {
         return Vec::new();
     }
-    let mut candidates: Vec<(bool, f64, &SimPod)> = Vec::new();
+    let mut candidates: Vec<(bool, f64, &P)> = Vec::new();
     for p in pods.iter().filter(|p| p.up(now)) {
-        let c = p.container();
+        let c = &p.pod().containers[0];
         let Some(rec) = vertical.recommendation(&c.name) else { continue };
         let mut outside = false;
         let mut scale_up = false;
@@ -58,8 +70,9 @@ pub fn evictions(pods: &[SimPod], vertical: &VerticalScaling, configured: u32, n
             // Per resource over all containers; one container here.
             diff += (request - target).abs() as f64 / request.max(1) as f64;
         }
-        let quick_oom = p.last_oom_after.is_some_and(|ran| ran < EVICT_AFTER_OOM);
-        if !outside && !quick_oom && (elapsed(now, p.pod.created) < LIFETIME_THRESHOLD || diff < POD_UPDATE_THRESHOLD) {
+        let quick_oom = p.last_oom_after().is_some_and(|ran| ran < EVICT_AFTER_OOM);
+        if !outside && !quick_oom && (elapsed(now, p.pod().created) < LIFETIME_THRESHOLD || diff < POD_UPDATE_THRESHOLD)
+        {
             continue;
         }
         if quick_oom && diff == 0.0 {
@@ -67,7 +80,8 @@ pub fn evictions(pods: &[SimPod], vertical: &VerticalScaling, configured: u32, n
         }
         candidates.push((scale_up, diff, p));
     }
-    candidates.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then_with(|| a.2.pod.name.cmp(&b.2.pod.name)));
+    candidates
+        .sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then_with(|| a.2.pod().name.cmp(&b.2.pod().name)));
 
     let running = pods.iter().filter(|p| p.up(now)).count() as i64;
     let configured = i64::from(configured);
@@ -79,7 +93,7 @@ pub fn evictions(pods: &[SimPod], vertical: &VerticalScaling, configured: u32, n
         if !disruptable {
             break;
         }
-        out.push(p.pod.uid.clone());
+        out.push(p.pod().uid.clone());
     }
     out
 }

@@ -10,6 +10,8 @@ use heatscaler_core::model::{
 };
 use heatscaler_core::planner::action::ContainerResize;
 
+use crate::peers::vpa_defaults::UpdaterView;
+
 /// The container every simulated pod runs.
 pub const CONTAINER: &str = "app";
 
@@ -46,6 +48,20 @@ impl SimPod {
     pub fn applied(&self) -> &Resources {
         let c = self.container();
         c.allocated.as_ref().unwrap_or(&c.requests)
+    }
+}
+
+impl UpdaterView for SimPod {
+    fn pod(&self) -> &Pod {
+        &self.pod
+    }
+
+    fn up(&self, now: Timestamp) -> bool {
+        SimPod::up(self, now)
+    }
+
+    fn last_oom_after(&self) -> Option<std::time::Duration> {
+        self.last_oom_after
     }
 }
 

@@ -16,8 +16,7 @@ mod usage;
 mod tests;
 
 pub use report::{PodLevelReport, Row};
-pub use run::Side;
-pub use spec::{HeatscalerSide, NodePool, PodLevelSpec, PodWorkload};
+pub use spec::{HeatscalerSide, NodePool, PodLevelSpec, PodWorkload, Side};
 pub use usage::Signal;
 
 use std::time::Duration;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use heatscaler_core::model::Resources;
 
 use super::cluster::Counts;
-use super::run::Side;
+use super::spec::Side;
 
 /// Accumulates one run's measurements, per sample interval of each replica slot.
 #[derive(Debug)]

@@ -19,26 +19,9 @@ use heatscaler_core::recommender::{
 
 use super::cluster::{CONTAINER, Cluster, Verdict};
 use super::report::{Meter, Row};
-use super::spec::{PodLevelSpec, PodWorkload};
+use super::spec::{PodLevelSpec, PodWorkload, Side};
 use super::usage::{Track, noise_factor};
 use crate::peers::vpa_defaults as baseline;
-
-/// Which updater drives the pods.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    Heatscaler,
-    /// VPA's defaults, re-implemented (`peers::vpa_defaults`).
-    VpaDefaults,
-}
-
-impl Side {
-    pub fn label(self) -> &'static str {
-        match self {
-            Side::Heatscaler => "heatscaler",
-            Side::VpaDefaults => "vpa-defaults*",
-        }
-    }
-}
 
 /// A Monday at 00:00, for the diurnal week.
 pub fn epoch() -> Timestamp {

@@ -183,3 +183,20 @@ impl PodLevelSpec {
         out
     }
 }
+
+/// Which updater drives the pods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Heatscaler,
+    /// VPA's defaults, re-implemented (`peers::vpa_defaults`).
+    VpaDefaults,
+}
+
+impl Side {
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Heatscaler => "heatscaler",
+            Side::VpaDefaults => "vpa-defaults*",
+        }
+    }
+}

@@ -43,7 +43,6 @@ use heatscaler_core::model::{
 };
 use heatscaler_core::policy::{NodeTemplate, Quantity, TaintConfig};
 
-use super::super::scenario::GroupSpec;
 use super::{Row, RowKind, TraceError};
 
 /// The node label holding a GPU minion's model (the node list's `model`).
@@ -419,13 +418,19 @@ pub fn node_shapes(path: &Path) -> Result<Vec<ShapeCount>, TraceError> {
     Ok(shapes)
 }
 
+/// A node group the node list makes: its name, minion template, and how
+/// many nodes of that shape the list has.
+#[derive(Clone, Debug)]
+pub struct ListedGroup {
+    pub name: String,
+    pub template: NodeTemplate,
+    pub nodes: u32,
+}
+
 /// Node groups from the node list: one per shape held by at least
-/// `min_share` of the nodes (the rarer shapes are left out and returned), up
-/// to as many minions as the list has nodes of that shape, from zero. The
-/// initial size is set from the demand at the start (`initial_auto`). GPU
-/// groups carry the GPU model label and the [`GPU_TAINT`] taint. Prices are
-/// left to the default (the shape's vCPUs) unless set afterwards.
-pub fn node_groups(path: &Path, min_share: f64) -> Result<(Vec<GroupSpec>, Vec<ShapeCount>), TraceError> {
+/// `min_share` of the nodes (the rarer shapes are left out and returned).
+/// GPU groups carry the GPU model label and the [`GPU_TAINT`] taint.
+pub fn node_groups(path: &Path, min_share: f64) -> Result<(Vec<ListedGroup>, Vec<ShapeCount>), TraceError> {
     let shapes = node_shapes(path)?;
     let total: u32 = shapes.iter().map(|(_, n)| n).sum();
     let (common, rare): (Vec<_>, Vec<_>) =
@@ -450,17 +455,7 @@ pub fn node_groups(path: &Path, min_share: f64) -> Result<(Vec<GroupSpec>, Vec<S
                     effect: TaintEffect::NoSchedule,
                 });
             }
-            GroupSpec {
-                name,
-                min_size: 0,
-                max_size: count,
-                initial_size: 0,
-                initial_auto: true,
-                shape: NodeTemplate { allocatable, labels, taints },
-                price_per_hour: None,
-                priority: 0,
-                quota: None,
-            }
+            ListedGroup { name, template: NodeTemplate { allocatable, labels, taints }, nodes: count }
         })
         .collect();
     Ok((groups, rare))

@@ -2,9 +2,9 @@
 //! to the simulated cluster row by row, as simulated time reaches them.
 //!
 //! Every kind of file is read through one [`Rows`] stream of [`Row`]s
-//! (start / usage / end of a named pod), which [`TraceFeed`] turns into pods
-//! of the simulated cluster — the same path scenarios' pods take, whatever the
-//! file's format:
+//! (start / usage / end of a named pod), which the replay (`replay`) turns
+//! into pods of the simulated cluster — the same path scenarios' pods take,
+//! whatever the file's format:
 //!
 //! - `csv` ([`own_csv`]): the project's own format (`docs/simulator.md`);
 //! - `alibaba-openb` ([`alibaba_openb`]): the pod list of Alibaba's
@@ -28,10 +28,7 @@ use std::time::Duration as StdDuration;
 
 use serde::Deserialize;
 
-use heatscaler_core::model::{Container, Placement, Resources};
-
-use super::cluster::{Origin, PodTemplate};
-use super::engine::{Event, Sim};
+use heatscaler_core::model::Placement;
 
 pub use own_csv::TraceReader;
 
@@ -284,191 +281,6 @@ pub fn check(kind: TraceKind, path: &Path, from: StdDuration, skip_bad_rows: boo
     checked.skipped = rows.skipped;
     checked.skipped_examples = rows.skipped_examples;
     checked
-}
-
-/// A trace being replayed into one simulation run.
-pub struct TraceFeed {
-    rows: Rows,
-    next: Option<Row>,
-    start: StdDuration,
-    base: PodTemplate,
-    live: HashMap<String, usize>,
-    pods: HashMap<usize, TracePod>,
-    next_id: usize,
-    /// Row placements merged with the trace's own, by the row's `Arc`.
-    placements: HashMap<*const Placement, Arc<Placement>>,
-}
-
-struct TracePod {
-    name: String,
-    template: PodTemplate,
-    usage: Resources,
-    incarnations: u32,
-}
-
-impl TraceFeed {
-    pub fn open(
-        kind: TraceKind,
-        path: &Path,
-        start: StdDuration,
-        base: PodTemplate,
-        skip_bad_rows: bool,
-    ) -> Result<Self, TraceError> {
-        let mut rows = Rows::open(kind, path, start, skip_bad_rows)?;
-        let next = rows.next_row()?;
-        Ok(Self {
-            rows,
-            next,
-            start,
-            base,
-            live: HashMap::new(),
-            pods: HashMap::new(),
-            next_id: 0,
-            placements: HashMap::new(),
-        })
-    }
-
-    /// Simulated time of the next row, if any.
-    pub fn next_at(&self) -> Option<StdDuration> {
-        self.next.as_ref().map(|r| r.at.saturating_sub(self.start))
-    }
-
-    /// Observed usage of a replayed pod, once a `usage` row gave one.
-    pub fn usage(&self, id: usize) -> Option<&Resources> {
-        self.pods.get(&id).map(|p| &p.usage).filter(|u| **u != Resources::default())
-    }
-
-    /// The trace's placement with a row's on top.
-    fn placement(&mut self, extra: &Arc<Placement>) -> Arc<Placement> {
-        let base = &self.base.placement;
-        self.placements
-            .entry(Arc::as_ptr(extra))
-            .or_insert_with(|| {
-                let mut p = (**base).clone();
-                p.node_selector.extend(extra.node_selector.clone());
-                p.tolerations.extend(extra.tolerations.iter().cloned());
-                p.required_node_affinity = match (base.required_node_affinity.is_empty(), &extra.required_node_affinity)
-                {
-                    (_, terms) if terms.is_empty() => p.required_node_affinity,
-                    (true, terms) => terms.clone(),
-                    // Both must hold: every pair of terms, their requirements together.
-                    (false, terms) => base
-                        .required_node_affinity
-                        .iter()
-                        .flat_map(|a| {
-                            terms.iter().map(move |b| {
-                                let mut t = a.clone();
-                                t.match_expressions.extend(b.match_expressions.iter().cloned());
-                                t.match_fields.extend(b.match_fields.iter().cloned());
-                                t
-                            })
-                        })
-                        .collect(),
-                };
-                Arc::new(p)
-            })
-            .clone()
-    }
-}
-
-impl Sim<'_> {
-    /// Applies every row of trace `t` due by now, then waits for the next.
-    pub(super) fn trace_rows(&mut self, t: usize) {
-        let now = self.elapsed_since_start();
-        while self.traces[t].next_at().is_some_and(|at| at <= now) {
-            let feed = &mut self.traces[t];
-            let row = feed.next.take().expect("checked above");
-            feed.next = match feed.rows.next_row() {
-                Ok(next) => next,
-                Err(e) => {
-                    // The file changed since it was validated: stop here, say so.
-                    self.trace_errors.push(e);
-                    None
-                }
-            };
-            self.rec.input.trace_rows += 1;
-            self.apply_row(t, row);
-        }
-        if let Some(at) = self.traces[t].next_at() {
-            self.after(at - now, Event::TraceRows(t));
-        }
-    }
-
-    fn apply_row(&mut self, t: usize, row: Row) {
-        let feed = &mut self.traces[t];
-        match row.kind {
-            // A second start of a live pod was skipped as a bad row by the check.
-            RowKind::Start if feed.live.contains_key(&row.pod) => {}
-            RowKind::Start => {
-                let id = feed.next_id;
-                feed.next_id += 1;
-                let mut requests = Resources::default();
-                for (name, v) in &row.amounts {
-                    requests.set(name, *v);
-                }
-                let mut template = feed.base.clone();
-                if let Some(extra) = &row.placement {
-                    template.placement = feed.placement(extra);
-                }
-                template.containers = vec![Container {
-                    name: "main".into(),
-                    requests: requests.clone(),
-                    limits: Resources::default(),
-                    allocated: None,
-                    oom_kills: 0,
-                    last_oom: None,
-                }];
-                requests.pods = 1;
-                template.requests = requests;
-                feed.live.insert(row.pod.clone(), id);
-                feed.pods.insert(
-                    id,
-                    TracePod {
-                        name: row.pod.clone(),
-                        template: template.clone(),
-                        usage: Resources::default(),
-                        incarnations: 1,
-                    },
-                );
-                self.cluster.add_pod(&template, row.pod, self.now, Origin::Trace(t, id));
-                self.dirty = true;
-            }
-            RowKind::Usage => {
-                if let Some(p) = feed.live.get(&row.pod).and_then(|id| feed.pods.get_mut(id)) {
-                    for (name, v) in &row.amounts {
-                        p.usage.set(name, *v);
-                    }
-                }
-            }
-            RowKind::End => {
-                let Some(id) = feed.live.remove(&row.pod) else { return };
-                feed.pods.remove(&id);
-                let uids: Vec<String> = self
-                    .cluster
-                    .pods_of(Origin::Trace(t, id))
-                    .filter(|p| p.deletion.is_none())
-                    .map(|p| p.uid.clone())
-                    .collect();
-                for uid in uids {
-                    self.delete_pod(&uid, None);
-                }
-            }
-        }
-    }
-
-    /// A replayed pod was evicted: its controller recreates it until the
-    /// trace ends it.
-    pub(super) fn respawn_trace_pod(&mut self, t: usize, id: usize) {
-        if self.traces[t].base.owner.is_none() {
-            return;
-        }
-        let Some(p) = self.traces[t].pods.get_mut(&id) else { return };
-        p.incarnations += 1;
-        let name = format!("{}-{}", p.name, p.incarnations);
-        let template = p.template.clone();
-        self.cluster.add_pod(&template, name, self.now, Origin::Trace(t, id));
-        self.dirty = true;
-    }
 }
 
 #[cfg(test)]

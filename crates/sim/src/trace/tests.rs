@@ -152,12 +152,12 @@ fn the_node_list_gives_one_group_per_common_shape() {
     assert_eq!(names, vec!["g2-8gpu-96c-384g", "cpu-32c-256g"], "most common first");
     assert_eq!(rare.len(), 1, "1 node of 100 is under 2%");
     let g2 = &groups[0];
-    assert_eq!((g2.min_size, g2.max_size, g2.initial_auto, g2.price_per_hour), (0, 60, true, None));
-    assert_eq!(g2.shape.allocatable["nvidia.com/gpu"].as_units(), 8);
-    assert_eq!(g2.shape.allocatable["memory"].as_units(), 384 << 30);
-    assert_eq!(g2.shape.labels[GPU_MODEL_LABEL], "G2");
-    assert_eq!(g2.shape.taints[0].key, "nvidia.com/gpu");
-    assert!(groups[1].shape.taints.is_empty() && !groups[1].shape.allocatable.contains_key("nvidia.com/gpu"));
+    assert_eq!(g2.nodes, 60);
+    assert_eq!(g2.template.allocatable["nvidia.com/gpu"].as_units(), 8);
+    assert_eq!(g2.template.allocatable["memory"].as_units(), 384 << 30);
+    assert_eq!(g2.template.labels[GPU_MODEL_LABEL], "G2");
+    assert_eq!(g2.template.taints[0].key, "nvidia.com/gpu");
+    assert!(groups[1].template.taints.is_empty() && !groups[1].template.allocatable.contains_key("nvidia.com/gpu"));
 
     let (_d, bad) = file("nodes.csv", "sn,cpu_milli,memory_mib,gpu,model\nn0,96000,393216,8,\n");
     let e = alibaba_openb::node_groups(&bad, 0.01).unwrap_err();
@@ -251,6 +251,10 @@ traces:
 "#;
     let sc = Scenario::parse_in(text, "short.yaml", dir.path()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(sc.node_groups.len(), 2);
+    for g in &sc.node_groups {
+        // Up to the list's 10 nodes of the shape, from zero, sized from the demand, default price.
+        assert_eq!((g.min_size, g.max_size, g.initial_auto, g.price_per_hour), (0, 10, true, None), "{}", g.name);
+    }
     compare(&sc, &[PolicyKind::Heatscaler, PolicyKind::CaDefaults]).unwrap()
 }
 

@@ -52,7 +52,7 @@ use heatscaler_core::planner::protocol::{Phase, RemovalState};
 use heatscaler_core::planner::{Action, Policy};
 use heatscaler_core::policy::ScaleDownPolicy;
 
-use crate::scenario::Scenario;
+use crate::streams;
 
 /// `--scan-interval`.
 pub const SCAN_INTERVAL: Duration = Duration::from_secs(10);
@@ -105,7 +105,10 @@ pub struct CaDefaults {
 type Removals = BTreeMap<GroupIx, Vec<MemberRemoval>>;
 
 impl CaDefaults {
-    pub fn new(sc: &Scenario) -> Self {
+    /// `control_plane_labels` and `max_nodes_total` as the operator would
+    /// pass them (the scenario's); the random expander draws from its own
+    /// stream of `seed`.
+    pub fn new(control_plane_labels: Option<&[String]>, max_nodes_total: Option<u32>, seed: u64) -> Self {
         let scale_down = ScaleDownPolicy {
             skip_nodes_with_local_storage: true,
             skip_nodes_with_system_pods: true,
@@ -113,13 +116,13 @@ impl CaDefaults {
             ..ScaleDownPolicy::default()
         };
         let mut policy = Policy { scale_down, ..Policy::default() };
-        if let Some(labels) = &sc.policy.control_plane_labels {
-            policy.control_plane_labels = labels.clone();
+        if let Some(labels) = control_plane_labels {
+            policy.control_plane_labels = labels.to_vec();
         }
         Self {
             policy,
-            max_nodes_total: sc.policy.cluster_limits.max_nodes_total,
-            rng: crate::generators::stream(sc.seed, 3 << 32),
+            max_nodes_total,
+            rng: streams::stream(seed, streams::CA_DEFAULTS),
             unneeded_since: BTreeMap::new(),
             last_scale_up: None,
             last_delete: None,

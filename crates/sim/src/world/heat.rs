@@ -1,9 +1,39 @@
 //! A Heat-managed group as Heat itself keeps it: a desired size, members with
 //! a status, one stack update at a time. Updates take time; members beyond
 //! the quota fail to create; removals name exact members, like a
-//! ResourceGroup with a removal policy.
+//! ResourceGroup with a removal policy. When updates finish and servers
+//! boot is the world's business (`World::update_stack`).
 
 use heatscaler_core::model::{GroupState, Member, MemberStatus, NodeShape, Timestamp};
+
+use crate::scenario::GroupSpec;
+
+/// Heat's groups, and the ids of its stack updates.
+#[derive(Default)]
+pub struct Heat {
+    pub groups: Vec<SimGroup>,
+    last_update: u64,
+}
+
+impl Heat {
+    /// Adds a group of `size` running members; returns their ids.
+    pub fn add_group(&mut self, spec: &GroupSpec, size: u32, now: Timestamp) -> Vec<String> {
+        let mut group = SimGroup::new(spec, spec.shape.shape());
+        let members = (0..size).map(|_| group.add_running(now)).collect();
+        self.groups.push(group);
+        members
+    }
+
+    pub fn group_index(&self, name: &str) -> Option<usize> {
+        self.groups.iter().position(|g| g.name == name)
+    }
+
+    /// A new stack update's id.
+    pub fn new_update_id(&mut self) -> u64 {
+        self.last_update += 1;
+        self.last_update
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct SimMember {
@@ -43,7 +73,7 @@ pub struct UpdateResult {
 }
 
 impl SimGroup {
-    pub fn new(spec: &super::scenario::GroupSpec, shape: NodeShape) -> Self {
+    pub fn new(spec: &GroupSpec, shape: NodeShape) -> Self {
         let price = spec.price_per_hour.unwrap_or(shape.allocatable.cpu_milli as f64 / 1000.0);
         Self {
             name: spec.name.clone(),

@@ -1,12 +1,21 @@
-//! The autoscalers a scenario can be run with: heatscaler's planner with the
-//! scenario's policy, and baselines to compare it against.
+//! The autoscaler under test: heatscaler's planner with the scenario's
+//! policy, or a peer to compare it with ([`PolicyKind`]), run as its process
+//! runs ([`Daemon`]: when passes happen, Heat polls, restarts) and acting
+//! through the simulated actuator ([`actuator`]).
 
+mod actuator;
+mod daemon;
+
+pub use daemon::Daemon;
+
+use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
 
-use heatscaler_core::planner::{Memory, Policy};
+use heatscaler_core::model::{Resources, Snapshot, Timestamp};
+use heatscaler_core::planner::{self, Action, Input, Memory, Policy};
 
-use super::peers::ca_defaults::{self, CaDefaults};
-use super::scenario::Scenario;
+use crate::peers::ca_defaults::{self, CaDefaults};
+use crate::scenario::Scenario;
 
 /// Which autoscaler a run simulates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -65,7 +74,28 @@ impl Autoscaler {
                 }
                 Autoscaler::Heatscaler { policy, memory: Memory::default() }
             }
-            PolicyKind::CaDefaults => Autoscaler::CaDefaults(CaDefaults::new(sc)),
+            PolicyKind::CaDefaults => Autoscaler::CaDefaults(CaDefaults::new(
+                sc.policy.control_plane_labels.as_deref(),
+                sc.policy.cluster_limits.max_nodes_total,
+                sc.seed,
+            )),
+        }
+    }
+
+    /// One decision pass on what the autoscaler observes.
+    pub fn decide(
+        &mut self,
+        snapshot: &Snapshot,
+        usage: Option<&BTreeMap<String, Resources>>,
+        now: Timestamp,
+    ) -> Vec<Action> {
+        match self {
+            Autoscaler::Heatscaler { policy, memory } => {
+                let plan = planner::plan(&Input { snapshot, usage, memory, now }, policy);
+                *memory = plan.memory;
+                plan.actions
+            }
+            Autoscaler::CaDefaults(ca) => ca.decide(snapshot, now),
         }
     }
 

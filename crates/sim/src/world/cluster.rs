@@ -1,5 +1,6 @@
-//! The simulated cluster: the snapshot the planner is shown (kept in place,
-//! so a planner pass costs no copy of the cluster) plus Heat's own state.
+//! The Kubernetes API's objects: the snapshot the planner is shown (kept in
+//! place, so a planner pass costs no copy of the cluster), with indexes by
+//! uid and by the controller that created each pod.
 
 use std::collections::BTreeMap;
 
@@ -7,12 +8,11 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use heatscaler_core::model::{
-    Container, LabelSelector, MemberStatus, Node, NodeShape, OwnerRef, Placement, Pod, PodPhase, ResizeState,
-    Resources, Snapshot, Timestamp, Toleration, TolerationOperator,
+    Container, GroupState, LabelSelector, MemberStatus, Node, NodeShape, OwnerRef, Placement, Pod, PodPhase,
+    ResizeState, Resources, Snapshot, Timestamp, Toleration, TolerationOperator,
 };
 
-use super::scenario::{ContainerSpec, PodSpec, resources};
-use super::simulated_heat::SimGroup;
+use crate::scenario::{ContainerSpec, PodSpec, pod_requests, resources};
 
 /// Who recreates a pod when it goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -79,7 +79,7 @@ impl PodTemplate {
                 name: name.to_string(),
                 uid: format!("{namespace}/{name}/{kind}"),
             }),
-            requests: super::scenario::pod_requests(spec),
+            requests: pod_requests(spec),
             containers: spec.containers.iter().map(container).collect(),
             placement: Arc::new(placement),
             priority: spec.priority,
@@ -143,7 +143,6 @@ fn container(c: &ContainerSpec) -> Container {
 #[derive(Default)]
 pub struct Cluster {
     pub snap: Snapshot,
-    pub heat: Vec<SimGroup>,
     pub origin: HashMap<String, Origin>,
     index: HashMap<String, usize>,
     /// Pods by who created them, in creation order (uids are `uid-<n>`, the
@@ -311,14 +310,9 @@ impl Cluster {
             .collect()
     }
 
-    pub fn group_index(&self, name: &str) -> Option<usize> {
-        self.heat.iter().position(|g| g.name == name)
-    }
-
-    /// Refreshes the planner's view of group `g` from Heat (a poll, or the
-    /// re-read an executor does after acting).
-    pub fn observe_group(&mut self, g: usize) {
-        let view = self.heat[g].observed();
+    /// Shows the planner Heat's view of a group (a poll, or the re-read an
+    /// executor does after acting).
+    pub fn show_group(&mut self, view: GroupState) {
         match self.snap.groups.iter_mut().find(|x| x.name == view.name) {
             Some(slot) => *slot = view,
             None => self.snap.groups.push(view),
