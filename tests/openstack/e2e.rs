@@ -214,7 +214,8 @@ async fn dry_run_reports_intended_actions_and_performs_none() {
     w.create(&deployment("burst", 4, "900m")).await;
     let (_, up) = w.hooks.wait_for("ScaledUpGroup", KUBE, |e| e["fields"]["dry_run"] == "true").await;
     assert!(up["message"].as_str().unwrap().starts_with("dry run: would grow node group workers from 1 to 2"), "{up}");
-    daemon.wait_passes(3, KUBE).await;
+    // Refused again at the next passes (Heat's answer is kept until the template changes).
+    w.hooks.wait_count("RemovalNotWired", 3, KUBE).await;
     let s = w.heat().await;
     assert_eq!((s.desired, s.busy), (1, false), "nothing was sent to Heat");
 
@@ -292,4 +293,36 @@ async fn a_crash_at_every_removal_step_leaves_the_cluster_consistent() {
     let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
     assert!(status.success());
     println!("scenario wall time: {:?}", started.elapsed());
+}
+
+/// A group whose removal parameter Heat ignores (the template
+/// mistake): the daemon drains an unneeded minion, then refuses to send the
+/// removal, alerts with the fix, and Heat still has every member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwired_group_is_never_shrunk_and_the_refusal_names_the_fix() {
+    let _slot = harness::slot().await;
+    let w = World::new(Spec { template: Template::UnwiredRemoval, initial: 2, min: 0, ..Spec::default() }).await;
+    let mut daemon = w.ready_daemon().await;
+
+    // Both minions are empty, hence unneeded: a removal is planned and refused.
+    let (_, refused) = w.hooks.wait_for("RemovalNotWired", HEAT, |_| true).await;
+    let message = refused["message"].as_str().unwrap();
+    for needed in ["workers", "minions_to_remove", "kube_minions", "removal_policies"] {
+        assert!(message.contains(needed), "the alert names {needed}: {message}");
+    }
+    assert_eq!(refused["severity"], "critical", "{refused}");
+    // Refused again at the next passes (Heat's answer is kept until the template changes).
+    w.hooks.wait_count("RemovalNotWired", 3, KUBE).await;
+    let s = w.heat().await;
+    assert_eq!((members(&s), s.desired), (vec!["0".to_string(), "1".to_string()], 2), "nothing reached Heat");
+    assert!(w.hooks.with_reason("ScaledDownGroup").is_empty(), "{:?}", w.hooks.reasons());
+    // Refused before any node was marked `removing`: the nodes are still there.
+    for m in ["0", "1"] {
+        let node = w.node(&node_name(GROUP, m)).await.expect("the node is kept");
+        let phase =
+            node.metadata.annotations.unwrap_or_default().get(heatscaler_core::planner::protocol::PHASE).cloned();
+        assert_ne!(phase.as_deref(), Some("removing"), "workers-{m}");
+    }
+    let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(status.success());
 }

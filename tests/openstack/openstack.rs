@@ -189,7 +189,13 @@ async fn every_template_validates_with_heat() {
     let root = support::repo_root().join("heat-templates");
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
     // Test templates, with the Nova-less environment the tests use.
-    for t in ["test/resource-group.yaml", "test/autoscaling-group.yaml", "test/slow-update.yaml", "test/minion.yaml"] {
+    for t in [
+        "test/resource-group.yaml",
+        "test/autoscaling-group.yaml",
+        "test/slow-update.yaml",
+        "test/minion.yaml",
+        "test/resource-group-unwired.yaml",
+    ] {
         let mut new = test_stack("validate", t.trim_start_matches("test/"), json!({}));
         new.template = read(t);
         heat.validate_template(&new).await.unwrap_or_else(|e| panic!("{t}: {e}"));
@@ -266,6 +272,55 @@ async fn resource_group_grows_and_removes_named_members_in_one_update() {
     wrong.backend.resource = "kube_masters".into();
     let e = Backend::new(heat.clone(), wrong).read().await.unwrap_err();
     assert!(matches!(&e, GroupError::Layout { .. }) && e.to_string().contains("no resource named kube_masters"), "{e}");
+}
+
+/// Replaces the stack's template (an operator's `openstack stack update --existing -t`).
+async fn replace_template(heat: &HeatClient, stack: &heatscaler_daemon::cloud::heat::StackRef, template: &str) {
+    let new = test_stack("unused", template, json!({}));
+    let url = format!("{}/stacks/{}/{}", heat.cloud().endpoint("orchestration").await.unwrap(), stack.name, stack.id);
+    let body = json!({"template": new.template, "files": {"minion.yaml": new.files[0].1}});
+    heat.cloud()
+        .call("replace template", reqwest::Method::PATCH, &url.parse().unwrap(), Some(&body), false)
+        .await
+        .unwrap();
+    let done = heat.wait_settled(stack, SETTLE).await.unwrap();
+    assert_eq!(done.stack_status, "UPDATE_COMPLETE", "{:?}", done.stack_status_reason);
+}
+
+/// The bug: a removal parameter declared but not used by
+/// `removal_policies` made Heat delete member 2 when member 0 was asked for.
+/// Heat is asked (by preview) whether the parameter steers the removal, before
+/// the first removal and again after every template change.
+#[tokio::test]
+async fn resource_group_refuses_to_remove_when_the_removal_parameter_is_not_wired() {
+    let heat = heat().await;
+    let name = unique_name("unwired");
+    let stack =
+        create_stack(&heat, &test_stack(&name, "resource-group-unwired.yaml", json!({"number_of_minions": 3}))).await;
+    let backend = Backend::new(heat.clone(), rg_group("workers", &name));
+    let all = ["0", "1", "2"].map(String::from).to_vec();
+
+    let e = backend.remove(&["0".to_string()]).await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, GroupError::NotWired { .. }), "{text}");
+    for needed in ["group workers", "minions_to_remove", "kube_minions", "removal_policies"] {
+        assert!(text.contains(needed), "the refusal names {needed}: {text}");
+    }
+    let after = backend.wait_settled(SETTLE).await.unwrap();
+    assert_eq!(names(&after), all, "nothing was sent to Heat");
+    assert_eq!(after.stack_status, "CREATE_COMPLETE");
+
+    // Fixed by the operator: the same backend checks again and removes exactly member 0.
+    replace_template(&heat, &stack, "resource-group.yaml").await;
+    backend.remove(&["0".to_string()]).await.unwrap();
+    let removed = backend.wait_settled(SETTLE).await.unwrap();
+    assert_eq!(names(&removed), ["1", "2"].map(String::from).to_vec(), "{}", removed.stack_status_reason);
+
+    // Broken again by a template change: the earlier confirmation no longer counts.
+    replace_template(&heat, &stack, "resource-group-unwired.yaml").await;
+    let e = backend.remove(&["1".to_string()]).await.unwrap_err();
+    assert!(matches!(e, GroupError::NotWired { .. }), "{e}");
+    assert_eq!(names(&backend.wait_settled(SETTLE).await.unwrap()), ["1", "2"].map(String::from).to_vec());
 }
 
 #[tokio::test]
@@ -485,4 +540,151 @@ async fn groups_command_lists_and_scales_through_the_backend() {
     // The dry run sent nothing: member 0 is still there.
     let backend = Backend::new(heat, rg_group("workers", &name));
     assert_eq!(names(&backend.read().await.unwrap()), ["0", "1", "2"].map(String::from).to_vec());
+}
+
+// ------------------------------------------------------- removal confirmation
+
+#[derive(Default)]
+struct Captured(Mutex<Vec<heatscaler_daemon::alerts::ScalingEvent>>);
+
+impl heatscaler_daemon::alerts::EventSink for Captured {
+    fn publish<'a>(
+        &'a self,
+        event: &'a heatscaler_daemon::alerts::ScalingEvent,
+    ) -> futures::future::BoxFuture<'a, Result<(), heatscaler_daemon::alerts::SinkError>> {
+        self.0.lock().unwrap().push(event.clone());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// After each removal update the actuator checks which members left. Here an
+/// operator removes another member by hand while heatscaler's removal is
+/// under way (the stack idle in between): the first removal is confirmed,
+/// the second is not, and the group is held with a critical alert and a
+/// record on the nodes involved. The actuator runs against the real Heat and
+/// a kubesim API server holding the minions' nodes.
+#[tokio::test]
+async fn a_removal_that_took_another_member_holds_the_group() {
+    use heatscaler_core::model::Timestamp;
+    use heatscaler_core::planner::Action;
+    use heatscaler_core::planner::action::{MemberRemoval, RemovalCause, RemoveMembers, ScaleUp};
+    use heatscaler_daemon::act::{Actuator, MISMATCH_ANNOTATION, MISMATCH_GROUP_ANNOTATION, Outcome};
+    use heatscaler_daemon::alerts::{Dispatcher, EventSink, Reason, RetryPolicy, Severity, SinkPolicy};
+    use k8s_openapi::api::core::v1::Node;
+    use kubesim::{KubeSim, NodeSpec, Options};
+
+    let heat = heat().await;
+    let name = unique_name("confirm");
+    create_stack(&heat, &test_stack(&name, "resource-group.yaml", json!({"number_of_minions": 4}))).await;
+    let backend = Arc::new(Backend::new(heat.clone(), rg_group("workers", &name)));
+    let start = backend.read().await.unwrap();
+
+    let sim = KubeSim::start(Options::fast()).await.unwrap();
+    for m in &start.members {
+        let id = m.server_id.clone().unwrap();
+        sim.add_node(NodeSpec::new(&format!("n-{}", m.name)).provider_id(&format!("openstack:///{id}"))).unwrap();
+    }
+    let metrics = Arc::new(heatscaler_daemon::telemetry::Metrics::new());
+    let events = Arc::new(Captured::default());
+    let policy = SinkPolicy {
+        name: "capture".into(),
+        min_severity: Severity::Info,
+        include_details: true,
+        queue_capacity: 100,
+        dedup_window: Duration::ZERO,
+        timeout: Duration::from_secs(1),
+        retry: RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_millis(10), max_attempts: 1 },
+    };
+    let sink: Arc<dyn EventSink> = events.clone();
+    let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, metrics.clone());
+    let client = sim.kube_client_without_retries().unwrap();
+    let poke = heatscaler_daemon::observe::HeatPoke::default();
+    let actuator = Actuator::new(client, vec![backend.clone()], alerts, metrics, poke, false);
+
+    let now = Timestamp::now();
+    let remove = |member: &str, from: u32| {
+        Action::RemoveMembers(RemoveMembers {
+            group: "workers".into(),
+            expected_desired: from,
+            new_desired: from - 1,
+            members: vec![MemberRemoval {
+                member: member.into(),
+                node: Some(format!("n-{member}")),
+                cause: RemovalCause::Drained { drained: now },
+            }],
+            requested_at: now,
+        })
+    };
+
+    // 1. Member 0 goes, exactly: confirmed, nothing held.
+    mark_drained(&sim, &actuator, "0", now).await;
+    let outcome = actuator.execute(&remove("0", 4), now).await;
+    assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
+    backend.wait_settled(SETTLE).await.unwrap();
+    assert!(actuator.confirm_removals().await.is_empty());
+    assert!(events.0.lock().unwrap().iter().all(|e| e.reason != Reason::RemovalMismatch));
+
+    // 2. Member 1 goes, and an operator removes member 2 by hand right after.
+    mark_drained(&sim, &actuator, "1", now).await;
+    let outcome = actuator.execute(&remove("1", 3), now).await;
+    assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
+    backend.wait_settled(SETTLE).await.unwrap();
+    let by_hand = Backend::new(heat.clone(), rg_group("workers", &name));
+    by_hand.remove(&["2".to_string()]).await.unwrap();
+    assert_eq!(names(&by_hand.wait_settled(SETTLE).await.unwrap()), vec!["3".to_string()]);
+
+    let outcomes = actuator.confirm_removals().await;
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let captured = events.0.lock().unwrap().clone();
+    let alert = captured.iter().find(|e| e.reason == Reason::RemovalMismatch).expect("a RemovalMismatch alert");
+    assert_eq!(alert.severity, Severity::Critical);
+    assert_eq!(alert.fields["unexpectedly_removed"], "2", "{alert:?}");
+    assert_eq!(alert.fields["chosen"], "1", "{alert:?}");
+    // Recorded on the node of the member that should not have gone.
+    let n2 = sim.get::<Node>(None, "n-2").unwrap();
+    let annotations = n2.metadata.annotations.unwrap_or_default();
+    assert!(annotations[MISMATCH_ANNOTATION].contains("removed 2"), "{annotations:?}");
+    assert_eq!(annotations[MISMATCH_GROUP_ANNOTATION], "workers");
+
+    // Held: nothing more is sent to this group.
+    let grow = Action::ScaleUp(ScaleUp {
+        group: "workers".into(),
+        expected_desired: 1,
+        new_desired: 2,
+        pod_count: 1,
+        pods: vec![],
+        expander: heatscaler_core::policy::Expander::LeastWaste,
+    });
+    let outcome = actuator.execute(&grow, now).await;
+    assert!(matches!(&outcome, Outcome::Skipped(why) if why.contains("held")), "{outcome:?}");
+    assert_eq!(backend.read().await.unwrap().desired, 1, "the held group was not grown");
+}
+
+/// Writes a drained removal record of member `member` onto node `n-<member>`, as the actuator does.
+async fn mark_drained(
+    sim: &kubesim::KubeSimHandle,
+    actuator: &heatscaler_daemon::act::Actuator,
+    member: &str,
+    now: heatscaler_core::model::Timestamp,
+) {
+    use heatscaler_core::planner::protocol::{self, NodePatch, Phase, RemovalKind, RemovalRecord};
+    let node = sim.get::<k8s_openapi::api::core::v1::Node>(None, &format!("n-{member}")).unwrap();
+    let record = RemovalRecord {
+        phase: Phase::Drained,
+        kind: RemovalKind::Drain,
+        started: now,
+        drained: Some(now),
+        requested: None,
+        group: "workers".into(),
+        member: member.into(),
+        cordoned_before: false,
+    };
+    let patch = NodePatch {
+        set_annotations: record.to_annotations(),
+        add_taint: Some(protocol::removal_taint(now)),
+        unschedulable: Some(true),
+        ..NodePatch::default()
+    };
+    actuator.kube().patch_node(&node, &patch).await.unwrap();
 }

@@ -62,6 +62,9 @@ pub enum Template {
     ResourceGroup,
     /// `resource-group-flaky.yaml`: the member with this index fails to create.
     FlakyResourceGroup { failing_index: String },
+    /// `resource-group-unwired.yaml`: `minions_to_remove` is declared but
+    /// `removal_policies` do not use it (a template mistake).
+    UnwiredRemoval,
 }
 
 /// One more node group besides `workers` (its own stack).
@@ -164,6 +167,10 @@ fn group_stack(name: &str, template: &Template, initial: u32) -> NewStack {
         Template::ResourceGroup => {
             environment["resource_registry"]["Heatscaler::Minion"] = "minion.yaml".into();
             ("resource-group.yaml", json!({"number_of_minions": initial}), "minion.yaml")
+        }
+        Template::UnwiredRemoval => {
+            environment["resource_registry"]["Heatscaler::Minion"] = "minion.yaml".into();
+            ("resource-group-unwired.yaml", json!({"number_of_minions": initial}), "minion.yaml")
         }
         Template::FlakyResourceGroup { failing_index } => {
             environment["resource_registry"]["Heatscaler::FlakyMinion"] = "flaky-minion.yaml".into();

@@ -79,6 +79,17 @@ impl KubeOps {
             .map_err(ActuatorError::kube(format!("read node {name}")))
     }
 
+    /// Every node now.
+    pub async fn nodes(&self) -> Result<Vec<Node>, ActuatorError> {
+        let api = Api::<Node>::all(self.client.clone());
+        let params = ListParams::default();
+        let list = self
+            .call(KubeVerb::List, KubeResource::Node, || api.list(&params))
+            .await
+            .map_err(ActuatorError::kube("list the nodes"))?;
+        Ok(list.items)
+    }
+
     /// Pods bound to the node now (any phase).
     pub async fn pods_on(&self, node: &str) -> Result<Vec<Pod>, ActuatorError> {
         let api = Api::<Pod>::all(self.client.clone());

@@ -13,6 +13,7 @@
 //! With `dry_run`, every action is logged and reported as an Event
 //! ("dry run: would ...") and none is performed.
 
+mod confirm;
 mod error;
 mod evict;
 mod group_resize;
@@ -24,6 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use self::kube::{Eviction, FIELD_MANAGER, KubeOps, merge_patch};
+pub use confirm::{MISMATCH_ANNOTATION, MISMATCH_GROUP_ANNOTATION, RemovalLedger};
 pub use error::ActuatorError;
 
 use crate::alerts::{Dispatcher, ObjectRef, Reason, ScalingEvent};
@@ -60,6 +62,8 @@ pub struct Actuator {
     metrics: Arc<Metrics>,
     heat: HeatPoke,
     dry_run: bool,
+    /// Removals awaiting confirmation and groups held after a mismatch (`confirm`).
+    ledger: RemovalLedger,
 }
 
 impl Actuator {
@@ -79,7 +83,15 @@ impl Actuator {
             metrics,
             heat,
             dry_run,
+            ledger: RemovalLedger::default(),
         }
+    }
+
+    /// Shares the ledger of sent removals and held groups with the actuators
+    /// built before and after this one (configuration reloads).
+    pub fn with_ledger(mut self, ledger: RemovalLedger) -> Self {
+        self.ledger = ledger;
+        self
     }
 
     pub fn kube(&self) -> &KubeOps {
@@ -99,6 +111,10 @@ impl Actuator {
         if self.dry_run {
             self.report_dry_run(action);
             return Outcome::DryRun;
+        }
+        if let Some(held) = self.held(action.group()) {
+            tracing::info!(action = action.kind().as_str(), subject = %action.subject(), "skipped: {held:?}");
+            return held;
         }
         let result = match action {
             Action::ScaleUp(a) => self.scale_up(a).await,

@@ -348,6 +348,18 @@ impl ScalingEvent {
             .distinct_by(format!("{from}->{to}"))
     }
 
+    pub fn removal_mismatch(group: &str, why: &str, chosen: &[&str], unexpected: &[String], kept: &[String]) -> Self {
+        Self::new(Reason::RemovalMismatch, format!("node group {group}: {why}"))
+            .in_group(group)
+            .with_field("chosen", chosen.join(","))
+            .with_field("unexpectedly_removed", unexpected.join(","))
+            .with_field("kept", kept.join(","))
+    }
+
+    pub fn removal_not_wired(group: &str, error: &str) -> Self {
+        Self::new(Reason::RemovalNotWired, error).in_group(group).with_field("error", error)
+    }
+
     // ------------------------------------------------------------ pod level
 
     /// `from`/`to` are Kubernetes quantities (`250m`, `512Mi`).

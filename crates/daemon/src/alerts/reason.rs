@@ -98,6 +98,15 @@ reasons! {
     MinionRemovalFailed => Warning, Operators, "RemoveMinion";
     /// A node group shrank (`from_size`, `to_size`, `minions`): one Heat update for all of them.
     ScaledDownGroup => Info, Operators, "ScaleDown";
+    /// A node group's removal parameter does not steer which members Heat
+    /// deletes (Heat's own preview of the stack says so): nothing is removed
+    /// from the group until the template is fixed. The message names the fix.
+    RemovalNotWired => Critical, Operators, "RemoveMinion";
+    /// A removal update did not remove exactly the chosen members (another
+    /// member left, or a chosen one stayed although the update completed).
+    /// The group is held — nothing more is done to it — and the nodes involved
+    /// carry `heatscaler.io/removal-mismatch`.
+    RemovalMismatch => Critical, Operators, "RemoveMinion";
 
     // ------------------------------------------------------------- pod resize
     /// On a pod: new requests applied in place (`container`, `resource`, `from`, `to`).

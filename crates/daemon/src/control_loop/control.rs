@@ -79,7 +79,13 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
     metrics.set_leader(leader.is_leader());
     let kube = KubeObserver::start(client.clone(), metrics.clone(), changes.clone());
     let pod_level = PodLevel::start(client.clone(), kube.store().clone(), &config, metrics.clone(), changes.clone());
-    let shared = Shared { client, metrics: metrics.clone(), changes, instance: instance_name(&config) };
+    let shared = Shared {
+        client,
+        metrics: metrics.clone(),
+        changes,
+        instance: instance_name(&config),
+        ledger: Default::default(),
+    };
 
     let mut daemon = Daemon {
         config_path,
@@ -319,6 +325,11 @@ impl Daemon {
         let now = Timestamp::now();
         let parts = self.parts.as_ref().expect("parts are built before the loop starts");
         parts.heat.wait_fresh(HEAT_FRESHNESS).await;
+        if !parts.actuator.dry_run() {
+            let recorded = held_by_nodes(&self.kube.store().lock().await.snapshot().nodes);
+            parts.actuator.hold_recorded(&recorded);
+            parts.actuator.confirm_removals().await;
+        }
         let reads = parts.heat.reads();
         let Some(planned) = self
             .planning
@@ -512,6 +523,18 @@ async fn execute(
         .filter_map(|o| async move { o })
         .collect()
         .await
+}
+
+/// Groups held after a removal mismatch, as recorded on their nodes.
+fn held_by_nodes(nodes: &[heatscaler_core::model::Node]) -> std::collections::BTreeMap<String, String> {
+    nodes
+        .iter()
+        .filter_map(|n| {
+            let group = n.annotations.get(crate::act::MISMATCH_GROUP_ANNOTATION)?;
+            let what = n.annotations.get(crate::act::MISMATCH_ANNOTATION).cloned().unwrap_or_default();
+            Some((group.clone(), format!("{what} (recorded on node {})", n.name)))
+        })
+        .collect()
 }
 
 /// The part of the stop timeout kept for delivering alerts.

@@ -124,6 +124,7 @@ pub(crate) async fn read(
         stack: stack_ref,
         stack_status: stack.stack_status.clone(),
         stack_status_reason: stack.stack_status_reason.clone().unwrap_or_default(),
+        updated: stack.updated_time.clone(),
         busy,
         desired,
         members,
