@@ -345,7 +345,9 @@ impl ScalingEvent {
             .with_field("from_size", from)
             .with_field("to_size", to)
             .with_field("minions", &list)
-            .distinct_by(format!("{from}->{to}"))
+            // What happened is which minions went, not the sizes: a second 4->3
+            // within the window is another minion removed, and its record must not be lost.
+            .distinct_by(list)
     }
 
     pub fn removal_mismatch(group: &str, why: &str, chosen: &[&str], unexpected: &[String], kept: &[String]) -> Self {
@@ -446,6 +448,11 @@ mod tests {
         let up2 = ScalingEvent::scaled_up_group("workers", 5, 7, 2);
         assert_eq!(up1.dedup_key(), up1_again.dedup_key());
         assert_ne!(up1.dedup_key(), up2.dedup_key());
+        // Two 4->3 removals are different news when different minions went.
+        let down1 = ScalingEvent::scaled_down_group("workers", 4, 3, &["m-1"]);
+        let down2 = ScalingEvent::scaled_down_group("workers", 4, 3, &["m-2"]);
+        assert_ne!(down1.dedup_key(), down2.dedup_key());
+        assert_eq!(down1.dedup_key(), ScalingEvent::scaled_down_group("workers", 4, 3, &["m-1"]).dedup_key());
     }
 
     #[test]
