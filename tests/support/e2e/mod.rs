@@ -112,6 +112,8 @@ pub struct Spec {
     /// YAML merged under the top-level keys of the daemon's configuration
     /// (`scale-down: {unneeded-time: 5s}` ...), after the defaults below.
     pub overrides: &'static str,
+    /// A configured group whose stack does not exist (a misconfiguration).
+    pub broken_group: Option<&'static str>,
 }
 
 impl Default for Spec {
@@ -127,6 +129,7 @@ impl Default for Spec {
             kube: Kube::real(),
             never_join: Vec::new(),
             overrides: "",
+            broken_group: None,
         }
     }
 }
@@ -278,6 +281,9 @@ impl World {
         let mut groups = vec![group_config(GROUP, &stacks[0].2, spec.min, spec.max, &workers_shape, 0)];
         for (g, (_, _, stack)) in spec.more_groups.iter().zip(&stacks[1..]) {
             groups.push(group_config(g.name, stack, g.min, g.max, &g.shape, g.priority));
+        }
+        if let Some(name) = spec.broken_group {
+            groups.push(group_config(name, &unique_name("no-such-stack"), 0, 3, &workers_shape, 0));
         }
         let config = json!({
             "kubernetes": {"access": "kubeconfig", "kubeconfig": kubeconfig},

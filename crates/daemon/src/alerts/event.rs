@@ -350,6 +350,21 @@ impl ScalingEvent {
             .distinct_by(list)
     }
 
+    pub fn openstack_failing(group: &str, reason: &str, lasted: std::time::Duration, error: &str) -> Self {
+        Self::new(
+            Reason::OpenStackFailing,
+            format!(
+                "node group {group}: Heat has not been readable for {}s ({reason}); nothing is scaled in this group \
+                 until it is: {error}",
+                lasted.as_secs()
+            ),
+        )
+        .in_group(group)
+        .with_field("reason", reason)
+        .with_field("error", error)
+        .with_field("failing_for", format!("{}s", lasted.as_secs()))
+    }
+
     pub fn removal_mismatch(group: &str, why: &str, chosen: &[&str], unexpected: &[String], kept: &[String]) -> Self {
         Self::new(Reason::RemovalMismatch, format!("node group {group}: {why}"))
             .in_group(group)

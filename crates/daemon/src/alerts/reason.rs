@@ -126,6 +126,12 @@ reasons! {
     /// group node whose Heat member is gone (e.g. deleted by hand).
     UnregisteredMinion => Warning, Operators, "Reconcile";
 
+    // ---------------------------------------------------------------- OpenStack
+    /// Reading a node group from Heat (Keystone included) has failed for
+    /// longer than `openstack.failure-alert-after` (`reason`, `error`,
+    /// `failing_for`): nothing is scaled in that group until it reads again.
+    OpenStackFailing => Critical, Operators, "ReadHeat";
+
     // ---------------------------------------------------------------- daemon
     /// A reload (SIGHUP) found the new configuration invalid; the daemon keeps
     /// running with the previous one.

@@ -147,6 +147,25 @@ pub enum GroupError {
 }
 
 impl GroupError {
+    /// What kind of failure this is, for the `reason` label of metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GroupError::Cloud { source, .. } => match source {
+                CloudError::AuthFailed { .. } | CloudError::Unauthorized { .. } => "keystone_rejected",
+                CloudError::KeystoneUnreachable { .. } | CloudError::Keystone { .. } => "keystone_unavailable",
+                CloudError::NoEndpoint { .. } | CloudError::Config(_) => "configuration",
+                CloudError::NotFound { .. } => "stack_not_found",
+                CloudError::Unreachable { .. } | CloudError::Timeout { .. } => "heat_unreachable",
+                CloudError::Server { .. } | CloudError::Unexpected { .. } | CloudError::BadResponse { .. } => {
+                    "heat_error"
+                }
+                CloudError::Conflict { .. } | CloudError::BadRequest { .. } => "heat_refused",
+            },
+            GroupError::Layout { .. } | GroupError::NotWired { .. } => "stack_layout",
+            _ => "refused",
+        }
+    }
+
     pub(crate) fn cloud(group: &str) -> impl FnOnce(CloudError) -> GroupError + '_ {
         move |source| GroupError::Cloud { group: group.to_string(), source }
     }
