@@ -45,7 +45,13 @@ enum Command {
 }
 
 pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode> {
-    super::init_logging(log, "info", heatscaler_daemon::config::LogFormat::Text);
+    // kube-rs logs its own ERROR line when the API server is unreachable; the
+    // listing says so in its words ("Kubernetes is not reachable ...").
+    super::init_logging(
+        &format!("{log},kube_client=off"),
+        "info,kube_client=off",
+        heatscaler_daemon::config::LogFormat::Text,
+    );
     let config = heatscaler_daemon::config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
     runtime.block_on(async move {
@@ -59,13 +65,13 @@ pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode
                 let backend = backend(&config, heat, &group)?.with_settle_timeout(timeout);
                 let snapshot = backend.read().await?;
                 let plan = backend.plan_scale(&snapshot, to)?;
-                execute(&backend, plan, dry_run, timeout).await
+                execute(&backend, &snapshot, plan, dry_run, timeout).await
             }
             Command::Remove { group, members, dry_run } => {
                 let backend = backend(&config, heat, &group)?.with_settle_timeout(timeout);
                 let snapshot = backend.read().await?;
                 let plan = backend.plan_remove(&snapshot, &members)?;
-                execute(&backend, plan, dry_run, timeout).await
+                execute(&backend, &snapshot, plan, dry_run, timeout).await
             }
         }
     })
@@ -81,6 +87,7 @@ fn backend(config: &Config, heat: HeatClient, group: &str) -> anyhow::Result<Bac
 
 async fn execute(
     backend: &Backend,
+    before: &heatscaler_daemon::cloud::group::GroupSnapshot,
     plan: heatscaler_daemon::cloud::group::SizeChange,
     dry_run: bool,
     timeout: Duration,
@@ -94,6 +101,20 @@ async fn execute(
     println!("sent; waiting for Heat to finish ...");
     let done = backend.wait_settled(timeout).await?;
     println!("stack {} is {}; {} member(s)", done.stack, done.stack_status, done.members.len());
+    // Which members really left: exactly the named ones, or say what Heat did instead.
+    let gone: Vec<&str> = before.members.iter().map(|m| m.name.as_str()).filter(|m| done.member(m).is_none()).collect();
+    let unexpected: Vec<&&str> = gone.iter().filter(|m| !plan.victims.iter().any(|v| v == *m)).collect();
+    let kept: Vec<&String> = plan.victims.iter().filter(|v| done.member(v).is_some()).collect();
+    if !unexpected.is_empty() || (!kept.is_empty() && !done.stack_status.ends_with("_FAILED")) {
+        println!(
+            "MISMATCH: Heat removed {gone:?}, not exactly the requested {:?} (still there: {kept:?})",
+            plan.victims
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if !plan.victims.is_empty() && kept.is_empty() {
+        println!("removed exactly {}", plan.victims.join(", "));
+    }
     if done.stack_status.ends_with("_FAILED") {
         println!("  reason: {}", done.stack_status_reason);
         return Ok(ExitCode::FAILURE);

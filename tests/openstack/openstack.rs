@@ -526,20 +526,25 @@ async fn groups_command_lists_and_scales_through_the_backend() {
         let dry = run(&["remove", "workers", "0", "--dry-run"]);
         let scale = run(&["scale", "workers", "--to", "3"]);
         let bad = run(&["remove", "workers", "9"]);
-        (list, dry, scale, bad)
+        let removed = run(&["remove", "workers", "1"]);
+        (list, dry, scale, bad, removed)
     })
     .await
     .unwrap();
-    let ((ok, list), (dry_ok, dry), (scale_ok, scale), (bad_ok, bad)) = listing;
+    let ((ok, list), (dry_ok, dry), (scale_ok, scale), (bad_ok, bad), (removed_ok, removed)) = listing;
     assert!(ok, "{list}");
     assert!(list.contains("Kubernetes is not reachable"), "{list}");
+    // Said once, in heatscaler's words: no kube-rs ERROR line beside it.
+    assert!(!list.contains("kube_client") && !list.contains("ERROR"), "{list}");
+    // The removal is confirmed against what Heat did.
+    assert!(removed_ok && removed.contains("removed exactly 1"), "{removed}");
     assert!(list.contains("group workers") && list.contains("CREATE_COMPLETE") && list.contains("desired 2"), "{list}");
     assert!(dry_ok && dry.contains("dry run: group workers: 2 -> 1 member(s), deleting 0"), "{dry}");
     assert!(scale_ok && scale.contains("UPDATE_COMPLETE; 3 member(s)"), "{scale}");
     assert!(!bad_ok && bad.contains("no member named 9"), "{bad}");
-    // The dry run sent nothing: member 0 is still there.
+    // The dry run sent nothing: member 0 is still there; member 1 went.
     let backend = Backend::new(heat, rg_group("workers", &name));
-    assert_eq!(names(&backend.read().await.unwrap()), ["0", "1", "2"].map(String::from).to_vec());
+    assert_eq!(names(&backend.read().await.unwrap()), ["0", "2"].map(String::from).to_vec());
 }
 
 // ------------------------------------------------------- removal confirmation
