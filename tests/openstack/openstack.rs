@@ -693,3 +693,79 @@ async fn mark_drained(
     };
     actuator.kube().patch_node(&node, &patch).await.unwrap();
 }
+
+// ------------------------------------------------------------- stuck stacks
+
+/// heat-engine is killed 2 s into an 8-second stack update and comes back:
+/// Heat's convergence engine never finishes nor fails that update (the stack
+/// stays UPDATE_IN_PROGRESS). Past the stack-update timeout the actuator
+/// raises StackStuck and updates the stack with its own template and
+/// parameters, and Heat finishes it: no person involved. Runs on an
+/// OpenStack of its own, so killing its engine disturbs no other test.
+#[tokio::test]
+async fn a_stack_left_in_progress_by_a_dead_heat_engine_is_alerted_and_recovered() {
+    use heatscaler_daemon::act::{Actuator, Outcome};
+    use heatscaler_daemon::alerts::{Dispatcher, EventSink, Reason, RetryPolicy, Severity, SinkPolicy};
+    use std::time::Instant;
+
+    logs();
+    let os = tokio::task::spawn_blocking(support::private_openstack).await.unwrap();
+    let heat = os.heat().await;
+    let name = unique_name("stuck");
+    let stack = create_stack(&heat, &test_stack(&name, "slow-update.yaml", json!({"number_of_minions": 1}))).await;
+    let backend = Arc::new(Backend::new(heat.clone(), rg_group("workers", &name)));
+
+    let mut slow = serde_json::Map::new();
+    slow.insert("slow_value".into(), json!("changed"));
+    heat.update_parameters(&stack, &slow).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    os.kill_heat_engine();
+    os.start_heat_engine();
+    // Long past the 8 s the update needed: Heat did not finish it, nor fail it.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let stuck = heat.show_stack(&name, false).await.unwrap();
+    assert_eq!(stuck.stack_status, "UPDATE_IN_PROGRESS", "{:?}", stuck.stack_status_reason);
+
+    let sim = kubesim::KubeSim::start(kubesim::Options::fast()).await.unwrap();
+    let metrics = Arc::new(heatscaler_daemon::telemetry::Metrics::new());
+    let events = Arc::new(Captured::default());
+    let policy = SinkPolicy {
+        name: "capture".into(),
+        min_severity: Severity::Info,
+        include_details: true,
+        queue_capacity: 100,
+        dedup_window: Duration::ZERO,
+        timeout: Duration::from_secs(1),
+        retry: RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_millis(10), max_attempts: 1 },
+    };
+    let sink: Arc<dyn EventSink> = events.clone();
+    let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, metrics.clone());
+    let client = sim.kube_client_without_retries().unwrap();
+    let poke = heatscaler_daemon::observe::HeatPoke::default();
+    let actuator = Actuator::new(client, vec![backend.clone()], alerts, metrics, poke, false);
+
+    let busy: std::collections::BTreeMap<String, Instant> =
+        [("workers".to_string(), Instant::now() - Duration::from_secs(30))].into_iter().collect();
+    // Within the timeout: nothing is done.
+    assert!(actuator.handle_stuck_stacks(&busy, Duration::from_secs(60), Instant::now()).await.is_empty());
+    // Past it: alerted and recovered.
+    let outcomes = actuator.handle_stuck_stacks(&busy, Duration::from_secs(10), Instant::now()).await;
+    assert!(matches!(&outcomes[..], [Outcome::Done(_)]), "{outcomes:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let captured = events.0.lock().unwrap().clone();
+    let alert = captured.iter().find(|e| e.reason == Reason::StackStuck).expect("a StackStuck alert");
+    assert_eq!(alert.severity, Severity::Critical);
+    assert_eq!(alert.fields["status"], "UPDATE_IN_PROGRESS");
+    assert!(alert.fields["recovery"].contains("stack update --existing"), "{alert:?}");
+    // At most once per timeout: asked again at once, nothing is sent.
+    assert!(actuator.handle_stuck_stacks(&busy, Duration::from_secs(10), Instant::now()).await.is_empty());
+
+    let done = heat.wait_settled(&stack, SETTLE).await.unwrap();
+    assert_eq!(done.stack_status, "UPDATE_COMPLETE", "{:?}", done.stack_status_reason);
+    assert_eq!(done.parameter("slow_value").as_deref(), Some("changed"));
+    assert_eq!(backend.read().await.unwrap().members.len(), 1, "the group is as it was");
+    // A stale report of the busy stack sends nothing to a stack that is done.
+    let late = Instant::now() + Duration::from_secs(11);
+    let outcomes = actuator.handle_stuck_stacks(&busy, Duration::from_secs(10), late).await;
+    assert!(matches!(&outcomes[..], [Outcome::Skipped(why)] if why.contains("no longer busy")), "{outcomes:?}");
+}

@@ -41,6 +41,18 @@ pub fn openstack() -> &'static TestOpenStack {
             Some(dir) => PathBuf::from(dir),
             None => start(),
         };
+        load(dir)
+    })
+}
+
+/// An OpenStack of its own, for a test that breaks it (kills heat-engine):
+/// the shared one stays untouched. Stopped like the shared one.
+pub fn private_openstack() -> TestOpenStack {
+    load(start())
+}
+
+fn load(dir: PathBuf) -> TestOpenStack {
+    {
         let env_file = dir.join("env");
         let text = std::fs::read_to_string(&env_file).unwrap_or_else(|e| {
             panic!(
@@ -62,7 +74,7 @@ pub fn openstack() -> &'static TestOpenStack {
         std::fs::write(os.secrets.join("password"), os.var("HEATSCALER_OS_PASSWORD")).unwrap();
         std::fs::write(os.secrets.join("app-cred-secret"), os.var("HEATSCALER_OS_APP_CRED_SECRET")).unwrap();
         os
-    })
+    }
 }
 
 fn start() -> PathBuf {
@@ -188,6 +200,23 @@ impl TestOpenStack {
             stack_update_timeout: heatscaler_daemon::config::Duration::from_secs(300),
             ..Default::default()
         }
+    }
+
+    /// Kills heat-engine (SIGKILL to its whole session: the master and its
+    /// workers), as a crash does, mid-work.
+    pub fn kill_heat_engine(&self) {
+        let pid = std::fs::read_to_string(self.dir.join("run/heat-engine.pid")).unwrap();
+        let status = Command::new("kill").arg("-KILL").arg("--").arg(format!("-{}", pid.trim())).status().unwrap();
+        assert!(status.success(), "kill heat-engine");
+    }
+
+    /// Starts heat-engine again as up.sh does (down.sh stops it through the same pid file).
+    pub fn start_heat_engine(&self) {
+        let scripts = repo_root().join("tests/openstack");
+        let script = r#". "$1/common.sh"; setsid env HEATSCALER_SQLITE_SERIALIZE=1 "$OPENSTACK_VENV/bin/heat-engine" --config-file "$2/heat/heat.conf" >>"$2/log/heat-engine.log" 2>&1 </dev/null & echo $! >"$2/run/heat-engine.pid""#;
+        let status =
+            Command::new("bash").arg("-c").arg(script).arg("restart").arg(&scripts).arg(&self.dir).status().unwrap();
+        assert!(status.success(), "start heat-engine");
     }
 
     pub async fn heat(&self) -> HeatClient {

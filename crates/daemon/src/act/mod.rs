@@ -20,6 +20,7 @@ mod group_resize;
 mod kube;
 mod removal;
 mod resize;
+mod stuck;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct Actuator {
     dry_run: bool,
     /// Removals awaiting confirmation and groups held after a mismatch (`confirm`).
     ledger: RemovalLedger,
+    /// Stacks found stuck in progress, and the recoveries sent (`stuck`).
+    stuck: stuck::StuckEpisodes,
 }
 
 impl Actuator {
@@ -84,6 +87,7 @@ impl Actuator {
             heat,
             dry_run,
             ledger: RemovalLedger::default(),
+            stuck: Default::default(),
         }
     }
 

@@ -365,6 +365,22 @@ impl ScalingEvent {
         .with_field("failing_for", format!("{}s", lasted.as_secs()))
     }
 
+    pub fn stack_stuck(group: &str, stack: &str, status: &str, busy_for: std::time::Duration, recovery: &str) -> Self {
+        Self::new(
+            Reason::StackStuck,
+            format!(
+                "node group {group}: stack {stack} has been {status} for {}s; nothing is sent to the group \
+                 meanwhile; {recovery}",
+                busy_for.as_secs()
+            ),
+        )
+        .in_group(group)
+        .with_field("stack", stack)
+        .with_field("status", status)
+        .with_field("busy_for", format!("{}s", busy_for.as_secs()))
+        .with_field("recovery", recovery)
+    }
+
     pub fn removal_mismatch(group: &str, why: &str, chosen: &[&str], unexpected: &[String], kept: &[String]) -> Self {
         Self::new(Reason::RemovalMismatch, format!("node group {group}: {why}"))
             .in_group(group)

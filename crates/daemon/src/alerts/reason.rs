@@ -131,6 +131,11 @@ reasons! {
     /// longer than `openstack.failure-alert-after` (`reason`, `error`,
     /// `failing_for`): nothing is scaled in that group until it reads again.
     OpenStackFailing => Critical, Operators, "ReadHeat";
+    /// A group's stack has been `*_IN_PROGRESS` for longer than
+    /// `openstack.stack-update-timeout` (heat-engine died mid-update): nothing
+    /// is sent to the group meanwhile; heatscaler updates the stack with its
+    /// own template and parameters to make Heat finish (`recovery` says how it went).
+    StackStuck => Critical, Operators, "RecoverStack";
 
     // ---------------------------------------------------------------- daemon
     /// A reload (SIGHUP) found the new configuration invalid; the daemon keeps

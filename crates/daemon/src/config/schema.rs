@@ -154,7 +154,9 @@ pub struct OpenStackConfig {
     /// Timeout of each HTTP request to Keystone or Heat.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: Duration,
-    /// How long a Heat stack update may take before it counts as failed.
+    /// How long a Heat stack update may take: a stack busy for longer is
+    /// `StackStuck`, and heatscaler updates it with its own template and
+    /// parameters to make Heat finish it (`act::stuck`).
     #[serde(default = "default_stack_update_timeout")]
     pub stack_update_timeout: Duration,
     /// Reading a group from Heat (Keystone included) failing for longer than

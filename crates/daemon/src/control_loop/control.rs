@@ -354,6 +354,10 @@ impl Daemon {
             let recorded = held_by_nodes(&self.kube.store().lock().await.snapshot().nodes);
             parts.actuator.hold_recorded(&recorded);
             parts.actuator.confirm_removals().await;
+            let timeout = parts.config.openstack.as_ref().map(|o| o.stack_update_timeout.get());
+            if let Some(timeout) = timeout {
+                parts.actuator.handle_stuck_stacks(&parts.heat.busy_since(), timeout, Instant::now()).await;
+            }
         }
         let reads = parts.heat.reads();
         let Some(planned) = self

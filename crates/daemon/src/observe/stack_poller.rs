@@ -52,6 +52,8 @@ struct Shared {
     errors: BTreeMap<String, String>,
     /// Since when each failing group has failed without a good read in between, and why.
     failing: BTreeMap<String, (Instant, &'static str)>,
+    /// Since when each busy group's stack has been read busy without a break.
+    busy_since: BTreeMap<String, Instant>,
 }
 
 /// A group whose reads have failed without a break.
@@ -104,6 +106,11 @@ impl HeatObserver {
     /// Groups whose latest read failed, with the error.
     pub fn errors(&self) -> BTreeMap<String, String> {
         self.shared.lock().expect("heat reads lock").errors.clone()
+    }
+
+    /// Groups whose stack is busy, with since when it has been seen busy.
+    pub fn busy_since(&self) -> BTreeMap<String, Instant> {
+        self.shared.lock().expect("heat reads lock").busy_since.clone()
     }
 
     /// Groups whose reads fail, with since when.
@@ -192,6 +199,11 @@ impl Poller {
             match result {
                 Ok(snapshot) => {
                     busy |= snapshot.busy;
+                    if snapshot.busy {
+                        shared.busy_since.entry(group.clone()).or_insert_with(Instant::now);
+                    } else {
+                        shared.busy_since.remove(&group);
+                    }
                     if shared.errors.remove(&group).is_some() {
                         tracing::info!(%group, "Heat is readable again");
                     }
