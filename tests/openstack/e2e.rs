@@ -214,8 +214,7 @@ async fn dry_run_reports_intended_actions_and_performs_none() {
     w.create(&deployment("burst", 4, "900m")).await;
     let (_, up) = w.hooks.wait_for("ScaledUpGroup", KUBE, |e| e["fields"]["dry_run"] == "true").await;
     assert!(up["message"].as_str().unwrap().starts_with("dry run: would grow node group workers from 1 to 2"), "{up}");
-    // Refused again at the next passes (Heat's answer is kept until the template changes).
-    w.hooks.wait_count("RemovalNotWired", 3, KUBE).await;
+    daemon.wait_passes(3, KUBE).await;
     let s = w.heat().await;
     assert_eq!((s.desired, s.busy), (1, false), "nothing was sent to Heat");
 
