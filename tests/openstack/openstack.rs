@@ -769,3 +769,44 @@ async fn a_stack_left_in_progress_by_a_dead_heat_engine_is_alerted_and_recovered
     let outcomes = actuator.handle_stuck_stacks(&busy, Duration::from_secs(10), late).await;
     assert!(matches!(&outcomes[..], [Outcome::Skipped(why)] if why.contains("no longer busy")), "{outcomes:?}");
 }
+
+// ------------------------------------------------------------ Heat on PostgreSQL
+
+/// Deployments run Heat on MariaDB or PostgreSQL; the shared test Heat uses
+/// SQLite, serialised (tests/openstack/sqlite_shim.py), which hides what
+/// concurrent updates do to a real database server. Here Heat runs on
+/// Debian's PostgreSQL and two groups are updated at once — a ResourceGroup
+/// removing named members and an AutoScalingGroup removing its newest member
+/// exactly — as the daemon does when several groups shrink in one pass.
+#[tokio::test]
+async fn exact_removals_from_two_groups_at_once_on_heat_with_postgresql() {
+    logs();
+    let os = tokio::task::spawn_blocking(support::private_openstack_on_postgresql).await.unwrap();
+    let conf = std::fs::read_to_string(os.dir.join("heat/heat.conf")).unwrap();
+    assert!(conf.contains("connection = postgresql+psycopg2://"), "Heat is on PostgreSQL");
+    let heat = os.heat().await;
+    let (rg, asg) = (unique_name("pg-rg"), unique_name("pg-asg"));
+    let (rg_new, asg_new) = (
+        test_stack(&rg, "resource-group.yaml", json!({"number_of_minions": 4})),
+        test_stack(&asg, "autoscaling-group.yaml", json!({"minion_count": 2})),
+    );
+    tokio::join!(create_stack(&heat, &rg_new), create_stack(&heat, &asg_new));
+    let workers = Backend::new(heat.clone(), rg_group("workers", &rg));
+    let gpu = Backend::new(heat.clone(), asg_group("gpu", &asg, false));
+    let start = gpu.read().await.unwrap();
+    wait_next_second().await;
+    gpu.grow_to(3).await.unwrap();
+    let grown = gpu.wait_settled(SETTLE).await.unwrap();
+    let newest = grown.members.iter().find(|m| start.member(&m.name).is_none()).unwrap().name.clone();
+
+    let (rg_victims, asg_victims) = (["0".to_string(), "2".to_string()], [newest.clone()]);
+    let (r1, r2) = tokio::join!(workers.remove(&rg_victims), gpu.remove(&asg_victims));
+    r1.unwrap();
+    r2.unwrap();
+    let (w, g) = tokio::join!(workers.wait_settled(SETTLE), gpu.wait_settled(SETTLE));
+    let (w, g) = (w.unwrap(), g.unwrap());
+    assert_eq!(w.stack_status, "UPDATE_COMPLETE", "{}", w.stack_status_reason);
+    assert_eq!(g.stack_status, "UPDATE_COMPLETE", "{}", g.stack_status_reason);
+    assert_eq!(names(&w), ["1", "3"].map(String::from).to_vec());
+    assert_eq!(names(&g), names(&start), "exactly the newest member left");
+}

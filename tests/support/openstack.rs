@@ -39,7 +39,7 @@ pub fn openstack() -> &'static TestOpenStack {
     OPENSTACK.get_or_init(|| {
         let dir = match std::env::var_os("HEATSCALER_TEST_OPENSTACK") {
             Some(dir) => PathBuf::from(dir),
-            None => start(),
+            None => start(&[]),
         };
         load(dir)
     })
@@ -48,7 +48,13 @@ pub fn openstack() -> &'static TestOpenStack {
 /// An OpenStack of its own, for a test that breaks it (kills heat-engine):
 /// the shared one stays untouched. Stopped like the shared one.
 pub fn private_openstack() -> TestOpenStack {
-    load(start())
+    load(start(&[]))
+}
+
+/// An OpenStack of its own whose Heat keeps its database on a PostgreSQL
+/// server, as deployments run it (`HEATSCALER_OS_HEAT_DB=postgresql`).
+pub fn private_openstack_on_postgresql() -> TestOpenStack {
+    load(start(&[("HEATSCALER_OS_HEAT_DB", "postgresql")]))
 }
 
 fn load(dir: PathBuf) -> TestOpenStack {
@@ -77,12 +83,17 @@ fn load(dir: PathBuf) -> TestOpenStack {
     }
 }
 
-fn start() -> PathBuf {
+fn start(env: &[(&str, &str)]) -> PathBuf {
     let scripts = repo_root().join("tests/openstack");
     let dir = tempfile::Builder::new().prefix("heatscaler-openstack-").tempdir().unwrap().keep();
     watchdog(Some(&scripts.join("down.sh")), &dir);
     let started = std::time::Instant::now();
-    let out = Command::new(scripts.join("up.sh")).arg(&dir).stdin(Stdio::null()).output().expect("run up.sh");
+    let out = Command::new(scripts.join("up.sh"))
+        .arg(&dir)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run up.sh");
     if out.status.code() == Some(3) {
         panic!(
             "the OpenStack test software is not installed: run tests/openstack/install.sh (CI runs it)\n{}",
