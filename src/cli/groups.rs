@@ -22,6 +22,10 @@ pub struct Args {
 enum Command {
     /// List each group: stack status, desired and current members, member ↔ node (default).
     List,
+    /// Validate every group against Heat and Kubernetes: the stack, the group
+    /// resource and its type, the parameters, the removal wiring (asked of Heat
+    /// by preview) and the mapping of members to nodes. Exits non-zero on any problem.
+    Check,
     /// Resize a group to N members. Shrinking removes the members Heat itself
     /// would delete, and is refused where that cannot be known in advance
     /// (ResourceGroups: use `remove`).
@@ -61,6 +65,7 @@ pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode
         let timeout = openstack.stack_update_timeout.get();
         match args.command.unwrap_or(Command::List) {
             Command::List => list(&config, heat).await,
+            Command::Check => check(&config, heat).await,
             Command::Scale { group, to, dry_run } => {
                 let backend = backend(&config, heat, &group)?.with_settle_timeout(timeout);
                 let snapshot = backend.read().await?;
@@ -120,6 +125,80 @@ async fn execute(
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `groups check` finds wrong with one group, in words; empty when nothing.
+async fn problems(
+    g: &heatscaler_daemon::config::NodeGroupConfig,
+    heat: &HeatClient,
+    nodes: Option<&[NodeIdentity]>,
+) -> Vec<String> {
+    let backend = Backend::new(heat.clone(), g.clone());
+    // The stack, the resource, its type, the count parameter: everything `read` needs.
+    let snapshot = match backend.read().await {
+        Ok(s) => s,
+        Err(e) => return vec![e.to_string()],
+    };
+    let mut found = Vec::new();
+    let b = &g.backend;
+    let declared = |p: &Option<String>, key: &str, found: &mut Vec<String>| {
+        if let Some(p) = p
+            && !snapshot.has_parameter(p)
+        {
+            found.push(format!("backend.{key} {p} is not a parameter of stack {}", snapshot.stack));
+        }
+    };
+    declared(&b.removal_parameter, "removal-parameter", &mut found);
+    declared(&b.desired_capacity_parameter, "desired-capacity-parameter", &mut found);
+    if let Backend::AutoscalingGroup(asg) = &backend {
+        for policy in [&b.scale_up_policy, &b.scale_down_policy].into_iter().flatten() {
+            if let Err(e) = asg.policy_step(&snapshot.stack, policy).await {
+                found.push(e.to_string());
+            }
+        }
+    }
+    if found.is_empty()
+        && let Err(e) = backend.verify_removal(&snapshot).await
+    {
+        found.push(e.to_string());
+    }
+    match nodes {
+        None => found.push("Kubernetes is not reachable: the mapping of members to nodes is unchecked".into()),
+        Some(nodes) => {
+            let join = join_members(&g.name, &snapshot.members, &g.node_mapping, nodes);
+            if !join.members_without_node.is_empty() {
+                found.push(format!(
+                    "member(s) {} map to no node (node-mapping by {:?})",
+                    join.members_without_node.join(", "),
+                    g.node_mapping.by
+                ));
+            }
+            if !join.nodes_without_member.is_empty() {
+                found.push(format!(
+                    "node(s) {} are labelled for this group but no member maps to them",
+                    join.nodes_without_member.join(", ")
+                ));
+            }
+        }
+    }
+    found
+}
+
+async fn check(config: &Config, heat: HeatClient) -> anyhow::Result<ExitCode> {
+    let nodes = kubernetes_nodes(config).await.ok();
+    let mut ok = true;
+    for g in &config.node_groups {
+        let found = problems(g, &heat, nodes.as_deref()).await;
+        if found.is_empty() {
+            println!("group {}: ok", g.name);
+        } else {
+            ok = false;
+            for p in found {
+                println!("group {}: PROBLEM: {p}", g.name);
+            }
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 async fn list(config: &Config, heat: HeatClient) -> anyhow::Result<ExitCode> {

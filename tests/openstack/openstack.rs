@@ -810,3 +810,56 @@ async fn exact_removals_from_two_groups_at_once_on_heat_with_postgresql() {
     assert_eq!(names(&w), ["1", "3"].map(String::from).to_vec());
     assert_eq!(names(&g), names(&start), "exactly the newest member left");
 }
+
+/// `heatscaler groups check` validates every group against Heat: here a
+/// correct group, one whose removal parameter Heat ignores and one naming a
+/// stack that does not exist (Kubernetes unreachable: the mapping is reported
+/// unchecked). `check-config` alone says `valid` for all three.
+#[tokio::test]
+async fn groups_check_finds_what_check_config_cannot() {
+    let heat = heat().await;
+    let os = openstack();
+    let (good, unwired) = (unique_name("check-good"), unique_name("check-unwired"));
+    let (g, u) = (
+        test_stack(&good, "resource-group.yaml", json!({"number_of_minions": 1})),
+        test_stack(&unwired, "resource-group-unwired.yaml", json!({"number_of_minions": 1})),
+    );
+    tokio::join!(create_stack(&heat, &g), create_stack(&heat, &u));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("heatscaler.yaml");
+    let group = |name: &str, stack: &str| {
+        format!(
+            "  - name: {name}\n    stack: {stack}\n    backend:\n      kind: resource-group\n      resource: kube_minions\n      count-parameter: number_of_minions\n      removal-parameter: minions_to_remove\n    min-size: 0\n    max-size: 5\n"
+        )
+    };
+    let text = format!(
+        "openstack:\n  cloud: heatscaler\n  clouds-yaml: {}\nnode-groups:\n{}{}{}",
+        os.clouds_yaml().display(),
+        group("good", &good),
+        group("unwired", &unwired),
+        group("missing", "no-such-stack-for-check")
+    );
+    std::fs::write(&config, text).unwrap();
+    let home = dir.path().to_path_buf();
+    let run = move |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_heatscaler"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("KUBECONFIG", home.join("no-such-kubeconfig"))
+            .env("HOME", &home)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let ((offline_ok, offline), (ok, text)) =
+        tokio::task::spawn_blocking(move || (run(&["check-config"]), run(&["groups", "check"]))).await.unwrap();
+    assert!(offline_ok && offline.contains("valid"), "{offline}");
+    assert!(!ok, "{text}");
+    let lines = |group: &str| text.lines().filter(|l| l.starts_with(&format!("group {group}:"))).collect::<Vec<_>>();
+    assert!(lines("good").iter().all(|l| l.contains("Kubernetes is not reachable")), "{text}");
+    assert!(lines("unwired").iter().any(|l| l.contains("not wired") && l.contains("removal_policies")), "{text}");
+    assert!(lines("missing").iter().any(|l| l.contains("no-such-stack-for-check")), "{text}");
+}

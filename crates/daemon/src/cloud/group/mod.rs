@@ -47,6 +47,11 @@ pub struct GroupSnapshot {
 }
 
 impl GroupSnapshot {
+    /// Whether the stack has this parameter.
+    pub fn has_parameter(&self, name: &str) -> bool {
+        self.parameters.contains_key(name)
+    }
+
     pub fn member(&self, name: &str) -> Option<&HeatMember> {
         self.members.iter().find(|m| m.name == name)
     }
