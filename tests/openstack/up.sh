@@ -15,6 +15,10 @@
 #                                   port) instead of SQLite, as deployments run it
 # Exit status 3: the software is not installed (run tests/openstack/install.sh).
 set -euo pipefail
+# Descriptors the caller left open are not the services': a `flock` lock held
+# around a test run (fd 3) would otherwise be held by every service for as long
+# as it lives, and a service that outlives its test blocked every other run.
+for fd in 3 4 5 6 7 8 9; do eval "exec $fd>&-"; done
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=common.sh
