@@ -22,6 +22,10 @@ pub struct Args {
 enum Command {
     /// List each group: stack status, desired and current members, member ↔ node (default).
     List,
+    /// Validate every group against Heat and Kubernetes: the stack, the group
+    /// resource and its type, the parameters, the removal wiring (asked of Heat
+    /// by preview) and the mapping of members to nodes. Exits non-zero on any problem.
+    Check,
     /// Resize a group to N members. Shrinking removes the members Heat itself
     /// would delete, and is refused where that cannot be known in advance
     /// (ResourceGroups: use `remove`).
@@ -45,7 +49,13 @@ enum Command {
 }
 
 pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode> {
-    super::init_logging(log, "info", heatscaler_daemon::config::LogFormat::Text);
+    // kube-rs logs its own ERROR line when the API server is unreachable; the
+    // listing says so in its words ("Kubernetes is not reachable ...").
+    super::init_logging(
+        &format!("{log},kube_client=off"),
+        "info,kube_client=off",
+        heatscaler_daemon::config::LogFormat::Text,
+    );
     let config = heatscaler_daemon::config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
     runtime.block_on(async move {
@@ -55,17 +65,18 @@ pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode
         let timeout = openstack.stack_update_timeout.get();
         match args.command.unwrap_or(Command::List) {
             Command::List => list(&config, heat).await,
+            Command::Check => check(&config, heat).await,
             Command::Scale { group, to, dry_run } => {
                 let backend = backend(&config, heat, &group)?.with_settle_timeout(timeout);
                 let snapshot = backend.read().await?;
                 let plan = backend.plan_scale(&snapshot, to)?;
-                execute(&backend, plan, dry_run, timeout).await
+                execute(&backend, &snapshot, plan, dry_run, timeout).await
             }
             Command::Remove { group, members, dry_run } => {
                 let backend = backend(&config, heat, &group)?.with_settle_timeout(timeout);
                 let snapshot = backend.read().await?;
                 let plan = backend.plan_remove(&snapshot, &members)?;
-                execute(&backend, plan, dry_run, timeout).await
+                execute(&backend, &snapshot, plan, dry_run, timeout).await
             }
         }
     })
@@ -81,6 +92,7 @@ fn backend(config: &Config, heat: HeatClient, group: &str) -> anyhow::Result<Bac
 
 async fn execute(
     backend: &Backend,
+    before: &heatscaler_daemon::cloud::group::GroupSnapshot,
     plan: heatscaler_daemon::cloud::group::SizeChange,
     dry_run: bool,
     timeout: Duration,
@@ -94,11 +106,99 @@ async fn execute(
     println!("sent; waiting for Heat to finish ...");
     let done = backend.wait_settled(timeout).await?;
     println!("stack {} is {}; {} member(s)", done.stack, done.stack_status, done.members.len());
+    // Which members really left: exactly the named ones, or say what Heat did instead.
+    let gone: Vec<&str> = before.members.iter().map(|m| m.name.as_str()).filter(|m| done.member(m).is_none()).collect();
+    let unexpected: Vec<&&str> = gone.iter().filter(|m| !plan.victims.iter().any(|v| v == *m)).collect();
+    let kept: Vec<&String> = plan.victims.iter().filter(|v| done.member(v).is_some()).collect();
+    if !unexpected.is_empty() || (!kept.is_empty() && !done.stack_status.ends_with("_FAILED")) {
+        println!(
+            "MISMATCH: Heat removed {gone:?}, not exactly the requested {:?} (still there: {kept:?})",
+            plan.victims
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if !plan.victims.is_empty() && kept.is_empty() {
+        println!("removed exactly {}", plan.victims.join(", "));
+    }
     if done.stack_status.ends_with("_FAILED") {
         println!("  reason: {}", done.stack_status_reason);
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `groups check` finds wrong with one group, in words; empty when nothing.
+async fn problems(
+    g: &heatscaler_daemon::config::NodeGroupConfig,
+    heat: &HeatClient,
+    nodes: Option<&[NodeIdentity]>,
+) -> Vec<String> {
+    let backend = Backend::new(heat.clone(), g.clone());
+    // The stack, the resource, its type, the count parameter: everything `read` needs.
+    let snapshot = match backend.read().await {
+        Ok(s) => s,
+        Err(e) => return vec![e.to_string()],
+    };
+    let mut found = Vec::new();
+    let b = &g.backend;
+    let declared = |p: &Option<String>, key: &str, found: &mut Vec<String>| {
+        if let Some(p) = p
+            && !snapshot.has_parameter(p)
+        {
+            found.push(format!("backend.{key} {p} is not a parameter of stack {}", snapshot.stack));
+        }
+    };
+    declared(&b.removal_parameter, "removal-parameter", &mut found);
+    declared(&b.desired_capacity_parameter, "desired-capacity-parameter", &mut found);
+    if let Backend::AutoscalingGroup(asg) = &backend {
+        for policy in [&b.scale_up_policy, &b.scale_down_policy].into_iter().flatten() {
+            if let Err(e) = asg.policy_step(&snapshot.stack, policy).await {
+                found.push(e.to_string());
+            }
+        }
+    }
+    if found.is_empty()
+        && let Err(e) = backend.verify_removal(&snapshot).await
+    {
+        found.push(e.to_string());
+    }
+    match nodes {
+        None => found.push("Kubernetes is not reachable: the mapping of members to nodes is unchecked".into()),
+        Some(nodes) => {
+            let join = join_members(&g.name, &snapshot.members, &g.node_mapping, nodes);
+            if !join.members_without_node.is_empty() {
+                found.push(format!(
+                    "member(s) {} map to no node (node-mapping by {:?})",
+                    join.members_without_node.join(", "),
+                    g.node_mapping.by
+                ));
+            }
+            if !join.nodes_without_member.is_empty() {
+                found.push(format!(
+                    "node(s) {} are labelled for this group but no member maps to them",
+                    join.nodes_without_member.join(", ")
+                ));
+            }
+        }
+    }
+    found
+}
+
+async fn check(config: &Config, heat: HeatClient) -> anyhow::Result<ExitCode> {
+    let nodes = kubernetes_nodes(config).await.ok();
+    let mut ok = true;
+    for g in &config.node_groups {
+        let found = problems(g, &heat, nodes.as_deref()).await;
+        if found.is_empty() {
+            println!("group {}: ok", g.name);
+        } else {
+            ok = false;
+            for p in found {
+                println!("group {}: PROBLEM: {p}", g.name);
+            }
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 async fn list(config: &Config, heat: HeatClient) -> anyhow::Result<ExitCode> {

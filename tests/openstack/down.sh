@@ -6,7 +6,7 @@ DIR=$1
 [ -d "$DIR/run" ] || exit 0
 
 # Heat first (it talks to the others), epmd last (RabbitMQ deregisters from it).
-order="heat-engine heat-api keystone rabbitmq epmd"
+order="heat-engine heat-api keystone rabbitmq epmd postgres"
 for name in $order; do
     pidfile="$DIR/run/$name.pid"
     [ -s "$pidfile" ] || continue
@@ -22,4 +22,9 @@ for name in $order; do
     kill -KILL -- "-$pid" 2>/dev/null || true
     rm -f "$pidfile"
 done
+# Heat's PostgreSQL data, when up.sh made one (HEATSCALER_OS_HEAT_DB=postgresql).
+if [ -s "$DIR/run/postgres.dir" ]; then
+    case $(cat "$DIR/run/postgres.dir") in /tmp/heatscaler-pg-*) rm -rf "$(cat "$DIR/run/postgres.dir")" ;; esac
+    rm -f "$DIR/run/postgres.dir"
+fi
 echo "down.sh: stopped OpenStack in $DIR"

@@ -216,3 +216,50 @@ async fn a_dead_minion_is_drained_and_removed() {
     let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
     assert!(status.success());
 }
+
+/// The case: a drained minion in its cooldown, and a pod that fits
+/// only there. On the real control plane the node controller has added
+/// `node.kubernetes.io/unschedulable:NoSchedule` to the cordoned node; the
+/// daemon must still take the node back (untaint and uncordon: everything
+/// the removal changed) instead of booting a minion and removing this one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_minion_is_taken_back_instead_of_booting_a_new_one() {
+    let _slot = harness::slot().await;
+    let w = World::new(Spec {
+        initial: 2,
+        min: 0,
+        overrides: "scale-down: {cooldown-before-removal: 300s}",
+        ..Spec::default()
+    })
+    .await;
+    let (m0, m1) = (node_name(GROUP, "0"), node_name(GROUP, "1"));
+    // workers-1 keeps a large pod that may not move: it is needed and 500m of it is free.
+    let big_keeper = with_pod_annotation(deployment("keeper", 1, "1500m"), SAFE_TO_EVICT, "false");
+    w.place_on(&m1, big_keeper).await;
+    let mut daemon = w.ready_daemon().await;
+
+    // workers-0 is empty: removed down to `drained`, then held by the cooldown.
+    w.wait("workers-0 drained", KUBE, async || {
+        w.node(&m0).await.as_ref().and_then(harness::removal_phase).as_deref() == Some("drained")
+    })
+    .await;
+    let cordoned = w.node(&m0).await.unwrap();
+    let taints: Vec<String> =
+        cordoned.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default().into_iter().map(|t| t.key).collect();
+    println!("taints of the drained node: {taints:?}");
+
+    // A pod of 1 CPU fits only on workers-0 (or on a new minion).
+    w.create(&deployment("late", 1, "1")).await;
+    w.wait("the late pod running on workers-0", KUBE, async || w.running_on("late", &m0).await == 1).await;
+    let node = w.node(&m0).await.unwrap();
+    untouched(&node).unwrap();
+    let left: Vec<_> = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    assert!(left.iter().all(|t| t.key != "node.kubernetes.io/unschedulable"), "{left:?}");
+    let (_, aborted) = w.hooks.wait_for("ScaleDownAborted", KUBE, |e| e["object"]["name"] == m0.as_str()).await;
+    println!("{}", aborted["message"]);
+    assert!(w.hooks.with_reason("ScaledUpGroup").is_empty(), "no minion was booted: {:?}", w.hooks.reasons());
+    let s = w.heat().await;
+    assert_eq!((members(&s), s.desired), (vec!["0".to_string(), "1".to_string()], 2));
+    let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(status.success());
+}

@@ -293,3 +293,70 @@ async fn a_crash_at_every_removal_step_leaves_the_cluster_consistent() {
     assert!(status.success());
     println!("scenario wall time: {:?}", started.elapsed());
 }
+
+/// A group whose removal parameter Heat ignores (the template
+/// mistake): the daemon drains an unneeded minion, then refuses to send the
+/// removal, alerts with the fix, and Heat still has every member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwired_group_is_never_shrunk_and_the_refusal_names_the_fix() {
+    let _slot = harness::slot().await;
+    let w = World::new(Spec { template: Template::UnwiredRemoval, initial: 2, min: 0, ..Spec::default() }).await;
+    let mut daemon = w.ready_daemon().await;
+
+    // Both minions are empty, hence unneeded: a removal is planned and refused.
+    let (_, refused) = w.hooks.wait_for("RemovalNotWired", HEAT, |_| true).await;
+    let message = refused["message"].as_str().unwrap();
+    for needed in ["workers", "minions_to_remove", "kube_minions", "removal_policies"] {
+        assert!(message.contains(needed), "the alert names {needed}: {message}");
+    }
+    assert_eq!(refused["severity"], "critical", "{refused}");
+    // Refused again at the next passes (Heat's answer is kept until the template changes).
+    w.hooks.wait_count("RemovalNotWired", 3, KUBE).await;
+    let s = w.heat().await;
+    assert_eq!((members(&s), s.desired), (vec!["0".to_string(), "1".to_string()], 2), "nothing reached Heat");
+    assert!(w.hooks.with_reason("ScaledDownGroup").is_empty(), "{:?}", w.hooks.reasons());
+    // Refused before any node was marked `removing`: the nodes are still there.
+    for m in ["0", "1"] {
+        let node = w.node(&node_name(GROUP, m)).await.expect("the node is kept");
+        let phase =
+            node.metadata.annotations.unwrap_or_default().get(heatscaler_core::planner::protocol::PHASE).cloned();
+        assert_ne!(phase.as_deref(), Some("removing"), "workers-{m}");
+    }
+    let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(status.success());
+}
+
+/// One group names a stack that does not exist. The daemon becomes ready
+/// anyway once that has lasted `openstack.failure-alert-after`, alerts it
+/// (critical, through the sink), shows it in `/readyz` and in a metric with
+/// the reason, and manages the correct group as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misconfigured_group_degrades_only_itself_and_is_alerted() {
+    let _slot = harness::slot().await;
+    let w = World::new(Spec {
+        initial: 1,
+        broken_group: Some("broken"),
+        overrides: "openstack: {failure-alert-after: 3s}",
+        ..Spec::default()
+    })
+    .await;
+    let mut daemon = w.ready_daemon().await;
+
+    let (_, alert) = w.hooks.wait_for("OpenStackFailing", KUBE, |e| e["group"] == "broken").await;
+    assert_eq!(alert["severity"], "critical", "{alert}");
+    assert_eq!(alert["fields"]["reason"], "stack_not_found", "{alert}");
+    let (status, body) = daemon.get("/readyz").await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("degraded: node group broken") && body.contains("stack_not_found"), "{body}");
+    let failing = daemon.metric("heatscaler_openstack_failing{group=\"broken\",reason=\"stack_not_found\"}").await;
+    assert_eq!(failing, Some(1.0));
+    assert!(w.hooks.with_reason("OpenStackFailing").iter().all(|(_, e)| e["group"] == "broken"));
+
+    // The correct group is managed: pending pods grow it.
+    w.create(&deployment("burst", 3, "900m")).await;
+    let (_, scaled) = w.hooks.wait_for("ScaledUpGroup", HEAT, |e| e["group"] == GROUP).await;
+    println!("{}", scaled["message"]);
+    w.wait_heat("workers grown", HEAT, |s| s.desired > 1 && !s.busy).await;
+    let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(status.success());
+}

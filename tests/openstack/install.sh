@@ -40,6 +40,22 @@ if [ ! -x "$RABBITMQ_SBIN/rabbitmq-server" ]; then
     $sudo service rabbitmq-server stop >/dev/null 2>&1 || true
 fi
 
+# --- PostgreSQL: the Debian package, for the test that runs Heat on a database
+# server (up.sh with HEATSCALER_OS_HEAT_DB=postgresql); its system service is not used.
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "install.sh: installing postgresql (apt-get)"
+    { $sudo apt-get install -y --no-install-recommends postgresql >/tmp/heatscaler-apt.log 2>&1 ||
+        { $sudo apt-get update >>/tmp/heatscaler-apt.log 2>&1 &&
+            $sudo apt-get install -y --no-install-recommends postgresql >>/tmp/heatscaler-apt.log 2>&1; }; } || {
+        tail -20 /tmp/heatscaler-apt.log >&2
+        echo "install.sh: apt-get install postgresql failed (log: /tmp/heatscaler-apt.log)" >&2
+        exit 1
+    }
+    $sudo service postgresql stop >/dev/null 2>&1 || true
+fi
+
 # --- Keystone, Heat, uWSGI: one virtualenv, pinned. ---------------------------
 stamp="$OPENSTACK_VENV/.heatscaler-installed"
 want=$( (cat "$here/requirements.txt"; [ ! -f "$here/constraints.txt" ] || cat "$here/constraints.txt"; python3 --version) | sha256sum | cut -d' ' -f1)

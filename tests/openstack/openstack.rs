@@ -189,7 +189,13 @@ async fn every_template_validates_with_heat() {
     let root = support::repo_root().join("heat-templates");
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
     // Test templates, with the Nova-less environment the tests use.
-    for t in ["test/resource-group.yaml", "test/autoscaling-group.yaml", "test/slow-update.yaml", "test/minion.yaml"] {
+    for t in [
+        "test/resource-group.yaml",
+        "test/autoscaling-group.yaml",
+        "test/slow-update.yaml",
+        "test/minion.yaml",
+        "test/resource-group-unwired.yaml",
+    ] {
         let mut new = test_stack("validate", t.trim_start_matches("test/"), json!({}));
         new.template = read(t);
         heat.validate_template(&new).await.unwrap_or_else(|e| panic!("{t}: {e}"));
@@ -266,6 +272,55 @@ async fn resource_group_grows_and_removes_named_members_in_one_update() {
     wrong.backend.resource = "kube_masters".into();
     let e = Backend::new(heat.clone(), wrong).read().await.unwrap_err();
     assert!(matches!(&e, GroupError::Layout { .. }) && e.to_string().contains("no resource named kube_masters"), "{e}");
+}
+
+/// Replaces the stack's template (an operator's `openstack stack update --existing -t`).
+async fn replace_template(heat: &HeatClient, stack: &heatscaler_daemon::cloud::heat::StackRef, template: &str) {
+    let new = test_stack("unused", template, json!({}));
+    let url = format!("{}/stacks/{}/{}", heat.cloud().endpoint("orchestration").await.unwrap(), stack.name, stack.id);
+    let body = json!({"template": new.template, "files": {"minion.yaml": new.files[0].1}});
+    heat.cloud()
+        .call("replace template", reqwest::Method::PATCH, &url.parse().unwrap(), Some(&body), false)
+        .await
+        .unwrap();
+    let done = heat.wait_settled(stack, SETTLE).await.unwrap();
+    assert_eq!(done.stack_status, "UPDATE_COMPLETE", "{:?}", done.stack_status_reason);
+}
+
+/// The bug: a removal parameter declared but not used by
+/// `removal_policies` made Heat delete member 2 when member 0 was asked for.
+/// Heat is asked (by preview) whether the parameter steers the removal, before
+/// the first removal and again after every template change.
+#[tokio::test]
+async fn resource_group_refuses_to_remove_when_the_removal_parameter_is_not_wired() {
+    let heat = heat().await;
+    let name = unique_name("unwired");
+    let stack =
+        create_stack(&heat, &test_stack(&name, "resource-group-unwired.yaml", json!({"number_of_minions": 3}))).await;
+    let backend = Backend::new(heat.clone(), rg_group("workers", &name));
+    let all = ["0", "1", "2"].map(String::from).to_vec();
+
+    let e = backend.remove(&["0".to_string()]).await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, GroupError::NotWired { .. }), "{text}");
+    for needed in ["group workers", "minions_to_remove", "kube_minions", "removal_policies"] {
+        assert!(text.contains(needed), "the refusal names {needed}: {text}");
+    }
+    let after = backend.wait_settled(SETTLE).await.unwrap();
+    assert_eq!(names(&after), all, "nothing was sent to Heat");
+    assert_eq!(after.stack_status, "CREATE_COMPLETE");
+
+    // Fixed by the operator: the same backend checks again and removes exactly member 0.
+    replace_template(&heat, &stack, "resource-group.yaml").await;
+    backend.remove(&["0".to_string()]).await.unwrap();
+    let removed = backend.wait_settled(SETTLE).await.unwrap();
+    assert_eq!(names(&removed), ["1", "2"].map(String::from).to_vec(), "{}", removed.stack_status_reason);
+
+    // Broken again by a template change: the earlier confirmation no longer counts.
+    replace_template(&heat, &stack, "resource-group-unwired.yaml").await;
+    let e = backend.remove(&["1".to_string()]).await.unwrap_err();
+    assert!(matches!(e, GroupError::NotWired { .. }), "{e}");
+    assert_eq!(names(&backend.wait_settled(SETTLE).await.unwrap()), ["1", "2"].map(String::from).to_vec());
 }
 
 #[tokio::test]
@@ -471,18 +526,340 @@ async fn groups_command_lists_and_scales_through_the_backend() {
         let dry = run(&["remove", "workers", "0", "--dry-run"]);
         let scale = run(&["scale", "workers", "--to", "3"]);
         let bad = run(&["remove", "workers", "9"]);
-        (list, dry, scale, bad)
+        let removed = run(&["remove", "workers", "1"]);
+        (list, dry, scale, bad, removed)
     })
     .await
     .unwrap();
-    let ((ok, list), (dry_ok, dry), (scale_ok, scale), (bad_ok, bad)) = listing;
+    let ((ok, list), (dry_ok, dry), (scale_ok, scale), (bad_ok, bad), (removed_ok, removed)) = listing;
     assert!(ok, "{list}");
     assert!(list.contains("Kubernetes is not reachable"), "{list}");
+    // Said once, in heatscaler's words: no kube-rs ERROR line beside it.
+    assert!(!list.contains("kube_client") && !list.contains("ERROR"), "{list}");
+    // The removal is confirmed against what Heat did.
+    assert!(removed_ok && removed.contains("removed exactly 1"), "{removed}");
     assert!(list.contains("group workers") && list.contains("CREATE_COMPLETE") && list.contains("desired 2"), "{list}");
     assert!(dry_ok && dry.contains("dry run: group workers: 2 -> 1 member(s), deleting 0"), "{dry}");
     assert!(scale_ok && scale.contains("UPDATE_COMPLETE; 3 member(s)"), "{scale}");
     assert!(!bad_ok && bad.contains("no member named 9"), "{bad}");
-    // The dry run sent nothing: member 0 is still there.
+    // The dry run sent nothing: member 0 is still there; member 1 went.
     let backend = Backend::new(heat, rg_group("workers", &name));
-    assert_eq!(names(&backend.read().await.unwrap()), ["0", "1", "2"].map(String::from).to_vec());
+    assert_eq!(names(&backend.read().await.unwrap()), ["0", "2"].map(String::from).to_vec());
+}
+
+// ------------------------------------------------------- removal confirmation
+
+#[derive(Default)]
+struct Captured(Mutex<Vec<heatscaler_daemon::alerts::ScalingEvent>>);
+
+impl heatscaler_daemon::alerts::EventSink for Captured {
+    fn publish<'a>(
+        &'a self,
+        event: &'a heatscaler_daemon::alerts::ScalingEvent,
+    ) -> futures::future::BoxFuture<'a, Result<(), heatscaler_daemon::alerts::SinkError>> {
+        self.0.lock().unwrap().push(event.clone());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// After each removal update the actuator checks which members left. Here an
+/// operator removes another member by hand while heatscaler's removal is
+/// under way (the stack idle in between): the first removal is confirmed,
+/// the second is not, and the group is held with a critical alert and a
+/// record on the nodes involved. The actuator runs against the real Heat and
+/// a kubesim API server holding the minions' nodes.
+#[tokio::test]
+async fn a_removal_that_took_another_member_holds_the_group() {
+    use heatscaler_core::model::Timestamp;
+    use heatscaler_core::planner::Action;
+    use heatscaler_core::planner::action::{MemberRemoval, RemovalCause, RemoveMembers, ScaleUp};
+    use heatscaler_daemon::act::{Actuator, MISMATCH_ANNOTATION, MISMATCH_GROUP_ANNOTATION, Outcome};
+    use heatscaler_daemon::alerts::{Dispatcher, EventSink, Reason, RetryPolicy, Severity, SinkPolicy};
+    use k8s_openapi::api::core::v1::Node;
+    use kubesim::{KubeSim, NodeSpec, Options};
+
+    let heat = heat().await;
+    let name = unique_name("confirm");
+    create_stack(&heat, &test_stack(&name, "resource-group.yaml", json!({"number_of_minions": 4}))).await;
+    let backend = Arc::new(Backend::new(heat.clone(), rg_group("workers", &name)));
+    let start = backend.read().await.unwrap();
+
+    let sim = KubeSim::start(Options::fast()).await.unwrap();
+    for m in &start.members {
+        let id = m.server_id.clone().unwrap();
+        sim.add_node(NodeSpec::new(&format!("n-{}", m.name)).provider_id(&format!("openstack:///{id}"))).unwrap();
+    }
+    let metrics = Arc::new(heatscaler_daemon::telemetry::Metrics::new());
+    let events = Arc::new(Captured::default());
+    let policy = SinkPolicy {
+        name: "capture".into(),
+        min_severity: Severity::Info,
+        include_details: true,
+        queue_capacity: 100,
+        dedup_window: Duration::ZERO,
+        timeout: Duration::from_secs(1),
+        retry: RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_millis(10), max_attempts: 1 },
+    };
+    let sink: Arc<dyn EventSink> = events.clone();
+    let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, metrics.clone());
+    let client = sim.kube_client_without_retries().unwrap();
+    let poke = heatscaler_daemon::observe::HeatPoke::default();
+    let actuator = Actuator::new(client, vec![backend.clone()], alerts, metrics, poke, false);
+
+    let now = Timestamp::now();
+    let remove = |member: &str, from: u32| {
+        Action::RemoveMembers(RemoveMembers {
+            group: "workers".into(),
+            expected_desired: from,
+            new_desired: from - 1,
+            members: vec![MemberRemoval {
+                member: member.into(),
+                node: Some(format!("n-{member}")),
+                cause: RemovalCause::Drained { drained: now },
+            }],
+            requested_at: now,
+        })
+    };
+
+    // 1. Member 0 goes, exactly: confirmed, nothing held.
+    mark_drained(&sim, &actuator, "0", now).await;
+    let outcome = actuator.execute(&remove("0", 4), now).await;
+    assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
+    backend.wait_settled(SETTLE).await.unwrap();
+    assert!(actuator.confirm_removals().await.is_empty());
+    assert!(events.0.lock().unwrap().iter().all(|e| e.reason != Reason::RemovalMismatch));
+
+    // 2. Member 1 goes, and an operator removes member 2 by hand right after.
+    mark_drained(&sim, &actuator, "1", now).await;
+    let outcome = actuator.execute(&remove("1", 3), now).await;
+    assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
+    backend.wait_settled(SETTLE).await.unwrap();
+    let by_hand = Backend::new(heat.clone(), rg_group("workers", &name));
+    by_hand.remove(&["2".to_string()]).await.unwrap();
+    assert_eq!(names(&by_hand.wait_settled(SETTLE).await.unwrap()), vec!["3".to_string()]);
+
+    let outcomes = actuator.confirm_removals().await;
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let captured = events.0.lock().unwrap().clone();
+    let alert = captured.iter().find(|e| e.reason == Reason::RemovalMismatch).expect("a RemovalMismatch alert");
+    assert_eq!(alert.severity, Severity::Critical);
+    assert_eq!(alert.fields["unexpectedly_removed"], "2", "{alert:?}");
+    assert_eq!(alert.fields["chosen"], "1", "{alert:?}");
+    // Recorded on the node of the member that should not have gone.
+    let n2 = sim.get::<Node>(None, "n-2").unwrap();
+    let annotations = n2.metadata.annotations.unwrap_or_default();
+    assert!(annotations[MISMATCH_ANNOTATION].contains("removed 2"), "{annotations:?}");
+    assert_eq!(annotations[MISMATCH_GROUP_ANNOTATION], "workers");
+
+    // Held: nothing more is sent to this group.
+    let grow = Action::ScaleUp(ScaleUp {
+        group: "workers".into(),
+        expected_desired: 1,
+        new_desired: 2,
+        pod_count: 1,
+        pods: vec![],
+        expander: heatscaler_core::policy::Expander::LeastWaste,
+    });
+    let outcome = actuator.execute(&grow, now).await;
+    assert!(matches!(&outcome, Outcome::Skipped(why) if why.contains("held")), "{outcome:?}");
+    assert_eq!(backend.read().await.unwrap().desired, 1, "the held group was not grown");
+}
+
+/// Writes a drained removal record of member `member` onto node `n-<member>`, as the actuator does.
+async fn mark_drained(
+    sim: &kubesim::KubeSimHandle,
+    actuator: &heatscaler_daemon::act::Actuator,
+    member: &str,
+    now: heatscaler_core::model::Timestamp,
+) {
+    use heatscaler_core::planner::protocol::{self, NodePatch, Phase, RemovalKind, RemovalRecord};
+    let node = sim.get::<k8s_openapi::api::core::v1::Node>(None, &format!("n-{member}")).unwrap();
+    let record = RemovalRecord {
+        phase: Phase::Drained,
+        kind: RemovalKind::Drain,
+        started: now,
+        drained: Some(now),
+        requested: None,
+        group: "workers".into(),
+        member: member.into(),
+        cordoned_before: false,
+    };
+    let patch = NodePatch {
+        set_annotations: record.to_annotations(),
+        add_taint: Some(protocol::removal_taint(now)),
+        unschedulable: Some(true),
+        ..NodePatch::default()
+    };
+    actuator.kube().patch_node(&node, &patch).await.unwrap();
+}
+
+// ------------------------------------------------------------- stuck stacks
+
+/// heat-engine is killed 2 s into an 8-second stack update and comes back:
+/// Heat's convergence engine never finishes nor fails that update (the stack
+/// stays UPDATE_IN_PROGRESS). Past the stack-update timeout the actuator
+/// raises StackStuck and updates the stack with its own template and
+/// parameters, and Heat finishes it: no person involved. Runs on an
+/// OpenStack of its own, so killing its engine disturbs no other test.
+#[tokio::test]
+async fn a_stack_left_in_progress_by_a_dead_heat_engine_is_alerted_and_recovered() {
+    use heatscaler_daemon::act::{Actuator, Outcome};
+    use heatscaler_daemon::alerts::{Dispatcher, EventSink, Reason, RetryPolicy, Severity, SinkPolicy};
+    use std::time::Instant;
+
+    logs();
+    let os = tokio::task::spawn_blocking(support::private_openstack).await.unwrap();
+    let heat = os.heat().await;
+    let name = unique_name("stuck");
+    let stack = create_stack(&heat, &test_stack(&name, "slow-update.yaml", json!({"number_of_minions": 1}))).await;
+    let backend = Arc::new(Backend::new(heat.clone(), rg_group("workers", &name)));
+
+    let mut slow = serde_json::Map::new();
+    slow.insert("slow_value".into(), json!("changed"));
+    heat.update_parameters(&stack, &slow).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    os.kill_heat_engine();
+    os.start_heat_engine();
+    // Long past the 8 s the update needed: Heat did not finish it, nor fail it.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let stuck = heat.show_stack(&name, false).await.unwrap();
+    assert_eq!(stuck.stack_status, "UPDATE_IN_PROGRESS", "{:?}", stuck.stack_status_reason);
+
+    let sim = kubesim::KubeSim::start(kubesim::Options::fast()).await.unwrap();
+    let metrics = Arc::new(heatscaler_daemon::telemetry::Metrics::new());
+    let events = Arc::new(Captured::default());
+    let policy = SinkPolicy {
+        name: "capture".into(),
+        min_severity: Severity::Info,
+        include_details: true,
+        queue_capacity: 100,
+        dedup_window: Duration::ZERO,
+        timeout: Duration::from_secs(1),
+        retry: RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_millis(10), max_attempts: 1 },
+    };
+    let sink: Arc<dyn EventSink> = events.clone();
+    let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, metrics.clone());
+    let client = sim.kube_client_without_retries().unwrap();
+    let poke = heatscaler_daemon::observe::HeatPoke::default();
+    let actuator = Actuator::new(client, vec![backend.clone()], alerts, metrics, poke, false);
+
+    let busy: std::collections::BTreeMap<String, Instant> =
+        [("workers".to_string(), Instant::now() - Duration::from_secs(30))].into_iter().collect();
+    // Within the timeout: nothing is done.
+    assert!(actuator.handle_stuck_stacks(&busy, Duration::from_secs(60), Instant::now()).await.is_empty());
+    // Past it: alerted and recovered.
+    let outcomes = actuator.handle_stuck_stacks(&busy, Duration::from_secs(10), Instant::now()).await;
+    assert!(matches!(&outcomes[..], [Outcome::Done(_)]), "{outcomes:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let captured = events.0.lock().unwrap().clone();
+    let alert = captured.iter().find(|e| e.reason == Reason::StackStuck).expect("a StackStuck alert");
+    assert_eq!(alert.severity, Severity::Critical);
+    assert_eq!(alert.fields["status"], "UPDATE_IN_PROGRESS");
+    assert!(alert.fields["recovery"].contains("stack update --existing"), "{alert:?}");
+    // At most once per timeout: asked again at once, nothing is sent.
+    assert!(actuator.handle_stuck_stacks(&busy, Duration::from_secs(10), Instant::now()).await.is_empty());
+
+    let done = heat.wait_settled(&stack, SETTLE).await.unwrap();
+    assert_eq!(done.stack_status, "UPDATE_COMPLETE", "{:?}", done.stack_status_reason);
+    assert_eq!(done.parameter("slow_value").as_deref(), Some("changed"));
+    assert_eq!(backend.read().await.unwrap().members.len(), 1, "the group is as it was");
+    // A stale report of the busy stack sends nothing to a stack that is done.
+    let late = Instant::now() + Duration::from_secs(11);
+    let outcomes = actuator.handle_stuck_stacks(&busy, Duration::from_secs(10), late).await;
+    assert!(matches!(&outcomes[..], [Outcome::Skipped(why)] if why.contains("no longer busy")), "{outcomes:?}");
+}
+
+// ------------------------------------------------------------ Heat on PostgreSQL
+
+/// Deployments run Heat on MariaDB or PostgreSQL; the shared test Heat uses
+/// SQLite, serialised (tests/openstack/sqlite_shim.py), which hides what
+/// concurrent updates do to a real database server. Here Heat runs on
+/// Debian's PostgreSQL and two groups are updated at once — a ResourceGroup
+/// removing named members and an AutoScalingGroup removing its newest member
+/// exactly — as the daemon does when several groups shrink in one pass.
+#[tokio::test]
+async fn exact_removals_from_two_groups_at_once_on_heat_with_postgresql() {
+    logs();
+    let os = tokio::task::spawn_blocking(support::private_openstack_on_postgresql).await.unwrap();
+    let conf = std::fs::read_to_string(os.dir.join("heat/heat.conf")).unwrap();
+    assert!(conf.contains("connection = postgresql+psycopg2://"), "Heat is on PostgreSQL");
+    let heat = os.heat().await;
+    let (rg, asg) = (unique_name("pg-rg"), unique_name("pg-asg"));
+    let (rg_new, asg_new) = (
+        test_stack(&rg, "resource-group.yaml", json!({"number_of_minions": 4})),
+        test_stack(&asg, "autoscaling-group.yaml", json!({"minion_count": 2})),
+    );
+    tokio::join!(create_stack(&heat, &rg_new), create_stack(&heat, &asg_new));
+    let workers = Backend::new(heat.clone(), rg_group("workers", &rg));
+    let gpu = Backend::new(heat.clone(), asg_group("gpu", &asg, false));
+    let start = gpu.read().await.unwrap();
+    wait_next_second().await;
+    gpu.grow_to(3).await.unwrap();
+    let grown = gpu.wait_settled(SETTLE).await.unwrap();
+    let newest = grown.members.iter().find(|m| start.member(&m.name).is_none()).unwrap().name.clone();
+
+    let (rg_victims, asg_victims) = (["0".to_string(), "2".to_string()], [newest.clone()]);
+    let (r1, r2) = tokio::join!(workers.remove(&rg_victims), gpu.remove(&asg_victims));
+    r1.unwrap();
+    r2.unwrap();
+    let (w, g) = tokio::join!(workers.wait_settled(SETTLE), gpu.wait_settled(SETTLE));
+    let (w, g) = (w.unwrap(), g.unwrap());
+    assert_eq!(w.stack_status, "UPDATE_COMPLETE", "{}", w.stack_status_reason);
+    assert_eq!(g.stack_status, "UPDATE_COMPLETE", "{}", g.stack_status_reason);
+    assert_eq!(names(&w), ["1", "3"].map(String::from).to_vec());
+    assert_eq!(names(&g), names(&start), "exactly the newest member left");
+}
+
+/// `heatscaler groups check` validates every group against Heat: here a
+/// correct group, one whose removal parameter Heat ignores and one naming a
+/// stack that does not exist (Kubernetes unreachable: the mapping is reported
+/// unchecked). `check-config` alone says `valid` for all three.
+#[tokio::test]
+async fn groups_check_finds_what_check_config_cannot() {
+    let heat = heat().await;
+    let os = openstack();
+    let (good, unwired) = (unique_name("check-good"), unique_name("check-unwired"));
+    let (g, u) = (
+        test_stack(&good, "resource-group.yaml", json!({"number_of_minions": 1})),
+        test_stack(&unwired, "resource-group-unwired.yaml", json!({"number_of_minions": 1})),
+    );
+    tokio::join!(create_stack(&heat, &g), create_stack(&heat, &u));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("heatscaler.yaml");
+    let group = |name: &str, stack: &str| {
+        format!(
+            "  - name: {name}\n    stack: {stack}\n    backend:\n      kind: resource-group\n      resource: kube_minions\n      count-parameter: number_of_minions\n      removal-parameter: minions_to_remove\n    min-size: 0\n    max-size: 5\n"
+        )
+    };
+    let text = format!(
+        "openstack:\n  cloud: heatscaler\n  clouds-yaml: {}\nnode-groups:\n{}{}{}",
+        os.clouds_yaml().display(),
+        group("good", &good),
+        group("unwired", &unwired),
+        group("missing", "no-such-stack-for-check")
+    );
+    std::fs::write(&config, text).unwrap();
+    let home = dir.path().to_path_buf();
+    let run = move |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_heatscaler"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("KUBECONFIG", home.join("no-such-kubeconfig"))
+            .env("HOME", &home)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let ((offline_ok, offline), (ok, text)) =
+        tokio::task::spawn_blocking(move || (run(&["check-config"]), run(&["groups", "check"]))).await.unwrap();
+    assert!(offline_ok && offline.contains("valid"), "{offline}");
+    assert!(!ok, "{text}");
+    let lines = |group: &str| text.lines().filter(|l| l.starts_with(&format!("group {group}:"))).collect::<Vec<_>>();
+    assert!(lines("good").iter().all(|l| l.contains("Kubernetes is not reachable")), "{text}");
+    assert!(lines("unwired").iter().any(|l| l.contains("not wired") && l.contains("removal_policies")), "{text}");
+    assert!(lines("missing").iter().any(|l| l.contains("no-such-stack-for-check")), "{text}");
 }

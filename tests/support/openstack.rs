@@ -39,8 +39,26 @@ pub fn openstack() -> &'static TestOpenStack {
     OPENSTACK.get_or_init(|| {
         let dir = match std::env::var_os("HEATSCALER_TEST_OPENSTACK") {
             Some(dir) => PathBuf::from(dir),
-            None => start(),
+            None => start(&[]),
         };
+        load(dir)
+    })
+}
+
+/// An OpenStack of its own, for a test that breaks it (kills heat-engine):
+/// the shared one stays untouched. Stopped like the shared one.
+pub fn private_openstack() -> TestOpenStack {
+    load(start(&[]))
+}
+
+/// An OpenStack of its own whose Heat keeps its database on a PostgreSQL
+/// server, as deployments run it (`HEATSCALER_OS_HEAT_DB=postgresql`).
+pub fn private_openstack_on_postgresql() -> TestOpenStack {
+    load(start(&[("HEATSCALER_OS_HEAT_DB", "postgresql")]))
+}
+
+fn load(dir: PathBuf) -> TestOpenStack {
+    {
         let env_file = dir.join("env");
         let text = std::fs::read_to_string(&env_file).unwrap_or_else(|e| {
             panic!(
@@ -62,15 +80,20 @@ pub fn openstack() -> &'static TestOpenStack {
         std::fs::write(os.secrets.join("password"), os.var("HEATSCALER_OS_PASSWORD")).unwrap();
         std::fs::write(os.secrets.join("app-cred-secret"), os.var("HEATSCALER_OS_APP_CRED_SECRET")).unwrap();
         os
-    })
+    }
 }
 
-fn start() -> PathBuf {
+fn start(env: &[(&str, &str)]) -> PathBuf {
     let scripts = repo_root().join("tests/openstack");
     let dir = tempfile::Builder::new().prefix("heatscaler-openstack-").tempdir().unwrap().keep();
     watchdog(Some(&scripts.join("down.sh")), &dir);
     let started = std::time::Instant::now();
-    let out = Command::new(scripts.join("up.sh")).arg(&dir).stdin(Stdio::null()).output().expect("run up.sh");
+    let out = Command::new(scripts.join("up.sh"))
+        .arg(&dir)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run up.sh");
     if out.status.code() == Some(3) {
         panic!(
             "the OpenStack test software is not installed: run tests/openstack/install.sh (CI runs it)\n{}",
@@ -188,6 +211,23 @@ impl TestOpenStack {
             stack_update_timeout: heatscaler_daemon::config::Duration::from_secs(300),
             ..Default::default()
         }
+    }
+
+    /// Kills heat-engine (SIGKILL to its whole session: the master and its
+    /// workers), as a crash does, mid-work.
+    pub fn kill_heat_engine(&self) {
+        let pid = std::fs::read_to_string(self.dir.join("run/heat-engine.pid")).unwrap();
+        let status = Command::new("kill").arg("-KILL").arg("--").arg(format!("-{}", pid.trim())).status().unwrap();
+        assert!(status.success(), "kill heat-engine");
+    }
+
+    /// Starts heat-engine again as up.sh does (down.sh stops it through the same pid file).
+    pub fn start_heat_engine(&self) {
+        let scripts = repo_root().join("tests/openstack");
+        let script = r#". "$1/common.sh"; setsid env HEATSCALER_SQLITE_SERIALIZE=1 "$OPENSTACK_VENV/bin/heat-engine" --config-file "$2/heat/heat.conf" >>"$2/log/heat-engine.log" 2>&1 </dev/null & echo $! >"$2/run/heat-engine.pid""#;
+        let status =
+            Command::new("bash").arg("-c").arg(script).arg("restart").arg(&scripts).arg(&self.dir).status().unwrap();
+        assert!(status.success(), "start heat-engine");
     }
 
     pub async fn heat(&self) -> HeatClient {

@@ -48,7 +48,8 @@ impl DaemonProcess {
         panic!("{what}\n--- daemon log (last 60 lines) ---\n{}", tail.join("\n"));
     }
 
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
+    /// One telemetry endpoint's status and body.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
         let url = format!("http://{}{path}", self.telemetry);
         let r = reqwest::Client::new().get(url).timeout(Duration::from_secs(2)).send().await.ok()?;
         let status = r.status().as_u16();

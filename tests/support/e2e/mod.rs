@@ -62,6 +62,9 @@ pub enum Template {
     ResourceGroup,
     /// `resource-group-flaky.yaml`: the member with this index fails to create.
     FlakyResourceGroup { failing_index: String },
+    /// `resource-group-unwired.yaml`: `minions_to_remove` is declared but
+    /// `removal_policies` do not use it (a template mistake).
+    UnwiredRemoval,
 }
 
 /// One more node group besides `workers` (its own stack).
@@ -109,6 +112,8 @@ pub struct Spec {
     /// YAML merged under the top-level keys of the daemon's configuration
     /// (`scale-down: {unneeded-time: 5s}` ...), after the defaults below.
     pub overrides: &'static str,
+    /// A configured group whose stack does not exist (a misconfiguration).
+    pub broken_group: Option<&'static str>,
 }
 
 impl Default for Spec {
@@ -124,6 +129,7 @@ impl Default for Spec {
             kube: Kube::real(),
             never_join: Vec::new(),
             overrides: "",
+            broken_group: None,
         }
     }
 }
@@ -164,6 +170,10 @@ fn group_stack(name: &str, template: &Template, initial: u32) -> NewStack {
         Template::ResourceGroup => {
             environment["resource_registry"]["Heatscaler::Minion"] = "minion.yaml".into();
             ("resource-group.yaml", json!({"number_of_minions": initial}), "minion.yaml")
+        }
+        Template::UnwiredRemoval => {
+            environment["resource_registry"]["Heatscaler::Minion"] = "minion.yaml".into();
+            ("resource-group-unwired.yaml", json!({"number_of_minions": initial}), "minion.yaml")
         }
         Template::FlakyResourceGroup { failing_index } => {
             environment["resource_registry"]["Heatscaler::FlakyMinion"] = "flaky-minion.yaml".into();
@@ -271,6 +281,9 @@ impl World {
         let mut groups = vec![group_config(GROUP, &stacks[0].2, spec.min, spec.max, &workers_shape, 0)];
         for (g, (_, _, stack)) in spec.more_groups.iter().zip(&stacks[1..]) {
             groups.push(group_config(g.name, stack, g.min, g.max, &g.shape, g.priority));
+        }
+        if let Some(name) = spec.broken_group {
+            groups.push(group_config(name, &unique_name("no-such-stack"), 0, 3, &workers_shape, 0));
         }
         let config = json!({
             "kubernetes": {"access": "kubeconfig", "kubeconfig": kubeconfig},

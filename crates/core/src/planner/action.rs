@@ -329,7 +329,7 @@ impl StartRemoval {
             set_annotations: self.record.to_annotations(),
             remove_annotations: Vec::new(),
             add_taint: Some(protocol::removal_taint(self.record.started)),
-            remove_taint: None,
+            remove_taints: Vec::new(),
             unschedulable: Some(true),
         }
     }
@@ -384,12 +384,24 @@ pub struct RollBackRemoval {
 }
 
 impl RollBackRemoval {
+    /// Our taint, and — when the node is uncordoned — the
+    /// `node.kubernetes.io/unschedulable` taint the node controller added on
+    /// cordon: everything the removal changed goes in the same patch, so the
+    /// scheduler sees the node usable at once, not after the controller's turn.
+    fn taints_to_remove(&self) -> Vec<String> {
+        let mut keys = vec![protocol::REMOVAL_TAINT.to_string()];
+        if self.uncordon {
+            keys.push(protocol::UNSCHEDULABLE_TAINT.to_string());
+        }
+        keys
+    }
+
     pub fn patch(&self) -> NodePatch {
         NodePatch {
             set_annotations: BTreeMap::new(),
             remove_annotations: protocol::REMOVAL_ANNOTATIONS.iter().map(|s| s.to_string()).collect(),
             add_taint: None,
-            remove_taint: Some(protocol::REMOVAL_TAINT.into()),
+            remove_taints: self.taints_to_remove(),
             unschedulable: self.uncordon.then_some(false),
         }
     }

@@ -233,8 +233,8 @@ pub struct NodePatch {
     pub set_annotations: BTreeMap<String, String>,
     pub remove_annotations: Vec<String>,
     pub add_taint: Option<Taint>,
-    /// Key of a taint to remove (any effect).
-    pub remove_taint: Option<String>,
+    /// Keys of taints to remove (any effect).
+    pub remove_taints: Vec<String>,
     /// New `spec.unschedulable`, when it changes.
     pub unschedulable: Option<bool>,
 }
@@ -245,9 +245,7 @@ impl NodePatch {
             node.annotations.remove(k);
         }
         node.annotations.extend(self.set_annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
-        if let Some(key) = &self.remove_taint {
-            node.taints.retain(|t| &t.key != key);
-        }
+        node.taints.retain(|t| !self.remove_taints.contains(&t.key));
         if let Some(taint) = &self.add_taint {
             node.taints.retain(|t| t.key != taint.key);
             node.taints.push(taint.clone());

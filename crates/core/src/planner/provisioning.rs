@@ -14,7 +14,7 @@ use super::action::RemovalCause;
 use super::explain::{Alert, Explanation, GroupExplanation, ProvisioningFailure};
 use super::index::{GroupIx, MemberIx, NodeIx, Table};
 use super::memory::{Backoff, Memory, member_key};
-use super::protocol::NODE_GROUP_LABEL;
+use super::protocol::{NODE_GROUP_LABEL, Phase, RemovalState};
 use super::time::{after, after_std, elapsed};
 use super::{Cx, Pass};
 
@@ -43,6 +43,16 @@ pub fn assess(cx: &Cx<'_>, pass: &mut Pass<'_>) -> Table<GroupIx, GroupView> {
     let mut views = Table::default();
     let mut seen_failures = std::collections::BTreeSet::new();
     let mut first_seen = std::collections::BTreeMap::new();
+    // Members whose removal was sent to Heat: their server going (node NotReady,
+    // or no longer joined) is the removal at work, not a failed boot.
+    let removing: std::collections::BTreeSet<(&str, &str)> = cx
+        .ix
+        .removals()
+        .filter_map(|(_, st)| match st {
+            RemovalState::Active(r) if r.phase == Phase::Removing => Some((r.group.as_str(), r.member.as_str())),
+            _ => None,
+        })
+        .collect();
     for (g, group) in cx.ix.groups() {
         let mut view = GroupView::default();
         for (m, member) in cx.ix.members(g) {
@@ -61,8 +71,17 @@ pub fn assess(cx: &Cx<'_>, pass: &mut Pass<'_>) -> Table<GroupIx, GroupView> {
                 first_seen.insert(key, t);
                 t
             });
+            let being_removed = removing.contains(&(group.name.as_str(), member.id.as_str()));
             match cx.ix.node_of(m) {
                 Some(i) if cx.ix.node(i).ready => view.ready += 1,
+                // Not Ready: the removal step asks Heat again while it lists the member.
+                Some(_) if being_removed => {}
+                // No longer joined (its server is gone): asked of Heat from here, without
+                // counting as a failed boot (no alert, no back-off).
+                None if being_removed => {
+                    view.live -= 1;
+                    view.failed.push((m, RemovalCause::NodeGone));
+                }
                 Some(i) => {
                     let node = cx.ix.node(i);
                     if elapsed(cx.now, node.created) < provision.get() {

@@ -1,12 +1,14 @@
 //! The two actions that talk to Heat: growing a group, and removing exactly
 //! the members a pass names — one request per group either way.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
+use super::confirm::SentRemoval;
 use super::error::ActuatorError;
 use super::{Actuator, Outcome, removal};
 use crate::alerts::{ObjectRef, ScalingEvent};
-use crate::cloud::group::{GroupError, GroupSnapshot, NodeGroupBackend};
+use crate::cloud::group::{GroupError, GroupSnapshot, NodeGroupBackend, NodeIdentity, join_members};
 use crate::telemetry::{HeatOperation, ScaleUpFailure};
 use heatscaler_core::model::MemberStatus;
 use heatscaler_core::planner::action::{RemovalCause, RemoveMembers, ScaleUp};
@@ -100,15 +102,28 @@ impl Actuator {
         }
         let names: Vec<String> = a.members.iter().map(|m| m.member.clone()).collect();
         let plan = backend.plan_remove_to(&snapshot, &names, a.new_desired)?;
+        // Heat must remove exactly the named members: checked before any node is marked.
+        if let Err(e) = backend.verify_removal(&snapshot).await {
+            if matches!(e, GroupError::NotWired { .. }) {
+                self.alerts.dispatch(ScalingEvent::removal_not_wired(&a.group, &e.to_string()));
+            }
+            return Err(e.into());
+        }
         for (node, record) in &nodes {
             if record.phase != Phase::Removing {
                 self.kube.patch_node(node, &a.node_patch(record)).await?;
             }
         }
+        let before = self.members_with_nodes(backend, &snapshot).await;
         let start = Instant::now();
         let sent = backend.apply(&plan).await;
         self.metrics.observe_heat_call(HeatOperation::UpdateStack, start.elapsed(), sent.is_ok());
         self.heat.poke();
+        if sent.is_ok() {
+            let chosen = names.iter().cloned().collect();
+            let updated_before = snapshot.updated.clone();
+            self.ledger.record(&a.group, SentRemoval { before, chosen, updated_before, sent: Instant::now() });
+        }
         let drained: Vec<(&str, &str)> = a
             .members
             .iter()
@@ -144,6 +159,35 @@ impl Actuator {
                 Err(e.into())
             }
         }
+    }
+}
+
+impl Actuator {
+    /// Every member with the name of its node (when one is joined), to tell
+    /// whose node a member that should not have gone was.
+    async fn members_with_nodes(
+        &self,
+        backend: &crate::cloud::group::Backend,
+        snapshot: &GroupSnapshot,
+    ) -> BTreeMap<String, Option<String>> {
+        let nodes = self.kube.nodes().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not list the nodes; a mismatch would name members only");
+            Vec::new()
+        });
+        let identities: Vec<NodeIdentity> = nodes
+            .iter()
+            .map(|n| NodeIdentity {
+                name: n.metadata.name.clone().unwrap_or_default(),
+                provider_id: n.spec.as_ref().and_then(|s| s.provider_id.clone()),
+                labels: n.metadata.labels.clone().unwrap_or_default(),
+            })
+            .collect();
+        let config = backend.config();
+        join_members(&config.name, &snapshot.members, &config.node_mapping, &identities)
+            .members
+            .into_iter()
+            .map(|m| (m.id, m.node_name))
+            .collect()
     }
 }
 

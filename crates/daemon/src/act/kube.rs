@@ -79,6 +79,17 @@ impl KubeOps {
             .map_err(ActuatorError::kube(format!("read node {name}")))
     }
 
+    /// Every node now.
+    pub async fn nodes(&self) -> Result<Vec<Node>, ActuatorError> {
+        let api = Api::<Node>::all(self.client.clone());
+        let params = ListParams::default();
+        let list = self
+            .call(KubeVerb::List, KubeResource::Node, || api.list(&params))
+            .await
+            .map_err(ActuatorError::kube("list the nodes"))?;
+        Ok(list.items)
+    }
+
     /// Pods bound to the node now (any phase).
     pub async fn pods_on(&self, node: &str) -> Result<Vec<Pod>, ActuatorError> {
         let api = Api::<Pod>::all(self.client.clone());
@@ -190,11 +201,9 @@ pub fn merge_patch(node: &Node, patch: &NodePatch) -> Value {
         metadata["annotations"] = Value::Object(annotations);
     }
     let mut spec = Map::new();
-    if patch.add_taint.is_some() || patch.remove_taint.is_some() {
+    if patch.add_taint.is_some() || !patch.remove_taints.is_empty() {
         let mut taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
-        if let Some(key) = &patch.remove_taint {
-            taints.retain(|t| &t.key != key);
-        }
+        taints.retain(|t| !patch.remove_taints.contains(&t.key));
         if let Some(t) = &patch.add_taint {
             taints.retain(|x| x.key != t.key);
             taints.push(k8s_openapi::api::core::v1::Taint {
@@ -259,7 +268,7 @@ mod tests {
         );
         let back = NodePatch {
             remove_annotations: vec!["heatscaler.io/removal-phase".into()],
-            remove_taint: Some("dedicated".into()),
+            remove_taints: vec!["dedicated".into()],
             ..NodePatch::default()
         };
         assert_eq!(

@@ -13,17 +13,20 @@
 //! With `dry_run`, every action is logged and reported as an Event
 //! ("dry run: would ...") and none is performed.
 
+mod confirm;
 mod error;
 mod evict;
 mod group_resize;
 mod kube;
 mod removal;
 mod resize;
+mod stuck;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use self::kube::{Eviction, FIELD_MANAGER, KubeOps, merge_patch};
+pub use confirm::{MISMATCH_ANNOTATION, MISMATCH_GROUP_ANNOTATION, RemovalLedger};
 pub use error::ActuatorError;
 
 use crate::alerts::{Dispatcher, ObjectRef, Reason, ScalingEvent};
@@ -60,6 +63,10 @@ pub struct Actuator {
     metrics: Arc<Metrics>,
     heat: HeatPoke,
     dry_run: bool,
+    /// Removals awaiting confirmation and groups held after a mismatch (`confirm`).
+    ledger: RemovalLedger,
+    /// Stacks found stuck in progress, and the recoveries sent (`stuck`).
+    stuck: stuck::StuckEpisodes,
 }
 
 impl Actuator {
@@ -79,7 +86,16 @@ impl Actuator {
             metrics,
             heat,
             dry_run,
+            ledger: RemovalLedger::default(),
+            stuck: Default::default(),
         }
+    }
+
+    /// Shares the ledger of sent removals and held groups with the actuators
+    /// built before and after this one (configuration reloads).
+    pub fn with_ledger(mut self, ledger: RemovalLedger) -> Self {
+        self.ledger = ledger;
+        self
     }
 
     pub fn kube(&self) -> &KubeOps {
@@ -99,6 +115,10 @@ impl Actuator {
         if self.dry_run {
             self.report_dry_run(action);
             return Outcome::DryRun;
+        }
+        if let Some(held) = self.held(action.group()) {
+            tracing::info!(action = action.kind().as_str(), subject = %action.subject(), "skipped: {held:?}");
+            return held;
         }
         let result = match action {
             Action::ScaleUp(a) => self.scale_up(a).await,

@@ -41,6 +41,14 @@ pub(super) fn workload_pods(node: &k8s::Node, pods: &[k8s::Pod]) -> Vec<Pod> {
     pods.iter().map(convert::pod).filter(|p| convert::is_workload_pod(p) && !abandoned(p, ready)).collect()
 }
 
+/// Pods that make an "empty" node not empty: the planner counts a node
+/// whose workload pods are all terminating as empty (they are leaving; the
+/// drained step still waits for them to be gone), so only running ones do.
+/// Counting terminating ones here refused every such removal, pass after pass.
+fn arrived(pods: &[Pod]) -> Vec<&Pod> {
+    pods.iter().filter(|p| p.deletion.is_none()).collect()
+}
+
 fn elapsed(now: Timestamp, since: Timestamp) -> std::time::Duration {
     now.duration_since(since).try_into().unwrap_or_default()
 }
@@ -88,8 +96,10 @@ impl Actuator {
             return Ok(Outcome::Skipped(format!("the node no longer maps to member {}", a.record.member)));
         }
         let pods = workload_pods(&node, &self.kube.pods_on(&a.node).await?);
-        if a.record.kind == RemovalKind::Empty && !pods.is_empty() {
-            return Ok(Outcome::Skipped(format!("pod {} arrived on the empty node", pods[0].key())));
+        if a.record.kind == RemovalKind::Empty
+            && let Some(pod) = arrived(&pods).first()
+        {
+            return Ok(Outcome::Skipped(format!("pod {} arrived on the empty node", pod.key())));
         }
         self.kube.patch_node(&node, &a.patch()).await?;
         let object = ObjectRef::node(&a.node);
@@ -182,5 +192,29 @@ impl Actuator {
         self.alerts.dispatch(ScalingEvent::minion_removed(ObjectRef::node(&a.node), &a.group, &a.member));
         self.metrics.observe_scale_down_duration(&a.group, elapsed(now, record.started));
         Ok(Outcome::Done(format!("deleted node {} (member {} is gone from Heat)", a.node, a.member)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, terminating: bool) -> Pod {
+        let mut p = k8s::Pod::default();
+        p.metadata.name = Some(name.into());
+        p.metadata.namespace = Some("default".into());
+        if terminating {
+            p.metadata.deletion_timestamp =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-01-01T00:00:00Z".parse().unwrap()));
+        }
+        convert::pod(&p)
+    }
+
+    #[test]
+    fn a_terminating_pod_has_not_arrived_on_an_empty_node() {
+        let pods = [pod("leaving", true), pod("new", false)];
+        let names: Vec<&str> = arrived(&pods).iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["new"]);
+        assert!(arrived(&pods[..1]).is_empty());
     }
 }

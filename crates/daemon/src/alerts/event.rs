@@ -345,7 +345,52 @@ impl ScalingEvent {
             .with_field("from_size", from)
             .with_field("to_size", to)
             .with_field("minions", &list)
-            .distinct_by(format!("{from}->{to}"))
+            // What happened is which minions went, not the sizes: a second 4->3
+            // within the window is another minion removed, and its record must not be lost.
+            .distinct_by(list)
+    }
+
+    pub fn openstack_failing(group: &str, reason: &str, lasted: std::time::Duration, error: &str) -> Self {
+        Self::new(
+            Reason::OpenStackFailing,
+            format!(
+                "node group {group}: Heat has not been readable for {}s ({reason}); nothing is scaled in this group \
+                 until it is: {error}",
+                lasted.as_secs()
+            ),
+        )
+        .in_group(group)
+        .with_field("reason", reason)
+        .with_field("error", error)
+        .with_field("failing_for", format!("{}s", lasted.as_secs()))
+    }
+
+    pub fn stack_stuck(group: &str, stack: &str, status: &str, busy_for: std::time::Duration, recovery: &str) -> Self {
+        Self::new(
+            Reason::StackStuck,
+            format!(
+                "node group {group}: stack {stack} has been {status} for {}s; nothing is sent to the group \
+                 meanwhile; {recovery}",
+                busy_for.as_secs()
+            ),
+        )
+        .in_group(group)
+        .with_field("stack", stack)
+        .with_field("status", status)
+        .with_field("busy_for", format!("{}s", busy_for.as_secs()))
+        .with_field("recovery", recovery)
+    }
+
+    pub fn removal_mismatch(group: &str, why: &str, chosen: &[&str], unexpected: &[String], kept: &[String]) -> Self {
+        Self::new(Reason::RemovalMismatch, format!("node group {group}: {why}"))
+            .in_group(group)
+            .with_field("chosen", chosen.join(","))
+            .with_field("unexpectedly_removed", unexpected.join(","))
+            .with_field("kept", kept.join(","))
+    }
+
+    pub fn removal_not_wired(group: &str, error: &str) -> Self {
+        Self::new(Reason::RemovalNotWired, error).in_group(group).with_field("error", error)
     }
 
     // ------------------------------------------------------------ pod level
@@ -434,6 +479,11 @@ mod tests {
         let up2 = ScalingEvent::scaled_up_group("workers", 5, 7, 2);
         assert_eq!(up1.dedup_key(), up1_again.dedup_key());
         assert_ne!(up1.dedup_key(), up2.dedup_key());
+        // Two 4->3 removals are different news when different minions went.
+        let down1 = ScalingEvent::scaled_down_group("workers", 4, 3, &["m-1"]);
+        let down2 = ScalingEvent::scaled_down_group("workers", 4, 3, &["m-2"]);
+        assert_ne!(down1.dedup_key(), down2.dedup_key());
+        assert_eq!(down1.dedup_key(), ScalingEvent::scaled_down_group("workers", 4, 3, &["m-1"]).dedup_key());
     }
 
     #[test]

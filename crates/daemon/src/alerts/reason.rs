@@ -98,6 +98,15 @@ reasons! {
     MinionRemovalFailed => Warning, Operators, "RemoveMinion";
     /// A node group shrank (`from_size`, `to_size`, `minions`): one Heat update for all of them.
     ScaledDownGroup => Info, Operators, "ScaleDown";
+    /// A node group's removal parameter does not steer which members Heat
+    /// deletes (Heat's own preview of the stack says so): nothing is removed
+    /// from the group until the template is fixed. The message names the fix.
+    RemovalNotWired => Critical, Operators, "RemoveMinion";
+    /// A removal update did not remove exactly the chosen members (another
+    /// member left, or a chosen one stayed although the update completed).
+    /// The group is held — nothing more is done to it — and the nodes involved
+    /// carry `heatscaler.io/removal-mismatch`.
+    RemovalMismatch => Critical, Operators, "RemoveMinion";
 
     // ------------------------------------------------------------- pod resize
     /// On a pod: new requests applied in place (`container`, `resource`, `from`, `to`).
@@ -116,6 +125,17 @@ reasons! {
     /// A Heat member without a Kubernetes node past provisioning time, or a
     /// group node whose Heat member is gone (e.g. deleted by hand).
     UnregisteredMinion => Warning, Operators, "Reconcile";
+
+    // ---------------------------------------------------------------- OpenStack
+    /// Reading a node group from Heat (Keystone included) has failed for
+    /// longer than `openstack.failure-alert-after` (`reason`, `error`,
+    /// `failing_for`): nothing is scaled in that group until it reads again.
+    OpenStackFailing => Critical, Operators, "ReadHeat";
+    /// A group's stack has been `*_IN_PROGRESS` for longer than
+    /// `openstack.stack-update-timeout` (heat-engine died mid-update): nothing
+    /// is sent to the group meanwhile; heatscaler updates the stack with its
+    /// own template and parameters to make Heat finish (`recovery` says how it went).
+    StackStuck => Critical, Operators, "RecoverStack";
 
     // ---------------------------------------------------------------- daemon
     /// A reload (SIGHUP) found the new configuration invalid; the daemon keeps

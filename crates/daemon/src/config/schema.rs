@@ -154,13 +154,23 @@ pub struct OpenStackConfig {
     /// Timeout of each HTTP request to Keystone or Heat.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: Duration,
-    /// How long a Heat stack update may take before it counts as failed.
+    /// How long a Heat stack update may take: a stack busy for longer is
+    /// `StackStuck`, and heatscaler updates it with its own template and
+    /// parameters to make Heat finish it (`act::stuck`).
     #[serde(default = "default_stack_update_timeout")]
     pub stack_update_timeout: Duration,
+    /// Reading a group from Heat (Keystone included) failing for longer than
+    /// this is an alert (`OpenStackFailing`), a metric and a `/readyz` detail;
+    /// at start-up, a group failing this long no longer holds the others back.
+    #[serde(default = "default_failure_alert_after")]
+    pub failure_alert_after: Duration,
 }
 
 fn default_request_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_failure_alert_after() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_stack_update_timeout() -> Duration {
     Duration::from_secs(30 * 60)

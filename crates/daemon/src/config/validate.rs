@@ -116,6 +116,7 @@ impl Validator {
         self.existing_file("openstack.ca-bundle", os.ca_bundle.as_deref());
         self.positive("openstack.request-timeout", os.request_timeout);
         self.positive("openstack.stack-update-timeout", os.stack_update_timeout);
+        self.positive("openstack.failure-alert-after", os.failure_alert_after);
     }
 
     fn application_credential(&mut self, ac: &ApplicationCredential) {

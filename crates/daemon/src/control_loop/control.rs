@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use super::election::{LeaseGate, Wiring};
 use super::leadership::{AlwaysLeader, LeaderGate};
+use super::outage::OutageReporter;
 use super::parts::{Parts, Shared};
 use super::planning::Planning;
 use super::pod_level::{self, PodLevel};
@@ -79,7 +80,13 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
     metrics.set_leader(leader.is_leader());
     let kube = KubeObserver::start(client.clone(), metrics.clone(), changes.clone());
     let pod_level = PodLevel::start(client.clone(), kube.store().clone(), &config, metrics.clone(), changes.clone());
-    let shared = Shared { client, metrics: metrics.clone(), changes, instance: instance_name(&config) };
+    let shared = Shared {
+        client,
+        metrics: metrics.clone(),
+        changes,
+        instance: instance_name(&config),
+        ledger: Default::default(),
+    };
 
     let mut daemon = Daemon {
         config_path,
@@ -94,6 +101,7 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
         parts: None,
         planning: Planning::new(),
         reporter: Reporter::new(),
+        outages: OutageReporter::default(),
         leader,
         leading: false,
         reload_pending: false,
@@ -143,6 +151,7 @@ struct Daemon {
     parts: Option<Parts>,
     planning: Planning,
     reporter: Reporter,
+    outages: OutageReporter,
     leader: Arc<dyn LeaderGate>,
     /// Whether the previous pass ran as the leader.
     leading: bool,
@@ -191,6 +200,7 @@ impl Daemon {
         }
         loop {
             self.health.heartbeat();
+            self.report_outages();
             if self.kube.health().unsynced().is_empty() {
                 self.health.mark_kubernetes_synced();
             }
@@ -238,13 +248,33 @@ impl Daemon {
         }
     }
 
-    /// What start-up still waits for, in words.
+    /// How long a failing Heat read is tolerated before it is news.
+    fn failure_bound(&self) -> Duration {
+        self.parts().config.openstack.as_ref().map_or(Duration::from_secs(60), |o| o.failure_alert_after.get())
+    }
+
+    /// Alerts, gauges and `/readyz` lines for groups Heat has failed to read for too long.
+    fn report_outages(&mut self) {
+        let Some(parts) = self.parts.as_ref() else { return };
+        let failing = parts.heat.failing();
+        let bound = self.failure_bound();
+        self.outages.update(&failing, bound, Instant::now(), &parts.alerts, &self.metrics, &self.health);
+    }
+
+    /// What start-up still waits for, in words. A group Heat has failed to
+    /// read for longer than `openstack.failure-alert-after` is not waited for:
+    /// it is alerted and degrades only itself.
     fn waiting_for(&self) -> Vec<String> {
         let mut waiting: Vec<String> =
             self.kube.health().unsynced().iter().map(|w| format!("the first list of {}", w.as_str())).collect();
         let reads = self.parts().heat.reads();
+        let failing = self.parts().heat.failing();
+        let given_up: Vec<&str> = OutageReporter::lasting(&failing, self.failure_bound(), Instant::now())
+            .into_iter()
+            .map(|f| f.group.as_str())
+            .collect();
         for g in &self.parts().config.node_groups {
-            if !reads.contains_key(&g.name) {
+            if !reads.contains_key(&g.name) && !given_up.contains(&g.name.as_str()) {
                 let why = self.parts().heat.errors().get(&g.name).cloned();
                 waiting.push(match why {
                     Some(e) => format!("Heat stack of group {} ({e})", g.name),
@@ -298,6 +328,7 @@ impl Daemon {
 
     /// One pass. Returns the time a stop was requested, if one was during the pass.
     async fn pass(&mut self, signals: &mut Signals) -> Option<Instant> {
+        self.report_outages();
         let leading = self.leader.is_leader();
         self.metrics.set_leader(leading);
         self.health.set_leadership(self.leader.leadership());
@@ -319,6 +350,15 @@ impl Daemon {
         let now = Timestamp::now();
         let parts = self.parts.as_ref().expect("parts are built before the loop starts");
         parts.heat.wait_fresh(HEAT_FRESHNESS).await;
+        if !parts.actuator.dry_run() {
+            let recorded = held_by_nodes(&self.kube.store().lock().await.snapshot().nodes);
+            parts.actuator.hold_recorded(&recorded);
+            parts.actuator.confirm_removals().await;
+            let timeout = parts.config.openstack.as_ref().map(|o| o.stack_update_timeout.get());
+            if let Some(timeout) = timeout {
+                parts.actuator.handle_stuck_stacks(&parts.heat.busy_since(), timeout, Instant::now()).await;
+            }
+        }
         let reads = parts.heat.reads();
         let Some(planned) = self
             .planning
@@ -512,6 +552,18 @@ async fn execute(
         .filter_map(|o| async move { o })
         .collect()
         .await
+}
+
+/// Groups held after a removal mismatch, as recorded on their nodes.
+fn held_by_nodes(nodes: &[heatscaler_core::model::Node]) -> std::collections::BTreeMap<String, String> {
+    nodes
+        .iter()
+        .filter_map(|n| {
+            let group = n.annotations.get(crate::act::MISMATCH_GROUP_ANNOTATION)?;
+            let what = n.annotations.get(crate::act::MISMATCH_ANNOTATION).cloned().unwrap_or_default();
+            Some((group.clone(), format!("{what} (recorded on node {})", n.name)))
+        })
+        .collect()
 }
 
 /// The part of the stop timeout kept for delivering alerts.

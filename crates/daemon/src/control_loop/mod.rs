@@ -20,6 +20,7 @@ mod control;
 pub mod election;
 mod kube_client;
 pub mod leadership;
+mod outage;
 mod parts;
 pub mod planning;
 pub mod pod_level;

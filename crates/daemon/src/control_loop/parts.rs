@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::DaemonError;
-use crate::act::Actuator;
+use crate::act::{Actuator, RemovalLedger};
 use crate::alerts::{Dispatcher, KubeEventSink};
 use crate::cloud::Cloud;
 use crate::cloud::group::Backend;
@@ -24,6 +24,8 @@ pub struct Shared {
     pub changes: Changes,
     /// `reportingInstance` of our Events.
     pub instance: String,
+    /// Sent removals awaiting confirmation, held groups: kept across reloads.
+    pub ledger: RemovalLedger,
 }
 
 pub struct Parts {
@@ -54,14 +56,17 @@ impl Parts {
             shared.metrics.clone(),
             shared.changes.clone(),
         );
-        let actuator = Arc::new(Actuator::new(
-            shared.client.clone(),
-            backends,
-            alerts.clone(),
-            shared.metrics.clone(),
-            heat.poke(),
-            dry_run || config.daemon.dry_run,
-        ));
+        let actuator = Arc::new(
+            Actuator::new(
+                shared.client.clone(),
+                backends,
+                alerts.clone(),
+                shared.metrics.clone(),
+                heat.poke(),
+                dry_run || config.daemon.dry_run,
+            )
+            .with_ledger(shared.ledger.clone()),
+        );
         let policy = config.planner_policy();
         Ok(Parts { config, policy, alerts, heat, actuator })
     }

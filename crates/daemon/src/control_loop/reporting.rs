@@ -7,7 +7,7 @@
 //! one alert, not one per pass. (The dispatcher's dedup window is the second
 //! line of defence, for conditions that flap.)
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::alerts::{Dispatcher, ObjectRef, Reason, ScalingEvent};
 use crate::telemetry::{GroupSizes, Metrics, ScaleUpFailure};
@@ -24,9 +24,12 @@ const POD_EVENTS_PER_PASS: usize = 50;
 pub struct Reporter {
     alerts_active: HashSet<String>,
     pods_reported: HashSet<PodKey>,
-    /// `group/member` whose node has been seen Ready; `None` until the first
-    /// pass, which only records (minions that were there at start-up did not join now).
-    joined: Option<HashSet<String>>,
+    /// Per group, the members whose node has been seen Ready. A group enters
+    /// the map at the first pass that has it, which only records (minions there
+    /// when heatscaler starts, or when a reload adds the group, did not join
+    /// now), and stays in it while a pass lacks it: after a reload the new Heat
+    /// poller has read no group yet, and its first reads are no news.
+    joined: HashMap<String, HashSet<String>>,
     groups_reported: BTreeSet<String>,
 }
 
@@ -91,22 +94,21 @@ impl Reporter {
     }
 
     fn minions_joined(&mut self, planned: &Planned, alerts: &Dispatcher) {
-        let mut ready_now = HashSet::new();
-        let mut new = Vec::new();
         for g in &planned.groups {
-            for m in &g.members {
-                let Some(node) = m.node_name.as_ref().filter(|n| planned.ready_nodes.contains(*n)) else { continue };
-                let key = format!("{}/{}", g.name, m.id);
-                if self.joined.as_ref().is_some_and(|j| !j.contains(&key)) {
-                    new.push((g.name.as_str(), m.id.as_str(), node.as_str()));
+            let ready_now: HashSet<String> = g
+                .members
+                .iter()
+                .filter(|m| m.node_name.as_ref().is_some_and(|n| planned.ready_nodes.contains(n)))
+                .map(|m| m.id.clone())
+                .collect();
+            if let Some(known) = self.joined.get(&g.name) {
+                for m in g.members.iter().filter(|m| ready_now.contains(&m.id) && !known.contains(&m.id)) {
+                    let node = m.node_name.as_deref().unwrap_or_default();
+                    alerts.dispatch(ScalingEvent::minion_joined(ObjectRef::node(node), &g.name, &m.id));
                 }
-                ready_now.insert(key);
             }
+            self.joined.insert(g.name.clone(), ready_now);
         }
-        for (group, member, node) in new {
-            alerts.dispatch(ScalingEvent::minion_joined(ObjectRef::node(node), group, member));
-        }
-        self.joined = Some(ready_now);
     }
 }
 
@@ -168,5 +170,93 @@ fn events(alert: &Alert, memory: &Memory, metrics: &Metrics) -> Vec<ScalingEvent
             "its node is not Ready (registered longer than max-node-provision-time ago); not counted as capacity; \
              removed once unneeded and not Ready for scale-down.unready-time",
         )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::alerts::{EventSink, RetryPolicy, Severity, SinkError, SinkPolicy};
+    use heatscaler_core::model::{GroupState, Member};
+    use heatscaler_core::planner::Plan;
+
+    #[derive(Default)]
+    struct Captured(Mutex<Vec<ScalingEvent>>);
+
+    impl EventSink for Captured {
+        fn publish<'a>(&'a self, event: &'a ScalingEvent) -> BoxFuture<'a, Result<(), SinkError>> {
+            self.0.lock().unwrap().push(event.clone());
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn planned(members: &[&str]) -> Planned {
+        let group = GroupState {
+            name: "workers".into(),
+            desired: members.len() as u32,
+            min_size: 0,
+            max_size: 10,
+            members: members
+                .iter()
+                .map(|m| Member {
+                    id: m.to_string(),
+                    node_name: Some(format!("n-{m}")),
+                    status: MemberStatus::Complete,
+                    created: None,
+                })
+                .collect(),
+            stack_busy: false,
+            template: None,
+            price_per_hour: 0.0,
+            priority: 0,
+        };
+        Planned {
+            plan: Plan { actions: vec![], explanation: Default::default(), memory: Memory::default() },
+            groups: if members.is_empty() { vec![] } else { vec![group] },
+            unschedulable_pods: 0,
+            ready_nodes: members.iter().map(|m| format!("n-{m}")).collect(),
+            nodes: members.len(),
+            pods: 0,
+            status_writes: vec![],
+        }
+    }
+
+    /// After a SIGHUP the new Heat poller has read no group yet: a pass
+    /// without the group, then passes with it again. Nobody joined.
+    #[tokio::test]
+    async fn a_reload_does_not_announce_every_minion_again_a_new_one_is() {
+        let captured = Arc::new(Captured::default());
+        let policy = SinkPolicy {
+            name: "capture".into(),
+            min_severity: Severity::Info,
+            include_details: true,
+            queue_capacity: 100,
+            dedup_window: Duration::ZERO,
+            timeout: Duration::from_secs(1),
+            retry: RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_millis(10), max_attempts: 1 },
+        };
+        let metrics = Arc::new(Metrics::new());
+        let sink: Arc<dyn EventSink> = captured.clone();
+        let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, metrics.clone());
+        let mut reporter = Reporter::new();
+        let memory = Memory::default();
+        for pass in [planned(&["0", "1"]), planned(&[]), planned(&["0", "1"]), planned(&["0", "1", "2"])] {
+            reporter.report(&pass, &memory, &alerts, &metrics);
+        }
+        alerts.shutdown(Duration::from_secs(1)).await;
+        let joined: Vec<String> = captured
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.reason == Reason::MinionJoined)
+            .map(|e| e.fields["member"].clone())
+            .collect();
+        assert_eq!(joined, ["2"], "only the minion that really joined");
     }
 }

@@ -50,6 +50,20 @@ impl HeatPoke {
 struct Shared {
     reads: BTreeMap<String, GroupRead>,
     errors: BTreeMap<String, String>,
+    /// Since when each failing group has failed without a good read in between, and why.
+    failing: BTreeMap<String, (Instant, &'static str)>,
+    /// Since when each busy group's stack has been read busy without a break.
+    busy_since: BTreeMap<String, Instant>,
+}
+
+/// A group whose reads have failed without a break.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failing {
+    pub group: String,
+    pub since: Instant,
+    /// `GroupError::reason` of the latest failure.
+    pub reason: &'static str,
+    pub error: String,
 }
 
 /// The poller and what it read. Dropping it stops the poller.
@@ -92,6 +106,26 @@ impl HeatObserver {
     /// Groups whose latest read failed, with the error.
     pub fn errors(&self) -> BTreeMap<String, String> {
         self.shared.lock().expect("heat reads lock").errors.clone()
+    }
+
+    /// Groups whose stack is busy, with since when it has been seen busy.
+    pub fn busy_since(&self) -> BTreeMap<String, Instant> {
+        self.shared.lock().expect("heat reads lock").busy_since.clone()
+    }
+
+    /// Groups whose reads fail, with since when.
+    pub fn failing(&self) -> Vec<Failing> {
+        let shared = self.shared.lock().expect("heat reads lock");
+        shared
+            .failing
+            .iter()
+            .map(|(group, (since, reason))| Failing {
+                group: group.clone(),
+                since: *since,
+                reason,
+                error: shared.errors.get(group).cloned().unwrap_or_default(),
+            })
+            .collect()
     }
 
     /// Waits (at most `timeout`) for a read that started after our latest own
@@ -165,9 +199,15 @@ impl Poller {
             match result {
                 Ok(snapshot) => {
                     busy |= snapshot.busy;
+                    if snapshot.busy {
+                        shared.busy_since.entry(group.clone()).or_insert_with(Instant::now);
+                    } else {
+                        shared.busy_since.remove(&group);
+                    }
                     if shared.errors.remove(&group).is_some() {
                         tracing::info!(%group, "Heat is readable again");
                     }
+                    shared.failing.remove(&group);
                     let same = shared.reads.get(&group).is_some_and(|old| same_state(&old.snapshot, &snapshot));
                     changed |= !same;
                     shared.reads.insert(group, GroupRead { snapshot, at: Instant::now() });
@@ -175,6 +215,8 @@ impl Poller {
                 Err(e) => {
                     failed = true;
                     let text = e.to_string();
+                    let reason = e.reason();
+                    shared.failing.entry(group.clone()).or_insert((Instant::now(), reason)).1 = reason;
                     if shared.errors.get(&group) != Some(&text) {
                         tracing::warn!(%group, error = %text, "reading the group from Heat failed; retrying");
                     }

@@ -37,7 +37,8 @@ impl Default for HealthOptions {
 }
 
 /// A cheap, cloneable handle shared by the main loop (writer) and the HTTP
-/// server and watchdog (readers). Lock-free: reading it never waits on the loop.
+/// server and watchdog (readers). Lock-free but for the list of degraded
+/// parts, whose lock is held only to copy it: reading never waits on the loop.
 #[derive(Clone, Debug)]
 pub struct Health {
     inner: Arc<Inner>,
@@ -52,6 +53,10 @@ struct Inner {
     kubernetes_synced: AtomicBool,
     heat_synced: AtomicBool,
     leadership: AtomicU8,
+    /// Lasting problems that do not make the daemon unready (one group's
+    /// Heat stack unreadable): shown in the `/readyz` body. A lock held only
+    /// to copy a few lines.
+    degraded: std::sync::Mutex<Vec<String>>,
 }
 
 /// Whether this replica holds the leader lease.
@@ -103,6 +108,8 @@ pub struct Readiness {
     /// What readiness still waits for, in words for the `/readyz` body.
     pub waiting_for: Vec<&'static str>,
     pub leadership: Leadership,
+    /// What works only in part, in words (`node group gpu: ...`).
+    pub degraded: Vec<String>,
 }
 
 impl Health {
@@ -115,6 +122,7 @@ impl Health {
                 kubernetes_synced: AtomicBool::new(false),
                 heat_synced: AtomicBool::new(false),
                 leadership: AtomicU8::new(Leadership::NotElected.to_u8()),
+                degraded: std::sync::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -134,6 +142,11 @@ impl Health {
     /// The Heat stacks of every node group have been read once.
     pub fn mark_heat_synced(&self) {
         self.inner.heat_synced.store(true, Ordering::Relaxed);
+    }
+
+    /// Replaces the list of lasting partial failures.
+    pub fn set_degraded(&self, degraded: Vec<String>) {
+        *self.inner.degraded.lock().expect("degraded lock") = degraded;
     }
 
     pub fn set_leadership(&self, leadership: Leadership) {
@@ -171,7 +184,8 @@ impl Health {
         if !self.liveness_at(now).alive {
             waiting_for.push("a main loop heartbeat (the loop is stuck)");
         }
-        Readiness { ready: waiting_for.is_empty(), waiting_for, leadership: self.leadership() }
+        let degraded = self.inner.degraded.lock().expect("degraded lock").clone();
+        Readiness { ready: waiting_for.is_empty(), waiting_for, leadership: self.leadership(), degraded }
     }
 }
 

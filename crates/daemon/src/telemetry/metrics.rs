@@ -120,6 +120,7 @@ pub struct Metrics {
     group_size: Family<GroupStateLabels, Gauge>,
     group_min_size: Family<GroupLabels, Gauge>,
     group_max_size: Family<GroupLabels, Gauge>,
+    openstack_failing: Family<GroupReasonLabels, Gauge>,
     unschedulable_pods: Gauge,
     scaled_up_nodes: Family<GroupLabels, Counter>,
     scale_up_duration: HistogramFamily<GroupLabels>,
@@ -180,6 +181,7 @@ impl Metrics {
         let m = Self {
             group_size: Family::default(),
             group_min_size: Family::default(),
+            openstack_failing: Family::default(),
             group_max_size: Family::default(),
             unschedulable_pods: Gauge::default(),
             scaled_up_nodes: Family::default(),
@@ -213,6 +215,12 @@ impl Metrics {
             m.group_size.clone(),
         );
         r.register("node_group_min_size", "Configured minimum size of a node group", m.group_min_size.clone());
+        r.register(
+            "openstack_failing",
+            "1 while reading a node group from Heat (Keystone included) has failed for longer than \
+             openstack.failure-alert-after, by the kind of failure",
+            m.openstack_failing.clone(),
+        );
         r.register("node_group_max_size", "Configured maximum size of a node group", m.group_max_size.clone());
         r.register(
             "unschedulable_pods",
@@ -321,6 +329,16 @@ impl Metrics {
         let l = GroupLabels { group: group.into() };
         self.group_min_size.get_or_create(&l).set(gauge_value(min));
         self.group_max_size.get_or_create(&l).set(gauge_value(max));
+    }
+
+    /// A group's lasting OpenStack failure of this kind starts (`true`) or ends.
+    pub fn set_openstack_failing(&self, group: &str, reason: &'static str, failing: bool) {
+        let labels = GroupReasonLabels { group: group.into(), reason };
+        if failing {
+            self.openstack_failing.get_or_create(&labels).set(1);
+        } else {
+            self.openstack_failing.remove(&labels);
+        }
     }
 
     /// Removes a group's gauges when it leaves the configuration (on reload).

@@ -91,11 +91,14 @@ async fn healthz(State(s): State<AppState>) -> Response {
 
 async fn readyz(State(s): State<AppState>) -> Response {
     let r = s.health.readiness();
-    let body = if r.ready {
+    let mut body = if r.ready {
         format!("ready ({})\n", r.leadership.as_str())
     } else {
         format!("not ready: waiting for {} ({})\n", r.waiting_for.join(", "), r.leadership.as_str())
     };
+    for problem in &r.degraded {
+        body.push_str(&format!("degraded: {problem}\n"));
+    }
     (if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, text(body)).into_response()
 }
 

@@ -1,7 +1,7 @@
 use crate::model::{Member, MemberStatus, Timestamp};
 
 use super::super::action::RemovalCause;
-use super::super::explain::{NodeStatus, PodOutcome, RemovalStep, RollbackReason};
+use super::super::explain::{Alert, NodeStatus, PodOutcome, RemovalStep, RollbackReason};
 use super::super::members::verify_drained;
 use super::super::protocol::{NodePatch, Phase, RemovalKind, RemovalRecord, removal_taint};
 use super::*;
@@ -169,6 +169,60 @@ fn a_drained_node_is_taken_back_when_pending_pods_fit_it() {
     assert!(scale_ups(&plan).is_empty());
     assert!(matches!(&plan.actions[..], [Action::RollBackRemoval(rb)] if rb.node == "w-1" && rb.uncordon));
     assert_eq!(plan.explanation.pod(&w.pod_mut("web-0").key()), Some(&PodOutcome::ReclaimsNode { node: "w-1".into() }));
+}
+
+/// As on a real cluster: the node controller adds `node.kubernetes.io/unschedulable:NoSchedule`
+/// to a cordoned node. The node is still taken back (uncordoning removes that taint too), not
+/// left to the cooldown while a new minion boots.
+#[test]
+fn a_drained_node_with_the_control_planes_unschedulable_taint_is_taken_back() {
+    let mut w = cluster();
+    w.snap.pods.retain(|p| p.name != "db-1");
+    let (started, drained) = (w.ago(60), w.ago(30));
+    mark(&mut w, "w-1", Phase::Drained, started, Some(drained));
+    w.node_mut("w-1").taints.push(crate::model::Taint {
+        key: super::super::protocol::UNSCHEDULABLE_TAINT.into(),
+        value: None,
+        effect: crate::model::TaintEffect::NoSchedule,
+    });
+    w.pod("busy-1", Some("w-2"), 3800, GI);
+    w.pending("web-0", 3000, GI);
+    let plan = w.plan();
+    assert!(scale_ups(&plan).is_empty(), "no boot: {:?}", plan.actions);
+    assert!(matches!(&plan.actions[..], [Action::RollBackRemoval(rb)] if rb.node == "w-1" && rb.uncordon));
+    // The rollback restores what the removal changed: both taints go, the node is schedulable.
+    let Action::RollBackRemoval(rb) = &plan.actions[0] else { unreachable!() };
+    rb.patch().apply(w.node_mut("w-1"));
+    let node = w.node_mut("w-1");
+    assert!(node.taints.is_empty() && node.annotations.is_empty() && !node.unschedulable, "{node:?}");
+}
+
+/// After a restart (fresh memory), a minion whose removal was sent: Heat deletes its server, so
+/// its node goes NotReady, and the member may no longer map to the node at all. Neither is a
+/// failed provisioning.
+#[test]
+fn a_minion_being_removed_is_not_reported_as_a_failed_provisioning() {
+    let failures = |plan: &Plan| {
+        plan.explanation
+            .alerts
+            .iter()
+            .filter(|a| matches!(a, Alert::ProvisioningFailed { .. } | Alert::NodeUnready { .. }))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let mut w = cluster();
+    w.snap.pods.retain(|p| p.name != "db-1");
+    let t = w.ago(300);
+    mark(&mut w, "w-1", Phase::Removing, t, Some(t));
+    w.node_mut("w-1").ready = false;
+    let plan = w.plan();
+    assert_eq!(failures(&plan), vec![], "node NotReady");
+    assert!(!removals(&plan).is_empty(), "the removal is still asked of Heat: {:?}", plan.actions);
+    // The server is gone: the member no longer joins its node.
+    w.group_mut("workers").members.iter_mut().find(|m| m.id == "w-1").unwrap().node_name = None;
+    let plan = w.plan();
+    assert_eq!(failures(&plan), vec![], "member without node");
+    assert!(!removals(&plan).is_empty(), "the removal is still asked of Heat: {:?}", plan.actions);
 }
 
 #[test]

@@ -124,6 +124,7 @@ pub(crate) async fn read(
         stack: stack_ref,
         stack_status: stack.stack_status.clone(),
         stack_status_reason: stack.stack_status_reason.clone().unwrap_or_default(),
+        updated: stack.updated_time.clone(),
         busy,
         desired,
         members,
@@ -193,14 +194,25 @@ fn member_from(r: &Resource, children: &[Resource]) -> HeatMember {
 }
 
 async fn fill_node_names(heat: &HeatClient, own: &[Resource], members: &mut [HeatMember]) {
-    let lookups: Vec<(usize, crate::cloud::heat::StackRef)> =
-        own.iter().enumerate().filter_map(|(i, r)| r.nested_stack().map(|s| (i, s))).collect();
+    // A member Heat is deleting has no node to find, and its stack may be gone
+    // by the time its output is asked for: not worth a lookup, nor a warning.
+    let lookups: Vec<(usize, crate::cloud::heat::StackRef)> = own
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| members[*i].status != MemberStatus::Deleting)
+        .filter_map(|(i, r)| r.nested_stack().map(|s| (i, s)))
+        .collect();
     let names: Vec<(usize, Option<String>)> = futures::stream::iter(lookups)
         .map(|(i, s)| async move {
             let name = match heat.stack_output(&s, NODE_NAME_OUTPUT).await {
                 Ok(o) => o.output_value.as_str().map(str::to_string),
+                // Deleted between the listing and this read (a removal at work).
+                Err(e) if e.is_not_found() => {
+                    tracing::debug!(stack = %s, error = %e, "member stack gone before its {NODE_NAME_OUTPUT} output was read");
+                    None
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "member has no readable {NODE_NAME_OUTPUT} output");
+                    tracing::warn!(stack = %s, error = %e, "member has no readable {NODE_NAME_OUTPUT} output");
                     None
                 }
             };

@@ -11,6 +11,7 @@ mod mapping;
 mod members;
 mod resource_group;
 pub mod victims;
+mod wiring;
 
 use std::future::Future;
 use std::time::Duration;
@@ -19,6 +20,7 @@ pub use autoscaling_group::AutoscalingGroupBackend;
 pub use mapping::{GROUP_LABEL, MemberJoin, NodeIdentity, join_members};
 pub use members::{HeatMember, NodeKey, member_status};
 pub use resource_group::ResourceGroupBackend;
+pub use wiring::WiringError;
 
 use super::CloudError;
 use super::heat::{HeatClient, StackRef};
@@ -32,6 +34,8 @@ pub struct GroupSnapshot {
     pub stack: StackRef,
     pub stack_status: String,
     pub stack_status_reason: String,
+    /// When Heat last started updating the stack: changes with every update.
+    pub updated: Option<String>,
     /// The stack, the group resource, a scaling policy or a member is `*_IN_PROGRESS`.
     pub busy: bool,
     /// The size Heat is asked to keep.
@@ -43,6 +47,11 @@ pub struct GroupSnapshot {
 }
 
 impl GroupSnapshot {
+    /// Whether the stack has this parameter.
+    pub fn has_parameter(&self, name: &str) -> bool {
+        self.parameters.contains_key(name)
+    }
+
     pub fn member(&self, name: &str) -> Option<&HeatMember> {
         self.members.iter().find(|m| m.name == name)
     }
@@ -124,11 +133,44 @@ pub enum GroupError {
     OutOfRange { group: String, size: i64, min: u32, max: u32 },
     #[error("group {group}: {reason}")]
     Refused { group: String, reason: String },
+    #[error(
+        "group {group}: removal from stack {stack} is not wired: {source}. Nothing is removed from this group until \
+         resource {resource} has `removal_policies: [{{resource_list: {{get_param: {parameter}}}}}]` in the stack's \
+         template (or backend.removal-parameter names the parameter its removal_policies use)"
+    )]
+    NotWired {
+        group: String,
+        stack: String,
+        resource: String,
+        parameter: String,
+        /// Boxed: Heat's error inside is large, and every `Result` of a group carries this type.
+        #[source]
+        source: Box<WiringError>,
+    },
     #[error("group {group}: Heat would delete {predicted:?}, not the requested {requested:?}; nothing was removed")]
     VictimMismatch { group: String, requested: Vec<String>, predicted: Vec<String> },
 }
 
 impl GroupError {
+    /// What kind of failure this is, for the `reason` label of metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GroupError::Cloud { source, .. } => match source {
+                CloudError::AuthFailed { .. } | CloudError::Unauthorized { .. } => "keystone_rejected",
+                CloudError::KeystoneUnreachable { .. } | CloudError::Keystone { .. } => "keystone_unavailable",
+                CloudError::NoEndpoint { .. } | CloudError::Config(_) => "configuration",
+                CloudError::NotFound { .. } => "stack_not_found",
+                CloudError::Unreachable { .. } | CloudError::Timeout { .. } => "heat_unreachable",
+                CloudError::Server { .. } | CloudError::Unexpected { .. } | CloudError::BadResponse { .. } => {
+                    "heat_error"
+                }
+                CloudError::Conflict { .. } | CloudError::BadRequest { .. } => "heat_refused",
+            },
+            GroupError::Layout { .. } | GroupError::NotWired { .. } => "stack_layout",
+            _ => "refused",
+        }
+    }
+
     pub(crate) fn cloud(group: &str) -> impl FnOnce(CloudError) -> GroupError + '_ {
         move |source| GroupError::Cloud { group: group.to_string(), source }
     }
@@ -166,6 +208,13 @@ pub trait NodeGroupBackend: Send + Sync {
                 plan.to
             ),
         })
+    }
+
+    /// Checks, as Heat resolves the stack, that removing named members really
+    /// removes those (and not others). Called before any node is marked for a
+    /// removal; layouts whose removal needs no wiring have nothing to check.
+    fn verify_removal(&self, _snapshot: &GroupSnapshot) -> impl Future<Output = Result<(), GroupError>> + Send {
+        async { Ok(()) }
     }
 
     /// Carries a plan out. Re-reads the stack first and sends nothing while it is
@@ -283,6 +332,9 @@ impl NodeGroupBackend for Backend {
     }
     async fn apply(&self, plan: &SizeChange) -> Result<(), GroupError> {
         delegate!(self, b => b.apply(plan).await)
+    }
+    async fn verify_removal(&self, snapshot: &GroupSnapshot) -> Result<(), GroupError> {
+        delegate!(self, b => b.verify_removal(snapshot).await)
     }
     fn predicted_victims(&self, snapshot: &GroupSnapshot, n: u32) -> Result<Vec<String>, GroupError> {
         delegate!(self, b => b.predicted_victims(snapshot, n))

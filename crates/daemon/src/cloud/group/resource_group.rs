@@ -12,6 +12,7 @@
 
 use serde_json::json;
 
+use super::wiring::{Definition, WiringError, WiringKey};
 use super::{GroupError, GroupSnapshot, HeatChange, NodeGroupBackend, SizeChange, members};
 use super::{check_members, check_not_busy, check_range};
 use crate::cloud::heat::HeatClient;
@@ -23,15 +24,27 @@ const GROUP_TYPE: &str = "OS::Heat::ResourceGroup";
 pub struct ResourceGroupBackend {
     heat: HeatClient,
     config: NodeGroupConfig,
+    /// Heat's last answer on the removal wiring, and the stack definition it was for.
+    wired: std::sync::Mutex<Option<(WiringKey, Result<(), String>)>>,
 }
 
 impl ResourceGroupBackend {
     pub fn new(heat: HeatClient, config: NodeGroupConfig) -> Self {
-        ResourceGroupBackend { heat, config }
+        ResourceGroupBackend { heat, config, wired: std::sync::Mutex::new(None) }
     }
 
     fn count_parameter(&self) -> &str {
         self.config.backend.count_parameter.as_deref().unwrap_or("count")
+    }
+
+    fn not_wired(&self, snapshot: &GroupSnapshot, parameter: &str, source: WiringError) -> GroupError {
+        GroupError::NotWired {
+            group: self.config.name.clone(),
+            stack: snapshot.stack.name.clone(),
+            resource: self.config.backend.resource.clone(),
+            parameter: parameter.to_string(),
+            source: Box::new(source),
+        }
     }
 
     fn removal_parameter(&self) -> Result<&str, GroupError> {
@@ -128,6 +141,40 @@ impl NodeGroupBackend for ResourceGroupBackend {
         })
     }
 
+    /// Asked of Heat before the first removal and again whenever the stack's
+    /// template, files or environment changed (see `wiring`); Heat's answer,
+    /// either way, holds until then.
+    async fn verify_removal(&self, snapshot: &GroupSnapshot) -> Result<(), GroupError> {
+        let removal = self.removal_parameter()?;
+        let group = self.config.name.as_str();
+        let definition = Definition::read(&self.heat, &snapshot.stack).await.map_err(GroupError::cloud(group))?;
+        let key = definition.key(self.count_parameter(), removal);
+        let known = self.wired.lock().expect("wiring lock").as_ref().filter(|(k, _)| k == &key).map(|(_, v)| v.clone());
+        let answer = match known {
+            Some(answer) => answer,
+            None => {
+                let resource = &self.config.backend.resource;
+                let answer = definition.check(&self.heat, resource, self.count_parameter(), removal).await;
+                if matches!(answer, Err(WiringError::Preview(_))) {
+                    // Heat could not answer now: ask again next time.
+                    return Err(self.not_wired(snapshot, removal, answer.unwrap_err()));
+                }
+                let answer = answer.map_err(|e| e.to_string());
+                match &answer {
+                    Ok(()) => {
+                        tracing::info!(group, stack = %snapshot.stack, parameter = removal, "Heat confirms the removal wiring")
+                    }
+                    Err(e) => {
+                        tracing::error!(group, stack = %snapshot.stack, parameter = removal, error = %e, "the removal parameter is not wired")
+                    }
+                }
+                *self.wired.lock().expect("wiring lock") = Some((key, answer.clone()));
+                answer
+            }
+        };
+        answer.map_err(|problem| self.not_wired(snapshot, removal, WiringError::Known(problem)))
+    }
+
     fn predicted_victims(&self, _snapshot: &GroupSnapshot, _n: u32) -> Result<Vec<String>, GroupError> {
         Err(GroupError::Refused {
             group: self.config.name.clone(),
@@ -154,6 +201,9 @@ impl NodeGroupBackend for ResourceGroupBackend {
                     now.desired, plan.from
                 ),
             });
+        }
+        if !plan.victims.is_empty() {
+            self.verify_removal(&now).await?;
         }
         tracing::info!(group = %self.config.name, stack = %now.stack, %plan, "updating stack");
         self.heat.update_parameters(&now.stack, parameters).await.map_err(GroupError::cloud(&self.config.name))

@@ -115,6 +115,32 @@ impl HeatClient {
         self.get(&op, &["stacks", &stack.name, &stack.id, "template"], &[]).await
     }
 
+    /// The stack's environment as Heat stores it (`GET .../environment`): the
+    /// resource registry and the parameters it was last given. Heat masks
+    /// hidden parameters as `******`.
+    pub async fn environment(&self, stack: &StackRef) -> Result<serde_json::Value, CloudError> {
+        let op = format!("show environment of stack {stack}");
+        self.get(&op, &["stacks", &stack.name, &stack.id, "environment"], &[]).await
+    }
+
+    /// The files the stack's template refers to (nested templates), by name.
+    pub async fn files(&self, stack: &StackRef) -> Result<serde_json::Map<String, serde_json::Value>, CloudError> {
+        let op = format!("show files of stack {stack}");
+        self.get(&op, &["stacks", &stack.name, &stack.id, "files"], &[]).await
+    }
+
+    /// Previews creating a stack (`POST /stacks/preview`): Heat parses and
+    /// validates everything and resolves each resource as it would create it,
+    /// creating nothing. Nested stacks come back as nested lists.
+    pub async fn preview_stack(&self, new: &NewStack) -> Result<serde_json::Value, CloudError> {
+        let op = format!("preview stack {}", new.name);
+        let url = self.url(&["stacks", "preview"], &[]).await?;
+        let mut body = stack_body(new);
+        body["stack_name"] = json!(new.name);
+        let bytes = self.cloud.call(&op, Method::POST, &url, Some(&body), true).await?;
+        parse(&op, &bytes)
+    }
+
     /// Updates a stack keeping its template and environment (`PATCH`, Heat's
     /// "existing" update) with the given parameters changed.
     ///
