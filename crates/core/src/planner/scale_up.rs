@@ -17,7 +17,7 @@ use super::expander;
 use super::explain::{Alert, Explanation, GroupRejection, GroupVerdict, Note, OptionScore, PodExplanation, PodOutcome};
 use super::index::{GroupIx, NodeIx, Table};
 use super::limits::{Headroom, capacity};
-use super::protocol::{Phase, REMOVAL_TAINT, RemovalState};
+use super::protocol::{CA_REMOVAL_TAINT, Phase, REMOVAL_TAINT, RemovalState};
 use super::provisioning::GroupView;
 use super::resize::{Relief, ScaleUpInput, cpu_memory};
 use super::scheduling::{Placer, SchedNode, check, fits};
@@ -242,7 +242,9 @@ fn reclaim_drained<'a>(
             continue;
         }
         let mut node = cx.ix.sched_node(i);
-        node.taints = Cow::Owned(node.taints.iter().filter(|t| t.key != REMOVAL_TAINT).cloned().collect());
+        // Given back, it loses both removal taints (ours and cluster-autoscaler's).
+        let kept = node.taints.iter().filter(|t| t.key != REMOVAL_TAINT && t.key != CA_REMOVAL_TAINT);
+        node.taints = Cow::Owned(kept.cloned().collect());
         node.unschedulable = record.cordoned_before;
         nodes.push(node);
         index.push(i);
