@@ -1,6 +1,7 @@
 //! What a pass tells operators beyond its actions: the planner's alerts
 //! (failed provisioning, drift, pods no group can host), new minions, pods that
-//! trigger no scale-up, and the group and pending-pod gauges.
+//! trigger no scale-up, nodes kept although they are scale-down candidates
+//! (`ScaleDownBlocked`), and the group and pending-pod gauges.
 //!
 //! Alerts are latched: one is sent when its condition appears and again only
 //! after it has cleared and come back, so a condition that lasts an hour is
@@ -13,7 +14,7 @@ use crate::alerts::{Dispatcher, ObjectRef, Reason, ScalingEvent};
 use crate::telemetry::{GroupSizes, Metrics, ScaleUpFailure};
 use heatscaler_core::model::{MemberStatus, PodKey};
 use heatscaler_core::planner::Memory;
-use heatscaler_core::planner::explain::{Alert, PodOutcome, ProvisioningFailure};
+use heatscaler_core::planner::explain::{Alert, Hold, NodeStatus, PodOutcome, ProvisioningFailure};
 
 use super::planning::Planned;
 
@@ -28,6 +29,8 @@ pub struct Reporter {
     /// pass, which only records (minions that were there at start-up did not join now).
     joined: Option<HashSet<String>>,
     groups_reported: BTreeSet<String>,
+    /// `node: why` of the `ScaleDownBlocked` Events sent and still holding.
+    blocked_reported: HashSet<String>,
 }
 
 impl Reporter {
@@ -65,6 +68,22 @@ impl Reporter {
             pending.insert(p.pod.clone());
         }
         self.pods_reported = pending;
+        self.scale_down_blocked(planned, alerts);
+    }
+
+    /// One `ScaleDownBlocked` per node and reason while it holds (latched like
+    /// the alerts): a node kept for the same reason pass after pass is one Event.
+    fn scale_down_blocked(&mut self, planned: &Planned, alerts: &Dispatcher) {
+        let mut holding = HashSet::new();
+        for n in &planned.plan.explanation.nodes {
+            let (Some(why), Some(group)) = (blocked_reason(&n.status), n.group.as_deref()) else { continue };
+            let key = format!("{}: {why}", n.node);
+            if !self.blocked_reported.contains(&key) {
+                alerts.dispatch(ScalingEvent::scale_down_blocked(ObjectRef::node(&n.node), group, &why));
+            }
+            holding.insert(key);
+        }
+        self.blocked_reported = holding;
     }
 
     fn group_metrics(&mut self, planned: &Planned, metrics: &Metrics) {
@@ -107,6 +126,20 @@ impl Reporter {
             alerts.dispatch(ScalingEvent::minion_joined(ObjectRef::node(node), group, member));
         }
         self.joined = Some(ready_now);
+    }
+}
+
+/// Why a scale-down candidate is kept, when that is something an operator may
+/// want to change: a pod that cannot move, an exhausted budget, the group's
+/// min size, scale-down switched off. Waiting for `unneeded-time`, cool-downs
+/// and per-step limits pass by themselves and are not reported.
+fn blocked_reason(status: &NodeStatus) -> Option<String> {
+    match status {
+        NodeStatus::PodBlocks { .. } | NodeStatus::PdbBlocks { .. } => Some(status.to_string()),
+        NodeStatus::Unneeded { held: Some(h @ (Hold::GroupAtMinSize { .. } | Hold::ScaleDownDisabled)), .. } => {
+            Some(h.to_string())
+        }
+        _ => None,
     }
 }
 
@@ -168,5 +201,104 @@ fn events(alert: &Alert, memory: &Memory, metrics: &Metrics) -> Vec<ScalingEvent
             "its node is not Ready (registered longer than max-node-provision-time ago); not counted as capacity; \
              removed once unneeded and not Ready for scale-down.unready-time",
         )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use futures::future::BoxFuture;
+    use heatscaler_core::model::{PodKey, Timestamp};
+    use heatscaler_core::planner::Plan;
+    use heatscaler_core::planner::explain::{BlockReason, Explanation, NodeExplanation};
+
+    use super::*;
+    use crate::alerts::{EventSink, RetryPolicy, Severity, SinkError, SinkPolicy};
+
+    #[derive(Default)]
+    struct Captured(Mutex<Vec<ScalingEvent>>);
+
+    impl EventSink for Captured {
+        fn publish<'a>(&'a self, event: &'a ScalingEvent) -> BoxFuture<'a, Result<(), SinkError>> {
+            self.0.lock().unwrap().push(event.clone());
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn planned(nodes: Vec<(&str, NodeStatus)>) -> Planned {
+        let nodes = nodes
+            .into_iter()
+            .map(|(n, status)| NodeExplanation { node: n.into(), group: Some("workers".into()), status })
+            .collect();
+        Planned {
+            plan: Plan {
+                actions: Vec::new(),
+                explanation: Explanation { nodes, ..Explanation::default() },
+                memory: Memory::default(),
+            },
+            groups: Vec::new(),
+            unschedulable_pods: 0,
+            ready_nodes: Default::default(),
+            nodes: 0,
+            pods: 0,
+            status_writes: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn scale_down_blocked_is_sent_once_per_node_and_reason_while_it_holds() {
+        let metrics = Arc::new(Metrics::new());
+        let captured = Arc::new(Captured::default());
+        let policy = SinkPolicy {
+            name: "capture".into(),
+            min_severity: Severity::Info,
+            include_details: true,
+            queue_capacity: 100,
+            dedup_window: Duration::ZERO,
+            timeout: Duration::from_secs(1),
+            retry: RetryPolicy { initial: Duration::from_millis(1), max: Duration::from_millis(1), max_attempts: 1 },
+        };
+        let sink: Arc<dyn EventSink> = captured.clone();
+        let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, metrics.clone());
+        let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let at_min = NodeStatus::Unneeded { since: t, removable_at: t, held: Some(Hold::GroupAtMinSize { min: 2 }) };
+        let keeper = NodeStatus::PodBlocks {
+            pod: PodKey { namespace: "shop".into(), name: "db-0".into() },
+            reason: BlockReason::NotSafeToEvict,
+        };
+        let waiting = NodeStatus::Unneeded { since: t, removable_at: t, held: Some(Hold::UnneededTime) };
+        let mut reporter = Reporter::new();
+        let pass = planned(vec![("w-0", at_min.clone()), ("w-1", keeper.clone()), ("w-2", waiting)]);
+        for _ in 0..3 {
+            reporter.report(&pass, &Memory::default(), &alerts, &metrics);
+        }
+        // Cleared, then back: a new Event.
+        reporter.report(&planned(vec![("w-1", keeper)]), &Memory::default(), &alerts, &metrics);
+        reporter.report(&pass, &Memory::default(), &alerts, &metrics);
+        alerts.shutdown(Duration::from_secs(1)).await;
+
+        let sent: Vec<(String, String)> = captured
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.reason == Reason::ScaleDownBlocked)
+            .map(|e| (e.object.as_ref().unwrap().name.clone(), e.message.clone()))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                ("w-0".to_string(), "node is a scale-down candidate but cannot be removed: group at min size 2".into()),
+                (
+                    "w-1".to_string(),
+                    "node is a scale-down candidate but cannot be removed: pod shop/db-0 cannot be moved: annotated \
+                     safe-to-evict: false"
+                        .into()
+                ),
+                ("w-0".to_string(), "node is a scale-down candidate but cannot be removed: group at min size 2".into()),
+            ]
+        );
     }
 }
