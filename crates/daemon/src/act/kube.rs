@@ -60,7 +60,7 @@ impl KubeOps {
         &self.client
     }
 
-    async fn call<T, F, Fut>(&self, verb: KubeVerb, resource: KubeResource, f: F) -> Result<T, kube::Error>
+    pub(super) async fn call<T, F, Fut>(&self, verb: KubeVerb, resource: KubeResource, f: F) -> Result<T, kube::Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, kube::Error>>,
