@@ -8,7 +8,8 @@
 //! one alert, not one per pass. (The dispatcher's dedup window is the second
 //! line of defence, for conditions that flap.)
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use crate::alerts::{Dispatcher, ObjectRef, Reason, ScalingEvent};
 use crate::telemetry::{GroupSizes, Metrics, ScaleUpFailure};
@@ -29,9 +30,15 @@ pub struct Reporter {
     /// pass, which only records (minions that were there at start-up did not join now).
     joined: Option<HashSet<String>>,
     groups_reported: BTreeSet<String>,
-    /// `node: why` of the `ScaleDownBlocked` Events sent and still holding.
-    blocked_reported: HashSet<String>,
+    /// When a `ScaleDownBlocked` was last sent for each `node: why`.
+    blocked_reported: HashMap<String, Instant>,
 }
+
+/// The same `ScaleDownBlocked` (node and reason) is sent again after this
+/// long at the soonest, even if the condition cleared in between: a node's
+/// status flaps as other nodes come and go (a budget shared by the pass, a
+/// node on the way), and that is not news.
+const BLOCKED_RESEND: Duration = Duration::from_secs(3600);
 
 impl Reporter {
     pub fn new() -> Self {
@@ -68,22 +75,21 @@ impl Reporter {
             pending.insert(p.pod.clone());
         }
         self.pods_reported = pending;
-        self.scale_down_blocked(planned, alerts);
+        self.scale_down_blocked(planned, alerts, Instant::now());
     }
 
-    /// One `ScaleDownBlocked` per node and reason while it holds (latched like
-    /// the alerts): a node kept for the same reason pass after pass is one Event.
-    fn scale_down_blocked(&mut self, planned: &Planned, alerts: &Dispatcher) {
-        let mut holding = HashSet::new();
+    /// One `ScaleDownBlocked` per node and reason per [`BLOCKED_RESEND`]: a
+    /// node kept for the same reason pass after pass is one Event.
+    fn scale_down_blocked(&mut self, planned: &Planned, alerts: &Dispatcher, now: Instant) {
+        self.blocked_reported.retain(|_, sent| now.saturating_duration_since(*sent) < BLOCKED_RESEND);
         for n in &planned.plan.explanation.nodes {
             let (Some(why), Some(group)) = (blocked_reason(&n.status), n.group.as_deref()) else { continue };
             let key = format!("{}: {why}", n.node);
-            if !self.blocked_reported.contains(&key) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.blocked_reported.entry(key) {
                 alerts.dispatch(ScalingEvent::scale_down_blocked(ObjectRef::node(&n.node), group, &why));
+                slot.insert(now);
             }
-            holding.insert(key);
         }
-        self.blocked_reported = holding;
     }
 
     fn group_metrics(&mut self, planned: &Planned, metrics: &Metrics) {
@@ -207,7 +213,6 @@ fn events(alert: &Alert, memory: &Memory, metrics: &Metrics) -> Vec<ScalingEvent
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
     use futures::future::BoxFuture;
     use heatscaler_core::model::{PodKey, Timestamp};
@@ -271,12 +276,19 @@ mod tests {
         let waiting = NodeStatus::Unneeded { since: t, removable_at: t, held: Some(Hold::UnneededTime) };
         let mut reporter = Reporter::new();
         let pass = planned(vec![("w-0", at_min.clone()), ("w-1", keeper.clone()), ("w-2", waiting)]);
+        let t0 = Instant::now();
         for _ in 0..3 {
             reporter.report(&pass, &Memory::default(), &alerts, &metrics);
         }
-        // Cleared, then back: a new Event.
-        reporter.report(&planned(vec![("w-1", keeper)]), &Memory::default(), &alerts, &metrics);
-        reporter.report(&pass, &Memory::default(), &alerts, &metrics);
+        // Flapping (cleared, then back) within the resend interval: no new Event.
+        reporter.scale_down_blocked(&planned(vec![("w-1", keeper)]), &alerts, t0 + Duration::from_secs(60));
+        reporter.scale_down_blocked(&pass, &alerts, t0 + Duration::from_secs(120));
+        // Still holding an interval later: said again.
+        reporter.scale_down_blocked(
+            &planned(vec![("w-0", at_min)]),
+            &alerts,
+            t0 + BLOCKED_RESEND + Duration::from_secs(1),
+        );
         alerts.shutdown(Duration::from_secs(1)).await;
 
         let sent: Vec<(String, String)> = captured
