@@ -4,6 +4,7 @@
 #[cfg(feature = "simulator")]
 mod bench;
 mod check_config;
+mod docs;
 mod explain;
 mod groups;
 #[cfg(not(feature = "simulator"))]
@@ -73,7 +74,8 @@ pub enum Command {
     /// scaled up or down, which pods wait and for what — without acting.
     ///
     /// Uses the daemon's code: the watches' first list, a read of every node
-    /// group's stack, one planning pass (with a fresh memory: timers start now).
+    /// group's stack, one planning pass on the running leader's timers (from its
+    /// status ConfigMap; fresh ones when there is none).
     /// Node level only: pod-level decisions need the running daemon's usage history.
     Explain(explain::Args),
     /// Show each node group as Heat holds it (members, their nodes, failures),
@@ -84,6 +86,12 @@ pub enum Command {
     /// (peak RSS per cluster size) and the simulator (simulated hours per
     /// second) on this machine, and print the tables. Build with --release.
     Bench(bench::Args),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionArgs),
+
+    /// Print the man page heatscaler(8), or write every page with --dir.
+    Man(docs::ManArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -94,6 +102,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Explain(args) => explain::run(&cli.config, &cli.log, args),
         Command::Groups(args) => groups::run(&cli.config, &cli.log, args),
         Command::Bench(args) => bench::run(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     };
     match result {
         Ok(code) => code,
