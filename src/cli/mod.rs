@@ -32,7 +32,7 @@ use heatscaler_daemon::config::LogFormat;
 /// exactly the minions it drained when they are no longer needed, and resizes
 /// pod requests in place from observed usage — planned together.
 #[derive(Debug, Parser)]
-#[command(name = "heatscaler", version, about, long_about, propagate_version = true)]
+#[command(name = "heatscaler", version = env!("HEATSCALER_VERSION"), about, long_about, propagate_version = true)]
 pub struct Cli {
     /// Configuration file.
     #[arg(

@@ -10,5 +10,6 @@ mod module_graph;
 #[cfg(feature = "simulator")]
 mod simulate;
 mod systemd_unit;
+mod version;
 #[cfg(not(feature = "simulator"))]
 mod without_simulator;
