@@ -26,8 +26,10 @@ enum Command {
     /// would delete, and is refused where that cannot be known in advance
     /// (ResourceGroups: use `remove`).
     Scale {
+        /// The node group, by its name in the configuration (`node-groups[].name`).
         group: String,
-        #[arg(long)]
+        /// The number of members the group should have; within its min-size and max-size.
+        #[arg(long, value_name = "N")]
         to: u32,
         /// Print what would be sent to Heat, send nothing.
         #[arg(long)]
@@ -36,9 +38,12 @@ enum Command {
     /// Remove exactly these members (Heat resource names), in one stack update.
     /// heatscaler does not drain here: drain the nodes first.
     Remove {
+        /// The node group, by its name in the configuration (`node-groups[].name`).
         group: String,
+        /// Heat resource names of the members to remove (the MEMBER column of `groups`).
         #[arg(required = true)]
         members: Vec<String>,
+        /// Print the stack update that would remove them, send nothing.
         #[arg(long)]
         dry_run: bool,
     },
@@ -46,7 +51,12 @@ enum Command {
 
 pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode> {
     super::init_logging(log, "info", heatscaler_daemon::config::LogFormat::Text);
-    let config = heatscaler_daemon::config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Alerts are not sent from here: a sink whose secret is missing is a warning, not a stop.
+    let (config, unused) =
+        heatscaler_daemon::config::load_without(config_path, "alerts").map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(problems) = unused {
+        eprintln!("warning: the alerts section has problems (not used by `groups`; `run` refuses them):\n{problems}");
+    }
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
     runtime.block_on(async move {
         let openstack = config.openstack.as_ref().context("the configuration has no openstack section")?;

@@ -4,6 +4,7 @@
 //! cannot check, the simulator's module graph, and the paths its code and
 //! documents cite.
 
+mod cli;
 mod dependency_arrows;
 mod doc_paths;
 mod module_graph;
