@@ -30,6 +30,8 @@ pub struct Reporter {
     /// pass, which only records (minions that were there at start-up did not join now).
     joined: Option<HashSet<String>>,
     groups_reported: BTreeSet<String>,
+    /// `group/member` whose scale-up duration was recorded (once per member).
+    timed: HashSet<String>,
     /// When a `ScaleDownBlocked` was last sent for each `node: why`.
     blocked_reported: HashMap<String, Instant>,
 }
@@ -49,7 +51,7 @@ impl Reporter {
         let ex = &planned.plan.explanation;
         metrics.set_unschedulable_pods(planned.unschedulable_pods as u64);
         self.group_metrics(planned, metrics);
-        self.minions_joined(planned, alerts);
+        self.minions_joined(planned, alerts, metrics, heatscaler_core::model::Timestamp::now());
 
         let mut active = HashSet::new();
         for alert in &ex.alerts {
@@ -115,15 +117,33 @@ impl Reporter {
         self.groups_reported = seen;
     }
 
-    fn minions_joined(&mut self, planned: &Planned, alerts: &Dispatcher) {
+    /// `MinionJoined` for each member whose node became Ready since the last
+    /// pass, and `heatscaler_scale_up_duration_seconds` for it — from Heat's
+    /// creation of the member to that pass — once per member (a node that
+    /// goes NotReady and comes back is no new scale-up).
+    fn minions_joined(
+        &mut self,
+        planned: &Planned,
+        alerts: &Dispatcher,
+        metrics: &Metrics,
+        now: heatscaler_core::model::Timestamp,
+    ) {
         let mut ready_now = HashSet::new();
+        let mut listed = HashSet::new();
         let mut new = Vec::new();
         for g in &planned.groups {
             for m in &g.members {
-                let Some(node) = m.node_name.as_ref().filter(|n| planned.ready_nodes.contains(*n)) else { continue };
                 let key = format!("{}/{}", g.name, m.id);
+                listed.insert(key.clone());
+                let Some(node) = m.node_name.as_ref().filter(|n| planned.ready_nodes.contains(*n)) else { continue };
                 if self.joined.as_ref().is_some_and(|j| !j.contains(&key)) {
                     new.push((g.name.as_str(), m.id.as_str(), node.as_str()));
+                    if let Some(created) = m.created
+                        && self.timed.insert(key.clone())
+                    {
+                        let took = now.duration_since(created);
+                        metrics.observe_scale_up_duration(&g.name, took.try_into().unwrap_or_default());
+                    }
                 }
                 ready_now.insert(key);
             }
@@ -132,6 +152,7 @@ impl Reporter {
             alerts.dispatch(ScalingEvent::minion_joined(ObjectRef::node(node), group, member));
         }
         self.joined = Some(ready_now);
+        self.timed.retain(|k| listed.contains(k));
     }
 }
 
@@ -312,5 +333,51 @@ mod tests {
                 ("w-0".to_string(), "node is a scale-down candidate but cannot be removed: group at min size 2".into()),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn scale_up_duration_is_recorded_once_when_a_new_minion_becomes_ready() {
+        use heatscaler_core::model::{GroupState, Member, MemberStatus};
+        let metrics = Arc::new(Metrics::new());
+        let alerts = Dispatcher::with_sinks(Vec::new(), Duration::ZERO, metrics.clone());
+        let now = Timestamp::now();
+        let member = |id: &str, ready: bool| Member {
+            id: id.into(),
+            node_name: ready.then(|| format!("w-{id}")),
+            status: MemberStatus::Complete,
+            created: Some(now - jiff::SignedDuration::from_secs(90)),
+        };
+        let pass = |members: Vec<Member>| {
+            let mut p = planned(Vec::new());
+            p.ready_nodes = members.iter().filter_map(|m| m.node_name.clone()).collect();
+            p.groups = vec![GroupState {
+                name: "workers".into(),
+                desired: members.len() as u32,
+                min_size: 0,
+                max_size: 10,
+                members,
+                stack_busy: false,
+                template: None,
+                price_per_hour: 0.0,
+                priority: 0,
+            }];
+            p
+        };
+        let mut reporter = Reporter::new();
+        // The first pass only records what is there (those minions did not join now).
+        reporter.minions_joined(&pass(vec![member("0", true), member("1", false)]), &alerts, &metrics, now);
+        reporter.minions_joined(&pass(vec![member("0", true), member("1", true)]), &alerts, &metrics, now);
+        // NotReady and back: not a second scale-up.
+        reporter.minions_joined(&pass(vec![member("0", true), member("1", false)]), &alerts, &metrics, now);
+        reporter.minions_joined(&pass(vec![member("0", true), member("1", true)]), &alerts, &metrics, now);
+        let text = metrics.encode();
+        let line = |name: &str| {
+            text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in\n{text}")).to_string()
+        };
+        assert_eq!(
+            line("heatscaler_scale_up_duration_seconds_count{group=\"workers\"}"),
+            "heatscaler_scale_up_duration_seconds_count{group=\"workers\"} 1"
+        );
+        assert!(line("heatscaler_scale_up_duration_seconds_sum{group=\"workers\"}").ends_with(" 90.0"), "{text}");
     }
 }
