@@ -597,18 +597,30 @@ async fn groups_command_lists_and_scales_through_the_backend() {
             .output()
             .unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        (out.status.success(), text)
+        (out.status.success(), text, String::from_utf8_lossy(&out.stdout).into_owned())
     };
     let listing = tokio::task::spawn_blocking(move || {
         let list = run(&[]);
+        let json = run(&["-o", "json"]);
+        let yaml = run(&["-o", "yaml"]);
         let dry = run(&["remove", "workers", "0", "--dry-run"]);
         let scale = run(&["scale", "workers", "--to", "3"]);
         let bad = run(&["remove", "workers", "9"]);
-        (list, dry, scale, bad)
+        (list, json, yaml, dry, scale, bad)
     })
     .await
     .unwrap();
-    let ((ok, list), (dry_ok, dry), (scale_ok, scale), (bad_ok, bad)) = listing;
+    let ((ok, list, _), json, yaml, (dry_ok, dry, _), (scale_ok, scale, _), (bad_ok, bad, _)) = listing;
+    // -o json / yaml: the document alone on stdout (the Kubernetes note goes to stderr).
+    for (format, (ok, all, stdout)) in [("json", json), ("yaml", yaml)] {
+        assert!(ok, "{format}: {all}");
+        let doc = heatscaler_core::yaml::parse_value(&stdout).unwrap_or_else(|e| panic!("{format} ({e}): {stdout}"));
+        assert_eq!(doc[0]["group"], "workers", "{format}: {doc}");
+        assert_eq!(doc[0]["desired"], 2, "{format}: {doc}");
+        assert_eq!(doc[0]["stack-status"], "CREATE_COMPLETE", "{format}: {doc}");
+        assert_eq!(doc[0]["members"].as_array().map(Vec::len), Some(2), "{format}: {doc}");
+        assert!(doc[0]["members"][0]["node"].is_null(), "no Kubernetes, no node: {doc}");
+    }
     assert!(ok, "{list}");
     assert!(list.contains("Kubernetes is not reachable"), "{list}");
     assert!(list.contains("group workers") && list.contains("CREATE_COMPLETE") && list.contains("desired 2"), "{list}");
