@@ -109,6 +109,9 @@ impl Reporter {
                 },
             );
             metrics.set_group_limits(&g.name, u64::from(g.min_size), u64::from(g.max_size));
+            if !self.groups_reported.contains(&g.name) {
+                metrics.register_group(&g.name);
+            }
             seen.insert(g.name.clone());
         }
         for gone in self.groups_reported.difference(&seen) {
@@ -336,7 +339,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn scale_up_duration_is_recorded_once_when_a_new_minion_becomes_ready() {
+    async fn scale_up_duration_is_recorded_once_per_new_minion_and_group_counters_start_at_zero() {
         use heatscaler_core::model::{GroupState, Member, MemberStatus};
         let metrics = Arc::new(Metrics::new());
         let alerts = Dispatcher::with_sinks(Vec::new(), Duration::ZERO, metrics.clone());
@@ -370,6 +373,7 @@ mod tests {
         // NotReady and back: not a second scale-up.
         reporter.minions_joined(&pass(vec![member("0", true), member("1", false)]), &alerts, &metrics, now);
         reporter.minions_joined(&pass(vec![member("0", true), member("1", true)]), &alerts, &metrics, now);
+        reporter.report(&pass(vec![member("0", true)]), &Memory::default(), &alerts, &metrics);
         let text = metrics.encode();
         let line = |name: &str| {
             text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in\n{text}")).to_string()
@@ -379,5 +383,13 @@ mod tests {
             "heatscaler_scale_up_duration_seconds_count{group=\"workers\"} 1"
         );
         assert!(line("heatscaler_scale_up_duration_seconds_sum{group=\"workers\"}").ends_with(" 90.0"), "{text}");
+        // The group's counters exist at zero before any event.
+        for series in [
+            "heatscaler_scaled_up_nodes_total{group=\"workers\"}",
+            "heatscaler_scaled_down_nodes_total{group=\"workers\"}",
+            "heatscaler_failed_scale_ups_total{group=\"workers\",reason=\"create_failed\"}",
+        ] {
+            assert_eq!(line(series), format!("{series} 0"), "{text}");
+        }
     }
 }
