@@ -6,6 +6,7 @@ mod bench;
 mod check_config;
 mod docs;
 mod explain;
+mod from_ca;
 mod groups;
 #[cfg(not(feature = "simulator"))]
 mod no_simulator;
@@ -92,6 +93,10 @@ pub enum Command {
 
     /// Print the man page heatscaler(8), or write every page with --dir.
     Man(docs::ManArgs),
+
+    /// Configuration tools: `config from-ca FILE` turns a cluster-autoscaler
+    /// Deployment's flags into a heatscaler configuration.
+    Config(from_ca::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -104,6 +109,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
+        Command::Config(args) => from_ca::run(args),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@
 mod cli;
 mod dependency_arrows;
 mod doc_paths;
+mod from_ca;
 mod module_graph;
 #[cfg(feature = "simulator")]
 mod simulate;
