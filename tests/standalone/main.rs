@@ -5,6 +5,7 @@
 //! documents cite.
 
 mod cli;
+mod container;
 mod dependency_arrows;
 mod doc_paths;
 mod from_ca;
