@@ -15,6 +15,15 @@ if ! command -v systemd-analyze >/dev/null; then
     }
 fi
 
+# promtool, to check deploy/prometheus-rules.yaml (tests/daemon/dashboards.rs): Debian's prometheus package ships it.
+if ! command -v promtool >/dev/null; then
+    echo "install-deps: installing prometheus (for promtool)"
+    $sudo apt-get install -y --no-install-recommends prometheus >/tmp/heatscaler-apt-prometheus.log 2>&1 || {
+        $sudo apt-get update >>/tmp/heatscaler-apt-prometheus.log 2>&1
+        $sudo apt-get install -y --no-install-recommends prometheus >>/tmp/heatscaler-apt-prometheus.log 2>&1
+    }
+fi
+
 # RabbitMQ + Keystone + Heat (the tests in tests/openstack/).
 tests/openstack/install.sh
 

@@ -12,10 +12,14 @@ pub struct Args {
 pub fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     match heatscaler_daemon::config::load(path) {
         Ok(config) => {
+            let verdict = format!("{}: valid ({} node group(s))", path.display(), config.node_groups.len());
             if args.print {
+                // Standard output is the configuration alone (to pipe or save); the verdict goes beside it.
                 print!("{}", heatscaler_core::yaml::to_string(&config)?);
+                eprintln!("{verdict}");
+            } else {
+                println!("{verdict}");
             }
-            println!("{}: valid ({} node group(s))", path.display(), config.node_groups.len());
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {

@@ -5,6 +5,11 @@
 //! The node level only: pod-level decisions need the recommender's usage
 //! history, which a one-shot process does not have (a running daemon's
 //! recommendations are in each VPA object's status).
+//!
+//! The timers (unneeded-since, back-offs, last scale-up/down/failure) are the
+//! running leader's, read from the status ConfigMap it publishes
+//! (`control_loop::status`) when that was written within [`STATUS_FRESH`];
+//! otherwise the pass starts them now, and says so.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use heatscaler_core::model::Timestamp;
+use heatscaler_core::model::{SignedDuration, Timestamp};
 use heatscaler_daemon::cloud::Cloud;
 use heatscaler_daemon::cloud::group::{Backend, NodeGroupBackend};
 use heatscaler_daemon::cloud::heat::HeatClient;
@@ -21,6 +26,46 @@ use heatscaler_daemon::config::Config;
 use heatscaler_daemon::control_loop::{Planned, Planning};
 use heatscaler_daemon::observe::{Changes, GroupRead, KubeObserver};
 use heatscaler_daemon::telemetry::Metrics;
+
+/// A status older than this is not taken for the daemon's timers (the leader
+/// refreshes it every minute while it runs).
+const STATUS_FRESH: Duration = Duration::from_secs(300);
+
+/// Where the pass's timers came from.
+#[derive(Debug)]
+enum TimerSource {
+    /// The running leader's, from its status ConfigMap.
+    Daemon { leader: String, written: Timestamp },
+    /// Started now; why the daemon's were not used.
+    Fresh { why: String },
+}
+
+impl TimerSource {
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            TimerSource::Daemon { leader, written } => {
+                serde_json::json!({"source": "daemon", "leader": leader, "written": written.to_string()})
+            }
+            TimerSource::Fresh { why } => serde_json::json!({"source": "fresh", "why": why}),
+        }
+    }
+}
+
+impl std::fmt::Display for TimerSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TimerSource::Daemon { leader, written } => write!(
+                f,
+                "Timers (unneeded-time, cooldowns, backoff) are the running leader's ({leader}, status written at {written})."
+            ),
+            TimerSource::Fresh { why } => write!(
+                f,
+                "One pass with a fresh memory: timers (unneeded-time, cooldowns, backoff) start now ({why}); the running \
+                 daemon's may be further along."
+            ),
+        }
+    }
+}
 
 /// Arguments of `heatscaler explain`.
 #[derive(Debug, clap::Args)]
@@ -41,36 +86,55 @@ pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode
     super::init_logging(log, "warn", heatscaler_daemon::config::LogFormat::Text);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
-    let planned =
+    let (planned, timers) =
         runtime.block_on(async { tokio::time::timeout(args.timeout, plan(&config)).await }).map_err(|_| {
             anyhow::anyhow!("no plan within {:?} (--timeout): the Kubernetes API or Heat is too slow", args.timeout)
         })??;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&as_json(&planned))?);
+        println!("{}", serde_json::to_string_pretty(&as_json(&planned, &timers))?);
     } else {
-        print_text(&planned, &config);
+        print_text(&planned, &config, &timers);
     }
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads Heat and the cluster, then plans once on a fresh memory.
-async fn plan(config: &Config) -> anyhow::Result<Planned> {
+/// Reads Heat and the cluster, then plans once on the leader's timers (or a fresh memory).
+async fn plan(config: &Config) -> anyhow::Result<(Planned, TimerSource)> {
     // Heat first: a wrong credential or an unreachable stack fails fast, before the watches list.
     let reads = read_heat(config).await?;
     let client = heatscaler_daemon::control_loop::kube_client(&config.kubernetes).await?;
+    let (mut planning, source) = daemon_timers(&client, Timestamp::now()).await;
     let kube = KubeObserver::start(client, Arc::new(Metrics::new()), Changes::new());
     kube.health().wait_synced().await;
     let policy = config.planner_policy();
-    let mut planning = Planning::new();
     loop {
         if let Some(planned) =
             planning.plan(kube.store(), &reads, &config.node_groups, &policy, None, Timestamp::now()).await
         {
-            return Ok(planned);
+            return Ok((planned, source));
         }
         // A watch is re-listing (its resourceVersion expired): plan on the complete list.
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The leader's timers from its status ConfigMap, when it is there and fresh.
+async fn daemon_timers(client: &kube::Client, now: Timestamp) -> (Planning, TimerSource) {
+    use heatscaler_daemon::control_loop::status::{self, STATUS_CONFIGMAP, STATUS_NAMESPACE};
+    let fresh = |why: String| (Planning::new(), TimerSource::Fresh { why });
+    match status::read(client).await {
+        Ok(Some(s)) => {
+            let age = now.duration_since(s.time);
+            if age > SignedDuration::try_from(STATUS_FRESH).unwrap_or(SignedDuration::MAX) {
+                fresh(format!("the status ConfigMap was last written at {} by {}: no leader runs", s.time, s.leader))
+            } else {
+                let source = TimerSource::Daemon { leader: s.leader, written: s.time };
+                (Planning::with_memory(s.timers.into_memory()), source)
+            }
+        }
+        Ok(None) => fresh(format!("no status in ConfigMap {STATUS_NAMESPACE}/{STATUS_CONFIGMAP}")),
+        Err(e) => fresh(format!("cannot read ConfigMap {STATUS_NAMESPACE}/{STATUS_CONFIGMAP}: {e}")),
     }
 }
 
@@ -98,7 +162,7 @@ async fn read_heat(config: &Config) -> anyhow::Result<BTreeMap<String, GroupRead
     Ok(reads)
 }
 
-fn print_text(planned: &Planned, config: &Config) {
+fn print_text(planned: &Planned, config: &Config, timers: &TimerSource) {
     println!(
         "{} node(s), {} pod(s) ({} unschedulable), {} node group(s)",
         planned.nodes,
@@ -106,9 +170,7 @@ fn print_text(planned: &Planned, config: &Config) {
         planned.unschedulable_pods,
         config.node_groups.len()
     );
-    println!(
-        "One pass with a fresh memory: timers (unneeded-time, cooldowns, backoff) start now; the running daemon's may be further along.\n"
-    );
+    println!("{timers}\n");
     print!("{}", planned.plan.explanation);
     if planned.plan.actions.is_empty() {
         println!("\nNo action this pass.");
@@ -120,7 +182,7 @@ fn print_text(planned: &Planned, config: &Config) {
     }
 }
 
-fn as_json(planned: &Planned) -> serde_json::Value {
+fn as_json(planned: &Planned, timers: &TimerSource) -> serde_json::Value {
     let actions: Vec<serde_json::Value> =
         planned.plan.actions.iter().map(|a| serde_json::json!({"description": a.to_string(), "action": a})).collect();
     serde_json::json!({
@@ -129,5 +191,6 @@ fn as_json(planned: &Planned) -> serde_json::Value {
         "unschedulable_pods": planned.unschedulable_pods,
         "actions": actions,
         "explanation": planned.plan.explanation,
+        "timers": timers.to_json(),
     })
 }

@@ -16,6 +16,17 @@ use heatscaler_daemon::config::{Config, KubernetesAccess};
 pub struct Args {
     #[command(subcommand)]
     command: Option<Command>,
+
+    /// How the listing is printed: `text` for people, `json` or `yaml` for tools.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Text, global = true)]
+    output: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Yaml,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -30,8 +41,10 @@ enum Command {
     /// would delete, and is refused where that cannot be known in advance
     /// (ResourceGroups: use `remove`).
     Scale {
+        /// The node group, by its name in the configuration (`node-groups[].name`).
         group: String,
-        #[arg(long)]
+        /// The number of members the group should have; within its min-size and max-size.
+        #[arg(long, value_name = "N")]
         to: u32,
         /// Print what would be sent to Heat, send nothing.
         #[arg(long)]
@@ -40,9 +53,12 @@ enum Command {
     /// Remove exactly these members (Heat resource names), in one stack update.
     /// heatscaler does not drain here: drain the nodes first.
     Remove {
+        /// The node group, by its name in the configuration (`node-groups[].name`).
         group: String,
+        /// Heat resource names of the members to remove (the MEMBER column of `groups`).
         #[arg(required = true)]
         members: Vec<String>,
+        /// Print the stack update that would remove them, send nothing.
         #[arg(long)]
         dry_run: bool,
     },
@@ -56,7 +72,12 @@ pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode
         "info,kube_client=off",
         heatscaler_daemon::config::LogFormat::Text,
     );
-    let config = heatscaler_daemon::config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Alerts are not sent from here: a sink whose secret is missing is a warning, not a stop.
+    let (config, unused) =
+        heatscaler_daemon::config::load_without(config_path, "alerts").map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(problems) = unused {
+        eprintln!("warning: the alerts section has problems (not used by `groups`; `run` refuses them):\n{problems}");
+    }
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
     runtime.block_on(async move {
         let openstack = config.openstack.as_ref().context("the configuration has no openstack section")?;
@@ -64,7 +85,7 @@ pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode
         let heat = HeatClient::new(cloud);
         let timeout = openstack.stack_update_timeout.get();
         match args.command.unwrap_or(Command::List) {
-            Command::List => list(&config, heat).await,
+            Command::List => list(&config, heat, args.output).await,
             Command::Check => check(&config, heat).await,
             Command::Scale { group, to, dry_run } => {
                 let backend = backend(&config, heat, &group)?.with_settle_timeout(timeout);
@@ -201,26 +222,78 @@ async fn check(config: &Config, heat: HeatClient) -> anyhow::Result<ExitCode> {
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn list(config: &Config, heat: HeatClient) -> anyhow::Result<ExitCode> {
+async fn list(config: &Config, heat: HeatClient, format: Format) -> anyhow::Result<ExitCode> {
     let nodes = match kubernetes_nodes(config).await {
         Ok(nodes) => Some(nodes),
-        Err(e) => {
+        Err(e) if format == Format::Text => {
             println!("Kubernetes is not reachable ({e}); listing Heat only.\n");
+            None
+        }
+        Err(e) => {
+            // Standard output is the document; nodes are `null` in it.
+            eprintln!("Kubernetes is not reachable ({e}); listing Heat only.");
             None
         }
     };
     let mut ok = true;
+    let mut documents = Vec::new();
     for g in &config.node_groups {
         let backend = Backend::new(heat.clone(), g.clone());
         match backend.read().await {
-            Ok(snapshot) => print_group(g, &snapshot, nodes.as_deref()),
+            Ok(snapshot) if format == Format::Text => print_group(g, &snapshot, nodes.as_deref()),
+            Ok(snapshot) => documents.push(group_document(g, &snapshot, nodes.as_deref())),
             Err(e) => {
                 ok = false;
-                println!("{e}\n");
+                match format {
+                    Format::Text => println!("{e}\n"),
+                    _ => documents.push(serde_json::json!({"group": g.name, "error": e.to_string()})),
+                }
             }
         }
     }
+    match format {
+        Format::Text => {}
+        Format::Json => println!("{}", serde_json::to_string_pretty(&documents)?),
+        Format::Yaml => print!("{}", heatscaler_core::yaml::to_string(&documents)?),
+    }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// One group for `-o json|yaml`: what the text listing shows, with `node`
+/// `null` when Kubernetes could not be read.
+fn group_document(
+    g: &heatscaler_daemon::config::NodeGroupConfig,
+    s: &GroupSnapshot,
+    nodes: Option<&[NodeIdentity]>,
+) -> serde_json::Value {
+    let join = nodes.map(|n| join_members(&g.name, &s.members, &g.node_mapping, n));
+    let members: Vec<serde_json::Value> = s
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            serde_json::json!({
+                "name": m.name,
+                "heat-status": m.heat_status,
+                "status-reason": m.status_reason,
+                "server-id": m.server_id,
+                "created": m.heat_created,
+                "node": join.as_ref().and_then(|j| j.members[i].node_name.clone()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "group": g.name,
+        "stack": s.stack.to_string(),
+        "stack-status": s.stack_status,
+        "busy": s.busy,
+        "desired": s.desired,
+        "min-size": g.min_size,
+        "max-size": g.max_size,
+        "members": members,
+        "members-without-node": join.as_ref().map(|j| j.members_without_node.clone()),
+        "nodes-without-member": join.as_ref().map(|j| j.nodes_without_member.clone()),
+    })
 }
 
 fn print_group(g: &heatscaler_daemon::config::NodeGroupConfig, s: &GroupSnapshot, nodes: Option<&[NodeIdentity]>) {

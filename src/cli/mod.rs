@@ -4,7 +4,9 @@
 #[cfg(feature = "simulator")]
 mod bench;
 mod check_config;
+mod docs;
 mod explain;
+mod from_ca;
 mod groups;
 #[cfg(not(feature = "simulator"))]
 mod no_simulator;
@@ -31,7 +33,7 @@ use heatscaler_daemon::config::LogFormat;
 /// exactly the minions it drained when they are no longer needed, and resizes
 /// pod requests in place from observed usage — planned together.
 #[derive(Debug, Parser)]
-#[command(name = "heatscaler", version, about, long_about, propagate_version = true)]
+#[command(name = "heatscaler", version = env!("HEATSCALER_VERSION"), about, long_about, propagate_version = true)]
 pub struct Cli {
     /// Configuration file.
     #[arg(
@@ -73,7 +75,8 @@ pub enum Command {
     /// scaled up or down, which pods wait and for what — without acting.
     ///
     /// Uses the daemon's code: the watches' first list, a read of every node
-    /// group's stack, one planning pass (with a fresh memory: timers start now).
+    /// group's stack, one planning pass on the running leader's timers (from its
+    /// status ConfigMap; fresh ones when there is none).
     /// Node level only: pod-level decisions need the running daemon's usage history.
     Explain(explain::Args),
     /// Show each node group as Heat holds it (members, their nodes, failures),
@@ -84,6 +87,16 @@ pub enum Command {
     /// (peak RSS per cluster size) and the simulator (simulated hours per
     /// second) on this machine, and print the tables. Build with --release.
     Bench(bench::Args),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionArgs),
+
+    /// Print the man page heatscaler(8), or write every page with --dir.
+    Man(docs::ManArgs),
+
+    /// Configuration tools: `config from-ca FILE` turns a cluster-autoscaler
+    /// Deployment's flags into a heatscaler configuration.
+    Config(from_ca::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -94,6 +107,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Explain(args) => explain::run(&cli.config, &cli.log, args),
         Command::Groups(args) => groups::run(&cli.config, &cli.log, args),
         Command::Bench(args) => bench::run(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
+        Command::Config(args) => from_ca::run(args),
     };
     match result {
         Ok(code) => code,
@@ -117,4 +133,30 @@ fn init_logging(filter: &str, fallback: &str, format: LogFormat) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every argument of every command says what it is in `--help` (clap's
+    /// own --help/--version aside).
+    #[test]
+    fn every_argument_has_a_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            for arg in cmd.get_arguments() {
+                let builtin = ["help", "version"].contains(&arg.get_id().as_str());
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path}: {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+    }
 }

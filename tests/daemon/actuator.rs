@@ -87,6 +87,7 @@ impl Fixture {
             set_annotations: r.to_annotations(),
             add_taint: Some(protocol::removal_taint(r.started)),
             unschedulable: Some(true),
+            departure: Some(protocol::DepartureMarks::Set(r.started)),
             ..NodePatch::default()
         };
         self.actuator.kube().patch_node(&self.node(node), &patch).await.unwrap();
@@ -265,6 +266,9 @@ async fn a_rollback_restores_the_node_but_never_touches_a_removing_one() {
     let taints: Vec<String> = n.spec.unwrap().taints.unwrap_or_default().into_iter().map(|t| t.key).collect();
     assert!(!taints.contains(&protocol::REMOVAL_TAINT.to_string()), "{taints:?}");
     assert!(taints.contains(&"dedicated".to_string()), "{taints:?}");
+    assert!(!taints.contains(&protocol::CA_REMOVAL_TAINT.to_string()), "{taints:?}");
+    let labels = n.metadata.labels.clone().unwrap_or_default();
+    assert!(!labels.contains_key(protocol::EXCLUDE_FROM_LB_LABEL), "{labels:?}");
     let annotations = n.metadata.annotations.unwrap_or_default();
     assert!(protocol::REMOVAL_ANNOTATIONS.iter().all(|k| !annotations.contains_key(*k)), "{annotations:?}");
     assert_eq!(f.events("ScaleDownAborted").await.len(), 1);

@@ -13,6 +13,7 @@
 mod actuator;
 mod alerts;
 mod cluster;
+mod dashboards;
 mod election;
 mod explain;
 mod manifests;

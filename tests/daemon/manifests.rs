@@ -74,6 +74,14 @@ const NAMESPACED_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
     ("coordination.k8s.io", "leases", "update", ("control_loop/election/lease.rs", "self.api.replace(")),
 ];
 
+/// In kube-system, on the status ConfigMap only (a Role with its name).
+const STATUS_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
+    ("", "configmaps", "patch", ("act/status.rs", "api.patch(name, &params, &body)")),
+    // `heatscaler explain` reads the leader's timers back.
+    ("", "configmaps", "get", ("control_loop/status.rs", "api.get_opt(STATUS_CONFIGMAP)")),
+];
+const STATUS_NAMESPACE: &str = "kube-system";
+
 /// The resource types the code builds an `Api` for; a new one needs a new entry above.
 const API_TYPES: &[&str] = &[
     "Node",
@@ -83,6 +91,7 @@ const API_TYPES: &[&str] = &[
     "PartialObjectMeta<ReplicaSet>",
     "VerticalPodAutoscaler",
     "VerticalPodAutoscalerCheckpoint",
+    "ConfigMap",
 ];
 
 fn root() -> PathBuf {
@@ -115,9 +124,20 @@ fn documents() -> Vec<(String, Value)> {
     docs
 }
 
+/// The one object of `kind` in heatscaler's namespace (or cluster-scoped).
 fn the<T: serde::de::DeserializeOwned>(docs: &[(String, Value)], kind: &str) -> T {
-    let found: Vec<&Value> = docs.iter().filter(|(_, d)| d["kind"] == kind).map(|(_, d)| d).collect();
-    assert_eq!(found.len(), 1, "exactly one {kind}");
+    the_in(docs, kind, NAMESPACE)
+}
+
+fn the_in<T: serde::de::DeserializeOwned>(docs: &[(String, Value)], kind: &str, namespace: &str) -> T {
+    let found: Vec<&Value> = docs
+        .iter()
+        .filter(|(_, d)| {
+            d["kind"] == kind && [namespace, ""].contains(&d["metadata"]["namespace"].as_str().unwrap_or(""))
+        })
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(found.len(), 1, "exactly one {kind} in {namespace}");
     serde_json::from_value(found[0].clone()).unwrap_or_else(|e| panic!("{kind}: {e}"))
 }
 
@@ -160,7 +180,7 @@ fn sources(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
 #[test]
 fn every_call_listed_is_still_made_and_every_api_type_is_listed() {
     let src = root().join("crates/daemon/src");
-    for (group, resource, verb, (file, code)) in CLUSTER_CALLS.iter().chain(NAMESPACED_CALLS) {
+    for (group, resource, verb, (file, code)) in CLUSTER_CALLS.iter().chain(NAMESPACED_CALLS).chain(STATUS_CALLS) {
         let text = std::fs::read_to_string(src.join(file)).unwrap_or_else(|e| panic!("crates/daemon/src/{file}: {e}"));
         assert!(
             text.contains(code),
@@ -223,6 +243,21 @@ fn rbac_grants_exactly_the_calls_the_code_makes() {
             assert_eq!(r.resource_names.as_deref(), Some(&["heatscaler".to_string()][..]), "{r:?}");
         }
     }
+    // The status ConfigMap: shipped here, and only it may be read and patched.
+    let status_role: Role = the_in(&docs, "Role", STATUS_NAMESPACE);
+    let status_rules = status_role.rules.clone().unwrap_or_default();
+    assert_eq!(granted(&status_rules), wanted(STATUS_CALLS));
+    for r in &status_rules {
+        assert_eq!(r.resource_names.as_deref(), Some(&["heatscaler-status".to_string()][..]), "{r:?}");
+    }
+    let status_cm: ConfigMap = the_in(&docs, "ConfigMap", STATUS_NAMESPACE);
+    assert_eq!(status_cm.metadata.name.as_deref(), Some(heatscaler_daemon::control_loop::status::STATUS_CONFIGMAP));
+    assert_eq!(STATUS_NAMESPACE, heatscaler_daemon::control_loop::status::STATUS_NAMESPACE);
+    assert!(status_cm.data.is_none(), "the daemon fills it; a re-apply must not reset it");
+    let status_binding: RoleBinding = the_in(&docs, "RoleBinding", STATUS_NAMESPACE);
+    assert_eq!(status_binding.role_ref.name, "heatscaler-status");
+    assert_eq!(status_binding.subjects.as_ref().unwrap()[0].name, "heatscaler");
+
     let binding: ClusterRoleBinding = the(&docs, "ClusterRoleBinding");
     let role_binding: RoleBinding = the(&docs, "RoleBinding");
     assert_eq!(binding.role_ref.name, cluster.metadata.name.clone().unwrap());
@@ -242,8 +277,10 @@ fn the_deployment_is_hardened_and_runs_leader_election_with_a_valid_configuratio
     for (file, d) in &docs {
         assert!(d["apiVersion"].is_string() && d["metadata"]["name"].is_string(), "{file}: {d}");
         let cluster_scoped = ["Namespace", "ClusterRole", "ClusterRoleBinding"].contains(&d["kind"].as_str().unwrap());
+        let status_object = d["metadata"]["name"] == "heatscaler-status";
         if !cluster_scoped {
-            assert_eq!(d["metadata"]["namespace"], NAMESPACE, "{file}: {}", d["kind"]);
+            let ns = if status_object { STATUS_NAMESPACE } else { NAMESPACE };
+            assert_eq!(d["metadata"]["namespace"], ns, "{file}: {}", d["kind"]);
         }
     }
     let deployment: Deployment = the(&docs, "Deployment");

@@ -358,3 +358,78 @@ async fn a_stopped_kubelet_leaves_its_pods_terminating() {
     })
     .await;
 }
+
+/// The removal marks through the actuator, as heatscaler's own identity with
+/// the shipped RBAC, on the real API server: starting a removal adds
+/// cluster-autoscaler's `ToBeDeletedByClusterAutoscaler` taint (value: the
+/// start in Unix seconds, `NoSchedule`) beside heatscaler's own taint, and the
+/// exclude-from-external-load-balancers label; giving the node back takes
+/// them all off again — but keeps an exclusion label an operator had set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_marks_the_node_as_cluster_autoscaler_does_and_a_rollback_unmarks_it() {
+    use heatscaler_core::model::Timestamp;
+    use heatscaler_core::planner::Action;
+    use heatscaler_core::planner::action::{RollBackRemoval, StartRemoval};
+    use heatscaler_core::planner::explain::RollbackReason;
+    use heatscaler_core::planner::protocol::{self, Phase, RemovalKind, RemovalRecord};
+    use heatscaler_daemon::act::{Actuator, Outcome};
+    use std::sync::Arc;
+
+    let k8s = TestKubernetes::start(Knobs::default());
+    let emu = k8s.emulator(Timing::fast()).await;
+    emu.add_node(NodeSpec::new("minion-0")).await.unwrap();
+    emu.add_node(NodeSpec::new("minion-1").label(protocol::EXCLUDE_FROM_LB_LABEL, "true")).await.unwrap();
+    let heatscaler = k8s.heatscaler().await;
+    let metrics = Arc::new(heatscaler_daemon::telemetry::Metrics::new());
+    let alerts = heatscaler_daemon::alerts::Dispatcher::with_sinks(Vec::new(), Duration::ZERO, metrics.clone());
+    let heat = heatscaler_daemon::observe::HeatPoke::default();
+    let actuator = Actuator::new(heatscaler.clone(), Vec::new(), alerts, metrics, heat, false);
+    let nodes: Api<Node> = Api::all(heatscaler.clone());
+    wait_for("two nodes", WAIT, || async {
+        (nodes.list(&ListParams::default()).await.ok()?.items.len() == 2).then_some(())
+    })
+    .await;
+    let started: Timestamp = "2026-03-01T12:00:00Z".parse().unwrap();
+    let taint_keys = |n: &Node| -> Vec<String> {
+        n.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default().into_iter().map(|t| t.key).collect()
+    };
+    let label = |n: &Node| n.metadata.labels.as_ref().and_then(|l| l.get(protocol::EXCLUDE_FROM_LB_LABEL)).cloned();
+
+    for (name, operator_label) in [("minion-0", None), ("minion-1", Some("true"))] {
+        let record = RemovalRecord {
+            phase: Phase::Draining,
+            kind: RemovalKind::Drain,
+            started,
+            drained: None,
+            requested: None,
+            group: "workers".into(),
+            member: "0".into(),
+            cordoned_before: false,
+        };
+        let start = StartRemoval { node: name.into(), record, utilization: 0.1, unneeded_since: started };
+        // StartRemoval's own executor checks Heat first (tests/openstack); its patch is what it writes.
+        actuator.kube().patch_node(&nodes.get(name).await.unwrap(), &start.patch()).await.unwrap();
+        let node = nodes.get(name).await.unwrap();
+        let taints = node.spec.as_ref().unwrap().taints.clone().unwrap();
+        let ca = taints.iter().find(|t| t.key == protocol::CA_REMOVAL_TAINT).expect("cluster-autoscaler's taint");
+        assert_eq!(ca.value.as_deref(), Some(started.as_second().to_string().as_str()));
+        assert_eq!(ca.effect, "NoSchedule");
+        assert!(taints.iter().any(|t| t.key == protocol::REMOVAL_TAINT), "{taints:?}");
+        assert_eq!(label(&node).as_deref(), Some(operator_label.unwrap_or(protocol::EXCLUDE_FROM_LB_VALUE)));
+        assert_eq!(node.spec.as_ref().unwrap().unschedulable, Some(true));
+
+        let back = Action::RollBackRemoval(RollBackRemoval {
+            node: name.into(),
+            uncordon: true,
+            reason: RollbackReason::NeededAgain { pods: 1 },
+        });
+        let outcome = actuator.execute(&back, Timestamp::now()).await;
+        assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
+        let node = nodes.get(name).await.unwrap();
+        let left: Vec<String> =
+            taint_keys(&node).into_iter().filter(|k| !k.starts_with("node.kubernetes.io/")).collect();
+        assert!(left.is_empty(), "{name}: taints left after the rollback: {left:?}");
+        assert_eq!(label(&node).as_deref(), operator_label, "{name}");
+        assert_ne!(node.spec.as_ref().unwrap().unschedulable, Some(true), "{name} uncordoned");
+    }
+}

@@ -19,6 +19,7 @@ use crate::e2e::{HEAT, KUBE, deployment, keeper, with_pod_annotation};
 use crate::harness::cluster::ready_status;
 use crate::harness::{self, GROUP, Kube, NS, Spec, World, members, node_name, node_of, untouched};
 use crate::kubernetes::Knobs;
+use heatscaler_core::planner::protocol;
 
 const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
 
@@ -128,6 +129,7 @@ async fn a_minion_with_daemonset_pods_and_a_pdb_is_drained_within_the_budget() {
     // Until workers-0 is gone its DaemonSet pod stays, the same pod, not deleted.
     let mut agent_checks = 0;
     let mut drained_with_agent = false;
+    let mut marked_while_removing = 0;
     w.wait("workers-0 deleted", HEAT, async || {
         let node = w.node(&m0).await;
         let agent = w.pods("agent").await.into_iter().find(|p| p.metadata.uid == agent_on_m0.metadata.uid);
@@ -138,6 +140,16 @@ async fn a_minion_with_daemonset_pods_and_a_pdb_is_drained_within_the_budget() {
             assert!(agent.metadata.deletion_timestamp.is_none(), "the DaemonSet pod was deleted before its node");
             agent_checks += 1;
             drained_with_agent |= matches!(phase.as_deref(), Some("drained" | "removing"));
+            if phase.is_some() {
+                // Out of load balancers while it drains, as cluster-autoscaler marks it.
+                let marks = harness::departure_marks(&node).unwrap_or_default();
+                let started = node.metadata.annotations.as_ref().unwrap()[protocol::STARTED].clone();
+                let secs = started.parse::<heatscaler_core::model::Timestamp>().unwrap().as_second();
+                let expected =
+                    format!("{}={secs}:NoSchedule, {}=", protocol::CA_REMOVAL_TAINT, protocol::EXCLUDE_FROM_LB_LABEL);
+                assert!(marks.starts_with(&expected), "{m0} in phase {phase:?} carries {marks:?}");
+                marked_while_removing += 1;
+            }
             false
         } else {
             true
@@ -146,6 +158,7 @@ async fn a_minion_with_daemonset_pods_and_a_pdb_is_drained_within_the_budget() {
     .await;
     assert!(drained_with_agent, "workers-0 reached drained with its DaemonSet pod on it");
     println!("the DaemonSet pod checked {agent_checks} times while workers-0 was drained and removed");
+    assert!(marked_while_removing > 0, "workers-0 was seen in a removal phase");
 
     w.wait("3 guarded pods running on workers-1", KUBE, async || w.running_on("guarded", &m1).await == 3).await;
     let (lowest, events) = low.get();

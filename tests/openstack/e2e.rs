@@ -87,6 +87,15 @@ pub async fn grow_then_shrink(kube: Kube) {
     }
     assert_eq!(w.running("guarded").await.len(), 1);
     assert_eq!(w.running("keeper").await.len(), 1);
+    // Why each protected minion stays is said (ScaleDownBlocked), naming what holds it, once —
+    // not every pass, nor each time the burst's coming and going flips its status.
+    for (node, why) in [(&m0, "PodDisruptionBudget default/guarded"), (&m1, "safe-to-evict: false")] {
+        let blocked = w.hooks.with_reason("ScaleDownBlocked");
+        let about: Vec<&serde_json::Value> =
+            blocked.iter().map(|(_, e)| e).filter(|e| e["object"]["name"] == node.as_str()).collect();
+        assert_eq!(about.len(), 1, "ScaleDownBlocked for {node}: {about:?}");
+        assert!(about[0]["message"].as_str().unwrap().contains(why), "{}", about[0]);
+    }
     assert_eq!(w.minions.log(|l| l.removed.clone()), ["2".to_string(), "3".to_string()].into());
     let removed = w.hooks.wait_count("MinionRemoved", 2, KUBE).await;
     assert_eq!(removed.len(), 2, "{:?}", w.hooks.reasons());

@@ -103,6 +103,7 @@ async fn the_standby_takes_over_a_removal_in_flight_when_the_leader_is_killed() 
     assert_eq!(status(&m0), "unneeded", "{explained}");
     assert_eq!(status(&m1), "pod-blocks", "keeper may not be evicted: {explained}");
     assert_eq!(explained["actions"], serde_json::json!([]), "unneeded-time has not passed");
+    assert_eq!(explained["timers"]["source"], "fresh", "no daemon has published a status yet");
     assert!(w.nodes().await.iter().all(|n| untouched(n).is_ok()), "explain touched a node");
 
     // master-a leads; master-b syncs and stands by.
@@ -114,6 +115,12 @@ async fn the_standby_takes_over_a_removal_in_flight_when_the_leader_is_killed() 
     assert_eq!(leader_metric(&b).await, Some(0.0), "master-b is a standby");
     let readyz = reqwest::get(format!("http://{}/readyz", b_side.telemetry)).await.unwrap().text().await.unwrap();
     assert!(readyz.contains("standby"), "{readyz}");
+    // The leader publishes its status (shipped RBAC: patch of this one ConfigMap); the standby never does.
+    let (text, json) = published_status(&w, "master-a", |_| true).await;
+    assert!(text.contains("written by the leader master-a") && text.contains("group workers: desired 2"), "{text}");
+    assert!(text.contains(&format!("node {m1} (workers): pod")), "{text}");
+    assert_eq!(json["groups"][0]["group"], "workers", "{json}");
+    assert!(json["timers"]["unneeded-since"].is_object(), "{json}");
 
     // Kill the leader in the middle of the drain.
     let terminating = async || {
@@ -155,6 +162,13 @@ async fn the_standby_takes_over_a_removal_in_flight_when_the_leader_is_killed() 
     w.assert_only_workers_0_removed().await;
     b_side.hooks.wait_for("ScaledDownGroup", KUBE, |_| true).await;
     println!("removal finished by master-b {:?} after the kill", killed.elapsed());
+
+    // The new leader publishes; `explain` plans on its timers, not on fresh ones.
+    // The removal's request time is one of its timers (scale-down.delay-after-delete).
+    published_status(&w, "master-b", |j| j["timers"]["last-scale-down"].is_string()).await;
+    let explained = explain(&w).await;
+    assert_eq!(explained["timers"]["source"], "daemon", "{}", explained["timers"]);
+    assert_eq!(explained["timers"]["leader"], "master-b");
 
     // A clean stop releases the lease.
     let (status, _) = b.terminate(Duration::from_secs(15)).await;
@@ -230,6 +244,28 @@ async fn a_dead_alert_sink_does_not_delay_a_scale_up() {
     w.wait_heat("the second scale-up settled", HEAT, |s| s.desired >= 3 && !s.busy).await;
     let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
     assert!(status.success());
+}
+
+/// The status ConfigMap once `leader` wrote it: its text and JSON.
+async fn published_status(
+    w: &World,
+    leader: &str,
+    until: impl Fn(&serde_json::Value) -> bool,
+) -> (String, serde_json::Value) {
+    use heatscaler_daemon::control_loop::status::{HUMAN_KEY, MACHINE_KEY, STATUS_CONFIGMAP, STATUS_NAMESPACE};
+    let deadline = Instant::now() + KUBE;
+    loop {
+        let cm = w.get::<k8s_openapi::api::core::v1::ConfigMap>(STATUS_NAMESPACE, STATUS_CONFIGMAP).await;
+        let data = cm.expect("the shipped status ConfigMap").data.unwrap_or_default();
+        if let Some(json) = data.get(MACHINE_KEY) {
+            let json: serde_json::Value = serde_json::from_str(json).unwrap();
+            if json["leader"] == leader && until(&json) {
+                return (data[HUMAN_KEY].clone(), json);
+            }
+        }
+        assert!(Instant::now() < deadline, "no such status written by {leader} within {KUBE:?}: {data:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// `heatscaler explain --json` with the world's configuration.

@@ -119,6 +119,139 @@ async fn authenticates_by_password_application_credential_and_clouds_yaml() {
     }
 }
 
+/// clouds.yaml entries that name the user or the domains by id, as the
+/// `openstack` CLI (openstacksdk) accepts them: `user_domain_id: default` is
+/// the Default domain's id, not a domain name (issue 20: it was sent as one,
+/// and Keystone answered 401).
+#[tokio::test]
+async fn clouds_yaml_domains_and_user_by_id_authenticate_as_with_the_openstack_cli() {
+    logs();
+    let os = openstack();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clouds.yaml");
+    let user_id = os.var("HEATSCALER_OS_USER_ID");
+    let text = format!(
+        "clouds:\n\
+         \x20 by-domain-id:\n\
+         \x20   auth: {{auth_url: '{url}', username: '{user}', password: '{pw}', project_name: '{project}',\n\
+         \x20          user_domain_id: default, project_domain_id: default}}\n\
+         \x20   region_name: RegionOne\n\
+         \x20 by-user-id:\n\
+         \x20   auth: {{auth_url: '{url}', user_id: '{user_id}', password: '{pw}', project_id: '{project_id}'}}\n\
+         \x20   region_name: RegionOne\n",
+        url = os.auth_url(),
+        user = os.var("HEATSCALER_OS_USERNAME"),
+        pw = os.var("HEATSCALER_OS_PASSWORD"),
+        project = os.var("HEATSCALER_OS_PROJECT_NAME"),
+        project_id = os.var("HEATSCALER_OS_PROJECT_ID"),
+    );
+    std::fs::write(&path, text).unwrap();
+    for cloud in ["by-domain-id", "by-user-id"] {
+        let mut config = os.clouds_yaml_config(cloud);
+        config.clouds_yaml = Some(path.clone());
+        let cloud_ = Cloud::connect(&config).await.unwrap_or_else(|e| panic!("{cloud}: {e}"));
+        let e = HeatClient::new(cloud_).show_stack("no-such-stack", false).await.unwrap_err();
+        assert!(matches!(e, CloudError::NotFound { .. }), "{cloud}: {e}");
+    }
+}
+
+/// No credential in heatscaler's configuration: the cloud comes from the
+/// environment as openstacksdk resolves it — `OS_CLOUD` naming an entry of
+/// the clouds.yaml on the search path with its password in `secure.yaml`
+/// (and domains by id), else the `OS_*` variables (password with domain ids,
+/// or an application credential). `heatscaler groups` lists the stack each time.
+#[tokio::test]
+async fn os_cloud_and_os_variables_authenticate_as_openstacksdk_resolves_them() {
+    let heat = heat().await;
+    let os = openstack();
+    let name = unique_name("env");
+    create_stack(&heat, &test_stack(&name, "resource-group.yaml", json!({"number_of_minions": 1}))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().to_path_buf();
+    let config = home.join("heatscaler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "openstack: {{region: RegionOne}}\nnode-groups:\n  - name: workers\n    stack: {name}\n    backend:\n      kind: resource-group\n      resource: kube_minions\n      count-parameter: number_of_minions\n      removal-parameter: minions_to_remove\n    min-size: 0\n    max-size: 5\n"
+        ),
+    )
+    .unwrap();
+    let openstack_dir = home.join(".config/openstack");
+    std::fs::create_dir_all(&openstack_dir).unwrap();
+    let (url, user, pw) = (os.auth_url(), os.var("HEATSCALER_OS_USERNAME"), os.var("HEATSCALER_OS_PASSWORD"));
+    let project = os.var("HEATSCALER_OS_PROJECT_NAME");
+    std::fs::write(
+        openstack_dir.join("clouds.yaml"),
+        format!(
+            "clouds:\n  mine:\n    auth: {{auth_url: '{url}', username: '{user}', project_name: '{project}', \
+             user_domain_id: default, project_domain_id: default}}\n    region_name: RegionOne\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(openstack_dir.join("secure.yaml"), format!("clouds:\n  mine:\n    auth: {{password: '{pw}'}}\n"))
+        .unwrap();
+    let vars = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+    let cases = [
+        ("OS_CLOUD + clouds.yaml + secure.yaml", vars(&[("OS_CLOUD", "mine")])),
+        (
+            "OS_* password, domains by id",
+            vars(&[
+                ("OS_AUTH_URL", url),
+                ("OS_USERNAME", user),
+                ("OS_PASSWORD", pw),
+                ("OS_PROJECT_NAME", project),
+                ("OS_USER_DOMAIN_ID", "default"),
+                ("OS_PROJECT_DOMAIN_ID", "default"),
+                ("OS_REGION_NAME", "RegionOne"),
+            ]),
+        ),
+        (
+            "OS_* application credential",
+            vars(&[
+                ("OS_AUTH_URL", url),
+                ("OS_AUTH_TYPE", "v3applicationcredential"),
+                ("OS_APPLICATION_CREDENTIAL_ID", os.var("HEATSCALER_OS_APP_CRED_ID")),
+                ("OS_APPLICATION_CREDENTIAL_SECRET", os.var("HEATSCALER_OS_APP_CRED_SECRET")),
+            ]),
+        ),
+        ("nothing", Vec::new()),
+    ];
+    let results = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for (how, env) in cases {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_heatscaler"));
+            cmd.arg("--config").arg(&config).arg("groups");
+            for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("OS_")) {
+                cmd.env_remove(k);
+            }
+            let output = cmd
+                .envs(env)
+                .env("HOME", &home)
+                .env("KUBECONFIG", home.join("no-such-kubeconfig"))
+                .env_remove("KUBERNETES_SERVICE_HOST")
+                .current_dir(&home)
+                .output()
+                .unwrap();
+            let text =
+                format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            out.push((how, output.status.success(), text));
+        }
+        out
+    })
+    .await
+    .unwrap();
+    for (how, ok, text) in &results {
+        if *how == "nothing" {
+            assert!(!ok && text.contains("OS_CLOUD") && text.contains("OS_AUTH_URL"), "{how}: {text}");
+        } else {
+            assert!(*ok && text.contains("group workers") && text.contains("desired 1"), "{how}: {text}");
+        }
+        for secret in os.secrets() {
+            assert!(!text.contains(&secret), "{how}: a secret in the output");
+        }
+    }
+}
+
 #[tokio::test]
 async fn wrong_password_names_keystone() {
     logs();
@@ -519,19 +652,32 @@ async fn groups_command_lists_and_scales_through_the_backend() {
             .output()
             .unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        (out.status.success(), text)
+        (out.status.success(), text, String::from_utf8_lossy(&out.stdout).into_owned())
     };
     let listing = tokio::task::spawn_blocking(move || {
         let list = run(&[]);
+        let json = run(&["-o", "json"]);
+        let yaml = run(&["-o", "yaml"]);
         let dry = run(&["remove", "workers", "0", "--dry-run"]);
         let scale = run(&["scale", "workers", "--to", "3"]);
         let bad = run(&["remove", "workers", "9"]);
         let removed = run(&["remove", "workers", "1"]);
-        (list, dry, scale, bad, removed)
+        (list, json, yaml, dry, scale, bad, removed)
     })
     .await
     .unwrap();
-    let ((ok, list), (dry_ok, dry), (scale_ok, scale), (bad_ok, bad), (removed_ok, removed)) = listing;
+    let ((ok, list, _), json, yaml, (dry_ok, dry, _), (scale_ok, scale, _), (bad_ok, bad, _), (removed_ok, removed, _)) =
+        listing;
+    // -o json / yaml: the document alone on stdout (the Kubernetes note goes to stderr).
+    for (format, (ok, all, stdout)) in [("json", json), ("yaml", yaml)] {
+        assert!(ok, "{format}: {all}");
+        let doc = heatscaler_core::yaml::parse_value(&stdout).unwrap_or_else(|e| panic!("{format} ({e}): {stdout}"));
+        assert_eq!(doc[0]["group"], "workers", "{format}: {doc}");
+        assert_eq!(doc[0]["desired"], 2, "{format}: {doc}");
+        assert_eq!(doc[0]["stack-status"], "CREATE_COMPLETE", "{format}: {doc}");
+        assert_eq!(doc[0]["members"].as_array().map(Vec::len), Some(2), "{format}: {doc}");
+        assert!(doc[0]["members"][0]["node"].is_null(), "no Kubernetes, no node: {doc}");
+    }
     assert!(ok, "{list}");
     assert!(list.contains("Kubernetes is not reachable"), "{list}");
     // Said once, in heatscaler's words: no kube-rs ERROR line beside it.

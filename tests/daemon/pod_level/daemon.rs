@@ -92,6 +92,19 @@ async fn the_daemon_recommends_and_resizes_pods_in_place() {
         assert!(tokio::time::Instant::now() < deadline, "a PodResized Event on each pod: {resized:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The workload's recommendation series go with its VPA object (forget_workload).
+    let series = || async {
+        let text = reqwest::get(format!("http://{telemetry}/metrics")).await.unwrap().text().await.unwrap();
+        text.lines().filter(|l| l.starts_with("heatscaler_recommendation") && l.contains("workload=\"web\"")).count()
+    };
+    assert!(series().await > 0, "the recommendation is exported while the VPA exists");
+    let vpas: Api<VerticalPodAutoscaler> = Api::namespaced(client.clone(), "default");
+    vpas.delete("web", &Default::default()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while series().await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "series of the deleted VPA's workload stay\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "clean stop\n{}", daemon.log());
 }

@@ -540,11 +540,32 @@ pub fn untouched(node: &Node) -> Result<(), String> {
     if spec.and_then(|s| s.taints.as_ref()).into_iter().flatten().any(|t| t.key == protocol::REMOVAL_TAINT) {
         return Err(format!("node {name} still has the removal taint"));
     }
+    if let Some(marks) = departure_marks(node) {
+        return Err(format!("node {name} still carries cluster-autoscaler's marks: {marks}"));
+    }
     let annotations: BTreeMap<String, String> = node.metadata.annotations.clone().unwrap_or_default();
     if let Some(k) = annotations.keys().find(|k| protocol::REMOVAL_ANNOTATIONS.contains(&k.as_str())) {
         return Err(format!("node {name} still has annotation {k}"));
     }
     Ok(())
+}
+
+/// cluster-autoscaler's signs of a departing node that heatscaler put on it:
+/// its taint (as `key=value:effect`) and the exclude-from-LB label with
+/// heatscaler's value; `None` if it carries neither.
+pub fn departure_marks(node: &Node) -> Option<String> {
+    let taints = node.spec.as_ref().and_then(|s| s.taints.as_ref()).into_iter().flatten();
+    let mut marks: Vec<String> = taints
+        .filter(|t| t.key == protocol::CA_REMOVAL_TAINT)
+        .map(|t| format!("{}={}:{}", t.key, t.value.as_deref().unwrap_or_default(), t.effect))
+        .collect();
+    let labels = node.metadata.labels.as_ref();
+    if let Some(v) = labels.and_then(|l| l.get(protocol::EXCLUDE_FROM_LB_LABEL))
+        && v == protocol::EXCLUDE_FROM_LB_VALUE
+    {
+        marks.push(format!("{}={v}", protocol::EXCLUDE_FROM_LB_LABEL));
+    }
+    (!marks.is_empty()).then(|| marks.join(", "))
 }
 
 pub fn removal_phase(node: &Node) -> Option<String> {

@@ -308,7 +308,8 @@ impl RemoveMembers {
     }
 }
 
-/// Begin removing a node: taint, cordon and record, in one patch.
+/// Begin removing a node: taint, cordon, cluster-autoscaler's marks and
+/// record, in one patch.
 ///
 /// Executor: re-read the node; act only if it carries no removal taint or
 /// record yet, is still the node of `record.member`, and — for
@@ -331,6 +332,7 @@ impl StartRemoval {
             add_taint: Some(protocol::removal_taint(self.record.started)),
             remove_taints: Vec::new(),
             unschedulable: Some(true),
+            departure: Some(protocol::DepartureMarks::Set(self.record.started)),
         }
     }
 }
@@ -372,8 +374,9 @@ impl MarkDrained {
     }
 }
 
-/// Give a node back: remove the taint and every protocol annotation, and
-/// uncordon it unless it was cordoned before the removal started.
+/// Give a node back: remove the taint, cluster-autoscaler's marks and every
+/// protocol annotation, and uncordon it unless it was cordoned before the
+/// removal started.
 ///
 /// Executor: re-read the node; never act on a node in phase `removing`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -403,6 +406,7 @@ impl RollBackRemoval {
             add_taint: None,
             remove_taints: self.taints_to_remove(),
             unschedulable: self.uncordon.then_some(false),
+            departure: Some(protocol::DepartureMarks::Clear),
         }
     }
 }

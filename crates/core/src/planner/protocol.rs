@@ -17,8 +17,14 @@
 //! | [`MEMBER`] | Heat member the node maps to (what the removal names) |
 //! | [`CORDONED_BEFORE`] | `true` if the node was already cordoned (a rollback leaves it so) |
 //!
-//! `draining` and `drained` can be rolled back (taint, annotations and our
-//! cordon removed); `removing` never is — Heat may already be deleting the server.
+//! The same patch puts cluster-autoscaler's signs of a departing node on it
+//! ([`DepartureMarks`]): its [`CA_REMOVAL_TAINT`] and the
+//! [`EXCLUDE_FROM_LB_LABEL`], which kube-proxy's health check and the cloud
+//! load-balancer controllers (Octavia through the OpenStack cloud controller
+//! manager) act on, so a draining minion stops receiving new connections.
+//!
+//! `draining` and `drained` can be rolled back (taints, marks, annotations and
+//! our cordon removed); `removing` never is — Heat may already be deleting the server.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +45,19 @@ pub const CORDONED_BEFORE: &str = "heatscaler.io/removal-cordoned-before";
 
 /// Every annotation of the protocol; a rollback removes all of them.
 pub const REMOVAL_ANNOTATIONS: [&str; 8] = [PHASE, KIND, STARTED, DRAINED, REQUESTED, GROUP, MEMBER, CORDONED_BEFORE];
+
+/// cluster-autoscaler's taint on a node it is removing (`NoSchedule`, value:
+/// the start in Unix seconds). kube-proxy fails its health check on such a
+/// node and the service controller drops it from load balancers.
+pub const CA_REMOVAL_TAINT: &str = "ToBeDeletedByClusterAutoscaler";
+
+/// Well-known node label: the service controller keeps a node carrying it out
+/// of external load balancers' pools.
+pub const EXCLUDE_FROM_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// The value heatscaler gives [`EXCLUDE_FROM_LB_LABEL`]: how a rollback
+/// tells the label it set from one an operator set (that one is kept).
+pub const EXCLUDE_FROM_LB_VALUE: &str = "heatscaler-removal";
 
 /// cluster-autoscaler's node annotation: `"true"` keeps the node out of scale-down.
 pub const SCALE_DOWN_DISABLED: &str = "cluster-autoscaler.kubernetes.io/scale-down-disabled";
@@ -147,6 +166,49 @@ pub fn removal_taint(started: Timestamp) -> Taint {
     Taint { key: REMOVAL_TAINT.into(), value: Some(started.as_second().to_string()), effect: TaintEffect::NoSchedule }
 }
 
+/// cluster-autoscaler's taint as it writes it, for a removal started at `started`.
+pub fn ca_removal_taint(started: Timestamp) -> Taint {
+    Taint {
+        key: CA_REMOVAL_TAINT.into(),
+        value: Some(started.as_second().to_string()),
+        effect: TaintEffect::NoSchedule,
+    }
+}
+
+/// The signs of a departing node that other controllers read (see the module
+/// documentation), put on together and taken off together.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DepartureMarks {
+    /// Add [`CA_REMOVAL_TAINT`] (value: this start) and
+    /// [`EXCLUDE_FROM_LB_LABEL`] (unless the node already has the label).
+    Set(Timestamp),
+    /// Remove [`CA_REMOVAL_TAINT`], and [`EXCLUDE_FROM_LB_LABEL`] if it has
+    /// heatscaler's value (an operator's own label stays).
+    Clear,
+}
+
+impl DepartureMarks {
+    /// The label change this makes on a node whose labels are `labels`:
+    /// `Some(Some(v))` set, `Some(None)` remove, `None` leave as it is.
+    pub fn label_change(self, labels: &BTreeMap<String, String>) -> Option<Option<&'static str>> {
+        let current = labels.get(EXCLUDE_FROM_LB_LABEL).map(String::as_str);
+        match (self, current) {
+            (DepartureMarks::Set(_), None) => Some(Some(EXCLUDE_FROM_LB_VALUE)),
+            (DepartureMarks::Clear, Some(EXCLUDE_FROM_LB_VALUE)) => Some(None),
+            _ => None,
+        }
+    }
+
+    /// The taint list `taints` becomes.
+    pub fn apply_to_taints(self, taints: &mut Vec<Taint>) {
+        taints.retain(|t| t.key != CA_REMOVAL_TAINT);
+        if let DepartureMarks::Set(started) = self {
+            taints.push(ca_removal_taint(started));
+        }
+    }
+}
+
 /// Reads a node's removal state from its taint and annotations alone.
 pub fn read(node: &Node) -> RemovalState {
     let tainted = node.taints.iter().any(|t| t.key == REMOVAL_TAINT);
@@ -237,6 +299,8 @@ pub struct NodePatch {
     pub remove_taints: Vec<String>,
     /// New `spec.unschedulable`, when it changes.
     pub unschedulable: Option<bool>,
+    /// cluster-autoscaler's taint and the exclude-from-load-balancers label.
+    pub departure: Option<DepartureMarks>,
 }
 
 impl NodePatch {
@@ -252,6 +316,18 @@ impl NodePatch {
         }
         if let Some(u) = self.unschedulable {
             node.unschedulable = u;
+        }
+        if let Some(marks) = self.departure {
+            marks.apply_to_taints(&mut node.taints);
+            match marks.label_change(&node.labels) {
+                Some(Some(v)) => {
+                    node.labels.insert(EXCLUDE_FROM_LB_LABEL.into(), v.into());
+                }
+                Some(None) => {
+                    node.labels.remove(EXCLUDE_FROM_LB_LABEL);
+                }
+                None => {}
+            }
         }
     }
 }
@@ -336,5 +412,40 @@ mod tests {
         assert!(matches!(read(&drained_without_time), RemovalState::Inconsistent { .. }));
 
         assert_eq!(read(&bare_node()), RemovalState::None);
+    }
+
+    #[test]
+    fn a_removal_carries_cluster_autoscalers_marks_and_a_rollback_takes_only_ours_off() {
+        use crate::planner::action::{RollBackRemoval, StartRemoval};
+        use crate::planner::explain::RollbackReason;
+        let r = record(Phase::Draining);
+        let start = StartRemoval { node: "m-1".into(), record: r.clone(), utilization: 0.1, unneeded_since: r.started };
+        let back = RollBackRemoval {
+            node: "m-1".into(),
+            uncordon: true,
+            reason: RollbackReason::Inconsistent { problem: "test".into() },
+        };
+
+        let mut node = bare_node();
+        node.taints.push(Taint { key: "dedicated".into(), value: Some("db".into()), effect: TaintEffect::NoSchedule });
+        start.patch().apply(&mut node);
+        let ca = node.taints.iter().find(|t| t.key == CA_REMOVAL_TAINT).expect("cluster-autoscaler's taint");
+        assert_eq!(ca.value.as_deref(), Some("1704070800"), "Unix seconds of the start, as cluster-autoscaler writes");
+        assert_eq!(ca.effect, TaintEffect::NoSchedule);
+        assert!(node.taints.iter().any(|t| t.key == REMOVAL_TAINT), "heatscaler's own taint stays");
+        assert_eq!(node.labels.get(EXCLUDE_FROM_LB_LABEL).map(String::as_str), Some(EXCLUDE_FROM_LB_VALUE));
+        assert_eq!(read(&node), RemovalState::Active(r.clone()));
+
+        back.patch().apply(&mut node);
+        assert_eq!(node.taints.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(), ["dedicated"]);
+        assert!(node.labels.is_empty(), "{:?}", node.labels);
+        assert_eq!(read(&node), RemovalState::None);
+
+        // An operator's own exclusion label is neither overwritten nor removed.
+        let mut excluded = bare_node();
+        excluded.labels.insert(EXCLUDE_FROM_LB_LABEL.into(), "true".into());
+        start.patch().apply(&mut excluded);
+        back.patch().apply(&mut excluded);
+        assert_eq!(excluded.labels.get(EXCLUDE_FROM_LB_LABEL).map(String::as_str), Some("true"));
     }
 }

@@ -17,7 +17,7 @@ use super::expander;
 use super::explain::{Alert, Explanation, GroupRejection, GroupVerdict, Note, OptionScore, PodExplanation, PodOutcome};
 use super::index::{GroupIx, NodeIx, Table};
 use super::limits::{Headroom, capacity};
-use super::protocol::{Phase, REMOVAL_TAINT, RemovalState, UNSCHEDULABLE_TAINT};
+use super::protocol::{CA_REMOVAL_TAINT, Phase, REMOVAL_TAINT, RemovalState, UNSCHEDULABLE_TAINT};
 use super::provisioning::GroupView;
 use super::resize::{Relief, ScaleUpInput, cpu_memory};
 use super::scheduling::{Placer, SchedNode, check, fits};
@@ -242,9 +242,14 @@ fn reclaim_drained<'a>(
             continue;
         }
         let mut node = cx.ix.sched_node(i);
-        // As the rollback leaves it: our taint gone and, when it uncordons, the
-        // control plane's `node.kubernetes.io/unschedulable` taint with the cordon.
-        let restored = |t: &&Taint| t.key != REMOVAL_TAINT && (record.cordoned_before || t.key != UNSCHEDULABLE_TAINT);
+        // As the rollback leaves it: both removal taints (ours and cluster-autoscaler's)
+        // gone and, when it uncordons, the control plane's `node.kubernetes.io/unschedulable`
+        // taint with the cordon.
+        let restored = |t: &&Taint| {
+            t.key != REMOVAL_TAINT
+                && t.key != CA_REMOVAL_TAINT
+                && (record.cordoned_before || t.key != UNSCHEDULABLE_TAINT)
+        };
         node.taints = Cow::Owned(node.taints.iter().filter(restored).cloned().collect());
         node.unschedulable = record.cordoned_before;
         nodes.push(node);

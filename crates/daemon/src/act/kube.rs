@@ -16,7 +16,9 @@ use serde_json::{Map, Value, json};
 
 use super::error::{ActuatorError, is_transient};
 use crate::telemetry::{KubeResource, KubeVerb, Metrics};
-use heatscaler_core::planner::protocol::NodePatch;
+use heatscaler_core::planner::protocol::{
+    CA_REMOVAL_TAINT, DepartureMarks, EXCLUDE_FROM_LB_LABEL, NodePatch, ca_removal_taint,
+};
 
 /// Field manager of heatscaler's writes (server-side field ownership, audit logs).
 pub const FIELD_MANAGER: &str = "heatscaler";
@@ -58,7 +60,7 @@ impl KubeOps {
         &self.client
     }
 
-    async fn call<T, F, Fut>(&self, verb: KubeVerb, resource: KubeResource, f: F) -> Result<T, kube::Error>
+    pub(super) async fn call<T, F, Fut>(&self, verb: KubeVerb, resource: KubeResource, f: F) -> Result<T, kube::Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, kube::Error>>,
@@ -200,18 +202,25 @@ pub fn merge_patch(node: &Node, patch: &NodePatch) -> Value {
     if !annotations.is_empty() {
         metadata["annotations"] = Value::Object(annotations);
     }
+    if let Some(marks) = patch.departure {
+        let labels = node.metadata.labels.clone().unwrap_or_default();
+        if let Some(change) = marks.label_change(&labels) {
+            metadata["labels"] = json!({ EXCLUDE_FROM_LB_LABEL: change });
+        }
+    }
     let mut spec = Map::new();
-    if patch.add_taint.is_some() || !patch.remove_taints.is_empty() {
+    if patch.add_taint.is_some() || !patch.remove_taints.is_empty() || patch.departure.is_some() {
         let mut taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
         taints.retain(|t| !patch.remove_taints.contains(&t.key));
         if let Some(t) = &patch.add_taint {
             taints.retain(|x| x.key != t.key);
-            taints.push(k8s_openapi::api::core::v1::Taint {
-                key: t.key.clone(),
-                value: t.value.clone(),
-                effect: effect_name(t.effect).into(),
-                time_added: None,
-            });
+            taints.push(to_k8s_taint(t));
+        }
+        if let Some(marks) = patch.departure {
+            taints.retain(|t| t.key != CA_REMOVAL_TAINT);
+            if let DepartureMarks::Set(started) = marks {
+                taints.push(to_k8s_taint(&ca_removal_taint(started)));
+            }
         }
         spec.insert("taints".into(), serde_json::to_value(taints).expect("taints serialise"));
     }
@@ -223,6 +232,15 @@ pub fn merge_patch(node: &Node, patch: &NodePatch) -> Value {
         body["spec"] = Value::Object(spec);
     }
     body
+}
+
+fn to_k8s_taint(t: &heatscaler_core::model::Taint) -> k8s_openapi::api::core::v1::Taint {
+    k8s_openapi::api::core::v1::Taint {
+        key: t.key.clone(),
+        value: t.value.clone(),
+        effect: effect_name(t.effect).into(),
+        time_added: None,
+    }
 }
 
 fn effect_name(e: heatscaler_core::model::TaintEffect) -> &'static str {
@@ -278,5 +296,36 @@ mod tests {
                 "spec": {"taints": []},
             })
         );
+    }
+
+    #[test]
+    fn departure_marks_add_and_clear_cluster_autoscalers_taint_and_only_our_label() {
+        let started: heatscaler_core::model::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let set = NodePatch { departure: Some(DepartureMarks::Set(started)), ..NodePatch::default() };
+        let clear = NodePatch { departure: Some(DepartureMarks::Clear), ..NodePatch::default() };
+        let bare: Node = serde_json::from_value(json!({"metadata": {"name": "m", "resourceVersion": "7"}})).unwrap();
+        assert_eq!(
+            merge_patch(&bare, &set),
+            json!({
+                "metadata": {"resourceVersion": "7", "labels": {EXCLUDE_FROM_LB_LABEL: "heatscaler-removal"}},
+                "spec": {"taints": [{"key": "ToBeDeletedByClusterAutoscaler", "value": "1767225600", "effect": "NoSchedule"}]},
+            })
+        );
+        let marked: Node = serde_json::from_value(json!({
+            "metadata": {"name": "m", "resourceVersion": "8", "labels": {EXCLUDE_FROM_LB_LABEL: "heatscaler-removal"}},
+            "spec": {"taints": [{"key": "ToBeDeletedByClusterAutoscaler", "value": "1767225600", "effect": "NoSchedule"}]},
+        }))
+        .unwrap();
+        assert_eq!(
+            merge_patch(&marked, &clear),
+            json!({"metadata": {"resourceVersion": "8", "labels": {EXCLUDE_FROM_LB_LABEL: null}}, "spec": {"taints": []}})
+        );
+        // An operator's label: neither overwritten nor removed.
+        let operators: Node = serde_json::from_value(json!({
+            "metadata": {"name": "m", "resourceVersion": "9", "labels": {EXCLUDE_FROM_LB_LABEL: "true"}},
+        }))
+        .unwrap();
+        assert_eq!(merge_patch(&operators, &set)["metadata"].get("labels"), None);
+        assert_eq!(merge_patch(&operators, &clear)["metadata"].get("labels"), None);
     }
 }

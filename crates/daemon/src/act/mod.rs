@@ -8,7 +8,7 @@
 //! in the module of its concern — [`group_resize`] (ScaleUp, RemoveMembers: Heat),
 //! [`removal`] (StartRemoval, MarkDrained, RollBackRemoval, DeleteNode),
 //! [`evict`] (EvictPods), [`resize`] (ResizePod, RecreatePod: the pod level,
-//! through the `vpa` client).
+//! through the `vpa` client). [`status`] writes the status ConfigMap.
 //!
 //! With `dry_run`, every action is logged and reported as an Event
 //! ("dry run: would ...") and none is performed.
@@ -21,6 +21,7 @@ mod kube;
 mod removal;
 mod resize;
 mod stuck;
+mod status;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 pub use self::kube::{Eviction, FIELD_MANAGER, KubeOps, merge_patch};
 pub use confirm::{MISMATCH_ANNOTATION, MISMATCH_GROUP_ANNOTATION, RemovalLedger};
 pub use error::ActuatorError;
+pub use status::StatusWrite;
 
 use crate::alerts::{Dispatcher, ObjectRef, Reason, ScalingEvent};
 use crate::cloud::group::Backend;

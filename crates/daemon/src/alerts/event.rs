@@ -266,7 +266,7 @@ impl ScalingEvent {
     // ------------------------------------------------------------ scale-down
 
     pub fn scale_down_blocked(node: ObjectRef, group: &str, why: &str) -> Self {
-        Self::new(Reason::ScaleDownBlocked, format!("node is unneeded but cannot be removed: {why}"))
+        Self::new(Reason::ScaleDownBlocked, format!("node is a scale-down candidate but cannot be removed: {why}"))
             .with_object(node)
             .in_group(group)
             .with_field("why", why)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use osauth::client::AuthenticatedClient;
 use osauth::common::IdOrName;
-use osauth::identity::{ApplicationCredential, Password, Scope};
+use osauth::identity::{ApplicationCredential, Password, Scope, Token};
 use osauth::{EndpointFilters, ErrorKind, InterfaceType};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
@@ -49,6 +49,8 @@ impl std::fmt::Debug for Cloud {
 enum Identity {
     Password(Password),
     ApplicationCredential(ApplicationCredential),
+    /// A password identity osauth cannot express (see [`PasswordById`]).
+    PasswordById(PasswordById),
 }
 
 impl Identity {
@@ -57,13 +59,85 @@ impl Identity {
         match self.clone() {
             Identity::Password(p) => AuthenticatedClient::new(http, p).await,
             Identity::ApplicationCredential(a) => AuthenticatedClient::new(http, a).await,
+            Identity::PasswordById(p) => p.authenticate(http).await,
         }
+    }
+}
+
+/// Password authentication naming the user or the domains by id, as
+/// clouds.yaml and `OS_*` allow (`user_id`, `user_domain_id`,
+/// `project_domain_id`): osauth's `Password` sends names only, so an id
+/// would be taken for a name and refused (401). The password token is asked
+/// for here, with the ids in the request; osauth's `Token` identity then
+/// scopes it and keeps the catalog. When that token expires, the next request
+/// fails to authenticate and [`Cloud`] asks for a new one from the password.
+#[derive(Clone)]
+struct PasswordById {
+    auth_url: String,
+    user: IdOrName,
+    /// Ignored by Keystone for a user given by id.
+    user_domain: IdOrName,
+    password: SecretString,
+    project: Option<(IdOrName, IdOrName)>,
+}
+
+fn id_or_name(v: &IdOrName) -> serde_json::Value {
+    match v {
+        IdOrName::Id(id) => serde_json::json!({ "id": id }),
+        IdOrName::Name(name) => serde_json::json!({ "name": name }),
+    }
+}
+
+impl PasswordById {
+    /// Keystone's token endpoint for an auth URL with or without `/v3` (as osauth builds it).
+    fn token_endpoint(&self) -> String {
+        let base = self.auth_url.trim_end_matches('/');
+        if base.ends_with("/v3") { format!("{base}/auth/tokens") } else { format!("{base}/v3/auth/tokens") }
+    }
+
+    fn project_scope(&self) -> Option<Scope> {
+        self.project.clone().map(|(project, domain)| Scope::Project {
+            domain: matches!(project, IdOrName::Name(_)).then_some(domain),
+            project,
+        })
+    }
+
+    async fn authenticate(self, http: reqwest::Client) -> Result<AuthenticatedClient, osauth::Error> {
+        let mut user = id_or_name(&self.user);
+        if matches!(self.user, IdOrName::Name(_)) {
+            user["domain"] = id_or_name(&self.user_domain);
+        }
+        user["password"] = serde_json::Value::String(self.password.expose_secret().to_string());
+        let body = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": user}}}});
+        let response = http.post(self.token_endpoint()).json(&body).send().await.map_err(|e| {
+            let kind = if e.is_timeout() { ErrorKind::OperationTimedOut } else { ErrorKind::ProtocolError };
+            osauth::Error::new(kind, describe(&e))
+        })?;
+        let status = response.status();
+        let token = response.headers().get("x-subject-token").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let bytes = response.bytes().await.unwrap_or_default();
+        if !status.is_success() {
+            let kind = match status {
+                StatusCode::UNAUTHORIZED => ErrorKind::AuthenticationFailed,
+                StatusCode::FORBIDDEN => ErrorKind::AccessDenied,
+                _ => ErrorKind::InvalidResponse,
+            };
+            return Err(osauth::Error::new(kind, format!("HTTP {status}: {}", error_message(&bytes))));
+        }
+        let token = token.ok_or_else(|| {
+            osauth::Error::new(ErrorKind::InvalidResponse, "Keystone answered without an X-Subject-Token header")
+        })?;
+        let mut identity = Token::new(&self.auth_url, token)?;
+        if let Some(scope) = self.project_scope() {
+            identity.set_scope(scope);
+        }
+        AuthenticatedClient::new(http, identity).await
     }
 }
 
 /// Who to authenticate as, resolved from the configuration or clouds.yaml.
 enum Credentials {
-    Password { user: IdOrName, user_domain: String, password: SecretString, project: Option<(IdOrName, IdOrName)> },
+    Password { user: IdOrName, user_domain: IdOrName, password: SecretString, project: Option<(IdOrName, IdOrName)> },
     ApplicationCredential { id: Option<String>, name: Option<String>, user_id: Option<String>, secret: SecretString },
 }
 
@@ -96,22 +170,26 @@ impl Cloud {
         let auth_url = settings.auth_url.clone();
         let keystone_error = |e: osauth::Error| keystone_error(&auth_url, e);
         let identity = match settings.credentials {
-            Credentials::Password { user, user_domain, password, project } => {
-                let user = match user {
-                    IdOrName::Name(n) => n,
-                    IdOrName::Id(_) => {
-                        return Err(CloudError::Config(
-                            "password authentication needs a user name, not a user ID".into(),
-                        ));
-                    }
-                };
-                let mut auth = Password::new(&settings.auth_url, user, password.expose_secret(), user_domain)
+            Credentials::Password {
+                user: IdOrName::Name(user),
+                user_domain: IdOrName::Name(domain),
+                password,
+                project,
+            } => {
+                let mut auth = Password::new(&settings.auth_url, user, password.expose_secret(), domain)
                     .map_err(keystone_error)?;
                 if let Some((project, domain)) = project {
                     auth.set_scope(Scope::Project { project, domain: Some(domain) });
                 }
                 Identity::Password(auth)
             }
+            Credentials::Password { user, user_domain, password, project } => Identity::PasswordById(PasswordById {
+                auth_url: settings.auth_url.clone(),
+                user,
+                user_domain,
+                password,
+                project,
+            }),
             Credentials::ApplicationCredential { id, name, user_id, secret } => {
                 let auth = match (id, name, user_id) {
                     (Some(id), _, _) => ApplicationCredential::new(&settings.auth_url, id, secret.expose_secret()),
@@ -161,7 +239,15 @@ impl Cloud {
     /// region and interface. Renews the token first when it is about to expire, so
     /// Keystone trouble surfaces here, as a Keystone error, before the service is called.
     pub async fn endpoint(&self, service_type: &str) -> Result<Url, CloudError> {
-        self.client().get_endpoint(service_type, &self.inner.filters).await.map_err(|e| match e.kind() {
+        let found = match self.client().get_endpoint(service_type, &self.inner.filters).await {
+            // As in `call_once`: a token that cannot be renewed is replaced once.
+            Err(e) if e.kind() == ErrorKind::AuthenticationFailed => {
+                self.reauthenticate().await?;
+                self.client().get_endpoint(service_type, &self.inner.filters).await
+            }
+            other => other,
+        };
+        found.map_err(|e| match e.kind() {
             ErrorKind::EndpointNotFound => CloudError::NoEndpoint {
                 service: service_type.to_string(),
                 filters: format!(
@@ -220,7 +306,18 @@ impl Cloud {
                 request = request.json(body);
             }
             tracing::debug!(%method, %url, "{op}");
-            let response = request.send_unchecked().await.map_err(|e| self.send_error(op, url, e))?;
+            let response = match request.send_unchecked().await {
+                Ok(r) => r,
+                // The cached token could not be renewed (it expired: a token
+                // identity cannot renew itself): start over once from the credential.
+                Err(e) if e.kind() == ErrorKind::AuthenticationFailed && !reauthenticated => {
+                    tracing::debug!(%url, "{op}: token renewal failed; re-authenticating with Keystone");
+                    self.reauthenticate().await?;
+                    reauthenticated = true;
+                    continue;
+                }
+                Err(e) => return Err(self.send_error(op, url, e)),
+            };
             let status = response.status();
             let bytes = response.bytes().await.map_err(|e| self.transport_error(op, url, &e))?;
             if status.is_success() {
@@ -331,6 +428,11 @@ fn settings(config: &OpenStackConfig) -> Result<Settings, CloudError> {
         let entry = clouds_yaml::load(name, config.clouds_yaml.as_deref())?;
         return from_cloud_entry(name, entry, config, interface);
     }
+    if config.auth_url.is_none() {
+        // As openstacksdk without arguments: OS_CLOUD, else the OS_* variables.
+        let (name, entry) = clouds_yaml::from_environment(config.clouds_yaml.as_deref())?;
+        return from_cloud_entry(&name, entry, config, interface);
+    }
     let auth_url = config
         .auth_url
         .clone()
@@ -345,7 +447,7 @@ fn settings(config: &OpenStackConfig) -> Result<Settings, CloudError> {
         },
         (None, Some(pw)) => Credentials::Password {
             user: IdOrName::Name(pw.username.clone()),
-            user_domain: pw.user_domain_name.clone(),
+            user_domain: IdOrName::Name(pw.user_domain_name.clone()),
             password: secret(&pw.password)?,
             project: pw
                 .project_id
@@ -377,6 +479,12 @@ fn from_cloud_entry(
         )));
     }
     let a = entry.auth;
+    if a.trust_id.is_some() {
+        return Err(CloudError::Config(format!(
+            "cloud '{name}' authenticates with a Keystone trust (trust_id), which heatscaler does not support; \
+             use an application credential or a password"
+        )));
+    }
     let auth_url = a.auth_url.ok_or_else(|| CloudError::Config(format!("cloud '{name}' has no auth.auth_url")))?;
     let auth_type = entry.auth_type.as_deref().unwrap_or("password");
     let credentials = match auth_type {
@@ -386,7 +494,12 @@ fn from_cloud_entry(
                 (None, Some(id)) => IdOrName::Id(id),
                 _ => return Err(CloudError::Config(format!("cloud '{name}' has no auth.username"))),
             },
-            user_domain: a.user_domain_name.or(a.user_domain_id).unwrap_or_else(|| "Default".into()),
+            // An id is an id (`default`), never sent as a name (`Default`).
+            user_domain: a
+                .user_domain_id
+                .map(IdOrName::Id)
+                .or_else(|| a.user_domain_name.map(IdOrName::Name))
+                .unwrap_or_else(|| IdOrName::Name("Default".into())),
             password: a.password.ok_or_else(|| CloudError::Config(format!("cloud '{name}' has no auth.password")))?,
             project: a.project_id.map(IdOrName::Id).or_else(|| a.project_name.map(IdOrName::Name)).map(|p| {
                 let domain = a
@@ -430,6 +543,28 @@ fn from_cloud_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trust_is_refused_by_name_and_ids_are_not_names() {
+        let entry = |auth: serde_json::Value| -> clouds_yaml::CloudEntry {
+            serde_json::from_value(serde_json::json!({ "auth": auth })).unwrap()
+        };
+        let config = OpenStackConfig::default();
+        let trust =
+            entry(serde_json::json!({"auth_url": "https://k/v3", "username": "u", "password": "p", "trust_id": "t"}));
+        let Err(e) = from_cloud_entry("magnum", trust, &config, None) else { panic!("a trust was accepted") };
+        assert!(e.to_string().contains("trust_id"), "{e}");
+
+        let by_id = entry(serde_json::json!({"auth_url": "https://k/v3", "username": "u", "password": "p",
+            "user_domain_id": "default", "project_name": "x", "project_domain_id": "default"}));
+        let Ok(Settings { credentials: Credentials::Password { user_domain, project, .. }, .. }) =
+            from_cloud_entry("c", by_id, &config, None)
+        else {
+            panic!("not a password")
+        };
+        assert!(matches!(user_domain, IdOrName::Id(ref d) if d == "default"));
+        assert!(matches!(project, Some((IdOrName::Name(_), IdOrName::Id(ref d))) if d == "default"));
+    }
 
     #[test]
     fn heat_errors_keep_heats_message_and_kind() {

@@ -61,6 +61,34 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     parse(&text, &name, path.parent())
 }
 
+/// Reads and validates a configuration file for a command that does not use
+/// `section` (`groups` sends no alerts): problems under it do not stop the
+/// command and are returned beside the configuration to be shown as warnings.
+pub fn load_without(path: &Path, section: &str) -> Result<(Config, Option<ConfigErrors>), ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors::one(&name, ConfigError::new("", format!("cannot read file: {e}"))))?;
+    let mut config: Config = heatscaler_core::yaml::from_str_with_path(&text).map_err(|e| {
+        let problem = match e.line {
+            Some(line) => format!("{} (line {line})", e.message),
+            None => e.message,
+        };
+        ConfigErrors::one(&name, ConfigError::new(e.path, problem))
+    })?;
+    if let Some(base) = path.parent() {
+        config.resolve_relative_paths(base);
+    }
+    let under = |e: &ConfigError| {
+        e.path == section || e.path.starts_with(&format!("{section}.")) || e.path.starts_with(&format!("{section}["))
+    };
+    let (ignored, errors): (Vec<_>, Vec<_>) = validate::validate(&config).into_iter().partition(under);
+    if !errors.is_empty() {
+        return Err(ConfigErrors { source_name: name, errors });
+    }
+    let ignored = (!ignored.is_empty()).then_some(ConfigErrors { source_name: name, errors: ignored });
+    Ok((config, ignored))
+}
+
 /// Parses and validates configuration text. `base` resolves relative paths in
 /// the file (CA bundles, secret files) against the file's own directory.
 pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Config, ConfigErrors> {

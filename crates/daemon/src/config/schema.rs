@@ -128,7 +128,8 @@ pub enum KubernetesAccess {
 
 /// Keystone authentication. Either `cloud` (an entry of clouds.yaml, found where
 /// the OpenStack tools look: `./clouds.yaml`, `~/.config/openstack/`,
-/// `/etc/openstack/`) or `auth-url` with exactly one credential.
+/// `/etc/openstack/`), or `auth-url` with exactly one credential, or neither:
+/// then the environment (`OS_CLOUD`, else the `OS_*` variables), as openstacksdk.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct OpenStackConfig {

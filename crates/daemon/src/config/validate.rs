@@ -83,15 +83,20 @@ impl Validator {
     }
 
     fn openstack(&mut self, os: &OpenStackConfig) {
+        let env_names_a_cloud =
+            || ["OS_CLOUD", "OS_AUTH_URL"].iter().any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()));
         let explicit = os.auth_url.is_some() || os.application_credential.is_some() || os.password.is_some();
         match (&os.cloud, explicit) {
             (Some(_), true) => self.err(
                 "openstack.cloud",
                 "use either `cloud` (clouds.yaml) or explicit `auth-url` with a credential, not both",
             ),
+            // As openstacksdk: the environment names the cloud (resolved when connecting).
+            (None, false) if env_names_a_cloud() => {}
             (None, false) => self.err(
                 "openstack",
-                "no authentication: set `cloud` (an entry of clouds.yaml) or `auth-url` with `application-credential` or `password`",
+                "no authentication: set `cloud` (an entry of clouds.yaml) or `auth-url` with `application-credential` or `password`, \
+                 or OS_CLOUD or OS_AUTH_URL in the environment",
             ),
             (Some(_), false) => self.existing_file("openstack.clouds-yaml", os.clouds_yaml.as_deref()),
             (None, true) => {

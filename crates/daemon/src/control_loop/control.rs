@@ -14,6 +14,7 @@ use super::planning::Planning;
 use super::pod_level::{self, PodLevel};
 use super::reporting::Reporter;
 use super::signals::{Request, Signals};
+use super::status::StatusPublisher;
 use super::{DaemonError, RunOptions, kube_client};
 use crate::act::{Actuator, Outcome};
 use crate::alerts::ScalingEvent;
@@ -102,6 +103,7 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
         planning: Planning::new(),
         reporter: Reporter::new(),
         outages: OutageReporter::default(),
+        status: StatusPublisher::new(),
         leader,
         leading: false,
         reload_pending: false,
@@ -152,6 +154,8 @@ struct Daemon {
     planning: Planning,
     reporter: Reporter,
     outages: OutageReporter,
+    /// The status ConfigMap (leader only).
+    status: StatusPublisher,
     leader: Arc<dyn LeaderGate>,
     /// Whether the previous pass ran as the leader.
     leading: bool,
@@ -369,6 +373,7 @@ impl Daemon {
             return None;
         };
         self.reporter.report(&planned, self.planning.memory(), &parts.alerts, &self.metrics);
+        self.status.publish(parts.actuator.kube(), &planned, self.planning.memory(), &self.shared.instance);
         let planned_in = started.elapsed();
         let statuses = if parts.actuator.dry_run() { Vec::new() } else { planned.status_writes };
         if !statuses.is_empty() {

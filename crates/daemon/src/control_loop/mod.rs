@@ -5,7 +5,8 @@
 //!        wait for every watch's first list and one read of every group
 //!        → READY=1 (systemd), /readyz ready
 //! loop:  a change (debounced by daemon.debounce) or daemon.resync-interval
-//!        → plan (pure) → report → execute the actions (if this replica leads)
+//!        → plan (pure) → report, publish the status ConfigMap → execute the
+//!        actions (all of it only if this replica leads)
 //! SIGHUP: reload the configuration; an invalid file is rejected and alerted
 //! SIGTERM: stop planning, let in-flight actions finish (bounded), flush
 //!        alerts, STOPPING=1, exit 0 — all within the stop timeout
@@ -26,6 +27,7 @@ pub mod planning;
 pub mod pod_level;
 mod reporting;
 mod signals;
+pub mod status;
 mod verdicts;
 
 use std::path::PathBuf;

@@ -39,6 +39,12 @@ impl Planning {
         Self::default()
     }
 
+    /// Starts from a memory kept elsewhere (`heatscaler explain` takes the
+    /// running leader's timers from the status ConfigMap).
+    pub fn with_memory(memory: Memory) -> Self {
+        Self { memory, ..Self::default() }
+    }
+
     /// Forgets the memory (timers restart; removals in progress live on the nodes).
     pub fn forget(&mut self) {
         self.memory = Memory::default();

@@ -17,7 +17,7 @@
 //! until then nothing is saved, so a restart never overwrites days of
 //! history with the minutes it has seen.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
@@ -57,6 +57,10 @@ pub struct PodLevel {
     /// Set once the saved history has been read back (or found absent).
     restored: Arc<AtomicBool>,
     last_checkpoint: StdMutex<Option<Instant>>,
+    /// Workloads whose recommendation series the last pass published: one
+    /// gone from the handled VPA objects (deleted, or its VPA deleted) has its
+    /// series removed, so /metrics does not keep the dead forever.
+    published: StdMutex<HashSet<WorkloadRef>>,
     _tasks: JoinSet<()>,
 }
 
@@ -126,6 +130,7 @@ impl PodLevel {
             metrics,
             restored,
             last_checkpoint: StdMutex::new(None),
+            published: StdMutex::new(HashSet::new()),
             _tasks: tasks,
         })
     }
@@ -181,6 +186,12 @@ impl PodLevel {
             }
             models.extend(model);
         }
+        let now_published: HashSet<WorkloadRef> = models.iter().map(|m| m.workload.clone()).collect();
+        let mut published = self.published.lock().expect("published workloads lock");
+        for gone in published.difference(&now_published) {
+            metrics.forget_workload(gone);
+        }
+        *published = now_published;
         (models, writes)
     }
 

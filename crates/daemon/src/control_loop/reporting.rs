@@ -1,6 +1,7 @@
 //! What a pass tells operators beyond its actions: the planner's alerts
 //! (failed provisioning, drift, pods no group can host), new minions, pods that
-//! trigger no scale-up, and the group and pending-pod gauges.
+//! trigger no scale-up, nodes kept although they are scale-down candidates
+//! (`ScaleDownBlocked`), and the group and pending-pod gauges.
 //!
 //! Alerts are latched: one is sent when its condition appears and again only
 //! after it has cleared and come back, so a condition that lasts an hour is
@@ -8,12 +9,13 @@
 //! line of defence, for conditions that flap.)
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use crate::alerts::{Dispatcher, ObjectRef, Reason, ScalingEvent};
 use crate::telemetry::{GroupSizes, Metrics, ScaleUpFailure};
 use heatscaler_core::model::{MemberStatus, PodKey};
 use heatscaler_core::planner::Memory;
-use heatscaler_core::planner::explain::{Alert, PodOutcome, ProvisioningFailure};
+use heatscaler_core::planner::explain::{Alert, Hold, NodeStatus, PodOutcome, ProvisioningFailure};
 
 use super::planning::Planned;
 
@@ -31,7 +33,17 @@ pub struct Reporter {
     /// poller has read no group yet, and its first reads are no news.
     joined: HashMap<String, HashSet<String>>,
     groups_reported: BTreeSet<String>,
+    /// `group/member` whose scale-up duration was recorded (once per member).
+    timed: HashSet<String>,
+    /// When a `ScaleDownBlocked` was last sent for each `node: why`.
+    blocked_reported: HashMap<String, Instant>,
 }
+
+/// The same `ScaleDownBlocked` (node and reason) is sent again after this
+/// long at the soonest, even if the condition cleared in between: a node's
+/// status flaps as other nodes come and go (a budget shared by the pass, a
+/// node on the way), and that is not news.
+const BLOCKED_RESEND: Duration = Duration::from_secs(3600);
 
 impl Reporter {
     pub fn new() -> Self {
@@ -42,7 +54,7 @@ impl Reporter {
         let ex = &planned.plan.explanation;
         metrics.set_unschedulable_pods(planned.unschedulable_pods as u64);
         self.group_metrics(planned, metrics);
-        self.minions_joined(planned, alerts);
+        self.minions_joined(planned, alerts, metrics, heatscaler_core::model::Timestamp::now());
 
         let mut active = HashSet::new();
         for alert in &ex.alerts {
@@ -68,6 +80,21 @@ impl Reporter {
             pending.insert(p.pod.clone());
         }
         self.pods_reported = pending;
+        self.scale_down_blocked(planned, alerts, Instant::now());
+    }
+
+    /// One `ScaleDownBlocked` per node and reason per [`BLOCKED_RESEND`]: a
+    /// node kept for the same reason pass after pass is one Event.
+    fn scale_down_blocked(&mut self, planned: &Planned, alerts: &Dispatcher, now: Instant) {
+        self.blocked_reported.retain(|_, sent| now.saturating_duration_since(*sent) < BLOCKED_RESEND);
+        for n in &planned.plan.explanation.nodes {
+            let (Some(why), Some(group)) = (blocked_reason(&n.status), n.group.as_deref()) else { continue };
+            let key = format!("{}: {why}", n.node);
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.blocked_reported.entry(key) {
+                alerts.dispatch(ScalingEvent::scale_down_blocked(ObjectRef::node(&n.node), group, &why));
+                slot.insert(now);
+            }
+        }
     }
 
     fn group_metrics(&mut self, planned: &Planned, metrics: &Metrics) {
@@ -85,6 +112,9 @@ impl Reporter {
                 },
             );
             metrics.set_group_limits(&g.name, u64::from(g.min_size), u64::from(g.max_size));
+            if !self.groups_reported.contains(&g.name) {
+                metrics.register_group(&g.name);
+            }
             seen.insert(g.name.clone());
         }
         for gone in self.groups_reported.difference(&seen) {
@@ -93,7 +123,17 @@ impl Reporter {
         self.groups_reported = seen;
     }
 
-    fn minions_joined(&mut self, planned: &Planned, alerts: &Dispatcher) {
+    /// `MinionJoined` for each member whose node became Ready since the last
+    /// pass, and `heatscaler_scale_up_duration_seconds` for it — from Heat's
+    /// creation of the member to that pass — once per member (a node that
+    /// goes NotReady and comes back is no new scale-up).
+    fn minions_joined(
+        &mut self,
+        planned: &Planned,
+        alerts: &Dispatcher,
+        metrics: &Metrics,
+        now: heatscaler_core::model::Timestamp,
+    ) {
         for g in &planned.groups {
             let ready_now: HashSet<String> = g
                 .members
@@ -105,10 +145,36 @@ impl Reporter {
                 for m in g.members.iter().filter(|m| ready_now.contains(&m.id) && !known.contains(&m.id)) {
                     let node = m.node_name.as_deref().unwrap_or_default();
                     alerts.dispatch(ScalingEvent::minion_joined(ObjectRef::node(node), &g.name, &m.id));
+                    if let Some(created) = m.created
+                        && self.timed.insert(format!("{}/{}", g.name, m.id))
+                    {
+                        let took = now.duration_since(created);
+                        metrics.observe_scale_up_duration(&g.name, took.try_into().unwrap_or_default());
+                    }
                 }
             }
             self.joined.insert(g.name.clone(), ready_now);
         }
+        // Members Heat no longer lists are forgotten; a group this pass lacks
+        // is kept, as in `joined` (a reload's first passes).
+        let listed: HashSet<String> =
+            planned.groups.iter().flat_map(|g| g.members.iter().map(move |m| format!("{}/{}", g.name, m.id))).collect();
+        let present: HashSet<&str> = planned.groups.iter().map(|g| g.name.as_str()).collect();
+        self.timed.retain(|k| listed.contains(k) || !present.contains(k.split_once('/').map_or("", |(g, _)| g)));
+    }
+}
+
+/// Why a scale-down candidate is kept, when that is something an operator may
+/// want to change: a pod that cannot move, an exhausted budget, the group's
+/// min size, scale-down switched off. Waiting for `unneeded-time`, cool-downs
+/// and per-step limits pass by themselves and are not reported.
+fn blocked_reason(status: &NodeStatus) -> Option<String> {
+    match status {
+        NodeStatus::PodBlocks { .. } | NodeStatus::PdbBlocks { .. } => Some(status.to_string()),
+        NodeStatus::Unneeded { held: Some(h @ (Hold::GroupAtMinSize { .. } | Hold::ScaleDownDisabled)), .. } => {
+            Some(h.to_string())
+        }
+        _ => None,
     }
 }
 
@@ -176,14 +242,14 @@ fn events(alert: &Alert, memory: &Memory, metrics: &Metrics) -> Vec<ScalingEvent
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
     use futures::future::BoxFuture;
+    use heatscaler_core::model::{PodKey, Timestamp};
+    use heatscaler_core::planner::Plan;
+    use heatscaler_core::planner::explain::{BlockReason, Explanation, NodeExplanation};
 
     use super::*;
     use crate::alerts::{EventSink, RetryPolicy, Severity, SinkError, SinkPolicy};
-    use heatscaler_core::model::{GroupState, Member};
-    use heatscaler_core::planner::Plan;
 
     #[derive(Default)]
     struct Captured(Mutex<Vec<ScalingEvent>>);
@@ -195,7 +261,145 @@ mod tests {
         }
     }
 
-    fn planned(members: &[&str]) -> Planned {
+    fn planned(nodes: Vec<(&str, NodeStatus)>) -> Planned {
+        let nodes = nodes
+            .into_iter()
+            .map(|(n, status)| NodeExplanation { node: n.into(), group: Some("workers".into()), status })
+            .collect();
+        Planned {
+            plan: Plan {
+                actions: Vec::new(),
+                explanation: Explanation { nodes, ..Explanation::default() },
+                memory: Memory::default(),
+            },
+            groups: Vec::new(),
+            unschedulable_pods: 0,
+            ready_nodes: Default::default(),
+            nodes: 0,
+            pods: 0,
+            status_writes: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn scale_down_blocked_is_sent_once_per_node_and_reason_while_it_holds() {
+        let metrics = Arc::new(Metrics::new());
+        let captured = Arc::new(Captured::default());
+        let policy = SinkPolicy {
+            name: "capture".into(),
+            min_severity: Severity::Info,
+            include_details: true,
+            queue_capacity: 100,
+            dedup_window: Duration::ZERO,
+            timeout: Duration::from_secs(1),
+            retry: RetryPolicy { initial: Duration::from_millis(1), max: Duration::from_millis(1), max_attempts: 1 },
+        };
+        let sink: Arc<dyn EventSink> = captured.clone();
+        let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, metrics.clone());
+        let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let at_min = NodeStatus::Unneeded { since: t, removable_at: t, held: Some(Hold::GroupAtMinSize { min: 2 }) };
+        let keeper = NodeStatus::PodBlocks {
+            pod: PodKey { namespace: "shop".into(), name: "db-0".into() },
+            reason: BlockReason::NotSafeToEvict,
+        };
+        let waiting = NodeStatus::Unneeded { since: t, removable_at: t, held: Some(Hold::UnneededTime) };
+        let mut reporter = Reporter::new();
+        let pass = planned(vec![("w-0", at_min.clone()), ("w-1", keeper.clone()), ("w-2", waiting)]);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            reporter.report(&pass, &Memory::default(), &alerts, &metrics);
+        }
+        // Flapping (cleared, then back) within the resend interval: no new Event.
+        reporter.scale_down_blocked(&planned(vec![("w-1", keeper)]), &alerts, t0 + Duration::from_secs(60));
+        reporter.scale_down_blocked(&pass, &alerts, t0 + Duration::from_secs(120));
+        // Still holding an interval later: said again.
+        reporter.scale_down_blocked(
+            &planned(vec![("w-0", at_min)]),
+            &alerts,
+            t0 + BLOCKED_RESEND + Duration::from_secs(1),
+        );
+        alerts.shutdown(Duration::from_secs(1)).await;
+
+        let sent: Vec<(String, String)> = captured
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.reason == Reason::ScaleDownBlocked)
+            .map(|e| (e.object.as_ref().unwrap().name.clone(), e.message.clone()))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                ("w-0".to_string(), "node is a scale-down candidate but cannot be removed: group at min size 2".into()),
+                (
+                    "w-1".to_string(),
+                    "node is a scale-down candidate but cannot be removed: pod shop/db-0 cannot be moved: annotated \
+                     safe-to-evict: false"
+                        .into()
+                ),
+                ("w-0".to_string(), "node is a scale-down candidate but cannot be removed: group at min size 2".into()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn scale_up_duration_is_recorded_once_per_new_minion_and_group_counters_start_at_zero() {
+        use heatscaler_core::model::{GroupState, Member, MemberStatus};
+        let metrics = Arc::new(Metrics::new());
+        let alerts = Dispatcher::with_sinks(Vec::new(), Duration::ZERO, metrics.clone());
+        let now = Timestamp::now();
+        let member = |id: &str, ready: bool| Member {
+            id: id.into(),
+            node_name: ready.then(|| format!("w-{id}")),
+            status: MemberStatus::Complete,
+            created: Some(now - jiff::SignedDuration::from_secs(90)),
+        };
+        let pass = |members: Vec<Member>| {
+            let mut p = planned(Vec::new());
+            p.ready_nodes = members.iter().filter_map(|m| m.node_name.clone()).collect();
+            p.groups = vec![GroupState {
+                name: "workers".into(),
+                desired: members.len() as u32,
+                min_size: 0,
+                max_size: 10,
+                members,
+                stack_busy: false,
+                template: None,
+                price_per_hour: 0.0,
+                priority: 0,
+            }];
+            p
+        };
+        let mut reporter = Reporter::new();
+        // The first pass only records what is there (those minions did not join now).
+        reporter.minions_joined(&pass(vec![member("0", true), member("1", false)]), &alerts, &metrics, now);
+        reporter.minions_joined(&pass(vec![member("0", true), member("1", true)]), &alerts, &metrics, now);
+        // NotReady and back: not a second scale-up.
+        reporter.minions_joined(&pass(vec![member("0", true), member("1", false)]), &alerts, &metrics, now);
+        reporter.minions_joined(&pass(vec![member("0", true), member("1", true)]), &alerts, &metrics, now);
+        reporter.report(&pass(vec![member("0", true)]), &Memory::default(), &alerts, &metrics);
+        let text = metrics.encode();
+        let line = |name: &str| {
+            text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in\n{text}")).to_string()
+        };
+        assert_eq!(
+            line("heatscaler_scale_up_duration_seconds_count{group=\"workers\"}"),
+            "heatscaler_scale_up_duration_seconds_count{group=\"workers\"} 1"
+        );
+        assert!(line("heatscaler_scale_up_duration_seconds_sum{group=\"workers\"}").ends_with(" 90.0"), "{text}");
+        // The group's counters exist at zero before any event.
+        for series in [
+            "heatscaler_scaled_up_nodes_total{group=\"workers\"}",
+            "heatscaler_scaled_down_nodes_total{group=\"workers\"}",
+            "heatscaler_failed_scale_ups_total{group=\"workers\",reason=\"create_failed\"}",
+        ] {
+            assert_eq!(line(series), format!("{series} 0"), "{text}");
+        }
+    }
+
+    fn planned_members(members: &[&str]) -> Planned {
+        use heatscaler_core::model::{GroupState, Member};
         let group = GroupState {
             name: "workers".into(),
             desired: members.len() as u32,
@@ -245,7 +449,12 @@ mod tests {
         let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, metrics.clone());
         let mut reporter = Reporter::new();
         let memory = Memory::default();
-        for pass in [planned(&["0", "1"]), planned(&[]), planned(&["0", "1"]), planned(&["0", "1", "2"])] {
+        for pass in [
+            planned_members(&["0", "1"]),
+            planned_members(&[]),
+            planned_members(&["0", "1"]),
+            planned_members(&["0", "1", "2"]),
+        ] {
             reporter.report(&pass, &memory, &alerts, &metrics);
         }
         alerts.shutdown(Duration::from_secs(1)).await;

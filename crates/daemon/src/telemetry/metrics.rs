@@ -352,6 +352,20 @@ impl Metrics {
         self.group_max_size.remove(&l);
     }
 
+    /// A configured group's counters at zero, before their first event:
+    /// `rate()` and `increase()` need the series to exist from the start,
+    /// and an alert on `failed_scale_ups` must see 0 → 1, not nothing → 1.
+    pub fn register_group(&self, group: &str) {
+        let l = GroupLabels { group: group.into() };
+        let _ = self.scaled_up_nodes.get_or_create(&l);
+        let _ = self.scaled_down_nodes.get_or_create(&l);
+        for reason in ScaleUpFailure::ALL {
+            let _ = self
+                .failed_scale_ups
+                .get_or_create(&GroupReasonLabels { group: group.into(), reason: reason.as_str() });
+        }
+    }
+
     pub fn set_unschedulable_pods(&self, n: u64) {
         self.unschedulable_pods.set(gauge_value(n));
     }

@@ -80,6 +80,8 @@ pub enum KubeResource {
     VerticalPodAutoscalerCheckpoint,
     /// Workload controllers looked up to resolve owners (ReplicaSet, Deployment, ...).
     Workload,
+    /// The status ConfigMap (`kube-system/heatscaler-status`).
+    ConfigMap,
 }
 
 impl KubeResource {
@@ -96,6 +98,7 @@ impl KubeResource {
             KubeResource::VerticalPodAutoscaler => "verticalpodautoscalers",
             KubeResource::VerticalPodAutoscalerCheckpoint => "verticalpodautoscalercheckpoints",
             KubeResource::Workload => "workloads",
+            KubeResource::ConfigMap => "configmaps",
         }
     }
 }

@@ -26,6 +26,9 @@ pub enum ScaleUpFailure {
 }
 
 impl ScaleUpFailure {
+    pub const ALL: [ScaleUpFailure; 3] =
+        [ScaleUpFailure::HeatUpdateFailed, ScaleUpFailure::CreateFailed, ScaleUpFailure::ProvisioningTimedOut];
+
     pub(super) const fn as_str(self) -> &'static str {
         match self {
             ScaleUpFailure::HeatUpdateFailed => "heat_update_failed",

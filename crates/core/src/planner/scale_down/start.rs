@@ -1,6 +1,6 @@
-//! Which unneeded nodes start their removal now: unneeded for
-//! `unneeded-time`, outside the cool-downs, scale-down enabled and no
-//! scale-up this pass, the group above its min size, within
+//! Which unneeded nodes start their removal now: the group above its min
+//! size, unneeded for `unneeded-time`, outside the cool-downs, scale-down
+//! enabled and no scale-up this pass, within
 //! `max-nodes-per-step` and `max-drain-parallelism`.
 
 use std::collections::BTreeMap;
@@ -78,12 +78,14 @@ pub(super) fn removals(
             .live
             .saturating_sub(removals.in_removal.get(&c.group).copied().unwrap_or(0))
             .saturating_sub(started.get(&c.group).copied().unwrap_or(0));
-        let held = if cx.now < removable_at {
+        // Min size first: it holds the node whatever its timer, and naming the
+        // timer instead would read as if the node were about to go.
+        let held = if staying <= group.min_size {
+            Some(Hold::GroupAtMinSize { min: group.min_size })
+        } else if cx.now < removable_at {
             Some(Hold::UnneededTime)
         } else if let Some(h) = &global_hold {
             Some(h.clone())
-        } else if staying <= group.min_size {
-            Some(Hold::GroupAtMinSize { min: group.min_size })
         } else if empty_started + drains_started >= sd.max_nodes_per_step {
             Some(Hold::MaxNodesPerStep { max: sd.max_nodes_per_step })
         } else if !c.empty && removals.draining_with_pods + drains_started >= sd.max_drain_parallelism {

@@ -372,3 +372,22 @@ fn a_minion_still_booting_is_not_removed_for_being_not_ready() {
     assert_eq!(status(&plan, "w-2"), &NodeStatus::NotReady);
     assert!(starts(&plan).iter().all(|s| s.node != "w-2"));
 }
+
+/// A group at its min size keeps its unneeded nodes whatever their timers:
+/// the explanation names min size from the first pass, not "waiting for
+/// unneeded-time" (which would read as if the node were about to go).
+#[test]
+fn a_node_held_at_min_size_is_explained_by_min_size_from_the_first_pass() {
+    let mut w = cluster();
+    w.group_mut("workers").min_size = 3;
+    let first = w.step();
+    assert!(
+        matches!(status(&first, "w-2"), NodeStatus::Unneeded { held: Some(Hold::GroupAtMinSize { min: 3 }), .. }),
+        "{}",
+        first.explanation
+    );
+    w.advance(600);
+    let later = w.step();
+    assert!(starts(&later).is_empty());
+    assert!(matches!(status(&later, "w-2"), NodeStatus::Unneeded { held: Some(Hold::GroupAtMinSize { min: 3 }), .. }));
+}
