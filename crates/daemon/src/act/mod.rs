@@ -20,8 +20,8 @@ mod group_resize;
 mod kube;
 mod removal;
 mod resize;
-mod stuck;
 mod status;
+mod stuck;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
