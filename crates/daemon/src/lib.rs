@@ -19,6 +19,7 @@ pub mod alerts;
 pub mod cloud;
 pub mod config;
 pub mod control_loop;
+pub mod files;
 pub mod observe;
 pub mod telemetry;
 pub mod usage;

@@ -54,7 +54,7 @@ pub(crate) fn load(name: &str, path: Option<&Path>) -> Result<CloudEntry, CloudE
     let env_path = std::env::var_os("OS_CLIENT_CONFIG_FILE").map(std::path::PathBuf::from);
     let value = match path.or(env_path.as_deref()) {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = crate::files::read_text_bounded(path, crate::files::MAX_DOCUMENT_BYTES)
                 .map_err(|e| CloudError::Config(format!("cannot read {}: {e}", path.display())))?;
             let root = heatscaler_core::yaml::parse_value(&text)
                 .map_err(|e| CloudError::Config(format!("{} is not valid YAML: {e}", path.display())))?;

@@ -57,6 +57,7 @@ fn the_example_file_is_valid() {
     for name in ["admin.conf", "webhook-hmac", "openstack-secret"] {
         std::fs::write(dir.path().join(name), "x\n").unwrap();
     }
+    std::fs::write(dir.path().join("admin.conf"), "apiVersion: v1\nkind: Config\n").unwrap();
     // SAFETY: only this test reads these two variables.
     unsafe {
         std::env::set_var("CREDENTIALS_DIRECTORY", dir.path());
@@ -212,4 +213,47 @@ fn duplicate_sink_names_and_bad_severity() {
         "{VALID}alerts:\n  sinks:\n    - kind: webhook\n      url: http://a.example/\n      min-severity: loud\n"
     );
     assert_error(&text, "alerts.sinks[0].min-severity", "unknown variant");
+}
+
+#[test]
+fn an_empty_or_truncated_file_is_refused() {
+    for text in ["", "\n  \n", "# all commented out\n# node-groups: []\n", "---\n", "~\n", "null"] {
+        let errors = errors_of(text);
+        assert!(errors[0].problem.contains("has no settings"), "{text:?}: {errors:?}");
+    }
+    // Cut in the middle of a group: the group is incomplete, not silently gone.
+    let cut = &VALID[..VALID.find("number_of_minions").unwrap() + 9];
+    assert_error(cut, "node-groups[0]", "missing field `min-size`");
+    // The file on disk, as `check-config`, `run` and a reload read it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.yaml");
+    std::fs::write(&path, "").unwrap();
+    assert!(load(&path).unwrap_err().to_string().contains("has no settings"));
+}
+
+#[test]
+fn an_inline_secret_is_refused_without_quoting_it() {
+    for value in ["InlineHunter2Secret", "'InlineHunter2Secret'", "[InlineHunter2Secret]", "271828182845"] {
+        let text = VALID.replace("{ env: HEATSCALER_CONFIG_TEST_SECRET }", value);
+        let errors = errors_of(&text);
+        let all = format!("{errors:?} {}", ConfigErrors { source_name: "t".into(), errors: errors.clone() });
+        assert!(!all.contains("InlineHunter2Secret") && !all.contains("271828182845"), "{value}: {all}");
+        assert!(
+            errors.iter().any(|e| e.path == "openstack.application-credential.secret"
+                && e.problem.contains("never written in the file")),
+            "{value}: {errors:?}"
+        );
+    }
+    // Elsewhere too: a quoted value is never echoed, the key path and line still are.
+    let errors = errors_of(&VALID.replace("max-size: 10", "max-size: InlineHunter2Secret"));
+    assert!(!format!("{errors:?}").contains("InlineHunter2Secret"), "{errors:?}");
+    assert_eq!(errors[0].path, "node-groups[0].max-size");
+}
+
+#[test]
+fn config_and_secret_files_are_read_with_a_bound() {
+    let e = load(Path::new("/dev/zero")).unwrap_err().to_string();
+    assert!(e.contains("larger than 1048576 bytes"), "{e}");
+    let e = SecretSource::File("/dev/zero".into()).resolve().unwrap_err().to_string();
+    assert!(e.contains("larger than 65536 bytes"), "{e}");
 }

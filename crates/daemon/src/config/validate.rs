@@ -80,6 +80,11 @@ impl Validator {
             );
         }
         self.existing_file("kubernetes.kubeconfig", k.kubeconfig.as_deref());
+        if let Some(path) = k.kubeconfig.as_deref().filter(|p| p.is_file())
+            && let Err(e) = super::kubeconfig::read(path)
+        {
+            self.err("kubernetes.kubeconfig", e);
+        }
     }
 
     fn openstack(&mut self, os: &OpenStackConfig) {

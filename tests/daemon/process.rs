@@ -1,0 +1,111 @@
+//! The `heatscaler run` binary against kubesim, as systemd runs it: what a
+//! reload of a bad file does (kept configuration, an alert, no secret
+//! echoed), and how fast a stop is while the loop waits.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kubesim::{KubeSim, KubeSimHandle, NodeSpec, Options};
+
+#[allow(dead_code)]
+#[path = "../support/e2e/webhook.rs"]
+mod webhook;
+
+use crate::pod_level::daemon_process::DaemonProcess;
+use webhook::Webhooks;
+
+const WAIT: Duration = Duration::from_secs(30);
+/// Never part of any valid configuration; must never appear in any output.
+const CANARY: &str = "InlineHunter2Secret";
+
+struct World {
+    _sim: KubeSimHandle,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    log: PathBuf,
+    hooks: Webhooks,
+    daemon: DaemonProcess,
+}
+
+/// A valid configuration: the cluster, no node groups, one webhook sink; `extra` is appended.
+fn config_text(kubeconfig: &Path, hook: &str, extra: &str) -> String {
+    format!(
+        "kubernetes: {{ access: kubeconfig, kubeconfig: {} }}\npod-resize: {{ enabled: false }}\nalerts:\n  kubernetes-events: false\n  sinks:\n    - {{ kind: webhook, url: \"{hook}\" }}\n{extra}",
+        kubeconfig.display()
+    )
+}
+
+async fn world(extra: &str) -> World {
+    let sim = KubeSim::start(Options::fast()).await.unwrap();
+    sim.add_node(NodeSpec::new("node-1").cpu("4").memory("8Gi")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let hooks = Webhooks::start().await;
+    let config = dir.path().join("heatscaler.yaml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let telemetry: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    std::fs::write(
+        &config,
+        config_text(&kubeconfig, &hooks.url, &format!("telemetry: {{ listen: \"{telemetry}\" }}\n{extra}")),
+    )
+    .unwrap();
+    let log = dir.path().join("daemon.log");
+    let mut daemon = DaemonProcess::start(&config, &log, telemetry, &[]);
+    daemon.wait_ready(WAIT).await;
+    World { _sim: sim, dir, config, log, hooks, daemon }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_of_an_empty_file_keeps_the_running_configuration_and_alerts() {
+    let mut w = world("").await;
+    let valid = std::fs::read_to_string(&w.config).unwrap();
+    // What a config-management tool leaves between truncating and writing.
+    std::fs::write(&w.config, "").unwrap();
+    w.daemon.signal("HUP");
+    let (_, alert) = w.hooks.wait_for("ConfigReloadFailed", WAIT, |_| true).await;
+    assert!(alert["message"].as_str().unwrap().contains("has no settings"), "{alert}");
+    // The sink that sent it is the running configuration's. Only comments: the same.
+    std::fs::write(&w.config, "# nothing but a comment\n").unwrap();
+    w.daemon.signal("HUP");
+    let deadline = std::time::Instant::now() + WAIT;
+    while w.daemon.log().matches("configuration rejected").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", w.daemon.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(w.daemon.is_running());
+    assert!(!w.daemon.log().contains("configuration reloaded"), "{}", w.daemon.log());
+    std::fs::write(&w.config, valid).unwrap();
+    let (status, _) = w.daemon.terminate(WAIT).await;
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_secret_in_a_reloaded_file_reaches_no_log_and_no_alert() {
+    let mut w = world("").await;
+    let valid = std::fs::read_to_string(&w.config).unwrap();
+    let with_inline = valid.replace("kind: webhook,", &format!("kind: webhook, hmac-secret: {CANARY},"));
+    assert_ne!(with_inline, valid);
+    std::fs::write(&w.config, &with_inline).unwrap();
+    w.daemon.signal("HUP");
+    let (_, alert) = w.hooks.wait_for("ConfigReloadFailed", WAIT, |_| true).await;
+    assert!(alert["message"].as_str().unwrap().contains("hmac-secret"), "the key is named: {alert}");
+    let (status, _) = w.daemon.terminate(WAIT).await;
+    assert!(status.success());
+    assert!(!alert.to_string().contains(CANARY), "the webhook body echoes the secret: {alert}");
+    let log = std::fs::read_to_string(&w.log).unwrap();
+    assert!(log.contains("configuration rejected"), "{log}");
+    assert!(!log.contains(CANARY), "the log echoes the secret:\n{log}");
+    // `check-config` on the same file.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_heatscaler"))
+        .arg("--config")
+        .arg(&w.config)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!all.contains(CANARY), "{all}");
+    drop(w.dir);
+}
