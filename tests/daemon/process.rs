@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kubesim::{KubeSim, KubeSimHandle, NodeSpec, Options};
+use kubesim::{FaultRule, KubeSim, KubeSimHandle, NodeSpec, Options};
 
 #[allow(dead_code)]
 #[path = "../support/e2e/webhook.rs"]
@@ -20,7 +20,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const CANARY: &str = "InlineHunter2Secret";
 
 struct World {
-    _sim: KubeSimHandle,
+    sim: KubeSimHandle,
     dir: tempfile::TempDir,
     config: PathBuf,
     log: PathBuf,
@@ -54,7 +54,7 @@ async fn world(extra: &str) -> World {
     let log = dir.path().join("daemon.log");
     let mut daemon = DaemonProcess::start(&config, &log, telemetry, &[]);
     daemon.wait_ready(WAIT).await;
-    World { _sim: sim, dir, config, log, hooks, daemon }
+    World { sim, dir, config, log, hooks, daemon }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,4 +108,55 @@ async fn an_inline_secret_in_a_reloaded_file_reaches_no_log_and_no_alert() {
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!all.contains(CANARY), "{all}");
     drop(w.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_long_debounce_stops_at_once() {
+    let mut w = world("daemon: { debounce: 5m }\n").await;
+    // A change: the loop now waits out its debounce before planning.
+    w.sim.add_node(NodeSpec::new("node-2").cpu("4").memory("8Gi")).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, took) = w.daemon.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status}");
+    println!("SIGTERM during the debounce -> exit in {took:?}");
+    // The unit's stop timeout is 25 s; what the finding measured was the debounce.
+    assert!(took < Duration::from_secs(10), "exit took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_watches_stop_the_successful_loop_clock_and_age_the_data() {
+    let w = world("daemon: { resync-interval: 1s }\n").await;
+    let metric = |name: &'static str| {
+        let d = &w.daemon;
+        async move { d.metric(name).await.unwrap_or_else(|| panic!("no {name}")) }
+    };
+    w.daemon.wait_passes(2, WAIT).await;
+    assert_eq!(metric("heatscaler_kubernetes_watch_data_age_seconds{resource=\"nodes\"}").await, 0.0);
+    // Node watches fail from now on (the store keeps its last state, passes go on).
+    w.sim.add_fault(FaultRule::error(503, 1.0).on_path("/api/v1/nodes").on_verbs(&["list", "watch"]));
+    w.sim.drop_watches();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stalled = metric("heatscaler_last_successful_loop_timestamp_seconds").await;
+    // Passes go on (the loop duration histogram counts successful ones only).
+    let passes = || w.daemon.log().matches("planned nodes=").count();
+    let before = passes();
+    let deadline = std::time::Instant::now() + WAIT;
+    while passes() < before + 3 {
+        assert!(std::time::Instant::now() < deadline, "no passes while the node watch fails");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        metric("heatscaler_last_successful_loop_timestamp_seconds").await,
+        stalled,
+        "the last successful loop advances while the node watch fails"
+    );
+    let age = metric("heatscaler_kubernetes_watch_data_age_seconds{resource=\"nodes\"}").await;
+    assert!(age >= 2.0, "age of the node watch's data: {age}");
+    w.sim.faults().clear();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while metric("heatscaler_last_successful_loop_timestamp_seconds").await == stalled {
+        assert!(std::time::Instant::now() < deadline, "no successful loop after the watch recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(metric("heatscaler_kubernetes_watch_data_age_seconds{resource=\"nodes\"}").await, 0.0);
 }

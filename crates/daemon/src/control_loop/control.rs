@@ -262,6 +262,13 @@ impl Daemon {
         let mut next_resync = tokio::time::Instant::now();
         loop {
             self.health.heartbeat();
+            if std::mem::take(&mut self.reload_pending) {
+                // Requested during a wait of the previous iteration.
+                self.reload().await;
+            }
+            for (kind, age) in self.kube.health().data_age() {
+                self.metrics.set_watch_data_age(kind.as_str(), age);
+            }
             let debounce = self.parts().config.daemon.debounce.get();
             tokio::select! {
                 biased;
@@ -279,12 +286,18 @@ impl Daemon {
                         continue;
                     }
                     // Let a burst of events land before planning on them.
-                    tokio::time::sleep(debounce).await;
+                    let debounced = tokio::time::sleep(debounce);
+                    if unless_stopped(signals, &mut self.reload_pending, debounced).await.is_none() {
+                        return Instant::now();
+                    }
                 }
                 _ = tokio::time::sleep(IDLE_HEARTBEAT) => continue,
             }
             // Plan a burst of new pods together, not the part the scheduler has judged so far.
-            let waited = super::verdicts::await_verdicts(self.kube.store()).await;
+            let verdicts = super::verdicts::await_verdicts(self.kube.store());
+            let Some(waited) = unless_stopped(signals, &mut self.reload_pending, verdicts).await else {
+                return Instant::now();
+            };
             if !waited.is_zero() {
                 tracing::debug!(?waited, "waited for the scheduler's verdict on new pods");
             }
@@ -318,7 +331,9 @@ impl Daemon {
         let started = Instant::now();
         let now = Timestamp::now();
         let parts = self.parts.as_ref().expect("parts are built before the loop starts");
-        parts.heat.wait_fresh(HEAT_FRESHNESS).await;
+        if unless_stopped(signals, &mut self.reload_pending, parts.heat.wait_fresh(HEAT_FRESHNESS)).await.is_none() {
+            return Some(Instant::now());
+        }
         let reads = parts.heat.reads();
         let Some(planned) = self
             .planning
@@ -381,7 +396,9 @@ impl Daemon {
             }
         };
         let failed = outcomes.iter().filter(|o| o.is_failure()).count();
-        if failed == 0 {
+        // A pass on data a failing watch no longer updates is not a success:
+        // the staleness alert on this metric must fire while watches fail.
+        if failed == 0 && self.kube.health().failing().is_empty() {
             self.metrics.record_successful_loop(now, started.elapsed());
         }
         let acted = outcomes.iter().filter(|o| matches!(o, Outcome::Done(_) | Outcome::DryRun)).count();
@@ -478,6 +495,27 @@ impl Daemon {
             if report.dropped > 0 {
                 tracing::warn!(dropped = report.dropped, "alerts left undelivered at shutdown");
             }
+        }
+    }
+}
+
+/// Waits for `wait` unless a stop is requested first (`None`). A reload
+/// requested meanwhile is applied after the pass, as during actions: every
+/// wait of the loop watches the signals, so a stop takes effect at once
+/// whatever the configured debounce.
+async fn unless_stopped<F: std::future::Future>(
+    signals: &mut Signals,
+    reload_pending: &mut bool,
+    wait: F,
+) -> Option<F::Output> {
+    let mut wait = std::pin::pin!(wait);
+    loop {
+        tokio::select! {
+            out = &mut wait => return Some(out),
+            r = signals.next() => match r {
+                Request::Stop => return None,
+                Request::Reload => *reload_pending = true,
+            },
         }
     }
 }
