@@ -257,3 +257,24 @@ fn config_and_secret_files_are_read_with_a_bound() {
     let e = SecretSource::File("/dev/zero".into()).resolve().unwrap_err().to_string();
     assert!(e.contains("larger than 65536 bytes"), "{e}");
 }
+
+#[test]
+fn every_duration_and_count_has_an_upper_bound_named_in_the_message() {
+    assert_error(
+        &format!("{VALID}daemon: {{ debounce: 9999999999999h }}\n"),
+        "daemon.debounce",
+        "is longer than the longest accepted, 5m",
+    );
+    assert_error(&format!("{VALID}daemon: {{ resync-interval: 2h }}\n"), "daemon.resync-interval", "1h");
+    assert_error(&VALID.replace("max-size: 10", "max-size: 4000000000"), "node-groups[0].max-size", "10000");
+    assert_error(&format!("{VALID}scale-down: {{ unneeded-time: 30d }}\n"), "scale-down.unneeded-time", "7days");
+    assert_error(&format!("{VALID}alerts: {{ queue-capacity: 4000000000 }}\n"), "alerts.queue-capacity", "1000000");
+    assert_error(
+        &format!("{VALID}leader-election: {{ lease-duration: 1h, renew-deadline: 50m, retry-period: 2h }}\n"),
+        "leader-election.retry-period",
+        "1m",
+    );
+    // The bounds are far from the defaults and the example.
+    with_secret();
+    parse(VALID, "t", None).unwrap();
+}
