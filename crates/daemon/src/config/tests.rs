@@ -278,3 +278,42 @@ fn every_duration_and_count_has_an_upper_bound_named_in_the_message() {
     with_secret();
     parse(VALID, "t", None).unwrap();
 }
+
+#[test]
+fn a_cloud_without_any_clouds_yaml_is_refused() {
+    let text = VALID.replace("  auth-url: https://keystone.example:5000/v3\n", "  cloud: prod\n").replace(
+        "  application-credential:\n    id: 0123abcd\n    secret: { env: HEATSCALER_CONFIG_TEST_SECRET }\n",
+        "",
+    );
+    let searched = super::validate::clouds_yaml_search_path();
+    if searched.iter().any(|p| p.is_file()) || std::env::var_os("OS_CLIENT_CONFIG_FILE").is_some() {
+        eprintln!("this machine has a clouds.yaml ({searched:?}): nothing to check");
+        return;
+    }
+    assert_error(&text, "openstack.cloud", "no clouds.yaml found");
+    // An explicit file that exists is enough.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clouds.yaml");
+    std::fs::write(&file, "clouds: {prod: {}}\n").unwrap();
+    with_secret();
+    parse(&text.replace("  cloud: prod\n", &format!("  cloud: prod\n  clouds-yaml: {}\n", file.display())), "t", None)
+        .unwrap();
+}
+
+#[test]
+fn two_groups_on_the_same_heat_resource_are_refused() {
+    let group = &VALID[VALID.find("  - name: workers").unwrap()..];
+    let text = format!("{VALID}{}", group.replace("name: workers", "name: others"));
+    assert_error(&text, "node-groups[1].backend.resource", "already the group of node-groups[0]");
+    // Another resource of the same stack is another group.
+    with_secret();
+    parse(
+        &format!(
+            "{VALID}{}",
+            group.replace("name: workers", "name: others").replace("resource: kube_minions", "resource: gpu_minions")
+        ),
+        "t",
+        None,
+    )
+    .unwrap();
+}

@@ -107,7 +107,19 @@ impl Validator {
                 "openstack",
                 "no authentication: set `cloud` (an entry of clouds.yaml) or `auth-url` with `application-credential` or `password`",
             ),
-            (Some(_), false) => self.existing_file("openstack.clouds-yaml", os.clouds_yaml.as_deref()),
+            (Some(_), false) => {
+                self.existing_file("openstack.clouds-yaml", os.clouds_yaml.as_deref());
+                if os.clouds_yaml.is_none() && std::env::var_os("OS_CLIENT_CONFIG_FILE").is_none() {
+                    let searched = clouds_yaml_search_path();
+                    if !searched.iter().any(|p| p.is_file()) {
+                        let list = searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+                        self.err(
+                            "openstack.cloud",
+                            format!("no clouds.yaml found (looked in {list}); set `clouds-yaml` or OS_CLIENT_CONFIG_FILE"),
+                        );
+                    }
+                }
+            }
             (None, true) => {
                 if os.clouds_yaml.is_some() {
                     self.err("openstack.clouds-yaml", "only used together with `cloud`");
@@ -155,6 +167,21 @@ impl Validator {
 
     fn node_groups(&mut self, groups: &[NodeGroupConfig]) {
         let mut names = HashSet::new();
+        // Two groups resizing the same Heat resource would undo each other's steps.
+        let mut resources: Vec<(&str, &str, usize)> = Vec::new();
+        for (i, g) in groups.iter().enumerate() {
+            let key = (g.stack.trim(), g.backend.resource.trim());
+            match resources.iter().find(|(s, r, _)| (*s, *r) == key) {
+                Some((_, _, first)) => self.err(
+                    format!("node-groups[{i}].backend.resource"),
+                    format!(
+                        "stack `{}` resource `{}` is already the group of node-groups[{first}]; a Heat group belongs to one node group",
+                        key.0, key.1
+                    ),
+                ),
+                None => resources.push((key.0, key.1, i)),
+            }
+        }
         for (i, g) in groups.iter().enumerate() {
             let p = format!("node-groups[{i}]");
             if g.name.trim().is_empty() {
@@ -455,4 +482,14 @@ impl Validator {
         self.positive("daemon.resync-interval", d.resync_interval);
         self.positive("daemon.heat-poll-interval", d.heat_poll_interval);
     }
+}
+
+/// Where the OpenStack tools (and osauth) look for clouds.yaml, in order.
+pub(super) fn clouds_yaml_search_path() -> Vec<std::path::PathBuf> {
+    let mut paths = vec![std::path::PathBuf::from("clouds.yaml")];
+    if let Some(home) = std::env::var_os("HOME") {
+        paths.push(std::path::PathBuf::from(home).join(".config/openstack/clouds.yaml"));
+    }
+    paths.push("/etc/openstack/clouds.yaml".into());
+    paths
 }
