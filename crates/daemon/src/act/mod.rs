@@ -23,6 +23,7 @@ mod resize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub(crate) use self::kube::is_budget_refusal;
 pub use self::kube::{Eviction, FIELD_MANAGER, KubeOps, merge_patch};
 pub use error::ActuatorError;
 
