@@ -64,7 +64,7 @@ fn the_example_file_is_valid() {
         std::env::set_var("HEATSCALER_SLACK_WEBHOOK", "https://hooks.slack.example/services/T/B/X");
     }
     let text = include_str!("../../../../config/heatscaler.example.yaml")
-        .replace("/etc/kubernetes/admin.conf", &dir.path().join("admin.conf").display().to_string())
+        .replace("/etc/heatscaler/credentials/kubeconfig", &dir.path().join("admin.conf").display().to_string())
         .replace("/etc/heatscaler/webhook-hmac", &dir.path().join("webhook-hmac").display().to_string());
     let config = parse(&text, "heatscaler.example.yaml", None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.node_groups.len(), 2);
