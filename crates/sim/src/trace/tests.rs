@@ -210,7 +210,7 @@ fn gentd26_series_become_memory_usage_of_one_workload_each() {
         got,
         vec![
             "3:1: value: `1.7` is not a memory utilisation between 0 and 1",
-            "4:5: timestamp_anon: `soon` is not a number of seconds ≥ 0"
+            "4:5: timestamp_anon: `soon` is not a number of seconds between 0 and 10000000000"
         ]
     );
     let skipped = alibaba_gentd26::read(&bad, Containers::All, true).unwrap();
@@ -323,4 +323,21 @@ fn skip_bad_rows_skips_a_row_that_is_not_utf8() {
     let problems = check(TraceKind::Csv, &own, StdDuration::ZERO, false).problems;
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].line, 3);
+}
+
+/// Found by `trace::fuzz::fuzz_gentd26`: a finite but huge timestamp made
+/// the series' span overflow `Duration` (a panic in `pod_level`).
+#[test]
+fn gentd26_refuses_a_timestamp_beyond_any_trace() {
+    let mut text = String::from("value,timestamp_anon,container_ip\n");
+    for i in 0..70 {
+        let at = if i == 69 { "1e30".to_string() } else { (1000 + 57 * i).to_string() };
+        text.push_str(&format!("0.25,{at},{}\n", "0".repeat(31) + "a"));
+    }
+    let (_d, path) = gz(&text);
+    let problems = alibaba_gentd26::read(&path, Containers::All, false).unwrap_err();
+    assert!(problems[0].problem.contains("timestamp_anon: `1e30`"), "{problems:?}");
+    let read = alibaba_gentd26::read(&path, Containers::All, true).unwrap();
+    assert_eq!(read.skipped, 1);
+    alibaba_gentd26::pod_level(&read.series);
 }
