@@ -160,3 +160,71 @@ async fn failing_watches_stop_the_successful_loop_clock_and_age_the_data() {
     }
     assert_eq!(metric("heatscaler_kubernetes_watch_data_age_seconds{resource=\"nodes\"}").await, 0.0);
 }
+
+/// 365 idle connections against a daemon limited to 256 file descriptors
+/// (the finding): `/healthz` must still answer. Without a connection cap the
+/// idle connections took every descriptor; without a header timeout they
+/// would hold the cap's slots for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_idle_connections_do_not_starve_healthz() {
+    let sim = KubeSim::start(Options::fast()).await.unwrap();
+    sim.add_node(NodeSpec::new("node-1").cpu("4").memory("8Gi")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.path().join("heatscaler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kubernetes: {{ access: kubeconfig, kubeconfig: {} }}\npod-resize: {{ enabled: false }}\nalerts: {{ kubernetes-events: false }}\ntelemetry: {{ listen: \"127.0.0.1:{port}\" }}\n",
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 256 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_heatscaler"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let healthz = || async {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap();
+        client.get(&url).send().await.ok().map(|r| r.status().as_u16())
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while healthz().await != Some(200) {
+        assert!(std::time::Instant::now() < deadline, "the daemon never answered /healthz");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Connections that send nothing, held open.
+    let mut idle = Vec::new();
+    for _ in 0..365 {
+        if let Ok(c) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            idle.push(c);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The probe gets its answer within the header timeout and a probe's patience.
+    let started = std::time::Instant::now();
+    let mut answered = None;
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Some(code) = healthz().await {
+            answered = Some(code);
+            break;
+        }
+    }
+    println!("/healthz with {} idle connections: {answered:?} after {:?}", idle.len(), started.elapsed());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answered, Some(200), "/healthz starved by {} idle connections", idle.len());
+    drop(idle);
+}
