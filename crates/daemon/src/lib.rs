@@ -20,6 +20,8 @@ pub mod cloud;
 pub mod config;
 pub mod control_loop;
 pub mod files;
+#[cfg(test)]
+mod fuzz_targets;
 pub mod observe;
 pub mod telemetry;
 pub mod usage;
