@@ -228,3 +228,29 @@ async fn many_idle_connections_do_not_starve_healthz() {
     assert_eq!(answered, Some(200), "/healthz starved by {} idle connections", idle.len());
     drop(idle);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_reload_waiting_on_keystone_stops_at_once() {
+    let mut w = world("").await;
+    // A Keystone that accepts connections and never answers.
+    let keystone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = keystone.local_addr().unwrap().port();
+    std::fs::write(w.dir.path().join("secret"), "s3cret\n").unwrap();
+    let valid = std::fs::read_to_string(&w.config).unwrap();
+    let with_group = format!(
+        "{valid}openstack:\n  auth-url: http://127.0.0.1:{port}/v3\n  application-credential: {{ id: abc, secret: {{ file: secret }} }}\n  request-timeout: 5m\nnode-groups:\n  - name: workers\n    stack: s\n    backend: {{ kind: resource-group, resource: r, count-parameter: n, removal-parameter: m }}\n    min-size: 0\n    max-size: 3\n"
+    );
+    std::fs::write(&w.config, with_group).unwrap();
+    w.daemon.signal("HUP");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !w.daemon.log().contains("reloading the configuration") {
+        assert!(std::time::Instant::now() < deadline, "{}", w.daemon.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, took) = w.daemon.terminate(Duration::from_secs(20)).await;
+    println!("SIGTERM during a reload -> exit in {took:?}");
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(10), "exit took {took:?}");
+    drop(keystone);
+}

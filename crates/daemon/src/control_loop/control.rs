@@ -204,7 +204,11 @@ impl Daemon {
                 _ = tokio::time::sleep(IDLE_HEARTBEAT) => {}
                 r = signals.next() => match r {
                     Request::Stop => return Started::Stop(Instant::now()),
-                    Request::Reload => self.reload().await,
+                    Request::Reload => {
+                        if let Some(at) = self.reload(signals).await {
+                            return Started::Stop(at);
+                        }
+                    }
                 },
             }
         }
@@ -262,9 +266,11 @@ impl Daemon {
         let mut next_resync = tokio::time::Instant::now();
         loop {
             self.health.heartbeat();
-            if std::mem::take(&mut self.reload_pending) {
+            if std::mem::take(&mut self.reload_pending)
+                && let Some(at) = self.reload(signals).await
+            {
                 // Requested during a wait of the previous iteration.
-                self.reload().await;
+                return at;
             }
             for (kind, age) in self.kube.health().data_age() {
                 self.metrics.set_watch_data_age(kind.as_str(), age);
@@ -275,7 +281,9 @@ impl Daemon {
                 r = signals.next() => match r {
                     Request::Stop => return Instant::now(),
                     Request::Reload => {
-                        self.reload().await;
+                        if let Some(at) = self.reload(signals).await {
+                            return at;
+                        }
                         next_resync = tokio::time::Instant::now();
                         continue;
                     }
@@ -410,7 +418,7 @@ impl Daemon {
             self.watch_problems()
         ));
         if std::mem::take(&mut self.reload_pending) && stop_requested.is_none() {
-            self.reload().await;
+            return self.reload(signals).await;
         }
         stop_requested
     }
@@ -434,7 +442,10 @@ impl Daemon {
     /// Re-reads the configuration file. An invalid file, or one whose sinks or
     /// Keystone credentials cannot be set up, is rejected and alerted; the
     /// daemon keeps running with the previous configuration.
-    async fn reload(&mut self) {
+    ///
+    /// Setting up the new parts (Keystone, sinks) waits on the network: a stop
+    /// requested meanwhile abandons the reload and is returned.
+    async fn reload(&mut self, signals: &mut Signals) -> Option<Instant> {
         self.notifier.reloading();
         let path = self.config_path.display().to_string();
         tracing::info!(%path, "reloading the configuration");
@@ -467,7 +478,14 @@ impl Daemon {
                         tracing::warn!(section, "changes to this section take effect at the next restart");
                     }
                 }
-                Parts::build(config, &self.shared, self.dry_run).await.map_err(|e| e.to_string())
+                let build = Parts::build(config, &self.shared, self.dry_run);
+                match unless_stopped(signals, &mut self.reload_pending, build).await {
+                    Some(built) => built.map_err(|e| e.to_string()),
+                    None => {
+                        tracing::info!(%path, "stop requested during the reload; not applying it");
+                        return Some(Instant::now());
+                    }
+                }
             }
         };
         match result {
@@ -484,6 +502,7 @@ impl Daemon {
             }
         }
         self.notifier.ready("configuration reloaded");
+        None
     }
 
     /// Flushes alerts within what is left of the stop timeout, and says so to systemd.
