@@ -8,6 +8,7 @@
 //! `node-groups[1].max-size: ...` knows which line to fix.
 
 pub mod kubeconfig;
+mod lines;
 mod schema;
 mod secret;
 mod validate;
@@ -79,7 +80,9 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
         ));
     }
     let mut config: Config = heatscaler_core::yaml::from_str_with_path(text).map_err(|e| {
-        let problem = match e.line {
+        // The key's own line when the path leads to it: serde's is the
+        // enclosing map's for a missing key.
+        let problem = match lines::line_of(text, &e.path).or(e.line) {
             Some(line) => format!("{} (line {line})", e.message),
             None => e.message,
         };
@@ -88,7 +91,12 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
     if let Some(base) = base {
         config.resolve_relative_paths(base);
     }
-    let errors = validate::validate(&config);
+    let mut errors = validate::validate(&config);
+    for e in &mut errors {
+        if let Some(line) = lines::line_of(text, &e.path) {
+            e.problem = format!("{} (line {line})", e.problem);
+        }
+    }
     if errors.is_empty() { Ok(config) } else { Err(ConfigErrors { source_name: source_name.to_string(), errors }) }
 }
 

@@ -317,3 +317,16 @@ fn two_groups_on_the_same_heat_resource_are_refused() {
     )
     .unwrap();
 }
+
+#[test]
+fn errors_name_the_line_of_their_key() {
+    let line = |needle: &str| VALID.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    // The validator's errors had no line at all.
+    let text = VALID.replace("min-size: 1", "min-size: 11");
+    assert_error(&text, "node-groups[0].min-size", &format!("(line {})", line("min-size")));
+    assert_error(
+        &VALID.replace("max-size: 10", "max-size: 4000000000"),
+        "node-groups[0].max-size",
+        &format!("(line {})", line("max-size")),
+    );
+}
