@@ -254,3 +254,73 @@ async fn sigterm_during_a_reload_waiting_on_keystone_stops_at_once() {
     assert!(took < Duration::from_secs(10), "exit took {took:?}");
     drop(keystone);
 }
+
+/// The systemd status line says a watch is failing while it fails, and stops
+/// saying so once it recovers — without waiting for the next resync (1 h here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_systemd_status_clears_when_a_watch_recovers() {
+    let sim = KubeSim::start(Options::fast()).await.unwrap();
+    sim.add_node(NodeSpec::new("node-1").cpu("4").memory("8Gi")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.path().join("heatscaler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kubernetes: {{ access: kubeconfig, kubeconfig: {} }}\npod-resize: {{ enabled: false }}\nalerts: {{ kubernetes-events: false }}\ntelemetry: {{ listen: \"127.0.0.1:{port}\" }}\ndaemon: {{ resync-interval: 1h, debounce: 100ms }}\n",
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    let socket_path = dir.path().join("notify");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_heatscaler"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut next_status = async |what: &str, until: Duration, matches: &dyn Fn(&str) -> bool| -> String {
+        let deadline = tokio::time::Instant::now() + until;
+        loop {
+            let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no systemd status {what} within {until:?}"))
+                .unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if let Some(status) = text.lines().find_map(|l| l.strip_prefix("STATUS="))
+                && matches(status)
+            {
+                return status.to_string();
+            }
+        }
+    };
+    next_status("ready", WAIT, &|s| s.contains("last pass")).await;
+    // The node watch fails; a change to pods makes a pass report it.
+    sim.add_fault(FaultRule::error(503, 1.0).on_path("/api/v1/nodes").on_verbs(&["list", "watch"]));
+    sim.drop_watches();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sim.create(
+        &kubesim::builders::PodTemplate::new("c")
+            .label("app", "web")
+            .requests("100m", "64Mi")
+            .deployment("default", "web", 1),
+    )
+    .unwrap();
+    next_status("naming the failing watch", WAIT, &|s| s.contains("watch nodes failing")).await;
+    sim.faults().clear();
+    let cleared = next_status("without the failure", Duration::from_secs(90), &|s| {
+        s.contains("last pass") && !s.contains("failing")
+    })
+    .await;
+    println!("status after recovery: {cleared}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
