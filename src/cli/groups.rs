@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use heatscaler_daemon::cloud::Cloud;
 use heatscaler_daemon::cloud::group::{Backend, GroupSnapshot, NodeGroupBackend, NodeIdentity, join_members};
 use heatscaler_daemon::cloud::heat::HeatClient;
-use heatscaler_daemon::config::{Config, KubernetesAccess};
+use heatscaler_daemon::config::Config;
 
 /// Arguments of `heatscaler groups`.
 #[derive(Debug, clap::Args)]
@@ -339,17 +339,9 @@ fn print_group(g: &heatscaler_daemon::config::NodeGroupConfig, s: &GroupSnapshot
 
 async fn kubernetes_nodes(config: &Config) -> anyhow::Result<Vec<NodeIdentity>> {
     use k8s_openapi::api::core::v1::Node;
-    let k = &config.kubernetes;
-    let kube_config = match (k.access, &k.kubeconfig) {
-        (KubernetesAccess::InCluster, _) => kube::Config::incluster()?,
-        (_, Some(path)) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
-            let options = kube::config::KubeConfigOptions { context: k.context.clone(), ..Default::default() };
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?
-        }
-        _ => kube::Config::infer().await?,
-    };
-    let client = kube::Client::try_from(kube_config)?;
+    // The daemon's own client: the same kubeconfig reading (bounded, errors
+    // without the file's content) and the same credential handling.
+    let client = heatscaler_daemon::control_loop::kube_client(&config.kubernetes).await?;
     let api: kube::Api<Node> = kube::Api::all(client);
     let list = tokio::time::timeout(Duration::from_secs(15), api.list(&Default::default()))
         .await

@@ -329,3 +329,24 @@ async fn dry_run_reports_and_changes_nothing() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_429_is_retried_and_not_taken_for_a_budget() {
+    let f = fixture().await;
+    let pod = f.pod_on("m-1", "throttled").await;
+    f.put_record("m-1", &record(Phase::Draining, false)).await;
+    // API priority-and-fairness: 429 TooManyRequests without a DisruptionBudget cause.
+    let fault = f.sim.add_fault(
+        FaultRule::throttle(1.0, 0).on_path("/api/v1/namespaces/default/pods/").on_verbs(&["create"]).times(2),
+    );
+    let action = Action::EvictPods(EvictPods {
+        node: "m-1".into(),
+        pods: vec![eviction(&pod)],
+        max_grace: Duration::from_secs(5),
+    });
+    let Outcome::Done(summary) = f.actuator.execute(&action, now()).await else { panic!() };
+    assert_eq!(f.sim.faults().hits(fault).len(), 2, "the throttled eviction was not retried");
+    assert!(summary.contains("1 evicted"), "{summary}");
+    assert!(f.events("EvictionBlocked").await.is_empty(), "throttling reported as a budget refusal");
+    assert!(!f.metrics.encode().contains("heatscaler_eviction_pdb_rejections_total{purpose=\"drain\"} 1"));
+}

@@ -128,3 +128,48 @@ async fn broken_and_expired_watches_relist_and_errors_are_surfaced() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relists_against_a_failing_api_server_back_off_and_recovery_waits_for_a_list() {
+    let (sim, observer, _, _) = cluster().await;
+    // Every pod LIST answers 503 and the watch history is compacted: the
+    // watch breaks, its first re-watch fails, the cluster changes and the
+    // history is compacted meanwhile, so the next re-watch gets 410 Gone and
+    // every retry from then on is a relist.
+    let fault = sim.add_fault(FaultRule::error(503, 1.0).on_path("/api/v1/pods").on_verbs(&["list"]));
+    sim.add_fault(FaultRule::error(503, 1.0).on_path("/api/v1/pods").on_verbs(&["watch"]).times(1));
+    sim.drop_watches();
+    sim.update::<k8s_openapi::api::apps::v1::Deployment>(Some("default"), "web", |d| {
+        d.spec.as_mut().unwrap().replicas = Some(2)
+    })
+    .unwrap();
+    sim.compact_watch_history();
+    let window = Duration::from_secs(30);
+    let started = Instant::now();
+    while started.elapsed() < window {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Never "recovered" (nor healthy) while no list succeeds.
+        if sim.faults().hits(fault).len() >= 2 {
+            assert!(
+                observer.health().failing().iter().any(|(w, _)| *w == Watched::Pods),
+                "the pod watch is reported healthy while every list fails"
+            );
+        }
+    }
+    let hits = sim.faults().hits(fault);
+    let gaps: Vec<Duration> = hits.windows(2).map(|w| w[1] - w[0]).collect();
+    println!("{} pod requests in {window:?}; gaps {gaps:?}", hits.len());
+    // 800 ms doubling, jittered by up to as much again, counting the failed
+    // re-watches before: at most 5 requests in 30 s (at the least 2.4, 5.6,
+    // 12, 24.8 s after the break). Without a growing wait: one a second.
+    assert!((3..=5).contains(&hits.len()), "{} requests in {window:?}: {gaps:?}", hits.len());
+    for pair in gaps.windows(2) {
+        assert!(pair[1] >= pair[0], "the wait between relists does not grow: {gaps:?}");
+    }
+    sim.faults().remove(fault);
+    let deadline = Instant::now() + Duration::from_secs(70);
+    while !observer.health().failing().is_empty() {
+        assert!(Instant::now() < deadline, "the watch did not recover once lists succeed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

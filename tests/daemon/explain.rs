@@ -136,3 +136,35 @@ node-groups:
     assert!(stderr.contains("node group(s) workers"), "the error names the group: {stderr}");
     assert!(!stderr.contains("s3cr3t-value"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_kubeconfig_with_an_inline_token_is_never_echoed() {
+    const CANARY: &str = "CanaryKubeToken0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    // `users` must be a list: the parser fails right after the token's line.
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers:\n  name: x\n  user:\n    token: {CANARY}\n"
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("heatscaler.yaml");
+    std::fs::write(&config, format!("kubernetes:\n  access: kubeconfig\n  kubeconfig: {}\n", kubeconfig.display()))
+        .unwrap();
+    let out = explain(&config, &["--timeout", "10s"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("kubernetes.kubeconfig") && stderr.contains("(line"), "{stderr}");
+    assert!(!stderr.contains(CANARY) && !String::from_utf8_lossy(&out.stdout).contains(CANARY), "{stderr}");
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_heatscaler"))
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success(), "check-config accepts a kubeconfig the daemon cannot read");
+    assert!(stderr.contains("kubernetes.kubeconfig") && !stderr.contains(CANARY), "{stderr}");
+}

@@ -18,4 +18,5 @@ mod election;
 mod explain;
 mod manifests;
 mod pod_level;
+mod process;
 mod telemetry;

@@ -12,6 +12,7 @@
 #[path = "../support/kubernetes.rs"]
 mod kubernetes;
 
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
@@ -431,5 +432,50 @@ async fn a_removal_marks_the_node_as_cluster_autoscaler_does_and_a_rollback_unma
         assert!(left.is_empty(), "{name}: taints left after the rollback: {left:?}");
         assert_eq!(label(&node).as_deref(), operator_label, "{name}");
         assert_ne!(node.spec.as_ref().unwrap().unschedulable, Some(true), "{name} uncordoned");
+    }
+}
+
+/// The systemd install's identity (`config/systemd/heatscaler-kubeconfig.sh`):
+/// a kubeconfig for the `heatscaler` ServiceAccount, with the shipped
+/// ClusterRole's reads and nothing more; run twice, it keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_systemd_kubeconfig_script_gives_the_least_privilege_identity() {
+    let k8s = TestKubernetes::start(Knobs::default());
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("etc/heatscaler/kubeconfig");
+    let run = || {
+        let out = std::process::Command::new(kubernetes::repo_root().join("config/systemd/heatscaler-kubeconfig.sh"))
+            .arg("--admin-kubeconfig")
+            .arg(k8s.admin_kubeconfig())
+            .arg("--output")
+            .arg(&output)
+            .env("KUBECTL", Path::new(k8s.var("HEATSCALER_K8S_BIN")).join("kubectl"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run();
+    run();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&output).unwrap().permissions().mode() & 0o777, 0o600);
+    // The daemon reads it as it reads any kubeconfig (and check-config accepts it).
+    heatscaler_daemon::config::kubeconfig::read(&output).unwrap();
+    let client = k8s.client_for(&output).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes.list(&ListParams::default()).await.expect("heatscaler may list nodes");
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "heatscaler");
+    match cms.create(&PostParams::default(), &ConfigMap::default()).await {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 403, "{e:?}"),
+        other => panic!("creating a ConfigMap was not refused: {other:?}"),
+    }
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "heatscaler");
+    match secrets.list(&ListParams::default()).await {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 403, "reading Secrets (its own token's) is refused: {e:?}"),
+        other => panic!("listing Secrets was not refused: {other:?}"),
     }
 }

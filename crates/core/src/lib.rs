@@ -8,6 +8,8 @@
 //! behaves like the deployed one. The crate depends on no async runtime and
 //! no Kubernetes or OpenStack client; `docs/architecture.md` draws the arrows.
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod fuzz;
 pub mod model;
 pub mod planner;
 pub mod policy;

@@ -19,6 +19,9 @@ pub mod alerts;
 pub mod cloud;
 pub mod config;
 pub mod control_loop;
+pub mod files;
+#[cfg(test)]
+mod fuzz_targets;
 pub mod observe;
 pub mod telemetry;
 pub mod usage;

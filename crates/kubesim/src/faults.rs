@@ -100,6 +100,8 @@ struct Active {
     rule: FaultRule,
     matched: u64,
     affected: u64,
+    /// When each affected request arrived, for tests of clients' back-off.
+    hits: Vec<std::time::Instant>,
 }
 
 /// What to do with one request.
@@ -125,7 +127,7 @@ impl Faults {
         let mut guard = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         guard.0 += 1;
         let id = guard.0;
-        guard.1.push(Active { id, rule, matched: 0, affected: 0 });
+        guard.1.push(Active { id, rule, matched: 0, affected: 0, hits: Vec::new() });
         id
     }
 
@@ -134,6 +136,12 @@ impl Faults {
         let before = guard.1.len();
         guard.1.retain(|a| a.id != id);
         guard.1.len() != before
+    }
+
+    /// When each request rule `id` affected arrived (empty for an unknown rule).
+    pub fn hits(&self, id: u64) -> Vec<std::time::Instant> {
+        let guard = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        guard.1.iter().find(|a| a.id == id).map(|a| a.hits.clone()).unwrap_or_default()
     }
 
     pub fn clear(&self) {
@@ -168,6 +176,7 @@ impl Faults {
                 continue;
             }
             active.affected += 1;
+            active.hits.push(std::time::Instant::now());
             decision.delay += rule.latency;
             if decision.error.is_none()
                 && let Some(status) = rule.status

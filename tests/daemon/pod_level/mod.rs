@@ -6,7 +6,7 @@
 mod collector;
 mod daemon;
 #[path = "../../support/e2e/daemon.rs"]
-mod daemon_process;
+pub(crate) mod daemon_process;
 mod observe;
 mod resize;
 mod watch;

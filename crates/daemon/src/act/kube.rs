@@ -153,13 +153,14 @@ impl KubeOps {
             }),
             ..EvictParams::default()
         };
-        // 429 here is a budget's answer, not throttling: never retried in place.
-        let transient = |e: &kube::Error| is_transient(e) && !matches!(e, kube::Error::Api(s) if s.code == 429);
+        // A budget's 429 is an answer, never retried in place; API
+        // priority-and-fairness also answers 429 (throttling), and that one is.
+        let transient = |e: &kube::Error| is_transient(e) && !matches!(e, kube::Error::Api(s) if is_budget_refusal(s));
         let evict = || self.metrics.time_kube(KubeVerb::Create, KubeResource::PodEviction, api.evict(name, &params));
         let result = evict.retry(self.backoff).when(transient).await;
         match result {
             Ok(_) => Ok(Eviction::Evicted),
-            Err(kube::Error::Api(s)) if s.code == 429 => {
+            Err(kube::Error::Api(s)) if is_budget_refusal(&s) => {
                 let message = blocked_reason(&s);
                 Ok(Eviction::Blocked { pdb: budget_name(&message), message })
             }
@@ -168,6 +169,15 @@ impl KubeOps {
             Err(e) => Err(ActuatorError::kube(format!("evict pod {namespace}/{name}"))(e)),
         }
     }
+}
+
+/// A 429 from a PodDisruptionBudget, told apart from API priority-and-fairness
+/// throttling (also 429 `TooManyRequests`) by what the eviction API adds: a
+/// `DisruptionBudget` cause, or its message about the pod's disruption budget.
+pub(crate) fn is_budget_refusal(s: &kube::core::Status) -> bool {
+    s.code == 429
+        && (s.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "DisruptionBudget"))
+            || s.message.contains("disruption budget"))
 }
 
 /// The budget's own words when the API names it ("The disruption budget web

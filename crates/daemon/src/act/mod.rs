@@ -26,6 +26,7 @@ mod stuck;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub(crate) use self::kube::is_budget_refusal;
 pub use self::kube::{Eviction, FIELD_MANAGER, KubeOps, merge_patch};
 pub use confirm::{MISMATCH_ANNOTATION, MISMATCH_GROUP_ANNOTATION, RemovalLedger};
 pub use error::ActuatorError;

@@ -69,7 +69,7 @@ fn search(file: &str) -> Option<PathBuf> {
 const SEARCHED: &str = "./, ~/.config/openstack/, /etc/openstack/";
 
 fn read(path: &Path) -> Result<serde_json::Value, CloudError> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::files::read_text_bounded(path, crate::files::MAX_DOCUMENT_BYTES)
         .map_err(|e| CloudError::Config(format!("cannot read {}: {e}", path.display())))?;
     heatscaler_core::yaml::parse_value(&text)
         .map_err(|e| CloudError::Config(format!("{} is not valid YAML: {e}", path.display())))

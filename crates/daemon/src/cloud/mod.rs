@@ -6,7 +6,7 @@
 //! speaks Heat's REST API; [`group`] knows how a ResourceGroup or an
 //! AutoScalingGroup of minions is read and resized.
 
-mod clouds_yaml;
+pub(crate) mod clouds_yaml;
 mod error;
 pub mod group;
 pub mod heat;

@@ -158,7 +158,7 @@ impl Cloud {
         let mut http =
             reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(10)));
         if let Some(path) = &settings.ca_bundle {
-            let pem = std::fs::read(path)
+            let pem = crate::files::read_bounded(path, crate::files::MAX_CA_BUNDLE_BYTES)
                 .map_err(|e| CloudError::Config(format!("cannot read CA bundle {}: {e}", path.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| CloudError::Config(format!("CA bundle {} is not PEM: {e}", path.display())))?;

@@ -7,6 +7,8 @@
 //! Every error is a [`ConfigError`] naming the key path, so an operator reading
 //! `node-groups[1].max-size: ...` knows which line to fix.
 
+pub mod kubeconfig;
+mod lines;
 mod schema;
 mod secret;
 mod validate;
@@ -56,7 +58,7 @@ impl ConfigErrors {
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
+    let text = crate::files::read_text_bounded(path, crate::files::MAX_DOCUMENT_BYTES)
         .map_err(|e| ConfigErrors::one(&name, ConfigError::new("", format!("cannot read file: {e}"))))?;
     parse(&text, &name, path.parent())
 }
@@ -92,8 +94,23 @@ pub fn load_without(path: &Path, section: &str) -> Result<(Config, Option<Config
 /// Parses and validates configuration text. `base` resolves relative paths in
 /// the file (CA bundles, secret files) against the file's own directory.
 pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Config, ConfigErrors> {
+    if is_empty_document(text) {
+        // Every section has defaults, so an empty document would be a valid
+        // configuration without node groups or alert sinks. It is what a
+        // config-management tool leaves while it rewrites the file, and a
+        // reload of it would silently stop scaling: refused everywhere.
+        return Err(ConfigErrors::one(
+            source_name,
+            ConfigError::new(
+                "",
+                "the file has no settings (empty, only comments, or `null`): refusing it, as a file being rewritten looks like this; write at least one section",
+            ),
+        ));
+    }
     let mut config: Config = heatscaler_core::yaml::from_str_with_path(text).map_err(|e| {
-        let problem = match e.line {
+        // The key's own line when the path leads to it: serde's is the
+        // enclosing map's for a missing key.
+        let problem = match lines::line_of(text, &e.path).or(e.line) {
             Some(line) => format!("{} (line {line})", e.message),
             None => e.message,
         };
@@ -102,8 +119,18 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
     if let Some(base) = base {
         config.resolve_relative_paths(base);
     }
-    let errors = validate::validate(&config);
+    let mut errors = validate::validate(&config);
+    for e in &mut errors {
+        if let Some(line) = lines::line_of(text, &e.path) {
+            e.problem = format!("{} (line {line})", e.problem);
+        }
+    }
     if errors.is_empty() { Ok(config) } else { Err(ConfigErrors { source_name: source_name.to_string(), errors }) }
+}
+
+/// No YAML content at all: nothing, whitespace, comments, document markers or `null`.
+fn is_empty_document(text: &str) -> bool {
+    matches!(heatscaler_core::yaml::parse_value(text), Ok(serde_json::Value::Null))
 }
 
 impl Config {

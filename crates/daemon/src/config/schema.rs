@@ -96,7 +96,8 @@ pub struct KubernetesConfig {
     /// then the in-cluster service account, as kubectl does.
     #[serde(default)]
     pub access: KubernetesAccess,
-    /// Kubeconfig file for `access: kubeconfig` (e.g. `/etc/kubernetes/admin.conf` on a master).
+    /// Kubeconfig file for `access: kubeconfig`: heatscaler's own identity
+    /// (`config/systemd/heatscaler-kubeconfig.sh`), not a master's admin.conf.
     #[serde(default)]
     pub kubeconfig: Option<PathBuf>,
     /// Kubeconfig delivered as a systemd credential (`LoadCredential=kubeconfig:...`).

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 /// Where a secret is read from: exactly one of `{ file: PATH }`,
 /// `{ env: VAR }` or `{ systemd-credential: NAME }`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "SecretSourceKeys", into = "SecretSourceKeys")]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(into = "SecretSourceKeys")]
 pub enum SecretSource {
     /// A file whose content (trailing newline removed) is the secret.
     File(PathBuf),
@@ -60,6 +60,58 @@ impl TryFrom<SecretSourceKeys> for SecretSource {
     }
 }
 
+/// The error for anything but a map: what was written is likely the secret
+/// itself, so it is named by its kind only, never quoted.
+const INLINE: &str = "a secret is never written in the file: give `{ file: PATH }`, `{ env: VAR }` or `{ systemd-credential: NAME }` (the value given is not shown)";
+
+impl<'de> Deserialize<'de> for SecretSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, Error as _};
+
+        struct Source;
+        /// Every scalar or sequence is refused with [`INLINE`]; serde's own
+        /// `invalid type: string "..."` would quote it.
+        fn inline<E: de::Error>() -> Result<SecretSource, E> {
+            Err(E::custom(INLINE))
+        }
+        impl<'de> de::Visitor<'de> for Source {
+            type Value = SecretSource;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map with one of `file`, `env` or `systemd-credential`")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<SecretSource, A::Error> {
+                let keys = SecretSourceKeys::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                SecretSource::try_from(keys).map_err(A::Error::custom)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<SecretSource, E> {
+                inline()
+            }
+            fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<SecretSource, E> {
+                inline()
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretSource, E> {
+                inline()
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretSource, E> {
+                inline()
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<SecretSource, E> {
+                inline()
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretSource, E> {
+                inline()
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<SecretSource, E> {
+                Err(E::custom("is empty: give `{ file: PATH }`, `{ env: VAR }` or `{ systemd-credential: NAME }`"))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<SecretSource, A::Error> {
+                inline()
+            }
+        }
+        d.deserialize_any(Source)
+    }
+}
+
 /// Why a secret could not be read. Never contains the secret.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SecretError {
@@ -97,11 +149,12 @@ impl SecretSource {
     }
 }
 
-fn read_file(path: &PathBuf) -> Result<SecretString, SecretError> {
-    let text = std::fs::read_to_string(path).map_err(|e| SecretError::File(path.clone(), e.kind().to_string()))?;
+fn read_file(path: &std::path::Path) -> Result<SecretString, SecretError> {
+    let text = crate::files::read_text_bounded(path, crate::files::MAX_SECRET_BYTES)
+        .map_err(|e| SecretError::File(path.to_path_buf(), e.to_string()))?;
     let trimmed = text.trim_end_matches(['\n', '\r']);
     if trimmed.is_empty() {
-        return Err(SecretError::EmptyFile(path.clone()));
+        return Err(SecretError::EmptyFile(path.to_path_buf()));
     }
     Ok(SecretString::from(trimmed.to_string()))
 }

@@ -57,13 +57,14 @@ fn the_example_file_is_valid() {
     for name in ["admin.conf", "webhook-hmac", "openstack-secret"] {
         std::fs::write(dir.path().join(name), "x\n").unwrap();
     }
+    std::fs::write(dir.path().join("admin.conf"), "apiVersion: v1\nkind: Config\n").unwrap();
     // SAFETY: only this test reads these two variables.
     unsafe {
         std::env::set_var("CREDENTIALS_DIRECTORY", dir.path());
         std::env::set_var("HEATSCALER_SLACK_WEBHOOK", "https://hooks.slack.example/services/T/B/X");
     }
     let text = include_str!("../../../../config/heatscaler.example.yaml")
-        .replace("/etc/kubernetes/admin.conf", &dir.path().join("admin.conf").display().to_string())
+        .replace("/etc/heatscaler/credentials/kubeconfig", &dir.path().join("admin.conf").display().to_string())
         .replace("/etc/heatscaler/webhook-hmac", &dir.path().join("webhook-hmac").display().to_string());
     let config = parse(&text, "heatscaler.example.yaml", None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.node_groups.len(), 2);
@@ -212,4 +213,120 @@ fn duplicate_sink_names_and_bad_severity() {
         "{VALID}alerts:\n  sinks:\n    - kind: webhook\n      url: http://a.example/\n      min-severity: loud\n"
     );
     assert_error(&text, "alerts.sinks[0].min-severity", "unknown variant");
+}
+
+#[test]
+fn an_empty_or_truncated_file_is_refused() {
+    for text in ["", "\n  \n", "# all commented out\n# node-groups: []\n", "---\n", "~\n", "null"] {
+        let errors = errors_of(text);
+        assert!(errors[0].problem.contains("has no settings"), "{text:?}: {errors:?}");
+    }
+    // Cut in the middle of a group: the group is incomplete, not silently gone.
+    let cut = &VALID[..VALID.find("number_of_minions").unwrap() + 9];
+    assert_error(cut, "node-groups[0]", "missing field `min-size`");
+    // The file on disk, as `check-config`, `run` and a reload read it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.yaml");
+    std::fs::write(&path, "").unwrap();
+    assert!(load(&path).unwrap_err().to_string().contains("has no settings"));
+}
+
+#[test]
+fn an_inline_secret_is_refused_without_quoting_it() {
+    for value in ["InlineHunter2Secret", "'InlineHunter2Secret'", "[InlineHunter2Secret]", "271828182845"] {
+        let text = VALID.replace("{ env: HEATSCALER_CONFIG_TEST_SECRET }", value);
+        let errors = errors_of(&text);
+        let all = format!("{errors:?} {}", ConfigErrors { source_name: "t".into(), errors: errors.clone() });
+        assert!(!all.contains("InlineHunter2Secret") && !all.contains("271828182845"), "{value}: {all}");
+        assert!(
+            errors.iter().any(|e| e.path == "openstack.application-credential.secret"
+                && e.problem.contains("never written in the file")),
+            "{value}: {errors:?}"
+        );
+    }
+    // Elsewhere too: a quoted value is never echoed, the key path and line still are.
+    let errors = errors_of(&VALID.replace("max-size: 10", "max-size: InlineHunter2Secret"));
+    assert!(!format!("{errors:?}").contains("InlineHunter2Secret"), "{errors:?}");
+    assert_eq!(errors[0].path, "node-groups[0].max-size");
+}
+
+#[test]
+fn config_and_secret_files_are_read_with_a_bound() {
+    let e = load(Path::new("/dev/zero")).unwrap_err().to_string();
+    assert!(e.contains("larger than 1048576 bytes"), "{e}");
+    let e = SecretSource::File("/dev/zero".into()).resolve().unwrap_err().to_string();
+    assert!(e.contains("larger than 65536 bytes"), "{e}");
+}
+
+#[test]
+fn every_duration_and_count_has_an_upper_bound_named_in_the_message() {
+    assert_error(
+        &format!("{VALID}daemon: {{ debounce: 9999999999999h }}\n"),
+        "daemon.debounce",
+        "is longer than the longest accepted, 5m",
+    );
+    assert_error(&format!("{VALID}daemon: {{ resync-interval: 2h }}\n"), "daemon.resync-interval", "1h");
+    assert_error(&VALID.replace("max-size: 10", "max-size: 4000000000"), "node-groups[0].max-size", "10000");
+    assert_error(&format!("{VALID}scale-down: {{ unneeded-time: 30d }}\n"), "scale-down.unneeded-time", "7days");
+    assert_error(&format!("{VALID}alerts: {{ queue-capacity: 4000000000 }}\n"), "alerts.queue-capacity", "1000000");
+    assert_error(
+        &format!("{VALID}leader-election: {{ lease-duration: 1h, renew-deadline: 50m, retry-period: 2h }}\n"),
+        "leader-election.retry-period",
+        "1m",
+    );
+    // The bounds are far from the defaults and the example.
+    with_secret();
+    parse(VALID, "t", None).unwrap();
+}
+
+#[test]
+fn a_cloud_without_any_clouds_yaml_is_refused() {
+    let text = VALID.replace("  auth-url: https://keystone.example:5000/v3\n", "  cloud: prod\n").replace(
+        "  application-credential:\n    id: 0123abcd\n    secret: { env: HEATSCALER_CONFIG_TEST_SECRET }\n",
+        "",
+    );
+    let searched = super::validate::clouds_yaml_search_path();
+    if searched.iter().any(|p| p.is_file()) || std::env::var_os("OS_CLIENT_CONFIG_FILE").is_some() {
+        eprintln!("this machine has a clouds.yaml ({searched:?}): nothing to check");
+        return;
+    }
+    assert_error(&text, "openstack.cloud", "no clouds.yaml found");
+    // An explicit file that exists is enough.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clouds.yaml");
+    std::fs::write(&file, "clouds: {prod: {}}\n").unwrap();
+    with_secret();
+    parse(&text.replace("  cloud: prod\n", &format!("  cloud: prod\n  clouds-yaml: {}\n", file.display())), "t", None)
+        .unwrap();
+}
+
+#[test]
+fn two_groups_on_the_same_heat_resource_are_refused() {
+    let group = &VALID[VALID.find("  - name: workers").unwrap()..];
+    let text = format!("{VALID}{}", group.replace("name: workers", "name: others"));
+    assert_error(&text, "node-groups[1].backend.resource", "already the group of node-groups[0]");
+    // Another resource of the same stack is another group.
+    with_secret();
+    parse(
+        &format!(
+            "{VALID}{}",
+            group.replace("name: workers", "name: others").replace("resource: kube_minions", "resource: gpu_minions")
+        ),
+        "t",
+        None,
+    )
+    .unwrap();
+}
+
+#[test]
+fn errors_name_the_line_of_their_key() {
+    let line = |needle: &str| VALID.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    // The validator's errors had no line at all.
+    let text = VALID.replace("min-size: 1", "min-size: 11");
+    assert_error(&text, "node-groups[0].min-size", &format!("(line {})", line("min-size")));
+    assert_error(
+        &VALID.replace("max-size: 10", "max-size: 4000000000"),
+        "node-groups[0].max-size",
+        &format!("(line {})", line("max-size")),
+    );
 }

@@ -25,8 +25,17 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     v.alerts(&config.alerts);
     v.leader_election(&config.leader_election);
     v.daemon(&config.daemon);
+    v.bounds(config);
     v.errors
 }
+
+const MINUTE: u64 = 60;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
+
+/// Largest node group, node count or core count accepted: far above any
+/// Heat stack (Heat's own limit on a stack's resources is 1000 by default).
+const MAX_NODES: u32 = 10_000;
 
 #[derive(Default)]
 struct Validator {
@@ -80,6 +89,11 @@ impl Validator {
             );
         }
         self.existing_file("kubernetes.kubeconfig", k.kubeconfig.as_deref());
+        if let Some(path) = k.kubeconfig.as_deref().filter(|p| p.is_file())
+            && let Err(e) = super::kubeconfig::read(path)
+        {
+            self.err("kubernetes.kubeconfig", e);
+        }
     }
 
     fn openstack(&mut self, os: &OpenStackConfig) {
@@ -98,7 +112,19 @@ impl Validator {
                 "no authentication: set `cloud` (an entry of clouds.yaml) or `auth-url` with `application-credential` or `password`, \
                  or OS_CLOUD or OS_AUTH_URL in the environment",
             ),
-            (Some(_), false) => self.existing_file("openstack.clouds-yaml", os.clouds_yaml.as_deref()),
+            (Some(_), false) => {
+                self.existing_file("openstack.clouds-yaml", os.clouds_yaml.as_deref());
+                if os.clouds_yaml.is_none() && std::env::var_os("OS_CLIENT_CONFIG_FILE").is_none() {
+                    let searched = clouds_yaml_search_path();
+                    if !searched.iter().any(|p| p.is_file()) {
+                        let list = searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+                        self.err(
+                            "openstack.cloud",
+                            format!("no clouds.yaml found (looked in {list}); set `clouds-yaml` or OS_CLIENT_CONFIG_FILE"),
+                        );
+                    }
+                }
+            }
             (None, true) => {
                 if os.clouds_yaml.is_some() {
                     self.err("openstack.clouds-yaml", "only used together with `cloud`");
@@ -147,6 +173,21 @@ impl Validator {
 
     fn node_groups(&mut self, groups: &[NodeGroupConfig]) {
         let mut names = HashSet::new();
+        // Two groups resizing the same Heat resource would undo each other's steps.
+        let mut resources: Vec<(&str, &str, usize)> = Vec::new();
+        for (i, g) in groups.iter().enumerate() {
+            let key = (g.stack.trim(), g.backend.resource.trim());
+            match resources.iter().find(|(s, r, _)| (*s, *r) == key) {
+                Some((_, _, first)) => self.err(
+                    format!("node-groups[{i}].backend.resource"),
+                    format!(
+                        "stack `{}` resource `{}` is already the group of node-groups[{first}]; a Heat group belongs to one node group",
+                        key.0, key.1
+                    ),
+                ),
+                None => resources.push((key.0, key.1, i)),
+            }
+        }
         for (i, g) in groups.iter().enumerate() {
             let p = format!("node-groups[{i}]");
             if g.name.trim().is_empty() {
@@ -338,8 +379,123 @@ impl Validator {
         }
     }
 
+    /// `d` at most `max_secs`, the bound in the message. Every duration has
+    /// one: `debounce: 9999999999999h` was valid, and a wait that long ignored
+    /// everything but SIGKILL.
+    fn at_most(&mut self, path: &str, d: Duration, max_secs: u64) {
+        if d.get() > std::time::Duration::from_secs(max_secs) {
+            let max = Duration::from_secs(max_secs);
+            self.err(path, format!("{d} is longer than the longest accepted, {max}"));
+        }
+    }
+
+    /// A count at most `max`, the bound in the message.
+    fn count_at_most(&mut self, path: &str, n: u64, max: u64) {
+        if n > max {
+            self.err(path, format!("{n} is more than the most accepted, {max}"));
+        }
+    }
+
+    /// Upper bounds on every duration, size and count of the file. Loop
+    /// timings are bounded tightly (a stop must not wait on them); policy
+    /// times generously (days); counts far above any real cluster.
+    fn bounds(&mut self, c: &Config) {
+        let d = &c.daemon;
+        self.at_most("daemon.debounce", d.debounce, 5 * MINUTE);
+        self.at_most("daemon.resync-interval", d.resync_interval, HOUR);
+        self.at_most("daemon.heat-poll-interval", d.heat_poll_interval, HOUR);
+        if let Some(os) = &c.openstack {
+            self.at_most("openstack.request-timeout", os.request_timeout, 5 * MINUTE);
+            self.at_most("openstack.stack-update-timeout", os.stack_update_timeout, 6 * HOUR);
+        }
+        self.count_at_most("node-groups", c.node_groups.len() as u64, 1000);
+        for (i, g) in c.node_groups.iter().enumerate() {
+            self.count_at_most(&format!("node-groups[{i}].max-size"), g.max_size.into(), MAX_NODES.into());
+            self.count_at_most(&format!("node-groups[{i}].min-size"), g.min_size.into(), MAX_NODES.into());
+        }
+        let l = &c.cluster_limits;
+        if let Some(n) = l.max_nodes_total {
+            self.count_at_most("cluster-limits.max-nodes-total", n.into(), MAX_NODES.into());
+        }
+        if let Some(n) = l.max_cores_total {
+            self.count_at_most("cluster-limits.max-cores-total", n.into(), u64::from(MAX_NODES) * 1024);
+        }
+        let up = &c.scale_up;
+        self.at_most("scale-up.new-pod-scale-up-delay", up.new_pod_scale_up_delay, HOUR);
+        self.at_most("scale-up.max-node-provision-time", up.max_node_provision_time, 6 * HOUR);
+        self.at_most("scale-up.backoff-initial", up.backoff_initial, 6 * HOUR);
+        self.at_most("scale-up.backoff-max", up.backoff_max, DAY);
+        self.count_at_most("scale-up.max-nodes-per-scale-up", up.max_nodes_per_scale_up.into(), MAX_NODES.into());
+        let down = &c.scale_down;
+        for (key, value) in [
+            ("unneeded-time", down.unneeded_time),
+            ("unready-time", down.unready_time),
+            ("delay-after-add", down.delay_after_add),
+            ("delay-after-delete", down.delay_after_delete),
+            ("delay-after-failure", down.delay_after_failure),
+            ("cooldown-before-removal", down.cooldown_before_removal),
+        ] {
+            self.at_most(&format!("scale-down.{key}"), value, 7 * DAY);
+        }
+        self.at_most("scale-down.max-eviction-time", down.max_eviction_time, 6 * HOUR);
+        self.at_most("scale-down.max-graceful-termination", down.max_graceful_termination, HOUR);
+        self.count_at_most("scale-down.max-nodes-per-step", down.max_nodes_per_step.into(), MAX_NODES.into());
+        self.count_at_most("scale-down.max-drain-parallelism", down.max_drain_parallelism.into(), 1000);
+        let r = &c.pod_resize;
+        let rec = &r.recommender;
+        for (key, value) in [
+            ("cpu-histogram-half-life", rec.cpu_histogram_half_life),
+            ("memory-histogram-half-life", rec.memory_histogram_half_life),
+            ("memory-aggregation-interval", rec.memory_aggregation_interval),
+        ] {
+            self.at_most(&format!("pod-resize.recommender.{key}"), value, 30 * DAY);
+        }
+        self.at_most("pod-resize.recommender.checkpoint-interval", rec.checkpoint_interval, DAY);
+        self.count_at_most(
+            "pod-resize.recommender.memory-aggregation-interval-count",
+            rec.memory_aggregation_interval_count.into(),
+            1000,
+        );
+        let u = &r.updater;
+        self.count_at_most("pod-resize.updater.min-replicas", u.min_replicas.into(), 100_000);
+        for (key, value) in [
+            ("min-update-interval", u.min_update_interval),
+            ("update-off-target-after", u.update_off_target_after),
+            ("deferred-timeout", u.deferred_timeout),
+        ] {
+            self.at_most(&format!("pod-resize.updater.{key}"), value, 7 * DAY);
+        }
+        self.at_most("pod-resize.metrics.interval", r.metrics.interval, HOUR);
+        self.at_most("pod-resize.metrics.node-timeout", r.metrics.node_timeout, 5 * MINUTE);
+        self.count_at_most("pod-resize.metrics.concurrency", r.metrics.concurrency.into(), 1024);
+        let a = &c.alerts;
+        self.count_at_most("alerts.sinks", a.sinks.len() as u64, 64);
+        self.count_at_most("alerts.queue-capacity", a.queue_capacity.into(), 1_000_000);
+        self.count_at_most("alerts.max-attempts", a.max_attempts.into(), 100);
+        self.at_most("alerts.dedup-window", a.dedup_window, DAY);
+        self.at_most("alerts.retry-initial", a.retry_initial, HOUR);
+        self.at_most("alerts.retry-max", a.retry_max, 6 * HOUR);
+        for (i, s) in a.sinks.iter().enumerate() {
+            self.at_most(&format!("alerts.sinks[{i}].timeout"), s.timeout, 5 * MINUTE);
+        }
+        let le = &c.leader_election;
+        self.at_most("leader-election.lease-duration", le.lease_duration, 5 * MINUTE);
+        self.at_most("leader-election.renew-deadline", le.renew_deadline, 5 * MINUTE);
+        self.at_most("leader-election.retry-period", le.retry_period, MINUTE);
+    }
+
     fn daemon(&mut self, d: &DaemonConfig) {
         self.positive("daemon.resync-interval", d.resync_interval);
         self.positive("daemon.heat-poll-interval", d.heat_poll_interval);
     }
+}
+
+/// Where the OpenStack tools (and osauth) look for clouds.yaml, in order.
+pub(super) fn clouds_yaml_search_path() -> Vec<std::path::PathBuf> {
+    let mut paths = vec![std::path::PathBuf::from("clouds.yaml")];
+    if let Some(home) = std::env::var_os("HOME") {
+        paths.push(std::path::PathBuf::from(home).join(".config/openstack/clouds.yaml"));
+    }
+    paths.push("/etc/openstack/clouds.yaml".into());
+    paths
 }

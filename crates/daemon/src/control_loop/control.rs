@@ -218,7 +218,11 @@ impl Daemon {
                 _ = tokio::time::sleep(IDLE_HEARTBEAT) => {}
                 r = signals.next() => match r {
                     Request::Stop => return Started::Stop(Instant::now()),
-                    Request::Reload => self.reload().await,
+                    Request::Reload => {
+                        if let Some(at) = self.reload(signals).await {
+                            return Started::Stop(at);
+                        }
+                    }
                 },
             }
         }
@@ -296,13 +300,24 @@ impl Daemon {
         let mut next_resync = tokio::time::Instant::now();
         loop {
             self.health.heartbeat();
+            if std::mem::take(&mut self.reload_pending)
+                && let Some(at) = self.reload(signals).await
+            {
+                // Requested during a wait of the previous iteration.
+                return at;
+            }
+            for (kind, age) in self.kube.health().data_age() {
+                self.metrics.set_watch_data_age(kind.as_str(), age);
+            }
             let debounce = self.parts().config.daemon.debounce.get();
             tokio::select! {
                 biased;
                 r = signals.next() => match r {
                     Request::Stop => return Instant::now(),
                     Request::Reload => {
-                        self.reload().await;
+                        if let Some(at) = self.reload(signals).await {
+                            return at;
+                        }
                         next_resync = tokio::time::Instant::now();
                         continue;
                     }
@@ -313,12 +328,18 @@ impl Daemon {
                         continue;
                     }
                     // Let a burst of events land before planning on them.
-                    tokio::time::sleep(debounce).await;
+                    let debounced = tokio::time::sleep(debounce);
+                    if unless_stopped(signals, &mut self.reload_pending, debounced).await.is_none() {
+                        return Instant::now();
+                    }
                 }
                 _ = tokio::time::sleep(IDLE_HEARTBEAT) => continue,
             }
             // Plan a burst of new pods together, not the part the scheduler has judged so far.
-            let waited = super::verdicts::await_verdicts(self.kube.store()).await;
+            let verdicts = super::verdicts::await_verdicts(self.kube.store());
+            let Some(waited) = unless_stopped(signals, &mut self.reload_pending, verdicts).await else {
+                return Instant::now();
+            };
             if !waited.is_zero() {
                 tracing::debug!(?waited, "waited for the scheduler's verdict on new pods");
             }
@@ -353,7 +374,9 @@ impl Daemon {
         let started = Instant::now();
         let now = Timestamp::now();
         let parts = self.parts.as_ref().expect("parts are built before the loop starts");
-        parts.heat.wait_fresh(HEAT_FRESHNESS).await;
+        if unless_stopped(signals, &mut self.reload_pending, parts.heat.wait_fresh(HEAT_FRESHNESS)).await.is_none() {
+            return Some(Instant::now());
+        }
         if !parts.actuator.dry_run() {
             let recorded = held_by_nodes(&self.kube.store().lock().await.snapshot().nodes);
             parts.actuator.hold_recorded(&recorded);
@@ -426,7 +449,9 @@ impl Daemon {
             }
         };
         let failed = outcomes.iter().filter(|o| o.is_failure()).count();
-        if failed == 0 {
+        // A pass on data a failing watch no longer updates is not a success:
+        // the staleness alert on this metric must fire while watches fail.
+        if failed == 0 && self.kube.health().failing().is_empty() {
             self.metrics.record_successful_loop(now, started.elapsed());
         }
         let acted = outcomes.iter().filter(|o| matches!(o, Outcome::Done(_) | Outcome::DryRun)).count();
@@ -438,7 +463,7 @@ impl Daemon {
             self.watch_problems()
         ));
         if std::mem::take(&mut self.reload_pending) && stop_requested.is_none() {
-            self.reload().await;
+            return self.reload(signals).await;
         }
         stop_requested
     }
@@ -462,7 +487,10 @@ impl Daemon {
     /// Re-reads the configuration file. An invalid file, or one whose sinks or
     /// Keystone credentials cannot be set up, is rejected and alerted; the
     /// daemon keeps running with the previous configuration.
-    async fn reload(&mut self) {
+    ///
+    /// Setting up the new parts (Keystone, sinks) waits on the network: a stop
+    /// requested meanwhile abandons the reload and is returned.
+    async fn reload(&mut self, signals: &mut Signals) -> Option<Instant> {
         self.notifier.reloading();
         let path = self.config_path.display().to_string();
         tracing::info!(%path, "reloading the configuration");
@@ -495,7 +523,14 @@ impl Daemon {
                         tracing::warn!(section, "changes to this section take effect at the next restart");
                     }
                 }
-                Parts::build(config, &self.shared, self.dry_run).await.map_err(|e| e.to_string())
+                let build = Parts::build(config, &self.shared, self.dry_run);
+                match unless_stopped(signals, &mut self.reload_pending, build).await {
+                    Some(built) => built.map_err(|e| e.to_string()),
+                    None => {
+                        tracing::info!(%path, "stop requested during the reload; not applying it");
+                        return Some(Instant::now());
+                    }
+                }
             }
         };
         match result {
@@ -512,6 +547,7 @@ impl Daemon {
             }
         }
         self.notifier.ready("configuration reloaded");
+        None
     }
 
     /// Flushes alerts within what is left of the stop timeout, and says so to systemd.
@@ -523,6 +559,27 @@ impl Daemon {
             if report.dropped > 0 {
                 tracing::warn!(dropped = report.dropped, "alerts left undelivered at shutdown");
             }
+        }
+    }
+}
+
+/// Waits for `wait` unless a stop is requested first (`None`). A reload
+/// requested meanwhile is applied after the pass, as during actions: every
+/// wait of the loop watches the signals, so a stop takes effect at once
+/// whatever the configured debounce.
+async fn unless_stopped<F: std::future::Future>(
+    signals: &mut Signals,
+    reload_pending: &mut bool,
+    wait: F,
+) -> Option<F::Output> {
+    let mut wait = std::pin::pin!(wait);
+    loop {
+        tokio::select! {
+            out = &mut wait => return Some(out),
+            r = signals.next() => match r {
+                Request::Stop => return None,
+                Request::Reload => *reload_pending = true,
+            },
         }
     }
 }

@@ -27,8 +27,8 @@ pub async fn client(k: &KubernetesConfig) -> Result<kube::Client, DaemonError> {
             kube::Config::incluster().map_err(|e| DaemonError::Kubernetes(format!("in-cluster configuration: {e}")))?
         }
         (_, Some(path)) => {
+            let kubeconfig = crate::config::kubeconfig::read(&path).map_err(DaemonError::Kubernetes)?;
             let what = format!("kubeconfig {}", path.display());
-            let kubeconfig = Kubeconfig::read_from(&path).map_err(err(what.clone()))?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(err(what))?
         }
         (KubernetesAccess::Kubeconfig, None) => {

@@ -2,21 +2,21 @@
 //! only) ReplicaSets, each a kube-runtime [`watcher`] feeding the
 //! [`ClusterStore`] as events arrive — no fixed poll.
 //!
-//! A watch that fails is retried with kube-runtime's default backoff
-//! (exponential, reset after a quiet period) and its errors are logged,
+//! A watch that fails is retried with [`RelistBackoff`] (exponential with
+//! jitter, reset only after a quiet period) and its errors are logged,
 //! counted in `heatscaler_kubernetes_request_errors_total{verb="watch"}` and kept
 //! in [`WatchHealth`] for the status line. The first complete list of every
 //! watch is what readiness waits for.
 
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::PartialObjectMeta;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio::sync::{Mutex, watch};
@@ -43,12 +43,14 @@ pub struct KubeObserver {
 #[derive(Clone, Debug)]
 pub struct WatchHealth {
     synced: watch::Sender<Vec<Watched>>,
-    errors: Arc<StdMutex<Vec<(Watched, String)>>>,
+    /// Each failing watch: its last error and since when it has been failing.
+    errors: Arc<StdMutex<Vec<(Watched, String, Instant)>>>,
+    started: Instant,
 }
 
 impl WatchHealth {
     fn new() -> Self {
-        Self { synced: watch::Sender::new(Vec::new()), errors: Arc::default() }
+        Self { synced: watch::Sender::new(Vec::new()), errors: Arc::default(), started: Instant::now() }
     }
 
     fn mark_synced(&self, kind: Watched) {
@@ -64,15 +66,35 @@ impl WatchHealth {
 
     fn set_error(&self, kind: Watched, error: Option<String>) {
         let mut errors = self.errors.lock().expect("watch errors lock");
-        errors.retain(|(k, _)| *k != kind);
+        let since = errors.iter().find(|(k, ..)| *k == kind).map(|(.., since)| *since);
+        errors.retain(|(k, ..)| *k != kind);
         if let Some(e) = error {
-            errors.push((kind, e));
+            errors.push((kind, e, since.unwrap_or_else(Instant::now)));
         }
     }
 
     /// Watches whose last attempt failed, with the error.
     pub fn failing(&self) -> Vec<(Watched, String)> {
-        self.errors.lock().expect("watch errors lock").clone()
+        self.errors.lock().expect("watch errors lock").iter().map(|(k, e, _)| (*k, e.clone())).collect()
+    }
+
+    /// How old each watch's data may be: zero while the watch is healthy, the
+    /// time since its first failure while it fails (the data stopped following
+    /// the cluster then), the time since start before its first list.
+    pub fn data_age(&self) -> Vec<(Watched, Duration)> {
+        let errors = self.errors.lock().expect("watch errors lock");
+        let synced = self.synced.borrow();
+        Watched::ALL
+            .into_iter()
+            .map(|kind| {
+                let age = match errors.iter().find(|(k, ..)| *k == kind) {
+                    Some((.., since)) => since.elapsed(),
+                    None if synced.contains(&kind) => Duration::ZERO,
+                    None => self.started.elapsed(),
+                };
+                (kind, age)
+            })
+            .collect()
     }
 
     /// Watches that have not completed their first list yet.
@@ -155,12 +177,35 @@ impl WatchCx {
     ) where
         S: Stream<Item = watcher::Result<Event<K>>> + Send,
     {
-        let mut stream = std::pin::pin!(stream.default_backoff());
+        let mut stream = std::pin::pin!(stream);
+        let mut backoff = RelistBackoff::default();
         let mut failing = false;
-        while let Some(item) = stream.next().await {
+        // Between `Init` and `InitDone`: a list is under way.
+        let mut listing = false;
+        loop {
+            // A failed watch retried from its resourceVersion delivers nothing
+            // when it succeeds: quiet for a while after the retry is success.
+            let next = if failing && !listing {
+                match tokio::time::timeout(RECOVERY_QUIET, stream.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        failing = false;
+                        self.recovered(kind);
+                        continue;
+                    }
+                }
+            } else {
+                stream.next().await
+            };
+            let Some(item) = next else { break };
             match item {
                 Ok(event) => {
                     let done = matches!(event, Event::InitDone);
+                    // `Init` is emitted before a list is even sent, and
+                    // `InitApply` for a page of a list that may still fail:
+                    // only a complete list or a watch event is a recovery.
+                    listing = matches!(event, Event::Init | Event::InitApply(_));
+                    let delivered = matches!(event, Event::InitDone | Event::Apply(_) | Event::Delete(_));
                     let changed = apply(&mut *self.store.lock().await, event);
                     if done {
                         self.health.mark_synced(kind);
@@ -169,19 +214,56 @@ impl WatchCx {
                     if changed {
                         self.changes.notify();
                     }
-                    if failing {
+                    if failing && delivered {
                         failing = false;
-                        self.health.set_error(kind, None);
-                        tracing::info!(watch = kind.as_str(), "watch recovered");
+                        self.recovered(kind);
                     }
                 }
                 Err(e) => {
-                    self.metrics.observe_kube_call(KubeVerb::Watch, resource, std::time::Duration::ZERO, false);
-                    tracing::warn!(watch = kind.as_str(), error = %e, "watch failed; retrying with backoff");
+                    self.metrics.observe_kube_call(KubeVerb::Watch, resource, Duration::ZERO, false);
+                    let wait = backoff.next().unwrap_or(RELIST_BACKOFF_MAX);
+                    tracing::warn!(watch = kind.as_str(), error = %e, retry_in = ?wait, "watch failed; retrying with backoff");
                     self.health.set_error(kind, Some(e.to_string()));
                     failing = true;
+                    listing = false;
+                    // The watcher is lazy: not polling it is the back-off.
+                    tokio::time::sleep(wait).await;
                 }
             }
         }
+    }
+
+    fn recovered(&self, kind: Watched) {
+        self.health.set_error(kind, None);
+        tracing::info!(watch = kind.as_str(), "watch recovered");
+        // A pass reports the recovery (status line) without waiting for the
+        // next change or resync.
+        self.changes.notify();
+    }
+}
+
+/// A re-watch that stays open this long without an error is taken as
+/// recovered (it delivers no event of its own when it succeeds).
+const RECOVERY_QUIET: Duration = Duration::from_secs(10);
+/// Used if the back-off ever ended (kube-runtime's does not).
+const RELIST_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Back-off between a failed watch or list and the next attempt: kube-runtime's
+/// [`watcher::DefaultBackoff`] (client-go's reflector parameters: 800 ms
+/// doubling to 30 s, each with up to as much again of jitter, reset after two
+/// minutes without a failure), driven by [`WatchCx::run`] itself.
+///
+/// Not through kube-runtime's `StreamBackoff`: it resets the back-off on every
+/// `Ok`, and the watcher emits `Ok(Event::Init)` before each relist, so with
+/// every LIST failing the wait never grew past its first step — a relist every
+/// second per watch per replica against an API server that is already failing.
+#[derive(Default)]
+struct RelistBackoff(watcher::DefaultBackoff);
+
+impl Iterator for RelistBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        self.0.next()
     }
 }

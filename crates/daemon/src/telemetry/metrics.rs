@@ -110,6 +110,11 @@ struct SinkOutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WatchLabels {
+    resource: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -141,6 +146,7 @@ pub struct Metrics {
     kube_duration: HistogramFamily<KubeLabels>,
     kube_errors: Family<KubeLabels, Counter>,
     last_successful_loop: FloatGauge,
+    watch_data_age: Family<WatchLabels, FloatGauge>,
     loop_duration: Histogram,
     leader: Gauge,
     alert_notifications: Family<SinkOutcomeLabels, Counter>,
@@ -201,6 +207,7 @@ impl Metrics {
             kube_duration: Family::new_with_constructor(api_latency),
             kube_errors: Family::default(),
             last_successful_loop: FloatGauge::default(),
+            watch_data_age: Family::default(),
             loop_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             leader: Gauge::default(),
             alert_notifications: Family::default(),
@@ -285,8 +292,14 @@ impl Metrics {
         );
         r.register(
             "last_successful_loop_timestamp_seconds",
-            "Unix time at which the last control loop completed without error",
+            "Unix time at which the last control loop completed without error, on watch data that was current",
             m.last_successful_loop.clone(),
+        );
+        r.register_with_unit(
+            "kubernetes_watch_data_age",
+            "How old each watch's data may be: 0 while the watch is healthy, the time since it started failing otherwise",
+            Unit::Seconds,
+            m.watch_data_age.clone(),
         );
         r.register_with_unit(
             "loop_duration",
@@ -526,6 +539,11 @@ impl Metrics {
     pub fn record_successful_loop(&self, at: Timestamp, took: Duration) {
         self.last_successful_loop.set(at.as_millisecond() as f64 / 1000.0);
         self.loop_duration.observe(took.as_secs_f64());
+    }
+
+    /// How old a watch's data may be (`WatchHealth::data_age`).
+    pub fn set_watch_data_age(&self, resource: &'static str, age: Duration) {
+        self.watch_data_age.get_or_create(&WatchLabels { resource }).set(age.as_secs_f64());
     }
 
     pub fn set_leader(&self, leader: bool) {

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -13,6 +14,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 
 use super::{Health, Metrics};
 
@@ -58,7 +61,14 @@ impl TelemetryServer {
         self.addr
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// Serves until `shutdown` completes, then lets in-flight requests finish
+    /// (at most [`SHUTDOWN_GRACE`]).
+    ///
+    /// At most [`MAX_CONNECTIONS`] connections are served at once (more wait
+    /// in the listen backlog), and a client that has not sent a request's
+    /// headers within [`HEADER_READ_TIMEOUT`] is disconnected: idle or slow
+    /// clients can neither exhaust the process's file descriptors nor keep
+    /// `/healthz` from the kubelet or systemd (axum::serve has neither bound).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), TelemetryError> {
         let addr = self.addr;
         let app = Router::new()
@@ -67,12 +77,58 @@ impl TelemetryServer {
             .route("/readyz", get(readyz))
             .with_state(AppState { metrics: self.metrics, health: self.health });
         tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|source| TelemetryError::Serve { addr, source })
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let (stop, stopped) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                () = &mut shutdown => break,
+            };
+            let stream = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // EMFILE and the like: pause rather than spin.
+                        tracing::warn!(%addr, error = %e, "telemetry: accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            let mut stopped = stopped.clone();
+            connections.spawn(async move {
+                let _slot = slot;
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+                let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let mut conn = std::pin::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = async { let _ = stopped.wait_for(|s| *s).await; } => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
+            });
+            // Reap finished connections so the set does not grow.
+            while connections.try_join_next().is_some() {}
+        }
+        let _ = stop.send(true);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async { while connections.join_next().await.is_some() {} }).await;
+        Ok(())
     }
 }
+
+/// Connections served at once: a few scrapers and probes need a handful.
+pub const MAX_CONNECTIONS: usize = 64;
+/// A client must send a request's headers within this (hyper's default is 30 s).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long in-flight requests may take once the server stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 async fn metrics(State(s): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], s.metrics.encode()).into_response()

@@ -148,7 +148,8 @@ pub async fn recreate_pod(pods: &Api<Pod>, action: &RecreatePod) -> Result<Evict
         Some(kube::api::Preconditions { uid: Some(action.uid.clone()), resource_version: None });
     match pods.evict(&action.pod.name, &params).await {
         Ok(_) => Ok(EvictOutcome::Evicted),
-        Err(kube::Error::Api(e)) if e.code == 429 => Ok(EvictOutcome::Refused),
+        // A throttling 429 (priority-and-fairness) is an error, retried next pass.
+        Err(kube::Error::Api(e)) if crate::act::is_budget_refusal(&e) => Ok(EvictOutcome::Refused),
         // 409: the uid precondition failed — another pod has the name now.
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(EvictOutcome::Gone),
         Err(source) => Err(ClientError::Api { what: format!("evicting pod {}", action.pod), source }),

@@ -98,6 +98,9 @@ pub struct Read {
 
 /// Reads every series of the file. Bad rows are errors (at most
 /// [`MAX_PROBLEMS`] reported), or with `skip_bad_rows` counted and left out.
+/// Largest `timestamp_anon` accepted, in seconds (about 317 years).
+const MAX_TIMESTAMP: f64 = 1e10;
+
 pub fn read(path: &Path, containers: Containers, skip_bad_rows: bool) -> Result<Read, Vec<TraceError>> {
     let mut records =
         super::alibaba_openb::Records::open(path, &["value", "timestamp_anon", "container_ip"]).map_err(|e| vec![e])?;
@@ -117,8 +120,13 @@ pub fn read(path: &Path, containers: Containers, skip_bad_rows: bool) -> Result<
             }
             let value = fraction(&records)?;
             let (text, column) = records.field("timestamp_anon");
-            let at = text.parse::<f64>().ok().filter(|t| t.is_finite() && *t >= 0.0).ok_or_else(|| {
-                records.error(records.line, column, format!("timestamp_anon: `{text}` is not a number of seconds ≥ 0"))
+            // Bounded: a span must fit a `Duration` (a finite 1e30 panicked downstream).
+            let at = text.parse::<f64>().ok().filter(|t| (0.0..=MAX_TIMESTAMP).contains(t)).ok_or_else(|| {
+                records.error(
+                    records.line,
+                    column,
+                    format!("timestamp_anon: `{text}` is not a number of seconds between 0 and {MAX_TIMESTAMP}"),
+                )
             })?;
             Ok(Some((id.to_string(), at, value)))
         });

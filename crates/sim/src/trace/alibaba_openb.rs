@@ -129,6 +129,10 @@ impl Records {
 
     fn csv_error(&self, e: csv::Error) -> TraceError {
         let line = e.position().map_or(self.line + 1, |p| p.line() as usize);
+        // A row that is not UTF-8 is consumed with its error: one bad row, not an unreadable file.
+        if let csv::ErrorKind::Utf8 { err, .. } = e.kind() {
+            return self.error(line, err.field() + 1, "the row is not UTF-8 text".into());
+        }
         self.error(line, 1, format!("cannot read: {e}"))
     }
 

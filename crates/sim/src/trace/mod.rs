@@ -284,6 +284,8 @@ pub fn check(kind: TraceKind, path: &Path, from: StdDuration, skip_bad_rows: boo
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
 #[cfg(test)]

@@ -82,7 +82,12 @@ impl TraceReader {
                 file: self.file.clone(),
                 line: self.line,
                 column: 1,
-                problem: format!("cannot read: {e}"),
+                // `lines()` consumes an invalid line with its error: one bad row.
+                problem: if e.kind() == std::io::ErrorKind::InvalidData {
+                    "the line is not UTF-8 text".into()
+                } else {
+                    format!("cannot read: {e}")
+                },
             })?;
             let trimmed = text.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {

@@ -210,7 +210,7 @@ fn gentd26_series_become_memory_usage_of_one_workload_each() {
         got,
         vec![
             "3:1: value: `1.7` is not a memory utilisation between 0 and 1",
-            "4:5: timestamp_anon: `soon` is not a number of seconds ≥ 0"
+            "4:5: timestamp_anon: `soon` is not a number of seconds between 0 and 10000000000"
         ]
     );
     let skipped = alibaba_gentd26::read(&bad, Containers::All, true).unwrap();
@@ -294,4 +294,50 @@ fn a_short_window_replays_through_both_policies_with_the_same_trace() {
         };
         assert_eq!(ups(a), ups(b), "{}: the 16-GPU pod changed the scale-ups", a.policy);
     }
+}
+
+#[test]
+fn skip_bad_rows_skips_a_row_that_is_not_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    // The pod list (alibaba-openb) and the own format, each with one row of Latin-1 bytes.
+    let openb = dir.path().join("openb.csv");
+    let mut bytes = HEADER.as_bytes().to_vec();
+    bytes.extend_from_slice(b"p-0,1000,1024,0,0,,LS,Running,0,10,0\n");
+    bytes.extend_from_slice(b"p-\xe9,1000,1024,0,0,,LS,Running,1,10,1\n");
+    bytes.extend_from_slice(b"p-2,1000,1024,0,0,,LS,Running,2,10,2\n");
+    std::fs::write(&openb, &bytes).unwrap();
+    let checked = check(TraceKind::AlibabaOpenb, &openb, StdDuration::ZERO, true);
+    assert!(checked.problems.is_empty(), "{:?}", checked.problems);
+    assert_eq!((checked.skipped, checked.rows), (1, 4), "{:?}", checked.skipped_examples);
+    assert!(checked.skipped_examples[0].problem.contains("not UTF-8"), "{:?}", checked.skipped_examples);
+
+    let own = dir.path().join("own.csv");
+    let mut bytes = b"time,pod,event,cpu,memory\n0,a,start,100m,64Mi\n".to_vec();
+    bytes.extend_from_slice(b"1,\xe9,start,100m,64Mi\n");
+    bytes.extend_from_slice(b"2,a,end,,\n");
+    std::fs::write(&own, &bytes).unwrap();
+    let checked = check(TraceKind::Csv, &own, StdDuration::ZERO, true);
+    assert!(checked.problems.is_empty(), "{:?}", checked.problems);
+    assert_eq!((checked.skipped, checked.rows), (1, 2), "{:?}", checked.skipped_examples);
+    // Without the flag the row is a problem at its line, not an unreadable file.
+    let problems = check(TraceKind::Csv, &own, StdDuration::ZERO, false).problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].line, 3);
+}
+
+/// Found by `trace::fuzz::fuzz_gentd26`: a finite but huge timestamp made
+/// the series' span overflow `Duration` (a panic in `pod_level`).
+#[test]
+fn gentd26_refuses_a_timestamp_beyond_any_trace() {
+    let mut text = String::from("value,timestamp_anon,container_ip\n");
+    for i in 0..70 {
+        let at = if i == 69 { "1e30".to_string() } else { (1000 + 57 * i).to_string() };
+        text.push_str(&format!("0.25,{at},{}\n", "0".repeat(31) + "a"));
+    }
+    let (_d, path) = gz(&text);
+    let problems = alibaba_gentd26::read(&path, Containers::All, false).unwrap_err();
+    assert!(problems[0].problem.contains("timestamp_anon: `1e30`"), "{problems:?}");
+    let read = alibaba_gentd26::read(&path, Containers::All, true).unwrap();
+    assert_eq!(read.skipped, 1);
+    alibaba_gentd26::pod_level(&read.series);
 }

@@ -47,6 +47,14 @@ impl AutoscalingGroupBackend {
         GroupError::Refused { group: self.config.name.clone(), reason: reason.into() }
     }
 
+    /// `size` less `by`, refused when Heat reports fewer than that: sizes come
+    /// from Heat's answers, which a concurrent change can make smaller than the
+    /// plan assumed (an unchecked `u32` subtraction panicked or wrapped).
+    fn shrunk(&self, size: u32, by: usize, what: &str) -> Result<u32, GroupError> {
+        shrunk(size, by)
+            .ok_or_else(|| self.refused(format!("Heat reports {size} {what}, fewer than the {by} to remove")))
+    }
+
     /// Reads a policy's step from the stack's template (`scaling_adjustment`,
     /// literal or `get_param`). Only `change_in_capacity` has a predictable effect.
     pub async fn policy_step(&self, stack: &StackRef, policy: &str) -> Result<PolicyStep, GroupError> {
@@ -148,7 +156,7 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
         check_not_busy(snapshot)?;
         check_members(snapshot, remove)?;
         let total = snapshot.members.len() as u32;
-        let to = total - remove.len() as u32;
+        let to = self.shrunk(total, remove.len(), "members")?;
         check_range(&self.config, to as i64)?;
         let mut requested = remove.to_vec();
         requested.sort();
@@ -199,7 +207,7 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
         Ok(SizeChange {
             group: self.config.name.clone(),
             from: snapshot.desired,
-            to: snapshot.desired - remove.len() as u32,
+            to: self.shrunk(snapshot.desired, remove.len(), "desired capacity")?,
             victims: remove.to_vec(),
             change: HeatChange::Signal { policy: policy.clone(), times: remove.len() as u32 },
         })
@@ -242,7 +250,7 @@ impl NodeGroupBackend for AutoscalingGroupBackend {
                 }
                 // Heat's order with the marks really applied: it must still pick exactly these.
                 let marked = self.read().await?;
-                let to = marked.members.len() as u32 - members.len() as u32;
+                let to = self.shrunk(marked.members.len() as u32, members.len(), "members")?;
                 let predicted = victims::for_capacity(&marked.members, to).unwrap_or_default();
                 let mut p = predicted.clone();
                 p.sort();
@@ -345,9 +353,20 @@ impl AutoscalingGroupBackend {
 /// How long an idle, unchanged group means Heat ignored a signal.
 const SIGNAL_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
+fn shrunk(size: u32, by: usize) -> Option<u32> {
+    u32::try_from(by).ok().and_then(|by| size.checked_sub(by))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_from_heat_are_subtracted_with_a_check() {
+        assert_eq!(shrunk(3, 2), Some(1));
+        assert_eq!(shrunk(1, 2), None);
+        assert_eq!(shrunk(u32::MAX, usize::MAX), None);
+    }
 
     #[test]
     fn policy_step_reads_literal_and_parameter() {
