@@ -21,6 +21,9 @@ fn the_unit_has_the_settings_the_daemon_relies_on() {
         "WatchdogSec=",
         "Restart=on-failure",
         "ExecReload=/bin/kill -HUP $MAINPID",
+        // check-config refuses to start on a bad file; groups check reports, never blocks.
+        "ExecStartPre=/usr/local/bin/heatscaler --config /etc/heatscaler/heatscaler.yaml check-config\n",
+        "ExecStartPre=-/usr/bin/timeout 60 /usr/local/bin/heatscaler --config /etc/heatscaler/heatscaler.yaml groups check\n",
         "TimeoutStopSec=",
         "LoadCredential=openstack-secret:",
         "LoadCredential=kubeconfig:",
