@@ -155,6 +155,105 @@ async fn clouds_yaml_domains_and_user_by_id_authenticate_as_with_the_openstack_c
     }
 }
 
+/// A Keystone token (POST /v3/auth/tokens) for `auth`, as the harness's admin or tenant user.
+async fn keystone_token(http: &reqwest::Client, auth_url: &str, auth: serde_json::Value) -> String {
+    let r = http.post(format!("{auth_url}/auth/tokens")).json(&json!({ "auth": auth })).send().await.unwrap();
+    assert!(r.status().is_success(), "token: {}", r.status());
+    r.headers()["x-subject-token"].to_str().unwrap().to_string()
+}
+
+/// Magnum's masters hold a Keystone trust: a trustee user, its password, and a
+/// trust from the cluster's owner delegating the member role on the project.
+/// heatscaler logs in as the trustee scoped to the trust (clouds.yaml
+/// `trust_id` with the trustee by id, and the `trust-id` setting with it by
+/// name), reads the owner's stack through Heat, and logs in again the same way
+/// when asked to renew; a trust that does not exist is Keystone's refusal.
+#[tokio::test]
+async fn a_keystone_trust_reads_the_trustors_stack_and_logs_in_again() {
+    logs();
+    let os = openstack();
+    let heat = heat().await;
+    let name = unique_name("trust");
+    create_stack(&heat, &test_stack(&name, "resource-group.yaml", json!({"number_of_minions": 1}))).await;
+
+    let http = reqwest::Client::new();
+    let url = os.auth_url();
+    let admin = keystone_token(
+        &http,
+        url,
+        json!({"identity": {"methods": ["password"], "password": {"user": {"name": "admin",
+            "domain": {"name": "Default"}, "password": os.var("HEATSCALER_OS_ADMIN_PASSWORD")}}},
+            "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}),
+    )
+    .await;
+    let trustee_name = unique_name("trustee");
+    let trustee_password = format!("trustee-{}", std::process::id());
+    let r = http
+        .post(format!("{url}/users"))
+        .header("x-auth-token", &admin)
+        .json(&json!({"user": {"name": trustee_name, "password": trustee_password, "domain_id": "default"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "create the trustee: {}", r.status());
+    let trustee_id = r.json::<serde_json::Value>().await.unwrap()["user"]["id"].as_str().unwrap().to_string();
+
+    let trustor = keystone_token(
+        &http,
+        url,
+        json!({"identity": {"methods": ["password"], "password": {"user": {"id": os.var("HEATSCALER_OS_USER_ID"),
+            "password": os.var("HEATSCALER_OS_PASSWORD")}}},
+            "scope": {"project": {"id": os.var("HEATSCALER_OS_PROJECT_ID")}}}),
+    )
+    .await;
+    let r = http
+        .post(format!("{url}/OS-TRUST/trusts"))
+        .header("x-auth-token", &trustor)
+        .json(&json!({"trust": {"trustor_user_id": os.var("HEATSCALER_OS_USER_ID"), "trustee_user_id": trustee_id,
+            "project_id": os.var("HEATSCALER_OS_PROJECT_ID"), "impersonation": true, "roles": [{"name": "member"}]}}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let trust: serde_json::Value = r.json().await.unwrap();
+    assert!(status.is_success(), "create the trust: {status} {trust}");
+    let trust_id = trust["trust"]["id"].as_str().unwrap().to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let clouds = dir.path().join("clouds.yaml");
+    let cloud_entry = |trust: &str| {
+        format!(
+            "  {trust}:\n    auth: {{auth_url: '{url}', user_id: '{trustee_id}', password: '{trustee_password}', \
+             trust_id: '{trust}'}}\n    region_name: RegionOne\n"
+        )
+    };
+    std::fs::write(&clouds, format!("clouds:\n{}{}", cloud_entry(&trust_id), cloud_entry("no-such-trust"))).unwrap();
+    let password_file = dir.path().join("trustee-password");
+    std::fs::write(&password_file, &trustee_password).unwrap();
+
+    let mut by_clouds_yaml = os.clouds_yaml_config(&trust_id);
+    by_clouds_yaml.clouds_yaml = Some(clouds.clone());
+    let mut by_setting = os.password_config_for(&trustee_name);
+    let pw = by_setting.password.as_mut().unwrap();
+    (pw.password, pw.project_name, pw.trust_id) =
+        (heatscaler_daemon::config::SecretSource::File(password_file), None, Some(trust_id.clone()));
+    for (how, config) in [("clouds.yaml trust_id", by_clouds_yaml), ("trust-id setting", by_setting)] {
+        let cloud = Cloud::connect(&config).await.unwrap_or_else(|e| panic!("{how}: {e}"));
+        assert_eq!(cloud.endpoint("orchestration").await.unwrap().as_str(), os.var("HEATSCALER_OS_HEAT_URL"), "{how}");
+        let heat = HeatClient::new(cloud.clone());
+        let stack = heat.show_stack(&name, false).await.unwrap_or_else(|e| panic!("{how}: {e}"));
+        assert_eq!(stack.stack_status, "CREATE_COMPLETE", "{how}");
+        cloud.reauthenticate().await.unwrap_or_else(|e| panic!("{how}: log in again: {e}"));
+        heat.show_stack(&name, false).await.unwrap_or_else(|e| panic!("{how}: after logging in again: {e}"));
+    }
+
+    let mut unknown = os.clouds_yaml_config("no-such-trust");
+    unknown.clouds_yaml = Some(clouds);
+    let e = Cloud::connect(&unknown).await.unwrap_err();
+    assert!(matches!(e, CloudError::AuthFailed { .. } | CloudError::Keystone { .. }), "{e}");
+    assert!(!e.to_string().contains(&trustee_password), "{e}");
+}
+
 /// No credential in heatscaler's configuration: the cloud comes from the
 /// environment as openstacksdk resolves it — `OS_CLOUD` naming an entry of
 /// the clouds.yaml on the search path with its password in `secure.yaml`

@@ -178,6 +178,7 @@ impl TestOpenStack {
                 project_id: None,
                 project_name: Some(self.var("HEATSCALER_OS_PROJECT_NAME").to_string()),
                 project_domain_name: "Default".into(),
+                trust_id: None,
             }),
             ..self.base_config()
         }

@@ -52,7 +52,7 @@ pub(crate) struct AuthSection {
     pub application_credential_id: Option<String>,
     pub application_credential_name: Option<String>,
     pub application_credential_secret: Option<SecretString>,
-    /// A Keystone trust (Magnum's); refused with its name, not ignored.
+    /// A Keystone trust (Magnum's): the password login is scoped to it instead of a project.
     pub trust_id: Option<String>,
 }
 

@@ -49,7 +49,7 @@ impl std::fmt::Debug for Cloud {
 enum Identity {
     Password(Password),
     ApplicationCredential(ApplicationCredential),
-    /// A password identity osauth cannot express (see [`PasswordById`]).
+    /// A password identity osauth cannot express: ids, or a trust (see [`PasswordById`]).
     PasswordById(PasswordById),
 }
 
@@ -71,6 +71,11 @@ impl Identity {
 /// for here, with the ids in the request; osauth's `Token` identity then
 /// scopes it and keeps the catalog. When that token expires, the next request
 /// fails to authenticate and [`Cloud`] asks for a new one from the password.
+///
+/// With a Keystone trust the request is scoped to the trust itself
+/// (`OS-TRUST:trust`), and the answer is used as it is ([`TrustScopedToken`]):
+/// Keystone refuses to make a new token from a trust-scoped one, which is what
+/// osauth's `Token` identity would do.
 #[derive(Clone)]
 struct PasswordById {
     auth_url: String,
@@ -79,6 +84,7 @@ struct PasswordById {
     user_domain: IdOrName,
     password: SecretString,
     project: Option<(IdOrName, IdOrName)>,
+    trust: Option<String>,
 }
 
 fn id_or_name(v: &IdOrName) -> serde_json::Value {
@@ -108,7 +114,10 @@ impl PasswordById {
             user["domain"] = id_or_name(&self.user_domain);
         }
         user["password"] = serde_json::Value::String(self.password.expose_secret().to_string());
-        let body = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": user}}}});
+        let mut body = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": user}}}});
+        if let Some(trust) = &self.trust {
+            body["auth"]["scope"] = serde_json::json!({"OS-TRUST:trust": {"id": trust}});
+        }
         let response = http.post(self.token_endpoint()).json(&body).send().await.map_err(|e| {
             let kind = if e.is_timeout() { ErrorKind::OperationTimedOut } else { ErrorKind::ProtocolError };
             osauth::Error::new(kind, describe(&e))
@@ -127,6 +136,10 @@ impl PasswordById {
         let token = token.ok_or_else(|| {
             osauth::Error::new(ErrorKind::InvalidResponse, "Keystone answered without an X-Subject-Token header")
         })?;
+        if self.trust.is_some() {
+            let trust_scoped = TrustScopedToken::from_response(token.into(), &bytes)?;
+            return AuthenticatedClient::new(http, trust_scoped).await;
+        }
         let mut identity = Token::new(&self.auth_url, token)?;
         if let Some(scope) = self.project_scope() {
             identity.set_scope(scope);
@@ -135,10 +148,145 @@ impl PasswordById {
     }
 }
 
+/// How long before it expires a trust-scoped token is replaced (as osauth does for its own tokens).
+const TRUST_TOKEN_RENEW_BEFORE: Duration = Duration::from_secs(600);
+
+/// A trust-scoped token and its catalog, as Keystone issued them. It cannot
+/// be renewed from itself: ten minutes before it expires it reports
+/// `AuthenticationFailed`, and [`Cloud`] asks Keystone for a new one from the
+/// trustee's password, as it does when any token is rejected.
+struct TrustScopedToken {
+    token: SecretString,
+    renew_at: std::time::Instant,
+    catalog: Vec<CatalogService>,
+}
+
+#[derive(serde::Deserialize)]
+struct CatalogService {
+    #[serde(rename = "type")]
+    service_type: String,
+    #[serde(default)]
+    endpoints: Vec<CatalogEndpoint>,
+}
+
+#[derive(serde::Deserialize)]
+struct CatalogEndpoint {
+    interface: String,
+    #[serde(default)]
+    region: Option<String>,
+    url: String,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenBody {
+    token: TokenDetails,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenDetails {
+    expires_at: jiff::Timestamp,
+    #[serde(default)]
+    catalog: Vec<CatalogService>,
+}
+
+// Never print the token.
+impl std::fmt::Debug for TrustScopedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustScopedToken").field("renew_at", &self.renew_at).finish_non_exhaustive()
+    }
+}
+
+impl TrustScopedToken {
+    fn from_response(token: SecretString, body: &[u8]) -> Result<TrustScopedToken, osauth::Error> {
+        let parsed: TokenBody = serde_json::from_slice(body).map_err(|e| {
+            osauth::Error::new(ErrorKind::InvalidResponse, format!("Keystone's token response is not understood: {e}"))
+        })?;
+        let left = jiff::Timestamp::now().duration_until(parsed.token.expires_at);
+        let left = Duration::try_from(left).unwrap_or(Duration::ZERO);
+        Ok(TrustScopedToken {
+            token,
+            renew_at: std::time::Instant::now() + left.saturating_sub(TRUST_TOKEN_RENEW_BEFORE),
+            catalog: parsed.token.catalog,
+        })
+    }
+
+    fn still_valid(&self) -> Result<(), osauth::Error> {
+        if std::time::Instant::now() >= self.renew_at {
+            return Err(osauth::Error::new(
+                ErrorKind::AuthenticationFailed,
+                "the trust-scoped token is about to expire and cannot renew itself",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The catalog URL as osauth picks it: the region if one is set, the first
+    /// of the accepted interfaces that has an endpoint.
+    fn find_endpoint(&self, service_type: &str, filters: &EndpointFilters) -> Result<Url, osauth::Error> {
+        let not_found =
+            || osauth::Error::new(ErrorKind::EndpointNotFound, format!("no {service_type} endpoint in the catalog"));
+        let service = self.catalog.iter().find(|s| s.service_type == service_type).ok_or_else(not_found)?;
+        let endpoint = service
+            .endpoints
+            .iter()
+            .filter(|e| filters.region.as_ref().is_none_or(|r| e.region.as_ref() == Some(r)))
+            .filter_map(|e| filters.interfaces.iter().position(|i| *i == e.interface).map(|rank| (rank, e)))
+            .min_by_key(|(rank, _)| *rank)
+            .map(|(_, e)| e)
+            .ok_or_else(not_found)?;
+        Url::parse(&endpoint.url).map_err(|e| {
+            osauth::Error::new(
+                ErrorKind::InvalidResponse,
+                format!("catalog URL {} for {service_type}: {e}", endpoint.url),
+            )
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl osauth::AuthType for TrustScopedToken {
+    async fn authenticate(
+        &self,
+        _client: &reqwest::Client,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, osauth::Error> {
+        self.still_valid()?;
+        let mut value = reqwest::header::HeaderValue::from_str(self.token.expose_secret())
+            .map_err(|_| osauth::Error::new(ErrorKind::InvalidResponse, "Keystone's token is not a header value"))?;
+        value.set_sensitive(true);
+        Ok(request.header("x-auth-token", value))
+    }
+
+    async fn get_endpoint(
+        &self,
+        _client: &reqwest::Client,
+        service_type: &str,
+        filters: &EndpointFilters,
+    ) -> Result<Url, osauth::Error> {
+        self.still_valid()?;
+        self.find_endpoint(service_type, filters)
+    }
+
+    async fn refresh(&self, _client: &reqwest::Client) -> Result<(), osauth::Error> {
+        self.still_valid()
+    }
+}
+
 /// Who to authenticate as, resolved from the configuration or clouds.yaml.
 enum Credentials {
-    Password { user: IdOrName, user_domain: IdOrName, password: SecretString, project: Option<(IdOrName, IdOrName)> },
-    ApplicationCredential { id: Option<String>, name: Option<String>, user_id: Option<String>, secret: SecretString },
+    Password {
+        user: IdOrName,
+        user_domain: IdOrName,
+        password: SecretString,
+        project: Option<(IdOrName, IdOrName)>,
+        trust: Option<String>,
+    },
+    ApplicationCredential {
+        id: Option<String>,
+        name: Option<String>,
+        user_id: Option<String>,
+        secret: SecretString,
+    },
 }
 
 struct Settings {
@@ -175,6 +323,7 @@ impl Cloud {
                 user_domain: IdOrName::Name(domain),
                 password,
                 project,
+                trust: None,
             } => {
                 let mut auth = Password::new(&settings.auth_url, user, password.expose_secret(), domain)
                     .map_err(keystone_error)?;
@@ -183,13 +332,16 @@ impl Cloud {
                 }
                 Identity::Password(auth)
             }
-            Credentials::Password { user, user_domain, password, project } => Identity::PasswordById(PasswordById {
-                auth_url: settings.auth_url.clone(),
-                user,
-                user_domain,
-                password,
-                project,
-            }),
+            Credentials::Password { user, user_domain, password, project, trust } => {
+                Identity::PasswordById(PasswordById {
+                    auth_url: settings.auth_url.clone(),
+                    user,
+                    user_domain,
+                    password,
+                    project,
+                    trust,
+                })
+            }
             Credentials::ApplicationCredential { id, name, user_id, secret } => {
                 let auth = match (id, name, user_id) {
                     (Some(id), _, _) => ApplicationCredential::new(&settings.auth_url, id, secret.expose_secret()),
@@ -455,6 +607,7 @@ fn settings(config: &OpenStackConfig) -> Result<Settings, CloudError> {
                 .map(IdOrName::Id)
                 .or_else(|| pw.project_name.clone().map(IdOrName::Name))
                 .map(|p| (p, IdOrName::Name(pw.project_domain_name.clone()))),
+            trust: pw.trust_id.clone(),
         },
         _ => return Err(CloudError::Config("set exactly one of application-credential or password".into())),
     };
@@ -479,10 +632,10 @@ fn from_cloud_entry(
         )));
     }
     let a = entry.auth;
-    if a.trust_id.is_some() {
+    if a.trust_id.is_some() && (a.project_id.is_some() || a.project_name.is_some()) {
+        // As keystoneauth: a token has one scope, and a trust's is the trustor's project.
         return Err(CloudError::Config(format!(
-            "cloud '{name}' authenticates with a Keystone trust (trust_id), which heatscaler does not support; \
-             use an application credential or a password"
+            "cloud '{name}' sets both trust_id and a project; a trust is scoped to its project already, drop the project"
         )));
     }
     let auth_url = a.auth_url.ok_or_else(|| CloudError::Config(format!("cloud '{name}' has no auth.auth_url")))?;
@@ -509,7 +662,15 @@ fn from_cloud_entry(
                     .unwrap_or_else(|| IdOrName::Name("Default".into()));
                 (p, domain)
             }),
+            trust: a.trust_id,
         },
+        // Keystone scopes an application credential's token to the credential's own project.
+        "v3applicationcredential" if a.trust_id.is_some() => {
+            return Err(CloudError::Config(format!(
+                "cloud '{name}' sets trust_id with an application credential; Keystone does not scope an \
+                 application credential to a trust: authenticate as the trustee with a password"
+            )));
+        }
         "v3applicationcredential" => Credentials::ApplicationCredential {
             id: a.application_credential_id,
             name: a.application_credential_name,
@@ -545,15 +706,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_trust_is_refused_by_name_and_ids_are_not_names() {
+    fn a_trust_scopes_the_password_login_alone_and_ids_are_not_names() {
         let entry = |auth: serde_json::Value| -> clouds_yaml::CloudEntry {
             serde_json::from_value(serde_json::json!({ "auth": auth })).unwrap()
         };
         let config = OpenStackConfig::default();
-        let trust =
-            entry(serde_json::json!({"auth_url": "https://k/v3", "username": "u", "password": "p", "trust_id": "t"}));
-        let Err(e) = from_cloud_entry("magnum", trust, &config, None) else { panic!("a trust was accepted") };
-        assert!(e.to_string().contains("trust_id"), "{e}");
+        let trust = entry(serde_json::json!({"auth_url": "https://k/v3", "user_id": "trustee", "password": "p",
+            "trust_id": "t"}));
+        let Ok(Settings { credentials: Credentials::Password { user, project: None, trust: Some(trust), .. }, .. }) =
+            from_cloud_entry("magnum", trust, &config, None)
+        else {
+            panic!("a trust is a password login scoped to the trust alone")
+        };
+        assert!(matches!(user, IdOrName::Id(ref u) if u == "trustee"));
+        assert_eq!(trust, "t");
+        // A token has one scope; an application credential's is its own project.
+        for (auth, expected) in [
+            (
+                serde_json::json!({"auth_url": "https://k/v3", "username": "u", "password": "p", "trust_id": "t",
+                "project_name": "x"}),
+                "drop the project",
+            ),
+            (
+                serde_json::json!({"auth_url": "https://k/v3", "application_credential_id": "a",
+                "application_credential_secret": "s", "trust_id": "t"}),
+                "application credential",
+            ),
+        ] {
+            let mut e = entry(auth);
+            if expected == "application credential" {
+                e.auth_type = Some("v3applicationcredential".into());
+            }
+            let Err(e) = from_cloud_entry("magnum", e, &config, None) else { panic!("accepted: {expected}") };
+            assert!(e.to_string().contains("trust_id") && e.to_string().contains(expected), "{e}");
+        }
 
         let by_id = entry(serde_json::json!({"auth_url": "https://k/v3", "username": "u", "password": "p",
             "user_domain_id": "default", "project_name": "x", "project_domain_id": "default"}));
@@ -564,6 +750,36 @@ mod tests {
         };
         assert!(matches!(user_domain, IdOrName::Id(ref d) if d == "default"));
         assert!(matches!(project, Some((IdOrName::Name(_), IdOrName::Id(ref d))) if d == "default"));
+    }
+
+    #[test]
+    fn a_trust_scoped_token_finds_its_endpoint_and_asks_for_renewal_before_it_expires() {
+        let body = |expires_at: jiff::Timestamp| {
+            serde_json::json!({"token": {"expires_at": expires_at.to_string(), "catalog": [
+                {"type": "identity", "endpoints": [{"interface": "public", "region": "R1", "url": "https://k/v3"}]},
+                {"type": "orchestration", "endpoints": [
+                    {"interface": "public", "region": "R2", "url": "https://heat-r2/v1/p"},
+                    {"interface": "internal", "region": "R1", "url": "http://heat-internal/v1/p"},
+                    {"interface": "public", "region": "R1", "url": "https://heat/v1/p"}]}]}})
+            .to_string()
+        };
+        let in_an_hour = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
+        let token = TrustScopedToken::from_response("secret".to_string().into(), body(in_an_hour).as_bytes()).unwrap();
+        token.still_valid().unwrap();
+        let mut filters = EndpointFilters::default();
+        filters.set_region("R1");
+        filters.set_interfaces(InterfaceType::Public);
+        assert_eq!(token.find_endpoint("orchestration", &filters).unwrap().as_str(), "https://heat/v1/p");
+        filters.set_interfaces(InterfaceType::Internal);
+        assert_eq!(token.find_endpoint("orchestration", &filters).unwrap().as_str(), "http://heat-internal/v1/p");
+        let e = token.find_endpoint("compute", &filters).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::EndpointNotFound);
+        assert!(!format!("{token:?}").contains("secret"));
+
+        let in_five_minutes = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(300);
+        let token =
+            TrustScopedToken::from_response("secret".to_string().into(), body(in_five_minutes).as_bytes()).unwrap();
+        assert_eq!(token.still_valid().unwrap_err().kind(), ErrorKind::AuthenticationFailed);
     }
 
     #[test]

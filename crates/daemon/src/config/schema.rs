@@ -219,6 +219,11 @@ pub struct PasswordAuth {
     pub project_name: Option<String>,
     #[serde(default = "default_domain")]
     pub project_domain_name: String,
+    /// A Keystone trust (what Magnum gives its masters): the user is the
+    /// trustee, and the token is scoped to the trust (its project and roles)
+    /// instead of a project.
+    #[serde(default)]
+    pub trust_id: Option<String>,
 }
 
 fn default_domain() -> String {

@@ -330,3 +330,22 @@ fn errors_name_the_line_of_their_key() {
         &format!("(line {})", line("max-size")),
     );
 }
+
+#[test]
+fn a_trust_replaces_the_project_scope() {
+    let password = |scope: &str| {
+        VALID.replace(
+            "  application-credential:\n    id: 0123abcd\n    secret: { env: HEATSCALER_CONFIG_TEST_SECRET }\n",
+            &format!(
+                "  password:\n    username: trustee\n    password: {{ env: HEATSCALER_CONFIG_TEST_SECRET }}\n{scope}"
+            ),
+        )
+    };
+    let trust = password("    trust-id: 0a1b2c\n");
+    with_secret();
+    let accepted = parse(&trust, "test.yaml", None).map(|c| c.openstack.unwrap().password.unwrap().trust_id);
+    assert_eq!(accepted.ok().flatten().as_deref(), Some("0a1b2c"));
+    let both = password("    trust-id: 0a1b2c\n    project-name: k8s\n");
+    assert_error(&both, "openstack.password.trust-id", "drop `project-id`/`project-name`");
+    assert_error(&password(""), "openstack.password", "`trust-id`");
+}

@@ -165,8 +165,16 @@ impl Validator {
 
     fn password(&mut self, pw: &PasswordAuth) {
         let p = "openstack.password";
-        if pw.project_id.is_none() && pw.project_name.is_none() {
-            self.err(p, "set `project-id` or `project-name`: Heat stacks live in a project");
+        let project = pw.project_id.is_some() || pw.project_name.is_some();
+        match (&pw.trust_id, project) {
+            (None, false) => {
+                self.err(p, "set `project-id` or `project-name` (or `trust-id`): Heat stacks live in a project")
+            }
+            (Some(_), true) => self.err(
+                format!("{p}.trust-id"),
+                "a trust is scoped to the trustor's project already; drop `project-id`/`project-name`",
+            ),
+            _ => {}
         }
         self.secret(&format!("{p}.password"), &pw.password);
     }
