@@ -166,8 +166,9 @@ async fn keystone_token(http: &reqwest::Client, auth_url: &str, auth: serde_json
 /// trust from the cluster's owner delegating the member role on the project.
 /// heatscaler logs in as the trustee scoped to the trust (clouds.yaml
 /// `trust_id` with the trustee by id, and the `trust-id` setting with it by
-/// name), reads the owner's stack through Heat, and logs in again the same way
-/// when asked to renew; a trust that does not exist is Keystone's refusal.
+/// name), reads the owner's stack through Heat, logs in again the same way
+/// when asked to renew, and grows the group (a stack update) through the
+/// trust; a trust that does not exist is Keystone's refusal.
 #[tokio::test]
 async fn a_keystone_trust_reads_the_trustors_stack_and_logs_in_again() {
     logs();
@@ -237,8 +238,10 @@ async fn a_keystone_trust_reads_the_trustors_stack_and_logs_in_again() {
     let pw = by_setting.password.as_mut().unwrap();
     (pw.password, pw.project_name, pw.trust_id) =
         (heatscaler_daemon::config::SecretSource::File(password_file), None, Some(trust_id.clone()));
+    let mut trusted = None;
     for (how, config) in [("clouds.yaml trust_id", by_clouds_yaml), ("trust-id setting", by_setting)] {
         let cloud = Cloud::connect(&config).await.unwrap_or_else(|e| panic!("{how}: {e}"));
+        trusted = Some(cloud.clone());
         assert_eq!(cloud.endpoint("orchestration").await.unwrap().as_str(), os.var("HEATSCALER_OS_HEAT_URL"), "{how}");
         let heat = HeatClient::new(cloud.clone());
         let stack = heat.show_stack(&name, false).await.unwrap_or_else(|e| panic!("{how}: {e}"));
@@ -246,6 +249,12 @@ async fn a_keystone_trust_reads_the_trustors_stack_and_logs_in_again() {
         cloud.reauthenticate().await.unwrap_or_else(|e| panic!("{how}: log in again: {e}"));
         heat.show_stack(&name, false).await.unwrap_or_else(|e| panic!("{how}: after logging in again: {e}"));
     }
+    // Scaling is a stack update by the trustee, which Heat accepts with the delegated role.
+    let backend = Backend::new(HeatClient::new(trusted.unwrap()), rg_group("workers", &name));
+    backend.grow_to(2).await.unwrap_or_else(|e| panic!("grow through the trust: {e}"));
+    let grown = backend.wait_settled(SETTLE).await.unwrap();
+    assert_eq!(grown.stack_status, "UPDATE_COMPLETE", "{}", grown.stack_status_reason);
+    assert_eq!(grown.desired, 2);
 
     let mut unknown = os.clouds_yaml_config("no-such-trust");
     unknown.clouds_yaml = Some(clouds);
