@@ -3,34 +3,22 @@
 //! and node patches that survive a concurrent writer. (The Heat steps run in
 //! tests/openstack/e2e.rs against a real Heat.)
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use heatscaler_core::model::{PodKey, Timestamp};
 use heatscaler_core::planner::Action;
 use heatscaler_core::planner::action::{EvictPods, Eviction, MarkDrained, RollBackRemoval};
 use heatscaler_core::planner::explain::RollbackReason;
 use heatscaler_core::planner::protocol::{self, NodePatch, Phase, RemovalKind, RemovalRecord};
 use heatscaler_daemon::act::{Actuator, Outcome};
-use heatscaler_daemon::alerts::{
-    Dispatcher, EventSink, ObjectRef, Reason, RetryPolicy, ScalingEvent, Severity, SinkError, SinkPolicy,
-};
+use heatscaler_daemon::alerts::capture::{Captured, capturing_dispatcher};
+use heatscaler_daemon::alerts::{ObjectRef, Reason, ScalingEvent};
 use heatscaler_daemon::observe::HeatPoke;
 use heatscaler_daemon::telemetry::Metrics;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kubesim::builders::{Budget, PodTemplate, pdb};
 use kubesim::{FaultRule, KubeSim, KubeSimHandle, NodeSpec, Options};
-
-#[derive(Default)]
-struct Captured(Mutex<Vec<ScalingEvent>>);
-
-impl EventSink for Captured {
-    fn publish<'a>(&'a self, event: &'a ScalingEvent) -> BoxFuture<'a, Result<(), SinkError>> {
-        self.0.lock().unwrap().push(event.clone());
-        Box::pin(async { Ok(()) })
-    }
-}
 
 struct Fixture {
     sim: KubeSimHandle,
@@ -44,18 +32,7 @@ async fn fixture() -> Fixture {
     sim.add_node(NodeSpec::new("m-1").cpu("4").memory("8Gi")).unwrap();
     sim.add_node(NodeSpec::new("m-2").cpu("4").memory("8Gi")).unwrap();
     let metrics = Arc::new(Metrics::new());
-    let events = Arc::new(Captured::default());
-    let policy = SinkPolicy {
-        name: "capture".into(),
-        min_severity: Severity::Info,
-        include_details: true,
-        queue_capacity: 1000,
-        dedup_window: Duration::ZERO,
-        timeout: Duration::from_secs(1),
-        retry: RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_millis(10), max_attempts: 1 },
-    };
-    let sink: Arc<dyn EventSink> = events.clone();
-    let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, metrics.clone());
+    let (alerts, events) = capturing_dispatcher(metrics.clone());
     // As the daemon builds it: no kube-rs retries of its own.
     let client = sim.kube_client_without_retries().unwrap();
     let actuator = Actuator::new(client, Vec::new(), alerts, metrics.clone(), HeatPoke::default(), false);
@@ -284,18 +261,7 @@ async fn dry_run_reports_and_changes_nothing() {
     let pod = f.pod_on("m-1", "web").await;
     f.put_record("m-1", &record(Phase::Draining, false)).await;
     let client = f.sim.kube_client_without_retries().unwrap();
-    let events = Arc::new(Captured::default());
-    let sink: Arc<dyn EventSink> = events.clone();
-    let policy = SinkPolicy {
-        name: "capture".into(),
-        min_severity: Severity::Info,
-        include_details: true,
-        queue_capacity: 100,
-        dedup_window: Duration::ZERO,
-        timeout: Duration::from_secs(1),
-        retry: RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_millis(10), max_attempts: 1 },
-    };
-    let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, f.metrics.clone());
+    let (alerts, events) = capturing_dispatcher(f.metrics.clone());
     let dry = Actuator::new(client, Vec::new(), alerts, f.metrics.clone(), HeatPoke::default(), true);
     let evict = Action::EvictPods(EvictPods {
         node: "m-1".into(),

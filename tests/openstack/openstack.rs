@@ -803,19 +803,6 @@ async fn groups_command_lists_and_scales_through_the_backend() {
 
 // ------------------------------------------------------- removal confirmation
 
-#[derive(Default)]
-struct Captured(Mutex<Vec<heatscaler_daemon::alerts::ScalingEvent>>);
-
-impl heatscaler_daemon::alerts::EventSink for Captured {
-    fn publish<'a>(
-        &'a self,
-        event: &'a heatscaler_daemon::alerts::ScalingEvent,
-    ) -> futures::future::BoxFuture<'a, Result<(), heatscaler_daemon::alerts::SinkError>> {
-        self.0.lock().unwrap().push(event.clone());
-        Box::pin(async { Ok(()) })
-    }
-}
-
 /// After each removal update the actuator checks which members left. Here an
 /// operator removes another member by hand while heatscaler's removal is
 /// under way (the stack idle in between): the first removal is confirmed,
@@ -828,7 +815,8 @@ async fn a_removal_that_took_another_member_holds_the_group() {
     use heatscaler_core::planner::Action;
     use heatscaler_core::planner::action::{MemberRemoval, RemovalCause, RemoveMembers, ScaleUp};
     use heatscaler_daemon::act::{Actuator, MISMATCH_ANNOTATION, MISMATCH_GROUP_ANNOTATION, Outcome};
-    use heatscaler_daemon::alerts::{Dispatcher, EventSink, Reason, RetryPolicy, Severity, SinkPolicy};
+    use heatscaler_daemon::alerts::capture::capturing_dispatcher;
+    use heatscaler_daemon::alerts::{Reason, Severity};
     use k8s_openapi::api::core::v1::Node;
     use kubesim::{KubeSim, NodeSpec, Options};
 
@@ -844,18 +832,7 @@ async fn a_removal_that_took_another_member_holds_the_group() {
         sim.add_node(NodeSpec::new(&format!("n-{}", m.name)).provider_id(&format!("openstack:///{id}"))).unwrap();
     }
     let metrics = Arc::new(heatscaler_daemon::telemetry::Metrics::new());
-    let events = Arc::new(Captured::default());
-    let policy = SinkPolicy {
-        name: "capture".into(),
-        min_severity: Severity::Info,
-        include_details: true,
-        queue_capacity: 100,
-        dedup_window: Duration::ZERO,
-        timeout: Duration::from_secs(1),
-        retry: RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_millis(10), max_attempts: 1 },
-    };
-    let sink: Arc<dyn EventSink> = events.clone();
-    let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, metrics.clone());
+    let (alerts, events) = capturing_dispatcher(metrics.clone());
     let client = sim.kube_client_without_retries().unwrap();
     let poke = heatscaler_daemon::observe::HeatPoke::default();
     let actuator = Actuator::new(client, vec![backend.clone()], alerts, metrics, poke, false);
@@ -959,7 +936,8 @@ async fn mark_drained(
 #[tokio::test]
 async fn a_stack_left_in_progress_by_a_dead_heat_engine_is_alerted_and_recovered() {
     use heatscaler_daemon::act::{Actuator, Outcome};
-    use heatscaler_daemon::alerts::{Dispatcher, EventSink, Reason, RetryPolicy, Severity, SinkPolicy};
+    use heatscaler_daemon::alerts::capture::capturing_dispatcher;
+    use heatscaler_daemon::alerts::{Reason, Severity};
     use std::time::Instant;
 
     logs();
@@ -982,18 +960,7 @@ async fn a_stack_left_in_progress_by_a_dead_heat_engine_is_alerted_and_recovered
 
     let sim = kubesim::KubeSim::start(kubesim::Options::fast()).await.unwrap();
     let metrics = Arc::new(heatscaler_daemon::telemetry::Metrics::new());
-    let events = Arc::new(Captured::default());
-    let policy = SinkPolicy {
-        name: "capture".into(),
-        min_severity: Severity::Info,
-        include_details: true,
-        queue_capacity: 100,
-        dedup_window: Duration::ZERO,
-        timeout: Duration::from_secs(1),
-        retry: RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_millis(10), max_attempts: 1 },
-    };
-    let sink: Arc<dyn EventSink> = events.clone();
-    let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, metrics.clone());
+    let (alerts, events) = capturing_dispatcher(metrics.clone());
     let client = sim.kube_client_without_retries().unwrap();
     let poke = heatscaler_daemon::observe::HeatPoke::default();
     let actuator = Actuator::new(client, vec![backend.clone()], alerts, metrics, poke, false);

@@ -13,6 +13,8 @@
 //! error or log line of this module prints them.
 
 mod alertmanager;
+#[cfg(any(test, feature = "test-support"))]
+pub mod capture;
 mod dedup;
 mod delivery;
 mod dispatcher;

@@ -241,25 +241,14 @@ fn events(alert: &Alert, memory: &Memory, metrics: &Metrics) -> Vec<ScalingEvent
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
-    use futures::future::BoxFuture;
     use heatscaler_core::model::{PodKey, Timestamp};
     use heatscaler_core::planner::Plan;
     use heatscaler_core::planner::explain::{BlockReason, Explanation, NodeExplanation};
 
     use super::*;
-    use crate::alerts::{EventSink, RetryPolicy, Severity, SinkError, SinkPolicy};
-
-    #[derive(Default)]
-    struct Captured(Mutex<Vec<ScalingEvent>>);
-
-    impl EventSink for Captured {
-        fn publish<'a>(&'a self, event: &'a ScalingEvent) -> BoxFuture<'a, Result<(), SinkError>> {
-            self.0.lock().unwrap().push(event.clone());
-            Box::pin(async { Ok(()) })
-        }
-    }
+    use crate::alerts::capture::capturing_dispatcher;
 
     fn planned(nodes: Vec<(&str, NodeStatus)>) -> Planned {
         let nodes = nodes
@@ -284,18 +273,7 @@ mod tests {
     #[tokio::test]
     async fn scale_down_blocked_is_sent_once_per_node_and_reason_while_it_holds() {
         let metrics = Arc::new(Metrics::new());
-        let captured = Arc::new(Captured::default());
-        let policy = SinkPolicy {
-            name: "capture".into(),
-            min_severity: Severity::Info,
-            include_details: true,
-            queue_capacity: 100,
-            dedup_window: Duration::ZERO,
-            timeout: Duration::from_secs(1),
-            retry: RetryPolicy { initial: Duration::from_millis(1), max: Duration::from_millis(1), max_attempts: 1 },
-        };
-        let sink: Arc<dyn EventSink> = captured.clone();
-        let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, metrics.clone());
+        let (alerts, captured) = capturing_dispatcher(metrics.clone());
         let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let at_min = NodeStatus::Unneeded { since: t, removable_at: t, held: Some(Hold::GroupAtMinSize { min: 2 }) };
         let keeper = NodeStatus::PodBlocks {
@@ -434,19 +412,8 @@ mod tests {
     /// without the group, then passes with it again. Nobody joined.
     #[tokio::test]
     async fn a_reload_does_not_announce_every_minion_again_a_new_one_is() {
-        let captured = Arc::new(Captured::default());
-        let policy = SinkPolicy {
-            name: "capture".into(),
-            min_severity: Severity::Info,
-            include_details: true,
-            queue_capacity: 100,
-            dedup_window: Duration::ZERO,
-            timeout: Duration::from_secs(1),
-            retry: RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_millis(10), max_attempts: 1 },
-        };
         let metrics = Arc::new(Metrics::new());
-        let sink: Arc<dyn EventSink> = captured.clone();
-        let alerts = Dispatcher::with_sinks(vec![(sink, policy)], Duration::ZERO, metrics.clone());
+        let (alerts, captured) = capturing_dispatcher(metrics.clone());
         let mut reporter = Reporter::new();
         let memory = Memory::default();
         for pass in [
