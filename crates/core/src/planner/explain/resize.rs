@@ -125,8 +125,10 @@ pub enum UpdateBlock {
     EvictionRequirements,
     /// `InPlace` mode and the resize cannot happen on this node.
     InPlaceOnly,
-    /// `Recreate` mode, but no admission controller applies recommendations
-    /// to new pods: the replacement would come back with the same requests.
+    /// The update needs an eviction (`Recreate` mode, or `InPlaceOrRecreate`
+    /// when the new size does not fit the pod's node), but no admission
+    /// controller applies recommendations to new pods: the replacement would
+    /// come back with its template's requests.
     NoAdmissionController,
 }
 
@@ -199,9 +201,10 @@ impl fmt::Display for UpdateBlock {
             UpdateBlock::Pdb { pdb } => write!(f, "PodDisruptionBudget {pdb} allows no eviction now"),
             UpdateBlock::EvictionRequirements => f.write_str("the VPA's evictionRequirements are not met"),
             UpdateBlock::InPlaceOnly => f.write_str("update mode InPlace never evicts"),
-            UpdateBlock::NoAdmissionController => {
-                f.write_str("no admission controller applies recommendations to new pods, so recreating is pointless")
-            }
+            UpdateBlock::NoAdmissionController => f.write_str(
+                "no admission controller applies recommendations to new pods (pod-resize.admission-controller), \
+                 so it is not evicted: its replacement would come back at its template's requests",
+            ),
         }
     }
 }

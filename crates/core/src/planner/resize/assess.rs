@@ -170,17 +170,26 @@ fn decide<'w>(
 ) -> Decision {
     let mode = vertical.update_mode;
     let fallback = w.urgency == Urgency::Fallback;
+    // A replacement gets the recommendation only from an admission controller;
+    // without one it comes back at its template's requests, so evicting it —
+    // to resize it (Recreate) or to move it where its new size fits
+    // (InPlaceOrRecreate) — changes nothing but where it runs, at the old size
+    // (issue 17). VPA's updater likewise evicts only while its admission
+    // controller runs.
+    let admission = cx.ix.snap.admission_applies_recommendations;
     if mode.in_place() && !fallback {
         if w.shrink_only || fit.in_place(cx, w) {
             return Decision::Update(How::InPlace);
         }
-        if mode == UpdateMode::InPlace {
+        if mode == UpdateMode::InPlace || !admission {
             // Never evicted: ask anyway when the node could ever hold it (the
             // kubelet defers it until others shrink or leave).
+            let why =
+                if mode == UpdateMode::InPlace { UpdateBlock::InPlaceOnly } else { UpdateBlock::NoAdmissionController };
             return if fit.within_allocatable(cx, w) {
                 Decision::Update(How::InPlace)
             } else {
-                Decision::Blocked(w.reason.clone(), UpdateBlock::InPlaceOnly)
+                Decision::Blocked(w.reason.clone(), why)
             };
         }
     }
@@ -194,7 +203,7 @@ fn decide<'w>(
     } else {
         w.reason.clone()
     };
-    if mode == UpdateMode::Recreate && !cx.ix.snap.admission_applies_recommendations {
+    if !admission {
         return Decision::Blocked(reason, UpdateBlock::NoAdmissionController);
     }
     let min = vertical.min_replicas.unwrap_or(cx.policy.resize.updater.min_replicas);

@@ -228,6 +228,7 @@ fn recreate_needs_admission_replicas_pdb_and_eviction_requirements() {
 fn infeasible_or_long_deferred_resizes_fall_back_to_recreate_elsewhere() {
     let setup = |state: ResizeState| {
         let mut w = one_node();
+        w.snap.admission_applies_recommendations = true;
         w.minion("g", "n2");
         vpa_pod(&mut w, "web-0", "n1", 1000, GI);
         vpa_pod(&mut w, "web-1", "n2", 1000, GI);
@@ -259,11 +260,65 @@ fn infeasible_or_long_deferred_resizes_fall_back_to_recreate_elsewhere() {
     let plan = w.plan();
     assert!(recreations(&plan).is_empty());
     assert!(matches!(decision(&plan, "web-0"), ResizeDecision::Blocked { why: UpdateBlock::InPlaceOnly, .. }));
+
+    // Without an admission controller the replacement would come back at
+    // 1000m: the fallback is explained, never an eviction.
+    let mut w = setup(ResizeState::Infeasible { since: super::t0(), message: "too big".into() });
+    w.snap.admission_applies_recommendations = false;
+    let plan = w.plan();
+    assert!(recreations(&plan).is_empty(), "{}", plan.explanation);
+    assert!(matches!(
+        decision(&plan, "web-0"),
+        ResizeDecision::Blocked { why: UpdateBlock::NoAdmissionController, .. }
+    ));
+}
+
+/// Issue 17: web's recommendation outgrows its minion; another has room.
+/// Without an admission controller, evicting web "to move" brings it back at
+/// its template's 1000m wherever the scheduler puts it — the start of the
+/// scale-up / removal / recreate loop. It is never evicted: the growth is asked
+/// in place (the kubelet defers it until room frees) and no group grows for it.
+#[test]
+fn in_place_or_recreate_never_evicts_to_move_without_an_admission_controller() {
+    let setup = |admission: bool| {
+        let mut w = World::new();
+        w.snap.admission_applies_recommendations = admission;
+        w.group("g", 0, 5, 4000, 16 * GI);
+        w.minion("g", "n1");
+        w.minion("g", "n2");
+        w.pod("other-0", Some("n1"), 1500, GI);
+        vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+        vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI)));
+        w
+    };
+    let plan = setup(false).plan();
+    assert!(recreations(&plan).is_empty(), "{}", plan.explanation);
+    assert!(scale_ups(&plan).is_empty(), "{}", plan.explanation);
+    let r = resizes(&plan);
+    assert_eq!(r.len(), 1, "asked in place, within n1's allocatable: {}", plan.explanation);
+    assert_eq!(r[0].containers[0].requests.cpu_milli, 3000);
+
+    // Beyond the node's allocatable: explained once, nothing sent.
+    let mut w = setup(false);
+    w.snap.vertical[0].recommendations = vec![rec((5000, GI), (4500, 512 * MI), (6000, 2 * GI))];
+    let plan = w.plan();
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert!(matches!(
+        decision(&plan, "web-0"),
+        ResizeDecision::Blocked { why: UpdateBlock::NoAdmissionController, .. }
+    ));
+
+    // With one, the replacement gets 3000m: moving it to n2 is the update.
+    let mut w = setup(true);
+    w.snap.vertical[0].min_replicas = Some(1);
+    let plan = w.plan();
+    assert_eq!(recreations(&plan).len(), 1, "{}", plan.explanation);
 }
 
 #[test]
 fn growth_that_fits_no_node_is_demand_for_scale_up_then_a_move() {
     let mut w = one_node();
+    w.snap.admission_applies_recommendations = true;
     vpa_pod(&mut w, "web-0", "n1", 1000, GI);
     vpa_pod(&mut w, "web-1", "n1", 1000, GI);
     w.pod("other-0", Some("n1"), 1800, GI);
