@@ -38,6 +38,9 @@ pub(crate) struct Assessment<'w> {
     pub forcible: Vec<&'w Wanted<'w>>,
     /// New sizes that fit no node: node-level demand.
     pub demand: Vec<Planned<'w>>,
+    /// Updates due but held back by the rate limit or the disruption budget:
+    /// scale-down counts their growth (`Adjustments`).
+    pub waiting: Vec<&'w Wanted<'w>>,
     /// Everything else, explained: (pod, its VPA object, decision).
     pub settled: Vec<(PodIx, VpaIx, ResizeDecision)>,
     pub relief: Vec<Relief>,
@@ -104,11 +107,13 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
                         out.relief.push(Relief { node: w.node, freed: freed(w) });
                         out.forcible.push(w);
                     } else {
+                        out.waiting.push(w);
                         out.settled.push((w.index, v, ResizeDecision::RateLimited { until }));
                     }
                     continue;
                 }
                 if in_flight >= max_in_flight {
+                    out.waiting.push(w);
                     out.settled.push((w.index, v, ResizeDecision::DisruptionBudget { in_flight, max: max_in_flight }));
                     continue;
                 }

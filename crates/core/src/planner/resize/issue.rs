@@ -47,6 +47,9 @@ pub(crate) fn issue<'w>(
                 Ok(_) => out.recreate(w, p.reason.clone()),
             },
         };
+        if matches!(decision, ResizeDecision::Blocked { .. }) {
+            out.adjust.waiting(w);
+        }
         decisions.push((w.index, w.vertical, decision));
     }
     for &w in &assessment.forcible {
@@ -75,8 +78,12 @@ pub(crate) fn issue<'w>(
             None => true,
         });
     }
+    for &w in &assessment.waiting {
+        out.adjust.waiting(w);
+    }
     for (p, outcome) in assessment.demand.iter().zip(outcomes) {
         let w = p.want;
+        out.adjust.waiting(w);
         let outcome = outcome.unwrap_or(PodOutcome::ScaleUpDisabled);
         let to = total(&w.containers, |c| c.requests);
         decisions.push((w.index, w.vertical, ResizeDecision::NeedsCapacity { reason: p.reason.clone(), to, outcome }));

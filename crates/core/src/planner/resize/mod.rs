@@ -53,6 +53,9 @@ pub(crate) struct Wanted<'a> {
     /// The pod at its new size, built on first use (most passes need only
     /// `requests`; cloning 300,000 pods would not be cheap).
     resized: std::cell::OnceCell<Box<Pod>>,
+    /// The pod at the larger of its current and its new size, per resource,
+    /// built on first use: what it will need while its update waits.
+    future: std::cell::OnceCell<Box<Pod>>,
     pub reason: UpdateReason,
     pub urgency: Urgency,
     /// No request grows: the node has room by definition.
@@ -87,6 +90,23 @@ impl Wanted<'_> {
                     c.limits.memory = r.limits.memory;
                 }
                 c.allocated = None;
+            }
+            pod
+        })
+    }
+
+    /// The pod as it will be while its update waits (rate limit, disruption
+    /// budget, capacity, PDB): each request at the larger of what it has and
+    /// what it is due, so no plan counts on room its growth will take.
+    pub fn future(&self) -> &Pod {
+        self.future.get_or_init(|| {
+            let mut pod = Box::new(self.pod.clone());
+            pod.requests.cpu_milli = self.pod.requests.cpu_milli.max(self.requests.cpu_milli);
+            pod.requests.memory = self.pod.requests.memory.max(self.requests.memory);
+            for r in &self.containers {
+                let Some(c) = pod.containers.iter_mut().find(|c| c.name == r.container) else { continue };
+                c.requests.cpu_milli = c.requests.cpu_milli.max(r.requests.cpu_milli);
+                c.requests.memory = c.requests.memory.max(r.requests.memory);
             }
             pod
         })
@@ -156,6 +176,8 @@ pub(crate) struct Adjustments<'w> {
 #[derive(Debug, Clone, Copy)]
 enum Resized<'w> {
     Update(&'w Wanted<'w>),
+    /// Due but not issued: at its future size.
+    Waiting(&'w Wanted<'w>),
     InFlight(&'w Pod),
 }
 
@@ -166,6 +188,7 @@ impl<'w> Adjustments<'w> {
     {
         match self.pods.get(pod.uid.as_str()) {
             Some(Resized::Update(w)) => w.resized(),
+            Some(Resized::Waiting(w)) => w.future(),
             Some(Resized::InFlight(p)) => p,
             None => pod,
         }
@@ -186,6 +209,19 @@ impl<'w> Adjustments<'w> {
     fn update(&mut self, w: &'w Wanted<'w>) {
         self.change(w.node, &w.pod.requests, &w.requests);
         self.pods.insert(w.pod.uid.as_str(), Resized::Update(w));
+    }
+
+    /// An update due but not issued this pass: its growth is counted now.
+    fn waiting(&mut self, w: &'w Wanted<'w>) {
+        if w.shrink_only {
+            return; // it keeps its size until then
+        }
+        let future = Resources::new(
+            w.pod.requests.cpu_milli.max(w.requests.cpu_milli),
+            w.pod.requests.memory.max(w.requests.memory),
+        );
+        self.change(w.node, &w.pod.requests, &future);
+        self.pods.insert(w.pod.uid.as_str(), Resized::Waiting(w));
     }
 
     fn in_flight(&mut self, node: NodeIx, old: &'w Pod, new: &'w Pod) {

@@ -421,3 +421,42 @@ fn requests_only_policies_are_capped_at_the_limit_and_then_left_alone() {
     assert!(resizes(&again).is_empty());
     assert_eq!(again.explanation.resize_count("default/web", &ResizeDecision::UpToDate), 1);
 }
+
+/// Issue 17: growth held back by `min-update-interval` still happens later.
+/// Judging web at its current 1000m, scale-down found n2 unneeded (web fits
+/// next to `other` on n1) or drained `other` onto web's node — where web's
+/// growth to 3000m then no longer fits: a scale-up again. Both nodes stay.
+#[test]
+fn scale_down_counts_growth_held_back_by_the_rate_limit() {
+    let mut w = World::new();
+    w.group("g", 0, 5, 4000, 16 * GI);
+    w.minion("g", "n1");
+    w.minion("g", "n2");
+    w.pod("other-0", Some("n1"), 1500, GI);
+    vpa_pod(&mut w, "web-0", "n2", 1000, GI);
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI)));
+    w.memory.resize.last_update.insert(workload("web").to_string(), w.ago(60));
+    let plan = w.plan();
+    assert_eq!(counted(&plan, |d| matches!(d, ResizeDecision::RateLimited { .. })), 1, "{}", plan.explanation);
+    for node in ["n1", "n2"] {
+        assert!(
+            !matches!(plan.explanation.node(node), Some(NodeStatus::Unneeded { .. })),
+            "{node}: {}",
+            plan.explanation
+        );
+    }
+
+    // Held back by the disruption budget instead: the same.
+    let mut w2 = World::new();
+    w2.group("g", 0, 5, 4000, 16 * GI);
+    w2.minion("g", "n1");
+    w2.minion("g", "n2");
+    w2.pod("other-0", Some("n1"), 1500, GI);
+    vpa_pod(&mut w2, "web-0", "n2", 1000, GI);
+    vpa_pod(&mut w2, "web-1", "n2", 100, GI);
+    w2.pod_mut("web-1").resize = ResizeState::InProgress { since: w2.ago(5) };
+    vpa(&mut w2, "web", UpdateMode::InPlaceOrRecreate, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI)));
+    let plan = w2.plan();
+    assert_eq!(counted(&plan, |d| matches!(d, ResizeDecision::DisruptionBudget { .. })), 1, "{}", plan.explanation);
+    assert!(!matches!(plan.explanation.node("n1"), Some(NodeStatus::Unneeded { .. })), "{}", plan.explanation);
+}
