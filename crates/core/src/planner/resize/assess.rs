@@ -33,9 +33,10 @@ pub(crate) struct Planned<'w> {
 pub(crate) struct Assessment<'w> {
     /// Updates to issue this pass (recreations still need the PDB allowance).
     pub updates: Vec<Planned<'w>>,
-    /// Over-requested pods held back by the rate limit: shrunk only if scale-up
+    /// Over-requested pods held back by the rate limit or the disruption
+    /// budget (why, if scale-up does not use them): shrunk only if scale-up
     /// uses the capacity they free.
-    pub forcible: Vec<&'w Wanted<'w>>,
+    pub forcible: Vec<(&'w Wanted<'w>, ResizeDecision)>,
     /// New sizes that fit no node: node-level demand.
     pub demand: Vec<Planned<'w>>,
     /// Updates due but held back by the rate limit or the disruption budget:
@@ -100,21 +101,25 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
             }
             let fresh_oom = matches!(w.urgency, Urgency::Fresh { oom: true, .. });
             if w.urgency != Urgency::Fallback {
-                if let Some(until) = rate_limited_until.filter(|_| !fresh_oom) {
-                    if over_requested(w) && vertical.update_mode.in_place() && in_flight < max_in_flight {
-                        // Reserve its slot: it is issued if scale-up uses what it frees.
-                        in_flight += 1;
+                let held = match rate_limited_until.filter(|_| !fresh_oom) {
+                    Some(until) => Some(ResizeDecision::RateLimited { until }),
+                    None if in_flight >= max_in_flight => {
+                        Some(ResizeDecision::DisruptionBudget { in_flight, max: max_in_flight })
+                    }
+                    None => None,
+                };
+                if let Some(held) = held {
+                    if over_requested(w) && vertical.update_mode.in_place() {
+                        // Shrinking in place restarts nothing and evicts no
+                        // one: neither the rate limit nor the disruption
+                        // budget holds it back when scale-up uses what it
+                        // frees (issued then, else explained as `held`).
                         out.relief.push(Relief { node: w.node, freed: freed(w) });
-                        out.forcible.push(w);
+                        out.forcible.push((w, held));
                     } else {
                         out.waiting.push(w);
-                        out.settled.push((w.index, v, ResizeDecision::RateLimited { until }));
+                        out.settled.push((w.index, v, held));
                     }
-                    continue;
-                }
-                if in_flight >= max_in_flight {
-                    out.waiting.push(w);
-                    out.settled.push((w.index, v, ResizeDecision::DisruptionBudget { in_flight, max: max_in_flight }));
                     continue;
                 }
             }

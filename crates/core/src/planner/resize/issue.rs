@@ -11,7 +11,6 @@ use crate::planner::explain::{
 };
 use crate::planner::index::{PodIx, Table, VpaIx};
 use crate::planner::memory::ResizeMemory;
-use crate::planner::time::after;
 use crate::planner::{Cx, Pass};
 
 use super::assess::{Assessment, How};
@@ -52,15 +51,10 @@ pub(crate) fn issue<'w>(
         }
         decisions.push((w.index, w.vertical, decision));
     }
-    for &w in &assessment.forcible {
+    for (w, held) in &assessment.forcible {
         let decision = match up.relief.get(&w.node) {
             Some(&pending) => out.resize(w, UpdateReason::FreesCapacity { pending }),
-            None => {
-                let key = cx.ix.vpa(w.vertical).workload.to_string();
-                let interval = cx.policy.resize.updater.min_update_interval;
-                let until = out.memory.last_update.get(&key).map_or(cx.now, |&t| after(t, interval));
-                ResizeDecision::RateLimited { until }
-            }
+            None => held.clone(),
         };
         decisions.push((w.index, w.vertical, decision));
     }

@@ -460,3 +460,35 @@ fn scale_down_counts_growth_held_back_by_the_rate_limit() {
     assert_eq!(counted(&plan, |d| matches!(d, ResizeDecision::DisruptionBudget { .. })), 1, "{}", plan.explanation);
     assert!(!matches!(plan.explanation.node("n1"), Some(NodeStatus::Unneeded { .. })), "{}", plan.explanation);
 }
+
+/// Issue 17: four over-requested replicas; two pending pods fit once three of
+/// them shrink. `max-disruption-fraction` (0.5) let only two shrink, so the
+/// pass said "scale-up avoided" and still grew the group 1 → 2 — a minion that
+/// booted, sat empty and was removed. A shrink in place disrupts nothing: all
+/// four are counted, both pods fit, no group grows.
+#[test]
+fn shrinks_that_let_pending_pods_schedule_are_not_held_by_the_disruption_budget() {
+    let mut w = one_node();
+    for i in 0..4 {
+        vpa_pod(&mut w, &format!("web-{i}"), "n1", 900, GI);
+    }
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((200, GI), (150, 512 * MI), (400, 2 * GI)));
+    w.pending("batch-0", 1000, GI);
+    w.pending("batch-1", 1000, GI);
+    let plan = w.plan();
+    assert!(scale_ups(&plan).is_empty(), "{}", plan.explanation);
+    assert_eq!(resizes(&plan).len(), 4, "{}", plan.explanation);
+    let note = plan.explanation.notes.iter().find(|n| matches!(n, Note::ScaleUpAvoided { .. })).unwrap();
+    assert!(matches!(note, Note::ScaleUpAvoided { pods: 2, .. }), "{note}");
+
+    // Nothing pending: the budget holds as before.
+    let mut w = one_node();
+    for i in 0..4 {
+        vpa_pod(&mut w, &format!("web-{i}"), "n1", 900, GI);
+    }
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((200, GI), (150, 512 * MI), (400, 2 * GI)));
+    let plan = w.plan();
+    assert_eq!(resizes(&plan).len(), 2, "{}", plan.explanation);
+    let budget = ResizeDecision::DisruptionBudget { in_flight: 2, max: 2 };
+    assert_eq!(plan.explanation.resize_count("default/web", &budget), 2, "{}", plan.explanation);
+}
