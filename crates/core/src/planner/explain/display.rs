@@ -123,6 +123,12 @@ impl fmt::Display for NodeStatus {
                 write!(f, "pod {pod} cannot be moved: PodDisruptionBudget {pdb} allows no more disruptions")
             }
             NodeStatus::NoPlaceForPod { pod, scheduler } => write!(f, "pod {pod} fits no other node: {scheduler}"),
+            NodeStatus::MoveDestination { pod } => {
+                write!(
+                    f,
+                    "kept: pod {pod} was evicted to move here at its new size, and its replacement is not scheduled yet"
+                )
+            }
             NodeStatus::Unneeded { since, removable_at, held } => {
                 write!(f, "unneeded since {}, removable at {}", ts(since), ts(removable_at))?;
                 match held {

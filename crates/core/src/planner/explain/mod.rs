@@ -243,6 +243,11 @@ pub enum NodeStatus {
         pod: PodKey,
         scheduler: String,
     },
+    /// A pod (`namespace/name`) was evicted to move here at its new size and
+    /// its replacement is not scheduled yet.
+    MoveDestination {
+        pod: String,
+    },
     Unneeded {
         since: Timestamp,
         removable_at: Timestamp,

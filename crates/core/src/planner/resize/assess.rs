@@ -27,6 +27,9 @@ pub(crate) struct Planned<'w> {
     pub want: &'w Wanted<'w>,
     pub how: How,
     pub reason: UpdateReason,
+    /// Where a recreated pod is to land at its new size (another node), if
+    /// it moves: scale-down keeps that room and that node.
+    pub dest: Option<NodeIx>,
 }
 
 #[derive(Debug, Default)]
@@ -124,16 +127,18 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
                 }
             }
             match decide(cx, &mut fit, vertical, replicas, w) {
-                Decision::Update(how) => {
+                Decision::Update(how, dest) => {
                     if w.urgency != Urgency::Fallback {
                         in_flight += 1;
                     }
                     if how == How::InPlace && w.shrink_only {
                         out.relief.push(Relief { node: w.node, freed: freed(w) });
                     }
-                    out.updates.push(Planned { want: w, how, reason: w.reason.clone() });
+                    out.updates.push(Planned { want: w, how, reason: w.reason.clone(), dest });
                 }
-                Decision::Demand(reason) => out.demand.push(Planned { want: w, how: How::Recreate, reason }),
+                Decision::Demand(reason) => {
+                    out.demand.push(Planned { want: w, how: How::Recreate, reason, dest: None })
+                }
                 Decision::Blocked(reason, why) => {
                     out.settled.push((w.index, v, ResizeDecision::Blocked { reason, why }))
                 }
@@ -166,7 +171,8 @@ fn freed(w: &Wanted<'_>) -> Resources {
 }
 
 enum Decision {
-    Update(How),
+    /// How, and for a recreated pod that moves, where it lands.
+    Update(How, Option<NodeIx>),
     Demand(UpdateReason),
     Blocked(UpdateReason, UpdateBlock),
 }
@@ -189,7 +195,7 @@ fn decide<'w>(
     let admission = cx.ix.snap.admission_applies_recommendations;
     if mode.in_place() && !fallback {
         if w.shrink_only || fit.in_place(cx, w) {
-            return Decision::Update(How::InPlace);
+            return Decision::Update(How::InPlace, None);
         }
         if mode == UpdateMode::InPlace || !admission {
             // Never evicted: ask anyway when the node could ever hold it (the
@@ -197,7 +203,7 @@ fn decide<'w>(
             let why =
                 if mode == UpdateMode::InPlace { UpdateBlock::InPlaceOnly } else { UpdateBlock::NoAdmissionController };
             return if fit.within_allocatable(cx, w) {
-                Decision::Update(How::InPlace)
+                Decision::Update(How::InPlace, None)
             } else {
                 Decision::Blocked(w.reason.clone(), why)
             };
@@ -225,11 +231,13 @@ fn decide<'w>(
     }
     // The replacement may land on the pod's own node when the new size fits
     // there (a plain Recreate update), else it must fit another one.
-    let fits = (mode == UpdateMode::Recreate && (w.shrink_only || fit.in_place(cx, w))) || fit.elsewhere(cx, w);
-    if !fits {
-        return Decision::Demand(reason);
+    if mode == UpdateMode::Recreate && (w.shrink_only || fit.in_place(cx, w)) {
+        return Decision::Update(How::Recreate, None);
     }
-    Decision::Update(How::Recreate)
+    match fit.elsewhere(cx, w) {
+        Some(dest) => Decision::Update(How::Recreate, Some(dest)),
+        None => Decision::Demand(reason),
+    }
 }
 
 /// `evictionRequirements`: each must be met by some listed resource of some container.
@@ -255,8 +263,17 @@ fn eviction_requirements_met(vertical: &VerticalScaling, w: &Wanted<'_>) -> bool
 #[derive(Default)]
 struct Fit<'w> {
     grown: HashMap<NodeIx, Resources>,
-    /// The placer over Ready nodes, and each snapshot node's slot in it.
-    placer: Option<(Placer<'w>, Table<NodeIx, Option<usize>>)>,
+    /// Built on first use.
+    others: Option<Others<'w>>,
+}
+
+/// The placer over Ready nodes not being removed.
+struct Others<'w> {
+    placer: Placer<'w>,
+    /// Each snapshot node's slot in the placer.
+    slots: Table<NodeIx, Option<usize>>,
+    /// Each slot's node.
+    nodes: Vec<NodeIx>,
 }
 
 impl<'w> Fit<'w> {
@@ -281,26 +298,24 @@ impl<'w> Fit<'w> {
         w.requests.cpu_milli <= alloc.cpu_milli && w.requests.memory <= alloc.memory
     }
 
-    /// Another Ready node fits the pod at its new size (placing it there).
-    fn elsewhere(&mut self, cx: &Cx<'w>, w: &'w Wanted<'w>) -> bool {
-        let (placer, slots) = self.placer.get_or_insert_with(|| {
+    /// Another Ready node that fits the pod at its new size (placing it there).
+    fn elsewhere(&mut self, cx: &Cx<'w>, w: &'w Wanted<'w>) -> Option<NodeIx> {
+        let o = self.others.get_or_insert_with(|| {
             let mut slots = Table::filled(None, cx.ix.node_count());
+            let mut sched = Vec::new();
             let mut nodes = Vec::new();
             for (i, slot) in slots.iter_mut() {
                 if cx.ix.node(i).ready && cx.ix.removal(i).is_none() {
-                    *slot = Some(nodes.len());
-                    nodes.push(cx.ix.sched_node(i));
+                    *slot = Some(sched.len());
+                    sched.push(cx.ix.sched_node(i));
+                    nodes.push(i);
                 }
             }
-            (Placer::new(nodes), slots)
+            Others { placer: Placer::new(sched), slots, nodes }
         });
-        match placer.find(w.resized(), slots[w.node]) {
-            Some(dest) => {
-                placer.place(w.resized(), dest);
-                true
-            }
-            None => false,
-        }
+        let dest = o.placer.find(w.resized(), o.slots[w.node])?;
+        o.placer.place(w.resized(), dest);
+        Some(o.nodes[dest])
     }
 }
 

@@ -1,16 +1,17 @@
 //! From decisions to actions, once scale-up has said which shrinks it counts
 //! on and which needs it took; timers for the next pass.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::model::PodKey;
+use crate::model::{PodKey, Resources};
 use crate::planner::action::{Action, RecreatePod, ResizePod};
 use crate::planner::drain::pdb_name;
 use crate::planner::explain::{
     Explanation, PodOutcome, ResizeCount, ResizeDecision, ResizeExplanation, UpdateBlock, UpdateReason,
 };
-use crate::planner::index::{PodIx, Table, VpaIx};
-use crate::planner::memory::ResizeMemory;
+use crate::planner::index::{NodeIx, PodIx, Table, VpaIx};
+use crate::planner::memory::{PlannedMove, ResizeMemory};
+use crate::planner::time::after;
 use crate::planner::{Cx, Pass};
 
 use super::assess::{Assessment, How};
@@ -32,6 +33,7 @@ pub(crate) fn issue<'w>(
             out.adjust.in_flight(f.node, pod, &f.resized);
         }
     }
+    out.earlier_moves();
 
     let mut decisions = Vec::new();
     for p in &assessment.updates {
@@ -43,7 +45,7 @@ pub(crate) fn issue<'w>(
                     reason: p.reason.clone(),
                     why: UpdateBlock::Pdb { pdb: pdb_name(&cx.ix, pdb) },
                 },
-                Ok(_) => out.recreate(w, p.reason.clone()),
+                Ok(_) => out.recreate(w, p.reason.clone(), p.dest),
             },
         };
         if matches!(decision, ResizeDecision::Blocked { .. }) {
@@ -98,6 +100,37 @@ pub(crate) fn issue<'w>(
     (actions, adjust)
 }
 
+impl Issued<'_, '_> {
+    /// Moves of earlier passes keep their destination until the replacement
+    /// is scheduled: while the evicted pod is still listed or a pod of its
+    /// workload waits for a node, for at most `max-node-provision-time` (a
+    /// replacement still unscheduled then is a pending pod like any other,
+    /// which scale-up places).
+    fn earlier_moves(&mut self) {
+        if self.memory.moves.is_empty() {
+            return;
+        }
+        let cx = self.cx;
+        let listed: HashSet<&str> = cx.ix.pods().map(|(_, p)| p.uid.as_str()).collect();
+        let waiting: HashSet<String> = cx
+            .ix
+            .unbound
+            .iter()
+            .filter(|p| !p.is_terminal() && p.deletion.is_none())
+            .filter_map(|p| p.workload.as_ref().map(|w| w.to_string()))
+            .collect();
+        let bound = cx.policy.scale_up.max_node_provision_time;
+        self.memory.moves.retain(|uid, m| {
+            cx.now < after(m.at, bound) && (listed.contains(uid.as_str()) || waiting.contains(&m.workload))
+        });
+        for m in self.memory.moves.values() {
+            if let Some(dest) = cx.ix.node_named(&m.node) {
+                self.adjust.reserve(dest, &m.pod, &Resources::new(m.cpu_milli, m.memory));
+            }
+        }
+    }
+}
+
 struct Issued<'w, 'm> {
     cx: &'m Cx<'w>,
     actions: Vec<Action>,
@@ -128,11 +161,26 @@ impl<'w> Issued<'w, '_> {
         decision
     }
 
-    fn recreate(&mut self, w: &'w Wanted<'w>, reason: UpdateReason) -> ResizeDecision {
-        // Without an admission controller the replacement starts at its
-        // template's size; scale-down must not count on the new one.
-        if self.cx.ix.snap.admission_applies_recommendations {
-            self.adjust.update(w);
+    /// `dest`: the other node where it is to land (else its own).
+    fn recreate(&mut self, w: &'w Wanted<'w>, reason: UpdateReason, dest: Option<NodeIx>) -> ResizeDecision {
+        // Planned only where an admission controller gives the replacement
+        // its new size (assess), so scale-down counts that size where it lands.
+        match dest {
+            Some(dest) => {
+                self.adjust.moved(w, dest);
+                self.memory.moves.insert(
+                    w.pod.uid.clone(),
+                    PlannedMove {
+                        workload: self.cx.ix.vpa(w.vertical).workload.to_string(),
+                        pod: w.pod.key().to_string(),
+                        node: self.cx.ix.node(dest).name.clone(),
+                        cpu_milli: w.requests.cpu_milli,
+                        memory: w.requests.memory,
+                        at: self.cx.now,
+                    },
+                );
+            }
+            None => self.adjust.update(w),
         }
         self.memory.resized.remove(&w.pod.uid);
         self.updated.insert(w.vertical);

@@ -170,6 +170,11 @@ pub(crate) struct Adjustments<'w> {
     pods: HashMap<&'w str, Resized<'w>>,
     /// Per node: the change of its requested resources.
     node_delta: HashMap<NodeIx, Resources>,
+    /// Per node: pods evicted this pass to land there at their new size.
+    arriving: HashMap<NodeIx, Vec<&'w Pod>>,
+    /// Nodes a planned move needs (this pass or an earlier one's, until the
+    /// replacement is scheduled), with the pod moving there (`namespace/name`).
+    reserved: HashMap<NodeIx, String>,
 }
 
 /// A pod at its new size; built only if scale-down simulates its node.
@@ -179,6 +184,8 @@ enum Resized<'w> {
     /// Due but not issued: at its future size.
     Waiting(&'w Wanted<'w>),
     InFlight(&'w Pod),
+    /// Evicted this pass to move elsewhere: no longer on its node.
+    Leaving,
 }
 
 impl<'w> Adjustments<'w> {
@@ -190,8 +197,24 @@ impl<'w> Adjustments<'w> {
             Some(Resized::Update(w)) => w.resized(),
             Some(Resized::Waiting(w)) => w.future(),
             Some(Resized::InFlight(p)) => p,
-            None => pod,
+            Some(Resized::Leaving) | None => pod,
         }
+    }
+
+    /// Evicted this pass to move to another node.
+    pub fn leaving(&self, pod: &Pod) -> bool {
+        matches!(self.pods.get(pod.uid.as_str()), Some(Resized::Leaving))
+    }
+
+    /// Pods evicted this pass to land on `node` at their new size.
+    pub fn arriving(&self) -> impl Iterator<Item = (NodeIx, &'w Pod)> + '_ {
+        self.arriving.iter().flat_map(|(&node, pods)| pods.iter().map(move |&p| (node, p)))
+    }
+
+    /// The pod (`namespace/name`) a planned move sends to `node`, if any: that
+    /// node is not removed before the replacement is scheduled.
+    pub fn reserved_for(&self, node: NodeIx) -> Option<&str> {
+        self.reserved.get(&node).map(String::as_str)
     }
 
     pub fn apply(&self, node: NodeIx, requested: &mut Resources) {
@@ -222,6 +245,21 @@ impl<'w> Adjustments<'w> {
         );
         self.change(w.node, &w.pod.requests, &future);
         self.pods.insert(w.pod.uid.as_str(), Resized::Waiting(w));
+    }
+
+    /// Evicted to land on `dest` at its new size.
+    fn moved(&mut self, w: &'w Wanted<'w>, dest: NodeIx) {
+        self.change(w.node, &w.pod.requests, &Resources::default());
+        self.pods.insert(w.pod.uid.as_str(), Resized::Leaving);
+        self.arriving.entry(dest).or_default().push(w.resized());
+        self.reserved.insert(dest, w.pod.key().to_string());
+    }
+
+    /// An earlier pass's move whose replacement is not scheduled yet: its
+    /// room on `dest` stays taken.
+    fn reserve(&mut self, dest: NodeIx, pod: &str, requests: &Resources) {
+        self.change(dest, &Resources::default(), requests);
+        self.reserved.entry(dest).or_insert_with(|| pod.to_string());
     }
 
     fn in_flight(&mut self, node: NodeIx, old: &'w Pod, new: &'w Pod) {

@@ -492,3 +492,54 @@ fn shrinks_that_let_pending_pods_schedule_are_not_held_by_the_disruption_budget(
     let budget = ResizeDecision::DisruptionBudget { in_flight: 2, max: 2 };
     assert_eq!(plan.explanation.resize_count("default/web", &budget), 2, "{}", plan.explanation);
 }
+
+/// Issue 17: one pass said both "web-0 evicted to be recreated … at cpu 3"
+/// and "removal started" for n2, the only minion where web fits at 3000m.
+/// A planned move reserves its destination — this pass, and in later passes
+/// until the replacement is scheduled — and web no longer counts on n1.
+#[test]
+fn a_move_reserves_its_destination_until_the_replacement_is_scheduled() {
+    let mut w = World::new();
+    w.snap.admission_applies_recommendations = true;
+    w.group("g", 0, 5, 4000, 16 * GI);
+    w.minion("g", "n1");
+    w.minion("g", "n2");
+    w.minion("g", "n3");
+    w.pod("other-0", Some("n1"), 1500, GI);
+    vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+    w.pod("tiny-0", Some("n2"), 200, GI);
+    w.pod("other-1", Some("n3"), 1500, GI);
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI))).min_replicas =
+        Some(1);
+    // n2 has been unneeded (tiny fits on n3) for longer than unneeded-time.
+    w.memory.unneeded_since.insert("n2".into(), w.ago(3600));
+    let plan = w.step();
+    let r = recreations(&plan);
+    assert_eq!(r.len(), 1, "{}", plan.explanation);
+    assert!(super::starts(&plan).is_empty(), "{:?}", plan.actions);
+    assert_eq!(
+        plan.explanation.node("n2"),
+        Some(&NodeStatus::MoveDestination { pod: "default/web-0".into() }),
+        "{}",
+        plan.explanation
+    );
+
+    // The next pass: web-0 terminating, its replacement not scheduled yet.
+    w.apply(&plan);
+    w.advance(10);
+    let replacement = w.pod("web-1", None, 3000, GI);
+    replacement.workload = Some(workload("web"));
+    let plan = w.step();
+    assert!(super::starts(&plan).is_empty(), "{:?}", plan.actions);
+    assert!(matches!(plan.explanation.node("n2"), Some(NodeStatus::MoveDestination { .. })), "{}", plan.explanation);
+
+    // Scheduled (and the old one gone): the reservation ends.
+    w.terminate();
+    w.advance(10);
+    let pod = w.pod_mut("web-1");
+    pod.node_name = Some("n2".into());
+    pod.phase = crate::model::PodPhase::Running;
+    let plan = w.step();
+    assert!(!matches!(plan.explanation.node("n2"), Some(NodeStatus::MoveDestination { .. })), "{}", plan.explanation);
+    assert!(w.memory.resize.moves.is_empty());
+}
