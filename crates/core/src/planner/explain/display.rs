@@ -238,6 +238,9 @@ impl fmt::Display for Alert {
             Alert::PodsUnhelpable { pods, example, why } => {
                 write!(f, "{pods} pending pod(s) no node group can host, e.g. {example}: {why}")
             }
+            Alert::ResizeUnsupported { vpa, pods, example, why } => {
+                write!(f, "VPA {vpa}: {pods} pod(s) not updated, e.g. {example}: {why}")
+            }
             Alert::MemberLostNode { group, member, node } => {
                 write!(f, "group {group}: node {node} of member {member} is gone; removing that member only")
             }

@@ -394,6 +394,15 @@ pub enum Alert {
         group: String,
         member: String,
     },
+    /// Pods of a VPA object whose update Kubernetes would refuse (it changes
+    /// their QoS class) and that cannot be recreated instead: nothing is sent;
+    /// the configuration has to change.
+    ResizeUnsupported {
+        vpa: String,
+        pods: usize,
+        example: PodKey,
+        why: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

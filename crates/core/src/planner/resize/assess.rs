@@ -193,7 +193,15 @@ fn decide<'w>(
     // (issue 17). VPA's updater likewise evicts only while its admission
     // controller runs.
     let admission = cx.ix.snap.admission_applies_recommendations;
-    if mode.in_place() && !fallback {
+    // Kubernetes refuses an in-place resize that changes the QoS class (422):
+    // never sent; recreated where that gives the replacement its new size.
+    let qos_change = w.qos_change();
+    if let Some((from, to)) = qos_change
+        && !(mode.recreate() && admission)
+    {
+        return Decision::Blocked(w.reason.clone(), UpdateBlock::QosClassChange { from, to });
+    }
+    if mode.in_place() && !fallback && qos_change.is_none() {
         if w.shrink_only || fit.in_place(cx, w) {
             return Decision::Update(How::InPlace, None);
         }
@@ -214,7 +222,7 @@ fn decide<'w>(
     }
     // Evict and recreate: for Recreate the update itself, for
     // InPlaceOrRecreate a move to where the new size fits.
-    let reason = if mode.in_place() && !fallback {
+    let reason = if mode.in_place() && !fallback && qos_change.is_none() {
         UpdateReason::DoesNotFitNode { node: cx.ix.node(w.node).name.clone() }
     } else {
         w.reason.clone()
@@ -231,7 +239,7 @@ fn decide<'w>(
     }
     // The replacement may land on the pod's own node when the new size fits
     // there (a plain Recreate update), else it must fit another one.
-    if mode == UpdateMode::Recreate && (w.shrink_only || fit.in_place(cx, w)) {
+    if (mode == UpdateMode::Recreate || qos_change.is_some()) && (w.shrink_only || fit.in_place(cx, w)) {
         return Decision::Update(How::Recreate, None);
     }
     match fit.elsewhere(cx, w) {

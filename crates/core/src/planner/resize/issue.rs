@@ -1,13 +1,13 @@
 //! From decisions to actions, once scale-up has said which shrinks it counts
 //! on and which needs it took; timers for the next pass.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::model::{PodKey, Resources};
 use crate::planner::action::{Action, RecreatePod, ResizePod};
 use crate::planner::drain::pdb_name;
 use crate::planner::explain::{
-    Explanation, PodOutcome, ResizeCount, ResizeDecision, ResizeExplanation, UpdateBlock, UpdateReason,
+    Alert, Explanation, PodOutcome, ResizeCount, ResizeDecision, ResizeExplanation, UpdateBlock, UpdateReason,
 };
 use crate::planner::index::{NodeIx, PodIx, Table, VpaIx};
 use crate::planner::memory::{PlannedMove, ResizeMemory};
@@ -85,6 +85,7 @@ pub(crate) fn issue<'w>(
         decisions.push((w.index, w.vertical, ResizeDecision::NeedsCapacity { reason: p.reason.clone(), to, outcome }));
     }
     decisions.extend(assessment.settled);
+    unsupported(cx, &decisions, ex);
     explain(cx, decisions, ex);
 
     let Issued { actions, adjust, updated, memory, .. } = out;
@@ -191,8 +192,28 @@ impl<'w> Issued<'w, '_> {
             vpa: vpa_name(self.cx, w.vertical),
             containers: w.containers.clone(),
             reason: reason.clone(),
+            recommendation_applied: self.cx.ix.snap.admission_applies_recommendations,
         }));
         ResizeDecision::Recreate { reason, to: total(&w.containers, |c| c.requests) }
+    }
+}
+
+/// One alert per VPA object whose pods' updates Kubernetes would refuse in
+/// place and that cannot be recreated: the configuration must change, and a
+/// resize sent anyway would only be refused again.
+fn unsupported(cx: &Cx<'_>, decisions: &[(PodIx, VpaIx, ResizeDecision)], ex: &mut Explanation) {
+    let mut per_vpa: BTreeMap<VpaIx, (usize, PodIx, String)> = BTreeMap::new();
+    for (index, v, decision) in decisions {
+        if let ResizeDecision::Blocked { why: why @ UpdateBlock::QosClassChange { .. }, .. } = decision {
+            let entry = per_vpa.entry(*v).or_insert_with(|| (0, *index, why.to_string()));
+            entry.0 += 1;
+            if *index < entry.1 {
+                (entry.1, entry.2) = (*index, why.to_string());
+            }
+        }
+    }
+    for (v, (pods, example, why)) in per_vpa {
+        ex.alerts.push(Alert::ResizeUnsupported { vpa: vpa_name(cx, v), pods, example: cx.ix.pod(example).key(), why });
     }
 }
 

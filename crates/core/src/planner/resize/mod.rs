@@ -28,7 +28,7 @@ mod wanted;
 
 use std::collections::HashMap;
 
-use crate::model::{Pod, Resources};
+use crate::model::{Pod, QosClass, Resources};
 
 use super::action::ContainerResize;
 use super::explain::{CpuMemory, ResizeDecision, UpdateReason};
@@ -93,6 +93,33 @@ impl Wanted<'_> {
             }
             pod
         })
+    }
+
+    /// (from, to) when the update would change the pod's QoS class, which
+    /// Kubernetes refuses in place.
+    pub fn qos_change(&self) -> Option<(QosClass, QosClass)> {
+        let from = QosClass::of(self.pod.containers.iter().map(|c| (&c.requests, &c.limits)));
+        let after: Vec<(Resources, Resources)> = self
+            .pod
+            .containers
+            .iter()
+            .map(|c| {
+                let (mut requests, mut limits) = (c.requests.clone(), c.limits.clone());
+                if let Some(r) = self.containers.iter().find(|r| r.container == c.name) {
+                    requests.cpu_milli = r.requests.cpu_milli;
+                    requests.memory = r.requests.memory;
+                    if r.limits.cpu_milli > 0 {
+                        limits.cpu_milli = r.limits.cpu_milli;
+                    }
+                    if r.limits.memory > 0 {
+                        limits.memory = r.limits.memory;
+                    }
+                }
+                (requests, limits)
+            })
+            .collect();
+        let to = QosClass::of(after.iter().map(|(r, l)| (r, l)));
+        (from != to).then_some((from, to))
     }
 
     /// The pod as it will be while its update waits (rate limit, disruption

@@ -543,3 +543,63 @@ fn a_move_reserves_its_destination_until_the_replacement_is_scheduled() {
     assert!(!matches!(plan.explanation.node("n2"), Some(NodeStatus::MoveDestination { .. })), "{}", plan.explanation);
     assert!(w.memory.resize.moves.is_empty());
 }
+
+/// Issue 17: resizes that would change a pod's QoS class were sent, refused
+/// with 422 "Pod QOS Class may not change", and sent again every
+/// `min-update-interval`. They are predicted: recreated where an admission
+/// controller gives the replacement its size, else never sent and explained
+/// once per VPA object as an alert.
+#[test]
+fn qos_changing_updates_are_recreated_or_reported_never_sent_in_place() {
+    let best_effort = |admission: bool| {
+        let mut w = one_node();
+        w.snap.admission_applies_recommendations = admission;
+        vpa_pod(&mut w, "batch-0", "n1", 0, 0);
+        let c = &mut w.pod_mut("batch-0").containers[0];
+        (c.limits, c.allocated) = (Resources::default(), Some(Resources::default()));
+        vpa(&mut w, "batch", UpdateMode::InPlaceOrRecreate, rec((300, 256 * MI), (200, 128 * MI), (600, GI)))
+            .min_replicas = Some(1);
+        w
+    };
+    let plan = best_effort(false).plan();
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    let ResizeDecision::Blocked { why: UpdateBlock::QosClassChange { from, to }, .. } = decision(&plan, "batch-0")
+    else {
+        panic!("{}", plan.explanation)
+    };
+    assert_eq!((from.as_str(), to.as_str()), ("BestEffort", "Burstable"));
+    let alerts: Vec<String> = plan.explanation.alerts.iter().map(|a| a.to_string()).collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(alerts[0].contains("VPA default/batch: 1 pod(s) not updated") && alerts[0].contains("QoS"), "{alerts:?}");
+
+    // An admission controller gives the replacement its requests: recreated.
+    let plan = best_effort(true).plan();
+    assert_eq!(recreations(&plan).len(), 1, "{}", plan.explanation);
+    assert!(resizes(&plan).is_empty());
+
+    // Guaranteed (requests = limits): RequestsOnly would make it Burstable;
+    // RequestsAndLimits keeps the ratio, and the class, in place.
+    let guaranteed = |controlled: ControlledValues| {
+        let mut w = one_node();
+        vpa_pod(&mut w, "web-0", "n1", 500, 512 * MI);
+        w.pod_mut("web-0").containers[0].limits = Resources::new(500, 512 * MI);
+        let v =
+            vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((300, 256 * MI), (200, 128 * MI), (400, 384 * MI)));
+        v.resource_policy.container_policies.push(ContainerResourcePolicy {
+            container_name: "*".into(),
+            controlled_values: controlled,
+            ..Default::default()
+        });
+        w
+    };
+    let plan = guaranteed(ControlledValues::RequestsOnly).plan();
+    assert!(resizes(&plan).is_empty(), "{:?}", plan.actions);
+    assert!(matches!(
+        decision(&plan, "web-0"),
+        ResizeDecision::Blocked { why: UpdateBlock::QosClassChange { .. }, .. }
+    ));
+    let plan = guaranteed(ControlledValues::RequestsAndLimits).plan();
+    let r = resizes(&plan);
+    assert_eq!(r.len(), 1, "{}", plan.explanation);
+    assert_eq!((r[0].containers[0].requests.cpu_milli, r[0].containers[0].limits.cpu_milli), (300, 300));
+}
