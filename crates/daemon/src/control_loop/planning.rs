@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use tokio::sync::Mutex;
 
-use super::pod_level::{PodLevel, StatusWrite};
+use super::pod_level::PodLevel;
+use crate::act::VpaWrite;
 use crate::config::NodeGroupConfig;
 use crate::observe::{ClusterStore, GroupAssembler, GroupRead};
 use heatscaler_core::model::{GroupState, Timestamp};
@@ -31,7 +32,7 @@ pub struct Planned {
     pub nodes: usize,
     pub pods: usize,
     /// VPA statuses this pass computed; the leader writes them unless dry-running.
-    pub status_writes: Vec<StatusWrite>,
+    pub status_writes: Vec<VpaWrite>,
 }
 
 impl Planning {

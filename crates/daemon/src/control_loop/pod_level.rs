@@ -18,7 +18,7 @@
 //! history with the minutes it has seen.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
@@ -31,19 +31,18 @@ use kube::{Api, Client};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
 
+use crate::act::VpaWrite;
 use crate::config::{Config, PodResizePolicy};
 use crate::observe::{Changes, ClusterStore};
 use crate::telemetry::{KubeResource, KubeVerb, Metrics, RecommendationValues, ResourceName};
 use crate::usage::{UsageCollector, UsageScrape};
-use crate::vpa::checkpoint::{self, VerticalPodAutoscalerCheckpoint};
-use crate::vpa::client::{self as vpa_client, VpaObjects};
+use crate::vpa::checkpoint::VerticalPodAutoscalerCheckpoint;
+use crate::vpa::client::VpaObjects;
 use crate::vpa::{self, StatusUpdate, VerticalPodAutoscaler};
 use heatscaler_core::model::{Pod, Resources, Snapshot, Timestamp, VerticalScaling, WorkloadRef};
 use heatscaler_core::recommender::{CheckpointKey, ContainerCheckpoint};
 use heatscaler_core::recommender::{OomTracker, Recommender, feed_ooms, feed_usage, fill_recommendations};
 
-/// Status and checkpoint writes in flight at once.
-const STATUS_CONCURRENCY: usize = 8;
 /// Longest wait between attempts to list the checkpoints at start.
 const RESTORE_RETRY_MAX: Duration = Duration::from_secs(60);
 
@@ -70,15 +69,6 @@ struct Observed {
     ooms: OomTracker,
     /// Per node, its last reading (cpu in millicores, memory working set).
     nodes: BTreeMap<String, Resources>,
-}
-
-/// A VPA object whose status this pass changed: the merge patch the leader
-/// writes to its `status` subresource.
-#[derive(Debug)]
-pub struct StatusWrite {
-    namespace: String,
-    name: String,
-    patch: serde_json::Value,
 }
 
 impl PodLevel {
@@ -146,7 +136,7 @@ impl PodLevel {
 
     /// The handled VPA objects with fresh recommendations, for the snapshot
     /// the planner is about to read, and the statuses that changed.
-    pub fn prepare(&self, snapshot: &Snapshot, now: Timestamp) -> (Vec<VerticalScaling>, Vec<StatusWrite>) {
+    pub fn prepare(&self, snapshot: &Snapshot, now: Timestamp) -> (Vec<VerticalScaling>, Vec<VpaWrite>) {
         if !self.settings.enabled {
             return (Vec::new(), Vec::new());
         }
@@ -182,7 +172,11 @@ impl PodLevel {
             let object = handled.object;
             if let Some(patch) = vpa::status_patch(object.status.as_ref(), &update, now) {
                 let namespace = object.metadata.namespace.clone().unwrap_or_default();
-                writes.push(StatusWrite { namespace, name: object.metadata.name.clone().unwrap_or_default(), patch });
+                writes.push(VpaWrite::Status {
+                    namespace,
+                    name: object.metadata.name.clone().unwrap_or_default(),
+                    patch,
+                });
             }
             models.extend(model);
         }
@@ -233,59 +227,6 @@ impl PodLevel {
     /// Whether recreated pods get the recommendation (`pod-resize.admission-controller`).
     pub fn admission_controller(&self) -> bool {
         self.settings.admission_controller
-    }
-}
-
-/// Writes the statuses a pass changed. Failures are logged and retried at the
-/// next pass (the watch still shows the old status).
-pub async fn write_statuses(client: &Client, writes: Vec<StatusWrite>, metrics: &Metrics) {
-    futures::stream::iter(writes)
-        .for_each_concurrent(STATUS_CONCURRENCY, |w| async move {
-            let api: Api<VerticalPodAutoscaler> = Api::namespaced(client.clone(), &w.namespace);
-            let started = std::time::Instant::now();
-            let result = vpa_client::write_status(&api, &w.name, &w.patch).await;
-            let ok = result.is_ok();
-            metrics.observe_kube_call(KubeVerb::Patch, KubeResource::VerticalPodAutoscaler, started.elapsed(), ok);
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "VPA status not written; the next pass tries again");
-            }
-        })
-        .await;
-}
-
-/// Saves checkpoints. Failures are counted and logged once per round; the
-/// next round writes everything again.
-pub async fn write_checkpoints(client: &Client, checkpoints: Vec<VerticalPodAutoscalerCheckpoint>, metrics: &Metrics) {
-    let total = checkpoints.len();
-    let failed = AtomicUsize::new(0);
-    let first_error = StdMutex::new(None);
-    futures::stream::iter(checkpoints)
-        .for_each_concurrent(STATUS_CONCURRENCY, |c| {
-            let (failed, first_error) = (&failed, &first_error);
-            async move {
-                let api: Api<VerticalPodAutoscalerCheckpoint> =
-                    Api::namespaced(client.clone(), c.metadata.namespace.as_deref().unwrap_or_default());
-                let started = std::time::Instant::now();
-                let result = checkpoint::save(&api, &c).await;
-                let resource = KubeResource::VerticalPodAutoscalerCheckpoint;
-                metrics.observe_kube_call(KubeVerb::Patch, resource, started.elapsed(), result.is_ok());
-                if let Err(e) = result {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    first_error.lock().expect("error slot").get_or_insert(e.to_string());
-                }
-            }
-        })
-        .await;
-    match first_error.into_inner().expect("error slot") {
-        Some(error) => tracing::warn!(
-            failed = failed.into_inner(),
-            of = total,
-            %error,
-            "recommender checkpoints not written (is the checkpoint CRD installed? see config/crd/); the next round \
-             tries again"
-        ),
-        None if total > 0 => tracing::debug!(written = total, "recommender checkpoints written"),
-        None => {}
     }
 }
 
