@@ -3,9 +3,9 @@
 //! recommendation (filled in by `recommender::fill_recommendations`).
 
 use heatscaler_core::model::{
-    ChangeRequirement, ContainerResourcePolicy, ContainerScalingMode, ControlledValues, DEFAULT_CONTAINER_POLICY,
-    EvictionRequirement, PodResourcePolicy, ResourceKind, Resources, UpdateMode, VerticalScaling, WorkloadRef,
-    quantity,
+    ChangeRequirement, ContainerRecommendation, ContainerResourcePolicy, ContainerScalingMode, ControlledValues,
+    DEFAULT_CONTAINER_POLICY, EvictionRequirement, PodResourcePolicy, ResourceKind, Resources, UpdateMode,
+    VerticalScaling, WorkloadRef, quantity,
 };
 
 use super::api::{self, ResourceList, VerticalPodAutoscaler};
@@ -155,6 +155,38 @@ fn eviction_requirement(r: &api::EvictionRequirement, path: &str) -> Result<Evic
         return Err(ConfigUnsupported(format!("{path}.resources: names neither cpu nor memory")));
     }
     Ok(EvictionRequirement { resources, change })
+}
+
+/// The recommendation a VPA object's status publishes — the running
+/// recommender's — for a reader with no usage history of its own
+/// (`heatscaler explain`). A bound left out is the target.
+pub fn published_recommendations(
+    vpa: &VerticalPodAutoscaler,
+) -> Result<Vec<ContainerRecommendation>, ConfigUnsupported> {
+    let Some(published) = vpa.status.as_ref().and_then(|s| s.recommendation.as_ref()) else { return Ok(Vec::new()) };
+    published
+        .container_recommendations
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let path = format!("status.recommendation.containerRecommendations[{i}]");
+            let target = resources(Some(&c.target), &format!("{path}.target"))?;
+            let or_target = |list: Option<&ResourceList>, key: &str| -> Result<Resources, ConfigUnsupported> {
+                Ok(match list {
+                    Some(l) => resources(Some(l), &format!("{path}.{key}"))?,
+                    None => target.clone(),
+                })
+            };
+            Ok(ContainerRecommendation {
+                container_name: c.container_name.clone(),
+                lower_bound: or_target(c.lower_bound.as_ref(), "lowerBound")?,
+                upper_bound: or_target(c.upper_bound.as_ref(), "upperBound")?,
+                uncapped_target: or_target(c.uncapped_target.as_ref(), "uncappedTarget")?,
+                target,
+                capped: Vec::new(),
+            })
+        })
+        .collect()
 }
 
 /// CPU and memory of a resource list (VPA recommends nothing else).

@@ -19,6 +19,6 @@ mod tests;
 
 pub use api::VerticalPodAutoscaler;
 pub use checkpoint::VerticalPodAutoscalerCheckpoint;
-pub use convert::{ConfigUnsupported, SUPPORTED_TARGET_KINDS, handled_by, to_model};
+pub use convert::{ConfigUnsupported, SUPPORTED_TARGET_KINDS, handled_by, published_recommendations, to_model};
 pub use pod::{allocated_requests, resize_state};
 pub use status::{StatusUpdate, next_status, status_patch};
