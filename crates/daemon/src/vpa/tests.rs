@@ -236,10 +236,97 @@ fn the_crd_declares_every_field_heatscaler_writes() {
     assert_eq!(undeclared, Vec::<String>::new());
     // And the check itself catches an undeclared field.
     let mut extra = object.clone();
-    extra["spec"]["startupBoost"] = json!({"cpu": {}});
+    extra["spec"]["notAVpaField"] = json!({"cpu": {}});
     let mut found = Vec::new();
     check_declared(&extra, schema, "", &mut found);
-    assert_eq!(found, vec![".spec.startupBoost".to_string()]);
+    assert_eq!(found, vec![".spec.notAVpaField".to_string()]);
+}
+
+/// The VPA CRD we ship keeps every property of upstream's v1 schema (VPA's
+/// release pinned in tools/vpa-replay/go.mod, its `deploy/vpa-v1-crd-gen.yaml`
+/// read from the Go module cache), with the same type, format, enum, bounds
+/// and required lists: a property missing here would be pruned by the API
+/// server, silently dropping what the user wrote.
+#[test]
+fn the_crd_keeps_every_field_of_upstreams_v1_schema() {
+    let ours =
+        heatscaler_core::yaml::parse_value(include_str!("../../../../config/crd/verticalpodautoscaler.yaml")).unwrap();
+    let upstream = upstream_vpa_crd();
+    let (ours, upstream) = (v1_schema(&ours), v1_schema(&upstream));
+    let (mut ours_shape, mut upstream_shape) = (Vec::new(), Vec::new());
+    schema_shape(ours, "", &mut ours_shape);
+    schema_shape(upstream, "", &mut upstream_shape);
+    let missing: Vec<&String> = upstream_shape.iter().filter(|p| !ours_shape.contains(p)).collect();
+    assert!(missing.is_empty(), "upstream's VPA v1 schema has, and ours lacks or declares differently:\n{missing:#?}");
+    // The comparison saw upstream's whole schema, the fields the issue names included.
+    for path in
+        [".spec.updatePolicy.evictAfterOOMSeconds", ".spec.startupBoost.cpu.factor", ".status.observedGeneration"]
+    {
+        assert!(upstream_shape.iter().any(|s| s.starts_with(&format!("{path}: "))), "upstream lacks {path}?");
+    }
+}
+
+/// `deploy/vpa-v1-crd-gen.yaml` of the VPA module tools/vpa-replay pins,
+/// through `go mod download` (the module cache when it is there, else the Go
+/// proxy): the CRD is upstream's, not a copy kept here that could drift.
+fn upstream_vpa_crd() -> Value {
+    const MODULE: &str = "k8s.io/autoscaler/vertical-pod-autoscaler";
+    let replay = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/vpa-replay");
+    let go_mod = std::fs::read_to_string(replay.join("go.mod")).unwrap();
+    let version = go_mod
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(MODULE))
+        .find_map(|rest| rest.split_whitespace().next())
+        .expect("tools/vpa-replay/go.mod requires the VPA module");
+    let out = std::process::Command::new("go")
+        .args(["mod", "download", "-json", &format!("{MODULE}@{version}")])
+        .current_dir(&replay)
+        .output()
+        .unwrap_or_else(|e| panic!("`go mod download {MODULE}@{version}` could not run (Go is needed; tests/install-deps.sh installs it): {e}"));
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("`go mod download` answered no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr))
+    });
+    let dir = info["Dir"].as_str().unwrap_or_else(|| panic!("`go mod download` gave no module directory: {info}"));
+    let path = std::path::Path::new(dir).join("deploy/vpa-v1-crd-gen.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.split("\n---\n")
+        .map(|doc| heatscaler_core::yaml::parse_value(doc).unwrap())
+        .find(|doc| doc["metadata"]["name"] == "verticalpodautoscalers.autoscaling.k8s.io")
+        .unwrap_or_else(|| panic!("{} has no VerticalPodAutoscaler CRD", path.display()))
+}
+
+fn v1_schema(crd: &Value) -> &Value {
+    let versions = crd["spec"]["versions"].as_array().unwrap();
+    let v1 = versions.iter().find(|v| v["name"] == "v1").expect("a v1 version");
+    &v1["schema"]["openAPIV3Schema"]
+}
+
+/// One line per schema node: its property path and what constrains its
+/// values (descriptions aside, which are ours to word).
+fn schema_shape(schema: &Value, path: &str, out: &mut Vec<String>) {
+    let mut required: Vec<&str> =
+        schema["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    required.sort_unstable();
+    out.push(format!(
+        "{path}: type={} format={} enum={} minimum={} required={required:?} int-or-string={} map-type={}",
+        schema["type"],
+        schema["format"],
+        schema["enum"],
+        schema["minimum"],
+        schema["x-kubernetes-int-or-string"],
+        schema["x-kubernetes-map-type"],
+    ));
+    if let Some(properties) = schema["properties"].as_object() {
+        for (name, property) in properties {
+            schema_shape(property, &format!("{path}.{name}"), out);
+        }
+    }
+    if schema["items"].is_object() {
+        schema_shape(&schema["items"], &format!("{path}[]"), out);
+    }
+    if schema["additionalProperties"].is_object() {
+        schema_shape(&schema["additionalProperties"], &format!("{path}{{}}"), out);
+    }
 }
 
 /// The same for the checkpoint CRD, with a checkpoint of real history.
