@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
-use kubesim::{NodeSpec, PodTemplate, UsageModel, UsageTarget};
+use kubesim::{FaultRule, NodeSpec, PodTemplate, UsageModel, UsageTarget};
 
 use heatscaler_daemon::vpa::{VerticalPodAutoscaler, VerticalPodAutoscalerCheckpoint};
 use kube::Api;
@@ -158,9 +158,31 @@ async fn recommender_history_survives_a_restart_in_checkpoints() {
     vpas.patch_status("hist", &PatchParams::default(), &Patch::Merge(&clear)).await.unwrap();
     assert!(vpa_status(&client, "hist").await.is_none_or(|s| s.recommendation.is_none()));
 
+    // The restarted daemon cannot read its checkpoints back for a while
+    // (listing them fails); it keeps collecting the new, low usage meanwhile.
+    // It must publish (and plan with) no recommendation from those minutes
+    // alone: that was the flake — a pass that ran before the restore wrote
+    // the ~58m target this test then read, whenever the restore (after the
+    // VPA watch's first list, then the checkpoint list) came late.
+    let checkpoint_list = sim.add_fault(
+        FaultRule::error(503, 1.0)
+            .on_path("/apis/autoscaling.k8s.io/v1/verticalpodautoscalercheckpoints")
+            .on_verbs(&["list"]),
+    );
+    let scrapes = sim.add_fault(FaultRule::latency(Duration::ZERO).on_path("/api/v1/nodes/node-0/proxy"));
     let mut second = DaemonProcess::start(&config, &log, telemetry, &[]);
     second.wait_ready(Duration::from_secs(30)).await;
     let deadline = tokio::time::Instant::now() + WAIT;
+    // Several collection rounds (1 s apart, each waking a pass; passes also
+    // run every 1 s resync) while the restore is refused.
+    while sim.faults().hits(scrapes).len() < 5 || sim.faults().hits(checkpoint_list).len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no usage collected after the restart\n{}", second.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let early = vpa_status(&client, "hist").await.and_then(|s| s.recommendation);
+    assert!(early.is_none(), "recommended before the history was restored: {early:?}\n{}", second.log());
+    sim.faults().remove(checkpoint_list);
+    sim.faults().remove(scrapes);
     let cpu_target = loop {
         let rec = vpa_status(&client, "hist").await.and_then(|s| s.recommendation);
         if let Some(r) = rec.and_then(|r| r.container_recommendations.into_iter().next()) {

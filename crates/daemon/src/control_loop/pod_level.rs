@@ -14,8 +14,8 @@
 //! `pod-resize.recommender.checkpoint-interval` and when it stops. Every
 //! replica restores them once at start, as soon as it knows the VPA objects
 //! (a checkpoint names its VPA, the history belongs to the VPA's workload);
-//! until then nothing is saved, so a restart never overwrites days of
-//! history with the minutes it has seen.
+//! until then nothing is saved, recommended or resized, so a restart never
+//! overwrites or overrules days of history with the minutes it has seen.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -136,8 +136,13 @@ impl PodLevel {
 
     /// The handled VPA objects with fresh recommendations, for the snapshot
     /// the planner is about to read, and the statuses that changed.
+    ///
+    /// Nothing until the saved history has been read back: a recommendation
+    /// from the minutes since the start alone would be published and acted on
+    /// (a pod shrunk to a fraction of what days of history say it needs)
+    /// whenever the restore comes after the first pass.
     pub fn prepare(&self, snapshot: &Snapshot, now: Timestamp) -> (Vec<VerticalScaling>, Vec<VpaWrite>) {
-        if !self.settings.enabled {
+        if !self.settings.enabled || !self.restored.load(Ordering::SeqCst) {
             return (Vec::new(), Vec::new());
         }
         let metrics = &*self.metrics;
