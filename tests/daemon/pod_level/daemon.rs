@@ -58,6 +58,25 @@ async fn the_daemon_recommends_and_resizes_pods_in_place() {
         assert!(tokio::time::Instant::now() < deadline, "no recommendation written\n{}", daemon.log());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The status says which spec it was written for, and follows a spec change.
+    let vpas: Api<VerticalPodAutoscaler> = Api::namespaced(client.clone(), "default");
+    let observed = |v: &VerticalPodAutoscaler| {
+        let status = v.status.as_ref().unwrap();
+        let mut generations: Vec<Option<i64>> = status.conditions.iter().map(|c| c.observed_generation).collect();
+        generations.push(status.observed_generation);
+        generations
+    };
+    let v = vpas.get("web").await.unwrap();
+    assert_eq!(v.metadata.generation, Some(1));
+    assert!(observed(&v).iter().all(|g| *g == Some(1)), "{:?}", v.status);
+    let respec = serde_json::json!({"spec": {"updatePolicy": {"minReplicas": 1}}});
+    let v = vpas.patch("web", &PatchParams::default(), &Patch::Merge(&respec)).await.unwrap();
+    assert_eq!(v.metadata.generation, Some(2));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !observed(&vpas.get("web").await.unwrap()).iter().all(|g| *g == Some(2)) {
+        assert!(tokio::time::Instant::now() < deadline, "observedGeneration not 2\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     sim.set_usage(target, UsageModel::constant(900, 150 * MI)).unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {

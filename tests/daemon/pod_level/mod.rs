@@ -118,8 +118,12 @@ impl PodLevel {
                 }
                 Err(problem) => (Vec::new(), false, Some(problem.clone())),
             };
-            let update =
-                StatusUpdate { recommendations: &recommendations, pods_matched, unsupported: unsupported.as_ref() };
+            let update = StatusUpdate {
+                recommendations: &recommendations,
+                pods_matched,
+                unsupported: unsupported.as_ref(),
+                generation: handled.object.metadata.generation,
+            };
             client::sync_status(&namespaced, handled.object, &update, now).await.expect("status written");
         }
 

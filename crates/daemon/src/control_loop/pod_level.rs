@@ -173,8 +173,13 @@ impl PodLevel {
                 Err(problem) => (None, false, Some(problem)),
             };
             let recommendations = model.as_ref().map_or(&[][..], |m| m.recommendations.as_slice());
-            let update = StatusUpdate { recommendations, pods_matched, unsupported: unsupported.as_ref() };
             let object = handled.object;
+            let update = StatusUpdate {
+                recommendations,
+                pods_matched,
+                unsupported: unsupported.as_ref(),
+                generation: object.metadata.generation,
+            };
             if let Some(patch) = vpa::status_patch(object.status.as_ref(), &update, now) {
                 let namespace = object.metadata.namespace.clone().unwrap_or_default();
                 writes.push(VpaWrite::Status {

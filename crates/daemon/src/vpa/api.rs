@@ -195,6 +195,10 @@ pub struct ContainerResourcePolicy {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerticalPodAutoscalerStatus {
+    /// The `metadata.generation` (spec version) this status was written for,
+    /// so a reader knows whether it reflects the spec it sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommendation: Option<RecommendedPodResources>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -235,6 +239,9 @@ pub struct Condition {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The `metadata.generation` this condition was set for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 /// Condition types the VPA recommender maintains.

@@ -13,6 +13,10 @@
 //!   VPA declares the first two but its recommender never sets them.
 //!
 //! A condition keeps its `lastTransitionTime` while its status stays the same.
+//! `status.observedGeneration` and each condition heatscaler sets carry the
+//! object's `metadata.generation` it was computed from (conditions of other
+//! types keep theirs), so `kubectl get vpa -o yaml` shows whether the status
+//! is about the spec it shows; a spec change alone is written back.
 //! [`status_patch`] returns nothing when the object already says all this, so
 //! an unchanged recommendation costs no write (VPA's `UpdateVpaStatusIfNeeded`).
 
@@ -35,6 +39,8 @@ pub struct StatusUpdate<'a> {
     pub pods_matched: bool,
     /// The object cannot be acted on, and why.
     pub unsupported: Option<&'a ConfigUnsupported>,
+    /// The object's `metadata.generation` this update was computed from.
+    pub generation: Option<i64>,
 }
 
 const NO_PODS_MESSAGE: &str = "No pods match this VPA object";
@@ -48,6 +54,10 @@ pub fn next_status(
     let mut conditions: Vec<Condition> = current.map(|s| s.conditions.clone()).unwrap_or_default();
     let recommendations = if update.unsupported.is_some() { &[][..] } else { update.recommendations };
     let pods_matched = update.pods_matched && update.unsupported.is_none();
+    let generation = update.generation;
+    let set = |conditions: &mut Vec<Condition>, kind: &str, status: bool, reason: &str, message: &str, now| {
+        set(conditions, kind, status, reason, message, generation, now)
+    };
 
     match update.unsupported {
         Some(problem) => set(&mut conditions, CONFIG_UNSUPPORTED, true, "", &problem.0, now),
@@ -67,6 +77,7 @@ pub fn next_status(
         set(&mut conditions, RECOMMENDATION_PROVIDED, true, "", "", now);
     }
     VerticalPodAutoscalerStatus {
+        observed_generation: generation.or(current.and_then(|s| s.observed_generation)),
         recommendation: (!recommendations.is_empty()).then(|| RecommendedPodResources {
             container_recommendations: recommendations.iter().map(to_api).collect(),
         }),
@@ -88,6 +99,7 @@ pub fn status_patch(
     // Merge patch replaces lists whole; `null` removes a stale recommendation.
     Some(json!({
         "status": {
+            "observedGeneration": next.observed_generation,
             "recommendation": next.recommendation,
             "conditions": next.conditions,
         }
@@ -106,7 +118,15 @@ pub fn to_api(r: &ContainerRecommendation) -> RecommendedContainerResources {
     }
 }
 
-fn set(conditions: &mut Vec<Condition>, kind: &str, status: bool, reason: &str, message: &str, now: Timestamp) {
+fn set(
+    conditions: &mut Vec<Condition>,
+    kind: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
     let status = if status { "True" } else { "False" };
     let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
     let existing = conditions.iter().position(|c| c.type_ == kind);
@@ -120,6 +140,7 @@ fn set(conditions: &mut Vec<Condition>, kind: &str, status: bool, reason: &str, 
         last_transition_time,
         reason: nonempty(reason),
         message: nonempty(message),
+        observed_generation: generation,
     };
     match existing {
         Some(i) => conditions[i] = condition,

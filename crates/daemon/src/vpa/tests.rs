@@ -144,7 +144,7 @@ fn condition<'a>(status: &'a api::VerticalPodAutoscalerStatus, kind: &str) -> Op
 #[test]
 fn status_carries_the_recommendation_and_conditions_as_vpa_writes_them() {
     let recs = [recommendation(250)];
-    let update = StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: None };
+    let update = StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: None, generation: Some(1) };
     let t1 = t("2026-01-01T00:00:00Z");
     let patch = status_patch(None, &update, t1).unwrap();
     assert_eq!(
@@ -159,8 +159,10 @@ fn status_carries_the_recommendation_and_conditions_as_vpa_writes_them() {
     );
     assert_eq!(
         patch["status"]["conditions"],
-        json!([{"type": "RecommendationProvided", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}])
+        json!([{"type": "RecommendationProvided", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z",
+                "observedGeneration": 1}])
     );
+    assert_eq!(patch["status"]["observedGeneration"], 1);
 
     // Written back unchanged: nothing to do.
     let written = next_status(None, &update, t1);
@@ -174,6 +176,37 @@ fn status_carries_the_recommendation_and_conditions_as_vpa_writes_them() {
     assert!(status_patch(Some(&written), &update2, t("2026-01-01T00:10:00Z")).is_some());
 }
 
+/// `status.observedGeneration` and each condition heatscaler sets follow
+/// `metadata.generation`: a spec change alone is written back, transition
+/// times kept; a condition of another writer keeps its own generation.
+#[test]
+fn status_and_conditions_carry_the_observed_generation() {
+    let recs = [recommendation(250)];
+    let t1 = t("2026-01-01T00:00:00Z");
+    let mut written = next_status(
+        None,
+        &StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: None, generation: Some(3) },
+        t1,
+    );
+    assert_eq!(written.observed_generation, Some(3));
+    assert_eq!(condition(&written, RECOMMENDATION_PROVIDED).unwrap().observed_generation, Some(3));
+    written.conditions.push(Condition {
+        type_: LOW_CONFIDENCE.into(),
+        status: "True".into(),
+        observed_generation: Some(1),
+        ..Default::default()
+    });
+
+    let respec = StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: None, generation: Some(4) };
+    let patch = status_patch(Some(&written), &respec, t("2026-01-01T00:05:00Z")).expect("a new generation is written");
+    assert_eq!(patch["status"]["observedGeneration"], 4);
+    let next = next_status(Some(&written), &respec, t("2026-01-01T00:05:00Z"));
+    let provided = condition(&next, RECOMMENDATION_PROVIDED).unwrap();
+    assert_eq!((provided.observed_generation, provided.last_transition_time.as_ref().unwrap().0), (Some(4), t1));
+    assert_eq!(condition(&next, LOW_CONFIDENCE).unwrap().observed_generation, Some(1), "not ours to restamp");
+    assert_eq!(status_patch(Some(&next), &respec, t("2026-01-01T00:10:00Z")), None);
+}
+
 #[test]
 fn no_pods_unsupported_and_foreign_conditions() {
     let mut current = api::VerticalPodAutoscalerStatus {
@@ -182,9 +215,10 @@ fn no_pods_unsupported_and_foreign_conditions() {
             Condition { type_: LOW_CONFIDENCE.into(), status: "True".into(), ..Default::default() },
             Condition { type_: CONFIG_DEPRECATED.into(), status: "True".into(), ..Default::default() },
         ],
+        ..Default::default()
     };
     let now = t("2026-01-01T00:00:00Z");
-    let none = StatusUpdate { recommendations: &[], pods_matched: false, unsupported: None };
+    let none = StatusUpdate { recommendations: &[], pods_matched: false, unsupported: None, generation: Some(1) };
     let s = next_status(Some(&current), &none, now);
     let no_pods = condition(&s, NO_PODS_MATCHED).unwrap();
     assert_eq!((no_pods.status.as_str(), no_pods.reason.as_deref()), ("True", Some("NoPodsMatched")));
@@ -197,7 +231,8 @@ fn no_pods_unsupported_and_foreign_conditions() {
     current = s;
     let recs = [recommendation(250)];
     let problem = ConfigUnsupported("spec.targetRef.kind: not Rollout".into());
-    let broken = StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: Some(&problem) };
+    let broken =
+        StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: Some(&problem), generation: Some(1) };
     let s = next_status(Some(&current), &broken, now);
     assert_eq!(condition(&s, CONFIG_UNSUPPORTED).unwrap().message.as_deref(), Some(problem.0.as_str()));
     assert!(s.recommendation.is_none(), "nothing is recommended for an unsupported object");
@@ -227,7 +262,7 @@ fn the_crd_declares_every_field_heatscaler_writes() {
     let recs = [recommendation(250)];
     full.status = Some(next_status(
         None,
-        &StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: None },
+        &StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: None, generation: Some(1) },
         t("2026-01-01T00:00:00Z"),
     ));
     let object = serde_json::to_value(&full).unwrap();
