@@ -381,6 +381,7 @@ async fn vpa_writes_go_through_the_actuator_and_dry_run_writes_none() {
         update_policy: None,
         resource_policy: None,
         recommenders: vec![api::RecommenderSelector { name: "heatscaler".into() }],
+        startup_boost: None,
     };
     let vpas: kube::Api<VerticalPodAutoscaler> = kube::Api::namespaced(client.clone(), "default");
     vpas.create(&PostParams::default(), &VerticalPodAutoscaler::new("default", "web", spec)).await.unwrap();

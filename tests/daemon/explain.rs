@@ -199,6 +199,7 @@ async fn explains_the_pod_level_from_the_published_recommendations() {
             }),
             resource_policy: None,
             recommenders: vec![api::RecommenderSelector { name: "heatscaler".into() }],
+            startup_boost: None,
         };
         vpas.create(&PostParams::default(), &VerticalPodAutoscaler::new("default", name, spec)).await.unwrap();
         let status = serde_json::json!({"status": {"recommendation": {"containerRecommendations": [{

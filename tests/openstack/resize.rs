@@ -30,6 +30,7 @@ async fn create_vpa(w: &World, name: &str, mode: api::UpdateMode) {
         update_policy: Some(api::PodUpdatePolicy { update_mode: Some(mode), ..Default::default() }),
         resource_policy: None,
         recommenders: vec![api::RecommenderSelector { name: "heatscaler".into() }],
+        startup_boost: None,
     };
     let vpas: Api<VerticalPodAutoscaler> = Api::namespaced(w.client.clone(), NS);
     vpas.create(&PostParams::default(), &VerticalPodAutoscaler::new(NS, name, spec)).await.expect("VPA created");

@@ -174,11 +174,13 @@ impl PodLevel {
             };
             let recommendations = model.as_ref().map_or(&[][..], |m| m.recommendations.as_slice());
             let object = handled.object;
+            let unsupported_fields = vpa::unsupported_fields(object);
             let update = StatusUpdate {
                 recommendations,
                 pods_matched,
                 unsupported: unsupported.as_ref(),
                 generation: object.metadata.generation,
+                unsupported_fields: &unsupported_fields,
             };
             if let Some(patch) = vpa::status_patch(object.status.as_ref(), &update, now) {
                 let namespace = object.metadata.namespace.clone().unwrap_or_default();

@@ -34,6 +34,61 @@ pub fn handled_by(vpa: &VerticalPodAutoscaler, recommender_name: &str, claim_unn
 #[error("{0}")]
 pub struct ConfigUnsupported(pub String);
 
+/// A spec field set on the object that heatscaler does not honour, and what
+/// applies instead: the `UnsupportedFields` condition's message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnsupportedField {
+    /// `spec.…` path as written (`spec.resourcePolicy.containerPolicies[0].oomBumpUpRatio`).
+    pub path: String,
+    pub instead: &'static str,
+}
+
+impl std::fmt::Display for UnsupportedField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.path, self.instead)
+    }
+}
+
+const NO_STARTUP_BOOST: &str = "no startup boost: pods start at their recommended requests";
+const GLOBAL_OOM_BUMP: &str = "pod-resize.recommender.oom-bump-up-ratio and oom-min-bump-up apply";
+const GLOBAL_AGGREGATION: &str =
+    "pod-resize.recommender.memory-aggregation-interval and memory-aggregation-interval-count apply";
+const ANY_OOM: &str = "a pod OOM-killed is updated whenever the target asks for more memory, however long it ran";
+
+/// The spec fields of upstream's v1 schema set on `vpa` that heatscaler
+/// does not honour (docs/pod-resizing.md has the table, field by field). A
+/// field accepted silently would look honoured; it is reported instead.
+pub fn unsupported_fields(vpa: &VerticalPodAutoscaler) -> Vec<UnsupportedField> {
+    let mut out = Vec::new();
+    let mut report = |path: String, instead| out.push(UnsupportedField { path, instead });
+    if vpa.spec.update_policy.as_ref().is_some_and(|p| p.evict_after_oom_seconds.is_some()) {
+        report("spec.updatePolicy.evictAfterOOMSeconds".into(), ANY_OOM);
+    }
+    if vpa.spec.startup_boost.is_some() {
+        report("spec.startupBoost".into(), NO_STARTUP_BOOST);
+    }
+    let policies = vpa.spec.resource_policy.iter().flat_map(|p| &p.container_policies);
+    for (i, p) in policies.enumerate() {
+        let path = |field: &str| format!("spec.resourcePolicy.containerPolicies[{i}].{field}");
+        if p.oom_bump_up_ratio.is_some() {
+            report(path("oomBumpUpRatio"), GLOBAL_OOM_BUMP);
+        }
+        if p.oom_min_bump_up.is_some() {
+            report(path("oomMinBumpUp"), GLOBAL_OOM_BUMP);
+        }
+        if p.memory_aggregation_interval_seconds.is_some() {
+            report(path("memoryAggregationIntervalSeconds"), GLOBAL_AGGREGATION);
+        }
+        if p.memory_aggregation_interval_count.is_some() {
+            report(path("memoryAggregationIntervalCount"), GLOBAL_AGGREGATION);
+        }
+        if p.startup_boost.is_some() {
+            report(path("startupBoost"), NO_STARTUP_BOOST);
+        }
+    }
+    out
+}
+
 /// The object as the planner sees it, without a recommendation yet (see
 /// [`recommend`]). `replicas` is the target controller's desired replica
 /// count when the caller knows it.

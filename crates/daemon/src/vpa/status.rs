@@ -9,6 +9,9 @@
 //! - `ConfigUnsupported`: `True` with the problem while the object cannot be
 //!   acted on (no recommendation is then written), else removed;
 //! - `ConfigDeprecated`: removed, as VPA does;
+//! - `UnsupportedFields` (heatscaler's own): `True` naming the spec fields set
+//!   that heatscaler does not honour and what applies instead, else removed;
+//!   the object is still acted on;
 //! - `LowConfidence`, `FetchingHistory` and any other type: left as they are —
 //!   VPA declares the first two but its recommender never sets them.
 //!
@@ -26,9 +29,11 @@ use serde_json::{Value, json};
 
 use heatscaler_core::model::ContainerRecommendation;
 
-use super::api::condition::{CONFIG_DEPRECATED, CONFIG_UNSUPPORTED, NO_PODS_MATCHED, RECOMMENDATION_PROVIDED};
+use super::api::condition::{
+    CONFIG_DEPRECATED, CONFIG_UNSUPPORTED, NO_PODS_MATCHED, RECOMMENDATION_PROVIDED, UNSUPPORTED_FIELDS,
+};
 use super::api::{Condition, RecommendedContainerResources, RecommendedPodResources, VerticalPodAutoscalerStatus};
-use super::convert::{ConfigUnsupported, resource_list};
+use super::convert::{ConfigUnsupported, UnsupportedField, resource_list};
 
 /// What the status should say.
 #[derive(Clone, Copy, Debug)]
@@ -41,6 +46,8 @@ pub struct StatusUpdate<'a> {
     pub unsupported: Option<&'a ConfigUnsupported>,
     /// The object's `metadata.generation` this update was computed from.
     pub generation: Option<i64>,
+    /// Spec fields set that heatscaler does not honour.
+    pub unsupported_fields: &'a [UnsupportedField],
 }
 
 const NO_PODS_MESSAGE: &str = "No pods match this VPA object";
@@ -64,6 +71,13 @@ pub fn next_status(
         None => remove(&mut conditions, CONFIG_UNSUPPORTED),
     }
     remove(&mut conditions, CONFIG_DEPRECATED);
+    if update.unsupported_fields.is_empty() {
+        remove(&mut conditions, UNSUPPORTED_FIELDS);
+    } else {
+        let fields: Vec<String> = update.unsupported_fields.iter().map(ToString::to_string).collect();
+        let message = format!("heatscaler does not honour {}", fields.join("; "));
+        set(&mut conditions, UNSUPPORTED_FIELDS, true, "NotHonoured", &message, now);
+    }
     let (reason, message) = if pods_matched {
         remove(&mut conditions, NO_PODS_MATCHED);
         ("", "")

@@ -94,6 +94,65 @@ fn ownership_follows_the_recommenders_list() {
     assert!(!handled_by(&v, "heatscaler", true), "explicitly VPA's");
 }
 
+/// Every upstream field heatscaler does not honour, set on an object, is
+/// named (with what applies instead) in the `UnsupportedFields` condition,
+/// while the object is still recommended for; gone when the fields are.
+#[test]
+fn fields_heatscaler_does_not_honour_are_reported_in_a_condition() {
+    let mut v = manifest();
+    v.spec.update_policy.as_mut().unwrap().evict_after_oom_seconds = Some(60);
+    let app = &mut v.spec.resource_policy.as_mut().unwrap().container_policies[2];
+    app.oom_bump_up_ratio = Some(json!("1.5"));
+    app.oom_min_bump_up = Some(json!(104857600));
+    app.memory_aggregation_interval_seconds = Some(3600);
+    app.memory_aggregation_interval_count = Some(24);
+    app.startup_boost = Some(json!({"cpu": {"type": "Quantity", "quantity": "2"}}));
+    // Read from YAML as a user writes it, and written back unchanged.
+    let text = serde_json::to_string(&v).unwrap();
+    let v: VerticalPodAutoscaler = heatscaler_core::yaml::from_str(&text).unwrap();
+    assert_eq!(serde_json::to_string(&v).unwrap(), text, "nothing the user wrote is dropped");
+
+    let fields = unsupported_fields(&v);
+    let paths: Vec<&str> = fields.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "spec.updatePolicy.evictAfterOOMSeconds",
+            "spec.startupBoost",
+            "spec.resourcePolicy.containerPolicies[2].oomBumpUpRatio",
+            "spec.resourcePolicy.containerPolicies[2].oomMinBumpUp",
+            "spec.resourcePolicy.containerPolicies[2].memoryAggregationIntervalSeconds",
+            "spec.resourcePolicy.containerPolicies[2].memoryAggregationIntervalCount",
+            "spec.resourcePolicy.containerPolicies[2].startupBoost",
+        ]
+    );
+    assert!(to_model(&v, None).is_ok(), "still acted on");
+
+    let recs = [recommendation(250)];
+    let update = StatusUpdate {
+        recommendations: &recs,
+        pods_matched: true,
+        unsupported: None,
+        generation: Some(1),
+        unsupported_fields: &fields,
+    };
+    let s = next_status(None, &update, t("2026-01-01T00:00:00Z"));
+    let c = condition(&s, UNSUPPORTED_FIELDS).expect("reported");
+    assert_eq!((c.status.as_str(), c.reason.as_deref()), ("True", Some("NotHonoured")));
+    let message = c.message.as_deref().unwrap();
+    for path in paths {
+        assert!(message.contains(path), "{path} not in {message}");
+    }
+    assert!(message.contains("pod-resize.recommender.oom-bump-up-ratio"), "{message}");
+    assert!(s.recommendation.is_some() && condition(&s, CONFIG_UNSUPPORTED).is_none());
+
+    let fine = StatusUpdate { unsupported_fields: &[], ..update };
+    assert!(condition(&next_status(Some(&s), &fine, t("2026-01-01T00:01:00Z")), UNSUPPORTED_FIELDS).is_none());
+    let mut plain = manifest();
+    plain.spec.startup_boost = None;
+    assert_eq!(unsupported_fields(&plain), vec![]);
+}
+
 #[test]
 fn unsupported_objects_name_the_field() {
     let problem = |edit: &dyn Fn(&mut VerticalPodAutoscaler)| {
@@ -144,7 +203,13 @@ fn condition<'a>(status: &'a api::VerticalPodAutoscalerStatus, kind: &str) -> Op
 #[test]
 fn status_carries_the_recommendation_and_conditions_as_vpa_writes_them() {
     let recs = [recommendation(250)];
-    let update = StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: None, generation: Some(1) };
+    let update = StatusUpdate {
+        recommendations: &recs,
+        pods_matched: true,
+        unsupported: None,
+        generation: Some(1),
+        unsupported_fields: &[],
+    };
     let t1 = t("2026-01-01T00:00:00Z");
     let patch = status_patch(None, &update, t1).unwrap();
     assert_eq!(
@@ -185,7 +250,13 @@ fn status_and_conditions_carry_the_observed_generation() {
     let t1 = t("2026-01-01T00:00:00Z");
     let mut written = next_status(
         None,
-        &StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: None, generation: Some(3) },
+        &StatusUpdate {
+            recommendations: &recs,
+            pods_matched: true,
+            unsupported: None,
+            generation: Some(3),
+            unsupported_fields: &[],
+        },
         t1,
     );
     assert_eq!(written.observed_generation, Some(3));
@@ -197,7 +268,13 @@ fn status_and_conditions_carry_the_observed_generation() {
         ..Default::default()
     });
 
-    let respec = StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: None, generation: Some(4) };
+    let respec = StatusUpdate {
+        recommendations: &recs,
+        pods_matched: true,
+        unsupported: None,
+        generation: Some(4),
+        unsupported_fields: &[],
+    };
     let patch = status_patch(Some(&written), &respec, t("2026-01-01T00:05:00Z")).expect("a new generation is written");
     assert_eq!(patch["status"]["observedGeneration"], 4);
     let next = next_status(Some(&written), &respec, t("2026-01-01T00:05:00Z"));
@@ -218,7 +295,13 @@ fn no_pods_unsupported_and_foreign_conditions() {
         ..Default::default()
     };
     let now = t("2026-01-01T00:00:00Z");
-    let none = StatusUpdate { recommendations: &[], pods_matched: false, unsupported: None, generation: Some(1) };
+    let none = StatusUpdate {
+        recommendations: &[],
+        pods_matched: false,
+        unsupported: None,
+        generation: Some(1),
+        unsupported_fields: &[],
+    };
     let s = next_status(Some(&current), &none, now);
     let no_pods = condition(&s, NO_PODS_MATCHED).unwrap();
     assert_eq!((no_pods.status.as_str(), no_pods.reason.as_deref()), ("True", Some("NoPodsMatched")));
@@ -231,8 +314,13 @@ fn no_pods_unsupported_and_foreign_conditions() {
     current = s;
     let recs = [recommendation(250)];
     let problem = ConfigUnsupported("spec.targetRef.kind: not Rollout".into());
-    let broken =
-        StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: Some(&problem), generation: Some(1) };
+    let broken = StatusUpdate {
+        recommendations: &recs,
+        pods_matched: true,
+        unsupported: Some(&problem),
+        generation: Some(1),
+        unsupported_fields: &[],
+    };
     let s = next_status(Some(&current), &broken, now);
     assert_eq!(condition(&s, CONFIG_UNSUPPORTED).unwrap().message.as_deref(), Some(problem.0.as_str()));
     assert!(s.recommendation.is_none(), "nothing is recommended for an unsupported object");
@@ -262,7 +350,13 @@ fn the_crd_declares_every_field_heatscaler_writes() {
     let recs = [recommendation(250)];
     full.status = Some(next_status(
         None,
-        &StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: None, generation: Some(1) },
+        &StatusUpdate {
+            recommendations: &recs,
+            pods_matched: true,
+            unsupported: None,
+            generation: Some(1),
+            unsupported_fields: &[],
+        },
         t("2026-01-01T00:00:00Z"),
     ));
     let object = serde_json::to_value(&full).unwrap();
