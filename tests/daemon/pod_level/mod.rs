@@ -125,6 +125,7 @@ impl PodLevel {
                 unsupported: unsupported.as_ref(),
                 generation: handled.object.metadata.generation,
                 unsupported_fields: &heatscaler_daemon::vpa::unsupported_fields(handled.object),
+                upstream: &[],
             };
             client::sync_status(&namespaced, handled.object, &update, now).await.expect("status written");
         }

@@ -387,7 +387,7 @@ impl Daemon {
             }
         }
         let reads = parts.heat.reads();
-        let Some(planned) = self
+        let Some(mut planned) = self
             .planning
             .plan(self.kube.store(), &reads, &parts.config.node_groups, &parts.policy, self.pod_level.as_ref(), now)
             .await
@@ -396,6 +396,9 @@ impl Daemon {
             return None;
         };
         self.reporter.report(&planned, self.planning.memory(), &parts.alerts, &self.metrics);
+        for alert in std::mem::take(&mut planned.pod_level_alerts) {
+            parts.alerts.dispatch(alert);
+        }
         self.status.publish(parts.actuator.kube(), &planned, self.planning.memory(), &self.shared.instance);
         let planned_in = started.elapsed();
         // The pod level's writes go with the actions: through the actuator

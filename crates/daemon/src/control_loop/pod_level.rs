@@ -32,12 +32,14 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
 
 use crate::act::VpaWrite;
+use crate::alerts::ScalingEvent;
 use crate::config::{Config, PodResizePolicy};
 use crate::observe::{Changes, ClusterStore};
 use crate::telemetry::{KubeResource, KubeVerb, Metrics, RecommendationValues, ResourceName};
 use crate::usage::{UsageCollector, UsageScrape};
 use crate::vpa::checkpoint::VerticalPodAutoscalerCheckpoint;
 use crate::vpa::client::VpaObjects;
+use crate::vpa::upstream::{UpstreamComponent, UpstreamMark, UpstreamSighting};
 use crate::vpa::{self, StatusUpdate, VerticalPodAutoscaler};
 use heatscaler_core::model::{Pod, Resources, Snapshot, Timestamp, VerticalScaling, WorkloadRef};
 use heatscaler_core::recommender::{CheckpointKey, ContainerCheckpoint};
@@ -60,7 +62,49 @@ pub struct PodLevel {
     /// gone from the handled VPA objects (deleted, or its VPA deleted) has its
     /// series removed, so /metrics does not keep the dead forever.
     published: StdMutex<HashSet<WorkloadRef>>,
+    /// Per handled object (`namespace/name`), the upstream VPA components
+    /// seen acting on its pods, each alerted once.
+    upstream: StdMutex<HashMap<String, Vec<UpstreamSighting>>>,
     _tasks: JoinSet<()>,
+}
+
+/// What [`PodLevel::prepare`] gives a pass.
+#[derive(Default)]
+pub struct PodLevelPass {
+    /// The handled objects with fresh recommendations, for the planner.
+    pub vertical: Vec<VerticalScaling>,
+    /// VPA statuses that changed.
+    pub writes: Vec<VpaWrite>,
+    /// Alerts raised once (upstream VPA seen acting).
+    pub alerts: Vec<ScalingEvent>,
+}
+
+/// Upstream VPA components acting on the pods of the object `namespace/name`
+/// (its workload `workload`): the admission controller names the object in
+/// the pods it admitted; the updater's in-place mark is on the workload's pods.
+fn sightings(
+    snapshot: &Snapshot,
+    marks: &HashMap<String, UpstreamMark>,
+    namespace: &str,
+    name: &str,
+    workload: Option<&WorkloadRef>,
+) -> Vec<UpstreamSighting> {
+    let mut out: Vec<UpstreamSighting> = Vec::new();
+    for pod in snapshot.pods.iter().filter(|p| p.namespace == namespace) {
+        let Some(mark) = marks.get(&pod.uid) else { continue };
+        let mut found = |component| {
+            if !out.iter().any(|s| s.component == component) {
+                out.push(UpstreamSighting { component, namespace: pod.namespace.clone(), pod: pod.name.clone() });
+            }
+        };
+        if mark.admitted_by.as_deref() == Some(name) {
+            found(UpstreamComponent::AdmissionController);
+        }
+        if mark.updated_in_place && workload.is_some() && pod.workload.as_ref() == workload {
+            found(UpstreamComponent::Updater);
+        }
+    }
+    out
 }
 
 /// What the usage collector has learnt.
@@ -121,6 +165,7 @@ impl PodLevel {
             restored,
             last_checkpoint: StdMutex::new(None),
             published: StdMutex::new(HashSet::new()),
+            upstream: StdMutex::new(HashMap::new()),
             _tasks: tasks,
         })
     }
@@ -141,10 +186,19 @@ impl PodLevel {
     /// from the minutes since the start alone would be published and acted on
     /// (a pod shrunk to a fraction of what days of history say it needs)
     /// whenever the restore comes after the first pass.
-    pub fn prepare(&self, snapshot: &Snapshot, now: Timestamp) -> (Vec<VerticalScaling>, Vec<VpaWrite>) {
+    ///
+    /// `marks`: the live pods (by uid) upstream VPA acted on. A handled
+    /// object whose pods show upstream's updater or admission controller at
+    /// work gets the `UpstreamVpaActive` condition from then on (for the life
+    /// of the process: one annotated pod is proof enough, and the pod may be
+    /// replaced soon after), and one `UpstreamVpaActive` alert per object and
+    /// component, returned here.
+    pub fn prepare(&self, snapshot: &Snapshot, marks: &HashMap<String, UpstreamMark>, now: Timestamp) -> PodLevelPass {
         if !self.settings.enabled || !self.restored.load(Ordering::SeqCst) {
-            return (Vec::new(), Vec::new());
+            return PodLevelPass::default();
         }
+        let mut upstream = self.upstream.lock().expect("upstream sightings lock");
+        let mut alerts = Vec::new();
         let metrics = &*self.metrics;
         let objects = self.objects.lock().expect("VPA objects lock");
         let observed = self.observed.lock().expect("observed usage lock");
@@ -174,6 +228,22 @@ impl PodLevel {
             };
             let recommendations = model.as_ref().map_or(&[][..], |m| m.recommendations.as_slice());
             let object = handled.object;
+            let key = object.key();
+            if !marks.is_empty() {
+                let name = object.metadata.name.as_deref().unwrap_or_default();
+                let namespace = object.metadata.namespace.as_deref().unwrap_or_default();
+                let workload = model.as_ref().map(|m| &m.workload);
+                for seen in sightings(snapshot, marks, namespace, name, workload) {
+                    let known = upstream.entry(key.clone()).or_default();
+                    if !known.iter().any(|k| k.component == seen.component) {
+                        tracing::warn!(vpa = %key, %seen, "upstream VPA acts on pods heatscaler updates");
+                        alerts.push(ScalingEvent::upstream_vpa_active(&key, &seen));
+                        known.push(seen);
+                    }
+                }
+            }
+            let no_sightings = Vec::new();
+            let seen = upstream.get(&key).unwrap_or(&no_sightings);
             let unsupported_fields = vpa::unsupported_fields(object);
             let update = StatusUpdate {
                 recommendations,
@@ -181,6 +251,7 @@ impl PodLevel {
                 unsupported: unsupported.as_ref(),
                 generation: object.metadata.generation,
                 unsupported_fields: &unsupported_fields,
+                upstream: seen,
             };
             if let Some(patch) = vpa::status_patch(object.status.as_ref(), &update, now) {
                 let namespace = object.metadata.namespace.clone().unwrap_or_default();
@@ -198,7 +269,7 @@ impl PodLevel {
             metrics.forget_workload(gone);
         }
         *published = now_published;
-        (models, writes)
+        PodLevelPass { vertical: models, writes, alerts }
     }
 
     /// The checkpoints to write now: every `checkpoint-interval`, and only

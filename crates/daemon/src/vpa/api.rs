@@ -275,4 +275,7 @@ pub mod condition {
     /// heatscaler's own: spec fields it does not honour, named in the message
     /// (the object is still acted on, unlike `ConfigUnsupported`).
     pub const UNSUPPORTED_FIELDS: &str = "UnsupportedFields";
+    /// heatscaler's own: upstream VPA's updater or admission controller was
+    /// seen acting on this object's pods, which heatscaler also updates.
+    pub const UPSTREAM_VPA_ACTIVE: &str = "UpstreamVpaActive";
 }

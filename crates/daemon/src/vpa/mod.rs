@@ -16,6 +16,7 @@ pub mod pod;
 pub mod status;
 #[cfg(test)]
 mod tests;
+pub mod upstream;
 
 pub use api::VerticalPodAutoscaler;
 pub use checkpoint::VerticalPodAutoscalerCheckpoint;

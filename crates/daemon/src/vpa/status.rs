@@ -12,6 +12,9 @@
 //! - `UnsupportedFields` (heatscaler's own): `True` naming the spec fields set
 //!   that heatscaler does not honour and what applies instead, else removed;
 //!   the object is still acted on;
+//! - `UpstreamVpaActive` (heatscaler's own): `True` naming the upstream VPA
+//!   component seen acting on the object's pods and a pod that shows it
+//!   (`vpa::upstream`), else removed;
 //! - `LowConfidence`, `FetchingHistory` and any other type: left as they are —
 //!   VPA declares the first two but its recommender never sets them.
 //!
@@ -31,9 +34,11 @@ use heatscaler_core::model::ContainerRecommendation;
 
 use super::api::condition::{
     CONFIG_DEPRECATED, CONFIG_UNSUPPORTED, NO_PODS_MATCHED, RECOMMENDATION_PROVIDED, UNSUPPORTED_FIELDS,
+    UPSTREAM_VPA_ACTIVE,
 };
 use super::api::{Condition, RecommendedContainerResources, RecommendedPodResources, VerticalPodAutoscalerStatus};
 use super::convert::{ConfigUnsupported, UnsupportedField, resource_list};
+use super::upstream::UpstreamSighting;
 
 /// What the status should say.
 #[derive(Clone, Copy, Debug)]
@@ -48,6 +53,8 @@ pub struct StatusUpdate<'a> {
     pub generation: Option<i64>,
     /// Spec fields set that heatscaler does not honour.
     pub unsupported_fields: &'a [UnsupportedField],
+    /// Upstream VPA components seen acting on the object's pods.
+    pub upstream: &'a [UpstreamSighting],
 }
 
 const NO_PODS_MESSAGE: &str = "No pods match this VPA object";
@@ -77,6 +84,17 @@ pub fn next_status(
         let fields: Vec<String> = update.unsupported_fields.iter().map(ToString::to_string).collect();
         let message = format!("heatscaler does not honour {}", fields.join("; "));
         set(&mut conditions, UNSUPPORTED_FIELDS, true, "NotHonoured", &message, now);
+    }
+    if update.upstream.is_empty() {
+        remove(&mut conditions, UPSTREAM_VPA_ACTIVE);
+    } else {
+        let seen: Vec<String> = update.upstream.iter().map(ToString::to_string).collect();
+        let message = format!(
+            "{}: two updaters act on these pods; stop VPA's updater and admission controller for this object, or \
+             hand it to VPA's recommender",
+            seen.join("; ")
+        );
+        set(&mut conditions, UPSTREAM_VPA_ACTIVE, true, "SeenActing", &message, now);
     }
     let (reason, message) = if pods_matched {
         remove(&mut conditions, NO_PODS_MATCHED);

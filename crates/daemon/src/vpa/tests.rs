@@ -135,6 +135,7 @@ fn fields_heatscaler_does_not_honour_are_reported_in_a_condition() {
         unsupported: None,
         generation: Some(1),
         unsupported_fields: &fields,
+        upstream: &[],
     };
     let s = next_status(None, &update, t("2026-01-01T00:00:00Z"));
     let c = condition(&s, UNSUPPORTED_FIELDS).expect("reported");
@@ -151,6 +152,42 @@ fn fields_heatscaler_does_not_honour_are_reported_in_a_condition() {
     let mut plain = manifest();
     plain.spec.startup_boost = None;
     assert_eq!(unsupported_fields(&plain), vec![]);
+}
+
+/// The traces upstream VPA's admission controller and updater leave on pods
+/// (annotation values as VPA 1.8.1 writes them), and the condition they lead to.
+#[test]
+fn upstream_vpa_traces_on_pods_are_read_and_reported() {
+    use super::upstream::{UpstreamComponent, UpstreamMark, UpstreamSighting, mark};
+    let annotations = |pairs: &[(&str, &str)]| {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let admitted =
+        annotations(&[("vpaUpdates", "Pod resources updated by web: container 0: cpu request, memory request")]);
+    assert_eq!(mark(Some(&admitted)), Some(UpstreamMark { admitted_by: Some("web".into()), updated_in_place: false }));
+    let resized = annotations(&[("vpaInPlaceUpdated", "true"), ("vpaObservedContainers", "app")]);
+    assert_eq!(mark(Some(&resized)), Some(UpstreamMark { admitted_by: None, updated_in_place: true }));
+    assert_eq!(mark(Some(&annotations(&[("vpaObservedContainers", "app")]))), None, "observed is not acted");
+    assert_eq!(mark(Some(&annotations(&[("vpaUpdates", "something else")]))), None);
+    assert_eq!(mark(None), None);
+
+    let seen =
+        [UpstreamSighting { component: UpstreamComponent::Updater, namespace: "shop".into(), pod: "web-1".into() }];
+    let recs = [recommendation(250)];
+    let update = StatusUpdate {
+        recommendations: &recs,
+        pods_matched: true,
+        unsupported: None,
+        generation: Some(1),
+        unsupported_fields: &[],
+        upstream: &seen,
+    };
+    let s = next_status(None, &update, t("2026-01-01T00:00:00Z"));
+    let c = condition(&s, UPSTREAM_VPA_ACTIVE).expect("reported");
+    assert_eq!(c.status, "True");
+    assert!(c.message.as_deref().unwrap().contains("VPA's updater resized pod shop/web-1"), "{c:?}");
+    let quiet = StatusUpdate { upstream: &[], ..update };
+    assert!(condition(&next_status(Some(&s), &quiet, t("2026-01-01T00:01:00Z")), UPSTREAM_VPA_ACTIVE).is_none());
 }
 
 #[test]
@@ -209,6 +246,7 @@ fn status_carries_the_recommendation_and_conditions_as_vpa_writes_them() {
         unsupported: None,
         generation: Some(1),
         unsupported_fields: &[],
+        upstream: &[],
     };
     let t1 = t("2026-01-01T00:00:00Z");
     let patch = status_patch(None, &update, t1).unwrap();
@@ -256,6 +294,7 @@ fn status_and_conditions_carry_the_observed_generation() {
             unsupported: None,
             generation: Some(3),
             unsupported_fields: &[],
+            upstream: &[],
         },
         t1,
     );
@@ -274,6 +313,7 @@ fn status_and_conditions_carry_the_observed_generation() {
         unsupported: None,
         generation: Some(4),
         unsupported_fields: &[],
+        upstream: &[],
     };
     let patch = status_patch(Some(&written), &respec, t("2026-01-01T00:05:00Z")).expect("a new generation is written");
     assert_eq!(patch["status"]["observedGeneration"], 4);
@@ -301,6 +341,7 @@ fn no_pods_unsupported_and_foreign_conditions() {
         unsupported: None,
         generation: Some(1),
         unsupported_fields: &[],
+        upstream: &[],
     };
     let s = next_status(Some(&current), &none, now);
     let no_pods = condition(&s, NO_PODS_MATCHED).unwrap();
@@ -320,6 +361,7 @@ fn no_pods_unsupported_and_foreign_conditions() {
         unsupported: Some(&problem),
         generation: Some(1),
         unsupported_fields: &[],
+        upstream: &[],
     };
     let s = next_status(Some(&current), &broken, now);
     assert_eq!(condition(&s, CONFIG_UNSUPPORTED).unwrap().message.as_deref(), Some(problem.0.as_str()));
@@ -356,6 +398,7 @@ fn the_crd_declares_every_field_heatscaler_writes() {
             unsupported: None,
             generation: Some(1),
             unsupported_fields: &[],
+            upstream: &[],
         },
         t("2026-01-01T00:00:00Z"),
     ));
