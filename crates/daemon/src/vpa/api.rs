@@ -144,7 +144,8 @@ pub struct PodUpdatePolicy {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub eviction_requirements: Vec<EvictionRequirement>,
     /// Evict pods OOM-killed this soon after starting (not honoured: reported).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Named by hand: `camelCase` would spell it `evictAfterOomSeconds`.
+    #[serde(default, rename = "evictAfterOOMSeconds", skip_serializing_if = "Option::is_none")]
     pub evict_after_oom_seconds: Option<i32>,
 }
 

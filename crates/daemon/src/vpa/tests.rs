@@ -127,6 +127,19 @@ fn fields_heatscaler_does_not_honour_are_reported_in_a_condition() {
         ]
     );
     assert!(to_model(&v, None).is_ok(), "still acted on");
+    // Spelt as upstream's schema spells them (not serde's camelCase of our names).
+    let written = serde_json::to_value(&v).unwrap();
+    assert_eq!(written["spec"]["updatePolicy"]["evictAfterOOMSeconds"], 60);
+    let app = &written["spec"]["resourcePolicy"]["containerPolicies"][2];
+    for key in ["oomBumpUpRatio", "oomMinBumpUp", "memoryAggregationIntervalSeconds", "memoryAggregationIntervalCount"]
+    {
+        assert!(!app[key].is_null(), "{key} not written as such: {app}");
+    }
+    let read: VerticalPodAutoscaler = heatscaler_core::yaml::from_str(
+        &MANIFEST.replace("minReplicas: 3", "minReplicas: 3\n    evictAfterOOMSeconds: 5"),
+    )
+    .unwrap();
+    assert_eq!(read.spec.update_policy.unwrap().evict_after_oom_seconds, Some(5));
 
     let recs = [recommendation(250)];
     let update = StatusUpdate {
