@@ -479,3 +479,64 @@ async fn the_systemd_kubeconfig_script_gives_the_least_privilege_identity() {
         other => panic!("listing Secrets was not refused: {other:?}"),
     }
 }
+
+/// The VPA CRD as shipped (applied by up.sh) on a real API server: a manifest
+/// using every field of upstream's v1 schema keeps them all (nothing pruned),
+/// upstream's validation rules hold, and the status heatscaler writes with its
+/// own identity — observedGeneration, the UnsupportedFields condition with its
+/// observedGeneration — is stored as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_vpa_crd_keeps_every_upstream_field_and_the_status_heatscaler_writes() {
+    use heatscaler_daemon::vpa::{StatusUpdate, VerticalPodAutoscaler, client, unsupported_fields};
+    let k8s = TestKubernetes::start(Knobs::default());
+    let admin = k8s.admin().await;
+    let spec = json!({
+        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "recommenders": [{"name": "heatscaler"}],
+        "startupBoost": {"cpu": {"type": "Factor", "factor": 2, "durationSeconds": 30}},
+        "updatePolicy": {"updateMode": "InPlaceOrRecreate", "minReplicas": 2, "evictAfterOOMSeconds": 60,
+                         "evictionRequirements": [{"resources": ["cpu"], "changeRequirement": "TargetHigherThanRequests"}]},
+        "resourcePolicy": {"containerPolicies": [{
+            "containerName": "app", "mode": "Auto", "minAllowed": {"cpu": "50m"}, "maxAllowed": {"memory": "4Gi"},
+            "controlledResources": ["cpu", "memory"], "controlledValues": "RequestsAndLimits",
+            "oomBumpUpRatio": "1.5", "oomMinBumpUp": "100Mi",
+            "memoryAggregationIntervalSeconds": 3600, "memoryAggregationIntervalCount": 24,
+            "startupBoost": {"cpu": {"type": "Quantity", "quantity": "2"}},
+        }]},
+    });
+    let object: VerticalPodAutoscaler = serde_json::from_value(json!({
+        "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+        "metadata": {"name": "all-fields", "namespace": NS}, "spec": spec,
+    }))
+    .unwrap();
+    let vpas: Api<VerticalPodAutoscaler> = Api::namespaced(admin.clone(), NS);
+    let created = vpas.create(&PostParams::default(), &object).await.expect("accepted by the shipped CRD");
+    assert_eq!(serde_json::to_value(&created.spec).unwrap(), spec, "the API server pruned or changed a field");
+
+    // Upstream's CEL rule: factor exactly when type is Factor.
+    let mut bad = object.clone();
+    bad.metadata.name = Some("bad-boost".into());
+    bad.spec.startup_boost = Some(json!({"cpu": {"type": "Factor"}}));
+    let refused = vpas.create(&PostParams::default(), &bad).await.expect_err("invalid startupBoost refused");
+    assert!(refused.to_string().contains("factor"), "{refused}");
+
+    // The status, written as the daemon writes it, with heatscaler's identity.
+    let ours: Api<VerticalPodAutoscaler> = Api::namespaced(k8s.heatscaler().await, NS);
+    let fields = unsupported_fields(&created);
+    assert_eq!(fields.len(), 7, "{fields:?}");
+    let update = StatusUpdate {
+        recommendations: &[],
+        pods_matched: false,
+        unsupported: None,
+        generation: created.metadata.generation,
+        unsupported_fields: &fields,
+        upstream: &[],
+    };
+    let now = "2026-01-01T00:00:00Z".parse().unwrap();
+    assert!(client::sync_status(&ours, &created, &update, now).await.expect("status written"));
+    let status = vpas.get("all-fields").await.unwrap().status.expect("a status");
+    assert_eq!(status.observed_generation, Some(1));
+    let condition = status.conditions.iter().find(|c| c.type_ == "UnsupportedFields").expect("kept by the server");
+    assert_eq!(condition.observed_generation, Some(1));
+    assert!(condition.message.as_deref().unwrap().contains("spec.updatePolicy.evictAfterOOMSeconds"), "{condition:?}");
+}
