@@ -316,3 +316,48 @@ async fn a_throttling_429_is_retried_and_not_taken_for_a_budget() {
     assert!(f.events("EvictionBlocked").await.is_empty(), "throttling reported as a budget refusal");
     assert!(!f.metrics.encode().contains("heatscaler_eviction_pdb_rejections_total{purpose=\"drain\"} 1"));
 }
+
+/// Issue 17: a resize that would change the pod's QoS class is refused with
+/// 422 "Pod QOS Class may not change". The planner predicts that case; should
+/// one reach the API server anyway, it is reported once and not sent again
+/// while the pod and the resize stay the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resize_refused_as_invalid_is_reported_and_not_sent_again() {
+    use heatscaler_core::planner::action::{ContainerResize, ResizePod};
+    use heatscaler_core::planner::explain::{CpuMemory, UpdateReason};
+    let f = fixture().await;
+    let sim = &f.sim;
+    let d = PodTemplate::new("c").label("app", "batch").grace_period(1);
+    sim.create(&d.deployment("default", "batch", 1)).unwrap();
+    sim.wait_for("batch running", Duration::from_secs(10), |s| s.ready_pods(Some("default")) >= 1).await.unwrap();
+    let pod = sim.list::<Pod>(Some("default")).into_iter().next().unwrap();
+    assert_eq!(pod.status.as_ref().and_then(|s| s.qos_class.as_deref()), Some("BestEffort"));
+    let resize = |cpu_milli: i64| {
+        Action::ResizePod(ResizePod {
+            pod: PodKey { namespace: "default".into(), name: pod.metadata.name.clone().unwrap() },
+            uid: pod.metadata.uid.clone().unwrap(),
+            node: "m-1".into(),
+            vpa: "default/batch".into(),
+            containers: vec![ContainerResize {
+                container: "c".into(),
+                from: CpuMemory::default(),
+                requests: CpuMemory { cpu_milli, memory: 128 << 20 },
+                limits: CpuMemory::default(),
+            }],
+            reason: UpdateReason::BelowLowerBound { container: "c".into(), resource: "cpu" },
+        })
+    };
+    let Outcome::Skipped(first) = f.actuator.execute(&resize(300), now()).await else { panic!() };
+    assert!(first.contains("refused by the API server") && first.contains("QOS"), "{first}");
+    let failed = f.events("PodResizeFailed").await;
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].message.contains("not sent again"), "{}", failed[0].message);
+    assert!(f.metrics.encode().contains("heatscaler_pod_resizes_total{outcome=\"failed\"} 1"));
+
+    let Outcome::Skipped(again) = f.actuator.execute(&resize(300), now()).await else { panic!() };
+    assert!(again.contains("refused this resize") && again.contains("not sent again"), "{again}");
+    assert_eq!(f.events("PodResizeFailed").await.len(), 1, "reported once");
+    // Another resize of the pod is another request: sent (and refused) again.
+    let Outcome::Skipped(other) = f.actuator.execute(&resize(400), now()).await else { panic!() };
+    assert!(other.contains("refused by the API server"), "{other}");
+}

@@ -65,6 +65,8 @@ pub struct PodLevel {
     objects: VpaObjects,
     /// Node groups to plan with (the Heat side is not simulated here).
     pub groups: Vec<GroupState>,
+    /// `pod-resize.admission-controller`: recreated pods get the recommendation.
+    pub admission_controller: bool,
 }
 
 impl PodLevel {
@@ -78,6 +80,7 @@ impl PodLevel {
             policy: Policy { resize: ResizePolicy { enabled: true, updater }, ..Policy::default() },
             objects: VpaObjects::default(),
             groups: Vec::new(),
+            admission_controller: false,
             client,
         }
     }
@@ -87,6 +90,7 @@ impl PodLevel {
         let now = Timestamp::now();
         let mut snapshot = observe::snapshot(&self.client, now).await;
         snapshot.groups = self.groups.clone();
+        snapshot.admission_applies_recommendations = self.admission_controller;
         let nodes: Vec<String> = snapshot.nodes.iter().filter(|n| n.ready).map(|n| n.name.clone()).collect();
         let scrape = self.collector.collect(&nodes, now).await;
         feed_usage(&mut self.recommender, &snapshot.pods, &scrape.containers);

@@ -153,6 +153,8 @@ async fn an_infeasible_resize_becomes_a_node_level_need_then_a_recreate() {
     );
 
     let mut daemon = PodLevel::new(client.clone(), eager());
+    // The replacement gets the recommendation: recreating is worth it.
+    daemon.admission_controller = true;
     daemon.groups = vec![group(&["node-0"])];
     let plan = daemon
         .until(

@@ -29,7 +29,7 @@ pub use selectors::{
     SelectorRequirement,
 };
 pub use vertical::{ChangeRequirement, ContainerRecommendation, EvictionRequirement, UpdateMode, VerticalScaling};
-pub use workload::{Container, OwnerRef, PodPhase, ResizeState, WorkloadRef};
+pub use workload::{Container, OwnerRef, PodPhase, QosClass, ResizeState, WorkloadRef};
 
 /// A node as the planner sees it.
 #[derive(Clone, Debug, PartialEq)]

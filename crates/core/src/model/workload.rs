@@ -24,6 +24,48 @@ impl std::fmt::Display for WorkloadRef {
     }
 }
 
+/// A pod's quality-of-service class, as Kubernetes derives it from its
+/// containers' CPU and memory requests and limits. An in-place resize may not
+/// change it (the API server answers 422 "Pod QOS Class may not change").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum QosClass {
+    /// Every container limits CPU and memory and requests exactly its limits.
+    Guaranteed,
+    /// Anything between.
+    Burstable,
+    /// No container requests or limits CPU or memory.
+    BestEffort,
+}
+
+impl QosClass {
+    /// The class of a pod whose containers have these (requests, limits);
+    /// zero is unset. Init containers count too in Kubernetes; the model
+    /// has none, which errs towards predicting a change (never towards a 422).
+    pub fn of<'a>(containers: impl IntoIterator<Item = (&'a Resources, &'a Resources)>) -> Self {
+        let (mut any, mut guaranteed) = (false, true);
+        for (requests, limits) in containers {
+            any |= requests.cpu_milli > 0 || requests.memory > 0 || limits.cpu_milli > 0 || limits.memory > 0;
+            guaranteed &= limits.cpu_milli > 0
+                && limits.memory > 0
+                && requests.cpu_milli == limits.cpu_milli
+                && requests.memory == limits.memory;
+        }
+        match (any, guaranteed) {
+            (false, _) => QosClass::BestEffort,
+            (true, true) => QosClass::Guaranteed,
+            (true, false) => QosClass::Burstable,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QosClass::Guaranteed => "Guaranteed",
+            QosClass::Burstable => "Burstable",
+            QosClass::BestEffort => "BestEffort",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PodPhase {
     Pending,

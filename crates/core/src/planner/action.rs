@@ -462,10 +462,10 @@ impl fmt::Display for ContainerResize {
     }
 }
 
-/// Evict a pod so that its controller recreates it: with the recommended
-/// requests where an admission controller applies them
-/// (`Snapshot::admission_applies_recommendations`), else on a node where the
-/// resize can then happen in place.
+/// Evict a pod so that its controller recreates it with the recommended
+/// requests, which an admission controller applies
+/// (`Snapshot::admission_applies_recommendations`; the planner plans none
+/// without one — the replacement would come back at its template's requests).
 ///
 /// Executor: the eviction API with `preconditions.uid` set to `uid` and the
 /// pod's own grace period; `429 Too Many Requests` (PodDisruptionBudget) and
@@ -481,6 +481,9 @@ pub struct RecreatePod {
     /// What the replacement should get.
     pub containers: Vec<ContainerResize>,
     pub reason: UpdateReason,
+    /// Whether an admission controller gives the replacement `containers`
+    /// (else it comes back at its template's requests): what Events say.
+    pub recommendation_applied: bool,
 }
 
 mod secs {

@@ -47,6 +47,27 @@ pub struct ResizeMemory {
     /// When heatscaler last resized each pod (by uid): an OOM kill after it
     /// shows the new size is too small.
     pub resized: BTreeMap<String, Timestamp>,
+    /// Pods evicted to move (by the evicted pod's uid) whose replacement has
+    /// not been scheduled yet: their destination is not removed meanwhile.
+    #[serde(default)]
+    pub moves: BTreeMap<String, PlannedMove>,
+}
+
+/// Where an evicted pod was planned to land, at its new size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PlannedMove {
+    /// The workload (`kind/namespace/name`) whose replacement is awaited.
+    pub workload: String,
+    /// The evicted pod (`namespace/name`), for explanations.
+    pub pod: String,
+    /// The destination node.
+    pub node: String,
+    /// The replacement's requests.
+    pub cpu_milli: i64,
+    pub memory: i64,
+    /// When the eviction was planned.
+    pub at: Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

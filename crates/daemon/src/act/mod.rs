@@ -70,6 +70,8 @@ pub struct Actuator {
     ledger: RemovalLedger,
     /// Stacks found stuck in progress, and the recoveries sent (`stuck`).
     stuck: stuck::StuckEpisodes,
+    /// Resizes the API server refused as invalid (`resize`): not sent again.
+    refused: resize::RefusedResizes,
 }
 
 impl Actuator {
@@ -91,6 +93,7 @@ impl Actuator {
             dry_run,
             ledger: RemovalLedger::default(),
             stuck: Default::default(),
+            refused: Default::default(),
         }
     }
 

@@ -420,9 +420,25 @@ impl ScalingEvent {
             .with_field("error", error)
     }
 
-    pub fn pod_evicted_for_resize(pod: ObjectRef, why: &str) -> Self {
-        Self::new(Reason::PodEvictedForResize, format!("evicted to be recreated with new requests: {why}"))
+    /// `recommendation_applied`: an admission controller gives the
+    /// replacement the new requests (`pod-resize.admission-controller`);
+    /// without one it comes back at its template's, and the Event says so.
+    pub fn pod_evicted_for_resize(pod: ObjectRef, why: &str, recommendation_applied: bool) -> Self {
+        let what = if recommendation_applied {
+            "evicted to be recreated with new requests (the admission controller applies them)"
+        } else {
+            "evicted; its controller recreates it with its template's requests (no admission controller applies \
+             the recommendation)"
+        };
+        Self::new(Reason::PodEvictedForResize, format!("{what}: {why}")).with_object(pod)
+    }
+
+    /// `vpa`: `namespace/name`; `pods`: how many of its pods are affected.
+    pub fn pod_resize_unsupported(pod: ObjectRef, vpa: &str, pods: usize, why: &str) -> Self {
+        Self::new(Reason::PodResizeUnsupported, format!("VPA {vpa}: {pods} pod(s) not updated: {why}"))
             .with_object(pod)
+            .with_field("vpa", vpa)
+            .with_field("pods", pods)
     }
 
     /// `error` lists every problem of the rejected file (never a secret: the
@@ -496,5 +512,17 @@ mod tests {
         let p = ScalingEvent::pod_evicted(ObjectRef::pod("shop", "web-1").with_uid("u1"), ObjectRef::node("n1"));
         assert_eq!(p.target(), "pod shop/web-1");
         assert_eq!(p.related.as_ref().unwrap().name, "n1");
+    }
+
+    /// Issue 17: "recreated with new requests" only when an admission
+    /// controller really gives the replacement the new requests.
+    #[test]
+    fn an_eviction_for_resize_says_what_the_replacement_gets() {
+        let pod = || ObjectRef::pod("shop", "web-1");
+        let applied = ScalingEvent::pod_evicted_for_resize(pod(), "app was OOM-killed", true);
+        assert!(applied.message.starts_with("evicted to be recreated with new requests"), "{}", applied.message);
+        let not = ScalingEvent::pod_evicted_for_resize(pod(), "app was OOM-killed", false);
+        assert!(!not.message.contains("with new requests"), "{}", not.message);
+        assert!(not.message.contains("template's requests"), "{}", not.message);
     }
 }

@@ -120,6 +120,10 @@ reasons! {
     /// On a pod: evicted so its controller recreates it with the new requests
     /// (only where the policy allows evict-and-recreate).
     PodEvictedForResize => Info, Details, "Evict";
+    /// On a pod: its VPA object's update cannot happen as configured (it
+    /// would change the pod's QoS class, which Kubernetes refuses in place,
+    /// and recreating is not allowed): nothing is sent.
+    PodResizeUnsupported => Warning, Operators, "Resize";
 
     // ------------------------------------------------------------- consistency
     /// A Heat member without a Kubernetes node past provisioning time, or a

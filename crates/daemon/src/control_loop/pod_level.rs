@@ -472,6 +472,11 @@ fn feed(observed: &mut Observed, pods: &[Pod], scrape: &UsageScrape, now: Timest
     let window = observed.recommender.settings().memory_aggregation_interval;
     let ooms = observed.ooms.observe(pods, now, window);
     feed_ooms(&mut observed.recommender, &ooms);
+    // Per-pod state goes with its pod (the workload's history stays), so it
+    // is bounded by the live pods, not by every pod ever seen.
+    let live: HashSet<(&str, &str)> =
+        pods.iter().filter(|p| !p.is_terminal()).map(|p| (p.namespace.as_str(), p.name.as_str())).collect();
+    observed.recommender.retain_pods(|k| live.contains(&(k.namespace.as_str(), k.name.as_str())));
     observed.recommender.garbage_collect(now);
     // This round's readings only: a node not read now has no usage to judge
     // it by (the planner then keeps it, as for a node never read).
@@ -483,4 +488,71 @@ fn feed(observed: &mut Observed, pods: &[Pod], scrape: &UsageScrape, now: Timest
         })
         .collect();
     report.cpu_samples + report.memory_samples + report.ooms > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use heatscaler_core::model::test_support;
+    use heatscaler_core::model::{Container, PodKey, PodPhase};
+    use heatscaler_core::recommender::ContainerUsage;
+
+    use super::*;
+
+    fn pod(name: &str) -> Pod {
+        Pod {
+            workload: Some(WorkloadRef { kind: "Deployment".into(), namespace: "default".into(), name: "web".into() }),
+            node_name: Some("n1".into()),
+            phase: PodPhase::Running,
+            containers: vec![Container {
+                name: "app".into(),
+                requests: Resources::new(100, 128 << 20),
+                limits: Resources::default(),
+                allocated: None,
+                oom_kills: 0,
+                last_oom: None,
+            }],
+            ..test_support::pod(name)
+        }
+    }
+
+    fn scrape(pods: &[&str], at: Timestamp) -> UsageScrape {
+        let containers = pods
+            .iter()
+            .map(|name| ContainerUsage {
+                pod: PodKey { namespace: "default".into(), name: (*name).into() },
+                container: "app".into(),
+                at,
+                cpu_cores: Some(0.05),
+                memory_working_set: Some(64 << 20),
+            })
+            .collect();
+        UsageScrape { containers, nodes: Vec::new(), errors: Vec::new() }
+    }
+
+    /// Issue 17: `retain_pods` was never called, so the recommender's
+    /// per-pod state grew with every pod ever seen (pod churn: each
+    /// recreated replica is a new pod).
+    #[test]
+    fn per_pod_state_is_bounded_by_the_live_pods() {
+        let mut observed = Observed {
+            recommender: Recommender::from_config(&Default::default()),
+            ooms: OomTracker::default(),
+            nodes: BTreeMap::new(),
+        };
+        let t0 = test_support::epoch();
+        let both = [pod("web-1"), pod("web-2")];
+        assert!(feed(&mut observed, &both, &scrape(&["web-1", "web-2"], t0), t0));
+        assert_eq!(observed.recommender.footprint().instances, 2);
+
+        // web-1 is replaced by web-3; web-2 finished.
+        let t1 = t0 + jiff::SignedDuration::from_secs(60);
+        let mut done = pod("web-2");
+        done.phase = PodPhase::Succeeded;
+        let now = [pod("web-3"), done];
+        assert!(feed(&mut observed, &now, &scrape(&["web-3"], t1), t1));
+        assert_eq!(observed.recommender.footprint().instances, 1, "only web-3's state is kept");
+        let web = WorkloadRef { kind: "Deployment".into(), namespace: "default".into(), name: "web".into() };
+        assert_eq!(observed.recommender.footprint().aggregates, 1);
+        assert!(observed.recommender.aggregate(&web, "app").is_some(), "the workload's history stays");
+    }
 }

@@ -204,6 +204,12 @@ fn events(alert: &Alert, memory: &Memory, metrics: &Metrics) -> Vec<ScalingEvent
                     .with_field("pods", pods),
             ]
         }
+        Alert::ResizeUnsupported { vpa, pods, example, why } => vec![ScalingEvent::pod_resize_unsupported(
+            ObjectRef::pod(&example.namespace, &example.name),
+            vpa,
+            *pods,
+            why,
+        )],
         Alert::MemberLostNode { group, member, node } => vec![
             ScalingEvent::unregistered_minion(
                 group,

@@ -44,6 +44,10 @@ pub enum ResizeOutcome {
     AlreadyRequested,
     /// The pod is gone, or a different pod (uid) now has its name.
     Gone,
+    /// The API server refused it as invalid (422), e.g. "Pod QOS Class may
+    /// not change as a result of resizing": the same request would be
+    /// refused again.
+    Refused { message: String },
 }
 
 /// Executes a `ResizePod`: re-reads the pod, and unless it is gone, replaced
@@ -81,6 +85,7 @@ pub async fn resize_pod(pods: &Api<Pod>, action: &ResizePod, now: Timestamp) -> 
     match pods.patch_subresource("resize", &action.pod.name, &PatchParams::default(), &Patch::Json::<()>(patch)).await {
         Ok(pod) => Ok(ResizeOutcome::Requested { state: super::pod::resize_state(&pod, now) }),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(ResizeOutcome::Gone),
+        Err(kube::Error::Api(e)) if e.code == 422 => Ok(ResizeOutcome::Refused { message: e.message }),
         Err(source) => Err(api_error(source)),
     }
 }

@@ -123,6 +123,12 @@ impl fmt::Display for NodeStatus {
                 write!(f, "pod {pod} cannot be moved: PodDisruptionBudget {pdb} allows no more disruptions")
             }
             NodeStatus::NoPlaceForPod { pod, scheduler } => write!(f, "pod {pod} fits no other node: {scheduler}"),
+            NodeStatus::MoveDestination { pod } => {
+                write!(
+                    f,
+                    "kept: pod {pod} was evicted to move here at its new size, and its replacement is not scheduled yet"
+                )
+            }
             NodeStatus::Unneeded { since, removable_at, held } => {
                 write!(f, "unneeded since {}, removable at {}", ts(since), ts(removable_at))?;
                 match held {
@@ -231,6 +237,9 @@ impl fmt::Display for Alert {
             Alert::DrainRolledBack { node, reason } => write!(f, "node {node}: removal rolled back: {reason}"),
             Alert::PodsUnhelpable { pods, example, why } => {
                 write!(f, "{pods} pending pod(s) no node group can host, e.g. {example}: {why}")
+            }
+            Alert::ResizeUnsupported { vpa, pods, example, why } => {
+                write!(f, "VPA {vpa}: {pods} pod(s) not updated, e.g. {example}: {why}")
             }
             Alert::MemberLostNode { group, member, node } => {
                 write!(f, "group {group}: node {node} of member {member} is gone; removing that member only")

@@ -243,6 +243,11 @@ pub enum NodeStatus {
         pod: PodKey,
         scheduler: String,
     },
+    /// A pod (`namespace/name`) was evicted to move here at its new size and
+    /// its replacement is not scheduled yet.
+    MoveDestination {
+        pod: String,
+    },
     Unneeded {
         since: Timestamp,
         removable_at: Timestamp,
@@ -388,6 +393,15 @@ pub enum Alert {
         node: String,
         group: String,
         member: String,
+    },
+    /// Pods of a VPA object whose update Kubernetes would refuse (it changes
+    /// their QoS class) and that cannot be recreated instead: nothing is sent;
+    /// the configuration has to change.
+    ResizeUnsupported {
+        vpa: String,
+        pods: usize,
+        example: PodKey,
+        why: String,
     },
 }
 

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::{PodKey, Timestamp, quantity};
+use crate::model::{PodKey, QosClass, Timestamp, quantity};
 
 use super::PodOutcome;
 
@@ -125,9 +125,15 @@ pub enum UpdateBlock {
     EvictionRequirements,
     /// `InPlace` mode and the resize cannot happen on this node.
     InPlaceOnly,
-    /// `Recreate` mode, but no admission controller applies recommendations
-    /// to new pods: the replacement would come back with the same requests.
+    /// The update needs an eviction (`Recreate` mode, or `InPlaceOrRecreate`
+    /// when the new size does not fit the pod's node), but no admission
+    /// controller applies recommendations to new pods: the replacement would
+    /// come back with its template's requests.
     NoAdmissionController,
+    /// The update would change the pod's QoS class, which Kubernetes refuses
+    /// in place, and it cannot be recreated instead (no admission controller,
+    /// or an update mode that never evicts).
+    QosClassChange { from: QosClass, to: QosClass },
 }
 
 impl fmt::Display for ResizeDecision {
@@ -199,9 +205,18 @@ impl fmt::Display for UpdateBlock {
             UpdateBlock::Pdb { pdb } => write!(f, "PodDisruptionBudget {pdb} allows no eviction now"),
             UpdateBlock::EvictionRequirements => f.write_str("the VPA's evictionRequirements are not met"),
             UpdateBlock::InPlaceOnly => f.write_str("update mode InPlace never evicts"),
-            UpdateBlock::NoAdmissionController => {
-                f.write_str("no admission controller applies recommendations to new pods, so recreating is pointless")
-            }
+            UpdateBlock::QosClassChange { from, to } => write!(
+                f,
+                "it would change the pod's QoS class from {} to {}, which Kubernetes refuses in place, and it is not \
+                 recreated instead (that needs an update mode that evicts and pod-resize.admission-controller); set \
+                 requests (BestEffort) or controlledValues: RequestsAndLimits (Guaranteed) on the workload",
+                from.as_str(),
+                to.as_str()
+            ),
+            UpdateBlock::NoAdmissionController => f.write_str(
+                "no admission controller applies recommendations to new pods (pod-resize.admission-controller), \
+                 so it is not evicted: its replacement would come back at its template's requests",
+            ),
         }
     }
 }

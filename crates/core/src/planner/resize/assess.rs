@@ -27,17 +27,24 @@ pub(crate) struct Planned<'w> {
     pub want: &'w Wanted<'w>,
     pub how: How,
     pub reason: UpdateReason,
+    /// Where a recreated pod is to land at its new size (another node), if
+    /// it moves: scale-down keeps that room and that node.
+    pub dest: Option<NodeIx>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Assessment<'w> {
     /// Updates to issue this pass (recreations still need the PDB allowance).
     pub updates: Vec<Planned<'w>>,
-    /// Over-requested pods held back by the rate limit: shrunk only if scale-up
+    /// Over-requested pods held back by the rate limit or the disruption
+    /// budget (why, if scale-up does not use them): shrunk only if scale-up
     /// uses the capacity they free.
-    pub forcible: Vec<&'w Wanted<'w>>,
+    pub forcible: Vec<(&'w Wanted<'w>, ResizeDecision)>,
     /// New sizes that fit no node: node-level demand.
     pub demand: Vec<Planned<'w>>,
+    /// Updates due but held back by the rate limit or the disruption budget:
+    /// scale-down counts their growth (`Adjustments`).
+    pub waiting: Vec<&'w Wanted<'w>>,
     /// Everything else, explained: (pod, its VPA object, decision).
     pub settled: Vec<(PodIx, VpaIx, ResizeDecision)>,
     pub relief: Vec<Relief>,
@@ -97,33 +104,41 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
             }
             let fresh_oom = matches!(w.urgency, Urgency::Fresh { oom: true, .. });
             if w.urgency != Urgency::Fallback {
-                if let Some(until) = rate_limited_until.filter(|_| !fresh_oom) {
-                    if over_requested(w) && vertical.update_mode.in_place() && in_flight < max_in_flight {
-                        // Reserve its slot: it is issued if scale-up uses what it frees.
-                        in_flight += 1;
-                        out.relief.push(Relief { node: w.node, freed: freed(w) });
-                        out.forcible.push(w);
-                    } else {
-                        out.settled.push((w.index, v, ResizeDecision::RateLimited { until }));
+                let held = match rate_limited_until.filter(|_| !fresh_oom) {
+                    Some(until) => Some(ResizeDecision::RateLimited { until }),
+                    None if in_flight >= max_in_flight => {
+                        Some(ResizeDecision::DisruptionBudget { in_flight, max: max_in_flight })
                     }
-                    continue;
-                }
-                if in_flight >= max_in_flight {
-                    out.settled.push((w.index, v, ResizeDecision::DisruptionBudget { in_flight, max: max_in_flight }));
+                    None => None,
+                };
+                if let Some(held) = held {
+                    if over_requested(w) && vertical.update_mode.in_place() {
+                        // Shrinking in place restarts nothing and evicts no
+                        // one: neither the rate limit nor the disruption
+                        // budget holds it back when scale-up uses what it
+                        // frees (issued then, else explained as `held`).
+                        out.relief.push(Relief { node: w.node, freed: freed(w) });
+                        out.forcible.push((w, held));
+                    } else {
+                        out.waiting.push(w);
+                        out.settled.push((w.index, v, held));
+                    }
                     continue;
                 }
             }
             match decide(cx, &mut fit, vertical, replicas, w) {
-                Decision::Update(how) => {
+                Decision::Update(how, dest) => {
                     if w.urgency != Urgency::Fallback {
                         in_flight += 1;
                     }
                     if how == How::InPlace && w.shrink_only {
                         out.relief.push(Relief { node: w.node, freed: freed(w) });
                     }
-                    out.updates.push(Planned { want: w, how, reason: w.reason.clone() });
+                    out.updates.push(Planned { want: w, how, reason: w.reason.clone(), dest });
                 }
-                Decision::Demand(reason) => out.demand.push(Planned { want: w, how: How::Recreate, reason }),
+                Decision::Demand(reason) => {
+                    out.demand.push(Planned { want: w, how: How::Recreate, reason, dest: None })
+                }
                 Decision::Blocked(reason, why) => {
                     out.settled.push((w.index, v, ResizeDecision::Blocked { reason, why }))
                 }
@@ -156,7 +171,8 @@ fn freed(w: &Wanted<'_>) -> Resources {
 }
 
 enum Decision {
-    Update(How),
+    /// How, and for a recreated pod that moves, where it lands.
+    Update(How, Option<NodeIx>),
     Demand(UpdateReason),
     Blocked(UpdateReason, UpdateBlock),
 }
@@ -170,17 +186,34 @@ fn decide<'w>(
 ) -> Decision {
     let mode = vertical.update_mode;
     let fallback = w.urgency == Urgency::Fallback;
-    if mode.in_place() && !fallback {
+    // A replacement gets the recommendation only from an admission controller;
+    // without one it comes back at its template's requests, so evicting it —
+    // to resize it (Recreate) or to move it where its new size fits
+    // (InPlaceOrRecreate) — changes nothing but where it runs, at the old size
+    // (issue 17). VPA's updater likewise evicts only while its admission
+    // controller runs.
+    let admission = cx.ix.snap.admission_applies_recommendations;
+    // Kubernetes refuses an in-place resize that changes the QoS class (422):
+    // never sent; recreated where that gives the replacement its new size.
+    let qos_change = w.qos_change();
+    if let Some((from, to)) = qos_change
+        && !(mode.recreate() && admission)
+    {
+        return Decision::Blocked(w.reason.clone(), UpdateBlock::QosClassChange { from, to });
+    }
+    if mode.in_place() && !fallback && qos_change.is_none() {
         if w.shrink_only || fit.in_place(cx, w) {
-            return Decision::Update(How::InPlace);
+            return Decision::Update(How::InPlace, None);
         }
-        if mode == UpdateMode::InPlace {
+        if mode == UpdateMode::InPlace || !admission {
             // Never evicted: ask anyway when the node could ever hold it (the
             // kubelet defers it until others shrink or leave).
+            let why =
+                if mode == UpdateMode::InPlace { UpdateBlock::InPlaceOnly } else { UpdateBlock::NoAdmissionController };
             return if fit.within_allocatable(cx, w) {
-                Decision::Update(How::InPlace)
+                Decision::Update(How::InPlace, None)
             } else {
-                Decision::Blocked(w.reason.clone(), UpdateBlock::InPlaceOnly)
+                Decision::Blocked(w.reason.clone(), why)
             };
         }
     }
@@ -189,12 +222,12 @@ fn decide<'w>(
     }
     // Evict and recreate: for Recreate the update itself, for
     // InPlaceOrRecreate a move to where the new size fits.
-    let reason = if mode.in_place() && !fallback {
+    let reason = if mode.in_place() && !fallback && qos_change.is_none() {
         UpdateReason::DoesNotFitNode { node: cx.ix.node(w.node).name.clone() }
     } else {
         w.reason.clone()
     };
-    if mode == UpdateMode::Recreate && !cx.ix.snap.admission_applies_recommendations {
+    if !admission {
         return Decision::Blocked(reason, UpdateBlock::NoAdmissionController);
     }
     let min = vertical.min_replicas.unwrap_or(cx.policy.resize.updater.min_replicas);
@@ -206,11 +239,13 @@ fn decide<'w>(
     }
     // The replacement may land on the pod's own node when the new size fits
     // there (a plain Recreate update), else it must fit another one.
-    let fits = (mode == UpdateMode::Recreate && (w.shrink_only || fit.in_place(cx, w))) || fit.elsewhere(cx, w);
-    if !fits {
-        return Decision::Demand(reason);
+    if (mode == UpdateMode::Recreate || qos_change.is_some()) && (w.shrink_only || fit.in_place(cx, w)) {
+        return Decision::Update(How::Recreate, None);
     }
-    Decision::Update(How::Recreate)
+    match fit.elsewhere(cx, w) {
+        Some(dest) => Decision::Update(How::Recreate, Some(dest)),
+        None => Decision::Demand(reason),
+    }
 }
 
 /// `evictionRequirements`: each must be met by some listed resource of some container.
@@ -236,8 +271,17 @@ fn eviction_requirements_met(vertical: &VerticalScaling, w: &Wanted<'_>) -> bool
 #[derive(Default)]
 struct Fit<'w> {
     grown: HashMap<NodeIx, Resources>,
-    /// The placer over Ready nodes, and each snapshot node's slot in it.
-    placer: Option<(Placer<'w>, Table<NodeIx, Option<usize>>)>,
+    /// Built on first use.
+    others: Option<Others<'w>>,
+}
+
+/// The placer over Ready nodes not being removed.
+struct Others<'w> {
+    placer: Placer<'w>,
+    /// Each snapshot node's slot in the placer.
+    slots: Table<NodeIx, Option<usize>>,
+    /// Each slot's node.
+    nodes: Vec<NodeIx>,
 }
 
 impl<'w> Fit<'w> {
@@ -262,26 +306,24 @@ impl<'w> Fit<'w> {
         w.requests.cpu_milli <= alloc.cpu_milli && w.requests.memory <= alloc.memory
     }
 
-    /// Another Ready node fits the pod at its new size (placing it there).
-    fn elsewhere(&mut self, cx: &Cx<'w>, w: &'w Wanted<'w>) -> bool {
-        let (placer, slots) = self.placer.get_or_insert_with(|| {
+    /// Another Ready node that fits the pod at its new size (placing it there).
+    fn elsewhere(&mut self, cx: &Cx<'w>, w: &'w Wanted<'w>) -> Option<NodeIx> {
+        let o = self.others.get_or_insert_with(|| {
             let mut slots = Table::filled(None, cx.ix.node_count());
+            let mut sched = Vec::new();
             let mut nodes = Vec::new();
             for (i, slot) in slots.iter_mut() {
                 if cx.ix.node(i).ready && cx.ix.removal(i).is_none() {
-                    *slot = Some(nodes.len());
-                    nodes.push(cx.ix.sched_node(i));
+                    *slot = Some(sched.len());
+                    sched.push(cx.ix.sched_node(i));
+                    nodes.push(i);
                 }
             }
-            (Placer::new(nodes), slots)
+            Others { placer: Placer::new(sched), slots, nodes }
         });
-        match placer.find(w.resized(), slots[w.node]) {
-            Some(dest) => {
-                placer.place(w.resized(), dest);
-                true
-            }
-            None => false,
-        }
+        let dest = o.placer.find(w.resized(), o.slots[w.node])?;
+        o.placer.place(w.resized(), dest);
+        Some(o.nodes[dest])
     }
 }
 

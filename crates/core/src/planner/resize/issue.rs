@@ -1,16 +1,16 @@
 //! From decisions to actions, once scale-up has said which shrinks it counts
 //! on and which needs it took; timers for the next pass.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use crate::model::PodKey;
+use crate::model::{PodKey, Resources};
 use crate::planner::action::{Action, RecreatePod, ResizePod};
 use crate::planner::drain::pdb_name;
 use crate::planner::explain::{
-    Explanation, PodOutcome, ResizeCount, ResizeDecision, ResizeExplanation, UpdateBlock, UpdateReason,
+    Alert, Explanation, PodOutcome, ResizeCount, ResizeDecision, ResizeExplanation, UpdateBlock, UpdateReason,
 };
-use crate::planner::index::{PodIx, Table, VpaIx};
-use crate::planner::memory::ResizeMemory;
+use crate::planner::index::{NodeIx, PodIx, Table, VpaIx};
+use crate::planner::memory::{PlannedMove, ResizeMemory};
 use crate::planner::time::after;
 use crate::planner::{Cx, Pass};
 
@@ -33,6 +33,7 @@ pub(crate) fn issue<'w>(
             out.adjust.in_flight(f.node, pod, &f.resized);
         }
     }
+    out.earlier_moves();
 
     let mut decisions = Vec::new();
     for p in &assessment.updates {
@@ -44,20 +45,18 @@ pub(crate) fn issue<'w>(
                     reason: p.reason.clone(),
                     why: UpdateBlock::Pdb { pdb: pdb_name(&cx.ix, pdb) },
                 },
-                Ok(_) => out.recreate(w, p.reason.clone()),
+                Ok(_) => out.recreate(w, p.reason.clone(), p.dest),
             },
         };
+        if matches!(decision, ResizeDecision::Blocked { .. }) {
+            out.adjust.waiting(w);
+        }
         decisions.push((w.index, w.vertical, decision));
     }
-    for &w in &assessment.forcible {
+    for (w, held) in &assessment.forcible {
         let decision = match up.relief.get(&w.node) {
             Some(&pending) => out.resize(w, UpdateReason::FreesCapacity { pending }),
-            None => {
-                let key = cx.ix.vpa(w.vertical).workload.to_string();
-                let interval = cx.policy.resize.updater.min_update_interval;
-                let until = out.memory.last_update.get(&key).map_or(cx.now, |&t| after(t, interval));
-                ResizeDecision::RateLimited { until }
-            }
+            None => held.clone(),
         };
         decisions.push((w.index, w.vertical, decision));
     }
@@ -75,13 +74,18 @@ pub(crate) fn issue<'w>(
             None => true,
         });
     }
+    for &w in &assessment.waiting {
+        out.adjust.waiting(w);
+    }
     for (p, outcome) in assessment.demand.iter().zip(outcomes) {
         let w = p.want;
+        out.adjust.waiting(w);
         let outcome = outcome.unwrap_or(PodOutcome::ScaleUpDisabled);
         let to = total(&w.containers, |c| c.requests);
         decisions.push((w.index, w.vertical, ResizeDecision::NeedsCapacity { reason: p.reason.clone(), to, outcome }));
     }
     decisions.extend(assessment.settled);
+    unsupported(cx, &decisions, ex);
     explain(cx, decisions, ex);
 
     let Issued { actions, adjust, updated, memory, .. } = out;
@@ -95,6 +99,37 @@ pub(crate) fn issue<'w>(
     let live: std::collections::HashSet<&str> = evaluations.iter().map(|e| e.pod().uid.as_str()).collect();
     memory.resized.retain(|uid, _| live.contains(uid.as_str()));
     (actions, adjust)
+}
+
+impl Issued<'_, '_> {
+    /// Moves of earlier passes keep their destination until the replacement
+    /// is scheduled: while the evicted pod is still listed or a pod of its
+    /// workload waits for a node, for at most `max-node-provision-time` (a
+    /// replacement still unscheduled then is a pending pod like any other,
+    /// which scale-up places).
+    fn earlier_moves(&mut self) {
+        if self.memory.moves.is_empty() {
+            return;
+        }
+        let cx = self.cx;
+        let listed: HashSet<&str> = cx.ix.pods().map(|(_, p)| p.uid.as_str()).collect();
+        let waiting: HashSet<String> = cx
+            .ix
+            .unbound
+            .iter()
+            .filter(|p| !p.is_terminal() && p.deletion.is_none())
+            .filter_map(|p| p.workload.as_ref().map(|w| w.to_string()))
+            .collect();
+        let bound = cx.policy.scale_up.max_node_provision_time;
+        self.memory.moves.retain(|uid, m| {
+            cx.now < after(m.at, bound) && (listed.contains(uid.as_str()) || waiting.contains(&m.workload))
+        });
+        for m in self.memory.moves.values() {
+            if let Some(dest) = cx.ix.node_named(&m.node) {
+                self.adjust.reserve(dest, &m.pod, &Resources::new(m.cpu_milli, m.memory));
+            }
+        }
+    }
 }
 
 struct Issued<'w, 'm> {
@@ -127,11 +162,26 @@ impl<'w> Issued<'w, '_> {
         decision
     }
 
-    fn recreate(&mut self, w: &'w Wanted<'w>, reason: UpdateReason) -> ResizeDecision {
-        // Without an admission controller the replacement starts at its
-        // template's size; scale-down must not count on the new one.
-        if self.cx.ix.snap.admission_applies_recommendations {
-            self.adjust.update(w);
+    /// `dest`: the other node where it is to land (else its own).
+    fn recreate(&mut self, w: &'w Wanted<'w>, reason: UpdateReason, dest: Option<NodeIx>) -> ResizeDecision {
+        // Planned only where an admission controller gives the replacement
+        // its new size (assess), so scale-down counts that size where it lands.
+        match dest {
+            Some(dest) => {
+                self.adjust.moved(w, dest);
+                self.memory.moves.insert(
+                    w.pod.uid.clone(),
+                    PlannedMove {
+                        workload: self.cx.ix.vpa(w.vertical).workload.to_string(),
+                        pod: w.pod.key().to_string(),
+                        node: self.cx.ix.node(dest).name.clone(),
+                        cpu_milli: w.requests.cpu_milli,
+                        memory: w.requests.memory,
+                        at: self.cx.now,
+                    },
+                );
+            }
+            None => self.adjust.update(w),
         }
         self.memory.resized.remove(&w.pod.uid);
         self.updated.insert(w.vertical);
@@ -142,8 +192,28 @@ impl<'w> Issued<'w, '_> {
             vpa: vpa_name(self.cx, w.vertical),
             containers: w.containers.clone(),
             reason: reason.clone(),
+            recommendation_applied: self.cx.ix.snap.admission_applies_recommendations,
         }));
         ResizeDecision::Recreate { reason, to: total(&w.containers, |c| c.requests) }
+    }
+}
+
+/// One alert per VPA object whose pods' updates Kubernetes would refuse in
+/// place and that cannot be recreated: the configuration must change, and a
+/// resize sent anyway would only be refused again.
+fn unsupported(cx: &Cx<'_>, decisions: &[(PodIx, VpaIx, ResizeDecision)], ex: &mut Explanation) {
+    let mut per_vpa: BTreeMap<VpaIx, (usize, PodIx, String)> = BTreeMap::new();
+    for (index, v, decision) in decisions {
+        if let ResizeDecision::Blocked { why: why @ UpdateBlock::QosClassChange { .. }, .. } = decision {
+            let entry = per_vpa.entry(*v).or_insert_with(|| (0, *index, why.to_string()));
+            entry.0 += 1;
+            if *index < entry.1 {
+                (entry.1, entry.2) = (*index, why.to_string());
+            }
+        }
+    }
+    for (v, (pods, example, why)) in per_vpa {
+        ex.alerts.push(Alert::ResizeUnsupported { vpa: vpa_name(cx, v), pods, example: cx.ix.pod(example).key(), why });
     }
 }
 

@@ -28,7 +28,7 @@ mod wanted;
 
 use std::collections::HashMap;
 
-use crate::model::{Pod, Resources};
+use crate::model::{Pod, QosClass, Resources};
 
 use super::action::ContainerResize;
 use super::explain::{CpuMemory, ResizeDecision, UpdateReason};
@@ -53,6 +53,9 @@ pub(crate) struct Wanted<'a> {
     /// The pod at its new size, built on first use (most passes need only
     /// `requests`; cloning 300,000 pods would not be cheap).
     resized: std::cell::OnceCell<Box<Pod>>,
+    /// The pod at the larger of its current and its new size, per resource,
+    /// built on first use: what it will need while its update waits.
+    future: std::cell::OnceCell<Box<Pod>>,
     pub reason: UpdateReason,
     pub urgency: Urgency,
     /// No request grows: the node has room by definition.
@@ -87,6 +90,50 @@ impl Wanted<'_> {
                     c.limits.memory = r.limits.memory;
                 }
                 c.allocated = None;
+            }
+            pod
+        })
+    }
+
+    /// (from, to) when the update would change the pod's QoS class, which
+    /// Kubernetes refuses in place.
+    pub fn qos_change(&self) -> Option<(QosClass, QosClass)> {
+        let from = QosClass::of(self.pod.containers.iter().map(|c| (&c.requests, &c.limits)));
+        let after: Vec<(Resources, Resources)> = self
+            .pod
+            .containers
+            .iter()
+            .map(|c| {
+                let (mut requests, mut limits) = (c.requests.clone(), c.limits.clone());
+                if let Some(r) = self.containers.iter().find(|r| r.container == c.name) {
+                    requests.cpu_milli = r.requests.cpu_milli;
+                    requests.memory = r.requests.memory;
+                    if r.limits.cpu_milli > 0 {
+                        limits.cpu_milli = r.limits.cpu_milli;
+                    }
+                    if r.limits.memory > 0 {
+                        limits.memory = r.limits.memory;
+                    }
+                }
+                (requests, limits)
+            })
+            .collect();
+        let to = QosClass::of(after.iter().map(|(r, l)| (r, l)));
+        (from != to).then_some((from, to))
+    }
+
+    /// The pod as it will be while its update waits (rate limit, disruption
+    /// budget, capacity, PDB): each request at the larger of what it has and
+    /// what it is due, so no plan counts on room its growth will take.
+    pub fn future(&self) -> &Pod {
+        self.future.get_or_init(|| {
+            let mut pod = Box::new(self.pod.clone());
+            pod.requests.cpu_milli = self.pod.requests.cpu_milli.max(self.requests.cpu_milli);
+            pod.requests.memory = self.pod.requests.memory.max(self.requests.memory);
+            for r in &self.containers {
+                let Some(c) = pod.containers.iter_mut().find(|c| c.name == r.container) else { continue };
+                c.requests.cpu_milli = c.requests.cpu_milli.max(r.requests.cpu_milli);
+                c.requests.memory = c.requests.memory.max(r.requests.memory);
             }
             pod
         })
@@ -150,13 +197,22 @@ pub(crate) struct Adjustments<'w> {
     pods: HashMap<&'w str, Resized<'w>>,
     /// Per node: the change of its requested resources.
     node_delta: HashMap<NodeIx, Resources>,
+    /// Per node: pods evicted this pass to land there at their new size.
+    arriving: HashMap<NodeIx, Vec<&'w Pod>>,
+    /// Nodes a planned move needs (this pass or an earlier one's, until the
+    /// replacement is scheduled), with the pod moving there (`namespace/name`).
+    reserved: HashMap<NodeIx, String>,
 }
 
 /// A pod at its new size; built only if scale-down simulates its node.
 #[derive(Debug, Clone, Copy)]
 enum Resized<'w> {
     Update(&'w Wanted<'w>),
+    /// Due but not issued: at its future size.
+    Waiting(&'w Wanted<'w>),
     InFlight(&'w Pod),
+    /// Evicted this pass to move elsewhere: no longer on its node.
+    Leaving,
 }
 
 impl<'w> Adjustments<'w> {
@@ -166,9 +222,26 @@ impl<'w> Adjustments<'w> {
     {
         match self.pods.get(pod.uid.as_str()) {
             Some(Resized::Update(w)) => w.resized(),
+            Some(Resized::Waiting(w)) => w.future(),
             Some(Resized::InFlight(p)) => p,
-            None => pod,
+            Some(Resized::Leaving) | None => pod,
         }
+    }
+
+    /// Evicted this pass to move to another node.
+    pub fn leaving(&self, pod: &Pod) -> bool {
+        matches!(self.pods.get(pod.uid.as_str()), Some(Resized::Leaving))
+    }
+
+    /// Pods evicted this pass to land on `node` at their new size.
+    pub fn arriving(&self) -> impl Iterator<Item = (NodeIx, &'w Pod)> + '_ {
+        self.arriving.iter().flat_map(|(&node, pods)| pods.iter().map(move |&p| (node, p)))
+    }
+
+    /// The pod (`namespace/name`) a planned move sends to `node`, if any: that
+    /// node is not removed before the replacement is scheduled.
+    pub fn reserved_for(&self, node: NodeIx) -> Option<&str> {
+        self.reserved.get(&node).map(String::as_str)
     }
 
     pub fn apply(&self, node: NodeIx, requested: &mut Resources) {
@@ -186,6 +259,34 @@ impl<'w> Adjustments<'w> {
     fn update(&mut self, w: &'w Wanted<'w>) {
         self.change(w.node, &w.pod.requests, &w.requests);
         self.pods.insert(w.pod.uid.as_str(), Resized::Update(w));
+    }
+
+    /// An update due but not issued this pass: its growth is counted now.
+    fn waiting(&mut self, w: &'w Wanted<'w>) {
+        if w.shrink_only {
+            return; // it keeps its size until then
+        }
+        let future = Resources::new(
+            w.pod.requests.cpu_milli.max(w.requests.cpu_milli),
+            w.pod.requests.memory.max(w.requests.memory),
+        );
+        self.change(w.node, &w.pod.requests, &future);
+        self.pods.insert(w.pod.uid.as_str(), Resized::Waiting(w));
+    }
+
+    /// Evicted to land on `dest` at its new size.
+    fn moved(&mut self, w: &'w Wanted<'w>, dest: NodeIx) {
+        self.change(w.node, &w.pod.requests, &Resources::default());
+        self.pods.insert(w.pod.uid.as_str(), Resized::Leaving);
+        self.arriving.entry(dest).or_default().push(w.resized());
+        self.reserved.insert(dest, w.pod.key().to_string());
+    }
+
+    /// An earlier pass's move whose replacement is not scheduled yet: its
+    /// room on `dest` stays taken.
+    fn reserve(&mut self, dest: NodeIx, pod: &str, requests: &Resources) {
+        self.change(dest, &Resources::default(), requests);
+        self.reserved.entry(dest).or_insert_with(|| pod.to_string());
     }
 
     fn in_flight(&mut self, node: NodeIx, old: &'w Pod, new: &'w Pod) {

@@ -219,6 +219,7 @@ impl Desired {
             containers,
             requests,
             resized: Default::default(),
+            future: Default::default(),
             reason,
             urgency,
             shrink_only,

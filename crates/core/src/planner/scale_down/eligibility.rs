@@ -35,6 +35,10 @@ pub(super) fn candidate(
     if node.annotations.get(SCALE_DOWN_DISABLED).is_some_and(|v| v == "true") {
         return Err(NodeStatus::ScaleDownDisabled);
     }
+    if let Some(pod) = adjust.reserved_for(i) {
+        // Removing it would undo the move: the pod would come back evicted again.
+        return Err(NodeStatus::MoveDestination { pod: pod.to_string() });
+    }
     let empty = incoming.is_empty() && cx.ix.workload_pods(i).all(|p| p.deletion.is_some());
     if !node.ready {
         // Still booting: provisioning watches it (max-node-provision-time).

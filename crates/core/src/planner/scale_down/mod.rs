@@ -62,6 +62,10 @@ pub fn plan<'a>(cx: &Cx<'a>, pass: &mut Pass<'a>) -> Vec<Action> {
     for &(node, pod) in &pass.up.will_schedule {
         incoming[node].push(pod);
     }
+    // So do pods evicted this pass to move there, at their new size.
+    for (node, pod) in pass.adjust.arriving() {
+        incoming[node].push(pod);
+    }
     let mut statuses = Statuses::new();
     let mut candidates = Vec::new();
     for (i, incoming) in incoming.iter() {

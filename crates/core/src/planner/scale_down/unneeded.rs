@@ -69,6 +69,7 @@ pub(super) fn find<'a>(
             .ix
             .pods_on(c.node)
             .iter()
+            .filter(|p| !adjust.leaving(p))
             .map(|p| adjust.pod(p))
             .chain(incoming[c.node].iter().copied())
             .chain(moved_here.iter().copied())

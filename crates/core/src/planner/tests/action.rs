@@ -119,6 +119,7 @@ fn one_of_each() -> Vec<(Action, &'static str)> {
                 vpa: "shop/web".into(),
                 containers: resize(),
                 reason: oom,
+                recommendation_applied: true,
             }),
             "evict pod shop/web-2 to be recreated (app was OOM-killed): app cpu 100m, memory 128Mi -> cpu 250m, memory 256Mi",
         ),

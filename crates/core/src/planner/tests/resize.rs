@@ -228,6 +228,7 @@ fn recreate_needs_admission_replicas_pdb_and_eviction_requirements() {
 fn infeasible_or_long_deferred_resizes_fall_back_to_recreate_elsewhere() {
     let setup = |state: ResizeState| {
         let mut w = one_node();
+        w.snap.admission_applies_recommendations = true;
         w.minion("g", "n2");
         vpa_pod(&mut w, "web-0", "n1", 1000, GI);
         vpa_pod(&mut w, "web-1", "n2", 1000, GI);
@@ -259,11 +260,65 @@ fn infeasible_or_long_deferred_resizes_fall_back_to_recreate_elsewhere() {
     let plan = w.plan();
     assert!(recreations(&plan).is_empty());
     assert!(matches!(decision(&plan, "web-0"), ResizeDecision::Blocked { why: UpdateBlock::InPlaceOnly, .. }));
+
+    // Without an admission controller the replacement would come back at
+    // 1000m: the fallback is explained, never an eviction.
+    let mut w = setup(ResizeState::Infeasible { since: super::t0(), message: "too big".into() });
+    w.snap.admission_applies_recommendations = false;
+    let plan = w.plan();
+    assert!(recreations(&plan).is_empty(), "{}", plan.explanation);
+    assert!(matches!(
+        decision(&plan, "web-0"),
+        ResizeDecision::Blocked { why: UpdateBlock::NoAdmissionController, .. }
+    ));
+}
+
+/// Issue 17: web's recommendation outgrows its minion; another has room.
+/// Without an admission controller, evicting web "to move" brings it back at
+/// its template's 1000m wherever the scheduler puts it — the start of the
+/// scale-up / removal / recreate loop. It is never evicted: the growth is asked
+/// in place (the kubelet defers it until room frees) and no group grows for it.
+#[test]
+fn in_place_or_recreate_never_evicts_to_move_without_an_admission_controller() {
+    let setup = |admission: bool| {
+        let mut w = World::new();
+        w.snap.admission_applies_recommendations = admission;
+        w.group("g", 0, 5, 4000, 16 * GI);
+        w.minion("g", "n1");
+        w.minion("g", "n2");
+        w.pod("other-0", Some("n1"), 1500, GI);
+        vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+        vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI)));
+        w
+    };
+    let plan = setup(false).plan();
+    assert!(recreations(&plan).is_empty(), "{}", plan.explanation);
+    assert!(scale_ups(&plan).is_empty(), "{}", plan.explanation);
+    let r = resizes(&plan);
+    assert_eq!(r.len(), 1, "asked in place, within n1's allocatable: {}", plan.explanation);
+    assert_eq!(r[0].containers[0].requests.cpu_milli, 3000);
+
+    // Beyond the node's allocatable: explained once, nothing sent.
+    let mut w = setup(false);
+    w.snap.vertical[0].recommendations = vec![rec((5000, GI), (4500, 512 * MI), (6000, 2 * GI))];
+    let plan = w.plan();
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert!(matches!(
+        decision(&plan, "web-0"),
+        ResizeDecision::Blocked { why: UpdateBlock::NoAdmissionController, .. }
+    ));
+
+    // With one, the replacement gets 3000m: moving it to n2 is the update.
+    let mut w = setup(true);
+    w.snap.vertical[0].min_replicas = Some(1);
+    let plan = w.plan();
+    assert_eq!(recreations(&plan).len(), 1, "{}", plan.explanation);
 }
 
 #[test]
 fn growth_that_fits_no_node_is_demand_for_scale_up_then_a_move() {
     let mut w = one_node();
+    w.snap.admission_applies_recommendations = true;
     vpa_pod(&mut w, "web-0", "n1", 1000, GI);
     vpa_pod(&mut w, "web-1", "n1", 1000, GI);
     w.pod("other-0", Some("n1"), 1800, GI);
@@ -365,4 +420,186 @@ fn requests_only_policies_are_capped_at_the_limit_and_then_left_alone() {
     let again = w.step();
     assert!(resizes(&again).is_empty());
     assert_eq!(again.explanation.resize_count("default/web", &ResizeDecision::UpToDate), 1);
+}
+
+/// Issue 17: growth held back by `min-update-interval` still happens later.
+/// Judging web at its current 1000m, scale-down found n2 unneeded (web fits
+/// next to `other` on n1) or drained `other` onto web's node — where web's
+/// growth to 3000m then no longer fits: a scale-up again. Both nodes stay.
+#[test]
+fn scale_down_counts_growth_held_back_by_the_rate_limit() {
+    let mut w = World::new();
+    w.group("g", 0, 5, 4000, 16 * GI);
+    w.minion("g", "n1");
+    w.minion("g", "n2");
+    w.pod("other-0", Some("n1"), 1500, GI);
+    vpa_pod(&mut w, "web-0", "n2", 1000, GI);
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI)));
+    w.memory.resize.last_update.insert(workload("web").to_string(), w.ago(60));
+    let plan = w.plan();
+    assert_eq!(counted(&plan, |d| matches!(d, ResizeDecision::RateLimited { .. })), 1, "{}", plan.explanation);
+    for node in ["n1", "n2"] {
+        assert!(
+            !matches!(plan.explanation.node(node), Some(NodeStatus::Unneeded { .. })),
+            "{node}: {}",
+            plan.explanation
+        );
+    }
+
+    // Held back by the disruption budget instead: the same.
+    let mut w2 = World::new();
+    w2.group("g", 0, 5, 4000, 16 * GI);
+    w2.minion("g", "n1");
+    w2.minion("g", "n2");
+    w2.pod("other-0", Some("n1"), 1500, GI);
+    vpa_pod(&mut w2, "web-0", "n2", 1000, GI);
+    vpa_pod(&mut w2, "web-1", "n2", 100, GI);
+    w2.pod_mut("web-1").resize = ResizeState::InProgress { since: w2.ago(5) };
+    vpa(&mut w2, "web", UpdateMode::InPlaceOrRecreate, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI)));
+    let plan = w2.plan();
+    assert_eq!(counted(&plan, |d| matches!(d, ResizeDecision::DisruptionBudget { .. })), 1, "{}", plan.explanation);
+    assert!(!matches!(plan.explanation.node("n1"), Some(NodeStatus::Unneeded { .. })), "{}", plan.explanation);
+}
+
+/// Issue 17: four over-requested replicas; two pending pods fit once three of
+/// them shrink. `max-disruption-fraction` (0.5) let only two shrink, so the
+/// pass said "scale-up avoided" and still grew the group 1 → 2 — a minion that
+/// booted, sat empty and was removed. A shrink in place disrupts nothing: all
+/// four are counted, both pods fit, no group grows.
+#[test]
+fn shrinks_that_let_pending_pods_schedule_are_not_held_by_the_disruption_budget() {
+    let mut w = one_node();
+    for i in 0..4 {
+        vpa_pod(&mut w, &format!("web-{i}"), "n1", 900, GI);
+    }
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((200, GI), (150, 512 * MI), (400, 2 * GI)));
+    w.pending("batch-0", 1000, GI);
+    w.pending("batch-1", 1000, GI);
+    let plan = w.plan();
+    assert!(scale_ups(&plan).is_empty(), "{}", plan.explanation);
+    assert_eq!(resizes(&plan).len(), 4, "{}", plan.explanation);
+    let note = plan.explanation.notes.iter().find(|n| matches!(n, Note::ScaleUpAvoided { .. })).unwrap();
+    assert!(matches!(note, Note::ScaleUpAvoided { pods: 2, .. }), "{note}");
+
+    // Nothing pending: the budget holds as before.
+    let mut w = one_node();
+    for i in 0..4 {
+        vpa_pod(&mut w, &format!("web-{i}"), "n1", 900, GI);
+    }
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((200, GI), (150, 512 * MI), (400, 2 * GI)));
+    let plan = w.plan();
+    assert_eq!(resizes(&plan).len(), 2, "{}", plan.explanation);
+    let budget = ResizeDecision::DisruptionBudget { in_flight: 2, max: 2 };
+    assert_eq!(plan.explanation.resize_count("default/web", &budget), 2, "{}", plan.explanation);
+}
+
+/// Issue 17: one pass said both "web-0 evicted to be recreated … at cpu 3"
+/// and "removal started" for n2, the only minion where web fits at 3000m.
+/// A planned move reserves its destination — this pass, and in later passes
+/// until the replacement is scheduled — and web no longer counts on n1.
+#[test]
+fn a_move_reserves_its_destination_until_the_replacement_is_scheduled() {
+    let mut w = World::new();
+    w.snap.admission_applies_recommendations = true;
+    w.group("g", 0, 5, 4000, 16 * GI);
+    w.minion("g", "n1");
+    w.minion("g", "n2");
+    w.minion("g", "n3");
+    w.pod("other-0", Some("n1"), 1500, GI);
+    vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+    w.pod("tiny-0", Some("n2"), 200, GI);
+    w.pod("other-1", Some("n3"), 1500, GI);
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI))).min_replicas =
+        Some(1);
+    // n2 has been unneeded (tiny fits on n3) for longer than unneeded-time.
+    w.memory.unneeded_since.insert("n2".into(), w.ago(3600));
+    let plan = w.step();
+    let r = recreations(&plan);
+    assert_eq!(r.len(), 1, "{}", plan.explanation);
+    assert!(super::starts(&plan).is_empty(), "{:?}", plan.actions);
+    assert_eq!(
+        plan.explanation.node("n2"),
+        Some(&NodeStatus::MoveDestination { pod: "default/web-0".into() }),
+        "{}",
+        plan.explanation
+    );
+
+    // The next pass: web-0 terminating, its replacement not scheduled yet.
+    w.apply(&plan);
+    w.advance(10);
+    let replacement = w.pod("web-1", None, 3000, GI);
+    replacement.workload = Some(workload("web"));
+    let plan = w.step();
+    assert!(super::starts(&plan).is_empty(), "{:?}", plan.actions);
+    assert!(matches!(plan.explanation.node("n2"), Some(NodeStatus::MoveDestination { .. })), "{}", plan.explanation);
+
+    // Scheduled (and the old one gone): the reservation ends.
+    w.terminate();
+    w.advance(10);
+    let pod = w.pod_mut("web-1");
+    pod.node_name = Some("n2".into());
+    pod.phase = crate::model::PodPhase::Running;
+    let plan = w.step();
+    assert!(!matches!(plan.explanation.node("n2"), Some(NodeStatus::MoveDestination { .. })), "{}", plan.explanation);
+    assert!(w.memory.resize.moves.is_empty());
+}
+
+/// Issue 17: resizes that would change a pod's QoS class were sent, refused
+/// with 422 "Pod QOS Class may not change", and sent again every
+/// `min-update-interval`. They are predicted: recreated where an admission
+/// controller gives the replacement its size, else never sent and explained
+/// once per VPA object as an alert.
+#[test]
+fn qos_changing_updates_are_recreated_or_reported_never_sent_in_place() {
+    let best_effort = |admission: bool| {
+        let mut w = one_node();
+        w.snap.admission_applies_recommendations = admission;
+        vpa_pod(&mut w, "batch-0", "n1", 0, 0);
+        let c = &mut w.pod_mut("batch-0").containers[0];
+        (c.limits, c.allocated) = (Resources::default(), Some(Resources::default()));
+        vpa(&mut w, "batch", UpdateMode::InPlaceOrRecreate, rec((300, 256 * MI), (200, 128 * MI), (600, GI)))
+            .min_replicas = Some(1);
+        w
+    };
+    let plan = best_effort(false).plan();
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    let ResizeDecision::Blocked { why: UpdateBlock::QosClassChange { from, to }, .. } = decision(&plan, "batch-0")
+    else {
+        panic!("{}", plan.explanation)
+    };
+    assert_eq!((from.as_str(), to.as_str()), ("BestEffort", "Burstable"));
+    let alerts: Vec<String> = plan.explanation.alerts.iter().map(|a| a.to_string()).collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(alerts[0].contains("VPA default/batch: 1 pod(s) not updated") && alerts[0].contains("QoS"), "{alerts:?}");
+
+    // An admission controller gives the replacement its requests: recreated.
+    let plan = best_effort(true).plan();
+    assert_eq!(recreations(&plan).len(), 1, "{}", plan.explanation);
+    assert!(resizes(&plan).is_empty());
+
+    // Guaranteed (requests = limits): RequestsOnly would make it Burstable;
+    // RequestsAndLimits keeps the ratio, and the class, in place.
+    let guaranteed = |controlled: ControlledValues| {
+        let mut w = one_node();
+        vpa_pod(&mut w, "web-0", "n1", 500, 512 * MI);
+        w.pod_mut("web-0").containers[0].limits = Resources::new(500, 512 * MI);
+        let v =
+            vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((300, 256 * MI), (200, 128 * MI), (400, 384 * MI)));
+        v.resource_policy.container_policies.push(ContainerResourcePolicy {
+            container_name: "*".into(),
+            controlled_values: controlled,
+            ..Default::default()
+        });
+        w
+    };
+    let plan = guaranteed(ControlledValues::RequestsOnly).plan();
+    assert!(resizes(&plan).is_empty(), "{:?}", plan.actions);
+    assert!(matches!(
+        decision(&plan, "web-0"),
+        ResizeDecision::Blocked { why: UpdateBlock::QosClassChange { .. }, .. }
+    ));
+    let plan = guaranteed(ControlledValues::RequestsAndLimits).plan();
+    let r = resizes(&plan);
+    assert_eq!(r.len(), 1, "{}", plan.explanation);
+    assert_eq!((r[0].containers[0].requests.cpu_milli, r[0].containers[0].limits.cpu_milli), (300, 300));
 }
