@@ -61,4 +61,6 @@ mod invariants;
 #[cfg(test)]
 mod pod_level_tests;
 #[cfg(test)]
+mod stability;
+#[cfg(test)]
 mod tests;
