@@ -67,7 +67,8 @@ impl Journal {
         self.timeline.push(TimelineEntry { at_secs, subject: subject.to_string(), event });
     }
 
-    /// The timeline so far.
+    /// The timeline so far (the stability property reads it).
+    #[cfg(test)]
     pub fn timeline(&self) -> &[TimelineEntry] {
         &self.timeline
     }
