@@ -2,9 +2,10 @@
 //! the daemon (the Kubernetes watches' store, a read of every group's Heat
 //! stack, `control_loop::Planning::plan`), printed instead of carried out.
 //!
-//! The node level only: pod-level decisions need the recommender's usage
-//! history, which a one-shot process does not have (a running daemon's
-//! recommendations are in each VPA object's status).
+//! The pod level too, when `pod-resize.enabled`: a one-shot process has no
+//! usage history, so each handled VPA object's recommendation is the one its
+//! status publishes (the running recommender's); the pass then says, per pod,
+//! why it would be resized in place, recreated, moved, or left alone.
 //!
 //! The timers (unneeded-since, back-offs, last scale-up/down/failure) are the
 //! running leader's, read from the status ConfigMap it publishes
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use heatscaler_core::model::{SignedDuration, Timestamp};
+use heatscaler_core::model::{SignedDuration, Timestamp, VerticalScaling};
 use heatscaler_daemon::cloud::Cloud;
 use heatscaler_daemon::cloud::group::{Backend, NodeGroupBackend};
 use heatscaler_daemon::cloud::heat::HeatClient;
@@ -26,6 +27,7 @@ use heatscaler_daemon::config::Config;
 use heatscaler_daemon::control_loop::{Planned, Planning};
 use heatscaler_daemon::observe::{Changes, GroupRead, KubeObserver};
 use heatscaler_daemon::telemetry::Metrics;
+use heatscaler_daemon::vpa::{self, VerticalPodAutoscaler};
 
 /// A status older than this is not taken for the daemon's timers (the leader
 /// refreshes it every minute while it runs).
@@ -105,8 +107,12 @@ async fn plan(config: &Config) -> anyhow::Result<(Planned, TimerSource)> {
     let reads = read_heat(config).await?;
     let client = heatscaler_daemon::control_loop::kube_client(&config.kubernetes).await?;
     let (mut planning, source) = daemon_timers(&client, Timestamp::now()).await;
-    let kube = KubeObserver::start(client, Arc::new(Metrics::new()), Changes::new());
+    let kube = KubeObserver::start(client.clone(), Arc::new(Metrics::new()), Changes::new());
     kube.health().wait_synced().await;
+    if config.pod_resize.enabled {
+        let vertical = published_vertical(&client, config).await?;
+        kube.store().lock().await.set_vertical(vertical, config.pod_resize.admission_controller);
+    }
     let policy = config.planner_policy();
     loop {
         if let Some(planned) =
@@ -117,6 +123,26 @@ async fn plan(config: &Config) -> anyhow::Result<(Planned, TimerSource)> {
         // A watch is re-listing (its resourceVersion expired): plan on the complete list.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The VPA objects heatscaler handles, with the recommendations their status
+/// publishes. None when the cluster has no VPA CRD (nothing to handle).
+async fn published_vertical(client: &kube::Client, config: &Config) -> anyhow::Result<Vec<VerticalScaling>> {
+    let api: kube::Api<VerticalPodAutoscaler> = kube::Api::all(client.clone());
+    let list = match api.list(&Default::default()).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Vec::new()),
+        Err(e) => return Err(e).context("list VerticalPodAutoscaler objects"),
+    };
+    let settings = &config.pod_resize;
+    let mut out = Vec::new();
+    for vpa in list.iter().filter(|v| vpa::handled_by(v, &settings.recommender_name, settings.claim_unnamed_vpas)) {
+        // One that cannot be acted on says so in its own status (ConfigUnsupported).
+        let Ok(mut model) = vpa::to_model(vpa, None) else { continue };
+        model.recommendations = vpa::published_recommendations(vpa).unwrap_or_default();
+        out.push(model);
+    }
+    Ok(out)
 }
 
 /// The leader's timers from its status ConfigMap, when it is there and fresh.

@@ -361,3 +361,45 @@ async fn a_resize_refused_as_invalid_is_reported_and_not_sent_again() {
     let Outcome::Skipped(other) = f.actuator.execute(&resize(400), now()).await else { panic!() };
     assert!(other.contains("refused by the API server"), "{other}");
 }
+
+/// Issue 17, point 6: VPA status and checkpoint writes go through the
+/// actuator, which checks dry run in one place (it used to be each caller's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vpa_writes_go_through_the_actuator_and_dry_run_writes_none() {
+    use heatscaler_daemon::act::VpaWrite;
+    use heatscaler_daemon::vpa::{VerticalPodAutoscaler, api};
+    use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
+    use kube::api::PostParams;
+    let f = fixture().await;
+    let client = f.sim.kube_client_without_retries().unwrap();
+    let spec = api::VerticalPodAutoscalerSpec {
+        target_ref: Some(CrossVersionObjectReference {
+            api_version: Some("apps/v1".into()),
+            kind: "Deployment".into(),
+            name: "web".into(),
+        }),
+        update_policy: None,
+        resource_policy: None,
+        recommenders: vec![api::RecommenderSelector { name: "heatscaler".into() }],
+        startup_boost: None,
+    };
+    let vpas: kube::Api<VerticalPodAutoscaler> = kube::Api::namespaced(client.clone(), "default");
+    vpas.create(&PostParams::default(), &VerticalPodAutoscaler::new("default", "web", spec)).await.unwrap();
+    let write = VpaWrite::Status {
+        namespace: "default".into(),
+        name: "web".into(),
+        patch: serde_json::json!({"status": {"recommendation": {"containerRecommendations": [
+            {"containerName": "app", "target": {"cpu": "250m", "memory": "128Mi"}}
+        ]}}}),
+    };
+    let recommended = || async { vpas.get("web").await.unwrap().status.and_then(|s| s.recommendation).is_some() };
+
+    let (alerts, _) = capturing_dispatcher(f.metrics.clone());
+    let dry = Actuator::new(client.clone(), Vec::new(), alerts, f.metrics.clone(), HeatPoke::default(), true);
+    assert!(matches!(dry.write_vpa(&write).await, Outcome::DryRun));
+    assert!(matches!(dry.write_vpa(&VpaWrite::Checkpoints(Vec::new())).await, Outcome::DryRun));
+    assert!(!recommended().await, "a dry run writes no status");
+
+    assert!(matches!(f.actuator.write_vpa(&write).await, Outcome::Done(_)));
+    assert!(recommended().await);
+}

@@ -168,3 +168,73 @@ async fn a_broken_kubeconfig_with_an_inline_token_is_never_echoed() {
     assert!(!check.status.success(), "check-config accepts a kubeconfig the daemon cannot read");
     assert!(stderr.contains("kubernetes.kubeconfig") && !stderr.contains(CANARY), "{stderr}");
 }
+
+/// Issue 17, point 6: `explain` covers the pod level — per pod, why it would
+/// be resized, recreated, moved or left alone — on the recommendation the
+/// running recommender published in each VPA object's status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explains_the_pod_level_from_the_published_recommendations() {
+    use heatscaler_daemon::vpa::{VerticalPodAutoscaler, api};
+    use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
+    use kube::api::{Patch, PatchParams, PostParams};
+    let sim = KubeSim::start(Options::fast()).await.unwrap();
+    sim.add_node(NodeSpec::new("node-1").cpu("4").memory("8Gi")).unwrap();
+    let web = PodTemplate::new("app").label("app", "web").requests("100m", "128Mi").limits("200m", "256Mi");
+    sim.create(&web.deployment("default", "web", 1)).unwrap();
+    let batch = PodTemplate::new("job").label("app", "batch");
+    sim.create(&batch.deployment("default", "batch", 1)).unwrap();
+    sim.wait_for("pods running", Duration::from_secs(30), |s| s.ready_pods(Some("default")) >= 2).await.unwrap();
+    let client = sim.kube_client().unwrap();
+    let vpas: kube::Api<VerticalPodAutoscaler> = kube::Api::namespaced(client, "default");
+    for (name, container) in [("web", "app"), ("batch", "job")] {
+        let spec = api::VerticalPodAutoscalerSpec {
+            target_ref: Some(CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: name.into(),
+            }),
+            update_policy: Some(api::PodUpdatePolicy {
+                update_mode: Some(api::UpdateMode::InPlaceOrRecreate),
+                ..Default::default()
+            }),
+            resource_policy: None,
+            recommenders: vec![api::RecommenderSelector { name: "heatscaler".into() }],
+            startup_boost: None,
+        };
+        vpas.create(&PostParams::default(), &VerticalPodAutoscaler::new("default", name, spec)).await.unwrap();
+        let status = serde_json::json!({"status": {"recommendation": {"containerRecommendations": [{
+            "containerName": container,
+            "target": {"cpu": "500m", "memory": "128Mi"},
+            "lowerBound": {"cpu": "400m", "memory": "100Mi"},
+            "upperBound": {"cpu": "1", "memory": "256Mi"},
+        }]}}});
+        vpas.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let config = dir.path().join("heatscaler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kubernetes:\n  access: kubeconfig\n  kubeconfig: {}\npod-resize:\n  enabled: true\n",
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+
+    let out = explain(&config, &[]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    println!("{text}");
+    let line = |app: &str| text.lines().find(|l| l.contains(&format!("pod default/{app}-"))).unwrap_or_default();
+    assert!(line("web").contains("(vpa default/web): resized in place"), "{text}");
+    assert!(line("batch").contains("QoS class from BestEffort to Burstable"), "{text}");
+    assert!(text.contains("resize pod default/web-"), "the action it would take:\n{text}");
+    let web_pod = sim
+        .list::<k8s_openapi::api::core::v1::Pod>(Some("default"))
+        .into_iter()
+        .find(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with("web-")));
+    let requests = web_pod.unwrap().spec.unwrap().containers[0].resources.clone().unwrap().requests.unwrap();
+    assert_eq!(requests["cpu"].0, "100m", "explain resized nothing");
+}

@@ -49,6 +49,7 @@ pub async fn create_vpa(client: &kube::Client, name: &str, mode: api::UpdateMode
         update_policy: Some(api::PodUpdatePolicy { update_mode: Some(mode), ..Default::default() }),
         resource_policy: None,
         recommenders: vec![api::RecommenderSelector { name: "heatscaler".into() }],
+        startup_boost: None,
     };
     let vpas: Api<VerticalPodAutoscaler> = Api::default_namespaced(client.clone());
     vpas.create(&PostParams::default(), &VerticalPodAutoscaler::new("default", name, spec)).await.expect("VPA created")
@@ -118,8 +119,14 @@ impl PodLevel {
                 }
                 Err(problem) => (Vec::new(), false, Some(problem.clone())),
             };
-            let update =
-                StatusUpdate { recommendations: &recommendations, pods_matched, unsupported: unsupported.as_ref() };
+            let update = StatusUpdate {
+                recommendations: &recommendations,
+                pods_matched,
+                unsupported: unsupported.as_ref(),
+                generation: handled.object.metadata.generation,
+                unsupported_fields: &heatscaler_daemon::vpa::unsupported_fields(handled.object),
+                upstream: &[],
+            };
             client::sync_status(&namespaced, handled.object, &update, now).await.expect("status written");
         }
 

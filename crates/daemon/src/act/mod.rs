@@ -8,7 +8,8 @@
 //! in the module of its concern — [`group_resize`] (ScaleUp, RemoveMembers: Heat),
 //! [`removal`] (StartRemoval, MarkDrained, RollBackRemoval, DeleteNode),
 //! [`evict`] (EvictPods), [`resize`] (ResizePod, RecreatePod: the pod level,
-//! through the `vpa` client). [`status`] writes the status ConfigMap.
+//! through the `vpa` client). [`status`] writes the status ConfigMap;
+//! [`vpa_writes`] the pod level's VPA status and checkpoint writes.
 //!
 //! With `dry_run`, every action is logged and reported as an Event
 //! ("dry run: would ...") and none is performed.
@@ -22,6 +23,7 @@ mod removal;
 mod resize;
 mod status;
 mod stuck;
+mod vpa_writes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ pub use self::kube::{Eviction, FIELD_MANAGER, KubeOps, merge_patch};
 pub use confirm::{MISMATCH_ANNOTATION, MISMATCH_GROUP_ANNOTATION, RemovalLedger};
 pub use error::ActuatorError;
 pub use status::StatusWrite;
+pub use vpa_writes::VpaWrite;
 
 use crate::alerts::{Dispatcher, ObjectRef, Reason, ScalingEvent};
 use crate::cloud::group::Backend;

@@ -441,6 +441,18 @@ impl ScalingEvent {
             .with_field("pods", pods)
     }
 
+    /// `vpa`: `namespace/name` of a VPA object heatscaler handles; `seen`: the
+    /// upstream component and the pod that shows it acted.
+    pub fn upstream_vpa_active(vpa: &str, seen: &crate::vpa::upstream::UpstreamSighting) -> Self {
+        Self::new(
+            Reason::UpstreamVpaActive,
+            format!("VPA {vpa}: {seen}; heatscaler updates these pods too (two updaters fight)"),
+        )
+        .with_object(ObjectRef::pod(&seen.namespace, &seen.pod))
+        .with_field("vpa", vpa)
+        .with_field("component", format!("{:?}", seen.component))
+    }
+
     /// `error` lists every problem of the rejected file (never a secret: the
     /// configuration holds references to secrets, not their values).
     pub fn config_reload_failed(path: &str, error: &str) -> Self {

@@ -124,6 +124,10 @@ reasons! {
     /// would change the pod's QoS class, which Kubernetes refuses in place,
     /// and recreating is not allowed): nothing is sent.
     PodResizeUnsupported => Warning, Operators, "Resize";
+    /// On a VPA object heatscaler handles: upstream VPA's updater or
+    /// admission controller was seen acting on its pods (`component`, `pod`)
+    /// — two updaters on the same pods. Once per object and component.
+    UpstreamVpaActive => Warning, Operators, "Resize";
 
     // ------------------------------------------------------------- consistency
     /// A Heat member without a Kubernetes node past provisioning time, or a

@@ -11,12 +11,12 @@ use super::leadership::{AlwaysLeader, LeaderGate};
 use super::outage::OutageReporter;
 use super::parts::{Parts, Shared};
 use super::planning::Planning;
-use super::pod_level::{self, PodLevel};
+use super::pod_level::PodLevel;
 use super::reporting::Reporter;
 use super::signals::{Request, Signals};
 use super::status::StatusPublisher;
 use super::{DaemonError, RunOptions, kube_client};
-use crate::act::{Actuator, Outcome};
+use crate::act::{Actuator, Outcome, VpaWrite};
 use crate::alerts::ScalingEvent;
 use crate::config::Config;
 use crate::observe::{Changes, KubeObserver};
@@ -242,7 +242,7 @@ impl Daemon {
     /// the lease over, so a successor loses nothing since the last round.
     async fn save_history(&self, stopped_at: Instant) {
         let (Some(pod_level), Some(parts)) = (&self.pod_level, &self.parts) else { return };
-        if !self.leading || parts.actuator.dry_run() {
+        if !self.leading || !self.leader.is_leader() {
             return;
         }
         let checkpoints = pod_level.checkpoints(Timestamp::now());
@@ -250,8 +250,8 @@ impl Daemon {
             return;
         }
         let budget = CHECKPOINT_SAVE_TIMEOUT.min(self.stop_timeout.saturating_sub(stopped_at.elapsed()));
-        let write = pod_level::write_checkpoints(&self.shared.client, checkpoints, &self.metrics);
-        if tokio::time::timeout(budget, write).await.is_err() {
+        let save = VpaWrite::Checkpoints(checkpoints);
+        if tokio::time::timeout(budget, parts.actuator.write_vpa(&save)).await.is_err() {
             tracing::warn!(?budget, "recommender checkpoints not all written before stopping");
         }
     }
@@ -387,7 +387,7 @@ impl Daemon {
             }
         }
         let reads = parts.heat.reads();
-        let Some(planned) = self
+        let Some(mut planned) = self
             .planning
             .plan(self.kube.store(), &reads, &parts.config.node_groups, &parts.policy, self.pod_level.as_ref(), now)
             .await
@@ -396,20 +396,20 @@ impl Daemon {
             return None;
         };
         self.reporter.report(&planned, self.planning.memory(), &parts.alerts, &self.metrics);
+        for alert in std::mem::take(&mut planned.pod_level_alerts) {
+            parts.alerts.dispatch(alert);
+        }
         self.status.publish(parts.actuator.kube(), &planned, self.planning.memory(), &self.shared.instance);
         let planned_in = started.elapsed();
-        let statuses = if parts.actuator.dry_run() { Vec::new() } else { planned.status_writes };
-        if !statuses.is_empty() {
-            let (client, metrics) = (self.shared.client.clone(), self.metrics.clone());
-            tokio::spawn(async move { pod_level::write_statuses(&client, statuses, &metrics).await });
-        }
+        // The pod level's writes go with the actions: through the actuator
+        // (dry run), each after the same leadership check, awaited at stop.
+        let mut writes = planned.status_writes;
         let checkpoints = match &self.pod_level {
             Some(p) if !parts.actuator.dry_run() => p.due_checkpoints(now),
             _ => Vec::new(),
         };
         if !checkpoints.is_empty() {
-            let (client, metrics) = (self.shared.client.clone(), self.metrics.clone());
-            tokio::spawn(async move { pod_level::write_checkpoints(&client, checkpoints, &metrics).await });
+            writes.push(VpaWrite::Checkpoints(checkpoints));
         }
         let actions = planned.plan.actions;
         tracing::debug!(
@@ -421,7 +421,7 @@ impl Daemon {
             "planned"
         );
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut run = tokio::spawn(execute(parts.actuator.clone(), actions, now, stop_rx, self.leader.clone()));
+        let mut run = tokio::spawn(execute(parts.actuator.clone(), actions, writes, now, stop_rx, self.leader.clone()));
         let mut stop_requested = None;
         let outcomes = loop {
             tokio::select! {
@@ -586,9 +586,19 @@ async fn unless_stopped<F: std::future::Future>(
 
 /// Runs a pass's actions, a few at a time, Heat growth first (it is what
 /// pending pods wait for). None starts once `stop` is set or leadership is lost.
+/// Whether a pass may still write: no stop asked, and this replica leads.
+fn may_act(stop: &watch::Receiver<bool>, leader: &dyn LeaderGate) -> bool {
+    !*stop.borrow() && leader.is_leader()
+}
+
+/// Executes a pass's actions and the pod level's writes, each only while
+/// this replica leads and no stop was asked; returns the actions' outcomes
+/// (a failed write is logged and retried by the next pass, not a failed
+/// action).
 async fn execute(
     actuator: Arc<Actuator>,
     mut actions: Vec<Action>,
+    writes: Vec<VpaWrite>,
     now: Timestamp,
     stop: watch::Receiver<bool>,
     leader: Arc<dyn LeaderGate>,
@@ -598,13 +608,13 @@ async fn execute(
         ActionKind::RemoveMembers => 1,
         _ => 2,
     });
-    futures::stream::iter(actions)
+    let acting = futures::stream::iter(actions)
         .map(|action| {
             let actuator = actuator.clone();
             let stop = stop.clone();
             let leader = leader.clone();
             async move {
-                if *stop.borrow() || !leader.is_leader() {
+                if !may_act(&stop, &*leader) {
                     return None;
                 }
                 Some(actuator.execute(&action, now).await)
@@ -612,8 +622,22 @@ async fn execute(
         })
         .buffer_unordered(ACTION_CONCURRENCY)
         .filter_map(|o| async move { o })
-        .collect()
-        .await
+        .collect::<Vec<Outcome>>();
+    let writing = futures::stream::iter(writes)
+        .map(|write| {
+            let actuator = actuator.clone();
+            let stop = stop.clone();
+            let leader = leader.clone();
+            async move {
+                if may_act(&stop, &*leader) {
+                    actuator.write_vpa(&write).await;
+                }
+            }
+        })
+        .buffer_unordered(ACTION_CONCURRENCY)
+        .collect::<Vec<()>>();
+    let (outcomes, _) = futures::join!(acting, writing);
+    outcomes
 }
 
 /// Groups held after a removal mismatch, as recorded on their nodes.

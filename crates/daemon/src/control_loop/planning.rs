@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use tokio::sync::Mutex;
 
-use super::pod_level::{PodLevel, StatusWrite};
+use super::pod_level::PodLevel;
+use crate::act::VpaWrite;
 use crate::config::NodeGroupConfig;
 use crate::observe::{ClusterStore, GroupAssembler, GroupRead};
 use heatscaler_core::model::{GroupState, Timestamp};
@@ -31,7 +32,9 @@ pub struct Planned {
     pub nodes: usize,
     pub pods: usize,
     /// VPA statuses this pass computed; the leader writes them unless dry-running.
-    pub status_writes: Vec<StatusWrite>,
+    pub status_writes: Vec<VpaWrite>,
+    /// Alerts the pod level raised this pass (each once, not every pass).
+    pub pod_level_alerts: Vec<crate::alerts::ScalingEvent>,
 }
 
 impl Planning {
@@ -74,13 +77,13 @@ impl Planning {
         let reads = heat.iter().map(|(k, v)| (k.clone(), v.snapshot.clone())).collect();
         let assembled = self.assembler.assemble(groups, &reads, &store.snapshot().nodes);
         store.set_groups(assembled);
-        let (status_writes, usage) = match pod_level {
+        let (status_writes, pod_level_alerts, usage) = match pod_level {
             Some(pl) => {
-                let (vertical, writes) = pl.prepare(store.snapshot(), now);
-                store.set_vertical(vertical, pl.admission_controller());
-                (writes, policy.scale_down.use_observed_usage.then(|| pl.node_usage()))
+                let pass = pl.prepare(store.snapshot(), store.upstream_vpa_marks(), now);
+                store.set_vertical(pass.vertical, pl.admission_controller());
+                (pass.writes, pass.alerts, policy.scale_down.use_observed_usage.then(|| pl.node_usage()))
             }
-            None => (Vec::new(), None),
+            None => (Vec::new(), Vec::new(), None),
         };
         let snapshot = store.snapshot();
         let input = Input { snapshot, usage: usage.as_ref(), memory: &self.memory, now };
@@ -94,6 +97,7 @@ impl Planning {
             pods: snapshot.pods.len(),
             plan,
             status_writes,
+            pod_level_alerts,
         })
     }
 }

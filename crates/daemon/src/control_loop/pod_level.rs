@@ -14,11 +14,11 @@
 //! `pod-resize.recommender.checkpoint-interval` and when it stops. Every
 //! replica restores them once at start, as soon as it knows the VPA objects
 //! (a checkpoint names its VPA, the history belongs to the VPA's workload);
-//! until then nothing is saved, so a restart never overwrites days of
-//! history with the minutes it has seen.
+//! until then nothing is saved, recommended or resized, so a restart never
+//! overwrites or overrules days of history with the minutes it has seen.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
@@ -31,19 +31,20 @@ use kube::{Api, Client};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
 
+use crate::act::VpaWrite;
+use crate::alerts::ScalingEvent;
 use crate::config::{Config, PodResizePolicy};
 use crate::observe::{Changes, ClusterStore};
 use crate::telemetry::{KubeResource, KubeVerb, Metrics, RecommendationValues, ResourceName};
 use crate::usage::{UsageCollector, UsageScrape};
-use crate::vpa::checkpoint::{self, VerticalPodAutoscalerCheckpoint};
-use crate::vpa::client::{self as vpa_client, VpaObjects};
+use crate::vpa::checkpoint::VerticalPodAutoscalerCheckpoint;
+use crate::vpa::client::VpaObjects;
+use crate::vpa::upstream::{UpstreamComponent, UpstreamMark, UpstreamSighting};
 use crate::vpa::{self, StatusUpdate, VerticalPodAutoscaler};
 use heatscaler_core::model::{Pod, Resources, Snapshot, Timestamp, VerticalScaling, WorkloadRef};
 use heatscaler_core::recommender::{CheckpointKey, ContainerCheckpoint};
 use heatscaler_core::recommender::{OomTracker, Recommender, feed_ooms, feed_usage, fill_recommendations};
 
-/// Status and checkpoint writes in flight at once.
-const STATUS_CONCURRENCY: usize = 8;
 /// Longest wait between attempts to list the checkpoints at start.
 const RESTORE_RETRY_MAX: Duration = Duration::from_secs(60);
 
@@ -61,7 +62,49 @@ pub struct PodLevel {
     /// gone from the handled VPA objects (deleted, or its VPA deleted) has its
     /// series removed, so /metrics does not keep the dead forever.
     published: StdMutex<HashSet<WorkloadRef>>,
+    /// Per handled object (`namespace/name`), the upstream VPA components
+    /// seen acting on its pods, each alerted once.
+    upstream: StdMutex<HashMap<String, Vec<UpstreamSighting>>>,
     _tasks: JoinSet<()>,
+}
+
+/// What [`PodLevel::prepare`] gives a pass.
+#[derive(Default)]
+pub struct PodLevelPass {
+    /// The handled objects with fresh recommendations, for the planner.
+    pub vertical: Vec<VerticalScaling>,
+    /// VPA statuses that changed.
+    pub writes: Vec<VpaWrite>,
+    /// Alerts raised once (upstream VPA seen acting).
+    pub alerts: Vec<ScalingEvent>,
+}
+
+/// Upstream VPA components acting on the pods of the object `namespace/name`
+/// (its workload `workload`): the admission controller names the object in
+/// the pods it admitted; the updater's in-place mark is on the workload's pods.
+fn sightings(
+    snapshot: &Snapshot,
+    marks: &HashMap<String, UpstreamMark>,
+    namespace: &str,
+    name: &str,
+    workload: Option<&WorkloadRef>,
+) -> Vec<UpstreamSighting> {
+    let mut out: Vec<UpstreamSighting> = Vec::new();
+    for pod in snapshot.pods.iter().filter(|p| p.namespace == namespace) {
+        let Some(mark) = marks.get(&pod.uid) else { continue };
+        let mut found = |component| {
+            if !out.iter().any(|s| s.component == component) {
+                out.push(UpstreamSighting { component, namespace: pod.namespace.clone(), pod: pod.name.clone() });
+            }
+        };
+        if mark.admitted_by.as_deref() == Some(name) {
+            found(UpstreamComponent::AdmissionController);
+        }
+        if mark.updated_in_place && workload.is_some() && pod.workload.as_ref() == workload {
+            found(UpstreamComponent::Updater);
+        }
+    }
+    out
 }
 
 /// What the usage collector has learnt.
@@ -70,15 +113,6 @@ struct Observed {
     ooms: OomTracker,
     /// Per node, its last reading (cpu in millicores, memory working set).
     nodes: BTreeMap<String, Resources>,
-}
-
-/// A VPA object whose status this pass changed: the merge patch the leader
-/// writes to its `status` subresource.
-#[derive(Debug)]
-pub struct StatusWrite {
-    namespace: String,
-    name: String,
-    patch: serde_json::Value,
 }
 
 impl PodLevel {
@@ -131,6 +165,7 @@ impl PodLevel {
             restored,
             last_checkpoint: StdMutex::new(None),
             published: StdMutex::new(HashSet::new()),
+            upstream: StdMutex::new(HashMap::new()),
             _tasks: tasks,
         })
     }
@@ -146,10 +181,24 @@ impl PodLevel {
 
     /// The handled VPA objects with fresh recommendations, for the snapshot
     /// the planner is about to read, and the statuses that changed.
-    pub fn prepare(&self, snapshot: &Snapshot, now: Timestamp) -> (Vec<VerticalScaling>, Vec<StatusWrite>) {
-        if !self.settings.enabled {
-            return (Vec::new(), Vec::new());
+    ///
+    /// Nothing until the saved history has been read back: a recommendation
+    /// from the minutes since the start alone would be published and acted on
+    /// (a pod shrunk to a fraction of what days of history say it needs)
+    /// whenever the restore comes after the first pass.
+    ///
+    /// `marks`: the live pods (by uid) upstream VPA acted on. A handled
+    /// object whose pods show upstream's updater or admission controller at
+    /// work gets the `UpstreamVpaActive` condition from then on (for the life
+    /// of the process: one annotated pod is proof enough, and the pod may be
+    /// replaced soon after), and one `UpstreamVpaActive` alert per object and
+    /// component, returned here.
+    pub fn prepare(&self, snapshot: &Snapshot, marks: &HashMap<String, UpstreamMark>, now: Timestamp) -> PodLevelPass {
+        if !self.settings.enabled || !self.restored.load(Ordering::SeqCst) {
+            return PodLevelPass::default();
         }
+        let mut upstream = self.upstream.lock().expect("upstream sightings lock");
+        let mut alerts = Vec::new();
         let metrics = &*self.metrics;
         let objects = self.objects.lock().expect("VPA objects lock");
         let observed = self.observed.lock().expect("observed usage lock");
@@ -178,11 +227,39 @@ impl PodLevel {
                 Err(problem) => (None, false, Some(problem)),
             };
             let recommendations = model.as_ref().map_or(&[][..], |m| m.recommendations.as_slice());
-            let update = StatusUpdate { recommendations, pods_matched, unsupported: unsupported.as_ref() };
             let object = handled.object;
+            let key = object.key();
+            if !marks.is_empty() {
+                let name = object.metadata.name.as_deref().unwrap_or_default();
+                let namespace = object.metadata.namespace.as_deref().unwrap_or_default();
+                let workload = model.as_ref().map(|m| &m.workload);
+                for seen in sightings(snapshot, marks, namespace, name, workload) {
+                    let known = upstream.entry(key.clone()).or_default();
+                    if !known.iter().any(|k| k.component == seen.component) {
+                        tracing::warn!(vpa = %key, %seen, "upstream VPA acts on pods heatscaler updates");
+                        alerts.push(ScalingEvent::upstream_vpa_active(&key, &seen));
+                        known.push(seen);
+                    }
+                }
+            }
+            let no_sightings = Vec::new();
+            let seen = upstream.get(&key).unwrap_or(&no_sightings);
+            let unsupported_fields = vpa::unsupported_fields(object);
+            let update = StatusUpdate {
+                recommendations,
+                pods_matched,
+                unsupported: unsupported.as_ref(),
+                generation: object.metadata.generation,
+                unsupported_fields: &unsupported_fields,
+                upstream: seen,
+            };
             if let Some(patch) = vpa::status_patch(object.status.as_ref(), &update, now) {
                 let namespace = object.metadata.namespace.clone().unwrap_or_default();
-                writes.push(StatusWrite { namespace, name: object.metadata.name.clone().unwrap_or_default(), patch });
+                writes.push(VpaWrite::Status {
+                    namespace,
+                    name: object.metadata.name.clone().unwrap_or_default(),
+                    patch,
+                });
             }
             models.extend(model);
         }
@@ -192,7 +269,7 @@ impl PodLevel {
             metrics.forget_workload(gone);
         }
         *published = now_published;
-        (models, writes)
+        PodLevelPass { vertical: models, writes, alerts }
     }
 
     /// The checkpoints to write now: every `checkpoint-interval`, and only
@@ -233,59 +310,6 @@ impl PodLevel {
     /// Whether recreated pods get the recommendation (`pod-resize.admission-controller`).
     pub fn admission_controller(&self) -> bool {
         self.settings.admission_controller
-    }
-}
-
-/// Writes the statuses a pass changed. Failures are logged and retried at the
-/// next pass (the watch still shows the old status).
-pub async fn write_statuses(client: &Client, writes: Vec<StatusWrite>, metrics: &Metrics) {
-    futures::stream::iter(writes)
-        .for_each_concurrent(STATUS_CONCURRENCY, |w| async move {
-            let api: Api<VerticalPodAutoscaler> = Api::namespaced(client.clone(), &w.namespace);
-            let started = std::time::Instant::now();
-            let result = vpa_client::write_status(&api, &w.name, &w.patch).await;
-            let ok = result.is_ok();
-            metrics.observe_kube_call(KubeVerb::Patch, KubeResource::VerticalPodAutoscaler, started.elapsed(), ok);
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "VPA status not written; the next pass tries again");
-            }
-        })
-        .await;
-}
-
-/// Saves checkpoints. Failures are counted and logged once per round; the
-/// next round writes everything again.
-pub async fn write_checkpoints(client: &Client, checkpoints: Vec<VerticalPodAutoscalerCheckpoint>, metrics: &Metrics) {
-    let total = checkpoints.len();
-    let failed = AtomicUsize::new(0);
-    let first_error = StdMutex::new(None);
-    futures::stream::iter(checkpoints)
-        .for_each_concurrent(STATUS_CONCURRENCY, |c| {
-            let (failed, first_error) = (&failed, &first_error);
-            async move {
-                let api: Api<VerticalPodAutoscalerCheckpoint> =
-                    Api::namespaced(client.clone(), c.metadata.namespace.as_deref().unwrap_or_default());
-                let started = std::time::Instant::now();
-                let result = checkpoint::save(&api, &c).await;
-                let resource = KubeResource::VerticalPodAutoscalerCheckpoint;
-                metrics.observe_kube_call(KubeVerb::Patch, resource, started.elapsed(), result.is_ok());
-                if let Err(e) = result {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    first_error.lock().expect("error slot").get_or_insert(e.to_string());
-                }
-            }
-        })
-        .await;
-    match first_error.into_inner().expect("error slot") {
-        Some(error) => tracing::warn!(
-            failed = failed.into_inner(),
-            of = total,
-            %error,
-            "recommender checkpoints not written (is the checkpoint CRD installed? see config/crd/); the next round \
-             tries again"
-        ),
-        None if total > 0 => tracing::debug!(written = total, "recommender checkpoints written"),
-        None => {}
     }
 }
 

@@ -273,6 +273,7 @@ mod tests {
             nodes: 0,
             pods: 0,
             status_writes: Vec::new(),
+            pod_level_alerts: Vec::new(),
         }
     }
 
@@ -411,6 +412,7 @@ mod tests {
             nodes: members.len(),
             pods: 0,
             status_writes: vec![],
+            pod_level_alerts: Vec::new(),
         }
     }
 

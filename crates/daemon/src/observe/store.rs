@@ -21,6 +21,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::Event;
 
 use super::convert;
+use crate::vpa::upstream::UpstreamMark;
 use heatscaler_core::model::{GroupState, Node, Pdb, Placement, Pod, Snapshot};
 
 /// One kind of object the store watches.
@@ -61,11 +62,31 @@ pub struct ClusterStore {
     /// Pods (by key) whose ReplicaSet has not been seen yet.
     unresolved: HashMap<RsKey, HashSet<PodId>>,
     relist_replica_sets: Option<HashMap<RsKey, Option<String>>>,
+    /// Pods (by uid) upstream VPA's updater or admission controller acted on.
+    upstream_vpa: HashMap<String, UpstreamMark>,
 }
 
 impl ClusterStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Live pods (by uid) upstream VPA's updater or admission controller has
+    /// acted on (`vpa::upstream`).
+    pub fn upstream_vpa_marks(&self) -> &HashMap<String, UpstreamMark> {
+        &self.upstream_vpa
+    }
+
+    fn mark_upstream_vpa(&mut self, p: &k8s::Pod) {
+        let Some(uid) = p.metadata.uid.as_ref() else { return };
+        match crate::vpa::upstream::mark(p.metadata.annotations.as_ref()) {
+            Some(mark) => {
+                self.upstream_vpa.insert(uid.clone(), mark);
+            }
+            None => {
+                self.upstream_vpa.remove(uid);
+            }
+        }
     }
 
     /// Nodes, pods and PDBs as last seen; `groups` as last set.
@@ -139,12 +160,17 @@ impl ClusterStore {
         match event {
             Event::Init => self.pod_ix.start_relist(),
             Event::InitApply(p) => {
+                self.mark_upstream_vpa(&p);
                 let pod = self.compact_pod(&p);
                 self.pod_ix.upsert(&mut self.snapshot.pods, pod_key(&pod), pod);
                 false
             }
             Event::InitDone => {
                 let changed = self.pod_ix.finish_relist(&mut self.snapshot.pods, pod_key);
+                if !self.upstream_vpa.is_empty() {
+                    let live: HashSet<&str> = self.snapshot.pods.iter().map(|p| p.uid.as_str()).collect();
+                    self.upstream_vpa.retain(|uid, _| live.contains(uid.as_str()));
+                }
                 for waiting in self.unresolved.values_mut() {
                     waiting.retain(|k| self.pod_ix.ix.contains_key(k));
                 }
@@ -154,6 +180,7 @@ impl ClusterStore {
                 changed
             }
             Event::Apply(p) => {
+                self.mark_upstream_vpa(&p);
                 let pod = self.compact_pod(&p);
                 let changed = self.pod_ix.upsert(&mut self.snapshot.pods, pod_key(&pod), pod);
                 self.placements.maybe_purge();
@@ -161,6 +188,9 @@ impl ClusterStore {
                 changed
             }
             Event::Delete(p) => {
+                if let Some(uid) = &p.metadata.uid {
+                    self.upstream_vpa.remove(uid);
+                }
                 let key = match p.metadata.uid.as_deref() {
                     Some(uid) if !uid.is_empty() => PodId::of(uid),
                     _ => PodId::Other(meta_key(&p.metadata)),

@@ -7,9 +7,11 @@
 //! (`config/crd/verticalpodautoscaler.yaml`) must be VPA's own schema, so a
 //! VPA installed later (or before) finds exactly the object it expects.
 //!
-//! Fields a newer VPA adds (`startupBoost`, per-container `oomBumpUpRatio`, ...)
-//! are ignored when read and never written back: heatscaler only ever patches
-//! `status`, so ignoring them loses nothing on the server.
+//! Every field of VPA v1.8.1's v1 schema is here. Those heatscaler does not
+//! honour (`startupBoost`, per-container `oomBumpUpRatio`, ...) are read only
+//! to be named in the object's `UnsupportedFields` condition
+//! ([`super::convert::unsupported_fields`]); they are kept as the JSON the
+//! user wrote, never interpreted. heatscaler only ever patches `status`.
 
 use std::collections::BTreeMap;
 
@@ -121,6 +123,9 @@ pub struct VerticalPodAutoscalerSpec {
     /// Empty: the default recommender; else the recommender(s) responsible.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recommenders: Vec<RecommenderSelector>,
+    /// Extra CPU while pods start (not honoured: reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_boost: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -138,6 +143,9 @@ pub struct PodUpdatePolicy {
     pub min_replicas: Option<i32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub eviction_requirements: Vec<EvictionRequirement>,
+    /// Evict pods OOM-killed this soon after starting (not honoured: reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evict_after_oom_seconds: Option<i32>,
 }
 
 /// `updatePolicy.updateMode`. An unknown value (a newer VPA's mode) reads as
@@ -190,11 +198,27 @@ pub struct ContainerResourcePolicy {
     /// `RequestsAndLimits` (default) or `RequestsOnly`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controlled_values: Option<String>,
+    // Per-container overrides of recommender settings and the startup boost
+    // (not honoured: reported), kept as written (quantities may be integers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_bump_up_ratio: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_min_bump_up: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_aggregation_interval_seconds: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_aggregation_interval_count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_boost: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerticalPodAutoscalerStatus {
+    /// The `metadata.generation` (spec version) this status was written for,
+    /// so a reader knows whether it reflects the spec it sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommendation: Option<RecommendedPodResources>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -235,6 +259,9 @@ pub struct Condition {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The `metadata.generation` this condition was set for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 /// Condition types the VPA recommender maintains.
@@ -245,4 +272,10 @@ pub mod condition {
     pub const FETCHING_HISTORY: &str = "FetchingHistory";
     pub const CONFIG_UNSUPPORTED: &str = "ConfigUnsupported";
     pub const CONFIG_DEPRECATED: &str = "ConfigDeprecated";
+    /// heatscaler's own: spec fields it does not honour, named in the message
+    /// (the object is still acted on, unlike `ConfigUnsupported`).
+    pub const UNSUPPORTED_FIELDS: &str = "UnsupportedFields";
+    /// heatscaler's own: upstream VPA's updater or admission controller was
+    /// seen acting on this object's pods, which heatscaler also updates.
+    pub const UPSTREAM_VPA_ACTIVE: &str = "UpstreamVpaActive";
 }

@@ -3,9 +3,9 @@
 //! recommendation (filled in by `recommender::fill_recommendations`).
 
 use heatscaler_core::model::{
-    ChangeRequirement, ContainerResourcePolicy, ContainerScalingMode, ControlledValues, DEFAULT_CONTAINER_POLICY,
-    EvictionRequirement, PodResourcePolicy, ResourceKind, Resources, UpdateMode, VerticalScaling, WorkloadRef,
-    quantity,
+    ChangeRequirement, ContainerRecommendation, ContainerResourcePolicy, ContainerScalingMode, ControlledValues,
+    DEFAULT_CONTAINER_POLICY, EvictionRequirement, PodResourcePolicy, ResourceKind, Resources, UpdateMode,
+    VerticalScaling, WorkloadRef, quantity,
 };
 
 use super::api::{self, ResourceList, VerticalPodAutoscaler};
@@ -33,6 +33,61 @@ pub fn handled_by(vpa: &VerticalPodAutoscaler, recommender_name: &str, claim_unn
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigUnsupported(pub String);
+
+/// A spec field set on the object that heatscaler does not honour, and what
+/// applies instead: the `UnsupportedFields` condition's message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnsupportedField {
+    /// `spec.…` path as written (`spec.resourcePolicy.containerPolicies[0].oomBumpUpRatio`).
+    pub path: String,
+    pub instead: &'static str,
+}
+
+impl std::fmt::Display for UnsupportedField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.path, self.instead)
+    }
+}
+
+const NO_STARTUP_BOOST: &str = "no startup boost: pods start at their recommended requests";
+const GLOBAL_OOM_BUMP: &str = "pod-resize.recommender.oom-bump-up-ratio and oom-min-bump-up apply";
+const GLOBAL_AGGREGATION: &str =
+    "pod-resize.recommender.memory-aggregation-interval and memory-aggregation-interval-count apply";
+const ANY_OOM: &str = "a pod OOM-killed is updated whenever the target asks for more memory, however long it ran";
+
+/// The spec fields of upstream's v1 schema set on `vpa` that heatscaler
+/// does not honour (docs/pod-resizing.md has the table, field by field). A
+/// field accepted silently would look honoured; it is reported instead.
+pub fn unsupported_fields(vpa: &VerticalPodAutoscaler) -> Vec<UnsupportedField> {
+    let mut out = Vec::new();
+    let mut report = |path: String, instead| out.push(UnsupportedField { path, instead });
+    if vpa.spec.update_policy.as_ref().is_some_and(|p| p.evict_after_oom_seconds.is_some()) {
+        report("spec.updatePolicy.evictAfterOOMSeconds".into(), ANY_OOM);
+    }
+    if vpa.spec.startup_boost.is_some() {
+        report("spec.startupBoost".into(), NO_STARTUP_BOOST);
+    }
+    let policies = vpa.spec.resource_policy.iter().flat_map(|p| &p.container_policies);
+    for (i, p) in policies.enumerate() {
+        let path = |field: &str| format!("spec.resourcePolicy.containerPolicies[{i}].{field}");
+        if p.oom_bump_up_ratio.is_some() {
+            report(path("oomBumpUpRatio"), GLOBAL_OOM_BUMP);
+        }
+        if p.oom_min_bump_up.is_some() {
+            report(path("oomMinBumpUp"), GLOBAL_OOM_BUMP);
+        }
+        if p.memory_aggregation_interval_seconds.is_some() {
+            report(path("memoryAggregationIntervalSeconds"), GLOBAL_AGGREGATION);
+        }
+        if p.memory_aggregation_interval_count.is_some() {
+            report(path("memoryAggregationIntervalCount"), GLOBAL_AGGREGATION);
+        }
+        if p.startup_boost.is_some() {
+            report(path("startupBoost"), NO_STARTUP_BOOST);
+        }
+    }
+    out
+}
 
 /// The object as the planner sees it, without a recommendation yet (see
 /// [`recommend`]). `replicas` is the target controller's desired replica
@@ -155,6 +210,38 @@ fn eviction_requirement(r: &api::EvictionRequirement, path: &str) -> Result<Evic
         return Err(ConfigUnsupported(format!("{path}.resources: names neither cpu nor memory")));
     }
     Ok(EvictionRequirement { resources, change })
+}
+
+/// The recommendation a VPA object's status publishes — the running
+/// recommender's — for a reader with no usage history of its own
+/// (`heatscaler explain`). A bound left out is the target.
+pub fn published_recommendations(
+    vpa: &VerticalPodAutoscaler,
+) -> Result<Vec<ContainerRecommendation>, ConfigUnsupported> {
+    let Some(published) = vpa.status.as_ref().and_then(|s| s.recommendation.as_ref()) else { return Ok(Vec::new()) };
+    published
+        .container_recommendations
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let path = format!("status.recommendation.containerRecommendations[{i}]");
+            let target = resources(Some(&c.target), &format!("{path}.target"))?;
+            let or_target = |list: Option<&ResourceList>, key: &str| -> Result<Resources, ConfigUnsupported> {
+                Ok(match list {
+                    Some(l) => resources(Some(l), &format!("{path}.{key}"))?,
+                    None => target.clone(),
+                })
+            };
+            Ok(ContainerRecommendation {
+                container_name: c.container_name.clone(),
+                lower_bound: or_target(c.lower_bound.as_ref(), "lowerBound")?,
+                upper_bound: or_target(c.upper_bound.as_ref(), "upperBound")?,
+                uncapped_target: or_target(c.uncapped_target.as_ref(), "uncappedTarget")?,
+                target,
+                capped: Vec::new(),
+            })
+        })
+        .collect()
 }
 
 /// CPU and memory of a resource list (VPA recommends nothing else).

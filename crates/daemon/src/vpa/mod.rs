@@ -16,9 +16,13 @@ pub mod pod;
 pub mod status;
 #[cfg(test)]
 mod tests;
+pub mod upstream;
 
 pub use api::VerticalPodAutoscaler;
 pub use checkpoint::VerticalPodAutoscalerCheckpoint;
-pub use convert::{ConfigUnsupported, SUPPORTED_TARGET_KINDS, handled_by, to_model};
+pub use convert::{
+    ConfigUnsupported, SUPPORTED_TARGET_KINDS, UnsupportedField, handled_by, published_recommendations, to_model,
+    unsupported_fields,
+};
 pub use pod::{allocated_requests, resize_state};
 pub use status::{StatusUpdate, next_status, status_patch};

@@ -9,10 +9,20 @@
 //! - `ConfigUnsupported`: `True` with the problem while the object cannot be
 //!   acted on (no recommendation is then written), else removed;
 //! - `ConfigDeprecated`: removed, as VPA does;
+//! - `UnsupportedFields` (heatscaler's own): `True` naming the spec fields set
+//!   that heatscaler does not honour and what applies instead, else removed;
+//!   the object is still acted on;
+//! - `UpstreamVpaActive` (heatscaler's own): `True` naming the upstream VPA
+//!   component seen acting on the object's pods and a pod that shows it
+//!   (`vpa::upstream`), else removed;
 //! - `LowConfidence`, `FetchingHistory` and any other type: left as they are —
 //!   VPA declares the first two but its recommender never sets them.
 //!
 //! A condition keeps its `lastTransitionTime` while its status stays the same.
+//! `status.observedGeneration` and each condition heatscaler sets carry the
+//! object's `metadata.generation` it was computed from (conditions of other
+//! types keep theirs), so `kubectl get vpa -o yaml` shows whether the status
+//! is about the spec it shows; a spec change alone is written back.
 //! [`status_patch`] returns nothing when the object already says all this, so
 //! an unchanged recommendation costs no write (VPA's `UpdateVpaStatusIfNeeded`).
 
@@ -22,9 +32,13 @@ use serde_json::{Value, json};
 
 use heatscaler_core::model::ContainerRecommendation;
 
-use super::api::condition::{CONFIG_DEPRECATED, CONFIG_UNSUPPORTED, NO_PODS_MATCHED, RECOMMENDATION_PROVIDED};
+use super::api::condition::{
+    CONFIG_DEPRECATED, CONFIG_UNSUPPORTED, NO_PODS_MATCHED, RECOMMENDATION_PROVIDED, UNSUPPORTED_FIELDS,
+    UPSTREAM_VPA_ACTIVE,
+};
 use super::api::{Condition, RecommendedContainerResources, RecommendedPodResources, VerticalPodAutoscalerStatus};
-use super::convert::{ConfigUnsupported, resource_list};
+use super::convert::{ConfigUnsupported, UnsupportedField, resource_list};
+use super::upstream::UpstreamSighting;
 
 /// What the status should say.
 #[derive(Clone, Copy, Debug)]
@@ -35,6 +49,12 @@ pub struct StatusUpdate<'a> {
     pub pods_matched: bool,
     /// The object cannot be acted on, and why.
     pub unsupported: Option<&'a ConfigUnsupported>,
+    /// The object's `metadata.generation` this update was computed from.
+    pub generation: Option<i64>,
+    /// Spec fields set that heatscaler does not honour.
+    pub unsupported_fields: &'a [UnsupportedField],
+    /// Upstream VPA components seen acting on the object's pods.
+    pub upstream: &'a [UpstreamSighting],
 }
 
 const NO_PODS_MESSAGE: &str = "No pods match this VPA object";
@@ -48,12 +68,34 @@ pub fn next_status(
     let mut conditions: Vec<Condition> = current.map(|s| s.conditions.clone()).unwrap_or_default();
     let recommendations = if update.unsupported.is_some() { &[][..] } else { update.recommendations };
     let pods_matched = update.pods_matched && update.unsupported.is_none();
+    let generation = update.generation;
+    let set = |conditions: &mut Vec<Condition>, kind: &str, status: bool, reason: &str, message: &str, now| {
+        set(conditions, kind, status, reason, message, generation, now)
+    };
 
     match update.unsupported {
         Some(problem) => set(&mut conditions, CONFIG_UNSUPPORTED, true, "", &problem.0, now),
         None => remove(&mut conditions, CONFIG_UNSUPPORTED),
     }
     remove(&mut conditions, CONFIG_DEPRECATED);
+    if update.unsupported_fields.is_empty() {
+        remove(&mut conditions, UNSUPPORTED_FIELDS);
+    } else {
+        let fields: Vec<String> = update.unsupported_fields.iter().map(ToString::to_string).collect();
+        let message = format!("heatscaler does not honour {}", fields.join("; "));
+        set(&mut conditions, UNSUPPORTED_FIELDS, true, "NotHonoured", &message, now);
+    }
+    if update.upstream.is_empty() {
+        remove(&mut conditions, UPSTREAM_VPA_ACTIVE);
+    } else {
+        let seen: Vec<String> = update.upstream.iter().map(ToString::to_string).collect();
+        let message = format!(
+            "{}: two updaters act on these pods; stop VPA's updater and admission controller for this object, or \
+             hand it to VPA's recommender",
+            seen.join("; ")
+        );
+        set(&mut conditions, UPSTREAM_VPA_ACTIVE, true, "SeenActing", &message, now);
+    }
     let (reason, message) = if pods_matched {
         remove(&mut conditions, NO_PODS_MATCHED);
         ("", "")
@@ -67,6 +109,7 @@ pub fn next_status(
         set(&mut conditions, RECOMMENDATION_PROVIDED, true, "", "", now);
     }
     VerticalPodAutoscalerStatus {
+        observed_generation: generation.or(current.and_then(|s| s.observed_generation)),
         recommendation: (!recommendations.is_empty()).then(|| RecommendedPodResources {
             container_recommendations: recommendations.iter().map(to_api).collect(),
         }),
@@ -88,6 +131,7 @@ pub fn status_patch(
     // Merge patch replaces lists whole; `null` removes a stale recommendation.
     Some(json!({
         "status": {
+            "observedGeneration": next.observed_generation,
             "recommendation": next.recommendation,
             "conditions": next.conditions,
         }
@@ -106,7 +150,15 @@ pub fn to_api(r: &ContainerRecommendation) -> RecommendedContainerResources {
     }
 }
 
-fn set(conditions: &mut Vec<Condition>, kind: &str, status: bool, reason: &str, message: &str, now: Timestamp) {
+fn set(
+    conditions: &mut Vec<Condition>,
+    kind: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
     let status = if status { "True" } else { "False" };
     let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
     let existing = conditions.iter().position(|c| c.type_ == kind);
@@ -120,6 +172,7 @@ fn set(conditions: &mut Vec<Condition>, kind: &str, status: bool, reason: &str, 
         last_transition_time,
         reason: nonempty(reason),
         message: nonempty(message),
+        observed_generation: generation,
     };
     match existing {
         Some(i) => conditions[i] = condition,

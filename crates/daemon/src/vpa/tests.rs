@@ -94,6 +94,102 @@ fn ownership_follows_the_recommenders_list() {
     assert!(!handled_by(&v, "heatscaler", true), "explicitly VPA's");
 }
 
+/// Every upstream field heatscaler does not honour, set on an object, is
+/// named (with what applies instead) in the `UnsupportedFields` condition,
+/// while the object is still recommended for; gone when the fields are.
+#[test]
+fn fields_heatscaler_does_not_honour_are_reported_in_a_condition() {
+    let mut v = manifest();
+    v.spec.update_policy.as_mut().unwrap().evict_after_oom_seconds = Some(60);
+    let app = &mut v.spec.resource_policy.as_mut().unwrap().container_policies[2];
+    app.oom_bump_up_ratio = Some(json!("1.5"));
+    app.oom_min_bump_up = Some(json!(104857600));
+    app.memory_aggregation_interval_seconds = Some(3600);
+    app.memory_aggregation_interval_count = Some(24);
+    app.startup_boost = Some(json!({"cpu": {"type": "Quantity", "quantity": "2"}}));
+    // Read from YAML as a user writes it, and written back unchanged.
+    let text = serde_json::to_string(&v).unwrap();
+    let v: VerticalPodAutoscaler = heatscaler_core::yaml::from_str(&text).unwrap();
+    assert_eq!(serde_json::to_string(&v).unwrap(), text, "nothing the user wrote is dropped");
+
+    let fields = unsupported_fields(&v);
+    let paths: Vec<&str> = fields.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "spec.updatePolicy.evictAfterOOMSeconds",
+            "spec.startupBoost",
+            "spec.resourcePolicy.containerPolicies[2].oomBumpUpRatio",
+            "spec.resourcePolicy.containerPolicies[2].oomMinBumpUp",
+            "spec.resourcePolicy.containerPolicies[2].memoryAggregationIntervalSeconds",
+            "spec.resourcePolicy.containerPolicies[2].memoryAggregationIntervalCount",
+            "spec.resourcePolicy.containerPolicies[2].startupBoost",
+        ]
+    );
+    assert!(to_model(&v, None).is_ok(), "still acted on");
+
+    let recs = [recommendation(250)];
+    let update = StatusUpdate {
+        recommendations: &recs,
+        pods_matched: true,
+        unsupported: None,
+        generation: Some(1),
+        unsupported_fields: &fields,
+        upstream: &[],
+    };
+    let s = next_status(None, &update, t("2026-01-01T00:00:00Z"));
+    let c = condition(&s, UNSUPPORTED_FIELDS).expect("reported");
+    assert_eq!((c.status.as_str(), c.reason.as_deref()), ("True", Some("NotHonoured")));
+    let message = c.message.as_deref().unwrap();
+    for path in paths {
+        assert!(message.contains(path), "{path} not in {message}");
+    }
+    assert!(message.contains("pod-resize.recommender.oom-bump-up-ratio"), "{message}");
+    assert!(s.recommendation.is_some() && condition(&s, CONFIG_UNSUPPORTED).is_none());
+
+    let fine = StatusUpdate { unsupported_fields: &[], ..update };
+    assert!(condition(&next_status(Some(&s), &fine, t("2026-01-01T00:01:00Z")), UNSUPPORTED_FIELDS).is_none());
+    let mut plain = manifest();
+    plain.spec.startup_boost = None;
+    assert_eq!(unsupported_fields(&plain), vec![]);
+}
+
+/// The traces upstream VPA's admission controller and updater leave on pods
+/// (annotation values as VPA 1.8.1 writes them), and the condition they lead to.
+#[test]
+fn upstream_vpa_traces_on_pods_are_read_and_reported() {
+    use super::upstream::{UpstreamComponent, UpstreamMark, UpstreamSighting, mark};
+    let annotations = |pairs: &[(&str, &str)]| {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let admitted =
+        annotations(&[("vpaUpdates", "Pod resources updated by web: container 0: cpu request, memory request")]);
+    assert_eq!(mark(Some(&admitted)), Some(UpstreamMark { admitted_by: Some("web".into()), updated_in_place: false }));
+    let resized = annotations(&[("vpaInPlaceUpdated", "true"), ("vpaObservedContainers", "app")]);
+    assert_eq!(mark(Some(&resized)), Some(UpstreamMark { admitted_by: None, updated_in_place: true }));
+    assert_eq!(mark(Some(&annotations(&[("vpaObservedContainers", "app")]))), None, "observed is not acted");
+    assert_eq!(mark(Some(&annotations(&[("vpaUpdates", "something else")]))), None);
+    assert_eq!(mark(None), None);
+
+    let seen =
+        [UpstreamSighting { component: UpstreamComponent::Updater, namespace: "shop".into(), pod: "web-1".into() }];
+    let recs = [recommendation(250)];
+    let update = StatusUpdate {
+        recommendations: &recs,
+        pods_matched: true,
+        unsupported: None,
+        generation: Some(1),
+        unsupported_fields: &[],
+        upstream: &seen,
+    };
+    let s = next_status(None, &update, t("2026-01-01T00:00:00Z"));
+    let c = condition(&s, UPSTREAM_VPA_ACTIVE).expect("reported");
+    assert_eq!(c.status, "True");
+    assert!(c.message.as_deref().unwrap().contains("VPA's updater resized pod shop/web-1"), "{c:?}");
+    let quiet = StatusUpdate { upstream: &[], ..update };
+    assert!(condition(&next_status(Some(&s), &quiet, t("2026-01-01T00:01:00Z")), UPSTREAM_VPA_ACTIVE).is_none());
+}
+
 #[test]
 fn unsupported_objects_name_the_field() {
     let problem = |edit: &dyn Fn(&mut VerticalPodAutoscaler)| {
@@ -144,7 +240,14 @@ fn condition<'a>(status: &'a api::VerticalPodAutoscalerStatus, kind: &str) -> Op
 #[test]
 fn status_carries_the_recommendation_and_conditions_as_vpa_writes_them() {
     let recs = [recommendation(250)];
-    let update = StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: None };
+    let update = StatusUpdate {
+        recommendations: &recs,
+        pods_matched: true,
+        unsupported: None,
+        generation: Some(1),
+        unsupported_fields: &[],
+        upstream: &[],
+    };
     let t1 = t("2026-01-01T00:00:00Z");
     let patch = status_patch(None, &update, t1).unwrap();
     assert_eq!(
@@ -159,8 +262,10 @@ fn status_carries_the_recommendation_and_conditions_as_vpa_writes_them() {
     );
     assert_eq!(
         patch["status"]["conditions"],
-        json!([{"type": "RecommendationProvided", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}])
+        json!([{"type": "RecommendationProvided", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z",
+                "observedGeneration": 1}])
     );
+    assert_eq!(patch["status"]["observedGeneration"], 1);
 
     // Written back unchanged: nothing to do.
     let written = next_status(None, &update, t1);
@@ -174,6 +279,51 @@ fn status_carries_the_recommendation_and_conditions_as_vpa_writes_them() {
     assert!(status_patch(Some(&written), &update2, t("2026-01-01T00:10:00Z")).is_some());
 }
 
+/// `status.observedGeneration` and each condition heatscaler sets follow
+/// `metadata.generation`: a spec change alone is written back, transition
+/// times kept; a condition of another writer keeps its own generation.
+#[test]
+fn status_and_conditions_carry_the_observed_generation() {
+    let recs = [recommendation(250)];
+    let t1 = t("2026-01-01T00:00:00Z");
+    let mut written = next_status(
+        None,
+        &StatusUpdate {
+            recommendations: &recs,
+            pods_matched: true,
+            unsupported: None,
+            generation: Some(3),
+            unsupported_fields: &[],
+            upstream: &[],
+        },
+        t1,
+    );
+    assert_eq!(written.observed_generation, Some(3));
+    assert_eq!(condition(&written, RECOMMENDATION_PROVIDED).unwrap().observed_generation, Some(3));
+    written.conditions.push(Condition {
+        type_: LOW_CONFIDENCE.into(),
+        status: "True".into(),
+        observed_generation: Some(1),
+        ..Default::default()
+    });
+
+    let respec = StatusUpdate {
+        recommendations: &recs,
+        pods_matched: true,
+        unsupported: None,
+        generation: Some(4),
+        unsupported_fields: &[],
+        upstream: &[],
+    };
+    let patch = status_patch(Some(&written), &respec, t("2026-01-01T00:05:00Z")).expect("a new generation is written");
+    assert_eq!(patch["status"]["observedGeneration"], 4);
+    let next = next_status(Some(&written), &respec, t("2026-01-01T00:05:00Z"));
+    let provided = condition(&next, RECOMMENDATION_PROVIDED).unwrap();
+    assert_eq!((provided.observed_generation, provided.last_transition_time.as_ref().unwrap().0), (Some(4), t1));
+    assert_eq!(condition(&next, LOW_CONFIDENCE).unwrap().observed_generation, Some(1), "not ours to restamp");
+    assert_eq!(status_patch(Some(&next), &respec, t("2026-01-01T00:10:00Z")), None);
+}
+
 #[test]
 fn no_pods_unsupported_and_foreign_conditions() {
     let mut current = api::VerticalPodAutoscalerStatus {
@@ -182,9 +332,17 @@ fn no_pods_unsupported_and_foreign_conditions() {
             Condition { type_: LOW_CONFIDENCE.into(), status: "True".into(), ..Default::default() },
             Condition { type_: CONFIG_DEPRECATED.into(), status: "True".into(), ..Default::default() },
         ],
+        ..Default::default()
     };
     let now = t("2026-01-01T00:00:00Z");
-    let none = StatusUpdate { recommendations: &[], pods_matched: false, unsupported: None };
+    let none = StatusUpdate {
+        recommendations: &[],
+        pods_matched: false,
+        unsupported: None,
+        generation: Some(1),
+        unsupported_fields: &[],
+        upstream: &[],
+    };
     let s = next_status(Some(&current), &none, now);
     let no_pods = condition(&s, NO_PODS_MATCHED).unwrap();
     assert_eq!((no_pods.status.as_str(), no_pods.reason.as_deref()), ("True", Some("NoPodsMatched")));
@@ -197,7 +355,14 @@ fn no_pods_unsupported_and_foreign_conditions() {
     current = s;
     let recs = [recommendation(250)];
     let problem = ConfigUnsupported("spec.targetRef.kind: not Rollout".into());
-    let broken = StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: Some(&problem) };
+    let broken = StatusUpdate {
+        recommendations: &recs,
+        pods_matched: true,
+        unsupported: Some(&problem),
+        generation: Some(1),
+        unsupported_fields: &[],
+        upstream: &[],
+    };
     let s = next_status(Some(&current), &broken, now);
     assert_eq!(condition(&s, CONFIG_UNSUPPORTED).unwrap().message.as_deref(), Some(problem.0.as_str()));
     assert!(s.recommendation.is_none(), "nothing is recommended for an unsupported object");
@@ -227,7 +392,14 @@ fn the_crd_declares_every_field_heatscaler_writes() {
     let recs = [recommendation(250)];
     full.status = Some(next_status(
         None,
-        &StatusUpdate { recommendations: &recs, pods_matched: true, unsupported: None },
+        &StatusUpdate {
+            recommendations: &recs,
+            pods_matched: true,
+            unsupported: None,
+            generation: Some(1),
+            unsupported_fields: &[],
+            upstream: &[],
+        },
         t("2026-01-01T00:00:00Z"),
     ));
     let object = serde_json::to_value(&full).unwrap();
@@ -236,10 +408,97 @@ fn the_crd_declares_every_field_heatscaler_writes() {
     assert_eq!(undeclared, Vec::<String>::new());
     // And the check itself catches an undeclared field.
     let mut extra = object.clone();
-    extra["spec"]["startupBoost"] = json!({"cpu": {}});
+    extra["spec"]["notAVpaField"] = json!({"cpu": {}});
     let mut found = Vec::new();
     check_declared(&extra, schema, "", &mut found);
-    assert_eq!(found, vec![".spec.startupBoost".to_string()]);
+    assert_eq!(found, vec![".spec.notAVpaField".to_string()]);
+}
+
+/// The VPA CRD we ship keeps every property of upstream's v1 schema (VPA's
+/// release pinned in tools/vpa-replay/go.mod, its `deploy/vpa-v1-crd-gen.yaml`
+/// read from the Go module cache), with the same type, format, enum, bounds
+/// and required lists: a property missing here would be pruned by the API
+/// server, silently dropping what the user wrote.
+#[test]
+fn the_crd_keeps_every_field_of_upstreams_v1_schema() {
+    let ours =
+        heatscaler_core::yaml::parse_value(include_str!("../../../../config/crd/verticalpodautoscaler.yaml")).unwrap();
+    let upstream = upstream_vpa_crd();
+    let (ours, upstream) = (v1_schema(&ours), v1_schema(&upstream));
+    let (mut ours_shape, mut upstream_shape) = (Vec::new(), Vec::new());
+    schema_shape(ours, "", &mut ours_shape);
+    schema_shape(upstream, "", &mut upstream_shape);
+    let missing: Vec<&String> = upstream_shape.iter().filter(|p| !ours_shape.contains(p)).collect();
+    assert!(missing.is_empty(), "upstream's VPA v1 schema has, and ours lacks or declares differently:\n{missing:#?}");
+    // The comparison saw upstream's whole schema, the fields the issue names included.
+    for path in
+        [".spec.updatePolicy.evictAfterOOMSeconds", ".spec.startupBoost.cpu.factor", ".status.observedGeneration"]
+    {
+        assert!(upstream_shape.iter().any(|s| s.starts_with(&format!("{path}: "))), "upstream lacks {path}?");
+    }
+}
+
+/// `deploy/vpa-v1-crd-gen.yaml` of the VPA module tools/vpa-replay pins,
+/// through `go mod download` (the module cache when it is there, else the Go
+/// proxy): the CRD is upstream's, not a copy kept here that could drift.
+fn upstream_vpa_crd() -> Value {
+    const MODULE: &str = "k8s.io/autoscaler/vertical-pod-autoscaler";
+    let replay = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/vpa-replay");
+    let go_mod = std::fs::read_to_string(replay.join("go.mod")).unwrap();
+    let version = go_mod
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(MODULE))
+        .find_map(|rest| rest.split_whitespace().next())
+        .expect("tools/vpa-replay/go.mod requires the VPA module");
+    let out = std::process::Command::new("go")
+        .args(["mod", "download", "-json", &format!("{MODULE}@{version}")])
+        .current_dir(&replay)
+        .output()
+        .unwrap_or_else(|e| panic!("`go mod download {MODULE}@{version}` could not run (Go is needed; tests/install-deps.sh installs it): {e}"));
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("`go mod download` answered no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr))
+    });
+    let dir = info["Dir"].as_str().unwrap_or_else(|| panic!("`go mod download` gave no module directory: {info}"));
+    let path = std::path::Path::new(dir).join("deploy/vpa-v1-crd-gen.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.split("\n---\n")
+        .map(|doc| heatscaler_core::yaml::parse_value(doc).unwrap())
+        .find(|doc| doc["metadata"]["name"] == "verticalpodautoscalers.autoscaling.k8s.io")
+        .unwrap_or_else(|| panic!("{} has no VerticalPodAutoscaler CRD", path.display()))
+}
+
+fn v1_schema(crd: &Value) -> &Value {
+    let versions = crd["spec"]["versions"].as_array().unwrap();
+    let v1 = versions.iter().find(|v| v["name"] == "v1").expect("a v1 version");
+    &v1["schema"]["openAPIV3Schema"]
+}
+
+/// One line per schema node: its property path and what constrains its
+/// values (descriptions aside, which are ours to word).
+fn schema_shape(schema: &Value, path: &str, out: &mut Vec<String>) {
+    let mut required: Vec<&str> =
+        schema["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    required.sort_unstable();
+    out.push(format!(
+        "{path}: type={} format={} enum={} minimum={} required={required:?} int-or-string={} map-type={}",
+        schema["type"],
+        schema["format"],
+        schema["enum"],
+        schema["minimum"],
+        schema["x-kubernetes-int-or-string"],
+        schema["x-kubernetes-map-type"],
+    ));
+    if let Some(properties) = schema["properties"].as_object() {
+        for (name, property) in properties {
+            schema_shape(property, &format!("{path}.{name}"), out);
+        }
+    }
+    if schema["items"].is_object() {
+        schema_shape(&schema["items"], &format!("{path}[]"), out);
+    }
+    if schema["additionalProperties"].is_object() {
+        schema_shape(&schema["additionalProperties"], &format!("{path}{{}}"), out);
+    }
 }
 
 /// The same for the checkpoint CRD, with a checkpoint of real history.
