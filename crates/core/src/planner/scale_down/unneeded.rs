@@ -172,12 +172,21 @@ pub(super) fn find<'a>(
 }
 
 /// Keeps the time each unneeded node was first found unneeded (now, for new
-/// ones); nodes no longer unneeded are forgotten.
+/// ones); nodes no longer unneeded are forgotten. A node that received a pod
+/// since then starts again: it has not been unneeded for `unneeded-time` with
+/// that pod, and pods a drain just sent there would otherwise be evicted again
+/// at once, hopping from node to node (issue 17, stability seed 58).
 pub(super) fn track(cx: &Cx<'_>, memory: &mut Memory, candidates: &[Candidate], unneeded: &[usize]) {
     let mut since = BTreeMap::new();
     for &k in unneeded {
-        let node = cx.ix.node(candidates[k].node).name.as_str();
-        let from = memory.unneeded_since.get(node).copied().unwrap_or(cx.now);
+        let i = candidates[k].node;
+        let node = cx.ix.node(i).name.as_str();
+        let from = memory
+            .unneeded_since
+            .get(node)
+            .copied()
+            .filter(|&t| cx.ix.workload_pods(i).all(|p| p.created <= t))
+            .unwrap_or(cx.now);
         since.insert(node.to_string(), from);
     }
     memory.unneeded_since = since;
