@@ -40,7 +40,11 @@ impl ReplicaSet {
         };
         Self {
             name: spec.name.clone(),
-            template: PodTemplate::from_spec(&spec.pod, &spec.namespace, &spec.name, Some("ReplicaSet")),
+            template: PodTemplate {
+                // Only pods a VPA object targets report their workload, so node-level runs are unchanged.
+                workload: spec.vpa.as_ref().map(|_| spec.workload_ref()),
+                ..PodTemplate::from_spec(&spec.pod, &spec.namespace, &spec.name, Some("ReplicaSet"))
+            },
             target,
             next_pod: 0,
             recommendations: VecDeque::new(),

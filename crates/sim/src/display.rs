@@ -58,11 +58,35 @@ impl fmt::Display for View<'_> {
         }
         let mut table = Table::new(r.runs.iter().map(|run| run.policy.clone()).collect());
         node_rows(&mut table, &r.runs);
+        pod_rows(&mut table, &r.runs);
         write!(f, "\n{table}")?;
         for run in r.runs.iter().filter(|run| run.label != run.policy) {
             writeln!(f, "{}: {}", run.policy, run.label)?;
         }
         Ok(())
+    }
+}
+
+/// The pod-level section, when the scenario has VPA objects.
+fn pod_rows(table: &mut Table, runs: &[Run]) {
+    if runs.iter().all(|r| r.pod_level.is_none()) {
+        return;
+    }
+    table.section("pod level");
+    type Count = fn(&super::report::PodLevelCounts) -> u32;
+    let rows: [(&str, Count); 8] = [
+        ("resizes requested", |c| c.resizes_requested),
+        ("applied", |c| c.resizes_applied),
+        ("deferred", |c| c.resizes_deferred),
+        ("infeasible", |c| c.resizes_infeasible),
+        ("refused (422)", |c| c.resizes_invalid),
+        ("evicted to recreate", |c| c.recreations),
+        ("refused by a PDB", |c| c.recreations_refused),
+        ("OOM kills", |c| c.oom_kills),
+    ];
+    for (label, count) in rows {
+        let cells = runs.iter().map(|r| r.pod_level.as_ref().map_or("-".into(), |c| count(c).to_string())).collect();
+        table.row(label, cells);
     }
 }
 

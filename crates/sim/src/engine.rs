@@ -12,16 +12,18 @@ use std::collections::BTreeMap;
 use heatscaler_core::model::{NodeShape, Resources};
 use heatscaler_core::policy::NodeTemplate;
 
-use crate::autoscaler::{Daemon, PolicyKind};
+use crate::autoscaler::{Daemon, PassObserver, PolicyKind, vpa_updater};
 use crate::bound::BoundModel;
 use crate::controllers::Controllers;
 use crate::generators::Bursts;
+use crate::pod_usage::PodUsage;
 use crate::recorder::Recorder;
 use crate::replay::Replay;
 use crate::report::{Report, Run, TimelineEvent};
 use crate::scenario::Scenario;
 use crate::scheduler;
 use crate::trace::TraceError;
+use crate::vpa::Vpa;
 use crate::world::clock::Event;
 use crate::world::cluster::Origin;
 use crate::world::{Owners, World};
@@ -49,19 +51,51 @@ pub fn compare(sc: &Scenario, policies: &[PolicyKind]) -> Result<Report, TraceEr
 
 /// One policy's run of a scenario.
 pub fn run_policy(sc: &Scenario, kind: PolicyKind) -> Result<Run, TraceError> {
-    let mut engine = Engine::new(sc, kind)?;
+    run_inner(sc, kind, None)
+}
+
+/// One policy's run, `observer` shown every decision pass.
+#[cfg(test)]
+pub(crate) fn run_observed(
+    sc: &Scenario,
+    kind: PolicyKind,
+    observer: &mut dyn PassObserver,
+) -> Result<Run, TraceError> {
+    run_inner(sc, kind, Some(observer))
+}
+
+fn run_inner(sc: &Scenario, kind: PolicyKind, observer: Option<&mut dyn PassObserver>) -> Result<Run, TraceError> {
+    let observed = observer.is_some();
+    let mut engine = Engine::new(sc, kind, observer)?;
+    if observed {
+        engine.world.eviction_log = Some(Vec::new());
+    }
     engine.run();
-    let Engine { world, replay, recorder, .. } = engine;
+    let pod_level = engine.vpa.is_some();
+    let Engine { world, replay, recorder, observer, .. } = engine;
     if let Some(e) = replay.into_error() {
         return Err(e);
     }
+    if let Some(o) = observer {
+        o.finished(&world);
+    }
     let end = world.now();
-    Ok(recorder.finish(world.journal, kind.label(), kind.name(), end))
+    let label = if pod_level { kind.label_with_vpa() } else { kind.label() };
+    let mut run = recorder.finish(world.journal, label, kind.name(), end);
+    if !pod_level {
+        run.pod_level = None;
+    }
+    Ok(run)
 }
 
 /// One run: the world and every component acting on it.
-struct Engine<'s> {
+struct Engine<'s, 'o> {
     sc: &'s Scenario,
+    kind: PolicyKind,
+    observer: Option<&'o mut dyn PassObserver>,
+    /// The pod level, for scenarios with VPA objects: usage and the VPA objects.
+    usage: PodUsage,
+    vpa: Option<Vpa>,
     world: World<'s>,
     daemon: Daemon<'s>,
     controllers: Controllers<'s>,
@@ -70,12 +104,18 @@ struct Engine<'s> {
     recorder: Recorder,
 }
 
-impl<'s> Engine<'s> {
-    fn new(sc: &'s Scenario, kind: PolicyKind) -> Result<Self, TraceError> {
+impl<'s, 'o> Engine<'s, 'o> {
+    fn new(sc: &'s Scenario, kind: PolicyKind, observer: Option<&'o mut dyn PassObserver>) -> Result<Self, TraceError> {
         let replay = Replay::open(sc)?;
         let world = World::new(sc);
+        let usage = PodUsage::new(sc);
+        let vpa = usage.any().then(|| Vpa::new(sc, &kind.recommender(sc), kind.admission(sc)));
         let mut engine = Self {
             sc,
+            kind,
+            observer,
+            usage,
+            vpa,
             recorder: Recorder::new(world.epoch(), BoundModel::new(sc)),
             world,
             daemon: Daemon::new(kind, sc),
@@ -111,6 +151,10 @@ impl<'s> Engine<'s> {
             }
             self.world.observe_group(g);
             self.world.record(&spec.name, TimelineEvent::Initial { size });
+        }
+        if let Some(vpa) = &mut self.vpa {
+            vpa.start(&mut self.world);
+            self.world.after(self.sc.metrics_interval.get(), Event::Metrics);
         }
         self.controllers.start(&mut self.world);
         self.bursts.start(&mut self.world);
@@ -189,6 +233,7 @@ impl<'s> Engine<'s> {
             Event::Burst(i) => self.bursts.burst(world, i),
             Event::JobDone { job, uid } => self.bursts.job_done(world, job, &uid),
             Event::TraceRows(t) => self.replay.rows_due(world, t),
+            Event::Metrics => self.metrics_tick(),
             Event::Sample => {
                 self.recorder.sample(world);
                 world.after(self.sc.sample_interval.get(), Event::Sample);
@@ -203,7 +248,25 @@ impl<'s> Engine<'s> {
         let usage = self.daemon.reads_usage().then(|| self.observed_usage());
         let mut owners =
             PodOwners { controllers: &mut self.controllers, bursts: &mut self.bursts, replay: &mut self.replay };
-        self.daemon.pass(&mut self.world, usage.as_ref(), &mut owners);
+        let observer = self.observer.as_deref_mut();
+        self.daemon.pass(&mut self.world, usage.as_ref(), &mut owners, observer);
+    }
+
+    /// A metrics tick of the pod level: usage sampled (OOM kills), the
+    /// recommender fed and the objects' status written, deferred resizes
+    /// retried by their kubelets, and — for the peers — VPA's updater.
+    fn metrics_tick(&mut self) {
+        let Some(vpa) = &mut self.vpa else { return };
+        let world = &mut self.world;
+        let samples = self.usage.tick(world);
+        vpa.observe(world, &samples);
+        world.retry_resizes();
+        if self.kind.runs_vpa_updater() {
+            let mut owners =
+                PodOwners { controllers: &mut self.controllers, bursts: &mut self.bursts, replay: &mut self.replay };
+            vpa_updater::run(world, &mut owners);
+        }
+        world.after(self.sc.metrics_interval.get(), Event::Metrics);
     }
 
     /// Observed usage per node, as the metrics the daemon reads would show
@@ -217,6 +280,9 @@ impl<'s> Engine<'s> {
         for pod in &world.cluster.snap.pods {
             let Some(node) = &pod.node_name else { continue };
             let used = match world.cluster.origin.get(&pod.uid).copied() {
+                Some(Origin::Workload(_)) if self.usage.last(&pod.uid).is_some() => {
+                    self.usage.last(&pod.uid).cloned().unwrap_or_default()
+                }
                 Some(Origin::Workload(w)) => workloads[w].per_pod(&pod.requests),
                 Some(Origin::Trace(t, id)) => {
                     self.replay.usage(t, id).map_or(Resources::new(pod.requests.cpu_milli, pod.requests.memory), |u| {

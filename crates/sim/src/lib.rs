@@ -36,6 +36,7 @@ mod engine;
 mod generators;
 mod peers;
 pub mod plot;
+mod pod_usage;
 pub mod podlevel;
 mod recorder;
 mod replay;
@@ -43,8 +44,10 @@ pub mod report;
 pub mod scenario;
 mod scheduler;
 pub mod shapes;
+pub mod signals;
 mod streams;
 pub mod trace;
+mod vpa;
 mod world;
 
 pub use autoscaler::PolicyKind;
@@ -55,5 +58,9 @@ pub use trace::TraceError;
 
 #[cfg(test)]
 mod invariants;
+#[cfg(test)]
+mod pod_level_tests;
+#[cfg(test)]
+mod stability;
 #[cfg(test)]
 mod tests;

@@ -243,6 +243,7 @@ impl Recorder {
             policy: policy.to_string(),
             input: journal.input,
             node_level,
+            pod_level: Some(journal.pod_level),
             timeline: journal.timeline,
             series: self.series,
         }

@@ -40,8 +40,29 @@ pub struct Run {
     /// (the same trace), which the report lets anyone check.
     pub input: InputSummary,
     pub node_level: NodeLevel,
+    /// The pod level's counts, for scenarios with VPA objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_level: Option<PodLevelCounts>,
     pub timeline: Vec<TimelineEntry>,
     pub series: Vec<Sample>,
+}
+
+/// What the pod level did, counted: the updater's requests and the
+/// kubelet's answers, evictions to recreate, OOM kills.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PodLevelCounts {
+    /// Resizes the API accepted, and what the kubelet did with them (each
+    /// time a resize entered a state, not its retries).
+    pub resizes_requested: u32,
+    pub resizes_applied: u32,
+    pub resizes_deferred: u32,
+    pub resizes_infeasible: u32,
+    /// Refused by the API (422: the QoS class would change).
+    pub resizes_invalid: u32,
+    /// Pods evicted to be recreated (the updater's), and evictions refused by a PDB.
+    pub recreations: u32,
+    pub recreations_refused: u32,
+    pub oom_kills: u32,
 }
 
 /// Counts of the scenario's own demand events (not the pods controllers
@@ -115,6 +136,17 @@ pub enum TimelineEvent {
     Replicas {
         from: u32,
         to: u32,
+    },
+    /// An in-place resize the API accepted, and the kubelet's verdict.
+    PodResized {
+        pod: String,
+        change: String,
+        kubelet: String,
+    },
+    /// A pod evicted to be recreated with other requests.
+    PodRecreated {
+        pod: String,
+        wanted: String,
     },
     /// The executor found the world changed and did not act (the contract).
     Refused {
@@ -243,6 +275,10 @@ impl fmt::Display for TimelineEvent {
             TimelineEvent::NodeDeleted { node } => write!(f, "Node {node} deleted"),
             TimelineEvent::DaemonRestarted => f.write_str("daemon restarted; planner memory lost"),
             TimelineEvent::Replicas { from, to } => write!(f, "{from} → {to} replicas"),
+            TimelineEvent::PodResized { pod, change, kubelet } => {
+                write!(f, "{pod} resized in place: {change} (kubelet: {kubelet})")
+            }
+            TimelineEvent::PodRecreated { pod, wanted } => write!(f, "{pod} evicted to be recreated ({wanted})"),
             TimelineEvent::Refused { action, why } => write!(f, "{action} not executed: {why}"),
         }
     }

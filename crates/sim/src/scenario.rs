@@ -15,6 +15,7 @@ use heatscaler_core::policy::{
 };
 
 use super::shapes::{Delay, Shape};
+use super::signals::Signal;
 use super::trace::alibaba_openb::ListedGroup;
 use super::trace::{Checked, TraceArg, TraceError, TraceKind};
 
@@ -24,6 +25,10 @@ pub const PHP_APACHE: &str = include_str!("../../../scenarios/php-apache.yaml");
 /// The cluster `heatscaler simulate --trace` replays a trace on when given no
 /// scenario.
 pub const TRACE_CLUSTER: &str = include_str!("../../../scenarios/trace-cluster.yaml");
+
+/// Issue 17's fight loop between the node and the pod level (a regression
+/// scenario of the stability property).
+pub const FIGHT_LOOP: &str = include_str!("../../../scenarios/fight-loop.yaml");
 
 /// The scenario a pod-level trace (`alibaba-gentd26`) given alone fills in.
 pub const POD_LEVEL_ONLY: &str = include_str!("../../../scenarios/pod-level-replay.yaml");
@@ -59,6 +64,15 @@ pub struct Scenario {
     /// Single pods with an arrival and (optionally) a departure.
     #[serde(default)]
     pub pods: Vec<OneOffPod>,
+    /// The VPA admission controller runs: a new pod of a workload with a VPA
+    /// object gets the recommended requests (without it, a recreated pod
+    /// comes back at its template's). The VPA-defaults peer always runs its own.
+    #[serde(default)]
+    pub vpa_admission_controller: bool,
+    /// How often usage is sampled, the recommender fed and the VPA updater
+    /// (of the VPA-defaults peer) run, for workloads with `vpa`.
+    #[serde(default = "default_metrics_interval")]
+    pub metrics_interval: Duration,
     /// Pod-level resizing benchmark (`podlevel`), run next to the node level.
     #[serde(default)]
     pub pod_level: Option<super::podlevel::PodLevelSpec>,
@@ -187,6 +201,10 @@ impl TraceSpec {
     }
 }
 
+fn default_metrics_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
 fn default_sample_interval() -> Duration {
     Duration::from_secs(60)
 }
@@ -223,6 +241,8 @@ pub struct ProvisioningModel {
     pub boot: Delay,
     /// From eviction (or deletion) to the pod being gone, before the grace cap.
     pub pod_termination: Delay,
+    /// From a container starting (bound, or OOM-killed) to serving again.
+    pub container_restart: Duration,
 }
 
 impl Default for ProvisioningModel {
@@ -231,6 +251,7 @@ impl Default for ProvisioningModel {
             heat_update: Delay::Fixed(Duration::from_secs(30)),
             boot: Delay::Lognormal { median: Duration::from_secs(90), p99: Duration::from_secs(240) },
             pod_termination: Delay::Fixed(Duration::from_secs(5)),
+            container_restart: Duration::from_secs(30),
         }
     }
 }
@@ -247,6 +268,25 @@ pub struct PolicySection {
     pub cluster_limits: ClusterLimits,
     #[serde(default)]
     pub control_plane_labels: Option<Vec<String>>,
+    /// As `pod-resize` in the configuration: heatscaler's recommender and
+    /// updater for workloads with a `vpa` object.
+    #[serde(default)]
+    pub pod_resize: PodResizeSection,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct PodResizeSection {
+    /// Off: heatscaler plans the node level only (VPA objects are ignored).
+    pub enabled: bool,
+    pub recommender: heatscaler_core::policy::RecommenderSettings,
+    pub updater: heatscaler_core::policy::UpdaterSettings,
+}
+
+impl Default for PodResizeSection {
+    fn default() -> Self {
+        Self { enabled: true, recommender: Default::default(), updater: Default::default() }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -386,6 +426,57 @@ pub struct WorkloadSpec {
     pub usage: Option<UsageSpec>,
     #[serde(default)]
     pub pdb: Option<PdbSpec>,
+    /// A VPA object for the workload and its pods' usage, per replica (the
+    /// pod level: see `docs/simulator.md`).
+    #[serde(default)]
+    pub vpa: Option<VpaSpec>,
+}
+
+impl WorkloadSpec {
+    /// The workload its pods report (`Pod::workload`) and its VPA object's
+    /// `targetRef` names.
+    pub fn workload_ref(&self) -> heatscaler_core::model::WorkloadRef {
+        heatscaler_core::model::WorkloadRef {
+            kind: "Deployment".into(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// A workload's `VerticalPodAutoscaler` object and what each of its replicas
+/// uses, which the usage component samples on the metrics tick and the
+/// recommender reads.
+///
+/// ```yaml
+/// vpa:
+///   update-mode: InPlaceOrRecreate
+///   cpu: {step: {before: 800m, after: 2600m, at: 30m}}   # per replica
+///   memory: 400Mi
+///   noise: 0
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct VpaSpec {
+    #[serde(default = "super::podlevel::spec::default_mode", with = "super::podlevel::spec::mode")]
+    pub update_mode: heatscaler_core::model::UpdateMode,
+    /// `updatePolicy.minReplicas`.
+    #[serde(default)]
+    pub min_replicas: Option<u32>,
+    /// `controlledResources` of every container (default: CPU and memory).
+    #[serde(default)]
+    pub controlled_resources: Option<Vec<String>>,
+    /// Cores one replica uses (spread evenly over its containers).
+    pub cpu: Signal,
+    /// Bytes of working set one replica has.
+    pub memory: Signal,
+    /// Standard deviation of the multiplicative per-sample noise.
+    #[serde(default = "default_vpa_noise")]
+    pub noise: f64,
+}
+
+fn default_vpa_noise() -> f64 {
+    0.1
 }
 
 /// Total usage of the workload over time, spread evenly over its running pods.
@@ -598,6 +689,9 @@ impl Scenario {
         if self.sample_interval.get().is_zero() {
             err("sample-interval".into(), "must be longer than zero".into());
         }
+        if self.metrics_interval.get().is_zero() {
+            err("metrics-interval".into(), "must be longer than zero".into());
+        }
         if self.daemon.resync_interval.get().is_zero() {
             err("daemon.resync-interval".into(), "must be longer than zero".into());
         }
@@ -687,6 +781,20 @@ impl Scenario {
                     for (suffix, problem) in shape.iter().flat_map(|s| s.problems()) {
                         err(format!("{p}.usage.{key}{suffix}"), problem);
                     }
+                }
+            }
+            if let Some(v) = &w.vpa {
+                if !(0.0..1.0).contains(&v.noise) {
+                    err(format!("{p}.vpa.noise"), format!("{} is not in [0, 1)", v.noise));
+                }
+                if v.min_replicas.is_some_and(|n| n == 0 || i32::try_from(n).is_err()) {
+                    err(format!("{p}.vpa.min-replicas"), "must be at least 1".into());
+                }
+                for (suffix, problem) in v.cpu.problems() {
+                    err(format!("{p}.vpa.cpu{suffix}"), problem);
+                }
+                for (suffix, problem) in v.memory.problems() {
+                    err(format!("{p}.vpa.memory{suffix}"), problem);
                 }
             }
             if let Some(pdb) = &w.pdb

@@ -95,6 +95,7 @@ pub fn schedule(world: &mut World<'_>) -> Vec<String> {
                 pod.unschedulable_since = None;
                 let created = pod.created;
                 world.journal.bound(&uid, created, now);
+                world.containers_started(&uid);
                 bound.push(uid);
             }
             None => {

@@ -9,12 +9,13 @@ use std::collections::BTreeMap;
 use heatscaler_core::model::{MemberStatus, Pod};
 use heatscaler_core::planner::Action;
 use heatscaler_core::planner::action::{
-    DeleteNode, EvictPods, MarkDrained, RemoveMembers, RollBackRemoval, ScaleUp, StartRemoval,
+    DeleteNode, EvictPods, MarkDrained, RecreatePod, RemoveMembers, ResizePod, RollBackRemoval, ScaleUp, StartRemoval,
 };
 use heatscaler_core::planner::protocol::{self, Phase, RemovalState};
 
 use crate::report::TimelineEvent;
-use crate::world::{Owners, World};
+use crate::world::kubelet::ResizeAnswer;
+use crate::world::{Eviction, Owners, World};
 
 /// Executes `action` against the world, or records why it did not. The
 /// owner of each pod it evicts is told at once.
@@ -27,9 +28,8 @@ pub fn execute(world: &mut World<'_>, action: &Action, owners: &mut dyn Owners) 
         Action::MarkDrained(a) => mark_drained(world, a),
         Action::RollBackRemoval(a) => roll_back(world, a),
         Action::DeleteNode(a) => delete_node(world, a),
-        // Pod-level actions are simulated by `podlevel`; this model
-        // has no VPA objects, so the planner never plans them here.
-        Action::ResizePod(_) | Action::RecreatePod(_) => Err("no pod-level model in this simulation".into()),
+        Action::ResizePod(a) => resize(world, a),
+        Action::RecreatePod(a) => recreate(world, a, owners),
     };
     match result {
         Ok(()) => world.wake_autoscaler(), // its watches see what its own action changed
@@ -156,29 +156,73 @@ fn evict(world: &mut World<'_>, a: &EvictPods, owners: &mut dyn Owners) -> Resul
         if pod.node_name.as_deref() != Some(a.node.as_str()) || pod.deletion.is_some() {
             continue;
         }
-        let pdbs = &world.cluster.snap.pdbs;
-        let covering: Vec<usize> = (0..pdbs.len())
-            .filter(|&i| pdbs[i].namespace == pod.namespace && pdbs[i].selector.matches(&pod.labels))
-            .collect();
-        let ok = covering.iter().all(|&i| *allowed.entry(i).or_insert(pdbs[i].disruptions_allowed) > 0);
-        if !ok {
-            world.journal.eviction_refused(); // 429: the next pass tries again
-            continue;
-        }
-        for i in covering {
-            *allowed.get_mut(&i).expect("entered above") -= 1;
-        }
-        let origin = world.cluster.origin.get(&e.uid).copied();
-        world.delete_pod(&e.uid, Some(a.max_grace));
-        world.journal.evicted();
-        if let Some(origin) = origin {
-            owners.evicted(world, origin);
+        match world.evict(&e.uid, Some(a.max_grace), &mut allowed, owners) {
+            Eviction::Evicted => world.journal.evicted(),
+            Eviction::Refused => world.journal.eviction_refused(), // 429: the next pass tries again
+            Eviction::Gone => {}
         }
     }
     for (i, left) in allowed {
         world.cluster.snap.pdbs[i].disruptions_allowed = left;
     }
     Ok(())
+}
+
+/// `ResizePod` through the `resize` subresource; the kubelet's answer is
+/// the pod's resize state, which the next pass reads.
+fn resize(world: &mut World<'_>, a: &ResizePod) -> Result<(), String> {
+    let subject = workload_of(world, &a.uid);
+    let change = a.containers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    match world.resize_pod(&a.uid, &a.containers) {
+        ResizeAnswer::Gone => Err(format!("pod {} is gone", a.pod)),
+        ResizeAnswer::AlreadyRequested => Ok(()),
+        ResizeAnswer::Invalid(why) => Err(format!("422 resizing {}: {why}", a.pod)),
+        ResizeAnswer::Requested(verdict) => {
+            world.record(
+                &subject,
+                TimelineEvent::PodResized { pod: a.pod.name.clone(), change, kubelet: format!("{verdict:?}") },
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `RecreatePod` through the eviction API, as a drain's evictions: the PDB
+/// is honoured and the owner replaces the pod at once — at its template's
+/// requests unless an admission controller applies the recommendation.
+fn recreate(world: &mut World<'_>, a: &RecreatePod, owners: &mut dyn Owners) -> Result<(), String> {
+    let Some(pod) = world.cluster.pod(&a.uid) else { return Err(format!("pod {} is gone", a.pod)) };
+    if pod.deletion.is_some() {
+        return Err(format!("pod {} is already terminating", a.pod));
+    }
+    let subject = workload_of(world, &a.uid);
+    let mut allowed = BTreeMap::new();
+    let answer = world.evict(&a.uid, None, &mut allowed, owners);
+    for (i, left) in allowed {
+        world.cluster.snap.pdbs[i].disruptions_allowed = left;
+    }
+    match answer {
+        Eviction::Evicted => {
+            world.journal.pod_level.recreations += 1;
+            let change = a.containers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            world.record(&subject, TimelineEvent::PodRecreated { pod: a.pod.name.clone(), wanted: change });
+            Ok(())
+        }
+        Eviction::Refused => {
+            world.journal.pod_level.recreations_refused += 1;
+            Err(format!("429 evicting {}: a PodDisruptionBudget allows no disruption", a.pod))
+        }
+        Eviction::Gone => Err(format!("pod {} is gone", a.pod)),
+    }
+}
+
+/// The name of the workload that owns pod `uid` (the timeline's subject).
+fn workload_of(world: &World<'_>, uid: &str) -> String {
+    world
+        .cluster
+        .pod(uid)
+        .map(|p| p.workload.as_ref().map_or_else(|| p.name.clone(), |w| w.name.clone()))
+        .unwrap_or_else(|| uid.to_string())
 }
 
 fn mark_drained(world: &mut World<'_>, a: &MarkDrained) -> Result<(), String> {

@@ -17,6 +17,15 @@ use crate::scenario::{DaemonModel, Scenario};
 use crate::world::clock::Event;
 use crate::world::{Owners, World};
 
+/// Sees every decision pass: the world the autoscaler read (its snapshot
+/// is `world.cluster.snap`) and the actions it decided, before they are
+/// executed. The stability property checks its invariants here.
+pub trait PassObserver {
+    fn pass(&mut self, world: &World<'_>, actions: &[heatscaler_core::planner::Action]);
+    /// The run is over.
+    fn finished(&mut self, world: &World<'_>);
+}
+
 pub struct Daemon<'s> {
     autoscaler: Autoscaler,
     model: &'s DaemonModel,
@@ -60,9 +69,13 @@ impl<'s> Daemon<'s> {
         world: &mut World<'_>,
         usage: Option<&BTreeMap<String, Resources>>,
         owners: &mut dyn Owners,
+        observer: Option<&mut (dyn PassObserver + '_)>,
     ) {
         world.cluster.map_members();
         let actions = self.autoscaler.decide(&world.cluster.snap, usage, world.now());
+        if let Some(o) = observer {
+            o.pass(world, &actions);
+        }
         world.journal.pass();
         for action in &actions {
             actuator::execute(world, action, owners);

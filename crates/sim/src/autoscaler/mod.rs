@@ -5,14 +5,16 @@
 
 mod actuator;
 mod daemon;
+pub mod vpa_updater;
 
-pub use daemon::Daemon;
+pub use daemon::{Daemon, PassObserver};
 
 use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
 
 use heatscaler_core::model::{Resources, Snapshot, Timestamp};
-use heatscaler_core::planner::{self, Action, Input, Memory, Policy};
+use heatscaler_core::planner::{self, Action, Input, Memory, Policy, ResizePolicy};
+use heatscaler_core::policy::RecommenderSettings;
 
 use crate::peers::ca_defaults::{self, CaDefaults};
 use crate::scenario::Scenario;
@@ -49,6 +51,41 @@ impl PolicyKind {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
+
+    /// The label of a run whose scenario has VPA objects: the peer is then
+    /// cluster-autoscaler's and VPA's defaults together.
+    pub fn label_with_vpa(self) -> &'static str {
+        match self {
+            PolicyKind::Heatscaler => "heatscaler",
+            PolicyKind::CaDefaults => {
+                "cluster-autoscaler and VPA documented defaults, re-implemented, blind to each other"
+            }
+        }
+    }
+
+    /// The recommender that writes the VPA objects' status in this run.
+    pub fn recommender(self, sc: &Scenario) -> RecommenderSettings {
+        match self {
+            PolicyKind::Heatscaler => sc.policy.pod_resize.recommender.clone(),
+            PolicyKind::CaDefaults => RecommenderSettings::default(),
+        }
+    }
+
+    /// Whether new pods get the recommendation: heatscaler's runs when the
+    /// scenario declares VPA's admission controller; the VPA peer always
+    /// installs its own.
+    pub fn admission(self, sc: &Scenario) -> bool {
+        match self {
+            PolicyKind::Heatscaler => sc.vpa_admission_controller,
+            PolicyKind::CaDefaults => true,
+        }
+    }
+
+    /// Whether VPA's updater (the peer) evicts pods in this run; heatscaler
+    /// plans the pod level itself.
+    pub fn runs_vpa_updater(self) -> bool {
+        self == PolicyKind::CaDefaults
+    }
 }
 
 /// A running autoscaler and what it remembers between passes.
@@ -67,6 +104,10 @@ impl Autoscaler {
                     scale_down: sc.policy.scale_down.clone(),
                     limits: sc.policy.cluster_limits.clone(),
                     seed: sc.seed,
+                    resize: ResizePolicy {
+                        enabled: sc.policy.pod_resize.enabled,
+                        updater: sc.policy.pod_resize.updater.clone(),
+                    },
                     ..Policy::default()
                 };
                 if let Some(labels) = &sc.policy.control_plane_labels {

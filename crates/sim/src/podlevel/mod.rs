@@ -9,15 +9,14 @@
 pub(crate) mod cluster;
 mod report;
 mod run;
-mod spec;
-mod usage;
+pub(crate) mod spec;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::signals::Signal;
 pub use report::{PodLevelReport, Row};
 pub use spec::{HeatscalerSide, NodePool, PodLevelSpec, PodWorkload, Side};
-pub use usage::Signal;
 
 use std::time::Duration;
 

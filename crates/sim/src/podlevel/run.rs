@@ -20,8 +20,8 @@ use heatscaler_core::recommender::{
 use super::cluster::{CONTAINER, Cluster, Verdict};
 use super::report::{Meter, Row};
 use super::spec::{PodLevelSpec, PodWorkload, Side};
-use super::usage::{Track, noise_factor};
 use crate::peers::vpa_defaults as baseline;
+use crate::signals::{Track, noise_factor};
 
 /// A Monday at 00:00, for the diurnal week.
 pub fn epoch() -> Timestamp {

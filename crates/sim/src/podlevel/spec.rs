@@ -28,7 +28,7 @@ use serde::Deserialize;
 use heatscaler_core::model::UpdateMode;
 use heatscaler_core::policy::{Duration, Quantity, RecommenderSettings, UpdaterSettings};
 
-use super::usage::Signal;
+use crate::signals::Signal;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -82,11 +82,11 @@ impl Default for HeatscalerSide {
     }
 }
 
-fn default_mode() -> UpdateMode {
+pub(crate) fn default_mode() -> UpdateMode {
     UpdateMode::InPlaceOrRecreate
 }
 
-mod mode {
+pub(crate) mod mode {
     use serde::{Deserialize, Deserializer, de};
 
     use heatscaler_core::model::UpdateMode;

@@ -53,6 +53,9 @@ pub enum Event {
     TraceRows(usize),
     /// The report: a sample of the series is due.
     Sample,
+    /// The pod level: usage samples, the recommender, kubelet retries and
+    /// (for the peers) VPA's updater are due.
+    Metrics,
 }
 
 #[derive(Debug, PartialEq, Eq)]

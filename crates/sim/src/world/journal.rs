@@ -9,7 +9,7 @@ use heatscaler_core::model::Timestamp;
 use heatscaler_core::planner::action::{RemovalCause, RemoveMembers, ScaleUp};
 use heatscaler_core::planner::time::elapsed;
 
-use crate::report::{InputSummary, TimelineEntry, TimelineEvent};
+use crate::report::{InputSummary, PodLevelCounts, TimelineEntry, TimelineEvent};
 
 /// What the autoscaler under test did, counted.
 #[derive(Clone, Debug, Default)]
@@ -26,6 +26,8 @@ pub struct Counts {
 }
 
 pub struct Journal {
+    /// The pod level's counts (reported when the scenario has VPA objects).
+    pub pod_level: PodLevelCounts,
     epoch: Timestamp,
     timeline: Vec<TimelineEntry>,
     input: InputSummary,
@@ -38,6 +40,7 @@ pub struct Journal {
 
 /// A finished journal.
 pub struct Journaled {
+    pub pod_level: PodLevelCounts,
     pub timeline: Vec<TimelineEntry>,
     pub input: InputSummary,
     pub counts: Counts,
@@ -49,6 +52,7 @@ pub struct Journaled {
 impl Journal {
     pub fn new(epoch: Timestamp) -> Self {
         Self {
+            pod_level: PodLevelCounts::default(),
             epoch,
             timeline: Vec::new(),
             input: InputSummary::default(),
@@ -61,6 +65,12 @@ impl Journal {
     pub fn event(&mut self, at: Timestamp, subject: &str, event: TimelineEvent) {
         let at_secs = elapsed(at, self.epoch).as_secs_f64();
         self.timeline.push(TimelineEntry { at_secs, subject: subject.to_string(), event });
+    }
+
+    /// The timeline so far (the stability property reads it).
+    #[cfg(test)]
+    pub fn timeline(&self) -> &[TimelineEntry] {
+        &self.timeline
     }
 
     /// The autoscaler made a decision pass.
@@ -149,6 +159,13 @@ impl Journal {
         let mut waits = self.waits;
         waits.extend(self.waiting.values().map(|c| elapsed(end, *c).as_secs_f64()));
         waits.sort_by(f64::total_cmp);
-        Journaled { timeline: self.timeline, input: self.input, counts: self.counts, waits, never_scheduled }
+        Journaled {
+            pod_level: self.pod_level,
+            timeline: self.timeline,
+            input: self.input,
+            counts: self.counts,
+            waits,
+            never_scheduled,
+        }
     }
 }

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod cluster;
 pub mod heat;
 pub mod journal;
+pub mod kubelet;
 
 use std::time::Duration as StdDuration;
 
@@ -36,6 +37,16 @@ pub trait Owners {
     fn evicted(&mut self, world: &mut World<'_>, origin: Origin);
 }
 
+/// What the eviction API answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Eviction {
+    Evicted,
+    /// 429: a PodDisruptionBudget allows no disruption now.
+    Refused,
+    /// 404: the pod is gone or already terminating.
+    Gone,
+}
+
 pub struct World<'s> {
     clock: Clock,
     pub cluster: Cluster,
@@ -48,6 +59,17 @@ pub struct World<'s> {
     rng: ChaCha8Rng,
     /// Something changed that the scheduler must look at (pods or nodes).
     cluster_changed: bool,
+    /// Every eviction (when, the replica's lineage), kept when asked for
+    /// (the stability property bounds evictions per replica and hour).
+    pub eviction_log: Option<Vec<(Timestamp, u64)>>,
+    /// What the kubelets report of each bound pod's containers, by uid.
+    kubelet: rustc_hash::FxHashMap<String, kubelet::ContainerRun>,
+    /// A replica and its replacements share a lineage: by uid.
+    lineage: rustc_hash::FxHashMap<String, u64>,
+    next_lineage: u64,
+    /// The lineage the next pod created continues (set while an evicted
+    /// pod's owner replaces it).
+    inherit: Option<u64>,
     /// Something changed that calls for a decision soon: a pod found
     /// unschedulable, a node added, changed or gone, a pod gone from a
     /// cordoned node (a drain progressing), Heat's state, or the daemon's own
@@ -71,6 +93,11 @@ impl<'s> World<'s> {
             rng: ChaCha8Rng::seed_from_u64(sc.seed),
             cluster_changed: true,
             wake: true,
+            eviction_log: None,
+            kubelet: Default::default(),
+            lineage: Default::default(),
+            next_lineage: 0,
+            inherit: None,
         }
     }
 
@@ -135,7 +162,86 @@ impl<'s> World<'s> {
     pub fn create_pod(&mut self, template: &PodTemplate, name: String, origin: Origin) -> String {
         let uid = self.cluster.add_pod(template, name, self.clock.now(), origin);
         self.cluster_changed = true;
+        let lineage = self.inherit.take().unwrap_or_else(|| {
+            self.next_lineage += 1;
+            self.next_lineage
+        });
+        self.lineage.insert(uid.clone(), lineage);
+        self.admission(&uid);
         uid
+    }
+
+    /// VPA's admission controller, when it runs: a new pod of a workload
+    /// with a VPA object (not `Off`) gets the recommended requests.
+    fn admission(&mut self, uid: &str) {
+        if !self.cluster.snap.admission_applies_recommendations {
+            return;
+        }
+        let Some(workload) = self.cluster.pod(uid).and_then(|p| p.workload.clone()) else { return };
+        let Some(vertical) = self
+            .cluster
+            .snap
+            .vertical
+            .iter()
+            .find(|v| v.workload == workload && v.update_mode != heatscaler_core::model::UpdateMode::Off)
+            .cloned()
+        else {
+            return;
+        };
+        if let Some(pod) = self.cluster.pod_mut(uid) {
+            kubelet::admitted(&mut pod.containers, &vertical);
+            kubelet::refresh_requests(pod);
+        }
+    }
+
+    /// The eviction API: honours each PDB covering the pod against
+    /// `allowed` (its `disruptionsAllowed`, debited as the caller's evictions
+    /// go; the caller writes it back), starts the pod's termination (grace
+    /// capped by `grace_cap`) and tells its owner, whose replacement
+    /// continues the pod's lineage.
+    pub fn evict(
+        &mut self,
+        uid: &str,
+        grace_cap: Option<StdDuration>,
+        allowed: &mut std::collections::BTreeMap<usize, i32>,
+        owners: &mut dyn Owners,
+    ) -> Eviction {
+        let Some(pod) = self.cluster.pod(uid) else { return Eviction::Gone };
+        if pod.deletion.is_some() {
+            return Eviction::Gone;
+        }
+        let pdbs = &self.cluster.snap.pdbs;
+        let covering: Vec<usize> = (0..pdbs.len())
+            .filter(|&i| pdbs[i].namespace == pod.namespace && pdbs[i].selector.matches(&pod.labels))
+            .collect();
+        if !covering.iter().all(|&i| *allowed.entry(i).or_insert(pdbs[i].disruptions_allowed) > 0) {
+            return Eviction::Refused;
+        }
+        for i in covering {
+            *allowed.get_mut(&i).expect("entered above") -= 1;
+        }
+        let origin = self.cluster.origin.get(uid).copied();
+        if let (Some(log), Some(lineage)) = (&mut self.eviction_log, self.lineage.get(uid)) {
+            log.push((self.clock.now(), *lineage));
+        }
+        self.delete_pod(uid, grace_cap);
+        if let Some(origin) = origin {
+            self.tell_owner(uid, origin, owners);
+        }
+        Eviction::Evicted
+    }
+
+    /// The replica `uid` is part of (it and the pods that replaced it).
+    pub fn lineage(&self, uid: &str) -> Option<u64> {
+        self.lineage.get(uid).copied()
+    }
+
+    /// Tells `owners` that the pod of `origin` with `uid` was evicted; the
+    /// replacement they create continues its lineage.
+    pub fn tell_owner(&mut self, uid: &str, origin: Origin, owners: &mut dyn Owners) {
+        self.inherit = self.lineage(uid);
+        owners.evicted(self, origin);
+        self.inherit = None;
     }
 
     /// Starts a pod's termination; it is gone after the modelled termination
@@ -155,6 +261,8 @@ impl<'s> World<'s> {
     pub fn pod_gone(&mut self, uid: &str) {
         let Some(pod) = self.cluster.remove_pod(uid) else { return };
         self.journal.pod_gone(uid);
+        self.kubelet.remove(uid);
+        self.lineage.remove(uid);
         self.cluster_changed = true;
         if pod.node_name.as_deref().and_then(|n| self.cluster.node(n)).is_some_and(|n| n.unschedulable) {
             self.wake = true;
@@ -172,6 +280,8 @@ impl<'s> World<'s> {
     pub fn delete_node(&mut self, name: &str) {
         for pod in self.cluster.delete_node(name) {
             self.journal.pod_gone(&pod.uid);
+            self.kubelet.remove(&pod.uid);
+            self.lineage.remove(&pod.uid);
         }
         self.cluster_changed = true;
     }

@@ -22,6 +22,7 @@
 //!    (evictions share the PDB allowance of drains), records timers, and
 //!    tells scale-down which pods will have new requests ([`Adjustments`]).
 
+mod admission;
 mod assess;
 mod issue;
 mod wanted;
@@ -34,6 +35,7 @@ use super::action::ContainerResize;
 use super::explain::{CpuMemory, ResizeDecision, UpdateReason};
 use super::index::{NodeIx, PodIx, VpaIx};
 
+pub(crate) use admission::recreated;
 pub(crate) use assess::assess;
 pub(crate) use issue::issue;
 pub(crate) use wanted::evaluate_all;

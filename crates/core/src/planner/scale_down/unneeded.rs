@@ -1,7 +1,7 @@
 //! Which candidates are unneeded: every pod on them could move to another
 //! node, all of them together — and since when each has been unneeded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::model::{Pod, Resources};
 use crate::planner::Cx;
@@ -10,6 +10,7 @@ use crate::planner::drain::{Disposition, classify, pdb_name};
 use crate::planner::explain::NodeStatus;
 use crate::planner::index::{NodeIx, PdbIx, Table};
 use crate::planner::memory::Memory;
+use crate::planner::resize;
 use crate::planner::scheduling::{Placer, SchedNode};
 
 use super::{Candidate, Statuses};
@@ -55,6 +56,13 @@ pub(super) fn find<'a>(
     for n in &nodes {
         free_total += &free(n);
     }
+    // Evicted pods come back at the size their replacement is created with
+    // (VPA's admission controller), not the size they run at.
+    let recreated: HashMap<&str, Pod> = candidates
+        .iter()
+        .flat_map(|c| cx.ix.pods_on(c.node).iter())
+        .filter_map(|p| resize::recreated(cx, p).map(|r| (p.uid.as_str(), r)))
+        .collect();
     let mut placer = Placer::new(nodes).whole_cluster();
     let mut moved_in: Vec<Vec<&Pod>> = vec![Vec::new(); placer.nodes.len()];
     let mut unneeded = Vec::new();
@@ -70,7 +78,7 @@ pub(super) fn find<'a>(
             .pods_on(c.node)
             .iter()
             .filter(|p| !adjust.leaving(p))
-            .map(|p| adjust.pod(p))
+            .map(|p| recreated.get(p.uid.as_str()).unwrap_or_else(|| adjust.pod(p)))
             .chain(incoming[c.node].iter().copied())
             .chain(moved_here.iter().copied())
             .map(|p| (p, classify(p, || cx.ix.has_pdb(p), &cx.policy.scale_down)))
@@ -164,12 +172,21 @@ pub(super) fn find<'a>(
 }
 
 /// Keeps the time each unneeded node was first found unneeded (now, for new
-/// ones); nodes no longer unneeded are forgotten.
+/// ones); nodes no longer unneeded are forgotten. A node that received a pod
+/// since then starts again: it has not been unneeded for `unneeded-time` with
+/// that pod, and pods a drain just sent there would otherwise be evicted again
+/// at once, hopping from node to node (issue 17, stability seed 58).
 pub(super) fn track(cx: &Cx<'_>, memory: &mut Memory, candidates: &[Candidate], unneeded: &[usize]) {
     let mut since = BTreeMap::new();
     for &k in unneeded {
-        let node = cx.ix.node(candidates[k].node).name.as_str();
-        let from = memory.unneeded_since.get(node).copied().unwrap_or(cx.now);
+        let i = candidates[k].node;
+        let node = cx.ix.node(i).name.as_str();
+        let from = memory
+            .unneeded_since
+            .get(node)
+            .copied()
+            .filter(|&t| cx.ix.workload_pods(i).all(|p| p.created <= t))
+            .unwrap_or(cx.now);
         since.insert(node.to_string(), from);
     }
     memory.unneeded_since = since;

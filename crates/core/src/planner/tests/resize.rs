@@ -603,3 +603,32 @@ fn qos_changing_updates_are_recreated_or_reported_never_sent_in_place() {
     assert_eq!(r.len(), 1, "{}", plan.explanation);
     assert_eq!((r[0].containers[0].requests.cpu_milli, r[0].containers[0].limits.cpu_milli), (300, 300));
 }
+
+/// Issue 17, stability seeds 13 and 38: a drain evicted a VPA pod while the
+/// admission controller was declared; its replacement came back at the
+/// recommendation, fit nowhere, and a minion was added back. Scale-down
+/// simulates each pod at the size it will come back at.
+#[test]
+fn scale_down_places_drained_pods_at_the_size_they_come_back_at() {
+    let setup = |admission: bool| {
+        let mut w = World::new();
+        w.group("g", 0, 5, 4000, 16 * GI);
+        w.minion("g", "n1");
+        w.minion("g", "n2");
+        w.snap.admission_applies_recommendations = admission;
+        w.pod("other-0", Some("n1"), 2500, GI);
+        // `Initial`: the running pod is never updated, its replacement is.
+        vpa_pod(&mut w, "web-0", "n2", 500, 256 * MI);
+        vpa(&mut w, "web", UpdateMode::Initial, rec((3000, 256 * MI), (2500, 256 * MI), (3500, 256 * MI)));
+        w
+    };
+    let status = |plan: &crate::planner::Plan| plan.explanation.node("n2").cloned().expect("n2 explained");
+
+    // The replacement comes back at 3000m: n1 has 1500m free.
+    let plan = setup(true).plan();
+    assert!(matches!(status(&plan), NodeStatus::NoPlaceForPod { .. }), "{}", plan.explanation);
+
+    // Without an admission controller it comes back at its template's 500m.
+    let plan = setup(false).plan();
+    assert!(matches!(status(&plan), NodeStatus::Unneeded { .. }), "{}", plan.explanation);
+}

@@ -391,3 +391,28 @@ fn a_node_held_at_min_size_is_explained_by_min_size_from_the_first_pass() {
     assert!(starts(&later).is_empty());
     assert!(matches!(status(&later, "w-2"), NodeStatus::Unneeded { held: Some(Hold::GroupAtMinSize { min: 3 }), .. }));
 }
+
+/// Issue 17, stability seed 58: six nodes drained within 33 s, each drain's
+/// pods landing on the next node, whose unneeded timer had been running
+/// without them. A node that received a pod since it was found unneeded
+/// restarts its `unneeded-time`.
+#[test]
+fn a_node_that_received_pods_restarts_its_unneeded_time() {
+    let mut w = cluster();
+    w.step();
+    w.advance(300);
+    // A drained node's pod lands on w-1 now.
+    let now = w.now;
+    w.pod("moved-0", Some("w-1"), 200, 256 * MI).created = now;
+    let plan = w.step();
+    assert!(
+        matches!(status(&plan, "w-1"), NodeStatus::Unneeded { since, .. } if *since == now),
+        "{}",
+        plan.explanation
+    );
+    w.advance(300);
+    let plan = w.step();
+    let s = starts(&plan);
+    assert_eq!(s.iter().map(|s| s.node.as_str()).collect::<Vec<_>>(), ["w-2"], "{}", plan.explanation);
+    assert!(matches!(status(&plan, "w-1"), NodeStatus::Unneeded { held: Some(Hold::UnneededTime), .. }));
+}
