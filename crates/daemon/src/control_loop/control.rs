@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::election::{LeaseGate, Wiring};
 use super::leadership::{AlwaysLeader, LeaderGate};
-use super::outage::OutageReporter;
+use super::outage::{KubernetesOutage, OutageReporter};
 use super::parts::{Parts, Shared};
 use super::planning::Planning;
 use super::pod_level::{self, PodLevel};
@@ -103,6 +103,7 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
         planning: Planning::new(),
         reporter: Reporter::new(),
         outages: OutageReporter::default(),
+        kube_outage: KubernetesOutage::default(),
         status: StatusPublisher::new(),
         leader,
         leading: false,
@@ -154,6 +155,7 @@ struct Daemon {
     planning: Planning,
     reporter: Reporter,
     outages: OutageReporter,
+    kube_outage: KubernetesOutage,
     /// The status ConfigMap (leader only).
     status: StatusPublisher,
     leader: Arc<dyn LeaderGate>,
@@ -267,6 +269,9 @@ impl Daemon {
         let failing = parts.heat.failing();
         let bound = self.failure_bound();
         self.outages.update(&failing, bound, Instant::now(), &parts.alerts, &self.metrics, &self.health);
+        let health = self.kube.health();
+        let bound = parts.config.kubernetes.failure_alert_after.get();
+        self.kube_outage.update(&health.data_age(), &health.failing(), bound, &parts.alerts);
     }
 
     /// What start-up still waits for, in words. A group Heat has failed to
