@@ -198,6 +198,57 @@ async fn a_lasting_watch_failure_is_alerted_through_the_sinks() {
     assert!(status.success());
 }
 
+/// The chaos soak's second finding (docs/reliability.md): a daemon started
+/// (or restarted) while Keystone rejects its credentials retried start-up for
+/// ever without a word to the sinks — the `OpenStackFailing` alert lived in
+/// the control loop it never reached. Past `openstack.failure-alert-after` it
+/// is alerted, for every group, through the configured webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_up_that_keystone_keeps_refusing_is_alerted() {
+    let sim = KubeSim::start(Options::fast()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let hooks = Webhooks::start().await;
+    // A Keystone that rejects every login, as after a password rotation.
+    let keystone = axum::Router::new().fallback(|| async {
+        let body = r#"{"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}}"#;
+        (axum::http::StatusCode::UNAUTHORIZED, [("content-type", "application/json")], body)
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let keystone_url = format!("http://{}/v3", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, keystone).await.unwrap() });
+    let password = dir.path().join("password");
+    std::fs::write(&password, "rotated-away").unwrap();
+    let config = dir.path().join("heatscaler.yaml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let telemetry: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let extra = format!(
+        "telemetry: {{ listen: \"{telemetry}\" }}\n\
+         openstack:\n  auth-url: {keystone_url}\n  failure-alert-after: 3s\n  \
+         password: {{ username: heatscaler, password: {{ file: {} }}, project-name: k8s }}\n\
+         node-groups:\n  - name: workers\n    stack: k8s-minions\n    min-size: 0\n    max-size: 3\n    \
+         backend: {{ kind: resource-group, resource: kube_minions, count-parameter: number_of_minions, \
+         removal-parameter: minions_to_remove }}\n    node-mapping: {{ by: provider-id }}\n    \
+         node-template: {{ allocatable: {{ cpu: \"2\", memory: 4Gi, pods: \"110\" }} }}\n",
+        password.display()
+    );
+    std::fs::write(&config, config_text_with(&kubeconfig, "", &hooks.url, &extra)).unwrap();
+    let log = dir.path().join("daemon.log");
+    let started = std::time::Instant::now();
+    let mut daemon = DaemonProcess::start(&config, &log, telemetry, &[]);
+    let (at, alert) = hooks.wait_for("OpenStackFailing", WAIT, |_| true).await;
+    let delay = at.saturating_duration_since(started);
+    println!("OpenStackFailing {delay:?} after the start: {}", alert["message"]);
+    assert!(delay >= Duration::from_secs(3), "alerted before the bound: {delay:?}");
+    assert_eq!(alert["fields"]["reason"], "keystone_rejected", "{alert}");
+    assert!(alert["message"].as_str().unwrap().contains("node group workers"), "{alert}");
+    assert!(!alert.to_string().contains("rotated-away"), "the password reached the alert: {alert}");
+    assert!(daemon.is_running());
+    let (status, _) = daemon.terminate(WAIT).await;
+    assert!(status.success(), "{status}");
+}
+
 /// 365 idle connections against a daemon limited to 256 file descriptors
 /// (the finding): `/healthz` must still answer. Without a connection cap the
 /// idle connections took every descriptor; without a header timeout they

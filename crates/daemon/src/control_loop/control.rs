@@ -174,15 +174,25 @@ impl Daemon {
     /// set up), then waits for the first sync of everything.
     async fn start(&mut self, mut config: Config, signals: &mut Signals) -> Started {
         let mut retry = START_RETRY;
+        let mut failing_since: Option<Instant> = None;
+        // The sinks that said start-up keeps failing, kept until it succeeds so the alert is delivered.
+        let mut startup_alerts: Option<crate::alerts::Dispatcher> = None;
         while self.parts.is_none() {
             self.health.heartbeat();
             let request = tokio::select! {
                 built = Parts::build(config.clone(), &self.shared, self.dry_run) => match built {
                     Ok(parts) => {
                         self.parts = Some(parts);
+                        if let Some(alerts) = startup_alerts.take() {
+                            alerts.shutdown(Duration::from_secs(2)).await;
+                        }
                         continue;
                     }
                     Err(e) => {
+                        let since = *failing_since.get_or_insert_with(Instant::now);
+                        if startup_alerts.is_none() {
+                            startup_alerts = self.alert_lasting_start_up_failure(&config, since, &e);
+                        }
                         tracing::error!(error = %e, retry_in = ?retry, "start-up failed; retrying");
                         self.notifier.status(&format!("start-up failed, retrying: {e}"));
                         let wait = retry;
@@ -259,6 +269,33 @@ impl Daemon {
     }
 
     /// How long a failing Heat read is tolerated before it is news.
+    /// Keystone or Heat refusing start-up for longer than
+    /// `openstack.failure-alert-after` is the same news as a group's reads
+    /// failing later (a daemon restarted while its credentials are rejected
+    /// never gets further): `OpenStackFailing` for every group, through the
+    /// configured sinks, built for it. Returns them, to keep until delivered.
+    fn alert_lasting_start_up_failure(
+        &self,
+        config: &Config,
+        since: Instant,
+        error: &DaemonError,
+    ) -> Option<crate::alerts::Dispatcher> {
+        let DaemonError::Cloud(cloud) = error else { return None };
+        let bound = config.openstack.as_ref().map_or(Duration::from_secs(60), |o| o.failure_alert_after.get());
+        let lasted = since.elapsed();
+        if lasted < bound {
+            return None;
+        }
+        let reason = crate::cloud::group::GroupError::Cloud { group: String::new(), source: cloud.clone() }.reason();
+        let events = crate::alerts::KubeEventSink::new(self.shared.client.clone(), Some(self.shared.instance.clone()));
+        let alerts = crate::alerts::Dispatcher::from_config(&config.alerts, Some(events), self.metrics.clone()).ok()?;
+        tracing::error!(?lasted, %error, "OpenStack failing at start-up");
+        for g in &config.node_groups {
+            alerts.dispatch(ScalingEvent::openstack_failing(&g.name, reason, lasted, &error.to_string()));
+        }
+        Some(alerts)
+    }
+
     fn failure_bound(&self) -> Duration {
         self.parts().config.openstack.as_ref().map_or(Duration::from_secs(60), |o| o.failure_alert_after.get())
     }
