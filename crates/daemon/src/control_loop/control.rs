@@ -108,6 +108,7 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
         leader,
         leading: false,
         reload_pending: false,
+        holding_actions: false,
     };
     let stopped_at = match daemon.start(config, &mut signals).await {
         Started::Stop(at) => at,
@@ -163,6 +164,8 @@ struct Daemon {
     leading: bool,
     /// A SIGHUP arrived during a pass.
     reload_pending: bool,
+    /// Planned actions are held while a watch fails (logged once per outage).
+    holding_actions: bool,
 }
 
 impl Daemon {
@@ -438,22 +441,30 @@ impl Daemon {
             return None;
         };
         self.reporter.report(&planned, self.planning.memory(), &parts.alerts, &self.metrics);
-        self.status.publish(parts.actuator.kube(), &planned, self.planning.memory(), &self.shared.instance);
+        // Nothing is written or done on a view a failing watch no longer
+        // updates: every action would re-read its objects from the failing
+        // API server, retry, fail, and be planned again next pass — load on
+        // a server already failing (the chaos soak counted 67 requests a
+        // minute against a killed one), for actions planned on stale data.
+        let stale = !self.kube.health().failing().is_empty();
+        if !stale {
+            self.status.publish(parts.actuator.kube(), &planned, self.planning.memory(), &self.shared.instance);
+        }
         let planned_in = started.elapsed();
-        let statuses = if parts.actuator.dry_run() { Vec::new() } else { planned.status_writes };
+        let statuses = if parts.actuator.dry_run() || stale { Vec::new() } else { planned.status_writes };
         if !statuses.is_empty() {
             let (client, metrics) = (self.shared.client.clone(), self.metrics.clone());
             tokio::spawn(async move { pod_level::write_statuses(&client, statuses, &metrics).await });
         }
         let checkpoints = match &self.pod_level {
-            Some(p) if !parts.actuator.dry_run() => p.due_checkpoints(now),
+            Some(p) if !parts.actuator.dry_run() && !stale => p.due_checkpoints(now),
             _ => Vec::new(),
         };
         if !checkpoints.is_empty() {
             let (client, metrics) = (self.shared.client.clone(), self.metrics.clone());
             tokio::spawn(async move { pod_level::write_checkpoints(&client, checkpoints, &metrics).await });
         }
-        let actions = planned.plan.actions;
+        let mut actions = planned.plan.actions;
         tracing::debug!(
             nodes = planned.nodes,
             pods = planned.pods,
@@ -462,6 +473,14 @@ impl Daemon {
             took = ?planned_in,
             "planned"
         );
+        if stale && !actions.is_empty() {
+            if !std::mem::replace(&mut self.holding_actions, true) {
+                tracing::warn!(held = actions.len(), "a Kubernetes watch is failing: no action until it lists again");
+            }
+            actions.clear();
+        } else if !stale && std::mem::take(&mut self.holding_actions) {
+            tracing::info!("the Kubernetes watches list again: acting on the plan");
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut run = tokio::spawn(execute(parts.actuator.clone(), actions, now, stop_rx, self.leader.clone()));
         let mut stop_requested = None;
