@@ -28,15 +28,21 @@ struct World {
     daemon: DaemonProcess,
 }
 
-/// A valid configuration: the cluster, no node groups, one webhook sink; `extra` is appended.
-fn config_text(kubeconfig: &Path, hook: &str, extra: &str) -> String {
+/// A valid configuration: the cluster, no node groups, one webhook sink;
+/// `kubernetes_extra` (`, key: value...`) is added to the `kubernetes`
+/// section, `extra` is appended.
+fn config_text_with(kubeconfig: &Path, kubernetes_extra: &str, hook: &str, extra: &str) -> String {
     format!(
-        "kubernetes: {{ access: kubeconfig, kubeconfig: {} }}\npod-resize: {{ enabled: false }}\nalerts:\n  kubernetes-events: false\n  sinks:\n    - {{ kind: webhook, url: \"{hook}\" }}\n{extra}",
+        "kubernetes: {{ access: kubeconfig, kubeconfig: {}{kubernetes_extra} }}\npod-resize: {{ enabled: false }}\nalerts:\n  kubernetes-events: false\n  sinks:\n    - {{ kind: webhook, url: \"{hook}\" }}\n{extra}",
         kubeconfig.display()
     )
 }
 
 async fn world(extra: &str) -> World {
+    world_with("", extra).await
+}
+
+async fn world_with(kubernetes_extra: &str, extra: &str) -> World {
     let sim = KubeSim::start(Options::fast()).await.unwrap();
     sim.add_node(NodeSpec::new("node-1").cpu("4").memory("8Gi")).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -48,7 +54,12 @@ async fn world(extra: &str) -> World {
     let telemetry: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     std::fs::write(
         &config,
-        config_text(&kubeconfig, &hooks.url, &format!("telemetry: {{ listen: \"{telemetry}\" }}\n{extra}")),
+        config_text_with(
+            &kubeconfig,
+            kubernetes_extra,
+            &hooks.url,
+            &format!("telemetry: {{ listen: \"{telemetry}\" }}\n{extra}"),
+        ),
     )
     .unwrap();
     let log = dir.path().join("daemon.log");
@@ -159,6 +170,83 @@ async fn failing_watches_stop_the_successful_loop_clock_and_age_the_data() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(metric("heatscaler_kubernetes_watch_data_age_seconds{resource=\"nodes\"}").await, 0.0);
+}
+
+/// The chaos soak's finding (docs/reliability.md): the API server down for
+/// minutes reached operators only through the Prometheus staleness rule. A
+/// watch failing for longer than `kubernetes.failure-alert-after` is a
+/// `KubernetesFailing` alert through the webhook sink, once per outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lasting_watch_failure_is_alerted_through_the_sinks() {
+    let mut w = world_with(", failure-alert-after: 3s", "daemon: { resync-interval: 1s }\n").await;
+    w.daemon.wait_passes(1, WAIT).await;
+    let failing_since = std::time::Instant::now();
+    w.sim.add_fault(FaultRule::error(503, 1.0).on_path("/api/v1/nodes").on_verbs(&["list", "watch"]));
+    w.sim.drop_watches();
+    let (at, alert) = w.hooks.wait_for("KubernetesFailing", WAIT, |_| true).await;
+    let delay = at.saturating_duration_since(failing_since);
+    println!("KubernetesFailing {delay:?} after the watch began failing: {}", alert["message"]);
+    assert!(delay >= Duration::from_secs(3), "alerted before the bound: {delay:?}");
+    assert_eq!(alert["fields"]["watches"], "nodes", "{alert}");
+    assert!(alert["message"].as_str().unwrap().contains("503"), "{alert}");
+    // Once per outage; a recovery and a new outage alert again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(w.hooks.with_reason("KubernetesFailing").len(), 1);
+    w.sim.faults().clear();
+    w.daemon.wait_passes(2, Duration::from_secs(90)).await;
+    let (status, _) = w.daemon.terminate(WAIT).await;
+    assert!(status.success());
+}
+
+/// The chaos soak's second finding (docs/reliability.md): a daemon started
+/// (or restarted) while Keystone rejects its credentials retried start-up for
+/// ever without a word to the sinks — the `OpenStackFailing` alert lived in
+/// the control loop it never reached. Past `openstack.failure-alert-after` it
+/// is alerted, for every group, through the configured webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_up_that_keystone_keeps_refusing_is_alerted() {
+    let sim = KubeSim::start(Options::fast()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let hooks = Webhooks::start().await;
+    // A Keystone that rejects every login, as after a password rotation.
+    let keystone = axum::Router::new().fallback(|| async {
+        let body = r#"{"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}}"#;
+        (axum::http::StatusCode::UNAUTHORIZED, [("content-type", "application/json")], body)
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let keystone_url = format!("http://{}/v3", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, keystone).await.unwrap() });
+    let password = dir.path().join("password");
+    std::fs::write(&password, "rotated-away").unwrap();
+    let config = dir.path().join("heatscaler.yaml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let telemetry: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let extra = format!(
+        "telemetry: {{ listen: \"{telemetry}\" }}\n\
+         openstack:\n  auth-url: {keystone_url}\n  failure-alert-after: 3s\n  \
+         password: {{ username: heatscaler, password: {{ file: {} }}, project-name: k8s }}\n\
+         node-groups:\n  - name: workers\n    stack: k8s-minions\n    min-size: 0\n    max-size: 3\n    \
+         backend: {{ kind: resource-group, resource: kube_minions, count-parameter: number_of_minions, \
+         removal-parameter: minions_to_remove }}\n    node-mapping: {{ by: provider-id }}\n    \
+         node-template: {{ allocatable: {{ cpu: \"2\", memory: 4Gi, pods: \"110\" }} }}\n",
+        password.display()
+    );
+    std::fs::write(&config, config_text_with(&kubeconfig, "", &hooks.url, &extra)).unwrap();
+    let log = dir.path().join("daemon.log");
+    let started = std::time::Instant::now();
+    let mut daemon = DaemonProcess::start(&config, &log, telemetry, &[]);
+    let (at, alert) = hooks.wait_for("OpenStackFailing", WAIT, |_| true).await;
+    let delay = at.saturating_duration_since(started);
+    println!("OpenStackFailing {delay:?} after the start: {}", alert["message"]);
+    assert!(delay >= Duration::from_secs(3), "alerted before the bound: {delay:?}");
+    assert_eq!(alert["fields"]["reason"], "keystone_rejected", "{alert}");
+    assert!(alert["message"].as_str().unwrap().contains("node group workers"), "{alert}");
+    assert!(!alert.to_string().contains("rotated-away"), "the password reached the alert: {alert}");
+    assert!(daemon.is_running());
+    let (status, _) = daemon.terminate(WAIT).await;
+    assert!(status.success(), "{status}");
 }
 
 /// 365 idle connections against a daemon limited to 256 file descriptors

@@ -12,7 +12,9 @@
 //!   spread), [`drain`] (DaemonSets, PDBs, a dead minion), [`resize`] (in-place
 //!   pod resize through real admission); a few at a time (`harness::slot`);
 //! - [`on_kubesim`]: the scenarios that need kubesim instead (1,000 nodes;
-//!   the same scenario timed on both, for docs/testing.md).
+//!   the same scenario timed on both, for docs/testing.md);
+//! - [`chaos`]: the `#[ignore]`d chaos soak (20 minutes of random load and
+//!   faults, invariants checked throughout; docs/reliability.md).
 //!
 //! `cargo test --test openstack e2e::` runs one module. Every log line of this
 //! process is captured at TRACE (`openstack::logs`), so the no-secret-in-logs
@@ -25,6 +27,7 @@ mod kubernetes;
 #[path = "../support/openstack.rs"]
 mod support;
 
+mod chaos;
 mod drain;
 mod e2e;
 mod ha;

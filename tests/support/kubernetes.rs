@@ -164,6 +164,50 @@ impl TestKubernetes {
         AuditMark { path, offset }
     }
 
+    /// The API server's URL (`https://127.0.0.1:PORT`), as the kubeconfigs name it.
+    pub fn server(&self) -> String {
+        let kc = kube::config::Kubeconfig::read_from(self.heatscaler_kubeconfig()).expect("read the kubeconfig");
+        kc.clusters[0].cluster.as_ref().and_then(|c| c.server.clone()).expect("a server in the kubeconfig")
+    }
+
+    /// The cluster CA (PEM) the API server's certificate is signed by.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("pki/ca.crt")).expect("the cluster CA")
+    }
+
+    /// Kills the API server (SIGKILL to its session), as a crash or an OOM
+    /// kill does; returns its command line, for [`TestKubernetes::start_apiserver`].
+    pub fn kill_apiserver(&self) -> Vec<String> {
+        let pid = std::fs::read_to_string(self.dir.join("run/kube-apiserver.pid")).expect("the API server's pid");
+        let pid = pid.trim();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the API server's command line");
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let status = Command::new("kill").arg("-KILL").arg("--").arg(format!("-{pid}")).status().unwrap();
+        assert!(status.success(), "kill the API server");
+        args
+    }
+
+    /// Starts the API server again with the command line it had, as up.sh
+    /// starts it (own session, log appended, pid file for down.sh); does not
+    /// wait for it to be ready.
+    pub fn start_apiserver(&self, args: &[String]) {
+        let script = r#"log=$1; pidfile=$2; shift 2; setsid "$@" >>"$log" 2>&1 </dev/null & echo $! >"$pidfile""#;
+        let status = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .arg("restart-apiserver")
+            .arg(self.dir.join("log/kube-apiserver.log"))
+            .arg(self.dir.join("run/kube-apiserver.pid"))
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "start the API server");
+    }
+
     /// The last lines of a component's log (for assertion messages).
     pub fn log_tail(&self, component: &str, lines: usize) -> String {
         let text = std::fs::read_to_string(self.dir.join("log").join(format!("{component}.log"))).unwrap_or_default();

@@ -128,6 +128,69 @@ async fn the_daemon_recommends_and_resizes_pods_in_place() {
     assert!(status.success(), "clean stop\n{}", daemon.log());
 }
 
+/// The chaos soak's third finding (docs/reliability.md): while a watch
+/// failed, the daemon went on acting on its last view, and every pass
+/// re-sent the same planned actions to the failing API server, each with its
+/// retries. Now nothing is done while a watch fails: a resize the new usage
+/// calls for waits until the pod watch lists again, then happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_action_is_taken_while_the_pod_watch_fails() {
+    let (sim, client) = start(vec![NodeSpec::new("node-0").cpu("4").memory("8Gi")]).await;
+    let template = PodTemplate::new("app")
+        .label("app", "web")
+        .requests("100m", "128Mi")
+        .limits("200m", "512Mi")
+        .resize_policy("cpu", "NotRequired")
+        .resize_policy("memory", "NotRequired");
+    sim.create(&template.deployment("default", "web", 2)).unwrap();
+    sim.wait_for("replicas ready", WAIT, |s| s.ready_pods(Some("default")) >= 2).await.unwrap();
+    let target = UsageTarget::selector(Some("default"), "app=web");
+    sim.set_usage(target.clone(), UsageModel::constant(50, 100 * MI)).unwrap();
+    create_vpa(&client, "web", UpdateMode::InPlaceOrRecreate).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, telemetry) = write_config(&sim, dir.path(), "");
+    let mut daemon = DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
+    daemon.wait_ready(Duration::from_secs(30)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while vpa_status(&client, "web").await.is_none_or(|s| s.recommendation.is_none()) {
+        assert!(tokio::time::Instant::now() < deadline, "no recommendation written\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The pod watch fails from now on; any write to a pod would fail too (and is counted).
+    let watch = sim.add_fault(FaultRule::error(503, 1.0).on_path("/api/v1/pods").on_verbs(&["list", "watch"]));
+    let writes = sim.add_fault(
+        FaultRule::error(503, 1.0).on_path("/api/v1/namespaces/default/pods").on_verbs(&["patch", "update", "delete"]),
+    );
+    sim.drop_watches();
+    sim.compact_watch_history();
+    // Once the daemon knows its pod watch fails, the usage calls for a resize.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !daemon.log().contains("watch failed; retrying with backoff watch=\"pods\"") {
+        assert!(tokio::time::Instant::now() < deadline, "the pod watch did not fail\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sim.set_usage(target, UsageModel::constant(900, 150 * MI)).unwrap();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let sent = sim.faults().hits(writes).len();
+    assert_eq!(sent, 0, "{sent} pod writes sent while the pod watch failed\n{}", daemon.log());
+    assert!(daemon.log().contains("no action until it lists again"), "{}", daemon.log());
+
+    sim.faults().remove(watch);
+    sim.faults().remove(writes);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let pods = pods_of(&client, "web").await;
+        if pods.iter().all(|p| cpu_milli(p).0 >= 900) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no resize once the watch lists again\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "clean stop\n{}", daemon.log());
+}
+
 /// The leader saves the recommender's history to VerticalPodAutoscalerCheckpoint
 /// objects; a restarted daemon reads it back before it saves anything, so its
 /// first recommendation still reflects the usage seen before the restart.

@@ -120,8 +120,14 @@ impl Minions {
                         let mut shape = joining.shape.clone();
                         shape.labels.insert(GROUP_LABEL.into(), group.clone());
                         let provider_id = format!("openstack:///{server}");
-                        kubelets.boot(&name, Some(&provider_id), &shape).await.expect("the minion's kubelet registers");
-                        l.lock().unwrap().registered.insert(key(&member), name);
+                        // The API server may be down (the chaos soak kills it): the VM
+                        // keeps trying to register, as a kubelet does.
+                        match kubelets.boot(&name, Some(&provider_id), &shape).await {
+                            Ok(()) => {
+                                l.lock().unwrap().registered.insert(key(&member), name);
+                            }
+                            Err(e) => eprintln!("minion {name}: its kubelet could not register yet: {e}"),
+                        }
                     }
                 }
                 if kubelets.is_real() {

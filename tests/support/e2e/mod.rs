@@ -19,6 +19,7 @@
 
 pub mod cluster;
 pub mod daemon;
+pub mod faultproxy;
 pub mod kubelets;
 pub mod minions;
 pub mod webhook;

@@ -365,6 +365,21 @@ impl ScalingEvent {
         .with_field("failing_for", format!("{}s", lasted.as_secs()))
     }
 
+    /// `watches`: the failing watches (`nodes,pods`); `error`: the latest error of one of them.
+    pub fn kubernetes_failing(watches: &str, lasted: std::time::Duration, error: &str) -> Self {
+        Self::new(
+            Reason::KubernetesFailing,
+            format!(
+                "the Kubernetes API has failed for {}s (watches of {watches}); heatscaler's view of the cluster may be \
+                 that old: {error}",
+                lasted.as_secs()
+            ),
+        )
+        .with_field("watches", watches)
+        .with_field("error", error)
+        .with_field("failing_for", format!("{}s", lasted.as_secs()))
+    }
+
     pub fn stack_stuck(group: &str, stack: &str, status: &str, busy_for: std::time::Duration, recovery: &str) -> Self {
         Self::new(
             Reason::StackStuck,

@@ -145,6 +145,13 @@ reasons! {
     /// own template and parameters to make Heat finish (`recovery` says how it went).
     StackStuck => Critical, Operators, "RecoverStack";
 
+    // -------------------------------------------------------------- Kubernetes
+    /// A watch of the Kubernetes API has failed (or not completed its first
+    /// list) for longer than `kubernetes.failure-alert-after` (`watches`,
+    /// `error`, `failing_for`): heatscaler plans on data that no longer
+    /// follows the cluster, and can change nothing while the API server fails.
+    KubernetesFailing => Critical, Operators, "WatchKubernetes";
+
     // ---------------------------------------------------------------- daemon
     /// A reload (SIGHUP) found the new configuration invalid; the daemon keeps
     /// running with the previous one.

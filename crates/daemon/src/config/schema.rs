@@ -89,7 +89,7 @@ impl Config {
 
 // ---------------------------------------------------------------- Kubernetes
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct KubernetesConfig {
     /// How to reach the API server. `infer` tries `$KUBECONFIG`, `~/.kube/config`,
@@ -110,6 +110,25 @@ pub struct KubernetesConfig {
     /// in a node group nor chosen for removal.
     #[serde(default = "default_control_plane_labels")]
     pub control_plane_labels: Vec<String>,
+    /// A watch of the API server failing (or not yet listed) for longer than
+    /// this is an alert (`KubernetesFailing`) through every sink: the daemon
+    /// then plans on data that no longer follows the cluster, and the
+    /// Prometheus staleness rule alone takes minutes more.
+    #[serde(default = "default_failure_alert_after")]
+    pub failure_alert_after: Duration,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            access: KubernetesAccess::default(),
+            kubeconfig: None,
+            kubeconfig_credential: None,
+            context: None,
+            control_plane_labels: default_control_plane_labels(),
+            failure_alert_after: default_failure_alert_after(),
+        }
+    }
 }
 
 fn default_control_plane_labels() -> Vec<String> {

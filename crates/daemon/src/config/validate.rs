@@ -94,6 +94,7 @@ impl Validator {
         {
             self.err("kubernetes.kubeconfig", e);
         }
+        self.positive("kubernetes.failure-alert-after", k.failure_alert_after);
     }
 
     fn openstack(&mut self, os: &OpenStackConfig) {

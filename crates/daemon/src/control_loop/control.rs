@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::election::{LeaseGate, Wiring};
 use super::leadership::{AlwaysLeader, LeaderGate};
-use super::outage::OutageReporter;
+use super::outage::{KubernetesOutage, OutageReporter};
 use super::parts::{Parts, Shared};
 use super::planning::Planning;
 use super::pod_level::PodLevel;
@@ -103,10 +103,12 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
         planning: Planning::new(),
         reporter: Reporter::new(),
         outages: OutageReporter::default(),
+        kube_outage: KubernetesOutage::default(),
         status: StatusPublisher::new(),
         leader,
         leading: false,
         reload_pending: false,
+        holding_actions: false,
     };
     let stopped_at = match daemon.start(config, &mut signals).await {
         Started::Stop(at) => at,
@@ -154,6 +156,7 @@ struct Daemon {
     planning: Planning,
     reporter: Reporter,
     outages: OutageReporter,
+    kube_outage: KubernetesOutage,
     /// The status ConfigMap (leader only).
     status: StatusPublisher,
     leader: Arc<dyn LeaderGate>,
@@ -161,6 +164,8 @@ struct Daemon {
     leading: bool,
     /// A SIGHUP arrived during a pass.
     reload_pending: bool,
+    /// Planned actions are held while a watch fails (logged once per outage).
+    holding_actions: bool,
 }
 
 impl Daemon {
@@ -172,15 +177,25 @@ impl Daemon {
     /// set up), then waits for the first sync of everything.
     async fn start(&mut self, mut config: Config, signals: &mut Signals) -> Started {
         let mut retry = START_RETRY;
+        let mut failing_since: Option<Instant> = None;
+        // The sinks that said start-up keeps failing, kept until it succeeds so the alert is delivered.
+        let mut startup_alerts: Option<crate::alerts::Dispatcher> = None;
         while self.parts.is_none() {
             self.health.heartbeat();
             let request = tokio::select! {
                 built = Parts::build(config.clone(), &self.shared, self.dry_run) => match built {
                     Ok(parts) => {
                         self.parts = Some(parts);
+                        if let Some(alerts) = startup_alerts.take() {
+                            alerts.shutdown(Duration::from_secs(2)).await;
+                        }
                         continue;
                     }
                     Err(e) => {
+                        let since = *failing_since.get_or_insert_with(Instant::now);
+                        if startup_alerts.is_none() {
+                            startup_alerts = self.alert_lasting_start_up_failure(&config, since, &e);
+                        }
                         tracing::error!(error = %e, retry_in = ?retry, "start-up failed; retrying");
                         self.notifier.status(&format!("start-up failed, retrying: {e}"));
                         let wait = retry;
@@ -257,6 +272,33 @@ impl Daemon {
     }
 
     /// How long a failing Heat read is tolerated before it is news.
+    /// Keystone or Heat refusing start-up for longer than
+    /// `openstack.failure-alert-after` is the same news as a group's reads
+    /// failing later (a daemon restarted while its credentials are rejected
+    /// never gets further): `OpenStackFailing` for every group, through the
+    /// configured sinks, built for it. Returns them, to keep until delivered.
+    fn alert_lasting_start_up_failure(
+        &self,
+        config: &Config,
+        since: Instant,
+        error: &DaemonError,
+    ) -> Option<crate::alerts::Dispatcher> {
+        let DaemonError::Cloud(cloud) = error else { return None };
+        let bound = config.openstack.as_ref().map_or(Duration::from_secs(60), |o| o.failure_alert_after.get());
+        let lasted = since.elapsed();
+        if lasted < bound {
+            return None;
+        }
+        let reason = crate::cloud::group::GroupError::Cloud { group: String::new(), source: cloud.clone() }.reason();
+        let events = crate::alerts::KubeEventSink::new(self.shared.client.clone(), Some(self.shared.instance.clone()));
+        let alerts = crate::alerts::Dispatcher::from_config(&config.alerts, Some(events), self.metrics.clone()).ok()?;
+        tracing::error!(?lasted, %error, "OpenStack failing at start-up");
+        for g in &config.node_groups {
+            alerts.dispatch(ScalingEvent::openstack_failing(&g.name, reason, lasted, &error.to_string()));
+        }
+        Some(alerts)
+    }
+
     fn failure_bound(&self) -> Duration {
         self.parts().config.openstack.as_ref().map_or(Duration::from_secs(60), |o| o.failure_alert_after.get())
     }
@@ -267,6 +309,9 @@ impl Daemon {
         let failing = parts.heat.failing();
         let bound = self.failure_bound();
         self.outages.update(&failing, bound, Instant::now(), &parts.alerts, &self.metrics, &self.health);
+        let health = self.kube.health();
+        let bound = parts.config.kubernetes.failure_alert_after.get();
+        self.kube_outage.update(&health.data_age(), &health.failing(), bound, &parts.alerts);
     }
 
     /// What start-up still waits for, in words. A group Heat has failed to
@@ -399,19 +444,27 @@ impl Daemon {
         for alert in std::mem::take(&mut planned.pod_level_alerts) {
             parts.alerts.dispatch(alert);
         }
-        self.status.publish(parts.actuator.kube(), &planned, self.planning.memory(), &self.shared.instance);
+        // Nothing is written or done on a view a failing watch no longer
+        // updates: every action would re-read its objects from the failing
+        // API server, retry, fail, and be planned again next pass — load on
+        // a server already failing (the chaos soak counted 67 requests a
+        // minute against a killed one), for actions planned on stale data.
+        let stale = !self.kube.health().failing().is_empty();
+        if !stale {
+            self.status.publish(parts.actuator.kube(), &planned, self.planning.memory(), &self.shared.instance);
+        }
         let planned_in = started.elapsed();
         // The pod level's writes go with the actions: through the actuator
         // (dry run), each after the same leadership check, awaited at stop.
-        let mut writes = planned.status_writes;
+        let mut writes = if stale { Vec::new() } else { planned.status_writes };
         let checkpoints = match &self.pod_level {
-            Some(p) if !parts.actuator.dry_run() => p.due_checkpoints(now),
+            Some(p) if !parts.actuator.dry_run() && !stale => p.due_checkpoints(now),
             _ => Vec::new(),
         };
         if !checkpoints.is_empty() {
             writes.push(VpaWrite::Checkpoints(checkpoints));
         }
-        let actions = planned.plan.actions;
+        let mut actions = planned.plan.actions;
         tracing::debug!(
             nodes = planned.nodes,
             pods = planned.pods,
@@ -420,6 +473,14 @@ impl Daemon {
             took = ?planned_in,
             "planned"
         );
+        if stale && !actions.is_empty() {
+            if !std::mem::replace(&mut self.holding_actions, true) {
+                tracing::warn!(held = actions.len(), "a Kubernetes watch is failing: no action until it lists again");
+            }
+            actions.clear();
+        } else if !stale && std::mem::take(&mut self.holding_actions) {
+            tracing::info!("the Kubernetes watches list again: acting on the plan");
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut run = tokio::spawn(execute(parts.actuator.clone(), actions, writes, now, stop_rx, self.leader.clone()));
         let mut stop_requested = None;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::alerts::{Dispatcher, ScalingEvent};
-use crate::observe::Failing;
+use crate::observe::{Failing, Watched};
 use crate::telemetry::{Health, Metrics};
 
 #[derive(Debug, Default)]
@@ -68,6 +68,62 @@ impl OutageReporter {
     }
 }
 
+/// Lasting Kubernetes API failures: the watches the daemon plans on failing
+/// (or never listed) for longer than `kubernetes.failure-alert-after`. One
+/// critical `KubernetesFailing` alert through every sink when it starts —
+/// webhook and Alertmanager sinks do not need the failing API server — and a
+/// log line when the watches follow the cluster again. The
+/// `heatscaler_kubernetes_watch_data_age_seconds` gauge says the same to
+/// Prometheus, but its rule is evaluated minutes later.
+#[derive(Debug, Default)]
+pub struct KubernetesOutage {
+    alerted: bool,
+}
+
+impl KubernetesOutage {
+    /// `ages`: each watch's data age (`WatchHealth::data_age`); `errors`: the
+    /// failing watches with their latest error.
+    pub fn update(
+        &mut self,
+        ages: &[(Watched, Duration)],
+        errors: &[(Watched, String)],
+        bound: Duration,
+        alerts: &Dispatcher,
+    ) {
+        if let Some(event) = self.check(ages, errors, bound) {
+            alerts.dispatch(event);
+        }
+    }
+
+    /// The alert to send now, if any: once per outage.
+    fn check(
+        &mut self,
+        ages: &[(Watched, Duration)],
+        errors: &[(Watched, String)],
+        bound: Duration,
+    ) -> Option<ScalingEvent> {
+        let lasting: Vec<&(Watched, Duration)> = ages.iter().filter(|(_, age)| *age >= bound).collect();
+        if lasting.is_empty() {
+            if std::mem::take(&mut self.alerted) {
+                tracing::info!("the Kubernetes watches follow the cluster again after a lasting failure");
+            }
+            return None;
+        }
+        if self.alerted {
+            return None;
+        }
+        self.alerted = true;
+        let watches = lasting.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(",");
+        let lasted = lasting.iter().map(|(_, a)| *a).max().unwrap_or_default();
+        let error = lasting
+            .iter()
+            .find_map(|(k, _)| errors.iter().find(|(e, _)| e == k).map(|(_, e)| e.clone()))
+            .unwrap_or_else(|| "no first list yet".to_string());
+        tracing::error!(%watches, ?lasted, %error, "Kubernetes API failing");
+        Some(ScalingEvent::kubernetes_failing(&watches, lasted, &error))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +141,24 @@ mod tests {
         let now = t0 + Duration::from_secs(100);
         let lasting = OutageReporter::lasting(&failing, Duration::from_secs(60), now);
         assert_eq!(lasting.iter().map(|f| f.group.as_str()).collect::<Vec<_>>(), ["a"]);
+    }
+
+    #[test]
+    fn a_lasting_watch_failure_is_alerted_once_per_outage() {
+        let mut k = KubernetesOutage::default();
+        let bound = Duration::from_secs(30);
+        let secs = Duration::from_secs;
+        let errors = vec![(Watched::Pods, "503 Service Unavailable".to_string())];
+        let short = [(Watched::Nodes, secs(0)), (Watched::Pods, secs(29))];
+        assert!(k.check(&short, &errors, bound).is_none(), "not yet lasting");
+        let long = [(Watched::Nodes, secs(31)), (Watched::Pods, secs(31))];
+        let event = k.check(&long, &errors, bound).expect("alerted once it lasts");
+        assert_eq!(event.reason, crate::alerts::Reason::KubernetesFailing);
+        assert!(event.message.contains("503 Service Unavailable"), "{}", event.message);
+        assert!(event.message.contains("nodes,pods"), "{}", event.message);
+        assert!(k.check(&long, &errors, bound).is_none(), "once per outage");
+        let healthy = [(Watched::Nodes, secs(0)), (Watched::Pods, secs(0))];
+        assert!(k.check(&healthy, &[], bound).is_none());
+        assert!(k.check(&long, &errors, bound).is_some(), "a new outage is news again");
     }
 }
