@@ -8,7 +8,6 @@ mod removal;
 mod resize;
 mod scale_down;
 mod scale_up;
-mod unified;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
