@@ -16,6 +16,7 @@ use crate::autoscaler::{Daemon, PolicyKind};
 use crate::bound::BoundModel;
 use crate::controllers::Controllers;
 use crate::generators::Bursts;
+use crate::progress::{Progress, Silent, Ticker};
 use crate::recorder::Recorder;
 use crate::replay::Replay;
 use crate::report::{Report, Run, TimelineEvent};
@@ -34,8 +35,24 @@ pub fn run(sc: &Scenario) -> Result<Report, TraceError> {
 /// Runs a scenario once per policy — same demand, same seed, same
 /// provisioning model — in parallel, and reports them side by side.
 pub fn compare(sc: &Scenario, policies: &[PolicyKind]) -> Result<Report, TraceError> {
+    compare_with_progress(sc, policies, &Silent)
+}
+
+/// [`compare`], telling `progress` how far each run has got (run `i` is
+/// `policies[i]`).
+pub fn compare_with_progress(
+    sc: &Scenario,
+    policies: &[PolicyKind],
+    progress: &dyn Progress,
+) -> Result<Report, TraceError> {
     let runs: Vec<Result<Run, TraceError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = policies.iter().map(|&kind| scope.spawn(move || run_policy(sc, kind))).collect();
+        let handles: Vec<_> = policies
+            .iter()
+            .enumerate()
+            .map(|(i, &kind)| {
+                scope.spawn(move || run_policy_with(sc, kind, Ticker::new(progress, i, sc.duration.get())))
+            })
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     });
     Ok(Report {
@@ -49,8 +66,12 @@ pub fn compare(sc: &Scenario, policies: &[PolicyKind]) -> Result<Report, TraceEr
 
 /// One policy's run of a scenario.
 pub fn run_policy(sc: &Scenario, kind: PolicyKind) -> Result<Run, TraceError> {
+    run_policy_with(sc, kind, Ticker::new(&Silent, 0, sc.duration.get()))
+}
+
+fn run_policy_with(sc: &Scenario, kind: PolicyKind, mut ticker: Ticker<'_>) -> Result<Run, TraceError> {
     let mut engine = Engine::new(sc, kind)?;
-    engine.run();
+    engine.run(&mut ticker);
     let Engine { world, replay, recorder, .. } = engine;
     if let Some(e) = replay.into_error() {
         return Err(e);
@@ -148,10 +169,11 @@ impl<'s> Engine<'s> {
         self.controllers.node_registered(&mut self.world, name);
     }
 
-    fn run(&mut self) {
+    fn run(&mut self, ticker: &mut Ticker<'_>) {
         while let Some((at, event)) = self.world.next_event() {
             self.recorder.advance(at, &mut self.world);
             self.world.advance(at);
+            ticker.at(self.world.elapsed());
             self.handle(event);
             if self.world.take_cluster_changed() {
                 let bound = scheduler::schedule(&mut self.world);
@@ -164,6 +186,7 @@ impl<'s> Engine<'s> {
         let end = self.world.end();
         self.recorder.advance(end, &mut self.world);
         self.world.advance(end);
+        ticker.finished();
     }
 
     fn handle(&mut self, event: Event) {
