@@ -64,7 +64,11 @@ impl Reporter {
 
         let mut active = HashSet::new();
         for alert in &ex.alerts {
-            let key = serde_json::to_string(alert).unwrap_or_else(|_| alert.to_string());
+            // One halt is one alert, however its counts move while it lasts.
+            let key = match alert {
+                Alert::AutoscalingHalted(_) => "autoscaling-halted".to_string(),
+                _ => serde_json::to_string(alert).unwrap_or_else(|_| alert.to_string()),
+            };
             if !self.alerts_active.contains(&key) {
                 for event in events(alert, memory, metrics) {
                     alerts.dispatch(event);
@@ -284,6 +288,11 @@ fn events(alert: &Alert, memory: &Memory, metrics: &Metrics) -> Vec<ScalingEvent
             .in_group(group)
             .with_field("desired", desired)
             .with_field("members", members),
+        ],
+        Alert::AutoscalingHalted(u) => vec![
+            ScalingEvent::new(Reason::AutoscalingHalted, u.to_string())
+                .with_field("unready", u.unready)
+                .with_field("nodes", u.nodes),
         ],
         Alert::NodeUnready { node, group, member } => vec![ScalingEvent::provisioning_failed(
             group,
