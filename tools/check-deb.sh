@@ -49,6 +49,7 @@ has ./usr/share/zsh/vendor-completions/_heatscaler
 has ./usr/share/fish/vendor_completions.d/heatscaler.fish
 has ./usr/share/heatscaler/systemd/heatscaler-kubeconfig.sh
 has ./usr/share/heatscaler/kubernetes/rbac.yaml
+has ./usr/share/heatscaler/kubernetes/kubelet-direct/rbac.yaml
 if grep -q '\.8$' <<<"$contents"; then fail "a man page is not gzipped"; fi
 
 mkdir "$work/ctrl"

@@ -322,6 +322,12 @@ impl Validator {
         if r.metrics.concurrency == 0 {
             self.err(format!("{p}.metrics.concurrency"), "must be at least 1");
         }
+        if r.metrics.kubelet == super::schema::KubeletAccess::Direct && r.metrics.kubelet_ca_file.is_none() {
+            self.err(
+                format!("{p}.metrics.kubelet-ca-file"),
+                "required with `kubelet: direct` (kubelet serving certificates are verified, never skipped)",
+            );
+        }
     }
 
     fn alerts(&mut self, a: &AlertsConfig) {
