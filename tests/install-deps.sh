@@ -24,6 +24,17 @@ if ! command -v promtool >/dev/null; then
     }
 fi
 
+# dpkg-dev (dpkg-shlibdeps, for the package's Depends) and the pinned cargo-deb, for
+# tools/check-deb.sh. cargo-deb is built once into a cache (a few minutes cold, < 1 s warm).
+if ! command -v dpkg-shlibdeps >/dev/null; then
+    echo "install-deps: installing dpkg-dev (for dpkg-shlibdeps)"
+    $sudo apt-get install -y --no-install-recommends dpkg-dev >/tmp/heatscaler-apt-dpkg-dev.log 2>&1 || {
+        $sudo apt-get update >>/tmp/heatscaler-apt-dpkg-dev.log 2>&1
+        $sudo apt-get install -y --no-install-recommends dpkg-dev >>/tmp/heatscaler-apt-dpkg-dev.log 2>&1
+    }
+fi
+tools/install-cargo-deb.sh >/dev/null
+
 # RabbitMQ + Keystone + Heat (the tests in tests/openstack/).
 tests/openstack/install.sh
 

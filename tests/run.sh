@@ -44,6 +44,9 @@ cargo test --workspace --locked
 step "the binary without the simulator"
 cargo test -p heatscaler --no-default-features --locked --test standalone
 
+step "the Debian package: build and check its contents and unit (tools/check-deb.sh)"
+tools/check-deb.sh
+
 step "the real VPA recommender's harness (tools/vpa-replay, docs/peers.md)"
 tools/vpa-replay/run.sh test
 

@@ -58,6 +58,9 @@ const FLAGS: &[(&str, &str, &str, Kind)] = &[
     ("initial-node-group-backoff-duration", "scale-up", "backoff-initial", Kind::Duration),
     ("max-node-group-backoff-duration", "scale-up", "backoff-max", Kind::Duration),
     ("max-nodes-total", "cluster-limits", "max-nodes-total", Kind::Number),
+    ("max-total-unready-percentage", "cluster-limits", "max-total-unready-percentage", Kind::Number),
+    ("ok-total-unready-count", "cluster-limits", "ok-total-unready-count", Kind::Number),
+    ("balance-similar-node-groups", "scale-up", "balance-similar-node-groups", Kind::Bool),
     ("scan-interval", "daemon", "resync-interval", Kind::Duration),
     ("leader-elect", "leader-election", "enabled", Kind::Bool),
     ("leader-elect-resource-namespace", "leader-election", "namespace", Kind::Text),
@@ -146,6 +149,7 @@ fn convert(flags: &[(String, String)]) -> (String, Vec<(String, String)>) {
     let mut sections: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut groups = Vec::new();
     let mut skipped = Vec::new();
+    let mut ignored_labels: Vec<(String, String)> = Vec::new();
     for (flag, value) in flags {
         if let Some(&(_, section, key, kind)) = FLAGS.iter().find(|(f, ..)| f == flag) {
             match render(value, kind) {
@@ -190,12 +194,19 @@ fn convert(flags: &[(String, String)]) -> (String, Vec<(String, String)>) {
             f if PROCESS_FLAGS.contains(&f) => {
                 skipped.push((flag.clone(), "cluster-autoscaler's own process setting; HEATSCALER_LOG / telemetry instead".into()))
             }
-            "balance-similar-node-groups" => skipped.push((flag.clone(), "not implemented in heatscaler".into())),
-            "max-total-unready-percentage" | "ok-total-unready-count" => {
-                skipped.push((flag.clone(), "not implemented in heatscaler (unready nodes are handled per node: scale-down.unready-time)".into()))
-            }
+            // Repeatable: one list key for all of them.
+            "balancing-ignore-label" if !value.is_empty() => ignored_labels.push((value.clone(), format!("--{flag}={value}"))),
             _ => skipped.push((flag.clone(), "unknown to heatscaler".into())),
         }
+    }
+    if !ignored_labels.is_empty() {
+        let (labels, from): (Vec<String>, Vec<String>) = ignored_labels.into_iter().unzip();
+        let labels: Vec<String> = labels.iter().map(|l| format!("{l:?}")).collect();
+        sections.entry("scale-up").or_default().push(format!(
+            "  balancing-ignore-labels: [{}]    # {}",
+            labels.join(", "),
+            from.join(" ")
+        ));
     }
     let mut out = String::from(
         "# From a cluster-autoscaler Deployment by `heatscaler config from-ca`; check it with\n# `heatscaler check-config`. Defaults apply to every key not listed.\n",

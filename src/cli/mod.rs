@@ -10,6 +10,8 @@ mod from_ca;
 mod groups;
 #[cfg(not(feature = "simulator"))]
 mod no_simulator;
+#[cfg(feature = "simulator")]
+mod progress;
 mod run;
 #[cfg(feature = "simulator")]
 mod simulate;

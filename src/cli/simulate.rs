@@ -209,11 +209,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             && scenario.pods.is_empty()
             && scenario.bursts.is_empty()
             && scenario.traces.is_empty());
+    let progress = super::progress::Display::new(
+        super::progress::wanted_here(),
+        if node_level { &args.policy[..] } else { &[] },
+        scenario.pod_level.is_some(),
+    );
     let report = match node_level {
-        true => Some(sim::compare(&scenario, &args.policy).context("replaying a trace")?),
+        true => Some(sim::compare_with_progress(&scenario, &args.policy, &progress).context("replaying a trace")?),
         false => None,
     };
-    let pod_level = scenario.pod_level.as_ref().map(|p| sim::podlevel::run(p, scenario.duration.get(), scenario.seed));
+    let pod_level = scenario
+        .pod_level
+        .as_ref()
+        .map(|p| sim::podlevel::run_with_progress(p, scenario.duration.get(), scenario.seed, &progress));
+    progress.finish();
     let took = started.elapsed();
     if let Some(path) = &args.plot {
         let Some(report) = &report else {

@@ -413,3 +413,20 @@ fn the_operations_guide_has_a_runbook_entry_for_every_alert_reason() {
         assert!(doc.contains(&format!("| `{reason}` |")), "docs/operations.md: no runbook row for {reason}");
     }
 }
+
+/// `usage.kubelet: direct` ships its own ClusterRole (applied over rbac.yaml's):
+/// the same rules with `nodes/stats get` (what the kubelet authorises for
+/// `/stats/summary`, usage/direct.rs) in place of `nodes/proxy get`.
+#[test]
+fn the_direct_kubelet_cluster_role_swaps_nodes_proxy_for_nodes_stats() {
+    let docs = documents();
+    let shipped: ClusterRole = the(&docs, "ClusterRole");
+    let text = std::fs::read_to_string(manifests().join("kubelet-direct/rbac.yaml")).unwrap();
+    let value = heatscaler_core::yaml::parse_value(&text).unwrap();
+    let direct: ClusterRole = serde_json::from_value(value).unwrap();
+    assert_eq!(direct.metadata.name, shipped.metadata.name, "it must replace the shipped ClusterRole's rules");
+    let mut expected = granted(shipped.rules.as_deref().unwrap_or_default());
+    assert!(expected.remove(&("".into(), "nodes/proxy".into(), "get".into())));
+    expected.insert(("".into(), "nodes/stats".into(), "get".into()));
+    assert_eq!(granted(direct.rules.as_deref().unwrap_or_default()), expected);
+}

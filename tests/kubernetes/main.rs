@@ -540,3 +540,133 @@ async fn the_shipped_vpa_crd_keeps_every_upstream_field_and_the_status_heatscale
     assert_eq!(condition.observed_generation, Some(1));
     assert!(condition.message.as_deref().unwrap().contains("spec.updatePolicy.evictAfterOOMSeconds"), "{condition:?}");
 }
+
+/// A serving certificate for every address of `network` (a /24), signed by the
+/// control plane's CA, so a client that verifies kubelets (as `usage.kubelet:
+/// direct` does) accepts the emulated ones.
+fn kubelet_serving_cert(k8s: &TestKubernetes, dir: &Path, network: std::net::Ipv4Addr) -> (String, String) {
+    let pki = Path::new(k8s.var("HEATSCALER_K8S_KUBELET_CERT")).parent().unwrap().to_path_buf();
+    let [a, b, c, _] = network.octets();
+    let sans: Vec<String> = (1..=254).map(|d| format!("IP:{a}.{b}.{c}.{d}")).collect();
+    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName={}\nextendedKeyUsage=serverAuth\n", sans.join(",")))
+        .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=kubelet", "-keyout", "k.key", "-out", "k.csr"]);
+    let (ca, ca_key) = (pki.join("ca.crt"), pki.join("ca.key"));
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "k.csr",
+        "-CA",
+        ca.to_str().unwrap(),
+        "-CAkey",
+        ca_key.to_str().unwrap(),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "k.crt",
+    ]);
+    (dir.join("k.crt").display().to_string(), dir.join("k.key").display().to_string())
+}
+
+/// `usage.kubelet: direct` with `config/kubernetes/kubelet-direct/rbac.yaml`
+/// applied over the shipped RBAC: the daemon's collector reads usage from the
+/// kubelet (serving certificate verified against the cluster CA, its own
+/// token, `nodes/stats`), the node proxy answers 403 (no `nodes/proxy`), and
+/// the kubelet answers 401 without a token and 403 to a token without the grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_kubelet_usage_with_only_nodes_stats() {
+    use heatscaler_daemon::config::{KubeletAccess, UsageCollection};
+    use heatscaler_daemon::usage::collector::UsageCollector;
+    let k8s = TestKubernetes::start(Knobs::default());
+    let admin = k8s.admin().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let network = std::net::Ipv4Addr::new(198, 19, 254, 0);
+    let (cert, key) = kubelet_serving_cert(&k8s, tmp.path(), network);
+    let options = kubelet_emu::EmulatorOptions::new(admin.clone(), cert, key)
+        .timing(Timing::fast())
+        .node_network((network, 24))
+        .webhook_auth(true);
+    let emu = kubelet_emu::Emulator::start(options).await.expect("start the emulator");
+    emu.add_node(NodeSpec::new("minion-0")).await.unwrap();
+    wait_for("the default ServiceAccount", WAIT, || async {
+        Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(admin.clone(), NS).get("default").await.ok()
+    })
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
+    deployments.create(&PostParams::default(), &deployment("web", 2, "100m", json!({}))).await.unwrap();
+    emu.set_usage(UsageTarget::selector(Some(NS), "app=web"), UsageModel::constant(250, 300 << 20)).unwrap();
+    wait_ready_deployment(&deployments, "web", 2).await;
+
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let direct_rbac = repo.join("config/kubernetes/kubelet-direct/rbac.yaml");
+    k8s.kubectl(&["apply", "-f", direct_rbac.to_str().unwrap()]);
+    let token = k8s.kubectl(&["create", "token", "heatscaler", "-n", "heatscaler"]);
+    let token_file = tmp.path().join("token");
+    std::fs::write(&token_file, token.trim()).unwrap();
+    let ca = Path::new(k8s.var("HEATSCALER_K8S_KUBELET_CERT")).parent().unwrap().join("ca.crt");
+
+    let heatscaler = k8s.heatscaler().await;
+    let config = UsageCollection {
+        kubelet: KubeletAccess::Direct,
+        kubelet_ca_file: Some(ca.clone()),
+        kubelet_token_file: token_file.clone(),
+        ..UsageCollection::default()
+    };
+    let mut collector = UsageCollector::new(heatscaler.clone(), &config);
+    let nodes = vec!["minion-0".to_string()];
+    let deadline = std::time::Instant::now() + WAIT;
+    let scrape = loop {
+        let scrape = collector.collect(&nodes, jiff::Timestamp::now()).await;
+        if scrape.errors.is_empty() && scrape.containers.len() == 2 {
+            break scrape;
+        }
+        assert!(std::time::Instant::now() < deadline, "usage of two pods read directly: {:?}", scrape.errors);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(scrape.nodes.len(), 1);
+    for c in &scrape.containers {
+        assert_eq!(c.memory_working_set, Some(300 << 20), "{c:?}");
+    }
+
+    // The same account through the node proxy: 403 from the API server.
+    let proxy =
+        heatscaler_daemon::usage::collector::proxy_path("minion-0", heatscaler_daemon::config::UsageSource::Summary)
+            .unwrap();
+    let denied = wait_for("the node proxy denied once the direct ClusterRole applies", WAIT, || async {
+        match heatscaler.request_text(http::Request::get(&proxy).body(Vec::new()).unwrap()).await {
+            Err(kube::Error::Api(e)) if e.code == 403 => Some(e),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(denied.message.contains("nodes/proxy"), "{}", denied.message);
+
+    // The kubelet itself: no token → 401; a token without the grant → 403.
+    let node: Node = Api::all(admin.clone()).get("minion-0").await.unwrap();
+    let url = heatscaler_daemon::usage::direct::kubelet_url(&node, "stats/summary").unwrap();
+    let pem = std::fs::read(&ca).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+    k8s.kubectl(&["create", "serviceaccount", "nobody", "-n", NS]);
+    let nobody = k8s.kubectl(&["create", "token", "nobody", "-n", NS]);
+    let answer = http.get(&url).bearer_auth(nobody.trim()).send().await.unwrap();
+    assert_eq!(answer.status(), 403);
+    let text = answer.text().await.unwrap();
+    assert!(text.contains("subresource=stats"), "{text}");
+    assert_eq!(http.get(&url).bearer_auth(token.trim()).send().await.unwrap().status(), 200);
+    // cAdvisor is nodes/metrics, which the direct ClusterRole does not grant.
+    let metrics = url.replace("stats/summary", "metrics/cadvisor");
+    assert_eq!(http.get(&metrics).bearer_auth(token.trim()).send().await.unwrap().status(), 403);
+}

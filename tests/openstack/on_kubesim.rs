@@ -6,14 +6,20 @@
 //!   kubesim, so its reaction and scale-down times stand beside the real
 //!   control plane's in docs/testing.md.
 //!
-//! Both are `#[ignore]`d (figures, run by hand). What else stays on kubesim —
+//! - [`minion_removed_when_the_ccm_deletes_the_node_first`]: the cloud
+//!   controller manager deleting a removed minion's Node before heatscaler
+//!   does, made certain by refusing heatscaler's own DELETE (an injected
+//!   fault, which only kubesim can do).
+//!
+//! The first two are `#[ignore]`d (figures, run by hand). What else stays on kubesim —
 //! injected faults, watch drops, 5,000-node memory runs — is in `tests/daemon/`
 //! and `tests/scale/`, which need no OpenStack.
 
 use std::time::{Duration, Instant};
 
-use crate::e2e::{KUBE, deployment, grow_then_shrink};
-use crate::harness::{self, Kube, NS, Spec, World, is_unschedulable};
+use crate::e2e::{HEAT, KUBE, deployment, grow_then_shrink};
+use crate::harness::{self, GROUP, Kube, NS, Spec, World, is_unschedulable, node_name};
+use kubesim::FaultRule;
 use kubesim::builders::PodTemplate;
 
 /// ```text
@@ -86,4 +92,42 @@ async fn reaction_time_at_1000_nodes() {
         println!("daemon peak RSS: {rss}");
     }
     daemon.terminate(Duration::from_secs(15)).await;
+}
+
+/// Issue 20's known bug: when the cloud controller manager deleted a removed
+/// minion's Node before heatscaler did, no `MinionRemoved` was sent (the
+/// removal itself was right). Here heatscaler's own DELETE of a Node is
+/// refused (503), so the order is certain: Heat removes the member,
+/// heatscaler tries to delete the Node and fails, then the "CCM" deletes it.
+/// `MinionRemoved` must still come, once, naming the member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minion_removed_when_the_ccm_deletes_the_node_first() {
+    let _slot = harness::slot().await;
+    let w =
+        World::new(Spec { initial: 2, min: 1, kube: Kube::Kubesim(kubesim::Options::fast()), ..Spec::default() }).await;
+    let sim = w.sim.clone().unwrap();
+    let refused = sim.add_fault(FaultRule::error(503, 1.0).on_path("/api/v1/nodes/").on_verbs(&["delete"]));
+    let mut daemon = w.ready_daemon().await;
+
+    // Both minions are empty and the minimum is 1: one of them is removed.
+    w.wait_heat("one member left", HEAT, |s| s.members.len() == 1 && !s.busy).await;
+    let removed: Vec<String> = w.minions.log(|l| l.removed.iter().cloned().collect());
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    let node = node_name(GROUP, &removed[0]);
+    w.wait("heatscaler tried to delete the Node", KUBE, async || !sim.faults().hits(refused).is_empty()).await;
+    assert!(w.node(&node).await.is_some(), "heatscaler's delete was refused");
+    assert!(w.hooks.with_reason("MinionRemoved").is_empty(), "{:?}", w.hooks.reasons());
+
+    // The CCM: the VM is gone and the node NotReady, so it deletes the Node.
+    sim.remove_node(&node).unwrap();
+    let sent = w.hooks.wait_count("MinionRemoved", 1, KUBE).await;
+    assert_eq!(sent.len(), 1, "{:?}", w.hooks.reasons());
+    let event = &sent[0].1;
+    assert_eq!(event["fields"]["member"], removed[0].as_str(), "{event}");
+    assert_eq!(event["object"]["name"], node.as_str(), "{event}");
+    // Said once, not again on later passes.
+    daemon.wait_passes(3, KUBE).await;
+    assert_eq!(w.hooks.with_reason("MinionRemoved").len(), 1, "{:?}", w.hooks.reasons());
+    let (status, _) = daemon.terminate(std::time::Duration::from_secs(15)).await;
+    assert!(status.success(), "exit status {status}");
 }

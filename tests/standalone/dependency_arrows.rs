@@ -27,7 +27,7 @@ const RUNTIME_AND_CLIENTS: &[&str] = &[
 /// What only the simulator needs: a daemon built without it links none.
 /// (flate2 is not among them: the OpenStack client brings it through
 /// reqwest's gzip support, whatever the simulator does.)
-const SIMULATOR_ONLY: &[&str] = &["heatscaler-sim", "good_lp", "microlp", "plotters", "csv"];
+const SIMULATOR_ONLY: &[&str] = &["heatscaler-sim", "good_lp", "microlp", "plotters", "csv", "indicatif"];
 
 /// Every package in the normal-dependency closure of `package` built with
 /// `features` (extra `cargo tree` arguments).

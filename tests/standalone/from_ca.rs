@@ -29,7 +29,10 @@ spec:
             - --cores-total=0:320
             - --max-node-provision-time=20m
             - --balance-similar-node-groups
-            - --max-total-unready-percentage=45
+            - --balancing-ignore-label=example.com/rack
+            - --balancing-ignore-label=example.com/pdu
+            - --max-total-unready-percentage=33
+            - --ok-total-unready-count=5
             - --v=4
             - --leader-elect=false
             - --frobnicate=1
@@ -54,6 +57,13 @@ fn a_cluster_autoscaler_deployment_becomes_a_configuration_and_no_flag_is_droppe
     assert_eq!(config["scale-up"]["max-node-provision-time"], "20m");
     assert_eq!(config["cluster-limits"]["max-cores-total"], 320);
     assert_eq!(config["leader-election"]["enabled"], false);
+    assert_eq!(config["scale-up"]["balance-similar-node-groups"], true);
+    assert_eq!(
+        config["scale-up"]["balancing-ignore-labels"],
+        serde_json::json!(["example.com/rack", "example.com/pdu"])
+    );
+    assert_eq!(config["cluster-limits"]["max-total-unready-percentage"], 33);
+    assert_eq!(config["cluster-limits"]["ok-total-unready-count"], 5);
     let group = &config["node-groups"][0];
     assert_eq!(
         (group["name"].as_str(), group["min-size"].as_u64(), group["max-size"].as_u64()),
@@ -68,7 +78,7 @@ fn a_cluster_autoscaler_deployment_becomes_a_configuration_and_no_flag_is_droppe
             "--{flag} dropped silently\n{stdout}\n{stderr}"
         );
     }
-    for unconverted in ["balance-similar-node-groups", "max-total-unready-percentage", "frobnicate", "cloud-config"] {
+    for unconverted in ["frobnicate", "cloud-config"] {
         assert!(stderr.contains(&format!("--{unconverted}:")), "{stderr}");
     }
 

@@ -182,3 +182,37 @@ fn a_trace_replays_on_the_default_cluster_and_errors_point_at_the_cell() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains(&format!("{}:3:12: cpu: `lots` is not a Kubernetes quantity", bad.display())), "{stderr}");
 }
+
+/// Issue 20: a long run draws its progress on a terminal, and nothing of it
+/// reaches a file or a pipe — stderr here is a pipe: one line, no carriage
+/// return, no escape sequence.
+#[test]
+fn no_progress_bytes_when_stderr_is_not_a_terminal() {
+    let out = heatscaler(&["simulate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains('\r') && !stderr.contains('\x1b'), "{stderr:?}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr:?}");
+    assert!(lines[0].starts_with("simulated 2 policies in "), "{stderr:?}");
+}
+
+/// The same run on a terminal (`script` gives it one): the bars are drawn,
+/// one per policy, in simulated time.
+#[test]
+fn progress_is_drawn_on_a_terminal() {
+    let command = format!("{} simulate", env!("CARGO_BIN_EXE_heatscaler"));
+    let out = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script (util-linux), which gives heatscaler a terminal");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let screen = String::from_utf8_lossy(&out.stdout);
+    for bar in [" heatscaler [", " ca-defaults ["] {
+        assert!(screen.contains(bar), "no progress bar `{bar}` in {screen:?}");
+    }
+    assert!(screen.contains(" simulated ("), "{screen:?}");
+}

@@ -74,6 +74,12 @@ pub struct EmulatorOptions {
     /// Where node addresses come from: a network routed to the loopback
     /// interface (see the crate docs). Default 198.18.0.0/15.
     pub node_network: (Ipv4Addr, u8),
+    /// Authenticate and authorise requests to the kubelet endpoint as a
+    /// kubelet in webhook mode does (`--authentication-token-webhook`,
+    /// `--authorization-mode=Webhook`): bearer token → TokenReview, then a
+    /// SubjectAccessReview on `nodes/<subresource>`. Off by default: the API
+    /// server's client certificate (its node proxy) is not authenticated here.
+    pub webhook_auth: bool,
 }
 
 /// The default [`EmulatorOptions::node_network`].
@@ -96,7 +102,13 @@ impl EmulatorOptions {
             timing: Timing::default(),
             default_usage: UsageModel::constant(0, 0),
             node_network: DEFAULT_NODE_NETWORK,
+            webhook_auth: false,
         }
+    }
+
+    pub fn webhook_auth(mut self, on: bool) -> Self {
+        self.webhook_auth = on;
+        self
     }
 
     pub fn node_network(mut self, network: (Ipv4Addr, u8)) -> Self {
@@ -161,6 +173,7 @@ pub struct Emulator {
     client: kube::Client,
     timing: Timing,
     acceptor: TlsAcceptor,
+    webhook_auth: bool,
     usage: Arc<Usage>,
     port: u16,
     /// The network's first address and size, and this emulator's first block
@@ -195,6 +208,7 @@ impl Emulator {
                         client: options.client,
                         timing: options.timing,
                         acceptor,
+                        webhook_auth: options.webhook_auth,
                         usage: Arc::new(Usage::new(options.default_usage)),
                         port,
                         network,
@@ -276,9 +290,10 @@ impl Emulator {
         self.by_ip.lock().unwrap_or_else(|e| e.into_inner()).insert(ctx.ip, ctx.clone());
         let acceptor = self.acceptor.clone();
         let by_ip = self.by_ip.clone();
+        let auth = self.webhook_auth.then(|| self.client.clone());
         Ok(tokio::spawn(async move {
             let mut tasks = JoinSet::new();
-            tasks.spawn(server::serve(listener, acceptor, by_ip));
+            tasks.spawn(server::serve(listener, acceptor, by_ip, auth));
             tasks.spawn(heartbeat(ctx.clone(), nodes, leases));
             tasks.spawn(kubelet::Kubelet::new(ctx).run());
             // Dropping this future (abort) drops the set, which aborts them all.

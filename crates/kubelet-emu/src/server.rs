@@ -8,9 +8,12 @@
 //!
 //! The serving certificate is not checked by the API server unless it is
 //! started with `--kubelet-certificate-authority` (a default cluster is not),
-//! so one certificate serves every node. Client certificates are not
-//! requested: the real kubelet authorises the API server's client certificate
-//! through a webhook; here anything on the loopback may read the stats.
+//! so one certificate serves every node (a test that verifies it, as the
+//! daemon's direct usage path does, gives one with every node address). With
+//! [`crate::EmulatorOptions::webhook_auth`] bearer tokens are authenticated and
+//! authorised as the kubelet does in webhook mode; client certificates are not
+//! requested, so the API server's node proxy then gets 401 — without it,
+//! anything on the loopback may read the stats.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -51,7 +54,9 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
 }
 
 /// Accepts connections until dropped; connections in flight end with it.
-pub(crate) async fn serve(listener: TcpListener, acceptor: TlsAcceptor, nodes: NodesByIp) {
+/// `auth`: the client for TokenReviews and SubjectAccessReviews when requests
+/// are authenticated and authorised (see [`crate::EmulatorOptions::webhook_auth`]).
+pub(crate) async fn serve(listener: TcpListener, acceptor: TlsAcceptor, nodes: NodesByIp, auth: Option<kube::Client>) {
     let mut connections = JoinSet::new();
     loop {
         let (stream, _) = match listener.accept().await {
@@ -70,11 +75,20 @@ pub(crate) async fn serve(listener: TcpListener, acceptor: TlsAcceptor, nodes: N
         };
         let acceptor = acceptor.clone();
         let nodes = nodes.clone();
+        let auth = auth.clone();
         connections.spawn(async move {
             let Ok(tls) = acceptor.accept(stream).await else { return };
             let service = hyper::service::service_fn(move |req| {
                 let node = nodes.lock().unwrap_or_else(|e| e.into_inner()).get(&local).cloned();
-                async move { Ok::<_, std::convert::Infallible>(handle(node, req)) }
+                let auth = auth.clone();
+                async move {
+                    if let (Some(client), Some(node)) = (auth, &node)
+                        && let Err(denied) = authorize(&client, &node.spec.name, &req).await
+                    {
+                        return Ok::<_, std::convert::Infallible>(denied);
+                    }
+                    Ok::<_, std::convert::Infallible>(handle(node, req))
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
         });
@@ -87,6 +101,91 @@ fn text(status: StatusCode, content_type: &str, body: String) -> Response<Full<B
         .header("content-type", content_type)
         .body(Full::new(Bytes::from(body)))
         .expect("a valid response")
+}
+
+/// The subresource of `nodes` the kubelet checks for a path
+/// (`pkg/kubelet/server/auth.go`, without fine-grained authorisation).
+pub fn subresource(path: &str) -> &'static str {
+    if path.starts_with("/stats/") || path == "/stats" {
+        "stats"
+    } else if path.starts_with("/metrics") {
+        "metrics"
+    } else {
+        "proxy"
+    }
+}
+
+/// The kubelet's webhook authentication and authorisation: 401 without a
+/// token the API server accepts, 403 when the SubjectAccessReview denies
+/// `<verb> nodes/<subresource>` on this node.
+async fn authorize(client: &kube::Client, node: &str, req: &Request<Incoming>) -> Result<(), Response<Full<Bytes>>> {
+    use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+    use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+    use kube::api::{Api, PostParams};
+    let unauthorized = || text(StatusCode::UNAUTHORIZED, "text/plain", "Unauthorized\n".into());
+    let token = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(unauthorized)?;
+    let review =
+        TokenReview { spec: TokenReviewSpec { token: Some(token.to_string()), audiences: None }, ..Default::default() };
+    let reviewed =
+        Api::<TokenReview>::all(client.clone()).create(&PostParams::default(), &review).await.map_err(|e| {
+            tracing::warn!("kubelet endpoint: TokenReview failed: {e}");
+            unauthorized()
+        })?;
+    let status = reviewed.status.unwrap_or_default();
+    let user = match (status.authenticated, status.user) {
+        (Some(true), Some(user)) => user,
+        _ => return Err(unauthorized()),
+    };
+    // The kubelet maps the HTTP method to a verb as the API server does.
+    let verb = match *req.method() {
+        http::Method::POST => "create",
+        http::Method::PUT => "update",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE => "delete",
+        _ => "get",
+    };
+    let subresource = subresource(req.uri().path());
+    let access = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: user.username.clone(),
+            groups: user.groups,
+            uid: user.uid,
+            extra: user.extra,
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                resource: Some("nodes".into()),
+                subresource: Some(subresource.into()),
+                name: Some(node.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let allowed = Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &access)
+        .await
+        .map(|r| r.status.is_some_and(|s| s.allowed))
+        .unwrap_or_else(|e| {
+            tracing::warn!("kubelet endpoint: SubjectAccessReview failed: {e}");
+            false
+        });
+    if allowed {
+        return Ok(());
+    }
+    let who = user.username.unwrap_or_default();
+    Err(text(
+        StatusCode::FORBIDDEN,
+        "text/plain",
+        format!("Forbidden (user={who}, verb={verb}, resource=nodes, subresource={subresource})\n"),
+    ))
 }
 
 fn handle(node: Option<Arc<NodeContext>>, req: Request<Incoming>) -> Response<Full<Bytes>> {

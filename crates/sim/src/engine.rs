@@ -17,6 +17,7 @@ use crate::bound::BoundModel;
 use crate::controllers::Controllers;
 use crate::generators::Bursts;
 use crate::pod_usage::PodUsage;
+use crate::progress::{Progress, Silent, Ticker};
 use crate::recorder::Recorder;
 use crate::replay::Replay;
 use crate::report::{Report, Run, TimelineEvent};
@@ -36,8 +37,24 @@ pub fn run(sc: &Scenario) -> Result<Report, TraceError> {
 /// Runs a scenario once per policy — same demand, same seed, same
 /// provisioning model — in parallel, and reports them side by side.
 pub fn compare(sc: &Scenario, policies: &[PolicyKind]) -> Result<Report, TraceError> {
+    compare_with_progress(sc, policies, &Silent)
+}
+
+/// [`compare`], telling `progress` how far each run has got (run `i` is
+/// `policies[i]`).
+pub fn compare_with_progress(
+    sc: &Scenario,
+    policies: &[PolicyKind],
+    progress: &dyn Progress,
+) -> Result<Report, TraceError> {
     let runs: Vec<Result<Run, TraceError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = policies.iter().map(|&kind| scope.spawn(move || run_policy(sc, kind))).collect();
+        let handles: Vec<_> = policies
+            .iter()
+            .enumerate()
+            .map(|(i, &kind)| {
+                scope.spawn(move || run_policy_with(sc, kind, Ticker::new(progress, i, sc.duration.get())))
+            })
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     });
     Ok(Report {
@@ -51,7 +68,11 @@ pub fn compare(sc: &Scenario, policies: &[PolicyKind]) -> Result<Report, TraceEr
 
 /// One policy's run of a scenario.
 pub fn run_policy(sc: &Scenario, kind: PolicyKind) -> Result<Run, TraceError> {
-    run_inner(sc, kind, None)
+    run_policy_with(sc, kind, Ticker::new(&Silent, 0, sc.duration.get()))
+}
+
+fn run_policy_with(sc: &Scenario, kind: PolicyKind, ticker: Ticker<'_>) -> Result<Run, TraceError> {
+    run_inner(sc, kind, None, ticker)
 }
 
 /// One policy's run, `observer` shown every decision pass.
@@ -61,16 +82,21 @@ pub(crate) fn run_observed(
     kind: PolicyKind,
     observer: &mut dyn PassObserver,
 ) -> Result<Run, TraceError> {
-    run_inner(sc, kind, Some(observer))
+    run_inner(sc, kind, Some(observer), Ticker::new(&Silent, 0, sc.duration.get()))
 }
 
-fn run_inner(sc: &Scenario, kind: PolicyKind, observer: Option<&mut dyn PassObserver>) -> Result<Run, TraceError> {
+fn run_inner(
+    sc: &Scenario,
+    kind: PolicyKind,
+    observer: Option<&mut dyn PassObserver>,
+    mut ticker: Ticker<'_>,
+) -> Result<Run, TraceError> {
     let observed = observer.is_some();
     let mut engine = Engine::new(sc, kind, observer)?;
     if observed {
         engine.world.eviction_log = Some(Vec::new());
     }
-    engine.run();
+    engine.run(&mut ticker);
     let pod_level = engine.vpa.is_some();
     let Engine { world, replay, recorder, observer, .. } = engine;
     if let Some(e) = replay.into_error() {
@@ -192,10 +218,11 @@ impl<'s, 'o> Engine<'s, 'o> {
         self.controllers.node_registered(&mut self.world, name);
     }
 
-    fn run(&mut self) {
+    fn run(&mut self, ticker: &mut Ticker<'_>) {
         while let Some((at, event)) = self.world.next_event() {
             self.recorder.advance(at, &mut self.world);
             self.world.advance(at);
+            ticker.at(self.world.elapsed());
             self.handle(event);
             if self.world.take_cluster_changed() {
                 let bound = scheduler::schedule(&mut self.world);
@@ -208,6 +235,7 @@ impl<'s, 'o> Engine<'s, 'o> {
         let end = self.world.end();
         self.recorder.advance(end, &mut self.world);
         self.world.advance(end);
+        ticker.finished();
     }
 
     fn handle(&mut self, event: Event) {

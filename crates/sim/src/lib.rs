@@ -21,7 +21,8 @@
 //!   (ReplicaSets with HPA, DaemonSets, one-off pods, PDBs), the demand
 //!   (`generators`: bursty arrivals; `replay`: trace rows), and `recorder`
 //!   (the report, against the fluid lower bound of [`bound`]).
-//! - Output: [`report`]; [`display`] for terminals, [`plot`] for SVG.
+//! - Output: [`report`]; [`display`] for terminals, [`plot`] for SVG;
+//!   [`progress`] tells a front end how far the runs have got.
 //! - [`podlevel`]: pod-level resizing (recommender, updater, kubelet) against
 //!   a VPA-defaults baseline, on a fixed node pool of its own (see
 //!   docs/architecture.md for how it joins the engine).
@@ -38,6 +39,7 @@ mod peers;
 pub mod plot;
 mod pod_usage;
 pub mod podlevel;
+pub mod progress;
 mod recorder;
 mod replay;
 pub mod report;
@@ -51,7 +53,8 @@ mod vpa;
 mod world;
 
 pub use autoscaler::PolicyKind;
-pub use engine::{compare, run, run_policy};
+pub use engine::{compare, compare_with_progress, run, run_policy};
+pub use progress::{Progress, Silent};
 pub use report::Report;
 pub use scenario::{PHP_APACHE, Scenario, ScenarioError};
 pub use trace::TraceError;

@@ -6,12 +6,15 @@
 //! at least every resync interval; the simulator calls it the same way.
 //!
 //! A pass, in order:
+//! 0. [`health`]: with too many nodes unready, nothing new starts at the
+//!    node level this pass (cluster-autoscaler's unready limits).
 //! 1. [`provisioning`]: Ready, upcoming and failed members per group; back-offs.
 //! 2. [`resize`] (assess): per pod under a VPA object, the update due and how
 //!    it can happen; shrinks that free capacity, resized pods that fit nowhere.
 //! 3. [`scale_up`]: pending pods (and resized pods that fit nowhere) →
 //!    existing nodes, existing nodes once over-requested pods shrink,
-//!    upcoming, reclaimable, new capacity.
+//!    upcoming, reclaimable, new capacity; [`balance`] splits a scale-up
+//!    across similar groups.
 //! 4. [`removal`]: the next step of every removal recorded on a node.
 //! 5. [`resize`] (issue): resizes and recreations, sharing the PDB allowance
 //!    with the drains of step 4.
@@ -24,9 +27,11 @@
 //! judges drainability and fit exactly as the planner does.
 
 pub mod action;
+mod balance;
 mod drain;
 mod expander;
 pub mod explain;
+mod health;
 mod index;
 mod limits;
 mod members;
@@ -133,6 +138,8 @@ pub(crate) struct Pass<'w> {
     pub removals: RemovalProgress,
     /// 5. [`resize`] (issue): pods whose requests change.
     pub adjust: Adjustments<'w>,
+    /// 0. [`health`]: too many nodes unready, nothing new starts at the node level.
+    pub halt: Option<explain::Unhealthy>,
 }
 
 /// Decides one pass. See the module documentation for the order of steps.
@@ -149,6 +156,7 @@ pub fn plan(input: &Input<'_>, policy: &Policy) -> Plan {
         up: ScaleUpOutcome::default(),
         removals: RemovalProgress::default(),
         adjust: Adjustments::default(),
+        halt: health::check(&cx),
     };
 
     pass.groups = provisioning::assess(&cx, &mut pass);

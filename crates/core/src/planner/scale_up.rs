@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::model::{Pod, Resources, Taint};
 
 use super::action::ScaleUp;
+use super::balance;
 use super::expander;
 use super::explain::{Alert, Explanation, GroupRejection, GroupVerdict, Note, OptionScore, PodExplanation, PodOutcome};
 use super::index::{GroupIx, NodeIx, Table};
@@ -80,6 +81,13 @@ pub fn plan<'a>(cx: &Cx<'a>, pass: &mut Pass<'a>, resize: &ScaleUpInput<'a>) -> 
     let rest = place_on_upcoming(cx, &pass.groups, &templates, rest, ex);
     let rest = reclaim_drained(cx, rest, &mut out, ex);
     if rest.is_empty() {
+        return out;
+    }
+    if pass.halt.is_some() {
+        // Said once for the pass by scale-down's halt (planner::health).
+        for pod in rest {
+            ex.pods.push(PodExplanation { pod: pod.key(), outcome: PodOutcome::AutoscalingHalted });
+        }
         return out;
     }
     if !cx.policy.scale_up.enabled {
@@ -386,23 +394,71 @@ fn grow<'a>(
                 outcome: PodOutcome::TriggersScaleUp { group: group.name.clone() },
             });
         }
-        if let Some(shape) = &group.template {
-            headroom.consume(score.new_nodes, &shape.allocatable);
+        let growth = balanced(cx, pass, templates, &headroom, &out.scaled, g, score.new_nodes, &helped);
+        for (h, n) in growth {
+            let group = cx.ix.group(h);
+            if let Some(shape) = &group.template {
+                headroom.consume(n, &shape.allocatable);
+            }
+            out.scaled.insert(h);
+            out.actions.push(ScaleUp {
+                group: group.name.clone(),
+                expected_desired: group.desired,
+                new_desired: group.desired + n,
+                pods: helped.iter().take(cx.policy.tuning.pods_named_per_reason).map(|p| p.key()).collect(),
+                pod_count: helped.len(),
+                expander: cx.policy.scale_up.expander,
+            });
         }
-        out.scaled.insert(g);
-        out.actions.push(ScaleUp {
-            group: group.name.clone(),
-            expected_desired: group.desired,
-            new_desired: group.desired + score.new_nodes,
-            pods: helped.iter().take(cx.policy.tuning.pods_named_per_reason).map(|p| p.key()).collect(),
-            pod_count: helped.len(),
-            expander: cx.policy.scale_up.expander,
-        });
         if pods.is_empty() {
             break;
         }
     }
     explain_unhelped(cx, templates, &last_limit, pods, existing, &mut pass.ex);
+}
+
+/// The minions each group gets when the expander chose `new_nodes` of group
+/// `g` for `pods`: all of them to `g`, or with `balance-similar-node-groups`
+/// split across `g` and the groups similar to it (planner::balance), the
+/// smallest first. The chosen group comes first, so it wins ties.
+#[allow(clippy::too_many_arguments)]
+fn balanced<'a>(
+    cx: &Cx<'a>,
+    pass: &mut Pass<'a>,
+    templates: &Table<GroupIx, Option<SchedNode<'a>>>,
+    headroom: &Headroom,
+    scaled: &BTreeSet<GroupIx>,
+    g: GroupIx,
+    new_nodes: u32,
+    pods: &[&'a Pod],
+) -> Vec<(GroupIx, u32)> {
+    let up = &cx.policy.scale_up;
+    let Some(chosen) = templates[g].as_ref().filter(|_| up.balance_similar_node_groups) else {
+        return vec![(g, new_nodes)];
+    };
+    let others = cx
+        .ix
+        .groups()
+        .filter(|(h, _)| *h != g && !scaled.contains(h))
+        .filter_map(|(h, _)| templates[h].as_ref().map(|t| (h, t)));
+    let mut pool = vec![(g, new_nodes)];
+    for h in balance::similar_groups(chosen, others, pods, &up.balancing_ignore_labels) {
+        if let Ok((cap, _)) = capacity(cx, pass, h, headroom) {
+            pool.push((h, cap));
+        }
+    }
+    if pool.len() == 1 {
+        return pool;
+    }
+    let sizes: Vec<(u32, u32)> = pool.iter().map(|&(h, cap)| (cx.ix.group(h).desired, cap)).collect();
+    let given = balance::split(&sizes, new_nodes);
+    let growth: Vec<(GroupIx, u32)> =
+        pool.iter().zip(given).filter(|(_, n)| *n > 0).map(|(&(h, _), n)| (h, n)).collect();
+    pass.ex.notes.push(Note::ScaleUpBalanced {
+        chosen: cx.ix.group(g).name.clone(),
+        split: growth.iter().map(|&(h, n)| (cx.ix.group(h).name.clone(), n)).collect(),
+    });
+    growth
 }
 
 fn explain_unhelped<'a>(

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::{Duration, Fraction, Problem, Quantity};
 
 /// Cluster-wide limits across all groups (cluster-autoscaler's
-/// `--max-nodes-total`, `--cores-total`, `--memory-total`).
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+/// `--max-nodes-total`, `--cores-total`, `--memory-total`), and how many
+/// unready nodes halt autoscaling (`--max-total-unready-percentage`,
+/// `--ok-total-unready-count`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ClusterLimits {
     #[serde(default)]
@@ -18,6 +20,36 @@ pub struct ClusterLimits {
     pub max_cores_total: Option<u32>,
     #[serde(default)]
     pub max_memory_total: Option<Quantity>,
+    /// With more than `ok-total-unready-count` nodes unready *and* more than
+    /// this percentage of all nodes, the cluster is broken in a way new
+    /// minions will not mend (a network or control-plane outage): no group
+    /// grows and no removal starts until it recovers.
+    #[serde(default = "default_max_total_unready_percentage")]
+    pub max_total_unready_percentage: f64,
+    /// So many unready nodes never halt autoscaling, whatever the percentage
+    /// (in a 2-node cluster one dead node is 50%).
+    #[serde(default = "default_ok_total_unready_count")]
+    pub ok_total_unready_count: u32,
+}
+
+fn default_max_total_unready_percentage() -> f64 {
+    45.0
+}
+
+fn default_ok_total_unready_count() -> u32 {
+    3
+}
+
+impl Default for ClusterLimits {
+    fn default() -> Self {
+        Self {
+            max_nodes_total: None,
+            max_cores_total: None,
+            max_memory_total: None,
+            max_total_unready_percentage: default_max_total_unready_percentage(),
+            ok_total_unready_count: default_ok_total_unready_count(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -35,6 +67,15 @@ pub struct ScaleUpPolicy {
     /// First back-off of a group after a failed provisioning; doubles up to `backoff-max`.
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// Split a scale-up across groups similar to the one chosen (same
+    /// template resources within a tolerance, same labels but for zone,
+    /// hostname and the like, same taints), keeping their sizes balanced:
+    /// the same workers in several availability zones grow together
+    /// (cluster-autoscaler's `--balance-similar-node-groups`).
+    pub balance_similar_node_groups: bool,
+    /// Further labels that differ between otherwise similar groups (a
+    /// zone label of your own), as cluster-autoscaler's `--balancing-ignore-label`.
+    pub balancing_ignore_labels: Vec<String>,
 }
 
 impl Default for ScaleUpPolicy {
@@ -47,6 +88,8 @@ impl Default for ScaleUpPolicy {
             max_nodes_per_scale_up: 1000,
             backoff_initial: Duration::from_secs(5 * 60),
             backoff_max: Duration::from_secs(30 * 60),
+            balance_similar_node_groups: false,
+            balancing_ignore_labels: Vec::new(),
         }
     }
 }

@@ -136,7 +136,7 @@ impl Actuator {
             Action::EvictPods(a) => self.evict_pods(a).await,
             Action::MarkDrained(a) => self.mark_drained(a, now).await,
             Action::RollBackRemoval(a) => self.roll_back(a, now).await,
-            Action::DeleteNode(a) => self.delete_node(a, now).await,
+            Action::DeleteNode(a) => self.delete_node(a).await,
             Action::ResizePod(a) => self.resize_pod(a, now).await,
             Action::RecreatePod(a) => self.recreate_pod(a).await,
         };

@@ -167,12 +167,12 @@ impl Actuator {
         Ok(Outcome::Done(format!("gave node {} back ({why})", a.node)))
     }
 
-    pub(super) async fn delete_node(&self, a: &DeleteNode, now: Timestamp) -> Result<Outcome, ActuatorError> {
+    pub(super) async fn delete_node(&self, a: &DeleteNode) -> Result<Outcome, ActuatorError> {
         let Some(node) = self.kube.node(&a.node).await? else {
             return Ok(Outcome::Skipped("the node is already gone".into()));
         };
-        let record = match state(&node) {
-            RemovalState::Active(r) if r.phase == Phase::Removing && r.group == a.group && r.member == a.member => r,
+        match state(&node) {
+            RemovalState::Active(r) if r.phase == Phase::Removing && r.group == a.group && r.member == a.member => {}
             other => {
                 return Ok(Outcome::Skipped(format!(
                     "expected phase removing of member {}/{}, found {}",
@@ -181,7 +181,7 @@ impl Actuator {
                     describe(&other)
                 )));
             }
-        };
+        }
         let (_, group) = self.read_group(&a.group).await?;
         if group.member(&a.member).is_some() {
             return Ok(Outcome::Skipped(format!("Heat still lists member {}", a.member)));
@@ -189,8 +189,10 @@ impl Actuator {
         if !self.kube.delete_node(&node).await? {
             return Ok(Outcome::Skipped("the node is already gone".into()));
         }
-        self.alerts.dispatch(ScalingEvent::minion_removed(ObjectRef::node(&a.node), &a.group, &a.member));
-        self.metrics.observe_scale_down_duration(&a.group, elapsed(now, record.started));
+        // `MinionRemoved` and the scale-down duration are the reporter's, at
+        // the next pass (control_loop::reporting): said once member and node
+        // are gone, whoever deleted the node — the cloud controller manager
+        // often does first.
         Ok(Outcome::Done(format!("deleted node {} (member {} is gone from Heat)", a.node, a.member)))
     }
 }

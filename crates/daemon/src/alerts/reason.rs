@@ -134,6 +134,13 @@ reasons! {
     /// group node whose Heat member is gone (e.g. deleted by hand).
     UnregisteredMinion => Warning, Operators, "Reconcile";
 
+    /// More nodes are unready than `cluster-limits.ok-total-unready-count`
+    /// and than `max-total-unready-percentage` of all nodes (`unready`,
+    /// `nodes`): an outage new minions would not mend, so no group grows and
+    /// no removal starts until nodes recover (cluster-autoscaler's "cluster
+    /// is not ready for autoscaling"). Removals under way continue.
+    AutoscalingHalted => Warning, Operators, "Halt";
+
     // ---------------------------------------------------------------- OpenStack
     /// Reading a node group from Heat (Keystone included) has failed for
     /// longer than `openstack.failure-alert-after` (`reason`, `error`,

@@ -384,7 +384,29 @@ pub struct UsageCollection {
     /// Nodes scraped at the same time.
     pub concurrency: u32,
     pub node_timeout: Duration,
+    /// How kubelets are reached (docs/operations.md, RBAC).
+    pub kubelet: KubeletAccess,
+    /// `kubelet: direct`: the CA bundle the kubelets' serving certificates are verified against.
+    pub kubelet_ca_file: Option<std::path::PathBuf>,
+    /// `kubelet: direct`: the bearer token sent to kubelets, re-read every scrape
+    /// (projected ServiceAccount tokens rotate).
+    pub kubelet_token_file: std::path::PathBuf,
 }
+
+/// How kubelets are reached for usage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KubeletAccess {
+    /// Through the API server's node proxy: RBAC `nodes/proxy get`.
+    #[default]
+    ApiServerProxy,
+    /// `https://<InternalIP>:<kubelet port>/...` with the daemon's own token:
+    /// RBAC `nodes/stats get` (summary) or `nodes/metrics get` (cAdvisor).
+    Direct,
+}
+
+/// Where a pod's ServiceAccount token is mounted.
+pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 impl Default for UsageCollection {
     fn default() -> Self {
@@ -393,6 +415,9 @@ impl Default for UsageCollection {
             interval: Duration::from_secs(60),
             concurrency: 32,
             node_timeout: Duration::from_secs(10),
+            kubelet: KubeletAccess::ApiServerProxy,
+            kubelet_ca_file: None,
+            kubelet_token_file: SERVICE_ACCOUNT_TOKEN.into(),
         }
     }
 }

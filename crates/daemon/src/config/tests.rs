@@ -349,3 +349,14 @@ fn a_trust_replaces_the_project_scope() {
     assert_error(&both, "openstack.password.trust-id", "drop `project-id`/`project-name`");
     assert_error(&password(""), "openstack.password", "`trust-id`");
 }
+
+#[test]
+fn direct_kubelet_access_requires_a_ca_bundle() {
+    let text = format!("{VALID}pod-resize:\n  metrics:\n    kubelet: direct\n");
+    assert_error(&text, "pod-resize.metrics.kubelet-ca-file", "required with `kubelet: direct`");
+    with_secret();
+    let ok = format!("{text}    kubelet-ca-file: /etc/kubernetes/pki/ca.crt\n");
+    let c = parse(&ok, "test.yaml", None).unwrap();
+    assert_eq!(c.pod_resize.metrics.kubelet, KubeletAccess::Direct);
+    assert_error(&format!("{VALID}pod-resize:\n  metrics:\n    kubelet: insecure\n"), "pod-resize.metrics.kubelet", "");
+}

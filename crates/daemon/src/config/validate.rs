@@ -278,6 +278,10 @@ impl Validator {
     }
 
     fn limits(&mut self, l: &ClusterLimits, groups: &[NodeGroupConfig]) {
+        let pct = l.max_total_unready_percentage;
+        if !(pct.is_finite() && (0.0..=100.0).contains(&pct)) {
+            self.err("cluster-limits.max-total-unready-percentage", "must be a percentage from 0 to 100");
+        }
         if let Some(max) = l.max_nodes_total {
             let min_total: u32 = groups.iter().map(|g| g.min_size).sum();
             if max < min_total {
@@ -318,6 +322,12 @@ impl Validator {
         self.positive(&format!("{p}.metrics.node-timeout"), r.metrics.node_timeout);
         if r.metrics.concurrency == 0 {
             self.err(format!("{p}.metrics.concurrency"), "must be at least 1");
+        }
+        if r.metrics.kubelet == super::schema::KubeletAccess::Direct && r.metrics.kubelet_ca_file.is_none() {
+            self.err(
+                format!("{p}.metrics.kubelet-ca-file"),
+                "required with `kubelet: direct` (kubelet serving certificates are verified, never skipped)",
+            );
         }
     }
 
@@ -428,6 +438,12 @@ impl Validator {
         }
         if let Some(n) = l.max_cores_total {
             self.count_at_most("cluster-limits.max-cores-total", n.into(), u64::from(MAX_NODES) * 1024);
+        }
+        self.count_at_most("cluster-limits.ok-total-unready-count", l.ok_total_unready_count.into(), MAX_NODES.into());
+        for (i, label) in c.scale_up.balancing_ignore_labels.iter().enumerate() {
+            if label.trim().is_empty() {
+                self.err(format!("scale-up.balancing-ignore-labels[{i}]"), "must not be empty");
+            }
         }
         let up = &c.scale_up;
         self.at_most("scale-up.new-pod-scale-up-delay", up.new_pod_scale_up_delay, HOUR);

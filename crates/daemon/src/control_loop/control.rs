@@ -411,6 +411,7 @@ impl Daemon {
             if self.leading {
                 tracing::info!("no longer the leader: not planning");
                 self.planning.forget();
+                self.reporter.forget_removals();
             }
             self.leading = false;
             return None;

@@ -11,6 +11,7 @@ use crate::act::VpaWrite;
 use crate::config::NodeGroupConfig;
 use crate::observe::{ClusterStore, GroupAssembler, GroupRead};
 use heatscaler_core::model::{GroupState, Timestamp};
+use heatscaler_core::planner::protocol::{self, Phase, RemovalRecord};
 use heatscaler_core::planner::{self, Input, Memory, Plan, Policy};
 
 /// The planner's memory between passes, and the member↔node history the
@@ -29,6 +30,11 @@ pub struct Planned {
     pub unschedulable_pods: usize,
     /// Names of the nodes that are Ready.
     pub ready_nodes: HashSet<String>,
+    /// Names of every node in the snapshot.
+    pub node_names: HashSet<String>,
+    /// Node name → the removal record of each node in phase `removing`
+    /// (its member handed to Heat), for `MinionRemoved` once member and node are gone.
+    pub removing: BTreeMap<String, RemovalRecord>,
     pub nodes: usize,
     pub pods: usize,
     /// VPA statuses this pass computed; the leader writes them unless dry-running.
@@ -93,6 +99,15 @@ impl Planning {
             groups: snapshot.groups.clone(),
             unschedulable_pods: snapshot.pods.iter().filter(|p| p.is_unschedulable()).count(),
             ready_nodes: snapshot.nodes.iter().filter(|n| n.ready).map(|n| n.name.clone()).collect(),
+            node_names: snapshot.nodes.iter().map(|n| n.name.clone()).collect(),
+            removing: snapshot
+                .nodes
+                .iter()
+                .filter_map(|n| match protocol::read(n) {
+                    protocol::RemovalState::Active(r) if r.phase == Phase::Removing => Some((n.name.clone(), r)),
+                    _ => None,
+                })
+                .collect(),
             nodes: snapshot.nodes.len(),
             pods: snapshot.pods.len(),
             plan,

@@ -1,5 +1,6 @@
 //! What a pass tells operators beyond its actions: the planner's alerts
-//! (failed provisioning, drift, pods no group can host), new minions, pods that
+//! (failed provisioning, drift, pods no group can host), new minions, removed
+//! minions (`MinionRemoved`, whoever deleted the Node), pods that
 //! trigger no scale-up, nodes kept although they are scale-down candidates
 //! (`ScaleDownBlocked`), and the group and pending-pod gauges.
 //!
@@ -16,6 +17,7 @@ use crate::telemetry::{GroupSizes, Metrics, ScaleUpFailure};
 use heatscaler_core::model::{MemberStatus, PodKey};
 use heatscaler_core::planner::Memory;
 use heatscaler_core::planner::explain::{Alert, Hold, NodeStatus, PodOutcome, ProvisioningFailure};
+use heatscaler_core::planner::protocol::RemovalRecord;
 
 use super::planning::Planned;
 
@@ -37,6 +39,9 @@ pub struct Reporter {
     timed: HashSet<String>,
     /// When a `ScaleDownBlocked` was last sent for each `node: why`.
     blocked_reported: HashMap<String, Instant>,
+    /// Node name → removal record, for each node seen in phase `removing`
+    /// whose removal is not finished (member and node both gone) yet.
+    removing: HashMap<String, RemovalRecord>,
 }
 
 /// The same `ScaleDownBlocked` (node and reason) is sent again after this
@@ -55,10 +60,15 @@ impl Reporter {
         metrics.set_unschedulable_pods(planned.unschedulable_pods as u64);
         self.group_metrics(planned, metrics);
         self.minions_joined(planned, alerts, metrics, heatscaler_core::model::Timestamp::now());
+        self.minions_removed(planned, alerts, metrics, heatscaler_core::model::Timestamp::now());
 
         let mut active = HashSet::new();
         for alert in &ex.alerts {
-            let key = serde_json::to_string(alert).unwrap_or_else(|_| alert.to_string());
+            // One halt is one alert, however its counts move while it lasts.
+            let key = match alert {
+                Alert::AutoscalingHalted(_) => "autoscaling-halted".to_string(),
+                _ => serde_json::to_string(alert).unwrap_or_else(|_| alert.to_string()),
+            };
             if !self.alerts_active.contains(&key) {
                 for event in events(alert, memory, metrics) {
                     alerts.dispatch(event);
@@ -164,6 +174,56 @@ impl Reporter {
     }
 }
 
+impl Reporter {
+    /// `MinionRemoved` and `heatscaler_scale_down_duration_seconds` for each
+    /// removal that is over: a node seen in phase `removing` is gone, and Heat
+    /// no longer lists its member. Said here rather than when heatscaler
+    /// deletes the Node, because the OpenStack cloud controller manager
+    /// deletes the Node of a deleted server too, often first: the removal is
+    /// the same, and so is the alert (issue 20). A node gone while Heat still
+    /// lists its member (deleting the server) waits for Heat; a group this
+    /// pass lacks (a reload's first passes) waits too; a node still there
+    /// without its record (edited by hand) is no removal to report.
+    fn minions_removed(
+        &mut self,
+        planned: &Planned,
+        alerts: &Dispatcher,
+        metrics: &Metrics,
+        now: heatscaler_core::model::Timestamp,
+    ) {
+        let tracked = std::mem::take(&mut self.removing);
+        for (node, record) in tracked {
+            if planned.removing.contains_key(&node) {
+                continue;
+            }
+            if planned.node_names.contains(&node) {
+                continue;
+            }
+            let over = planned
+                .groups
+                .iter()
+                .find(|g| g.name == record.group)
+                .is_some_and(|g| g.members.iter().all(|m| m.id != record.member));
+            if over {
+                alerts.dispatch(ScalingEvent::minion_removed(ObjectRef::node(&node), &record.group, &record.member));
+                let took = now.duration_since(record.started);
+                metrics.observe_scale_down_duration(&record.group, took.try_into().unwrap_or_default());
+            } else {
+                self.removing.insert(node, record);
+            }
+        }
+        for (node, record) in &planned.removing {
+            self.removing.insert(node.clone(), record.clone());
+        }
+    }
+
+    /// A follower reports nothing, and the leader it follows may finish the
+    /// removals seen here: they are not this replica's to report later.
+    pub fn forget_removals(&mut self) {
+        self.removing.clear();
+    }
+}
+
 /// Why a scale-down candidate is kept, when that is something an operator may
 /// want to change: a pod that cannot move, an exhausted budget, the group's
 /// min size, scale-down switched off. Waiting for `unneeded-time`, cool-downs
@@ -235,6 +295,11 @@ fn events(alert: &Alert, memory: &Memory, metrics: &Metrics) -> Vec<ScalingEvent
             .with_field("desired", desired)
             .with_field("members", members),
         ],
+        Alert::AutoscalingHalted(u) => vec![
+            ScalingEvent::new(Reason::AutoscalingHalted, u.to_string())
+                .with_field("unready", u.unready)
+                .with_field("nodes", u.nodes),
+        ],
         Alert::NodeUnready { node, group, member } => vec![ScalingEvent::provisioning_failed(
             group,
             member,
@@ -270,6 +335,8 @@ mod tests {
             groups: Vec::new(),
             unschedulable_pods: 0,
             ready_nodes: Default::default(),
+            node_names: Default::default(),
+            removing: Default::default(),
             nodes: 0,
             pods: 0,
             status_writes: Vec::new(),
@@ -409,6 +476,8 @@ mod tests {
             groups: if members.is_empty() { vec![] } else { vec![group] },
             unschedulable_pods: 0,
             ready_nodes: members.iter().map(|m| format!("n-{m}")).collect(),
+            node_names: members.iter().map(|m| format!("n-{m}")).collect(),
+            removing: Default::default(),
             nodes: members.len(),
             pods: 0,
             status_writes: vec![],
@@ -442,5 +511,60 @@ mod tests {
             .map(|e| e.fields["member"].clone())
             .collect();
         assert_eq!(joined, ["2"], "only the minion that really joined");
+    }
+
+    /// Issue 20: the cloud controller manager deleted the Node before
+    /// heatscaler could, and no `MinionRemoved` was sent. Whoever deletes
+    /// the node, the removal is reported once member and node are gone.
+    #[tokio::test]
+    async fn minion_removed_once_member_and_node_are_gone_whoever_deleted_the_node() {
+        use heatscaler_core::planner::protocol::{Phase, RemovalKind};
+        let metrics = Arc::new(Metrics::new());
+        let (alerts, captured) = capturing_dispatcher(metrics.clone());
+        let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let record = |member: &str| RemovalRecord {
+            phase: Phase::Removing,
+            kind: RemovalKind::Empty,
+            started: t,
+            drained: Some(t),
+            requested: Some(t),
+            group: "workers".into(),
+            member: member.into(),
+            cordoned_before: false,
+        };
+        // members listed by Heat, nodes present, nodes in phase removing
+        let pass = |members: &[&str], nodes: &[&str], removing: &[&str]| {
+            let mut p = planned_members(members);
+            p.node_names = nodes.iter().map(|n| n.to_string()).collect();
+            p.removing = removing.iter().map(|m| (format!("n-{m}"), record(m))).collect();
+            p
+        };
+        let mut reporter = Reporter::new();
+        let memory = Memory::default();
+        for p in [
+            pass(&["0", "1", "2"], &["n-0", "n-1", "n-2"], &["1", "2"]),
+            // n-1's VM is being deleted and the CCM deleted its Node: Heat still lists it.
+            pass(&["0", "1", "2"], &["n-0", "n-2"], &["2"]),
+            // Heat has let member 1 go: removed. n-2's record was edited away by hand: not a removal.
+            pass(&["0", "2"], &["n-0", "n-2"], &[]),
+            pass(&["0", "2"], &["n-0", "n-2"], &[]),
+        ] {
+            reporter.report(&p, &memory, &alerts, &metrics);
+        }
+        alerts.shutdown(Duration::from_secs(1)).await;
+        let removed: Vec<(String, String)> = captured
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.reason == Reason::MinionRemoved)
+            .map(|e| (e.object.as_ref().unwrap().name.clone(), e.fields["member"].clone()))
+            .collect();
+        assert_eq!(removed, [("n-1".to_string(), "1".to_string())]);
+        assert!(
+            metrics.encode().contains("heatscaler_scale_down_duration_seconds_count{group=\"workers\"} 1"),
+            "{}",
+            metrics.encode()
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! Scrapes every node's kubelet through the API server's node proxy.
+//! Scrapes every node's kubelet, through the API server's node proxy or
+//! directly (`usage.kubelet`, see [`super::direct`]).
 //!
 //! Nodes are scraped `concurrency` at a time, each under its own timeout and
 //! body-size limit: a slow or broken kubelet costs one slot for at most
@@ -14,8 +15,9 @@ use futures::{AsyncReadExt, StreamExt};
 use jiff::Timestamp;
 
 use super::counters::CpuCounters;
+use super::direct::DirectKubelets;
 use super::{NodeReadings, UsageScrape, cadvisor, summary};
-use crate::config::{UsageCollection, UsageSource};
+use crate::config::{KubeletAccess, UsageCollection, UsageSource};
 
 /// Larger bodies are refused: a Summary is ~2 KiB per pod and a cAdvisor
 /// page ~20 KiB per pod, so 64 MiB is far above any real node.
@@ -53,6 +55,8 @@ pub struct NodeHealth {
 
 pub struct UsageCollector {
     client: kube::Client,
+    /// `Some` with `kubelet: direct`.
+    direct: Option<std::sync::Arc<DirectKubelets>>,
     source: UsageSource,
     concurrency: usize,
     node_timeout: Duration,
@@ -65,6 +69,9 @@ impl UsageCollector {
     pub fn new(client: kube::Client, config: &UsageCollection) -> Self {
         Self {
             client,
+            direct: (config.kubelet == KubeletAccess::Direct).then(|| {
+                std::sync::Arc::new(DirectKubelets::new(config.kubelet_ca_file.as_deref(), &config.kubelet_token_file))
+            }),
             source: config.source,
             concurrency: config.concurrency.max(1) as usize,
             node_timeout: config.node_timeout.get(),
@@ -81,9 +88,15 @@ impl UsageCollector {
         let results: Vec<(String, Result<NodeReadings, ScrapeFailure>)> = futures::stream::iter(nodes.iter().cloned())
             .map(|node| {
                 let client = self.client.clone();
+                let direct = self.direct.clone();
                 let (source, timeout) = (self.source, self.node_timeout);
                 async move {
-                    let result = match tokio::time::timeout(timeout, scrape_node(&client, &node, source, now)).await {
+                    let result = match tokio::time::timeout(
+                        timeout,
+                        scrape_node(&client, direct.as_deref(), &node, source, now),
+                    )
+                    .await
+                    {
                         Ok(r) => r,
                         Err(_) => Err(ScrapeFailure::Timeout(timeout)),
                     };
@@ -142,20 +155,39 @@ pub fn proxy_path(node: &str, source: UsageSource) -> Option<String> {
     let valid = !node.is_empty()
         && node.len() <= 253
         && node.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-    let endpoint = match source {
+    let endpoint = endpoint(source);
+    valid.then(|| format!("/api/v1/nodes/{node}/proxy/{endpoint}"))
+}
+
+/// The kubelet path of a source.
+pub fn endpoint(source: UsageSource) -> &'static str {
+    match source {
         UsageSource::Summary => "stats/summary",
         UsageSource::Cadvisor => "metrics/cadvisor",
-    };
-    valid.then(|| format!("/api/v1/nodes/{node}/proxy/{endpoint}"))
+    }
 }
 
 async fn scrape_node(
     client: &kube::Client,
+    direct: Option<&DirectKubelets>,
     node: &str,
     source: UsageSource,
     now: Timestamp,
 ) -> Result<NodeReadings, ScrapeFailure> {
     let path = proxy_path(node, source).ok_or(ScrapeFailure::InvalidNodeName)?;
+    let bytes = match direct {
+        Some(direct) => direct.get(client, node, endpoint(source)).await?,
+        None => through_proxy(client, path).await?,
+    };
+    match source {
+        UsageSource::Summary => {
+            summary::parse(&bytes).map(|s| s.readings()).map_err(|e| ScrapeFailure::Parse(e.to_string()))
+        }
+        UsageSource::Cadvisor => cadvisor::parse(&bytes, now).map_err(|e| ScrapeFailure::Parse(e.to_string())),
+    }
+}
+
+async fn through_proxy(client: &kube::Client, path: String) -> Result<Vec<u8>, ScrapeFailure> {
     let request = http::Request::get(path).body(Vec::new()).map_err(|e| ScrapeFailure::Request(e.to_string()))?;
     let body = client.request_stream(request).await.map_err(|e| ScrapeFailure::Request(e.to_string()))?;
     let mut bytes = Vec::new();
@@ -166,12 +198,7 @@ async fn scrape_node(
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ScrapeFailure::TooLarge(MAX_BODY_BYTES));
     }
-    match source {
-        UsageSource::Summary => {
-            summary::parse(&bytes).map(|s| s.readings()).map_err(|e| ScrapeFailure::Parse(e.to_string()))
-        }
-        UsageSource::Cadvisor => cadvisor::parse(&bytes, now).map_err(|e| ScrapeFailure::Parse(e.to_string())),
-    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -209,6 +236,7 @@ mod tests {
             interval: crate::config::Duration::from_secs(60),
             concurrency: 2,
             node_timeout: crate::config::Duration::from_millis(300),
+            ..UsageCollection::default()
         };
         let mut collector = UsageCollector::new(client, &config);
         let nodes: Vec<String> = ["n1", "n2", "n3", "n4", "Bad/Name"].map(String::from).to_vec();

@@ -15,6 +15,7 @@
 pub mod cadvisor;
 pub mod collector;
 pub mod counters;
+pub mod direct;
 pub mod oom;
 pub mod summary;
 

@@ -22,10 +22,22 @@ use std::time::Duration;
 
 /// Runs every workload under heatscaler and under the VPA-defaults baseline.
 pub fn run(spec: &PodLevelSpec, duration: Duration, seed: u64) -> PodLevelReport {
+    run_with_progress(spec, duration, seed, &crate::Silent)
+}
+
+/// [`run`], telling `progress` as each (workload, policy) run finishes.
+pub fn run_with_progress(
+    spec: &PodLevelSpec,
+    duration: Duration,
+    seed: u64,
+    progress: &dyn crate::Progress,
+) -> PodLevelReport {
     let mut rows = Vec::new();
+    let total = spec.workloads.len() * 2;
     for w in 0..spec.workloads.len() {
         for side in [Side::Heatscaler, Side::VpaDefaults] {
             rows.push(run::simulate(spec, w, side, duration, seed));
+            progress.runs_finished(rows.len(), total);
         }
     }
     PodLevelReport { duration_secs: duration.as_secs(), seed, rows }

@@ -28,7 +28,27 @@ impl fmt::Display for Note {
             Note::ScaleUpAvoided { pods, resized, freed } => {
                 write!(f, "scale-up avoided: resizing {resized} pods frees {freed} for {pods} pending pod(s)")
             }
+            Note::AutoscalingHalted(u) => write!(f, "{u}"),
+            Note::ScaleUpBalanced { chosen, split } => {
+                let split: Vec<String> = split.iter().map(|(g, n)| format!("{g} +{n}")).collect();
+                write!(
+                    f,
+                    "scale-up of {chosen} balanced across similar groups (balance-similar-node-groups): {}",
+                    split.join(", ")
+                )
+            }
         }
+    }
+}
+
+impl fmt::Display for Unhealthy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "autoscaling halted: {} of {} nodes are unready, more than ok-total-unready-count {} and than \
+             max-total-unready-percentage {}%; no group grows and no removal starts until nodes recover",
+            self.unready, self.nodes, self.ok_count, self.max_percentage
+        )
     }
 }
 
@@ -59,6 +79,9 @@ impl fmt::Display for PodOutcome {
             }
             PodOutcome::TriggersScaleUp { group } => write!(f, "triggered scale-up of group {group}"),
             PodOutcome::ScaleUpDisabled => f.write_str("scale-up is disabled"),
+            PodOutcome::AutoscalingHalted => {
+                f.write_str("pod didn't trigger scale-up: autoscaling is halted, too many nodes are unready")
+            }
             PodOutcome::NoScaleUp { scheduler, groups } => {
                 f.write_str("pod didn't trigger scale-up: ")?;
                 if groups.is_empty() {
@@ -139,6 +162,9 @@ impl fmt::Display for NodeStatus {
             NodeStatus::RemovalStarted { kind } => write!(f, "removal started ({})", kind.as_str()),
             NodeStatus::Removal { phase, step } => write!(f, "removal {phase}: {step}"),
             NodeStatus::RolledBack { reason } => write!(f, "removal rolled back: {reason}"),
+            NodeStatus::AutoscalingHalted => {
+                f.write_str("not evaluated: autoscaling is halted, too many nodes are unready")
+            }
         }
     }
 }
@@ -253,6 +279,7 @@ impl fmt::Display for Alert {
             Alert::NodeUnready { node, group, member } => {
                 write!(f, "group {group}: node {node} (member {member}) not Ready after max-node-provision-time")
             }
+            Alert::AutoscalingHalted(u) => write!(f, "{u}"),
         }
     }
 }

@@ -71,6 +71,26 @@ pub enum Note {
         resized: usize,
         freed: CpuMemory,
     },
+    /// Too many nodes are unready: nothing new starts at the node level.
+    AutoscalingHalted(Unhealthy),
+    /// A scale-up was split across similar groups to keep their sizes balanced.
+    ScaleUpBalanced {
+        /// The group the expander chose.
+        chosen: String,
+        /// Every group that grows, with the minions it gets.
+        split: Vec<(String, u32)>,
+    },
+}
+
+/// More nodes unready than `cluster-limits.ok-total-unready-count` and than
+/// `max-total-unready-percentage` of all nodes (planner::health).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Unhealthy {
+    pub unready: usize,
+    pub nodes: usize,
+    pub ok_count: u32,
+    pub max_percentage: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -118,6 +138,8 @@ pub enum PodOutcome {
     TriggersScaleUp {
         group: String,
     },
+    /// Would trigger a scale-up, but too many nodes are unready.
+    AutoscalingHalted,
     /// No group can help it now; why, per group.
     NoScaleUp {
         scheduler: String,
@@ -263,6 +285,8 @@ pub enum NodeStatus {
     RolledBack {
         reason: RollbackReason,
     },
+    /// Not judged: too many nodes are unready (planner::health).
+    AutoscalingHalted,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -403,6 +427,8 @@ pub enum Alert {
         example: PodKey,
         why: String,
     },
+    /// Too many nodes are unready: no scale-up, no new removal.
+    AutoscalingHalted(Unhealthy),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

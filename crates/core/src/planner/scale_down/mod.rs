@@ -57,6 +57,9 @@ type Statuses = BTreeMap<NodeIx, NodeStatus>;
 /// size); simulations take from its PDB allowance; keeps the unneeded timers
 /// in its memory.
 pub fn plan<'a>(cx: &Cx<'a>, pass: &mut Pass<'a>) -> Vec<Action> {
+    if let Some(why) = pass.halt.clone() {
+        return super::health::halt_scale_down(cx, pass, &why);
+    }
     // Pending pods the scheduler is about to place count where they will land.
     let mut incoming: Table<NodeIx, Vec<&Pod>> = Table::filled(Vec::new(), cx.ix.node_count());
     for &(node, pod) in &pass.up.will_schedule {

@@ -3,6 +3,8 @@
 //! removal state machine, back-offs, restarts — can be followed step by step.
 
 mod action;
+mod balance;
+mod health;
 mod provisioning;
 mod removal;
 mod resize;

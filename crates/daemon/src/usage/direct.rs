@@ -1,0 +1,144 @@
+//! Reads a kubelet's endpoint directly (`usage.kubelet: direct`), the way the
+//! API server's node proxy would reach it, but with the daemon's own bearer
+//! token: the kubelet authorises `/stats/*` as `nodes/stats` and `/metrics/*`
+//! as `nodes/metrics`, both narrower than the proxy's `nodes/proxy`, which
+//! reaches the whole kubelet API (exec, logs, pods).
+//!
+//! The serving certificate is always verified, against the configured CA
+//! bundle only (kubelets' certificates are not from a public CA); there is no
+//! insecure mode.
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::Api;
+
+use super::collector::{MAX_BODY_BYTES, ScrapeFailure};
+
+/// Direct access to kubelets: the verifying HTTP client and the token file.
+pub struct DirectKubelets {
+    /// Built once; an unreadable CA bundle fails every scrape with its reason
+    /// (configuration validation already requires the file to be set).
+    http: Result<reqwest::Client, String>,
+    token_file: PathBuf,
+}
+
+impl DirectKubelets {
+    pub fn new(ca_file: Option<&Path>, token_file: &Path) -> Self {
+        let http = match ca_file {
+            None => Err("no kubelet-ca-file configured".to_string()),
+            Some(path) => client(path).map_err(|e| format!("kubelet CA bundle {}: {e}", path.display())),
+        };
+        Self { http, token_file: token_file.to_path_buf() }
+    }
+
+    /// GET `endpoint` (e.g. `stats/summary`) from `node`'s kubelet, at the
+    /// node's InternalIP and the port it registered (`daemonEndpoints`).
+    pub async fn get(&self, api: &kube::Client, node: &str, endpoint: &str) -> Result<Vec<u8>, ScrapeFailure> {
+        let http = self.http.as_ref().map_err(|e| ScrapeFailure::Request(e.clone()))?;
+        let node_object =
+            Api::<Node>::all(api.clone()).get(node).await.map_err(|e| ScrapeFailure::Request(e.to_string()))?;
+        let url = kubelet_url(&node_object, endpoint)?;
+        let token = std::fs::read_to_string(&self.token_file)
+            .map_err(|e| ScrapeFailure::Request(format!("kubelet token file {}: {e}", self.token_file.display())))?;
+        let mut response = http
+            .get(&url)
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .map_err(|e| ScrapeFailure::Request(format!("{url}: {}", error_chain(&e))))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(ScrapeFailure::Request(format!("{url}: HTTP {status}")));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| ScrapeFailure::Request(e.to_string()))? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_BODY_BYTES {
+                return Err(ScrapeFailure::TooLarge(MAX_BODY_BYTES));
+            }
+        }
+        Ok(body)
+    }
+}
+
+fn client(ca_file: &Path) -> Result<reqwest::Client, String> {
+    let pem = std::fs::read(ca_file).map_err(|e| e.to_string())?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no PEM certificate in it".into());
+    }
+    let mut builder = reqwest::Client::builder().tls_built_in_root_certs(false).https_only(true);
+    for cert in certs {
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// `https://<InternalIP>:<kubelet port>/<endpoint>` from the Node's status.
+pub fn kubelet_url(node: &Node, endpoint: &str) -> Result<String, ScrapeFailure> {
+    let status = node.status.as_ref();
+    let ip = status
+        .and_then(|s| s.addresses.as_ref())
+        .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
+        .map(|a| a.address.clone())
+        .ok_or_else(|| ScrapeFailure::Request("the Node has no InternalIP".into()))?;
+    let port = status
+        .and_then(|s| s.daemon_endpoints.as_ref())
+        .and_then(|d| d.kubelet_endpoint.as_ref())
+        .map(|e| e.port)
+        .filter(|p| *p > 0)
+        .ok_or_else(|| ScrapeFailure::Request("the Node has no kubelet port (daemonEndpoints)".into()))?;
+    let host = match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+        Ok(v4) => v4.to_string(),
+        Err(_) => return Err(ScrapeFailure::Request(format!("InternalIP {ip:?} is not an address"))),
+    };
+    Ok(format!("https://{host}:{port}/{endpoint}"))
+}
+
+/// reqwest's message plus its causes (the TLS reason is in a source).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(addresses: serde_json::Value, port: i32) -> Node {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "m"},
+            "status": {"addresses": addresses, "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_url_is_the_internal_ip_and_the_registered_port() {
+        let n = node(
+            serde_json::json!([{"type": "Hostname", "address": "m"}, {"type": "InternalIP", "address": "10.0.0.5"}]),
+            10250,
+        );
+        assert_eq!(kubelet_url(&n, "stats/summary").unwrap(), "https://10.0.0.5:10250/stats/summary");
+        let n = node(serde_json::json!([{"type": "InternalIP", "address": "fd00::5"}]), 10250);
+        assert_eq!(kubelet_url(&n, "stats/summary").unwrap(), "https://[fd00::5]:10250/stats/summary");
+        assert!(kubelet_url(&node(serde_json::json!([{"type": "Hostname", "address": "m"}]), 10250), "x").is_err());
+        assert!(
+            kubelet_url(&node(serde_json::json!([{"type": "InternalIP", "address": "10.0.0.5"}]), 0), "x").is_err()
+        );
+    }
+
+    #[test]
+    fn an_unreadable_ca_bundle_fails_scrapes_with_its_path() {
+        let d = DirectKubelets::new(Some(Path::new("/nonexistent/ca.crt")), Path::new("/nonexistent/token"));
+        assert!(d.http.unwrap_err().contains("/nonexistent/ca.crt"));
+    }
+}
