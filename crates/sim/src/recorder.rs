@@ -51,12 +51,16 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(epoch: Timestamp, bound_model: BoundModel) -> Self {
+    pub fn new(epoch: Timestamp, mut bound_model: BoundModel) -> Self {
+        // The bound before the first pod change is the bound of no demand
+        // (the minimum sizes), not "none": a sample taken then must agree
+        // with a recount.
+        let pods = PodState { bound: bound_model.at(&bound::Demand::default()), ..PodState::default() };
         Self {
             epoch,
             last: epoch,
             bound_model,
-            pods: PodState::default(),
+            pods,
             bound_node_seconds: 0.0,
             bound_cost_seconds: 0.0,
             node_seconds: BTreeMap::new(),

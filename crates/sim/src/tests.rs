@@ -145,3 +145,36 @@ workloads:
     );
     assert_eq!(r.node_level.scale_ups, 0, "uncordoning beats booting: {report}");
 }
+
+/// A group that starts empty, sampled before the first pod exists: the bound
+/// kept from the cluster's change log must equal a recount (the recorder
+/// asserts it in debug builds) — it was `None` until the first pod change,
+/// where a recount gives zero minions.
+#[test]
+fn an_empty_start_is_sampled_with_the_bound_of_no_demand() {
+    let sc = scenario(
+        r#"
+name: empty-start
+seed: 1
+duration: 2h
+sample-interval: 1m
+node-groups:
+  - name: batch
+    min-size: 0
+    max-size: 4
+    initial-size: 0
+    price-per-hour: 0.4
+    shape:
+      allocatable: {cpu: "8", memory: 32Gi, pods: "110"}
+      labels: {heatscaler.io/node-group: batch}
+bursts:
+  - name: job
+    pod: {containers: [{name: job, requests: {cpu: "1", memory: 3Gi}}]}
+    rate-per-hour: 3
+    size: {min: 5, max: 10}
+    runtime: {uniform: {min: 10m, max: 20m}}
+"#,
+    );
+    let report = run(&sc).unwrap();
+    assert_eq!(report.runs[0].series.first().map(|s| s.at_secs), Some(0.0));
+}
