@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 
 use super::collector::{MAX_BODY_BYTES, ScrapeFailure};
+use crate::files;
 
 /// Direct access to kubelets: the verifying HTTP client and the token file.
 pub struct DirectKubelets {
@@ -39,8 +40,7 @@ impl DirectKubelets {
         let node_object =
             Api::<Node>::all(api.clone()).get(node).await.map_err(|e| ScrapeFailure::Request(e.to_string()))?;
         let url = kubelet_url(&node_object, endpoint)?;
-        let token = std::fs::read_to_string(&self.token_file)
-            .map_err(|e| ScrapeFailure::Request(format!("kubelet token file {}: {e}", self.token_file.display())))?;
+        let token = read_token(&self.token_file)?;
         let mut response = http
             .get(&url)
             .bearer_auth(token.trim())
@@ -62,8 +62,15 @@ impl DirectKubelets {
     }
 }
 
+/// The bearer token, re-read at every scrape (projected ServiceAccount tokens
+/// rotate), with a bound on its size like every file an operator names.
+fn read_token(path: &Path) -> Result<String, ScrapeFailure> {
+    files::read_text_bounded(path, files::MAX_SECRET_BYTES)
+        .map_err(|e| ScrapeFailure::Request(format!("kubelet token file {}: {e}", path.display())))
+}
+
 fn client(ca_file: &Path) -> Result<reqwest::Client, String> {
-    let pem = std::fs::read(ca_file).map_err(|e| e.to_string())?;
+    let pem = files::read_bounded(ca_file, files::MAX_CA_BUNDLE_BYTES).map_err(|e| e.to_string())?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())?;
     if certs.is_empty() {
         return Err("no PEM certificate in it".into());
@@ -140,5 +147,14 @@ mod tests {
     fn an_unreadable_ca_bundle_fails_scrapes_with_its_path() {
         let d = DirectKubelets::new(Some(Path::new("/nonexistent/ca.crt")), Path::new("/nonexistent/token"));
         assert!(d.http.unwrap_err().contains("/nonexistent/ca.crt"));
+    }
+
+    #[test]
+    fn endless_token_and_ca_files_are_refused_at_their_bound() {
+        let d = DirectKubelets::new(Some(Path::new("/dev/zero")), Path::new("/dev/zero"));
+        let ca = d.http.unwrap_err();
+        assert!(ca.contains("/dev/zero") && ca.contains("larger than"), "{ca}");
+        let token = read_token(Path::new("/dev/zero")).unwrap_err();
+        assert!(format!("{token:?}").contains("larger than"), "{token:?}");
     }
 }
