@@ -6,9 +6,7 @@
 //! recommender settings run is the autoscaler's choice: heatscaler's
 //! `policy.pod-resize.recommender`, or VPA's defaults for the peers.
 
-use heatscaler_core::model::{
-    ContainerResourcePolicy, DEFAULT_CONTAINER_POLICY, PodResourcePolicy, ResourceKind, SignedDuration, VerticalScaling,
-};
+use heatscaler_core::model::{PodResourcePolicy, SignedDuration, VerticalScaling};
 use heatscaler_core::policy::RecommenderSettings;
 use heatscaler_core::recommender::{
     ContainerUsage, OomTracker, Recommender, feed_ooms, feed_usage, fill_recommendations,
@@ -60,18 +58,8 @@ impl Vpa {
 /// hands it to the planner.
 fn object(w: &WorkloadSpec, v: &VpaSpec) -> VerticalScaling {
     let workload = w.workload_ref();
-    let resource_policy = match &v.controlled_resources {
-        None => PodResourcePolicy::default(),
-        Some(names) => PodResourcePolicy {
-            container_policies: vec![ContainerResourcePolicy {
-                container_name: DEFAULT_CONTAINER_POLICY.into(),
-                controlled_resources: Some(
-                    ResourceKind::ALL.into_iter().filter(|k| names.iter().any(|n| n == k.name())).collect(),
-                ),
-                ..Default::default()
-            }],
-        },
-    };
+    let resource_policy =
+        v.controlled_resources.as_deref().map_or_else(Default::default, PodResourcePolicy::controlling);
     VerticalScaling {
         namespace: w.namespace.clone(),
         name: w.name.clone(),

@@ -90,6 +90,21 @@ pub struct PodResourcePolicy {
 }
 
 impl PodResourcePolicy {
+    /// A policy for every container (`*`) that controls only the resources
+    /// `names` names, as `controlledResources` does (names VPA does not know
+    /// are ignored, as VPA ignores them). Scenarios write VPA objects this way.
+    pub fn controlling(names: &[String]) -> Self {
+        PodResourcePolicy {
+            container_policies: vec![ContainerResourcePolicy {
+                container_name: DEFAULT_CONTAINER_POLICY.into(),
+                controlled_resources: Some(
+                    ResourceKind::ALL.into_iter().filter(|k| names.iter().any(|n| n == k.name())).collect(),
+                ),
+                ..Default::default()
+            }],
+        }
+    }
+
     /// The container's own policy, else the `*` one, else none.
     pub fn for_container(&self, name: &str) -> Option<&ContainerResourcePolicy> {
         self.container_policies

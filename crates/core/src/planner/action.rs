@@ -455,6 +455,23 @@ pub struct ContainerResize {
     pub limits: CpuMemory,
 }
 
+impl ContainerResize {
+    /// Sets `container`'s spec to the new requests, and to the new limits
+    /// where they are given: what the API server stores when the resize is
+    /// accepted (the planner's view of a resized pod, the simulated kubelet,
+    /// the tests' cluster all apply it the same way).
+    pub fn apply_to(&self, container: &mut crate::model::Container) {
+        container.requests.cpu_milli = self.requests.cpu_milli;
+        container.requests.memory = self.requests.memory;
+        if self.limits.cpu_milli > 0 {
+            container.limits.cpu_milli = self.limits.cpu_milli;
+        }
+        if self.limits.memory > 0 {
+            container.limits.memory = self.limits.memory;
+        }
+    }
+}
+
 /// `app cpu 100m, memory 128Mi -> cpu 200m, memory 256Mi`: the requests, before and after.
 impl fmt::Display for ContainerResize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use heatscaler_core::model::{
-    Container, ContainerResourcePolicy, DEFAULT_CONTAINER_POLICY, Node, Pdb, PodResourcePolicy, ResourceKind,
-    Resources, SignedDuration, Snapshot, Timestamp, UpdateMode, VerticalScaling, WorkloadRef,
+    Container, Node, Pdb, PodResourcePolicy, Resources, SignedDuration, Snapshot, Timestamp, UpdateMode,
+    VerticalScaling, WorkloadRef,
 };
 use heatscaler_core::planner::action::Action;
 use heatscaler_core::planner::{self, Input, Memory, Policy, ResizePolicy};
@@ -209,18 +209,8 @@ fn vertical_scaling(workload: &WorkloadRef, side: Side, spec: &PodLevelSpec, wl:
         Side::Heatscaler => spec.heatscaler.update_mode,
         Side::VpaDefaults => UpdateMode::Recreate,
     };
-    let resource_policy = match &wl.controlled_resources {
-        None => PodResourcePolicy::default(),
-        Some(names) => PodResourcePolicy {
-            container_policies: vec![ContainerResourcePolicy {
-                container_name: DEFAULT_CONTAINER_POLICY.into(),
-                controlled_resources: Some(
-                    ResourceKind::ALL.into_iter().filter(|k| names.iter().any(|n| n == k.name())).collect(),
-                ),
-                ..Default::default()
-            }],
-        },
-    };
+    let resource_policy =
+        wl.controlled_resources.as_deref().map_or_else(Default::default, PodResourcePolicy::controlling);
     VerticalScaling {
         namespace: workload.namespace.clone(),
         name: workload.name.clone(),

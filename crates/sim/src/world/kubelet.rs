@@ -91,14 +91,7 @@ fn resized(containers: &[Container], changes: &[ContainerResize]) -> Vec<Contain
     let mut out = containers.to_vec();
     for r in changes {
         let Some(c) = out.iter_mut().find(|c| c.name == r.container) else { continue };
-        c.requests.cpu_milli = r.requests.cpu_milli;
-        c.requests.memory = r.requests.memory;
-        if r.limits.cpu_milli > 0 {
-            c.limits.cpu_milli = r.limits.cpu_milli;
-        }
-        if r.limits.memory > 0 {
-            c.limits.memory = r.limits.memory;
-        }
+        r.apply_to(c);
     }
     out
 }

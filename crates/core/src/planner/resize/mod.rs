@@ -83,14 +83,7 @@ impl Wanted<'_> {
             pod.requests = self.requests.clone();
             for r in &self.containers {
                 let Some(c) = pod.containers.iter_mut().find(|c| c.name == r.container) else { continue };
-                c.requests.cpu_milli = r.requests.cpu_milli;
-                c.requests.memory = r.requests.memory;
-                if r.limits.cpu_milli > 0 {
-                    c.limits.cpu_milli = r.limits.cpu_milli;
-                }
-                if r.limits.memory > 0 {
-                    c.limits.memory = r.limits.memory;
-                }
+                r.apply_to(c);
                 c.allocated = None;
             }
             pod

@@ -242,14 +242,7 @@ impl World {
             let Some(c) = pod.containers.iter_mut().find(|c| c.name == r.container) else { continue };
             pod.requests.cpu_milli += r.requests.cpu_milli - c.requests.cpu_milli;
             pod.requests.memory += r.requests.memory - c.requests.memory;
-            c.requests.cpu_milli = r.requests.cpu_milli;
-            c.requests.memory = r.requests.memory;
-            if r.limits.cpu_milli > 0 {
-                c.limits.cpu_milli = r.limits.cpu_milli;
-            }
-            if r.limits.memory > 0 {
-                c.limits.memory = r.limits.memory;
-            }
+            r.apply_to(c);
             c.allocated = Some(c.requests.clone());
         }
         pod.resize = ResizeState::None;
