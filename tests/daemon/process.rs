@@ -146,6 +146,13 @@ async fn failing_watches_stop_the_successful_loop_clock_and_age_the_data() {
     // Node watches fail from now on (the store keeps its last state, passes go on).
     w.sim.add_fault(FaultRule::error(503, 1.0).on_path("/api/v1/nodes").on_verbs(&["list", "watch"]));
     w.sim.drop_watches();
+    // A pass that began before the daemon saw the failure may still end as a
+    // success: wait until it knows, then let such a pass end, then read.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !w.daemon.log().contains("watch failed; retrying with backoff watch=\"nodes\"") {
+        assert!(std::time::Instant::now() < deadline, "the node watch did not fail\n{}", w.daemon.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let stalled = metric("heatscaler_last_successful_loop_timestamp_seconds").await;
     // Passes go on (the loop duration histogram counts successful ones only).
