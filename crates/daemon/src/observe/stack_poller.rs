@@ -66,6 +66,29 @@ pub struct Failing {
     pub error: String,
 }
 
+/// The failing groups of a [`HeatObserver`], readable without it: the
+/// outage watch (`control_loop::outage`) checks them on its own timer, in
+/// every wait of the control loop.
+#[derive(Clone, Debug)]
+pub struct HeatFailures(Arc<Mutex<Shared>>);
+
+impl HeatFailures {
+    /// Groups whose reads fail, with since when.
+    pub fn failing(&self) -> Vec<Failing> {
+        let shared = self.0.lock().expect("heat reads lock");
+        shared
+            .failing
+            .iter()
+            .map(|(group, (since, reason))| Failing {
+                group: group.clone(),
+                since: *since,
+                reason,
+                error: shared.errors.get(group).cloned().unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
 /// The poller and what it read. Dropping it stops the poller.
 #[derive(Debug)]
 pub struct HeatObserver {
@@ -115,17 +138,13 @@ impl HeatObserver {
 
     /// Groups whose reads fail, with since when.
     pub fn failing(&self) -> Vec<Failing> {
-        let shared = self.shared.lock().expect("heat reads lock");
-        shared
-            .failing
-            .iter()
-            .map(|(group, (since, reason))| Failing {
-                group: group.clone(),
-                since: *since,
-                reason,
-                error: shared.errors.get(group).cloned().unwrap_or_default(),
-            })
-            .collect()
+        self.failures().failing()
+    }
+
+    /// A handle on [`Self::failing`] that outlives no poller: it reads what
+    /// this observer's poller records.
+    pub fn failures(&self) -> HeatFailures {
+        HeatFailures(self.shared.clone())
     }
 
     /// Waits (at most `timeout`) for a read that started after our latest own
@@ -162,10 +181,10 @@ impl Poller {
                 let start = Instant::now();
                 let result = b.read().await;
                 metrics.observe_heat_call(HeatOperation::GetStack, start.elapsed(), result.is_ok());
-                (b.config().name.clone(), result)
+                (b.config().name.clone(), start, result)
             }))
             .await;
-            let (changed, busy, failed) = self.record(reads);
+            let (changed, busy, failed) = self.shared.lock().expect("heat reads lock").record(reads);
             if !failed && !*synced.borrow() {
                 synced.send_replace(self.shared.lock().expect("heat reads lock").reads.len() == self.backends.len());
             }
@@ -187,40 +206,47 @@ impl Poller {
             }
         }
     }
+}
 
+/// One read of a group: its name, when the read started, what it gave.
+type Read = (String, Instant, Result<GroupSnapshot, crate::cloud::group::GroupError>);
+
+impl Shared {
     /// Stores the reads; returns (anything changed, any stack busy, any read failed).
-    fn record(
-        &self,
-        reads: Vec<(String, Result<GroupSnapshot, crate::cloud::group::GroupError>)>,
-    ) -> (bool, bool, bool) {
-        let mut shared = self.shared.lock().expect("heat reads lock");
+    ///
+    /// A failure is dated from the start of the read that failed, not its
+    /// end: against a dead heat-engine a read hangs until
+    /// `openstack.request-timeout`, and that time is part of the outage
+    /// (`openstack.failure-alert-after` counts from when Heat stopped
+    /// answering, as far as the daemon can know it).
+    fn record(&mut self, reads: Vec<Read>) -> (bool, bool, bool) {
         let (mut changed, mut busy, mut failed) = (false, false, false);
-        for (group, result) in reads {
+        for (group, started, result) in reads {
             match result {
                 Ok(snapshot) => {
                     busy |= snapshot.busy;
                     if snapshot.busy {
-                        shared.busy_since.entry(group.clone()).or_insert_with(Instant::now);
+                        self.busy_since.entry(group.clone()).or_insert_with(Instant::now);
                     } else {
-                        shared.busy_since.remove(&group);
+                        self.busy_since.remove(&group);
                     }
-                    if shared.errors.remove(&group).is_some() {
+                    if self.errors.remove(&group).is_some() {
                         tracing::info!(%group, "Heat is readable again");
                     }
-                    shared.failing.remove(&group);
-                    let same = shared.reads.get(&group).is_some_and(|old| same_state(&old.snapshot, &snapshot));
+                    self.failing.remove(&group);
+                    let same = self.reads.get(&group).is_some_and(|old| same_state(&old.snapshot, &snapshot));
                     changed |= !same;
-                    shared.reads.insert(group, GroupRead { snapshot, at: Instant::now() });
+                    self.reads.insert(group, GroupRead { snapshot, at: Instant::now() });
                 }
                 Err(e) => {
                     failed = true;
                     let text = e.to_string();
                     let reason = e.reason();
-                    shared.failing.entry(group.clone()).or_insert((Instant::now(), reason)).1 = reason;
-                    if shared.errors.get(&group) != Some(&text) {
+                    self.failing.entry(group.clone()).or_insert((started, reason)).1 = reason;
+                    if self.errors.get(&group) != Some(&text) {
                         tracing::warn!(%group, error = %text, "reading the group from Heat failed; retrying");
                     }
-                    shared.errors.insert(group, text);
+                    self.errors.insert(group, text);
                 }
             }
         }
@@ -231,4 +257,30 @@ impl Poller {
 /// What the planner reads of a group is the same.
 fn same_state(a: &GroupSnapshot, b: &GroupSnapshot) -> bool {
     a.desired == b.desired && a.busy == b.busy && a.stack_status == b.stack_status && a.members == b.members
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::group::GroupError;
+
+    fn refused() -> GroupError {
+        GroupError::Refused { group: "workers".into(), reason: "heat-engine is not answering".into() }
+    }
+
+    /// The second chaos soak's violation (docs/reliability.md): a read that
+    /// hangs until `openstack.request-timeout` against a dead heat-engine
+    /// dated the outage from its end, up to a request timeout late.
+    #[test]
+    fn a_failure_is_dated_from_the_start_of_the_read_that_failed() {
+        let failures = HeatFailures(Arc::default());
+        let started = Instant::now() - Duration::from_secs(10);
+        let (_, _, failed) = failures.0.lock().unwrap().record(vec![("workers".into(), started, Err(refused()))]);
+        assert!(failed);
+        assert_eq!(failures.failing()[0].since, started, "dated from the end of the read");
+        // Later failures of the same outage keep its first date.
+        failures.0.lock().unwrap().record(vec![("workers".into(), Instant::now(), Err(refused()))]);
+        assert_eq!(failures.failing()[0].since, started);
+        assert_eq!(failures.failing()[0].reason, refused().reason());
+    }
 }
