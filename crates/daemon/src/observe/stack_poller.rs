@@ -226,7 +226,8 @@ impl Shared {
                 Ok(snapshot) => {
                     busy |= snapshot.busy;
                     if snapshot.busy {
-                        self.busy_since.entry(group.clone()).or_insert_with(Instant::now);
+                        let began = snapshot.update_began().map_or_else(Instant::now, since_heat_time);
+                        self.busy_since.entry(group.clone()).or_insert(began);
                     } else {
                         self.busy_since.remove(&group);
                     }
@@ -254,6 +255,17 @@ impl Shared {
     }
 }
 
+/// The instant of a time Heat gave, on this process's monotonic clock: a
+/// stack busy since before this process started (a restart during a stuck
+/// update) counts from when Heat began the update, so `StackStuck` comes
+/// `stack-update-timeout` after that, not after this process's first read.
+/// A time in the future (a Heat clock ahead of ours) counts from now.
+fn since_heat_time(began: heatscaler_core::model::Timestamp) -> Instant {
+    let age = heatscaler_core::model::Timestamp::now().duration_since(began);
+    let now = Instant::now();
+    Duration::try_from(age).ok().and_then(|age| now.checked_sub(age)).unwrap_or(now)
+}
+
 /// What the planner reads of a group is the same.
 fn same_state(a: &GroupSnapshot, b: &GroupSnapshot) -> bool {
     a.desired == b.desired && a.busy == b.busy && a.stack_status == b.stack_status && a.members == b.members
@@ -263,6 +275,63 @@ fn same_state(a: &GroupSnapshot, b: &GroupSnapshot) -> bool {
 mod tests {
     use super::*;
     use crate::cloud::group::GroupError;
+
+    fn busy(status: &str, updated: Option<String>) -> GroupSnapshot {
+        GroupSnapshot {
+            group: "workers".into(),
+            stack: crate::cloud::heat::StackRef { name: "k8s".into(), id: "id".into() },
+            stack_status: status.into(),
+            stack_status_reason: "Stack UPDATE started".into(),
+            updated,
+            busy: true,
+            desired: 2,
+            members: Vec::new(),
+            members_stack: None,
+            parameters: Default::default(),
+        }
+    }
+
+    /// Heat's format: UTC, no zone.
+    fn heat_time(ago: Duration) -> String {
+        let t = heatscaler_core::model::Timestamp::now() - ago;
+        t.strftime("%Y-%m-%dT%H:%M:%S").to_string()
+    }
+
+    /// A daemon restarted while a stack is stuck counted "busy for" from its
+    /// own first read, so `StackStuck` came up to twice
+    /// `stack-update-timeout` after the update began (docs/reliability.md).
+    #[test]
+    fn a_stack_in_progress_is_busy_since_heat_began_the_update() {
+        let mut shared = Shared::default();
+        let snapshot = busy("UPDATE_IN_PROGRESS", Some(heat_time(Duration::from_secs(300))));
+        shared.record(vec![("workers".into(), Instant::now(), Ok(snapshot))]);
+        let busy_for = shared.busy_since["workers"].elapsed();
+        assert!(
+            (Duration::from_secs(299)..Duration::from_secs(303)).contains(&busy_for),
+            "busy for {busy_for:?}, Heat began the update 300 s ago"
+        );
+    }
+
+    /// Only the stack's own update has a start Heat tells; a member in
+    /// progress under a complete stack, a creation without `updated_time`, or
+    /// a Heat clock ahead of ours count from the first busy read.
+    #[test]
+    fn otherwise_a_stack_is_busy_since_it_was_first_read_busy() {
+        let old = Some(heat_time(Duration::from_secs(3600)));
+        let ahead = {
+            let t = heatscaler_core::model::Timestamp::now() + Duration::from_secs(600);
+            Some(t.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+        };
+        for snapshot in
+            [busy("UPDATE_COMPLETE", old), busy("CREATE_IN_PROGRESS", None), busy("UPDATE_IN_PROGRESS", ahead)]
+        {
+            let mut shared = Shared::default();
+            let status = snapshot.stack_status.clone();
+            shared.record(vec![("workers".into(), Instant::now(), Ok(snapshot))]);
+            let busy_for = shared.busy_since["workers"].elapsed();
+            assert!(busy_for < Duration::from_secs(2), "{status}: busy for {busy_for:?}");
+        }
+    }
 
     fn refused() -> GroupError {
         GroupError::Refused { group: "workers".into(), reason: "heat-engine is not answering".into() }
