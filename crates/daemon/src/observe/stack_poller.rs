@@ -54,6 +54,8 @@ struct Shared {
     failing: BTreeMap<String, (Instant, &'static str)>,
     /// Since when each busy group's stack has been read busy without a break.
     busy_since: BTreeMap<String, Instant>,
+    /// Reads in flight, with when they started.
+    reading: BTreeMap<String, Instant>,
 }
 
 /// A group whose reads have failed without a break.
@@ -73,10 +75,17 @@ pub struct Failing {
 pub struct HeatFailures(Arc<Mutex<Shared>>);
 
 impl HeatFailures {
-    /// Groups whose reads fail, with since when.
+    /// Groups whose reads fail, with since when; a read still waiting for
+    /// Heat counts as failing since it started. Against a dead heat-engine
+    /// one read hangs until `openstack.request-timeout` and the session
+    /// retries it (five attempts: about a minute at 10 s each), so waiting
+    /// for it to fail delayed `OpenStackFailing` that long — and a read whose
+    /// last attempt met the restarted engine hid the outage altogether.
+    /// Callers judge by age (`failure-alert-after`), so a read taking its
+    /// usual second is never news.
     pub fn failing(&self) -> Vec<Failing> {
         let shared = self.0.lock().expect("heat reads lock");
-        shared
+        let mut failing: Vec<Failing> = shared
             .failing
             .iter()
             .map(|(group, (since, reason))| Failing {
@@ -85,7 +94,21 @@ impl HeatFailures {
                 reason,
                 error: shared.errors.get(group).cloned().unwrap_or_default(),
             })
-            .collect()
+            .collect();
+        for (group, since) in &shared.reading {
+            if !shared.failing.contains_key(group) {
+                failing.push(Failing {
+                    group: group.clone(),
+                    since: *since,
+                    reason: "heat_unreachable",
+                    error: format!(
+                        "a read of the group has had no answer from Heat for {}s",
+                        since.elapsed().as_secs()
+                    ),
+                });
+            }
+        }
+        failing
     }
 }
 
@@ -177,8 +200,10 @@ impl Poller {
         loop {
             let generation = self.poke.requested.load(Ordering::SeqCst);
             let metrics = &self.metrics;
+            let shared = &self.shared;
             let reads = futures::future::join_all(self.backends.iter().map(|b| async move {
                 let start = Instant::now();
+                shared.lock().expect("heat reads lock").reading.insert(b.config().name.clone(), start);
                 let result = b.read().await;
                 metrics.observe_heat_call(HeatOperation::GetStack, start.elapsed(), result.is_ok());
                 (b.config().name.clone(), start, result)
@@ -222,6 +247,7 @@ impl Shared {
     fn record(&mut self, reads: Vec<Read>) -> (bool, bool, bool) {
         let (mut changed, mut busy, mut failed) = (false, false, false);
         for (group, started, result) in reads {
+            self.reading.remove(&group);
             match result {
                 Ok(snapshot) => {
                     busy |= snapshot.busy;
@@ -331,6 +357,30 @@ mod tests {
             let busy_for = shared.busy_since["workers"].elapsed();
             assert!(busy_for < Duration::from_secs(2), "{status}: busy for {busy_for:?}");
         }
+    }
+
+    /// The fourth full soak: heat-engine killed for 64 s, `OpenStackFailing`
+    /// after 61.5 s — the first read hung through its five attempts before it
+    /// failed. A read waiting for Heat counts from its start, and a read
+    /// that ends well clears it.
+    #[test]
+    fn a_read_still_waiting_for_heat_counts_as_failing_since_it_started() {
+        let failures = HeatFailures(Arc::default());
+        let started = Instant::now() - Duration::from_secs(40);
+        failures.0.lock().unwrap().reading.insert("workers".into(), started);
+        let failing = failures.failing();
+        assert_eq!(failing.len(), 1, "{failing:?}");
+        assert_eq!((failing[0].since, failing[0].reason), (started, "heat_unreachable"));
+        assert!(failing[0].error.contains("no answer from Heat for 40s"), "{}", failing[0].error);
+        failures.0.lock().unwrap().record(vec![("workers".into(), started, Ok(busy("UPDATE_COMPLETE", None)))]);
+        assert!(failures.failing().is_empty(), "the read ended well");
+        // A failure recorded before keeps its own date and reason while the next read waits.
+        let earlier = started - Duration::from_secs(20);
+        failures.0.lock().unwrap().record(vec![("workers".into(), earlier, Err(refused()))]);
+        failures.0.lock().unwrap().reading.insert("workers".into(), started);
+        let failing = failures.failing();
+        assert_eq!(failing.len(), 1, "{failing:?}");
+        assert_eq!((failing[0].since, failing[0].reason), (earlier, refused().reason()));
     }
 
     fn refused() -> GroupError {
