@@ -1,9 +1,8 @@
 //! Alert sinks against real HTTP receivers on 127.0.0.1: exact payloads,
 //! signatures, retries, deduplication, overflow, and a receiver that hangs.
 //!
-//! The Kubernetes Events sink is exercised here only against an unreachable
-//! API server; its end-to-end test against `kubesim` (Events created and
-//! patched into series) is to be added once kubesim serves events.k8s.io/v1.
+//! The Kubernetes Events sink is exercised here against an unreachable API
+//! server and against `kubesim` failing, then answering, Event writes.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -542,7 +541,7 @@ async fn secrets_stay_out_of_logs_errors_and_debug() {
 // ------------------------------------------------------------- Kubernetes Events
 
 #[tokio::test]
-async fn kubernetes_events_need_an_object_and_an_unreachable_api_is_retried_then_counted() {
+async fn kubernetes_events_need_an_object_and_an_unreachable_api_drops_them() {
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
@@ -560,7 +559,9 @@ async fn kubernetes_events_need_an_object_and_an_unreachable_api_is_retried_then
     // Group-level events have no object and no fallback was given: not queued, not counted.
     d.dispatch(ScalingEvent::scaled_up_group("workers", 1, 2, 1));
     d.dispatch(ScalingEvent::triggered_scale_up(ObjectRef::pod("shop", "web-1"), "workers", 1, 2));
-    until("failed after retries", || metrics.alert_count(KUBERNETES_EVENTS_SINK, AlertOutcome::Failed) == 1).await;
+    // No connection is an API server failing: the Event is dropped (not
+    // retried against it) and counted.
+    until("dropped", || metrics.alert_count(KUBERNETES_EVENTS_SINK, AlertOutcome::Dropped) == 1).await;
     assert_eq!(metrics.alert_count(KUBERNETES_EVENTS_SINK, AlertOutcome::Sent), 0);
     assert!(d.shutdown(Duration::from_secs(1)).await.dropped == 0, "the group event was never queued");
 
@@ -568,4 +569,53 @@ async fn kubernetes_events_need_an_object_and_an_unreachable_api_is_retried_then
     let client = kube::Client::try_from(kube::Config::new(format!("http://{closed}").parse().unwrap())).unwrap();
     let off = Dispatcher::from_config(&alerts(vec![]), Some(KubeEventSink::new(client, None)), metrics).unwrap();
     assert!(off.sink_names().is_empty());
+}
+
+/// The API server failing every Event write (503): each Event was sent with
+/// the dispatcher's retries, and the next one started its retries afresh —
+/// load on a failing API server at the pace of the retry policy (before the
+/// fix, every Event here failed after its 5 attempts). Now the first failure
+/// stops the writes: every Event
+/// meanwhile is dropped and counted, a probe goes after a growing back-off,
+/// and the first answer after the outage writes Events again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_events_are_dropped_not_retried_while_the_api_server_fails() {
+    let sim = kubesim::KubeSim::start(kubesim::Options::fast()).await.unwrap();
+    let fault = sim.add_fault(kubesim::FaultRule::error(503, 1.0).on_path("/apis/events.k8s.io"));
+    let sink = KubeEventSink::new(sim.kube_client_without_retries().unwrap(), Some("master-1".into()));
+    let metrics = Arc::new(Metrics::new());
+    let mut cfg = alerts(vec![]);
+    cfg.kubernetes_events = true;
+    let d = Dispatcher::from_config(&cfg, Some(sink), metrics.clone()).unwrap();
+    // 20 Events over 10 s, each on its own pod (no deduplication; kubesim
+    // has the namespace `default`, so the Events can be written once it answers).
+    for i in 0..20 {
+        d.dispatch(ScalingEvent::triggered_scale_up(ObjectRef::pod("default", format!("web-{i}")), "workers", 1, 2));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    until("all 20 settled", || metrics.alert_count(KUBERNETES_EVENTS_SINK, AlertOutcome::Dropped) == 20).await;
+    let requests = sim.faults().hits(fault).len();
+    println!("{requests} Event requests reached the failing API server for 20 Events in 10 s");
+    // The first Event, and at most the probes of a back-off starting at 5 s.
+    assert!(requests <= 3, "{requests} requests reached the failing API server");
+    assert_eq!(metrics.alert_count(KUBERNETES_EVENTS_SINK, AlertOutcome::Failed), 0);
+
+    // The API server answers again: the next probe succeeds and Events flow.
+    sim.faults().clear();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut i = 100;
+    while metrics.alert_count(KUBERNETES_EVENTS_SINK, AlertOutcome::Sent) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no Event written after the API server recovered: {} failed, {} dropped",
+            metrics.alert_count(KUBERNETES_EVENTS_SINK, AlertOutcome::Failed),
+            metrics.alert_count(KUBERNETES_EVENTS_SINK, AlertOutcome::Dropped)
+        );
+        d.dispatch(ScalingEvent::triggered_scale_up(ObjectRef::pod("default", format!("web-{i}")), "workers", 1, 2));
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    d.dispatch(ScalingEvent::triggered_scale_up(ObjectRef::pod("default", "after"), "workers", 1, 2));
+    until("the next Event goes at once", || metrics.alert_count(KUBERNETES_EVENTS_SINK, AlertOutcome::Sent) == 2).await;
+    d.shutdown(Duration::from_secs(1)).await;
 }

@@ -205,6 +205,42 @@ async fn a_lasting_watch_failure_is_alerted_through_the_sinks() {
     assert!(status.success());
 }
 
+/// The second chaos soak's violation (docs/reliability.md): lasting
+/// failures were reported only at the start of a pass, and the control loop
+/// waits for minutes at a time — a debounce (here 5 minutes), a pass's
+/// actions, a Heat update settling, a removal being confirmed. A watch that
+/// begins failing during such a wait must be alerted within
+/// `failure-alert-after`, not when the wait ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_that_begins_during_a_long_wait_is_alerted_in_time() {
+    let bound = Duration::from_secs(3);
+    let mut w = world_with(", failure-alert-after: 3s", "daemon: { debounce: 5m, resync-interval: 1h }\n").await;
+    let passes = || w.daemon.log().matches("planned nodes=").count();
+    // The first pass (at start); the next resync is an hour away.
+    let deadline = std::time::Instant::now() + WAIT;
+    while passes() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no first pass: {}", w.daemon.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A change: the loop now waits out its 5-minute debounce.
+    w.sim.add_node(NodeSpec::new("node-2").cpu("4").memory("8Gi")).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let passes_before = passes();
+    let failing_since = std::time::Instant::now();
+    w.sim.add_fault(FaultRule::error(503, 1.0).on_path("/api/v1/nodes").on_verbs(&["list", "watch"]));
+    w.sim.drop_watches();
+    let (at, alert) = w.hooks.wait_for("KubernetesFailing", WAIT, |_| true).await;
+    let delay = at.saturating_duration_since(failing_since);
+    println!("KubernetesFailing {delay:?} after the watch began failing, during the debounce");
+    assert!(delay >= bound, "alerted before the bound: {delay:?}");
+    // The bound, the outage watch's 1 s check, the webhook's delivery: well under 5 minutes.
+    assert!(delay < bound + Duration::from_secs(4), "alerted after {delay:?}");
+    assert_eq!(alert["fields"]["watches"], "nodes", "{alert}");
+    assert_eq!(passes(), passes_before, "a pass ran meanwhile: the alert did not come during the wait");
+    let (status, _) = w.daemon.terminate(WAIT).await;
+    assert!(status.success());
+}
+
 /// The chaos soak's second finding (docs/reliability.md): a daemon started
 /// (or restarted) while Keystone rejects its credentials retried start-up for
 /// ever without a word to the sinks — the `OpenStackFailing` alert lived in

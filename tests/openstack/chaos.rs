@@ -119,17 +119,6 @@ impl Kind {
         }
     }
 
-    /// How long, within one daemon's life, the fault must last for its alert
-    /// to be due: the alert bound, plus the time the daemon needs to see the
-    /// first failure (a Heat read hangs until `openstack.request-timeout`).
-    fn lasting_after(self) -> Duration {
-        FAILURE_ALERT_AFTER
-            + match self {
-                Kind::HeatEngineKilled => Duration::from_secs(15),
-                _ => Duration::from_secs(8),
-            }
-    }
-
     /// The API server fails every request meanwhile (the request bound applies).
     fn fails_api_server(self) -> bool {
         matches!(self, Kind::ApiServer5xx | Kind::ApiServer429 | Kind::ApiServerKilled)
@@ -171,11 +160,56 @@ struct Record {
     notes: Vec<String>,
 }
 
+/// What the alert bounds leave unaccounted for: the daemon's outage check
+/// (every second), the webhook's delivery on loopback, the soak recording a
+/// fault's start just before it takes effect, and a restarted daemon's own
+/// start (its process, its Kubernetes client) before its first Heat read.
+const ALERT_SLACK: Duration = Duration::from_secs(5);
+
+/// How long, within one daemon's life, a fault must last for its alert to be
+/// due — from the daemon's own configuration as the soak wrote it, so the
+/// invariant follows the settings instead of guessing them.
+#[derive(Clone, Copy, Debug)]
+struct AlertBounds {
+    /// `kubernetes.failure-alert-after` + [`ALERT_SLACK`]: a failing watch is
+    /// seen at once (the fault proxy cuts the watches when a window opens,
+    /// a killed API server breaks them) and dated from its first error.
+    kubernetes: Duration,
+    /// `daemon.heat-poll-interval` + max(`openstack.failure-alert-after`,
+    /// `openstack.request-timeout`) + [`ALERT_SLACK`]. The first read to fail
+    /// starts at most a poll interval after the fault (the previous one
+    /// succeeded just before it); the daemon dates the failure from that
+    /// read's start but knows of it only when the read ends, at most a
+    /// request timeout later; it alerts once the failure is
+    /// `failure-alert-after` old. A fault that ends sooner may be over before
+    /// the daemon could call it lasting.
+    openstack: Duration,
+}
+
+impl AlertBounds {
+    fn of(config: &heatscaler_daemon::config::Config) -> Self {
+        let os = config.openstack.as_ref().expect("the soak's daemon has an openstack section");
+        let alert_after = os.failure_alert_after.get();
+        Self {
+            kubernetes: config.kubernetes.failure_alert_after.get() + ALERT_SLACK,
+            openstack: config.daemon.heat_poll_interval.get() + alert_after.max(os.request_timeout.get()) + ALERT_SLACK,
+        }
+    }
+
+    fn lasting_after(&self, kind: Kind) -> Duration {
+        match kind {
+            Kind::HeatEngineKilled | Kind::Keystone401 => self.openstack,
+            _ => self.kubernetes,
+        }
+    }
+}
+
 /// The soak's shared record, with its clock.
 #[derive(Clone)]
 struct Soak {
     t0: Instant,
     record: Arc<Mutex<Record>>,
+    bounds: AlertBounds,
 }
 
 impl Soak {
@@ -313,9 +347,13 @@ async fn soak() {
     // The daemon reaches the API server and Keystone through fault proxies.
     let api = FaultProxy::start(&k8s.server(), Some(&k8s.ca_pem())).await;
     let keystone = FaultProxy::start(os.var("HEATSCALER_OS_KEYSTONE_URL"), None).await;
-    write_proxied_config(&w, &api.url, &keystone.url);
+    let bounds = AlertBounds::of(&write_proxied_config(&w, &api.url, &keystone.url));
+    println!(
+        "alerts due for faults lasting {:?} (Kubernetes) / {:?} (OpenStack) under one daemon, within {ALERT_WITHIN:?}",
+        bounds.kubernetes, bounds.openstack
+    );
 
-    let soak = Soak { t0: Instant::now(), record: Arc::default() };
+    let soak = Soak { t0: Instant::now(), record: Arc::default(), bounds };
     let chaos = Arc::new(Chaos { soak: soak.clone(), api, keystone, daemon: tokio::sync::Mutex::new(None) });
 
     // Workloads present throughout: a DaemonSet and a guarded deployment.
@@ -380,8 +418,9 @@ fn stop_channel() -> (tokio::sync::watch::Sender<bool>, tokio::sync::watch::Rece
 
 /// Points the daemon's configuration at the proxies: a kubeconfig naming the
 /// API server's proxy (plain HTTP on loopback, the same token), a clouds.yaml
-/// naming Keystone's, and the Kubernetes alert bound.
-fn write_proxied_config(w: &World, api: &str, keystone: &str) {
+/// naming Keystone's, and the Kubernetes alert bound. Returns the
+/// configuration as the daemon will load it.
+fn write_proxied_config(w: &World, api: &str, keystone: &str) -> heatscaler_daemon::config::Config {
     let k8s = w.k8s.as_ref().unwrap();
     let text = std::fs::read_to_string(k8s.heatscaler_kubeconfig()).unwrap();
     let mut kubeconfig = heatscaler_core::yaml::parse_value(&text).unwrap();
@@ -402,7 +441,7 @@ fn write_proxied_config(w: &World, api: &str, keystone: &str) {
     config["kubernetes"]["failure-alert-after"] = format!("{}s", FAILURE_ALERT_AFTER.as_secs()).into();
     config["openstack"]["clouds-yaml"] = clouds_path.display().to_string().into();
     std::fs::write(&w.config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
-    heatscaler_daemon::config::load(&w.config_path).unwrap_or_else(|e| panic!("the soak's configuration: {e}"));
+    heatscaler_daemon::config::load(&w.config_path).unwrap_or_else(|e| panic!("the soak's configuration: {e}"))
 }
 
 fn write_private(path: &Path, text: &str) {
@@ -463,9 +502,18 @@ async fn windows(w: &World, chaos: &Chaos, mut rng: ChaCha8Rng, end: Instant) {
                 let args = k8s.kill_apiserver();
                 let i = soak.fault_started(kind, format!("kube-apiserver SIGKILLed for {lasted:?}"));
                 tokio::time::sleep(lasted).await;
+                // The proxy stands for the load balancer in front of the API
+                // server: it sends the new process nothing until its /readyz
+                // is ok, as a health check does. A kube-apiserver serves before
+                // its RBAC informers have synced and meanwhile refuses
+                // authorised requests with 403 (kubernetes/kubernetes#101422):
+                // the first full run after the fixes met that, a few seconds
+                // after a restart, for watches the shipped role grants.
+                chaos.api.set(Fault::Status(503));
                 k8s.start_apiserver(&args);
-                soak.fault_ended(i);
                 wait_api_server(w, soak).await;
+                chaos.api.set(Fault::None);
+                soak.fault_ended(i);
                 continue;
             }
             Kind::HeatEngineKilled => {
@@ -492,15 +540,18 @@ async fn windows(w: &World, chaos: &Chaos, mut rng: ChaCha8Rng, end: Instant) {
 
 async fn wait_api_server(w: &World, soak: &Soak) {
     let started = Instant::now();
-    let nodes: Api<Node> = Api::all(w.client.clone());
-    while nodes.list(&ListParams::default().limit(1)).await.is_err() {
+    let ready = || async {
+        let request = http::Request::get("/readyz").body(Vec::new()).unwrap();
+        w.client.request_text(request).await.is_ok_and(|text| text.trim() == "ok")
+    };
+    while !ready().await {
         if started.elapsed() > Duration::from_secs(120) {
             soak.violation("the restarted API server did not answer within 120 s");
             return;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    soak.event(format!("kube-apiserver answers again, {:.1}s after its start", started.elapsed().as_secs_f64()));
+    soak.event(format!("kube-apiserver ready again, {:.1}s after its start", started.elapsed().as_secs_f64()));
 }
 
 /// The momentary faults, on their own clock.
@@ -899,8 +950,9 @@ impl Monitor {
                 })
                 .max_by_key(|(_, d)| *d);
             let Some((from, lived)) = stretch else { continue };
-            let due = lived >= f.kind.lasting_after();
-            let deadline = if due { from + ALERT_WITHIN } else { end + FAILURE_ALERT_AFTER };
+            let bounds = self.soak().bounds;
+            let due = lived >= bounds.lasting_after(f.kind);
+            let deadline = if due { from + ALERT_WITHIN } else { end + bounds.lasting_after(f.kind) };
             if now < deadline.max(end) {
                 continue;
             }
@@ -1008,7 +1060,7 @@ fn report(soak: &Soak, seed: u64, minutes: f64, w: &World) -> String {
     for f in &r.faults {
         let e = by_kind.entry(f.kind).or_default();
         e.0 += 1;
-        if f.end.is_some_and(|end| end - f.start >= f.kind.lasting_after()) && f.kind.alert().is_some() {
+        if f.end.is_some_and(|end| end - f.start >= soak.bounds.lasting_after(f.kind)) && f.kind.alert().is_some() {
             e.1 += 1;
         }
     }

@@ -957,6 +957,20 @@ async fn a_stack_left_in_progress_by_a_dead_heat_engine_is_alerted_and_recovered
     tokio::time::sleep(Duration::from_secs(25)).await;
     let stuck = heat.show_stack(&name, false).await.unwrap();
     assert_eq!(stuck.stack_status, "UPDATE_IN_PROGRESS", "{:?}", stuck.stack_status_reason);
+    // A daemon started now (a restart during the stuck update) counts from
+    // when Heat began the update, as its `updated_time` says, not from its own
+    // first read: otherwise StackStuck comes a whole timeout late after every
+    // restart (the chaos soak saw 4 minutes for a 2-minute timeout).
+    let observer = heatscaler_daemon::observe::HeatObserver::start(
+        vec![backend.clone()],
+        Duration::from_secs(2),
+        Arc::new(heatscaler_daemon::telemetry::Metrics::new()),
+        heatscaler_daemon::observe::Changes::new(),
+    );
+    tokio::time::timeout(Duration::from_secs(30), observer.wait_synced()).await.expect("the group is read");
+    let busy_for = observer.busy_since()["workers"].elapsed();
+    assert!(busy_for >= Duration::from_secs(25), "a new poller counts the stuck update as busy for {busy_for:?}");
+    drop(observer);
 
     let sim = kubesim::KubeSim::start(kubesim::Options::fast()).await.unwrap();
     let metrics = Arc::new(heatscaler_daemon::telemetry::Metrics::new());

@@ -43,6 +43,10 @@ impl Worker {
                     self.metrics.record_alert(&self.name, AlertOutcome::Sent);
                     tracing::debug!(sink = %self.name, reason = %event.reason, event_id = %event.id, attempts, "notification sent");
                 }
+                Err((SinkError::Dropped(why), _)) => {
+                    self.metrics.record_alert(&self.name, AlertOutcome::Dropped);
+                    tracing::debug!(sink = %self.name, reason = %event.reason, event_id = %event.id, %why, "notification dropped");
+                }
                 Err((error, attempts)) => {
                     self.metrics.record_alert(&self.name, AlertOutcome::Failed);
                     tracing::warn!(

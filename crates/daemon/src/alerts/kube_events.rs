@@ -10,12 +10,19 @@
 //! Group-level events have no Kubernetes object: this sink does not accept
 //! them, and they go to logs and webhooks only (docs/decisions.md).
 //!
+//! While the API server fails, Events are dropped instead of retried
+//! ([`ApiGate`]): a failing API server gets at most a probe every few
+//! seconds to a minute from this sink.
+//!
 //! RBAC: `create` and `patch` on `events` in API group `events.k8s.io`.
+
+use std::time::Instant;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
+use super::api_gate::ApiGate;
 use super::{EventSink, ObjectRef, ScalingEvent, Severity, SinkError};
 
 /// The `reportingController` of every Event heatscaler writes.
@@ -26,6 +33,7 @@ const MAX_NOTE_BYTES: usize = 1024;
 
 pub struct KubeEventSink {
     recorder: Recorder,
+    gate: ApiGate,
 }
 
 impl std::fmt::Debug for KubeEventSink {
@@ -39,7 +47,7 @@ impl KubeEventSink {
     /// host name, as in leader election); `heatscaler` when `None`.
     pub fn new(client: kube::Client, instance: Option<String>) -> Self {
         let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance };
-        Self { recorder: Recorder::new(client, reporter) }
+        Self { recorder: Recorder::new(client, reporter), gate: ApiGate::default() }
     }
 }
 
@@ -53,9 +61,38 @@ impl EventSink for KubeEventSink {
             let Some(object) = &event.object else {
                 return Err(SinkError::Permanent("event has no object to attach to".into()));
             };
+            if !self.gate.admit(Instant::now()) {
+                return Err(SinkError::Dropped("the API server is failing: Event dropped".into()));
+            }
             let regarding = object_reference(object);
-            self.recorder.publish(&kube_event(event), &regarding).await.map_err(classify)
+            // A request the dispatcher's timeout abandons is a failure too.
+            let mut pending = Pending(Some(&self.gate));
+            let result = self.recorder.publish(&kube_event(event), &regarding).await.map_err(classify);
+            pending.0 = None;
+            match result {
+                Err(e) if e.is_retryable() => {
+                    self.gate.failed(Instant::now(), &e.to_string());
+                    Err(SinkError::Dropped(e.to_string()))
+                }
+                // A refusal (403, 422) is the API server answering.
+                other => {
+                    self.gate.succeeded(Instant::now());
+                    other
+                }
+            }
         })
+    }
+}
+
+/// A request in flight: dropped unfinished (the dispatcher's per-attempt
+/// timeout), it tells the gate the API server did not answer.
+struct Pending<'a>(Option<&'a ApiGate>);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(gate) = self.0 {
+            gate.failed(Instant::now(), "no answer before the sink's timeout");
+        }
     }
 }
 

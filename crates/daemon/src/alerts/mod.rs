@@ -13,6 +13,7 @@
 //! error or log line of this module prints them.
 
 mod alertmanager;
+mod api_gate;
 #[cfg(any(test, feature = "test-support"))]
 pub mod capture;
 mod dedup;

@@ -36,6 +36,11 @@ pub enum SinkError {
     /// Retrying cannot help: 4xx (bad payload, forbidden, not found), redirects.
     #[error("{0}")]
     Permanent(String),
+    /// Not delivered, on purpose: the destination is failing and the sink
+    /// drops what comes meanwhile instead of adding load to it (it says so
+    /// once itself). Counted as dropped, not retried, not logged per event.
+    #[error("{0}")]
+    Dropped(String),
 }
 
 impl SinkError {

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::election::{LeaseGate, Wiring};
 use super::leadership::{AlwaysLeader, LeaderGate};
-use super::outage::{KubernetesOutage, OutageReporter};
+use super::outage::{OUTAGE_CHECK, OutageReporter, OutageSources, OutageWatch};
 use super::parts::{Parts, Shared};
 use super::planning::Planning;
 use super::pod_level::PodLevel;
@@ -81,6 +81,7 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
     metrics.set_leader(leader.is_leader());
     let kube = KubeObserver::start(client.clone(), metrics.clone(), changes.clone());
     let pod_level = PodLevel::start(client.clone(), kube.store().clone(), &config, metrics.clone(), changes.clone());
+    let outages = OutageWatch::start(kube.health().clone(), metrics.clone(), health.clone(), OUTAGE_CHECK);
     let shared = Shared {
         client,
         metrics: metrics.clone(),
@@ -102,8 +103,7 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
         parts: None,
         planning: Planning::new(),
         reporter: Reporter::new(),
-        outages: OutageReporter::default(),
-        kube_outage: KubernetesOutage::default(),
+        outages,
         status: StatusPublisher::new(),
         leader,
         leading: false,
@@ -155,8 +155,8 @@ struct Daemon {
     parts: Option<Parts>,
     planning: Planning,
     reporter: Reporter,
-    outages: OutageReporter,
-    kube_outage: KubernetesOutage,
+    /// Reports lasting OpenStack and Kubernetes failures on its own timer.
+    outages: OutageWatch,
     /// The status ConfigMap (leader only).
     status: StatusPublisher,
     leader: Arc<dyn LeaderGate>,
@@ -186,6 +186,7 @@ impl Daemon {
                 built = Parts::build(config.clone(), &self.shared, self.dry_run) => match built {
                     Ok(parts) => {
                         self.parts = Some(parts);
+                        self.follow_outages();
                         if let Some(alerts) = startup_alerts.take() {
                             alerts.shutdown(Duration::from_secs(2)).await;
                         }
@@ -219,7 +220,6 @@ impl Daemon {
         }
         loop {
             self.health.heartbeat();
-            self.report_outages();
             if self.kube.health().unsynced().is_empty() {
                 self.health.mark_kubernetes_synced();
             }
@@ -303,15 +303,16 @@ impl Daemon {
         self.parts().config.openstack.as_ref().map_or(Duration::from_secs(60), |o| o.failure_alert_after.get())
     }
 
-    /// Alerts, gauges and `/readyz` lines for groups Heat has failed to read for too long.
-    fn report_outages(&mut self) {
-        let Some(parts) = self.parts.as_ref() else { return };
-        let failing = parts.heat.failing();
-        let bound = self.failure_bound();
-        self.outages.update(&failing, bound, Instant::now(), &parts.alerts, &self.metrics, &self.health);
-        let health = self.kube.health();
-        let bound = parts.config.kubernetes.failure_alert_after.get();
-        self.kube_outage.update(&health.data_age(), &health.failing(), bound, &parts.alerts);
+    /// Points the outage watch at the current parts (Heat poller, sinks,
+    /// bounds); it reports on its own timer from then on, in every wait.
+    fn follow_outages(&self) {
+        let parts = self.parts();
+        self.outages.follow(OutageSources {
+            heat: parts.heat.failures(),
+            alerts: parts.alerts.clone(),
+            openstack_bound: self.failure_bound(),
+            kubernetes_bound: parts.config.kubernetes.failure_alert_after.get(),
+        });
     }
 
     /// What start-up still waits for, in words. A group Heat has failed to
@@ -398,7 +399,6 @@ impl Daemon {
 
     /// One pass. Returns the time a stop was requested, if one was during the pass.
     async fn pass(&mut self, signals: &mut Signals) -> Option<Instant> {
-        self.report_outages();
         let leading = self.leader.is_leader();
         self.metrics.set_leader(leading);
         self.health.set_leadership(self.leader.leadership());
@@ -601,6 +601,7 @@ impl Daemon {
                     // Let the old sinks deliver what they hold, in the background.
                     tokio::spawn(async move { old.alerts.shutdown(Duration::from_secs(10)).await });
                 }
+                self.follow_outages();
                 tracing::info!(%path, "configuration reloaded");
             }
             Err(error) => {

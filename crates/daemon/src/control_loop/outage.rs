@@ -5,13 +5,92 @@
 //! lasts, a `degraded:` line in `/readyz` — and no longer holds the other
 //! groups back at start-up. WARN lines and an error counter alone were
 //! silence. A group that reads again is logged and cleared.
+//!
+//! Both are checked by [`OutageWatch`], a task of its own on a one-second
+//! timer, not by the control loop: the loop waits (a debounce, a pass's
+//! actions, a Heat update settling, a removal being confirmed) for minutes at
+//! a time, and an outage that began during such a wait went unreported until
+//! it ended (the chaos soak's heat-engine outage, docs/reliability.md).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
 use crate::alerts::{Dispatcher, ScalingEvent};
-use crate::observe::{Failing, Watched};
+use crate::observe::{Failing, HeatFailures, WatchHealth, Watched};
 use crate::telemetry::{Health, Metrics};
+
+/// How often the outage watch looks: the delay an alert may add to
+/// `failure-alert-after`.
+pub const OUTAGE_CHECK: Duration = Duration::from_secs(1);
+
+/// What the outage watch reads and alerts through: the parts a configuration
+/// reload replaces (a new Heat poller, new sinks, new bounds).
+#[derive(Clone, Debug)]
+pub struct OutageSources {
+    pub heat: HeatFailures,
+    pub alerts: Dispatcher,
+    /// `openstack.failure-alert-after`.
+    pub openstack_bound: Duration,
+    /// `kubernetes.failure-alert-after`.
+    pub kubernetes_bound: Duration,
+}
+
+/// The task that reports lasting outages, whatever the control loop is
+/// waiting for. It owns the reporters' state, so an outage is alerted once
+/// however often it is looked at. Dropping it stops the task.
+#[derive(Debug)]
+pub struct OutageWatch {
+    sources: watch::Sender<Option<OutageSources>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for OutageWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl OutageWatch {
+    /// Starts watching the Kubernetes watches at once; Heat and the sinks
+    /// from the first [`Self::follow`].
+    pub fn start(kube: WatchHealth, metrics: Arc<Metrics>, health: Health, every: Duration) -> Self {
+        let (sources, rx) = watch::channel(None);
+        let task = tokio::spawn(Self::run(rx, kube, metrics, health, every));
+        Self { sources, task }
+    }
+
+    /// Reports through these from now on (at start, after each reload).
+    pub fn follow(&self, sources: OutageSources) {
+        self.sources.send_replace(Some(sources));
+    }
+
+    async fn run(
+        mut sources: watch::Receiver<Option<OutageSources>>,
+        kube: WatchHealth,
+        metrics: Arc<Metrics>,
+        health: Health,
+        every: Duration,
+    ) {
+        let mut openstack = OutageReporter::default();
+        let mut kubernetes = KubernetesOutage::default();
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = sources.changed() => if changed.is_err() { return },
+            }
+            let Some(s) = sources.borrow_and_update().clone() else { continue };
+            let now = Instant::now();
+            openstack.update(&s.heat.failing(), s.openstack_bound, now, &s.alerts, &metrics, &health);
+            kubernetes.update(&kube.data_age(), &kube.failing(), s.kubernetes_bound, &s.alerts);
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct OutageReporter {

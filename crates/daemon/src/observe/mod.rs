@@ -20,6 +20,6 @@ mod watch;
 
 pub use changes::Changes;
 pub use groups::GroupAssembler;
-pub use stack_poller::{Failing, GroupRead, HeatObserver, HeatPoke};
+pub use stack_poller::{Failing, GroupRead, HeatFailures, HeatObserver, HeatPoke};
 pub use store::{ClusterStore, Watched};
 pub use watch::{KubeObserver, WatchHealth};

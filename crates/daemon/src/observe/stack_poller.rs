@@ -54,6 +54,8 @@ struct Shared {
     failing: BTreeMap<String, (Instant, &'static str)>,
     /// Since when each busy group's stack has been read busy without a break.
     busy_since: BTreeMap<String, Instant>,
+    /// Reads in flight, with when they started.
+    reading: BTreeMap<String, Instant>,
 }
 
 /// A group whose reads have failed without a break.
@@ -64,6 +66,50 @@ pub struct Failing {
     /// `GroupError::reason` of the latest failure.
     pub reason: &'static str,
     pub error: String,
+}
+
+/// The failing groups of a [`HeatObserver`], readable without it: the
+/// outage watch (`control_loop::outage`) checks them on its own timer, in
+/// every wait of the control loop.
+#[derive(Clone, Debug)]
+pub struct HeatFailures(Arc<Mutex<Shared>>);
+
+impl HeatFailures {
+    /// Groups whose reads fail, with since when; a read still waiting for
+    /// Heat counts as failing since it started. Against a dead heat-engine
+    /// one read hangs until `openstack.request-timeout` and the session
+    /// retries it (five attempts: about a minute at 10 s each), so waiting
+    /// for it to fail delayed `OpenStackFailing` that long — and a read whose
+    /// last attempt met the restarted engine hid the outage altogether.
+    /// Callers judge by age (`failure-alert-after`), so a read taking its
+    /// usual second is never news.
+    pub fn failing(&self) -> Vec<Failing> {
+        let shared = self.0.lock().expect("heat reads lock");
+        let mut failing: Vec<Failing> = shared
+            .failing
+            .iter()
+            .map(|(group, (since, reason))| Failing {
+                group: group.clone(),
+                since: *since,
+                reason,
+                error: shared.errors.get(group).cloned().unwrap_or_default(),
+            })
+            .collect();
+        for (group, since) in &shared.reading {
+            if !shared.failing.contains_key(group) {
+                failing.push(Failing {
+                    group: group.clone(),
+                    since: *since,
+                    reason: "heat_unreachable",
+                    error: format!(
+                        "a read of the group has had no answer from Heat for {}s",
+                        since.elapsed().as_secs()
+                    ),
+                });
+            }
+        }
+        failing
+    }
 }
 
 /// The poller and what it read. Dropping it stops the poller.
@@ -115,17 +161,13 @@ impl HeatObserver {
 
     /// Groups whose reads fail, with since when.
     pub fn failing(&self) -> Vec<Failing> {
-        let shared = self.shared.lock().expect("heat reads lock");
-        shared
-            .failing
-            .iter()
-            .map(|(group, (since, reason))| Failing {
-                group: group.clone(),
-                since: *since,
-                reason,
-                error: shared.errors.get(group).cloned().unwrap_or_default(),
-            })
-            .collect()
+        self.failures().failing()
+    }
+
+    /// A handle on [`Self::failing`] that outlives no poller: it reads what
+    /// this observer's poller records.
+    pub fn failures(&self) -> HeatFailures {
+        HeatFailures(self.shared.clone())
     }
 
     /// Waits (at most `timeout`) for a read that started after our latest own
@@ -158,14 +200,16 @@ impl Poller {
         loop {
             let generation = self.poke.requested.load(Ordering::SeqCst);
             let metrics = &self.metrics;
+            let shared = &self.shared;
             let reads = futures::future::join_all(self.backends.iter().map(|b| async move {
                 let start = Instant::now();
+                shared.lock().expect("heat reads lock").reading.insert(b.config().name.clone(), start);
                 let result = b.read().await;
                 metrics.observe_heat_call(HeatOperation::GetStack, start.elapsed(), result.is_ok());
-                (b.config().name.clone(), result)
+                (b.config().name.clone(), start, result)
             }))
             .await;
-            let (changed, busy, failed) = self.record(reads);
+            let (changed, busy, failed) = self.shared.lock().expect("heat reads lock").record(reads);
             if !failed && !*synced.borrow() {
                 synced.send_replace(self.shared.lock().expect("heat reads lock").reads.len() == self.backends.len());
             }
@@ -187,40 +231,49 @@ impl Poller {
             }
         }
     }
+}
 
+/// One read of a group: its name, when the read started, what it gave.
+type Read = (String, Instant, Result<GroupSnapshot, crate::cloud::group::GroupError>);
+
+impl Shared {
     /// Stores the reads; returns (anything changed, any stack busy, any read failed).
-    fn record(
-        &self,
-        reads: Vec<(String, Result<GroupSnapshot, crate::cloud::group::GroupError>)>,
-    ) -> (bool, bool, bool) {
-        let mut shared = self.shared.lock().expect("heat reads lock");
+    ///
+    /// A failure is dated from the start of the read that failed, not its
+    /// end: against a dead heat-engine a read hangs until
+    /// `openstack.request-timeout`, and that time is part of the outage
+    /// (`openstack.failure-alert-after` counts from when Heat stopped
+    /// answering, as far as the daemon can know it).
+    fn record(&mut self, reads: Vec<Read>) -> (bool, bool, bool) {
         let (mut changed, mut busy, mut failed) = (false, false, false);
-        for (group, result) in reads {
+        for (group, started, result) in reads {
+            self.reading.remove(&group);
             match result {
                 Ok(snapshot) => {
                     busy |= snapshot.busy;
                     if snapshot.busy {
-                        shared.busy_since.entry(group.clone()).or_insert_with(Instant::now);
+                        let began = snapshot.update_began().map_or_else(Instant::now, since_heat_time);
+                        self.busy_since.entry(group.clone()).or_insert(began);
                     } else {
-                        shared.busy_since.remove(&group);
+                        self.busy_since.remove(&group);
                     }
-                    if shared.errors.remove(&group).is_some() {
+                    if self.errors.remove(&group).is_some() {
                         tracing::info!(%group, "Heat is readable again");
                     }
-                    shared.failing.remove(&group);
-                    let same = shared.reads.get(&group).is_some_and(|old| same_state(&old.snapshot, &snapshot));
+                    self.failing.remove(&group);
+                    let same = self.reads.get(&group).is_some_and(|old| same_state(&old.snapshot, &snapshot));
                     changed |= !same;
-                    shared.reads.insert(group, GroupRead { snapshot, at: Instant::now() });
+                    self.reads.insert(group, GroupRead { snapshot, at: Instant::now() });
                 }
                 Err(e) => {
                     failed = true;
                     let text = e.to_string();
                     let reason = e.reason();
-                    shared.failing.entry(group.clone()).or_insert((Instant::now(), reason)).1 = reason;
-                    if shared.errors.get(&group) != Some(&text) {
+                    self.failing.entry(group.clone()).or_insert((started, reason)).1 = reason;
+                    if self.errors.get(&group) != Some(&text) {
                         tracing::warn!(%group, error = %text, "reading the group from Heat failed; retrying");
                     }
-                    shared.errors.insert(group, text);
+                    self.errors.insert(group, text);
                 }
             }
         }
@@ -228,7 +281,125 @@ impl Poller {
     }
 }
 
+/// The instant of a time Heat gave, on this process's monotonic clock: a
+/// stack busy since before this process started (a restart during a stuck
+/// update) counts from when Heat began the update, so `StackStuck` comes
+/// `stack-update-timeout` after that, not after this process's first read.
+/// A time in the future (a Heat clock ahead of ours) counts from now.
+fn since_heat_time(began: heatscaler_core::model::Timestamp) -> Instant {
+    let age = heatscaler_core::model::Timestamp::now().duration_since(began);
+    let now = Instant::now();
+    Duration::try_from(age).ok().and_then(|age| now.checked_sub(age)).unwrap_or(now)
+}
+
 /// What the planner reads of a group is the same.
 fn same_state(a: &GroupSnapshot, b: &GroupSnapshot) -> bool {
     a.desired == b.desired && a.busy == b.busy && a.stack_status == b.stack_status && a.members == b.members
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::group::GroupError;
+
+    fn busy(status: &str, updated: Option<String>) -> GroupSnapshot {
+        GroupSnapshot {
+            group: "workers".into(),
+            stack: crate::cloud::heat::StackRef { name: "k8s".into(), id: "id".into() },
+            stack_status: status.into(),
+            stack_status_reason: "Stack UPDATE started".into(),
+            updated,
+            busy: true,
+            desired: 2,
+            members: Vec::new(),
+            members_stack: None,
+            parameters: Default::default(),
+        }
+    }
+
+    /// Heat's format: UTC, no zone.
+    fn heat_time(ago: Duration) -> String {
+        let t = heatscaler_core::model::Timestamp::now() - ago;
+        t.strftime("%Y-%m-%dT%H:%M:%S").to_string()
+    }
+
+    /// A daemon restarted while a stack is stuck counted "busy for" from its
+    /// own first read, so `StackStuck` came up to twice
+    /// `stack-update-timeout` after the update began (docs/reliability.md).
+    #[test]
+    fn a_stack_in_progress_is_busy_since_heat_began_the_update() {
+        let mut shared = Shared::default();
+        let snapshot = busy("UPDATE_IN_PROGRESS", Some(heat_time(Duration::from_secs(300))));
+        shared.record(vec![("workers".into(), Instant::now(), Ok(snapshot))]);
+        let busy_for = shared.busy_since["workers"].elapsed();
+        assert!(
+            (Duration::from_secs(299)..Duration::from_secs(303)).contains(&busy_for),
+            "busy for {busy_for:?}, Heat began the update 300 s ago"
+        );
+    }
+
+    /// Only the stack's own update has a start Heat tells; a member in
+    /// progress under a complete stack, a creation without `updated_time`, or
+    /// a Heat clock ahead of ours count from the first busy read.
+    #[test]
+    fn otherwise_a_stack_is_busy_since_it_was_first_read_busy() {
+        let old = Some(heat_time(Duration::from_secs(3600)));
+        let ahead = {
+            let t = heatscaler_core::model::Timestamp::now() + Duration::from_secs(600);
+            Some(t.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+        };
+        for snapshot in
+            [busy("UPDATE_COMPLETE", old), busy("CREATE_IN_PROGRESS", None), busy("UPDATE_IN_PROGRESS", ahead)]
+        {
+            let mut shared = Shared::default();
+            let status = snapshot.stack_status.clone();
+            shared.record(vec![("workers".into(), Instant::now(), Ok(snapshot))]);
+            let busy_for = shared.busy_since["workers"].elapsed();
+            assert!(busy_for < Duration::from_secs(2), "{status}: busy for {busy_for:?}");
+        }
+    }
+
+    /// The fourth full soak: heat-engine killed for 64 s, `OpenStackFailing`
+    /// after 61.5 s — the first read hung through its five attempts before it
+    /// failed. A read waiting for Heat counts from its start, and a read
+    /// that ends well clears it.
+    #[test]
+    fn a_read_still_waiting_for_heat_counts_as_failing_since_it_started() {
+        let failures = HeatFailures(Arc::default());
+        let started = Instant::now() - Duration::from_secs(40);
+        failures.0.lock().unwrap().reading.insert("workers".into(), started);
+        let failing = failures.failing();
+        assert_eq!(failing.len(), 1, "{failing:?}");
+        assert_eq!((failing[0].since, failing[0].reason), (started, "heat_unreachable"));
+        assert!(failing[0].error.contains("no answer from Heat for 40s"), "{}", failing[0].error);
+        failures.0.lock().unwrap().record(vec![("workers".into(), started, Ok(busy("UPDATE_COMPLETE", None)))]);
+        assert!(failures.failing().is_empty(), "the read ended well");
+        // A failure recorded before keeps its own date and reason while the next read waits.
+        let earlier = started - Duration::from_secs(20);
+        failures.0.lock().unwrap().record(vec![("workers".into(), earlier, Err(refused()))]);
+        failures.0.lock().unwrap().reading.insert("workers".into(), started);
+        let failing = failures.failing();
+        assert_eq!(failing.len(), 1, "{failing:?}");
+        assert_eq!((failing[0].since, failing[0].reason), (earlier, refused().reason()));
+    }
+
+    fn refused() -> GroupError {
+        GroupError::Refused { group: "workers".into(), reason: "heat-engine is not answering".into() }
+    }
+
+    /// The second chaos soak's violation (docs/reliability.md): a read that
+    /// hangs until `openstack.request-timeout` against a dead heat-engine
+    /// dated the outage from its end, up to a request timeout late.
+    #[test]
+    fn a_failure_is_dated_from_the_start_of_the_read_that_failed() {
+        let failures = HeatFailures(Arc::default());
+        let started = Instant::now() - Duration::from_secs(10);
+        let (_, _, failed) = failures.0.lock().unwrap().record(vec![("workers".into(), started, Err(refused()))]);
+        assert!(failed);
+        assert_eq!(failures.failing()[0].since, started, "dated from the end of the read");
+        // Later failures of the same outage keep its first date.
+        failures.0.lock().unwrap().record(vec![("workers".into(), Instant::now(), Err(refused()))]);
+        assert_eq!(failures.failing()[0].since, started);
+        assert_eq!(failures.failing()[0].reason, refused().reason());
+    }
 }

@@ -136,7 +136,9 @@ pub enum AlertOutcome {
     Sent,
     /// Refused (4xx) or retries exhausted.
     Failed,
-    /// Pushed out of a full queue (the oldest goes), or still queued at shutdown.
+    /// Pushed out of a full queue (the oldest goes), still queued at
+    /// shutdown, or dropped by its sink while the destination fails
+    /// (Kubernetes Events while the API server fails).
     Dropped,
     /// The same reason and object was already sent within the dedup window.
     Deduplicated,

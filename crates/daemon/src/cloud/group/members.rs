@@ -227,7 +227,7 @@ async fn fill_node_names(heat: &HeatClient, own: &[Resource], members: &mut [Hea
 }
 
 /// Heat writes UTC without an offset (`2024-05-01T10:00:00Z` or `...T10:00:00`).
-fn parse_heat_time(text: &str) -> Option<Timestamp> {
+pub(super) fn parse_heat_time(text: &str) -> Option<Timestamp> {
     let with_zone = if text.ends_with('Z') { text.to_string() } else { format!("{text}Z") };
     with_zone.parse().ok()
 }

@@ -47,6 +47,17 @@ pub struct GroupSnapshot {
 }
 
 impl GroupSnapshot {
+    /// When Heat began the update the stack itself is in: its `updated_time`
+    /// while it is `*_IN_PROGRESS` (Heat sets it when an update starts).
+    /// `None` when the stack is not in progress itself (only a member or a
+    /// nested resource is), or Heat gives no time (a stack being created).
+    pub fn update_began(&self) -> Option<heatscaler_core::model::Timestamp> {
+        if !self.stack_status.ends_with("_IN_PROGRESS") {
+            return None;
+        }
+        self.updated.as_deref().and_then(members::parse_heat_time)
+    }
+
     /// Whether the stack has this parameter.
     pub fn has_parameter(&self, name: &str) -> bool {
         self.parameters.contains_key(name)
