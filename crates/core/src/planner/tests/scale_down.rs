@@ -199,6 +199,31 @@ fn a_drain_is_judged_where_the_scheduler_binds_its_pods() {
     assert!(matches!(status(&plan, "a"), NodeStatus::Unneeded { .. }), "{}", plan.explanation);
 }
 
+/// Issue 17, stability seed 26: a pod that just arrived on a node (drained
+/// there from another) is not evicted again before it is `min-pod-age` old,
+/// even once the node has been unneeded for `unneeded-time`.
+#[test]
+fn a_node_whose_pod_just_arrived_waits_for_min_pod_age() {
+    let mut w = cluster();
+    w.pod_mut("web-1").created = w.now;
+    let arrived = w.now;
+    let plan = after_unneeded_time(&mut w);
+    let until = arrived + jiff::SignedDuration::from_secs(20 * 60);
+    match status(&plan, "w-1") {
+        NodeStatus::Unneeded { held: Some(Hold::YoungPod { pod, until: u }), removable_at, .. } => {
+            assert_eq!((pod.name.as_str(), *u, *removable_at), ("web-1", until, until));
+        }
+        other => panic!("w-1: {other:?}\n{}", plan.explanation),
+    }
+    assert!(starts(&plan).iter().all(|s| s.node != "w-1"), "{}", plan.explanation);
+    // The empty node is not held by it.
+    assert!(starts(&plan).iter().any(|s| s.node == "w-2"), "{}", plan.explanation);
+
+    w.now = until;
+    let plan = w.step();
+    assert!(starts(&plan).iter().any(|s| s.node == "w-1"), "{}", plan.explanation);
+}
+
 #[test]
 fn group_min_size_steps_and_parallelism_bound_removals() {
     let mut w = World::new();
