@@ -321,7 +321,9 @@ impl<'w> Fit<'w> {
         w.requests.cpu_milli <= alloc.cpu_milli && w.requests.memory <= alloc.memory
     }
 
-    /// Another Ready node that fits the pod at its new size (placing it there).
+    /// The Ready node the scheduler would bind the replacement to at its new
+    /// size (placing it there): the emptiest that fits, not the first — the
+    /// node the move reserves must be the one it lands on.
     fn elsewhere(&mut self, cx: &Cx<'w>, w: &'w Wanted<'w>) -> Option<NodeIx> {
         let o = self.others.get_or_insert_with(|| {
             let mut slots = Table::filled(None, cx.ix.node_count());
@@ -336,7 +338,7 @@ impl<'w> Fit<'w> {
             }
             Others { placer: Placer::new(sched), slots, nodes }
         });
-        let dest = o.placer.find(w.resized(), o.slots[w.node])?;
+        let dest = o.placer.best(w.resized(), o.slots[w.node])?;
         o.placer.place(w.resized(), dest);
         Some(o.nodes[dest])
     }

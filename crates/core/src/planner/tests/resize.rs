@@ -578,6 +578,34 @@ fn a_move_reserves_its_destination_until_the_replacement_is_scheduled() {
     assert!(w.memory.resize.moves.is_empty());
 }
 
+/// A move reserves the node the scheduler will bind the replacement to — the
+/// emptiest where its new size fits (`LeastAllocated`) — not the first node
+/// with room: n2 has room, but the replacement lands on n3.
+#[test]
+fn a_move_reserves_the_node_the_scheduler_binds_the_replacement_to() {
+    let mut w = World::new();
+    w.snap.admission_applies_recommendations = true;
+    w.group("g", 0, 5, 4000, 16 * GI);
+    for n in ["n1", "n2", "n3"] {
+        w.minion("g", n);
+    }
+    w.pod("other-0", Some("n1"), 1500, GI);
+    vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+    w.pod("some-0", Some("n2"), 900, GI);
+    w.pod("tiny-0", Some("n3"), 200, GI);
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI))).min_replicas =
+        Some(1);
+    let plan = w.step();
+    assert_eq!(recreations(&plan).len(), 1, "{}", plan.explanation);
+    assert_eq!(
+        plan.explanation.node("n3"),
+        Some(&NodeStatus::MoveDestination { pod: "default/web-0".into() }),
+        "{}",
+        plan.explanation
+    );
+    assert!(!matches!(plan.explanation.node("n2"), Some(NodeStatus::MoveDestination { .. })), "{}", plan.explanation);
+}
+
 /// Issue 17: resizes that would change a pod's QoS class were sent, refused
 /// with 422 "Pod QOS Class may not change", and sent again every
 /// `min-update-interval`. They are predicted: recreated where an admission
