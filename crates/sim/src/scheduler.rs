@@ -1,7 +1,8 @@
 //! The simulated kube-scheduler: binds pending pods with the planner's own
-//! scheduling model, scoring like the default profile's `LeastAllocated`
-//! (spread), and marks the ones that fit nowhere `Unschedulable`. It keeps
-//! no state between calls: it reads the world and binds.
+//! scheduling model, scoring with its `least_allocated` (the default
+//! profile's `LeastAllocated`, spread) as scale-down's removal simulation
+//! does, and marks the ones that fit nowhere `Unschedulable`. It keeps no
+//! state between calls: it reads the world and binds.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use heatscaler_core::model::PodPhase;
-use heatscaler_core::planner::scheduling::{SchedNode, fits};
+use heatscaler_core::planner::scheduling::{SchedNode, fits, least_allocated};
 
 use crate::world::World;
 
@@ -74,7 +75,7 @@ pub fn schedule(world: &mut World<'_>) -> Vec<String> {
         }
         let best = (0..nodes.len())
             .filter(|&k| fits(pod, &nodes[k]))
-            .map(|k| (k, free_share(&nodes[k], pod)))
+            .map(|k| (k, least_allocated(&nodes[k], pod)))
             .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| nodes[b.0].name.cmp(&nodes[a.0].name)));
         match best {
             Some((k, _)) => nodes[k].add(pod),
@@ -109,12 +110,4 @@ pub fn schedule(world: &mut World<'_>) -> Vec<String> {
         }
     }
     bound
-}
-
-/// `LeastAllocated`: the mean share of CPU and memory left free after placing the pod.
-fn free_share(node: &SchedNode<'_>, pod: &heatscaler_core::model::Pod) -> f64 {
-    let share = |alloc: i64, used: i64| if alloc > 0 { (alloc - used) as f64 / alloc as f64 } else { 0.0 };
-    let cpu = share(node.allocatable.cpu_milli, node.requested.cpu_milli + pod.requests.cpu_milli);
-    let mem = share(node.allocatable.memory, node.requested.memory + pod.requests.memory);
-    (cpu + mem) / 2.0
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use heatscaler_core::model::{GroupState, Timestamp, UpdateMode};
 use heatscaler_core::planner::action::Action;
 use heatscaler_core::planner::{self, Input, Memory, Plan, Policy, ResizePolicy};
+use heatscaler_core::policy::{Duration as PolicyDuration, ScaleDownPolicy};
 use heatscaler_core::recommender::{OomTracker, Recommender, feed_ooms, feed_usage, fill_recommendations};
 use heatscaler_daemon::config::{UpdaterSettings, UsageCollection, UsageSource};
 use heatscaler_daemon::usage::UsageCollector;
@@ -78,7 +79,12 @@ impl PodLevel {
             recommender: Recommender::from_config(&Default::default()),
             ooms: OomTracker::default(),
             memory: Memory::default(),
-            policy: Policy { resize: ResizePolicy { enabled: true, updater }, ..Policy::default() },
+            policy: Policy {
+                resize: ResizePolicy { enabled: true, updater },
+                // The tests' pods are seconds old when they are recreated.
+                scale_down: ScaleDownPolicy { min_pod_age: PolicyDuration::from_secs(0), ..ScaleDownPolicy::default() },
+                ..Policy::default()
+            },
             objects: VpaObjects::default(),
             groups: Vec::new(),
             admission_controller: false,

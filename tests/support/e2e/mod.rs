@@ -309,6 +309,8 @@ impl World {
                 "cooldown-before-removal": "2s",
                 "max-eviction-time": "30s",
                 "max-graceful-termination": "10s",
+                // The scenarios' pods are seconds old when they are drained.
+                "min-pod-age": "0s",
                 "skip-nodes-with-system-pods": false,
             },
             "pod-resize": {"enabled": false},

@@ -139,6 +139,12 @@ pub struct ScaleDownPolicy {
     pub max_eviction_time: Duration,
     /// Longest grace period given to an evicted pod; also how long the drain waits for pods to go.
     pub max_graceful_termination: Duration,
+    /// A pod younger than this is not evicted by choice: no drain starts on
+    /// its node, no resize recreates it (but after an OOM kill). Each such
+    /// eviction then comes at least this long after the one that made the
+    /// pod, so a replica is evicted at most `1h / min-pod-age` times an hour
+    /// (3 at the default; docs/decisions.md). The descheduler's `minPodAge`.
+    pub min_pod_age: Duration,
     /// Most minions removed in one step (one Heat update per group).
     pub max_nodes_per_step: u32,
     /// Most non-empty minions drained at the same time.
@@ -164,6 +170,7 @@ impl Default for ScaleDownPolicy {
             cooldown_before_removal: Duration::from_secs(60),
             max_eviction_time: Duration::from_secs(2 * 60),
             max_graceful_termination: Duration::from_secs(10 * 60),
+            min_pod_age: Duration::from_secs(20 * 60),
             max_nodes_per_step: 10,
             max_drain_parallelism: 1,
             skip_nodes_with_local_storage: true,

@@ -180,6 +180,9 @@ impl fmt::Display for Hold {
             Hold::ScaleUpThisPass => f.write_str("a scale-up was decided this pass"),
             Hold::ScaleDownDisabled => f.write_str("scale-down is disabled"),
             Hold::StackBusy => f.write_str("Heat stack update in progress"),
+            Hold::YoungPod { pod, until } => {
+                write!(f, "pod {pod} is not evicted before {} (min-pod-age)", ts(until))
+            }
         }
     }
 }

@@ -293,13 +293,28 @@ pub enum NodeStatus {
 #[serde(tag = "hold", rename_all = "kebab-case")]
 pub enum Hold {
     UnneededTime,
-    GroupAtMinSize { min: u32 },
-    MaxNodesPerStep { max: u32 },
-    MaxDrainParallelism { max: u32 },
-    Cooldown { cause: Cooldown, until: Timestamp },
+    GroupAtMinSize {
+        min: u32,
+    },
+    MaxNodesPerStep {
+        max: u32,
+    },
+    MaxDrainParallelism {
+        max: u32,
+    },
+    Cooldown {
+        cause: Cooldown,
+        until: Timestamp,
+    },
     ScaleUpThisPass,
     ScaleDownDisabled,
     StackBusy,
+    /// A pod on the node is younger than the planner's `min-pod-age`: it was
+    /// just created (often by an eviction) and is not evicted again before `until`.
+    YoungPod {
+        pod: PodKey,
+        until: Timestamp,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -59,6 +59,9 @@ pub enum ResizeDecision {
     RateLimited { until: Timestamp },
     /// `max-disruption-fraction` of the workload's replicas are already in flight.
     DisruptionBudget { in_flight: u32, max: u32 },
+    /// The update needs an eviction and the pod is younger than the planner's
+    /// `min-pod-age` (it was just created, often by an eviction): not before `until`.
+    YoungPod { reason: UpdateReason, until: Timestamp },
     /// A resize is pending or in progress on the node; waiting for the kubelet.
     Resizing { state: String },
     /// Not running on a node (pending, terminating, finished).
@@ -157,6 +160,9 @@ impl fmt::Display for ResizeDecision {
             }
             ResizeDecision::DisruptionBudget { in_flight, max } => {
                 write!(f, "{in_flight} of at most {max} replicas already being updated (max-disruption-fraction)")
+            }
+            ResizeDecision::YoungPod { reason, until } => {
+                write!(f, "update due ({reason}) but the pod is not evicted before {} (min-pod-age)", ts(until))
             }
             ResizeDecision::Resizing { state } => write!(f, "resize {state}; waiting for the kubelet"),
             ResizeDecision::NotRunning => f.write_str("not running on a node"),

@@ -142,6 +142,11 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
                 Decision::Blocked(reason, why) => {
                     out.settled.push((w.index, v, ResizeDecision::Blocked { reason, why }))
                 }
+                Decision::Wait(decision) => {
+                    // Its growth is counted while it waits, as under the rate limit.
+                    out.waiting.push(w);
+                    out.settled.push((w.index, v, decision));
+                }
             }
         }
     }
@@ -175,6 +180,8 @@ enum Decision {
     Update(How, Option<NodeIx>),
     Demand(UpdateReason),
     Blocked(UpdateReason, UpdateBlock),
+    /// Due, possible later: held, its growth counted meanwhile.
+    Wait(ResizeDecision),
 }
 
 fn decide<'w>(
@@ -236,6 +243,14 @@ fn decide<'w>(
     }
     if !eviction_requirements_met(vertical, w) {
         return Decision::Blocked(reason, UpdateBlock::EvictionRequirements);
+    }
+    // A pod just created — often by an eviction — is not evicted again at
+    // once: at most `1h / min-pod-age` evictions per replica and hour. An OOM
+    // kill is exempt, as from `min-update-interval`: the pod is failing now.
+    let oom = matches!(w.urgency, Urgency::Fresh { oom: true, .. });
+    let until = after(w.pod.created, cx.policy.scale_down.min_pod_age);
+    if !oom && cx.now < until {
+        return Decision::Wait(ResizeDecision::YoungPod { reason, until });
     }
     // The replacement may land on the pod's own node when the new size fits
     // there (a plain Recreate update), else it must fit another one.
@@ -306,7 +321,9 @@ impl<'w> Fit<'w> {
         w.requests.cpu_milli <= alloc.cpu_milli && w.requests.memory <= alloc.memory
     }
 
-    /// Another Ready node that fits the pod at its new size (placing it there).
+    /// The Ready node the scheduler would bind the replacement to at its new
+    /// size (placing it there): the emptiest that fits, not the first — the
+    /// node the move reserves must be the one it lands on.
     fn elsewhere(&mut self, cx: &Cx<'w>, w: &'w Wanted<'w>) -> Option<NodeIx> {
         let o = self.others.get_or_insert_with(|| {
             let mut slots = Table::filled(None, cx.ix.node_count());
@@ -321,7 +338,7 @@ impl<'w> Fit<'w> {
             }
             Others { placer: Placer::new(sched), slots, nodes }
         });
-        let dest = o.placer.find(w.resized(), o.slots[w.node])?;
+        let dest = o.placer.best(w.resized(), o.slots[w.node])?;
         o.placer.place(w.resized(), dest);
         Some(o.nodes[dest])
     }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{MemberStatus, Timestamp};
+use crate::model::{MemberStatus, Pod, Timestamp};
 use crate::planner::action::{Action, StartRemoval};
 use crate::planner::explain::{Cooldown, Hold, NodeStatus, Note};
 use crate::planner::index::GroupIx;
@@ -72,7 +72,13 @@ pub(super) fn removals(
         let c = &candidates[k];
         let node = cx.ix.node(c.node);
         let since = memory.unneeded_since.get(&node.name).copied().unwrap_or(cx.now);
-        let removable_at = after(since, if c.unready { sd.unready_time } else { sd.unneeded_time });
+        let mut removable_at = after(since, if c.unready { sd.unready_time } else { sd.unneeded_time });
+        let timer_runs = cx.now < removable_at;
+        // Its youngest pod is not evicted before it is `min-pod-age` old.
+        let young = if c.unready { None } else { youngest(cx, c) };
+        if let Some((_, until)) = &young {
+            removable_at = removable_at.max(*until);
+        }
         let group = cx.ix.group(c.group);
         let staying = views[c.group]
             .live
@@ -82,8 +88,10 @@ pub(super) fn removals(
         // timer instead would read as if the node were about to go.
         let held = if staying <= group.min_size {
             Some(Hold::GroupAtMinSize { min: group.min_size })
-        } else if cx.now < removable_at {
+        } else if timer_runs {
             Some(Hold::UnneededTime)
+        } else if let Some((pod, until)) = young.filter(|(_, until)| cx.now < *until) {
+            Some(Hold::YoungPod { pod: pod.key(), until })
         } else if let Some(h) = &global_hold {
             Some(h.clone())
         } else if empty_started + drains_started >= sd.max_nodes_per_step {
@@ -124,4 +132,14 @@ pub(super) fn removals(
         statuses.insert(c.node, NodeStatus::RemovalStarted { kind });
     }
     actions
+}
+
+/// The youngest pod a drain of the candidate would evict, and when it is
+/// `min-pod-age` old. A pod that was just evicted elsewhere and landed here
+/// is not sent on at once (issue 17, stability seed 26: one replica evicted
+/// four times within the hour, twice by drains ten minutes apart).
+fn youngest<'a>(cx: &Cx<'a>, c: &Candidate) -> Option<(&'a Pod, Timestamp)> {
+    let pod =
+        cx.ix.workload_pods(c.node).filter(|p| p.deletion.is_none() && !p.is_terminal()).max_by_key(|p| p.created)?;
+    Some((pod, after(pod.created, cx.policy.scale_down.min_pod_age)))
 }

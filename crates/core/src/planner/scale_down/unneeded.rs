@@ -111,7 +111,7 @@ pub(super) fn find<'a>(
         }
         let checkpoint = placer.checkpoint();
         let mut taken: Vec<PdbIx> = Vec::new();
-        let mut moves: Vec<(usize, &Pod)> = Vec::new();
+        let mut moving: Vec<&Pod> = Vec::new();
         let mut failure = None;
         for (pod, disposition) in pods {
             match disposition {
@@ -129,17 +129,27 @@ pub(super) fn find<'a>(
                     break;
                 }
             }
-            match placer.find(pod, me) {
-                Some(dest) => {
-                    placer.place(pod, dest);
-                    moves.push((dest, pod));
-                }
-                None => {
-                    failure = Some(NodeStatus::NoPlaceForPod {
-                        pod: pod.key(),
-                        scheduler: "no other node can host it".into(),
-                    });
-                    break;
+            moving.push(pod);
+        }
+        let mut moves: Vec<(usize, &Pod)> = Vec::new();
+        if failure.is_none() {
+            arrival_order(&mut moving, &cx.ix.node(c.node).allocatable);
+            for pod in moving {
+                // Where the scheduler will bind the replacement, not merely
+                // some node with room: the room a later, larger pod needs may
+                // be the emptiest node, which an earlier small one takes.
+                match placer.best(pod, me) {
+                    Some(dest) => {
+                        placer.place(pod, dest);
+                        moves.push((dest, pod));
+                    }
+                    None => {
+                        failure = Some(NodeStatus::NoPlaceForPod {
+                            pod: pod.key(),
+                            scheduler: "no other node can host it where the scheduler places the pods before it".into(),
+                        });
+                        break;
+                    }
                 }
             }
         }
@@ -169,6 +179,21 @@ pub(super) fn find<'a>(
         }
     }
     unneeded
+}
+
+/// The order a drain's replacements are simulated in. The scheduler's queue
+/// takes higher priority first; among equals they arrive as their controllers
+/// recreate them, which nothing here knows (evictions go out together, each
+/// owner replaces its own). Smallest first (their share of `allocatable`, the
+/// drained node's) is the order least favourable to `LeastAllocated`: each
+/// small pod takes the emptiest node before a large one that may need it
+/// (stability seeds 13 and 38). A heuristic worst case, not every order.
+fn arrival_order(pods: &mut [&Pod], allocatable: &Resources) {
+    let share = |p: &Pod| {
+        let part = |want: i64, have: i64| if have > 0 { want as f64 / have as f64 } else { 0.0 };
+        part(p.requests.cpu_milli, allocatable.cpu_milli) + part(p.requests.memory, allocatable.memory)
+    };
+    pods.sort_by(|a, b| b.priority.cmp(&a.priority).then(share(a).total_cmp(&share(b))));
 }
 
 /// Keeps the time each unneeded node was first found unneeded (now, for new

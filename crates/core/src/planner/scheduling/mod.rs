@@ -7,6 +7,7 @@
 //! the planner about what fits.
 
 mod placer;
+mod score;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use serde::Serialize;
 use crate::model::{HostnameSpread, NodeShape, Pod, ResourceShortfall, Resources, Taint, TaintEffect};
 
 pub use placer::Placer;
+pub use score::least_allocated;
 
 use super::protocol::UNSCHEDULABLE_TAINT;
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::model::{Pod, Resources};
 
-use super::{FitSummary, Miss, SchedNode, first_miss_with, spread_count, spread_eligible};
+use super::{FitSummary, Miss, SchedNode, first_miss_with, least_allocated, spread_count, spread_eligible};
 
 /// Pods that the scheduler model treats alike.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -98,22 +98,49 @@ impl<'a> Placer<'a> {
 
     /// The first node, in order, where `pod` fits, never `skip`. Commits nothing.
     pub fn find(&mut self, pod: &'a Pod, skip: Option<usize>) -> Option<usize> {
+        self.search(pod, skip, false)
+    }
+
+    /// The node kube-scheduler would bind `pod` to: of the nodes where it
+    /// fits (never `skip`), the one [`least_allocated`] ranks first, the
+    /// first by name on a tie. Commits nothing. Scans every node past the
+    /// class's cursor, where [`Placer::find`] stops at the first fit.
+    pub fn best(&mut self, pod: &'a Pod, skip: Option<usize>) -> Option<usize> {
+        self.search(pod, skip, true)
+    }
+
+    /// The first fitting node, or with `scored` the best-scored one; moves
+    /// the class's cursor past the leading run of nodes that do not fit.
+    fn search(&mut self, pod: &'a Pod, skip: Option<usize>, scored: bool) -> Option<usize> {
         let class = Class::of(pod);
         let floors = self.floors(pod, skip);
         // A rising spread floor can make a node fit again: no cursor then.
         let cursor = floors.is_empty();
         let start = if cursor { self.cursors.get(&class).copied().unwrap_or(0) } else { 0 };
         let mut unfit_prefix = cursor;
-        let mut found = None;
+        let mut found: Option<(usize, f64)> = None;
         let mut advanced = start;
         for i in start..self.nodes.len() {
             if Some(i) == skip {
                 unfit_prefix = false;
                 continue;
             }
-            if first_miss_with(pod, &self.nodes[i], &floors).is_none() {
-                found = Some(i);
-                break;
+            let node = &self.nodes[i];
+            if first_miss_with(pod, node, &floors).is_none() {
+                unfit_prefix = false;
+                if !scored {
+                    found = Some((i, 0.0));
+                    break;
+                }
+                let score = least_allocated(node, pod);
+                let better = match found {
+                    None => true,
+                    Some((b, best)) => score > best || (score == best && node.name < self.nodes[b].name),
+                };
+                if better {
+                    found = Some((i, score));
+                }
+                continue;
             }
             if unfit_prefix {
                 advanced = i + 1;
@@ -123,7 +150,7 @@ impl<'a> Placer<'a> {
             self.journal.push(Undo::Cursor { class: class.clone(), old: start });
             self.cursors.insert(class, advanced);
         }
-        found
+        found.map(|(i, _)| i)
     }
 
     /// Why `pod` fits no node (all nodes checked; `skip` counted as excluded).

@@ -137,7 +137,7 @@ impl World {
     pub fn pod(&mut self, name: &str, node: Option<&str>, cpu_milli: i64, memory: i64) -> &mut Pod {
         let app = name.rsplit_once('-').map_or(name, |(a, _)| a).to_string();
         let placement = self.placements.entry(app.clone()).or_default().clone();
-        let created = self.ago(600);
+        let created = self.ago(3600);
         self.snap.pods.push(Pod {
             labels: Arc::new(BTreeMap::from([("app".to_string(), app.clone())])),
             owner: Some(OwnerRef { kind: "ReplicaSet".into(), name: format!("{app}-rs"), uid: format!("rs-{app}") }),

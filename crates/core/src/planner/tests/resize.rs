@@ -224,6 +224,40 @@ fn recreate_needs_admission_replicas_pdb_and_eviction_requirements() {
     ));
 }
 
+/// Issue 17, stability seed 26: a pod just created — here the replacement of
+/// an eviction — is not evicted again to be resized until it is
+/// `min-pod-age` old (its growth counted meanwhile); an OOM kill is exempt.
+#[test]
+fn a_young_pod_is_not_recreated_until_min_pod_age_but_after_an_oom_kill() {
+    let mut w = one_node();
+    w.snap.admission_applies_recommendations = true;
+    vpa_pod(&mut w, "web-0", "n1", 100, 256 * MI);
+    vpa_pod(&mut w, "web-1", "n1", 100, 256 * MI);
+    vpa(&mut w, "web", UpdateMode::Recreate, rec((200, 512 * MI), (150, 400 * MI), (400, GI)));
+    let arrived = w.ago(5 * 60);
+    w.pod_mut("web-0").created = arrived;
+    w.pod_mut("web-1").created = arrived;
+    let plan = w.plan();
+    assert!(recreations(&plan).is_empty(), "{}", plan.explanation);
+    let until = arrived + jiff::SignedDuration::from_secs(20 * 60);
+    match decision(&plan, "web-0") {
+        ResizeDecision::YoungPod { until: u, .. } => assert_eq!(u, until),
+        other => panic!("web-0: {other:?}"),
+    }
+
+    // An OOM kill: the pod is failing now, it is recreated at once.
+    let killed = w.now;
+    w.pod_mut("web-1").containers[0].last_oom = Some(killed);
+    let plan = w.plan();
+    let r = recreations(&plan);
+    assert_eq!(r.iter().map(|r| r.pod.name.as_str()).collect::<Vec<_>>(), ["web-1"], "{}", plan.explanation);
+
+    // Twenty minutes after it was created, web-0 is old enough.
+    w.pod_mut("web-1").containers[0].last_oom = None;
+    w.now = until;
+    assert_eq!(recreations(&w.plan()).len(), 1);
+}
+
 #[test]
 fn infeasible_or_long_deferred_resizes_fall_back_to_recreate_elsewhere() {
     let setup = |state: ResizeState| {
@@ -542,6 +576,34 @@ fn a_move_reserves_its_destination_until_the_replacement_is_scheduled() {
     let plan = w.step();
     assert!(!matches!(plan.explanation.node("n2"), Some(NodeStatus::MoveDestination { .. })), "{}", plan.explanation);
     assert!(w.memory.resize.moves.is_empty());
+}
+
+/// A move reserves the node the scheduler will bind the replacement to — the
+/// emptiest where its new size fits (`LeastAllocated`) — not the first node
+/// with room: n2 has room, but the replacement lands on n3.
+#[test]
+fn a_move_reserves_the_node_the_scheduler_binds_the_replacement_to() {
+    let mut w = World::new();
+    w.snap.admission_applies_recommendations = true;
+    w.group("g", 0, 5, 4000, 16 * GI);
+    for n in ["n1", "n2", "n3"] {
+        w.minion("g", n);
+    }
+    w.pod("other-0", Some("n1"), 1500, GI);
+    vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+    w.pod("some-0", Some("n2"), 900, GI);
+    w.pod("tiny-0", Some("n3"), 200, GI);
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI))).min_replicas =
+        Some(1);
+    let plan = w.step();
+    assert_eq!(recreations(&plan).len(), 1, "{}", plan.explanation);
+    assert_eq!(
+        plan.explanation.node("n3"),
+        Some(&NodeStatus::MoveDestination { pod: "default/web-0".into() }),
+        "{}",
+        plan.explanation
+    );
+    assert!(!matches!(plan.explanation.node("n2"), Some(NodeStatus::MoveDestination { .. })), "{}", plan.explanation);
 }
 
 /// Issue 17: resizes that would change a pod's QoS class were sent, refused

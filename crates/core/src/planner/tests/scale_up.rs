@@ -52,7 +52,7 @@ fn pods_that_are_young_nominated_or_fit_somewhere_do_not_scale() {
     w.policy.scale_up.new_pod_scale_up_delay = crate::policy::Duration::from_secs(300);
     w.group("workers", 0, 10, 4000, 16 * GI);
     w.minion("workers", "w-0");
-    w.pending("young-0", 3000, GI); // created 10 min ago by the fixture...
+    w.pending("young-0", 3000, GI); // created an hour ago by the fixture...
     w.pod_mut("young-0").created = w.ago(30); // ...made young.
     w.pending("nominated-0", 3000, GI).nominated_node = Some("w-0".into());
     w.pending("fits-0", 1000, GI); // w-0 is empty: the scheduler has not caught up.
