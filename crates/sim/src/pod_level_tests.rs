@@ -310,3 +310,38 @@ fn the_report_measures_each_vpa_workloads_pods_from_what_they_did() {
     assert_eq!(all.totals.ooms, 30);
     assert!((all.memory_over_provisioning - 3.0).abs() < 1e-9, "the hog has no samples: {all:?}");
 }
+
+/// Item 3 of issue 17: the bundled unified scenario (scenarios/pod-shapes.yaml:
+/// seven VPA workloads on an autoscaled group) through the one engine, both
+/// policies; the pod-level figures are the engine's measurements.
+#[test]
+fn the_bundled_unified_scenario_reports_pod_level_figures_from_the_engine() {
+    let mut sc = scenario(include_str!("../../../scenarios/pod-shapes.yaml"));
+    sc.duration = heatscaler_core::policy::Duration::from_secs(86_400);
+    let report = crate::compare(&sc, &[PolicyKind::Heatscaler, PolicyKind::CaDefaults]).unwrap();
+    let replicas = [3.0, 3.0, 3.0, 3.0, 3.0, 6.0, 3.0];
+    for run in &report.runs {
+        let counts = run.pod_level.clone().unwrap();
+        let rows = &run.pod_workloads;
+        let names: Vec<&str> = rows.iter().map(|r| r.workload.as_str()).collect();
+        assert_eq!(names, ["step", "sine", "square", "bursty", "diurnal", "crowded", "oversized"], "{}", run.policy);
+        for (r, n) in rows.iter().zip(replicas) {
+            assert!((r.totals.pod_days - n).abs() < 0.05 * n, "{}: {n} replicas for a day: {r:?}", run.policy);
+        }
+        let ooms: u64 = rows.iter().map(|r| r.totals.ooms).sum();
+        assert_eq!(ooms, u64::from(counts.oom_kills), "{}: every kill is a VPA workload's", run.policy);
+        let updates: u64 = rows.iter().map(|r| r.totals.updates).sum();
+        assert_eq!(updates, u64::from(counts.resizes_applied + counts.recreations), "{}", run.policy);
+        let row = |name: &str| rows.iter().find(|r| r.workload == name).unwrap();
+        // 400Mi of a 4Gi limit is never killed; 1200Mi bursts over 1Gi are,
+        // before anything raised the limit (VPA's updater waits for the bounds).
+        assert_eq!(row("oversized").totals.ooms, 0, "{}", run.policy);
+        assert!(row("bursty").totals.ooms > 0, "{}: {:?}", run.policy, row("bursty"));
+        // Started at 2Gi for 400Mi (412 % over): both sides shrink it.
+        assert!(row("oversized").memory_over_provisioning < 4.0, "{}: {:?}", run.policy, row("oversized"));
+    }
+    let (ours, peer) = (&report.runs[0], &report.runs[1]);
+    let evictions = |r: &crate::report::Run| r.pod_workloads.iter().map(|w| w.totals.evictions).sum::<u64>();
+    assert!(evictions(peer) >= u64::from(peer.pod_level.as_ref().unwrap().recreations), "VPA's updater evicts");
+    assert!(ours.pod_level.as_ref().unwrap().resizes_applied > 0, "heatscaler resizes in place");
+}
