@@ -1,7 +1,7 @@
 //! The progress display of `heatscaler simulate`: a week of a trace is a
 //! minute or more of computing, and without it the command said nothing
 //! until the end. One bar per policy in simulated time (the runs go side by
-//! side), and one for the pod level's runs, drawn on standard error — only
+//! side, both levels in each), drawn on standard error — only
 //! when a person is watching it (a terminal): a file, a pipe or a CI log gets
 //! no progress bytes at all.
 
@@ -26,11 +26,10 @@ pub fn wanted_here() -> bool {
 pub struct Display {
     multi: MultiProgress,
     runs: Vec<ProgressBar>,
-    pod_level: Option<ProgressBar>,
 }
 
 impl Display {
-    pub fn new(draw: bool, policies: &[PolicyKind], pod_level: bool) -> Self {
+    pub fn new(draw: bool, policies: &[PolicyKind]) -> Self {
         let target = if draw { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         let multi = MultiProgress::with_draw_target(target);
         let style = ProgressStyle::with_template("{prefix:>12} [{bar:40}] {msg} ({elapsed}, ~{eta} left)")
@@ -45,13 +44,12 @@ impl Display {
             b
         };
         let runs = policies.iter().map(|p| bar(p.name())).collect();
-        let pod_level = pod_level.then(|| bar("pod level"));
-        Self { multi, runs, pod_level }
+        Self { multi, runs }
     }
 
     /// Removes the bars, so the report is printed on a clean screen.
     pub fn finish(self) {
-        for b in self.runs.iter().chain(&self.pod_level) {
+        for b in &self.runs {
             b.finish_and_clear();
         }
         let _ = self.multi.clear();
@@ -64,13 +62,6 @@ impl Progress for Display {
         bar.set_length(total.as_secs().max(1));
         bar.set_position(done.as_secs());
         bar.set_message(format!("{} of {} simulated", whole_minutes(done), whole_minutes(total)));
-    }
-
-    fn runs_finished(&self, done: usize, total: usize) {
-        let Some(bar) = &self.pod_level else { return };
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-        bar.set_message(format!("{done} of {total} runs"));
     }
 }
 

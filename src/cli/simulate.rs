@@ -51,8 +51,9 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Containers::All)]
     containers: Containers,
     /// Policies to run side by side on the same demand, seed and provisioning
-    /// model: `heatscaler`, `ca-defaults` (cluster-autoscaler's documented
-    /// defaults, re-implemented).
+    /// model: `heatscaler`, `heatscaler-node-level` (pod resizing off),
+    /// `ca-defaults` (cluster-autoscaler's documented defaults, re-implemented;
+    /// with VPA objects, VPA's defaults beside it, blind to each other).
     #[arg(long, value_delimiter = ',', default_value = "heatscaler,ca-defaults", value_parser = policy)]
     policy: Vec<PolicyKind>,
     /// Print the report as JSON (per policy: summary, timeline, sampled series).
@@ -85,7 +86,7 @@ fn price(text: &str) -> Result<(String, f64), String> {
 
 fn policy(name: &str) -> Result<PolicyKind, String> {
     PolicyKind::parse(name).ok_or_else(|| {
-        let known: Vec<&str> = PolicyKind::ALL.iter().map(|k| k.name()).collect();
+        let known: Vec<&str> = PolicyKind::KNOWN.iter().map(|k| k.name()).collect();
         format!("unknown policy `{name}` (known: {})", known.join(", "))
     })
 }
@@ -157,10 +158,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     );
                     let longest = read.series.iter().map(|s| s.span()).max().unwrap_or_default();
                     trace_end = trace_end.max(longest + std::time::Duration::from_secs(60));
-                    let spec = alibaba_gentd26::pod_level(&read.series);
-                    match &mut scenario.pod_level {
-                        Some(p) => p.workloads.extend(spec.workloads),
-                        None => scenario.pod_level = Some(spec),
+                    if let Err(problems) = scenario.add_workloads(sim::scenario::gentd26_workloads(&read.series)) {
+                        eprintln!("the workloads of {} do not fit the scenario:", arg.path.display());
+                        for p in problems {
+                            eprintln!("  - {p}");
+                        }
+                        return Ok(ExitCode::FAILURE);
                     }
                 }
                 Err(problems) => {
@@ -201,56 +204,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, None) => {}
     }
     let started = Instant::now();
-    // A scenario with only a `pod-level:` section has no node level to report.
-    let node_level = scenario.pod_level.is_none()
-        || !(scenario.nodes.is_empty()
-            && scenario.node_groups.is_empty()
-            && scenario.workloads.is_empty()
-            && scenario.pods.is_empty()
-            && scenario.bursts.is_empty()
-            && scenario.traces.is_empty());
-    let progress = super::progress::Display::new(
-        super::progress::wanted_here(),
-        if node_level { &args.policy[..] } else { &[] },
-        scenario.pod_level.is_some(),
-    );
-    let report = match node_level {
-        true => Some(sim::compare_with_progress(&scenario, &args.policy, &progress).context("replaying a trace")?),
-        false => None,
-    };
-    let pod_level = scenario
-        .pod_level
-        .as_ref()
-        .map(|p| sim::podlevel::run_with_progress(p, scenario.duration.get(), scenario.seed, &progress));
+    let progress = super::progress::Display::new(super::progress::wanted_here(), &args.policy[..]);
+    let report = sim::compare_with_progress(&scenario, &args.policy, &progress).context("replaying a trace")?;
     progress.finish();
     let took = started.elapsed();
     if let Some(path) = &args.plot {
-        let Some(report) = &report else {
-            anyhow::bail!("--plot draws the node level, and this scenario has only a pod-level section");
-        };
-        let svg = sim::plot::svg(report)?;
+        let svg = sim::plot::svg(&report)?;
         std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
-        let json = match (&report, &pod_level) {
-            (Some(r), None) => serde_json::to_value(r)?,
-            (r, p) => serde_json::json!({ "node-level": r, "pod-level": p }),
-        };
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        if let Some(report) = &report {
-            let timelines = if args.timeline { Timelines::All } else { Timelines::Auto };
-            print!("{}", View { report, timelines });
-        }
-        if let Some(pod_level) = &pod_level {
-            print!("{pod_level}");
-        }
+        let timelines = if args.timeline { Timelines::All } else { Timelines::Auto };
+        print!("{}", View { report: &report, timelines });
         std::io::Write::flush(&mut std::io::stdout())?;
-        let what = match (&report, &pod_level) {
-            (Some(r), _) => format!("{} policies", r.runs.len()),
-            (None, _) => "the pod level".to_string(),
-        };
-        eprintln!("simulated {what} in {:.0} ms", took.as_secs_f64() * 1000.0);
+        eprintln!("simulated {} policies in {:.0} ms", report.runs.len(), took.as_secs_f64() * 1000.0);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -139,7 +139,8 @@ fn the_baseline_runs_beside_heatscaler_and_is_labelled_as_a_reimplementation() {
     assert_eq!(report["runs"].as_array().unwrap().len(), 1);
     let bad = heatscaler(&["simulate", "--policy", "karpenter"]);
     assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("unknown policy `karpenter` (known: heatscaler, ca-defaults)")
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("unknown policy `karpenter` (known: heatscaler, heatscaler-node-level, ca-defaults)")
     );
 }
 

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::report::{NodeLevel, Report, Run, secs};
+use super::report::{NodeLevel, PodWorkload, Report, Run, pooled, secs};
 
 /// Timelines longer than this are summarised unless asked for.
 pub const TIMELINE_LIMIT: usize = 200;
@@ -60,6 +60,7 @@ impl fmt::Display for View<'_> {
         node_rows(&mut table, &r.runs);
         pod_rows(&mut table, &r.runs);
         write!(f, "\n{table}")?;
+        workload_rows(f, &r.runs)?;
         for run in r.runs.iter().filter(|run| run.label != run.policy) {
             writeln!(f, "{}: {}", run.policy, run.label)?;
         }
@@ -88,6 +89,70 @@ fn pod_rows(table: &mut Table, runs: &[Run]) {
         let cells = runs.iter().map(|r| r.pod_level.as_ref().map_or("-".into(), |c| count(c).to_string())).collect();
         table.row(label, cells);
     }
+    if runs.iter().all(|r| r.pod_workloads.is_empty()) {
+        return;
+    }
+    table.section("pod level, all VPA workloads pooled");
+    let pooled: Vec<PodWorkload> = runs.iter().map(|r| pooled(&r.pod_workloads)).collect();
+    type Cell = fn(&PodWorkload) -> String;
+    let rows: [(&str, Cell); 8] = [
+        ("pod-days", |p| format!("{:.1}", p.totals.pod_days)),
+        ("memory over-provisioned", |p| percent(p.memory_over_provisioning)),
+        ("cpu over-provisioned", |p| percent(p.cpu_over_provisioning)),
+        ("OOM kills per pod-day", |p| format!("{:.3}", p.ooms_per_pod_day)),
+        ("evictions per pod-day", |p| format!("{:.3}", p.evictions_per_pod_day)),
+        ("updates per pod-day", |p| format!("{:.2}", p.updates_per_pod_day)),
+        ("cpu above request (time)", |p| percent(p.cpu_under_provisioned_share)),
+        ("not serving (time)", |p| format!("{:.3}%", p.unavailable_share * 100.0)),
+    ];
+    for (label, cell) in rows {
+        table.row(label, pooled.iter().map(cell).collect());
+    }
+}
+
+fn percent(share: f64) -> String {
+    format!("{:.1}%", share * 100.0)
+}
+
+/// Beyond this many VPA workloads only the pooled rows are printed (`--json` has each).
+pub const WORKLOADS_LISTED: usize = 12;
+
+/// One line per VPA workload and policy, when there are few.
+fn workload_rows(f: &mut fmt::Formatter<'_>, runs: &[Run]) -> fmt::Result {
+    let n = runs.iter().map(|r| r.pod_workloads.len()).max().unwrap_or(0);
+    if !(2..=WORKLOADS_LISTED).contains(&n) {
+        return Ok(());
+    }
+    writeln!(
+        f,
+        "\n{:<12} {:<20} {:>9} {:>9} {:>10} {:>8} {:>8} {:>9} {:>8}",
+        "workload", "policy", "cpu over", "mem over", "cpu under", "OOM/pd", "upd/pd", "evict/pd", "unavail"
+    )?;
+    for w in 0..n {
+        for (i, run) in runs.iter().enumerate() {
+            let Some(r) = run.pod_workloads.get(w) else { continue };
+            let name = if i == 0 { r.workload.as_str() } else { "" };
+            writeln!(
+                f,
+                "{:<12} {:<20} {:>8.0}% {:>8.0}% {:>9.1}% {:>8.2} {:>8.2} {:>9.2} {:>7.2}%",
+                name,
+                run.policy,
+                r.cpu_over_provisioning * 100.0,
+                r.memory_over_provisioning * 100.0,
+                r.cpu_under_provisioned_share * 100.0,
+                r.ooms_per_pod_day,
+                r.updates_per_pod_day,
+                r.evictions_per_pod_day,
+                r.unavailable_share * 100.0,
+            )?;
+        }
+    }
+    writeln!(f, "over = (Σ request − Σ usage) / Σ usage while serving; cpu under = serving time above the request;")?;
+    writeln!(
+        f,
+        "pd = per pod-day; upd = resizes applied + evictions to recreate; evict = every eviction (drains too);"
+    )?;
+    writeln!(f, "unavail = pod time not serving (pending, starting, restarting after an OOM kill).")
 }
 
 /// Rows with a label and one cell per run; `None` cells are section titles.
@@ -180,6 +245,7 @@ pub fn node_rows(t: &mut Table, runs: &[Run]) {
     t.row("evictions (refused by PDBs)", cells(&|n| format!("{} ({})", n.evictions, n.evictions_refused)));
     t.row("provisioning failures", cells(&|n| n.provisioning_failures.to_string()));
     t.row("rollbacks", cells(&|n| n.rollbacks.to_string()));
+    t.row("oscillation cycles (any demand)", cells(&|n| format!("{} ({})", n.oscillation_cycles, n.rescale_cycles)));
     t.row("decision passes", cells(&|n| n.planner_passes.to_string()));
     if runs.iter().any(|r| r.node_level.lower_bound.lp_solves > 0) {
         t.row(

@@ -180,6 +180,7 @@ impl<'s, 'o> Engine<'s, 'o> {
         }
         if let Some(vpa) = &mut self.vpa {
             vpa.start(&mut self.world);
+            self.usage.start(&mut self.world, sc);
             self.world.after(self.sc.metrics_interval.get(), Event::Metrics);
         }
         self.controllers.start(&mut self.world);

@@ -18,14 +18,13 @@
 //!   heatscaler's planner or a peer from `peers` — cluster-autoscaler's
 //!   documented defaults, re-implemented — run as its daemon runs, with the
 //!   simulated actuator), `scheduler` (kube-scheduler), `controllers`
-//!   (ReplicaSets with HPA, DaemonSets, one-off pods, PDBs), the demand
-//!   (`generators`: bursty arrivals; `replay`: trace rows), and `recorder`
-//!   (the report, against the fluid lower bound of [`bound`]).
+//!   (ReplicaSets with HPA, DaemonSets, one-off pods, PDBs), the pod level
+//!   (`pod_usage`: per-replica usage and OOM kills; `vpa`: the VPA objects
+//!   and the recommender), the demand (`generators`: bursty arrivals;
+//!   `replay`: trace rows), and `recorder` (the report, against the fluid
+//!   lower bound of [`bound`], and how each VPA workload's pods were sized).
 //! - Output: [`report`]; [`display`] for terminals, [`plot`] for SVG;
 //!   [`progress`] tells a front end how far the runs have got.
-//! - [`podlevel`]: pod-level resizing (recommender, updater, kubelet) against
-//!   a VPA-defaults baseline, on a fixed node pool of its own (see
-//!   docs/architecture.md for how it joins the engine).
 //! - [`bench`]: `heatscaler bench`, the planner, memory and simulator figures.
 
 mod autoscaler;
@@ -38,7 +37,6 @@ mod generators;
 mod peers;
 pub mod plot;
 mod pod_usage;
-pub mod podlevel;
 pub mod progress;
 mod recorder;
 mod replay;

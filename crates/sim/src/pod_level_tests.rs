@@ -254,3 +254,94 @@ fn a_pod_level_scenario_is_reproduced_by_its_seed_and_node_level_reports_have_no
     let plain = run_policy(&scenario(crate::PHP_APACHE), PolicyKind::Heatscaler).unwrap();
     assert!(plain.pod_level.is_none());
 }
+
+/// Two workloads with pod resizing off: `hog` uses more memory than its
+/// limit (every tick it serves, it is killed), `idle` a quarter of its
+/// requests. The report's pod-level rows come from what the pods did.
+const METERED: &str = r#"
+name: metered
+duration: 30m
+metrics-interval: 1m
+provisioning: {heat-update: 30s, boot: 60s, pod-termination: 2s, container-restart: 30s}
+node-groups:
+  - {name: g, min-size: 1, max-size: 2, initial-size: 1, shape: {allocatable: {cpu: "4", memory: 16Gi}}}
+workloads:
+  - name: hog
+    pod: {containers: [{name: app, requests: {cpu: 500m, memory: 1Gi}, limits: {memory: 1Gi}}]}
+    replicas: 1
+    vpa: {update-mode: InPlaceOrRecreate, cpu: 200m, memory: 1500Mi, noise: 0}
+  - name: idle
+    pod: {containers: [{name: app, requests: {cpu: 500m, memory: 1Gi}, limits: {memory: 2Gi}}]}
+    replicas: 2
+    vpa: {update-mode: InPlaceOrRecreate, cpu: 100m, memory: 256Mi, noise: 0}
+  - name: plain
+    pod: {containers: [{name: app, requests: {cpu: 500m, memory: 1Gi}}]}
+    replicas: 1
+"#;
+
+#[test]
+fn the_report_measures_each_vpa_workloads_pods_from_what_they_did() {
+    let sc = scenario(METERED);
+    // The node level alone: the VPA objects get recommendations, nothing acts on them.
+    let run = run_policy(&sc, PolicyKind::HeatscalerNodeLevel).unwrap();
+    let counts = run.pod_level.clone().unwrap();
+    assert_eq!((counts.resizes_requested, counts.recreations), (0, 0), "{counts:?}");
+    let names: Vec<&str> = run.pod_workloads.iter().map(|r| r.workload.as_str()).collect();
+    assert_eq!(names, ["hog", "idle"], "only workloads with a VPA object are measured");
+    let (hog, idle) = (&run.pod_workloads[0], &run.pod_workloads[1]);
+
+    // A container over its limit is an OOM kill, counted for its workload:
+    // serving from 30 s after the start, killed at each tick after, back 30 s later.
+    assert_eq!(hog.totals.ooms, u64::from(counts.oom_kills), "{hog:?}");
+    assert_eq!(hog.totals.ooms, 30, "killed at every tick from 1m to the end at 30m: {hog:?}");
+    assert_eq!(hog.totals.measured, 0.0, "never measured: killed instead");
+    assert!((hog.unavailable_share - 0.5).abs() < 0.02, "down half of every minute: {hog:?}");
+    assert!((hog.totals.pod_days - 30.0 * 60.0 / 86_400.0).abs() < 1e-9, "alive all 30 minutes: {hog:?}");
+
+    // A quarter of the memory it requests: 300 % over-provisioned, never killed.
+    assert_eq!(idle.totals.ooms, 0);
+    assert!((idle.memory_over_provisioning - 3.0).abs() < 1e-9, "{idle:?}");
+    assert!((idle.cpu_over_provisioning - 4.0).abs() < 1e-9, "{idle:?}");
+    assert!((idle.totals.pod_days - 2.0 * hog.totals.pod_days).abs() < 1e-9, "two replicas: {idle:?}");
+    assert_eq!(idle.cpu_under_provisioned_share, 0.0);
+
+    // Pooled: the sums' ratios, not an average of ratios.
+    let all = crate::report::pooled(&run.pod_workloads);
+    assert_eq!(all.totals.ooms, 30);
+    assert!((all.memory_over_provisioning - 3.0).abs() < 1e-9, "the hog has no samples: {all:?}");
+}
+
+/// Item 3 of issue 17: the bundled unified scenario (scenarios/pod-shapes.yaml:
+/// seven VPA workloads on an autoscaled group) through the one engine, both
+/// policies; the pod-level figures are the engine's measurements.
+#[test]
+fn the_bundled_unified_scenario_reports_pod_level_figures_from_the_engine() {
+    let mut sc = scenario(include_str!("../../../scenarios/pod-shapes.yaml"));
+    sc.duration = heatscaler_core::policy::Duration::from_secs(86_400);
+    let report = crate::compare(&sc, &[PolicyKind::Heatscaler, PolicyKind::CaDefaults]).unwrap();
+    let replicas = [3.0, 3.0, 3.0, 3.0, 3.0, 6.0, 3.0];
+    for run in &report.runs {
+        let counts = run.pod_level.clone().unwrap();
+        let rows = &run.pod_workloads;
+        let names: Vec<&str> = rows.iter().map(|r| r.workload.as_str()).collect();
+        assert_eq!(names, ["step", "sine", "square", "bursty", "diurnal", "crowded", "oversized"], "{}", run.policy);
+        for (r, n) in rows.iter().zip(replicas) {
+            assert!((r.totals.pod_days - n).abs() < 0.05 * n, "{}: {n} replicas for a day: {r:?}", run.policy);
+        }
+        let ooms: u64 = rows.iter().map(|r| r.totals.ooms).sum();
+        assert_eq!(ooms, u64::from(counts.oom_kills), "{}: every kill is a VPA workload's", run.policy);
+        let updates: u64 = rows.iter().map(|r| r.totals.updates).sum();
+        assert_eq!(updates, u64::from(counts.resizes_applied + counts.recreations), "{}", run.policy);
+        let row = |name: &str| rows.iter().find(|r| r.workload == name).unwrap();
+        // 400Mi of a 4Gi limit is never killed; 1200Mi bursts over 1Gi are,
+        // before anything raised the limit (VPA's updater waits for the bounds).
+        assert_eq!(row("oversized").totals.ooms, 0, "{}", run.policy);
+        assert!(row("bursty").totals.ooms > 0, "{}: {:?}", run.policy, row("bursty"));
+        // Started at 2Gi for 400Mi (412 % over): both sides shrink it.
+        assert!(row("oversized").memory_over_provisioning < 4.0, "{}: {:?}", run.policy, row("oversized"));
+    }
+    let (ours, peer) = (&report.runs[0], &report.runs[1]);
+    let evictions = |r: &crate::report::Run| r.pod_workloads.iter().map(|w| w.totals.evictions).sum::<u64>();
+    assert!(evictions(peer) >= u64::from(peer.pod_level.as_ref().unwrap().recreations), "VPA's updater evicts");
+    assert!(ours.pod_level.as_ref().unwrap().resizes_applied > 0, "heatscaler resizes in place");
+}

@@ -8,7 +8,8 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use heatscaler_core::model::{PodKey, Resources};
+use heatscaler_core::model::{PodKey, Resources, SignedDuration};
+use heatscaler_core::planner::time::elapsed;
 use heatscaler_core::recommender::ContainerUsage;
 
 use crate::scenario::Scenario;
@@ -27,6 +28,8 @@ pub struct PodUsage {
     /// By workload index; `None` for workloads without a VPA object.
     workloads: Vec<Option<Tracks>>,
     seed: u64,
+    /// The metrics tick: what each sample stands for in the pod meter.
+    interval: std::time::Duration,
     ticks: u64,
     /// What each pod used at the last tick, for the planner's observed usage.
     last: HashMap<String, Resources>,
@@ -50,7 +53,7 @@ impl PodUsage {
                 })
             })
             .collect();
-        Self { workloads, seed: sc.seed, ticks: 0, last: HashMap::default() }
+        Self { workloads, seed: sc.seed, interval: sc.metrics_interval.get(), ticks: 0, last: HashMap::default() }
     }
 
     /// Whether any workload has pod-level usage.
@@ -58,7 +61,18 @@ impl PodUsage {
         self.workloads.iter().any(Option::is_some)
     }
 
-    /// One metrics tick: samples of every serving container; OOM kills.
+    /// Workloads with pod-level usage are measured in the journal's pod meter.
+    pub fn start(&self, world: &mut World<'_>, sc: &Scenario) {
+        for (w, tracks) in self.workloads.iter().enumerate() {
+            if tracks.is_some() {
+                world.journal.pod_meter.measure(w, &sc.workloads[w].name);
+            }
+        }
+    }
+
+    /// One metrics tick: samples of every serving container; OOM kills;
+    /// each live pod's last interval measured (served or not, requests
+    /// against usage).
     pub fn tick(&mut self, world: &mut World<'_>) -> Vec<ContainerUsage> {
         let t = world.elapsed();
         let now = world.now();
@@ -67,10 +81,27 @@ impl PodUsage {
         self.last.clear();
         let mut samples = Vec::new();
         let mut kills = Vec::new();
+        let mut measured = Vec::new();
+        let dt = self.interval;
+        let previous = now.checked_sub(SignedDuration::try_from(dt).unwrap_or(SignedDuration::MAX)).unwrap_or(now);
+        let previous = previous.max(world.epoch());
         for (w, tracks) in self.workloads.iter().enumerate() {
             let Some(tracks) = tracks else { continue };
             for pod in world.cluster.pods_of(Origin::Workload(w)) {
-                if !world.serving(&pod.uid) || pod.containers.is_empty() {
+                if pod.deletion.is_some() {
+                    continue;
+                }
+                let serving = world.serving(&pod.uid) && !pod.containers.is_empty();
+                // Since the last tick (or its creation): alive, and not serving
+                // while unbound or while its containers (re)started.
+                let from = previous.max(pod.created);
+                let alive = elapsed(now, from);
+                let down = match world.container_run(&pod.uid) {
+                    None => alive,
+                    Some(run) => elapsed(run.serving_from.min(now), run.started.max(from)),
+                };
+                measured.push((w, Some((alive, down)), None));
+                if !serving {
                     continue;
                 }
                 let slot = world.lineage(&pod.uid).unwrap_or(0) as usize;
@@ -83,6 +114,8 @@ impl PodUsage {
                         kills.push((pod.uid.clone(), c.name.clone()));
                         continue;
                     }
+                    let applied = c.allocated.as_ref().unwrap_or(&c.requests).clone();
+                    measured.push((w, None, Some((applied, cpu, memory))));
                     used.cpu_milli += (cpu * 1000.0).round() as i64;
                     used.memory += memory.round() as i64;
                     samples.push(ContainerUsage {
@@ -94,6 +127,14 @@ impl PodUsage {
                     });
                 }
                 self.last.insert(pod.uid.clone(), used);
+            }
+        }
+        for (w, live, sample) in measured {
+            if let Some((alive, down)) = live {
+                world.journal.pod_meter.live(w, alive, down);
+            }
+            if let Some((applied, cpu, memory)) = sample {
+                world.journal.pod_meter.sample(w, &applied, cpu, memory, dt);
             }
         }
         for (uid, container) in kills {

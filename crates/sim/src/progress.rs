@@ -6,13 +6,9 @@ use std::time::Duration;
 
 /// Told how far the runs of a simulation have got.
 pub trait Progress: Sync {
-    /// Node level: run `run` (the index of its policy in the comparison)
-    /// has simulated `done` of `total`.
+    /// Run `run` (the index of its policy in the comparison) has simulated
+    /// `done` of `total`.
     fn advanced(&self, run: usize, done: Duration, total: Duration);
-    /// Pod level: `done` of `total` (workload, policy) runs are finished.
-    fn runs_finished(&self, done: usize, total: usize) {
-        let _ = (done, total);
-    }
 }
 
 /// Nobody is watching.

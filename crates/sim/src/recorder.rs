@@ -10,7 +10,10 @@ use heatscaler_core::model::{Pod, Resources, Timestamp};
 use heatscaler_core::planner::time::elapsed;
 
 use crate::bound::{self, BoundModel};
-use crate::report::{GroupSummary, LowerBound, NodeLevel, Run, Sample, UNHOSTABLE_LISTED, Unhostable, percentile};
+use crate::report::{
+    GroupSummary, LowerBound, NodeLevel, Run, Sample, TimelineEntry, TimelineEvent, UNHOSTABLE_LISTED, Unhostable,
+    percentile,
+};
 use crate::world::World;
 use crate::world::cluster::Cluster;
 use crate::world::journal::Journal;
@@ -218,6 +221,7 @@ impl Recorder {
         };
         let ratio = |actual: f64, bound: f64| (bound > 0.0).then_some(actual / bound);
         let counts = journal.counts;
+        let (oscillation_cycles, rescale_cycles) = cycles(&journal.timeline, &journal.recommendation_moves);
         let node_level = NodeLevel {
             planner_passes: counts.passes,
             node_hours,
@@ -241,6 +245,8 @@ impl Recorder {
             evictions_refused: counts.evictions_refused,
             provisioning_failures: counts.provisioning_failures,
             rollbacks: counts.rollbacks,
+            oscillation_cycles,
+            rescale_cycles,
         };
         Run {
             label: label.to_string(),
@@ -248,8 +254,53 @@ impl Recorder {
             input: journal.input,
             node_level,
             pod_level: Some(journal.pod_level),
+            pod_workloads: journal.pod_meter.rows(),
             timeline: journal.timeline,
             series: self.series,
         }
     }
+}
+
+/// Within this a scale-up, a removal started and a scale-up again are a cycle.
+const CYCLE_WINDOW_SECS: f64 = 3600.0;
+
+/// Counts, per group, scale-ups followed by a removal started and another
+/// scale-up within [`CYCLE_WINDOW_SECS`]: those with no demand change in
+/// between (replica changes, `recommendation_moves`), and all of them.
+fn cycles(timeline: &[TimelineEntry], recommendation_moves: &[f64]) -> (u32, u32) {
+    let mut demand: Vec<f64> = timeline
+        .iter()
+        .filter(|e| matches!(e.event, TimelineEvent::Replicas { .. }))
+        .map(|e| e.at_secs)
+        .chain(recommendation_moves.iter().copied())
+        .collect();
+    demand.sort_by(f64::total_cmp);
+    let mut by_group: BTreeMap<&str, Vec<(f64, bool)>> = BTreeMap::new();
+    for e in timeline {
+        let up = match e.event {
+            TimelineEvent::ScaleUp { .. } => true,
+            TimelineEvent::RemovalStarted { .. } => false,
+            _ => continue,
+        };
+        by_group.entry(e.subject.as_str()).or_default().push((e.at_secs, up));
+    }
+    let (mut steady, mut all) = (0, 0);
+    for events in by_group.values() {
+        for (i, &(t1, up)) in events.iter().enumerate() {
+            if !up {
+                continue;
+            }
+            let Some(j) = events[i + 1..].iter().position(|e| !e.1).map(|k| i + 1 + k) else { continue };
+            let Some(t3) = events[j + 1..].iter().find(|e| e.1).map(|e| e.0) else { continue };
+            if t3 - t1 > CYCLE_WINDOW_SECS {
+                continue;
+            }
+            all += 1;
+            let from = demand.partition_point(|&d| d < t1);
+            if demand.get(from).is_none_or(|&d| d > t3) {
+                steady += 1;
+            }
+        }
+    }
+    (steady, all)
 }

@@ -43,6 +43,10 @@ pub struct Run {
     /// The pod level's counts, for scenarios with VPA objects.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod_level: Option<PodLevelCounts>,
+    /// Per workload with a VPA object: how its pods' requests fit their
+    /// usage, OOM kills, updates, evictions (`world::pod_meter`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pod_workloads: Vec<PodWorkload>,
     pub timeline: Vec<TimelineEntry>,
     pub series: Vec<Sample>,
 }
@@ -63,6 +67,93 @@ pub struct PodLevelCounts {
     pub recreations: u32,
     pub recreations_refused: u32,
     pub oom_kills: u32,
+}
+
+/// One workload's pods (or, pooled, several workloads'), measured on the
+/// metrics tick: the requests the kubelet applied against the usage sampled.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PodWorkload {
+    pub workload: String,
+    /// (Σ request − Σ usage) / Σ usage over the time containers served.
+    pub cpu_over_provisioning: f64,
+    pub memory_over_provisioning: f64,
+    /// Share of serving time with usage above the request (memory above the
+    /// limit is an OOM kill instead).
+    pub cpu_under_provisioned_share: f64,
+    pub memory_under_provisioned_share: f64,
+    pub ooms_per_pod_day: f64,
+    /// In-place resizes applied plus evictions to recreate, per pod-day.
+    pub updates_per_pod_day: f64,
+    /// Every eviction of the workload's pods (to recreate, or by a drain), per pod-day.
+    pub evictions_per_pod_day: f64,
+    /// Share of pod time not serving (pending, starting, restarting after an OOM kill).
+    pub unavailable_share: f64,
+    /// The sums behind the ratios, for pooling workloads.
+    pub totals: PodTotals,
+}
+
+/// Sums of one workload's run: seconds, core-seconds, byte-seconds, counts.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PodTotals {
+    /// Container-seconds measured (serving).
+    pub measured: f64,
+    pub cpu_request: f64,
+    pub cpu_usage: f64,
+    pub memory_request: f64,
+    pub memory_usage: f64,
+    pub cpu_under: f64,
+    pub memory_under: f64,
+    /// Pod time alive (not deleted), in days and seconds; `down`: of it not serving.
+    pub pod_days: f64,
+    pub total: f64,
+    pub down: f64,
+    pub ooms: u64,
+    pub updates: u64,
+    pub evictions: u64,
+}
+
+impl PodTotals {
+    pub fn add(&mut self, o: &PodTotals) {
+        self.measured += o.measured;
+        self.cpu_request += o.cpu_request;
+        self.cpu_usage += o.cpu_usage;
+        self.memory_request += o.memory_request;
+        self.memory_usage += o.memory_usage;
+        self.cpu_under += o.cpu_under;
+        self.memory_under += o.memory_under;
+        self.pod_days += o.pod_days;
+        self.total += o.total;
+        self.down += o.down;
+        self.ooms += o.ooms;
+        self.updates += o.updates;
+        self.evictions += o.evictions;
+    }
+
+    /// The ratios of these sums.
+    pub fn row(&self, workload: &str) -> PodWorkload {
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        PodWorkload {
+            workload: workload.to_string(),
+            cpu_over_provisioning: ratio(self.cpu_request - self.cpu_usage, self.cpu_usage),
+            memory_over_provisioning: ratio(self.memory_request - self.memory_usage, self.memory_usage),
+            cpu_under_provisioned_share: ratio(self.cpu_under, self.measured),
+            memory_under_provisioned_share: ratio(self.memory_under, self.measured),
+            ooms_per_pod_day: ratio(self.ooms as f64, self.pod_days),
+            updates_per_pod_day: ratio(self.updates as f64, self.pod_days),
+            evictions_per_pod_day: ratio(self.evictions as f64, self.pod_days),
+            unavailable_share: ratio(self.down, self.total),
+            totals: self.clone(),
+        }
+    }
+}
+
+/// Every workload of `rows` pooled: the ratios of their summed totals.
+pub fn pooled(rows: &[PodWorkload]) -> PodWorkload {
+    let mut t = PodTotals::default();
+    for r in rows {
+        t.add(&r.totals);
+    }
+    t.row("all")
 }
 
 /// Counts of the scenario's own demand events (not the pods controllers
@@ -206,6 +297,13 @@ pub struct NodeLevel {
     pub evictions_refused: u32,
     pub provisioning_failures: u32,
     pub rollbacks: u32,
+    /// A group scaled up, started removing one of its nodes and scaled up
+    /// again within an hour while the demand did not change (no replica
+    /// target changed, no recommendation target moved by more than 10 %):
+    /// docs/testing.md's oscillation cycle, counted once per first scale-up.
+    pub oscillation_cycles: u32,
+    /// The same pattern whatever the demand did (an upper bound on churn).
+    pub rescale_cycles: u32,
 }
 
 /// A pod no group could host, and why.

@@ -5,17 +5,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
 
 use serde::Deserialize;
 
-use heatscaler_core::model::Resources;
+use heatscaler_core::model::{Resources, UpdateMode};
 use heatscaler_core::policy::{
     ClusterLimits, Duration, Fraction, NodeTemplate, Quantity, ScaleDownPolicy, ScaleUpPolicy, TaintConfig,
     loop_defaults, scaling_problems,
 };
 
-use super::shapes::{Delay, Shape};
+use super::shapes::{Amount, Delay, Point, Shape};
 use super::signals::Signal;
+use super::trace::alibaba_gentd26::{self, Series};
 use super::trace::alibaba_openb::ListedGroup;
 use super::trace::{Checked, TraceArg, TraceError, TraceKind};
 
@@ -73,9 +76,6 @@ pub struct Scenario {
     /// (of the VPA-defaults peer) run, for workloads with `vpa`.
     #[serde(default = "default_metrics_interval")]
     pub metrics_interval: Duration,
-    /// Pod-level resizing benchmark (`podlevel`), run next to the node level.
-    #[serde(default)]
-    pub pod_level: Option<super::podlevel::PodLevelSpec>,
     /// Batch jobs arriving in bursts (a Poisson process).
     #[serde(default)]
     pub bursts: Vec<BurstSpec>,
@@ -458,7 +458,7 @@ impl WorkloadSpec {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct VpaSpec {
-    #[serde(default = "super::podlevel::spec::default_mode", with = "super::podlevel::spec::mode")]
+    #[serde(default = "default_mode", with = "update_mode")]
     pub update_mode: heatscaler_core::model::UpdateMode,
     /// `updatePolicy.minReplicas`.
     #[serde(default)]
@@ -473,6 +473,28 @@ pub struct VpaSpec {
     /// Standard deviation of the multiplicative per-sample noise.
     #[serde(default = "default_vpa_noise")]
     pub noise: f64,
+}
+
+/// heatscaler's recommended mode: in place, recreated only where that cannot happen.
+fn default_mode() -> heatscaler_core::model::UpdateMode {
+    heatscaler_core::model::UpdateMode::InPlaceOrRecreate
+}
+
+/// `updatePolicy.updateMode` by VPA's names.
+mod update_mode {
+    use serde::{Deserialize, Deserializer, de};
+
+    use heatscaler_core::model::UpdateMode;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<UpdateMode, D::Error> {
+        let text = String::deserialize(d)?;
+        [UpdateMode::Off, UpdateMode::Initial, UpdateMode::Recreate, UpdateMode::InPlaceOrRecreate, UpdateMode::InPlace]
+            .into_iter()
+            .find(|m| m.as_str() == text)
+            .ok_or_else(|| {
+                de::Error::custom(format!("`{text}` is not Off, Initial, Recreate, InPlaceOrRecreate or InPlace"))
+            })
+    }
 }
 
 fn default_vpa_noise() -> f64 {
@@ -641,6 +663,19 @@ impl Scenario {
         Ok(())
     }
 
+    /// Adds workloads made by an importer (GenTD26's), checked as a
+    /// scenario's own are; on a problem nothing is added.
+    pub fn add_workloads(&mut self, workloads: Vec<WorkloadSpec>) -> Result<(), Vec<String>> {
+        let before = self.workloads.len();
+        self.workloads.extend(workloads);
+        let problems = self.problems();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        self.workloads.truncate(before);
+        Err(problems.into_iter().map(|p| format!("{}: {}", p.path, p.problem)).collect())
+    }
+
     /// Adds a trace file (relative to the working directory) replayed from
     /// trace time `from` with the defaults of a `traces` entry, after checking
     /// every row. Returns what the check found (its last row's time, rows
@@ -709,11 +744,6 @@ impl Scenario {
         }
         for e in scaling_problems(&self.policy.scale_up, &self.policy.scale_down) {
             err(format!("policy.{}", e.path), e.problem);
-        }
-        if let Some(pod_level) = &self.pod_level {
-            for (suffix, problem) in pod_level.problems() {
-                err(format!("pod-level{suffix}"), problem);
-            }
         }
         let mut names = BTreeSet::new();
         for (i, n) in self.nodes.iter().enumerate() {
@@ -892,6 +922,60 @@ pub fn pod_requests(pod: &PodSpec) -> Resources {
     }
     total.pods = 1;
     total
+}
+
+/// One workload per GenTD26 series (see `trace::alibaba_gentd26`), on the trace's clock: no
+/// replica before the container's first sample, one until a minute after its
+/// last, none after — so the node level sees the containers the trace saw
+/// at once.
+pub fn gentd26_workloads(series: &[Series]) -> Vec<WorkloadSpec> {
+    let q = |s: &str| Quantity::parse(s).expect("a valid quantity");
+    let memory = q(alibaba_gentd26::CONTAINER_MEMORY);
+    let bytes = memory.as_units() as f64;
+    let at = |secs: f64| Duration(StdDuration::from_secs_f64(secs));
+    series
+        .iter()
+        .map(|s| {
+            let end = s.start + s.span().as_secs_f64() + 60.0;
+            let mut steps = vec![Point { at: at(0.0), value: Amount(0.0) }];
+            steps.push(Point { at: at(s.start), value: Amount(1.0) });
+            steps.push(Point { at: at(end), value: Amount(0.0) });
+            if s.start == 0.0 {
+                steps.remove(0);
+            }
+            WorkloadSpec {
+                name: s.container.chars().take(12).collect(),
+                namespace: "default".into(),
+                pod: PodSpec {
+                    containers: vec![ContainerSpec {
+                        name: "app".into(),
+                        requests: BTreeMap::from([("cpu".into(), q("1")), ("memory".into(), memory.clone())]),
+                        limits: BTreeMap::from([("memory".into(), memory.clone())]),
+                    }],
+                    labels: BTreeMap::new(),
+                    node_selector: BTreeMap::new(),
+                    tolerations: Vec::new(),
+                    spread_one_per_node: false,
+                    host_ports: Vec::new(),
+                    safe_to_evict: None,
+                    local_storage: false,
+                    priority: 0,
+                },
+                replicas: Some(Shape::Steps(steps)),
+                hpa: None,
+                usage: None,
+                pdb: None,
+                vpa: Some(VpaSpec {
+                    update_mode: UpdateMode::InPlaceOrRecreate,
+                    min_replicas: Some(1),
+                    controlled_resources: Some(vec!["memory".into()]),
+                    cpu: Signal::Constant(0.5),
+                    memory: Signal::Series(Arc::new(s.samples.iter().map(|(t, v)| (s.start + t, v * bytes)).collect())),
+                    noise: 0.0,
+                }),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

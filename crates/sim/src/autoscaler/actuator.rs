@@ -197,13 +197,14 @@ fn recreate(world: &mut World<'_>, a: &RecreatePod, owners: &mut dyn Owners) -> 
     }
     let subject = workload_of(world, &a.uid);
     let mut allowed = BTreeMap::new();
+    let workload = world.workload_of(&a.uid);
     let answer = world.evict(&a.uid, None, &mut allowed, owners);
     for (i, left) in allowed {
         world.cluster.snap.pdbs[i].disruptions_allowed = left;
     }
     match answer {
         Eviction::Evicted => {
-            world.journal.pod_level.recreations += 1;
+            world.recreated(workload);
             let change = a.containers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
             world.record(&subject, TimelineEvent::PodRecreated { pod: a.pod.name.clone(), wanted: change });
             Ok(())

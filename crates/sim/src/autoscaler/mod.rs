@@ -24,18 +24,27 @@ use crate::scenario::Scenario;
 pub enum PolicyKind {
     /// heatscaler's planner with the scenario's `policy`, driven as the daemon does.
     Heatscaler,
+    /// heatscaler's planner with pod resizing off (`pod-resize.enabled:
+    /// false` whatever the scenario says): the node level alone, to measure
+    /// what planning both levels together adds.
+    HeatscalerNodeLevel,
     /// cluster-autoscaler's documented default behaviour, re-implemented
     /// (see `peers::ca_defaults` for what is and is not modelled).
     CaDefaults,
 }
 
 impl PolicyKind {
+    /// The default comparison: heatscaler and its peer.
     pub const ALL: [PolicyKind; 2] = [PolicyKind::Heatscaler, PolicyKind::CaDefaults];
+    /// Every policy `--policy` accepts.
+    pub const KNOWN: [PolicyKind; 3] =
+        [PolicyKind::Heatscaler, PolicyKind::HeatscalerNodeLevel, PolicyKind::CaDefaults];
 
     /// Short machine name (CLI, JSON, table columns).
     pub fn name(self) -> &'static str {
         match self {
             PolicyKind::Heatscaler => "heatscaler",
+            PolicyKind::HeatscalerNodeLevel => "heatscaler-node-level",
             PolicyKind::CaDefaults => "ca-defaults",
         }
     }
@@ -44,19 +53,20 @@ impl PolicyKind {
     pub fn label(self) -> &'static str {
         match self {
             PolicyKind::Heatscaler => "heatscaler",
+            PolicyKind::HeatscalerNodeLevel => "heatscaler, node level only (pod resizing off)",
             PolicyKind::CaDefaults => "cluster-autoscaler documented defaults, re-implemented",
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
+        Self::KNOWN.into_iter().find(|k| k.name() == name)
     }
 
     /// The label of a run whose scenario has VPA objects: the peer is then
     /// cluster-autoscaler's and VPA's defaults together.
     pub fn label_with_vpa(self) -> &'static str {
         match self {
-            PolicyKind::Heatscaler => "heatscaler",
+            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel => self.label(),
             PolicyKind::CaDefaults => {
                 "cluster-autoscaler and VPA documented defaults, re-implemented, blind to each other"
             }
@@ -66,7 +76,7 @@ impl PolicyKind {
     /// The recommender that writes the VPA objects' status in this run.
     pub fn recommender(self, sc: &Scenario) -> RecommenderSettings {
         match self {
-            PolicyKind::Heatscaler => sc.policy.pod_resize.recommender.clone(),
+            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel => sc.policy.pod_resize.recommender.clone(),
             PolicyKind::CaDefaults => RecommenderSettings::default(),
         }
     }
@@ -77,6 +87,8 @@ impl PolicyKind {
     pub fn admission(self, sc: &Scenario) -> bool {
         match self {
             PolicyKind::Heatscaler => sc.vpa_admission_controller,
+            // Nothing resizes: an admission controller would be a pod-level actor.
+            PolicyKind::HeatscalerNodeLevel => false,
             PolicyKind::CaDefaults => true,
         }
     }
@@ -98,14 +110,14 @@ pub enum Autoscaler {
 impl Autoscaler {
     pub fn new(kind: PolicyKind, sc: &Scenario) -> Self {
         match kind {
-            PolicyKind::Heatscaler => {
+            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel => {
                 let mut policy = Policy {
                     scale_up: sc.policy.scale_up.clone(),
                     scale_down: sc.policy.scale_down.clone(),
                     limits: sc.policy.cluster_limits.clone(),
                     seed: sc.seed,
                     resize: ResizePolicy {
-                        enabled: sc.policy.pod_resize.enabled,
+                        enabled: sc.policy.pod_resize.enabled && kind == PolicyKind::Heatscaler,
                         updater: sc.policy.pod_resize.updater.clone(),
                     },
                     ..Policy::default()

@@ -66,13 +66,14 @@ pub fn run(world: &mut World<'_>, owners: &mut dyn Owners) {
     for (uid, workload) in doomed {
         let name = world.cluster.pod(&uid).map(|p| p.name.clone()).unwrap_or_default();
         let mut allowed = BTreeMap::new();
+        let w = world.workload_of(&uid);
         let answer = world.evict(&uid, None, &mut allowed, owners);
         for (i, left) in allowed {
             world.cluster.snap.pdbs[i].disruptions_allowed = left;
         }
         match answer {
             Eviction::Evicted => {
-                world.journal.pod_level.recreations += 1;
+                world.recreated(w);
                 world.record(&workload, TimelineEvent::PodRecreated { pod: name, wanted: "VPA updater".into() });
             }
             Eviction::Refused => world.journal.pod_level.recreations_refused += 1,

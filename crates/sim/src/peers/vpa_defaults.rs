@@ -20,9 +20,8 @@
 use std::time::Duration;
 
 use heatscaler_core::model::ResourceKind;
-use heatscaler_core::model::{Container, Pod, Timestamp, VerticalScaling};
+use heatscaler_core::model::{Pod, Timestamp, VerticalScaling};
 use heatscaler_core::planner::time::elapsed;
-use heatscaler_core::recommender::apply_to_container;
 
 /// What VPA's updater reads of a pod: the object, and what the kubelet
 /// reports of its one container (serving or not, how long it had run when
@@ -98,9 +97,115 @@ pub fn evictions<P: UpdaterView>(
     out
 }
 
-/// What VPA's admission controller gives a new pod.
-pub fn admitted(template: &Container, vertical: &VerticalScaling) -> Container {
-    let Some(rec) = vertical.recommendation(&template.name) else { return template.clone() };
-    let applied = apply_to_container(template, &rec.target, vertical.resource_policy.for_container(&template.name));
-    Container { requests: applied.requests, limits: applied.limits, ..template.clone() }
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use heatscaler_core::model::{
+        Container, ContainerRecommendation, Pod, PodPhase, ResizeState, Resources, SignedDuration, Timestamp,
+        UpdateMode, VerticalScaling, WorkloadRef,
+    };
+
+    use super::{UpdaterView, evictions};
+
+    const MI: i64 = 1 << 20;
+
+    struct Viewed {
+        pod: Pod,
+        last_oom_after: Option<Duration>,
+    }
+
+    impl UpdaterView for Viewed {
+        fn pod(&self) -> &Pod {
+            &self.pod
+        }
+        fn up(&self, _now: Timestamp) -> bool {
+            true
+        }
+        fn last_oom_after(&self) -> Option<Duration> {
+            self.last_oom_after
+        }
+    }
+
+    fn epoch() -> Timestamp {
+        "2024-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn pod(i: usize) -> Viewed {
+        let container = Container {
+            name: "app".into(),
+            requests: Resources::new(500, 512 * MI),
+            limits: Resources::new(0, 1024 * MI),
+            allocated: None,
+            oom_kills: 0,
+            last_oom: None,
+        };
+        let pod = Pod {
+            uid: format!("uid-{i}"),
+            namespace: "default".into(),
+            name: format!("web-{i}"),
+            labels: BTreeMap::new().into(),
+            owner: None,
+            workload: None,
+            node_name: Some(format!("n{i}")),
+            phase: PodPhase::Running,
+            requests: Resources::new(500, 512 * MI),
+            containers: vec![container],
+            placement: Arc::default(),
+            priority: 0,
+            created: epoch(),
+            unschedulable_since: None,
+            nominated_node: None,
+            deletion: None,
+            safe_to_evict: None,
+            local_storage: false,
+            mirror: false,
+            resize: ResizeState::None,
+        };
+        Viewed { pod, last_oom_after: None }
+    }
+
+    fn vertical(target: i64, lower: i64, upper: i64) -> VerticalScaling {
+        let r = |c| Resources::new(c, 512 * MI);
+        VerticalScaling {
+            namespace: "default".into(),
+            name: "web".into(),
+            workload: WorkloadRef { kind: "Deployment".into(), namespace: "default".into(), name: "web".into() },
+            update_mode: UpdateMode::Recreate,
+            min_replicas: None,
+            resource_policy: Default::default(),
+            eviction_requirements: vec![],
+            replicas: None,
+            recommendations: vec![ContainerRecommendation {
+                container_name: "app".into(),
+                target: r(target),
+                lower_bound: r(lower),
+                upper_bound: r(upper),
+                uncapped_target: r(target),
+                capped: vec![],
+            }],
+        }
+    }
+
+    /// Moved from the removed `podlevel` benchmark: the updater's rules on three pods.
+    #[test]
+    fn the_vpa_updater_peer_follows_its_defaults() {
+        let now = epoch();
+        let mut pods: Vec<Viewed> = (0..3).map(pod).collect();
+        // Outside the bounds: evicted, keeping 3 − ⌊3 × 0.5⌋ = 2 running.
+        assert_eq!(evictions(&pods, &vertical(1000, 800, 1500), 3, now).len(), 1);
+        assert!(evictions(&pods, &vertical(1000, 800, 1500), 1, now).is_empty(), "below --min-replicas");
+        // Within bounds, 40% off: only once the pod has lived 12h.
+        assert!(evictions(&pods, &vertical(700, 400, 1500), 3, now).is_empty());
+        let later = now + SignedDuration::from_hours(12);
+        assert_eq!(evictions(&pods, &vertical(700, 400, 1500), 3, later).len(), 1);
+        // Within bounds and within 10%: never.
+        assert!(evictions(&pods, &vertical(520, 400, 1500), 3, later).is_empty());
+        // A quick OOM (killed within 10 minutes of starting) is updated at once.
+        pods[2].last_oom_after = Some(Duration::from_secs(5 * 60));
+        let soon = now + SignedDuration::from_mins(6);
+        assert_eq!(evictions(&pods, &vertical(700, 400, 1500), 3, soon), vec!["uid-2".to_string()]);
+    }
 }

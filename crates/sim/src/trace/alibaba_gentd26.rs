@@ -1,10 +1,11 @@
 //! GenTD26 (`cluster-trace-v2026-GenAI/pod_memory_util_anon.csv`): memory
 //! utilisation of the containers of a production Stable Diffusion serving
 //! system, `value,timestamp_anon,container_ip`, sampled about every 57 s
-//! for about 23 hours. Replayed at the pod level: each container's series
-//! becomes the memory usage of one workload of the pod-level benchmark
-//! (`podlevel`), run through the real recommender and updater and
-//! through the VPA-defaults baseline.
+//! for about 23 hours. Replayed at the pod level on autoscaled groups: each
+//! container's series becomes the memory usage of one workload with a VPA
+//! object (`workloads`), run by the engine like any scenario's — through the
+//! real recommender and planner, or the peers (`scenario::gentd26_workloads`
+//! makes them: the scenario module imports this one, not the other way).
 //!
 //! - **A fraction becomes bytes** × [`CONTAINER_MEMORY`]: the trace gives
 //!   utilisation of "the container's memory" without the amount, so every
@@ -14,8 +15,10 @@
 //!   far above the recommender's minimum (250 MiB).
 //! - **Series → workloads**: one workload per container (one replica; the
 //!   trace does not say which containers serve the same model), named by the
-//!   first 12 hex digits of its id, simulated over its own series from its
-//!   first sample to its last. Its VPA object sets `minReplicas: 1` (for both
+//!   first 12 hex digits of its id, with one replica from its first sample
+//!   to a minute after its last on the trace's clock (the containers' series
+//!   share it, so the node level sees the containers that ran at once). Its
+//!   VPA object (`InPlaceOrRecreate`) sets `minReplicas: 1` (for both
 //!   policies): VPA's updater otherwise never touches a one-replica workload
 //!   (`--min-replicas 2`), and the comparison would be with doing nothing.
 //! - **Memory only**: the trace has no CPU, so the VPA objects control memory
@@ -29,16 +32,12 @@
 //!   is even or odd: two halves, to check that results generalise.
 //!
 //! The file is read one record at a time (gzip is read as it is); the
-//! series are kept in memory (16 bytes a sample) because each workload is
-//! simulated over its own.
+//! series are kept in memory (16 bytes a sample): the usage component reads
+//! each workload's as simulated time passes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration as StdDuration;
-
-use crate::podlevel::{HeatscalerSide, NodePool, PodLevelSpec, PodWorkload, Signal};
-use heatscaler_core::policy::{Duration, Quantity};
 
 use super::{MAX_PROBLEMS, TraceError};
 
@@ -73,6 +72,9 @@ impl Containers {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     pub container: String,
+    /// Seconds from the file's earliest sample (of a kept series) to this
+    /// container's first: the trace's clock, shared by its containers.
+    pub start: f64,
     /// Seconds since the container's first sample, and the fraction then.
     pub samples: Vec<(f64, f64)>,
 }
@@ -170,7 +172,11 @@ pub fn read(path: &Path, containers: Containers, skip_bad_rows: bool) -> Result<
         samples.sort_by(|a, b| a.0.total_cmp(&b.0));
         let first = samples[0].0;
         let samples = samples.into_iter().map(|(t, v)| (t - first, v)).collect();
-        out.series.push(Series { container: id, samples });
+        out.series.push(Series { container: id, start: first, samples });
+    }
+    let earliest = out.series.iter().map(|s| s.start).fold(f64::INFINITY, f64::min);
+    for s in &mut out.series {
+        s.start -= earliest;
     }
     Ok(out)
 }
@@ -181,37 +187,4 @@ fn fraction(records: &super::alibaba_openb::Records) -> Result<f64, TraceError> 
     v.map(|v| v.clamp(0.0, 1.0)).ok_or_else(|| {
         records.error(records.line, column, format!("value: `{text}` is not a memory utilisation between 0 and 1"))
     })
-}
-
-/// The pod-level benchmark of the series: one workload each (see the module doc).
-pub fn pod_level(series: &[Series]) -> PodLevelSpec {
-    let q = |s: &str| Quantity::parse(s).expect("a valid quantity");
-    let memory = q(CONTAINER_MEMORY);
-    let bytes = memory.as_units() as f64;
-    PodLevelSpec {
-        metrics_interval: Duration::from_secs(60),
-        restart: Duration::from_secs(30),
-        // Room for the recommender to grow a container to four times its memory.
-        nodes: NodePool {
-            count: 1,
-            allocatable: BTreeMap::from([("cpu".into(), q("8")), ("memory".into(), q("64Gi"))]),
-            reserved: BTreeMap::new(),
-        },
-        heatscaler: HeatscalerSide::default(),
-        workloads: series
-            .iter()
-            .map(|s| PodWorkload {
-                name: s.container.chars().take(12).collect(),
-                replicas: 1,
-                requests: BTreeMap::from([("cpu".into(), q("1")), ("memory".into(), memory.clone())]),
-                limits: BTreeMap::from([("memory".into(), memory.clone())]),
-                cpu: Signal::Constant(0.5),
-                memory: Signal::Series(Arc::new(s.samples.iter().map(|(t, v)| (*t, v * bytes)).collect())),
-                noise: 0.0,
-                duration: Some(Duration(s.span() + StdDuration::from_secs(60))),
-                min_replicas: Some(1),
-                controlled_resources: Some(vec!["memory".into()]),
-            })
-            .collect(),
-    }
 }

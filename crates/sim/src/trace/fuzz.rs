@@ -51,7 +51,7 @@ fn fuzz_openb_node_list() {
 fn fuzz_gentd26() {
     target("trace-gentd26", "util.csv", |p| {
         if let Ok(read) = alibaba_gentd26::read(p, Containers::All, true) {
-            alibaba_gentd26::pod_level(&read.series);
+            crate::scenario::gentd26_workloads(&read.series);
         }
         let _ = alibaba_gentd26::read(p, Containers::Odd, false);
     });

@@ -195,13 +195,15 @@ fn gentd26_series_become_memory_usage_of_one_workload_each() {
     assert_eq!((even.series.len(), even.series[0].container.chars().last()), (1, Some('a')));
     assert_eq!((odd.series.len(), odd.series[0].container.chars().last()), (1, Some('b')));
 
-    let spec = alibaba_gentd26::pod_level(&all.series);
-    let w = &spec.workloads[0];
-    assert_eq!((w.name.as_str(), w.replicas, w.min_replicas), ("000000000000", 1, Some(1)));
-    assert_eq!(w.requests["memory"].as_units(), 16 << 30);
-    let crate::podlevel::Signal::Series(samples) = &w.memory else { panic!("{:?}", w.memory) };
+    assert_eq!((all.series[0].start, all.series[1].start), (0.0, 0.0), "on the trace's clock");
+    let mut sc = crate::Scenario::parse(crate::scenario::POD_LEVEL_ONLY, "replay").unwrap();
+    sc.add_workloads(crate::scenario::gentd26_workloads(&all.series)).unwrap();
+    let w = &sc.workloads[0];
+    let vpa = w.vpa.as_ref().unwrap();
+    assert_eq!((w.name.as_str(), vpa.min_replicas), ("000000000000", Some(1)));
+    assert_eq!(w.pod.containers[0].requests["memory"].as_units(), 16 << 30);
+    let crate::signals::Signal::Series(samples) = &vpa.memory else { panic!("{:?}", vpa.memory) };
     assert_eq!(samples[0].1, 0.25 * (16u64 << 30) as f64, "fraction × the container's memory");
-    assert!(spec.problems().is_empty(), "{:?}", spec.problems());
 
     let (_d, bad) = gz("value,timestamp_anon,container_ip\n0.5,10,abc\n1.7,20,abc\n0.5,soon,abc\n");
     let e = alibaba_gentd26::read(&bad, Containers::All, false).unwrap_err();
@@ -326,7 +328,7 @@ fn skip_bad_rows_skips_a_row_that_is_not_utf8() {
 }
 
 /// Found by `trace::fuzz::fuzz_gentd26`: a finite but huge timestamp made
-/// the series' span overflow `Duration` (a panic in `pod_level`).
+/// the series' span overflow `Duration` (a panic in `pod_level`, now `scenario::gentd26_workloads`).
 #[test]
 fn gentd26_refuses_a_timestamp_beyond_any_trace() {
     let mut text = String::from("value,timestamp_anon,container_ip\n");
@@ -339,5 +341,5 @@ fn gentd26_refuses_a_timestamp_beyond_any_trace() {
     assert!(problems[0].problem.contains("timestamp_anon: `1e30`"), "{problems:?}");
     let read = alibaba_gentd26::read(&path, Containers::All, true).unwrap();
     assert_eq!(read.skipped, 1);
-    alibaba_gentd26::pod_level(&read.series);
+    crate::scenario::gentd26_workloads(&read.series);
 }

@@ -9,6 +9,7 @@ use heatscaler_core::model::Timestamp;
 use heatscaler_core::planner::action::{RemovalCause, RemoveMembers, ScaleUp};
 use heatscaler_core::planner::time::elapsed;
 
+use super::pod_meter::PodMeter;
 use crate::report::{InputSummary, PodLevelCounts, TimelineEntry, TimelineEvent};
 
 /// What the autoscaler under test did, counted.
@@ -28,6 +29,8 @@ pub struct Counts {
 pub struct Journal {
     /// The pod level's counts (reported when the scenario has VPA objects).
     pub pod_level: PodLevelCounts,
+    /// How each VPA workload's pods were sized against their usage.
+    pub pod_meter: PodMeter,
     epoch: Timestamp,
     timeline: Vec<TimelineEntry>,
     input: InputSummary,
@@ -36,29 +39,36 @@ pub struct Journal {
     waiting: HashMap<String, Timestamp>,
     /// How long each pod that waited waited, in seconds.
     waits: Vec<f64>,
+    /// Seconds since the start at which a recommendation target moved by
+    /// more than a tenth (a change in demand, as replica changes are).
+    recommendation_moves: Vec<f64>,
 }
 
 /// A finished journal.
 pub struct Journaled {
     pub pod_level: PodLevelCounts,
+    pub pod_meter: PodMeter,
     pub timeline: Vec<TimelineEntry>,
     pub input: InputSummary,
     pub counts: Counts,
     /// Sorted; pods still waiting at the end count with the time they had waited.
     pub waits: Vec<f64>,
     pub never_scheduled: usize,
+    pub recommendation_moves: Vec<f64>,
 }
 
 impl Journal {
     pub fn new(epoch: Timestamp) -> Self {
         Self {
             pod_level: PodLevelCounts::default(),
+            pod_meter: PodMeter::default(),
             epoch,
             timeline: Vec::new(),
             input: InputSummary::default(),
             counts: Counts::default(),
             waiting: HashMap::new(),
             waits: Vec::new(),
+            recommendation_moves: Vec::new(),
         }
     }
 
@@ -119,6 +129,11 @@ impl Journal {
         self.counts.rollbacks += 1;
     }
 
+    /// A VPA recommendation target moved by more than a tenth.
+    pub fn recommendation_moved(&mut self, at: Timestamp) {
+        self.recommendation_moves.push(elapsed(at, self.epoch).as_secs_f64());
+    }
+
     /// A replica count changed on the scenario's schedule.
     pub fn replicas_changed(&mut self) {
         self.input.replica_changes += 1;
@@ -161,11 +176,13 @@ impl Journal {
         waits.sort_by(f64::total_cmp);
         Journaled {
             pod_level: self.pod_level,
+            pod_meter: self.pod_meter,
             timeline: self.timeline,
             input: self.input,
             counts: self.counts,
             waits,
             never_scheduled,
+            recommendation_moves: self.recommendation_moves,
         }
     }
 }

@@ -156,6 +156,9 @@ impl World<'_> {
             run.restarts += 1;
         }
         self.journal.pod_level.oom_kills += 1;
+        if let Some(w) = self.workload_of(uid) {
+            self.journal.pod_meter.oom_kill(w);
+        }
     }
 
     /// The `resize` subresource, then the kubelet's admission.
@@ -256,7 +259,12 @@ impl World<'_> {
         refresh_requests(pod);
         // Count each time a resize enters a state, not the kubelet's retries.
         match verdict {
-            Admission::Applied => self.journal.pod_level.resizes_applied += 1,
+            Admission::Applied => {
+                self.journal.pod_level.resizes_applied += 1;
+                if let Some(w) = self.workload_of(uid) {
+                    self.journal.pod_meter.resized(w);
+                }
+            }
             Admission::Deferred if entered => self.journal.pod_level.resizes_deferred += 1,
             Admission::Infeasible if entered => self.journal.pod_level.resizes_infeasible += 1,
             _ => {}

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod heat;
 pub mod journal;
 pub mod kubelet;
+pub mod pod_meter;
 
 use std::time::Duration as StdDuration;
 
@@ -224,11 +225,30 @@ impl<'s> World<'s> {
         if let (Some(log), Some(lineage)) = (&mut self.eviction_log, self.lineage.get(uid)) {
             log.push((self.clock.now(), *lineage));
         }
+        if let Some(Origin::Workload(w)) = origin {
+            self.journal.pod_meter.evicted(w);
+        }
         self.delete_pod(uid, grace_cap);
         if let Some(origin) = origin {
             self.tell_owner(uid, origin, owners);
         }
         Eviction::Evicted
+    }
+
+    /// The scenario workload (index) pod `uid` belongs to, if any.
+    pub fn workload_of(&self, uid: &str) -> Option<usize> {
+        match self.cluster.origin.get(uid) {
+            Some(Origin::Workload(w)) => Some(*w),
+            _ => None,
+        }
+    }
+
+    /// Workload `w`'s pod was evicted to be recreated at a new size.
+    pub fn recreated(&mut self, w: Option<usize>) {
+        self.journal.pod_level.recreations += 1;
+        if let Some(w) = w {
+            self.journal.pod_meter.recreated(w);
+        }
     }
 
     /// The replica `uid` is part of (it and the pods that replaced it).
