@@ -169,6 +169,9 @@ pub fn node_rows(t: &mut Table, runs: &[Run]) {
     t.row("wait p50", cells(&|n| n.wait_p50_secs.map_or("-".into(), secs)));
     t.row("wait p99", cells(&|n| n.wait_p99_secs.map_or("-".into(), secs)));
     t.row("never scheduled", cells(&|n| n.never_scheduled.to_string()));
+    if runs.iter().any(|r| r.node_level.never_scheduled_deleted > 0) {
+        t.row("  deleted while waiting", cells(&|n| n.never_scheduled_deleted.to_string()));
+    }
     if runs.iter().any(|r| r.node_level.unhostable_pods > 0) {
         t.row("pods no group can host", cells(&|n| n.unhostable_pods.to_string()));
         if let Some(u) = runs.iter().find_map(|r| r.node_level.unhostable.first()) {

@@ -187,11 +187,15 @@ pub struct NodeLevel {
     /// Integral of the number of pending pods over time.
     pub pending_pod_seconds: f64,
     /// Pods that were ever unschedulable, and how long each waited for a node
-    /// (pods still waiting at the end count with the time they had waited).
+    /// (pods still waiting at the end count with the time they had waited;
+    /// pods deleted while waiting, with their whole wait).
     pub waited_pods: usize,
     pub wait_p50_secs: Option<f64>,
     pub wait_p99_secs: Option<f64>,
+    /// Pods that waited and were never bound: still waiting at the end, or
+    /// deleted while waiting (`never_scheduled_deleted` of them).
     pub never_scheduled: usize,
+    pub never_scheduled_deleted: usize,
     /// Pods no group's minion could ever host (a resource no shape offers,
     /// more than a whole minion, a taint or affinity no group matches): not
     /// demand, never a reason to grow, left out of the waits above. The

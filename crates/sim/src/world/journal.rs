@@ -36,6 +36,11 @@ pub struct Journal {
     waiting: HashMap<String, Timestamp>,
     /// How long each pod that waited waited, in seconds.
     waits: Vec<f64>,
+    /// Pods deleted while still waiting (a Job ended, a ReplicaSet scaled
+    /// down, a trace row ended them): uid and how long they had waited. They
+    /// were never scheduled and waited their whole life; kept by uid because
+    /// the unhostable ones are only known at the end.
+    gone_waiting: Vec<(String, f64)>,
 }
 
 /// A finished journal.
@@ -46,7 +51,10 @@ pub struct Journaled {
     pub counts: Counts,
     /// Sorted; pods still waiting at the end count with the time they had waited.
     pub waits: Vec<f64>,
+    /// Pods never bound: still waiting at the end, or deleted while waiting.
     pub never_scheduled: usize,
+    /// Of `never_scheduled`, those deleted while waiting.
+    pub never_scheduled_deleted: usize,
 }
 
 impl Journal {
@@ -59,6 +67,7 @@ impl Journal {
             counts: Counts::default(),
             waiting: HashMap::new(),
             waits: Vec::new(),
+            gone_waiting: Vec::new(),
         }
     }
 
@@ -146,18 +155,25 @@ impl Journal {
         }
     }
 
-    /// A pod went away; if it was waiting, it waited for nothing.
-    pub fn pod_gone(&mut self, uid: &str) {
-        self.waiting.remove(uid);
+    /// A pod went away at `now`; if it was waiting for capacity, it waited
+    /// until now and was never scheduled (forgetting it would hide exactly the
+    /// pods an autoscaler failed worst).
+    pub fn pod_gone(&mut self, uid: &str, now: Timestamp) {
+        if let Some(created) = self.waiting.remove(uid) {
+            self.gone_waiting.push((uid.to_string(), elapsed(now, created).as_secs_f64()));
+        }
     }
 
     /// The journal at `end`; pods `unhostable` says no group could host are
     /// not waiting for capacity.
     pub fn finish(mut self, end: Timestamp, unhostable: impl Fn(&str) -> bool) -> Journaled {
         self.waiting.retain(|uid, _| !unhostable(uid));
-        let never_scheduled = self.waiting.len();
+        self.gone_waiting.retain(|(uid, _)| !unhostable(uid));
+        let never_scheduled_deleted = self.gone_waiting.len();
+        let never_scheduled = self.waiting.len() + never_scheduled_deleted;
         let mut waits = self.waits;
         waits.extend(self.waiting.values().map(|c| elapsed(end, *c).as_secs_f64()));
+        waits.extend(self.gone_waiting.iter().map(|(_, w)| *w));
         waits.sort_by(f64::total_cmp);
         Journaled {
             pod_level: self.pod_level,
@@ -166,6 +182,7 @@ impl Journal {
             counts: self.counts,
             waits,
             never_scheduled,
+            never_scheduled_deleted,
         }
     }
 }
