@@ -7,7 +7,7 @@ use heatscaler_core::policy::Duration;
 use heatscaler_sim::display::{Timelines, View};
 use heatscaler_sim::scenario::{NodeListSpec, default_min_share};
 use heatscaler_sim::trace::alibaba_gentd26::{self, Containers};
-use heatscaler_sim::trace::{TraceArg, TraceKind};
+use heatscaler_sim::trace::{GpuSharing, TraceArg, TraceKind};
 use heatscaler_sim::{self as sim, PolicyKind, Scenario};
 
 /// Arguments of `heatscaler simulate`.
@@ -50,6 +50,11 @@ pub struct Args {
     /// even or an odd hex digit.
     #[arg(long, value_enum, default_value_t = Containers::All)]
     containers: Containers,
+    /// alibaba-openb: GPU-sharing pods (`gpu_milli`) ask for `shares` of a
+    /// GPU (thousandths, on pods and minions alike; the default) or `whole`
+    /// GPUs. Overrides the scenario's `gpu-sharing`.
+    #[arg(long, value_name = "shares|whole")]
+    gpu_sharing: Option<GpuSharing>,
     /// Policies to run side by side on the same demand, seed and provisioning
     /// model: `heatscaler`, `ca-defaults` (cluster-autoscaler's documented
     /// defaults, re-implemented).
@@ -107,6 +112,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    if let Some(g) = args.gpu_sharing {
+        if !scenario.node_groups_from.is_empty() && scenario.gpu_sharing != g {
+            eprintln!(
+                "--gpu-sharing {}: the scenario's node-groups-from were made with gpu-sharing: {}; set it in the \
+                 scenario instead",
+                g.name(),
+                scenario.gpu_sharing.name()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        scenario.gpu_sharing = g;
+    }
     if let Some(list) = &args.node_groups {
         if args.scenario.is_none() {
             scenario.node_groups.clear();

@@ -40,6 +40,17 @@ impl fmt::Display for View<'_> {
             write!(f, "\n  {d}")?;
         }
         writeln!(f)?;
+        if let Some(input) = r.runs.first().map(|run| &run.input).filter(|i| i.trace_rows_dropped > 0) {
+            writeln!(
+                f,
+                "  trace rows dropped as bad (--skip-bad-rows): {} (and {} replayed)",
+                input.trace_rows_dropped, input.trace_rows
+            )?;
+            // Loading refuses such a trace; a report built another way says it too.
+            if input.trace_rows_dropped > input.trace_rows {
+                return writeln!(f, "  most trace rows were dropped: no table is printed for what is left");
+            }
+        }
         for run in &r.runs {
             let n = run.timeline.len();
             let print = match self.timelines {

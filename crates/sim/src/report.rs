@@ -76,6 +76,9 @@ pub struct InputSummary {
     pub jobs: u64,
     /// Rows of trace files replayed.
     pub trace_rows: u64,
+    /// Rows of trace files left out as bad (`--skip-bad-rows`), up to where
+    /// the run stopped reading: a report on a trace with holes says so.
+    pub trace_rows_dropped: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]

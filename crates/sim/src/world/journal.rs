@@ -143,6 +143,11 @@ impl Journal {
         self.input.trace_rows += 1;
     }
 
+    /// Trace rows left out as bad (`--skip-bad-rows`).
+    pub fn trace_rows_dropped(&mut self, rows: u64) {
+        self.input.trace_rows_dropped += rows;
+    }
+
     /// The scheduler found no node for a pod (the first time).
     pub fn unschedulable(&mut self, uid: &str, created: Timestamp) {
         self.waiting.entry(uid.to_string()).or_insert(created);
