@@ -56,9 +56,16 @@ pub struct Args {
     #[arg(long, value_name = "shares|whole")]
     gpu_sharing: Option<GpuSharing>,
     /// Policies to run side by side on the same demand, seed and provisioning
-    /// model: `heatscaler`, `ca-defaults` (cluster-autoscaler's documented
-    /// defaults, re-implemented).
-    #[arg(long, value_delimiter = ',', default_value = "heatscaler,ca-defaults", value_parser = policy)]
+    /// model: `heatscaler` and the peers, re-implemented — `ca-defaults`
+    /// (cluster-autoscaler's documented defaults), `ca-least-waste`,
+    /// `ca-price`, `ca-priority-least-waste` (its `--expander` chains) and
+    /// `karpenter-like`. Default: all of them.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "heatscaler,ca-defaults,ca-least-waste,ca-price,ca-priority-least-waste,karpenter-like",
+        value_parser = policy
+    )]
     policy: Vec<PolicyKind>,
     /// Print the report as JSON (per policy: summary, timeline, sampled series).
     #[arg(long)]

@@ -74,6 +74,9 @@ impl fmt::Display for View<'_> {
         for run in r.runs.iter().filter(|run| run.label != run.policy) {
             writeln!(f, "{}: {}", run.policy, run.label)?;
         }
+        if let Some(reference) = &r.reference {
+            writeln!(f, "reference (the cheapest peer here): {reference}")?;
+        }
         Ok(())
     }
 }

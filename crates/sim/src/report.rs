@@ -26,6 +26,23 @@ pub struct Report {
     pub duration_secs: f64,
     /// Every policy run on the same scenario, seed and provisioning model.
     pub runs: Vec<Run>,
+    /// The strongest peer of this report, the one heatscaler is held
+    /// against: the cheapest, fewer pending pod-seconds breaking a tie
+    /// (`None` without a peer).
+    pub reference: Option<String>,
+}
+
+impl Report {
+    /// The cheapest peer's policy name (see [`Report::reference`]).
+    pub fn strongest_peer(runs: &[Run]) -> Option<String> {
+        runs.iter()
+            .filter(|r| r.policy != "heatscaler")
+            .min_by(|a, b| {
+                let (a, b) = (&a.node_level, &b.node_level);
+                a.cost.total_cmp(&b.cost).then(a.pending_pod_seconds.total_cmp(&b.pending_pod_seconds))
+            })
+            .map(|r| r.policy.clone())
+    }
 }
 
 /// One policy's run. Node-level results are in [`Run::node_level`]; results

@@ -16,7 +16,7 @@ use heatscaler_core::model::{Resources, Snapshot, Timestamp};
 use heatscaler_core::planner::{self, Action, Input, Memory, Policy, ResizePolicy};
 use heatscaler_core::policy::RecommenderSettings;
 
-use crate::peers::ca_defaults::{self, CaDefaults};
+use crate::peers::ca_defaults::{self, CaDefaults, PeerConfig, PeerExpander};
 use crate::scenario::Scenario;
 
 /// Which autoscaler a run simulates.
@@ -27,16 +27,35 @@ pub enum PolicyKind {
     /// cluster-autoscaler's documented default behaviour, re-implemented
     /// (see `peers::ca_defaults` for what is and is not modelled).
     CaDefaults,
+    /// The same with `--expander=least-waste`.
+    CaLeastWaste,
+    /// The same with `--expander=price`.
+    CaPrice,
+    /// The same with `--expander=priority,least-waste` (the documented chain).
+    CaPriorityLeastWaste,
+    /// A Karpenter-like policy on the same loop (`PeerConfig::KARPENTER_LIKE`).
+    KarpenterLike,
 }
 
 impl PolicyKind {
-    pub const ALL: [PolicyKind; 2] = [PolicyKind::Heatscaler, PolicyKind::CaDefaults];
+    pub const ALL: [PolicyKind; 6] = [
+        PolicyKind::Heatscaler,
+        PolicyKind::CaDefaults,
+        PolicyKind::CaLeastWaste,
+        PolicyKind::CaPrice,
+        PolicyKind::CaPriorityLeastWaste,
+        PolicyKind::KarpenterLike,
+    ];
 
     /// Short machine name (CLI, JSON, table columns).
     pub fn name(self) -> &'static str {
         match self {
             PolicyKind::Heatscaler => "heatscaler",
             PolicyKind::CaDefaults => "ca-defaults",
+            PolicyKind::CaLeastWaste => "ca-least-waste",
+            PolicyKind::CaPrice => "ca-price",
+            PolicyKind::CaPriorityLeastWaste => "ca-priority-least-waste",
+            PolicyKind::KarpenterLike => "karpenter-like",
         }
     }
 
@@ -45,6 +64,28 @@ impl PolicyKind {
         match self {
             PolicyKind::Heatscaler => "heatscaler",
             PolicyKind::CaDefaults => "cluster-autoscaler documented defaults, re-implemented",
+            PolicyKind::CaLeastWaste => "cluster-autoscaler defaults with --expander=least-waste, re-implemented",
+            PolicyKind::CaPrice => "cluster-autoscaler defaults with --expander=price, re-implemented",
+            PolicyKind::CaPriorityLeastWaste => {
+                "cluster-autoscaler defaults with --expander=priority,least-waste, re-implemented"
+            }
+            PolicyKind::KarpenterLike => {
+                "Karpenter-like: cheapest fit, consolidation with replacement, 30 s, re-implemented"
+            }
+        }
+    }
+
+    /// The peer's configuration; `None` for heatscaler.
+    pub fn peer(self) -> Option<PeerConfig> {
+        match self {
+            PolicyKind::Heatscaler => None,
+            PolicyKind::CaDefaults => Some(PeerConfig::cluster_autoscaler(&[])),
+            PolicyKind::CaLeastWaste => Some(PeerConfig::cluster_autoscaler(&[PeerExpander::LeastWaste])),
+            PolicyKind::CaPrice => Some(PeerConfig::cluster_autoscaler(&[PeerExpander::Price])),
+            PolicyKind::CaPriorityLeastWaste => {
+                Some(PeerConfig::cluster_autoscaler(&[PeerExpander::Priority, PeerExpander::LeastWaste]))
+            }
+            PolicyKind::KarpenterLike => Some(PeerConfig::KARPENTER_LIKE),
         }
     }
 
@@ -60,6 +101,8 @@ impl PolicyKind {
             PolicyKind::CaDefaults => {
                 "cluster-autoscaler and VPA documented defaults, re-implemented, blind to each other"
             }
+            // The other peers run VPA's defaults beside them too.
+            _ => self.label(),
         }
     }
 
@@ -67,7 +110,7 @@ impl PolicyKind {
     pub fn recommender(self, sc: &Scenario) -> RecommenderSettings {
         match self {
             PolicyKind::Heatscaler => sc.policy.pod_resize.recommender.clone(),
-            PolicyKind::CaDefaults => RecommenderSettings::default(),
+            _ => RecommenderSettings::default(),
         }
     }
 
@@ -77,14 +120,14 @@ impl PolicyKind {
     pub fn admission(self, sc: &Scenario) -> bool {
         match self {
             PolicyKind::Heatscaler => sc.vpa_admission_controller,
-            PolicyKind::CaDefaults => true,
+            _ => true,
         }
     }
 
     /// Whether VPA's updater (the peer) evicts pods in this run; heatscaler
     /// plans the pod level itself.
     pub fn runs_vpa_updater(self) -> bool {
-        self == PolicyKind::CaDefaults
+        self != PolicyKind::Heatscaler
     }
 }
 
@@ -115,10 +158,11 @@ impl Autoscaler {
                 }
                 Autoscaler::Heatscaler { policy, memory: Memory::default() }
             }
-            PolicyKind::CaDefaults => Autoscaler::CaDefaults(CaDefaults::new(
+            peer => Autoscaler::CaDefaults(CaDefaults::new(
                 sc.policy.control_plane_labels.as_deref(),
                 sc.policy.cluster_limits.max_nodes_total,
                 sc.seed,
+                peer.peer().expect("a peer"),
             )),
         }
     }
