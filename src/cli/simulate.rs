@@ -7,7 +7,7 @@ use heatscaler_core::policy::Duration;
 use heatscaler_sim::display::{Timelines, View};
 use heatscaler_sim::scenario::{NodeListSpec, default_min_share};
 use heatscaler_sim::trace::alibaba_gentd26::{self, Containers};
-use heatscaler_sim::trace::{TraceArg, TraceKind};
+use heatscaler_sim::trace::{GpuSharing, TraceArg, TraceKind};
 use heatscaler_sim::{self as sim, PolicyKind, Scenario};
 
 /// Arguments of `heatscaler simulate`.
@@ -50,11 +50,24 @@ pub struct Args {
     /// even or an odd hex digit.
     #[arg(long, value_enum, default_value_t = Containers::All)]
     containers: Containers,
+    /// alibaba-openb: GPU-sharing pods (`gpu_milli`) ask for `shares` of a
+    /// GPU (thousandths, on pods and minions alike; the default) or `whole`
+    /// GPUs. Overrides the scenario's `gpu-sharing`.
+    #[arg(long, value_name = "shares|whole")]
+    gpu_sharing: Option<GpuSharing>,
     /// Policies to run side by side on the same demand, seed and provisioning
-    /// model: `heatscaler`, `heatscaler-node-level` (pod resizing off),
-    /// `ca-defaults` (cluster-autoscaler's documented defaults, re-implemented;
-    /// with VPA objects, VPA's defaults beside it, blind to each other).
-    #[arg(long, value_delimiter = ',', default_value = "heatscaler,ca-defaults", value_parser = policy)]
+    /// model: `heatscaler` and the peers, re-implemented — `ca-defaults`
+    /// (cluster-autoscaler's documented defaults; with VPA objects, VPA's
+    /// defaults beside each peer, blind to each other), `ca-least-waste`,
+    /// `ca-price`, `ca-priority-least-waste` (its `--expander` chains) and
+    /// `karpenter-like`. Default: all of them. `heatscaler-node-level` (pod
+    /// resizing off) is heatscaler's node level alone.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "heatscaler,ca-defaults,ca-least-waste,ca-price,ca-priority-least-waste,karpenter-like",
+        value_parser = policy
+    )]
     policy: Vec<PolicyKind>,
     /// Print the report as JSON (per policy: summary, timeline, sampled series).
     #[arg(long)]
@@ -108,6 +121,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    if let Some(g) = args.gpu_sharing {
+        if !scenario.node_groups_from.is_empty() && scenario.gpu_sharing != g {
+            eprintln!(
+                "--gpu-sharing {}: the scenario's node-groups-from were made with gpu-sharing: {}; set it in the \
+                 scenario instead",
+                g.name(),
+                scenario.gpu_sharing.name()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        scenario.gpu_sharing = g;
+    }
     if let Some(list) = &args.node_groups {
         if args.scenario.is_none() {
             scenario.node_groups.clear();

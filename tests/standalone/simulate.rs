@@ -128,8 +128,10 @@ fn the_baseline_runs_beside_heatscaler_and_is_labelled_as_a_reimplementation() {
     assert!(header.trim_start().starts_with("heatscaler"), "{header}");
     assert!(stdout.contains("ca-defaults: cluster-autoscaler documented defaults, re-implemented"), "{stdout}");
     assert!(stdout.contains("cluster-autoscaler documented defaults, re-implemented timeline"), "{stdout}");
-    // Both grow once and shrink once on the walk-through.
-    assert_eq!(cells(&stdout, "scale-ups (minions added)"), ["1 (+1)", "1 (+1)"], "{stdout}");
+    // Both grow once and shrink once on the walk-through; every peer is shown.
+    assert_eq!(cells(&stdout, "scale-ups (minions added)")[..2], ["1 (+1)", "1 (+1)"], "{stdout}");
+    assert_eq!(cells(&stdout, "scale-ups (minions added)").len(), 6, "{stdout}");
+    assert!(stdout.contains("reference (the cheapest peer here): "), "{stdout}");
     let json = heatscaler(&["simulate", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["runs"][1]["policy"], "ca-defaults");
@@ -138,10 +140,10 @@ fn the_baseline_runs_beside_heatscaler_and_is_labelled_as_a_reimplementation() {
     let report: serde_json::Value = serde_json::from_slice(&only.stdout).unwrap();
     assert_eq!(report["runs"].as_array().unwrap().len(), 1);
     let bad = heatscaler(&["simulate", "--policy", "karpenter"]);
-    assert!(
-        String::from_utf8_lossy(&bad.stderr)
-            .contains("unknown policy `karpenter` (known: heatscaler, heatscaler-node-level, ca-defaults)")
-    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains(
+        "unknown policy `karpenter` (known: heatscaler, heatscaler-node-level, ca-defaults, ca-least-waste, \
+             ca-price, ca-priority-least-waste, karpenter-like)"
+    ));
 }
 
 #[test]

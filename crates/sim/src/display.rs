@@ -40,6 +40,17 @@ impl fmt::Display for View<'_> {
             write!(f, "\n  {d}")?;
         }
         writeln!(f)?;
+        if let Some(input) = r.runs.first().map(|run| &run.input).filter(|i| i.trace_rows_dropped > 0) {
+            writeln!(
+                f,
+                "  trace rows dropped as bad (--skip-bad-rows): {} (and {} replayed)",
+                input.trace_rows_dropped, input.trace_rows
+            )?;
+            // Loading refuses such a trace; a report built another way says it too.
+            if input.trace_rows_dropped > input.trace_rows {
+                return writeln!(f, "  most trace rows were dropped: no table is printed for what is left");
+            }
+        }
         for run in &r.runs {
             let n = run.timeline.len();
             let print = match self.timelines {
@@ -63,6 +74,9 @@ impl fmt::Display for View<'_> {
         workload_rows(f, &r.runs)?;
         for run in r.runs.iter().filter(|run| run.label != run.policy) {
             writeln!(f, "{}: {}", run.policy, run.label)?;
+        }
+        if let Some(reference) = &r.reference {
+            writeln!(f, "reference (the cheapest peer here): {reference}")?;
         }
         Ok(())
     }
@@ -234,6 +248,9 @@ pub fn node_rows(t: &mut Table, runs: &[Run]) {
     t.row("wait p50", cells(&|n| n.wait_p50_secs.map_or("-".into(), secs)));
     t.row("wait p99", cells(&|n| n.wait_p99_secs.map_or("-".into(), secs)));
     t.row("never scheduled", cells(&|n| n.never_scheduled.to_string()));
+    if runs.iter().any(|r| r.node_level.never_scheduled_deleted > 0) {
+        t.row("  deleted while waiting", cells(&|n| n.never_scheduled_deleted.to_string()));
+    }
     if runs.iter().any(|r| r.node_level.unhostable_pods > 0) {
         t.row("pods no group can host", cells(&|n| n.unhostable_pods.to_string()));
         if let Some(u) = runs.iter().find_map(|r| r.node_level.unhostable.first()) {

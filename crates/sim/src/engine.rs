@@ -57,12 +57,14 @@ pub fn compare_with_progress(
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     });
+    let runs: Vec<Run> = runs.into_iter().collect::<Result<_, _>>()?;
     Ok(Report {
         scenario: sc.name.clone(),
         description: sc.description.clone(),
         seed: sc.seed,
         duration_secs: sc.duration.get().as_secs_f64(),
-        runs: runs.into_iter().collect::<Result<_, _>>()?,
+        reference: Report::strongest_peer(&runs),
+        runs,
     })
 }
 

@@ -235,6 +235,7 @@ impl Recorder {
             wait_p50_secs: percentile(&waits, 0.5),
             wait_p99_secs: percentile(&waits, 0.99),
             never_scheduled: journal.never_scheduled,
+            never_scheduled_deleted: journal.never_scheduled_deleted,
             unhostable: std::mem::take(&mut self.unhostable_listed),
             unhostable_pods: self.unhostable.len(),
             scale_ups: counts.scale_ups,

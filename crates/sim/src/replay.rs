@@ -11,7 +11,7 @@ use std::time::Duration as StdDuration;
 use heatscaler_core::model::{Container, Placement, Resources};
 
 use crate::scenario::Scenario;
-use crate::trace::{Row, RowKind, Rows, TraceError, TraceKind};
+use crate::trace::{GpuSharing, Row, RowKind, Rows, TraceError, TraceKind};
 use crate::world::World;
 use crate::world::clock::Event;
 use crate::world::cluster::{Origin, PodTemplate};
@@ -29,7 +29,8 @@ impl Replay {
         let mut feeds = Vec::new();
         for t in &sc.traces {
             let base = PodTemplate::from_spec(&t.pod_spec(), &t.namespace, &t.name, t.controller());
-            feeds.push(TraceFeed::open(t.kind, &t.path(&sc.base_dir), t.start.get(), base, t.skip_bad_rows)?);
+            let path = t.path(&sc.base_dir);
+            feeds.push(TraceFeed::open(t.kind, &path, t.start.get(), base, t.skip_bad_rows, sc.gpu_sharing)?);
         }
         Ok(Self { feeds, errors: Vec::new() })
     }
@@ -44,6 +45,9 @@ impl Replay {
 
     /// Schedules each trace's first rows.
     pub fn start(&mut self, world: &mut World<'_>) {
+        for feed in &mut self.feeds {
+            feed.tell_dropped(world);
+        }
         for (t, feed) in self.feeds.iter().enumerate() {
             if let Some(at) = feed.next_at() {
                 world.after(at, Event::TraceRows(t));
@@ -71,6 +75,7 @@ impl Replay {
                 }
             };
             world.journal.trace_row();
+            self.feeds[t].tell_dropped(world);
             self.feeds[t].apply(world, t, row);
         }
         if let Some(at) = self.feeds[t].next_at() {
@@ -108,6 +113,8 @@ struct TraceFeed {
     next_id: usize,
     /// Row placements merged with the trace's own, by the row's `Arc`.
     placements: HashMap<*const Placement, Arc<Placement>>,
+    /// Bad rows the reader skipped that the journal has been told of.
+    dropped_told: u64,
 }
 
 struct TracePod {
@@ -124,8 +131,9 @@ impl TraceFeed {
         start: StdDuration,
         base: PodTemplate,
         skip_bad_rows: bool,
+        gpu: GpuSharing,
     ) -> Result<Self, TraceError> {
-        let mut rows = Rows::open(kind, path, start, skip_bad_rows)?;
+        let mut rows = Rows::open(kind, path, start, skip_bad_rows, gpu)?;
         let next = rows.next_row()?;
         Ok(Self {
             rows,
@@ -136,7 +144,15 @@ impl TraceFeed {
             pods: HashMap::new(),
             next_id: 0,
             placements: HashMap::new(),
+            dropped_told: 0,
         })
+    }
+
+    /// Tells the journal of the bad rows the reader skipped since last told
+    /// (`--skip-bad-rows`): the report states how many it dropped.
+    fn tell_dropped(&mut self, world: &mut World<'_>) {
+        world.journal.trace_rows_dropped(self.rows.skipped - self.dropped_told);
+        self.dropped_told = self.rows.skipped;
     }
 
     /// Simulated time of the next row, if any.
@@ -185,7 +201,7 @@ impl TraceFeed {
     fn apply(&mut self, world: &mut World<'_>, t: usize, row: Row) {
         match row.kind {
             // A second start of a live pod was skipped as a bad row by the check.
-            RowKind::Start if self.live.contains_key(&row.pod) => {}
+            RowKind::Start if self.live.contains_key(&row.pod) => world.journal.trace_rows_dropped(1),
             RowKind::Start => {
                 let id = self.next_id;
                 self.next_id += 1;
@@ -219,6 +235,8 @@ impl TraceFeed {
                 );
                 world.create_pod(&template, row.pod, Origin::Trace(t, id));
             }
+            // Usage or an end of a pod that never started: skipped by the check too.
+            RowKind::Usage | RowKind::End if !self.live.contains_key(&row.pod) => world.journal.trace_rows_dropped(1),
             RowKind::Usage => {
                 if let Some(p) = self.live.get(&row.pod).and_then(|id| self.pods.get_mut(id)) {
                     for (name, v) in &row.amounts {

@@ -26,6 +26,23 @@ pub struct Report {
     pub duration_secs: f64,
     /// Every policy run on the same scenario, seed and provisioning model.
     pub runs: Vec<Run>,
+    /// The strongest peer of this report, the one heatscaler is held
+    /// against: the cheapest, fewer pending pod-seconds breaking a tie
+    /// (`None` without a peer).
+    pub reference: Option<String>,
+}
+
+impl Report {
+    /// The cheapest peer's policy name (see [`Report::reference`]).
+    pub fn strongest_peer(runs: &[Run]) -> Option<String> {
+        runs.iter()
+            .filter(|r| r.policy != "heatscaler")
+            .min_by(|a, b| {
+                let (a, b) = (&a.node_level, &b.node_level);
+                a.cost.total_cmp(&b.cost).then(a.pending_pod_seconds.total_cmp(&b.pending_pod_seconds))
+            })
+            .map(|r| r.policy.clone())
+    }
 }
 
 /// One policy's run. Node-level results are in [`Run::node_level`]; results
@@ -167,6 +184,9 @@ pub struct InputSummary {
     pub jobs: u64,
     /// Rows of trace files replayed.
     pub trace_rows: u64,
+    /// Rows of trace files left out as bad (`--skip-bad-rows`), up to where
+    /// the run stopped reading: a report on a trace with holes says so.
+    pub trace_rows_dropped: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -278,11 +298,15 @@ pub struct NodeLevel {
     /// Integral of the number of pending pods over time.
     pub pending_pod_seconds: f64,
     /// Pods that were ever unschedulable, and how long each waited for a node
-    /// (pods still waiting at the end count with the time they had waited).
+    /// (pods still waiting at the end count with the time they had waited;
+    /// pods deleted while waiting, with their whole wait).
     pub waited_pods: usize,
     pub wait_p50_secs: Option<f64>,
     pub wait_p99_secs: Option<f64>,
+    /// Pods that waited and were never bound: still waiting at the end, or
+    /// deleted while waiting (`never_scheduled_deleted` of them).
     pub never_scheduled: usize,
+    pub never_scheduled_deleted: usize,
     /// Pods no group's minion could ever host (a resource no shape offers,
     /// more than a whole minion, a taint or affinity no group matches): not
     /// demand, never a reason to grow, left out of the waits above. The

@@ -20,7 +20,7 @@ use super::shapes::{Amount, Delay, Point, Shape};
 use super::signals::Signal;
 use super::trace::alibaba_gentd26::{self, Series};
 use super::trace::alibaba_openb::ListedGroup;
-use super::trace::{Checked, TraceArg, TraceError, TraceKind};
+use super::trace::{Checked, GpuSharing, TraceArg, TraceError, TraceKind};
 
 /// The scenario `heatscaler simulate` runs when given none.
 pub const PHP_APACHE: &str = include_str!("../../../scenarios/php-apache.yaml");
@@ -86,6 +86,11 @@ pub struct Scenario {
     /// added to `node-groups` when the scenario is loaded.
     #[serde(default)]
     pub node_groups_from: Vec<NodeListSpec>,
+    /// How `alibaba-openb` pod lists' GPU-sharing pods and node lists' GPUs
+    /// are counted (`shares`: thousandths of a GPU; `whole`: whole GPUs). One
+    /// setting for both, so pods and minions always speak the same resource.
+    #[serde(default)]
+    pub gpu_sharing: GpuSharing,
     /// The directory relative trace paths are resolved against (the
     /// scenario file's; the working directory for embedded scenarios).
     #[serde(skip)]
@@ -628,7 +633,13 @@ impl Scenario {
         problems.extend(scenario.problems());
         if problems.is_empty() {
             for (i, t) in scenario.traces.iter().enumerate() {
-                let checked = super::trace::check(t.kind, &t.path(base_dir), t.start.get(), t.skip_bad_rows);
+                let checked = super::trace::check(
+                    t.kind,
+                    &t.path(base_dir),
+                    t.start.get(),
+                    t.skip_bad_rows,
+                    scenario.gpu_sharing,
+                );
                 for e in checked.problems {
                     problems.push(ScenarioProblem { path: format!("traces[{i}].file"), problem: e.to_string() });
                 }
@@ -649,8 +660,9 @@ impl Scenario {
         if !(0.0..=1.0).contains(&list.min_share) {
             return Err(format!("min-share: {} is not between 0 and 1", list.min_share));
         }
-        let (listed, _rare) = super::trace::alibaba_openb::node_groups(&base_dir.join(&list.file), list.min_share)
-            .map_err(|e| e.to_string())?;
+        let (listed, _rare) =
+            super::trace::alibaba_openb::node_groups(&base_dir.join(&list.file), list.min_share, self.gpu_sharing)
+                .map_err(|e| e.to_string())?;
         let mut groups: Vec<GroupSpec> = listed.into_iter().map(GroupSpec::from_node_list).collect();
         for (name, price) in &list.prices {
             let Some(g) = groups.iter_mut().find(|g| &g.name == name) else {
@@ -689,7 +701,7 @@ impl Scenario {
         let file = &arg.path;
         let name = file.file_stem().map_or("trace".into(), |s| s.to_string_lossy().into_owned());
         let absolute = std::env::current_dir().map(|d| d.join(file)).unwrap_or_else(|_| file.to_path_buf());
-        let checked = super::trace::check(arg.kind, &absolute, from, skip_bad_rows);
+        let checked = super::trace::check(arg.kind, &absolute, from, skip_bad_rows, self.gpu_sharing);
         if !checked.problems.is_empty() {
             return Err(checked.problems);
         }

@@ -180,3 +180,40 @@ bursts:
     let report = run(&sc).unwrap();
     assert_eq!(report.runs[0].series.first().map(|s| s.at_secs), Some(0.0));
 }
+
+/// Issue 18, item 4: pods that arrive, never fit (the group is at its
+/// `max-size`) and are deleted while still pending waited their whole life
+/// for capacity and were never scheduled; the report must say so, for every
+/// policy, rather than forget them when they go.
+#[test]
+fn pods_deleted_while_pending_count_in_the_waits_and_as_never_scheduled() {
+    let sc = scenario(&format!(
+        "{}\n{}",
+        BASE.replace("max-size: 6", "max-size: 2"),
+        r#"
+workloads:
+  - name: web
+    pod: {containers: [{name: web, requests: {cpu: "1500m", memory: 1Gi}}]}
+    replicas: 2
+pods:
+  - {name: late-1, pod: {containers: [{name: c, requests: {cpu: "1500m"}}]}, arrival: 5m, departure: 25m, controller: Job}
+  - {name: late-2, pod: {containers: [{name: c, requests: {cpu: "1500m"}}]}, arrival: 5m, departure: 25m, controller: Job}
+  - {name: late-3, pod: {containers: [{name: c, requests: {cpu: "1500m"}}]}, arrival: 5m, departure: 35m, controller: Job}
+"#
+    ));
+    let report = super::compare(&sc, &super::PolicyKind::ALL).unwrap();
+    assert!(report.runs.len() >= 2, "heatscaler and the peers");
+    for r in &report.runs {
+        let n = &r.node_level;
+        assert_eq!(n.waited_pods, 3, "{}: {n:?}", r.policy);
+        assert_eq!(n.never_scheduled, 3, "{}: {n:?}", r.policy);
+        assert_eq!(n.never_scheduled_deleted, 3, "{}: {n:?}", r.policy);
+        // Each waited from its arrival to its deletion (the scheduler marks
+        // it within a pass of arriving).
+        let p50 = n.wait_p50_secs.expect("waits");
+        let p99 = n.wait_p99_secs.expect("waits");
+        assert!((1195.0..=1200.0).contains(&p50), "{}: p50 {p50}", r.policy);
+        assert!((1795.0..=1800.0).contains(&p99), "{}: p99 {p99}", r.policy);
+        assert!(n.pending_pod_seconds >= 3.0 * 1195.0 + 600.0, "{}: {n:?}", r.policy);
+    }
+}

@@ -16,7 +16,7 @@ use heatscaler_core::model::{Resources, Snapshot, Timestamp};
 use heatscaler_core::planner::{self, Action, Input, Memory, Policy, ResizePolicy};
 use heatscaler_core::policy::RecommenderSettings;
 
-use crate::peers::ca_defaults::{self, CaDefaults};
+use crate::peers::ca_defaults::{self, CaDefaults, PeerConfig, PeerExpander};
 use crate::scenario::Scenario;
 
 /// Which autoscaler a run simulates.
@@ -31,14 +31,37 @@ pub enum PolicyKind {
     /// cluster-autoscaler's documented default behaviour, re-implemented
     /// (see `peers::ca_defaults` for what is and is not modelled).
     CaDefaults,
+    /// The same with `--expander=least-waste`.
+    CaLeastWaste,
+    /// The same with `--expander=price`.
+    CaPrice,
+    /// The same with `--expander=priority,least-waste` (the documented chain).
+    CaPriorityLeastWaste,
+    /// A Karpenter-like policy on the same loop (`PeerConfig::KARPENTER_LIKE`).
+    KarpenterLike,
 }
 
 impl PolicyKind {
-    /// The default comparison: heatscaler and its peer.
-    pub const ALL: [PolicyKind; 2] = [PolicyKind::Heatscaler, PolicyKind::CaDefaults];
-    /// Every policy `--policy` accepts.
-    pub const KNOWN: [PolicyKind; 3] =
-        [PolicyKind::Heatscaler, PolicyKind::HeatscalerNodeLevel, PolicyKind::CaDefaults];
+    /// The default comparison: heatscaler and every peer.
+    pub const ALL: [PolicyKind; 6] = [
+        PolicyKind::Heatscaler,
+        PolicyKind::CaDefaults,
+        PolicyKind::CaLeastWaste,
+        PolicyKind::CaPrice,
+        PolicyKind::CaPriorityLeastWaste,
+        PolicyKind::KarpenterLike,
+    ];
+    /// Every policy `--policy` accepts: the comparison and heatscaler's node
+    /// level alone (docs/unified.md).
+    pub const KNOWN: [PolicyKind; 7] = [
+        PolicyKind::Heatscaler,
+        PolicyKind::HeatscalerNodeLevel,
+        PolicyKind::CaDefaults,
+        PolicyKind::CaLeastWaste,
+        PolicyKind::CaPrice,
+        PolicyKind::CaPriorityLeastWaste,
+        PolicyKind::KarpenterLike,
+    ];
 
     /// Short machine name (CLI, JSON, table columns).
     pub fn name(self) -> &'static str {
@@ -46,6 +69,10 @@ impl PolicyKind {
             PolicyKind::Heatscaler => "heatscaler",
             PolicyKind::HeatscalerNodeLevel => "heatscaler-node-level",
             PolicyKind::CaDefaults => "ca-defaults",
+            PolicyKind::CaLeastWaste => "ca-least-waste",
+            PolicyKind::CaPrice => "ca-price",
+            PolicyKind::CaPriorityLeastWaste => "ca-priority-least-waste",
+            PolicyKind::KarpenterLike => "karpenter-like",
         }
     }
 
@@ -55,6 +82,28 @@ impl PolicyKind {
             PolicyKind::Heatscaler => "heatscaler",
             PolicyKind::HeatscalerNodeLevel => "heatscaler, node level only (pod resizing off)",
             PolicyKind::CaDefaults => "cluster-autoscaler documented defaults, re-implemented",
+            PolicyKind::CaLeastWaste => "cluster-autoscaler defaults with --expander=least-waste, re-implemented",
+            PolicyKind::CaPrice => "cluster-autoscaler defaults with --expander=price, re-implemented",
+            PolicyKind::CaPriorityLeastWaste => {
+                "cluster-autoscaler defaults with --expander=priority,least-waste, re-implemented"
+            }
+            PolicyKind::KarpenterLike => {
+                "Karpenter-like: cheapest fit, consolidation with replacement, 30 s, re-implemented"
+            }
+        }
+    }
+
+    /// The peer's configuration; `None` for heatscaler.
+    pub fn peer(self) -> Option<PeerConfig> {
+        match self {
+            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel => None,
+            PolicyKind::CaDefaults => Some(PeerConfig::cluster_autoscaler(&[])),
+            PolicyKind::CaLeastWaste => Some(PeerConfig::cluster_autoscaler(&[PeerExpander::LeastWaste])),
+            PolicyKind::CaPrice => Some(PeerConfig::cluster_autoscaler(&[PeerExpander::Price])),
+            PolicyKind::CaPriorityLeastWaste => {
+                Some(PeerConfig::cluster_autoscaler(&[PeerExpander::Priority, PeerExpander::LeastWaste]))
+            }
+            PolicyKind::KarpenterLike => Some(PeerConfig::KARPENTER_LIKE),
         }
     }
 
@@ -70,6 +119,8 @@ impl PolicyKind {
             PolicyKind::CaDefaults => {
                 "cluster-autoscaler and VPA documented defaults, re-implemented, blind to each other"
             }
+            // The other peers run VPA's defaults beside them too.
+            _ => self.label(),
         }
     }
 
@@ -77,7 +128,7 @@ impl PolicyKind {
     pub fn recommender(self, sc: &Scenario) -> RecommenderSettings {
         match self {
             PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel => sc.policy.pod_resize.recommender.clone(),
-            PolicyKind::CaDefaults => RecommenderSettings::default(),
+            _ => RecommenderSettings::default(),
         }
     }
 
@@ -89,14 +140,15 @@ impl PolicyKind {
             PolicyKind::Heatscaler => sc.vpa_admission_controller,
             // Nothing resizes: an admission controller would be a pod-level actor.
             PolicyKind::HeatscalerNodeLevel => false,
-            PolicyKind::CaDefaults => true,
+            _ => true,
         }
     }
 
-    /// Whether VPA's updater (the peer) evicts pods in this run; heatscaler
-    /// plans the pod level itself.
+    /// Whether VPA's updater (the peer) evicts pods in this run: beside every
+    /// peer; heatscaler plans the pod level itself, and its node level alone
+    /// has no pod-level actor at all.
     pub fn runs_vpa_updater(self) -> bool {
-        self == PolicyKind::CaDefaults
+        self.peer().is_some()
     }
 }
 
@@ -127,10 +179,11 @@ impl Autoscaler {
                 }
                 Autoscaler::Heatscaler { policy, memory: Memory::default() }
             }
-            PolicyKind::CaDefaults => Autoscaler::CaDefaults(CaDefaults::new(
+            peer => Autoscaler::CaDefaults(CaDefaults::new(
                 sc.policy.control_plane_labels.as_deref(),
                 sc.policy.cluster_limits.max_nodes_total,
                 sc.seed,
+                peer.peer().expect("a peer"),
             )),
         }
     }

@@ -6,3 +6,6 @@
 
 pub mod ca_defaults;
 pub mod vpa_defaults;
+
+#[cfg(test)]
+mod tests;

@@ -2,18 +2,26 @@
 //! node list of a production Kubernetes GPU cluster.
 //!
 //! **Pod list** (`name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,
-//! pod_phase,creation_time,deletion_time,scheduled_time`), one row per pod,
-//! in `creation_time` order. Each pod becomes a `start` row at
-//! `creation_time` with requests `cpu_milli` (millicores), `memory_mib` (MiB)
-//! and `num_gpu` whole `nvidia.com/gpu`, and an `end` row at `deletion_time`
-//! (empty: it runs to the end). Ends wait in a heap until their time comes,
-//! so memory follows the pods alive at once, not the file.
+//! pod_phase,creation_time,deletion_time,scheduled_time`), one row per pod.
+//! Each pod becomes a `start` row at `creation_time` with requests
+//! `cpu_milli` (millicores), `memory_mib` (MiB) and its GPUs ([`GpuSharing`]),
+//! and an `end` row at `deletion_time` (empty: it runs to the end). Samples
+//! of the trace are not all in `creation_time` order: starts pass through a
+//! reorder buffer of [`REORDER_WINDOW`] pods (a row later than that is an
+//! error saying so), ends wait in a heap until their time comes, so memory
+//! follows the buffer and the pods alive at once, not the file.
 //!
-//! - `gpu_milli` (a share of one GPU for GPU-sharing pods): not modelled.
-//!   `nvidia.com/gpu` is an integer resource in Kubernetes and the NVIDIA
-//!   device plugin gives a pod whole GPUs, so a sharing pod takes one GPU,
-//!   as it would on a cluster without a GPU-sharing scheduler extension.
-//!   GPU demand is overstated for those pods (`docs/traces.md` says by how much).
+//! - `gpu_milli` (a share of one GPU for GPU-sharing pods, `num_gpu` 1): by
+//!   default ([`GpuSharing::Shares`]) `nvidia.com/gpu` is counted in
+//!   thousandths of a GPU: a minion with 8 GPUs offers 8000, a sharing pod
+//!   asks for its `gpu_milli`, a whole-GPU pod for `num_gpu` × 1000 — the
+//!   accounting of a GPU-sharing scheduler extension such as the trace's own
+//!   cluster ran. Only the unit changes: the scheduling model, both
+//!   autoscalers' GPU utilisation and the bound read GPUs as shares of a
+//!   minion's. It is fluid within a minion (two half-free GPUs hold a pod
+//!   wanting 0.8 of one): optimistic about fragmentation, which the trace's
+//!   paper is about. [`GpuSharing::Whole`]: `num_gpu` whole GPUs, as the
+//!   NVIDIA device plugin alone gives them (a sharing pod takes one GPU).
 //! - `qos` (LS, BE, Burstable, Guaranteed): Alibaba's classes, not Kubernetes
 //!   QoS; every pod has requests and counts as demand. Checked, not used.
 //! - `pod_phase` (the phase when the trace was taken): every pod is replayed
@@ -50,6 +58,62 @@ pub const GPU_MODEL_LABEL: &str = "heatscaler.io/gpu-model";
 /// The taint GPU minions carry; pods requesting GPUs tolerate it.
 pub const GPU_TAINT: &str = "nvidia.com/gpu";
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+
+/// How many pods' starts may wait to be put in `creation_time` order. A pod
+/// out of place by more than this is an error naming the row (sort the file
+/// first). 100,000 pods are tens of MB; the trace's samples have at most a
+/// few tens of thousands, so any of them is sorted whole.
+pub const REORDER_WINDOW: usize = 100_000;
+
+/// How GPU-sharing pods (`gpu_milli` < 1000) ask for GPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GpuSharing {
+    /// `nvidia.com/gpu` in thousandths of a GPU, on pods and minions.
+    #[default]
+    Shares,
+    /// Whole `nvidia.com/gpu`: a sharing pod takes one GPU.
+    Whole,
+}
+
+impl GpuSharing {
+    pub fn name(self) -> &'static str {
+        match self {
+            GpuSharing::Shares => "shares",
+            GpuSharing::Whole => "whole",
+        }
+    }
+
+    /// The `nvidia.com/gpu` a pod of the list asks for.
+    fn request(self, num_gpu: i64, gpu_milli: i64) -> Option<i64> {
+        match self {
+            _ if num_gpu == 0 => None,
+            GpuSharing::Whole => Some(num_gpu),
+            GpuSharing::Shares if num_gpu == 1 && gpu_milli > 0 => Some(gpu_milli),
+            GpuSharing::Shares => Some(num_gpu * 1000),
+        }
+    }
+
+    /// The `nvidia.com/gpu` a minion with `gpus` GPUs offers.
+    fn allocatable(self, gpus: i64) -> i64 {
+        match self {
+            GpuSharing::Whole => gpus,
+            GpuSharing::Shares => gpus * 1000,
+        }
+    }
+}
+
+impl std::str::FromStr for GpuSharing {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "shares" => Ok(GpuSharing::Shares),
+            "whole" => Ok(GpuSharing::Whole),
+            other => Err(format!("`{other}`: expected `shares` or `whole`")),
+        }
+    }
+}
 
 const POD_COLUMNS: [&str; 10] = [
     "name",
@@ -117,10 +181,13 @@ impl Records {
             }
         }
         records.count = header.len();
-        if let Some(missing) = required.iter().find(|c| !records.columns.contains_key(**c)) {
-            return Err(records.error(1, 1, format!("the header has no `{missing}` column")));
+        let missing: Vec<String> =
+            required.iter().filter(|c| !records.columns.contains_key(**c)).map(|c| format!("`{c}`")).collect();
+        match missing.len() {
+            0 => Ok(records),
+            1 => Err(records.error(1, 1, format!("the header has no {} column", missing[0]))),
+            _ => Err(records.error(1, 1, format!("the header has no {} columns", missing.join(", ")))),
         }
-        Ok(records)
     }
 
     pub(super) fn error(&self, line: usize, column: usize, problem: String) -> TraceError {
@@ -197,61 +264,114 @@ fn column_of(record: &csv::StringRecord, i: usize) -> usize {
     1 + record.iter().take(i).map(|f| f.chars().count() + 1).sum::<usize>()
 }
 
+/// A row waiting for its time, ordered by time, then by when it was read.
+struct Queued {
+    at: StdDuration,
+    seq: u64,
+    row: Row,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
 /// Reads the pod list as start/end rows in time order.
 pub struct PodListReader {
     records: Records,
-    /// The next pod's start, read ahead.
-    next_start: Option<Row>,
-    /// Ends to come: (time, sequence) → row.
-    ends: BinaryHeap<Reverse<(StdDuration, u64, usize)>>,
-    end_rows: HashMap<u64, Row>,
+    /// Starts read ahead, at most `window` of them, earliest first.
+    starts: BinaryHeap<Reverse<Queued>>,
+    window: usize,
+    /// Ends to come, earliest first.
+    ends: BinaryHeap<Reverse<Queued>>,
     seq: u64,
-    last_creation: StdDuration,
+    /// The time of the last row given out: a pod created before it came too
+    /// late for the reorder buffer.
+    emitted: StdDuration,
+    /// Where that row came from (line, and whether it was an end).
+    emitted_line: usize,
     /// Pods gone by this trace time are left out.
     from: StdDuration,
+    gpu: GpuSharing,
     placements: HashMap<(bool, String), Arc<Placement>>,
     done: bool,
+    /// Records read whole and good (pods gone before `from` included).
+    pub good_records: u64,
 }
 
 impl PodListReader {
-    pub fn open(path: &Path, from: StdDuration) -> Result<Self, TraceError> {
-        let records = Records::open(path, &POD_COLUMNS)?;
+    pub fn open(path: &Path, from: StdDuration, gpu: GpuSharing) -> Result<Self, TraceError> {
+        Self::with_window(path, from, gpu, REORDER_WINDOW)
+    }
+
+    /// [`PodListReader::open`] with a reorder buffer of `window` pods.
+    pub fn with_window(path: &Path, from: StdDuration, gpu: GpuSharing, window: usize) -> Result<Self, TraceError> {
+        let records = Records::open(path, &POD_COLUMNS).map_err(|mut e| {
+            if e.problem.contains("`creation_time`") || e.problem.contains("`deletion_time`") {
+                e.problem.push_str(
+                    " (a pod list without lifetimes, like the trace's multi-GPU samples, is a snapshot: \
+                     there is nothing to replay over time)",
+                );
+            }
+            e
+        })?;
         Ok(Self {
             records,
-            next_start: None,
+            starts: BinaryHeap::new(),
+            window: window.max(1),
             ends: BinaryHeap::new(),
-            end_rows: HashMap::new(),
             seq: 0,
-            last_creation: StdDuration::ZERO,
+            emitted: StdDuration::ZERO,
+            emitted_line: 0,
             from,
+            gpu,
             placements: HashMap::new(),
             done: false,
+            good_records: 0,
         })
     }
 
-    /// The next row: the earliest of the next pod's start and the ends due
+    /// The next row: the earliest of the buffered starts and the ends due
     /// before it (starts first at equal times: a pod deleted when created
-    /// starts, then ends).
+    /// starts, then ends). The buffer is filled first, so a start comes out
+    /// only once `window` later pods have been read, or the file is done.
     pub fn next_row(&mut self) -> Result<Option<Row>, TraceError> {
-        if self.next_start.is_none() && !self.done {
-            self.next_start = self.read_pod()?;
-        }
-        let end_at = self.ends.peek().map(|Reverse((at, _, _))| *at);
-        match (&self.next_start, end_at) {
-            (Some(start), Some(end)) if end >= start.at => Ok(self.next_start.take()),
-            (_, Some(_)) => {
-                let Reverse((_, seq, _)) = self.ends.pop().expect("peeked");
-                Ok(self.end_rows.remove(&seq))
+        while !self.done && self.starts.len() < self.window {
+            if let Some(start) = self.read_pod()? {
+                self.starts.push(Reverse(start));
             }
-            (Some(_), None) => Ok(self.next_start.take()),
-            (None, None) => Ok(None),
         }
+        let start_at = self.starts.peek().map(|Reverse(q)| q.at);
+        let end_at = self.ends.peek().map(|Reverse(q)| q.at);
+        let next = match (start_at, end_at) {
+            (Some(start), Some(end)) if end >= start => self.starts.pop(),
+            (_, Some(_)) => self.ends.pop(),
+            (Some(_), None) => self.starts.pop(),
+            (None, None) => None,
+        };
+        Ok(next.map(|Reverse(q)| {
+            self.emitted = q.at;
+            self.emitted_line = q.row.line;
+            q.row
+        }))
     }
 
-    /// Reads pods until one is alive at or after `from`; its start row, and
-    /// its end queued.
-    fn read_pod(&mut self) -> Result<Option<Row>, TraceError> {
-        loop {
+    /// Reads the next record: `Some` start of a pod alive at or after `from`
+    /// (its end queued), `None` for a pod gone before `from` or at the end.
+    fn read_pod(&mut self) -> Result<Option<Queued>, TraceError> {
+        {
             if !self.records.next()? {
                 self.done = true;
                 return Ok(None);
@@ -283,17 +403,6 @@ impl PodListReader {
             r.one_of("pod_phase", &PHASES)?;
             let creation = StdDuration::from_secs(r.number("creation_time")? as u64);
             let creation_column = r.field("creation_time").1;
-            if creation < self.last_creation {
-                return Err(r.error(
-                    r.line,
-                    creation_column,
-                    format!(
-                        "creation_time {} is before the previous pod's {} (pods must be in creation order)",
-                        creation.as_secs(),
-                        self.last_creation.as_secs()
-                    ),
-                ));
-            }
             let deletion = r.optional_number("deletion_time")?.map(|s| StdDuration::from_secs(s as u64));
             if let Some(d) = deletion.filter(|d| *d < creation) {
                 let column = r.field("deletion_time").1;
@@ -306,14 +415,29 @@ impl PodListReader {
             if r.columns.contains_key("scheduled_time") {
                 r.optional_number("scheduled_time")?;
             }
-            self.last_creation = creation;
             let line = r.line;
             if deletion.is_some_and(|d| d <= self.from) {
-                continue;
+                self.good_records += 1;
+                return Ok(None);
             }
+            if creation < self.emitted {
+                return Err(r.error(
+                    r.line,
+                    creation_column,
+                    format!(
+                        "creation_time {} comes after the replay reached {} (line {}): the file is out of \
+                         creation order by more than the reorder buffer's {} pods; sort it by creation_time first",
+                        creation.as_secs(),
+                        self.emitted.as_secs(),
+                        self.emitted_line,
+                        self.window
+                    ),
+                ));
+            }
+            self.good_records += 1;
             let mut amounts = vec![(Resources::CPU.to_string(), cpu), (Resources::MEMORY.to_string(), memory << 20)];
-            if gpus > 0 {
-                amounts.push((GPU_RESOURCE.to_string(), gpus));
+            if let Some(amount) = self.gpu.request(gpus, gpu_milli) {
+                amounts.push((GPU_RESOURCE.to_string(), amount));
             }
             let spec = spec.to_string();
             let placement = self.placement(gpus > 0, &spec);
@@ -328,21 +452,19 @@ impl PodListReader {
             };
             if let Some(at) = deletion {
                 self.seq += 1;
-                self.ends.push(Reverse((at, self.seq, line)));
-                self.end_rows.insert(
-                    self.seq,
-                    Row {
-                        line,
-                        at,
-                        pod: name,
-                        pod_column: name_column,
-                        kind: RowKind::End,
-                        amounts: Vec::new(),
-                        placement: None,
-                    },
-                );
+                let row = Row {
+                    line,
+                    at,
+                    pod: name,
+                    pod_column: name_column,
+                    kind: RowKind::End,
+                    amounts: Vec::new(),
+                    placement: None,
+                };
+                self.ends.push(Reverse(Queued { at, seq: self.seq, row }));
             }
-            return Ok(Some(start));
+            self.seq += 1;
+            Ok(Some(Queued { at: creation, seq: self.seq, row: start }))
         }
     }
 
@@ -434,7 +556,13 @@ pub struct ListedGroup {
 /// Node groups from the node list: one per shape held by at least
 /// `min_share` of the nodes (the rarer shapes are left out and returned).
 /// GPU groups carry the GPU model label and the [`GPU_TAINT`] taint.
-pub fn node_groups(path: &Path, min_share: f64) -> Result<(Vec<ListedGroup>, Vec<ShapeCount>), TraceError> {
+/// GPUs are offered as `gpu` says (whole, or in thousandths), matching the
+/// pod list's import.
+pub fn node_groups(
+    path: &Path,
+    min_share: f64,
+    gpu: GpuSharing,
+) -> Result<(Vec<ListedGroup>, Vec<ShapeCount>), TraceError> {
     let shapes = node_shapes(path)?;
     let total: u32 = shapes.iter().map(|(_, n)| n).sum();
     let (common, rare): (Vec<_>, Vec<_>) =
@@ -451,7 +579,8 @@ pub fn node_groups(path: &Path, min_share: f64) -> Result<(Vec<ListedGroup>, Vec
             let mut labels = BTreeMap::from([("heatscaler.io/node-group".to_string(), name.clone())]);
             let mut taints = Vec::new();
             if shape.gpus > 0 {
-                allocatable.insert(GPU_RESOURCE.into(), Quantity::parse(&shape.gpus.to_string()).expect("a number"));
+                let amount = gpu.allocatable(shape.gpus).to_string();
+                allocatable.insert(GPU_RESOURCE.into(), Quantity::parse(&amount).expect("a number"));
                 labels.insert(GPU_MODEL_LABEL.into(), shape.model.clone());
                 taints.push(TaintConfig {
                     key: GPU_TAINT.into(),

@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 use heatscaler_core::fuzz;
 
 use super::alibaba_gentd26::{self, Containers};
-use super::{TraceKind, alibaba_openb, check};
+use super::{GpuSharing, TraceKind, alibaba_openb, check};
 
 fn corpus_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fuzz-corpus")
@@ -27,23 +27,23 @@ fn target(target: &str, name: &str, read: impl Fn(&Path)) {
 #[test]
 fn fuzz_own_csv() {
     target("trace-csv", "t.csv", |p| {
-        check(TraceKind::Csv, p, StdDuration::ZERO, false);
-        check(TraceKind::Csv, p, StdDuration::ZERO, true);
+        check(TraceKind::Csv, p, StdDuration::ZERO, false, GpuSharing::default());
+        check(TraceKind::Csv, p, StdDuration::ZERO, true, GpuSharing::default());
     });
 }
 
 #[test]
 fn fuzz_openb_pod_list() {
     target("trace-openb-pods", "pods.csv", |p| {
-        check(TraceKind::AlibabaOpenb, p, StdDuration::ZERO, false);
-        check(TraceKind::AlibabaOpenb, p, StdDuration::ZERO, true);
+        check(TraceKind::AlibabaOpenb, p, StdDuration::ZERO, false, GpuSharing::default());
+        check(TraceKind::AlibabaOpenb, p, StdDuration::ZERO, true, GpuSharing::default());
     });
 }
 
 #[test]
 fn fuzz_openb_node_list() {
     target("trace-openb-nodes", "nodes.csv", |p| {
-        let _ = alibaba_openb::node_groups(p, 0.02);
+        let _ = alibaba_openb::node_groups(p, 0.02, GpuSharing::default());
     });
 }
 

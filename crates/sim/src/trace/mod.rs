@@ -30,6 +30,7 @@ use serde::Deserialize;
 
 use heatscaler_core::model::Placement;
 
+pub use alibaba_openb::GpuSharing;
 pub use own_csv::TraceReader;
 
 /// At most this many problems are reported per file.
@@ -158,6 +159,8 @@ enum Reader {
 pub struct Rows {
     reader: Reader,
     skip_bad_rows: bool,
+    /// Good rows of the own format given out (the pod list counts its own).
+    csv_rows: u64,
     pub skipped: u64,
     /// The first [`MAX_PROBLEMS`] rows skipped, and why.
     pub skipped_examples: Vec<TraceError>,
@@ -166,10 +169,17 @@ pub struct Rows {
 impl Rows {
     /// `from`: the trace time the replay starts at; a reader may leave out
     /// pods it knows are gone by then.
-    pub fn open(kind: TraceKind, path: &Path, from: StdDuration, skip_bad_rows: bool) -> Result<Self, TraceError> {
+    /// `gpu`: how the pod list's GPU-sharing pods ask for GPUs.
+    pub fn open(
+        kind: TraceKind,
+        path: &Path,
+        from: StdDuration,
+        skip_bad_rows: bool,
+        gpu: GpuSharing,
+    ) -> Result<Self, TraceError> {
         let reader = match kind {
             TraceKind::Csv => Reader::Csv(TraceReader::open(path)?),
-            TraceKind::AlibabaOpenb => Reader::Openb(Box::new(alibaba_openb::PodListReader::open(path, from)?)),
+            TraceKind::AlibabaOpenb => Reader::Openb(Box::new(alibaba_openb::PodListReader::open(path, from, gpu)?)),
             TraceKind::AlibabaGentd26 => {
                 return Err(TraceError {
                     file: path.display().to_string(),
@@ -181,7 +191,16 @@ impl Rows {
                 });
             }
         };
-        Ok(Self { reader, skip_bad_rows, skipped: 0, skipped_examples: Vec::new() })
+        Ok(Self { reader, skip_bad_rows, csv_rows: 0, skipped: 0, skipped_examples: Vec::new() })
+    }
+
+    /// Records of the file read and kept so far (a pod-list record is a
+    /// pod, an own-format record a row).
+    pub fn good_records(&self) -> u64 {
+        match &self.reader {
+            Reader::Csv(_) => self.csv_rows,
+            Reader::Openb(r) => r.good_records,
+        }
     }
 
     /// The next good row; `None` at the end of the file.
@@ -193,6 +212,10 @@ impl Rows {
             };
             match next {
                 Err(e) if self.skip_bad_rows && !e.fatal() => self.skip(e),
+                Ok(Some(row)) => {
+                    self.csv_rows += 1;
+                    return Ok(Some(row));
+                }
                 other => return other,
             }
         }
@@ -217,25 +240,31 @@ pub struct Checked {
     /// Bad rows left out (with `skip_bad_rows`), and the first few of them.
     pub skipped: u64,
     pub skipped_examples: Vec<TraceError>,
+    /// Records read and kept (see [`Rows::good_records`]).
+    pub kept: u64,
 }
 
 /// Reads a whole trace once, streaming, and returns its problems (at most
 /// [`MAX_PROBLEMS`]): bad rows, and pods that start twice, or show usage or
 /// end without having started.
 pub fn validate(kind: TraceKind, path: &Path, skip_bad_rows: bool) -> Vec<TraceError> {
-    check(kind, path, StdDuration::ZERO, skip_bad_rows).problems
+    check(kind, path, StdDuration::ZERO, skip_bad_rows, GpuSharing::default()).problems
 }
 
 /// [`validate`], with the trace's length and row count. With
-/// `skip_bad_rows`, every problem is a skipped row instead.
-pub fn check(kind: TraceKind, path: &Path, from: StdDuration, skip_bad_rows: bool) -> Checked {
-    let mut rows = match Rows::open(kind, path, from, skip_bad_rows) {
+/// `skip_bad_rows`, every problem is a skipped row instead — unless most
+/// of the file's records were: then the trace is refused (a problem), as a
+/// report on the few rows left would describe another trace.
+pub fn check(kind: TraceKind, path: &Path, from: StdDuration, skip_bad_rows: bool, gpu: GpuSharing) -> Checked {
+    let mut rows = match Rows::open(kind, path, from, skip_bad_rows, gpu) {
         Ok(r) => r,
         Err(e) => return Checked { problems: vec![e], ..Checked::default() },
     };
     let file = path.display().to_string();
     let mut checked = Checked::default();
     let mut live: HashMap<String, usize> = HashMap::new();
+    // Records that read well but contradict a pod's life (skipped as bad).
+    let mut life_skipped = 0;
     let problem = |checked: &mut Checked, rows: &mut Rows, e: TraceError| {
         if skip_bad_rows && !e.fatal() {
             rows.skip(e);
@@ -263,6 +292,7 @@ pub fn check(kind: TraceKind, path: &Path, from: StdDuration, skip_bad_rows: boo
             RowKind::Start => {
                 if let Some(line) = live.get(&row.pod) {
                     let e = at(format!("pod `{}` starts again while running (started on line {line})", row.pod));
+                    life_skipped += 1;
                     problem(&mut checked, &mut rows, e);
                 } else {
                     live.insert(row.pod.clone(), row.line);
@@ -270,6 +300,7 @@ pub fn check(kind: TraceKind, path: &Path, from: StdDuration, skip_bad_rows: boo
             }
             RowKind::Usage | RowKind::End if !live.contains_key(&row.pod) => {
                 let e = at(format!("pod `{}` has not started", row.pod));
+                life_skipped += 1;
                 problem(&mut checked, &mut rows, e);
             }
             RowKind::End => {
@@ -278,8 +309,23 @@ pub fn check(kind: TraceKind, path: &Path, from: StdDuration, skip_bad_rows: boo
             RowKind::Usage => {}
         }
     }
+    checked.kept = rows.good_records().saturating_sub(life_skipped);
     checked.skipped = rows.skipped;
     checked.skipped_examples = rows.skipped_examples;
+    if checked.problems.is_empty() && checked.skipped > checked.kept {
+        checked.problems.push(TraceError {
+            file,
+            line: 0,
+            column: 0,
+            problem: format!(
+                "{} of its {} records could not be used (--skip-bad-rows): most of the file was dropped, so no \
+                 report is made from the rest; the first: {}",
+                checked.skipped,
+                checked.skipped + checked.kept,
+                checked.skipped_examples.first().map_or(String::new(), |e| e.to_string())
+            ),
+        });
+    }
     checked
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration as StdDuration;
 
 use super::alibaba_gentd26::{self, Containers};
-use super::alibaba_openb::{self, GPU_MODEL_LABEL, PodListReader};
+use super::alibaba_openb::{self, GPU_MODEL_LABEL, GpuSharing, PodListReader};
 use super::*;
 use crate::report::TimelineEvent;
 use crate::{PolicyKind, Scenario, compare};
@@ -23,7 +23,7 @@ fn file(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 fn rows(path: &Path, from: u64) -> Vec<Row> {
-    let mut r = PodListReader::open(path, StdDuration::from_secs(from)).unwrap();
+    let mut r = PodListReader::open(path, StdDuration::from_secs(from), GpuSharing::Whole).unwrap();
     std::iter::from_fn(|| r.next_row().unwrap()).collect()
 }
 
@@ -103,10 +103,6 @@ fn a_malformed_pod_row_names_file_line_and_column() {
         ("p-0,1000,1024,1,1500,,LS,Running,0,10,0\n", "t.csv:2:17: gpu_milli: 1500 is more than one GPU"),
         ("p-0,1000,1024,1,500,V100|,LS,Running,0,10,0\n", "t.csv:2:21: gpu_spec: `` in `V100|` is not a GPU model"),
         ("p-0,1000,1024,0,0,,LS,Running,20,10,0\n", "t.csv:2:34: deletion_time 10 is before creation_time 20"),
-        (
-            "p-0,1000,1024,0,0,,LS,Running,50,60,50\np-1,1000,1024,0,0,,LS,Running,40,60,40\n",
-            "t.csv:3:31: creation_time 40 is before the previous pod's 50",
-        ),
     ];
     for (body, want) in cases {
         let (_d, path) = file("t.csv", &format!("{HEADER}{body}"));
@@ -114,7 +110,14 @@ fn a_malformed_pod_row_names_file_line_and_column() {
         assert!(got.first().is_some_and(|g| g.starts_with(want)), "{body:?}: {got:?} (want {want})");
     }
     let (_d, path) = file("t.csv", "name,cpu_milli\n");
-    assert_eq!(problems(&path), vec!["t.csv:1:1: the header has no `memory_mib` column"]);
+    assert_eq!(
+        problems(&path),
+        vec![
+            "t.csv:1:1: the header has no `memory_mib`, `num_gpu`, `gpu_milli`, `gpu_spec`, `qos`, `pod_phase`, \
+             `creation_time`, `deletion_time` columns (a pod list without lifetimes, like the trace's multi-GPU \
+             samples, is a snapshot: there is nothing to replay over time)"
+        ]
+    );
 }
 
 #[test]
@@ -129,9 +132,10 @@ fn skip_bad_rows_counts_and_leaves_them_out() {
         ),
     );
     assert_eq!(problems(&path).len(), 2, "without the flag each bad row is a problem and nothing runs");
-    let checked = check(TraceKind::AlibabaOpenb, &path, StdDuration::ZERO, true);
+    let checked = check(TraceKind::AlibabaOpenb, &path, StdDuration::ZERO, true, GpuSharing::Shares);
     assert!(checked.problems.is_empty(), "{:?}", checked.problems);
     assert_eq!((checked.skipped, checked.rows), (2, 4), "two pods read, each a start and an end");
+    assert_eq!(checked.kept, 2);
     let examples: Vec<String> = checked.skipped_examples.iter().map(|e| format!("{}:{}", e.line, e.column)).collect();
     assert_eq!(examples, vec!["3:5", "4:36"]);
 }
@@ -147,7 +151,7 @@ fn the_node_list_gives_one_group_per_common_shape() {
     }
     text.push_str("odd,8000,61440,1,P100\n");
     let (_d, path) = file("nodes.csv", &text);
-    let (groups, rare) = alibaba_openb::node_groups(&path, 0.02).unwrap();
+    let (groups, rare) = alibaba_openb::node_groups(&path, 0.02, GpuSharing::Whole).unwrap();
     let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
     assert_eq!(names, vec!["g2-8gpu-96c-384g", "cpu-32c-256g"], "most common first");
     assert_eq!(rare.len(), 1, "1 node of 100 is under 2%");
@@ -160,7 +164,7 @@ fn the_node_list_gives_one_group_per_common_shape() {
     assert!(groups[1].template.taints.is_empty() && !groups[1].template.allocatable.contains_key("nvidia.com/gpu"));
 
     let (_d, bad) = file("nodes.csv", "sn,cpu_milli,memory_mib,gpu,model\nn0,96000,393216,8,\n");
-    let e = alibaba_openb::node_groups(&bad, 0.01).unwrap_err();
+    let e = alibaba_openb::node_groups(&bad, 0.01, GpuSharing::Whole).unwrap_err();
     assert_eq!((e.line, e.column, e.problem.as_str()), (2, 19, "a node with GPUs has no GPU model"));
 }
 
@@ -275,7 +279,7 @@ fn a_short_window_replays_through_both_policies_with_the_same_trace() {
         assert!(
             n.unhostable[0]
                 .reason
-                .contains("Insufficient nvidia.com/gpu (requests 16, a minion has 8) (groups v100m32"),
+                .contains("Insufficient nvidia.com/gpu (requests 16000, a minion has 8000) (groups v100m32"),
             "{}",
             n.unhostable[0].reason
         );
@@ -308,7 +312,7 @@ fn skip_bad_rows_skips_a_row_that_is_not_utf8() {
     bytes.extend_from_slice(b"p-\xe9,1000,1024,0,0,,LS,Running,1,10,1\n");
     bytes.extend_from_slice(b"p-2,1000,1024,0,0,,LS,Running,2,10,2\n");
     std::fs::write(&openb, &bytes).unwrap();
-    let checked = check(TraceKind::AlibabaOpenb, &openb, StdDuration::ZERO, true);
+    let checked = check(TraceKind::AlibabaOpenb, &openb, StdDuration::ZERO, true, GpuSharing::Shares);
     assert!(checked.problems.is_empty(), "{:?}", checked.problems);
     assert_eq!((checked.skipped, checked.rows), (1, 4), "{:?}", checked.skipped_examples);
     assert!(checked.skipped_examples[0].problem.contains("not UTF-8"), "{:?}", checked.skipped_examples);
@@ -318,11 +322,11 @@ fn skip_bad_rows_skips_a_row_that_is_not_utf8() {
     bytes.extend_from_slice(b"1,\xe9,start,100m,64Mi\n");
     bytes.extend_from_slice(b"2,a,end,,\n");
     std::fs::write(&own, &bytes).unwrap();
-    let checked = check(TraceKind::Csv, &own, StdDuration::ZERO, true);
+    let checked = check(TraceKind::Csv, &own, StdDuration::ZERO, true, GpuSharing::Shares);
     assert!(checked.problems.is_empty(), "{:?}", checked.problems);
     assert_eq!((checked.skipped, checked.rows), (1, 2), "{:?}", checked.skipped_examples);
     // Without the flag the row is a problem at its line, not an unreadable file.
-    let problems = check(TraceKind::Csv, &own, StdDuration::ZERO, false).problems;
+    let problems = check(TraceKind::Csv, &own, StdDuration::ZERO, false, GpuSharing::Shares).problems;
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].line, 3);
 }
@@ -342,4 +346,219 @@ fn gentd26_refuses_a_timestamp_beyond_any_trace() {
     let read = alibaba_gentd26::read(&path, Containers::All, true).unwrap();
     assert_eq!(read.skipped, 1);
     crate::scenario::gentd26_workloads(&read.series);
+}
+
+/// A pod list of `n` pods as the trace writes them (creation times rising,
+/// some never deleted, GPU-sharing pods among them), in file order.
+fn real_like_rows(n: u64) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let t = 100 + i * 37;
+            let (gpus, milli) = match i % 4 {
+                0 => (0, 0),
+                1 => (1, 250 + (i % 3) * 250),
+                2 => (1, 1000),
+                _ => (2, 1000),
+            };
+            let deletion = if i % 5 == 0 { String::new() } else { (t + 600 + (i % 7) * 90).to_string() };
+            format!("openb-pod-{i:04},{},{},{gpus},{milli},,LS,Running,{t},{deletion},{t}\n", 1000 + i * 10, 2048)
+        })
+        .collect()
+}
+
+/// A fixed shuffle (the trace's other samples are not in creation order).
+fn shuffled(mut rows: Vec<String>) -> Vec<String> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in (1..rows.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        rows.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    rows
+}
+
+/// A row as compared: time, pod, kind, requests.
+type Summary = (u64, String, RowKind, Vec<(String, i64)>);
+
+fn summary(rows: Vec<Row>) -> Vec<Summary> {
+    rows.into_iter().map(|r| (r.at.as_secs(), r.pod, r.kind, r.amounts)).collect()
+}
+
+#[test]
+fn a_shuffled_pod_list_is_replayed_in_creation_order() {
+    let sorted = real_like_rows(60);
+    let mixed = shuffled(sorted.clone());
+    assert_ne!(mixed, sorted);
+    let (_a, sorted_path) = file("sorted.csv", &format!("{HEADER}{}", sorted.concat()));
+    let (_b, mixed_path) = file("mixed.csv", &format!("{HEADER}{}", mixed.concat()));
+    let want = summary(rows(&sorted_path, 0));
+    let got = summary(rows(&mixed_path, 0));
+    // The same rows, in time order (ties between different pods may differ in order).
+    assert!(got.windows(2).all(|w| w[0].0 <= w[1].0), "{got:?}");
+    let key = |v: &[Summary]| {
+        let mut v = v.to_vec();
+        v.sort_by(|a, b| (a.0, &a.1, a.2 as u8).cmp(&(b.0, &b.1, b.2 as u8)));
+        v
+    };
+    assert_eq!(key(&got), key(&want));
+    assert_eq!(got.len(), 60 + 48, "every pod starts, the deleted ones end");
+    assert!(problems(&mixed_path).is_empty(), "{:?}", problems(&mixed_path));
+    // From a later time too: pods gone before it are left out of the shuffled file as of the sorted one.
+    assert_eq!(summary(rows(&mixed_path, 1500)).len(), summary(rows(&sorted_path, 1500)).len());
+
+    // A row further out of place than the reorder buffer holds is an error
+    // naming it, the time the replay had reached, and the buffer's size.
+    let late = format!("{HEADER}{}{}", sorted[1..].concat(), sorted[0]);
+    let (_c, late_path) = file("late.csv", &late);
+    let mut r =
+        PodListReader::with_window(&late_path, StdDuration::ZERO, GpuSharing::Shares, 8).expect("header is fine");
+    let e = loop {
+        match r.next_row() {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the last row is 59 pods late: an error was expected"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(e.line, 61, "{e}");
+    assert!(
+        e.problem.starts_with("creation_time 100 comes after the replay reached")
+            && e.problem.contains("more than the reorder buffer's 8 pods; sort it by creation_time first"),
+        "{e}"
+    );
+    // With a buffer as long as the displacement, the same file is sorted.
+    let mut r = PodListReader::with_window(&late_path, StdDuration::ZERO, GpuSharing::Whole, 60).unwrap();
+    let all: Vec<Row> = std::iter::from_fn(|| r.next_row().unwrap()).collect();
+    assert_eq!(key(&summary(all)), key(&want));
+}
+
+#[test]
+fn a_pod_list_without_lifetimes_is_refused_naming_every_missing_column() {
+    // The trace's multi-GPU samples: no creation or deletion times.
+    let (_d, path) = file(
+        "multi.csv",
+        "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase\n\
+         p-0,1000,1024,8,1000,,LS,Running\n",
+    );
+    let got = problems(&path);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with(
+            "t.csv:1:1: the header has no `creation_time`, `deletion_time` columns (a pod list without lifetimes"
+        ),
+        "{got:?}"
+    );
+    let (_d, path) = file("few.csv", "name,cpu_milli,creation_time\n");
+    assert_eq!(
+        problems(&path),
+        vec![
+            "t.csv:1:1: the header has no `memory_mib`, `num_gpu`, `gpu_milli`, `gpu_spec`, `qos`, `pod_phase`, \
+             `deletion_time` columns (a pod list without lifetimes, like the trace's multi-GPU samples, is a \
+             snapshot: there is nothing to replay over time)"
+        ]
+    );
+}
+
+#[test]
+fn skip_bad_rows_refuses_a_file_that_is_mostly_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.csv");
+    let mut bytes = HEADER.as_bytes().to_vec();
+    bytes.extend_from_slice(b"p-0,1000,1024,0,0,,LS,Running,0,10,0\n");
+    bytes.extend_from_slice(b"p-\xe9,1000,1024,0,0,,LS,Running,1,10,1\n");
+    bytes.extend_from_slice(b"p-2,lots,1024,0,0,,LS,Running,2,10,2\n");
+    std::fs::write(&path, &bytes).unwrap();
+    let checked = check(TraceKind::AlibabaOpenb, &path, StdDuration::ZERO, true, GpuSharing::Shares);
+    assert_eq!((checked.skipped, checked.kept), (2, 1));
+    assert_eq!(checked.problems.len(), 1, "{:?}", checked.problems);
+    let e = checked.problems[0].to_string();
+    assert!(e.contains("2 of its 3 records could not be used (--skip-bad-rows): most of the file was dropped"), "{e}");
+    assert!(e.contains(":3:1: the row is not UTF-8 text"), "the first bad row is named: {e}");
+    // Half bad is not most: replayed, with the count.
+    bytes.extend_from_slice(b"p-3,1000,1024,0,0,,LS,Running,3,10,3\n");
+    std::fs::write(&path, &bytes).unwrap();
+    let checked = check(TraceKind::AlibabaOpenb, &path, StdDuration::ZERO, true, GpuSharing::Shares);
+    assert!(checked.problems.is_empty(), "{:?}", checked.problems);
+    assert_eq!((checked.skipped, checked.kept), (2, 2));
+}
+
+#[test]
+fn skip_bad_rows_states_the_dropped_count_in_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nodes.csv"), "sn,cpu_milli,memory_mib,gpu,model\nc0,32000,131072,0,\n").unwrap();
+    let mut bytes = HEADER.as_bytes().to_vec();
+    for i in 0..6 {
+        bytes.extend_from_slice(format!("p-{i},1000,1024,0,0,,LS,Running,{},{},0\n", 60 * i, 60 * i + 600).as_bytes());
+    }
+    bytes.extend_from_slice(b"p-\xe9,1000,1024,0,0,,LS,Running,400,900,0\n");
+    bytes.extend_from_slice(b"p-x,1000,1024,0,0,,XX,Running,500,900,0\n");
+    std::fs::write(dir.path().join("pods.csv"), &bytes).unwrap();
+    let text = r#"
+name: holes
+duration: 30m
+node-groups-from: [{kind: alibaba-openb, file: nodes.csv}]
+traces:
+  - {name: openb, kind: alibaba-openb, file: pods.csv, skip-bad-rows: true}
+"#;
+    let sc = Scenario::parse_in(text, "holes.yaml", dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let report = compare(&sc, &[PolicyKind::Heatscaler, PolicyKind::CaDefaults]).unwrap();
+    for run in &report.runs {
+        assert_eq!((run.input.trace_rows, run.input.trace_rows_dropped), (12, 2), "{}", run.policy);
+    }
+    let table = report.to_string();
+    assert!(table.contains("trace rows dropped as bad (--skip-bad-rows): 2 (and 12 replayed)"), "{table}");
+    assert!(table.contains("cost / lower bound"), "{table}");
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["runs"][0]["input"]["trace_rows_dropped"], 2);
+}
+
+#[test]
+fn gpu_sharing_pods_ask_for_shares_or_whole_gpus() {
+    let (_d, path) = file("pods.csv", &format!("{HEADER}{}", real_like_rows(4).concat()));
+    let amounts = |gpu: GpuSharing| -> Vec<Vec<(String, i64)>> {
+        let mut r = PodListReader::open(&path, StdDuration::ZERO, gpu).unwrap();
+        std::iter::from_fn(|| r.next_row().unwrap())
+            .filter(|r| r.kind == RowKind::Start)
+            .map(|r| r.amounts.into_iter().filter(|(n, _)| n.contains("gpu")).collect())
+            .collect()
+    };
+    let milli = |v: i64| vec![("nvidia.com/gpu".to_string(), v)];
+    let whole = |v: i64| vec![("nvidia.com/gpu".to_string(), v)];
+    // Pods: no GPU; a 500-milli share of one; one whole GPU; two whole GPUs.
+    assert_eq!(amounts(GpuSharing::Shares), vec![vec![], milli(500), milli(1000), milli(2000)]);
+    assert_eq!(amounts(GpuSharing::Whole), vec![vec![], whole(1), whole(1), whole(2)]);
+
+    let (_n, nodes) = file("nodes.csv", "sn,cpu_milli,memory_mib,gpu,model\nn0,96000,393216,8,G2\n");
+    let (shares, _) = alibaba_openb::node_groups(&nodes, 0.0, GpuSharing::Shares).unwrap();
+    assert_eq!(shares[0].template.allocatable["nvidia.com/gpu"].as_units(), 8000);
+    let (whole_groups, _) = alibaba_openb::node_groups(&nodes, 0.0, GpuSharing::Whole).unwrap();
+    assert_eq!(whole_groups[0].template.allocatable["nvidia.com/gpu"].as_units(), 8);
+
+    // End to end: sixteen quarter-GPU pods take 4 of one 8-GPU minion's GPUs
+    // as shares, but 16 whole GPUs (two minions) without sharing.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("nodes.csv"),
+        "sn,cpu_milli,memory_mib,gpu,model\nn0,96000,393216,8,G2\nn1,96000,393216,8,G2\nn2,96000,393216,8,G2\n",
+    )
+    .unwrap();
+    let mut pods = HEADER.to_string();
+    for i in 0..16 {
+        pods.push_str(&format!("s-{i},2000,4096,1,250,,LS,Running,{},7200,0\n", 60 + i));
+    }
+    std::fs::write(dir.path().join("pods.csv"), pods).unwrap();
+    let peak_minions = |sharing: &str| {
+        let text = format!(
+            "name: sharing\nduration: 1h\ngpu-sharing: {sharing}\n\
+             node-groups-from: [{{kind: alibaba-openb, file: nodes.csv}}]\n\
+             traces: [{{name: openb, kind: alibaba-openb, file: pods.csv}}]\n"
+        );
+        let sc = Scenario::parse_in(&text, "sharing.yaml", dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let report = compare(&sc, &[PolicyKind::Heatscaler]).unwrap();
+        let run = &report.runs[0];
+        assert_eq!(run.node_level.never_scheduled, 0, "{sharing}: {:?}", run.node_level);
+        run.series.iter().map(|s| s.billed).max().unwrap()
+    };
+    assert_eq!(peak_minions("shares"), 1, "16 × 0.25 GPU = 4 GPUs of one minion");
+    assert_eq!(peak_minions("whole"), 2, "16 whole GPUs = two 8-GPU minions");
 }

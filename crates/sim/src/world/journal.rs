@@ -42,6 +42,11 @@ pub struct Journal {
     /// Seconds since the start at which a recommendation target moved by
     /// more than a tenth (a change in demand, as replica changes are).
     recommendation_moves: Vec<f64>,
+    /// Pods deleted while still waiting (a Job ended, a ReplicaSet scaled
+    /// down, a trace row ended them): uid and how long they had waited. They
+    /// were never scheduled and waited their whole life; kept by uid because
+    /// the unhostable ones are only known at the end.
+    gone_waiting: Vec<(String, f64)>,
 }
 
 /// A finished journal.
@@ -53,8 +58,11 @@ pub struct Journaled {
     pub counts: Counts,
     /// Sorted; pods still waiting at the end count with the time they had waited.
     pub waits: Vec<f64>,
+    /// Pods never bound: still waiting at the end, or deleted while waiting.
     pub never_scheduled: usize,
     pub recommendation_moves: Vec<f64>,
+    /// Of `never_scheduled`, those deleted while waiting.
+    pub never_scheduled_deleted: usize,
 }
 
 impl Journal {
@@ -69,6 +77,7 @@ impl Journal {
             waiting: HashMap::new(),
             waits: Vec::new(),
             recommendation_moves: Vec::new(),
+            gone_waiting: Vec::new(),
         }
     }
 
@@ -149,6 +158,11 @@ impl Journal {
         self.input.trace_rows += 1;
     }
 
+    /// Trace rows left out as bad (`--skip-bad-rows`).
+    pub fn trace_rows_dropped(&mut self, rows: u64) {
+        self.input.trace_rows_dropped += rows;
+    }
+
     /// The scheduler found no node for a pod (the first time).
     pub fn unschedulable(&mut self, uid: &str, created: Timestamp) {
         self.waiting.entry(uid.to_string()).or_insert(created);
@@ -161,18 +175,25 @@ impl Journal {
         }
     }
 
-    /// A pod went away; if it was waiting, it waited for nothing.
-    pub fn pod_gone(&mut self, uid: &str) {
-        self.waiting.remove(uid);
+    /// A pod went away at `now`; if it was waiting for capacity, it waited
+    /// until now and was never scheduled (forgetting it would hide exactly the
+    /// pods an autoscaler failed worst).
+    pub fn pod_gone(&mut self, uid: &str, now: Timestamp) {
+        if let Some(created) = self.waiting.remove(uid) {
+            self.gone_waiting.push((uid.to_string(), elapsed(now, created).as_secs_f64()));
+        }
     }
 
     /// The journal at `end`; pods `unhostable` says no group could host are
     /// not waiting for capacity.
     pub fn finish(mut self, end: Timestamp, unhostable: impl Fn(&str) -> bool) -> Journaled {
         self.waiting.retain(|uid, _| !unhostable(uid));
-        let never_scheduled = self.waiting.len();
+        self.gone_waiting.retain(|(uid, _)| !unhostable(uid));
+        let never_scheduled_deleted = self.gone_waiting.len();
+        let never_scheduled = self.waiting.len() + never_scheduled_deleted;
         let mut waits = self.waits;
         waits.extend(self.waiting.values().map(|c| elapsed(end, *c).as_secs_f64()));
+        waits.extend(self.gone_waiting.iter().map(|(_, w)| *w));
         waits.sort_by(f64::total_cmp);
         Journaled {
             pod_level: self.pod_level,
@@ -183,6 +204,7 @@ impl Journal {
             waits,
             never_scheduled,
             recommendation_moves: self.recommendation_moves,
+            never_scheduled_deleted,
         }
     }
 }

@@ -280,7 +280,7 @@ impl<'s> World<'s> {
     /// A terminating pod is gone (its kubelet confirmed it).
     pub fn pod_gone(&mut self, uid: &str) {
         let Some(pod) = self.cluster.remove_pod(uid) else { return };
-        self.journal.pod_gone(uid);
+        self.journal.pod_gone(uid, self.clock.now());
         self.kubelet.remove(uid);
         self.lineage.remove(uid);
         self.cluster_changed = true;
@@ -298,8 +298,9 @@ impl<'s> World<'s> {
 
     /// Deletes a Node object; the pods bound to it are gone with their kubelet.
     pub fn delete_node(&mut self, name: &str) {
+        let now = self.clock.now();
         for pod in self.cluster.delete_node(name) {
-            self.journal.pod_gone(&pod.uid);
+            self.journal.pod_gone(&pod.uid, now);
             self.kubelet.remove(&pod.uid);
             self.lineage.remove(&pod.uid);
         }

@@ -1,5 +1,8 @@
-//! A baseline: cluster-autoscaler's **documented default behaviour,
-//! re-implemented** — not cluster-autoscaler itself. It runs in the same
+//! The node-level peers, **re-implemented** — not the projects themselves:
+//! cluster-autoscaler's documented behaviour with its defaults or another
+//! `--expander` chain, and a Karpenter-like policy on the same loop
+//! ([`PeerConfig`]). Below, cluster-autoscaler's documented default
+//! behaviour — not cluster-autoscaler itself. It runs in the same
 //! simulated cluster, on the same trace and seed, with the same provisioning
 //! delays, so heatscaler can be compared with what most clusters run today.
 //!
@@ -56,18 +59,10 @@ use crate::streams;
 
 /// `--scan-interval`.
 pub const SCAN_INTERVAL: Duration = Duration::from_secs(10);
-/// `--scale-down-unneeded-time`.
-const UNNEEDED_TIME: Duration = Duration::from_secs(600);
-/// `--scale-down-delay-after-add`.
-const DELAY_AFTER_ADD: Duration = Duration::from_secs(600);
 /// `--scale-down-delay-after-delete` (defaults to the scan interval).
 const DELAY_AFTER_DELETE: Duration = SCAN_INTERVAL;
 /// `--scale-down-delay-after-failure`.
 const DELAY_AFTER_FAILURE: Duration = Duration::from_secs(180);
-/// `--scale-down-utilization-threshold` (and the GPU one).
-const UTILIZATION_THRESHOLD: f64 = 0.5;
-/// `--max-empty-bulk-delete`.
-const MAX_EMPTY_BULK_DELETE: usize = 10;
 /// `--max-node-provision-time`.
 const MAX_NODE_PROVISION_TIME: Duration = Duration::from_secs(900);
 /// Evictions are retried for this long before the node is released.
@@ -81,8 +76,81 @@ const POOL_RATIO: f64 = 0.1;
 const BACKOFF_INITIAL: Duration = Duration::from_secs(300);
 const BACKOFF_MAX: Duration = Duration::from_secs(1800);
 
+/// How a peer picks the group to grow: one of cluster-autoscaler's
+/// `--expander` values, or Karpenter-like cheapest fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PeerExpander {
+    /// `least-waste`: the least idle CPU share plus idle memory share of the new nodes.
+    LeastWaste,
+    /// `price`: the new nodes' price against the worth of the pods they take.
+    Price,
+    /// `priority`: the highest group priority (the priority expander's ConfigMap).
+    Priority,
+    /// Karpenter-like: the lowest price of new nodes per pod they place.
+    CheapestFit,
+}
+
+/// What distinguishes the peers that share this loop.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PeerConfig {
+    /// Applied in order, each keeping its ties; a random pick ends the chain
+    /// (empty: the `random` expander).
+    pub expanders: &'static [PeerExpander],
+    /// `--scale-down-utilization-threshold` (and the GPU one); above 1: every
+    /// node whose pods can move is a candidate (Karpenter's `WhenEmptyOrUnderutilized`).
+    pub utilization_threshold: f64,
+    /// `--scale-down-unneeded-time` (Karpenter: `consolidateAfter`).
+    pub unneeded_time: Duration,
+    /// `--scale-down-delay-after-add`.
+    pub delay_after_add: Duration,
+    /// `--max-empty-bulk-delete`; `None`: a tenth of the nodes, at least one
+    /// (Karpenter's default disruption budget, `nodes: 10%`).
+    pub max_empty_bulk_delete: Option<usize>,
+    /// Karpenter's single-node consolidation by replacement: a node whose pods
+    /// fit on the other nodes plus one new, cheaper node is replaced by it.
+    pub replace_with_cheaper: bool,
+}
+
+impl PeerConfig {
+    /// cluster-autoscaler with its documented defaults and this `--expander` chain.
+    pub const fn cluster_autoscaler(expanders: &'static [PeerExpander]) -> Self {
+        Self {
+            expanders,
+            utilization_threshold: 0.5,
+            unneeded_time: Duration::from_secs(600),
+            delay_after_add: Duration::from_secs(600),
+            max_empty_bulk_delete: Some(10),
+            replace_with_cheaper: false,
+        }
+    }
+
+    /// A Karpenter-like policy (Karpenter's disruption docs): cheapest fit,
+    /// consolidation of any node whose pods fit elsewhere (deletion) or on
+    /// the others plus one cheaper new node (replacement), 30 s after the
+    /// node became consolidatable, no delay after a launch, at most 10% of
+    /// the nodes disrupted at once.
+    pub const KARPENTER_LIKE: Self = Self {
+        expanders: &[PeerExpander::CheapestFit],
+        utilization_threshold: f64::INFINITY,
+        unneeded_time: Duration::from_secs(30),
+        delay_after_add: Duration::ZERO,
+        max_empty_bulk_delete: None,
+        replace_with_cheaper: true,
+    };
+}
+
+/// A replacement under way: a cheaper node was asked for so that `node`
+/// can go; the new node is not consolidated while `node` is still there.
+#[derive(Clone, Debug)]
+struct Replacement {
+    node: String,
+    group: String,
+    asked: Timestamp,
+}
+
 /// The re-implemented loop and what it keeps in memory (lost on restart).
 pub struct CaDefaults {
+    config: PeerConfig,
     /// Control-plane labels and the drainability switches (all at
     /// cluster-autoscaler's defaults).
     policy: Policy,
@@ -99,6 +167,7 @@ pub struct CaDefaults {
     /// Just (re)started: cluster-autoscaler clears the deletion taints of
     /// its previous run at start-up.
     starting: bool,
+    replacements: Vec<Replacement>,
 }
 
 /// Removals to request from Heat this loop, per group.
@@ -108,7 +177,12 @@ impl CaDefaults {
     /// `control_plane_labels` and `max_nodes_total` as the operator would
     /// pass them (the scenario's); the random expander draws from its own
     /// stream of `seed`.
-    pub fn new(control_plane_labels: Option<&[String]>, max_nodes_total: Option<u32>, seed: u64) -> Self {
+    pub fn new(
+        control_plane_labels: Option<&[String]>,
+        max_nodes_total: Option<u32>,
+        seed: u64,
+        config: PeerConfig,
+    ) -> Self {
         let scale_down = ScaleDownPolicy {
             skip_nodes_with_local_storage: true,
             skip_nodes_with_system_pods: true,
@@ -120,6 +194,7 @@ impl CaDefaults {
             policy.control_plane_labels = labels.to_vec();
         }
         Self {
+            config,
             policy,
             max_nodes_total,
             rng: streams::stream(seed, streams::CA_DEFAULTS),
@@ -130,6 +205,7 @@ impl CaDefaults {
             backoff: BTreeMap::new(),
             failed_seen: BTreeSet::new(),
             starting: true,
+            replacements: Vec::new(),
         }
     }
 
@@ -141,6 +217,7 @@ impl CaDefaults {
         self.backoff.clear();
         self.failed_seen.clear();
         self.starting = true;
+        self.replacements.clear();
     }
 
     /// One loop (`RunOnce`): removals in flight, failed provisioning,
@@ -161,7 +238,21 @@ impl CaDefaults {
                 self.last_scale_up = Some(now);
                 actions.push(Action::ScaleUp(up));
             }
-            None => scale_down::plan(self, &ix, now, &mut actions, &mut removals),
+            None => {
+                // A replacement's node is kept until the node it replaces is gone
+                // (or the replacement is given up with the provisioning time).
+                self.replacements.retain(|r| {
+                    ix.node_named(&r.node).is_some()
+                        && heatscaler_core::planner::time::elapsed(now, r.asked) <= MAX_NODE_PROVISION_TIME
+                });
+                let replaced = scale_down::plan(self, &ix, now, &mut actions, &mut removals);
+                let replacing = !replaced && self.config.replace_with_cheaper && self.replacements.is_empty();
+                if let Some((up, node)) = replacing.then(|| scale_down::replacement(self, &ix, &busy, now)).flatten() {
+                    self.replacements.push(Replacement { node, group: up.group.clone(), asked: now });
+                    self.last_scale_up = Some(now);
+                    actions.push(Action::ScaleUp(up));
+                }
+            }
         }
         self.compose(&ix, now, &mut actions, removals);
         actions
