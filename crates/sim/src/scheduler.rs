@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use heatscaler_core::model::PodPhase;
-use heatscaler_core::planner::scheduling::{SchedNode, fits};
+use heatscaler_core::planner::scheduling::{Placer, SchedNode};
 
 use crate::world::World;
 
@@ -33,9 +33,16 @@ pub fn schedule(world: &mut World<'_>) -> Vec<String> {
     let ready: Vec<usize> = (0..snap.nodes.len()).filter(|&i| snap.nodes[i].ready).collect();
     let slot: FxHashMap<&str, usize> =
         ready.iter().enumerate().map(|(k, &i)| (snap.nodes[i].name.as_str(), k)).collect();
-    // The filters read a node's pods only for host ports and anti-affinity.
-    let lists =
-        snap.pods.iter().any(|p| !p.placement.host_ports.is_empty() || !p.placement.anti_affinity_hostname.is_empty());
+    // The filters read a node's pods only for host ports and inter-pod terms.
+    let lists = snap.pods.iter().any(|p| {
+        let p = &p.placement;
+        !p.host_ports.is_empty()
+            || !p.pod_anti_affinity.is_empty()
+            || !p.pod_affinity.is_empty()
+            || !p.spread.is_empty()
+            || !p.preferred_pod_affinity.is_empty()
+            || !p.preferred_pod_anti_affinity.is_empty()
+    });
     let mut nodes: Vec<SchedNode<'_>> = ready
         .iter()
         .map(|&i| {
@@ -61,28 +68,37 @@ pub fn schedule(world: &mut World<'_>) -> Vec<String> {
             }
         }
     }
+    // The whole cluster: spread floors and affinity domains as kube-scheduler sees them.
+    let mut placer = Placer::new(nodes).whole_cluster();
     // Pods alike (placement, requests, owner) that found no node: the
-    // next one will not either, nodes only fill up within a call.
+    // next one will not either, nodes only fill up within a call (a pod with
+    // required pod affinity excepted: a pod placed since may satisfy it).
     let mut hopeless: FxHashSet<(usize, &heatscaler_core::model::Resources, Option<&str>)> = FxHashSet::default();
     let mut decisions = Vec::with_capacity(pending.len());
     for &i in &pending {
         let pod = &snap.pods[i];
         let class = (Arc::as_ptr(&pod.placement) as usize, &pod.requests, pod.owner.as_ref().map(|o| o.uid.as_str()));
-        if hopeless.contains(&class) {
+        if pod.placement.pod_affinity.is_empty() && hopeless.contains(&class) {
             decisions.push((pod.uid.clone(), None));
             continue;
         }
-        let best = (0..nodes.len())
-            .filter(|&k| fits(pod, &nodes[k]))
-            .map(|k| (k, free_share(&nodes[k], pod)))
-            .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| nodes[b.0].name.cmp(&nodes[a.0].name)));
+        // Preferred terms and ScheduleAnyway spread first, then LeastAllocated.
+        let best = placer
+            .fitting(pod, None)
+            .into_iter()
+            .map(|k| (k, placer.preference(pod, k), free_share(&placer.nodes[k], pod)))
+            .max_by(|a, b| {
+                a.1.cmp(&b.1)
+                    .then(a.2.total_cmp(&b.2))
+                    .then_with(|| placer.nodes[b.0].name.cmp(&placer.nodes[a.0].name))
+            });
         match best {
-            Some((k, _)) => nodes[k].add(pod),
+            Some((k, _, _)) => placer.place(pod, k),
             None => {
                 hopeless.insert(class);
             }
         }
-        decisions.push((pod.uid.clone(), best.map(|(k, _)| nodes[k].name.to_string())));
+        decisions.push((pod.uid.clone(), best.map(|(k, _, _)| placer.nodes[k].name.to_string())));
     }
     let now = world.now();
     let mut bound = Vec::new();
