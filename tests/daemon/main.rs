@@ -6,7 +6,8 @@
 //!   the library driven in process;
 //! - [`explain`]: the `heatscaler explain` binary;
 //! - [`alerts`], [`telemetry`]: sinks and `/metrics` over real HTTP;
-//! - [`manifests`]: the in-cluster manifests and the RBAC they grant.
+//! - [`manifests`]: the in-cluster manifests and the RBAC they grant;
+//! - [`topology`]: zone affinity observed from the API and planned on.
 //!
 //! `cargo test --test daemon pod_level::` runs one module.
 
@@ -20,3 +21,4 @@ mod manifests;
 mod pod_level;
 mod process;
 mod telemetry;
+mod topology;

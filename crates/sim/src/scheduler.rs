@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use heatscaler_core::model::PodPhase;
-use heatscaler_core::planner::scheduling::{SchedNode, fits, least_allocated};
+use heatscaler_core::planner::scheduling::{Placer, SchedNode};
 
 use crate::world::World;
 
@@ -34,9 +34,16 @@ pub fn schedule(world: &mut World<'_>) -> Vec<String> {
     let ready: Vec<usize> = (0..snap.nodes.len()).filter(|&i| snap.nodes[i].ready).collect();
     let slot: FxHashMap<&str, usize> =
         ready.iter().enumerate().map(|(k, &i)| (snap.nodes[i].name.as_str(), k)).collect();
-    // The filters read a node's pods only for host ports and anti-affinity.
-    let lists =
-        snap.pods.iter().any(|p| !p.placement.host_ports.is_empty() || !p.placement.anti_affinity_hostname.is_empty());
+    // The filters read a node's pods only for host ports and inter-pod terms.
+    let lists = snap.pods.iter().any(|p| {
+        let p = &p.placement;
+        !p.host_ports.is_empty()
+            || !p.pod_anti_affinity.is_empty()
+            || !p.pod_affinity.is_empty()
+            || !p.spread.is_empty()
+            || !p.preferred_pod_affinity.is_empty()
+            || !p.preferred_pod_anti_affinity.is_empty()
+    });
     let mut nodes: Vec<SchedNode<'_>> = ready
         .iter()
         .map(|&i| {
@@ -62,28 +69,30 @@ pub fn schedule(world: &mut World<'_>) -> Vec<String> {
             }
         }
     }
+    // The whole cluster: spread floors and affinity domains as kube-scheduler sees them.
+    let mut placer = Placer::new(nodes).whole_cluster();
     // Pods alike (placement, requests, owner) that found no node: the
-    // next one will not either, nodes only fill up within a call.
+    // next one will not either, nodes only fill up within a call (a pod with
+    // required pod affinity excepted: a pod placed since may satisfy it).
     let mut hopeless: FxHashSet<(usize, &heatscaler_core::model::Resources, Option<&str>)> = FxHashSet::default();
     let mut decisions = Vec::with_capacity(pending.len());
     for &i in &pending {
         let pod = &snap.pods[i];
         let class = (Arc::as_ptr(&pod.placement) as usize, &pod.requests, pod.owner.as_ref().map(|o| o.uid.as_str()));
-        if hopeless.contains(&class) {
+        if pod.placement.pod_affinity.is_empty() && hopeless.contains(&class) {
             decisions.push((pod.uid.clone(), None));
             continue;
         }
-        let best = (0..nodes.len())
-            .filter(|&k| fits(pod, &nodes[k]))
-            .map(|k| (k, least_allocated(&nodes[k], pod)))
-            .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| nodes[b.0].name.cmp(&nodes[a.0].name)));
+        // Preferred terms and ScheduleAnyway spread first, then
+        // LeastAllocated: the ranking scale-down's simulation binds with.
+        let best = placer.best(pod, None);
         match best {
-            Some((k, _)) => nodes[k].add(pod),
+            Some(k) => placer.place(pod, k),
             None => {
                 hopeless.insert(class);
             }
         }
-        decisions.push((pod.uid.clone(), best.map(|(k, _)| nodes[k].name.to_string())));
+        decisions.push((pod.uid.clone(), best.map(|k| placer.nodes[k].name.to_string())));
     }
     let now = world.now();
     let mut bound = Vec::new();

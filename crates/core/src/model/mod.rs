@@ -6,6 +6,7 @@
 //! a plan over them takes milliseconds, and so the simulator can build it
 //! without JSON.
 
+mod affinity;
 pub mod quantity;
 mod resource_policy;
 mod resources;
@@ -18,6 +19,7 @@ mod workload;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use affinity::{HOSTNAME, PodAffinityTerm, TopologySpread, WeightedPodAffinityTerm, WhenUnsatisfiable};
 pub use jiff::{SignedDuration, Timestamp};
 pub use resource_policy::{
     Capping, ContainerResourcePolicy, ContainerScalingMode, ControlledValues, DEFAULT_CONTAINER_POLICY,
@@ -107,27 +109,23 @@ pub struct Placement {
     /// must match at least one term. Empty: no constraint.
     pub required_node_affinity: Vec<NodeSelectorTerm>,
     pub tolerations: Vec<Toleration>,
-    /// Required pod anti-affinity with `topologyKey: kubernetes.io/hostname`:
-    /// no pod matching any of these (in the pod's namespace) may share the node.
-    pub anti_affinity_hostname: Vec<LabelSelector>,
-    /// Required pod affinity with `topologyKey: kubernetes.io/hostname`: the
-    /// node must run a pod (in the pod's namespace) matching each of these.
-    pub affinity_hostname: Vec<LabelSelector>,
-    /// `whenUnsatisfiable: DoNotSchedule` topology spread constraints with
-    /// `topologyKey: kubernetes.io/hostname` (every node is a domain).
-    pub spread_hostname: Vec<HostnameSpread>,
+    /// Required pod anti-affinity (`requiredDuringScheduling…`): no pod a
+    /// term selects may run in the candidate node's domain of its topology key.
+    pub pod_anti_affinity: Vec<PodAffinityTerm>,
+    /// Required pod affinity: the candidate node's domain must run a pod each
+    /// term selects (see the scheduling model for the first pod of a group).
+    pub pod_affinity: Vec<PodAffinityTerm>,
+    /// Preferred pod affinity: scores, never filters.
+    pub preferred_pod_affinity: Vec<WeightedPodAffinityTerm>,
+    /// Preferred pod anti-affinity: scores, never filters.
+    pub preferred_pod_anti_affinity: Vec<WeightedPodAffinityTerm>,
+    /// Topology spread constraints, `DoNotSchedule` (filters) and
+    /// `ScheduleAnyway` (scores).
+    pub spread: Vec<TopologySpread>,
     pub host_ports: Vec<HostPort>,
-}
-
-/// A topology spread constraint over nodes: a node may hold at most
-/// `max_skew` more matching pods (this one included) than the emptiest
-/// eligible node — counted as empty while fewer than `min_domains` nodes are eligible.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct HostnameSpread {
-    pub selector: LabelSelector,
-    pub max_skew: u32,
-    /// `minDomains`; 1 when unset.
-    pub min_domains: u32,
+    /// The labels of the pod's namespace: what other pods' affinity terms
+    /// with a `namespaceSelector` select by. Shared per workload like the rest.
+    pub namespace_labels: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -23,7 +23,7 @@ use crate::model::{Pod, Resources};
 
 use super::index::GroupIx;
 use super::protocol::NODE_GROUP_LABEL;
-use super::scheduling::{SchedNode, check};
+use super::scheduling::{SchedNode, check_among};
 
 /// Labels that differ between otherwise identical groups: the node's name,
 /// its zone and region (current and deprecated keys, and the zone labels of
@@ -82,16 +82,18 @@ pub fn similar(a: &SchedNode<'_>, b: &SchedNode<'_>, extra_ignored: &[String]) -
 }
 
 /// The groups among `others` similar to `chosen` on which every pod of
-/// `pods` fits a new minion.
+/// `pods` fits a new minion — judged among the existing nodes `context`, so a
+/// zone-affine pod does not send minions to a similar group in another zone.
 pub fn similar_groups<'t, 'n: 't>(
     chosen: &SchedNode<'_>,
     others: impl IntoIterator<Item = (GroupIx, &'t SchedNode<'n>)>,
     pods: &[&Pod],
     extra_ignored: &[String],
+    context: &[SchedNode<'_>],
 ) -> Vec<GroupIx> {
     others
         .into_iter()
-        .filter(|(_, t)| similar(chosen, t, extra_ignored) && pods.iter().all(|p| check(p, t).is_ok()))
+        .filter(|(_, t)| similar(chosen, t, extra_ignored) && pods.iter().all(|p| check_among(p, t, context).is_ok()))
         .map(|(g, _)| g)
         .collect()
 }

@@ -57,7 +57,16 @@ mod tests {
     use super::*;
 
     fn option(group: &str, pods: usize, waste: f64, priority: i32) -> OptionScore {
-        OptionScore { group: group.into(), new_nodes: 1, pods, waste, priority, price_per_hour: 1.0, chosen: false }
+        OptionScore {
+            group: group.into(),
+            new_nodes: 1,
+            pods,
+            waste,
+            priority,
+            price_per_hour: 1.0,
+            chosen: false,
+            preference: 0,
+        }
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod index;
 mod limits;
 mod members;
 pub mod memory;
+pub mod placement;
 pub mod policy;
 pub mod protocol;
 mod provisioning;

@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 use crate::model::{Pod, Resources, Taint};
 
@@ -21,7 +22,7 @@ use super::limits::{Headroom, capacity};
 use super::protocol::{CA_REMOVAL_TAINT, Phase, REMOVAL_TAINT, RemovalState, UNSCHEDULABLE_TAINT};
 use super::provisioning::GroupView;
 use super::resize::{Relief, ScaleUpInput, cpu_memory};
-use super::scheduling::{Placer, SchedNode, check, fits};
+use super::scheduling::{Placer, SchedNode, check_among, preference};
 use super::time::after;
 use super::{Cx, Pass};
 
@@ -76,10 +77,15 @@ pub fn plan<'a>(cx: &Cx<'a>, pass: &mut Pass<'a>, resize: &ScaleUpInput<'a>) -> 
         }
     }
 
-    let rest = place_after_resize(cx, &resize.relief, rest, &mut out, ex);
+    // The existing nodes, with the pending pods about to land there, as the
+    // rest of the cluster for every other placement: affinity, anti-affinity
+    // and spread over zones (and preferences) look at the pods of a whole
+    // domain. Without such terms it stays empty and nothing pays for it.
+    let context = Rc::new(if cx.ix.wide_topology() { existing.nodes.clone() } else { Vec::new() });
+    let rest = place_after_resize(cx, &resize.relief, rest, &context, &mut out, ex);
     let templates: Table<GroupIx, Option<SchedNode<'_>>> = cx.ix.groups().map(|(g, _)| template(cx, g, 0)).collect();
-    let rest = place_on_upcoming(cx, &pass.groups, &templates, rest, ex);
-    let rest = reclaim_drained(cx, rest, &mut out, ex);
+    let rest = place_on_upcoming(cx, &pass.groups, &templates, rest, &context, ex);
+    let rest = reclaim_drained(cx, rest, &context, &mut out, ex);
     if rest.is_empty() {
         return out;
     }
@@ -97,7 +103,7 @@ pub fn plan<'a>(cx: &Cx<'a>, pass: &mut Pass<'a>, resize: &ScaleUpInput<'a>) -> 
         }
         return out;
     }
-    grow(cx, pass, &templates, rest, &mut existing, &mut out);
+    grow(cx, pass, &templates, rest, &context, &mut existing, &mut out);
     out
 }
 
@@ -138,6 +144,7 @@ fn place_on_upcoming<'a>(
     views: &Table<GroupIx, GroupView>,
     templates: &Table<GroupIx, Option<SchedNode<'a>>>,
     pods: Vec<&'a Pod>,
+    context: &Rc<Vec<SchedNode<'a>>>,
     ex: &mut Explanation,
 ) -> Vec<&'a Pod> {
     let mut nodes = Vec::new();
@@ -162,7 +169,7 @@ fn place_on_upcoming<'a>(
     if nodes.is_empty() {
         return pods;
     }
-    let mut upcoming = Placer::new(nodes);
+    let mut upcoming = Placer::new(nodes).with_context(context.clone());
     let mut rest = Vec::new();
     for pod in pods {
         match upcoming.find(pod, None) {
@@ -184,6 +191,7 @@ fn place_after_resize<'a>(
     cx: &Cx<'a>,
     relief: &[Relief],
     pods: Vec<&'a Pod>,
+    context: &Rc<Vec<SchedNode<'a>>>,
     out: &mut ScaleUpOutcome<'a>,
     ex: &mut Explanation,
 ) -> Vec<&'a Pod> {
@@ -205,7 +213,7 @@ fn place_after_resize<'a>(
             node
         })
         .collect();
-    let mut placer = Placer::new(nodes);
+    let mut placer = Placer::new(nodes).with_context(context.clone());
     let mut rest = Vec::new();
     let mut placed = 0;
     for pod in pods {
@@ -239,6 +247,7 @@ fn place_after_resize<'a>(
 fn reclaim_drained<'a>(
     cx: &Cx<'a>,
     pods: Vec<&'a Pod>,
+    context: &Rc<Vec<SchedNode<'a>>>,
     out: &mut ScaleUpOutcome<'a>,
     ex: &mut Explanation,
 ) -> Vec<&'a Pod> {
@@ -266,7 +275,7 @@ fn reclaim_drained<'a>(
     if nodes.is_empty() || pods.is_empty() {
         return pods;
     }
-    let mut drained = Placer::new(nodes);
+    let mut drained = Placer::new(nodes).with_context(context.clone());
     let mut rest = Vec::new();
     for pod in pods {
         match drained.find(pod, None) {
@@ -282,9 +291,16 @@ fn reclaim_drained<'a>(
     rest
 }
 
-/// First-fit decreasing of `pods` onto at most `cap` new minions of a group.
-/// Returns the minions opened, the pods placed (indices into `pods`) and the waste.
-fn binpack<'a>(pods: &[&'a Pod], template: &SchedNode<'a>, cap: u32) -> (u32, Vec<usize>, f64) {
+/// First-fit decreasing of `pods` onto at most `cap` new minions of a group,
+/// among the existing nodes `context` (a zone-affine pod fits only a group
+/// whose template is in the right zone). Returns the minions opened, the pods
+/// placed (indices into `pods`) and the waste.
+fn binpack<'a>(
+    pods: &[&'a Pod],
+    template: &SchedNode<'a>,
+    cap: u32,
+    context: &Rc<Vec<SchedNode<'a>>>,
+) -> (u32, Vec<usize>, f64) {
     let alloc = &template.allocatable;
     // Dominant share of the template, GPUs and other extended resources included.
     let share = |p: &Pod| {
@@ -292,9 +308,9 @@ fn binpack<'a>(pods: &[&'a Pod], template: &SchedNode<'a>, cap: u32) -> (u32, Ve
         let extended = p.requests.extended.iter().map(|(k, &v)| f(v, alloc.extended.get(k).copied().unwrap_or(0)));
         extended.fold(f(p.requests.cpu_milli, alloc.cpu_milli).max(f(p.requests.memory, alloc.memory)), f64::max)
     };
-    let mut order: Vec<usize> = (0..pods.len()).filter(|&i| fits(pods[i], template)).collect();
+    let mut order: Vec<usize> = (0..pods.len()).filter(|&i| check_among(pods[i], template, context).is_ok()).collect();
     order.sort_by(|&a, &b| share(pods[b]).total_cmp(&share(pods[a])));
-    let mut placer = Placer::new(Vec::new());
+    let mut placer = Placer::new(Vec::new()).with_context(context.clone());
     let mut placed = Vec::new();
     for i in order {
         let pod = pods[i];
@@ -331,6 +347,7 @@ fn grow<'a>(
     pass: &mut Pass<'a>,
     templates: &Table<GroupIx, Option<SchedNode<'a>>>,
     mut pods: Vec<&'a Pod>,
+    context: &Rc<Vec<SchedNode<'a>>>,
     existing: &mut Placer<'a>,
     out: &mut ScaleUpOutcome<'a>,
 ) {
@@ -351,10 +368,14 @@ fn grow<'a>(
             };
             last_limit[g] = Some(why);
             let Some(template) = &templates[g] else { continue };
-            let (n, placed, waste) = binpack(&pods, template, cap);
+            let (n, placed, waste) = binpack(&pods, template, cap, context);
             if placed.is_empty() {
                 continue;
             }
+            // How much the pods placed prefer this group's minions (preferred
+            // terms, ScheduleAnyway spread): only the most preferred options
+            // go to the expander.
+            let preferred = placed.iter().map(|&i| preference(pods[i], template, context)).sum();
             let score = OptionScore {
                 group: group.name.clone(),
                 new_nodes: n,
@@ -363,14 +384,19 @@ fn grow<'a>(
                 priority: group.priority,
                 price_per_hour: group.price_per_hour,
                 chosen: false,
+                preference: preferred,
             };
             options.push((g, score, placed));
         }
         if options.is_empty() {
             break;
         }
-        let scores: Vec<OptionScore> = options.iter().map(|(_, s, _)| s.clone()).collect();
-        let pick = expander::choose(cx.policy.scale_up.expander, &scores, cx.policy.seed, cx.now);
+        // The expander chooses among the options the pods prefer most (all
+        // of them when no pod has preferences); every option is explained.
+        let best = options.iter().map(|(_, s, _)| s.preference).max().unwrap_or(0);
+        let preferred: Vec<usize> = (0..options.len()).filter(|&k| options[k].1.preference == best).collect();
+        let scores: Vec<OptionScore> = preferred.iter().map(|&k| options[k].1.clone()).collect();
+        let pick = preferred[expander::choose(cx.policy.scale_up.expander, &scores, cx.policy.seed, cx.now)];
         for (k, (g, score, _)) in options.iter().enumerate() {
             let mut score = score.clone();
             score.chosen = k == pick;
@@ -394,7 +420,7 @@ fn grow<'a>(
                 outcome: PodOutcome::TriggersScaleUp { group: group.name.clone() },
             });
         }
-        let growth = balanced(cx, pass, templates, &headroom, &out.scaled, g, score.new_nodes, &helped);
+        let growth = balanced(cx, pass, templates, context, &headroom, &out.scaled, g, score.new_nodes, &helped);
         for (h, n) in growth {
             let group = cx.ix.group(h);
             if let Some(shape) = &group.template {
@@ -414,7 +440,7 @@ fn grow<'a>(
             break;
         }
     }
-    explain_unhelped(cx, templates, &last_limit, pods, existing, &mut pass.ex);
+    explain_unhelped(cx, templates, context, &last_limit, pods, existing, &mut pass.ex);
 }
 
 /// The minions each group gets when the expander chose `new_nodes` of group
@@ -426,6 +452,7 @@ fn balanced<'a>(
     cx: &Cx<'a>,
     pass: &mut Pass<'a>,
     templates: &Table<GroupIx, Option<SchedNode<'a>>>,
+    context: &[SchedNode<'a>],
     headroom: &Headroom,
     scaled: &BTreeSet<GroupIx>,
     g: GroupIx,
@@ -442,7 +469,7 @@ fn balanced<'a>(
         .filter(|(h, _)| *h != g && !scaled.contains(h))
         .filter_map(|(h, _)| templates[h].as_ref().map(|t| (h, t)));
     let mut pool = vec![(g, new_nodes)];
-    for h in balance::similar_groups(chosen, others, pods, &up.balancing_ignore_labels) {
+    for h in balance::similar_groups(chosen, others, pods, &up.balancing_ignore_labels, context) {
         if let Ok((cap, _)) = capacity(cx, pass, h, headroom) {
             pool.push((h, cap));
         }
@@ -464,6 +491,7 @@ fn balanced<'a>(
 fn explain_unhelped<'a>(
     cx: &Cx<'a>,
     templates: &Table<GroupIx, Option<SchedNode<'a>>>,
+    context: &[SchedNode<'a>],
     last_limit: &Table<GroupIx, Option<GroupRejection>>,
     pods: Vec<&'a Pod>,
     existing: &mut Placer<'a>,
@@ -479,7 +507,7 @@ fn explain_unhelped<'a>(
             .map(|(g, group)| {
                 let rejection = match &templates[g] {
                     None => GroupRejection::NoTemplate,
-                    Some(t) => match check(pod, t) {
+                    Some(t) => match check_among(pod, t, context) {
                         Err(filter) => GroupRejection::DoesNotFit { filter },
                         Ok(()) => last_limit[g].clone().unwrap_or(GroupRejection::MaxSize { max: group.max_size }),
                     },

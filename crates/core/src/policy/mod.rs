@@ -8,11 +8,13 @@
 //! sections, so a policy tried in the simulator is the policy the daemon runs.
 
 mod node_template;
+mod placement;
 mod pod_resize;
 mod scaling;
 mod units;
 
 pub use node_template::{NodeTemplate, TaintConfig};
+pub use placement::{AdvisorMode, PlacementAdvisorPolicy};
 pub use pod_resize::{RecommenderSettings, UpdaterSettings};
 pub use scaling::{ClusterLimits, Expander, ScaleDownPolicy, ScaleUpPolicy, scaling_problems};
 pub use units::{Duration, Fraction, Quantity};

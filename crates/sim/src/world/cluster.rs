@@ -57,7 +57,12 @@ impl PodTemplate {
             })
             .collect();
         let anti_affinity = if spec.spread_one_per_node {
-            vec![LabelSelector { match_labels: labels.clone(), ..LabelSelector::default() }]
+            let selector = LabelSelector { match_labels: labels.clone(), ..LabelSelector::default() };
+            vec![heatscaler_core::model::PodAffinityTerm::in_namespace(
+                selector,
+                heatscaler_core::model::HOSTNAME,
+                namespace,
+            )]
         } else {
             Vec::new()
         };
@@ -65,14 +70,13 @@ impl PodTemplate {
             node_selector: spec.node_selector.clone(),
             required_node_affinity: Vec::new(),
             tolerations,
-            anti_affinity_hostname: anti_affinity,
-            affinity_hostname: Vec::new(),
-            spread_hostname: Vec::new(),
+            pod_anti_affinity: anti_affinity,
             host_ports: spec
                 .host_ports
                 .iter()
                 .map(|&port| heatscaler_core::model::HostPort { port, protocol: heatscaler_core::model::Protocol::Tcp })
                 .collect(),
+            ..Placement::default()
         };
         Self {
             namespace: namespace.to_string(),

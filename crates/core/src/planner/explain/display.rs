@@ -305,12 +305,13 @@ impl fmt::Display for Explanation {
             for o in &g.options {
                 writeln!(
                     f,
-                    "  option {}: +{} minion(s) for {} pod(s), waste {:.2}, priority {}{}",
+                    "  option {}: +{} minion(s) for {} pod(s), waste {:.2}, priority {}{}{}",
                     o.group,
                     o.new_nodes,
                     o.pods,
                     o.waste,
                     o.priority,
+                    if o.preference != 0 { format!(", preference {}", o.preference) } else { String::new() },
                     if o.chosen { " (chosen)" } else { "" }
                 )?;
             }

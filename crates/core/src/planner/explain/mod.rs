@@ -222,6 +222,15 @@ pub struct OptionScore {
     pub priority: i32,
     pub price_per_hour: f64,
     pub chosen: bool,
+    /// How much the pods placed prefer this group's minions (their preferred
+    /// pod affinity and anti-affinity, `ScheduleAnyway` spread): only the
+    /// options with the highest go to the expander. 0 without preferences.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub preference: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -40,10 +40,15 @@ pub struct Index<'a> {
     control_plane: Table<NodeIx, bool>,
     removal: Table<NodeIx, RemovalState>,
     pdbs_by_namespace: FxHashMap<&'a str, Vec<PdbIx>>,
-    /// Some pod uses host ports or required anti-affinity: the scheduling
+    /// Some pod uses host ports or inter-pod terms (affinity, anti-affinity,
+    /// spread, required or preferred): the scheduling
     /// filters must see which pods run on a node. When none does (the common
     /// case), node pod lists are left empty — the filters would not read them.
     pod_lists_matter: bool,
+    /// Some pod has a term whose check on a new or upcoming minion needs the
+    /// pods of the rest of the cluster (affinity, spread, anti-affinity over a
+    /// zone or another wide key, preferences).
+    wide_topology: bool,
 }
 
 impl<'a> Index<'a> {
@@ -120,9 +125,19 @@ impl<'a> Index<'a> {
             pod_lists_matter: snap.pods.iter().any(|p| {
                 let p = &p.placement;
                 !p.host_ports.is_empty()
-                    || !p.anti_affinity_hostname.is_empty()
-                    || !p.affinity_hostname.is_empty()
-                    || !p.spread_hostname.is_empty()
+                    || !p.pod_anti_affinity.is_empty()
+                    || !p.pod_affinity.is_empty()
+                    || !p.preferred_pod_affinity.is_empty()
+                    || !p.preferred_pod_anti_affinity.is_empty()
+                    || !p.spread.is_empty()
+            }),
+            wide_topology: snap.pods.iter().any(|p| {
+                let p = &p.placement;
+                !p.pod_affinity.is_empty()
+                    || p.pod_anti_affinity.iter().any(|t| !t.per_node())
+                    || !p.preferred_pod_affinity.is_empty()
+                    || !p.preferred_pod_anti_affinity.is_empty()
+                    || !p.spread.is_empty()
             }),
         }
     }
@@ -175,6 +190,12 @@ impl<'a> Index<'a> {
     /// Every node with its removal state, in snapshot order.
     pub fn removals(&self) -> impl Iterator<Item = (NodeIx, &RemovalState)> {
         self.removal.iter()
+    }
+
+    /// See the `wide_topology` field: scale-up then gives its placements of
+    /// new and upcoming minions the existing nodes as context.
+    pub fn wide_topology(&self) -> bool {
+        self.wide_topology
     }
 
     /// The node as a scheduling target, with what already runs there.

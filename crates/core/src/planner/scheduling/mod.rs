@@ -8,6 +8,7 @@
 
 mod placer;
 mod score;
+mod topology;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -15,10 +16,12 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::{HostnameSpread, NodeShape, Pod, ResourceShortfall, Resources, Taint, TaintEffect};
+use crate::model::{NodeShape, Pod, ResourceShortfall, Resources, Taint, TaintEffect};
 
 pub use placer::Placer;
 pub use score::least_allocated;
+pub(crate) use topology::{Domains, Prepared};
+pub use topology::{check_among, preference};
 
 use super::protocol::UNSCHEDULABLE_TAINT;
 
@@ -181,20 +184,29 @@ impl From<Miss<'_>> for Unfit {
     }
 }
 
+/// All filters with `node` as the whole world (a domain of one node).
 pub(crate) fn first_miss<'a>(pod: &'a Pod, node: &'a SchedNode<'_>) -> Option<Miss<'a>> {
-    first_miss_with(pod, node, &[])
+    let nodes = std::slice::from_ref(node);
+    let domains = Domains::alone(nodes);
+    let prepared = Prepared::new(pod, &domains);
+    first_miss_in(pod, &domains, 0, &prepared)
 }
 
-/// [`first_miss`] with the emptiest eligible node's count of each of the pod's
-/// spread constraints (`floors`, in order; missing ones count as 0 — the
-/// strictest assumption, right for a set of nodes that is not the whole cluster).
-pub(crate) fn first_miss_with<'a>(pod: &'a Pod, node: &'a SchedNode<'_>, floors: &[u32]) -> Option<Miss<'a>> {
+/// All filters for node `i` of `domains`, whose other nodes' pods count for
+/// terms over wider topology keys; `prepared` holds what is per pod, not per
+/// node (spread floors, whether the pod is the first of its affinity group).
+pub(crate) fn first_miss_in<'a>(
+    pod: &'a Pod,
+    domains: &Domains<'a, '_>,
+    i: usize,
+    prepared: &Prepared,
+) -> Option<Miss<'a>> {
+    let node = &domains.nodes[i];
     node_miss(pod, node)
         .or_else(|| host_ports_miss(pod, node))
         .or_else(|| resources_miss(&pod.requests, &node.allocatable, &node.requested).map(Miss::Resource))
-        .or_else(|| anti_affinity_miss(pod, node))
-        .or_else(|| affinity_miss(pod, node))
-        .or_else(|| spread_miss(pod, node, floors))
+        .or_else(|| topology::inter_pod_miss(pod, domains, i, prepared))
+        .or_else(|| topology::spread_miss(pod, domains, i, prepared))
 }
 
 fn node_miss<'a>(pod: &'a Pod, node: &'a SchedNode<'_>) -> Option<Miss<'a>> {
@@ -262,62 +274,6 @@ fn resources_miss<'a>(request: &'a Resources, allocatable: &Resources, requested
         .iter()
         .find(|&(name, &amount)| amount > 0 && requested.get(name) + amount > allocatable.get(name))
         .map(|(name, _)| name.as_str())
-}
-
-/// Required pod anti-affinity on `kubernetes.io/hostname`, both ways: the
-/// incoming pod's terms against the node's pods, and theirs against it.
-fn anti_affinity_miss<'a>(pod: &Pod, node: &SchedNode<'_>) -> Option<Miss<'a>> {
-    let own = &pod.placement.anti_affinity_hostname;
-    for other in &node.pods {
-        if other.namespace != pod.namespace {
-            continue;
-        }
-        if own.iter().any(|s| s.matches(&other.labels)) {
-            return Some(Miss::AntiAffinity);
-        }
-        if other.placement.anti_affinity_hostname.iter().any(|s| s.matches(&pod.labels)) {
-            return Some(Miss::ExistingAntiAffinity);
-        }
-    }
-    None
-}
-
-/// Required pod affinity on `kubernetes.io/hostname`: the node runs a pod of
-/// the pod's namespace matching each term. A term the pod itself matches
-/// (replicas of one workload kept together) is not checked: kube-scheduler lets
-/// the first of them go anywhere when no pod in the cluster matches yet, which
-/// one node cannot tell.
-fn affinity_miss<'a>(pod: &Pod, node: &SchedNode<'_>) -> Option<Miss<'a>> {
-    let unmet = pod
-        .placement
-        .affinity_hostname
-        .iter()
-        .filter(|s| !s.matches(&pod.labels))
-        .any(|s| !node.pods.iter().any(|other| other.namespace == pod.namespace && s.matches(&other.labels)));
-    unmet.then_some(Miss::Affinity)
-}
-
-/// Matching pods on a node for a spread constraint, as kube-scheduler counts
-/// them: the pod's namespace, terminating pods left out.
-pub(crate) fn spread_count(pod: &Pod, node: &SchedNode<'_>, spread: &HostnameSpread) -> u32 {
-    let matching = node
-        .pods
-        .iter()
-        .filter(|o| o.namespace == pod.namespace && o.deletion.is_none() && spread.selector.matches(&o.labels));
-    matching.count() as u32
-}
-
-/// `DoNotSchedule` topology spread over nodes: placing the pod here must not
-/// put more than `max_skew` matching pods above the emptiest eligible node.
-fn spread_miss<'a>(pod: &Pod, node: &SchedNode<'_>, floors: &[u32]) -> Option<Miss<'a>> {
-    for (i, spread) in pod.placement.spread_hostname.iter().enumerate() {
-        let own = u32::from(spread.selector.matches(&pod.labels));
-        let floor = floors.get(i).copied().unwrap_or(0);
-        if (spread_count(pod, node, spread) + own).saturating_sub(floor) > spread.max_skew {
-            return Some(Miss::TopologySpread);
-        }
-    }
-    None
 }
 
 /// Whether a node is a domain of the pod's spread constraints: kube-scheduler's

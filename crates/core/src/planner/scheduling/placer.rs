@@ -8,12 +8,14 @@
 //! scan per replica. Checkpoints let a caller try a whole node's pods and undo
 //! them if one does not fit (scale-down), restoring cursors with them.
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::model::{Pod, Resources};
 
-use super::{FitSummary, Miss, SchedNode, first_miss_with, least_allocated, spread_count, spread_eligible};
+use super::topology::{Domains, Prepared, has_preferences, has_wide_anti, preference_at, wide_anti};
+use super::{FitSummary, Miss, SchedNode, first_miss_in, least_allocated};
 
 /// Pods that the scheduler model treats alike.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -54,11 +56,19 @@ pub struct Placer<'a> {
     journal: Vec<Undo<'a>>,
     /// The nodes are every node a pod could go to (see [`Placer::whole_cluster`]).
     whole: bool,
+    /// The rest of the cluster, for terms over zones and other wide keys
+    /// (see [`Placer::with_context`]).
+    context: Rc<Vec<SchedNode<'a>>>,
+    /// The context nodes not also among `nodes` (by name).
+    live: Vec<usize>,
+    /// Some pod of `nodes` or `context` has anti-affinity wider than a node.
+    wide_anti: bool,
 }
 
 impl<'a> Placer<'a> {
     pub fn new(nodes: Vec<SchedNode<'a>>) -> Self {
-        Self { nodes, ..Self::default() }
+        let wide_anti = has_wide_anti(&nodes);
+        Self { nodes, wide_anti, ..Self::default() }
     }
 
     /// These nodes are the cluster as it is (not a set of new or upcoming
@@ -70,33 +80,60 @@ impl<'a> Placer<'a> {
         self
     }
 
-    /// Per spread constraint of `pod`, the matching pods on the emptiest
-    /// eligible node (never `skip` nor excluded ones); 0 while there are fewer
-    /// eligible nodes than its `min_domains`.
-    fn floors(&self, pod: &Pod, skip: Option<usize>) -> Vec<u32> {
-        if !self.whole || pod.placement.spread_hostname.is_empty() {
-            return Vec::new();
+    /// The rest of the cluster, whose pods count for affinity, anti-affinity
+    /// and spread over zones and other keys but which takes no pod here: the
+    /// existing nodes, when these are new or upcoming minions. A context node
+    /// with the name of one of `nodes` is left out (that one is counted). With
+    /// a context, spread floors are the emptiest domain's, as with
+    /// [`Placer::whole_cluster`].
+    pub fn with_context(mut self, context: Rc<Vec<SchedNode<'a>>>) -> Self {
+        let own: HashSet<&str> = self.nodes.iter().map(|n| n.name.as_ref()).collect();
+        self.live = (0..context.len()).filter(|&k| !own.contains(context[k].name.as_ref())).collect();
+        self.wide_anti = has_wide_anti(&self.nodes) || has_wide_anti(context.iter());
+        self.whole = self.whole || !context.is_empty();
+        self.context = context;
+        self
+    }
+
+    fn domains(&self, skip: Option<usize>) -> Domains<'_, 'a> {
+        Domains {
+            nodes: &self.nodes,
+            context: &self.context,
+            live: Some(&self.live),
+            skip,
+            whole: self.whole,
+            wide_anti: self.wide_anti,
         }
-        let domains: Vec<&SchedNode<'a>> = (0..self.nodes.len())
-            .filter(|&i| Some(i) != skip && !self.nodes[i].excluded && spread_eligible(pod, &self.nodes[i]))
-            .map(|i| &self.nodes[i])
-            .collect();
-        let floor = |spread: &crate::model::HostnameSpread| {
-            if (domains.len() as u32) < spread_min_domains(spread) {
-                return 0;
-            }
-            domains.iter().map(|n| spread_count(pod, n, spread)).min().unwrap_or(0)
-        };
-        pod.placement.spread_hostname.iter().map(floor).collect()
+    }
+
+    /// How much `pod` prefers node `i` (its preferred terms and
+    /// `ScheduleAnyway` spread; 0 without any).
+    pub fn preference(&self, pod: &Pod, i: usize) -> i64 {
+        if !has_preferences(pod) {
+            return 0;
+        }
+        preference_at(pod, &self.domains(None), i)
+    }
+
+    /// Every node where `pod` fits, never `skip`. Commits nothing.
+    pub fn fitting(&self, pod: &'a Pod, skip: Option<usize>) -> Vec<usize> {
+        let domains = self.domains(skip);
+        let prepared = Prepared::new(pod, &domains);
+        (0..self.nodes.len())
+            .filter(|&i| Some(i) != skip && first_miss_in(pod, &domains, i, &prepared).is_none())
+            .collect()
     }
 
     pub fn push(&mut self, node: SchedNode<'a>) -> usize {
         self.explained.clear();
+        self.wide_anti |= has_wide_anti(std::iter::once(&node));
         self.nodes.push(node);
         self.nodes.len() - 1
     }
 
-    /// The first node, in order, where `pod` fits, never `skip`. Commits nothing.
+    /// The first node, in order, where `pod` fits, never `skip` — or, for a
+    /// pod with preferences (preferred terms, `ScheduleAnyway` spread), the
+    /// fitting node it prefers most, the first on a tie. Commits nothing.
     pub fn find(&mut self, pod: &'a Pod, skip: Option<usize>) -> Option<usize> {
         self.search(pod, skip, false)
     }
@@ -109,48 +146,68 @@ impl<'a> Placer<'a> {
         self.search(pod, skip, true)
     }
 
-    /// The first fitting node, or with `scored` the best-scored one; moves
-    /// the class's cursor past the leading run of nodes that do not fit.
-    fn search(&mut self, pod: &'a Pod, skip: Option<usize>, scored: bool) -> Option<usize> {
+    /// The first fitting node, or the best-ranked one (the pod's preferences,
+    /// then with `least_allocated_first` the emptiest node); moves the class's
+    /// cursor past the leading run of nodes that do not fit.
+    fn search(&mut self, pod: &'a Pod, skip: Option<usize>, least_allocated_first: bool) -> Option<usize> {
         let class = Class::of(pod);
-        let floors = self.floors(pod, skip);
-        // A rising spread floor can make a node fit again: no cursor then.
-        let cursor = floors.is_empty();
-        let start = if cursor { self.cursors.get(&class).copied().unwrap_or(0) } else { 0 };
-        let mut unfit_prefix = cursor;
-        let mut found: Option<(usize, f64)> = None;
-        let mut advanced = start;
-        for i in start..self.nodes.len() {
-            if Some(i) == skip {
+        let preferring = has_preferences(pod);
+        let ranked = preferring || least_allocated_first;
+        let (found, advanced, start) = {
+            let domains = self.domains(skip);
+            let prepared = Prepared::new(pod, &domains);
+            // A rising spread floor, a pod placed in an affinity domain or a
+            // preference can make a node that was passed over the answer: no
+            // cursor then. LeastAllocated alone keeps it: the leading unfit
+            // nodes stay unfit for the class whatever the ranking.
+            let cursor = prepared.floors.is_empty() && pod.placement.pod_affinity.is_empty() && !preferring;
+            let start = if cursor { self.cursors.get(&class).copied().unwrap_or(0) } else { 0 };
+            let mut unfit_prefix = cursor;
+            // (preference, LeastAllocated score): preferred terms and
+            // `ScheduleAnyway` spread first, as the scheduler weighs them.
+            let mut found: Option<(usize, i64, f64)> = None;
+            let mut advanced = start;
+            for i in start..self.nodes.len() {
+                if Some(i) == skip {
+                    unfit_prefix = false;
+                    continue;
+                }
+                if first_miss_in(pod, &domains, i, &prepared).is_some() {
+                    if unfit_prefix {
+                        advanced = i + 1;
+                    }
+                    continue;
+                }
                 unfit_prefix = false;
-                continue;
-            }
-            let node = &self.nodes[i];
-            if first_miss_with(pod, node, &floors).is_none() {
-                unfit_prefix = false;
-                if !scored {
-                    found = Some((i, 0.0));
+                if !ranked {
+                    found = Some((i, 0, 0.0));
                     break;
                 }
-                let score = least_allocated(node, pod);
+                let preference = if preferring { preference_at(pod, &domains, i) } else { 0 };
+                let free = if least_allocated_first { least_allocated(&self.nodes[i], pod) } else { 0.0 };
                 let better = match found {
                     None => true,
-                    Some((b, best)) => score > best || (score == best && node.name < self.nodes[b].name),
+                    Some((b, bp, bf)) => {
+                        preference > bp
+                            || (preference == bp && free > bf)
+                            // The first by name on a full tie (find: the first in order).
+                            || (least_allocated_first
+                                && preference == bp
+                                && free == bf
+                                && self.nodes[i].name < self.nodes[b].name)
+                    }
                 };
                 if better {
-                    found = Some((i, score));
+                    found = Some((i, preference, free));
                 }
-                continue;
             }
-            if unfit_prefix {
-                advanced = i + 1;
-            }
-        }
+            (found.map(|(i, _, _)| i), advanced, start)
+        };
         if advanced != start {
             self.journal.push(Undo::Cursor { class: class.clone(), old: start });
             self.cursors.insert(class, advanced);
         }
-        found.map(|(i, _)| i)
+        found
     }
 
     /// Why `pod` fits no node (all nodes checked; `skip` counted as excluded).
@@ -163,9 +220,10 @@ impl<'a> Placer<'a> {
         let mut summary = FitSummary::default();
         // Few distinct reasons: counted here, formatted once each.
         let mut counts: Vec<(Miss<'_>, usize)> = Vec::new();
-        let floors = self.floors(pod, skip);
-        for (i, node) in self.nodes.iter().enumerate() {
-            let miss = if Some(i) == skip { Some(Miss::Excluded) } else { first_miss_with(pod, node, &floors) };
+        let domains = self.domains(skip);
+        let prepared = Prepared::new(pod, &domains);
+        for i in 0..self.nodes.len() {
+            let miss = if Some(i) == skip { Some(Miss::Excluded) } else { first_miss_in(pod, &domains, i, &prepared) };
             match miss {
                 None => summary.nodes += 1,
                 Some(m) => match counts.iter_mut().find(|(c, _)| *c == m) {
@@ -182,6 +240,7 @@ impl<'a> Placer<'a> {
     }
 
     pub fn place(&mut self, pod: &'a Pod, node: usize) {
+        self.wide_anti |= wide_anti(pod);
         self.nodes[node].add(pod);
         self.journal.push(Undo::Placed { node, pod });
     }
@@ -212,8 +271,4 @@ impl<'a> Placer<'a> {
     pub fn commit(&mut self) {
         self.journal.clear();
     }
-}
-
-fn spread_min_domains(spread: &crate::model::HostnameSpread) -> u32 {
-    spread.min_domains.max(1)
 }

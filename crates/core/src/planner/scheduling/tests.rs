@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use crate::model::test_support;
 use crate::model::{
-    HostPort, HostnameSpread, LabelSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, OwnerRef,
-    Placement, Pod, Protocol, Resources, Taint, TaintEffect, Toleration, TolerationOperator,
+    HOSTNAME, HostPort, LabelSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, OwnerRef,
+    Placement, Pod, PodAffinityTerm, Protocol, Resources, Taint, TaintEffect, Toleration, TolerationOperator,
+    TopologySpread,
 };
 
 use super::*;
@@ -123,7 +124,7 @@ fn host_ports_and_anti_affinity_look_at_the_pods_on_the_node() {
     assert_eq!(check(&udp, &n), Ok(()));
 
     let db = LabelSelector { match_labels: BTreeMap::from([("app".into(), "db".into())]), ..Default::default() };
-    let spread = Placement { anti_affinity_hostname: vec![db], ..Placement::default() };
+    let spread = Placement { pod_anti_affinity: vec![host_term(db)], ..Placement::default() };
     let db0 = pod("db-0", 10, spread.clone());
     let db1 = pod("db-1", 10, spread);
     let plain_db = pod("db-2", 10, Placement::default());
@@ -178,6 +179,11 @@ fn placer_cursors_skip_known_unfit_nodes_and_rollback_restores_them() {
     );
 }
 
+/// A term over the test pods' namespace, `default`.
+fn host_term(selector: LabelSelector) -> PodAffinityTerm {
+    PodAffinityTerm::in_namespace(selector, HOSTNAME, "default")
+}
+
 fn selector(app: &str) -> LabelSelector {
     LabelSelector { match_labels: BTreeMap::from([("app".into(), app.into())]), ..Default::default() }
 }
@@ -186,7 +192,7 @@ fn selector(app: &str) -> LabelSelector {
 fn required_pod_affinity_needs_a_matching_pod_on_the_node() {
     let none = BTreeMap::new();
     let cache = pod("cache-0", 10, Placement::default());
-    let web = pod("web-0", 10, Placement { affinity_hostname: vec![selector("cache")], ..Placement::default() });
+    let web = pod("web-0", 10, Placement { pod_affinity: vec![host_term(selector("cache"))], ..Placement::default() });
     let mut with_cache = node("a", &none, 1000);
     with_cache.add(&cache);
     assert_eq!(check(&web, &with_cache), Ok(()));
@@ -199,7 +205,7 @@ fn required_pod_affinity_needs_a_matching_pod_on_the_node() {
     c.add(&elsewhere);
     assert_eq!(check(&web, &c), Err(Unfit::Affinity));
     // Replicas kept together (the term matches the pod itself) are not checked.
-    let pair = pod("pair-0", 10, Placement { affinity_hostname: vec![selector("pair")], ..Placement::default() });
+    let pair = pod("pair-0", 10, Placement { pod_affinity: vec![host_term(selector("pair"))], ..Placement::default() });
     assert_eq!(check(&pair, &node("d", &none, 1000)), Ok(()));
 }
 
@@ -207,7 +213,7 @@ fn required_pod_affinity_needs_a_matching_pod_on_the_node() {
 fn topology_spread_counts_matching_pods_against_the_emptiest_node() {
     let none = BTreeMap::new();
     let spread = |min_domains| Placement {
-        spread_hostname: vec![HostnameSpread { selector: selector("web"), max_skew: 1, min_domains }],
+        spread: vec![TopologySpread::required(selector("web"), HOSTNAME, 1, min_domains)],
         ..Placement::default()
     };
     // Replicas share one placement, as the store keeps them (one placer class).
@@ -246,4 +252,234 @@ fn topology_spread_counts_matching_pods_against_the_emptiest_node() {
     assert!(
         placer.explain(&wide[2], None).to_string().contains("2 node(s) didn't match pod topology spread constraints")
     );
+}
+
+// ------------------------------------------------------- wider topology keys
+
+const ZONE: &str = "topology.kubernetes.io/zone";
+
+fn zone(z: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(ZONE.to_string(), z.to_string())])
+}
+
+fn zone_term(app: &str) -> PodAffinityTerm {
+    PodAffinityTerm::in_namespace(selector(app), ZONE, "default")
+}
+
+/// Nodes a1, a2 (zone a), b1 (zone b) and x (no zone label).
+struct Zones {
+    a: BTreeMap<String, String>,
+    b: BTreeMap<String, String>,
+    none: BTreeMap<String, String>,
+}
+
+impl Zones {
+    fn new() -> Self {
+        Self { a: zone("a"), b: zone("b"), none: BTreeMap::new() }
+    }
+    fn nodes(&self) -> Vec<SchedNode<'_>> {
+        vec![
+            node("a1", &self.a, 4000),
+            node("a2", &self.a, 4000),
+            node("b1", &self.b, 4000),
+            node("x", &self.none, 4000),
+        ]
+    }
+}
+
+fn verdicts<'a>(placer: &mut Placer<'a>, pod: &'a Pod) -> Vec<Option<String>> {
+    let fitting = placer.fitting(pod, None);
+    (0..placer.nodes.len())
+        .map(|i| {
+            if fitting.contains(&i) {
+                return None;
+            }
+            let nodes = &placer.nodes;
+            let domains = Domains { live: Some(&[]), ..Domains::alone(nodes) };
+            let domains = Domains { whole: true, wide_anti: true, ..domains };
+            let prepared = Prepared::new(pod, &domains);
+            Some(Unfit::from(first_miss_in(pod, &domains, i, &prepared).expect("unfit")).to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn zone_anti_affinity_keeps_the_whole_zone_free_both_ways() {
+    let z = Zones::new();
+    let db0 = pod("db-0", 10, Placement::default());
+    let replica = pod("db-1", 10, Placement { pod_anti_affinity: vec![zone_term("db")], ..Placement::default() });
+    let mut placer = Placer::new(z.nodes()).whole_cluster();
+    placer.place(&db0, 0);
+    // a2 shares a1's zone; b1 and x (no zone: the term does not apply) are free.
+    assert_eq!(placer.fitting(&replica, None), [2, 3]);
+    assert_eq!(check_among(&replica, &placer.nodes[1], &placer.nodes), Err(Unfit::AntiAffinity));
+
+    // The existing pod's zone rule keeps matching pods out of its zone, not out of the others.
+    let guard = pod("guard-0", 10, Placement { pod_anti_affinity: vec![zone_term("db")], ..Placement::default() });
+    let plain_db = pod("db-2", 10, Placement::default());
+    let mut placer = Placer::new(z.nodes()).whole_cluster();
+    placer.place(&guard, 0);
+    assert_eq!(placer.fitting(&plain_db, None), [2, 3]);
+    assert_eq!(check_among(&plain_db, &placer.nodes[1], &placer.nodes), Err(Unfit::ExistingAntiAffinity));
+}
+
+#[test]
+fn zone_affinity_needs_a_match_in_the_zone_and_lets_the_first_of_a_group_anywhere_with_the_key() {
+    let z = Zones::new();
+    let cache = pod("cache-0", 10, Placement::default());
+    let web = pod("web-0", 10, Placement { pod_affinity: vec![zone_term("cache")], ..Placement::default() });
+    let mut placer = Placer::new(z.nodes()).whole_cluster();
+    // No cache anywhere and web does not match its own term: nowhere.
+    assert_eq!(placer.fitting(&web, None), Vec::<usize>::new());
+    placer.place(&cache, 1);
+    assert_eq!(placer.fitting(&web, None), [0, 1], "zone a only");
+    let v = verdicts(&mut placer, &web);
+    assert_eq!(v[2].as_deref(), Some("node(s) didn't match pod affinity rules"));
+    assert_eq!(v[3].as_deref(), Some("node(s) didn't match pod affinity rules"), "no zone label");
+
+    // Replicas kept in one zone: the first goes to any node with a zone, the
+    // next only where it went.
+    let group = Arc::new(Placement { pod_affinity: vec![zone_term("team")], ..Placement::default() });
+    let team: Vec<Pod> = (0..2)
+        .map(|i| Pod { placement: group.clone(), ..pod(&format!("team-{i}"), 10, Placement::default()) })
+        .collect();
+    let mut placer = Placer::new(z.nodes()).whole_cluster();
+    assert_eq!(placer.fitting(&team[0], None), [0, 1, 2]);
+    placer.place(&team[0], 2);
+    assert_eq!(placer.fitting(&team[1], None), [2]);
+    // A node being emptied does not count: its pod is the one moving.
+    assert_eq!(placer.fitting(&team[1], Some(2)), [0, 1]);
+}
+
+#[test]
+fn terms_cover_their_namespaces_the_pods_own_by_default() {
+    let z = Zones::new();
+    let mut cache = pod("cache-0", 10, Placement::default());
+    cache.namespace = "shared".into();
+    let own = pod("web-0", 10, Placement { pod_affinity: vec![zone_term("cache")], ..Placement::default() });
+    let listed = PodAffinityTerm { namespaces: vec!["shared".into()], ..zone_term("cache") };
+    let listed = pod("web-1", 10, Placement { pod_affinity: vec![listed], ..Placement::default() });
+    let all = PodAffinityTerm {
+        namespaces: vec![],
+        namespace_selector: Some(LabelSelector::default()),
+        ..zone_term("cache")
+    };
+    let all = pod("web-2", 10, Placement { pod_affinity: vec![all], ..Placement::default() });
+    let labelled = PodAffinityTerm {
+        namespaces: vec![],
+        namespace_selector: Some(LabelSelector {
+            match_labels: BTreeMap::from([("tier".into(), "infra".into())]),
+            ..Default::default()
+        }),
+        ..zone_term("cache")
+    };
+    let labelled = pod("web-3", 10, Placement { pod_affinity: vec![labelled], ..Placement::default() });
+    let mut placer = Placer::new(z.nodes()).whole_cluster();
+    placer.place(&cache, 2);
+    assert_eq!(placer.fitting(&own, None), Vec::<usize>::new(), "a cache in another namespace does not count");
+    assert_eq!(placer.fitting(&listed, None), [2]);
+    assert_eq!(placer.fitting(&all, None), [2]);
+    assert_eq!(placer.fitting(&labelled, None), Vec::<usize>::new(), "namespace shared is not labelled tier=infra");
+    let infra_labels = BTreeMap::from([("tier".into(), "infra".into())]);
+    let mut infra = pod("cache-1", 10, Placement { namespace_labels: infra_labels, ..Placement::default() });
+    infra.namespace = "infra".into();
+    placer.place(&infra, 0);
+    assert_eq!(placer.fitting(&labelled, None), [0, 1]);
+}
+
+#[test]
+fn zone_spread_counts_domains_of_eligible_nodes_with_min_domains() {
+    let z = Zones::new();
+    let spread = |min_domains| TopologySpread::required(selector("web"), ZONE, 1, min_domains);
+    let shared = Arc::new(Placement { spread: vec![spread(1)], ..Placement::default() });
+    let web: Vec<Pod> = (0..4)
+        .map(|i| Pod { placement: shared.clone(), ..pod(&format!("web-{i}"), 10, Placement::default()) })
+        .collect();
+    let mut placer = Placer::new(z.nodes()).whole_cluster();
+    placer.place(&web[0], 0);
+    // Zone a has 1, zone b 0: a second in a would be 2 − 0 > 1. x has no zone: never.
+    assert_eq!(placer.fitting(&web[1], None), [2]);
+    placer.place(&web[1], 2);
+    assert_eq!(placer.fitting(&web[2], None), [0, 1, 2]);
+    assert_eq!(
+        verdicts(&mut placer, &web[2])[3].as_deref(),
+        Some("node(s) didn't match pod topology spread constraints")
+    );
+
+    // Node affinity narrows the domains: pinned to zone a, zone b is no
+    // domain, so zone a is the emptiest and takes them all.
+    let pinned = Arc::new(Placement { spread: vec![spread(1)], node_selector: zone("a"), ..Placement::default() });
+    let pinned: Vec<Pod> = (0..3)
+        .map(|i| Pod { placement: pinned.clone(), ..pod(&format!("web-{i}"), 10, Placement::default()) })
+        .collect();
+    let mut placer = Placer::new(z.nodes()).whole_cluster();
+    for p in &pinned {
+        let i = placer.find(p, None).expect("zone a");
+        assert!(i < 2);
+        placer.place(p, i);
+    }
+
+    // minDomains 3 with two zones: the floor is 0, one pod per zone.
+    let three = Arc::new(Placement { spread: vec![spread(3)], ..Placement::default() });
+    let three: Vec<Pod> = (0..3)
+        .map(|i| Pod { placement: three.clone(), ..pod(&format!("web-{i}"), 10, Placement::default()) })
+        .collect();
+    let mut placer = Placer::new(z.nodes()).whole_cluster();
+    placer.place(&three[0], 0);
+    placer.place(&three[1], 2);
+    assert_eq!(placer.fitting(&three[2], None), Vec::<usize>::new());
+}
+
+#[test]
+fn a_template_is_judged_among_the_existing_nodes_of_its_zone() {
+    let z = Zones::new();
+    let db0 = pod("db-0", 10, Placement::default());
+    let replica = pod("db-1", 10, Placement { pod_anti_affinity: vec![zone_term("db")], ..Placement::default() });
+    let mut existing = Placer::new(z.nodes()).whole_cluster();
+    existing.place(&db0, 0);
+    let context = std::rc::Rc::new(existing.nodes.clone());
+    let template_a = node("template-a-0", &z.a, 4000);
+    let template_b = node("template-b-0", &z.b, 4000);
+    // Alone, both templates fit; among the cluster only zone b's does.
+    assert_eq!(check(&replica, &template_a), Ok(()));
+    assert_eq!(check_among(&replica, &template_a, &context), Err(Unfit::AntiAffinity));
+    assert_eq!(check_among(&replica, &template_b, &context), Ok(()));
+    let mut new = Placer::new(vec![template_a.clone(), template_b.clone()]).with_context(context.clone());
+    assert_eq!(new.find(&replica, None), Some(1));
+}
+
+#[test]
+fn preferences_rank_fitting_nodes() {
+    let z = Zones::new();
+    let cache = pod("cache-0", 10, Placement::default());
+    let weighted = |app: &str, weight| crate::model::WeightedPodAffinityTerm { weight, term: zone_term(app) };
+    let near =
+        pod("near-0", 10, Placement { preferred_pod_affinity: vec![weighted("cache", 50)], ..Placement::default() });
+    let far = pod(
+        "far-0",
+        10,
+        Placement { preferred_pod_anti_affinity: vec![weighted("cache", 50)], ..Placement::default() },
+    );
+    let mut placer = Placer::new(z.nodes()).whole_cluster();
+    placer.place(&cache, 2);
+    // First fit would say a1; the preference says zone b, then away from it.
+    assert_eq!(placer.find(&near, None), Some(2));
+    assert_eq!(placer.find(&far, None), Some(0));
+    assert_eq!(placer.preference(&near, 2), 50);
+    assert_eq!(placer.preference(&far, 2), -50);
+
+    // ScheduleAnyway: the emptier zone first, never a filter.
+    let soft = TopologySpread {
+        when_unsatisfiable: crate::model::WhenUnsatisfiable::ScheduleAnyway,
+        ..TopologySpread::required(selector("soft"), ZONE, 1, 1)
+    };
+    let soft = Arc::new(Placement { spread: vec![soft], ..Placement::default() });
+    let soft: Vec<Pod> = (0..3)
+        .map(|i| Pod { placement: soft.clone(), ..pod(&format!("soft-{i}"), 10, Placement::default()) })
+        .collect();
+    let mut placer = Placer::new(z.nodes()).whole_cluster();
+    placer.place(&soft[0], 0);
+    placer.place(&soft[1], 1);
+    assert_eq!(placer.find(&soft[2], None), Some(2));
+    assert_eq!(placer.fitting(&soft[2], None), [0, 1, 2, 3]);
 }

@@ -10,6 +10,7 @@ mod removal;
 mod resize;
 mod scale_down;
 mod scale_up;
+mod topology;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -282,7 +282,8 @@ fn anti_affinity_spreads_replicas_one_per_new_minion() {
         match_labels: BTreeMap::from([("app".into(), "db".into())]),
         ..Default::default()
     };
-    w.set_placement("db", Placement { anti_affinity_hostname: vec![selector], ..Placement::default() });
+    let term = crate::model::PodAffinityTerm::in_namespace(selector, crate::model::HOSTNAME, "default");
+    w.set_placement("db", Placement { pod_anti_affinity: vec![term], ..Placement::default() });
     assert_eq!(scale_ups(&w.plan())[0].new_desired, 3);
 }
 
@@ -321,8 +322,8 @@ fn a_topology_spread_grows_the_group_by_the_nodes_it_needs() {
     w.pod("spread-0", Some("m0"), 50, GI / 16);
     w.pending("spread-1", 50, GI / 16);
     w.pending("spread-2", 50, GI / 16);
-    let spread = crate::model::HostnameSpread { selector: app_selector("spread"), max_skew: 1, min_domains: 3 };
-    w.set_placement("spread", Placement { spread_hostname: vec![spread], ..Placement::default() });
+    let spread = crate::model::TopologySpread::required(app_selector("spread"), crate::model::HOSTNAME, 1, 3);
+    w.set_placement("spread", Placement { spread: vec![spread], ..Placement::default() });
     let plan = w.plan();
     assert_eq!(scale_ups(&plan).len(), 1, "{}", plan.explanation);
     assert_eq!(scale_ups(&plan)[0].new_desired, 3);
@@ -339,7 +340,8 @@ fn required_pod_affinity_to_pods_on_a_full_node_grows_nothing() {
     w.pod("cache-0", Some("m0"), 100, GI / 16);
     w.pod("filler-0", Some("m0"), 1800, GI / 16);
     w.pending("web-0", 300, GI / 16);
-    w.set_placement("web", Placement { affinity_hostname: vec![app_selector("cache")], ..Placement::default() });
+    let term = crate::model::PodAffinityTerm::in_namespace(app_selector("cache"), crate::model::HOSTNAME, "default");
+    w.set_placement("web", Placement { pod_affinity: vec![term], ..Placement::default() });
     let plan = w.plan();
     assert!(scale_ups(&plan).is_empty(), "{}", plan.explanation);
     let text = plan.explanation.to_string();

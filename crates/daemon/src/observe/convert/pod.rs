@@ -9,8 +9,9 @@ use super::selectors::{label_selector, node_selector_term};
 use super::{resources, time};
 use crate::usage::last_oom_kill;
 use heatscaler_core::model::{
-    Container, HostPort, HostnameSpread, OwnerRef, Placement, Pod, PodPhase, Protocol, Resources, Timestamp,
-    Toleration, TolerationOperator, WorkloadRef,
+    Container, HostPort, LabelSelector, OwnerRef, Placement, Pod, PodAffinityTerm, PodPhase, Protocol, Resources,
+    SelectorOperator, SelectorRequirement, Timestamp, Toleration, TolerationOperator, TopologySpread,
+    WeightedPodAffinityTerm, WhenUnsatisfiable, WorkloadRef,
 };
 
 /// cluster-autoscaler's pod annotation: `"true"` lets a drain move a pod it
@@ -20,9 +21,6 @@ pub const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 pub const SAFE_TO_EVICT_LOCAL_VOLUMES: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes";
 /// The kubelet's annotation on the API mirror of a static pod.
 pub const MIRROR: &str = "kubernetes.io/config.mirror";
-/// The only topology key of required pod anti-affinity the planner models.
-const HOSTNAME: &str = "kubernetes.io/hostname";
-
 /// The compact pod. `workload` is left `None` for pods owned by a ReplicaSet:
 /// resolving one to its Deployment needs the ReplicaSet, which the store has
 /// (see [`workload`]). `placement` and `labels` are fresh `Arc`s; the store
@@ -49,7 +47,7 @@ pub fn pod(p: &k8s::Pod) -> Pod {
         phase: phase(status.and_then(|s| s.phase.as_deref())),
         requests: scheduling_requests(spec, status),
         containers: containers(spec, status),
-        placement: Arc::new(placement(spec, meta.namespace.as_ref())),
+        placement: Arc::new(placement(spec, meta.namespace.as_ref(), meta.labels.as_ref())),
         priority: spec.priority.unwrap_or(0),
         created: time(meta.creation_timestamp.as_ref()).unwrap_or(Timestamp::UNIX_EPOCH),
         unschedulable_since: unschedulable_since(conditions),
@@ -181,44 +179,49 @@ fn containers(spec: &k8s::PodSpec, status: Option<&k8s::PodStatus>) -> Vec<Conta
         .collect()
 }
 
-fn placement(spec: &k8s::PodSpec, namespace: Option<&String>) -> Placement {
+type Labels = std::collections::BTreeMap<String, String>;
+
+fn placement(spec: &k8s::PodSpec, namespace: Option<&String>, labels: Option<&Labels>) -> Placement {
+    let empty = Labels::new();
+    let labels = labels.unwrap_or(&empty);
+    let namespace = namespace.map_or("", String::as_str);
     let affinity = spec.affinity.as_ref();
     let required_node_affinity = affinity
         .and_then(|a| a.node_affinity.as_ref())
         .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
         .map(|s| s.node_selector_terms.iter().map(node_selector_term).collect())
         .unwrap_or_default();
-    let anti_affinity_hostname = affinity
-        .and_then(|a| a.pod_anti_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
-        .into_iter()
-        .flatten()
-        .filter(|t| t.topology_key == HOSTNAME)
-        // A term without a selector matches no pod.
-        .filter_map(|t| t.label_selector.as_ref().map(label_selector))
-        .collect();
-    // Terms of the pod's own namespace only (the default); other namespaces
-    // and namespace selectors are not modelled.
-    let affinity_hostname = affinity
-        .and_then(|a| a.pod_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
-        .into_iter()
-        .flatten()
-        .filter(|t| t.topology_key == HOSTNAME && t.namespace_selector.is_none())
-        .filter(|t| t.namespaces.as_ref().is_none_or(|n| n.is_empty() || n.iter().all(|n| Some(n) == namespace)))
-        .filter_map(|t| t.label_selector.as_ref().map(label_selector))
-        .collect();
-    let spread_hostname = spec
+    let pod_affinity = affinity.and_then(|a| a.pod_affinity.as_ref());
+    let pod_anti_affinity = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
+    let required = |terms: Option<&Vec<k8s::PodAffinityTerm>>| -> Vec<PodAffinityTerm> {
+        terms.into_iter().flatten().filter_map(|t| affinity_term(t, namespace, labels)).collect()
+    };
+    let preferred = |terms: Option<&Vec<k8s::WeightedPodAffinityTerm>>| -> Vec<WeightedPodAffinityTerm> {
+        let weighted = |w: &k8s::WeightedPodAffinityTerm| {
+            let term = affinity_term(&w.pod_affinity_term, namespace, labels)?;
+            Some(WeightedPodAffinityTerm { weight: w.weight, term })
+        };
+        terms.into_iter().flatten().filter_map(weighted).collect()
+    };
+    let spread = spec
         .topology_spread_constraints
         .iter()
         .flatten()
-        .filter(|c| c.topology_key == HOSTNAME && c.when_unsatisfiable == "DoNotSchedule")
         .filter_map(|c| {
-            Some(HostnameSpread {
-                // No selector: the constraint counts no pod (kube-scheduler's reading).
-                selector: label_selector(c.label_selector.as_ref()?),
+            let when_unsatisfiable = match c.when_unsatisfiable.as_str() {
+                "DoNotSchedule" => WhenUnsatisfiable::DoNotSchedule,
+                "ScheduleAnyway" => WhenUnsatisfiable::ScheduleAnyway,
+                _ => return None,
+            };
+            // No selector: the constraint counts no pod (kube-scheduler's reading).
+            let mut selector = label_selector(c.label_selector.as_ref()?);
+            merge_label_keys(&mut selector, c.match_label_keys.as_deref(), SelectorOperator::In, labels);
+            Some(TopologySpread {
+                selector,
+                topology_key: c.topology_key.clone(),
                 max_skew: u32::try_from(c.max_skew).ok()?.max(1),
                 min_domains: c.min_domains.and_then(|d| u32::try_from(d).ok()).unwrap_or(1),
+                when_unsatisfiable,
             })
         })
         .collect();
@@ -242,10 +245,57 @@ fn placement(spec: &k8s::PodSpec, namespace: Option<&String>) -> Placement {
         node_selector: spec.node_selector.clone().unwrap_or_default(),
         required_node_affinity,
         tolerations: spec.tolerations.iter().flatten().map(toleration).collect(),
-        anti_affinity_hostname,
-        affinity_hostname,
-        spread_hostname,
+        pod_affinity: required(
+            pod_affinity.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
+        ),
+        pod_anti_affinity: required(
+            pod_anti_affinity.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
+        ),
+        preferred_pod_affinity: preferred(
+            pod_affinity.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
+        ),
+        preferred_pod_anti_affinity: preferred(
+            pod_anti_affinity.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
+        ),
+        spread,
         host_ports,
+        // Namespaces are not observed: a non-empty namespaceSelector selects
+        // only the namespaces its term also lists (docs/decisions.md).
+        namespace_labels: Labels::new(),
+    }
+}
+
+/// A pod affinity term as kube-scheduler reads it: no label selector selects
+/// no pod (`None`); namespaces default to the pod's own; an empty namespace
+/// selector covers every namespace; `matchLabelKeys`/`mismatchLabelKeys`
+/// become `In`/`NotIn` the pod's own values (what the API server merges in).
+fn affinity_term(t: &k8s::PodAffinityTerm, namespace: &str, labels: &Labels) -> Option<PodAffinityTerm> {
+    let mut selector = label_selector(t.label_selector.as_ref()?);
+    merge_label_keys(&mut selector, t.match_label_keys.as_deref(), SelectorOperator::In, labels);
+    merge_label_keys(&mut selector, t.mismatch_label_keys.as_deref(), SelectorOperator::NotIn, labels);
+    let mut namespaces = t.namespaces.clone().unwrap_or_default();
+    let namespace_selector = t.namespace_selector.as_ref().map(label_selector);
+    if namespaces.is_empty() && namespace_selector.is_none() {
+        namespaces.push(namespace.to_string());
+    }
+    Some(PodAffinityTerm { selector, topology_key: t.topology_key.clone(), namespaces, namespace_selector })
+}
+
+/// Keys missing from the pod's labels are ignored, as the API documents.
+fn merge_label_keys(
+    selector: &mut LabelSelector,
+    keys: Option<&[String]>,
+    operator: SelectorOperator,
+    labels: &Labels,
+) {
+    for key in keys.unwrap_or_default() {
+        if let Some(value) = labels.get(key) {
+            selector.match_expressions.push(SelectorRequirement {
+                key: key.clone(),
+                operator,
+                values: vec![value.clone()],
+            });
+        }
     }
 }
 

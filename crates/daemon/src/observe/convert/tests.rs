@@ -3,7 +3,7 @@ use serde_json::json;
 use super::*;
 use heatscaler_core::model::{
     NodeSelectorOperator, OwnerRef, PodPhase, Protocol, ResizeState, Resources, SelectorOperator, TaintEffect,
-    TolerationOperator,
+    TolerationOperator, WhenUnsatisfiable,
 };
 
 fn k8s_pod(v: serde_json::Value) -> k8s_openapi::api::core::v1::Pod {
@@ -115,7 +115,7 @@ fn placement_tolerations_affinity_anti_affinity_and_host_ports() {
                 "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
                     {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "db"},
                         "matchExpressions": [{"key": "tier", "operator": "Exists"}]}},
-                    // Zone spreading is not modelled; a term without a selector matches nothing.
+                    // Any topology key; a term without a selector matches nothing.
                     {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": {"matchLabels": {"app": "db"}}},
                     {"topologyKey": "kubernetes.io/hostname"},
                 ]},
@@ -135,41 +135,79 @@ fn placement_tolerations_affinity_anti_affinity_and_host_ports() {
     assert_eq!(pl.required_node_affinity.len(), 2);
     assert_eq!(pl.required_node_affinity[0].match_expressions[0].operator, NodeSelectorOperator::In);
     assert_eq!(pl.required_node_affinity[1].match_fields[0].key, "metadata.name");
-    assert_eq!(pl.anti_affinity_hostname.len(), 1);
-    assert_eq!(pl.anti_affinity_hostname[0].match_expressions[0].operator, SelectorOperator::Exists);
+    assert_eq!(pl.pod_anti_affinity.len(), 2);
+    assert_eq!(pl.pod_anti_affinity[0].selector.match_expressions[0].operator, SelectorOperator::Exists);
+    assert_eq!(pl.pod_anti_affinity[0].namespaces, ["ns"], "the pod's own namespace by default");
+    assert_eq!(pl.pod_anti_affinity[1].topology_key, "topology.kubernetes.io/zone");
     let ports: Vec<_> = pl.host_ports.iter().map(|h| (h.port, h.protocol)).collect();
     assert_eq!(ports, [(53, Protocol::Udp), (8080, Protocol::Tcp)]);
 }
 
 #[test]
-fn pod_affinity_and_topology_spread_over_nodes() {
+fn pod_affinity_and_topology_spread_over_any_key_namespace_and_label_keys() {
     let p = pod(&k8s_pod(json!({
-        "metadata": {"name": "p", "namespace": "ns"},
+        "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "p", "pod-template-hash": "abc", "tenant": "t1"}},
         "spec": {
-            "affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-                {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "cache"}}},
-                {"topologyKey": "kubernetes.io/hostname", "namespaces": ["ns"], "labelSelector": {"matchLabels": {"app": "db"}}},
-                // Not modelled: other topologies, other namespaces, namespace selectors.
-                {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": {"matchLabels": {"app": "x"}}},
-                {"topologyKey": "kubernetes.io/hostname", "namespaces": ["other"], "labelSelector": {"matchLabels": {"app": "x"}}},
-                {"topologyKey": "kubernetes.io/hostname", "namespaceSelector": {}, "labelSelector": {"matchLabels": {"app": "x"}}},
-            ]}},
+            "affinity": {
+                "podAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [
+                        {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "cache"}}},
+                        {"topologyKey": "topology.kubernetes.io/zone", "namespaces": ["other"],
+                         "labelSelector": {"matchLabels": {"app": "db"}}},
+                        {"topologyKey": "kubernetes.io/hostname", "namespaceSelector": {},
+                         "labelSelector": {"matchLabels": {"app": "x"}}, "matchLabelKeys": ["tenant", "absent"]},
+                        // No selector: selects no pod.
+                        {"topologyKey": "kubernetes.io/hostname"},
+                    ],
+                    "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 40, "podAffinityTerm":
+                        {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "api"}}}}],
+                },
+                "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 10, "podAffinityTerm":
+                    {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": {"matchLabels": {"app": "p"}},
+                     "mismatchLabelKeys": ["tenant"]}}]},
+            },
             "topologySpreadConstraints": [
                 {"maxSkew": 2, "minDomains": 3, "topologyKey": "kubernetes.io/hostname",
                  "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "p"}}},
                 {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
                  "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": {"app": "p"}}},
-                {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "matchLabelKeys": ["pod-template-hash"],
                  "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "p"}}},
             ],
             "containers": [{"name": "a"}],
         },
     })));
     let pl = &p.placement;
-    let apps: Vec<_> = pl.affinity_hostname.iter().map(|s| s.match_labels["app"].as_str()).collect();
-    assert_eq!(apps, ["cache", "db"]);
-    assert_eq!(pl.spread_hostname.len(), 1);
-    assert_eq!((pl.spread_hostname[0].max_skew, pl.spread_hostname[0].min_domains), (2, 3));
+    let apps: Vec<_> = pl.pod_affinity.iter().map(|t| t.selector.match_labels["app"].as_str()).collect();
+    assert_eq!(apps, ["cache", "db", "x"]);
+    assert_eq!(pl.pod_affinity[0].namespaces, ["ns"]);
+    assert_eq!(
+        (pl.pod_affinity[1].namespaces.as_slice(), pl.pod_affinity[1].topology_key.as_str()),
+        (["other".to_string()].as_slice(), "topology.kubernetes.io/zone")
+    );
+    // An empty namespace selector: every namespace; matchLabelKeys: the pod's own value.
+    assert!(pl.pod_affinity[2].namespaces.is_empty());
+    assert_eq!(pl.pod_affinity[2].namespace_selector, Some(Default::default()));
+    let tenant = &pl.pod_affinity[2].selector.match_expressions;
+    assert_eq!(tenant.len(), 1, "keys the pod lacks are ignored");
+    assert_eq!(
+        (tenant[0].key.as_str(), tenant[0].operator, tenant[0].values.as_slice()),
+        ("tenant", SelectorOperator::In, ["t1".to_string()].as_slice())
+    );
+    assert_eq!(pl.preferred_pod_affinity[0].weight, 40);
+    let anti = &pl.preferred_pod_anti_affinity[0];
+    assert_eq!((anti.weight, anti.term.selector.match_expressions[0].operator), (10, SelectorOperator::NotIn));
+    let spread: Vec<_> =
+        pl.spread.iter().map(|c| (c.topology_key.as_str(), c.max_skew, c.min_domains, c.when_unsatisfiable)).collect();
+    assert_eq!(
+        spread,
+        [
+            ("kubernetes.io/hostname", 2, 3, WhenUnsatisfiable::DoNotSchedule),
+            ("kubernetes.io/hostname", 1, 1, WhenUnsatisfiable::ScheduleAnyway),
+            ("topology.kubernetes.io/zone", 1, 1, WhenUnsatisfiable::DoNotSchedule),
+        ]
+    );
+    assert_eq!(pl.spread[2].selector.match_expressions[0].key, "pod-template-hash");
 }
 
 #[test]

@@ -1,0 +1,135 @@
+//! Advice never asks for more than the node groups can provide. Both checks
+//! use the scheduling model the planner uses for scale-up, so the advisor
+//! cannot count room the scheduler would not give.
+
+use crate::model::{Pod, Snapshot};
+
+use super::super::index::Index;
+use super::super::policy::Policy;
+use super::super::scheduling::{Placer, SchedNode, check_among};
+use super::evidence::scaled;
+use super::{Proposal, Withheld};
+
+/// The proposal with its capacity figures filled in, or why it may not be given.
+pub(super) fn settle(
+    snapshot: &Snapshot,
+    proposal: &Proposal,
+    blocked: Option<Withheld>,
+) -> Result<Proposal, Withheld> {
+    if let Some(why) = blocked {
+        return Err(why);
+    }
+    let ix = Index::build(snapshot, &Policy::default());
+    let mut settled = proposal.clone();
+    match &mut settled {
+        Proposal::CoLocate { client, server, room, expected_gain, evidence, .. } => {
+            let of = |w: &crate::model::WorkloadRef| -> Vec<&Pod> {
+                ix.nodes()
+                    .flat_map(|i| ix.pods_on(i).iter().copied())
+                    .filter(|p| p.workload.as_ref() == Some(w) && p.deletion.is_none())
+                    .collect()
+            };
+            let (clients, servers) = (of(client), of(server));
+            let fits = room_near(&ix, &clients, &servers);
+            if fits == 0 {
+                return Err(Withheld::NoRoomNearServer);
+            }
+            let apart = clients.iter().filter(|c| !servers.iter().any(|s| s.node_name == c.node_name)).count();
+            *room = fits;
+            *expected_gain = evidence.latency_cost * (f64::from(fits) / apart.max(1) as f64).min(1.0);
+        }
+        Proposal::IncreaseResources { workload, resource, factor, new_minions, .. } => {
+            let pods: Vec<&Pod> = snapshot
+                .pods
+                .iter()
+                .filter(|p| p.workload.as_ref() == Some(&*workload) && p.node_name.is_some() && p.deletion.is_none())
+                .collect();
+            let larger: Vec<Pod> = pods
+                .iter()
+                .map(|p| {
+                    let mut q = (*p).clone();
+                    q.requests = scaled(&p.requests, *resource, *factor);
+                    q
+                })
+                .collect();
+            *new_minions = room_for_larger(&ix, snapshot, &pods, &larger)?;
+        }
+    }
+    Ok(settled)
+}
+
+/// How many client replicas not yet next to a server replica would fit on
+/// the nodes that run one (as they are now, one after the other).
+fn room_near<'a>(ix: &Index<'a>, clients: &[&'a Pod], servers: &[&'a Pod]) -> u32 {
+    let near: Vec<_> = ix
+        .nodes()
+        .filter(|&i| {
+            let node = ix.node(i);
+            node.ready && servers.iter().any(|s| s.node_name.as_deref() == Some(node.name.as_str()))
+        })
+        .collect();
+    let mut placer = Placer::new(near.iter().map(|&i| ix.sched_node(i)).collect()).whole_cluster();
+    let mut fits = 0;
+    for &c in clients {
+        if near.iter().any(|&i| c.node_name.as_deref() == Some(ix.node(i).name.as_str())) {
+            continue;
+        }
+        if let Some(k) = placer.find(c, None) {
+            placer.place(c, k);
+            fits += 1;
+        }
+    }
+    fits
+}
+
+/// Where every replica goes at its larger size: in place when its node has
+/// room, else on another node, else on new minions of a group below its max
+/// size. Returns the minions needed, or how many replicas find no room.
+fn room_for_larger<'a>(
+    ix: &Index<'a>,
+    snapshot: &'a Snapshot,
+    pods: &[&'a Pod],
+    larger: &'a [Pod],
+) -> Result<u32, Withheld> {
+    let ready: Vec<_> = ix.nodes().filter(|&i| ix.node(i).ready).collect();
+    let existing: Vec<SchedNode<'a>> = ready.iter().map(|&i| ix.sched_node(i)).collect();
+    let context = existing.clone();
+    let mut placer = Placer::new(existing).whole_cluster();
+    let mut headroom: Vec<u32> = snapshot.groups.iter().map(|g| g.max_size.saturating_sub(g.desired)).collect();
+    let mut new_minions = 0;
+    let mut homeless = 0;
+    for (old, new) in pods.iter().zip(larger) {
+        let home = ready.iter().position(|&i| old.node_name.as_deref() == Some(ix.node(i).name.as_str()));
+        if let Some(h) = home {
+            // The replica leaves its old size behind wherever it goes.
+            placer.nodes[h].requested -= &old.requests;
+            let node = &placer.nodes[h];
+            if super::super::scheduling::check_resources(&new.requests, &node.allocatable, &node.requested).is_ok() {
+                placer.nodes[h].requested += &new.requests;
+                continue;
+            }
+        }
+        if let Some(k) = placer.find(new, home) {
+            placer.place(new, k);
+            continue;
+        }
+        let group = snapshot.groups.iter().enumerate().find_map(|(g, group)| {
+            let shape = group.template.as_ref()?;
+            let template = SchedNode::new_minion(format!("advisor-{}-{g}", group.name), shape, &ix.daemonsets);
+            (headroom[g] > 0 && check_among(new, &template, &context).is_ok()).then_some((g, template))
+        });
+        match group {
+            Some((g, template)) => {
+                headroom[g] -= 1;
+                new_minions += 1;
+                let k = placer.push(template);
+                placer.place(new, k);
+            }
+            None => homeless += 1,
+        }
+    }
+    if homeless > 0 {
+        return Err(Withheld::BeyondCapacity { pods: homeless });
+    }
+    Ok(new_minions)
+}

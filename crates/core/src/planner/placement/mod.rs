@@ -1,0 +1,310 @@
+//! The placement advisor's pure core, after VMware DRS for VMs: from the
+//! traffic between workloads and its tail latency by placement, it advises
+//! co-locating chatty workloads (a preferred pod affinity on the caller's
+//! template) or, when the latency comes from CPU or memory pressure, more
+//! resources — with hysteresis, a rate limit, and never beyond what the node
+//! groups can provide.
+//!
+//! Pure like the planner: [`advise`] reads the observations, the snapshot
+//! and its [`AdvisorMemory`] and returns [`Advice`] and the next memory.
+//! Reading the mesh's metrics from Prometheus and applying advice (a rolling
+//! template change honouring PDBs; new requests through the pod-level
+//! updater, so the capacity they need is planned with scale-up) belong to the
+//! daemon and are not built yet (docs/decisions.md).
+
+mod capacity;
+mod evidence;
+mod memory;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use crate::model::{PodAffinityTerm, Resources, Snapshot, Timestamp, WorkloadRef};
+use crate::policy::{AdvisorMode, PlacementAdvisorPolicy};
+
+use super::time::{after, elapsed};
+
+pub use memory::AdvisorMemory;
+
+/// Calls from one workload to another over the last observation window, as
+/// a service mesh reports them (Istio's `istio_requests_total` and
+/// `istio_request_duration_milliseconds_bucket` by `source_workload` and
+/// `destination_workload`, split by whether the two pods shared a node).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Flow {
+    pub client: WorkloadRef,
+    pub server: WorkloadRef,
+    pub requests_per_second: f64,
+    /// p99 of the calls whose two pods ran on one node; `None`: none seen.
+    pub p99_same_node_ms: Option<f64>,
+    /// p99 of the calls between pods on different nodes; `None`: none seen.
+    pub p99_cross_node_ms: Option<f64>,
+}
+
+/// A workload's usage over its requests (a high percentile over the window):
+/// at or above `pressure-threshold`, latency is blamed on resources.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pressure {
+    pub workload: WorkloadRef,
+    pub cpu: Option<f64>,
+    pub memory: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observations {
+    pub flows: Vec<Flow>,
+    pub pressure: Vec<Pressure>,
+}
+
+pub struct AdvisorInput<'a> {
+    pub snapshot: &'a Snapshot,
+    pub observations: &'a Observations,
+    pub memory: &'a AdvisorMemory,
+    pub now: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Resource {
+    Cpu,
+    Memory,
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Resource::Cpu => "cpu",
+            Resource::Memory => "memory",
+        })
+    }
+}
+
+/// What a pair's traffic showed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PairEvidence {
+    pub requests_per_second: f64,
+    /// Share of the client's calls that cross nodes, from where the pods run
+    /// now (calls spread evenly over the server's replicas).
+    pub cross_node_share: f64,
+    pub p99_same_node_ms: Option<f64>,
+    pub p99_cross_node_ms: Option<f64>,
+    /// Tail latency the crossing calls cost, in ms per second.
+    pub latency_cost: f64,
+}
+
+/// The new requests of one container.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerTarget {
+    pub container: String,
+    pub requests: Resources,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Proposal {
+    /// Add a preferred pod affinity towards the server's pods (same node)
+    /// to the client's template.
+    CoLocate {
+        client: WorkloadRef,
+        server: WorkloadRef,
+        weight: i32,
+        term: PodAffinityTerm,
+        evidence: PairEvidence,
+        /// Client replicas that would find room next to a server replica now.
+        room: u32,
+        /// `latency_cost` scaled by the share of replicas that find room.
+        expected_gain: f64,
+    },
+    /// Raise one resource's requests of every replica of a workload.
+    IncreaseResources {
+        workload: WorkloadRef,
+        resource: Resource,
+        /// Observed usage over request.
+        usage: f64,
+        factor: f64,
+        containers: Vec<ContainerTarget>,
+        /// Minions the larger replicas need beyond the room nodes have now
+        /// (within the groups' max sizes; scale-up adds them when applied).
+        new_minions: u32,
+        /// The pair whose latency pointed here.
+        evidence: PairEvidence,
+    },
+}
+
+impl Proposal {
+    /// The key hysteresis, rate limit and cooldown track it by.
+    pub fn subject(&self) -> String {
+        match self {
+            Proposal::CoLocate { client, server, .. } => format!("co-locate {client} with {server}"),
+            Proposal::IncreaseResources { workload, resource, .. } => format!("increase {resource} of {workload}"),
+        }
+    }
+
+    /// The workload the proposal changes.
+    pub fn workload(&self) -> &WorkloadRef {
+        match self {
+            Proposal::CoLocate { client, .. } => client,
+            Proposal::IncreaseResources { workload, .. } => workload,
+        }
+    }
+
+    fn cost(&self) -> f64 {
+        match self {
+            Proposal::CoLocate { evidence, .. } | Proposal::IncreaseResources { evidence, .. } => evidence.latency_cost,
+        }
+    }
+}
+
+impl fmt::Display for Proposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Proposal::CoLocate { client, server, weight, evidence, room, expected_gain, .. } => write!(
+                f,
+                "co-locate {client} with {server} (preferred pod affinity, weight {weight}): {:.0} req/s, {:.0}% crossing nodes, p99 {} same node vs {} cross-node; {room} replica(s) fit next to it, expected gain {expected_gain:.0} ms/s",
+                evidence.requests_per_second,
+                evidence.cross_node_share * 100.0,
+                ms(evidence.p99_same_node_ms),
+                ms(evidence.p99_cross_node_ms),
+            ),
+            Proposal::IncreaseResources { workload, resource, usage, factor, new_minions, evidence, .. } => write!(
+                f,
+                "raise the {resource} requests of {workload} ×{factor:.2}: usage at {:.0}% of requests while p99 is {} even on one node ({:.0} req/s); needs {new_minions} new minion(s)",
+                usage * 100.0,
+                ms(evidence.p99_same_node_ms.or(evidence.p99_cross_node_ms)),
+                evidence.requests_per_second,
+            ),
+        }
+    }
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "unseen".to_string(), |v| format!("{v:.1} ms"))
+}
+
+/// A proposal in force: new this pass, or standing from an earlier one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Advised {
+    pub proposal: Proposal,
+    pub since: Timestamp,
+    pub new: bool,
+    /// `apply` mode: the daemon carries it out.
+    pub apply: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Withheld {
+    /// The evidence has held since `since`; advice comes at `until` if it keeps holding.
+    Settling { since: Timestamp, until: Timestamp },
+    /// `max-new-advice` given within the window; room again at `until`.
+    RateLimited { until: Timestamp },
+    /// The workload was advised on recently.
+    Cooldown { until: Timestamp },
+    /// The larger replicas would not fit, not even on new minions up to the
+    /// groups' max sizes: `pods` of them find no room.
+    BeyondCapacity { pods: usize },
+    /// No client replica fits next to a server replica.
+    NoRoomNearServer,
+    /// The server's replicas share no label a term could select them by.
+    NoSelector,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Advice {
+    pub advised: Vec<Advised>,
+    /// Standing advice whose evidence went away for `release-after`: to be
+    /// undone (apply mode) or no longer reported.
+    pub withdrawn: Vec<String>,
+    pub withheld: Vec<(String, Withheld)>,
+    pub memory: AdvisorMemory,
+}
+
+/// One pass of the advisor.
+pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advice {
+    if policy.mode == AdvisorMode::Off {
+        return Advice::default();
+    }
+    let now = input.now;
+    let mut memory = input.memory.clone();
+    let mut advice = Advice::default();
+    let standing = memory.standing.keys().cloned().collect();
+    let evidence = evidence::gather(input.snapshot, input.observations, policy, &standing);
+    let min = policy.min_latency_cost;
+
+    // Hysteresis on the way up: the evidence must hold continuously.
+    let rising: Vec<&evidence::Candidate> = evidence.iter().filter(|c| c.proposal.cost() >= min).collect();
+    memory.rising.retain(|s, _| rising.iter().any(|c| &c.subject == s));
+    for c in &rising {
+        memory.rising.entry(c.subject.clone()).or_insert(now);
+    }
+
+    // …and on the way down: standing advice goes only after its pair's
+    // potential cost (were it separated again) has stayed low for a while.
+    // Judging it by the cost that remains after co-location would undo the
+    // advice because it worked, and give it again: oscillation.
+    let release = min * policy.release_fraction.0;
+    for (subject, since) in memory.standing.clone() {
+        let current = evidence.iter().find(|c| c.subject == subject);
+        if current.is_some_and(|c| c.potential >= release) {
+            memory.falling.remove(&subject);
+        } else {
+            let low_since = *memory.falling.entry(subject.clone()).or_insert(now);
+            if elapsed(now, low_since) >= policy.release_after.get() {
+                memory.standing.remove(&subject);
+                memory.falling.remove(&subject);
+                advice.withdrawn.push(subject);
+                continue;
+            }
+        }
+        if let Some(c) = current {
+            advice.advised.push(Advised {
+                proposal: c.proposal.clone(),
+                since,
+                new: false,
+                apply: policy.mode == AdvisorMode::Apply,
+            });
+        }
+    }
+
+    // New advice, the costliest first, within the rate limit.
+    memory.given.retain(|t| elapsed(now, *t) < policy.window.get());
+    let mut fresh: Vec<&evidence::Candidate> =
+        rising.into_iter().filter(|c| !memory.standing.contains_key(&c.subject)).collect();
+    fresh.sort_by(|a, b| b.proposal.cost().total_cmp(&a.proposal.cost()).then_with(|| a.subject.cmp(&b.subject)));
+    for c in fresh {
+        let since = memory.rising[&c.subject];
+        let until = after(since, policy.raise_after);
+        if now < until {
+            advice.withheld.push((c.subject.clone(), Withheld::Settling { since, until }));
+            continue;
+        }
+        let workload = c.proposal.workload().to_string();
+        if let Some(last) = memory.last_for_workload.get(&workload) {
+            let until = after(*last, policy.workload_cooldown);
+            if now < until {
+                advice.withheld.push((c.subject.clone(), Withheld::Cooldown { until }));
+                continue;
+            }
+        }
+        if memory.given.len() >= policy.max_new_advice as usize {
+            let until = after(memory.given[0], policy.window);
+            advice.withheld.push((c.subject.clone(), Withheld::RateLimited { until }));
+            continue;
+        }
+        let proposal = match capacity::settle(input.snapshot, &c.proposal, c.blocked.clone()) {
+            Ok(p) => p,
+            Err(why) => {
+                advice.withheld.push((c.subject.clone(), why));
+                continue;
+            }
+        };
+        memory.given.push(now);
+        memory.last_for_workload.insert(workload, now);
+        memory.rising.remove(&c.subject);
+        // A resource increase is done once applied; co-location stands.
+        if matches!(proposal, Proposal::CoLocate { .. }) {
+            memory.standing.insert(c.subject.clone(), now);
+        }
+        advice.advised.push(Advised { proposal, since: now, new: true, apply: policy.mode == AdvisorMode::Apply });
+    }
+    advice.memory = memory;
+    advice
+}

@@ -1,0 +1,268 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::model::test_support::{self, epoch};
+use crate::model::{
+    GroupState, NodeShape, OwnerRef, Pod, PodPhase, Resources, SignedDuration, Snapshot, Timestamp, WorkloadRef,
+};
+use crate::policy::{AdvisorMode, PlacementAdvisorPolicy};
+
+use super::*;
+
+const GI: i64 = 1 << 30;
+
+fn workload(name: &str) -> WorkloadRef {
+    WorkloadRef { kind: "Deployment".into(), namespace: "shop".into(), name: name.into() }
+}
+
+fn res(cpu_milli: i64) -> Resources {
+    Resources { cpu_milli, memory: GI, pods: 1, ..Resources::default() }
+}
+
+/// Nodes n0..n{nodes} of 4 CPUs in group `workers` (max `max`); replicas
+/// placed as `(workload, node, cpu)`.
+fn cluster(nodes: usize, max: u32, replicas: &[(&str, usize, i64)]) -> Snapshot {
+    let mut snap = Snapshot::default();
+    let alloc = Resources { cpu_milli: 4000, memory: 16 * GI, pods: 110, ..Resources::default() };
+    for n in 0..nodes {
+        snap.nodes.push(test_support::node(&format!("n{n}"), alloc.clone()));
+    }
+    snap.groups.push(GroupState {
+        name: "workers".into(),
+        desired: nodes as u32,
+        min_size: 0,
+        max_size: max,
+        members: Vec::new(),
+        stack_busy: false,
+        template: Some(NodeShape { allocatable: alloc, labels: BTreeMap::new(), taints: Vec::new() }),
+        price_per_hour: 1.0,
+        priority: 0,
+    });
+    for (k, &(app, node, cpu)) in replicas.iter().enumerate() {
+        let labels =
+            BTreeMap::from([("app".to_string(), app.to_string()), ("pod-template-hash".to_string(), format!("h{k}"))]);
+        snap.pods.push(Pod {
+            namespace: "shop".into(),
+            labels: Arc::new(labels),
+            owner: Some(OwnerRef { kind: "ReplicaSet".into(), name: format!("{app}-rs"), uid: format!("rs-{app}") }),
+            workload: Some(workload(app)),
+            node_name: Some(format!("n{node}")),
+            phase: PodPhase::Running,
+            requests: res(cpu),
+            containers: vec![test_support::container("main", res(cpu))],
+            ..test_support::pod(&format!("{app}-{k}"))
+        });
+    }
+    snap
+}
+
+fn chatty(rps: f64) -> Flow {
+    Flow {
+        client: workload("frontend"),
+        server: workload("cart"),
+        requests_per_second: rps,
+        p99_same_node_ms: Some(3.0),
+        p99_cross_node_ms: Some(12.0),
+    }
+}
+
+fn policy() -> PlacementAdvisorPolicy {
+    PlacementAdvisorPolicy { mode: AdvisorMode::Recommend, ..PlacementAdvisorPolicy::default() }
+}
+
+fn at(minutes: i64) -> Timestamp {
+    epoch() + SignedDuration::from_mins(minutes)
+}
+
+struct Run {
+    snap: Snapshot,
+    obs: Observations,
+    memory: AdvisorMemory,
+    policy: PlacementAdvisorPolicy,
+}
+
+impl Run {
+    fn new(snap: Snapshot, flows: Vec<Flow>) -> Self {
+        Self {
+            snap,
+            obs: Observations { flows, pressure: Vec::new() },
+            memory: AdvisorMemory::default(),
+            policy: policy(),
+        }
+    }
+    fn pass(&mut self, minutes: i64) -> Advice {
+        let input =
+            AdvisorInput { snapshot: &self.snap, observations: &self.obs, memory: &self.memory, now: at(minutes) };
+        let advice = advise(&input, &self.policy);
+        self.memory = advice.memory.clone();
+        advice
+    }
+}
+
+fn new_subjects(advice: &Advice) -> Vec<String> {
+    advice.advised.iter().filter(|a| a.new).map(|a| a.proposal.subject()).collect()
+}
+
+#[test]
+fn cross_node_share_follows_where_replicas_run() {
+    let snap = cluster(2, 2, &[("frontend", 0, 100), ("frontend", 1, 100), ("cart", 0, 100)]);
+    let pods = |w: &str| snap.pods.iter().filter(|p| p.workload == Some(workload(w))).collect::<Vec<_>>();
+    assert_eq!(evidence::cross_node_share(&pods("frontend"), &pods("cart")), 0.5);
+    assert_eq!(evidence::cross_node_share(&pods("cart"), &pods("cart")), 0.0);
+}
+
+#[test]
+fn co_location_is_advised_once_the_evidence_has_held() {
+    let snap = cluster(2, 2, &[("frontend", 0, 500), ("frontend", 0, 500), ("cart", 1, 500)]);
+    let mut run = Run::new(snap, vec![chatty(200.0)]);
+    let first = run.pass(0);
+    assert!(first.advised.is_empty());
+    assert!(matches!(first.withheld[..], [(_, Withheld::Settling { until, .. })] if until == at(10)));
+    assert!(run.pass(9).advised.is_empty());
+    let advice = run.pass(10);
+    assert_eq!(new_subjects(&advice), ["co-locate Deployment/shop/frontend with Deployment/shop/cart"]);
+    let Proposal::CoLocate { weight, term, evidence, room, expected_gain, .. } = &advice.advised[0].proposal else {
+        panic!("{advice:?}")
+    };
+    assert_eq!(*weight, 50);
+    // Selects cart's replicas by what they share, not by the per-revision hash.
+    assert_eq!(term.selector.match_labels, BTreeMap::from([("app".to_string(), "cart".to_string())]));
+    assert_eq!(
+        (term.topology_key.as_str(), term.namespaces.as_slice()),
+        (HOSTNAME_KEY, ["shop".to_string()].as_slice())
+    );
+    // 200 req/s × every call crossing × (12 − 3) ms.
+    assert_eq!(evidence.latency_cost, 1800.0);
+    assert_eq!((*room, *expected_gain), (2, 1800.0));
+    assert!(!advice.advised[0].apply, "recommend mode");
+    assert!(advice.advised[0].proposal.to_string().contains("200 req/s, 100% crossing nodes"));
+
+    // A quiet pair is never advised; a changing one restarts the clock.
+    let mut quiet = Run::new(run.snap.clone(), vec![chatty(20.0)]);
+    for m in [0, 10, 20] {
+        assert!(quiet.pass(m).advised.is_empty() && quiet.pass(m).withheld.is_empty());
+    }
+}
+
+const HOSTNAME_KEY: &str = crate::model::HOSTNAME;
+
+#[test]
+fn standing_advice_survives_its_own_success_and_goes_only_after_a_long_lull() {
+    let snap = cluster(2, 2, &[("frontend", 0, 500), ("cart", 1, 500)]);
+    let mut run = Run::new(snap, vec![chatty(200.0)]);
+    run.policy.mode = AdvisorMode::Apply;
+    run.pass(0);
+    let given = run.pass(10);
+    assert!(given.advised[0].apply);
+    // Applied: the replicas now share a node, nothing crosses — the advice stands.
+    run.snap.pods[0].node_name = Some("n1".into());
+    for m in [20, 60, 120] {
+        let advice = run.pass(m);
+        assert!(advice.withdrawn.is_empty());
+        assert_eq!(advice.advised.len(), 1);
+        assert!(!advice.advised[0].new);
+    }
+    // Traffic falls just under the advice level: still above the release level.
+    run.obs.flows = vec![chatty(40.0)]; // 40 × 9 = 360 < 500, ≥ 250
+    assert!(run.pass(130).withdrawn.is_empty());
+    assert!(run.pass(200).withdrawn.is_empty());
+    // Below the release level it goes after release-after (30 min), not before.
+    run.obs.flows = vec![chatty(10.0)]; // 90 < 250
+    assert!(run.pass(210).withdrawn.is_empty());
+    assert!(run.pass(239).withdrawn.is_empty());
+    let advice = run.pass(240);
+    assert_eq!(advice.withdrawn, ["co-locate Deployment/shop/frontend with Deployment/shop/cart"]);
+    assert!(advice.advised.is_empty());
+}
+
+#[test]
+fn new_advice_is_rate_limited_costliest_first() {
+    let mut replicas = vec![("cart", 1, 100)];
+    for app in ["a", "b", "c"] {
+        replicas.push((app, 0, 100));
+    }
+    let snap = cluster(2, 2, &replicas);
+    let flow = |client: &str, rps| Flow { client: workload(client), ..chatty(rps) };
+    let mut run = Run::new(snap, vec![flow("a", 100.0), flow("b", 300.0), flow("c", 200.0)]);
+    run.pass(0);
+    let advice = run.pass(10);
+    assert_eq!(
+        new_subjects(&advice),
+        [
+            "co-locate Deployment/shop/b with Deployment/shop/cart",
+            "co-locate Deployment/shop/c with Deployment/shop/cart",
+        ]
+    );
+    assert!(matches!(advice.withheld[..], [(_, Withheld::RateLimited { until })] if until == at(70)));
+    assert!(new_subjects(&run.pass(69)).is_empty());
+    assert_eq!(new_subjects(&run.pass(70)), ["co-locate Deployment/shop/a with Deployment/shop/cart"]);
+}
+
+#[test]
+fn pressure_on_the_server_asks_for_resources_within_what_groups_provide() {
+    // cart uses 95% of its CPU request: the latency is cart's, not the network's.
+    let snap = cluster(1, 1, &[("frontend", 0, 500), ("cart", 0, 1000), ("cart", 0, 1000)]);
+    let mut run = Run::new(snap, vec![chatty(200.0)]);
+    run.obs.pressure = vec![Pressure { workload: workload("cart"), cpu: Some(0.95), memory: Some(0.3) }];
+    run.pass(0);
+    let advice = run.pass(10);
+    let Some(Proposal::IncreaseResources { resource, factor, containers, new_minions, .. }) =
+        advice.advised.first().map(|a| &a.proposal)
+    else {
+        panic!("{advice:?}")
+    };
+    // 0.95 / 0.7 target = ×1.36: 1000m → 1358m each; 500 + 2 × 1358 fits the 4-CPU node.
+    assert_eq!(*resource, Resource::Cpu);
+    assert!((factor - 0.95 / 0.7).abs() < 1e-9);
+    assert_eq!(containers[0].requests.cpu_milli, 1358);
+    assert_eq!(*new_minions, 0);
+    assert!(!advice.advised.iter().any(|a| matches!(a.proposal, Proposal::CoLocate { .. })));
+
+    // 2.5 times the CPU (3750m each) does not fit both on the node, and the
+    // group is at its max: withheld.
+    let snap = cluster(1, 1, &[("frontend", 0, 100), ("cart", 0, 1500), ("cart", 0, 1500)]);
+    let mut run = Run::new(snap, vec![chatty(200.0)]);
+    run.policy.max_increase = 2.5;
+    run.obs.pressure = vec![Pressure { workload: workload("cart"), cpu: Some(2.0), memory: None }];
+    run.pass(0);
+    let advice = run.pass(10);
+    assert!(advice.advised.is_empty());
+    assert!(matches!(advice.withheld[..], [(_, Withheld::BeyondCapacity { pods: 1 })]), "{advice:?}");
+
+    // With room to grow the group, the same advice names the minions it needs.
+    run.snap.groups[0].max_size = 3;
+    let advice = run.pass(20);
+    let Some(Proposal::IncreaseResources { new_minions, .. }) = advice.advised.first().map(|a| &a.proposal) else {
+        panic!("{advice:?}")
+    };
+    assert_eq!(*new_minions, 1, "one larger replica stays, the other needs a new minion");
+}
+
+#[test]
+fn off_mode_and_scope_keep_the_advisor_quiet() {
+    let snap = cluster(2, 2, &[("frontend", 0, 500), ("cart", 1, 500)]);
+    let mut run = Run::new(snap, vec![chatty(200.0)]);
+    run.policy.mode = AdvisorMode::Off;
+    for m in [0, 10, 20] {
+        assert_eq!(run.pass(m), Advice::default());
+    }
+    run.policy.mode = AdvisorMode::Recommend;
+    run.policy.namespaces = vec!["other".into()];
+    run.pass(30);
+    assert!(run.pass(40).advised.is_empty());
+    run.policy.namespaces = vec!["shop".into()];
+    run.policy.pod_labels = BTreeMap::from([("tier".into(), "web".into())]);
+    run.pass(50);
+    assert!(run.pass(60).advised.is_empty());
+}
+
+#[test]
+fn no_room_next_to_the_server_means_no_advice() {
+    // cart's node is full: frontend could not move next to it.
+    let snap = cluster(2, 2, &[("frontend", 0, 500), ("cart", 1, 3800)]);
+    let mut run = Run::new(snap, vec![chatty(200.0)]);
+    run.pass(0);
+    let advice = run.pass(10);
+    assert!(advice.advised.is_empty());
+    assert!(matches!(advice.withheld[..], [(_, Withheld::NoRoomNearServer)]));
+}

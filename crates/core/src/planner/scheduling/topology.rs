@@ -1,0 +1,258 @@
+//! Inter-pod affinity, anti-affinity and topology spread over any topology
+//! key: a domain is every node sharing the value of the key, so a check of
+//! one node reads the pods of its whole domain. `kubernetes.io/hostname`
+//! terms stay node-local (every node is its own domain, new minions whose
+//! template carries no hostname label included), which keeps the common case
+//! as cheap as before.
+
+use std::collections::BTreeMap;
+
+use crate::model::{Pod, PodAffinityTerm, TopologySpread};
+
+use super::{Miss, SchedNode, Unfit, spread_eligible};
+
+/// The nodes a check sees: the candidates (`nodes`, one of which is checked)
+/// and the rest of the cluster (`context`), whose pods count for affinity,
+/// anti-affinity and spread but which take no pod.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Domains<'v, 'n> {
+    pub nodes: &'v [SchedNode<'n>],
+    pub context: &'v [SchedNode<'n>],
+    /// The context nodes that count (those not also among `nodes`); `None`: all.
+    pub live: Option<&'v [usize]>,
+    /// Left out of every count: the node being emptied.
+    pub skip: Option<usize>,
+    /// `nodes` and `context` are the whole cluster: a spread constraint's
+    /// floor is its emptiest domain. Otherwise the floor is 0, never looser
+    /// than the scheduler.
+    pub whole: bool,
+    /// Some pod here has required anti-affinity over a key wider than the
+    /// hostname, so every check must look for it across the domain.
+    pub wide_anti: bool,
+}
+
+impl<'v, 'n> Domains<'v, 'n> {
+    /// `nodes` are the world (one node, for a single check).
+    pub fn alone(nodes: &'v [SchedNode<'n>]) -> Self {
+        Self { nodes, context: &[], live: None, skip: None, whole: false, wide_anti: false }
+    }
+
+    /// Every node whose pods count.
+    fn counted(&self) -> impl Iterator<Item = &'v SchedNode<'n>> + '_ {
+        let own = self.nodes.iter().enumerate().filter(|(i, n)| Some(*i) != self.skip && !n.excluded).map(|(_, n)| n);
+        let context: Box<dyn Iterator<Item = &'v SchedNode<'n>>> = match self.live {
+            Some(live) => Box::new(live.iter().map(|&k| &self.context[k])),
+            None => Box::new(self.context.iter()),
+        };
+        own.chain(context.filter(|n| !n.excluded))
+    }
+
+    /// The counted nodes of one domain.
+    fn peers<'s>(&'s self, key: &'s str, value: &'s str) -> impl Iterator<Item = &'v SchedNode<'n>> + 's {
+        self.counted().filter(move |n| n.labels.get(key).is_some_and(|v| v == value))
+    }
+
+    /// A pod `term` selects runs in `node`'s domain of the term's key.
+    fn in_domain(&self, term: &PodAffinityTerm, node: &SchedNode<'_>) -> bool {
+        if term.per_node() {
+            return node.pods.iter().any(|o| term.matches(o));
+        }
+        let Some(value) = node.labels.get(&term.topology_key) else { return false };
+        self.peers(&term.topology_key, value).any(|n| n.pods.iter().any(|o| term.matches(o)))
+    }
+
+    /// Pods counting towards `spread` of `pod` in `node`'s domain; `None`
+    /// when the node has no value for the key (it belongs to no domain).
+    fn spread_count(&self, pod: &Pod, spread: &TopologySpread, node: &SchedNode<'_>) -> Option<u32> {
+        if spread.per_node() {
+            return Some(count_on(pod, spread, node));
+        }
+        let value = node.labels.get(&spread.topology_key)?;
+        let peers = self.peers(&spread.topology_key, value).filter(|n| spread_eligible(pod, n));
+        Some(peers.map(|n| count_on(pod, spread, n)).sum())
+    }
+}
+
+/// Whether any pod on these nodes has required anti-affinity wider than a node.
+pub(crate) fn has_wide_anti<'x, 'n: 'x>(nodes: impl IntoIterator<Item = &'x SchedNode<'n>>) -> bool {
+    nodes.into_iter().any(|n| n.pods.iter().any(|p| wide_anti(p)))
+}
+
+pub(crate) fn wide_anti(pod: &Pod) -> bool {
+    pod.placement.pod_anti_affinity.iter().any(|t| !t.per_node())
+}
+
+/// Preferred terms or `ScheduleAnyway` spread: nodes that fit are ranked.
+pub(crate) fn has_preferences(pod: &Pod) -> bool {
+    let p = &pod.placement;
+    !p.preferred_pod_affinity.is_empty()
+        || !p.preferred_pod_anti_affinity.is_empty()
+        || p.spread.iter().any(|s| !s.is_filter())
+}
+
+fn count_on(pod: &Pod, spread: &TopologySpread, node: &SchedNode<'_>) -> u32 {
+    node.pods.iter().filter(|o| spread.counts(pod, o)).count() as u32
+}
+
+/// What a check needs per pod rather than per node.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Prepared {
+    /// Per spread constraint of the pod, in order: the emptiest eligible
+    /// domain's count (0 for `ScheduleAnyway`, or while fewer domains than
+    /// `min_domains` are eligible).
+    pub floors: Vec<u32>,
+    /// The pod matches all its required affinity terms and no pod anywhere
+    /// matches any of them: kube-scheduler lets the first pod of such a group
+    /// go to any node that has the terms' topology keys.
+    pub first_of_group: bool,
+}
+
+impl Prepared {
+    pub fn new(pod: &Pod, d: &Domains<'_, '_>) -> Self {
+        let p = &pod.placement;
+        let first_of_group = !p.pod_affinity.is_empty()
+            && p.pod_affinity.iter().all(|t| t.matches(pod))
+            && !d.counted().any(|n| n.pods.iter().any(|o| p.pod_affinity.iter().any(|t| t.matches(o))));
+        Self { floors: floors(pod, d), first_of_group }
+    }
+}
+
+fn floors(pod: &Pod, d: &Domains<'_, '_>) -> Vec<u32> {
+    let spreads = &pod.placement.spread;
+    if !d.whole || !spreads.iter().any(TopologySpread::is_filter) {
+        return Vec::new();
+    }
+    // kube-scheduler counts only nodes that carry every key the pod's
+    // DoNotSchedule constraints name.
+    let keys: Vec<&str> =
+        spreads.iter().filter(|s| s.is_filter() && !s.per_node()).map(|s| s.topology_key.as_str()).collect();
+    let eligible: Vec<&SchedNode<'_>> =
+        d.counted().filter(|n| spread_eligible(pod, n) && keys.iter().all(|k| n.labels.contains_key(*k))).collect();
+    let floor = |spread: &TopologySpread| {
+        if !spread.is_filter() {
+            return 0;
+        }
+        let counts: Vec<u32> = if spread.per_node() {
+            eligible.iter().map(|n| count_on(pod, spread, n)).collect()
+        } else {
+            let mut by_value: BTreeMap<&str, u32> = BTreeMap::new();
+            for n in &eligible {
+                let value = n.labels[&spread.topology_key].as_str();
+                *by_value.entry(value).or_insert(0) += count_on(pod, spread, n);
+            }
+            by_value.into_values().collect()
+        };
+        if (counts.len() as u32) < spread.min_domains.max(1) {
+            return 0;
+        }
+        counts.into_iter().min().unwrap_or(0)
+    };
+    spreads.iter().map(floor).collect()
+}
+
+/// Required inter-pod anti-affinity (the pod's and the existing pods'), then
+/// required affinity, each over its term's domain.
+pub(crate) fn inter_pod_miss<'a>(pod: &Pod, d: &Domains<'_, '_>, i: usize, prepared: &Prepared) -> Option<Miss<'a>> {
+    let node = &d.nodes[i];
+    let p = &pod.placement;
+    if p.pod_anti_affinity.iter().any(|t| d.in_domain(t, node)) {
+        return Some(Miss::AntiAffinity);
+    }
+    // Pods on the node share every domain the node has a key for.
+    let shares = |t: &PodAffinityTerm| t.per_node() || node.labels.contains_key(&t.topology_key);
+    for other in &node.pods {
+        if other.placement.pod_anti_affinity.iter().any(|t| shares(t) && t.matches(pod)) {
+            return Some(Miss::ExistingAntiAffinity);
+        }
+    }
+    if d.wide_anti {
+        for n in d.counted().filter(|n| !std::ptr::eq(*n, node)) {
+            for other in &n.pods {
+                let hit = other.placement.pod_anti_affinity.iter().filter(|t| !t.per_node()).any(|t| {
+                    let key = &t.topology_key;
+                    n.labels.get(key).is_some_and(|v| node.labels.get(key) == Some(v)) && t.matches(pod)
+                });
+                if hit {
+                    return Some(Miss::ExistingAntiAffinity);
+                }
+            }
+        }
+    }
+    for t in &p.pod_affinity {
+        if d.in_domain(t, node) {
+            continue;
+        }
+        if !(prepared.first_of_group && shares(t)) {
+            return Some(Miss::Affinity);
+        }
+    }
+    None
+}
+
+/// `DoNotSchedule` topology spread: placing the pod in the node's domain must
+/// not put it more than `max_skew` matching pods above the floor. A node
+/// without the key belongs to no domain and is unfit.
+pub(crate) fn spread_miss<'a>(pod: &Pod, d: &Domains<'_, '_>, i: usize, prepared: &Prepared) -> Option<Miss<'a>> {
+    let node = &d.nodes[i];
+    for (k, spread) in pod.placement.spread.iter().enumerate().filter(|(_, s)| s.is_filter()) {
+        let Some(count) = d.spread_count(pod, spread, node) else { return Some(Miss::TopologySpread) };
+        let own = u32::from(spread.selector.matches(&pod.labels));
+        let floor = prepared.floors.get(k).copied().unwrap_or(0);
+        if (count + own).saturating_sub(floor) > spread.max_skew {
+            return Some(Miss::TopologySpread);
+        }
+    }
+    None
+}
+
+/// How much the pod prefers node `i` (higher is better): the weights of its
+/// preferred affinity terms met in the node's domain, minus those of its
+/// preferred anti-affinity terms met, minus the matching pods already in the
+/// domain of each `ScheduleAnyway` constraint. kube-scheduler normalises each
+/// plugin's scores to 0–100 and weighs them; a plain sum ranks the same way
+/// for one kind of preference, which is what a pod usually has.
+pub(crate) fn preference_at(pod: &Pod, d: &Domains<'_, '_>, i: usize) -> i64 {
+    let node = &d.nodes[i];
+    let p = &pod.placement;
+    let mut score = 0i64;
+    for w in &p.preferred_pod_affinity {
+        if d.in_domain(&w.term, node) {
+            score += i64::from(w.weight);
+        }
+    }
+    for w in &p.preferred_pod_anti_affinity {
+        if d.in_domain(&w.term, node) {
+            score -= i64::from(w.weight);
+        }
+    }
+    for spread in p.spread.iter().filter(|s| !s.is_filter()) {
+        // A node outside every domain ranks below any domain.
+        score -= d.spread_count(pod, spread, node).map_or(i64::from(u32::MAX), i64::from);
+    }
+    score
+}
+
+/// [`super::check`] of `node` as one more node of the cluster `context`:
+/// affinity, anti-affinity and spread see the pods of its domains there
+/// (a group's template node, say, in its zone).
+pub fn check_among(pod: &Pod, node: &SchedNode<'_>, context: &[SchedNode<'_>]) -> Result<(), Unfit> {
+    let nodes = std::slice::from_ref(node);
+    let d = among(nodes, context);
+    let prepared = Prepared::new(pod, &d);
+    match super::first_miss_in(pod, &d, 0, &prepared) {
+        None => Ok(()),
+        Some(miss) => Err(miss.into()),
+    }
+}
+
+/// [`preference_at`] of `node` as one more node of the cluster `context`.
+pub fn preference(pod: &Pod, node: &SchedNode<'_>, context: &[SchedNode<'_>]) -> i64 {
+    let nodes = std::slice::from_ref(node);
+    preference_at(pod, &among(nodes, context), 0)
+}
+
+fn among<'v, 'n>(nodes: &'v [SchedNode<'n>], context: &'v [SchedNode<'n>]) -> Domains<'v, 'n> {
+    let whole = !context.is_empty();
+    let wide_anti = has_wide_anti(context) || has_wide_anti(nodes);
+    Domains { nodes, context, live: None, skip: None, whole, wide_anti }
+}
