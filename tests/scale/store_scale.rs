@@ -18,7 +18,8 @@ use heatscaler_core::planner::{self, Input, Memory};
 use heatscaler_daemon::config::Config;
 use heatscaler_daemon::observe::ClusterStore;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+// As the watches decode them.
+use heatscaler_daemon::observe::slim::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::Event;

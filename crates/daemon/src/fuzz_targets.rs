@@ -86,6 +86,10 @@ fn fuzz_kubernetes_pod() {
         if let Ok(p) = serde_json::from_slice::<k8s_openapi::api::core::v1::Pod>(input) {
             let _ = crate::observe::convert::pod(&p);
         }
+        // As the pod watch decodes it.
+        if let Ok(p) = serde_json::from_slice::<crate::observe::slim::Pod>(input) {
+            let _ = crate::observe::convert::pod(&p.into_api());
+        }
     });
 }
 
@@ -94,6 +98,9 @@ fn fuzz_kubernetes_node() {
     target("kube-node", |input| {
         if let Ok(n) = serde_json::from_slice::<k8s_openapi::api::core::v1::Node>(input) {
             let _ = crate::observe::convert::node(&n);
+        }
+        if let Ok(n) = serde_json::from_slice::<crate::observe::slim::Node>(input) {
+            let _ = crate::observe::convert::node(&n.into_api());
         }
     });
 }

@@ -156,6 +156,21 @@ async fn no_action_is_taken_while_the_pod_watch_fails() {
         assert!(tokio::time::Instant::now() < deadline, "no recommendation written\n{}", daemon.log());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The first recommendation resizes both pods in place. Let those resizes
+    // finish and be seen first: a resize still in flight when the watch fails
+    // is never seen done, so the daemon rightly plans nothing more for the
+    // workload, and there would be no action to hold.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let pods = pods_of(&client, "web").await;
+        if pods.len() == 2 && pods.iter().map(cpu_milli).all(|(spec, applied, _)| spec != 100 && applied == Some(spec))
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the first resizes did not finish\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    daemon.wait_passes(2, WAIT).await;
 
     // The pod watch fails from now on; any write to a pod would fail too (and is counted).
     let watch = sim.add_fault(FaultRule::error(503, 1.0).on_path("/api/v1/pods").on_verbs(&["list", "watch"]));

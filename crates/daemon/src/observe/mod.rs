@@ -1,8 +1,9 @@
 //! Observers: the outside world as plain owned data for the planner.
 //!
 //! - [`KubeObserver`]: kube-runtime watches of nodes, pods, PodDisruptionBudgets
-//!   and ReplicaSets (metadata only), each object converted on arrival
-//!   ([`convert`]) into the compact [`ClusterStore`] — the planner's
+//!   and ReplicaSets (metadata only), pods and nodes decoded into [`slim`]
+//!   types, each object converted on arrival ([`convert`]) into the compact
+//!   [`ClusterStore`] — the planner's
 //!   [`heatscaler_core::model::Snapshot`], kept in place.
 //! - [`HeatObserver`] (`stack_poller`): reads each node group's stack through
 //!   its backend (Heat has no watch), on a timer and when poked.
@@ -14,6 +15,7 @@
 mod changes;
 pub mod convert;
 mod groups;
+pub mod slim;
 mod stack_poller;
 mod store;
 mod watch;

@@ -1,8 +1,9 @@
 //! The compact cluster state the watches keep: a [`Snapshot`] updated in
 //! place, object by object, so planning reads it without copying 150,000 pods.
 //!
-//! Each watch event is converted on arrival (see [`super::convert`]) and the
-//! API object dropped. A re-list (start-up, or after the API server expired
+//! Pods and nodes arrive decoded into [`super::slim`] types (only the fields
+//! the model needs), each converted on arrival (see [`super::convert`]) and
+//! dropped. A re-list (start-up, or after the API server expired
 //! our resourceVersion) updates the store in place and, at its end, drops
 //! what it did not list (mark and sweep): no second copy of 150,000 pods is
 //! ever held. While one is under way [`ClusterStore::relisting`] says so and
@@ -17,10 +18,11 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1 as k8s;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::Event;
 
-use super::convert;
+use super::{convert, slim};
 use crate::vpa::upstream::UpstreamMark;
 use heatscaler_core::model::{GroupState, Node, Pdb, Placement, Pod, Snapshot};
 
@@ -77,9 +79,9 @@ impl ClusterStore {
         &self.upstream_vpa
     }
 
-    fn mark_upstream_vpa(&mut self, p: &k8s::Pod) {
-        let Some(uid) = p.metadata.uid.as_ref() else { return };
-        match crate::vpa::upstream::mark(p.metadata.annotations.as_ref()) {
+    fn mark_upstream_vpa(&mut self, meta: &ObjectMeta) {
+        let Some(uid) = meta.uid.as_ref() else { return };
+        match crate::vpa::upstream::mark(meta.annotations.as_ref()) {
             Some(mark) => {
                 self.upstream_vpa.insert(uid.clone(), mark);
             }
@@ -118,18 +120,18 @@ impl ClusterStore {
         self.placements.set.len()
     }
 
-    pub fn apply_node(&mut self, event: Event<k8s::Node>) -> bool {
+    pub fn apply_node(&mut self, event: Event<slim::Node>) -> bool {
         let nodes = &mut self.snapshot.nodes;
         match event {
             Event::Init => self.node_ix.start_relist(),
             Event::InitApply(n) => {
-                let n = convert::node(&n);
+                let n = convert::node(&n.into_api());
                 self.node_ix.upsert(nodes, node_key(&n), n);
                 false
             }
             Event::InitDone => self.node_ix.finish_relist(nodes, node_key),
             Event::Apply(n) => {
-                let n = convert::node(&n);
+                let n = convert::node(&n.into_api());
                 self.node_ix.upsert(nodes, node_key(&n), n)
             }
             Event::Delete(n) => self.node_ix.remove(nodes, &n.metadata.name.unwrap_or_default(), node_key),
@@ -156,12 +158,12 @@ impl ClusterStore {
         }
     }
 
-    pub fn apply_pod(&mut self, event: Event<k8s::Pod>) -> bool {
+    pub fn apply_pod(&mut self, event: Event<slim::Pod>) -> bool {
         match event {
             Event::Init => self.pod_ix.start_relist(),
             Event::InitApply(p) => {
-                self.mark_upstream_vpa(&p);
-                let pod = self.compact_pod(&p);
+                self.mark_upstream_vpa(&p.metadata);
+                let pod = self.compact_pod(&p.into_api());
                 self.pod_ix.upsert(&mut self.snapshot.pods, pod_key(&pod), pod);
                 false
             }
@@ -180,8 +182,8 @@ impl ClusterStore {
                 changed
             }
             Event::Apply(p) => {
-                self.mark_upstream_vpa(&p);
-                let pod = self.compact_pod(&p);
+                self.mark_upstream_vpa(&p.metadata);
+                let pod = self.compact_pod(&p.into_api());
                 let changed = self.pod_ix.upsert(&mut self.snapshot.pods, pod_key(&pod), pod);
                 self.placements.maybe_purge();
                 self.labels.maybe_purge();
@@ -328,7 +330,7 @@ fn pdb_key(p: &Pdb) -> String {
     format!("{}/{}", p.namespace, p.name)
 }
 
-fn meta_key(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+fn meta_key(m: &ObjectMeta) -> String {
     format!("{}/{}", m.namespace.as_deref().unwrap_or_default(), m.name.as_deref().unwrap_or_default())
 }
 
@@ -440,7 +442,7 @@ mod tests {
 
     use super::*;
 
-    fn pod(name: &str, uid: &str, rs: &str) -> k8s::Pod {
+    fn pod(name: &str, uid: &str, rs: &str) -> slim::Pod {
         serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": "ns", "uid": uid, "labels": {"app": "web"},
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "uid": "rs-uid", "controller": true}]},
@@ -502,7 +504,7 @@ mod tests {
     #[test]
     fn a_relist_is_marked_until_complete_and_then_drops_what_it_did_not_list() {
         let mut s = ClusterStore::new();
-        let node = |name: &str| -> k8s::Node { serde_json::from_value(json!({"metadata": {"name": name}})).unwrap() };
+        let node = |name: &str| -> slim::Node { serde_json::from_value(json!({"metadata": {"name": name}})).unwrap() };
         s.apply_node(Event::Apply(node("old")));
         s.apply_node(Event::Apply(node("kept")));
         assert!(!s.relisting());

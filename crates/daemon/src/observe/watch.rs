@@ -1,6 +1,6 @@
-//! The Kubernetes watches: nodes, pods, PodDisruptionBudgets and (metadata
-//! only) ReplicaSets, each a kube-runtime [`watcher`] feeding the
-//! [`ClusterStore`] as events arrive — no fixed poll.
+//! The Kubernetes watches: nodes and pods (decoded into [`slim`] types),
+//! PodDisruptionBudgets and (metadata only) ReplicaSets, each a kube-runtime
+//! [`watcher`] feeding the [`ClusterStore`] as events arrive — no fixed poll.
 //!
 //! A watch that fails is retried with [`RelistBackoff`] (exponential with
 //! jitter, reset only after a quiet period) and its errors are logged,
@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, Event};
@@ -23,6 +22,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
 
 use super::Changes;
+use super::slim;
 use super::store::{ClusterStore, Watched};
 use crate::telemetry::{KubeResource, KubeVerb, Metrics};
 
@@ -122,9 +122,9 @@ impl KubeObserver {
         let config = watcher::Config::default();
         let cx = WatchCx { store: store.clone(), health: health.clone(), metrics, changes };
 
-        let nodes = watcher(Api::<Node>::all(client.clone()), config.clone());
+        let nodes = watcher(Api::<slim::Node>::all(client.clone()), config.clone());
         tasks.spawn(cx.clone().run(Watched::Nodes, KubeResource::Node, nodes, ClusterStore::apply_node));
-        let pods = watcher(Api::<Pod>::all(client.clone()), config.clone().fields(LIVE_PODS));
+        let pods = watcher(Api::<slim::Pod>::all(client.clone()), config.clone().fields(LIVE_PODS));
         tasks.spawn(cx.clone().run(Watched::Pods, KubeResource::Pod, pods, ClusterStore::apply_pod));
         let pdbs = watcher(Api::<PodDisruptionBudget>::all(client.clone()), config.clone());
         tasks.spawn(cx.clone().run(

@@ -19,6 +19,12 @@ pub const ADMISSION_ANNOTATION: &str = "vpaUpdates";
 pub const IN_PLACE_ANNOTATION: &str = "vpaInPlaceUpdated";
 const ADMISSION_PREFIX: &str = "Pod resources updated by ";
 
+/// The pod annotations [`mark`] reads: the pod watch keeps these (and drops
+/// the others while decoding).
+pub fn annotation_kept(key: &str) -> bool {
+    key == ADMISSION_ANNOTATION || key == IN_PLACE_ANNOTATION
+}
+
 /// What upstream VPA did to one pod, read from its annotations.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UpstreamMark {

@@ -20,6 +20,7 @@ use heatscaler_core::model::{Resources, Timestamp, quantity};
 
 pub use node::{annotation_kept, node};
 pub use pdb::pdb;
+pub use pod::annotation_kept as pod_annotation_kept;
 pub use pod::{is_workload_pod, owner, pod, workload};
 
 /// A resource list as integers. An invalid quantity (the API server rejects

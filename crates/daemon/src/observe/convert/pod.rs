@@ -21,6 +21,12 @@ pub const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 pub const SAFE_TO_EVICT_LOCAL_VOLUMES: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes";
 /// The kubelet's annotation on the API mirror of a static pod.
 pub const MIRROR: &str = "kubernetes.io/config.mirror";
+/// The pod annotations [`pod`] reads: the pod watch keeps these (and
+/// `vpa::upstream`'s) and drops the others while decoding.
+pub fn annotation_kept(key: &str) -> bool {
+    key == SAFE_TO_EVICT || key == SAFE_TO_EVICT_LOCAL_VOLUMES || key == MIRROR
+}
+
 /// The compact pod. `workload` is left `None` for pods owned by a ReplicaSet:
 /// resolving one to its Deployment needs the ReplicaSet, which the store has
 /// (see [`workload`]). `placement` and `labels` are fresh `Arc`s; the store

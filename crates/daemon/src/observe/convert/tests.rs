@@ -1,13 +1,35 @@
+use k8s_openapi::api::core::v1 as k8s;
 use serde_json::json;
 
 use super::*;
+use crate::observe::slim;
 use heatscaler_core::model::{
     NodeSelectorOperator, OwnerRef, PodPhase, Protocol, ResizeState, Resources, SelectorOperator, TaintEffect,
     TolerationOperator, WhenUnsatisfiable,
 };
 
-fn k8s_pod(v: serde_json::Value) -> k8s_openapi::api::core::v1::Pod {
-    serde_json::from_value(v).unwrap()
+/// The pod as the watch decodes it ([`slim::Pod`]), after checking that it
+/// converts exactly as the full API object does: every conversion test here
+/// also checks that the slim decode keeps what the conversion reads.
+fn k8s_pod(v: serde_json::Value) -> k8s::Pod {
+    let full: k8s::Pod = serde_json::from_value(v.clone()).unwrap();
+    let slim = serde_json::from_value::<slim::Pod>(v).unwrap().into_api();
+    assert_eq!(converted(&slim), converted(&full), "the slim decode converts as the full object");
+    slim
+}
+
+/// [`pod`] with the resize state read at a fixed time: it stands in `now` for
+/// a condition without a transition time, which two calls never share.
+fn converted(p: &k8s::Pod) -> heatscaler_core::model::Pod {
+    heatscaler_core::model::Pod { resize: crate::vpa::resize_state(p, Timestamp::UNIX_EPOCH), ..pod(p) }
+}
+
+/// The node as the watch decodes it ([`slim::Node`]), checked as [`k8s_pod`].
+fn k8s_node(v: serde_json::Value) -> k8s::Node {
+    let full: k8s::Node = serde_json::from_value(v.clone()).unwrap();
+    let slim = serde_json::from_value::<slim::Node>(v).unwrap().into_api();
+    assert_eq!(node(&slim), node(&full), "the slim decode converts as the full object");
+    slim
 }
 
 fn ts(s: &str) -> Timestamp {
@@ -279,7 +301,7 @@ fn workloads_resolve_through_replica_sets() {
 
 #[test]
 fn nodes_keep_only_what_the_planner_reads() {
-    let n: k8s_openapi::api::core::v1::Node = serde_json::from_value(json!({
+    let n = k8s_node(json!({
         "metadata": {"name": "m-1", "creationTimestamp": "2026-01-01T00:00:00Z",
             "labels": {"heatscaler.io/node-group": "workers"},
             "annotations": {
@@ -293,8 +315,7 @@ fn nodes_keep_only_what_the_planner_reads() {
         ]},
         "status": {"allocatable": {"cpu": "3920m", "memory": "15Gi", "pods": "110", "nvidia.com/gpu": "2"},
             "conditions": [{"type": "Ready", "status": "True"}]},
-    }))
-    .unwrap();
+    }));
     let m = node(&n);
     assert_eq!(m.annotations.len(), 2);
     assert!(!m.annotations.contains_key("kubeadm.alpha.kubernetes.io/cri-socket"));
@@ -306,9 +327,8 @@ fn nodes_keep_only_what_the_planner_reads() {
     assert!(m.unschedulable && m.ready);
     assert_eq!(m.provider_id.as_deref(), Some("openstack:///abc"));
 
-    let not_ready: k8s_openapi::api::core::v1::Node = serde_json::from_value(json!({"metadata": {"name": "x"},
-        "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}}))
-    .unwrap();
+    let not_ready = k8s_node(json!({"metadata": {"name": "x"},
+        "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}}));
     assert!(!node(&not_ready).ready);
 }
 
@@ -329,4 +349,102 @@ fn budgets_as_eviction_enforces_them() {
     assert_eq!(unobserved.disruptions_allowed, 0);
     assert!(budget(json!({"metadata": {"name": "all", "namespace": "ns"}, "spec": {"selector": {}}})).is_none());
     assert!(budget(json!({"metadata": {"name": "none", "namespace": "ns"}, "spec": {}})).is_none());
+}
+
+/// Objects as kube-apiserver 1.35 serves them, managed fields and all
+/// (tests/fixtures/kube-apiserver/README.md says how they were made).
+fn apiserver_object(name: &str) -> serde_json::Value {
+    let path = format!("{}/../../tests/fixtures/kube-apiserver/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn real_api_server_pods_decode_slim_into_the_same_model() {
+    for name in ["pod-running.json", "pod-unschedulable.json", "pod-terminating.json"] {
+        let json = apiserver_object(name);
+        assert!(json["metadata"]["managedFields"].as_array().is_some_and(|m| !m.is_empty()), "{name}: a full object");
+        let full: k8s::Pod = serde_json::from_value(json.clone()).unwrap();
+        let slim: slim::Pod = serde_json::from_value(json).unwrap();
+        // What the store reads besides the conversion: VPA's marks, the keys.
+        assert_eq!(
+            crate::vpa::upstream::mark(slim.metadata.annotations.as_ref()),
+            crate::vpa::upstream::mark(full.metadata.annotations.as_ref()),
+            "{name}"
+        );
+        assert_eq!(
+            slim.metadata.resource_version, full.metadata.resource_version,
+            "{name}: the watcher resumes from it"
+        );
+        assert_eq!(slim.metadata.managed_fields, None, "{name}");
+        let slim = slim.into_api();
+        assert_eq!(converted(&slim), converted(&full), "{name}");
+        assert_eq!(pod(&slim).resize, pod(&full).resize, "{name}: every condition carries its time");
+    }
+
+    // The fixtures exercise what the conversion reads, so a field the slim
+    // decode dropped shows above as a difference, not as two empty models.
+    let running = converted(&k8s_pod(apiserver_object("pod-running.json")));
+    assert_eq!(running.phase, PodPhase::Running);
+    assert_eq!(running.priority, 2_000_000_000, "system-cluster-critical");
+    assert_eq!(running.owner.as_ref().map(|o| o.kind.as_str()), Some("ReplicaSet"));
+    assert_eq!(running.node_name.as_deref(), Some("minion-0"));
+    // The one-shot init container (1 CPU) next to the sidecar (50m spec, 100m
+    // applied) outweighs app (400m applied, above its 250m spec) + proxy 10m + the sidecar.
+    assert_eq!(running.requests.cpu_milli, 1000 + 100);
+    let app = &running.containers[0];
+    assert_eq!((app.allocated.as_ref().map(|a| a.cpu_milli), app.limits.memory), (Some(400), GI));
+    assert_eq!(app.last_oom, Some(ts("2026-12-06T14:23:05Z")));
+    assert!(matches!(running.resize, ResizeState::Deferred { .. }));
+    assert_eq!(running.safe_to_evict, Some(true));
+    assert!(running.local_storage, "the hostPath volume; the emptyDir is declared safe");
+    let placement = &running.placement;
+    assert_eq!(placement.tolerations.len(), 2);
+    assert_eq!(placement.node_selector.get("kubernetes.io/os").map(String::as_str), Some("linux"));
+    assert_eq!(placement.required_node_affinity.len(), 1);
+    assert_eq!((placement.pod_anti_affinity.len(), placement.pod_affinity.len()), (1, 1));
+    assert_eq!(placement.pod_affinity[0].namespaces, ["default"], "the pod's own namespace by default");
+    // Both constraints: the hostname filter and the zone score.
+    let spread: Vec<_> =
+        placement.spread.iter().map(|s| (s.topology_key.as_str(), s.when_unsatisfiable, s.min_domains)).collect();
+    assert_eq!(
+        spread,
+        [
+            ("kubernetes.io/hostname", WhenUnsatisfiable::DoNotSchedule, 1),
+            ("topology.kubernetes.io/zone", WhenUnsatisfiable::ScheduleAnyway, 1)
+        ]
+    );
+    assert_eq!(placement.host_ports.len(), 2);
+    let annotations: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(apiserver_object("pod-running.json")["metadata"]["annotations"].clone()).unwrap();
+    let mark = crate::vpa::upstream::mark(Some(&annotations));
+    assert_eq!(mark.and_then(|m| m.admitted_by).as_deref(), Some("web-vpa"));
+
+    let pending = converted(&k8s_pod(apiserver_object("pod-unschedulable.json")));
+    assert!(pending.unschedulable_since.is_some() && pending.node_name.is_none());
+
+    let terminating = converted(&k8s_pod(apiserver_object("pod-terminating.json")));
+    assert!(terminating.deletion.is_some());
+    assert_eq!(terminating.safe_to_evict, Some(false));
+    assert_eq!(terminating.requests.cpu_milli, 3000, "pod-level requests replace the container sum");
+    assert_eq!(terminating.requests.get("example.com/gpu"), 1, "the containers' sum for what the pod level leaves out");
+}
+
+#[test]
+fn a_real_api_server_node_decodes_slim_into_the_same_model() {
+    let json = apiserver_object("node.json");
+    assert!(json["metadata"]["managedFields"].as_array().is_some_and(|m| !m.is_empty()));
+    let full: k8s::Node = serde_json::from_value(json.clone()).unwrap();
+    let slim: slim::Node = serde_json::from_value(json).unwrap();
+    assert_eq!(slim.metadata.resource_version, full.metadata.resource_version);
+    // Only the annotations the conversion keeps are held at all.
+    let held: Vec<&String> = slim.metadata.annotations.iter().flatten().map(|(k, _)| k).collect();
+    assert_eq!(held, ["cluster-autoscaler.kubernetes.io/scale-down-disabled", "heatscaler.io/removal"]);
+    let m = node(&slim.into_api());
+    assert_eq!(m, node(&full));
+    assert!(m.ready);
+    assert_eq!((m.allocatable.cpu_milli, m.allocatable.pods), (7800, 110));
+    assert_eq!(m.taints.len(), 1);
+    assert_eq!(m.labels.len(), 5);
+    assert_eq!(m.annotations.len(), 2);
+    assert_eq!(m.provider_id.as_deref(), Some("openstack:///00000001-aaaa-bbbb-cccc-dddddddddddd"));
 }
