@@ -34,17 +34,7 @@ async fn the_daemon_recommends_and_resizes_pods_in_place() {
     let (sim, client) =
         start(vec![NodeSpec::new("node-0").cpu("4").memory("8Gi"), NodeSpec::new("node-1").cpu("4").memory("8Gi")])
             .await;
-    let template = PodTemplate::new("app")
-        .label("app", "web")
-        .requests("100m", "128Mi")
-        .limits("200m", "512Mi")
-        .resize_policy("cpu", "NotRequired")
-        .resize_policy("memory", "NotRequired");
-    sim.create(&template.deployment("default", "web", 2)).unwrap();
-    sim.wait_for("replicas ready", WAIT, |s| s.ready_pods(Some("default")) >= 2).await.unwrap();
-    let target = UsageTarget::selector(Some("default"), "app=web");
-    sim.set_usage(target.clone(), UsageModel::constant(50, 100 * MI)).unwrap();
-    create_vpa(&client, "web", UpdateMode::InPlaceOrRecreate).await;
+    let target = two_web_replicas_under_a_vpa(&sim, &client).await;
     let uids = |pods: &[Pod]| pods.iter().map(|p| p.metadata.uid.clone().unwrap()).collect::<Vec<_>>();
     let before = uids(&pods_of(&client, "web").await);
 
@@ -136,17 +126,7 @@ async fn the_daemon_recommends_and_resizes_pods_in_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_action_is_taken_while_the_pod_watch_fails() {
     let (sim, client) = start(vec![NodeSpec::new("node-0").cpu("4").memory("8Gi")]).await;
-    let template = PodTemplate::new("app")
-        .label("app", "web")
-        .requests("100m", "128Mi")
-        .limits("200m", "512Mi")
-        .resize_policy("cpu", "NotRequired")
-        .resize_policy("memory", "NotRequired");
-    sim.create(&template.deployment("default", "web", 2)).unwrap();
-    sim.wait_for("replicas ready", WAIT, |s| s.ready_pods(Some("default")) >= 2).await.unwrap();
-    let target = UsageTarget::selector(Some("default"), "app=web");
-    sim.set_usage(target.clone(), UsageModel::constant(50, 100 * MI)).unwrap();
-    create_vpa(&client, "web", UpdateMode::InPlaceOrRecreate).await;
+    let target = two_web_replicas_under_a_vpa(&sim, &client).await;
     let dir = tempfile::tempdir().unwrap();
     let (config, telemetry) = write_config(&sim, dir.path(), "");
     let mut daemon = DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
@@ -312,6 +292,24 @@ async fn recommender_history_survives_a_restart_in_checkpoints() {
         assert!(tokio::time::Instant::now() < deadline, "checkpoint outlived its VPA");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Two ready replicas of `web` (resizable in place without a restart), using
+/// 50m and 100 MiB each, under an `InPlaceOrRecreate` VPA: the start of the
+/// tests that follow the pod level from a recommendation to a resize.
+async fn two_web_replicas_under_a_vpa(sim: &kubesim::KubeSimHandle, client: &kube::Client) -> UsageTarget {
+    let template = PodTemplate::new("app")
+        .label("app", "web")
+        .requests("100m", "128Mi")
+        .limits("200m", "512Mi")
+        .resize_policy("cpu", "NotRequired")
+        .resize_policy("memory", "NotRequired");
+    sim.create(&template.deployment("default", "web", 2)).unwrap();
+    sim.wait_for("replicas ready", WAIT, |s| s.ready_pods(Some("default")) >= 2).await.unwrap();
+    let target = UsageTarget::selector(Some("default"), "app=web");
+    sim.set_usage(target.clone(), UsageModel::constant(50, 100 * MI)).unwrap();
+    create_vpa(client, "web", UpdateMode::InPlaceOrRecreate).await;
+    target
 }
 
 /// A daemon configuration for kubesim with no node groups: the pod level

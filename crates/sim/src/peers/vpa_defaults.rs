@@ -99,13 +99,12 @@ pub fn evictions<P: UpdaterView>(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
     use std::time::Duration;
 
+    use heatscaler_core::model::test_support::{self, epoch};
     use heatscaler_core::model::{
-        Container, ContainerRecommendation, Pod, PodPhase, ResizeState, Resources, SignedDuration, Timestamp,
-        UpdateMode, VerticalScaling, WorkloadRef,
+        Container, ContainerRecommendation, Pod, PodPhase, Resources, SignedDuration, Timestamp, UpdateMode,
+        VerticalScaling, WorkloadRef,
     };
 
     use super::{UpdaterView, evictions};
@@ -129,10 +128,6 @@ mod tests {
         }
     }
 
-    fn epoch() -> Timestamp {
-        "2024-01-01T00:00:00Z".parse().unwrap()
-    }
-
     fn pod(i: usize) -> Viewed {
         let container = Container {
             name: "app".into(),
@@ -144,25 +139,11 @@ mod tests {
         };
         let pod = Pod {
             uid: format!("uid-{i}"),
-            namespace: "default".into(),
-            name: format!("web-{i}"),
-            labels: BTreeMap::new().into(),
-            owner: None,
-            workload: None,
             node_name: Some(format!("n{i}")),
             phase: PodPhase::Running,
             requests: Resources::new(500, 512 * MI),
             containers: vec![container],
-            placement: Arc::default(),
-            priority: 0,
-            created: epoch(),
-            unschedulable_since: None,
-            nominated_node: None,
-            deletion: None,
-            safe_to_evict: None,
-            local_storage: false,
-            mirror: false,
-            resize: ResizeState::None,
+            ..test_support::pod(&format!("web-{i}"))
         };
         Viewed { pod, last_oom_after: None }
     }
