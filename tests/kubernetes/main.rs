@@ -217,14 +217,9 @@ async fn in_place_resize_is_answered_as_the_kubelet_answers_it() {
     assert_eq!(cs.resources.as_ref().unwrap().requests.as_ref().unwrap()["cpu"].0, "1", "still running at 1 CPU");
 }
 
-/// `/stats/summary` read the way the daemon reads it (node proxy, heatscaler's
-/// token, heatscaler's parser), and a 403 for verbs the shipped ClusterRole
-/// does not grant.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stats_through_the_node_proxy_with_the_shipped_rbac_and_403_outside_it() {
-    let k8s = TestKubernetes::start(Knobs::default());
-    let admin = k8s.admin().await;
-    let emu = k8s.emulator(Timing::fast()).await;
+/// One minion running two replicas of `web` that use 250m and 300 MiB each:
+/// the usage the kubelet stats tests read back.
+async fn two_busy_web_replicas_on_one_minion(admin: &kube::Client, emu: &kubelet_emu::Emulator) {
     emu.add_node(NodeSpec::new("minion-0")).await.unwrap();
     wait_for("the default ServiceAccount", WAIT, || async {
         Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(admin.clone(), NS).get("default").await.ok()
@@ -234,6 +229,17 @@ async fn stats_through_the_node_proxy_with_the_shipped_rbac_and_403_outside_it()
     deployments.create(&PostParams::default(), &deployment("web", 2, "100m", json!({}))).await.unwrap();
     emu.set_usage(UsageTarget::selector(Some(NS), "app=web"), UsageModel::constant(250, 300 << 20)).unwrap();
     wait_ready_deployment(&deployments, "web", 2).await;
+}
+
+/// `/stats/summary` read the way the daemon reads it (node proxy, heatscaler's
+/// token, heatscaler's parser), and a 403 for verbs the shipped ClusterRole
+/// does not grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_through_the_node_proxy_with_the_shipped_rbac_and_403_outside_it() {
+    let k8s = TestKubernetes::start(Knobs::default());
+    let admin = k8s.admin().await;
+    let emu = k8s.emulator(Timing::fast()).await;
+    two_busy_web_replicas_on_one_minion(&admin, &emu).await;
 
     let heatscaler = k8s.heatscaler().await;
     let path =
@@ -595,15 +601,7 @@ async fn direct_kubelet_usage_with_only_nodes_stats() {
         .node_network((network, 24))
         .webhook_auth(true);
     let emu = kubelet_emu::Emulator::start(options).await.expect("start the emulator");
-    emu.add_node(NodeSpec::new("minion-0")).await.unwrap();
-    wait_for("the default ServiceAccount", WAIT, || async {
-        Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(admin.clone(), NS).get("default").await.ok()
-    })
-    .await;
-    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
-    deployments.create(&PostParams::default(), &deployment("web", 2, "100m", json!({}))).await.unwrap();
-    emu.set_usage(UsageTarget::selector(Some(NS), "app=web"), UsageModel::constant(250, 300 << 20)).unwrap();
-    wait_ready_deployment(&deployments, "web", 2).await;
+    two_busy_web_replicas_on_one_minion(&admin, &emu).await;
 
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let direct_rbac = repo.join("config/kubernetes/kubelet-direct/rbac.yaml");
