@@ -38,8 +38,8 @@ const CLUSTER_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
     ("", "pods/resize", "patch", ("vpa/client.rs", "patch_subresource(\"resize\"")),
     ("policy", "poddisruptionbudgets", "list", ("observe/watch.rs", "Api::<PodDisruptionBudget>::all")),
     ("policy", "poddisruptionbudgets", "watch", ("observe/watch.rs", "Api::<PodDisruptionBudget>::all")),
-    ("apps", "replicasets", "list", ("observe/watch.rs", "Api::<PartialObjectMeta<ReplicaSet>>::all")),
-    ("apps", "replicasets", "watch", ("observe/watch.rs", "Api::<PartialObjectMeta<ReplicaSet>>::all")),
+    ("apps", "replicasets", "list", ("observe/watch.rs", "watcher(Api::<slim::ReplicaSet>::all")),
+    ("apps", "replicasets", "watch", ("observe/watch.rs", "watcher(Api::<slim::ReplicaSet>::all")),
     // kube-runtime's Recorder creates an Event, and patches it into a series when it repeats.
     ("events.k8s.io", "events", "create", ("alerts/kube_events.rs", "Recorder::new")),
     ("events.k8s.io", "events", "patch", ("alerts/kube_events.rs", "Recorder::new")),
@@ -88,7 +88,7 @@ const API_TYPES: &[&str] = &[
     "Pod",
     "Lease",
     "PodDisruptionBudget",
-    "PartialObjectMeta<ReplicaSet>",
+    "ReplicaSet",
     "VerticalPodAutoscaler",
     "VerticalPodAutoscalerCheckpoint",
     "ConfigMap",
@@ -211,7 +211,6 @@ fn every_call_listed_is_still_made_and_every_api_type_is_listed() {
                     .map(|(j, _)| j)
                     .unwrap_or(rest.len());
                 let ty = rest[..end].rsplit("::").next().unwrap_or_default();
-                let ty = if rest[..end].contains("PartialObjectMeta") { "PartialObjectMeta<ReplicaSet>" } else { ty };
                 if ty == "K" || ty == "()" || ty.is_empty() {
                     continue; // generic helpers
                 }

@@ -17,11 +17,9 @@ use std::time::Instant;
 use heatscaler_core::planner::{self, Input, Memory};
 use heatscaler_daemon::config::Config;
 use heatscaler_daemon::observe::ClusterStore;
-use k8s_openapi::api::apps::v1::ReplicaSet;
 // As the watches decode them.
-use heatscaler_daemon::observe::slim::{Node, Pod};
+use heatscaler_daemon::observe::slim::{Node, Pod, ReplicaSet};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::Event;
 use serde_json::json;
 
@@ -129,12 +127,14 @@ fn store_memory_and_a_pass_at_5000_nodes_and_150000_pods() {
     store.apply_node(Event::InitDone);
     store.apply_replica_set(Event::Init);
     for d in 0..DEPLOYMENTS {
-        let rs: PartialObjectMeta<ReplicaSet> =
-            serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        let rs: ReplicaSet = serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
             "metadata": {"name": format!("app-{d}-7d9f8c6b5"), "namespace": format!("team-{}", d % 50),
+                "uid": format!("rs-{d}"),
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("app-{d}"),
-                    "uid": format!("d-{d}"), "controller": true}]}}))
-            .unwrap();
+                    "uid": format!("d-{d}"), "controller": true}]},
+            "spec": {"template": {"spec": {"containers": [{"name": "app",
+                "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}}]}}}}))
+        .unwrap();
         store.apply_replica_set(Event::InitApply(rs));
     }
     store.apply_replica_set(Event::InitDone);

@@ -16,7 +16,7 @@ pub mod test_support;
 mod vertical;
 mod workload;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub use affinity::{HOSTNAME, PodAffinityTerm, TopologySpread, WeightedPodAffinityTerm, WhenUnsatisfiable};
@@ -31,7 +31,7 @@ pub use selectors::{
     SelectorRequirement,
 };
 pub use vertical::{ChangeRequirement, ContainerRecommendation, EvictionRequirement, UpdateMode, VerticalScaling};
-pub use workload::{Container, OwnerRef, PodPhase, QosClass, ResizeState, WorkloadRef};
+pub use workload::{Container, OwnerRef, PodPhase, PodTemplate, QosClass, ResizeState, WorkloadRef};
 
 /// A node as the planner sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -290,4 +290,9 @@ pub struct Snapshot {
     /// recommender wrote it). Without one, a recreated pod comes back with its
     /// template's requests, so evict-and-recreate only moves it.
     pub admission_applies_recommendations: bool,
+    /// The pod template of each controller (by `OwnerRef::uid`) that
+    /// recreates its pods from one, where known (the daemon watches
+    /// ReplicaSets): the size an evicted pod comes back at without an
+    /// admission controller. Missing: the planner takes the pod as it runs.
+    pub templates: HashMap<String, PodTemplate>,
 }

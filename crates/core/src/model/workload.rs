@@ -75,6 +75,21 @@ pub enum PodPhase {
     Unknown,
 }
 
+/// What a controller creates each of its pods with: its pod template's
+/// containers (requests and limits; nothing applied, never OOM-killed) and
+/// what the scheduler reserves for a pod made from it. A pod resized in place
+/// differs from it; the pod that replaces it does not — unless VPA's
+/// admission controller rewrites the new pod (issue 17).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodTemplate {
+    /// As [`super::Pod::requests`]: max(sum of containers, largest init
+    /// container), and one `pods` slot; no overhead (the RuntimeClass adds it
+    /// at creation).
+    pub requests: Resources,
+    /// The app containers (init containers count only in `requests`).
+    pub containers: Vec<Container>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Container {
     pub name: String,

@@ -1,7 +1,7 @@
 //! Observers: the outside world as plain owned data for the planner.
 //!
 //! - [`KubeObserver`]: kube-runtime watches of nodes, pods, PodDisruptionBudgets
-//!   and ReplicaSets (metadata only), pods and nodes decoded into [`slim`]
+//!   and ReplicaSets, pods, nodes and ReplicaSets decoded into [`slim`]
 //!   types, each object converted on arrival ([`convert`]) into the compact
 //!   [`ClusterStore`] — the planner's
 //!   [`heatscaler_core::model::Snapshot`], kept in place.

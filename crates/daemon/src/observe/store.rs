@@ -15,16 +15,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1 as k8s;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::Event;
 
 use super::{convert, slim};
 use crate::vpa::upstream::UpstreamMark;
-use heatscaler_core::model::{GroupState, Node, Pdb, Placement, Pod, Snapshot};
+use heatscaler_core::model::{GroupState, Node, Pdb, Placement, Pod, PodTemplate, Snapshot};
 
 /// One kind of object the store watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -51,6 +49,13 @@ impl Watched {
 /// (namespace, name) of a ReplicaSet.
 type RsKey = (String, String);
 
+/// What a ReplicaSet re-list has gathered so far; swapped in at its end.
+#[derive(Debug, Default)]
+struct ReplicaSetRelist {
+    owners: HashMap<RsKey, Option<String>>,
+    templates: HashMap<String, PodTemplate>,
+}
+
 #[derive(Debug, Default)]
 pub struct ClusterStore {
     snapshot: Snapshot,
@@ -63,7 +68,7 @@ pub struct ClusterStore {
     replica_sets: HashMap<RsKey, Option<String>>,
     /// Pods (by key) whose ReplicaSet has not been seen yet.
     unresolved: HashMap<RsKey, HashSet<PodId>>,
-    relist_replica_sets: Option<HashMap<RsKey, Option<String>>>,
+    relist_replica_sets: Option<ReplicaSetRelist>,
     /// Pods (by uid) upstream VPA's updater or admission controller acted on.
     upstream_vpa: HashMap<String, UpstreamMark>,
 }
@@ -202,44 +207,56 @@ impl ClusterStore {
         }
     }
 
-    pub fn apply_replica_set(&mut self, event: Event<PartialObjectMeta<ReplicaSet>>) -> bool {
-        let deployment = |rs: &PartialObjectMeta<ReplicaSet>| {
-            convert::owner(rs.metadata.owner_references.as_deref().unwrap_or_default())
-                .filter(|o| o.kind == "Deployment")
-                .map(|o| o.name)
-        };
-        let key = |rs: &PartialObjectMeta<ReplicaSet>| {
-            (rs.metadata.namespace.clone().unwrap_or_default(), rs.metadata.name.clone().unwrap_or_default())
-        };
+    /// A ReplicaSet: the Deployment its pods belong to, and the template they
+    /// are recreated from (`Snapshot::templates`, by the ReplicaSet's uid).
+    pub fn apply_replica_set(&mut self, event: Event<slim::ReplicaSet>) -> bool {
         match event {
             Event::Init => {
-                self.relist_replica_sets = Some(HashMap::new());
+                self.relist_replica_sets = Some(ReplicaSetRelist::default());
                 false
             }
             Event::InitApply(rs) => {
-                self.relist_replica_sets.get_or_insert_with(HashMap::new).insert(key(&rs), deployment(&rs));
+                let rs = convert::replica_set(&rs.into_api());
+                let relist = self.relist_replica_sets.get_or_insert_with(ReplicaSetRelist::default);
+                if let Some(template) = rs.template.filter(|_| !rs.uid.is_empty()) {
+                    relist.templates.insert(rs.uid, template);
+                }
+                relist.owners.insert(rs.key, rs.deployment);
                 false
             }
             Event::InitDone => {
-                self.replica_sets = self.relist_replica_sets.take().unwrap_or_default();
+                let relist = self.relist_replica_sets.take().unwrap_or_default();
+                self.replica_sets = relist.owners;
+                let templates_changed = self.snapshot.templates != relist.templates;
+                self.snapshot.templates = relist.templates;
                 self.unresolved.clear();
-                self.resolve_all_workloads()
+                self.resolve_all_workloads() || templates_changed
             }
             Event::Apply(rs) => {
-                let k = key(&rs);
-                let owner = deployment(&rs);
-                match self.replica_sets.insert(k.clone(), owner.clone()) {
-                    Some(previous) if previous == owner => false,
+                let rs = convert::replica_set(&rs.into_api());
+                let template_changed = match rs.template.filter(|_| !rs.uid.is_empty()) {
+                    Some(template) => {
+                        self.snapshot.templates.get(&rs.uid) != Some(&template) && {
+                            self.snapshot.templates.insert(rs.uid.clone(), template);
+                            true
+                        }
+                    }
+                    None => self.snapshot.templates.remove(&rs.uid).is_some(),
+                };
+                let owner_changed = match self.replica_sets.insert(rs.key.clone(), rs.deployment.clone()) {
+                    Some(previous) if previous == rs.deployment => false,
                     // Adopted by another Deployment (rare): every pod of it re-resolves.
                     Some(_) => self.resolve_all_workloads(),
-                    None => self.resolve_waiting(&k),
-                }
+                    None => self.resolve_waiting(&rs.key),
+                };
+                template_changed || owner_changed
             }
             Event::Delete(rs) => {
                 // Its pods keep the workload they resolved to; the garbage
                 // collector deletes them next.
-                self.replica_sets.remove(&key(&rs));
-                false
+                let rs = convert::replica_set(&rs.into_api());
+                self.replica_sets.remove(&rs.key);
+                self.snapshot.templates.remove(&rs.uid).is_some()
             }
         }
     }
@@ -452,13 +469,48 @@ mod tests {
         .unwrap()
     }
 
-    fn replica_set(name: &str, deployment: Option<&str>) -> PartialObjectMeta<ReplicaSet> {
-        let mut meta = json!({"name": name, "namespace": "ns"});
+    fn replica_set(name: &str, deployment: Option<&str>) -> slim::ReplicaSet {
+        replica_set_of(name, deployment, "100m")
+    }
+
+    /// A ReplicaSet whose template's one container `c` requests `cpu`.
+    fn replica_set_of(name: &str, deployment: Option<&str>, cpu: &str) -> slim::ReplicaSet {
+        let mut meta = json!({"name": name, "namespace": "ns", "uid": format!("{name}-uid")});
         if let Some(d) = deployment {
             meta["ownerReferences"] =
                 json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": d, "uid": "d", "controller": true}]);
         }
-        serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta})).unwrap()
+        serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta,
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]}}}}))
+        .unwrap()
+    }
+
+    /// Issue 17: the planner reads the size an evicted pod comes back at from
+    /// its ReplicaSet's template, kept by uid through lists, changes and deletes.
+    #[test]
+    fn replica_set_templates_are_kept_by_uid_and_follow_changes() {
+        let mut s = ClusterStore::new();
+        let cpu = |s: &ClusterStore, uid: &str| s.snapshot().templates.get(uid).map(|t| t.requests.cpu_milli);
+        s.apply_replica_set(Event::Init);
+        s.apply_replica_set(Event::InitApply(replica_set_of("web-1", Some("web"), "250m")));
+        s.apply_replica_set(Event::InitApply(replica_set_of("web-2", Some("web"), "500m")));
+        assert!(s.relisting());
+        assert!(s.snapshot().templates.is_empty(), "swapped in when the list is complete");
+        assert!(s.apply_replica_set(Event::InitDone));
+        assert_eq!((cpu(&s, "web-1-uid"), cpu(&s, "web-2-uid")), (Some(250), Some(500)));
+        let t = &s.snapshot().templates["web-1-uid"];
+        assert_eq!((t.containers.len(), t.containers[0].name.as_str(), t.requests.pods), (1, "c", 1));
+
+        assert!(!s.apply_replica_set(Event::Apply(replica_set_of("web-1", Some("web"), "250m"))), "unchanged");
+        assert!(s.apply_replica_set(Event::Apply(replica_set_of("web-1", Some("web"), "300m"))), "edited");
+        assert_eq!(cpu(&s, "web-1-uid"), Some(300));
+        assert!(s.apply_replica_set(Event::Delete(replica_set_of("web-2", Some("web"), "500m"))));
+        assert_eq!(cpu(&s, "web-2-uid"), None);
+        // A re-list drops what it did not list.
+        s.apply_replica_set(Event::Init);
+        s.apply_replica_set(Event::InitApply(replica_set_of("web-3", Some("web"), "1")));
+        assert!(s.apply_replica_set(Event::InitDone));
+        assert_eq!(s.snapshot().templates.keys().collect::<Vec<_>>(), ["web-3-uid"]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The Kubernetes watches: nodes and pods (decoded into [`slim`] types),
-//! PodDisruptionBudgets and (metadata only) ReplicaSets, each a kube-runtime
+//! The Kubernetes watches: nodes, pods and ReplicaSets (decoded into [`slim`]
+//! types) and PodDisruptionBudgets, each a kube-runtime
 //! [`watcher`] feeding the [`ClusterStore`] as events arrive — no fixed poll.
 //!
 //! A watch that fails is retried with [`RelistBackoff`] (exponential with
@@ -13,9 +13,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio::sync::{Mutex, watch};
@@ -133,7 +131,7 @@ impl KubeObserver {
             pdbs,
             ClusterStore::apply_pdb,
         ));
-        let replica_sets = watcher(Api::<PartialObjectMeta<ReplicaSet>>::all(client), config);
+        let replica_sets = watcher(Api::<slim::ReplicaSet>::all(client), config);
         tasks.spawn(cx.run(
             Watched::ReplicaSets,
             KubeResource::Workload,

@@ -96,6 +96,11 @@ impl PodTemplate {
         }
     }
 
+    /// The sizes the planner reads of it (`Snapshot::templates`).
+    pub fn model(&self) -> heatscaler_core::model::PodTemplate {
+        heatscaler_core::model::PodTemplate { requests: self.requests.clone(), containers: self.containers.clone() }
+    }
+
     /// A DaemonSet's pod template: tolerates everything, as DaemonSet pods do.
     pub fn daemonset(
         name: &str,

@@ -161,6 +161,12 @@ impl<'s> World<'s> {
 
     /// A controller creates a pod (pending until the scheduler binds it).
     pub fn create_pod(&mut self, template: &PodTemplate, name: String, origin: Origin) -> String {
+        // A workload's ReplicaSet recreates every pod from one template: the
+        // API shows it (the daemon watches ReplicaSets), so the planner knows
+        // the size an evicted pod comes back at (`Snapshot::templates`).
+        if let (Origin::Workload(_), Some(owner)) = (origin, &template.owner) {
+            self.cluster.snap.templates.entry(owner.uid.clone()).or_insert_with(|| template.model());
+        }
         let uid = self.cluster.add_pod(template, name, self.clock.now(), origin);
         self.cluster_changed = true;
         let lineage = self.inherit.take().unwrap_or_else(|| {

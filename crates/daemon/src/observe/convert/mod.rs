@@ -8,6 +8,7 @@
 mod node;
 mod pdb;
 mod pod;
+mod replica_set;
 mod selectors;
 #[cfg(test)]
 mod tests;
@@ -21,7 +22,8 @@ use heatscaler_core::model::{Resources, Timestamp, quantity};
 pub use node::{annotation_kept, node};
 pub use pdb::pdb;
 pub use pod::annotation_kept as pod_annotation_kept;
-pub use pod::{is_workload_pod, owner, pod, workload};
+pub use pod::{is_workload_pod, owner, pod, template, workload};
+pub use replica_set::{ReplicaSet, replica_set};
 
 /// A resource list as integers. An invalid quantity (the API server rejects
 /// them, so only a hand-made object carries one) counts as zero.

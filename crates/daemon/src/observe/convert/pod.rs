@@ -9,8 +9,8 @@ use super::selectors::{label_selector, node_selector_term};
 use super::{resources, time};
 use crate::usage::last_oom_kill;
 use heatscaler_core::model::{
-    Container, HostPort, LabelSelector, OwnerRef, Placement, Pod, PodAffinityTerm, PodPhase, Protocol, Resources,
-    SelectorOperator, SelectorRequirement, Timestamp, Toleration, TolerationOperator, TopologySpread,
+    Container, HostPort, LabelSelector, OwnerRef, Placement, Pod, PodAffinityTerm, PodPhase, PodTemplate, Protocol,
+    Resources, SelectorOperator, SelectorRequirement, Timestamp, Toleration, TolerationOperator, TopologySpread,
     WeightedPodAffinityTerm, WhenUnsatisfiable, WorkloadRef,
 };
 
@@ -163,6 +163,14 @@ fn scheduling_requests(spec: &k8s::PodSpec, status: Option<&k8s::PodStatus>) -> 
     total += &resources(spec.overhead.as_ref());
     total.pods = 1;
     total
+}
+
+/// What a controller creates each of its pods with, from its pod template's
+/// spec: the containers as [`pod`] reads them, and what the scheduler
+/// reserves for a pod made from it (nothing applied yet, no overhead: the
+/// RuntimeClass adds that at creation).
+pub fn template(spec: &k8s::PodSpec) -> PodTemplate {
+    PodTemplate { requests: scheduling_requests(spec, None), containers: containers(spec, None) }
 }
 
 fn containers(spec: &k8s::PodSpec, status: Option<&k8s::PodStatus>) -> Vec<Container> {

@@ -448,3 +448,36 @@ fn a_real_api_server_node_decodes_slim_into_the_same_model() {
     assert_eq!(m.annotations.len(), 2);
     assert_eq!(m.provider_id.as_deref(), Some("openstack:///00000001-aaaa-bbbb-cccc-dddddddddddd"));
 }
+
+/// Issue 17 (and issue 22's slim ReplicaSet): the ReplicaSet watch decodes
+/// only the owner and the pod template's resources, into the same model as
+/// the full object — the Deployment, and the size its pods are recreated at.
+#[test]
+fn a_real_api_server_replica_set_decodes_slim_into_the_same_model() {
+    let json = apiserver_object("replicaset.json");
+    assert!(json["metadata"]["managedFields"].as_array().is_some_and(|m| !m.is_empty()));
+    let full: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(json.clone()).unwrap();
+    let slim: slim::ReplicaSet = serde_json::from_value(json).unwrap();
+    assert_eq!(slim.metadata.resource_version, full.metadata.resource_version, "the watcher resumes from it");
+    assert_eq!(
+        (slim.metadata.managed_fields.as_ref(), slim.metadata.annotations.as_ref().map(|a| a.len())),
+        (None, Some(0))
+    );
+    let m = replica_set(&slim.into_api());
+    assert_eq!(m, replica_set(&full));
+    assert_eq!(m.key, ("default".to_string(), "web-8594c76f47".to_string()));
+    assert_eq!(m.uid, "6caf6e2a-eb0c-4548-9edf-59cd18dad466");
+    assert_eq!(m.deployment.as_deref(), Some("web"));
+    let template = m.template.expect("a pod template");
+    let names: Vec<&str> = template.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["app", "proxy"], "app containers; init containers count in the requests only");
+    let app = &template.containers[0];
+    assert_eq!(
+        (app.requests.cpu_milli, app.requests.memory, app.limits.cpu_milli, app.limits.memory),
+        (250, 256 * MI, 500, GI)
+    );
+    assert_eq!(app.allocated, None);
+    // The one-shot init container (1 CPU, 512Mi), which runs before the
+    // sidecar starts, outweighs app + proxy + the sidecar (310m, 352Mi).
+    assert_eq!((template.requests.cpu_milli, template.requests.memory, template.requests.pods), (1000, 512 * MI, 1));
+}

@@ -18,10 +18,18 @@ pub(super) trait KeptAnnotations {
 
 pub(super) struct PodAnnotations;
 pub(super) struct NodeAnnotations;
+/// For kinds whose annotations nothing reads (ReplicaSets).
+pub(super) struct NoAnnotations;
 
 impl KeptAnnotations for PodAnnotations {
     fn keep(key: &str) -> bool {
         crate::observe::convert::pod_annotation_kept(key) || crate::vpa::upstream::annotation_kept(key)
+    }
+}
+
+impl KeptAnnotations for NoAnnotations {
+    fn keep(_: &str) -> bool {
+        false
     }
 }
 

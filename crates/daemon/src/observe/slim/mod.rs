@@ -1,6 +1,6 @@
-//! What the pod and node watches decode list pages and watch events into:
+//! What the pod, node and ReplicaSet watches decode list pages and watch events into:
 //! only the fields [`super::convert`] reads, so no full API object is ever
-//! held for a pod or a node.
+//! held for a pod, a node or a ReplicaSet.
 //!
 //! A kube-apiserver Pod is several kilobytes of JSON — managed fields, the
 //! environment, probes, volume mounts, images, last-applied annotations —
@@ -53,6 +53,8 @@ use core_v1_resource;
 mod meta;
 mod node;
 mod pod;
+mod replica_set;
 
 pub use node::Node;
 pub use pod::Pod;
+pub use replica_set::ReplicaSet;
