@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
-use crate::model::{GroupState, Member, Node, Pdb, Pod, Resources, Snapshot, VerticalScaling};
+use crate::model::{
+    GroupState, Member, Node, Pdb, Pod, PodTemplate, Resources, Snapshot, VerticalScaling, WorkloadRef,
+};
 
 use super::drain::abandoned;
 use super::policy::Policy;
@@ -40,6 +42,10 @@ pub struct Index<'a> {
     control_plane: Table<NodeIx, bool>,
     removal: Table<NodeIx, RemovalState>,
     pdbs_by_namespace: FxHashMap<&'a str, Vec<PdbIx>>,
+    /// The VPA object of each workload: the first listed when several name
+    /// one (a misconfiguration VPA leaves undefined). Built once, so a pod's
+    /// object is a lookup, not a scan of every object (issue 22).
+    vpa_by_workload: FxHashMap<&'a WorkloadRef, VpaIx>,
     /// Some pod uses host ports or inter-pod terms (affinity, anti-affinity,
     /// spread, required or preferred): the scheduling
     /// filters must see which pods run on a node. When none does (the common
@@ -110,6 +116,10 @@ impl<'a> Index<'a> {
         for (i, pdb) in snap.pdbs.iter().enumerate() {
             pdbs_by_namespace.entry(pdb.namespace.as_str()).or_default().push(PdbIx::new(i));
         }
+        let mut vpa_by_workload = FxHashMap::default();
+        for (v, vertical) in snap.vertical.iter().enumerate() {
+            vpa_by_workload.entry(&vertical.workload).or_insert(VpaIx::new(v));
+        }
         Self {
             snap,
             unbound,
@@ -122,6 +132,7 @@ impl<'a> Index<'a> {
             control_plane,
             removal,
             pdbs_by_namespace,
+            vpa_by_workload,
             pod_lists_matter: snap.pods.iter().any(|p| {
                 let p = &p.placement;
                 !p.host_ports.is_empty()
@@ -302,5 +313,15 @@ impl<'a> Index<'a> {
 
     pub fn vpa(&self, v: VpaIx) -> &'a VerticalScaling {
         &self.snap.vertical[v.get()]
+    }
+
+    /// The VPA object that targets `workload`, if any (the first listed).
+    pub fn vpa_of(&self, workload: &WorkloadRef) -> Option<VpaIx> {
+        self.vpa_by_workload.get(workload).copied()
+    }
+
+    /// The pod template `pod`'s controller recreates it from, when known.
+    pub fn template_of(&self, pod: &Pod) -> Option<&'a PodTemplate> {
+        self.snap.templates.get(pod.owner.as_ref()?.uid.as_str())
     }
 }

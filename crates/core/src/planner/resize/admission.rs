@@ -1,41 +1,64 @@
-//! The size a pod comes back at when it is evicted: what VPA's admission
-//! controller gives its replacement.
+//! The size a pod comes back at when it is evicted: its controller's pod
+//! template, rewritten by VPA's admission controller when one runs.
 
-use crate::model::{Pod, UpdateMode};
+use crate::model::{Container, Pod, UpdateMode};
 use crate::planner::Cx;
 use crate::recommender::apply_to_container;
 
 /// The pod as its replacement will be created, when that differs from the
-/// pod as it runs: with an admission controller declared and the pod's VPA
-/// object in a mode that applies at creation (every mode but `Off`), each
-/// recommended container at its target within its resource policy. `None`
-/// otherwise: the replacement comes from the same template.
+/// pod as it runs (`None`: it comes back as it is, or nothing is known).
+///
+/// Each container starts from its controller's pod template when the
+/// snapshot has it (`Snapshot::templates`): a pod resized in place keeps its
+/// new size only until it is recreated. With an admission controller
+/// declared and the pod's VPA object in a mode that applies at creation
+/// (every mode but `Off`), each recommended container then gets its target
+/// within its resource policy, as VPA's admission controller does.
 ///
 /// Scale-down simulates a drained pod at this size: judging it at its current
-/// requests let a drain send pods that came back larger and fit nowhere, and
-/// a minion was added back (issue 17, seeds 13 and 38).
+/// requests let a drain send pods that came back larger and fit nowhere, and a
+/// minion was added back — with an admission controller (issue 17, seeds 13
+/// and 38) and without one, a pod shrunk in place coming back at its
+/// template's requests (the oscillation of docs/unified.md's odd half).
 pub(crate) fn recreated(cx: &Cx<'_>, pod: &Pod) -> Option<Pod> {
-    if !cx.ix.snap.admission_applies_recommendations {
-        return None;
-    }
-    let workload = pod.workload.as_ref()?;
-    // The first VPA object of the workload, as the updater (`evaluate_all`) picks it.
-    let (_, vertical) = cx.ix.vpas().find(|(_, v)| &v.workload == workload)?;
-    if vertical.update_mode == UpdateMode::Off || vertical.recommendations.is_empty() {
+    let template = cx.ix.template_of(pod);
+    let vertical = Some(cx.ix.snap.admission_applies_recommendations)
+        .filter(|&admission| admission)
+        .and_then(|_| cx.ix.vpa_of(pod.workload.as_ref()?))
+        .map(|v| cx.ix.vpa(v))
+        .filter(|v| v.update_mode != UpdateMode::Off && !v.recommendations.is_empty());
+    if template.is_none() && vertical.is_none() {
         return None;
     }
     let mut reborn = pod.clone();
     let mut changed = false;
     for c in &mut reborn.containers {
-        let Some(rec) = vertical.recommendation(&c.name) else { continue };
-        let applied = apply_to_container(c, &rec.target, vertical.resource_policy.for_container(&c.name));
+        // The container as the controller creates it (as it runs when the
+        // template does not name it).
+        let created = template.and_then(|t| t.containers.iter().find(|t| t.name == c.name));
+        let base = Container {
+            requests: created.map_or_else(|| c.requests.clone(), |t| t.requests.clone()),
+            limits: created.map_or_else(|| c.limits.clone(), |t| t.limits.clone()),
+            allocated: None,
+            ..c.clone()
+        };
+        let (requests, limits) = match vertical.and_then(|v| v.recommendation(&c.name).map(|r| (v, r))) {
+            Some((v, rec)) => {
+                let applied = apply_to_container(&base, &rec.target, v.resource_policy.for_container(&c.name));
+                (applied.requests, applied.limits)
+            }
+            None => (base.requests, base.limits),
+        };
         // A new pod has nothing allocated yet: the scheduler counts the spec.
         let held = c.allocated.as_ref().map_or(c.requests.clone(), |a| a.max(&c.requests));
-        reborn.requests.cpu_milli += applied.requests.cpu_milli - held.cpu_milli;
-        reborn.requests.memory += applied.requests.memory - held.memory;
-        changed |= applied.requests.cpu_milli != held.cpu_milli || applied.requests.memory != held.memory;
-        c.requests = applied.requests;
-        c.limits = applied.limits;
+        reborn.requests.cpu_milli += requests.cpu_milli - held.cpu_milli;
+        reborn.requests.memory += requests.memory - held.memory;
+        changed |= requests.cpu_milli != held.cpu_milli
+            || requests.memory != held.memory
+            || limits.cpu_milli != c.limits.cpu_milli
+            || limits.memory != c.limits.memory;
+        c.requests = requests;
+        c.limits = limits;
         c.allocated = None;
     }
     changed.then_some(reborn)

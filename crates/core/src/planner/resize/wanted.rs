@@ -1,7 +1,5 @@
 //! Per pod: what its recommendation asks, and whether an update is due.
 
-use std::collections::HashMap;
-
 use crate::model::ResourceKind;
 use crate::model::{Pod, PodPhase, ResizeState, Resources, UpdateMode, VerticalScaling};
 use crate::planner::Cx;
@@ -19,15 +17,9 @@ pub(crate) fn evaluate_all<'a>(cx: &Cx<'a>, memory: &ResizeMemory) -> Vec<Evalua
     if !cx.policy.resize.enabled || cx.ix.snap.vertical.is_empty() {
         return Vec::new();
     }
-    // Two VPA objects on one workload is a misconfiguration VPA leaves
-    // undefined; the first one listed wins here.
-    let mut by_workload = HashMap::new();
-    for (v, vertical) in cx.ix.vpas() {
-        by_workload.entry(&vertical.workload).or_insert(v);
-    }
     let mut out = Vec::new();
     for (index, pod) in cx.ix.pods() {
-        let Some(&v) = pod.workload.as_ref().and_then(|w| by_workload.get(w)) else { continue };
+        let Some(v) = pod.workload.as_ref().and_then(|w| cx.ix.vpa_of(w)) else { continue };
         if pod.is_terminal() {
             continue;
         }

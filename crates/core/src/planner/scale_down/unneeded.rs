@@ -57,11 +57,21 @@ pub(super) fn find<'a>(
         free_total += &free(n);
     }
     // Evicted pods come back at the size their replacement is created with
-    // (VPA's admission controller), not the size they run at.
+    // (their template, VPA's admission controller), not the size they run at.
+    // Without an admission controller a replacement at its template's size
+    // still has its pending growth ahead of it (an in-place resize later, on
+    // whichever node it lands): it counts at the larger of the two.
+    let admission = cx.ix.snap.admission_applies_recommendations;
     let recreated: HashMap<&str, Pod> = candidates
         .iter()
         .flat_map(|c| cx.ix.pods_on(c.node).iter())
-        .filter_map(|p| resize::recreated(cx, p).map(|r| (p.uid.as_str(), r)))
+        .filter_map(|p| {
+            let mut reborn = resize::recreated(cx, p)?;
+            if !admission {
+                reborn.requests = reborn.requests.max(&adjust.pod(p).requests);
+            }
+            Some((p.uid.as_str(), reborn))
+        })
         .collect();
     let mut placer = Placer::new(nodes).whole_cluster();
     let mut moved_in: Vec<Vec<&Pod>> = vec![Vec::new(); placer.nodes.len()];

@@ -1,7 +1,8 @@
 //! The pod-level updater and its planning together with the node level.
 
 use crate::model::{
-    ChangeRequirement, Container, EvictionRequirement, ResizeState, Resources, UpdateMode, VerticalScaling, WorkloadRef,
+    ChangeRequirement, Container, EvictionRequirement, PodTemplate, ResizeState, Resources, UpdateMode,
+    VerticalScaling, WorkloadRef,
 };
 use crate::model::{ContainerRecommendation, ContainerResourcePolicy, ControlledValues, ResourceKind};
 use crate::planner::action::{Action, RecreatePod, ResizePod};
@@ -693,4 +694,55 @@ fn scale_down_places_drained_pods_at_the_size_they_come_back_at() {
     // Without an admission controller it comes back at its template's 500m.
     let plan = setup(false).plan();
     assert!(matches!(status(&plan), NodeStatus::Unneeded { .. }), "{}", plan.explanation);
+}
+
+/// Issue 17, the odd half of docs/unified.md: with no admission controller a
+/// pod shrunk in place (web-0: template 2000m, running at 500m) comes back at
+/// its template's requests when a drain evicts it. Judged at 500m, n1 looked
+/// unneeded — web fits beside `other` on n2 — the drain evicted it, the
+/// replacement asked for 2000m, fit nowhere, and the group grew again: every
+/// `min-pod-age`, the new minion drained in turn. Scale-down simulates it at
+/// its template's size.
+#[test]
+fn scale_down_places_a_pod_resized_in_place_at_its_template_size_without_an_admission_controller() {
+    let setup = |other: i64| {
+        let mut w = World::new();
+        w.group("g", 0, 5, 4000, 16 * GI);
+        w.minion("g", "n1");
+        w.minion("g", "n2");
+        w.pod("other-0", Some("n2"), other, GI);
+        vpa_pod(&mut w, "web-0", "n1", 500, 256 * MI);
+        vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((500, 256 * MI), (400, 200 * MI), (800, 512 * MI)));
+        w.snap.templates.insert(
+            "rs-web".into(),
+            PodTemplate {
+                requests: Resources { cpu_milli: 2000, memory: 256 * MI, pods: 1, ..Resources::default() },
+                containers: vec![Container {
+                    limits: Resources::new(4000, 512 * MI),
+                    ..crate::model::test_support::container("app", Resources::new(2000, 256 * MI))
+                }],
+            },
+        );
+        w
+    };
+    let status = |plan: &crate::planner::Plan| plan.explanation.node("n1").cloned().expect("n1 explained");
+
+    // n2 has 1500m free: web-0's replacement (2000m) does not fit there.
+    let plan = setup(2500).plan();
+    assert_eq!(plan.explanation.resize_count("default/web", &ResizeDecision::UpToDate), 1, "{}", plan.explanation);
+    assert!(matches!(status(&plan), NodeStatus::NoPlaceForPod { .. }), "{}", plan.explanation);
+    assert!(scale_ups(&plan).is_empty());
+
+    // With room for it at 2000m, n1 may go.
+    let plan = setup(1500).plan();
+    assert!(matches!(status(&plan), NodeStatus::Unneeded { .. }), "{}", plan.explanation);
+
+    // Its pending growth counts too: web's target rises to 2500m, held back
+    // by the rate limit; at its template's 2000m it would fit beside a
+    // 1900m `other`, at the 2500m it will grow to in place it would not.
+    let mut w = setup(1900);
+    w.snap.vertical[0].recommendations = vec![rec((2500, 256 * MI), (2200, 200 * MI), (3000, 512 * MI))];
+    w.memory.resize.last_update.insert(workload("web").to_string(), w.ago(60));
+    let plan = w.plan();
+    assert!(matches!(status(&plan), NodeStatus::NoPlaceForPod { .. }), "{}", plan.explanation);
 }
