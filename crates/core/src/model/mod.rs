@@ -160,6 +160,10 @@ pub struct Pod {
     /// container) plus overhead, and one `pods` slot.
     pub requests: Resources,
     pub containers: Vec<Container>,
+    /// The QoS class its init containers alone have (`None`: it has none):
+    /// the pod's class counts them too ([`QosClass::with_init`]), and an
+    /// in-place resize may not change it.
+    pub init_qos: Option<QosClass>,
     pub placement: Arc<Placement>,
     pub priority: i32,
     pub created: Timestamp,

@@ -32,6 +32,7 @@ pub fn pod(name: &str) -> Pod {
         phase: PodPhase::Pending,
         requests: Resources { pods: 1, ..Resources::default() },
         containers: Vec::new(),
+        init_qos: None,
         placement: Arc::default(),
         priority: 0,
         created: epoch(),

@@ -38,9 +38,8 @@ pub enum QosClass {
 }
 
 impl QosClass {
-    /// The class of a pod whose containers have these (requests, limits);
-    /// zero is unset. Init containers count too in Kubernetes; the model
-    /// has none, which errs towards predicting a change (never towards a 422).
+    /// The class of these containers' (requests, limits); zero is unset.
+    /// A pod's class counts its init containers too: see [`Self::with_init`].
     pub fn of<'a>(containers: impl IntoIterator<Item = (&'a Resources, &'a Resources)>) -> Self {
         let (mut any, mut guaranteed) = (false, true);
         for (requests, limits) in containers {
@@ -54,6 +53,21 @@ impl QosClass {
             (false, _) => QosClass::BestEffort,
             (true, true) => QosClass::Guaranteed,
             (true, false) => QosClass::Burstable,
+        }
+    }
+
+    /// The class of a pod whose app containers alone have class `self` and
+    /// whose init containers alone have class `init` (`None`: it has none).
+    /// Kubernetes derives the class over both (`GetPodQOS`): any request or
+    /// limit anywhere makes it at least Burstable, and Guaranteed needs every
+    /// container, init containers included, to limit CPU and memory at its
+    /// requests. Init containers are never resized, so their class is fixed.
+    pub fn with_init(self, init: Option<QosClass>) -> Self {
+        match (self, init) {
+            (class, None) => class,
+            (QosClass::BestEffort, Some(QosClass::BestEffort)) => QosClass::BestEffort,
+            (QosClass::Guaranteed, Some(QosClass::Guaranteed)) => QosClass::Guaranteed,
+            _ => QosClass::Burstable,
         }
     }
 
@@ -135,5 +149,29 @@ impl ResizeState {
     /// A resize has been requested and not yet completed.
     pub fn is_pending(&self) -> bool {
         !matches!(self, ResizeState::None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QosClass::{self, *};
+
+    /// Kubernetes' `GetPodQOS` over init and app containers together.
+    #[test]
+    fn init_containers_count_in_the_pods_qos_class() {
+        let cases: [(QosClass, Option<QosClass>, QosClass); 9] = [
+            (Guaranteed, None, Guaranteed),
+            (Guaranteed, Some(Guaranteed), Guaranteed),
+            (Guaranteed, Some(BestEffort), Burstable),
+            (Guaranteed, Some(Burstable), Burstable),
+            (BestEffort, None, BestEffort),
+            (BestEffort, Some(BestEffort), BestEffort),
+            (BestEffort, Some(Guaranteed), Burstable),
+            (Burstable, Some(Guaranteed), Burstable),
+            (Burstable, Some(BestEffort), Burstable),
+        ];
+        for (app, init, pod) in cases {
+            assert_eq!(app.with_init(init), pod, "{app:?} with init {init:?}");
+        }
     }
 }

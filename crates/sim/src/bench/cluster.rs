@@ -93,6 +93,7 @@ pub fn build(shape: &Shape) -> Snapshot {
             phase: if node.is_some() { PodPhase::Running } else { PodPhase::Pending },
             requests,
             containers: Vec::new(),
+            init_qos: None,
             placement,
             priority: 0,
             created: day_ago,

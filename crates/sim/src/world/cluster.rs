@@ -192,6 +192,7 @@ impl Cluster {
             phase: PodPhase::Pending,
             requests: t.requests.clone(),
             containers: t.containers.clone(),
+            init_qos: None,
             placement: t.placement.clone(),
             priority: t.priority,
             created: now,

@@ -93,7 +93,8 @@ impl Wanted<'_> {
     /// (from, to) when the update would change the pod's QoS class, which
     /// Kubernetes refuses in place.
     pub fn qos_change(&self) -> Option<(QosClass, QosClass)> {
-        let from = QosClass::of(self.pod.containers.iter().map(|c| (&c.requests, &c.limits)));
+        let init = self.pod.init_qos;
+        let from = QosClass::of(self.pod.containers.iter().map(|c| (&c.requests, &c.limits))).with_init(init);
         let after: Vec<(Resources, Resources)> = self
             .pod
             .containers
@@ -113,7 +114,7 @@ impl Wanted<'_> {
                 (requests, limits)
             })
             .collect();
-        let to = QosClass::of(after.iter().map(|(r, l)| (r, l)));
+        let to = QosClass::of(after.iter().map(|(r, l)| (r, l))).with_init(init);
         (from != to).then_some((from, to))
     }
 

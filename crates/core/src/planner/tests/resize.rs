@@ -1,7 +1,7 @@
 //! The pod-level updater and its planning together with the node level.
 
 use crate::model::{
-    ChangeRequirement, Container, EvictionRequirement, PodTemplate, ResizeState, Resources, UpdateMode,
+    ChangeRequirement, Container, EvictionRequirement, PodTemplate, QosClass, ResizeState, Resources, UpdateMode,
     VerticalScaling, WorkloadRef,
 };
 use crate::model::{ContainerRecommendation, ContainerResourcePolicy, ControlledValues, ResourceKind};
@@ -745,4 +745,40 @@ fn scale_down_places_a_pod_resized_in_place_at_its_template_size_without_an_admi
     w.memory.resize.last_update.insert(workload("web").to_string(), w.ago(60));
     let plan = w.plan();
     assert!(matches!(status(&plan), NodeStatus::NoPlaceForPod { .. }), "{}", plan.explanation);
+}
+
+/// Kubernetes counts init containers in a pod's QoS class. A pod whose app
+/// container is Guaranteed but whose init container sets no resources is
+/// Burstable, and stays so when RequestsOnly lowers the app's requests below
+/// its limits: the resize is valid in place. Judged on the app container
+/// alone it looked like Guaranteed → Burstable and was never sent.
+#[test]
+fn the_qos_class_prediction_counts_init_containers() {
+    let setup = |init: Option<QosClass>| {
+        let mut w = one_node();
+        vpa_pod(&mut w, "web-0", "n1", 500, 512 * MI);
+        let pod = w.pod_mut("web-0");
+        pod.containers[0].limits = Resources::new(500, 512 * MI);
+        pod.init_qos = init;
+        let v =
+            vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((300, 256 * MI), (200, 128 * MI), (400, 384 * MI)));
+        v.resource_policy.container_policies.push(ContainerResourcePolicy {
+            container_name: "*".into(),
+            controlled_values: ControlledValues::RequestsOnly,
+            ..Default::default()
+        });
+        w
+    };
+    let plan = setup(Some(QosClass::BestEffort)).plan();
+    let r = resizes(&plan);
+    assert_eq!(r.len(), 1, "{}", plan.explanation);
+    assert_eq!((r[0].containers[0].requests.cpu_milli, r[0].containers[0].limits.cpu_milli), (300, 500));
+
+    // A Guaranteed init container keeps the pod Guaranteed: the change is real.
+    let plan = setup(Some(QosClass::Guaranteed)).plan();
+    assert!(resizes(&plan).is_empty(), "{:?}", plan.actions);
+    let ResizeDecision::Blocked { why: UpdateBlock::QosClassChange { from, to }, .. } = decision(&plan, "web-0") else {
+        panic!("{}", plan.explanation)
+    };
+    assert_eq!((from.as_str(), to.as_str()), ("Guaranteed", "Burstable"));
 }

@@ -10,8 +10,8 @@ use super::{resources, time};
 use crate::usage::last_oom_kill;
 use heatscaler_core::model::{
     Container, HostPort, LabelSelector, OwnerRef, Placement, Pod, PodAffinityTerm, PodPhase, PodTemplate, Protocol,
-    Resources, SelectorOperator, SelectorRequirement, Timestamp, Toleration, TolerationOperator, TopologySpread,
-    WeightedPodAffinityTerm, WhenUnsatisfiable, WorkloadRef,
+    QosClass, Resources, SelectorOperator, SelectorRequirement, Timestamp, Toleration, TolerationOperator,
+    TopologySpread, WeightedPodAffinityTerm, WhenUnsatisfiable, WorkloadRef,
 };
 
 /// cluster-autoscaler's pod annotation: `"true"` lets a drain move a pod it
@@ -53,6 +53,7 @@ pub fn pod(p: &k8s::Pod) -> Pod {
         phase: phase(status.and_then(|s| s.phase.as_deref())),
         requests: scheduling_requests(spec, status),
         containers: containers(spec, status),
+        init_qos: init_qos(spec),
         placement: Arc::new(placement(spec, meta.namespace.as_ref(), meta.labels.as_ref())),
         priority: spec.priority.unwrap_or(0),
         created: time(meta.creation_timestamp.as_ref()).unwrap_or(Timestamp::UNIX_EPOCH),
@@ -163,6 +164,21 @@ fn scheduling_requests(spec: &k8s::PodSpec, status: Option<&k8s::PodStatus>) -> 
     total += &resources(spec.overhead.as_ref());
     total.pods = 1;
     total
+}
+
+/// The QoS class of the init containers alone (`None`: there are none),
+/// which Kubernetes counts in the pod's class.
+fn init_qos(spec: &k8s::PodSpec) -> Option<QosClass> {
+    let init: Vec<(Resources, Resources)> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| {
+            let r = c.resources.as_ref();
+            (resources(r.and_then(|r| r.requests.as_ref())), resources(r.and_then(|r| r.limits.as_ref())))
+        })
+        .collect();
+    (!init.is_empty()).then(|| QosClass::of(init.iter().map(|(r, l)| (r, l))))
 }
 
 /// What a controller creates each of its pods with, from its pod template's

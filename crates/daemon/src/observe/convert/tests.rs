@@ -395,6 +395,9 @@ fn real_api_server_pods_decode_slim_into_the_same_model() {
     assert_eq!((app.allocated.as_ref().map(|a| a.cpu_milli), app.limits.memory), (Some(400), GI));
     assert_eq!(app.last_oom, Some(ts("2026-12-06T14:23:05Z")));
     assert!(matches!(running.resize, ResizeState::Deferred { .. }));
+    // Its init containers (requests, no limits) make it Burstable whatever
+    // its app containers do.
+    assert_eq!(running.init_qos, Some(heatscaler_core::model::QosClass::Burstable));
     assert_eq!(running.safe_to_evict, Some(true));
     assert!(running.local_storage, "the hostPath volume; the emptyDir is declared safe");
     let placement = &running.placement;
