@@ -39,7 +39,7 @@ use crate::telemetry::{KubeResource, KubeVerb, Metrics, RecommendationValues, Re
 use crate::usage::{UsageCollector, UsageScrape};
 use crate::vpa::checkpoint::VerticalPodAutoscalerCheckpoint;
 use crate::vpa::client::VpaObjects;
-use crate::vpa::upstream::{UpstreamComponent, UpstreamMark, UpstreamSighting};
+use crate::vpa::upstream::{Sightings, UpstreamComponent, UpstreamMark, UpstreamSighting};
 use crate::vpa::{self, StatusUpdate, VerticalPodAutoscaler};
 use heatscaler_core::model::{Pod, Resources, Snapshot, Timestamp, VerticalScaling, WorkloadRef};
 use heatscaler_core::recommender::{CheckpointKey, ContainerCheckpoint};
@@ -63,8 +63,8 @@ pub struct PodLevel {
     /// series removed, so /metrics does not keep the dead forever.
     published: StdMutex<HashSet<WorkloadRef>>,
     /// Per handled object (`namespace/name`), the upstream VPA components
-    /// seen acting on its pods, each alerted once.
-    upstream: StdMutex<HashMap<String, Vec<UpstreamSighting>>>,
+    /// seen acting on its pods, each alerted once while it acts.
+    upstream: StdMutex<Sightings>,
     _tasks: JoinSet<()>,
 }
 
@@ -165,7 +165,7 @@ impl PodLevel {
             restored,
             last_checkpoint: StdMutex::new(None),
             published: StdMutex::new(HashSet::new()),
-            upstream: StdMutex::new(HashMap::new()),
+            upstream: StdMutex::new(Sightings::default()),
             _tasks: tasks,
         })
     }
@@ -189,15 +189,16 @@ impl PodLevel {
     ///
     /// `marks`: the live pods (by uid) upstream VPA acted on. A handled
     /// object whose pods show upstream's updater or admission controller at
-    /// work gets the `UpstreamVpaActive` condition from then on (for the life
-    /// of the process: one annotated pod is proof enough, and the pod may be
-    /// replaced soon after), and one `UpstreamVpaActive` alert per object and
-    /// component, returned here.
+    /// work gets the `UpstreamVpaActive` condition until no live pod has
+    /// shown it for [`crate::vpa::upstream::CLEARED_AFTER`] (the component
+    /// is gone), and one `UpstreamVpaActive` alert per object and component
+    /// each time it is seen anew, returned here.
     pub fn prepare(&self, snapshot: &Snapshot, marks: &HashMap<String, UpstreamMark>, now: Timestamp) -> PodLevelPass {
         if !self.settings.enabled || !self.restored.load(Ordering::SeqCst) {
             return PodLevelPass::default();
         }
         let mut upstream = self.upstream.lock().expect("upstream sightings lock");
+        upstream.expire(now);
         let mut alerts = Vec::new();
         let metrics = &*self.metrics;
         let objects = self.objects.lock().expect("VPA objects lock");
@@ -233,17 +234,13 @@ impl PodLevel {
                 let name = object.metadata.name.as_deref().unwrap_or_default();
                 let namespace = object.metadata.namespace.as_deref().unwrap_or_default();
                 let workload = model.as_ref().map(|m| &m.workload);
-                for seen in sightings(snapshot, marks, namespace, name, workload) {
-                    let known = upstream.entry(key.clone()).or_default();
-                    if !known.iter().any(|k| k.component == seen.component) {
-                        tracing::warn!(vpa = %key, %seen, "upstream VPA acts on pods heatscaler updates");
-                        alerts.push(ScalingEvent::upstream_vpa_active(&key, &seen));
-                        known.push(seen);
-                    }
+                let seen = sightings(snapshot, marks, namespace, name, workload);
+                for seen in upstream.observe(&key, seen, now) {
+                    tracing::warn!(vpa = %key, %seen, "upstream VPA acts on pods heatscaler updates");
+                    alerts.push(ScalingEvent::upstream_vpa_active(&key, &seen));
                 }
             }
-            let no_sightings = Vec::new();
-            let seen = upstream.get(&key).unwrap_or(&no_sightings);
+            let seen = upstream.of(&key);
             let unsupported_fields = vpa::unsupported_fields(object);
             let update = StatusUpdate {
                 recommendations,
@@ -251,7 +248,7 @@ impl PodLevel {
                 unsupported: unsupported.as_ref(),
                 generation: object.metadata.generation,
                 unsupported_fields: &unsupported_fields,
-                upstream: seen,
+                upstream: &seen,
             };
             if let Some(patch) = vpa::status_patch(object.status.as_ref(), &update, now) {
                 let namespace = object.metadata.namespace.clone().unwrap_or_default();
