@@ -352,6 +352,44 @@ daemon:
     (config, telemetry)
 }
 
+/// A daemon whose account may not list VerticalPodAutoscalerCheckpoints (403,
+/// an RBAC gap no retry mends) used to wait for its history forever, with no
+/// alert and no recommendation. It alerts (`KubernetesFailing`, naming the
+/// checkpoints) and goes on without the saved history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_checkpoint_list_is_alerted_and_the_pod_level_goes_on() {
+    let (sim, client) = start(vec![NodeSpec::new("node-0").cpu("4").memory("8Gi")]).await;
+    let template = PodTemplate::new("app").label("app", "rbac").requests("100m", "128Mi").limits("200m", "1Gi");
+    sim.create(&template.deployment("default", "rbac", 1)).unwrap();
+    sim.wait_for("replica ready", WAIT, |s| s.ready_pods(Some("default")) >= 1).await.unwrap();
+    sim.set_usage(UsageTarget::selector(Some("default"), "app=rbac"), UsageModel::constant(300, 200 * MI)).unwrap();
+    create_vpa(&client, "rbac", UpdateMode::Off).await;
+    let forbidden = sim.add_fault(
+        FaultRule::error(403, 1.0)
+            .on_path("/apis/autoscaling.k8s.io/v1/verticalpodautoscalercheckpoints")
+            .on_verbs(&["list"]),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let (config, telemetry) = write_config(&sim, dir.path(), "");
+    let mut daemon = DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
+    daemon.wait_ready(Duration::from_secs(30)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while vpa_status(&client, "rbac").await.is_none_or(|s| s.recommendation.is_none()) {
+        assert!(tokio::time::Instant::now() < deadline, "no recommendation: the pod level waits\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(sim.faults().hits(forbidden).len(), 1, "a 403 is not retried");
+    let log = daemon.log();
+    let alert = log
+        .lines()
+        .find(|l| l.contains("KubernetesFailing") && l.contains("VerticalPodAutoscalerCheckpoints"))
+        .unwrap_or_else(|| panic!("no alert\n{log}"));
+    assert!(alert.contains("403") && alert.contains("without its saved history"), "{alert}");
+    let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "clean stop\n{}", daemon.log());
+}
+
 /// Upstream VPA's admission controller and updater acting on the pods of an
 /// object heatscaler handles are detected from the traces they leave on the
 /// pods (`vpaUpdates`, `vpaInPlaceUpdated`, annotated here as VPA 1.8.1 writes

@@ -456,6 +456,26 @@ impl ScalingEvent {
             .with_field("pods", pods)
     }
 
+    /// The recommender's saved history (its VerticalPodAutoscalerCheckpoints)
+    /// could not be listed for `lasted`: `going_on` when the pod level goes
+    /// on without it (the API refused: a 403 no retry mends), else it still
+    /// waits and retries.
+    pub fn checkpoints_unlisted(error: &str, lasted: std::time::Duration, going_on: bool) -> Self {
+        let then = if going_on {
+            "the recommender goes on without its saved history (heatscaler's account needs list on \
+             verticalpodautoscalercheckpoints, as config/kubernetes/rbac.yaml grants)"
+        } else {
+            "no recommendation is published until they are (retrying)"
+        };
+        Self::new(
+            Reason::KubernetesFailing,
+            format!("VerticalPodAutoscalerCheckpoints could not be listed for {}s: {error}; {then}", lasted.as_secs()),
+        )
+        .with_field("watches", "verticalpodautoscalercheckpoints")
+        .with_field("error", error)
+        .with_field("failing_for", format!("{}s", lasted.as_secs()))
+    }
+
     /// `vpa`: `namespace/name` of a VPA object heatscaler handles; `seen`: the
     /// upstream component and the pod that shows it acted.
     pub fn upstream_vpa_active(vpa: &str, seen: &crate::vpa::upstream::UpstreamSighting) -> Self {

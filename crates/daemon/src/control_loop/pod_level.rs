@@ -65,6 +65,8 @@ pub struct PodLevel {
     /// Per handled object (`namespace/name`), the upstream VPA components
     /// seen acting on its pods, each alerted once while it acts.
     upstream: StdMutex<Sightings>,
+    /// Alerts the restore of the recommender's history raised, for the next pass.
+    restore_alerts: Arc<StdMutex<Vec<ScalingEvent>>>,
     _tasks: JoinSet<()>,
 }
 
@@ -138,6 +140,7 @@ impl PodLevel {
         }));
         let mut tasks = JoinSet::new();
         let restored = Arc::new(AtomicBool::new(false));
+        let restore_alerts = Arc::new(StdMutex::new(Vec::new()));
         if settings.enabled {
             let (synced_tx, synced) = watch::channel(false);
             tasks.spawn(watch_vpas(client.clone(), objects.clone(), metrics.clone(), changes.clone(), synced_tx));
@@ -148,6 +151,8 @@ impl PodLevel {
                 recommender_name: settings.recommender_name.clone(),
                 claim_unnamed: settings.claim_unnamed_vpas,
                 restored: restored.clone(),
+                alerts: restore_alerts.clone(),
+                alert_after: config.kubernetes.failure_alert_after.get(),
             };
             tasks.spawn(restore.run(synced));
         }
@@ -166,6 +171,7 @@ impl PodLevel {
             last_checkpoint: StdMutex::new(None),
             published: StdMutex::new(HashSet::new()),
             upstream: StdMutex::new(Sightings::default()),
+            restore_alerts,
             _tasks: tasks,
         })
     }
@@ -194,12 +200,12 @@ impl PodLevel {
     /// is gone), and one `UpstreamVpaActive` alert per object and component
     /// each time it is seen anew, returned here.
     pub fn prepare(&self, snapshot: &Snapshot, marks: &HashMap<String, UpstreamMark>, now: Timestamp) -> PodLevelPass {
+        let mut alerts = std::mem::take(&mut *self.restore_alerts.lock().expect("restore alerts lock"));
         if !self.settings.enabled || !self.restored.load(Ordering::SeqCst) {
-            return PodLevelPass::default();
+            return PodLevelPass { alerts, ..PodLevelPass::default() };
         }
         let mut upstream = self.upstream.lock().expect("upstream sightings lock");
         upstream.expire(now);
-        let mut alerts = Vec::new();
         let metrics = &*self.metrics;
         let objects = self.objects.lock().expect("VPA objects lock");
         let observed = self.observed.lock().expect("observed usage lock");
@@ -319,29 +325,54 @@ struct Restore {
     recommender_name: String,
     claim_unnamed: bool,
     restored: Arc<AtomicBool>,
+    /// Alerts for the next pass to dispatch.
+    alerts: Arc<StdMutex<Vec<ScalingEvent>>>,
+    /// `kubernetes.failure-alert-after`: a failure lasting longer is alerted.
+    alert_after: Duration,
 }
 
 impl Restore {
+    /// A missing API (404) or a refusal (403: heatscaler's account may not
+    /// list them, which no retry mends) starts the recommender without its
+    /// history — the refusal alerted, as the operator must fix the RBAC —
+    /// rather than holding the pod level forever. Other failures are retried
+    /// (the history is worth a wait: without it the first recommendations
+    /// come from minutes of usage) and alerted once they last longer than
+    /// `kubernetes.failure-alert-after`.
     async fn run(self, mut vpas_synced: watch::Receiver<bool>) {
         if vpas_synced.wait_for(|s| *s).await.is_err() {
             return;
         }
         let api: Api<VerticalPodAutoscalerCheckpoint> = Api::all(self.client.clone());
+        let started = Instant::now();
+        let mut alerted = false;
         let listed = (|| async { api.list(&ListParams::default()).await })
             .retry(ExponentialBuilder::default().with_max_delay(RESTORE_RETRY_MAX).without_max_times())
-            .when(|e| !is_not_found(e))
-            .notify(
-                |e, wait| tracing::warn!(error = %e, retry_in = ?wait, "recommender checkpoints not listed; retrying"),
-            )
+            .when(|e| !is_not_found(e) && !is_forbidden(e))
+            .notify(|e, wait| {
+                tracing::warn!(error = %e, retry_in = ?wait, "recommender checkpoints not listed; retrying");
+                if !alerted && started.elapsed() >= self.alert_after {
+                    alerted = true;
+                    self.alert(ScalingEvent::checkpoints_unlisted(&e.to_string(), started.elapsed(), false));
+                }
+            })
             .await;
         match listed {
             Ok(list) => self.restore(list.items),
+            Err(e) if is_forbidden(&e) => {
+                tracing::warn!(error = %e, "recommender checkpoints may not be listed: starting without history");
+                self.alert(ScalingEvent::checkpoints_unlisted(&e.to_string(), started.elapsed(), true));
+            }
             Err(e) => tracing::warn!(
                 error = %e,
                 "no VerticalPodAutoscalerCheckpoint API (see config/crd/): the recommender starts without history"
             ),
         }
         self.restored.store(true, Ordering::SeqCst);
+    }
+
+    fn alert(&self, event: ScalingEvent) {
+        self.alerts.lock().expect("restore alerts lock").push(event);
     }
 
     fn restore(&self, checkpoints: Vec<VerticalPodAutoscalerCheckpoint>) {
@@ -377,6 +408,10 @@ impl Restore {
 
 fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(r) if r.code == 404)
+}
+
+fn is_forbidden(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(r) if r.code == 403)
 }
 
 /// Recommendation against request, per container, as gauges.
