@@ -1,5 +1,5 @@
 //! The stability property over generated scenarios, and issue 17's fight
-//! loop as a fixed regression.
+//! loop and docs/unified.md's odd-half loop as fixed regressions.
 //!
 //! `cargo test -p heatscaler-sim stability` runs seeds 1..=[`SEEDS`] but
 //! [`KNOWN_FAILING`]; `HEATSCALER_STABILITY_SEEDS=N` runs every seed of 1..=N
@@ -96,3 +96,58 @@ fn the_fight_loop_of_issue_17_settles() {
     let pod = run.pod_level.unwrap_or_default();
     assert!(pod.resizes_requested + pod.recreations > 0, "{pod:?}");
 }
+
+/// docs/unified.md's odd half, small: a pod shrunk in place (template 8 GiB,
+/// running at its ~700 MiB recommendation) with no admission controller.
+/// Judged at its shrunk size, one minion's pods fit on the other: a drain
+/// evicted `cache`, its replacement came back at 8 GiB, fit nowhere, and the
+/// group grew again — and the new minion, holding one shrunk pod, was
+/// drained in turn every `min-pod-age`. Scale-down counts the template's size.
+#[test]
+fn a_pod_shrunk_in_place_is_not_drained_where_its_template_does_not_fit() {
+    let sc = scenario(SHRUNK_IN_PLACE, "shrunk-in-place.yaml");
+    let (run, checker) = check(&sc);
+    assert!(
+        checker.violations.is_empty() && run.node_level.scale_ups == 0,
+        "{} violation(s), {} node-level cycle(s):\n{}\n{:?}",
+        checker.violations.len(),
+        checker.cycles(),
+        checker.violations.join("\n"),
+        run.node_level
+    );
+    // cache was shrunk in place: the case is exercised.
+    let pod = run.pod_level.unwrap_or_default();
+    assert!(pod.resizes_requested > 0, "{pod:?}");
+}
+
+const SHRUNK_IN_PLACE: &str = r#"
+name: shrunk-in-place
+description: >-
+  The odd half of docs/unified.md, small: two 16 GiB minions, each running
+  `base` (6 GiB) and `cache` (template 8 GiB, using 600 MiB; InPlaceOrRecreate,
+  no VPA admission controller). cache is shrunk in place; at its shrunk size
+  one minion's pods fit on the other, at its template's 8 GiB they do not.
+seed: 1
+duration: 8h
+sample-interval: 1m
+provisioning: {heat-update: 30s, boot: 120s, pod-termination: 5s}
+node-groups:
+  - name: minions
+    min-size: 1
+    max-size: 6
+    initial-size: 2
+    price-per-hour: 0.2
+    shape: {allocatable: {cpu: "4", memory: 16Gi}}
+workloads:
+  - name: base
+    pod: {containers: [{name: base, requests: {cpu: "1", memory: 6Gi}}]}
+    replicas: 2
+  - name: cache
+    pod: {containers: [{name: cache, requests: {cpu: 100m, memory: 8Gi}, limits: {memory: 8Gi}}]}
+    replicas: 2
+    vpa:
+      update-mode: InPlaceOrRecreate
+      cpu: 50m
+      memory: 600Mi
+      noise: 0
+"#;
