@@ -60,7 +60,9 @@ pub(super) fn find<'a>(
     // (their template, VPA's admission controller), not the size they run at.
     // Without an admission controller a replacement at its template's size
     // still has its pending growth ahead of it (an in-place resize later, on
-    // whichever node it lands): it counts at the larger of the two.
+    // whichever node it lands), and what other admission plugins add at
+    // creation (a LimitRange's defaults) is in the running pod, not in the
+    // template: it counts at the larger of the two.
     let admission = cx.ix.snap.admission_applies_recommendations;
     let recreated: HashMap<&str, Pod> = candidates
         .iter()
