@@ -163,7 +163,7 @@ pub fn plan(input: &Input<'_>, policy: &Policy) -> Plan {
     pass.groups = provisioning::assess(&cx, &mut pass);
     pass.repairing = members::repairing(&cx, &pass.groups);
     let assessment = resize::assess(&cx, &evaluations, &pass.memory.resize);
-    pass.up = scale_up::plan(&cx, &mut pass, &assessment.scale_up_input());
+    pass.up = scale_up::plan(&cx, &mut pass, &assessment.scale_up_input(&cx));
     pass.removals = removal::progress(&cx, &mut pass);
     let pod_actions;
     (pod_actions, pass.adjust) = resize::issue(&cx, &evaluations, assessment, &mut pass);

@@ -53,8 +53,10 @@ pub(crate) struct Assessment<'w> {
 }
 
 impl<'w> Assessment<'w> {
-    pub fn scale_up_input(&self) -> ScaleUpInput<'w> {
-        ScaleUpInput { relief: self.relief.clone(), demand: self.demand.iter().map(|p| p.want.resized()).collect() }
+    /// The demand at the size each pod comes back at (`Wanted::reborn`), the
+    /// size its move will place.
+    pub fn scale_up_input(&self, cx: &Cx<'_>) -> ScaleUpInput<'w> {
+        ScaleUpInput { relief: self.relief.clone(), demand: self.demand.iter().map(|p| p.want.reborn(cx)).collect() }
     }
 }
 
@@ -322,8 +324,9 @@ impl<'w> Fit<'w> {
     }
 
     /// The Ready node the scheduler would bind the replacement to at its new
-    /// size (placing it there): the emptiest that fits, not the first — the
-    /// node the move reserves must be the one it lands on.
+    /// size — the size it comes back at, `Wanted::reborn` — (placing it
+    /// there): the emptiest that fits, not the first — the node the move
+    /// reserves must be the one it lands on.
     fn elsewhere(&mut self, cx: &Cx<'w>, w: &'w Wanted<'w>) -> Option<NodeIx> {
         let o = self.others.get_or_insert_with(|| {
             let mut slots = Table::filled(None, cx.ix.node_count());
@@ -338,8 +341,9 @@ impl<'w> Fit<'w> {
             }
             Others { placer: Placer::new(sched), slots, nodes }
         });
-        let dest = o.placer.best(w.resized(), o.slots[w.node])?;
-        o.placer.place(w.resized(), dest);
+        let reborn = w.reborn(cx);
+        let dest = o.placer.best(reborn, o.slots[w.node])?;
+        o.placer.place(reborn, dest);
         Some(o.nodes[dest])
     }
 }

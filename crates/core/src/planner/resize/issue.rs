@@ -168,15 +168,16 @@ impl<'w> Issued<'w, '_> {
         // its new size (assess), so scale-down counts that size where it lands.
         match dest {
             Some(dest) => {
-                self.adjust.moved(w, dest);
+                let reborn = w.reborn(self.cx);
+                self.adjust.moved(w, dest, reborn);
                 self.memory.moves.insert(
                     w.pod.uid.clone(),
                     PlannedMove {
                         workload: self.cx.ix.vpa(w.vertical).workload.to_string(),
                         pod: w.pod.key().to_string(),
                         node: self.cx.ix.node(dest).name.clone(),
-                        cpu_milli: w.requests.cpu_milli,
-                        memory: w.requests.memory,
+                        cpu_milli: reborn.requests.cpu_milli,
+                        memory: reborn.requests.memory,
                         at: self.cx.now,
                     },
                 );

@@ -58,6 +58,9 @@ pub(crate) struct Wanted<'a> {
     /// The pod at the larger of its current and its new size, per resource,
     /// built on first use: what it will need while its update waits.
     future: std::cell::OnceCell<Box<Pod>>,
+    /// The pod as its replacement is created, built on first use: what a
+    /// move places and what scale-up sizes a new node for.
+    reborn: std::cell::OnceCell<Box<Pod>>,
     pub reason: UpdateReason,
     pub urgency: Urgency,
     /// No request grows: the node has room by definition.
@@ -87,6 +90,20 @@ impl Wanted<'_> {
                 c.allocated = None;
             }
             pod
+        })
+    }
+
+    /// The pod as its replacement comes back when it is evicted: its
+    /// template's requests with the recommendation the admission controller
+    /// applies ([`recreated`]); where nothing is known about creation, the
+    /// pod at its new size. A move, the scale-up demand and scale-down's
+    /// drained pods all size an evicted pod so: placed at its recommendation
+    /// instead, a move could reserve a node its replacement does not fit and
+    /// scale-up size a minion for a pod smaller than the one that comes.
+    pub fn reborn(&self, cx: &super::Cx<'_>) -> &Pod {
+        self.reborn.get_or_init(|| match recreated(cx, self.pod) {
+            Some(pod) => Box::new(pod),
+            None => Box::new(self.resized().clone()),
         })
     }
 
@@ -270,11 +287,11 @@ impl<'w> Adjustments<'w> {
         self.pods.insert(w.pod.uid.as_str(), Resized::Waiting(w));
     }
 
-    /// Evicted to land on `dest` at its new size.
-    fn moved(&mut self, w: &'w Wanted<'w>, dest: NodeIx) {
+    /// Evicted to land on `dest` as `reborn` (its replacement's size).
+    fn moved(&mut self, w: &'w Wanted<'w>, dest: NodeIx, reborn: &'w Pod) {
         self.change(w.node, &w.pod.requests, &Resources::default());
         self.pods.insert(w.pod.uid.as_str(), Resized::Leaving);
-        self.arriving.entry(dest).or_default().push(w.resized());
+        self.arriving.entry(dest).or_default().push(reborn);
         self.reserved.insert(dest, w.pod.key().to_string());
     }
 

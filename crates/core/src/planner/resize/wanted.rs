@@ -212,6 +212,7 @@ impl Desired {
             requests,
             resized: Default::default(),
             future: Default::default(),
+            reborn: Default::default(),
             reason,
             urgency,
             shrink_only,

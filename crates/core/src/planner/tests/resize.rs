@@ -607,6 +607,65 @@ fn a_move_reserves_the_node_the_scheduler_binds_the_replacement_to() {
     assert!(!matches!(plan.explanation.node("n2"), Some(NodeStatus::MoveDestination { .. })), "{}", plan.explanation);
 }
 
+/// A move, and the scale-up a move needs, size the pod at the size its
+/// replacement comes back at — the size scale-down gives drained pods — not
+/// at the pod with its recommendation applied. web-0 runs a sidecar at 200m
+/// that its template creates at 900m: its replacement asks 3000m + 900m. n2
+/// has 3500m free, room for 3200m (the running pod at its recommendation) but
+/// not for 3900m: a move there left the replacement pending. It is demand for
+/// a new minion, sized at 3900m.
+#[test]
+fn a_move_and_its_scale_up_size_the_pod_as_its_replacement_comes_back() {
+    let mut w = World::new();
+    w.snap.admission_applies_recommendations = true;
+    w.group("g", 0, 5, 4000, 16 * GI);
+    w.minion("g", "n1");
+    w.minion("g", "n2");
+    w.pod("other-0", Some("n1"), 1500, GI);
+    w.pod("some-0", Some("n2"), 500, GI);
+    vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+    let sidecar = |cpu_milli| Container {
+        limits: Resources::new(cpu_milli, 128 * MI),
+        ..crate::model::test_support::container("sidecar", Resources::new(cpu_milli, 128 * MI))
+    };
+    let pod = w.pod_mut("web-0");
+    pod.containers.push(sidecar(200));
+    pod.requests.cpu_milli += 200;
+    pod.requests.memory += 128 * MI;
+    let app = pod.containers[0].clone();
+    w.snap.templates.insert(
+        "rs-web".into(),
+        PodTemplate {
+            requests: Resources { cpu_milli: 1900, memory: GI + 128 * MI, pods: 1, ..Resources::default() },
+            containers: vec![Container { allocated: None, ..app }, sidecar(900)],
+        },
+    );
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI))).min_replicas =
+        Some(1);
+    let plan = w.step();
+    assert!(recreations(&plan).is_empty(), "n2 has no room for the replacement: {}", plan.explanation);
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::NeedsCapacity { .. }), "{}", plan.explanation);
+    let ups = scale_ups(&plan);
+    assert_eq!(ups.len(), 1, "{}", plan.explanation);
+    assert_eq!(ups[0].pods[0].name, "web-0");
+
+    // The new minion is up: web-0 moves there, and the move reserves it for
+    // the replacement's 3900m.
+    w.minion("g", "n3");
+    w.advance(120);
+    let plan = w.step();
+    let r = recreations(&plan);
+    assert_eq!(r.len(), 1, "{}", plan.explanation);
+    assert_eq!(
+        plan.explanation.node("n3"),
+        Some(&NodeStatus::MoveDestination { pod: "default/web-0".into() }),
+        "{}",
+        plan.explanation
+    );
+    let planned = &w.memory.resize.moves["uid-web-0"];
+    assert_eq!((planned.node.as_str(), planned.cpu_milli), ("n3", 3900));
+}
+
 /// Issue 17: resizes that would change a pod's QoS class were sent, refused
 /// with 422 "Pod QOS Class may not change", and sent again every
 /// `min-update-interval`. They are predicted: recreated where an admission
