@@ -64,6 +64,10 @@ pub enum ResizeDecision {
     YoungPod { reason: UpdateReason, until: Timestamp },
     /// A resize is pending or in progress on the node; waiting for the kubelet.
     Resizing { state: String },
+    /// The kubelet defers the pod's growth (no room beside the other pods on
+    /// its node) and the pod is never moved to where it fits (`why`), so no
+    /// node is added for it: it grows once pods on its node shrink or leave.
+    DeferredInPlace { message: String, why: UpdateBlock },
     /// Not running on a node (pending, terminating, finished).
     NotRunning,
     /// Resized in place now.
@@ -165,6 +169,11 @@ impl fmt::Display for ResizeDecision {
                 write!(f, "update due ({reason}) but the pod is not evicted before {} (min-pod-age)", ts(until))
             }
             ResizeDecision::Resizing { state } => write!(f, "resize {state}; waiting for the kubelet"),
+            ResizeDecision::DeferredInPlace { message, why } => write!(
+                f,
+                "resize deferred by the kubelet ({message}); not moved to a node where it fits ({why}), so no node \
+                 is added for it: it grows when pods on its node shrink or leave"
+            ),
             ResizeDecision::NotRunning => f.write_str("not running on a node"),
             ResizeDecision::Resize { reason, from, to } => write!(f, "resized in place ({reason}): {from} → {to}"),
             ResizeDecision::Recreate { reason, to } => write!(f, "evicted to be recreated ({reason}) at {to}"),

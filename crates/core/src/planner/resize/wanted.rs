@@ -1,10 +1,10 @@
 //! Per pod: what its recommendation asks, and whether an update is due.
 
 use crate::model::ResourceKind;
-use crate::model::{Pod, PodPhase, ResizeState, Resources, UpdateMode, VerticalScaling};
+use crate::model::{Pod, PodPhase, ResizeState, Resources, Timestamp, UpdateMode, VerticalScaling};
 use crate::planner::Cx;
 use crate::planner::action::ContainerResize;
-use crate::planner::explain::{ResizeDecision, UpdateReason};
+use crate::planner::explain::{ResizeDecision, UpdateBlock, UpdateReason};
 use crate::planner::index::{NodeIx, PodIx, VpaIx};
 use crate::planner::memory::ResizeMemory;
 use crate::planner::time::{after, elapsed};
@@ -59,15 +59,15 @@ fn evaluate<'a>(
         }
         ResizeState::Error { message, .. } => Some(UpdateReason::ResizeFailed { message: message.clone() }),
         ResizeState::Deferred { .. } | ResizeState::InProgress { .. } => {
-            let state = match &pod.resize {
-                ResizeState::Deferred { message, .. } => format!("deferred ({message})"),
-                _ => "in progress".to_string(),
+            let decision = match &pod.resize {
+                ResizeState::Deferred { since, message } => deferred(cx, vertical, *since, message),
+                _ => ResizeDecision::Resizing { state: "in progress".to_string() },
             };
             return Evaluation::Settled {
                 pod,
                 index,
                 vertical: v,
-                decision: ResizeDecision::Resizing { state },
+                decision,
                 in_flight: Some(Box::new(in_flight(pod, node))),
             };
         }
@@ -102,6 +102,36 @@ fn evaluate<'a>(
         return settled(ResizeDecision::OffTarget { since, update_at, change: desired.change });
     }
     settled(ResizeDecision::UpToDate)
+}
+
+/// A growth the kubelet defers, within `deferred-timeout`: what follows it.
+/// A pod that may be recreated where it fits is moved after the timeout, or a
+/// node is added for it (assess: `DoesNotFitNode` → a move or scale-up
+/// demand), as VPA's updater evicts a resize deferred that long. One never
+/// moved — `InPlace` mode, or no admission controller to give its replacement
+/// the new size — gets no node either: a new minion is room only for a pod the
+/// scheduler places, and this one stays where it is. Said, not left silent.
+fn deferred(cx: &Cx<'_>, vertical: &VerticalScaling, since: Timestamp, message: &str) -> ResizeDecision {
+    let why = if vertical.update_mode == UpdateMode::InPlace {
+        Some(UpdateBlock::InPlaceOnly)
+    } else if !cx.ix.snap.admission_applies_recommendations {
+        Some(UpdateBlock::NoAdmissionController)
+    } else {
+        None
+    };
+    match why {
+        Some(why) => ResizeDecision::DeferredInPlace { message: message.to_string(), why },
+        None => {
+            let at = after(since, cx.policy.resize.updater.deferred_timeout);
+            let at = at.strftime("%Y-%m-%dT%H:%M:%SZ");
+            ResizeDecision::Resizing {
+                state: format!(
+                    "deferred ({message}); moved where it fits, or a node added for it, if still deferred at {at} \
+                     (deferred-timeout)"
+                ),
+            }
+        }
+    }
 }
 
 /// A resize the kubelet is applying: the pod at its spec's requests, and what

@@ -308,6 +308,46 @@ fn infeasible_or_long_deferred_resizes_fall_back_to_recreate_elsewhere() {
     ));
 }
 
+/// A growth the kubelet defers because the node is full no longer waits in
+/// silence. A pod that is never moved (`InPlace`, or no admission controller
+/// to give its replacement the new size) gets no node — the explanation says
+/// why and what it waits for; one that may move is told when it will be.
+#[test]
+fn a_deferred_growth_says_what_follows_it_and_why_no_node_is_added() {
+    let setup = |mode: UpdateMode, admission: bool| {
+        let mut w = one_node();
+        w.snap.admission_applies_recommendations = admission;
+        w.pod("other-0", Some("n1"), 1500, GI);
+        vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+        vpa_pod(&mut w, "web-1", "n1", 1000, GI);
+        let since = w.ago(60);
+        let pod = w.pod_mut("web-0");
+        pod.containers[0].requests = Resources::new(3000, GI); // asked, not applied
+        pod.requests.cpu_milli = 3000;
+        pod.resize = ResizeState::Deferred { since, message: "Node didn't have enough resource".into() };
+        vpa(&mut w, "web", mode, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI)));
+        w
+    };
+    for (mode, admission, why) in [
+        (UpdateMode::InPlace, true, UpdateBlock::InPlaceOnly),
+        (UpdateMode::InPlaceOrRecreate, false, UpdateBlock::NoAdmissionController),
+    ] {
+        let plan = setup(mode, admission).plan();
+        assert!(scale_ups(&plan).is_empty() && recreations(&plan).is_empty(), "{}", plan.explanation);
+        let d = decision(&plan, "web-0");
+        assert_eq!(
+            d,
+            ResizeDecision::DeferredInPlace { message: "Node didn't have enough resource".into(), why },
+            "{}",
+            plan.explanation
+        );
+        assert!(d.to_string().contains("no node is added for it"), "{d}");
+    }
+    let plan = setup(UpdateMode::InPlaceOrRecreate, true).plan();
+    let ResizeDecision::Resizing { state } = decision(&plan, "web-0") else { panic!("{}", plan.explanation) };
+    assert!(state.contains("(deferred-timeout)"), "{state}");
+}
+
 /// Issue 17: web's recommendation outgrows its minion; another has room.
 /// Without an admission controller, evicting web "to move" brings it back at
 /// its template's 1000m wherever the scheduler puts it — the start of the
