@@ -348,6 +348,30 @@ fn a_deferred_growth_says_what_follows_it_and_why_no_node_is_added() {
     assert!(state.contains("(deferred-timeout)"), "{state}");
 }
 
+/// Scale-down does not consolidate onto the room a deferred growth needs:
+/// web-0 asked 1000m → 2500m on n1 and the kubelet defers it; the scheduler
+/// (and the planner) count 2500m there, so tiny-0 on n2 has nowhere to go.
+/// Judged at the 1000m it runs at, n1 had room and n2 was drained.
+#[test]
+fn scale_down_keeps_the_room_a_deferred_growth_needs() {
+    let mut w = World::new();
+    w.group("g", 0, 5, 4000, 16 * GI);
+    w.minion("g", "n1");
+    w.minion("g", "n2");
+    w.pod("other-0", Some("n1"), 1500, GI);
+    vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+    w.pod("tiny-0", Some("n2"), 500, GI);
+    let since = w.ago(60);
+    let pod = w.pod_mut("web-0");
+    pod.containers[0].requests = Resources::new(2500, GI);
+    pod.requests.cpu_milli = 2500; // the larger of spec and allocated, as observed
+    pod.resize = ResizeState::Deferred { since, message: "Node didn't have enough resource".into() };
+    vpa(&mut w, "web", UpdateMode::InPlace, rec((2500, GI), (2000, 512 * MI), (3000, 2 * GI)));
+    let plan = w.plan();
+    assert!(matches!(plan.explanation.node("n2"), Some(NodeStatus::NoPlaceForPod { .. })), "{}", plan.explanation);
+    assert!(super::starts(&plan).is_empty(), "{:?}", plan.actions);
+}
+
 /// Issue 17: web's recommendation outgrows its minion; another has room.
 /// Without an admission controller, evicting web "to move" brings it back at
 /// its template's 1000m wherever the scheduler puts it — the start of the
