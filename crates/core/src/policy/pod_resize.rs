@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{Duration, Fraction, Quantity};
 
-/// Constants of the decaying-histogram recommender; defaults are the VPA
-/// recommender's (see docs/recommender.md for what each does).
+/// Constants of the decaying-histogram recommender (see docs/recommender.md
+/// for what each does). [`RecommenderSettings::vpa`] are VPA v1.8.1's
+/// recommender flags; `Default` is heatscaler's shipped default, chosen on
+/// the recommender's frontier (docs/recommender.md).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct RecommenderSettings {
@@ -31,6 +33,15 @@ pub struct RecommenderSettings {
 
 impl Default for RecommenderSettings {
     fn default() -> Self {
+        Self::vpa()
+    }
+}
+
+impl RecommenderSettings {
+    /// The VPA recommender's own defaults (v1.8.1's flags): what the
+    /// simulator's VPA peer runs, and what `tools/vpa-replay` checks the
+    /// recommender against.
+    pub fn vpa() -> Self {
         Self {
             cpu_histogram_half_life: Duration::from_secs(24 * 3600),
             memory_histogram_half_life: Duration::from_secs(24 * 3600),
