@@ -85,6 +85,19 @@ pub struct Args {
     /// Override the simulated duration (`36h`, `7d`).
     #[arg(long)]
     duration: Option<Duration>,
+    /// Instead of comparing policies, sweep the recommender's frontier:
+    /// memory over-provisioning against OOM kills per pod-day for
+    /// heatscaler's recommender and the VPA peer's, over target percentiles,
+    /// safety margins and histories (docs/recommender.md). One run per point;
+    /// --policy is ignored.
+    #[arg(long)]
+    frontier: bool,
+    /// With --frontier: list every point, not only each frontier and the defaults.
+    #[arg(long, requires = "frontier")]
+    all_points: bool,
+    /// With --frontier: runs at a time (default: the machine's cores).
+    #[arg(long, requires = "frontier", value_name = "N")]
+    threads: Option<usize>,
 }
 
 fn price(text: &str) -> Result<(String, f64), String> {
@@ -228,6 +241,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         (None, None) => {}
     }
+    if args.frontier {
+        return frontier(&scenario, &args);
+    }
     let started = Instant::now();
     let progress = super::progress::Display::new(super::progress::wanted_here(), &args.policy[..]);
     let report = sim::compare_with_progress(&scenario, &args.policy, &progress).context("replaying a trace")?;
@@ -245,6 +261,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::io::Write::flush(&mut std::io::stdout())?;
         eprintln!("simulated {} policies in {:.0} ms", report.runs.len(), took.as_secs_f64() * 1000.0);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--frontier`: the sweep's table on stdout, its cost on stderr.
+fn frontier(scenario: &Scenario, args: &Args) -> anyhow::Result<ExitCode> {
+    use heatscaler_sim::frontier::{self, Grid, Recommender};
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let started = Instant::now();
+    let points =
+        frontier::sweep(scenario, &Grid::standard(), &[Recommender::Heatscaler, Recommender::VpaPeer], threads)
+            .context("sweeping the recommender's frontier")?;
+    print!("{}", frontier::table(&points, args.all_points));
+    std::io::Write::flush(&mut std::io::stdout())?;
+    eprintln!("{} runs in {:.1} s ({threads} at a time)", points.len(), started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -96,7 +96,7 @@ func (g GenTD26) ClosedLoop(s Series, rec func(Recommendation)) ([]Row, Totals) 
 	ticks := int64(math.Floor(duration.Seconds() / g.Interval.Seconds()))
 	name := g.Name(s)
 	template := int64(g.MemoryBytes) // request and limit of the workload's template
-	r := NewReplayer([]corev1.ResourceName{corev1.ResourceMemory})
+	r := NewReplayerWith([]corev1.ResourceName{corev1.ResourceMemory}, g.Flags)
 	uid := 0
 	create := func(now time.Time, restart time.Duration, request, limit int64) *simPod {
 		uid++
@@ -190,58 +190,136 @@ func memory(l corev1.ResourceList) int64 {
 	return q.Value()
 }
 
-// SimTotals reads the vpa-defaults* rows of `heatscaler simulate --json`.
+// SimPolicy is the run of `heatscaler simulate --json` whose VPA objects the
+// VPA peer sizes: cluster-autoscaler's and VPA's defaults side by side.
+const SimPolicy = "ca-defaults"
+
+// SimTotals reads the per-workload totals of the VPA peer's run from
+// `heatscaler simulate --json`: `runs[]` with `policy` SimPolicy, its
+// `pod_workloads[].totals` (crates/sim/src/report.rs `Run`, `PodWorkload`,
+// `PodTotals`). A report without that run, or whose run measured no VPA
+// workload, is an error naming what is missing.
 func SimTotals(path string) (map[string]Totals, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	var doc struct {
-		PodLevel *struct {
-			Rows []struct {
+		Runs []struct {
+			Policy       string `json:"policy"`
+			PodWorkloads []struct {
 				Workload string `json:"workload"`
-				Policy   string `json:"policy"`
 				Totals   Totals `json:"totals"`
-			} `json:"rows"`
-		} `json:"pod-level"`
+			} `json:"pod_workloads"`
+		} `json:"runs"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
-	if doc.PodLevel == nil {
-		return nil, fmt.Errorf("%s: no pod-level report", path)
-	}
-	out := map[string]Totals{}
-	for _, r := range doc.PodLevel.Rows {
-		if r.Policy == "vpa-defaults*" {
-			t := r.Totals
-			t.Workload = r.Workload
-			out[r.Workload] = t
+	var policies []string
+	for _, run := range doc.Runs {
+		if run.Policy != SimPolicy {
+			policies = append(policies, run.Policy)
+			continue
 		}
+		if len(run.PodWorkloads) == 0 {
+			return nil, fmt.Errorf("%s: the %s run has no pod_workloads (no VPA workload was measured)", path, SimPolicy)
+		}
+		out := map[string]Totals{}
+		for _, w := range run.PodWorkloads {
+			t := w.Totals
+			t.Workload = w.Workload
+			out[w.Workload] = t
+		}
+		return out, nil
 	}
-	return out, nil
+	return nil, fmt.Errorf("%s: no run of policy %s in runs[] (runs: %v); run simulate with --policy %s", path, SimPolicy, policies, SimPolicy)
 }
 
 // CheckTotals holds the loop's totals against the simulator's, per workload:
-// counts equal, sums within a relative 1e-9. It returns one line per mismatch.
-func CheckTotals(mine []Totals, sim map[string]Totals) []string {
-	var bad []string
+// counts equal, sums within a relative 1e-9. It returns the workloads only
+// one side has (missing: not the same series) and one line per workload
+// whose totals differ. Since the pod level runs in the simulator's one
+// engine (the containers on the trace's clock, an autoscaled group,
+// cluster-autoscaler's peer beside VPA's), this per-series loop is no longer
+// the simulator's, and differences are expected; docs/peers.md.
+func CheckTotals(mine []Totals, sim map[string]Totals) (missing, differ []string) {
 	close := func(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b)) }
+	seen := map[string]bool{}
 	for _, m := range mine {
+		seen[m.Workload] = true
 		s, ok := sim[m.Workload]
 		if !ok {
-			bad = append(bad, fmt.Sprintf("%s: not in the simulator's report", m.Workload))
+			missing = append(missing, fmt.Sprintf("%s: not in the simulator's report", m.Workload))
 			continue
 		}
 		if m.OOMs != s.OOMs || m.Evictions != s.Evictions || !close(m.Measured, s.Measured) || !close(m.Down, s.Down) ||
 			!close(m.MemoryRequest, s.MemoryRequest) || !close(m.MemoryUsage, s.MemoryUsage) || !close(m.MemoryUnder, s.MemoryUnder) ||
 			!close(m.Total, s.Total) {
-			bad = append(bad, fmt.Sprintf("%s: VPA in the loop: %d OOM kills, %d evictions, request %.6g B·s, down %.0f s; simulator: %d, %d, %.6g B·s, %.0f s",
+			differ = append(differ, fmt.Sprintf("%s: VPA in the loop: %d OOM kills, %d evictions, request %.6g B·s, down %.0f s; simulator: %d, %d, %.6g B·s, %.0f s",
 				m.Workload, m.OOMs, m.Evictions, m.MemoryRequest, m.Down, s.OOMs, s.Evictions, s.MemoryRequest, s.Down))
 		}
 	}
-	if len(mine) != len(sim) {
-		bad = append(bad, fmt.Sprintf("%d workloads here, %d in the simulator's report", len(mine), len(sim)))
+	var extra []string
+	for w := range sim {
+		if !seen[w] {
+			extra = append(extra, fmt.Sprintf("%s: only in the simulator's report", w))
+		}
 	}
-	return bad
+	sort.Strings(extra)
+	return append(missing, extra...), differ
+}
+
+// Pooled is the sum of workloads' totals, with the simulator's ratios.
+type Pooled struct{ Totals }
+
+// Pool sums totals (docs/traces.md: the ratios of the sums).
+func Pool(ts []Totals) Pooled {
+	var p Pooled
+	for _, t := range ts {
+		p.Measured += t.Measured
+		p.MemoryRequest += t.MemoryRequest
+		p.MemoryUsage += t.MemoryUsage
+		p.MemoryUnder += t.MemoryUnder
+		p.PodDays += t.PodDays
+		p.OOMs += t.OOMs
+		p.Evictions += t.Evictions
+		p.Down += t.Down
+		p.Total += t.Total
+	}
+	return p
+}
+
+// OverProvisioning is (Σ request − Σ usage) / Σ usage over the serving time.
+func (p Pooled) OverProvisioning() float64 {
+	if p.MemoryUsage == 0 {
+		return 0
+	}
+	return (p.MemoryRequest - p.MemoryUsage) / p.MemoryUsage
+}
+
+// PerPodDay is n per pod-day.
+func (p Pooled) PerPodDay(n int64) float64 {
+	if p.PodDays == 0 {
+		return 0
+	}
+	return float64(n) / p.PodDays
+}
+
+func (p Pooled) String() string {
+	return fmt.Sprintf("%.1f pod-days, memory over-provisioned %.1f%%, %.3f OOM kills and %.3f evictions per pod-day",
+		p.PodDays, 100*p.OverProvisioning(), p.PerPodDay(p.OOMs), p.PerPodDay(p.Evictions))
+}
+
+func valuesOf(m map[string]Totals) []Totals {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]Totals, 0, len(m))
+	for _, n := range names {
+		out = append(out, m[n])
+	}
+	return out
 }

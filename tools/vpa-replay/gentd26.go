@@ -42,6 +42,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	recommender_config "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/recommender/config"
 )
 
 // GenTD26 conversion parameters, defaults as in the simulator.
@@ -54,6 +56,8 @@ type GenTD26 struct {
 	Restart      time.Duration // PodLevelSpec.restart: a replacement's or an OOM-killed container's start delay
 	CPU          float64       // Signal::Constant(0.5)
 	WorkloadName int           // characters of the id kept as the workload name
+	// Flags changes the recommender's default flags in the closed loop (nil: VPA's defaults).
+	Flags func(*recommender_config.RecommenderConfig)
 }
 
 func DefaultGenTD26() GenTD26 {
@@ -371,15 +375,19 @@ func gentd26Main(args []string) error {
 		if err != nil {
 			return err
 		}
-		if bad := CheckTotals(totals, sim); len(bad) > 0 {
-			for i, b := range bad {
-				if i < 20 {
-					fmt.Fprintln(os.Stderr, "  "+b)
-				}
+		missing, differ := CheckTotals(totals, sim)
+		for i, b := range append(missing, differ...) {
+			if i < 20 {
+				fmt.Fprintln(os.Stderr, "  "+b)
 			}
-			return fmt.Errorf("%d of %d workloads differ from %s", len(bad), len(totals), *checkSim)
 		}
-		fmt.Fprintf(os.Stderr, "check: all %d workloads' totals (OOM kills, evictions, request and usage byte-seconds, down time) equal %s\n", len(totals), *checkSim)
+		if len(missing) > 0 {
+			return fmt.Errorf("%s replays other workloads than this conversion (%d problems): not the same trace or selection", *checkSim, len(missing))
+		}
+		mine, theirs := Pool(totals), Pool(valuesOf(sim))
+		fmt.Fprintf(os.Stderr, "check: the same %d workloads; %d of them with every total equal to %s's %s run\n",
+			len(totals), len(totals)-len(differ), *checkSim, SimPolicy)
+		fmt.Fprintf(os.Stderr, "  this loop (VPA's recommender): %s\n  the simulator (one engine):    %s\n", mine, theirs)
 	}
 	return nil
 }

@@ -2,12 +2,15 @@ package main
 
 import (
 	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	recommender_config "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/recommender/config"
 )
 
 func writeGz(t *testing.T, text string) string {
@@ -131,4 +134,125 @@ func sortedRows(rows []Row) []Row {
 		panic(err)
 	}
 	return out
+}
+
+// The simulator's report as `heatscaler simulate --json` writes it since the
+// pod level runs in its one engine (runs[].pod_workloads[].totals), on three
+// short GenTD26 series. Regenerate with
+//
+//	heatscaler simulate --trace alibaba-gentd26:tools/vpa-replay/testdata/gentd26-three.csv.gz \
+//	    --policy heatscaler,ca-defaults --json > tools/vpa-replay/testdata/simulate-gentd26-three.json
+const simFixture = "testdata/simulate-gentd26-three.json"
+
+func TestSimTotalsReadsTheSimulatorsReport(t *testing.T) {
+	sim, err := SimTotals(simFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sim) != 3 {
+		t.Fatalf("%d workloads, want the 3 of the VPA peer's run: %v", len(sim), sim)
+	}
+	w, ok := sim["00800b6d2cab"]
+	if !ok {
+		t.Fatalf("no workload 00800b6d2cab: %v", sim)
+	}
+	if w.Workload != "00800b6d2cab" || w.PodDays <= 0 || w.Measured <= 0 || w.MemoryRequest <= w.MemoryUsage || w.MemoryUsage <= 0 {
+		t.Fatalf("totals not read: %+v", w)
+	}
+	// The VPA peer's run, not heatscaler's: the fixture's ca-defaults totals.
+	data, err := os.ReadFile(simFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Runs []struct {
+			Policy       string `json:"policy"`
+			PodWorkloads []struct {
+				Workload string `json:"workload"`
+				Totals   struct {
+					MemoryRequest float64 `json:"memory_request"`
+				} `json:"totals"`
+			} `json:"pod_workloads"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, run := range doc.Runs {
+		for _, pw := range run.PodWorkloads {
+			if pw.Workload == "00800b6d2cab" && run.Policy == "ca-defaults" && pw.Totals.MemoryRequest != w.MemoryRequest {
+				t.Fatalf("memory_request %g, the ca-defaults run has %g", w.MemoryRequest, pw.Totals.MemoryRequest)
+			}
+		}
+	}
+
+	// The same three series converted here: the same workloads on both sides.
+	g := DefaultGenTD26()
+	read, err := g.Read("testdata/gentd26-three.csv.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mine []Totals
+	for _, s := range read.Series {
+		_, tot := g.ClosedLoop(s, nil)
+		mine = append(mine, tot)
+	}
+	missing, _ := CheckTotals(mine, sim)
+	if len(missing) != 0 {
+		t.Fatalf("workloads differ: %v", missing)
+	}
+	if p := Pool(mine); p.PodDays <= 0 || p.OverProvisioning() <= 0 {
+		t.Fatalf("pooled: %s", p)
+	}
+}
+
+func TestSimTotalsNamesWhatIsMissing(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	// The report's shape before the one engine: refused, not read as empty.
+	old := write("old.json", `{"pod-level": {"rows": [{"workload": "w", "policy": "vpa-defaults*", "totals": {"ooms": 1}}]}}`)
+	if _, err := SimTotals(old); err == nil || !strings.Contains(err.Error(), "no run of policy ca-defaults") {
+		t.Fatalf("old shape: %v", err)
+	}
+	heatscalerOnly := write("h.json", `{"runs": [{"policy": "heatscaler", "pod_workloads": [{"workload": "w", "totals": {}}]}]}`)
+	if _, err := SimTotals(heatscalerOnly); err == nil || !strings.Contains(err.Error(), "runs: [heatscaler]") {
+		t.Fatalf("no peer run: %v", err)
+	}
+	empty := write("e.json", `{"runs": [{"policy": "ca-defaults", "pod_workloads": []}]}`)
+	if _, err := SimTotals(empty); err == nil || !strings.Contains(err.Error(), "no pod_workloads") {
+		t.Fatalf("no VPA workload: %v", err)
+	}
+}
+
+func TestFrontierKnobsSetVPAsFlagsAndKeepTheWindow(t *testing.T) {
+	cfg := recommender_config.DefaultRecommenderConfig()
+	FrontierKnobs{Percentile: 0.8, Margin: 0.05, Interval: time.Hour, HalfLife: 4 * time.Hour}.Apply(cfg)
+	if cfg.TargetMemoryPercentile != 0.8 || cfg.TargetCPUPercentile != 0.8 || cfg.SafetyMarginFraction != 0.05 ||
+		cfg.MemoryAggregationInterval != time.Hour || cfg.MemoryAggregationIntervalCount != 8*24 ||
+		cfg.MemoryHistogramDecayHalfLife != 4*time.Hour {
+		t.Fatalf("%+v", cfg)
+	}
+	// On the three short series: the default point is marked, and a 0 % margin
+	// point is never more over-provisioned than the 15 % one at the same percentile.
+	g := DefaultGenTD26()
+	read, err := g.Read("testdata/gentd26-three.csv.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	points := g.Frontier(read.Series, []FrontierKnobs{
+		{0.9, 0.15, 24 * time.Hour, 24 * time.Hour},
+		{0.9, 0, 24 * time.Hour, 24 * time.Hour},
+	})
+	if !points[0].Default || points[1].Default {
+		t.Fatalf("default marks: %+v", points)
+	}
+	if points[1].Pooled.OverProvisioning() > points[0].Pooled.OverProvisioning() {
+		t.Fatalf("margin 0 over-provisions more: %s against %s", points[1].Pooled, points[0].Pooled)
+	}
 }

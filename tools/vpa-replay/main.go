@@ -13,6 +13,9 @@
 //	vpa-replay compare [flags] VPA.csv PEER.csv
 //	                                        relative differences of two recommendation
 //	                                        series, summarised
+//	vpa-replay frontier [flags] TRACE.csv.gz
+//	                                        VPA's frontier on GenTD26: the closed loop
+//	                                        under other values of its flags
 //	vpa-replay version                      the VPA module version linked in
 //
 // The formats are in README.md.
@@ -39,6 +42,8 @@ func main() {
 		err = gentd26Main(os.Args[2:])
 	case "compare":
 		err = compareMain(os.Args[2:])
+	case "frontier":
+		err = frontierMain(os.Args[2:])
 	case "version":
 		fmt.Println(vpaVersion())
 	case "-h", "-help", "--help", "help":
@@ -59,6 +64,7 @@ func usage() {
   vpa-replay replay  [flags] INPUT.csv|-      recommendations over time (CSV on stdout)
   vpa-replay gentd26 [flags] TRACE.csv[.gz]   GenTD26 trace → replay input (CSV on stdout)
   vpa-replay compare [flags] VPA.csv PEER.csv relative differences, summarised
+  vpa-replay frontier [flags] TRACE.csv[.gz]  VPA's frontier (over-provisioning against OOM kills)
   vpa-replay version                          the VPA module version linked in
 Run a subcommand with -h for its flags; formats in tools/vpa-replay/README.md.
 `)

@@ -201,7 +201,16 @@ type tracked struct {
 // the recommendation format and the capping post-processor.
 // controlled lists the resources the VPA objects control (nil: VPA's default, cpu and memory).
 func NewReplayer(controlled []corev1.ResourceName) *Replayer {
+	return NewReplayerWith(controlled, nil)
+}
+
+// NewReplayerWith is NewReplayer with the default flags changed by flags
+// (nil: none), as the recommender's command line would change them.
+func NewReplayerWith(controlled []corev1.ResourceName, flags func(*recommender_config.RecommenderConfig)) *Replayer {
 	cfg := recommender_config.DefaultRecommenderConfig()
+	if flags != nil {
+		flags(cfg)
+	}
 	model.InitializeAggregationsConfig(model.NewAggregationsConfig(
 		cfg.MemoryAggregationInterval,
 		cfg.MemoryAggregationIntervalCount,

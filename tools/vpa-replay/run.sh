@@ -8,7 +8,7 @@
 #       vpa-defaults peer's loop with VPA's recommender deciding (closed loop), and with
 #       --heatscaler (runs `BIN simulate --json`) or --sim hold its totals against the
 #       simulator's; with --peer/--peer-closed compare the peer's own series with VPA's
-#   tools/vpa-replay/run.sh replay|gentd26|compare|version ARGS...
+#   tools/vpa-replay/run.sh replay|gentd26|compare|frontier|version ARGS...
 #       build if needed, then run that subcommand (README.md)
 #   tools/vpa-replay/run.sh build     build if needed; print the binary's path
 #   tools/vpa-replay/run.sh test      the short tests (`go test -short`), for CI
@@ -148,9 +148,9 @@ test)
 	step "go test -short" bash -c "cd '$here' && GOFLAGS='-mod=readonly -buildvcs=false' nice -n 15 go test -short -count=1 ./..."
 	;;
 gentd26-compare) gentd26_compare "$@" ;;
-replay | gentd26 | compare | version)
+replay | gentd26 | compare | frontier | version)
 	bin="$(build)" || exit 1
 	exec "$bin" "$cmd" "$@"
 	;;
-*) fail "unknown command '$cmd' (build, test, gentd26-compare, replay, gentd26, compare, version)" ;;
+*) fail "unknown command '$cmd' (build, test, gentd26-compare, replay, gentd26, compare, frontier, version)" ;;
 esac

@@ -25,6 +25,7 @@
 //!   lower bound of [`bound`], and how each VPA workload's pods were sized).
 //! - Output: [`report`]; [`display`] for terminals, [`plot`] for SVG;
 //!   [`progress`] tells a front end how far the runs have got.
+//! - [`frontier`]: the recommender's frontier (`simulate --frontier`).
 //! - [`bench`]: `heatscaler bench`, the planner, memory and simulator figures.
 
 mod autoscaler;
@@ -33,6 +34,7 @@ pub mod bound;
 mod controllers;
 pub mod display;
 mod engine;
+pub mod frontier;
 mod generators;
 mod peers;
 pub mod plot;

@@ -95,6 +95,13 @@ pub struct Scenario {
     /// scenario file's; the working directory for embedded scenarios).
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// The recommender of the VPA peer (the VPA objects' status in every
+    /// peer's run); `None`: VPA v1.8.1's default flags
+    /// (`RecommenderSettings::vpa`). Not a scenario key: only the
+    /// recommender frontier (`simulate --frontier`, `frontier`) varies it, to
+    /// trace VPA's own frontier on the same cluster.
+    #[serde(skip)]
+    pub vpa_peer_recommender: Option<heatscaler_core::policy::RecommenderSettings>,
 }
 
 /// Batch jobs arriving in bursts: bursts follow a Poisson process whose rate

@@ -27,7 +27,7 @@ fn pod_key(name: &str) -> PodKey {
 }
 
 fn recommender() -> Recommender {
-    Recommender::from_config(&RecommenderSettings::default())
+    Recommender::from_config(&RecommenderSettings::vpa())
 }
 
 /// What the estimator makes of a histogram percentile that lands in the bucket

@@ -128,7 +128,7 @@ impl PolicyKind {
     pub fn recommender(self, sc: &Scenario) -> RecommenderSettings {
         match self {
             PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel => sc.policy.pod_resize.recommender.clone(),
-            _ => RecommenderSettings::default(),
+            _ => sc.vpa_peer_recommender.clone().unwrap_or_else(RecommenderSettings::vpa),
         }
     }
 

@@ -3,7 +3,7 @@
 //! VPA's code, and is labelled so in the report).
 //!
 //! - Recommender: VPA's algorithm with its defaults (`crates/core/src/recommender/`
-//!   re-implements it; `RecommenderSettings::default()` are VPA's flags).
+//!   re-implements it; `RecommenderSettings::vpa()` are VPA's flags).
 //! - Updater (`pkg/updater`, default flags), every `--updater-interval` (1m):
 //!   a pod is updated when a container's request is outside
 //!   `[lowerBound, upperBound]`, or — once the pod has lived
