@@ -19,8 +19,7 @@ use heatscaler_daemon::config::Config;
 use heatscaler_daemon::observe::ClusterStore;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 // As the watches decode them.
-use heatscaler_daemon::observe::slim::{Node, Pod};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use heatscaler_daemon::observe::slim::{Node, Pod, PodDisruptionBudget};
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::Event;
 use serde_json::json;

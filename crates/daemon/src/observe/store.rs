@@ -1,7 +1,7 @@
 //! The compact cluster state the watches keep: a [`Snapshot`] updated in
 //! place, object by object, so planning reads it without copying 150,000 pods.
 //!
-//! Pods and nodes arrive decoded into [`super::slim`] types (only the fields
+//! Pods, nodes and budgets arrive decoded into [`super::slim`] types (only the fields
 //! the model needs), each converted on arrival (see [`super::convert`]) and
 //! dropped. A re-list (start-up, or after the API server expired
 //! our resourceVersion) updates the store in place and, at its end, drops
@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1 as k8s;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::Event;
@@ -138,22 +137,25 @@ impl ClusterStore {
         }
     }
 
-    pub fn apply_pdb(&mut self, event: Event<PodDisruptionBudget>) -> bool {
+    pub fn apply_pdb(&mut self, event: Event<slim::PodDisruptionBudget>) -> bool {
         let pdbs = &mut self.snapshot.pdbs;
         match event {
             Event::Init => self.pdb_ix.start_relist(),
             Event::InitApply(p) => {
-                if let Some(pdb) = convert::pdb(&p) {
+                if let Some(pdb) = convert::pdb(&p.into_api()) {
                     self.pdb_ix.upsert(pdbs, pdb_key(&pdb), pdb);
                 }
                 false
             }
             Event::InitDone => self.pdb_ix.finish_relist(pdbs, pdb_key),
-            Event::Apply(p) => match convert::pdb(&p) {
-                Some(pdb) => self.pdb_ix.upsert(pdbs, pdb_key(&pdb), pdb),
-                // A budget eviction ignores is as good as no budget.
-                None => self.pdb_ix.remove(pdbs, &meta_key(&p.metadata), pdb_key),
-            },
+            Event::Apply(p) => {
+                let key = meta_key(&p.metadata);
+                match convert::pdb(&p.into_api()) {
+                    Some(pdb) => self.pdb_ix.upsert(pdbs, pdb_key(&pdb), pdb),
+                    // A budget eviction ignores is as good as no budget.
+                    None => self.pdb_ix.remove(pdbs, &key, pdb_key),
+                }
+            }
             Event::Delete(p) => self.pdb_ix.remove(pdbs, &meta_key(&p.metadata), pdb_key),
         }
     }

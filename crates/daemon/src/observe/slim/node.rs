@@ -19,7 +19,7 @@ pub struct Node {
     status: Option<Status>,
 }
 
-super::core_v1_resource!(Node, "Node", "nodes", k8s_openapi::ClusterResourceScope);
+super::builtin_resource!(Node, "", "v1", "Node", "nodes", k8s_openapi::ClusterResourceScope);
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
