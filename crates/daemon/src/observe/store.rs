@@ -197,7 +197,7 @@ impl ClusterStore {
                 }
                 let key = match p.metadata.uid.as_deref() {
                     Some(uid) if !uid.is_empty() => PodId::of(uid),
-                    _ => PodId::Other(meta_key(&p.metadata)),
+                    _ => PodId::Other(meta_key(&p.metadata).into()),
                 };
                 self.pod_ix.remove(&mut self.snapshot.pods, &key, pod_key)
             }
@@ -307,25 +307,27 @@ fn node_key(n: &Node) -> String {
 }
 
 /// A pod by uid (a pod recreated under the same name is another pod). UIDs
-/// are UUIDs: kept as 16 bytes rather than a 36-character string, per pod.
+/// are UUIDs: kept as 16 bytes rather than a 36-character string, per pod,
+/// and as two `u64` rather than a `u128`, whose 16-byte alignment padded
+/// every index entry from 32 to 48 bytes (issue 22).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum PodId {
-    Uuid(u128),
-    Other(String),
+    Uuid([u64; 2]),
+    Other(Box<str>),
 }
 
 impl PodId {
     fn of(uid: &str) -> PodId {
         let hex: String = uid.chars().filter(|c| *c != '-').collect();
         match u128::from_str_radix(&hex, 16) {
-            Ok(n) if hex.len() == 32 => PodId::Uuid(n),
-            _ => PodId::Other(uid.to_string()),
+            Ok(n) if hex.len() == 32 => PodId::Uuid([(n >> 64) as u64, n as u64]),
+            _ => PodId::Other(uid.into()),
         }
     }
 }
 
 fn pod_key(p: &Pod) -> PodId {
-    if p.uid.is_empty() { PodId::Other(format!("{}/{}", p.namespace, p.name)) } else { PodId::of(&p.uid) }
+    if p.uid.is_empty() { PodId::Other(format!("{}/{}", p.namespace, p.name).into()) } else { PodId::of(&p.uid) }
 }
 
 fn pdb_key(p: &Pdb) -> String {
@@ -484,6 +486,17 @@ mod tests {
         // A pod arriving now resolves at once.
         s.apply_pod(Event::Apply(pod("c", "3", "web-1")));
         assert_eq!(s.snapshot().pods[2].workload.as_ref().unwrap().name, "web");
+    }
+
+    #[test]
+    fn a_pod_index_entry_is_32_bytes_and_uuids_of_any_case_are_one_key() {
+        // 150,000 entries (and as many in a re-list's `seen`): 16 bytes of
+        // padding each was 2.4 MiB per set at 5,000 nodes.
+        assert_eq!(std::mem::size_of::<(PodId, usize)>(), 32);
+        let uid = "0a1b2c3d-0000-4000-8000-00000000beef";
+        assert_eq!(PodId::of(uid), PodId::of(&uid.to_uppercase()));
+        assert_ne!(PodId::of(uid), PodId::of("0a1b2c3d-0000-4000-8000-00000000beee"));
+        assert!(matches!(PodId::of("not-a-uuid"), PodId::Other(_)));
     }
 
     #[test]
