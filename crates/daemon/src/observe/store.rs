@@ -65,6 +65,9 @@ pub struct ClusterStore {
     relist_replica_sets: Option<HashMap<RsKey, Option<String>>>,
     /// Pods (by uid) upstream VPA's updater or admission controller acted on.
     upstream_vpa: HashMap<String, UpstreamMark>,
+    /// Each node's kubelet address, or why its Node gives none
+    /// ([`convert::kubelet_address`]): the model's nodes do not carry it.
+    kubelets: HashMap<String, Result<String, String>>,
 }
 
 impl ClusterStore {
@@ -119,21 +122,35 @@ impl ClusterStore {
         self.placements.set.len()
     }
 
+    /// Where `node`'s kubelet serves, as its watched Node says
+    /// (`https://<InternalIP>:<port>`), or why it does not.
+    pub fn kubelet_address(&self, node: &str) -> Result<String, String> {
+        self.kubelets.get(node).cloned().unwrap_or_else(|| Err("the Node is not (yet) listed".into()))
+    }
+
     pub fn apply_node(&mut self, event: Event<slim::Node>) -> bool {
         let nodes = &mut self.snapshot.nodes;
         match event {
             Event::Init => self.node_ix.start_relist(),
             Event::InitApply(n) => {
-                let n = convert::node(&n.into_api());
+                let n = convert_node(&mut self.kubelets, n);
                 self.node_ix.upsert(nodes, node_key(&n), n);
                 false
             }
-            Event::InitDone => self.node_ix.finish_relist(nodes, node_key),
+            Event::InitDone => {
+                let changed = self.node_ix.finish_relist(nodes, node_key);
+                self.kubelets.retain(|name, _| self.node_ix.ix.contains_key(name));
+                changed
+            }
             Event::Apply(n) => {
-                let n = convert::node(&n.into_api());
+                let n = convert_node(&mut self.kubelets, n);
                 self.node_ix.upsert(nodes, node_key(&n), n)
             }
-            Event::Delete(n) => self.node_ix.remove(nodes, &n.metadata.name.unwrap_or_default(), node_key),
+            Event::Delete(n) => {
+                let name = n.metadata.name.unwrap_or_default();
+                self.kubelets.remove(&name);
+                self.node_ix.remove(nodes, &name, node_key)
+            }
         }
     }
 
@@ -300,6 +317,14 @@ impl ClusterStore {
         }
         changed
     }
+}
+
+/// The model's node, noting its kubelet's address on the side.
+fn convert_node(kubelets: &mut HashMap<String, Result<String, String>>, n: slim::Node) -> Node {
+    let api = n.into_api();
+    let node = convert::node(&api);
+    kubelets.insert(node.name.clone(), convert::kubelet_address(&api));
+    node
 }
 
 fn node_key(n: &Node) -> String {
@@ -532,9 +557,18 @@ mod tests {
         let mut names: Vec<_> = s.snapshot().nodes.iter().map(|n| n.name.as_str()).collect();
         names.sort();
         assert_eq!(names, ["kept", "new"]);
+        assert_eq!(s.kubelet_address("kept").unwrap_err(), "the Node has no InternalIP");
+        assert!(s.kubelet_address("old").is_err(), "swept with its node");
+        let with_address: slim::Node = serde_json::from_value(json!({"metadata": {"name": "new"},
+            "status": {"addresses": [{"type": "Hostname", "address": "new"}, {"type": "InternalIP", "address": "10.0.0.7"}],
+                       "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}}))
+        .unwrap();
+        s.apply_node(Event::Apply(with_address));
+        assert_eq!(s.kubelet_address("new").unwrap(), "https://10.0.0.7:10250");
         // The index still finds every node after the sweep moved them.
         assert!(s.apply_node(Event::Delete(node("new"))));
         assert!(s.apply_node(Event::Delete(node("kept"))));
         assert!(s.snapshot().nodes.is_empty());
+        assert!(s.kubelet_address("new").is_err(), "forgotten with its node");
     }
 }
