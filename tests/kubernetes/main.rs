@@ -590,7 +590,7 @@ fn kubelet_serving_cert(k8s: &TestKubernetes, dir: &Path, network: std::net::Ipv
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_kubelet_usage_with_only_nodes_stats() {
     use heatscaler_daemon::config::{KubeletAccess, UsageCollection};
-    use heatscaler_daemon::usage::collector::UsageCollector;
+    use heatscaler_daemon::usage::collector::{ScrapeTarget, UsageCollector};
     let k8s = TestKubernetes::start(Knobs::default());
     let admin = k8s.admin().await;
     let tmp = tempfile::tempdir().unwrap();
@@ -619,7 +619,10 @@ async fn direct_kubelet_usage_with_only_nodes_stats() {
         ..UsageCollection::default()
     };
     let mut collector = UsageCollector::new(heatscaler.clone(), &config);
-    let nodes = vec!["minion-0".to_string()];
+    // The kubelet's address as the daemon's node watch reads it.
+    let node: Node = Api::all(admin.clone()).get("minion-0").await.unwrap();
+    let address = heatscaler_daemon::observe::convert::kubelet_address(&node);
+    let nodes = vec![ScrapeTarget { node: "minion-0".to_string(), kubelet: address.clone() }];
     let deadline = std::time::Instant::now() + WAIT;
     let scrape = loop {
         let scrape = collector.collect(&nodes, jiff::Timestamp::now()).await;
@@ -648,8 +651,7 @@ async fn direct_kubelet_usage_with_only_nodes_stats() {
     assert!(denied.message.contains("nodes/proxy"), "{}", denied.message);
 
     // The kubelet itself: no token → 401; a token without the grant → 403.
-    let node: Node = Api::all(admin.clone()).get("minion-0").await.unwrap();
-    let url = heatscaler_daemon::usage::direct::kubelet_url(&node, "stats/summary").unwrap();
+    let url = format!("{}/stats/summary", address.unwrap());
     let pem = std::fs::read(&ca).unwrap();
     let http = reqwest::Client::builder()
         .tls_built_in_root_certs(false)

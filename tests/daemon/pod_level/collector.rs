@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use heatscaler_core::model::Timestamp;
 use heatscaler_daemon::config::{UsageCollection, UsageSource};
-use heatscaler_daemon::usage::UsageCollector;
+use heatscaler_daemon::usage::{ScrapeTarget, UsageCollector};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kubesim::{FaultRule, NodeSpec, PodTemplate, UsageModel, UsageTarget};
@@ -36,7 +36,7 @@ async fn collects_summary_and_cadvisor_and_survives_a_failing_node() {
         .map(|p| (p.metadata.name.unwrap(), p.spec.unwrap().node_name.unwrap()))
         .collect();
     assert!(node_of.values().any(|n| n == "node-2"), "some pods on the failing node: {node_of:?}");
-    let names: Vec<String> = (0..3).map(|i| format!("node-{i}")).collect();
+    let names: Vec<ScrapeTarget> = (0..3).map(|i| ScrapeTarget::proxied(format!("node-{i}"))).collect();
     let fault = sim.add_fault(FaultRule::error(500, 1.0).on_path("/api/v1/nodes/node-2/proxy"));
 
     for source in [UsageSource::Summary, UsageSource::Cadvisor] {

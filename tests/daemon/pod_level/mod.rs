@@ -19,7 +19,7 @@ use heatscaler_core::planner::{self, Input, Memory, Plan, Policy, ResizePolicy};
 use heatscaler_core::policy::{Duration as PolicyDuration, ScaleDownPolicy};
 use heatscaler_core::recommender::{OomTracker, Recommender, feed_ooms, feed_usage, fill_recommendations};
 use heatscaler_daemon::config::{UpdaterSettings, UsageCollection, UsageSource};
-use heatscaler_daemon::usage::UsageCollector;
+use heatscaler_daemon::usage::{ScrapeTarget, UsageCollector};
 use heatscaler_daemon::vpa::StatusUpdate;
 use heatscaler_daemon::vpa::api::{self, VerticalPodAutoscaler};
 use heatscaler_daemon::vpa::client::{self, VpaObjects};
@@ -98,7 +98,8 @@ impl PodLevel {
         let mut snapshot = observe::snapshot(&self.client, now).await;
         snapshot.groups = self.groups.clone();
         snapshot.admission_applies_recommendations = self.admission_controller;
-        let nodes: Vec<String> = snapshot.nodes.iter().filter(|n| n.ready).map(|n| n.name.clone()).collect();
+        let nodes: Vec<ScrapeTarget> =
+            snapshot.nodes.iter().filter(|n| n.ready).map(|n| ScrapeTarget::proxied(n.name.clone())).collect();
         let scrape = self.collector.collect(&nodes, now).await;
         feed_usage(&mut self.recommender, &snapshot.pods, &scrape.containers);
         let window = self.recommender.settings().memory_aggregation_interval;

@@ -25,7 +25,7 @@ pub use resource_policy::{
     Capping, ContainerResourcePolicy, ContainerScalingMode, ControlledValues, DEFAULT_CONTAINER_POLICY,
     PodResourcePolicy, ResourceKind,
 };
-pub use resources::{ResourceShortfall, Resources};
+pub use resources::{Extended, ResourceShortfall, Resources};
 pub use selectors::{
     LabelSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, SelectorOperator,
     SelectorRequirement,

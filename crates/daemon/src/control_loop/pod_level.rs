@@ -36,7 +36,7 @@ use crate::alerts::ScalingEvent;
 use crate::config::{Config, PodResizePolicy};
 use crate::observe::{Changes, ClusterStore};
 use crate::telemetry::{KubeResource, KubeVerb, Metrics, RecommendationValues, ResourceName};
-use crate::usage::{UsageCollector, UsageScrape};
+use crate::usage::{ScrapeTarget, UsageCollector, UsageScrape};
 use crate::vpa::checkpoint::VerticalPodAutoscalerCheckpoint;
 use crate::vpa::client::VpaObjects;
 use crate::vpa::upstream::{Sightings, UpstreamComponent, UpstreamMark, UpstreamSighting};
@@ -491,9 +491,10 @@ async fn collect(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let nodes: Vec<String> = {
+        let nodes: Vec<ScrapeTarget> = {
             let store = store.lock().await;
-            store.snapshot().nodes.iter().filter(|n| n.ready).map(|n| n.name.clone()).collect()
+            let target = |name: &String| ScrapeTarget { node: name.clone(), kubelet: store.kubelet_address(name) };
+            store.snapshot().nodes.iter().filter(|n| n.ready).map(|n| target(&n.name)).collect()
         };
         if nodes.is_empty() {
             continue;

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio::sync::{Mutex, watch};
@@ -124,7 +123,7 @@ impl KubeObserver {
         tasks.spawn(cx.clone().run(Watched::Nodes, KubeResource::Node, nodes, ClusterStore::apply_node));
         let pods = watcher(Api::<slim::Pod>::all(client.clone()), config.clone().fields(LIVE_PODS));
         tasks.spawn(cx.clone().run(Watched::Pods, KubeResource::Pod, pods, ClusterStore::apply_pod));
-        let pdbs = watcher(Api::<PodDisruptionBudget>::all(client.clone()), config.clone());
+        let pdbs = watcher(Api::<slim::PodDisruptionBudget>::all(client.clone()), config.clone());
         tasks.spawn(cx.clone().run(
             Watched::PodDisruptionBudgets,
             KubeResource::PodDisruptionBudget,

@@ -53,6 +53,22 @@ pub struct NodeHealth {
     pub last_error: Option<String>,
 }
 
+/// A node to scrape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScrapeTarget {
+    pub node: String,
+    /// Its kubelet's `https://<InternalIP>:<port>` from the watched Node, or
+    /// why the Node gives none; read with `usage.kubelet: direct` only.
+    pub kubelet: Result<String, String>,
+}
+
+impl ScrapeTarget {
+    /// A node reached through the API server's proxy (no address needed).
+    pub fn proxied(node: impl Into<String>) -> Self {
+        Self { node: node.into(), kubelet: Err("not read through the proxy".into()) }
+    }
+}
+
 pub struct UsageCollector {
     client: kube::Client,
     /// `Some` with `kubelet: direct`.
@@ -81,33 +97,33 @@ impl UsageCollector {
         }
     }
 
-    /// Scrapes `nodes` (the snapshot's node names). Nodes not listed are
+    /// Scrapes `nodes` (the snapshot's nodes). Nodes not listed are
     /// forgotten, so state stays proportional to the cluster.
     /// `now` stamps cAdvisor lines that carry no timestamp.
-    pub async fn collect(&mut self, nodes: &[String], now: Timestamp) -> UsageScrape {
+    pub async fn collect(&mut self, nodes: &[ScrapeTarget], now: Timestamp) -> UsageScrape {
         let results: Vec<(String, Result<NodeReadings, ScrapeFailure>)> = futures::stream::iter(nodes.iter().cloned())
-            .map(|node| {
+            .map(|target| {
                 let client = self.client.clone();
                 let direct = self.direct.clone();
                 let (source, timeout) = (self.source, self.node_timeout);
                 async move {
                     let result = match tokio::time::timeout(
                         timeout,
-                        scrape_node(&client, direct.as_deref(), &node, source, now),
+                        scrape_node(&client, direct.as_deref(), &target, source, now),
                     )
                     .await
                     {
                         Ok(r) => r,
                         Err(_) => Err(ScrapeFailure::Timeout(timeout)),
                     };
-                    (node, result)
+                    (target.node, result)
                 }
             })
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
 
-        let listed: HashSet<&str> = nodes.iter().map(String::as_str).collect();
+        let listed: HashSet<&str> = nodes.iter().map(|t| t.node.as_str()).collect();
         self.counters.retain_nodes(|n| listed.contains(n));
         self.health.retain(|n, _| listed.contains(n.as_str()));
         let mut scrape = UsageScrape::default();
@@ -170,13 +186,13 @@ pub fn endpoint(source: UsageSource) -> &'static str {
 async fn scrape_node(
     client: &kube::Client,
     direct: Option<&DirectKubelets>,
-    node: &str,
+    target: &ScrapeTarget,
     source: UsageSource,
     now: Timestamp,
 ) -> Result<NodeReadings, ScrapeFailure> {
-    let path = proxy_path(node, source).ok_or(ScrapeFailure::InvalidNodeName)?;
+    let path = proxy_path(&target.node, source).ok_or(ScrapeFailure::InvalidNodeName)?;
     let bytes = match direct {
-        Some(direct) => direct.get(client, node, endpoint(source)).await?,
+        Some(direct) => direct.get(&target.kubelet, endpoint(source)).await?,
         None => through_proxy(client, path).await?,
     };
     match source {
@@ -239,7 +255,7 @@ mod tests {
             ..UsageCollection::default()
         };
         let mut collector = UsageCollector::new(client, &config);
-        let nodes: Vec<String> = ["n1", "n2", "n3", "n4", "Bad/Name"].map(String::from).to_vec();
+        let nodes: Vec<ScrapeTarget> = ["n1", "n2", "n3", "n4", "Bad/Name"].map(ScrapeTarget::proxied).to_vec();
 
         let started = std::time::Instant::now();
         let scrape = collector.collect(&nodes, "2026-01-05T10:00:00Z".parse().unwrap()).await;
@@ -268,6 +284,40 @@ mod tests {
         let health: Vec<_> = collector.health().iter().map(|(n, h)| (n.as_str(), h.consecutive_failures)).collect();
         assert_eq!(health, [("n1", 2)], "nodes no longer listed are forgotten");
         assert!(collector.health()["n1"].last_error.as_deref().unwrap().contains("no answer within"));
+    }
+
+    #[tokio::test]
+    async fn direct_scrapes_take_the_kubelet_address_from_the_watch_and_never_ask_the_api_server() {
+        // An API server that never answers: a scrape that asked it for the
+        // Node (as each direct scrape did, issue 22) would time out on it.
+        let (url, accepted) = black_hole().await;
+        let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "t").unwrap();
+        let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/kubelet/test-ca.crt");
+        let config = UsageCollection {
+            kubelet: KubeletAccess::Direct,
+            kubelet_ca_file: Some(ca),
+            kubelet_token_file: token,
+            node_timeout: crate::config::Duration::from_secs(5),
+            ..UsageCollection::default()
+        };
+        let mut collector = UsageCollector::new(client, &config);
+        // A kubelet port nothing listens on: refused at once.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let nodes = [
+            ScrapeTarget { node: "n1".into(), kubelet: Ok(format!("https://127.0.0.1:{closed}")) },
+            ScrapeTarget { node: "n2".into(), kubelet: Err("the Node has no InternalIP".into()) },
+        ];
+        let started = std::time::Instant::now();
+        let scrape = collector.collect(&nodes, "2026-01-05T10:00:00Z".parse().unwrap()).await;
+        let failures: Vec<String> = scrape.errors.iter().map(|e| format!("{}: {}", e.node, e.failure)).collect();
+        assert_eq!(failures.len(), 2, "{failures:?}");
+        assert!(failures[0].starts_with(&format!("n1: request failed: https://127.0.0.1:{closed}/stats/summary")));
+        assert_eq!(failures[1], "n2: request failed: the Node has no InternalIP");
+        assert!(started.elapsed() < Duration::from_secs(5), "no scrape waited on the API server");
+        assert!(accepted.lock().unwrap().is_empty(), "no request to the API server");
     }
 
     #[test]

@@ -10,9 +10,6 @@
 
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::Node;
-use kube::api::Api;
-
 use super::collector::{MAX_BODY_BYTES, ScrapeFailure};
 use crate::files;
 
@@ -33,13 +30,14 @@ impl DirectKubelets {
         Self { http, token_file: token_file.to_path_buf() }
     }
 
-    /// GET `endpoint` (e.g. `stats/summary`) from `node`'s kubelet, at the
-    /// node's InternalIP and the port it registered (`daemonEndpoints`).
-    pub async fn get(&self, api: &kube::Client, node: &str, endpoint: &str) -> Result<Vec<u8>, ScrapeFailure> {
+    /// GET `endpoint` (e.g. `stats/summary`) from a kubelet at `address`
+    /// (`https://<InternalIP>:<port>`, from the watched Node:
+    /// [`crate::observe::ClusterStore::kubelet_address`]), or fail with why
+    /// the Node gives no address.
+    pub async fn get(&self, address: &Result<String, String>, endpoint: &str) -> Result<Vec<u8>, ScrapeFailure> {
         let http = self.http.as_ref().map_err(|e| ScrapeFailure::Request(e.clone()))?;
-        let node_object =
-            Api::<Node>::all(api.clone()).get(node).await.map_err(|e| ScrapeFailure::Request(e.to_string()))?;
-        let url = kubelet_url(&node_object, endpoint)?;
+        let address = address.as_ref().map_err(|e| ScrapeFailure::Request(e.clone()))?;
+        let url = format!("{address}/{endpoint}");
         let token = read_token(&self.token_file)?;
         let mut response = http
             .get(&url)
@@ -82,28 +80,6 @@ fn client(ca_file: &Path) -> Result<reqwest::Client, String> {
     builder.build().map_err(|e| e.to_string())
 }
 
-/// `https://<InternalIP>:<kubelet port>/<endpoint>` from the Node's status.
-pub fn kubelet_url(node: &Node, endpoint: &str) -> Result<String, ScrapeFailure> {
-    let status = node.status.as_ref();
-    let ip = status
-        .and_then(|s| s.addresses.as_ref())
-        .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
-        .map(|a| a.address.clone())
-        .ok_or_else(|| ScrapeFailure::Request("the Node has no InternalIP".into()))?;
-    let port = status
-        .and_then(|s| s.daemon_endpoints.as_ref())
-        .and_then(|d| d.kubelet_endpoint.as_ref())
-        .map(|e| e.port)
-        .filter(|p| *p > 0)
-        .ok_or_else(|| ScrapeFailure::Request("the Node has no kubelet port (daemonEndpoints)".into()))?;
-    let host = match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
-        Ok(v4) => v4.to_string(),
-        Err(_) => return Err(ScrapeFailure::Request(format!("InternalIP {ip:?} is not an address"))),
-    };
-    Ok(format!("https://{host}:{port}/{endpoint}"))
-}
-
 /// reqwest's message plus its causes (the TLS reason is in a source).
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -120,7 +96,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
 
-    fn node(addresses: serde_json::Value, port: i32) -> Node {
+    fn node(addresses: serde_json::Value, port: i32) -> k8s_openapi::api::core::v1::Node {
         serde_json::from_value(serde_json::json!({
             "metadata": {"name": "m"},
             "status": {"addresses": addresses, "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}
@@ -129,18 +105,17 @@ mod tests {
     }
 
     #[test]
-    fn the_url_is_the_internal_ip_and_the_registered_port() {
+    fn the_address_is_the_internal_ip_and_the_registered_port() {
+        use crate::observe::convert::kubelet_address;
         let n = node(
             serde_json::json!([{"type": "Hostname", "address": "m"}, {"type": "InternalIP", "address": "10.0.0.5"}]),
             10250,
         );
-        assert_eq!(kubelet_url(&n, "stats/summary").unwrap(), "https://10.0.0.5:10250/stats/summary");
+        assert_eq!(kubelet_address(&n).unwrap(), "https://10.0.0.5:10250");
         let n = node(serde_json::json!([{"type": "InternalIP", "address": "fd00::5"}]), 10250);
-        assert_eq!(kubelet_url(&n, "stats/summary").unwrap(), "https://[fd00::5]:10250/stats/summary");
-        assert!(kubelet_url(&node(serde_json::json!([{"type": "Hostname", "address": "m"}]), 10250), "x").is_err());
-        assert!(
-            kubelet_url(&node(serde_json::json!([{"type": "InternalIP", "address": "10.0.0.5"}]), 0), "x").is_err()
-        );
+        assert_eq!(kubelet_address(&n).unwrap(), "https://[fd00::5]:10250");
+        assert!(kubelet_address(&node(serde_json::json!([{"type": "Hostname", "address": "m"}]), 10250)).is_err());
+        assert!(kubelet_address(&node(serde_json::json!([{"type": "InternalIP", "address": "10.0.0.5"}]), 0)).is_err());
     }
 
     #[test]

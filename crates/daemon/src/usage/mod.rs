@@ -21,7 +21,7 @@ pub mod summary;
 
 use jiff::Timestamp;
 
-pub use collector::{NodeHealth, NodeScrapeError, ScrapeFailure, UsageCollector};
+pub use collector::{NodeHealth, NodeScrapeError, ScrapeFailure, ScrapeTarget, UsageCollector};
 pub use oom::last_oom_kill;
 
 use heatscaler_core::recommender::ContainerUsage;

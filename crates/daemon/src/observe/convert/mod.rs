@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use heatscaler_core::model::{Resources, Timestamp, quantity};
 
-pub use node::{annotation_kept, node};
+pub use node::{annotation_kept, kubelet_address, node};
 pub use pdb::pdb;
 pub use pod::annotation_kept as pod_annotation_kept;
 pub use pod::{is_workload_pod, owner, pod, template, workload};

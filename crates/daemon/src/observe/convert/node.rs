@@ -40,6 +40,31 @@ pub fn node(n: &k8s::Node) -> Node {
     }
 }
 
+/// Where the node's kubelet serves, `https://<InternalIP>:<port>` (the port
+/// it registered in `daemonEndpoints`), or why the Node does not say. Read
+/// from the watched Node so that `usage.kubelet: direct` needs no API
+/// request per node and scrape (issue 22: a GET of every Node every round).
+pub fn kubelet_address(n: &k8s::Node) -> Result<String, String> {
+    let status = n.status.as_ref();
+    let ip = status
+        .and_then(|s| s.addresses.as_ref())
+        .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
+        .map(|a| a.address.as_str())
+        .ok_or("the Node has no InternalIP")?;
+    let port = status
+        .and_then(|s| s.daemon_endpoints.as_ref())
+        .and_then(|d| d.kubelet_endpoint.as_ref())
+        .map(|e| e.port)
+        .filter(|p| *p > 0)
+        .ok_or("the Node has no kubelet port (daemonEndpoints)")?;
+    let host = match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+        Ok(v4) => v4.to_string(),
+        Err(_) => return Err(format!("InternalIP {ip:?} is not an address")),
+    };
+    Ok(format!("https://{host}:{port}"))
+}
+
 /// A taint with an effect Kubernetes defines; others cannot be represented
 /// (the API server rejects them anyway).
 fn taint(t: &k8s::Taint) -> Option<Taint> {

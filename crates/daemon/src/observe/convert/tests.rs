@@ -334,8 +334,13 @@ fn nodes_keep_only_what_the_planner_reads() {
 
 #[test]
 fn budgets_as_eviction_enforces_them() {
+    // Each budget as the watch decodes it, checked against the full object.
     let budget = |v: serde_json::Value| {
-        pdb(&serde_json::from_value::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(v).unwrap())
+        let full =
+            pdb(&serde_json::from_value::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(v.clone()).unwrap());
+        let slim = pdb(&serde_json::from_value::<slim::PodDisruptionBudget>(v).unwrap().into_api());
+        assert_eq!(slim, full);
+        slim
     };
     let b = budget(json!({"metadata": {"name": "db", "namespace": "ns", "generation": 2},
         "spec": {"selector": {"matchLabels": {"app": "db"}}},
@@ -483,4 +488,31 @@ fn a_real_api_server_replica_set_decodes_slim_into_the_same_model() {
     // The one-shot init container (1 CPU, 512Mi), which runs before the
     // sidecar starts, outweighs app + proxy + the sidecar (310m, 352Mi).
     assert_eq!((template.requests.cpu_milli, template.requests.memory, template.requests.pods), (1000, 512 * MI, 1));
+}
+
+#[test]
+fn real_api_server_budgets_decode_slim_into_the_same_model() {
+    for (name, allowed) in [("pdb.json", 1), ("pdb-evicting.json", 0)] {
+        let json = apiserver_object(name);
+        assert!(json["metadata"]["managedFields"].as_array().is_some_and(|m| !m.is_empty()), "{name}: a full object");
+        let full: k8s_openapi::api::policy::v1::PodDisruptionBudget = serde_json::from_value(json.clone()).unwrap();
+        let slim: slim::PodDisruptionBudget = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            slim.metadata.resource_version, full.metadata.resource_version,
+            "{name}: the watcher resumes from it"
+        );
+        assert_eq!(slim.metadata.generation, full.metadata.generation, "{name}: against observedGeneration");
+        // No annotation is read: last-applied-configuration is skipped unallocated.
+        assert!(slim.metadata.annotations.iter().flatten().next().is_none(), "{name}");
+        assert_eq!(slim.metadata.managed_fields, None, "{name}");
+        let model = pdb(&slim.into_api());
+        assert_eq!(model, pdb(&full), "{name}");
+        // The fixtures exercise what the conversion reads: an observed
+        // budget, both selector forms, and the allowance the controller wrote.
+        let model = model.unwrap();
+        assert_eq!((model.namespace.as_str(), model.name.as_str()), ("default", "db"), "{name}");
+        assert_eq!(model.disruptions_allowed, allowed, "{name}");
+        assert_eq!(model.selector.match_labels.len(), 1, "{name}");
+        assert_eq!(model.selector.match_expressions.len(), 1, "{name}");
+    }
 }

@@ -18,7 +18,7 @@ pub(super) trait KeptAnnotations {
 
 pub(super) struct PodAnnotations;
 pub(super) struct NodeAnnotations;
-/// For kinds whose annotations nothing reads (ReplicaSets).
+/// For kinds whose annotations nothing reads (PodDisruptionBudgets, ReplicaSets).
 pub(super) struct NoAnnotations;
 
 impl KeptAnnotations for PodAnnotations {
@@ -48,6 +48,9 @@ struct Meta<K: KeptAnnotations> {
     namespace: Option<String>,
     uid: Option<String>,
     resource_version: Option<String>,
+    /// A budget's spec generation, against the disruption controller's
+    /// `observedGeneration`.
+    generation: Option<i64>,
     labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
     annotations: Kept<K>,
@@ -63,6 +66,7 @@ impl<K: KeptAnnotations> From<Meta<K>> for ObjectMeta {
             namespace: m.namespace,
             uid: m.uid,
             resource_version: m.resource_version,
+            generation: m.generation,
             labels: m.labels,
             annotations: m.annotations.0,
             owner_references: m.owner_references,

@@ -1,6 +1,6 @@
-//! What the pod, node and ReplicaSet watches decode list pages and watch events into:
-//! only the fields [`super::convert`] reads, so no full API object is ever
-//! held for a pod, a node or a ReplicaSet.
+//! What the pod, node, PodDisruptionBudget and ReplicaSet watches decode list
+//! pages and watch events into: only the fields [`super::convert`] reads, so no
+//! full API object is ever held for a pod, a node, a budget or a ReplicaSet.
 //!
 //! A kube-apiserver Pod is several kilobytes of JSON — managed fields, the
 //! environment, probes, volume mounts, images, last-applied annotations —
@@ -15,9 +15,9 @@
 //! conversion test (`convert/tests.rs`) decodes real API server objects both
 //! ways and fails when a field the model reads is not decoded here.
 
-/// `impl kube::Resource` for a slim type of a built-in core/v1 kind.
-macro_rules! core_v1_resource {
-    ($ty:ty, $kind:literal, $plural:literal, $scope:ty) => {
+/// `impl kube::Resource` for a slim type of a built-in kind (`""` is the core group).
+macro_rules! builtin_resource {
+    ($ty:ty, $group:literal, $version:literal, $kind:literal, $plural:literal, $scope:ty) => {
         impl kube::Resource for $ty {
             type DynamicType = ();
             type Scope = $scope;
@@ -27,11 +27,11 @@ macro_rules! core_v1_resource {
             }
 
             fn group(_: &()) -> std::borrow::Cow<'_, str> {
-                "".into()
+                $group.into()
             }
 
             fn version(_: &()) -> std::borrow::Cow<'_, str> {
-                "v1".into()
+                $version.into()
             }
 
             fn plural(_: &()) -> std::borrow::Cow<'_, str> {
@@ -48,13 +48,15 @@ macro_rules! core_v1_resource {
         }
     };
 }
-use core_v1_resource;
+use builtin_resource;
 
 mod meta;
 mod node;
+mod pdb;
 mod pod;
 mod replica_set;
 
 pub use node::Node;
+pub use pdb::PodDisruptionBudget;
 pub use pod::Pod;
 pub use replica_set::ReplicaSet;

@@ -1,5 +1,6 @@
 //! A node as the watch keeps it until converted: capacity, readiness,
-//! taints. No images list, addresses, node info or attached volumes.
+//! taints, where its kubelet serves. No images list, node info or attached
+//! volumes.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +20,7 @@ pub struct Node {
     status: Option<Status>,
 }
 
-super::core_v1_resource!(Node, "Node", "nodes", k8s_openapi::ClusterResourceScope);
+super::builtin_resource!(Node, "", "v1", "Node", "nodes", k8s_openapi::ClusterResourceScope);
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -31,9 +32,13 @@ struct Spec {
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Status {
     allocatable: Option<BTreeMap<String, Quantity>>,
     conditions: Option<Vec<Condition>>,
+    /// For the kubelet's address (`usage.kubelet: direct`).
+    addresses: Option<Vec<k8s::NodeAddress>>,
+    daemon_endpoints: Option<k8s::NodeDaemonEndpoints>,
 }
 
 /// A condition's type and status: no heartbeat, reason or message.
@@ -68,6 +73,8 @@ impl Node {
                         })
                         .collect()
                 }),
+                addresses: s.addresses,
+                daemon_endpoints: s.daemon_endpoints,
                 ..k8s::NodeStatus::default()
             }),
         }

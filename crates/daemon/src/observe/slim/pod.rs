@@ -19,7 +19,7 @@ pub struct Pod {
     status: Option<Status>,
 }
 
-super::core_v1_resource!(Pod, "Pod", "pods", k8s_openapi::NamespaceResourceScope);
+super::builtin_resource!(Pod, "", "v1", "Pod", "pods", k8s_openapi::NamespaceResourceScope);
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
