@@ -250,7 +250,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     progress.finish();
     let took = started.elapsed();
     if let Some(path) = &args.plot {
-        let svg = sim::plot::svg(&report)?;
+        let svg = sim::plot::svg(&report, &caption(&args, from))?;
         std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
@@ -276,6 +276,18 @@ fn frontier(scenario: &Scenario, args: &Args) -> anyhow::Result<ExitCode> {
     std::io::Write::flush(&mut std::io::stdout())?;
     eprintln!("{} runs in {:.1} s ({threads} at a time)", points.len(), started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the plot's title names: the trace files replayed (by file name)
+/// or the scenario file, and where the window starts in trace time.
+fn caption(args: &Args, from: std::time::Duration) -> sim::plot::Caption {
+    let name =
+        |p: &std::path::Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into());
+    let mut sources: Vec<String> = args.trace.iter().map(|t| name(&t.path)).collect();
+    if let Some(scenario) = &args.scenario {
+        sources.insert(0, name(scenario));
+    }
+    sim::plot::Caption { source: sources.join(" + "), start_secs: from.as_secs_f64() }
 }
 
 /// Says how many bad rows `--skip-bad-rows` left out, with the first few.

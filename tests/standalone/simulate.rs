@@ -154,10 +154,22 @@ fn a_plot_is_an_svg_with_one_line_per_policy_and_the_bound() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let svg = std::fs::read_to_string(&path).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
-    for label in
-        ["fluid lower bound", "heatscaler", "cluster-autoscaler documented defaults, re-implemented", "minions"]
-    {
-        assert!(svg.contains(label), "no `{label}` in the plot");
+    // The text drawn, in order: long legend labels wrap over several lines.
+    let text: Vec<&str> = svg
+        .split("<text")
+        .skip(1)
+        .map(|t| t.split('>').nth(1).unwrap_or("").split('<').next().unwrap_or("").trim())
+        .collect();
+    let text = text.join(" ");
+    for label in [
+        "fluid lower bound",
+        "heatscaler",
+        "cluster-autoscaler documented defaults, re-implemented",
+        "minions",
+        "pending pods",
+        "php-apache",
+    ] {
+        assert!(text.contains(label), "no `{label}` in the plot: {text}");
     }
 }
 

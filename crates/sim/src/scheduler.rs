@@ -92,7 +92,7 @@ pub fn schedule(world: &mut World<'_>) -> Vec<String> {
                 hopeless.insert(class);
             }
         }
-        decisions.push((pod.uid.clone(), best.map(|k| placer.nodes[k].name.to_string())));
+        decisions.push((pod.uid.clone(), best.map(|k| placer.nodes()[k].name.to_string())));
     }
     let now = world.now();
     let mut bound = Vec::new();

@@ -70,7 +70,7 @@ pub fn plan<'a>(cx: &Cx<'a>, pass: &mut Pass<'a>, resize: &ScaleUpInput<'a>) -> 
             Some(i) => {
                 existing.place(pod, i);
                 out.will_schedule.push((ready[i], pod));
-                let node = existing.nodes[i].name.to_string();
+                let node = existing.nodes()[i].name.to_string();
                 ex.pods.push(PodExplanation { pod: pod.key(), outcome: PodOutcome::FitsExistingNode { node } });
             }
             None => rest.push(pod),
@@ -81,7 +81,7 @@ pub fn plan<'a>(cx: &Cx<'a>, pass: &mut Pass<'a>, resize: &ScaleUpInput<'a>) -> 
     // rest of the cluster for every other placement: affinity, anti-affinity
     // and spread over zones (and preferences) look at the pods of a whole
     // domain. Without such terms it stays empty and nothing pays for it.
-    let context = Rc::new(if cx.ix.wide_topology() { existing.nodes.clone() } else { Vec::new() });
+    let context = Rc::new(if cx.ix.wide_topology() { existing.nodes().to_vec() } else { Vec::new() });
     let rest = place_after_resize(cx, &resize.relief, rest, &context, &mut out, ex);
     let templates: Table<GroupIx, Option<SchedNode<'_>>> = cx.ix.groups().map(|(g, _)| template(cx, g, 0)).collect();
     let rest = place_on_upcoming(cx, &pass.groups, &templates, rest, &context, ex);
@@ -316,7 +316,7 @@ fn binpack<'a>(
         let pod = pods[i];
         let slot = match placer.find(pod, None) {
             Some(slot) => Some(slot),
-            None if (placer.nodes.len() as u32) < cap => Some(placer.push(template.clone())),
+            None if (placer.nodes().len() as u32) < cap => Some(placer.push(template.clone())),
             None => None,
         };
         if let Some(slot) = slot {
@@ -324,9 +324,9 @@ fn binpack<'a>(
             placed.push(i);
         }
     }
-    let n = placer.nodes.len() as u32;
+    let n = placer.nodes().len() as u32;
     let mut used = Resources::default();
-    for node in &placer.nodes {
+    for node in placer.nodes() {
         used += &node.requested;
     }
     let unused =

@@ -102,10 +102,16 @@ fn room_for_larger<'a>(
         let home = ready.iter().position(|&i| old.node_name.as_deref() == Some(ix.node(i).name.as_str()));
         if let Some(h) = home {
             // The replica leaves its old size behind wherever it goes.
-            placer.nodes[h].requested -= &old.requests;
-            let node = &placer.nodes[h];
-            if super::super::scheduling::check_resources(&new.requests, &node.allocatable, &node.requested).is_ok() {
-                placer.nodes[h].requested += &new.requests;
+            let node = &placer.nodes()[h];
+            let mut requested = node.requested.clone();
+            requested -= &old.requests;
+            let in_place =
+                super::super::scheduling::check_resources(&new.requests, &node.allocatable, &requested).is_ok();
+            if in_place {
+                requested += &new.requests;
+            }
+            placer.set_requested(h, requested);
+            if in_place {
                 continue;
             }
         }

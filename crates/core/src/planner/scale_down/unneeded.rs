@@ -76,7 +76,7 @@ pub(super) fn find<'a>(
         })
         .collect();
     let mut placer = Placer::new(nodes).whole_cluster();
-    let mut moved_in: Vec<Vec<&Pod>> = vec![Vec::new(); placer.nodes.len()];
+    let mut moved_in: Vec<Vec<&Pod>> = vec![Vec::new(); placer.nodes().len()];
     let mut unneeded = Vec::new();
     for (k, c) in candidates.iter().enumerate() {
         // A node that is not Ready is no destination (no slot) but may go.
@@ -101,7 +101,7 @@ pub(super) fn find<'a>(
             moving.memory += pod.requests.memory;
             moving.pods += 1;
         }
-        let own = me.map_or_else(Resources::default, |m| free(&placer.nodes[m]));
+        let own = me.map_or_else(Resources::default, |m| free(&placer.nodes()[m]));
         let short = [
             ("cpu", moving.cpu_milli, free_total.cpu_milli - own.cpu_milli),
             ("memory", moving.memory, free_total.memory - own.memory),
@@ -173,7 +173,7 @@ pub(super) fn find<'a>(
             }
             None => {
                 // Its free capacity is gone; what moved left the others.
-                let own = me.map_or_else(Resources::default, |m| free(&placer.nodes[m]));
+                let own = me.map_or_else(Resources::default, |m| free(&placer.nodes()[m]));
                 free_total -= &own;
                 for (_, pod) in &moves {
                     free_total.cpu_milli -= pod.requests.cpu_milli;

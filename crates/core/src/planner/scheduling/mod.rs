@@ -6,6 +6,7 @@
 //! simulator's scheduler — one model, so the simulator cannot disagree with
 //! the planner about what fits.
 
+mod free_index;
 mod placer;
 mod score;
 mod topology;

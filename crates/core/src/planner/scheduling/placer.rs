@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::model::{Pod, Resources};
 
+use super::free_index::FreeIndex;
 use super::topology::{Domains, Prepared, has_preferences, has_wide_anti, preference_at, wide_anti};
 use super::{FitSummary, Miss, SchedNode, first_miss_in, least_allocated};
 
@@ -50,7 +51,12 @@ pub struct Checkpoint(usize);
 
 #[derive(Debug, Default)]
 pub struct Placer<'a> {
-    pub nodes: Vec<SchedNode<'a>>,
+    /// Private so that every change goes through the placer and reaches
+    /// `free` (read them with [`Placer::nodes`]).
+    nodes: Vec<SchedNode<'a>>,
+    /// The nodes by free capacity, for [`Placer::best`]: built on its first
+    /// use, updated by every placement, rollback and exclusion.
+    free: Option<FreeIndex>,
     cursors: HashMap<Class<'a>, usize>,
     explained: HashMap<Class<'a>, FitSummary>,
     journal: Vec<Undo<'a>>,
@@ -95,6 +101,20 @@ impl<'a> Placer<'a> {
         self
     }
 
+    /// The nodes, in the order given (indices are positions here).
+    pub fn nodes(&self) -> &[SchedNode<'a>] {
+        &self.nodes
+    }
+
+    /// Sets what node `i` has requested (a pod changing size in place).
+    pub fn set_requested(&mut self, i: usize, requested: Resources) {
+        self.nodes[i].requested = requested;
+        self.explained.clear();
+        if let Some(free) = &mut self.free {
+            free.update(i, &self.nodes);
+        }
+    }
+
     fn domains(&self, skip: Option<usize>) -> Domains<'_, 'a> {
         Domains {
             nodes: &self.nodes,
@@ -127,6 +147,7 @@ impl<'a> Placer<'a> {
     pub fn push(&mut self, node: SchedNode<'a>) -> usize {
         self.explained.clear();
         self.wide_anti |= has_wide_anti(std::iter::once(&node));
+        self.free = None;
         self.nodes.push(node);
         self.nodes.len() - 1
     }
@@ -140,9 +161,28 @@ impl<'a> Placer<'a> {
 
     /// The node kube-scheduler would bind `pod` to: of the nodes where it
     /// fits (never `skip`), the one [`least_allocated`] ranks first, the
-    /// first by name on a tie. Commits nothing. Scans every node past the
-    /// class's cursor, where [`Placer::find`] stops at the first fit.
+    /// first by name on a tie. Commits nothing. Without preferences the
+    /// answer comes from the free-capacity index (no scan of every node);
+    /// with them, every node past the class's cursor is ranked.
     pub fn best(&mut self, pod: &'a Pod, skip: Option<usize>) -> Option<usize> {
+        if has_preferences(pod) {
+            return self.search(pod, skip, true);
+        }
+        if self.free.is_none() {
+            self.free = Some(FreeIndex::build(&self.nodes));
+        }
+        let domains = self.domains(skip);
+        let prepared = Prepared::new(pod, &domains);
+        let fits = |i: usize| Some(i) != skip && first_miss_in(pod, &domains, i, &prepared).is_none();
+        let score = |i: usize| least_allocated(&self.nodes[i], pod);
+        self.free.as_ref().and_then(|free| free.best(&self.nodes, pod, fits, score))
+    }
+
+    /// [`Placer::best`] by ranking every node past the class's cursor, as it
+    /// did before the free-capacity index: the reference the index is tested
+    /// against.
+    #[cfg(test)]
+    pub(super) fn best_by_scan(&mut self, pod: &'a Pod, skip: Option<usize>) -> Option<usize> {
         self.search(pod, skip, true)
     }
 
@@ -242,12 +282,20 @@ impl<'a> Placer<'a> {
     pub fn place(&mut self, pod: &'a Pod, node: usize) {
         self.wide_anti |= wide_anti(pod);
         self.nodes[node].add(pod);
+        self.reindex(node);
         self.journal.push(Undo::Placed { node, pod });
     }
 
     /// Takes a node out of consideration for the rest of this placer's life.
     pub fn exclude(&mut self, node: usize) {
         self.nodes[node].excluded = true;
+        self.reindex(node);
+    }
+
+    fn reindex(&mut self, node: usize) {
+        if let Some(free) = &mut self.free {
+            free.update(node, &self.nodes);
+        }
     }
 
     pub fn checkpoint(&self) -> Checkpoint {
@@ -258,7 +306,10 @@ impl<'a> Placer<'a> {
         self.explained.clear();
         while self.journal.len() > to.0 {
             match self.journal.pop() {
-                Some(Undo::Placed { node, pod }) => self.nodes[node].remove(pod),
+                Some(Undo::Placed { node, pod }) => {
+                    self.nodes[node].remove(pod);
+                    self.reindex(node);
+                }
                 Some(Undo::Cursor { class, old }) => {
                     self.cursors.insert(class, old);
                 }

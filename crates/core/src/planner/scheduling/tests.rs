@@ -168,7 +168,7 @@ fn placer_cursors_skip_known_unfit_nodes_and_rollback_restores_them() {
     assert_eq!(i, 2);
     assert_eq!(placer.find(&pods[5], Some(2)), None, "c skipped, a and b full");
     placer.rollback(cp);
-    assert_eq!(placer.nodes[2].requested.cpu_milli, 0);
+    assert_eq!(placer.nodes()[2].requested.cpu_milli, 0);
     // Skipping a node does not move the cursor past it.
     assert_eq!(placer.find(&pods[4], None), Some(2));
     placer.exclude(2);
@@ -289,12 +289,12 @@ impl Zones {
 
 fn verdicts<'a>(placer: &mut Placer<'a>, pod: &'a Pod) -> Vec<Option<String>> {
     let fitting = placer.fitting(pod, None);
-    (0..placer.nodes.len())
+    (0..placer.nodes().len())
         .map(|i| {
             if fitting.contains(&i) {
                 return None;
             }
-            let nodes = &placer.nodes;
+            let nodes = &placer.nodes();
             let domains = Domains { live: Some(&[]), ..Domains::alone(nodes) };
             let domains = Domains { whole: true, wide_anti: true, ..domains };
             let prepared = Prepared::new(pod, &domains);
@@ -312,7 +312,7 @@ fn zone_anti_affinity_keeps_the_whole_zone_free_both_ways() {
     placer.place(&db0, 0);
     // a2 shares a1's zone; b1 and x (no zone: the term does not apply) are free.
     assert_eq!(placer.fitting(&replica, None), [2, 3]);
-    assert_eq!(check_among(&replica, &placer.nodes[1], &placer.nodes), Err(Unfit::AntiAffinity));
+    assert_eq!(check_among(&replica, &placer.nodes()[1], placer.nodes()), Err(Unfit::AntiAffinity));
 
     // The existing pod's zone rule keeps matching pods out of its zone, not out of the others.
     let guard = pod("guard-0", 10, Placement { pod_anti_affinity: vec![zone_term("db")], ..Placement::default() });
@@ -320,7 +320,7 @@ fn zone_anti_affinity_keeps_the_whole_zone_free_both_ways() {
     let mut placer = Placer::new(z.nodes()).whole_cluster();
     placer.place(&guard, 0);
     assert_eq!(placer.fitting(&plain_db, None), [2, 3]);
-    assert_eq!(check_among(&plain_db, &placer.nodes[1], &placer.nodes), Err(Unfit::ExistingAntiAffinity));
+    assert_eq!(check_among(&plain_db, &placer.nodes()[1], placer.nodes()), Err(Unfit::ExistingAntiAffinity));
 }
 
 #[test]
@@ -437,7 +437,7 @@ fn a_template_is_judged_among_the_existing_nodes_of_its_zone() {
     let replica = pod("db-1", 10, Placement { pod_anti_affinity: vec![zone_term("db")], ..Placement::default() });
     let mut existing = Placer::new(z.nodes()).whole_cluster();
     existing.place(&db0, 0);
-    let context = std::rc::Rc::new(existing.nodes.clone());
+    let context = std::rc::Rc::new(existing.nodes().to_vec());
     let template_a = node("template-a-0", &z.a, 4000);
     let template_b = node("template-b-0", &z.b, 4000);
     // Alone, both templates fit; among the cluster only zone b's does.
@@ -482,4 +482,86 @@ fn preferences_rank_fitting_nodes() {
     placer.place(&soft[1], 1);
     assert_eq!(placer.find(&soft[2], None), Some(2));
     assert_eq!(placer.fitting(&soft[2], None), [0, 1, 2, 3]);
+}
+
+/// A small deterministic generator (xorshift64*): the test needs many
+/// varied clusters, reproducibly, and the core crate has no `rand`.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[test]
+fn best_from_the_free_index_is_the_node_a_full_scan_ranks_first() {
+    // Equal shapes and equal loads make ties (broken by name), some nodes
+    // are cordoned, tainted, without memory, overcommitted or excluded, and
+    // some pods fit nowhere or ask for no CPU: every path of the index's
+    // pruning is compared with the scan it replaces, through placements,
+    // rollbacks and exclusions.
+    let none = BTreeMap::new();
+    let names: Vec<String> = (0..40).map(|i| format!("n{:02}", (i * 7) % 40)).collect();
+    let mut rng = Rng(0x5eed);
+    let shapes = [(1000, 1 << 30), (2000, 1 << 30), (2000, 2 << 30), (4000, 8 << 30), (1000, 0)];
+    let pods: Vec<Pod> = (0..60)
+        .map(|i| {
+            let cpu = [0, 100, 250, 500, 1000, 1500, 5000][i % 7];
+            let mut p = pod(&format!("w{}-{i}", i % 5), cpu, Placement::default());
+            p.requests.memory = [0, 1 << 20, 256 << 20, 1 << 30, 3 << 30][(i / 7) % 5];
+            p
+        })
+        .collect();
+    let mut compared = 0;
+    for round in 0..200 {
+        let n = 1 + rng.below(names.len() as u64) as usize;
+        let nodes: Vec<SchedNode<'_>> = (0..n)
+            .map(|i| {
+                let (cpu, memory) = shapes[rng.below(shapes.len() as u64) as usize];
+                let mut node = node(&names[i], &none, cpu);
+                node.allocatable.memory = memory;
+                match rng.below(12) {
+                    0 => node.unschedulable = true,
+                    1 => node.taints = Cow::Owned(vec![taint("dedicated", TaintEffect::NoSchedule)]),
+                    2 => node.requested.cpu_milli = cpu + 500,
+                    3 => node.excluded = true,
+                    _ => {}
+                }
+                node
+            })
+            .collect();
+        let mut placer = Placer::new(nodes).whole_cluster();
+        let mut checkpoints = Vec::new();
+        for step in 0..80 {
+            let pod = &pods[rng.below(pods.len() as u64) as usize];
+            let skip = (rng.below(4) == 0).then(|| rng.below(n as u64) as usize);
+            let indexed = placer.best(pod, skip);
+            let scanned = placer.best_by_scan(pod, skip);
+            assert_eq!(indexed, scanned, "round {round}, step {step}: {} skip {skip:?}", pod.name);
+            compared += 1;
+            match rng.below(10) {
+                0 => checkpoints.push(placer.checkpoint()),
+                1 => {
+                    if let Some(cp) = checkpoints.pop() {
+                        placer.rollback(cp);
+                    }
+                }
+                2 => placer.exclude(rng.below(n as u64) as usize),
+                _ => {
+                    if let Some(i) = indexed {
+                        placer.place(pod, i);
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 200 * 80);
 }

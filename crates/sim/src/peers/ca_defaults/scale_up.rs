@@ -193,11 +193,11 @@ fn binpack<'a>(pods: &[&'a Pod], template: &SchedNode<'a>, cap: u32) -> (u32, Ve
     for pod in sorted {
         let slot = match placer.find(pod, None) {
             Some(n) => n,
-            None if (placer.nodes.len() as u32) < cap => placer.push(template.clone()),
+            None if (placer.nodes().len() as u32) < cap => placer.push(template.clone()),
             None => continue,
         };
         placer.place(pod, slot);
         placed.push(pod);
     }
-    (placer.nodes.len() as u32, placed)
+    (placer.nodes().len() as u32, placed)
 }
