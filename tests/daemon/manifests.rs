@@ -36,8 +36,8 @@ const CLUSTER_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
     // Drains (actuator) and evict-and-recreate (vpa).
     ("", "pods/eviction", "create", ("act/kube.rs", "api.evict(name, &params)")),
     ("", "pods/resize", "patch", ("vpa/client.rs", "patch_subresource(\"resize\"")),
-    ("policy", "poddisruptionbudgets", "list", ("observe/watch.rs", "Api::<PodDisruptionBudget>::all")),
-    ("policy", "poddisruptionbudgets", "watch", ("observe/watch.rs", "Api::<PodDisruptionBudget>::all")),
+    ("policy", "poddisruptionbudgets", "list", ("observe/watch.rs", "watcher(Api::<slim::PodDisruptionBudget>::all")),
+    ("policy", "poddisruptionbudgets", "watch", ("observe/watch.rs", "watcher(Api::<slim::PodDisruptionBudget>::all")),
     ("apps", "replicasets", "list", ("observe/watch.rs", "watcher(Api::<slim::ReplicaSet>::all")),
     ("apps", "replicasets", "watch", ("observe/watch.rs", "watcher(Api::<slim::ReplicaSet>::all")),
     // kube-runtime's Recorder creates an Event, and patches it into a series when it repeats.

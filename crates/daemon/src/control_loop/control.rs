@@ -356,30 +356,41 @@ impl Daemon {
                 self.metrics.set_watch_data_age(kind.as_str(), age);
             }
             let debounce = self.parts().config.daemon.debounce.get();
-            tokio::select! {
-                biased;
-                r = signals.next() => match r {
-                    Request::Stop => return Instant::now(),
-                    Request::Reload => {
-                        if let Some(at) = self.reload(signals).await {
-                            return at;
+            // A due resync (the first pass at start among them) is planned
+            // now. Left to the select below, it could lose to a change that
+            // landed meanwhile: a timer due "now" is not ready on its first
+            // poll (tokio rounds its deadline up to the next millisecond), so
+            // the change's debounce ran first — the first pass after start
+            // waited out a whole debounce when the last list completed just
+            // after the sync (seen under load: no pass for 30 s with a
+            // 5-minute debounce).
+            let due = tokio::time::Instant::now() >= next_resync;
+            if !due {
+                tokio::select! {
+                    biased;
+                    r = signals.next() => match r {
+                        Request::Stop => return Instant::now(),
+                        Request::Reload => {
+                            if let Some(at) = self.reload(signals).await {
+                                return at;
+                            }
+                            next_resync = tokio::time::Instant::now();
+                            continue;
                         }
-                        next_resync = tokio::time::Instant::now();
-                        continue;
+                    },
+                    _ = tokio::time::sleep_until(next_resync) => {}
+                    changed = changes.changed() => {
+                        if changed.is_err() {
+                            continue;
+                        }
+                        // Let a burst of events land before planning on them.
+                        let debounced = tokio::time::sleep(debounce);
+                        if unless_stopped(signals, &mut self.reload_pending, debounced).await.is_none() {
+                            return Instant::now();
+                        }
                     }
-                },
-                _ = tokio::time::sleep_until(next_resync) => {}
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        continue;
-                    }
-                    // Let a burst of events land before planning on them.
-                    let debounced = tokio::time::sleep(debounce);
-                    if unless_stopped(signals, &mut self.reload_pending, debounced).await.is_none() {
-                        return Instant::now();
-                    }
+                    _ = tokio::time::sleep(IDLE_HEARTBEAT) => continue,
                 }
-                _ = tokio::time::sleep(IDLE_HEARTBEAT) => continue,
             }
             // Plan a burst of new pods together, not the part the scheduler has judged so far.
             let verdicts = super::verdicts::await_verdicts(self.kube.store());
