@@ -11,7 +11,6 @@ package main
 // `heatscaler simulate --frontier` reports heatscaler's (docs/recommender.md).
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -148,15 +147,8 @@ func frontierMain(args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: vpa-replay frontier [flags] pod_memory_util_anon.csv[.gz]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseTraceArgs(fs, args, &g); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("one trace file expected")
-	}
-	if g.Containers != "all" && g.Containers != "even" && g.Containers != "odd" {
-		return fmt.Errorf("-containers: %q is not all, even or odd", g.Containers)
 	}
 	ps, err := floats(*percentiles)
 	if err != nil {

@@ -263,15 +263,8 @@ func gentd26Main(args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: vpa-replay gentd26 [flags] pod_memory_util_anon.csv[.gz]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseTraceArgs(fs, args, &g); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("one trace file expected")
-	}
-	if g.Containers != "all" && g.Containers != "even" && g.Containers != "odd" {
-		return fmt.Errorf("-containers: %q is not all, even or odd", g.Containers)
 	}
 	read, err := g.Read(fs.Arg(0))
 	if err != nil {
@@ -388,6 +381,22 @@ func gentd26Main(args []string) error {
 		fmt.Fprintf(os.Stderr, "check: the same %d workloads; %d of them with every total equal to %s's %s run\n",
 			len(totals), len(totals)-len(differ), *checkSim, SimPolicy)
 		fmt.Fprintf(os.Stderr, "  this loop (VPA's recommender): %s\n  the simulator (one engine):    %s\n", mine, theirs)
+	}
+	return nil
+}
+
+// parseTraceArgs parses a GenTD26 subcommand's flags: one trace file, and
+// -containers one of all, even or odd (as simulate --containers).
+func parseTraceArgs(fs *flag.FlagSet, args []string, g *GenTD26) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("one trace file expected")
+	}
+	if g.Containers != "all" && g.Containers != "even" && g.Containers != "odd" {
+		return fmt.Errorf("-containers: %q is not all, even or odd", g.Containers)
 	}
 	return nil
 }
