@@ -41,3 +41,7 @@ tests/openstack/install.sh
 # Kubernetes 1.35 control plane + etcd, built from their Go modules into a cache
 # (tests/kubernetes/main.rs and the end-to-end tests in tests/openstack/). ~9 min cold, <1 s warm.
 tests/kubernetes/install.sh
+
+# VPA's admission controller v1.8.1, built unchanged from its Go module into a cache (the
+# end-to-end scenario where a recreated pod comes back at its recommendation, tests/openstack/unified.rs).
+tests/vpa-admission/install.sh

@@ -10,7 +10,10 @@
 //!   and shrinking, failures, drift, crashes), [`ha`] (leader election, alert
 //!   sinks), [`placement`] (extended resources, pod affinity, topology
 //!   spread), [`drain`] (DaemonSets, PDBs, a dead minion), [`resize`] (in-place
-//!   pod resize through real admission); a few at a time (`harness::slot`);
+//!   pod resize through real admission), [`unified`] (both levels together
+//!   with pod resizing on: a shrink that avoids a scale-up, an outgrown pod
+//!   moved to a new minion through VPA's admission controller, an hour of
+//!   mixed load in scaled time); a few at a time (`harness::slot`);
 //! - [`on_kubesim`]: the scenarios that need kubesim instead (1,000 nodes;
 //!   the same scenario timed on both, for docs/testing.md);
 //! - [`chaos`]: the `#[ignore]`d chaos soak (20 minutes of random load and
@@ -35,3 +38,4 @@ mod on_kubesim;
 mod openstack;
 mod placement;
 mod resize;
+mod unified;

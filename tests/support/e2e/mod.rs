@@ -22,6 +22,7 @@ pub mod daemon;
 pub mod faultproxy;
 pub mod kubelets;
 pub mod minions;
+pub mod vpa_admission;
 pub mod webhook;
 
 use std::collections::{BTreeMap, BTreeSet};

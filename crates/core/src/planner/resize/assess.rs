@@ -166,8 +166,11 @@ fn priority(w: &Wanted<'_>) -> (u8, f64) {
     }
 }
 
+/// A shrink that is due on its own: above the upper bound, or off target past
+/// `update-off-target-after` (issue 17: leaving the latter out let the rate
+/// limit delay by seconds a shrink that would have avoided a scale-up).
 fn over_requested(w: &Wanted<'_>) -> bool {
-    w.shrink_only && matches!(w.reason, UpdateReason::AboveUpperBound { .. })
+    w.shrink_only && matches!(w.reason, UpdateReason::AboveUpperBound { .. } | UpdateReason::OffTarget { .. })
 }
 
 fn freed(w: &Wanted<'_>) -> Resources {
