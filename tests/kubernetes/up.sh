@@ -298,8 +298,18 @@ wait_healthy kube-scheduler "https://127.0.0.1:$SCHEDULER_PORT/readyz" -k
 # --- heatscaler's objects, as shipped -------------------------------------------------
 apply_log=$DIR/log/apply.log
 "${kubectl[@]}" apply -f "$repo/config/crd/" >"$apply_log" 2>&1 || { cat "$apply_log" >&2; exit 1; }
-"${kubectl[@]}" wait --for condition=established --timeout="${TIMEOUT}s" crd --all >>"$apply_log" 2>&1 ||
-    { cat "$apply_log" >&2; exit 1; }
+# `kubectl wait` gives up at once (".status.conditions accessor error: <nil>")
+# on a CRD the apiextensions controller has not given any condition yet, so it
+# is retried, in short waits, until the same deadline.
+deadline=$((SECONDS + TIMEOUT))
+until "${kubectl[@]}" wait --for condition=established --timeout=5s crd --all >>"$apply_log" 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then
+        echo "up.sh: the CRDs were not established in ${TIMEOUT}s" >&2
+        cat "$apply_log" >&2
+        exit 1
+    fi
+    sleep 0.5
+done
 "${kubectl[@]}" apply -f "$repo/config/kubernetes/namespace.yaml" -f "$repo/config/kubernetes/rbac.yaml" >>"$apply_log" 2>&1 ||
     { cat "$apply_log" >&2; exit 1; }
 
