@@ -265,10 +265,13 @@ pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advi
     // potential cost (were it separated again) has stayed low for a while.
     // Judging it by the cost that remains after co-location would undo the
     // advice because it worked, and give it again: oscillation.
+    // A pair still calling but with no cross-node call left to measure
+    // (co-location worked) has an unknown cost apart: no evidence that it
+    // became cheap, so it holds.
     let release = min * policy.release_fraction.0;
     for (subject, since) in memory.standing.clone() {
         let current = evidence.iter().find(|c| c.subject == subject);
-        if current.is_some_and(|c| c.potential >= release) {
+        if current.is_some_and(|c| c.potential >= release || c.unmeasured) {
             memory.falling.remove(&subject);
         } else {
             let low_since = *memory.falling.entry(subject.clone()).or_insert(now);
