@@ -31,6 +31,7 @@
 mod autoscaler;
 pub mod bench;
 pub mod bound;
+pub mod call_graph;
 mod controllers;
 pub mod display;
 mod engine;

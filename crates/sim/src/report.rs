@@ -66,6 +66,10 @@ pub struct Run {
     pub pod_workloads: Vec<PodWorkload>,
     pub timeline: Vec<TimelineEntry>,
     pub series: Vec<Sample>,
+    /// For scenarios with a `call-graph`: latency, cross-node traffic and
+    /// the placement advisor's advice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_graph: Option<crate::call_graph::CallGraphStats>,
 }
 
 /// What the pod level did, counted: the updater's requests and the
@@ -264,6 +268,11 @@ pub enum TimelineEvent {
         action: String,
         why: String,
     },
+    /// A workload's template changed (the placement advisor); its
+    /// controller rolls the change out.
+    Template {
+        change: String,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -402,6 +411,7 @@ impl fmt::Display for TimelineEvent {
             }
             TimelineEvent::PodRecreated { pod, wanted } => write!(f, "{pod} evicted to be recreated ({wanted})"),
             TimelineEvent::Refused { action, why } => write!(f, "{action} not executed: {why}"),
+            TimelineEvent::Template { change } => write!(f, "{change}"),
         }
     }
 }
