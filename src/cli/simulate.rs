@@ -302,7 +302,7 @@ fn frontier(scenario: &Scenario, args: &Args) -> anyhow::Result<ExitCode> {
 
 /// `--advisor-modes`: the call graph's table on stdout, its cost on stderr.
 fn advisor_sweep(scenario: &Scenario, args: &Args) -> anyhow::Result<ExitCode> {
-    use heatscaler_sim::call_graph::sweep;
+    use heatscaler_sim::co_scheduling as sweep;
     if scenario.call_graph.is_none() {
         anyhow::bail!("--advisor-modes needs a scenario with a `call-graph` section");
     }

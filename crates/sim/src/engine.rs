@@ -14,9 +14,9 @@ use heatscaler_core::policy::NodeTemplate;
 
 use crate::autoscaler::{Daemon, PassObserver, PolicyKind, vpa_updater};
 use crate::bound::BoundModel;
-use crate::call_graph::CallGraph;
 use crate::controllers::Controllers;
 use crate::generators::Bursts;
+use crate::mesh::CallGraph;
 use crate::pod_usage::PodUsage;
 use crate::progress::{Progress, Silent, Ticker};
 use crate::recorder::Recorder;

@@ -644,7 +644,7 @@ impl Scenario {
         scenario.base_dir = base_dir.to_path_buf();
         if let Some(graph) = &scenario.call_graph {
             scenario.call_graph_first_workload = scenario.workloads.len();
-            let services = graph.workloads();
+            let services = call_graph_workloads(graph);
             scenario.workloads.extend(services);
         }
         let mut problems = Vec::new();
@@ -964,6 +964,43 @@ pub fn resources(list: &BTreeMap<String, Quantity>) -> Resources {
         r.set(name, if name == Resources::CPU { q.as_milli() } else { q.as_units() });
     }
     r
+}
+
+/// One workload per service, labelled `app: <service>`, with a PDB
+/// allowing one replica down.
+pub fn call_graph_workloads(graph: &super::call_graph::CallGraphSpec) -> Vec<WorkloadSpec> {
+    let topo = graph.topology();
+    (0..topo.services.len())
+        .map(|s| {
+            let service = &topo.services[s];
+            let cpu = Quantity::parse(&format!("{}m", graph.cpu_request_milli(&topo, s))).expect("a quantity");
+            let memory = Quantity::parse(&format!("{}Mi", service.memory_mi)).expect("a quantity");
+            WorkloadSpec {
+                name: service.name.to_string(),
+                namespace: graph.namespace.clone(),
+                pod: PodSpec {
+                    containers: vec![ContainerSpec {
+                        name: "main".into(),
+                        requests: BTreeMap::from([("cpu".into(), cpu), ("memory".into(), memory)]),
+                        limits: BTreeMap::new(),
+                    }],
+                    labels: BTreeMap::new(),
+                    node_selector: BTreeMap::new(),
+                    tolerations: Vec::new(),
+                    spread_one_per_node: false,
+                    host_ports: Vec::new(),
+                    safe_to_evict: None,
+                    local_storage: false,
+                    priority: 0,
+                },
+                replicas: Some(Shape::Constant(f64::from(graph.replicas(service)))),
+                hpa: None,
+                usage: None,
+                pdb: Some(PdbSpec { min_available: None, max_unavailable: Some(1) }),
+                vpa: None,
+            }
+        })
+        .collect()
 }
 
 /// What the scheduler reserves for one pod of this spec.

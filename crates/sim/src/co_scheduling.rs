@@ -1,5 +1,6 @@
-//! The advisor's measurement: one heatscaler run of a call-graph scenario per
-//! advisor mode and seed, side by side (`simulate --advisor-modes`).
+//! The placement advisor's measurement: one heatscaler run of a call-graph
+//! scenario (`call_graph`) per advisor mode and seed, side by side
+//! (`simulate --advisor-modes`; docs/co-scheduling.md).
 
 use std::fmt::Write as _;
 
@@ -9,7 +10,7 @@ use crate::autoscaler::PolicyKind;
 use crate::scenario::Scenario;
 use crate::trace::TraceError;
 
-use super::CallGraphStats;
+use crate::report::CallGraphStats;
 
 /// One run's figures.
 #[derive(Clone, Debug)]
