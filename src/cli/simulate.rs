@@ -95,9 +95,28 @@ pub struct Args {
     /// With --frontier: list every point, not only each frontier and the defaults.
     #[arg(long, requires = "frontier")]
     all_points: bool,
-    /// With --frontier: runs at a time (default: the machine's cores).
-    #[arg(long, requires = "frontier", value_name = "N")]
+    /// With --frontier or --advisor-modes: runs at a time (default: the machine's cores).
+    #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// For a scenario with a `call-graph`: instead of comparing policies, run
+    /// heatscaler once per placement-advisor mode (`off,recommend,apply`) and
+    /// seed, and print latency, cross-node traffic, node-hours, evictions
+    /// and oscillation side by side (docs/co-scheduling.md).
+    #[arg(long, value_delimiter = ',', value_name = "MODES", value_parser = advisor_mode)]
+    advisor_modes: Vec<heatscaler_core::policy::AdvisorMode>,
+    /// With --advisor-modes: the seeds (default: the scenario's).
+    #[arg(long, value_delimiter = ',', value_name = "SEEDS", requires = "advisor_modes")]
+    seeds: Vec<u64>,
+}
+
+fn advisor_mode(text: &str) -> Result<heatscaler_core::policy::AdvisorMode, String> {
+    use heatscaler_core::policy::AdvisorMode;
+    match text {
+        "off" => Ok(AdvisorMode::Off),
+        "recommend" => Ok(AdvisorMode::Recommend),
+        "apply" => Ok(AdvisorMode::Apply),
+        _ => Err(format!("unknown advisor mode `{text}` (known: off, recommend, apply)")),
+    }
 }
 
 fn price(text: &str) -> Result<(String, f64), String> {
@@ -244,6 +263,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.frontier {
         return frontier(&scenario, &args);
     }
+    if !args.advisor_modes.is_empty() {
+        return advisor_sweep(&scenario, &args);
+    }
     let started = Instant::now();
     let progress = super::progress::Display::new(super::progress::wanted_here(), &args.policy[..]);
     let report = sim::compare_with_progress(&scenario, &args.policy, &progress).context("replaying a trace")?;
@@ -275,6 +297,23 @@ fn frontier(scenario: &Scenario, args: &Args) -> anyhow::Result<ExitCode> {
     print!("{}", frontier::table(&points, args.all_points));
     std::io::Write::flush(&mut std::io::stdout())?;
     eprintln!("{} runs in {:.1} s ({threads} at a time)", points.len(), started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--advisor-modes`: the call graph's table on stdout, its cost on stderr.
+fn advisor_sweep(scenario: &Scenario, args: &Args) -> anyhow::Result<ExitCode> {
+    use heatscaler_sim::co_scheduling as sweep;
+    if scenario.call_graph.is_none() {
+        anyhow::bail!("--advisor-modes needs a scenario with a `call-graph` section");
+    }
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let seeds = if args.seeds.is_empty() { vec![scenario.seed] } else { args.seeds.clone() };
+    let started = Instant::now();
+    let rows = sweep::sweep(scenario, &args.advisor_modes, &seeds, threads).context("running the call graph")?;
+    println!("scenario {} ({} simulated per run)", scenario.name, scenario.duration);
+    print!("{}", sweep::table(&rows));
+    std::io::Write::flush(&mut std::io::stdout())?;
+    eprintln!("{} runs in {:.1} s ({threads} at a time)", rows.len(), started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -29,10 +29,12 @@ struct ReplicaSet {
     next_pod: u64,
     /// HPA recommendations in the scale-down stabilisation window.
     recommendations: VecDeque<(Timestamp, u32)>,
+    /// A rollout's extra replica on the new template is up or coming.
+    surging: bool,
 }
 
 impl ReplicaSet {
-    fn new(spec: &WorkloadSpec) -> Self {
+    fn new(spec: &WorkloadSpec, reports_workload: bool) -> Self {
         let target = match (&spec.replicas, &spec.hpa) {
             (Some(r), _) => r.at(StdDuration::ZERO).round() as u32,
             (None, Some(h)) => h.min_replicas,
@@ -42,12 +44,13 @@ impl ReplicaSet {
             name: spec.name.clone(),
             template: PodTemplate {
                 // Only pods a VPA object targets report their workload, so node-level runs are unchanged.
-                workload: spec.vpa.as_ref().map(|_| spec.workload_ref()),
+                workload: (reports_workload || spec.vpa.is_some()).then(|| spec.workload_ref()),
                 ..PodTemplate::from_spec(&spec.pod, &spec.namespace, &spec.name, Some("ReplicaSet"))
             },
             target,
             next_pod: 0,
             recommendations: VecDeque::new(),
+            surging: false,
         }
     }
 }
@@ -84,6 +87,11 @@ pub struct Controllers<'s> {
     daemonsets: Vec<PodTemplate>,
     /// Parallel to the cluster's PDBs (one per workload that has one).
     pdb_rules: Vec<PdbRule>,
+    /// Workloads from this index on are a call graph's services: their pods
+    /// report their workload (the mesh's metrics name it).
+    graph_from: usize,
+    /// Per workload, its PDB's index in the cluster's PDBs.
+    pdb_of: BTreeMap<usize, usize>,
 }
 
 impl<'s> Controllers<'s> {
@@ -101,6 +109,8 @@ impl<'s> Controllers<'s> {
             oneoffs: Vec::new(),
             daemonsets,
             pdb_rules: Vec::new(),
+            graph_from: if sc.call_graph.is_some() { sc.call_graph_first_workload } else { usize::MAX },
+            pdb_of: BTreeMap::new(),
         }
     }
 
@@ -108,8 +118,9 @@ impl<'s> Controllers<'s> {
     /// workloads' first look and the one-off pods' arrivals and departures.
     pub fn start(&mut self, world: &mut World<'_>) {
         for (w, spec) in self.workloads.iter().enumerate() {
-            let rs = ReplicaSet::new(spec);
+            let rs = ReplicaSet::new(spec, w >= self.graph_from);
             if let Some(pdb) = &spec.pdb {
+                self.pdb_of.insert(w, self.pdb_rules.len());
                 world.cluster.add_pdb(Pdb {
                     namespace: spec.namespace.clone(),
                     name: spec.name.clone(),
@@ -286,6 +297,92 @@ impl<'s> Controllers<'s> {
     pub fn refresh_pdbs(&self, world: &mut World<'_>) {
         let expected: BTreeMap<String, u32> = self.replica_sets.iter().map(|w| (w.name.clone(), w.target)).collect();
         world.cluster.refresh_pdbs(&|name| expected.get(name).copied(), &self.pdb_rules);
+    }
+
+    /// A template change of the workload `workload` names (the placement
+    /// advisor's preferred pod affinity, added or removed), under the
+    /// executor's contract of `SetPreferredAffinity`: nothing while a rollout
+    /// is in progress or the PDB would not allow the rollout's one
+    /// unavailable replica; nothing to do when the template is already so.
+    /// The rollout itself is [`Controllers::roll`]'s.
+    pub fn change_template(
+        &mut self,
+        world: &World<'_>,
+        workload: &heatscaler_core::model::WorkloadRef,
+        term: &heatscaler_core::model::PodAffinityTerm,
+        weight: Option<i32>,
+    ) -> Result<bool, String> {
+        let Some(w) = self.workloads.iter().position(|s| &s.workload_ref() == workload) else {
+            return Err(format!("no workload {workload}"));
+        };
+        let template = &self.replica_sets[w].template;
+        let has = template.placement.preferred_pod_affinity.iter().any(|t| &t.term == term && Some(t.weight) == weight);
+        let carries = template.placement.preferred_pod_affinity.iter().any(|t| &t.term == term);
+        if (weight.is_some() && has) || (weight.is_none() && !carries) {
+            return Ok(false);
+        }
+        if self.rolling(world, w) {
+            return Err("a rollout is in progress".into());
+        }
+        if let Some(&p) = self.pdb_of.get(&w)
+            && world.cluster.snap.pdbs.get(p).is_some_and(|pdb| pdb.disruptions_allowed < 1)
+        {
+            return Err("its PodDisruptionBudget allows no disruption now".into());
+        }
+        let placement = std::sync::Arc::make_mut(&mut self.replica_sets[w].template.placement);
+        placement.preferred_pod_affinity.retain(|t| &t.term != term);
+        if let Some(weight) = weight {
+            placement
+                .preferred_pod_affinity
+                .push(heatscaler_core::model::WeightedPodAffinityTerm { weight, term: term.clone() });
+        }
+        Ok(true)
+    }
+
+    /// Pods of workload `w` not yet on its template, or not running yet.
+    fn rolling(&self, world: &World<'_>, w: usize) -> bool {
+        let template = &self.replica_sets[w].template.placement;
+        world.cluster.pods_of(Origin::Workload(w)).filter(|p| p.deletion.is_none()).any(|p| {
+            p.placement.preferred_pod_affinity != template.preferred_pod_affinity || p.phase != PodPhase::Running
+        })
+    }
+
+    /// One step of every rollout, as a Deployment's default strategy rolls
+    /// a workload of fewer than four replicas (`maxSurge` 25 % → 1,
+    /// `maxUnavailable` 25 % → 0): once every replica runs, one more is
+    /// created on the new template; once it runs too, the oldest replica
+    /// on the old template is deleted. Returns the pods replaced.
+    pub fn roll(&mut self, world: &mut World<'_>) -> u32 {
+        let mut replaced = 0;
+        for w in 0..self.replica_sets.len() {
+            let template = self.replica_sets[w].template.placement.clone();
+            let pods: Vec<&heatscaler_core::model::Pod> =
+                world.cluster.pods_of(Origin::Workload(w)).filter(|p| p.deletion.is_none()).collect();
+            if pods.iter().any(|p| p.phase != PodPhase::Running || p.node_name.is_none()) {
+                continue;
+            }
+            let old = pods
+                .iter()
+                .filter(|p| p.placement.preferred_pod_affinity != template.preferred_pod_affinity)
+                .min_by_key(|p| (p.created, p.name.clone()))
+                .map(|p| p.uid.clone());
+            let rs = &mut self.replica_sets[w];
+            match (old, rs.surging) {
+                (None, _) => rs.surging = false,
+                (Some(_), false) => {
+                    rs.next_pod += 1;
+                    let name = format!("{}-{}", rs.name, rs.next_pod);
+                    world.create_pod(&rs.template, name, Origin::Workload(w));
+                    rs.surging = true;
+                }
+                (Some(old), true) => {
+                    world.delete_pod(&old, None);
+                    rs.surging = false;
+                    replaced += 1;
+                }
+            }
+        }
+        replaced
     }
 
     /// What each workload uses now (by workload index), from its usage shapes.

@@ -16,6 +16,7 @@ use crate::autoscaler::{Daemon, PassObserver, PolicyKind, vpa_updater};
 use crate::bound::BoundModel;
 use crate::controllers::Controllers;
 use crate::generators::Bursts;
+use crate::mesh::CallGraph;
 use crate::pod_usage::PodUsage;
 use crate::progress::{Progress, Silent, Ticker};
 use crate::recorder::Recorder;
@@ -100,7 +101,7 @@ fn run_inner(
     }
     engine.run(&mut ticker);
     let pod_level = engine.vpa.is_some();
-    let Engine { world, replay, recorder, observer, .. } = engine;
+    let Engine { world, replay, recorder, observer, call_graph, .. } = engine;
     if let Some(e) = replay.into_error() {
         return Err(e);
     }
@@ -113,6 +114,7 @@ fn run_inner(
     if !pod_level {
         run.pod_level = None;
     }
+    run.call_graph = call_graph.map(|g| g.stats());
     Ok(run)
 }
 
@@ -130,6 +132,8 @@ struct Engine<'s, 'o> {
     bursts: Bursts<'s>,
     replay: Replay,
     recorder: Recorder,
+    /// The microservice call graph, for scenarios with one.
+    call_graph: Option<CallGraph>,
 }
 
 impl<'s, 'o> Engine<'s, 'o> {
@@ -150,6 +154,10 @@ impl<'s, 'o> Engine<'s, 'o> {
             controllers: Controllers::new(sc),
             bursts: Bursts::new(sc),
             replay,
+            call_graph: sc
+                .call_graph
+                .as_ref()
+                .map(|g| CallGraph::new(g, sc.call_graph_first_workload, sc.seed, sc.duration.get())),
         };
         engine.build();
         Ok(engine)
@@ -194,6 +202,9 @@ impl<'s, 'o> Engine<'s, 'o> {
         self.daemon.start(&mut self.world);
         let epoch = self.world.epoch();
         self.world.at(epoch, Event::Sample);
+        if let Some(g) = &self.call_graph {
+            self.world.after(g.window(), Event::CallGraph);
+        }
     }
 
     /// Members per group at the start: `initial-size`, or for groups sized
@@ -265,6 +276,7 @@ impl<'s, 'o> Engine<'s, 'o> {
             Event::JobDone { job, uid } => self.bursts.job_done(world, job, &uid),
             Event::TraceRows(t) => self.replay.rows_due(world, t),
             Event::Metrics => self.metrics_tick(),
+            Event::CallGraph => self.call_graph_tick(),
             Event::Sample => {
                 self.recorder.sample(world);
                 world.after(self.sc.sample_interval.get(), Event::Sample);
@@ -280,7 +292,21 @@ impl<'s, 'o> Engine<'s, 'o> {
         let mut owners =
             PodOwners { controllers: &mut self.controllers, bursts: &mut self.bursts, replay: &mut self.replay };
         let observer = self.observer.as_deref_mut();
-        self.daemon.pass(&mut self.world, usage.as_ref(), &mut owners, observer);
+        let observations = self.call_graph.as_ref().and_then(CallGraph::observations);
+        let placement = self.daemon.pass(&mut self.world, usage.as_ref(), observations, &mut owners, observer);
+        if let Some(g) = &mut self.call_graph {
+            g.saw_pass(&placement);
+        }
+    }
+
+    /// A window of the call graph: the mesh's metrics over where the pods
+    /// run now, and a step of each rollout of a changed template.
+    fn call_graph_tick(&mut self) {
+        let Some(g) = &mut self.call_graph else { return };
+        g.tick(&self.world);
+        g.rollout_restarts += self.controllers.roll(&mut self.world);
+        let window = g.window();
+        self.world.after(window, Event::CallGraph);
     }
 
     /// A metrics tick of the pod level: usage sampled (OOM kills), the
@@ -342,5 +368,15 @@ impl Owners for PodOwners<'_, '_> {
             Origin::Job(j) => self.bursts.respawn(world, j),
             Origin::Trace(t, id) => self.replay.respawn(world, t, id),
         }
+    }
+
+    fn change_template(
+        &mut self,
+        world: &mut World<'_>,
+        workload: &heatscaler_core::model::WorkloadRef,
+        term: &heatscaler_core::model::PodAffinityTerm,
+        weight: Option<i32>,
+    ) -> Result<bool, String> {
+        self.controllers.change_template(world, workload, term, weight)
     }
 }

@@ -31,11 +31,14 @@
 mod autoscaler;
 pub mod bench;
 pub mod bound;
+pub mod call_graph;
+pub mod co_scheduling;
 mod controllers;
 pub mod display;
 mod engine;
 pub mod frontier;
 mod generators;
+mod mesh;
 mod peers;
 pub mod plot;
 mod pod_usage;

@@ -258,6 +258,7 @@ impl Recorder {
             pod_workloads: journal.pod_meter.rows(),
             timeline: journal.timeline,
             series: self.series,
+            call_graph: None,
         }
     }
 }

@@ -66,6 +66,10 @@ pub struct Run {
     pub pod_workloads: Vec<PodWorkload>,
     pub timeline: Vec<TimelineEntry>,
     pub series: Vec<Sample>,
+    /// For scenarios with a `call-graph`: latency, cross-node traffic and
+    /// the placement advisor's advice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_graph: Option<CallGraphStats>,
 }
 
 /// What the pod level did, counted: the updater's requests and the
@@ -264,6 +268,11 @@ pub enum TimelineEvent {
         action: String,
         why: String,
     },
+    /// A workload's template changed (the placement advisor); its
+    /// controller rolls the change out.
+    Template {
+        change: String,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -402,6 +411,37 @@ impl fmt::Display for TimelineEvent {
             }
             TimelineEvent::PodRecreated { pod, wanted } => write!(f, "{pod} evicted to be recreated ({wanted})"),
             TimelineEvent::Refused { action, why } => write!(f, "{action} not executed: {why}"),
+            TimelineEvent::Template { change } => write!(f, "{change}"),
         }
     }
+}
+
+/// What the report says about the call graph over a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CallGraphStats {
+    /// p99 of every sampled request's end-to-end latency, ms (all windows pooled).
+    pub p99_ms: f64,
+    pub p50_ms: f64,
+    /// Mean over windows of the windows' p99, ms.
+    pub mean_window_p99_ms: f64,
+    /// p99 over the last quarter of the run (after the advisor has acted), ms.
+    pub late_p99_ms: f64,
+    /// p99 per request kind, ms (all windows pooled).
+    pub p99_by_kind_ms: BTreeMap<String, f64>,
+    /// Calls between pods on different nodes, millions, and their share of all calls.
+    pub cross_node_calls_m: f64,
+    pub cross_node_share: f64,
+    /// The same over the last quarter of the run.
+    pub late_cross_node_share: f64,
+    pub cross_zone_calls_m: f64,
+    /// Pods replaced by template changes (rollouts).
+    pub rollout_restarts: u32,
+    /// Sampled requests that met a service with no running replica (each
+    /// such call counts a second).
+    pub timed_out: usize,
+    /// Advice given (new), withdrawn, and subjects advised again after
+    /// being withdrawn (an oscillation cycle).
+    pub advised: u32,
+    pub withdrawn: u32,
+    pub oscillations: u32,
 }

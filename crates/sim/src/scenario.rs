@@ -102,6 +102,13 @@ pub struct Scenario {
     /// trace VPA's own frontier on the same cluster.
     #[serde(skip)]
     pub vpa_peer_recommender: Option<heatscaler_core::policy::RecommenderSettings>,
+    /// A microservice call graph (`call_graph`): its services become
+    /// workloads, appended to `workloads` when the scenario is loaded.
+    #[serde(default)]
+    pub call_graph: Option<super::call_graph::CallGraphSpec>,
+    /// Index in `workloads` of the call graph's first service.
+    #[serde(skip)]
+    pub call_graph_first_workload: usize,
 }
 
 /// Batch jobs arriving in bursts: bursts follow a Poisson process whose rate
@@ -284,6 +291,10 @@ pub struct PolicySection {
     /// updater for workloads with a `vpa` object.
     #[serde(default)]
     pub pod_resize: PodResizeSection,
+    /// As `placement-advisor` in the configuration (off by default); it
+    /// reads the observations of a `call-graph`.
+    #[serde(default)]
+    pub placement_advisor: heatscaler_core::policy::PlacementAdvisorPolicy,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -631,6 +642,11 @@ impl Scenario {
         })?;
         let mut scenario = scenario;
         scenario.base_dir = base_dir.to_path_buf();
+        if let Some(graph) = &scenario.call_graph {
+            scenario.call_graph_first_workload = scenario.workloads.len();
+            let services = call_graph_workloads(graph);
+            scenario.workloads.extend(services);
+        }
         let mut problems = Vec::new();
         for (i, list) in scenario.node_groups_from.clone().iter().enumerate() {
             if let Err(problem) = scenario.add_node_list(list, base_dir) {
@@ -763,6 +779,23 @@ impl Scenario {
         }
         for e in scaling_problems(&self.policy.scale_up, &self.policy.scale_down) {
             err(format!("policy.{}", e.path), e.problem);
+        }
+        for e in self.policy.placement_advisor.problems() {
+            err(format!("policy.{}", e.path), e.problem);
+        }
+        if let Some(g) = &self.call_graph {
+            for (key, v) in [
+                ("replicas-scale", g.replicas_scale),
+                ("sized-for-rps", g.sized_for_rps),
+                ("sized-utilization", g.sized_utilization),
+            ] {
+                if !v.is_finite() || v <= 0.0 {
+                    err(format!("call-graph.{key}"), format!("{v} must be a number above 0"));
+                }
+            }
+            if g.window.get().is_zero() {
+                err("call-graph.window".into(), "must be longer than zero".into());
+            }
         }
         let mut names = BTreeSet::new();
         for (i, n) in self.nodes.iter().enumerate() {
@@ -931,6 +964,43 @@ pub fn resources(list: &BTreeMap<String, Quantity>) -> Resources {
         r.set(name, if name == Resources::CPU { q.as_milli() } else { q.as_units() });
     }
     r
+}
+
+/// One workload per service, labelled `app: <service>`, with a PDB
+/// allowing one replica down.
+pub fn call_graph_workloads(graph: &super::call_graph::CallGraphSpec) -> Vec<WorkloadSpec> {
+    let topo = graph.topology();
+    (0..topo.services.len())
+        .map(|s| {
+            let service = &topo.services[s];
+            let cpu = Quantity::parse(&format!("{}m", graph.cpu_request_milli(&topo, s))).expect("a quantity");
+            let memory = Quantity::parse(&format!("{}Mi", service.memory_mi)).expect("a quantity");
+            WorkloadSpec {
+                name: service.name.to_string(),
+                namespace: graph.namespace.clone(),
+                pod: PodSpec {
+                    containers: vec![ContainerSpec {
+                        name: "main".into(),
+                        requests: BTreeMap::from([("cpu".into(), cpu), ("memory".into(), memory)]),
+                        limits: BTreeMap::new(),
+                    }],
+                    labels: BTreeMap::new(),
+                    node_selector: BTreeMap::new(),
+                    tolerations: Vec::new(),
+                    spread_one_per_node: false,
+                    host_ports: Vec::new(),
+                    safe_to_evict: None,
+                    local_storage: false,
+                    priority: 0,
+                },
+                replicas: Some(Shape::Constant(f64::from(graph.replicas(service)))),
+                hpa: None,
+                usage: None,
+                pdb: Some(PdbSpec { min_available: None, max_unavailable: Some(1) }),
+                vpa: None,
+            }
+        })
+        .collect()
 }
 
 /// What the scheduler reserves for one pod of this spec.

@@ -30,6 +30,12 @@ pub fn execute(world: &mut World<'_>, action: &Action, owners: &mut dyn Owners) 
         Action::DeleteNode(a) => delete_node(world, a),
         Action::ResizePod(a) => resize(world, a),
         Action::RecreatePod(a) => recreate(world, a, owners),
+        Action::SetPreferredAffinity(a) => {
+            template(world, owners, &a.workload, &a.term, Some(a.weight), &a.subject, "template gains")
+        }
+        Action::RemovePreferredAffinity(a) => {
+            template(world, owners, &a.workload, &a.term, None, &a.subject, "template loses")
+        }
     };
     match result {
         Ok(()) => world.wake_autoscaler(), // its watches see what its own action changed
@@ -38,6 +44,23 @@ pub fn execute(world: &mut World<'_>, action: &Action, owners: &mut dyn Owners) 
             world.record(action.subject(), TimelineEvent::Refused { action: kind, why });
         }
     }
+}
+
+/// A template change, through the workload's controller (which checks the
+/// rollout and the PDB, and rolls the change out).
+fn template(
+    world: &mut World<'_>,
+    owners: &mut dyn Owners,
+    workload: &heatscaler_core::model::WorkloadRef,
+    term: &heatscaler_core::model::PodAffinityTerm,
+    weight: Option<i32>,
+    subject: &str,
+    what: &str,
+) -> Result<(), String> {
+    if owners.change_template(world, workload, term, weight)? {
+        world.record(&workload.name, TimelineEvent::Template { change: format!("{what} the advice to {subject}") });
+    }
+    Ok(())
 }
 
 fn group(world: &World<'_>, name: &str) -> Result<usize, String> {

@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 
 use heatscaler_core::model::{Resources, Timestamp};
+use heatscaler_core::planner::explain::PlacementExplanation;
+use heatscaler_core::planner::placement::Observations;
 use heatscaler_core::planner::time;
 
 use super::actuator;
@@ -63,16 +65,18 @@ impl<'s> Daemon<'s> {
     }
 
     /// One decision pass, exactly as the daemon (or the peer's loop) makes
-    /// it, its actions executed, and the next pass scheduled.
+    /// it, its actions executed, and the next pass scheduled. Returns what
+    /// the placement advisor made of it.
     pub fn pass(
         &mut self,
         world: &mut World<'_>,
         usage: Option<&BTreeMap<String, Resources>>,
+        observations: Option<&Observations>,
         owners: &mut dyn Owners,
         observer: Option<&mut (dyn PassObserver + '_)>,
-    ) {
+    ) -> Vec<PlacementExplanation> {
         world.cluster.map_members();
-        let actions = self.autoscaler.decide(&world.cluster.snap, usage, world.now());
+        let (actions, placement) = self.autoscaler.decide(&world.cluster.snap, usage, observations, world.now());
         if let Some(o) = observer {
             o.pass(world, &actions);
         }
@@ -84,6 +88,7 @@ impl<'s> Daemon<'s> {
         let next = time::after_std(world.now(), every);
         self.plan_due = Some(next);
         world.at(next, Event::Plan);
+        placement
     }
 
     /// Its watch saw a change: plan once the debounce has passed (a loop on

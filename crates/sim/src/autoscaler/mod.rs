@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
 
 use heatscaler_core::model::{Resources, Snapshot, Timestamp};
+use heatscaler_core::planner::explain::PlacementExplanation;
+use heatscaler_core::planner::placement::Observations;
 use heatscaler_core::planner::{self, Action, Input, Memory, Policy, ResizePolicy};
 use heatscaler_core::policy::RecommenderSettings;
 
@@ -172,6 +174,7 @@ impl Autoscaler {
                         enabled: sc.policy.pod_resize.enabled && kind == PolicyKind::Heatscaler,
                         updater: sc.policy.pod_resize.updater.clone(),
                     },
+                    placement: sc.policy.placement_advisor.clone(),
                     ..Policy::default()
                 };
                 if let Some(labels) = &sc.policy.control_plane_labels {
@@ -188,20 +191,22 @@ impl Autoscaler {
         }
     }
 
-    /// One decision pass on what the autoscaler observes.
+    /// One decision pass on what the autoscaler observes: its actions, and
+    /// what the placement advisor made of the pass (heatscaler's only).
     pub fn decide(
         &mut self,
         snapshot: &Snapshot,
         usage: Option<&BTreeMap<String, Resources>>,
+        observations: Option<&Observations>,
         now: Timestamp,
-    ) -> Vec<Action> {
+    ) -> (Vec<Action>, Vec<PlacementExplanation>) {
         match self {
             Autoscaler::Heatscaler { policy, memory } => {
-                let plan = planner::plan(&Input { snapshot, usage, memory, now }, policy);
+                let plan = planner::plan(&Input { snapshot, usage, memory, now, observations }, policy);
                 *memory = plan.memory;
-                plan.actions
+                (plan.actions, plan.explanation.placement)
             }
-            Autoscaler::CaDefaults(ca) => ca.decide(snapshot, now),
+            Autoscaler::CaDefaults(ca) => (ca.decide(snapshot, now), Vec::new()),
         }
     }
 

@@ -56,6 +56,9 @@ pub enum Event {
     /// The pod level: usage samples, the recommender, kubelet retries and
     /// (for the peers) VPA's updater are due.
     Metrics,
+    /// The call graph: a window of the mesh's metrics is due, and a step of
+    /// any rollout of a changed template.
+    CallGraph,
 }
 
 #[derive(Debug, PartialEq, Eq)]

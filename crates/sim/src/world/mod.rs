@@ -36,6 +36,19 @@ use journal::Journal;
 /// in the cluster's pod list before the pass's later actions remove pods.
 pub trait Owners {
     fn evicted(&mut self, world: &mut World<'_>, origin: Origin);
+
+    /// A workload's template gains (`weight`) or loses (`None`) a preferred
+    /// pod affinity term; `Ok(false)`: it already was so. Its controller
+    /// rolls the change out.
+    fn change_template(
+        &mut self,
+        _world: &mut World<'_>,
+        workload: &heatscaler_core::model::WorkloadRef,
+        _term: &heatscaler_core::model::PodAffinityTerm,
+        _weight: Option<i32>,
+    ) -> Result<bool, String> {
+        Err(format!("no controller of {workload} changes templates"))
+    }
 }
 
 /// What the eviction API answered.

@@ -28,6 +28,9 @@ pub(super) struct Candidate {
     pub potential: f64,
     /// Why it cannot be given whatever the capacity.
     pub blocked: Option<Withheld>,
+    /// No cross-node call of the pair was seen in the window, so its cost
+    /// were it separated is unknown — as after co-location succeeded.
+    pub unmeasured: bool,
 }
 
 /// Running replicas per workload.
@@ -143,7 +146,8 @@ pub(super) fn gather(
             Proposal::CoLocate { term, .. } if term.selector.match_labels.is_empty() => Some(Withheld::NoSelector),
             _ => None,
         };
-        out.push(Candidate { subject, proposal, potential, blocked });
+        let unmeasured = flow.p99_cross_node_ms.is_none();
+        out.push(Candidate { subject, proposal, potential, blocked, unmeasured });
     }
     out
 }
@@ -190,7 +194,7 @@ fn increase(
         new_minions: 0,
         evidence: evidence(flow, share, cost),
     };
-    Some(Candidate { subject: proposal.subject(), proposal, potential: cost, blocked: None })
+    Some(Candidate { subject: proposal.subject(), proposal, potential: cost, blocked: None, unmeasured: false })
 }
 
 /// `requests` with one resource multiplied by `factor`, rounded up.

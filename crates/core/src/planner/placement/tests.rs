@@ -176,6 +176,28 @@ fn standing_advice_survives_its_own_success_and_goes_only_after_a_long_lull() {
 }
 
 #[test]
+fn standing_advice_holds_when_no_cross_node_call_is_left_to_measure() {
+    let snap = cluster(2, 2, &[("frontend", 0, 500), ("cart", 1, 500)]);
+    let mut run = Run::new(snap, vec![chatty(200.0)]);
+    run.policy.mode = AdvisorMode::Apply;
+    run.pass(0);
+    assert_eq!(new_subjects(&run.pass(10)).len(), 1);
+    // Co-located: every call stays on its node, so the mesh reports no
+    // cross-node p99 at all. That is no evidence the pair became cheap.
+    run.snap.pods[0].node_name = Some("n1".into());
+    run.obs.flows = vec![Flow { p99_cross_node_ms: None, ..chatty(200.0) }];
+    for m in [20, 45, 80, 200] {
+        let advice = run.pass(m);
+        assert!(advice.withdrawn.is_empty(), "withdrawn at {m}: {advice:?}");
+        assert_eq!(advice.advised.len(), 1);
+    }
+    // The traffic itself stops: it goes after release-after.
+    run.obs.flows.clear();
+    run.pass(210);
+    assert_eq!(run.pass(240).withdrawn.len(), 1);
+}
+
+#[test]
 fn new_advice_is_rate_limited_costliest_first() {
     let mut replicas = vec![("cart", 1, 100)];
     for app in ["a", "b", "c"] {
@@ -266,3 +288,5 @@ fn no_room_next_to_the_server_means_no_advice() {
     assert!(advice.advised.is_empty());
     assert!(matches!(advice.withheld[..], [(_, Withheld::NoRoomNearServer)]));
 }
+
+mod in_plan;
