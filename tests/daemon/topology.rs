@@ -98,8 +98,10 @@ async fn a_zone_anti_affine_pending_pod_grows_the_group_in_the_other_zone() {
     // zone-a first: without the zone term it would win every tie (and db-1 fits m-a).
     s.set_groups(vec![group("zone-a", "a", "m-a"), group("zone-b", "b", "m-b")]);
     let now = Timestamp::now() + SignedDuration::from_mins(5);
-    let plan =
-        plan(&Input { snapshot: s.snapshot(), usage: None, memory: &Memory::default(), now }, &Policy::default());
+    let plan = plan(
+        &Input { snapshot: s.snapshot(), usage: None, memory: &Memory::default(), now, observations: None },
+        &Policy::default(),
+    );
     let grown: Vec<(&str, u32)> = plan
         .actions
         .iter()

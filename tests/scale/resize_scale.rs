@@ -97,7 +97,7 @@ fn passes_with_every_pod_under_a_vpa() {
     let policy = Policy::default();
     let without = Snapshot { vertical: Vec::new(), ..snap.clone() };
     let (started, cpu) = (Instant::now(), thread_cpu());
-    plan(&Input { snapshot: &without, usage: None, memory: &Memory::default(), now }, &policy);
+    plan(&Input { snapshot: &without, usage: None, memory: &Memory::default(), now, observations: None }, &policy);
     println!(
         "the same cluster without VPA objects: {:.0} ms wall, {:.0} ms CPU",
         started.elapsed().as_secs_f64() * 1000.0,
@@ -107,7 +107,7 @@ fn passes_with_every_pod_under_a_vpa() {
     for pass in 0..2 {
         let now = now + jiff::SignedDuration::from_mins(pass);
         let (started, cpu) = (Instant::now(), thread_cpu());
-        let p = plan(&Input { snapshot: &snap, usage: None, memory: &memory, now }, &policy);
+        let p = plan(&Input { snapshot: &snap, usage: None, memory: &memory, now, observations: None }, &policy);
         let (wall, cpu) = (started.elapsed(), thread_cpu() - cpu);
         let resizes = p.actions.iter().filter(|a| matches!(a, Action::ResizePod(_))).count();
         println!(

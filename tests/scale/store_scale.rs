@@ -245,6 +245,7 @@ fn store_memory_and_a_pass_at_5000_nodes_and_150000_pods() {
             usage: None,
             memory: &Memory::default(),
             now: "2026-01-01T01:00:00Z".parse().unwrap(),
+            observations: None,
         },
         &policy,
     );

@@ -137,7 +137,10 @@ impl PodLevel {
             client::sync_status(&namespaced, handled.object, &update, now).await.expect("status written");
         }
 
-        let plan = planner::plan(&Input { snapshot: &snapshot, usage: None, memory: &self.memory, now }, &self.policy);
+        let plan = planner::plan(
+            &Input { snapshot: &snapshot, usage: None, memory: &self.memory, now, observations: None },
+            &self.policy,
+        );
         self.memory = plan.memory.clone();
         for action in &plan.actions {
             match action {

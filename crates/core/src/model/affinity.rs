@@ -11,7 +11,8 @@ pub const HOSTNAME: &str = "kubernetes.io/hostname";
 
 /// One `podAffinityTerm`: pods matching `selector` in the namespaces it
 /// covers, looked for in the incoming node's domain of `topology_key`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct PodAffinityTerm {
     /// With `matchLabelKeys` already merged in (as the API server does on create).
     pub selector: LabelSelector,

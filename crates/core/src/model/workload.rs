@@ -11,7 +11,7 @@ pub struct OwnerRef {
 
 /// The workload a pod belongs to, resolved through ReplicaSets to their
 /// Deployment where possible: the unit VPA objects target.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct WorkloadRef {
     pub kind: String,
     pub namespace: String,

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::{PodKey, Timestamp};
+use crate::model::{PodAffinityTerm, PodKey, Timestamp, WorkloadRef};
 use crate::policy::Expander;
 
 use super::explain::{CpuMemory, ProvisioningFailure, RollbackReason, UpdateReason};
@@ -39,6 +39,8 @@ pub enum Action {
     DeleteNode(DeleteNode),
     ResizePod(ResizePod),
     RecreatePod(RecreatePod),
+    SetPreferredAffinity(SetPreferredAffinity),
+    RemovePreferredAffinity(RemovePreferredAffinity),
 }
 
 /// Which [`Action`] it is, without its data: the name in `explain --json`
@@ -55,11 +57,13 @@ pub enum ActionKind {
     DeleteNode,
     ResizePod,
     RecreatePod,
+    SetPreferredAffinity,
+    RemovePreferredAffinity,
 }
 
 impl ActionKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ActionKind; 9] = [
+    pub const ALL: [ActionKind; 11] = [
         ActionKind::ScaleUp,
         ActionKind::RemoveMembers,
         ActionKind::StartRemoval,
@@ -69,6 +73,8 @@ impl ActionKind {
         ActionKind::DeleteNode,
         ActionKind::ResizePod,
         ActionKind::RecreatePod,
+        ActionKind::SetPreferredAffinity,
+        ActionKind::RemovePreferredAffinity,
     ];
 
     /// `scale-up`, `evict-pods`, ...: the same as the serialised tag.
@@ -83,6 +89,8 @@ impl ActionKind {
             ActionKind::DeleteNode => "delete-node",
             ActionKind::ResizePod => "resize-pod",
             ActionKind::RecreatePod => "recreate-pod",
+            ActionKind::SetPreferredAffinity => "set-preferred-affinity",
+            ActionKind::RemovePreferredAffinity => "remove-preferred-affinity",
         }
     }
 }
@@ -102,6 +110,8 @@ pub enum Target<'a> {
     Node(&'a str),
     /// A pod (the pod level).
     Pod(&'a PodKey),
+    /// A workload's pod template (the placement advisor).
+    Workload(&'a WorkloadRef),
 }
 
 impl<'a> Target<'a> {
@@ -110,6 +120,7 @@ impl<'a> Target<'a> {
         match self {
             Target::Group(name) | Target::Node(name) => name,
             Target::Pod(pod) => &pod.name,
+            Target::Workload(w) => &w.name,
         }
     }
 }
@@ -126,6 +137,8 @@ impl Action {
             Action::DeleteNode(_) => ActionKind::DeleteNode,
             Action::ResizePod(_) => ActionKind::ResizePod,
             Action::RecreatePod(_) => ActionKind::RecreatePod,
+            Action::SetPreferredAffinity(_) => ActionKind::SetPreferredAffinity,
+            Action::RemovePreferredAffinity(_) => ActionKind::RemovePreferredAffinity,
         }
     }
 
@@ -141,6 +154,8 @@ impl Action {
             Action::DeleteNode(a) => Target::Node(&a.node),
             Action::ResizePod(a) => Target::Pod(&a.pod),
             Action::RecreatePod(a) => Target::Pod(&a.pod),
+            Action::SetPreferredAffinity(a) => Target::Workload(&a.workload),
+            Action::RemovePreferredAffinity(a) => Target::Workload(&a.workload),
         }
     }
 
@@ -158,7 +173,12 @@ impl Action {
             Action::StartRemoval(a) => Some(&a.record.group),
             Action::MarkDrained(a) => Some(&a.record.group),
             Action::DeleteNode(a) => Some(&a.group),
-            Action::EvictPods(_) | Action::RollBackRemoval(_) | Action::ResizePod(_) | Action::RecreatePod(_) => None,
+            Action::EvictPods(_)
+            | Action::RollBackRemoval(_)
+            | Action::ResizePod(_)
+            | Action::RecreatePod(_)
+            | Action::SetPreferredAffinity(_)
+            | Action::RemovePreferredAffinity(_) => None,
         }
     }
 }
@@ -215,6 +235,16 @@ impl fmt::Display for Action {
             Action::RecreatePod(a) => {
                 write!(f, "evict pod {} to be recreated ({}): {}", a.pod, a.reason, Containers(&a.containers))
             }
+            Action::SetPreferredAffinity(a) => write!(
+                f,
+                "add a preferred pod affinity (weight {}) towards {} to the template of {}, rolled out within its PDB: {}",
+                a.weight, a.server, a.workload, a.reason
+            ),
+            Action::RemovePreferredAffinity(a) => write!(
+                f,
+                "remove the preferred pod affinity towards {} from the template of {}, rolled out within its PDB: {}",
+                a.server, a.workload, a.reason
+            ),
         }
     }
 }
@@ -501,6 +531,66 @@ pub struct RecreatePod {
     /// Whether an admission controller gives the replacement `containers`
     /// (else it comes back at its template's requests): what Events say.
     pub recommendation_applied: bool,
+}
+
+/// Add a preferred pod affinity term to a workload's pod template, so that
+/// its pods are scheduled next to the pods of `server` (the placement
+/// advisor in `apply` mode: co-locating a chatty pair).
+///
+/// A template change rolls the workload out by its own strategy, and a
+/// Deployment's or StatefulSet's rollout deletes pods without asking the
+/// eviction API, so PDBs do not hold it back. The executor therefore starts
+/// the rollout only when the PDBs would allow it (docs/decisions.md):
+///
+/// 1. Re-read the workload. Only Deployments and StatefulSets are changed;
+///    any other kind is skipped. When its template already carries `term`
+///    (same selector, namespaces, topology key) at `weight`, nothing to do.
+/// 2. Skip while a rollout is in progress (Deployment: `observedGeneration`
+///    below `generation`, or updated/available replicas below `replicas`;
+///    StatefulSet: `currentRevision` ≠ `updateRevision`, or ready replicas
+///    below `replicas`): the next pass asks again.
+/// 3. Skip unless every PDB selecting the workload's pods has
+///    `disruptionsAllowed` ≥ the rollout's `maxUnavailable` resolved against
+///    `spec.replicas` (Deployment: default 25 % rounded down; StatefulSet:
+///    default 1). A surge-only rollout (`maxUnavailable` 0) never lowers the
+///    available replicas, so any PDB allows it.
+/// 4. Append the term to
+///    `spec.template.spec.affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution`
+///    in one patch that tests the `resourceVersion` read in step 1, and set
+///    the annotation `heatscaler.io/placement-advice` to `subject`, so the
+///    term is known to be heatscaler's when it is withdrawn.
+///
+/// The planner plans one only while the PDBs covering the workload's pods
+/// allow a disruption in this pass, and takes that disruption from the
+/// allowance drains and recreations share.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SetPreferredAffinity {
+    pub workload: WorkloadRef,
+    /// The workload whose pods the term selects.
+    pub server: WorkloadRef,
+    pub term: PodAffinityTerm,
+    pub weight: i32,
+    /// The advisor's key for it (`co-locate <client> with <server>`).
+    pub subject: String,
+    /// The evidence, in one line: the pair, the traffic, the latency, the gain.
+    pub reason: String,
+}
+
+/// Take back a preferred pod affinity the advisor added
+/// ([`SetPreferredAffinity`]): the pair's traffic no longer makes it worth it.
+///
+/// Executor: as [`SetPreferredAffinity`] steps 1–3 (nothing to do when the
+/// template does not carry `term`; never remove a term the
+/// `heatscaler.io/placement-advice` annotation does not name as heatscaler's,
+/// so an operator's own term stays), then one patch that removes the term
+/// and the annotation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RemovePreferredAffinity {
+    pub workload: WorkloadRef,
+    pub server: WorkloadRef,
+    pub term: PodAffinityTerm,
+    pub subject: String,
+    pub reason: String,
 }
 
 mod secs {

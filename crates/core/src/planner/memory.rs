@@ -33,6 +33,9 @@ pub struct Memory {
     /// The pod-level updater's timers.
     #[serde(default)]
     pub resize: ResizeMemory,
+    /// The placement advisor's hysteresis, rate limit and applied advice.
+    #[serde(default)]
+    pub placement: super::placement::AdvisorMemory,
 }
 
 /// Losing it restarts the off-target timers (a pod must be off target for the

@@ -6,7 +6,10 @@
 //! at least every resync interval; the simulator calls it the same way.
 //!
 //! A pass, in order:
-//! 0. [`health`]: with too many nodes unready, nothing new starts at the
+//! 0. [`placement`] (advise): the placement advisor reads this pass's
+//!    observations; in `apply` mode a resource increase becomes a floor under
+//!    the pod level's target for its workload, so step 2 plans it.
+//!    [`health`]: with too many nodes unready, nothing new starts at the
 //!    node level this pass (cluster-autoscaler's unready limits).
 //! 1. [`provisioning`]: Ready, upcoming and failed members per group; back-offs.
 //! 2. [`resize`] (assess): per pod under a VPA object, the update due and how
@@ -17,7 +20,9 @@
 //!    across similar groups.
 //! 4. [`removal`]: the next step of every removal recorded on a node.
 //! 5. [`resize`] (issue): resizes and recreations, sharing the PDB allowance
-//!    with the drains of step 4.
+//!    with the drains of step 4; then [`placement`] (issue): applied
+//!    co-location becomes a template change taking its disruption from the
+//!    same allowance, and every piece of advice its explanation entry.
 //! 6. [`scale_down`]: unneeded minions, judged with the requests pods will
 //!    have once their resizes apply; new removals.
 //! 7. [`members`]: one exact-removal request per group.
@@ -99,6 +104,10 @@ pub struct Input<'a> {
     /// What the previous pass returned as [`Plan::memory`] (default when lost).
     pub memory: &'a Memory,
     pub now: Timestamp,
+    /// The service mesh's traffic and the workloads' pressure over the last
+    /// window, for the placement advisor; `None` when they could not be read
+    /// (standing advice is kept, nothing new is advised).
+    pub observations: Option<&'a placement::Observations>,
 }
 
 /// What one pass decided.
@@ -145,7 +154,18 @@ pub(crate) struct Pass<'w> {
 
 /// Decides one pass. See the module documentation for the order of steps.
 pub fn plan(input: &Input<'_>, policy: &Policy) -> Plan {
-    let cx = Cx { ix: Index::build(input.snapshot, policy), policy, now: input.now, usage: input.usage };
+    let advising = placement::in_plan::advise_pass(
+        input.snapshot,
+        input.observations,
+        &input.memory.placement,
+        &policy.placement,
+        input.now,
+    );
+    // Resource increases in force are the pod level's targets: planned with
+    // the node level like any recommendation.
+    let floored = placement::in_plan::floored(input.snapshot, advising.floors());
+    let snapshot = floored.as_ref().unwrap_or(input.snapshot);
+    let cx = Cx { ix: Index::build(snapshot, policy), policy, now: input.now, usage: input.usage };
     // Reads only the resize memory, which the node-level stages leave alone.
     let evaluations = resize::evaluate_all(&cx, &input.memory.resize);
     let mut pass = Pass {
@@ -167,6 +187,7 @@ pub fn plan(input: &Input<'_>, policy: &Policy) -> Plan {
     pass.removals = removal::progress(&cx, &mut pass);
     let pod_actions;
     (pod_actions, pass.adjust) = resize::issue(&cx, &evaluations, assessment, &mut pass);
+    let placement_actions = placement::in_plan::issue(&cx, &mut pass, advising);
     let starts = scale_down::plan(&cx, &mut pass);
     let heat = members::compose(&cx, &mut pass);
 
@@ -181,6 +202,7 @@ pub fn plan(input: &Input<'_>, policy: &Policy) -> Plan {
     actions.extend(up.actions.into_iter().map(Action::ScaleUp));
     actions.extend(starts);
     actions.extend(pod_actions);
+    actions.extend(placement_actions);
     ex.nodes.sort_by(|a, b| a.node.cmp(&b.node));
     Plan { actions, explanation: ex, memory }
 }

@@ -3,7 +3,7 @@
 //! daemon builds it from its configuration (`Config::planner_policy`), the
 //! simulator from a scenario.
 
-use crate::policy::{ClusterLimits, ScaleDownPolicy, ScaleUpPolicy, UpdaterSettings};
+use crate::policy::{ClusterLimits, PlacementAdvisorPolicy, ScaleDownPolicy, ScaleUpPolicy, UpdaterSettings};
 
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -18,6 +18,8 @@ pub struct Policy {
     pub tuning: Tuning,
     /// The pod-level updater (`pod-resize`).
     pub resize: ResizePolicy,
+    /// The placement advisor (`placement-advisor`); off by default.
+    pub placement: PlacementAdvisorPolicy,
 }
 
 /// `pod-resize.enabled` and `pod-resize.updater`.
@@ -67,6 +69,7 @@ impl Default for Policy {
             seed: 0,
             tuning: Tuning::default(),
             resize: ResizePolicy::default(),
+            placement: PlacementAdvisorPolicy::default(),
         }
     }
 }

@@ -139,6 +139,12 @@ impl Actuator {
             Action::DeleteNode(a) => self.delete_node(a).await,
             Action::ResizePod(a) => self.resize_pod(a, now).await,
             Action::RecreatePod(a) => self.recreate_pod(a).await,
+            // The template change (docs/decisions.md, #21) is not carried
+            // out by this actuator yet; the daemon reads no
+            // `placement-advisor` section, so its planner never plans one.
+            Action::SetPreferredAffinity(_) | Action::RemovePreferredAffinity(_) => {
+                Ok(Outcome::Skipped("placement advice is not carried out by this actuator".to_string()))
+            }
         };
         let outcome = result.unwrap_or_else(Outcome::Failed);
         let kind = action.kind().as_str();
@@ -160,6 +166,13 @@ impl Actuator {
             Target::Group(_) => None,
             Target::Node(node) => Some(ObjectRef::node(node)),
             Target::Pod(pod) => Some(ObjectRef::pod(&pod.namespace, &pod.name)),
+            Target::Workload(w) => Some(ObjectRef {
+                api_version: "apps/v1".to_string(),
+                kind: w.kind.clone(),
+                namespace: Some(w.namespace.clone()),
+                name: w.name.clone(),
+                uid: None,
+            }),
         };
         let reason = Reason::for_action(action.kind());
         let mut event = ScalingEvent::new(reason, format!("dry run: would {action}")).with_field("dry_run", true);

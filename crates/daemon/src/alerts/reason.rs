@@ -129,6 +129,13 @@ reasons! {
     /// — two updaters on the same pods. Once per object and component.
     UpstreamVpaActive => Warning, Operators, "Resize";
 
+    // ------------------------------------------------------ placement advisor
+    /// On a workload: a preferred pod affinity towards a chatty server was
+    /// added to its template (placement advisor, `apply` mode).
+    PodAffinityAdded => Info, Operators, "CoLocate";
+    /// On a workload: the advisor's preferred pod affinity was taken back.
+    PodAffinityRemoved => Info, Operators, "CoLocate";
+
     // ------------------------------------------------------------- consistency
     /// A Heat member without a Kubernetes node past provisioning time, or a
     /// group node whose Heat member is gone (e.g. deleted by hand).
@@ -190,6 +197,8 @@ impl Reason {
             ActionKind::DeleteNode => Reason::MinionRemoved,
             ActionKind::ResizePod => Reason::PodResized,
             ActionKind::RecreatePod => Reason::PodEvictedForResize,
+            ActionKind::SetPreferredAffinity => Reason::PodAffinityAdded,
+            ActionKind::RemovePreferredAffinity => Reason::PodAffinityRemoved,
         }
     }
 }

@@ -149,6 +149,8 @@ impl Config {
                 enabled: self.pod_resize.enabled && self.pod_resize.updater.enabled,
                 updater: self.pod_resize.updater.clone(),
             },
+            // No `placement-advisor` section is read yet: the advisor is off.
+            placement: Default::default(),
         }
     }
 }

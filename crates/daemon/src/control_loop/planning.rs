@@ -92,7 +92,7 @@ impl Planning {
             None => (Vec::new(), Vec::new(), None),
         };
         let snapshot = store.snapshot();
-        let input = Input { snapshot, usage: usage.as_ref(), memory: &self.memory, now };
+        let input = Input { snapshot, usage: usage.as_ref(), memory: &self.memory, now, observations: None };
         let plan = blocking(|| planner::plan(&input, policy));
         self.memory = plan.memory.clone();
         Some(Planned {

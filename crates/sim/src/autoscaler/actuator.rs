@@ -30,6 +30,9 @@ pub fn execute(world: &mut World<'_>, action: &Action, owners: &mut dyn Owners) 
         Action::DeleteNode(a) => delete_node(world, a),
         Action::ResizePod(a) => resize(world, a),
         Action::RecreatePod(a) => recreate(world, a, owners),
+        Action::SetPreferredAffinity(_) | Action::RemovePreferredAffinity(_) => {
+            Err("template changes are not simulated".to_string())
+        }
     };
     match result {
         Ok(()) => world.wake_autoscaler(), // its watches see what its own action changed

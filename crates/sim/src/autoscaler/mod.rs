@@ -197,7 +197,7 @@ impl Autoscaler {
     ) -> Vec<Action> {
         match self {
             Autoscaler::Heatscaler { policy, memory } => {
-                let plan = planner::plan(&Input { snapshot, usage, memory, now }, policy);
+                let plan = planner::plan(&Input { snapshot, usage, memory, now, observations: None }, policy);
                 *memory = plan.memory;
                 plan.actions
             }

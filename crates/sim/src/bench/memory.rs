@@ -61,7 +61,7 @@ pub struct HoldReport {
 pub fn hold(nodes: usize) -> HoldReport {
     let snap = cluster::build(&Shape { nodes, pending: 0.01, light_nodes: false });
     let p = plan(
-        &Input { snapshot: &snap, usage: None, memory: &Memory::default(), now: cluster::now() },
+        &Input { snapshot: &snap, usage: None, memory: &Memory::default(), now: cluster::now(), observations: None },
         &Policy::default(),
     );
     std::hint::black_box(&p);

@@ -78,7 +78,7 @@ fn time(
     policy: &Policy,
 ) -> (Duration, Duration, usize, Vec<Action>) {
     let now = cluster::now();
-    let input = Input { snapshot: snap, usage: None, memory, now };
+    let input = Input { snapshot: snap, usage: None, memory, now, observations: None };
     let started = Instant::now();
     let first = plan(&input, policy);
     let once = started.elapsed().max(Duration::from_micros(1));

@@ -325,6 +325,9 @@ impl fmt::Display for Explanation {
         for c in &self.resize_counts {
             writeln!(f, "{} pod(s) (vpa {}): {}", c.pods, c.vpa, c.decision)?;
         }
+        for p in &self.placement {
+            writeln!(f, "placement {p}")?;
+        }
         for n in &self.nodes {
             match &n.group {
                 Some(g) => writeln!(f, "node {} ({g}): {}", n.node, n.status)?,

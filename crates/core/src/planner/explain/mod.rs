@@ -10,6 +10,7 @@ use crate::model::{PodKey, Timestamp};
 use super::protocol::{Phase, RemovalKind};
 use super::scheduling::Unfit;
 
+pub use placement::{PlacementExplanation, PlacementOutcome};
 pub use resize::{CpuMemory, ResizeCount, ResizeDecision, ResizeExplanation, UpdateBlock, UpdateReason};
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -27,6 +28,8 @@ pub struct Explanation {
     pub resizes: Vec<ResizeExplanation>,
     /// The other pods under those objects, counted per object and decision.
     pub resize_counts: Vec<ResizeCount>,
+    /// The placement advisor's advice: given, standing, withdrawn, withheld.
+    pub placement: Vec<PlacementExplanation>,
 }
 
 impl Explanation {
@@ -465,4 +468,5 @@ pub enum ProvisioningFailure {
 }
 
 mod display;
+mod placement;
 mod resize;

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Timestamp;
+use crate::model::{PodAffinityTerm, Timestamp, WorkloadRef};
+
+use super::Resource;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -23,4 +25,42 @@ pub struct AdvisorMemory {
     pub given: Vec<Timestamp>,
     /// Last advice per workload (`kind/namespace/name`).
     pub last_for_workload: BTreeMap<String, Timestamp>,
+    /// `apply` mode: co-location terms asked of workload templates, by
+    /// subject; asked again every pass until the workload's pods carry them.
+    #[serde(default)]
+    pub applied: BTreeMap<String, AppliedAffinity>,
+    /// `apply` mode: withdrawn terms, by subject; their removal is asked
+    /// every pass until no pod carries them, or `workload-cooldown` passed.
+    #[serde(default)]
+    pub withdrawing: BTreeMap<String, AppliedAffinity>,
+    /// `apply` mode: resource increases in force, by workload
+    /// (`kind/namespace/name`): the pod level's floor for that workload.
+    #[serde(default)]
+    pub floors: BTreeMap<String, Floor>,
+}
+
+/// A preferred pod affinity the advisor asked a workload's template to carry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AppliedAffinity {
+    pub workload: WorkloadRef,
+    pub server: WorkloadRef,
+    pub term: PodAffinityTerm,
+    pub weight: i32,
+    /// The evidence when it was given (for the action's reason).
+    pub reason: String,
+    /// When it was given, or withdrawn (in `withdrawing`).
+    pub at: Timestamp,
+}
+
+/// A resource increase in `apply` mode: until `until`, the pod level's target
+/// for each listed container of `workload` is at least `value` of `resource`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Floor {
+    pub workload: WorkloadRef,
+    pub resource: Resource,
+    /// Container → the request (millicores or bytes) it is raised to.
+    pub containers: BTreeMap<String, i64>,
+    pub until: Timestamp,
 }

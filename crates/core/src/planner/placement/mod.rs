@@ -7,13 +7,15 @@
 //!
 //! Pure like the planner: [`advise`] reads the observations, the snapshot
 //! and its [`AdvisorMemory`] and returns [`Advice`] and the next memory.
-//! Reading the mesh's metrics from Prometheus and applying advice (a rolling
-//! template change honouring PDBs; new requests through the pod-level
-//! updater, so the capacity they need is planned with scale-up) belong to the
-//! daemon and are not built yet (docs/decisions.md).
+//! `planner::plan` calls it in every pass ([`in_plan`]): applied co-location
+//! becomes a `SetPreferredAffinity` action (a rolling template change within
+//! the PDBs), an applied resource increase the pod level's target, planned
+//! with scale-up (docs/decisions.md). Reading the mesh's metrics belongs to
+//! the daemon.
 
 mod capacity;
 mod evidence;
+pub(crate) mod in_plan;
 mod memory;
 #[cfg(test)]
 mod tests;
@@ -25,7 +27,7 @@ use crate::policy::{AdvisorMode, PlacementAdvisorPolicy};
 
 use super::time::{after, elapsed};
 
-pub use memory::AdvisorMemory;
+pub use memory::{AdvisorMemory, AppliedAffinity, Floor};
 
 /// Calls from one workload to another over the last observation window, as
 /// a service mesh reports them (Istio's `istio_requests_total` and
@@ -64,7 +66,8 @@ pub struct AdvisorInput<'a> {
     pub now: Timestamp,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Resource {
     Cpu,
     Memory,
@@ -205,6 +208,28 @@ pub enum Withheld {
     NoRoomNearServer,
     /// The server's replicas share no label a term could select them by.
     NoSelector,
+}
+
+impl fmt::Display for Withheld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Withheld::Settling { since, until } => {
+                write!(f, "the evidence has held since {since}; advice at {until} if it keeps holding (raise-after)")
+            }
+            Withheld::RateLimited { until } => {
+                write!(f, "max-new-advice reached within the window; room again at {until}")
+            }
+            Withheld::Cooldown { until } => {
+                write!(f, "the workload was advised on recently (workload-cooldown) until {until}")
+            }
+            Withheld::BeyondCapacity { pods } => write!(
+                f,
+                "{pods} replica(s) at the larger size would fit nowhere, not even on new minions up to the groups' max sizes"
+            ),
+            Withheld::NoRoomNearServer => f.write_str("no client replica fits next to a server replica"),
+            Withheld::NoSelector => f.write_str("the server's replicas share no label a term could select them by"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -266,3 +266,5 @@ fn no_room_next_to_the_server_means_no_advice() {
     assert!(advice.advised.is_empty());
     assert!(matches!(advice.withheld[..], [(_, Withheld::NoRoomNearServer)]));
 }
+
+mod in_plan;

@@ -3,10 +3,13 @@
 
 use std::time::Duration;
 
-use crate::model::PodKey;
+use std::collections::BTreeMap;
+
+use crate::model::{HOSTNAME, LabelSelector, PodAffinityTerm, PodKey, WorkloadRef};
 use crate::planner::action::{
     Action, ActionKind, ContainerResize, DeleteNode, EvictPods, Eviction, MarkDrained, MemberRemoval, RecreatePod,
-    RemovalCause, RemoveMembers, ResizePod, RollBackRemoval, ScaleUp, StartRemoval, Target,
+    RemovalCause, RemoveMembers, RemovePreferredAffinity, ResizePod, RollBackRemoval, ScaleUp, SetPreferredAffinity,
+    StartRemoval, Target,
 };
 use crate::planner::explain::{CpuMemory, RollbackReason, UpdateReason};
 use crate::planner::protocol::{Phase, RemovalKind, RemovalRecord};
@@ -29,6 +32,16 @@ fn record() -> RemovalRecord {
         member: "m-3".into(),
         cordoned_before: false,
     }
+}
+
+fn deployment(name: &str) -> WorkloadRef {
+    WorkloadRef { kind: "Deployment".into(), namespace: "shop".into(), name: name.into() }
+}
+
+fn near_cart() -> PodAffinityTerm {
+    let selector =
+        LabelSelector { match_labels: BTreeMap::from([("app".into(), "cart".into())]), ..Default::default() };
+    PodAffinityTerm::in_namespace(selector, HOSTNAME, "shop")
 }
 
 fn resize() -> Vec<ContainerResize> {
@@ -123,6 +136,27 @@ fn one_of_each() -> Vec<(Action, &'static str)> {
             }),
             "evict pod shop/web-2 to be recreated (app was OOM-killed): app cpu 100m, memory 128Mi -> cpu 250m, memory 256Mi",
         ),
+        (
+            Action::SetPreferredAffinity(SetPreferredAffinity {
+                workload: deployment("frontend"),
+                server: deployment("cart"),
+                term: near_cart(),
+                weight: 50,
+                subject: "co-locate Deployment/shop/frontend with Deployment/shop/cart".into(),
+                reason: "200 req/s".into(),
+            }),
+            "add a preferred pod affinity (weight 50) towards Deployment/shop/cart to the template of Deployment/shop/frontend, rolled out within its PDB: 200 req/s",
+        ),
+        (
+            Action::RemovePreferredAffinity(RemovePreferredAffinity {
+                workload: deployment("frontend"),
+                server: deployment("cart"),
+                term: near_cart(),
+                subject: "co-locate Deployment/shop/frontend with Deployment/shop/cart".into(),
+                reason: "withdrawn".into(),
+            }),
+            "remove the preferred pod affinity towards Deployment/shop/cart from the template of Deployment/shop/frontend, rolled out within its PDB: withdrawn",
+        ),
     ]
 }
 
@@ -156,6 +190,7 @@ fn target_subject_and_group() {
                 Target::Group(g) => format!("group {g}"),
                 Target::Node(n) => format!("node {n}"),
                 Target::Pod(p) => format!("pod {p}"),
+                Target::Workload(w) => format!("workload {w}"),
             };
             (target, a.subject(), a.group())
         })
@@ -170,6 +205,8 @@ fn target_subject_and_group() {
         ("node w-3".into(), "w-3", Some("workers")),
         ("pod shop/web-1".into(), "web-1", None),
         ("pod shop/web-2".into(), "web-2", None),
+        ("workload Deployment/shop/frontend".into(), "frontend", None),
+        ("workload Deployment/shop/frontend".into(), "frontend", None),
     ];
     assert_eq!(seen, expected);
 }

@@ -187,7 +187,10 @@ impl World {
     }
 
     pub fn plan(&self) -> Plan {
-        plan(&Input { snapshot: &self.snap, usage: None, memory: &self.memory, now: self.now }, &self.policy)
+        plan(
+            &Input { snapshot: &self.snap, usage: None, memory: &self.memory, now: self.now, observations: None },
+            &self.policy,
+        )
     }
 
     /// Plans and keeps the memory, as the daemon does between passes.
@@ -230,6 +233,21 @@ impl World {
                     let now = self.now;
                     if let Some(p) = self.snap.pods.iter_mut().find(|p| p.uid == a.uid) {
                         p.deletion = Some(now);
+                    }
+                }
+                // The rollout done at once: every replica carries the new template.
+                Action::SetPreferredAffinity(a) => {
+                    for p in self.snap.pods.iter_mut().filter(|p| p.workload.as_ref() == Some(&a.workload)) {
+                        let placement = std::sync::Arc::make_mut(&mut p.placement);
+                        placement.preferred_pod_affinity.retain(|w| w.term != a.term);
+                        placement
+                            .preferred_pod_affinity
+                            .push(crate::model::WeightedPodAffinityTerm { weight: a.weight, term: a.term.clone() });
+                    }
+                }
+                Action::RemovePreferredAffinity(a) => {
+                    for p in self.snap.pods.iter_mut().filter(|p| p.workload.as_ref() == Some(&a.workload)) {
+                        std::sync::Arc::make_mut(&mut p.placement).preferred_pod_affinity.retain(|w| w.term != a.term);
                     }
                 }
             }

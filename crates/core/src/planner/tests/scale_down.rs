@@ -357,7 +357,10 @@ fn observed_usage_when_enabled() {
     let mut w = cluster();
     w.policy.scale_down.use_observed_usage = true;
     let usage = std::collections::BTreeMap::from([("w-2".to_string(), res(3000, GI))]);
-    let plan = plan(&Input { snapshot: &w.snap, usage: Some(&usage), memory: &w.memory, now: w.now }, &w.policy);
+    let plan = plan(
+        &Input { snapshot: &w.snap, usage: Some(&usage), memory: &w.memory, now: w.now, observations: None },
+        &w.policy,
+    );
     assert!(matches!(status(&plan, "w-2"), NodeStatus::Utilized { .. }));
     assert_eq!(status(&plan, "w-1"), &NodeStatus::UsageUnknown);
 }
