@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Duration, SecretSource};
 use heatscaler_core::policy::{
-    ClusterLimits, NodeTemplate, RecommenderSettings, ScaleDownPolicy, ScaleUpPolicy, UpdaterSettings, loop_defaults,
+    ClusterLimits, NodeTemplate, PlacementAdvisorPolicy, RecommenderSettings, ScaleDownPolicy, ScaleUpPolicy,
+    UpdaterSettings, loop_defaults,
 };
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -39,6 +40,9 @@ pub struct Config {
     pub leader_election: LeaderElectionConfig,
     #[serde(default)]
     pub daemon: DaemonConfig,
+    /// The placement advisor's policy (issue 21), as the simulator reads it.
+    #[serde(default)]
+    pub placement_advisor: PlacementAdvisorPolicy,
     /// Where the placement advisor reads a service mesh's traffic and tail
     /// latency (issue 21); without it the advisor has no observations.
     #[serde(default)]

@@ -398,3 +398,24 @@ fn mesh_metrics_names_the_key_and_line_of_a_wrong_value() {
     assert_eq!(errors[0].path, "mesh-metrics.prometheus-url");
     assert!(!format!("{errors:?}").contains("Hunter2Token"), "{errors:?}");
 }
+
+#[test]
+fn placement_advisor_is_read_and_its_problems_name_key_and_line() {
+    with_secret();
+    let mesh = "mesh-metrics:\n  prometheus-url: http://prom:9090\n";
+    let c =
+        parse(&format!("{VALID}{mesh}placement-advisor:\n  mode: recommend\n  raise-after: 2m\n"), "t", None).unwrap();
+    assert_eq!(c.placement_advisor.mode, AdvisorMode::Recommend);
+    assert_eq!(c.planner_policy().placement.raise_after, Duration::from_secs(120));
+    let lines = VALID.lines().count();
+    let errors = errors_of(&format!("{VALID}{mesh}placement-advisor:\n  mode: recommend\n  affinity-weight: 0\n"));
+    assert_eq!(errors[0].path, "placement-advisor.affinity-weight");
+    assert!(errors[0].problem.contains(&format!("(line {})", lines + 5)), "{errors:?}");
+    assert_error(
+        &format!("{VALID}placement-advisor:\n  mode: apply\n"),
+        "placement-advisor.mode",
+        "needs a mesh-metrics",
+    );
+    assert_error(&format!("{VALID}placement-advisor:\n  mode: always\n"), "placement-advisor.mode", "unknown variant");
+    assert_error(&format!("{VALID}placement-advisor:\n  window: 30d\n"), "placement-advisor.window", "7days");
+}

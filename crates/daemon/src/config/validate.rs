@@ -25,6 +25,12 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     v.alerts(&config.alerts);
     v.leader_election(&config.leader_election);
     v.daemon(&config.daemon);
+    for p in config.placement_advisor.problems() {
+        v.err(p.path, p.problem);
+    }
+    if config.placement_advisor.mode != AdvisorMode::Off && config.mesh_metrics.is_none() {
+        v.err("placement-advisor.mode", "needs a mesh-metrics section: the advisor judges the mesh's traffic");
+    }
     if let Some(m) = &config.mesh_metrics {
         v.mesh_metrics(m);
     }
@@ -510,6 +516,16 @@ impl Validator {
         self.at_most("leader-election.lease-duration", le.lease_duration, 5 * MINUTE);
         self.at_most("leader-election.renew-deadline", le.renew_deadline, 5 * MINUTE);
         self.at_most("leader-election.retry-period", le.retry_period, MINUTE);
+        let pa = &c.placement_advisor;
+        for (key, value) in [
+            ("raise-after", pa.raise_after),
+            ("release-after", pa.release_after),
+            ("window", pa.window),
+            ("workload-cooldown", pa.workload_cooldown),
+        ] {
+            self.at_most(&format!("placement-advisor.{key}"), value, 7 * DAY);
+        }
+        self.count_at_most("placement-advisor.max-new-advice", pa.max_new_advice.into(), 10_000);
         if let Some(m) = &c.mesh_metrics {
             self.at_most("mesh-metrics.window", m.window, DAY);
             self.at_most("mesh-metrics.interval", m.interval, HOUR);

@@ -5,14 +5,17 @@
 
 use std::sync::Arc;
 
+use tokio::sync::Mutex;
+
 use super::DaemonError;
+use super::mesh::MeshFeed;
 use crate::act::{Actuator, RemovalLedger};
 use crate::alerts::{Dispatcher, KubeEventSink};
 use crate::cloud::Cloud;
 use crate::cloud::group::Backend;
 use crate::cloud::heat::HeatClient;
 use crate::config::Config;
-use crate::observe::{Changes, HeatObserver};
+use crate::observe::{Changes, ClusterStore, HeatObserver};
 use crate::telemetry::Metrics;
 use heatscaler_core::planner::Policy;
 
@@ -26,6 +29,8 @@ pub struct Shared {
     pub instance: String,
     /// Sent removals awaiting confirmation, held groups: kept across reloads.
     pub ledger: RemovalLedger,
+    /// The watched cluster, for the mesh reader's placement.
+    pub store: Arc<Mutex<ClusterStore>>,
 }
 
 pub struct Parts {
@@ -34,6 +39,8 @@ pub struct Parts {
     pub alerts: Dispatcher,
     pub heat: HeatObserver,
     pub actuator: Arc<Actuator>,
+    /// The service mesh's traffic, when `mesh-metrics` is configured.
+    pub mesh: Option<MeshFeed>,
 }
 
 impl Parts {
@@ -68,7 +75,11 @@ impl Parts {
             .with_ledger(shared.ledger.clone()),
         );
         let policy = config.planner_policy();
-        Ok(Parts { config, policy, alerts, heat, actuator })
+        let mesh = match &config.mesh_metrics {
+            Some(m) => Some(MeshFeed::start(m, shared.store.clone(), alerts.clone())?),
+            None => None,
+        };
+        Ok(Parts { config, policy, alerts, heat, actuator, mesh })
     }
 }
 

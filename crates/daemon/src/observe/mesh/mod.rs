@@ -46,8 +46,25 @@ impl MeshObserver {
     /// in `snapshot` (the placement at the end of the window: a pod moved
     /// within it has its calls counted on its current node's side).
     pub async fn read(&self, snapshot: &Snapshot) -> Result<MeshReading, QueryError> {
+        Ok(self.join(&self.fetch().await?, snapshot))
+    }
+
+    /// The window's series, before the placement is looked at: fetched
+    /// without holding the cluster store.
+    pub async fn fetch(&self) -> Result<MeshSeries, QueryError> {
         let requests = self.prometheus.query(&self.mapping.requests_query(&self.window)).await?;
         let buckets = self.prometheus.query(&self.mapping.buckets_query(&self.window)).await?;
-        Ok(flows::flows(&self.mapping, snapshot, &requests, &buckets))
+        Ok(MeshSeries { requests, buckets })
     }
+
+    pub fn join(&self, series: &MeshSeries, snapshot: &Snapshot) -> MeshReading {
+        flows::flows(&self.mapping, snapshot, &series.requests, &series.buckets)
+    }
+}
+
+/// One read's samples.
+#[derive(Clone, Debug, Default)]
+pub struct MeshSeries {
+    pub requests: Vec<Sample>,
+    pub buckets: Vec<Sample>,
 }
