@@ -171,3 +171,83 @@ async fn a_prometheus_error_is_typed_and_an_unreachable_one_retryable() {
     assert!(e.retryable(), "{e}");
     assert!(!e.to_string().contains(&port.to_string()), "the URL stays out of errors: {e}");
 }
+
+/// web (one replica, on n2) calls cart (on n1); web may run on n1 as well:
+/// its node selector matched only n2 when it was scheduled.
+async fn movable_pair() -> KubeSimHandle {
+    let sim = KubeSim::start(Options::fast()).await.unwrap();
+    for node in ["n1", "n2"] {
+        sim.add_node(NodeSpec::new(node).cpu("4").memory("8Gi").label(ZONE, "a").label("shop/role", node)).unwrap();
+    }
+    sim.create(&k8s_openapi::api::core::v1::Namespace {
+        metadata: kube::api::ObjectMeta { name: Some(NS.into()), ..Default::default() },
+        ..Default::default()
+    })
+    .unwrap();
+    let app = |name: &str| PodTemplate::new("app").label("app", name).requests("100m", "64Mi");
+    sim.update::<k8s_openapi::api::core::v1::Node>(None, "n2", |n| {
+        n.metadata.labels.get_or_insert_default().insert("shop/front".into(), "yes".into());
+    })
+    .unwrap();
+    sim.create(&app("cart").node_selector("shop/role", "n1").deployment(NS, "cart", 1)).unwrap();
+    sim.create(&app("web").node_selector("shop/front", "yes").deployment(NS, "web", 1)).unwrap();
+    sim.wait_for("2 pods running", WAIT, |h| h.ready_pods(Some(NS)) == 2).await.unwrap();
+    sim.update::<k8s_openapi::api::core::v1::Node>(None, "n1", |n| {
+        n.metadata.labels.get_or_insert_default().insert("shop/front".into(), "yes".into());
+    })
+    .unwrap();
+    sim
+}
+
+/// `heatscaler explain` reads the mesh once and says what the advisor makes
+/// of it: the pair, its traffic, the latency on each side, the expected gain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_says_what_is_advised_from_the_meshs_traffic_and_why() {
+    let sim = movable_pair().await;
+    let edges = vec![Edge { client: "web".into(), server: "cart".into(), rps_per_client_pod: 100.0, service_ms: 2.0 }];
+    let exporter = MeshExporter::start(sim.kube_client().unwrap(), NS, edges, Format::Istio, Network::default()).await;
+    let prometheus = TestPrometheus::start(&[exporter.port]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let config = dir.path().join("heatscaler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kubernetes:\n  access: kubeconfig\n  kubeconfig: {}\n\
+             mesh-metrics:\n  prometheus-url: {}\n  window: {WINDOW}s\n\
+             placement-advisor:\n  mode: recommend\n  raise-after: 0s\n  min-requests-per-second: 1\n  min-latency-cost: 50\n",
+            kubeconfig.display(),
+            prometheus.url
+        ),
+    )
+    .unwrap();
+    prometheus.wait_full_window(WINDOW).await;
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_heatscaler"))
+            .arg("--config")
+            .arg(config)
+            .arg("explain")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{text}", String::from_utf8_lossy(&out.stderr));
+    println!("{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("placement co-locate Deployment/shop/web with Deployment/shop/cart"))
+        .unwrap_or_else(|| panic!("no advice on web → cart:\n{text}"));
+    for needle in [
+        "advised (recommendation only)",
+        "100 req/s",
+        "100% crossing nodes",
+        "same node vs",
+        "cross-node",
+        "expected gain",
+    ] {
+        assert!(line.contains(needle), "{needle}: {line}");
+    }
+}
