@@ -108,6 +108,9 @@ async fn read_mesh(
     config: &Config,
     store: &tokio::sync::Mutex<heatscaler_daemon::observe::ClusterStore>,
 ) -> Option<heatscaler_core::planner::placement::Observations> {
+    if config.placement_advisor.mode == heatscaler_daemon::config::AdvisorMode::Off {
+        return None;
+    }
     let mesh = config.mesh_metrics.as_ref()?;
     let read = async {
         let observer = heatscaler_daemon::observe::mesh::MeshObserver::new(mesh)?;

@@ -14,7 +14,7 @@ use crate::alerts::{Dispatcher, KubeEventSink};
 use crate::cloud::Cloud;
 use crate::cloud::group::Backend;
 use crate::cloud::heat::HeatClient;
-use crate::config::Config;
+use crate::config::{AdvisorMode, Config};
 use crate::observe::{Changes, ClusterStore, HeatObserver};
 use crate::telemetry::Metrics;
 use heatscaler_core::planner::Policy;
@@ -75,9 +75,13 @@ impl Parts {
             .with_ledger(shared.ledger.clone()),
         );
         let policy = config.planner_policy();
+        // Read only for an advisor that is on: a configured but unused
+        // Prometheus must not raise MeshMetricsFailing.
         let mesh = match &config.mesh_metrics {
-            Some(m) => Some(MeshFeed::start(m, shared.store.clone(), alerts.clone())?),
-            None => None,
+            Some(m) if config.placement_advisor.mode != AdvisorMode::Off => {
+                Some(MeshFeed::start(m, shared.store.clone(), alerts.clone())?)
+            }
+            _ => None,
         };
         Ok(Parts { config, policy, alerts, heat, actuator, mesh })
     }
