@@ -75,16 +75,18 @@ impl Parts {
             .with_ledger(shared.ledger.clone()),
         );
         let policy = config.planner_policy();
-        // Read only for an advisor that is on: a configured but unused
-        // Prometheus must not raise MeshMetricsFailing.
-        let mesh = match &config.mesh_metrics {
-            Some(m) if config.placement_advisor.mode != AdvisorMode::Off => {
-                Some(MeshFeed::start(m, shared.store.clone(), alerts.clone())?)
-            }
-            _ => None,
+        let mesh = match mesh_to_read(&config) {
+            Some(m) => Some(MeshFeed::start(m, shared.store.clone(), alerts.clone())?),
+            None => None,
         };
         Ok(Parts { config, policy, alerts, heat, actuator, mesh })
     }
+}
+
+/// The mesh's Prometheus, read only for an advisor that is on: a configured
+/// but unused Prometheus must not raise `MeshMetricsFailing`.
+fn mesh_to_read(config: &Config) -> Option<&crate::config::MeshMetricsConfig> {
+    config.mesh_metrics.as_ref().filter(|_| config.placement_advisor.mode != AdvisorMode::Off)
 }
 
 async fn backends(config: &Config) -> Result<Vec<Arc<Backend>>, DaemonError> {
@@ -99,4 +101,18 @@ async fn backends(config: &Config) -> Result<Vec<Arc<Backend>>, DaemonError> {
         .iter()
         .map(|g| Arc::new(Backend::new(heat.clone(), g.clone()).with_settle_timeout(timeout)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mesh_is_read_only_while_the_advisor_is_on() {
+        let text = "mesh-metrics:\n  prometheus-url: http://prom:9090\n";
+        let off = crate::config::parse(text, "t", None).unwrap();
+        assert!(mesh_to_read(&off).is_none());
+        let on = crate::config::parse(&format!("{text}placement-advisor:\n  mode: recommend\n"), "t", None).unwrap();
+        assert!(mesh_to_read(&on).is_some());
+    }
 }
