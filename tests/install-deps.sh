@@ -15,9 +15,11 @@ if ! command -v systemd-analyze >/dev/null; then
     }
 fi
 
-# promtool, to check deploy/prometheus-rules.yaml (tests/daemon/dashboards.rs): Debian's prometheus package ships it.
-if ! command -v promtool >/dev/null; then
-    echo "install-deps: installing prometheus (for promtool)"
+# Debian's prometheus package: promtool, to check deploy/prometheus-rules.yaml
+# (tests/daemon/dashboards.rs), and the server the mesh tests start to scrape the
+# test mesh's exporter (tests/support/mesh.rs; bookworm ships 2.42).
+if ! command -v promtool >/dev/null || ! [ -x /usr/bin/prometheus ]; then
+    echo "install-deps: installing prometheus (promtool, and the server for the mesh tests)"
     $sudo apt-get install -y --no-install-recommends prometheus >/tmp/heatscaler-apt-prometheus.log 2>&1 || {
         $sudo apt-get update >>/tmp/heatscaler-apt-prometheus.log 2>&1
         $sudo apt-get install -y --no-install-recommends prometheus >>/tmp/heatscaler-apt-prometheus.log 2>&1

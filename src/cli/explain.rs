@@ -101,6 +101,33 @@ pub fn run(config_path: &Path, log: &str, args: Args) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// The mesh's traffic once, for the placement advisor's part of the
+/// explanation (no usage is read here: pressure is the running daemon's).
+/// A failed read is said on stderr and the plan explains it has none.
+async fn read_mesh(
+    config: &Config,
+    store: &tokio::sync::Mutex<heatscaler_daemon::observe::ClusterStore>,
+) -> Option<heatscaler_core::planner::placement::Observations> {
+    if config.placement_advisor.mode == heatscaler_daemon::config::AdvisorMode::Off {
+        return None;
+    }
+    let mesh = config.mesh_metrics.as_ref()?;
+    let read = async {
+        let observer = heatscaler_daemon::observe::mesh::MeshObserver::new(mesh)?;
+        let series = observer.fetch().await?;
+        Ok::<_, heatscaler_daemon::observe::mesh::QueryError>(observer.join(&series, store.lock().await.snapshot()))
+    };
+    match read.await {
+        Ok(reading) => {
+            Some(heatscaler_core::planner::placement::Observations { flows: reading.flows, pressure: Vec::new() })
+        }
+        Err(e) => {
+            eprintln!("warning: the mesh's traffic could not be read from Prometheus: {e}");
+            None
+        }
+    }
+}
+
 /// Reads Heat and the cluster, then plans once on the leader's timers (or a fresh memory).
 async fn plan(config: &Config) -> anyhow::Result<(Planned, TimerSource)> {
     // Heat first: a wrong credential or an unreachable stack fails fast, before the watches list.
@@ -114,9 +141,18 @@ async fn plan(config: &Config) -> anyhow::Result<(Planned, TimerSource)> {
         kube.store().lock().await.set_vertical(vertical, config.pod_resize.admission_controller);
     }
     let policy = config.planner_policy();
+    let observations = read_mesh(config, kube.store()).await;
     loop {
-        if let Some(planned) =
-            planning.plan(kube.store(), &reads, &config.node_groups, &policy, None, Timestamp::now()).await
+        if let Some(planned) = planning
+            .plan(
+                kube.store(),
+                &reads,
+                &config.node_groups,
+                &policy,
+                heatscaler_daemon::control_loop::Beside { pod_level: None, observations: observations.as_ref() },
+                Timestamp::now(),
+            )
+            .await
         {
             return Ok((planned, source));
         }

@@ -403,3 +403,141 @@ async fn vpa_writes_go_through_the_actuator_and_dry_run_writes_none() {
     assert!(matches!(f.actuator.write_vpa(&write).await, Outcome::Done(_)));
     assert!(recommended().await);
 }
+
+mod co_location {
+    use heatscaler_core::model::{LabelSelector, PodAffinityTerm, WorkloadRef};
+    use heatscaler_core::planner::action::{RemovePreferredAffinity, SetPreferredAffinity};
+    use heatscaler_daemon::act::ADVICE_ANNOTATION;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+    use super::*;
+
+    const NS: &str = "default";
+    const SUBJECT: &str = "co-locate Deployment/default/web with Deployment/default/cart";
+
+    fn workload(name: &str) -> WorkloadRef {
+        WorkloadRef { kind: "Deployment".into(), namespace: NS.into(), name: name.into() }
+    }
+
+    fn term() -> PodAffinityTerm {
+        let selector = LabelSelector { match_labels: [("app".into(), "cart".into())].into(), ..Default::default() };
+        PodAffinityTerm::in_namespace(selector, "kubernetes.io/hostname", NS)
+    }
+
+    fn set() -> Action {
+        Action::SetPreferredAffinity(SetPreferredAffinity {
+            workload: workload("web"),
+            server: workload("cart"),
+            term: term(),
+            weight: 50,
+            subject: SUBJECT.into(),
+            reason: "80 req/s, p99 2.4 ms same node vs 9.8 ms cross-node, expected gain 296 ms/s".into(),
+        })
+    }
+
+    fn remove() -> Action {
+        Action::RemovePreferredAffinity(RemovePreferredAffinity {
+            workload: workload("web"),
+            server: workload("cart"),
+            term: term(),
+            subject: SUBJECT.into(),
+            reason: "traffic fell".into(),
+        })
+    }
+
+    fn preferred(f: &Fixture) -> Vec<serde_json::Value> {
+        let d: Deployment = f.sim.get(Some(NS), "web").unwrap();
+        let spec = d.spec.unwrap().template.spec.unwrap();
+        spec.affinity
+            .and_then(|a| a.pod_affinity)
+            .and_then(|p| p.preferred_during_scheduling_ignored_during_execution)
+            .unwrap_or_default()
+            .iter()
+            .map(|t| serde_json::to_value(t).unwrap())
+            .collect()
+    }
+
+    async fn rolled_out(f: &Fixture) {
+        f.sim
+            .wait_for("web rolled out", Duration::from_secs(30), |h| {
+                h.get::<Deployment>(Some(NS), "web").is_some_and(|d| {
+                    let s = d.status.unwrap_or_default();
+                    s.observed_generation == d.metadata.generation
+                        && s.updated_replicas == Some(4)
+                        && s.available_replicas == Some(4)
+                })
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_term_is_added_within_the_pdb_once_and_withdrawn_only_when_it_is_heatscalers() {
+        let f = fixture().await;
+        let web = PodTemplate::new("app").label("app", "web").requests("100m", "64Mi");
+        f.sim.create(&web.deployment(NS, "web", 4)).unwrap();
+        let budget = pdb(NS, "web", &[("app", "web")], Budget::MaxUnavailable(serde_json::json!(0)));
+        f.sim.create(&budget).unwrap();
+        rolled_out(&f).await;
+
+        // The default rollout takes 25 % of 4 = 1 pod down; the PDB allows none.
+        match f.actuator.execute(&set(), now()).await {
+            Outcome::Skipped(why) => assert!(why.contains("PodDisruptionBudget web allows 0"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(preferred(&f).is_empty());
+
+        f.sim
+            .update::<PodDisruptionBudget>(Some(NS), "web", |p| {
+                p.spec.as_mut().unwrap().max_unavailable = Some(IntOrString::Int(1));
+            })
+            .unwrap();
+        f.sim
+            .wait_for("the PDB allows one", Duration::from_secs(30), |h| {
+                h.get::<PodDisruptionBudget>(Some(NS), "web")
+                    .is_some_and(|p| p.status.is_some_and(|s| s.disruptions_allowed == 1))
+            })
+            .await
+            .unwrap();
+        assert!(matches!(f.actuator.execute(&set(), now()).await, Outcome::Done(_)));
+        let terms = preferred(&f);
+        assert_eq!(terms.len(), 1, "{terms:?}");
+        assert_eq!(terms[0]["weight"], 50);
+        assert_eq!(terms[0]["podAffinityTerm"]["labelSelector"]["matchLabels"]["app"], "cart");
+        assert_eq!(terms[0]["podAffinityTerm"]["topologyKey"], "kubernetes.io/hostname");
+        let d: Deployment = f.sim.get(Some(NS), "web").unwrap();
+        assert_eq!(d.metadata.annotations.unwrap()[ADVICE_ANNOTATION], SUBJECT);
+        let added = f.events(Reason::PodAffinityAdded.as_str()).await;
+        assert_eq!(added.len(), 1);
+        assert_eq!(added[0].object.as_ref().unwrap().name, "web");
+        assert!(added[0].message.contains("9.8 ms cross-node"), "{}", added[0].message);
+
+        // Asked again next pass: nothing to do.
+        rolled_out(&f).await;
+        assert!(matches!(f.actuator.execute(&set(), now()).await, Outcome::Skipped(_)));
+        assert_eq!(preferred(&f).len(), 1);
+
+        // An operator who took the annotation over owns the term: it stays.
+        f.sim
+            .update::<Deployment>(Some(NS), "web", |d| {
+                d.metadata.annotations.as_mut().unwrap().insert(ADVICE_ANNOTATION.into(), "mine".into());
+            })
+            .unwrap();
+        match f.actuator.execute(&remove(), now()).await {
+            Outcome::Skipped(why) => assert!(why.contains("not heatscaler's"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        f.sim
+            .update::<Deployment>(Some(NS), "web", |d| {
+                d.metadata.annotations.as_mut().unwrap().insert(ADVICE_ANNOTATION.into(), SUBJECT.into());
+            })
+            .unwrap();
+        rolled_out(&f).await;
+        assert!(matches!(f.actuator.execute(&remove(), now()).await, Outcome::Done(_)));
+        assert!(preferred(&f).is_empty());
+        let d: Deployment = f.sim.get(Some(NS), "web").unwrap();
+        assert!(!d.metadata.annotations.unwrap_or_default().contains_key(ADVICE_ANNOTATION));
+    }
+}

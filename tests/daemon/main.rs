@@ -7,7 +7,8 @@
 //! - [`explain`]: the `heatscaler explain` binary;
 //! - [`alerts`], [`telemetry`]: sinks and `/metrics` over real HTTP;
 //! - [`manifests`]: the in-cluster manifests and the RBAC they grant;
-//! - [`topology`]: zone affinity observed from the API and planned on.
+//! - [`topology`]: zone affinity observed from the API and planned on;
+//! - [`mesh`]: a service mesh's traffic read from a real Prometheus.
 //!
 //! `cargo test --test daemon pod_level::` runs one module.
 
@@ -18,6 +19,7 @@ mod dashboards;
 mod election;
 mod explain;
 mod manifests;
+mod mesh;
 mod pod_level;
 mod process;
 mod telemetry;

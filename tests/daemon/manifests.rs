@@ -40,6 +40,12 @@ const CLUSTER_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
     ("policy", "poddisruptionbudgets", "watch", ("observe/watch.rs", "watcher(Api::<slim::PodDisruptionBudget>::all")),
     ("apps", "replicasets", "list", ("observe/watch.rs", "watcher(Api::<slim::ReplicaSet>::all")),
     ("apps", "replicasets", "watch", ("observe/watch.rs", "watcher(Api::<slim::ReplicaSet>::all")),
+    // The placement advisor's template change: re-read, the PDBs over its pods, then a guarded JSON patch.
+    ("policy", "poddisruptionbudgets", "list", ("act/placement.rs", "api.list(&ListParams::default())")),
+    ("apps", "deployments", "get", ("act/placement.rs", "api.get_opt(&w.name)")),
+    ("apps", "deployments", "patch", ("act/placement.rs", "api.patch(&w.name, &params, &Patch::Json")),
+    ("apps", "statefulsets", "get", ("act/placement.rs", "api.get_opt(&w.name)")),
+    ("apps", "statefulsets", "patch", ("act/placement.rs", "api.patch(&w.name, &params, &Patch::Json")),
     // kube-runtime's Recorder creates an Event, and patches it into a series when it repeats.
     ("events.k8s.io", "events", "create", ("alerts/kube_events.rs", "Recorder::new")),
     ("events.k8s.io", "events", "patch", ("alerts/kube_events.rs", "Recorder::new")),
@@ -89,6 +95,8 @@ const API_TYPES: &[&str] = &[
     "Lease",
     "PodDisruptionBudget",
     "ReplicaSet",
+    "Deployment",
+    "StatefulSet",
     "VerticalPodAutoscaler",
     "VerticalPodAutoscalerCheckpoint",
     "ConfigMap",

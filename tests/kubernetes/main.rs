@@ -9,8 +9,13 @@
 //! Each test starts its own control plane (about 10 s); see docs/testing.md
 //! for running one against a control plane started by hand.
 
+#[path = "../support/e2e/daemon.rs"]
+mod daemon;
 #[path = "../support/kubernetes.rs"]
 mod kubernetes;
+mod mesh;
+#[path = "../support/mesh.rs"]
+mod test_mesh;
 
 use std::path::Path;
 use std::time::Duration;

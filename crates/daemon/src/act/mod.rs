@@ -8,7 +8,8 @@
 //! in the module of its concern — [`group_resize`] (ScaleUp, RemoveMembers: Heat),
 //! [`removal`] (StartRemoval, MarkDrained, RollBackRemoval, DeleteNode),
 //! [`evict`] (EvictPods), [`resize`] (ResizePod, RecreatePod: the pod level,
-//! through the `vpa` client). [`status`] writes the status ConfigMap;
+//! through the `vpa` client), [`placement`] (SetPreferredAffinity,
+//! RemovePreferredAffinity: the placement advisor's template changes). [`status`] writes the status ConfigMap;
 //! [`vpa_writes`] the pod level's VPA status and checkpoint writes.
 //!
 //! With `dry_run`, every action is logged and reported as an Event
@@ -19,6 +20,7 @@ mod error;
 mod evict;
 mod group_resize;
 mod kube;
+mod placement;
 mod removal;
 mod resize;
 mod status;
@@ -32,6 +34,7 @@ pub(crate) use self::kube::is_budget_refusal;
 pub use self::kube::{Eviction, FIELD_MANAGER, KubeOps, merge_patch};
 pub use confirm::{MISMATCH_ANNOTATION, MISMATCH_GROUP_ANNOTATION, RemovalLedger};
 pub use error::ActuatorError;
+pub use placement::ADVICE_ANNOTATION;
 pub use status::StatusWrite;
 pub use vpa_writes::VpaWrite;
 
@@ -139,12 +142,8 @@ impl Actuator {
             Action::DeleteNode(a) => self.delete_node(a).await,
             Action::ResizePod(a) => self.resize_pod(a, now).await,
             Action::RecreatePod(a) => self.recreate_pod(a).await,
-            // The template change (docs/decisions.md, #21) is not carried
-            // out by this actuator yet; the daemon reads no
-            // `placement-advisor` section, so its planner never plans one.
-            Action::SetPreferredAffinity(_) | Action::RemovePreferredAffinity(_) => {
-                Ok(Outcome::Skipped("placement advice is not carried out by this actuator".to_string()))
-            }
+            Action::SetPreferredAffinity(a) => self.set_preferred_affinity(a).await,
+            Action::RemovePreferredAffinity(a) => self.remove_preferred_affinity(a).await,
         };
         let outcome = result.unwrap_or_else(Outcome::Failed);
         let kind = action.kind().as_str();

@@ -365,6 +365,20 @@ impl ScalingEvent {
         .with_field("failing_for", format!("{}s", lasted.as_secs()))
     }
 
+    /// `error`: the latest read's error (never the URL: it may carry a token).
+    pub fn mesh_metrics_failing(lasted: std::time::Duration, error: &str) -> Self {
+        Self::new(
+            Reason::MeshMetricsFailing,
+            format!(
+                "the service mesh's traffic has not been readable from Prometheus for {}s; the placement advisor \
+                 gives no new advice until it is: {error}",
+                lasted.as_secs()
+            ),
+        )
+        .with_field("error", error)
+        .with_field("failing_for", format!("{}s", lasted.as_secs()))
+    }
+
     /// `watches`: the failing watches (`nodes,pods`); `error`: the latest error of one of them.
     pub fn kubernetes_failing(watches: &str, lasted: std::time::Duration, error: &str) -> Self {
         Self::new(

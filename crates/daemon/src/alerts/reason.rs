@@ -135,6 +135,13 @@ reasons! {
     PodAffinityAdded => Info, Operators, "CoLocate";
     /// On a workload: the advisor's preferred pod affinity was taken back.
     PodAffinityRemoved => Info, Operators, "CoLocate";
+    /// On a workload: new placement advice (co-locate it with a server, or
+    /// raise its requests), with the evidence — the pair, requests/s, the p99
+    /// same-node and cross-node, the expected gain — and whether it is applied.
+    PlacementAdvised => Info, Operators, "Advise";
+    /// On a workload: standing advice taken back (its pair's traffic stayed
+    /// low for `release-after`).
+    PlacementAdviceWithdrawn => Info, Operators, "Advise";
 
     // ------------------------------------------------------------- consistency
     /// A Heat member without a Kubernetes node past provisioning time, or a
@@ -165,6 +172,12 @@ reasons! {
     /// `error`, `failing_for`): heatscaler plans on data that no longer
     /// follows the cluster, and can change nothing while the API server fails.
     KubernetesFailing => Critical, Operators, "WatchKubernetes";
+
+    // ------------------------------------------------------------ service mesh
+    /// Reading the mesh's traffic from Prometheus has failed for longer than
+    /// `mesh-metrics.failure-alert-after` (`error`, `failing_for`): the
+    /// placement advisor gives no new advice meanwhile (scaling is unaffected).
+    MeshMetricsFailing => Warning, Operators, "ReadMesh";
 
     // ---------------------------------------------------------------- daemon
     /// A reload (SIGHUP) found the new configuration invalid; the daemon keeps

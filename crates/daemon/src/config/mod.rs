@@ -21,8 +21,8 @@ pub use secret::{SecretError, SecretSource};
 /// The policy sections and value types of the file, defined with the planner
 /// that reads them (`heatscaler_core::policy`) and part of the file's schema here.
 pub use heatscaler_core::policy::{
-    ClusterLimits, Duration, Expander, Fraction, NodeTemplate, Quantity, RecommenderSettings, ScaleDownPolicy,
-    ScaleUpPolicy, TaintConfig, UpdaterSettings,
+    AdvisorMode, ClusterLimits, Duration, Expander, Fraction, NodeTemplate, PlacementAdvisorPolicy, Quantity,
+    RecommenderSettings, ScaleDownPolicy, ScaleUpPolicy, TaintConfig, UpdaterSettings,
 };
 
 /// One thing wrong with a configuration, at a key path.
@@ -149,8 +149,7 @@ impl Config {
                 enabled: self.pod_resize.enabled && self.pod_resize.updater.enabled,
                 updater: self.pod_resize.updater.clone(),
             },
-            // No `placement-advisor` section is read yet: the advisor is off.
-            placement: Default::default(),
+            placement: self.placement_advisor.clone(),
         }
     }
 }

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Duration, SecretSource};
 use heatscaler_core::policy::{
-    ClusterLimits, NodeTemplate, RecommenderSettings, ScaleDownPolicy, ScaleUpPolicy, UpdaterSettings, loop_defaults,
+    ClusterLimits, NodeTemplate, PlacementAdvisorPolicy, RecommenderSettings, ScaleDownPolicy, ScaleUpPolicy,
+    UpdaterSettings, loop_defaults,
 };
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -39,6 +40,13 @@ pub struct Config {
     pub leader_election: LeaderElectionConfig,
     #[serde(default)]
     pub daemon: DaemonConfig,
+    /// The placement advisor's policy (issue 21), as the simulator reads it.
+    #[serde(default)]
+    pub placement_advisor: PlacementAdvisorPolicy,
+    /// Where the placement advisor reads a service mesh's traffic and tail
+    /// latency (issue 21); without it the advisor has no observations.
+    #[serde(default)]
+    pub mesh_metrics: Option<MeshMetricsConfig>,
 }
 
 impl Config {
@@ -70,6 +78,14 @@ impl Config {
             }
             if let Some(pw) = os.password.as_mut() {
                 fix_secret(&mut pw.password);
+            }
+        }
+        if let Some(m) = self.mesh_metrics.as_mut() {
+            if let Some(p) = m.ca_bundle.as_mut() {
+                fix(p);
+            }
+            if let Some(s) = m.bearer_token.as_mut() {
+                fix_secret(s);
             }
         }
         for sink in &mut self.alerts.sinks {
@@ -627,4 +643,71 @@ impl Default for DaemonConfig {
             heat_poll_interval: loop_defaults::HEAT_POLL_INTERVAL,
         }
     }
+}
+
+// ---------------------------------------------------------------- mesh metrics
+
+/// Which service mesh's metric names and labels the Prometheus holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MeshKind {
+    /// `istio_requests_total` and `istio_request_duration_milliseconds_bucket`
+    /// (`reporter="source"`, `source_workload`, `destination_workload`, …).
+    #[default]
+    Istio,
+    /// The Linkerd proxy's `request_total` and `response_latency_ms_bucket`
+    /// (`direction="outbound"`, `deployment`/`statefulset`, `dst_*`, `dst_pod`).
+    Linkerd,
+}
+
+/// A Prometheus that scrapes the mesh's proxies, read through its HTTP API.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MeshMetricsConfig {
+    /// Base URL of the Prometheus HTTP API (`https://prometheus.monitoring:9090`);
+    /// `/api/v1/query` is appended. Credentials go in `bearer-token`, never here.
+    pub prometheus_url: String,
+    #[serde(default)]
+    pub mesh: MeshKind,
+    /// The range the rates and quantiles are taken over (PromQL `[window]`):
+    /// at least two of Prometheus's scrape intervals.
+    #[serde(default = "default_mesh_window")]
+    pub window: Duration,
+    /// How often the mesh's traffic is read.
+    #[serde(default = "default_mesh_interval")]
+    pub interval: Duration,
+    /// The target label the scrape configuration puts the scraped pod's name
+    /// in (Istio's and Linkerd's own Prometheus configurations use `pod`): it
+    /// tells which node the reporting proxy ran on.
+    #[serde(default = "default_mesh_pod_label")]
+    pub pod_label: String,
+    /// CA bundle for an `https` URL. Verification is always on.
+    #[serde(default)]
+    pub ca_bundle: Option<PathBuf>,
+    /// Sent as `Authorization: Bearer …` (a Prometheus behind an
+    /// authenticating proxy, or OpenShift's Thanos querier).
+    #[serde(default)]
+    pub bearer_token: Option<SecretSource>,
+    #[serde(default = "default_mesh_timeout")]
+    pub request_timeout: Duration,
+    /// Reading Prometheus failing for longer than this is an alert
+    /// (`MeshMetricsFailing`): the advisor then works on stale traffic.
+    #[serde(default = "default_mesh_failure_alert_after")]
+    pub failure_alert_after: Duration,
+}
+
+fn default_mesh_window() -> Duration {
+    Duration::from_secs(5 * 60)
+}
+fn default_mesh_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_mesh_pod_label() -> String {
+    "pod".into()
+}
+fn default_mesh_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_mesh_failure_alert_after() -> Duration {
+    Duration::from_secs(10 * 60)
 }

@@ -360,3 +360,62 @@ fn direct_kubelet_access_requires_a_ca_bundle() {
     assert_eq!(c.pod_resize.metrics.kubelet, KubeletAccess::Direct);
     assert_error(&format!("{VALID}pod-resize:\n  metrics:\n    kubelet: insecure\n"), "pod-resize.metrics.kubelet", "");
 }
+
+#[test]
+fn mesh_metrics_names_the_key_and_line_of_a_wrong_value() {
+    with_secret();
+    let ok = format!("{VALID}mesh-metrics:\n  prometheus-url: http://prometheus.istio-system:9090\n  mesh: linkerd\n");
+    let c = parse(&ok, "t", None).unwrap().mesh_metrics.unwrap();
+    assert_eq!(c.mesh, MeshKind::Linkerd);
+    assert_eq!(c.window, Duration::from_secs(300));
+    assert_eq!(c.pod_label, "pod");
+    let lines = VALID.lines().count();
+    let at = |key: &str, value: &str| {
+        format!("{VALID}mesh-metrics:\n  prometheus-url: http://prom:9090\n  {key}: {value}\n")
+    };
+    // Serde's errors and the validator's both name the key and its line.
+    let errors = errors_of(&at("mesh", "consul"));
+    assert_eq!(errors[0].path, "mesh-metrics.mesh");
+    assert!(errors[0].problem.contains(&format!("(line {})", lines + 3)), "{errors:?}");
+    let errors = errors_of(&at("window", "0s"));
+    assert_eq!(errors[0].path, "mesh-metrics.window");
+    assert!(errors[0].problem.contains(&format!("(line {})", lines + 3)), "{errors:?}");
+    assert_error(&at("pod-label", "pod-name"), "mesh-metrics.pod-label", "not a Prometheus label name");
+    assert_error(&at("window", "3d"), "mesh-metrics.window", "longest accepted, 1day");
+    assert_error(&at("ca-bundle", "/nonexistent/ca.pem"), "mesh-metrics.ca-bundle", "does not exist");
+    assert_error(
+        &at("bearer-token", "{ env: HEATSCALER_CONFIG_TEST_UNSET }"),
+        "mesh-metrics.bearer-token",
+        "HEATSCALER_CONFIG_TEST_UNSET is not set",
+    );
+    assert_error(
+        &format!("{VALID}mesh-metrics:\n  prometheus-url: ftp://prom\n"),
+        "mesh-metrics.prometheus-url",
+        "not http or https",
+    );
+    // A token in the URL is refused, and never echoed.
+    let errors = errors_of(&format!("{VALID}mesh-metrics:\n  prometheus-url: https://u:Hunter2Token@prom/\n"));
+    assert_eq!(errors[0].path, "mesh-metrics.prometheus-url");
+    assert!(!format!("{errors:?}").contains("Hunter2Token"), "{errors:?}");
+}
+
+#[test]
+fn placement_advisor_is_read_and_its_problems_name_key_and_line() {
+    with_secret();
+    let mesh = "mesh-metrics:\n  prometheus-url: http://prom:9090\n";
+    let c =
+        parse(&format!("{VALID}{mesh}placement-advisor:\n  mode: recommend\n  raise-after: 2m\n"), "t", None).unwrap();
+    assert_eq!(c.placement_advisor.mode, AdvisorMode::Recommend);
+    assert_eq!(c.planner_policy().placement.raise_after, Duration::from_secs(120));
+    let lines = VALID.lines().count();
+    let errors = errors_of(&format!("{VALID}{mesh}placement-advisor:\n  mode: recommend\n  affinity-weight: 0\n"));
+    assert_eq!(errors[0].path, "placement-advisor.affinity-weight");
+    assert!(errors[0].problem.contains(&format!("(line {})", lines + 5)), "{errors:?}");
+    assert_error(
+        &format!("{VALID}placement-advisor:\n  mode: apply\n"),
+        "placement-advisor.mode",
+        "needs a mesh-metrics",
+    );
+    assert_error(&format!("{VALID}placement-advisor:\n  mode: always\n"), "placement-advisor.mode", "unknown variant");
+    assert_error(&format!("{VALID}placement-advisor:\n  window: 30d\n"), "placement-advisor.window", "7days");
+}

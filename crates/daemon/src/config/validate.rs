@@ -25,6 +25,15 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     v.alerts(&config.alerts);
     v.leader_election(&config.leader_election);
     v.daemon(&config.daemon);
+    for p in config.placement_advisor.problems() {
+        v.err(p.path, p.problem);
+    }
+    if config.placement_advisor.mode != AdvisorMode::Off && config.mesh_metrics.is_none() {
+        v.err("placement-advisor.mode", "needs a mesh-metrics section: the advisor judges the mesh's traffic");
+    }
+    if let Some(m) = &config.mesh_metrics {
+        v.mesh_metrics(m);
+    }
     v.bounds(config);
     v.errors
 }
@@ -507,6 +516,53 @@ impl Validator {
         self.at_most("leader-election.lease-duration", le.lease_duration, 5 * MINUTE);
         self.at_most("leader-election.renew-deadline", le.renew_deadline, 5 * MINUTE);
         self.at_most("leader-election.retry-period", le.retry_period, MINUTE);
+        let pa = &c.placement_advisor;
+        for (key, value) in [
+            ("raise-after", pa.raise_after),
+            ("release-after", pa.release_after),
+            ("window", pa.window),
+            ("workload-cooldown", pa.workload_cooldown),
+        ] {
+            self.at_most(&format!("placement-advisor.{key}"), value, 7 * DAY);
+        }
+        self.count_at_most("placement-advisor.max-new-advice", pa.max_new_advice.into(), 10_000);
+        if let Some(m) = &c.mesh_metrics {
+            self.at_most("mesh-metrics.window", m.window, DAY);
+            self.at_most("mesh-metrics.interval", m.interval, HOUR);
+            self.at_most("mesh-metrics.request-timeout", m.request_timeout, 5 * MINUTE);
+            self.at_most("mesh-metrics.failure-alert-after", m.failure_alert_after, DAY);
+        }
+    }
+
+    fn mesh_metrics(&mut self, m: &MeshMetricsConfig) {
+        let p = "mesh-metrics";
+        match url::Url::parse(&m.prometheus_url) {
+            Err(e) => self.err(format!("{p}.prometheus-url"), format!("is not a URL ({e})")),
+            Ok(u) if u.scheme() != "http" && u.scheme() != "https" => {
+                self.err(format!("{p}.prometheus-url"), format!("scheme `{}` is not http or https", u.scheme()))
+            }
+            Ok(u) if !u.username().is_empty() || u.password().is_some() || u.query().is_some() => self.err(
+                format!("{p}.prometheus-url"),
+                "carries credentials or a query string: give a token with bearer-token so it is never logged",
+            ),
+            Ok(_) => {}
+        }
+        self.existing_file(&format!("{p}.ca-bundle"), m.ca_bundle.as_deref());
+        if let Some(t) = &m.bearer_token {
+            self.secret(&format!("{p}.bearer-token"), t);
+        }
+        for (key, d) in [("window", m.window), ("interval", m.interval), ("request-timeout", m.request_timeout)] {
+            self.positive(&format!("{p}.{key}"), d);
+        }
+        if m.window.get() < std::time::Duration::from_secs(1) {
+            self.err(format!("{p}.window"), "must be at least 1s (PromQL ranges are whole seconds here)");
+        }
+        if m.pod_label.is_empty()
+            || !m.pod_label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || m.pod_label.starts_with(|c: char| c.is_ascii_digit())
+        {
+            self.err(format!("{p}.pod-label"), format!("`{}` is not a Prometheus label name", m.pod_label));
+        }
     }
 
     fn daemon(&mut self, d: &DaemonConfig) {

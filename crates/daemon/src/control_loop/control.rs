@@ -10,7 +10,7 @@ use super::election::{LeaseGate, Wiring};
 use super::leadership::{AlwaysLeader, LeaderGate};
 use super::outage::{OUTAGE_CHECK, OutageReporter, OutageSources, OutageWatch};
 use super::parts::{Parts, Shared};
-use super::planning::Planning;
+use super::planning::{Beside, Planning};
 use super::pod_level::PodLevel;
 use super::reporting::Reporter;
 use super::signals::{Request, Signals};
@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::observe::{Changes, KubeObserver};
 use crate::telemetry::{Health, HealthOptions, Metrics, Notifier, TelemetryServer};
 use heatscaler_core::model::Timestamp;
+use heatscaler_core::planner::placement::Observations;
 use heatscaler_core::planner::{Action, ActionKind};
 
 /// Actions of one pass in flight at once.
@@ -88,6 +89,7 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
         changes,
         instance: instance_name(&config),
         ledger: Default::default(),
+        store: kube.store().clone(),
     };
 
     let mut daemon = Daemon {
@@ -444,9 +446,20 @@ impl Daemon {
             }
         }
         let reads = parts.heat.reads();
+        let observations = parts.mesh.as_ref().and_then(|m| m.flows()).map(|flows| Observations {
+            flows,
+            pressure: self.pod_level.as_ref().map(|p| p.pressure()).unwrap_or_default(),
+        });
         let Some(mut planned) = self
             .planning
-            .plan(self.kube.store(), &reads, &parts.config.node_groups, &parts.policy, self.pod_level.as_ref(), now)
+            .plan(
+                self.kube.store(),
+                &reads,
+                &parts.config.node_groups,
+                &parts.policy,
+                Beside { pod_level: self.pod_level.as_ref(), observations: observations.as_ref() },
+                now,
+            )
             .await
         else {
             tracing::debug!("a watch is re-listing; planning when it is complete");

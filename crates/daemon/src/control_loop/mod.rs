@@ -21,6 +21,7 @@ mod control;
 pub mod election;
 mod kube_client;
 pub mod leadership;
+pub mod mesh;
 mod outage;
 mod parts;
 pub mod planning;
@@ -37,7 +38,7 @@ pub use control::run;
 pub use election::LeaseGate;
 pub use kube_client::client as kube_client;
 pub use leadership::{AlwaysLeader, LeaderGate};
-pub use planning::{Planned, Planning};
+pub use planning::{Beside, Planned, Planning};
 
 use crate::config::Config;
 use crate::telemetry::Notifier;
@@ -65,6 +66,8 @@ pub enum DaemonError {
     Alerts(#[from] crate::alerts::AlertsError),
     #[error(transparent)]
     Cloud(#[from] crate::cloud::CloudError),
+    #[error("mesh-metrics: {0}")]
+    Mesh(#[from] crate::observe::mesh::QueryError),
     #[error("node groups are configured but there is no openstack section")]
     NoOpenStack,
     #[error("cannot install signal handlers: {0}")]

@@ -5,14 +5,17 @@
 
 use std::sync::Arc;
 
+use tokio::sync::Mutex;
+
 use super::DaemonError;
+use super::mesh::MeshFeed;
 use crate::act::{Actuator, RemovalLedger};
 use crate::alerts::{Dispatcher, KubeEventSink};
 use crate::cloud::Cloud;
 use crate::cloud::group::Backend;
 use crate::cloud::heat::HeatClient;
-use crate::config::Config;
-use crate::observe::{Changes, HeatObserver};
+use crate::config::{AdvisorMode, Config};
+use crate::observe::{Changes, ClusterStore, HeatObserver};
 use crate::telemetry::Metrics;
 use heatscaler_core::planner::Policy;
 
@@ -26,6 +29,8 @@ pub struct Shared {
     pub instance: String,
     /// Sent removals awaiting confirmation, held groups: kept across reloads.
     pub ledger: RemovalLedger,
+    /// The watched cluster, for the mesh reader's placement.
+    pub store: Arc<Mutex<ClusterStore>>,
 }
 
 pub struct Parts {
@@ -34,6 +39,8 @@ pub struct Parts {
     pub alerts: Dispatcher,
     pub heat: HeatObserver,
     pub actuator: Arc<Actuator>,
+    /// The service mesh's traffic, when `mesh-metrics` is configured.
+    pub mesh: Option<MeshFeed>,
 }
 
 impl Parts {
@@ -68,8 +75,18 @@ impl Parts {
             .with_ledger(shared.ledger.clone()),
         );
         let policy = config.planner_policy();
-        Ok(Parts { config, policy, alerts, heat, actuator })
+        let mesh = match mesh_to_read(&config) {
+            Some(m) => Some(MeshFeed::start(m, shared.store.clone(), alerts.clone())?),
+            None => None,
+        };
+        Ok(Parts { config, policy, alerts, heat, actuator, mesh })
     }
+}
+
+/// The mesh's Prometheus, read only for an advisor that is on: a configured
+/// but unused Prometheus must not raise `MeshMetricsFailing`.
+fn mesh_to_read(config: &Config) -> Option<&crate::config::MeshMetricsConfig> {
+    config.mesh_metrics.as_ref().filter(|_| config.placement_advisor.mode != AdvisorMode::Off)
 }
 
 async fn backends(config: &Config) -> Result<Vec<Arc<Backend>>, DaemonError> {
@@ -84,4 +101,18 @@ async fn backends(config: &Config) -> Result<Vec<Arc<Backend>>, DaemonError> {
         .iter()
         .map(|g| Arc::new(Backend::new(heat.clone(), g.clone()).with_settle_timeout(timeout)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mesh_is_read_only_while_the_advisor_is_on() {
+        let text = "mesh-metrics:\n  prometheus-url: http://prom:9090\n";
+        let off = crate::config::parse(text, "t", None).unwrap();
+        assert!(mesh_to_read(&off).is_none());
+        let on = crate::config::parse(&format!("{text}placement-advisor:\n  mode: recommend\n"), "t", None).unwrap();
+        assert!(mesh_to_read(&on).is_some());
+    }
 }

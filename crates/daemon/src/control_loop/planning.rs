@@ -11,6 +11,7 @@ use crate::act::VpaWrite;
 use crate::config::NodeGroupConfig;
 use crate::observe::{ClusterStore, GroupAssembler, GroupRead};
 use heatscaler_core::model::{GroupState, Timestamp};
+use heatscaler_core::planner::placement::Observations;
 use heatscaler_core::planner::protocol::{self, Phase, RemovalRecord};
 use heatscaler_core::planner::{self, Input, Memory, Plan, Policy};
 
@@ -20,6 +21,15 @@ use heatscaler_core::planner::{self, Input, Memory, Plan, Policy};
 pub struct Planning {
     assembler: GroupAssembler,
     memory: Memory,
+}
+
+/// What a pass reads beside the cluster and Heat: the pod level (usage,
+/// VPA objects) and the mesh's traffic, each when there is one.
+#[derive(Clone, Copy, Default)]
+pub struct Beside<'a> {
+    pub pod_level: Option<&'a PodLevel>,
+    /// `None`: not configured, not read yet, or not fresh.
+    pub observations: Option<&'a Observations>,
 }
 
 /// A pass's plan and the facts about its input the daemon reports.
@@ -63,7 +73,9 @@ impl Planning {
         &self.memory
     }
 
-    /// Plans on the store as it is now, joined with the latest Heat reads. The
+    /// Plans on the store as it is now, joined with the latest Heat reads
+    /// and, for the placement advisor, the mesh's latest traffic (`None`: not
+    /// read, or not fresh). The
     /// store stays locked while the planner runs (about 100 ms at 150,000
     /// pods), so no watch event lands in the middle of a pass. `None` while a
     /// watch is re-listing: its half-listed state is not planned on.
@@ -73,9 +85,10 @@ impl Planning {
         heat: &BTreeMap<String, GroupRead>,
         groups: &[NodeGroupConfig],
         policy: &Policy,
-        pod_level: Option<&PodLevel>,
+        beside: Beside<'_>,
         now: Timestamp,
     ) -> Option<Planned> {
+        let Beside { pod_level, observations } = beside;
         let mut store = store.lock().await;
         if store.relisting() {
             return None;
@@ -92,7 +105,7 @@ impl Planning {
             None => (Vec::new(), Vec::new(), None),
         };
         let snapshot = store.snapshot();
-        let input = Input { snapshot, usage: usage.as_ref(), memory: &self.memory, now, observations: None };
+        let input = Input { snapshot, usage: usage.as_ref(), memory: &self.memory, now, observations };
         let plan = blocking(|| planner::plan(&input, policy));
         self.memory = plan.memory.clone();
         Some(Planned {

@@ -33,15 +33,17 @@ use tokio::task::JoinSet;
 
 use crate::act::VpaWrite;
 use crate::alerts::ScalingEvent;
-use crate::config::{Config, PodResizePolicy};
+use crate::config::{AdvisorMode, Config, PodResizePolicy};
 use crate::observe::{Changes, ClusterStore};
 use crate::telemetry::{KubeResource, KubeVerb, Metrics, RecommendationValues, ResourceName};
+use crate::usage::pressure::PressureWindow;
 use crate::usage::{ScrapeTarget, UsageCollector, UsageScrape};
 use crate::vpa::checkpoint::VerticalPodAutoscalerCheckpoint;
 use crate::vpa::client::VpaObjects;
 use crate::vpa::upstream::{Sightings, UpstreamComponent, UpstreamMark, UpstreamSighting};
 use crate::vpa::{self, StatusUpdate, VerticalPodAutoscaler};
 use heatscaler_core::model::{Pod, Resources, Snapshot, Timestamp, VerticalScaling, WorkloadRef};
+use heatscaler_core::planner::placement::Pressure;
 use heatscaler_core::recommender::{CheckpointKey, ContainerCheckpoint};
 use heatscaler_core::recommender::{OomTracker, Recommender, feed_ooms, feed_usage, fill_recommendations};
 
@@ -115,6 +117,10 @@ struct Observed {
     ooms: OomTracker,
     /// Per node, its last reading (cpu in millicores, memory working set).
     nodes: BTreeMap<String, Resources>,
+    /// Per workload, usage over requests across the mesh's window.
+    pressure: PressureWindow,
+    /// `mesh-metrics.window`: pressure is judged over the traffic's window.
+    pressure_window: Duration,
 }
 
 impl PodLevel {
@@ -129,7 +135,8 @@ impl PodLevel {
         changes: Changes,
     ) -> Option<Self> {
         let settings = config.pod_resize.clone();
-        if !settings.enabled && !config.scale_down.use_observed_usage {
+        let advising = config.placement_advisor.mode != AdvisorMode::Off;
+        if !settings.enabled && !config.scale_down.use_observed_usage && !advising {
             return None;
         }
         let objects = Arc::new(StdMutex::new(VpaObjects::default()));
@@ -137,6 +144,8 @@ impl PodLevel {
             recommender: Recommender::from_config(&settings.recommender),
             ooms: OomTracker::default(),
             nodes: BTreeMap::new(),
+            pressure: PressureWindow::default(),
+            pressure_window: config.mesh_metrics.as_ref().map_or(Duration::from_secs(300), |m| m.window.get()),
         }));
         let mut tasks = JoinSet::new();
         let restored = Arc::new(AtomicBool::new(false));
@@ -174,6 +183,12 @@ impl PodLevel {
             restore_alerts,
             _tasks: tasks,
         })
+    }
+
+    /// Each workload's usage over its requests across the mesh's window,
+    /// for the placement advisor.
+    pub fn pressure(&self) -> Vec<Pressure> {
+        self.observed.lock().expect("observed usage lock").pressure.pressure()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -526,6 +541,8 @@ async fn collect(
 /// Feeds one round; whether it brought anything new.
 fn feed(observed: &mut Observed, pods: &[Pod], scrape: &UsageScrape, now: Timestamp) -> bool {
     let report = feed_usage(&mut observed.recommender, pods, &scrape.containers);
+    let window = observed.pressure_window;
+    observed.pressure.feed(pods, &scrape.containers, now, window);
     let window = observed.recommender.settings().memory_aggregation_interval;
     let ooms = observed.ooms.observe(pods, now, window);
     feed_ooms(&mut observed.recommender, &ooms);
@@ -595,6 +612,8 @@ mod tests {
             recommender: Recommender::from_config(&Default::default()),
             ooms: OomTracker::default(),
             nodes: BTreeMap::new(),
+            pressure: PressureWindow::default(),
+            pressure_window: Duration::from_secs(300),
         };
         let t0 = test_support::epoch();
         let both = [pod("web-1"), pod("web-2")];

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use crate::alerts::{Dispatcher, ObjectRef, Reason, ScalingEvent};
 use crate::telemetry::{GroupSizes, Metrics, ScaleUpFailure};
-use heatscaler_core::model::{MemberStatus, PodKey};
+use heatscaler_core::model::{MemberStatus, PodKey, WorkloadRef};
 use heatscaler_core::planner::Memory;
-use heatscaler_core::planner::explain::{Alert, Hold, NodeStatus, PodOutcome, ProvisioningFailure};
+use heatscaler_core::planner::explain::{Alert, Hold, NodeStatus, PlacementOutcome, PodOutcome, ProvisioningFailure};
 use heatscaler_core::planner::protocol::RemovalRecord;
 
 use super::planning::Planned;
@@ -91,6 +91,7 @@ impl Reporter {
         }
         self.pods_reported = pending;
         self.scale_down_blocked(planned, alerts, Instant::now());
+        placement_advice(planned, alerts);
     }
 
     /// One `ScaleDownBlocked` per node and reason per [`BLOCKED_RESEND`]: a
@@ -228,6 +229,46 @@ impl Reporter {
 /// want to change: a pod that cannot move, an exhausted budget, the group's
 /// min size, scale-down switched off. Waiting for `unneeded-time`, cool-downs
 /// and per-step limits pass by themselves and are not reported.
+/// New and withdrawn placement advice, each once (the planner says `new`
+/// only in the pass that gives it), as an Event on the workload it changes
+/// and through the sinks: what was advised, applied or not, and why.
+fn placement_advice(planned: &Planned, alerts: &Dispatcher) {
+    for p in &planned.plan.explanation.placement {
+        let reason = match &p.outcome {
+            PlacementOutcome::Advised { new: true, .. } => Reason::PlacementAdvised,
+            PlacementOutcome::Withdrawn { .. } => Reason::PlacementAdviceWithdrawn,
+            _ => continue,
+        };
+        let mut event = ScalingEvent::new(reason, p.to_string()).with_field("subject", &p.subject);
+        if let PlacementOutcome::Advised { applied, .. } | PlacementOutcome::Withdrawn { applied } = &p.outcome {
+            event = event.with_field("applied", *applied);
+        }
+        if let Some(w) = advised_workload(&p.subject) {
+            event = event.with_object(ObjectRef {
+                api_version: "apps/v1".to_string(),
+                kind: w.kind.clone(),
+                namespace: Some(w.namespace.clone()),
+                name: w.name.clone(),
+                uid: None,
+            });
+        }
+        alerts.dispatch(event);
+    }
+}
+
+/// The workload an advisor subject changes (`Proposal::subject`: `co-locate
+/// <client> with <server>`, `increase <resource> of <workload>`, each
+/// workload `<kind>/<namespace>/<name>`).
+fn advised_workload(subject: &str) -> Option<WorkloadRef> {
+    let text = match subject.strip_prefix("co-locate ") {
+        Some(rest) => rest.split(" with ").next()?,
+        None => subject.strip_prefix("increase ")?.split(" of ").nth(1)?,
+    };
+    let mut parts = text.splitn(3, '/');
+    let (kind, namespace, name) = (parts.next()?, parts.next()?, parts.next()?);
+    (!name.is_empty()).then(|| WorkloadRef { kind: kind.into(), namespace: namespace.into(), name: name.into() })
+}
+
 fn blocked_reason(status: &NodeStatus) -> Option<String> {
     match status {
         NodeStatus::PodBlocks { .. } | NodeStatus::PdbBlocks { .. } => Some(status.to_string()),
@@ -566,5 +607,59 @@ mod tests {
             "{}",
             metrics.encode()
         );
+    }
+
+    #[tokio::test]
+    async fn new_and_withdrawn_placement_advice_is_an_event_on_the_workload_with_the_evidence() {
+        use heatscaler_core::planner::explain::PlacementExplanation;
+        use heatscaler_core::planner::placement::{PairEvidence, Proposal};
+        let web = WorkloadRef { kind: "Deployment".into(), namespace: "shop".into(), name: "web".into() };
+        let cart = WorkloadRef { kind: "Deployment".into(), namespace: "shop".into(), name: "cart".into() };
+        let proposal = Proposal::CoLocate {
+            client: web.clone(),
+            server: cart.clone(),
+            weight: 50,
+            term: heatscaler_core::model::PodAffinityTerm::in_namespace(
+                Default::default(),
+                "kubernetes.io/hostname",
+                "shop",
+            ),
+            evidence: PairEvidence {
+                requests_per_second: 80.0,
+                cross_node_share: 0.5,
+                p99_same_node_ms: Some(2.4),
+                p99_cross_node_ms: Some(9.8),
+                latency_cost: 296.0,
+            },
+            room: 1,
+            expected_gain: 296.0,
+        };
+        // The subject is the core's own; the workload is read back from it.
+        assert_eq!(advised_workload(&proposal.subject()), Some(web.clone()));
+        assert_eq!(advised_workload(&format!("increase cpu of {cart}")), Some(cart.clone()));
+        assert_eq!(advised_workload("something else"), None);
+        let at = Timestamp::now();
+        let entry = |outcome| PlacementExplanation { subject: proposal.subject(), outcome };
+        let mut p = planned(Vec::new());
+        p.plan.explanation.placement = vec![
+            entry(PlacementOutcome::Advised { detail: proposal.to_string(), new: true, applied: false, since: at }),
+            // Standing advice was announced when it was new.
+            entry(PlacementOutcome::Advised { detail: proposal.to_string(), new: false, applied: false, since: at }),
+            entry(PlacementOutcome::Withdrawn { applied: true }),
+        ];
+        let metrics = Arc::new(Metrics::new());
+        let (alerts, captured) = capturing_dispatcher(metrics.clone());
+        Reporter::new().report(&p, &Memory::default(), &alerts, &metrics);
+        alerts.shutdown(Duration::from_secs(1)).await;
+        let events = captured.0.lock().unwrap().clone();
+        let reasons: Vec<Reason> = events.iter().map(|e| e.reason).collect();
+        assert_eq!(reasons, [Reason::PlacementAdvised, Reason::PlacementAdviceWithdrawn]);
+        let advised = &events[0];
+        assert_eq!(advised.object.as_ref().map(|o| o.name.as_str()), Some("web"));
+        for needle in ["co-locate Deployment/shop/web with Deployment/shop/cart", "80 req/s", "2.4 ms", "9.8 ms", "296"]
+        {
+            assert!(advised.message.contains(needle), "{needle}: {}", advised.message);
+        }
+        assert!(advised.message.contains("recommendation only"), "{}", advised.message);
     }
 }

@@ -8,6 +8,7 @@
 //! - [`HeatObserver`] (`stack_poller`): reads each node group's stack through
 //!   its backend (Heat has no watch), on a timer and when poked.
 //! - [`GroupAssembler`]: joins the two into the planner's groups at each pass.
+//! - [`mesh`]: a service mesh's traffic between workloads, from Prometheus.
 //! - [`Changes`]: bumped whenever something the planner reads changed.
 //!
 //! Observers never decide and never write.
@@ -15,6 +16,7 @@
 mod changes;
 pub mod convert;
 mod groups;
+pub mod mesh;
 pub mod slim;
 mod stack_poller;
 mod store;

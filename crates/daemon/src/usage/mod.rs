@@ -6,6 +6,7 @@
 //! - [`cadvisor`]: the kubelet's cAdvisor endpoint (`/metrics/cadvisor`, Prometheus text).
 //! - [`counters`]: turns cumulative CPU counters into rates between scrapes.
 //! - [`collector`]: scrapes all nodes with bounded concurrency and a per-node timeout.
+//! - [`pressure`]: each workload's usage over its requests, for the placement advisor.
 //! - [`oom`]: OOM kills read from container status (the recommender's
 //!   `OomTracker` reports each once).
 //!
@@ -17,6 +18,7 @@ pub mod collector;
 pub mod counters;
 pub mod direct;
 pub mod oom;
+pub mod pressure;
 pub mod summary;
 
 use jiff::Timestamp;

@@ -24,6 +24,7 @@ pub use pdb::pdb;
 pub use pod::annotation_kept as pod_annotation_kept;
 pub use pod::{is_workload_pod, owner, pod, template, workload};
 pub use replica_set::{ReplicaSet, replica_set};
+pub use selectors::label_selector;
 
 /// A resource list as integers. An invalid quantity (the API server rejects
 /// them, so only a hand-made object carries one) counts as zero.
