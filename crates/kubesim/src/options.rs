@@ -40,6 +40,11 @@ pub struct Options {
     pub default_usage: UsageModel,
     /// Reported by /version (gitVersion).
     pub kubernetes_version: String,
+    /// How long a paginated list's continue token stays usable, then `410
+    /// Expired` (etcd's compaction interval: 5 min). Scale harnesses on a
+    /// loaded machine, where kubesim serves 300 pages slower than that,
+    /// lengthen it.
+    pub continue_token_lifetime: Duration,
 }
 
 impl Default for Options {
@@ -56,6 +61,7 @@ impl Default for Options {
             scoring: Scoring::LeastAllocated,
             default_usage: UsageModel::constant(0, 0),
             kubernetes_version: "v1.35.0".to_string(),
+            continue_token_lifetime: Duration::from_secs(300),
         }
     }
 }

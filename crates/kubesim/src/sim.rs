@@ -35,7 +35,7 @@ impl Sim {
             recorder: EventRecorder::new(registry.clone(), options.record_events),
             usage: Usage::new(options.default_usage.clone()),
             faults: Faults::default(),
-            snapshots: ListSnapshots::default(),
+            snapshots: ListSnapshots::new(options.continue_token_lifetime),
             started: crate::time::now(),
             node_seq: std::sync::atomic::AtomicU32::new(0),
             store,

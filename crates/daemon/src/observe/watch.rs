@@ -12,7 +12,9 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
-use futures::{Stream, StreamExt};
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream, StreamExt};
+use kube::api::ListParams;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio::sync::{Mutex, watch};
@@ -119,16 +121,27 @@ impl KubeObserver {
         let config = watcher::Config::default();
         let cx = WatchCx { store: store.clone(), health: health.clone(), metrics, changes };
 
-        let nodes = watcher(Api::<slim::Node>::all(client.clone()), config.clone());
-        tasks.spawn(cx.clone().run(Watched::Nodes, KubeResource::Node, nodes, ClusterStore::apply_node));
-        let pods = watcher(Api::<slim::Pod>::all(client.clone()), config.clone().fields(LIVE_PODS));
-        tasks.spawn(cx.clone().run(Watched::Pods, KubeResource::Pod, pods, ClusterStore::apply_pod));
+        let nodes_api = Api::<slim::Node>::all(client.clone());
+        let count_nodes = counter(nodes_api.clone(), None, cx.metrics.clone(), KubeResource::Node);
+        let nodes = watcher(nodes_api, config.clone());
+        tasks.spawn(cx.clone().run(
+            Watched::Nodes,
+            KubeResource::Node,
+            nodes,
+            ClusterStore::apply_node,
+            Some(count_nodes),
+        ));
+        let pods_api = Api::<slim::Pod>::all(client.clone());
+        let count_pods = counter(pods_api.clone(), Some(LIVE_PODS), cx.metrics.clone(), KubeResource::Pod);
+        let pods = watcher(pods_api, config.clone().fields(LIVE_PODS));
+        tasks.spawn(cx.clone().run(Watched::Pods, KubeResource::Pod, pods, ClusterStore::apply_pod, Some(count_pods)));
         let pdbs = watcher(Api::<slim::PodDisruptionBudget>::all(client.clone()), config.clone());
         tasks.spawn(cx.clone().run(
             Watched::PodDisruptionBudgets,
             KubeResource::PodDisruptionBudget,
             pdbs,
             ClusterStore::apply_pdb,
+            None,
         ));
         let replica_sets = watcher(Api::<slim::ReplicaSet>::all(client), config);
         tasks.spawn(cx.run(
@@ -136,6 +149,7 @@ impl KubeObserver {
             KubeResource::Workload,
             replica_sets,
             ClusterStore::apply_replica_set,
+            None,
         ));
         Self { store, health, _tasks: tasks }
     }
@@ -156,6 +170,58 @@ where
     watcher::watcher(api, config)
 }
 
+/// How many objects the list a watch is about to make will deliver, and
+/// whether the count is of exactly what it selects ([`list_size`]).
+type Count = Box<dyn Fn() -> BoxFuture<'static, Option<(usize, bool)>> + Send + Sync>;
+
+fn counter<K>(api: Api<K>, fields: Option<&'static str>, metrics: Arc<Metrics>, resource: KubeResource) -> Count
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    Box::new(move || {
+        let (api, metrics) = (api.clone(), metrics.clone());
+        async move { list_size(&api, fields, &metrics, resource).await }.boxed()
+    })
+}
+
+/// More than any cluster Kubernetes supports (150,000 pods): a count beyond
+/// it is not believed.
+const MAX_EXPECTED: usize = 1 << 21;
+
+/// The size of a list, from a one-item page (`limit=1`, metadata only) and
+/// its `remainingItemCount`, so the store makes room once instead of growing
+/// by copies as the pages arrive ([`ClusterStore::expect`]). An API server
+/// leaves the count out of a list with a field selector (the live-pods
+/// watch): then the unselected list is counted, an over-count (`false`).
+/// Failures only cost the room: the list itself retries on its own.
+async fn list_size<K>(
+    api: &Api<K>,
+    fields: Option<&str>,
+    metrics: &Metrics,
+    resource: KubeResource,
+) -> Option<(usize, bool)>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + Debug,
+{
+    let count = |params: ListParams| async move {
+        let page = metrics.time_kube(KubeVerb::List, resource, api.list_metadata(&params.limit(1))).await;
+        let page = page.map_err(|e| tracing::debug!(error = %e, "counting a list failed")).ok()?;
+        let remaining = match page.metadata.continue_.as_deref() {
+            None | Some("") => 0,
+            Some(_) => usize::try_from(page.metadata.remaining_item_count?).ok()?,
+        };
+        Some((page.items.len() + remaining).min(MAX_EXPECTED))
+    };
+    let selected = fields.map_or_else(ListParams::default, |f| ListParams::default().fields(f));
+    if let Some(n) = count(selected).await {
+        return Some((n, true));
+    }
+    match fields {
+        Some(_) => count(ListParams::default()).await.map(|n| (n, false)),
+        None => None,
+    }
+}
+
 #[derive(Clone)]
 struct WatchCx {
     store: Arc<Mutex<ClusterStore>>,
@@ -171,6 +237,7 @@ impl WatchCx {
         resource: KubeResource,
         stream: S,
         apply: fn(&mut ClusterStore, Event<K>) -> bool,
+        count: Option<Count>,
     ) where
         S: Stream<Item = watcher::Result<Event<K>>> + Send,
     {
@@ -197,6 +264,13 @@ impl WatchCx {
             let Some(item) = next else { break };
             match item {
                 Ok(event) => {
+                    // Before the list is sent (the watcher is lazy); not
+                    // while the API server fails: it gets no extra request.
+                    if let (Event::Init, Some(count), false) = (&event, &count, failing)
+                        && let Some((n, exact)) = count().await
+                    {
+                        self.store.lock().await.expect(kind, n, exact);
+                    }
                     let done = matches!(event, Event::InitDone);
                     // `Init` is emitted before a list is even sent, and
                     // `InitApply` for a page of a list that may still fail:

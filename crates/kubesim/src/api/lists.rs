@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use crate::error::ApiError;
 use crate::store::Obj;
 
-/// How long a continue token stays usable (etcd's compaction interval is 5 min).
-const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 const MAX_SNAPSHOTS: usize = 64;
 
 struct Snapshot {
@@ -19,9 +17,10 @@ struct Snapshot {
     items: Arc<Vec<Arc<Obj>>>,
 }
 
-#[derive(Default)]
 pub struct ListSnapshots {
     inner: Mutex<(u64, VecDeque<Snapshot>)>,
+    /// How long a continue token stays usable ([`crate::Options::continue_token_lifetime`]).
+    lifetime: Duration,
 }
 
 /// One page of a list.
@@ -33,6 +32,10 @@ pub struct Page {
 }
 
 impl ListSnapshots {
+    pub fn new(lifetime: Duration) -> Self {
+        Self { inner: Mutex::default(), lifetime }
+    }
+
     /// First page of `items` (already filtered), consistent at `rv`.
     pub fn first_page(&self, items: Vec<Arc<Obj>>, rv: u64, limit: Option<usize>) -> Page {
         match limit {
@@ -43,7 +46,7 @@ impl ListSnapshots {
                 let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
                 guard.0 += 1;
                 let id = guard.0;
-                expire(&mut guard.1);
+                expire(&mut guard.1, self.lifetime);
                 guard.1.push_back(Snapshot { id, created: Instant::now(), items });
                 Page { items: page, rv, continue_token: Some(make_token(id, limit, rv)), remaining: Some(remaining) }
             }
@@ -56,7 +59,7 @@ impl ListSnapshots {
         let (id, offset, rv) =
             parse_token(token).ok_or_else(|| ApiError::bad_request(format!("continue key is not valid: {token}")))?;
         let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        expire(&mut guard.1);
+        expire(&mut guard.1, self.lifetime);
         let Some(snapshot) = guard.1.iter().find(|s| s.id == id) else {
             return Err(ApiError::expired(
                 "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
@@ -83,8 +86,8 @@ impl ListSnapshots {
     }
 }
 
-fn expire(snapshots: &mut VecDeque<Snapshot>) {
-    while snapshots.front().is_some_and(|s| s.created.elapsed() > TOKEN_LIFETIME) || snapshots.len() > MAX_SNAPSHOTS {
+fn expire(snapshots: &mut VecDeque<Snapshot>, lifetime: Duration) {
+    while snapshots.front().is_some_and(|s| s.created.elapsed() > lifetime) || snapshots.len() > MAX_SNAPSHOTS {
         snapshots.pop_front();
     }
 }
