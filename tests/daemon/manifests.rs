@@ -22,15 +22,15 @@ const NAMESPACE: &str = "heatscaler";
 /// piece of code in it that makes the call: if the code changes, the test
 /// says which entry to revisit.
 const CLUSTER_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
-    ("", "nodes", "list", ("observe/watch.rs", "watcher(Api::<slim::Node>::all")),
-    ("", "nodes", "watch", ("observe/watch.rs", "watcher(Api::<slim::Node>::all")),
+    ("", "nodes", "list", ("observe/watch.rs", "Api::<slim::Node>::all(")),
+    ("", "nodes", "watch", ("observe/watch.rs", "Api::<slim::Node>::all(")),
     ("", "nodes", "get", ("act/kube.rs", "api.get_opt(name)")),
     ("", "nodes", "patch", ("act/kube.rs", "api.patch(name, &params, &body)")),
     ("", "nodes", "delete", ("act/kube.rs", "api.delete(name, &params)")),
     // Kubelet summary API / cAdvisor through the API server (observed usage).
     ("", "nodes/proxy", "get", ("usage/collector.rs", "/api/v1/nodes/{node}/proxy/{endpoint}")),
-    ("", "pods", "list", ("observe/watch.rs", "watcher(Api::<slim::Pod>::all")),
-    ("", "pods", "watch", ("observe/watch.rs", "watcher(Api::<slim::Pod>::all")),
+    ("", "pods", "list", ("observe/watch.rs", "Api::<slim::Pod>::all(")),
+    ("", "pods", "watch", ("observe/watch.rs", "Api::<slim::Pod>::all(")),
     // A resize re-reads its pod first.
     ("", "pods", "get", ("vpa/client.rs", "pods.get_opt(&action.pod.name)")),
     // Drains (actuator) and evict-and-recreate (vpa).

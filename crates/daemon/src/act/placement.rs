@@ -55,7 +55,7 @@ impl Actuator {
         let mut ops = guard(&w.meta);
         ops.extend(ensure_path(&w.template));
         ops.push(json!({"op": "add", "path": format!("{PREFERRED}/-"), "value": wanted}));
-        ops.push(annotation_op(&w.meta, Some(&a.subject)));
+        ops.push(annotation_op(&w.meta, Mark::Add(&a.subject)));
         self.patch_workload(&a.workload, ops).await?;
         self.alerts.dispatch(
             ScalingEvent::new(
@@ -79,7 +79,7 @@ impl Actuator {
         let Some(w) = self.read_workload(&a.workload).await? else {
             return Ok(Outcome::Skipped(format!("{} is gone or not a Deployment or StatefulSet", a.workload)));
         };
-        let ours = w.meta.annotations.as_ref().and_then(|m| m.get(ADVICE_ANNOTATION)) == Some(&a.subject);
+        let ours = advised(&w.meta).contains(&a.subject.as_str());
         let terms = preferred_terms(&w.template);
         let Some(index) = terms.iter().position(|t| same_term(t, &a.term)) else {
             return Ok(Outcome::Skipped(format!("the template of {} does not carry the term", a.workload)));
@@ -95,7 +95,7 @@ impl Actuator {
         }
         let mut ops = guard(&w.meta);
         ops.push(json!({"op": "remove", "path": format!("{PREFERRED}/{index}")}));
-        ops.push(annotation_op(&w.meta, None));
+        ops.push(annotation_op(&w.meta, Mark::Drop(&a.subject)));
         self.patch_workload(&a.workload, ops).await?;
         self.alerts.dispatch(
             ScalingEvent::new(
@@ -339,23 +339,94 @@ fn ensure_path(t: &PodTemplateSpec) -> Vec<Value> {
     }
 }
 
-/// Sets (`Some`) or removes (`None`) the advice annotation.
-fn annotation_op(meta: &ObjectMeta, subject: Option<&str>) -> Value {
+/// The advice whose terms heatscaler added, one subject a line: a client
+/// advised towards two servers carries two terms, and each stays marked as
+/// heatscaler's when the other is added or withdrawn.
+fn advised(meta: &ObjectMeta) -> Vec<&str> {
+    meta.annotations
+        .as_ref()
+        .and_then(|m| m.get(ADVICE_ANNOTATION))
+        .map_or_else(Vec::new, |v| v.lines().filter(|l| !l.is_empty()).collect())
+}
+
+/// A change to the advice annotation.
+#[derive(Clone, Copy)]
+enum Mark<'a> {
+    Add(&'a str),
+    Drop(&'a str),
+}
+
+/// Names (`Add`) or stops naming (`Drop`) one subject in the advice
+/// annotation, removing the annotation with its last subject.
+fn annotation_op(meta: &ObjectMeta, mark: Mark<'_>) -> Value {
     let key = ADVICE_ANNOTATION.replace('~', "~0").replace('/', "~1");
-    let has_map = meta.annotations.is_some();
+    let mut subjects = advised(meta);
+    match mark {
+        Mark::Add(s) if !subjects.contains(&s) => subjects.push(s),
+        Mark::Add(_) => {}
+        Mark::Drop(s) => subjects.retain(|x| *x != s),
+    }
+    let value = subjects.join("\n");
     let has_key = meta.annotations.as_ref().is_some_and(|m| m.contains_key(ADVICE_ANNOTATION));
-    match (subject, has_map, has_key) {
-        (Some(s), true, _) => json!({"op": "add", "path": format!("/metadata/annotations/{key}"), "value": s}),
-        (Some(s), false, _) => json!({"op": "add", "path": "/metadata/annotations", "value": {ADVICE_ANNOTATION: s}}),
-        (None, _, true) => json!({"op": "remove", "path": format!("/metadata/annotations/{key}")}),
+    match (subjects.is_empty(), meta.annotations.is_some(), has_key) {
+        (false, true, _) => json!({"op": "add", "path": format!("/metadata/annotations/{key}"), "value": value}),
+        (false, false, _) => json!({"op": "add", "path": "/metadata/annotations", "value": {ADVICE_ANNOTATION: value}}),
+        (true, _, true) => json!({"op": "remove", "path": format!("/metadata/annotations/{key}")}),
         // Nothing to remove: a no-op test keeps the patch's shape.
-        (None, _, false) => json!({"op": "test", "path": "/metadata/resourceVersion", "value": meta.resource_version}),
+        (true, _, false) => json!({"op": "test", "path": "/metadata/resourceVersion", "value": meta.resource_version}),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The annotation's value once `op` is applied to `meta`.
+    fn annotated(meta: &ObjectMeta, op: &Value) -> Option<String> {
+        let mut map = meta.annotations.clone().unwrap_or_default();
+        match op["op"].as_str().unwrap() {
+            "add" if op["path"] == "/metadata/annotations" => {
+                map = serde_json::from_value(op["value"].clone()).unwrap();
+            }
+            "add" => {
+                map.insert(ADVICE_ANNOTATION.into(), op["value"].as_str().unwrap().into());
+            }
+            "remove" => {
+                map.remove(ADVICE_ANNOTATION);
+            }
+            _ => {}
+        }
+        map.get(ADVICE_ANNOTATION).cloned()
+    }
+
+    fn meta_with(value: Option<&str>) -> ObjectMeta {
+        ObjectMeta {
+            annotations: value.map(|v| [(ADVICE_ANNOTATION.to_string(), v.to_string())].into()),
+            resource_version: Some("7".into()),
+            ..Default::default()
+        }
+    }
+
+    /// A client advised towards two servers carries two terms: both stay
+    /// heatscaler's, and withdrawing one leaves the other's mark.
+    #[test]
+    fn a_second_piece_of_advice_keeps_the_first_terms_mark() {
+        let a = "co-locate shop/Deployment/web with shop/Deployment/cart";
+        let b = "co-locate shop/Deployment/web with shop/Deployment/auth";
+        let after_b = annotated(&meta_with(Some(a)), &annotation_op(&meta_with(Some(a)), Mark::Add(b))).unwrap();
+        assert_eq!(after_b.lines().collect::<Vec<_>>(), [a, b]);
+        // Added again: named once.
+        let both = meta_with(Some(&after_b));
+        assert_eq!(annotated(&both, &annotation_op(&both, Mark::Add(a))).unwrap(), after_b);
+        // Withdrawing the first leaves the second's mark; the last one removes the annotation.
+        let after_drop = annotated(&both, &annotation_op(&both, Mark::Drop(a))).unwrap();
+        assert_eq!(after_drop, b);
+        let only_b = meta_with(Some(b));
+        assert_eq!(annotated(&only_b, &annotation_op(&only_b, Mark::Drop(b))), None);
+        // A fresh object with no annotations at all.
+        let bare = ObjectMeta::default();
+        assert_eq!(annotated(&bare, &annotation_op(&bare, Mark::Add(a))).as_deref(), Some(a));
+    }
 
     #[test]
     fn max_unavailable_resolves_as_the_controllers_do() {

@@ -399,6 +399,22 @@ fn mesh_metrics_names_the_key_and_line_of_a_wrong_value() {
     assert!(!format!("{errors:?}").contains("Hunter2Token"), "{errors:?}");
 }
 
+/// The token is a secret: it is sent only over TLS, never to a plain-http Prometheus.
+#[test]
+fn mesh_metrics_sends_a_bearer_token_only_over_https() {
+    with_secret();
+    let with_token = |url: &str| {
+        format!(
+            "{VALID}mesh-metrics:\n  prometheus-url: {url}\n  bearer-token: {{ env: HEATSCALER_CONFIG_TEST_SECRET }}\n"
+        )
+    };
+    assert_error(&with_token("http://prom:9090"), "mesh-metrics.bearer-token", "clear text");
+    let c = parse(&with_token("https://prom:9090"), "t", None).unwrap().mesh_metrics.unwrap();
+    assert!(c.bearer_token.is_some());
+    // Without a token, plain http stays allowed (an in-cluster Prometheus often has no TLS).
+    assert!(parse(&format!("{VALID}mesh-metrics:\n  prometheus-url: http://prom:9090\n"), "t", None).is_ok());
+}
+
 #[test]
 fn placement_advisor_is_read_and_its_problems_name_key_and_line() {
     with_secret();

@@ -550,6 +550,10 @@ impl Validator {
         self.existing_file(&format!("{p}.ca-bundle"), m.ca_bundle.as_deref());
         if let Some(t) = &m.bearer_token {
             self.secret(&format!("{p}.bearer-token"), t);
+            // A secret never crosses the network in clear text.
+            if url::Url::parse(&m.prometheus_url).is_ok_and(|u| u.scheme() == "http") {
+                self.err(format!("{p}.bearer-token"), "would be sent in clear text: give an https prometheus-url");
+            }
         }
         for (key, d) in [("window", m.window), ("interval", m.interval), ("request-timeout", m.request_timeout)] {
             self.positive(&format!("{p}.{key}"), d);
