@@ -25,17 +25,8 @@ fn template(requests: &[(&str, &str)], limits: &[(&str, &str)]) -> PodTemplate {
     let list = |l: &[(&str, &str)]| {
         l.iter().map(|(k, v)| (k.to_string(), heatscaler_core::policy::Quantity::parse(v).unwrap())).collect()
     };
-    let spec = PodSpec {
-        containers: vec![ContainerSpec { name: "app".into(), requests: list(requests), limits: list(limits) }],
-        labels: Default::default(),
-        node_selector: Default::default(),
-        tolerations: Vec::new(),
-        spread_one_per_node: false,
-        host_ports: Vec::new(),
-        safe_to_evict: None,
-        local_storage: false,
-        priority: 0,
-    };
+    let spec =
+        PodSpec::one_container(ContainerSpec { name: "app".into(), requests: list(requests), limits: list(limits) });
     PodTemplate::from_spec(&spec, "default", "app", Some("ReplicaSet"))
 }
 

@@ -410,6 +410,25 @@ pub struct PodSpec {
     pub priority: i32,
 }
 
+impl PodSpec {
+    /// A pod of one container and nothing else — no labels, selectors,
+    /// tolerations or placement rules, priority 0: the pods of the scenarios
+    /// built from a trace or a call graph rather than read from a file.
+    pub fn one_container(container: ContainerSpec) -> Self {
+        PodSpec {
+            containers: vec![container],
+            labels: BTreeMap::new(),
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            spread_one_per_node: false,
+            host_ports: Vec::new(),
+            safe_to_evict: None,
+            local_storage: false,
+            priority: 0,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ContainerSpec {
@@ -978,21 +997,11 @@ pub fn call_graph_workloads(graph: &super::call_graph::CallGraphSpec) -> Vec<Wor
             WorkloadSpec {
                 name: service.name.to_string(),
                 namespace: graph.namespace.clone(),
-                pod: PodSpec {
-                    containers: vec![ContainerSpec {
-                        name: "main".into(),
-                        requests: BTreeMap::from([("cpu".into(), cpu), ("memory".into(), memory)]),
-                        limits: BTreeMap::new(),
-                    }],
-                    labels: BTreeMap::new(),
-                    node_selector: BTreeMap::new(),
-                    tolerations: Vec::new(),
-                    spread_one_per_node: false,
-                    host_ports: Vec::new(),
-                    safe_to_evict: None,
-                    local_storage: false,
-                    priority: 0,
-                },
+                pod: PodSpec::one_container(ContainerSpec {
+                    name: "main".into(),
+                    requests: BTreeMap::from([("cpu".into(), cpu), ("memory".into(), memory)]),
+                    limits: BTreeMap::new(),
+                }),
                 replicas: Some(Shape::Constant(f64::from(graph.replicas(service)))),
                 hpa: None,
                 usage: None,
@@ -1035,21 +1044,11 @@ pub fn gentd26_workloads(series: &[Series]) -> Vec<WorkloadSpec> {
             WorkloadSpec {
                 name: s.container.chars().take(12).collect(),
                 namespace: "default".into(),
-                pod: PodSpec {
-                    containers: vec![ContainerSpec {
-                        name: "app".into(),
-                        requests: BTreeMap::from([("cpu".into(), q("1")), ("memory".into(), memory.clone())]),
-                        limits: BTreeMap::from([("memory".into(), memory.clone())]),
-                    }],
-                    labels: BTreeMap::new(),
-                    node_selector: BTreeMap::new(),
-                    tolerations: Vec::new(),
-                    spread_one_per_node: false,
-                    host_ports: Vec::new(),
-                    safe_to_evict: None,
-                    local_storage: false,
-                    priority: 0,
-                },
+                pod: PodSpec::one_container(ContainerSpec {
+                    name: "app".into(),
+                    requests: BTreeMap::from([("cpu".into(), q("1")), ("memory".into(), memory.clone())]),
+                    limits: BTreeMap::from([("memory".into(), memory.clone())]),
+                }),
                 replicas: Some(Shape::Steps(steps)),
                 hpa: None,
                 usage: None,
