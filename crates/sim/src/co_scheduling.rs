@@ -141,6 +141,18 @@ pub fn table(rows: &[SweepRow]) -> String {
             cell(&|r| f64::from(r.graph.rollout_restarts)),
             cell(&|r| f64::from(r.graph.oscillations)),
         );
+        let share = |f: &dyn Fn(&SweepRow) -> f64| format!("{:.1} %", mean(&rs, f) * 100.0);
+        let _ = writeln!(
+            out,
+            "  {:<10}   the tail (requests at or above each window's p99, their critical paths): cross-node hops {}, same-node hops {}, sidecars {}, service time {}, CPU queueing {} (in databases {})",
+            "",
+            share(&|r| r.graph.tail.cross_node_hops),
+            share(&|r| r.graph.tail.same_node_hops),
+            share(&|r| r.graph.tail.proxies),
+            share(&|r| r.graph.tail.service),
+            share(&|r| r.graph.tail.queueing),
+            share(&|r| r.graph.tail.in_databases),
+        );
         let kinds: Vec<String> =
             rs.first().map(|r| r.graph.p99_by_kind_ms.keys().cloned().collect()).unwrap_or_default();
         for k in kinds {

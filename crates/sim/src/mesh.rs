@@ -19,7 +19,7 @@ use heatscaler_core::model::{PodPhase, WorkloadRef};
 use heatscaler_core::planner::explain::{PlacementExplanation, PlacementOutcome};
 use heatscaler_core::planner::placement::{Flow, Observations, Pressure};
 
-use crate::call_graph::{CallGraphSpec, Step, Topology, ZONE};
+use crate::call_graph::{CallGraphSpec, Step, Tier, Topology, ZONE};
 use crate::report::CallGraphStats;
 use crate::world::World;
 use crate::world::cluster::Origin;
@@ -38,6 +38,9 @@ pub struct CallGraph {
     late_e2e: Vec<f32>,
     by_kind: Vec<Vec<f32>>,
     window_p99: Vec<f64>,
+    /// Per window, the parts of the requests at or above its p99, summed.
+    tail: Parts,
+    tail_requests: u32,
     calls: f64,
     cross: f64,
     cross_zone: f64,
@@ -81,6 +84,8 @@ impl CallGraph {
             late_e2e: Vec::new(),
             by_kind: vec![Vec::new(); 3],
             window_p99: Vec::new(),
+            tail: Parts::default(),
+            tail_requests: 0,
             calls: 0.0,
             cross: 0.0,
             cross_zone: 0.0,
@@ -154,16 +159,25 @@ impl CallGraph {
                     pick < 0.0
                 })
                 .unwrap_or(0);
-            let ms = sampler.step(&kinds[k].root, None, &mut rng);
-            window.push((k, ms as f32));
+            let parts = sampler.step(&kinds[k].root, None, &mut rng);
+            window.push((k, parts));
         }
         let edges = std::mem::take(&mut sampler.edges);
         self.rng = rng;
         self.by_kind.resize(self.topo.requests.len(), Vec::new());
-        for &(k, ms) in &window {
-            self.by_kind[k].push(ms);
+        for &(k, parts) in &window {
+            self.by_kind[k].push(parts.total() as f32);
         }
-        let window: Vec<f32> = window.into_iter().map(|(_, ms)| ms).collect();
+        let tail_from = {
+            let mut totals: Vec<f32> = window.iter().map(|(_, p)| p.total() as f32).collect();
+            totals.sort_by(f32::total_cmp);
+            percentile(&totals, 0.99)
+        };
+        for (_, parts) in window.iter().filter(|(_, p)| p.total() as f32 >= tail_from) {
+            self.tail.add(parts);
+            self.tail_requests += 1;
+        }
+        let window: Vec<f32> = window.into_iter().map(|(_, p)| p.total() as f32).collect();
 
         // Cross-node calls per second, exactly, from where the replicas run.
         let secs = self.spec.window.get().as_secs_f64();
@@ -263,9 +277,65 @@ impl CallGraph {
             cross_zone_calls_m: self.cross_zone / 1e6,
             rollout_restarts: self.rollout_restarts,
             timed_out: self.e2e.iter().filter(|&&ms| ms >= 1000.0).count(),
+            tail: self.tail.shares(),
             advised: self.advice.values().map(|h| h.given).sum(),
             withdrawn: self.advice.values().map(|h| h.withdrawn).sum(),
             oscillations: self.advice.values().map(|h| h.cycles).sum(),
+        }
+    }
+}
+
+/// Where one request's time went along its critical path (the slowest
+/// branch of each parallel step), in milliseconds: what answers "where does
+/// the p99 come from" — network hops by placement, the sidecars, the
+/// services' own time and the queueing CPU pressure adds to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Parts {
+    /// The network part of hops between pods on different nodes.
+    pub cross_node_hops: f64,
+    /// …and of hops between pods on one node.
+    pub same_node_hops: f64,
+    /// Both sidecars of every hop.
+    pub proxies: f64,
+    /// The services' time as if unloaded.
+    pub service: f64,
+    /// What CPU pressure adds to it (the queue's stretch).
+    pub queueing: f64,
+    /// Of `service` + `queueing`, the part spent in databases.
+    pub in_databases: f64,
+    /// A call to a service with no running replica (a second each).
+    pub timeouts: f64,
+}
+
+impl Parts {
+    pub fn total(&self) -> f64 {
+        self.cross_node_hops + self.same_node_hops + self.proxies + self.service + self.queueing + self.timeouts
+    }
+
+    fn add(&mut self, o: &Parts) {
+        self.cross_node_hops += o.cross_node_hops;
+        self.same_node_hops += o.same_node_hops;
+        self.proxies += o.proxies;
+        self.service += o.service;
+        self.queueing += o.queueing;
+        self.in_databases += o.in_databases;
+        self.timeouts += o.timeouts;
+    }
+
+    /// Each part over the total (`in_databases` too): the shares of the time.
+    pub fn shares(&self) -> Parts {
+        let t = self.total();
+        if t <= 0.0 {
+            return Parts::default();
+        }
+        Parts {
+            cross_node_hops: self.cross_node_hops / t,
+            same_node_hops: self.same_node_hops / t,
+            proxies: self.proxies / t,
+            service: self.service / t,
+            queueing: self.queueing / t,
+            in_databases: self.in_databases / t,
+            timeouts: self.timeouts / t,
         }
     }
 }
@@ -287,42 +357,52 @@ struct Sampler<'g> {
 impl Sampler<'_> {
     /// The time `step` takes, run from a pod of `from` (`None`: the user) on
     /// `(node, zone)`.
-    fn step(&mut self, step: &Step, from: Option<(usize, &(String, Option<String>))>, rng: &mut ChaCha8Rng) -> f64 {
+    fn step(&mut self, step: &Step, from: Option<(usize, &(String, Option<String>))>, rng: &mut ChaCha8Rng) -> Parts {
         match step {
-            Step::Parallel(steps) => steps.iter().map(|s| self.step(s, from, rng)).fold(0.0, f64::max),
+            Step::Parallel(steps) => steps
+                .iter()
+                .map(|s| self.step(s, from, rng))
+                .max_by(|a, b| a.total().total_cmp(&b.total()))
+                .unwrap_or_default(),
             Step::Call { service, p, then } => {
                 if *p < 1.0 && rng.random::<f64>() >= *p {
-                    return 0.0;
+                    return Parts::default();
                 }
                 let pods = &self.replicas[*service];
                 if pods.is_empty() {
                     // No replica: the call times out (a fixed second).
-                    return 1000.0;
+                    return Parts { timeouts: 1000.0, ..Parts::default() };
                 }
                 let pod = &pods[rng.random_range(0..pods.len())];
-                let hop = match from {
-                    None => 0.0,
+                let mut parts = match from {
+                    None => Parts::default(),
                     Some((_, at)) => self.hop(at, pod, rng),
                 };
                 let s = &self.graph.topo.services[*service];
                 // CPU pressure stretches the service time as a queue's
                 // 1 / (1 − ρ) would, ρ capped at 0.95.
                 let stretch = 1.0 / (1.0 - self.rho[*service].min(0.95));
-                let mut ms = Exp::new(1.0 / (s.service_ms * stretch)).map_or(s.service_ms, |d| d.sample(rng));
+                let ms = Exp::new(1.0 / (s.service_ms * stretch)).map_or(s.service_ms, |d| d.sample(rng));
+                parts.service += ms / stretch;
+                parts.queueing += ms - ms / stretch;
+                if s.tier == Tier::Database {
+                    parts.in_databases += ms;
+                }
                 for t in then {
-                    ms += self.step(t, Some((*service, pod)), rng);
+                    parts.add(&self.step(t, Some((*service, pod)), rng));
                 }
-                let total = hop + ms;
                 if let Some((client, at)) = from {
+                    let total = parts.total() as f32;
                     let e = self.edges.entry((client, *service)).or_default();
-                    if at.0 == pod.0 { e.same.push(total as f32) } else { e.cross.push(total as f32) }
+                    if at.0 == pod.0 { e.same.push(total) } else { e.cross.push(total) }
                 }
-                total
+                parts
             }
         }
     }
 
-    fn hop(&self, a: &(String, Option<String>), b: &(String, Option<String>), rng: &mut ChaCha8Rng) -> f64 {
+    /// One hop's parts: the network's round trip by placement, the sidecars.
+    fn hop(&self, a: &(String, Option<String>), b: &(String, Option<String>), rng: &mut ChaCha8Rng) -> Parts {
         let h = &self.graph.spec.hop;
         let base = if a.0 == b.0 {
             h.same_node_ms
@@ -333,7 +413,12 @@ impl Sampler<'_> {
         };
         // A network round trip's tail: the base plus an exponential half its size.
         let jitter = Exp::new(2.0 / base.max(1e-6)).map_or(0.0, |d| d.sample(rng));
-        h.proxies_ms + base + jitter
+        let network = base + jitter;
+        if a.0 == b.0 {
+            Parts { same_node_hops: network, proxies: h.proxies_ms, ..Parts::default() }
+        } else {
+            Parts { cross_node_hops: network, proxies: h.proxies_ms, ..Parts::default() }
+        }
     }
 }
 
@@ -426,5 +511,22 @@ call-graph:
         );
         assert_eq!(apply.graph.oscillations, 0);
         assert_eq!(apply.graph.timed_out, 0);
+        // The tail's parts add up to its time, every part measured.
+        for r in [off, apply] {
+            let t = &r.graph.tail;
+            let sum = t.cross_node_hops + t.same_node_hops + t.proxies + t.service + t.queueing + t.timeouts;
+            assert!((sum - 1.0).abs() < 1e-9, "{t:?}");
+            assert!(t.cross_node_hops > 0.0 && t.proxies > 0.0 && t.service > 0.0 && t.queueing > 0.0, "{t:?}");
+            assert!(t.in_databases > 0.0 && t.in_databases < t.service + t.queueing, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn the_hotel_reservation_scenario_is_its_own_graph() {
+        let sc = Scenario::parse(include_str!("../../../scenarios/hotel-reservation.yaml"), "hotel-reservation.yaml")
+            .unwrap();
+        assert_eq!(sc.workloads.len(), 14);
+        assert_eq!(sc.workloads[0].name, "frontend");
+        assert_eq!(sc.workloads[0].namespace, "hotel-reservation");
     }
 }

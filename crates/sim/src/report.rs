@@ -444,4 +444,7 @@ pub struct CallGraphStats {
     pub advised: u32,
     pub withdrawn: u32,
     pub oscillations: u32,
+    /// Where the tail's time goes: per window, the requests at or above
+    /// its p99, their critical paths' parts summed, as shares of the total.
+    pub tail: crate::mesh::Parts,
 }

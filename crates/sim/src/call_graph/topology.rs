@@ -68,6 +68,10 @@ pub enum TopologyKind {
     /// Without the media and URL-shortening branches (and their stores): 19
     /// services, for robustness against the topology's size.
     SocialNetworkSmall,
+    /// DeathStarBench's hotel reservation: 14 services, shaped unlike the
+    /// social network — a wide, shallow fan-out from the front end, each
+    /// request a sequence of short calls rather than a deep chain.
+    HotelReservation,
 }
 
 fn svc(name: &'static str, tier: Tier, replicas: u32, cpu_ms: f64, service_ms: f64, memory_mi: i64) -> Service {
@@ -76,8 +80,77 @@ fn svc(name: &'static str, tier: Tier, replicas: u32, cpu_ms: f64, service_ms: f
 
 impl Topology {
     pub fn of(kind: TopologyKind) -> Self {
+        match kind {
+            TopologyKind::SocialNetwork => Self::social_network(true),
+            TopologyKind::SocialNetworkSmall => Self::social_network(false),
+            TopologyKind::HotelReservation => Self::hotel_reservation(),
+        }
+    }
+
+    /// The `hotelReservation` application of DeathStarBench: the front end
+    /// calls search (→ geo, then rate → its memcached, mongodb on a miss),
+    /// reservation (→ its memcached, mongodb on a miss) and profile (→ its
+    /// memcached, mongodb on a miss) one after the other for a search (60 %
+    /// of the benchmark's mixed workload); recommendation then profile for a
+    /// recommendation (39 %); user for a login (0.5 %); user then reservation
+    /// (a write to its mongodb and memcached) for a reservation (0.5 %).
+    /// geo, recommendation and user answer from memory (the benchmark loads
+    /// their databases at start), so those databases carry no calls and are
+    /// left out: 14 services.
+    fn hotel_reservation() -> Self {
         use Tier::*;
-        let full = kind == TopologyKind::SocialNetwork;
+        let services = vec![
+            svc("frontend", Logic, 3, 0.3, 0.3, 256),
+            svc("search", Logic, 2, 0.2, 0.3, 128),
+            svc("geo", Logic, 2, 0.3, 0.4, 256),
+            svc("rate", Logic, 2, 0.3, 0.4, 256),
+            svc("profile", Logic, 3, 0.3, 0.4, 256),
+            svc("recommendation", Logic, 2, 0.3, 0.4, 256),
+            svc("user", Logic, 2, 0.1, 0.2, 128),
+            svc("reservation", Logic, 2, 0.3, 0.4, 256),
+            svc("memcached-rate", Cache, 1, 0.05, 0.15, 512),
+            svc("memcached-profile", Cache, 1, 0.05, 0.15, 512),
+            svc("memcached-reserve", Cache, 1, 0.05, 0.15, 512),
+            svc("mongodb-rate", Database, 1, 0.5, 1.5, 1024),
+            svc("mongodb-profile", Database, 1, 0.5, 1.5, 1024),
+            svc("mongodb-reservation", Database, 1, 0.5, 1.5, 1024),
+        ];
+        let ix = |name: &str| services.iter().position(|s| s.name == name).expect("a service of the topology");
+        let call = |name: &str, then: Vec<Step>| Step::Call { service: ix(name), p: 1.0, then };
+        let maybe = |name: &str, p: f64| Step::Call { service: ix(name), p, then: vec![] };
+        let cached = |cache: &str, db: &str| vec![call(cache, vec![]), maybe(db, 0.1)];
+        let profile = || call("profile", cached("memcached-profile", "mongodb-profile"));
+        let search = call(
+            "frontend",
+            vec![
+                call("search", vec![call("geo", vec![]), call("rate", cached("memcached-rate", "mongodb-rate"))]),
+                call("reservation", cached("memcached-reserve", "mongodb-reservation")),
+                profile(),
+            ],
+        );
+        let recommend = call("frontend", vec![call("recommendation", vec![]), profile()]);
+        let login = call("frontend", vec![call("user", vec![])]);
+        let reserve = call(
+            "frontend",
+            vec![
+                call("user", vec![]),
+                call("reservation", vec![call("mongodb-reservation", vec![]), call("memcached-reserve", vec![])]),
+            ],
+        );
+        Topology {
+            requests: vec![
+                RequestKind { name: "search-hotels", weight: 0.6, root: search },
+                RequestKind { name: "recommend", weight: 0.39, root: recommend },
+                RequestKind { name: "user-login", weight: 0.005, root: login },
+                RequestKind { name: "reserve", weight: 0.005, root: reserve },
+            ],
+            services,
+        }
+    }
+
+    /// The social network (`full`) or its 19-service variant.
+    fn social_network(full: bool) -> Self {
+        use Tier::*;
         let mut services = vec![
             svc("nginx-web-server", Logic, 3, 0.4, 0.3, 256),
             svc("compose-post-service", Logic, 2, 0.6, 0.5, 256),
@@ -228,6 +301,26 @@ mod tests {
         // Every service is called by someone.
         for s in 0..full.services.len() {
             assert!(rates.keys().any(|(_, server)| *server == s), "{}", full.services[s].name);
+        }
+    }
+
+    #[test]
+    fn the_hotel_reservation_is_wide_and_shallow() {
+        let h = Topology::of(TopologyKind::HotelReservation);
+        assert_eq!(h.services.len(), 14);
+        let total: f64 = h.requests.iter().map(|r| r.weight).sum();
+        assert!((total - 1.0).abs() < 1e-12);
+        let rates = h.edge_rates(1000.0);
+        let ix = |n: &str| h.services.iter().position(|s| s.name == n).unwrap();
+        // Searches (600/s) and recommendations (390/s) both read profiles.
+        assert!((rates[&(Some(ix("frontend")), ix("profile"))] - 990.0).abs() < 1e-9);
+        // The front end calls five services: a wide fan-out.
+        let callees = rates.keys().filter(|(c, _)| *c == Some(ix("frontend"))).count();
+        assert_eq!(callees, 5);
+        // Reservations write to the database (5/s); searches miss 10 % (60/s).
+        assert!((rates[&(Some(ix("reservation")), ix("mongodb-reservation"))] - 65.0).abs() < 1e-9);
+        for s in 0..h.services.len() {
+            assert!(rates.keys().any(|(_, server)| *server == s), "{}", h.services[s].name);
         }
     }
 }
