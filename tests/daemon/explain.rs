@@ -1,14 +1,16 @@
 //! `heatscaler explain` (the binary) against kubesim over HTTP. Its run on a
 //! real Heat stack is part of `tests/openstack/ha.rs` (which starts OpenStack anyway).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
 use kubesim::builders::PodTemplate;
 use kubesim::{KubeSim, KubeSimHandle, NodeSpec, Options};
 
-async fn explain(config: &Path, extra: &[&str]) -> Output {
+/// Runs `heatscaler --config <config> explain <extra…>` (shared with the
+/// other modules that drive the binary, e.g. `mesh`).
+pub(crate) async fn explain(config: &Path, extra: &[&str]) -> Output {
     let config = config.to_path_buf();
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     tokio::task::spawn_blocking(move || {
@@ -22,6 +24,21 @@ async fn explain(config: &Path, extra: &[&str]) -> Output {
     })
     .await
     .unwrap()
+}
+
+/// Writes `heatscaler.yaml` into `dir`: kubeconfig access to `sim`, then
+/// `more` (further top-level sections, YAML) — the set-up every test that
+/// runs the binary against kubesim repeats.
+pub(crate) fn config_for(sim: &KubeSimHandle, dir: &Path, more: &str) -> PathBuf {
+    let kubeconfig = dir.join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let config = dir.join("heatscaler.yaml");
+    std::fs::write(
+        &config,
+        format!("kubernetes:\n  access: kubeconfig\n  kubeconfig: {}\n{more}", kubeconfig.display()),
+    )
+    .unwrap();
+    config
 }
 
 /// One 2-CPU node and three pods of 1.5 CPU: one runs, two cannot be scheduled.
@@ -58,11 +75,7 @@ fn pending_pods(sim: &KubeSimHandle) -> Vec<String> {
 async fn explains_why_pending_pods_trigger_no_scale_up_without_acting() {
     let sim = cluster().await;
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).unwrap();
-    let config = dir.path().join("heatscaler.yaml");
-    std::fs::write(&config, format!("kubernetes:\n  access: kubeconfig\n  kubeconfig: {}\n", kubeconfig.display()))
-        .unwrap();
+    let config = config_for(&sim, dir.path(), "");
 
     let out = explain(&config, &["--json"]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -211,17 +224,7 @@ async fn explains_the_pod_level_from_the_published_recommendations() {
         vpas.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).unwrap();
-    let config = dir.path().join("heatscaler.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "kubernetes:\n  access: kubeconfig\n  kubeconfig: {}\npod-resize:\n  enabled: true\n",
-            kubeconfig.display()
-        ),
-    )
-    .unwrap();
+    let config = config_for(&sim, dir.path(), "pod-resize:\n  enabled: true\n");
 
     let out = explain(&config, &[]).await;
     let text = String::from_utf8_lossy(&out.stdout);

@@ -8,6 +8,7 @@ mod test_mesh;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::explain::{config_for, explain};
 use heatscaler_core::planner::placement::Flow;
 use heatscaler_daemon::config::{Duration as ConfigDuration, MeshKind, MeshMetricsConfig};
 use heatscaler_daemon::observe::mesh::MeshObserver;
@@ -203,31 +204,17 @@ async fn explain_says_what_is_advised_from_the_meshs_traffic_and_why() {
     let exporter = MeshExporter::start(sim.kube_client().unwrap(), NS, edges, Format::Istio, Network::default()).await;
     let prometheus = TestPrometheus::start(&[exporter.port]).await;
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).unwrap();
-    let config = dir.path().join("heatscaler.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "kubernetes:\n  access: kubeconfig\n  kubeconfig: {}\n\
-             mesh-metrics:\n  prometheus-url: {}\n  window: {WINDOW}s\n\
+    let config = config_for(
+        &sim,
+        dir.path(),
+        &format!(
+            "mesh-metrics:\n  prometheus-url: {}\n  window: {WINDOW}s\n\
              placement-advisor:\n  mode: recommend\n  raise-after: 0s\n  min-requests-per-second: 1\n  min-latency-cost: 50\n",
-            kubeconfig.display(),
             prometheus.url
         ),
-    )
-    .unwrap();
+    );
     prometheus.wait_full_window(WINDOW).await;
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_heatscaler"))
-            .arg("--config")
-            .arg(config)
-            .arg("explain")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = explain(&config, &[]).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}\n{text}", String::from_utf8_lossy(&out.stderr));
     println!("{text}");

@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
@@ -75,7 +76,7 @@ async fn run(
     interval: Duration,
     alert_after: Duration,
 ) {
-    let mut failures = 0u32;
+    let mut retries = retry_delays(interval);
     loop {
         // Prometheus is read without the store's lock, the placement under it.
         let result = match observer.fetch().await {
@@ -96,11 +97,10 @@ async fn run(
                     "mesh traffic read"
                 );
                 l.reading = Some((Instant::now(), reading));
-                failures = 0;
+                retries = retry_delays(interval);
                 interval
             }
             Err(e) => {
-                failures = failures.saturating_add(1);
                 let mut l = latest.lock().expect("mesh reading lock");
                 let since = *l.failing_since.get_or_insert_with(Instant::now);
                 tracing::warn!(error = %e, retryable = e.retryable(), "the mesh's traffic could not be read from Prometheus");
@@ -108,16 +108,22 @@ async fn run(
                     l.alerted = true;
                     alerts.dispatch(ScalingEvent::mesh_metrics_failing(since.elapsed(), &e.to_string()));
                 }
-                backoff(failures, interval)
+                retries.next().unwrap_or(interval)
             }
         };
         tokio::time::sleep(delay).await;
     }
 }
 
-/// 2 s, 4 s, 8 s … up to the interval.
-fn backoff(failures: u32, interval: Duration) -> Duration {
-    FIRST_RETRY.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(interval)
+/// The waits after consecutive failed reads: 2 s, 4 s, 8 s … up to the
+/// interval, never ending (the reader runs as long as the daemon); a
+/// successful read starts them over.
+fn retry_delays(interval: Duration) -> ExponentialBackoff {
+    ExponentialBuilder::default()
+        .with_min_delay(FIRST_RETRY.min(interval))
+        .with_max_delay(interval)
+        .without_max_times()
+        .build()
 }
 
 #[cfg(test)]
@@ -161,8 +167,11 @@ mod tests {
     #[test]
     fn retries_double_up_to_the_interval() {
         let i = Duration::from_secs(60);
-        let d: Vec<u64> = (1..=7).map(|n| backoff(n, i).as_secs()).collect();
+        let d: Vec<u64> = retry_delays(i).take(7).map(|d| d.as_secs()).collect();
         assert_eq!(d, [2, 4, 8, 16, 32, 60, 60]);
-        assert_eq!(backoff(1000, i), i);
+        assert_eq!(retry_delays(i).nth(1000), Some(i));
+        // An interval shorter than the first retry: every retry waits the interval.
+        let short = Duration::from_secs(1);
+        assert_eq!(retry_delays(short).take(3).collect::<Vec<_>>(), [short; 3]);
     }
 }
