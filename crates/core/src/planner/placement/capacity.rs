@@ -2,6 +2,8 @@
 //! use the scheduling model the planner uses for scale-up, so the advisor
 //! cannot count room the scheduler would not give.
 
+use std::rc::Rc;
+
 use crate::model::{Pod, Snapshot};
 
 use super::super::index::Index;
@@ -68,7 +70,12 @@ fn room_near<'a>(ix: &Index<'a>, clients: &[&'a Pod], servers: &[&'a Pod]) -> u3
             node.ready && servers.iter().any(|s| s.node_name.as_deref() == Some(node.name.as_str()))
         })
         .collect();
-    let mut placer = Placer::new(near.iter().map(|&i| ix.sched_node(i)).collect()).whole_cluster();
+    // The rest of the cluster counts for the client's terms over zones and
+    // other wide keys: a spread over zones is judged against every zone, not
+    // only the server's (which alone would always look balanced).
+    let cluster: Vec<SchedNode<'a>> = ix.nodes().filter(|&i| ix.node(i).ready).map(|i| ix.sched_node(i)).collect();
+    let mut placer =
+        Placer::new(near.iter().map(|&i| ix.sched_node(i)).collect()).whole_cluster().with_context(Rc::new(cluster));
     let mut fits = 0;
     for &c in clients {
         if near.iter().any(|&i| c.node_name.as_deref() == Some(ix.node(i).name.as_str())) {

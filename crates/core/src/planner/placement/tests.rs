@@ -290,3 +290,48 @@ fn no_room_next_to_the_server_means_no_advice() {
 }
 
 mod in_plan;
+
+/// Room next to the server is room the scheduler would give: a client whose
+/// replicas must spread over zones (`DoNotSchedule`, max skew 1) is not
+/// counted as fitting next to its server when one more replica in the
+/// server's zone would break the spread — the zones without the server
+/// count too, not only the nodes that run it.
+#[test]
+fn room_next_to_the_server_honours_the_clients_zone_spread() {
+    use crate::model::{LabelSelector, Placement, TopologySpread};
+    const ZONE: &str = "topology.kubernetes.io/zone";
+    // frontend: one replica in zone a (next to cart), one in zone b, none in c.
+    let mut snap = cluster(3, 3, &[("cart", 0, 500), ("frontend", 0, 500), ("frontend", 1, 500)]);
+    for (n, zone) in snap.nodes.iter_mut().zip(["a", "b", "c"]) {
+        n.labels.insert(ZONE.into(), zone.into());
+    }
+    let spread = TopologySpread::required(
+        LabelSelector { match_labels: BTreeMap::from([("app".into(), "frontend".into())]), ..LabelSelector::default() },
+        ZONE,
+        1,
+        1,
+    );
+    for p in snap.pods.iter_mut().filter(|p| p.labels.get("app").is_some_and(|a| a == "frontend")) {
+        p.placement = Arc::new(Placement { spread: vec![spread.clone()], ..Placement::default() });
+    }
+    let mut run = Run::new(snap, vec![chatty(200.0)]);
+    run.pass(0);
+    let advice = run.pass(10);
+    // Zone a would hold 2 frontends, zone c none: skew 2.
+    assert!(advice.advised.is_empty(), "{:?}", advice.advised);
+    assert!(matches!(advice.withheld[..], [(_, Withheld::NoRoomNearServer)]), "{:?}", advice.withheld);
+
+    // With a frontend in zone c as well, one more in zone a keeps the skew at 1.
+    let mut snap = run.snap.clone();
+    let mut third = snap.pods.iter().find(|p| p.name == "frontend-2").unwrap().clone();
+    third.name = "frontend-3".into();
+    third.node_name = Some("n2".into());
+    snap.pods.push(third);
+    let mut run = Run::new(snap, vec![chatty(200.0)]);
+    run.pass(0);
+    let advice = run.pass(10);
+    match &advice.advised[..] {
+        [Advised { proposal: Proposal::CoLocate { room, .. }, .. }] => assert_eq!(*room, 1),
+        other => panic!("{other:?} / {:?}", advice.withheld),
+    }
+}
