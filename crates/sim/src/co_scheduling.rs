@@ -130,11 +130,12 @@ pub fn table(rows: &[SweepRow]) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<10} p99 {} ms, late p99 {} ms, cross-node calls {} M, late cross-node share {} %, node-hours {}, evictions {}, rollout restarts {}, oscillations {}",
+            "  {:<10} p99 {} ms, late p99 {} ms, cross-node calls {} M (of them cross-zone {} M), late cross-node share {} %, node-hours {}, evictions {}, rollout restarts {}, oscillations {}",
             mode_name(m),
             cell(&|r| r.graph.p99_ms),
             cell(&|r| r.graph.late_p99_ms),
             cell(&|r| r.graph.cross_node_calls_m),
+            cell(&|r| r.graph.cross_zone_calls_m),
             cell(&|r| r.graph.late_cross_node_share * 100.0),
             cell(&|r| r.node_hours),
             cell(&|r| f64::from(r.evictions)),

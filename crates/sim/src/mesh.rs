@@ -521,6 +521,27 @@ call-graph:
         }
     }
 
+    /// Three zones, one group each: calls between zones are counted apart
+    /// (and cost the other-zone hop), and the advisor, applied, does not
+    /// add to them.
+    #[test]
+    fn the_zoned_scenario_counts_calls_between_zones() {
+        let mut sc =
+            Scenario::parse(include_str!("../../../scenarios/social-network-zones.yaml"), "social-network-zones.yaml")
+                .unwrap();
+        assert_eq!(sc.node_groups.len(), 3);
+        for g in &sc.node_groups {
+            assert!(g.shape.labels.get(crate::call_graph::ZONE).is_some_and(|z| z.starts_with("zone-")), "{}", g.name);
+        }
+        sc.duration = heatscaler_core::policy::Duration::from_secs(3 * 3600);
+        let rows = sweep(&sc, &[AdvisorMode::Off, AdvisorMode::Apply], &[1], 2).unwrap();
+        let (off, apply) = (row(&rows, AdvisorMode::Off), row(&rows, AdvisorMode::Apply));
+        assert!(off.graph.cross_zone_calls_m > 0.0, "{:?}", off.graph);
+        assert!(off.graph.cross_zone_calls_m < off.graph.cross_node_calls_m, "{:?}", off.graph);
+        assert!(apply.graph.cross_zone_calls_m <= off.graph.cross_zone_calls_m, "{:?} vs {:?}", apply.graph, off.graph);
+        assert_eq!(apply.graph.oscillations, 0);
+    }
+
     #[test]
     fn the_hotel_reservation_scenario_is_its_own_graph() {
         let sc = Scenario::parse(include_str!("../../../scenarios/hotel-reservation.yaml"), "hotel-reservation.yaml")
