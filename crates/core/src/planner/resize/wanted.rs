@@ -37,9 +37,19 @@ fn evaluate<'a>(
     node: Option<NodeIx>,
 ) -> Evaluation<'a> {
     let vertical = cx.ix.vpa(v);
-    let settled = |decision| Evaluation::Settled { pod, index, vertical: v, decision, in_flight: None };
     let Some(node) = node.filter(|_| pod.phase == PodPhase::Running && pod.deletion.is_none()) else {
-        return settled(ResizeDecision::NotRunning);
+        return Evaluation::Settled { pod, index, vertical: v, decision: ResizeDecision::NotRunning, in_flight: None };
+    };
+    // A resize sent that the kubelet has not taken up yet (no condition so
+    // far): the scheduler counts the old size until it is applied, then the
+    // new one, as for a resize in progress — so is what a shrink frees.
+    let unacknowledged = awaits_the_kubelet(pod);
+    let settled = |decision| Evaluation::Settled {
+        pod,
+        index,
+        vertical: v,
+        decision,
+        in_flight: unacknowledged.then(|| Box::new(in_flight(pod, node))),
     };
     if matches!(vertical.update_mode, UpdateMode::Off | UpdateMode::Initial) {
         return settled(ResizeDecision::RecommendationOnly { mode: vertical.update_mode.as_str() });
@@ -76,6 +86,9 @@ fn evaluate<'a>(
         return Evaluation::Wanted(desired.into_wanted((index, pod), node, v, reason, Urgency::Fallback));
     }
     if !desired.changes(pod) {
+        if unacknowledged {
+            return settled(ResizeDecision::Resizing { state: "sent, not taken up yet".to_string() });
+        }
         return settled(ResizeDecision::UpToDate);
     }
 
@@ -132,6 +145,18 @@ fn deferred(cx: &Cx<'_>, vertical: &VerticalScaling, since: Timestamp, message: 
             }
         }
     }
+}
+
+/// No resize condition, yet some container's spec differs from what the
+/// kubelet reports applied (`status.containerStatuses[].resources`): a resize
+/// was written and the kubelet has not answered it yet. The window is short
+/// (the kubelet's next sync), but a pass planned in it must not take the room
+/// a shrink is about to free for missing (issue 17).
+fn awaits_the_kubelet(pod: &Pod) -> bool {
+    pod.resize == ResizeState::None
+        && pod.containers.iter().any(|c| {
+            c.allocated.as_ref().is_some_and(|a| a.cpu_milli != c.requests.cpu_milli || a.memory != c.requests.memory)
+        })
 }
 
 /// A resize the kubelet is applying: the pod at its spec's requests, and what

@@ -512,6 +512,41 @@ fn a_due_shrink_held_back_by_the_rate_limit_avoids_a_scale_up() {
     assert_eq!(scale_ups(&plan).len(), 1, "{}", plan.explanation);
 }
 
+/// Issue 17, found end to end (`unified::an_hour_of_mixed_load_in_scaled_time_does_not_oscillate`
+/// in tests/openstack/unified.rs): a shrink sent but not yet taken up by the
+/// kubelet — the spec already at the new size, `status.resources` still at
+/// the old one, no `PodResizePending`/`PodResizeInProgress` condition yet —
+/// was "up to date" and freed nothing, so a pass in that window grew the group
+/// for a pending pod the scheduler placed a second later, once the kubelet
+/// had applied the shrink. It frees room as a resize in progress does.
+#[test]
+fn a_shrink_the_kubelet_has_not_taken_up_yet_avoids_a_scale_up() {
+    let mut w = one_node();
+    vpa_pod(&mut w, "web-0", "n1", 3500, GI);
+    let pod = w.pod_mut("web-0");
+    pod.containers[0].requests = Resources::new(500, GI); // the spec, resized
+    pod.containers[0].limits = Resources::new(1000, 2 * GI);
+    // pod.requests stays 3500m: the larger of spec and applied, as the scheduler counts it.
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((500, GI), (400, 512 * MI), (4000, 2 * GI)));
+    w.memory.resize.last_update.insert(workload("web").to_string(), w.ago(1));
+    w.pending("batch-0", 1000, GI);
+    let plan = w.plan();
+    assert!(scale_ups(&plan).is_empty(), "{}", plan.explanation);
+    assert!(resizes(&plan).is_empty(), "nothing to send again: {}", plan.explanation);
+    let fits = plan.explanation.pods.iter().find(|p| p.pod.name == "batch-0").map(|p| &p.outcome);
+    assert!(matches!(fits, Some(PodOutcome::FitsAfterResize { .. })), "{}", plan.explanation);
+
+    // Once applied (status at the spec's size, the pod counted at 500m), the
+    // pending pod fits the node as it is.
+    let mut w = one_node();
+    vpa_pod(&mut w, "web-0", "n1", 500, GI);
+    w.pod_mut("web-0").containers[0].limits = Resources::new(1000, 2 * GI);
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((500, GI), (400, 512 * MI), (4000, 2 * GI)));
+    w.pending("batch-0", 1000, GI);
+    let plan = w.plan();
+    assert!(scale_ups(&plan).is_empty() && resizes(&plan).is_empty(), "{}", plan.explanation);
+}
+
 #[test]
 fn scale_down_counts_pods_at_the_size_their_resize_gives_them() {
     let setup = |mode: UpdateMode| {
