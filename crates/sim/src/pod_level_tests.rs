@@ -97,6 +97,34 @@ fn the_kubelet_applies_defers_or_finds_infeasible_and_the_api_refuses_a_qos_chan
     assert_eq!(world.resize_pod(&uids[1], &both), ResizeAnswer::Requested(Admission::Applied));
 }
 
+/// Issue 17 item 5: `bursty` in `scenarios/pod-shapes.yaml` was OOM-killed
+/// 132 times a pod-day because its first resize — a shrink — was deferred
+/// for ever: the kubelet counted a neighbour's deferred growth as if it had
+/// admitted it, so the node looked over-full, and the pod's later OOM-driven
+/// growth was never sent behind the stale deferred shrink. A kubelet admits
+/// a resize against what it gave the other pods, so a shrink always fits.
+#[test]
+fn a_shrink_is_admitted_beside_a_neighbours_deferred_growth() {
+    let sc = scenario(EMPTY);
+    let burstable = template(&[("cpu", "1"), ("memory", "1Gi")], &[]);
+    let (mut world, uids) = world_with(&sc, &[burstable.clone(), burstable]);
+    let gi = 1 << 30;
+    // 1 + 3.8 cores of 4: deferred; the kubelet still runs it at 1 core.
+    assert_eq!(world.resize_pod(&uids[0], &resize(3800, gi)), ResizeAnswer::Requested(Admission::Deferred));
+    let p = world.cluster.pod(&uids[0]).unwrap();
+    assert_eq!(p.containers[0].allocated.as_ref().map(|a| a.cpu_milli), Some(1000), "{p:?}");
+    assert_eq!(p.requests.cpu_milli, 3800, "the scheduler holds the larger of desired and allocated");
+    // The neighbour shrinks: it fits beside what the kubelet gave pod 0.
+    assert_eq!(world.resize_pod(&uids[1], &resize(500, gi)), ResizeAnswer::Requested(Admission::Applied));
+    // And pod 0's growth still does not fit beside it (0.5 + 3.8 > 4).
+    world.retry_resizes();
+    assert!(world.cluster.pod(&uids[0]).unwrap().resize.is_pending());
+    // At 3.5 cores it does: the pod's new spec replaces the deferred one.
+    assert_eq!(world.resize_pod(&uids[0], &resize(3500, gi)), ResizeAnswer::Requested(Admission::Applied));
+    let p = world.cluster.pod(&uids[0]).unwrap();
+    assert_eq!((p.requests.cpu_milli, p.containers[0].allocated.as_ref().map(|a| a.cpu_milli)), (3500, Some(3500)));
+}
+
 /// Web outgrows its minion (Recreate): heatscaler recreates it. Returns
 /// web's pods' CPU requests at the end and the run.
 struct EndState(Vec<i64>);

@@ -5,8 +5,9 @@
 //!   (422 "Pod QOS Class may not change") and otherwise sets the spec at once;
 //! - the kubelet then admits it: `Infeasible` when the new requests exceed
 //!   what the node can ever offer, `Deferred` while they do not fit beside the
-//!   node's other pods (retried on each metrics tick, as the kubelet retries
-//!   when pods leave), else applied (`allocated` = the spec);
+//!   node's other pods as it admitted them (their `allocated` resources, not
+//!   resizes of theirs it deferred; retried on each metrics tick, as the
+//!   kubelet retries when pods leave), else applied (`allocated` = the spec);
 //! - a container whose working set exceeds its memory limit is OOM-killed and
 //!   restarts with the same resources after the restart delay.
 //!
@@ -92,6 +93,23 @@ fn resized(containers: &[Container], changes: &[ContainerResize]) -> Vec<Contain
     for r in changes {
         let Some(c) = out.iter_mut().find(|c| c.name == r.container) else { continue };
         r.apply_to(c);
+    }
+    out
+}
+
+/// What the kubelet has admitted for a pod: its containers' allocated CPU
+/// and memory (their requests where never resized); a pod without
+/// containers, its requests.
+fn allocation(pod: &Pod) -> Resources {
+    if pod.containers.is_empty() {
+        return pod.requests.clone();
+    }
+    let mut out = pod.requests.clone();
+    (out.cpu_milli, out.memory) = (0, 0);
+    for c in &pod.containers {
+        let a = c.allocated.as_ref().unwrap_or(&c.requests);
+        out.cpu_milli += a.cpu_milli;
+        out.memory += a.memory;
     }
     out
 }
@@ -184,6 +202,14 @@ impl World<'_> {
             ));
         }
         let Some(pod) = self.cluster.pod_mut(uid) else { return ResizeAnswer::Gone };
+        let mut wanted = wanted;
+        if pod.node_name.is_some() {
+            // The kubelet keeps running what it admitted until it admits the
+            // new spec: a container never resized has its creation requests.
+            for (w, c) in wanted.iter_mut().zip(&pod.containers) {
+                w.allocated = Some(c.allocated.clone().unwrap_or_else(|| c.requests.clone()));
+            }
+        }
         pod.containers = wanted;
         pod.resize = ResizeState::None;
         self.journal.pod_level.resizes_requested += 1;
@@ -224,10 +250,14 @@ impl World<'_> {
             desired.cpu_milli += c.requests.cpu_milli;
             desired.memory += c.requests.memory;
         }
+        // The other pods as this kubelet admitted them: their allocation, not
+        // a resize of theirs it deferred (kube-scheduler holds the larger of
+        // the two; the kubelet admits against what it actually gave). Else a
+        // neighbour's deferred growth would defer even a shrink.
         let mut others = Resources::default();
         for p in &self.cluster.snap.pods {
             if p.uid != uid && p.node_name.as_deref() == Some(node.name.as_str()) && !p.is_terminal() {
-                others += &p.requests;
+                others += &allocation(p);
             }
         }
         let alloc = &node.allocatable;
