@@ -28,7 +28,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<Name>(), 8);
         assert_eq!(std::mem::size_of::<Option<Name>>(), 8);
         let name: Name = String::from("web").into();
-        assert!(name == "web" && name == *"web" && name == String::from("web"));
+        let owned = String::from("web");
+        assert!(name == "web" && name == *"web" && name == owned);
         assert_eq!(&name[..], "web");
         let shared = name.clone();
         assert!(Name::ptr_eq(&name, &shared), "a clone shares the string");
