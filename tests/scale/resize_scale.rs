@@ -20,7 +20,7 @@ const WORKLOADS: usize = 1_000;
 const MI: i64 = 1 << 20;
 
 fn workload(w: usize) -> WorkloadRef {
-    WorkloadRef { kind: "Deployment".into(), namespace: format!("ns-{}", w % 50), name: format!("w{w}") }
+    WorkloadRef { kind: "Deployment".into(), namespace: format!("ns-{}", w % 50).into(), name: format!("w{w}").into() }
 }
 
 fn cluster(now: Timestamp) -> Snapshot {
@@ -44,7 +44,9 @@ fn cluster(now: Timestamp) -> Snapshot {
                 uid: format!("uid-{i}"),
                 namespace: format!("ns-{}", w % 50),
                 labels: BTreeMap::from([("app".to_string(), format!("w{w}"))]).into(),
-                owner: Some(OwnerRef { kind: "ReplicaSet".into(), name: format!("w{w}"), uid: format!("rs-{w}") }),
+                owner: Some(
+                    OwnerRef { kind: "ReplicaSet".into(), name: format!("w{w}"), uid: format!("rs-{w}") }.into(),
+                ),
                 workload: Some(workload(w)),
                 node_name: Some(name.clone()),
                 phase: PodPhase::Running,

@@ -119,8 +119,9 @@ fn pod(i: usize) -> Pod {
     .unwrap()
 }
 
-/// Heap bytes the pods hold, by part (capacities; labels and placements are
-/// shared between a workload's pods and not counted here).
+/// Heap bytes the pods hold, by part (capacities; labels, placements, owner
+/// references and workload names are shared between a workload's pods: only
+/// a pod's own copy is counted, i.e. none when the store shared them).
 fn breakdown(pods: &[heatscaler_core::model::Pod]) -> [(&'static str, usize); 7] {
     use heatscaler_core::model::{Container, Pod};
     let s = String::capacity;
@@ -131,8 +132,13 @@ fn breakdown(pods: &[heatscaler_core::model::Pod]) -> [(&'static str, usize); 7]
         parts[0].1 += std::mem::size_of::<Pod>();
         parts[1].1 += s(&p.uid);
         parts[2].1 += s(&p.namespace) + s(&p.name);
-        parts[3].1 += p.owner.as_ref().map_or(0, |w| s(&w.kind) + s(&w.name) + s(&w.uid));
-        parts[4].1 += p.workload.as_ref().map_or(0, |w| s(&w.kind) + s(&w.namespace) + s(&w.name));
+        let own = |n: &heatscaler_core::model::Name| {
+            if heatscaler_core::model::Name::strong_count(n) == Some(1) { n.len() } else { 0 }
+        };
+        parts[3].1 += p.owner.as_ref().filter(|o| std::sync::Arc::strong_count(o) == 1).map_or(0, |w| {
+            std::mem::size_of::<heatscaler_core::model::OwnerRef>() + s(&w.kind) + s(&w.name) + s(&w.uid)
+        });
+        parts[4].1 += p.workload.as_ref().map_or(0, |w| own(&w.kind) + own(&w.namespace) + own(&w.name));
         parts[5].1 += o(&p.node_name) + o(&p.nominated_node);
         parts[6].1 += p.containers.capacity() * std::mem::size_of::<Container>()
             + p.containers.iter().map(|c| s(&c.name)).sum::<usize>();

@@ -70,7 +70,11 @@ impl CallGraph {
         let refs = topo
             .services
             .iter()
-            .map(|s| WorkloadRef { kind: "Deployment".into(), namespace: spec.namespace.clone(), name: s.name.into() })
+            .map(|s| WorkloadRef {
+                kind: "Deployment".into(),
+                namespace: spec.namespace.clone().into(),
+                name: s.name.into(),
+            })
             .collect();
         Self {
             spec: spec.clone(),

@@ -480,8 +480,8 @@ impl WorkloadSpec {
     pub fn workload_ref(&self) -> heatscaler_core::model::WorkloadRef {
         heatscaler_core::model::WorkloadRef {
             kind: "Deployment".into(),
-            namespace: self.namespace.clone(),
-            name: self.name.clone(),
+            namespace: self.namespace.clone().into(),
+            name: self.name.clone().into(),
         }
     }
 }

@@ -72,9 +72,13 @@ fn pod(
     let owner = p.metadata.owner_references.as_ref().and_then(|o| o.iter().find(|o| o.controller == Some(true)));
     let workload = owner.map(|o| match deployments.get(&(namespace.clone(), o.name.clone())) {
         Some(d) if o.kind == "ReplicaSet" => {
-            WorkloadRef { kind: "Deployment".into(), namespace: namespace.clone(), name: d.clone() }
+            WorkloadRef { kind: "Deployment".into(), namespace: namespace.clone().into(), name: d.clone().into() }
         }
-        _ => WorkloadRef { kind: o.kind.clone(), namespace: namespace.clone(), name: o.name.clone() },
+        _ => WorkloadRef {
+            kind: o.kind.clone().into(),
+            namespace: namespace.clone().into(),
+            name: o.name.clone().into(),
+        },
     });
     let spec = p.spec.clone().unwrap_or_default();
     let status = p.status.clone().unwrap_or_default();
@@ -111,7 +115,7 @@ fn pod(
         uid: p.metadata.uid.clone().unwrap(),
         namespace,
         labels: p.metadata.labels.clone().unwrap_or_default().into(),
-        owner: owner.map(|o| OwnerRef { kind: o.kind.clone(), name: o.name.clone(), uid: o.uid.clone() }),
+        owner: owner.map(|o| OwnerRef { kind: o.kind.clone(), name: o.name.clone(), uid: o.uid.clone() }.into()),
         workload,
         node_name: spec.node_name.clone(),
         phase,

@@ -1,6 +1,6 @@
 //! Containers, owners and workloads: what the pod level plans over.
 
-use super::{Resources, Timestamp};
+use super::{Name, Resources, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OwnerRef {
@@ -13,9 +13,9 @@ pub struct OwnerRef {
 /// Deployment where possible: the unit VPA objects target.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct WorkloadRef {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
+    pub kind: Name,
+    pub namespace: Name,
+    pub name: Name,
 }
 
 impl std::fmt::Display for WorkloadRef {

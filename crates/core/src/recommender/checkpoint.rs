@@ -63,15 +63,19 @@ pub struct CheckpointKey {
 impl CheckpointKey {
     pub fn new(workload: &WorkloadRef, container: &str) -> Self {
         Self {
-            kind: workload.kind.clone(),
-            namespace: workload.namespace.clone(),
-            name: workload.name.clone(),
+            kind: workload.kind.to_string(),
+            namespace: workload.namespace.to_string(),
+            name: workload.name.to_string(),
             container_name: container.to_string(),
         }
     }
 
     pub fn workload(&self) -> WorkloadRef {
-        WorkloadRef { kind: self.kind.clone(), namespace: self.namespace.clone(), name: self.name.clone() }
+        WorkloadRef {
+            kind: self.kind.as_str().into(),
+            namespace: self.namespace.as_str().into(),
+            name: self.name.as_str().into(),
+        }
     }
 }
 

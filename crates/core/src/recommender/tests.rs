@@ -473,7 +473,7 @@ fn feeding_joins_usage_and_ooms_to_workloads() {
 #[ignore]
 fn footprint_and_throughput_figures() {
     let workloads: Vec<WorkloadRef> = (0..1000)
-        .map(|i| WorkloadRef { kind: "Deployment".into(), namespace: "ns".into(), name: format!("w{i}") })
+        .map(|i| WorkloadRef { kind: "Deployment".into(), namespace: "ns".into(), name: format!("w{i}").into() })
         .collect();
     let mut r = recommender();
     let mut t = t0();

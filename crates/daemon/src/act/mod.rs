@@ -167,9 +167,9 @@ impl Actuator {
             Target::Pod(pod) => Some(ObjectRef::pod(&pod.namespace, &pod.name)),
             Target::Workload(w) => Some(ObjectRef {
                 api_version: "apps/v1".to_string(),
-                kind: w.kind.clone(),
-                namespace: Some(w.namespace.clone()),
-                name: w.name.clone(),
+                kind: w.kind.to_string(),
+                namespace: Some(w.namespace.to_string()),
+                name: w.name.to_string(),
                 uid: None,
             }),
         };

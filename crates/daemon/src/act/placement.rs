@@ -188,9 +188,9 @@ fn is_empty(s: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -
 fn object(w: &WorkloadRef) -> ObjectRef {
     ObjectRef {
         api_version: "apps/v1".to_string(),
-        kind: w.kind.clone(),
-        namespace: Some(w.namespace.clone()),
-        name: w.name.clone(),
+        kind: w.kind.to_string(),
+        namespace: Some(w.namespace.to_string()),
+        name: w.name.to_string(),
         uid: None,
     }
 }

@@ -44,6 +44,7 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
     let RunOptions { config_path, config, dry_run, stop_timeout, notifier } = options;
     let mut signals = Signals::install().map_err(DaemonError::Signals)?;
     let metrics = Arc::new(Metrics::new());
+    let allocator = crate::telemetry::spawn_allocator_sampler(metrics.clone());
     let health = Health::new(HealthOptions {
         heartbeat_timeout: heartbeat_timeout(&config),
         heat_required: !config.node_groups.is_empty(),
@@ -133,6 +134,7 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
     if let Some(w) = watchdog {
         w.abort();
     }
+    allocator.abort();
     tracing::info!("stopped");
     Ok(())
 }

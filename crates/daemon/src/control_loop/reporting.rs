@@ -246,9 +246,9 @@ fn placement_advice(planned: &Planned, alerts: &Dispatcher) {
         if let Some(w) = advised_workload(&p.subject) {
             event = event.with_object(ObjectRef {
                 api_version: "apps/v1".to_string(),
-                kind: w.kind.clone(),
-                namespace: Some(w.namespace.clone()),
-                name: w.name.clone(),
+                kind: w.kind.to_string(),
+                namespace: Some(w.namespace.to_string()),
+                name: w.name.to_string(),
                 uid: None,
             });
         }

@@ -21,7 +21,9 @@ use kube::runtime::watcher::Event;
 
 use super::{convert, slim};
 use crate::vpa::upstream::UpstreamMark;
-use heatscaler_core::model::{GroupState, Node, Pdb, Placement, Pod, PodTemplate, Snapshot};
+use heatscaler_core::model::{
+    GroupState, Name, Node, OwnerRef, Pdb, Placement, Pod, PodTemplate, Snapshot, WorkloadRef,
+};
 
 /// One kind of object the store watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,6 +65,9 @@ pub struct ClusterStore {
     pdb_ix: Index<String>,
     placements: Interner<Placement>,
     labels: Interner<BTreeMap<String, String>>,
+    owners: Interner<OwnerRef>,
+    /// The workloads' kinds, namespaces and names.
+    names: Names,
     /// The Deployment controlling each ReplicaSet (`None`: no Deployment).
     replica_sets: HashMap<RsKey, Option<String>>,
     /// Pods (by key) whose ReplicaSet has not been seen yet.
@@ -222,6 +227,8 @@ impl ClusterStore {
                 self.unresolved.retain(|_, w| !w.is_empty());
                 self.placements.purge();
                 self.labels.purge();
+                self.owners.purge();
+                self.names.purge();
                 changed
             }
             Event::Apply(p) => {
@@ -230,6 +237,8 @@ impl ClusterStore {
                 let changed = self.pod_ix.upsert(&mut self.snapshot.pods, pod_key(&pod), pod);
                 self.placements.maybe_purge();
                 self.labels.maybe_purge();
+                self.owners.maybe_purge();
+                self.names.maybe_purge();
                 changed
             }
             Event::Delete(p) => {
@@ -304,11 +313,14 @@ impl ClusterStore {
         let mut pod = convert::pod(p);
         pod.placement = self.placements.intern(pod.placement);
         pod.labels = self.labels.intern(pod.labels);
-        if let Some(owner) = pod.owner.as_ref().filter(|o| o.kind == "ReplicaSet") {
+        pod.owner = pod.owner.map(|o| self.owners.intern(o));
+        pod.workload = self.shared_workload(pod.workload);
+        if let Some(owner) = pod.owner.clone().filter(|o| o.kind == "ReplicaSet") {
             let rs = (pod.namespace.clone(), owner.name.clone());
             match self.replica_sets.get(&rs) {
                 Some(deployment) => {
-                    pod.workload = convert::workload(owner, &pod.namespace, Some(deployment.as_deref()))
+                    let resolved = convert::workload(&owner, &pod.namespace, Some(deployment.as_deref()));
+                    pod.workload = self.shared_workload(resolved);
                 }
                 None => {
                     self.unresolved.entry(rs).or_default().insert(pod_key(&pod));
@@ -318,15 +330,21 @@ impl ClusterStore {
         pod
     }
 
+    /// The workload as the pods of it already share it.
+    fn shared_workload(&mut self, workload: Option<WorkloadRef>) -> Option<WorkloadRef> {
+        workload.map(|w| self.names.workload(w))
+    }
+
     fn resolve_waiting(&mut self, rs: &RsKey) -> bool {
         let Some(waiting) = self.unresolved.remove(rs) else { return false };
         let deployment = self.replica_sets.get(rs).cloned().flatten();
         let mut changed = false;
         for key in waiting {
             if let Some(&i) = self.pod_ix.ix.get(&key) {
-                let pod = &mut self.snapshot.pods[i];
+                let pod = &self.snapshot.pods[i];
                 if let Some(owner) = &pod.owner {
-                    pod.workload = convert::workload(owner, &pod.namespace, Some(deployment.as_deref()));
+                    let resolved = convert::workload(owner, &pod.namespace, Some(deployment.as_deref()));
+                    self.snapshot.pods[i].workload = resolved.map(|w| self.names.workload(w));
                     changed = true;
                 }
             }
@@ -347,7 +365,7 @@ impl ClusterStore {
                 }
             };
             if pod.workload != resolved {
-                pod.workload = resolved;
+                pod.workload = resolved.map(|w| self.names.workload(w));
                 changed = true;
             }
         }
@@ -512,6 +530,41 @@ impl<T: Hash + Eq> Interner<T> {
     }
 }
 
+/// One [`Name`] per distinct string the pods repeat; as [`Interner`], names
+/// only the set still holds are purged from time to time.
+#[derive(Debug, Default)]
+struct Names {
+    set: HashSet<Name>,
+    size_after_purge: usize,
+}
+
+impl Names {
+    fn intern(&mut self, name: Name) -> Name {
+        if let Some(shared) = self.set.get(name.as_str()) {
+            return shared.clone();
+        }
+        self.set.insert(name.clone());
+        name
+    }
+
+    /// The workload with the strings its siblings already hold.
+    fn workload(&mut self, w: WorkloadRef) -> WorkloadRef {
+        WorkloadRef { kind: self.intern(w.kind), namespace: self.intern(w.namespace), name: self.intern(w.name) }
+    }
+
+    fn maybe_purge(&mut self) {
+        if self.set.len() > 2 * self.size_after_purge + 1024 {
+            self.purge();
+        }
+    }
+
+    fn purge(&mut self) {
+        // `None`: a literal, never freed.
+        self.set.retain(|n| Name::strong_count(n).is_none_or(|held| held > 1));
+        self.size_after_purge = self.set.len();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -588,11 +641,20 @@ mod tests {
 
         assert!(s.apply_replica_set(Event::Apply(replica_set("web-1", Some("web")))));
         assert!(s.snapshot().pods.iter().all(|p| p.workload.as_ref().unwrap().to_string() == "Deployment/ns/web"));
+        // Issue 22: the replicas share their owner and their workload's names.
+        let (a, b) = (&s.snapshot().pods[0], &s.snapshot().pods[1]);
+        assert!(Arc::ptr_eq(a.owner.as_ref().unwrap(), b.owner.as_ref().unwrap()));
+        let (wa, wb) = (a.workload.as_ref().unwrap(), b.workload.as_ref().unwrap());
+        assert!(Name::ptr_eq(&wa.name, &wb.name) && Name::ptr_eq(&wa.namespace, &wb.namespace));
+        assert!(Name::ptr_eq(&wa.kind, &wb.kind));
         // The same ReplicaSet again (a status change): nothing to do.
         assert!(!s.apply_replica_set(Event::Apply(replica_set("web-1", Some("web")))));
         // A pod arriving now resolves at once.
         s.apply_pod(Event::Apply(pod("c", "3", "web-1")));
         assert_eq!(s.snapshot().pods[2].workload.as_ref().unwrap().name, "web");
+        let (a, c) = (&s.snapshot().pods[0], &s.snapshot().pods[2]);
+        assert!(Name::ptr_eq(&a.workload.as_ref().unwrap().name, &c.workload.as_ref().unwrap().name));
+        assert!(Arc::ptr_eq(a.owner.as_ref().unwrap(), c.owner.as_ref().unwrap()));
     }
 
     /// Issue 22: the first list of pods grew their `Vec` a quarter at a

@@ -270,6 +270,7 @@ impl WatchCx {
                         && let Some((n, exact)) = count().await
                     {
                         self.store.lock().await.expect(kind, n, exact);
+                        self.metrics.set_list_room(kind.as_str(), n);
                     }
                     let done = matches!(event, Event::InitDone);
                     // `Init` is emitted before a list is even sent, and

@@ -115,6 +115,11 @@ struct WatchLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AllocatorLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -151,6 +156,9 @@ pub struct Metrics {
     leader: Gauge,
     alert_notifications: Family<SinkOutcomeLabels, Counter>,
     alert_queue_length: Family<SinkLabels, Gauge>,
+    allocator: Family<AllocatorLabels, Gauge>,
+    allocator_peak: Family<AllocatorLabels, Gauge>,
+    list_room: Family<WatchLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -212,6 +220,9 @@ impl Metrics {
             leader: Gauge::default(),
             alert_notifications: Family::default(),
             alert_queue_length: Family::default(),
+            allocator: Family::default(),
+            allocator_peak: Family::default(),
+            list_room: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -314,6 +325,24 @@ impl Metrics {
             m.alert_notifications.clone(),
         );
         r.register("alert_queue_length", "Notifications waiting per alert sink", m.alert_queue_length.clone());
+        r.register_with_unit(
+            "allocator",
+            "The allocator's figures now: live data (allocated), pages holding it (active), pages kept \
+             (resident), address space returned but kept mapped (retained)",
+            Unit::Bytes,
+            m.allocator.clone(),
+        );
+        r.register_with_unit(
+            "allocator_peak",
+            "The allocator's figures at the sample with the most resident memory since start",
+            Unit::Bytes,
+            m.allocator_peak.clone(),
+        );
+        r.register(
+            "kubernetes_list_room_objects",
+            "Objects the store made room for before a watch's last list, from the API server's count (0: not counted)",
+            m.list_room.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -443,9 +472,9 @@ impl Metrics {
         request: Option<f64>,
     ) {
         let base = ContainerResourceLabels {
-            namespace: workload.namespace.clone(),
-            workload_kind: workload.kind.clone(),
-            workload: workload.name.clone(),
+            namespace: workload.namespace.to_string(),
+            workload_kind: workload.kind.to_string(),
+            workload: workload.name.to_string(),
             container: container.into(),
             resource: resource.as_str(),
         };
@@ -477,9 +506,9 @@ impl Metrics {
         };
         for (container, resource) in series {
             let base = ContainerResourceLabels {
-                namespace: workload.namespace.clone(),
-                workload_kind: workload.kind.clone(),
-                workload: workload.name.clone(),
+                namespace: workload.namespace.to_string(),
+                workload_kind: workload.kind.to_string(),
+                workload: workload.name.to_string(),
                 container,
                 resource: resource.as_str(),
             };
@@ -544,6 +573,22 @@ impl Metrics {
     /// How old a watch's data may be (`WatchHealth::data_age`).
     pub fn set_watch_data_age(&self, resource: &'static str, age: Duration) {
         self.watch_data_age.get_or_create(&WatchLabels { resource }).set(age.as_secs_f64());
+    }
+
+    /// The allocator's figures now and at its resident peak ([`super::allocator`]).
+    pub fn set_allocator(&self, now: super::AllocatorSample, peak: super::AllocatorSample) {
+        for (family, s) in [(&self.allocator, now), (&self.allocator_peak, peak)] {
+            for (state, bytes) in
+                [("allocated", s.allocated), ("active", s.active), ("resident", s.resident), ("retained", s.retained)]
+            {
+                family.get_or_create(&AllocatorLabels { state }).set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
+    /// Room made in the store for the list a watch is about to make.
+    pub fn set_list_room(&self, resource: &'static str, objects: usize) {
+        self.list_room.get_or_create(&WatchLabels { resource }).set(i64::try_from(objects).unwrap_or(i64::MAX));
     }
 
     pub fn set_leader(&self, leader: bool) {

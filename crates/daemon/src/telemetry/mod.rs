@@ -5,6 +5,7 @@
 //! them from its loop, and hands clones to [`TelemetryServer`] and
 //! [`Notifier::spawn_watchdog`], which only read.
 
+mod allocator;
 mod health;
 mod metrics;
 mod operations;
@@ -12,6 +13,7 @@ mod outcomes;
 mod server;
 mod systemd;
 
+pub use allocator::{AllocatorSample, spawn_sampler as spawn_allocator_sampler};
 pub use health::{Health, HealthOptions, Leadership, Liveness, Readiness};
 pub use metrics::Metrics;
 pub use operations::{HeatOperation, KubeResource, KubeVerb};

@@ -149,7 +149,11 @@ fn target_workload(vpa: &VerticalPodAutoscaler, namespace: &str) -> Result<Workl
     if target.name.is_empty() {
         return Err(ConfigUnsupported("spec.targetRef.name: is empty".into()));
     }
-    Ok(WorkloadRef { kind: target.kind.clone(), namespace: namespace.to_string(), name: target.name.clone() })
+    Ok(WorkloadRef {
+        kind: target.kind.clone().into(),
+        namespace: namespace.to_string().into(),
+        name: target.name.clone().into(),
+    })
 }
 
 fn resource_policy(vpa: &VerticalPodAutoscaler) -> Result<PodResourcePolicy, ConfigUnsupported> {

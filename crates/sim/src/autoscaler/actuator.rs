@@ -245,7 +245,7 @@ fn workload_of(world: &World<'_>, uid: &str) -> String {
     world
         .cluster
         .pod(uid)
-        .map(|p| p.workload.as_ref().map_or_else(|| p.name.clone(), |w| w.name.clone()))
+        .map(|p| p.workload.as_ref().map_or_else(|| p.name.clone(), |w| w.name.to_string()))
         .unwrap_or_else(|| uid.to_string())
 }
 

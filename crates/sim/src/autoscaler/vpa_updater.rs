@@ -60,7 +60,7 @@ pub fn run(world: &mut World<'_>, owners: &mut dyn Owners) {
         // VPA reads the configured replicas from the controller; the live pods here.
         let configured = pods.len() as u32;
         for uid in vpa_defaults::evictions(&pods, v, configured, now) {
-            doomed.push((uid, v.workload.name.clone()));
+            doomed.push((uid, v.workload.name.to_string()));
         }
     }
     for (uid, workload) in doomed {

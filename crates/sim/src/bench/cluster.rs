@@ -87,7 +87,7 @@ pub fn build(shape: &Shape) -> Snapshot {
             name: format!("{}-{uid}", owner.name),
             namespace,
             labels: labels.into(),
-            owner: Some(owner),
+            owner: Some(owner.into()),
             workload: None,
             node_name: node.map(str::to_string),
             phase: if node.is_some() { PodPhase::Running } else { PodPhase::Pending },

@@ -186,7 +186,7 @@ impl Cluster {
             namespace: t.namespace.clone(),
             name,
             labels: Arc::new(t.labels.clone()),
-            owner: t.owner.clone(),
+            owner: t.owner.clone().map(std::sync::Arc::new),
             workload: t.workload.clone(),
             node_name: None,
             phase: PodPhase::Pending,

@@ -66,7 +66,7 @@ pub(super) fn cross_node_share(a: &[&Pod], b: &[&Pod]) -> f64 {
 }
 
 fn in_scope(policy: &PlacementAdvisorPolicy, workload: &WorkloadRef, pods: &[&Pod]) -> bool {
-    (policy.namespaces.is_empty() || policy.namespaces.contains(&workload.namespace))
+    (policy.namespaces.is_empty() || policy.namespaces.iter().any(|n| *n == workload.namespace))
         && pods.iter().all(|p| policy.pod_labels.iter().all(|(k, v)| p.labels.get(k) == Some(v)))
 }
 

@@ -161,7 +161,7 @@ pub(crate) fn floored<'f>(snapshot: &Snapshot, floors: impl Iterator<Item = &'f 
             })
             .collect();
         out.vertical.push(VerticalScaling {
-            namespace: floor.workload.namespace.clone(),
+            namespace: floor.workload.namespace.to_string(),
             name: FLOOR_VPA.to_string(),
             workload: floor.workload.clone(),
             update_mode: UpdateMode::InPlaceOrRecreate,

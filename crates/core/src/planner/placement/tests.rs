@@ -44,7 +44,9 @@ fn cluster(nodes: usize, max: u32, replicas: &[(&str, usize, i64)]) -> Snapshot 
         snap.pods.push(Pod {
             namespace: "shop".into(),
             labels: Arc::new(labels),
-            owner: Some(OwnerRef { kind: "ReplicaSet".into(), name: format!("{app}-rs"), uid: format!("rs-{app}") }),
+            owner: Some(
+                OwnerRef { kind: "ReplicaSet".into(), name: format!("{app}-rs"), uid: format!("rs-{app}") }.into(),
+            ),
             workload: Some(workload(app)),
             node_name: Some(format!("n{node}")),
             phase: PodPhase::Running,

@@ -15,11 +15,14 @@ fn pod(name: &str, cpu: i64, placement: Placement) -> Pod {
     Pod {
         uid: name.into(),
         labels: Arc::new(BTreeMap::from([("app".to_string(), name.split('-').next().unwrap().to_string())])),
-        owner: Some(OwnerRef {
-            kind: "ReplicaSet".into(),
-            name: "rs".into(),
-            uid: format!("rs-{}", name.split('-').next().unwrap()),
-        }),
+        owner: Some(
+            OwnerRef {
+                kind: "ReplicaSet".into(),
+                name: "rs".into(),
+                uid: format!("rs-{}", name.split('-').next().unwrap()),
+            }
+            .into(),
+        ),
         requests: Resources { cpu_milli: cpu, memory: 1 << 20, pods: 1, ..Resources::default() },
         placement: Arc::new(placement),
         ..test_support::pod(name)

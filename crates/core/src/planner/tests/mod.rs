@@ -141,7 +141,9 @@ impl World {
         let created = self.ago(3600);
         self.snap.pods.push(Pod {
             labels: Arc::new(BTreeMap::from([("app".to_string(), app.clone())])),
-            owner: Some(OwnerRef { kind: "ReplicaSet".into(), name: format!("{app}-rs"), uid: format!("rs-{app}") }),
+            owner: Some(
+                OwnerRef { kind: "ReplicaSet".into(), name: format!("{app}-rs"), uid: format!("rs-{app}") }.into(),
+            ),
             node_name: node.map(str::to_string),
             phase: if node.is_some() { PodPhase::Running } else { PodPhase::Pending },
             requests: Resources { cpu_milli, memory, pods: 1, ..Resources::default() },
@@ -162,7 +164,7 @@ impl World {
 
     pub fn daemon_pod(&mut self, name: &str, node: &str, cpu_milli: i64, memory: i64) -> &mut Pod {
         let pod = self.pod(name, Some(node), cpu_milli, memory);
-        pod.owner = Some(OwnerRef { kind: "DaemonSet".into(), name: "ds".into(), uid: "ds-uid".into() });
+        pod.owner = Some(OwnerRef { kind: "DaemonSet".into(), name: "ds".into(), uid: "ds-uid".into() }.into());
         pod
     }
 

@@ -87,7 +87,10 @@ fn pod_and_node_annotations_block_as_in_cluster_autoscaler() {
         ),
         (
             "custom controller",
-            |w| w.pod_mut("web-1").owner = Some(OwnerRef { kind: "Widget".into(), name: "x".into(), uid: "x".into() }),
+            |w| {
+                w.pod_mut("web-1").owner =
+                    Some(OwnerRef { kind: "Widget".into(), name: "x".into(), uid: "x".into() }.into())
+            },
             Some(BlockReason::CustomController { kind: "Widget".into() }),
         ),
         (

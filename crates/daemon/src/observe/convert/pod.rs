@@ -29,8 +29,8 @@ pub fn annotation_kept(key: &str) -> bool {
 
 /// The compact pod. `workload` is left `None` for pods owned by a ReplicaSet:
 /// resolving one to its Deployment needs the ReplicaSet, which the store has
-/// (see [`workload`]). `placement` and `labels` are fresh `Arc`s; the store
-/// swaps them for the ones the pod's siblings share.
+/// (see [`workload`]). `placement`, `labels`, `owner` and the workload's
+/// names are fresh; the store swaps them for the ones the pod's siblings share.
 pub fn pod(p: &k8s::Pod) -> Pod {
     let meta = &p.metadata;
     let empty_spec = k8s::PodSpec::default();
@@ -47,7 +47,7 @@ pub fn pod(p: &k8s::Pod) -> Pod {
         name: meta.name.clone().unwrap_or_default(),
         namespace,
         labels: Arc::new(meta.labels.clone().unwrap_or_default()),
-        owner,
+        owner: owner.map(Arc::new),
         workload,
         node_name: spec.node_name.clone().filter(|n| !n.is_empty()),
         phase: phase(status.and_then(|s| s.phase.as_deref())),

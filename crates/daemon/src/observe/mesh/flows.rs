@@ -54,7 +54,7 @@ impl<'a> Placement<'a> {
             };
             node_of_pod.insert((pod.namespace.clone(), pod.name.clone()), node);
             if let Some(w) = &pod.workload {
-                let entry = workloads.entry((w.namespace.clone(), w.name.clone())).or_default();
+                let entry = workloads.entry((w.namespace.to_string(), w.name.to_string())).or_default();
                 match entry.iter_mut().find(|(x, _)| *x == w) {
                     Some((_, nodes)) => nodes.push(node),
                     None => entry.push((w, vec![node])),
