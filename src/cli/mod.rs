@@ -71,7 +71,7 @@ pub enum Command {
     /// the scaling timeline and a summary (node-hours, pending time, waits).
     ///
     /// Without a scenario file, runs the embedded php-apache walk-through.
-    Simulate(simulate::Args),
+    Simulate(Box<simulate::Args>),
 
     /// Plan once on the live cluster and Heat, and print why — what would be
     /// scaled up or down, which pods wait and for what — without acting.
@@ -105,7 +105,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(&cli.config, &cli.log, args),
         Command::CheckConfig(args) => check_config::run(&cli.config, args),
-        Command::Simulate(args) => simulate::run(args),
+        Command::Simulate(args) => simulate::run(*args),
         Command::Explain(args) => explain::run(&cli.config, &cli.log, args),
         Command::Groups(args) => groups::run(&cli.config, &cli.log, args),
         Command::Bench(args) => bench::run(args),

@@ -82,6 +82,12 @@ pub struct Args {
     /// Override the scenario's seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Override one key of heatscaler's `scale-up` or `scale-down` policy
+    /// (the scenario's `policy:`; the peers keep their own):
+    /// `--set scale-down.unneeded-time=2m`. Repeatable; for measuring a knob
+    /// on a trace without writing a scenario (docs/peers.md).
+    #[arg(long, value_name = "SECTION.KEY=VALUE")]
+    set: Vec<String>,
     /// Override the simulated duration (`36h`, `7d`).
     #[arg(long)]
     duration: Option<Duration>,
@@ -249,6 +255,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(seed) = args.seed {
         scenario.seed = seed;
+    }
+    for assignment in &args.set {
+        let applied = match assignment.split_once('=') {
+            Some((key, value)) => scenario.policy.set(key.trim(), value.trim()),
+            None => Err(format!("`{assignment}` is not SECTION.KEY=VALUE")),
+        };
+        if let Err(problem) = applied {
+            eprintln!("--set {problem}");
+            return Ok(ExitCode::FAILURE);
+        }
     }
     match (args.duration, args.to) {
         (Some(d), _) => scenario.duration = d,

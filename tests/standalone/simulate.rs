@@ -232,3 +232,29 @@ fn progress_is_drawn_on_a_terminal() {
     }
     assert!(screen.contains(" simulated ("), "{screen:?}");
 }
+
+#[test]
+fn set_overrides_heatscalers_policy_only_and_refuses_an_unknown_key() {
+    let summary = |args: &[&str]| -> Vec<(String, serde_json::Value)> {
+        let out = heatscaler(args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["policy"].as_str().unwrap().to_string(), r["node_level"].clone()))
+            .collect()
+    };
+    let default = summary(&["simulate", "--policy", "heatscaler,ca-defaults", "--json"]);
+    let off =
+        summary(&["simulate", "--policy", "heatscaler,ca-defaults", "--set", "scale-down.enabled=false", "--json"]);
+    assert!(default[0].1["nodes_removed"].as_u64().unwrap() > 0, "the walk-through shrinks by default");
+    assert_eq!(off[0].1["nodes_removed"].as_u64(), Some(0), "heatscaler's scale-down is off");
+    assert_eq!(default[1], off[1], "the peer keeps its own policy");
+
+    let out = heatscaler(&["simulate", "--set", "scale-down.unneeded=1m"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("--set scale-down.unneeded: no such key") && stderr.contains("unneeded-time"), "{stderr}");
+}

@@ -297,6 +297,41 @@ pub struct PolicySection {
     pub placement_advisor: heatscaler_core::policy::PlacementAdvisorPolicy,
 }
 
+impl PolicySection {
+    /// Overrides one key of the `scale-up` or `scale-down` section
+    /// (`scale-down.unneeded-time`, `2m`), as `simulate --set` does: the
+    /// section goes through serde again, so a value is checked exactly as in
+    /// a scenario's `policy:` and an unknown key is refused by name. A value
+    /// that is JSON (a number, `true`) is taken as such, anything else as a
+    /// string (durations, the expander).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        fn over<T: serde::Serialize + serde::de::DeserializeOwned>(
+            section: &mut T,
+            key: &str,
+            field: &str,
+            value: &str,
+        ) -> Result<(), String> {
+            let mut tree = serde_json::to_value(&*section).map_err(|e| format!("{key}: {e}"))?;
+            let serde_json::Value::Object(map) = &mut tree else {
+                return Err(format!("{key}: the section is not a map"));
+            };
+            if !map.contains_key(field) {
+                let known: Vec<&str> = map.keys().map(String::as_str).collect();
+                return Err(format!("{key}: no such key (known: {})", known.join(", ")));
+            }
+            let parsed = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+            map.insert(field.to_string(), parsed);
+            *section = serde_json::from_value(tree).map_err(|e| format!("{key}={value}: {e}"))?;
+            Ok(())
+        }
+        match key.split_once('.') {
+            Some(("scale-up", field)) => over(&mut self.scale_up, key, field, value),
+            Some(("scale-down", field)) => over(&mut self.scale_down, key, field, value),
+            _ => Err(format!("{key}: only scale-up.KEY and scale-down.KEY can be set")),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct PodResizeSection {
@@ -1111,5 +1146,33 @@ mod tests {
             assert!(err.to_string().starts_with("invalid scenario s.yaml:"), "{err}");
             assert!(!err.problems[0].problem.starts_with("workloads"), "path repeated in the message: {err}");
         }
+    }
+
+    #[test]
+    fn a_policy_key_is_set_checked_and_refused_by_name() {
+        use heatscaler_core::policy::Expander;
+        let mut p = PolicySection::default();
+        p.set("scale-down.unneeded-time", "2m").unwrap();
+        p.set("scale-down.max-drain-parallelism", "4").unwrap();
+        p.set("scale-up.expander", "price").unwrap();
+        p.set("scale-down.consolidation", "false").unwrap();
+        assert_eq!(p.scale_down.unneeded_time.get(), std::time::Duration::from_secs(120));
+        assert_eq!(p.scale_down.max_drain_parallelism, 4);
+        assert_eq!(p.scale_up.expander, Expander::Price);
+        assert!(!p.scale_down.consolidation);
+        // Untouched keys keep their values.
+        assert_eq!(p.scale_down.min_pod_age.get(), std::time::Duration::from_secs(20 * 60));
+
+        let unknown = p.set("scale-down.unneeded", "2m").unwrap_err();
+        assert!(
+            unknown.starts_with("scale-down.unneeded: no such key") && unknown.contains("unneeded-time"),
+            "{unknown}"
+        );
+        let bad = p.set("scale-down.utilization-threshold", "1.5").unwrap_err();
+        assert!(bad.contains("not a fraction"), "{bad}");
+        let section = p.set("cluster-limits.max-nodes-total", "3").unwrap_err();
+        assert!(section.contains("only scale-up.KEY and scale-down.KEY"), "{section}");
+        // A refused value leaves the section as it was.
+        assert_eq!(p.scale_down.utilization_threshold.0, 0.5);
     }
 }
