@@ -61,6 +61,22 @@ async fn the_store_follows_the_cluster_in_compact_form() {
         assert_eq!(s.placements(), 1);
     }
 
+    // Issue 21: the namespace's labels reach its pods' placements (what a
+    // term's namespaceSelector selects by), still one placement for all.
+    sim.update::<k8s_openapi::api::core::v1::Namespace>(None, "default", |ns| {
+        ns.metadata.labels.get_or_insert_with(Default::default).insert("tier".into(), "web".into());
+    })
+    .unwrap();
+    eventually(store, "the namespace's labels on its pods", |s| {
+        s.snapshot().pods.iter().all(|p| p.placement.namespace_labels.get("tier").map(String::as_str) == Some("web"))
+    })
+    .await;
+    {
+        let s = store.lock().await;
+        let pods = &s.snapshot().pods;
+        assert!(pods.iter().all(|p| std::sync::Arc::ptr_eq(&p.placement, &pods[0].placement)));
+    }
+
     // A change wakes the loop; the store has it.
     let mut rx = changes.subscribe();
     sim.update::<k8s_openapi::api::apps::v1::Deployment>(Some("default"), "web", |d| {

@@ -40,6 +40,9 @@ const CLUSTER_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
     ("policy", "poddisruptionbudgets", "watch", ("observe/watch.rs", "watcher(Api::<slim::PodDisruptionBudget>::all")),
     ("apps", "replicasets", "list", ("observe/watch.rs", "watcher(Api::<slim::ReplicaSet>::all")),
     ("apps", "replicasets", "watch", ("observe/watch.rs", "watcher(Api::<slim::ReplicaSet>::all")),
+    // Namespace labels, for pod affinity terms with a namespaceSelector.
+    ("", "namespaces", "list", ("observe/watch.rs", "watcher(Api::<slim::Namespace>::all")),
+    ("", "namespaces", "watch", ("observe/watch.rs", "watcher(Api::<slim::Namespace>::all")),
     // The placement advisor's template change: re-read, the PDBs over its pods, then a guarded JSON patch.
     ("policy", "poddisruptionbudgets", "list", ("act/placement.rs", "api.list(&ListParams::default())")),
     ("apps", "deployments", "get", ("act/placement.rs", "api.get_opt(&w.name)")),
@@ -95,6 +98,7 @@ const API_TYPES: &[&str] = &[
     "Lease",
     "PodDisruptionBudget",
     "ReplicaSet",
+    "Namespace",
     "Deployment",
     "StatefulSet",
     "VerticalPodAutoscaler",

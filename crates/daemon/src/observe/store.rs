@@ -10,6 +10,11 @@
 //! the run loop does not plan, so a half-listed state is never planned on.
 //! Every `apply_*` returns whether the compact state changed: status
 //! heartbeats that change nothing the planner reads wake nobody.
+//!
+//! Namespaces are kept for their labels only, copied into the placement of
+//! each of their pods ([`Placement::namespace_labels`]): what other pods'
+//! affinity terms with a `namespaceSelector` select by. A namespace whose
+//! labels change re-shares its pods' placements.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
@@ -32,10 +37,12 @@ pub enum Watched {
     Pods,
     PodDisruptionBudgets,
     ReplicaSets,
+    Namespaces,
 }
 
 impl Watched {
-    pub const ALL: [Watched; 4] = [Watched::Nodes, Watched::Pods, Watched::PodDisruptionBudgets, Watched::ReplicaSets];
+    pub const ALL: [Watched; 5] =
+        [Watched::Nodes, Watched::Pods, Watched::PodDisruptionBudgets, Watched::ReplicaSets, Watched::Namespaces];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -43,6 +50,7 @@ impl Watched {
             Watched::Pods => "pods",
             Watched::PodDisruptionBudgets => "poddisruptionbudgets",
             Watched::ReplicaSets => "replicasets",
+            Watched::Namespaces => "namespaces",
         }
     }
 }
@@ -78,7 +86,14 @@ pub struct ClusterStore {
     /// Each node's kubelet address, or why its Node gives none
     /// ([`convert::kubelet_address`]): the model's nodes do not carry it.
     kubelets: HashMap<String, Result<String, String>>,
+    /// Each namespace's labels (namespaces without labels are left out:
+    /// they select like a namespace not yet seen).
+    namespaces: HashMap<String, Labels>,
+    /// What a Namespace re-list has gathered so far; swapped in at its end.
+    relist_namespaces: Option<HashMap<String, Labels>>,
 }
+
+type Labels = BTreeMap<String, String>;
 
 impl ClusterStore {
     pub fn new() -> Self {
@@ -125,6 +140,7 @@ impl ClusterStore {
             || self.pod_ix.seen.is_some()
             || self.pdb_ix.seen.is_some()
             || self.relist_replica_sets.is_some()
+            || self.relist_namespaces.is_some()
     }
 
     /// Distinct placements held (pods of one workload share one).
@@ -153,7 +169,7 @@ impl ClusterStore {
             Watched::Nodes => self.node_ix.expect(&mut self.snapshot.nodes, n, exact),
             Watched::Pods => self.pod_ix.expect(&mut self.snapshot.pods, n, exact),
             // A few thousand at most: growth costs nothing worth a request.
-            Watched::PodDisruptionBudgets | Watched::ReplicaSets => {}
+            Watched::PodDisruptionBudgets | Watched::ReplicaSets | Watched::Namespaces => {}
         }
     }
 
@@ -308,9 +324,92 @@ impl ClusterStore {
         }
     }
 
+    /// A Namespace: its labels, into the placements of its pods. Only a
+    /// label change re-shares placements (and wakes the planner).
+    pub fn apply_namespace(&mut self, event: Event<slim::Namespace>) -> bool {
+        match event {
+            Event::Init => {
+                self.relist_namespaces = Some(HashMap::new());
+                false
+            }
+            Event::InitApply(ns) => {
+                let (name, labels) = namespace_labels(ns);
+                let relist = self.relist_namespaces.get_or_insert_with(HashMap::new);
+                if !labels.is_empty() {
+                    relist.insert(name, labels);
+                }
+                false
+            }
+            Event::InitDone => {
+                let listed = self.relist_namespaces.take().unwrap_or_default();
+                let mut changed: HashSet<String> =
+                    self.namespaces.keys().filter(|n| !listed.contains_key(*n)).cloned().collect();
+                changed
+                    .extend(listed.iter().filter(|(n, l)| self.namespaces.get(*n) != Some(l)).map(|(n, _)| n.clone()));
+                self.namespaces = listed;
+                // Always a change: the state is whole again (as other kinds' re-lists).
+                self.relabel_pods(&changed);
+                true
+            }
+            Event::Apply(ns) => {
+                let (name, labels) = namespace_labels(ns);
+                if self.namespaces.get(&name).map_or(labels.is_empty(), |l| *l == labels) {
+                    return false;
+                }
+                if labels.is_empty() {
+                    self.namespaces.remove(&name);
+                } else {
+                    self.namespaces.insert(name.clone(), labels);
+                }
+                self.relabel_pods(&HashSet::from([name]))
+            }
+            Event::Delete(ns) => {
+                let (name, _) = namespace_labels(ns);
+                // Its pods are being deleted with it; until they are gone
+                // they select like pods of an unlabelled namespace.
+                self.namespaces.remove(&name).is_some() && self.relabel_pods(&HashSet::from([name]))
+            }
+        }
+    }
+
+    /// The labels of `namespace` as last seen (empty: none, or not seen).
+    pub fn namespace_labels(&self, namespace: &str) -> &Labels {
+        static NONE: Labels = BTreeMap::new();
+        self.namespaces.get(namespace).unwrap_or(&NONE)
+    }
+
+    /// Gives the pods of `namespaces` their namespace's current labels;
+    /// whether any pod's placement changed.
+    fn relabel_pods(&mut self, namespaces: &HashSet<String>) -> bool {
+        if namespaces.is_empty() {
+            return false;
+        }
+        let mut changed = false;
+        for i in 0..self.snapshot.pods.len() {
+            let pod = &self.snapshot.pods[i];
+            if !namespaces.contains(pod.namespace.as_str()) {
+                continue;
+            }
+            let labels = self.namespaces.get(pod.namespace.as_str()).cloned().unwrap_or_default();
+            if pod.placement.namespace_labels == labels {
+                continue;
+            }
+            let placement = Arc::new(Placement { namespace_labels: labels, ..(*pod.placement).clone() });
+            self.snapshot.pods[i].placement = self.placements.intern(placement);
+            changed = true;
+        }
+        if changed {
+            self.placements.maybe_purge();
+        }
+        changed
+    }
+
     /// Converts a pod, shares its placement, and resolves its workload.
     fn compact_pod(&mut self, p: &k8s::Pod) -> Pod {
         let mut pod = convert::pod(p);
+        if let Some(labels) = self.namespaces.get(pod.namespace.as_str()) {
+            Arc::make_mut(&mut pod.placement).namespace_labels = labels.clone();
+        }
         pod.placement = self.placements.intern(pod.placement);
         pod.labels = self.labels.intern(pod.labels);
         pod.owner = pod.owner.map(|o| self.owners.intern(o));
@@ -374,6 +473,11 @@ impl ClusterStore {
 }
 
 /// The model's node, noting its kubelet's address on the side.
+/// A Namespace's name and labels.
+fn namespace_labels(ns: slim::Namespace) -> (String, Labels) {
+    (ns.metadata.name.unwrap_or_default(), ns.metadata.labels.unwrap_or_default())
+}
+
 fn convert_node(kubelets: &mut HashMap<String, Result<String, String>>, n: slim::Node) -> Node {
     let api = n.into_api();
     let node = convert::node(&api);
@@ -623,6 +727,63 @@ mod tests {
         s.apply_replica_set(Event::InitApply(replica_set_of("web-3", Some("web"), "1")));
         assert!(s.apply_replica_set(Event::InitDone));
         assert_eq!(s.snapshot().templates.keys().collect::<Vec<_>>(), ["web-3-uid"]);
+    }
+
+    fn namespace(name: &str, labels: serde_json::Value) -> slim::Namespace {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels}}))
+        .unwrap()
+    }
+
+    /// Issue 21: a pod's placement carries its namespace's labels, whichever
+    /// of the two arrives first, and follows them when they change.
+    #[test]
+    fn pods_carry_their_namespaces_labels_and_follow_them() {
+        let mut s = ClusterStore::new();
+        let labels = |s: &ClusterStore, i: usize| s.snapshot().pods[i].placement.namespace_labels.clone();
+        let tier = |v: &str| BTreeMap::from([("tier".to_string(), v.to_string())]);
+        // A pod seen before its namespace: no labels yet.
+        s.apply_pod(Event::Init);
+        s.apply_pod(Event::InitApply(pod("a", "1", "web-1")));
+        s.apply_pod(Event::InitDone);
+        assert!(labels(&s, 0).is_empty());
+
+        assert!(!s.apply_namespace(Event::Init));
+        assert!(!s.apply_namespace(Event::InitApply(namespace("ns", json!({"tier": "infra"})))));
+        assert!(!s.apply_namespace(Event::InitApply(namespace("other", json!({"tier": "web"})))));
+        assert!(s.relisting());
+        assert!(labels(&s, 0).is_empty(), "swapped in when the list is complete");
+        assert!(s.apply_namespace(Event::InitDone));
+        assert!(!s.relisting());
+        assert_eq!(labels(&s, 0), tier("infra"));
+        assert_eq!(s.namespace_labels("other"), &tier("web"));
+
+        // A pod arriving now gets them at once, and shares the placement.
+        s.apply_pod(Event::Apply(pod("b", "2", "web-1")));
+        assert_eq!(labels(&s, 1), tier("infra"));
+        assert!(Arc::ptr_eq(&s.snapshot().pods[0].placement, &s.snapshot().pods[1].placement));
+
+        assert!(!s.apply_namespace(Event::Apply(namespace("ns", json!({"tier": "infra"})))), "unchanged");
+        assert!(!s.apply_namespace(Event::Apply(namespace("other", json!({"tier": "db"})))), "no pod there");
+        assert!(s.apply_namespace(Event::Apply(namespace("ns", json!({"tier": "db"})))));
+        assert_eq!((labels(&s, 0), labels(&s, 1)), (tier("db"), tier("db")));
+        assert!(Arc::ptr_eq(&s.snapshot().pods[0].placement, &s.snapshot().pods[1].placement));
+        assert_eq!(s.snapshot().pods[0].placement.tolerations.len(), 1, "the rest of the placement is kept");
+
+        // Labels removed, then the namespace deleted, then re-listed without it.
+        assert!(s.apply_namespace(Event::Apply(namespace("ns", json!(null)))));
+        assert!(labels(&s, 0).is_empty());
+        assert!(!s.apply_namespace(Event::Delete(namespace("ns", json!(null)))));
+        assert!(s.apply_namespace(Event::Apply(namespace("ns", json!({"tier": "infra"})))));
+        s.apply_namespace(Event::Init);
+        s.apply_namespace(Event::InitApply(namespace("other", json!({"tier": "db"}))));
+        assert!(s.apply_namespace(Event::InitDone));
+        assert!(labels(&s, 0).is_empty() && labels(&s, 1).is_empty());
+        assert!(s.namespace_labels("ns").is_empty());
+        assert_eq!(s.namespace_labels("other"), &tier("db"));
+        s.apply_namespace(Event::Apply(namespace("ns", json!({"tier": "web"}))));
+        assert!(s.apply_namespace(Event::Delete(namespace("ns", json!({"tier": "web"})))));
+        assert!(labels(&s, 0).is_empty());
     }
 
     #[test]

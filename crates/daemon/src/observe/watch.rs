@@ -143,6 +143,16 @@ impl KubeObserver {
             ClusterStore::apply_pdb,
             None,
         ));
+        // Names and labels only (slim::Namespace): what a pod affinity
+        // term's namespaceSelector selects by.
+        let namespaces = watcher(Api::<slim::Namespace>::all(client.clone()), config.clone());
+        tasks.spawn(cx.clone().run(
+            Watched::Namespaces,
+            KubeResource::Namespace,
+            namespaces,
+            ClusterStore::apply_namespace,
+            None,
+        ));
         let replica_sets = watcher(Api::<slim::ReplicaSet>::all(client), config);
         tasks.spawn(cx.run(
             Watched::ReplicaSets,

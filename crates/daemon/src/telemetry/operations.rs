@@ -72,6 +72,8 @@ pub enum KubeResource {
     /// `pods/resize`.
     PodResize,
     PodDisruptionBudget,
+    /// Namespaces, watched for their labels (pod affinity's `namespaceSelector`).
+    Namespace,
     /// `nodes/proxy` stats (summary API or cAdvisor).
     NodeStats,
     Event,
@@ -92,6 +94,7 @@ impl KubeResource {
             KubeResource::PodEviction => "pods/eviction",
             KubeResource::PodResize => "pods/resize",
             KubeResource::PodDisruptionBudget => "poddisruptionbudgets",
+            KubeResource::Namespace => "namespaces",
             KubeResource::NodeStats => "nodes/proxy",
             KubeResource::Event => "events",
             KubeResource::Lease => "leases",

@@ -390,6 +390,99 @@ fn terms_cover_their_namespaces_the_pods_own_by_default() {
     assert_eq!(placer.fitting(&labelled, None), [0, 1]);
 }
 
+/// A term over `namespaces` and the namespaces labelled `tier=<tier>`
+/// (`None`: no namespace selector; `Some("")`: the empty one, every namespace).
+fn ns_term(app: &str, namespaces: &[&str], tier: Option<&str>) -> PodAffinityTerm {
+    let namespace_selector = tier.map(|t| LabelSelector {
+        match_labels: if t.is_empty() { BTreeMap::new() } else { BTreeMap::from([("tier".into(), t.into())]) },
+        ..Default::default()
+    });
+    PodAffinityTerm {
+        namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
+        namespace_selector,
+        ..zone_term(app)
+    }
+}
+
+/// A pod of `app` in `namespace`, whose namespace is labelled `tier=<tier>`.
+fn pod_in(name: &str, namespace: &str, tier: Option<&str>, placement: Placement) -> Pod {
+    let namespace_labels = tier.map(|t| BTreeMap::from([("tier".into(), t.into())])).unwrap_or_default();
+    let mut p = pod(name, 10, Placement { namespace_labels, ..placement });
+    p.namespace = namespace.into();
+    p
+}
+
+/// Issue 21: a term covers the union of its `namespaces` and the namespaces
+/// its `namespaceSelector` selects by their labels, in required
+/// anti-affinity (the incoming pod's and the existing pods') as in
+/// required affinity (above) and in preferences.
+#[test]
+fn namespace_selectors_select_by_namespace_labels_in_anti_affinity_and_preferences() {
+    let z = Zones::new();
+    let anti = |term| Placement { pod_anti_affinity: vec![term], ..Placement::default() };
+    // db pods: one in zone a (namespace infra, tier=infra), one in zone b
+    // (namespace shared, unlabelled).
+    let db_infra = pod_in("db-0", "infra", Some("infra"), Placement::default());
+    let db_shared = pod_in("db-1", "shared", None, Placement::default());
+    let mut placer = Placer::new(z.nodes()).whole_cluster();
+    placer.place(&db_infra, 0);
+    placer.place(&db_shared, 2);
+    let cases: [(&str, PodAffinityTerm, &[usize]); 6] = [
+        ("null selector, no namespaces: its own namespace (default), no db there", zone_term("db"), &[0, 1, 2, 3]),
+        ("listed only", ns_term("db", &["shared"], None), &[0, 1, 3]),
+        ("selected by label only", ns_term("db", &[], Some("infra")), &[2, 3]),
+        ("the union of both", ns_term("db", &["shared"], Some("infra")), &[3]),
+        ("empty selector: every namespace", ns_term("db", &[], Some("")), &[3]),
+        ("a label no namespace has", ns_term("db", &[], Some("web")), &[0, 1, 2, 3]),
+    ];
+    for (case, term, want) in cases {
+        let replica = pod_in("db-9", "default", None, anti(term));
+        assert_eq!(placer.fitting(&replica, None), want, "{case}");
+    }
+
+    // An existing pod's anti-affinity term selects the incoming pod by its
+    // namespace's labels (the symmetric check).
+    let guard = pod_in("guard-0", "default", None, anti(ns_term("web", &[], Some("infra"))));
+    let mut placer = Placer::new(z.nodes()).whole_cluster();
+    placer.place(&guard, 0);
+    let web_infra = pod_in("web-0", "infra", Some("infra"), Placement::default());
+    let web_other = pod_in("web-1", "apps", Some("web"), Placement::default());
+    assert_eq!(placer.fitting(&web_infra, None), [2, 3]);
+    assert_eq!(check_among(&web_infra, &placer.nodes()[1], placer.nodes()), Err(Unfit::ExistingAntiAffinity));
+    assert_eq!(placer.fitting(&web_other, None), [0, 1, 2, 3]);
+
+    // Preferences: only the cache of a selected namespace attracts or repels.
+    let weighted = |term, weight| crate::model::WeightedPodAffinityTerm { weight, term };
+    let cache_infra = pod_in("cache-0", "infra", Some("infra"), Placement::default());
+    let cache_shared = pod_in("cache-1", "shared", None, Placement::default());
+    let mut placer = Placer::new(z.nodes()).whole_cluster();
+    placer.place(&cache_shared, 0);
+    placer.place(&cache_infra, 2);
+    let near = |term| {
+        pod_in(
+            "near-0",
+            "default",
+            None,
+            Placement { preferred_pod_affinity: vec![weighted(term, 40)], ..Placement::default() },
+        )
+    };
+    let far = |term| {
+        let placement = Placement { preferred_pod_anti_affinity: vec![weighted(term, 40)], ..Placement::default() };
+        pod_in("far-0", "default", None, placement)
+    };
+    let near_infra = near(ns_term("cache", &[], Some("infra")));
+    assert_eq!(placer.find(&near_infra, None), Some(2));
+    assert_eq!((placer.preference(&near_infra, 0), placer.preference(&near_infra, 2)), (0, 40));
+    let near_shared = near(ns_term("cache", &["shared"], Some("web")));
+    assert_eq!(placer.find(&near_shared, None), Some(0));
+    let far_both = far(ns_term("cache", &["shared"], Some("infra")));
+    assert_eq!(placer.find(&far_both, None), Some(3), "both zones hold a selected cache: the node without a zone");
+    let far_any = far(ns_term("cache", &[], Some("")));
+    assert_eq!((placer.preference(&far_any, 1), placer.preference(&far_any, 2)), (-40, -40));
+    let far_own = far(zone_term("cache"));
+    assert_eq!(placer.preference(&far_own, 0), 0, "no cache in its own namespace");
+}
+
 #[test]
 fn zone_spread_counts_domains_of_eligible_nodes_with_min_domains() {
     let z = Zones::new();

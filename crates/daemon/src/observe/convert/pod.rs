@@ -289,8 +289,8 @@ fn placement(spec: &k8s::PodSpec, namespace: Option<&String>, labels: Option<&La
         ),
         spread,
         host_ports,
-        // Namespaces are not observed: a non-empty namespaceSelector selects
-        // only the namespaces its term also lists (docs/decisions.md).
+        // The namespace's labels are not the pod's: the store fills them in
+        // from the Namespace watch (observe::store).
         namespace_labels: Labels::new(),
     }
 }

@@ -165,6 +165,34 @@ fn placement_tolerations_affinity_anti_affinity_and_host_ports() {
     assert_eq!(ports, [(53, Protocol::Udp), (8080, Protocol::Tcp)]);
 }
 
+/// Issue 21: `namespaces` and a `namespaceSelector` together cover their
+/// union (the pod's own namespace only when both are absent).
+#[test]
+fn a_term_keeps_both_its_namespaces_and_its_namespace_selector() {
+    let p = pod(&k8s_pod(json!({
+        "metadata": {"name": "p", "namespace": "ns"},
+        "spec": {
+            "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "kubernetes.io/hostname", "namespaces": ["shared"],
+                 "namespaceSelector": {"matchLabels": {"tier": "infra"}},
+                 "labelSelector": {"matchLabels": {"app": "db"}}},
+                {"topologyKey": "kubernetes.io/hostname", "namespaceSelector": {"matchLabels": {"tier": "infra"}},
+                 "labelSelector": {"matchLabels": {"app": "db"}}},
+            ]}},
+            "containers": [{"name": "a"}],
+        },
+    })));
+    let terms = &p.placement.pod_anti_affinity;
+    let infra = BTreeMap::from([("tier".to_string(), "infra".to_string())]);
+    assert_eq!(terms[0].namespaces, ["shared"]);
+    assert_eq!(terms[0].namespace_selector.as_ref().map(|s| &s.match_labels), Some(&infra));
+    assert!(terms[1].namespaces.is_empty(), "a selector alone does not add the pod's own namespace");
+    let none = BTreeMap::new();
+    assert!(terms[0].covers_namespace("shared", &none) && terms[0].covers_namespace("infra", &infra));
+    assert!(!terms[0].covers_namespace("ns", &none) && !terms[1].covers_namespace("ns", &none));
+    assert!(p.placement.namespace_labels.is_empty(), "the store fills them in from the Namespace watch");
+}
+
 #[test]
 fn pod_affinity_and_topology_spread_over_any_key_namespace_and_label_keys() {
     let p = pod(&k8s_pod(json!({

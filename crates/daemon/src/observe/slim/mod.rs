@@ -1,4 +1,4 @@
-//! What the pod, node, PodDisruptionBudget and ReplicaSet watches decode list
+//! What the pod, node, namespace, PodDisruptionBudget and ReplicaSet watches decode list
 //! pages and watch events into: only the fields [`super::convert`] reads, so no
 //! full API object is ever held for a pod, a node, a budget or a ReplicaSet.
 //!
@@ -51,11 +51,13 @@ macro_rules! builtin_resource {
 use builtin_resource;
 
 mod meta;
+mod namespace;
 mod node;
 mod pdb;
 mod pod;
 mod replica_set;
 
+pub use namespace::Namespace;
 pub use node::Node;
 pub use pdb::PodDisruptionBudget;
 pub use pod::Pod;
