@@ -57,9 +57,8 @@ mod world;
 
 pub use autoscaler::PolicyKind;
 pub use engine::{compare, compare_with_progress, run, run_policy};
-pub use mesh::Parts;
 pub use progress::{Progress, Silent};
-pub use report::Report;
+pub use report::{Parts, Report};
 pub use scenario::{PHP_APACHE, Scenario, ScenarioError};
 pub use trace::TraceError;
 

@@ -446,5 +446,60 @@ pub struct CallGraphStats {
     pub oscillations: u32,
     /// Where the tail's time goes: per window, the requests at or above
     /// its p99, their critical paths' parts summed, as shares of the total.
-    pub tail: crate::mesh::Parts,
+    pub tail: Parts,
+}
+
+/// Where one request's time went along its critical path (the slowest
+/// branch of each parallel step), in milliseconds: what answers "where does
+/// the p99 come from" — network hops by placement, the sidecars, the
+/// services' own time and the queueing CPU pressure adds to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Parts {
+    /// The network part of hops between pods on different nodes.
+    pub cross_node_hops: f64,
+    /// …and of hops between pods on one node.
+    pub same_node_hops: f64,
+    /// Both sidecars of every hop.
+    pub proxies: f64,
+    /// The services' time as if unloaded.
+    pub service: f64,
+    /// What CPU pressure adds to it (the queue's stretch).
+    pub queueing: f64,
+    /// Of `service` + `queueing`, the part spent in databases.
+    pub in_databases: f64,
+    /// A call to a service with no running replica (a second each).
+    pub timeouts: f64,
+}
+
+impl Parts {
+    pub fn total(&self) -> f64 {
+        self.cross_node_hops + self.same_node_hops + self.proxies + self.service + self.queueing + self.timeouts
+    }
+
+    pub(crate) fn add(&mut self, o: &Parts) {
+        self.cross_node_hops += o.cross_node_hops;
+        self.same_node_hops += o.same_node_hops;
+        self.proxies += o.proxies;
+        self.service += o.service;
+        self.queueing += o.queueing;
+        self.in_databases += o.in_databases;
+        self.timeouts += o.timeouts;
+    }
+
+    /// Each part over the total (`in_databases` too): the shares of the time.
+    pub fn shares(&self) -> Parts {
+        let t = self.total();
+        if t <= 0.0 {
+            return Parts::default();
+        }
+        Parts {
+            cross_node_hops: self.cross_node_hops / t,
+            same_node_hops: self.same_node_hops / t,
+            proxies: self.proxies / t,
+            service: self.service / t,
+            queueing: self.queueing / t,
+            in_databases: self.in_databases / t,
+            timeouts: self.timeouts / t,
+        }
+    }
 }
