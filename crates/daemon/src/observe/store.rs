@@ -472,12 +472,12 @@ impl ClusterStore {
     }
 }
 
-/// The model's node, noting its kubelet's address on the side.
 /// A Namespace's name and labels.
 fn namespace_labels(ns: slim::Namespace) -> (String, Labels) {
     (ns.metadata.name.unwrap_or_default(), ns.metadata.labels.unwrap_or_default())
 }
 
+/// The model's node, noting its kubelet's address on the side.
 fn convert_node(kubelets: &mut HashMap<String, Result<String, String>>, n: slim::Node) -> Node {
     let api = n.into_api();
     let node = convert::node(&api);
