@@ -246,8 +246,9 @@ impl Desired {
         let mut shrink_only = true;
         for (c, d) in pod.containers.iter().zip(self.containers) {
             let Some(d) = d else { continue };
-            // The scheduler holds the larger of spec and allocated while a resize is pending.
-            let held = c.allocated.as_ref().map_or(c.requests.clone(), |a| a.max(&c.requests));
+            // What the scheduler holds now (the larger of spec and allocated
+            // while a resize is pending; only allocated once it is Infeasible).
+            let held = c.counted(&pod.resize);
             requests.cpu_milli += d.requests.cpu_milli - held.cpu_milli;
             requests.memory += d.requests.memory - held.memory;
             shrink_only &= d.requests.cpu_milli <= held.cpu_milli && d.requests.memory <= held.memory;

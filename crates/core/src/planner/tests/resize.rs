@@ -273,7 +273,9 @@ fn infeasible_or_long_deferred_resizes_fall_back_to_recreate_elsewhere() {
         vpa_pod(&mut w, "web-1", "n2", 1000, GI);
         let pod = w.pod_mut("web-0");
         pod.containers[0].requests = Resources::new(3000, GI); // the resize asked for
-        pod.requests.cpu_milli = 3000;
+        // As observed: the larger of spec and applied while deferred, the
+        // applied alone once infeasible.
+        pod.requests.cpu_milli = if matches!(state, ResizeState::Infeasible { .. }) { 1000 } else { 3000 };
         pod.resize = state;
         vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI)));
         w
@@ -310,6 +312,51 @@ fn infeasible_or_long_deferred_resizes_fall_back_to_recreate_elsewhere() {
         decision(&plan, "web-0"),
         ResizeDecision::Blocked { why: UpdateBlock::NoAdmissionController, .. }
     ));
+}
+
+/// A growth the kubelet calls `Infeasible` takes no room: kube-scheduler
+/// counts the pod at what the kubelet applied (1000m), and so does the
+/// snapshot. Its replacement is sized at the recommendation (6000m), which
+/// fits no 4-core minion, so a big minion is added for it — judged at the
+/// allocated 1000m (spec taken away as if it were what the scheduler holds),
+/// it was sent to n2 and would have come back at 6000m on a 4-core node.
+/// In place only, it stays: scale-down judges n1 at the 1000m the scheduler
+/// counts, and n2 is unneeded (tiny-0 fits on n1).
+#[test]
+fn an_infeasible_growth_is_counted_at_what_the_kubelet_applied() {
+    let mut w = World::new();
+    w.group("g", 0, 5, 4000, 16 * GI);
+    w.group("big", 0, 5, 8000, 32 * GI);
+    w.minion("g", "n1");
+    w.minion("g", "n2");
+    w.snap.admission_applies_recommendations = true;
+    w.pod("other-0", Some("n1"), 1500, GI);
+    vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+    vpa_pod(&mut w, "web-1", "n2", 1000, GI);
+    w.pod("tiny-0", Some("n2"), 500, GI);
+    let since = w.ago(60);
+    let pod = w.pod_mut("web-0");
+    pod.containers[0].requests = Resources::new(6000, GI); // asked; allocated stays 1000m
+    pod.requests.cpu_milli = 1000; // as observed: the allocated size alone
+    pod.resize = ResizeState::Infeasible { since, message: "Node didn't have enough capacity".into() };
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((6000, GI), (5000, 512 * MI), (8000, 2 * GI)));
+    let plan = w.plan();
+    let up = scale_ups(&plan);
+    assert_eq!(up.iter().map(|u| u.group.as_str()).collect::<Vec<_>>(), ["big"], "{}", plan.explanation);
+
+    // In place only, web-0 stays where it is: n1 counts 1500m + 1000m, so
+    // tiny-0 fits there and n2 is unneeded (web-1 gone, its own growth aside).
+    let mut w = w;
+    w.snap.vertical[0].update_mode = UpdateMode::InPlace;
+    w.snap.pods.retain(|p| p.name != "web-1");
+    let plan = w.plan();
+    assert!(scale_ups(&plan).is_empty(), "{}", plan.explanation);
+    assert!(
+        matches!(decision(&plan, "web-0"), ResizeDecision::Blocked { why: UpdateBlock::InPlaceOnly, .. }),
+        "{}",
+        plan.explanation
+    );
+    assert!(matches!(plan.explanation.node("n2"), Some(NodeStatus::Unneeded { .. })), "{}", plan.explanation);
 }
 
 /// A growth the kubelet defers because the node is full no longer waits in
