@@ -399,6 +399,69 @@ fn a_deferred_growth_says_what_follows_it_and_why_no_node_is_added() {
     assert!(state.contains("(deferred-timeout)"), "{state}");
 }
 
+/// A deferred resize whose ask the recommendation has left is re-sent with
+/// the newer target on a pod never moved: web-0 asked 1000m → 3000m on a full
+/// node and the kubelet defers it; the recommendation falls to 1400m, which
+/// fits beside other-0 and web-1 (3900m of 4000m). Before, the stale 3000m
+/// ask stayed until the kubelet admitted it — here never. Once re-sent the
+/// spec is the target and nothing is sent again; `min-update-interval` holds
+/// a re-send back, an OOM kill does not wait for it.
+#[test]
+fn a_stale_deferred_resize_is_sent_again_with_the_newer_target() {
+    let setup = |mode: UpdateMode, target: (i64, i64)| {
+        let mut w = one_node();
+        w.pod("other-0", Some("n1"), 1500, GI);
+        vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+        vpa_pod(&mut w, "web-1", "n1", 1000, GI);
+        let since = w.ago(60);
+        let pod = w.pod_mut("web-0");
+        pod.containers[0].requests = Resources::new(3000, GI); // asked, not applied
+        pod.requests.cpu_milli = 3000;
+        pod.resize = ResizeState::Deferred { since, message: "Node didn't have enough resource".into() };
+        let (lower, upper) = ((target.0 * 4 / 5, 512 * MI), (target.0 * 3, 2 * GI));
+        vpa(&mut w, "web", mode, rec(target, lower, upper));
+        w
+    };
+    for mode in [UpdateMode::InPlace, UpdateMode::InPlaceOrRecreate] {
+        let mut w = setup(mode, (1400, GI));
+        let plan = w.plan();
+        let r = resizes(&plan);
+        assert_eq!(r.len(), 1, "{mode:?}: {}", plan.explanation);
+        assert_eq!((r[0].pod.name.as_str(), r[0].containers[0].requests.cpu_milli), ("web-0", 1400));
+        assert!(matches!(r[0].reason, UpdateReason::StaleDeferredAsk { .. }), "{:?}", r[0].reason);
+        assert!(scale_ups(&plan).is_empty() && recreations(&plan).is_empty(), "{:?}", plan.actions);
+
+        // Sent; the kubelet has not answered the new ask yet (still Deferred):
+        // nothing is sent again.
+        w.pod_mut("web-0").containers[0].requests = Resources::new(1400, GI);
+        w.pod_mut("web-0").requests.cpu_milli = 1400;
+        w.memory.resize.last_update.insert(workload("web").to_string(), w.now);
+        w.now += crate::model::SignedDuration::from_secs(3600);
+        let plan = w.plan();
+        assert!(resizes(&plan).iter().all(|r| r.pod.name != "web-0"), "{mode:?}: {}", plan.explanation);
+    }
+
+    // Within `min-update-interval` of the workload's last update: held.
+    let mut w = setup(UpdateMode::InPlace, (1400, GI));
+    w.memory.resize.last_update.insert(workload("web").to_string(), w.ago(60));
+    let plan = w.plan();
+    assert!(resizes(&plan).is_empty(), "{}", plan.explanation);
+    assert_eq!(counted(&plan, |d| matches!(d, ResizeDecision::RateLimited { .. })), 2, "{}", plan.explanation);
+    // … unless the container was OOM-killed since the ask: 3000m, 2Gi now.
+    let oom = w.ago(30);
+    w.pod_mut("web-0").containers[0].last_oom = Some(oom);
+    w.snap.vertical[0].recommendations = vec![rec((3000, 2 * GI), (2400, GI), (6000, 4 * GI))];
+    let plan = w.plan();
+    let r = resizes(&plan);
+    assert_eq!(r.len(), 1, "{}", plan.explanation);
+    assert_eq!((r[0].pod.name.as_str(), r[0].containers[0].requests.memory), ("web-0", 2 * GI));
+
+    // Within min-change-fraction of the ask (3000m → 2800m, 6.7 %): kept.
+    let plan = setup(UpdateMode::InPlace, (2800, GI)).plan();
+    assert!(resizes(&plan).is_empty(), "{}", plan.explanation);
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::DeferredInPlace { .. }), "{}", plan.explanation);
+}
+
 /// Scale-down does not consolidate onto the room a deferred growth needs:
 /// web-0 asked 1000m → 2500m on n1 and the kubelet defers it; the scheduler
 /// (and the planner) count 2500m there, so tiny-0 on n2 has nowhere to go.
