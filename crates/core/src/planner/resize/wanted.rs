@@ -146,9 +146,10 @@ fn never_moved(cx: &Cx<'_>, vertical: &VerticalScaling) -> Option<UpdateBlock> {
 }
 
 /// A deferred resize whose ask (the spec) the recommendation has left: an
-/// OOM kill since it was sent with a target asking more memory, the ask
-/// outside the new bounds, or off the new target by `min-change-fraction` —
-/// the thresholds of any update, judged against the ask. The deferred ask
+/// OOM kill since it was sent with a target asking more memory; or, with no
+/// resource asked beyond the ask, the ask outside the new bounds or off the
+/// new target by `min-change-fraction` — the thresholds of any update, judged
+/// against the ask. The deferred ask
 /// waits for room that may never come to a pod never moved, and a newer,
 /// smaller one may fit now; left alone, a stale ask (an OOM bump, a growth
 /// since shrunk) stays until the kubelet admits the wrong size. Not waiting
@@ -165,6 +166,13 @@ fn stale_ask(cx: &Cx<'_>, memory: &ResizeMemory, desired: &Desired, pod: &Pod) -
     let (grows, change) = (desired.grows, desired.change);
     if let Some(reason) = oom_killed(memory, desired, pod) {
         return Some((reason, Urgency::Fresh { oom: true, grows, change }));
+    }
+    if grows {
+        // More than the ask: the kubelet admits the ask when room comes, and
+        // the growth beyond it follows in place. Chasing a rising target with
+        // ever larger asks kept each one out of reach and the pod's slot of
+        // the disruption budget taken (pod-shapes' `sine`).
+        return None;
     }
     let reason = match desired.outside_bounds.clone() {
         Some(reason) => reason,

@@ -405,7 +405,8 @@ fn a_deferred_growth_says_what_follows_it_and_why_no_node_is_added() {
 /// fits beside other-0 and web-1 (3900m of 4000m). Before, the stale 3000m
 /// ask stayed until the kubelet admitted it — here never. Once re-sent the
 /// spec is the target and nothing is sent again; `min-update-interval` holds
-/// a re-send back, an OOM kill does not wait for it.
+/// a re-send back, an OOM kill does not wait for it; a target above the ask
+/// is not chased.
 #[test]
 fn a_stale_deferred_resize_is_sent_again_with_the_newer_target() {
     let setup = |mode: UpdateMode, target: (i64, i64)| {
@@ -455,6 +456,12 @@ fn a_stale_deferred_resize_is_sent_again_with_the_newer_target() {
     let r = resizes(&plan);
     assert_eq!(r.len(), 1, "{}", plan.explanation);
     assert_eq!((r[0].pod.name.as_str(), r[0].containers[0].requests.memory), ("web-0", 2 * GI));
+
+    // A target above the ask (3000m → 3600m, within the node) is not chased:
+    // the ask stays until admitted, and the rest follows in place.
+    let plan = setup(UpdateMode::InPlace, (3600, GI)).plan();
+    assert!(resizes(&plan).is_empty(), "{}", plan.explanation);
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::DeferredInPlace { .. }), "{}", plan.explanation);
 
     // Within min-change-fraction of the ask (3000m → 2800m, 6.7 %): kept.
     let plan = setup(UpdateMode::InPlace, (2800, GI)).plan();
