@@ -77,6 +77,9 @@ fn the_kubelet_applies_defers_or_finds_infeasible_and_the_api_refuses_a_qos_chan
     assert_eq!(p.containers[0].allocated.as_ref().unwrap().cpu_milli, 2000);
     // More than the node: infeasible.
     assert_eq!(world.resize_pod(&uids[1], &resize(5000, gi)), ResizeAnswer::Requested(Admission::Infeasible));
+    // kube-scheduler counts an Infeasible resize at what was applied, not the spec.
+    let p = world.cluster.pod(&uids[1]).unwrap();
+    assert_eq!((p.containers[0].requests.cpu_milli, p.requests.cpu_milli), (5000, 2000), "{p:?}");
     let counts = &world.journal.pod_level;
     assert_eq!((counts.resizes_applied, counts.resizes_deferred, counts.resizes_infeasible), (3, 1, 1));
 

@@ -118,6 +118,22 @@ pub struct Container {
     pub last_oom: Option<Timestamp>,
 }
 
+impl Container {
+    /// What kube-scheduler counts for this container
+    /// (`resourcehelper.PodRequests` with status resources, Kubernetes 1.35):
+    /// while a resize is pending, the larger of its spec and what the kubelet
+    /// applied; once the kubelet calls the resize `Infeasible`, only what it
+    /// applied — a growth it refused takes no room. Never observed applied:
+    /// the spec.
+    pub fn counted(&self, resize: &ResizeState) -> Resources {
+        match (&self.allocated, resize) {
+            (Some(a), ResizeState::Infeasible { .. }) => a.clone(),
+            (Some(a), _) => a.max(&self.requests),
+            (None, _) => self.requests.clone(),
+        }
+    }
+}
+
 /// In-place resize progress, from the pod's `PodResizePending` /
 /// `PodResizeInProgress` conditions (Kubernetes 1.33+).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -115,11 +115,12 @@ fn allocation(pod: &Pod) -> Resources {
 }
 
 /// What the scheduler reserves for a pod: per container the larger of
-/// desired and applied CPU and memory; other resources as they were.
+/// desired and applied CPU and memory (only the applied once the resize is
+/// `Infeasible`, `Container::counted`); other resources as they were.
 pub fn refresh_requests(pod: &mut Pod) {
     let (mut cpu, mut memory) = (0, 0);
     for c in &pod.containers {
-        let held = c.allocated.as_ref().map_or(c.requests.clone(), |a| a.max(&c.requests));
+        let held = c.counted(&pod.resize);
         cpu += held.cpu_milli;
         memory += held.memory;
     }

@@ -116,6 +116,10 @@ pub enum UpdateReason {
     ResizeDeferred { since: Timestamp, message: String },
     /// The kubelet failed to actuate the resize.
     ResizeFailed { message: String },
+    /// A resize the kubelet deferred asks for what the recommendation has
+    /// since left by `change` (VPA's resource diff): sent again with the
+    /// newer target.
+    StaleDeferredAsk { change: f64 },
     /// The new size does not fit the pod's node now.
     DoesNotFitNode { node: String },
 }
@@ -206,6 +210,9 @@ impl fmt::Display for UpdateReason {
                 write!(f, "in-place resize deferred beyond deferred-timeout: {message}")
             }
             UpdateReason::ResizeFailed { message } => write!(f, "in-place resize failed: {message}"),
+            UpdateReason::StaleDeferredAsk { change } => {
+                write!(f, "the deferred resize asks {:.0}% off the newer target", change * 100.0)
+            }
             UpdateReason::DoesNotFitNode { node } => write!(f, "the new size does not fit node {node}"),
         }
     }

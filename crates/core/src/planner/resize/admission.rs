@@ -50,7 +50,7 @@ pub(crate) fn recreated(cx: &Cx<'_>, pod: &Pod) -> Option<Pod> {
             None => (base.requests, base.limits),
         };
         // A new pod has nothing allocated yet: the scheduler counts the spec.
-        let held = c.allocated.as_ref().map_or(c.requests.clone(), |a| a.max(&c.requests));
+        let held = c.counted(&pod.resize);
         reborn.requests.cpu_milli += requests.cpu_milli - held.cpu_milli;
         reborn.requests.memory += requests.memory - held.memory;
         changed |= requests.cpu_milli != held.cpu_milli

@@ -106,9 +106,11 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
             }
             let fresh_oom = matches!(w.urgency, Urgency::Fresh { oom: true, .. });
             if w.urgency != Urgency::Fallback {
+                // A re-sent deferred resize is already among those in flight.
+                let others = in_flight - u32::from(w.resend && in_flight > 0);
                 let held = match rate_limited_until.filter(|_| !fresh_oom) {
                     Some(until) => Some(ResizeDecision::RateLimited { until }),
-                    None if in_flight >= max_in_flight => {
+                    None if others >= max_in_flight => {
                         Some(ResizeDecision::DisruptionBudget { in_flight, max: max_in_flight })
                     }
                     None => None,
@@ -130,7 +132,7 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
             }
             match decide(cx, &mut fit, vertical, replicas, w) {
                 Decision::Update(how, dest) => {
-                    if w.urgency != Urgency::Fallback {
+                    if w.urgency != Urgency::Fallback && !w.resend {
                         in_flight += 1;
                     }
                     if how == How::InPlace && w.shrink_only {

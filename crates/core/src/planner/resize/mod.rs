@@ -62,6 +62,9 @@ pub(crate) struct Wanted<'a> {
     /// move places and what scale-up sizes a new node for.
     reborn: std::cell::OnceCell<Box<Pod>>,
     pub reason: UpdateReason,
+    /// It replaces a resize of its own the kubelet deferred: the pod already
+    /// counts against the disruption budget, and re-sending takes no new slot.
+    pub resend: bool,
     pub urgency: Urgency,
     /// No request grows: the node has room by definition.
     pub shrink_only: bool,

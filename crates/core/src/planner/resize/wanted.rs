@@ -60,6 +60,18 @@ fn evaluate<'a>(
     let desired = Desired::of(vertical, pod);
     let updater = &cx.policy.resize.updater;
 
+    // A deferred ask the recommendation has since left behind, on a pod that
+    // is never moved: the newer target is sent in its place.
+    if matches!(pod.resize, ResizeState::Deferred { .. })
+        && vertical.update_mode.in_place()
+        && never_moved(cx, vertical).is_some()
+        && let Some((reason, urgency)) = stale_ask(cx, memory, &desired, pod)
+    {
+        let mut wanted = desired.into_wanted((index, pod), node, v, reason, urgency);
+        wanted.resend = true;
+        return Evaluation::Wanted(wanted);
+    }
+
     // A resize in flight: wait for the kubelet, or fall back when it gave up.
     let fallback = match &pod.resize {
         ResizeState::None => None,
@@ -92,14 +104,9 @@ fn evaluate<'a>(
         return settled(ResizeDecision::UpToDate);
     }
 
-    let last_set = memory.resized.get(&pod.uid).copied().map_or(pod.created, |t| t.max(pod.created));
-    let oom = pod.containers.iter().zip(&desired.containers).find(|(c, d)| {
-        c.last_oom.is_some_and(|t| t > last_set) && d.as_ref().is_some_and(|d| d.requests.memory > c.requests.memory)
-    });
     let (grows, change) = (desired.grows, desired.change);
     let urgency = |oom| Urgency::Fresh { oom, grows, change };
-    if let Some((c, _)) = oom {
-        let reason = UpdateReason::OomKilled { container: c.name.clone() };
+    if let Some(reason) = oom_killed(memory, &desired, pod) {
         return Evaluation::Wanted(desired.into_wanted((index, pod), node, v, reason, urgency(true)));
     }
     if let Some(reason) = desired.outside_bounds.clone() {
@@ -117,6 +124,64 @@ fn evaluate<'a>(
     settled(ResizeDecision::UpToDate)
 }
 
+/// An OOM kill since the pod's size was last set, with a target asking more
+/// memory than the container's spec.
+fn oom_killed(memory: &ResizeMemory, desired: &Desired, pod: &Pod) -> Option<UpdateReason> {
+    let last_set = memory.resized.get(&pod.uid).copied().map_or(pod.created, |t| t.max(pod.created));
+    let (c, _) = pod.containers.iter().zip(&desired.containers).find(|(c, d)| {
+        c.last_oom.is_some_and(|t| t > last_set) && d.as_ref().is_some_and(|d| d.requests.memory > c.requests.memory)
+    })?;
+    Some(UpdateReason::OomKilled { container: c.name.clone() })
+}
+
+/// Why a pod never leaves its node for its growth (`None`: it may be moved).
+fn never_moved(cx: &Cx<'_>, vertical: &VerticalScaling) -> Option<UpdateBlock> {
+    if vertical.update_mode == UpdateMode::InPlace {
+        Some(UpdateBlock::InPlaceOnly)
+    } else if !cx.ix.snap.admission_applies_recommendations {
+        Some(UpdateBlock::NoAdmissionController)
+    } else {
+        None
+    }
+}
+
+/// A deferred resize whose ask (the spec) the recommendation has left: an
+/// OOM kill since it was sent with a target asking more memory; or, with no
+/// resource asked beyond the ask, the ask outside the new bounds or off the
+/// new target by `min-change-fraction` — the thresholds of any update, judged
+/// against the ask. The deferred ask
+/// waits for room that may never come to a pod never moved, and a newer,
+/// smaller one may fit now; left alone, a stale ask (an OOM bump, a growth
+/// since shrunk) stays until the kubelet admits the wrong size. Not waiting
+/// `update-off-target-after`: the ask is not running, so nothing is
+/// disrupted by replacing it. `min-update-interval` still applies (OOM kills
+/// exempt, as for any update), and once re-sent the spec is the target, so
+/// it is not sent again until the recommendation moves past a threshold.
+/// A pod that may be moved is left to its move at `deferred-timeout`, which
+/// gives its replacement the newest recommendation.
+fn stale_ask(cx: &Cx<'_>, memory: &ResizeMemory, desired: &Desired, pod: &Pod) -> Option<(UpdateReason, Urgency)> {
+    if !desired.changes(pod) {
+        return None;
+    }
+    let (grows, change) = (desired.grows, desired.change);
+    if let Some(reason) = oom_killed(memory, desired, pod) {
+        return Some((reason, Urgency::Fresh { oom: true, grows, change }));
+    }
+    if grows {
+        // More than the ask: the kubelet admits the ask when room comes, and
+        // the growth beyond it follows in place. Chasing a rising target with
+        // ever larger asks kept each one out of reach and the pod's slot of
+        // the disruption budget taken (pod-shapes' `sine`).
+        return None;
+    }
+    let reason = match desired.outside_bounds.clone() {
+        Some(reason) => reason,
+        None if change >= cx.policy.resize.updater.min_change_fraction.0 => UpdateReason::StaleDeferredAsk { change },
+        None => return None,
+    };
+    Some((reason, Urgency::Fresh { oom: false, grows, change }))
+}
+
 /// A growth the kubelet defers, within `deferred-timeout`: what follows it.
 /// A pod that may be recreated where it fits is moved after the timeout, or a
 /// node is added for it (assess: `DoesNotFitNode` → a move or scale-up
@@ -125,14 +190,7 @@ fn evaluate<'a>(
 /// the new size — gets no node either: a new minion is room only for a pod the
 /// scheduler places, and this one stays where it is. Said, not left silent.
 fn deferred(cx: &Cx<'_>, vertical: &VerticalScaling, since: Timestamp, message: &str) -> ResizeDecision {
-    let why = if vertical.update_mode == UpdateMode::InPlace {
-        Some(UpdateBlock::InPlaceOnly)
-    } else if !cx.ix.snap.admission_applies_recommendations {
-        Some(UpdateBlock::NoAdmissionController)
-    } else {
-        None
-    };
-    match why {
+    match never_moved(cx, vertical) {
         Some(why) => ResizeDecision::DeferredInPlace { message: message.to_string(), why },
         None => {
             let at = after(since, cx.policy.resize.updater.deferred_timeout);
@@ -246,8 +304,9 @@ impl Desired {
         let mut shrink_only = true;
         for (c, d) in pod.containers.iter().zip(self.containers) {
             let Some(d) = d else { continue };
-            // The scheduler holds the larger of spec and allocated while a resize is pending.
-            let held = c.allocated.as_ref().map_or(c.requests.clone(), |a| a.max(&c.requests));
+            // What the scheduler holds now (the larger of spec and allocated
+            // while a resize is pending; only allocated once it is Infeasible).
+            let held = c.counted(&pod.resize);
             requests.cpu_milli += d.requests.cpu_milli - held.cpu_milli;
             requests.memory += d.requests.memory - held.memory;
             shrink_only &= d.requests.cpu_milli <= held.cpu_milli && d.requests.memory <= held.memory;
@@ -269,6 +328,7 @@ impl Desired {
             future: Default::default(),
             reborn: Default::default(),
             reason,
+            resend: false,
             urgency,
             shrink_only,
         }

@@ -273,7 +273,9 @@ fn infeasible_or_long_deferred_resizes_fall_back_to_recreate_elsewhere() {
         vpa_pod(&mut w, "web-1", "n2", 1000, GI);
         let pod = w.pod_mut("web-0");
         pod.containers[0].requests = Resources::new(3000, GI); // the resize asked for
-        pod.requests.cpu_milli = 3000;
+        // As observed: the larger of spec and applied while deferred, the
+        // applied alone once infeasible.
+        pod.requests.cpu_milli = if matches!(state, ResizeState::Infeasible { .. }) { 1000 } else { 3000 };
         pod.resize = state;
         vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI)));
         w
@@ -310,6 +312,51 @@ fn infeasible_or_long_deferred_resizes_fall_back_to_recreate_elsewhere() {
         decision(&plan, "web-0"),
         ResizeDecision::Blocked { why: UpdateBlock::NoAdmissionController, .. }
     ));
+}
+
+/// A growth the kubelet calls `Infeasible` takes no room: kube-scheduler
+/// counts the pod at what the kubelet applied (1000m), and so does the
+/// snapshot. Its replacement is sized at the recommendation (6000m), which
+/// fits no 4-core minion, so a big minion is added for it — judged at the
+/// allocated 1000m (spec taken away as if it were what the scheduler holds),
+/// it was sent to n2 and would have come back at 6000m on a 4-core node.
+/// In place only, it stays: scale-down judges n1 at the 1000m the scheduler
+/// counts, and n2 is unneeded (tiny-0 fits on n1).
+#[test]
+fn an_infeasible_growth_is_counted_at_what_the_kubelet_applied() {
+    let mut w = World::new();
+    w.group("g", 0, 5, 4000, 16 * GI);
+    w.group("big", 0, 5, 8000, 32 * GI);
+    w.minion("g", "n1");
+    w.minion("g", "n2");
+    w.snap.admission_applies_recommendations = true;
+    w.pod("other-0", Some("n1"), 1500, GI);
+    vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+    vpa_pod(&mut w, "web-1", "n2", 1000, GI);
+    w.pod("tiny-0", Some("n2"), 500, GI);
+    let since = w.ago(60);
+    let pod = w.pod_mut("web-0");
+    pod.containers[0].requests = Resources::new(6000, GI); // asked; allocated stays 1000m
+    pod.requests.cpu_milli = 1000; // as observed: the allocated size alone
+    pod.resize = ResizeState::Infeasible { since, message: "Node didn't have enough capacity".into() };
+    vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((6000, GI), (5000, 512 * MI), (8000, 2 * GI)));
+    let plan = w.plan();
+    let up = scale_ups(&plan);
+    assert_eq!(up.iter().map(|u| u.group.as_str()).collect::<Vec<_>>(), ["big"], "{}", plan.explanation);
+
+    // In place only, web-0 stays where it is: n1 counts 1500m + 1000m, so
+    // tiny-0 fits there and n2 is unneeded (web-1 gone, its own growth aside).
+    let mut w = w;
+    w.snap.vertical[0].update_mode = UpdateMode::InPlace;
+    w.snap.pods.retain(|p| p.name != "web-1");
+    let plan = w.plan();
+    assert!(scale_ups(&plan).is_empty(), "{}", plan.explanation);
+    assert!(
+        matches!(decision(&plan, "web-0"), ResizeDecision::Blocked { why: UpdateBlock::InPlaceOnly, .. }),
+        "{}",
+        plan.explanation
+    );
+    assert!(matches!(plan.explanation.node("n2"), Some(NodeStatus::Unneeded { .. })), "{}", plan.explanation);
 }
 
 /// A growth the kubelet defers because the node is full no longer waits in
@@ -350,6 +397,76 @@ fn a_deferred_growth_says_what_follows_it_and_why_no_node_is_added() {
     let plan = setup(UpdateMode::InPlaceOrRecreate, true).plan();
     let ResizeDecision::Resizing { state } = decision(&plan, "web-0") else { panic!("{}", plan.explanation) };
     assert!(state.contains("(deferred-timeout)"), "{state}");
+}
+
+/// A deferred resize whose ask the recommendation has left is re-sent with
+/// the newer target on a pod never moved: web-0 asked 1000m → 3000m on a full
+/// node and the kubelet defers it; the recommendation falls to 1400m, which
+/// fits beside other-0 and web-1 (3900m of 4000m). Before, the stale 3000m
+/// ask stayed until the kubelet admitted it — here never. Once re-sent the
+/// spec is the target and nothing is sent again; `min-update-interval` holds
+/// a re-send back, an OOM kill does not wait for it; a target above the ask
+/// is not chased.
+#[test]
+fn a_stale_deferred_resize_is_sent_again_with_the_newer_target() {
+    let setup = |mode: UpdateMode, target: (i64, i64)| {
+        let mut w = one_node();
+        w.pod("other-0", Some("n1"), 1500, GI);
+        vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+        vpa_pod(&mut w, "web-1", "n1", 1000, GI);
+        let since = w.ago(60);
+        let pod = w.pod_mut("web-0");
+        pod.containers[0].requests = Resources::new(3000, GI); // asked, not applied
+        pod.requests.cpu_milli = 3000;
+        pod.resize = ResizeState::Deferred { since, message: "Node didn't have enough resource".into() };
+        let (lower, upper) = ((target.0 * 4 / 5, 512 * MI), (target.0 * 3, 2 * GI));
+        vpa(&mut w, "web", mode, rec(target, lower, upper));
+        w
+    };
+    for mode in [UpdateMode::InPlace, UpdateMode::InPlaceOrRecreate] {
+        let mut w = setup(mode, (1400, GI));
+        let plan = w.plan();
+        let r = resizes(&plan);
+        assert_eq!(r.len(), 1, "{mode:?}: {}", plan.explanation);
+        assert_eq!((r[0].pod.name.as_str(), r[0].containers[0].requests.cpu_milli), ("web-0", 1400));
+        assert!(matches!(r[0].reason, UpdateReason::StaleDeferredAsk { .. }), "{:?}", r[0].reason);
+        assert!(scale_ups(&plan).is_empty() && recreations(&plan).is_empty(), "{:?}", plan.actions);
+
+        // Sent; the kubelet has not answered the new ask yet (still Deferred):
+        // nothing is sent again.
+        w.pod_mut("web-0").containers[0].requests = Resources::new(1400, GI);
+        w.pod_mut("web-0").requests.cpu_milli = 1400;
+        w.memory.resize.last_update.insert(workload("web").to_string(), w.now);
+        w.now += crate::model::SignedDuration::from_secs(3600);
+        let plan = w.plan();
+        assert!(resizes(&plan).iter().all(|r| r.pod.name != "web-0"), "{mode:?}: {}", plan.explanation);
+    }
+
+    // Within `min-update-interval` of the workload's last update: held.
+    let mut w = setup(UpdateMode::InPlace, (1400, GI));
+    w.memory.resize.last_update.insert(workload("web").to_string(), w.ago(60));
+    let plan = w.plan();
+    assert!(resizes(&plan).is_empty(), "{}", plan.explanation);
+    assert_eq!(counted(&plan, |d| matches!(d, ResizeDecision::RateLimited { .. })), 2, "{}", plan.explanation);
+    // … unless the container was OOM-killed since the ask: 3000m, 2Gi now.
+    let oom = w.ago(30);
+    w.pod_mut("web-0").containers[0].last_oom = Some(oom);
+    w.snap.vertical[0].recommendations = vec![rec((3000, 2 * GI), (2400, GI), (6000, 4 * GI))];
+    let plan = w.plan();
+    let r = resizes(&plan);
+    assert_eq!(r.len(), 1, "{}", plan.explanation);
+    assert_eq!((r[0].pod.name.as_str(), r[0].containers[0].requests.memory), ("web-0", 2 * GI));
+
+    // A target above the ask (3000m → 3600m, within the node) is not chased:
+    // the ask stays until admitted, and the rest follows in place.
+    let plan = setup(UpdateMode::InPlace, (3600, GI)).plan();
+    assert!(resizes(&plan).is_empty(), "{}", plan.explanation);
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::DeferredInPlace { .. }), "{}", plan.explanation);
+
+    // Within min-change-fraction of the ask (3000m → 2800m, 6.7 %): kept.
+    let plan = setup(UpdateMode::InPlace, (2800, GI)).plan();
+    assert!(resizes(&plan).is_empty(), "{}", plan.explanation);
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::DeferredInPlace { .. }), "{}", plan.explanation);
 }
 
 /// Scale-down does not consolidate onto the room a deferred growth needs:

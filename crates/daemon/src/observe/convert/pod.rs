@@ -51,7 +51,7 @@ pub fn pod(p: &k8s::Pod) -> Pod {
         workload,
         node_name: spec.node_name.clone().filter(|n| !n.is_empty()),
         phase: phase(status.and_then(|s| s.phase.as_deref())),
-        requests: scheduling_requests(spec, status),
+        requests: scheduling_requests(spec, status, resize_infeasible(status)),
         containers: containers(spec, status),
         init_qos: init_qos(spec),
         placement: Arc::new(placement(spec, meta.namespace.as_ref(), meta.labels.as_ref())),
@@ -123,8 +123,10 @@ fn phase(phase: Option<&str>) -> PodPhase {
 /// overhead on top; pod-level `spec.resources` replaces the container sum for
 /// the resources it names. While a resize is pending the kubelet keeps the
 /// old allocation, so each container counts the larger of its spec and what
-/// status reports applied.
-fn scheduling_requests(spec: &k8s::PodSpec, status: Option<&k8s::PodStatus>) -> Resources {
+/// status reports applied; once the kubelet calls the resize `Infeasible`
+/// (`infeasible`), only what status reports applied — kube-scheduler drops the
+/// spec of a growth the kubelet refused (`IsPodResizeInfeasible`).
+fn scheduling_requests(spec: &k8s::PodSpec, status: Option<&k8s::PodStatus>, infeasible: bool) -> Resources {
     let applied = |name: &str, statuses: Option<&Vec<k8s::ContainerStatus>>| -> Option<Resources> {
         let s = statuses?.iter().find(|s| s.name == name)?;
         Some(resources(s.resources.as_ref()?.requests.as_ref()))
@@ -132,6 +134,7 @@ fn scheduling_requests(spec: &k8s::PodSpec, status: Option<&k8s::PodStatus>) -> 
     let container_requests = |c: &k8s::Container, statuses: Option<&Vec<k8s::ContainerStatus>>| {
         let desired = resources(c.resources.as_ref().and_then(|r| r.requests.as_ref()));
         match applied(&c.name, statuses) {
+            Some(actual) if infeasible => actual,
             Some(actual) => desired.max(&actual),
             None => desired,
         }
@@ -166,6 +169,15 @@ fn scheduling_requests(spec: &k8s::PodSpec, status: Option<&k8s::PodStatus>) -> 
     total
 }
 
+/// The kubelet's `PodResizePending` condition has reason `Infeasible`, read
+/// as kube-scheduler's `IsPodResizeInfeasible` reads it (the first such
+/// condition, its reason alone).
+fn resize_infeasible(status: Option<&k8s::PodStatus>) -> bool {
+    let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    conditions.iter().find(|c| c.type_ == crate::vpa::pod::POD_RESIZE_PENDING).and_then(|c| c.reason.as_deref())
+        == Some(crate::vpa::pod::REASON_INFEASIBLE)
+}
+
 /// The QoS class of the init containers alone (`None`: there are none),
 /// which Kubernetes counts in the pod's class.
 fn init_qos(spec: &k8s::PodSpec) -> Option<QosClass> {
@@ -186,7 +198,7 @@ fn init_qos(spec: &k8s::PodSpec) -> Option<QosClass> {
 /// reserves for a pod made from it (nothing applied yet, no overhead: the
 /// RuntimeClass adds that at creation).
 pub fn template(spec: &k8s::PodSpec) -> PodTemplate {
-    PodTemplate { requests: scheduling_requests(spec, None), containers: containers(spec, None) }
+    PodTemplate { requests: scheduling_requests(spec, None, false), containers: containers(spec, None) }
 }
 
 fn containers(spec: &k8s::PodSpec, status: Option<&k8s::PodStatus>) -> Vec<Container> {

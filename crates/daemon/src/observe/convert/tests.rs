@@ -79,7 +79,7 @@ fn a_pending_resize_counts_the_larger_of_spec_and_applied() {
             }],
             "conditions": [
                 {"type": "PodResizeInProgress", "status": "True", "lastTransitionTime": "2026-01-01T09:00:00Z"},
-                {"type": "PodResizePending", "status": "True", "reason": "Infeasible", "message": "Node didn't have enough capacity", "lastTransitionTime": "2026-01-01T09:30:00Z"},
+                {"type": "PodResizePending", "status": "True", "reason": "Deferred", "message": "Node didn't have enough resource", "lastTransitionTime": "2026-01-01T09:30:00Z"},
             ],
         },
     })));
@@ -90,11 +90,31 @@ fn a_pending_resize_counts_the_larger_of_spec_and_applied() {
     assert_eq!((c.oom_kills, c.last_oom), (1, Some(ts("2026-01-01T10:00:00Z"))));
     assert_eq!(
         p.resize,
-        ResizeState::Infeasible {
-            since: ts("2026-01-01T09:30:00Z"),
-            message: "Node didn't have enough capacity".into()
-        }
+        ResizeState::Deferred { since: ts("2026-01-01T09:30:00Z"), message: "Node didn't have enough resource".into() }
     );
+}
+
+/// kube-scheduler (`resourcehelper.PodRequests`, `IsPodResizeInfeasible`)
+/// counts a pod whose resize the kubelet called `Infeasible` at what the
+/// kubelet applied, not at the spec: the refused growth takes no room.
+#[test]
+fn an_infeasible_resize_counts_only_what_is_applied() {
+    let p = pod(&k8s_pod(json!({
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+        "spec": {"containers": [{"name": "app", "resources": {"requests": {"cpu": "3", "memory": "512Mi"}}}]},
+        "status": {
+            "containerStatuses": [{
+                "name": "app", "image": "x", "imageID": "", "ready": true, "restartCount": 0,
+                "resources": {"requests": {"cpu": "1", "memory": "256Mi"}},
+            }],
+            "conditions": [
+                {"type": "PodResizePending", "status": "True", "reason": "Infeasible", "message": "Node didn't have enough capacity", "lastTransitionTime": "2026-01-01T09:30:00Z"},
+            ],
+        },
+    })));
+    assert_eq!((p.requests.cpu_milli, p.requests.memory), (1000, 256 * MI));
+    assert_eq!(p.containers[0].requests, Resources::new(3000, 512 * MI), "the spec keeps what was asked");
+    assert!(matches!(p.resize, ResizeState::Infeasible { .. }));
 }
 
 #[test]
