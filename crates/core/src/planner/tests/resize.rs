@@ -359,6 +359,21 @@ fn an_infeasible_growth_is_counted_at_what_the_kubelet_applied() {
     assert!(matches!(plan.explanation.node("n2"), Some(NodeStatus::Unneeded { .. })), "{}", plan.explanation);
 }
 
+/// One 4-CPU node with other-0 (1500m), web-0 and web-1 (1000m each);
+/// web-0 asked 3000m and the kubelet defers it (the node is full).
+fn web_0_growth_deferred_on_a_full_node() -> World {
+    let mut w = one_node();
+    w.pod("other-0", Some("n1"), 1500, GI);
+    vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+    vpa_pod(&mut w, "web-1", "n1", 1000, GI);
+    let since = w.ago(60);
+    let pod = w.pod_mut("web-0");
+    pod.containers[0].requests = Resources::new(3000, GI); // asked, not applied
+    pod.requests.cpu_milli = 3000;
+    pod.resize = ResizeState::Deferred { since, message: "Node didn't have enough resource".into() };
+    w
+}
+
 /// A growth the kubelet defers because the node is full no longer waits in
 /// silence. A pod that is never moved (`InPlace`, or no admission controller
 /// to give its replacement the new size) gets no node — the explanation says
@@ -366,16 +381,8 @@ fn an_infeasible_growth_is_counted_at_what_the_kubelet_applied() {
 #[test]
 fn a_deferred_growth_says_what_follows_it_and_why_no_node_is_added() {
     let setup = |mode: UpdateMode, admission: bool| {
-        let mut w = one_node();
+        let mut w = web_0_growth_deferred_on_a_full_node();
         w.snap.admission_applies_recommendations = admission;
-        w.pod("other-0", Some("n1"), 1500, GI);
-        vpa_pod(&mut w, "web-0", "n1", 1000, GI);
-        vpa_pod(&mut w, "web-1", "n1", 1000, GI);
-        let since = w.ago(60);
-        let pod = w.pod_mut("web-0");
-        pod.containers[0].requests = Resources::new(3000, GI); // asked, not applied
-        pod.requests.cpu_milli = 3000;
-        pod.resize = ResizeState::Deferred { since, message: "Node didn't have enough resource".into() };
         vpa(&mut w, "web", mode, rec((3000, GI), (2500, 512 * MI), (4000, 2 * GI)));
         w
     };
@@ -410,15 +417,7 @@ fn a_deferred_growth_says_what_follows_it_and_why_no_node_is_added() {
 #[test]
 fn a_stale_deferred_resize_is_sent_again_with_the_newer_target() {
     let setup = |mode: UpdateMode, target: (i64, i64)| {
-        let mut w = one_node();
-        w.pod("other-0", Some("n1"), 1500, GI);
-        vpa_pod(&mut w, "web-0", "n1", 1000, GI);
-        vpa_pod(&mut w, "web-1", "n1", 1000, GI);
-        let since = w.ago(60);
-        let pod = w.pod_mut("web-0");
-        pod.containers[0].requests = Resources::new(3000, GI); // asked, not applied
-        pod.requests.cpu_milli = 3000;
-        pod.resize = ResizeState::Deferred { since, message: "Node didn't have enough resource".into() };
+        let mut w = web_0_growth_deferred_on_a_full_node();
         let (lower, upper) = ((target.0 * 4 / 5, 512 * MI), (target.0 * 3, 2 * GI));
         vpa(&mut w, "web", mode, rec(target, lower, upper));
         w
