@@ -110,6 +110,14 @@ pub struct Args {
     /// and oscillation side by side (docs/co-scheduling.md).
     #[arg(long, value_delimiter = ',', value_name = "MODES", value_parser = advisor_mode)]
     advisor_modes: Vec<heatscaler_core::policy::AdvisorMode>,
+    /// Instead of comparing policies, run heatscaler once (the first of
+    /// --policy that is `heatscaler` or `heatscaler-node-level`) and print
+    /// the planner's explanation of the first decision pass at or after each
+    /// of these times since the start (`1h30m,6h`): each node's requests and
+    /// scale-down verdict, the pass's notes, pod decisions and actions — what
+    /// `heatscaler explain` prints for a live cluster (docs/simulator.md).
+    #[arg(long, value_delimiter = ',', value_name = "TIMES")]
+    explain_at: Vec<Duration>,
     /// With --advisor-modes: the seeds (default: the scenario's).
     #[arg(long, value_delimiter = ',', value_name = "SEEDS", requires = "advisor_modes")]
     seeds: Vec<u64>,
@@ -282,6 +290,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !args.advisor_modes.is_empty() {
         return advisor_sweep(&scenario, &args);
     }
+    if !args.explain_at.is_empty() {
+        return explain_at(&scenario, &args);
+    }
     let started = Instant::now();
     let progress = super::progress::Display::new(super::progress::wanted_here(), &args.policy[..]);
     let report = sim::compare_with_progress(&scenario, &args.policy, &progress).context("replaying a trace")?;
@@ -330,6 +341,35 @@ fn advisor_sweep(scenario: &Scenario, args: &Args) -> anyhow::Result<ExitCode> {
     print!("{}", sweep::table(&rows));
     std::io::Write::flush(&mut std::io::stdout())?;
     eprintln!("{} runs in {:.1} s ({threads} at a time)", rows.len(), started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--explain-at`: heatscaler's explained passes on stdout, the run's
+/// node-hours after them (the same run as the comparison's, same seed).
+fn explain_at(scenario: &Scenario, args: &Args) -> anyhow::Result<ExitCode> {
+    let Some(&kind) =
+        args.policy.iter().find(|k| matches!(k, PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel))
+    else {
+        anyhow::bail!(
+            "--explain-at explains heatscaler's passes: --policy names neither heatscaler nor heatscaler-node-level"
+        );
+    };
+    let at: Vec<std::time::Duration> = args.explain_at.iter().map(|d| d.get()).collect();
+    let started = Instant::now();
+    let (run, passes) = sim::run_explained(scenario, kind, &at).context("replaying a trace")?;
+    println!("{} on {} ({} simulated)", kind.name(), scenario.name, scenario.duration);
+    for pass in &passes {
+        println!();
+        print!("{pass}");
+    }
+    let missed: Vec<String> =
+        at.iter().filter(|t| !passes.iter().any(|p| p.asked.contains(t))).map(|t| Duration(*t).to_string()).collect();
+    if !missed.is_empty() {
+        println!("\nno pass at or after {} (the run ended first)", missed.join(", "));
+    }
+    println!("\nnode-hours {:.2} over the run", run.node_level.node_hours);
+    std::io::Write::flush(&mut std::io::stdout())?;
+    eprintln!("simulated and explained in {:.0} ms", started.elapsed().as_secs_f64() * 1000.0);
     Ok(ExitCode::SUCCESS)
 }
 

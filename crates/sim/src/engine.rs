@@ -15,6 +15,7 @@ use heatscaler_core::policy::NodeTemplate;
 use crate::autoscaler::{Daemon, PassObserver, PolicyKind, vpa_updater};
 use crate::bound::BoundModel;
 use crate::controllers::Controllers;
+use crate::explain_at::{ExplainAt, ExplainedPass};
 use crate::generators::Bursts;
 use crate::mesh::CallGraph;
 use crate::pod_usage::PodUsage;
@@ -76,6 +77,19 @@ pub fn run_policy(sc: &Scenario, kind: PolicyKind) -> Result<Run, TraceError> {
 
 fn run_policy_with(sc: &Scenario, kind: PolicyKind, ticker: Ticker<'_>) -> Result<Run, TraceError> {
     run_inner(sc, kind, None, ticker)
+}
+
+/// One policy's run, with heatscaler's explanation of the first pass at or
+/// after each of `at` (time since the start; none for a peer, which
+/// explains nothing): `simulate --explain-at`.
+pub fn run_explained(
+    sc: &Scenario,
+    kind: PolicyKind,
+    at: &[std::time::Duration],
+) -> Result<(Run, Vec<ExplainedPass>), TraceError> {
+    let mut explain = ExplainAt::new(at);
+    let run = run_inner(sc, kind, Some(&mut explain), Ticker::new(&Silent, 0, sc.duration.get()))?;
+    Ok((run, explain.into_passes()))
 }
 
 /// One policy's run, `observer` shown every decision pass.

@@ -25,7 +25,9 @@
 //!   lower bound of [`bound`], and how each VPA workload's pods were sized).
 //! - Output: [`report`]; [`display`] for terminals, [`plot`] for SVG;
 //!   [`progress`] tells a front end how far the runs have got.
-//! - [`frontier`]: the recommender's frontier (`simulate --frontier`).
+//! - [`frontier`]: the recommender's frontier (`simulate --frontier`);
+//!   [`explain_at`]: heatscaler's explanation of chosen passes
+//!   (`simulate --explain-at`).
 //! - [`bench`]: `heatscaler bench`, the planner, memory and simulator figures.
 
 mod autoscaler;
@@ -36,6 +38,7 @@ pub mod co_scheduling;
 mod controllers;
 pub mod display;
 mod engine;
+pub mod explain_at;
 pub mod frontier;
 mod generators;
 mod mesh;
@@ -56,7 +59,7 @@ mod vpa;
 mod world;
 
 pub use autoscaler::PolicyKind;
-pub use engine::{compare, compare_with_progress, run, run_policy};
+pub use engine::{compare, compare_with_progress, run, run_explained, run_policy};
 pub use progress::{Progress, Silent};
 pub use report::{Parts, Report};
 pub use scenario::{PHP_APACHE, Scenario, ScenarioError};

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use heatscaler_core::model::{Resources, Timestamp};
-use heatscaler_core::planner::explain::PlacementExplanation;
+use heatscaler_core::planner::explain::{Explanation, PlacementExplanation};
 use heatscaler_core::planner::placement::Observations;
 use heatscaler_core::planner::time;
 
@@ -24,6 +24,16 @@ use crate::world::{Owners, World};
 /// executed. The stability property checks its invariants here.
 pub trait PassObserver {
     fn pass(&mut self, world: &World<'_>, actions: &[heatscaler_core::planner::Action]);
+    /// heatscaler's explanation of the same pass (a peer's passes have
+    /// none): why each node is kept or removed, what each pod's resize is.
+    /// For `simulate --explain-at`; the invariants need only the actions.
+    fn explained(
+        &mut self,
+        _world: &World<'_>,
+        _explanation: &Explanation,
+        _actions: &[heatscaler_core::planner::Action],
+    ) {
+    }
     /// The run is over.
     fn finished(&mut self, world: &World<'_>);
 }
@@ -76,10 +86,14 @@ impl<'s> Daemon<'s> {
         observer: Option<&mut (dyn PassObserver + '_)>,
     ) -> Vec<PlacementExplanation> {
         world.cluster.map_members();
-        let (actions, placement) = self.autoscaler.decide(&world.cluster.snap, usage, observations, world.now());
+        let (actions, explanation) = self.autoscaler.decide(&world.cluster.snap, usage, observations, world.now());
         if let Some(o) = observer {
             o.pass(world, &actions);
+            if let Some(e) = &explanation {
+                o.explained(world, e, &actions);
+            }
         }
+        let placement = explanation.map(|e| e.placement).unwrap_or_default();
         world.journal.pass();
         for action in &actions {
             actuator::execute(world, action, owners);

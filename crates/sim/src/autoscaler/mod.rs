@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
 
 use heatscaler_core::model::{Resources, Snapshot, Timestamp};
-use heatscaler_core::planner::explain::PlacementExplanation;
+use heatscaler_core::planner::explain::Explanation;
 use heatscaler_core::planner::placement::Observations;
 use heatscaler_core::planner::{self, Action, Input, Memory, Policy, ResizePolicy};
 use heatscaler_core::policy::RecommenderSettings;
@@ -192,21 +192,22 @@ impl Autoscaler {
     }
 
     /// One decision pass on what the autoscaler observes: its actions, and
-    /// what the placement advisor made of the pass (heatscaler's only).
+    /// the planner's explanation of the pass (heatscaler's only; the peers
+    /// explain nothing).
     pub fn decide(
         &mut self,
         snapshot: &Snapshot,
         usage: Option<&BTreeMap<String, Resources>>,
         observations: Option<&Observations>,
         now: Timestamp,
-    ) -> (Vec<Action>, Vec<PlacementExplanation>) {
+    ) -> (Vec<Action>, Option<Explanation>) {
         match self {
             Autoscaler::Heatscaler { policy, memory } => {
                 let plan = planner::plan(&Input { snapshot, usage, memory, now, observations }, policy);
                 *memory = plan.memory;
-                (plan.actions, plan.explanation.placement)
+                (plan.actions, Some(plan.explanation))
             }
-            Autoscaler::CaDefaults(ca) => (ca.decide(snapshot, now), Vec::new()),
+            Autoscaler::CaDefaults(ca) => (ca.decide(snapshot, now), None),
         }
     }
 
