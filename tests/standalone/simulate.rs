@@ -258,3 +258,21 @@ fn set_overrides_heatscalers_policy_only_and_refuses_an_unknown_key() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("--set scale-down.unneeded: no such key") && stderr.contains("unneeded-time"), "{stderr}");
 }
+
+#[test]
+fn explain_at_prints_the_planners_verdicts_for_the_passes_asked_for() {
+    // php-apache: two minions at the start, a third from about 2m until
+    // the load has gone; at 20m the third is unneeded, its timer running.
+    let out = heatscaler(&["simulate", "--policy", "ca-defaults,heatscaler", "--explain-at", "20m,99h"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("heatscaler on php-apache"), "the heatscaler run, not the peer's:\n{stdout}");
+    assert!(stdout.contains("pass at 20m0s (the first at or after 20m0s)"), "{stdout}");
+    assert!(stdout.contains("from their templates cpu"), "{stdout}");
+    assert!(stdout.contains("unneeded since"), "a node's scale-down verdict:\n{stdout}");
+    assert!(stdout.contains("no pass at or after 4days 3h (the run ended first)"), "{stdout}");
+
+    let peer = heatscaler(&["simulate", "--policy", "ca-defaults", "--explain-at", "20m"]);
+    assert!(!peer.status.success());
+    assert!(String::from_utf8_lossy(&peer.stderr).contains("--explain-at explains heatscaler's passes"));
+}
