@@ -36,6 +36,23 @@ pub struct Memory {
     /// The placement advisor's hysteresis, rate limit and applied advice.
     #[serde(default)]
     pub placement: super::placement::AdvisorMemory,
+    /// A replacement by a cheaper minion under way (`replace-with-cheaper`).
+    /// Lost, the new minion is an ordinary one and the old node keeps its
+    /// place in the candidates' order.
+    #[serde(default)]
+    pub replacement: Option<Replacement>,
+}
+
+/// A cheaper minion was asked for so that `node` can go once it is Ready.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Replacement {
+    /// The node to replace.
+    pub node: String,
+    /// The cheaper group asked to grow.
+    pub group: String,
+    /// When the new minion was asked for.
+    pub asked: Timestamp,
 }
 
 /// Losing it restarts the off-target timers (a pod must be off target for the

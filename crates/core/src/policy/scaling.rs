@@ -125,6 +125,11 @@ pub struct ScaleDownPolicy {
     /// node whose pods all fit on the other nodes is unneeded whatever its
     /// utilisation (consolidation). `false` is cluster-autoscaler's behaviour.
     pub consolidation: bool,
+    /// Replace a minion whose pods fit on the other nodes plus one new minion
+    /// of a cheaper group by that minion (Karpenter's replacement), when the
+    /// saving repays running both for the observed boot latency plus
+    /// `unneeded-time` within the time its youngest pod has already run.
+    pub replace_with_cheaper: bool,
     /// Same, for nodes with GPUs, measured on the GPUs.
     pub gpu_utilization_threshold: Fraction,
     /// Also require observed usage (kubelet stats) below the threshold.
@@ -162,6 +167,7 @@ impl Default for ScaleDownPolicy {
             unready_time: Duration::from_secs(20 * 60),
             utilization_threshold: Fraction(0.5),
             consolidation: true,
+            replace_with_cheaper: false,
             gpu_utilization_threshold: Fraction(0.5),
             use_observed_usage: false,
             delay_after_add: Duration::from_secs(10 * 60),

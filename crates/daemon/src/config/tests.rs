@@ -51,6 +51,19 @@ fn the_valid_base_is_accepted_with_defaults() {
 }
 
 #[test]
+fn replace_with_cheaper_is_off_by_default_read_when_set_and_a_wrong_type_names_it() {
+    with_secret();
+    assert!(!parse(VALID, "test.yaml", None).unwrap().scale_down.replace_with_cheaper);
+    let on = parse(&format!("{VALID}scale-down:\n  replace-with-cheaper: true\n"), "test.yaml", None).unwrap();
+    assert!(on.scale_down.replace_with_cheaper);
+    assert_error(
+        &format!("{VALID}scale-down:\n  replace-with-cheaper: sometimes\n"),
+        "scale-down.replace-with-cheaper",
+        "invalid",
+    );
+}
+
+#[test]
 fn the_example_file_is_valid() {
     // Give the example the files, variables and credentials a real master has.
     let dir = tempfile::tempdir().unwrap();

@@ -29,6 +29,11 @@ impl fmt::Display for Note {
                 write!(f, "scale-up avoided: resizing {resized} pods frees {freed} for {pods} pending pod(s)")
             }
             Note::AutoscalingHalted(u) => write!(f, "{u}"),
+            Note::Replacing { node, group, saving_per_hour, break_even_secs } => write!(
+                f,
+                "replacing {node} by a new minion of {group}: {saving_per_hour:.2}/h cheaper, repaid after {}",
+                compact(Duration::from_secs(*break_even_secs))
+            ),
             Note::ScaleUpBalanced { chosen, split } => {
                 let split: Vec<String> = split.iter().map(|(g, n)| format!("{g} +{n}")).collect();
                 write!(

@@ -76,6 +76,14 @@ pub enum Note {
     },
     /// Too many nodes are unready: nothing new starts at the node level.
     AutoscalingHalted(Unhealthy),
+    /// A cheaper minion was asked for to replace `node` (`replace-with-cheaper`);
+    /// the replacement repays running both after `break_even_secs`.
+    Replacing {
+        node: String,
+        group: String,
+        saving_per_hour: f64,
+        break_even_secs: u64,
+    },
     /// A scale-up was split across similar groups to keep their sizes balanced.
     ScaleUpBalanced {
         /// The group the expander chose.

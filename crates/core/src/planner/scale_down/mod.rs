@@ -23,6 +23,7 @@
 //! the actuator's, as its `actuation` is.
 
 mod eligibility;
+mod replace;
 mod start;
 mod unneeded;
 
@@ -82,12 +83,16 @@ pub fn plan<'a>(cx: &Cx<'a>, pass: &mut Pass<'a>) -> Vec<Action> {
             }
         }
     }
+    replace::settle(cx, &mut pass.memory);
     order_and_cap(cx, pass, &mut candidates, &mut statuses);
 
     let unneeded = unneeded::find(cx, pass, &candidates, &incoming, &mut statuses);
     unneeded::track(cx, &mut pass.memory, &candidates, &unneeded);
 
     let actions = start::removals(cx, pass, &candidates, &unneeded, &mut statuses);
+    if actions.is_empty() {
+        replace::plan(cx, pass, &candidates, &unneeded, &incoming);
+    }
     for (i, status) in statuses {
         let group = cx.ix.membership(i).map(|m| cx.ix.group(m.group()).name.clone());
         pass.ex.nodes.push(NodeExplanation { node: cx.ix.node(i).name.clone(), group, status });
@@ -95,7 +100,9 @@ pub fn plan<'a>(cx: &Cx<'a>, pass: &mut Pass<'a>) -> Vec<Action> {
     actions
 }
 
-/// Previously unneeded first (their timers run), then below the threshold,
+/// A node a replacement is for first (its pods go to the new minion, which
+/// must not be found unneeded before it), previously unneeded next (their
+/// timers run), then below the threshold,
 /// empty, least utilised, by name; at most the per-pass budget of them.
 fn order_and_cap(cx: &Cx<'_>, pass: &mut Pass<'_>, candidates: &mut Vec<Candidate>, statuses: &mut Statuses) {
     let group_nodes = cx.ix.nodes().filter(|&i| cx.ix.membership(i).is_some()).count();
@@ -106,9 +113,11 @@ fn order_and_cap(cx: &Cx<'_>, pass: &mut Pass<'_>, candidates: &mut Vec<Candidat
     for c in candidates.iter_mut() {
         c.known = pass.memory.unneeded_since.contains_key(name(c.node));
     }
+    let replaced = |c: &Candidate| replace::is_replaced(&pass.memory, name(c.node));
     candidates.sort_by(|a, b| {
-        b.known
-            .cmp(&a.known)
+        replaced(b)
+            .cmp(&replaced(a))
+            .then(b.known.cmp(&a.known))
             .then(a.above_threshold.cmp(&b.above_threshold))
             .then(b.empty.cmp(&a.empty))
             .then(a.utilization.total_cmp(&b.utilization))

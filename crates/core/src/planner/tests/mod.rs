@@ -7,6 +7,7 @@ mod balance;
 mod health;
 mod provisioning;
 mod removal;
+mod replace;
 mod resize;
 mod scale_down;
 mod scale_up;
