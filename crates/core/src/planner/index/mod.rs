@@ -9,7 +9,6 @@
 mod typed;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
@@ -72,7 +71,10 @@ impl<'a> Index<'a> {
         let mut pods_on: Table<NodeIx, Vec<&Pod>> = counts.values().map(|&c| Vec::with_capacity(c)).collect();
         let mut requested = Table::filled(Resources::default(), n);
         let mut unbound = Vec::new();
-        let mut daemonsets: BTreeMap<&str, &Pod> = BTreeMap::new();
+        // One pod per DaemonSet, the first listed; hashed here and put in
+        // owner-uid order once below (a sorted map's string compares per
+        // DaemonSet pod were a visible part of every pass, issue 18 item 5).
+        let mut daemonsets: FxHashMap<&str, &Pod> = FxHashMap::default();
         for (pod, node) in snap.pods.iter().zip(&node_of_pod) {
             if pod.is_terminal() {
                 continue;
@@ -123,7 +125,11 @@ impl<'a> Index<'a> {
         Self {
             snap,
             unbound,
-            daemonsets: daemonsets.into_values().collect(),
+            daemonsets: {
+                let mut by_owner: Vec<(&str, &Pod)> = daemonsets.into_iter().collect();
+                by_owner.sort_unstable_by_key(|&(uid, _)| uid);
+                by_owner.into_iter().map(|(_, pod)| pod).collect()
+            },
             node_by_name,
             pods_on,
             requested,

@@ -30,36 +30,49 @@ pub(crate) fn recreated(cx: &Cx<'_>, pod: &Pod) -> Option<Pod> {
     if template.is_none() && vertical.is_none() {
         return None;
     }
-    let mut reborn = pod.clone();
+    // Each container's requests and limits at creation, decided before the
+    // pod is copied: scale-down asks this of every pod on every candidate at
+    // every pass, and most come back as they run (issue 18, item 5: the copy
+    // of every pod was a tenth of a simulated pass).
+    let mut created_sizes = Vec::with_capacity(pod.containers.len());
     let mut changed = false;
-    for c in &mut reborn.containers {
+    for c in &pod.containers {
         // The container as the controller creates it (as it runs when the
         // template does not name it).
         let created = template.and_then(|t| t.containers.iter().find(|t| t.name == c.name));
-        let base = Container {
-            requests: created.map_or_else(|| c.requests.clone(), |t| t.requests.clone()),
-            limits: created.map_or_else(|| c.limits.clone(), |t| t.limits.clone()),
-            allocated: None,
-            ..c.clone()
-        };
+        let template_requests = created.map_or(&c.requests, |t| &t.requests);
+        let template_limits = created.map_or(&c.limits, |t| &t.limits);
         let (requests, limits) = match vertical.and_then(|v| v.recommendation(&c.name).map(|r| (v, r))) {
             Some((v, rec)) => {
+                let base = Container {
+                    requests: template_requests.clone(),
+                    limits: template_limits.clone(),
+                    allocated: None,
+                    ..c.clone()
+                };
                 let applied = apply_to_container(&base, &rec.target, v.resource_policy.for_container(&c.name));
                 (applied.requests, applied.limits)
             }
-            None => (base.requests, base.limits),
+            None => (template_requests.clone(), template_limits.clone()),
         };
         // A new pod has nothing allocated yet: the scheduler counts the spec.
         let held = c.counted(&pod.resize);
-        reborn.requests.cpu_milli += requests.cpu_milli - held.cpu_milli;
-        reborn.requests.memory += requests.memory - held.memory;
         changed |= requests.cpu_milli != held.cpu_milli
             || requests.memory != held.memory
             || limits.cpu_milli != c.limits.cpu_milli
             || limits.memory != c.limits.memory;
+        created_sizes.push((requests, limits, held));
+    }
+    if !changed {
+        return None;
+    }
+    let mut reborn = pod.clone();
+    for (c, (requests, limits, held)) in reborn.containers.iter_mut().zip(created_sizes) {
+        reborn.requests.cpu_milli += requests.cpu_milli - held.cpu_milli;
+        reborn.requests.memory += requests.memory - held.memory;
         c.requests = requests;
         c.limits = limits;
         c.allocated = None;
     }
-    changed.then_some(reborn)
+    Some(reborn)
 }

@@ -1,7 +1,9 @@
 //! Which candidates are unneeded: every pod on them could move to another
 //! node, all of them together — and since when each has been unneeded.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use crate::model::{Pod, Resources};
 use crate::planner::Cx;
@@ -64,7 +66,9 @@ pub(super) fn find<'a>(
     // creation (a LimitRange's defaults) is in the running pod, not in the
     // template: it counts at the larger of the two.
     let admission = cx.ix.snap.admission_applies_recommendations;
-    let recreated: HashMap<&str, Pod> = candidates
+    // Looked up by uid only (never iterated): Fx hashing, not SipHash, for
+    // a map rebuilt at every pass.
+    let recreated: FxHashMap<&str, Pod> = candidates
         .iter()
         .flat_map(|c| cx.ix.pods_on(c.node).iter())
         .filter_map(|p| {

@@ -188,13 +188,18 @@ impl FreeIndex {
         score: impl Fn(usize) -> f64,
     ) -> Option<usize> {
         let mut best: Best = None;
-        self.descend(1, nodes, &pod.requests, &fits, &score, &mut best);
+        let bound = self.tree[1].bound(&pod.requests);
+        self.descend(1, bound, nodes, &pod.requests, &fits, &score, &mut best);
         best.map(|(_, i)| i)
     }
 
+    /// `bound` is `self.tree[k].bound(request)`, computed once by the
+    /// caller (which ranks the two halves by it) instead of again here.
+    #[allow(clippy::too_many_arguments)] // the search's state, passed down a recursion
     fn descend(
         &self,
         k: usize,
+        bound: f64,
         nodes: &[SchedNode<'_>],
         request: &Resources,
         fits: &impl Fn(usize) -> bool,
@@ -205,11 +210,10 @@ impl FreeIndex {
         if !span.may_fit(request) {
             return;
         }
-        if let Some((s, b)) = *best {
-            let bound = span.bound(request);
-            if bound < s || (bound == s && !before(nodes, span.first, b)) {
-                return;
-            }
+        if let Some((s, b)) = *best
+            && (bound < s || (bound == s && !before(nodes, span.first, b)))
+        {
+            return;
         }
         if k >= self.width {
             let i = k - self.width;
@@ -228,12 +232,9 @@ impl FreeIndex {
         }
         // The more promising half first, so the other is more often skipped.
         let (l, r) = (2 * k, 2 * k + 1);
-        let (first, second) = if self.tree[r].live && self.tree[r].bound(request) > self.tree[l].bound(request) {
-            (r, l)
-        } else {
-            (l, r)
-        };
-        self.descend(first, nodes, request, fits, score, best);
-        self.descend(second, nodes, request, fits, score, best);
+        let (bl, br) = (self.tree[l].bound(request), self.tree[r].bound(request));
+        let (first, second) = if self.tree[r].live && br > bl { ((r, br), (l, bl)) } else { ((l, bl), (r, br)) };
+        self.descend(first.0, first.1, nodes, request, fits, score, best);
+        self.descend(second.0, second.1, nodes, request, fits, score, best);
     }
 }
