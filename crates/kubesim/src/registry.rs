@@ -285,7 +285,10 @@ impl Registry {
         for kind in Kind::DEPENDENTS {
             let (items, _) = self.store.list(kind, Some(namespace));
             for obj in items {
-                if obj.owned_by(owner_uid) {
+                let owned = obj.value()["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid));
+                if owned {
                     let _ = self.mutate(kind, &obj.key, Some(obj.uid()), |v| {
                         if let Some(refs) = v["metadata"]["ownerReferences"].as_array_mut() {
                             refs.retain(|r| r["uid"] != owner_uid);

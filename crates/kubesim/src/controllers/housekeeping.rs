@@ -57,7 +57,7 @@ fn collect_garbage(sim: &Sim, batch: InformerBatch) {
         let owner_uid = change.obj.uid();
         for kind in Kind::DEPENDENTS {
             let (items, _) = sim.store.list(kind, Some(&change.obj.key.namespace));
-            for dep in items.into_iter().filter(|d| d.owned_by(owner_uid)) {
+            for dep in items {
                 let refs = dep.value()["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();
                 if !refs.iter().any(|r| r["uid"] == owner_uid) {
                     continue;

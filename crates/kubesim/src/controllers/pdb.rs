@@ -206,38 +206,33 @@ impl Controller {
         };
         let now = time::now();
         let timeout = self.sim.scale.scale(DELETION_TIMEOUT);
+        let mut disrupted = Map::new();
+        let recorded = pdb.value()["status"]["disruptedPods"].as_object().cloned().unwrap_or_default();
+        for p in &pods {
+            let Some(at) = recorded.get(&p.key.name).and_then(|v| v.as_str()) else { continue };
+            if p.is_deleting() {
+                continue;
+            }
+            let expired =
+                time::parse_time(at).and_then(|t| t.checked_add(timeout).ok()).is_some_and(|deadline| deadline < now);
+            if !expired {
+                disrupted.insert(p.key.name.clone(), json!(at));
+            }
+        }
+        let healthy =
+            pods.iter().filter(|p| !p.is_deleting() && !disrupted.contains_key(&p.key.name) && p.is_ready()).count()
+                as i64;
+        let mut allowed = healthy - desired;
+        if expected <= 0 || allowed < 0 || failure.is_some() {
+            allowed = 0;
+        }
         let generation = pdb.value()["metadata"]["generation"].clone();
+        let (cond_status, reason, message) = match &failure {
+            Some(e) => ("False", "SyncFailed", e.clone()),
+            None if allowed > 0 => ("True", "SufficientPods", String::new()),
+            None => ("False", "InsufficientPods", String::new()),
+        };
         let written = self.sim.registry.mutate(Kind::PodDisruptionBudget, key, Some(pdb.uid()), |v| {
-            // The disruptions recorded are read from the budget as stored, not
-            // as this controller last saw it: an eviction may just have
-            // recorded one for a pod this controller still sees healthy.
-            let recorded = v["status"]["disruptedPods"].as_object().cloned().unwrap_or_default();
-            let mut disrupted = Map::new();
-            for p in &pods {
-                let Some(at) = recorded.get(&p.key.name).and_then(|v| v.as_str()) else { continue };
-                if p.is_deleting() {
-                    continue;
-                }
-                let expired = time::parse_time(at)
-                    .and_then(|t| t.checked_add(timeout).ok())
-                    .is_some_and(|deadline| deadline < now);
-                if !expired {
-                    disrupted.insert(p.key.name.clone(), json!(at));
-                }
-            }
-            let healthy = pods
-                .iter()
-                .filter(|p| !p.is_deleting() && !disrupted.contains_key(&p.key.name) && p.is_ready())
-                .count() as i64;
-            let mut allowed = healthy - desired;
-            if expected <= 0 || allowed < 0 || failure.is_some() {
-                allowed = 0;
-            }
-            let (cond_status, reason, message) = match &failure {
-                Some(e) => ("False", "SyncFailed", e.clone()),
-                None if allowed > 0 => ("True", "SufficientPods", String::new()),
-                None => ("False", "InsufficientPods", String::new()),
-            };
             let st = &mut v["status"];
             st["currentHealthy"] = json!(healthy);
             st["desiredHealthy"] = json!(desired);

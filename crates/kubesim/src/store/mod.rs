@@ -78,8 +78,6 @@ pub struct Facts {
     fields: Box<[Box<str>]>,
     /// The controlling ownerReference's kind and uid.
     controller: Option<(Box<str>, Box<str>)>,
-    /// The uids of every ownerReference (garbage collection scans for them).
-    owners: Box<[Box<str>]>,
     deleting: bool,
     /// The `Ready` condition is `True`.
     ready: bool,
@@ -95,9 +93,7 @@ impl Facts {
         labels.sort();
         let controller = podutil::controller_ref(value)
             .map(|r| (r["kind"].as_str().unwrap_or("").into(), r["uid"].as_str().unwrap_or("").into()));
-        let owners = meta["ownerReferences"].as_array().into_iter().flatten();
         Facts {
-            owners: owners.map(|r| r["uid"].as_str().unwrap_or("").into()).collect(),
             uid: meta["uid"].as_str().unwrap_or("").into(),
             labels: labels.into_boxed_slice(),
             fields: kinds::selectable_fields(kind)
@@ -145,11 +141,6 @@ impl Obj {
     /// The controlling owner's kind and uid.
     pub fn controller(&self) -> Option<(&str, &str)> {
         self.facts.controller.as_ref().map(|(k, u)| (k.as_ref(), u.as_ref()))
-    }
-
-    /// One of its ownerReferences names `uid`.
-    pub fn owned_by(&self, uid: &str) -> bool {
-        self.facts.owners.iter().any(|o| o.as_ref() == uid)
     }
 
     /// Carries a deletionTimestamp.
@@ -457,7 +448,6 @@ mod tests {
         assert_eq!(obj.field("spec.hostNetwork"), "true", "as a field selector compares it");
         assert_eq!(obj.field("status.podIP"), "", "absent");
         assert_eq!(obj.controller(), Some(("ReplicaSet", "u-rs")), "the controller, not the first owner");
-        assert!(obj.owned_by("u-n") && obj.owned_by("u-rs") && !obj.owned_by("u-1"));
         assert!(obj.is_deleting() && obj.is_ready() && !obj.is_terminal() && !obj.is_active());
 
         let node = json!({"metadata": {"name": "minion-1", "uid": "u-2"}, "spec": {"unschedulable": true}});
