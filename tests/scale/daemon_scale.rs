@@ -11,12 +11,6 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kubesim::{KubeSim, NodeSpec, Options};
-use serde_json::json;
-
 /// The process's CPU time so far, user + system, all threads (`/proc/PID/stat`
 /// fields 14 and 15, in USER_HZ = 100 ticks a second on Linux).
 fn cpu_seconds(pid: u32) -> f64 {
@@ -75,86 +69,8 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 #[ignore = "scale figures; run by hand"]
 async fn daemon_memory_at_5000_nodes_and_150000_pods() {
     let scale: f64 = std::env::var("HEATSCALER_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
-    let nodes = (5_000.0 * scale) as usize;
-    let replica_sets = (3_000.0 * scale) as usize;
-    let per_rs = 50;
-    let pdbs = (1_000.0 * scale) as usize;
-    // On the shared machine kubesim (9 GB at 5,000 nodes) served the 300
-    // pages of pods slower than etcd's 5 min compaction, and the daemon's
-    // list restarted on `410 Expired` until the harness gave up: memory is
-    // what this measures, so the tokens last longer.
-    let sim = KubeSim::start(Options {
-        record_events: false,
-        continue_token_lifetime: Duration::from_secs(3600),
-        ..Options::fast()
-    })
-    .await
-    .unwrap();
-    let start = Instant::now();
-    for i in 0..nodes {
-        sim.add_node(
-            NodeSpec::new(&format!("minion-{i:05}"))
-                .cpu("8")
-                .memory("32Gi")
-                .label("heatscaler.io/node-group", "workers")
-                .label("topology.kubernetes.io/zone", &format!("az-{}", i % 3))
-                .provider_id(&format!("openstack:///{i:08}-aaaa-bbbb-cccc-dddddddddddd")),
-        )
-        .unwrap();
-    }
-    let mut pod_n = 0;
-    for r in 0..replica_sets {
-        let ns = format!("team-{}", r % 50);
-        if r < 50 {
-            sim.create(
-                &serde_json::from_value::<k8s_openapi::api::core::v1::Namespace>(json!({"metadata": {"name": ns}}))
-                    .unwrap(),
-            )
-            .unwrap();
-        }
-        let labels = json!({"app": format!("app-{r}"), "pod-template-hash": "7d9f8c6b5", "tier": "backend"});
-        let template =
-            json!({"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": "app:1"}]}});
-        let rs: ReplicaSet = sim
-            .create(
-                &serde_json::from_value::<ReplicaSet>(json!({
-                    "metadata": {"name": format!("app-{r}-7d9f8c6b5"), "namespace": ns, "labels": labels},
-                    "spec": {"replicas": per_rs, "selector": {"matchLabels": labels}, "template": template},
-                }))
-                .unwrap(),
-            )
-            .unwrap();
-        let uid = rs.metadata.uid.unwrap();
-        for k in 0..per_rs {
-            let pod: Pod = serde_json::from_value(json!({
-                "metadata": {"name": format!("app-{r}-7d9f8c6b5-{k:03}"), "namespace": ns, "labels": labels,
-                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("app-{r}-7d9f8c6b5"),
-                        "uid": uid, "controller": true}]},
-                "spec": {
-                    "nodeName": format!("minion-{:05}", pod_n % nodes),
-                    "containers": [
-                        {"name": "app", "image": "registry.example.com/app:1.2.3",
-                         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
-                         "ports": [{"containerPort": 8080}], "env": [{"name": "A", "value": "1"}]},
-                        {"name": "proxy", "image": "registry.example.com/proxy:1",
-                         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}}}],
-                },
-            }))
-            .unwrap();
-            sim.create(&pod).unwrap();
-            pod_n += 1;
-        }
-    }
-    for p in 0..pdbs {
-        let ns = format!("team-{}", p % 50);
-        let pdb: PodDisruptionBudget = serde_json::from_value(json!({
-            "metadata": {"name": format!("app-{p}"), "namespace": ns},
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": format!("app-{p}")}}},
-        }))
-        .unwrap();
-        sim.create(&pdb).unwrap();
-    }
-    let filled = start.elapsed();
+    let (sim, cluster) = kubesim::design_scale::start(scale).await;
+    let kubesim::design_scale::Cluster { nodes, pods: pod_n, replica_sets, pdbs, filled } = cluster;
     println!("kubesim filled with {nodes} nodes, {pod_n} pods, {replica_sets} ReplicaSets, {pdbs} PDBs in {filled:?}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -182,8 +98,11 @@ async fn daemon_memory_at_5000_nodes_and_150000_pods() {
     // Passes before the harness saw `/readyz` (polled every 100 ms): the
     // daemon plans only once every watch has listed, so any counted here
     // ran after the first list, never during it.
-    let passes_at_ready = d.metric("heatscaler_loop_duration_seconds_count").await.unwrap_or(0.0);
-    let room = d.metric("heatscaler_kubernetes_list_room_objects{resource=\"pods\"}").await;
+    // Read patiently: on a loaded machine a scrape can take longer than the
+    // 2 s of an ordinary read, and a missed one would print as 0.
+    let at_ready = d.scrape_patiently(Duration::from_secs(120)).await;
+    let passes_at_ready = at_ready.get("heatscaler_loop_duration_seconds_count").unwrap_or(0.0);
+    let room = at_ready.get("heatscaler_kubernetes_list_room_objects{resource=\"pods\"}");
     // Start-up and the first list of every watch: decoding is most of it.
     let sync_cpu = cpu_seconds(pid);
     d.wait_passes(3, Duration::from_secs(120)).await;
@@ -194,17 +113,19 @@ async fn daemon_memory_at_5000_nodes_and_150000_pods() {
     let (rss, peak) = (status_kib(pid, "VmRSS:"), status_kib(pid, "VmHWM:"));
     let (sampled_peak, peak_at) = sampler.finish();
     let mib = |b: Option<f64>| b.map_or("-".to_string(), |b| format!("{:.0}", b / 1048576.0));
+    let steady = d.scrape_patiently(Duration::from_secs(120)).await;
     let mut allocator = String::new();
     for family in ["heatscaler_allocator_peak_bytes", "heatscaler_allocator_bytes"] {
         let mut figures = Vec::new();
         for state in ["allocated", "active", "resident", "retained"] {
-            let v = d.metric(&format!("{family}{{state=\"{state}\"}}")).await;
+            let v = steady.get(&format!("{family}{{state=\"{state}\"}}"));
             figures.push(format!("{state} {}", mib(v)));
         }
         allocator.push_str(&format!("{} MiB; ", figures.join(", ")));
     }
-    let passes = d.metric("heatscaler_loop_duration_seconds_count").await.unwrap_or(0.0);
-    let pass = d.metric("heatscaler_loop_duration_seconds_sum").await.unwrap_or(0.0) / passes.max(1.0);
+    let passes = steady.get("heatscaler_loop_duration_seconds_count").unwrap_or(0.0);
+    let pass = steady.get("heatscaler_loop_duration_seconds_sum").unwrap_or(0.0) / passes.max(1.0);
+    let scrapes = format!("{} and {} tries", at_ready.attempts, steady.attempts);
     println!(
         "DAEMON: {nodes} nodes, {pod_n} pods, {replica_sets} ReplicaSets, {pdbs} PDBs ({})\n\
          \x20 kubesim filled in                          {:>7.1} s\n\
@@ -216,7 +137,8 @@ async fn daemon_memory_at_5000_nodes_and_150000_pods() {
          \x20 RSS peak sampled every 20 ms               {:>7} MiB at {:.1} s, {}\n\
          \x20 passes counted when /readyz said ready     {passes_at_ready:>7}\n\
          \x20 room made for the first list of pods       {:>7}\n\
-         \x20 jemalloc at its resident peak; now          {allocator}",
+         \x20 jemalloc at its resident peak; now          {allocator}\n\
+         \x20 /metrics scrapes (at ready; steady)         {scrapes}",
         if cfg!(debug_assertions) { "debug build" } else { "release build" },
         filled.as_secs_f64(),
         synced.as_secs_f64(),

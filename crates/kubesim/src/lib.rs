@@ -36,6 +36,7 @@ pub mod usage;
 pub use error::ApiError;
 pub use faults::FaultRule;
 pub use harness::builders::{self, Budget, PodTemplate};
+pub use harness::design_scale;
 pub use harness::nodes::{NodeSpec, Taint};
 pub use harness::{Error, KubeSim, KubeSimHandle, kubeconfig};
 pub use options::{Options, Scoring};

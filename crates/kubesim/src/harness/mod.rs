@@ -3,6 +3,7 @@
 //! injection, waiting for conditions). Code under test only ever talks HTTP.
 
 pub mod builders;
+pub mod design_scale;
 pub mod nodes;
 
 use std::net::SocketAddr;
