@@ -169,7 +169,8 @@ pub fn plan(input: &Input<'_>, policy: &Policy) -> Plan {
     // Reads only the resize memory, which the node-level stages leave alone.
     let evaluations = resize::evaluate_all(&cx, &input.memory.resize);
     let mut pass = Pass {
-        memory: input.memory.clone(),
+        // The off-target timers are left out: `resize::issue` replaces them.
+        memory: input.memory.for_next_pass(),
         ex: Explanation::default(),
         budget: PdbBudget::new(&cx.ix),
         groups: Table::default(),

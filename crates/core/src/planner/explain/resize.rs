@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::{PodKey, QosClass, Timestamp, quantity};
+use crate::model::{Name, PodKey, QosClass, Timestamp, quantity};
 
 use super::PodOutcome;
 
@@ -24,10 +24,11 @@ impl fmt::Display for CpuMemory {
 #[derive(Clone, Debug, Serialize)]
 pub struct ResizeExplanation {
     pub pod: PodKey,
-    /// `kind/namespace/name` of the workload.
-    pub workload: String,
-    /// The VPA object (`namespace/name`).
-    pub vpa: String,
+    /// `kind/namespace/name` of the workload: one string per VPA object,
+    /// shared by every entry of its pods (a pass lists up to one per pod).
+    pub workload: Name,
+    /// The VPA object (`namespace/name`), shared like `workload`.
+    pub vpa: Name,
     pub decision: ResizeDecision,
 }
 
@@ -37,9 +38,9 @@ pub struct ResizeExplanation {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ResizeCount {
     /// `kind/namespace/name` of the workload.
-    pub workload: String,
+    pub workload: Name,
     /// The VPA object (`namespace/name`).
-    pub vpa: String,
+    pub vpa: Name,
     pub decision: ResizeDecision,
     pub pods: u32,
 }

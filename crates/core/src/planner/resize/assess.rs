@@ -2,7 +2,9 @@
 //! update can happen — in place, by evict-and-recreate onto another node, or
 //! not until capacity exists.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use crate::model::ResourceKind;
 use crate::model::{ChangeRequirement, PodPhase, Resources, Timestamp, UpdateMode, VerticalScaling};
@@ -62,14 +64,18 @@ impl<'w> Assessment<'w> {
 
 pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory: &ResizeMemory) -> Assessment<'w> {
     let updater = &cx.policy.resize.updater;
-    let mut out = Assessment::default();
-    let mut per_workload: BTreeMap<VpaIx, Vec<&'w Wanted<'w>>> = BTreeMap::new();
+    let mut out = Assessment { settled: Vec::with_capacity(evaluations.len()), ..Assessment::default() };
+    // Per VPA object by position, visited in that order (as a map by
+    // position would be), without a tree insert per pod.
+    let mut per_workload: Table<VpaIx, Vec<&'w Wanted<'w>>> = Table::filled(Vec::new(), cx.ix.snap.vertical.len());
+    // Pods off target (uid, since), sorted once into the map at the end.
+    let mut off_target: Vec<(&'w str, Timestamp)> = Vec::new();
     for e in evaluations {
         match e {
-            Evaluation::Wanted(w) => per_workload.entry(w.vertical).or_default().push(w),
+            Evaluation::Wanted(w) => per_workload[w.vertical].push(w),
             Evaluation::Settled { pod, index, vertical, decision, in_flight } => {
                 if let ResizeDecision::OffTarget { since, .. } = decision {
-                    out.off_target.insert(pod.uid.clone(), *since);
+                    off_target.push((pod.uid.as_str(), *since));
                 }
                 if let Some(f) = in_flight
                     && (f.freed.cpu_milli > 0 || f.freed.memory > 0)
@@ -82,11 +88,14 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
     }
 
     let mut fit = Fit::default();
-    let stats = counts(evaluations);
-    for (v, mut wants) in per_workload {
+    let stats = counts(cx, evaluations);
+    for (v, mut wants) in per_workload.into_iter() {
+        if wants.is_empty() {
+            continue;
+        }
         let vertical = cx.ix.vpa(v);
         let key = vertical.workload.to_string();
-        let stat = stats.get(&v).copied().unwrap_or_default();
+        let stat = stats[v];
         let replicas = vertical.replicas.unwrap_or(stat.live);
         let max_in_flight = ((f64::from(replicas) * updater.max_disruption_fraction.0).floor() as u32).max(1);
         let mut in_flight = stat.in_flight + replicas.saturating_sub(stat.live);
@@ -102,7 +111,7 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
         });
         for w in wants {
             if let UpdateReason::OffTarget { since, .. } = &w.reason {
-                out.off_target.insert(w.pod.uid.clone(), *since);
+                off_target.push((w.pod.uid.as_str(), *since));
             }
             let fresh_oom = matches!(w.urgency, Urgency::Fresh { oom: true, .. });
             if w.urgency != Urgency::Fallback {
@@ -154,6 +163,10 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
             }
         }
     }
+    // Sorted once and built in bulk (the last entry of a uid wins, as with
+    // inserts); one owned uid per entry, as the memory keeps them.
+    off_target.sort_by(|a, b| a.0.cmp(b.0));
+    out.off_target = off_target.into_iter().map(|(uid, since)| (uid.to_string(), since)).collect();
     out
 }
 
@@ -292,7 +305,8 @@ fn eviction_requirements_met(vertical: &VerticalScaling, w: &Wanted<'_>) -> bool
 /// on the other Ready nodes with the scheduler model (built on first use).
 #[derive(Default)]
 struct Fit<'w> {
-    grown: HashMap<NodeIx, Resources>,
+    /// By node position (FxHash: integer keys the index handed out).
+    grown: FxHashMap<NodeIx, Resources>,
     /// Built on first use.
     others: Option<Others<'w>>,
 }
@@ -360,15 +374,16 @@ struct Counts {
     in_flight: u32,
 }
 
-/// From the evaluations: every non-terminal pod of every handled workload.
-fn counts(evaluations: &[Evaluation<'_>]) -> HashMap<VpaIx, Counts> {
-    let mut out: HashMap<VpaIx, Counts> = HashMap::new();
+/// From the evaluations: every non-terminal pod of every handled workload,
+/// per VPA object by position (one slot each, no hashing per pod).
+fn counts(cx: &Cx<'_>, evaluations: &[Evaluation<'_>]) -> Table<VpaIx, Counts> {
+    let mut out: Table<VpaIx, Counts> = Table::filled(Counts::default(), cx.ix.snap.vertical.len());
     for e in evaluations {
         let (pod, v) = match e {
             Evaluation::Wanted(w) => (w.pod, w.vertical),
             Evaluation::Settled { pod, vertical, .. } => (*pod, *vertical),
         };
-        let c = out.entry(v).or_default();
+        let c = &mut out[v];
         c.live += 1;
         if pod.deletion.is_some() || pod.phase != PodPhase::Running || pod.resize.is_pending() {
             c.in_flight += 1;

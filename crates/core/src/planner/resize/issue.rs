@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use crate::model::{PodKey, Resources};
+use rustc_hash::FxHashSet;
+
+use crate::model::{Name, PodKey, Resources};
 use crate::planner::action::{Action, RecreatePod, ResizePod};
 use crate::planner::drain::pdb_name;
 use crate::planner::explain::{
@@ -35,7 +37,7 @@ pub(crate) fn issue<'w>(
     }
     out.earlier_moves();
 
-    let mut decisions = Vec::new();
+    let mut decisions = Vec::with_capacity(evaluations.len());
     for p in &assessment.updates {
         let w = p.want;
         let decision = match p.how {
@@ -95,9 +97,16 @@ pub(crate) fn issue<'w>(
     let workloads: BTreeSet<String> = cx.ix.vpas().map(|(_, v)| v.workload.to_string()).collect();
     memory.last_update.retain(|w, _| workloads.contains(w));
     memory.off_target_since = assessment.off_target;
-    // Forget pods no longer under a VPA object heatscaler handles.
-    let live: std::collections::HashSet<&str> = evaluations.iter().map(|e| e.pod().uid.as_str()).collect();
-    memory.resized.retain(|uid, _| live.contains(uid.as_str()));
+    // Forget pods no longer under a VPA object heatscaler handles. The set
+    // of every evaluated pod is built only when there is something to check
+    // against it; FxHash, not SipHash: the keys are uids the API server
+    // assigned, not input an attacker chooses to collide.
+    if !memory.resized.is_empty() {
+        let mut live: FxHashSet<&str> = FxHashSet::default();
+        live.reserve(evaluations.len());
+        live.extend(evaluations.iter().map(|e| e.pod().uid.as_str()));
+        memory.resized.retain(|uid, _| live.contains(uid.as_str()));
+    }
     (actions, adjust)
 }
 
@@ -221,8 +230,9 @@ fn unsupported(cx: &Cx<'_>, decisions: &[(PodIx, VpaIx, ResizeDecision)], ex: &m
 /// Decisions about a pod are listed in snapshot order; the rest are counted
 /// per VPA object and decision (a handful each).
 fn explain(cx: &Cx<'_>, decisions: Vec<(PodIx, VpaIx, ResizeDecision)>, ex: &mut Explanation) {
-    let names: Table<VpaIx, (String, String)> =
-        cx.ix.vpas().map(|(v, vpa)| (vpa.workload.to_string(), vpa_name(cx, v))).collect();
+    // One pair of strings per VPA object, shared by its pods' entries.
+    let names: Table<VpaIx, (Name, Name)> =
+        cx.ix.vpas().map(|(v, vpa)| (Name::from(vpa.workload.to_string()), Name::from(vpa_name(cx, v)))).collect();
     let mut counted: Table<VpaIx, Vec<(ResizeDecision, u32)>> = Table::filled(Vec::new(), names.len());
     let mut listed = Vec::new();
     for (index, v, decision) in decisions {

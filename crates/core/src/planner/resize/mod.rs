@@ -27,7 +27,7 @@ mod assess;
 mod issue;
 mod wanted;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::model::{Pod, QosClass, Resources};
 
@@ -208,16 +208,20 @@ pub(crate) struct ScaleUpInput<'w> {
 
 /// Pods whose requests change because of a resize (issued this pass or in
 /// flight): scale-down simulates them at their new size.
+///
+/// FxHash rather than SipHash: up to one entry per pod of the cluster, keyed
+/// by uids the API server assigned and by node positions — nothing an
+/// attacker picks to make keys collide.
 #[derive(Debug, Default)]
 pub(crate) struct Adjustments<'w> {
-    pods: HashMap<&'w str, Resized<'w>>,
+    pods: FxHashMap<&'w str, Resized<'w>>,
     /// Per node: the change of its requested resources.
-    node_delta: HashMap<NodeIx, Resources>,
+    node_delta: FxHashMap<NodeIx, Resources>,
     /// Per node: pods evicted this pass to land there at their new size.
-    arriving: HashMap<NodeIx, Vec<&'w Pod>>,
+    arriving: FxHashMap<NodeIx, Vec<&'w Pod>>,
     /// Nodes a planned move needs (this pass or an earlier one's, until the
     /// replacement is scheduled), with the pod moving there (`namespace/name`).
-    reserved: HashMap<NodeIx, String>,
+    reserved: FxHashMap<NodeIx, String>,
 }
 
 /// A pod at its new size; built only if scale-down simulates its node.
