@@ -11,6 +11,8 @@
 
 use std::time::{Duration, Instant};
 
+use kubesim::design_scale::status_kib;
+
 /// The process's CPU time so far, user + system, all threads (`/proc/PID/stat`
 /// fields 14 and 15, in USER_HZ = 100 ticks a second on Linux).
 fn cpu_seconds(pid: u32) -> f64 {
@@ -57,12 +59,6 @@ impl RssSampler {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.join().unwrap()
     }
-}
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,9 +17,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 
 fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    kubesim::design_scale::status_kib("self", field)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

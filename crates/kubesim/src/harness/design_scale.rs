@@ -106,3 +106,13 @@ pub async fn start(scale: f64) -> (KubeSimHandle, Cluster) {
     }
     (sim, Cluster { nodes, pods: pod_n, replica_sets, pdbs, filled: start.elapsed() })
 }
+
+/// A memory figure (KiB) of a process from `/proc/<pid>/status` — `VmRSS:`,
+/// `VmHWM:` — for the scale runs' reports; `pid` may be `"self"`. Both the
+/// daemon's scale run and kubesim's own read it, so it lives beside the
+/// cluster they measure.
+pub fn status_kib(pid: impl std::fmt::Display, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
