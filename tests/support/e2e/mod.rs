@@ -402,6 +402,21 @@ impl World {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// What a failed wait prints: every alert received, the daemon's log above
+    /// DEBUG (its decisions and actions, which the polling at DEBUG buries in a
+    /// plain tail), and the last lines of all of it.
+    pub fn failure_context(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default();
+        let notable: Vec<&str> = text.lines().filter(|l| !l.contains(" DEBUG ") && !l.contains(" TRACE ")).collect();
+        format!(
+            "--- alerts received ---\n{}\n--- daemon log above DEBUG (last 80 lines) ---\n{}\n\
+             --- daemon log (last 25 lines) ---\n{}",
+            self.hooks.transcript(),
+            notable[notable.len().saturating_sub(80)..].join("\n"),
+            self.daemon_log_tail(25)
+        )
+    }
+
     /// Polls `condition` until it holds; fails with `what` and the daemon's log tail.
     pub async fn wait(&self, what: &str, timeout: Duration, mut condition: impl AsyncFnMut() -> bool) {
         let deadline = Instant::now() + timeout;
@@ -410,10 +425,7 @@ impl World {
                 return;
             }
             if Instant::now() > deadline {
-                panic!(
-                    "{what}: not within {timeout:?}\n--- daemon log (last 40 lines) ---\n{}",
-                    self.daemon_log_tail(40)
-                );
+                panic!("{what}: not within {timeout:?}\n{}", self.failure_context());
             }
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
@@ -452,12 +464,11 @@ impl World {
             }
             assert!(
                 Instant::now() < deadline,
-                "Heat ({group}): {what} not within {timeout:?} (now {} desired, members {:?}, {})\n\
-                 --- daemon log (last 40 lines) ---\n{}",
+                "Heat ({group}): {what} not within {timeout:?} (now {} desired, members {:?}, {})\n{}",
                 s.desired,
                 members(&s),
                 s.stack_status,
-                self.daemon_log_tail(40)
+                self.failure_context()
             );
             tokio::time::sleep(Duration::from_millis(150)).await;
         }

@@ -42,6 +42,18 @@ impl Webhooks {
         self.received.lock().unwrap().iter().map(|(_, e)| e["reason"].as_str().unwrap_or("?").to_string()).collect()
     }
 
+    /// Every event received, in order, one line each: what a failed scenario
+    /// prints, so a CI log says what the daemon did and not only its last lines.
+    pub fn transcript(&self) -> String {
+        let received = self.received.lock().unwrap();
+        let first = received.first().map(|(t, _)| *t);
+        let line = |(t, e): &(Instant, Value)| {
+            let at = first.map_or(Duration::ZERO, |f| t.duration_since(f));
+            format!("+{:>7.2}s {} {}", at.as_secs_f64(), e["reason"].as_str().unwrap_or("?"), e["message"])
+        };
+        received.iter().map(line).collect::<Vec<_>>().join("\n")
+    }
+
     /// Waits until `n` events with `reason` have arrived; returns them all.
     pub async fn wait_count(&self, reason: &str, n: usize, timeout: Duration) -> Vec<(Instant, Value)> {
         let deadline = Instant::now() + timeout;

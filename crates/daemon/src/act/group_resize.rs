@@ -11,7 +11,8 @@ use crate::alerts::{ObjectRef, ScalingEvent};
 use crate::cloud::group::{GroupError, GroupSnapshot, NodeGroupBackend, NodeIdentity, join_members};
 use crate::telemetry::{HeatOperation, ScaleUpFailure};
 use heatscaler_core::model::MemberStatus;
-use heatscaler_core::planner::action::{RemovalCause, RemoveMembers, ScaleUp};
+use heatscaler_core::planner::action::{MemberRemoval, RemovalCause, RemoveMembers, ScaleUp};
+use heatscaler_core::planner::explain::ProvisioningFailure;
 use heatscaler_core::planner::protocol::{Phase, RemovalState};
 
 /// How many pending pods get a `TriggeredScaleUp` Event per scale-up (the
@@ -77,6 +78,19 @@ impl Actuator {
                 None => return Ok(Outcome::Skipped(format!("member {} is no longer listed", m.member))),
             }
         }
+        // The nodes each member has now, from fresh lists of both: a member
+        // removed for having no node must still have none.
+        let joined = match self.members_with_nodes(backend, &snapshot).await {
+            Ok(joined) => joined,
+            Err(e) if a.members.iter().any(removed_for_no_node) => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the nodes; a mismatch would name members only");
+                snapshot.members.iter().map(|m| (m.name.clone(), None)).collect()
+            }
+        };
+        if let Some(joined) = joined_since_planned(a, &joined) {
+            return Ok(joined);
+        }
         // Every drained node, checked before anything is changed.
         let mut nodes = Vec::new();
         for m in &a.members {
@@ -114,7 +128,7 @@ impl Actuator {
                 self.kube.patch_node(node, &a.node_patch(record)).await?;
             }
         }
-        let before = self.members_with_nodes(backend, &snapshot).await;
+        let before = joined;
         let start = Instant::now();
         let sent = backend.apply(&plan).await;
         self.metrics.observe_heat_call(HeatOperation::UpdateStack, start.elapsed(), sent.is_ok());
@@ -163,17 +177,15 @@ impl Actuator {
 }
 
 impl Actuator {
-    /// Every member with the name of its node (when one is joined), to tell
-    /// whose node a member that should not have gone was.
+    /// Every member with the name of its node (when one is joined): to check
+    /// that a member removed for having none still has none, and to tell whose
+    /// node a member that should not have gone was.
     async fn members_with_nodes(
         &self,
         backend: &crate::cloud::group::Backend,
         snapshot: &GroupSnapshot,
-    ) -> BTreeMap<String, Option<String>> {
-        let nodes = self.kube.nodes().await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "could not list the nodes; a mismatch would name members only");
-            Vec::new()
-        });
+    ) -> Result<BTreeMap<String, Option<String>>, ActuatorError> {
+        let nodes = self.kube.nodes().await?;
         let identities: Vec<NodeIdentity> = nodes
             .iter()
             .map(|n| NodeIdentity {
@@ -183,12 +195,36 @@ impl Actuator {
             })
             .collect();
         let config = backend.config();
-        join_members(&config.name, &snapshot.members, &config.node_mapping, &identities)
+        Ok(join_members(&config.name, &snapshot.members, &config.node_mapping, &identities)
             .members
             .into_iter()
             .map(|m| (m.id, m.node_name))
-            .collect()
+            .collect())
     }
+}
+
+/// Removed because it has no node: it never registered one in time, or its
+/// node was deleted. (A member Heat failed to create is removed on Heat's word.)
+fn removed_for_no_node(m: &MemberRemoval) -> bool {
+    m.node.is_none()
+        && matches!(
+            m.cause,
+            RemovalCause::NodeGone | RemovalCause::ProvisioningFailed { failure: ProvisioningFailure::NoNode { .. } }
+        )
+}
+
+/// A member the plan removes for having no node has one now, in fresh reads of
+/// Heat and of the nodes: it registered since the plan, or the plan's Heat
+/// read did not name its server. Its node runs like any other and leaves only
+/// through a drain, so nothing of this request is sent.
+fn joined_since_planned(a: &RemoveMembers, joined: &BTreeMap<String, Option<String>>) -> Option<Outcome> {
+    a.members.iter().filter(|m| removed_for_no_node(m)).find_map(|m| {
+        let node = joined.get(&m.member)?.as_ref()?;
+        Some(Outcome::Skipped(format!(
+            "member {} of {} was to be removed for having no node, but its node {node} is registered",
+            m.member, a.group
+        )))
+    })
 }
 
 /// The plan's expectation of the group no longer holds: Heat is busy with
@@ -200,4 +236,55 @@ fn changed_since_planned(snapshot: &GroupSnapshot, expected_desired: u32) -> Opt
     (snapshot.desired != expected_desired).then(|| {
         Outcome::Skipped(format!("desired size is {}, the plan expected {}", snapshot.desired, expected_desired))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use heatscaler_core::model::Timestamp;
+
+    fn removal(members: Vec<MemberRemoval>) -> RemoveMembers {
+        RemoveMembers {
+            group: "workers".into(),
+            expected_desired: 3,
+            new_desired: 2,
+            members,
+            requested_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    fn no_node(member: &str) -> MemberRemoval {
+        MemberRemoval {
+            member: member.into(),
+            node: None,
+            cause: RemovalCause::ProvisioningFailed { failure: ProvisioningFailure::NoNode { limit_secs: 8 } },
+        }
+    }
+
+    fn joined(pairs: &[(&str, Option<&str>)]) -> BTreeMap<String, Option<String>> {
+        pairs.iter().map(|(m, n)| (m.to_string(), n.map(str::to_string))).collect()
+    }
+
+    /// The e2e drift scenario's failure: member 0, planned as having no node
+    /// from one Heat read that did not name its server, was removed with its
+    /// node Ready. The fresh reads find the node: nothing is sent.
+    #[test]
+    fn a_member_removed_for_having_no_node_that_has_one_now_is_not_removed() {
+        let a = removal(vec![no_node("0")]);
+        let Some(Outcome::Skipped(why)) = joined_since_planned(&a, &joined(&[("0", Some("workers-0"))])) else {
+            panic!("member 0 has a node: the removal must be skipped");
+        };
+        assert!(why.contains("workers-0"), "{why}");
+
+        let lost = MemberRemoval { cause: RemovalCause::NodeGone, ..no_node("1") };
+        let a = removal(vec![lost]);
+        assert!(joined_since_planned(&a, &joined(&[("1", Some("workers-1"))])).is_some(), "a lost node is back");
+    }
+
+    #[test]
+    fn members_that_still_have_no_node_are_removed() {
+        let a = removal(vec![no_node("2"), MemberRemoval { cause: RemovalCause::NodeGone, ..no_node("1") }]);
+        let now = joined(&[("0", Some("workers-0")), ("1", None), ("2", None)]);
+        assert!(joined_since_planned(&a, &now).is_none());
+    }
 }
