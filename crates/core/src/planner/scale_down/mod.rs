@@ -3,8 +3,10 @@
 //! A group minion is a candidate when its requested utilisation is under the
 //! threshold — or, with `consolidation`, whatever its utilisation, after those
 //! under it; it is *unneeded* when every pod on it could move to another node
-//! (same scheduling model, PDB allowances shared across the pass, nodes already
-//! found unneeded excluded as destinations). It must stay unneeded for
+//! (same scheduling model, nodes already found unneeded excluded as
+//! destinations) and every PDB covering them allows a disruption now — the
+//! allowance is shared across the pass, and pods beyond it are evicted in
+//! later rounds of the drain, as their replacements become Ready. It must stay unneeded for
 //! `unneeded-time` before its removal starts. Candidates are simulated
 //! cheapest first, within a per-pass budget, previously unneeded ones first
 //! so their timers survive the budget.

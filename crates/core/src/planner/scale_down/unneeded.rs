@@ -9,6 +9,11 @@
 //! removed: it keeps its verdict and its timer, but reserves nothing, or a
 //! node of another group could be found "no place for pod" or "PDB blocks"
 //! only because of a removal that never happens.
+//!
+//! PDBs count progressively: a node whose pods of one PDB outnumber its
+//! allowance is drained in rounds (see [`crate::planner::drain::PdbBudget::take_after`]),
+//! so it is unneeded when each such PDB allows a disruption now; only one
+//! allowing none blocks.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,7 +22,7 @@ use rustc_hash::FxHashMap;
 use crate::model::{Pod, Resources};
 use crate::planner::Cx;
 use crate::planner::Pass;
-use crate::planner::drain::{Disposition, classify, pdb_name};
+use crate::planner::drain::{Disposition, Turn, classify, pdb_name};
 use crate::planner::explain::NodeStatus;
 use crate::planner::index::{GroupIx, NodeIx, PdbIx, Table};
 use crate::planner::memory::Memory;
@@ -173,8 +178,11 @@ pub(super) fn find<'a>(
                 }
                 Disposition::Movable => {}
             }
-            match budget.take(&cx.ix, pod) {
-                Ok(t) => taken.extend(t),
+            // A pod whose PDB allowance this pass has spent goes in a later
+            // round of the drain: it still moves, so it still needs room.
+            match budget.take_after(&cx.ix, pod) {
+                Ok(Turn::Now(t)) => taken.extend(t),
+                Ok(Turn::Later) => {}
                 Err(pdb) => {
                     failure = Some(NodeStatus::PdbBlocks { pod: pod.key(), pdb: pdb_name(&cx.ix, pdb) });
                     break;
