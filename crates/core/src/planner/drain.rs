@@ -56,12 +56,26 @@ pub fn classify(pod: &Pod, has_pdb: impl FnOnce() -> bool, policy: &ScaleDownPol
 /// disrupt: evictions of drains in progress first, then scale-down simulation.
 #[derive(Clone, Debug)]
 pub struct PdbBudget {
+    /// `disruptionsAllowed` as observed.
+    allowed: Table<PdbIx, i32>,
     remaining: Table<PdbIx, i32>,
+}
+
+/// When a drain can evict a pod its PDBs cover.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Turn {
+    /// In this round: one disruption taken from each of these PDBs.
+    Now(Vec<PdbIx>),
+    /// In a later round: this pass's allowance of one of its PDBs is spent
+    /// (by this drain's earlier pods or another's), and comes back once their
+    /// replacements are Ready.
+    Later,
 }
 
 impl PdbBudget {
     pub fn new(ix: &Index<'_>) -> Self {
-        Self { remaining: ix.pdbs().map(|(_, p)| p.disruptions_allowed).collect() }
+        let allowed: Table<PdbIx, i32> = ix.pdbs().map(|(_, p)| p.disruptions_allowed).collect();
+        Self { remaining: allowed.clone(), allowed }
     }
 
     /// Takes one disruption from every PDB covering `pod`, or none if one of
@@ -75,6 +89,28 @@ impl PdbBudget {
             self.remaining[p] -= 1;
         }
         Ok(covering)
+    }
+
+    /// Whether a drain can evict `pod` at all, progressively: when every PDB
+    /// covering it allows a disruption now, it is evicted in this round if
+    /// they all have one left this pass (taken), else in a later one, after
+    /// the replacements of the pods evicted before it are Ready and the
+    /// allowance is back — Karpenter's drain, and what the eviction API
+    /// enforces anyway. Never takes past the allowance. A PDB that allows no
+    /// disruption now (its pods unhealthy, or `maxUnavailable: 0`) blocks:
+    /// nothing says it will ever allow one (that one is returned).
+    pub fn take_after(&mut self, ix: &Index<'_>, pod: &Pod) -> Result<Turn, PdbIx> {
+        let covering: Vec<PdbIx> = ix.pdbs_covering(pod).collect();
+        if let Some(&blocked) = covering.iter().find(|&&p| self.allowed[p] < 1) {
+            return Err(blocked);
+        }
+        if covering.iter().any(|&p| self.remaining[p] < 1) {
+            return Ok(Turn::Later);
+        }
+        for &p in &covering {
+            self.remaining[p] -= 1;
+        }
+        Ok(Turn::Now(covering))
     }
 
     pub fn give_back(&mut self, taken: &[PdbIx]) {

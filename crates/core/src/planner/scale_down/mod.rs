@@ -3,8 +3,10 @@
 //! A group minion is a candidate when its requested utilisation is under the
 //! threshold — or, with `consolidation`, whatever its utilisation, after those
 //! under it; it is *unneeded* when every pod on it could move to another node
-//! (same scheduling model, PDB allowances shared across the pass, nodes already
-//! found unneeded excluded as destinations). It must stay unneeded for
+//! (same scheduling model, nodes already found unneeded excluded as
+//! destinations) and every PDB covering them allows a disruption now — the
+//! allowance is shared across the pass, and pods beyond it are evicted in
+//! later rounds of the drain, as their replacements become Ready. It must stay unneeded for
 //! `unneeded-time` before its removal starts. Candidates are simulated
 //! cheapest first, within a per-pass budget, previously unneeded ones first
 //! so their timers survive the budget.
@@ -14,7 +16,9 @@
 //!    utilised it is (cluster-autoscaler's `eligibility`);
 //! 2. the candidates in order, capped by the per-pass budget (here);
 //! 3. [`unneeded`]: which of them could all go together, and since when they
-//!    have been unneeded (its `unneeded` and removal simulation);
+//!    have been unneeded (its `unneeded` and removal simulation); a node its
+//!    group cannot lose (at min size) keeps its verdict but reserves nothing
+//!    for its own removal, which will not happen;
 //! 4. [`start`]: which unneeded nodes start their removal now — unneeded
 //!    long enough, outside the cool-downs, above min size, within the
 //!    per-step limits (its `planner`'s "nodes to delete").
@@ -34,6 +38,8 @@ use crate::model::Pod;
 use super::action::Action;
 use super::explain::{NodeExplanation, NodeStatus, Note};
 use super::index::{GroupIx, NodeIx, Table};
+use super::provisioning::GroupView;
+use super::removal::RemovalProgress;
 use super::{Cx, Pass};
 
 /// A node that may be removed, if its pods can move.
@@ -87,7 +93,7 @@ pub fn plan<'a>(cx: &Cx<'a>, pass: &mut Pass<'a>) -> Vec<Action> {
     order_and_cap(cx, pass, &mut candidates, &mut statuses);
 
     let unneeded = unneeded::find(cx, pass, &candidates, &incoming, &mut statuses);
-    unneeded::track(cx, &mut pass.memory, &candidates, &unneeded);
+    unneeded::track(cx, &mut pass.memory, &candidates, &unneeded.found);
 
     let actions = start::removals(cx, pass, &candidates, &unneeded, &mut statuses);
     if actions.is_empty() {
@@ -98,6 +104,15 @@ pub fn plan<'a>(cx: &Cx<'a>, pass: &mut Pass<'a>) -> Vec<Action> {
         pass.ex.nodes.push(NodeExplanation { node: cx.ix.node(i).name.clone(), group, status });
     }
     actions
+}
+
+/// How many members of group `g` stay once its removals in progress and
+/// `leaving` more are done: a group with no more than its min size staying
+/// loses no further node. The unneeded simulation and the start of removals
+/// count alike, so a node the simulation let reserve room is never one its
+/// group then keeps.
+fn staying(views: &Table<GroupIx, GroupView>, removals: &RemovalProgress, g: GroupIx, leaving: u32) -> u32 {
+    views[g].live.saturating_sub(removals.in_removal.get(&g).copied().unwrap_or(0)).saturating_sub(leaving)
 }
 
 /// A node a replacement is for first (its pods go to the new minion, which

@@ -39,6 +39,7 @@ use crate::planner::{Cx, Pass};
 use crate::policy::Expander;
 
 use super::Candidate;
+use super::unneeded::Unneeded;
 
 /// Whether node `name` is the one a replacement under way is for: it is
 /// simulated before every other candidate.
@@ -67,7 +68,7 @@ pub(super) fn plan<'a>(
     cx: &Cx<'a>,
     pass: &mut Pass<'a>,
     candidates: &[Candidate],
-    unneeded: &[usize],
+    unneeded: &Unneeded,
     incoming: &Table<NodeIx, Vec<&'a Pod>>,
 ) {
     let sd = &cx.policy.scale_down;
@@ -86,7 +87,7 @@ pub(super) fn plan<'a>(
     let mut order: Vec<&Candidate> = candidates
         .iter()
         .enumerate()
-        .filter(|(k, c)| !unneeded.contains(k) && !c.unready && price(c.group) > cheapest)
+        .filter(|(k, c)| !unneeded.found.contains(k) && !c.unready && price(c.group) > cheapest)
         .map(|(_, c)| c)
         .collect();
     if order.is_empty() {
@@ -95,9 +96,9 @@ pub(super) fn plan<'a>(
     order.sort_by(|a, b| price(b.group).total_cmp(&price(a.group)).then(a.utilization.total_cmp(&b.utilization)));
     let boot = boot_latency(cx);
     let headroom = Headroom::new(cx, pass);
-    // Destinations: Ready nodes not being removed nor found unneeded, with
+    // Destinations: Ready nodes not being removed nor found removable, with
     // what is about to land there.
-    let going: Vec<NodeIx> = unneeded.iter().map(|&k| candidates[k].node).collect();
+    let going: Vec<NodeIx> = unneeded.removable().map(|k| candidates[k].node).collect();
     let mut slot: Table<NodeIx, Option<usize>> = Table::filled(None, cx.ix.node_count());
     let mut nodes = Vec::new();
     for (i, s) in slot.iter_mut() {

@@ -14,7 +14,8 @@ use crate::planner::protocol::{Phase, RemovalKind, RemovalRecord};
 use crate::planner::time::after;
 use crate::planner::{Cx, Pass};
 
-use super::{Candidate, Statuses};
+use super::unneeded::Unneeded;
+use super::{Candidate, Statuses, staying};
 
 /// The cool-down in force after a scale-up, a removal or a failure, if any:
 /// the one that lasts longest.
@@ -41,14 +42,14 @@ fn cooldown(cx: &Cx<'_>, memory: &Memory) -> Option<(Cooldown, Timestamp)> {
     .max_by_key(|(_, until)| *until)
 }
 
-/// The unneeded nodes (indices into `candidates`) whose removal starts now;
-/// every other one is explained with what holds it. Reads the groups, the
-/// scale-up, the removals in progress and the memory of `pass`.
+/// The unneeded nodes whose removal starts now; every other one is explained
+/// with what holds it. Reads the groups, the scale-up, the removals in
+/// progress and the memory of `pass`.
 pub(super) fn removals(
     cx: &Cx<'_>,
     pass: &mut Pass<'_>,
     candidates: &[Candidate],
-    unneeded: &[usize],
+    unneeded: &Unneeded,
     statuses: &mut Statuses,
 ) -> Vec<Action> {
     let Pass { groups: views, removals, up, memory, ex, .. } = pass;
@@ -68,7 +69,7 @@ pub(super) fn removals(
     let mut started: BTreeMap<GroupIx, u32> = BTreeMap::new();
     let (mut empty_started, mut drains_started) = (0u32, 0u32);
     let mut actions = Vec::new();
-    for &k in unneeded {
+    for &k in &unneeded.found {
         let c = &candidates[k];
         let node = cx.ix.node(c.node);
         let since = memory.unneeded_since.get(&node.name).copied().unwrap_or(cx.now);
@@ -80,13 +81,12 @@ pub(super) fn removals(
             removable_at = removable_at.max(*until);
         }
         let group = cx.ix.group(c.group);
-        let staying = views[c.group]
-            .live
-            .saturating_sub(removals.in_removal.get(&c.group).copied().unwrap_or(0))
-            .saturating_sub(started.get(&c.group).copied().unwrap_or(0));
+        let staying = staying(views, removals, c.group, started.get(&c.group).copied().unwrap_or(0));
         // Min size first: it holds the node whatever its timer, and naming the
-        // timer instead would read as if the node were about to go.
-        let held = if staying <= group.min_size {
+        // timer instead would read as if the node were about to go. A node the
+        // simulation kept reserved nothing for its removal: it never starts,
+        // even if fewer nodes of its group start than were found unneeded.
+        let held = if unneeded.kept(k) || staying <= group.min_size {
             Some(Hold::GroupAtMinSize { min: group.min_size })
         } else if timer_runs {
             Some(Hold::UnneededTime)

@@ -1,34 +1,72 @@
 //! Which candidates are unneeded: every pod on them could move to another
 //! node, all of them together — and since when each has been unneeded.
+//!
+//! A candidate found unneeded normally *reserves* what its removal would
+//! use: its pods stay placed on the other nodes, it is no destination for
+//! the next candidates, and its evictions take from the PDB allowances. One
+//! whose group is at its min size (counting the removals in progress and
+//! the candidates of its group found unneeded before it) will not be
+//! removed: it keeps its verdict and its timer, but reserves nothing, or a
+//! node of another group could be found "no place for pod" or "PDB blocks"
+//! only because of a removal that never happens.
+//!
+//! PDBs count progressively: a node whose pods of one PDB outnumber its
+//! allowance is drained in rounds (see [`crate::planner::drain::PdbBudget::take_after`]),
+//! so it is unneeded when each such PDB allows a disruption now; only one
+//! allowing none blocks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::FxHashMap;
 
 use crate::model::{Pod, Resources};
 use crate::planner::Cx;
 use crate::planner::Pass;
-use crate::planner::drain::{Disposition, classify, pdb_name};
+use crate::planner::drain::{Disposition, Turn, classify, pdb_name};
 use crate::planner::explain::NodeStatus;
-use crate::planner::index::{NodeIx, PdbIx, Table};
+use crate::planner::index::{GroupIx, NodeIx, PdbIx, Table};
 use crate::planner::memory::Memory;
 use crate::planner::resize;
 use crate::planner::scheduling::{Placer, SchedNode};
 
-use super::{Candidate, Statuses};
+use super::{Candidate, Statuses, staying};
 
-/// Finds which candidates could all go together; returns their indices into
-/// `candidates`. Pods moved in the simulation stay where they were moved, and a
-/// node found unneeded is no destination for the next ones. Reads the resize
-/// adjustments of `pass`; takes from its PDB allowance.
+/// The candidates found unneeded (indices into the candidates), in the
+/// order they were simulated.
+#[derive(Debug, Default)]
+pub(super) struct Unneeded {
+    /// Every one: their unneeded timers run.
+    pub found: Vec<usize>,
+    /// Those among them their group cannot lose (at its min size): they
+    /// reserved nothing in the simulation, so their removal must not start.
+    kept: BTreeSet<usize>,
+}
+
+impl Unneeded {
+    /// Whether candidate `k` was found unneeded but kept by its group's min size.
+    pub fn kept(&self, k: usize) -> bool {
+        self.kept.contains(&k)
+    }
+
+    /// The unneeded candidates whose removal the simulation reserved for.
+    pub fn removable(&self) -> impl Iterator<Item = usize> + '_ {
+        self.found.iter().copied().filter(|k| !self.kept(*k))
+    }
+}
+
+/// Finds which candidates could all go together. Pods moved in the
+/// simulation stay where they were moved, and a node found unneeded is no
+/// destination for the next ones — unless its group cannot lose it (see the
+/// module documentation). Reads the groups, the removals in progress and the
+/// resize adjustments of `pass`; takes from its PDB allowance.
 pub(super) fn find<'a>(
     cx: &Cx<'a>,
     pass: &mut Pass<'a>,
     candidates: &[Candidate],
     incoming: &Table<NodeIx, Vec<&'a Pod>>,
     statuses: &mut Statuses,
-) -> Vec<usize> {
-    let Pass { adjust, budget, .. } = pass;
+) -> Unneeded {
+    let Pass { adjust, budget, groups: views, removals, .. } = pass;
     let mut slot: Table<NodeIx, Option<usize>> = Table::filled(None, cx.ix.node_count());
     let mut nodes = Vec::new();
     for (i, slot) in slot.iter_mut() {
@@ -81,7 +119,9 @@ pub(super) fn find<'a>(
         .collect();
     let mut placer = Placer::new(nodes).whole_cluster();
     let mut moved_in: Vec<Vec<&Pod>> = vec![Vec::new(); placer.nodes().len()];
-    let mut unneeded = Vec::new();
+    let mut unneeded = Unneeded::default();
+    // Per group, the candidates found unneeded that reserved their removal.
+    let mut leaving: BTreeMap<GroupIx, u32> = BTreeMap::new();
     for (k, c) in candidates.iter().enumerate() {
         // A node that is not Ready is no destination (no slot) but may go.
         let me = slot[c.node];
@@ -138,8 +178,11 @@ pub(super) fn find<'a>(
                 }
                 Disposition::Movable => {}
             }
-            match budget.take(&cx.ix, pod) {
-                Ok(t) => taken.extend(t),
+            // A pod whose PDB allowance this pass has spent goes in a later
+            // round of the drain: it still moves, so it still needs room.
+            match budget.take_after(&cx.ix, pod) {
+                Ok(Turn::Now(t)) => taken.extend(t),
+                Ok(Turn::Later) => {}
                 Err(pdb) => {
                     failure = Some(NodeStatus::PdbBlocks { pod: pod.key(), pdb: pdb_name(&cx.ix, pdb) });
                     break;
@@ -169,11 +212,20 @@ pub(super) fn find<'a>(
                 }
             }
         }
+        let going = leaving.get(&c.group).copied().unwrap_or(0);
+        let at_min_size = staying(views, removals, c.group, going) <= cx.ix.group(c.group).min_size;
         match failure {
             Some(status) => {
                 placer.rollback(checkpoint);
                 budget.give_back(&taken);
                 statuses.insert(c.node, status);
+            }
+            None if at_min_size => {
+                // Unneeded, but it stays: its pods stay, it stays a destination.
+                placer.rollback(checkpoint);
+                budget.give_back(&taken);
+                unneeded.found.push(k);
+                unneeded.kept.insert(k);
             }
             None => {
                 // Its free capacity is gone; what moved left the others.
@@ -190,7 +242,8 @@ pub(super) fn find<'a>(
                 for (dest, pod) in moves {
                     moved_in[dest].push(pod);
                 }
-                unneeded.push(k);
+                *leaving.entry(c.group).or_insert(0) += 1;
+                unneeded.found.push(k);
             }
         }
     }

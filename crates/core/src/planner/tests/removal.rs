@@ -326,3 +326,55 @@ fn drained_and_failed_members_leave_in_one_request() {
     assert_eq!(ids, ["bad", "w-1"]);
     assert_eq!((rm[0].expected_desired, rm[0].new_desired), (4, 2));
 }
+
+/// Issue 18 item 2, Karpenter's drain: a node holding two pods of a PDB that
+/// allows one disruption is unneeded, and its drain evicts one pod, waits for
+/// its replacement to be Ready (the allowance back), then evicts the other —
+/// never both at once.
+#[test]
+fn a_node_holding_more_pods_of_a_pdb_than_it_allows_is_drained_in_rounds() {
+    let mut w = World::new();
+    w.group("workers", 0, 10, 4000, 16 * GI);
+    w.minion("workers", "w-0");
+    w.minion("workers", "w-1");
+    w.pod("busy-0", Some("w-0"), 2500, 4 * GI);
+    w.pod("db-0", Some("w-1"), 300, GI);
+    w.pod("db-1", Some("w-1"), 300, GI);
+    w.pdb("db", "db", 1);
+    let plan = w.step();
+    assert!(matches!(plan.explanation.node("w-1"), Some(NodeStatus::Unneeded { .. })), "{}", plan.explanation);
+    w.advance(600);
+    let plan = w.step();
+    assert_eq!(kinds(&plan), ["start-removal:w-1"], "{}", plan.explanation);
+    w.apply(&plan);
+
+    let evicted = |plan: &Plan| -> Vec<String> {
+        plan.actions
+            .iter()
+            .filter_map(|a| if let Action::EvictPods(e) = a { Some(e) } else { None })
+            .flat_map(|e| e.pods.iter().map(|p| p.pod.name.clone()))
+            .collect()
+    };
+    let mut rounds = Vec::new();
+    for replacement in ["db-2", "db-3"] {
+        w.advance(10);
+        let plan = w.step();
+        let round = evicted(&plan);
+        assert_eq!(round.len(), 1, "one eviction per round: {round:?}\n{}", plan.explanation);
+        w.apply(&plan);
+        // The evicted pod terminates; the disruption controller counts it.
+        w.snap.pdbs[0].disruptions_allowed = 0;
+        w.advance(10);
+        let plan = w.step();
+        assert!(evicted(&plan).is_empty(), "nothing past the allowance\n{}", plan.explanation);
+        w.terminate();
+        // Its replacement is Ready elsewhere: the allowance is back.
+        w.pod(replacement, Some("w-0"), 300, GI);
+        w.snap.pdbs[0].disruptions_allowed = 1;
+        rounds.push(round);
+    }
+    assert_eq!(rounds.concat().len(), 2);
+    w.advance(10);
+    let plan = w.step();
+    assert_eq!(kinds(&plan), ["mark-drained:w-1"], "{}", plan.explanation);
+}
