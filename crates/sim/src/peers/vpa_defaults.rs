@@ -92,7 +92,7 @@ pub fn evictions<P: UpdaterView>(
         if !disruptable {
             break;
         }
-        out.push(p.pod().uid.clone());
+        out.push(p.pod().uid.to_string());
     }
     out
 }
