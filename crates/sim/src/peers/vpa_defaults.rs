@@ -138,7 +138,7 @@ mod tests {
             last_oom: None,
         };
         let pod = Pod {
-            uid: format!("uid-{i}"),
+            uid: format!("uid-{i}").into(),
             node_name: Some(format!("n{i}")),
             phase: PodPhase::Running,
             requests: Resources::new(500, 512 * MI),
