@@ -105,8 +105,8 @@ impl Fixture {
 
 fn eviction(p: &Pod) -> Eviction {
     Eviction {
-        pod: PodKey { namespace: "default".into(), name: p.metadata.name.clone().unwrap() },
-        uid: p.metadata.uid.clone().unwrap(),
+        pod: PodKey { namespace: "default".into(), name: p.metadata.name.clone().unwrap().into() },
+        uid: p.metadata.uid.clone().unwrap().into(),
     }
 }
 
@@ -334,8 +334,8 @@ async fn a_resize_refused_as_invalid_is_reported_and_not_sent_again() {
     assert_eq!(pod.status.as_ref().and_then(|s| s.qos_class.as_deref()), Some("BestEffort"));
     let resize = |cpu_milli: i64| {
         Action::ResizePod(ResizePod {
-            pod: PodKey { namespace: "default".into(), name: pod.metadata.name.clone().unwrap() },
-            uid: pod.metadata.uid.clone().unwrap(),
+            pod: PodKey { namespace: "default".into(), name: pod.metadata.name.clone().unwrap().into() },
+            uid: pod.metadata.uid.clone().unwrap().into(),
             node: "m-1".into(),
             vpa: "default/batch".into(),
             containers: vec![ContainerResize {

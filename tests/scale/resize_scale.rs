@@ -41,8 +41,8 @@ fn cluster(now: Timestamp) -> Snapshot {
                 ..test_support::container("app", Resources::new(cpu, 256 * MI))
             };
             snap.pods.push(Pod {
-                uid: format!("uid-{i}"),
-                namespace: format!("ns-{}", w % 50),
+                uid: format!("uid-{i}").into(),
+                namespace: format!("ns-{}", w % 50).into(),
                 labels: BTreeMap::from([("app".to_string(), format!("w{w}"))]).into(),
                 owner: Some(
                     OwnerRef { kind: "ReplicaSet".into(), name: format!("w{w}"), uid: format!("rs-{w}") }.into(),

@@ -130,11 +130,11 @@ fn breakdown(pods: &[heatscaler_core::model::Pod]) -> [(&'static str, usize); 7]
         [("Pod", 0), ("uid", 0), ("namespace+name", 0), ("owner", 0), ("workload", 0), ("node", 0), ("containers", 0)];
     for p in pods {
         parts[0].1 += std::mem::size_of::<Pod>();
-        parts[1].1 += s(&p.uid);
-        parts[2].1 += s(&p.namespace) + s(&p.name);
         let own = |n: &heatscaler_core::model::Name| {
             if heatscaler_core::model::Name::strong_count(n) == Some(1) { n.len() } else { 0 }
         };
+        parts[1].1 += own(&p.uid);
+        parts[2].1 += own(&p.namespace) + own(&p.name);
         parts[3].1 += p.owner.as_ref().filter(|o| std::sync::Arc::strong_count(o) == 1).map_or(0, |w| {
             std::mem::size_of::<heatscaler_core::model::OwnerRef>() + s(&w.kind) + s(&w.name) + s(&w.uid)
         });

@@ -275,8 +275,12 @@ impl<'s> Controllers<'s> {
     }
 
     pub fn depart(&mut self, world: &mut World<'_>, i: usize) {
-        let uids: Vec<String> =
-            world.cluster.pods_of(Origin::OneOff(i)).filter(|p| p.deletion.is_none()).map(|p| p.uid.clone()).collect();
+        let uids: Vec<String> = world
+            .cluster
+            .pods_of(Origin::OneOff(i))
+            .filter(|p| p.deletion.is_none())
+            .map(|p| p.uid.to_string())
+            .collect();
         for uid in uids {
             world.delete_pod(&uid, None);
         }

@@ -350,7 +350,7 @@ impl<'s, 'o> Engine<'s, 'o> {
             world.cluster.snap.nodes.iter().map(|n| (n.name.clone(), Resources::default())).collect();
         for pod in &world.cluster.snap.pods {
             let Some(node) = &pod.node_name else { continue };
-            let used = match world.cluster.origin.get(&pod.uid).copied() {
+            let used = match world.cluster.origin.get(pod.uid.as_str()).copied() {
                 Some(Origin::Workload(_)) if self.usage.last(&pod.uid).is_some() => {
                     self.usage.last(&pod.uid).cloned().unwrap_or_default()
                 }

@@ -126,7 +126,7 @@ impl PodUsage {
                         memory_working_set: Some(memory as i64),
                     });
                 }
-                self.last.insert(pod.uid.clone(), used);
+                self.last.insert(pod.uid.to_string(), used);
             }
         }
         for (w, live, sample) in measured {

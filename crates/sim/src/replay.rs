@@ -251,7 +251,7 @@ impl TraceFeed {
                     .cluster
                     .pods_of(Origin::Trace(t, id))
                     .filter(|p| p.deletion.is_none())
-                    .map(|p| p.uid.clone())
+                    .map(|p| p.uid.to_string())
                     .collect();
                 for uid in uids {
                     world.delete_pod(&uid, None);

@@ -80,7 +80,7 @@ pub fn schedule(world: &mut World<'_>) -> Vec<String> {
         let pod = &snap.pods[i];
         let class = (Arc::as_ptr(&pod.placement) as usize, &pod.requests, pod.owner.as_ref().map(|o| o.uid.as_str()));
         if pod.placement.pod_affinity.is_empty() && hopeless.contains(&class) {
-            decisions.push((pod.uid.clone(), None));
+            decisions.push((pod.uid.to_string(), None));
             continue;
         }
         // Preferred terms and ScheduleAnyway spread first, then
@@ -92,7 +92,7 @@ pub fn schedule(world: &mut World<'_>) -> Vec<String> {
                 hopeless.insert(class);
             }
         }
-        decisions.push((pod.uid.clone(), best.map(|k| placer.nodes()[k].name.to_string())));
+        decisions.push((pod.uid.to_string(), best.map(|k| placer.nodes()[k].name.to_string())));
     }
     let now = world.now();
     let mut bound = Vec::new();

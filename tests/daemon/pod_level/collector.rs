@@ -55,7 +55,7 @@ async fn collects_summary_and_cadvisor_and_survives_a_failing_node() {
         assert_eq!(collector.health()["node-2"].consecutive_failures, 2);
         assert_eq!(collector.failures_total(), 2);
         let expected: Vec<&String> = node_of.iter().filter(|(_, n)| *n != "node-2").map(|(p, _)| p).collect();
-        let mut seen: Vec<&String> = second.containers.iter().map(|c| &c.pod.name).collect();
+        let mut seen: Vec<&str> = second.containers.iter().map(|c| c.pod.name.as_str()).collect();
         seen.sort();
         assert_eq!(seen, expected, "{source:?}: every pod on a healthy node, none from node-2");
         for c in &second.containers {

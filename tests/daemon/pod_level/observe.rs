@@ -112,8 +112,8 @@ fn pod(
         _ => PodPhase::Unknown,
     };
     Pod {
-        uid: p.metadata.uid.clone().unwrap(),
-        namespace,
+        uid: p.metadata.uid.clone().unwrap().into(),
+        namespace: namespace.into(),
         labels: p.metadata.labels.clone().unwrap_or_default().into(),
         owner: owner.map(|o| OwnerRef { kind: o.kind.clone(), name: o.name.clone(), uid: o.uid.clone() }.into()),
         workload,

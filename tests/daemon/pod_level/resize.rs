@@ -128,9 +128,11 @@ async fn an_infeasible_resize_becomes_a_node_level_need_then_a_recreate() {
     // A resize beyond what node-0 can ever hold (sent as an earlier pass would have).
     let pods = pods_of(&client, "big").await;
     let victim = pods[0].clone();
-    let key =
-        heatscaler_core::model::PodKey { namespace: "default".into(), name: victim.metadata.name.clone().unwrap() };
-    let uid = victim.metadata.uid.clone().unwrap();
+    let key = heatscaler_core::model::PodKey {
+        namespace: "default".into(),
+        name: victim.metadata.name.clone().unwrap().into(),
+    };
+    let uid: heatscaler_core::model::Name = victim.metadata.uid.clone().unwrap().into();
     let api: Api<Pod> = Api::default_namespaced(client.clone());
     let resize = ResizePod {
         pod: key.clone(),

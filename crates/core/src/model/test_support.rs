@@ -22,7 +22,7 @@ pub fn epoch() -> Timestamp {
 /// containers or placement constraints.
 pub fn pod(name: &str) -> Pod {
     Pod {
-        uid: format!("uid-{name}"),
+        uid: format!("uid-{name}").into(),
         namespace: "default".into(),
         name: name.into(),
         labels: Arc::default(),

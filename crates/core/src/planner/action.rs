@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::{PodAffinityTerm, PodKey, Timestamp, WorkloadRef};
+use crate::model::{Name, PodAffinityTerm, PodKey, Timestamp, WorkloadRef};
 use crate::policy::Expander;
 
 use super::explain::{CpuMemory, ProvisioningFailure, RollbackReason, UpdateReason};
@@ -385,7 +385,7 @@ pub struct EvictPods {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Eviction {
     pub pod: PodKey,
-    pub uid: String,
+    pub uid: Name,
 }
 
 /// Record that only DaemonSet and mirror pods remain.
@@ -466,7 +466,7 @@ pub struct DeleteNode {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ResizePod {
     pub pod: PodKey,
-    pub uid: String,
+    pub uid: Name,
     pub node: String,
     /// The VPA object (`namespace/name`), for Events.
     pub vpa: String,
@@ -522,7 +522,7 @@ impl fmt::Display for ContainerResize {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RecreatePod {
     pub pod: PodKey,
-    pub uid: String,
+    pub uid: Name,
     pub node: String,
     pub vpa: String,
     /// What the replacement should get.

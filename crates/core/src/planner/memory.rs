@@ -8,9 +8,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize, Serializer};
 
-use crate::model::Timestamp;
+use crate::model::{Name, Timestamp};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -57,20 +58,34 @@ pub struct Replacement {
 
 /// Losing it restarts the off-target timers (a pod must be off target for the
 /// full `update-off-target-after` again) and the per-workload rate limit.
+///
+/// The per-pod timers are keyed by the snapshot's own uid [`Name`]s in hash
+/// maps ([`PodTimers`]): a pass over 300,000 pods under VPA objects records
+/// up to one timer per pod, looks one up per pod and copies the map into the
+/// next pass's memory. Owned uids in ordered maps made that a string copy per
+/// entry, a string comparison per tree level on every look-up and a sort of
+/// every off-target uid per pass — the largest items of the pass's profile
+/// (issue 22); now it is a reference count and one hash per pod. Nothing
+/// iterates these maps to decide anything, so their order cannot move a
+/// decision; they serialise sorted by uid, as before.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ResizeMemory {
     /// Last update (resize or recreate) per workload (`kind/namespace/name`).
     pub last_update: BTreeMap<String, Timestamp>,
     /// Since when each pod (by uid) has been off target by more than `min-change-fraction`.
-    pub off_target_since: BTreeMap<String, Timestamp>,
+    #[serde(serialize_with = "by_uid")]
+    pub off_target_since: PodTimers,
     /// When heatscaler last resized each pod (by uid): an OOM kill after it
     /// shows the new size is too small.
-    pub resized: BTreeMap<String, Timestamp>,
+    #[serde(serialize_with = "by_uid")]
+    pub resized: PodTimers,
     /// Pods evicted to move (by the evicted pod's uid) whose replacement has
     /// not been scheduled yet: their destination is not removed meanwhile.
+    /// Ordered: a pass visits them in uid order (a node two moves reserve
+    /// names the first), and there are a few.
     #[serde(default)]
-    pub moves: BTreeMap<String, PlannedMove>,
+    pub moves: BTreeMap<Name, PlannedMove>,
 }
 
 impl Memory {
@@ -84,7 +99,7 @@ impl Memory {
         Self {
             resize: ResizeMemory {
                 last_update: last_update.clone(),
-                off_target_since: BTreeMap::new(),
+                off_target_since: PodTimers::default(),
                 resized: resized.clone(),
                 moves: moves.clone(),
             },
@@ -99,6 +114,16 @@ impl Memory {
             replacement: self.replacement.clone(),
         }
     }
+}
+
+/// A time per pod, by uid. FxHash, not SipHash: the keys are uids the API
+/// server assigned, nothing a tenant picks to make them collide.
+pub type PodTimers = FxHashMap<Name, Timestamp>;
+
+/// [`PodTimers`] in uid order: the same memory always serialises the same.
+fn by_uid<S: Serializer>(timers: &PodTimers, s: S) -> Result<S::Ok, S::Error> {
+    let sorted: BTreeMap<&str, &Timestamp> = timers.iter().map(|(uid, t)| (uid.as_str(), t)).collect();
+    sorted.serialize(s)
 }
 
 /// Where an evicted pod was planned to land, at its new size.

@@ -480,7 +480,7 @@ fn footprint_and_throughput_figures() {
     let start = std::time::Instant::now();
     for _ in 0..100 {
         for (i, w) in workloads.iter().enumerate() {
-            let p = PodKey { namespace: "ns".into(), name: format!("p{i}") };
+            let p = PodKey { namespace: "ns".into(), name: format!("p{i}").into() };
             r.add_cpu_sample(w, &p, "app", t, 0.1 + (i % 17) as f64 * 0.05, 200).unwrap();
             r.add_memory_sample(w, &p, "app", t, (100 + (i % 50) as i64) * MI).unwrap();
         }

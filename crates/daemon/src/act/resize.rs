@@ -49,7 +49,7 @@ impl RefusedResizes {
     /// Whether this very resize of this pod was refused before.
     fn was_refused(&self, a: &ResizePod) -> bool {
         let refused = self.0.lock().expect("refused resizes lock");
-        refused.get(&a.uid).is_some_and(|s| *s == Self::signature(a))
+        refused.get(a.uid.as_str()).is_some_and(|s| *s == Self::signature(a))
     }
 
     fn remember(&self, a: &ResizePod) {
@@ -57,7 +57,7 @@ impl RefusedResizes {
         if refused.len() >= REFUSED_MAX {
             refused.clear();
         }
-        refused.insert(a.uid.clone(), Self::signature(a));
+        refused.insert(a.uid.to_string(), Self::signature(a));
     }
 }
 

@@ -29,18 +29,19 @@ impl ObjectRef {
         Self { api_version: "v1".into(), kind: "Node".into(), namespace: None, name: name.into(), uid: None }
     }
 
-    pub fn pod(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    /// `AsRef<str>`: the model's pods name themselves with shared `Name`s.
+    pub fn pod(namespace: impl AsRef<str>, name: impl AsRef<str>) -> Self {
         Self {
             api_version: "v1".into(),
             kind: "Pod".into(),
-            namespace: Some(namespace.into()),
-            name: name.into(),
+            namespace: Some(namespace.as_ref().to_string()),
+            name: name.as_ref().to_string(),
             uid: None,
         }
     }
 
-    pub fn with_uid(mut self, uid: impl Into<String>) -> Self {
-        self.uid = Some(uid.into());
+    pub fn with_uid(mut self, uid: impl AsRef<str>) -> Self {
+        self.uid = Some(uid.as_ref().to_string());
         self
     }
 

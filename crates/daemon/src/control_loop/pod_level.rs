@@ -95,10 +95,14 @@ fn sightings(
 ) -> Vec<UpstreamSighting> {
     let mut out: Vec<UpstreamSighting> = Vec::new();
     for pod in snapshot.pods.iter().filter(|p| p.namespace == namespace) {
-        let Some(mark) = marks.get(&pod.uid) else { continue };
+        let Some(mark) = marks.get(pod.uid.as_str()) else { continue };
         let mut found = |component| {
             if !out.iter().any(|s| s.component == component) {
-                out.push(UpstreamSighting { component, namespace: pod.namespace.clone(), pod: pod.name.clone() });
+                out.push(UpstreamSighting {
+                    component,
+                    namespace: pod.namespace.to_string(),
+                    pod: pod.name.to_string(),
+                });
             }
         };
         if mark.admitted_by.as_deref() == Some(name) {

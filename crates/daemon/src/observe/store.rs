@@ -74,7 +74,7 @@ pub struct ClusterStore {
     placements: Interner<Placement>,
     labels: Interner<BTreeMap<String, String>>,
     owners: Interner<OwnerRef>,
-    /// The workloads' kinds, namespaces and names.
+    /// The workloads' kinds, namespaces and names, and the pods' namespaces.
     names: Names,
     /// The Deployment controlling each ReplicaSet (`None`: no Deployment).
     replica_sets: HashMap<RsKey, Option<String>>,
@@ -407,6 +407,7 @@ impl ClusterStore {
     /// Converts a pod, shares its placement, and resolves its workload.
     fn compact_pod(&mut self, p: &k8s::Pod) -> Pod {
         let mut pod = convert::pod(p);
+        pod.namespace = self.names.intern(pod.namespace);
         if let Some(labels) = self.namespaces.get(pod.namespace.as_str()) {
             Arc::make_mut(&mut pod.placement).namespace_labels = labels.clone();
         }
@@ -415,7 +416,7 @@ impl ClusterStore {
         pod.owner = pod.owner.map(|o| self.owners.intern(o));
         pod.workload = self.shared_workload(pod.workload);
         if let Some(owner) = pod.owner.clone().filter(|o| o.kind == "ReplicaSet") {
-            let rs = (pod.namespace.clone(), owner.name.clone());
+            let rs = (pod.namespace.to_string(), owner.name.clone());
             match self.replica_sets.get(&rs) {
                 Some(deployment) => {
                     let resolved = convert::workload(&owner, &pod.namespace, Some(deployment.as_deref()));
@@ -455,7 +456,7 @@ impl ClusterStore {
         let mut changed = false;
         for pod in &mut self.snapshot.pods {
             let Some(owner) = pod.owner.as_ref().filter(|o| o.kind == "ReplicaSet") else { continue };
-            let rs = (pod.namespace.clone(), owner.name.clone());
+            let rs = (pod.namespace.to_string(), owner.name.clone());
             let resolved = match self.replica_sets.get(&rs) {
                 Some(d) => convert::workload(owner, &pod.namespace, Some(d.as_deref())),
                 None => {
@@ -808,6 +809,8 @@ mod tests {
         let (wa, wb) = (a.workload.as_ref().unwrap(), b.workload.as_ref().unwrap());
         assert!(Name::ptr_eq(&wa.name, &wb.name) && Name::ptr_eq(&wa.namespace, &wb.namespace));
         assert!(Name::ptr_eq(&wa.kind, &wb.kind));
+        // ... and their namespace, with the workload's.
+        assert!(Name::ptr_eq(&a.namespace, &b.namespace) && Name::ptr_eq(&a.namespace, &wa.namespace));
         // The same ReplicaSet again (a status change): nothing to do.
         assert!(!s.apply_replica_set(Event::Apply(replica_set("web-1", Some("web")))));
         // A pod arriving now resolves at once.

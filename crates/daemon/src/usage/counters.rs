@@ -82,7 +82,7 @@ impl CpuCounters {
                 (None, None) => continue,
             };
             usage.push(ContainerUsage {
-                pod: PodKey { namespace: reading.series.namespace, name: reading.series.pod },
+                pod: PodKey { namespace: reading.series.namespace.into(), name: reading.series.pod.into() },
                 container: reading.series.container,
                 at,
                 cpu_cores: cpu.map(|(_, c)| c),

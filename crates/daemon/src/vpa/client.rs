@@ -150,7 +150,7 @@ pub enum EvictOutcome {
 pub async fn recreate_pod(pods: &Api<Pod>, action: &RecreatePod) -> Result<EvictOutcome, ClientError> {
     let mut params = EvictParams::default();
     params.delete_options.get_or_insert_with(Default::default).preconditions =
-        Some(kube::api::Preconditions { uid: Some(action.uid.clone()), resource_version: None });
+        Some(kube::api::Preconditions { uid: Some(action.uid.to_string()), resource_version: None });
     match pods.evict(&action.pod.name, &params).await {
         Ok(_) => Ok(EvictOutcome::Evicted),
         // A throttling 429 (priority-and-fairness) is an error, retried next pass.

@@ -203,7 +203,7 @@ fn resize(world: &mut World<'_>, a: &ResizePod) -> Result<(), String> {
         ResizeAnswer::Requested(verdict) => {
             world.record(
                 &subject,
-                TimelineEvent::PodResized { pod: a.pod.name.clone(), change, kubelet: format!("{verdict:?}") },
+                TimelineEvent::PodResized { pod: a.pod.name.to_string(), change, kubelet: format!("{verdict:?}") },
             );
             Ok(())
         }
@@ -229,7 +229,7 @@ fn recreate(world: &mut World<'_>, a: &RecreatePod, owners: &mut dyn Owners) -> 
         Eviction::Evicted => {
             world.recreated(workload);
             let change = a.containers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-            world.record(&subject, TimelineEvent::PodRecreated { pod: a.pod.name.clone(), wanted: change });
+            world.record(&subject, TimelineEvent::PodRecreated { pod: a.pod.name.to_string(), wanted: change });
             Ok(())
         }
         Eviction::Refused => {
@@ -245,7 +245,7 @@ fn workload_of(world: &World<'_>, uid: &str) -> String {
     world
         .cluster
         .pod(uid)
-        .map(|p| p.workload.as_ref().map_or_else(|| p.name.clone(), |w| w.name.to_string()))
+        .map(|p| p.workload.as_ref().map_or_else(|| p.name.to_string(), |w| w.name.to_string()))
         .unwrap_or_else(|| uid.to_string())
 }
 

@@ -64,7 +64,7 @@ pub fn run(world: &mut World<'_>, owners: &mut dyn Owners) {
         }
     }
     for (uid, workload) in doomed {
-        let name = world.cluster.pod(&uid).map(|p| p.name.clone()).unwrap_or_default();
+        let name = world.cluster.pod(&uid).map(|p| p.name.to_string()).unwrap_or_default();
         let mut allowed = BTreeMap::new();
         let w = world.workload_of(&uid);
         let answer = world.evict(&uid, None, &mut allowed, owners);

@@ -83,9 +83,9 @@ pub fn build(shape: &Shape) -> Snapshot {
             ),
         };
         snap.pods.push(Pod {
-            uid: format!("uid-{uid}"),
-            name: format!("{}-{uid}", owner.name),
-            namespace,
+            uid: format!("uid-{uid}").into(),
+            name: format!("{}-{uid}", owner.name).into(),
+            namespace: namespace.into(),
             labels: labels.into(),
             owner: Some(owner.into()),
             workload: None,

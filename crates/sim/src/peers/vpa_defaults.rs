@@ -92,7 +92,7 @@ pub fn evictions<P: UpdaterView>(
         if !disruptable {
             break;
         }
-        out.push(p.pod().uid.clone());
+        out.push(p.pod().uid.to_string());
     }
     out
 }
@@ -138,7 +138,7 @@ mod tests {
             last_oom: None,
         };
         let pod = Pod {
-            uid: format!("uid-{i}"),
+            uid: format!("uid-{i}").into(),
             node_name: Some(format!("n{i}")),
             phase: PodPhase::Running,
             requests: Resources::new(500, 512 * MI),

@@ -151,7 +151,7 @@ impl PassObserver for Checker {
                 if let Action::RecreatePod(r) = a
                     && let Some(p) = world.cluster.pod(&r.uid)
                 {
-                    movers.push((p.uid.clone(), p.name.clone(), resized(p, &r.containers)));
+                    movers.push((p.uid.to_string(), p.name.to_string(), resized(p, &r.containers)));
                 }
             }
             for p in snap.pods.iter().filter(|p| p.node_name.is_none() && p.deletion.is_none()) {
@@ -160,7 +160,7 @@ impl PassObserver for Checker {
                     .and_then(|l| self.recreated.get(&l))
                     .is_some_and(|t| elapsed(now, *t) <= MOVE_WINDOW);
                 if recent {
-                    movers.push((p.uid.clone(), p.name.clone(), p.requests.clone()));
+                    movers.push((p.uid.to_string(), p.name.to_string(), p.requests.clone()));
                 }
             }
             for (uid, name, need) in &movers {

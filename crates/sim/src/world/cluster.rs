@@ -182,9 +182,9 @@ impl Cluster {
         let pdbs = self.pdbs_covering(&t.namespace, &t.labels);
         self.pod_pdbs.push(pdbs);
         self.snap.pods.push(Pod {
-            uid: uid.clone(),
-            namespace: t.namespace.clone(),
-            name,
+            uid: uid.as_str().into(),
+            namespace: t.namespace.as_str().into(),
+            name: name.into(),
             labels: Arc::new(t.labels.clone()),
             owner: t.owner.clone().map(std::sync::Arc::new),
             workload: t.workload.clone(),
@@ -261,7 +261,7 @@ impl Cluster {
         self.pod_pdbs.swap_remove(i);
         let pod = self.snap.pods.swap_remove(i);
         if let Some(moved) = self.snap.pods.get(i) {
-            self.index.insert(moved.uid.clone(), i);
+            self.index.insert(moved.uid.to_string(), i);
         }
         Some(pod)
     }
@@ -294,7 +294,7 @@ impl Cluster {
     pub fn delete_node(&mut self, name: &str) -> Vec<Pod> {
         self.snap.nodes.retain(|n| n.name != name);
         let uids: Vec<String> =
-            self.snap.pods.iter().filter(|p| p.node_name.as_deref() == Some(name)).map(|p| p.uid.clone()).collect();
+            self.snap.pods.iter().filter(|p| p.node_name.as_deref() == Some(name)).map(|p| p.uid.to_string()).collect();
         uids.iter().filter_map(|u| self.remove_pod(u)).collect()
     }
 

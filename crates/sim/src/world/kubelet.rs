@@ -225,7 +225,7 @@ impl World<'_> {
             .pods
             .iter()
             .filter(|p| matches!(p.resize, ResizeState::Deferred { .. }) && p.deletion.is_none())
-            .map(|p| p.uid.clone())
+            .map(|p| p.uid.to_string())
             .collect();
         for uid in deferred {
             self.admit_resize(&uid);

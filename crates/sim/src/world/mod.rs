@@ -320,8 +320,8 @@ impl<'s> World<'s> {
         let now = self.clock.now();
         for pod in self.cluster.delete_node(name) {
             self.journal.pod_gone(&pod.uid, now);
-            self.kubelet.remove(&pod.uid);
-            self.lineage.remove(&pod.uid);
+            self.kubelet.remove(pod.uid.as_str());
+            self.lineage.remove(pod.uid.as_str());
         }
         self.cluster_changed = true;
     }

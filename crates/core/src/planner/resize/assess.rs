@@ -2,16 +2,14 @@
 //! update can happen — in place, by evict-and-recreate onto another node, or
 //! not until capacity exists.
 
-use std::collections::BTreeMap;
-
 use rustc_hash::FxHashMap;
 
 use crate::model::ResourceKind;
-use crate::model::{ChangeRequirement, PodPhase, Resources, Timestamp, UpdateMode, VerticalScaling};
+use crate::model::{ChangeRequirement, Name, PodPhase, Resources, Timestamp, UpdateMode, VerticalScaling};
 use crate::planner::Cx;
 use crate::planner::explain::{ResizeDecision, UpdateBlock, UpdateReason};
 use crate::planner::index::{NodeIx, PodIx, Table, VpaIx};
-use crate::planner::memory::ResizeMemory;
+use crate::planner::memory::{PodTimers, ResizeMemory};
 use crate::planner::scheduling::Placer;
 use crate::planner::time::after;
 
@@ -51,7 +49,7 @@ pub(crate) struct Assessment<'w> {
     pub settled: Vec<(PodIx, VpaIx, ResizeDecision)>,
     pub relief: Vec<Relief>,
     /// Pods off target now (uid → since), for `Memory::resize`.
-    pub off_target: BTreeMap<String, Timestamp>,
+    pub off_target: PodTimers,
 }
 
 impl<'w> Assessment<'w> {
@@ -69,13 +67,13 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
     // position would be), without a tree insert per pod.
     let mut per_workload: Table<VpaIx, Vec<&'w Wanted<'w>>> = Table::filled(Vec::new(), cx.ix.snap.vertical.len());
     // Pods off target (uid, since), sorted once into the map at the end.
-    let mut off_target: Vec<(&'w str, Timestamp)> = Vec::new();
+    let mut off_target: Vec<(&'w Name, Timestamp)> = Vec::new();
     for e in evaluations {
         match e {
             Evaluation::Wanted(w) => per_workload[w.vertical].push(w),
             Evaluation::Settled { pod, index, vertical, decision, in_flight } => {
                 if let ResizeDecision::OffTarget { since, .. } = decision {
-                    off_target.push((pod.uid.as_str(), *since));
+                    off_target.push((&pod.uid, *since));
                 }
                 if let Some(f) = in_flight
                     && (f.freed.cpu_milli > 0 || f.freed.memory > 0)
@@ -111,7 +109,7 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
         });
         for w in wants {
             if let UpdateReason::OffTarget { since, .. } = &w.reason {
-                off_target.push((w.pod.uid.as_str(), *since));
+                off_target.push((&w.pod.uid, *since));
             }
             let fresh_oom = matches!(w.urgency, Urgency::Fresh { oom: true, .. });
             if w.urgency != Urgency::Fallback {
@@ -163,10 +161,10 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
             }
         }
     }
-    // Sorted once and built in bulk (the last entry of a uid wins, as with
-    // inserts); one owned uid per entry, as the memory keeps them.
-    off_target.sort_by(|a, b| a.0.cmp(b.0));
-    out.off_target = off_target.into_iter().map(|(uid, since)| (uid.to_string(), since)).collect();
+    // Sized once (the last entry of a uid wins, as with any insert); the
+    // memory shares the pods' uids.
+    out.off_target = PodTimers::with_capacity_and_hasher(off_target.len(), Default::default());
+    out.off_target.extend(off_target.into_iter().map(|(uid, since)| (uid.clone(), since)));
     out
 }
 

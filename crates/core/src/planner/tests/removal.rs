@@ -112,7 +112,7 @@ fn evictions_never_exceed_a_pdb_within_a_pass() {
         .actions
         .iter()
         .filter_map(|a| if let Action::EvictPods(e) = a { Some(e) } else { None })
-        .flat_map(|e| e.pods.iter().map(|p| p.pod.name.clone()))
+        .flat_map(|e| e.pods.iter().map(|p| p.pod.name.to_string()))
         .collect();
     assert_eq!(evicted, ["db-1"]);
     let NodeStatus::Removal { step: RemovalStep::Evicting { blocked, .. }, .. } = plan.explanation.node("w-2").unwrap()

@@ -159,7 +159,7 @@ fn a_workload_is_rate_limited_but_an_oom_kill_is_not() {
     assert_eq!(resizes(&first).len(), 2, "max-disruption-fraction 0.5 of 4 replicas");
     let budget = ResizeDecision::DisruptionBudget { in_flight: 2, max: 2 };
     assert_eq!(first.explanation.resize_count("default/web", &budget), 2, "{}", first.explanation);
-    let resized: Vec<String> = resizes(&first).iter().map(|r| r.pod.name.clone()).collect();
+    let resized: Vec<String> = resizes(&first).iter().map(|r| r.pod.name.to_string()).collect();
     let held: Vec<_> =
         ["web-0", "web-1", "web-2", "web-3"].iter().filter(|p| !resized.contains(&p.to_string())).collect();
     assert_eq!(held.len(), 2);

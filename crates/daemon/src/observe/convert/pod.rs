@@ -39,13 +39,13 @@ pub fn pod(p: &k8s::Pod) -> Pod {
     let annotations = meta.annotations.as_ref();
     let annotation = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str);
     let owner = owner(meta.owner_references.as_deref().unwrap_or_default());
-    let namespace = meta.namespace.clone().unwrap_or_default();
-    let workload = owner.as_ref().and_then(|o| workload(o, &namespace, None));
+    let namespace = meta.namespace.as_deref().unwrap_or_default();
+    let workload = owner.as_ref().and_then(|o| workload(o, namespace, None));
     let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
     Pod {
-        uid: meta.uid.clone().unwrap_or_default(),
-        name: meta.name.clone().unwrap_or_default(),
-        namespace,
+        uid: meta.uid.as_deref().unwrap_or_default().into(),
+        name: meta.name.as_deref().unwrap_or_default().into(),
+        namespace: namespace.into(),
         labels: Arc::new(meta.labels.clone().unwrap_or_default()),
         owner: owner.map(Arc::new),
         workload,

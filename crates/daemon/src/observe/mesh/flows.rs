@@ -52,7 +52,7 @@ impl<'a> Placement<'a> {
             let (Some(node), false) = (pod.node_name.as_deref(), pod.is_terminal() || pod.deletion.is_some()) else {
                 continue;
             };
-            node_of_pod.insert((pod.namespace.clone(), pod.name.clone()), node);
+            node_of_pod.insert((pod.namespace.to_string(), pod.name.to_string()), node);
             if let Some(w) = &pod.workload {
                 let entry = workloads.entry((w.namespace.to_string(), w.name.to_string())).or_default();
                 match entry.iter_mut().find(|(x, _)| *x == w) {
