@@ -352,7 +352,7 @@ fn a_node_holding_more_pods_of_a_pdb_than_it_allows_is_drained_in_rounds() {
         plan.actions
             .iter()
             .filter_map(|a| if let Action::EvictPods(e) = a { Some(e) } else { None })
-            .flat_map(|e| e.pods.iter().map(|p| p.pod.name.clone()))
+            .flat_map(|e| e.pods.iter().map(|p| p.pod.name.to_string()))
             .collect()
     };
     let mut rounds = Vec::new();
