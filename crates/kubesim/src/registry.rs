@@ -170,7 +170,7 @@ impl Registry {
     fn check_namespace_accepts(&self, ns: &str) -> Result<(), ApiError> {
         match self.store.get(Kind::Namespace, &ObjKey::cluster(ns)) {
             None => Err(ApiError::not_found(Kind::Namespace, ns)),
-            Some(n) if !n.value["metadata"]["deletionTimestamp"].is_null() => Err(ApiError::forbidden(format!(
+            Some(n) if !n.value()["metadata"]["deletionTimestamp"].is_null() => Err(ApiError::forbidden(format!(
                 "unable to create new content in namespace {ns} because it is being terminated"
             ))),
             Some(_) => Ok(()),
@@ -214,7 +214,7 @@ impl Registry {
     ) -> Result<Arc<Obj>, ApiError> {
         let written = self.store.write(kind, key, dry_run, |current| {
             let current = current.ok_or_else(|| ApiError::not_found(kind, &key.name))?;
-            let new = f(&current.value)?;
+            let new = f(&current.value())?;
             apply_update(kind, sub, new, current)
         })?;
         Ok(written.object().expect("an update either writes or finds the object").clone())
@@ -237,12 +237,12 @@ impl Registry {
                 uid_mismatch = true;
                 return Ok(Write::Unchanged);
             }
-            let mut new = current.value.clone();
+            let mut new = current.value().clone();
             f(&mut new)?;
             if is_finalized(&new) {
                 return Ok(Write::Delete);
             }
-            if new == current.value { Ok(Write::Unchanged) } else { Ok(Write::Put(new)) }
+            if new == current.value() { Ok(Write::Unchanged) } else { Ok(Write::Put(new)) }
         })?;
         Ok(if uid_mismatch { Written::Nothing } else { written })
     }
@@ -285,10 +285,7 @@ impl Registry {
         for kind in Kind::DEPENDENTS {
             let (items, _) = self.store.list(kind, Some(namespace));
             for obj in items {
-                let owned = obj.value["metadata"]["ownerReferences"]
-                    .as_array()
-                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid));
-                if owned {
+                if obj.owned_by(owner_uid) {
                     let _ = self.mutate(kind, &obj.key, Some(obj.uid()), |v| {
                         if let Some(refs) = v["metadata"]["ownerReferences"].as_array_mut() {
                             refs.retain(|r| r["uid"] != owner_uid);
@@ -343,13 +340,13 @@ fn apply_update(kind: Kind, sub: Sub, mut new: Value, current: &Arc<Obj>) -> Res
     if kind.namespaced() {
         new["metadata"]["namespace"] = json!(current.key.namespace);
     }
-    kinds::prepare_update(kind, sub, &mut new, &current.value);
-    kinds::validate_update(kind, sub, &new, &current.value)?;
+    kinds::prepare_update(kind, sub, &mut new, &current.value());
+    kinds::validate_update(kind, sub, &new, &current.value())?;
     if is_finalized(&new) {
         return Ok(Write::Delete);
     }
     new["metadata"]["resourceVersion"] = json!(current_rv);
-    if new == current.value { Ok(Write::Unchanged) } else { Ok(Write::Put(new)) }
+    if new == current.value() { Ok(Write::Unchanged) } else { Ok(Write::Put(new)) }
 }
 
 /// An object marked for deletion whose last finalizer is gone and whose grace
@@ -388,7 +385,7 @@ fn check_preconditions(kind: Kind, key: &ObjKey, opts: &DeleteOptions, current: 
 }
 
 fn delete_decision(kind: Kind, opts: &DeleteOptions, current: &Obj) -> Result<Write, ApiError> {
-    let v = &current.value;
+    let v = &current.value();
     let meta = &v["metadata"];
     let has_finalizers = meta["finalizers"].as_array().is_some_and(|f| !f.is_empty());
     let already = !meta["deletionTimestamp"].is_null();

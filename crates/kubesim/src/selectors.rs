@@ -121,9 +121,13 @@ impl LabelSelector {
         self.requirements.iter().all(|r| r.matches(&get))
     }
 
-    /// Matches an object's `metadata.labels`.
-    pub fn matches(&self, obj: &Value) -> bool {
-        self.matches_labels(&obj["metadata"]["labels"])
+    /// Matches a stored object's labels (without decoding it).
+    pub fn matches_obj(&self, obj: &crate::store::Obj) -> bool {
+        if self.nothing {
+            return false;
+        }
+        let get = |k: &str| obj.label(k).map(str::to_string);
+        self.requirements.iter().all(|r| r.matches(&get))
     }
 }
 

@@ -3,12 +3,14 @@
 
 mod common;
 
-use common::{WAIT, nodes, start, status_of};
+use std::time::Duration;
+
+use common::{WAIT, nodes, start, start_with, status_of};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, EvictParams, ListParams};
-use kubesim::{Budget, KubeSimHandle, PodTemplate, builders::pdb};
+use kubesim::{Budget, KubeSimHandle, Options, PodTemplate, builders::pdb};
 use serde_json::json;
 
 /// The budget's status is current and shows `healthy` healthy pods allowing `allowed` disruptions.
@@ -23,7 +25,11 @@ fn pdb_settled(sim: &KubeSimHandle, name: &str, healthy: i32, allowed: i32) -> b
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eviction_honours_the_budget_and_the_replica_set_replaces_the_pod() {
-    let (sim, client) = start(nodes(3, "4", "8Gi")).await;
+    // Pods start in 1 s, not the 10 ms of `Options::fast`: the replacement
+    // of the evicted pod, Ready, rightly gives the budget its disruption
+    // back, and within 10 ms it could do so before the check below it.
+    let options = Options { pod_start_delay: Duration::from_secs(50), ..Options::fast() };
+    let (sim, client) = start_with(options, nodes(3, "4", "8Gi")).await;
     sim.create(&PodTemplate::new("web").label("app", "web").requests("100m", "64Mi").deployment("default", "web", 2))
         .unwrap();
     sim.create(&pdb("default", "web", &[("app", "web")], Budget::MinAvailable(json!(2)))).unwrap();
@@ -49,9 +55,21 @@ async fn eviction_honours_the_budget_and_the_replica_set_replaces_the_pod() {
 
     // maxUnavailable is scaled by the deployment's replicas, as the disruption controller does.
     sim.update::<Deployment>(Some("default"), "web", |d| d.spec.as_mut().unwrap().replicas = Some(3)).unwrap();
-    sim.wait_for("budget allows one", WAIT, |s| s.ready_pods(Some("default")) == 3 && pdb_settled(s, "web", 3, 1))
+    if let Err(e) = sim
+        .wait_for("budget allows one", WAIT, |s| s.ready_pods(Some("default")) == 3 && pdb_settled(s, "web", 3, 1))
         .await
-        .unwrap();
+    {
+        eprintln!("DIAG ready_pods={}", sim.ready_pods(Some("default")));
+        eprintln!(
+            "DIAG pdb={}",
+            serde_json::to_string(&sim.get::<PodDisruptionBudget>(Some("default"), "web")).unwrap()
+        );
+        for p in sim.list::<Pod>(Some("default")) {
+            eprintln!("DIAG pod={}", serde_json::to_string(&(p.metadata, p.status)).unwrap());
+        }
+        eprintln!("DIAG deploy={}", serde_json::to_string(&sim.get::<Deployment>(Some("default"), "web")).unwrap());
+        panic!("{e:?}");
+    }
     pods.evict(&victim_name, &EvictParams::default()).await.unwrap();
     let evicted = sim.get::<Pod>(Some("default"), &victim_name).unwrap();
     assert!(evicted.metadata.deletion_timestamp.is_some(), "eviction deletes gracefully");

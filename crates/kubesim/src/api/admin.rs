@@ -52,7 +52,7 @@ fn route(sim: &Sim, method: &Method, path: &str, body: &[u8]) -> Result<serde_js
         (Method::POST, ["nodes"]) => {
             let spec: NodeSpec = parse(body)?;
             let node = nodes::add_node(sim, &spec)?;
-            Ok(node.value.clone())
+            Ok(node.value())
         }
         (Method::DELETE, ["nodes", name]) => {
             nodes::remove_node(sim, name)?;

@@ -45,9 +45,8 @@ impl Filter {
         {
             return false;
         }
-        self.labels.matches(&obj.value)
-            && (self.fields.is_empty()
-                || self.fields.matches(&|f| kinds::field_value(self.kind, self.view, &obj.value, f)))
+        self.labels.matches_obj(obj)
+            && (self.fields.is_empty() || self.fields.matches(&|f| kinds::field_value(self.kind, self.view, obj, f)))
     }
 }
 
@@ -74,11 +73,15 @@ fn to_bytes(v: &Value) -> Bytes {
 pub fn render_object(resource: &ApiResource, repr: Repr, include: Include, obj: &Obj) -> Bytes {
     match repr {
         Repr::Object if resource.view == View::Native => obj.raw.clone(),
-        Repr::Object => to_bytes(&to_view(resource, &obj.value)),
-        Repr::Metadata(v) => to_bytes(&table::partial_metadata(&obj.value, v)),
-        Repr::Table(v) => {
-            to_bytes(&table::table(resource, v, &[&obj.value], json!({"resourceVersion": obj.rv.to_string()}), include))
-        }
+        Repr::Object => to_bytes(&to_view(resource, &obj.value())),
+        Repr::Metadata(v) => to_bytes(&table::partial_metadata(&obj.value(), v)),
+        Repr::Table(v) => to_bytes(&table::table(
+            resource,
+            v,
+            &[&obj.value()],
+            json!({"resourceVersion": obj.rv.to_string()}),
+            include,
+        )),
     }
 }
 
@@ -92,11 +95,12 @@ fn render_list(resource: &ApiResource, repr: Repr, include: Include, page: &Page
     }
     match repr {
         Repr::Table(v) => {
-            let values: Vec<&Value> = page.items.iter().map(|o| &o.value).collect();
+            let decoded: Vec<Value> = page.items.iter().map(|o| o.value()).collect();
+            let values: Vec<&Value> = decoded.iter().collect();
             to_bytes(&table::table(resource, v, &values, meta, include))
         }
         Repr::Metadata(v) => {
-            let items: Vec<Value> = page.items.iter().map(|o| table::partial_metadata(&o.value, v)).collect();
+            let items: Vec<Value> = page.items.iter().map(|o| table::partial_metadata(&o.value(), v)).collect();
             to_bytes(&json!({
                 "kind": "PartialObjectMetadataList",
                 "apiVersion": format!("meta.k8s.io/{v}"),
@@ -121,7 +125,7 @@ fn render_list(resource: &ApiResource, repr: Repr, include: Include, page: &Page
                 if resource.view == View::Native {
                     out.put_slice(&obj.raw);
                 } else {
-                    out.put_slice(&to_bytes(&to_view(resource, &obj.value)));
+                    out.put_slice(&to_bytes(&to_view(resource, &obj.value())));
                 }
             }
             out.put_slice(b"]}");

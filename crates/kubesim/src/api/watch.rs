@@ -223,7 +223,7 @@ impl WatchState {
                 let mut table = crate::api::table::table(
                     self.resource,
                     version,
-                    &[&obj.value],
+                    &[&obj.value()],
                     json!({"resourceVersion": obj.rv.to_string()}),
                     self.include,
                 );

@@ -86,7 +86,11 @@ impl Controller {
     fn pod_changed(&mut self, key: &ObjKey, old: Option<&Obj>, new: Option<&Obj>) {
         for (obj, adding) in [(old, false), (new, true)] {
             let Some(obj) = obj else { continue };
-            let Some(r) = podutil::controller_ref(&obj.value).filter(|r| r["kind"] == "DaemonSet") else { continue };
+            if obj.controller().is_none_or(|(kind, _)| kind != "DaemonSet") {
+                continue;
+            }
+            let value = obj.value();
+            let Some(r) = podutil::controller_ref(&value).filter(|r| r["kind"] == "DaemonSet") else { continue };
             let uid = r["uid"].as_str().unwrap_or("").to_string();
             let name = r["name"].as_str().unwrap_or("").to_string();
             let set = self.owned.entry(uid).or_default();
@@ -128,7 +132,7 @@ impl Controller {
 
     fn reconcile(&mut self, key: &ObjKey) {
         let Some(ds) = self.sets.get(key).cloned() else { return };
-        if podutil::is_deleting(&ds.value) {
+        if ds.is_deleting() {
             return;
         }
         let uid = ds.uid().to_string();
@@ -138,20 +142,20 @@ impl Controller {
             .into_iter()
             .flatten()
             .filter_map(|k| self.pods.get(k).cloned())
-            .filter(|p| podutil::is_active(&p.value))
+            .filter(|p| p.is_active())
             .collect();
         let mut by_node: HashMap<String, Vec<Arc<Obj>>> = HashMap::new();
         for p in pods {
-            if let Some(n) = target_node(&p.value) {
+            if let Some(n) = target_node(&p.value()) {
                 by_node.entry(n).or_default().push(p);
             }
         }
-        let template = &ds.value["spec"]["template"];
+        let template = &ds.value()["spec"]["template"];
         let nodes: Vec<Arc<Obj>> = self.nodes.values().cloned().collect();
         let (mut desired, mut current, mut ready, mut misscheduled) = (0, 0, 0, 0);
         for node in &nodes {
             let name = node.key.name.clone();
-            let (wanted, keep) = self.should_run(template, &node.value);
+            let (wanted, keep) = self.should_run(template, &node.value());
             let existing = by_node.remove(&name).unwrap_or_default();
             if !wanted && keep && !existing.is_empty() {
                 // Stays where it runs (e.g. a NoSchedule taint came after it).
@@ -159,12 +163,12 @@ impl Controller {
             } else if wanted {
                 desired += 1;
                 if existing.is_empty() {
-                    let mut pod = pod_from_template(&ds.value, "DaemonSet");
+                    let mut pod = pod_from_template(&ds.value(), "DaemonSet");
                     pin(&mut pod, &name);
                     match self.sim.registry.create(Kind::Pod, Some(&key.namespace), pod, false) {
                         Ok(p) => {
                             let msg = format!("Created pod: {}", p.key.name);
-                            self.sim.recorder.record(&ds.value, "Normal", "SuccessfulCreate", &msg, COMPONENT, None);
+                            self.sim.recorder.record(&ds.value(), "Normal", "SuccessfulCreate", &msg, COMPONENT, None);
                             if let Some(u) = self.pods.note_written(&p) {
                                 self.pod_changed(&u.key, u.old.as_deref(), u.new.as_deref());
                             }
@@ -173,7 +177,7 @@ impl Controller {
                     }
                 } else {
                     current += 1;
-                    if existing.iter().any(|p| podutil::is_ready(&p.value)) {
+                    if existing.iter().any(|p| p.is_ready()) {
                         ready += 1;
                     }
                 }
@@ -192,7 +196,7 @@ impl Controller {
                 let _ = self.sim.registry.delete(Kind::Pod, &p.key, &DeleteOptions::default());
             }
         }
-        let generation = ds.value["metadata"]["generation"].clone();
+        let generation = ds.value()["metadata"]["generation"].clone();
         let written = self.sim.registry.mutate(Kind::DaemonSet, key, Some(&uid), |v| {
             v["status"] = json!({
                 "desiredNumberScheduled": desired,

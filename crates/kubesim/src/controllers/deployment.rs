@@ -82,7 +82,8 @@ impl Controller {
     fn set_changed(&mut self, key: &ObjKey, old: Option<&Obj>, new: Option<&Obj>) {
         for (obj, adding) in [(old, false), (new, true)] {
             let Some(obj) = obj else { continue };
-            let Some(owner) = podutil::controller_ref(&obj.value).filter(|r| r["kind"] == "Deployment") else {
+            let value = obj.value();
+            let Some(owner) = podutil::controller_ref(&value).filter(|r| r["kind"] == "Deployment") else {
                 continue;
             };
             let uid = owner["uid"].as_str().unwrap_or("").to_string();
@@ -107,39 +108,39 @@ impl Controller {
 
     fn reconcile(&mut self, key: &ObjKey) {
         let Some(d) = self.deployments.get(key).cloned() else { return };
-        if podutil::is_deleting(&d.value) {
+        if d.is_deleting() {
             return;
         }
         let uid = d.uid().to_string();
-        let replicas = d.value["spec"]["replicas"].as_i64().unwrap_or(1);
-        let template = &d.value["spec"]["template"];
+        let replicas = d.value()["spec"]["replicas"].as_i64().unwrap_or(1);
+        let template = &d.value()["spec"]["template"];
         let sets: Vec<Arc<Obj>> = self
             .owned
             .get(&uid)
             .into_iter()
             .flatten()
             .filter_map(|k| self.sets.get(k).cloned())
-            .filter(|rs| podutil::controller_ref(&rs.value).is_some_and(|r| r["uid"] == uid.as_str()))
+            .filter(|rs| rs.controller().is_some_and(|(_, owner)| owner == uid))
             .collect();
-        let current = sets.iter().find(|rs| without_hash(&rs.value["spec"]["template"]) == *template).cloned();
+        let current = sets.iter().find(|rs| without_hash(&rs.value()["spec"]["template"]) == *template).cloned();
         let max_revision = sets
             .iter()
-            .filter_map(|rs| rs.value["metadata"]["annotations"][REVISION].as_str()?.parse::<i64>().ok())
+            .filter_map(|rs| rs.value()["metadata"]["annotations"][REVISION].as_str()?.parse::<i64>().ok())
             .max()
             .unwrap_or(0);
         match &current {
             None => {
                 let hash = template_hash(template);
-                let rs = new_replica_set(&d.value, &hash, replicas, max_revision + 1);
+                let rs = new_replica_set(&d.value(), &hash, replicas, max_revision + 1);
                 let created = self.sim.registry.create(Kind::ReplicaSet, Some(&key.namespace), rs, false);
                 if let Ok(o) = &created {
                     let msg = format!("Scaled up replica set {} from 0 to {replicas}", o.key.name);
-                    self.sim.recorder.record(&d.value, "Normal", "ScalingReplicaSet", &msg, COMPONENT, None);
+                    self.sim.recorder.record(&d.value(), "Normal", "ScalingReplicaSet", &msg, COMPONENT, None);
                 }
                 self.note_set(created.map(Written::Created));
             }
-            Some(rs) if rs.value["spec"]["replicas"].as_i64() != Some(replicas) => {
-                let from = rs.value["spec"]["replicas"].as_i64().unwrap_or(0);
+            Some(rs) if rs.value()["spec"]["replicas"].as_i64() != Some(replicas) => {
+                let from = rs.value()["spec"]["replicas"].as_i64().unwrap_or(0);
                 let verb = if replicas > from { "up" } else { "down" };
                 let msg = format!("Scaled {verb} replica set {} from {from} to {replicas}", rs.key.name);
                 let written = self.sim.registry.mutate(Kind::ReplicaSet, &rs.key, Some(rs.uid()), |v| {
@@ -148,13 +149,13 @@ impl Controller {
                         json!(replicas.to_string());
                     Ok(())
                 });
-                self.sim.recorder.record(&d.value, "Normal", "ScalingReplicaSet", &msg, COMPONENT, None);
+                self.sim.recorder.record(&d.value(), "Normal", "ScalingReplicaSet", &msg, COMPONENT, None);
                 self.note_set(written);
             }
             Some(_) => {}
         }
         for old in sets.iter().filter(|rs| current.as_ref().is_none_or(|c| c.key != rs.key)) {
-            let from = old.value["spec"]["replicas"].as_i64().unwrap_or(0);
+            let from = old.value()["spec"]["replicas"].as_i64().unwrap_or(0);
             if from == 0 {
                 continue;
             }
@@ -163,21 +164,22 @@ impl Controller {
                 Ok(())
             });
             let msg = format!("Scaled down replica set {} from {from} to 0", old.key.name);
-            self.sim.recorder.record(&d.value, "Normal", "ScalingReplicaSet", &msg, COMPONENT, None);
+            self.sim.recorder.record(&d.value(), "Normal", "ScalingReplicaSet", &msg, COMPONENT, None);
             self.note_set(written);
         }
         // Status from the ReplicaSets as now known.
         let sets: Vec<Arc<Obj>> =
             self.owned.get(&uid).into_iter().flatten().filter_map(|k| self.sets.get(k).cloned()).collect();
-        let sum = |field: &str| -> i64 { sets.iter().map(|rs| rs.value["status"][field].as_i64().unwrap_or(0)).sum() };
+        let sum =
+            |field: &str| -> i64 { sets.iter().map(|rs| rs.value()["status"][field].as_i64().unwrap_or(0)).sum() };
         let (total, ready, available) = (sum("replicas"), sum("readyReplicas"), sum("availableReplicas"));
         let updated = sets
             .iter()
-            .find(|rs| without_hash(&rs.value["spec"]["template"]) == *template)
-            .map(|rs| rs.value["status"]["replicas"].as_i64().unwrap_or(0))
+            .find(|rs| without_hash(&rs.value()["spec"]["template"]) == *template)
+            .map(|rs| rs.value()["status"]["replicas"].as_i64().unwrap_or(0))
             .unwrap_or(0);
-        let generation = d.value["metadata"]["generation"].clone();
-        let available_ok = available >= replicas - max_unavailable(&d.value, replicas);
+        let generation = d.value()["metadata"]["generation"].clone();
+        let available_ok = available >= replicas - max_unavailable(&d.value(), replicas);
         let current_name = current.map(|c| c.key.name.clone()).unwrap_or_default();
         let written = self.sim.registry.mutate(Kind::Deployment, key, Some(&uid), |v| {
             let st = &mut v["status"];

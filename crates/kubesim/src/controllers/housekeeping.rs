@@ -57,8 +57,8 @@ fn collect_garbage(sim: &Sim, batch: InformerBatch) {
         let owner_uid = change.obj.uid();
         for kind in Kind::DEPENDENTS {
             let (items, _) = sim.store.list(kind, Some(&change.obj.key.namespace));
-            for dep in items {
-                let refs = dep.value["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();
+            for dep in items.into_iter().filter(|d| d.owned_by(owner_uid)) {
+                let refs = dep.value()["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();
                 if !refs.iter().any(|r| r["uid"] == owner_uid) {
                     continue;
                 }
@@ -83,7 +83,7 @@ fn owner_alive(sim: &Sim, namespace: &str, owner: &Value) -> bool {
 fn gc_orphaned_pods(sim: &Sim) {
     let (pods, _) = sim.store.list(Kind::Pod, None);
     for pod in pods {
-        let node = podutil::node_name(&pod.value);
+        let node = pod.node_name();
         if node.is_empty() || sim.store.get(Kind::Node, &ObjKey::cluster(node)).is_some() {
             continue;
         }
@@ -102,14 +102,14 @@ fn gc_orphaned_pods(sim: &Sim) {
 /// Namespaces being deleted: delete their content, then finalize them.
 fn terminate_namespaces(sim: &Sim) {
     let (namespaces, _) = sim.store.list(Kind::Namespace, None);
-    for ns in namespaces.into_iter().filter(|n| podutil::is_deleting(&n.value)) {
+    for ns in namespaces.into_iter().filter(|n| n.is_deleting()) {
         let name = ns.key.name.clone();
         let mut remaining = 0;
         for kind in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
             let (items, _) = sim.store.list(kind, Some(&name));
             remaining += items.len();
             for obj in items {
-                if !podutil::is_deleting(&obj.value) {
+                if !obj.is_deleting() {
                     let _ = sim.registry.delete(kind, &obj.key, &DeleteOptions::default());
                 }
             }
@@ -128,7 +128,7 @@ fn expire_events(sim: &Sim) {
     let now = time::now();
     let (events, _) = sim.store.list(Kind::Event, None);
     for ev in events {
-        let v = &ev.value;
+        let v = &ev.value();
         let last = v["lastTimestamp"]
             .as_str()
             .or(v["eventTime"].as_str())

@@ -63,9 +63,14 @@ pub async fn run(sim: Arc<Sim>) {
             }
         };
         for node in objects {
-            let wanted = desired_taints(&node.value);
-            let current: Vec<Value> =
-                node.value["spec"]["taints"].as_array().into_iter().flatten().filter(|t| managed(t)).cloned().collect();
+            let wanted = desired_taints(&node.value());
+            let current: Vec<Value> = node.value()["spec"]["taints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|t| managed(t))
+                .cloned()
+                .collect();
             let same = wanted.len() == current.len()
                 && wanted.iter().all(|w| current.iter().any(|c| c["key"] == w["key"] && c["effect"] == w["effect"]));
             if same {
@@ -114,8 +119,8 @@ fn no_execute(sim: &Sim) {
     let affected: Vec<&Arc<Obj>> = nodes
         .iter()
         .filter(|n| {
-            !podutil::condition_true(&n.value, "Ready")
-                || n.value["spec"]["taints"].as_array().into_iter().flatten().any(|t| t["effect"] == "NoExecute")
+            !n.is_ready()
+                || n.value()["spec"]["taints"].as_array().into_iter().flatten().any(|t| t["effect"] == "NoExecute")
         })
         .collect();
     if affected.is_empty() {
@@ -124,15 +129,16 @@ fn no_execute(sim: &Sim) {
     let now = crate::time::now();
     let (pods, _) = sim.store.list(Kind::Pod, None);
     for node in affected {
-        let ready = podutil::condition_true(&node.value, "Ready");
-        let taints: Vec<&Value> = node.value["spec"]["taints"]
+        let ready = node.is_ready();
+        let node_value = node.value();
+        let taints: Vec<&Value> = node_value["spec"]["taints"]
             .as_array()
             .into_iter()
             .flatten()
             .filter(|t| t["effect"] == "NoExecute")
             .collect();
-        for pod in pods.iter().filter(|p| podutil::node_name(&p.value) == node.key.name) {
-            let v = &pod.value;
+        for pod in pods.iter().filter(|p| p.node_name() == node.key.name) {
+            let v = &pod.value();
             if podutil::is_terminal(v) || podutil::is_deleting(v) {
                 continue;
             }
@@ -172,7 +178,7 @@ fn evicts(sim: &Sim, pod: &Value, taint: &Value, now: crate::time::Timestamp) ->
 fn renew_leases(sim: &Sim) {
     let (nodes, _) = sim.store.list(Kind::Node, None);
     let now = crate::time::format_micro(crate::time::now());
-    for node in nodes.iter().filter(|n| podutil::condition_true(&n.value, "Ready")) {
+    for node in nodes.iter().filter(|n| n.is_ready()) {
         let key = crate::store::ObjKey::new("kube-node-lease", &node.key.name);
         let _ = sim.registry.mutate(Kind::Lease, &key, None, |lease| {
             lease["spec"]["renewTime"] = json!(now);

@@ -54,7 +54,7 @@ pub async fn run(sim: Arc<Sim>) {
                 c.dirty_namespaces(namespaces);
             }
             _ = recheck.tick() => {
-                let keys: Vec<ObjKey> = c.pdbs.values().filter(|p| has_disrupted(&p.value)).map(|p| p.key.clone()).collect();
+                let keys: Vec<ObjKey> = c.pdbs.values().filter(|p| has_disrupted(&p.value())).map(|p| p.key.clone()).collect();
                 c.dirty.extend(keys);
             }
         }
@@ -123,14 +123,14 @@ impl Controller {
                 }
             }
             for obj in [&u.old, &u.new].into_iter().flatten() {
-                touched.push((ns.clone(), obj.value["metadata"]["labels"].clone()));
+                touched.push((ns.clone(), obj.labels()));
             }
         }
         if touched.is_empty() {
             return;
         }
         for pdb in self.pdbs.values() {
-            let selector = selector_of(&pdb.value);
+            let selector = selector_of(&pdb.value());
             if touched.iter().any(|(ns, labels)| *ns == pdb.key.namespace && selector.matches_labels(labels)) {
                 self.dirty.insert(pdb.key.clone());
             }
@@ -149,13 +149,16 @@ impl Controller {
                 let Some(rs) = self.sets.get(&ObjKey::new(namespace, name)).filter(|r| r.uid() == uid) else {
                     return Ok(None);
                 };
-                if let Some(d) = podutil::controller_ref(&rs.value).filter(|r| r["kind"] == "Deployment") {
+                if let Some(d) = podutil::controller_ref(&rs.value()).filter(|r| r["kind"] == "Deployment") {
                     let d_name = d["name"].as_str().unwrap_or("");
                     if let Some(dep) = self.deployments.get(&ObjKey::new(namespace, d_name)) {
-                        return Ok(Some((dep.uid().to_string(), dep.value["spec"]["replicas"].as_i64().unwrap_or(1))));
+                        return Ok(Some((
+                            dep.uid().to_string(),
+                            dep.value()["spec"]["replicas"].as_i64().unwrap_or(1),
+                        )));
                     }
                 }
-                Ok(Some((uid, rs.value["spec"]["replicas"].as_i64().unwrap_or(1))))
+                Ok(Some((uid, rs.value()["spec"]["replicas"].as_i64().unwrap_or(1))))
             }
             other => Err(format!("{other}/{name} does not implement the scale subresource")),
         }
@@ -163,23 +166,24 @@ impl Controller {
 
     fn reconcile(&mut self, key: &ObjKey) {
         let Some(pdb) = self.pdbs.get(key).cloned() else { return };
-        let selector = selector_of(&pdb.value);
+        let selector = selector_of(&pdb.value());
         let pods: Vec<Arc<crate::store::Obj>> = self
             .pods_by_ns
             .get(&key.namespace)
             .into_iter()
             .flatten()
             .filter_map(|k| self.pods.get(k))
-            .filter(|p| selector.matches(&p.value))
+            .filter(|p| selector.matches_obj(p))
             .cloned()
             .collect();
-        let spec = &pdb.value["spec"];
+        let spec = &pdb.value()["spec"];
         let mut failure: Option<String> = None;
         let (expected, desired) = if !spec["maxUnavailable"].is_null() || spec["minAvailable"].is_string() {
             // Expected pods come from the controllers' scale.
             let mut controllers: HashMap<String, i64> = HashMap::new();
             for p in &pods {
-                let Some(owner) = podutil::controller_ref(&p.value) else { continue };
+                let value = p.value();
+                let Some(owner) = podutil::controller_ref(&value) else { continue };
                 match self.controller_scale(&key.namespace, owner) {
                     Ok(Some((uid, scale))) => {
                         controllers.insert(uid, scale);
@@ -202,36 +206,38 @@ impl Controller {
         };
         let now = time::now();
         let timeout = self.sim.scale.scale(DELETION_TIMEOUT);
-        let mut disrupted = Map::new();
-        let recorded = pdb.value["status"]["disruptedPods"].as_object().cloned().unwrap_or_default();
-        for p in &pods {
-            let Some(at) = recorded.get(&p.key.name).and_then(|v| v.as_str()) else { continue };
-            if podutil::is_deleting(&p.value) {
-                continue;
-            }
-            let expired =
-                time::parse_time(at).and_then(|t| t.checked_add(timeout).ok()).is_some_and(|deadline| deadline < now);
-            if !expired {
-                disrupted.insert(p.key.name.clone(), json!(at));
-            }
-        }
-        let healthy = pods
-            .iter()
-            .filter(|p| {
-                !podutil::is_deleting(&p.value) && !disrupted.contains_key(&p.key.name) && podutil::is_ready(&p.value)
-            })
-            .count() as i64;
-        let mut allowed = healthy - desired;
-        if expected <= 0 || allowed < 0 || failure.is_some() {
-            allowed = 0;
-        }
-        let generation = pdb.value["metadata"]["generation"].clone();
-        let (cond_status, reason, message) = match &failure {
-            Some(e) => ("False", "SyncFailed", e.clone()),
-            None if allowed > 0 => ("True", "SufficientPods", String::new()),
-            None => ("False", "InsufficientPods", String::new()),
-        };
+        let generation = pdb.value()["metadata"]["generation"].clone();
         let written = self.sim.registry.mutate(Kind::PodDisruptionBudget, key, Some(pdb.uid()), |v| {
+            // The disruptions recorded are read from the budget as stored, not
+            // as this controller last saw it: an eviction may just have
+            // recorded one for a pod this controller still sees healthy.
+            let recorded = v["status"]["disruptedPods"].as_object().cloned().unwrap_or_default();
+            let mut disrupted = Map::new();
+            for p in &pods {
+                let Some(at) = recorded.get(&p.key.name).and_then(|v| v.as_str()) else { continue };
+                if p.is_deleting() {
+                    continue;
+                }
+                let expired = time::parse_time(at)
+                    .and_then(|t| t.checked_add(timeout).ok())
+                    .is_some_and(|deadline| deadline < now);
+                if !expired {
+                    disrupted.insert(p.key.name.clone(), json!(at));
+                }
+            }
+            let healthy = pods
+                .iter()
+                .filter(|p| !p.is_deleting() && !disrupted.contains_key(&p.key.name) && p.is_ready())
+                .count() as i64;
+            let mut allowed = healthy - desired;
+            if expected <= 0 || allowed < 0 || failure.is_some() {
+                allowed = 0;
+            }
+            let (cond_status, reason, message) = match &failure {
+                Some(e) => ("False", "SyncFailed", e.clone()),
+                None if allowed > 0 => ("True", "SufficientPods", String::new()),
+                None => ("False", "InsufficientPods", String::new()),
+            };
             let st = &mut v["status"];
             st["currentHealthy"] = json!(healthy);
             st["desiredHealthy"] = json!(desired);

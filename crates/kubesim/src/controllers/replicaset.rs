@@ -80,7 +80,7 @@ impl Controller {
     fn pod_changed(&mut self, key: &ObjKey, old: Option<&Obj>, new: Option<&Obj>) {
         for (obj, adding) in [(old, false), (new, true)] {
             let Some(obj) = obj else { continue };
-            let Some((uid, name)) = owner_of(&obj.value, "ReplicaSet") else { continue };
+            let Some((uid, name)) = owner_of(&obj.value(), "ReplicaSet") else { continue };
             let set = self.owned.entry(uid.clone()).or_default();
             if adding {
                 set.insert(key.clone());
@@ -103,7 +103,7 @@ impl Controller {
 
     fn reconcile(&mut self, key: &ObjKey) {
         let Some(rs) = self.sets.get(key).cloned() else { return };
-        if podutil::is_deleting(&rs.value) {
+        if rs.is_deleting() {
             return;
         }
         let uid = rs.uid().to_string();
@@ -113,11 +113,11 @@ impl Controller {
             .into_iter()
             .flatten()
             .filter_map(|k| self.pods.get(k))
-            .filter(|p| owner_of(&p.value, "ReplicaSet").is_some_and(|(u, _)| u == uid))
+            .filter(|p| p.controller() == Some(("ReplicaSet", uid.as_str())))
             .cloned()
             .collect();
-        pods.retain(|p| podutil::is_active(&p.value));
-        let want = rs.value["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
+        pods.retain(|p| p.is_active());
+        let want = rs.value()["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
         let mut requeue = false;
         if pods.len() < want {
             let missing = want - pods.len();
@@ -126,18 +126,18 @@ impl Controller {
                 match self.sim.registry.create(
                     Kind::Pod,
                     Some(&key.namespace),
-                    pod_from_template(&rs.value, "ReplicaSet"),
+                    pod_from_template(&rs.value(), "ReplicaSet"),
                     false,
                 ) {
                     Ok(pod) => {
                         let msg = format!("Created pod: {}", pod.key.name);
-                        self.sim.recorder.record(&rs.value, "Normal", "SuccessfulCreate", &msg, COMPONENT, None);
+                        self.sim.recorder.record(&rs.value(), "Normal", "SuccessfulCreate", &msg, COMPONENT, None);
                         self.note_pod(&pod, false);
                         pods.push(pod);
                     }
                     Err(e) => {
                         let msg = format!("Error creating: {}", e.message);
-                        self.sim.recorder.record(&rs.value, "Warning", "FailedCreate", &msg, COMPONENT, None);
+                        self.sim.recorder.record(&rs.value(), "Warning", "FailedCreate", &msg, COMPONENT, None);
                         break;
                     }
                 }
@@ -145,7 +145,7 @@ impl Controller {
         } else if pods.len() > want {
             // Delete the least valuable first: unscheduled, pending, not ready, newest.
             pods.sort_by_key(|p| {
-                let v = &p.value;
+                let v = &p.value();
                 (
                     !podutil::node_name(v).is_empty(),
                     podutil::phase(v) == "Running",
@@ -159,7 +159,7 @@ impl Controller {
             for p in victims {
                 if let Ok(d) = self.sim.registry.delete(Kind::Pod, &p.key, &DeleteOptions::default()) {
                     let msg = format!("Deleted pod: {}", p.key.name);
-                    self.sim.recorder.record(&rs.value, "Normal", "SuccessfulDelete", &msg, COMPONENT, None);
+                    self.sim.recorder.record(&rs.value(), "Normal", "SuccessfulDelete", &msg, COMPONENT, None);
                     let gone = matches!(d, crate::registry::Deleted::Gone(_));
                     self.note_pod(d.object(), gone);
                 }
@@ -168,17 +168,13 @@ impl Controller {
         if requeue {
             self.dirty.insert(key.clone());
         }
-        let ready = pods.iter().filter(|p| podutil::is_ready(&p.value)).count();
-        let template_labels = &rs.value["spec"]["template"]["metadata"]["labels"];
+        let ready = pods.iter().filter(|p| p.is_ready()).count();
+        let template_labels = &rs.value()["spec"]["template"]["metadata"]["labels"];
         let fully_labeled = pods
             .iter()
-            .filter(|p| {
-                template_labels
-                    .as_object()
-                    .is_none_or(|m| m.iter().all(|(k, v)| p.value["metadata"]["labels"][k] == *v))
-            })
+            .filter(|p| template_labels.as_object().is_none_or(|m| m.iter().all(|(k, v)| p.label(k) == v.as_str())))
             .count();
-        let generation = rs.value["metadata"]["generation"].clone();
+        let generation = rs.value()["metadata"]["generation"].clone();
         let count = pods.len();
         let written = self.sim.registry.mutate(Kind::ReplicaSet, key, Some(&uid), |v| {
             let st = &mut v["status"];

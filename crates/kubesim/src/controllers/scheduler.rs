@@ -190,7 +190,8 @@ impl NodeInfo {
 
     /// Re-reads what filters need from the node object.
     fn refresh(&mut self) {
-        let v = &self.obj.value;
+        let value = self.obj.value();
+        let v = &value;
         self.unschedulable = v["spec"]["unschedulable"] == true;
         self.taints = v["spec"]["taints"]
             .as_array()
@@ -206,7 +207,7 @@ impl NodeInfo {
             .as_object()
             .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
             .unwrap_or_default();
-        let a = &self.obj.value["status"]["allocatable"];
+        let a = &v["status"]["allocatable"];
         let get = |k: &str| a[k].as_str().map(str::to_string).unwrap_or_default();
         self.alloc = Res {
             cpu: quantity::cpu_millis(&get("cpu")).unwrap_or(0),
@@ -377,7 +378,7 @@ impl Scheduler {
         }
         match &u.new {
             Some(obj) => {
-                let pod = &obj.value;
+                let pod = &obj.value();
                 let node = podutil::node_name(pod);
                 if !node.is_empty() && !podutil::is_terminal(pod) {
                     let facts = Arc::new(Facts::of(pod));
@@ -388,13 +389,14 @@ impl Scheduler {
                         self.anti_pods.insert(key.clone());
                     }
                     // A pod placed elsewhere still holding resources it held before frees nothing.
-                    freed &= u.old.as_ref().is_none_or(|o| podutil::node_name(&o.value) != node);
+                    freed &= u.old.as_ref().is_none_or(|o| o.node_name() != node);
                     self.placed.insert(key.clone(), Placed { node: node.to_string(), facts });
                 }
                 if is_pending(pod) {
-                    let relevant_change = u.old.as_ref().is_none_or(|o| {
-                        o.value["spec"] != pod["spec"] || o.value["metadata"]["labels"] != pod["metadata"]["labels"]
-                    });
+                    let relevant_change = u
+                        .old
+                        .as_ref()
+                        .is_none_or(|o| o.value()["spec"] != pod["spec"] || o.labels() != pod["metadata"]["labels"]);
                     if !self.unschedulable.contains(&key) || relevant_change {
                         self.unschedulable.remove(&key);
                         self.enqueue(key.clone());
@@ -430,7 +432,7 @@ impl Scheduler {
         while let Some(key) = self.active.pop_front() {
             self.queued.remove(&key);
             let Some(obj) = self.pods.get(&key).cloned() else { continue };
-            if !is_pending(&obj.value) {
+            if !is_pending(&obj.value()) {
                 continue;
             }
             self.schedule_one(&key, &obj);
@@ -442,7 +444,7 @@ impl Scheduler {
     }
 
     fn schedule_one(&mut self, key: &ObjKey, obj: &Arc<Obj>) {
-        let pod = &obj.value;
+        let pod = &obj.value();
         let uid = obj.uid().to_string();
         let registry = self.sim.registry.clone();
         if pod["spec"]["schedulingGates"].as_array().is_some_and(|g| !g.is_empty()) {
@@ -466,7 +468,7 @@ impl Scheduler {
                 let written = bind_pod(&registry, key, Some(&uid), &node);
                 if let Ok(Written::Updated(bound)) = &written {
                     let message = format!("Successfully assigned {}/{} to {node}", key.namespace, key.name);
-                    self.sim.recorder.record(&bound.value, "Normal", "Scheduled", &message, SCHEDULER_NAME, None);
+                    self.sim.recorder.record(&bound.value(), "Normal", "Scheduled", &message, SCHEDULER_NAME, None);
                 }
                 self.note(written);
             }
@@ -569,7 +571,7 @@ impl Scheduler {
         let selector_ok =
             facts.node_selector.as_object().is_none_or(|m| m.iter().all(|(k, want)| node.label(k) == want.as_str()));
         let affinity_ok =
-            facts.required_terms.is_null() || node_selector_terms_match(&facts.required_terms, &node.obj.value);
+            facts.required_terms.is_null() || node_selector_terms_match(&facts.required_terms, &node.obj.value());
         if !selector_ok || !affinity_ok {
             return Err((vec!["node(s) didn't match Pod's node affinity/selector".to_string()], true));
         }
@@ -648,7 +650,7 @@ impl Scheduler {
                 let eligible =
                     facts.node_selector.as_object().is_none_or(|m| m.iter().all(|(k, v)| n.label(k) == v.as_str()))
                         && (facts.required_terms.is_null()
-                            || node_selector_terms_match(&facts.required_terms, &n.obj.value));
+                            || node_selector_terms_match(&facts.required_terms, &n.obj.value()));
                 let Some(d) = domain_of(n).filter(|_| eligible) else { continue };
                 let matching = n
                     .pods

@@ -153,7 +153,7 @@ impl KubeSimHandle {
     /// A minion joins: its Node is registered Ready with the given capacity.
     pub fn add_node(&self, spec: NodeSpec) -> Result<k8s_openapi::api::core::v1::Node, Error> {
         let obj = nodes::add_node(&self.sim, &spec)?;
-        convert(&obj.value, "Node")
+        convert(&obj.value(), "Node")
     }
 
     /// A minion is gone: its Node is deleted and its pods are garbage-collected.
@@ -175,14 +175,14 @@ impl KubeSimHandle {
         let namespace = value["metadata"]["namespace"].as_str().map(str::to_string);
         let ns = if kind.namespaced() { Some(namespace.as_deref().unwrap_or("default")) } else { None };
         let created = self.sim.registry.create(kind, ns, value, false)?;
-        convert(&created.value, K::KIND)
+        convert(&created.value(), K::KIND)
     }
 
     /// Reads an object (None if absent). `namespace` is ignored for cluster-scoped kinds.
     pub fn get<K: Resource + DeserializeOwned>(&self, namespace: Option<&str>, name: &str) -> Option<K> {
         let kind = kind_of::<K>().ok()?;
         let obj = self.sim.store.get(kind, &key_for(kind, namespace, name))?;
-        convert(&obj.value, K::KIND).ok()
+        convert(&obj.value(), K::KIND).ok()
     }
 
     /// Lists objects of a kind, in one namespace or all.
@@ -190,7 +190,7 @@ impl KubeSimHandle {
         let Ok(kind) = kind_of::<K>() else { return Vec::new() };
         let ns = if kind.namespaced() { namespace } else { None };
         let (items, _) = self.sim.store.list(kind, ns);
-        items.iter().filter_map(|o| convert(&o.value, K::KIND).ok()).collect()
+        items.iter().filter_map(|o| convert(&o.value(), K::KIND).ok()).collect()
     }
 
     /// Number of stored objects of a kind.
@@ -242,7 +242,7 @@ impl KubeSimHandle {
         if let Some(source) = failure {
             return Err(Error::Convert { kind: K::KIND.into(), source });
         }
-        convert(&result?.value, K::KIND)
+        convert(&result?.value(), K::KIND)
     }
 
     /// Deletes an object with default options (graceful for pods).
@@ -255,7 +255,7 @@ impl KubeSimHandle {
     /// Pods of a namespace that are Running and Ready.
     pub fn ready_pods(&self, namespace: Option<&str>) -> usize {
         let (items, _) = self.sim.store.list(Kind::Pod, namespace);
-        items.iter().filter(|p| crate::podutil::is_ready(&p.value) && !crate::podutil::is_deleting(&p.value)).count()
+        items.iter().filter(|p| p.is_ready() && !p.is_deleting()).count()
     }
 
     // ---- usage -------------------------------------------------------------

@@ -65,30 +65,27 @@ fn core_field(view: View, field: &str) -> String {
     field.to_string()
 }
 
+/// The core/v1 fields an Event may be selected by (besides metadata.name
+/// and metadata.namespace).
+pub const SELECTABLE: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+];
+
 pub fn field_supported(view: View, field: &str) -> bool {
-    let field = core_field(view, field);
-    matches!(
-        field.as_str(),
-        "involvedObject.kind"
-            | "involvedObject.namespace"
-            | "involvedObject.name"
-            | "involvedObject.uid"
-            | "involvedObject.apiVersion"
-            | "involvedObject.resourceVersion"
-            | "involvedObject.fieldPath"
-            | "reason"
-            | "reportingComponent"
-            | "source"
-            | "type"
-    )
+    SELECTABLE.contains(&core_field(view, field).as_str())
 }
 
-pub fn field_value(view: View, obj: &Value, field: &str) -> String {
-    let field = core_field(view, field);
-    if field == "source" {
-        // The API server indexes source.component under "source".
-        let component = obj["source"]["component"].as_str().unwrap_or("");
-        return component.to_string();
-    }
-    crate::selectors::field_value(obj, &field)
+/// The name a field of `view` has on the stored (core/v1) Event.
+pub fn stored_field(view: View, field: &str) -> String {
+    core_field(view, field)
 }

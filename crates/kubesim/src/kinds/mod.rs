@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, Cause};
 use crate::quantity;
 use crate::resources::{Kind, View};
+use crate::store::Obj;
 
 pub use pod::pod_requests_from_spec;
 
@@ -187,35 +188,57 @@ fn validate_pdb(obj: &Value, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The fields of a stored object a fieldSelector may name (besides
+/// metadata.name and metadata.namespace, which the key holds): extracted when
+/// the object is written, as the API server's watch cache keeps each object's
+/// selectable fields beside it.
+pub fn selectable_fields(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Pod => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
+        Kind::Node => &["spec.unschedulable"],
+        Kind::Namespace => &["status.phase"],
+        Kind::ReplicaSet => &["status.replicas"],
+        Kind::Event => event::SELECTABLE,
+        _ => &[],
+    }
+}
+
 /// Whether `field` may be used in a fieldSelector on this resource.
 pub fn field_supported(kind: Kind, view: View, field: &str) -> bool {
     if matches!(field, "metadata.name" | "metadata.namespace") {
         return true;
     }
     match kind {
-        Kind::Pod => matches!(
-            field,
-            "spec.nodeName"
-                | "spec.restartPolicy"
-                | "spec.schedulerName"
-                | "spec.serviceAccountName"
-                | "spec.hostNetwork"
-                | "status.phase"
-                | "status.podIP"
-                | "status.nominatedNodeName"
-        ),
-        Kind::Node => field == "spec.unschedulable",
-        Kind::Namespace => field == "status.phase",
-        Kind::ReplicaSet => field == "status.replicas",
         Kind::Event => event::field_supported(view, field),
-        _ => false,
+        _ => selectable_fields(kind).contains(&field),
     }
 }
 
-/// The value a field selector compares for `field` on a stored object.
-pub fn field_value(kind: Kind, view: View, obj: &Value, field: &str) -> String {
-    if kind == Kind::Event {
-        return event::field_value(view, obj, field);
+/// The value a field selector compares for `field` (as the request's view
+/// names it) on a stored object.
+pub fn field_value(kind: Kind, view: View, obj: &Obj, field: &str) -> String {
+    match field {
+        "metadata.name" => obj.key.name.clone(),
+        "metadata.namespace" => obj.key.namespace.clone(),
+        _ if kind == Kind::Event => obj.field(&event::stored_field(view, field)).to_string(),
+        _ => obj.field(field).to_string(),
+    }
+}
+
+/// The value of one of [`selectable_fields`] on an object as JSON.
+pub fn extract_field(kind: Kind, obj: &Value, field: &str) -> String {
+    if kind == Kind::Event && field == "source" {
+        // The API server indexes source.component under "source".
+        return obj["source"]["component"].as_str().unwrap_or("").to_string();
     }
     crate::selectors::field_value(obj, field)
 }

@@ -2,9 +2,10 @@
 //! increasing resourceVersion (like an etcd revision), a bounded change
 //! history per kind for watches, and change notification.
 //!
-//! Objects are stored as JSON with their serialised bytes cached alongside, so
-//! a list of 30,000 pods or a watch fan-out to many watchers never
-//! re-serialises. Writes go through one closure that runs under the store lock,
+//! Objects are stored as their serialised bytes (with the few facts selectors
+//! and controllers scan for, see [`Obj`]), so a list of 150,000 pods or a
+//! watch fan-out to many watchers never re-serialises, and 150,000 pods take
+//! about what their JSON takes. Writes go through one closure that runs under the store lock,
 //! which makes read-modify-write (optimistic concurrency, patches, evictions)
 //! atomic.
 
@@ -20,6 +21,8 @@ use tokio::sync::watch;
 pub use informer::{Informer, InformerBatch};
 
 use crate::error::ApiError;
+use crate::kinds;
+use crate::podutil;
 use crate::resources::Kind;
 
 /// Namespace ("" when cluster-scoped) and name; orders like etcd keys.
@@ -46,23 +49,132 @@ impl std::fmt::Display for ObjKey {
 }
 
 /// One stored version of an object. Immutable; a write stores a new one.
+///
+/// Only the serialised bytes are kept (about 3 KB for a running pod; the same
+/// pod as a `serde_json::Value` tree is several times that), with the few
+/// [`Facts`] that selectors and the controllers' scans over every object
+/// read. Paths that need more decode it with [`Obj::value`]: they handle one
+/// object at a time (a write, a watch event for a controller), so a decode
+/// there costs what handling the change costs anyway.
 #[derive(Debug)]
 pub struct Obj {
     pub kind: Kind,
     pub key: ObjKey,
-    pub value: Value,
-    /// `value` serialised, shared by every list and watch that sends it.
+    /// The object serialised: stored once, shared by every list and watch that sends it.
     pub raw: Bytes,
     pub rv: u64,
+    pub facts: Facts,
+}
+
+/// What is read of an object without decoding it: its uid and labels, the
+/// fields a fieldSelector may name, its controller and, for pods, the state
+/// the controllers filter on.
+#[derive(Debug, Default)]
+pub struct Facts {
+    uid: Box<str>,
+    /// `metadata.labels`, sorted by key.
+    labels: Box<[(Box<str>, Box<str>)]>,
+    /// The values of [`kinds::selectable_fields`], in its order ("" when absent).
+    fields: Box<[Box<str>]>,
+    /// The controlling ownerReference's kind and uid.
+    controller: Option<(Box<str>, Box<str>)>,
+    /// The uids of every ownerReference (garbage collection scans for them).
+    owners: Box<[Box<str>]>,
+    deleting: bool,
+    /// The `Ready` condition is `True`.
+    ready: bool,
+}
+
+impl Facts {
+    fn of(kind: Kind, value: &Value) -> Facts {
+        let meta = &value["metadata"];
+        let mut labels: Vec<(Box<str>, Box<str>)> = meta["labels"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.as_str().into(), v.as_str().unwrap_or("").into())).collect())
+            .unwrap_or_default();
+        labels.sort();
+        let controller = podutil::controller_ref(value)
+            .map(|r| (r["kind"].as_str().unwrap_or("").into(), r["uid"].as_str().unwrap_or("").into()));
+        let owners = meta["ownerReferences"].as_array().into_iter().flatten();
+        Facts {
+            owners: owners.map(|r| r["uid"].as_str().unwrap_or("").into()).collect(),
+            uid: meta["uid"].as_str().unwrap_or("").into(),
+            labels: labels.into_boxed_slice(),
+            fields: kinds::selectable_fields(kind)
+                .iter()
+                .map(|f| kinds::extract_field(kind, value, f).into())
+                .collect(),
+            controller,
+            deleting: podutil::is_deleting(value),
+            ready: podutil::is_ready(value),
+        }
+    }
 }
 
 impl Obj {
-    pub fn uid(&self) -> &str {
-        self.value["metadata"]["uid"].as_str().unwrap_or("")
+    /// The object decoded.
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.raw).expect("stored objects are JSON kubesim serialised")
     }
 
-    pub fn meta(&self) -> &Value {
-        &self.value["metadata"]
+    pub fn uid(&self) -> &str {
+        &self.facts.uid
+    }
+
+    /// One label's value.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        let labels = &self.facts.labels;
+        labels.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok().map(|i| labels[i].1.as_ref())
+    }
+
+    /// `metadata.labels` as JSON (`{}` when there are none).
+    pub fn labels(&self) -> Value {
+        Value::Object(self.facts.labels.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect())
+    }
+
+    /// A selectable field's value ([`kinds::selectable_fields`]; "" for others
+    /// and when absent), e.g. a pod's `spec.nodeName`.
+    pub fn field(&self, path: &str) -> &str {
+        kinds::selectable_fields(self.kind)
+            .iter()
+            .position(|f| *f == path)
+            .and_then(|i| self.facts.fields.get(i))
+            .map_or("", |v| v.as_ref())
+    }
+
+    /// The controlling owner's kind and uid.
+    pub fn controller(&self) -> Option<(&str, &str)> {
+        self.facts.controller.as_ref().map(|(k, u)| (k.as_ref(), u.as_ref()))
+    }
+
+    /// One of its ownerReferences names `uid`.
+    pub fn owned_by(&self, uid: &str) -> bool {
+        self.facts.owners.iter().any(|o| o.as_ref() == uid)
+    }
+
+    /// Carries a deletionTimestamp.
+    pub fn is_deleting(&self) -> bool {
+        self.facts.deleting
+    }
+
+    /// Its `Ready` condition is `True` (pods, nodes).
+    pub fn is_ready(&self) -> bool {
+        self.facts.ready
+    }
+
+    /// A pod's `spec.nodeName`.
+    pub fn node_name(&self) -> &str {
+        self.field("spec.nodeName")
+    }
+
+    /// Terminal: a pod in phase Succeeded or Failed.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.field("status.phase"), "Succeeded" | "Failed")
+    }
+
+    /// Active in the controllers' sense: not terminal and not being deleted.
+    pub fn is_active(&self) -> bool {
+        !self.is_terminal() && !self.is_deleting()
     }
 }
 
@@ -230,7 +342,7 @@ impl Store {
                 if dry_run {
                     return Ok(Written::Deleted(current));
                 }
-                let mut value = current.value.clone();
+                let mut value = current.value();
                 value["metadata"]["resourceVersion"] = Value::String(next_rv.to_string());
                 let obj = Arc::new(make_obj(kind, key.clone(), value, next_rv));
                 inner.buckets[kind.index()].objects.remove(key);
@@ -306,7 +418,7 @@ impl Inner {
 
 fn make_obj(kind: Kind, key: ObjKey, value: Value, rv: u64) -> Obj {
     let raw = Bytes::from(serde_json::to_vec(&value).expect("JSON values always serialise"));
-    Obj { kind, key, value, raw, rv }
+    Obj { kind, key, facts: Facts::of(kind, &value), raw, rv }
 }
 
 /// The key of an object value of the given kind.
@@ -314,4 +426,61 @@ pub fn key_of(kind: Kind, value: &Value) -> ObjKey {
     let meta = &value["metadata"];
     let name = meta["name"].as_str().unwrap_or("");
     if kind.namespaced() { ObjKey::new(meta["namespace"].as_str().unwrap_or(""), name) } else { ObjKey::cluster(name) }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// What selectors and scans read without decoding agrees with the object.
+    #[test]
+    fn an_objects_facts_are_what_its_json_says() {
+        let pod = json!({
+            "metadata": {"name": "web-1", "namespace": "team", "uid": "u-1",
+                "labels": {"tier": "front", "app": "web"},
+                "deletionTimestamp": "2026-01-01T00:00:00Z",
+                "ownerReferences": [
+                    {"kind": "Node", "name": "n", "uid": "u-n"},
+                    {"kind": "ReplicaSet", "name": "web", "uid": "u-rs", "controller": true}]},
+            "spec": {"nodeName": "minion-1", "hostNetwork": true, "containers": []},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        });
+        let obj = make_obj(Kind::Pod, key_of(Kind::Pod, &pod), pod.clone(), 7);
+        assert_eq!(obj.value(), pod, "the bytes decode to the object stored");
+        assert_eq!(obj.uid(), "u-1");
+        assert_eq!((obj.label("app"), obj.label("tier"), obj.label("zone")), (Some("web"), Some("front"), None));
+        assert_eq!(obj.labels(), pod["metadata"]["labels"]);
+        assert_eq!(obj.node_name(), "minion-1");
+        assert_eq!(obj.field("status.phase"), "Running");
+        assert_eq!(obj.field("spec.hostNetwork"), "true", "as a field selector compares it");
+        assert_eq!(obj.field("status.podIP"), "", "absent");
+        assert_eq!(obj.controller(), Some(("ReplicaSet", "u-rs")), "the controller, not the first owner");
+        assert!(obj.owned_by("u-n") && obj.owned_by("u-rs") && !obj.owned_by("u-1"));
+        assert!(obj.is_deleting() && obj.is_ready() && !obj.is_terminal() && !obj.is_active());
+
+        let node = json!({"metadata": {"name": "minion-1", "uid": "u-2"}, "spec": {"unschedulable": true}});
+        let obj = make_obj(Kind::Node, key_of(Kind::Node, &node), node, 8);
+        assert_eq!(obj.field("spec.unschedulable"), "true");
+        assert_eq!(obj.labels(), json!({}));
+        assert!(obj.controller().is_none() && !obj.is_ready() && !obj.is_deleting());
+    }
+
+    /// A write's new facts replace the old: a pod that finished is terminal.
+    #[test]
+    fn facts_follow_each_write() {
+        let store = Store::new(10);
+        let key = ObjKey::new("team", "job-1");
+        let pod = |phase: &str| {
+            json!({"metadata": {"name": "job-1", "namespace": "team", "uid": "u"},
+            "status": {"phase": phase}})
+        };
+        store.write(Kind::Pod, &key, false, |_| Ok(Write::Put(pod("Running")))).unwrap();
+        assert!(store.get(Kind::Pod, &key).unwrap().is_active());
+        store.write(Kind::Pod, &key, false, |_| Ok(Write::Put(pod("Succeeded")))).unwrap();
+        let now = store.get(Kind::Pod, &key).unwrap();
+        assert!(now.is_terminal() && !now.is_active());
+        assert_eq!(now.value()["metadata"]["resourceVersion"], "2");
+    }
 }

@@ -34,8 +34,8 @@ fn matching_pdbs(sim: &Sim, pod: &Obj) -> Vec<std::sync::Arc<Obj>> {
     let (pdbs, _) = sim.store.list(Kind::PodDisruptionBudget, Some(&pod.key.namespace));
     pdbs.into_iter()
         .filter(|pdb| {
-            LabelSelector::from_json(&pdb.value["spec"]["selector"], LabelSelector::nothing())
-                .is_ok_and(|s| !s.is_everything() && s.matches(&pod.value))
+            LabelSelector::from_json(&pdb.value()["spec"]["selector"], LabelSelector::nothing())
+                .is_ok_and(|s| !s.is_everything() && s.matches_obj(pod))
         })
         .collect()
 }
@@ -53,7 +53,7 @@ pub fn evict(sim: &Sim, key: &ObjKey, eviction: &Value, dry_run: bool) -> Result
     if opts.precondition_uid.is_none() {
         opts.precondition_uid = Some(pod.uid().to_string());
     }
-    if can_ignore_pdb(&pod.value) {
+    if can_ignore_pdb(&pod.value()) {
         return delete(sim, key, &opts);
     }
     let pdbs = matching_pdbs(sim, &pod);
@@ -63,9 +63,10 @@ pub fn evict(sim: &Sim, key: &ObjKey, eviction: &Value, dry_run: bool) -> Result
         ));
     }
     let Some(pdb) = pdbs.into_iter().next() else { return delete(sim, key, &opts) };
-    let status = &pdb.value["status"];
-    if !podutil::is_ready(&pod.value) {
-        let policy = pdb.value["spec"]["unhealthyPodEvictionPolicy"].as_str().unwrap_or("IfHealthyBudget");
+    let pdb_value = pdb.value();
+    let status = &pdb_value["status"];
+    if !pod.is_ready() {
+        let policy = pdb_value["spec"]["unhealthyPodEvictionPolicy"].as_str().unwrap_or("IfHealthyBudget");
         let healthy = status["currentHealthy"].as_i64().unwrap_or(0);
         let desired = status["desiredHealthy"].as_i64().unwrap_or(0);
         if policy == "AlwaysAllow" || (healthy >= desired && desired > 0) {

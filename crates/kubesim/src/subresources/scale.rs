@@ -63,7 +63,7 @@ pub fn handle(
         return Err(ApiError::method_not_allowed());
     }
     let updated = match *method {
-        Method::GET => return Ok(to_scale(&sim.registry.get(kind, key)?.value)),
+        Method::GET => return Ok(to_scale(&sim.registry.get(kind, key)?.value())),
         Method::PUT => {
             let scale = body.unwrap_or_default();
             sim.registry
@@ -78,7 +78,7 @@ pub fn handle(
         }
         _ => return Err(ApiError::method_not_allowed()),
     };
-    Ok(to_scale(&updated.value))
+    Ok(to_scale(&updated.value()))
 }
 
 fn apply_scale(kind: Kind, key: &ObjKey, current: &Value, scale: &Value) -> Result<Value, ApiError> {

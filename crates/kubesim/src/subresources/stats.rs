@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use crate::api::Body;
 use crate::error::ApiError;
-use crate::podutil;
 use crate::quantity;
 use crate::resources::Kind;
 use crate::sim::Sim;
@@ -20,7 +19,7 @@ use crate::usage::{ContainerSample, PodSample};
 
 pub async fn proxy(sim: &Arc<Sim>, node: &str, tail: &[String]) -> Result<Response<Body>, ApiError> {
     let node_obj = sim.registry.get(Kind::Node, &ObjKey::cluster(node))?;
-    if !podutil::condition_true(&node_obj.value, "Ready") {
+    if !node_obj.is_ready() {
         return Err(ApiError::service_unavailable(
             format!("error trying to reach service: dial tcp {node}:10250: connect: connection refused"),
             None,
@@ -31,10 +30,10 @@ pub async fn proxy(sim: &Arc<Sim>, node: &str, tail: &[String]) -> Result<Respon
     let path: Vec<&str> = tail.iter().map(String::as_str).collect();
     match path.as_slice() {
         ["stats", "summary"] => {
-            let summary = summary(sim, &node_obj.value, &samples, now);
+            let summary = summary(sim, &node_obj.value(), &samples, now);
             Ok(crate::api::respond_json(200, &summary))
         }
-        ["metrics", "cadvisor"] => Ok(crate::api::respond_text(200, cadvisor(sim, &node_obj.value, &samples, now))),
+        ["metrics", "cadvisor"] => Ok(crate::api::respond_text(200, cadvisor(sim, &node_obj.value(), &samples, now))),
         ["metrics", "resource"] => Ok(crate::api::respond_text(200, resource_metrics(sim, node, &samples, now))),
         ["healthz"] => Ok(crate::api::respond_text(200, "ok")),
         _ => Err(ApiError::new(404, "NotFound", "the server could not find the requested resource")),
@@ -115,7 +114,7 @@ fn esc(v: &str) -> String {
 }
 
 fn pod_lookup(sim: &Sim, p: &PodSample) -> Option<Value> {
-    sim.store.get(Kind::Pod, &ObjKey::new(&p.namespace, &p.name)).map(|o| o.value.clone())
+    sim.store.get(Kind::Pod, &ObjKey::new(&p.namespace, &p.name)).map(|o| o.value().clone())
 }
 
 fn cadvisor(sim: &Sim, node: &Value, samples: &[PodSample], now: Timestamp) -> String {

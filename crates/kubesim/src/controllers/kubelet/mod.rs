@@ -39,10 +39,42 @@ struct PodState {
     key: ObjKey,
     node: String,
     phase: Phase,
-    /// The pod spec with the resources the kubelet has admitted.
-    allocated: Option<Value>,
+    /// What of the pod spec the kubelet has admitted.
+    allocated: Option<Allocation>,
     terminate_at: Option<Instant>,
     deferred: bool,
+}
+
+/// What the kubelet admitted of a pod's spec: each container's name,
+/// resources and resize and restart policies, and the pod overhead — what
+/// admission, resize and its actuation read. Kept serialised: a few hundred
+/// bytes, where the whole spec as a `Value` was several kilobytes, and every
+/// running pod has one.
+struct Allocation(Box<[u8]>);
+
+impl Allocation {
+    fn of(spec: &Value) -> Allocation {
+        let containers = |list: &str| -> Value {
+            let kept = ["name", "resources", "resizePolicy", "restartPolicy"];
+            let pruned = spec[list].as_array().into_iter().flatten().map(|c| {
+                Value::Object(kept.iter().filter_map(|k| Some((k.to_string(), c.get(*k)?.clone()))).collect())
+            });
+            Value::Array(pruned.collect())
+        };
+        let mut kept = json!({"containers": containers("containers")});
+        if spec["initContainers"].is_array() {
+            kept["initContainers"] = containers("initContainers");
+        }
+        if !spec["overhead"].is_null() {
+            kept["overhead"] = spec["overhead"].clone();
+        }
+        Allocation(serde_json::to_vec(&kept).expect("JSON values always serialise").into_boxed_slice())
+    }
+
+    /// The admitted part of the spec, shaped as the spec is.
+    fn spec(&self) -> Value {
+        serde_json::from_slice(&self.0).expect("an allocation is JSON it serialised")
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -181,8 +213,7 @@ impl Kubelet {
         }
         if u.old.is_none() {
             // Pods bound before this kubelet saw its node register.
-            let bound: Vec<Arc<Obj>> =
-                self.pods.values().filter(|p| podutil::node_name(&p.value) == node).cloned().collect();
+            let bound: Vec<Arc<Obj>> = self.pods.values().filter(|p| p.node_name() == node).cloned().collect();
             for pod in bound {
                 self.on_pod(Update { key: pod.key.clone(), old: None, new: Some(pod) });
             }
@@ -196,7 +227,7 @@ impl Kubelet {
             self.forget(old.uid());
         }
         let Some(obj) = u.new else { return };
-        let pod = &obj.value;
+        let pod = &obj.value();
         let uid = obj.uid().to_string();
         let node = podutil::node_name(pod).to_string();
         if node.is_empty() || self.nodes.get(&ObjKey::cluster(&node)).is_none() {
@@ -240,8 +271,11 @@ impl Kubelet {
             return;
         }
         if self.states.get(&uid).is_some_and(|s| s.phase == Phase::Running) {
-            if u.old.as_ref().is_some_and(|o| o.value["metadata"]["labels"] != pod["metadata"]["labels"]) {
-                self.usage().pod_labels_changed(&node, &uid, &pod["metadata"]["labels"]);
+            // Both sides as `Obj::labels` gives them (`{}` when there are
+            // none), as the usage model was given them when the pod started.
+            let labels = obj.labels();
+            if u.old.as_ref().is_some_and(|o| o.labels() != labels) {
+                self.usage().pod_labels_changed(&node, &uid, &labels);
             }
             if let Err(e) = self.reconcile_resize(&uid) {
                 tracing::debug!(error = %e, "kubesim kubelet: resize");
@@ -262,7 +296,7 @@ impl Kubelet {
 
     fn capacity(&self, node: &str) -> Capacity {
         let Some(obj) = self.nodes.get(&ObjKey::cluster(node)) else { return Capacity::default() };
-        let a = &obj.value["status"]["allocatable"];
+        let a = &obj.value()["status"]["allocatable"];
         let text = |k: &str| a[k].as_str().unwrap_or("").to_string();
         Capacity {
             cpu: quantity::cpu_millis(&text("cpu")).unwrap_or(0),
@@ -279,8 +313,8 @@ impl Kubelet {
             if uid == except {
                 continue;
             }
-            let Some(spec) = &s.allocated else { continue };
-            let (cpu, mem) = crate::kinds::pod_requests_from_spec(spec);
+            let Some(allocated) = &s.allocated else { continue };
+            let (cpu, mem) = crate::kinds::pod_requests_from_spec(&allocated.spec());
             used.cpu += cpu;
             used.mem += mem;
             used.pods += 1;
@@ -292,7 +326,7 @@ impl Kubelet {
     /// kubelet stopped or its VM gone) nothing starts and nothing finishes
     /// terminating, as on a real cluster; the work waits for it to return.
     fn node_ready(&self, node: &str) -> bool {
-        self.nodes.get(&ObjKey::cluster(node)).is_some_and(|n| podutil::condition_true(&n.value, "Ready"))
+        self.nodes.get(&ObjKey::cluster(node)).is_some_and(|n| n.is_ready())
     }
 
     /// Tries `action` again later (its node is not Ready).
@@ -312,7 +346,7 @@ impl Kubelet {
             return Ok(());
         }
         let Some(obj) = self.current_pod(uid) else { return Ok(()) };
-        let spec = obj.value["spec"].clone();
+        let spec = obj.value()["spec"].clone();
         let (cpu, mem) = crate::kinds::pod_requests_from_spec(&spec);
         let capacity = self.capacity(&node);
         let others = self.used(&node, uid);
@@ -332,7 +366,7 @@ impl Kubelet {
         let node_obj = self.nodes.get(&ObjKey::cluster(&node)).cloned();
         let host_ip = node_obj
             .as_ref()
-            .and_then(|n| n.value["status"]["addresses"].as_array().cloned())
+            .and_then(|n| n.value()["status"]["addresses"].as_array().cloned())
             .and_then(|a| a.into_iter().find(|x| x["type"] == "InternalIP"))
             .and_then(|x| x["address"].as_str().map(str::to_string))
             .unwrap_or_else(|| "10.0.0.1".to_string());
@@ -350,7 +384,7 @@ impl Kubelet {
             if state.phase == Phase::Starting {
                 state.phase = Phase::Running;
             }
-            state.allocated = Some(spec.clone());
+            state.allocated = Some(Allocation::of(&spec));
         }
         let containers = spec["containers"]
             .as_array()
@@ -365,7 +399,7 @@ impl Kubelet {
                 uid: uid.to_string(),
                 namespace: obj.key.namespace.clone(),
                 name: obj.key.name.clone(),
-                labels: obj.value["metadata"]["labels"].clone(),
+                labels: obj.labels(),
                 started,
                 containers,
             },
@@ -379,7 +413,7 @@ impl Kubelet {
         let counter = self.ip_counters.entry(node.to_string()).or_insert(0);
         *counter += 1;
         let host = (*counter % 253) + 2;
-        let cidr = node_obj.and_then(|n| n.value["spec"]["podCIDR"].as_str().map(str::to_string));
+        let cidr = node_obj.and_then(|n| n.value()["spec"]["podCIDR"].as_str().map(str::to_string));
         let base = cidr.as_deref().and_then(|c| c.split('/').next()).unwrap_or("10.244.0.0");
         let octets: Vec<&str> = base.split('.').collect();
         if octets.len() == 4 {
@@ -400,7 +434,7 @@ impl Kubelet {
         }
         let key = state.key.clone();
         let now = time::now_string();
-        let was_running = self.current_pod(uid).is_some_and(|p| p.value["status"]["containerStatuses"].is_array());
+        let was_running = self.current_pod(uid).is_some_and(|p| p.value()["status"]["containerStatuses"].is_array());
         if was_running {
             self.mutate_pod(uid, |p| {
                 status::set_terminated(p, &now);
@@ -419,17 +453,19 @@ impl Kubelet {
 
     fn reconcile_resize(&mut self, uid: &str) -> Result<(), ApiError> {
         let Some(state) = self.states.get(uid) else { return Ok(()) };
-        let (node, Some(allocated)) = (state.node.clone(), state.allocated.clone()) else { return Ok(()) };
+        let (node, Some(allocated)) = (state.node.clone(), state.allocated.as_ref().map(Allocation::spec)) else {
+            return Ok(());
+        };
         if state.phase != Phase::Running {
             return Ok(());
         }
         let Some(obj) = self.current_pod(uid) else { return Ok(()) };
-        let desired = obj.value["spec"].clone();
+        let desired = obj.value()["spec"].clone();
         if !resize::differs(&desired, &allocated) {
             if let Some(s) = self.states.get_mut(uid) {
                 s.deferred = false;
             }
-            if podutil::condition(&obj.value, "PodResizePending").is_some() {
+            if podutil::condition(&obj.value(), "PodResizePending").is_some() {
                 self.mutate_pod(uid, |p| {
                     remove_condition(p, "PodResizePending");
                     Ok(())
@@ -438,7 +474,7 @@ impl Kubelet {
             return Ok(());
         }
         let verdict = resize::judge(&desired, self.capacity(&node), self.used(&node, uid));
-        let generation = obj.value["metadata"]["generation"].clone();
+        let generation = obj.value()["metadata"]["generation"].clone();
         match verdict {
             Verdict::Pending(reason, message) => {
                 if let Some(s) = self.states.get_mut(uid) {
@@ -453,7 +489,7 @@ impl Kubelet {
             Verdict::Fits => {
                 if let Some(s) = self.states.get_mut(uid) {
                     s.deferred = false;
-                    s.allocated = Some(desired.clone());
+                    s.allocated = Some(Allocation::of(&desired));
                 }
                 self.mutate_pod(uid, |p| {
                     remove_condition(p, "PodResizePending");
@@ -472,16 +508,19 @@ impl Kubelet {
 
     fn finish_resize(&mut self, uid: &str) -> Result<(), ApiError> {
         let Some(state) = self.states.get(uid) else { return Ok(()) };
-        let (node, Some(allocated)) = (state.node.clone(), state.allocated.clone()) else { return Ok(()) };
+        let (node, Some(allocated)) = (state.node.clone(), state.allocated.as_ref().map(Allocation::spec)) else {
+            return Ok(());
+        };
         if state.phase != Phase::Running {
             return Ok(());
         }
         let Some(obj) = self.current_pod(uid) else { return Ok(()) };
         let containers = allocated["containers"].as_array().cloned().unwrap_or_default();
+        let pod = obj.value();
         // A memory limit cannot be lowered below what the container uses now.
         for c in &containers {
             let name = c["name"].as_str().unwrap_or("");
-            let actual = obj.value["status"]["containerStatuses"]
+            let actual = pod["status"]["containerStatuses"]
                 .as_array()
                 .and_then(|s| s.iter().find(|s| s["name"] == name))
                 .and_then(|s| s["resources"]["limits"]["memory"].as_str().and_then(quantity::whole_units));
@@ -600,7 +639,7 @@ impl Kubelet {
         }
         let node = state.node.clone();
         let Some(obj) = self.current_pod(uid) else { return Ok(()) };
-        let limit = obj.value["spec"]["containers"]
+        let limit = obj.value()["spec"]["containers"]
             .as_array()
             .and_then(|cs| cs.iter().find(|c| c["name"] == container))
             .and_then(memory_limit);
@@ -611,8 +650,8 @@ impl Kubelet {
             self.plan_ooms_for(uid);
             return Ok(());
         }
-        let restart_policy = obj.value["spec"]["restartPolicy"].as_str().unwrap_or("Always").to_string();
-        let restarts = obj.value["status"]["containerStatuses"]
+        let restart_policy = obj.value()["spec"]["restartPolicy"].as_str().unwrap_or("Always").to_string();
+        let restarts = obj.value()["status"]["containerStatuses"]
             .as_array()
             .and_then(|s| s.iter().find(|s| s["name"] == container))
             .and_then(|s| s["restartCount"].as_i64())
@@ -666,7 +705,7 @@ impl Kubelet {
         })?;
         if let Some(obj) = self.current_pod(uid) {
             let message = format!("Container {container} was OOM-killed (memory {usage} > limit {limit})");
-            self.sim.recorder.record(&obj.value, "Warning", "OOMKilling", &message, COMPONENT, Some(&node));
+            self.sim.recorder.record(&obj.value(), "Warning", "OOMKilling", &message, COMPONENT, Some(&node));
         }
         if !restart {
             self.forget(uid);
@@ -676,7 +715,7 @@ impl Kubelet {
             self.usage().container_stopped(&node, uid, container, now_ts);
             if let Some(obj) = self.current_pod(uid) {
                 let message = format!("Back-off restarting failed container {container} in pod {pod_desc}");
-                self.sim.recorder.record(&obj.value, "Warning", "BackOff", &message, COMPONENT, Some(&node));
+                self.sim.recorder.record(&obj.value(), "Warning", "BackOff", &message, COMPONENT, Some(&node));
             }
             self.schedule(backoff, Action::Restart(uid.to_string(), container.to_string()));
         }
