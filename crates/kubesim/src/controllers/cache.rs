@@ -185,6 +185,17 @@ mod tests {
         json!({"metadata": {"name": "web", "namespace": "default", "uid": "u-web"}, "spec": {"replicas": replicas}})
     }
 
+    /// Another client's scale change, on the object as stored now.
+    fn scale(store: &Store, key: &ObjKey, replicas: i64) {
+        store
+            .write(Kind::Deployment, key, false, |current| {
+                let mut v: Value = serde_json::from_slice(&current.unwrap().raw).unwrap();
+                v["spec"]["replicas"] = json!(replicas);
+                Ok(Write::Put(v))
+            })
+            .unwrap();
+    }
+
     /// The controller's status write, as the store does it: on the object as stored now.
     fn write_status(store: &Store, key: &ObjKey, observed: i64) -> Arc<Obj> {
         let written = store
@@ -212,13 +223,7 @@ mod tests {
         assert_eq!(cache.apply_batch(informer.try_next().unwrap()).len(), 1);
 
         // Another client scales it; the controller, not told yet, writes status.
-        store
-            .write(Kind::Deployment, &key, false, |current| {
-                let mut v: Value = serde_json::from_slice(&current.unwrap().raw).unwrap();
-                v["spec"]["replicas"] = json!(3);
-                Ok(Write::Put(v))
-            })
-            .unwrap();
+        scale(&store, &key, 3);
         let own = write_status(&store, &key, 1);
         let noted = cache.note_written(&own).expect("the controller's write is newer than its cache");
         assert_eq!(replicas(noted.old.as_ref().unwrap()), json!(2));
@@ -247,13 +252,7 @@ mod tests {
         let mut informer = Informer::new(store.clone(), Kind::Deployment);
         let mut cache = ObjCache::default();
         cache.apply_batch(informer.try_next().unwrap());
-        store
-            .write(Kind::Deployment, &key, false, |current| {
-                let mut v: Value = serde_json::from_slice(&current.unwrap().raw).unwrap();
-                v["spec"]["replicas"] = json!(3);
-                Ok(Write::Put(v))
-            })
-            .unwrap();
+        scale(&store, &key, 3);
         let own = write_status(&store, &key, 1);
         cache.note_written(&own);
         store.compact();
