@@ -145,6 +145,7 @@ fn co_location_is_advised_once_the_evidence_has_held() {
     snap.pods.push(Pod { workload: Some(workload("search")), ..snap.pods[0].clone() });
     let quiet = Flow { client: workload("search"), ..chatty(20.0) };
     let mut quiet = Run::new(snap, vec![chatty(2000.0), quiet]);
+    quiet.policy.cost_share = crate::policy::Fraction(0.8);
     for m in [0, 10, 20] {
         let advice = quiet.pass(m);
         let about_quiet = |s: &str| s.contains("shop/search");
@@ -160,7 +161,8 @@ fn standing_advice_survives_its_own_success_and_goes_only_after_a_long_lull() {
     let snap = cluster(2, 2, &[("frontend", 0, 500), ("cart", 1, 500)]);
     let mut run = Run::new(snap, vec![chatty(200.0)]);
     run.policy.mode = AdvisorMode::Apply;
-    // The absolute threshold alone (a one-pair graph is its own top talker).
+    // The absolute threshold alone, as by default (with cost-share, a
+    // one-pair graph is its own top talker).
     run.policy.cost_share = crate::policy::Fraction(0.0);
     run.pass(0);
     let given = run.pass(10);
@@ -383,15 +385,15 @@ fn quiet_application() -> Run {
 fn a_quiet_applications_top_talkers_are_advised_by_their_share_of_its_cost() {
     let mut run = quiet_application();
     run.policy.min_requests_per_second = 1.0;
-    run.policy.cost_share = crate::policy::Fraction(0.0);
+    assert_eq!(run.policy.cost_share, crate::policy::Fraction(0.0), "off by default");
     run.pass(0);
     assert!(run.pass(10).advised.is_empty(), "under min-latency-cost, no share rule: nothing");
 
-    // With the share rule (the default, 80 %): a (360 of 477 ms/s, 75 %) and b,
-    // which crosses the line; c, the last 6 %, is left alone.
+    // With the share rule at 80 %: a (360 of 477 ms/s, 75 %) and b, which
+    // crosses the line; c, the last 6 %, is left alone.
     let mut run = quiet_application();
     run.policy.min_requests_per_second = 1.0;
-    assert_eq!(run.policy.cost_share, crate::policy::Fraction(0.8));
+    run.policy.cost_share = crate::policy::Fraction(0.8);
     run.pass(0);
     let advice = run.pass(10);
     assert_eq!(
@@ -404,6 +406,7 @@ fn a_quiet_applications_top_talkers_are_advised_by_their_share_of_its_cost() {
     // The same application ten times busier: the same pairs, no more.
     let mut busy = quiet_application();
     busy.policy.min_requests_per_second = 1.0;
+    busy.policy.cost_share = crate::policy::Fraction(0.8);
     for f in &mut busy.obs.flows {
         f.requests_per_second *= 10.0;
     }
@@ -415,6 +418,7 @@ fn a_quiet_applications_top_talkers_are_advised_by_their_share_of_its_cost() {
 fn advice_given_by_share_stands_while_the_pair_stays_among_the_top_talkers() {
     let mut run = quiet_application();
     run.policy.min_requests_per_second = 1.0;
+    run.policy.cost_share = crate::policy::Fraction(0.8);
     run.policy.mode = AdvisorMode::Apply;
     run.pass(0);
     assert_eq!(new_subjects(&run.pass(10)).len(), 2);
