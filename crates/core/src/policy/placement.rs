@@ -36,6 +36,18 @@ pub struct PlacementAdvisorPolicy {
     /// this much tail latency, in milliseconds per second: requests/s × the
     /// share of calls crossing nodes × (cross-node p99 − same-node p99).
     pub min_latency_cost: f64,
+    /// A pair is also worth co-locating, whatever `min-latency-cost`, when it
+    /// is among the costliest pairs that together make up this share of the
+    /// graph's potential cross-node cost (every observed pair's requests/s ×
+    /// (cross-node p99 − same-node p99)), and some of its calls still cross.
+    /// A threshold relative to the graph: what a pair adds to the end-to-end
+    /// p99 is its share of the requests' latency, not its absolute ms/s, so a
+    /// quiet application's main pairs count as much as a busy one's, and the
+    /// set does not change as the load rises and falls (the shares do not).
+    /// 0 (the default): only `min-latency-cost` — measured on the simulated
+    /// call graphs, 0.8 churned more pods for a mixed result
+    /// (docs/co-scheduling.md), so it is the operator's to turn on.
+    pub cost_share: Fraction,
     /// The saving per call assumed when no same-node calls were observed.
     pub assumed_same_node_saving_ms: f64,
     /// Evidence must hold this long, continuously, before advice is given.
@@ -68,6 +80,7 @@ impl Default for PlacementAdvisorPolicy {
             pod_labels: BTreeMap::new(),
             min_requests_per_second: 10.0,
             min_latency_cost: 500.0,
+            cost_share: Fraction(0.0),
             assumed_same_node_saving_ms: 1.0,
             raise_after: Duration::from_secs(10 * 60),
             release_fraction: Fraction(0.5),

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::model::{HOSTNAME, LabelSelector, Pod, PodAffinityTerm, Snapshot, WorkloadRef};
 use crate::policy::PlacementAdvisorPolicy;
 
+use super::share::GraphPair;
 use super::{ContainerTarget, Flow, Observations, PairEvidence, Proposal, Resource, Withheld};
 
 /// Labels that differ between replicas or revisions of one workload: a term
@@ -86,14 +87,27 @@ fn already_near(client: &[&Pod], server: &[&Pod]) -> bool {
     terms.filter(|t| t.per_node()).any(|t| server.iter().any(|s| t.matches(s)))
 }
 
+/// What one window's observations show.
+#[derive(Debug, Default)]
+pub(super) struct Gathered {
+    pub candidates: Vec<Candidate>,
+    /// Every co-location pair in scope with its potential cost, those already
+    /// near included: the graph the relative threshold (`cost-share`) is
+    /// judged against. A pair with no cross-node call to measure counts with
+    /// `assumed-same-node-saving-ms`, so that co-location working does not
+    /// shrink the graph and let ever smaller pairs in.
+    pub graph: Vec<GraphPair>,
+}
+
 pub(super) fn gather(
     snapshot: &Snapshot,
     observations: &Observations,
     policy: &PlacementAdvisorPolicy,
     standing: &BTreeSet<String>,
-) -> Vec<Candidate> {
+) -> Gathered {
     let replicas = replicas(snapshot);
     let mut out = Vec::new();
+    let mut graph = Vec::new();
     for flow in &observations.flows {
         if flow.requests_per_second < policy.min_requests_per_second || flow.client == flow.server {
             continue;
@@ -139,6 +153,16 @@ pub(super) fn gather(
             expected_gain: 0.0,
         };
         let subject = proposal.subject();
+        let ranked = match flow.p99_cross_node_ms {
+            Some(_) => potential,
+            None => flow.requests_per_second * policy.assumed_same_node_saving_ms,
+        };
+        graph.push(GraphPair {
+            subject: subject.clone(),
+            client: flow.client.to_string(),
+            server: flow.server.to_string(),
+            potential: ranked,
+        });
         if already_near(client, server) && !standing.contains(&subject) {
             continue;
         }
@@ -149,7 +173,7 @@ pub(super) fn gather(
         let unmeasured = flow.p99_cross_node_ms.is_none();
         out.push(Candidate { subject, proposal, potential, blocked, unmeasured });
     }
-    out
+    Gathered { candidates: out, graph }
 }
 
 fn evidence(flow: &Flow, share: f64, cost: f64) -> PairEvidence {

@@ -17,6 +17,7 @@ mod capacity;
 mod evidence;
 pub(crate) mod in_plan;
 mod memory;
+mod share;
 #[cfg(test)]
 mod tests;
 
@@ -251,11 +252,22 @@ pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advi
     let mut memory = input.memory.clone();
     let mut advice = Advice::default();
     let standing = memory.standing.keys().cloned().collect();
-    let evidence = evidence::gather(input.snapshot, input.observations, policy, &standing);
+    let gathered = evidence::gather(input.snapshot, input.observations, policy, &standing);
+    let evidence = &gathered.candidates;
     let min = policy.min_latency_cost;
+    // The graph's top talkers (`cost-share`), and — hysteresis — the wider
+    // set standing advice stays in: the share left out of it is
+    // release-fraction of the one left out of the first.
+    let share = policy.cost_share.0;
+    let top = share::top_pairs(&gathered.graph, share);
+    let kept = share::top_pairs(&gathered.graph, 1.0 - (1.0 - share) * policy.release_fraction.0);
+    let qualifies = |c: &evidence::Candidate| {
+        let cost = c.proposal.cost();
+        cost >= min || (matches!(c.proposal, Proposal::CoLocate { .. }) && cost > 0.0 && top.contains(&c.subject))
+    };
 
     // Hysteresis on the way up: the evidence must hold continuously.
-    let rising: Vec<&evidence::Candidate> = evidence.iter().filter(|c| c.proposal.cost() >= min).collect();
+    let rising: Vec<&evidence::Candidate> = evidence.iter().filter(|c| qualifies(c)).collect();
     memory.rising.retain(|s, _| rising.iter().any(|c| &c.subject == s));
     for c in &rising {
         memory.rising.entry(c.subject.clone()).or_insert(now);
@@ -271,7 +283,8 @@ pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advi
     let release = min * policy.release_fraction.0;
     for (subject, since) in memory.standing.clone() {
         let current = evidence.iter().find(|c| c.subject == subject);
-        if current.is_some_and(|c| c.potential >= release || c.unmeasured) {
+        if current.is_some_and(|c| c.potential >= release || c.unmeasured || (share > 0.0 && kept.contains(&c.subject)))
+        {
             memory.falling.remove(&subject);
         } else {
             let low_since = *memory.falling.entry(subject.clone()).or_insert(now);

@@ -139,10 +139,18 @@ fn co_location_is_advised_once_the_evidence_has_held() {
     assert!(!advice.advised[0].apply, "recommend mode");
     assert!(advice.advised[0].proposal.to_string().contains("200 req/s, 100% crossing nodes"));
 
-    // A quiet pair is never advised; a changing one restarts the clock.
-    let mut quiet = Run::new(run.snap.clone(), vec![chatty(20.0)]);
+    // A quiet pair beside the application's chatty one is never advised: it
+    // is under min-latency-cost and outside the share its top talkers make up.
+    let mut snap = run.snap.clone();
+    snap.pods.push(Pod { workload: Some(workload("search")), ..snap.pods[0].clone() });
+    let quiet = Flow { client: workload("search"), ..chatty(20.0) };
+    let mut quiet = Run::new(snap, vec![chatty(2000.0), quiet]);
+    quiet.policy.cost_share = crate::policy::Fraction(0.8);
     for m in [0, 10, 20] {
-        assert!(quiet.pass(m).advised.is_empty() && quiet.pass(m).withheld.is_empty());
+        let advice = quiet.pass(m);
+        let about_quiet = |s: &str| s.contains("shop/search");
+        assert!(!advice.advised.iter().any(|a| about_quiet(&a.proposal.subject())), "{advice:?}");
+        assert!(!advice.withheld.iter().any(|(s, _)| about_quiet(s)), "{advice:?}");
     }
 }
 
@@ -153,6 +161,9 @@ fn standing_advice_survives_its_own_success_and_goes_only_after_a_long_lull() {
     let snap = cluster(2, 2, &[("frontend", 0, 500), ("cart", 1, 500)]);
     let mut run = Run::new(snap, vec![chatty(200.0)]);
     run.policy.mode = AdvisorMode::Apply;
+    // The absolute threshold alone, as by default (with cost-share, a
+    // one-pair graph is its own top talker).
+    run.policy.cost_share = crate::policy::Fraction(0.0);
     run.pass(0);
     let given = run.pass(10);
     assert!(given.advised[0].apply);
@@ -359,4 +370,72 @@ fn room_next_to_the_server_honours_the_clients_zone_spread() {
         [Advised { proposal: Proposal::CoLocate { room, .. }, .. }] => assert_eq!(*room, 1),
         other => panic!("{other:?} / {:?}", advice.withheld),
     }
+}
+
+/// Three pairs of one application (a, b, c → cart), each under
+/// min-latency-cost: the absolute threshold alone never advises any of them.
+fn quiet_application() -> Run {
+    let snap = cluster(3, 3, &[("cart", 0, 100), ("a", 1, 100), ("b", 2, 100), ("c", 2, 100)]);
+    let flow = |client: &str, rps| Flow { client: workload(client), ..chatty(rps) };
+    // 9 ms saved per call: 360, 90 and 27 ms/s, all calls crossing.
+    Run::new(snap, vec![flow("a", 40.0), flow("b", 10.0), flow("c", 3.0)])
+}
+
+#[test]
+fn a_quiet_applications_top_talkers_are_advised_by_their_share_of_its_cost() {
+    let mut run = quiet_application();
+    run.policy.min_requests_per_second = 1.0;
+    assert_eq!(run.policy.cost_share, crate::policy::Fraction(0.0), "off by default");
+    run.pass(0);
+    assert!(run.pass(10).advised.is_empty(), "under min-latency-cost, no share rule: nothing");
+
+    // With the share rule at 80 %: a (360 of 477 ms/s, 75 %) and b, which
+    // crosses the line; c, the last 6 %, is left alone.
+    let mut run = quiet_application();
+    run.policy.min_requests_per_second = 1.0;
+    run.policy.cost_share = crate::policy::Fraction(0.8);
+    run.pass(0);
+    let advice = run.pass(10);
+    assert_eq!(
+        new_subjects(&advice),
+        [
+            "co-locate Deployment/shop/a with Deployment/shop/cart",
+            "co-locate Deployment/shop/b with Deployment/shop/cart",
+        ]
+    );
+    // The same application ten times busier: the same pairs, no more.
+    let mut busy = quiet_application();
+    busy.policy.min_requests_per_second = 1.0;
+    busy.policy.cost_share = crate::policy::Fraction(0.8);
+    for f in &mut busy.obs.flows {
+        f.requests_per_second *= 10.0;
+    }
+    busy.pass(0);
+    assert_eq!(new_subjects(&busy.pass(10)), new_subjects(&advice));
+}
+
+#[test]
+fn advice_given_by_share_stands_while_the_pair_stays_among_the_top_talkers() {
+    let mut run = quiet_application();
+    run.policy.min_requests_per_second = 1.0;
+    run.policy.cost_share = crate::policy::Fraction(0.8);
+    run.policy.mode = AdvisorMode::Apply;
+    run.pass(0);
+    assert_eq!(new_subjects(&run.pass(10)).len(), 2);
+    // b's traffic halves (45 of 432 ms/s): out of the 80 % set, still in the
+    // 90 % one standing advice is judged by — it holds, no flapping.
+    run.obs.flows[1].requests_per_second = 5.0;
+    for m in [20, 60, 120] {
+        let advice = run.pass(m);
+        assert!(advice.withdrawn.is_empty(), "{m}: {advice:?}");
+        assert_eq!(advice.advised.len(), 2);
+    }
+    // b falls to a trickle (under 1 % of the application's cost): it goes
+    // after release-after, a stays.
+    run.obs.flows[1].requests_per_second = 0.3;
+    run.policy.min_requests_per_second = 0.1;
+    run.pass(130);
+    let advice = run.pass(160);
+    assert_eq!(advice.withdrawn, ["co-locate Deployment/shop/b with Deployment/shop/cart"]);
+    assert_eq!(advice.advised.len(), 1);
 }
