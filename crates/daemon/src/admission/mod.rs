@@ -7,7 +7,16 @@
 //!
 //! - [`mutation`]: the change to one pod (pure; shares its decision with the
 //!   planner's model through `recommender::admitted`).
+//! - [`review`]: one `AdmissionReview` → the pod's workload and VPA object →
+//!   the answer (always `allowed`).
+//! - [`server`]: the HTTPS listener (`POST /mutate-pods`).
 
 pub mod mutation;
+pub mod review;
+pub mod server;
+#[cfg(test)]
+mod tests;
 
 pub use mutation::{ANNOTATION, Mutation, admitted_by, mutation};
+pub use review::{Admitter, Answer};
+pub use server::{WebhookError, WebhookServer};

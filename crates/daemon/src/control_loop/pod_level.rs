@@ -329,6 +329,12 @@ impl PodLevel {
         out
     }
 
+    /// The VPA objects as the watch holds them, for the admission webhook
+    /// (which reads them on every replica, leader or not).
+    pub fn vpa_objects(&self) -> Arc<StdMutex<VpaObjects>> {
+        self.objects.clone()
+    }
+
     /// Whether recreated pods get the recommendation (`pod-resize.admission-controller`).
     pub fn admission_controller(&self) -> bool {
         self.settings.admission_controller

@@ -118,6 +118,14 @@ impl ClusterStore {
         }
     }
 
+    /// The Deployment controlling ReplicaSet `namespace/name` as last seen:
+    /// `None` when the ReplicaSet has not been seen, `Some(None)` when no
+    /// Deployment controls it (the admission webhook resolves a new pod's
+    /// workload with it, as the store resolves a pod's).
+    pub fn replica_set_owner(&self, namespace: &str, name: &str) -> Option<Option<&str>> {
+        self.replica_sets.get(&(namespace.to_string(), name.to_string())).map(|d| d.as_deref())
+    }
+
     /// Nodes, pods and PDBs as last seen; `groups` as last set.
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
