@@ -10,12 +10,15 @@
 //! - [`review`]: one `AdmissionReview` → the pod's workload and VPA object →
 //!   the answer (always `allowed`).
 //! - [`server`]: the HTTPS listener (`POST /mutate-pods`).
+//! - [`witness`]: whether the API server calls it, from the pods' marks
+//!   (the planner stops counting on it when it does not).
 
 pub mod mutation;
 pub mod review;
 pub mod server;
 #[cfg(test)]
 mod tests;
+pub mod witness;
 
 pub use mutation::{ANNOTATION, Mutation, admitted_by, mutation};
 pub use review::{Admitter, Answer};

@@ -31,7 +31,15 @@ pub struct Admitter {
     /// another recommender, and to its admission controller).
     pub recommender_name: String,
     pub claim_unnamed: bool,
+    /// Reads a ReplicaSet the store has not seen yet (a rollout creates its
+    /// ReplicaSet and at once its pods, before the watch delivers it):
+    /// `None` in tests, which then count the pod `workload_unknown`.
+    pub client: Option<kube::Client>,
 }
+
+/// How long a review may wait for a ReplicaSet read: well inside the
+/// registration's 5 s `timeoutSeconds`.
+const REPLICA_SET_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The answer to one review, and how to count it.
 #[derive(Debug)]
@@ -60,11 +68,18 @@ impl Admitter {
             return as_created(AdmissionOutcome::Unchanged);
         };
         let workload = if owner.kind == "ReplicaSet" {
-            let store = self.store.lock().await;
-            match store.replica_set_owner(&namespace, &owner.name) {
-                Some(deployment) => convert::workload(&owner, &namespace, Some(deployment)),
-                None => return as_created(AdmissionOutcome::WorkloadUnknown),
-            }
+            let seen = {
+                let store = self.store.lock().await;
+                store.replica_set_owner(&namespace, &owner.name).map(|d| d.map(str::to_string))
+            };
+            let deployment = match seen {
+                Some(deployment) => deployment,
+                None => match self.read_replica_set_owner(&namespace, &owner.name).await {
+                    Some(deployment) => deployment,
+                    None => return as_created(AdmissionOutcome::WorkloadUnknown),
+                },
+            };
+            convert::workload(&owner, &namespace, Some(deployment.as_deref()))
         } else {
             convert::workload(&owner, &namespace, None)
         };
@@ -88,6 +103,19 @@ impl Admitter {
             },
             Err(_) => as_created(AdmissionOutcome::Invalid),
         }
+    }
+}
+
+impl Admitter {
+    /// The Deployment controlling a ReplicaSet, read from the API server
+    /// (its metadata only): `None` when it cannot be read in time.
+    async fn read_replica_set_owner(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        let client = self.client.clone()?;
+        let api: kube::Api<k8s_openapi::api::apps::v1::ReplicaSet> = kube::Api::namespaced(client, namespace);
+        let read = tokio::time::timeout(REPLICA_SET_READ_TIMEOUT, api.get_metadata_opt(name)).await;
+        let meta = read.ok()?.ok()??;
+        let owner = convert::owner(meta.metadata.owner_references.as_deref().unwrap_or_default());
+        Some(owner.filter(|o| o.kind == "Deployment").map(|o| o.name))
     }
 }
 

@@ -102,6 +102,7 @@ impl Cluster {
                 vpas: Arc::new(StdMutex::new(objects)),
                 recommender_name: "heatscaler".into(),
                 claim_unnamed: false,
+                client: None,
             },
         }
     }

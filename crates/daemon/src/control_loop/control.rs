@@ -91,6 +91,7 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
                 vpas: pl.vpa_objects(),
                 recommender_name: config.pod_resize.recommender_name.clone(),
                 claim_unnamed: config.pod_resize.claim_unnamed_vpas,
+                client: Some(client.clone()),
             };
             let server = WebhookServer::bind(w, admitter, metrics.clone()).await?;
             tracing::info!(listen = %server.local_addr(), "serving the admission webhook");
