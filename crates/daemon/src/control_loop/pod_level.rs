@@ -371,11 +371,6 @@ impl PodLevel {
     pub fn vpa_objects(&self) -> Arc<StdMutex<VpaObjects>> {
         self.objects.clone()
     }
-
-    /// Whether recreated pods get the recommendation (`pod-resize.admission-controller`).
-    pub fn admission_controller(&self) -> bool {
-        self.settings.admission_controller
-    }
 }
 
 /// Reads the saved history back once at start: after the first list of VPA
