@@ -138,7 +138,8 @@ async fn plan(config: &Config) -> anyhow::Result<(Planned, TimerSource)> {
     kube.health().wait_synced().await;
     if config.pod_resize.enabled {
         let vertical = published_vertical(&client, config).await?;
-        kube.store().lock().await.set_vertical(vertical, config.pod_resize.admission_controller);
+        let admission = config.pod_resize.admission_controller || config.admission_webhook.is_some();
+        kube.store().lock().await.set_vertical(vertical, admission);
     }
     let policy = config.planner_policy();
     let observations = read_mesh(config, kube.store()).await;

@@ -61,7 +61,9 @@ pub struct Args {
     /// defaults beside each peer, blind to each other), `ca-least-waste`,
     /// `ca-price`, `ca-priority-least-waste` (its `--expander` chains) and
     /// `karpenter-like`. Default: all of them. `heatscaler-node-level` (pod
-    /// resizing off) is heatscaler's node level alone.
+    /// resizing off) is heatscaler's node level alone; `heatscaler-webhook`
+    /// is heatscaler with its own admission webhook configured (new pods at
+    /// their recommendation).
     #[arg(
         long,
         value_delimiter = ',',
@@ -347,11 +349,11 @@ fn advisor_sweep(scenario: &Scenario, args: &Args) -> anyhow::Result<ExitCode> {
 /// `--explain-at`: heatscaler's explained passes on stdout, the run's
 /// node-hours after them (the same run as the comparison's, same seed).
 fn explain_at(scenario: &Scenario, args: &Args) -> anyhow::Result<ExitCode> {
-    let Some(&kind) =
-        args.policy.iter().find(|k| matches!(k, PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel))
-    else {
+    let Some(&kind) = args.policy.iter().find(|k| {
+        matches!(k, PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel | PolicyKind::HeatscalerWebhook)
+    }) else {
         anyhow::bail!(
-            "--explain-at explains heatscaler's passes: --policy names neither heatscaler nor heatscaler-node-level"
+            "--explain-at explains heatscaler's passes: --policy names none of heatscaler, heatscaler-node-level, heatscaler-webhook"
         );
     };
     let at: Vec<std::time::Duration> = args.explain_at.iter().map(|d| d.get()).collect();

@@ -38,6 +38,8 @@ const CLUSTER_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
     ("", "pods/resize", "patch", ("vpa/client.rs", "patch_subresource(\"resize\"")),
     ("policy", "poddisruptionbudgets", "list", ("observe/watch.rs", "watcher(Api::<slim::PodDisruptionBudget>::all")),
     ("policy", "poddisruptionbudgets", "watch", ("observe/watch.rs", "watcher(Api::<slim::PodDisruptionBudget>::all")),
+    // The admission webhook reads a new pod's ReplicaSet the watch has not delivered yet.
+    ("apps", "replicasets", "get", ("admission/review.rs", "api.get_metadata_opt(name)")),
     ("apps", "replicasets", "list", ("observe/watch.rs", "watcher(Api::<slim::ReplicaSet>::all")),
     ("apps", "replicasets", "watch", ("observe/watch.rs", "watcher(Api::<slim::ReplicaSet>::all")),
     // Namespace labels, for pod affinity terms with a namespaceSelector.

@@ -9,6 +9,7 @@
 //! Each test starts its own control plane (about 10 s); see docs/testing.md
 //! for running one against a control plane started by hand.
 
+mod admission;
 #[path = "../support/e2e/daemon.rs"]
 mod daemon;
 #[path = "../support/kubernetes.rs"]

@@ -15,6 +15,7 @@
 //! are the core's types.
 
 pub mod act;
+pub mod admission;
 pub mod alerts;
 pub mod cloud;
 pub mod config;

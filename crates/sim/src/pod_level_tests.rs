@@ -232,6 +232,33 @@ fn heatscaler_recreates_an_outgrown_pod_through_the_eviction_path() {
     assert!(end.0.len() == 2 && end.0.iter().all(|&c| c > 1800), "every web pod has the recommendation: {:?}", end.0);
 }
 
+/// `heatscaler-webhook` is heatscaler with its own admission webhook: on a
+/// scenario that declares no admission controller it runs exactly as
+/// `heatscaler` on the same scenario with `vpa-admission-controller: true`
+/// (the webhook is the same function), and unlike plain `heatscaler` there
+/// it moves the outgrown pod.
+#[test]
+fn heatscalers_webhook_policy_is_heatscaler_with_an_admission_controller() {
+    let without = scenario(&OUTGROWN.replace("ADMISSION", "false"));
+    let with = scenario(&OUTGROWN.replace("ADMISSION", "true"));
+    let webhook = run_policy(&without, PolicyKind::HeatscalerWebhook).unwrap();
+    let declared = run_policy(&with, PolicyKind::Heatscaler).unwrap();
+    let plain = run_policy(&without, PolicyKind::Heatscaler).unwrap();
+    let figures = |r: &crate::report::Run| {
+        let mut v = serde_json::to_value(r).unwrap();
+        for key in ["label", "policy"] {
+            v.as_object_mut().unwrap().remove(key);
+        }
+        v
+    };
+    assert_eq!(figures(&webhook), figures(&declared));
+    assert_eq!(webhook.policy, "heatscaler-webhook");
+    assert!(webhook.pod_level.as_ref().unwrap().recreations >= 1);
+    assert_eq!(plain.pod_level.as_ref().unwrap().recreations, 0, "no admission controller: never moved");
+    // Not a peer: the reference stays the cheapest peer.
+    assert_eq!(crate::report::Report::strongest_peer(&[webhook, declared.clone()]), None);
+}
+
 #[test]
 fn containers_over_their_memory_limit_are_oom_killed_and_restart() {
     let sc = scenario(

@@ -36,7 +36,7 @@ impl Report {
     /// The cheapest peer's policy name (see [`Report::reference`]).
     pub fn strongest_peer(runs: &[Run]) -> Option<String> {
         runs.iter()
-            .filter(|r| r.policy != "heatscaler")
+            .filter(|r| !r.policy.starts_with("heatscaler"))
             .min_by(|a, b| {
                 let (a, b) = (&a.node_level, &b.node_level);
                 a.cost.total_cmp(&b.cost).then(a.pending_pod_seconds.total_cmp(&b.pending_pod_seconds))

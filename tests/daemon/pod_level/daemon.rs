@@ -468,3 +468,80 @@ async fn upstream_vpa_acting_on_the_same_pods_is_reported_once() {
     let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "clean stop\n{}", daemon.log());
 }
+
+/// A webhook the API server does not call (kubesim calls no admission
+/// webhook, as a cluster whose registration is missing or broken): with
+/// `admission-webhook` configured, a replacement created without
+/// heatscaler's mark is alerted once (`AdmissionWebhookNotCalled`, naming the
+/// pod) and the planner stops counting on recreated pods getting their
+/// recommendation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_the_api_server_does_not_call_is_alerted_and_no_longer_counted_on() {
+    let (sim, client) = start(vec![NodeSpec::new("node-0").cpu("4").memory("8Gi")]).await;
+    let template = PodTemplate::new("app").label("app", "lone").requests("100m", "128Mi").limits("200m", "512Mi");
+    sim.create(&template.deployment("default", "lone", 1)).unwrap();
+    sim.wait_for("replica ready", WAIT, |s| s.ready_pods(Some("default")) >= 1).await.unwrap();
+    sim.set_usage(UsageTarget::selector(Some("default"), "app=lone"), UsageModel::constant(300, 300 * MI)).unwrap();
+    create_vpa(&client, "lone", UpdateMode::Initial).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").current_dir(dir.path()).args(args).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "tls.key",
+        "-out",
+        "tls.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    let (config, telemetry) = write_config(&sim, dir.path(), "");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("admission-webhook: {listen: '127.0.0.1:0', cert-file: tls.crt, key-file: tls.key}\n");
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
+    daemon.wait_ready(Duration::from_secs(30)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while vpa_status(&client, "lone").await.is_none_or(|s| s.recommendation.is_none()) {
+        assert!(tokio::time::Instant::now() < deadline, "no recommendation written\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Past the witness's grace after the first pass and the recommendation.
+    tokio::time::sleep(heatscaler_daemon::admission::witness::GRACE + Duration::from_secs(2)).await;
+    assert!(!daemon.log().contains("AdmissionWebhookNotCalled"), "nothing created since: nothing to judge");
+
+    let old = pods_of(&client, "lone").await.remove(0);
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    api.delete(old.metadata.name.as_deref().unwrap(), &Default::default()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let alert = loop {
+        if let Some(line) =
+            daemon.log().lines().find(|l| l.contains("alerts::dispatcher") && l.contains("AdmissionWebhookNotCalled"))
+        {
+            break line.to_string();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no AdmissionWebhookNotCalled\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let replacement = pods_of(&client, "lone").await.into_iter().find(|p| p.metadata.uid != old.metadata.uid).unwrap();
+    assert!(alert.contains(replacement.metadata.name.as_deref().unwrap()), "names the replacement: {alert}");
+    assert!(daemon.log().contains("not counting on it"), "{}", daemon.log());
+    // More passes: alerted once.
+    daemon.wait_passes(3, WAIT).await;
+    let raised = |l: &&str| l.contains("alerts::dispatcher") && l.contains("AdmissionWebhookNotCalled");
+    let alerts = daemon.log().lines().filter(raised).count();
+    let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "clean stop\n{}", daemon.log());
+    assert_eq!(alerts, 1, "alerted once\n{}", daemon.log());
+}

@@ -10,6 +10,7 @@
 //!
 //! This module does no I/O and reads no clock: callers pass every time in.
 
+mod admit;
 mod aggregate;
 mod apply;
 mod checkpoint;
@@ -25,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use jiff::{SignedDuration, Timestamp};
 
+pub use admit::admitted;
 pub use aggregate::AggregateState;
 pub use apply::{AppliedResources, ScaledLimit, apply_to_container, proportional_limit};
 pub use checkpoint::{

@@ -503,6 +503,20 @@ impl ScalingEvent {
         .with_field("component", format!("{:?}", seen.component))
     }
 
+    /// `pod` was created without heatscaler's admission mark although its VPA
+    /// object had a recommendation for it.
+    pub fn admission_webhook_not_called(namespace: &str, pod: &str) -> Self {
+        Self::new(
+            Reason::AdmissionWebhookNotCalled,
+            format!(
+                "pod {namespace}/{pod} was created at its template's requests: the API server did not call \
+                 heatscaler's admission webhook (is the MutatingWebhookConfiguration installed, its caBundle \
+                 and address right?); the planner no longer counts on recreated pods getting their recommendation"
+            ),
+        )
+        .with_object(ObjectRef::pod(namespace, pod))
+    }
+
     /// `error` lists every problem of the rejected file (never a secret: the
     /// configuration holds references to secrets, not their values).
     pub fn config_reload_failed(path: &str, error: &str) -> Self {

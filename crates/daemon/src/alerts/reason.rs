@@ -128,6 +128,13 @@ reasons! {
     /// admission controller was seen acting on its pods (`component`, `pod`)
     /// — two updaters on the same pods. Once per object and component.
     UpstreamVpaActive => Warning, Operators, "Resize";
+    /// On a pod: created for a VPA object with a recommendation while
+    /// `admission-webhook` is configured, yet without heatscaler's mark — the
+    /// API server did not call the webhook (not registered, unreachable,
+    /// failing: `failurePolicy: Ignore` hides it). The planner stops counting
+    /// on recreated pods getting their recommendation until a newer pod
+    /// carries the mark. Once each time it turns so.
+    AdmissionWebhookNotCalled => Warning, Operators, "Resize";
 
     // ------------------------------------------------------ placement advisor
     /// On a workload: a preferred pod affinity towards a chatty server was

@@ -47,6 +47,11 @@ pub struct Config {
     /// latency (issue 21); without it the advisor has no observations.
     #[serde(default)]
     pub mesh_metrics: Option<MeshMetricsConfig>,
+    /// heatscaler's own VPA admission webhook (docs/pod-resizing.md): new pods
+    /// of handled VPA objects get their recommendation at creation. Off
+    /// without this section.
+    #[serde(default)]
+    pub admission_webhook: Option<AdmissionWebhookConfig>,
 }
 
 impl Config {
@@ -87,6 +92,10 @@ impl Config {
             if let Some(s) = m.bearer_token.as_mut() {
                 fix_secret(s);
             }
+        }
+        if let Some(w) = self.admission_webhook.as_mut() {
+            fix(&mut w.cert_file);
+            fix(&mut w.key_file);
         }
         for sink in &mut self.alerts.sinks {
             if let Some(s) = sink.url_secret.as_mut() {
@@ -584,6 +593,28 @@ impl Default for TelemetryConfig {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+// --------------------------------------------------------- Admission webhook
+
+/// `admission-webhook`: where heatscaler serves `POST /mutate-pods` to the API
+/// server (a `MutatingWebhookConfiguration` in `config/` registers it).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AdmissionWebhookConfig {
+    /// Address the HTTPS listener binds: loopback when the API server runs on
+    /// the same host (systemd on the master), `0.0.0.0:9443` behind a Service.
+    #[serde(default = "default_webhook_listen")]
+    pub listen: SocketAddr,
+    /// PEM serving certificate (chain) the API server verifies against the
+    /// registration's `caBundle`; re-read when the file changes.
+    pub cert_file: PathBuf,
+    /// PEM private key of `cert-file`.
+    pub key_file: PathBuf,
+}
+
+fn default_webhook_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9443))
 }
 
 // ----------------------------------------------------------- Leader election

@@ -448,3 +448,35 @@ fn placement_advisor_is_read_and_its_problems_name_key_and_line() {
     assert_error(&format!("{VALID}placement-advisor:\n  mode: always\n"), "placement-advisor.mode", "unknown variant");
     assert_error(&format!("{VALID}placement-advisor:\n  window: 30d\n"), "placement-advisor.window", "7days");
 }
+
+#[test]
+fn the_admission_webhook_section_is_read_and_each_wrong_key_named_with_its_line() {
+    with_secret();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["tls.crt", "tls.key"] {
+        std::fs::write(dir.path().join(name), "x\n").unwrap();
+    }
+    let section = format!(
+        "admission-webhook:\n  cert-file: {}\n  key-file: {}\n",
+        dir.path().join("tls.crt").display(),
+        dir.path().join("tls.key").display()
+    );
+    let c = parse(&format!("{VALID}{section}"), "test.yaml", None).unwrap();
+    let w = c.admission_webhook.expect("the section");
+    assert_eq!(w.listen, "127.0.0.1:9443".parse().unwrap(), "loopback unless told");
+    assert!(parse(VALID, "test.yaml", None).unwrap().admission_webhook.is_none(), "off without the section");
+    let text = format!("{VALID}{section}  listne: 0.0.0.0:9443\n");
+    let line = text.lines().position(|l| l.contains("listne")).unwrap() + 1;
+    assert_error(&text, "admission-webhook.listne", &format!("(line {line})"));
+    assert_error(&format!("{VALID}admission-webhook:\n  cert-file: /x\n"), "admission-webhook", "key-file");
+    assert_error(
+        &format!("{VALID}{section}").replace("tls.key", "missing.key"),
+        "admission-webhook.key-file",
+        "does not exist",
+    );
+    assert_error(
+        &format!("{VALID}{section}pod-resize:\n  enabled: false\n"),
+        "admission-webhook",
+        "pod-resize.enabled",
+    );
+}

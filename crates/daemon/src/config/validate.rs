@@ -34,6 +34,16 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     if let Some(m) = &config.mesh_metrics {
         v.mesh_metrics(m);
     }
+    if let Some(w) = &config.admission_webhook {
+        v.existing_file("admission-webhook.cert-file", Some(&w.cert_file));
+        v.existing_file("admission-webhook.key-file", Some(&w.key_file));
+        if !config.pod_resize.enabled {
+            v.err(
+                "admission-webhook",
+                "needs pod-resize.enabled: true (the webhook applies the recommendations of the VPA objects it watches)",
+            );
+        }
+    }
     v.bounds(config);
     v.errors
 }

@@ -17,6 +17,7 @@ use super::signals::{Request, Signals};
 use super::status::StatusPublisher;
 use super::{DaemonError, RunOptions, kube_client};
 use crate::act::{Actuator, Outcome, VpaWrite};
+use crate::admission::{Admitter, WebhookServer};
 use crate::alerts::ScalingEvent;
 use crate::config::Config;
 use crate::observe::{Changes, KubeObserver};
@@ -83,6 +84,24 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
     metrics.set_leader(leader.is_leader());
     let kube = KubeObserver::start(client.clone(), metrics.clone(), changes.clone());
     let pod_level = PodLevel::start(client.clone(), kube.store().clone(), &config, metrics.clone(), changes.clone());
+    let webhook = match (&config.admission_webhook, &pod_level) {
+        (Some(w), Some(pl)) => {
+            let admitter = Admitter {
+                store: kube.store().clone(),
+                vpas: pl.vpa_objects(),
+                recommender_name: config.pod_resize.recommender_name.clone(),
+                claim_unnamed: config.pod_resize.claim_unnamed_vpas,
+                client: Some(client.clone()),
+            };
+            let server = WebhookServer::bind(w, admitter, metrics.clone()).await?;
+            tracing::info!(listen = %server.local_addr(), "serving the admission webhook");
+            let mut stopping = stop_server.subscribe();
+            Some(tokio::spawn(server.serve(async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            })))
+        }
+        _ => None,
+    };
     let outages = OutageWatch::start(kube.health().clone(), metrics.clone(), health.clone(), OUTAGE_CHECK);
     let shared = Shared {
         client,
@@ -131,6 +150,9 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
     daemon.shutdown(stopped_at).await;
     let _ = stop_server.send(true);
     let _ = server_task.await;
+    if let Some(webhook) = webhook {
+        let _ = webhook.await;
+    }
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -599,6 +621,7 @@ impl Daemon {
                 for (section, same) in [
                     ("kubernetes", same_json(&old.kubernetes, &config.kubernetes)),
                     ("telemetry", same_json(&old.telemetry, &config.telemetry)),
+                    ("admission-webhook", old.admission_webhook == config.admission_webhook),
                     ("leader-election", same_json(&old.leader_election, &config.leader_election)),
                     (
                         "pod-resize (except updater)",

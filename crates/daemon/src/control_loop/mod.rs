@@ -63,6 +63,8 @@ pub enum DaemonError {
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::TelemetryError),
     #[error(transparent)]
+    AdmissionWebhook(#[from] crate::admission::WebhookError),
+    #[error(transparent)]
     Alerts(#[from] crate::alerts::AlertsError),
     #[error(transparent)]
     Cloud(#[from] crate::cloud::CloudError),

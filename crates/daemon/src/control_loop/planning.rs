@@ -99,8 +99,8 @@ impl Planning {
         store.set_groups(assembled);
         let (status_writes, pod_level_alerts, usage) = match pod_level {
             Some(pl) => {
-                let pass = pl.prepare(store.snapshot(), store.upstream_vpa_marks(), now);
-                store.set_vertical(pass.vertical, pl.admission_controller());
+                let pass = pl.prepare(store.snapshot(), store.upstream_vpa_marks(), store.admitted_by_webhook(), now);
+                store.set_vertical(pass.vertical, pass.admission_applies);
                 (pass.writes, pass.alerts, policy.scale_down.use_observed_usage.then(|| pl.node_usage()))
             }
             None => (Vec::new(), Vec::new(), None),

@@ -32,6 +32,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
 
 use crate::act::VpaWrite;
+use crate::admission::witness::{Verdict, Witness};
 use crate::alerts::ScalingEvent;
 use crate::config::{AdvisorMode, Config, PodResizePolicy};
 use crate::observe::{Changes, ClusterStore};
@@ -69,6 +70,9 @@ pub struct PodLevel {
     upstream: StdMutex<Sightings>,
     /// Alerts the restore of the recommender's history raised, for the next pass.
     restore_alerts: Arc<StdMutex<Vec<ScalingEvent>>>,
+    /// `admission-webhook` is configured: heatscaler's own webhook gives new
+    /// pods their recommendation, as long as the pods show it does.
+    webhook: Option<StdMutex<Witness>>,
     _tasks: JoinSet<()>,
 }
 
@@ -81,6 +85,9 @@ pub struct PodLevelPass {
     pub writes: Vec<VpaWrite>,
     /// Alerts raised once (upstream VPA seen acting).
     pub alerts: Vec<ScalingEvent>,
+    /// Whether a recreated pod gets its recommendation at creation, for the
+    /// planner (`Snapshot::admission_applies_recommendations`).
+    pub admission_applies: bool,
 }
 
 /// Upstream VPA components acting on the pods of the object `namespace/name`
@@ -185,6 +192,7 @@ impl PodLevel {
             published: StdMutex::new(HashSet::new()),
             upstream: StdMutex::new(Sightings::default()),
             restore_alerts,
+            webhook: config.admission_webhook.as_ref().map(|_| StdMutex::new(Witness::default())),
             _tasks: tasks,
         })
     }
@@ -218,10 +226,26 @@ impl PodLevel {
     /// shown it for [`crate::vpa::upstream::CLEARED_AFTER`] (the component
     /// is gone), and one `UpstreamVpaActive` alert per object and component
     /// each time it is seen anew, returned here.
-    pub fn prepare(&self, snapshot: &Snapshot, marks: &HashMap<String, UpstreamMark>, now: Timestamp) -> PodLevelPass {
+    ///
+    /// `admitted`: the live pods (by uid) heatscaler's own webhook marked. With
+    /// `admission-webhook` configured, the pass counts on new pods getting
+    /// their recommendation unless the newest pod that should show it does not
+    /// (`admission::witness`): then one `AdmissionWebhookNotCalled` alert, and
+    /// only `pod-resize.admission-controller` (an upstream one) counts.
+    pub fn prepare(
+        &self,
+        snapshot: &Snapshot,
+        marks: &HashMap<String, UpstreamMark>,
+        admitted: &HashSet<String>,
+        now: Timestamp,
+    ) -> PodLevelPass {
         let mut alerts = std::mem::take(&mut *self.restore_alerts.lock().expect("restore alerts lock"));
         if !self.settings.enabled || !self.restored.load(Ordering::SeqCst) {
-            return PodLevelPass { alerts, ..PodLevelPass::default() };
+            return PodLevelPass {
+                alerts,
+                admission_applies: self.settings.admission_controller,
+                ..Default::default()
+            };
         }
         let mut upstream = self.upstream.lock().expect("upstream sightings lock");
         upstream.expire(now);
@@ -291,7 +315,20 @@ impl PodLevel {
             metrics.forget_workload(gone);
         }
         *published = now_published;
-        PodLevelPass { vertical: models, writes, alerts }
+        let webhook_applies = self.webhook.as_ref().is_some_and(|witness| {
+            let mut witness = witness.lock().expect("webhook witness lock");
+            match witness.observe(&snapshot.pods, &models, admitted, marks, now) {
+                Some(Verdict::Missed { namespace, pod }) => {
+                    tracing::warn!(%namespace, %pod, "created without the admission webhook's mark: not counting on it");
+                    alerts.push(ScalingEvent::admission_webhook_not_called(&namespace, &pod));
+                }
+                Some(_) => tracing::info!("new pods carry the admission webhook's mark again: counting on it"),
+                None => {}
+            }
+            witness.counts_on_it()
+        });
+        let admission_applies = self.settings.admission_controller || webhook_applies;
+        PodLevelPass { vertical: models, writes, alerts, admission_applies }
     }
 
     /// The checkpoints to write now: every `checkpoint-interval`, and only
@@ -329,9 +366,10 @@ impl PodLevel {
         out
     }
 
-    /// Whether recreated pods get the recommendation (`pod-resize.admission-controller`).
-    pub fn admission_controller(&self) -> bool {
-        self.settings.admission_controller
+    /// The VPA objects as the watch holds them, for the admission webhook
+    /// (which reads them on every replica, leader or not).
+    pub fn vpa_objects(&self) -> Arc<StdMutex<VpaObjects>> {
+        self.objects.clone()
     }
 }
 

@@ -83,6 +83,8 @@ pub struct ClusterStore {
     relist_replica_sets: Option<ReplicaSetRelist>,
     /// Pods (by uid) upstream VPA's updater or admission controller acted on.
     upstream_vpa: HashMap<String, UpstreamMark>,
+    /// Pods (by uid) heatscaler's admission webhook marked (`admission::ANNOTATION`).
+    admitted: HashSet<String>,
     /// Each node's kubelet address, or why its Node gives none
     /// ([`convert::kubelet_address`]): the model's nodes do not carry it.
     kubelets: HashMap<String, Result<String, String>>,
@@ -106,8 +108,20 @@ impl ClusterStore {
         &self.upstream_vpa
     }
 
+    /// Live pods (by uid) heatscaler's admission webhook admitted with a
+    /// recommendation: the evidence that the API server calls it
+    /// (`admission::witness`).
+    pub fn admitted_by_webhook(&self) -> &HashSet<String> {
+        &self.admitted
+    }
+
     fn mark_upstream_vpa(&mut self, meta: &ObjectMeta) {
         let Some(uid) = meta.uid.as_ref() else { return };
+        if crate::admission::admitted_by(meta.annotations.as_ref()).is_some() {
+            self.admitted.insert(uid.clone());
+        } else {
+            self.admitted.remove(uid);
+        }
         match crate::vpa::upstream::mark(meta.annotations.as_ref()) {
             Some(mark) => {
                 self.upstream_vpa.insert(uid.clone(), mark);
@@ -116,6 +130,14 @@ impl ClusterStore {
                 self.upstream_vpa.remove(uid);
             }
         }
+    }
+
+    /// The Deployment controlling ReplicaSet `namespace/name` as last seen:
+    /// `None` when the ReplicaSet has not been seen, `Some(None)` when no
+    /// Deployment controls it (the admission webhook resolves a new pod's
+    /// workload with it, as the store resolves a pod's).
+    pub fn replica_set_owner(&self, namespace: &str, name: &str) -> Option<Option<&str>> {
+        self.replica_sets.get(&(namespace.to_string(), name.to_string())).map(|d| d.as_deref())
     }
 
     /// Nodes, pods and PDBs as last seen; `groups` as last set.
@@ -233,9 +255,10 @@ impl ClusterStore {
             }
             Event::InitDone => {
                 let changed = self.pod_ix.finish_relist(&mut self.snapshot.pods, pod_key);
-                if !self.upstream_vpa.is_empty() {
+                if !self.upstream_vpa.is_empty() || !self.admitted.is_empty() {
                     let live: HashSet<&str> = self.snapshot.pods.iter().map(|p| p.uid.as_str()).collect();
                     self.upstream_vpa.retain(|uid, _| live.contains(uid.as_str()));
+                    self.admitted.retain(|uid| live.contains(uid.as_str()));
                 }
                 for waiting in self.unresolved.values_mut() {
                     waiting.retain(|k| self.pod_ix.ix.contains_key(k));
@@ -260,6 +283,7 @@ impl ClusterStore {
             Event::Delete(p) => {
                 if let Some(uid) = &p.metadata.uid {
                     self.upstream_vpa.remove(uid);
+                    self.admitted.remove(uid);
                 }
                 let key = match p.metadata.uid.as_deref() {
                     Some(uid) if !uid.is_empty() => PodId::of(uid),
@@ -910,5 +934,29 @@ mod tests {
         assert!(s.apply_node(Event::Delete(node("kept"))));
         assert!(s.snapshot().nodes.is_empty());
         assert!(s.kubelet_address("new").is_err(), "forgotten with its node");
+    }
+
+    /// heatscaler's admission mark survives the pod watch's decoding (which
+    /// drops every annotation nothing reads), is tracked per live pod, and is
+    /// never taken for upstream VPA's.
+    #[test]
+    fn pods_with_heatscalers_admission_mark_are_tracked_apart_from_upstreams() {
+        let mut s = ClusterStore::new();
+        let mut marked = json!({"metadata": {"name": "a", "namespace": "ns", "uid": "ua",
+            "annotations": {crate::admission::ANNOTATION: "Pod resources updated by heatscaler from VPA web: container 0: cpu request",
+                            "unread": "x"}}, "spec": {"containers": [{"name": "c"}]}});
+        let pod = |v: &serde_json::Value| -> slim::Pod { serde_json::from_value(v.clone()).unwrap() };
+        s.apply_pod(Event::Apply(pod(&marked)));
+        s.apply_pod(Event::Apply(pod(&json!({"metadata": {"name": "b", "namespace": "ns", "uid": "ub"},
+            "spec": {"containers": [{"name": "c"}]}}))));
+        assert_eq!(s.admitted_by_webhook(), &HashSet::from(["ua".to_string()]));
+        assert!(s.upstream_vpa_marks().is_empty(), "not upstream's admission controller");
+        marked["metadata"]["annotations"] = json!({});
+        s.apply_pod(Event::Apply(pod(&marked)));
+        assert!(s.admitted_by_webhook().is_empty(), "the mark removed");
+        marked["metadata"]["annotations"] = json!({crate::admission::ANNOTATION: "Pod resources updated by heatscaler from VPA web: container 0: at the recommendation"});
+        s.apply_pod(Event::Apply(pod(&marked)));
+        s.apply_pod(Event::Delete(pod(&marked)));
+        assert!(s.admitted_by_webhook().is_empty(), "forgotten with its pod");
     }
 }

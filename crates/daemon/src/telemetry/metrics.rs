@@ -27,8 +27,8 @@ use heatscaler_core::model::{Timestamp, WorkloadRef};
 
 use super::operations::{HeatOperation, KubeResource, KubeVerb};
 use super::outcomes::{
-    AlertOutcome, DrainOutcome, EvictionPurpose, GroupSizes, RecommendationValues, ResizeOutcome, ResourceName,
-    ScaleUpFailure,
+    AdmissionOutcome, AlertOutcome, DrainOutcome, EvictionPurpose, GroupSizes, RecommendationValues, ResizeOutcome,
+    ResourceName, ScaleUpFailure,
 };
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -141,6 +141,7 @@ pub struct Metrics {
     evictions: Family<PurposeLabels, Counter>,
     pdb_rejections: Family<PurposeLabels, Counter>,
     pod_resizes: Family<OutcomeLabels, Counter>,
+    admission_reviews: Family<OutcomeLabels, Counter>,
     recommendation: Family<RecommendationLabels, FloatGauge>,
     container_request: Family<ContainerResourceLabels, FloatGauge>,
     /// Which (container, resource) series exist per workload, so a deleted
@@ -207,6 +208,7 @@ impl Metrics {
             evictions: Family::default(),
             pdb_rejections: Family::default(),
             pod_resizes: Family::default(),
+            admission_reviews: Family::default(),
             recommendation: Family::default(),
             container_request: Family::default(),
             workload_series: Mutex::default(),
@@ -273,6 +275,13 @@ impl Metrics {
             m.pdb_rejections.clone(),
         );
         r.register("pod_resizes", "Pod resizes by outcome", m.pod_resizes.clone());
+        r.register(
+            "admission_reviews",
+            "Pod creations the admission webhook answered, by outcome: patched, unchanged (no VPA, no \
+             recommendation, Off), or a problem that admitted the pod as created (not_synced, \
+             workload_unknown, invalid)",
+            m.admission_reviews.clone(),
+        );
         r.register(
             "recommendation",
             "Recommended request per container and resource (cores, bytes), by bound",
@@ -456,6 +465,15 @@ impl Metrics {
     }
 
     // ------------------------------------------------------------ pod level
+
+    pub fn record_admission(&self, outcome: AdmissionOutcome) {
+        self.admission_reviews.get_or_create(&OutcomeLabels { outcome: outcome.as_str() }).inc();
+    }
+
+    /// Reviews answered with `outcome` so far (tests and `explain`).
+    pub fn admission_count(&self, outcome: AdmissionOutcome) -> u64 {
+        self.admission_reviews.get_or_create(&OutcomeLabels { outcome: outcome.as_str() }).get()
+    }
 
     pub fn record_resize(&self, outcome: ResizeOutcome) {
         self.pod_resizes.get_or_create(&OutcomeLabels { outcome: outcome.as_str() }).inc();

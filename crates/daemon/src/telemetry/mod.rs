@@ -18,8 +18,8 @@ pub use health::{Health, HealthOptions, Leadership, Liveness, Readiness};
 pub use metrics::Metrics;
 pub use operations::{HeatOperation, KubeResource, KubeVerb};
 pub use outcomes::{
-    AlertOutcome, DrainOutcome, EvictionPurpose, GroupSizes, RecommendationValues, ResizeOutcome, ResourceName,
-    ScaleUpFailure,
+    AdmissionOutcome, AlertOutcome, DrainOutcome, EvictionPurpose, GroupSizes, RecommendationValues, ResizeOutcome,
+    ResourceName, ScaleUpFailure,
 };
 pub use server::{OPENMETRICS_CONTENT_TYPE, TelemetryError, TelemetryServer};
 pub use systemd::Notifier;

@@ -103,6 +103,36 @@ impl ResizeOutcome {
     }
 }
 
+/// How the admission webhook answered one review. Every answer admits the
+/// pod: the problems are counted so an operator sees pods that came back at
+/// their template's size and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AdmissionOutcome {
+    /// The pod got its recommendation (or was marked as already at it).
+    Patched,
+    /// Nothing to do: not a pod's creation, no controller, no handled VPA
+    /// object, no recommendation, or the object is `Off`.
+    Unchanged,
+    /// The VPA objects have not been listed yet.
+    NotSynced,
+    /// The pod's ReplicaSet has not been seen yet: its workload is unknown.
+    WorkloadUnknown,
+    /// The request could not be read (malformed, too large, too slow).
+    Invalid,
+}
+
+impl AdmissionOutcome {
+    pub(super) const fn as_str(self) -> &'static str {
+        match self {
+            AdmissionOutcome::Patched => "patched",
+            AdmissionOutcome::Unchanged => "unchanged",
+            AdmissionOutcome::NotSynced => "not_synced",
+            AdmissionOutcome::WorkloadUnknown => "workload_unknown",
+            AdmissionOutcome::Invalid => "invalid",
+        }
+    }
+}
+
 /// A resource the recommender sizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResourceName {

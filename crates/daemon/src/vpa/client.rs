@@ -247,6 +247,32 @@ impl VpaObjects {
         self.objects.get(&(namespace.to_string(), name.to_string()))
     }
 
+    /// The handled object whose `targetRef` is `workload`, as the planner
+    /// sees it with the recommendation its status publishes (what the leader
+    /// wrote: every replica reads the same). Only the workload's namespace is
+    /// looked at, and only its objects converted: the admission webhook asks
+    /// this for every pod created. Several objects for one workload: the
+    /// first by name.
+    pub fn handled_for(
+        &self,
+        recommender_name: &str,
+        claim_unnamed: bool,
+        workload: &WorkloadRef,
+    ) -> Option<Result<VerticalScaling, ConfigUnsupported>> {
+        let namespace = workload.namespace.to_string();
+        self.objects
+            .range((namespace.clone(), String::new())..)
+            .take_while(|((ns, _), _)| *ns == namespace)
+            .map(|(_, v)| v)
+            .filter(|v| handled_by(v, recommender_name, claim_unnamed))
+            .find(|v| v.spec.target_ref.as_ref().is_some_and(|t| t.kind == *workload.kind && t.name == *workload.name))
+            .map(|object| {
+                let mut model = to_model(object, None)?;
+                model.recommendations = super::convert::published_recommendations(object)?;
+                Ok(model)
+            })
+    }
+
     /// The objects heatscaler handles (`pod-resize.recommender-name`,
     /// `claim-unnamed-vpas`), each converted for the planner. `replicas`
     /// gives a workload's desired replica count when the caller knows it.

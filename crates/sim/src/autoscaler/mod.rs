@@ -30,6 +30,12 @@ pub enum PolicyKind {
     /// false` whatever the scenario says): the node level alone, to measure
     /// what planning both levels together adds.
     HeatscalerNodeLevel,
+    /// heatscaler as [`PolicyKind::Heatscaler`] with its own admission webhook
+    /// configured (`admission-webhook`): every new pod of a VPA object gets
+    /// its recommendation at creation, whatever the scenario's
+    /// `vpa-admission-controller` says (docs/decisions.md, "The simulator's
+    /// `heatscaler-webhook` policy").
+    HeatscalerWebhook,
     /// cluster-autoscaler's documented default behaviour, re-implemented
     /// (see `peers::ca_defaults` for what is and is not modelled).
     CaDefaults,
@@ -55,9 +61,10 @@ impl PolicyKind {
     ];
     /// Every policy `--policy` accepts: the comparison and heatscaler's node
     /// level alone (docs/unified.md).
-    pub const KNOWN: [PolicyKind; 7] = [
+    pub const KNOWN: [PolicyKind; 8] = [
         PolicyKind::Heatscaler,
         PolicyKind::HeatscalerNodeLevel,
+        PolicyKind::HeatscalerWebhook,
         PolicyKind::CaDefaults,
         PolicyKind::CaLeastWaste,
         PolicyKind::CaPrice,
@@ -70,6 +77,7 @@ impl PolicyKind {
         match self {
             PolicyKind::Heatscaler => "heatscaler",
             PolicyKind::HeatscalerNodeLevel => "heatscaler-node-level",
+            PolicyKind::HeatscalerWebhook => "heatscaler-webhook",
             PolicyKind::CaDefaults => "ca-defaults",
             PolicyKind::CaLeastWaste => "ca-least-waste",
             PolicyKind::CaPrice => "ca-price",
@@ -83,6 +91,7 @@ impl PolicyKind {
         match self {
             PolicyKind::Heatscaler => "heatscaler",
             PolicyKind::HeatscalerNodeLevel => "heatscaler, node level only (pod resizing off)",
+            PolicyKind::HeatscalerWebhook => "heatscaler with its admission webhook (new pods at their recommendation)",
             PolicyKind::CaDefaults => "cluster-autoscaler documented defaults, re-implemented",
             PolicyKind::CaLeastWaste => "cluster-autoscaler defaults with --expander=least-waste, re-implemented",
             PolicyKind::CaPrice => "cluster-autoscaler defaults with --expander=price, re-implemented",
@@ -98,7 +107,7 @@ impl PolicyKind {
     /// The peer's configuration; `None` for heatscaler.
     pub fn peer(self) -> Option<PeerConfig> {
         match self {
-            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel => None,
+            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel | PolicyKind::HeatscalerWebhook => None,
             PolicyKind::CaDefaults => Some(PeerConfig::cluster_autoscaler(&[])),
             PolicyKind::CaLeastWaste => Some(PeerConfig::cluster_autoscaler(&[PeerExpander::LeastWaste])),
             PolicyKind::CaPrice => Some(PeerConfig::cluster_autoscaler(&[PeerExpander::Price])),
@@ -117,7 +126,7 @@ impl PolicyKind {
     /// cluster-autoscaler's and VPA's defaults together.
     pub fn label_with_vpa(self) -> &'static str {
         match self {
-            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel => self.label(),
+            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel | PolicyKind::HeatscalerWebhook => self.label(),
             PolicyKind::CaDefaults => {
                 "cluster-autoscaler and VPA documented defaults, re-implemented, blind to each other"
             }
@@ -129,7 +138,9 @@ impl PolicyKind {
     /// The recommender that writes the VPA objects' status in this run.
     pub fn recommender(self, sc: &Scenario) -> RecommenderSettings {
         match self {
-            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel => sc.policy.pod_resize.recommender.clone(),
+            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel | PolicyKind::HeatscalerWebhook => {
+                sc.policy.pod_resize.recommender.clone()
+            }
             _ => sc.vpa_peer_recommender.clone().unwrap_or_else(RecommenderSettings::vpa),
         }
     }
@@ -140,6 +151,7 @@ impl PolicyKind {
     pub fn admission(self, sc: &Scenario) -> bool {
         match self {
             PolicyKind::Heatscaler => sc.vpa_admission_controller,
+            PolicyKind::HeatscalerWebhook => true,
             // Nothing resizes: an admission controller would be a pod-level actor.
             PolicyKind::HeatscalerNodeLevel => false,
             _ => true,
@@ -164,14 +176,14 @@ pub enum Autoscaler {
 impl Autoscaler {
     pub fn new(kind: PolicyKind, sc: &Scenario) -> Self {
         match kind {
-            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel => {
+            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel | PolicyKind::HeatscalerWebhook => {
                 let mut policy = Policy {
                     scale_up: sc.policy.scale_up.clone(),
                     scale_down: sc.policy.scale_down.clone(),
                     limits: sc.policy.cluster_limits.clone(),
                     seed: sc.seed,
                     resize: ResizePolicy {
-                        enabled: sc.policy.pod_resize.enabled && kind == PolicyKind::Heatscaler,
+                        enabled: sc.policy.pod_resize.enabled && kind != PolicyKind::HeatscalerNodeLevel,
                         updater: sc.policy.pod_resize.updater.clone(),
                     },
                     placement: sc.policy.placement_advisor.clone(),

@@ -19,7 +19,6 @@ use std::time::Duration as StdDuration;
 use heatscaler_core::model::{Container, Pod, ResizeState, Resources, Timestamp, VerticalScaling};
 use heatscaler_core::planner::action::ContainerResize;
 use heatscaler_core::planner::time::{after_std, elapsed};
-use heatscaler_core::recommender::apply_to_container;
 
 use super::World;
 
@@ -128,12 +127,13 @@ pub fn refresh_requests(pod: &mut Pod) {
     pod.requests.memory = memory;
 }
 
-/// A new pod's containers as VPA's admission controller sets them: the
-/// recommendation of the pod's VPA object applied (limits keep their ratio).
+/// A new pod's containers as an admission controller (VPA's, or
+/// heatscaler's webhook) sets them: `recommender::admitted`, the function
+/// the webhook and the planner's model use, so the simulated cluster does
+/// what the daemon's webhook does.
 pub fn admitted(containers: &mut [Container], vertical: &VerticalScaling) {
     for c in containers {
-        let Some(rec) = vertical.recommendation(&c.name) else { continue };
-        let applied = apply_to_container(c, &rec.target, vertical.resource_policy.for_container(&c.name));
+        let Some(applied) = heatscaler_core::recommender::admitted(c, vertical) else { continue };
         c.requests = applied.requests;
         c.limits = applied.limits;
     }

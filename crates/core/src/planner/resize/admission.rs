@@ -1,9 +1,9 @@
 //! The size a pod comes back at when it is evicted: its controller's pod
 //! template, rewritten by VPA's admission controller when one runs.
 
-use crate::model::{Container, Pod, UpdateMode};
+use crate::model::{Container, Pod};
 use crate::planner::Cx;
-use crate::recommender::apply_to_container;
+use crate::recommender::admitted;
 
 /// The pod as its replacement will be created, when that differs from the
 /// pod as it runs (`None`: it comes back as it is, or nothing is known).
@@ -26,7 +26,7 @@ pub(crate) fn recreated(cx: &Cx<'_>, pod: &Pod) -> Option<Pod> {
         .filter(|&admission| admission)
         .and_then(|_| cx.ix.vpa_of(pod.workload.as_ref()?))
         .map(|v| cx.ix.vpa(v))
-        .filter(|v| v.update_mode != UpdateMode::Off && !v.recommendations.is_empty());
+        .filter(|v| !v.recommendations.is_empty());
     if template.is_none() && vertical.is_none() {
         return None;
     }
@@ -42,16 +42,21 @@ pub(crate) fn recreated(cx: &Cx<'_>, pod: &Pod) -> Option<Pod> {
         let created = template.and_then(|t| t.containers.iter().find(|t| t.name == c.name));
         let template_requests = created.map_or(&c.requests, |t| &t.requests);
         let template_limits = created.map_or(&c.limits, |t| &t.limits);
-        let (requests, limits) = match vertical.and_then(|v| v.recommendation(&c.name).map(|r| (v, r))) {
-            Some((v, rec)) => {
+        // What an admission controller does to the new pod: the same function
+        // heatscaler's own webhook sets it with (`recommender::admitted`).
+        // The container is copied only where a recommendation names it.
+        let (requests, limits) = match vertical.filter(|v| v.recommendation(&c.name).is_some()) {
+            Some(v) => {
                 let base = Container {
                     requests: template_requests.clone(),
                     limits: template_limits.clone(),
                     allocated: None,
                     ..c.clone()
                 };
-                let applied = apply_to_container(&base, &rec.target, v.resource_policy.for_container(&c.name));
-                (applied.requests, applied.limits)
+                match admitted(&base, v) {
+                    Some(applied) => (applied.requests, applied.limits),
+                    None => (base.requests, base.limits),
+                }
             }
             None => (template_requests.clone(), template_limits.clone()),
         };

@@ -23,7 +23,9 @@ pub(super) struct NoAnnotations;
 
 impl KeptAnnotations for PodAnnotations {
     fn keep(key: &str) -> bool {
-        crate::observe::convert::pod_annotation_kept(key) || crate::vpa::upstream::annotation_kept(key)
+        crate::observe::convert::pod_annotation_kept(key)
+            || crate::vpa::upstream::annotation_kept(key)
+            || key == crate::admission::ANNOTATION
     }
 }
 

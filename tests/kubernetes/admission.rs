@@ -1,0 +1,200 @@
+//! heatscaler's own admission webhook against the real API server: the
+//! shipped registration (`config/admission/webhook-systemd.yaml`, URL on
+//! 127.0.0.1 as on a master, `caBundle` from a throwaway CA), the `heatscaler`
+//! binary serving it with the shipped RBAC, and pods created by the real
+//! ReplicaSet controller.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::daemon::DaemonProcess;
+use crate::kubernetes::{Knobs, TestKubernetes, wait_for};
+use crate::{NS, deployment, pods_of};
+use heatscaler_daemon::admission::ANNOTATION;
+use heatscaler_daemon::vpa::VerticalPodAutoscaler;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl").current_dir(dir).args(args).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA and a serving certificate for 127.0.0.1 signed by it, as
+/// docs/pod-resizing.md tells operators to make them.
+fn certificates(dir: &Path) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=webhook-ca"],
+        ]
+        .concat(),
+    );
+    openssl(dir, &[&["req"][..], &ec, &["-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=webhook"]].concat());
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "tls.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "tls.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+}
+
+/// (cpu request, memory request, cpu limit, memory limit) of the pod's `app`.
+fn sizes(pod: &Pod) -> (String, String, String, String) {
+    let r = pod.spec.as_ref().unwrap().containers[0].resources.clone().unwrap_or_default();
+    let requests = r.requests.unwrap_or_default();
+    let limits = r.limits.unwrap_or_default();
+    let q = |m: &std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+             k: &str| m.get(k).map(|q| q.0.clone()).unwrap_or_default();
+    (q(&requests, "cpu"), q(&requests, "memory"), q(&limits, "cpu"), q(&limits, "memory"))
+}
+
+fn mark(pod: &Pod) -> Option<String> {
+    pod.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION)).cloned()
+}
+
+/// The live pod of `web` that is not `old` (its replacement).
+async fn replacement(pods: &Api<Pod>, old: Option<&str>) -> Pod {
+    wait_for("web's pod", Duration::from_secs(60), || async {
+        pods_of(pods, "web")
+            .await
+            .into_iter()
+            .find(|p| p.metadata.deletion_timestamp.is_none() && p.metadata.uid.as_deref() != old)
+    })
+    .await
+}
+
+/// **A recreated pod comes back at its recommendation, with heatscaler's
+/// mark; with the daemon stopped, pods are still created (`Ignore`).** The
+/// daemon runs as a standby (another identity holds the lease): the webhook
+/// needs no leadership, and the standby writes no status, so the
+/// recommendation is the one the test wrote. The ReplicaSet is created with
+/// the webhook already serving: its first pod may come before the watch
+/// delivers the ReplicaSet, which the webhook then reads from the API server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_pod_gets_its_recommendation_from_heatscalers_webhook_and_pods_are_created_without_it() {
+    let k8s = TestKubernetes::start(Knobs::default());
+    let admin = k8s.admin().await;
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+
+    // Another replica leads for the whole test.
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), "heatscaler");
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "heatscaler"},
+        "spec": {"holderIdentity": "the-other-replica", "leaseDurationSeconds": 3600,
+                 "acquireTime": now, "renewTime": now}}))
+    .unwrap();
+    leases.create(&PostParams::default(), &lease).await.expect("the lease");
+
+    let port = free_port();
+    let telemetry: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = dir.path().join("heatscaler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kubernetes: {{access: kubeconfig, kubeconfig: {kubeconfig}}}\n\
+             telemetry: {{listen: '{telemetry}'}}\n\
+             leader-election: {{enabled: true, identity: standby}}\n\
+             pod-resize: {{enabled: true}}\n\
+             admission-webhook: {{listen: '127.0.0.1:{port}', cert-file: tls.crt, key-file: tls.key}}\n",
+            kubeconfig = k8s.heatscaler_kubeconfig().display(),
+        ),
+    )
+    .unwrap();
+    let mut daemon = DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
+    daemon.wait_ready(Duration::from_secs(60)).await;
+
+    // The shipped registration, pointed at this daemon's port.
+    let ca = std::process::Command::new("base64").arg("-w0").arg(dir.path().join("ca.crt")).output().unwrap();
+    let ca = String::from_utf8(ca.stdout).unwrap();
+    let registration =
+        std::fs::read_to_string(crate::kubernetes::repo_root().join("config/admission/webhook-systemd.yaml"))
+            .unwrap()
+            .replace("CA_BUNDLE", &ca)
+            .replace("https://127.0.0.1:9443/", &format!("https://127.0.0.1:{port}/"));
+    let file = dir.path().join("webhook.yaml");
+    std::fs::write(&file, registration).unwrap();
+    k8s.kubectl(&["apply", "-f", file.to_str().unwrap()]);
+
+    // A VPA object heatscaler handles, its status carrying a recommendation.
+    let vpas: Api<VerticalPodAutoscaler> = Api::namespaced(admin.clone(), NS);
+    let vpa: VerticalPodAutoscaler = serde_json::from_value(json!({
+        "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": NS},
+        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "recommenders": [{"name": "heatscaler"}], "updatePolicy": {"updateMode": "Initial"}}}))
+    .unwrap();
+    vpas.create(&PostParams::default(), &vpa).await.unwrap();
+    let status = json!({"status": {"recommendation": {"containerRecommendations": [
+        {"containerName": "app", "target": {"cpu": "750m", "memory": "300Mi"},
+         "lowerBound": {"cpu": "500m", "memory": "200Mi"}, "upperBound": {"cpu": "1", "memory": "400Mi"}}]}}});
+    vpas.patch_status("web", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    // The daemon's VPA watch delivers the status (no way to ask it; a watch
+    // event on the loopback takes milliseconds).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
+    let web = deployment(
+        "web",
+        1,
+        "500m",
+        json!({"resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}}),
+    );
+    deployments.create(&PostParams::default(), &web).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NS);
+    let recommended = ("750m".to_string(), "300Mi".to_string(), "1500m".to_string(), "600Mi".to_string());
+
+    let first = replacement(&pods, None).await;
+    println!("first pod: {:?} {:?}", sizes(&first), mark(&first));
+    assert_eq!(sizes(&first), recommended, "created at the recommendation, limits in proportion");
+    assert!(mark(&first).is_some_and(|m| m.contains("from VPA web")), "{:?}", first.metadata.annotations);
+
+    // Deleted: the ReplicaSet's replacement comes back at the recommendation.
+    let uid = first.metadata.uid.clone().unwrap();
+    pods.delete(first.metadata.name.as_deref().unwrap(), &DeleteParams::default().grace_period(0)).await.unwrap();
+    let second = replacement(&pods, Some(&uid)).await;
+    println!("replacement: {:?} {:?}", sizes(&second), mark(&second));
+    assert_eq!(sizes(&second), recommended);
+    assert!(mark(&second).is_some());
+    let patched = daemon.metric("heatscaler_admission_reviews_total{outcome=\"patched\"}").await.unwrap_or(0.0);
+    assert!(patched >= 2.0, "both creations counted: {patched}");
+    assert!(!daemon.log().contains("hunter2"));
+
+    // The daemon stopped: the pod is still created, at its template's size (Ignore).
+    let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(status.success());
+    let uid = second.metadata.uid.clone().unwrap();
+    pods.delete(second.metadata.name.as_deref().unwrap(), &DeleteParams::default().grace_period(0)).await.unwrap();
+    let third = replacement(&pods, Some(&uid)).await;
+    println!("with the daemon stopped: {:?} {:?}", sizes(&third), mark(&third));
+    assert_eq!(sizes(&third), ("500m".into(), "256Mi".into(), "1".into(), "512Mi".into()));
+    assert_eq!(mark(&third), None);
+}
