@@ -17,6 +17,14 @@
 //! never below the score of any node in the range; ties go to the first node
 //! by name, then by position, as the scan's did. Every node the search does
 //! not skip is checked with all the filters.
+//!
+//! Two things keep the search short where a pass asks it thousands of times
+//! (issue 18, item 5). The node a query skips — in scale-down, the drained
+//! candidate itself, usually among the emptiest — is taken out of the tree
+//! while it is skipped ([`FreeIndex::hide`]), so the search does not first
+//! walk down to a node it must refuse. And when the caller's nodes are in
+//! name order ([`FreeIndex::build`]'s `in_name_order`), the name tie-break
+//! compares positions instead of strings at every join and every pruning.
 
 use super::SchedNode;
 use crate::model::{Pod, Resources};
@@ -31,6 +39,9 @@ struct Span {
     free_pods: i64,
     cpu: Allocatable,
     memory: Allocatable,
+    /// The most any node of the range has free, as shares of its own
+    /// allocatable CPU and memory added up (see [`Span::bound`]).
+    shares: f64,
     /// The range's first node by name (then position): ties go to it.
     first: usize,
 }
@@ -80,6 +91,7 @@ impl Span {
         free_pods: i64::MIN,
         cpu: Allocatable::EMPTY,
         memory: Allocatable::EMPTY,
+        shares: f64::NEG_INFINITY,
         first: usize::MAX,
     };
 
@@ -88,6 +100,7 @@ impl Span {
             return Self::DEAD;
         }
         let (a, r) = (&node.allocatable, &node.requested);
+        let share = |have: i64, used: i64| if have > 0 { (have - used) as f64 / have as f64 } else { 0.0 };
         Self {
             live: true,
             free_cpu: a.cpu_milli - r.cpu_milli,
@@ -95,11 +108,12 @@ impl Span {
             free_pods: a.pods - r.pods,
             cpu: Allocatable::of(a.cpu_milli),
             memory: Allocatable::of(a.memory),
+            shares: share(a.cpu_milli, r.cpu_milli) + share(a.memory, r.memory),
             first: i,
         }
     }
 
-    fn join(self, other: Self, nodes: &[SchedNode<'_>]) -> Self {
+    fn join(self, other: Self, order: Order<'_, '_>) -> Self {
         match (self.live, other.live) {
             (false, _) => other,
             (_, false) => self,
@@ -110,7 +124,8 @@ impl Span {
                 free_pods: self.free_pods.max(other.free_pods),
                 cpu: self.cpu.join(other.cpu),
                 memory: self.memory.join(other.memory),
-                first: if before(nodes, other.first, self.first) { other.first } else { self.first },
+                shares: self.shares.max(other.shares),
+                first: if order.before(other.first, self.first) { other.first } else { self.first },
             },
         }
     }
@@ -124,22 +139,60 @@ impl Span {
             && (request.memory <= 0 || request.memory <= self.free_memory)
     }
 
-    /// No node of the range scores above this for `request`: the same
-    /// operations as `least_allocated`, on the range's extremes.
+    /// No node of the range scores above this for `request`: the smaller of
+    /// two upper bounds. The first applies the operations of
+    /// `least_allocated` to the range's extremes; it is exact when one node
+    /// has both the most CPU and the most memory free, and reached by ties of
+    /// equal nodes, which the search prunes by name. When the most free CPU
+    /// and the most free memory are on different nodes it is loose, and the
+    /// search would visit much of the tree (issue 18, item 5). The second is
+    /// tight then: a node's score is half its free shares added up (`shares`,
+    /// one number per node, so its maximum is one node's) less the pod's
+    /// shares of that node, which are at least its shares of the largest
+    /// allocatable in the range (nothing, for a resource some node lacks).
+    /// That one is computed differently from the score, so it is raised by
+    /// far more than the rounding of either could account for (1e-9 against
+    /// about 1e-16): a bound a little high costs a visit, never the answer.
     fn bound(&self, request: &Resources) -> f64 {
         let cpu = self.cpu.best_share(self.free_cpu.saturating_sub(request.cpu_milli));
         let memory = self.memory.best_share(self.free_memory.saturating_sub(request.memory));
-        (cpu + memory) / 2.0
+        let extremes = (cpu + memory) / 2.0;
+        if request.cpu_milli < 0 || request.memory < 0 || !self.shares.is_finite() {
+            return extremes;
+        }
+        let least = |amount: i64, alloc: Allocatable| {
+            if alloc.none || alloc.max <= 0 { 0.0 } else { amount as f64 / alloc.max as f64 }
+        };
+        let shares = (self.shares - least(request.cpu_milli, self.cpu) - least(request.memory, self.memory)) / 2.0;
+        extremes.min(shares + 1e-9 * (1.0 + shares.abs()))
     }
 }
 
-/// Node `a` comes before node `b` in the tie-break: by name, then position.
-fn before(nodes: &[SchedNode<'_>], a: usize, b: usize) -> bool {
-    match nodes[a].name.cmp(&nodes[b].name) {
-        std::cmp::Ordering::Less => true,
-        std::cmp::Ordering::Equal => a < b,
-        std::cmp::Ordering::Greater => false,
+/// The tie-break between nodes: by name, then position.
+#[derive(Clone, Copy)]
+struct Order<'n, 'a> {
+    nodes: &'n [SchedNode<'a>],
+    /// The nodes are in name order (then position), so position alone decides.
+    by_position: bool,
+}
+
+impl Order<'_, '_> {
+    /// Node `a` comes before node `b`.
+    fn before(self, a: usize, b: usize) -> bool {
+        if self.by_position {
+            return a < b;
+        }
+        match self.nodes[a].name.cmp(&self.nodes[b].name) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Equal => a < b,
+            std::cmp::Ordering::Greater => false,
+        }
     }
+}
+
+/// Whether `nodes` are in name order: [`Order`] may then compare positions.
+pub(super) fn in_name_order(nodes: &[SchedNode<'_>]) -> bool {
+    nodes.windows(2).all(|w| w[0].name <= w[1].name)
 }
 
 /// The segment tree over a placer's nodes, kept in step by the placer: it
@@ -149,31 +202,65 @@ pub(super) struct FreeIndex {
     /// Leaves at `width..width + n`, ranges above them; `tree[1]` is all.
     tree: Vec<Span>,
     width: usize,
+    /// The nodes were given in name order (see [`Order`]).
+    by_position: bool,
+    /// The node taken out of the tree while queries skip it ([`FreeIndex::hide`]).
+    hidden: Option<usize>,
 }
 
 /// The best node found so far: its score and position.
 type Best = Option<(f64, usize)>;
 
 impl FreeIndex {
-    pub fn build(nodes: &[SchedNode<'_>]) -> Self {
+    /// `in_name_order`: the caller vouches that `nodes` are sorted by name
+    /// (checked in debug builds); ties are then broken by position alone.
+    pub fn build(nodes: &[SchedNode<'_>], in_name_order: bool) -> Self {
+        debug_assert!(!in_name_order || self::in_name_order(nodes), "nodes not in name order");
         let width = nodes.len().next_power_of_two().max(1);
         let mut tree = vec![Span::DEAD; 2 * width];
         for (i, node) in nodes.iter().enumerate() {
             tree[width + i] = Span::of(node, i);
         }
+        let order = Order { nodes, by_position: in_name_order };
         for k in (1..width).rev() {
-            tree[k] = tree[2 * k].join(tree[2 * k + 1], nodes);
+            tree[k] = tree[2 * k].join(tree[2 * k + 1], order);
         }
-        Self { tree, width }
+        Self { tree, width, by_position: in_name_order, hidden: None }
+    }
+
+    fn order<'n, 'a>(&self, nodes: &'n [SchedNode<'a>]) -> Order<'n, 'a> {
+        Order { nodes, by_position: self.by_position }
     }
 
     /// Node `i` of `nodes` changed (a pod added or removed, excluded).
     pub fn update(&mut self, i: usize, nodes: &[SchedNode<'_>]) {
+        let leaf = if self.hidden == Some(i) { Span::DEAD } else { Span::of(&nodes[i], i) };
+        self.set(i, leaf, nodes);
+    }
+
+    /// Takes `skip` out of the tree (and puts back the node hidden before):
+    /// a query that must refuse a node then never descends to it. The
+    /// answers do not change, only the work — a skipped node never fits.
+    pub fn hide(&mut self, skip: Option<usize>, nodes: &[SchedNode<'_>]) {
+        if self.hidden == skip {
+            return;
+        }
+        let shown = std::mem::replace(&mut self.hidden, skip);
+        if let Some(i) = shown {
+            self.set(i, Span::of(&nodes[i], i), nodes);
+        }
+        if let Some(i) = skip {
+            self.set(i, Span::DEAD, nodes);
+        }
+    }
+
+    fn set(&mut self, i: usize, leaf: Span, nodes: &[SchedNode<'_>]) {
+        let order = self.order(nodes);
         let mut k = self.width + i;
-        self.tree[k] = Span::of(&nodes[i], i);
+        self.tree[k] = leaf;
         while k > 1 {
             k /= 2;
-            self.tree[k] = self.tree[2 * k].join(self.tree[2 * k + 1], nodes);
+            self.tree[k] = self.tree[2 * k].join(self.tree[2 * k + 1], order);
         }
     }
 
@@ -189,7 +276,7 @@ impl FreeIndex {
     ) -> Option<usize> {
         let mut best: Best = None;
         let bound = self.tree[1].bound(&pod.requests);
-        self.descend(1, bound, nodes, &pod.requests, &fits, &score, &mut best);
+        self.descend(1, bound, self.order(nodes), &pod.requests, &fits, &score, &mut best);
         best.map(|(_, i)| i)
     }
 
@@ -200,7 +287,7 @@ impl FreeIndex {
         &self,
         k: usize,
         bound: f64,
-        nodes: &[SchedNode<'_>],
+        order: Order<'_, '_>,
         request: &Resources,
         fits: &impl Fn(usize) -> bool,
         score: &impl Fn(usize) -> f64,
@@ -211,7 +298,7 @@ impl FreeIndex {
             return;
         }
         if let Some((s, b)) = *best
-            && (bound < s || (bound == s && !before(nodes, span.first, b)))
+            && (bound < s || (bound == s && !order.before(span.first, b)))
         {
             return;
         }
@@ -223,7 +310,7 @@ impl FreeIndex {
             let s = score(i);
             let better = match *best {
                 None => true,
-                Some((bs, b)) => s > bs || (s == bs && before(nodes, i, b)),
+                Some((bs, b)) => s > bs || (s == bs && order.before(i, b)),
             };
             if better {
                 *best = Some((s, i));
@@ -234,7 +321,7 @@ impl FreeIndex {
         let (l, r) = (2 * k, 2 * k + 1);
         let (bl, br) = (self.tree[l].bound(request), self.tree[r].bound(request));
         let (first, second) = if self.tree[r].live && br > bl { ((r, br), (l, bl)) } else { ((l, bl), (r, br)) };
-        self.descend(first.0, first.1, nodes, request, fits, score, best);
-        self.descend(second.0, second.1, nodes, request, fits, score, best);
+        self.descend(first.0, first.1, order, request, fits, score, best);
+        self.descend(second.0, second.1, order, request, fits, score, best);
     }
 }

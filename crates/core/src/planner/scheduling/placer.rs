@@ -69,6 +69,8 @@ pub struct Placer<'a> {
     live: Vec<usize>,
     /// Some pod of `nodes` or `context` has anti-affinity wider than a node.
     wide_anti: bool,
+    /// `nodes` are sorted by name (see [`Placer::in_name_order`]).
+    in_name_order: bool,
 }
 
 impl<'a> Placer<'a> {
@@ -83,6 +85,15 @@ impl<'a> Placer<'a> {
     /// is never looser than the scheduler.
     pub fn whole_cluster(mut self) -> Self {
         self.whole = true;
+        self
+    }
+
+    /// The caller gave the nodes sorted by name: [`Placer::best`]'s tie-break
+    /// by name then compares positions, not strings (the same answers; worth
+    /// it where one placer answers many queries, as in scale-down's removal
+    /// simulation). Checked in debug builds.
+    pub fn in_name_order(mut self) -> Self {
+        self.in_name_order = true;
         self
     }
 
@@ -148,6 +159,7 @@ impl<'a> Placer<'a> {
         self.explained.clear();
         self.wide_anti |= has_wide_anti(std::iter::once(&node));
         self.free = None;
+        self.in_name_order &= self.nodes.last().is_none_or(|last| last.name <= node.name);
         self.nodes.push(node);
         self.nodes.len() - 1
     }
@@ -168,9 +180,8 @@ impl<'a> Placer<'a> {
         if has_preferences(pod) {
             return self.search(pod, skip, true);
         }
-        if self.free.is_none() {
-            self.free = Some(FreeIndex::build(&self.nodes));
-        }
+        let free = self.free.get_or_insert_with(|| FreeIndex::build(&self.nodes, self.in_name_order));
+        free.hide(skip, &self.nodes);
         let domains = self.domains(skip);
         let prepared = Prepared::new(pod, &domains);
         let fits = |i: usize| Some(i) != skip && first_miss_in(pod, &domains, i, &prepared).is_none();

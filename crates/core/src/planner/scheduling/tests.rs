@@ -582,6 +582,7 @@ fn preferences_rank_fitting_nodes() {
 
 /// A small deterministic generator (xorshift64*): the test needs many
 /// varied clusters, reproducibly, and the core crate has no `rand`.
+#[derive(Clone)]
 struct Rng(u64);
 
 impl Rng {
@@ -603,7 +604,9 @@ fn best_from_the_free_index_is_the_node_a_full_scan_ranks_first() {
     // are cordoned, tainted, without memory, overcommitted or excluded, and
     // some pods fit nowhere or ask for no CPU: every path of the index's
     // pruning is compared with the scan it replaces, through placements,
-    // rollbacks and exclusions.
+    // rollbacks and exclusions. Half the queries skip a node (hidden from
+    // the index while skipped), and every cluster is also given sorted by
+    // name, the tie-break then comparing positions.
     let none = BTreeMap::new();
     let names: Vec<String> = (0..40).map(|i| format!("n{:02}", (i * 7) % 40)).collect();
     let mut rng = Rng(0x5eed);
@@ -634,30 +637,44 @@ fn best_from_the_free_index_is_the_node_a_full_scan_ranks_first() {
                 node
             })
             .collect();
-        let mut placer = Placer::new(nodes).whole_cluster();
-        let mut checkpoints = Vec::new();
-        for step in 0..80 {
-            let pod = &pods[rng.below(pods.len() as u64) as usize];
-            let skip = (rng.below(4) == 0).then(|| rng.below(n as u64) as usize);
-            let indexed = placer.best(pod, skip);
-            let scanned = placer.best_by_scan(pod, skip);
-            assert_eq!(indexed, scanned, "round {round}, step {step}: {} skip {skip:?}", pod.name);
-            compared += 1;
-            match rng.below(10) {
-                0 => checkpoints.push(placer.checkpoint()),
-                1 => {
-                    if let Some(cp) = checkpoints.pop() {
-                        placer.rollback(cp);
+        let mut sorted = nodes.clone();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        // Both orders see the same queries and steps.
+        let steps = Rng(rng.next());
+        for (in_name_order, nodes) in [(false, nodes), (true, sorted)] {
+            let mut rng = steps.clone();
+            let mut placer = Placer::new(nodes).whole_cluster();
+            if in_name_order {
+                placer = placer.in_name_order();
+            }
+            let mut checkpoints = Vec::new();
+            for step in 0..80 {
+                let pod = &pods[rng.below(pods.len() as u64) as usize];
+                let skip = (rng.below(2) == 0).then(|| rng.below(n as u64) as usize);
+                let indexed = placer.best(pod, skip);
+                let scanned = placer.best_by_scan(pod, skip);
+                assert_eq!(
+                    indexed, scanned,
+                    "round {round}, step {step}, in name order {in_name_order}: {} skip {skip:?}",
+                    pod.name
+                );
+                compared += 1;
+                match rng.below(10) {
+                    0 => checkpoints.push(placer.checkpoint()),
+                    1 => {
+                        if let Some(cp) = checkpoints.pop() {
+                            placer.rollback(cp);
+                        }
                     }
-                }
-                2 => placer.exclude(rng.below(n as u64) as usize),
-                _ => {
-                    if let Some(i) = indexed {
-                        placer.place(pod, i);
+                    2 => placer.exclude(rng.below(n as u64) as usize),
+                    _ => {
+                        if let Some(i) = indexed {
+                            placer.place(pod, i);
+                        }
                     }
                 }
             }
         }
     }
-    assert_eq!(compared, 200 * 80);
+    assert_eq!(compared, 2 * 200 * 80);
 }
