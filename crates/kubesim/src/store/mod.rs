@@ -198,6 +198,19 @@ thread_local! {
     static DECODES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How often this thread took the store's lock: a scan over every pod
+    /// that takes it once a pod holds up every list the server is serving.
+    static LOCKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Times this thread took the store's lock so far (tests only).
+#[cfg(test)]
+pub fn locks_on_this_thread() -> u64 {
+    LOCKS.with(|l| l.get())
+}
+
 /// Objects decoded on this thread so far (tests only).
 #[cfg(test)]
 pub fn decodes_on_this_thread() -> u64 {
@@ -297,6 +310,8 @@ impl Store {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
+        #[cfg(test)]
+        LOCKS.with(|l| l.set(l.get() + 1));
         // A panic inside a write closure leaves the data consistent (writes are
         // committed only after the closure returns), so poisoning is ignored.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
