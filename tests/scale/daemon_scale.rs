@@ -68,6 +68,17 @@ async fn daemon_memory_at_5000_nodes_and_150000_pods() {
     let (sim, cluster) = kubesim::design_scale::start(scale).await;
     let kubesim::design_scale::Cluster { nodes, pods: pod_n, replica_sets, pdbs, filled } = cluster;
     println!("kubesim filled with {nodes} nodes, {pod_n} pods, {replica_sets} ReplicaSets, {pdbs} PDBs in {filled:?}");
+    // The daemon is measured against a settled cluster: every pod Ready and
+    // the ReplicaSets' surplus gone (as kubesim's own footprint run waits).
+    // Started earlier, at 10,000 nodes its list of pods outlasted the
+    // 20,000 changes kubesim keeps per kind while 300,000 pods started, and
+    // the pods' watch re-listed on `410 Gone` over and over.
+    let settling = Instant::now();
+    while sim.ready_pods(None) < pod_n || sim.count::<k8s_openapi::api::core::v1::Pod>() != pod_n {
+        assert!(settling.elapsed() < Duration::from_secs(1800), "pods not all ready after 30 min");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    println!("kubesim settled (every pod Ready, no surplus) in {:?} more", settling.elapsed());
 
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");

@@ -119,6 +119,27 @@ fn passes_with_every_pod_under_a_vpa() {
             p.explanation.resizes.len(),
             p.explanation.resize_counts.iter().map(|c| c.pods).sum::<u32>()
         );
+        // Outside the timing: a digest of every decision, so a change made
+        // for speed can show that the pass decides exactly as before.
+        println!("pass {pass}: decisions digest {:016x}", digest(&p));
         memory = p.memory;
     }
+}
+
+/// The actions, the pods' resize explanations and the per-workload counts,
+/// hashed from their debug form (SipHash with fixed keys: the same plan gives
+/// the same digest in every run and build).
+fn digest(p: &heatscaler_core::planner::Plan) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for a in &p.actions {
+        format!("{a:?}").hash(&mut h);
+    }
+    for e in &p.explanation.resizes {
+        format!("{e:?}").hash(&mut h);
+    }
+    for c in &p.explanation.resize_counts {
+        format!("{c:?}").hash(&mut h);
+    }
+    h.finish()
 }

@@ -28,10 +28,15 @@ pub struct Requirement {
 
 impl Requirement {
     fn matches(&self, get: &dyn Fn(&str) -> Option<String>) -> bool {
-        let value = get(&self.key);
+        self.matches_value(get(&self.key).as_deref())
+    }
+
+    /// Against the value of its key (`None`: the key is absent). Borrowed:
+    /// controllers match stored objects' labels by the million.
+    fn matches_value(&self, value: Option<&str>) -> bool {
         match self.op {
-            Op::Equals | Op::In => value.is_some_and(|v| self.values.contains(&v)),
-            Op::NotEquals | Op::NotIn => value.is_none_or(|v| !self.values.contains(&v)),
+            Op::Equals | Op::In => value.is_some_and(|v| self.values.contains(v)),
+            Op::NotEquals | Op::NotIn => value.is_none_or(|v| !self.values.contains(v)),
             Op::Exists => value.is_some(),
             Op::DoesNotExist => value.is_none(),
             Op::Gt | Op::Lt => {
@@ -126,8 +131,7 @@ impl LabelSelector {
         if self.nothing {
             return false;
         }
-        let get = |k: &str| obj.label(k).map(str::to_string);
-        self.requirements.iter().all(|r| r.matches(&get))
+        self.requirements.iter().all(|r| r.matches_value(obj.label(&r.key)))
     }
 }
 

@@ -40,9 +40,12 @@ pub enum QosClass {
 impl QosClass {
     /// The class of these containers' (requests, limits); zero is unset.
     /// A pod's class counts its init containers too: see [`Self::with_init`].
-    pub fn of<'a>(containers: impl IntoIterator<Item = (&'a Resources, &'a Resources)>) -> Self {
+    /// Owned or borrowed pairs: the planner asks it of sizes it computes
+    /// for every pod it would resize, without collecting them first.
+    pub fn of<R: std::borrow::Borrow<Resources>>(containers: impl IntoIterator<Item = (R, R)>) -> Self {
         let (mut any, mut guaranteed) = (false, true);
         for (requests, limits) in containers {
+            let (requests, limits) = (requests.borrow(), limits.borrow());
             any |= requests.cpu_milli > 0 || requests.memory > 0 || limits.cpu_milli > 0 || limits.memory > 0;
             guaranteed &= limits.cpu_milli > 0
                 && limits.memory > 0

@@ -83,6 +83,10 @@ pub struct Facts {
     deleting: bool,
     /// The `Ready` condition is `True`.
     ready: bool,
+    /// A node carries a taint of effect `NoExecute`: the node lifecycle
+    /// controller's eviction scan, every 100 ms in fast tests, looks for these
+    /// among all nodes, and decoding 5,000 nodes each time took most of a core.
+    no_execute: bool,
 }
 
 impl Facts {
@@ -107,6 +111,7 @@ impl Facts {
             controller,
             deleting: podutil::is_deleting(value),
             ready: podutil::is_ready(value),
+            no_execute: value["spec"]["taints"].as_array().into_iter().flatten().any(|t| t["effect"] == "NoExecute"),
         }
     }
 }
@@ -114,6 +119,8 @@ impl Facts {
 impl Obj {
     /// The object decoded.
     pub fn value(&self) -> Value {
+        #[cfg(test)]
+        DECODES.with(|d| d.set(d.get() + 1));
         serde_json::from_slice(&self.raw).expect("stored objects are JSON kubesim serialised")
     }
 
@@ -162,6 +169,11 @@ impl Obj {
         self.facts.ready
     }
 
+    /// A node has a `NoExecute` taint.
+    pub fn has_no_execute_taint(&self) -> bool {
+        self.facts.no_execute
+    }
+
     /// A pod's `spec.nodeName`.
     pub fn node_name(&self) -> &str {
         self.field("spec.nodeName")
@@ -176,6 +188,33 @@ impl Obj {
     pub fn is_active(&self) -> bool {
         !self.is_terminal() && !self.is_deleting()
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many objects [`Obj::value`] decoded on this thread: tests of the
+    /// scans over every object count them, since a scan that decodes is what
+    /// makes kubesim slow at 5,000 nodes and no small test would time it.
+    static DECODES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How often this thread took the store's lock: a scan over every pod
+    /// that takes it once a pod holds up every list the server is serving.
+    static LOCKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Times this thread took the store's lock so far (tests only).
+#[cfg(test)]
+pub fn locks_on_this_thread() -> u64 {
+    LOCKS.with(|l| l.get())
+}
+
+/// Objects decoded on this thread so far (tests only).
+#[cfg(test)]
+pub fn decodes_on_this_thread() -> u64 {
+    DECODES.with(|d| d.get())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,6 +310,8 @@ impl Store {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
+        #[cfg(test)]
+        LOCKS.with(|l| l.set(l.get() + 1));
         // A panic inside a write closure leaves the data consistent (writes are
         // committed only after the closure returns), so poisoning is ignored.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -460,11 +501,18 @@ mod tests {
         assert!(obj.owned_by("u-n") && obj.owned_by("u-rs") && !obj.owned_by("u-1"));
         assert!(obj.is_deleting() && obj.is_ready() && !obj.is_terminal() && !obj.is_active());
 
-        let node = json!({"metadata": {"name": "minion-1", "uid": "u-2"}, "spec": {"unschedulable": true}});
+        let node = json!({"metadata": {"name": "minion-1", "uid": "u-2"}, "spec": {"unschedulable": true,
+            "taints": [{"key": "a", "effect": "NoSchedule"}]}});
         let obj = make_obj(Kind::Node, key_of(Kind::Node, &node), node, 8);
         assert_eq!(obj.field("spec.unschedulable"), "true");
         assert_eq!(obj.labels(), json!({}));
         assert!(obj.controller().is_none() && !obj.is_ready() && !obj.is_deleting());
+        assert!(!obj.has_no_execute_taint(), "NoSchedule only");
+
+        let tainted = json!({"metadata": {"name": "minion-2", "uid": "u-3"}, "spec": {"taints": [
+            {"key": "a", "effect": "NoSchedule"}, {"key": "b", "effect": "NoExecute"}]}});
+        let obj = make_obj(Kind::Node, key_of(Kind::Node, &tainted), tainted, 9);
+        assert!(obj.has_no_execute_taint());
     }
 
     /// A write's new facts replace the old: a pod that finished is terminal.

@@ -115,26 +115,25 @@ impl Wanted<'_> {
     pub fn qos_change(&self) -> Option<(QosClass, QosClass)> {
         let init = self.pod.init_qos;
         let from = QosClass::of(self.pod.containers.iter().map(|c| (&c.requests, &c.limits))).with_init(init);
-        let after: Vec<(Resources, Resources)> = self
-            .pod
-            .containers
-            .iter()
-            .map(|c| {
-                let (mut requests, mut limits) = (c.requests.clone(), c.limits.clone());
-                if let Some(r) = self.containers.iter().find(|r| r.container == c.name) {
-                    requests.cpu_milli = r.requests.cpu_milli;
-                    requests.memory = r.requests.memory;
-                    if r.limits.cpu_milli > 0 {
-                        limits.cpu_milli = r.limits.cpu_milli;
-                    }
-                    if r.limits.memory > 0 {
-                        limits.memory = r.limits.memory;
-                    }
+        // CPU and memory alone decide the class: no copy of the rest, no vector.
+        let after = self.pod.containers.iter().map(|c| {
+            let (mut requests, mut limits) = (
+                Resources::new(c.requests.cpu_milli, c.requests.memory),
+                Resources::new(c.limits.cpu_milli, c.limits.memory),
+            );
+            if let Some(r) = self.containers.iter().find(|r| r.container == c.name) {
+                requests.cpu_milli = r.requests.cpu_milli;
+                requests.memory = r.requests.memory;
+                if r.limits.cpu_milli > 0 {
+                    limits.cpu_milli = r.limits.cpu_milli;
                 }
-                (requests, limits)
-            })
-            .collect();
-        let to = QosClass::of(after.iter().map(|(r, l)| (r, l))).with_init(init);
+                if r.limits.memory > 0 {
+                    limits.memory = r.limits.memory;
+                }
+            }
+            (requests, limits)
+        });
+        let to = QosClass::of(after).with_init(init);
         (from != to).then_some((from, to))
     }
 

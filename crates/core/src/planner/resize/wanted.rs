@@ -307,7 +307,7 @@ impl Desired {
         urgency: Urgency,
     ) -> Wanted<'a> {
         let mut requests = pod.requests.clone();
-        let mut containers = Vec::new();
+        let mut containers = Vec::with_capacity(pod.containers.len());
         let mut shrink_only = true;
         for (c, d) in pod.containers.iter().zip(self.containers) {
             let Some(d) = d else { continue };
