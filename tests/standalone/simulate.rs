@@ -140,10 +140,14 @@ fn the_baseline_runs_beside_heatscaler_and_is_labelled_as_a_reimplementation() {
     let report: serde_json::Value = serde_json::from_slice(&only.stdout).unwrap();
     assert_eq!(report["runs"].as_array().unwrap().len(), 1);
     let bad = heatscaler(&["simulate", "--policy", "karpenter"]);
-    assert!(String::from_utf8_lossy(&bad.stderr).contains(
-        "unknown policy `karpenter` (known: heatscaler, heatscaler-node-level, ca-defaults, ca-least-waste, \
-             ca-price, ca-priority-least-waste, karpenter-like)"
-    ));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains(
+            "unknown policy `karpenter` (known: heatscaler, heatscaler-node-level, heatscaler-webhook, \
+             ca-defaults, ca-least-waste, ca-price, ca-priority-least-waste, karpenter-like)"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]
