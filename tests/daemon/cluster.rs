@@ -58,6 +58,7 @@ async fn the_store_follows_the_cluster_in_compact_form() {
             assert_eq!(p.workload.as_ref().map(|w| w.to_string()).as_deref(), Some("Deployment/default/web"));
             assert_eq!(p.requests.cpu_milli, 250);
         }
+        assert!(snap.pods.iter().all(|p| Arc::ptr_eq(&p.placement, &snap.pods[0].placement)));
         assert_eq!(s.placements(), 1);
     }
 

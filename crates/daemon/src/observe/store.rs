@@ -423,7 +423,14 @@ impl ClusterStore {
             changed = true;
         }
         if changed {
-            self.placements.maybe_purge();
+            // Drop the placements just replaced now, not at some later
+            // amortised purge: a relabel re-shares every pod of the namespace,
+            // so the old ones are all garbage at once, and the purge (over the
+            // few thousand placements) costs less than the loop above (over
+            // the pods). Left in, they made the store count a placement per
+            // label state it went through, e.g. two for one workload when the
+            // namespace list finished after the pod list.
+            self.placements.purge();
         }
         changed
     }
@@ -758,6 +765,30 @@ mod tests {
         serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": name, "labels": labels}}))
         .unwrap()
+    }
+
+    /// A namespace's labels arriving after its pods (the namespace list
+    /// finishing last, as under load) re-share the pods' placements and drop
+    /// the ones they replace: the store holds one placement per workload,
+    /// not one per label state it went through.
+    #[test]
+    fn a_namespace_listed_after_its_pods_leaves_one_placement() {
+        let mut s = ClusterStore::new();
+        s.apply_pod(Event::Init);
+        s.apply_pod(Event::InitApply(pod("a", "1", "web-1")));
+        s.apply_pod(Event::InitApply(pod("b", "2", "web-1")));
+        s.apply_pod(Event::InitDone);
+        assert_eq!(s.placements(), 1);
+
+        s.apply_namespace(Event::Init);
+        s.apply_namespace(Event::InitApply(namespace("ns", json!({"kubernetes.io/metadata.name": "ns"}))));
+        assert!(s.apply_namespace(Event::InitDone));
+        assert!(Arc::ptr_eq(&s.snapshot().pods[0].placement, &s.snapshot().pods[1].placement));
+        assert_eq!(s.placements(), 1, "the placement without the namespace's labels is dropped");
+
+        // And again when the labels change.
+        assert!(s.apply_namespace(Event::Apply(namespace("ns", json!({"tier": "web"})))));
+        assert_eq!(s.placements(), 1);
     }
 
     /// Issue 21: a pod's placement carries its namespace's labels, whichever

@@ -105,6 +105,12 @@ fn key_for(kind: Kind, namespace: Option<&str>, name: &str) -> ObjKey {
 
 impl KubeSimHandle {
     /// Base URL, `http://127.0.0.1:PORT`.
+    /// The simulator behind the handle, for the crate's own tests.
+    #[cfg(test)]
+    pub(crate) fn sim(&self) -> &Arc<Sim> {
+        &self.sim
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }

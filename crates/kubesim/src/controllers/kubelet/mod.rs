@@ -6,6 +6,8 @@
 
 mod resize;
 mod status;
+#[cfg(test)]
+mod tests;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -373,19 +375,10 @@ impl Kubelet {
         let pod_ip = self.allocate_ip(&node, node_obj.as_deref());
         let started = time::now();
         let now = time::format_time(started);
-        self.mutate_pod(uid, |p| {
-            status::set_running(p, &host_ip, &pod_ip, &now);
-            Ok(())
-        })?;
-        if let Some(state) = self.states.get_mut(uid) {
-            // Our own write above can come back already deleting (deleted while
-            // starting): `on_pod` then made it Terminating, which must stand, or
-            // the termination it scheduled would find a running pod and do nothing.
-            if state.phase == Phase::Starting {
-                state.phase = Phase::Running;
-            }
-            state.allocated = Some(Allocation::of(&spec));
-        }
+        // The containers run before the status says so, as on a real kubelet:
+        // whoever sees the pod Running (a scraper listing pods, then reading
+        // stats/summary) finds it in the node's usage. The other order left a
+        // window where a Ready pod was missing from its node's summary.
         let containers = spec["containers"]
             .as_array()
             .into_iter()
@@ -404,6 +397,22 @@ impl Kubelet {
                 containers,
             },
         );
+        if let Err(e) = self.mutate_pod(uid, |p| {
+            status::set_running(p, &host_ip, &pod_ip, &now);
+            Ok(())
+        }) {
+            self.usage().pod_stopped(&node, uid);
+            return Err(e);
+        }
+        if let Some(state) = self.states.get_mut(uid) {
+            // Our own write above can come back already deleting (deleted while
+            // starting): `on_pod` then made it Terminating, which must stand, or
+            // the termination it scheduled would find a running pod and do nothing.
+            if state.phase == Phase::Starting {
+                state.phase = Phase::Running;
+            }
+            state.allocated = Some(Allocation::of(&spec));
+        }
         self.plan_ooms_for(uid);
         // A resize that arrived while the pod was starting.
         self.reconcile_resize(uid)
