@@ -23,6 +23,7 @@ pub mod control_loop;
 pub mod files;
 #[cfg(test)]
 mod fuzz_targets;
+mod http_serve;
 pub mod observe;
 pub mod telemetry;
 pub mod usage;

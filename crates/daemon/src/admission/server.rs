@@ -31,8 +31,6 @@ use kube::core::admission::{AdmissionRequest, AdmissionReview};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::crypto::CryptoProvider;
@@ -41,6 +39,7 @@ use tokio_rustls::rustls::sign::CertifiedKey;
 
 use super::review::Admitter;
 use crate::config::AdmissionWebhookConfig;
+use crate::http_serve::{self, Limits};
 use crate::telemetry::{AdmissionOutcome, Metrics};
 
 /// The largest review read. A pod is at most what etcd stores (1.5 MiB by
@@ -119,50 +118,17 @@ impl WebhookServer {
         let addr = self.addr;
         let app = Router::new().route("/mutate-pods", post(mutate_pods)).with_state(self.state);
         tracing::info!(%addr, "serving the admission webhook (POST /mutate-pods)");
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let (stop, stopped) = watch::channel(false);
-        let mut connections = JoinSet::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            let slot = tokio::select! {
-                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-                () = &mut shutdown => break,
-            };
-            let stream = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!(%addr, error = %e, "admission webhook: accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let acceptor = self.acceptor.clone();
-            let service = hyper_util::service::TowerToHyperService::new(app.clone());
-            let mut stopped = stopped.clone();
-            connections.spawn(async move {
-                let _slot = slot;
-                let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else {
-                    return;
-                };
-                let mut http = hyper::server::conn::http1::Builder::new();
-                http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-                let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tls), service);
-                let mut conn = std::pin::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    _ = async { let _ = stopped.wait_for(|s| *s).await; } => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
-                    }
-                }
-            });
-            while connections.try_join_next().is_some() {}
-        }
-        let _ = stop.send(true);
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async { while connections.join_next().await.is_some() {} }).await;
+        let limits = Limits {
+            max_connections: MAX_CONNECTIONS,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            shutdown_grace: SHUTDOWN_GRACE,
+        };
+        let acceptor = self.acceptor;
+        let handshake = move |stream| {
+            let acceptor = acceptor.clone();
+            async move { tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await.ok()?.ok() }
+        };
+        http_serve::serve(self.listener, app, limits, "admission webhook", handshake, shutdown).await;
     }
 }
 

@@ -14,10 +14,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
 
 use super::{Health, Metrics};
+use crate::http_serve::{self, Limits};
 
 /// The content type of the OpenMetrics text format that `prometheus-client`
 /// writes. Prometheus negotiates and parses it natively (since 2.5); calling it
@@ -77,48 +76,13 @@ impl TelemetryServer {
             .route("/readyz", get(readyz))
             .with_state(AppState { metrics: self.metrics, health: self.health });
         tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let (stop, stopped) = watch::channel(false);
-        let mut connections = JoinSet::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            let slot = tokio::select! {
-                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-                () = &mut shutdown => break,
-            };
-            let stream = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        // EMFILE and the like: pause rather than spin.
-                        tracing::warn!(%addr, error = %e, "telemetry: accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let service = hyper_util::service::TowerToHyperService::new(app.clone());
-            let mut stopped = stopped.clone();
-            connections.spawn(async move {
-                let _slot = slot;
-                let mut http = hyper::server::conn::http1::Builder::new();
-                http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-                let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                let mut conn = std::pin::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    _ = async { let _ = stopped.wait_for(|s| *s).await; } => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
-                    }
-                }
-            });
-            // Reap finished connections so the set does not grow.
-            while connections.try_join_next().is_some() {}
-        }
-        let _ = stop.send(true);
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async { while connections.join_next().await.is_some() {} }).await;
+        let limits = Limits {
+            max_connections: MAX_CONNECTIONS,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            shutdown_grace: SHUTDOWN_GRACE,
+        };
+        http_serve::serve(self.listener, app, limits, "telemetry", |stream| std::future::ready(Some(stream)), shutdown)
+            .await;
         Ok(())
     }
 }
