@@ -467,9 +467,14 @@ pub struct DeleteNode {
 pub struct ResizePod {
     pub pod: PodKey,
     pub uid: Name,
-    pub node: String,
+    /// [`Name`]s shared by every action of a pass on the same node and under
+    /// the same VPA object: a first pass over a cluster newly under VPA
+    /// objects issues an action for most of its pods (124,000 in
+    /// `resize_scale`), and a copy of each string per action was a good part
+    /// of that pass (issue 22).
+    pub node: Name,
     /// The VPA object (`namespace/name`), for Events.
-    pub vpa: String,
+    pub vpa: Name,
     pub containers: Vec<ContainerResize>,
     pub reason: UpdateReason,
 }
@@ -477,7 +482,8 @@ pub struct ResizePod {
 /// A container's new resources. Only CPU and memory are resized.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ContainerResize {
-    pub container: String,
+    /// One [`Name`] per container of a pod, shared with the reason that names it.
+    pub container: Name,
     /// The requests it has now (for Events and the executor's no-op check).
     pub from: CpuMemory,
     pub requests: CpuMemory,
@@ -523,8 +529,9 @@ impl fmt::Display for ContainerResize {
 pub struct RecreatePod {
     pub pod: PodKey,
     pub uid: Name,
-    pub node: String,
-    pub vpa: String,
+    /// Shared, as [`ResizePod`]'s.
+    pub node: Name,
+    pub vpa: Name,
     /// What the replacement should get.
     pub containers: Vec<ContainerResize>,
     pub reason: UpdateReason,

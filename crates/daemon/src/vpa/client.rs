@@ -70,7 +70,7 @@ pub async fn resize_pod(pods: &Api<Pod>, action: &ResizePod, now: Timestamp) -> 
     let mut changes = false;
     for r in &action.containers {
         let Some(i) = containers.iter().position(|c| c.name == r.container) else {
-            return Err(ClientError::NoContainer { what, container: r.container.clone() });
+            return Err(ClientError::NoContainer { what, container: r.container.to_string() });
         };
         let current = serde_json::to_value(&containers[i].resources).unwrap_or(Value::Null);
         let wanted = resized(&current, r);

@@ -102,13 +102,13 @@ impl ResizeDecision {
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum UpdateReason {
     /// A request is below the recommendation's lower bound (or unset).
-    BelowLowerBound { container: String, resource: &'static str },
+    BelowLowerBound { container: Name, resource: &'static str },
     /// A request is above the recommendation's upper bound.
-    AboveUpperBound { container: String, resource: &'static str },
+    AboveUpperBound { container: Name, resource: &'static str },
     /// Off target by `change` (VPA's resource diff) for `update-off-target-after`.
     OffTarget { since: Timestamp, change: f64 },
     /// OOM-killed since its size was last set, and the target asks for more memory.
-    OomKilled { container: String },
+    OomKilled { container: Name },
     /// Shrinking it lets pending pods schedule without growing a group.
     FreesCapacity { pending: usize },
     /// The kubelet reported the in-place resize `Infeasible`.

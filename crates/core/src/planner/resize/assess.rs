@@ -102,10 +102,14 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
             .get(&key)
             .map(|&t| after(t, updater.min_update_interval))
             .filter(|&until| cx.now < until);
-        wants.sort_by(|a, b| {
-            let (ra, ca) = priority(a);
-            let (rb, cb) = priority(b);
-            ra.cmp(&rb).then(cb.total_cmp(&ca)).then_with(|| a.pod.name.cmp(&b.pod.name))
+        // Keys computed once per pod, not per comparison: a first pass over
+        // a cluster newly under VPA objects sorts 124,000 due pods, most of
+        // them tied on rank and change, and each comparison went through
+        // two shared names to their lengths before comparing the bytes.
+        // The same order as a stable sort by the key (`sort_by_cached_key`).
+        wants.sort_by_cached_key(|w| {
+            let (rank, change) = priority(w);
+            (rank, std::cmp::Reverse(TotalOrder(change)), w.pod.name.as_str())
         });
         for w in wants {
             if let UpdateReason::OffTarget { since, .. } = &w.reason {
@@ -176,6 +180,30 @@ fn priority(w: &Wanted<'_>) -> (u8, f64) {
         Urgency::Fresh { oom: true, change, .. } => (1, change),
         Urgency::Fresh { grows: true, change, .. } => (2, change),
         Urgency::Fresh { grows: false, change, .. } => (3, change),
+    }
+}
+
+/// An `f64` ordered by [`f64::total_cmp`], for sort keys.
+#[derive(Clone, Copy, Debug)]
+struct TotalOrder(f64);
+
+impl PartialEq for TotalOrder {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for TotalOrder {}
+
+impl PartialOrd for TotalOrder {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TotalOrder {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
     }
 }
 

@@ -37,9 +37,16 @@ pub(crate) fn issue<'w>(
     memory.resized.reserve(issuable);
     let mut adjust = Adjustments::default();
     adjust.pods.reserve(issuable + assessment.waiting.len() + assessment.demand.len());
-    let vpa_names = cx.ix.vpas().map(|(v, _)| vpa_name(cx, v)).collect();
-    let mut out =
-        Issued { cx, actions: Vec::with_capacity(issuable), adjust, updated: BTreeSet::new(), memory, vpa_names };
+    let vpa_names = cx.ix.vpas().map(|(v, _)| Name::from(vpa_name(cx, v))).collect();
+    let mut out = Issued {
+        cx,
+        actions: Vec::with_capacity(issuable),
+        adjust,
+        updated: BTreeSet::new(),
+        memory,
+        vpa_names,
+        node_names: Table::filled(None, cx.ix.node_count()),
+    };
     for e in evaluations {
         if let Evaluation::Settled { pod, in_flight: Some(f), .. } = e {
             out.adjust.in_flight(f.node, pod, &f.resized);
@@ -165,11 +172,19 @@ struct Issued<'w, 'm> {
     updated: BTreeSet<VpaIx>,
     memory: &'m mut ResizeMemory,
     /// Each VPA object's `namespace/name`, formatted once a pass rather than
-    /// once an action.
-    vpa_names: Table<VpaIx, String>,
+    /// once an action, and shared by its actions and explanation entries.
+    vpa_names: Table<VpaIx, Name>,
+    /// The names of the nodes actions were issued on so far, one shared
+    /// string per node rather than a copy per action.
+    node_names: Table<NodeIx, Option<Name>>,
 }
 
 impl<'w> Issued<'w, '_> {
+    fn node_name(&mut self, node: NodeIx) -> Name {
+        let cx = self.cx;
+        self.node_names[node].get_or_insert_with(|| Name::from(cx.ix.node(node).name.as_str())).clone()
+    }
+
     fn resize(&mut self, w: &'w Wanted<'w>, reason: UpdateReason) -> ResizeDecision {
         self.memory.resized.insert(w.pod.uid.clone(), self.cx.now);
         self.adjust.update(w);
@@ -179,10 +194,11 @@ impl<'w> Issued<'w, '_> {
             from: total(&w.containers, |c| c.from),
             to: total(&w.containers, |c| c.requests),
         };
+        let node = self.node_name(w.node);
         self.actions.push(Action::ResizePod(ResizePod {
             pod: w.pod.key(),
             uid: w.pod.uid.clone(),
-            node: self.cx.ix.node(w.node).name.clone(),
+            node,
             vpa: self.vpa_names[w.vertical].clone(),
             containers: w.containers.clone(),
             reason,
@@ -214,10 +230,11 @@ impl<'w> Issued<'w, '_> {
         }
         self.memory.resized.remove(&w.pod.uid);
         self.updated.insert(w.vertical);
+        let node = self.node_name(w.node);
         self.actions.push(Action::RecreatePod(RecreatePod {
             pod: w.pod.key(),
             uid: w.pod.uid.clone(),
-            node: self.cx.ix.node(w.node).name.clone(),
+            node,
             vpa: self.vpa_names[w.vertical].clone(),
             containers: w.containers.clone(),
             reason: reason.clone(),
@@ -250,28 +267,27 @@ fn unsupported(cx: &Cx<'_>, decisions: &[(PodIx, VpaIx, ResizeDecision)], ex: &m
 /// per VPA object and decision (a handful each).
 fn explain(
     cx: &Cx<'_>,
-    decisions: Vec<(PodIx, VpaIx, ResizeDecision)>,
-    vpa_names: &Table<VpaIx, String>,
+    mut decisions: Vec<(PodIx, VpaIx, ResizeDecision)>,
+    vpa_names: &Table<VpaIx, Name>,
     ex: &mut Explanation,
 ) {
     // One pair of strings per VPA object, shared by its pods' entries.
-    let names: Table<VpaIx, (Name, Name)> = cx
-        .ix
-        .vpas()
-        .map(|(v, vpa)| (Name::from(vpa.workload.to_string()), Name::from(vpa_names[v].as_str())))
-        .collect();
+    let names: Table<VpaIx, (Name, Name)> =
+        cx.ix.vpas().map(|(v, vpa)| (Name::from(vpa.workload.to_string()), vpa_names[v].clone())).collect();
     let mut counted: Table<VpaIx, Vec<(ResizeDecision, u32)>> = Table::filled(Vec::new(), names.len());
-    let mut listed = Vec::with_capacity(decisions.len());
-    for (index, v, decision) in decisions {
+    // The listed ones stay where they are, in order, the counted ones go: no
+    // second vector of a few hundred thousand decisions (issue 22).
+    decisions.retain(|(_, v, decision)| {
         if !decision.is_counted() {
-            listed.push((index, v, decision));
-            continue;
+            return true;
         }
-        match counted[v].iter_mut().find(|(d, _)| *d == decision) {
+        match counted[*v].iter_mut().find(|(d, _)| d == decision) {
             Some((_, pods)) => *pods += 1,
-            None => counted[v].push((decision, 1)),
+            None => counted[*v].push((decision.clone(), 1)),
         }
-    }
+        false
+    });
+    let mut listed = decisions;
     listed.sort_unstable_by_key(|(index, _, _)| *index);
     ex.resizes.reserve(listed.len());
     for (index, v, decision) in listed {

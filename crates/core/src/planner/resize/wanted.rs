@@ -1,7 +1,7 @@
 //! Per pod: what its recommendation asks, and whether an update is due.
 
 use crate::model::ResourceKind;
-use crate::model::{Pod, PodPhase, ResizeState, Resources, Timestamp, UpdateMode, VerticalScaling};
+use crate::model::{Name, Pod, PodPhase, ResizeState, Resources, Timestamp, UpdateMode, VerticalScaling};
 use crate::planner::Cx;
 use crate::planner::action::ContainerResize;
 use crate::planner::explain::{ResizeDecision, UpdateBlock, UpdateReason};
@@ -59,7 +59,7 @@ fn evaluate<'a>(
     if vertical.recommendations.is_empty() {
         return settled(ResizeDecision::NoRecommendation);
     }
-    let desired = Desired::of(vertical, pod);
+    let mut desired = Desired::of(vertical, pod);
     let updater = &cx.policy.resize.updater;
 
     // A deferred ask the recommendation has since left behind, on a pod that
@@ -111,7 +111,7 @@ fn evaluate<'a>(
     if let Some(reason) = oom_killed(memory, &desired, pod) {
         return Evaluation::Wanted(desired.into_wanted((index, pod), node, v, reason, urgency(true)));
     }
-    if let Some(reason) = desired.outside_bounds.clone() {
+    if let Some(reason) = desired.outside_bounds.take() {
         return Evaluation::Wanted(desired.into_wanted((index, pod), node, v, reason, urgency(false)));
     }
     if desired.change >= updater.min_change_fraction.0 {
@@ -138,7 +138,7 @@ fn oom_killed(memory: &ResizeMemory, desired: &Desired, pod: &Pod) -> Option<Upd
     let (c, _) = pod.containers.iter().zip(&desired.containers).find(|(c, d)| {
         c.last_oom.is_some_and(|t| t > last_set) && d.as_ref().is_some_and(|d| d.requests.memory > c.requests.memory)
     })?;
-    Some(UpdateReason::OomKilled { container: c.name.clone() })
+    Some(UpdateReason::OomKilled { container: Name::from(c.name.as_str()) })
 }
 
 /// Why a pod never leaves its node for its growth (`None`: it may be moved).
@@ -274,11 +274,15 @@ impl Desired {
                     let resource = kind.name();
                     if outside_bounds.is_none() {
                         if request == 0 || (lower > 0 && request < lower) {
-                            outside_bounds =
-                                Some(UpdateReason::BelowLowerBound { container: c.name.clone(), resource });
+                            outside_bounds = Some(UpdateReason::BelowLowerBound {
+                                container: Name::from(c.name.as_str()),
+                                resource,
+                            });
                         } else if upper > 0 && request > upper {
-                            outside_bounds =
-                                Some(UpdateReason::AboveUpperBound { container: c.name.clone(), resource });
+                            outside_bounds = Some(UpdateReason::AboveUpperBound {
+                                container: Name::from(c.name.as_str()),
+                                resource,
+                            });
                         }
                     }
                 }
@@ -317,14 +321,26 @@ impl Desired {
             requests.cpu_milli += d.requests.cpu_milli - held.cpu_milli;
             requests.memory += d.requests.memory - held.memory;
             shrink_only &= d.requests.cpu_milli <= held.cpu_milli && d.requests.memory <= held.memory;
+            // The container's name as the reason holds it, when the reason
+            // names it: one string for both.
+            let container = match &reason {
+                UpdateReason::BelowLowerBound { container, .. }
+                | UpdateReason::AboveUpperBound { container, .. }
+                | UpdateReason::OomKilled { container }
+                    if *container == c.name =>
+                {
+                    container.clone()
+                }
+                _ => Name::from(c.name.as_str()),
+            };
             containers.push(ContainerResize {
-                container: c.name.clone(),
+                container,
                 from: cpu_memory(&c.requests),
                 requests: cpu_memory(&d.requests),
                 limits: cpu_memory(&d.limits),
             });
         }
-        Wanted {
+        let mut wanted = Wanted {
             pod,
             index,
             node,
@@ -338,6 +354,9 @@ impl Desired {
             resend: false,
             urgency,
             shrink_only,
-        }
+            qos_change: None,
+        };
+        wanted.qos_change = wanted.classes();
+        wanted
     }
 }
