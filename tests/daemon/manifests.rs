@@ -76,6 +76,26 @@ const CLUSTER_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
     ),
     ("autoscaling.k8s.io", "verticalpodautoscalercheckpoints", "patch", ("vpa/checkpoint.rs", "api.patch(name")),
     ("autoscaling.k8s.io", "verticalpodautoscalercheckpoints", "create", ("vpa/checkpoint.rs", "api.create(")),
+    // heatscaler's own webhook registers itself; named `heatscaler` only.
+    (
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+        "get",
+        ("admission/registration.rs", "self.api.get_opt(REGISTRATION)"),
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+        "patch",
+        ("admission/registration.rs", "self.api.patch(REGISTRATION"),
+    ),
+    // Server-side apply creates it the first time.
+    (
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+        "create",
+        ("admission/registration.rs", "Patch::Apply(&desired)"),
+    ),
 ];
 
 /// In heatscaler's namespace only (a Role): the leader lease.
@@ -106,6 +126,7 @@ const API_TYPES: &[&str] = &[
     "VerticalPodAutoscaler",
     "VerticalPodAutoscalerCheckpoint",
     "ConfigMap",
+    "MutatingWebhookConfiguration",
 ];
 
 fn root() -> PathBuf {
@@ -246,6 +267,14 @@ fn rbac_grants_exactly_the_calls_the_code_makes() {
     let docs = documents();
     let cluster: ClusterRole = the(&docs, "ClusterRole");
     assert_eq!(granted(cluster.rules.as_deref().unwrap_or_default()), wanted(CLUSTER_CALLS));
+    // The webhook's registration: only its own, by name (a create through
+    // server-side apply is authorized with the name).
+    for r in cluster.rules.as_deref().unwrap_or_default() {
+        if r.resources.as_deref().unwrap_or_default().contains(&"mutatingwebhookconfigurations".to_string()) {
+            let name = heatscaler_daemon::admission::registration::REGISTRATION.to_string();
+            assert_eq!(r.resource_names.as_deref(), Some(&[name][..]), "{r:?}");
+        }
+    }
     let role: Role = the(&docs, "Role");
     assert_eq!(role.metadata.namespace.as_deref(), Some(NAMESPACE));
     let rules = role.rules.clone().unwrap_or_default();
