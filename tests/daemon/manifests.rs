@@ -377,6 +377,32 @@ fn the_deployment_is_hardened_and_runs_leader_election_with_a_valid_configuratio
     let port = container.ports.clone().unwrap()[0].container_port;
     assert_eq!(config.telemetry.listen.port() as i32, port, "probes reach the telemetry port");
 
+    // The admission webhook is on: its port, the Service its registration
+    // names (targeting that port), and a writable state directory for its
+    // generated certificate.
+    let webhook = config.admission_webhook.as_ref().expect("the installed configuration runs the webhook");
+    assert!(webhook.given_certificate().is_none() && webhook.registers(), "self-registered, no hand step");
+    let ports = container.ports.clone().unwrap();
+    let webhook_port = ports.iter().find(|p| p.name.as_deref() == Some("webhook")).expect("a webhook port");
+    assert_eq!(i32::from(webhook.listen.port()), webhook_port.container_port);
+    let service: k8s_openapi::api::core::v1::Service = the(&docs, "Service");
+    let named = webhook.service.as_ref().expect("registered with the Service");
+    assert_eq!(service.metadata.name.as_deref(), Some(named.name.as_str()));
+    assert_eq!(service.metadata.namespace.as_deref(), Some(named.namespace.as_str()));
+    let service_spec = service.spec.unwrap();
+    assert_eq!(service_spec.selector.unwrap(), labels, "every replica answers");
+    let service_port = service_spec.ports.unwrap().into_iter().find(|p| i32::from(named.port) == p.port).unwrap();
+    assert_eq!(service_port.target_port, Some(IntOrString::String("webhook".into())));
+    let state = container
+        .volume_mounts
+        .clone()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.mount_path == webhook.state_directory.display().to_string());
+    let state = state.expect("the state directory is mounted (the root file system is read-only)");
+    assert_ne!(state.read_only, Some(true));
+    assert!(volumes.iter().any(|v| v.name == state.name && v.empty_dir.is_some()));
+
     let pdb: PodDisruptionBudget = the(&docs, "PodDisruptionBudget");
     let pdb = pdb.spec.unwrap();
     assert_eq!(pdb.max_unavailable, Some(IntOrString::Int(1)));
