@@ -198,3 +198,153 @@ async fn a_recreated_pod_gets_its_recommendation_from_heatscalers_webhook_and_po
     assert_eq!(sizes(&third), ("500m".into(), "256Mi".into(), "1".into(), "512Mi".into()));
     assert_eq!(mark(&third), None);
 }
+
+/// The CA certificates of a PEM bundle, as the registration compares them.
+fn cas(pem: &[u8]) -> Vec<String> {
+    heatscaler_daemon::admission::registration::certificates(&String::from_utf8_lossy(pem))
+}
+
+/// The `caBundle` the API server uses to call heatscaler's webhook.
+async fn registered_bundle(admin: &kube::Client) -> Option<Vec<String>> {
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    let api: Api<MutatingWebhookConfiguration> = Api::all(admin.clone());
+    let registration = api.get_opt("heatscaler").await.ok()??;
+    let webhook = registration.webhooks?.into_iter().find(|w| w.name == "pods.admission.heatscaler.io")?;
+    Some(cas(&webhook.client_config.ca_bundle?.0))
+}
+
+/// Whether the webhook at `port` serves a certificate `ca` (PEM) verifies for 127.0.0.1.
+async fn serves_certificate_of(port: u16, ca: &[u8]) -> bool {
+    let ca = reqwest::Certificate::from_pem(ca).unwrap();
+    let client = reqwest::Client::builder().tls_built_in_root_certs(false).add_root_certificate(ca).build().unwrap();
+    let answer = client.post(format!("https://127.0.0.1:{port}/mutate-pods")).body("{}").send().await;
+    answer.is_ok_and(|r| r.status() == 400)
+}
+
+/// **The standard install's webhook: no certificate files, no hand step.**
+/// The daemon (a standby, with the shipped RBAC) generates its CA and serving
+/// certificate in its state directory (0600), registers the
+/// MutatingWebhookConfiguration itself, and the real ReplicaSet controller's
+/// pods come up at their recommendation with heatscaler's mark. Then the
+/// certificate is renewed (validity 2 min, renewed 90 s before expiry): the
+/// new CA is merged into the registration's caBundle, the listener serves the
+/// new certificate, and pods created after the rotation are still mutated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_registers_its_webhook_with_a_generated_certificate_and_keeps_it_working_across_a_rotation() {
+    let k8s = TestKubernetes::start(Knobs::default());
+    let admin = k8s.admin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), "heatscaler");
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "heatscaler"},
+        "spec": {"holderIdentity": "the-other-replica", "leaseDurationSeconds": 3600,
+                 "acquireTime": now, "renewTime": now}}))
+    .unwrap();
+    leases.create(&PostParams::default(), &lease).await.expect("the lease");
+
+    let port = free_port();
+    let telemetry: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = dir.path().join("heatscaler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kubernetes: {{access: kubeconfig, kubeconfig: {kubeconfig}}}\n\
+             telemetry: {{listen: '{telemetry}'}}\n\
+             leader-election: {{enabled: true, identity: standby}}\n\
+             pod-resize: {{enabled: true}}\n\
+             admission-webhook:\n  listen: '127.0.0.1:{port}'\n  state-directory: state\n  \
+             certificate-validity: 2m\n  renew-before: 90s\n",
+            kubeconfig = k8s.heatscaler_kubeconfig().display(),
+        ),
+    )
+    .unwrap();
+    let mut daemon = DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
+    daemon.wait_ready(Duration::from_secs(60)).await;
+
+    // Registered with the generated CA, by the daemon, with the shipped RBAC.
+    let first_ca = std::fs::read(state.join("webhook-ca.crt")).expect("the generated CA");
+    let bundle = wait_for("the registration", Duration::from_secs(30), || async {
+        registered_bundle(&admin).await.filter(|b| !b.is_empty())
+    })
+    .await;
+    assert_eq!(bundle, cas(&first_ca), "the registration trusts the generated CA");
+    for file in ["webhook.key", "webhook.crt", "webhook-ca.crt"] {
+        assert!(heatscaler_daemon::admission::certificate::owner_only(&state.join(file)), "{file} is 0600");
+    }
+    let registration =
+        k8s.kubectl(&["get", "mutatingwebhookconfiguration", "heatscaler", "-o", "json", "--show-managed-fields"]);
+    let registration: serde_json::Value = serde_json::from_str(&registration).unwrap();
+    let webhook = &registration["webhooks"][0];
+    assert_eq!(webhook["clientConfig"]["url"], format!("https://127.0.0.1:{port}/mutate-pods"));
+    assert_eq!((webhook["failurePolicy"].as_str(), webhook["sideEffects"].as_str()), (Some("Ignore"), Some("None")));
+    let managers: Vec<&str> = registration["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert_eq!(managers, ["heatscaler"], "written by server-side apply with heatscaler's field manager");
+
+    let vpas: Api<VerticalPodAutoscaler> = Api::namespaced(admin.clone(), NS);
+    let vpa: VerticalPodAutoscaler = serde_json::from_value(json!({
+        "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": NS},
+        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "recommenders": [{"name": "heatscaler"}], "updatePolicy": {"updateMode": "Initial"}}}))
+    .unwrap();
+    vpas.create(&PostParams::default(), &vpa).await.unwrap();
+    let status = json!({"status": {"recommendation": {"containerRecommendations": [
+        {"containerName": "app", "target": {"cpu": "750m", "memory": "300Mi"},
+         "lowerBound": {"cpu": "500m", "memory": "200Mi"}, "upperBound": {"cpu": "1", "memory": "400Mi"}}]}}});
+    vpas.patch_status("web", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
+    let web = deployment(
+        "web",
+        1,
+        "500m",
+        json!({"resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}}),
+    );
+    deployments.create(&PostParams::default(), &web).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NS);
+    let recommended = ("750m".to_string(), "300Mi".to_string(), "1500m".to_string(), "600Mi".to_string());
+    let first = replacement(&pods, None).await;
+    println!("first pod: {:?} {:?}", sizes(&first), mark(&first));
+    assert_eq!(sizes(&first), recommended, "created at the recommendation");
+    assert!(mark(&first).is_some_and(|m| m.contains("from VPA web")), "{:?}", first.metadata.annotations);
+
+    // The rotation: a new CA in the state directory, merged into the
+    // registration, and served.
+    let second_ca = wait_for("the certificate renewed", Duration::from_secs(90), || async {
+        std::fs::read(state.join("webhook-ca.crt")).ok().filter(|ca| cas(ca) != cas(&first_ca))
+    })
+    .await;
+    let bundle = wait_for("the new CA registered", Duration::from_secs(30), || async {
+        registered_bundle(&admin).await.filter(|b| b.contains(&cas(&second_ca)[0]))
+    })
+    .await;
+    println!("caBundle after the rotation: {} CAs", bundle.len());
+    wait_for("the renewed certificate served", Duration::from_secs(30), || async {
+        serves_certificate_of(port, &second_ca).await.then_some(())
+    })
+    .await;
+    let uid = first.metadata.uid.clone().unwrap();
+    pods.delete(first.metadata.name.as_deref().unwrap(), &DeleteParams::default().grace_period(0)).await.unwrap();
+    let second = replacement(&pods, Some(&uid)).await;
+    println!("after the rotation: {:?} {:?}", sizes(&second), mark(&second));
+    assert_eq!(sizes(&second), recommended, "still mutated after the rotation");
+    assert!(mark(&second).is_some());
+
+    // The key never reaches the log.
+    let key = std::fs::read_to_string(state.join("webhook.key")).unwrap();
+    let log = daemon.log();
+    for line in key.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!log.contains(line), "a line of the private key is in the daemon's log");
+    }
+    assert!(log.contains("serving certificate renewed"), "the rotation is logged");
+    let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(status.success());
+}
