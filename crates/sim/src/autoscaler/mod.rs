@@ -96,7 +96,9 @@ impl PolicyKind {
         match self {
             PolicyKind::HeatscalerWebhook => "heatscaler",
             PolicyKind::HeatscalerNodeLevel => "heatscaler, node level only (pod resizing off)",
-            PolicyKind::Heatscaler => "heatscaler without its admission webhook (recreated pods at their template size)",
+            PolicyKind::Heatscaler => {
+                "heatscaler without its admission webhook (recreated pods at their template size)"
+            }
             PolicyKind::CaDefaults => "cluster-autoscaler documented defaults, re-implemented",
             PolicyKind::CaLeastWaste => "cluster-autoscaler defaults with --expander=least-waste, re-implemented",
             PolicyKind::CaPrice => "cluster-autoscaler defaults with --expander=price, re-implemented",
