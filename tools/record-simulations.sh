@@ -41,8 +41,9 @@ run openb-before30 --trace alibaba-openb:$T/openb_pod_list_default.csv \
 run gentd26-all --trace alibaba-gentd26:$G
 run gentd26-even --trace alibaba-gentd26:$G --containers even
 run gentd26-odd --trace alibaba-gentd26:$G --containers odd
-# docs/unified.md, "With heatscaler's own admission webhook".
-U=heatscaler,heatscaler-webhook,heatscaler-node-level,ca-defaults
+# docs/unified.md: heatscaler as installed (its webhook on), without its webhook, its node level
+# alone, and CA + VPA.
+U=heatscaler,heatscaler-no-webhook,heatscaler-node-level,ca-defaults
 run gentd26-unified-all --trace alibaba-gentd26:$G --policy $U
 run gentd26-unified-even --trace alibaba-gentd26:$G --containers even --policy $U
 run gentd26-unified-odd --trace alibaba-gentd26:$G --containers odd --policy $U

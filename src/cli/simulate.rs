@@ -60,10 +60,11 @@ pub struct Args {
     /// (cluster-autoscaler's documented defaults; with VPA objects, VPA's
     /// defaults beside each peer, blind to each other), `ca-least-waste`,
     /// `ca-price`, `ca-priority-least-waste` (its `--expander` chains) and
-    /// `karpenter-like`. Default: all of them. `heatscaler-node-level` (pod
-    /// resizing off) is heatscaler's node level alone; `heatscaler-webhook`
-    /// is heatscaler with its own admission webhook configured (new pods at
-    /// their recommendation).
+    /// `karpenter-like`. Default: all of them. `heatscaler` is heatscaler as
+    /// installed, its admission webhook included (new pods at their
+    /// recommendation); `heatscaler-no-webhook` is heatscaler configured
+    /// without it; `heatscaler-node-level` (pod resizing off) is heatscaler's
+    /// node level alone.
     #[arg(
         long,
         value_delimiter = ',',
@@ -353,7 +354,7 @@ fn explain_at(scenario: &Scenario, args: &Args) -> anyhow::Result<ExitCode> {
         matches!(k, PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel | PolicyKind::HeatscalerWebhook)
     }) else {
         anyhow::bail!(
-            "--explain-at explains heatscaler's passes: --policy names none of heatscaler, heatscaler-node-level, heatscaler-webhook"
+            "--explain-at explains heatscaler's passes: --policy names none of heatscaler, heatscaler-node-level, heatscaler-no-webhook"
         );
     };
     let at: Vec<std::time::Duration> = args.explain_at.iter().map(|d| d.get()).collect();

@@ -76,6 +76,26 @@ const CLUSTER_CALLS: &[(&str, &str, &str, (&str, &str))] = &[
     ),
     ("autoscaling.k8s.io", "verticalpodautoscalercheckpoints", "patch", ("vpa/checkpoint.rs", "api.patch(name")),
     ("autoscaling.k8s.io", "verticalpodautoscalercheckpoints", "create", ("vpa/checkpoint.rs", "api.create(")),
+    // heatscaler's own webhook registers itself; named `heatscaler` only.
+    (
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+        "get",
+        ("admission/registration.rs", "self.api.get_opt(REGISTRATION)"),
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+        "patch",
+        ("admission/registration.rs", "self.api.patch(REGISTRATION"),
+    ),
+    // Server-side apply creates it the first time.
+    (
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+        "create",
+        ("admission/registration.rs", "Patch::Apply(&desired)"),
+    ),
 ];
 
 /// In heatscaler's namespace only (a Role): the leader lease.
@@ -106,6 +126,7 @@ const API_TYPES: &[&str] = &[
     "VerticalPodAutoscaler",
     "VerticalPodAutoscalerCheckpoint",
     "ConfigMap",
+    "MutatingWebhookConfiguration",
 ];
 
 fn root() -> PathBuf {
@@ -246,6 +267,14 @@ fn rbac_grants_exactly_the_calls_the_code_makes() {
     let docs = documents();
     let cluster: ClusterRole = the(&docs, "ClusterRole");
     assert_eq!(granted(cluster.rules.as_deref().unwrap_or_default()), wanted(CLUSTER_CALLS));
+    // The webhook's registration: only its own, by name (a create through
+    // server-side apply is authorized with the name).
+    for r in cluster.rules.as_deref().unwrap_or_default() {
+        if r.resources.as_deref().unwrap_or_default().contains(&"mutatingwebhookconfigurations".to_string()) {
+            let name = heatscaler_daemon::admission::registration::REGISTRATION.to_string();
+            assert_eq!(r.resource_names.as_deref(), Some(&[name][..]), "{r:?}");
+        }
+    }
     let role: Role = the(&docs, "Role");
     assert_eq!(role.metadata.namespace.as_deref(), Some(NAMESPACE));
     let rules = role.rules.clone().unwrap_or_default();
@@ -347,6 +376,32 @@ fn the_deployment_is_hardened_and_runs_leader_election_with_a_valid_configuratio
     assert_eq!(named, vec![config.leader_election.lease_name.clone()]);
     let port = container.ports.clone().unwrap()[0].container_port;
     assert_eq!(config.telemetry.listen.port() as i32, port, "probes reach the telemetry port");
+
+    // The admission webhook is on: its port, the Service its registration
+    // names (targeting that port), and a writable state directory for its
+    // generated certificate.
+    let webhook = config.admission_webhook.as_ref().expect("the installed configuration runs the webhook");
+    assert!(webhook.given_certificate().is_none() && webhook.registers(), "self-registered, no hand step");
+    let ports = container.ports.clone().unwrap();
+    let webhook_port = ports.iter().find(|p| p.name.as_deref() == Some("webhook")).expect("a webhook port");
+    assert_eq!(i32::from(webhook.listen.port()), webhook_port.container_port);
+    let service: k8s_openapi::api::core::v1::Service = the(&docs, "Service");
+    let named = webhook.service.as_ref().expect("registered with the Service");
+    assert_eq!(service.metadata.name.as_deref(), Some(named.name.as_str()));
+    assert_eq!(service.metadata.namespace.as_deref(), Some(named.namespace.as_str()));
+    let service_spec = service.spec.unwrap();
+    assert_eq!(service_spec.selector.unwrap(), labels, "every replica answers");
+    let service_port = service_spec.ports.unwrap().into_iter().find(|p| i32::from(named.port) == p.port).unwrap();
+    assert_eq!(service_port.target_port, Some(IntOrString::String("webhook".into())));
+    let state = container
+        .volume_mounts
+        .clone()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.mount_path == webhook.state_directory.display().to_string());
+    let state = state.expect("the state directory is mounted (the root file system is read-only)");
+    assert_ne!(state.read_only, Some(true));
+    assert!(volumes.iter().any(|v| v.name == state.name && v.empty_dir.is_some()));
 
     let pdb: PodDisruptionBudget = the(&docs, "PodDisruptionBudget");
     let pdb = pdb.spec.unwrap();

@@ -198,3 +198,317 @@ async fn a_recreated_pod_gets_its_recommendation_from_heatscalers_webhook_and_po
     assert_eq!(sizes(&third), ("500m".into(), "256Mi".into(), "1".into(), "512Mi".into()));
     assert_eq!(mark(&third), None);
 }
+
+/// Another replica leads for the whole test: the daemon under test is a
+/// standby, which serves the webhook (no leadership needed) and writes no VPA
+/// status, so the recommendation is the one the test wrote.
+async fn hold_the_lease(admin: &kube::Client) {
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), "heatscaler");
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "heatscaler"},
+        "spec": {"holderIdentity": "the-other-replica", "leaseDurationSeconds": 3600,
+                 "acquireTime": now, "renewTime": now}}))
+    .unwrap();
+    leases.create(&PostParams::default(), &lease).await.expect("the lease");
+}
+
+/// The CA certificates of a PEM bundle, as the registration compares them.
+fn cas(pem: &[u8]) -> Vec<String> {
+    heatscaler_daemon::admission::registration::certificates(&String::from_utf8_lossy(pem))
+}
+
+/// The `caBundle` the API server uses to call heatscaler's webhook.
+async fn registered_bundle(admin: &kube::Client) -> Option<Vec<String>> {
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    let api: Api<MutatingWebhookConfiguration> = Api::all(admin.clone());
+    let registration = api.get_opt("heatscaler").await.ok()??;
+    let webhook = registration.webhooks?.into_iter().find(|w| w.name == "pods.admission.heatscaler.io")?;
+    Some(cas(&webhook.client_config.ca_bundle?.0))
+}
+
+/// Whether the webhook at `port` serves a certificate `ca` (PEM) verifies for 127.0.0.1.
+async fn serves_certificate_of(port: u16, ca: &[u8]) -> bool {
+    let ca = reqwest::Certificate::from_pem(ca).unwrap();
+    let client = reqwest::Client::builder().tls_built_in_root_certs(false).add_root_certificate(ca).build().unwrap();
+    let answer = client.post(format!("https://127.0.0.1:{port}/mutate-pods")).body("{}").send().await;
+    answer.is_ok_and(|r| r.status() == 400)
+}
+
+/// Waits until the API server calls the webhook: a new registration reaches
+/// the API server's informers a moment after it is written. Server-side
+/// dry-run creations of an ownerless pod (allowed: `sideEffects: None`) until
+/// one has been reviewed.
+async fn wait_until_called(admin: &kube::Client, daemon: &DaemonProcess) {
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NS);
+    let probe: Pod = serde_json::from_value(json!({"metadata": {"name": "webhook-probe"},
+        "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]}}))
+    .unwrap();
+    let dry_run = PostParams { dry_run: true, ..PostParams::default() };
+    wait_for("the API server calling the webhook", Duration::from_secs(30), || async {
+        pods.create(&dry_run, &probe).await.unwrap();
+        daemon.metric("heatscaler_admission_reviews_total{outcome=\"unchanged\"}").await.filter(|n| *n > 0.0)
+    })
+    .await;
+}
+
+/// Creates `web` with no replica, waits until a pod of its ReplicaSet would
+/// be created at its recommendation (a server-side dry run: the daemon's
+/// watch has delivered the VPA status, which a loaded machine may take
+/// seconds to do), then scales it to one: the real ReplicaSet controller
+/// creates the pod.
+async fn create_web_once_recommended(admin: &kube::Client) {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use kube::api::ListParams;
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
+    let web = deployment(
+        "web",
+        0,
+        "500m",
+        json!({"resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}}),
+    );
+    deployments.create(&PostParams::default(), &web).await.unwrap();
+    let replicasets: Api<ReplicaSet> = Api::namespaced(admin.clone(), NS);
+    let rs = wait_for("web's ReplicaSet", Duration::from_secs(30), || async {
+        replicasets.list(&ListParams::default().labels("app=web")).await.ok()?.items.into_iter().next()
+    })
+    .await;
+    let template = rs.spec.clone().unwrap().template.unwrap();
+    let probe: Pod = serde_json::from_value(json!({
+        "metadata": {"generateName": "web-probe-", "labels": template.metadata.unwrap().labels,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs.metadata.name,
+                                 "uid": rs.metadata.uid, "controller": true}]},
+        "spec": template.spec}))
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NS);
+    let dry_run = PostParams { dry_run: true, ..PostParams::default() };
+    wait_for("the webhook knowing web's recommendation", Duration::from_secs(30), || async {
+        mark(&pods.create(&dry_run, &probe).await.ok()?).map(|_| ())
+    })
+    .await;
+    deployments.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 1}}))).await.unwrap();
+}
+
+/// **The standard install's webhook: no certificate files, no hand step.**
+/// The daemon (a standby, with the shipped RBAC) generates its CA and serving
+/// certificate in its state directory (0600), registers the
+/// MutatingWebhookConfiguration itself, and the real ReplicaSet controller's
+/// pods come up at their recommendation with heatscaler's mark. Then the
+/// certificate is renewed (validity 2 min, renewed 90 s before expiry): the
+/// new CA is merged into the registration's caBundle, the listener serves the
+/// new certificate, and pods created after the rotation are still mutated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_registers_its_webhook_with_a_generated_certificate_and_keeps_it_working_across_a_rotation() {
+    let k8s = TestKubernetes::start(Knobs::default());
+    let admin = k8s.admin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    hold_the_lease(&admin).await;
+
+    let port = free_port();
+    let telemetry: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = dir.path().join("heatscaler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kubernetes: {{access: kubeconfig, kubeconfig: {kubeconfig}}}\n\
+             telemetry: {{listen: '{telemetry}'}}\n\
+             leader-election: {{enabled: true, identity: standby}}\n\
+             pod-resize: {{enabled: true}}\n\
+             admission-webhook:\n  listen: '127.0.0.1:{port}'\n  state-directory: state\n  \
+             certificate-validity: 2m\n  renew-before: 90s\n",
+            kubeconfig = k8s.heatscaler_kubeconfig().display(),
+        ),
+    )
+    .unwrap();
+    let mut daemon = DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
+    daemon.wait_ready(Duration::from_secs(60)).await;
+
+    // Registered with the generated CA, by the daemon, with the shipped RBAC.
+    let first_ca = std::fs::read(state.join("webhook-ca.crt")).expect("the generated CA");
+    let bundle = wait_for("the registration", Duration::from_secs(30), || async {
+        registered_bundle(&admin).await.filter(|b| !b.is_empty())
+    })
+    .await;
+    assert_eq!(bundle, cas(&first_ca), "the registration trusts the generated CA");
+    for file in ["webhook.key", "webhook.crt", "webhook-ca.crt"] {
+        assert!(heatscaler_daemon::admission::certificate::owner_only(&state.join(file)), "{file} is 0600");
+    }
+    let registration =
+        k8s.kubectl(&["get", "mutatingwebhookconfiguration", "heatscaler", "-o", "json", "--show-managed-fields"]);
+    let registration: serde_json::Value = serde_json::from_str(&registration).unwrap();
+    let webhook = &registration["webhooks"][0];
+    assert_eq!(webhook["clientConfig"]["url"], format!("https://127.0.0.1:{port}/mutate-pods"));
+    assert_eq!((webhook["failurePolicy"].as_str(), webhook["sideEffects"].as_str()), (Some("Ignore"), Some("None")));
+    let managers: Vec<&str> = registration["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert_eq!(managers, ["heatscaler"], "written by server-side apply with heatscaler's field manager");
+    wait_until_called(&admin, &daemon).await;
+
+    let vpas: Api<VerticalPodAutoscaler> = Api::namespaced(admin.clone(), NS);
+    let vpa: VerticalPodAutoscaler = serde_json::from_value(json!({
+        "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": NS},
+        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "recommenders": [{"name": "heatscaler"}], "updatePolicy": {"updateMode": "Initial"}}}))
+    .unwrap();
+    vpas.create(&PostParams::default(), &vpa).await.unwrap();
+    let status = json!({"status": {"recommendation": {"containerRecommendations": [
+        {"containerName": "app", "target": {"cpu": "750m", "memory": "300Mi"},
+         "lowerBound": {"cpu": "500m", "memory": "200Mi"}, "upperBound": {"cpu": "1", "memory": "400Mi"}}]}}});
+    vpas.patch_status("web", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    create_web_once_recommended(&admin).await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NS);
+    let recommended = ("750m".to_string(), "300Mi".to_string(), "1500m".to_string(), "600Mi".to_string());
+    let first = replacement(&pods, None).await;
+    println!("first pod: {:?} {:?}", sizes(&first), mark(&first));
+    assert_eq!(sizes(&first), recommended, "created at the recommendation");
+    assert!(mark(&first).is_some_and(|m| m.contains("from VPA web")), "{:?}", first.metadata.annotations);
+
+    // The rotation: a new CA in the state directory, merged into the
+    // registration, and served.
+    let second_ca = wait_for("the certificate renewed", Duration::from_secs(90), || async {
+        std::fs::read(state.join("webhook-ca.crt")).ok().filter(|ca| cas(ca) != cas(&first_ca))
+    })
+    .await;
+    let bundle = wait_for("the new CA registered", Duration::from_secs(30), || async {
+        registered_bundle(&admin).await.filter(|b| b.contains(&cas(&second_ca)[0]))
+    })
+    .await;
+    println!("caBundle after the rotation: {} CAs", bundle.len());
+    wait_for("the renewed certificate served", Duration::from_secs(30), || async {
+        serves_certificate_of(port, &second_ca).await.then_some(())
+    })
+    .await;
+    let uid = first.metadata.uid.clone().unwrap();
+    pods.delete(first.metadata.name.as_deref().unwrap(), &DeleteParams::default().grace_period(0)).await.unwrap();
+    let second = replacement(&pods, Some(&uid)).await;
+    println!("after the rotation: {:?} {:?}", sizes(&second), mark(&second));
+    assert_eq!(sizes(&second), recommended, "still mutated after the rotation");
+    assert!(mark(&second).is_some());
+
+    // The key never reaches the log.
+    let key = std::fs::read_to_string(state.join("webhook.key")).unwrap();
+    let log = daemon.log();
+    for line in key.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!log.contains(line), "a line of the private key is in the daemon's log");
+    }
+    assert!(log.contains("serving certificate renewed"), "the rotation is logged");
+    let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(status.success());
+}
+
+/// This host's first non-loopback IPv4 address (an Endpoints address may not be loopback).
+fn host_address() -> String {
+    let out = std::process::Command::new("hostname").arg("-I").output().expect("hostname -I");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
+        .expect("a non-loopback IPv4 address")
+        .to_string()
+}
+
+/// **The in-cluster registration: a Service.** The API server is restarted
+/// with `--enable-aggregator-routing=true`, so it calls a Service's
+/// endpoints rather than its cluster IP (no kube-proxy here); the Service
+/// `heatscaler/heatscaler-webhook` has no selector and an Endpoints object
+/// pointing at the daemon on this host's address. The daemon (config as
+/// config/kubernetes/configmap.yaml: `service:`) names the Service in its
+/// registration and its certificate `heatscaler-webhook.heatscaler.svc`,
+/// which the API server checks; a ReplicaSet's pod comes up mutated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_cluster_registration_names_the_service_and_the_api_server_calls_it_through_it() {
+    let k8s = TestKubernetes::start(Knobs::default());
+    let pid = std::fs::read_to_string(k8s.dir.join("run/kube-apiserver.pid")).unwrap().trim().to_string();
+    let mut args = k8s.kill_apiserver();
+    // Its port is free once the killed process is gone.
+    wait_for("the API server gone", Duration::from_secs(30), || async {
+        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    })
+    .await;
+    args.push("--enable-aggregator-routing=true".into());
+    k8s.start_apiserver(&args);
+    let admin = k8s.admin().await;
+    let started = std::time::Instant::now();
+    while admin.request_text(http::Request::get("/readyz").body(Vec::new()).unwrap()).await.ok().as_deref()
+        != Some("ok")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the API server is not back: {}",
+            k8s.log_tail("kube-apiserver", 30)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    hold_the_lease(&admin).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let address = host_address();
+    let service = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: heatscaler-webhook, namespace: heatscaler}}\n\
+         spec:\n  ports:\n    - {{name: webhook, port: 443, targetPort: {port}, protocol: TCP}}\n---\n\
+         apiVersion: v1\nkind: Endpoints\nmetadata: {{name: heatscaler-webhook, namespace: heatscaler}}\n\
+         subsets:\n  - addresses: [{{ip: '{address}'}}]\n    ports: [{{name: webhook, port: {port}, protocol: TCP}}]\n"
+    );
+    std::fs::write(dir.path().join("service.yaml"), service).unwrap();
+    k8s.kubectl(&["apply", "-f", dir.path().join("service.yaml").to_str().unwrap()]);
+
+    let telemetry: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = dir.path().join("heatscaler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kubernetes: {{access: kubeconfig, kubeconfig: {kubeconfig}}}\n\
+             telemetry: {{listen: '{telemetry}'}}\n\
+             leader-election: {{enabled: true, identity: standby}}\n\
+             pod-resize: {{enabled: true}}\n\
+             admission-webhook:\n  listen: '0.0.0.0:{port}'\n  state-directory: state\n  \
+             service: {{namespace: heatscaler, name: heatscaler-webhook, port: 443}}\n",
+            kubeconfig = k8s.heatscaler_kubeconfig().display(),
+        ),
+    )
+    .unwrap();
+    let mut daemon = DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
+    daemon.wait_ready(Duration::from_secs(60)).await;
+    let ca = std::fs::read(dir.path().join("state/webhook-ca.crt")).expect("the generated CA");
+    wait_for("the registration", Duration::from_secs(30), || async {
+        registered_bundle(&admin).await.filter(|b| *b == cas(&ca))
+    })
+    .await;
+    let registration = k8s.kubectl(&["get", "mutatingwebhookconfiguration", "heatscaler", "-o", "json"]);
+    let registration: serde_json::Value = serde_json::from_str(&registration).unwrap();
+    let client = &registration["webhooks"][0]["clientConfig"];
+    assert_eq!(client["service"]["name"], "heatscaler-webhook");
+    assert_eq!(client["service"]["namespace"], "heatscaler");
+    assert_eq!(client["url"], serde_json::Value::Null);
+    wait_until_called(&admin, &daemon).await;
+
+    let vpas: Api<VerticalPodAutoscaler> = Api::namespaced(admin.clone(), NS);
+    let vpa: VerticalPodAutoscaler = serde_json::from_value(json!({
+        "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": NS},
+        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "recommenders": [{"name": "heatscaler"}], "updatePolicy": {"updateMode": "Initial"}}}))
+    .unwrap();
+    vpas.create(&PostParams::default(), &vpa).await.unwrap();
+    let status = json!({"status": {"recommendation": {"containerRecommendations": [
+        {"containerName": "app", "target": {"cpu": "750m", "memory": "300Mi"},
+         "lowerBound": {"cpu": "500m", "memory": "200Mi"}, "upperBound": {"cpu": "1", "memory": "400Mi"}}]}}});
+    vpas.patch_status("web", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    create_web_once_recommended(&admin).await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NS);
+    let first = replacement(&pods, None).await;
+    println!("through the Service: {:?} {:?}", sizes(&first), mark(&first));
+    let mut outcomes = Vec::new();
+    for outcome in ["patched", "unchanged", "not_synced", "workload_unknown", "invalid"] {
+        let series = format!("heatscaler_admission_reviews_total{{outcome=\"{outcome}\"}}");
+        outcomes.push((outcome, daemon.metric(&series).await));
+    }
+    assert_eq!(sizes(&first), ("750m".into(), "300Mi".into(), "1500m".into(), "600Mi".into()), "{outcomes:?}");
+    assert!(mark(&first).is_some_and(|m| m.contains("from VPA web")), "{:?}", first.metadata.annotations);
+    let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(status.success());
+}

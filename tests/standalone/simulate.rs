@@ -143,7 +143,7 @@ fn the_baseline_runs_beside_heatscaler_and_is_labelled_as_a_reimplementation() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
         stderr.contains(
-            "unknown policy `karpenter` (known: heatscaler, heatscaler-node-level, heatscaler-webhook, \
+            "unknown policy `karpenter` (known: heatscaler, heatscaler-node-level, heatscaler-no-webhook, \
              ca-defaults, ca-least-waste, ca-price, ca-priority-least-waste, karpenter-like)"
         ),
         "{stderr}"

@@ -232,11 +232,11 @@ fn heatscaler_recreates_an_outgrown_pod_through_the_eviction_path() {
     assert!(end.0.len() == 2 && end.0.iter().all(|&c| c > 1800), "every web pod has the recommendation: {:?}", end.0);
 }
 
-/// `heatscaler-webhook` is heatscaler with its own admission webhook: on a
-/// scenario that declares no admission controller it runs exactly as
-/// `heatscaler` on the same scenario with `vpa-admission-controller: true`
-/// (the webhook is the same function), and unlike plain `heatscaler` there
-/// it moves the outgrown pod.
+/// `heatscaler` (as installed) is heatscaler with its own admission webhook:
+/// on a scenario that declares no admission controller it runs exactly as
+/// `heatscaler-no-webhook` on the same scenario with
+/// `vpa-admission-controller: true` (the webhook is the same function), and
+/// unlike `heatscaler-no-webhook` there it moves the outgrown pod.
 #[test]
 fn heatscalers_webhook_policy_is_heatscaler_with_an_admission_controller() {
     let without = scenario(&OUTGROWN.replace("ADMISSION", "false"));
@@ -252,7 +252,8 @@ fn heatscalers_webhook_policy_is_heatscaler_with_an_admission_controller() {
         v
     };
     assert_eq!(figures(&webhook), figures(&declared));
-    assert_eq!(webhook.policy, "heatscaler-webhook");
+    assert_eq!(webhook.policy, "heatscaler");
+    assert_eq!(plain.policy, "heatscaler-no-webhook");
     assert!(webhook.pod_level.as_ref().unwrap().recreations >= 1);
     assert_eq!(plain.pod_level.as_ref().unwrap().recreations, 0, "no admission controller: never moved");
     // Not a peer: the reference stays the cheapest peer.

@@ -10,14 +10,21 @@
 //! - [`review`]: one `AdmissionReview` → the pod's workload and VPA object →
 //!   the answer (always `allowed`).
 //! - [`server`]: the HTTPS listener (`POST /mutate-pods`).
+//! - [`certificate`]: its own CA and serving certificate when the operator
+//!   gives none, kept in the state directory and renewed.
+//! - [`registration`]: the `MutatingWebhookConfiguration` the daemon writes.
+//! - [`upkeep`]: the three together as the daemon runs them.
 //! - [`witness`]: whether the API server calls it, from the pods' marks
 //!   (the planner stops counting on it when it does not).
 
+pub mod certificate;
 pub mod mutation;
+pub mod registration;
 pub mod review;
 pub mod server;
 #[cfg(test)]
 mod tests;
+pub mod upkeep;
 pub mod witness;
 
 pub use mutation::{ANNOTATION, Mutation, admitted_by, mutation};

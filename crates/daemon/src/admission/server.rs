@@ -1,6 +1,6 @@
 //! The webhook's HTTPS listener: `POST /mutate-pods`, `admission.k8s.io/v1`
 //! `AdmissionReview` in and out, on its own port with the operator's
-//! certificate (`admission-webhook` in the configuration).
+//! certificate or the generated one (`upkeep`).
 //!
 //! Its own listener, not the telemetry one: the API server must reach it
 //! over TLS (the telemetry port is plain HTTP, often loopback only), and a
@@ -38,7 +38,6 @@ use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
 use tokio_rustls::rustls::sign::CertifiedKey;
 
 use super::review::Admitter;
-use crate::config::AdmissionWebhookConfig;
 use crate::http_serve::{self, Limits};
 use crate::telemetry::{AdmissionOutcome, Metrics};
 
@@ -64,6 +63,10 @@ pub enum WebhookError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("admission-webhook: {0}")]
     Certificate(#[from] CertificateError),
+    #[error("{0}")]
+    Generate(#[from] super::certificate::GenerateError),
+    #[error("admission-webhook.ca-file {path}: {problem}")]
+    CaFile { path: PathBuf, problem: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,12 +93,15 @@ pub struct WebhookServer {
 }
 
 impl WebhookServer {
+    /// Binds `listen`, serving the PEM pair `cert`/`key` (re-read when they change).
     pub async fn bind(
-        config: &AdmissionWebhookConfig,
+        listen: SocketAddr,
+        cert: &Path,
+        key: &Path,
         admitter: Admitter,
         metrics: Arc<Metrics>,
     ) -> Result<Self, WebhookError> {
-        let certificate = ReloadingCertificate::load(&config.cert_file, &config.key_file)?;
+        let certificate = ReloadingCertificate::load(cert, key)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -103,7 +109,7 @@ impl WebhookServer {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(certificate));
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let addr = config.listen;
+        let addr = listen;
         let listener = TcpListener::bind(addr).await.map_err(|source| WebhookError::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(|source| WebhookError::Bind { addr, source })?;
         Ok(Self { listener, addr, acceptor: TlsAcceptor::from(Arc::new(tls)), state: AppState { admitter, metrics } })

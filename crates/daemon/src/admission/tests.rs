@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::*;
-use crate::config::AdmissionWebhookConfig;
 use crate::observe::{ClusterStore, slim};
 use crate::telemetry::{AdmissionOutcome, Metrics};
 use crate::vpa::VerticalPodAutoscaler;
@@ -217,18 +216,18 @@ fn certificates(dir: &std::path::Path) {
     ]);
 }
 
+fn any_port() -> std::net::SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
 #[tokio::test]
 async fn the_https_endpoint_answers_reviews_and_admits_what_it_cannot_read() {
     let dir = tempfile::tempdir().unwrap();
     certificates(dir.path());
-    let config = AdmissionWebhookConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        cert_file: dir.path().join("tls.crt"),
-        key_file: dir.path().join("tls.key"),
-    };
     let c = Cluster::new(true, Some(vec![vpa("web", "Initial", &["heatscaler"], Some(("750m", "300Mi")))])).await;
     let metrics = Arc::new(Metrics::new());
-    let server = WebhookServer::bind(&config, c.admitter.clone(), metrics.clone()).await.unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let server = WebhookServer::bind(any_port(), &cert, &key, c.admitter.clone(), metrics.clone()).await.unwrap();
     let url = format!("https://{}/mutate-pods", server.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(server.serve(async move {
@@ -260,12 +259,49 @@ async fn an_unreadable_certificate_fails_the_start_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tls.crt"), "not a certificate\n").unwrap();
     std::fs::write(dir.path().join("tls.key"), "not a key\n").unwrap();
-    let config = AdmissionWebhookConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        cert_file: dir.path().join("tls.crt"),
-        key_file: dir.path().join("tls.key"),
-    };
     let c = Cluster::new(true, Some(Vec::new())).await;
-    let err = WebhookServer::bind(&config, c.admitter, Arc::new(Metrics::new())).await.err().expect("refused");
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let err = WebhookServer::bind(any_port(), &cert, &key, c.admitter, Arc::new(Metrics::new()))
+        .await
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("cert-file") && err.to_string().contains("tls.crt"), "{err}");
+}
+
+/// The generated certificate is one a client trusting only its CA accepts
+/// for the address it names (as the API server checks it against the
+/// registration's `caBundle`), and one naming another address is refused.
+#[tokio::test]
+async fn the_generated_certificate_verifies_against_its_ca_for_the_registered_address() {
+    use super::certificate::{CertificateStore, ServingName};
+    let dir = tempfile::tempdir().unwrap();
+    let store = |ip: [u8; 4]| CertificateStore {
+        dir: dir.path().join(format!("{ip:?}")),
+        names: vec![ServingName::Ip(ip.into())],
+        validity: std::time::Duration::from_secs(3600),
+        renew_before: std::time::Duration::from_secs(600),
+    };
+    let c = Cluster::new(true, Some(vec![vpa("web", "Initial", &["heatscaler"], Some(("750m", "300Mi")))])).await;
+    for (names, trusted) in [([127, 0, 0, 1], true), ([127, 0, 0, 2], false)] {
+        let issued = store(names).ensure(std::time::SystemTime::now()).unwrap();
+        let server =
+            WebhookServer::bind(any_port(), &issued.cert, &issued.key, c.admitter.clone(), Arc::new(Metrics::new()))
+                .await
+                .unwrap();
+        let url = format!("https://{}/mutate-pods", server.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.serve(async move {
+            let _ = stopped.await;
+        }));
+        let ca = reqwest::Certificate::from_pem(issued.ca_pem.as_bytes()).unwrap();
+        let client =
+            reqwest::Client::builder().tls_built_in_root_certs(false).add_root_certificate(ca).build().unwrap();
+        let answer = client.post(&url).json(&review_json(false)).send().await;
+        assert_eq!(answer.is_ok(), trusted, "certificate for {names:?} at 127.0.0.1: {answer:?}");
+        if trusted {
+            assert_eq!(answer.unwrap().status(), 200);
+        }
+        let _ = stop.send(());
+        serving.await.unwrap();
+    }
 }

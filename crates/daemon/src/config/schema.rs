@@ -94,8 +94,10 @@ impl Config {
             }
         }
         if let Some(w) = self.admission_webhook.as_mut() {
-            fix(&mut w.cert_file);
-            fix(&mut w.key_file);
+            for p in [&mut w.cert_file, &mut w.key_file, &mut w.ca_file].into_iter().flatten() {
+                fix(p);
+            }
+            fix(&mut w.state_directory);
         }
         for sink in &mut self.alerts.sinks {
             if let Some(s) = sink.url_secret.as_mut() {
@@ -598,7 +600,12 @@ pub enum LogFormat {
 // --------------------------------------------------------- Admission webhook
 
 /// `admission-webhook`: where heatscaler serves `POST /mutate-pods` to the API
-/// server (a `MutatingWebhookConfiguration` in `config/` registers it).
+/// server, with which certificate, and how the API server is told of it.
+///
+/// With no `cert-file`/`key-file` the daemon makes its own (a throwaway CA and
+/// a serving certificate in `state-directory`) and registers its
+/// `MutatingWebhookConfiguration` itself, as VPA's admission controller does
+/// with `--register-webhook`: the package's install then needs no hand step.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct AdmissionWebhookConfig {
@@ -607,14 +614,99 @@ pub struct AdmissionWebhookConfig {
     #[serde(default = "default_webhook_listen")]
     pub listen: SocketAddr,
     /// PEM serving certificate (chain) the API server verifies against the
-    /// registration's `caBundle`; re-read when the file changes.
-    pub cert_file: PathBuf,
+    /// registration's `caBundle`; re-read when the file changes. Unset (with
+    /// `key-file`): the daemon generates and renews its own.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
     /// PEM private key of `cert-file`.
-    pub key_file: PathBuf,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// PEM CA bundle that signed `cert-file`: the registration's `caBundle`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Whether the daemon creates and updates its `MutatingWebhookConfiguration`.
+    /// Unset: yes, unless `cert-file` is given without `ca-file` (an install
+    /// that registered the webhook by hand, before the daemon could).
+    #[serde(default)]
+    pub register: Option<bool>,
+    /// In-cluster: the Service in front of the replicas, which the
+    /// registration names (and the generated certificate's DNS name,
+    /// `NAME.NAMESPACE.svc`). Unset: the registration names the URL
+    /// `https://LISTEN-ADDRESS/mutate-pods` (127.0.0.1 for an unspecified
+    /// address), the API server on the same host as the daemon.
+    #[serde(default)]
+    pub service: Option<WebhookService>,
+    /// Where the generated certificate and key are kept (0600; they survive
+    /// restarts). systemd's `StateDirectory=heatscaler`; an `emptyDir` in the
+    /// in-cluster Deployment.
+    #[serde(default = "default_state_directory")]
+    pub state_directory: PathBuf,
+    /// Lifetime of a generated certificate (cert-manager's default: 90 days).
+    #[serde(default = "default_certificate_validity")]
+    pub certificate_validity: Duration,
+    /// A generated certificate is replaced this long before it expires
+    /// (cert-manager's default: a third of its lifetime).
+    #[serde(default = "default_renew_before")]
+    pub renew_before: Duration,
+}
+
+/// The Service of `admission-webhook.service`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WebhookService {
+    pub namespace: String,
+    pub name: String,
+    /// The Service's port (its `targetPort` is the listener's).
+    #[serde(default = "default_webhook_service_port")]
+    pub port: u16,
+}
+
+impl AdmissionWebhookConfig {
+    /// The operator's certificate files, when given (both, or validation failed).
+    pub fn given_certificate(&self) -> Option<(&Path, &Path)> {
+        Some((self.cert_file.as_deref()?, self.key_file.as_deref()?))
+    }
+
+    /// Whether the daemon registers itself (see `register`).
+    pub fn registers(&self) -> bool {
+        self.register.unwrap_or(self.cert_file.is_none() || self.ca_file.is_some())
+    }
+}
+
+impl Default for AdmissionWebhookConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_webhook_listen(),
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+            register: None,
+            service: None,
+            state_directory: default_state_directory(),
+            certificate_validity: default_certificate_validity(),
+            renew_before: default_renew_before(),
+        }
+    }
 }
 
 fn default_webhook_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9443))
+}
+
+fn default_state_directory() -> PathBuf {
+    PathBuf::from("/var/lib/heatscaler")
+}
+
+fn default_certificate_validity() -> Duration {
+    Duration::from_secs(90 * 24 * 3600)
+}
+
+fn default_renew_before() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+
+fn default_webhook_service_port() -> u16 {
+    443
 }
 
 // ----------------------------------------------------------- Leader election

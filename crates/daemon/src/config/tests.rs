@@ -468,7 +468,11 @@ fn the_admission_webhook_section_is_read_and_each_wrong_key_named_with_its_line(
     let text = format!("{VALID}{section}  listne: 0.0.0.0:9443\n");
     let line = text.lines().position(|l| l.contains("listne")).unwrap() + 1;
     assert_error(&text, "admission-webhook.listne", &format!("(line {line})"));
-    assert_error(&format!("{VALID}admission-webhook:\n  cert-file: /x\n"), "admission-webhook", "key-file");
+    assert_error(
+        &format!("{VALID}{section}").replace("  key-file", "  ca-file"),
+        "admission-webhook.key-file",
+        "with cert-file",
+    );
     assert_error(
         &format!("{VALID}{section}").replace("tls.key", "missing.key"),
         "admission-webhook.key-file",
@@ -478,5 +482,40 @@ fn the_admission_webhook_section_is_read_and_each_wrong_key_named_with_its_line(
         &format!("{VALID}{section}pod-resize:\n  enabled: false\n"),
         "admission-webhook",
         "pod-resize.enabled",
+    );
+    // Operator's files without their CA: served, not registered (registered
+    // by hand, as before the daemon could); told to register, the CA is needed.
+    assert!(!w.registers(), "cert-file without ca-file: registered by hand");
+    assert_error(&format!("{VALID}{section}  register: true\n"), "admission-webhook.register", "ca-file");
+}
+
+#[test]
+fn an_empty_admission_webhook_section_generates_its_certificate_and_registers() {
+    with_secret();
+    let c = parse(&format!("{VALID}admission-webhook: {{}}\n"), "test.yaml", None).unwrap();
+    let w = c.admission_webhook.expect("the section");
+    assert!(w.given_certificate().is_none() && w.registers());
+    assert_eq!(w.state_directory, std::path::Path::new("/var/lib/heatscaler"), "systemd's StateDirectory=heatscaler");
+    assert_eq!((w.certificate_validity.get().as_secs(), w.renew_before.get().as_secs()), (90 * 86400, 30 * 86400));
+    assert!(
+        !parse(&format!("{VALID}admission-webhook: {{register: false}}\n"), "t.yaml", None)
+            .unwrap()
+            .admission_webhook
+            .unwrap()
+            .registers()
+    );
+    let text = format!("{VALID}admission-webhook:\n  certificate-validity: 1h\n  renew-before: 2h\n");
+    let line = text.lines().position(|l| l.contains("renew-before")).unwrap() + 1;
+    assert_error(&text, "admission-webhook.renew-before", "shorter than certificate-validity");
+    assert_error(&text, "admission-webhook.renew-before", &format!("(line {line})"));
+    assert_error(
+        &format!("{VALID}admission-webhook:\n  service: {{namespace: heatscaler, name: Web_Hook}}\n"),
+        "admission-webhook.service.name",
+        "DNS label",
+    );
+    assert_error(
+        &format!("{VALID}admission-webhook:\n  ca-file: /etc/ca.crt\n"),
+        "admission-webhook.ca-file",
+        "only goes with",
     );
 }

@@ -35,8 +35,7 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         v.mesh_metrics(m);
     }
     if let Some(w) = &config.admission_webhook {
-        v.existing_file("admission-webhook.cert-file", Some(&w.cert_file));
-        v.existing_file("admission-webhook.key-file", Some(&w.key_file));
+        v.admission_webhook(w);
         if !config.pod_resize.enabled {
             v.err(
                 "admission-webhook",
@@ -46,6 +45,15 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     }
     v.bounds(config);
     v.errors
+}
+
+/// A Service's namespace or name (RFC 1123 label).
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 const MINUTE: u64 = 60;
@@ -69,6 +77,55 @@ impl Validator {
     fn positive(&mut self, path: &str, d: Duration) {
         if d.get().is_zero() {
             self.err(path, "must be longer than zero");
+        }
+    }
+
+    fn admission_webhook(&mut self, w: &AdmissionWebhookConfig) {
+        self.existing_file("admission-webhook.cert-file", w.cert_file.as_deref());
+        self.existing_file("admission-webhook.key-file", w.key_file.as_deref());
+        self.existing_file("admission-webhook.ca-file", w.ca_file.as_deref());
+        match (&w.cert_file, &w.key_file) {
+            (Some(_), None) => self.err("admission-webhook.key-file", "is required with cert-file (or give neither)"),
+            (None, Some(_)) => self.err("admission-webhook.cert-file", "is required with key-file (or give neither)"),
+            (None, None) if w.ca_file.is_some() => self.err(
+                "admission-webhook.ca-file",
+                "only goes with cert-file and key-file (a generated certificate brings its own CA)",
+            ),
+            _ => {}
+        }
+        if w.register == Some(true) && w.cert_file.is_some() && w.ca_file.is_none() {
+            self.err(
+                "admission-webhook.register",
+                "needs ca-file with cert-file: the registration's caBundle is the CA that signed the certificate",
+            );
+        }
+        if let Some(s) = &w.service {
+            for (key, value) in [("namespace", &s.namespace), ("name", &s.name)] {
+                if !is_dns_label(value) {
+                    self.err(
+                        format!("admission-webhook.service.{key}"),
+                        format!("`{value}` is not a DNS label (lower-case letters, digits and '-', at most 63)"),
+                    );
+                }
+            }
+            if s.port == 0 {
+                self.err("admission-webhook.service.port", "must be a port (1-65535)");
+            }
+        }
+        if w.cert_file.is_none() {
+            let (validity, renew) = (w.certificate_validity.get(), w.renew_before.get());
+            if validity < std::time::Duration::from_secs(MINUTE) {
+                self.err("admission-webhook.certificate-validity", "must be at least 1m");
+            } else if renew.is_zero() || renew >= validity {
+                self.err(
+                    "admission-webhook.renew-before",
+                    format!(
+                        "must be longer than zero and shorter than certificate-validity ({})",
+                        w.certificate_validity
+                    ),
+                );
+            }
+            self.at_most("admission-webhook.certificate-validity", w.certificate_validity, 10 * 365 * DAY);
         }
     }
 

@@ -17,7 +17,7 @@ use super::signals::{Request, Signals};
 use super::status::StatusPublisher;
 use super::{DaemonError, RunOptions, kube_client};
 use crate::act::{Actuator, Outcome, VpaWrite};
-use crate::admission::{Admitter, WebhookServer};
+use crate::admission::Admitter;
 use crate::alerts::ScalingEvent;
 use crate::config::Config;
 use crate::observe::{Changes, KubeObserver};
@@ -93,12 +93,15 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
                 claim_unnamed: config.pod_resize.claim_unnamed_vpas,
                 client: Some(client.clone()),
             };
-            let server = WebhookServer::bind(w, admitter, metrics.clone()).await?;
-            tracing::info!(listen = %server.local_addr(), "serving the admission webhook");
-            let mut stopping = stop_server.subscribe();
-            Some(tokio::spawn(server.serve(async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
-            })))
+            // Its own namespace is never sent to it (its replicas must start
+            // while the webhook is down): the Service's, or the lease's.
+            let own_namespace =
+                w.service.as_ref().map_or_else(|| config.leader_election.namespace.clone(), |s| s.namespace.clone());
+            let stopping = stop_server.subscribe();
+            Some(
+                crate::admission::upkeep::start(w, own_namespace, admitter, metrics.clone(), client.clone(), stopping)
+                    .await?,
+            )
         }
         _ => None,
     };

@@ -24,17 +24,22 @@ use crate::scenario::Scenario;
 /// Which autoscaler a run simulates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PolicyKind {
-    /// heatscaler's planner with the scenario's `policy`, driven as the daemon does.
+    /// heatscaler's planner with the scenario's `policy`, driven as the daemon
+    /// does, **without** its admission webhook (`heatscaler-no-webhook`): new
+    /// pods get their recommendation only where the scenario declares VPA's
+    /// admission controller. What a daemon configured without the
+    /// `admission-webhook` section does.
     Heatscaler,
     /// heatscaler's planner with pod resizing off (`pod-resize.enabled:
     /// false` whatever the scenario says): the node level alone, to measure
     /// what planning both levels together adds.
     HeatscalerNodeLevel,
-    /// heatscaler as [`PolicyKind::Heatscaler`] with its own admission webhook
-    /// configured (`admission-webhook`): every new pod of a VPA object gets
-    /// its recommendation at creation, whatever the scenario's
+    /// heatscaler as installed (`heatscaler`): [`PolicyKind::Heatscaler`] with
+    /// its own admission webhook, which the package's configuration and the
+    /// in-cluster manifests run: every new pod of a VPA object gets its
+    /// recommendation at creation, whatever the scenario's
     /// `vpa-admission-controller` says (docs/decisions.md, "The simulator's
-    /// `heatscaler-webhook` policy").
+    /// `heatscaler` policy is the standard install, webhook included").
     HeatscalerWebhook,
     /// cluster-autoscaler's documented default behaviour, re-implemented
     /// (see `peers::ca_defaults` for what is and is not modelled).
@@ -52,7 +57,7 @@ pub enum PolicyKind {
 impl PolicyKind {
     /// The default comparison: heatscaler and every peer.
     pub const ALL: [PolicyKind; 6] = [
-        PolicyKind::Heatscaler,
+        PolicyKind::HeatscalerWebhook,
         PolicyKind::CaDefaults,
         PolicyKind::CaLeastWaste,
         PolicyKind::CaPrice,
@@ -62,9 +67,9 @@ impl PolicyKind {
     /// Every policy `--policy` accepts: the comparison and heatscaler's node
     /// level alone (docs/unified.md).
     pub const KNOWN: [PolicyKind; 8] = [
-        PolicyKind::Heatscaler,
-        PolicyKind::HeatscalerNodeLevel,
         PolicyKind::HeatscalerWebhook,
+        PolicyKind::HeatscalerNodeLevel,
+        PolicyKind::Heatscaler,
         PolicyKind::CaDefaults,
         PolicyKind::CaLeastWaste,
         PolicyKind::CaPrice,
@@ -75,9 +80,9 @@ impl PolicyKind {
     /// Short machine name (CLI, JSON, table columns).
     pub fn name(self) -> &'static str {
         match self {
-            PolicyKind::Heatscaler => "heatscaler",
+            PolicyKind::HeatscalerWebhook => "heatscaler",
             PolicyKind::HeatscalerNodeLevel => "heatscaler-node-level",
-            PolicyKind::HeatscalerWebhook => "heatscaler-webhook",
+            PolicyKind::Heatscaler => "heatscaler-no-webhook",
             PolicyKind::CaDefaults => "ca-defaults",
             PolicyKind::CaLeastWaste => "ca-least-waste",
             PolicyKind::CaPrice => "ca-price",
@@ -89,9 +94,11 @@ impl PolicyKind {
     /// What the run is, said honestly wherever results are shown.
     pub fn label(self) -> &'static str {
         match self {
-            PolicyKind::Heatscaler => "heatscaler",
+            PolicyKind::HeatscalerWebhook => "heatscaler",
             PolicyKind::HeatscalerNodeLevel => "heatscaler, node level only (pod resizing off)",
-            PolicyKind::HeatscalerWebhook => "heatscaler with its admission webhook (new pods at their recommendation)",
+            PolicyKind::Heatscaler => {
+                "heatscaler without its admission webhook (recreated pods at their template size)"
+            }
             PolicyKind::CaDefaults => "cluster-autoscaler documented defaults, re-implemented",
             PolicyKind::CaLeastWaste => "cluster-autoscaler defaults with --expander=least-waste, re-implemented",
             PolicyKind::CaPrice => "cluster-autoscaler defaults with --expander=price, re-implemented",

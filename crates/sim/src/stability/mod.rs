@@ -17,13 +17,21 @@ use crate::engine::run_observed;
 use crate::report::Run;
 use crate::scenario::Scenario;
 
-/// Runs `sc` under heatscaler, checking every pass; returns the run and the
-/// checker with what it found.
+/// Runs `sc` under heatscaler without its admission webhook (new pods at
+/// their template's size unless the scenario declares VPA's admission
+/// controller), checking every pass; returns the run and the checker with
+/// what it found.
 pub fn check(sc: &Scenario) -> (Run, Checker) {
+    check_policy(sc, PolicyKind::Heatscaler)
+}
+
+/// [`check`] under one of heatscaler's policies (`HeatscalerWebhook`: as
+/// installed, its admission webhook on).
+pub fn check_policy(sc: &Scenario, kind: PolicyKind) -> (Run, Checker) {
     let mut checker = Checker::new(
         sc.policy.scale_down.delay_after_add.get(),
         sc.policy.pod_resize.updater.min_update_interval.get(),
     );
-    let run = run_observed(sc, PolicyKind::Heatscaler, &mut checker).expect("no trace to fail");
+    let run = run_observed(sc, kind, &mut checker).expect("no trace to fail");
     (run, checker)
 }

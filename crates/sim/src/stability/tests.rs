@@ -6,7 +6,8 @@
 //! instead and `HEATSCALER_STABILITY_SEED=N` re-runs one, printing its
 //! scenario and timeline.
 
-use super::{check, generate};
+use super::{check, check_policy, generate};
+use crate::autoscaler::PolicyKind;
 use crate::scenario::Scenario;
 
 /// Seeds run by default: the whole property stays well under a minute in a
@@ -38,10 +39,14 @@ fn seeds() -> Vec<u64> {
 fn generated_scenarios_keep_every_invariant() {
     let mut failures = Vec::new();
     let mut exercised = (0u64, 0u32, 0u32);
-    for seed in seeds() {
+    // Both heatscaler configurations: as installed (its admission webhook
+    // on: recreated pods come back at their recommendation) and without it.
+    let runs =
+        seeds().into_iter().flat_map(|seed| [(seed, PolicyKind::HeatscalerWebhook), (seed, PolicyKind::Heatscaler)]);
+    for (seed, kind) in runs {
         let text = generate(seed);
         let sc = scenario(&text, &format!("stability-{seed}.yaml"));
-        let (run, checker) = check(&sc);
+        let (run, checker) = check_policy(&sc, kind);
         let pod = run.pod_level.clone().unwrap_or_default();
         exercised.0 += checker.passes;
         exercised.1 += pod.resizes_requested + pod.recreations;
@@ -56,7 +61,8 @@ fn generated_scenarios_keep_every_invariant() {
         }
         if !checker.violations.is_empty() {
             failures.push(format!(
-                "seed {seed} (re-run: HEATSCALER_STABILITY_SEED={seed} cargo test -p heatscaler-sim stability::tests::generated):\n  {}\nscenario:\n{text}",
+                "seed {seed}, policy {} (re-run: HEATSCALER_STABILITY_SEED={seed} cargo test -p heatscaler-sim stability::tests::generated):\n  {}\nscenario:\n{text}",
+                kind.name(),
                 checker.violations.join("\n  ")
             ));
         }

@@ -71,6 +71,13 @@ pub(crate) fn assess<'w>(cx: &Cx<'w>, evaluations: &'w [Evaluation<'w>], memory:
     for e in evaluations {
         match e {
             Evaluation::Wanted(w) => per_workload[w.vertical].push(w),
+            Evaluation::Growing { want, decision } => {
+                if let ResizeDecision::OffTarget { since, .. } = decision {
+                    off_target.push((&want.pod.uid, *since));
+                }
+                out.waiting.push(want);
+                out.settled.push((want.index, want.vertical, decision.clone()));
+            }
             Evaluation::Settled { pod, index, vertical, decision, in_flight } => {
                 if let ResizeDecision::OffTarget { since, .. } = decision {
                     off_target.push((&pod.uid, *since));
@@ -406,7 +413,7 @@ fn counts(cx: &Cx<'_>, evaluations: &[Evaluation<'_>]) -> Table<VpaIx, Counts> {
     let mut out: Table<VpaIx, Counts> = Table::filled(Counts::default(), cx.ix.snap.vertical.len());
     for e in evaluations {
         let (pod, v) = match e {
-            Evaluation::Wanted(w) => (w.pod, w.vertical),
+            Evaluation::Wanted(w) | Evaluation::Growing { want: w, .. } => (w.pod, w.vertical),
             Evaluation::Settled { pod, vertical, .. } => (*pod, *vertical),
         };
         let c = &mut out[v];

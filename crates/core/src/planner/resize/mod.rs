@@ -177,12 +177,19 @@ pub(crate) enum Evaluation<'a> {
         decision: ResizeDecision,
         in_flight: Option<Box<InFlight>>,
     },
+    /// Off target and growing, its update not due yet (`decision` says
+    /// when): nothing to do now, but its growth is coming, so it counts as
+    /// an update held back does (`Assessment::waiting`).
+    Growing {
+        want: Wanted<'a>,
+        decision: ResizeDecision,
+    },
 }
 
 impl<'a> Evaluation<'a> {
     pub fn pod(&self) -> &'a Pod {
         match self {
-            Evaluation::Wanted(w) => w.pod,
+            Evaluation::Wanted(w) | Evaluation::Growing { want: w, .. } => w.pod,
             Evaluation::Settled { pod, .. } => pod,
         }
     }
@@ -260,6 +267,29 @@ impl<'w> Adjustments<'w> {
     /// Evicted this pass to move to another node.
     pub fn leaving(&self, pod: &Pod) -> bool {
         matches!(self.pods.get(pod.uid.as_str()), Some(Resized::Leaving))
+    }
+
+    /// Growths counted before they are sent (held back, or off target and
+    /// not due yet) of pods that will be moved when their node cannot take
+    /// them — recreated at their recommendation by an admission controller —
+    /// each with its node and its replacement, by pod name. Scale-down takes
+    /// the replacement's room elsewhere before any drain where the node
+    /// cannot hold the growth: given to a drain, the move that follows needs
+    /// a minion added back (issue 17, pod-shapes' `diurnal` with the webhook).
+    pub fn moving_growth(&self, cx: &super::Cx<'_>) -> Vec<(NodeIx, &'w Pod)> {
+        if !cx.ix.snap.admission_applies_recommendations {
+            return Vec::new();
+        }
+        let mut out: Vec<&'w Wanted<'w>> = self
+            .pods
+            .values()
+            .filter_map(|r| match r {
+                Resized::Waiting(w) if cx.ix.vpa(w.vertical).update_mode.recreate() => Some(*w),
+                _ => None,
+            })
+            .collect();
+        out.sort_unstable_by(|a, b| (&a.pod.namespace, &a.pod.name).cmp(&(&b.pod.namespace, &b.pod.name)));
+        out.into_iter().map(|w| (w.node, w.reborn(cx))).collect()
     }
 
     /// Pods evicted this pass to land on `node` at their new size.

@@ -117,11 +117,19 @@ fn evaluate<'a>(
     if desired.change >= updater.min_change_fraction.0 {
         let since = memory.off_target_since.get(&pod.uid).copied().unwrap_or(cx.now);
         let update_at = after(since, updater.update_off_target_after);
+        let reason = UpdateReason::OffTarget { since, change: desired.change };
         if cx.now >= update_at {
-            let reason = UpdateReason::OffTarget { since, change: desired.change };
             return Evaluation::Wanted(desired.into_wanted((index, pod), node, v, reason, urgency(false)));
         }
-        return settled(ResizeDecision::OffTarget { since, update_at, change: desired.change });
+        let decision = ResizeDecision::OffTarget { since, update_at, change: desired.change };
+        if grows && !unacknowledged {
+            // Its growth comes at `update_at`: counted from now, as a growth
+            // the rate limit holds back is, so scale-down does not give its
+            // room away meanwhile (issue 17: pod-shapes' `diurnal`).
+            let want = desired.into_wanted((index, pod), node, v, reason, urgency(false));
+            return Evaluation::Growing { want, decision };
+        }
+        return settled(decision);
     }
     settled(ResizeDecision::UpToDate)
 }

@@ -123,6 +123,19 @@ pub(super) fn find<'a>(
         .collect();
     let mut placer = Placer::new(nodes).whole_cluster().in_name_order();
     let mut moved_in: Vec<Vec<&Pod>> = vec![Vec::new(); placer.nodes().len()];
+    // A growth to come that its node cannot hold is a move to come: its
+    // replacement's room is taken before any candidate's pods are placed.
+    for (node, pod) in adjust.moving_growth(cx) {
+        let Some(m) = slot[node] else { continue };
+        let n = &placer.nodes()[m];
+        if n.requested.cpu_milli <= n.allocatable.cpu_milli && n.requested.memory <= n.allocatable.memory {
+            continue;
+        }
+        if let Some(dest) = placer.best(pod, Some(m)) {
+            placer.place(pod, dest);
+            moved_in[dest].push(pod);
+        }
+    }
     let mut unneeded = Unneeded::default();
     // Per group, the candidates found unneeded that reserved their removal.
     let mut leaving: BTreeMap<GroupIx, u32> = BTreeMap::new();

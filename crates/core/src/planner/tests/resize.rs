@@ -747,6 +747,53 @@ fn scale_down_counts_growth_held_back_by_the_rate_limit() {
     assert!(!matches!(plan.explanation.node("n1"), Some(NodeStatus::Unneeded { .. })), "{}", plan.explanation);
 }
 
+/// Issue 17, pod-shapes' `diurnal` under heatscaler's admission webhook: a
+/// replica within its bounds but off target (growing), its update due in 50
+/// minutes, on a node that cannot hold the growth. Scale-down judged it at its
+/// current size and drained n2's pod into the only room its move would need
+/// (n3); when the update came due, the move fitted nowhere and a minion was
+/// added back — a scale-up, a removal and a scale-up within the hour (2
+/// cycles on pod-shapes, 6 with any demand). The growth to come is counted and
+/// its move's room taken first: n2 stays needed.
+#[test]
+fn scale_down_keeps_the_room_a_coming_growth_will_move_to() {
+    let setup = || {
+        let mut w = World::new();
+        w.snap.admission_applies_recommendations = true;
+        w.group("g", 0, 5, 4000, 16 * GI);
+        for n in ["n1", "n2", "n3"] {
+            w.minion("g", n);
+        }
+        w.pod("other-0", Some("n1"), 2800, GI);
+        vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+        w.pod("tiny-0", Some("n2"), 600, GI);
+        w.pod("other-1", Some("n3"), 2600, GI);
+        // 30 % off target, inside the bounds: updated an hour after it left.
+        vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((1300, GI), (900, 512 * MI), (2000, 2 * GI)))
+            .min_replicas = Some(1);
+        w.memory.resize.off_target_since.insert("uid-web-0".into(), w.ago(600));
+        w.memory.unneeded_since.insert("n2".into(), w.ago(3600));
+        w
+    };
+    let plan = setup().plan();
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::OffTarget { .. }), "{}", plan.explanation);
+    assert!(super::starts(&plan).is_empty(), "{:?}\n{}", plan.actions, plan.explanation);
+    assert!(!matches!(plan.explanation.node("n2"), Some(NodeStatus::Unneeded { .. })), "{}", plan.explanation);
+
+    // Where the node can hold the growth, it happens in place: n2 may go.
+    let mut w = setup();
+    w.pod_mut("other-0").requests.cpu_milli = 2000;
+    let plan = w.plan();
+    assert_eq!(super::starts(&plan).len(), 1, "{}", plan.explanation);
+
+    // Without an admission controller the pod is never moved for its growth
+    // (it would come back at its template's size): nothing to keep room for.
+    let mut w = setup();
+    w.snap.admission_applies_recommendations = false;
+    let plan = w.plan();
+    assert_eq!(super::starts(&plan).len(), 1, "{}", plan.explanation);
+}
+
 /// Issue 17: four over-requested replicas; two pending pods fit once three of
 /// them shrink. `max-disruption-fraction` (0.5) let only two shrink, so the
 /// pass said "scale-up avoided" and still grew the group 1 → 2 — a minion that
