@@ -35,6 +35,9 @@ pub struct Admitter {
     /// ReplicaSet and at once its pods, before the watch delivers it):
     /// `None` in tests, which then count the pod `workload_unknown`.
     pub client: Option<kube::Client>,
+    /// `daemon.dry-run`: the review is worked out and counted, but no pod is
+    /// changed — a dry run changes nothing in the cluster, pods included.
+    pub dry_run: bool,
 }
 
 /// How long a review may wait for a ReplicaSet read: well inside the
@@ -95,6 +98,12 @@ impl Admitter {
         // condition says why) is not applied either.
         let Some(Ok(vpa)) = vpa else { return as_created(AdmissionOutcome::Unchanged) };
         let Some(change) = mutation(&pod, &vpa) else { return as_created(AdmissionOutcome::Unchanged) };
+        if self.dry_run {
+            return Answer {
+                vpa: Some(format!("{}/{}", vpa.namespace, vpa.name)),
+                ..as_created(AdmissionOutcome::DryRun)
+            };
+        }
         match allowed.with_patch(change.patch) {
             Ok(response) => Answer {
                 response,

@@ -161,6 +161,9 @@ async fn mutate_pods(State(s): State<AppState>, body: Body) -> Response {
     // Names only: never the pod's spec (env values, secret references).
     let pod = request.object.as_ref().and_then(|o| o.metadata.generate_name.as_deref().or(o.metadata.name.as_deref()));
     match &answer.vpa {
+        Some(vpa) if answer.outcome == AdmissionOutcome::DryRun => {
+            tracing::debug!(namespace = ?request.namespace, pod, %vpa, "dry run: would admit with the recommendation")
+        }
         Some(vpa) => tracing::debug!(namespace = ?request.namespace, pod, %vpa, "admitted with the recommendation"),
         None => tracing::trace!(namespace = ?request.namespace, pod, outcome = ?answer.outcome, "admitted as created"),
     }

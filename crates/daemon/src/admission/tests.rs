@@ -102,6 +102,7 @@ impl Cluster {
                 recommender_name: "heatscaler".into(),
                 claim_unnamed: false,
                 client: None,
+                dry_run: false,
             },
         }
     }
@@ -124,6 +125,17 @@ fn admitted_pod(answer: &Answer) -> k8s::Pod {
 fn requests(pod: &k8s::Pod) -> BTreeMap<String, String> {
     let r = pod.spec.as_ref().unwrap().containers[0].resources.clone().unwrap();
     r.requests.unwrap().into_iter().map(|(k, v)| (k, v.0)).collect()
+}
+
+#[tokio::test]
+async fn a_dry_run_admits_the_pod_as_created_and_counts_what_it_would_have_done() {
+    let mut c = Cluster::new(true, Some(vec![vpa("web", "Initial", &["heatscaler"], Some(("750m", "300Mi")))])).await;
+    c.admitter.dry_run = true;
+    let answer = c.answer().await;
+    assert_eq!(answer.outcome, AdmissionOutcome::DryRun);
+    assert!(answer.response.allowed);
+    assert!(answer.response.patch.is_none(), "a dry run changes no pod");
+    assert_eq!(answer.vpa.as_deref(), Some("shop/web"));
 }
 
 #[tokio::test]

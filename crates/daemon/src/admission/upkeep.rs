@@ -96,9 +96,15 @@ pub async fn start(
     };
     // Read once now: a wrong ca-file fails the start, not a check an hour in.
     certificate.own_ca()?;
+    // A dry run changes nothing in the cluster: registering would make the
+    // API server send pods here (and the webhook answers them unchanged).
+    let registers = config.registers() && !admitter.dry_run;
+    if config.registers() && !registers {
+        tracing::info!("dry run: the admission webhook is served but not registered");
+    }
     let server = WebhookServer::bind(config.listen, &cert, &key, admitter, metrics).await?;
-    tracing::info!(listen = %server.local_addr(), ?target, registers = config.registers(), "serving the admission webhook");
-    let registrar = config.registers().then(|| Registrar::new(client, target, own_namespace));
+    tracing::info!(listen = %server.local_addr(), ?target, registers, "serving the admission webhook");
+    let registrar = registers.then(|| Registrar::new(client, target, own_namespace));
     let mut serving_stop = stop.clone();
     Ok(tokio::spawn(async move {
         let serve = server.serve(async move {

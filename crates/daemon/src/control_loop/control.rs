@@ -83,7 +83,8 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
     health.set_leadership(leader.leadership());
     metrics.set_leader(leader.is_leader());
     let kube = KubeObserver::start(client.clone(), metrics.clone(), changes.clone());
-    let pod_level = PodLevel::start(client.clone(), kube.store().clone(), &config, metrics.clone(), changes.clone());
+    let pod_level =
+        PodLevel::start(client.clone(), kube.store().clone(), &config, metrics.clone(), changes.clone(), dry_run);
     let webhook = match (&config.admission_webhook, &pod_level) {
         (Some(w), Some(pl)) => {
             let admitter = Admitter {
@@ -92,6 +93,7 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
                 recommender_name: config.pod_resize.recommender_name.clone(),
                 claim_unnamed: config.pod_resize.claim_unnamed_vpas,
                 client: Some(client.clone()),
+                dry_run,
             };
             // Its own namespace is never sent to it (its replicas must start
             // while the webhook is down): the Service's, or the lease's.

@@ -72,8 +72,18 @@ pub struct PodLevel {
     restore_alerts: Arc<StdMutex<Vec<ScalingEvent>>>,
     /// `admission-webhook` is configured: heatscaler's own webhook gives new
     /// pods their recommendation, as long as the pods show it does.
-    webhook: Option<StdMutex<Witness>>,
+    webhook: Option<Webhook>,
     _tasks: JoinSet<()>,
+}
+
+/// How a pass knows whether heatscaler's own webhook applies recommendations.
+enum Webhook {
+    /// From the pods' marks (`admission::witness`).
+    Witnessed(StdMutex<Witness>),
+    /// In dry run the webhook is neither registered nor patches, so no pod
+    /// can carry its mark: the plan counts on it as the live daemon would,
+    /// and the witness, which could only raise a false alert, is not asked.
+    AssumedInDryRun,
 }
 
 /// What [`PodLevel::prepare`] gives a pass.
@@ -144,6 +154,7 @@ impl PodLevel {
         config: &Config,
         metrics: Arc<Metrics>,
         changes: Changes,
+        dry_run: bool,
     ) -> Option<Self> {
         let settings = config.pod_resize.clone();
         let advising = config.placement_advisor.mode != AdvisorMode::Off;
@@ -192,7 +203,10 @@ impl PodLevel {
             published: StdMutex::new(HashSet::new()),
             upstream: StdMutex::new(Sightings::default()),
             restore_alerts,
-            webhook: config.admission_webhook.as_ref().map(|_| StdMutex::new(Witness::default())),
+            webhook: config.admission_webhook.as_ref().map(|_| match dry_run {
+                true => Webhook::AssumedInDryRun,
+                false => Webhook::Witnessed(StdMutex::new(Witness::default())),
+            }),
             _tasks: tasks,
         })
     }
@@ -315,7 +329,8 @@ impl PodLevel {
             metrics.forget_workload(gone);
         }
         *published = now_published;
-        let webhook_applies = self.webhook.as_ref().is_some_and(|witness| {
+        let webhook_applies = self.webhook.as_ref().is_some_and(|webhook| {
+            let Webhook::Witnessed(witness) = webhook else { return true };
             let mut witness = witness.lock().expect("webhook witness lock");
             match witness.observe(&snapshot.pods, &models, admitted, marks, now) {
                 Some(Verdict::Missed { namespace, pod }) => {

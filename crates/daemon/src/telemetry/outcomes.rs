@@ -113,6 +113,8 @@ pub enum AdmissionOutcome {
     /// Nothing to do: not a pod's creation, no controller, no handled VPA
     /// object, no recommendation, or the object is `Off`.
     Unchanged,
+    /// The pod would have been patched, but the daemon runs dry.
+    DryRun,
     /// The VPA objects have not been listed yet.
     NotSynced,
     /// The pod's ReplicaSet has not been seen yet: its workload is unknown.
@@ -126,6 +128,7 @@ impl AdmissionOutcome {
         match self {
             AdmissionOutcome::Patched => "patched",
             AdmissionOutcome::Unchanged => "unchanged",
+            AdmissionOutcome::DryRun => "dry_run",
             AdmissionOutcome::NotSynced => "not_synced",
             AdmissionOutcome::WorkloadUnknown => "workload_unknown",
             AdmissionOutcome::Invalid => "invalid",
