@@ -25,6 +25,11 @@ pub struct AdvisorMemory {
     pub given: Vec<Timestamp>,
     /// Last advice per workload (`kind/namespace/name`).
     pub last_for_workload: BTreeMap<String, Timestamp>,
+    /// Last co-location advice per server workload (`kind/namespace/name`):
+    /// clients are being moved next to its replicas where they are, so it
+    /// is not to be moved towards another server until `workload-cooldown`.
+    #[serde(default)]
+    pub last_as_server: BTreeMap<String, Timestamp>,
     /// `apply` mode: co-location terms asked of workload templates, by
     /// subject; asked again every pass until the workload's pods carry them.
     #[serde(default)]

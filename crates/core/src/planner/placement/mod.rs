@@ -151,6 +151,15 @@ impl Proposal {
         }
     }
 
+    /// The workload the proposal changes and, for a co-location, the
+    /// server it is moved towards.
+    fn ends(&self) -> (&WorkloadRef, Option<&WorkloadRef>) {
+        match self {
+            Proposal::CoLocate { client, server, .. } => (client, Some(server)),
+            Proposal::IncreaseResources { workload, .. } => (workload, None),
+        }
+    }
+
     fn cost(&self) -> f64 {
         match self {
             Proposal::CoLocate { evidence, .. } | Proposal::IncreaseResources { evidence, .. } => evidence.latency_cost,
@@ -317,8 +326,28 @@ pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advi
             advice.withheld.push((c.subject.clone(), Withheld::Settling { since, until }));
             continue;
         }
-        let workload = c.proposal.workload().to_string();
-        if let Some(last) = memory.last_for_workload.get(&workload) {
+        // A chain must not be advised at both links at once. Co-location
+        // rolls the client out next to the server's replicas where they are
+        // now, and kube-scheduler's symmetric scoring draws the server's
+        // re-created replicas to the client's nodes. So a pair waits while
+        // its server is itself being moved (advised, as a client or a
+        // resource increase, within `workload-cooldown`), or while clients are
+        // being moved next to its client's replicas: advised together, A → B
+        // and B → C send A after B's old places while B leaves for C's
+        // (docs/co-scheduling.md, hs-cosched7's trace). Several clients of
+        // one server move towards the same replicas and may go together.
+        let (client, server) = c.proposal.ends();
+        let client = client.to_string();
+        let server = server.map(ToString::to_string);
+        let last = [
+            memory.last_for_workload.get(&client),
+            server.as_ref().and_then(|s| memory.last_for_workload.get(s)),
+            memory.last_as_server.get(&client),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if let Some(last) = last {
             let until = after(*last, policy.workload_cooldown);
             if now < until {
                 advice.withheld.push((c.subject.clone(), Withheld::Cooldown { until }));
@@ -338,7 +367,10 @@ pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advi
             }
         };
         memory.given.push(now);
-        memory.last_for_workload.insert(workload, now);
+        memory.last_for_workload.insert(client, now);
+        if let Some(server) = server {
+            memory.last_as_server.insert(server, now);
+        }
         memory.rising.remove(&c.subject);
         // A resource increase is done once applied; co-location stands.
         if matches!(proposal, Proposal::CoLocate { .. }) {

@@ -156,6 +156,43 @@ fn co_location_is_advised_once_the_evidence_has_held() {
 
 const HOSTNAME_KEY: &str = crate::model::HOSTNAME;
 
+/// A chain frontend → cart → db, both pairs worth advice in the same pass.
+/// Given at once, cart's rollout moves it next to db while frontend's moves
+/// it next to cart's old replicas, and kube-scheduler's symmetric scoring
+/// then draws re-created cart replicas to frontend's nodes: the chain pulls
+/// itself apart (hs-cosched7's trace in docs/co-scheduling.md). The second
+/// link waits until the first one's ends have settled (workload-cooldown).
+#[test]
+fn a_chain_is_advised_one_link_at_a_time() {
+    let snap = cluster(3, 3, &[("frontend", 0, 500), ("cart", 1, 500), ("db", 2, 500)]);
+    let to_db = Flow { client: workload("cart"), server: workload("db"), ..chatty(300.0) };
+    let mut run = Run::new(snap, vec![chatty(200.0), to_db]);
+    run.policy.cost_share = crate::policy::Fraction(0.0);
+    run.pass(0);
+    let advice = run.pass(10);
+    // cart → db costs more (300 × 9 ms/s), so it goes first; frontend → cart
+    // waits: its server was just set in motion.
+    assert_eq!(new_subjects(&advice), ["co-locate Deployment/shop/cart with Deployment/shop/db"]);
+    let waiting = "co-locate Deployment/shop/frontend with Deployment/shop/cart";
+    assert!(
+        advice.withheld.iter().any(|(s, w)| s == waiting && *w == Withheld::Cooldown { until: at(70) }),
+        "{advice:?}"
+    );
+    assert!(new_subjects(&run.pass(69)).is_empty());
+    assert_eq!(new_subjects(&run.pass(70)), [waiting]);
+
+    // The other order: frontend → cart costlier, so cart's replicas are
+    // where frontend is sent; cart → db waits rather than move them.
+    run = Run::new(
+        run.snap.clone(),
+        vec![chatty(400.0), Flow { requests_per_second: 300.0, ..run.obs.flows[1].clone() }],
+    );
+    run.policy.cost_share = crate::policy::Fraction(0.0);
+    run.pass(0);
+    assert_eq!(new_subjects(&run.pass(10)), [waiting]);
+    assert_eq!(new_subjects(&run.pass(70)), ["co-locate Deployment/shop/cart with Deployment/shop/db"]);
+}
+
 #[test]
 fn standing_advice_survives_its_own_success_and_goes_only_after_a_long_lull() {
     let snap = cluster(2, 2, &[("frontend", 0, 500), ("cart", 1, 500)]);

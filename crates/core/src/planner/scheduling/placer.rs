@@ -15,7 +15,10 @@ use std::sync::Arc;
 use crate::model::{Pod, Resources};
 
 use super::free_index::FreeIndex;
-use super::topology::{Domains, Prepared, has_preferences, has_wide_anti, preference_at, wide_anti};
+use super::topology::{
+    Domains, Prepared, draws, has_preferences, has_wide_anti, has_wide_scoring, preference_at, scoring_terms,
+    wide_anti, wide_scoring,
+};
 use super::{FitSummary, Miss, SchedNode, first_miss_in, least_allocated};
 
 /// Pods that the scheduler model treats alike.
@@ -69,6 +72,15 @@ pub struct Placer<'a> {
     live: Vec<usize>,
     /// Some pod of `nodes` or `context` has anti-affinity wider than a node.
     wide_anti: bool,
+    /// Some pod of `nodes` or `context` has a scoring term wider than a node.
+    wide_scoring: bool,
+    /// One pod per distinct placement among those ever here whose terms
+    /// score other pods (kube-scheduler's symmetry): whether a pod is drawn
+    /// by any of them decides whether its nodes must be ranked. Never
+    /// shrunk on rollback: a pod no longer here only costs a ranking that
+    /// finds no preference, the same answer.
+    holders: Vec<&'a Pod>,
+    held: HashSet<usize>,
     /// `nodes` are sorted by name (see [`Placer::in_name_order`]).
     in_name_order: bool,
 }
@@ -76,7 +88,26 @@ pub struct Placer<'a> {
 impl<'a> Placer<'a> {
     pub fn new(nodes: Vec<SchedNode<'a>>) -> Self {
         let wide_anti = has_wide_anti(&nodes);
-        Self { nodes, wide_anti, ..Self::default() }
+        let wide_scoring = has_wide_scoring(&nodes);
+        let mut placer = Self { nodes, wide_anti, wide_scoring, ..Self::default() };
+        let pods: Vec<&'a Pod> = placer.nodes.iter().flat_map(|n| n.pods.iter().copied()).collect();
+        placer.hold(pods);
+        placer
+    }
+
+    /// Remembers the pods among `pods` whose terms score others.
+    fn hold(&mut self, pods: impl IntoIterator<Item = &'a Pod>) {
+        for pod in pods {
+            if scoring_terms(pod).next().is_some() && self.held.insert(Arc::as_ptr(&pod.placement) as usize) {
+                self.holders.push(pod);
+            }
+        }
+    }
+
+    /// Whether the nodes `pod` fits must be ranked before LeastAllocated:
+    /// its own preferences, or terms of pods here that select it.
+    fn prefers(&self, pod: &Pod) -> bool {
+        has_preferences(pod) || self.holders.iter().any(|h| draws(h, pod))
     }
 
     /// These nodes are the cluster as it is (not a set of new or upcoming
@@ -107,6 +138,9 @@ impl<'a> Placer<'a> {
         let own: HashSet<&str> = self.nodes.iter().map(|n| n.name.as_ref()).collect();
         self.live = (0..context.len()).filter(|&k| !own.contains(context[k].name.as_ref())).collect();
         self.wide_anti = has_wide_anti(&self.nodes) || has_wide_anti(context.iter());
+        self.wide_scoring = has_wide_scoring(&self.nodes) || has_wide_scoring(context.iter());
+        let pods: Vec<&'a Pod> = self.live.iter().flat_map(|&k| context[k].pods.iter().copied()).collect();
+        self.hold(pods);
         self.whole = self.whole || !context.is_empty();
         self.context = context;
         self
@@ -134,13 +168,14 @@ impl<'a> Placer<'a> {
             skip,
             whole: self.whole,
             wide_anti: self.wide_anti,
+            wide_scoring: self.wide_scoring,
         }
     }
 
-    /// How much `pod` prefers node `i` (its preferred terms and
-    /// `ScheduleAnyway` spread; 0 without any).
+    /// How much `pod` prefers node `i` (its preferred terms, the terms of
+    /// pods here that select it, and `ScheduleAnyway` spread; 0 without any).
     pub fn preference(&self, pod: &Pod, i: usize) -> i64 {
-        if !has_preferences(pod) {
+        if !self.prefers(pod) {
             return 0;
         }
         preference_at(pod, &self.domains(None), i)
@@ -158,6 +193,9 @@ impl<'a> Placer<'a> {
     pub fn push(&mut self, node: SchedNode<'a>) -> usize {
         self.explained.clear();
         self.wide_anti |= has_wide_anti(std::iter::once(&node));
+        self.wide_scoring |= has_wide_scoring(std::iter::once(&node));
+        let pods: Vec<&'a Pod> = node.pods.clone();
+        self.hold(pods);
         self.free = None;
         self.in_name_order &= self.nodes.last().is_none_or(|last| last.name <= node.name);
         self.nodes.push(node);
@@ -165,8 +203,9 @@ impl<'a> Placer<'a> {
     }
 
     /// The first node, in order, where `pod` fits, never `skip` — or, for a
-    /// pod with preferences (preferred terms, `ScheduleAnyway` spread), the
-    /// fitting node it prefers most, the first on a tie. Commits nothing.
+    /// pod with preferences (preferred terms, `ScheduleAnyway` spread, terms
+    /// of pods here that select it), the fitting node it prefers most, the
+    /// first on a tie. Commits nothing.
     pub fn find(&mut self, pod: &'a Pod, skip: Option<usize>) -> Option<usize> {
         self.search(pod, skip, false)
     }
@@ -177,7 +216,7 @@ impl<'a> Placer<'a> {
     /// answer comes from the free-capacity index (no scan of every node);
     /// with them, every node past the class's cursor is ranked.
     pub fn best(&mut self, pod: &'a Pod, skip: Option<usize>) -> Option<usize> {
-        if has_preferences(pod) {
+        if self.prefers(pod) {
             return self.search(pod, skip, true);
         }
         let free = self.free.get_or_insert_with(|| FreeIndex::build(&self.nodes, self.in_name_order));
@@ -202,7 +241,7 @@ impl<'a> Placer<'a> {
     /// cursor past the leading run of nodes that do not fit.
     fn search(&mut self, pod: &'a Pod, skip: Option<usize>, least_allocated_first: bool) -> Option<usize> {
         let class = Class::of(pod);
-        let preferring = has_preferences(pod);
+        let preferring = self.prefers(pod);
         let ranked = preferring || least_allocated_first;
         let (found, advanced, start) = {
             let domains = self.domains(skip);
@@ -292,6 +331,8 @@ impl<'a> Placer<'a> {
 
     pub fn place(&mut self, pod: &'a Pod, node: usize) {
         self.wide_anti |= wide_anti(pod);
+        self.wide_scoring |= wide_scoring(pod);
+        self.hold(std::iter::once(pod));
         self.nodes[node].add(pod);
         self.reindex(node);
         self.journal.push(Undo::Placed { node, pod });

@@ -580,6 +580,118 @@ fn preferences_rank_fitting_nodes() {
     assert_eq!(placer.fitting(&soft[2], None), [0, 1, 2, 3]);
 }
 
+/// kube-scheduler's `InterPodAffinity` score is symmetric: the terms of the
+/// pods already running that select the incoming pod score the nodes of
+/// their domains too — preferred affinity +weight, preferred anti-affinity
+/// −weight, required affinity `hardPodAffinityWeight` (1). A server
+/// replica re-created by a drain goes back next to the clients that prefer
+/// it, not to the emptiest node (issue 21).
+#[test]
+fn existing_pods_terms_score_the_pods_they_select() {
+    let none = BTreeMap::new();
+    let weighted = |app: &str, weight| crate::model::WeightedPodAffinityTerm { weight, term: host_term(selector(app)) };
+    let nodes = || vec![node("n1", &none, 4000), node("n2", &none, 4000), node("n3", &none, 4000)];
+    let client = pod(
+        "client-0",
+        1000,
+        Placement { preferred_pod_affinity: vec![weighted("server", 50)], ..Placement::default() },
+    );
+    let filler = pod("filler-0", 500, Placement::default());
+    let server = pod("server-0", 100, Placement::default());
+    let mut placer = Placer::new(nodes()).whole_cluster();
+    placer.place(&client, 0);
+    placer.place(&filler, 1);
+    // n3 is the emptiest; the client's term draws the server to n1.
+    assert_eq!(placer.preference(&server, 0), 50);
+    assert_eq!((placer.preference(&server, 1), placer.preference(&server, 2)), (0, 0));
+    assert_eq!(placer.best(&server, None), Some(0));
+    assert_eq!(placer.find(&server, None), Some(0));
+    // The same through a placer built on the nodes as they are (the
+    // simulator's scheduler, scale-down's removal simulation).
+    let mut built = nodes();
+    built[0].add(&client);
+    built[1].add(&filler);
+    let mut placer = Placer::new(built).whole_cluster();
+    assert_eq!(placer.best(&server, None), Some(0));
+    // And through a template judged among the existing nodes (scale-up).
+    let template = node("new", &none, 4000);
+    assert_eq!(preference(&server, &template, placer.nodes()), 0);
+    assert_eq!(preference(&server, &placer.nodes()[0], &placer.nodes()[1..]), 50);
+
+    // Preferred anti-affinity repels what it selects, required affinity
+    // attracts with weight 1.
+    let quiet = pod(
+        "quiet-0",
+        500,
+        Placement { preferred_pod_anti_affinity: vec![weighted("noisy", 30)], ..Placement::default() },
+    );
+    let follower = pod(
+        "follower-0",
+        1000,
+        Placement { pod_affinity: vec![host_term(selector("leader"))], ..Placement::default() },
+    );
+    let noisy = pod("noisy-0", 100, Placement::default());
+    let leader = pod("leader-0", 100, Placement::default());
+    let mut placer = Placer::new(nodes()).whole_cluster();
+    placer.place(&quiet, 2);
+    placer.place(&follower, 1);
+    placer.place(&filler, 0);
+    placer.place(&filler, 0);
+    assert_eq!(placer.preference(&noisy, 2), -30);
+    assert_eq!(placer.best(&noisy, None), Some(1), "n3 is emptiest, but its pod avoids noisy ones: the next");
+    assert_eq!(placer.preference(&leader, 1), 1);
+    assert_eq!(placer.best(&leader, None), Some(1));
+    // A pod no term selects is placed by LeastAllocated alone.
+    assert_eq!(placer.preference(&server, 2), 0);
+    assert_eq!(placer.best(&server, None), Some(2));
+}
+
+/// Over a zone: an existing pod's zone-wide term scores every node of its
+/// zone, in whichever node of the zone the pod runs.
+#[test]
+fn existing_pods_zone_terms_score_their_whole_zone() {
+    let z = Zones::new();
+    let weighted = |app: &str, weight| crate::model::WeightedPodAffinityTerm { weight, term: zone_term(app) };
+    let client =
+        pod("client-0", 10, Placement { preferred_pod_affinity: vec![weighted("server", 20)], ..Placement::default() });
+    let filler = pod("filler-0", 2000, Placement::default());
+    let server = pod("server-0", 10, Placement::default());
+    let mut placer = Placer::new(z.nodes()).whole_cluster();
+    placer.place(&client, 0);
+    placer.place(&filler, 2);
+    placer.place(&filler, 3);
+    let scores: Vec<i64> = (0..4).map(|i| placer.preference(&server, i)).collect();
+    assert_eq!(scores, [20, 20, 0, 0]);
+    assert_eq!(placer.best(&server, None), Some(1), "zone a, its emptier node");
+}
+
+/// kube-scheduler adds a preferred term's weight once per pod it selects in
+/// the node's domain: a client goes where more of its server's replicas run.
+#[test]
+fn preferred_terms_count_every_pod_they_select() {
+    let none = BTreeMap::new();
+    let weighted = |app: &str, weight| crate::model::WeightedPodAffinityTerm { weight, term: host_term(selector(app)) };
+    let client = pod(
+        "client-0",
+        100,
+        Placement { preferred_pod_affinity: vec![weighted("server", 10)], ..Placement::default() },
+    );
+    let avoider = pod(
+        "avoider-0",
+        100,
+        Placement { preferred_pod_anti_affinity: vec![weighted("server", 10)], ..Placement::default() },
+    );
+    let servers: Vec<Pod> = (0..3).map(|i| pod(&format!("server-{i}"), 500, Placement::default())).collect();
+    let mut placer =
+        Placer::new(vec![node("n1", &none, 4000), node("n2", &none, 4000), node("n3", &none, 4000)]).whole_cluster();
+    placer.place(&servers[0], 0);
+    placer.place(&servers[1], 1);
+    placer.place(&servers[2], 1);
+    assert_eq!((placer.preference(&client, 0), placer.preference(&client, 1)), (10, 20));
+    assert_eq!(placer.best(&client, None), Some(1), "n1 is emptier, n2 runs two servers");
+    assert_eq!((placer.preference(&avoider, 0), placer.preference(&avoider, 1)), (-10, -20));
+}
+
 /// A small deterministic generator (xorshift64*): the test needs many
 /// varied clusters, reproducibly, and the core crate has no `rand`.
 #[derive(Clone)]

@@ -9,6 +9,11 @@ use std::collections::BTreeMap;
 
 use crate::model::{Pod, PodAffinityTerm, TopologySpread};
 
+/// kube-scheduler's `hardPodAffinityWeight` default: what an existing pod's
+/// *required* affinity term that selects the incoming pod adds to the score
+/// of the nodes in its domain (the `InterPodAffinity` plugin's symmetry).
+pub(crate) const HARD_POD_AFFINITY_WEIGHT: i64 = 1;
+
 use super::{Miss, SchedNode, Unfit, spread_eligible};
 
 /// The nodes a check sees: the candidates (`nodes`, one of which is checked)
@@ -29,12 +34,16 @@ pub(crate) struct Domains<'v, 'n> {
     /// Some pod here has required anti-affinity over a key wider than the
     /// hostname, so every check must look for it across the domain.
     pub wide_anti: bool,
+    /// Some pod here has a term that scores others (see [`scoring_terms`])
+    /// over a key wider than the hostname, so a node's score must look for
+    /// it across the node's domain.
+    pub wide_scoring: bool,
 }
 
 impl<'v, 'n> Domains<'v, 'n> {
     /// `nodes` are the world (one node, for a single check).
     pub fn alone(nodes: &'v [SchedNode<'n>]) -> Self {
-        Self { nodes, context: &[], live: None, skip: None, whole: false, wide_anti: false }
+        Self { nodes, context: &[], live: None, skip: None, whole: false, wide_anti: false, wide_scoring: false }
     }
 
     /// Every node whose pods count.
@@ -61,6 +70,48 @@ impl<'v, 'n> Domains<'v, 'n> {
         self.peers(&term.topology_key, value).any(|n| n.pods.iter().any(|o| term.matches(o)))
     }
 
+    /// How many pods `term` selects in `node`'s domain of the term's key:
+    /// kube-scheduler adds a preferred term's weight once per such pod.
+    fn count_in_domain(&self, term: &PodAffinityTerm, node: &SchedNode<'_>) -> i64 {
+        let on = |n: &SchedNode<'_>| n.pods.iter().filter(|o| term.matches(o)).count() as i64;
+        if term.per_node() {
+            return on(node);
+        }
+        let Some(value) = node.labels.get(&term.topology_key) else { return 0 };
+        self.peers(&term.topology_key, value).map(on).sum()
+    }
+
+    /// What the pods already in `node`'s domains add to its score for `pod`
+    /// through their own terms that select `pod` (kube-scheduler's symmetry):
+    /// a client's preferred affinity towards a server draws a re-created
+    /// server replica to the client's node, as the real scheduler does.
+    fn drawn_by_others(&self, pod: &Pod, node: &SchedNode<'_>) -> i64 {
+        // Pods on the node share every domain the node has a key for.
+        let shares = |t: &PodAffinityTerm| t.per_node() || node.labels.contains_key(&t.topology_key);
+        let mut score: i64 = node
+            .pods
+            .iter()
+            .flat_map(|o| scoring_terms(o))
+            .filter(|(t, _)| shares(t) && t.matches(pod))
+            .map(|(_, w)| w)
+            .sum();
+        if self.wide_scoring {
+            for n in self.counted().filter(|n| !std::ptr::eq(*n, node)) {
+                for o in &n.pods {
+                    score += scoring_terms(o)
+                        .filter(|(t, _)| !t.per_node())
+                        .filter(|(t, _)| {
+                            let key = &t.topology_key;
+                            n.labels.get(key).is_some_and(|v| node.labels.get(key) == Some(v)) && t.matches(pod)
+                        })
+                        .map(|(_, w)| w)
+                        .sum::<i64>();
+                }
+            }
+        }
+        score
+    }
+
     /// Pods counting towards `spread` of `pod` in `node`'s domain; `None`
     /// when the node has no value for the key (it belongs to no domain).
     fn spread_count(&self, pod: &Pod, spread: &TopologySpread, node: &SchedNode<'_>) -> Option<u32> {
@@ -82,7 +133,38 @@ pub(crate) fn wide_anti(pod: &Pod) -> bool {
     pod.placement.pod_anti_affinity.iter().any(|t| !t.per_node())
 }
 
+/// The terms of an existing pod that score an incoming pod they select, with
+/// what each adds to the nodes of its domain: its preferred affinity terms
+/// (+weight), preferred anti-affinity terms (−weight) and required affinity
+/// terms ([`HARD_POD_AFFINITY_WEIGHT`]), as kube-scheduler's
+/// `InterPodAffinity` scores by default (`ignorePreferredTermsOfExistingPods`
+/// false).
+pub(crate) fn scoring_terms(pod: &Pod) -> impl Iterator<Item = (&PodAffinityTerm, i64)> {
+    let p = &pod.placement;
+    let preferred = p.preferred_pod_affinity.iter().map(|w| (&w.term, i64::from(w.weight)));
+    let avoided = p.preferred_pod_anti_affinity.iter().map(|w| (&w.term, -i64::from(w.weight)));
+    let required = p.pod_affinity.iter().map(|t| (t, HARD_POD_AFFINITY_WEIGHT));
+    preferred.chain(avoided).chain(required)
+}
+
+/// Whether `holder`'s terms score `pod` (see [`scoring_terms`]).
+pub(crate) fn draws(holder: &Pod, pod: &Pod) -> bool {
+    scoring_terms(holder).any(|(t, _)| t.matches(pod))
+}
+
+/// Whether `pod` has a scoring term over a key wider than a node.
+pub(crate) fn wide_scoring(pod: &Pod) -> bool {
+    scoring_terms(pod).any(|(t, _)| !t.per_node())
+}
+
+/// Whether any pod on these nodes has a scoring term wider than a node.
+pub(crate) fn has_wide_scoring<'x, 'n: 'x>(nodes: impl IntoIterator<Item = &'x SchedNode<'n>>) -> bool {
+    nodes.into_iter().any(|n| n.pods.iter().any(|p| wide_scoring(p)))
+}
+
 /// Preferred terms or `ScheduleAnyway` spread: nodes that fit are ranked.
+/// (Other pods' terms that select this one rank nodes too: see
+/// [`Placer::prefers`](super::Placer).)
 pub(crate) fn has_preferences(pod: &Pod) -> bool {
     let p = &pod.placement;
     !p.preferred_pod_affinity.is_empty()
@@ -205,26 +287,26 @@ pub(crate) fn spread_miss<'a>(pod: &Pod, d: &Domains<'_, '_>, i: usize, prepared
     None
 }
 
-/// How much the pod prefers node `i` (higher is better): the weights of its
-/// preferred affinity terms met in the node's domain, minus those of its
-/// preferred anti-affinity terms met, minus the matching pods already in the
-/// domain of each `ScheduleAnyway` constraint. kube-scheduler normalises each
-/// plugin's scores to 0–100 and weighs them; a plain sum ranks the same way
-/// for one kind of preference, which is what a pod usually has.
+/// How much the pod prefers node `i` (higher is better), as kube-scheduler's
+/// `InterPodAffinity` score counts it: each preferred affinity term's weight
+/// once per pod it selects in the node's domain, minus the same for its
+/// preferred anti-affinity terms, plus what the pods already there add
+/// through their own terms that select this pod (symmetry,
+/// [`scoring_terms`]); then minus the matching pods already in the domain of
+/// each `ScheduleAnyway` constraint. kube-scheduler normalises each plugin's
+/// scores to 0–100 and weighs them; a plain sum ranks the same way for one
+/// kind of preference, which is what a pod usually has.
 pub(crate) fn preference_at(pod: &Pod, d: &Domains<'_, '_>, i: usize) -> i64 {
     let node = &d.nodes[i];
     let p = &pod.placement;
     let mut score = 0i64;
     for w in &p.preferred_pod_affinity {
-        if d.in_domain(&w.term, node) {
-            score += i64::from(w.weight);
-        }
+        score += i64::from(w.weight) * d.count_in_domain(&w.term, node);
     }
     for w in &p.preferred_pod_anti_affinity {
-        if d.in_domain(&w.term, node) {
-            score -= i64::from(w.weight);
-        }
+        score -= i64::from(w.weight) * d.count_in_domain(&w.term, node);
     }
+    score += d.drawn_by_others(pod, node);
     for spread in p.spread.iter().filter(|s| !s.is_filter()) {
         // A node outside every domain ranks below any domain.
         score -= d.spread_count(pod, spread, node).map_or(i64::from(u32::MAX), i64::from);
@@ -254,5 +336,6 @@ pub fn preference(pod: &Pod, node: &SchedNode<'_>, context: &[SchedNode<'_>]) ->
 fn among<'v, 'n>(nodes: &'v [SchedNode<'n>], context: &'v [SchedNode<'n>]) -> Domains<'v, 'n> {
     let whole = !context.is_empty();
     let wide_anti = has_wide_anti(context) || has_wide_anti(nodes);
-    Domains { nodes, context, live: None, skip: None, whole, wide_anti }
+    let wide_scoring = has_wide_scoring(context) || has_wide_scoring(nodes);
+    Domains { nodes, context, live: None, skip: None, whole, wide_anti, wide_scoring }
 }
