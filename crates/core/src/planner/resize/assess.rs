@@ -299,10 +299,13 @@ fn decide<'w>(
     }
     // A pod just created — often by an eviction — is not evicted again at
     // once: at most `1h / min-pod-age` evictions per replica and hour. An OOM
-    // kill is exempt, as from `min-update-interval`: the pod is failing now.
-    let oom = matches!(w.urgency, Urgency::Fresh { oom: true, .. });
+    // kill is not exempt (it is from `min-update-interval`, a workload's
+    // limit): a replacement OOM-killed at its bumped size would otherwise be
+    // recreated at every kill, one bump each (stability seed 49). The kubelet
+    // restarts the killed container in place meanwhile, and the bumps keep
+    // raising the target the pod gets once it is old enough.
     let until = after(w.pod.created, cx.policy.scale_down.min_pod_age);
-    if !oom && cx.now < until {
+    if cx.now < until {
         return Decision::Wait(ResizeDecision::YoungPod { reason, until });
     }
     // The replacement may land on the pod's own node when the new size fits

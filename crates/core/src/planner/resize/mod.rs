@@ -13,8 +13,9 @@
 //! 2. [`assess::assess`] per workload: `min-update-interval` (OOM kills are
 //!    exempt), at most `max-disruption-fraction` of the replicas in flight,
 //!    then how: in place when the new size fits the node; else evict and
-//!    recreate where the mode allows it and the new size fits another node;
-//!    else the new size is a node-level need handed to scale-up.
+//!    recreate where the mode allows it, the pod is `min-pod-age` old (OOM
+//!    kills are not exempt) and the new size fits another node; else the new
+//!    size is a node-level need handed to scale-up.
 //! 3. Scale-up places pending pods on existing nodes as they are once
 //!    over-requested pods there shrink ([`Relief`]) before it grows a group,
 //!    and treats the needs of step 2 like pending pods.

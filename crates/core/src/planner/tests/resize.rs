@@ -231,9 +231,9 @@ fn recreate_needs_admission_replicas_pdb_and_eviction_requirements() {
 
 /// Issue 17, stability seed 26: a pod just created — here the replacement of
 /// an eviction — is not evicted again to be resized until it is
-/// `min-pod-age` old (its growth counted meanwhile); an OOM kill is exempt.
+/// `min-pod-age` old (its growth counted meanwhile).
 #[test]
-fn a_young_pod_is_not_recreated_until_min_pod_age_but_after_an_oom_kill() {
+fn a_young_pod_is_not_recreated_until_min_pod_age() {
     let mut w = one_node();
     w.snap.admission_applies_recommendations = true;
     vpa_pod(&mut w, "web-0", "n1", 100, 256 * MI);
@@ -250,17 +250,58 @@ fn a_young_pod_is_not_recreated_until_min_pod_age_but_after_an_oom_kill() {
         other => panic!("web-0: {other:?}"),
     }
 
-    // An OOM kill: the pod is failing now, it is recreated at once.
-    let killed = w.now;
-    w.pod_mut("web-1").containers[0].last_oom = Some(killed);
-    let plan = w.plan();
-    let r = recreations(&plan);
-    assert_eq!(r.iter().map(|r| r.pod.name.as_str()).collect::<Vec<_>>(), ["web-1"], "{}", plan.explanation);
-
     // Twenty minutes after it was created, web-0 is old enough.
-    w.pod_mut("web-1").containers[0].last_oom = None;
     w.now = until;
     assert_eq!(recreations(&w.plan()).len(), 1);
+}
+
+/// Issue 17, item 3, stability seed 49: an OOM-killed pod is recreated at its
+/// bumped target at once, but its replacement, OOM-killed again while younger
+/// than `min-pod-age`, waits until it is that old (the kubelet restarts the
+/// container in place meanwhile) rather than being recreated at every kill,
+/// one bump each. A growth in place evicts no one and does not wait.
+#[test]
+fn an_oom_killed_replacement_waits_for_min_pod_age_unless_it_grows_in_place() {
+    let setup = |mode: UpdateMode| {
+        let mut w = one_node();
+        w.snap.admission_applies_recommendations = true;
+        vpa_pod(&mut w, "web-0", "n1", 100, 256 * MI);
+        vpa_pod(&mut w, "web-1", "n1", 100, 256 * MI);
+        // Inside the bounds: only the OOM kill makes an update due.
+        vpa(&mut w, "web", mode, rec((100, 400 * MI), (100, 200 * MI), (400, GI)));
+        w
+    };
+    // An established pod (created an hour ago by the fixture) OOM-killed:
+    // recreated at once.
+    let mut w = setup(UpdateMode::Recreate);
+    w.pod_mut("web-1").containers[0].last_oom = Some(w.now);
+    let plan = w.plan();
+    let names =
+        |plan: &crate::planner::Plan| recreations(plan).iter().map(|r| r.pod.name.to_string()).collect::<Vec<_>>();
+    assert_eq!(names(&plan), ["web-1"], "{}", plan.explanation);
+
+    // Its replacement, five minutes old, OOM-killed in turn: it waits.
+    let created = w.ago(5 * 60);
+    w.pod_mut("web-1").created = created;
+    w.pod_mut("web-1").containers[0].last_oom = Some(w.now);
+    let plan = w.plan();
+    assert!(recreations(&plan).is_empty(), "{}", plan.explanation);
+    let until = created + jiff::SignedDuration::from_secs(20 * 60);
+    match decision(&plan, "web-1") {
+        ResizeDecision::YoungPod { reason: UpdateReason::OomKilled { .. }, until: u } => assert_eq!(u, until),
+        other => panic!("web-1: {other:?}"),
+    }
+    // Once `min-pod-age` old it is recreated at the target the kills raised.
+    w.now = until;
+    assert_eq!(names(&w.plan()), ["web-1"]);
+
+    // InPlaceOrRecreate with room on the node: grown in place at once.
+    let mut w = setup(UpdateMode::InPlaceOrRecreate);
+    w.pod_mut("web-1").created = w.ago(5 * 60);
+    w.pod_mut("web-1").containers[0].last_oom = Some(w.now);
+    let plan = w.plan();
+    assert!(recreations(&plan).is_empty(), "{}", plan.explanation);
+    assert_eq!(resizes(&plan).iter().map(|r| r.pod.name.as_str()).collect::<Vec<_>>(), ["web-1"]);
 }
 
 #[test]
