@@ -213,12 +213,12 @@ async fn hold_the_lease(admin: &kube::Client) {
 }
 
 /// The CA certificates of a PEM bundle, as the registration compares them.
-fn cas(pem: &[u8]) -> Vec<String> {
+fn cas(pem: &[u8]) -> Vec<Vec<u8>> {
     heatscaler_daemon::admission::registration::certificates(&String::from_utf8_lossy(pem))
 }
 
 /// The `caBundle` the API server uses to call heatscaler's webhook.
-async fn registered_bundle(admin: &kube::Client) -> Option<Vec<String>> {
+async fn registered_bundle(admin: &kube::Client) -> Option<Vec<Vec<u8>>> {
     use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
     let api: Api<MutatingWebhookConfiguration> = Api::all(admin.clone());
     let registration = api.get_opt("heatscaler").await.ok()??;

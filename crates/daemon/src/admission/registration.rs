@@ -119,43 +119,29 @@ pub enum Registered {
     Unchanged,
 }
 
-/// The PEM certificates in `pem`, each normalised to its base64 body (so the
-/// same certificate written with other line breaks is the same).
-pub fn certificates(pem: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    for line in pem.lines().map(str::trim) {
-        if line == "-----BEGIN CERTIFICATE-----" {
-            current = Some(String::new());
-        } else if line == "-----END CERTIFICATE-----" {
-            if let Some(body) = current.take().filter(|b| !b.is_empty()) {
-                out.push(body);
-            }
-        } else if let Some(body) = current.as_mut() {
-            body.push_str(line);
-        }
-    }
-    out
+/// The certificates in a PEM bundle, as DER (so the same certificate written
+/// with other line breaks is the same). A bundle that does not parse — edited
+/// by hand — holds none: the merge then writes this replica's CA alone, and
+/// the other replicas put theirs back at their next check.
+pub fn certificates(bundle: &str) -> Vec<Vec<u8>> {
+    pem::parse_many(bundle)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .map(pem::Pem::into_contents)
+        .collect()
 }
 
-fn to_pem(bodies: &[String]) -> String {
-    let mut pem = String::new();
-    for body in bodies {
-        pem.push_str("-----BEGIN CERTIFICATE-----\n");
-        for chunk in body.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-            pem.push('\n');
-        }
-        pem.push_str("-----END CERTIFICATE-----\n");
-    }
-    pem
+fn to_pem(certificates: &[Vec<u8>]) -> String {
+    let blocks: Vec<pem::Pem> = certificates.iter().map(|der| pem::Pem::new("CERTIFICATE", der.clone())).collect();
+    pem::encode_many_config(&blocks, pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF))
 }
 
 /// The bundle to register: the CAs in `existing` other than `own`, oldest
 /// first, then `own` — at most [`MAX_BUNDLE_CAS`], the oldest dropped.
 pub fn merged_bundle(existing: &str, own: &str) -> String {
     let own = certificates(own);
-    let mut merged: Vec<String> = certificates(existing).into_iter().filter(|c| !own.contains(c)).collect();
+    let mut merged: Vec<Vec<u8>> = certificates(existing).into_iter().filter(|c| !own.contains(c)).collect();
     merged.dedup();
     merged.extend(own);
     let excess = merged.len().saturating_sub(MAX_BUNDLE_CAS);
@@ -240,8 +226,7 @@ mod tests {
     use super::*;
 
     fn ca(n: u8) -> String {
-        let body: String = std::iter::repeat_n(char::from(b'A' + n), 100).collect();
-        to_pem(&[body])
+        to_pem(&[vec![n; 75]])
     }
 
     #[test]
