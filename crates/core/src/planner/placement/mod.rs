@@ -259,6 +259,11 @@ pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advi
     }
     let now = input.now;
     let mut memory = input.memory.clone();
+    // A last-advice time decides only within `workload-cooldown`: past it,
+    // forgotten, so the memory does not grow with every workload ever advised.
+    let cooling = |given: &Timestamp| now < after(*given, policy.workload_cooldown);
+    memory.last_for_workload.retain(|_, given| cooling(given));
+    memory.last_as_server.retain(|_, given| cooling(given));
     let mut advice = Advice::default();
     let standing = memory.standing.keys().cloned().collect();
     let gathered = evidence::gather(input.snapshot, input.observations, policy, &standing);

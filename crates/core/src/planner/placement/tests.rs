@@ -193,6 +193,23 @@ fn a_chain_is_advised_one_link_at_a_time() {
     assert_eq!(new_subjects(&run.pass(70)), ["co-locate Deployment/shop/cart with Deployment/shop/db"]);
 }
 
+/// The last-advice times decide only within `workload-cooldown`; past it
+/// they are forgotten, so the memory does not grow with every workload ever
+/// advised (it did: nothing removed them).
+#[test]
+fn last_advice_times_are_forgotten_past_the_workload_cooldown() {
+    let snap = cluster(2, 2, &[("frontend", 0, 500), ("frontend", 0, 500), ("cart", 1, 500)]);
+    let mut run = Run::new(snap, vec![chatty(200.0)]);
+    run.pass(0);
+    assert_eq!(new_subjects(&run.pass(10)).len(), 1);
+    assert!(!run.memory.last_for_workload.is_empty() && !run.memory.last_as_server.is_empty());
+    run.pass(69);
+    assert!(!run.memory.last_for_workload.is_empty(), "still within the cooldown");
+    run.pass(70);
+    assert!(run.memory.last_for_workload.is_empty(), "{:?}", run.memory.last_for_workload);
+    assert!(run.memory.last_as_server.is_empty(), "{:?}", run.memory.last_as_server);
+}
+
 #[test]
 fn standing_advice_survives_its_own_success_and_goes_only_after_a_long_lull() {
     let snap = cluster(2, 2, &[("frontend", 0, 500), ("cart", 1, 500)]);
