@@ -105,30 +105,16 @@ async fn a_recreated_pod_gets_its_recommendation_from_heatscalers_webhook_and_po
     let dir = tempfile::tempdir().unwrap();
     certificates(dir.path());
 
-    // Another replica leads for the whole test.
-    let leases: Api<Lease> = Api::namespaced(admin.clone(), "heatscaler");
-    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
-    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "heatscaler"},
-        "spec": {"holderIdentity": "the-other-replica", "leaseDurationSeconds": 3600,
-                 "acquireTime": now, "renewTime": now}}))
-    .unwrap();
-    leases.create(&PostParams::default(), &lease).await.expect("the lease");
+    hold_the_lease(&admin).await;
 
     let port = free_port();
     let telemetry: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let config = dir.path().join("heatscaler.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "kubernetes: {{access: kubeconfig, kubeconfig: {kubeconfig}}}\n\
-             telemetry: {{listen: '{telemetry}'}}\n\
-             leader-election: {{enabled: true, identity: standby}}\n\
-             pod-resize: {{enabled: true}}\n\
-             admission-webhook: {{listen: '127.0.0.1:{port}', cert-file: tls.crt, key-file: tls.key}}\n",
-            kubeconfig = k8s.heatscaler_kubeconfig().display(),
-        ),
-    )
-    .unwrap();
+    let config = standby_config(
+        &k8s,
+        dir.path(),
+        telemetry,
+        &format!("admission-webhook: {{listen: '127.0.0.1:{port}', cert-file: tls.crt, key-file: tls.key}}\n"),
+    );
     let mut daemon = DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
     daemon.wait_ready(Duration::from_secs(60)).await;
 
@@ -145,18 +131,7 @@ async fn a_recreated_pod_gets_its_recommendation_from_heatscalers_webhook_and_po
     k8s.kubectl(&["apply", "-f", file.to_str().unwrap()]);
 
     // A VPA object heatscaler handles, its status carrying a recommendation.
-    let vpas: Api<VerticalPodAutoscaler> = Api::namespaced(admin.clone(), NS);
-    let vpa: VerticalPodAutoscaler = serde_json::from_value(json!({
-        "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
-        "metadata": {"name": "web", "namespace": NS},
-        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-                 "recommenders": [{"name": "heatscaler"}], "updatePolicy": {"updateMode": "Initial"}}}))
-    .unwrap();
-    vpas.create(&PostParams::default(), &vpa).await.unwrap();
-    let status = json!({"status": {"recommendation": {"containerRecommendations": [
-        {"containerName": "app", "target": {"cpu": "750m", "memory": "300Mi"},
-         "lowerBound": {"cpu": "500m", "memory": "200Mi"}, "upperBound": {"cpu": "1", "memory": "400Mi"}}]}}});
-    vpas.patch_status("web", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    create_web_vpa(&admin).await;
     // The daemon's VPA watch delivers the status (no way to ask it; a watch
     // event on the loopback takes milliseconds).
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -197,6 +172,38 @@ async fn a_recreated_pod_gets_its_recommendation_from_heatscalers_webhook_and_po
     println!("with the daemon stopped: {:?} {:?}", sizes(&third), mark(&third));
     assert_eq!(sizes(&third), ("500m".into(), "256Mi".into(), "1".into(), "512Mi".into()));
     assert_eq!(mark(&third), None);
+}
+
+/// The daemon's configuration file in `dir`: a standby (see
+/// [`hold_the_lease`]) with the pod level on and the `webhook` section given.
+fn standby_config(k8s: &TestKubernetes, dir: &Path, telemetry: SocketAddr, webhook: &str) -> std::path::PathBuf {
+    let config = dir.join("heatscaler.yaml");
+    let text = format!(
+        "kubernetes: {{access: kubeconfig, kubeconfig: {kubeconfig}}}\n\
+         telemetry: {{listen: '{telemetry}'}}\n\
+         leader-election: {{enabled: true, identity: standby}}\n\
+         pod-resize: {{enabled: true}}\n{webhook}",
+        kubeconfig = k8s.heatscaler_kubeconfig().display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// A VPA object heatscaler handles for `web`, its status carrying a
+/// recommendation (750m / 300Mi).
+async fn create_web_vpa(admin: &kube::Client) {
+    let vpas: Api<VerticalPodAutoscaler> = Api::namespaced(admin.clone(), NS);
+    let vpa: VerticalPodAutoscaler = serde_json::from_value(json!({
+        "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": NS},
+        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "recommenders": [{"name": "heatscaler"}], "updatePolicy": {"updateMode": "Initial"}}}))
+    .unwrap();
+    vpas.create(&PostParams::default(), &vpa).await.unwrap();
+    let status = json!({"status": {"recommendation": {"containerRecommendations": [
+        {"containerName": "app", "target": {"cpu": "750m", "memory": "300Mi"},
+         "lowerBound": {"cpu": "500m", "memory": "200Mi"}, "upperBound": {"cpu": "1", "memory": "400Mi"}}]}}});
+    vpas.patch_status("web", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
 }
 
 /// Another replica leads for the whole test: the daemon under test is a
@@ -306,20 +313,15 @@ async fn the_daemon_registers_its_webhook_with_a_generated_certificate_and_keeps
 
     let port = free_port();
     let telemetry: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let config = dir.path().join("heatscaler.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "kubernetes: {{access: kubeconfig, kubeconfig: {kubeconfig}}}\n\
-             telemetry: {{listen: '{telemetry}'}}\n\
-             leader-election: {{enabled: true, identity: standby}}\n\
-             pod-resize: {{enabled: true}}\n\
-             admission-webhook:\n  listen: '127.0.0.1:{port}'\n  state-directory: state\n  \
-             certificate-validity: 2m\n  renew-before: 90s\n",
-            kubeconfig = k8s.heatscaler_kubeconfig().display(),
+    let config = standby_config(
+        &k8s,
+        dir.path(),
+        telemetry,
+        &format!(
+            "admission-webhook:\n  listen: '127.0.0.1:{port}'\n  state-directory: state\n  \
+             certificate-validity: 2m\n  renew-before: 90s\n"
         ),
-    )
-    .unwrap();
+    );
     let mut daemon = DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
     daemon.wait_ready(Duration::from_secs(60)).await;
 
@@ -348,18 +350,7 @@ async fn the_daemon_registers_its_webhook_with_a_generated_certificate_and_keeps
     assert_eq!(managers, ["heatscaler"], "written by server-side apply with heatscaler's field manager");
     wait_until_called(&admin, &daemon).await;
 
-    let vpas: Api<VerticalPodAutoscaler> = Api::namespaced(admin.clone(), NS);
-    let vpa: VerticalPodAutoscaler = serde_json::from_value(json!({
-        "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
-        "metadata": {"name": "web", "namespace": NS},
-        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-                 "recommenders": [{"name": "heatscaler"}], "updatePolicy": {"updateMode": "Initial"}}}))
-    .unwrap();
-    vpas.create(&PostParams::default(), &vpa).await.unwrap();
-    let status = json!({"status": {"recommendation": {"containerRecommendations": [
-        {"containerName": "app", "target": {"cpu": "750m", "memory": "300Mi"},
-         "lowerBound": {"cpu": "500m", "memory": "200Mi"}, "upperBound": {"cpu": "1", "memory": "400Mi"}}]}}});
-    vpas.patch_status("web", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    create_web_vpa(&admin).await;
     create_web_once_recommended(&admin).await;
     let pods: Api<Pod> = Api::namespaced(admin.clone(), NS);
     let recommended = ("750m".to_string(), "300Mi".to_string(), "1500m".to_string(), "600Mi".to_string());
@@ -457,20 +448,15 @@ async fn the_in_cluster_registration_names_the_service_and_the_api_server_calls_
     k8s.kubectl(&["apply", "-f", dir.path().join("service.yaml").to_str().unwrap()]);
 
     let telemetry: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let config = dir.path().join("heatscaler.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "kubernetes: {{access: kubeconfig, kubeconfig: {kubeconfig}}}\n\
-             telemetry: {{listen: '{telemetry}'}}\n\
-             leader-election: {{enabled: true, identity: standby}}\n\
-             pod-resize: {{enabled: true}}\n\
-             admission-webhook:\n  listen: '0.0.0.0:{port}'\n  state-directory: state\n  \
-             service: {{namespace: heatscaler, name: heatscaler-webhook, port: 443}}\n",
-            kubeconfig = k8s.heatscaler_kubeconfig().display(),
+    let config = standby_config(
+        &k8s,
+        dir.path(),
+        telemetry,
+        &format!(
+            "admission-webhook:\n  listen: '0.0.0.0:{port}'\n  state-directory: state\n  \
+             service: {{namespace: heatscaler, name: heatscaler-webhook, port: 443}}\n"
         ),
-    )
-    .unwrap();
+    );
     let mut daemon = DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
     daemon.wait_ready(Duration::from_secs(60)).await;
     let ca = std::fs::read(dir.path().join("state/webhook-ca.crt")).expect("the generated CA");
@@ -486,18 +472,7 @@ async fn the_in_cluster_registration_names_the_service_and_the_api_server_calls_
     assert_eq!(client["url"], serde_json::Value::Null);
     wait_until_called(&admin, &daemon).await;
 
-    let vpas: Api<VerticalPodAutoscaler> = Api::namespaced(admin.clone(), NS);
-    let vpa: VerticalPodAutoscaler = serde_json::from_value(json!({
-        "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
-        "metadata": {"name": "web", "namespace": NS},
-        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-                 "recommenders": [{"name": "heatscaler"}], "updatePolicy": {"updateMode": "Initial"}}}))
-    .unwrap();
-    vpas.create(&PostParams::default(), &vpa).await.unwrap();
-    let status = json!({"status": {"recommendation": {"containerRecommendations": [
-        {"containerName": "app", "target": {"cpu": "750m", "memory": "300Mi"},
-         "lowerBound": {"cpu": "500m", "memory": "200Mi"}, "upperBound": {"cpu": "1", "memory": "400Mi"}}]}}});
-    vpas.patch_status("web", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    create_web_vpa(&admin).await;
     create_web_once_recommended(&admin).await;
     let pods: Api<Pod> = Api::namespaced(admin.clone(), NS);
     let first = replacement(&pods, None).await;
