@@ -1,7 +1,9 @@
 //! Scale-up: which pending pods need new minions, and of which group.
 //!
 //! A pending pod is checked, in order, against: existing nodes (the scheduler
-//! may simply not have caught up), capacity already on its way (booting
+//! may simply not have caught up), existing nodes once the pods terminating
+//! there are gone (a recreated pod's replacement waits for its predecessor's
+//! room), capacity already on its way (booting
 //! minions and Heat members without a node yet), drained nodes in cooldown
 //! (taking one back beats booting one), and only then new minions of each
 //! group, bin-packed first-fit decreasing onto the group's template. An
@@ -82,6 +84,7 @@ pub fn plan<'a>(cx: &Cx<'a>, pass: &mut Pass<'a>, resize: &ScaleUpInput<'a>) -> 
     // and spread over zones (and preferences) look at the pods of a whole
     // domain. Without such terms it stays empty and nothing pays for it.
     let context = Rc::new(if cx.ix.wide_topology() { existing.nodes().to_vec() } else { Vec::new() });
+    let rest = place_once_terminated(cx, &ready, &existing, rest, &context, &mut out, ex);
     let rest = place_after_resize(cx, &resize.relief, rest, &context, &mut out, ex);
     let templates: Table<GroupIx, Option<SchedNode<'_>>> = cx.ix.groups().map(|(g, _)| template(cx, g, 0)).collect();
     let rest = place_on_upcoming(cx, &pass.groups, &templates, rest, &context, ex);
@@ -177,6 +180,72 @@ fn place_on_upcoming<'a>(
                 upcoming.place(pod, i);
                 let group = cx.ix.group(owner[i]).name.clone();
                 ex.pods.push(PodExplanation { pod: pod.key(), outcome: PodOutcome::FitsUpcomingNode { group } });
+            }
+            None => rest.push(pod),
+        }
+    }
+    rest
+}
+
+/// Whether a terminating pod still counts as leaving: within its grace
+/// period plus `max-graceful-termination` (the model's `deletion` is the
+/// deletionTimestamp, which the API server sets to the end of the grace
+/// period; the margin also covers a deletion stamped when it started). Past
+/// that the pod is stuck, and its room is not coming back.
+fn leaving(cx: &Cx<'_>, pod: &Pod) -> bool {
+    pod.deletion.is_some_and(|at| cx.now < after(at, cx.policy.scale_down.max_graceful_termination))
+}
+
+/// Existing nodes as they will be once the pods terminating there are gone:
+/// kube-scheduler counts a terminating pod's requests until its kubelet
+/// confirms it gone, so a replacement of it stays pending meanwhile — yet a
+/// minion booted for it would be left empty when the room frees first (the
+/// boot takes minutes; a grace period, seconds). Only Ready nodes the
+/// scheduler may use (not cordoned, no removal taint — the placer's filters)
+/// count, and only pods still [`leaving`]. `existing` holds the pending pods
+/// already placed this pass.
+fn place_once_terminated<'a>(
+    cx: &Cx<'a>,
+    ready: &[NodeIx],
+    existing: &Placer<'a>,
+    pods: Vec<&'a Pod>,
+    context: &Rc<Vec<SchedNode<'a>>>,
+    out: &mut ScaleUpOutcome<'a>,
+    ex: &mut Explanation,
+) -> Vec<&'a Pod> {
+    if pods.is_empty() {
+        return pods;
+    }
+    let mut index = Vec::new();
+    let mut nodes = Vec::new();
+    let mut terminating = Vec::new();
+    for (k, &i) in ready.iter().enumerate() {
+        let gone: Vec<&Pod> = cx.ix.pods_on(i).iter().copied().filter(|p| leaving(cx, p)).collect();
+        if gone.is_empty() {
+            continue;
+        }
+        let mut node = existing.nodes()[k].clone();
+        for pod in &gone {
+            node.requested -= &pod.requests;
+        }
+        node.pods.retain(|p| !gone.iter().any(|g| std::ptr::eq(*g, *p)));
+        index.push(i);
+        nodes.push(node);
+        terminating.push(gone.len());
+    }
+    if nodes.is_empty() {
+        return pods;
+    }
+    let mut placer = Placer::new(nodes).with_context(context.clone());
+    let mut rest = Vec::new();
+    for pod in pods {
+        match placer.find(pod, None) {
+            Some(k) => {
+                placer.place(pod, k);
+                out.will_schedule.push((index[k], pod));
+                let node = cx.ix.node(index[k]).name.clone();
+                let outcome = PodOutcome::FitsOnceTerminated { node, terminating: terminating[k] };
+                ex.pods.push(PodExplanation { pod: pod.key(), outcome });
             }
             None => rest.push(pod),
         }

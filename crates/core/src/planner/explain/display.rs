@@ -79,6 +79,9 @@ impl fmt::Display for PodOutcome {
             }
             PodOutcome::FitsUpcomingNode { group } => write!(f, "fits a minion of group {group} that is on its way"),
             PodOutcome::ReclaimsNode { node } => write!(f, "fits drained node {node}, which is taken back"),
+            PodOutcome::FitsOnceTerminated { node, terminating } => {
+                write!(f, "fits node {node} once {terminating} terminating pod(s) there are gone")
+            }
             PodOutcome::FitsAfterResize { node, resized } => {
                 write!(f, "fits node {node} once {resized} over-requested pod(s) there shrink in place")
             }

@@ -141,6 +141,12 @@ pub enum PodOutcome {
     ReclaimsNode {
         node: String,
     },
+    /// Fits an existing node once the pods terminating there (within their
+    /// grace period) are gone; the scheduler will place it then.
+    FitsOnceTerminated {
+        node: String,
+        terminating: usize,
+    },
     /// Fits an existing node once over-requested pods there shrink in place.
     FitsAfterResize {
         node: String,

@@ -347,3 +347,31 @@ fn required_pod_affinity_to_pods_on_a_full_node_grows_nothing() {
     let text = plan.explanation.to_string();
     assert!(text.contains("didn't match pod affinity rules"), "{text}");
 }
+
+/// A replacement whose predecessor still terminates on a node it fits (a
+/// recreate, a rollout): the room frees within the grace period, long before
+/// a minion boots — no scale-up, and scale-down counts the pod there. A pod
+/// stuck terminating past grace + `max-graceful-termination` frees nothing,
+/// and a cordoned node takes no pod however empty it gets.
+#[test]
+fn a_replacement_waits_for_the_room_its_terminating_predecessor_frees() {
+    let world = |deleted_ago: i64, cordoned: bool| {
+        let mut w = World::new();
+        w.group("workers", 1, 10, 4000, 16 * GI);
+        w.minion("workers", "w-0").unschedulable = cordoned;
+        w.pod("web-old", Some("w-0"), 3000, GI).deletion = Some(w.ago(deleted_ago));
+        w.pending("web-new", 3000, GI);
+        w
+    };
+    let plan = world(20, false).plan();
+    assert!(scale_ups(&plan).is_empty(), "{:?}", plan.actions);
+    assert_eq!(outcome(&plan, "web-new"), &PodOutcome::FitsOnceTerminated { node: "w-0".into(), terminating: 1 });
+
+    // Stuck: deleted 30 min ago, past the default 10-min max-graceful-termination.
+    let plan = world(30 * 60, false).plan();
+    assert_eq!(scale_ups(&plan).len(), 1, "{:?}", plan.actions);
+    assert_eq!(outcome(&plan, "web-new"), &PodOutcome::TriggersScaleUp { group: "workers".into() });
+
+    let plan = world(20, true).plan();
+    assert_eq!(scale_ups(&plan).len(), 1, "{:?}", plan.actions);
+}
