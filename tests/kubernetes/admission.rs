@@ -402,17 +402,10 @@ fn host_address() -> String {
         .to_string()
 }
 
-/// **The in-cluster registration: a Service.** The API server is restarted
-/// with `--enable-aggregator-routing=true`, so it calls a Service's
-/// endpoints rather than its cluster IP (no kube-proxy here); the Service
-/// `heatscaler/heatscaler-webhook` has no selector and an Endpoints object
-/// pointing at the daemon on this host's address. The daemon (config as
-/// config/kubernetes/configmap.yaml: `service:`) names the Service in its
-/// registration and its certificate `heatscaler-webhook.heatscaler.svc`,
-/// which the API server checks; a ReplicaSet's pod comes up mutated.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_in_cluster_registration_names_the_service_and_the_api_server_calls_it_through_it() {
-    let k8s = TestKubernetes::start(Knobs::default());
+/// Restarts the API server with `--enable-aggregator-routing=true`, so it
+/// calls a Service's endpoints rather than its cluster IP (no kube-proxy
+/// here), and waits until it answers again.
+async fn restart_the_api_server_routing_to_endpoints(k8s: &TestKubernetes) -> kube::Client {
     let pid = std::fs::read_to_string(k8s.dir.join("run/kube-apiserver.pid")).unwrap().trim().to_string();
     let mut args = k8s.kill_apiserver();
     // Its port is free once the killed process is gone.
@@ -434,29 +427,59 @@ async fn the_in_cluster_registration_names_the_service_and_the_api_server_calls_
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    admin
+}
+
+/// The Service `heatscaler/heatscaler-webhook` with no selector, and its
+/// Endpoints: this host's address at each of `ports` — what the endpoints
+/// controller writes for the ready replicas behind config/kubernetes/webhook-service.yaml.
+fn webhook_endpoints(k8s: &TestKubernetes, dir: &Path, ports: &[u16]) {
+    let address = host_address();
+    let subsets: String = ports
+        .iter()
+        .map(|port| {
+            format!(
+                "  - addresses: [{{ip: '{address}'}}]\n    ports: [{{name: webhook, port: {port}, protocol: TCP}}]\n"
+            )
+        })
+        .collect();
+    let service = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: heatscaler-webhook, namespace: heatscaler}}\n\
+         spec:\n  ports:\n    - {{name: webhook, port: 443, targetPort: webhook, protocol: TCP}}\n---\n\
+         apiVersion: v1\nkind: Endpoints\nmetadata: {{name: heatscaler-webhook, namespace: heatscaler}}\n\
+         subsets:\n{subsets}"
+    );
+    std::fs::write(dir.join("service.yaml"), service).unwrap();
+    k8s.kubectl(&["apply", "-f", dir.join("service.yaml").to_str().unwrap()]);
+}
+
+/// The `admission-webhook` section of a replica behind the Service, listening on `port`.
+fn behind_the_service(port: u16, state: &str) -> String {
+    format!(
+        "admission-webhook:\n  listen: '0.0.0.0:{port}'\n  state-directory: {state}\n  \
+         service: {{namespace: heatscaler, name: heatscaler-webhook, port: 443}}\n"
+    )
+}
+
+/// **The in-cluster registration: a Service.** The API server is restarted
+/// with `--enable-aggregator-routing=true`, so it calls a Service's
+/// endpoints rather than its cluster IP (no kube-proxy here); the Service
+/// `heatscaler/heatscaler-webhook` has no selector and an Endpoints object
+/// pointing at the daemon on this host's address. The daemon (config as
+/// config/kubernetes/configmap.yaml: `service:`) names the Service in its
+/// registration and its certificate `heatscaler-webhook.heatscaler.svc`,
+/// which the API server checks; a ReplicaSet's pod comes up mutated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_cluster_registration_names_the_service_and_the_api_server_calls_it_through_it() {
+    let k8s = TestKubernetes::start(Knobs::default());
+    let admin = restart_the_api_server_routing_to_endpoints(&k8s).await;
     hold_the_lease(&admin).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let address = host_address();
-    let service = format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: heatscaler-webhook, namespace: heatscaler}}\n\
-         spec:\n  ports:\n    - {{name: webhook, port: 443, targetPort: {port}, protocol: TCP}}\n---\n\
-         apiVersion: v1\nkind: Endpoints\nmetadata: {{name: heatscaler-webhook, namespace: heatscaler}}\n\
-         subsets:\n  - addresses: [{{ip: '{address}'}}]\n    ports: [{{name: webhook, port: {port}, protocol: TCP}}]\n"
-    );
-    std::fs::write(dir.path().join("service.yaml"), service).unwrap();
-    k8s.kubectl(&["apply", "-f", dir.path().join("service.yaml").to_str().unwrap()]);
+    webhook_endpoints(&k8s, dir.path(), &[port]);
 
     let telemetry: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let config = standby_config(
-        &k8s,
-        dir.path(),
-        telemetry,
-        &format!(
-            "admission-webhook:\n  listen: '0.0.0.0:{port}'\n  state-directory: state\n  \
-             service: {{namespace: heatscaler, name: heatscaler-webhook, port: 443}}\n"
-        ),
-    );
+    let config = standby_config(&k8s, dir.path(), telemetry, &behind_the_service(port, "state"));
     let mut daemon = DaemonProcess::start(&config, &dir.path().join("daemon.log"), telemetry, &[]);
     daemon.wait_ready(Duration::from_secs(60)).await;
     let ca = std::fs::read(dir.path().join("state/webhook-ca.crt")).expect("the generated CA");
@@ -485,5 +508,112 @@ async fn the_in_cluster_registration_names_the_service_and_the_api_server_calls_
     assert_eq!(sizes(&first), ("750m".into(), "300Mi".into(), "1500m".into(), "600Mi".into()), "{outcomes:?}");
     assert!(mark(&first).is_some_and(|m| m.contains("from VPA web")), "{:?}", first.metadata.annotations);
     let (status, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert!(status.success());
+}
+
+/// The shipped ClusterRole's rule for the webhook's registration, removed
+/// (the API server then refuses heatscaler's reads and writes of it with
+/// 403) until the returned rule is put back with [`grant_registration`].
+async fn revoke_registration(k8s: &TestKubernetes) -> serde_json::Value {
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    let role: serde_json::Value =
+        serde_json::from_str(&k8s.kubectl(&["get", "clusterrole", "heatscaler", "-o", "json"])).unwrap();
+    let rules = role["rules"].as_array().unwrap();
+    let index = rules
+        .iter()
+        .position(|r| r["resources"].as_array().unwrap().iter().any(|r| r == "mutatingwebhookconfigurations"))
+        .expect("the shipped RBAC lets heatscaler register its webhook");
+    let patch = json!([{"op": "remove", "path": format!("/rules/{index}")}]).to_string();
+    k8s.kubectl(&["patch", "clusterrole", "heatscaler", "--type=json", "-p", &patch]);
+    let heatscaler: Api<MutatingWebhookConfiguration> = Api::all(k8s.heatscaler().await);
+    wait_for("heatscaler refused its registration", Duration::from_secs(30), || async {
+        matches!(heatscaler.get_opt("heatscaler").await, Err(kube::Error::Api(e)) if e.code == 403).then_some(())
+    })
+    .await;
+    rules[index].clone()
+}
+
+fn grant_registration(k8s: &TestKubernetes, rule: &serde_json::Value) {
+    let patch = json!([{"op": "add", "path": "/rules/-", "value": rule}]).to_string();
+    k8s.kubectl(&["patch", "clusterrole", "heatscaler", "--type=json", "-p", &patch]);
+}
+
+/// **A new replica is not ready — so not behind the webhook's Service —
+/// until the registration trusts its CA.** Replica A serves behind the
+/// Service and is registered. Replica B starts with its own fresh CA while
+/// the API server refuses heatscaler's writes to the registration (its
+/// ClusterRole's rule removed): B syncs, is refused, and its `/readyz` says
+/// it waits for the registration, which does not hold B's CA. Were it ready,
+/// the endpoints controller would put it behind the Service and the API
+/// server, failing TLS to it, would admit pods sent there unmutated. The
+/// rule back, B registers (both CAs in the bundle) and is ready; then, as a
+/// rolling update ends, A goes and the Service's endpoints are B alone: the
+/// API server calls B, and the pod created then is mutated by B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_replica_is_ready_only_once_the_registration_trusts_its_ca_and_then_mutates_pods() {
+    let k8s = TestKubernetes::start(Knobs::default());
+    let admin = restart_the_api_server_routing_to_endpoints(&k8s).await;
+    hold_the_lease(&admin).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    webhook_endpoints(&k8s, dir.path(), &[port_a]);
+
+    let replica = |name: &str, port: u16| {
+        let telemetry: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let home = dir.path().join(name);
+        std::fs::create_dir(&home).unwrap();
+        let config = standby_config(&k8s, &home, telemetry, &behind_the_service(port, "state"));
+        (DaemonProcess::start(&config, &home.join("daemon.log"), telemetry, &[]), home.join("state/webhook-ca.crt"))
+    };
+    let (mut a, a_ca) = replica("a", port_a);
+    a.wait_ready(Duration::from_secs(60)).await;
+    let a_ca = cas(&std::fs::read(a_ca).unwrap());
+    assert_eq!(registered_bundle(&admin).await, Some(a_ca.clone()), "A is ready once registered");
+    wait_until_called(&admin, &a).await;
+    create_web_vpa(&admin).await;
+    create_web_once_recommended(&admin).await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NS);
+    let first = replacement(&pods, None).await;
+    assert!(mark(&first).is_some(), "mutated through A");
+
+    // B starts while the registration is refused to it.
+    let rule = revoke_registration(&k8s).await;
+    let (mut b, b_ca) = replica("b", port_b);
+    wait_for("B refused its registration", Duration::from_secs(60), || async {
+        b.log().contains("admission webhook: not registered; retrying").then_some(())
+    })
+    .await;
+    let (status, body) = wait_for("B synced with Kubernetes", Duration::from_secs(60), || async {
+        b.get("/readyz").await.filter(|(_, body)| !body.contains("first Kubernetes sync"))
+    })
+    .await;
+    let b_ca = cas(&std::fs::read(b_ca).unwrap());
+    let bundle = registered_bundle(&admin).await.unwrap();
+    println!("B synced, its CA not registered: /readyz {status} {body:?}; caBundle: {} CA(s)", bundle.len());
+    assert!(!bundle.contains(&b_ca[0]), "B's CA is not in the bundle");
+    assert_eq!(status, 503, "B must not be ready while the API server cannot verify it: {body:?}");
+    assert!(body.contains("the admission webhook's registration to trust this replica's CA"), "{body:?}");
+
+    // The rule back: B registers within its retry (10 s) and is ready.
+    grant_registration(&k8s, &rule);
+    b.wait_ready(Duration::from_secs(60)).await;
+    let bundle = registered_bundle(&admin).await.unwrap();
+    println!("B ready: caBundle {} CA(s)", bundle.len());
+    assert!(bundle.contains(&b_ca[0]) && bundle.contains(&a_ca[0]), "both replicas' CAs are trusted");
+
+    // A goes (the end of a rolling update): the Service's endpoints are B alone.
+    let (status, _) = a.terminate(Duration::from_secs(15)).await;
+    assert!(status.success());
+    webhook_endpoints(&k8s, dir.path(), &[port_b]);
+    wait_until_called(&admin, &b).await;
+    let uid = first.metadata.uid.clone().unwrap();
+    pods.delete(first.metadata.name.as_deref().unwrap(), &DeleteParams::default().grace_period(0)).await.unwrap();
+    let second = replacement(&pods, Some(&uid)).await;
+    println!("created through B: {:?} {:?}", sizes(&second), mark(&second));
+    assert_eq!(sizes(&second), ("750m".into(), "300Mi".into(), "1500m".into(), "600Mi".into()));
+    assert!(mark(&second).is_some_and(|m| m.contains("from VPA web")), "{:?}", second.metadata.annotations);
+    let patched = b.metric("heatscaler_admission_reviews_total{outcome=\"patched\"}").await.unwrap_or(0.0);
+    assert!(patched >= 1.0, "B mutated it: {patched}");
+    let (status, _) = b.terminate(Duration::from_secs(15)).await;
     assert!(status.success());
 }

@@ -66,6 +66,22 @@ pub struct Issued {
     pub not_after: SystemTime,
 }
 
+/// A certificate issued and not yet kept nor served. Its `Debug` shows no key.
+pub struct Fresh {
+    /// PEM of the CA that signed it.
+    pub ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+    /// Seconds since the epoch.
+    not_after: u64,
+}
+
+impl std::fmt::Debug for Fresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fresh").field("not_after", &self.not_after).finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct IssuedRecord {
@@ -89,11 +105,13 @@ impl CertificateStore {
         issued.not_after.checked_sub(self.renew_before).unwrap_or(UNIX_EPOCH)
     }
 
-    /// The kept certificate if it is for these names and not yet due for
-    /// renewal at `now`; else a new one, written before it is returned.
-    pub fn ensure(&self, now: SystemTime) -> Result<Issued, GenerateError> {
+    /// The certificate to serve at start: the kept one if it is for these
+    /// names and has not expired at `now` — even when due for renewal, which
+    /// the upkeep does with its CA registered first (`upkeep`) — else a new
+    /// one, written before it is returned (nothing else could be served).
+    pub fn current(&self, now: SystemTime) -> Result<Issued, GenerateError> {
         if let Some(kept) = self.kept()
-            && now < self.renew_at(&kept)
+            && now < kept.not_after
         {
             return Ok(kept);
         }
@@ -117,8 +135,15 @@ impl CertificateStore {
         })
     }
 
-    /// A new CA and serving certificate; the CA's key is dropped here.
+    /// A new CA and serving certificate, written at once.
     pub fn generate(&self, now: SystemTime) -> Result<Issued, GenerateError> {
+        self.keep(&self.issue(now)?)
+    }
+
+    /// A new CA and serving certificate, in memory only: a renewal's, held
+    /// until its CA is registered, then written by [`Self::keep`] and served.
+    /// The CA's key is dropped here.
+    pub fn issue(&self, now: SystemTime) -> Result<Fresh, GenerateError> {
         let generate = |e: rcgen::Error| GenerateError::Generate(e.to_string());
         let not_before = time::OffsetDateTime::from(now - BACKDATE);
         // Whole seconds: what the record keeps is what the certificate says.
@@ -154,16 +179,26 @@ impl CertificateStore {
         let key = KeyPair::generate().map_err(generate)?;
         let cert_pem = leaf.signed_by(&key, &issuer).map_err(generate)?.pem();
         drop(issuer);
+        Ok(Fresh { ca_pem, cert_pem, key_pem: key.serialize_pem(), not_after: not_after_secs })
+    }
 
+    /// Writes `fresh` as the kept certificate: what a restart serves and
+    /// what the listener re-reads.
+    pub fn keep(&self, fresh: &Fresh) -> Result<Issued, GenerateError> {
         self.create_dir()?;
         // The key before the certificate, the record last: a reader that sees
         // the new record sees the pair it describes.
-        self.write(KEY_FILE, key.serialize_pem().as_bytes())?;
-        self.write(CERT_FILE, cert_pem.as_bytes())?;
-        self.write(CA_FILE, ca_pem.as_bytes())?;
-        let record = IssuedRecord { names: self.names.clone(), not_after: not_after_secs };
+        self.write(KEY_FILE, fresh.key_pem.as_bytes())?;
+        self.write(CERT_FILE, fresh.cert_pem.as_bytes())?;
+        self.write(CA_FILE, fresh.ca_pem.as_bytes())?;
+        let record = IssuedRecord { names: self.names.clone(), not_after: fresh.not_after };
         self.write(ISSUED_FILE, &serde_json::to_vec(&record).expect("a record serialises"))?;
-        Ok(Issued { ca_pem, cert: self.path(CERT_FILE), key: self.path(KEY_FILE), not_after })
+        Ok(Issued {
+            ca_pem: fresh.ca_pem.clone(),
+            cert: self.path(CERT_FILE),
+            key: self.path(KEY_FILE),
+            not_after: UNIX_EPOCH + Duration::from_secs(fresh.not_after),
+        })
     }
 
     fn store_error(&self, what: &str, e: &std::io::Error) -> GenerateError {
@@ -226,11 +261,11 @@ mod tests {
     }
 
     #[test]
-    fn a_generated_certificate_is_kept_owner_only_until_it_is_due_then_replaced_with_a_new_ca() {
+    fn a_generated_certificate_is_kept_owner_only_and_served_until_it_expires_a_renewal_only_once_kept() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path());
         let now = SystemTime::now();
-        let first = store.ensure(now).unwrap();
+        let first = store.current(now).unwrap();
         for file in [CA_FILE, CERT_FILE, KEY_FILE, ISSUED_FILE] {
             assert!(owner_only(&store.dir.join(file)), "{file} is 0600");
         }
@@ -244,24 +279,31 @@ mod tests {
             assert!(text.matches("PRIVATE KEY-----").count() <= 2, "one key, the serving one");
         }
 
-        // A restart before renewal is due serves the same certificate.
-        let kept = store.ensure(now + Duration::from_secs(2300)).unwrap();
-        assert_eq!(kept, first);
-        // Due: a new CA and certificate.
-        let renewed = store.ensure(now + Duration::from_secs(2400)).unwrap();
-        assert_ne!(renewed.ca_pem, first.ca_pem);
+        // A restart serves the same certificate, due for renewal or not, until it expires.
+        assert_eq!(store.current(now + Duration::from_secs(2300)).unwrap(), first);
+        assert_eq!(store.current(now + Duration::from_secs(3598)).unwrap(), first, "due, not expired");
+        // A renewal issued is not kept (nor served) until kept.
+        let fresh = store.issue(now + Duration::from_secs(2400)).unwrap();
+        assert_ne!(fresh.ca_pem, first.ca_pem);
+        assert!(!format!("{fresh:?}").contains("PRIVATE"), "{fresh:?}");
+        assert_eq!(store.current(now + Duration::from_secs(2400)).unwrap(), first);
+        let renewed = store.keep(&fresh).unwrap();
+        assert_eq!(renewed.ca_pem, fresh.ca_pem);
         assert!(renewed.not_after > first.not_after);
-        assert_eq!(store.ensure(now + Duration::from_secs(2400)).unwrap(), renewed, "and that one is kept");
+        assert_eq!(store.current(now + Duration::from_secs(2400)).unwrap(), renewed, "and that one is kept");
+        // Expired (a daemon stopped for longer than the validity): a new one at once.
+        let late = store.current(renewed.not_after).unwrap();
+        assert_ne!(late.ca_pem, renewed.ca_pem);
         // Another name (the listener moved): a new one at once.
         let moved = CertificateStore { names: vec![ServingName::Dns("hs.heatscaler.svc".into())], ..store.clone() };
-        assert_ne!(moved.ensure(now).unwrap().ca_pem, renewed.ca_pem);
+        assert_ne!(moved.current(now).unwrap().ca_pem, late.ca_pem);
     }
 
     #[test]
     fn an_unwritable_state_directory_is_named_and_the_error_holds_no_key() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("state"), "a file, not a directory").unwrap();
-        let e = store(dir.path()).ensure(SystemTime::now()).unwrap_err();
+        let e = store(dir.path()).current(SystemTime::now()).unwrap_err();
         let text = e.to_string();
         assert!(text.contains("admission-webhook.state-directory") && text.contains("state"), "{text}");
         assert!(!text.contains("PRIVATE"), "{text}");

@@ -29,4 +29,4 @@ pub mod witness;
 
 pub use mutation::{ANNOTATION, Mutation, admitted_by, mutation};
 pub use review::{Admitter, Answer};
-pub use server::{WebhookError, WebhookServer};
+pub use server::{ServedCertificate, WebhookError, WebhookServer};

@@ -176,6 +176,24 @@ pub fn registration(target: &ClientTarget, own_namespace: &str, bundle: &str) ->
     .expect("the registration is a MutatingWebhookConfiguration")
 }
 
+/// The `caBundle` of heatscaler's webhook in `registration` (PEM).
+fn bundle(registration: &MutatingWebhookConfiguration) -> String {
+    webhook(registration)
+        .and_then(|w| w.client_config.ca_bundle.as_ref())
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        .unwrap_or_default()
+}
+
+fn webhook(registration: &MutatingWebhookConfiguration) -> Option<&MutatingWebhook> {
+    registration.webhooks.as_ref()?.iter().find(|w| w.name == WEBHOOK)
+}
+
+/// Whether `registration` calls `target` and trusts every CA of `own` (DER).
+fn holds(registration: &MutatingWebhookConfiguration, target: &ClientTarget, own: &[Vec<u8>]) -> bool {
+    let trusted = certificates(&bundle(registration));
+    webhook(registration).is_some_and(|w| target.is_in(w)) && own.iter().all(|c| trusted.contains(c))
+}
+
 /// Writes this replica's registration.
 #[derive(Clone)]
 pub struct Registrar {
@@ -189,28 +207,24 @@ impl Registrar {
         Self { api: Api::all(client), target, own_namespace }
     }
 
-    /// Makes the registration call this target and trust `own_ca` (PEM).
+    /// Makes the registration call this target and trust every CA in
+    /// `own_ca` (PEM); `Ok` once the registration read back does.
     pub async fn ensure(&self, own_ca: &str) -> Result<Registered, RegistrationError> {
         let own = certificates(own_ca);
         for _ in 0..CONFLICT_RETRIES {
             let existing = self.api.get_opt(REGISTRATION).await.map_err(RegistrationError::Read)?;
-            let current = existing.as_ref().and_then(|r| r.webhooks.as_ref()?.iter().find(|w| w.name == WEBHOOK));
-            let bundle = current
-                .and_then(|w| w.client_config.ca_bundle.as_ref())
-                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-                .unwrap_or_default();
-            if let Some(w) = current
-                && self.target.is_in(w)
-                && own.iter().all(|c| certificates(&bundle).contains(c))
-            {
+            if existing.as_ref().is_some_and(|e| holds(e, &self.target, &own)) {
                 return Ok(Registered::Unchanged);
             }
+            let bundle = existing.as_ref().map(bundle).unwrap_or_default();
             let mut desired = registration(&self.target, &self.own_namespace, &merged_bundle(&bundle, own_ca));
             // Guarded by what was read: a concurrent merge is not lost.
             desired.metadata.resource_version = existing.as_ref().and_then(|e| e.resource_version());
             let params = PatchParams::apply(FIELD_MANAGER).force();
             match self.api.patch(REGISTRATION, &params, &Patch::Apply(&desired)).await {
-                Ok(_) => return Ok(Registered::Applied),
+                // What the API server stored is what it calls with: read back.
+                Ok(stored) if holds(&stored, &self.target, &own) => return Ok(Registered::Applied),
+                Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 409 => {
                     tokio::time::sleep(Duration::from_millis(50 + rand::random::<u64>() % 200)).await;
                 }

@@ -93,21 +93,19 @@ pub struct WebhookServer {
 }
 
 impl WebhookServer {
-    /// Binds `listen`, serving the PEM pair `cert`/`key` (re-read when they change).
+    /// Binds `listen`, serving `certificate`.
     pub async fn bind(
         listen: SocketAddr,
-        cert: &Path,
-        key: &Path,
+        certificate: ServedCertificate,
         admitter: Admitter,
         metrics: Arc<Metrics>,
     ) -> Result<Self, WebhookError> {
-        let certificate = ReloadingCertificate::load(cert, key)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("ring supports the default protocol versions")
             .with_no_client_auth()
-            .with_cert_resolver(Arc::new(certificate));
+            .with_cert_resolver(certificate.0);
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let addr = listen;
         let listener = TcpListener::bind(addr).await.map_err(|source| WebhookError::Bind { addr, source })?;
@@ -171,14 +169,51 @@ async fn mutate_pods(State(s): State<AppState>, body: Body) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], serde_json::to_vec(&review).unwrap_or_default()).into_response()
 }
 
-/// The serving certificate, re-read when its files change (cert-manager and
-/// kubelet-projected secrets rotate them in place): checked at most every
-/// [`CERT_CHECK_EVERY`], on a handshake. A rotation that cannot be read keeps
-/// the last good pair and is logged.
+/// The certificate the listener serves, from a PEM pair of files.
+///
+/// - [`Self::watching`]: the operator's files, re-read when they change
+///   (cert-manager and kubelet-projected secrets rotate them in place):
+///   checked at most every [`CERT_CHECK_EVERY`], on a handshake.
+/// - [`Self::held`]: the generated certificate, re-read only when told
+///   ([`Self::reload`]): the upkeep replaces its files once the renewed CA is
+///   registered, and a pair half-replaced is never read.
+///
+/// A rotation that cannot be read keeps the last good pair and is logged.
+#[derive(Clone, Debug)]
+pub struct ServedCertificate(Arc<ReloadingCertificate>);
+
+impl ServedCertificate {
+    pub fn watching(cert: &Path, key: &Path) -> Result<Self, CertificateError> {
+        ReloadingCertificate::load(cert, key, true).map(|c| Self(Arc::new(c)))
+    }
+
+    pub fn held(cert: &Path, key: &Path) -> Result<Self, CertificateError> {
+        ReloadingCertificate::load(cert, key, false).map(|c| Self(Arc::new(c)))
+    }
+
+    /// Serves the files' pair from the next handshake on.
+    pub fn reload(&self) -> Result<(), CertificateError> {
+        let c = &self.0;
+        let key = certified_key(&c.cert, &c.key, &c.provider)?;
+        let mut current = c.current.lock().unwrap_or_else(|e| e.into_inner());
+        current.key = Arc::new(key);
+        current.stamp = (modified(&c.cert), modified(&c.key));
+        Ok(())
+    }
+
+    /// The leaf certificate served now (DER).
+    pub fn leaf(&self) -> Vec<u8> {
+        let current = self.0.current.lock().unwrap_or_else(|e| e.into_inner());
+        current.key.cert.first().map(|c| c.to_vec()).unwrap_or_default()
+    }
+}
+
 #[derive(Debug)]
 struct ReloadingCertificate {
     cert: PathBuf,
     key: PathBuf,
+    /// Whether a handshake looks at the files for a rotation.
+    watch: bool,
     provider: Arc<CryptoProvider>,
     current: StdMutex<Loaded>,
 }
@@ -195,13 +230,14 @@ fn modified(path: &Path) -> Option<SystemTime> {
 }
 
 impl ReloadingCertificate {
-    fn load(cert: &Path, key: &Path) -> Result<Self, CertificateError> {
+    fn load(cert: &Path, key: &Path, watch: bool) -> Result<Self, CertificateError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let stamp = (modified(cert), modified(key));
         let certified = certified_key(cert, key, &provider)?;
         Ok(Self {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
+            watch,
             provider,
             current: StdMutex::new(Loaded { key: Arc::new(certified), stamp, checked: Instant::now() }),
         })
@@ -211,7 +247,7 @@ impl ReloadingCertificate {
 impl ResolvesServerCert for ReloadingCertificate {
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if current.checked.elapsed() >= CERT_CHECK_EVERY {
+        if self.watch && current.checked.elapsed() >= CERT_CHECK_EVERY {
             current.checked = Instant::now();
             let stamp = (modified(&self.cert), modified(&self.key));
             if stamp != current.stamp {

@@ -239,7 +239,8 @@ async fn the_https_endpoint_answers_reviews_and_admits_what_it_cannot_read() {
     let c = Cluster::new(true, Some(vec![vpa("web", "Initial", &["heatscaler"], Some(("750m", "300Mi")))])).await;
     let metrics = Arc::new(Metrics::new());
     let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    let server = WebhookServer::bind(any_port(), &cert, &key, c.admitter.clone(), metrics.clone()).await.unwrap();
+    let served = ServedCertificate::watching(&cert, &key).unwrap();
+    let server = WebhookServer::bind(any_port(), served, c.admitter.clone(), metrics.clone()).await.unwrap();
     let url = format!("https://{}/mutate-pods", server.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(server.serve(async move {
@@ -266,17 +267,13 @@ async fn the_https_endpoint_answers_reviews_and_admits_what_it_cannot_read() {
     serving.await.unwrap();
 }
 
-#[tokio::test]
-async fn an_unreadable_certificate_fails_the_start_naming_the_file() {
+#[test]
+fn an_unreadable_certificate_fails_the_start_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tls.crt"), "not a certificate\n").unwrap();
     std::fs::write(dir.path().join("tls.key"), "not a key\n").unwrap();
-    let c = Cluster::new(true, Some(Vec::new())).await;
     let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    let err = WebhookServer::bind(any_port(), &cert, &key, c.admitter, Arc::new(Metrics::new()))
-        .await
-        .err()
-        .expect("refused");
+    let err = ServedCertificate::watching(&cert, &key).expect_err("refused");
     assert!(err.to_string().contains("cert-file") && err.to_string().contains("tls.crt"), "{err}");
 }
 
@@ -295,11 +292,10 @@ async fn the_generated_certificate_verifies_against_its_ca_for_the_registered_ad
     };
     let c = Cluster::new(true, Some(vec![vpa("web", "Initial", &["heatscaler"], Some(("750m", "300Mi")))])).await;
     for (names, trusted) in [([127, 0, 0, 1], true), ([127, 0, 0, 2], false)] {
-        let issued = store(names).ensure(std::time::SystemTime::now()).unwrap();
+        let issued = store(names).current(std::time::SystemTime::now()).unwrap();
+        let served = ServedCertificate::held(&issued.cert, &issued.key).unwrap();
         let server =
-            WebhookServer::bind(any_port(), &issued.cert, &issued.key, c.admitter.clone(), Arc::new(Metrics::new()))
-                .await
-                .unwrap();
+            WebhookServer::bind(any_port(), served, c.admitter.clone(), Arc::new(Metrics::new())).await.unwrap();
         let url = format!("https://{}/mutate-pods", server.local_addr());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = tokio::spawn(server.serve(async move {

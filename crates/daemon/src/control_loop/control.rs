@@ -100,10 +100,16 @@ pub async fn run(options: RunOptions) -> Result<(), DaemonError> {
             let own_namespace =
                 w.service.as_ref().map_or_else(|| config.leader_election.namespace.clone(), |s| s.namespace.clone());
             let stopping = stop_server.subscribe();
-            Some(
-                crate::admission::upkeep::start(w, own_namespace, admitter, metrics.clone(), client.clone(), stopping)
-                    .await?,
-            )
+            let upkeep = crate::admission::upkeep::start(
+                w,
+                own_namespace,
+                admitter,
+                metrics.clone(),
+                client.clone(),
+                health.clone(),
+                stopping,
+            );
+            Some(upkeep.await?)
         }
         _ => None,
     };

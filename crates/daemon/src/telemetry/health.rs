@@ -15,6 +15,16 @@
 //! `heatscaler_leader` metric instead. Once ready, a replica stays ready while
 //! its loop is alive: a later API outage is the loop's to retry and report, not
 //! a reason for a restart.
+//!
+//! When the daemon registers its own admission webhook, readiness also waits
+//! until the registration read back from the API server trusts this
+//! replica's CA ([`Health::await_webhook_registration`]). The Deployment's
+//! readinessProbe is what puts a replica behind the webhook's Service: a
+//! replica ready before its CA is in the `caBundle` would get the API
+//! server's calls, fail their TLS handshake, and every pod sent to it would
+//! be admitted unmutated (`failurePolicy: Ignore`). A renewed certificate is
+//! served only once its CA is registered (`admission::upkeep`), so the
+//! condition, once met, stays met.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -53,6 +63,7 @@ struct Inner {
     kubernetes_synced: AtomicBool,
     heat_synced: AtomicBool,
     leadership: AtomicU8,
+    webhook: AtomicU8,
     /// Lasting problems that do not make the daemon unready (one group's
     /// Heat stack unreadable): shown in the `/readyz` body. A lock held only
     /// to copy a few lines.
@@ -92,6 +103,28 @@ impl Leadership {
     }
 }
 
+/// Whether readiness waits for the admission webhook's registration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WebhookRegistration {
+    /// The daemon does not register a webhook (none configured, the
+    /// operator registers it, or a dry run): nothing to wait for.
+    NotRegisteredHere = 0,
+    /// Registering: the API server does not yet trust this replica's CA.
+    Pending = 1,
+    /// The registration read back holds the CA of the certificate served.
+    Trusted = 2,
+}
+
+impl WebhookRegistration {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Pending,
+            2 => Self::Trusted,
+            _ => Self::NotRegisteredHere,
+        }
+    }
+}
+
 /// The answer to "is the main loop alive?".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Liveness {
@@ -122,6 +155,7 @@ impl Health {
                 kubernetes_synced: AtomicBool::new(false),
                 heat_synced: AtomicBool::new(false),
                 leadership: AtomicU8::new(Leadership::NotElected.to_u8()),
+                webhook: AtomicU8::new(WebhookRegistration::NotRegisteredHere as u8),
                 degraded: std::sync::Mutex::new(Vec::new()),
             }),
         }
@@ -142,6 +176,23 @@ impl Health {
     /// The Heat stacks of every node group have been read once.
     pub fn mark_heat_synced(&self) {
         self.inner.heat_synced.store(true, Ordering::Relaxed);
+    }
+
+    /// This replica registers its admission webhook: not ready until
+    /// [`Self::mark_webhook_registered`].
+    pub fn await_webhook_registration(&self) {
+        let _ = self.inner.webhook.compare_exchange(
+            WebhookRegistration::NotRegisteredHere as u8,
+            WebhookRegistration::Pending as u8,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The registration read back from the API server trusts the CA of the
+    /// certificate this replica serves.
+    pub fn mark_webhook_registered(&self) {
+        self.inner.webhook.store(WebhookRegistration::Trusted as u8, Ordering::Relaxed);
     }
 
     /// Replaces the list of lasting partial failures.
@@ -180,6 +231,9 @@ impl Health {
         }
         if self.inner.options.heat_required && !self.inner.heat_synced.load(Ordering::Relaxed) {
             waiting_for.push("first Heat sync");
+        }
+        if WebhookRegistration::from_u8(self.inner.webhook.load(Ordering::Relaxed)) == WebhookRegistration::Pending {
+            waiting_for.push("the admission webhook's registration to trust this replica's CA");
         }
         if !self.liveness_at(now).alive {
             waiting_for.push("a main loop heartbeat (the loop is stuck)");
@@ -241,5 +295,32 @@ mod tests {
         assert!(r.ready, "a synced standby is ready");
         assert_eq!(r.leadership, Leadership::Standby);
         assert!(!h.readiness_at(now + Duration::from_secs(60)).ready);
+    }
+
+    #[test]
+    fn a_replica_registering_its_webhook_is_ready_only_once_the_registration_trusts_its_ca() {
+        let now = Instant::now();
+        let h = health(false);
+        h.await_webhook_registration();
+        h.mark_kubernetes_synced();
+        let r = h.readiness_at(now);
+        assert!(!r.ready, "synced, but the API server would fail TLS to it");
+        assert_eq!(r.waiting_for, ["the admission webhook's registration to trust this replica's CA"]);
+        h.mark_webhook_registered();
+        assert!(h.readiness_at(now).ready);
+        // Asked again (a restart of the webhook's upkeep): once trusted, it stays so.
+        h.await_webhook_registration();
+        assert!(h.readiness_at(now).ready);
+
+        // Trusted before the sync: still waits for the sync.
+        let early = health(false);
+        early.await_webhook_registration();
+        early.mark_webhook_registered();
+        assert_eq!(early.readiness_at(now).waiting_for, ["first Kubernetes sync"]);
+
+        // A daemon that registers nothing (dry run, operator's registration) does not wait.
+        let unregistered = health(false);
+        unregistered.mark_kubernetes_synced();
+        assert!(unregistered.readiness_at(now).ready);
     }
 }
