@@ -6,19 +6,22 @@ package main
 // with the target as request and limit, and usage above the limit is an OOM
 // kill), so the converter alone (gentd26.go) no longer says what the
 // simulator feeds. This replays the peer's updater, admission and simulated
-// kubelet — crates/sim/src/podlevel/run.rs `simulate` (Side::VpaDefaults),
-// baseline.rs `evictions` and `admitted`, cluster.rs (create, oom_kill,
-// up, down_within), metrics/oom.rs `OomTracker::observe`, report.rs `Meter` —
-// around the real recommender, and emits
+// kubelet as heatscaler 2188271 ran them — crates/sim/src/podlevel/run.rs
+// `simulate` (Side::VpaDefaults), baseline.rs `evictions` and `admitted`,
+// cluster.rs (create, oom_kill, up, down_within), metrics/oom.rs
+// `OomTracker::observe`, report.rs `Meter`; podlevel is gone since the pod
+// level runs in the simulator's one engine (docs/peers.md) — around the real
+// recommender, and emits
 //
 //   - the rows the simulator would feed (usage, and OOM kills with the pod's
 //     memory request), one pod name per replacement like the simulator's;
 //   - VPA's recommendation at every tick (what the peer's updater would have
 //     acted on had its recommender been VPA's);
-//   - the run's totals in the terms of `heatscaler simulate --json` (rows of
-//     policy vpa-defaults*: ooms, evictions, measured, down, memory_request,
-//     memory_usage, memory_under), so `-check-sim` can hold them against a
-//     real simulator run: equal totals mean the simulator took the same
+//   - the run's totals in the terms of `heatscaler simulate --json` (the
+//     `pod_workloads[].totals` of its run of policy ca-defaults, SimPolicy:
+//     ooms, evictions, measured, down, memory_request, memory_usage,
+//     memory_under), so `-check-sim` can hold them against a real simulator
+//     run: equal totals mean the simulator took the same
 //     decisions at the same ticks, i.e. its recommender gave the same
 //     numbers as VPA's wherever they mattered, and the rows are exactly the
 //     samples the simulator fed.

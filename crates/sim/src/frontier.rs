@@ -9,7 +9,9 @@
 //! Every point is a whole simulator run of the scenario (the same engine,
 //! cluster, node level and updater as `heatscaler simulate`), changing only
 //! the recommender: heatscaler's (`policy.pod-resize.recommender`, run
-//! under the `heatscaler` policy) or the VPA peer's (run under `ca-defaults`,
+//! under the `heatscaler-no-webhook` policy — its points predate the
+//! webhook's policy and stay comparable with the tables in docs) or the VPA
+//! peer's (run under `ca-defaults`,
 //! cluster-autoscaler's and VPA's documented defaults side by side, whose
 //! recommender is otherwise VPA's default flags). A point is on its
 //! recommender's frontier when no other point of the same recommender is at
@@ -32,7 +34,9 @@ use crate::trace::TraceError;
 /// Whose recommender a point varies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Recommender {
-    /// heatscaler's, under the `heatscaler` policy.
+    /// heatscaler's, under the `heatscaler-no-webhook` policy
+    /// ([`PolicyKind::Heatscaler`]): recreated pods at their template's size,
+    /// as before the `heatscaler` policy meant the standard install.
     Heatscaler,
     /// The VPA peer's (heatscaler's re-implementation of VPA's algorithm,
     /// equal to v1.8.1's on GenTD26, docs/peers.md), under `ca-defaults`.
