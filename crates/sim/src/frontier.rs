@@ -33,7 +33,7 @@ use crate::trace::TraceError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Recommender {
     /// heatscaler's, under the `heatscaler` policy: as installed, with its
-    /// admission webhook ([`PolicyKind::HeatscalerWebhook`]), so a pod can
+    /// admission webhook ([`PolicyKind::Heatscaler`]), so a pod can
     /// have its recommendation wherever it fits. Without the webhook a
     /// growth its node cannot hold is never moved, and the pod stays below
     /// its recommendation: less over-provisioning that no knob of the
@@ -54,7 +54,7 @@ impl Recommender {
 
     fn policy(self) -> PolicyKind {
         match self {
-            Recommender::Heatscaler => PolicyKind::HeatscalerWebhook,
+            Recommender::Heatscaler => PolicyKind::Heatscaler,
             Recommender::VpaPeer => PolicyKind::CaDefaults,
         }
     }
@@ -391,7 +391,7 @@ mod tests {
             (w.memory_over_provisioning, w.ooms_per_pod_day, w.updates_per_pod_day, w.evictions_per_pod_day)
         };
         let run = |kind: PolicyKind| pooled(&run_policy(&sc, kind).unwrap().pod_workloads);
-        let (installed, without) = (run(PolicyKind::HeatscalerWebhook), run(PolicyKind::Heatscaler));
+        let (installed, without) = (run(PolicyKind::Heatscaler), run(PolicyKind::HeatscalerNoWebhook));
         assert_ne!(figures(&installed), figures(&without), "the scenario tells the two apart");
         assert_eq!(figures(&points[0].pooled), figures(&installed));
     }
