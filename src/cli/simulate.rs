@@ -351,7 +351,7 @@ fn advisor_sweep(scenario: &Scenario, args: &Args) -> anyhow::Result<ExitCode> {
 /// node-hours after them (the same run as the comparison's, same seed).
 fn explain_at(scenario: &Scenario, args: &Args) -> anyhow::Result<ExitCode> {
     let Some(&kind) = args.policy.iter().find(|k| {
-        matches!(k, PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel | PolicyKind::HeatscalerWebhook)
+        matches!(k, PolicyKind::HeatscalerNoWebhook | PolicyKind::HeatscalerNodeLevel | PolicyKind::Heatscaler)
     }) else {
         anyhow::bail!(
             "--explain-at explains heatscaler's passes: --policy names none of heatscaler, heatscaler-node-level, heatscaler-no-webhook"

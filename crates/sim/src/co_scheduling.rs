@@ -44,7 +44,7 @@ pub fn sweep(sc: &Scenario, modes: &[AdvisorMode], seeds: &[u64], threads: usize
                         let mut sc = sc.clone();
                         sc.seed = seed;
                         sc.policy.placement_advisor.mode = mode;
-                        let run = crate::engine::run_policy(&sc, PolicyKind::Heatscaler)?;
+                        let run = crate::engine::run_policy(&sc, PolicyKind::HeatscalerNoWebhook)?;
                         Ok(SweepRow {
                             mode,
                             seed,

@@ -33,7 +33,7 @@ use crate::world::{Owners, World};
 
 /// Runs a scenario with heatscaler only.
 pub fn run(sc: &Scenario) -> Result<Report, TraceError> {
-    compare(sc, &[PolicyKind::Heatscaler])
+    compare(sc, &[PolicyKind::HeatscalerNoWebhook])
 }
 
 /// Runs a scenario once per policy — same demand, same seed, same

@@ -206,7 +206,7 @@ workloads:
         let min = |m: u64| Duration::from_secs(60 * m);
         // Out of order, one twice, one after the run's end.
         let (run, passes) =
-            run_explained(&sc, PolicyKind::Heatscaler, &[min(5), min(1), min(5), min(25), min(90)]).unwrap();
+            run_explained(&sc, PolicyKind::HeatscalerNoWebhook, &[min(5), min(1), min(5), min(25), min(90)]).unwrap();
         let asked: Vec<&[Duration]> = passes.iter().map(|p| p.asked.as_slice()).collect();
         assert_eq!(asked, [&[min(1)][..], &[min(5)], &[min(25)]], "{passes:#?}");
         for p in &passes {
@@ -238,7 +238,7 @@ workloads:
         assert_eq!(passes[2].nodes.len(), 1, "{}", passes[2]);
 
         // Watching does not change the run.
-        let plain = run_policy(&sc, PolicyKind::Heatscaler).unwrap();
+        let plain = run_policy(&sc, PolicyKind::HeatscalerNoWebhook).unwrap();
         assert_eq!(run.node_level.node_hours, plain.node_level.node_hours);
         assert_eq!(run.node_level.nodes_removed, 1);
 

@@ -9,9 +9,7 @@
 //! Every point is a whole simulator run of the scenario (the same engine,
 //! cluster, node level and updater as `heatscaler simulate`), changing only
 //! the recommender: heatscaler's (`policy.pod-resize.recommender`, run
-//! under the `heatscaler-no-webhook` policy — its points predate the
-//! webhook's policy and stay comparable with the tables in docs) or the VPA
-//! peer's (run under `ca-defaults`,
+//! under the `heatscaler` policy, admission webhook included) or the VPA peer's (run under `ca-defaults`,
 //! cluster-autoscaler's and VPA's documented defaults side by side, whose
 //! recommender is otherwise VPA's default flags). A point is on its
 //! recommender's frontier when no other point of the same recommender is at
@@ -34,9 +32,12 @@ use crate::trace::TraceError;
 /// Whose recommender a point varies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Recommender {
-    /// heatscaler's, under the `heatscaler-no-webhook` policy
-    /// ([`PolicyKind::Heatscaler`]): recreated pods at their template's size,
-    /// as before the `heatscaler` policy meant the standard install.
+    /// heatscaler's, under the `heatscaler` policy: as installed, with its
+    /// admission webhook ([`PolicyKind::Heatscaler`]), so a pod can
+    /// have its recommendation wherever it fits. Without the webhook a
+    /// growth its node cannot hold is never moved, and the pod stays below
+    /// its recommendation: less over-provisioning that no knob of the
+    /// recommender earned (docs/recommender.md, pod-shapes).
     Heatscaler,
     /// The VPA peer's (heatscaler's re-implementation of VPA's algorithm,
     /// equal to v1.8.1's on GenTD26, docs/peers.md), under `ca-defaults`.
@@ -370,6 +371,29 @@ mod tests {
         assert_eq!(s.cpu_histogram_half_life.get(), base.cpu_histogram_half_life.get());
         assert_eq!(Knobs::of(&s, None), k);
         assert_eq!(k.label(), "p0.80 m0.05 1h/4h off -");
+    }
+
+    /// heatscaler's points are heatscaler as installed, admission webhook
+    /// included: `simulate --policy heatscaler`'s run, not the variant
+    /// without the webhook, whose pods can stay below a recommendation that
+    /// does not fit their node (a growth it cannot move), which reads as less
+    /// over-provisioning without the recommender having done anything.
+    #[test]
+    fn heatscalers_default_point_is_the_installed_heatscaler_run() {
+        let mut sc = Scenario::parse(include_str!("../../../scenarios/pod-shapes.yaml"), "pod-shapes.yaml")
+            .expect("the bundled scenario parses");
+        sc.duration = PolicyDuration(Duration::from_secs(3600));
+        let only_defaults =
+            Grid { percentiles: Vec::new(), margins: Vec::new(), histories: Vec::new(), off_target_after: Vec::new() };
+        let points = sweep(&sc, &only_defaults, &[Recommender::Heatscaler], 1).unwrap();
+        assert_eq!(points.len(), 1, "the default point alone");
+        let figures = |w: &PodWorkload| {
+            (w.memory_over_provisioning, w.ooms_per_pod_day, w.updates_per_pod_day, w.evictions_per_pod_day)
+        };
+        let run = |kind: PolicyKind| pooled(&run_policy(&sc, kind).unwrap().pod_workloads);
+        let (installed, without) = (run(PolicyKind::Heatscaler), run(PolicyKind::HeatscalerNoWebhook));
+        assert_ne!(figures(&installed), figures(&without), "the scenario tells the two apart");
+        assert_eq!(figures(&points[0].pooled), figures(&installed));
     }
 
     #[test]

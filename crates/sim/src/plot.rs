@@ -304,7 +304,7 @@ mod tests {
     /// The walk-through under heatscaler and the cluster-autoscaler peer.
     fn report() -> Report {
         let sc = Scenario::parse(PHP_APACHE, "php-apache.yaml").unwrap();
-        compare(&sc, &[PolicyKind::Heatscaler, PolicyKind::CaDefaults]).unwrap()
+        compare(&sc, &[PolicyKind::HeatscalerNoWebhook, PolicyKind::CaDefaults]).unwrap()
     }
 
     /// Every `<text>` of the document: its x position and its content.

@@ -225,7 +225,7 @@ fn an_evicted_pod_comes_back_at_its_template_unless_an_admission_controller_runs
 fn heatscaler_recreates_an_outgrown_pod_through_the_eviction_path() {
     let sc = scenario(&OUTGROWN.replace("ADMISSION", "true"));
     let mut end = EndState(Vec::new());
-    let run = run_observed(&sc, PolicyKind::Heatscaler, &mut end).unwrap();
+    let run = run_observed(&sc, PolicyKind::HeatscalerNoWebhook, &mut end).unwrap();
     let pod = run.pod_level.clone().unwrap();
     assert!(pod.recreations >= 1, "{pod:?}\n{:#?}", run.timeline);
     assert!(run.timeline.iter().any(|e| matches!(e.event, TimelineEvent::PodRecreated { .. })));
@@ -241,9 +241,9 @@ fn heatscaler_recreates_an_outgrown_pod_through_the_eviction_path() {
 fn heatscalers_webhook_policy_is_heatscaler_with_an_admission_controller() {
     let without = scenario(&OUTGROWN.replace("ADMISSION", "false"));
     let with = scenario(&OUTGROWN.replace("ADMISSION", "true"));
-    let webhook = run_policy(&without, PolicyKind::HeatscalerWebhook).unwrap();
-    let declared = run_policy(&with, PolicyKind::Heatscaler).unwrap();
-    let plain = run_policy(&without, PolicyKind::Heatscaler).unwrap();
+    let webhook = run_policy(&without, PolicyKind::Heatscaler).unwrap();
+    let declared = run_policy(&with, PolicyKind::HeatscalerNoWebhook).unwrap();
+    let plain = run_policy(&without, PolicyKind::HeatscalerNoWebhook).unwrap();
     let figures = |r: &crate::report::Run| {
         let mut v = serde_json::to_value(r).unwrap();
         for key in ["label", "policy"] {
@@ -276,7 +276,7 @@ workloads:
     vpa: {update-mode: Off, cpu: 200m, memory: 1500Mi, noise: 0}
 "#,
     );
-    let run = run_policy(&sc, PolicyKind::Heatscaler).unwrap();
+    let run = run_policy(&sc, PolicyKind::HeatscalerNoWebhook).unwrap();
     let pod = run.pod_level.unwrap();
     // Killed at each tick it serves: started, then serving 30 s after each restart.
     assert!(pod.oom_kills >= 10, "{pod:?}");
@@ -298,10 +298,10 @@ fn the_vpa_defaults_peer_evicts_beside_cluster_autoscaler_and_its_admission_cont
 #[test]
 fn a_pod_level_scenario_is_reproduced_by_its_seed_and_node_level_reports_have_no_pod_level() {
     let sc = scenario(&OUTGROWN.replace("ADMISSION", "false"));
-    let a = serde_json::to_string(&run_policy(&sc, PolicyKind::Heatscaler).unwrap()).unwrap();
-    assert_eq!(a, serde_json::to_string(&run_policy(&sc, PolicyKind::Heatscaler).unwrap()).unwrap());
+    let a = serde_json::to_string(&run_policy(&sc, PolicyKind::HeatscalerNoWebhook).unwrap()).unwrap();
+    assert_eq!(a, serde_json::to_string(&run_policy(&sc, PolicyKind::HeatscalerNoWebhook).unwrap()).unwrap());
     assert!(a.contains("\"pod_level\""));
-    let plain = run_policy(&scenario(crate::PHP_APACHE), PolicyKind::Heatscaler).unwrap();
+    let plain = run_policy(&scenario(crate::PHP_APACHE), PolicyKind::HeatscalerNoWebhook).unwrap();
     assert!(plain.pod_level.is_none());
 }
 
@@ -368,7 +368,7 @@ fn the_report_measures_each_vpa_workloads_pods_from_what_they_did() {
 fn the_bundled_unified_scenario_reports_pod_level_figures_from_the_engine() {
     let mut sc = scenario(include_str!("../../../scenarios/pod-shapes.yaml"));
     sc.duration = heatscaler_core::policy::Duration::from_secs(86_400);
-    let report = crate::compare(&sc, &[PolicyKind::Heatscaler, PolicyKind::CaDefaults]).unwrap();
+    let report = crate::compare(&sc, &[PolicyKind::HeatscalerNoWebhook, PolicyKind::CaDefaults]).unwrap();
     let replicas = [3.0, 3.0, 3.0, 3.0, 3.0, 6.0, 3.0];
     for run in &report.runs {
         let counts = run.pod_level.clone().unwrap();

@@ -29,18 +29,18 @@ pub enum PolicyKind {
     /// pods get their recommendation only where the scenario declares VPA's
     /// admission controller. What a daemon configured without the
     /// `admission-webhook` section does.
-    Heatscaler,
+    HeatscalerNoWebhook,
     /// heatscaler's planner with pod resizing off (`pod-resize.enabled:
     /// false` whatever the scenario says): the node level alone, to measure
     /// what planning both levels together adds.
     HeatscalerNodeLevel,
-    /// heatscaler as installed (`heatscaler`): [`PolicyKind::Heatscaler`] with
+    /// heatscaler as installed (`heatscaler`): [`PolicyKind::HeatscalerNoWebhook`] with
     /// its own admission webhook, which the package's configuration and the
     /// in-cluster manifests run: every new pod of a VPA object gets its
     /// recommendation at creation, whatever the scenario's
     /// `vpa-admission-controller` says (docs/decisions.md, "The simulator's
     /// `heatscaler` policy is the standard install, webhook included").
-    HeatscalerWebhook,
+    Heatscaler,
     /// cluster-autoscaler's documented default behaviour, re-implemented
     /// (see `peers::ca_defaults` for what is and is not modelled).
     CaDefaults,
@@ -57,7 +57,7 @@ pub enum PolicyKind {
 impl PolicyKind {
     /// The default comparison: heatscaler and every peer.
     pub const ALL: [PolicyKind; 6] = [
-        PolicyKind::HeatscalerWebhook,
+        PolicyKind::Heatscaler,
         PolicyKind::CaDefaults,
         PolicyKind::CaLeastWaste,
         PolicyKind::CaPrice,
@@ -67,9 +67,9 @@ impl PolicyKind {
     /// Every policy `--policy` accepts: the comparison and heatscaler's node
     /// level alone (docs/unified.md).
     pub const KNOWN: [PolicyKind; 8] = [
-        PolicyKind::HeatscalerWebhook,
-        PolicyKind::HeatscalerNodeLevel,
         PolicyKind::Heatscaler,
+        PolicyKind::HeatscalerNodeLevel,
+        PolicyKind::HeatscalerNoWebhook,
         PolicyKind::CaDefaults,
         PolicyKind::CaLeastWaste,
         PolicyKind::CaPrice,
@@ -80,9 +80,9 @@ impl PolicyKind {
     /// Short machine name (CLI, JSON, table columns).
     pub fn name(self) -> &'static str {
         match self {
-            PolicyKind::HeatscalerWebhook => "heatscaler",
+            PolicyKind::Heatscaler => "heatscaler",
             PolicyKind::HeatscalerNodeLevel => "heatscaler-node-level",
-            PolicyKind::Heatscaler => "heatscaler-no-webhook",
+            PolicyKind::HeatscalerNoWebhook => "heatscaler-no-webhook",
             PolicyKind::CaDefaults => "ca-defaults",
             PolicyKind::CaLeastWaste => "ca-least-waste",
             PolicyKind::CaPrice => "ca-price",
@@ -94,9 +94,9 @@ impl PolicyKind {
     /// What the run is, said honestly wherever results are shown.
     pub fn label(self) -> &'static str {
         match self {
-            PolicyKind::HeatscalerWebhook => "heatscaler",
+            PolicyKind::Heatscaler => "heatscaler",
             PolicyKind::HeatscalerNodeLevel => "heatscaler, node level only (pod resizing off)",
-            PolicyKind::Heatscaler => {
+            PolicyKind::HeatscalerNoWebhook => {
                 "heatscaler without its admission webhook (recreated pods at their template size)"
             }
             PolicyKind::CaDefaults => "cluster-autoscaler documented defaults, re-implemented",
@@ -114,7 +114,7 @@ impl PolicyKind {
     /// The peer's configuration; `None` for heatscaler.
     pub fn peer(self) -> Option<PeerConfig> {
         match self {
-            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel | PolicyKind::HeatscalerWebhook => None,
+            PolicyKind::HeatscalerNoWebhook | PolicyKind::HeatscalerNodeLevel | PolicyKind::Heatscaler => None,
             PolicyKind::CaDefaults => Some(PeerConfig::cluster_autoscaler(&[])),
             PolicyKind::CaLeastWaste => Some(PeerConfig::cluster_autoscaler(&[PeerExpander::LeastWaste])),
             PolicyKind::CaPrice => Some(PeerConfig::cluster_autoscaler(&[PeerExpander::Price])),
@@ -133,7 +133,7 @@ impl PolicyKind {
     /// cluster-autoscaler's and VPA's defaults together.
     pub fn label_with_vpa(self) -> &'static str {
         match self {
-            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel | PolicyKind::HeatscalerWebhook => self.label(),
+            PolicyKind::HeatscalerNoWebhook | PolicyKind::HeatscalerNodeLevel | PolicyKind::Heatscaler => self.label(),
             PolicyKind::CaDefaults => {
                 "cluster-autoscaler and VPA documented defaults, re-implemented, blind to each other"
             }
@@ -145,7 +145,7 @@ impl PolicyKind {
     /// The recommender that writes the VPA objects' status in this run.
     pub fn recommender(self, sc: &Scenario) -> RecommenderSettings {
         match self {
-            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel | PolicyKind::HeatscalerWebhook => {
+            PolicyKind::HeatscalerNoWebhook | PolicyKind::HeatscalerNodeLevel | PolicyKind::Heatscaler => {
                 sc.policy.pod_resize.recommender.clone()
             }
             _ => sc.vpa_peer_recommender.clone().unwrap_or_else(RecommenderSettings::vpa),
@@ -157,8 +157,8 @@ impl PolicyKind {
     /// installs its own.
     pub fn admission(self, sc: &Scenario) -> bool {
         match self {
-            PolicyKind::Heatscaler => sc.vpa_admission_controller,
-            PolicyKind::HeatscalerWebhook => true,
+            PolicyKind::HeatscalerNoWebhook => sc.vpa_admission_controller,
+            PolicyKind::Heatscaler => true,
             // Nothing resizes: an admission controller would be a pod-level actor.
             PolicyKind::HeatscalerNodeLevel => false,
             _ => true,
@@ -183,7 +183,7 @@ pub enum Autoscaler {
 impl Autoscaler {
     pub fn new(kind: PolicyKind, sc: &Scenario) -> Self {
         match kind {
-            PolicyKind::Heatscaler | PolicyKind::HeatscalerNodeLevel | PolicyKind::HeatscalerWebhook => {
+            PolicyKind::HeatscalerNoWebhook | PolicyKind::HeatscalerNodeLevel | PolicyKind::Heatscaler => {
                 let mut policy = Policy {
                     scale_up: sc.policy.scale_up.clone(),
                     scale_down: sc.policy.scale_down.clone(),

@@ -37,7 +37,7 @@ impl Benchmark for SimulationSpeed {
             let mut sc = Scenario::parse(text, file).map_err(|e| fail(e.to_string()))?;
             sc.duration = heatscaler_core::policy::Duration(options.simulated.min(sc.duration.get()));
             let hours = sc.duration.get().as_secs_f64() / 3600.0;
-            for kind in [PolicyKind::Heatscaler, PolicyKind::CaDefaults] {
+            for kind in [PolicyKind::HeatscalerNoWebhook, PolicyKind::CaDefaults] {
                 let cpu_before = thread_cpu();
                 let started = Instant::now();
                 let run = run_policy(&sc, kind).map_err(|e| fail(e.to_string()))?;

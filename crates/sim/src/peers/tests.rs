@@ -110,6 +110,6 @@ fn the_karpenter_like_peer_replaces_a_node_by_a_cheaper_one() {
 fn every_peer_is_a_policy_by_name() {
     for kind in PolicyKind::ALL {
         assert_eq!(PolicyKind::parse(kind.name()), Some(kind));
-        assert_eq!(kind.peer().is_none(), kind == PolicyKind::HeatscalerWebhook);
+        assert_eq!(kind.peer().is_none(), kind == PolicyKind::Heatscaler);
     }
 }

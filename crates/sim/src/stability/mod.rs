@@ -22,10 +22,10 @@ use crate::scenario::Scenario;
 /// controller), checking every pass; returns the run and the checker with
 /// what it found.
 pub fn check(sc: &Scenario) -> (Run, Checker) {
-    check_policy(sc, PolicyKind::Heatscaler)
+    check_policy(sc, PolicyKind::HeatscalerNoWebhook)
 }
 
-/// [`check`] under one of heatscaler's policies (`HeatscalerWebhook`: as
+/// [`check`] under one of heatscaler's policies (`Heatscaler`: as
 /// installed, its admission webhook on).
 pub fn check_policy(sc: &Scenario, kind: PolicyKind) -> (Run, Checker) {
     let mut checker = Checker::new(

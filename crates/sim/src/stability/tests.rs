@@ -44,7 +44,7 @@ fn generated_scenarios_keep_every_invariant() {
     // Both heatscaler configurations: as installed (its admission webhook
     // on: recreated pods come back at their recommendation) and without it.
     let runs =
-        seeds().into_iter().flat_map(|seed| [(seed, PolicyKind::HeatscalerWebhook), (seed, PolicyKind::Heatscaler)]);
+        seeds().into_iter().flat_map(|seed| [(seed, PolicyKind::Heatscaler), (seed, PolicyKind::HeatscalerNoWebhook)]);
     for (seed, kind) in runs {
         let text = generate(seed);
         let sc = scenario(&text, &format!("stability-{seed}.yaml"));

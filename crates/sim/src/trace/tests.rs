@@ -261,7 +261,7 @@ traces:
         // Up to the list's 10 nodes of the shape, from zero, sized from the demand, default price.
         assert_eq!((g.min_size, g.max_size, g.initial_auto, g.price_per_hour), (0, 10, true, None), "{}", g.name);
     }
-    compare(&sc, &[PolicyKind::Heatscaler, PolicyKind::CaDefaults]).unwrap()
+    compare(&sc, &[PolicyKind::HeatscalerNoWebhook, PolicyKind::CaDefaults]).unwrap()
 }
 
 #[test]
@@ -501,7 +501,7 @@ traces:
   - {name: openb, kind: alibaba-openb, file: pods.csv, skip-bad-rows: true}
 "#;
     let sc = Scenario::parse_in(text, "holes.yaml", dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let report = compare(&sc, &[PolicyKind::Heatscaler, PolicyKind::CaDefaults]).unwrap();
+    let report = compare(&sc, &[PolicyKind::HeatscalerNoWebhook, PolicyKind::CaDefaults]).unwrap();
     for run in &report.runs {
         assert_eq!((run.input.trace_rows, run.input.trace_rows_dropped), (12, 2), "{}", run.policy);
     }
@@ -554,7 +554,7 @@ fn gpu_sharing_pods_ask_for_shares_or_whole_gpus() {
              traces: [{{name: openb, kind: alibaba-openb, file: pods.csv}}]\n"
         );
         let sc = Scenario::parse_in(&text, "sharing.yaml", dir.path()).unwrap_or_else(|e| panic!("{e}"));
-        let report = compare(&sc, &[PolicyKind::Heatscaler]).unwrap();
+        let report = compare(&sc, &[PolicyKind::HeatscalerNoWebhook]).unwrap();
         let run = &report.runs[0];
         assert_eq!(run.node_level.never_scheduled, 0, "{sharing}: {:?}", run.node_level);
         run.series.iter().map(|s| s.billed).max().unwrap()
