@@ -4,17 +4,21 @@
 
 use std::rc::Rc;
 
-use crate::model::{Pod, Snapshot};
+use crate::model::{Pod, Snapshot, WorkloadRef};
+use crate::policy::PlacementAdvisorPolicy;
 
 use super::super::index::Index;
 use super::super::policy::Policy;
 use super::super::scheduling::{Placer, SchedNode, check_among};
 use super::evidence::scaled;
-use super::{Proposal, Withheld};
+use super::pull::{self, Peer};
+use super::{Observations, Proposal, Withheld};
 
 /// The proposal with its capacity figures filled in, or why it may not be given.
 pub(super) fn settle(
     snapshot: &Snapshot,
+    observations: &Observations,
+    policy: &PlacementAdvisorPolicy,
     proposal: &Proposal,
     blocked: Option<Withheld>,
 ) -> Result<Proposal, Withheld> {
@@ -24,8 +28,8 @@ pub(super) fn settle(
     let ix = Index::build(snapshot, &Policy::default());
     let mut settled = proposal.clone();
     match &mut settled {
-        Proposal::CoLocate { client, server, room, expected_gain, evidence, .. } => {
-            let of = |w: &crate::model::WorkloadRef| -> Vec<&Pod> {
+        Proposal::CoLocate { client, server, weight, term, room, expected_gain, reverse_pull, evidence } => {
+            let of = |w: &WorkloadRef| -> Vec<&Pod> {
                 ix.nodes()
                     .flat_map(|i| ix.pods_on(i).iter().copied())
                     .filter(|p| p.workload.as_ref() == Some(w) && p.deletion.is_none())
@@ -37,8 +41,18 @@ pub(super) fn settle(
                 return Err(Withheld::NoRoomNearServer);
             }
             let apart = clients.iter().filter(|c| !servers.iter().any(|s| s.node_name == c.node_name)).count();
+            let own = evidence.latency_cost * (f64::from(fits) / apart.max(1) as f64).min(1.0);
+            let peers = peers_of(observations, policy, client, server, &of);
+            // A pull that happens to help others is no evidence of a gain
+            // (it is a prediction of the worst case over the advice's life):
+            // it only ever lowers the expected gain.
+            let cost = pull::predict(&ix, &clients, &servers, *weight, term, &peers).cost.max(0.0);
+            if cost > 0.0 && own <= cost {
+                return Err(Withheld::ReversePull { gain: own, cost });
+            }
             *room = fits;
-            *expected_gain = evidence.latency_cost * (f64::from(fits) / apart.max(1) as f64).min(1.0);
+            *reverse_pull = cost;
+            *expected_gain = own - cost;
         }
         Proposal::IncreaseResources { workload, resource, factor, new_minions, .. } => {
             let pods: Vec<&Pod> = snapshot
@@ -58,6 +72,36 @@ pub(super) fn settle(
         }
     }
     Ok(settled)
+}
+
+/// The workloads the server exchanges calls with, the advised client left
+/// out, with what their calls pay for crossing nodes (a pair with no
+/// crossing call measured counts with `assumed-same-node-saving-ms`, as the
+/// cost-share graph does: the pull is what would make its calls cross).
+fn peers_of<'p>(
+    observations: &Observations,
+    policy: &PlacementAdvisorPolicy,
+    client: &WorkloadRef,
+    server: &WorkloadRef,
+    of: &dyn Fn(&WorkloadRef) -> Vec<&'p Pod>,
+) -> Vec<Peer<'p>> {
+    observations
+        .flows
+        .iter()
+        .filter_map(|f| {
+            let peer = match (&f.client, &f.server) {
+                (c, s) if s == server && c != client && c != server => c,
+                (c, s) if c == server && s != client && s != server => s,
+                _ => return None,
+            };
+            let saving_ms = match (f.p99_cross_node_ms, f.p99_same_node_ms) {
+                (Some(cross), Some(same)) => (cross - same).max(0.0),
+                _ => policy.assumed_same_node_saving_ms,
+            };
+            let nodes = of(peer).iter().filter_map(|p| p.node_name.as_deref()).collect();
+            Some(Peer { nodes, requests_per_second: f.requests_per_second, saving_ms })
+        })
+        .collect()
 }
 
 /// How many client replicas not yet next to a server replica would fit on

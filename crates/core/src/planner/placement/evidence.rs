@@ -52,15 +52,24 @@ fn replicas(snapshot: &Snapshot) -> BTreeMap<&WorkloadRef, Vec<&Pod>> {
 /// The share of calls from `a` to `b` between pods on different nodes, calls
 /// spread evenly over both sides' replicas: 1 − Σ_node aₙ·bₙ / (A·B).
 pub(super) fn cross_node_share(a: &[&Pod], b: &[&Pod]) -> f64 {
+    share_between(&nodes_of(a), &nodes_of(b))
+}
+
+fn nodes_of<'p>(pods: &[&'p Pod]) -> Vec<&'p str> {
+    pods.iter().map(|p| p.node_name.as_deref().unwrap_or_default()).collect()
+}
+
+/// [`cross_node_share`] of replicas given by their nodes' names.
+pub(super) fn share_between(a: &[&str], b: &[&str]) -> f64 {
     if a.is_empty() || b.is_empty() {
         return 0.0;
     }
     let mut on: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for p in a {
-        on.entry(p.node_name.as_deref().unwrap_or_default()).or_default().0 += 1;
+    for n in a {
+        on.entry(n).or_default().0 += 1;
     }
-    for p in b {
-        on.entry(p.node_name.as_deref().unwrap_or_default()).or_default().1 += 1;
+    for n in b {
+        on.entry(n).or_default().1 += 1;
     }
     let same: usize = on.values().map(|(x, y)| x * y).sum();
     1.0 - same as f64 / (a.len() * b.len()) as f64
@@ -151,6 +160,7 @@ pub(super) fn gather(
             evidence: evidence(flow, share, potential * share),
             room: 0,
             expected_gain: 0.0,
+            reverse_pull: 0.0,
         };
         let subject = proposal.subject();
         let ranked = match flow.p99_cross_node_ms {

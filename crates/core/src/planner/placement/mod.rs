@@ -17,6 +17,7 @@ mod capacity;
 mod evidence;
 pub(crate) mod in_plan;
 mod memory;
+mod pull;
 mod share;
 #[cfg(test)]
 mod tests;
@@ -115,8 +116,13 @@ pub enum Proposal {
         evidence: PairEvidence,
         /// Client replicas that would find room next to a server replica now.
         room: u32,
-        /// `latency_cost` scaled by the share of replicas that find room.
+        /// `latency_cost` scaled by the share of replicas that find room,
+        /// less `reverse_pull`.
         expected_gain: f64,
+        /// What the term's symmetric pull on the server's re-created
+        /// replicas costs the server's other callers and its own calls, in
+        /// ms of tail latency per second (`planner::placement::pull`).
+        reverse_pull: f64,
     },
     /// Raise one resource's requests of every replica of a workload.
     IncreaseResources {
@@ -170,14 +176,23 @@ impl Proposal {
 impl fmt::Display for Proposal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Proposal::CoLocate { client, server, weight, evidence, room, expected_gain, .. } => write!(
-                f,
-                "co-locate {client} with {server} (preferred pod affinity, weight {weight}): {:.0} req/s, {:.0}% crossing nodes, p99 {} same node vs {} cross-node; {room} replica(s) fit next to it, expected gain {expected_gain:.0} ms/s",
-                evidence.requests_per_second,
-                evidence.cross_node_share * 100.0,
-                ms(evidence.p99_same_node_ms),
-                ms(evidence.p99_cross_node_ms),
-            ),
+            Proposal::CoLocate { client, server, weight, evidence, room, expected_gain, reverse_pull, .. } => {
+                write!(
+                    f,
+                    "co-locate {client} with {server} (preferred pod affinity, weight {weight}): {:.0} req/s, {:.0}% crossing nodes, p99 {} same node vs {} cross-node; {room} replica(s) fit next to it, expected gain {expected_gain:.0} ms/s",
+                    evidence.requests_per_second,
+                    evidence.cross_node_share * 100.0,
+                    ms(evidence.p99_same_node_ms),
+                    ms(evidence.p99_cross_node_ms),
+                )?;
+                if *reverse_pull > 0.0 {
+                    write!(
+                        f,
+                        " (after {reverse_pull:.0} ms/s its pull on {server}'s replicas costs their other calls)"
+                    )?;
+                }
+                Ok(())
+            }
             Proposal::IncreaseResources { workload, resource, usage, factor, new_minions, evidence, .. } => write!(
                 f,
                 "raise the {resource} requests of {workload} ×{factor:.2}: usage at {:.0}% of requests while p99 is {} even on one node ({:.0} req/s); needs {new_minions} new minion(s)",
@@ -218,6 +233,10 @@ pub enum Withheld {
     NoRoomNearServer,
     /// The server's replicas share no label a term could select them by.
     NoSelector,
+    /// The term would draw the server's re-created replicas to the client's
+    /// nodes and cost the server's other calls `cost` ms/s, no less than the
+    /// pair would `gain` (`planner::placement::pull`).
+    ReversePull { gain: f64, cost: f64 },
 }
 
 impl fmt::Display for Withheld {
@@ -238,6 +257,10 @@ impl fmt::Display for Withheld {
             ),
             Withheld::NoRoomNearServer => f.write_str("no client replica fits next to a server replica"),
             Withheld::NoSelector => f.write_str("the server's replicas share no label a term could select them by"),
+            Withheld::ReversePull { gain, cost } => write!(
+                f,
+                "the term would draw the server's re-created replicas to the client's nodes: {cost:.0} ms/s more for the server's other calls against {gain:.0} ms/s gained"
+            ),
         }
     }
 }
@@ -364,13 +387,14 @@ pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advi
             advice.withheld.push((c.subject.clone(), Withheld::RateLimited { until }));
             continue;
         }
-        let proposal = match capacity::settle(input.snapshot, &c.proposal, c.blocked.clone()) {
-            Ok(p) => p,
-            Err(why) => {
-                advice.withheld.push((c.subject.clone(), why));
-                continue;
-            }
-        };
+        let proposal =
+            match capacity::settle(input.snapshot, input.observations, policy, &c.proposal, c.blocked.clone()) {
+                Ok(p) => p,
+                Err(why) => {
+                    advice.withheld.push((c.subject.clone(), why));
+                    continue;
+                }
+            };
         memory.given.push(now);
         memory.last_for_workload.insert(client, now);
         if let Some(server) = server {

@@ -493,3 +493,52 @@ fn advice_given_by_share_stands_while_the_pair_stays_among_the_top_talkers() {
     assert_eq!(advice.withdrawn, ["co-locate Deployment/shop/b with Deployment/shop/cart"]);
     assert_eq!(advice.advised.len(), 1);
 }
+
+/// The reverse pull (hs-cosched7's trace): cart is replicated over three
+/// nodes and shared — orders calls it five times as often as frontend does.
+/// frontend's term towards cart would, by kube-scheduler's symmetric
+/// scoring, draw every re-created cart replica to frontend's node: all three
+/// there, and every call of orders (on n2 and n3) crossing. The pair's gain
+/// (200 req/s × all crossing × 9 ms = 1800 ms/s) is less than what orders
+/// would pay (1000 req/s × 1/3 more crossing × 9 ms = 3000 ms/s), so the
+/// advice is withheld; with orders calling 100 req/s it is given, its
+/// expected gain 300 ms/s lower.
+#[test]
+fn a_co_location_whose_pull_stacks_a_shared_server_is_withheld() {
+    let snap = cluster(
+        4,
+        4,
+        &[
+            ("cart", 1, 500),
+            ("cart", 2, 500),
+            ("cart", 3, 500),
+            ("frontend", 0, 500),
+            ("orders", 2, 500),
+            ("orders", 3, 500),
+        ],
+    );
+    let orders = |rps| Flow { client: workload("orders"), ..chatty(rps) };
+    let frontend = "co-locate Deployment/shop/frontend with Deployment/shop/cart";
+    let mut run = Run::new(snap.clone(), vec![chatty(200.0), orders(1000.0)]);
+    run.pass(0);
+    let advice = run.pass(10);
+    let pulled = advice.withheld.iter().find(|(s, _)| s == frontend).map(|(_, w)| w.clone());
+    let Some(Withheld::ReversePull { gain, cost }) = pulled else { panic!("{advice:?}") };
+    assert!((gain - 1800.0).abs() < 1e-6 && (cost - 3000.0).abs() < 1e-6, "{gain} {cost}");
+    assert!(new_subjects(&advice).is_empty(), "{advice:?}");
+
+    let mut run = Run::new(snap, vec![chatty(200.0), orders(100.0)]);
+    run.pass(0);
+    let advice = run.pass(10);
+    assert_eq!(new_subjects(&advice), [frontend]);
+    let Proposal::CoLocate { expected_gain, reverse_pull, .. } = &advice.advised[0].proposal else { panic!() };
+    assert!((reverse_pull - 300.0).abs() < 1e-6 && (expected_gain - 1500.0).abs() < 1e-6, "{advice:?}");
+
+    // A server with one replica is where the pull is the point: it moves
+    // next to frontend, away from nobody's replicas but its own old node's.
+    let single = cluster(3, 3, &[("cart", 1, 500), ("frontend", 0, 500), ("orders", 2, 500)]);
+    let mut run = Run::new(single, vec![chatty(200.0), orders(1000.0)]);
+    run.pass(0);
+    let advice = run.pass(10);
+    assert!(new_subjects(&advice).iter().any(|s| s == frontend), "{advice:?}");
+}

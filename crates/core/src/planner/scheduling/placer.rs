@@ -15,11 +15,22 @@ use std::sync::Arc;
 use crate::model::{Pod, Resources};
 
 use super::free_index::FreeIndex;
+use super::score::{normalize_affinity, spread_scores, total};
 use super::topology::{
-    Domains, Prepared, draws, has_preferences, has_wide_anti, has_wide_scoring, preference_at, scoring_terms,
-    wide_anti, wide_scoring,
+    Domains, Prepared, affinity_at, draws, has_preferences, has_wide_anti, has_wide_scoring, preference_at,
+    scoring_terms, soft_spread_counts, wide_anti, wide_scoring,
 };
 use super::{FitSummary, Miss, SchedNode, first_miss_in, least_allocated};
+
+/// A node a pod with preferences fits, with its plugins' raw scores.
+struct Candidate {
+    node: usize,
+    affinity: i64,
+    /// Per `ScheduleAnyway` constraint; `None` where the node lacks the key.
+    counts: Vec<Option<u32>>,
+    /// LeastAllocated, when it ranks.
+    free: Option<f64>,
+}
 
 /// Pods that the scheduler model treats alike.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -204,15 +215,18 @@ impl<'a> Placer<'a> {
 
     /// The first node, in order, where `pod` fits, never `skip` — or, for a
     /// pod with preferences (preferred terms, `ScheduleAnyway` spread, terms
-    /// of pods here that select it), the fitting node it prefers most, the
-    /// first on a tie. Commits nothing.
+    /// of pods here that select it), the fitting node with the highest sum of
+    /// the preference plugins' normalised scores (`score`), the first on a
+    /// tie. Commits nothing.
     pub fn find(&mut self, pod: &'a Pod, skip: Option<usize>) -> Option<usize> {
         self.search(pod, skip, false)
     }
 
     /// The node kube-scheduler would bind `pod` to: of the nodes where it
-    /// fits (never `skip`), the one [`least_allocated`] ranks first, the
-    /// first by name on a tie. Commits nothing. Without preferences the
+    /// fits (never `skip`), the one [`least_allocated`] ranks first — for a
+    /// pod with preferences, the highest weighted sum of the plugins'
+    /// normalised scores, `LeastAllocated` among them (`score`) — the first
+    /// by name on a tie. Commits nothing. Without preferences the
     /// answer comes from the free-capacity index (no scan of every node);
     /// with them, every node past the class's cursor is ranked.
     pub fn best(&mut self, pod: &'a Pod, skip: Option<usize>) -> Option<usize> {
@@ -236,8 +250,9 @@ impl<'a> Placer<'a> {
         self.search(pod, skip, true)
     }
 
-    /// The first fitting node, or the best-ranked one (the pod's preferences,
-    /// then with `least_allocated_first` the emptiest node); moves the class's
+    /// The first fitting node, or the best-ranked one (with preferences, the
+    /// plugins' weighted sum, `LeastAllocated` in it with
+    /// `least_allocated_first`; without, the emptiest node); moves the class's
     /// cursor past the leading run of nodes that do not fit.
     fn search(&mut self, pod: &'a Pod, skip: Option<usize>, least_allocated_first: bool) -> Option<usize> {
         let class = Class::of(pod);
@@ -253,9 +268,11 @@ impl<'a> Placer<'a> {
             let cursor = prepared.floors.is_empty() && pod.placement.pod_affinity.is_empty() && !preferring;
             let start = if cursor { self.cursors.get(&class).copied().unwrap_or(0) } else { 0 };
             let mut unfit_prefix = cursor;
-            // (preference, LeastAllocated score): preferred terms and
-            // `ScheduleAnyway` spread first, as the scheduler weighs them.
-            let mut found: Option<(usize, i64, f64)> = None;
+            // Without preferences: the LeastAllocated score alone (or the
+            // first fit). With them: every fitting node is collected, for
+            // the plugins' scores are normalised over all of them.
+            let mut found: Option<(usize, f64)> = None;
+            let mut candidates: Vec<Candidate> = Vec::new();
             let mut advanced = start;
             for i in start..self.nodes.len() {
                 if Some(i) == skip {
@@ -270,34 +287,85 @@ impl<'a> Placer<'a> {
                 }
                 unfit_prefix = false;
                 if !ranked {
-                    found = Some((i, 0, 0.0));
+                    found = Some((i, 0.0));
                     break;
                 }
-                let preference = if preferring { preference_at(pod, &domains, i) } else { 0 };
-                let free = if least_allocated_first { least_allocated(&self.nodes[i], pod) } else { 0.0 };
+                let free = if least_allocated_first { Some(least_allocated(&self.nodes[i], pod)) } else { None };
+                if preferring {
+                    let affinity = affinity_at(pod, &domains, i);
+                    let counts = soft_spread_counts(pod, &domains, i);
+                    candidates.push(Candidate { node: i, affinity, counts, free });
+                    continue;
+                }
+                let free = free.unwrap_or(0.0);
                 let better = match found {
                     None => true,
-                    Some((b, bp, bf)) => {
-                        preference > bp
-                            || (preference == bp && free > bf)
-                            // The first by name on a full tie (find: the first in order).
-                            || (least_allocated_first
-                                && preference == bp
-                                && free == bf
-                                && self.nodes[i].name < self.nodes[b].name)
-                    }
+                    // The first by name on a tie.
+                    Some((b, bf)) => free > bf || (free == bf && self.nodes[i].name < self.nodes[b].name),
                 };
                 if better {
-                    found = Some((i, preference, free));
+                    found = Some((i, free));
                 }
             }
-            (found.map(|(i, _, _)| i), advanced, start)
+            let found =
+                if preferring { self.rank(pod, &candidates, least_allocated_first) } else { found.map(|f| f.0) };
+            (found, advanced, start)
         };
         if advanced != start {
             self.journal.push(Undo::Cursor { class: class.clone(), old: start });
             self.cursors.insert(class, advanced);
         }
         found
+    }
+
+    /// The candidate kube-scheduler would pick: the highest weighted sum of
+    /// the plugins' normalised scores ([`score`](super::score)); on a tie the
+    /// first by name (with LeastAllocated) or the first in order (a
+    /// first-fit search).
+    fn rank(&self, pod: &Pod, candidates: &[Candidate], least_allocated_first: bool) -> Option<usize> {
+        let affinity = normalize_affinity(&candidates.iter().map(|c| c.affinity).collect::<Vec<_>>());
+        let soft: Vec<_> = pod.placement.spread.iter().filter(|s| !s.is_filter()).collect();
+        // Each constraint's domains among the feasible nodes.
+        let domains: Vec<usize> = soft
+            .iter()
+            .map(|s| {
+                let mut values: Vec<&str> = candidates
+                    .iter()
+                    .filter_map(|c| {
+                        let node = &self.nodes[c.node];
+                        if s.per_node() {
+                            Some(node.name.as_ref())
+                        } else {
+                            node.labels.get(&s.topology_key).map(String::as_str)
+                        }
+                    })
+                    .collect();
+                values.sort_unstable();
+                values.dedup();
+                values.len()
+            })
+            .collect();
+        let skews: Vec<u32> = soft.iter().map(|s| s.max_skew).collect();
+        let counts: Vec<Option<Vec<u32>>> =
+            candidates.iter().map(|c| c.counts.iter().copied().collect::<Option<Vec<u32>>>()).collect();
+        let spread = spread_scores(&counts, &domains, &skews);
+        let mut best: Option<(usize, f64)> = None;
+        for (k, c) in candidates.iter().enumerate() {
+            let score = total(affinity[k], spread[k], c.free);
+            let better = match best {
+                None => true,
+                Some((b, bs)) => {
+                    score > bs
+                        || (least_allocated_first
+                            && score == bs
+                            && self.nodes[c.node].name < self.nodes[candidates[b].node].name)
+                }
+            };
+            if better {
+                best = Some((k, score));
+            }
+        }
+        best.map(|(k, _)| candidates[k].node)
     }
 
     /// Why `pod` fits no node (all nodes checked; `skip` counted as excluded).

@@ -790,3 +790,73 @@ fn best_from_the_free_index_is_the_node_a_full_scan_ranks_first() {
     }
     assert_eq!(compared, 2 * 200 * 80);
 }
+
+/// The plugins' normalisations, against hand-computed kube-scheduler scores.
+#[test]
+fn plugin_scores_are_normalised_as_kube_scheduler_normalises_them() {
+    use super::score::{normalize_affinity, spread_scores, total};
+    // InterPodAffinity: (s − min) / (max − min) × 100, truncated.
+    assert_eq!(normalize_affinity(&[0, 50, 100, 30]), [0, 50, 100, 30]);
+    assert_eq!(normalize_affinity(&[-50, 0, 150]), [0, 25, 100]);
+    assert_eq!(normalize_affinity(&[0, 2, 3]), [0, 66, 100]);
+    assert_eq!(normalize_affinity(&[10, 10]), [0, 0]);
+    // PodTopologySpread, one hostname constraint (max skew 1) over 2 nodes:
+    // raw 0 × ln 4 = 0 and 2 × ln 4 = 2.77 → 3; normalised
+    // 100 × (3 + 0 − s) / 3: 100 and 0. A node lacking the key: 0.
+    assert_eq!(spread_scores(&[Some(vec![0]), Some(vec![2])], &[2], &[1]), [100, 0]);
+    // Max skew 2 adds 1 to every raw score: 1 and 4 (2.77 + 1 = 3.77 → 4);
+    // 100 × (4 + 1 − 1) / 4 = 100, 100 × (4 + 1 − 4) / 4 = 25.
+    assert_eq!(spread_scores(&[Some(vec![0]), Some(vec![2]), None], &[2], &[2]), [100, 25, 0]);
+    // All raw scores 0: every node 100. No constraint: 0.
+    assert_eq!(spread_scores(&[Some(vec![0]), Some(vec![0])], &[2], &[1]), [100, 100]);
+    assert_eq!(spread_scores(&[Some(vec![]), Some(vec![])], &[], &[]), [0, 0]);
+    // Weights 2, 2 and 1 (LeastAllocated 0–1 taken to 0–100).
+    assert_eq!(total(66, 100, Some(0.9)), 2.0 * 66.0 + 2.0 * 100.0 + 90.0);
+    assert_eq!(total(66, 100, None), 332.0);
+}
+
+/// The ranking is the weighted sum, not affinity first: three pods of the
+/// server on a nearly full node, two on an empty one, none on a third. The
+/// client's raw affinity 150, 100, 0 normalise to 100, 66, 0; LeastAllocated
+/// leaves about 0.1 and 0.95 of the first two (×100, weight 1): 2 × 100 + 10
+/// = 210 against 2 × 66 + 95 = 227, so the scheduler binds to the emptier
+/// node (affinity first, the model bound to the first). A pod with no
+/// preference ranks by LeastAllocated alone, as before.
+#[test]
+fn nodes_are_ranked_by_the_weighted_sum_of_the_plugins_scores() {
+    let none = BTreeMap::new();
+    let term = crate::model::WeightedPodAffinityTerm { weight: 50, term: host_term(selector("server")) };
+    let client = pod("client-0", 0, Placement { preferred_pod_affinity: vec![term], ..Placement::default() });
+    let servers: Vec<Pod> = (0..5).map(|i| pod(&format!("server-{i}"), 0, Placement::default())).collect();
+    let full = pod("filler-0", 3600, Placement::default());
+    let some = pod("filler-1", 400, Placement::default());
+    let nodes = vec![node("n1", &none, 4000), node("n2", &none, 4000), node("n3", &none, 4000)];
+    let mut placer = Placer::new(nodes).whole_cluster();
+    placer.place(&full, 0);
+    placer.place(&some, 1);
+    for s in &servers[..3] {
+        placer.place(s, 0);
+    }
+    for s in &servers[3..] {
+        placer.place(s, 1);
+    }
+    // Memory is nearly free everywhere (1 MiB requests of 1 GiB): CPU decides.
+    let free = |i: usize| least_allocated(&placer.nodes()[i], &client);
+    assert!((free(0) - (0.1 + 1.0) / 2.0).abs() < 0.01 && (free(1) - (0.9 + 1.0) / 2.0).abs() < 0.01);
+    assert_eq!((placer.preference(&client, 0), placer.preference(&client, 1)), (150, 100));
+    // 2 × 100 + 55 = 255 against 2 × 66 + 95 = 227: with memory counted the
+    // nearly full node still wins; make memory as full as CPU there.
+    assert_eq!(placer.best(&client, None), Some(0));
+    let heavy = Pod {
+        requests: Resources { cpu_milli: 0, memory: 9 * (1 << 30) / 10, pods: 1, ..Resources::default() },
+        ..pod("filler-2", 0, Placement::default())
+    };
+    placer.place(&heavy, 0);
+    // n1: free (0.1 + ~0.1) / 2 → 10; n2: (0.9 + ~1.0) / 2 → 95.
+    // 2 × 100 + 10 = 210 against 2 × 66 + 95 = 227.
+    assert_eq!(placer.best(&client, None), Some(1));
+    // First fit (room checks) ranks by the plugins alone: n1.
+    assert_eq!(placer.find(&client, None), Some(0));
+    // Without a preference: the emptiest node, n3.
+    assert_eq!(placer.best(&some, None), Some(2));
+}

@@ -293,10 +293,22 @@ pub(crate) fn spread_miss<'a>(pod: &Pod, d: &Domains<'_, '_>, i: usize, prepared
 /// preferred anti-affinity terms, plus what the pods already there add
 /// through their own terms that select this pod (symmetry,
 /// [`scoring_terms`]); then minus the matching pods already in the domain of
-/// each `ScheduleAnyway` constraint. kube-scheduler normalises each plugin's
-/// scores to 0–100 and weighs them; a plain sum ranks the same way for one
-/// kind of preference, which is what a pod usually has.
+/// each `ScheduleAnyway` constraint: the raw figures, as `Placer::preference`
+/// reports them. The placer ranks by the plugins' normalised, weighted
+/// sum instead (`score`), as kube-scheduler does.
 pub(crate) fn preference_at(pod: &Pod, d: &Domains<'_, '_>, i: usize) -> i64 {
+    let mut score = affinity_at(pod, d, i);
+    for count in soft_spread_counts(pod, d, i) {
+        // A node outside every domain ranks below any domain.
+        score -= count.map_or(i64::from(u32::MAX), i64::from);
+    }
+    score
+}
+
+/// kube-scheduler's `InterPodAffinity` score of node `i` for `pod` before
+/// normalisation: the pod's preferred terms and the terms of the pods there
+/// that select it (see [`preference_at`]).
+pub(crate) fn affinity_at(pod: &Pod, d: &Domains<'_, '_>, i: usize) -> i64 {
     let node = &d.nodes[i];
     let p = &pod.placement;
     let mut score = 0i64;
@@ -306,12 +318,14 @@ pub(crate) fn preference_at(pod: &Pod, d: &Domains<'_, '_>, i: usize) -> i64 {
     for w in &p.preferred_pod_anti_affinity {
         score -= i64::from(w.weight) * d.count_in_domain(&w.term, node);
     }
-    score += d.drawn_by_others(pod, node);
-    for spread in p.spread.iter().filter(|s| !s.is_filter()) {
-        // A node outside every domain ranks below any domain.
-        score -= d.spread_count(pod, spread, node).map_or(i64::from(u32::MAX), i64::from);
-    }
-    score
+    score + d.drawn_by_others(pod, node)
+}
+
+/// Per `ScheduleAnyway` constraint of `pod`, in order, the matching pods in
+/// node `i`'s domain; `None` where the node has no value for the key.
+pub(crate) fn soft_spread_counts(pod: &Pod, d: &Domains<'_, '_>, i: usize) -> Vec<Option<u32>> {
+    let node = &d.nodes[i];
+    pod.placement.spread.iter().filter(|s| !s.is_filter()).map(|s| d.spread_count(pod, s, node)).collect()
 }
 
 /// [`super::check`] of `node` as one more node of the cluster `context`:

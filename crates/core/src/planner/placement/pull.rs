@@ -1,0 +1,133 @@
+//! The reverse pull of a co-location. kube-scheduler scores inter-pod
+//! affinity symmetrically: the client's preferred term towards the server
+//! also draws every server replica created later (a drain, a rollout, a
+//! scale-up) to the nodes of the client's replicas. For a server with one
+//! caller that is the point; for a replicated server that others call too,
+//! it stacks the replicas where the advised client runs and the other
+//! callers' calls cross nodes instead (docs/co-scheduling.md, hs-cosched7's
+//! trace: all three post-storage replicas on one node, home-timeline and
+//! compose-post on the other).
+//!
+//! So a co-location is judged the way DRS judges a move, by the whole call
+//! graph: its own gain less what the pull costs the server's other callers (and
+//! the calls the server itself makes, which move with its replicas).
+//! The scheduling model predicts the pull: the client's replicas rolled out
+//! with the term, then every server replica re-created one after the other,
+//! as the standing advice will see them over its life (it stays until the
+//! pair's traffic goes away, and scale-down drains every node in time).
+
+use std::sync::Arc;
+
+use crate::model::{Pod, PodAffinityTerm, WeightedPodAffinityTerm};
+
+use super::super::index::Index;
+use super::super::scheduling::{Placer, SchedNode};
+use super::evidence::share_between;
+
+/// Another workload the server exchanges calls with — a caller, or one the
+/// server calls (its replicas move, so those calls move too) — with what
+/// the calls pay for crossing nodes. The share of calls crossing is the same
+/// either way round.
+#[derive(Clone, Debug)]
+pub(super) struct Peer<'p> {
+    /// The nodes its replicas run on, one entry per replica.
+    pub nodes: Vec<&'p str>,
+    pub requests_per_second: f64,
+    /// What a call pays more across nodes than on one node (ms).
+    pub saving_ms: f64,
+}
+
+/// The advised term's effect as the scheduling model predicts it.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Pull {
+    /// The server's replicas' nodes now and once re-created, one entry per replica.
+    pub servers_before: Vec<String>,
+    pub servers_after: Vec<String>,
+    /// What the move costs the calls between the server and its peers, in ms of tail latency per
+    /// second (negative: they gain).
+    pub cost: f64,
+}
+
+/// Where the server's replicas end up and what that costs `peers`.
+pub(super) fn predict<'a>(
+    ix: &Index<'a>,
+    clients: &[&'a Pod],
+    servers: &[&'a Pod],
+    weight: i32,
+    term: &PodAffinityTerm,
+    peers: &[Peer<'_>],
+) -> Pull {
+    let servers_before: Vec<String> = servers.iter().map(|s| s.node_name.clone().unwrap_or_default()).collect();
+    let servers_after = re_created(ix, clients, servers, weight, term).unwrap_or_else(|| servers_before.clone());
+    let before: Vec<&str> = servers_before.iter().map(String::as_str).collect();
+    let after: Vec<&str> = servers_after.iter().map(String::as_str).collect();
+    let cost = peers
+        .iter()
+        .map(|c| {
+            let added = share_between(&c.nodes, &after) - share_between(&c.nodes, &before);
+            c.requests_per_second * c.saving_ms * added
+        })
+        .sum();
+    Pull { servers_before, servers_after, cost }
+}
+
+/// The server replicas' nodes after the client's rollout with the term and
+/// the re-creation of every server replica; `None` without a client.
+fn re_created<'a>(
+    ix: &Index<'a>,
+    clients: &[&'a Pod],
+    servers: &[&'a Pod],
+    weight: i32,
+    term: &PodAffinityTerm,
+) -> Option<Vec<String>> {
+    let first = clients.first()?;
+    // One placement for all new replicas, as a template change gives them.
+    let mut placement = (*first.placement).clone();
+    placement.preferred_pod_affinity.push(WeightedPodAffinityTerm { weight, term: term.clone() });
+    let placement = Arc::new(placement);
+    let advised: Vec<Pod> =
+        clients.iter().map(|c| Pod { placement: Arc::clone(&placement), node_name: None, ..(*c).clone() }).collect();
+
+    // The rollout: the old client replicas leave, the new ones are bound
+    // where the scheduler ranks first (the term, then free capacity).
+    let nodes: Vec<SchedNode<'_>> = ix
+        .nodes()
+        .filter(|&i| ix.node(i).ready)
+        .map(|i| {
+            let mut node = ix.sched_node(i);
+            // Every pod counts here, whatever the index left out for speed:
+            // the new term makes the pod lists matter.
+            node.pods = ix.pods_on(i).to_vec();
+            for c in clients {
+                node.remove(c);
+            }
+            node
+        })
+        .collect();
+    let mut rollout = Placer::new(nodes).whole_cluster();
+    for pod in &advised {
+        if let Some(k) = rollout.best(pod, None) {
+            rollout.place(pod, k);
+        }
+    }
+
+    // Every server replica re-created, one after the other.
+    let mut nodes = rollout.nodes().to_vec();
+    for node in &mut nodes {
+        for s in servers {
+            node.remove(s);
+        }
+    }
+    let mut recreate = Placer::new(nodes).whole_cluster();
+    let mut after = Vec::with_capacity(servers.len());
+    for &s in servers {
+        match recreate.best(s, None) {
+            Some(k) => {
+                recreate.place(s, k);
+                after.push(recreate.nodes()[k].name.to_string());
+            }
+            None => after.push(s.node_name.clone().unwrap_or_default()),
+        }
+    }
+    Some(after)
+}
