@@ -39,12 +39,17 @@ pub struct RemovalProgress {
     pub in_removal: BTreeMap<GroupIx, u32>,
     /// Nodes in `draining` with `kind: drain` (against max-drain-parallelism).
     pub draining_with_pods: u32,
+    /// Per group: live members whose removal Heat was asked for (`removing`),
+    /// counted before any other node is stepped.
+    asked: BTreeMap<GroupIx, u32>,
+    /// Per group: nodes in `draining` or `drained` kept so far this pass.
+    kept: BTreeMap<GroupIx, u32>,
 }
 
 /// Reads the scale-up of `pass` (nodes taken back, groups Heat is growing);
 /// evictions take from its PDB allowance.
 pub fn progress(cx: &Cx<'_>, pass: &mut Pass<'_>) -> RemovalProgress {
-    let mut out = RemovalProgress::default();
+    let mut out = RemovalProgress { asked: asked_of_heat(cx), ..RemovalProgress::default() };
     for (i, state) in cx.ix.removals() {
         let node = cx.ix.node(i);
         let (status, group) = match state {
@@ -79,6 +84,38 @@ fn roll_back(
         ex.alerts.push(Alert::DrainRolledBack { node: node.to_string(), reason: reason.clone() });
     }
     NodeStatus::RolledBack { reason }
+}
+
+/// Per group, the live members (Heat still counts them) whose node is in
+/// `removing`: they leave whatever else happens.
+fn asked_of_heat(cx: &Cx<'_>) -> BTreeMap<GroupIx, u32> {
+    let mut asked = BTreeMap::new();
+    for (_, state) in cx.ix.removals() {
+        let RemovalState::Active(record) = state else { continue };
+        if record.phase != Phase::Removing {
+            continue;
+        }
+        let Some(m) = cx.ix.group_named(&record.group).and_then(|g| cx.ix.member_named(g, &record.member)) else {
+            continue;
+        };
+        if matches!(cx.ix.member(m).status, MemberStatus::InProgress | MemberStatus::Complete) {
+            *asked.entry(m.group()).or_insert(0) += 1;
+        }
+    }
+    asked
+}
+
+/// Whether the group can still lose node `i` (in `draining` or `drained`)
+/// on top of the removals asked of Heat and those kept before it this pass.
+/// Start-up checked min size when the removal began, but members lost or
+/// failed since (a Node deleted by hand, a member Heat marks FAILED) no
+/// longer count as live: going on would take the group below its min size,
+/// and Heat would replace the very minion just drained. cluster-autoscaler's
+/// actuator re-checks min size at deletion for the same reason.
+fn group_can_lose(cx: &Cx<'_>, live: u32, out: &RemovalProgress, g: GroupIx) -> Result<(), u32> {
+    let going = out.asked.get(&g).copied().unwrap_or(0) + out.kept.get(&g).copied().unwrap_or(0) + 1;
+    let min = cx.ix.group(g).min_size;
+    if live.saturating_sub(going) < min { Err(min) } else { Ok(()) }
 }
 
 /// The next step of the removal recorded on node `i`.
@@ -133,8 +170,12 @@ fn step(cx: &Cx<'_>, pass: &mut Pass<'_>, i: NodeIx, record: &RemovalRecord, out
         return roll_back(out, ex, &node.name, uncordon, RollbackReason::Inconsistent { problem });
     };
     let g = m.group();
-
-    match record.phase {
+    if let Err(min) = group_can_lose(cx, pass.groups[g].live, out, g) {
+        return roll_back(out, ex, &node.name, uncordon, RollbackReason::GroupAtMinSize { min });
+    }
+    // A closure, so that its early returns come back here: only a removal
+    // that goes on counts against the min size of the nodes stepped after it.
+    let status = (|| match record.phase {
         Phase::Draining => {
             let mut movable = Vec::new();
             let mut terminating = 0;
@@ -213,7 +254,11 @@ fn step(cx: &Cx<'_>, pass: &mut Pass<'_>, i: NodeIx, record: &RemovalRecord, out
             status(RemovalStep::RequestingRemoval)
         }
         Phase::Removing => unreachable!("handled above"),
+    })();
+    if !matches!(status, NodeStatus::RolledBack { .. }) {
+        *out.kept.entry(g).or_insert(0) += 1;
     }
+    status
 }
 
 fn count_draining(out: &mut RemovalProgress, g: GroupIx, record: &RemovalRecord) {

@@ -248,6 +248,12 @@ impl fmt::Display for RollbackReason {
                 write!(f, "{pods} workload pod(s) scheduled onto the drained node")
             }
             RollbackReason::Inconsistent { problem } => write!(f, "inconsistent removal record: {problem}"),
+            RollbackReason::GroupAtMinSize { min } => {
+                write!(
+                    f,
+                    "its group would fall below its min size {min} (members lost or failed since the drain began)"
+                )
+            }
         }
     }
 }

@@ -413,6 +413,11 @@ pub enum RollbackReason {
     Inconsistent {
         problem: String,
     },
+    /// The group can no longer lose the node: members lost or failed since
+    /// the removal started (or a raised min size) leave it at `min`.
+    GroupAtMinSize {
+        min: u32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
