@@ -183,7 +183,27 @@ pub(super) fn gather(
         let unmeasured = flow.p99_cross_node_ms.is_none();
         out.push(Candidate { subject, proposal, potential, blocked, unmeasured });
     }
-    Gathered { candidates: out, graph }
+    Gathered { candidates: one_per_subject(out), graph }
+}
+
+/// Every caller of a pressed server brings evidence for the same resource
+/// increase; the advisor remembers proposals by subject (settling, standing),
+/// so it must see each once: the costliest caller's evidence is kept, where
+/// the first of them stood.
+fn one_per_subject(candidates: Vec<Candidate>) -> Vec<Candidate> {
+    let mut out: Vec<Candidate> = Vec::with_capacity(candidates.len());
+    let mut at: BTreeMap<String, usize> = BTreeMap::new();
+    for c in candidates {
+        match at.get(&c.subject) {
+            Some(&i) if out[i].potential >= c.potential => {}
+            Some(&i) => out[i] = c,
+            None => {
+                at.insert(c.subject.clone(), out.len());
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 fn evidence(flow: &Flow, share: f64, cost: f64) -> PairEvidence {

@@ -327,6 +327,28 @@ fn pressure_on_the_server_asks_for_resources_within_what_groups_provide() {
     assert_eq!(*new_minions, 1, "one larger replica stays, the other needs a new minion");
 }
 
+/// Two callers of one pressed server each bring evidence for the same
+/// resource increase: one candidate, one piece of advice. Before, both were
+/// candidates under one subject, and advising the first forgot the subject's
+/// settling time while the second still looked it up: the planner panicked
+/// (found with `raise-after: 1m` in the social network, hs-cosched9).
+#[test]
+fn two_callers_of_a_pressed_server_ask_for_one_increase() {
+    let snap = cluster(1, 1, &[("frontend", 0, 500), ("admin", 0, 100), ("cart", 0, 1000), ("cart", 0, 1000)]);
+    // Each caller's evidence alone is above `min-latency-cost`: 200/s × 3 ms, 100/s × 5.5 ms.
+    let admin =
+        Flow { client: workload("admin"), requests_per_second: 100.0, p99_same_node_ms: Some(5.5), ..chatty(200.0) };
+    let mut run = Run::new(snap, vec![chatty(200.0), admin]);
+    run.obs.pressure = vec![Pressure { workload: workload("cart"), cpu: Some(0.95), memory: None }];
+    run.pass(0);
+    let advice = run.pass(10);
+    assert_eq!(new_subjects(&advice), ["increase cpu of Deployment/shop/cart"], "{advice:?}");
+    assert!(advice.withheld.is_empty(), "{advice:?}");
+    // Ranked by the costlier caller's evidence.
+    let Proposal::IncreaseResources { evidence, .. } = &advice.advised[0].proposal else { panic!("{advice:?}") };
+    assert_eq!(evidence.requests_per_second, 200.0);
+}
+
 /// Why the social network at 2000/s gets no resource increase (issue 21,
 /// item 2): its services run at 50–60 % of their CPU requests, below
 /// `target-utilization` (70 %). Raising the requests there would bring the
