@@ -105,7 +105,7 @@ fn asked_of_heat(cx: &Cx<'_>) -> BTreeMap<GroupIx, u32> {
     asked
 }
 
-/// Whether the group can still lose node `i` (in `draining` or `drained`)
+/// Whether group `g` can still lose the node being stepped (in `draining` or `drained`)
 /// on top of the removals asked of Heat and those kept before it this pass.
 /// Start-up checked min size when the removal began, but members lost or
 /// failed since (a Node deleted by hand, a member Heat marks FAILED) no
