@@ -137,12 +137,7 @@ async fn a_recreated_pod_gets_its_recommendation_from_heatscalers_webhook_and_po
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
-    let web = deployment(
-        "web",
-        1,
-        "500m",
-        json!({"resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}}),
-    );
+    let web = web_deployment(1);
     deployments.create(&PostParams::default(), &web).await.unwrap();
     let pods: Api<Pod> = Api::namespaced(admin.clone(), NS);
     let recommended = ("750m".to_string(), "300Mi".to_string(), "1500m".to_string(), "600Mi".to_string());
@@ -258,6 +253,16 @@ async fn wait_until_called(admin: &kube::Client, daemon: &DaemonProcess) {
     .await;
 }
 
+/// web as the tests create it: 500m / 256Mi requested, 1 / 512Mi limits.
+fn web_deployment(replicas: i32) -> Deployment {
+    deployment(
+        "web",
+        replicas,
+        "500m",
+        json!({"resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}}),
+    )
+}
+
 /// Creates `web` with no replica, waits until a pod of its ReplicaSet would
 /// be created at its recommendation (a server-side dry run: the daemon's
 /// watch has delivered the VPA status, which a loaded machine may take
@@ -267,12 +272,7 @@ async fn create_web_once_recommended(admin: &kube::Client) {
     use k8s_openapi::api::apps::v1::ReplicaSet;
     use kube::api::ListParams;
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
-    let web = deployment(
-        "web",
-        0,
-        "500m",
-        json!({"resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}}),
-    );
+    let web = web_deployment(0);
     deployments.create(&PostParams::default(), &web).await.unwrap();
     let replicasets: Api<ReplicaSet> = Api::namespaced(admin.clone(), NS);
     let rs = wait_for("web's ReplicaSet", Duration::from_secs(30), || async {

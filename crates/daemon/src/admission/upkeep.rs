@@ -267,28 +267,43 @@ mod tests {
         issued.ca_pem.clone()
     }
 
-    #[tokio::test]
-    async fn a_replica_is_ready_and_serves_a_renewed_certificate_only_once_the_registration_trusts_its_ca() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A generated certificate kept in `dir` (1 h validity, renewed 20 min
+    /// before), served, and its upkeep registering with `registrar` (none:
+    /// a dry run or an operator's registration); synced, so readiness waits
+    /// only for what the upkeep decides.
+    fn upkeep_in(
+        dir: &std::path::Path,
+        registrar: Option<Bundle>,
+        t0: SystemTime,
+    ) -> (CertificateStore, Upkeep<Bundle>, Health) {
         let store = CertificateStore {
-            dir: dir.path().join("state"),
+            dir: dir.join("state"),
             names: vec![super::super::certificate::ServingName::Ip([127, 0, 0, 1].into())],
             validity: Duration::from_secs(3600),
             renew_before: Duration::from_secs(1200),
         };
-        let t0 = SystemTime::now();
         let issued = store.current(t0).unwrap();
         let served = ServedCertificate::held(&issued.cert, &issued.key).unwrap();
         let health = Health::new(HealthOptions { heartbeat_timeout: Duration::from_secs(3600), heat_required: false });
         health.mark_kubernetes_synced();
-        health.await_webhook_registration();
-        let bundle = Bundle::default();
-        let mut upkeep = Upkeep {
+        if registrar.is_some() {
+            health.await_webhook_registration();
+        }
+        let upkeep = Upkeep {
             certificate: Certificate::Generated { store: store.clone(), issued, renewal: None },
-            registrar: Some(bundle.clone()),
+            registrar,
             served,
             health: health.clone(),
         };
+        (store, upkeep, health)
+    }
+
+    #[tokio::test]
+    async fn a_replica_is_ready_and_serves_a_renewed_certificate_only_once_the_registration_trusts_its_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = SystemTime::now();
+        let bundle = Bundle::default();
+        let (store, mut upkeep, health) = upkeep_in(dir.path(), Some(bundle.clone()), t0);
 
         // The API server refuses the registration: not ready, retried soon.
         bundle.refuse(true);
@@ -322,23 +337,8 @@ mod tests {
     #[tokio::test]
     async fn without_a_registration_a_renewal_is_served_at_once_and_readiness_does_not_wait() {
         let dir = tempfile::tempdir().unwrap();
-        let store = CertificateStore {
-            dir: dir.path().join("state"),
-            names: vec![super::super::certificate::ServingName::Ip([127, 0, 0, 1].into())],
-            validity: Duration::from_secs(3600),
-            renew_before: Duration::from_secs(1200),
-        };
         let t0 = SystemTime::now();
-        let issued = store.current(t0).unwrap();
-        let served = ServedCertificate::held(&issued.cert, &issued.key).unwrap();
-        let health = Health::new(HealthOptions { heartbeat_timeout: Duration::from_secs(3600), heat_required: false });
-        health.mark_kubernetes_synced();
-        let mut upkeep: Upkeep<Bundle> = Upkeep {
-            certificate: Certificate::Generated { store: store.clone(), issued, renewal: None },
-            registrar: None,
-            served,
-            health: health.clone(),
-        };
+        let (_, mut upkeep, health) = upkeep_in(dir.path(), None, t0);
         let first_ca = served_ca(&upkeep);
         let due = t0 + Duration::from_secs(2400);
         upkeep.check(due).await;
