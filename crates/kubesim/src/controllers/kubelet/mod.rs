@@ -397,12 +397,24 @@ impl Kubelet {
                 containers,
             },
         );
+        // The phase is read where it is written: a terminal phase someone
+        // wrote since this kubelet last looked stands, as a real kubelet
+        // forces a pod's status back to the API server's Succeeded or Failed
+        // ("Pod attempted illegal phase transition").
+        let mut finished = false;
         if let Err(e) = self.mutate_pod(uid, |p| {
-            status::set_running(p, &host_ip, &pod_ip, &now);
+            finished = podutil::is_terminal(p);
+            if !finished {
+                status::set_running(p, &host_ip, &pod_ip, &now);
+            }
             Ok(())
         }) {
             self.usage().pod_stopped(&node, uid);
             return Err(e);
+        }
+        if finished {
+            self.forget(uid);
+            return Ok(());
         }
         if let Some(state) = self.states.get_mut(uid) {
             // Our own write above can come back already deleting (deleted while
