@@ -154,6 +154,43 @@ fn co_location_is_advised_once_the_evidence_has_held() {
     }
 }
 
+/// A busy pair's cost per window swings around `min-latency-cost` — each
+/// window's saving is the difference of two p99s of a long sub-call — with a
+/// mean well above it (hs-cosched9's trace: nginx → home-timeline, 230–2425
+/// ms/s). Judged window by window, every quiet window reset its settling and
+/// it was never advised; judged on its cost pooled over `raise-after`, it is
+/// advised once that mean has held for `raise-after`, by that mean. A pair
+/// whose windows clear the threshold half the time with a mean below it is
+/// still never advised.
+#[test]
+fn a_pair_is_judged_on_its_cost_pooled_over_raise_after() {
+    let snap = cluster(2, 2, &[("frontend", 0, 500), ("frontend", 0, 500), ("cart", 1, 500)]);
+    // 9 ms saved per call: 40/s costs 360 ms/s, 200/s 1800 ms/s; mean 1080.
+    let mut run = Run::new(snap.clone(), vec![chatty(40.0)]);
+    let mut given = None;
+    for m in 0..=30 {
+        run.obs.flows[0].requests_per_second = if m % 2 == 0 { 40.0 } else { 200.0 };
+        let advice = run.pass(m);
+        if !new_subjects(&advice).is_empty() {
+            given = Some((m, advice));
+            break;
+        }
+    }
+    let Some((m, advice)) = given else { panic!("never advised") };
+    // Settling from minute 1 (minute 0 alone is below), advised at 11.
+    assert_eq!(m, 11);
+    let Proposal::CoLocate { evidence, expected_gain, .. } = &advice.advised[0].proposal else { panic!("{advice:?}") };
+    assert_eq!((evidence.latency_cost, *expected_gain), (1080.0, 1080.0));
+
+    // 600 and 100 ms/s in turn: half the windows clear 500, the mean (350) does not.
+    let mut quiet = Run::new(snap, vec![chatty(600.0 / 9.0)]);
+    for m in 0..=60 {
+        quiet.obs.flows[0].requests_per_second = if m % 2 == 0 { 600.0 / 9.0 } else { 100.0 / 9.0 };
+        let advice = quiet.pass(m);
+        assert!(advice.advised.is_empty(), "minute {m}: {advice:?}");
+    }
+}
+
 const HOSTNAME_KEY: &str = crate::model::HOSTNAME;
 
 /// A chain frontend → cart → db, both pairs worth advice in the same pass.
