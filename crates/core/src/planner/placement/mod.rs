@@ -121,12 +121,17 @@ pub enum Proposal {
         /// Client replicas that would find room next to a server replica now.
         room: u32,
         /// `latency_cost` scaled by the share of replicas that find room,
-        /// less `reverse_pull`.
+        /// less `reverse_pull` and `client_move`.
         expected_gain: f64,
         /// What the term's symmetric pull on the server's re-created
         /// replicas costs the server's other callers and its own calls, in
         /// ms of tail latency per second (`planner::placement::pull`).
         reverse_pull: f64,
+        /// What the client's rollout with the term (and all its other
+        /// terms) costs the client's other calls — its standing
+        /// co-locations among them — in ms of tail latency per second
+        /// (`planner::placement::pull`).
+        client_move: f64,
     },
     /// Raise one resource's requests of every replica of a workload.
     IncreaseResources {
@@ -191,7 +196,17 @@ impl Proposal {
 impl fmt::Display for Proposal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Proposal::CoLocate { client, server, weight, evidence, room, expected_gain, reverse_pull, .. } => {
+            Proposal::CoLocate {
+                client,
+                server,
+                weight,
+                evidence,
+                room,
+                expected_gain,
+                reverse_pull,
+                client_move,
+                ..
+            } => {
                 write!(
                     f,
                     "co-locate {client} with {server} (preferred pod affinity, weight {weight}): {:.0} req/s, {:.0}% crossing nodes, p99 {} same node vs {} cross-node; {room} replica(s) fit next to it, expected gain {expected_gain:.0} ms/s",
@@ -205,6 +220,9 @@ impl fmt::Display for Proposal {
                         f,
                         " (after {reverse_pull:.0} ms/s its pull on {server}'s replicas costs their other calls)"
                     )?;
+                }
+                if *client_move > 0.0 {
+                    write!(f, " (after {client_move:.0} ms/s moving {client}'s replicas costs its other calls)")?;
                 }
                 Ok(())
             }
@@ -252,6 +270,11 @@ pub enum Withheld {
     /// nodes and cost the server's other calls `cost` ms/s, no less than the
     /// pair would `gain` (`planner::placement::pull`).
     ReversePull { gain: f64, cost: f64 },
+    /// The client's replicas, rolled out with the term, would leave the
+    /// workloads they exchange calls with — a server an earlier term keeps
+    /// them next to, outscored by this one — and cost those calls `cost`
+    /// ms/s, no less than the pair would `gain` (after any reverse pull).
+    ClientMove { gain: f64, cost: f64 },
 }
 
 impl fmt::Display for Withheld {
@@ -275,6 +298,10 @@ impl fmt::Display for Withheld {
             Withheld::ReversePull { gain, cost } => write!(
                 f,
                 "the term would draw the server's re-created replicas to the client's nodes: {cost:.0} ms/s more for the server's other calls against {gain:.0} ms/s gained"
+            ),
+            Withheld::ClientMove { gain, cost } => write!(
+                f,
+                "the client's replicas, rolled out with the term, would leave the workloads they exchange calls with: {cost:.0} ms/s more for the client's other calls against {gain:.0} ms/s gained"
             ),
         }
     }

@@ -3,7 +3,8 @@ use std::sync::Arc;
 
 use crate::model::test_support::{self, epoch};
 use crate::model::{
-    GroupState, NodeShape, OwnerRef, Pod, PodPhase, Resources, SignedDuration, Snapshot, Timestamp, WorkloadRef,
+    GroupState, NodeShape, OwnerRef, Pod, PodAffinityTerm, PodPhase, Resources, SignedDuration, Snapshot, Timestamp,
+    WeightedPodAffinityTerm, WorkloadRef,
 };
 use crate::policy::{AdvisorMode, PlacementAdvisorPolicy};
 
@@ -600,4 +601,69 @@ fn a_co_location_whose_pull_stacks_a_shared_server_is_withheld() {
     run.pass(0);
     let advice = run.pass(10);
     assert!(new_subjects(&advice).iter().any(|s| s == frontend), "{advice:?}");
+}
+
+/// hs-cosched9's trace, item 2: home-timeline, kept next to its single redis
+/// by an earlier term, was advised towards post-storage, whose three
+/// replicas were stacked on another node. kube-scheduler sums a preferred
+/// term's weight per pod it selects, so the new term (50 × 3) outscored the
+/// old (50 × 1): the rollout took home-timeline away from its redis, a
+/// chattier pair than the one it brought home. The rollout's cost to the
+/// client's own other calls now counts against the gain: with the redis pair
+/// at 2500 req/s (1 ms assumed saving, no cross-node call left to measure)
+/// against 1800 ms/s gained, the advice is withheld; at 1000 req/s it is
+/// given, its expected gain 1000 ms/s lower.
+#[test]
+fn a_co_location_that_takes_the_client_from_its_standing_one_counts_what_that_breaks() {
+    let mut snap = cluster(
+        3,
+        3,
+        &[
+            ("redis", 0, 500),
+            ("frontend", 0, 500),
+            ("frontend", 0, 500),
+            ("cart", 1, 500),
+            ("cart", 1, 500),
+            ("cart", 1, 500),
+        ],
+    );
+    // frontend's template carries the earlier advice: next to redis.
+    let near_redis = WeightedPodAffinityTerm {
+        weight: 50,
+        term: PodAffinityTerm::in_namespace(
+            crate::model::LabelSelector {
+                match_labels: BTreeMap::from([("app".to_string(), "redis".to_string())]),
+                ..Default::default()
+            },
+            HOSTNAME_KEY,
+            "shop",
+        ),
+    };
+    for p in snap.pods.iter_mut().filter(|p| p.workload == Some(workload("frontend"))) {
+        let mut placement = (*p.placement).clone();
+        placement.preferred_pod_affinity.push(near_redis.clone());
+        p.placement = Arc::new(placement);
+    }
+    let to_redis = |rps| Flow {
+        server: workload("redis"),
+        requests_per_second: rps,
+        p99_same_node_ms: Some(3.0),
+        p99_cross_node_ms: None,
+        ..chatty(0.0)
+    };
+    let frontend = "co-locate Deployment/shop/frontend with Deployment/shop/cart";
+
+    let mut run = Run::new(snap.clone(), vec![chatty(200.0), to_redis(2500.0)]);
+    run.pass(0);
+    let advice = run.pass(10);
+    assert!(new_subjects(&advice).is_empty(), "{advice:?}");
+    let moved = advice.withheld.iter().find(|(s, _)| s == frontend).map(|(_, w)| w.clone());
+    assert_eq!(moved, Some(Withheld::ClientMove { gain: 1800.0, cost: 2500.0 }), "{advice:?}");
+
+    let mut run = Run::new(snap, vec![chatty(200.0), to_redis(1000.0)]);
+    run.pass(0);
+    let advice = run.pass(10);
+    assert_eq!(new_subjects(&advice), [frontend]);
+    let Proposal::CoLocate { expected_gain, client_move, .. } = &advice.advised[0].proposal else { panic!() };
+    assert_eq!((*client_move, *expected_gain), (1000.0, 800.0), "{advice:?}");
 }
