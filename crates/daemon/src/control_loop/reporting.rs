@@ -634,6 +634,7 @@ mod tests {
             room: 1,
             expected_gain: 296.0,
             reverse_pull: 0.0,
+            client_move: 0.0,
         };
         // The subject is the core's own; the workload is read back from it.
         assert_eq!(advised_workload(&proposal.subject()), Some(web.clone()));

@@ -28,7 +28,17 @@ pub(super) fn settle(
     let ix = Index::build(snapshot, &Policy::default());
     let mut settled = proposal.clone();
     match &mut settled {
-        Proposal::CoLocate { client, server, weight, term, room, expected_gain, reverse_pull, evidence } => {
+        Proposal::CoLocate {
+            client,
+            server,
+            weight,
+            term,
+            room,
+            expected_gain,
+            reverse_pull,
+            client_move,
+            evidence,
+        } => {
             let of = |w: &WorkloadRef| -> Vec<&Pod> {
                 ix.nodes()
                     .flat_map(|i| ix.pods_on(i).iter().copied())
@@ -42,17 +52,26 @@ pub(super) fn settle(
             }
             let apart = clients.iter().filter(|c| !servers.iter().any(|s| s.node_name == c.node_name)).count();
             let own = evidence.latency_cost * (f64::from(fits) / apart.max(1) as f64).min(1.0);
-            let peers = peers_of(observations, policy, client, server, &of);
+            let peers = peers_of(observations, policy, server, client, &of);
+            let client_peers = peers_of(observations, policy, client, server, &of);
+            let predicted = pull::predict(&ix, &clients, &servers, *weight, term, &peers, &client_peers);
             // A pull that happens to help others is no evidence of a gain
             // (it is a prediction of the worst case over the advice's life):
-            // it only ever lowers the expected gain.
-            let cost = pull::predict(&ix, &clients, &servers, *weight, term, &peers).cost.max(0.0);
+            // it only ever lowers the expected gain. So does the client's
+            // own move: one that happens to bring it nearer another peer is
+            // that pair's advice to give, on its own evidence.
+            let cost = predicted.cost.max(0.0);
             if cost > 0.0 && own <= cost {
                 return Err(Withheld::ReversePull { gain: own, cost });
             }
+            let moved = predicted.client_move.max(0.0);
+            if moved > 0.0 && own - cost <= moved {
+                return Err(Withheld::ClientMove { gain: own - cost, cost: moved });
+            }
             *room = fits;
             *reverse_pull = cost;
-            *expected_gain = own - cost;
+            *client_move = moved;
+            *expected_gain = own - cost - moved;
         }
         Proposal::IncreaseResources { workload, resource, factor, new_minions, .. } => {
             let pods: Vec<&Pod> = snapshot
@@ -74,15 +93,16 @@ pub(super) fn settle(
     Ok(settled)
 }
 
-/// The workloads the server exchanges calls with, the advised client left
-/// out, with what their calls pay for crossing nodes (a pair with no
-/// crossing call measured counts with `assumed-same-node-saving-ms`, as the
-/// cost-share graph does: the pull is what would make its calls cross).
+/// The workloads `who` exchanges calls with (it calls them or they call
+/// it), `other` — the far end of the advised pair — left out, with what
+/// their calls pay for crossing nodes (a pair with no crossing call measured
+/// counts with `assumed-same-node-saving-ms`, as the cost-share graph does:
+/// the move is what would make its calls cross).
 fn peers_of<'p>(
     observations: &Observations,
     policy: &PlacementAdvisorPolicy,
-    client: &WorkloadRef,
-    server: &WorkloadRef,
+    who: &WorkloadRef,
+    other: &WorkloadRef,
     of: &dyn Fn(&WorkloadRef) -> Vec<&'p Pod>,
 ) -> Vec<Peer<'p>> {
     observations
@@ -90,8 +110,8 @@ fn peers_of<'p>(
         .iter()
         .filter_map(|f| {
             let peer = match (&f.client, &f.server) {
-                (c, s) if s == server && c != client && c != server => c,
-                (c, s) if c == server && s != client && s != server => s,
+                (c, s) if s == who && c != other && c != who => c,
+                (c, s) if c == who && s != other && s != who => s,
                 _ => return None,
             };
             let saving_ms = match (f.p99_cross_node_ms, f.p99_same_node_ms) {

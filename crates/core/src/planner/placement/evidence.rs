@@ -161,6 +161,7 @@ pub(super) fn gather(
             room: 0,
             expected_gain: 0.0,
             reverse_pull: 0.0,
+            client_move: 0.0,
         };
         let subject = proposal.subject();
         let ranked = match flow.p99_cross_node_ms {

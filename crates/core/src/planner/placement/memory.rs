@@ -11,12 +11,18 @@ use serde::{Deserialize, Serialize};
 use crate::model::{PodAffinityTerm, Timestamp, WorkloadRef};
 
 use super::Resource;
+use super::pooled::CostSample;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct AdvisorMemory {
-    /// Since when each subject's evidence has held, continuously.
+    /// Since when each subject's evidence — its cost pooled over
+    /// `raise-after` (`costs`) — has held, continuously.
     pub rising: BTreeMap<String, Timestamp>,
+    /// Each candidate's cost per pass over the last `raise-after`, advice in
+    /// force left out: what its evidence is judged on (`planner::placement::pooled`).
+    #[serde(default)]
+    pub costs: BTreeMap<String, Vec<CostSample>>,
     /// Co-location advice in force → when it was given.
     pub standing: BTreeMap<String, Timestamp>,
     /// Since when a standing advice's pair has looked not worth it.

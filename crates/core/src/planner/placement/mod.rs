@@ -17,6 +17,7 @@ mod capacity;
 mod evidence;
 pub(crate) mod in_plan;
 mod memory;
+mod pooled;
 mod pull;
 mod share;
 #[cfg(test)]
@@ -30,6 +31,7 @@ use crate::policy::{AdvisorMode, PlacementAdvisorPolicy};
 use super::time::{after, elapsed};
 
 pub use memory::{AdvisorMemory, AppliedAffinity, Floor};
+pub use pooled::CostSample;
 
 /// Calls from one workload to another over the last observation window, as
 /// a service mesh reports them (Istio's `istio_requests_total` and
@@ -93,7 +95,9 @@ pub struct PairEvidence {
     pub cross_node_share: f64,
     pub p99_same_node_ms: Option<f64>,
     pub p99_cross_node_ms: Option<f64>,
-    /// Tail latency the crossing calls cost, in ms per second.
+    /// Tail latency the crossing calls cost, in ms per second: this
+    /// window's, or — in advice given this pass — its mean over
+    /// `raise-after`, what the advice was judged on.
     pub latency_cost: f64,
 }
 
@@ -117,12 +121,17 @@ pub enum Proposal {
         /// Client replicas that would find room next to a server replica now.
         room: u32,
         /// `latency_cost` scaled by the share of replicas that find room,
-        /// less `reverse_pull`.
+        /// less `reverse_pull` and `client_move`.
         expected_gain: f64,
         /// What the term's symmetric pull on the server's re-created
         /// replicas costs the server's other callers and its own calls, in
         /// ms of tail latency per second (`planner::placement::pull`).
         reverse_pull: f64,
+        /// What the client's rollout with the term (and all its other
+        /// terms) costs the client's other calls — its standing
+        /// co-locations among them — in ms of tail latency per second
+        /// (`planner::placement::pull`).
+        client_move: f64,
     },
     /// Raise one resource's requests of every replica of a workload.
     IncreaseResources {
@@ -171,12 +180,33 @@ impl Proposal {
             Proposal::CoLocate { evidence, .. } | Proposal::IncreaseResources { evidence, .. } => evidence.latency_cost,
         }
     }
+
+    /// The proposal with its evidence's cost replaced by `cost`.
+    fn costing(&self, cost: f64) -> Proposal {
+        let mut out = self.clone();
+        match &mut out {
+            Proposal::CoLocate { evidence, .. } | Proposal::IncreaseResources { evidence, .. } => {
+                evidence.latency_cost = cost;
+            }
+        }
+        out
+    }
 }
 
 impl fmt::Display for Proposal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Proposal::CoLocate { client, server, weight, evidence, room, expected_gain, reverse_pull, .. } => {
+            Proposal::CoLocate {
+                client,
+                server,
+                weight,
+                evidence,
+                room,
+                expected_gain,
+                reverse_pull,
+                client_move,
+                ..
+            } => {
                 write!(
                     f,
                     "co-locate {client} with {server} (preferred pod affinity, weight {weight}): {:.0} req/s, {:.0}% crossing nodes, p99 {} same node vs {} cross-node; {room} replica(s) fit next to it, expected gain {expected_gain:.0} ms/s",
@@ -190,6 +220,9 @@ impl fmt::Display for Proposal {
                         f,
                         " (after {reverse_pull:.0} ms/s its pull on {server}'s replicas costs their other calls)"
                     )?;
+                }
+                if *client_move > 0.0 {
+                    write!(f, " (after {client_move:.0} ms/s moving {client}'s replicas costs its other calls)")?;
                 }
                 Ok(())
             }
@@ -237,6 +270,11 @@ pub enum Withheld {
     /// nodes and cost the server's other calls `cost` ms/s, no less than the
     /// pair would `gain` (`planner::placement::pull`).
     ReversePull { gain: f64, cost: f64 },
+    /// The client's replicas, rolled out with the term, would leave the
+    /// workloads they exchange calls with — a server an earlier term keeps
+    /// them next to, outscored by this one — and cost those calls `cost`
+    /// ms/s, no less than the pair would `gain` (after any reverse pull).
+    ClientMove { gain: f64, cost: f64 },
 }
 
 impl fmt::Display for Withheld {
@@ -260,6 +298,10 @@ impl fmt::Display for Withheld {
             Withheld::ReversePull { gain, cost } => write!(
                 f,
                 "the term would draw the server's re-created replicas to the client's nodes: {cost:.0} ms/s more for the server's other calls against {gain:.0} ms/s gained"
+            ),
+            Withheld::ClientMove { gain, cost } => write!(
+                f,
+                "the client's replicas, rolled out with the term, would leave the workloads they exchange calls with: {cost:.0} ms/s more for the client's other calls against {gain:.0} ms/s gained"
             ),
         }
     }
@@ -298,12 +340,26 @@ pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advi
     let share = policy.cost_share.0;
     let top = share::top_pairs(&gathered.graph, share);
     let kept = share::top_pairs(&gathered.graph, 1.0 - (1.0 - share) * policy.release_fraction.0);
+    // Each pair is judged on its cost pooled over `raise-after` (an
+    // alerting rule's range aggregate), not on one window's: one noisy
+    // window must not reset a pair whose cost is well above the threshold.
+    let range = policy.raise_after.get();
+    let costs: Vec<(&str, f64)> = evidence
+        .iter()
+        .filter(|c| !memory.standing.contains_key(&c.subject))
+        .map(|c| (c.subject.as_str(), c.proposal.cost()))
+        .collect();
+    pooled::record(&mut memory.costs, now, range, &costs);
+    let pooled = |c: &evidence::Candidate| {
+        memory.costs.get(&c.subject).map_or_else(|| c.proposal.cost(), |s| pooled::mean(s, now, range))
+    };
     let qualifies = |c: &evidence::Candidate| {
-        let cost = c.proposal.cost();
+        let cost = pooled(c);
         cost >= min || (matches!(c.proposal, Proposal::CoLocate { .. }) && cost > 0.0 && top.contains(&c.subject))
     };
 
-    // Hysteresis on the way up: the evidence must hold continuously.
+    // Hysteresis on the way up: the pooled evidence must hold continuously
+    // (`for:` on the range aggregate).
     let rising: Vec<&evidence::Candidate> = evidence.iter().filter(|c| qualifies(c)).collect();
     memory.rising.retain(|s, _| rising.iter().any(|c| &c.subject == s));
     for c in &rising {
@@ -344,10 +400,10 @@ pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advi
 
     // New advice, the costliest first, within the rate limit.
     memory.given.retain(|t| elapsed(now, *t) < policy.window.get());
-    let mut fresh: Vec<&evidence::Candidate> =
-        rising.into_iter().filter(|c| !memory.standing.contains_key(&c.subject)).collect();
-    fresh.sort_by(|a, b| b.proposal.cost().total_cmp(&a.proposal.cost()).then_with(|| a.subject.cmp(&b.subject)));
-    for c in fresh {
+    let mut fresh: Vec<(&evidence::Candidate, f64)> =
+        rising.into_iter().filter(|c| !memory.standing.contains_key(&c.subject)).map(|c| (c, pooled(c))).collect();
+    fresh.sort_by(|(a, x), (b, y)| y.total_cmp(x).then_with(|| a.subject.cmp(&b.subject)));
+    for (c, cost) in fresh {
         let since = memory.rising[&c.subject];
         let until = after(since, policy.raise_after);
         if now < until {
@@ -387,20 +443,21 @@ pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advi
             advice.withheld.push((c.subject.clone(), Withheld::RateLimited { until }));
             continue;
         }
-        let proposal =
-            match capacity::settle(input.snapshot, input.observations, policy, &c.proposal, c.blocked.clone()) {
-                Ok(p) => p,
-                Err(why) => {
-                    advice.withheld.push((c.subject.clone(), why));
-                    continue;
-                }
-            };
+        let judged = c.proposal.costing(cost);
+        let proposal = match capacity::settle(input.snapshot, input.observations, policy, &judged, c.blocked.clone()) {
+            Ok(p) => p,
+            Err(why) => {
+                advice.withheld.push((c.subject.clone(), why));
+                continue;
+            }
+        };
         memory.given.push(now);
         memory.last_for_workload.insert(client, now);
         if let Some(server) = server {
             memory.last_as_server.insert(server, now);
         }
         memory.rising.remove(&c.subject);
+        memory.costs.remove(&c.subject);
         // A resource increase is done once applied; co-location stands.
         if matches!(proposal, Proposal::CoLocate { .. }) {
             memory.standing.insert(c.subject.clone(), now);

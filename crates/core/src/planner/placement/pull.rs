@@ -15,6 +15,15 @@
 //! with the term, then every server replica re-created one after the other,
 //! as the standing advice will see them over its life (it stays until the
 //! pair's traffic goes away, and scale-down drains every node in time).
+//!
+//! The forward counterpart: the rollout moves the client's own replicas,
+//! with all its terms, and kube-scheduler sums a preferred term's weight per
+//! pod it selects, so a new term towards three stacked replicas of one
+//! server outscores an earlier one towards a single replica of another. The
+//! client then leaves the server it was co-located with (hs-cosched9's trace:
+//! home-timeline left its redis for post-storage). What that costs the
+//! client's other calls — its standing co-locations first — is predicted
+//! from the same rollout.
 
 use std::sync::Arc;
 
@@ -46,9 +55,15 @@ pub(super) struct Pull {
     /// What the move costs the calls between the server and its peers, in ms of tail latency per
     /// second (negative: they gain).
     pub cost: f64,
+    /// The client's replicas' nodes once rolled out with the term, one entry per replica.
+    pub clients_after: Vec<String>,
+    /// What the client's rollout costs the calls between the client and its own peers, in ms of
+    /// tail latency per second (negative: they gain).
+    pub client_move: f64,
 }
 
-/// Where the server's replicas end up and what that costs `peers`.
+/// Where the client's and the server's replicas end up, and what that costs
+/// the server's `peers` and the client's `client_peers`.
 pub(super) fn predict<'a>(
     ix: &Index<'a>,
     clients: &[&'a Pod],
@@ -56,30 +71,47 @@ pub(super) fn predict<'a>(
     weight: i32,
     term: &PodAffinityTerm,
     peers: &[Peer<'_>],
+    client_peers: &[Peer<'_>],
 ) -> Pull {
-    let servers_before: Vec<String> = servers.iter().map(|s| s.node_name.clone().unwrap_or_default()).collect();
-    let servers_after = re_created(ix, clients, servers, weight, term).unwrap_or_else(|| servers_before.clone());
-    let before: Vec<&str> = servers_before.iter().map(String::as_str).collect();
-    let after: Vec<&str> = servers_after.iter().map(String::as_str).collect();
-    let cost = peers
+    let nodes =
+        |pods: &[&Pod]| -> Vec<String> { pods.iter().map(|p| p.node_name.clone().unwrap_or_default()).collect() };
+    let (servers_before, clients_before) = (nodes(servers), nodes(clients));
+    let (clients_after, servers_after) = re_created(ix, clients, servers, weight, term)
+        .unwrap_or_else(|| (clients_before.clone(), servers_before.clone()));
+    Pull {
+        cost: moved_cost(peers, &servers_before, &servers_after),
+        client_move: moved_cost(client_peers, &clients_before, &clients_after),
+        servers_before,
+        servers_after,
+        clients_after,
+    }
+}
+
+/// What moving one workload's replicas from `before` to `after` costs its
+/// calls with `peers`: each peer's calls × saving × the rise of the share
+/// crossing nodes.
+fn moved_cost(peers: &[Peer<'_>], before: &[String], after: &[String]) -> f64 {
+    let before: Vec<&str> = before.iter().map(String::as_str).collect();
+    let after: Vec<&str> = after.iter().map(String::as_str).collect();
+    peers
         .iter()
         .map(|c| {
             let added = share_between(&c.nodes, &after) - share_between(&c.nodes, &before);
             c.requests_per_second * c.saving_ms * added
         })
-        .sum();
-    Pull { servers_before, servers_after, cost }
+        .sum()
 }
 
-/// The server replicas' nodes after the client's rollout with the term and
-/// the re-creation of every server replica; `None` without a client.
+/// The client replicas' nodes after its rollout with the term, and the
+/// server replicas' after the re-creation of every one of them; `None`
+/// without a client.
 fn re_created<'a>(
     ix: &Index<'a>,
     clients: &[&'a Pod],
     servers: &[&'a Pod],
     weight: i32,
     term: &PodAffinityTerm,
-) -> Option<Vec<String>> {
+) -> Option<(Vec<String>, Vec<String>)> {
     let first = clients.first()?;
     // One placement for all new replicas, as a template change gives them.
     let mut placement = (*first.placement).clone();
@@ -105,9 +137,14 @@ fn re_created<'a>(
         })
         .collect();
     let mut rollout = Placer::new(nodes).whole_cluster();
-    for pod in &advised {
-        if let Some(k) = rollout.best(pod, None) {
-            rollout.place(pod, k);
+    let mut clients_after = Vec::with_capacity(clients.len());
+    for (pod, old) in advised.iter().zip(clients) {
+        match rollout.best(pod, None) {
+            Some(k) => {
+                rollout.place(pod, k);
+                clients_after.push(rollout.nodes()[k].name.to_string());
+            }
+            None => clients_after.push(old.node_name.clone().unwrap_or_default()),
         }
     }
 
@@ -129,5 +166,5 @@ fn re_created<'a>(
             None => after.push(s.node_name.clone().unwrap_or_default()),
         }
     }
-    Some(after)
+    Some((clients_after, after))
 }

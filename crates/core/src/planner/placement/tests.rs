@@ -3,7 +3,8 @@ use std::sync::Arc;
 
 use crate::model::test_support::{self, epoch};
 use crate::model::{
-    GroupState, NodeShape, OwnerRef, Pod, PodPhase, Resources, SignedDuration, Snapshot, Timestamp, WorkloadRef,
+    GroupState, NodeShape, OwnerRef, Pod, PodAffinityTerm, PodPhase, Resources, SignedDuration, Snapshot, Timestamp,
+    WeightedPodAffinityTerm, WorkloadRef,
 };
 use crate::policy::{AdvisorMode, PlacementAdvisorPolicy};
 
@@ -151,6 +152,43 @@ fn co_location_is_advised_once_the_evidence_has_held() {
         let about_quiet = |s: &str| s.contains("shop/search");
         assert!(!advice.advised.iter().any(|a| about_quiet(&a.proposal.subject())), "{advice:?}");
         assert!(!advice.withheld.iter().any(|(s, _)| about_quiet(s)), "{advice:?}");
+    }
+}
+
+/// A busy pair's cost per window swings around `min-latency-cost` — each
+/// window's saving is the difference of two p99s of a long sub-call — with a
+/// mean well above it (hs-cosched9's trace: nginx → home-timeline, 230–2425
+/// ms/s). Judged window by window, every quiet window reset its settling and
+/// it was never advised; judged on its cost pooled over `raise-after`, it is
+/// advised once that mean has held for `raise-after`, by that mean. A pair
+/// whose windows clear the threshold half the time with a mean below it is
+/// still never advised.
+#[test]
+fn a_pair_is_judged_on_its_cost_pooled_over_raise_after() {
+    let snap = cluster(2, 2, &[("frontend", 0, 500), ("frontend", 0, 500), ("cart", 1, 500)]);
+    // 9 ms saved per call: 40/s costs 360 ms/s, 200/s 1800 ms/s; mean 1080.
+    let mut run = Run::new(snap.clone(), vec![chatty(40.0)]);
+    let mut given = None;
+    for m in 0..=30 {
+        run.obs.flows[0].requests_per_second = if m % 2 == 0 { 40.0 } else { 200.0 };
+        let advice = run.pass(m);
+        if !new_subjects(&advice).is_empty() {
+            given = Some((m, advice));
+            break;
+        }
+    }
+    let Some((m, advice)) = given else { panic!("never advised") };
+    // Settling from minute 1 (minute 0 alone is below), advised at 11.
+    assert_eq!(m, 11);
+    let Proposal::CoLocate { evidence, expected_gain, .. } = &advice.advised[0].proposal else { panic!("{advice:?}") };
+    assert_eq!((evidence.latency_cost, *expected_gain), (1080.0, 1080.0));
+
+    // 600 and 100 ms/s in turn: half the windows clear 500, the mean (350) does not.
+    let mut quiet = Run::new(snap, vec![chatty(600.0 / 9.0)]);
+    for m in 0..=60 {
+        quiet.obs.flows[0].requests_per_second = if m % 2 == 0 { 600.0 / 9.0 } else { 100.0 / 9.0 };
+        let advice = quiet.pass(m);
+        assert!(advice.advised.is_empty(), "minute {m}: {advice:?}");
     }
 }
 
@@ -563,4 +601,69 @@ fn a_co_location_whose_pull_stacks_a_shared_server_is_withheld() {
     run.pass(0);
     let advice = run.pass(10);
     assert!(new_subjects(&advice).iter().any(|s| s == frontend), "{advice:?}");
+}
+
+/// hs-cosched9's trace, item 2: home-timeline, kept next to its single redis
+/// by an earlier term, was advised towards post-storage, whose three
+/// replicas were stacked on another node. kube-scheduler sums a preferred
+/// term's weight per pod it selects, so the new term (50 × 3) outscored the
+/// old (50 × 1): the rollout took home-timeline away from its redis, a
+/// chattier pair than the one it brought home. The rollout's cost to the
+/// client's own other calls now counts against the gain: with the redis pair
+/// at 2500 req/s (1 ms assumed saving, no cross-node call left to measure)
+/// against 1800 ms/s gained, the advice is withheld; at 1000 req/s it is
+/// given, its expected gain 1000 ms/s lower.
+#[test]
+fn a_co_location_that_takes_the_client_from_its_standing_one_counts_what_that_breaks() {
+    let mut snap = cluster(
+        3,
+        3,
+        &[
+            ("redis", 0, 500),
+            ("frontend", 0, 500),
+            ("frontend", 0, 500),
+            ("cart", 1, 500),
+            ("cart", 1, 500),
+            ("cart", 1, 500),
+        ],
+    );
+    // frontend's template carries the earlier advice: next to redis.
+    let near_redis = WeightedPodAffinityTerm {
+        weight: 50,
+        term: PodAffinityTerm::in_namespace(
+            crate::model::LabelSelector {
+                match_labels: BTreeMap::from([("app".to_string(), "redis".to_string())]),
+                ..Default::default()
+            },
+            HOSTNAME_KEY,
+            "shop",
+        ),
+    };
+    for p in snap.pods.iter_mut().filter(|p| p.workload == Some(workload("frontend"))) {
+        let mut placement = (*p.placement).clone();
+        placement.preferred_pod_affinity.push(near_redis.clone());
+        p.placement = Arc::new(placement);
+    }
+    let to_redis = |rps| Flow {
+        server: workload("redis"),
+        requests_per_second: rps,
+        p99_same_node_ms: Some(3.0),
+        p99_cross_node_ms: None,
+        ..chatty(0.0)
+    };
+    let frontend = "co-locate Deployment/shop/frontend with Deployment/shop/cart";
+
+    let mut run = Run::new(snap.clone(), vec![chatty(200.0), to_redis(2500.0)]);
+    run.pass(0);
+    let advice = run.pass(10);
+    assert!(new_subjects(&advice).is_empty(), "{advice:?}");
+    let moved = advice.withheld.iter().find(|(s, _)| s == frontend).map(|(_, w)| w.clone());
+    assert_eq!(moved, Some(Withheld::ClientMove { gain: 1800.0, cost: 2500.0 }), "{advice:?}");
+
+    let mut run = Run::new(snap, vec![chatty(200.0), to_redis(1000.0)]);
+    run.pass(0);
+    let advice = run.pass(10);
+    assert_eq!(new_subjects(&advice), [frontend]);
+    let Proposal::CoLocate { expected_gain, client_move, .. } = &advice.advised[0].proposal else { panic!() };
+    assert_eq!((*client_move, *expected_gain), (1000.0, 800.0), "{advice:?}");
 }
