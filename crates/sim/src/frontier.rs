@@ -373,6 +373,17 @@ mod tests {
         assert_eq!(k.label(), "p0.80 m0.05 1h/4h off -");
     }
 
+    /// The shipped default is the sweep's point `p0.95 m0.00 1h/4h off 1h`
+    /// exactly: VPA's flags with that point's knobs applied, nothing else
+    /// moved, so the sweep's line for it is what an install runs.
+    #[test]
+    fn the_shipped_default_is_the_sweeps_chosen_point_on_vpas_flags() {
+        let shipped = RecommenderSettings::default();
+        let knobs = Knobs::of(&shipped, Some(&UpdaterSettings::default()));
+        assert_eq!(knobs.label(), "p0.95 m0.00 1h/4h off 1h");
+        assert_eq!(format!("{:?}", knobs.apply(&RecommenderSettings::vpa())), format!("{shipped:?}"));
+    }
+
     /// heatscaler's points are heatscaler as installed, admission webhook
     /// included: `simulate --policy heatscaler`'s run, not the variant
     /// without the webhook, whose pods can stay below a recommendation that
