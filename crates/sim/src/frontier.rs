@@ -234,9 +234,13 @@ pub fn sweep(
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(r, knobs, _)) = jobs.get(i) else { break };
+                    let Some(&(r, knobs, is_default)) = jobs.get(i) else { break };
                     let mut sc = sc.clone();
+                    // A default runs the scenario's settings as they are: its
+                    // knobs name it, but need not say all of it (the shipped
+                    // CPU percentile is not the memory knob's).
                     match r {
+                        _ if is_default => {}
                         Recommender::Heatscaler => {
                             sc.policy.pod_resize.recommender = knobs.apply(&heatscaler_default);
                             if let Some(off) = knobs.off_target_after {
@@ -371,6 +375,21 @@ mod tests {
         assert_eq!(s.cpu_histogram_half_life.get(), base.cpu_histogram_half_life.get());
         assert_eq!(Knobs::of(&s, None), k);
         assert_eq!(k.label(), "p0.80 m0.05 1h/4h off -");
+    }
+
+    /// The shipped default is the sweep's point `p0.95 m0.00 1h/4h off 1h` on
+    /// VPA's flags with one exception, the CPU percentile, which stays VPA's:
+    /// the frontier measures memory, and on GenTD26 (no CPU usage) the sweep's
+    /// line for the point is what an install runs.
+    #[test]
+    fn the_shipped_default_is_the_sweeps_chosen_point_on_vpas_flags() {
+        let shipped = RecommenderSettings::default();
+        let knobs = Knobs::of(&shipped, Some(&UpdaterSettings::default()));
+        assert_eq!(knobs.label(), "p0.95 m0.00 1h/4h off 1h");
+        let vpa = RecommenderSettings::vpa();
+        let point = RecommenderSettings { target_cpu_percentile: vpa.target_cpu_percentile, ..knobs.apply(&vpa) };
+        assert_eq!(format!("{point:?}"), format!("{shipped:?}"));
+        assert_eq!(shipped.target_cpu_percentile.0, 0.9);
     }
 
     /// heatscaler's points are heatscaler as installed, admission webhook

@@ -32,13 +32,32 @@ pub struct RecommenderSettings {
 }
 
 impl Default for RecommenderSettings {
-    /// VPA's flags, unchanged: on the recommender's frontier (docs/recommender.md)
-    /// the percentile, margin and history alone could not reach issue 17's
-    /// goal; the updater's `update-off-target-after` did, with VPA's recommender
-    /// (docs/decisions.md). A 10 % margin did better on GenTD26 but broke the
-    /// stability suite (an oscillation cycle, seed 17), so it was not shipped.
+    /// VPA's recommender with three memory knobs and the margin moved: target
+    /// memory percentile 0.95, no safety margin (VPA has one margin for both
+    /// resources), memory peaks kept per hour over the same 8-day window
+    /// (1 h × 192) and decayed with a 4 h half-life. VPA's defaults, even with
+    /// heatscaler's 1 h off-target wait, met issue 17's item 5 only narrowly
+    /// on GenTD26 and not at all on `scenarios/pod-shapes.yaml`. This is the
+    /// memory part of the rule's pick on the two inputs not held out, and it
+    /// also meets the goal on the held-out half (docs/recommender.md,
+    /// docs/decisions.md). The CPU percentile stays VPA's 0.90: the frontier
+    /// measures memory, no real trace here has CPU usage, and the pick's 0.95
+    /// for CPU cost pod-shapes 10.7 % more node-hours and two oscillation
+    /// cycles. Checkpoints keep VPA's JSON shape, but they hold hourly peaks
+    /// with a 4 h half-life, not VPA's daily peaks (docs/recommender.md,
+    /// "Checkpoints").
     fn default() -> Self {
-        Self::vpa()
+        let vpa = Self::vpa();
+        let window = vpa.memory_aggregation_interval.get() * vpa.memory_aggregation_interval_count;
+        let interval = std::time::Duration::from_secs(3600);
+        Self {
+            memory_histogram_half_life: Duration(std::time::Duration::from_secs(4 * 3600)),
+            memory_aggregation_interval: Duration(interval),
+            memory_aggregation_interval_count: (window.as_secs() / interval.as_secs()) as u32,
+            target_memory_percentile: Fraction(0.95),
+            safety_margin_fraction: 0.0,
+            ..vpa
+        }
     }
 }
 

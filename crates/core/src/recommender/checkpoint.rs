@@ -97,7 +97,10 @@ pub enum CheckpointError {
     Histogram { key: String, histogram: &'static str, problem: String },
 }
 
-fn histogram_checkpoint(h: &DecayingHistogram) -> HistogramCheckpoint {
+/// `h` at a reference moved up to `now` (`DecayingHistogram::rebased`): the
+/// weights a reader with another half-life can add its own samples to.
+fn histogram_checkpoint(h: &DecayingHistogram, now: Timestamp) -> HistogramCheckpoint {
+    let h = h.rebased(now);
     HistogramCheckpoint {
         reference_timestamp: h.reference(),
         bucket_weights: h.histogram().checkpoint_weights().into_iter().collect(),
@@ -110,8 +113,8 @@ impl AggregateState {
         CheckpointStatus {
             last_update_time: Some(now),
             version: CHECKPOINT_VERSION.to_string(),
-            cpu_histogram: histogram_checkpoint(&self.cpu),
-            memory_histogram: histogram_checkpoint(&self.memory_peaks),
+            cpu_histogram: histogram_checkpoint(&self.cpu, now),
+            memory_histogram: histogram_checkpoint(&self.memory_peaks, now),
             first_sample_start: self.first_sample,
             last_sample_start: self.last_sample,
             total_samples_count: self.total_samples,

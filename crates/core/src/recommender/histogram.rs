@@ -328,6 +328,22 @@ impl DecayingHistogram {
         }
     }
 
+    /// The same histogram with its reference moved up to `at` (rounded to a
+    /// multiple of the half-life) and its weights scaled down to match: the
+    /// same percentiles, but the newest samples weigh about 1 instead of up
+    /// to `2^MAX_DECAY_EXPONENT`. A checkpoint is written so, because whoever
+    /// reads it inflates its own new samples from the checkpoint's reference
+    /// with its own half-life: a reader with a longer half-life (a VPA
+    /// recommender, 24 h, reading heatscaler's 4 h memory peaks) would
+    /// otherwise find the checkpoint outweighing its own samples for weeks.
+    pub fn rebased(&self, at: Timestamp) -> Self {
+        let mut h = self.clone();
+        if h.reference.is_some_and(|r| r < round_to_multiple(at, h.half_life)) {
+            h.shift_reference(at);
+        }
+        h
+    }
+
     /// Restores checkpointed state; `self` must be empty.
     pub fn load_checkpoint(
         &mut self,

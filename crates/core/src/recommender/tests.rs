@@ -374,6 +374,40 @@ fn checkpoint_round_trip_preserves_recommendations() {
     assert!(err.to_string().contains("version `v2`"), "{err}");
 }
 
+/// heatscaler's default keeps hourly memory peaks with a 4 h half-life; a VPA
+/// recommender (24 h / 24 h) taking over its checkpoint inflates new samples
+/// by `2^(age / 24 h)` from the checkpoint's reference. Written at the
+/// histogram's own reference (up to 100 half-lives back, 2^100 of
+/// inflation), the checkpoint would outweigh VPA's own samples for weeks; at
+/// a reference moved up to the checkpoint's time, VPA's daily peaks take over
+/// within a week, as they would from a VPA checkpoint.
+#[test]
+fn a_vpa_recommender_taking_over_a_checkpoint_follows_its_own_samples_within_a_week() {
+    let mut heatscaler = Recommender::from_config(&RecommenderSettings::default());
+    let hour = SignedDuration::from_hours(1);
+    let mut t = t0();
+    // 300 h of hourly peaks: 75 half-lives past the histogram's reference.
+    for _ in 0..300 {
+        heatscaler.add_cpu_sample(&web(), &pod_key("web-1"), "app", t, 0.5, 500).unwrap();
+        heatscaler.add_memory_sample(&web(), &pod_key("web-1"), "app", t, 1200 * MI).unwrap();
+        t += hour;
+    }
+    let saved = heatscaler.checkpoints(t);
+    let mut vpa = recommender();
+    vpa.restore(&saved[0], t).unwrap();
+    // A week of VPA's own daily peaks, lower, from the pod that replaced web-1.
+    for day in 0..7 {
+        let at = t + SignedDuration::from_hours(24 * day);
+        vpa.add_cpu_sample(&web(), &pod_key("web-2"), "app", at, 0.5, 500).unwrap();
+        vpa.add_memory_sample(&web(), &pod_key("web-2"), "app", at, 400 * MI).unwrap();
+    }
+    assert_eq!(vpa.recommend(&web(), None, 1)[0].target.memory, memory_target_for(400 * MI));
+    // heatscaler's own restore reads the same histogram.
+    let mut restored = Recommender::from_config(&RecommenderSettings::default());
+    restored.restore(&saved[0], t).unwrap();
+    assert_eq!(restored.recommend(&web(), None, 1), heatscaler.recommend(&web(), None, 1));
+}
+
 #[test]
 fn history_expires_and_footprint_is_fixed() {
     let mut r = recommender();
