@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use heatscaler_core::model::{GroupState, Member, MemberStatus, NodeShape, ResizeState, Resources, UpdateMode};
 use heatscaler_core::planner::action::{Action, ContainerResize, ResizePod};
 use heatscaler_core::planner::explain::{CpuMemory, PodOutcome, ResizeDecision};
+use heatscaler_daemon::config::UpdaterSettings;
 use heatscaler_daemon::vpa::client::{self, ResizeOutcome};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
@@ -69,10 +70,17 @@ async fn usage_stepping_up_raises_the_recommendation_and_resizes_pods_in_place()
             let Some(rec) = status.recommendation else { return false };
             let wanted = milli(&rec.container_recommendations[0].target["cpu"].0);
             let pods = pods_of(c, "web").await;
+            // Resized to the raised target, to within the updater's
+            // `min-change-fraction` of it (of the request): a target that
+            // rises on after a resize by less than that is not chased, and
+            // without a safety margin it lands just above the usage, so the
+            // pod's request can sit a little below 900m.
+            let close = UpdaterSettings::default().min_change_fraction.0;
             wanted >= 900
                 && pods.iter().all(|p| {
                     let (spec, applied, _) = cpu_of(p);
-                    milli(&spec) >= 900 && applied.as_deref().map(milli) == Some(milli(&spec))
+                    let spec = milli(&spec);
+                    (wanted as f64 - spec as f64) < close * spec as f64 && applied.as_deref().map(milli) == Some(spec)
                 })
         })
         .await;
