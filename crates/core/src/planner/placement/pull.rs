@@ -137,16 +137,7 @@ fn re_created<'a>(
         })
         .collect();
     let mut rollout = Placer::new(nodes).whole_cluster();
-    let mut clients_after = Vec::with_capacity(clients.len());
-    for (pod, old) in advised.iter().zip(clients) {
-        match rollout.best(pod, None) {
-            Some(k) => {
-                rollout.place(pod, k);
-                clients_after.push(rollout.nodes()[k].name.to_string());
-            }
-            None => clients_after.push(old.node_name.clone().unwrap_or_default()),
-        }
-    }
+    let clients_after = place_each(&mut rollout, advised.iter().zip(clients.iter().copied()));
 
     // Every server replica re-created, one after the other.
     let mut nodes = rollout.nodes().to_vec();
@@ -156,15 +147,20 @@ fn re_created<'a>(
         }
     }
     let mut recreate = Placer::new(nodes).whole_cluster();
-    let mut after = Vec::with_capacity(servers.len());
-    for &s in servers {
-        match recreate.best(s, None) {
-            Some(k) => {
-                recreate.place(s, k);
-                after.push(recreate.nodes()[k].name.to_string());
-            }
-            None => after.push(s.node_name.clone().unwrap_or_default()),
-        }
-    }
+    let after = place_each(&mut recreate, servers.iter().map(|&s| (s, s)));
     Some((clients_after, after))
+}
+
+/// Binds each pod, one after the other, where `placer` ranks first; the
+/// nodes they end on, or — for a pod that fits nowhere — the node of the
+/// replica it stands for (`(new, old)` pairs).
+fn place_each<'a>(placer: &mut Placer<'a>, pods: impl Iterator<Item = (&'a Pod, &'a Pod)>) -> Vec<String> {
+    pods.map(|(pod, old)| match placer.best(pod, None) {
+        Some(k) => {
+            placer.place(pod, k);
+            placer.nodes()[k].name.to_string()
+        }
+        None => old.node_name.clone().unwrap_or_default(),
+    })
+    .collect()
 }
