@@ -140,6 +140,24 @@ async fn run(format: Format, kind: MeshKind) {
     assert_matches(format, cart_db, &exporter.truth("cart", "db"));
     assert_eq!(cart_db.p99_same_node_ms, None, "cart and db never share a node");
     assert_eq!(cart_db.server.kind, "Deployment");
+    // The server's own side of the same calls, without the hop: Istio's
+    // `reporter="destination"` (cart's calls from web's replica on its node
+    // and from the other; db's from cart, a node away only). Linkerd's
+    // inbound series name no calling workload: no server side.
+    let server_sides = |f: &Flow| (f.server_p99_same_node_ms, f.server_p99_cross_node_ms);
+    match kind {
+        MeshKind::Istio => {
+            for (f, service_ms, sides) in [(web_cart, 2.0, 2), (cart_db, 3.0, 1)] {
+                let (lo, hi) = format.bucket_of(service_ms);
+                let seen: Vec<f64> =
+                    [f.server_p99_same_node_ms, f.server_p99_cross_node_ms].into_iter().flatten().collect();
+                assert_eq!(seen.len(), sides, "{f:?}");
+                assert!(seen.iter().all(|&p| lo < p && p <= hi), "{f:?}: server p99 outside ({lo}, {hi}]");
+            }
+            assert_eq!(cart_db.server_p99_same_node_ms, None, "{cart_db:?}");
+        }
+        MeshKind::Linkerd => assert_eq!((server_sides(web_cart), server_sides(cart_db)), ((None, None), (None, None))),
+    }
 
     // CPU pressure on cart slows every call to it, on either side.
     exporter.set_cpu_pressure("cart", 0.8);

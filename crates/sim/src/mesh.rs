@@ -4,8 +4,9 @@
 //! a mesh's default balancing), its hop costing by placement (same node,
 //! other node, other zone) and its service time stretched by CPU pressure —
 //! and computes what a service mesh would export ([`Observations`]: per pair,
-//! calls per second and the p99 of same-node and cross-node calls; per
-//! service, CPU usage over requests), which the planner reads, and what the
+//! calls per second and the p99 of same-node and cross-node calls, as the
+//! client's proxy and the server's measure them; per service, CPU usage over
+//! requests), which the planner reads, and what the
 //! report measures (end-to-end p99, cross-node calls). The model and its
 //! assumptions: docs/co-scheduling.md.
 
@@ -223,6 +224,8 @@ impl CallGraph {
                     requests_per_second: *r,
                     p99_same_node_ms: p99(&mut e.same),
                     p99_cross_node_ms: p99(&mut e.cross),
+                    server_p99_same_node_ms: p99(&mut e.server_same),
+                    server_p99_cross_node_ms: p99(&mut e.server_cross),
                 })
             })
             .collect();
@@ -289,11 +292,15 @@ impl CallGraph {
     }
 }
 
-/// Sampled call latencies of one pair, split by placement.
+/// Sampled call latencies of one pair, split by placement, as the client's
+/// proxy and the server's measure them (Istio's `reporter="source"` and
+/// `reporter="destination"`).
 #[derive(Clone, Default)]
 struct EdgeSamples {
     same: Vec<f32>,
     cross: Vec<f32>,
+    server_same: Vec<f32>,
+    server_cross: Vec<f32>,
 }
 
 struct Sampler<'g> {
@@ -323,10 +330,11 @@ impl Sampler<'_> {
                     return Parts { timeouts: 1000.0, ..Parts::default() };
                 }
                 let pod = &pods[rng.random_range(0..pods.len())];
-                let mut parts = match from {
+                let hop = match from {
                     None => Parts::default(),
                     Some((_, at)) => self.hop(at, pod, rng),
                 };
+                let mut parts = hop;
                 let s = &self.graph.topo.services[*service];
                 // CPU pressure stretches the service time as a queue's
                 // 1 / (1 − ρ) would, ρ capped at 0.95.
@@ -341,9 +349,20 @@ impl Sampler<'_> {
                     parts.add(&self.step(t, Some((*service, pod)), rng));
                 }
                 if let Some((client, at)) = from {
-                    let total = parts.total() as f32;
+                    let total = parts.total();
+                    // The server's proxy times the call from the request's
+                    // arrival to the response's departure: its own half of
+                    // the two sidecars' cost in, the network and the
+                    // client's sidecar out.
+                    let server = total - (hop.total() - hop.proxies / 2.0);
                     let e = self.edges.entry((client, *service)).or_default();
-                    if at.0 == pod.0 { e.same.push(total) } else { e.cross.push(total) }
+                    let (client_side, server_side) = if at.0 == pod.0 {
+                        (&mut e.same, &mut e.server_same)
+                    } else {
+                        (&mut e.cross, &mut e.server_cross)
+                    };
+                    client_side.push(total as f32);
+                    server_side.push(server as f32);
                 }
                 parts
             }

@@ -775,7 +775,8 @@ impl Default for DaemonConfig {
 #[serde(rename_all = "kebab-case")]
 pub enum MeshKind {
     /// `istio_requests_total` and `istio_request_duration_milliseconds_bucket`
-    /// (`reporter="source"`, `source_workload`, `destination_workload`, …).
+    /// (`reporter="source"`, and `"destination"` for the server side,
+    /// `source_workload`, `destination_workload`, …).
     #[default]
     Istio,
     /// The Linkerd proxy's `request_total` and `response_latency_ms_bucket`

@@ -629,6 +629,7 @@ mod tests {
                 cross_node_share: 0.5,
                 p99_same_node_ms: Some(2.4),
                 p99_cross_node_ms: Some(9.8),
+                saving_ms: 7.4,
                 latency_cost: 296.0,
             },
             room: 1,

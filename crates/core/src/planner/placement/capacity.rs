@@ -114,10 +114,8 @@ fn peers_of<'p>(
                 (c, s) if c == who && s != other && s != who => s,
                 _ => return None,
             };
-            let saving_ms = match (f.p99_cross_node_ms, f.p99_same_node_ms) {
-                (Some(cross), Some(same)) => (cross - same).max(0.0),
-                _ => policy.assumed_same_node_saving_ms,
-            };
+            let saving_ms =
+                f.saving_ms(policy.assumed_same_node_saving_ms).unwrap_or(policy.assumed_same_node_saving_ms);
             let nodes = of(peer).iter().filter_map(|p| p.node_name.as_deref()).collect();
             Some(Peer { nodes, requests_per_second: f.requests_per_second, saving_ms })
         })

@@ -146,18 +146,14 @@ pub(super) fn gather(
         if !in_scope(policy, &flow.client, client) {
             continue;
         }
-        let saving = match (flow.p99_cross_node_ms, flow.p99_same_node_ms) {
-            (Some(cross), Some(same)) => (cross - same).max(0.0),
-            (Some(_), None) => policy.assumed_same_node_saving_ms,
-            (None, _) => 0.0,
-        };
+        let saving = flow.saving_ms(policy.assumed_same_node_saving_ms).unwrap_or(0.0);
         let potential = flow.requests_per_second * saving;
         let proposal = Proposal::CoLocate {
             client: flow.client.clone(),
             server: flow.server.clone(),
             weight: policy.affinity_weight,
             term: PodAffinityTerm::in_namespace(common_labels(server), HOSTNAME, &flow.server.namespace),
-            evidence: evidence(flow, share, potential * share),
+            evidence: evidence(flow, share, saving, potential * share),
             room: 0,
             expected_gain: 0.0,
             reverse_pull: 0.0,
@@ -207,12 +203,13 @@ fn one_per_subject(candidates: Vec<Candidate>) -> Vec<Candidate> {
     out
 }
 
-fn evidence(flow: &Flow, share: f64, cost: f64) -> PairEvidence {
+fn evidence(flow: &Flow, share: f64, saving_ms: f64, cost: f64) -> PairEvidence {
     PairEvidence {
         requests_per_second: flow.requests_per_second,
         cross_node_share: share,
         p99_same_node_ms: flow.p99_same_node_ms,
         p99_cross_node_ms: flow.p99_cross_node_ms,
+        saving_ms,
         latency_cost: cost,
     }
 }
@@ -247,7 +244,7 @@ fn increase(
         factor,
         containers,
         new_minions: 0,
-        evidence: evidence(flow, share, cost),
+        evidence: evidence(flow, share, flow.saving_ms(policy.assumed_same_node_saving_ms).unwrap_or(0.0), cost),
     };
     Some(Candidate { subject: proposal.subject(), proposal, potential: cost, blocked: None, unmeasured: false })
 }

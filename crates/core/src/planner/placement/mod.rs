@@ -42,10 +42,51 @@ pub struct Flow {
     pub client: WorkloadRef,
     pub server: WorkloadRef,
     pub requests_per_second: f64,
-    /// p99 of the calls whose two pods ran on one node; `None`: none seen.
+    /// p99 of the calls whose two pods ran on one node, as the client's
+    /// proxy measured them (Istio's `reporter="source"`: the whole sub-call,
+    /// the hop and the server's own downstream calls included); `None`:
+    /// none seen.
     pub p99_same_node_ms: Option<f64>,
-    /// p99 of the calls between pods on different nodes; `None`: none seen.
+    /// p99 of the calls between pods on different nodes, client side; `None`:
+    /// none seen.
     pub p99_cross_node_ms: Option<f64>,
+    /// p99 of the same-node calls as the server's proxy measured them
+    /// (`reporter="destination"`: the server's time, its downstream calls
+    /// included, the network hop excluded); `None`: the mesh reports no
+    /// server side for the pair, or none seen.
+    pub server_p99_same_node_ms: Option<f64>,
+    /// p99 of the cross-node calls, server side.
+    pub server_p99_cross_node_ms: Option<f64>,
+}
+
+impl Flow {
+    /// What one call saves in the tail by not crossing nodes, in ms; `None`
+    /// when no cross-node call was seen (nothing to measure).
+    ///
+    /// Judged per hop: on each side (same node, cross node) the hop's own
+    /// cost — network and proxies — is the client side's p99 less the
+    /// server side's, and the saving is the cross-node hop's less the
+    /// same-node hop's. The two sides' whole sub-calls differ also by which
+    /// server replica answered and what its downstream calls cost (a
+    /// replica far from its own servers is slower for every caller), which
+    /// co-locating this pair does not change; subtracting the server side of
+    /// the same calls takes that out. Without the server side on both
+    /// sides the whole sub-call's difference stands in — an upper bound of
+    /// the hop's when the downstream calls do not favour the near replicas
+    /// (docs/decisions.md, "A pair's saving is its hop's"). No same-node call
+    /// seen: `assumed` (`assumed-same-node-saving-ms`).
+    pub fn saving_ms(&self, assumed: f64) -> Option<f64> {
+        let (cross, same) = match (self.p99_cross_node_ms, self.p99_same_node_ms) {
+            (Some(cross), Some(same)) => (cross, same),
+            (Some(_), None) => return Some(assumed),
+            (None, _) => return None,
+        };
+        let saving = match (self.server_p99_cross_node_ms, self.server_p99_same_node_ms) {
+            (Some(server_cross), Some(server_same)) => (cross - server_cross) - (same - server_same),
+            _ => cross - same,
+        };
+        Some(saving.max(0.0))
+    }
 }
 
 /// A workload's usage over its requests (a high percentile over the window):
@@ -95,6 +136,10 @@ pub struct PairEvidence {
     pub cross_node_share: f64,
     pub p99_same_node_ms: Option<f64>,
     pub p99_cross_node_ms: Option<f64>,
+    /// What one call saves by not crossing nodes ([`Flow::saving_ms`]; the
+    /// hop's own cost when the server side is reported, the two p99s'
+    /// difference otherwise).
+    pub saving_ms: f64,
     /// Tail latency the crossing calls cost, in ms per second: this
     /// window's, or — in advice given this pass — its mean over
     /// `raise-after`, what the advice was judged on.
@@ -209,11 +254,12 @@ impl fmt::Display for Proposal {
             } => {
                 write!(
                     f,
-                    "co-locate {client} with {server} (preferred pod affinity, weight {weight}): {:.0} req/s, {:.0}% crossing nodes, p99 {} same node vs {} cross-node; {room} replica(s) fit next to it, expected gain {expected_gain:.0} ms/s",
+                    "co-locate {client} with {server} (preferred pod affinity, weight {weight}): {:.0} req/s, {:.0}% crossing nodes, p99 {} same node vs {} cross-node, {:.1} ms saved per call; {room} replica(s) fit next to it, expected gain {expected_gain:.0} ms/s",
                     evidence.requests_per_second,
                     evidence.cross_node_share * 100.0,
                     ms(evidence.p99_same_node_ms),
                     ms(evidence.p99_cross_node_ms),
+                    evidence.saving_ms,
                 )?;
                 if *reverse_pull > 0.0 {
                     write!(

@@ -66,6 +66,8 @@ fn chatty(rps: f64) -> Flow {
         requests_per_second: rps,
         p99_same_node_ms: Some(3.0),
         p99_cross_node_ms: Some(12.0),
+        server_p99_same_node_ms: None,
+        server_p99_cross_node_ms: None,
     }
 }
 
@@ -666,4 +668,50 @@ fn a_co_location_that_takes_the_client_from_its_standing_one_counts_what_that_br
     assert_eq!(new_subjects(&advice), [frontend]);
     let Proposal::CoLocate { expected_gain, client_move, .. } = &advice.advised[0].proposal else { panic!() };
     assert_eq!((*client_move, *expected_gain), (1000.0, 800.0), "{advice:?}");
+}
+
+/// hs-cosched10's trace of the 19-service loss: nginx → home-timeline ranked
+/// first because its client-side p99s differ by home-timeline's own calls
+/// (the replica answering the cross-node calls was further from its redis
+/// and post-storage), though the hop itself saves less than home-timeline →
+/// its redis. Here frontend → cart: 300 req/s, client side 3 vs 12 ms (9 ms,
+/// 2700 ms/s) but cart's own side 2.5 vs 9.5 ms, so the hop is 0.5 vs 2.5 ms
+/// (2 ms, 600 ms/s); cart → db: 200 req/s, 1 vs 5 ms with db at 0.5 on both
+/// sides (4 ms, 800 ms/s). Judged per hop, cart → db goes first and frontend
+/// → cart waits for cart to settle. Without the server side (a mesh that
+/// reports only the client's) the whole sub-call's difference stands in, and
+/// frontend → cart goes first, as before.
+#[test]
+fn a_pair_is_ranked_by_what_its_hop_saves_not_by_its_servers_downstream_calls() {
+    let snap = cluster(3, 3, &[("frontend", 0, 500), ("cart", 1, 500), ("db", 2, 500)]);
+    let to_cart = Flow { server_p99_same_node_ms: Some(2.5), server_p99_cross_node_ms: Some(9.5), ..chatty(300.0) };
+    let to_db = Flow {
+        client: workload("cart"),
+        server: workload("db"),
+        requests_per_second: 200.0,
+        p99_same_node_ms: Some(1.0),
+        p99_cross_node_ms: Some(5.0),
+        server_p99_same_node_ms: Some(0.5),
+        server_p99_cross_node_ms: Some(0.5),
+    };
+    let (frontend, cart) = (
+        "co-locate Deployment/shop/frontend with Deployment/shop/cart",
+        "co-locate Deployment/shop/cart with Deployment/shop/db",
+    );
+    let mut run = Run::new(snap.clone(), vec![to_cart.clone(), to_db.clone()]);
+    run.policy.cost_share = crate::policy::Fraction(0.0);
+    run.pass(0);
+    let advice = run.pass(10);
+    assert_eq!(new_subjects(&advice), [cart], "{advice:?}");
+    let Proposal::CoLocate { evidence, .. } = &advice.advised[0].proposal else { panic!("{advice:?}") };
+    assert_eq!((evidence.saving_ms, evidence.latency_cost), (4.0, 800.0));
+    assert!(advice.withheld.iter().any(|(s, w)| s == frontend && matches!(w, Withheld::Cooldown { .. })), "{advice:?}");
+    assert_eq!(to_cart.saving_ms(1.0), Some(2.0));
+
+    // Only the client side reported: the sub-call's difference.
+    let client_side_only = |f: Flow| Flow { server_p99_same_node_ms: None, server_p99_cross_node_ms: None, ..f };
+    let mut run = Run::new(snap, vec![client_side_only(to_cart), client_side_only(to_db)]);
+    run.policy.cost_share = crate::policy::Fraction(0.0);
+    run.pass(0);
+    assert_eq!(new_subjects(&run.pass(10)), [frontend]);
 }

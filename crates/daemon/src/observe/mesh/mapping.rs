@@ -4,10 +4,15 @@
 //! Istio (`reporter="source"`: the caller's sidecar, so the latency includes
 //! the network between the two pods — the part placement changes) labels a
 //! call with `source_workload`/`destination_workload` and their namespaces,
-//! but not with the callee's pod. Linkerd's outbound metrics
+//! but not with the callee's pod. The callee's sidecar reports the same calls
+//! (`reporter="destination"`, the scraped pod being the callee) without the
+//! network hop: the client side less that is the hop's own cost, what
+//! co-location saves (`Flow::saving_ms`). Linkerd's outbound metrics
 //! (`direction="outbound"`) label the caller by its controller kind
 //! (`deployment`, `statefulset`, …) and the callee with the same names under
-//! `dst_`, `dst_pod` included. Both are scraped per pod, and the scrape
+//! `dst_`, `dst_pod` included; its inbound metrics name the caller only by
+//! its TLS identity (`client_id`), not its workload, so Linkerd has no
+//! server side per pair. Both are scraped per pod, and the scrape
 //! configurations both meshes ship put the pod's name in a target label.
 
 use std::collections::BTreeMap;
@@ -24,6 +29,9 @@ pub struct Mapping {
     pub buckets: &'static str,
     /// Matchers inside the braces: which side reported.
     pub selector: &'static str,
+    /// Matchers selecting the callee's own reports of the same calls, when
+    /// they name the calling workload; the scraped pod is then the callee.
+    pub server_selector: Option<&'static str>,
     pub client: &'static [WorkloadLabel],
     pub client_namespace: &'static str,
     pub server: &'static [WorkloadLabel],
@@ -54,6 +62,7 @@ impl Mapping {
                 requests: "istio_requests_total",
                 buckets: "istio_request_duration_milliseconds_bucket",
                 selector: r#"reporter="source""#,
+                server_selector: Some(r#"reporter="destination""#),
                 client: &[("source_workload", None)],
                 client_namespace: "source_workload_namespace",
                 server: &[("destination_workload", None)],
@@ -65,6 +74,7 @@ impl Mapping {
                 requests: "request_total",
                 buckets: "response_latency_ms_bucket",
                 selector: r#"direction="outbound""#,
+                server_selector: None,
                 client: LINKERD_CLIENT,
                 client_namespace: "namespace",
                 server: LINKERD_SERVER,
@@ -97,9 +107,34 @@ impl Mapping {
         format!("sum by ({}) (rate({}{{{}}}[{window}]))", by.join(", "), self.buckets, self.selector)
     }
 
+    /// Per-bucket rates of the callee's own reports, grouped as
+    /// [`Self::buckets_query`] groups the caller's; `None`: the mesh has none
+    /// per calling workload.
+    pub fn server_buckets_query(&self, window: &str) -> Option<String> {
+        let mut by = self.by();
+        by.push("le");
+        let selector = self.server_selector?;
+        Some(format!("sum by ({}) (rate({}{{{selector}}}[{window}]))", by.join(", "), self.buckets))
+    }
+
     /// The call a series describes; `None` when a side is unnamed (traffic
     /// from outside the mesh, `unknown` in Istio).
     pub fn call(&self, labels: &BTreeMap<String, String>) -> Option<Call> {
+        let (client, server) = self.pair(labels)?;
+        let client_pod = labels.get(&self.pod_label).filter(|v| !v.is_empty()).cloned();
+        let server_pod = self.server_pod.and_then(|l| labels.get(l)).filter(|v| !v.is_empty()).cloned();
+        Some(Call { client, server, client_pod, server_pod })
+    }
+
+    /// The call a series of the callee's own reports describes: the scraped
+    /// pod is the callee, the caller's pod is not named.
+    pub fn server_call(&self, labels: &BTreeMap<String, String>) -> Option<Call> {
+        let (client, server) = self.pair(labels)?;
+        let server_pod = labels.get(&self.pod_label).filter(|v| !v.is_empty()).cloned();
+        Some(Call { client, server, client_pod: None, server_pod })
+    }
+
+    fn pair(&self, labels: &BTreeMap<String, String>) -> Option<(Named, Named)> {
         let side = |names: &[WorkloadLabel], ns: &str| -> Option<Named> {
             let namespace = labels.get(ns).filter(|v| !v.is_empty())?.clone();
             names.iter().find_map(|(label, kind)| {
@@ -107,11 +142,7 @@ impl Mapping {
                 Some(Named { kind: kind.map(str::to_string), namespace: namespace.clone(), name: name.clone() })
             })
         };
-        let client = side(self.client, self.client_namespace)?;
-        let server = side(self.server, self.server_namespace)?;
-        let client_pod = labels.get(&self.pod_label).filter(|v| !v.is_empty()).cloned();
-        let server_pod = self.server_pod.and_then(|l| labels.get(l)).filter(|v| !v.is_empty()).cloned();
-        Some(Call { client, server, client_pod, server_pod })
+        Some((side(self.client, self.client_namespace)?, side(self.server, self.server_namespace)?))
     }
 }
 
@@ -163,12 +194,32 @@ mod tests {
         assert_eq!(call.server_pod, None);
         // Calls from outside the mesh are not a pair.
         assert!(m.call(&labels(&[("source_workload", "unknown"), ("destination_workload", "cart")])).is_none());
+        // The callee's own reports of the same calls: the scraped pod is the callee.
+        assert_eq!(
+            m.server_buckets_query("300s").as_deref(),
+            Some(
+                "sum by (destination_workload, destination_workload_namespace, pod, source_workload, source_workload_namespace, le) \
+                 (rate(istio_request_duration_milliseconds_bucket{reporter=\"destination\"}[300s]))"
+            )
+        );
+        let served = m
+            .server_call(&labels(&[
+                ("source_workload", "web"),
+                ("source_workload_namespace", "shop"),
+                ("destination_workload", "cart"),
+                ("destination_workload_namespace", "shop"),
+                ("pod", "cart-7"),
+            ]))
+            .unwrap();
+        assert_eq!((served.client_pod, served.server_pod.as_deref()), (None, Some("cart-7")));
     }
 
     #[test]
     fn linkerd_names_the_kind_and_the_callee_pod() {
         let m = Mapping::of(MeshKind::Linkerd, "pod");
         assert!(m.requests_query("60s").contains(r#"request_total{direction="outbound"}[60s]"#));
+        // Its inbound series name the caller by identity only: no server side per pair.
+        assert_eq!(m.server_buckets_query("60s"), None);
         let call = m
             .call(&labels(&[
                 ("statefulset", "api"),

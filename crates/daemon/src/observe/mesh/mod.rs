@@ -1,7 +1,8 @@
 //! The service mesh's traffic between workloads, read from the Prometheus
 //! that scrapes the mesh's proxies (issue 21): requests per second and p99
 //! latency per calling and called workload, split by whether the two pods
-//! shared a node, for the placement advisor's
+//! shared a node, as the caller's and (where the mesh names the caller in
+//! them) the callee's proxies measured it, for the placement advisor's
 //! [`heatscaler_core::planner::placement::Observations`].
 //!
 //! - [`prometheus`]: the HTTP API's instant query.
@@ -54,11 +55,15 @@ impl MeshObserver {
     pub async fn fetch(&self) -> Result<MeshSeries, QueryError> {
         let requests = self.prometheus.query(&self.mapping.requests_query(&self.window)).await?;
         let buckets = self.prometheus.query(&self.mapping.buckets_query(&self.window)).await?;
-        Ok(MeshSeries { requests, buckets })
+        let server_buckets = match self.mapping.server_buckets_query(&self.window) {
+            Some(query) => self.prometheus.query(&query).await?,
+            None => Vec::new(),
+        };
+        Ok(MeshSeries { requests, buckets, server_buckets })
     }
 
     pub fn join(&self, series: &MeshSeries, snapshot: &Snapshot) -> MeshReading {
-        flows::flows(&self.mapping, snapshot, &series.requests, &series.buckets)
+        flows::flows(&self.mapping, snapshot, &series.requests, &series.buckets, &series.server_buckets)
     }
 }
 
@@ -67,4 +72,6 @@ impl MeshObserver {
 pub struct MeshSeries {
     pub requests: Vec<Sample>,
     pub buckets: Vec<Sample>,
+    /// The callee's own reports' buckets (empty: the mesh has none per pair).
+    pub server_buckets: Vec<Sample>,
 }
