@@ -835,6 +835,51 @@ fn scale_down_keeps_the_room_a_coming_growth_will_move_to() {
     assert_eq!(super::starts(&plan).len(), 1, "{}", plan.explanation);
 }
 
+/// Issue 17, pod-shapes seed 3 at 27.3 h: scale-down counted a growth to
+/// come on its node and placed the drained pod elsewhere, but kube-scheduler
+/// binds by the requests it sees — web-0 at its present 1000m — and put the
+/// drained pod on n1, the emptiest node it saw, inside the room the growth
+/// needed. When the update came due the growth fitted nowhere and a minion
+/// was added back: a scale-up, two removals, a scale-up 23 minutes later.
+/// The drain is judged where the scheduler will bind its pods: n3 stays.
+#[test]
+fn scale_down_judges_a_drain_where_the_scheduler_binds_not_beside_a_coming_growth() {
+    let setup = |target_cpu: i64| {
+        let mut w = World::new();
+        w.group("g", 0, 5, 4000, 16 * GI);
+        for n in ["n1", "n2", "n3"] {
+            w.minion("g", n);
+        }
+        w.pod("other-0", Some("n1"), 1000, GI);
+        vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+        w.pod("other-1", Some("n2"), 2200, 2 * GI);
+        w.pod("tiny-0", Some("n3"), 1000, GI);
+        // Off target, inside the bounds: its growth comes in 50 minutes.
+        vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((target_cpu, GI), (900, 512 * MI), (3000, 2 * GI)))
+            .min_replicas = Some(1);
+        w.memory.resize.off_target_since.insert("uid-web-0".into(), w.ago(600));
+        w.memory.unneeded_since.insert("n3".into(), w.ago(3600));
+        w
+    };
+    // Counted at 2500m, n1 has 500m left and the simulation puts tiny-0 on
+    // n2; the scheduler, seeing n1 half empty, binds it there.
+    let plan = setup(2500).plan();
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::OffTarget { .. }), "{}", plan.explanation);
+    assert!(super::starts(&plan).is_empty(), "{:?}\n{}", plan.actions, plan.explanation);
+    match plan.explanation.node("n3") {
+        Some(NodeStatus::NoPlaceForPod { pod, scheduler }) => {
+            assert_eq!(pod.name, "tiny-0");
+            assert!(scheduler.contains("node n1"), "{scheduler}");
+        }
+        other => panic!("n3: {other:?}\n{}", plan.explanation),
+    }
+
+    // A growth n1 holds beside tiny-0 (1000m + 1800m + 1000m): n3 may go.
+    let plan = setup(1800).plan();
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::OffTarget { .. }), "{}", plan.explanation);
+    assert_eq!(super::starts(&plan).len(), 1, "{}", plan.explanation);
+}
+
 /// Issue 17: four over-requested replicas; two pending pods fit once three of
 /// them shrink. `max-disruption-fraction` (0.5) let only two shrink, so the
 /// pass said "scale-up avoided" and still grew the group 1 → 2 — a minion that
