@@ -249,6 +249,8 @@ pub(crate) struct Adjustments<'w> {
 /// its node cannot hold it ([`Adjustments::moving_growth`]).
 #[derive(Debug, Clone)]
 pub(crate) struct MovingGrowth<'w> {
+    /// The pod that grows.
+    pub pod: &'w Pod,
     /// Where the pod runs now.
     pub node: NodeIx,
     /// What its growth adds there, counted in [`Adjustments::apply`]: the
@@ -310,6 +312,7 @@ impl<'w> Adjustments<'w> {
         out.sort_unstable_by(|a, b| (&a.pod.namespace, &a.pod.name).cmp(&(&b.pod.namespace, &b.pod.name)));
         out.into_iter()
             .map(|w| MovingGrowth {
+                pod: w.pod,
                 node: w.node,
                 growth: Resources::new(
                     (w.requests.cpu_milli - w.pod.requests.cpu_milli).max(0),
