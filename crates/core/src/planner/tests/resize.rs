@@ -917,6 +917,16 @@ fn scale_down_keeps_the_node_that_drained_holds_a_growth_fitting_no_node() {
         plan.explanation
     );
 
+    // Waiting, the growth is no node-level need; due, it is one, and with
+    // n2 still running tiny-0 a minion is added for it (draining n2 for the
+    // move instead is not planned).
+    assert!(scale_ups(&plan).is_empty(), "{:?}", plan.actions);
+    let mut w = setup();
+    w.memory.resize.off_target_since.insert("uid-web-0".into(), w.ago(3700));
+    let plan = w.plan();
+    let ups: Vec<(&str, u32)> = scale_ups(&plan).iter().map(|s| (s.group.as_str(), s.new_desired)).collect();
+    assert_eq!(ups, [("g", 5)], "{}", plan.explanation);
+
     // Without an admission controller the pod is never moved for its growth:
     // no node, drained, is where it would go.
     let mut w = setup();
