@@ -160,6 +160,9 @@ impl fmt::Display for NodeStatus {
                     "kept: pod {pod} was evicted to move here at its new size, and its replacement is not scheduled yet"
                 )
             }
+            NodeStatus::GrowthRoom { pod } => {
+                write!(f, "kept: pod {pod}'s coming growth fits no node as they are, and this one, drained, holds it")
+            }
             NodeStatus::Unneeded { since, removable_at, held } => {
                 write!(f, "unneeded since {}, removable at {}", ts(since), ts(removable_at))?;
                 match held {

@@ -296,6 +296,11 @@ pub enum NodeStatus {
     MoveDestination {
         pod: String,
     },
+    /// A pod's coming growth fits no node as they are, and this one,
+    /// drained, holds it: removed, the growth would need a minion added back.
+    GrowthRoom {
+        pod: PodKey,
+    },
     Unneeded {
         since: Timestamp,
         removable_at: Timestamp,

@@ -234,11 +234,31 @@ pub(crate) struct Adjustments<'w> {
     pods: FxHashMap<&'w str, Resized<'w>>,
     /// Per node: the change of its requested resources.
     node_delta: FxHashMap<NodeIx, Resources>,
+    /// The part of `node_delta` no API object shows yet — growths counted
+    /// before they are sent, room kept for a move's replacement not created:
+    /// kube-scheduler binds pods without it ([`Adjustments::apply_seen`]).
+    unseen_delta: FxHashMap<NodeIx, Resources>,
     /// Per node: pods evicted this pass to land there at their new size.
     arriving: FxHashMap<NodeIx, Vec<&'w Pod>>,
     /// Nodes a planned move needs (this pass or an earlier one's, until the
     /// replacement is scheduled), with the pod moving there (`namespace/name`).
     reserved: FxHashMap<NodeIx, String>,
+}
+
+/// A growth counted before it is sent, of a pod that will be moved because
+/// its node cannot hold it ([`Adjustments::moving_growth`]).
+#[derive(Debug, Clone)]
+pub(crate) struct MovingGrowth<'w> {
+    /// The pod that grows.
+    pub pod: &'w Pod,
+    /// Where the pod runs now.
+    pub node: NodeIx,
+    /// What its growth adds there, counted in [`Adjustments::apply`]: the
+    /// pod leaves, so once its replacement's room is taken elsewhere its
+    /// node keeps only its present size.
+    pub growth: Resources,
+    /// Its replacement.
+    pub reborn: &'w Pod,
 }
 
 /// A pod at its new size; built only if scale-down simulates its node.
@@ -277,7 +297,7 @@ impl<'w> Adjustments<'w> {
     /// the replacement's room elsewhere before any drain where the node
     /// cannot hold the growth: given to a drain, the move that follows needs
     /// a minion added back (issue 17, pod-shapes' `diurnal` with the webhook).
-    pub fn moving_growth(&self, cx: &super::Cx<'_>) -> Vec<(NodeIx, &'w Pod)> {
+    pub fn moving_growth(&self, cx: &super::Cx<'_>) -> Vec<MovingGrowth<'w>> {
         if !cx.ix.snap.admission_applies_recommendations {
             return Vec::new();
         }
@@ -290,7 +310,17 @@ impl<'w> Adjustments<'w> {
             })
             .collect();
         out.sort_unstable_by(|a, b| (&a.pod.namespace, &a.pod.name).cmp(&(&b.pod.namespace, &b.pod.name)));
-        out.into_iter().map(|w| (w.node, w.reborn(cx))).collect()
+        out.into_iter()
+            .map(|w| MovingGrowth {
+                pod: w.pod,
+                node: w.node,
+                growth: Resources::new(
+                    (w.requests.cpu_milli - w.pod.requests.cpu_milli).max(0),
+                    (w.requests.memory - w.pod.requests.memory).max(0),
+                ),
+                reborn: w.reborn(cx),
+            })
+            .collect()
     }
 
     /// Pods evicted this pass to land on `node` at their new size.
@@ -308,6 +338,22 @@ impl<'w> Adjustments<'w> {
         if let Some(d) = self.node_delta.get(&node) {
             *requested += d;
         }
+    }
+
+    /// [`Adjustments::apply`] without what kube-scheduler cannot see: the
+    /// requests it binds the next pods by (resizes sent or in flight count,
+    /// growths held back and rooms kept for moves do not).
+    pub fn apply_seen(&self, node: NodeIx, requested: &mut Resources) {
+        self.apply(node, requested);
+        if let Some(d) = self.unseen_delta.get(&node) {
+            *requested -= d;
+        }
+    }
+
+    fn unseen(&mut self, node: NodeIx, old: &Resources, new: &Resources) {
+        let delta = self.unseen_delta.entry(node).or_default();
+        delta.cpu_milli += new.cpu_milli - old.cpu_milli;
+        delta.memory += new.memory - old.memory;
     }
 
     fn change(&mut self, node: NodeIx, old: &Resources, new: &Resources) {
@@ -331,6 +377,7 @@ impl<'w> Adjustments<'w> {
             w.pod.requests.memory.max(w.requests.memory),
         );
         self.change(w.node, &w.pod.requests, &future);
+        self.unseen(w.node, &w.pod.requests, &future);
         self.pods.insert(w.pod.uid.as_str(), Resized::Waiting(w));
     }
 
@@ -346,6 +393,7 @@ impl<'w> Adjustments<'w> {
     /// room on `dest` stays taken.
     fn reserve(&mut self, dest: NodeIx, pod: &str, requests: &Resources) {
         self.change(dest, &Resources::default(), requests);
+        self.unseen(dest, &Resources::default(), requests);
         self.reserved.entry(dest).or_insert_with(|| pod.to_string());
     }
 

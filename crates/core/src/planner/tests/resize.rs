@@ -1,8 +1,8 @@
 //! The pod-level updater and its planning together with the node level.
 
 use crate::model::{
-    ChangeRequirement, Container, EvictionRequirement, PodTemplate, QosClass, ResizeState, Resources, UpdateMode,
-    VerticalScaling, WorkloadRef,
+    ChangeRequirement, Container, EvictionRequirement, PodKey, PodTemplate, QosClass, ResizeState, Resources,
+    UpdateMode, VerticalScaling, WorkloadRef,
 };
 use crate::model::{ContainerRecommendation, ContainerResourcePolicy, ControlledValues, ResourceKind};
 use crate::planner::action::{Action, RecreatePod, ResizePod};
@@ -829,6 +829,106 @@ fn scale_down_keeps_the_room_a_coming_growth_will_move_to() {
 
     // Without an admission controller the pod is never moved for its growth
     // (it would come back at its template's size): nothing to keep room for.
+    let mut w = setup();
+    w.snap.admission_applies_recommendations = false;
+    let plan = w.plan();
+    assert_eq!(super::starts(&plan).len(), 1, "{}", plan.explanation);
+}
+
+/// Issue 17, pod-shapes seed 3 at 27.3 h: scale-down counted a growth to
+/// come on its node and placed the drained pod elsewhere, but kube-scheduler
+/// binds by the requests it sees — web-0 at its present 1000m — and put the
+/// drained pod on n1, the emptiest node it saw, inside the room the growth
+/// needed. When the update came due the growth fitted nowhere and a minion
+/// was added back: a scale-up, two removals, a scale-up 23 minutes later.
+/// The drain is judged where the scheduler will bind its pods: n3 stays.
+#[test]
+fn scale_down_judges_a_drain_where_the_scheduler_binds_not_beside_a_coming_growth() {
+    let setup = |target_cpu: i64| {
+        let mut w = World::new();
+        w.group("g", 0, 5, 4000, 16 * GI);
+        for n in ["n1", "n2", "n3"] {
+            w.minion("g", n);
+        }
+        w.pod("other-0", Some("n1"), 1000, GI);
+        vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+        w.pod("other-1", Some("n2"), 2200, 2 * GI);
+        w.pod("tiny-0", Some("n3"), 1000, GI);
+        // Off target, inside the bounds: its growth comes in 50 minutes.
+        vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((target_cpu, GI), (900, 512 * MI), (3000, 2 * GI)))
+            .min_replicas = Some(1);
+        w.memory.resize.off_target_since.insert("uid-web-0".into(), w.ago(600));
+        w.memory.unneeded_since.insert("n3".into(), w.ago(3600));
+        w
+    };
+    // Counted at 2500m, n1 has 500m left and the simulation puts tiny-0 on
+    // n2; the scheduler, seeing n1 half empty, binds it there.
+    let plan = setup(2500).plan();
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::OffTarget { .. }), "{}", plan.explanation);
+    assert!(super::starts(&plan).is_empty(), "{:?}\n{}", plan.actions, plan.explanation);
+    match plan.explanation.node("n3") {
+        Some(NodeStatus::NoPlaceForPod { pod, scheduler }) => {
+            assert_eq!(pod.name, "tiny-0");
+            assert!(scheduler.contains("node n1"), "{scheduler}");
+        }
+        other => panic!("n3: {other:?}\n{}", plan.explanation),
+    }
+
+    // A growth n1 holds beside tiny-0 (1000m + 1800m + 1000m): n3 may go.
+    let plan = setup(1800).plan();
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::OffTarget { .. }), "{}", plan.explanation);
+    assert_eq!(super::starts(&plan).len(), 1, "{}", plan.explanation);
+}
+
+/// Issue 17, pod-shapes seed 4 at 28.3 h: a growth due in 50 minutes that
+/// its node cannot hold and no other node has room for as they are. It
+/// was placed nowhere and scale-down went on: it removed the under-used
+/// node which, drained, would have held it, and when the update came due the
+/// growth was a node-level need — a minion added back. A growth that fits no
+/// node is unmet demand, as a pending pod is: n2 stays.
+#[test]
+fn scale_down_keeps_the_node_that_drained_holds_a_growth_fitting_no_node() {
+    let setup = || {
+        let mut w = World::new();
+        w.snap.admission_applies_recommendations = true;
+        w.group("g", 0, 5, 4000, 16 * GI);
+        for n in ["n1", "n2", "n3", "n4"] {
+            w.minion("g", n);
+        }
+        w.pod("other-0", Some("n1"), 2800, GI);
+        vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+        w.pod("tiny-0", Some("n2"), 1600, GI);
+        w.pod("other-1", Some("n3"), 2200, GI);
+        w.pod("other-2", Some("n4"), 2200, GI);
+        // 2500m: n1 keeps 1200m free beside other-0, n2 2400m, n3 and n4 1800m.
+        vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((2500, GI), (900, 512 * MI), (3000, 2 * GI)))
+            .min_replicas = Some(1);
+        w.memory.resize.off_target_since.insert("uid-web-0".into(), w.ago(600));
+        w.memory.unneeded_since.insert("n2".into(), w.ago(3600));
+        w
+    };
+    let plan = setup().plan();
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::OffTarget { .. }), "{}", plan.explanation);
+    assert!(super::starts(&plan).is_empty(), "{:?}\n{}", plan.actions, plan.explanation);
+    assert_eq!(
+        plan.explanation.node("n2"),
+        Some(&NodeStatus::GrowthRoom { pod: PodKey { namespace: "default".into(), name: "web-0".into() } }),
+        "{}",
+        plan.explanation
+    );
+
+    // Waiting, the growth is no node-level need; due, it is one, and with
+    // n2 still running tiny-0 a minion is added for it (draining n2 for the
+    // move instead is not planned).
+    assert!(scale_ups(&plan).is_empty(), "{:?}", plan.actions);
+    let mut w = setup();
+    w.memory.resize.off_target_since.insert("uid-web-0".into(), w.ago(3700));
+    let plan = w.plan();
+    let ups: Vec<(&str, u32)> = scale_ups(&plan).iter().map(|s| (s.group.as_str(), s.new_desired)).collect();
+    assert_eq!(ups, [("g", 5)], "{}", plan.explanation);
+
+    // Without an admission controller the pod is never moved for its growth:
+    // no node, drained, is where it would go.
     let mut w = setup();
     w.snap.admission_applies_recommendations = false;
     let plan = w.plan();
