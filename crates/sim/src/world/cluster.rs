@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use heatscaler_core::model::{
-    Container, GroupState, LabelSelector, MemberStatus, Node, NodeShape, OwnerRef, Placement, Pod, PodPhase,
+    Container, GroupState, LabelSelector, MemberStatus, Name, Node, NodeShape, OwnerRef, Placement, Pod, PodPhase,
     ResizeState, Resources, Snapshot, Timestamp, Toleration, TolerationOperator,
 };
 
@@ -171,6 +171,50 @@ pub struct Cluster {
     /// [`Cluster::take_changes`], so totals over all pods are kept
     /// incrementally.
     changes: Vec<String>,
+    /// One `Arc` per distinct label map, owner and namespace of the pods.
+    shared: Shared,
+}
+
+/// The label maps, owner references and namespaces of the pods, each
+/// distinct value held once and shared by the pods that have it, as the
+/// daemon's store shares them between the replicas of a workload. The
+/// planner's per-pass caches (which PDBs cover a label map, which template
+/// an owner has) key on these addresses: a fresh copy per pod made every
+/// lookup a miss, so the simulator did not measure what the daemon runs.
+#[derive(Default)]
+struct Shared {
+    labels: HashMap<BTreeMap<String, String>, Arc<BTreeMap<String, String>>>,
+    owners: HashMap<OwnerRef, Arc<OwnerRef>>,
+    namespaces: HashMap<String, Name>,
+}
+
+impl Shared {
+    fn labels(&mut self, labels: &BTreeMap<String, String>) -> Arc<BTreeMap<String, String>> {
+        if let Some(shared) = self.labels.get(labels) {
+            return Arc::clone(shared);
+        }
+        let shared = Arc::new(labels.clone());
+        self.labels.insert(labels.clone(), Arc::clone(&shared));
+        shared
+    }
+
+    fn owner(&mut self, owner: &OwnerRef) -> Arc<OwnerRef> {
+        if let Some(shared) = self.owners.get(owner) {
+            return Arc::clone(shared);
+        }
+        let shared = Arc::new(owner.clone());
+        self.owners.insert(owner.clone(), Arc::clone(&shared));
+        shared
+    }
+
+    fn namespace(&mut self, namespace: &str) -> Name {
+        if let Some(shared) = self.namespaces.get(namespace) {
+            return shared.clone();
+        }
+        let shared = Name::from(namespace);
+        self.namespaces.insert(namespace.to_string(), shared.clone());
+        shared
+    }
 }
 
 impl Cluster {
@@ -183,10 +227,10 @@ impl Cluster {
         self.pod_pdbs.push(pdbs);
         self.snap.pods.push(Pod {
             uid: uid.as_str().into(),
-            namespace: t.namespace.as_str().into(),
+            namespace: self.shared.namespace(&t.namespace),
             name: name.into(),
-            labels: Arc::new(t.labels.clone()),
-            owner: t.owner.clone().map(std::sync::Arc::new),
+            labels: self.shared.labels(&t.labels),
+            owner: t.owner.as_ref().map(|o| self.shared.owner(o)),
             workload: t.workload.clone(),
             node_name: None,
             phase: PodPhase::Pending,

@@ -1,7 +1,7 @@
 //! The size a pod comes back at when it is evicted: its controller's pod
 //! template, rewritten by VPA's admission controller when one runs.
 
-use crate::model::{Container, Pod};
+use crate::model::{Container, Pod, PodTemplate};
 use crate::planner::Cx;
 use crate::recommender::admitted;
 
@@ -21,7 +21,13 @@ use crate::recommender::admitted;
 /// and 38) and without one, a pod shrunk in place coming back at its
 /// template's requests (the oscillation of docs/unified.md's odd half).
 pub(crate) fn recreated(cx: &Cx<'_>, pod: &Pod) -> Option<Pod> {
-    let template = cx.ix.template_of(pod);
+    recreated_from(cx, pod, cx.ix.template_of(pod))
+}
+
+/// [`recreated`] with the pod's template already looked up
+/// (`cx.ix.template_of(pod)`): a caller asking for many replicas of one
+/// controller looks it up once, not once per pod.
+pub(crate) fn recreated_from(cx: &Cx<'_>, pod: &Pod, template: Option<&PodTemplate>) -> Option<Pod> {
     let vertical = Some(cx.ix.snap.admission_applies_recommendations)
         .filter(|&admission| admission)
         .and_then(|_| cx.ix.vpa_of(pod.workload.as_ref()?))

@@ -36,7 +36,7 @@ use super::action::ContainerResize;
 use super::explain::{CpuMemory, ResizeDecision, UpdateReason};
 use super::index::{NodeIx, PodIx, VpaIx};
 
-pub(crate) use admission::recreated;
+pub(crate) use admission::{recreated, recreated_from};
 pub(crate) use assess::assess;
 pub(crate) use issue::issue;
 pub(crate) use wanted::evaluate_all;

@@ -16,10 +16,11 @@
 //! allowing none blocks.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::model::{Pod, Resources};
+use crate::model::{Pod, PodTemplate, Resources};
 use crate::planner::Cx;
 use crate::planner::Pass;
 use crate::planner::drain::{Disposition, Turn, classify, pdb_name};
@@ -114,11 +115,12 @@ pub(super) fn find<'a>(
     let admission = cx.ix.snap.admission_applies_recommendations;
     // Looked up by uid only (never iterated): Fx hashing, not SipHash, for
     // a map rebuilt at every pass.
+    let mut templates = Templates::default();
     let recreated: FxHashMap<&str, Pod> = candidates
         .iter()
         .flat_map(|c| cx.ix.pods_on(c.node).iter())
         .filter_map(|p| {
-            let mut reborn = resize::recreated(cx, p)?;
+            let mut reborn = resize::recreated_from(cx, p, templates.of(cx, p))?;
             if !admission {
                 reborn.requests = reborn.requests.max(&adjust.pod(p).requests);
             }
@@ -336,6 +338,23 @@ fn holds(node: &SchedNode<'_>, pod: &Pod) -> bool {
         && want.pods + pod.requests.pods <= have.pods
 }
 
+/// Each controller's pod template, looked up once per pass and controller
+/// rather than once per replica: the snapshot's map hashes the owner's uid
+/// (SipHash, a string compare), here the address of the owner reference the
+/// controller's replicas share. Only the snapshot's pods are asked about, so
+/// the addresses outlive the pass and no two owners share one.
+#[derive(Default)]
+struct Templates<'a> {
+    by_owner: FxHashMap<usize, Option<&'a PodTemplate>>,
+}
+
+impl<'a> Templates<'a> {
+    fn of(&mut self, cx: &Cx<'a>, pod: &'a Pod) -> Option<&'a PodTemplate> {
+        let owner = pod.owner.as_ref()?;
+        *self.by_owner.entry(Arc::as_ptr(owner) as usize).or_insert_with(|| cx.ix.template_of(pod))
+    }
+}
+
 /// The order a drain's replacements are simulated in. The scheduler's queue
 /// takes higher priority first; among equals they arrive as their controllers
 /// recreate them, which nothing here knows (evictions go out together, each
@@ -370,4 +389,60 @@ pub(super) fn track(cx: &Cx<'_>, memory: &mut Memory, candidates: &[Candidate], 
         since.insert(node.to_string(), from);
     }
     memory.unneeded_since = since;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use crate::model::{OwnerRef, Pod, PodTemplate, Resources, Snapshot, Timestamp, test_support};
+    use crate::planner::Cx;
+    use crate::planner::index::Index;
+    use crate::planner::policy::Policy;
+
+    use super::Templates;
+
+    fn template(cpu_milli: i64) -> PodTemplate {
+        PodTemplate { requests: Resources { cpu_milli, pods: 1, ..Resources::default() }, containers: vec![] }
+    }
+
+    fn replica(name: &str, owner: Option<&Arc<OwnerRef>>) -> Pod {
+        Pod { owner: owner.cloned(), ..test_support::pod(name) }
+    }
+
+    #[test]
+    fn each_replica_gets_its_own_controller_s_template() {
+        let owner = |uid: &str| Arc::new(OwnerRef { kind: "ReplicaSet".into(), name: uid.into(), uid: uid.into() });
+        let (web, db, batch) = (owner("rs-web"), owner("rs-db"), owner("job-batch"));
+        // A second reference to web's controller, as a pod decoded apart
+        // from its siblings would hold: the same template.
+        let web_again = owner("rs-web");
+        let snap = Snapshot {
+            pods: vec![
+                replica("web-1", Some(&web)),
+                replica("db-1", Some(&db)),
+                replica("web-2", Some(&web)),
+                replica("batch-1", Some(&batch)),
+                replica("bare", None),
+                replica("web-3", Some(&web_again)),
+                replica("db-2", Some(&db)),
+            ],
+            templates: HashMap::from([("rs-web".into(), template(100)), ("rs-db".into(), template(700))]),
+            ..Snapshot::default()
+        };
+        let policy = Policy::default();
+        let cx = Cx { ix: Index::build(&snap, &policy), policy: &policy, now: Timestamp::UNIX_EPOCH, usage: None };
+        let mut templates = Templates::default();
+        for pod in &snap.pods {
+            let cpu = |t: Option<&PodTemplate>| t.map(|t| t.requests.cpu_milli);
+            let want = match pod.owner.as_ref().map(|o| o.uid.as_str()) {
+                Some("rs-web") => Some(100),
+                Some("rs-db") => Some(700),
+                _ => None,
+            };
+            assert_eq!(cpu(cx.ix.template_of(pod)), want, "{}", pod.name);
+            assert_eq!(cpu(templates.of(&cx, pod)), want, "{}", pod.name);
+        }
+    }
 }
