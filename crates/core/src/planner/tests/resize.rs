@@ -788,6 +788,15 @@ fn scale_down_counts_growth_held_back_by_the_rate_limit() {
     assert!(!matches!(plan.explanation.node("n1"), Some(NodeStatus::Unneeded { .. })), "{}", plan.explanation);
 }
 
+/// web-0 off target inside its bounds for ten minutes (its growth due in 50),
+/// and `idle` unneeded for an hour: the set-up of the tests where scale-down
+/// meets a growth to come.
+fn growing_web(w: &mut World, recommendation: ContainerRecommendation, idle: &str) {
+    vpa(w, "web", UpdateMode::InPlaceOrRecreate, recommendation).min_replicas = Some(1);
+    w.memory.resize.off_target_since.insert("uid-web-0".into(), w.ago(600));
+    w.memory.unneeded_since.insert(idle.into(), w.ago(3600));
+}
+
 /// Issue 17, pod-shapes' `diurnal` under heatscaler's admission webhook: a
 /// replica within its bounds but off target (growing), its update due in 50
 /// minutes, on a node that cannot hold the growth. Scale-down judged it at its
@@ -810,10 +819,7 @@ fn scale_down_keeps_the_room_a_coming_growth_will_move_to() {
         w.pod("tiny-0", Some("n2"), 600, GI);
         w.pod("other-1", Some("n3"), 2600, GI);
         // 30 % off target, inside the bounds: updated an hour after it left.
-        vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((1300, GI), (900, 512 * MI), (2000, 2 * GI)))
-            .min_replicas = Some(1);
-        w.memory.resize.off_target_since.insert("uid-web-0".into(), w.ago(600));
-        w.memory.unneeded_since.insert("n2".into(), w.ago(3600));
+        growing_web(&mut w, rec((1300, GI), (900, 512 * MI), (2000, 2 * GI)), "n2");
         w
     };
     let plan = setup().plan();
@@ -855,10 +861,7 @@ fn scale_down_judges_a_drain_where_the_scheduler_binds_not_beside_a_coming_growt
         w.pod("other-1", Some("n2"), 2200, 2 * GI);
         w.pod("tiny-0", Some("n3"), 1000, GI);
         // Off target, inside the bounds: its growth comes in 50 minutes.
-        vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((target_cpu, GI), (900, 512 * MI), (3000, 2 * GI)))
-            .min_replicas = Some(1);
-        w.memory.resize.off_target_since.insert("uid-web-0".into(), w.ago(600));
-        w.memory.unneeded_since.insert("n3".into(), w.ago(3600));
+        growing_web(&mut w, rec((target_cpu, GI), (900, 512 * MI), (3000, 2 * GI)), "n3");
         w
     };
     // Counted at 2500m, n1 has 500m left and the simulation puts tiny-0 on
@@ -901,10 +904,7 @@ fn scale_down_keeps_the_node_that_drained_holds_a_growth_fitting_no_node() {
         w.pod("other-1", Some("n3"), 2200, GI);
         w.pod("other-2", Some("n4"), 2200, GI);
         // 2500m: n1 keeps 1200m free beside other-0, n2 2400m, n3 and n4 1800m.
-        vpa(&mut w, "web", UpdateMode::InPlaceOrRecreate, rec((2500, GI), (900, 512 * MI), (3000, 2 * GI)))
-            .min_replicas = Some(1);
-        w.memory.resize.off_target_since.insert("uid-web-0".into(), w.ago(600));
-        w.memory.unneeded_since.insert("n2".into(), w.ago(3600));
+        growing_web(&mut w, rec((2500, GI), (900, 512 * MI), (3000, 2 * GI)), "n2");
         w
     };
     let plan = setup().plan();
