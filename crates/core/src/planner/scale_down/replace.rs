@@ -17,6 +17,13 @@
 //! lasts as long again (the rent-or-buy argument), and no constant of ours
 //! enters the rule.
 //!
+//! Nor may it take the room later pods land on: the old node's spare room is
+//! where arrivals went without a boot, so every set of pods that arrived
+//! within one boot latency of each other over the same horizon (remembered by
+//! `super::arrivals`) must still fit after the replacement, or the next
+//! cheaper group is tried (the GPU week's trace: docs/peers.md, "Replacement
+//! keeps the room of recent arrivals").
+//!
 //! One replacement at a time, never while a removal is under way or a
 //! scale-up was decided in the pass; it is forgotten once the old node's
 //! removal starts, the node is gone, or the provisioning time plus the
