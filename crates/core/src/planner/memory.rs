@@ -42,6 +42,20 @@ pub struct Memory {
     /// place in the candidates' order.
     #[serde(default)]
     pub replacement: Option<Replacement>,
+    /// The pods seen arriving lately (`replace-with-cheaper` only): a
+    /// replacement keeps the room they needed. Not kept across restarts (pods
+    /// are not serialisable); lost, the history starts again empty.
+    #[serde(skip)]
+    pub arrivals: Arrivals,
+}
+
+/// The pods that arrived since the planner has been watching, oldest first,
+/// for at most a day (see `scale_down::arrivals`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Arrivals {
+    /// The pass up to which arrivals were recorded; `None` before the first.
+    pub seen_until: Option<Timestamp>,
+    pub pods: std::collections::VecDeque<std::sync::Arc<crate::model::Pod>>,
 }
 
 /// A cheaper minion was asked for so that `node` can go once it is Ready.
@@ -112,6 +126,7 @@ impl Memory {
             last_failure: self.last_failure,
             placement: self.placement.clone(),
             replacement: self.replacement.clone(),
+            arrivals: self.arrivals.clone(),
         }
     }
 }

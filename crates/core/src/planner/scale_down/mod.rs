@@ -26,6 +26,7 @@
 //! Carrying a removal out is the removal state machine's (`removal.rs`) and
 //! the actuator's, as its `actuation` is.
 
+mod arrivals;
 mod eligibility;
 mod replace;
 mod start;
@@ -89,6 +90,7 @@ pub fn plan<'a>(cx: &Cx<'a>, pass: &mut Pass<'a>) -> Vec<Action> {
             }
         }
     }
+    arrivals::record(cx, &mut pass.memory.arrivals);
     replace::settle(cx, &mut pass.memory);
     order_and_cap(cx, pass, &mut candidates, &mut statuses);
 

@@ -17,6 +17,13 @@
 //! lasts as long again (the rent-or-buy argument), and no constant of ours
 //! enters the rule.
 //!
+//! Nor may it take the room later pods land on: the old node's spare room is
+//! where arrivals went without a boot, so every set of pods that arrived
+//! within one boot latency of each other over the same horizon (remembered by
+//! `super::arrivals`) must still fit after the replacement, or the next
+//! cheaper group is tried (the GPU week's trace: docs/peers.md, "Replacement
+//! keeps the room of recent arrivals").
+//!
 //! One replacement at a time, never while a removal is under way or a
 //! scale-up was decided in the pass; it is forgotten once the old node's
 //! removal starts, the node is gone, or the provisioning time plus the
@@ -39,6 +46,7 @@ use crate::planner::{Cx, Pass};
 use crate::policy::Expander;
 
 use super::Candidate;
+use super::arrivals;
 use super::unneeded::Unneeded;
 
 /// Whether node `name` is the one a replacement under way is for: it is
@@ -112,6 +120,9 @@ pub(super) fn plan<'a>(
             nodes.push(node);
         }
     }
+    // The arrivals remembered, oldest first (cloned: the placer borrows them
+    // while the pass's memory is written).
+    let history: Vec<std::sync::Arc<Pod>> = pass.memory.arrivals.pods.iter().cloned().collect();
     let mut placer = Placer::new(nodes).whole_cluster();
     for c in order {
         let Some(me) = slot[c.node] else { continue };
@@ -123,7 +134,8 @@ pub(super) fn plan<'a>(
         }
         let age = cx.now.duration_since(youngest).unsigned_abs();
         // The pods that the other nodes cannot take (first fit: the search
-        // is cheap, the exact one runs when the new minion is there).
+        // is cheap, the exact one runs when the new minion is there); they
+        // stay placed while the cheaper groups are tried.
         let checkpoint = placer.checkpoint();
         let mut left: Vec<&Pod> = Vec::new();
         for &pod in &pods {
@@ -132,56 +144,120 @@ pub(super) fn plan<'a>(
                 None => left.push(pod),
             }
         }
+        let chosen = if left.is_empty() {
+            None // a deletion, when the simulation finds it unneeded
+        } else {
+            let recent = recent_arrivals(cx, c.group, &history, age);
+            cheaper_that_pays(cx, pass, &headroom, &mut placer, me, c.group, &left, &recent, age, boot)
+        };
         placer.rollback(checkpoint);
-        if left.is_empty() {
-            continue; // a deletion, when the simulation finds it unneeded
+        let Some((g, saving, break_even)) = chosen else { continue };
+        let group = cx.ix.group(g);
+        let node = cx.ix.node(c.node).name.clone();
+        pass.up.scaled.insert(g);
+        pass.up.actions.push(ScaleUp {
+            group: group.name.clone(),
+            expected_desired: group.desired,
+            new_desired: group.desired + 1,
+            pods: left.iter().take(cx.policy.tuning.pods_named_per_reason).map(|p| p.key()).collect(),
+            pod_count: left.len(),
+            expander: Expander::Price,
+        });
+        pass.ex.notes.push(Note::Replacing {
+            node: node.clone(),
+            group: group.name.clone(),
+            saving_per_hour: saving,
+            break_even_secs: break_even.as_secs(),
+        });
+        pass.memory.replacement = Some(Replacement { node, group: group.name.clone(), asked: cx.now });
+        return;
+    }
+}
+
+/// The remembered arrivals of the last `horizon` (the rent-or-buy horizon:
+/// the old node's pods have run that long, so the next `horizon` is guessed
+/// to bring what the last one did) that a minion of the old node's `group`
+/// could hold — the ones its spare room was there for. Oldest first.
+fn recent_arrivals<'h>(
+    cx: &Cx<'_>,
+    group: GroupIx,
+    history: &'h [std::sync::Arc<Pod>],
+    horizon: StdDuration,
+) -> Vec<&'h Pod> {
+    let Some(t) = template(cx, group, 0) else { return Vec::new() };
+    let mut old = Placer::new(vec![t]);
+    history
+        .iter()
+        .map(|p| &**p)
+        .filter(|p| !arrivals::older_than(cx.now, p.created, horizon))
+        .filter(|&p| old.find(p, None).is_some())
+        .collect()
+}
+
+/// The cheapest group cheaper than `old` with room left by the headroom whose
+/// minion takes the `left` pods, repays the overlap within `age`, and keeps
+/// the room the `recent` arrivals needed: every set of them that arrived
+/// within one `boot` latency must still fit, on the other nodes (`placer`,
+/// the old node `me` excluded, its movable pods placed) or beside the `left`
+/// pods on the new minion — otherwise the next such arrivals wait for a
+/// boot, which the old node's room spared them. `(group, saving per hour,
+/// break-even)`.
+#[allow(clippy::too_many_arguments)]
+fn cheaper_that_pays<'a>(
+    cx: &Cx<'a>,
+    pass: &Pass<'a>,
+    headroom: &Headroom,
+    placer: &mut Placer<'a>,
+    me: usize,
+    old: GroupIx,
+    left: &[&'a Pod],
+    recent: &[&'a Pod],
+    age: StdDuration,
+    boot: StdDuration,
+) -> Option<(GroupIx, f64, StdDuration)> {
+    let sd = &cx.policy.scale_down;
+    let price = |g: GroupIx| cx.ix.group(g).price_per_hour;
+    let mut cheaper: Vec<GroupIx> = cx
+        .ix
+        .groups()
+        .map(|(g, _)| g)
+        .filter(|&g| price(g) < price(old) && capacity(cx, pass, g, headroom).is_ok())
+        .collect();
+    cheaper.sort_by(|&a, &b| price(a).total_cmp(&price(b)).then(a.cmp(&b)));
+    for g in cheaper {
+        let saving = price(old) - price(g);
+        let overlap = boot + sd.unneeded_time.get();
+        let break_even = overlap.mul_f64(price(g) / saving);
+        if age < break_even {
+            continue;
         }
-        let mut cheaper: Vec<GroupIx> = cx
-            .ix
-            .groups()
-            .map(|(g, _)| g)
-            .filter(|&g| price(g) < price(c.group) && capacity(cx, pass, g, &headroom).is_ok())
-            .collect();
-        cheaper.sort_by(|&a, &b| price(a).total_cmp(&price(b)).then(a.cmp(&b)));
-        for g in cheaper {
-            let saving = price(c.group) - price(g);
-            let overlap = boot + sd.unneeded_time.get();
-            let break_even = overlap.mul_f64(price(g) / saving);
-            if age < break_even {
-                continue;
-            }
-            let Some(t) = template(cx, g, 0) else { continue };
-            let mut new = Placer::new(vec![t]);
-            let fits = left.iter().all(|&pod| match new.find(pod, None) {
-                Some(n) => {
-                    new.place(pod, n);
-                    true
-                }
-                None => false,
-            });
-            if !fits {
-                continue;
-            }
-            let group = cx.ix.group(g);
-            let node = cx.ix.node(c.node).name.clone();
-            pass.up.scaled.insert(g);
-            pass.up.actions.push(ScaleUp {
-                group: group.name.clone(),
-                expected_desired: group.desired,
-                new_desired: group.desired + 1,
-                pods: left.iter().take(cx.policy.tuning.pods_named_per_reason).map(|p| p.key()).collect(),
-                pod_count: left.len(),
-                expander: Expander::Price,
-            });
-            pass.ex.notes.push(Note::Replacing {
-                node: node.clone(),
-                group: group.name.clone(),
-                saving_per_hour: saving,
-                break_even_secs: break_even.as_secs(),
-            });
-            pass.memory.replacement = Some(Replacement { node, group: group.name.clone(), asked: cx.now });
-            return;
+        let Some(t) = template(cx, g, 0) else { continue };
+        let mut new = Placer::new(vec![t]);
+        if !left.iter().all(|&pod| place_first(&mut new, pod, None)) {
+            continue;
         }
+        let keeps_room = arrivals::within(recent, boot).all(|burst| {
+            let (here, there) = (placer.checkpoint(), new.checkpoint());
+            let fits = burst.iter().all(|&pod| place_first(placer, pod, Some(me)) || place_first(&mut new, pod, None));
+            placer.rollback(here);
+            new.rollback(there);
+            fits
+        });
+        if keeps_room {
+            return Some((g, saving, break_even));
+        }
+    }
+    None
+}
+
+/// Places `pod` on the first node of `placer` where it fits (never `skip`).
+fn place_first<'a>(placer: &mut Placer<'a>, pod: &'a Pod, skip: Option<usize>) -> bool {
+    match placer.find(pod, skip) {
+        Some(n) => {
+            placer.place(pod, n);
+            true
+        }
+        None => false,
     }
 }
 

@@ -125,3 +125,32 @@ fn a_replacement_whose_new_minion_never_comes_is_given_up() {
     let plan = w.step();
     assert_eq!(replacing(&plan), Some(("b-0", "small", 200)));
 }
+
+/// `b-0` can first not be replaced (a pod without a controller holds it);
+/// while the planner watches, a `burst` pod arrives, runs a minute and
+/// completes; then the blocking pod goes too.
+fn after_a_burst(burst_cpu: i64) -> World {
+    let mut w = world(16000);
+    w.pod("solo", Some("b-0"), 100, GI).owner = None;
+    assert_eq!(replacing(&w.step()), None);
+    w.advance(10);
+    let now = w.now;
+    w.pod("burst-0", Some("b-0"), burst_cpu, GI).created = now;
+    assert_eq!(replacing(&w.step()), None);
+    w.advance(60);
+    w.snap.pods.retain(|p| p.name != "burst-0" && p.name != "solo");
+    w
+}
+
+#[test]
+fn a_replacement_keeps_the_room_that_pods_arriving_within_a_boot_needed() {
+    // The three pods fit a 4-CPU minion, but a 2-CPU pod arrived a minute
+    // ago and would then have had to wait for a boot: b-0 is kept.
+    let mut w = after_a_burst(2000);
+    let plan = w.step();
+    assert_eq!(replacing(&plan), None);
+    assert!(scale_ups(&plan).is_empty());
+    // A 1-CPU arrival still fits beside them: replaced.
+    let mut w = after_a_burst(1000);
+    assert_eq!(replacing(&w.step()), Some(("b-0", "small", 200)));
+}
