@@ -922,6 +922,47 @@ fn scale_down_lets_a_pod_requesting_no_cpu_go_where_a_growth_is_over_the_cpu() {
     }
 }
 
+/// Issue 18: the same hand check ignored extended resources. web-0's growth
+/// moves, and its replacement takes n2's one GPU in the sizes-to-be view; the
+/// scheduler, seeing that GPU free, binds n3's train-0 there. Judged by CPU
+/// and memory alone the drain went ahead, and the growth would have found
+/// no GPU when it came due: n3 stays.
+#[test]
+fn scale_down_keeps_a_gpu_pod_off_the_gpu_a_coming_growth_needs() {
+    let setup = |n2_gpus: i64| {
+        let mut w = World::new();
+        w.snap.admission_applies_recommendations = true;
+        w.group("g", 0, 5, 4000, 16 * GI).template.as_mut().unwrap().allocatable.set("nvidia.com/gpu", 1);
+        for n in ["n1", "n2", "n3"] {
+            w.minion("g", n);
+        }
+        w.node_mut("n2").allocatable.set("nvidia.com/gpu", n2_gpus);
+        w.pod("other-0", Some("n1"), 2800, GI);
+        vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+        w.pod_mut("web-0").requests.set("nvidia.com/gpu", 1);
+        w.pod_mut("web-0").containers[0].requests.set("nvidia.com/gpu", 1);
+        w.pod("other-1", Some("n2"), 2000, GI);
+        w.pod("train-0", Some("n3"), 100, GI).requests.set("nvidia.com/gpu", 1);
+        // 2800m + 1300m: web-0's growth moves, to the one free GPU (n2).
+        growing_web(&mut w, rec((1300, GI), (900, 512 * MI), (2000, 2 * GI)), "n3");
+        w
+    };
+    let plan = setup(1).plan();
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::OffTarget { .. }), "{}", plan.explanation);
+    assert!(super::starts(&plan).is_empty(), "{:?}\n{}", plan.actions, plan.explanation);
+    match plan.explanation.node("n3") {
+        Some(NodeStatus::NoPlaceForPod { pod, scheduler }) => {
+            assert_eq!(pod.name, "train-0");
+            assert!(scheduler.contains("node n2"), "{scheduler}");
+        }
+        other => panic!("n3: {other:?}\n{}", plan.explanation),
+    }
+
+    // With a second GPU on n2 both fit there: n3 may go.
+    let plan = setup(2).plan();
+    assert_eq!(super::starts(&plan).len(), 1, "{:?}\n{}", plan.actions, plan.explanation);
+}
+
 /// Issue 17, pod-shapes seed 4 at 28.3 h: a growth due in 50 minutes that
 /// its node cannot hold and no other node has room for as they are. It
 /// was placed nowhere and scale-down went on: it removed the under-used
