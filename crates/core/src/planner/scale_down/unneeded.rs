@@ -28,7 +28,7 @@ use crate::planner::explain::NodeStatus;
 use crate::planner::index::{GroupIx, NodeIx, PdbIx, Table};
 use crate::planner::memory::Memory;
 use crate::planner::resize;
-use crate::planner::scheduling::{Placer, SchedNode, fits};
+use crate::planner::scheduling::{Placer, SchedNode, fits, room_for};
 
 use super::{Candidate, Statuses, staying as staying_in_group};
 
@@ -242,8 +242,15 @@ pub(super) fn find<'a>(
                 // Where the scheduler will bind the replacement, not merely
                 // some node with room: the room a later, larger pod needs may
                 // be the emptiest node, which an earlier small one takes.
+                // Counted at the sizes its pods will have, that node must
+                // still have room: the scheduler's choice, made on what it
+                // sees, must not take room a growth held back or a move's
+                // replacement needs. Room by the scheduler's own rule (a
+                // resource the pod requests none of is not checked; ephemeral
+                // storage and extended resources are); its other filters the
+                // choice has passed already.
                 match seen.best(pod, me) {
-                    Some(dest) if !holds(&placer.nodes()[dest], pod) => {
+                    Some(dest) if !room_for(&pod.requests, &placer.nodes()[dest]) => {
                         failure = Some(NodeStatus::NoPlaceForPod {
                             pod: pod.key(),
                             scheduler: format!(
@@ -326,16 +333,6 @@ fn drained_holds<'a>(node: &SchedNode<'a>, staying: &[&'a Pod], pod: &Pod) -> bo
         drained.add(p);
     }
     fits(pod, &drained)
-}
-
-/// Whether `node`, counted at the sizes its pods will have, still holds
-/// `pod`: the scheduler's choice, made on what it sees, must not take room
-/// a growth held back or a move's replacement needs.
-fn holds(node: &SchedNode<'_>, pod: &Pod) -> bool {
-    let (have, want) = (&node.allocatable, &node.requested);
-    want.cpu_milli + pod.requests.cpu_milli <= have.cpu_milli
-        && want.memory + pod.requests.memory <= have.memory
-        && want.pods + pod.requests.pods <= have.pods
 }
 
 /// Each controller's pod template, looked up once per pass and controller

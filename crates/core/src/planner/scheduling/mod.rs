@@ -254,6 +254,12 @@ pub fn check_resources(request: &Resources, allocatable: &Resources, requested: 
     }
 }
 
+/// Whether `node` has room for `request` by NodeResourcesFit alone: the one
+/// fit rule, for callers that ask about room without the other filters.
+pub(crate) fn room_for(request: &Resources, node: &SchedNode<'_>) -> bool {
+    resources_miss(request, &node.allocatable, &node.requested).is_none()
+}
+
 /// The first resource short, without allocating.
 fn resources_miss<'a>(request: &'a Resources, allocatable: &Resources, requested: &Resources) -> Option<&'a str> {
     if request.pods > 0 && requested.pods + request.pods > allocatable.pods {

@@ -883,6 +883,86 @@ fn scale_down_judges_a_drain_where_the_scheduler_binds_not_beside_a_coming_growt
     assert_eq!(super::starts(&plan).len(), 1, "{}", plan.explanation);
 }
 
+/// Issue 18: the drain's check of the node the scheduler binds to went by
+/// hand, every resource whatever the request. Counted at the size it will
+/// have, web-0 puts n1 over its CPU (its growth waits: without an admission
+/// controller it is never moved for it); the scheduler binds tiny-0, which
+/// requests no CPU, to n1, and NodeResourcesFit checks no resource a pod
+/// requests none of. The hand check refused the drain; the scheduler's fit
+/// lets n3 go.
+#[test]
+fn scale_down_lets_a_pod_requesting_no_cpu_go_where_a_growth_is_over_the_cpu() {
+    let setup = |tiny_cpu: i64| {
+        let mut w = World::new();
+        w.group("g", 0, 5, 4000, 16 * GI);
+        for n in ["n1", "n2", "n3"] {
+            w.minion("g", n);
+        }
+        w.pod("other-0", Some("n1"), 1000, GI);
+        vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+        w.pod("other-1", Some("n2"), 3000, 8 * GI);
+        w.pod("tiny-0", Some("n3"), tiny_cpu, GI);
+        // 1000m + 3500m: n1 is 500m over, counted at the sizes to be.
+        growing_web(&mut w, rec((3500, GI), (900, 512 * MI), (4000, 2 * GI)), "n3");
+        w
+    };
+    let plan = setup(0).plan();
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::OffTarget { .. }), "{}", plan.explanation);
+    assert_eq!(super::starts(&plan).len(), 1, "{:?}\n{}", plan.actions, plan.explanation);
+
+    // Requesting CPU, tiny-0 would take room n1 has not: n3 stays.
+    let plan = setup(100).plan();
+    assert!(super::starts(&plan).is_empty(), "{:?}\n{}", plan.actions, plan.explanation);
+    match plan.explanation.node("n3") {
+        Some(NodeStatus::NoPlaceForPod { pod, scheduler }) => {
+            assert_eq!(pod.name, "tiny-0");
+            assert!(scheduler.contains("node n1"), "{scheduler}");
+        }
+        other => panic!("n3: {other:?}\n{}", plan.explanation),
+    }
+}
+
+/// Issue 18: the same hand check ignored extended resources. web-0's growth
+/// moves, and its replacement takes n2's one GPU in the sizes-to-be view; the
+/// scheduler, seeing that GPU free, binds n3's train-0 there. Judged by CPU
+/// and memory alone the drain went ahead, and the growth would have found
+/// no GPU when it came due: n3 stays.
+#[test]
+fn scale_down_keeps_a_gpu_pod_off_the_gpu_a_coming_growth_needs() {
+    let setup = |n2_gpus: i64| {
+        let mut w = World::new();
+        w.snap.admission_applies_recommendations = true;
+        w.group("g", 0, 5, 4000, 16 * GI).template.as_mut().unwrap().allocatable.set("nvidia.com/gpu", 1);
+        for n in ["n1", "n2", "n3"] {
+            w.minion("g", n);
+        }
+        w.node_mut("n2").allocatable.set("nvidia.com/gpu", n2_gpus);
+        w.pod("other-0", Some("n1"), 2800, GI);
+        vpa_pod(&mut w, "web-0", "n1", 1000, GI);
+        w.pod_mut("web-0").requests.set("nvidia.com/gpu", 1);
+        w.pod_mut("web-0").containers[0].requests.set("nvidia.com/gpu", 1);
+        w.pod("other-1", Some("n2"), 2000, GI);
+        w.pod("train-0", Some("n3"), 100, GI).requests.set("nvidia.com/gpu", 1);
+        // 2800m + 1300m: web-0's growth moves, to the one free GPU (n2).
+        growing_web(&mut w, rec((1300, GI), (900, 512 * MI), (2000, 2 * GI)), "n3");
+        w
+    };
+    let plan = setup(1).plan();
+    assert!(matches!(decision(&plan, "web-0"), ResizeDecision::OffTarget { .. }), "{}", plan.explanation);
+    assert!(super::starts(&plan).is_empty(), "{:?}\n{}", plan.actions, plan.explanation);
+    match plan.explanation.node("n3") {
+        Some(NodeStatus::NoPlaceForPod { pod, scheduler }) => {
+            assert_eq!(pod.name, "train-0");
+            assert!(scheduler.contains("node n2"), "{scheduler}");
+        }
+        other => panic!("n3: {other:?}\n{}", plan.explanation),
+    }
+
+    // With a second GPU on n2 both fit there: n3 may go.
+    let plan = setup(2).plan();
+    assert_eq!(super::starts(&plan).len(), 1, "{:?}\n{}", plan.actions, plan.explanation);
+}
+
 /// Issue 17, pod-shapes seed 4 at 28.3 h: a growth due in 50 minutes that
 /// its node cannot hold and no other node has room for as they are. It
 /// was placed nowhere and scale-down went on: it removed the under-used
