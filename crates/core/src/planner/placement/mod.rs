@@ -480,7 +480,7 @@ pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advi
         let client = client_ref.to_string();
         let server = server_ref.map(ToString::to_string);
         // The servers standing advice keeps the client next to: they may
-        // move with it (a group move), so they are under the cooldown too.
+        // move with it (a group move, `capacity::settle`).
         let partners: Vec<WorkloadRef> = evidence
             .iter()
             .filter(|s| memory.standing.contains_key(&s.subject))
@@ -499,7 +499,6 @@ pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advi
             memory.last_as_server.get(&client),
         ]
         .into_iter()
-        .chain(partners.iter().map(|p| memory.last_for_workload.get(&p.to_string())))
         .flatten()
         .max();
         if let Some(last) = last {
@@ -524,6 +523,17 @@ pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advi
                 continue;
             }
         };
+        // A group move changes its partners too, so they must not be
+        // moving already; only a group waits on them, not the client alone.
+        if let Proposal::CoLocate { partners, .. } = &proposal
+            && let Some(last) = partners.iter().filter_map(|p| memory.last_for_workload.get(&p.to_string())).max()
+        {
+            let until = after(*last, policy.workload_cooldown);
+            if now < until {
+                advice.withheld.push((c.subject.clone(), Withheld::Cooldown { until }));
+                continue;
+            }
+        }
         memory.given.push(now);
         memory.last_for_workload.insert(client, now);
         if let Proposal::CoLocate { partners, .. } = &proposal {

@@ -801,3 +801,29 @@ fn a_client_kept_next_to_its_store_moves_with_it_when_the_servers_node_holds_bot
     let moved = advice.withheld.iter().find(|(s, _)| s == frontend).map(|(_, w)| w.clone());
     assert_eq!(moved, Some(Withheld::ClientMove { gain: 1800.0, cost: 2500.0 }), "{advice:?}");
 }
+
+/// A group move waits while a partner is itself being moved (advised
+/// within `workload-cooldown`); a client that can move alone does not wait
+/// on the workloads it might have taken along (hs-cosched13's three-zone
+/// run: nginx → user-timeline was held because nginx's standing partner,
+/// home-timeline, had just been advised).
+#[test]
+fn only_a_group_move_waits_on_its_partners_cooldown() {
+    let redis = "co-locate Deployment/shop/frontend with Deployment/shop/redis";
+    let frontend = "co-locate Deployment/shop/frontend with Deployment/shop/cart";
+    let run_on = |rps: f64| {
+        let mut run = Run::new(kept_next_to_redis(None), vec![chatty(200.0), to_redis(rps)]);
+        run.memory.standing.insert(redis.to_string(), at(-300));
+        // redis was advised on (say as a client of its own) 5 minutes ago.
+        run.memory.last_for_workload.insert(workload("redis").to_string(), at(5));
+        run.pass(0);
+        run.pass(10)
+    };
+    // The redis pair is quiet enough for frontend to move alone: advised.
+    let advice = run_on(100.0);
+    assert_eq!(new_subjects(&advice), [frontend], "{advice:?}");
+    // Only the group pays: it waits for the redis's cooldown.
+    let advice = run_on(2500.0);
+    assert!(new_subjects(&advice).is_empty(), "{advice:?}");
+    assert!(advice.withheld.iter().any(|(s, w)| s == frontend && matches!(w, Withheld::Cooldown { .. })), "{advice:?}");
+}
