@@ -149,12 +149,13 @@ fn moved_cost<'n>(
         .sum()
 }
 
+/// Nodes, one entry per replica: the client's, each partner's, the server's.
+type Placed = (Vec<String>, Vec<Vec<String>>, Vec<String>);
+
 /// The client replicas' nodes after its rollout with the term, each
 /// partner's after its re-creation with the same term, and the server
 /// replicas' after the re-creation of every one of them; `None` without a
 /// client.
-type Placed = (Vec<String>, Vec<Vec<String>>, Vec<String>);
-
 fn re_created<'a>(
     ix: &Index<'a>,
     clients: &[&'a Pod],
