@@ -636,6 +636,7 @@ mod tests {
             expected_gain: 296.0,
             reverse_pull: 0.0,
             client_move: 0.0,
+            partners: Vec::new(),
         };
         // The subject is the core's own; the workload is read back from it.
         assert_eq!(advised_workload(&proposal.subject()), Some(web.clone()));

@@ -11,7 +11,7 @@ use super::super::index::Index;
 use super::super::policy::Policy;
 use super::super::scheduling::{Placer, SchedNode, check_among};
 use super::evidence::scaled;
-use super::pull::{self, Peer};
+use super::pull::{self, Partner, Peer};
 use super::{Observations, Proposal, Withheld};
 
 /// The proposal with its capacity figures filled in, or why it may not be given.
@@ -21,6 +21,7 @@ pub(super) fn settle(
     policy: &PlacementAdvisorPolicy,
     proposal: &Proposal,
     blocked: Option<Withheld>,
+    standing_partners: &[WorkloadRef],
 ) -> Result<Proposal, Withheld> {
     if let Some(why) = blocked {
         return Err(why);
@@ -38,6 +39,7 @@ pub(super) fn settle(
             reverse_pull,
             client_move,
             evidence,
+            partners,
         } => {
             let of = |w: &WorkloadRef| -> Vec<&Pod> {
                 ix.nodes()
@@ -54,24 +56,55 @@ pub(super) fn settle(
             let own = evidence.latency_cost * (f64::from(fits) / apart.max(1) as f64).min(1.0);
             let peers = peers_of(observations, policy, server, client, &of);
             let client_peers = peers_of(observations, policy, client, server, &of);
-            let predicted = pull::predict(&ix, &clients, &servers, *weight, term, &peers, &client_peers);
             // A pull that happens to help others is no evidence of a gain
             // (it is a prediction of the worst case over the advice's life):
             // it only ever lowers the expected gain. So does the client's
             // own move: one that happens to bring it nearer another peer is
             // that pair's advice to give, on its own evidence.
-            let cost = predicted.cost.max(0.0);
-            if cost > 0.0 && own <= cost {
-                return Err(Withheld::ReversePull { gain: own, cost });
-            }
-            let moved = predicted.client_move.max(0.0);
-            if moved > 0.0 && own - cost <= moved {
-                return Err(Withheld::ClientMove { gain: own - cost, cost: moved });
-            }
+            let judge = |group: &[Partner<'_, '_>]| {
+                let predicted = pull::predict(&ix, &clients, &servers, *weight, term, &peers, &client_peers, group);
+                let cost = predicted.cost.max(0.0);
+                if cost > 0.0 && own <= cost {
+                    return Err(Withheld::ReversePull { gain: own, cost });
+                }
+                let moved = predicted.client_move.max(0.0);
+                if moved > 0.0 && own - cost <= moved {
+                    return Err(Withheld::ClientMove { gain: own - cost, cost: moved });
+                }
+                Ok((cost, moved))
+            };
+            // The client alone first; when only what it would leave behind
+            // holds it, the group: its standing partners re-created with the
+            // same term, judged where the scheduling model puts them
+            // (docs/decisions.md, "A client moves with the stores it is kept
+            // next to").
+            let ((cost, moved), group) = match judge(&[]) {
+                Ok(judged) => (judged, Vec::new()),
+                Err(alone @ Withheld::ClientMove { .. }) if !standing_partners.is_empty() => {
+                    let group: Vec<Partner<'_, '_>> = standing_partners
+                        .iter()
+                        .map(|w| Partner {
+                            workload: w.clone(),
+                            pods: of(w),
+                            peers: peers_of(observations, policy, w, client, &of)
+                                .into_iter()
+                                .filter(|p| &p.workload != server)
+                                .collect(),
+                        })
+                        .filter(|p| !p.pods.is_empty())
+                        .collect();
+                    match judge(&group) {
+                        Ok(judged) if !group.is_empty() => (judged, group.into_iter().map(|p| p.workload).collect()),
+                        _ => return Err(alone),
+                    }
+                }
+                Err(why) => return Err(why),
+            };
             *room = fits;
             *reverse_pull = cost;
             *client_move = moved;
             *expected_gain = own - cost - moved;
+            *partners = group;
         }
         Proposal::IncreaseResources { workload, resource, factor, new_minions, .. } => {
             let pods: Vec<&Pod> = snapshot
@@ -117,7 +150,7 @@ fn peers_of<'p>(
             let saving_ms =
                 f.saving_ms(policy.assumed_same_node_saving_ms).unwrap_or(policy.assumed_same_node_saving_ms);
             let nodes = of(peer).iter().filter_map(|p| p.node_name.as_deref()).collect();
-            Some(Peer { nodes, requests_per_second: f.requests_per_second, saving_ms })
+            Some(Peer { workload: peer.clone(), nodes, requests_per_second: f.requests_per_second, saving_ms })
         })
         .collect()
 }

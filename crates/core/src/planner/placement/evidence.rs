@@ -158,6 +158,7 @@ pub(super) fn gather(
             expected_gain: 0.0,
             reverse_pull: 0.0,
             client_move: 0.0,
+            partners: Vec::new(),
         };
         let subject = proposal.subject();
         let ranked = match flow.p99_cross_node_ms {

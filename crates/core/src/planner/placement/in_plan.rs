@@ -13,7 +13,9 @@
 //!   allowance drains and recreations share; every piece of advice gets its
 //!   explanation entry. `recommend` mode explains and changes nothing.
 
-use crate::model::{ContainerRecommendation, Pod, Resources, Snapshot, Timestamp, UpdateMode, VerticalScaling};
+use crate::model::{
+    ContainerRecommendation, Pod, Resources, Snapshot, Timestamp, UpdateMode, VerticalScaling, WorkloadRef,
+};
 use crate::policy::{AdvisorMode, PlacementAdvisorPolicy};
 
 use super::super::action::{Action, RemovePreferredAffinity, SetPreferredAffinity};
@@ -73,8 +75,24 @@ pub(crate) fn advise_pass(
     if apply {
         for a in &advice.advised {
             match &a.proposal {
-                Proposal::CoLocate { client, server, weight, term, .. } => {
+                Proposal::CoLocate { client, server, weight, term, partners, .. } => {
                     let subject = a.proposal.subject();
+                    // A group move: each partner's template gets the same
+                    // term, towards the server, rolled out like the
+                    // client's (its own entry, so its own PDB and rollout).
+                    for partner in partners {
+                        let key = partner_subject(partner, server, client);
+                        memory.withdrawing.remove(&key);
+                        memory.applied.entry(key).or_insert_with(|| AppliedAffinity {
+                            workload: partner.clone(),
+                            server: server.clone(),
+                            term: term.clone(),
+                            weight: *weight,
+                            reason: format!("moves with {client}: {}", a.proposal),
+                            at: now,
+                            moves_with: Some(subject.clone()),
+                        });
+                    }
                     memory.withdrawing.remove(&subject);
                     memory.applied.entry(subject).or_insert_with(|| AppliedAffinity {
                         workload: client.clone(),
@@ -83,6 +101,7 @@ pub(crate) fn advise_pass(
                         weight: *weight,
                         reason: a.proposal.to_string(),
                         at: now,
+                        moves_with: None,
                     });
                 }
                 Proposal::IncreaseResources { workload, resource, containers, .. } if a.new => {
@@ -106,8 +125,17 @@ pub(crate) fn advise_pass(
             }
         }
         for subject in &advice.withdrawn {
-            if let Some(a) = memory.applied.remove(subject) {
-                memory.withdrawing.insert(subject.clone(), AppliedAffinity { at: now, ..a });
+            // The co-location and the partners that moved with it.
+            let going: Vec<String> = memory
+                .applied
+                .iter()
+                .filter(|(k, a)| *k == subject || a.moves_with.as_ref() == Some(subject))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in going {
+                if let Some(a) = memory.applied.remove(&key) {
+                    memory.withdrawing.insert(key, AppliedAffinity { at: now, ..a });
+                }
             }
         }
     }
@@ -245,6 +273,12 @@ pub(crate) fn issue(cx: &Cx<'_>, pass: &mut Pass<'_>, advising: Advising) -> Vec
     }
     pass.memory.placement = memory;
     actions
+}
+
+/// The subject a group move's partner term is applied and explained under:
+/// it names the partner first, so Events land on the partner's workload.
+pub fn partner_subject(partner: &WorkloadRef, server: &WorkloadRef, client: &WorkloadRef) -> String {
+    format!("co-locate {partner} with {server} (moving with {client})")
 }
 
 /// The workload's pods that run and are not going away.

@@ -62,6 +62,10 @@ pub struct AppliedAffinity {
     pub reason: String,
     /// When it was given, or withdrawn (in `withdrawing`).
     pub at: Timestamp,
+    /// A group move's partner: the subject of the co-location it moves
+    /// with, withdrawn with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moves_with: Option<String>,
 }
 
 /// A resource increase in `apply` mode: until `until`, the pod level's target

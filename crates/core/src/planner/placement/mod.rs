@@ -175,8 +175,14 @@ pub enum Proposal {
         /// What the client's rollout with the term (and all its other
         /// terms) costs the client's other calls — its standing
         /// co-locations among them — in ms of tail latency per second
-        /// (`planner::placement::pull`).
+        /// (`planner::placement::pull`); in a group move, with `partners`
+        /// moving too.
         client_move: f64,
+        /// A group move: the workloads standing advice keeps the client
+        /// next to, which would otherwise be left behind; each gets the
+        /// same term, towards the server, on its template, so its
+        /// re-created replicas follow the client.
+        partners: Vec<WorkloadRef>,
     },
     /// Raise one resource's requests of every replica of a workload.
     IncreaseResources {
@@ -250,6 +256,7 @@ impl fmt::Display for Proposal {
                 expected_gain,
                 reverse_pull,
                 client_move,
+                partners,
                 ..
             } => {
                 write!(
@@ -269,6 +276,9 @@ impl fmt::Display for Proposal {
                 }
                 if *client_move > 0.0 {
                     write!(f, " (after {client_move:.0} ms/s moving {client}'s replicas costs its other calls)")?;
+                }
+                for p in partners {
+                    write!(f, "; {p} moves with it (the same term on its template)")?;
                 }
                 Ok(())
             }
@@ -466,9 +476,23 @@ pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advi
         // and B → C send A after B's old places while B leaves for C's
         // (docs/co-scheduling.md, hs-cosched7's trace). Several clients of
         // one server move towards the same replicas and may go together.
-        let (client, server) = c.proposal.ends();
-        let client = client.to_string();
-        let server = server.map(ToString::to_string);
+        let (client_ref, server_ref) = c.proposal.ends();
+        let client = client_ref.to_string();
+        let server = server_ref.map(ToString::to_string);
+        // The servers standing advice keeps the client next to: they may
+        // move with it (a group move, `capacity::settle`).
+        let partners: Vec<WorkloadRef> = evidence
+            .iter()
+            .filter(|s| memory.standing.contains_key(&s.subject))
+            .filter_map(|s| match &s.proposal {
+                Proposal::CoLocate { client: of, server: partner, .. }
+                    if of == client_ref && Some(partner) != server_ref =>
+                {
+                    Some(partner.clone())
+                }
+                _ => None,
+            })
+            .collect();
         let last = [
             memory.last_for_workload.get(&client),
             server.as_ref().and_then(|s| memory.last_for_workload.get(s)),
@@ -490,15 +514,33 @@ pub fn advise(input: &AdvisorInput<'_>, policy: &PlacementAdvisorPolicy) -> Advi
             continue;
         }
         let judged = c.proposal.costing(cost);
-        let proposal = match capacity::settle(input.snapshot, input.observations, policy, &judged, c.blocked.clone()) {
+        let settled =
+            capacity::settle(input.snapshot, input.observations, policy, &judged, c.blocked.clone(), &partners);
+        let proposal = match settled {
             Ok(p) => p,
             Err(why) => {
                 advice.withheld.push((c.subject.clone(), why));
                 continue;
             }
         };
+        // A group move changes its partners too, so they must not be
+        // moving already; only a group waits on them, not the client alone.
+        if let Proposal::CoLocate { partners, .. } = &proposal
+            && let Some(last) = partners.iter().filter_map(|p| memory.last_for_workload.get(&p.to_string())).max()
+        {
+            let until = after(*last, policy.workload_cooldown);
+            if now < until {
+                advice.withheld.push((c.subject.clone(), Withheld::Cooldown { until }));
+                continue;
+            }
+        }
         memory.given.push(now);
         memory.last_for_workload.insert(client, now);
+        if let Proposal::CoLocate { partners, .. } = &proposal {
+            for p in partners {
+                memory.last_for_workload.insert(p.to_string(), now);
+            }
+        }
         if let Some(server) = server {
             memory.last_as_server.insert(server, now);
         }

@@ -715,3 +715,115 @@ fn a_pair_is_ranked_by_what_its_hop_saves_not_by_its_servers_downstream_calls() 
     run.pass(0);
     assert_eq!(new_subjects(&run.pass(10)), [frontend]);
 }
+
+/// frontend (2 × 500m) on n0 next to its redis (500m), its template
+/// carrying a term towards the redis (earlier advice); cart's three replicas
+/// on n1; with `filler`, a pod of that many millicores on n1 too.
+fn kept_next_to_redis(filler: Option<i64>) -> Snapshot {
+    let mut replicas = vec![
+        ("redis", 0, 500),
+        ("frontend", 0, 500),
+        ("frontend", 0, 500),
+        ("cart", 1, 500),
+        ("cart", 1, 500),
+        ("cart", 1, 500),
+    ];
+    if let Some(cpu) = filler {
+        replicas.push(("batch", 1, cpu));
+    }
+    let mut snap = cluster(3, 3, &replicas);
+    let near_redis = WeightedPodAffinityTerm {
+        weight: 50,
+        term: PodAffinityTerm::in_namespace(
+            crate::model::LabelSelector {
+                match_labels: BTreeMap::from([("app".to_string(), "redis".to_string())]),
+                ..Default::default()
+            },
+            HOSTNAME_KEY,
+            "shop",
+        ),
+    };
+    for p in snap.pods.iter_mut().filter(|p| p.workload == Some(workload("frontend"))) {
+        let mut placement = (*p.placement).clone();
+        placement.preferred_pod_affinity.push(near_redis.clone());
+        p.placement = Arc::new(placement);
+    }
+    snap
+}
+
+/// frontend → its redis: no cross-node call left to measure (co-located).
+fn to_redis(rps: f64) -> Flow {
+    Flow {
+        server: workload("redis"),
+        requests_per_second: rps,
+        p99_same_node_ms: Some(3.0),
+        p99_cross_node_ms: None,
+        ..chatty(0.0)
+    }
+}
+
+/// hs-cosched12's trace, item 1: home-timeline, kept next to its single
+/// redis by standing advice, was withheld from post-storage's node
+/// (`ClientMove`) because the rollout would leave the redis behind, though
+/// post-storage's node had room for both. The redis can move with it: its
+/// template gets the same term, towards the server, and the client's move is
+/// costed where the redis ends. Here frontend (2 × 500m) and its redis
+/// (500m) on n0, cart's three replicas on n1 (1500m of 4000m): the group is
+/// advised, the expected gain is the pair's whole 1800 ms/s (the redis
+/// pair, 2500 req/s, stays on one node). With n1 too full for the redis
+/// (a 1200m pod there), the redis could not follow: withheld as before.
+#[test]
+fn a_client_kept_next_to_its_store_moves_with_it_when_the_servers_node_holds_both() {
+    let to_redis = to_redis(2500.0);
+    let (frontend, redis) = (
+        "co-locate Deployment/shop/frontend with Deployment/shop/cart",
+        "co-locate Deployment/shop/frontend with Deployment/shop/redis",
+    );
+    let run_on = |snap: Snapshot| {
+        let mut run = Run::new(snap, vec![chatty(200.0), to_redis.clone()]);
+        // frontend → redis is the standing advice that keeps them together.
+        run.memory.standing.insert(redis.to_string(), at(-300));
+        run.pass(0);
+        run.pass(10)
+    };
+
+    let advice = run_on(kept_next_to_redis(None));
+    assert_eq!(new_subjects(&advice), [frontend], "{advice:?}");
+    let Proposal::CoLocate { expected_gain, client_move, partners, .. } = &advice.advised[1].proposal else {
+        panic!("{advice:?}")
+    };
+    assert_eq!(partners, &[workload("redis")], "{advice:?}");
+    assert_eq!((*client_move, *expected_gain), (0.0, 1800.0), "{advice:?}");
+    assert!(advice.advised.iter().any(|a| !a.new && a.proposal.subject() == redis), "{advice:?}");
+
+    let advice = run_on(kept_next_to_redis(Some(1200)));
+    assert!(new_subjects(&advice).is_empty(), "{advice:?}");
+    let moved = advice.withheld.iter().find(|(s, _)| s == frontend).map(|(_, w)| w.clone());
+    assert_eq!(moved, Some(Withheld::ClientMove { gain: 1800.0, cost: 2500.0 }), "{advice:?}");
+}
+
+/// A group move waits while a partner is itself being moved (advised
+/// within `workload-cooldown`); a client that can move alone does not wait
+/// on the workloads it might have taken along (hs-cosched13's three-zone
+/// run: nginx → user-timeline was held because nginx's standing partner,
+/// home-timeline, had just been advised).
+#[test]
+fn only_a_group_move_waits_on_its_partners_cooldown() {
+    let redis = "co-locate Deployment/shop/frontend with Deployment/shop/redis";
+    let frontend = "co-locate Deployment/shop/frontend with Deployment/shop/cart";
+    let run_on = |rps: f64| {
+        let mut run = Run::new(kept_next_to_redis(None), vec![chatty(200.0), to_redis(rps)]);
+        run.memory.standing.insert(redis.to_string(), at(-300));
+        // redis was advised on (say as a client of its own) 5 minutes ago.
+        run.memory.last_for_workload.insert(workload("redis").to_string(), at(5));
+        run.pass(0);
+        run.pass(10)
+    };
+    // The redis pair is quiet enough for frontend to move alone: advised.
+    let advice = run_on(100.0);
+    assert_eq!(new_subjects(&advice), [frontend], "{advice:?}");
+    // Only the group pays: it waits for the redis's cooldown.
+    let advice = run_on(2500.0);
+    assert!(new_subjects(&advice).is_empty(), "{advice:?}");
+    assert!(advice.withheld.iter().any(|(s, w)| s == frontend && matches!(w, Withheld::Cooldown { .. })), "{advice:?}");
+}

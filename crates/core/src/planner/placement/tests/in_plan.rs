@@ -153,6 +153,48 @@ fn withdrawn_advice_removes_the_term_it_added() {
     assert!(w.memory.placement.withdrawing.is_empty() && w.memory.placement.applied.is_empty());
 }
 
+/// A group move in `apply` mode: the client's term and its partner's, each
+/// its own template change, both towards the server; withdrawn together.
+#[test]
+fn a_group_move_changes_both_templates_and_is_withdrawn_with_its_partner() {
+    let mut w = World::new(kept_next_to_redis(None), vec![chatty(200.0), to_redis(2500.0)], AdvisorMode::Apply);
+    let redis = "co-locate Deployment/shop/frontend with Deployment/shop/redis";
+    w.memory.placement.standing.insert(redis.to_string(), at(-300));
+    w.pass(0);
+    let plan = w.pass(10);
+    let mut set: Vec<(&str, &str, &str)> = placement_actions(&plan)
+        .iter()
+        .map(|a| match a {
+            Action::SetPreferredAffinity(a) => (a.workload.name.as_str(), a.server.name.as_str(), a.subject.as_str()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    set.sort();
+    let partner = "co-locate Deployment/shop/redis with Deployment/shop/cart (moving with Deployment/shop/frontend)";
+    assert_eq!(set, [("frontend", "cart", SUBJECT), ("redis", "cart", partner)], "{:?}", plan.actions);
+    let [Action::SetPreferredAffinity(a), Action::SetPreferredAffinity(b)] = placement_actions(&plan)[..] else {
+        panic!()
+    };
+    assert_eq!(a.term, b.term);
+    w.roll_out(&plan);
+    assert!(placement_actions(&w.pass(11)).is_empty());
+
+    // The traffic stops: the partner's term goes with the client's (and the
+    // standing frontend → redis, applied as the pass found it, with its own).
+    w.obs = Some(Observations::default());
+    w.pass(20);
+    let plan = w.pass(50);
+    let mut removed: Vec<(&str, &str)> = placement_actions(&plan)
+        .iter()
+        .map(|a| match a {
+            Action::RemovePreferredAffinity(r) => (r.workload.name.as_str(), r.server.name.as_str()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    removed.sort();
+    assert_eq!(removed, [("frontend", "cart"), ("frontend", "redis"), ("redis", "cart")], "{:?}", plan.actions);
+}
+
 #[test]
 fn without_observations_standing_advice_is_kept_and_nothing_is_withdrawn() {
     let snap = cluster(2, 2, &[("frontend", 0, 500), ("cart", 1, 500)]);
