@@ -385,7 +385,7 @@ async fn a_removal_marks_the_node_as_cluster_autoscaler_does_and_a_rollback_unma
     use heatscaler_core::planner::action::{RollBackRemoval, StartRemoval};
     use heatscaler_core::planner::explain::RollbackReason;
     use heatscaler_core::planner::protocol::{self, Phase, RemovalKind, RemovalRecord};
-    use heatscaler_daemon::act::{Actuator, Outcome};
+    use heatscaler_daemon::act::{Actuator, ActuatorError, Outcome};
     use std::sync::Arc;
 
     let k8s = TestKubernetes::start(Knobs::default());
@@ -420,8 +420,17 @@ async fn a_removal_marks_the_node_as_cluster_autoscaler_does_and_a_rollback_unma
             cordoned_before: false,
         };
         let start = StartRemoval { node: name.into(), record, utilization: 0.1, unneeded_since: started };
-        // StartRemoval's own executor checks Heat first (tests/openstack); its patch is what it writes.
-        actuator.kube().patch_node(&nodes.get(name).await.unwrap(), &start.patch()).await.unwrap();
+        // StartRemoval's own executor checks Heat first (tests/openstack); its patch is what it writes,
+        // read and patched as the executor does. The kubelet and the node lifecycle controller write a
+        // node just registered, so the guarded patch can meet a newer node (409); the executor reads it
+        // again and retries (`removal::on_conflict_retry`), and so does this.
+        for attempt in 1.. {
+            match actuator.kube().patch_node(&nodes.get(name).await.unwrap(), &start.patch()).await {
+                Ok(()) => break,
+                Err(ActuatorError::Kube { source: kube::Error::Api(s), .. }) if s.code == 409 && attempt < 10 => {}
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
         let node = nodes.get(name).await.unwrap();
         let taints = node.spec.as_ref().unwrap().taints.clone().unwrap();
         let ca = taints.iter().find(|t| t.key == protocol::CA_REMOVAL_TAINT).expect("cluster-autoscaler's taint");
