@@ -797,6 +797,18 @@ fn growing_web(w: &mut World, recommendation: ContainerRecommendation, idle: &st
     w.memory.unneeded_since.insert(idle.into(), w.ago(3600));
 }
 
+/// `node` stays because the scheduler would bind its pod `pod` to `into`,
+/// into room a coming growth needs.
+fn assert_bound_into(plan: &crate::planner::Plan, node: &str, pod: &str, into: &str) {
+    match plan.explanation.node(node) {
+        Some(NodeStatus::NoPlaceForPod { pod: p, scheduler }) => {
+            assert_eq!(p.name, pod);
+            assert!(scheduler.contains(&format!("node {into}")), "{scheduler}");
+        }
+        other => panic!("{node}: {other:?}\n{}", plan.explanation),
+    }
+}
+
 /// Issue 17, pod-shapes' `diurnal` under heatscaler's admission webhook: a
 /// replica within its bounds but off target (growing), its update due in 50
 /// minutes, on a node that cannot hold the growth. Scale-down judged it at its
@@ -869,13 +881,7 @@ fn scale_down_judges_a_drain_where_the_scheduler_binds_not_beside_a_coming_growt
     let plan = setup(2500).plan();
     assert!(matches!(decision(&plan, "web-0"), ResizeDecision::OffTarget { .. }), "{}", plan.explanation);
     assert!(super::starts(&plan).is_empty(), "{:?}\n{}", plan.actions, plan.explanation);
-    match plan.explanation.node("n3") {
-        Some(NodeStatus::NoPlaceForPod { pod, scheduler }) => {
-            assert_eq!(pod.name, "tiny-0");
-            assert!(scheduler.contains("node n1"), "{scheduler}");
-        }
-        other => panic!("n3: {other:?}\n{}", plan.explanation),
-    }
+    assert_bound_into(&plan, "n3", "tiny-0", "n1");
 
     // A growth n1 holds beside tiny-0 (1000m + 1800m + 1000m): n3 may go.
     let plan = setup(1800).plan();
@@ -913,13 +919,7 @@ fn scale_down_lets_a_pod_requesting_no_cpu_go_where_a_growth_is_over_the_cpu() {
     // Requesting CPU, tiny-0 would take room n1 has not: n3 stays.
     let plan = setup(100).plan();
     assert!(super::starts(&plan).is_empty(), "{:?}\n{}", plan.actions, plan.explanation);
-    match plan.explanation.node("n3") {
-        Some(NodeStatus::NoPlaceForPod { pod, scheduler }) => {
-            assert_eq!(pod.name, "tiny-0");
-            assert!(scheduler.contains("node n1"), "{scheduler}");
-        }
-        other => panic!("n3: {other:?}\n{}", plan.explanation),
-    }
+    assert_bound_into(&plan, "n3", "tiny-0", "n1");
 }
 
 /// Issue 18: the same hand check ignored extended resources. web-0's growth
@@ -950,13 +950,7 @@ fn scale_down_keeps_a_gpu_pod_off_the_gpu_a_coming_growth_needs() {
     let plan = setup(1).plan();
     assert!(matches!(decision(&plan, "web-0"), ResizeDecision::OffTarget { .. }), "{}", plan.explanation);
     assert!(super::starts(&plan).is_empty(), "{:?}\n{}", plan.actions, plan.explanation);
-    match plan.explanation.node("n3") {
-        Some(NodeStatus::NoPlaceForPod { pod, scheduler }) => {
-            assert_eq!(pod.name, "train-0");
-            assert!(scheduler.contains("node n2"), "{scheduler}");
-        }
-        other => panic!("n3: {other:?}\n{}", plan.explanation),
-    }
+    assert_bound_into(&plan, "n3", "train-0", "n2");
 
     // With a second GPU on n2 both fit there: n3 may go.
     let plan = setup(2).plan();
