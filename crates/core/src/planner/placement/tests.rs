@@ -617,42 +617,7 @@ fn a_co_location_whose_pull_stacks_a_shared_server_is_withheld() {
 /// given, its expected gain 1000 ms/s lower.
 #[test]
 fn a_co_location_that_takes_the_client_from_its_standing_one_counts_what_that_breaks() {
-    let mut snap = cluster(
-        3,
-        3,
-        &[
-            ("redis", 0, 500),
-            ("frontend", 0, 500),
-            ("frontend", 0, 500),
-            ("cart", 1, 500),
-            ("cart", 1, 500),
-            ("cart", 1, 500),
-        ],
-    );
-    // frontend's template carries the earlier advice: next to redis.
-    let near_redis = WeightedPodAffinityTerm {
-        weight: 50,
-        term: PodAffinityTerm::in_namespace(
-            crate::model::LabelSelector {
-                match_labels: BTreeMap::from([("app".to_string(), "redis".to_string())]),
-                ..Default::default()
-            },
-            HOSTNAME_KEY,
-            "shop",
-        ),
-    };
-    for p in snap.pods.iter_mut().filter(|p| p.workload == Some(workload("frontend"))) {
-        let mut placement = (*p.placement).clone();
-        placement.preferred_pod_affinity.push(near_redis.clone());
-        p.placement = Arc::new(placement);
-    }
-    let to_redis = |rps| Flow {
-        server: workload("redis"),
-        requests_per_second: rps,
-        p99_same_node_ms: Some(3.0),
-        p99_cross_node_ms: None,
-        ..chatty(0.0)
-    };
+    let snap = kept_next_to_redis(None);
     let frontend = "co-locate Deployment/shop/frontend with Deployment/shop/cart";
 
     let mut run = Run::new(snap.clone(), vec![chatty(200.0), to_redis(2500.0)]);
