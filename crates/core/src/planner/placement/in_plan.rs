@@ -77,32 +77,26 @@ pub(crate) fn advise_pass(
             match &a.proposal {
                 Proposal::CoLocate { client, server, weight, term, partners, .. } => {
                     let subject = a.proposal.subject();
+                    let mut apply = |key: String, workload: &WorkloadRef, reason: String, moves_with| {
+                        memory.withdrawing.remove(&key);
+                        memory.applied.entry(key).or_insert_with(|| AppliedAffinity {
+                            workload: workload.clone(),
+                            server: server.clone(),
+                            term: term.clone(),
+                            weight: *weight,
+                            reason,
+                            at: now,
+                            moves_with,
+                        });
+                    };
                     // A group move: each partner's template gets the same
                     // term, towards the server, rolled out like the
                     // client's (its own entry, so its own PDB and rollout).
                     for partner in partners {
-                        let key = partner_subject(partner, server, client);
-                        memory.withdrawing.remove(&key);
-                        memory.applied.entry(key).or_insert_with(|| AppliedAffinity {
-                            workload: partner.clone(),
-                            server: server.clone(),
-                            term: term.clone(),
-                            weight: *weight,
-                            reason: format!("moves with {client}: {}", a.proposal),
-                            at: now,
-                            moves_with: Some(subject.clone()),
-                        });
+                        let reason = format!("moves with {client}: {}", a.proposal);
+                        apply(partner_subject(partner, server, client), partner, reason, Some(subject.clone()));
                     }
-                    memory.withdrawing.remove(&subject);
-                    memory.applied.entry(subject).or_insert_with(|| AppliedAffinity {
-                        workload: client.clone(),
-                        server: server.clone(),
-                        term: term.clone(),
-                        weight: *weight,
-                        reason: a.proposal.to_string(),
-                        at: now,
-                        moves_with: None,
-                    });
+                    apply(subject, client, a.proposal.to_string(), None);
                 }
                 Proposal::IncreaseResources { workload, resource, containers, .. } if a.new => {
                     let containers = containers
